@@ -1,0 +1,214 @@
+//! Convene's REST API: the Digital Samba-compatible `/api/v1` surface.
+//!
+//! Layers: thin axum handlers in [`routes`] -> validation in [`settings`] and
+//! the handlers' input functions -> SQL in [`store`]. Authentication and rate
+//! limiting run as middleware ([`auth`]) before any handler or lookup. The
+//! OpenAPI document is generated from the handlers' annotations by the same
+//! router that serves them, so a served route cannot be missing from it.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod permissions;
+pub mod routes;
+pub mod settings;
+pub mod store;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ApiResult};
+pub use routes::rooms::RESERVED_PATHS;
+pub use store::Db;
+
+/// Settings of the API that come from the server's configuration.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Base of room URLs and token links, without a trailing slash.
+    pub public_url: String,
+    pub rate_limit_per_minute: u32,
+    pub max_body_bytes: usize,
+}
+
+impl ApiConfig {
+    pub fn room_url(&self, friendly_url: &str) -> String {
+        format!("{}/{friendly_url}", self.public_url.trim_end_matches('/'))
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub db: Db,
+    pub config: Arc<ApiConfig>,
+    pub limiter: Arc<auth::RateLimiter>,
+}
+
+impl ApiState {
+    pub fn new(db: Db, config: ApiConfig) -> ApiState {
+        ApiState {
+            db,
+            config: Arc::new(config),
+            limiter: Arc::new(auth::RateLimiter::default()),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Convene API",
+        description = "Self-hosted video conferencing, compatible with Digital Samba's REST API.",
+    ),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("basic" = [])),
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The team's developer key"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("team id : developer key"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The authenticated `/api/v1` routes and their OpenAPI document.
+fn api_routes() -> OpenApiRouter<ApiState> {
+    use routes::{defaults, live, roles, rooms};
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(defaults::get_defaults, defaults::patch_defaults))
+        .routes(routes!(
+            defaults::get_defaults_slash,
+            defaults::patch_defaults_slash
+        ))
+        .routes(routes!(
+            rooms::create_room,
+            rooms::list_rooms,
+            rooms::delete_rooms
+        ))
+        .routes(routes!(rooms::delete_rooms_by_tags))
+        .routes(routes!(
+            rooms::get_room,
+            rooms::update_room,
+            rooms::delete_room
+        ))
+        .routes(routes!(rooms::delete_room_resources))
+        .routes(routes!(rooms::create_token))
+        .routes(routes!(roles::list_roles, roles::create_role))
+        .routes(routes!(
+            roles::get_role,
+            roles::update_role,
+            roles::delete_role
+        ))
+        .routes(routes!(roles::list_permissions))
+        .routes(routes!(live::room_live_count))
+        .routes(routes!(live::team_live_count))
+}
+
+/// The OpenAPI document of every `/api/v1` route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api_routes().split_for_parts();
+    doc.paths.paths.insert(
+        "/api/v1/openapi.json".into(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This OpenAPI document (no authentication)"))
+                .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 JSON")),
+        ),
+    );
+    doc
+}
+
+/// The full HTTP surface of the API crate: `/api/v1/...` and `/health`.
+pub fn router(state: ApiState) -> Router {
+    let (api, _) = api_routes().split_for_parts();
+    let doc = Arc::new(openapi());
+    let max_body = state.config.max_body_bytes;
+    let api = api
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_team,
+        ))
+        .with_state(state.clone());
+    Router::new()
+        .merge(api)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route("/health", get(health).with_state(state))
+        .layer(DefaultBodyLimit::max(max_body))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// JSON 404 for unknown `/api` paths.
+pub async fn route_not_found(method: Method, uri: Uri) -> Response {
+    ApiError::NotFound(format!("no such endpoint: {method} {}", uri.path())).into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let mut r = ApiError::BadRequest(format!("method {method} is not allowed on {}", uri.path()))
+        .into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+#[derive(serde::Serialize)]
+struct Health {
+    status: &'static str,
+    checks: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `GET /health`: 200 when every check passes, 503 naming the failing one.
+async fn health(State(state): State<ApiState>) -> Response {
+    let db_ok = tokio::time::timeout(std::time::Duration::from_secs(3), state.db.ping())
+        .await
+        .map(|r| r.is_ok())
+        .unwrap_or(false);
+    let mut checks = serde_json::Map::new();
+    checks.insert(
+        "database".into(),
+        serde_json::Value::from(if db_ok { "ok" } else { "failing" }),
+    );
+    let (status, code) = if db_ok {
+        ("healthy", StatusCode::OK)
+    } else {
+        ("unhealthy", StatusCode::SERVICE_UNAVAILABLE)
+    };
+    (code, Json(Health { status, checks })).into_response()
+}

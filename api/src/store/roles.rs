@@ -1,0 +1,323 @@
+//! Roles: built-in and custom, per team.
+
+use serde_json::{Map, Value};
+use sqlx::{Sqlite, Transaction};
+
+use super::{Db, Page, StoreError, now};
+use crate::permissions::{BUILTIN_ROLES, permission_map};
+
+#[derive(Debug, Clone)]
+pub struct RoleRecord {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub permissions: Map<String, Value>,
+    pub builtin: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+type RoleRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    String,
+    String,
+);
+
+const COLUMNS: &str =
+    "id, name, display_name, description, permissions, builtin, created_at, updated_at";
+
+fn record(row: RoleRow) -> Result<RoleRecord, StoreError> {
+    let (id, name, display_name, description, permissions, builtin, created_at, updated_at) = row;
+    let permissions = match serde_json::from_str::<Value>(&permissions) {
+        Ok(Value::Object(m)) => crate::permissions::complete(&m),
+        _ => return Err(StoreError::Corrupt(format!("permissions of role {id}"))),
+    };
+    Ok(RoleRecord {
+        id,
+        name,
+        display_name,
+        description,
+        permissions,
+        builtin: builtin != 0,
+        created_at,
+        updated_at,
+    })
+}
+
+pub(crate) async fn insert_builtin_roles(
+    tx: &mut Transaction<'_, Sqlite>,
+    team_id: &str,
+    ts: &str,
+) -> Result<(), StoreError> {
+    for (name, display, granted) in BUILTIN_ROLES {
+        sqlx::query(
+            "INSERT INTO roles (id, team_id, name, display_name, description, permissions, builtin, created_at, updated_at)
+             VALUES (?, ?, ?, ?, NULL, ?, 1, ?, ?)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(team_id)
+        .bind(name)
+        .bind(display)
+        .bind(Value::Object(permission_map(granted)).to_string())
+        .bind(ts)
+        .bind(ts)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The fields of a new or changed role (already validated).
+#[derive(Debug, Clone)]
+pub struct RoleInput {
+    pub name: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub permissions: Map<String, Value>,
+}
+
+/// Why a role change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RoleChangeError {
+    #[error("role not found")]
+    NotFound,
+    #[error("a role named '{0}' already exists")]
+    NameTaken(String),
+    #[error("role '{0}' is in use by {1} room(s) or the team's default settings")]
+    InUse(String, i64),
+    #[error("built-in role '{0}' cannot be deleted or renamed")]
+    Builtin(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for RoleChangeError {
+    fn from(e: sqlx::Error) -> Self {
+        RoleChangeError::Store(StoreError::Sqlx(e))
+    }
+}
+
+impl Db {
+    pub async fn list_roles(
+        &self,
+        team_id: &str,
+        page: &Page,
+        after: Option<&str>,
+    ) -> Result<(i64, Vec<RoleRecord>), StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM roles WHERE team_id = ?")
+            .bind(team_id)
+            .fetch_one(&self.read)
+            .await?;
+        let mut sql = format!("SELECT {COLUMNS} FROM roles WHERE team_id = ?");
+        if after.is_some() {
+            sql.push_str(&format!(
+                " AND seq {} (SELECT seq FROM roles WHERE team_id = ? AND (id = ? OR name = ?))",
+                page.order.after_op()
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY seq {} LIMIT ? OFFSET ?",
+            page.order.sql()
+        ));
+        let mut q = sqlx::query_as::<_, RoleRow>(&sql).bind(team_id);
+        if let Some(a) = after {
+            q = q.bind(team_id).bind(a).bind(a);
+        }
+        let rows = q
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(&self.read)
+            .await?;
+        let rows = rows.into_iter().map(record).collect::<Result<_, _>>()?;
+        Ok((total, rows))
+    }
+
+    /// Finds a role by id or by name.
+    pub async fn role(&self, team_id: &str, key: &str) -> Result<Option<RoleRecord>, StoreError> {
+        let row: Option<RoleRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM roles WHERE team_id = ? AND (id = ? OR name = ?)"
+        ))
+        .bind(team_id)
+        .bind(key)
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(record).transpose()
+    }
+
+    /// The names of all roles of a team.
+    pub async fn role_names(&self, team_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM roles WHERE team_id = ? ORDER BY seq")
+                .bind(team_id)
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    pub async fn create_role(
+        &self,
+        team_id: &str,
+        input: &RoleInput,
+    ) -> Result<RoleRecord, RoleChangeError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let ts = now();
+        let res = sqlx::query(
+            "INSERT INTO roles (id, team_id, name, display_name, description, permissions, builtin, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(&id)
+        .bind(team_id)
+        .bind(&input.name)
+        .bind(&input.display_name)
+        .bind(&input.description)
+        .bind(Value::Object(input.permissions.clone()).to_string())
+        .bind(&ts)
+        .bind(&ts)
+        .execute(&self.write)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if super::is_unique_violation(&e) => {
+                return Err(RoleChangeError::NameTaken(input.name.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(RoleRecord {
+            id,
+            name: input.name.clone(),
+            display_name: input.display_name.clone(),
+            description: input.description.clone(),
+            permissions: input.permissions.clone(),
+            builtin: false,
+            created_at: ts.clone(),
+            updated_at: ts,
+        })
+    }
+
+    /// Applies `change` to the role found by id or name, inside the writer's
+    /// transaction so concurrent updates never lose one another.
+    pub async fn update_role<E: From<RoleChangeError>>(
+        &self,
+        team_id: &str,
+        key: &str,
+        change: impl FnOnce(&RoleRecord) -> Result<RoleInput, E>,
+    ) -> Result<RoleRecord, E> {
+        let mut tx = self.write.begin().await.map_err(RoleChangeError::from)?;
+        let row: Option<RoleRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM roles WHERE team_id = ? AND (id = ? OR name = ?)"
+        ))
+        .bind(team_id)
+        .bind(key)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(RoleChangeError::from)?;
+        let current = row
+            .map(record)
+            .transpose()
+            .map_err(RoleChangeError::from)?
+            .ok_or(RoleChangeError::NotFound)?;
+        let next = change(&current)?;
+        if next.name != current.name {
+            if current.builtin {
+                return Err(RoleChangeError::Builtin(current.name).into());
+            }
+            let uses = role_uses(&mut tx, team_id, &current.name)
+                .await
+                .map_err(RoleChangeError::from)?;
+            if uses > 0 {
+                return Err(RoleChangeError::InUse(current.name, uses).into());
+            }
+        }
+        let ts = now();
+        let res = sqlx::query(
+            "UPDATE roles SET name = ?, display_name = ?, description = ?, permissions = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&next.name)
+        .bind(&next.display_name)
+        .bind(&next.description)
+        .bind(Value::Object(next.permissions.clone()).to_string())
+        .bind(&ts)
+        .bind(&current.id)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if super::is_unique_violation(&e) => {
+                return Err(RoleChangeError::NameTaken(next.name).into());
+            }
+            Err(e) => return Err(RoleChangeError::from(e).into()),
+        }
+        tx.commit().await.map_err(RoleChangeError::from)?;
+        Ok(RoleRecord {
+            id: current.id,
+            name: next.name,
+            display_name: next.display_name,
+            description: next.description,
+            permissions: next.permissions,
+            builtin: current.builtin,
+            created_at: current.created_at,
+            updated_at: ts,
+        })
+    }
+
+    pub async fn delete_role(&self, team_id: &str, key: &str) -> Result<(), RoleChangeError> {
+        let mut tx = self.write.begin().await?;
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, name, builtin FROM roles WHERE team_id = ? AND (id = ? OR name = ?)",
+        )
+        .bind(team_id)
+        .bind(key)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (id, name, builtin) = row.ok_or(RoleChangeError::NotFound)?;
+        if builtin != 0 {
+            return Err(RoleChangeError::Builtin(name));
+        }
+        let uses = role_uses(&mut tx, team_id, &name).await?;
+        if uses > 0 {
+            return Err(RoleChangeError::InUse(name, uses));
+        }
+        sqlx::query("DELETE FROM roles WHERE id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// How many rooms (plus the team defaults) list the role.
+async fn role_uses(
+    tx: &mut Transaction<'_, Sqlite>,
+    team_id: &str,
+    name: &str,
+) -> Result<i64, sqlx::Error> {
+    let rooms: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM rooms WHERE team_id = ?1 AND (
+             EXISTS (SELECT 1 FROM json_each(rooms.settings, '$.roles') WHERE value = ?2)
+             OR json_extract(rooms.settings, '$.default_role') = ?2)",
+    )
+    .bind(team_id)
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?;
+    let defaults: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM teams WHERE id = ?1 AND (
+             EXISTS (SELECT 1 FROM json_each(teams.default_settings, '$.roles') WHERE value = ?2)
+             OR json_extract(teams.default_settings, '$.default_role') = ?2)",
+    )
+    .bind(team_id)
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(rooms + defaults)
+}

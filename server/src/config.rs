@@ -1,0 +1,136 @@
+//! Command line and environment configuration of the `convene` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "convene",
+    version,
+    about = "Self-hosted video conferencing server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    /// Server options when no subcommand is given (same as `convene serve`).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options every subcommand shares.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Directory holding convene.db (and later recordings).
+    #[arg(
+        long,
+        env = "CONVENE_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Base URL of room links and token links.
+    #[arg(
+        long,
+        env = "CONVENE_PUBLIC_URL",
+        default_value = "http://localhost:8080",
+        global = true
+    )]
+    pub public_url: String,
+    /// Log format.
+    #[arg(long, env = "CONVENE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no subcommand is given).
+    Serve(ServeArgs),
+    /// Show or rotate the default team's developer key.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+    /// Print a room token and join link for the default team.
+    Token(TokenArgs),
+    /// Manage teams.
+    Team {
+        #[command(subcommand)]
+        action: TeamAction,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP server (API, signaling, room pages).
+    #[arg(long, env = "CONVENE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Fixes the default team's developer key (at least 16 characters);
+    /// otherwise a random key is generated on first start and stored.
+    #[arg(long, env = "CONVENE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Requests per minute allowed per developer key.
+    #[arg(long, env = "CONVENE_RATE_LIMIT_PER_MINUTE", default_value_t = 1000)]
+    pub rate_limit_per_minute: u32,
+    /// Largest accepted JSON request body, in bytes.
+    #[arg(long, env = "CONVENE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// UDP port of the media plane (every participant shares it).
+    #[arg(long, env = "CONVENE_RTC_PORT", default_value_t = 7882)]
+    pub rtc_port: u16,
+    /// IP address the media socket binds to; also the advertised candidate
+    /// unless --public-ip is given (0.0.0.0: the machine's outward address).
+    #[arg(long, env = "CONVENE_RTC_IP", default_value = "0.0.0.0")]
+    pub rtc_ip: std::net::IpAddr,
+    /// IP address advertised to clients for media (1:1 NAT, e.g. a cloud VM's public IP).
+    #[arg(long, env = "CONVENE_PUBLIC_IP")]
+    pub public_ip: Option<std::net::IpAddr>,
+    /// Media worker threads (0: one per core).
+    #[arg(long, env = "CONVENE_MEDIA_WORKERS", default_value_t = 0)]
+    pub media_workers: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Print the default team's id and developer key.
+    Show,
+    /// Replace the default team's developer key with a new random one.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamAction {
+    /// Create another team and print its id and developer key.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Room UUID or friendly_url.
+    #[arg(long)]
+    pub room: String,
+    /// Participant display name.
+    #[arg(long)]
+    pub name: String,
+    /// Role name (one of the room's roles); the room's default role when absent.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// External user id.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Lifetime in minutes (default 24 hours).
+    #[arg(long)]
+    pub exp_minutes: Option<i64>,
+}

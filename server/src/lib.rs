@@ -1,0 +1,245 @@
+//! The `convene` server: opens the store, ensures the default team, builds the
+//! HTTP router and serves it until shutdown.
+//!
+//! This is the only crate that owns sockets and spawns tasks; the API lives in
+//! `convene-api`, the forwarding core in `convene-sfu`.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod config;
+pub mod rtc;
+pub mod signaling;
+pub mod web;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use convene_api::store::teams::TeamRecord;
+use convene_api::{ApiConfig, ApiState, Db};
+use tokio::net::TcpListener;
+
+use crate::config::{Common, ServeArgs};
+use crate::rtc::{MediaConfig, MediaPlane};
+use crate::signaling::Signaling;
+
+/// How long in-flight requests get after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A new random developer key: 32 random bytes, base64url.
+pub fn random_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Opens `<data-dir>/convene.db`, creating the directory when needed.
+pub async fn open_store(common: &Common) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&common.data_dir)
+        .with_context(|| format!("creating data dir {}", common.data_dir.display()))?;
+    Db::open(&common.data_dir)
+        .await
+        .with_context(|| format!("opening the database in {}", common.data_dir.display()))
+}
+
+/// What [`ensure_default_team`] did.
+pub struct DefaultTeam {
+    pub team: TeamRecord,
+    /// True when the team was created now (its key should be shown once).
+    pub created: bool,
+}
+
+/// Creates the default team on first start; applies `--api-key` when given.
+pub async fn ensure_default_team(db: &Db, api_key: Option<&str>) -> anyhow::Result<DefaultTeam> {
+    if let Some(k) = api_key
+        && k.len() < 16
+    {
+        anyhow::bail!("--api-key / CONVENE_API_KEY must be at least 16 characters");
+    }
+    match db.default_team().await? {
+        Some(mut team) => {
+            if let Some(k) = api_key
+                && team.developer_key != k
+            {
+                db.set_team_key(&team.id, k).await?;
+                team.developer_key = k.to_string();
+                tracing::info!(team_id = %team.id, "default team's developer key set from --api-key");
+            }
+            Ok(DefaultTeam {
+                team,
+                created: false,
+            })
+        }
+        None => {
+            let key = api_key.map(str::to_string).unwrap_or_else(random_key);
+            let team = db.create_team("Default team", &key, true).await?;
+            Ok(DefaultTeam {
+                team,
+                created: true,
+            })
+        }
+    }
+}
+
+/// The whole HTTP surface: API, signaling, room pages, static assets.
+pub fn app(state: ApiState, sig: Arc<Signaling>) -> Router {
+    use axum::routing::get;
+    let db = state.db.clone();
+    let pages = Router::new()
+        .route("/", get(web::index))
+        .route("/static/{*path}", get(web::static_file))
+        .route("/rooms/{room}", get(web::room))
+        .route("/{room}", get(web::room))
+        .with_state(db);
+    let rtc = Router::new()
+        .route("/rtc", get(signaling::ws_handler))
+        .with_state(sig);
+    convene_api::router(state)
+        .merge(rtc)
+        .merge(pages)
+        .fallback(fallback)
+}
+
+async fn fallback(method: axum::http::Method, uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") || uri.path() == "/api" {
+        return convene_api::route_not_found(method, uri).await;
+    }
+    (axum::http::StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then gives in-flight
+/// requests [`SHUTDOWN_GRACE`] to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        res = &mut server => res.context("http server")?,
+        _ = async {
+            let _ = rx.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `convene serve`.
+pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
+    let db = open_store(&common).await?;
+    let default = ensure_default_team(&db, args.api_key.as_deref()).await?;
+    if default.created {
+        println!("Created the default team.");
+        println!("  team id:       {}", default.team.id);
+        println!("  developer key: {}", default.team.developer_key);
+        println!("(shown once; `convene key show` prints it again)");
+    }
+    let config = ApiConfig {
+        public_url: common.public_url.trim_end_matches('/').to_string(),
+        rate_limit_per_minute: args.rate_limit_per_minute,
+        max_body_bytes: args.max_body_bytes,
+    };
+    let stale = db.close_stale_sessions().await?;
+    if stale > 0 {
+        tracing::warn!(
+            sessions = stale,
+            "ended sessions left open by an earlier run"
+        );
+    }
+    let state = ApiState::new(db.clone(), config);
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let workers = if args.media_workers == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        args.media_workers
+    };
+    let media = Arc::new(
+        MediaPlane::start(
+            &MediaConfig {
+                bind: std::net::SocketAddr::new(args.rtc_ip, args.rtc_port),
+                advertise: args.public_ip,
+                workers,
+            },
+            events_tx,
+        )
+        .with_context(|| {
+            format!(
+                "starting the media plane on {}:{}",
+                args.rtc_ip, args.rtc_port
+            )
+        })?,
+    );
+    let sig = Signaling::new(db.clone(), media.clone());
+    tokio::spawn(async move {
+        while let Some(event) = events_rx.recv().await {
+            match event {
+                rtc::MediaEvent::PeerFailed { participant_id } => {
+                    tracing::info!(participant = %participant_id, "peer connection closed by the media plane");
+                }
+            }
+        }
+    });
+    let listener = TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding {}", args.http_addr))?;
+    let local = listener.local_addr()?;
+    println!("Convene is running at {}", common.public_url);
+    println!(
+        "media on udp {} (advertised {})",
+        media.local_addr, media.candidate
+    );
+    println!("listening on http://{local}");
+    tracing::info!(addr = %local, public_url = %common.public_url, "convene listening");
+    let sig_for_shutdown = sig.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Tell every participant first; their sockets close on their own.
+        sig_for_shutdown.shutdown();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    serve(listener, app(state, sig), shutdown).await?;
+    let m = media.clone();
+    let _ = tokio::task::spawn_blocking(move || m.stop()).await;
+    db.close().await;
+    tracing::info!("convene stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests");
+}

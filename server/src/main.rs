@@ -1,0 +1,104 @@
+//! `convene`: the command line entry point.
+
+use clap::Parser;
+use convene_server::config::{Cli, Command, Common, KeyAction, LogFormat, TeamAction, TokenArgs};
+use serde_json::{Map, Value};
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.common.log_format);
+    match cli.command {
+        None => convene_server::run_serve(cli.common, cli.serve).await,
+        Some(Command::Serve(args)) => convene_server::run_serve(cli.common, args).await,
+        Some(Command::Key { action }) => key(&cli.common, action).await,
+        Some(Command::Team { action }) => team(&cli.common, action).await,
+        Some(Command::Token(args)) => token(&cli.common, args).await,
+    }
+}
+
+async fn key(common: &Common, action: KeyAction) -> anyhow::Result<()> {
+    let db = convene_server::open_store(common).await?;
+    let default = convene_server::ensure_default_team(&db, None).await?;
+    let team = default.team;
+    match action {
+        KeyAction::Show => {
+            println!("team id:       {}", team.id);
+            println!("developer key: {}", team.developer_key);
+        }
+        KeyAction::Rotate => {
+            let key = convene_server::random_key();
+            db.set_team_key(&team.id, &key).await?;
+            println!("team id:       {}", team.id);
+            println!("developer key: {key}");
+            println!("(the previous key no longer works; tokens it signed are no longer accepted)");
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn team(common: &Common, action: TeamAction) -> anyhow::Result<()> {
+    let db = convene_server::open_store(common).await?;
+    match action {
+        TeamAction::Create { name } => {
+            let name = name.trim();
+            anyhow::ensure!(
+                !name.is_empty() && name.len() <= 100,
+                "--name must be 1 to 100 characters"
+            );
+            let team = db
+                .create_team(name, &convene_server::random_key(), false)
+                .await?;
+            println!("team id:       {}", team.id);
+            println!("developer key: {}", team.developer_key);
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn token(common: &Common, args: TokenArgs) -> anyhow::Result<()> {
+    let db = convene_server::open_store(common).await?;
+    let team: convene_api::auth::Team = convene_server::ensure_default_team(&db, None)
+        .await?
+        .team
+        .into();
+    let room = db
+        .room(&team.id, &args.room)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("room '{}' not found in the default team", args.room))?;
+    let mut body = Map::new();
+    body.insert("u".into(), Value::from(args.name));
+    if let Some(r) = args.role {
+        body.insert("role".into(), Value::from(r));
+    }
+    if let Some(u) = args.user_id {
+        body.insert("ud".into(), Value::from(u));
+    }
+    if let Some(m) = args.exp_minutes {
+        anyhow::ensure!(m > 0, "--exp-minutes must be positive");
+        body.insert("exp".into(), Value::from(m));
+    }
+    let claims = convene_api::routes::rooms::token_claims(&team, &room, &body)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = convene_api::tokens::mint(&claims, &team.developer_key)?;
+    let base = common.public_url.trim_end_matches('/');
+    println!("{token}");
+    println!("{base}/{}?token={token}", room.friendly_url);
+    db.close().await;
+    Ok(())
+}

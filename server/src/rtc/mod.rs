@@ -1,0 +1,212 @@
+//! The media plane: one UDP port, a receive thread that routes datagrams, and
+//! media worker threads that each own the peers and rooms sharded to them.
+//!
+//! Signaling talks to workers only through bounded channels ([`Command`]);
+//! workers talk back through each participant's bounded outbound queue and an
+//! unbounded channel of rare [`MediaEvent`]s. Rooms are sharded to workers by
+//! a hash of the room id, so every participant of a room shares its worker
+//! and forwarding never crosses threads.
+
+pub mod forward;
+pub mod sdp_scan;
+pub mod stun;
+pub mod tcp;
+pub mod udp;
+pub mod worker;
+
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError, bounded};
+use tokio::sync::mpsc;
+
+pub use worker::{Command, NewPeer};
+
+/// Counters of the whole media plane, shared by its threads (relaxed atomics).
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    pub peers: AtomicU64,
+    pub tracks: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub rtp_in: AtomicU64,
+    pub rtp_bytes_in: AtomicU64,
+    pub rtp_forwarded: AtomicU64,
+    pub rtp_bytes_forwarded: AtomicU64,
+    pub rtp_dropped: AtomicU64,
+    pub plis: AtomicU64,
+    pub nacks: AtomicU64,
+    pub malformed: AtomicU64,
+    pub unroutable: AtomicU64,
+    pub signal_dropped: AtomicU64,
+}
+
+/// Rare events from workers to signaling.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// The peer connection of a participant failed or closed.
+    PeerFailed { participant_id: String },
+}
+
+/// Where the media plane listens and what it advertises.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Local address of the UDP socket.
+    pub bind: SocketAddr,
+    /// Address put in the ICE candidate (public IP for 1:1 NAT).
+    pub advertise: Option<IpAddr>,
+    pub workers: usize,
+}
+
+/// Handle on the running media plane.
+pub struct MediaPlane {
+    commands: Vec<Sender<Command>>,
+    pub local_addr: SocketAddr,
+    pub candidate: SocketAddr,
+    pub counters: Arc<MediaCounters>,
+    pub recv_counters: Arc<udp::RecvCounters>,
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("the media worker is overloaded; try again")]
+    Busy,
+    #[error("the media plane has stopped")]
+    Stopped,
+}
+
+/// The IP to advertise when bound to an unspecified address: the address the
+/// OS would route outwards from (found without sending anything).
+fn default_route_ip() -> Option<IpAddr> {
+    let s = UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+impl MediaPlane {
+    pub fn start(
+        config: &MediaConfig,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> std::io::Result<MediaPlane> {
+        let socket = UdpSocket::bind(config.bind)?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let local_addr = socket.local_addr()?;
+        let ip = match config.advertise {
+            Some(ip) => ip,
+            None if !local_addr.ip().is_unspecified() => local_addr.ip(),
+            None => default_route_ip().ok_or_else(|| {
+                std::io::Error::other(
+                    "cannot tell which IP to advertise for media; set --rtc-ip or --public-ip",
+                )
+            })?,
+        };
+        let candidate = SocketAddr::new(ip, local_addr.port());
+        // ICE-TCP on the same port number, when it is free for TCP too.
+        let tcp_listener = match std::net::TcpListener::bind(local_addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, port = local_addr.port(), "ICE-TCP not available on the media port");
+                None
+            }
+        };
+        let socket = Arc::new(socket);
+        let counters = Arc::new(MediaCounters::default());
+        let recv_counters = Arc::new(udp::RecvCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = config.workers.clamp(1, 255);
+        let (pool_tx, pool_rx) = bounded(4096);
+        let mut datagram_txs = Vec::new();
+        let mut commands = Vec::new();
+        let mut threads = Vec::new();
+        for index in 0..workers {
+            let (dtx, drx) = bounded(2048);
+            let (ctx, crx) = bounded(1024);
+            datagram_txs.push(dtx);
+            commands.push(ctx);
+            let setup = worker::WorkerSetup {
+                index,
+                socket: socket.clone(),
+                local_addr,
+                candidate,
+                tcp: tcp_listener.is_some(),
+                datagrams: drx,
+                commands: crx,
+                pool: pool_tx.clone(),
+                counters: counters.clone(),
+                events: events.clone(),
+                stop: stop.clone(),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("media-{index}"))
+                    .spawn(move || worker::run(setup))?,
+            );
+        }
+        if let Some(listener) = tcp_listener {
+            let workers = datagram_txs.clone();
+            let pool = pool_rx.clone();
+            let stop = stop.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("media-tcp-accept".into())
+                    .spawn(move || tcp::listen_loop(listener, workers, pool, stop))?,
+            );
+        }
+        {
+            let socket = socket.clone();
+            let recv_counters = recv_counters.clone();
+            let stop = stop.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("media-recv".into())
+                    .spawn(move || {
+                        udp::receive_loop(socket, datagram_txs, pool_rx, recv_counters, stop)
+                    })?,
+            );
+        }
+        tracing::info!(%local_addr, %candidate, workers, "media plane listening (UDP, and TCP when available)");
+        Ok(MediaPlane {
+            commands,
+            local_addr,
+            candidate,
+            counters,
+            recv_counters,
+            stop,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// The worker a room lives on.
+    pub fn worker_of(&self, room_id: &str) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        room_id.hash(&mut h);
+        (h.finish() % self.commands.len() as u64) as usize
+    }
+
+    pub fn send(&self, worker: usize, cmd: Command) -> Result<(), MediaError> {
+        match self.commands[worker % self.commands.len()].try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(MediaError::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(MediaError::Stopped),
+        }
+    }
+
+    /// Stops every thread (each notices within 200 ms) and waits for them.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let threads = match self.threads.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        };
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}

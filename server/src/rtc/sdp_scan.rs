@@ -1,0 +1,79 @@
+//! Reads what an SDP offer intends to send, per m-line, before str0m sees it:
+//! the signaling layer checks publish permissions against it.
+
+use str0m::media::MediaKind;
+
+/// One m-line the offerer will send on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendingLine {
+    pub mid: String,
+    pub kind: MediaKind,
+}
+
+/// The m-lines of `sdp` whose direction is `sendonly` or `sendrecv` (the
+/// default when no direction is given) and whose port is not 0.
+pub fn sending_lines(sdp: &str) -> Vec<SendingLine> {
+    let mut out = Vec::new();
+    let mut sections = sdp.split("\nm=").skip(1);
+    for section in sections.by_ref() {
+        let mut lines = section.lines();
+        let header = lines.next().unwrap_or("");
+        let mut parts = header.split_whitespace();
+        let kind = match parts.next() {
+            Some("audio") => MediaKind::Audio,
+            Some("video") => MediaKind::Video,
+            _ => continue,
+        };
+        if parts.next() == Some("0") {
+            continue;
+        }
+        let mut mid = None;
+        let mut sending = true;
+        for line in lines {
+            let line = line.trim_end_matches('\r');
+            if let Some(m) = line.strip_prefix("a=mid:") {
+                mid = Some(m.trim().to_string());
+            }
+            match line {
+                "a=recvonly" | "a=inactive" => sending = false,
+                "a=sendonly" | "a=sendrecv" => sending = true,
+                _ => {}
+            }
+        }
+        if sending && let Some(mid) = mid {
+            out.push(SendingLine { mid, kind });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_sending_lines() {
+        let sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendrecv\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=recvonly\r\n\
+m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=sendonly\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:4\r\n";
+        let lines = sending_lines(sdp);
+        assert_eq!(
+            lines,
+            vec![
+                SendingLine {
+                    mid: "0".into(),
+                    kind: MediaKind::Audio
+                },
+                SendingLine {
+                    mid: "1".into(),
+                    kind: MediaKind::Video
+                },
+            ]
+        );
+        assert!(sending_lines("garbage").is_empty());
+        assert!(sending_lines("").is_empty());
+    }
+}

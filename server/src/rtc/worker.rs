@@ -1,0 +1,1391 @@
+//! A media worker: one thread that is the single owner of the peers (str0m
+//! `Rtc`s) and rooms sharded to it.
+//!
+//! The loop waits on two bounded channels — datagrams from the receive thread
+//! and commands from signaling — or until the earliest str0m timeout, feeds
+//! str0m, drains its output, forwards RTP between the room's peers, and sends
+//! datagrams on the shared socket. Nothing here awaits or takes a lock shared
+//! with another worker; one peer's error disconnects that peer only.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
+use tokio::sync::{mpsc, oneshot};
+
+use super::forward::{Forward, Layer, PacketView};
+use super::sdp_scan;
+use super::udp::{DATAGRAM_CAPACITY, Datagram};
+use super::{MediaCounters, MediaEvent};
+use crate::signaling::wire::{OfferTrack, OfferedTrack, ServerMsg, Source, TrackInfo};
+
+/// A participant handed to a worker by signaling.
+pub struct NewPeer {
+    pub participant_id: String,
+    pub room_id: String,
+    pub out: mpsc::Sender<ServerMsg>,
+    /// May publish camera and microphone (`broadcast`).
+    pub may_broadcast: bool,
+    /// May publish a screen track (`screenshare` and the room allows it).
+    pub may_screenshare: bool,
+}
+
+/// Commands from signaling to the worker owning a participant or room.
+pub enum Command {
+    AddPeer(Box<NewPeer>),
+    RemovePeer {
+        participant_id: String,
+    },
+    ClientOffer {
+        participant_id: String,
+        sdp: String,
+        tracks: Vec<OfferTrack>,
+    },
+    ClientAnswer {
+        participant_id: String,
+        sdp: String,
+    },
+    Subscribe {
+        participant_id: String,
+        track_id: String,
+        subscribe: bool,
+    },
+    Pause {
+        participant_id: String,
+        track_id: String,
+        paused: bool,
+    },
+    Layer {
+        participant_id: String,
+        track_id: String,
+        max_layer: Option<Layer>,
+        max_height: Option<u32>,
+    },
+    Mute {
+        participant_id: String,
+        source: Option<Source>,
+        muted: bool,
+        by: Option<String>,
+    },
+    RoomTracks {
+        room_id: String,
+        reply: oneshot::Sender<HashMap<String, Vec<TrackInfo>>>,
+    },
+}
+
+/// How often PLI/FIR may be relayed to one published track.
+const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+/// Active speakers are recomputed this often.
+const SPEAKER_INTERVAL: Duration = Duration::from_millis(500);
+/// A level above this (in -dBov, 0 loudest .. 127 silent) counts as speech.
+const SPEECH_LEVEL: f32 = 50.0;
+
+struct Track {
+    key: u64,
+    id: String,
+    publisher: usize,
+    participant_id: String,
+    mid: Mid,
+    kind: MediaKind,
+    source: Source,
+    muted: bool,
+    simulcast: bool,
+    last_keyframe_request: Option<Instant>,
+}
+
+impl Track {
+    fn info(&self) -> TrackInfo {
+        TrackInfo {
+            id: self.id.clone(),
+            kind: kind_str(self.kind),
+            source: self.source,
+            muted: self.muted,
+        }
+    }
+}
+
+fn kind_str(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutState {
+    /// In an offer not yet answered.
+    Offered,
+    Active,
+    /// The track is gone; the m-line goes inactive in the next offer.
+    Closing,
+    /// Inactive in an offer not yet answered.
+    ClosingOffered,
+    Closed,
+}
+
+struct OutTrack {
+    mid: Mid,
+    track_key: u64,
+    state: OutState,
+    subscribed: bool,
+    paused: bool,
+    forward: Forward,
+    /// Payload type cache: (incoming codec, outgoing pt).
+    pt: Option<(Codec, str0m::media::Pt)>,
+}
+
+struct Peer {
+    participant_id: String,
+    room_id: String,
+    rtc: Rtc,
+    out: mpsc::Sender<ServerMsg>,
+    ufrag: String,
+    may_broadcast: bool,
+    may_screenshare: bool,
+    next_timeout: Instant,
+    dirty: bool,
+    /// Sources declared for mids in the latest client offer.
+    offered_sources: HashMap<String, Source>,
+    /// Published tracks by mid.
+    published: HashMap<Mid, u64>,
+    ssrcs: HashMap<Ssrc, (Mid, Option<Rid>)>,
+    outs: Vec<OutTrack>,
+    pending_offer: Option<SdpPendingOffer>,
+    ice_state: IceConnectionState,
+    joined_at: Instant,
+    connected_logged: bool,
+    bwe: Option<Bitrate>,
+    /// Sum and count of audio levels (-dBov) since the last speaker tick.
+    level_sum: f32,
+    level_count: u32,
+    quality: &'static str,
+}
+
+impl Peer {
+    fn send(&self, msg: ServerMsg, counters: &MediaCounters) {
+        if self.out.try_send(msg).is_err() {
+            counters
+                .signal_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Room {
+    peers: Vec<usize>,
+    tracks: HashMap<u64, Track>,
+    speakers: Vec<String>,
+}
+
+pub struct Worker {
+    index: usize,
+    socket: Arc<UdpSocket>,
+    local_addr: SocketAddr,
+    candidate: Candidate,
+    peers: Vec<Option<Peer>>,
+    free: Vec<usize>,
+    by_participant: HashMap<String, usize>,
+    by_ufrag: HashMap<String, usize>,
+    by_addr: HashMap<SocketAddr, usize>,
+    /// ICE-TCP connections by remote address.
+    tcp: HashMap<SocketAddr, super::tcp::TcpWriter>,
+    tcp_candidate: Option<Candidate>,
+    rooms: HashMap<String, Room>,
+    next_track: u64,
+    pool: Sender<Box<[u8; DATAGRAM_CAPACITY]>>,
+    counters: Arc<MediaCounters>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    /// Incoming RTP waiting to be forwarded: (publisher slot, packet).
+    rtp_queue: Vec<(usize, RtpPacket)>,
+    /// Slots that need polling.
+    dirty: Vec<usize>,
+    last_speaker_tick: Instant,
+}
+
+/// Everything a worker thread needs.
+pub struct WorkerSetup {
+    pub index: usize,
+    pub socket: Arc<UdpSocket>,
+    pub local_addr: SocketAddr,
+    pub candidate: SocketAddr,
+    /// Also offer a passive ICE-TCP candidate on the same address.
+    pub tcp: bool,
+    pub datagrams: Receiver<Datagram>,
+    pub commands: Receiver<Command>,
+    pub pool: Sender<Box<[u8; DATAGRAM_CAPACITY]>>,
+    pub counters: Arc<MediaCounters>,
+    pub events: mpsc::UnboundedSender<MediaEvent>,
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+pub fn run(setup: WorkerSetup) {
+    let candidate = match Candidate::host(setup.candidate, "udp") {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, addr = %setup.candidate, "invalid media candidate address; worker not started");
+            return;
+        }
+    };
+    let tcp_candidate = if setup.tcp {
+        Candidate::builder()
+            .tcp()
+            .host(setup.candidate)
+            .tcptype(str0m::net::TcpType::Passive)
+            .build()
+            .ok()
+    } else {
+        None
+    };
+    let mut w = Worker {
+        index: setup.index,
+        socket: setup.socket,
+        local_addr: setup.local_addr,
+        candidate,
+        peers: Vec::new(),
+        free: Vec::new(),
+        by_participant: HashMap::new(),
+        by_ufrag: HashMap::new(),
+        by_addr: HashMap::new(),
+        tcp: HashMap::new(),
+        tcp_candidate,
+        rooms: HashMap::new(),
+        next_track: 1,
+        pool: setup.pool,
+        counters: setup.counters,
+        events: setup.events,
+        rtp_queue: Vec::with_capacity(64),
+        dirty: Vec::with_capacity(64),
+        last_speaker_tick: Instant::now(),
+    };
+    let datagrams = setup.datagrams;
+    let commands = setup.commands;
+    let stop = setup.stop;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let now = Instant::now();
+        let deadline = w.next_deadline(now);
+        let wait = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(100));
+        select! {
+            recv(datagrams) -> d => match d {
+                Ok(d) => w.on_datagram(d),
+                Err(_) => break,
+            },
+            recv(commands) -> c => match c {
+                Ok(c) => w.on_command(c),
+                Err(_) => break,
+            },
+            default(wait) => {}
+        }
+        // Take whatever else is queued without blocking, bounded per round.
+        for _ in 0..64 {
+            match datagrams.try_recv() {
+                Ok(d) => w.on_datagram(d),
+                Err(_) => break,
+            }
+        }
+        while let Ok(c) = commands.try_recv() {
+            w.on_command(c);
+        }
+        w.drive(Instant::now());
+    }
+    // Channels closed: the server is stopping. Say goodbye to every peer.
+    for slot in 0..w.peers.len() {
+        if let Some(p) = w.peers[slot].as_mut() {
+            p.rtc.disconnect();
+        }
+    }
+    tracing::debug!(worker = w.index, "media worker stopped");
+}
+
+impl Worker {
+    fn next_deadline(&self, now: Instant) -> Instant {
+        if !self.dirty.is_empty() || !self.rtp_queue.is_empty() {
+            return now;
+        }
+        let mut t = now + Duration::from_millis(100);
+        for p in self.peers.iter().flatten() {
+            t = t.min(p.next_timeout);
+        }
+        t.min(self.last_speaker_tick + SPEAKER_INTERVAL)
+    }
+
+    fn on_datagram(&mut self, d: Datagram) {
+        let slot = self.by_addr.get(&d.from).copied().or_else(|| {
+            let ufrag = super::stun::binding_request_ufrag(d.bytes())?;
+            self.by_ufrag.get(ufrag).copied()
+        });
+        if let Some(slot) = slot
+            && let Some(peer) = self.peers[slot].as_mut()
+        {
+            let now = Instant::now();
+            let known = self.by_addr.contains_key(&d.from);
+            let proto = if d.tcp.is_some() {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
+            match Receive::new(proto, d.from, self.local_addr, d.bytes()) {
+                Ok(recv) => {
+                    let input = Input::Receive(now, recv);
+                    if known || peer.rtc.accepts(&input) {
+                        self.by_addr.insert(d.from, slot);
+                        if let Some(w) = &d.tcp
+                            && !self.tcp.contains_key(&d.from)
+                        {
+                            self.tcp.insert(d.from, w.clone());
+                        }
+                        if let Err(e) = peer.rtc.handle_input(input) {
+                            tracing::debug!(participant = %peer.participant_id, error = %e, "input refused");
+                        }
+                        // str0m holds one received RTP packet at a time: drain
+                        // it before the next input.
+                        self.poll_peer(slot, now);
+                    }
+                }
+                Err(_) => {
+                    self.counters
+                        .malformed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        } else {
+            self.counters
+                .unroutable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let _ = self.pool.try_send(d.buf);
+    }
+
+    fn mark_dirty(&mut self, slot: usize) {
+        if let Some(p) = self.peers[slot].as_mut()
+            && !p.dirty
+        {
+            p.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// Advances every peer whose timer is due, polls every dirty peer, and
+    /// forwards the RTP that came out, until nothing is left to do.
+    fn drive(&mut self, now: Instant) {
+        for slot in 0..self.peers.len() {
+            if let Some(p) = self.peers[slot].as_mut()
+                && p.next_timeout <= now
+            {
+                let _ = p.rtc.handle_input(Input::Timeout(now));
+                self.mark_dirty(slot);
+            }
+        }
+        let mut rounds = 0;
+        while !(self.dirty.is_empty() && self.rtp_queue.is_empty()) && rounds < 16 {
+            rounds += 1;
+            // Peers marked while this batch is polled land in a fresh list.
+            let mut batch = std::mem::take(&mut self.dirty);
+            for &slot in &batch {
+                if let Some(p) = self.peers[slot].as_mut() {
+                    p.dirty = false;
+                }
+                self.poll_peer(slot, now);
+            }
+            let mut queue = std::mem::take(&mut self.rtp_queue);
+            for (slot, pkt) in queue.iter() {
+                self.forward_rtp(*slot, pkt, now);
+            }
+            queue.clear();
+            self.rtp_queue = queue;
+            if self.dirty.is_empty() {
+                batch.clear();
+                self.dirty = batch;
+            }
+        }
+        if now.duration_since(self.last_speaker_tick) >= SPEAKER_INTERVAL {
+            self.last_speaker_tick = now;
+            self.speaker_tick();
+        }
+    }
+
+    fn poll_peer(&mut self, slot: usize, now: Instant) {
+        let mut dead = false;
+        loop {
+            let Some(peer) = self.peers[slot].as_mut() else {
+                return;
+            };
+            if !peer.rtc.is_alive() {
+                dead = true;
+                break;
+            }
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    peer.next_timeout = t;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    let sent = if t.proto == Protocol::Tcp {
+                        self.tcp
+                            .get(&t.destination)
+                            .is_some_and(|w| w.send(&t.contents))
+                    } else {
+                        self.socket.send_to(&t.contents, t.destination).is_ok()
+                    };
+                    if !sent {
+                        tracing::trace!(dest = %t.destination, "send failed");
+                    } else {
+                        self.counters.bytes_out.fetch_add(
+                            t.contents.len() as u64,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                        self.counters
+                            .packets_out
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                Ok(Output::Event(e)) => self.on_event(slot, e, now),
+                Err(e) => {
+                    tracing::info!(participant = %peer.participant_id, error = %e, "peer connection failed");
+                    dead = true;
+                    break;
+                }
+            }
+        }
+        if dead && let Some(peer) = self.peers[slot].as_ref() {
+            let pid = peer.participant_id.clone();
+            let _ = self.events.send(MediaEvent::PeerFailed {
+                participant_id: pid.clone(),
+            });
+            self.remove_peer(&pid);
+        }
+    }
+
+    fn on_event(&mut self, slot: usize, event: Event, now: Instant) {
+        match event {
+            Event::RtpPacket(pkt) => self.rtp_queue.push((slot, pkt)),
+            Event::IceConnectionStateChange(state) => {
+                if let Some(p) = self.peers[slot].as_mut() {
+                    p.ice_state = state;
+                    tracing::debug!(participant = %p.participant_id, ?state, "ice state");
+                }
+                if state == IceConnectionState::Disconnected {
+                    self.set_quality(slot, "lost");
+                }
+            }
+            Event::Connected => {
+                if let Some(p) = self.peers[slot].as_mut()
+                    && !p.connected_logged
+                {
+                    p.connected_logged = true;
+                    tracing::info!(
+                        participant = %p.participant_id,
+                        room = %p.room_id,
+                        ms_since_join = now.duration_since(p.joined_at).as_millis() as u64,
+                        "media connected (ICE + DTLS)"
+                    );
+                }
+                self.set_quality(slot, "excellent");
+            }
+            Event::MediaAdded(m) => {
+                self.on_media_added(slot, m.mid, m.kind, m.direction, m.simulcast.is_some())
+            }
+            Event::MediaChanged(m) if !m.direction.is_receiving() => {
+                self.unpublish_mid(slot, m.mid);
+            }
+            Event::KeyframeRequest(req) => self.on_keyframe_request(slot, req.mid, req.kind, now),
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
+            | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+                if let Some(p) = self.peers[slot].as_mut() {
+                    p.bwe = Some(estimate);
+                }
+                let q = if estimate.as_u64() < 250_000 {
+                    "poor"
+                } else if estimate.as_u64() < 1_000_000 {
+                    "good"
+                } else {
+                    "excellent"
+                };
+                self.set_quality(slot, q);
+            }
+            _ => {}
+        }
+    }
+
+    fn set_quality(&mut self, slot: usize, quality: &'static str) {
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        if p.quality == quality {
+            return;
+        }
+        p.quality = quality;
+        let pid = p.participant_id.clone();
+        let room_id = p.room_id.clone();
+        self.broadcast(&room_id, None, || ServerMsg::ConnectionQuality {
+            participant_id: pid.clone(),
+            quality,
+        });
+    }
+
+    /// Sends a message to every peer of the room except `except`.
+    fn broadcast(&self, room_id: &str, except: Option<usize>, msg: impl Fn() -> ServerMsg) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        for &s in &room.peers {
+            if Some(s) == except {
+                continue;
+            }
+            if let Some(p) = self.peers[s].as_ref() {
+                p.send(msg(), &self.counters);
+            }
+        }
+    }
+
+    fn on_media_added(
+        &mut self,
+        slot: usize,
+        mid: Mid,
+        kind: MediaKind,
+        dir: Direction,
+        simulcast: bool,
+    ) {
+        if !dir.is_receiving() {
+            return;
+        }
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        if p.published.contains_key(&mid) {
+            return;
+        }
+        let source = p
+            .offered_sources
+            .get(&mid.to_string())
+            .copied()
+            .unwrap_or(match kind {
+                MediaKind::Audio => Source::Microphone,
+                MediaKind::Video => Source::Camera,
+            });
+        let key = self.next_track;
+        self.next_track += 1;
+        p.published.insert(mid, key);
+        let track = Track {
+            key,
+            id: format!("{}-{}", p.participant_id, mid),
+            publisher: slot,
+            participant_id: p.participant_id.clone(),
+            mid,
+            kind,
+            source,
+            muted: false,
+            simulcast,
+            last_keyframe_request: None,
+        };
+        let info = track.info();
+        let pid = p.participant_id.clone();
+        let room_id = p.room_id.clone();
+        tracing::info!(participant = %pid, track = %track.id, kind = kind_str(kind), source = source.as_str(), simulcast, "track published");
+        self.counters
+            .tracks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        room.tracks.insert(key, track);
+        let others: Vec<usize> = room.peers.iter().copied().filter(|&s| s != slot).collect();
+        self.broadcast(&room_id, Some(slot), || ServerMsg::TrackPublished {
+            participant_id: pid.clone(),
+            track: info.clone(),
+        });
+        for s in others {
+            self.renegotiate(s);
+        }
+    }
+
+    fn unpublish_mid(&mut self, slot: usize, mid: Mid) {
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        let Some(key) = p.published.remove(&mid) else {
+            return;
+        };
+        let room_id = p.room_id.clone();
+        let pid = p.participant_id.clone();
+        self.remove_track(&room_id, key, &pid);
+    }
+
+    fn remove_track(&mut self, room_id: &str, key: u64, pid: &str) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(track) = room.tracks.remove(&key) else {
+            return;
+        };
+        self.counters
+            .tracks
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(participant = %pid, track = %track.id, "track unpublished");
+        let peers = room.peers.clone();
+        for &s in &peers {
+            if let Some(p) = self.peers[s].as_mut() {
+                for o in p.outs.iter_mut().filter(|o| o.track_key == key) {
+                    o.state = match o.state {
+                        OutState::Closed | OutState::ClosingOffered => o.state,
+                        _ => OutState::Closing,
+                    };
+                }
+            }
+        }
+        let track_id = track.id.clone();
+        self.broadcast(room_id, Some(track.publisher), || {
+            ServerMsg::TrackUnpublished {
+                participant_id: pid.to_string(),
+                track_id: track_id.clone(),
+            }
+        });
+        for s in peers {
+            if s != track.publisher {
+                self.renegotiate(s);
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::AddPeer(new) => self.add_peer(*new),
+            Command::RemovePeer { participant_id } => self.remove_peer(&participant_id),
+            Command::ClientOffer {
+                participant_id,
+                sdp,
+                tracks,
+            } => self.client_offer(&participant_id, &sdp, tracks),
+            Command::ClientAnswer {
+                participant_id,
+                sdp,
+            } => self.client_answer(&participant_id, &sdp),
+            Command::Subscribe {
+                participant_id,
+                track_id,
+                subscribe,
+            } => self.with_out(&participant_id, &track_id, |o| {
+                o.subscribed = subscribe;
+                o.forward.reset();
+            }),
+            Command::Pause {
+                participant_id,
+                track_id,
+                paused,
+            } => self.with_out(&participant_id, &track_id, |o| {
+                o.paused = paused;
+                o.forward.reset();
+            }),
+            Command::Layer {
+                participant_id,
+                track_id,
+                max_layer,
+                max_height,
+            } => self.with_out(&participant_id, &track_id, |o| {
+                o.forward.set_preference(max_layer, max_height);
+            }),
+            Command::Mute {
+                participant_id,
+                source,
+                muted,
+                by,
+            } => self.mute(&participant_id, source, muted, by),
+            Command::RoomTracks { room_id, reply } => {
+                let mut out: HashMap<String, Vec<TrackInfo>> = HashMap::new();
+                if let Some(room) = self.rooms.get(&room_id) {
+                    for t in room.tracks.values() {
+                        out.entry(t.participant_id.clone())
+                            .or_default()
+                            .push(t.info());
+                    }
+                }
+                let _ = reply.send(out);
+            }
+        }
+    }
+
+    fn add_peer(&mut self, new: NewPeer) {
+        if self.by_participant.contains_key(&new.participant_id) {
+            self.remove_peer(&new.participant_id);
+        }
+        let now = Instant::now();
+        let ufrag = format!("w{:02x}{}", self.index, random_token(12));
+        let pass = random_token(24);
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_local_ice_credentials(IceCreds {
+                ufrag: ufrag.clone(),
+                pass,
+            })
+            .enable_bwe(Some(Bitrate::kbps(1500)))
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_vp9(true)
+            .enable_h264(true)
+            .enable_av1(true)
+            .set_send_buffer_video(1000)
+            .build(now);
+        rtc.add_local_candidate(self.candidate.clone());
+        if let Some(c) = &self.tcp_candidate {
+            rtc.add_local_candidate(c.clone());
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.peers.push(None);
+                self.peers.len() - 1
+            }
+        };
+        tracing::debug!(participant = %new.participant_id, worker = self.index, slot, "peer added");
+        self.by_ufrag.insert(ufrag.clone(), slot);
+        self.by_participant.insert(new.participant_id.clone(), slot);
+        self.counters
+            .peers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let room = self.rooms.entry(new.room_id.clone()).or_default();
+        room.peers.push(slot);
+        self.peers[slot] = Some(Peer {
+            participant_id: new.participant_id,
+            room_id: new.room_id,
+            rtc,
+            out: new.out,
+            ufrag,
+            may_broadcast: new.may_broadcast,
+            may_screenshare: new.may_screenshare,
+            next_timeout: now,
+            dirty: false,
+            offered_sources: HashMap::new(),
+            published: HashMap::new(),
+            ssrcs: HashMap::new(),
+            outs: Vec::new(),
+            pending_offer: None,
+            ice_state: IceConnectionState::New,
+            joined_at: now,
+            connected_logged: false,
+            bwe: None,
+            level_sum: 0.0,
+            level_count: 0,
+            quality: "good",
+        });
+        // Offer what the room already publishes.
+        self.renegotiate(slot);
+    }
+
+    fn remove_peer(&mut self, participant_id: &str) {
+        let Some(slot) = self.by_participant.remove(participant_id) else {
+            return;
+        };
+        let Some(mut peer) = self.peers[slot].take() else {
+            return;
+        };
+        peer.rtc.disconnect();
+        // Flush what disconnect produced (nothing critical if it fails).
+        while let Ok(Output::Transmit(t)) = peer.rtc.poll_output() {
+            if t.proto == Protocol::Udp {
+                let _ = self.socket.send_to(&t.contents, t.destination);
+            }
+        }
+        self.by_ufrag.remove(&peer.ufrag);
+        let tcp = &mut self.tcp;
+        self.by_addr.retain(|addr, s| {
+            if *s == slot {
+                tcp.remove(addr);
+                false
+            } else {
+                true
+            }
+        });
+        self.free.push(slot);
+        self.counters
+            .peers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let keys: Vec<u64> = peer.published.values().copied().collect();
+        if let Some(room) = self.rooms.get_mut(&peer.room_id) {
+            room.peers.retain(|&s| s != slot);
+        }
+        for key in keys {
+            self.remove_track(&peer.room_id, key, &peer.participant_id);
+        }
+        if let Some(room) = self.rooms.get(&peer.room_id)
+            && room.peers.is_empty()
+        {
+            self.rooms.remove(&peer.room_id);
+        }
+        tracing::debug!(participant = %participant_id, "peer removed");
+    }
+
+    fn with_out(&mut self, participant_id: &str, track_id: &str, f: impl FnOnce(&mut OutTrack)) {
+        let Some(&slot) = self.by_participant.get(participant_id) else {
+            return;
+        };
+        let Some(room_id) = self.peers[slot].as_ref().map(|p| p.room_id.clone()) else {
+            return;
+        };
+        let Some(key) = self
+            .rooms
+            .get(&room_id)
+            .and_then(|r| r.tracks.values().find(|t| t.id == track_id))
+            .map(|t| (t.key, t.publisher, t.mid))
+        else {
+            return;
+        };
+        let mut wants_keyframe = false;
+        if let Some(p) = self.peers[slot].as_mut()
+            && let Some(o) = p.outs.iter_mut().find(|o| o.track_key == key.0)
+        {
+            f(o);
+            wants_keyframe = o.subscribed && !o.paused;
+        }
+        if wants_keyframe {
+            self.request_keyframe(
+                &room_id,
+                key.0,
+                KeyframeRequestKind::Pli,
+                Instant::now(),
+                true,
+            );
+        }
+    }
+
+    fn mute(
+        &mut self,
+        participant_id: &str,
+        source: Option<Source>,
+        muted: bool,
+        by: Option<String>,
+    ) {
+        let Some(&slot) = self.by_participant.get(participant_id) else {
+            return;
+        };
+        let Some(room_id) = self.peers[slot].as_ref().map(|p| p.room_id.clone()) else {
+            return;
+        };
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for t in room.tracks.values_mut() {
+            if t.publisher == slot && source.is_none_or(|s| s == t.source) && t.muted != muted {
+                t.muted = muted;
+                changed.push((t.id.clone(), t.source));
+            }
+        }
+        for (track_id, src) in changed {
+            let by = by.clone();
+            self.broadcast(&room_id, None, || ServerMsg::TrackMuted {
+                participant_id: participant_id.to_string(),
+                track_id: track_id.clone(),
+                source: src,
+                muted,
+                by: by.clone(),
+            });
+        }
+    }
+
+    fn client_offer(&mut self, participant_id: &str, sdp: &str, tracks: Vec<OfferTrack>) {
+        let Some(&slot) = self.by_participant.get(participant_id) else {
+            return;
+        };
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        if p.pending_offer.is_some() {
+            // Glare: our offer is outstanding; the polite client rolls back.
+            tracing::debug!(participant = %participant_id, "ignoring client offer during our own offer");
+            return;
+        }
+        let declared: HashMap<String, Source> =
+            tracks.into_iter().map(|t| (t.mid, t.source)).collect();
+        let own_mids: Vec<String> = p.outs.iter().map(|o| o.mid.to_string()).collect();
+        for line in sdp_scan::sending_lines(sdp) {
+            if own_mids.contains(&line.mid) {
+                continue;
+            }
+            let source = declared.get(&line.mid).copied().unwrap_or(match line.kind {
+                MediaKind::Audio => Source::Microphone,
+                MediaKind::Video => Source::Camera,
+            });
+            let allowed = match source {
+                Source::Screen => p.may_screenshare && line.kind == MediaKind::Video,
+                Source::Microphone => p.may_broadcast && line.kind == MediaKind::Audio,
+                Source::Camera => p.may_broadcast && line.kind == MediaKind::Video,
+            };
+            if !allowed {
+                let message = match source {
+                    Source::Screen => "your role may not share the screen in this room",
+                    _ => "your role may not publish camera or microphone (no broadcast permission)",
+                };
+                tracing::info!(participant = %participant_id, source = source.as_str(), "publish refused");
+                p.send(
+                    ServerMsg::OfferRejected {
+                        code: "FORBIDDEN",
+                        message: message.into(),
+                    },
+                    &self.counters,
+                );
+                return;
+            }
+        }
+        let offer = match SdpOffer::from_sdp_string(sdp) {
+            Ok(o) => o,
+            Err(e) => {
+                p.send(
+                    ServerMsg::OfferRejected {
+                        code: "BAD_MESSAGE",
+                        message: format!("the offer is not valid SDP: {e}"),
+                    },
+                    &self.counters,
+                );
+                return;
+            }
+        };
+        p.offered_sources.extend(declared);
+        match p.rtc.sdp_api().accept_offer(offer) {
+            Ok(answer) => {
+                p.send(
+                    ServerMsg::Answer {
+                        sdp: answer.to_sdp_string(),
+                    },
+                    &self.counters,
+                );
+            }
+            Err(e) => {
+                tracing::info!(participant = %participant_id, error = %e, "offer refused");
+                p.send(
+                    ServerMsg::OfferRejected {
+                        code: "BAD_MESSAGE",
+                        message: format!("the offer could not be accepted: {e}"),
+                    },
+                    &self.counters,
+                );
+                return;
+            }
+        }
+        // Mids the client stopped sending are unpublished.
+        let still: Vec<String> = sdp_scan::sending_lines(sdp)
+            .into_iter()
+            .map(|l| l.mid)
+            .collect();
+        let gone: Vec<Mid> = p
+            .published
+            .keys()
+            .copied()
+            .filter(|m| !still.contains(&m.to_string()))
+            .collect();
+        self.mark_dirty(slot);
+        self.poll_peer(slot, Instant::now());
+        for mid in gone {
+            self.unpublish_mid(slot, mid);
+        }
+        self.renegotiate(slot);
+    }
+
+    fn client_answer(&mut self, participant_id: &str, sdp: &str) {
+        let Some(&slot) = self.by_participant.get(participant_id) else {
+            return;
+        };
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        let Some(pending) = p.pending_offer.take() else {
+            tracing::debug!(participant = %participant_id, "answer without an offer; ignored");
+            return;
+        };
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(a) => a,
+            Err(e) => {
+                p.send(
+                    ServerMsg::error(
+                        "BAD_MESSAGE",
+                        format!("the answer is not valid SDP: {e}"),
+                        false,
+                    ),
+                    &self.counters,
+                );
+                return;
+            }
+        };
+        if let Err(e) = p.rtc.sdp_api().accept_answer(pending, answer) {
+            tracing::info!(participant = %participant_id, error = %e, "answer refused");
+            p.send(
+                ServerMsg::error(
+                    "BAD_MESSAGE",
+                    format!("the answer could not be applied: {e}"),
+                    false,
+                ),
+                &self.counters,
+            );
+            return;
+        }
+        let mut newly_active = Vec::new();
+        for o in p.outs.iter_mut() {
+            o.state = match o.state {
+                OutState::Offered => {
+                    newly_active.push(o.track_key);
+                    OutState::Active
+                }
+                OutState::ClosingOffered => OutState::Closed,
+                s => s,
+            };
+        }
+        let room_id = p.room_id.clone();
+        self.mark_dirty(slot);
+        for key in newly_active {
+            self.request_keyframe(
+                &room_id,
+                key,
+                KeyframeRequestKind::Pli,
+                Instant::now(),
+                true,
+            );
+        }
+        self.renegotiate(slot);
+    }
+
+    /// Offers the peer the room's current tracks when they differ from what
+    /// it receives, unless an offer is already outstanding.
+    fn renegotiate(&mut self, slot: usize) {
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        if p.pending_offer.is_some() {
+            return;
+        }
+        let Some(room) = self.rooms.get(&p.room_id) else {
+            return;
+        };
+        let mut to_add: Vec<&Track> = room
+            .tracks
+            .values()
+            .filter(|t| t.publisher != slot && !p.outs.iter().any(|o| o.track_key == t.key))
+            .collect();
+        to_add.sort_by_key(|t| t.key);
+        let closing: Vec<Mid> = p
+            .outs
+            .iter()
+            .filter(|o| o.state == OutState::Closing)
+            .map(|o| o.mid)
+            .collect();
+        if to_add.is_empty() && closing.is_empty() {
+            return;
+        }
+        let mut change = p.rtc.sdp_api();
+        let mut added = Vec::new();
+        for t in &to_add {
+            let mid = change.add_media(
+                t.kind,
+                Direction::SendOnly,
+                Some(t.participant_id.clone()),
+                Some(t.id.clone()),
+                None,
+            );
+            added.push((mid, t.key));
+        }
+        for mid in &closing {
+            change.set_direction(*mid, Direction::Inactive);
+        }
+        let Some((offer, pending)) = change.apply() else {
+            return;
+        };
+        for (mid, key) in added {
+            p.outs.push(OutTrack {
+                mid,
+                track_key: key,
+                state: OutState::Offered,
+                subscribed: true,
+                paused: false,
+                forward: Forward::default(),
+                pt: None,
+            });
+        }
+        for o in p.outs.iter_mut() {
+            if o.state == OutState::Closing {
+                o.state = OutState::ClosingOffered;
+            }
+        }
+        let tracks: Vec<OfferedTrack> = p
+            .outs
+            .iter()
+            .filter(|o| matches!(o.state, OutState::Offered | OutState::Active))
+            .filter_map(|o| {
+                let t = room.tracks.get(&o.track_key)?;
+                Some(OfferedTrack {
+                    mid: o.mid.to_string(),
+                    track_id: t.id.clone(),
+                    participant_id: t.participant_id.clone(),
+                    kind: kind_str(t.kind),
+                    source: t.source,
+                })
+            })
+            .collect();
+        p.pending_offer = Some(pending);
+        p.send(
+            ServerMsg::Offer {
+                sdp: offer.to_sdp_string(),
+                tracks,
+            },
+            &self.counters,
+        );
+        self.mark_dirty(slot);
+    }
+
+    fn on_keyframe_request(
+        &mut self,
+        slot: usize,
+        mid: Mid,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
+        let Some(p) = self.peers[slot].as_ref() else {
+            return;
+        };
+        let Some(o) = p.outs.iter().find(|o| o.mid == mid) else {
+            return;
+        };
+        let key = o.track_key;
+        let room_id = p.room_id.clone();
+        self.request_keyframe(&room_id, key, kind, now, false);
+    }
+
+    /// Asks a track's publisher for a keyframe, at most once per
+    /// [`KEYFRAME_INTERVAL`] unless `force`d by a new subscriber.
+    fn request_keyframe(
+        &mut self,
+        room_id: &str,
+        key: u64,
+        kind: KeyframeRequestKind,
+        now: Instant,
+        force: bool,
+    ) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(track) = room.tracks.get_mut(&key) else {
+            return;
+        };
+        if track.kind != MediaKind::Video {
+            return;
+        }
+        if !force
+            && track
+                .last_keyframe_request
+                .is_some_and(|t| now.duration_since(t) < KEYFRAME_INTERVAL)
+        {
+            return;
+        }
+        track.last_keyframe_request = Some(now);
+        let (publisher, mid, simulcast) = (track.publisher, track.mid, track.simulcast);
+        self.counters
+            .plis
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(p) = self.peers[publisher].as_mut() {
+            let mut api = p.rtc.direct_api();
+            if simulcast {
+                for rid in ["q", "h", "f"] {
+                    if let Some(rx) = api.stream_rx_by_mid(mid, Some(Rid::from(rid))) {
+                        rx.request_keyframe(kind);
+                    }
+                }
+            } else if let Some(rx) = api.stream_rx_by_mid(mid, None) {
+                rx.request_keyframe(kind);
+            }
+        }
+        self.mark_dirty(publisher);
+    }
+
+    fn forward_rtp(&mut self, slot: usize, pkt: &RtpPacket, now: Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.counters.rtp_in.fetch_add(1, Relaxed);
+        self.counters
+            .rtp_bytes_in
+            .fetch_add(pkt.payload.len() as u64, Relaxed);
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        let ssrc = pkt.header.ssrc;
+        let (mid, rid) = match p.ssrcs.get(&ssrc) {
+            Some(v) => *v,
+            None => {
+                let Some(rx) = p
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&ssrc)
+                    .map(|s| (s.mid(), s.rid()))
+                else {
+                    return;
+                };
+                p.ssrcs.insert(ssrc, rx);
+                rx
+            }
+        };
+        let Some(&key) = p.published.get(&mid) else {
+            return;
+        };
+        let codec = p
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|pp| pp.pt() == pkt.header.payload_type)
+            .map(|pp| pp.spec().codec);
+        let Some(codec) = codec else {
+            return;
+        };
+        if let Some(level) = pkt.header.ext_vals.audio_level {
+            p.level_sum += f32::from(level.unsigned_abs());
+            p.level_count += 1;
+        }
+        let room_id = p.room_id.clone();
+        let Some(room) = self.rooms.get(&room_id) else {
+            return;
+        };
+        let Some(track) = room.tracks.get(&key) else {
+            return;
+        };
+        tracing::trace!(track = %track.id, seq = *pkt.seq_no, "rtp in");
+        if track.muted && track.kind == MediaKind::Audio {
+            // A muted microphone still sends DTX comfort noise; nobody needs it.
+            return;
+        }
+        let view = PacketView {
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            layer: rid.map(|r| Layer::from_rid(&r)),
+            keyframe: track.kind == MediaKind::Video
+                && super::forward::is_keyframe(codec, &pkt.payload),
+            clock_rate: if track.kind == MediaKind::Audio {
+                48_000
+            } else {
+                90_000
+            },
+            arrival: now,
+        };
+        let mut need_keyframe = false;
+        for &s in &room.peers {
+            if s == slot {
+                continue;
+            }
+            let Some(sub) = self.peers[s].as_mut() else {
+                continue;
+            };
+            let Some(o) = sub.outs.iter_mut().find(|o| o.track_key == key) else {
+                continue;
+            };
+            if o.state != OutState::Active || !o.subscribed || o.paused {
+                continue;
+            }
+            let decision = o.forward.decide(&view, track.simulcast);
+            let (seq, ts) = match decision {
+                super::forward::Decision::Forward { seq, ts } => (seq, ts),
+                super::forward::Decision::Drop { wants_keyframe } => {
+                    need_keyframe |= wants_keyframe;
+                    self.counters.rtp_dropped.fetch_add(1, Relaxed);
+                    continue;
+                }
+            };
+            let pt = match o.pt {
+                Some((c, pt)) if c == codec => pt,
+                _ => {
+                    let Some(pt) = sub
+                        .rtc
+                        .codec_config()
+                        .params()
+                        .iter()
+                        .find(|pp| pp.spec().codec == codec)
+                        .map(|pp| pp.pt())
+                    else {
+                        continue;
+                    };
+                    o.pt = Some((codec, pt));
+                    pt
+                }
+            };
+            let out_mid = o.mid;
+            let ext = ExtensionValues {
+                audio_level: pkt.header.ext_vals.audio_level,
+                voice_activity: pkt.header.ext_vals.voice_activity,
+                ..Default::default()
+            };
+            let mut api = sub.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
+                continue;
+            };
+            tx.write_rtp(
+                RtpWrite::new(pt, SeqNo::from(seq), ts, now, pkt.payload.clone())
+                    .marker(pkt.header.marker)
+                    .nackable(track.kind == MediaKind::Video)
+                    .ext_vals(ext),
+            );
+            self.counters.rtp_forwarded.fetch_add(1, Relaxed);
+            self.counters
+                .rtp_bytes_forwarded
+                .fetch_add(pkt.payload.len() as u64, Relaxed);
+            if !sub.dirty {
+                sub.dirty = true;
+                self.dirty.push(s);
+            }
+        }
+        if need_keyframe {
+            self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, false);
+        }
+    }
+
+    fn speaker_tick(&mut self) {
+        let room_ids: Vec<String> = self.rooms.keys().cloned().collect();
+        for room_id in room_ids {
+            let Some(room) = self.rooms.get(&room_id) else {
+                continue;
+            };
+            let mut levels: Vec<(f32, String)> = Vec::new();
+            for &s in &room.peers {
+                if let Some(p) = self.peers[s].as_mut() {
+                    if p.level_count > 0 {
+                        let avg = p.level_sum / p.level_count as f32;
+                        if avg < SPEECH_LEVEL {
+                            levels.push((avg, p.participant_id.clone()));
+                        }
+                    }
+                    p.level_sum = 0.0;
+                    p.level_count = 0;
+                }
+            }
+            levels.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let speakers: Vec<String> = levels.into_iter().map(|(_, id)| id).collect();
+            let changed = self
+                .rooms
+                .get(&room_id)
+                .is_some_and(|r| r.speakers != speakers);
+            if changed {
+                if let Some(r) = self.rooms.get_mut(&room_id) {
+                    r.speakers = speakers.clone();
+                }
+                self.broadcast(&room_id, None, || ServerMsg::ActiveSpeakers {
+                    speakers: speakers.clone(),
+                });
+            }
+        }
+    }
+}
+
+fn random_token(n: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+        .collect()
+}

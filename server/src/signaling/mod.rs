@@ -1,0 +1,721 @@
+//! WebSocket signaling at `/rtc` (protocol in docs/signaling.md): join with a
+//! token or a name, SDP exchange with the media worker, events, moderation,
+//! keepalive, reconnect.
+//!
+//! Each connection is one task; each live room is one [`room::RoomActor`]
+//! task. Neither touches media: SDP and track commands go to the room's media
+//! worker over its bounded command channel.
+
+pub mod room;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use convene_api::Db;
+use convene_api::store::rooms::RoomRecord;
+use convene_api::tokens::{self, TokenError};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::rtc::{Command, MediaPlane};
+use room::{JoinOutcome, JoinRequest, Joined, RoomActor, RoomMsg};
+use wire::{ClientMsg, ServerMsg};
+
+/// Ping a client after this long without a message from it.
+pub const IDLE_PING: Duration = Duration::from_secs(20);
+/// Drop a client after this long without a message from it.
+pub const IDLE_DEAD: Duration = Duration::from_secs(45);
+/// Messages per second a client may send.
+const MESSAGE_RATE: u32 = 50;
+
+/// Shared state of signaling.
+pub struct Signaling {
+    pub db: Db,
+    pub media: Arc<MediaPlane>,
+    rooms: Mutex<HashMap<String, mpsc::Sender<RoomMsg>>>,
+    next_conn: AtomicU64,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Signaling {
+    pub fn new(db: Db, media: Arc<MediaPlane>) -> Arc<Signaling> {
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Signaling {
+            db,
+            media,
+            rooms: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            shutdown,
+        })
+    }
+
+    /// Tells every connection the server is stopping.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<RoomMsg>>> {
+        match self.rooms.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The room actor of a room, started when needed.
+    fn room_sender(self: &Arc<Self>, room: &RoomRecord) -> mpsc::Sender<RoomMsg> {
+        let mut rooms = self.rooms();
+        if let Some(tx) = rooms.get(&room.id)
+            && !tx.is_closed()
+        {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let actor = RoomActor::new(
+            self.clone(),
+            room.team_id.clone(),
+            room.id.clone(),
+            room.friendly_url.clone(),
+            room.settings.clone(),
+            rx,
+        );
+        rooms.insert(room.id.clone(), tx.clone());
+        tokio::spawn(actor.run());
+        tx
+    }
+
+    /// Sends to a room actor, restarting it once if it just retired.
+    async fn to_room(self: &Arc<Self>, room: &RoomRecord, msg: RoomMsg) -> bool {
+        let tx = self.room_sender(room);
+        match tx.send(msg).await {
+            Ok(()) => true,
+            Err(mpsc::error::SendError(msg)) => {
+                let tx = self.room_sender(room);
+                tx.send(msg).await.is_ok()
+            }
+        }
+    }
+
+    /// Sends to a running room actor (none running: nothing to do).
+    async fn to_live_room(&self, room_id: &str, msg: RoomMsg) {
+        let tx = self.rooms().get(room_id).cloned();
+        if let Some(tx) = tx {
+            let _ = tx.send(msg).await;
+        }
+    }
+
+    /// Called by an idle room actor: removes it from the registry unless a
+    /// message is waiting for it. Returns true when the actor may stop.
+    pub(crate) fn retire_room(&self, room_id: &str, rx: &mut mpsc::Receiver<RoomMsg>) -> bool {
+        let mut rooms = self.rooms();
+        if !rx.is_empty() {
+            return false;
+        }
+        rooms.remove(room_id);
+        rx.close();
+        true
+    }
+
+    /// Ends the live session of a room, if any (REST `end`, room deletion).
+    pub async fn end_session(&self, room_id: &str, reason: &'static str) {
+        self.to_live_room(room_id, RoomMsg::EndSession { reason })
+            .await;
+    }
+
+    /// Number of running room actors.
+    pub fn live_rooms(&self) -> usize {
+        self.rooms().len()
+    }
+}
+
+/// An opaque random secret (resume tokens).
+pub fn random_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 24];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RtcQuery {
+    token: Option<String>,
+}
+
+/// `GET /rtc`: upgrades to the signaling WebSocket.
+pub async fn ws_handler(
+    State(sig): State<Arc<Signaling>>,
+    Query(q): Query<RtcQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(wire::MAX_MESSAGE_BYTES)
+        .max_frame_size(wire::MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| async move {
+            let conn = sig.next_conn.fetch_add(1, Ordering::Relaxed);
+            Connection::run(sig, socket, q.token, conn).await;
+        })
+}
+
+/// Why a join was refused: a protocol error code and a message.
+type Refusal = (&'static str, String);
+
+fn token_refusal(e: TokenError) -> Refusal {
+    match e {
+        TokenError::Expired => ("TOKEN_EXPIRED", "your room token has expired".into()),
+        TokenError::NotYetValid => (
+            "TOKEN_NOT_YET_VALID",
+            "your room token is not valid yet".into(),
+        ),
+        TokenError::WrongRoom => ("TOKEN_INVALID", "your token is for another room".into()),
+        TokenError::MissingExp => ("TOKEN_INVALID", "your token has no expiry (exp)".into()),
+        _ => (
+            "TOKEN_INVALID",
+            format!("your room token is not valid: {e}"),
+        ),
+    }
+}
+
+/// What a successful authentication yields.
+struct Admission {
+    room: RoomRecord,
+    req: JoinRequest,
+}
+
+struct Connection {
+    sig: Arc<Signaling>,
+    socket: WebSocket,
+    conn: u64,
+    out_rx: mpsc::Receiver<ServerMsg>,
+    out_tx: mpsc::Sender<ServerMsg>,
+    last_heard: Instant,
+    pinged: bool,
+    window_start: Instant,
+    window_count: u32,
+}
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+impl Connection {
+    async fn run(sig: Arc<Signaling>, socket: WebSocket, query_token: Option<String>, conn: u64) {
+        let (out_tx, out_rx) = mpsc::channel(512);
+        let mut c = Connection {
+            sig,
+            socket,
+            conn,
+            out_rx,
+            out_tx,
+            last_heard: Instant::now(),
+            pinged: false,
+            window_start: Instant::now(),
+            window_count: 0,
+        };
+        let started = Instant::now();
+        let Some(admission) = c.await_join(query_token).await else {
+            return;
+        };
+        let room = admission.room.clone();
+        let reply = match c.join(admission).await {
+            Ok(j) => j,
+            Err((code, message)) => {
+                c.fatal(code, message).await;
+                return;
+            }
+        };
+        tracing::debug!(participant = %reply.participant_id, join_ms = started.elapsed().as_millis() as u64, "signaling joined");
+        let leave = c.session(&room, &reply).await;
+        let sig = c.sig.clone();
+        sig.to_room(
+            &room,
+            RoomMsg::Disconnected {
+                participant_id: reply.participant_id.clone(),
+                conn,
+                leave,
+            },
+        )
+        .await;
+    }
+
+    async fn send(&mut self, msg: &ServerMsg) -> bool {
+        match serde_json::to_string(msg) {
+            Ok(text) => self.socket.send(Message::Text(text.into())).await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    async fn fatal(&mut self, code: &'static str, message: String) {
+        tracing::info!(conn = self.conn, code, %message, "signaling refused");
+        let _ = self.send(&ServerMsg::error(code, message, true)).await;
+        let _ = self
+            .socket
+            .send(Message::Close(Some(CloseFrame {
+                code: 4000,
+                reason: code.into(),
+            })))
+            .await;
+    }
+
+    /// Reads one client message (text JSON), enforcing the rate limit.
+    fn parse(&mut self, msg: Message) -> Result<Option<ClientMsg>, Refusal> {
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                return Err(("BAD_MESSAGE", "messages must be JSON text".into()));
+            }
+            Message::Close(_) => return Ok(None),
+            Message::Ping(_) | Message::Pong(_) => return Ok(None),
+        };
+        self.last_heard = Instant::now();
+        self.pinged = false;
+        if self.window_start.elapsed() >= Duration::from_secs(1) {
+            self.window_start = Instant::now();
+            self.window_count = 0;
+        }
+        self.window_count += 1;
+        if self.window_count > MESSAGE_RATE {
+            return Err((
+                "RATE_LIMITED",
+                format!("more than {MESSAGE_RATE} messages per second"),
+            ));
+        }
+        serde_json::from_str::<ClientMsg>(&text)
+            .map(Some)
+            .map_err(|e| ("BAD_MESSAGE", format!("not a valid message: {e}")))
+    }
+
+    /// Waits up to 15 s for the `join` message and authenticates it.
+    async fn await_join(&mut self, query_token: Option<String>) -> Option<Admission> {
+        let deadline = tokio::time::sleep(Duration::from_secs(15));
+        tokio::pin!(deadline);
+        loop {
+            let msg = tokio::select! {
+                m = self.socket.recv() => m,
+                _ = &mut deadline => {
+                    self.fatal("TIMEOUT", "no join message within 15 s".into()).await;
+                    return None;
+                }
+            };
+            let msg = match msg {
+                Some(Ok(m)) => m,
+                _ => return None,
+            };
+            match self.parse(msg) {
+                Ok(Some(ClientMsg::Join {
+                    v,
+                    room,
+                    token,
+                    name,
+                    resume,
+                    client,
+                })) => {
+                    if let Some(v) = v
+                        && v != wire::PROTOCOL_VERSION
+                    {
+                        self.fatal(
+                            "PROTOCOL_VERSION",
+                            format!(
+                                "protocol version {v} is not supported (this server speaks {})",
+                                wire::PROTOCOL_VERSION
+                            ),
+                        )
+                        .await;
+                        return None;
+                    }
+                    let token = token.or(query_token.clone()).filter(|t| !t.is_empty());
+                    match self.authenticate(room, token, name, resume, client).await {
+                        Ok(a) => return Some(a),
+                        Err((code, message)) => {
+                            self.fatal(code, message).await;
+                            return None;
+                        }
+                    }
+                }
+                Ok(Some(ClientMsg::Ping)) => {
+                    let _ = self.send(&ServerMsg::Pong).await;
+                }
+                Ok(Some(_)) => {
+                    let _ = self
+                        .send(&ServerMsg::error("BAD_MESSAGE", "send `join` first", false))
+                        .await;
+                }
+                Ok(None) => {}
+                Err((code, message)) => {
+                    self.fatal(code, message).await;
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn authenticate(
+        &mut self,
+        room_key: Option<String>,
+        token: Option<String>,
+        name: Option<String>,
+        resume: Option<String>,
+        client: Option<wire::ClientInfo>,
+    ) -> Result<Admission, Refusal> {
+        let db = &self.sig.db;
+        let internal = |e: convene_api::store::StoreError| {
+            tracing::error!(error = %e, "signaling store error");
+            (
+                "INTERNAL",
+                "the server could not look up the room".to_string(),
+            )
+        };
+        let peeked = token.as_deref().and_then(tokens::peek);
+        if token.is_some() && peeked.is_none() {
+            return Err(("TOKEN_INVALID", "the room token is malformed".into()));
+        }
+        let room_key = room_key
+            .filter(|r| !r.is_empty())
+            .or_else(|| peeked.as_ref().and_then(|c| c.rd.clone()))
+            .ok_or(("ROOM_NOT_FOUND", "no room given".to_string()))?;
+        // Find the room: within the token's team when there is one.
+        let room = match peeked.as_ref().and_then(|c| c.td.clone()) {
+            Some(td) => db.room(&td, &room_key).await.map_err(internal)?,
+            None => {
+                let mut found = db.room_by_public_key(&room_key).await.map_err(internal)?;
+                if found.len() == 1 { found.pop() } else { None }
+            }
+        }
+        .ok_or_else(|| ("ROOM_NOT_FOUND", format!("there is no room '{room_key}'")))?;
+        let settings = &room.settings;
+        let (claims, fingerprint) = match &token {
+            Some(t) => {
+                let team = db
+                    .team_by_id(&room.team_id)
+                    .await
+                    .map_err(internal)?
+                    .ok_or(("ROOM_NOT_FOUND", "the room's team is gone".to_string()))?;
+                let claims = tokens::verify(
+                    t,
+                    &team.developer_key,
+                    &team.id,
+                    &room.id,
+                    &room.friendly_url,
+                )
+                .map_err(token_refusal)?;
+                (
+                    Some(claims),
+                    Some(hex::encode(Sha256::digest(t.as_bytes()))),
+                )
+            }
+            None => (None, None),
+        };
+        let private = settings.get("privacy").and_then(Value::as_str) == Some("private");
+        if private && claims.is_none() {
+            return Err((
+                "TOKEN_REQUIRED",
+                "this room is private: a room token is required to join".into(),
+            ));
+        }
+        let display = claims
+            .as_ref()
+            .and_then(|c| c.u.clone())
+            .or(name)
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
+        let name = match display {
+            Some(n) if n.chars().count() <= 100 => n,
+            Some(_) => {
+                return Err((
+                    "BAD_MESSAGE",
+                    "the name is longer than 100 characters".into(),
+                ));
+            }
+            None => return Err(("NAME_REQUIRED", "a display name is required to join".into())),
+        };
+        let room_roles: Vec<&str> = settings
+            .get("roles")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let role = claims
+            .as_ref()
+            .and_then(|c| c.role.clone())
+            .or_else(|| {
+                settings
+                    .get("default_role")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "attendee".into());
+        if !room_roles.contains(&role.as_str()) {
+            return Err((
+                "TOKEN_INVALID",
+                format!("role '{role}' is not one of this room's roles"),
+            ));
+        }
+        let permissions: Map<String, Value> = db
+            .role(&room.team_id, &role)
+            .await
+            .map_err(internal)?
+            .map(|r| r.permissions)
+            .ok_or(("TOKEN_INVALID", format!("role '{role}' does not exist")))?;
+        let client = client.unwrap_or(wire::ClientInfo {
+            kind: None,
+            user_agent: None,
+            device_id: None,
+        });
+        let client_kind = match client.kind.as_deref() {
+            Some(k @ ("browser" | "appliance" | "bot")) => k.to_string(),
+            _ => "browser".into(),
+        };
+        Ok(Admission {
+            req: JoinRequest {
+                name,
+                external_id: claims.as_ref().and_then(|c| c.ud.clone()),
+                role,
+                permissions,
+                token_fingerprint: fingerprint,
+                resume: resume.filter(|r| !r.is_empty()),
+                client_kind,
+                user_agent: client.user_agent.map(|u| u.chars().take(512).collect()),
+                device_id: client.device_id.map(|u| u.chars().take(128).collect()),
+                out: self.out_tx.clone(),
+                conn: self.conn,
+            },
+            room,
+        })
+    }
+
+    async fn join(&mut self, a: Admission) -> Result<Joined, Refusal> {
+        let (tx, rx) = oneshot::channel();
+        let sig = self.sig.clone();
+        if !sig
+            .to_room(
+                &a.room,
+                RoomMsg::Join {
+                    req: Box::new(a.req),
+                    reply: tx,
+                },
+            )
+            .await
+        {
+            return Err(("INTERNAL", "the room is not available".into()));
+        }
+        let outcome = rx
+            .await
+            .map_err(|_| ("INTERNAL", "the room did not answer".to_string()))?;
+        match outcome {
+            JoinOutcome::Joined(j) => Ok(j),
+            JoinOutcome::Refused(code, message) => Err((code, message)),
+            JoinOutcome::Lobby(decision) => {
+                // Wait, forwarding what the actor sends (lobby notice), until decided.
+                tokio::pin!(decision);
+                loop {
+                    tokio::select! {
+                        d = &mut decision => {
+                            return match d {
+                                Ok(r) => r,
+                                Err(_) => Err(("REJECTED", "the lobby was closed".to_string())),
+                            };
+                        }
+                        Some(m) = self.out_rx.recv() => {
+                            if !self.send(&m).await {
+                                return Err(("INTERNAL", "connection lost".into()));
+                            }
+                        }
+                        m = self.socket.recv() => {
+                            match m {
+                                Some(Ok(m)) => match self.parse(m) {
+                                    Ok(Some(ClientMsg::Ping)) => { let _ = self.send(&ServerMsg::Pong).await; }
+                                    Ok(Some(ClientMsg::Leave)) | Err(_) => return Err(("LEFT", "left the lobby".into())),
+                                    _ => {}
+                                },
+                                _ => return Err(("LEFT", "left the lobby".into())),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The joined part of the connection. Returns true when the participant
+    /// left on purpose (or was removed), false when the connection was lost.
+    async fn session(&mut self, room: &RoomRecord, me: &Joined) -> bool {
+        let mut shutdown = self.sig.shutdown.subscribe();
+        let mut keepalive = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                m = self.out_rx.recv() => {
+                    let Some(m) = m else { return false };
+                    let fatal = matches!(m, ServerMsg::Error { fatal: true, .. });
+                    if !self.send(&m).await {
+                        return false;
+                    }
+                    if fatal {
+                        let _ = self.socket.send(Message::Close(None)).await;
+                        return true;
+                    }
+                }
+                m = self.socket.recv() => {
+                    let msg = match m {
+                        Some(Ok(m)) => m,
+                        _ => return false,
+                    };
+                    if let Message::Close(_) = msg {
+                        return false;
+                    }
+                    match self.parse(msg) {
+                        Ok(Some(cm)) => {
+                            if let Flow::Close = self.on_client(room, me, cm).await {
+                                return true;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err((code, message)) => {
+                            let _ = self.send(&ServerMsg::error(code, message, false)).await;
+                        }
+                    }
+                }
+                _ = keepalive.tick() => {
+                    let idle = self.last_heard.elapsed();
+                    if idle >= IDLE_DEAD {
+                        self.fatal("TIMEOUT", "no message for 45 s".into()).await;
+                        return false;
+                    }
+                    if idle >= IDLE_PING && !self.pinged {
+                        self.pinged = true;
+                        if !self.send(&ServerMsg::Ping).await {
+                            return false;
+                        }
+                    }
+                }
+                _ = shutdown.changed() => {
+                    self.fatal("SERVER_SHUTDOWN", "the server is shutting down".into()).await;
+                    return true;
+                }
+            }
+        }
+    }
+
+    async fn on_client(&mut self, room: &RoomRecord, me: &Joined, msg: ClientMsg) -> Flow {
+        let pid = me.participant_id.clone();
+        let media = |c: Command| self.sig.media.send(me.worker, c);
+        let result = match msg {
+            ClientMsg::Join { .. } => {
+                let _ = self
+                    .send(&ServerMsg::error("BAD_MESSAGE", "already joined", false))
+                    .await;
+                return Flow::Continue;
+            }
+            ClientMsg::Offer { sdp, tracks } => media(Command::ClientOffer {
+                participant_id: pid,
+                sdp,
+                tracks,
+            }),
+            ClientMsg::Answer { sdp } => media(Command::ClientAnswer {
+                participant_id: pid,
+                sdp,
+            }),
+            ClientMsg::Candidate { .. } => Ok(()),
+            ClientMsg::Subscribe {
+                track_id,
+                subscribe,
+            } => media(Command::Subscribe {
+                participant_id: pid,
+                track_id,
+                subscribe,
+            }),
+            ClientMsg::Pause { track_id, paused } => media(Command::Pause {
+                participant_id: pid,
+                track_id,
+                paused,
+            }),
+            ClientMsg::Layer {
+                track_id,
+                max_layer,
+                max_height,
+            } => media(Command::Layer {
+                participant_id: pid,
+                track_id,
+                max_layer: max_layer
+                    .as_deref()
+                    .and_then(crate::rtc::forward::Layer::parse),
+                max_height,
+            }),
+            ClientMsg::Mute { source, muted } => media(Command::Mute {
+                participant_id: pid,
+                source: Some(source),
+                muted,
+                by: None,
+            }),
+            ClientMsg::MuteParticipant {
+                participant_id,
+                source,
+            } => {
+                self.sig
+                    .to_room(
+                        room,
+                        RoomMsg::MuteParticipant {
+                            from: pid,
+                            target: participant_id,
+                            source,
+                        },
+                    )
+                    .await;
+                Ok(())
+            }
+            ClientMsg::RemoveParticipant { participant_id } => {
+                self.sig
+                    .to_room(
+                        room,
+                        RoomMsg::RemoveParticipant {
+                            from: pid,
+                            target: participant_id,
+                        },
+                    )
+                    .await;
+                Ok(())
+            }
+            ClientMsg::Admit { participant_id } => {
+                self.sig
+                    .to_room(
+                        room,
+                        RoomMsg::LobbyDecision {
+                            from: pid,
+                            target: participant_id,
+                            admit: true,
+                        },
+                    )
+                    .await;
+                Ok(())
+            }
+            ClientMsg::Reject { participant_id } => {
+                self.sig
+                    .to_room(
+                        room,
+                        RoomMsg::LobbyDecision {
+                            from: pid,
+                            target: participant_id,
+                            admit: false,
+                        },
+                    )
+                    .await;
+                Ok(())
+            }
+            ClientMsg::Ping => {
+                let _ = self.send(&ServerMsg::Pong).await;
+                Ok(())
+            }
+            ClientMsg::Pong => Ok(()),
+            ClientMsg::Leave => return Flow::Close,
+        };
+        if let Err(e) = result {
+            let _ = self
+                .send(&ServerMsg::error("SERVER_BUSY", e.to_string(), false))
+                .await;
+        }
+        Flow::Continue
+    }
+}

@@ -1,0 +1,738 @@
+//! The room actor: one tokio task per live room, the single owner of its
+//! membership — who is in, who waits in the lobby, who was removed — and of
+//! the session's lifecycle and its persistence.
+//!
+//! Media state (tracks) lives in the room's media worker; the actor tells the
+//! worker when a participant's peer is added or removed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use convene_api::store::sessions::NewParticipant;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Signaling;
+use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, Source};
+use crate::rtc::{Command, NewPeer};
+
+/// How long a participant whose connection dropped keeps its place.
+pub const DEPARTURE_WINDOW: Duration = Duration::from_secs(20);
+
+/// Who is asking to join (already authenticated by the WebSocket handler).
+pub struct JoinRequest {
+    pub name: String,
+    pub external_id: Option<String>,
+    pub role: String,
+    pub permissions: Map<String, Value>,
+    /// Identifies the token (a hash), to refuse it after a removal.
+    pub token_fingerprint: Option<String>,
+    pub resume: Option<String>,
+    pub client_kind: String,
+    pub user_agent: Option<String>,
+    pub device_id: Option<String>,
+    pub out: mpsc::Sender<ServerMsg>,
+    /// Distinguishes this connection from an earlier one of the same participant.
+    pub conn: u64,
+}
+
+pub struct Joined {
+    pub participant_id: String,
+    pub worker: usize,
+}
+
+pub enum JoinOutcome {
+    Joined(Joined),
+    /// Wait for the decision (`Ok` admitted, `Err` refusal).
+    Lobby(oneshot::Receiver<Result<Joined, (&'static str, String)>>),
+    Refused(&'static str, String),
+}
+
+pub enum RoomMsg {
+    Join {
+        req: Box<JoinRequest>,
+        reply: oneshot::Sender<JoinOutcome>,
+    },
+    /// The connection `conn` of a participant ended (`leave`: on purpose).
+    Disconnected {
+        participant_id: String,
+        conn: u64,
+        leave: bool,
+    },
+    MuteParticipant {
+        from: String,
+        target: String,
+        source: Option<Source>,
+    },
+    RemoveParticipant {
+        from: String,
+        target: String,
+    },
+    LobbyDecision {
+        from: String,
+        target: String,
+        admit: bool,
+    },
+    /// End the session now (REST `end`, shutdown).
+    EndSession {
+        reason: &'static str,
+    },
+    Tick,
+}
+
+struct Member {
+    name: String,
+    external_id: Option<String>,
+    role: String,
+    permissions: Map<String, Value>,
+    out: mpsc::Sender<ServerMsg>,
+    conn: u64,
+    resume_token: String,
+    token_fingerprint: Option<String>,
+    disconnected_since: Option<Instant>,
+}
+
+impl Member {
+    fn may(&self, permission: &str) -> bool {
+        self.permissions
+            .get(permission)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+}
+
+struct Waiting {
+    req: Box<JoinRequest>,
+    decision: oneshot::Sender<Result<Joined, (&'static str, String)>>,
+}
+
+pub struct RoomActor {
+    sig: Arc<Signaling>,
+    team_id: String,
+    room_id: String,
+    friendly_url: String,
+    settings: Map<String, Value>,
+    worker: usize,
+    session: Option<(String, Instant)>,
+    members: HashMap<String, Member>,
+    lobby: HashMap<String, Waiting>,
+    banned_tokens: HashSet<String>,
+    banned_external: HashSet<String>,
+    rx: mpsc::Receiver<RoomMsg>,
+}
+
+impl RoomActor {
+    pub fn new(
+        sig: Arc<Signaling>,
+        team_id: String,
+        room_id: String,
+        friendly_url: String,
+        settings: Map<String, Value>,
+        rx: mpsc::Receiver<RoomMsg>,
+    ) -> RoomActor {
+        let worker = sig.media.worker_of(&room_id);
+        RoomActor {
+            sig,
+            team_id,
+            room_id,
+            friendly_url,
+            settings,
+            worker,
+            session: None,
+            members: HashMap::new(),
+            lobby: HashMap::new(),
+            banned_tokens: HashSet::new(),
+            banned_external: HashSet::new(),
+            rx,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let msg = tokio::select! {
+                m = self.rx.recv() => m,
+                _ = tick.tick() => Some(RoomMsg::Tick),
+            };
+            match msg {
+                Some(m) => self.handle(m).await,
+                None => break,
+            }
+            if self.members.is_empty() && self.lobby.is_empty() {
+                if let Some((session_id, _)) = self.session.take() {
+                    self.end_session_record(&session_id, "empty").await;
+                }
+                // Leave the registry unless a message raced in.
+                if self.sig.retire_room(&self.room_id, &mut self.rx) {
+                    break;
+                }
+            }
+        }
+        tracing::debug!(room = %self.friendly_url, "room actor stopped");
+    }
+
+    async fn handle(&mut self, msg: RoomMsg) {
+        match msg {
+            RoomMsg::Join { req, reply } => {
+                let outcome = self.join(req).await;
+                let _ = reply.send(outcome);
+            }
+            RoomMsg::Disconnected {
+                participant_id,
+                conn,
+                leave,
+            } => self.disconnected(&participant_id, conn, leave).await,
+            RoomMsg::MuteParticipant {
+                from,
+                target,
+                source,
+            } => self.mute(&from, &target, source),
+            RoomMsg::RemoveParticipant { from, target } => self.remove(&from, &target).await,
+            RoomMsg::LobbyDecision {
+                from,
+                target,
+                admit,
+            } => self.lobby_decision(&from, &target, admit).await,
+            RoomMsg::EndSession { reason } => self.end_session(reason).await,
+            RoomMsg::Tick => self.tick().await,
+        }
+    }
+
+    fn max_participants(&self) -> usize {
+        self.settings
+            .get("max_participants")
+            .and_then(Value::as_u64)
+            .unwrap_or(100) as usize
+    }
+
+    fn is_locked(&self) -> bool {
+        self.settings
+            .get("is_locked")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    async fn join(&mut self, req: Box<JoinRequest>) -> JoinOutcome {
+        // Resume: the same participant comes back on a new connection.
+        if let Some(token) = &req.resume
+            && let Some(pid) = self
+                .members
+                .iter()
+                .find(|(_, m)| &m.resume_token == token)
+                .map(|(id, _)| id.clone())
+        {
+            return match self.resume(&pid, req).await {
+                Ok(j) => JoinOutcome::Joined(j),
+                Err((c, m)) => JoinOutcome::Refused(c, m),
+            };
+        }
+        if let Some(fp) = &req.token_fingerprint
+            && self.banned_tokens.contains(fp)
+        {
+            return JoinOutcome::Refused(
+                "REMOVED",
+                "you were removed from this session by a moderator".into(),
+            );
+        }
+        if let Some(ext) = &req.external_id
+            && self.banned_external.contains(ext)
+        {
+            return JoinOutcome::Refused(
+                "REMOVED",
+                "you were removed from this session by a moderator".into(),
+            );
+        }
+        if self.members.len() >= self.max_participants() {
+            return JoinOutcome::Refused(
+                "ROOM_FULL",
+                format!(
+                    "the room is full ({} participants at most)",
+                    self.max_participants()
+                ),
+            );
+        }
+        let is_moderator = req
+            .permissions
+            .get("admit_participants")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if self.is_locked() && !is_moderator {
+            let pid = uuid::Uuid::new_v4().to_string();
+            let (tx, rx) = oneshot::channel();
+            let entry = LobbyEntry {
+                id: pid.clone(),
+                name: req.name.clone(),
+            };
+            for m in self.members.values() {
+                if m.may("admit_participants") {
+                    let _ = m.out.try_send(ServerMsg::LobbyRequest {
+                        participant: entry.clone(),
+                    });
+                }
+            }
+            let _ = req.out.try_send(ServerMsg::Lobby {
+                message: "the room is locked: waiting for a moderator to let you in".into(),
+            });
+            tracing::info!(room = %self.friendly_url, participant = %pid, "waiting in the lobby");
+            self.lobby.insert(pid, Waiting { req, decision: tx });
+            return JoinOutcome::Lobby(rx);
+        }
+        let pid = uuid::Uuid::new_v4().to_string();
+        match self.admit(pid, req).await {
+            Ok(j) => JoinOutcome::Joined(j),
+            Err((c, m)) => JoinOutcome::Refused(c, m),
+        }
+    }
+
+    fn participant_info(&self, id: &str, m: &Member) -> ParticipantInfo {
+        ParticipantInfo {
+            id: id.to_string(),
+            name: m.name.clone(),
+            role: m.role.clone(),
+            external_id: m.external_id.clone(),
+            tracks: None,
+        }
+    }
+
+    async fn ensure_session(&mut self) -> Result<String, (&'static str, String)> {
+        if let Some((id, _)) = &self.session {
+            return Ok(id.clone());
+        }
+        let id = self
+            .sig
+            .db
+            .start_session(&self.team_id, &self.room_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not start a session");
+                (
+                    "INTERNAL",
+                    "the server could not start the session".to_string(),
+                )
+            })?;
+        tracing::info!(room = %self.friendly_url, session = %id, "session started");
+        self.session = Some((id.clone(), Instant::now()));
+        Ok(id)
+    }
+
+    /// Lets a participant in: session row, participant row, media peer,
+    /// `joined` to them and `participant_joined` to the others.
+    async fn admit(
+        &mut self,
+        pid: String,
+        req: Box<JoinRequest>,
+    ) -> Result<Joined, (&'static str, String)> {
+        let session_id = self.ensure_session().await?;
+        let started = Instant::now();
+        let new = NewParticipant {
+            id: &pid,
+            team_id: &self.team_id,
+            room_id: &self.room_id,
+            session_id: &session_id,
+            name: &req.name,
+            external_id: req.external_id.as_deref(),
+            role: &req.role,
+            client_kind: &req.client_kind,
+            user_agent: req.user_agent.as_deref(),
+            device_id: req.device_id.as_deref(),
+        };
+        if let Err(e) = self.sig.db.add_participant(&new).await {
+            tracing::error!(error = %e, "could not record a participant");
+            return Err(("INTERNAL", "the server could not record the join".into()));
+        }
+        let member = Member {
+            name: req.name.clone(),
+            external_id: req.external_id.clone(),
+            role: req.role.clone(),
+            permissions: req.permissions.clone(),
+            out: req.out.clone(),
+            conn: req.conn,
+            resume_token: super::random_secret(),
+            token_fingerprint: req.token_fingerprint.clone(),
+            disconnected_since: None,
+        };
+        self.attach_media(&pid, &member)?;
+        let me = self.participant_info(&pid, &member);
+        let others = self.others_with_tracks(&pid).await;
+        let _ = member.out.try_send(ServerMsg::Joined {
+            v: super::wire::PROTOCOL_VERSION,
+            participant: me.clone(),
+            permissions: member.permissions.clone(),
+            room: RoomInfo {
+                id: self.room_id.clone(),
+                friendly_url: self.friendly_url.clone(),
+                settings: self.settings.clone(),
+            },
+            session_id: session_id.clone(),
+            participants: others,
+            resume_token: member.resume_token.clone(),
+            resumed: false,
+        });
+        for m in self.members.values() {
+            let _ = m.out.try_send(ServerMsg::ParticipantJoined {
+                participant: me.clone(),
+            });
+        }
+        // Moderators joining see who is waiting.
+        if member.may("admit_participants") {
+            for (id, w) in &self.lobby {
+                let _ = member.out.try_send(ServerMsg::LobbyRequest {
+                    participant: LobbyEntry {
+                        id: id.clone(),
+                        name: w.req.name.clone(),
+                    },
+                });
+            }
+        }
+        tracing::info!(
+            room = %self.friendly_url,
+            participant = %pid,
+            name = %member.name,
+            role = %member.role,
+            session = %session_id,
+            admit_ms = started.elapsed().as_millis() as u64,
+            "participant joined"
+        );
+        self.members.insert(pid.clone(), member);
+        Ok(Joined {
+            participant_id: pid,
+            worker: self.worker,
+        })
+    }
+
+    fn attach_media(&self, pid: &str, m: &Member) -> Result<(), (&'static str, String)> {
+        let screenshare_enabled = self
+            .settings
+            .get("screenshare_enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        self.sig
+            .media
+            .send(
+                self.worker,
+                Command::AddPeer(Box::new(NewPeer {
+                    participant_id: pid.to_string(),
+                    room_id: self.room_id.clone(),
+                    out: m.out.clone(),
+                    may_broadcast: m.may("broadcast"),
+                    may_screenshare: m.may("screenshare") && screenshare_enabled,
+                })),
+            )
+            .map_err(|e| ("SERVER_BUSY", e.to_string()))
+    }
+
+    async fn others_with_tracks(&self, except: &str) -> Vec<ParticipantInfo> {
+        let (tx, rx) = oneshot::channel();
+        let tracks = if self
+            .sig
+            .media
+            .send(
+                self.worker,
+                Command::RoomTracks {
+                    room_id: self.room_id.clone(),
+                    reply: tx,
+                },
+            )
+            .is_ok()
+        {
+            tokio::time::timeout(Duration::from_secs(2), rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default()
+        } else {
+            HashMap::new()
+        };
+        self.members
+            .iter()
+            .filter(|(id, _)| id.as_str() != except)
+            .map(|(id, m)| {
+                let mut info = self.participant_info(id, m);
+                info.tracks = Some(tracks.get(id).cloned().unwrap_or_default());
+                info
+            })
+            .collect()
+    }
+
+    async fn resume(
+        &mut self,
+        pid: &str,
+        req: Box<JoinRequest>,
+    ) -> Result<Joined, (&'static str, String)> {
+        let session_id = self.ensure_session().await?;
+        let Some(m) = self.members.get_mut(pid) else {
+            return Err(("RESUME_FAILED", "nothing to resume".into()));
+        };
+        if m.conn != req.conn && m.disconnected_since.is_none() {
+            // The old connection is still open: it is replaced.
+            let _ = m.out.try_send(ServerMsg::error(
+                "REPLACED",
+                "this participant connected again elsewhere",
+                true,
+            ));
+        }
+        m.out = req.out.clone();
+        m.conn = req.conn;
+        m.disconnected_since = None;
+        m.resume_token = super::random_secret();
+        let snapshot = Member {
+            name: m.name.clone(),
+            external_id: m.external_id.clone(),
+            role: m.role.clone(),
+            permissions: m.permissions.clone(),
+            out: m.out.clone(),
+            conn: m.conn,
+            resume_token: m.resume_token.clone(),
+            token_fingerprint: m.token_fingerprint.clone(),
+            disconnected_since: None,
+        };
+        self.attach_media(pid, &snapshot)?;
+        let others = self.others_with_tracks(pid).await;
+        let _ = snapshot.out.try_send(ServerMsg::Joined {
+            v: super::wire::PROTOCOL_VERSION,
+            participant: self.participant_info(pid, &snapshot),
+            permissions: snapshot.permissions.clone(),
+            room: RoomInfo {
+                id: self.room_id.clone(),
+                friendly_url: self.friendly_url.clone(),
+                settings: self.settings.clone(),
+            },
+            session_id,
+            participants: others,
+            resume_token: snapshot.resume_token.clone(),
+            resumed: true,
+        });
+        tracing::info!(room = %self.friendly_url, participant = %pid, "participant resumed");
+        Ok(Joined {
+            participant_id: pid.to_string(),
+            worker: self.worker,
+        })
+    }
+
+    async fn disconnected(&mut self, pid: &str, conn: u64, leave: bool) {
+        if let Some(w) = self.lobby.remove(pid) {
+            drop(w);
+            for m in self.members.values() {
+                if m.may("admit_participants") {
+                    let _ = m.out.try_send(ServerMsg::LobbyResolved {
+                        participant_id: pid.to_string(),
+                        admitted: false,
+                    });
+                }
+            }
+            return;
+        }
+        let Some(m) = self.members.get_mut(pid) else {
+            return;
+        };
+        if m.conn != conn {
+            return; // an older connection of a resumed participant
+        }
+        let _ = self.sig.media.send(
+            self.worker,
+            Command::RemovePeer {
+                participant_id: pid.to_string(),
+            },
+        );
+        if leave {
+            self.depart(pid, "left").await;
+        } else {
+            tracing::info!(room = %self.friendly_url, participant = %pid, "connection lost; keeping the place for 20 s");
+            m.disconnected_since = Some(Instant::now());
+        }
+    }
+
+    /// Removes a member for good.
+    async fn depart(&mut self, pid: &str, reason: &'static str) {
+        let Some(m) = self.members.remove(pid) else {
+            return;
+        };
+        let _ = self.sig.media.send(
+            self.worker,
+            Command::RemovePeer {
+                participant_id: pid.to_string(),
+            },
+        );
+        if let Err(e) = self.sig.db.participant_left(pid, reason).await {
+            tracing::error!(error = %e, "could not record a departure");
+        }
+        for other in self.members.values() {
+            let _ = other.out.try_send(ServerMsg::ParticipantLeft {
+                participant_id: pid.to_string(),
+                reason,
+            });
+        }
+        tracing::info!(room = %self.friendly_url, participant = %pid, name = %m.name, reason, "participant left");
+    }
+
+    fn mute(&mut self, from: &str, target: &str, source: Option<Source>) {
+        let Some(actor) = self.members.get(from) else {
+            return;
+        };
+        if !actor.may("mute_others") {
+            let _ = actor.out.try_send(ServerMsg::error(
+                "FORBIDDEN",
+                "your role may not mute others",
+                false,
+            ));
+            return;
+        }
+        let Some(t) = self.members.get(target) else {
+            let _ = actor.out.try_send(ServerMsg::error(
+                "NOT_FOUND",
+                "no such participant in this room",
+                false,
+            ));
+            return;
+        };
+        let _ = t.out.try_send(ServerMsg::MutedByModerator {
+            source,
+            by: from.to_string(),
+        });
+        let _ = self.sig.media.send(
+            self.worker,
+            Command::Mute {
+                participant_id: target.to_string(),
+                source,
+                muted: true,
+                by: Some(from.to_string()),
+            },
+        );
+    }
+
+    async fn remove(&mut self, from: &str, target: &str) {
+        let Some(actor) = self.members.get(from) else {
+            return;
+        };
+        if !actor.may("remove_participants") {
+            let _ = actor.out.try_send(ServerMsg::error(
+                "FORBIDDEN",
+                "your role may not remove participants",
+                false,
+            ));
+            return;
+        }
+        let Some(t) = self.members.get(target) else {
+            let _ = actor.out.try_send(ServerMsg::error(
+                "NOT_FOUND",
+                "no such participant in this room",
+                false,
+            ));
+            return;
+        };
+        let _ = t.out.try_send(ServerMsg::error(
+            "REMOVED",
+            "you were removed from this session by a moderator",
+            true,
+        ));
+        if let Some(fp) = &t.token_fingerprint {
+            self.banned_tokens.insert(fp.clone());
+        }
+        if let Some(ext) = &t.external_id {
+            self.banned_external.insert(ext.clone());
+        }
+        self.depart(target, "removed").await;
+    }
+
+    async fn lobby_decision(&mut self, from: &str, target: &str, admit: bool) {
+        let Some(actor) = self.members.get(from) else {
+            return;
+        };
+        if !actor.may("admit_participants") {
+            let _ = actor.out.try_send(ServerMsg::error(
+                "FORBIDDEN",
+                "your role may not admit participants",
+                false,
+            ));
+            return;
+        }
+        let Some(w) = self.lobby.remove(target) else {
+            return;
+        };
+        for m in self.members.values() {
+            if m.may("admit_participants") {
+                let _ = m.out.try_send(ServerMsg::LobbyResolved {
+                    participant_id: target.to_string(),
+                    admitted: admit,
+                });
+            }
+        }
+        if !admit {
+            tracing::info!(room = %self.friendly_url, participant = %target, "rejected from the lobby");
+            let _ = w.decision.send(Err((
+                "REJECTED",
+                "a moderator declined your request to join".into(),
+            )));
+            return;
+        }
+        if self.members.len() >= self.max_participants() {
+            let _ = w
+                .decision
+                .send(Err(("ROOM_FULL", "the room is full".into())));
+            return;
+        }
+        let result = self.admit(target.to_string(), w.req).await;
+        let _ = w.decision.send(result);
+    }
+
+    async fn end_session(&mut self, reason: &'static str) {
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in &ids {
+            if let Some(m) = self.members.get(id) {
+                let _ = m.out.try_send(ServerMsg::error(
+                    "SESSION_ENDED",
+                    format!("the session has ended ({reason})"),
+                    true,
+                ));
+            }
+        }
+        for id in ids {
+            self.depart(&id, "session_ended").await;
+        }
+        for (_, w) in self.lobby.drain() {
+            let _ = w
+                .decision
+                .send(Err(("SESSION_ENDED", "the session has ended".into())));
+        }
+        if let Some((session_id, _)) = self.session.take() {
+            self.end_session_record(&session_id, reason).await;
+        }
+    }
+
+    async fn end_session_record(&self, session_id: &str, reason: &str) {
+        match self.sig.db.end_session(session_id, reason).await {
+            Ok(()) => {
+                tracing::info!(room = %self.friendly_url, session = %session_id, reason, "session ended")
+            }
+            Err(e) => tracing::error!(error = %e, "could not record the end of a session"),
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                m.disconnected_since
+                    .is_some_and(|t| now.duration_since(t) >= DEPARTURE_WINDOW)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.depart(&id, "disconnected").await;
+        }
+        let length = self
+            .settings
+            .get("session_length")
+            .and_then(Value::as_u64)
+            .unwrap_or(1440);
+        if let Some((_, started)) = &self.session
+            && now.duration_since(*started) >= Duration::from_secs(length * 60)
+        {
+            self.end_session("session_length reached").await;
+        }
+    }
+}

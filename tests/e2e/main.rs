@@ -1,0 +1,14 @@
+//! End-to-end tests against the real `convene` binary (one test binary, as the
+//! architecture guide asks). Each test starts its own server on a free port
+//! with its own data dir.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_auth;
+mod api_defaults;
+mod api_roles;
+mod api_rooms;
+mod api_tokens;
+mod media;
+mod openapi;
+mod server;

@@ -1,0 +1,69 @@
+//! The binary itself: health, shutdown, first start.
+
+use convene_tests::{Server, binary};
+use std::process::Command;
+
+#[tokio::test]
+async fn health_reports_the_database() {
+    let s = Server::start();
+    let r = s.client.get(s.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "healthy", "checks": {"database": "ok"}})
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_within_ten_seconds() {
+    let mut s = Server::start();
+    s.client.get(s.url("/health")).send().await.unwrap();
+    let took = s.stop();
+    assert!(took.as_secs() < 10, "took {took:?}");
+    assert!(s.client.get(s.url("/health")).send().await.is_err());
+}
+
+#[tokio::test]
+async fn creates_data_dir_and_database() {
+    let s = Server::start();
+    assert!(s.data_dir.join("convene.db").exists());
+    let mut s2 = Server::start_with(convene_tests::Options {
+        args: vec![],
+        ..Default::default()
+    });
+    s2.kill9();
+    // A crash leaves a database the next start opens cleanly.
+    s2.restart();
+    s2.api().get("/api/v1/rooms").await.expect(200);
+}
+
+#[test]
+fn short_api_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(binary("convene"))
+        .args(["--http-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("CONVENE_API_KEY", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
+}
+
+#[test]
+fn help_lists_every_option_with_its_env_var() {
+    let out = Command::new(binary("convene"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for env in [
+        "CONVENE_HTTP_ADDR",
+        "CONVENE_DATA_DIR",
+        "CONVENE_PUBLIC_URL",
+        "CONVENE_API_KEY",
+    ] {
+        assert!(help.contains(env), "{env} missing from --help:\n{help}");
+    }
+}

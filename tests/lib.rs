@@ -1,0 +1,373 @@
+//! Harness for end-to-end tests: starts the real `convene` binary on a free
+//! port with a temporary data dir, and talks to it over HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod rtc_client;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The developer key every test server's default team gets.
+pub const KEY: &str = "test-developer-key-0123456789abcdef";
+
+/// The address tests bind media to: `CONVENE_TEST_MEDIA_IP` (set inside the
+/// test network namespace by scripts/test.sh), else 127.0.0.1.
+pub fn media_ip() -> std::net::IpAddr {
+    std::env::var("CONVENE_TEST_MEDIA_IP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Path of a binary built from this workspace (`CONVENE_BIN` overrides `convene`).
+pub fn binary(name: &str) -> PathBuf {
+    if name == "convene"
+        && let Ok(p) = std::env::var("CONVENE_BIN")
+    {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let p = target.join(profile).join(name);
+    assert!(
+        p.exists(),
+        "{} not found: build it first (`cargo build --workspace --bins`)",
+        p.display()
+    );
+    p
+}
+
+/// A running `convene` process.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
+    capture_log: bool,
+    pub log_path: PathBuf,
+    pub client: reqwest::Client,
+    pub stdout: Vec<String>,
+}
+
+/// Options of a test server.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Leave the developer key unset so the server generates one.
+    pub no_key: bool,
+    /// Write the server's stderr (logs) to `<tmp>/server.log` instead of the
+    /// test's stderr.
+    pub capture_log: bool,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let tmp_path = tmp.path().to_path_buf();
+        let mut env = opts.env.clone();
+        if !opts.no_key {
+            env.push(("CONVENE_API_KEY".into(), KEY.into()));
+        }
+        let mut s = Server {
+            child: None,
+            base: String::new(),
+            data_dir,
+            _tmp: Some(tmp),
+            extra_args: opts.args,
+            extra_env: env,
+            capture_log: opts.capture_log,
+            log_path: tmp_path.join("server.log"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            stdout: Vec::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(binary("convene"));
+        cmd.arg("serve")
+            .arg("--http-addr")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--rtc-ip")
+            .arg(media_ip().to_string())
+            .arg("--rtc-port")
+            .arg("0")
+            .arg("--media-workers")
+            .arg("2")
+            .args(&self.extra_args)
+            .env(
+                "CONVENE_LOG",
+                std::env::var("CONVENE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env_remove("CONVENE_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(if self.capture_log {
+                Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&self.log_path)
+                        .unwrap(),
+                )
+            } else {
+                Stdio::inherit()
+            });
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start convene");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("convene did not print its address in time");
+            self.stdout.push(line.clone());
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                self.base = addr.trim().to_string();
+                break;
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        self.child = Some(child);
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns how long it took.
+    pub fn stop(&mut self) -> Duration {
+        let started = std::time::Instant::now();
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            for _ in 0..300 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return started.elapsed();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        started.elapsed()
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts again on the same data dir.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The UDP address of the media plane (from the startup line).
+    pub fn media_addr(&self) -> std::net::SocketAddr {
+        self.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix("media on udp "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .expect("the server prints its media address")
+    }
+
+    /// The signaling WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("{}/rtc", self.base.replacen("http://", "ws://", 1))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Runs a `convene` subcommand against this server's data dir.
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(binary("convene"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env_remove("CONVENE_API_KEY")
+            .env("CONVENE_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Creates another team through the CLI; returns (team id, key).
+    pub fn create_team(&self, name: &str) -> (String, String) {
+        let (ok, out, err) = self.cli(&["team", "create", "--name", name]);
+        assert!(ok, "team create failed: {err}");
+        let field = |p: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(p))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        (field("team id:"), field("developer key:"))
+    }
+
+    /// An API client for the default team.
+    pub fn api(&self) -> Api {
+        self.api_with_key(KEY)
+    }
+
+    pub fn api_with_key(&self, key: &str) -> Api {
+        Api {
+            base: self.base.clone(),
+            key: key.to_string(),
+            client: self.client.clone(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A response: status, headers and parsed body (Null when empty).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Resp {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+    /// Asserts a 422 naming `field`.
+    #[track_caller]
+    pub fn expect_invalid(self, field: &str) -> Resp {
+        assert_eq!(
+            self.status, 422,
+            "expected 422 for {field}; body: {}",
+            self.body
+        );
+        assert_eq!(self.body["code"], "VALIDATION_ERROR");
+        assert!(
+            self.body["errors"][field].is_array(),
+            "expected an error on {field}: {}",
+            self.body
+        );
+        self
+    }
+}
+
+/// An authenticated client for `/api/v1`.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub key: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .header("content-type", "application/json");
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let res = req.send().await.unwrap();
+        Resp::read(res).await
+    }
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send("POST", path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.send("PATCH", path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send("DELETE", path, None).await
+    }
+    pub async fn delete_with(&self, path: &str, body: Value) -> Resp {
+        self.send("DELETE", path, Some(body)).await
+    }
+}
+
+impl Resp {
+    pub async fn read(res: reqwest::Response) -> Resp {
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let raw = res.bytes().await.unwrap().to_vec();
+        let body = if raw.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&raw).unwrap_or(Value::Null)
+        };
+        Resp {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+}

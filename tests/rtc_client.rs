@@ -1,0 +1,540 @@
+//! An in-process WebRTC participant for tests: str0m over real UDP, speaking
+//! Convene's signaling over a real WebSocket.
+//!
+//! One tokio task owns the `Rtc`, the UDP socket and the WebSocket. It can
+//! publish synthetic Opus (20 ms packets) and VP8 (30 fps, a keyframe every
+//! second) and records every RTP packet it receives.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// What a client should do.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// `ws://host:port/rtc`
+    pub ws_url: String,
+    pub room: Option<String>,
+    pub token: Option<String>,
+    pub name: Option<String>,
+    /// Publish synthetic Opus + VP8 once joined.
+    pub publish: bool,
+    /// Local IP to bind the media socket to.
+    pub media_ip: IpAddr,
+    /// A `resume_token` from an earlier `joined`.
+    pub resume: Option<String>,
+    /// Use ICE over TCP (an active candidate) instead of UDP.
+    pub tcp: bool,
+}
+
+/// A received RTP packet, as recorded.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub seq: u16,
+    pub ts: u32,
+    pub marker: bool,
+    pub len: usize,
+    pub at: Instant,
+}
+
+/// Everything the client saw.
+#[derive(Debug)]
+pub enum ClientEvent {
+    /// A signaling message from the server.
+    Signal(Value),
+    /// ICE + DTLS are up.
+    Connected,
+    Rtp(Received),
+    /// The connection ended (with the reason).
+    Closed(String),
+}
+
+enum Cmd {
+    Send(Value),
+    Publish,
+    Leave,
+    /// Drop the connection without saying goodbye.
+    Vanish,
+}
+
+/// Handle on a running client task.
+pub struct Client {
+    pub events: mpsc::UnboundedReceiver<ClientEvent>,
+    cmd: mpsc::UnboundedSender<Cmd>,
+    /// Every event seen so far (filled by the `wait_*` helpers).
+    pub seen: Vec<ClientEvent>,
+    consumed: Vec<usize>,
+}
+
+impl Client {
+    pub async fn connect(opts: ClientOptions) -> Client {
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(opts, ev_tx, cmd_rx));
+        Client {
+            events: ev_rx,
+            cmd: cmd_tx,
+            seen: Vec::new(),
+            consumed: Vec::new(),
+        }
+    }
+
+    pub fn send(&self, msg: Value) {
+        let _ = self.cmd.send(Cmd::Send(msg));
+    }
+
+    pub fn publish(&self) {
+        let _ = self.cmd.send(Cmd::Publish);
+    }
+
+    pub fn leave(&self) {
+        let _ = self.cmd.send(Cmd::Leave);
+    }
+
+    /// Drops the WebSocket and the media without a `leave`, like a lost network.
+    pub fn vanish(&self) {
+        let _ = self.cmd.send(Cmd::Vanish);
+    }
+
+    /// Waits for a signaling message matching `pred`, up to `timeout`. Each
+    /// message is returned at most once (waits consume what they match).
+    pub async fn wait_signal(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        for (i, e) in self.seen.iter().enumerate() {
+            if let ClientEvent::Signal(v) = e
+                && !self.consumed.contains(&i)
+                && pred(v)
+            {
+                self.consumed.push(i);
+                return v.clone();
+            }
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Some(e)) => {
+                    let hit = matches!(&e, ClientEvent::Signal(v) if pred(v));
+                    let v = if let ClientEvent::Signal(v) = &e {
+                        Some(v.clone())
+                    } else {
+                        None
+                    };
+                    self.seen.push(e);
+                    if hit {
+                        self.consumed.push(self.seen.len() - 1);
+                        return v.unwrap();
+                    }
+                }
+                Ok(None) => panic!("client ended; saw {:?}", self.signals()),
+                Err(_) => panic!("timed out waiting for a signal; saw {:?}", self.signals()),
+            }
+        }
+    }
+
+    /// Waits for a signal of `type`.
+    pub async fn wait_type(&mut self, ty: &str) -> Value {
+        let ty = ty.to_string();
+        self.wait_signal(Duration::from_secs(20), move |v| v["type"] == ty.as_str())
+            .await
+    }
+
+    /// Collects events for `d`.
+    pub async fn collect_for(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Some(e)) => self.seen.push(e),
+                _ => return,
+            }
+        }
+    }
+
+    /// Waits until at least `n` RTP packets of `kind` have been received.
+    pub async fn wait_rtp(&mut self, kind: MediaKind, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.received(kind).len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Some(e)) => self.seen.push(e),
+                _ => panic!(
+                    "only {} {kind:?} packets within {timeout:?}; signals: {:?}",
+                    self.received(kind).len(),
+                    self.signals()
+                ),
+            }
+        }
+    }
+
+    pub fn received(&self, kind: MediaKind) -> Vec<&Received> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Rtp(r) if r.kind == kind => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn signals(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Signal(v) => Some(v["type"].as_str().unwrap_or("?").to_string()),
+                ClientEvent::Closed(r) => Some(format!("closed: {r}")),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+struct Publisher {
+    audio: Mid,
+    video: Mid,
+    audio_seq: u64,
+    video_seq: u64,
+    next_audio: Instant,
+    next_video: Instant,
+    frame: u64,
+    started: Instant,
+}
+
+async fn run(
+    opts: ClientOptions,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+) {
+    let (ws, _) = match tokio_tungstenite::connect_async(&opts.ws_url).await {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = events.send(ClientEvent::Closed(format!("connect: {e}")));
+            return;
+        }
+    };
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let join = json!({
+        "type": "join", "v": 1, "room": opts.room, "token": opts.token,
+        "name": opts.name, "resume": opts.resume,
+        "client": {"kind": "bot", "user_agent": "convene-tests"}
+    });
+    let _ = ws_tx.send(Message::Text(join.to_string().into())).await;
+
+    let socket = UdpSocket::bind(SocketAddr::new(opts.media_ip, 0))
+        .await
+        .unwrap();
+    let local = socket.local_addr().unwrap();
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(Instant::now());
+    if opts.tcp {
+        rtc.add_local_candidate(
+            Candidate::builder()
+                .tcp()
+                .host(local)
+                .tcptype(str0m::net::TcpType::Active)
+                .build()
+                .unwrap(),
+        );
+    } else {
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+    }
+    // ICE-TCP: one connection per remote address, frames in, frames out.
+    let (tcp_in_tx, mut tcp_in_rx) = mpsc::unbounded_channel::<(SocketAddr, Vec<u8>)>();
+    let mut tcp_out: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+
+    let mut pending: Option<SdpPendingOffer> = None;
+    let mut publisher: Option<Publisher> = None;
+    let mut want_publish = false;
+    let mut publish_offered = false;
+    let mut mids: HashMap<Mid, MediaKind> = HashMap::new();
+    let mut connected = false;
+    let mut buf = vec![0u8; 2048];
+    let mut send_ws = Vec::<Value>::new();
+
+    loop {
+        // Synthetic media, written before draining so it goes out at once.
+        if connected
+            && let Some(p) = publisher.as_mut()
+            && pending.is_none()
+        {
+            let now = Instant::now();
+            let audio_pt = tx_pt(&rtc, MediaKind::Audio);
+            let video_pt = tx_pt(&rtc, MediaKind::Video);
+            while p.next_audio <= now {
+                let payload: Vec<u8> = std::iter::once(0x78u8)
+                    .chain((0..79).map(|i| i as u8))
+                    .collect();
+                let ts = ((p.next_audio - p.started).as_millis() as u32) * 48;
+                if let Some(tx) = rtc.direct_api().stream_tx_by_mid(p.audio, None) {
+                    tx.write_rtp(RtpWrite::new(
+                        audio_pt,
+                        SeqNo::from(p.audio_seq),
+                        ts,
+                        now,
+                        payload,
+                    ));
+                    p.audio_seq += 1;
+                }
+                p.next_audio += Duration::from_millis(20);
+            }
+            while p.next_video <= now {
+                let key = p.frame % 30 == 0;
+                let ts = ((p.next_video - p.started).as_millis() as u32) * 90;
+                let packets = if key { 4 } else { 2 };
+                for i in 0..packets {
+                    let mut payload = vec![if i == 0 { 0x10 } else { 0x00 }];
+                    if i == 0 {
+                        if key {
+                            payload.extend_from_slice(&[
+                                0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01,
+                            ]);
+                        } else {
+                            payload.extend_from_slice(&[0x11, 0x02, 0x00]);
+                        }
+                    }
+                    payload.resize(900, (p.frame % 251) as u8);
+                    if let Some(tx) = rtc.direct_api().stream_tx_by_mid(p.video, None) {
+                        tx.write_rtp(
+                            RtpWrite::new(video_pt, SeqNo::from(p.video_seq), ts, now, payload)
+                                .marker(i == packets - 1)
+                                .nackable(true),
+                        );
+                        p.video_seq += 1;
+                    }
+                }
+                p.frame += 1;
+                p.next_video += Duration::from_millis(33);
+            }
+        }
+        // Drain str0m.
+        let timeout = loop {
+            match rtc.poll_output() {
+                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Transmit(t)) => {
+                    if t.proto == Protocol::Tcp {
+                        let dest = t.destination;
+                        let w = tcp_out
+                            .entry(dest)
+                            .or_insert_with(|| tcp_connection(dest, tcp_in_tx.clone()));
+                        let _ = w.send(t.contents.to_vec());
+                    } else {
+                        let _ = socket.send_to(&t.contents, t.destination).await;
+                    }
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => {
+                        connected = true;
+                        let _ = events.send(ClientEvent::Connected);
+                    }
+                    Event::MediaAdded(m) => {
+                        mids.insert(m.mid, m.kind);
+                    }
+                    Event::RtpPacket(p) => {
+                        let mid = rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+                        if let Some(mid) = mid {
+                            let kind = rtc.media(mid).map(|m| m.kind()).unwrap_or(MediaKind::Audio);
+                            let _ = events.send(ClientEvent::Rtp(Received {
+                                mid,
+                                kind,
+                                seq: p.header.sequence_number,
+                                ts: p.header.timestamp,
+                                marker: p.header.marker,
+                                len: p.payload.len(),
+                                at: Instant::now(),
+                            }));
+                        }
+                    }
+                    _ => {}
+                },
+                Err(e) => {
+                    let _ = events.send(ClientEvent::Closed(format!("rtc: {e}")));
+                    return;
+                }
+            }
+        };
+        // Publish when asked, once nothing else is being negotiated.
+        if want_publish && !publish_offered && pending.is_none() {
+            let mut change = rtc.sdp_api();
+            let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+            if let Some((offer, p)) = change.apply() {
+                pending = Some(p);
+                publish_offered = true;
+                publisher = Some(Publisher {
+                    audio,
+                    video,
+                    audio_seq: 1,
+                    video_seq: 1,
+                    next_audio: Instant::now(),
+                    next_video: Instant::now(),
+                    frame: 0,
+                    started: Instant::now(),
+                });
+                send_ws.push(
+                    json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": [
+                        {"mid": audio.to_string(), "source": "microphone"},
+                        {"mid": video.to_string(), "source": "camera"}
+                    ]}),
+                );
+            }
+        }
+        for v in send_ws.drain(..) {
+            let _ = ws_tx.send(Message::Text(v.to_string().into())).await;
+        }
+        let mut next_media = timeout;
+        if let Some(p) = publisher.as_ref()
+            && connected
+        {
+            next_media = next_media.min(p.next_audio).min(p.next_video);
+        }
+        let wait = next_media
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        tokio::select! {
+            Some((from, frame)) = tcp_in_rx.recv() => {
+                if let Ok(recv) = Receive::new(Protocol::Tcp, from, local, &frame) {
+                    let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
+                }
+            }
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r
+                    && let Ok(recv) = Receive::new(Protocol::Udp, from, local, &buf[..n])
+                {
+                    let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
+                }
+            }
+            m = ws_rx.next() => {
+                let text = match m {
+                    Some(Ok(Message::Text(t))) => t.to_string(),
+                    Some(Ok(Message::Close(f))) => {
+                        let _ = events.send(ClientEvent::Closed(format!("ws closed: {f:?}")));
+                        return;
+                    }
+                    Some(Ok(_)) => continue,
+                    other => {
+                        let _ = events.send(ClientEvent::Closed(format!("ws ended: {other:?}")));
+                        return;
+                    }
+                };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+                match v["type"].as_str() {
+                    Some("offer") => {
+                        // Polite: our own outstanding offer is dropped (str0m
+                        // invalidates it) and made again afterwards.
+                        if pending.take().is_some() && publish_offered && publisher.is_some() {
+                            publish_offered = false;
+                            publisher = None;
+                            want_publish = true;
+                        }
+                        let offer = SdpOffer::from_sdp_string(v["sdp"].as_str().unwrap_or("")).unwrap();
+                        let answer = rtc.sdp_api().accept_offer(offer).unwrap();
+                        send_ws.push(json!({"type": "answer", "sdp": answer.to_sdp_string()}));
+                    }
+                    Some("answer") => {
+                        if let Some(p) = pending.take() {
+                            let answer = SdpAnswer::from_sdp_string(v["sdp"].as_str().unwrap_or("")).unwrap();
+                            rtc.sdp_api().accept_answer(p, answer).unwrap();
+                        }
+                    }
+                    Some("offer_rejected") => {
+                        pending = None;
+                        publisher = None;
+                    }
+                    Some("ping") => send_ws.push(json!({"type": "pong"})),
+                    _ => {}
+                }
+                let _ = events.send(ClientEvent::Signal(v));
+            }
+            c = cmds.recv() => match c {
+                Some(Cmd::Send(v)) => send_ws.push(v),
+                Some(Cmd::Publish) => want_publish = true,
+                Some(Cmd::Vanish) => {
+                    let _ = events.send(ClientEvent::Closed("vanished".into()));
+                    return;
+                }
+                Some(Cmd::Leave) | None => {
+                    let _ = ws_tx.send(Message::Text(json!({"type": "leave"}).to_string().into())).await;
+                    let _ = ws_tx.close().await;
+                    let _ = events.send(ClientEvent::Closed("left".into()));
+                    return;
+                }
+            },
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+    }
+}
+
+fn tx_pt(rtc: &Rtc, kind: MediaKind) -> str0m::media::Pt {
+    use str0m::format::Codec;
+    let want = match kind {
+        MediaKind::Audio => Codec::Opus,
+        MediaKind::Video => Codec::Vp8,
+    };
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.spec().codec == want)
+        .map(|p| p.pt())
+        .unwrap()
+}
+
+/// Connects to `dest` and runs an RFC 4571 framed connection: frames sent on
+/// the returned channel are written; frames read are sent to `incoming`.
+fn tcp_connection(
+    dest: SocketAddr,
+    incoming: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+) -> mpsc::UnboundedSender<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let Ok(stream) = tokio::net::TcpStream::connect(dest).await else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut r, mut w) = stream.into_split();
+        tokio::spawn(async move {
+            while let Some(frame) = rx.recv().await {
+                let len = (frame.len() as u16).to_be_bytes();
+                if w.write_all(&len).await.is_err() || w.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut len = [0u8; 2];
+        loop {
+            if r.read_exact(&mut len).await.is_err() {
+                return;
+            }
+            let mut frame = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if r.read_exact(&mut frame).await.is_err() {
+                return;
+            }
+            if incoming.send((dest, frame)).is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
