@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod live;
 pub mod permissions;
 pub mod routes;
 pub mod settings;
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub db: Db,
     pub config: Arc<ApiConfig>,
     pub limiter: Arc<auth::RateLimiter>,
+    /// Delivery into live sessions (the server's signaling layer).
+    pub live: Arc<dyn live::LiveRooms>,
 }
 
 impl ApiState {
@@ -61,7 +64,14 @@ impl ApiState {
             db,
             config: Arc::new(config),
             limiter: Arc::new(auth::RateLimiter::default()),
+            live: Arc::new(live::NoLiveRooms),
         }
+    }
+
+    /// Attaches the live-room delivery of the signaling layer.
+    pub fn with_live(mut self, live: Arc<dyn live::LiveRooms>) -> ApiState {
+        self.live = live;
+        self
     }
 }
 

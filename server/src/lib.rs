@@ -186,6 +186,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         })?,
     );
     let sig = Signaling::new(db.clone(), media.clone());
+    let state = state.with_live(sig.clone());
     tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {
             match event {

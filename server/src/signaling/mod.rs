@@ -56,6 +56,14 @@ impl Signaling {
         })
     }
 
+    /// The room actor of a room id if the room is live in this process.
+    fn live_room(&self, room_id: &str) -> Option<mpsc::Sender<RoomMsg>> {
+        self.rooms()
+            .get(room_id)
+            .filter(|tx| !tx.is_closed())
+            .cloned()
+    }
+
     /// Tells every connection the server is stopping.
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
@@ -717,5 +725,20 @@ impl Connection {
                 .await;
         }
         Flow::Continue
+    }
+}
+
+impl convene_api::live::LiveRooms for Signaling {
+    fn broadcast(&self, room_id: &str, event: Value) -> bool {
+        match self.live_room(room_id) {
+            Some(tx) => tx.try_send(RoomMsg::Broadcast(event)).is_ok(),
+            None => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Signaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signaling").finish_non_exhaustive()
     }
 }

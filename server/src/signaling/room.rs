@@ -78,6 +78,8 @@ pub enum RoomMsg {
     EndSession {
         reason: &'static str,
     },
+    /// Deliver an event to every connected member (REST -> room).
+    Broadcast(Value),
     Tick,
 }
 
@@ -196,6 +198,13 @@ impl RoomActor {
                 admit,
             } => self.lobby_decision(&from, &target, admit).await,
             RoomMsg::EndSession { reason } => self.end_session(reason).await,
+            RoomMsg::Broadcast(event) => {
+                for m in self.members.values() {
+                    if m.disconnected_since.is_none() {
+                        let _ = m.out.try_send(ServerMsg::Event(event.clone()));
+                    }
+                }
+            }
             RoomMsg::Tick => self.tick().await,
         }
     }

@@ -228,6 +228,10 @@ pub enum ServerMsg {
     },
     Ping,
     Pong,
+    /// An event built elsewhere (REST deliveries): a JSON object that carries
+    /// its own `type`, sent as is.
+    #[serde(untagged)]
+    Event(Value),
 }
 
 impl ServerMsg {
