@@ -1,7 +1,26 @@
 //! Convene's sans-IO forwarding core.
 //!
 //! This crate holds the per-packet forwarding decisions of the SFU, free of any
-//! I/O: which simulcast layer a subscriber receives, how sequence numbers and
-//! timestamps are rewritten so that layer switches stay continuous, and when a
-//! keyframe is needed. The server's media workers own the sockets and str0m
-//! peers and call into it for each packet.
+//! I/O and of tokio: which simulcast layer a subscriber receives
+//! ([`forwarder`], [`allocator`]), how sequence numbers and timestamps are
+//! rewritten so that layer switches, pauses and congestion drops leave each
+//! outgoing stream continuous, when to ask a publisher for a keyframe
+//! ([`keyframe`]), per-layer bitrates ([`rate`]) and who is speaking
+//! ([`speakers`]). Time comes in as `Instant`s, so every decision is unit
+//! tested without sockets. The server's media workers own the str0m peers and
+//! the socket and call into this crate for every packet; nothing here
+//! allocates per packet.
+
+pub mod allocator;
+pub mod forwarder;
+pub mod keyframe;
+pub mod layer;
+pub mod rate;
+pub mod speakers;
+
+pub use allocator::{Allocator, TrackDemand};
+pub use forwarder::{Decision, DropReason, Forwarder, Kind, Packet};
+pub use keyframe::KeyframeLimiter;
+pub use layer::Layer;
+pub use rate::RateMeter;
+pub use speakers::SpeakerDetector;

@@ -1,0 +1,224 @@
+//! Bandwidth-driven simulcast layer allocation for one subscriber.
+//!
+//! Each subscriber's send-side bandwidth estimate (str0m's TWCC/REMB based
+//! BWE) is shared among the video tracks it receives. Every track gets its
+//! lowest layer first, then tracks are upgraded one step at a time while the
+//! budget allows, never above the subscriber's preference. Stepping down is
+//! immediate; stepping up needs headroom held for a while, so that a noisy
+//! estimate does not make layers flap.
+
+use std::time::{Duration, Instant};
+
+use crate::layer::Layer;
+
+/// Stepping up needs the estimate to cover the higher layer with this factor
+/// of headroom...
+pub const UP_HEADROOM: f64 = 1.2;
+/// ...continuously for this long.
+pub const UP_HOLD: Duration = Duration::from_secs(2);
+
+/// One video track as the allocator sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackDemand {
+    /// The subscriber's preferred highest layer.
+    pub preferred: Layer,
+    /// Measured incoming bitrate of each layer (`[q, h, f]`, bits/s); 0 for
+    /// a layer the publisher does not send. A non-simulcast track has only
+    /// `f`.
+    pub layer_bps: [u64; 3],
+    /// The cap currently applied (input) and the new one (output).
+    pub cap: Layer,
+}
+
+impl TrackDemand {
+    fn lowest(&self) -> Layer {
+        Layer::ALL
+            .into_iter()
+            .find(|l| self.layer_bps[l.index()] > 0 && *l <= self.preferred)
+            .unwrap_or(Layer::Q)
+    }
+
+    fn cost(&self, l: Layer) -> u64 {
+        self.layer_bps[l.index()]
+    }
+
+    /// The next higher layer that is sent and within preference.
+    fn next_up(&self, from: Layer) -> Option<Layer> {
+        let mut l = from.higher()?;
+        loop {
+            if l > self.preferred {
+                return None;
+            }
+            if self.layer_bps[l.index()] > 0 {
+                return Some(l);
+            }
+            l = l.higher()?;
+        }
+    }
+}
+
+/// Greedy allocation of `budget` bits/s: lowest layers first, then one step
+/// up per track, round-robin, while it fits.
+pub fn greedy(budget: u64, tracks: &[TrackDemand], out: &mut [Layer]) {
+    let mut spent = 0u64;
+    for (t, o) in tracks.iter().zip(out.iter_mut()) {
+        *o = t.lowest();
+        spent += t.cost(*o);
+    }
+    loop {
+        let mut upgraded = false;
+        for (t, o) in tracks.iter().zip(out.iter_mut()) {
+            if let Some(up) = t.next_up(*o) {
+                let extra = t.cost(up).saturating_sub(t.cost(*o));
+                if spent + extra <= budget {
+                    spent += extra;
+                    *o = up;
+                    upgraded = true;
+                }
+            }
+        }
+        if !upgraded {
+            break;
+        }
+    }
+}
+
+/// Per-subscriber allocator state (the hysteresis timer).
+#[derive(Debug, Default, Clone)]
+pub struct Allocator {
+    up_since: Option<Instant>,
+}
+
+/// The most tracks one subscriber's allocation considers at once; further
+/// tracks keep their caps (they are beyond any sensible grid anyway).
+pub const MAX_TRACKS: usize = 64;
+
+impl Allocator {
+    /// Updates every track's `cap` from the estimate `budget_bps`. Returns
+    /// true when any cap changed.
+    pub fn allocate(&mut self, budget_bps: u64, now: Instant, tracks: &mut [TrackDemand]) -> bool {
+        let n = tracks.len().min(MAX_TRACKS);
+        let tracks = &mut tracks[..n];
+        let mut fit = [Layer::Q; MAX_TRACKS];
+        let mut roomy = [Layer::Q; MAX_TRACKS];
+        greedy(budget_bps, tracks, &mut fit[..n]);
+        greedy(
+            (budget_bps as f64 / UP_HEADROOM) as u64,
+            tracks,
+            &mut roomy[..n],
+        );
+        let mut changed = false;
+        let mut wants_up = false;
+        for (i, t) in tracks.iter_mut().enumerate() {
+            // Preference changes apply at once in both directions.
+            if t.cap > t.preferred {
+                t.cap = t.preferred;
+                changed = true;
+            }
+            if fit[i] < t.cap {
+                t.cap = fit[i];
+                changed = true;
+            } else if roomy[i] > t.cap {
+                wants_up = true;
+            }
+        }
+        if !wants_up {
+            self.up_since = None;
+            return changed;
+        }
+        let since = *self.up_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= UP_HOLD {
+            // One step, on the first track that can take it; the hold
+            // restarts so the estimate can prove itself again.
+            for (i, t) in tracks.iter_mut().enumerate() {
+                if roomy[i] > t.cap {
+                    t.cap = t.next_up(t.cap).unwrap_or(roomy[i]).min(roomy[i]);
+                    changed = true;
+                    break;
+                }
+            }
+            self.up_since = None;
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cam() -> TrackDemand {
+        TrackDemand {
+            preferred: Layer::F,
+            layer_bps: [150_000, 500_000, 1_500_000],
+            cap: Layer::F,
+        }
+    }
+
+    #[test]
+    fn greedy_gives_everyone_the_lowest_layer_first() {
+        let tracks = [cam(), cam(), cam()];
+        let mut out = [Layer::F; 3];
+        greedy(1_000_000, &tracks, &mut out);
+        // 3 x q = 450k; + h for one (350k extra) = 800k; another h would be 1.15M.
+        assert_eq!(out, [Layer::H, Layer::Q, Layer::Q]);
+        greedy(100_000, &tracks, &mut out);
+        assert_eq!(out, [Layer::Q; 3], "never below the lowest layer");
+        greedy(10_000_000, &tracks, &mut out);
+        assert_eq!(out, [Layer::F; 3]);
+    }
+
+    #[test]
+    fn preference_and_missing_layers_are_respected() {
+        let mut a = cam();
+        a.preferred = Layer::H;
+        let mut b = cam();
+        b.layer_bps = [0, 0, 800_000]; // no simulcast
+        let mut out = [Layer::Q; 2];
+        greedy(10_000_000, &[a, b], &mut out);
+        assert_eq!(out, [Layer::H, Layer::F]);
+    }
+
+    #[test]
+    fn steps_down_at_once_and_up_after_holding_headroom() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let mut alloc = Allocator::default();
+        let mut tracks = [cam()];
+        assert!(!alloc.allocate(3_000_000, t0, &mut tracks));
+        assert_eq!(tracks[0].cap, Layer::F);
+        // The estimate collapses: down to q immediately.
+        assert!(alloc.allocate(300_000, s(1), &mut tracks));
+        assert_eq!(tracks[0].cap, Layer::Q);
+        // It recovers: up one step only after UP_HOLD, then the next.
+        assert!(!alloc.allocate(3_000_000, s(2), &mut tracks));
+        assert!(!alloc.allocate(3_000_000, s(3), &mut tracks));
+        assert!(alloc.allocate(3_000_000, s(4), &mut tracks));
+        assert_eq!(tracks[0].cap, Layer::H);
+        assert!(!alloc.allocate(3_000_000, s(5), &mut tracks));
+        assert!(alloc.allocate(3_000_000, s(7), &mut tracks));
+        assert_eq!(tracks[0].cap, Layer::F);
+        // Just enough for f but without headroom: stays, does not flap.
+        tracks[0].cap = Layer::H;
+        for k in 8..20 {
+            alloc.allocate(1_600_000, s(k), &mut tracks);
+            assert_eq!(tracks[0].cap, Layer::H);
+        }
+    }
+
+    #[test]
+    fn a_noisy_estimate_resets_the_hold() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut alloc = Allocator::default();
+        let mut tracks = [cam()];
+        tracks[0].cap = Layer::Q;
+        alloc.allocate(3_000_000, ms(0), &mut tracks);
+        alloc.allocate(400_000, ms(1500), &mut tracks); // dip
+        alloc.allocate(3_000_000, ms(2500), &mut tracks);
+        alloc.allocate(3_000_000, ms(4000), &mut tracks);
+        assert_eq!(tracks[0].cap, Layer::Q, "the dip restarted the hold");
+        alloc.allocate(3_000_000, ms(4600), &mut tracks);
+        assert_eq!(tracks[0].cap, Layer::H);
+    }
+}
