@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -67,6 +67,7 @@ pub enum ClientEvent {
 enum Cmd {
     Send(Value),
     Publish,
+    PublishSimulcast,
     Leave,
     /// Drop the connection without saying goodbye.
     Vanish,
@@ -100,6 +101,14 @@ impl Client {
 
     pub fn publish(&self) {
         let _ = self.cmd.send(Cmd::Publish);
+    }
+
+    /// Publishes like [`Client::publish`], with the camera as three
+    /// simulcast layers (RIDs `q`, `h`, `f`). Every packet of a layer has
+    /// the payload length [`SIMULCAST_LEN`]`[layer]`, so a receiver can
+    /// tell which layer it gets.
+    pub fn publish_simulcast(&self) {
+        let _ = self.cmd.send(Cmd::PublishSimulcast);
     }
 
     pub fn leave(&self) {
@@ -206,11 +215,16 @@ impl Client {
     }
 }
 
+/// Payload length of the synthetic VP8 packets of each simulcast layer
+/// (`q`, `h`, `f`); without simulcast every packet has the `f` length.
+pub const SIMULCAST_LEN: [usize; 3] = [300, 600, 900];
+
 struct Publisher {
     audio: Mid,
     video: Mid,
+    simulcast: bool,
     audio_seq: u64,
-    video_seq: u64,
+    video_seq: [u64; 3],
     next_audio: Instant,
     next_video: Instant,
     frame: u64,
@@ -266,6 +280,7 @@ async fn run(
     let mut pending: Option<SdpPendingOffer> = None;
     let mut publisher: Option<Publisher> = None;
     let mut want_publish = false;
+    let mut want_simulcast = false;
     let mut publish_offered = false;
     let mut mids: HashMap<Mid, MediaKind> = HashMap::new();
     let mut connected = false;
@@ -302,25 +317,41 @@ async fn run(
                 let key = p.frame % 30 == 0;
                 let ts = ((p.next_video - p.started).as_millis() as u32) * 90;
                 let packets = if key { 4 } else { 2 };
-                for i in 0..packets {
-                    let mut payload = vec![if i == 0 { 0x10 } else { 0x00 }];
-                    if i == 0 {
-                        if key {
-                            payload.extend_from_slice(&[
-                                0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01,
-                            ]);
-                        } else {
-                            payload.extend_from_slice(&[0x11, 0x02, 0x00]);
+                let layers: &[(usize, Option<&str>)] = if p.simulcast {
+                    &[(0, Some("q")), (1, Some("h")), (2, Some("f"))]
+                } else {
+                    &[(2, None)]
+                };
+                for &(layer, rid) in layers {
+                    for i in 0..packets {
+                        let mut payload = vec![if i == 0 { 0x10 } else { 0x00 }];
+                        if i == 0 {
+                            if key {
+                                payload.extend_from_slice(&[
+                                    0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01,
+                                ]);
+                            } else {
+                                payload.extend_from_slice(&[0x11, 0x02, 0x00]);
+                            }
                         }
-                    }
-                    payload.resize(900, (p.frame % 251) as u8);
-                    if let Some(tx) = rtc.direct_api().stream_tx_by_mid(p.video, None) {
-                        tx.write_rtp(
-                            RtpWrite::new(video_pt, SeqNo::from(p.video_seq), ts, now, payload)
+                        payload.resize(SIMULCAST_LEN[layer], (p.frame % 251) as u8);
+                        if let Some(tx) = rtc
+                            .direct_api()
+                            .stream_tx_by_mid(p.video, rid.map(Rid::from))
+                        {
+                            tx.write_rtp(
+                                RtpWrite::new(
+                                    video_pt,
+                                    SeqNo::from(p.video_seq[layer]),
+                                    ts,
+                                    now,
+                                    payload,
+                                )
                                 .marker(i == packets - 1)
                                 .nackable(true),
-                        );
-                        p.video_seq += 1;
+                            );
+                            p.video_seq[layer] += 1;
+                        }
                     }
                 }
                 p.frame += 1;
@@ -377,15 +408,24 @@ async fn run(
         if want_publish && !publish_offered && pending.is_none() {
             let mut change = rtc.sdp_api();
             let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-            let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+            let simulcast = want_simulcast.then(|| {
+                let mut s = Simulcast::new();
+                for rid in ["q", "h", "f"] {
+                    s.add_send_layer(SimulcastLayer::new(rid));
+                }
+                s
+            });
+            let video =
+                change.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
             if let Some((offer, p)) = change.apply() {
                 pending = Some(p);
                 publish_offered = true;
                 publisher = Some(Publisher {
                     audio,
                     video,
+                    simulcast: want_simulcast,
                     audio_seq: 1,
-                    video_seq: 1,
+                    video_seq: [1, 1, 1],
                     next_audio: Instant::now(),
                     next_video: Instant::now(),
                     frame: 0,
@@ -469,6 +509,10 @@ async fn run(
             c = cmds.recv() => match c {
                 Some(Cmd::Send(v)) => send_ws.push(v),
                 Some(Cmd::Publish) => want_publish = true,
+                Some(Cmd::PublishSimulcast) => {
+                    want_publish = true;
+                    want_simulcast = true;
+                }
                 Some(Cmd::Vanish) => {
                     let _ = events.send(ClientEvent::Closed("vanished".into()));
                     return;

@@ -42,6 +42,16 @@ impl TrackDemand {
         self.layer_bps[l.index()]
     }
 
+    /// The highest layer worth sending: the highest one at or below the
+    /// preference that is sent, else the lowest.
+    fn top(&self) -> Layer {
+        Layer::ALL
+            .into_iter()
+            .rev()
+            .find(|l| self.layer_bps[l.index()] > 0 && *l <= self.preferred)
+            .unwrap_or_else(|| self.lowest())
+    }
+
     /// The next higher layer that is sent and within preference.
     fn next_up(&self, from: Layer) -> Option<Layer> {
         let mut l = from.higher()?;
@@ -110,15 +120,15 @@ impl Allocator {
         let mut changed = false;
         let mut wants_up = false;
         for (i, t) in tracks.iter_mut().enumerate() {
-            // Preference changes apply at once in both directions.
-            if t.cap > t.preferred {
-                t.cap = t.preferred;
-                changed = true;
-            }
-            if fit[i] < t.cap {
+            let top = t.top();
+            // A cap at or above the track's top layer means "not limited by
+            // bandwidth" (kept as F, so a later rise of the preference is
+            // granted at once when the budget allows it).
+            let eff = t.cap.min(top);
+            if fit[i] < eff {
                 t.cap = fit[i];
                 changed = true;
-            } else if roomy[i] > t.cap {
+            } else if eff < top && roomy[i] > eff {
                 wants_up = true;
             }
         }
@@ -131,8 +141,11 @@ impl Allocator {
             // One step, on the first track that can take it; the hold
             // restarts so the estimate can prove itself again.
             for (i, t) in tracks.iter_mut().enumerate() {
-                if roomy[i] > t.cap {
-                    t.cap = t.next_up(t.cap).unwrap_or(roomy[i]).min(roomy[i]);
+                let top = t.top();
+                let eff = t.cap.min(top);
+                if eff < top && roomy[i] > eff {
+                    let up = t.next_up(eff).unwrap_or(top);
+                    t.cap = if up >= top { Layer::F } else { up };
                     changed = true;
                     break;
                 }
@@ -197,6 +210,13 @@ mod tests {
         assert_eq!(tracks[0].cap, Layer::H);
         assert!(!alloc.allocate(3_000_000, s(5), &mut tracks));
         assert!(alloc.allocate(3_000_000, s(7), &mut tracks));
+        assert_eq!(tracks[0].cap, Layer::F);
+        // A preference below the cap leaves the cap alone; raising it again
+        // is granted at once while the budget carries it.
+        tracks[0].preferred = Layer::Q;
+        assert!(!alloc.allocate(3_000_000, s(8), &mut tracks));
+        tracks[0].preferred = Layer::F;
+        assert!(!alloc.allocate(3_000_000, s(8), &mut tracks));
         assert_eq!(tracks[0].cap, Layer::F);
         // Just enough for f but without headroom: stays, does not flap.
         tracks[0].cap = Layer::H;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use convene_tests::rtc_client::{Client, ClientOptions};
 use convene_tests::{Server, media_ip};
-use serde_json::json;
+use serde_json::{Value, json};
 use str0m::media::MediaKind;
 
 async fn token(s: &Server, room: &str, name: &str, role: &str) -> String {
@@ -79,9 +79,18 @@ async fn publisher_reaches_subscriber_and_attendee_cannot_publish() {
     assert_eq!(others.len(), 1);
     assert_eq!(others[0]["name"], "Alice");
     alice.wait_type("participant_joined").await;
-    let offer = bob.wait_type("offer").await;
-    let tracks = offer["tracks"].as_array().unwrap();
-    assert_eq!(tracks.len(), 2, "{offer}");
+    // Alice's tracks may still be registering while Bob joins: they can
+    // arrive over one or two server offers.
+    let mut tracks: Vec<Value> = Vec::new();
+    while tracks.len() < 2 {
+        let offer = bob.wait_type("offer").await;
+        for t in offer["tracks"].as_array().unwrap() {
+            if !tracks.iter().any(|k| k["track_id"] == t["track_id"]) {
+                tracks.push(t.clone());
+            }
+        }
+    }
+    assert_eq!(tracks.len(), 2, "{tracks:?}");
     assert!(
         tracks
             .iter()
@@ -530,4 +539,91 @@ async fn shutdown_tells_participants_and_stops_in_time() {
     assert_eq!(e["code"], "SERVER_SHUTDOWN");
     let (_s, took) = stopping.await.unwrap();
     assert!(took < Duration::from_secs(10), "stopped in {took:?}");
+}
+
+/// The payload lengths of the last `n` video packets received.
+fn last_video_lens(c: &Client, n: usize) -> Vec<usize> {
+    let v = c.received(MediaKind::Video);
+    v[v.len().saturating_sub(n)..].iter().map(|r| r.len).collect()
+}
+
+/// Waits until the last 20 video packets all have payload length `len`
+/// (one simulcast layer). Layer changes wait for a keyframe, and the
+/// bandwidth estimate may hold a layer back for a few seconds at the start.
+async fn wait_layer(c: &mut Client, len: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        c.collect_for(Duration::from_millis(250)).await;
+        let lens = last_video_lens(c, 20);
+        if lens.len() == 20 && lens.iter().all(|l| *l == len) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "layer of length {len} not reached: {lens:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_layer_preference_switches_at_keyframes() {
+    use convene_tests::rtc_client::SIMULCAST_LEN;
+    let s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "simul"}))
+        .await
+        .expect(200);
+    let t_pub = token(&s, "simul", "Alice", "moderator").await;
+    let t_sub = token(&s, "simul", "Bob", "speaker").await;
+    let mut alice = Client::connect(opts(&s, Some(t_pub), None, None)).await;
+    alice.wait_type("joined").await;
+    alice.publish_simulcast();
+    alice.wait_type("answer").await;
+
+    let mut bob = Client::connect(opts(&s, Some(t_sub), None, None)).await;
+    bob.wait_type("joined").await;
+    let mut video_track = None;
+    while video_track.is_none() {
+        let offer = bob.wait_type("offer").await;
+        video_track = offer["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == "video")
+            .map(|t| t["track_id"].as_str().unwrap().to_string());
+    }
+    let video_track = video_track.unwrap();
+
+    // Full layer by default (the bandwidth estimate carries it).
+    bob.wait_rtp(MediaKind::Video, 90, Duration::from_secs(20))
+        .await;
+    wait_layer(&mut bob, SIMULCAST_LEN[2]).await;
+
+    // Ask for the quarter layer: it takes over at its next keyframe (one
+    // per second in the synthetic stream).
+    bob.send(json!({"type": "layer", "track_id": video_track, "max_layer": "q"}));
+    wait_layer(&mut bob, SIMULCAST_LEN[0]).await;
+
+    // A maximum height of 360 means the half layer.
+    bob.send(json!({"type": "layer", "track_id": video_track, "max_height": 360}));
+    wait_layer(&mut bob, SIMULCAST_LEN[1]).await;
+
+    // Pause, then resume: nothing while paused, continuous afterwards.
+    bob.send(json!({"type": "pause", "track_id": video_track, "paused": true}));
+    bob.collect_for(Duration::from_millis(500)).await;
+    let before = bob.received(MediaKind::Video).len();
+    bob.collect_for(Duration::from_millis(1000)).await;
+    assert_eq!(bob.received(MediaKind::Video).len(), before, "paused");
+    bob.send(json!({"type": "pause", "track_id": video_track, "paused": false}));
+    bob.send(json!({"type": "layer", "track_id": video_track, "max_layer": "f"}));
+    wait_layer(&mut bob, SIMULCAST_LEN[2]).await;
+
+    // Across every switch and the pause the outgoing stream is one
+    // continuous sequence.
+    let seqs: Vec<u16> = bob
+        .received(MediaKind::Video)
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_continuous(&seqs, "simulcast video");
 }

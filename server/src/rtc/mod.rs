@@ -7,7 +7,6 @@
 //! a hash of the room id, so every participant of a room shares its worker
 //! and forwarding never crosses threads.
 
-pub mod forward;
 pub mod sdp_scan;
 pub mod stun;
 pub mod tcp;

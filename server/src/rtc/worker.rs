@@ -22,7 +22,10 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
-use super::forward::{Forward, Layer, PacketView};
+use convene_sfu::{
+    Allocator, Decision, Forwarder, Kind, KeyframeLimiter, Layer, Packet, RateMeter, SpeakerDetector,
+    TrackDemand,
+};
 use super::sdp_scan;
 use super::udp::{DATAGRAM_CAPACITY, Datagram};
 use super::{MediaCounters, MediaEvent};
@@ -82,12 +85,18 @@ pub enum Command {
     },
 }
 
-/// How often PLI/FIR may be relayed to one published track.
-const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
-/// Active speakers are recomputed this often.
+/// Active speakers and simulcast layer allocations are recomputed this often.
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(500);
-/// A level above this (in -dBov, 0 loudest .. 127 silent) counts as speech.
-const SPEECH_LEVEL: f32 = 50.0;
+/// Keyframe limiters and subscriber congestion are checked this often.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+/// A subscriber whose oldest queued packet waited longer than this is
+/// congested: its forwarders drop whole frames until the queue drains.
+const CONGESTION_DELAY: Duration = Duration::from_millis(300);
+/// What an audio track is assumed to take from a subscriber's bandwidth.
+const AUDIO_BPS: u64 = 48_000;
+/// Packets kept per outgoing video stream to answer NACKs, and for how long.
+const NACK_CACHE_PACKETS: usize = 1024;
+const NACK_CACHE_AGE: Duration = Duration::from_secs(2);
 
 struct Track {
     key: u64,
@@ -99,7 +108,10 @@ struct Track {
     source: Source,
     muted: bool,
     simulcast: bool,
-    last_keyframe_request: Option<Instant>,
+    /// Keyframe requests towards the publisher, at most one per 500 ms.
+    keyframes: KeyframeLimiter,
+    /// Incoming bitrate per simulcast layer `[q, h, f]` (non-simulcast: f).
+    rates: [RateMeter; 3],
 }
 
 impl Track {
@@ -138,14 +150,16 @@ struct OutTrack {
     state: OutState,
     subscribed: bool,
     paused: bool,
-    forward: Forward,
+    forward: Forwarder,
+    kind: MediaKind,
     /// Payload type cache: (incoming codec, outgoing pt).
     pt: Option<(Codec, str0m::media::Pt)>,
 }
 
 struct Peer {
     participant_id: String,
-    room_id: String,
+    /// Shared with the room map key: cloning it per packet does not allocate.
+    room_id: Arc<str>,
     rtc: Rtc,
     out: mpsc::Sender<ServerMsg>,
     ufrag: String,
@@ -168,6 +182,8 @@ struct Peer {
     level_sum: f32,
     level_count: u32,
     quality: &'static str,
+    /// Simulcast layer allocation from this subscriber's bandwidth estimate.
+    alloc: Allocator,
 }
 
 impl Peer {
@@ -184,7 +200,7 @@ impl Peer {
 struct Room {
     peers: Vec<usize>,
     tracks: HashMap<u64, Track>,
-    speakers: Vec<String>,
+    speakers: SpeakerDetector<String>,
 }
 
 pub struct Worker {
@@ -200,7 +216,7 @@ pub struct Worker {
     /// ICE-TCP connections by remote address.
     tcp: HashMap<SocketAddr, super::tcp::TcpWriter>,
     tcp_candidate: Option<Candidate>,
-    rooms: HashMap<String, Room>,
+    rooms: HashMap<Arc<str>, Room>,
     next_track: u64,
     pool: Sender<Box<[u8; DATAGRAM_CAPACITY]>>,
     counters: Arc<MediaCounters>,
@@ -210,6 +226,11 @@ pub struct Worker {
     /// Slots that need polling.
     dirty: Vec<usize>,
     last_speaker_tick: Instant,
+    last_housekeeping: Instant,
+    /// Scratch space of the housekeeping passes (kept to avoid allocating).
+    scratch_demands: Vec<TrackDemand>,
+    scratch_outs: Vec<usize>,
+    scratch_keyframes: Vec<(usize, Mid, bool)>,
 }
 
 /// Everything a worker thread needs.
@@ -266,6 +287,10 @@ pub fn run(setup: WorkerSetup) {
         rtp_queue: Vec::with_capacity(64),
         dirty: Vec::with_capacity(64),
         last_speaker_tick: Instant::now(),
+        last_housekeeping: Instant::now(),
+        scratch_demands: Vec::new(),
+        scratch_outs: Vec::new(),
+        scratch_keyframes: Vec::new(),
     };
     let datagrams = setup.datagrams;
     let commands = setup.commands;
@@ -318,6 +343,7 @@ impl Worker {
             t = t.min(p.next_timeout);
         }
         t.min(self.last_speaker_tick + SPEAKER_INTERVAL)
+            .min(self.last_housekeeping + HOUSEKEEPING_INTERVAL)
     }
 
     fn on_datagram(&mut self, d: Datagram) {
@@ -409,9 +435,14 @@ impl Worker {
                 self.dirty = batch;
             }
         }
-        if now.duration_since(self.last_speaker_tick) >= SPEAKER_INTERVAL {
+        if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING_INTERVAL {
+            self.last_housekeeping = now;
+            self.housekeeping(now);
+        }
+        if now.saturating_duration_since(self.last_speaker_tick) >= SPEAKER_INTERVAL {
             self.last_speaker_tick = now;
             self.speaker_tick();
+            self.allocate_layers(now);
         }
     }
 
@@ -587,7 +618,8 @@ impl Worker {
             source,
             muted: false,
             simulcast,
-            last_keyframe_request: None,
+            keyframes: KeyframeLimiter::default(),
+            rates: Default::default(),
         };
         let info = track.info();
         let pid = p.participant_id.clone();
@@ -677,7 +709,7 @@ impl Worker {
                 subscribe,
             } => self.with_out(&participant_id, &track_id, |o| {
                 o.subscribed = subscribe;
-                o.forward.reset();
+                o.forward.set_paused(o.paused || !o.subscribed);
             }),
             Command::Pause {
                 participant_id,
@@ -685,7 +717,7 @@ impl Worker {
                 paused,
             } => self.with_out(&participant_id, &track_id, |o| {
                 o.paused = paused;
-                o.forward.reset();
+                o.forward.set_paused(o.paused || !o.subscribed);
             }),
             Command::Layer {
                 participant_id,
@@ -703,7 +735,7 @@ impl Worker {
             } => self.mute(&participant_id, source, muted, by),
             Command::RoomTracks { room_id, reply } => {
                 let mut out: HashMap<String, Vec<TrackInfo>> = HashMap::new();
-                if let Some(room) = self.rooms.get(&room_id) {
+                if let Some(room) = self.rooms.get(room_id.as_str()) {
                     for t in room.tracks.values() {
                         out.entry(t.participant_id.clone())
                             .or_default()
@@ -755,11 +787,15 @@ impl Worker {
         self.counters
             .peers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let room = self.rooms.entry(new.room_id.clone()).or_default();
+        let room_key: Arc<str> = match self.rooms.get_key_value(new.room_id.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(new.room_id.as_str()),
+        };
+        let room = self.rooms.entry(room_key.clone()).or_default();
         room.peers.push(slot);
         self.peers[slot] = Some(Peer {
             participant_id: new.participant_id,
-            room_id: new.room_id,
+            room_id: room_key,
             rtc,
             out: new.out,
             ufrag,
@@ -779,6 +815,7 @@ impl Worker {
             level_sum: 0.0,
             level_count: 0,
             quality: "good",
+            alloc: Allocator::default(),
         });
         // Offer what the room already publishes.
         self.renegotiate(slot);
@@ -1035,6 +1072,13 @@ impl Worker {
             o.state = match o.state {
                 OutState::Offered => {
                     newly_active.push(o.track_key);
+                    if o.kind == MediaKind::Video
+                        && let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(o.mid, None)
+                    {
+                        // The bounded per-stream packet cache NACKs are
+                        // answered from (rewritten packets, as sent).
+                        tx.set_rtx_cache(NACK_CACHE_PACKETS, NACK_CACHE_AGE, Some(0.15));
+                    }
                     OutState::Active
                 }
                 OutState::ClosingOffered => OutState::Closed,
@@ -1092,7 +1136,7 @@ impl Worker {
                 Some(t.id.clone()),
                 None,
             );
-            added.push((mid, t.key));
+            added.push((mid, t.key, t.kind));
         }
         for mid in &closing {
             change.set_direction(*mid, Direction::Inactive);
@@ -1100,14 +1144,18 @@ impl Worker {
         let Some((offer, pending)) = change.apply() else {
             return;
         };
-        for (mid, key) in added {
+        for (mid, key, kind) in added {
             p.outs.push(OutTrack {
                 mid,
                 track_key: key,
                 state: OutState::Offered,
                 subscribed: true,
                 paused: false,
-                forward: Forward::default(),
+                forward: Forwarder::new(match kind {
+                    MediaKind::Audio => Kind::Audio,
+                    MediaKind::Video => Kind::Video,
+                }),
+                kind,
                 pt: None,
             });
         }
@@ -1160,8 +1208,9 @@ impl Worker {
         self.request_keyframe(&room_id, key, kind, now, false);
     }
 
-    /// Asks a track's publisher for a keyframe, at most once per
-    /// [`KEYFRAME_INTERVAL`] unless `force`d by a new subscriber.
+    /// Asks a track's publisher for a keyframe, at most once per 500 ms
+    /// (a request inside the interval is deferred, not lost) unless `force`d
+    /// by a new subscriber.
     fn request_keyframe(
         &mut self,
         room_id: &str,
@@ -1179,15 +1228,20 @@ impl Worker {
         if track.kind != MediaKind::Video {
             return;
         }
-        if !force
-            && track
-                .last_keyframe_request
-                .is_some_and(|t| now.duration_since(t) < KEYFRAME_INTERVAL)
-        {
+        if !track.keyframes.request(now) && !force {
             return;
         }
-        track.last_keyframe_request = Some(now);
         let (publisher, mid, simulcast) = (track.publisher, track.mid, track.simulcast);
+        self.send_keyframe_request(publisher, mid, simulcast, kind);
+    }
+
+    fn send_keyframe_request(
+        &mut self,
+        publisher: usize,
+        mid: Mid,
+        simulcast: bool,
+        kind: KeyframeRequestKind,
+    ) {
         self.counters
             .plis
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1204,6 +1258,130 @@ impl Worker {
             }
         }
         self.mark_dirty(publisher);
+    }
+
+    /// Every 100 ms: releases deferred keyframe requests and updates each
+    /// subscriber's congestion state from its send queues.
+    fn housekeeping(&mut self, now: Instant) {
+        let mut due = std::mem::take(&mut self.scratch_keyframes);
+        for room in self.rooms.values_mut() {
+            for t in room.tracks.values_mut() {
+                if t.keyframes.poll(now) {
+                    due.push((t.publisher, t.mid, t.simulcast));
+                }
+            }
+        }
+        for (publisher, mid, simulcast) in due.drain(..) {
+            self.send_keyframe_request(publisher, mid, simulcast, KeyframeRequestKind::Pli);
+        }
+        self.scratch_keyframes = due;
+        for p in self.peers.iter_mut().flatten() {
+            let mut api = p.rtc.direct_api();
+            for o in p.outs.iter_mut() {
+                if o.state != OutState::Active || o.kind != MediaKind::Video {
+                    continue;
+                }
+                let congested = api
+                    .stream_tx_by_mid(o.mid, None)
+                    .and_then(|tx| tx.queue_info().and_then(|q| q.first_unsent()))
+                    .is_some_and(|t| now.saturating_duration_since(t) > CONGESTION_DELAY);
+                o.forward.set_congested(congested);
+            }
+        }
+    }
+
+    /// Every 500 ms: shares each subscriber's bandwidth estimate among the
+    /// video tracks it receives (simulcast layer caps), and tells str0m's
+    /// BWE what to probe for.
+    fn allocate_layers(&mut self, now: Instant) {
+        let mut demands = std::mem::take(&mut self.scratch_demands);
+        let mut outs = std::mem::take(&mut self.scratch_outs);
+        for slot in 0..self.peers.len() {
+            let Some(p) = self.peers[slot].as_mut() else {
+                continue;
+            };
+            let Some(room) = self.rooms.get_mut(&p.room_id) else {
+                continue;
+            };
+            demands.clear();
+            outs.clear();
+            let mut audio = 0u64;
+            let mut desired = 0u64;
+            for (i, o) in p.outs.iter().enumerate() {
+                if o.state != OutState::Active || !o.subscribed || o.paused {
+                    continue;
+                }
+                let Some(t) = room.tracks.get_mut(&o.track_key) else {
+                    continue;
+                };
+                if o.kind == MediaKind::Audio {
+                    audio += AUDIO_BPS;
+                    continue;
+                }
+                let layer_bps = [
+                    t.rates[0].bps(now),
+                    t.rates[1].bps(now),
+                    t.rates[2].bps(now),
+                ];
+                if layer_bps == [0; 3] {
+                    continue;
+                }
+                let preferred = o.forward.preferred();
+                desired += Layer::ALL
+                    .into_iter()
+                    .rev()
+                    .filter(|l| *l <= preferred)
+                    .map(|l| layer_bps[l.index()])
+                    .find(|b| *b > 0)
+                    .unwrap_or(0);
+                demands.push(TrackDemand {
+                    preferred,
+                    layer_bps,
+                    cap: o.forward.cap(),
+                });
+                outs.push(i);
+            }
+            if demands.is_empty() {
+                continue;
+            }
+            if let Some(estimate) = p.bwe {
+                let budget = estimate.as_u64().saturating_sub(audio);
+                if p.alloc.allocate(budget, now, &mut demands) {
+                    tracing::debug!(
+                        participant = %p.participant_id,
+                        estimate_bps = estimate.as_u64(),
+                        caps = ?demands.iter().map(|d| d.cap).collect::<Vec<_>>(),
+                        "simulcast layer caps changed"
+                    );
+                }
+                for (d, &i) in demands.iter().zip(outs.iter()) {
+                    p.outs[i].forward.set_cap(d.cap);
+                }
+            }
+            // Keep traffic up to the next layer up (padding fills the gap)
+            // and let the estimator probe for what the preferences want.
+            let current: u64 = demands.iter().map(|d| d.layer_bps[d.cap.index()]).sum();
+            let next = demands
+                .iter()
+                .filter_map(|d| {
+                    let up = d.cap.higher()?;
+                    (up <= d.preferred && d.layer_bps[up.index()] > 0)
+                        .then(|| d.layer_bps[up.index()] - d.layer_bps[d.cap.index()].min(d.layer_bps[up.index()]))
+                })
+                .min()
+                .unwrap_or(0);
+            let minimum = current + audio + next;
+            let desired = (desired + audio).max(minimum);
+            p.rtc
+                .bwe()
+                .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+            if !p.dirty {
+                p.dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+        self.scratch_demands = demands;
+        self.scratch_outs = outs;
     }
 
     fn forward_rtp(&mut self, slot: usize, pkt: &RtpPacket, now: Instant) {
@@ -1249,10 +1427,10 @@ impl Worker {
             p.level_count += 1;
         }
         let room_id = p.room_id.clone();
-        let Some(room) = self.rooms.get(&room_id) else {
+        let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
-        let Some(track) = room.tracks.get(&key) else {
+        let Some(track) = room.tracks.get_mut(&key) else {
             return;
         };
         tracing::trace!(track = %track.id, seq = *pkt.seq_no, "rtp in");
@@ -1260,13 +1438,17 @@ impl Worker {
             // A muted microphone still sends DTX comfort noise; nobody needs it.
             return;
         }
-        let view = PacketView {
+        let layer = match rid {
+            Some(r) if track.simulcast => Layer::from_rid(r.as_bytes()),
+            _ => Layer::F,
+        };
+        track.rates[layer.index()].record(pkt.payload.len(), now);
+        let view = Packet {
             seq: *pkt.seq_no,
             ts: pkt.header.timestamp,
             marker: pkt.header.marker,
-            layer: rid.map(|r| Layer::from_rid(&r)),
-            keyframe: track.kind == MediaKind::Video
-                && super::forward::is_keyframe(codec, &pkt.payload),
+            layer,
+            keyframe: track.kind == MediaKind::Video && is_keyframe(codec, &pkt.payload),
             clock_rate: if track.kind == MediaKind::Audio {
                 48_000
             } else {
@@ -1274,6 +1456,7 @@ impl Worker {
             },
             arrival: now,
         };
+        let nackable = track.kind == MediaKind::Video;
         let mut need_keyframe = false;
         for &s in &room.peers {
             if s == slot {
@@ -1285,14 +1468,14 @@ impl Worker {
             let Some(o) = sub.outs.iter_mut().find(|o| o.track_key == key) else {
                 continue;
             };
-            if o.state != OutState::Active || !o.subscribed || o.paused {
+            if o.state != OutState::Active {
                 continue;
             }
-            let decision = o.forward.decide(&view, track.simulcast);
+            let decision = o.forward.decide(&view);
+            need_keyframe |= o.forward.take_keyframe_request();
             let (seq, ts) = match decision {
-                super::forward::Decision::Forward { seq, ts } => (seq, ts),
-                super::forward::Decision::Drop { wants_keyframe } => {
-                    need_keyframe |= wants_keyframe;
+                Decision::Forward { seq, ts } => (seq, ts),
+                Decision::Drop(_) => {
                     self.counters.rtp_dropped.fetch_add(1, Relaxed);
                     continue;
                 }
@@ -1327,7 +1510,7 @@ impl Worker {
             tx.write_rtp(
                 RtpWrite::new(pt, SeqNo::from(seq), ts, now, pkt.payload.clone())
                     .marker(pkt.header.marker)
-                    .nackable(track.kind == MediaKind::Video)
+                    .nackable(nackable)
                     .ext_vals(ext),
             );
             self.counters.rtp_forwarded.fetch_add(1, Relaxed);
@@ -1345,39 +1528,38 @@ impl Worker {
     }
 
     fn speaker_tick(&mut self) {
-        let room_ids: Vec<String> = self.rooms.keys().cloned().collect();
-        for room_id in room_ids {
-            let Some(room) = self.rooms.get(&room_id) else {
-                continue;
-            };
-            let mut levels: Vec<(f32, String)> = Vec::new();
-            for &s in &room.peers {
-                if let Some(p) = self.peers[s].as_mut() {
-                    if p.level_count > 0 {
-                        let avg = p.level_sum / p.level_count as f32;
-                        if avg < SPEECH_LEVEL {
-                            levels.push((avg, p.participant_id.clone()));
-                        }
+        for room in self.rooms.values_mut() {
+            let levels = room.peers.iter().filter_map(|&s| {
+                let p = self.peers[s].as_mut()?;
+                let avg = (p.level_count > 0).then(|| p.level_sum / p.level_count as f32);
+                p.level_sum = 0.0;
+                p.level_count = 0;
+                Some((p.participant_id.clone(), avg))
+            });
+            if let Some(speakers) = room.speakers.tick(levels) {
+                for &s in &room.peers {
+                    if let Some(p) = self.peers[s].as_ref() {
+                        p.send(
+                            ServerMsg::ActiveSpeakers {
+                                speakers: speakers.clone(),
+                            },
+                            &self.counters,
+                        );
                     }
-                    p.level_sum = 0.0;
-                    p.level_count = 0;
                 }
-            }
-            levels.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let speakers: Vec<String> = levels.into_iter().map(|(_, id)| id).collect();
-            let changed = self
-                .rooms
-                .get(&room_id)
-                .is_some_and(|r| r.speakers != speakers);
-            if changed {
-                if let Some(r) = self.rooms.get_mut(&room_id) {
-                    r.speakers = speakers.clone();
-                }
-                self.broadcast(&room_id, None, || ServerMsg::ActiveSpeakers {
-                    speakers: speakers.clone(),
-                });
             }
         }
+    }
+}
+
+/// Whether an RTP payload starts a keyframe.
+fn is_keyframe(codec: Codec, payload: &[u8]) -> bool {
+    match codec {
+        Codec::Vp8 => convene_media::vp8::is_keyframe(payload),
+        Codec::Vp9 => convene_media::vp9::is_keyframe(payload),
+        Codec::H264 => convene_media::h264::is_keyframe(payload),
+        Codec::Av1 => convene_media::av1::is_keyframe(payload),
+        _ => false,
     }
 }
 

@@ -649,7 +649,7 @@ impl Connection {
                 track_id,
                 max_layer: max_layer
                     .as_deref()
-                    .and_then(crate::rtc::forward::Layer::parse),
+                    .and_then(convene_sfu::Layer::parse),
                 max_height,
             }),
             ClientMsg::Mute { source, muted } => media(Command::Mute {
