@@ -9,8 +9,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+pub mod collab;
+pub mod csv;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod live;
 pub mod permissions;
 pub mod routes;
@@ -115,7 +118,7 @@ impl utoipa::Modify for SecuritySchemes {
 
 /// The authenticated `/api/v1` routes and their OpenAPI document.
 fn api_routes() -> OpenApiRouter<ApiState> {
-    use routes::{defaults, live, roles, rooms};
+    use routes::{chat, defaults, live, messages, polls, questions, quizzes, roles, rooms};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(defaults::get_defaults, defaults::patch_defaults))
         .routes(routes!(
@@ -144,6 +147,77 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(roles::list_permissions))
         .routes(routes!(live::room_live_count))
         .routes(routes!(live::team_live_count))
+        .routes(routes!(live::live_rooms))
+        .routes(routes!(live::live_rooms_participants))
+        .routes(routes!(live::room_live))
+        .routes(routes!(live::room_live_participants))
+        .routes(routes!(routes::sessions::list_sessions))
+        .routes(routes!(routes::sessions::room_sessions))
+        .routes(routes!(routes::sessions::get_session))
+        .routes(routes!(routes::sessions::session_participants))
+        .routes(routes!(routes::sessions::session_statistics))
+        .routes(routes!(routes::sessions::end_session))
+        .routes(routes!(routes::sessions::list_participants))
+        .routes(routes!(routes::sessions::room_participants))
+        .routes(routes!(routes::sessions::get_participant))
+        .routes(routes!(routes::sessions::participant_sessions))
+        .routes(routes!(chat::list_chat, chat::send_chat, chat::delete_chat))
+        .routes(routes!(chat::export_chat))
+        .routes(routes!(chat::delete_session_chat))
+        .routes(routes!(messages::send_message))
+        .routes(routes!(
+            polls::list_polls,
+            polls::create_poll,
+            polls::delete_polls
+        ))
+        .routes(routes!(
+            polls::get_poll,
+            polls::update_poll,
+            polls::delete_poll
+        ))
+        .routes(routes!(polls::poll_results))
+        .routes(routes!(polls::export_polls))
+        .routes(routes!(polls::poll_template))
+        .routes(routes!(polls::import_polls))
+        .routes(routes!(polls::publish_results))
+        .routes(routes!(polls::delete_session_polls))
+        .routes(routes!(
+            questions::list_questions,
+            questions::create_question,
+            questions::delete_questions
+        ))
+        .routes(routes!(questions::export_questions))
+        .routes(routes!(questions::delete_session_questions))
+        .routes(routes!(
+            questions::update_question,
+            questions::delete_question
+        ))
+        .routes(routes!(questions::dismiss_question))
+        .routes(routes!(questions::reopen_question))
+        .routes(routes!(
+            questions::vote_question,
+            questions::unvote_question
+        ))
+        .routes(routes!(questions::create_answer))
+        .routes(routes!(questions::update_answer, questions::delete_answer))
+        .routes(routes!(questions::start_live_answer))
+        .routes(routes!(questions::stop_live_answer))
+        .routes(routes!(questions::cancel_live_answer))
+        .routes(routes!(
+            quizzes::list_quizzes,
+            quizzes::create_quiz,
+            quizzes::delete_quizzes
+        ))
+        .routes(routes!(
+            quizzes::get_quiz,
+            quizzes::update_quiz,
+            quizzes::delete_quiz
+        ))
+        .routes(routes!(quizzes::quiz_results))
+        .routes(routes!(quizzes::export_quizzes))
+        .routes(routes!(quizzes::quiz_template))
+        .routes(routes!(quizzes::import_quizzes))
+        .routes(routes!(quizzes::delete_session_quizzes))
 }
 
 /// The OpenAPI document of every `/api/v1` route.

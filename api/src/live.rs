@@ -14,6 +14,31 @@ pub trait LiveRooms: Send + Sync + Debug {
     /// live session. Returns `false` when the room has no live session in this
     /// process, so the caller can answer 409.
     fn broadcast(&self, room_id: &str, event: serde_json::Value) -> bool;
+
+    /// Ends the room's live session now (every participant is disconnected
+    /// with `SESSION_ENDED`). Returns `false` when no session is live in
+    /// this process.
+    fn end_session(&self, _room_id: &str) -> bool {
+        false
+    }
+
+    /// Media counters of the room's live session so far.
+    fn media(&self, _room_id: &str) -> Option<LiveMedia> {
+        None
+    }
+}
+
+/// Media counted through the SFU for one room.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveMedia {
+    /// RTP packets received from publishers.
+    pub packets_in: u64,
+    /// RTP payload bytes received from publishers.
+    pub bytes_in: u64,
+    /// RTP packets forwarded to subscribers.
+    pub packets_out: u64,
+    /// RTP payload bytes forwarded to subscribers.
+    pub bytes_out: u64,
 }
 
 /// The default when no signaling layer is attached: no room is ever live.

@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// Media worker threads (0: one per core).
     #[arg(long, env = "CONVENE_MEDIA_WORKERS", default_value_t = 0)]
     pub media_workers: usize,
+    /// Serve `/metrics` on this address instead of the main HTTP address
+    /// (e.g. an address only Prometheus can reach).
+    #[arg(long, env = "CONVENE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]

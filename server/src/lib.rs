@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod metrics;
 pub mod rtc;
 pub mod signaling;
 pub mod web;
@@ -88,7 +89,7 @@ pub async fn ensure_default_team(db: &Db, api_key: Option<&str>) -> anyhow::Resu
 }
 
 /// The whole HTTP surface: API, signaling, room pages, static assets.
-pub fn app(state: ApiState, sig: Arc<Signaling>) -> Router {
+pub fn app(state: ApiState, sig: Arc<Signaling>, metrics: Option<metrics::Metrics>) -> Router {
     use axum::routing::get;
     let db = state.db.clone();
     let pages = Router::new()
@@ -100,10 +101,13 @@ pub fn app(state: ApiState, sig: Arc<Signaling>) -> Router {
     let rtc = Router::new()
         .route("/rtc", get(signaling::ws_handler))
         .with_state(sig);
-    convene_api::router(state)
-        .merge(rtc)
-        .merge(pages)
+    let mut router = convene_api::router(state).merge(rtc).merge(pages);
+    if let Some(m) = metrics {
+        router = router.route("/metrics", get(metrics::handler).with_state(m));
+    }
+    router
         .fallback(fallback)
+        .layer(axum::middleware::from_fn(metrics::track_http))
 }
 
 async fn fallback(method: axum::http::Method, uri: Uri) -> Response {
@@ -196,6 +200,26 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     });
+    let metrics = metrics::install(media.clone(), sig.clone())?;
+    metrics::spawn_db_probe(db.clone());
+    let main_metrics = if let Some(addr) = args.metrics_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics address {addr}"))?;
+        println!("metrics on http://{}/metrics", listener.local_addr()?);
+        let router = Router::new().route(
+            "/metrics",
+            axum::routing::get(metrics::handler).with_state(metrics),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+        None
+    } else {
+        Some(metrics)
+    };
     let listener = TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding {}", args.http_addr))?;
@@ -214,7 +238,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         sig_for_shutdown.shutdown();
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    serve(listener, app(state, sig), shutdown).await?;
+    serve(listener, app(state, sig, main_metrics), shutdown).await?;
     let m = media.clone();
     let _ = tokio::task::spawn_blocking(move || m.stop()).await;
     db.close().await;

@@ -5,9 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_auth;
+mod api_chat;
 mod api_defaults;
+mod api_messages;
+mod api_polls;
+mod api_questions;
+mod api_quizzes;
 mod api_roles;
 mod api_rooms;
+mod api_sessions;
 mod api_tokens;
 mod media;
 mod openapi;

@@ -496,7 +496,15 @@ async fn sessions_and_participants_are_recorded() {
     }
     let (started, ended) = ended.expect("session ended");
     assert!(ended.unwrap() >= started);
-    let people: Vec<(String, Option<String>, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+    type Row = (
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let people: Vec<Row> = sqlx::query_as(
         "SELECT name, external_id, role, joined_at, left_at, leave_reason FROM participants WHERE session_id = ? ORDER BY seq",
     )
     .bind(joined["session_id"].as_str().unwrap())
@@ -544,7 +552,10 @@ async fn shutdown_tells_participants_and_stops_in_time() {
 /// The payload lengths of the last `n` video packets received.
 fn last_video_lens(c: &Client, n: usize) -> Vec<usize> {
     let v = c.received(MediaKind::Video);
-    v[v.len().saturating_sub(n)..].iter().map(|r| r.len).collect()
+    v[v.len().saturating_sub(n)..]
+        .iter()
+        .map(|r| r.len)
+        .collect()
 }
 
 /// Waits until the last 20 video packets all have payload length `len`

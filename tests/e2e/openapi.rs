@@ -27,7 +27,85 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/permissions"),
     ("get", "/api/v1/rooms/{room}/live/count"),
     ("get", "/api/v1/live/count"),
+    ("get", "/api/v1/rooms/live"),
+    ("get", "/api/v1/rooms/live/participants"),
+    ("get", "/api/v1/rooms/{room}/live"),
+    ("get", "/api/v1/rooms/{room}/live/participants"),
+    ("get", "/api/v1/sessions"),
+    ("get", "/api/v1/rooms/{room}/sessions"),
+    ("get", "/api/v1/sessions/{session}"),
+    ("get", "/api/v1/sessions/{session}/participants"),
+    ("get", "/api/v1/sessions/{session}/statistics"),
+    ("post", "/api/v1/sessions/{session}/end"),
+    ("get", "/api/v1/participants"),
+    ("get", "/api/v1/rooms/{room}/participants"),
+    ("get", "/api/v1/participants/{participant}"),
+    ("get", "/api/v1/participants/{participant}/sessions"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/rooms/{room}/chat"),
+    ("post", "/api/v1/rooms/{room}/chat"),
+    ("delete", "/api/v1/rooms/{room}/chat"),
+    ("get", "/api/v1/rooms/{room}/chat/export"),
+    ("delete", "/api/v1/sessions/{session}/chat"),
+    ("post", "/api/v1/rooms/{room}/messages"),
+    ("get", "/api/v1/rooms/{room}/polls"),
+    ("post", "/api/v1/rooms/{room}/polls"),
+    ("delete", "/api/v1/rooms/{room}/polls"),
+    ("get", "/api/v1/rooms/{room}/polls/{poll}"),
+    ("patch", "/api/v1/rooms/{room}/polls/{poll}"),
+    ("delete", "/api/v1/rooms/{room}/polls/{poll}"),
+    ("get", "/api/v1/rooms/{room}/polls/{poll}/results"),
+    ("get", "/api/v1/rooms/{room}/polls/export"),
+    ("get", "/api/v1/rooms/{room}/polls/template"),
+    ("post", "/api/v1/rooms/{room}/polls/import"),
+    (
+        "post",
+        "/api/v1/sessions/{session}/polls/{poll}/publish-results",
+    ),
+    ("delete", "/api/v1/sessions/{session}/polls"),
+    ("get", "/api/v1/rooms/{room}/questions"),
+    ("post", "/api/v1/rooms/{room}/questions"),
+    ("delete", "/api/v1/rooms/{room}/questions"),
+    ("get", "/api/v1/rooms/{room}/questions/export"),
+    ("delete", "/api/v1/sessions/{session}/questions"),
+    ("patch", "/api/v1/rooms/{room}/questions/{question}"),
+    ("delete", "/api/v1/rooms/{room}/questions/{question}"),
+    ("post", "/api/v1/rooms/{room}/questions/{question}/dismiss"),
+    ("post", "/api/v1/rooms/{room}/questions/{question}/reopen"),
+    ("post", "/api/v1/rooms/{room}/questions/{question}/vote"),
+    ("delete", "/api/v1/rooms/{room}/questions/{question}/vote"),
+    ("post", "/api/v1/rooms/{room}/questions/{question}/answers"),
+    (
+        "patch",
+        "/api/v1/rooms/{room}/questions/{question}/answers/{answer}",
+    ),
+    (
+        "delete",
+        "/api/v1/rooms/{room}/questions/{question}/answers/{answer}",
+    ),
+    (
+        "post",
+        "/api/v1/rooms/{room}/questions/{question}/live-answers/start",
+    ),
+    (
+        "post",
+        "/api/v1/rooms/{room}/questions/{question}/live-answers/stop",
+    ),
+    (
+        "post",
+        "/api/v1/rooms/{room}/questions/{question}/live-answers/cancel",
+    ),
+    ("get", "/api/v1/rooms/{room}/quizzes"),
+    ("post", "/api/v1/rooms/{room}/quizzes"),
+    ("delete", "/api/v1/rooms/{room}/quizzes"),
+    ("get", "/api/v1/rooms/{room}/quizzes/{quiz}"),
+    ("patch", "/api/v1/rooms/{room}/quizzes/{quiz}"),
+    ("delete", "/api/v1/rooms/{room}/quizzes/{quiz}"),
+    ("get", "/api/v1/rooms/{room}/quizzes/{quiz}/results"),
+    ("get", "/api/v1/rooms/{room}/quizzes/export"),
+    ("get", "/api/v1/rooms/{room}/quizzes/template"),
+    ("post", "/api/v1/rooms/{room}/quizzes/import"),
+    ("delete", "/api/v1/sessions/{session}/quizzes"),
 ];
 
 #[tokio::test]
@@ -68,7 +146,12 @@ async fn document_covers_every_route() {
     for (method, path) in ROUTES {
         let concrete = path
             .replace("{room}", "no-such-room")
-            .replace("{role}", "no-such-role");
+            .replace("{role}", "no-such-role")
+            .replace("{session}", "no-such-session")
+            .replace("{poll}", "no-such-poll")
+            .replace("{question}", "no-such-question")
+            .replace("{answer}", "no-such-answer")
+            .replace("{quiz}", "no-such-quiz");
         let r = api.send(&method.to_uppercase(), &concrete, None).await;
         assert_ne!(r.status, 405, "{method} {path} not routed");
         if r.status == 404 {

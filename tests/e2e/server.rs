@@ -67,3 +67,60 @@ fn help_lists_every_option_with_its_env_var() {
         assert!(help.contains(env), "{env} missing from --help:\n{help}");
     }
 }
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_text() {
+    let s = convene_tests::Server::start();
+    // One API request so request metrics exist.
+    s.api().get("/api/v1/rooms").await.expect(200);
+    let res = s.client.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    for name in [
+        "convene_http_requests_total",
+        "convene_http_request_duration_seconds",
+        "convene_rooms_live",
+        "convene_peers",
+        "convene_rtp_packets_in_total",
+        "convene_rtp_packets_forwarded_total",
+        "convene_rtp_packets_dropped_total",
+        "convene_keyframe_requests_total",
+        "convene_nacks_total",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    // Labelled by route pattern, not by the raw path.
+    assert!(
+        text.contains(r#"route="/api/v1/rooms""#) && text.contains(r#"status="200""#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_can_move_to_their_own_address() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = convene_tests::Server::start_with(convene_tests::Options {
+        args: vec!["--metrics-addr".into(), format!("127.0.0.1:{port}")],
+        ..Default::default()
+    });
+    let main = s.client.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(main.status(), 404, "not on the main address any more");
+    let own = s
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert!(own.text().await.unwrap().contains("convene_rooms_live"));
+}

@@ -1,6 +1,12 @@
 //! HTTP handlers: extract -> call the store -> respond. One module per resource.
 
+pub mod chat;
 pub mod defaults;
 pub mod live;
+pub mod messages;
+pub mod polls;
+pub mod questions;
+pub mod quizzes;
 pub mod roles;
 pub mod rooms;
+pub mod sessions;

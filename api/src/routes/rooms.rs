@@ -31,6 +31,7 @@ pub const RESERVED_PATHS: &[&str] = &[
     "web",
     "rooms",
     "room",
+    "live",
     "openapi",
     "docs",
     "admin",

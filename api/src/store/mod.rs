@@ -4,6 +4,11 @@
 //! process instead of failing with `SQLITE_BUSY`; reads use a separate pool.
 //! SQL lives in this module's children and nowhere else.
 
+pub mod activity;
+pub mod chat;
+pub mod polls;
+pub mod questions;
+pub mod quizzes;
 pub mod roles;
 pub mod rooms;
 pub mod sessions;
@@ -67,6 +72,19 @@ impl Db {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         sqlx::query("SELECT 1").execute(&self.write).await?;
         Ok(())
+    }
+
+    /// Times one trivial query on each pool (for metrics); a failing pool
+    /// is left out.
+    pub async fn probe_latency(&self) -> Vec<(&'static str, Duration)> {
+        let mut out = Vec::with_capacity(2);
+        for (name, pool) in [("read", &self.read), ("write", &self.write)] {
+            let t = std::time::Instant::now();
+            if sqlx::query("SELECT 1").execute(pool).await.is_ok() {
+                out.push((name, t.elapsed()));
+            }
+        }
+        out
     }
 
     pub async fn close(&self) {

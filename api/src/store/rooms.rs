@@ -455,7 +455,16 @@ impl Db {
 
 /// Tables holding a room's stored resources (chat, Q&A, polls, recordings...),
 /// each with a `room_id` column. Later features add their tables here.
-pub const ROOM_RESOURCE_TABLES: &[&str] = &[];
+pub const ROOM_RESOURCE_TABLES: &[&str] = &[
+    "chat_messages",
+    "question_votes",
+    "question_answers",
+    "questions",
+    "poll_votes",
+    "polls",
+    "quiz_answers",
+    "quizzes",
+];
 
 impl Db {
     /// Hard-deletes every stored resource of the room.

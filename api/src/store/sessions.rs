@@ -17,6 +17,15 @@ pub struct NewParticipant<'a> {
     pub device_id: Option<&'a str>,
 }
 
+/// Media counted through the SFU during a session.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SessionMedia {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+}
+
 impl Db {
     /// Opens a new session for the room and returns its id.
     pub async fn start_session(&self, team_id: &str, room_id: &str) -> Result<String, StoreError> {
@@ -33,6 +42,17 @@ impl Db {
 
     /// Ends a session, marking anyone still in it as left.
     pub async fn end_session(&self, session_id: &str, reason: &str) -> Result<(), StoreError> {
+        self.end_session_with(session_id, reason, &SessionMedia::default())
+            .await
+    }
+
+    /// Ends a session with the media counted during it.
+    pub async fn end_session_with(
+        &self,
+        session_id: &str,
+        reason: &str,
+        media: &SessionMedia,
+    ) -> Result<(), StoreError> {
         let ts = now();
         let mut tx = self.write.begin().await?;
         sqlx::query(
@@ -44,10 +64,16 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+            "UPDATE sessions SET ended_at = ?, end_reason = ?, packets_in = ?, bytes_in = ?,
+                    packets_out = ?, bytes_out = ?
+             WHERE id = ? AND ended_at IS NULL",
         )
         .bind(&ts)
         .bind(reason)
+        .bind(media.packets_in as i64)
+        .bind(media.bytes_in as i64)
+        .bind(media.packets_out as i64)
+        .bind(media.bytes_out as i64)
         .bind(session_id)
         .execute(&mut *tx)
         .await?;

@@ -45,6 +45,58 @@ pub struct MediaCounters {
     pub signal_dropped: AtomicU64,
 }
 
+/// Media counters of one room, written by the one worker owning the room
+/// (uncontended relaxed atomics) and read by signaling for session
+/// statistics and by metrics.
+#[derive(Debug, Default)]
+pub struct RoomCounters {
+    pub rtp_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub rtp_forwarded: AtomicU64,
+    pub bytes_forwarded: AtomicU64,
+    pub rtp_dropped: AtomicU64,
+    pub plis: AtomicU64,
+}
+
+/// A point-in-time copy of [`RoomCounters`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RoomCountersSnapshot {
+    pub rtp_in: u64,
+    pub bytes_in: u64,
+    pub rtp_forwarded: u64,
+    pub bytes_forwarded: u64,
+    pub rtp_dropped: u64,
+    pub plis: u64,
+}
+
+impl RoomCounters {
+    pub fn snapshot(&self) -> RoomCountersSnapshot {
+        use std::sync::atomic::Ordering::Relaxed;
+        RoomCountersSnapshot {
+            rtp_in: self.rtp_in.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            rtp_forwarded: self.rtp_forwarded.load(Relaxed),
+            bytes_forwarded: self.bytes_forwarded.load(Relaxed),
+            rtp_dropped: self.rtp_dropped.load(Relaxed),
+            plis: self.plis.load(Relaxed),
+        }
+    }
+}
+
+impl RoomCountersSnapshot {
+    /// What was counted since `earlier`.
+    pub fn since(&self, earlier: &RoomCountersSnapshot) -> RoomCountersSnapshot {
+        RoomCountersSnapshot {
+            rtp_in: self.rtp_in.saturating_sub(earlier.rtp_in),
+            bytes_in: self.bytes_in.saturating_sub(earlier.bytes_in),
+            rtp_forwarded: self.rtp_forwarded.saturating_sub(earlier.rtp_forwarded),
+            bytes_forwarded: self.bytes_forwarded.saturating_sub(earlier.bytes_forwarded),
+            rtp_dropped: self.rtp_dropped.saturating_sub(earlier.rtp_dropped),
+            plis: self.plis.saturating_sub(earlier.plis),
+        }
+    }
+}
+
 /// Rare events from workers to signaling.
 #[derive(Debug)]
 pub enum MediaEvent {

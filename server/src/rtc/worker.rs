@@ -22,14 +22,14 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
-use convene_sfu::{
-    Allocator, Decision, Forwarder, Kind, KeyframeLimiter, Layer, Packet, RateMeter, SpeakerDetector,
-    TrackDemand,
-};
 use super::sdp_scan;
 use super::udp::{DATAGRAM_CAPACITY, Datagram};
 use super::{MediaCounters, MediaEvent};
 use crate::signaling::wire::{OfferTrack, OfferedTrack, ServerMsg, Source, TrackInfo};
+use convene_sfu::{
+    Allocator, Decision, Forwarder, KeyframeLimiter, Kind, Layer, Packet, RateMeter,
+    SpeakerDetector, TrackDemand,
+};
 
 /// A participant handed to a worker by signaling.
 pub struct NewPeer {
@@ -40,6 +40,8 @@ pub struct NewPeer {
     pub may_broadcast: bool,
     /// May publish a screen track (`screenshare` and the room allows it).
     pub may_screenshare: bool,
+    /// The room's counters (the same Arc for every peer of the room).
+    pub room_counters: Arc<super::RoomCounters>,
 }
 
 /// Commands from signaling to the worker owning a participant or room.
@@ -198,6 +200,7 @@ impl Peer {
 
 #[derive(Default)]
 struct Room {
+    counters: Arc<super::RoomCounters>,
     peers: Vec<usize>,
     tracks: HashMap<u64, Track>,
     speakers: SpeakerDetector<String>,
@@ -791,7 +794,10 @@ impl Worker {
             Some((k, _)) => k.clone(),
             None => Arc::from(new.room_id.as_str()),
         };
-        let room = self.rooms.entry(room_key.clone()).or_default();
+        let room = self.rooms.entry(room_key.clone()).or_insert_with(|| Room {
+            counters: new.room_counters.clone(),
+            ..Room::default()
+        });
         room.peers.push(slot);
         self.peers[slot] = Some(Peer {
             participant_id: new.participant_id,
@@ -1232,6 +1238,9 @@ impl Worker {
             return;
         }
         let (publisher, mid, simulcast) = (track.publisher, track.mid, track.simulcast);
+        room.counters
+            .plis
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.send_keyframe_request(publisher, mid, simulcast, kind);
     }
 
@@ -1365,8 +1374,10 @@ impl Worker {
                 .iter()
                 .filter_map(|d| {
                     let up = d.cap.higher()?;
-                    (up <= d.preferred && d.layer_bps[up.index()] > 0)
-                        .then(|| d.layer_bps[up.index()] - d.layer_bps[d.cap.index()].min(d.layer_bps[up.index()]))
+                    (up <= d.preferred && d.layer_bps[up.index()] > 0).then(|| {
+                        d.layer_bps[up.index()]
+                            - d.layer_bps[d.cap.index()].min(d.layer_bps[up.index()])
+                    })
                 })
                 .min()
                 .unwrap_or(0);
@@ -1443,6 +1454,10 @@ impl Worker {
             _ => Layer::F,
         };
         track.rates[layer.index()].record(pkt.payload.len(), now);
+        room.counters.rtp_in.fetch_add(1, Relaxed);
+        room.counters
+            .bytes_in
+            .fetch_add(pkt.payload.len() as u64, Relaxed);
         let view = Packet {
             seq: *pkt.seq_no,
             ts: pkt.header.timestamp,
@@ -1477,6 +1492,7 @@ impl Worker {
                 Decision::Forward { seq, ts } => (seq, ts),
                 Decision::Drop(_) => {
                     self.counters.rtp_dropped.fetch_add(1, Relaxed);
+                    room.counters.rtp_dropped.fetch_add(1, Relaxed);
                     continue;
                 }
             };
@@ -1516,6 +1532,10 @@ impl Worker {
             self.counters.rtp_forwarded.fetch_add(1, Relaxed);
             self.counters
                 .rtp_bytes_forwarded
+                .fetch_add(pkt.payload.len() as u64, Relaxed);
+            room.counters.rtp_forwarded.fetch_add(1, Relaxed);
+            room.counters
+                .bytes_forwarded
                 .fetch_add(pkt.payload.len() as u64, Relaxed);
             if !sub.dirty {
                 sub.dirty = true;

@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::rtc::{Command, MediaPlane};
+use crate::rtc::{Command, MediaPlane, RoomCounters};
 use room::{JoinOutcome, JoinRequest, Joined, RoomActor, RoomMsg};
 use wire::{ClientMsg, ServerMsg};
 
@@ -40,6 +40,8 @@ pub struct Signaling {
     pub db: Db,
     pub media: Arc<MediaPlane>,
     rooms: Mutex<HashMap<String, mpsc::Sender<RoomMsg>>>,
+    /// Media counters of each running room actor.
+    counters: Mutex<HashMap<String, Arc<RoomCounters>>>,
     next_conn: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
@@ -51,6 +53,7 @@ impl Signaling {
             db,
             media,
             rooms: Mutex::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             shutdown,
         })
@@ -85,12 +88,15 @@ impl Signaling {
             return tx.clone();
         }
         let (tx, rx) = mpsc::channel(256);
+        let counters = Arc::new(RoomCounters::default());
+        lock(&self.counters).insert(room.id.clone(), counters.clone());
         let actor = RoomActor::new(
             self.clone(),
             room.team_id.clone(),
             room.id.clone(),
             room.friendly_url.clone(),
             room.settings.clone(),
+            counters,
             rx,
         );
         rooms.insert(room.id.clone(), tx.clone());
@@ -126,6 +132,7 @@ impl Signaling {
             return false;
         }
         rooms.remove(room_id);
+        lock(&self.counters).remove(room_id);
         rx.close();
         true
     }
@@ -647,9 +654,7 @@ impl Connection {
             } => media(Command::Layer {
                 participant_id: pid,
                 track_id,
-                max_layer: max_layer
-                    .as_deref()
-                    .and_then(convene_sfu::Layer::parse),
+                max_layer: max_layer.as_deref().and_then(convene_sfu::Layer::parse),
                 max_height,
             }),
             ClientMsg::Mute { source, muted } => media(Command::Mute {
@@ -734,6 +739,35 @@ impl convene_api::live::LiveRooms for Signaling {
             Some(tx) => tx.try_send(RoomMsg::Broadcast(event)).is_ok(),
             None => false,
         }
+    }
+
+    fn end_session(&self, room_id: &str) -> bool {
+        match self.live_room(room_id) {
+            Some(tx) => tx
+                .try_send(RoomMsg::EndSession {
+                    reason: "ended_by_api",
+                })
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    fn media(&self, room_id: &str) -> Option<convene_api::live::LiveMedia> {
+        let s = lock(&self.counters).get(room_id)?.snapshot();
+        Some(convene_api::live::LiveMedia {
+            packets_in: s.rtp_in,
+            bytes_in: s.bytes_in,
+            packets_out: s.rtp_forwarded,
+            bytes_out: s.bytes_forwarded,
+        })
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (the data is plain maps).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }
 

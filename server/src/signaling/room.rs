@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Signaling;
 use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, Source};
-use crate::rtc::{Command, NewPeer};
+use crate::rtc::{Command, NewPeer, RoomCounters, RoomCountersSnapshot};
 
 /// How long a participant whose connection dropped keeps its place.
 pub const DEPARTURE_WINDOW: Duration = Duration::from_secs(20);
@@ -115,6 +115,9 @@ pub struct RoomActor {
     room_id: String,
     friendly_url: String,
     settings: Map<String, Value>,
+    counters: Arc<RoomCounters>,
+    /// The counters when the current session started.
+    session_baseline: RoomCountersSnapshot,
     worker: usize,
     session: Option<(String, Instant)>,
     members: HashMap<String, Member>,
@@ -131,6 +134,7 @@ impl RoomActor {
         room_id: String,
         friendly_url: String,
         settings: Map<String, Value>,
+        counters: Arc<RoomCounters>,
         rx: mpsc::Receiver<RoomMsg>,
     ) -> RoomActor {
         let worker = sig.media.worker_of(&room_id);
@@ -140,6 +144,8 @@ impl RoomActor {
             room_id,
             friendly_url,
             settings,
+            counters,
+            session_baseline: RoomCountersSnapshot::default(),
             worker,
             session: None,
             members: HashMap::new(),
@@ -322,6 +328,8 @@ impl RoomActor {
                 )
             })?;
         tracing::info!(room = %self.friendly_url, session = %id, "session started");
+        self.session_baseline = self.counters.snapshot();
+        metrics::counter!("convene_sessions_started_total").increment(1);
         self.session = Some((id.clone(), Instant::now()));
         Ok(id)
     }
@@ -404,6 +412,7 @@ impl RoomActor {
             admit_ms = started.elapsed().as_millis() as u64,
             "participant joined"
         );
+        metrics::counter!("convene_participants_joined_total").increment(1);
         self.members.insert(pid.clone(), member);
         Ok(Joined {
             participant_id: pid,
@@ -427,6 +436,7 @@ impl RoomActor {
                     out: m.out.clone(),
                     may_broadcast: m.may("broadcast"),
                     may_screenshare: m.may("screenshare") && screenshare_enabled,
+                    room_counters: self.counters.clone(),
                 })),
             )
             .map_err(|e| ("SERVER_BUSY", e.to_string()))
@@ -711,7 +721,19 @@ impl RoomActor {
     }
 
     async fn end_session_record(&self, session_id: &str, reason: &str) {
-        match self.sig.db.end_session(session_id, reason).await {
+        let media = self.counters.snapshot().since(&self.session_baseline);
+        let media = convene_api::store::sessions::SessionMedia {
+            packets_in: media.rtp_in,
+            bytes_in: media.bytes_in,
+            packets_out: media.rtp_forwarded,
+            bytes_out: media.bytes_forwarded,
+        };
+        match self
+            .sig
+            .db
+            .end_session_with(session_id, reason, &media)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(room = %self.friendly_url, session = %session_id, reason, "session ended")
             }

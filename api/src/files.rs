@@ -1,0 +1,224 @@
+//! File downloads (exports, templates) and uploads (CSV imports) over HTTP.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+
+/// Largest accepted import file.
+pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
+/// Room for the multipart envelope around a file of the largest size.
+const ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// A file answer: `Content-Type` and `Content-Disposition: attachment; filename=...`.
+pub fn download(content_type: &'static str, filename: &str, body: impl Into<Body>) -> Response {
+    let safe: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut r = (StatusCode::OK, body.into()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+pub const CSV: &str = "text/csv; charset=utf-8";
+pub const TXT: &str = "text/plain; charset=utf-8";
+pub const JSON: &str = "application/json";
+
+/// An export format asked for with `format=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Txt,
+    Json,
+}
+
+impl Format {
+    /// Parses `format` against the allowed formats (the first is the default).
+    pub fn parse(value: Option<&str>, allowed: &[Format]) -> Result<Format, ApiError> {
+        let Some(v) = value.filter(|v| !v.is_empty()) else {
+            return Ok(allowed[0]);
+        };
+        let f = match v.to_ascii_lowercase().as_str() {
+            "csv" => Some(Format::Csv),
+            "txt" | "text" => Some(Format::Txt),
+            "json" => Some(Format::Json),
+            _ => None,
+        };
+        match f {
+            Some(f) if allowed.contains(&f) => Ok(f),
+            _ => Err(ApiError::field(
+                "format",
+                format!(
+                    "must be one of {}",
+                    allowed
+                        .iter()
+                        .map(|f| f.ext())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Txt => "txt",
+            Format::Json => "json",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => CSV,
+            Format::Txt => TXT,
+            Format::Json => JSON,
+        }
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the file is too large: imports accept at most {} MB",
+        MAX_UPLOAD_BYTES / (1024 * 1024)
+    ))
+}
+
+/// Reads an uploaded file: the `file` part of a `multipart/form-data` body
+/// (or its only file part), or the raw body for `text/csv` / `text/plain`.
+/// Larger than [`MAX_UPLOAD_BYTES`] is a 413.
+pub async fn read_upload(req: Request) -> Result<Vec<u8>, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > MAX_UPLOAD_BYTES + ENVELOPE_BYTES
+    {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(req.into_body(), MAX_UPLOAD_BYTES + ENVELOPE_BYTES)
+        .await
+        .map_err(|_| too_large())?;
+    let file = if content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        let boundary = boundary(&content_type)
+            .ok_or_else(|| ApiError::BadRequest("multipart/form-data without a boundary".into()))?;
+        multipart_file(&body, &boundary)?
+    } else {
+        body.to_vec()
+    };
+    if file.len() > MAX_UPLOAD_BYTES {
+        return Err(too_large());
+    }
+    if file.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::field("file", "is required and must not be empty"));
+    }
+    Ok(file)
+}
+
+fn boundary(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    (from..=hay.len() - needle.len()).find(|&i| &hay[i..i + needle.len()] == needle)
+}
+
+/// The content of the part named `file` (else the first part with a filename).
+fn multipart_file(body: &[u8], boundary: &str) -> Result<Vec<u8>, ApiError> {
+    let bad = || ApiError::BadRequest("malformed multipart/form-data body".into());
+    let delim = format!("--{boundary}").into_bytes();
+    let mut pos = find(body, &delim, 0).ok_or_else(bad)? + delim.len();
+    let mut fallback = None;
+    loop {
+        if body[pos..].starts_with(b"--") {
+            break;
+        }
+        let head_start = pos
+            + if body[pos..].starts_with(b"\r\n") {
+                2
+            } else {
+                0
+            };
+        let head_end = find(body, b"\r\n\r\n", head_start).ok_or_else(bad)?;
+        let headers = String::from_utf8_lossy(&body[head_start..head_end]).to_string();
+        let content_start = head_end + 4;
+        let mut next_delim = b"\r\n".to_vec();
+        next_delim.extend_from_slice(&delim);
+        let content_end = find(body, &next_delim, content_start).ok_or_else(bad)?;
+        let content = &body[content_start..content_end];
+        let disposition = headers
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
+            .unwrap_or("")
+            .to_string();
+        let param = |name: &str| {
+            disposition.split(';').skip(1).find_map(|p| {
+                let (k, v) = p.trim().split_once('=')?;
+                (k.trim().eq_ignore_ascii_case(name))
+                    .then(|| v.trim().trim_matches('"').to_string())
+            })
+        };
+        if param("name").as_deref() == Some("file") {
+            return Ok(content.to_vec());
+        }
+        if fallback.is_none() && param("filename").is_some() {
+            fallback = Some(content.to_vec());
+        }
+        pos = content_end + next_delim.len();
+        if pos >= body.len() {
+            break;
+        }
+    }
+    fallback.ok_or_else(|| {
+        ApiError::field(
+            "file",
+            "is required: send the CSV as the multipart field `file`",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_file_part() {
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\nContent-Type: text/csv\r\n\r\na,b\r\nc,d\r\n\r\n--XX--\r\n";
+        assert_eq!(multipart_file(body, "XX").unwrap(), b"a,b\r\nc,d\r\n");
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"XX\"").unwrap(),
+            "XX"
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! Chat: list, export, send as the API into the live session, delete.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::json;
+
+use crate::ApiState;
+use crate::auth::Team;
+use crate::collab;
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
+use crate::extract::{JsonObject, List, QueryPairs};
+use crate::files::{self, Format};
+use crate::store::chat::{Author, ChatMessage, NewChatMessage};
+
+/// Longest chat message accepted.
+pub const MAX_MESSAGE_CHARS: usize = 5000;
+
+/// List a room's chat messages (paginated; `session_id` filters).
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/chat", tag = "chat",
+    params(("room" = String, Path, description = "UUID or friendly_url"),
+           ("session_id" = Option<String>, Query), ("limit" = Option<i64>, Query),
+           ("offset" = Option<i64>, Query), ("order" = Option<String>, Query), ("after" = Option<String>, Query)),
+    responses((status = 200, body = List<ChatMessage>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_chat(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Json<List<ChatMessage>>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let (page, after) = query.page()?;
+    if let Some(a) = &after
+        && !state.db.chat_message_exists(&room.id, a).await?
+    {
+        return Err(ApiError::field(
+            "after",
+            format!("no message '{a}' to page after"),
+        ));
+    }
+    let session = query.get("session_id").filter(|s| !s.is_empty());
+    let (total, data) = state
+        .db
+        .list_chat(&room.id, session, &page, after.as_deref())
+        .await?;
+    Ok(Json(List {
+        total_count: total,
+        data,
+    }))
+}
+
+/// Export a room's chat as a file (`format` txt or json; `session_id` filters).
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/chat/export", tag = "chat",
+    params(("room" = String, Path, description = "UUID or friendly_url"),
+           ("format" = Option<String>, Query, description = "txt (default) or json"),
+           ("session_id" = Option<String>, Query)),
+    responses((status = 200, description = "The chat as a txt or json file"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn export_chat(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    let room = collab::room(&state, &team, &room).await?;
+    let format = Format::parse(query.get("format"), &[Format::Txt, Format::Json])?;
+    let session = query.get("session_id").filter(|s| !s.is_empty());
+    let messages = state.db.all_chat(&room.id, session).await?;
+    let body = match format {
+        Format::Json => serde_json::to_vec_pretty(&messages).map_err(ApiError::internal)?,
+        _ => {
+            let mut out = String::new();
+            for m in &messages {
+                let private = if m.recipient_id.is_some() {
+                    " (private)"
+                } else {
+                    ""
+                };
+                out.push_str(&format!(
+                    "[{}] {}{private}: {}\n",
+                    m.created_at, m.participant_name, m.message
+                ));
+            }
+            out.into_bytes()
+        }
+    };
+    let name = match session {
+        Some(s) => format!("chat-{}-{s}.{}", room.friendly_url, format.ext()),
+        None => format!("chat-{}.{}", room.friendly_url, format.ext()),
+    };
+    Ok(files::download(format.content_type(), &name, body))
+}
+
+/// Send a chat message as the API into the room's live session (409 when none is live).
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/chat", tag = "chat",
+    params(("room" = String, Path, description = "UUID or friendly_url")),
+    request_body(content = inline(serde_json::Value), description = "{\"message\": \"Hello!\"}"),
+    responses((status = 200, body = ChatMessage), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn send_chat(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<ChatMessage>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let mut errors = FieldErrors::new();
+    let text = collab::text(&body, "message", MAX_MESSAGE_CHARS, &mut errors);
+    let breakout_id = collab::opt_text(&body, "breakout_id", 64, &mut errors);
+    collab::check(errors)?;
+    let text = text.unwrap_or_default();
+    let session = state
+        .db
+        .live_session(&room.id)
+        .await?
+        .ok_or_else(collab::not_live)?;
+    let author = Author::api();
+    let msg = state
+        .db
+        .add_chat_message(&NewChatMessage {
+            team_id: &team.id,
+            room_id: &room.id,
+            session_id: Some(&session),
+            author: &author,
+            message: &text,
+            breakout_id: breakout_id.as_deref(),
+            recipient_id: None,
+        })
+        .await?;
+    if !state
+        .live
+        .broadcast(&room.id, json!({"type": "chat_message", "message": msg}))
+    {
+        state.db.delete_chat_message(&msg.id).await?;
+        return Err(collab::not_live());
+    }
+    Ok(Json(msg))
+}
+
+/// Delete every chat message of a room.
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/chat", tag = "chat",
+    params(("room" = String, Path, description = "UUID or friendly_url")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_chat(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+) -> ApiResult<StatusCode> {
+    let room = collab::room(&state, &team, &room).await?;
+    state.db.delete_room_chat(&room.id).await?;
+    state.live.broadcast(
+        &room.id,
+        json!({"type": "chat_cleared", "session_id": null}),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete every chat message of a session.
+#[utoipa::path(delete, path = "/api/v1/sessions/{session}/chat", tag = "chat",
+    params(("session" = String, Path, description = "Session UUID")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_session_chat(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(session): Path<String>,
+) -> ApiResult<StatusCode> {
+    let session = collab::session(&state, &team, &session).await?;
+    state.db.delete_session_chat(&session.id).await?;
+    if session.live {
+        state.live.broadcast(
+            &session.room_id,
+            json!({"type": "chat_cleared", "session_id": session.id}),
+        );
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

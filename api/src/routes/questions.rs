@@ -1,0 +1,498 @@
+//! Q&A: questions, votes, answers, dismiss/reopen, live answers, export.
+//!
+//! Every change participants can see is also sent into the live session as a
+//! `question_*` event (without private answers; anonymous askers masked).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::ApiState;
+use crate::auth::Team;
+use crate::collab;
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
+use crate::extract::{JsonObject, List, QueryPairs};
+use crate::files::{self, Format};
+use crate::store::chat::Author;
+use crate::store::questions::{Answer, LiveAnswerAction, NewQuestion, Question, QuestionError};
+use crate::store::rooms::RoomRecord;
+
+pub const MAX_QUESTION_CHARS: usize = 2000;
+pub const MAX_ANSWER_CHARS: usize = 5000;
+
+impl From<QuestionError> for ApiError {
+    fn from(e: QuestionError) -> Self {
+        match e {
+            QuestionError::NotFound => ApiError::not_found("question"),
+            QuestionError::AnswerNotFound => ApiError::not_found("answer"),
+            QuestionError::AlreadyVoted | QuestionError::NotVoted => {
+                ApiError::Conflict(e.to_string())
+            }
+            QuestionError::State(m) => ApiError::Conflict(m),
+            QuestionError::Store(s) => ApiError::internal(s),
+        }
+    }
+}
+
+fn updated(state: &ApiState, room_id: &str, q: &Question) {
+    state.live.broadcast(
+        room_id,
+        json!({"type": "question_updated", "question": q.public()}),
+    );
+}
+
+/// Reads the required `participant` (and nothing else) and resolves it.
+async fn actor(
+    state: &ApiState,
+    room: &RoomRecord,
+    body: &serde_json::Map<String, Value>,
+) -> ApiResult<Author> {
+    let mut errors = FieldErrors::new();
+    let p = collab::participant(body, false, &mut errors);
+    collab::check(errors)?;
+    match p {
+        Some(p) => collab::author(state, &room.id, p).await,
+        None => Err(ApiError::field("participant", "is required")),
+    }
+}
+
+/// List a room's questions with their answers (paginated; `session_id` filters).
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/questions", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("session_id" = Option<String>, Query),
+           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("order" = Option<String>, Query), ("after" = Option<String>, Query)),
+    responses((status = 200, body = List<Question>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_questions(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Json<List<Question>>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let (page, after) = query.page()?;
+    if let Some(a) = &after
+        && !state.db.question_exists(&room.id, a).await?
+    {
+        return Err(ApiError::field(
+            "after",
+            format!("no question '{a}' to page after"),
+        ));
+    }
+    let session = query.get("session_id").filter(|s| !s.is_empty());
+    let (total, data) = state
+        .db
+        .list_questions(&room.id, session, &page, after.as_deref())
+        .await?;
+    Ok(Json(List {
+        total_count: total,
+        data,
+    }))
+}
+
+/// Create a question as `participant` (`{id}` or `{name, external_id}`).
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/questions", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url")),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\", \"question\", \"anonymous\", \"breakout_id\"}"),
+    responses((status = 200, body = Question), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_question(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Question>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let mut errors = FieldErrors::new();
+    let p = collab::participant(&body, false, &mut errors);
+    let text = collab::text(&body, "question", MAX_QUESTION_CHARS, &mut errors);
+    let anonymous = collab::flag(&body, "anonymous", &mut errors).unwrap_or(false);
+    let breakout_id = collab::opt_text(&body, "breakout_id", 64, &mut errors);
+    collab::check(errors)?;
+    let (Some(p), Some(text)) = (p, text) else {
+        return Err(ApiError::BadRequest(
+            "participant and question are required".into(),
+        ));
+    };
+    let author = collab::author(&state, &room.id, p).await?;
+    let session = state.db.live_session(&room.id).await?;
+    let q = state
+        .db
+        .create_question(&NewQuestion {
+            team_id: &team.id,
+            room_id: &room.id,
+            session_id: session.as_deref(),
+            author: &author,
+            question: &text,
+            anonymous,
+            breakout_id: breakout_id.as_deref(),
+        })
+        .await?;
+    state.live.broadcast(
+        &room.id,
+        json!({"type": "question_created", "question": q.public()}),
+    );
+    Ok(Json(q))
+}
+
+/// Export a room's Q&A (`format` txt or json; `session_id` filters).
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/questions/export", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"),
+           ("format" = Option<String>, Query, description = "txt (default) or json"), ("session_id" = Option<String>, Query)),
+    responses((status = 200, description = "The Q&A as a file"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn export_questions(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    let room = collab::room(&state, &team, &room).await?;
+    let format = Format::parse(query.get("format"), &[Format::Txt, Format::Json])?;
+    let session = query.get("session_id").filter(|s| !s.is_empty());
+    let questions = state.db.all_questions(&room.id, session).await?;
+    let body = match format {
+        Format::Json => serde_json::to_vec_pretty(&questions).map_err(ApiError::internal)?,
+        _ => {
+            let mut out = String::new();
+            for q in &questions {
+                let dismissed = if q.status == "dismissed" {
+                    " (dismissed)"
+                } else {
+                    ""
+                };
+                out.push_str(&format!(
+                    "[{}] Q: {}: {} ({} votes){dismissed}\n",
+                    q.created_at, q.participant_name, q.question, q.votes
+                ));
+                for a in &q.answers {
+                    let private = if a.private { " (private)" } else { "" };
+                    out.push_str(&format!(
+                        "    [{}] A: {}{private}: {}\n",
+                        a.created_at, a.participant_name, a.answer
+                    ));
+                }
+            }
+            out.into_bytes()
+        }
+    };
+    Ok(files::download(
+        format.content_type(),
+        &format!("questions-{}.{}", room.friendly_url, format.ext()),
+        body,
+    ))
+}
+
+/// Delete all Q&A of a room.
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/questions", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_questions(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+) -> ApiResult<StatusCode> {
+    let room = collab::room(&state, &team, &room).await?;
+    state.db.delete_room_questions(&room.id).await?;
+    state.live.broadcast(
+        &room.id,
+        json!({"type": "questions_cleared", "session_id": null}),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete all Q&A of a session.
+#[utoipa::path(delete, path = "/api/v1/sessions/{session}/questions", tag = "questions",
+    params(("session" = String, Path, description = "Session UUID")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_session_questions(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(session): Path<String>,
+) -> ApiResult<StatusCode> {
+    let session = collab::session(&state, &team, &session).await?;
+    state.db.delete_session_questions(&session.id).await?;
+    if session.live {
+        state.live.broadcast(
+            &session.room_id,
+            json!({"type": "questions_cleared", "session_id": session.id}),
+        );
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Update a question's text.
+#[utoipa::path(patch, path = "/api/v1/rooms/{room}/questions/{question}", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\", \"question\"}"),
+    responses((status = 200, body = Question), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_question(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Question>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let mut errors = FieldErrors::new();
+    let p = collab::participant(&body, false, &mut errors);
+    let text = collab::text(&body, "question", MAX_QUESTION_CHARS, &mut errors);
+    collab::check(errors)?;
+    if let Some(p) = p {
+        collab::author(&state, &room.id, p).await?;
+    }
+    let q = state
+        .db
+        .update_question(&room.id, &question, &text.unwrap_or_default())
+        .await?;
+    updated(&state, &room.id, &q);
+    Ok(Json(q))
+}
+
+/// Delete one question (body: the acting `participant`).
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/questions/{question}", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\"}"),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn delete_question(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<StatusCode> {
+    let room = collab::room(&state, &team, &room).await?;
+    actor(&state, &room, &body).await?;
+    if !state.db.delete_question(&room.id, &question).await? {
+        return Err(ApiError::not_found("question"));
+    }
+    state.live.broadcast(
+        &room.id,
+        json!({"type": "question_deleted", "question_id": question}),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_dismissed(
+    state: ApiState,
+    team: Team,
+    room: String,
+    question: String,
+    body: serde_json::Map<String, Value>,
+    dismissed: bool,
+) -> ApiResult<Json<Question>> {
+    let room = collab::room(&state, &team, &room).await?;
+    actor(&state, &room, &body).await?;
+    let q = state
+        .db
+        .set_question_dismissed(&room.id, &question, dismissed)
+        .await?;
+    updated(&state, &room.id, &q);
+    Ok(Json(q))
+}
+
+/// Dismiss a question (409 when already dismissed).
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/questions/{question}/dismiss", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\"}"),
+    responses((status = 200, body = Question), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn dismiss_question(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Question>> {
+    set_dismissed(state, team, room, question, body, true).await
+}
+
+/// Reopen a dismissed question (409 when it is open).
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/questions/{question}/reopen", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\"}"),
+    responses((status = 200, body = Question), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn reopen_question(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Question>> {
+    set_dismissed(state, team, room, question, body, false).await
+}
+
+/// Upvote a question as `participant` (one vote each; 409 on a second).
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/questions/{question}/vote", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\"}"),
+    responses((status = 200, body = Question), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn vote_question(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Question>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let voter = actor(&state, &room, &body).await?;
+    let q = state.db.vote_question(&room.id, &question, &voter).await?;
+    updated(&state, &room.id, &q);
+    Ok(Json(q))
+}
+
+/// Remove `participant`'s vote (409 when they had not voted).
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/questions/{question}/vote", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\"}"),
+    responses((status = 200, body = Question), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn unvote_question(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Question>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let voter = actor(&state, &room, &body).await?;
+    let q = state
+        .db
+        .unvote_question(&room.id, &question, &voter)
+        .await?;
+    updated(&state, &room.id, &q);
+    Ok(Json(q))
+}
+
+/// Answer a question (`private`: visible to the asker only).
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/questions/{question}/answers", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\", \"answer\", \"private\"}"),
+    responses((status = 200, body = Answer), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_answer(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Answer>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let mut errors = FieldErrors::new();
+    let p = collab::participant(&body, false, &mut errors);
+    let text = collab::text(&body, "answer", MAX_ANSWER_CHARS, &mut errors);
+    let private = collab::flag(&body, "private", &mut errors).unwrap_or(false);
+    collab::check(errors)?;
+    let (Some(p), Some(text)) = (p, text) else {
+        return Err(ApiError::BadRequest(
+            "participant and answer are required".into(),
+        ));
+    };
+    let author = collab::author(&state, &room.id, p).await?;
+    let (a, q) = state
+        .db
+        .add_answer(&room.id, &question, &author, &text, private)
+        .await?;
+    updated(&state, &room.id, &q);
+    Ok(Json(a))
+}
+
+/// Update an answer's text (and `private` when given).
+#[utoipa::path(patch, path = "/api/v1/rooms/{room}/questions/{question}/answers/{answer}", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path), ("answer" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\", \"answer\", \"private\"?}"),
+    responses((status = 200, body = Answer), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_answer(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question, answer)): Path<(String, String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Answer>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let mut errors = FieldErrors::new();
+    let p = collab::participant(&body, false, &mut errors);
+    let text = collab::text(&body, "answer", MAX_ANSWER_CHARS, &mut errors);
+    let private = collab::flag(&body, "private", &mut errors);
+    collab::check(errors)?;
+    if let Some(p) = p {
+        collab::author(&state, &room.id, p).await?;
+    }
+    let (a, q) = state
+        .db
+        .update_answer(
+            &room.id,
+            &question,
+            &answer,
+            &text.unwrap_or_default(),
+            private,
+        )
+        .await?;
+    updated(&state, &room.id, &q);
+    Ok(Json(a))
+}
+
+/// Delete an answer (body: the acting `participant`).
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/questions/{question}/answers/{answer}", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path), ("answer" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\"}"),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn delete_answer(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question, answer)): Path<(String, String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<StatusCode> {
+    let room = collab::room(&state, &team, &room).await?;
+    actor(&state, &room, &body).await?;
+    let q = state.db.delete_answer(&room.id, &question, &answer).await?;
+    updated(&state, &room.id, &q);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn live(
+    state: ApiState,
+    team: Team,
+    room: String,
+    question: String,
+    body: serde_json::Map<String, Value>,
+    action: LiveAnswerAction,
+) -> ApiResult<Json<Question>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let by = actor(&state, &room, &body).await?;
+    let q = state
+        .db
+        .live_answer(&room.id, &question, action, &by)
+        .await?;
+    updated(&state, &room.id, &q);
+    Ok(Json(q))
+}
+
+/// Start a live answer (409 when one is in progress).
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/questions/{question}/live-answers/start", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\"}"),
+    responses((status = 200, body = Question), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn start_live_answer(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Question>> {
+    live(state, team, room, question, body, LiveAnswerAction::Start).await
+}
+
+/// Stop the live answer in progress: the question counts as answered live.
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/questions/{question}/live-answers/stop", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\"}"),
+    responses((status = 200, body = Question), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn stop_live_answer(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Question>> {
+    live(state, team, room, question, body, LiveAnswerAction::Stop).await
+}
+
+/// Cancel the live answer in progress (as if it never started).
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/questions/{question}/live-answers/cancel", tag = "questions",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("question" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "{\"participant\"}"),
+    responses((status = 200, body = Question), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn cancel_live_answer(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, question)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Question>> {
+    live(state, team, room, question, body, LiveAnswerAction::Cancel).await
+}

@@ -1,0 +1,736 @@
+//! Quizzes: CRUD (PATCH updates items by id and creates items without one),
+//! results per run, export, and CSV template/import.
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use crate::ApiState;
+use crate::auth::Team;
+use crate::collab::{self, push};
+use crate::csv;
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
+use crate::extract::{JsonObject, List, QueryPairs};
+use crate::files::{self, Format};
+use crate::store::quizzes::{Quiz, QuizChoice, QuizError, QuizInput, QuizQuestion, QuizRun};
+
+pub const MAX_TEXT_CHARS: usize = 512;
+pub const MAX_QUESTIONS: usize = 100;
+pub const MAX_CHOICES: usize = 20;
+
+impl From<QuizError> for ApiError {
+    fn from(e: QuizError) -> Self {
+        match e {
+            QuizError::NotFound => ApiError::not_found("quiz"),
+            QuizError::State(m) => ApiError::Conflict(m),
+            QuizError::AlreadyAnswered => ApiError::Conflict(e.to_string()),
+            QuizError::InvalidAnswer(m) => ApiError::field("answer", m),
+            QuizError::Store(s) => ApiError::internal(s),
+        }
+    }
+}
+
+fn int_in(
+    body: &Map<String, Value>,
+    field: &str,
+    max: i64,
+    errors: &mut FieldErrors,
+) -> Option<Option<i64>> {
+    match body.get(field) {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => match v.as_i64() {
+            Some(n) if (1..=max).contains(&n) => Some(Some(n)),
+            _ => {
+                push(
+                    errors,
+                    field,
+                    format!("must be an integer between 1 and {max}"),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// A text that may come as `text` or an alias (`question`, `label`).
+fn item_text(
+    obj: &Map<String, Value>,
+    aliases: &[&str],
+    path: &str,
+    current: Option<&str>,
+    errors: &mut FieldErrors,
+) -> String {
+    let v = aliases
+        .iter()
+        .find_map(|k| obj.get(*k).filter(|v| !v.is_null()));
+    match (v, current) {
+        (None, Some(c)) => c.to_string(),
+        (None, None) => {
+            push(errors, path, "is required");
+            String::new()
+        }
+        (Some(Value::String(s)), _) => {
+            collab::check_text(s, path, MAX_TEXT_CHARS, errors).unwrap_or_default()
+        }
+        (Some(_), _) => {
+            push(errors, path, "must be a string");
+            String::new()
+        }
+    }
+}
+
+fn item_bool(
+    obj: &Map<String, Value>,
+    field: &str,
+    path: &str,
+    current: bool,
+    errors: &mut FieldErrors,
+) -> bool {
+    match obj.get(field) {
+        None | Some(Value::Null) => current,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            push(errors, path, "must be a boolean");
+            current
+        }
+    }
+}
+
+/// The id of an item: on create ignored (fresh UUID); on update it must name
+/// an existing item, and a missing id creates one.
+fn item_id<'a, T>(
+    obj: &Map<String, Value>,
+    existing: Option<&'a [T]>,
+    id_of: impl Fn(&T) -> &str,
+    path: &str,
+    errors: &mut FieldErrors,
+) -> (String, Option<&'a T>) {
+    let fresh = || uuid::Uuid::new_v4().to_string();
+    match (obj.get("id"), existing) {
+        (Some(Value::String(id)), Some(items)) => match items.iter().find(|i| id_of(i) == id) {
+            Some(found) => (id.clone(), Some(found)),
+            None => {
+                push(
+                    errors,
+                    path,
+                    format!("no item '{id}' to update (omit the id to create one)"),
+                );
+                (fresh(), None)
+            }
+        },
+        (None | Some(Value::Null), _) | (Some(Value::String(_)), None) => (fresh(), None),
+        (Some(_), _) => {
+            push(errors, path, "must be a string");
+            (fresh(), None)
+        }
+    }
+}
+
+fn questions_field(
+    value: &Value,
+    current: Option<&[QuizQuestion]>,
+    errors: &mut FieldErrors,
+) -> Vec<QuizQuestion> {
+    let Some(items) = value.as_array() else {
+        push(errors, "questions", "must be an array of questions");
+        return Vec::new();
+    };
+    if items.is_empty() || items.len() > MAX_QUESTIONS {
+        push(
+            errors,
+            "questions",
+            format!("must have 1 to {MAX_QUESTIONS} questions"),
+        );
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("questions.{i}");
+        let Some(obj) = item.as_object() else {
+            push(errors, &p, "must be an object");
+            continue;
+        };
+        let (id, existing) = item_id(obj, current, |q| q.id.as_str(), &format!("{p}.id"), errors);
+        let text = item_text(
+            obj,
+            &["text", "question"],
+            &format!("{p}.text"),
+            existing.map(|e| e.text.as_str()),
+            errors,
+        );
+        let multiple = item_bool(
+            obj,
+            "multiple",
+            &format!("{p}.multiple"),
+            existing.is_some_and(|e| e.multiple),
+            errors,
+        );
+        let choices = match (obj.get("choices"), existing) {
+            (None, Some(e)) => e.choices.clone(),
+            (None | Some(Value::Null), _) => {
+                push(errors, &format!("{p}.choices"), "is required");
+                Vec::new()
+            }
+            (Some(v), e) => choices_field(v, e.map(|e| e.choices.as_slice()), &p, errors),
+        };
+        if !choices.is_empty() {
+            let correct = choices.iter().filter(|c| c.correct).count();
+            if correct == 0 {
+                push(
+                    errors,
+                    &format!("{p}.choices"),
+                    "at least one choice must be correct",
+                );
+            } else if !multiple && correct > 1 {
+                push(
+                    errors,
+                    &format!("{p}.choices"),
+                    "a single-answer question has exactly one correct choice (set multiple: true)",
+                );
+            }
+        }
+        out.push(QuizQuestion {
+            id,
+            text,
+            multiple,
+            choices,
+        });
+    }
+    out
+}
+
+fn choices_field(
+    value: &Value,
+    current: Option<&[QuizChoice]>,
+    p: &str,
+    errors: &mut FieldErrors,
+) -> Vec<QuizChoice> {
+    let Some(items) = value.as_array() else {
+        push(
+            errors,
+            &format!("{p}.choices"),
+            "must be an array of choices",
+        );
+        return Vec::new();
+    };
+    if items.len() < 2 || items.len() > MAX_CHOICES {
+        push(
+            errors,
+            &format!("{p}.choices"),
+            format!("must have 2 to {MAX_CHOICES} choices"),
+        );
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (j, item) in items.iter().enumerate() {
+        let cp = format!("{p}.choices.{j}");
+        let Some(obj) = item.as_object() else {
+            push(errors, &cp, "must be an object");
+            continue;
+        };
+        let (id, existing) = item_id(obj, current, |c| c.id.as_str(), &format!("{cp}.id"), errors);
+        let text = item_text(
+            obj,
+            &["text", "label"],
+            &format!("{cp}.text"),
+            existing.map(|e| e.text.as_str()),
+            errors,
+        );
+        let correct = item_bool(
+            obj,
+            "correct",
+            &format!("{cp}.correct"),
+            existing.is_some_and(|e| e.correct),
+            errors,
+        );
+        out.push(QuizChoice { id, text, correct });
+    }
+    out
+}
+
+/// Validates a create body (`current` None) or a PATCH body into the quiz's next definition.
+fn quiz_input(body: &Map<String, Value>, current: Option<&Quiz>) -> ApiResult<QuizInput> {
+    let mut errors = FieldErrors::new();
+    let title = match (body.get("title"), current) {
+        (None, Some(c)) => Some(c.title.clone()),
+        _ => collab::text(body, "title", MAX_TEXT_CHARS, &mut errors),
+    };
+    let minutes = int_in(body, "time_limit_minutes", 1440, &mut errors);
+    let seconds = int_in(body, "time_limit_seconds", 86400, &mut errors);
+    let time_limit_seconds = match (seconds, minutes) {
+        (Some(Some(s)), _) => Some(s),
+        (_, Some(Some(m))) => Some(m * 60),
+        (Some(None), _) | (_, Some(None)) => None,
+        (None, None) => current.and_then(|c| c.time_limit_seconds),
+    };
+    let timing_mode = match body.get("timing_mode") {
+        None => current.and_then(|c| c.timing_mode.clone()),
+        Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "quiz" || s == "question" => Some(s.clone()),
+        Some(_) => {
+            push(
+                &mut errors,
+                "timing_mode",
+                "must be \"quiz\", \"question\" or null",
+            );
+            None
+        }
+    };
+    let questions = match (body.get("questions"), current) {
+        (None, Some(c)) => c.questions.clone(),
+        (None | Some(Value::Null), None) => {
+            push(&mut errors, "questions", "is required");
+            Vec::new()
+        }
+        (Some(v), c) => questions_field(v, c.map(|c| c.questions.as_slice()), &mut errors),
+    };
+    collab::check(errors)?;
+    Ok(QuizInput {
+        title: title.unwrap_or_default(),
+        time_limit_seconds,
+        timing_mode,
+        questions,
+    })
+}
+
+/// List a room's quizzes (paginated).
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/quizzes", tag = "quizzes",
+    params(("room" = String, Path, description = "UUID or friendly_url"),
+           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("order" = Option<String>, Query), ("after" = Option<String>, Query)),
+    responses((status = 200, body = List<Quiz>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_quizzes(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Json<List<Quiz>>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let (page, after) = query.page()?;
+    if let Some(a) = &after
+        && state.db.quiz(&room.id, a).await?.is_none()
+    {
+        return Err(ApiError::field(
+            "after",
+            format!("no quiz '{a}' to page after"),
+        ));
+    }
+    let (total, data) = state
+        .db
+        .list_quizzes(&room.id, &page, after.as_deref())
+        .await?;
+    Ok(Json(List {
+        total_count: total,
+        data,
+    }))
+}
+
+/// Create a quiz: `title`, time limit, `timing_mode`, `questions` with `choices`.
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/quizzes", tag = "quizzes",
+    params(("room" = String, Path, description = "UUID or friendly_url")),
+    request_body(content = inline(serde_json::Value), description = "{\"title\", \"time_limit_minutes\"|\"time_limit_seconds\", \"timing_mode\", \"questions\": [{\"text\", \"multiple\", \"choices\": [{\"text\", \"correct\"}]}]}"),
+    responses((status = 200, body = Quiz), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_quiz(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Quiz>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let input = quiz_input(&body, None)?;
+    Ok(Json(
+        state.db.create_quiz(&team.id, &room.id, &input).await?,
+    ))
+}
+
+/// Get a quiz with its questions and choices.
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/quizzes/{quiz}", tag = "quizzes",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("quiz" = String, Path)),
+    responses((status = 200, body = Quiz), (status = 404, body = ErrorBody)))]
+pub async fn get_quiz(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, quiz)): Path<(String, String)>,
+) -> ApiResult<Json<Quiz>> {
+    let room = collab::room(&state, &team, &room).await?;
+    Ok(Json(
+        state
+            .db
+            .quiz(&room.id, &quiz)
+            .await?
+            .ok_or_else(|| ApiError::not_found("quiz"))?,
+    ))
+}
+
+/// Update a quiz. `questions` (and their `choices`) with an id update that
+/// item; without an id they are created; items left out are removed.
+/// A launched quiz cannot be changed (409).
+#[utoipa::path(patch, path = "/api/v1/rooms/{room}/quizzes/{quiz}", tag = "quizzes",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("quiz" = String, Path)),
+    request_body(content = inline(serde_json::Value), description = "Any field of the create body; items with ids update"),
+    responses((status = 200, body = Quiz), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_quiz(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, quiz)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Quiz>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let updated = state
+        .db
+        .update_quiz(&room.id, &quiz, |current| {
+            if current.status == "launched" {
+                return Err(ApiError::Conflict(
+                    "the quiz is launched: end it before changing it".into(),
+                ));
+            }
+            quiz_input(&body, Some(current))
+        })
+        .await?;
+    Ok(Json(updated))
+}
+
+/// Delete a quiz and its answers.
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/quizzes/{quiz}", tag = "quizzes",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("quiz" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_quiz(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, quiz)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let room = collab::room(&state, &team, &room).await?;
+    if !state.db.delete_quiz(&room.id, &quiz).await? {
+        return Err(ApiError::not_found("quiz"));
+    }
+    state
+        .live
+        .broadcast(&room.id, json!({"type": "quiz_deleted", "quiz_id": quiz}));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete every quiz of a room.
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/quizzes", tag = "quizzes",
+    params(("room" = String, Path, description = "UUID or friendly_url")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_quizzes(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+) -> ApiResult<StatusCode> {
+    let room = collab::room(&state, &team, &room).await?;
+    state.db.delete_room_quizzes(&room.id).await?;
+    state.live.broadcast(
+        &room.id,
+        json!({"type": "quizzes_cleared", "session_id": null}),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete the quizzes run in a session, and the answers given in it.
+#[utoipa::path(delete, path = "/api/v1/sessions/{session}/quizzes", tag = "quizzes",
+    params(("session" = String, Path, description = "Session UUID")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_session_quizzes(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(session): Path<String>,
+) -> ApiResult<StatusCode> {
+    let session = collab::session(&state, &team, &session).await?;
+    state.db.delete_session_quizzes(&session.id).await?;
+    if session.live {
+        state.live.broadcast(
+            &session.room_id,
+            json!({"type": "quizzes_cleared", "session_id": session.id}),
+        );
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Results of a quiz per run: per question the number who answered, per choice its voters.
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/quizzes/{quiz}/results", tag = "quizzes",
+    params(("room" = String, Path, description = "UUID or friendly_url"), ("quiz" = String, Path),
+           ("session_id" = Option<String>, Query)),
+    responses((status = 200, body = Vec<QuizRun>), (status = 404, body = ErrorBody)))]
+pub async fn quiz_results(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, quiz)): Path<(String, String)>,
+    query: QueryPairs,
+) -> ApiResult<Json<Vec<QuizRun>>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let quiz = state
+        .db
+        .quiz(&room.id, &quiz)
+        .await?
+        .ok_or_else(|| ApiError::not_found("quiz"))?;
+    let session = query.get("session_id").filter(|s| !s.is_empty());
+    Ok(Json(state.db.quiz_results(&quiz, session).await?))
+}
+
+/// Export the results of every quiz of the room (`format` csv, txt or json).
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/quizzes/export", tag = "quizzes",
+    params(("room" = String, Path, description = "UUID or friendly_url"),
+           ("format" = Option<String>, Query, description = "csv (default), txt or json"), ("session_id" = Option<String>, Query)),
+    responses((status = 200, description = "The quiz results as a file"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn export_quizzes(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    let room = collab::room(&state, &team, &room).await?;
+    let format = Format::parse(
+        query.get("format"),
+        &[Format::Csv, Format::Txt, Format::Json],
+    )?;
+    let session = query.get("session_id").filter(|s| !s.is_empty());
+    let mut runs = Vec::new();
+    for q in state.db.all_quizzes(&room.id).await? {
+        runs.extend(state.db.quiz_results(&q, session).await?);
+    }
+    let body = match format {
+        Format::Json => serde_json::to_vec_pretty(&runs).map_err(ApiError::internal)?,
+        Format::Csv => {
+            let mut w = csv::Writer::new();
+            w.row(&[
+                "quiz_id",
+                "quiz",
+                "session_id",
+                "question",
+                "answered",
+                "choice",
+                "correct",
+                "voted",
+                "voters",
+            ]);
+            for r in &runs {
+                for q in &r.questions {
+                    for c in &q.votes {
+                        let voters: Vec<&str> = c.voters.iter().map(|v| v.name.as_str()).collect();
+                        w.row(&[
+                            r.id.as_str(),
+                            &r.title,
+                            r.session_id.as_deref().unwrap_or(""),
+                            &q.question,
+                            &q.voted.to_string(),
+                            &c.text,
+                            if c.correct { "true" } else { "false" },
+                            &c.voted.to_string(),
+                            &voters.join("; "),
+                        ]);
+                    }
+                }
+            }
+            w.finish().into_bytes()
+        }
+        Format::Txt => {
+            let mut out = String::new();
+            for r in &runs {
+                out.push_str(&format!(
+                    "{} (session {}, {})\n",
+                    r.title,
+                    r.session_id.as_deref().unwrap_or("-"),
+                    r.status
+                ));
+                for q in &r.questions {
+                    out.push_str(&format!("  {} ({} answered)\n", q.question, q.voted));
+                    for c in &q.votes {
+                        let mark = if c.correct { " [correct]" } else { "" };
+                        out.push_str(&format!("    - {}{mark}: {}\n", c.text, c.voted));
+                    }
+                }
+                out.push('\n');
+            }
+            out.into_bytes()
+        }
+    };
+    Ok(files::download(
+        format.content_type(),
+        &format!("quizzes-{}.{}", room.friendly_url, format.ext()),
+        body,
+    ))
+}
+
+const TEMPLATE_HEADER: [&str; 6] = [
+    "quiz_title",
+    "time_limit_minutes",
+    "question",
+    "multiple",
+    "choices",
+    "correct",
+];
+
+/// Download the CSV template for quiz import.
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/quizzes/template", tag = "quizzes",
+    params(("room" = String, Path, description = "UUID or friendly_url")),
+    responses((status = 200, description = "CSV: quiz_title,time_limit_minutes,question,multiple,choices (| separated),correct (| separated choice numbers)"), (status = 404, body = ErrorBody)))]
+pub async fn quiz_template(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+) -> ApiResult<Response> {
+    collab::room(&state, &team, &room).await?;
+    let mut w = csv::Writer::new();
+    w.row(&TEMPLATE_HEADER);
+    w.row(&[
+        "My quiz",
+        "10",
+        "Question #1",
+        "false",
+        "Correct answer|Wrong answer",
+        "1",
+    ]);
+    w.row(&[
+        "My quiz",
+        "10",
+        "Question #2 (multiple choice)",
+        "true",
+        "Correct answer #1|Wrong answer|Correct answer #2",
+        "1|3",
+    ]);
+    Ok(files::download(
+        files::CSV,
+        "quizzes-template.csv",
+        w.finish(),
+    ))
+}
+
+/// Parses an import file into quizzes (rows with the same title form one
+/// quiz), or every problem, line by line.
+pub fn parse_import(bytes: &[u8]) -> Result<Vec<QuizInput>, Vec<String>> {
+    let records = csv::parse(bytes).map_err(|e| vec![e])?;
+    let mut problems = Vec::new();
+    // title -> (first line, time limit, questions as JSON)
+    let mut quizzes: Vec<(String, usize, Option<String>, Vec<Value>)> = Vec::new();
+    let mut rows = records.iter().peekable();
+    if let Some(first) = rows.peek()
+        && first
+            .cells
+            .first()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("quiz_title"))
+    {
+        rows.next();
+    }
+    for r in rows {
+        let line = r.line;
+        if r.cells.len() != TEMPLATE_HEADER.len() {
+            problems.push(format!(
+                "line {line}: expected {} columns ({}), found {}",
+                TEMPLATE_HEADER.len(),
+                TEMPLATE_HEADER.join(","),
+                r.cells.len()
+            ));
+            continue;
+        }
+        let c = &r.cells;
+        let multiple = match c[3].trim().to_ascii_lowercase().as_str() {
+            "" | "false" | "no" | "0" => false,
+            "true" | "yes" | "1" => true,
+            other => {
+                problems.push(format!(
+                    "line {line}: multiple must be true or false, not '{other}'"
+                ));
+                continue;
+            }
+        };
+        let choices: Vec<&str> = c[4]
+            .split('|')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut correct = Vec::new();
+        let mut bad = false;
+        for n in c[5].split('|').map(str::trim).filter(|s| !s.is_empty()) {
+            match n.parse::<usize>() {
+                Ok(k) if (1..=choices.len()).contains(&k) => correct.push(k - 1),
+                _ => {
+                    problems.push(format!(
+                        "line {line}: correct must list choice numbers from 1 to {}, not '{n}'",
+                        choices.len()
+                    ));
+                    bad = true;
+                }
+            }
+        }
+        if bad {
+            continue;
+        }
+        let question = serde_json::json!({
+            "text": c[2],
+            "multiple": multiple,
+            "choices": choices.iter().enumerate().map(|(i, t)| serde_json::json!({"text": t, "correct": correct.contains(&i)})).collect::<Vec<_>>(),
+        });
+        let limit = Some(c[1].trim().to_string()).filter(|s| !s.is_empty());
+        match quizzes.iter_mut().find(|q| q.0 == c[0]) {
+            Some(q) => q.3.push(question),
+            None => quizzes.push((c[0].clone(), line, limit, vec![question])),
+        }
+    }
+    let mut out = Vec::new();
+    for (title, line, limit, questions) in quizzes {
+        let mut body = Map::new();
+        body.insert("title".into(), Value::from(title));
+        if let Some(l) = &limit {
+            match l.parse::<i64>() {
+                Ok(n) => {
+                    body.insert("time_limit_minutes".into(), Value::from(n));
+                }
+                Err(_) => {
+                    problems.push(format!(
+                        "line {line}: time_limit_minutes must be a whole number, not '{l}'"
+                    ));
+                    continue;
+                }
+            }
+        }
+        body.insert("questions".into(), Value::Array(questions));
+        match quiz_input(&body, None) {
+            Ok(q) => out.push(q),
+            Err(ApiError::Validation { errors, .. }) => {
+                for (field, msgs) in errors {
+                    for m in msgs {
+                        problems.push(format!("line {line}: {field} {m}"));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("line {line}: {e}")),
+        }
+    }
+    if out.is_empty() && problems.is_empty() {
+        problems.push("the file has no quiz rows".into());
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Import quizzes from a CSV file (multipart field `file`, at most 2 MB).
+/// All rows are checked first: any bad row is reported and nothing is imported.
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/quizzes/import", tag = "quizzes",
+    params(("room" = String, Path, description = "UUID or friendly_url")),
+    request_body(content = String, content_type = "multipart/form-data", description = "field `file`: CSV or TXT, max 2 MB"),
+    responses((status = 200, body = List<Quiz>), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn import_quizzes(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(room): Path<String>,
+    req: Request,
+) -> ApiResult<Json<List<Quiz>>> {
+    let room = collab::room(&state, &team, &room).await?;
+    let bytes = files::read_upload(req).await?;
+    let inputs = parse_import(&bytes).map_err(|problems| {
+        let mut errors = FieldErrors::new();
+        errors.insert("file".into(), problems);
+        ApiError::fields(errors)
+    })?;
+    let quizzes = state.db.create_quizzes(&team.id, &room.id, &inputs).await?;
+    Ok(Json(List {
+        total_count: quizzes.len() as i64,
+        data: quizzes,
+    }))
+}

@@ -1,0 +1,733 @@
+//! Polls: definitions (draft -> launched -> ended), one answer per
+//! participant, and results. The signaling layer drives the lifecycle with
+//! [`Db::launch_poll`], [`Db::end_poll`] and [`Db::vote_poll`].
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Sqlite, Transaction};
+
+use super::chat::Author;
+use super::{Db, Page, StoreError, is_unique_violation, now};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PollType {
+    Single,
+    Multiple,
+    Free,
+}
+
+impl PollType {
+    pub fn parse(s: &str) -> Option<PollType> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "single" => Some(PollType::Single),
+            "multiple" => Some(PollType::Multiple),
+            "free" => Some(PollType::Free),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollType::Single => "single",
+            PollType::Multiple => "multiple",
+            PollType::Free => "free",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PollOption {
+    pub id: String,
+    pub label: String,
+}
+
+/// A poll as the API returns it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Poll {
+    pub id: String,
+    pub question: String,
+    /// draft | launched | ended
+    pub status: String,
+    #[serde(rename = "type")]
+    pub poll_type: PollType,
+    /// Deprecated mirror of `type == "multiple"`.
+    pub multiple: bool,
+    pub anonymous: bool,
+    pub show_results: bool,
+    pub options: Vec<PollOption>,
+    /// The session the poll was launched in.
+    pub session_id: Option<String>,
+    pub launched_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A validated poll definition.
+#[derive(Debug, Clone)]
+pub struct PollInput {
+    pub question: String,
+    pub poll_type: PollType,
+    pub anonymous: bool,
+    pub show_results: bool,
+    pub options: Vec<PollOption>,
+}
+
+/// An answer to a poll.
+#[derive(Debug, Clone)]
+pub enum PollAnswer {
+    /// Option ids (one for `single`, one or more for `multiple`).
+    Options(Vec<String>),
+    /// The text of a `free` poll answer.
+    Text(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("poll not found")]
+    NotFound,
+    #[error("{0}")]
+    State(String),
+    #[error("this participant has already answered the poll")]
+    AlreadyVoted,
+    #[error("{0}")]
+    InvalidAnswer(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for PollError {
+    fn from(e: sqlx::Error) -> Self {
+        PollError::Store(StoreError::Sqlx(e))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Voter {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OptionResult {
+    pub id: String,
+    pub label: String,
+    pub votes: i64,
+    /// Who chose it (empty for anonymous polls).
+    pub voters: Vec<Voter>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FreeAnswer {
+    pub text: String,
+    /// Null for anonymous polls.
+    pub participant_id: Option<String>,
+    pub participant_name: Option<String>,
+}
+
+/// Results of a poll (optionally of one session).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PollResults {
+    pub id: String,
+    pub question: String,
+    #[serde(rename = "type")]
+    pub poll_type: PollType,
+    pub status: String,
+    pub anonymous: bool,
+    pub session_id: Option<String>,
+    /// Participants who answered.
+    pub total_votes: i64,
+    pub options: Vec<OptionResult>,
+    /// Free-text answers (`free` polls).
+    pub answers: Vec<FreeAnswer>,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    bool,
+    bool,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+
+const SELECT: &str =
+    "SELECT id, question, status, type, anonymous, show_results, options, session_id,
+        launched_at, ended_at, created_at, updated_at FROM polls";
+
+fn poll(r: Row) -> Result<Poll, StoreError> {
+    let poll_type = PollType::parse(&r.3)
+        .ok_or_else(|| StoreError::Corrupt(format!("type of poll {}", r.0)))?;
+    let options: Vec<PollOption> = serde_json::from_str(&r.6)
+        .map_err(|e| StoreError::Corrupt(format!("options of poll {}: {e}", r.0)))?;
+    Ok(Poll {
+        id: r.0,
+        question: r.1,
+        status: r.2,
+        poll_type,
+        multiple: poll_type == PollType::Multiple,
+        anonymous: r.4,
+        show_results: r.5,
+        options,
+        session_id: r.7,
+        launched_at: r.8,
+        ended_at: r.9,
+        created_at: r.10,
+        updated_at: r.11,
+    })
+}
+
+fn options_json(options: &[PollOption]) -> Result<String, StoreError> {
+    serde_json::to_string(options).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+async fn poll_in_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    room_id: &str,
+    poll_id: &str,
+) -> Result<Option<Poll>, StoreError> {
+    let row = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? AND id = ?"))
+        .bind(room_id)
+        .bind(poll_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(poll).transpose()
+}
+
+async fn insert(
+    tx: &mut Transaction<'_, Sqlite>,
+    team_id: &str,
+    room_id: &str,
+    input: &PollInput,
+) -> Result<String, StoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let ts = now();
+    sqlx::query(
+        "INSERT INTO polls (id, team_id, room_id, question, type, anonymous, show_results, options,
+                            status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?)",
+    )
+    .bind(&id)
+    .bind(team_id)
+    .bind(room_id)
+    .bind(&input.question)
+    .bind(input.poll_type.as_str())
+    .bind(input.anonymous)
+    .bind(input.show_results)
+    .bind(options_json(&input.options)?)
+    .bind(&ts)
+    .bind(&ts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+impl Db {
+    pub async fn create_poll(
+        &self,
+        team_id: &str,
+        room_id: &str,
+        input: &PollInput,
+    ) -> Result<Poll, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let id = insert(&mut tx, team_id, room_id, input).await?;
+        let p = poll_in_tx(&mut tx, room_id, &id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("created poll vanished".into()))?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    /// Creates several polls at once (all or none): CSV import.
+    pub async fn create_polls(
+        &self,
+        team_id: &str,
+        room_id: &str,
+        inputs: &[PollInput],
+    ) -> Result<Vec<Poll>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let mut out = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let id = insert(&mut tx, team_id, room_id, input).await?;
+            if let Some(p) = poll_in_tx(&mut tx, room_id, &id).await? {
+                out.push(p);
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn poll(&self, room_id: &str, poll_id: &str) -> Result<Option<Poll>, StoreError> {
+        let row = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? AND id = ?"))
+            .bind(room_id)
+            .bind(poll_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(poll).transpose()
+    }
+
+    pub async fn list_polls(
+        &self,
+        room_id: &str,
+        page: &Page,
+        after: Option<&str>,
+    ) -> Result<(i64, Vec<Poll>), StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM polls WHERE room_id = ?")
+            .bind(room_id)
+            .fetch_one(&self.read)
+            .await?;
+        let mut sql = format!("{SELECT} WHERE room_id = ?");
+        if after.is_some() {
+            sql.push_str(&format!(
+                " AND seq {} (SELECT seq FROM polls WHERE room_id = ? AND id = ?)",
+                page.order.after_op()
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY seq {} LIMIT ? OFFSET ?",
+            page.order.sql()
+        ));
+        let mut q = sqlx::query_as::<_, Row>(&sql).bind(room_id);
+        if let Some(a) = after {
+            q = q.bind(room_id).bind(a);
+        }
+        let rows = q
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(&self.read)
+            .await?;
+        Ok((total, rows.into_iter().map(poll).collect::<Result<_, _>>()?))
+    }
+
+    /// Every poll of a room, oldest first.
+    pub async fn all_polls(&self, room_id: &str) -> Result<Vec<Poll>, StoreError> {
+        let rows = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? ORDER BY seq"))
+            .bind(room_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter().map(poll).collect()
+    }
+
+    /// Applies `change` to a poll inside the writer's transaction.
+    pub async fn update_poll<E: From<PollError>>(
+        &self,
+        room_id: &str,
+        poll_id: &str,
+        change: impl FnOnce(&Poll) -> Result<PollInput, E>,
+    ) -> Result<Poll, E> {
+        let mut tx = self.write.begin().await.map_err(PollError::from)?;
+        let current = poll_in_tx(&mut tx, room_id, poll_id)
+            .await
+            .map_err(PollError::from)?
+            .ok_or(PollError::NotFound)?;
+        let next = change(&current)?;
+        sqlx::query(
+            "UPDATE polls SET question = ?, type = ?, anonymous = ?, show_results = ?, options = ?,
+                 updated_at = ? WHERE id = ?",
+        )
+        .bind(&next.question)
+        .bind(next.poll_type.as_str())
+        .bind(next.anonymous)
+        .bind(next.show_results)
+        .bind(options_json(&next.options).map_err(PollError::from)?)
+        .bind(now())
+        .bind(poll_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(PollError::from)?;
+        let p = poll_in_tx(&mut tx, room_id, poll_id)
+            .await
+            .map_err(PollError::from)?
+            .ok_or(PollError::NotFound)?;
+        tx.commit().await.map_err(PollError::from)?;
+        Ok(p)
+    }
+
+    /// Deletes one poll; false when there was none.
+    pub async fn delete_poll(&self, room_id: &str, poll_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM polls WHERE room_id = ? AND id = ?")
+            .bind(room_id)
+            .bind(poll_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn delete_room_polls(&self, room_id: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM polls WHERE room_id = ?")
+            .bind(room_id)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
+    }
+
+    /// Deletes the polls launched in a session and every answer given in it.
+    pub async fn delete_session_polls(&self, session_id: &str) -> Result<u64, StoreError> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM poll_votes WHERE session_id = ?")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM polls WHERE session_id = ?")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Launches a draft poll in the live session `session_id` (a moderator's
+    /// action in the room). Only `draft` polls can be launched.
+    pub async fn launch_poll(
+        &self,
+        room_id: &str,
+        poll_id: &str,
+        session_id: &str,
+    ) -> Result<Poll, PollError> {
+        let mut tx = self.write.begin().await?;
+        let p = poll_in_tx(&mut tx, room_id, poll_id)
+            .await?
+            .ok_or(PollError::NotFound)?;
+        if p.status != "draft" {
+            return Err(PollError::State(format!(
+                "the poll is {}; only a draft poll can be launched",
+                p.status
+            )));
+        }
+        let ts = now();
+        sqlx::query(
+            "UPDATE polls SET status = 'launched', session_id = ?, launched_at = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(session_id)
+        .bind(&ts)
+        .bind(&ts)
+        .bind(poll_id)
+        .execute(&mut *tx)
+        .await?;
+        let p = poll_in_tx(&mut tx, room_id, poll_id)
+            .await?
+            .ok_or(PollError::NotFound)?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    /// Ends a launched poll: no more answers.
+    pub async fn end_poll(&self, room_id: &str, poll_id: &str) -> Result<Poll, PollError> {
+        let mut tx = self.write.begin().await?;
+        let p = poll_in_tx(&mut tx, room_id, poll_id)
+            .await?
+            .ok_or(PollError::NotFound)?;
+        if p.status != "launched" {
+            return Err(PollError::State(format!(
+                "the poll is {}; only a launched poll can be ended",
+                p.status
+            )));
+        }
+        let ts = now();
+        sqlx::query("UPDATE polls SET status = 'ended', ended_at = ?, updated_at = ? WHERE id = ?")
+            .bind(&ts)
+            .bind(&ts)
+            .bind(poll_id)
+            .execute(&mut *tx)
+            .await?;
+        let p = poll_in_tx(&mut tx, room_id, poll_id)
+            .await?
+            .ok_or(PollError::NotFound)?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    /// Records a participant's answer to a launched poll. `voter` must have a
+    /// participant id. Each participant answers once (`AlreadyVoted` after).
+    pub async fn vote_poll(
+        &self,
+        room_id: &str,
+        poll_id: &str,
+        voter: &Author,
+        answer: PollAnswer,
+    ) -> Result<(), PollError> {
+        let voter_id = voter
+            .participant_id
+            .clone()
+            .ok_or_else(|| PollError::InvalidAnswer("a vote needs a participant id".into()))?;
+        let mut tx = self.write.begin().await?;
+        let p = poll_in_tx(&mut tx, room_id, poll_id)
+            .await?
+            .ok_or(PollError::NotFound)?;
+        if p.status != "launched" {
+            return Err(PollError::State(format!(
+                "the poll is {}; answers are taken only while it is launched",
+                p.status
+            )));
+        }
+        let (option_ids, text) = match (p.poll_type, answer) {
+            (PollType::Free, PollAnswer::Text(t)) => {
+                let t = t.trim().to_string();
+                if t.is_empty() || t.chars().count() > 1000 {
+                    return Err(PollError::InvalidAnswer(
+                        "the answer must be 1 to 1000 characters".into(),
+                    ));
+                }
+                (None, Some(t))
+            }
+            (PollType::Free, PollAnswer::Options(_)) => {
+                return Err(PollError::InvalidAnswer(
+                    "a free poll takes a text answer".into(),
+                ));
+            }
+            (_, PollAnswer::Text(_)) => {
+                return Err(PollError::InvalidAnswer(
+                    "this poll takes option ids".into(),
+                ));
+            }
+            (kind, PollAnswer::Options(ids)) => {
+                let mut seen = HashSet::new();
+                let ids: Vec<String> = ids.into_iter().filter(|i| seen.insert(i.clone())).collect();
+                if ids.is_empty() || (kind == PollType::Single && ids.len() != 1) {
+                    return Err(PollError::InvalidAnswer(if kind == PollType::Single {
+                        "choose exactly one option".into()
+                    } else {
+                        "choose at least one option".into()
+                    }));
+                }
+                if let Some(bad) = ids.iter().find(|i| !p.options.iter().any(|o| &o.id == *i)) {
+                    return Err(PollError::InvalidAnswer(format!(
+                        "'{bad}' is not an option of this poll"
+                    )));
+                }
+                (
+                    Some(
+                        serde_json::to_string(&ids)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    ),
+                    None,
+                )
+            }
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO poll_votes (poll_id, room_id, session_id, participant_id, participant_name,
+                                     option_ids, answer_text, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(poll_id)
+        .bind(room_id)
+        .bind(&p.session_id)
+        .bind(&voter_id)
+        .bind(&voter.name)
+        .bind(option_ids)
+        .bind(text)
+        .bind(now())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(PollError::AlreadyVoted),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Results per option (and free-text answers) of a poll, optionally only
+    /// the answers given in `session_id`. Voters are left out of anonymous polls.
+    pub async fn poll_results(
+        &self,
+        room_id: &str,
+        poll_id: &str,
+        session_id: Option<&str>,
+    ) -> Result<Option<PollResults>, StoreError> {
+        let Some(p) = self.poll(room_id, poll_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.results_of(p, session_id).await?))
+    }
+
+    /// Results of an already loaded poll.
+    pub async fn results_of(
+        &self,
+        p: Poll,
+        session_id: Option<&str>,
+    ) -> Result<PollResults, StoreError> {
+        let sql = if session_id.is_some() {
+            "SELECT participant_id, participant_name, option_ids, answer_text FROM poll_votes
+             WHERE poll_id = ? AND session_id = ? ORDER BY seq"
+        } else {
+            "SELECT participant_id, participant_name, option_ids, answer_text FROM poll_votes
+             WHERE poll_id = ? ORDER BY seq"
+        };
+        let mut q =
+            sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(sql).bind(&p.id);
+        if let Some(s) = session_id {
+            q = q.bind(s);
+        }
+        let votes = q.fetch_all(&self.read).await?;
+        let mut options: Vec<OptionResult> = p
+            .options
+            .iter()
+            .map(|o| OptionResult {
+                id: o.id.clone(),
+                label: o.label.clone(),
+                votes: 0,
+                voters: Vec::new(),
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for (pid, name, ids, text) in &votes {
+            if let Some(ids) = ids {
+                let ids: Vec<String> = serde_json::from_str(ids)
+                    .map_err(|e| StoreError::Corrupt(format!("poll vote: {e}")))?;
+                for o in options.iter_mut().filter(|o| ids.contains(&o.id)) {
+                    o.votes += 1;
+                    if !p.anonymous {
+                        o.voters.push(Voter {
+                            id: pid.clone(),
+                            name: name.clone(),
+                        });
+                    }
+                }
+            }
+            if let Some(t) = text {
+                answers.push(FreeAnswer {
+                    text: t.clone(),
+                    participant_id: (!p.anonymous).then(|| pid.clone()),
+                    participant_name: (!p.anonymous).then(|| name.clone()),
+                });
+            }
+        }
+        Ok(PollResults {
+            id: p.id,
+            question: p.question,
+            poll_type: p.poll_type,
+            status: p.status,
+            anonymous: p.anonymous,
+            session_id: session_id.map(str::to_string).or(p.session_id),
+            total_votes: votes.len() as i64,
+            options,
+            answers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::chat::tests::{fixture, participant};
+
+    #[tokio::test]
+    async fn lifecycle_and_one_answer_per_participant() {
+        let (_dir, db, team, room, session) = fixture().await;
+        let input = PollInput {
+            question: "Q".into(),
+            poll_type: PollType::Single,
+            anonymous: false,
+            show_results: true,
+            options: vec![
+                PollOption {
+                    id: "a".into(),
+                    label: "A".into(),
+                },
+                PollOption {
+                    id: "b".into(),
+                    label: "B".into(),
+                },
+            ],
+        };
+        let p = db.create_poll(&team, &room, &input).await.unwrap();
+        let ann = participant("p1", "Ann");
+        let vote = |ids: &[&str]| PollAnswer::Options(ids.iter().map(|s| s.to_string()).collect());
+        assert!(matches!(
+            db.vote_poll(&room, &p.id, &ann, vote(&["a"])).await,
+            Err(PollError::State(_))
+        ));
+        assert!(matches!(
+            db.end_poll(&room, &p.id).await,
+            Err(PollError::State(_))
+        ));
+        let launched = db.launch_poll(&room, &p.id, &session).await.unwrap();
+        assert_eq!(launched.status, "launched");
+        assert_eq!(launched.session_id.as_deref(), Some(session.as_str()));
+        assert!(matches!(
+            db.launch_poll(&room, &p.id, &session).await,
+            Err(PollError::State(_))
+        ));
+        assert!(matches!(
+            db.vote_poll(&room, &p.id, &ann, vote(&["a", "b"])).await,
+            Err(PollError::InvalidAnswer(_))
+        ));
+        assert!(matches!(
+            db.vote_poll(&room, &p.id, &ann, vote(&["z"])).await,
+            Err(PollError::InvalidAnswer(_))
+        ));
+        assert!(matches!(
+            db.vote_poll(&room, &p.id, &ann, PollAnswer::Text("x".into()))
+                .await,
+            Err(PollError::InvalidAnswer(_))
+        ));
+        db.vote_poll(&room, &p.id, &ann, vote(&["a"]))
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.vote_poll(&room, &p.id, &ann, vote(&["b"])).await,
+            Err(PollError::AlreadyVoted)
+        ));
+        db.vote_poll(&room, &p.id, &participant("p2", "Bob"), vote(&["a"]))
+            .await
+            .unwrap();
+        let r = db
+            .poll_results(&room, &p.id, Some(&session))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.total_votes, 2);
+        assert_eq!(r.options[0].votes, 2);
+        assert_eq!(r.options[0].voters.len(), 2);
+        let ended = db.end_poll(&room, &p.id).await.unwrap();
+        assert_eq!(ended.status, "ended");
+        assert!(ended.ended_at.is_some());
+        let late = db
+            .vote_poll(&room, &p.id, &participant("p3", "Cy"), vote(&["b"]))
+            .await;
+        assert!(matches!(late, Err(PollError::State(_))));
+        assert!(matches!(
+            db.launch_poll(&room, "nope", &session).await,
+            Err(PollError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn free_and_anonymous_answers() {
+        let (_dir, db, team, room, session) = fixture().await;
+        let input = PollInput {
+            question: "Say".into(),
+            poll_type: PollType::Free,
+            anonymous: true,
+            show_results: true,
+            options: Vec::new(),
+        };
+        let p = db.create_poll(&team, &room, &input).await.unwrap();
+        db.launch_poll(&room, &p.id, &session).await.unwrap();
+        let ann = participant("p1", "Ann");
+        assert!(matches!(
+            db.vote_poll(&room, &p.id, &ann, PollAnswer::Text("  ".into()))
+                .await,
+            Err(PollError::InvalidAnswer(_))
+        ));
+        db.vote_poll(&room, &p.id, &ann, PollAnswer::Text("hello".into()))
+            .await
+            .unwrap();
+        let r = db.poll_results(&room, &p.id, None).await.unwrap().unwrap();
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(r.answers[0].text, "hello");
+        assert!(r.answers[0].participant_name.is_none());
+        assert!(!serde_json::to_string(&r).unwrap().contains("Ann"));
+    }
+}

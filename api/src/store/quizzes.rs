@@ -1,0 +1,652 @@
+//! Quizzes: definitions (questions with choices, stored as one JSON document
+//! per quiz), runs (created -> launched -> ended) and one answer per
+//! participant and question. The signaling layer drives runs with
+//! [`Db::launch_quiz`], [`Db::end_quiz`] and [`Db::answer_quiz`].
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Sqlite, Transaction};
+
+use super::chat::Author;
+use super::{Db, Page, StoreError, is_unique_violation, now};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QuizChoice {
+    pub id: String,
+    pub text: String,
+    pub correct: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QuizQuestion {
+    pub id: String,
+    pub text: String,
+    pub multiple: bool,
+    pub choices: Vec<QuizChoice>,
+}
+
+/// A quiz as the API returns it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Quiz {
+    pub id: String,
+    pub title: String,
+    /// The time limit in minutes (rounded up), null for none.
+    pub time_limit_minutes: Option<i64>,
+    pub time_limit_seconds: Option<i64>,
+    /// `quiz` (the limit is for the whole quiz) or `question` (per question).
+    pub timing_mode: Option<String>,
+    /// created | launched | ended
+    pub status: String,
+    pub session_id: Option<String>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub questions: Vec<QuizQuestion>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A validated quiz definition (ids already assigned).
+#[derive(Debug, Clone)]
+pub struct QuizInput {
+    pub title: String,
+    pub time_limit_seconds: Option<i64>,
+    pub timing_mode: Option<String>,
+    pub questions: Vec<QuizQuestion>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuizError {
+    #[error("quiz not found")]
+    NotFound,
+    #[error("{0}")]
+    State(String),
+    #[error("this participant has already answered the question")]
+    AlreadyAnswered,
+    #[error("{0}")]
+    InvalidAnswer(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for QuizError {
+    fn from(e: sqlx::Error) -> Self {
+        QuizError::Store(StoreError::Sqlx(e))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QuizVoter {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ChoiceResult {
+    pub id: String,
+    pub text: String,
+    pub correct: bool,
+    pub voted: i64,
+    pub voters: Vec<QuizVoter>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QuestionResult {
+    pub id: String,
+    pub question: String,
+    /// Participants who answered this question.
+    pub voted: i64,
+    pub votes: Vec<ChoiceResult>,
+}
+
+/// The results of one run of a quiz (one session).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QuizRun {
+    pub id: String,
+    pub session_id: Option<String>,
+    pub title: String,
+    pub status: String,
+    pub started: Option<String>,
+    pub ended: Option<String>,
+    pub questions: Vec<QuestionResult>,
+}
+
+type Row = (
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
+/// (question id, participant id, participant name, choice ids) of one answer.
+type StoredAnswer = (String, String, String, Vec<String>);
+
+const SELECT: &str = "SELECT id, title, time_limit_seconds, timing_mode, status, session_id,
+        started_at, ended_at, questions, created_at, updated_at FROM quizzes";
+
+fn quiz(r: Row) -> Result<Quiz, StoreError> {
+    let questions: Vec<QuizQuestion> = serde_json::from_str(&r.8)
+        .map_err(|e| StoreError::Corrupt(format!("questions of quiz {}: {e}", r.0)))?;
+    Ok(Quiz {
+        id: r.0,
+        title: r.1,
+        time_limit_minutes: r.2.map(|s| (s + 59) / 60),
+        time_limit_seconds: r.2,
+        timing_mode: r.3,
+        status: r.4,
+        session_id: r.5,
+        started_at: r.6,
+        ended_at: r.7,
+        questions,
+        created_at: r.9,
+        updated_at: r.10,
+    })
+}
+
+fn questions_json(q: &[QuizQuestion]) -> Result<String, StoreError> {
+    serde_json::to_string(q).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+async fn load(
+    tx: &mut Transaction<'_, Sqlite>,
+    room_id: &str,
+    id: &str,
+) -> Result<Option<Quiz>, StoreError> {
+    let row = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? AND id = ?"))
+        .bind(room_id)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(quiz).transpose()
+}
+
+async fn insert(
+    tx: &mut Transaction<'_, Sqlite>,
+    team_id: &str,
+    room_id: &str,
+    input: &QuizInput,
+) -> Result<String, StoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let ts = now();
+    sqlx::query(
+        "INSERT INTO quizzes (id, team_id, room_id, title, time_limit_seconds, timing_mode, questions,
+                              status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'created', ?, ?)",
+    )
+    .bind(&id)
+    .bind(team_id)
+    .bind(room_id)
+    .bind(&input.title)
+    .bind(input.time_limit_seconds)
+    .bind(&input.timing_mode)
+    .bind(questions_json(&input.questions)?)
+    .bind(&ts)
+    .bind(&ts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+impl Db {
+    pub async fn create_quiz(
+        &self,
+        team_id: &str,
+        room_id: &str,
+        input: &QuizInput,
+    ) -> Result<Quiz, StoreError> {
+        self.create_quizzes(team_id, room_id, std::slice::from_ref(input))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("created quiz vanished".into()))
+    }
+
+    /// Creates several quizzes at once (all or none): CSV import.
+    pub async fn create_quizzes(
+        &self,
+        team_id: &str,
+        room_id: &str,
+        inputs: &[QuizInput],
+    ) -> Result<Vec<Quiz>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let mut out = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let id = insert(&mut tx, team_id, room_id, input).await?;
+            if let Some(q) = load(&mut tx, room_id, &id).await? {
+                out.push(q);
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn quiz(&self, room_id: &str, id: &str) -> Result<Option<Quiz>, StoreError> {
+        let row = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? AND id = ?"))
+            .bind(room_id)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(quiz).transpose()
+    }
+
+    pub async fn list_quizzes(
+        &self,
+        room_id: &str,
+        page: &Page,
+        after: Option<&str>,
+    ) -> Result<(i64, Vec<Quiz>), StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quizzes WHERE room_id = ?")
+            .bind(room_id)
+            .fetch_one(&self.read)
+            .await?;
+        let mut sql = format!("{SELECT} WHERE room_id = ?");
+        if after.is_some() {
+            sql.push_str(&format!(
+                " AND seq {} (SELECT seq FROM quizzes WHERE room_id = ? AND id = ?)",
+                page.order.after_op()
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY seq {} LIMIT ? OFFSET ?",
+            page.order.sql()
+        ));
+        let mut q = sqlx::query_as::<_, Row>(&sql).bind(room_id);
+        if let Some(a) = after {
+            q = q.bind(room_id).bind(a);
+        }
+        let rows = q
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(&self.read)
+            .await?;
+        Ok((total, rows.into_iter().map(quiz).collect::<Result<_, _>>()?))
+    }
+
+    pub async fn all_quizzes(&self, room_id: &str) -> Result<Vec<Quiz>, StoreError> {
+        let rows = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? ORDER BY seq"))
+            .bind(room_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter().map(quiz).collect()
+    }
+
+    /// Applies `change` to a quiz inside the writer's transaction.
+    pub async fn update_quiz<E: From<QuizError>>(
+        &self,
+        room_id: &str,
+        id: &str,
+        change: impl FnOnce(&Quiz) -> Result<QuizInput, E>,
+    ) -> Result<Quiz, E> {
+        let mut tx = self.write.begin().await.map_err(QuizError::from)?;
+        let current = load(&mut tx, room_id, id)
+            .await
+            .map_err(QuizError::from)?
+            .ok_or(QuizError::NotFound)?;
+        let next = change(&current)?;
+        sqlx::query(
+            "UPDATE quizzes SET title = ?, time_limit_seconds = ?, timing_mode = ?, questions = ?,
+                 updated_at = ? WHERE id = ?",
+        )
+        .bind(&next.title)
+        .bind(next.time_limit_seconds)
+        .bind(&next.timing_mode)
+        .bind(questions_json(&next.questions).map_err(QuizError::from)?)
+        .bind(now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(QuizError::from)?;
+        let q = load(&mut tx, room_id, id)
+            .await
+            .map_err(QuizError::from)?
+            .ok_or(QuizError::NotFound)?;
+        tx.commit().await.map_err(QuizError::from)?;
+        Ok(q)
+    }
+
+    pub async fn delete_quiz(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM quizzes WHERE room_id = ? AND id = ?")
+                .bind(room_id)
+                .bind(id)
+                .execute(&self.write)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
+    pub async fn delete_room_quizzes(&self, room_id: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM quizzes WHERE room_id = ?")
+            .bind(room_id)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
+    }
+
+    /// Deletes the quizzes run in a session and every answer given in it.
+    pub async fn delete_session_quizzes(&self, session_id: &str) -> Result<u64, StoreError> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM quiz_answers WHERE session_id = ?")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM quizzes WHERE session_id = ?")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Launches a quiz in the live session `session_id` (a moderator's action
+    /// in the room). A quiz that is already launched cannot be launched again;
+    /// an ended one can be run again in a new session.
+    pub async fn launch_quiz(
+        &self,
+        room_id: &str,
+        id: &str,
+        session_id: &str,
+    ) -> Result<Quiz, QuizError> {
+        let mut tx = self.write.begin().await?;
+        let q = load(&mut tx, room_id, id)
+            .await?
+            .ok_or(QuizError::NotFound)?;
+        if q.status == "launched" {
+            return Err(QuizError::State("the quiz is already launched".into()));
+        }
+        let ts = now();
+        sqlx::query(
+            "UPDATE quizzes SET status = 'launched', session_id = ?, started_at = ?, ended_at = NULL,
+                 updated_at = ? WHERE id = ?",
+        )
+        .bind(session_id)
+        .bind(&ts)
+        .bind(&ts)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let q = load(&mut tx, room_id, id)
+            .await?
+            .ok_or(QuizError::NotFound)?;
+        tx.commit().await?;
+        Ok(q)
+    }
+
+    /// Ends a launched quiz: no more answers.
+    pub async fn end_quiz(&self, room_id: &str, id: &str) -> Result<Quiz, QuizError> {
+        let mut tx = self.write.begin().await?;
+        let q = load(&mut tx, room_id, id)
+            .await?
+            .ok_or(QuizError::NotFound)?;
+        if q.status != "launched" {
+            return Err(QuizError::State(format!(
+                "the quiz is {}; only a launched quiz can be ended",
+                q.status
+            )));
+        }
+        let ts = now();
+        sqlx::query(
+            "UPDATE quizzes SET status = 'ended', ended_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&ts)
+        .bind(&ts)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let q = load(&mut tx, room_id, id)
+            .await?
+            .ok_or(QuizError::NotFound)?;
+        tx.commit().await?;
+        Ok(q)
+    }
+
+    /// Records a participant's answer (choice ids) to one question of a
+    /// launched quiz; once per participant and question.
+    pub async fn answer_quiz(
+        &self,
+        room_id: &str,
+        quiz_id: &str,
+        question_id: &str,
+        voter: &Author,
+        choice_ids: &[String],
+    ) -> Result<(), QuizError> {
+        let voter_id = voter
+            .participant_id
+            .clone()
+            .ok_or_else(|| QuizError::InvalidAnswer("an answer needs a participant id".into()))?;
+        let mut tx = self.write.begin().await?;
+        let q = load(&mut tx, room_id, quiz_id)
+            .await?
+            .ok_or(QuizError::NotFound)?;
+        if q.status != "launched" {
+            return Err(QuizError::State(format!(
+                "the quiz is {}; answers are taken only while it is launched",
+                q.status
+            )));
+        }
+        let question = q
+            .questions
+            .iter()
+            .find(|x| x.id == question_id)
+            .ok_or_else(|| QuizError::InvalidAnswer(format!("no question '{question_id}'")))?;
+        let mut seen = HashSet::new();
+        let ids: Vec<&String> = choice_ids.iter().filter(|c| seen.insert(*c)).collect();
+        if ids.is_empty() || (!question.multiple && ids.len() != 1) {
+            return Err(QuizError::InvalidAnswer(if question.multiple {
+                "choose at least one answer".into()
+            } else {
+                "choose exactly one answer".into()
+            }));
+        }
+        if let Some(bad) = ids
+            .iter()
+            .find(|c| !question.choices.iter().any(|x| &&x.id == *c))
+        {
+            return Err(QuizError::InvalidAnswer(format!(
+                "'{bad}' is not a choice of this question"
+            )));
+        }
+        let r = sqlx::query(
+            "INSERT INTO quiz_answers (quiz_id, room_id, session_id, question_id, participant_id,
+                                       participant_name, choice_ids, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(quiz_id)
+        .bind(room_id)
+        .bind(&q.session_id)
+        .bind(question_id)
+        .bind(&voter_id)
+        .bind(&voter.name)
+        .bind(serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(now())
+        .execute(&mut *tx)
+        .await;
+        match r {
+            Err(e) if is_unique_violation(&e) => return Err(QuizError::AlreadyAnswered),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Results of a quiz, one entry per session it was run (or answered) in;
+    /// `session_id` keeps only that session.
+    pub async fn quiz_results(
+        &self,
+        q: &Quiz,
+        session_id: Option<&str>,
+    ) -> Result<Vec<QuizRun>, StoreError> {
+        let rows: Vec<(Option<String>, String, String, String, String)> = sqlx::query_as(
+            "SELECT session_id, question_id, participant_id, participant_name, choice_ids
+             FROM quiz_answers WHERE quiz_id = ? ORDER BY seq",
+        )
+        .bind(&q.id)
+        .fetch_all(&self.read)
+        .await?;
+        // session -> answers, in order of first answer; the current run always shows.
+        let mut runs: BTreeMap<Option<String>, Vec<StoredAnswer>> = BTreeMap::new();
+        let mut order: Vec<Option<String>> = Vec::new();
+        if q.status != "created" {
+            order.push(q.session_id.clone());
+            runs.entry(q.session_id.clone()).or_default();
+        }
+        for (sid, qid, pid, name, ids) in rows {
+            let ids: Vec<String> = serde_json::from_str(&ids)
+                .map_err(|e| StoreError::Corrupt(format!("quiz answer: {e}")))?;
+            if !runs.contains_key(&sid) {
+                order.push(sid.clone());
+            }
+            runs.entry(sid).or_default().push((qid, pid, name, ids));
+        }
+        let mut out = Vec::new();
+        for sid in order {
+            if session_id.is_some() && sid.as_deref() != session_id {
+                continue;
+            }
+            let answers = runs.get(&sid).map(Vec::as_slice).unwrap_or_default();
+            let current = sid == q.session_id;
+            let questions = q
+                .questions
+                .iter()
+                .map(|question| {
+                    let mine: Vec<_> = answers.iter().filter(|a| a.0 == question.id).collect();
+                    QuestionResult {
+                        id: question.id.clone(),
+                        question: question.text.clone(),
+                        voted: mine.len() as i64,
+                        votes: question
+                            .choices
+                            .iter()
+                            .map(|c| {
+                                let voters: Vec<QuizVoter> = mine
+                                    .iter()
+                                    .filter(|a| a.3.contains(&c.id))
+                                    .map(|a| QuizVoter {
+                                        id: a.1.clone(),
+                                        name: a.2.clone(),
+                                    })
+                                    .collect();
+                                ChoiceResult {
+                                    id: c.id.clone(),
+                                    text: c.text.clone(),
+                                    correct: c.correct,
+                                    voted: voters.len() as i64,
+                                    voters,
+                                }
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            out.push(QuizRun {
+                id: q.id.clone(),
+                session_id: sid.clone(),
+                title: q.title.clone(),
+                status: if current {
+                    q.status.clone()
+                } else {
+                    "ended".into()
+                },
+                started: if current { q.started_at.clone() } else { None },
+                ended: if current { q.ended_at.clone() } else { None },
+                questions,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::chat::tests::{fixture, participant};
+
+    #[tokio::test]
+    async fn runs_and_answers() {
+        let (_dir, db, team, room, session) = fixture().await;
+        let choice = |id: &str, correct| QuizChoice {
+            id: id.into(),
+            text: id.to_uppercase(),
+            correct,
+        };
+        let input = QuizInput {
+            title: "Quiz".into(),
+            time_limit_seconds: Some(60),
+            timing_mode: Some("quiz".into()),
+            questions: vec![
+                QuizQuestion {
+                    id: "q1".into(),
+                    text: "One".into(),
+                    multiple: false,
+                    choices: vec![choice("a", true), choice("b", false)],
+                },
+                QuizQuestion {
+                    id: "q2".into(),
+                    text: "Two".into(),
+                    multiple: true,
+                    choices: vec![choice("c", true), choice("d", true)],
+                },
+            ],
+        };
+        let q = db.create_quiz(&team, &room, &input).await.unwrap();
+        assert_eq!(q.time_limit_minutes, Some(1));
+        let ann = participant("p1", "Ann");
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(matches!(
+            db.answer_quiz(&room, &q.id, "q1", &ann, &ids(&["a"])).await,
+            Err(QuizError::State(_))
+        ));
+        db.launch_quiz(&room, &q.id, &session).await.unwrap();
+        assert!(matches!(
+            db.launch_quiz(&room, &q.id, &session).await,
+            Err(QuizError::State(_))
+        ));
+        assert!(matches!(
+            db.answer_quiz(&room, &q.id, "q1", &ann, &ids(&["a", "b"]))
+                .await,
+            Err(QuizError::InvalidAnswer(_))
+        ));
+        assert!(matches!(
+            db.answer_quiz(&room, &q.id, "qx", &ann, &ids(&["a"])).await,
+            Err(QuizError::InvalidAnswer(_))
+        ));
+        assert!(matches!(
+            db.answer_quiz(&room, &q.id, "q1", &ann, &ids(&["c"])).await,
+            Err(QuizError::InvalidAnswer(_))
+        ));
+        db.answer_quiz(&room, &q.id, "q1", &ann, &ids(&["a"]))
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.answer_quiz(&room, &q.id, "q1", &ann, &ids(&["b"])).await,
+            Err(QuizError::AlreadyAnswered)
+        ));
+        db.answer_quiz(&room, &q.id, "q2", &ann, &ids(&["c", "d"]))
+            .await
+            .unwrap();
+        db.answer_quiz(&room, &q.id, "q1", &participant("p2", "Bob"), &ids(&["b"]))
+            .await
+            .unwrap();
+        let ended = db.end_quiz(&room, &q.id).await.unwrap();
+        assert_eq!(ended.status, "ended");
+        let runs = db.quiz_results(&ended, None).await.unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, "ended");
+        assert_eq!(runs[0].questions[0].voted, 2);
+        assert_eq!(runs[0].questions[0].votes[0].voters[0].name, "Ann");
+        assert_eq!(runs[0].questions[1].votes[1].voted, 1);
+        assert!(matches!(
+            db.end_quiz(&room, &q.id).await,
+            Err(QuizError::State(_))
+        ));
+    }
+}

@@ -1,0 +1,186 @@
+//! Prometheus metrics at `GET /metrics` (or on `--metrics-addr`).
+//!
+//! Request metrics are recorded by a middleware on every HTTP request
+//! (labelled by the matched route pattern, never by the raw path, so room
+//! names and ids stay out of label values). Media-plane figures are read
+//! from the workers' relaxed atomic counters when Prometheus scrapes, so the
+//! per-packet path pays for nothing but its own counter increments.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use convene_api::Db;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::rtc::MediaPlane;
+use crate::signaling::Signaling;
+
+/// Everything `/metrics` renders.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+    media: Arc<MediaPlane>,
+    sig: Arc<Signaling>,
+}
+
+/// Installs the process-wide recorder. Call once.
+pub fn install(media: Arc<MediaPlane>, sig: Arc<Signaling>) -> anyhow::Result<Metrics> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ])?
+        .install_recorder()?;
+    describe();
+    Ok(Metrics { handle, media, sig })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "convene_http_requests_total",
+        "HTTP requests by method, route pattern and status"
+    );
+    describe_histogram!(
+        "convene_http_request_duration_seconds",
+        "HTTP request latency by route pattern"
+    );
+    describe_gauge!("convene_rooms_live", "Rooms with a running session");
+    describe_gauge!("convene_peers", "Media peer connections");
+    describe_gauge!("convene_tracks", "Published tracks");
+    describe_counter!("convene_sessions_started_total", "Sessions started");
+    describe_counter!("convene_participants_joined_total", "Participants admitted");
+    describe_counter!(
+        "convene_rtp_packets_in_total",
+        "RTP packets received from publishers"
+    );
+    describe_counter!("convene_rtp_bytes_in_total", "RTP payload bytes received");
+    describe_counter!(
+        "convene_rtp_packets_forwarded_total",
+        "RTP packets forwarded to subscribers"
+    );
+    describe_counter!(
+        "convene_rtp_bytes_forwarded_total",
+        "RTP payload bytes forwarded"
+    );
+    describe_counter!(
+        "convene_rtp_packets_dropped_total",
+        "RTP packets not forwarded (layer, pause, congestion)"
+    );
+    describe_counter!(
+        "convene_udp_packets_out_total",
+        "Datagrams sent by the media plane"
+    );
+    describe_counter!(
+        "convene_udp_bytes_out_total",
+        "Bytes sent by the media plane"
+    );
+    describe_counter!("convene_keyframe_requests_total", "PLIs sent to publishers");
+    describe_counter!("convene_nacks_total", "NACKs received from subscribers");
+    describe_counter!("convene_udp_malformed_total", "Datagrams a peer refused");
+    describe_counter!(
+        "convene_udp_unroutable_total",
+        "Datagrams from unknown addresses"
+    );
+    describe_counter!(
+        "convene_udp_datagrams_in_total",
+        "Datagrams received on the media port"
+    );
+    describe_counter!(
+        "convene_udp_bytes_in_total",
+        "Bytes received on the media port"
+    );
+    describe_counter!(
+        "convene_udp_worker_queue_full_total",
+        "Datagrams dropped because a worker queue was full"
+    );
+    describe_histogram!(
+        "convene_db_query_seconds",
+        "Latency of the database probe query by pool"
+    );
+    describe_counter!(
+        "convene_webhook_deliveries_total",
+        "Webhook delivery attempts by result"
+    );
+}
+
+impl Metrics {
+    fn sample(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.media.counters;
+        metrics::gauge!("convene_rooms_live").set(self.sig.live_rooms() as f64);
+        metrics::gauge!("convene_peers").set(c.peers.load(Relaxed) as f64);
+        metrics::gauge!("convene_tracks").set(c.tracks.load(Relaxed) as f64);
+        let abs = |name: &'static str, v: &std::sync::atomic::AtomicU64| {
+            metrics::counter!(name).absolute(v.load(Relaxed));
+        };
+        abs("convene_rtp_packets_in_total", &c.rtp_in);
+        abs("convene_rtp_bytes_in_total", &c.rtp_bytes_in);
+        abs("convene_rtp_packets_forwarded_total", &c.rtp_forwarded);
+        abs("convene_rtp_bytes_forwarded_total", &c.rtp_bytes_forwarded);
+        abs("convene_rtp_packets_dropped_total", &c.rtp_dropped);
+        abs("convene_udp_packets_out_total", &c.packets_out);
+        abs("convene_udp_bytes_out_total", &c.bytes_out);
+        abs("convene_keyframe_requests_total", &c.plis);
+        abs("convene_nacks_total", &c.nacks);
+        abs("convene_udp_malformed_total", &c.malformed);
+        let r = &self.media.recv_counters;
+        metrics::counter!("convene_udp_unroutable_total")
+            .absolute(c.unroutable.load(Relaxed) + r.unroutable.load(Relaxed));
+        abs("convene_udp_datagrams_in_total", &r.datagrams);
+        abs("convene_udp_bytes_in_total", &r.bytes);
+        abs("convene_udp_worker_queue_full_total", &r.worker_full);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.sample();
+        self.handle.render()
+    }
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(m): State<Metrics>) -> Response {
+    let mut r = m.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// Records every request: count by method/route/status and latency.
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("convene_http_requests_total",
+        "method" => method, "route" => route.clone(), "status" => status)
+    .increment(1);
+    metrics::histogram!("convene_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    res
+}
+
+/// Probes both database pools every 10 s and records the latency.
+pub fn spawn_db_probe(db: Db) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            for (pool, took) in db.probe_latency().await {
+                metrics::histogram!("convene_db_query_seconds", "pool" => pool)
+                    .record(took.as_secs_f64());
+            }
+        }
+    });
+}
