@@ -1,19 +1,52 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, installing the system packages the tests
 # need when they are missing. Used by CI (.ci/run) and by developers alike.
+#
+# The tests run inside a private network namespace (`unshare -n`) that has
+# only loopback and a veth pair carrying 127.0.0.2/32: no test traffic can
+# leave the machine, and WebRTC stacks that refuse plain loopback (Chromium)
+# still find an address. Media is bound and advertised on 127.0.0.2
+# (CONVENE_TEST_MEDIA_IP); HTTP stays on 127.0.0.1. Needs root (or sudo).
+#
+# Arguments are passed to `cargo test`, e.g.
+#   scripts/test.sh -p convene-tests --test e2e browser
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 
 missing=()
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+[ -x "${CONVENE_TEST_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing missing system packages: ${missing[*]}"
-  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
-# Build everything first (binaries are started by the end-to-end tests).
+# Build everything first, with the network (binaries are started by the
+# end-to-end tests; nothing is fetched inside the namespace).
 cargo build --workspace --bins --tests --locked
-cargo test --workspace --locked "$@"
+
+# Inside the namespace: loopback up, the veth pair with 127.0.0.2/32, then
+# the tests. Any failure here fails the run.
+inner='
+set -euo pipefail
+ip link set lo up
+ip link add cvn0 type veth peer name cvn1
+ip addr add 127.0.0.2/32 dev cvn0
+ip link set cvn0 up
+ip link set cvn1 up
+export CONVENE_TEST_MEDIA_IP=127.0.0.2
+exec cargo test --workspace --locked --offline "$@"
+'
+if [ -n "$SUDO" ]; then as_root=(sudo --preserve-env env "PATH=$PATH"); else as_root=(); fi
+if ! "${as_root[@]}" unshare -n true 2>/dev/null; then
+  echo "error: cannot create a network namespace (unshare -n): the tests need one" >&2
+  echo "       (run as root, or with sudo, on a kernel that allows network namespaces)" >&2
+  exit 1
+fi
+exec "${as_root[@]}" unshare -n bash -c "$inner" bash "$@"

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod rtc_client;
 
 use std::io::{BufRead, BufReader};

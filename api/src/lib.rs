@@ -161,6 +161,8 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(routes::sessions::room_participants))
         .routes(routes!(routes::sessions::get_participant))
         .routes(routes!(routes::sessions::participant_sessions))
+        .routes(routes!(routes::sessions::raise_hand))
+        .routes(routes!(routes::sessions::lower_hand))
         .routes(routes!(chat::list_chat, chat::send_chat, chat::delete_chat))
         .routes(routes!(chat::export_chat))
         .routes(routes!(chat::delete_session_chat))

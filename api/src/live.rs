@@ -22,6 +22,12 @@ pub trait LiveRooms: Send + Sync + Debug {
         false
     }
 
+    /// Raises or lowers a participant's hand in the room's live session.
+    /// Returns `false` when no session is live in this process.
+    fn set_hand(&self, _room_id: &str, _participant_id: &str, _raised: bool) -> bool {
+        false
+    }
+
     /// Media counters of the room's live session so far.
     fn media(&self, _room_id: &str) -> Option<LiveMedia> {
         None

@@ -5,6 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use convene_api::Db;
+use convene_api::store::rooms::RoomRecord;
+use serde_json::{Map, Value, json};
 
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 
@@ -44,9 +46,59 @@ pub async fn static_file(Path(path): Path<String>) -> Response {
     }
 }
 
-fn room_page() -> Response {
+/// The marker in `web/index.html` that is replaced by the room's public facts.
+const ROOM_PLACEHOLDER: &str = "<!-- convene-room -->";
+
+/// Settings a page may see: nothing here is secret (no roles' permissions,
+/// no team data, no tokens).
+const PUBLIC_SETTINGS: &[&str] = &[
+    "is_locked",
+    "join_screen_enabled",
+    "video_on_join_enabled",
+    "audio_on_join_enabled",
+    "screenshare_enabled",
+    "chat_enabled",
+    "connection_quality_indicator_enabled",
+    "topbar_enabled",
+    "toolbar",
+    "default_language",
+    "logo_url",
+    "primary_color",
+    "background_color",
+    "watermark_enabled",
+    "watermark_text",
+];
+
+/// The public facts of a room the page needs before joining.
+fn room_facts(room: &RoomRecord) -> Value {
+    let mut facts = Map::new();
+    facts.insert("id".into(), json!(room.id));
+    facts.insert("friendly_url".into(), json!(room.friendly_url));
+    facts.insert("description".into(), json!(room.description));
+    let private = room.settings.get("privacy").and_then(Value::as_str) == Some("private");
+    facts.insert("is_private".into(), json!(private));
+    for key in PUBLIC_SETTINGS {
+        if let Some(v) = room.settings.get(*key) {
+            facts.insert((*key).into(), v.clone());
+        }
+    }
+    Value::Object(facts)
+}
+
+/// `index.html` with the room's facts as a JSON script element. `<` is
+/// escaped so no value can close the script element.
+fn render_room_page(template: &str, facts: &Value) -> String {
+    let json = facts.to_string().replace('<', "\\u003c");
+    let tag = format!(r#"<script id="convene-room" type="application/json">{json}</script>"#);
+    template.replacen(ROOM_PLACEHOLDER, &tag, 1)
+}
+
+fn room_page(room: &RoomRecord) -> Response {
     match asset("index.html") {
-        Some(b) => Html(b).into_response(),
+        Some(b) => {
+            let template = String::from_utf8_lossy(b);
+            Html(render_room_page(&template, &room_facts(room))).into_response()
+        }
         None => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "the browser client was not built into this binary\n",
@@ -73,8 +125,10 @@ fn not_found_page(key: &str) -> Response {
 /// `GET /{room}` and `GET /rooms/{room}`: the room page, for an existing room.
 pub async fn room(State(db): State<Db>, Path(key): Path<String>) -> Response {
     match db.room_by_public_key(&key).await {
-        Ok(rooms) if !rooms.is_empty() => room_page(),
-        Ok(_) => not_found_page(&key),
+        Ok(rooms) => match rooms.first() {
+            Some(room) => room_page(room),
+            None => not_found_page(&key),
+        },
         Err(e) => {
             tracing::error!(error = %e, "room page lookup failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
@@ -89,4 +143,38 @@ pub async fn index() -> Html<&'static str> {
          <h1>Convene</h1><p>This server hosts video rooms. Open a room link \
          (<code>/&lt;room&gt;</code>) to join. The API is at <code>/api/v1</code>.</p>",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_facts_are_escaped_and_public_only() {
+        let mut settings = Map::new();
+        settings.insert("privacy".into(), json!("private"));
+        settings.insert("join_screen_enabled".into(), json!(false));
+        settings.insert("roles".into(), json!(["moderator"]));
+        let room = RoomRecord {
+            id: "r1".into(),
+            team_id: "team-secret".into(),
+            friendly_url: "x".into(),
+            description: Some("</script><b>hi".into()),
+            settings,
+            tags: vec![],
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let page = render_room_page("<head><!-- convene-room --></head>", &room_facts(&room));
+        assert!(!page.contains("</script><b>"), "{page}");
+        assert!(page.contains(r"\u003c/script>"), "{page}");
+        assert!(!page.contains("team-secret"));
+        assert!(!page.contains("roles"));
+        let start = page.find('{').unwrap();
+        let end = page.rfind('}').unwrap();
+        let v: Value = serde_json::from_str(&page[start..=end]).unwrap();
+        assert_eq!(v["is_private"], true);
+        assert_eq!(v["join_screen_enabled"], false);
+        assert_eq!(v["description"], "</script><b>hi");
+    }
 }

@@ -15,6 +15,8 @@ mod api_roles;
 mod api_rooms;
 mod api_sessions;
 mod api_tokens;
+mod browser;
+mod collab_live;
 mod media;
 mod openapi;
 mod server;

@@ -41,6 +41,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/rooms/{room}/participants"),
     ("get", "/api/v1/participants/{participant}"),
     ("get", "/api/v1/participants/{participant}/sessions"),
+    (
+        "post",
+        "/api/v1/rooms/{room}/participants/{participant}/raise-hand",
+    ),
+    (
+        "post",
+        "/api/v1/rooms/{room}/participants/{participant}/lower-hand",
+    ),
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/rooms/{room}/chat"),
     ("post", "/api/v1/rooms/{room}/chat"),

@@ -122,7 +122,7 @@ fn options_field(
 }
 
 /// Validates a create body (`current` None) or a PATCH body into the poll's next definition.
-fn poll_input(body: &Map<String, Value>, current: Option<&Poll>) -> ApiResult<PollInput> {
+pub fn poll_input(body: &Map<String, Value>, current: Option<&Poll>) -> ApiResult<PollInput> {
     let mut errors = FieldErrors::new();
     let question = match (body.get("question"), current) {
         (None, Some(c)) => Some(c.question.clone()),

@@ -515,3 +515,51 @@ pub async fn participant_sessions(
     };
     sessions_page(&state, &team, &query, filter).await
 }
+
+async fn hand(
+    state: &ApiState,
+    team: &Team,
+    room: &str,
+    participant: &str,
+    raised: bool,
+) -> ApiResult<StatusCode> {
+    let room_id = room_id(state, team, room).await?;
+    let p = state
+        .db
+        .participant(&team.id, participant)
+        .await?
+        .filter(|p| p.room_id == room_id && p.live)
+        .ok_or_else(|| {
+            ApiError::NotFound("participant not found in the room's live session".into())
+        })?;
+    if !state.live.set_hand(&room_id, &p.id, raised) {
+        return Err(ApiError::Conflict("the room has no live session".into()));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Raise a participant's hand in the live session (everyone in the room sees it).
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/participants/{participant}/raise-hand",
+    tag = "participants",
+    params(("room" = String, Path), ("participant" = String, Path, description = "participant id or external id")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn raise_hand(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, participant)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    hand(&state, &team, &room, &participant, true).await
+}
+
+/// Lower a participant's hand in the live session.
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/participants/{participant}/lower-hand",
+    tag = "participants",
+    params(("room" = String, Path), ("participant" = String, Path, description = "participant id or external id")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn lower_hand(
+    State(state): State<ApiState>,
+    team: Team,
+    Path((room, participant)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    hand(&state, &team, &room, &participant, false).await
+}

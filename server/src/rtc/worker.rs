@@ -94,6 +94,8 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
 /// A subscriber whose oldest queued packet waited longer than this is
 /// congested: its forwarders drop whole frames until the queue drains.
 const CONGESTION_DELAY: Duration = Duration::from_millis(300);
+/// How often str0m reports per-stream statistics (NACK counts).
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// What an audio track is assumed to take from a subscriber's bandwidth.
 const AUDIO_BPS: u64 = 48_000;
 /// Packets kept per outgoing video stream to answer NACKs, and for how long.
@@ -154,6 +156,8 @@ struct OutTrack {
     paused: bool,
     forward: Forwarder,
     kind: MediaKind,
+    /// NACKs str0m had counted for this stream at the last stats event.
+    nacks_seen: u64,
     /// Payload type cache: (incoming codec, outgoing pt).
     pt: Option<(Codec, str0m::media::Pt)>,
 }
@@ -534,6 +538,18 @@ impl Worker {
                 self.unpublish_mid(slot, m.mid);
             }
             Event::KeyframeRequest(req) => self.on_keyframe_request(slot, req.mid, req.kind, now),
+            Event::MediaEgressStats(st) => {
+                if let Some(p) = self.peers[slot].as_mut()
+                    && let Some(o) = p.outs.iter_mut().find(|o| o.mid == st.mid)
+                    && st.nacks > o.nacks_seen
+                {
+                    self.counters.nacks.fetch_add(
+                        st.nacks - o.nacks_seen,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    o.nacks_seen = st.nacks;
+                }
+            }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
             | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
                 if let Some(p) = self.peers[slot].as_mut() {
@@ -613,7 +629,7 @@ impl Worker {
         p.published.insert(mid, key);
         let track = Track {
             key,
-            id: format!("{}-{}", p.participant_id, mid),
+            id: format!("{}-{}", p.participant_id, key),
             publisher: slot,
             participant_id: p.participant_id.clone(),
             mid,
@@ -772,6 +788,8 @@ impl Worker {
             .enable_h264(true)
             .enable_av1(true)
             .set_send_buffer_video(1000)
+            // Egress stats carry the NACK counts for the metrics.
+            .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
         rtc.add_local_candidate(self.candidate.clone());
         if let Some(c) = &self.tcp_candidate {
@@ -1162,6 +1180,7 @@ impl Worker {
                     MediaKind::Video => Kind::Video,
                 }),
                 kind,
+                nacks_seen: 0,
                 pt: None,
             });
         }

@@ -6,6 +6,7 @@
 //! task. Neither touches media: SDP and track commands go to the room's media
 //! worker over its bounded command channel.
 
+pub mod collab;
 pub mod room;
 pub mod wire;
 
@@ -691,6 +692,12 @@ impl Connection {
                     .await;
                 Ok(())
             }
+            ClientMsg::Collab(msg) => {
+                self.sig
+                    .to_room(room, RoomMsg::Collab { from: pid, msg })
+                    .await;
+                Ok(())
+            }
             ClientMsg::Admit { participant_id } => {
                 self.sig
                     .to_room(
@@ -746,6 +753,18 @@ impl convene_api::live::LiveRooms for Signaling {
             Some(tx) => tx
                 .try_send(RoomMsg::EndSession {
                     reason: "ended_by_api",
+                })
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    fn set_hand(&self, room_id: &str, participant_id: &str, raised: bool) -> bool {
+        match self.live_room(room_id) {
+            Some(tx) => tx
+                .try_send(RoomMsg::Hand {
+                    participant_id: participant_id.to_string(),
+                    raised,
                 })
                 .is_ok(),
             None => false,

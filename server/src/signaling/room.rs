@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Signaling;
+use super::collab::{self, CollabMsg};
 use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, Source};
 use crate::rtc::{Command, NewPeer, RoomCounters, RoomCountersSnapshot};
 
@@ -80,23 +81,33 @@ pub enum RoomMsg {
     },
     /// Deliver an event to every connected member (REST -> room).
     Broadcast(Value),
+    /// A collaboration action of participant `from`.
+    Collab {
+        from: String,
+        msg: CollabMsg,
+    },
+    /// Raise or lower a participant's hand (REST).
+    Hand {
+        participant_id: String,
+        raised: bool,
+    },
     Tick,
 }
 
-struct Member {
-    name: String,
-    external_id: Option<String>,
-    role: String,
-    permissions: Map<String, Value>,
-    out: mpsc::Sender<ServerMsg>,
-    conn: u64,
-    resume_token: String,
-    token_fingerprint: Option<String>,
-    disconnected_since: Option<Instant>,
+pub(super) struct Member {
+    pub(super) name: String,
+    pub(super) external_id: Option<String>,
+    pub(super) role: String,
+    pub(super) permissions: Map<String, Value>,
+    pub(super) out: mpsc::Sender<ServerMsg>,
+    pub(super) conn: u64,
+    pub(super) resume_token: String,
+    pub(super) token_fingerprint: Option<String>,
+    pub(super) disconnected_since: Option<Instant>,
 }
 
 impl Member {
-    fn may(&self, permission: &str) -> bool {
+    pub(super) fn may(&self, permission: &str) -> bool {
         self.permissions
             .get(permission)
             .and_then(Value::as_bool)
@@ -110,21 +121,25 @@ struct Waiting {
 }
 
 pub struct RoomActor {
-    sig: Arc<Signaling>,
-    team_id: String,
-    room_id: String,
-    friendly_url: String,
-    settings: Map<String, Value>,
-    counters: Arc<RoomCounters>,
+    pub(super) sig: Arc<Signaling>,
+    pub(super) team_id: String,
+    pub(super) room_id: String,
+    pub(super) friendly_url: String,
+    pub(super) settings: Map<String, Value>,
+    pub(super) counters: Arc<RoomCounters>,
+    /// Raised hands, in the order they were raised.
+    pub(super) hands: Vec<collab::Hand>,
+    /// Running quizzes with a time limit, and when they end.
+    pub(super) quiz_deadlines: Vec<(String, Instant)>,
     /// The counters when the current session started.
-    session_baseline: RoomCountersSnapshot,
-    worker: usize,
-    session: Option<(String, Instant)>,
-    members: HashMap<String, Member>,
+    pub(super) session_baseline: RoomCountersSnapshot,
+    pub(super) worker: usize,
+    pub(super) session: Option<(String, Instant)>,
+    pub(super) members: HashMap<String, Member>,
     lobby: HashMap<String, Waiting>,
-    banned_tokens: HashSet<String>,
-    banned_external: HashSet<String>,
-    rx: mpsc::Receiver<RoomMsg>,
+    pub(super) banned_tokens: HashSet<String>,
+    pub(super) banned_external: HashSet<String>,
+    pub(super) rx: mpsc::Receiver<RoomMsg>,
 }
 
 impl RoomActor {
@@ -145,6 +160,8 @@ impl RoomActor {
             friendly_url,
             settings,
             counters,
+            hands: Vec::new(),
+            quiz_deadlines: Vec::new(),
             session_baseline: RoomCountersSnapshot::default(),
             worker,
             session: None,
@@ -204,6 +221,15 @@ impl RoomActor {
                 admit,
             } => self.lobby_decision(&from, &target, admit).await,
             RoomMsg::EndSession { reason } => self.end_session(reason).await,
+            RoomMsg::Collab { from, msg } => self.collab(&from, msg).await,
+            RoomMsg::Hand {
+                participant_id,
+                raised,
+            } => {
+                if self.members.contains_key(&participant_id) {
+                    self.set_hand(&participant_id, raised, None);
+                }
+            }
             RoomMsg::Broadcast(event) => {
                 for m in self.members.values() {
                     if m.disconnected_since.is_none() {
@@ -370,7 +396,6 @@ impl RoomActor {
             token_fingerprint: req.token_fingerprint.clone(),
             disconnected_since: None,
         };
-        self.attach_media(&pid, &member)?;
         let me = self.participant_info(&pid, &member);
         let others = self.others_with_tracks(&pid).await;
         let _ = member.out.try_send(ServerMsg::Joined {
@@ -387,6 +412,9 @@ impl RoomActor {
             resume_token: member.resume_token.clone(),
             resumed: false,
         });
+        // Media only after `joined` is queued: the worker's first offer
+        // must not overtake it.
+        self.attach_media(&pid, &member)?;
         for m in self.members.values() {
             let _ = m.out.try_send(ServerMsg::ParticipantJoined {
                 participant: me.clone(),
@@ -414,6 +442,12 @@ impl RoomActor {
         );
         metrics::counter!("convene_participants_joined_total").increment(1);
         self.members.insert(pid.clone(), member);
+        // Catch-up state (chat history, Q&A, running polls...), queued
+        // behind `joined` on the participant's outbound channel.
+        let state = self.collab_state(&pid, &session_id).await;
+        if let Some(m) = self.members.get(&pid) {
+            let _ = m.out.try_send(ServerMsg::Event(state));
+        }
         Ok(Joined {
             participant_id: pid,
             worker: self.worker,
@@ -507,7 +541,6 @@ impl RoomActor {
             token_fingerprint: m.token_fingerprint.clone(),
             disconnected_since: None,
         };
-        self.attach_media(pid, &snapshot)?;
         let others = self.others_with_tracks(pid).await;
         let _ = snapshot.out.try_send(ServerMsg::Joined {
             v: super::wire::PROTOCOL_VERSION,
@@ -523,6 +556,9 @@ impl RoomActor {
             resume_token: snapshot.resume_token.clone(),
             resumed: true,
         });
+        // Media only after `joined` is queued: the worker's first offer
+        // must not overtake it.
+        self.attach_media(pid, &snapshot)?;
         tracing::info!(room = %self.friendly_url, participant = %pid, "participant resumed");
         Ok(Joined {
             participant_id: pid.to_string(),
@@ -568,6 +604,9 @@ impl RoomActor {
         let Some(m) = self.members.remove(pid) else {
             return;
         };
+        if self.hands.iter().any(|h| h.participant_id == pid) {
+            self.set_hand(pid, false, None);
+        }
         let _ = self.sig.media.send(
             self.worker,
             Command::RemovePeer {
@@ -742,6 +781,7 @@ impl RoomActor {
     }
 
     async fn tick(&mut self) {
+        self.quiz_timers().await;
         let now = Instant::now();
         let expired: Vec<String> = self
             .members

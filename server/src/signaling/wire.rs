@@ -111,6 +111,9 @@ pub enum ClientMsg {
     Ping,
     Pong,
     Leave,
+    /// Chat, hands, reactions, polls, Q&A and quizzes (handled by the room).
+    #[serde(untagged)]
+    Collab(super::collab::CollabMsg),
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -1,0 +1,679 @@
+//! Collaboration inside a room: chat, raised hands, reactions, polls, Q&A
+//! and quizzes, as participants do them over the signaling WebSocket.
+//!
+//! Handled by the room actor (a child module of `room`), so every action of
+//! a room is ordered. Each action checks the sender's role permission and
+//! the room setting first, persists through the `convene_api` store (the
+//! same rows the REST API serves), then tells the room. Refusals are
+//! `error` messages with `fatal: false`.
+
+use std::time::{Duration, Instant};
+
+use convene_api::store::chat::{Author, NewChatMessage};
+use convene_api::store::polls::{PollAnswer, PollError};
+use convene_api::store::questions::{LiveAnswerAction, NewQuestion, Question, QuestionError};
+use convene_api::store::quizzes::{Quiz, QuizError};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::room::RoomActor;
+use crate::signaling::wire::ServerMsg;
+
+/// Longest chat message, question or answer accepted from a participant.
+pub const MAX_TEXT: usize = 4000;
+/// Longest reaction (an emoji sequence, or a short name).
+pub const MAX_REACTION: usize = 32;
+/// Chat messages sent to a joining participant.
+pub const HISTORY: i64 = 200;
+
+/// Collaboration messages from a client (see docs/signaling.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CollabMsg {
+    Chat {
+        message: String,
+        #[serde(default)]
+        recipient_id: Option<String>,
+    },
+    RaiseHand,
+    LowerHand {
+        #[serde(default)]
+        participant_id: Option<String>,
+    },
+    Reaction {
+        emoji: String,
+    },
+    PollCreate {
+        poll: Map<String, Value>,
+    },
+    PollLaunch {
+        poll_id: String,
+    },
+    PollEnd {
+        poll_id: String,
+    },
+    PollVote {
+        poll_id: String,
+        #[serde(default)]
+        option_ids: Vec<String>,
+        #[serde(default)]
+        text: Option<String>,
+    },
+    QuestionAsk {
+        question: String,
+        #[serde(default)]
+        anonymous: bool,
+    },
+    QuestionVote {
+        question_id: String,
+        #[serde(default = "yes")]
+        vote: bool,
+    },
+    QuestionAnswer {
+        question_id: String,
+        answer: String,
+        #[serde(default)]
+        private: bool,
+    },
+    QuestionDismiss {
+        question_id: String,
+    },
+    QuestionReopen {
+        question_id: String,
+    },
+    QuestionLive {
+        question_id: String,
+        action: String,
+    },
+    QuizLaunch {
+        quiz_id: String,
+    },
+    QuizEnd {
+        quiz_id: String,
+    },
+    QuizAnswer {
+        quiz_id: String,
+        question_id: String,
+        choice_ids: Vec<String>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A refusal: (code, message).
+type Refusal = (&'static str, String);
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+    (code, message.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    tracing::error!(error = %e, "collaboration action failed");
+    refuse("INTERNAL", "the server could not do that")
+}
+
+fn poll_refusal(e: PollError) -> Refusal {
+    match e {
+        PollError::NotFound => refuse("NOT_FOUND", "no such poll in this room"),
+        PollError::State(m) => refuse("CONFLICT", m),
+        PollError::AlreadyVoted => refuse("CONFLICT", e.to_string()),
+        PollError::InvalidAnswer(m) => refuse("BAD_REQUEST", m),
+        PollError::Store(e) => internal(e),
+    }
+}
+
+fn question_refusal(e: QuestionError) -> Refusal {
+    match e {
+        QuestionError::NotFound => refuse("NOT_FOUND", "no such question in this room"),
+        QuestionError::Store(e) => internal(e),
+        other => refuse("CONFLICT", other.to_string()),
+    }
+}
+
+fn quiz_refusal(e: QuizError) -> Refusal {
+    match e {
+        QuizError::NotFound => refuse("NOT_FOUND", "no such quiz in this room"),
+        QuizError::Store(e) => internal(e),
+        other => refuse("CONFLICT", other.to_string()),
+    }
+}
+
+/// A quiz as participants see it: without the correct answers.
+fn quiz_for_room(q: &Quiz) -> Value {
+    let mut v = serde_json::to_value(q).unwrap_or(Value::Null);
+    if let Some(qs) = v.get_mut("questions").and_then(Value::as_array_mut) {
+        for question in qs {
+            if let Some(cs) = question.get_mut("choices").and_then(Value::as_array_mut) {
+                for c in cs {
+                    if let Some(o) = c.as_object_mut() {
+                        o.remove("correct");
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+fn text_of(s: &str, what: &str) -> Result<String, Refusal> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(refuse("BAD_REQUEST", format!("the {what} is empty")));
+    }
+    if t.chars().count() > MAX_TEXT {
+        return Err(refuse(
+            "BAD_REQUEST",
+            format!("the {what} is longer than {MAX_TEXT} characters"),
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// A raised hand.
+#[derive(Debug, Clone)]
+pub struct Hand {
+    pub participant_id: String,
+    pub raised_at: String,
+}
+
+impl RoomActor {
+    fn setting(&self, name: &str) -> bool {
+        self.settings
+            .get(name)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    fn author(&self, pid: &str) -> Option<Author> {
+        self.members.get(pid).map(|m| Author {
+            participant_id: Some(pid.to_string()),
+            name: m.name.clone(),
+            external_id: m.external_id.clone(),
+        })
+    }
+
+    fn require(&self, pid: &str, permission: &str, what: &str) -> Result<(), Refusal> {
+        match self.members.get(pid) {
+            Some(m) if m.may(permission) => Ok(()),
+            Some(_) => Err(refuse(
+                "FORBIDDEN",
+                format!("your role may not {what} (needs the `{permission}` permission)"),
+            )),
+            None => Err(refuse("FORBIDDEN", "you are not in this room")),
+        }
+    }
+
+    fn require_setting(&self, setting: &str, what: &str) -> Result<(), Refusal> {
+        if self.setting(setting) {
+            Ok(())
+        } else {
+            Err(refuse(
+                "FORBIDDEN",
+                format!("{what} is turned off in this room"),
+            ))
+        }
+    }
+
+    fn session_id(&self) -> Result<String, Refusal> {
+        self.session
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| refuse("CONFLICT", "the room has no live session"))
+    }
+
+    /// Sends an event to every connected member.
+    pub(crate) fn tell_all(&self, event: Value) {
+        for m in self.members.values() {
+            if m.disconnected_since.is_none() {
+                let _ = m.out.try_send(ServerMsg::Event(event.clone()));
+            }
+        }
+    }
+
+    fn tell(&self, pid: &str, event: Value) {
+        if let Some(m) = self.members.get(pid) {
+            let _ = m.out.try_send(ServerMsg::Event(event));
+        }
+    }
+
+    /// Sends to the members with `permission` (e.g. live poll results to
+    /// those who manage polls).
+    fn tell_with(&self, permission: &str, event: Value) {
+        for m in self.members.values() {
+            if m.may(permission) {
+                let _ = m.out.try_send(ServerMsg::Event(event.clone()));
+            }
+        }
+    }
+
+    /// Handles one collaboration message from participant `from`.
+    pub async fn collab(&mut self, from: &str, msg: CollabMsg) {
+        if let Err((code, message)) = self.collab_inner(from, msg).await
+            && let Some(m) = self.members.get(from)
+        {
+            let _ = m.out.try_send(ServerMsg::error(code, message, false));
+        }
+    }
+
+    async fn collab_inner(&mut self, from: &str, msg: CollabMsg) -> Result<(), Refusal> {
+        let author = self
+            .author(from)
+            .ok_or_else(|| refuse("FORBIDDEN", "you are not in this room"))?;
+        match msg {
+            CollabMsg::Chat {
+                message,
+                recipient_id,
+            } => {
+                self.require_setting("chat_enabled", "Chat")?;
+                self.require(from, "chat", "send chat messages")?;
+                let text = text_of(&message, "message")?;
+                if let Some(r) = &recipient_id
+                    && !self.members.contains_key(r)
+                {
+                    return Err(refuse("NOT_FOUND", "the recipient is not in this room"));
+                }
+                let session = self.session_id()?;
+                let stored = self
+                    .sig
+                    .db
+                    .add_chat_message(&NewChatMessage {
+                        team_id: &self.team_id,
+                        room_id: &self.room_id,
+                        session_id: Some(&session),
+                        author: &author,
+                        message: &text,
+                        breakout_id: None,
+                        recipient_id: recipient_id.as_deref(),
+                    })
+                    .await
+                    .map_err(internal)?;
+                let event = json!({"type": "chat_message", "message": stored,
+                                   "private": recipient_id.is_some()});
+                match recipient_id {
+                    Some(r) => {
+                        self.tell(&r, event.clone());
+                        self.tell(from, event);
+                    }
+                    None => self.tell_all(event),
+                }
+            }
+            CollabMsg::RaiseHand => {
+                self.require_setting("raise_hand_enabled", "Raising hands")?;
+                self.require(from, "raise_hand", "raise a hand")?;
+                self.set_hand(from, true, None);
+            }
+            CollabMsg::LowerHand { participant_id } => {
+                let target = participant_id.unwrap_or_else(|| from.to_string());
+                if target != from {
+                    self.require(from, "mute_others", "lower someone else's hand")?;
+                }
+                self.set_hand(&target, false, Some(from));
+            }
+            CollabMsg::Reaction { emoji } => {
+                self.require_setting("room_reactions_enabled", "Reactions")?;
+                self.require(from, "emoji_reactions", "send reactions")?;
+                let e = emoji.trim();
+                if e.is_empty() || e.chars().count() > MAX_REACTION {
+                    return Err(refuse(
+                        "BAD_REQUEST",
+                        format!("a reaction is 1..{MAX_REACTION} characters"),
+                    ));
+                }
+                self.tell_all(json!({"type": "reaction", "participant_id": from, "emoji": e}));
+            }
+            CollabMsg::PollCreate { poll } => {
+                self.require(from, "manage_polls", "create polls")?;
+                let input = convene_api::routes::polls::poll_input(&poll, None)
+                    .map_err(|e| refuse("BAD_REQUEST", e.to_string()))?;
+                let p = self
+                    .sig
+                    .db
+                    .create_poll(&self.team_id, &self.room_id, &input)
+                    .await
+                    .map_err(internal)?;
+                self.tell_with("manage_polls", json!({"type": "poll_created", "poll": p}));
+            }
+            CollabMsg::PollLaunch { poll_id } => {
+                self.require(from, "manage_polls", "launch polls")?;
+                let session = self.session_id()?;
+                let p = self
+                    .sig
+                    .db
+                    .launch_poll(&self.room_id, &poll_id, &session)
+                    .await
+                    .map_err(poll_refusal)?;
+                self.tell_all(json!({"type": "poll_launched", "poll": p}));
+            }
+            CollabMsg::PollEnd { poll_id } => {
+                self.require(from, "manage_polls", "end polls")?;
+                let p = self
+                    .sig
+                    .db
+                    .end_poll(&self.room_id, &poll_id)
+                    .await
+                    .map_err(poll_refusal)?;
+                let show = p.show_results;
+                let results = self
+                    .sig
+                    .db
+                    .results_of(p.clone(), p.session_id.as_deref())
+                    .await
+                    .map_err(internal)?;
+                self.tell_all(json!({"type": "poll_ended", "poll": p,
+                                     "results": if show { json!(results) } else { Value::Null }}));
+                if !show {
+                    self.tell_with(
+                        "manage_polls",
+                        json!({"type": "poll_results", "poll_id": poll_id, "results": results}),
+                    );
+                }
+            }
+            CollabMsg::PollVote {
+                poll_id,
+                option_ids,
+                text,
+            } => {
+                let answer = match text {
+                    Some(t) => PollAnswer::Text(text_of(&t, "answer")?),
+                    None => PollAnswer::Options(option_ids),
+                };
+                self.sig
+                    .db
+                    .vote_poll(&self.room_id, &poll_id, &author, answer)
+                    .await
+                    .map_err(poll_refusal)?;
+                self.tell(from, json!({"type": "poll_voted", "poll_id": poll_id}));
+                let session = self.session.as_ref().map(|(s, _)| s.clone());
+                if let Some(results) = self
+                    .sig
+                    .db
+                    .poll_results(&self.room_id, &poll_id, session.as_deref())
+                    .await
+                    .map_err(internal)?
+                {
+                    let show = self
+                        .sig
+                        .db
+                        .poll(&self.room_id, &poll_id)
+                        .await
+                        .map_err(internal)?
+                        .is_some_and(|p| p.show_results);
+                    let event =
+                        json!({"type": "poll_results", "poll_id": poll_id, "results": results});
+                    if show {
+                        self.tell_all(event);
+                    } else {
+                        self.tell_with("manage_polls", event);
+                    }
+                }
+            }
+            CollabMsg::QuestionAsk {
+                question,
+                anonymous,
+            } => {
+                self.require_setting("qa_enabled", "Q&A")?;
+                let text = text_of(&question, "question")?;
+                let session = self.session_id()?;
+                let q = self
+                    .sig
+                    .db
+                    .create_question(&NewQuestion {
+                        team_id: &self.team_id,
+                        room_id: &self.room_id,
+                        session_id: Some(&session),
+                        author: &author,
+                        question: &text,
+                        anonymous,
+                        breakout_id: None,
+                    })
+                    .await
+                    .map_err(internal)?;
+                self.tell_all(json!({"type": "question_created", "question": q.public()}));
+            }
+            CollabMsg::QuestionVote { question_id, vote } => {
+                self.require_setting("qa_enabled", "Q&A")?;
+                let db = &self.sig.db;
+                let q = if vote {
+                    db.vote_question(&self.room_id, &question_id, &author).await
+                } else {
+                    db.unvote_question(&self.room_id, &question_id, &author)
+                        .await
+                }
+                .map_err(question_refusal)?;
+                self.question_changed(&q);
+            }
+            CollabMsg::QuestionAnswer {
+                question_id,
+                answer,
+                private,
+            } => {
+                self.require(from, "manage_qa", "answer questions")?;
+                let text = text_of(&answer, "answer")?;
+                let (_, q) = self
+                    .sig
+                    .db
+                    .add_answer(&self.room_id, &question_id, &author, &text, private)
+                    .await
+                    .map_err(question_refusal)?;
+                self.question_changed(&q);
+            }
+            CollabMsg::QuestionDismiss { question_id } => {
+                self.require(from, "manage_qa", "dismiss questions")?;
+                let q = self
+                    .sig
+                    .db
+                    .set_question_dismissed(&self.room_id, &question_id, true)
+                    .await
+                    .map_err(question_refusal)?;
+                self.question_changed(&q);
+            }
+            CollabMsg::QuestionReopen { question_id } => {
+                self.require(from, "manage_qa", "reopen questions")?;
+                let q = self
+                    .sig
+                    .db
+                    .set_question_dismissed(&self.room_id, &question_id, false)
+                    .await
+                    .map_err(question_refusal)?;
+                self.question_changed(&q);
+            }
+            CollabMsg::QuestionLive {
+                question_id,
+                action,
+            } => {
+                self.require(from, "manage_qa", "answer questions live")?;
+                let action = match action.as_str() {
+                    "start" => LiveAnswerAction::Start,
+                    "stop" => LiveAnswerAction::Stop,
+                    "cancel" => LiveAnswerAction::Cancel,
+                    _ => {
+                        return Err(refuse(
+                            "BAD_REQUEST",
+                            "action must be start, stop or cancel",
+                        ));
+                    }
+                };
+                let q = self
+                    .sig
+                    .db
+                    .live_answer(&self.room_id, &question_id, action, &author)
+                    .await
+                    .map_err(question_refusal)?;
+                self.question_changed(&q);
+            }
+            CollabMsg::QuizLaunch { quiz_id } => {
+                self.require(from, "manage_polls", "launch quizzes")?;
+                let session = self.session_id()?;
+                let q = self
+                    .sig
+                    .db
+                    .launch_quiz(&self.room_id, &quiz_id, &session)
+                    .await
+                    .map_err(quiz_refusal)?;
+                // The server, not the browser, enforces the time limit.
+                let limit = q.time_limit_seconds.filter(|s| *s > 0).map(|s| {
+                    let per = if q.timing_mode.as_deref() == Some("question") {
+                        q.questions.len().max(1) as u64
+                    } else {
+                        1
+                    };
+                    Duration::from_secs(s as u64 * per)
+                });
+                if let Some(d) = limit {
+                    self.quiz_deadlines
+                        .push((quiz_id.clone(), Instant::now() + d));
+                }
+                self.tell_all(json!({"type": "quiz_launched", "quiz": quiz_for_room(&q),
+                                     "ends_in_seconds": limit.map(|d| d.as_secs())}));
+            }
+            CollabMsg::QuizEnd { quiz_id } => {
+                self.require(from, "manage_polls", "end quizzes")?;
+                self.finish_quiz(&quiz_id, "ended").await?;
+            }
+            CollabMsg::QuizAnswer {
+                quiz_id,
+                question_id,
+                choice_ids,
+            } => {
+                self.sig
+                    .db
+                    .answer_quiz(&self.room_id, &quiz_id, &question_id, &author, &choice_ids)
+                    .await
+                    .map_err(quiz_refusal)?;
+                self.tell(
+                    from,
+                    json!({"type": "quiz_answered", "quiz_id": quiz_id, "question_id": question_id}),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a quiz (by a moderator or its timer) and shows the results.
+    async fn finish_quiz(&mut self, quiz_id: &str, reason: &str) -> Result<(), Refusal> {
+        self.quiz_deadlines.retain(|(id, _)| id != quiz_id);
+        let q = self
+            .sig
+            .db
+            .end_quiz(&self.room_id, quiz_id)
+            .await
+            .map_err(quiz_refusal)?;
+        let results = self
+            .sig
+            .db
+            .quiz_results(&q, q.session_id.as_deref())
+            .await
+            .map_err(internal)?;
+        self.tell_all(json!({"type": "quiz_ended", "quiz": q, "reason": reason,
+                             "results": results}));
+        Ok(())
+    }
+
+    /// Ends quizzes whose time is up (called from the room's 1 s tick).
+    pub async fn quiz_timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .quiz_deadlines
+            .iter()
+            .filter(|(_, t)| *t <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            if let Err((_, m)) = self.finish_quiz(&id, "time_up").await {
+                tracing::info!(quiz = %id, reason = %m, "quiz timer could not end the quiz");
+                self.quiz_deadlines.retain(|(q, _)| *q != id);
+            }
+        }
+    }
+
+    /// Tells everyone a question changed; the asker also gets the private answers.
+    fn question_changed(&self, q: &Question) {
+        self.tell_all(json!({"type": "question_updated", "question": q.public()}));
+        if let Some(asker) = &q.asker_participant_id
+            && q.answers.iter().any(|a| a.private)
+        {
+            self.tell(
+                asker,
+                json!({"type": "question_updated", "question": q.for_viewer(asker)}),
+            );
+        }
+    }
+
+    /// Raises or lowers a hand; everyone gets the ordered list.
+    pub fn set_hand(&mut self, pid: &str, raised: bool, by: Option<&str>) {
+        let had = self.hands.iter().any(|h| h.participant_id == pid);
+        if raised && !had {
+            self.hands.push(Hand {
+                participant_id: pid.to_string(),
+                raised_at: convene_api::store::now(),
+            });
+        } else if !raised && had {
+            self.hands.retain(|h| h.participant_id != pid);
+        } else {
+            return;
+        }
+        let event = json!({"type": "hands", "raised": self.hands_json(),
+                           "changed": pid, "by": by});
+        self.tell_all(event);
+    }
+
+    pub(crate) fn hands_json(&self) -> Value {
+        Value::Array(
+            self.hands
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    json!({"participant_id": h.participant_id, "position": i + 1,
+                           "raised_at": h.raised_at})
+                })
+                .collect(),
+        )
+    }
+
+    /// What a joining participant needs to catch up: chat history, Q&A,
+    /// running polls and quizzes, raised hands.
+    pub async fn collab_state(&self, pid: &str, session_id: &str) -> Value {
+        let db = &self.sig.db;
+        let chat = db
+            .chat_history(
+                &self.room_id,
+                session_id,
+                self.setting("chat_persistence_enabled"),
+                HISTORY,
+            )
+            .await
+            .unwrap_or_default();
+        let questions: Vec<Question> = db
+            .all_questions(&self.room_id, Some(session_id))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|q| q.for_viewer(pid))
+            .collect();
+        let polls: Vec<Value> = db
+            .all_polls(&self.room_id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.status == "launched" && p.session_id.as_deref() == Some(session_id))
+            .map(|p| json!(p))
+            .collect();
+        let mut quizzes = Vec::new();
+        for (id, deadline) in &self.quiz_deadlines {
+            if let Ok(Some(q)) = db.quiz(&self.room_id, id).await {
+                let mut v = quiz_for_room(&q);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(
+                        "ends_in_seconds".into(),
+                        json!(deadline.saturating_duration_since(Instant::now()).as_secs()),
+                    );
+                }
+                quizzes.push(v);
+            }
+        }
+        json!({"type": "collab_state", "chat": chat, "questions": questions,
+               "polls": polls, "quizzes": quizzes, "hands": self.hands_json()})
+    }
+}

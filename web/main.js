@@ -1,0 +1,812 @@
+// The room page: reads the room's public facts and the token, shows the join
+// screen, joins over signaling, and ties the peer connection to the UI.
+// Test hooks live on `window.convene` (see docs/browser-client.md).
+
+import { Signaling, PROTOCOL_VERSION } from './signaling.js';
+import { Peer } from './peer.js';
+import * as media from './media.js';
+import * as ui from './ui.js';
+
+/** How long a dropped connection may be resumed (docs/signaling.md). */
+const RESUME_WINDOW_MS = 20000;
+
+/** Human titles and messages for refused joins and fatal errors. */
+const ERRORS = {
+  TOKEN_REQUIRED: ['This room is private', 'You need an invitation link (with a token) to join this room.'],
+  TOKEN_INVALID: ['Invalid invitation', 'This invitation link is not valid for this room.'],
+  TOKEN_EXPIRED: ['Invitation expired', 'This invitation link has expired. Ask for a new one.'],
+  TOKEN_NOT_YET_VALID: ['Invitation not valid yet', 'This invitation link is not valid yet. Try again later.'],
+  ROOM_NOT_FOUND: ['Room not found', 'This room does not exist (any more).'],
+  ROOM_FULL: ['The room is full', 'The room has reached its maximum number of participants. Try again later.'],
+  REJECTED: ['Not admitted', 'A moderator declined your request to join.'],
+  REMOVED: ['Removed from the meeting', 'A moderator removed you from this meeting.'],
+  SESSION_ENDED: ['The meeting has ended', 'This meeting is over.'],
+  SERVER_SHUTDOWN: ['The server is restarting', 'The server is shutting down. Try again in a moment.'],
+  TIMEOUT: ['Connection timed out', 'The server did not hear from this browser for too long.'],
+  PROTOCOL_VERSION: ['Please reload', 'This page is out of date. Reload it to join.'],
+  BAD_MESSAGE: ['Something went wrong', 'The server did not understand this browser.'],
+  CONNECTION_LOST: ['Connection lost', 'The server could not be reached. Check your network and try again.'],
+  NO_WEBRTC: ['Browser not supported', 'This browser cannot make video calls (no WebRTC).'],
+};
+const RETRYABLE = new Set(['CONNECTION_LOST', 'SERVER_SHUTDOWN', 'TIMEOUT', 'ROOM_FULL', 'SESSION_ENDED']);
+
+const SOURCE_TEXT = { microphone: 'microphone', camera: 'camera', screen: 'screen share' };
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The room's public facts injected by the server (`#convene-room`). */
+function readRoomFacts() {
+  const el = document.getElementById('convene-room');
+  if (!el) return {};
+  try {
+    return JSON.parse(el.textContent) || {};
+  } catch {
+    return {};
+  }
+}
+
+/** `/x` or `/rooms/x` -> `x`. */
+function roomKeyFromPath(pathname) {
+  const path = pathname.replace(/\/+$/, '');
+  const m = /^\/rooms\/([^/]+)$/.exec(path) || /^\/([^/]+)$/.exec(path);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+/** The display name a token carries (`u`), without verifying it. */
+function tokenName(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const json = decodeURIComponent(
+      Array.from(atob(part), (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')).join(''),
+    );
+    const u = JSON.parse(json).u;
+    return typeof u === 'string' && u.trim() ? u : null;
+  } catch {
+    return null;
+  }
+}
+
+class App {
+  constructor() {
+    const params = new URLSearchParams(location.search);
+    this.room = readRoomFacts();
+    this.roomKey = roomKeyFromPath(location.pathname) || this.room.friendly_url || null;
+    this.token = params.get('token') || null;
+    this.tokenName = this.token ? tokenName(this.token) : null;
+    this.name = this.tokenName;
+
+    this.state = 'idle';
+    this.error = null;
+    this.participantId = null;
+    this.me = null;
+    this.permissions = {};
+    this.resumeToken = null;
+    this.sessionId = null;
+    /** id -> {id, name, role, tracks: [{id, kind, source, muted}], quality} */
+    this.participants = new Map();
+    /** id -> {id, name} */
+    this.lobbyRequests = new Map();
+    this.remote = [];
+    this.speakers = [];
+    this.lastRefusal = null;
+    /** The last signaling messages, `in:type` / `out:type` (for debugging). */
+    this.trace = [];
+    /** How many times a dropped connection was resumed. */
+    this.resumes = 0;
+
+    this.sig = null;
+    this.peer = null;
+    this.fatal = false;
+    this.reconnecting = false;
+    /** Local capture: the tracks we have open, by source. */
+    this.local = { microphone: null, camera: null, screen: null };
+    /** Whether the user wants each source on. */
+    this.want = {
+      microphone: this.room.audio_on_join_enabled === true,
+      camera: this.room.video_on_join_enabled !== false,
+    };
+    this.deviceIds = { camera: null, microphone: null };
+    this.grid = null;
+  }
+
+  setState(state) {
+    this.state = state;
+    document.body.dataset.state = state;
+    const text = { joining: 'Joining…', lobby: 'In the lobby', joined: 'Connected', reconnecting: 'Reconnecting…' };
+    ui.setStatus(text[state] || '');
+  }
+
+  // ---- start -----------------------------------------------------------------
+
+  async start() {
+    this.grid = new ui.Grid();
+    ui.setRoomTitle(this.room);
+    this.bindControls();
+    if (typeof RTCPeerConnection === 'undefined') return this.fail('NO_WEBRTC');
+    if (this.room.is_private && !this.token) return this.fail('TOKEN_REQUIRED');
+    if (this.token && this.tokenName && this.room.join_screen_enabled === false) {
+      await this.openWanted();
+      return this.join(this.tokenName);
+    }
+    return this.showJoinScreen();
+  }
+
+  bindControls() {
+    ui.onClick('preview-mic', () => this.togglePreview('microphone'));
+    ui.onClick('preview-cam', () => this.togglePreview('camera'));
+    ui.onClick('ctl-mic', () => this.toggleMicrophone());
+    ui.onClick('ctl-cam', () => this.toggleCamera());
+    ui.onClick('ctl-screen', () => this.toggleScreen());
+    ui.onClick('ctl-leave', () => this.leave());
+    ui.onClick('lobby-cancel', () => this.leave());
+    ui.onClick('rejoin', () => location.reload());
+  }
+
+  async showJoinScreen() {
+    ui.showScreen('join');
+    let saved = null;
+    try {
+      saved = localStorage.getItem('convene.name');
+    } catch {
+      saved = null;
+    }
+    ui.joinForm({
+      needName: !this.tokenName,
+      name: saved,
+      onSubmit: (name) => this.join(name),
+    });
+    if (!media.canCapture()) ui.setJoinHint('Camera and microphone need a secure (https) page.');
+    await this.openWanted();
+    this.renderPreview();
+    await this.refreshDevices();
+  }
+
+  /** Opens the sources the user wants on; a failure turns that source off. */
+  async openWanted() {
+    if (!media.canCapture()) {
+      this.want.camera = false;
+      this.want.microphone = false;
+      return;
+    }
+    for (const source of ['camera', 'microphone']) {
+      if (this.want[source] && !this.local[source]) {
+        try {
+          this.local[source] = await this.openSource(source);
+        } catch (e) {
+          this.want[source] = false;
+          ui.setJoinHint(media.captureErrorText(e, source));
+        }
+      }
+    }
+  }
+
+  openSource(source) {
+    return source === 'camera'
+      ? media.openCamera(this.deviceIds.camera)
+      : media.openMicrophone(this.deviceIds.microphone);
+  }
+
+  stopSource(source) {
+    if (this.local[source]) this.local[source].stop();
+    this.local[source] = null;
+  }
+
+  async togglePreview(source) {
+    this.want[source] = !this.want[source];
+    if (this.want[source]) await this.openWanted();
+    else this.stopSource(source);
+    this.renderPreview();
+  }
+
+  renderPreview() {
+    ui.setPreview(this.want.camera ? this.local.camera : null);
+    ui.setToggle('preview-cam', this.want.camera);
+    ui.setToggle('preview-mic', this.want.microphone);
+  }
+
+  async refreshDevices() {
+    const d = await media.listDevices().catch(() => ({ cameras: [], microphones: [] }));
+    const current = (source) => {
+      const t = this.local[source];
+      return (t && t.getSettings && t.getSettings().deviceId) || this.deviceIds[source];
+    };
+    ui.fillDevices('select-camera', d.cameras, current('camera'), (id) => this.selectDevice('camera', id));
+    ui.fillDevices('select-mic', d.microphones, current('microphone'), (id) => this.selectDevice('microphone', id));
+  }
+
+  async selectDevice(source, id) {
+    this.deviceIds[source] = id;
+    if (this.local[source]) {
+      this.stopSource(source);
+      await this.openWanted();
+      this.renderPreview();
+    }
+  }
+
+  // ---- joining -----------------------------------------------------------------
+
+  /** Joins with `name` (default: the name typed in; ignored when the token carries one). */
+  async join(name) {
+    if (this.state === 'joining' || this.state === 'joined' || this.state === 'lobby') return;
+    const typed = typeof name === 'string' ? name : ui.typedName();
+    const chosen = this.tokenName || typed.trim();
+    if (!chosen) {
+      ui.setJoinHint('Please enter your name.');
+      return;
+    }
+    this.name = chosen;
+    if (!this.tokenName) {
+      try {
+        localStorage.setItem('convene.name', chosen);
+      } catch {
+        /* private mode */
+      }
+    }
+    this.error = null;
+    this.fatal = false;
+    this.setState('joining');
+    ui.setJoinBusy(true);
+    try {
+      await this.connect(null);
+    } catch {
+      this.fail('CONNECTION_LOST');
+    }
+  }
+
+  async connect(resume) {
+    const sig = new Signaling({
+      onMessage: (m) => this.onMessage(sig, m),
+      onClose: (_ev, byUs) => this.onSocketClose(sig, byUs),
+    });
+    this.sig = sig;
+    // One peer connection per signaling connection, ready before `join`:
+    // the server may offer its tracks as soon as it has admitted us.
+    this.newPeer();
+    await sig.open();
+    const join = {
+      type: 'join',
+      v: PROTOCOL_VERSION,
+      token: this.token,
+      name: this.name,
+      resume,
+      client: { kind: 'browser', user_agent: navigator.userAgent },
+    };
+    if (this.roomKey) join.room = this.roomKey;
+    this.note('out:join');
+    sig.send(join);
+  }
+
+  newPeer() {
+    if (this.peer) this.peer.close();
+    this.remote = [];
+    this.layers = new Map();
+    this.peer = new Peer({
+      send: (msg) => this.send(msg),
+      onRemote: (remote) => {
+        this.remote = remote;
+        this.renderTiles();
+      },
+      onRefused: (sources, msg) => this.onRefused(sources, msg),
+    });
+    const pc = this.peer.pc;
+    // A media path that failed for good is rebuilt like a lost socket: resume
+    // with a fresh peer connection.
+    pc.addEventListener('iceconnectionstatechange', () => {
+      if (pc.iceConnectionState === 'failed' && this.peer && this.peer.pc === pc && this.state === 'joined') {
+        this.note('ice:failed');
+        this.sig.abandon('media connection failed');
+      }
+    });
+  }
+
+  send(msg) {
+    this.note(`out:${msg.type}`);
+    return this.sig ? this.sig.send(msg) : false;
+  }
+
+  note(entry) {
+    this.trace.push(entry);
+    if (this.trace.length > 200) this.trace.shift();
+  }
+
+  onMessage(sig, m) {
+    if (sig !== this.sig) return;
+    this.note(m.type === 'error' ? `in:error:${m.code}` : `in:${m.type}`);
+    switch (m.type) {
+      case 'joined':
+        return this.onJoined(m);
+      case 'lobby':
+        this.setState('lobby');
+        if (m.message) document.getElementById('lobby-message').textContent = m.message;
+        return ui.showScreen('lobby');
+      case 'error':
+        if (m.fatal) {
+          this.fatal = true;
+          return this.fail(m.code, m.message);
+        }
+        return ui.notice(m.message || m.code);
+      case 'offer':
+        return this.peer && this.peer.handleOffer(m.sdp, m.tracks);
+      case 'answer':
+        return this.peer && this.peer.handleAnswer(m.sdp);
+      case 'offer_rejected':
+        this.lastRefusal = { code: m.code, message: m.message };
+        return this.peer && this.peer.handleRefused(m);
+      case 'participant_joined':
+        this.upsertParticipant(m.participant);
+        return this.renderTiles();
+      case 'participant_left':
+        this.participants.delete(m.participant_id);
+        return this.renderTiles();
+      case 'track_published':
+        return this.onTrackPublished(m);
+      case 'track_unpublished':
+        return this.onTrackUnpublished(m);
+      case 'track_muted':
+        return this.onTrackMuted(m);
+      case 'muted_by_moderator':
+        return this.onMutedByModerator(m);
+      case 'active_speakers':
+        this.speakers = m.speakers || [];
+        return this.grid.setSpeakers(this.speakers);
+      case 'connection_quality':
+        return this.onQuality(m);
+      case 'lobby_request':
+        this.lobbyRequests.set(m.participant.id, { id: m.participant.id, name: m.participant.name });
+        return this.renderLobby();
+      case 'lobby_resolved':
+        this.lobbyRequests.delete(m.participant_id);
+        return this.renderLobby();
+      case 'ping':
+        return this.send({ type: 'pong' });
+      default:
+        return undefined;
+    }
+  }
+
+  onJoined(m) {
+    this.participantId = m.participant.id;
+    this.me = m.participant;
+    this.permissions = m.permissions || {};
+    this.resumeToken = m.resume_token;
+    this.sessionId = m.session_id;
+    if (m.room && m.room.settings) this.roomSettings = m.room.settings;
+    this.participants = new Map();
+    for (const p of m.participants || []) this.upsertParticipant(p);
+    if (!m.resumed) this.lobbyRequests.clear();
+    if (this.state === 'reconnecting') this.resumes += 1;
+    this.reconnecting = false;
+    ui.setReconnecting(false);
+    ui.setJoinBusy(false);
+    this.setState('joined');
+    ui.showScreen('call');
+    this.renderTiles();
+    this.renderLobby();
+    this.publishLocal();
+  }
+
+  /** Publishes what the user wants on, as far as the role allows. */
+  async publishLocal() {
+    const peer = this.peer;
+    const mayBroadcast = this.permissions.broadcast !== false;
+    if (!mayBroadcast && (this.want.camera || this.want.microphone)) {
+      ui.notice('You can watch and listen in this room, but not broadcast.');
+      this.want.camera = false;
+      this.want.microphone = false;
+      this.stopSource('camera');
+      this.stopSource('microphone');
+    }
+    await this.openWanted();
+    if (peer !== this.peer) return;
+    const pairs = [];
+    for (const source of ['microphone', 'camera']) {
+      if (this.want[source] && this.local[source]) {
+        this.local[source].enabled = true;
+        pairs.push([source, this.local[source]]);
+      }
+    }
+    if (this.local.screen) pairs.push(['screen', this.local.screen]);
+    if (pairs.length) peer.publishAll(pairs);
+    this.renderControls();
+    this.renderTiles();
+  }
+
+  // ---- leaving, errors, reconnecting ------------------------------------------------
+
+  stopAll() {
+    for (const s of ['microphone', 'camera', 'screen']) this.stopSource(s);
+    if (this.peer) this.peer.close();
+    this.peer = null;
+    this.remote = [];
+    if (this.grid) this.grid.clear();
+  }
+
+  leave() {
+    if (this.state === 'left') return;
+    this.send({ type: 'leave' });
+    if (this.sig) this.sig.close();
+    this.stopAll();
+    this.setState('left');
+    ui.setReconnecting(false);
+    ui.showScreen('left');
+  }
+
+  fail(code, serverMessage) {
+    const [title, message] = ERRORS[code] || ['Cannot continue', serverMessage || 'Something went wrong.'];
+    this.error = { code, message, detail: serverMessage || null };
+    if (this.sig) this.sig.close();
+    this.stopAll();
+    this.reconnecting = false;
+    ui.setReconnecting(false);
+    this.setState('error');
+    ui.showError(title, message, code, RETRYABLE.has(code) ? () => location.reload() : null);
+  }
+
+  onSocketClose(sig, byUs) {
+    if (sig !== this.sig || byUs || this.fatal) return;
+    if (this.state === 'joined' || this.state === 'reconnecting') this.reconnect();
+    else if (this.state === 'joining' || this.state === 'lobby') this.fail('CONNECTION_LOST');
+  }
+
+  /** Comes back as the same participant within the resume window. */
+  async reconnect() {
+    if (this.reconnecting) return;
+    this.reconnecting = true;
+    const deadline = Date.now() + RESUME_WINDOW_MS;
+    this.setState('reconnecting');
+    ui.setReconnecting(true);
+    if (this.peer) this.peer.close();
+    this.peer = null;
+    this.remote = [];
+    this.renderTiles();
+    while (this.state === 'reconnecting' && Date.now() < deadline) {
+      try {
+        await this.connect(this.resumeToken);
+        const sig = this.sig;
+        const until = Math.min(deadline, Date.now() + 5000);
+        while (this.state === 'reconnecting' && sig.isOpen && Date.now() < until) await sleep(100);
+        if (this.state !== 'reconnecting') break;
+        sig.close();
+      } catch {
+        /* server not reachable yet */
+      }
+      await sleep(1000);
+    }
+    this.reconnecting = false;
+    if (this.state === 'reconnecting') this.fail('CONNECTION_LOST');
+  }
+
+  // ---- own media controls -----------------------------------------------------------
+
+  async toggleMicrophone() {
+    if (!this.peer || this.state !== 'joined') return;
+    const source = 'microphone';
+    if (this.want.microphone) {
+      this.want.microphone = false;
+      if (this.local.microphone) this.local.microphone.enabled = false;
+      const published = this.peer.isPublished(source);
+      await this.peer.pause(source);
+      if (published) this.send({ type: 'mute', source, muted: true });
+    } else {
+      await this.startSource(source);
+    }
+    this.renderControls();
+    this.renderTiles();
+  }
+
+  async toggleCamera() {
+    if (!this.peer || this.state !== 'joined') return;
+    const source = 'camera';
+    if (this.want.camera) {
+      this.want.camera = false;
+      const published = this.peer.isPublished(source);
+      await this.peer.pause(source);
+      this.stopSource(source);
+      if (published) this.send({ type: 'mute', source, muted: true });
+    } else {
+      await this.startSource(source);
+    }
+    this.renderControls();
+    this.renderTiles();
+  }
+
+  /**
+   * Starts sending the camera or microphone. `force` skips the local
+   * permission check and lets the server decide (automation hook).
+   */
+  async startSource(source, force = false) {
+    if (!force && this.permissions.broadcast === false) {
+      ui.notice(`You may not share your ${SOURCE_TEXT[source]} in this room.`);
+      return;
+    }
+    try {
+      if (!this.local[source]) this.local[source] = await this.openSource(source);
+    } catch (e) {
+      ui.notice(media.captureErrorText(e, source));
+      return;
+    }
+    this.local[source].enabled = true;
+    this.want[source] = true;
+    const wasMuted = this.peer.local.has(source);
+    await this.peer.publish(source, this.local[source]);
+    if (wasMuted) this.send({ type: 'mute', source, muted: false });
+  }
+
+  async toggleScreen() {
+    if (!this.peer || this.state !== 'joined') return;
+    if (this.local.screen) return this.stopScreen();
+    if (this.permissions.screenshare === false || this.room.screenshare_enabled === false) {
+      ui.notice('Screen sharing is not allowed in this room.');
+      return undefined;
+    }
+    let track;
+    try {
+      track = await media.openScreen();
+    } catch (e) {
+      if (e && e.name !== 'NotAllowedError') ui.notice(media.captureErrorText(e, 'screen'));
+      return undefined;
+    }
+    if (!track) return undefined;
+    track.onended = () => this.stopScreen();
+    this.local.screen = track;
+    await this.peer.publish('screen', track);
+    this.renderControls();
+    return this.renderTiles();
+  }
+
+  async stopScreen() {
+    this.stopSource('screen');
+    if (this.peer) await this.peer.unpublish('screen');
+    this.renderControls();
+    this.renderTiles();
+  }
+
+  onRefused(sources, msg) {
+    for (const source of sources) {
+      this.stopSource(source);
+      if (source !== 'screen') this.want[source] = false;
+    }
+    const what = sources.map((s) => SOURCE_TEXT[s]).join(' and ') || 'media';
+    ui.notice(`The server did not accept your ${what}: ${msg.message || msg.code}`);
+    this.renderControls();
+    this.renderTiles();
+  }
+
+  async onMutedByModerator(m) {
+    const sources = m.source ? [m.source] : ['microphone', 'camera', 'screen'];
+    for (const source of sources) {
+      if (source === 'screen') {
+        if (this.local.screen) await this.stopScreen();
+        continue;
+      }
+      this.want[source] = false;
+      if (this.peer) await this.peer.pause(source);
+      if (source === 'camera') this.stopSource(source);
+      else if (this.local.microphone) this.local.microphone.enabled = false;
+    }
+    const what = sources.length > 1 ? 'microphone and camera' : SOURCE_TEXT[sources[0]];
+    ui.notice(`A moderator turned off your ${what}.`);
+    this.renderControls();
+    this.renderTiles();
+  }
+
+  // ---- remote state ----------------------------------------------------------------
+
+  upsertParticipant(p) {
+    const old = this.participants.get(p.id);
+    this.participants.set(p.id, {
+      id: p.id,
+      name: p.name,
+      role: p.role,
+      tracks: p.tracks || (old ? old.tracks : []),
+      quality: old ? old.quality : null,
+    });
+  }
+
+  onTrackPublished(m) {
+    const p = this.participants.get(m.participant_id);
+    if (!p) return;
+    p.tracks = p.tracks.filter((t) => t.id !== m.track.id).concat([m.track]);
+    this.renderTiles();
+  }
+
+  onTrackUnpublished(m) {
+    const p = this.participants.get(m.participant_id);
+    if (!p) return;
+    p.tracks = p.tracks.filter((t) => t.id !== m.track_id);
+    this.renderTiles();
+  }
+
+  onTrackMuted(m) {
+    const p = this.participants.get(m.participant_id);
+    if (p) {
+      for (const t of p.tracks) if (t.id === m.track_id) t.muted = m.muted;
+    }
+    this.renderTiles();
+  }
+
+  onQuality(m) {
+    const p = this.participants.get(m.participant_id);
+    if (p) p.quality = m.quality;
+    if (m.participant_id === this.participantId) this.myQuality = m.quality;
+    this.renderTiles();
+  }
+
+  // ---- rendering -------------------------------------------------------------------
+
+  renderControls() {
+    const broadcast = this.permissions.broadcast !== false;
+    const screen = this.permissions.screenshare !== false && this.room.screenshare_enabled !== false;
+    const no = 'Your role may not do this in this room';
+    ui.setToggle('ctl-mic', this.want.microphone, { disabled: !broadcast, title: broadcast ? '' : no });
+    ui.setToggle('ctl-cam', this.want.camera, { disabled: !broadcast, title: broadcast ? '' : no });
+    ui.setToggle('ctl-screen', Boolean(this.local.screen), { disabled: !screen, title: screen ? '' : no });
+  }
+
+  renderTiles() {
+    if (!this.grid || !this.participantId || this.state === 'error' || this.state === 'left') return;
+    const keep = new Set();
+    // Own tile.
+    const self = this.grid.tile(this.participantId, { local: true });
+    keep.add(this.participantId);
+    self.setName(`${this.name} (you)`);
+    self.setVideo(this.want.camera ? this.local.camera : null);
+    self.setMicMuted(!this.want.microphone);
+    self.setQuality(this.myQuality);
+    if (this.local.screen) {
+      const key = `${this.participantId}:screen`;
+      this.grid.tile(key, { local: true, screen: true }).setVideo(this.local.screen);
+      this.grid.get(key).setName('Your screen');
+      keep.add(key);
+    }
+    // Remote participants, with what the peer connection receives for them.
+    const byParticipant = new Map();
+    for (const r of this.remote) {
+      const m = byParticipant.get(r.participant_id) || {};
+      m[r.source] = r.track;
+      byParticipant.set(r.participant_id, m);
+    }
+    for (const p of this.participants.values()) {
+      const got = byParticipant.get(p.id) || {};
+      const tile = this.grid.tile(p.id);
+      keep.add(p.id);
+      tile.setName(p.name);
+      const mic = p.tracks.find((t) => t.source === 'microphone');
+      const cam = p.tracks.find((t) => t.source === 'camera');
+      tile.setMicMuted(!mic || mic.muted);
+      tile.setVideoMuted(Boolean(cam && cam.muted));
+      tile.setVideo(got.camera || null);
+      tile.setAudio(got.microphone || null, () => this.audioBlocked());
+      tile.setQuality(p.quality);
+      tile.setActions({
+        mute: this.permissions.mute_others && mic && !mic.muted ? () => this.muteParticipant(p.id, 'microphone') : null,
+        remove: this.permissions.remove_participants ? () => this.removeParticipant(p.id) : null,
+      });
+      if (got.screen) {
+        const key = `${p.id}:screen`;
+        const st = this.grid.tile(key, { screen: true });
+        st.setName(`${p.name} (screen)`);
+        st.setVideo(got.screen);
+        keep.add(key);
+      }
+    }
+    for (const key of [...this.grid.tiles.keys()]) if (!keep.has(key)) this.grid.remove(key);
+    this.grid.setSpeakers(this.speakers);
+    this.requestLayers();
+  }
+
+  /** Smaller tiles need smaller simulcast layers: ask the server for at most that. */
+  requestLayers() {
+    const n = this.grid.tiles.size;
+    const layer = n <= 4 ? 'f' : n <= 9 ? 'h' : 'q';
+    this.layers = this.layers || new Map();
+    for (const r of this.remote) {
+      // The server starts every subscription at the full layer.
+      if (r.source !== 'camera' || (this.layers.get(r.track_id) || 'f') === layer) continue;
+      this.layers.set(r.track_id, layer);
+      this.send({ type: 'layer', track_id: r.track_id, max_layer: layer });
+    }
+  }
+
+  audioBlocked() {
+    ui.showEnableAudio(() => {
+      for (const t of this.grid.tiles.values()) if (t.audioTrack) t.audio.play().catch(() => {});
+    });
+  }
+
+  renderLobby() {
+    ui.renderLobby([...this.lobbyRequests.values()], {
+      onAdmit: (id) => this.admit(id),
+      onReject: (id) => this.reject(id),
+    });
+  }
+
+  muteParticipant(id, source = null) {
+    this.send({ type: 'mute_participant', participant_id: id, source });
+  }
+
+  removeParticipant(id) {
+    this.send({ type: 'remove_participant', participant_id: id });
+  }
+
+  admit(id) {
+    this.send({ type: 'admit', participant_id: id });
+  }
+
+  reject(id) {
+    this.send({ type: 'reject', participant_id: id });
+  }
+
+  async stats() {
+    const empty = { framesDecoded: 0, totalSamplesReceived: 0 };
+    return this.peer ? this.peer.stats() : empty;
+  }
+}
+
+const app = new App();
+
+/** Test and automation hooks (docs/browser-client.md). */
+window.convene = {
+  get state() {
+    return app.state;
+  },
+  get participantId() {
+    return app.participantId;
+  },
+  get error() {
+    return app.error;
+  },
+  get participants() {
+    return Object.fromEntries([...app.participants].map(([id, p]) => [id, { ...p, tracks: [...p.tracks] }]));
+  },
+  get lobbyRequests() {
+    return [...app.lobbyRequests.values()];
+  },
+  get pc() {
+    return app.peer ? app.peer.pc : null;
+  },
+  get permissions() {
+    return app.permissions;
+  },
+  get room() {
+    return app.room;
+  },
+  get remoteTracks() {
+    return app.remote.map(({ track, ...info }) => ({ ...info, trackState: track.readyState }));
+  },
+  get speakers() {
+    return app.speakers;
+  },
+  get resumes() {
+    return app.resumes;
+  },
+  get negotiation() {
+    const p = app.peer;
+    return p ? { lastError: p.lastError, lastRemoteOffer: p.lastRemoteOffer } : null;
+  },
+  get trace() {
+    return [...app.trace];
+  },
+  get lastRefusal() {
+    return app.lastRefusal;
+  },
+  stats: () => app.stats(),
+  join: (name) => app.join(name),
+  leave: () => app.leave(),
+  admit: (id) => app.admit(id),
+  reject: (id) => app.reject(id),
+  muteParticipant: (id, source) => app.muteParticipant(id, source),
+  removeParticipant: (id) => app.removeParticipant(id),
+  toggleMicrophone: () => app.toggleMicrophone(),
+  toggleCamera: () => app.toggleCamera(),
+  toggleScreen: () => app.toggleScreen(),
+  /** Publishes `microphone` or `camera` without the local permission check (the server decides). */
+  publish: (source) => app.state === 'joined' && app.startSource(source, true).then(() => app.renderControls()),
+  /** Drops the signaling socket as a network failure would (tests reconnect). */
+  dropConnection: () => app.sig && app.sig.abandon('dropped by a test'),
+};
+
+app.start().catch((e) => {
+  console.error('convene: start failed', e);
+  app.fail('CONNECTION_LOST', String(e));
+});

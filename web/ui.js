@@ -1,0 +1,310 @@
+// The DOM: screens, the join form, the tile grid, the controls, the lobby
+// panel. No protocol knowledge here; main.js calls these functions.
+
+const $ = (id) => document.getElementById(id);
+
+const SCREENS = ['loading', 'join', 'lobby', 'error', 'left', 'call'];
+
+/** Shows one screen and hides the others. */
+export function showScreen(name) {
+  for (const s of SCREENS) $(`screen-${s}`).hidden = s !== name;
+}
+
+export function setStatus(text) {
+  $('status').textContent = text;
+}
+
+export function setRoomTitle(room) {
+  $('room-title').textContent = room.friendly_url || '';
+  $('join-title').textContent = room.friendly_url ? `Join ${room.friendly_url}` : 'Join the room';
+  $('join-description').textContent = room.description || '';
+  if (room.topbar_enabled === false) $('topbar').hidden = true;
+  if (room.primary_color) document.documentElement.style.setProperty('--primary', room.primary_color);
+  if (room.background_color) document.documentElement.style.setProperty('--bg', room.background_color);
+}
+
+export function showError(title, message, code, retry) {
+  $('error-title').textContent = title;
+  $('error-message').textContent = message;
+  $('error-code').textContent = code || '';
+  $('error-retry').hidden = !retry;
+  $('error-retry').onclick = retry || null;
+  showScreen('error');
+}
+
+let noticeTimer = null;
+/** A transient message over the call (refused offer, forbidden action, ...). */
+export function notice(text, ms = 8000) {
+  const el = $('notice');
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    el.hidden = true;
+  }, ms);
+}
+
+export function setReconnecting(on) {
+  $('reconnecting').hidden = !on;
+}
+
+/** A two-state button: `on` is shown with aria-pressed. */
+export function setToggle(id, on, { disabled = false, title = '' } = {}) {
+  const b = $(id);
+  b.setAttribute('aria-pressed', on ? 'true' : 'false');
+  b.classList.toggle('off', !on);
+  b.disabled = disabled;
+  b.title = title;
+}
+
+export function onClick(id, fn) {
+  $(id).addEventListener('click', fn);
+}
+
+// ---- join screen ----------------------------------------------------------
+
+export function joinForm({ needName, name, onSubmit }) {
+  $('name-row').hidden = !needName;
+  $('name-input').required = needName;
+  if (name) $('name-input').value = name;
+  $('join-form').onsubmit = (ev) => {
+    ev.preventDefault();
+    onSubmit($('name-input').value.trim());
+  };
+}
+
+export function typedName() {
+  return $('name-input').value;
+}
+
+export function setJoinHint(text) {
+  $('join-hint').textContent = text || '';
+  $('join-hint').hidden = !text;
+}
+
+export function setJoinBusy(busy) {
+  $('join-button').disabled = busy;
+  $('join-button').textContent = busy ? 'Joining…' : 'Join';
+}
+
+export function setPreview(track) {
+  const v = $('preview-video');
+  v.srcObject = track ? new MediaStream([track]) : null;
+  $('preview-off').hidden = Boolean(track);
+}
+
+/** Fills a device <select>; `onChange(deviceId)` on selection. */
+export function fillDevices(id, devices, selected, onChange) {
+  const sel = $(id);
+  sel.replaceChildren(
+    ...devices.map((d, i) => {
+      const o = document.createElement('option');
+      o.value = d.id;
+      o.textContent = d.label || `Device ${i + 1}`;
+      o.selected = d.id === selected;
+      return o;
+    }),
+  );
+  sel.disabled = devices.length === 0;
+  sel.onchange = () => onChange(sel.value);
+}
+
+// ---- lobby (moderators) ---------------------------------------------------
+
+export function renderLobby(requests, { onAdmit, onReject }) {
+  const list = $('lobby-list');
+  list.replaceChildren(
+    ...requests.map((r) => {
+      const li = document.createElement('li');
+      li.dataset.id = r.id;
+      const name = document.createElement('span');
+      name.textContent = r.name;
+      const admit = document.createElement('button');
+      admit.type = 'button';
+      admit.className = 'primary admit';
+      admit.textContent = 'Admit';
+      admit.onclick = () => onAdmit(r.id);
+      const reject = document.createElement('button');
+      reject.type = 'button';
+      reject.className = 'reject';
+      reject.textContent = 'Reject';
+      reject.onclick = () => onReject(r.id);
+      li.append(name, admit, reject);
+      return li;
+    }),
+  );
+  $('lobby-panel').hidden = requests.length === 0;
+}
+
+// ---- tiles ------------------------------------------------------------------
+
+const QUALITY_TEXT = { excellent: '●●●', good: '●●○', poor: '●○○', lost: '○○○' };
+
+class Tile {
+  constructor(key, { local = false, screen = false } = {}) {
+    this.key = key;
+    this.el = document.createElement('div');
+    this.el.className = 'tile';
+    this.el.dataset.key = key;
+    if (screen) this.el.classList.add('screen');
+    this.video = document.createElement('video');
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.muted = true; // audio plays through its own element
+    this.audio = document.createElement('audio');
+    this.audio.autoplay = true;
+    this.placeholder = document.createElement('div');
+    this.placeholder.className = 'avatar';
+    const bar = document.createElement('div');
+    bar.className = 'bar';
+    this.nameEl = document.createElement('span');
+    this.nameEl.className = 'name';
+    this.micEl = document.createElement('span');
+    this.micEl.className = 'mic-off';
+    this.micEl.textContent = 'muted';
+    this.micEl.title = 'Microphone muted';
+    this.qualityEl = document.createElement('span');
+    this.qualityEl.className = 'quality';
+    this.actions = document.createElement('span');
+    this.actions.className = 'actions';
+    bar.append(this.nameEl, this.micEl, this.actions, this.qualityEl);
+    this.el.append(this.video, this.placeholder, this.audio, bar);
+    if (local) this.el.classList.add('local');
+    this.videoTrack = null;
+    this.audioTrack = null;
+    this.videoMuted = false;
+    this.refresh();
+  }
+
+  setName(name) {
+    this.nameEl.textContent = name;
+    this.placeholder.textContent = (name || '?').trim().charAt(0).toUpperCase();
+  }
+
+  setVideo(track) {
+    if (track === this.videoTrack) return;
+    this.videoTrack = track;
+    this.video.srcObject = track ? new MediaStream([track]) : null;
+    this.refresh();
+  }
+
+  setAudio(track, onBlocked) {
+    if (track === this.audioTrack) return;
+    this.audioTrack = track;
+    this.audio.srcObject = track ? new MediaStream([track]) : null;
+    if (track) this.audio.play().catch(() => onBlocked());
+  }
+
+  /** Moderator buttons: `{mute, remove}`, each a handler or null. */
+  setActions({ mute = null, remove = null } = {}) {
+    const key = `${Boolean(mute)}${Boolean(remove)}`;
+    if (this.actionsKey === key) {
+      this.onMute = mute;
+      this.onRemove = remove;
+      return;
+    }
+    this.actionsKey = key;
+    this.onMute = mute;
+    this.onRemove = remove;
+    const buttons = [];
+    if (mute) buttons.push(this.actionButton('mute', 'Mute', 'Turn off their microphone', () => this.onMute()));
+    if (remove) buttons.push(this.actionButton('remove', 'Remove', 'Remove from the meeting', () => this.onRemove()));
+    this.actions.replaceChildren(...buttons);
+  }
+
+  actionButton(cls, text, title, fn) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = `small ${cls}`;
+    b.textContent = text;
+    b.title = title;
+    b.onclick = fn;
+    return b;
+  }
+
+  setMicMuted(muted) {
+    this.micEl.hidden = !muted;
+  }
+
+  setVideoMuted(muted) {
+    this.videoMuted = muted;
+    this.el.classList.toggle('video-muted', muted);
+    this.refresh();
+  }
+
+  /** Video when there is a track and it is not muted, else the initial. */
+  refresh() {
+    const show = Boolean(this.videoTrack) && !this.videoMuted;
+    this.video.hidden = !show;
+    this.placeholder.hidden = show;
+  }
+
+  setQuality(q) {
+    this.qualityEl.textContent = q ? QUALITY_TEXT[q] || '' : '';
+    this.qualityEl.title = q ? `Connection: ${q}` : '';
+    this.qualityEl.dataset.quality = q || '';
+  }
+
+  setSpeaking(on) {
+    this.el.classList.toggle('speaking', on);
+  }
+}
+
+/** The responsive grid of tiles, keyed by participant id (`id:screen` for screens). */
+export class Grid {
+  constructor() {
+    this.el = $('grid');
+    this.tiles = new Map();
+  }
+
+  tile(key, opts) {
+    let t = this.tiles.get(key);
+    if (!t) {
+      t = new Tile(key, opts);
+      this.tiles.set(key, t);
+      this.el.append(t.el);
+      this.layout();
+    }
+    return t;
+  }
+
+  get(key) {
+    return this.tiles.get(key);
+  }
+
+  remove(key) {
+    const t = this.tiles.get(key);
+    if (!t) return;
+    t.setVideo(null);
+    t.setAudio(null);
+    t.el.remove();
+    this.tiles.delete(key);
+    this.layout();
+  }
+
+  clear() {
+    for (const key of [...this.tiles.keys()]) this.remove(key);
+  }
+
+  setSpeakers(ids) {
+    const loudest = ids[0];
+    for (const [key, t] of this.tiles) t.setSpeaking(key === loudest);
+  }
+
+  /** Columns so tiles stay as large as possible. */
+  layout() {
+    const n = Math.max(1, this.tiles.size);
+    const cols = Math.ceil(Math.sqrt(n));
+    this.el.style.setProperty('--cols', String(cols));
+    this.el.style.setProperty('--rows', String(Math.ceil(n / cols)));
+  }
+}
+
+export function showEnableAudio(onClickFn) {
+  const b = $('enable-audio');
+  b.hidden = false;
+  b.onclick = () => {
+    b.hidden = true;
+    onClickFn();
+  };
+}
