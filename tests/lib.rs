@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod relay;
 pub mod rtc_client;
 
 use std::io::{BufRead, BufReader};
@@ -371,4 +372,27 @@ impl Resp {
             raw,
         }
     }
+}
+
+/// Joins `room` over the real signaling WebSocket (name-only, or with a
+/// `token`) without publishing; returns the client and its `joined` message.
+pub async fn join(
+    s: &Server,
+    room: &str,
+    name: &str,
+    token: Option<String>,
+) -> (rtc_client::Client, Value) {
+    let mut c = rtc_client::Client::connect(rtc_client::ClientOptions {
+        ws_url: s.ws_url(),
+        room: Some(room.to_string()),
+        token,
+        name: Some(name.to_string()),
+        publish: false,
+        media_ip: media_ip(),
+        resume: None,
+        tcp: false,
+    })
+    .await;
+    let joined = c.wait_type("joined").await;
+    (c, joined)
 }

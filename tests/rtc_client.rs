@@ -84,9 +84,16 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(opts: ClientOptions) -> Client {
+        Self::connect_via(opts, None).await
+    }
+
+    /// Like [`Client::connect`], but media goes through `via = (server media
+    /// address, relay address)`: the server's candidate is replaced by the
+    /// relay's in every SDP the client applies.
+    pub async fn connect_via(opts: ClientOptions, via: Option<(SocketAddr, SocketAddr)>) -> Client {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(opts, ev_tx, cmd_rx));
+        tokio::spawn(run(opts, via, ev_tx, cmd_rx));
         Client {
             events: ev_rx,
             cmd: cmd_tx,
@@ -233,6 +240,7 @@ struct Publisher {
 
 async fn run(
     opts: ClientOptions,
+    via: Option<(SocketAddr, SocketAddr)>,
     events: mpsc::UnboundedSender<ClientEvent>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
 ) {
@@ -487,13 +495,13 @@ async fn run(
                             publisher = None;
                             want_publish = true;
                         }
-                        let offer = SdpOffer::from_sdp_string(v["sdp"].as_str().unwrap_or("")).unwrap();
+                        let offer = SdpOffer::from_sdp_string(&rewrite(v["sdp"].as_str().unwrap_or(""), via)).unwrap();
                         let answer = rtc.sdp_api().accept_offer(offer).unwrap();
                         send_ws.push(json!({"type": "answer", "sdp": answer.to_sdp_string()}));
                     }
                     Some("answer") => {
                         if let Some(p) = pending.take() {
-                            let answer = SdpAnswer::from_sdp_string(v["sdp"].as_str().unwrap_or("")).unwrap();
+                            let answer = SdpAnswer::from_sdp_string(&rewrite(v["sdp"].as_str().unwrap_or(""), via)).unwrap();
                             rtc.sdp_api().accept_answer(p, answer).unwrap();
                         }
                     }
@@ -581,4 +589,15 @@ fn tcp_connection(
         }
     });
     tx
+}
+
+/// Points the server's candidates at the relay, when there is one.
+fn rewrite(sdp: &str, via: Option<(SocketAddr, SocketAddr)>) -> String {
+    match via {
+        None => sdp.to_string(),
+        Some((server, relay)) => sdp.replace(
+            &format!("{} {} typ", server.ip(), server.port()),
+            &format!("{} {} typ", relay.ip(), relay.port()),
+        ),
+    }
 }

@@ -20,6 +20,7 @@ pub mod routes;
 pub mod settings;
 pub mod store;
 pub mod tokens;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -43,6 +44,8 @@ pub struct ApiConfig {
     pub public_url: String,
     pub rate_limit_per_minute: u32,
     pub max_body_bytes: usize,
+    /// Webhook delivery and the SSRF guard.
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 impl ApiConfig {
@@ -163,6 +166,20 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(routes::sessions::participant_sessions))
         .routes(routes!(routes::sessions::raise_hand))
         .routes(routes!(routes::sessions::lower_hand))
+        .routes(routes!(routes::sessions::delete_session_recordings))
+        .routes(routes!(routes::sessions::delete_session_transcripts))
+        .routes(routes!(routes::sessions::delete_session_summaries))
+        .routes(routes!(routes::sessions::delete_session_resources))
+        .routes(routes!(routes::statistics::team_statistics))
+        .routes(routes!(routes::statistics::rooms_statistics))
+        .routes(routes!(routes::statistics::participants_statistics))
+        .routes(routes!(routes::statistics::sessions_statistics))
+        .routes(routes!(routes::statistics::recordings_statistics))
+        .routes(routes!(routes::statistics::current_statistics))
+        .routes(routes!(routes::statistics::team_current_statistics))
+        .routes(routes!(routes::statistics::room_statistics))
+        .routes(routes!(routes::statistics::room_current_statistics))
+        .routes(routes!(routes::statistics::participant_statistics))
         .routes(routes!(chat::list_chat, chat::send_chat, chat::delete_chat))
         .routes(routes!(chat::export_chat))
         .routes(routes!(chat::delete_session_chat))
@@ -220,6 +237,19 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(quizzes::quiz_template))
         .routes(routes!(quizzes::import_quizzes))
         .routes(routes!(quizzes::delete_session_quizzes))
+        .routes(routes!(
+            routes::webhooks::list_webhooks,
+            routes::webhooks::create_webhook
+        ))
+        .routes(routes!(
+            routes::webhooks::get_webhook,
+            routes::webhooks::update_webhook,
+            routes::webhooks::delete_webhook
+        ))
+        .routes(routes!(routes::webhooks::list_events))
+        .routes(routes!(routes::webhooks::list_deliveries))
+        .routes(routes!(routes::webhooks::get_delivery))
+        .routes(routes!(routes::webhooks::redeliver))
 }
 
 /// The OpenAPI document of every `/api/v1` route.

@@ -101,6 +101,30 @@ pub struct ServeArgs {
     /// (e.g. an address only Prometheus can reach).
     #[arg(long, env = "CONVENE_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Allow webhook endpoints on loopback, private (RFC 1918, ULA),
+    /// link-local, CGNAT and other non-public addresses (refused otherwise).
+    #[arg(long, env = "CONVENE_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
+    /// Wait before the second webhook attempt, in ms; doubles per attempt.
+    #[arg(
+        long,
+        env = "CONVENE_WEBHOOK_RETRY_BASE_MS",
+        default_value_t = 5000,
+        hide = true
+    )]
+    pub webhook_retry_base_ms: u64,
+    /// Attempts before a webhook delivery is marked failed.
+    #[arg(long, env = "CONVENE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12, hide = true,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub webhook_max_attempts: u32,
+    /// Timeout of one webhook request, in ms.
+    #[arg(
+        long,
+        env = "CONVENE_WEBHOOK_TIMEOUT_MS",
+        default_value_t = 5000,
+        hide = true
+    )]
+    pub webhook_timeout_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]

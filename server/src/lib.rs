@@ -156,6 +156,13 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         public_url: common.public_url.trim_end_matches('/').to_string(),
         rate_limit_per_minute: args.rate_limit_per_minute,
         max_body_bytes: args.max_body_bytes,
+        webhooks: convene_api::webhooks::WebhookConfig {
+            allow_private: args.webhooks_allow_private,
+            retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
+            max_attempts: args.webhook_max_attempts,
+            timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
+            ..Default::default()
+        },
     };
     let stale = db.close_stale_sessions().await?;
     if stale > 0 {
@@ -165,6 +172,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let state = ApiState::new(db.clone(), config);
+    convene_api::webhooks::spawn_delivery(db.clone(), state.config.webhooks.clone());
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let workers = if args.media_workers == 0 {
         std::thread::available_parallelism()

@@ -2,26 +2,14 @@
 
 use std::time::Duration;
 
-use convene_tests::rtc_client::{Client, ClientOptions};
-use convene_tests::{Api, Server, media_ip};
+use convene_tests::rtc_client::Client;
+use convene_tests::{Api, Server};
 use serde_json::{Value, json};
 
 /// Joins `name` to the public room `room` over the real signaling WebSocket;
 /// returns the client and its `joined` message (which carries `session_id`).
 pub async fn join(s: &Server, room: &str, name: &str) -> (Client, Value) {
-    let mut c = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
-        room: Some(room.to_string()),
-        token: None,
-        name: Some(name.to_string()),
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-    })
-    .await;
-    let joined = c.wait_type("joined").await;
-    (c, joined)
+    convene_tests::join(s, room, name, None).await
 }
 
 pub async fn room(api: &Api, friendly_url: &str) -> Value {

@@ -4,25 +4,8 @@
 
 use std::time::Duration;
 
-use convene_tests::rtc_client::{Client, ClientOptions};
-use convene_tests::{Api, KEY, Server, media_ip};
+use convene_tests::{Api, KEY, Server, join};
 use serde_json::{Value, json};
-
-async fn join(s: &Server, room: &str, name: &str, token: Option<String>) -> (Client, Value) {
-    let mut c = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
-        room: Some(room.to_string()),
-        token,
-        name: Some(name.to_string()),
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-    })
-    .await;
-    let joined = c.wait_type("joined").await;
-    (c, joined)
-}
 
 /// Polls `path` until `pred` holds on the body (the signaling layer writes
 /// asynchronously).
@@ -380,6 +363,42 @@ async fn session_statistics_match_hand_computed_values() {
         .await
         .expect(200);
     assert_eq!(later.body["total_count"], 1);
+
+    // Session deletes: later features' data (none yet) and everything.
+    for what in ["recordings", "transcripts", "summaries"] {
+        api.delete(&format!("/api/v1/sessions/sess-1/{what}"))
+            .await
+            .expect(204);
+    }
+    api.delete("/api/v1/sessions/nope/recordings")
+        .await
+        .expect(404);
+    api.delete_with(
+        "/api/v1/sessions/sess-1/resources",
+        json!({"delete_history": "yes"}),
+    )
+    .await
+    .expect_invalid("delete_history");
+    api.delete_with(
+        "/api/v1/sessions/sess-1/resources",
+        json!({"delete_history": true}),
+    )
+    .await
+    .expect(204);
+    let st = api
+        .get("/api/v1/sessions/sess-1/statistics")
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(st["chat_messages"], 0);
+    assert_eq!(
+        st["participants_total"], 3,
+        "participations stay, anonymised"
+    );
+    let pa = api.get("/api/v1/participants/pa").await.expect(200).body;
+    assert_eq!(pa["name"], "Anonymous");
+    assert_eq!(pa["external_id"], Value::Null);
+    api.get("/api/v1/participants/x").await.expect(404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

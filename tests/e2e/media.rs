@@ -562,7 +562,11 @@ fn last_video_lens(c: &Client, n: usize) -> Vec<usize> {
 /// (one simulcast layer). Layer changes wait for a keyframe, and the
 /// bandwidth estimate may hold a layer back for a few seconds at the start.
 async fn wait_layer(c: &mut Client, len: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    wait_layer_for(c, len, Duration::from_secs(15)).await
+}
+
+async fn wait_layer_for(c: &mut Client, len: usize, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
     loop {
         c.collect_for(Duration::from_millis(250)).await;
         let lens = last_video_lens(c, 20);
@@ -637,4 +641,39 @@ async fn simulcast_layer_preference_switches_at_keyframes() {
         .map(|r| r.seq)
         .collect();
     assert_continuous(&seqs, "simulcast video");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_steps_down_when_bandwidth_drops_and_back_up() {
+    use convene_tests::relay::Relay;
+    use convene_tests::rtc_client::SIMULCAST_LEN;
+    let s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "bwe"}))
+        .await
+        .expect(200);
+    let t_pub = token(&s, "bwe", "Alice", "moderator").await;
+    let t_sub = token(&s, "bwe", "Bob", "speaker").await;
+    let mut alice = Client::connect(opts(&s, Some(t_pub), None, None)).await;
+    alice.wait_type("joined").await;
+    alice.publish_simulcast();
+    alice.wait_type("answer").await;
+    // Bob's media goes through a relay with a bottleneck towards him.
+    let relay = Relay::start(s.media_addr(), media_ip());
+    let mut bob = Client::connect_via(
+        opts(&s, Some(t_sub), None, None),
+        Some((s.media_addr(), relay.addr)),
+    )
+    .await;
+    bob.wait_type("joined").await;
+    bob.wait_rtp(MediaKind::Video, 60, Duration::from_secs(20))
+        .await;
+    wait_layer(&mut bob, SIMULCAST_LEN[2]).await;
+    // ~250 kbit/s cannot carry f (~450 kbit/s) nor h (~290) next to the
+    // audio: the server's estimate for Bob falls and it steps down to q.
+    relay.set_rate(250_000);
+    wait_layer_for(&mut bob, SIMULCAST_LEN[0], Duration::from_secs(30)).await;
+    // The bottleneck goes away: back up, one layer at a time.
+    relay.set_rate(0);
+    wait_layer_for(&mut bob, SIMULCAST_LEN[2], Duration::from_secs(60)).await;
 }

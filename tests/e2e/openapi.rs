@@ -41,6 +41,20 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/rooms/{room}/participants"),
     ("get", "/api/v1/participants/{participant}"),
     ("get", "/api/v1/participants/{participant}/sessions"),
+    ("get", "/api/v1/statistics"),
+    ("delete", "/api/v1/sessions/{session}/recordings"),
+    ("delete", "/api/v1/sessions/{session}/transcripts"),
+    ("delete", "/api/v1/sessions/{session}/summaries"),
+    ("delete", "/api/v1/sessions/{session}/resources"),
+    ("get", "/api/v1/statistics/rooms"),
+    ("get", "/api/v1/statistics/participants"),
+    ("get", "/api/v1/statistics/sessions"),
+    ("get", "/api/v1/statistics/recordings"),
+    ("get", "/api/v1/statistics/current"),
+    ("get", "/api/v1/statistics/team/current"),
+    ("get", "/api/v1/rooms/{room}/statistics"),
+    ("get", "/api/v1/rooms/{room}/statistics/current"),
+    ("get", "/api/v1/participants/{participant}/statistics"),
     (
         "post",
         "/api/v1/rooms/{room}/participants/{participant}/raise-hand",
@@ -114,6 +128,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/rooms/{room}/quizzes/template"),
     ("post", "/api/v1/rooms/{room}/quizzes/import"),
     ("delete", "/api/v1/sessions/{session}/quizzes"),
+    ("get", "/api/v1/webhooks"),
+    ("post", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks/{webhook}"),
+    ("patch", "/api/v1/webhooks/{webhook}"),
+    ("delete", "/api/v1/webhooks/{webhook}"),
+    ("get", "/api/v1/events"),
+    ("get", "/api/v1/webhooks/{webhook}/deliveries"),
+    ("get", "/api/v1/webhooks/{webhook}/deliveries/{delivery}"),
+    (
+        "post",
+        "/api/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver",
+    ),
 ];
 
 #[tokio::test]
@@ -159,7 +185,9 @@ async fn document_covers_every_route() {
             .replace("{poll}", "no-such-poll")
             .replace("{question}", "no-such-question")
             .replace("{answer}", "no-such-answer")
-            .replace("{quiz}", "no-such-quiz");
+            .replace("{quiz}", "no-such-quiz")
+            .replace("{webhook}", "no-such-webhook")
+            .replace("{delivery}", "no-such-delivery");
         let r = api.send(&method.to_uppercase(), &concrete, None).await;
         assert_ne!(r.status, 405, "{method} {path} not routed");
         if r.status == 404 {

@@ -10,3 +10,5 @@ pub mod quizzes;
 pub mod roles;
 pub mod rooms;
 pub mod sessions;
+pub mod statistics;
+pub mod webhooks;

@@ -186,7 +186,7 @@ pub fn bool_param(q: &QueryPairs, key: &str, errors: &mut FieldErrors) -> Option
     }
 }
 
-async fn room_id(state: &ApiState, team: &Team, key: &str) -> ApiResult<String> {
+pub(crate) async fn room_id(state: &ApiState, team: &Team, key: &str) -> ApiResult<String> {
     Ok(state
         .db
         .room(&team.id, key)
@@ -562,4 +562,71 @@ pub async fn lower_hand(
     Path((room, participant)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     hand(&state, &team, &room, &participant, false).await
+}
+
+/// Delete the session's recordings (none exist before the recording feature).
+#[utoipa::path(delete, path = "/api/v1/sessions/{session}/recordings", tag = "sessions",
+    params(("session" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_session_recordings(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(session): Path<String>,
+) -> ApiResult<StatusCode> {
+    let s = find_session(&state, &team, &session).await?;
+    state.db.delete_session_rows("recordings", &s.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete the session's transcripts.
+#[utoipa::path(delete, path = "/api/v1/sessions/{session}/transcripts", tag = "sessions",
+    params(("session" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_session_transcripts(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(session): Path<String>,
+) -> ApiResult<StatusCode> {
+    let s = find_session(&state, &team, &session).await?;
+    state.db.delete_session_rows("transcripts", &s.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete the session's AI summaries.
+#[utoipa::path(delete, path = "/api/v1/sessions/{session}/summaries", tag = "sessions",
+    params(("session" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_session_summaries(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(session): Path<String>,
+) -> ApiResult<StatusCode> {
+    let s = find_session(&state, &team, &session).await?;
+    state.db.delete_session_rows("summaries", &s.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Hard-delete everything stored for a session; with `delete_history`
+/// also anonymise its participants' personal data.
+#[utoipa::path(delete, path = "/api/v1/sessions/{session}/resources", tag = "sessions",
+    params(("session" = String, Path)),
+    request_body(content = Object, description = "optional: {\"delete_history\": bool}"),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn delete_session_resources(
+    State(state): State<ApiState>,
+    team: Team,
+    Path(session): Path<String>,
+    crate::extract::JsonObject(body): crate::extract::JsonObject,
+) -> ApiResult<StatusCode> {
+    let delete_history = match body.get("delete_history") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::field("delete_history", "must be a boolean")),
+    };
+    let s = find_session(&state, &team, &session).await?;
+    state
+        .db
+        .delete_session_resources(&s.id, delete_history)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

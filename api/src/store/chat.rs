@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
+use super::webhooks::enqueue_event;
 use super::{Db, Page, StoreError, now};
+use crate::webhooks::Event;
 
 /// Who wrote something: a participant of a session, or a name given through
 /// the API (no participant id then).
@@ -171,6 +173,7 @@ impl Db {
             recipient_id: m.recipient_id.map(str::to_string),
             created_at: now(),
         };
+        let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO chat_messages (id, team_id, room_id, session_id, participant_id,
                  participant_name, external_participant_id, breakout_id, recipient_id, message, created_at)
@@ -187,17 +190,46 @@ impl Db {
         .bind(&msg.recipient_id)
         .bind(&msg.message)
         .bind(&msg.created_at)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        enqueue_event(
+            &mut tx,
+            m.team_id,
+            Event::ChatMessage,
+            serde_json::json!({
+                "room_id": m.room_id,
+                "session_id": msg.session_id,
+                "message_id": msg.id,
+                "message": msg.message,
+                "participant_id": msg.participant_id,
+                "name": msg.participant_name,
+                "external_id": msg.external_participant_id,
+                "breakout_id": msg.breakout_id,
+                "recipient_id": msg.recipient_id,
+                "created_at": msg.created_at,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(msg)
     }
 
     /// Deletes one chat message by id (used to undo an undeliverable API send).
     pub async fn delete_chat_message(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
         sqlx::query("DELETE FROM chat_messages WHERE id = ?")
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        // Its chat.message event, unless already attempted, goes with it.
+        sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0
+                 AND json_extract(payload, '$.data.message_id') = ?",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -11,8 +11,11 @@ pub mod questions;
 pub mod quizzes;
 pub mod roles;
 pub mod rooms;
+pub mod session_data;
 pub mod sessions;
+pub mod statistics;
 pub mod teams;
+pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
+use super::webhooks::enqueue_event;
 use super::{Db, Page, StoreError, is_unique_violation, now};
+use crate::webhooks::Event;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -186,6 +188,36 @@ fn poll(r: Row) -> Result<Poll, StoreError> {
 
 fn options_json(options: &[PollOption]) -> Result<String, StoreError> {
     serde_json::to_string(options).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Writes `poll.launched` / `poll.ended` for the team owning the room.
+async fn poll_event(
+    tx: &mut Transaction<'_, Sqlite>,
+    event: Event,
+    room_id: &str,
+    p: &Poll,
+) -> Result<(), sqlx::Error> {
+    let team_id: Option<String> = sqlx::query_scalar("SELECT team_id FROM rooms WHERE id = ?")
+        .bind(room_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(team_id) = team_id else {
+        return Ok(());
+    };
+    enqueue_event(
+        tx,
+        &team_id,
+        event,
+        serde_json::json!({
+            "room_id": room_id,
+            "session_id": p.session_id,
+            "poll_id": p.id,
+            "question": p.question,
+            "launched_at": p.launched_at,
+            "ended_at": p.ended_at,
+        }),
+    )
+    .await
 }
 
 async fn poll_in_tx(
@@ -416,6 +448,7 @@ impl Db {
         let p = poll_in_tx(&mut tx, room_id, poll_id)
             .await?
             .ok_or(PollError::NotFound)?;
+        poll_event(&mut tx, Event::PollLaunched, room_id, &p).await?;
         tx.commit().await?;
         Ok(p)
     }
@@ -442,6 +475,7 @@ impl Db {
         let p = poll_in_tx(&mut tx, room_id, poll_id)
             .await?
             .ok_or(PollError::NotFound)?;
+        poll_event(&mut tx, Event::PollEnded, room_id, &p).await?;
         tx.commit().await?;
         Ok(p)
     }

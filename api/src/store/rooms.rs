@@ -3,7 +3,9 @@
 use serde_json::{Map, Value};
 use sqlx::{Sqlite, Transaction};
 
+use super::webhooks::enqueue_event;
 use super::{Db, Page, StoreError, now};
+use crate::webhooks::Event;
 
 #[derive(Debug, Clone)]
 pub struct RoomRecord {
@@ -126,6 +128,21 @@ async fn has_live_session(
     Ok(n > 0)
 }
 
+async fn room_deleted_event(
+    tx: &mut Transaction<'_, Sqlite>,
+    team_id: &str,
+    room_id: &str,
+    friendly_url: &str,
+) -> Result<(), sqlx::Error> {
+    enqueue_event(
+        tx,
+        team_id,
+        Event::RoomDeleted,
+        serde_json::json!({"room_id": room_id, "friendly_url": friendly_url}),
+    )
+    .await
+}
+
 /// Outcome of a bulk delete by tags.
 #[derive(Debug, Clone, Default)]
 pub struct BulkDelete {
@@ -174,6 +191,17 @@ impl Db {
                 Err(e) => return Err(e.into()),
             }
             write_tags(&mut tx, &id, &input.tags).await?;
+            enqueue_event(
+                &mut tx,
+                team_id,
+                Event::RoomCreated,
+                serde_json::json!({
+                    "room_id": id,
+                    "friendly_url": friendly_url,
+                    "description": input.description,
+                }),
+            )
+            .await?;
             tx.commit().await?;
             let mut tags = input.tags.clone();
             tags.sort();
@@ -356,15 +384,15 @@ impl Db {
     /// Deletes a room unless it has a live session.
     pub async fn delete_room(&self, team_id: &str, key: &str) -> Result<(), RoomError> {
         let mut tx = self.write.begin().await?;
-        let id: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM rooms WHERE team_id = ? AND (id = ? OR friendly_url = ?)",
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT id, friendly_url FROM rooms WHERE team_id = ? AND (id = ? OR friendly_url = ?)",
         )
         .bind(team_id)
         .bind(key)
         .bind(key)
         .fetch_optional(&mut *tx)
         .await?;
-        let id = id.ok_or(RoomError::NotFound)?;
+        let (id, friendly_url) = row.ok_or(RoomError::NotFound)?;
         if has_live_session(&mut tx, &id).await? {
             return Err(RoomError::LiveSession);
         }
@@ -372,6 +400,7 @@ impl Db {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+        room_deleted_event(&mut tx, team_id, &id, &friendly_url).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -407,6 +436,7 @@ impl Db {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
+            room_deleted_event(&mut tx, team_id, &id, &friendly_url).await?;
             out.deleted.push((id, friendly_url));
         }
         tx.commit().await?;

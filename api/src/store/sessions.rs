@@ -1,6 +1,10 @@
 //! Sessions and participants as the media plane records them.
 
+use serde_json::json;
+
+use super::webhooks::enqueue_event;
 use super::{Db, StoreError, now};
+use crate::webhooks::Event;
 
 /// A participant admitted into a session.
 #[derive(Debug, Clone)]
@@ -26,17 +30,62 @@ pub struct SessionMedia {
     pub bytes_out: u64,
 }
 
+/// A participant as its webhook events describe it: id, team, room,
+/// session, name, external id, role.
+type ParticipantEventRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+);
+
+async fn participant_left_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    p: ParticipantEventRow,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let (id, team_id, room_id, session_id, name, external_id, role) = p;
+    enqueue_event(
+        tx,
+        &team_id,
+        Event::ParticipantLeft,
+        json!({
+            "room_id": room_id,
+            "session_id": session_id,
+            "participant_id": id,
+            "name": name,
+            "external_id": external_id,
+            "role": role,
+            "reason": reason,
+        }),
+    )
+    .await
+}
+
 impl Db {
     /// Opens a new session for the room and returns its id.
     pub async fn start_session(&self, team_id: &str, room_id: &str) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
+        let ts = now();
+        let mut tx = self.write.begin().await?;
         sqlx::query("INSERT INTO sessions (id, team_id, room_id, started_at) VALUES (?, ?, ?, ?)")
             .bind(&id)
             .bind(team_id)
             .bind(room_id)
-            .bind(now())
-            .execute(&self.write)
+            .bind(&ts)
+            .execute(&mut *tx)
             .await?;
+        enqueue_event(
+            &mut tx,
+            team_id,
+            Event::SessionStarted,
+            json!({"room_id": room_id, "session_id": id, "start_time": ts}),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -55,6 +104,19 @@ impl Db {
     ) -> Result<(), StoreError> {
         let ts = now();
         let mut tx = self.write.begin().await?;
+        let session: Option<(String, String)> = sqlx::query_as(
+            "SELECT team_id, room_id FROM sessions WHERE id = ? AND ended_at IS NULL",
+        )
+        .bind(session_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let remaining: Vec<ParticipantEventRow> = sqlx::query_as(
+            "SELECT id, team_id, room_id, session_id, name, external_id, role FROM participants
+             WHERE session_id = ? AND left_at IS NULL ORDER BY seq",
+        )
+        .bind(session_id)
+        .fetch_all(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE participants SET left_at = ?, leave_reason = 'session_ended'
              WHERE session_id = ? AND left_at IS NULL",
@@ -63,6 +125,19 @@ impl Db {
         .bind(session_id)
         .execute(&mut *tx)
         .await?;
+        for p in remaining {
+            participant_left_event(&mut tx, p, "session_ended").await?;
+        }
+        // An already ended (or unknown) session ends no second time: no event.
+        if let Some((team_id, room_id)) = session {
+            enqueue_event(
+                &mut tx,
+                &team_id,
+                Event::SessionEnded,
+                json!({"room_id": room_id, "session_id": session_id, "end_time": ts, "reason": reason}),
+            )
+            .await?;
+        }
         sqlx::query(
             "UPDATE sessions SET ended_at = ?, end_reason = ?, packets_in = ?, bytes_in = ?,
                     packets_out = ?, bytes_out = ?
@@ -82,6 +157,7 @@ impl Db {
     }
 
     pub async fn add_participant(&self, p: &NewParticipant<'_>) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO participants (id, team_id, room_id, session_id, name, external_id, role,
                                        client_kind, user_agent, device_id, joined_at)
@@ -98,20 +174,48 @@ impl Db {
         .bind(p.user_agent)
         .bind(p.device_id)
         .bind(now())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        enqueue_event(
+            &mut tx,
+            p.team_id,
+            Event::ParticipantJoined,
+            json!({
+                "room_id": p.room_id,
+                "session_id": p.session_id,
+                "participant_id": p.id,
+                "name": p.name,
+                "external_id": p.external_id,
+                "role": p.role,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn participant_left(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
+        let row: Option<ParticipantEventRow> = sqlx::query_as(
+            "SELECT id, team_id, room_id, session_id, name, external_id, role FROM participants
+             WHERE id = ? AND left_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(());
+        };
         sqlx::query(
             "UPDATE participants SET left_at = ?, leave_reason = ? WHERE id = ? AND left_at IS NULL",
         )
         .bind(now())
         .bind(reason)
         .bind(id)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        participant_left_event(&mut tx, row, reason).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -119,6 +223,29 @@ impl Db {
     /// at the last moment anything happened in them.
     pub async fn close_stale_sessions(&self) -> Result<u64, StoreError> {
         let mut tx = self.write.begin().await?;
+        let open_participants: Vec<ParticipantEventRow> = sqlx::query_as(
+            "SELECT id, team_id, room_id, session_id, name, external_id, role FROM participants
+             WHERE left_at IS NULL ORDER BY seq",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let open_sessions: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, team_id, room_id FROM sessions WHERE ended_at IS NULL ORDER BY seq",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for p in open_participants {
+            participant_left_event(&mut tx, p, "server_restart").await?;
+        }
+        for (session_id, team_id, room_id) in &open_sessions {
+            enqueue_event(
+                &mut tx,
+                team_id,
+                Event::SessionEnded,
+                json!({"room_id": room_id, "session_id": session_id, "reason": "server_restart"}),
+            )
+            .await?;
+        }
         sqlx::query(
             "UPDATE participants SET left_at = COALESCE(
                  (SELECT MAX(p2.joined_at) FROM participants p2 WHERE p2.session_id = participants.session_id),

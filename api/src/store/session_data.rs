@@ -1,0 +1,84 @@
+//! Deleting what a session left behind: the session deletes of the seed
+//! that are not owned by one resource (resources, recordings, transcripts,
+//! summaries), and anonymising participants.
+
+use super::{Db, StoreError};
+
+/// Tables owned by later features; deleted from when they exist.
+const LATER_TABLES: &[&str] = &["recordings", "transcripts", "summaries"];
+
+impl Db {
+    async fn table_exists(&self, name: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        )
+        .bind(name)
+        .fetch_one(&self.write)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Deletes the rows of `table` (one of the later features' tables) that
+    /// belong to a session; 0 when the table does not exist yet.
+    pub async fn delete_session_rows(
+        &self,
+        table: &str,
+        session_id: &str,
+    ) -> Result<u64, StoreError> {
+        if !LATER_TABLES.contains(&table) || !self.table_exists(table).await? {
+            return Ok(0);
+        }
+        Ok(
+            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ?"))
+                .bind(session_id)
+                .execute(&self.write)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    /// Hard-deletes everything stored for a session (chat, Q&A, polls and
+    /// their votes, quiz answers, and the later features' rows), in one
+    /// transaction. With `delete_history`, the session's participants are
+    /// anonymised too (name, external id, user agent, device id).
+    pub async fn delete_session_resources(
+        &self,
+        session_id: &str,
+        delete_history: bool,
+    ) -> Result<(), StoreError> {
+        let mut later = Vec::new();
+        for t in LATER_TABLES {
+            if self.table_exists(t).await? {
+                later.push(*t);
+            }
+        }
+        let mut tx = self.write.begin().await?;
+        for sql in [
+            "DELETE FROM chat_messages WHERE session_id = ?",
+            "DELETE FROM questions WHERE session_id = ?",
+            "DELETE FROM poll_votes WHERE session_id = ?",
+            "DELETE FROM polls WHERE session_id = ?",
+            "DELETE FROM quiz_answers WHERE session_id = ?",
+        ] {
+            sqlx::query(sql).bind(session_id).execute(&mut *tx).await?;
+        }
+        for t in later {
+            sqlx::query(&format!("DELETE FROM {t} WHERE session_id = ?"))
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if delete_history {
+            sqlx::query(
+                "UPDATE participants SET name = 'Anonymous', external_id = NULL,
+                        user_agent = NULL, device_id = NULL
+                 WHERE session_id = ?",
+            )
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
