@@ -6,6 +6,7 @@ import { Signaling, PROTOCOL_VERSION } from './signaling.js';
 import { Peer } from './peer.js';
 import * as media from './media.js';
 import * as ui from './ui.js';
+import { Collab } from './collab.js';
 
 /** How long a dropped connection may be resumed (docs/signaling.md). */
 const RESUME_WINDOW_MS = 20000;
@@ -107,6 +108,16 @@ class App {
     };
     this.deviceIds = { camera: null, microphone: null };
     this.grid = null;
+    this.collab = null;
+    /** Notices shown to the user, oldest first: `{text, at}` (test hook). */
+    this.notices = [];
+  }
+
+  /** Shows a transient notice and remembers it. */
+  notify(text) {
+    this.notices.push({ text, at: new Date().toISOString() });
+    if (this.notices.length > 50) this.notices.shift();
+    ui.notice(text);
   }
 
   setState(state) {
@@ -120,6 +131,15 @@ class App {
 
   async start() {
     this.grid = new ui.Grid();
+    this.collab = new Collab({
+      send: (msg) => this.send(msg),
+      notify: (text) => this.notify(text),
+      onHands: () => this.renderTiles(),
+      onReaction: (pid, emoji) => {
+        const tile = this.grid.get(pid);
+        if (tile) tile.react(emoji);
+      },
+    });
     ui.setRoomTitle(this.room);
     this.bindControls();
     if (typeof RTCPeerConnection === 'undefined') return this.fail('NO_WEBRTC');
@@ -324,7 +344,7 @@ class App {
           this.fatal = true;
           return this.fail(m.code, m.message);
         }
-        return ui.notice(m.message || m.code);
+        return this.notify(m.message || m.code);
       case 'offer':
         return this.peer && this.peer.handleOffer(m.sdp, m.tracks);
       case 'answer':
@@ -360,7 +380,7 @@ class App {
       case 'ping':
         return this.send({ type: 'pong' });
       default:
-        return undefined;
+        return this.collab.handle(m);
     }
   }
 
@@ -380,6 +400,7 @@ class App {
     ui.setJoinBusy(false);
     this.setState('joined');
     ui.showScreen('call');
+    this.collab.onJoined(m);
     this.renderTiles();
     this.renderLobby();
     this.publishLocal();
@@ -390,7 +411,7 @@ class App {
     const peer = this.peer;
     const mayBroadcast = this.permissions.broadcast !== false;
     if (!mayBroadcast && (this.want.camera || this.want.microphone)) {
-      ui.notice('You can watch and listen in this room, but not broadcast.');
+      this.notify('You can watch and listen in this room, but not broadcast.');
       this.want.camera = false;
       this.want.microphone = false;
       this.stopSource('camera');
@@ -516,13 +537,13 @@ class App {
    */
   async startSource(source, force = false) {
     if (!force && this.permissions.broadcast === false) {
-      ui.notice(`You may not share your ${SOURCE_TEXT[source]} in this room.`);
+      this.notify(`You may not share your ${SOURCE_TEXT[source]} in this room.`);
       return;
     }
     try {
       if (!this.local[source]) this.local[source] = await this.openSource(source);
     } catch (e) {
-      ui.notice(media.captureErrorText(e, source));
+      this.notify(media.captureErrorText(e, source));
       return;
     }
     this.local[source].enabled = true;
@@ -536,14 +557,14 @@ class App {
     if (!this.peer || this.state !== 'joined') return;
     if (this.local.screen) return this.stopScreen();
     if (this.permissions.screenshare === false || this.room.screenshare_enabled === false) {
-      ui.notice('Screen sharing is not allowed in this room.');
+      this.notify('Screen sharing is not allowed in this room.');
       return undefined;
     }
     let track;
     try {
       track = await media.openScreen();
     } catch (e) {
-      if (e && e.name !== 'NotAllowedError') ui.notice(media.captureErrorText(e, 'screen'));
+      if (e && e.name !== 'NotAllowedError') this.notify(media.captureErrorText(e, 'screen'));
       return undefined;
     }
     if (!track) return undefined;
@@ -567,7 +588,7 @@ class App {
       if (source !== 'screen') this.want[source] = false;
     }
     const what = sources.map((s) => SOURCE_TEXT[s]).join(' and ') || 'media';
-    ui.notice(`The server did not accept your ${what}: ${msg.message || msg.code}`);
+    this.notify(`The server did not accept your ${what}: ${msg.message || msg.code}`);
     this.renderControls();
     this.renderTiles();
   }
@@ -585,7 +606,7 @@ class App {
       else if (this.local.microphone) this.local.microphone.enabled = false;
     }
     const what = sources.length > 1 ? 'microphone and camera' : SOURCE_TEXT[sources[0]];
-    ui.notice(`A moderator turned off your ${what}.`);
+    this.notify(`A moderator turned off your ${what}.`);
     this.renderControls();
     this.renderTiles();
   }
@@ -653,6 +674,7 @@ class App {
     self.setVideo(this.want.camera ? this.local.camera : null);
     self.setMicMuted(!this.want.microphone);
     self.setQuality(this.myQuality);
+    self.setHand(this.collab.handPosition(this.participantId));
     if (this.local.screen) {
       const key = `${this.participantId}:screen`;
       this.grid.tile(key, { local: true, screen: true }).setVideo(this.local.screen);
@@ -678,9 +700,12 @@ class App {
       tile.setVideo(got.camera || null);
       tile.setAudio(got.microphone || null, () => this.audioBlocked());
       tile.setQuality(p.quality);
+      const hand = this.collab.handPosition(p.id);
+      tile.setHand(hand);
       tile.setActions({
         mute: this.permissions.mute_others && mic && !mic.muted ? () => this.muteParticipant(p.id, 'microphone') : null,
         remove: this.permissions.remove_participants ? () => this.removeParticipant(p.id) : null,
+        lowerHand: this.permissions.mute_others && hand ? () => this.collab.lowerHand(p.id) : null,
       });
       if (got.screen) {
         const key = `${p.id}:screen`;
@@ -691,6 +716,7 @@ class App {
       }
     }
     for (const key of [...this.grid.tiles.keys()]) if (!keep.has(key)) this.grid.remove(key);
+    this.collab.chat.setPeople([...this.participants.values()].map((p) => ({ id: p.id, name: p.name })));
     this.grid.setSpeakers(this.speakers);
     this.requestLayers();
   }
@@ -802,6 +828,38 @@ window.convene = {
   toggleScreen: () => app.toggleScreen(),
   /** Publishes `microphone` or `camera` without the local permission check (the server decides). */
   publish: (source) => app.state === 'joined' && app.startSource(source, true).then(() => app.renderControls()),
+  /** Collaboration (docs/browser-client.md): received chat, hands, polls, questions, notices. */
+  get chat() {
+    return app.collab.chat.messages.map((m) => ({ ...m }));
+  },
+  get hands() {
+    return app.collab.hands.map((x) => ({ ...x }));
+  },
+  get polls() {
+    return app.collab.polls.snapshot();
+  },
+  get quizzes() {
+    return app.collab.polls.quizSnapshot();
+  },
+  get questions() {
+    return app.collab.qa.snapshot();
+  },
+  get notices() {
+    return app.notices.map((n) => ({ ...n }));
+  },
+  sendChat: (text, recipientId) => app.collab.chat.sendText(text, recipientId),
+  raiseHand: () => app.collab.raiseHand(),
+  lowerHand: (id) => app.collab.lowerHand(id),
+  react: (emoji) => app.collab.react(emoji),
+  votePoll: (pollId, optionIds) => app.collab.polls.vote(pollId, optionIds),
+  createPoll: (poll) => app.collab.polls.create(poll),
+  launchPoll: (pollId) => app.collab.polls.launch(pollId),
+  endPoll: (pollId) => app.collab.polls.end(pollId),
+  launchQuiz: (quizId) => app.collab.polls.launchQuiz(quizId),
+  endQuiz: (quizId) => app.collab.polls.endQuiz(quizId),
+  answerQuiz: (quizId, questionId, choiceIds) => app.collab.polls.answerQuiz(quizId, questionId, choiceIds),
+  ask: (text, anonymous) => app.collab.qa.ask(text, anonymous),
+  voteQuestion: (id) => app.collab.qa.vote(id),
   /** Drops the signaling socket as a network failure would (tests reconnect). */
   dropConnection: () => app.sig && app.sig.abandon('dropped by a test'),
 };

@@ -3,6 +3,30 @@
 
 const $ = (id) => document.getElementById(id);
 
+/**
+ * Builds an element: `h('button', {class: 'small', onclick: fn}, 'text', child)`.
+ * Strings become text nodes (never HTML); null/false children are skipped.
+ */
+export function h(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k in e) e[k] = v;
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  e.append(...children.flat().filter((c) => c != null && c !== false));
+  return e;
+}
+
+/** `12:34` for an RFC 3339 timestamp ('' when unparsable). */
+export function clock(ts) {
+  const d = new Date(ts);
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
 const SCREENS = ['loading', 'join', 'lobby', 'error', 'left', 'call'];
 
 /** Shows one screen and hides the others. */
@@ -167,7 +191,10 @@ class Tile {
     this.qualityEl.className = 'quality';
     this.actions = document.createElement('span');
     this.actions.className = 'actions';
-    bar.append(this.nameEl, this.micEl, this.actions, this.qualityEl);
+    this.handEl = document.createElement('span');
+    this.handEl.className = 'hand';
+    this.handEl.hidden = true;
+    bar.append(this.nameEl, this.handEl, this.micEl, this.actions, this.qualityEl);
     this.el.append(this.video, this.placeholder, this.audio, bar);
     if (local) this.el.classList.add('local');
     this.videoTrack = null;
@@ -195,21 +222,39 @@ class Tile {
     if (track) this.audio.play().catch(() => onBlocked());
   }
 
-  /** Moderator buttons: `{mute, remove}`, each a handler or null. */
-  setActions({ mute = null, remove = null } = {}) {
-    const key = `${Boolean(mute)}${Boolean(remove)}`;
-    if (this.actionsKey === key) {
-      this.onMute = mute;
-      this.onRemove = remove;
-      return;
-    }
-    this.actionsKey = key;
+  /** Moderator buttons: `{mute, remove, lowerHand}`, each a handler or null. */
+  setActions({ mute = null, remove = null, lowerHand = null } = {}) {
+    const key = `${Boolean(mute)}${Boolean(remove)}${Boolean(lowerHand)}`;
     this.onMute = mute;
     this.onRemove = remove;
+    this.onLowerHand = lowerHand;
+    if (this.actionsKey === key) return;
+    this.actionsKey = key;
     const buttons = [];
+    if (lowerHand) {
+      buttons.push(this.actionButton('lower-hand', 'Lower hand', 'Lower their raised hand', () => this.onLowerHand()));
+    }
     if (mute) buttons.push(this.actionButton('mute', 'Mute', 'Turn off their microphone', () => this.onMute()));
     if (remove) buttons.push(this.actionButton('remove', 'Remove', 'Remove from the meeting', () => this.onRemove()));
     this.actions.replaceChildren(...buttons);
+  }
+
+  /** The raised-hand badge with the queue position (null: no hand). */
+  setHand(position) {
+    this.handEl.hidden = !position;
+    this.handEl.textContent = position ? `✋ ${position}` : '';
+    this.handEl.title = position ? `Hand raised (#${position} in line)` : '';
+    this.el.classList.toggle('hand-raised', Boolean(position));
+  }
+
+  /** A short floating emoji over the tile. */
+  react(emoji) {
+    const e = document.createElement('span');
+    e.className = 'reaction';
+    e.textContent = emoji;
+    e.style.left = `${15 + Math.random() * 60}%`;
+    this.el.append(e);
+    setTimeout(() => e.remove(), 2600);
   }
 
   actionButton(cls, text, title, fn) {

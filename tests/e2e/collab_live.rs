@@ -4,25 +4,9 @@
 
 use std::time::Duration;
 
-use convene_tests::rtc_client::{Client, ClientOptions};
-use convene_tests::{Api, Server, media_ip};
+use convene_tests::rtc_client::Client;
+use convene_tests::{Api, Server, join};
 use serde_json::{Value, json};
-
-async fn join(s: &Server, room: &str, name: &str, token: Option<String>) -> (Client, Value) {
-    let mut c = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
-        room: Some(room.to_string()),
-        token,
-        name: Some(name.to_string()),
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-    })
-    .await;
-    let joined = c.wait_type("joined").await;
-    (c, joined)
-}
 
 async fn moderator_token(api: &Api, room: &str, name: &str) -> String {
     api.post(
@@ -378,4 +362,58 @@ async fn questions_and_a_timed_quiz_in_the_room() {
         .expect(200)
         .body;
     assert_eq!(q["status"], "ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_note_to_oneself_arrives_once() {
+    let s = Server::start();
+    live_room(&s, "notes", json!({"chat_enabled": true})).await;
+    let (mut a, a_joined) = join(&s, "notes", "Ann", None).await;
+    let (mut b, _) = join(&s, "notes", "Ben", None).await;
+    let a_id = a_joined["participant"]["id"].as_str().unwrap().to_string();
+    a.send(json!({"type": "chat", "message": "note to self", "recipient_id": a_id}));
+    a.send(json!({"type": "chat", "message": "after"}));
+    // Events reach a participant in order: once "after" is in, so is every
+    // copy of the note.
+    for c in [&mut a, &mut b] {
+        c.wait_signal(T, |v| {
+            v["type"] == "chat_message" && v["message"]["message"] == "after"
+        })
+        .await;
+    }
+    let count = |c: &Client| c.signals().iter().filter(|t| *t == "chat_message").count();
+    assert_eq!(count(&a), 2, "{:?}", a.signals());
+    assert_eq!(count(&b), 1, "{:?}", b.signals());
+    let note = a
+        .wait_signal(T, |v| v["message"]["message"] == "note to self")
+        .await;
+    assert_eq!(note["private"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_participant_catches_up_on_what_it_missed() {
+    let s = Server::start();
+    live_room(&s, "away", json!({"chat_enabled": true})).await;
+    let (a, a_joined) = join(&s, "away", "Ann", None).await;
+    let (b, _) = join(&s, "away", "Ben", None).await;
+    a.vanish();
+    b.send(json!({"type": "chat", "message": "while you were out"}));
+    b.send(json!({"type": "raise_hand"}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = Client::connect(convene_tests::rtc_client::ClientOptions {
+        ws_url: s.ws_url(),
+        room: Some("away".into()),
+        token: None,
+        name: Some("Ann".into()),
+        publish: false,
+        media_ip: convene_tests::media_ip(),
+        resume: Some(a_joined["resume_token"].as_str().unwrap().to_string()),
+        tcp: false,
+    })
+    .await;
+    let joined = again.wait_type("joined").await;
+    assert_eq!(joined["resumed"], true);
+    let state = wait_event(&mut again, "collab_state").await;
+    assert_eq!(state["chat"][0]["message"], "while you were out");
+    assert_eq!(state["hands"].as_array().unwrap().len(), 1);
 }

@@ -292,6 +292,8 @@ impl RoomActor {
                 let event = json!({"type": "chat_message", "message": stored,
                                    "private": recipient_id.is_some()});
                 match recipient_id {
+                    // A note to oneself is delivered once.
+                    Some(r) if r == from => self.tell(from, event),
                     Some(r) => {
                         self.tell(&r, event.clone());
                         self.tell(from, event);
@@ -636,6 +638,9 @@ impl RoomActor {
     /// running polls and quizzes, raised hands.
     pub async fn collab_state(&self, pid: &str, session_id: &str) -> Value {
         let db = &self.sig.db;
+        // Poll managers also get the drafts, so they can launch polls made
+        // over REST.
+        let manages_polls = self.members.get(pid).is_some_and(|m| m.may("manage_polls"));
         let chat = db
             .chat_history(
                 &self.room_id,
@@ -657,7 +662,10 @@ impl RoomActor {
             .await
             .unwrap_or_default()
             .into_iter()
-            .filter(|p| p.status == "launched" && p.session_id.as_deref() == Some(session_id))
+            .filter(|p| {
+                (p.status == "launched" && p.session_id.as_deref() == Some(session_id))
+                    || (p.status == "draft" && manages_polls)
+            })
             .map(|p| json!(p))
             .collect();
         let mut quizzes = Vec::new();

@@ -567,7 +567,9 @@ impl Connection {
                     let Some(m) = m else { return false };
                     let fatal = matches!(m, ServerMsg::Error { fatal: true, .. });
                     if !self.send(&m).await {
-                        return false;
+                        // The client may have said `leave` and closed while
+                        // we were writing: what it sent is still readable.
+                        return self.left_before_close().await;
                     }
                     if fatal {
                         let _ = self.socket.send(Message::Close(None)).await;
@@ -611,6 +613,22 @@ impl Connection {
                     self.fatal("SERVER_SHUTDOWN", "the server is shutting down".into()).await;
                     return true;
                 }
+            }
+        }
+    }
+
+    /// After a failed write: reads what the client sent before the
+    /// connection went away, briefly, looking for a `leave`.
+    async fn left_before_close(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.recv()).await {
+                Ok(Some(Ok(m))) => {
+                    if let Ok(Some(ClientMsg::Leave)) = self.parse(m) {
+                        return true;
+                    }
+                }
+                _ => return false,
             }
         }
     }

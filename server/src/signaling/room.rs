@@ -551,11 +551,14 @@ impl RoomActor {
                 friendly_url: self.friendly_url.clone(),
                 settings: self.settings.clone(),
             },
-            session_id,
+            session_id: session_id.clone(),
             participants: others,
             resume_token: snapshot.resume_token.clone(),
             resumed: true,
         });
+        // What happened while the connection was gone (chat, polls, hands).
+        let state = self.collab_state(pid, &session_id).await;
+        let _ = snapshot.out.try_send(ServerMsg::Event(state));
         // Media only after `joined` is queued: the worker's first offer
         // must not overtake it.
         self.attach_media(pid, &snapshot)?;
