@@ -14,6 +14,9 @@ export class Chat {
     /** Received messages, oldest first: `{id, message, participant_id, participant_name, created_at, private, recipient_id}`. */
     this.messages = [];
     this.peopleKey = '';
+    /** Reactions by message id: `[{emoji, count, participant_ids}]`. */
+    this.reactions = {};
+    this.reactionsOn = false;
     this.list = $('chat-list');
     this.input = $('chat-input');
     this.to = $('chat-to');
@@ -24,8 +27,9 @@ export class Chat {
   }
 
   /** Whether the room and the role allow chatting (else a note says why). */
-  configure({ selfId, enabled, allowed }) {
+  configure({ selfId, enabled, allowed, reactions }) {
     this.selfId = selfId;
+    this.reactionsOn = Boolean(reactions && enabled && allowed);
     const why = !enabled ? 'Chat is turned off in this room.' : !allowed ? 'Your role may not send chat messages.' : '';
     $('chat-note').textContent = why;
     $('chat-note').hidden = !why;
@@ -46,7 +50,8 @@ export class Chat {
   }
 
   /** Replaces everything with the catch-up history. */
-  reset(history) {
+  reset(history, reactions) {
+    this.reactions = { ...(reactions || {}) };
     this.messages = [];
     this.list.replaceChildren();
     for (const m of history || []) this.add(m, Boolean(m.recipient_id), false);
@@ -75,10 +80,50 @@ export class Chat {
           h('time', { class: 'when', dateTime: m.created_at }, clock(m.created_at)),
         ),
         h('div', { class: 'text' }, m.message),
+        h('div', { class: 'reactions' }),
       ),
     );
+    this.renderReactions(m.id);
     if (stick || mine) this.list.scrollTop = this.list.scrollHeight;
     if (live && !mine && this.onNew) this.onNew(m);
+  }
+
+  /** `chat_reactions`: the reactions on one message changed. */
+  setReactions(messageId, reactions) {
+    this.reactions[messageId] = reactions || [];
+    this.renderReactions(messageId);
+  }
+
+  renderReactions(messageId) {
+    const li = [...this.list.children].find((e) => e.dataset.id === messageId);
+    const box = li?.querySelector('.reactions');
+    if (!box) return;
+    const list = this.reactions[messageId] || [];
+    const chips = list.map((r) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: `chip${r.participant_ids.includes(this.selfId) ? ' mine' : ''}`,
+          disabled: !this.reactionsOn,
+          onclick: () => this.react(messageId, r.emoji),
+        },
+        `${r.emoji} ${r.count}`,
+      ),
+    );
+    if (this.reactionsOn) {
+      for (const e of ['👍', '❤️', '😂']) {
+        if (!list.some((r) => r.emoji === e)) {
+          chips.push(h('button', { type: 'button', class: 'chip add', title: `React ${e}`, onclick: () => this.react(messageId, e) }, e));
+        }
+      }
+    }
+    box.replaceChildren(...chips);
+  }
+
+  /** Toggles the own reaction `emoji` on a message. */
+  react(messageId, emoji) {
+    return this.send({ type: 'chat_reaction', message_id: messageId, emoji });
   }
 
   privateText(m) {

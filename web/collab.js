@@ -50,7 +50,12 @@ export class Collab {
     this.settings = (joined.room && joined.room.settings) || {};
     const may = (p) => this.permissions[p] === true;
     const on = (s) => this.settings[s] === true;
-    this.chat.configure({ selfId: this.selfId, enabled: on('chat_enabled'), allowed: may('chat') });
+    this.chat.configure({
+      selfId: this.selfId,
+      enabled: on('chat_enabled'),
+      allowed: may('chat'),
+      reactions: on('chat_reactions_enabled'),
+    });
     this.qa.configure({ selfId: this.selfId, moderator: may('manage_qa') });
     this.polls.configure({ manager: may('manage_polls') });
     $('tab-qa').hidden = !on('qa_enabled');
@@ -64,13 +69,16 @@ export class Collab {
   handle(m) {
     switch (m.type) {
       case 'collab_state':
-        this.chat.reset(m.chat);
+        this.chat.reset(m.chat, m.chat_reactions);
         this.qa.reset(m.questions);
         this.polls.reset(m.polls, m.quizzes);
         this.setHands(m.hands);
         return true;
       case 'chat_message':
         this.chat.add(m.message, m.private);
+        return true;
+      case 'chat_reactions':
+        this.chat.setReactions(m.message_id, m.reactions);
         return true;
       case 'chat_cleared':
         this.chat.clear(m.session_id);

@@ -848,6 +848,8 @@ window.convene = {
     return app.notices.map((n) => ({ ...n }));
   },
   sendChat: (text, recipientId) => app.collab.chat.sendText(text, recipientId),
+  reactChat: (messageId, emoji) => app.collab.chat.react(messageId, emoji),
+  chatReactions: () => app.collab.chat.reactions,
   raiseHand: () => app.collab.raiseHand(),
   lowerHand: (id) => app.collab.lowerHand(id),
   react: (emoji) => app.collab.react(emoji),

@@ -532,8 +532,8 @@ async fn browser_chat_message_reaches_another_browser() {
         .post(
             "/api/v1/rooms",
             json!({"friendly_url": "chatty", "join_screen_enabled": false,
-                   "chat_enabled": true, "video_on_join_enabled": false,
-                   "audio_on_join_enabled": false}),
+                   "chat_enabled": true, "chat_reactions_enabled": true,
+                   "video_on_join_enabled": false, "audio_on_join_enabled": false}),
         )
         .await
         .expect(200);
@@ -596,6 +596,18 @@ async fn browser_chat_message_reaches_another_browser() {
         "window.convene.chat.length === 1 && \
          document.querySelector('#chat-list li.mine .text') && \
          document.getElementById('chat-input').value === ''",
+        JOIN_TIMEOUT,
+    )
+    .await;
+
+    // Ben reacts to it with a click; Ann's page shows the count.
+    ben.eval(
+        "document.querySelector('#chat-list li:last-child .reactions .chip.add').click(); true",
+    )
+    .await;
+    ann.wait_for(
+        "(() => { const c = document.querySelector('#chat-list li.mine .reactions .chip:not(.add)'); \
+           return c && c.textContent.endsWith(' 1'); })()",
         JOIN_TIMEOUT,
     )
     .await;

@@ -417,3 +417,56 @@ async fn a_resumed_participant_catches_up_on_what_it_missed() {
     assert_eq!(state["chat"][0]["message"], "while you were out");
     assert_eq!(state["hands"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_reactions_toggle_and_reach_late_joiners() {
+    let s = Server::start();
+    let api = live_room(
+        &s,
+        "emoji",
+        json!({"chat_enabled": true, "chat_reactions_enabled": true}),
+    )
+    .await;
+    let (a, a_joined) = join(&s, "emoji", "Ann", None).await;
+    let (mut b, _) = join(&s, "emoji", "Ben", None).await;
+    let a_id = a_joined["participant"]["id"].as_str().unwrap().to_string();
+    a.send(json!({"type": "chat", "message": "ship it?"}));
+    let msg = wait_event(&mut b, "chat_message").await;
+    let mid = msg["message"]["id"].as_str().unwrap().to_string();
+    a.send(json!({"type": "chat_reaction", "message_id": mid, "emoji": "👍"}));
+    let r = wait_event(&mut b, "chat_reactions").await;
+    assert_eq!(r["message_id"], mid.as_str());
+    assert_eq!(
+        r["reactions"],
+        json!([{"emoji": "👍", "count": 1, "participant_ids": [a_id]}])
+    );
+    // A late joiner sees it; the same reaction again takes it back.
+    let (mut c, _) = join(&s, "emoji", "Cat", None).await;
+    let state = wait_event(&mut c, "collab_state").await;
+    assert_eq!(state["chat_reactions"][&mid][0]["count"], 1);
+    a.send(json!({"type": "chat_reaction", "message_id": mid, "emoji": "👍"}));
+    let r = c
+        .wait_signal(T, |v| {
+            v["type"] == "chat_reactions" && v["reactions"].as_array().unwrap().is_empty()
+        })
+        .await;
+    assert_eq!(r["message_id"], mid.as_str());
+    b.send(json!({"type": "chat_reaction", "message_id": "nope", "emoji": "👍"}));
+    assert_eq!(wait_error(&mut b).await["code"], "NOT_FOUND");
+    b.send(json!({"type": "chat_reaction", "message_id": mid, "emoji": ""}));
+    assert_eq!(wait_error(&mut b).await["code"], "BAD_REQUEST");
+    // Off in the room: refused.
+    api.post(
+        "/api/v1/rooms",
+        json!({"friendly_url": "plain", "chat_enabled": true, "chat_reactions_enabled": false}),
+    )
+    .await
+    .expect(200);
+    let (mut p, _) = join(&s, "plain", "Pat", None).await;
+    p.send(json!({"type": "chat", "message": "hi"}));
+    let m = wait_event(&mut p, "chat_message").await;
+    p.send(json!({"type": "chat_reaction", "message_id": m["message"]["id"], "emoji": "👍"}));
+    let err = wait_error(&mut p).await;
+    assert_eq!(err["code"], "FORBIDDEN");
+    assert!(err["message"].as_str().unwrap().contains("Chat reactions"));
+}

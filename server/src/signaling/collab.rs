@@ -25,6 +25,16 @@ pub const MAX_TEXT: usize = 4000;
 pub const MAX_REACTION: usize = 32;
 /// Chat messages sent to a joining participant.
 pub const HISTORY: i64 = 200;
+/// Most chat reactions kept for one room's session.
+pub const MAX_CHAT_REACTIONS: usize = 10_000;
+
+/// One participant's reaction on a chat message.
+#[derive(Debug, Clone)]
+pub struct ChatReaction {
+    pub message_id: String,
+    pub participant_id: String,
+    pub emoji: String,
+}
 
 /// Collaboration messages from a client (see docs/signaling.md).
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +44,11 @@ pub enum CollabMsg {
         message: String,
         #[serde(default)]
         recipient_id: Option<String>,
+    },
+    /// Toggles the sender's reaction on a chat message.
+    ChatReaction {
+        message_id: String,
+        emoji: String,
     },
     RaiseHand,
     LowerHand {
@@ -300,6 +315,45 @@ impl RoomActor {
                     }
                     None => self.tell_all(event),
                 }
+            }
+            CollabMsg::ChatReaction { message_id, emoji } => {
+                self.require_setting("chat_reactions_enabled", "Chat reactions")?;
+                self.require(from, "chat", "react to chat messages")?;
+                let e = emoji.trim();
+                if e.is_empty() || e.chars().count() > MAX_REACTION {
+                    return Err(refuse(
+                        "BAD_REQUEST",
+                        format!("a reaction is 1..{MAX_REACTION} characters"),
+                    ));
+                }
+                if !self
+                    .sig
+                    .db
+                    .chat_message_exists(&self.room_id, &message_id)
+                    .await
+                    .map_err(internal)?
+                {
+                    return Err(refuse("NOT_FOUND", "no such chat message in this room"));
+                }
+                let mine = |r: &ChatReaction| {
+                    r.message_id == message_id && r.participant_id == from && r.emoji == e
+                };
+                if self.chat_reactions.iter().any(mine) {
+                    self.chat_reactions.retain(|r| !mine(r));
+                } else if self.chat_reactions.len() >= MAX_CHAT_REACTIONS {
+                    return Err(refuse(
+                        "CONFLICT",
+                        "too many chat reactions in this session",
+                    ));
+                } else {
+                    self.chat_reactions.push(ChatReaction {
+                        message_id: message_id.clone(),
+                        participant_id: from.to_string(),
+                        emoji: e.to_string(),
+                    });
+                }
+                self.tell_all(json!({"type": "chat_reactions", "message_id": message_id,
+                                     "reactions": self.reactions_of(&message_id)}));
             }
             CollabMsg::RaiseHand => {
                 self.require_setting("raise_hand_enabled", "Raising hands")?;
@@ -621,6 +675,37 @@ impl RoomActor {
         self.tell_all(event);
     }
 
+    /// The reactions on one message: `[{emoji, count, participant_ids}]`,
+    /// in the order the emoji were first used.
+    fn reactions_of(&self, message_id: &str) -> Value {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for r in self
+            .chat_reactions
+            .iter()
+            .filter(|r| r.message_id == message_id)
+        {
+            match out.iter_mut().find(|(e, _)| *e == r.emoji) {
+                Some((_, ids)) => ids.push(r.participant_id.clone()),
+                None => out.push((r.emoji.clone(), vec![r.participant_id.clone()])),
+            }
+        }
+        Value::Array(
+            out.into_iter()
+                .map(|(emoji, ids)| json!({"emoji": emoji, "count": ids.len(), "participant_ids": ids}))
+                .collect(),
+        )
+    }
+
+    fn all_chat_reactions(&self) -> Value {
+        let mut map = Map::new();
+        for r in &self.chat_reactions {
+            if !map.contains_key(&r.message_id) {
+                map.insert(r.message_id.clone(), self.reactions_of(&r.message_id));
+            }
+        }
+        Value::Object(map)
+    }
+
     pub(crate) fn hands_json(&self) -> Value {
         Value::Array(
             self.hands
@@ -681,7 +766,8 @@ impl RoomActor {
                 quizzes.push(v);
             }
         }
-        json!({"type": "collab_state", "chat": chat, "questions": questions,
+        json!({"type": "collab_state", "chat": chat,
+               "chat_reactions": self.all_chat_reactions(), "questions": questions,
                "polls": polls, "quizzes": quizzes, "hands": self.hands_json()})
     }
 }

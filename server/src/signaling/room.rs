@@ -127,6 +127,8 @@ pub struct RoomActor {
     pub(super) friendly_url: String,
     pub(super) settings: Map<String, Value>,
     pub(super) counters: Arc<RoomCounters>,
+    /// Reactions on chat messages during this session.
+    pub(super) chat_reactions: Vec<collab::ChatReaction>,
     /// Raised hands, in the order they were raised.
     pub(super) hands: Vec<collab::Hand>,
     /// Running quizzes with a time limit, and when they end.
@@ -161,6 +163,7 @@ impl RoomActor {
             settings,
             counters,
             hands: Vec::new(),
+            chat_reactions: Vec::new(),
             quiz_deadlines: Vec::new(),
             session_baseline: RoomCountersSnapshot::default(),
             worker,
@@ -355,6 +358,10 @@ impl RoomActor {
             })?;
         tracing::info!(room = %self.friendly_url, session = %id, "session started");
         self.session_baseline = self.counters.snapshot();
+        // A new session starts with nothing from the last one in memory.
+        self.chat_reactions.clear();
+        self.hands.clear();
+        self.quiz_deadlines.clear();
         metrics::counter!("convene_sessions_started_total").increment(1);
         self.session = Some((id.clone(), Instant::now()));
         Ok(id)
