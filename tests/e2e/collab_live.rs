@@ -216,6 +216,20 @@ async fn chat_hands_and_reactions_in_the_room_and_over_rest() {
         })
         .await;
     assert_eq!(h["raised"][1]["participant_id"], a_id.as_str());
+    // REST sees the hands too.
+    let live = api
+        .get("/api/v1/rooms/talk/live/participants")
+        .await
+        .expect(200)
+        .body;
+    let up: Vec<&str> = live["live_participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["hand_raised_at"].is_string())
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(up, ["Ann", "Ben"]);
     api.post(
         &format!("/api/v1/rooms/talk/participants/{b_id}/lower-hand"),
         json!({}),
@@ -224,10 +238,25 @@ async fn chat_hands_and_reactions_in_the_room_and_over_rest() {
     .expect(204);
     let h = c
         .wait_signal(T, |v| {
-            v["type"] == "hands" && v["raised"].as_array().unwrap().len() == 1
+            v["type"] == "hands"
+                && v["raised"].as_array().unwrap().len() == 1
+                && v["changed"] == b_id.as_str()
+                && v["raised"][0]["participant_id"] != b_id.as_str()
         })
         .await;
     assert_eq!(h["raised"][0]["position"], 1);
+    let ben = api
+        .get(&format!("/api/v1/participants/{b_id}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(ben["hand_raised_at"], Value::Null);
+    let ann = api
+        .get(&format!("/api/v1/participants/{a_id}"))
+        .await
+        .expect(200)
+        .body;
+    assert!(ann["hand_raised_at"].is_string(), "{ann}");
     // Attendees may not lower someone else's hand.
     b.send(json!({"type": "lower_hand", "participant_id": a_id}));
     assert_eq!(wait_error(&mut b).await["code"], "FORBIDDEN");

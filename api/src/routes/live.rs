@@ -75,6 +75,8 @@ pub struct LiveParticipant {
     pub role: String,
     /// RFC 3339.
     pub join_time: String,
+    /// When the hand went up (RFC 3339), null when it is down.
+    pub hand_raised_at: Option<String>,
 }
 
 /// A live room with its participants.
@@ -137,6 +139,7 @@ async fn with_participants(
                     name: p.name,
                     role: p.role,
                     join_time: p.joined_at,
+                    hand_raised_at: p.hand_raised_at,
                 })
                 .collect()
         }

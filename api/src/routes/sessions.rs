@@ -91,6 +91,9 @@ pub struct ParticipantView {
     pub user_agent: Option<String>,
     /// The appliance's device id, for appliances.
     pub device_id: Option<String>,
+    /// When the participant raised their hand (RFC 3339); null when the
+    /// hand is down or the participant has left.
+    pub hand_raised_at: Option<String>,
 }
 
 /// The browser family of a user agent string.
@@ -133,6 +136,7 @@ impl From<ParticipantRow> for ParticipantView {
             device_type: r.client_kind,
             user_agent: r.user_agent,
             device_id: r.device_id,
+            hand_raised_at: r.hand_raised_at,
         }
     }
 }

@@ -194,6 +194,20 @@ impl Db {
         Ok(())
     }
 
+    /// Records a participant's raised hand (`Some(time)`) or lowered hand.
+    pub async fn set_participant_hand(
+        &self,
+        id: &str,
+        raised_at: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE participants SET hand_raised_at = ? WHERE id = ?")
+            .bind(raised_at)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     pub async fn participant_left(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
         let row: Option<ParticipantEventRow> = sqlx::query_as(

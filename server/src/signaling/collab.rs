@@ -358,14 +358,14 @@ impl RoomActor {
             CollabMsg::RaiseHand => {
                 self.require_setting("raise_hand_enabled", "Raising hands")?;
                 self.require(from, "raise_hand", "raise a hand")?;
-                self.set_hand(from, true, None);
+                self.set_hand(from, true, None).await;
             }
             CollabMsg::LowerHand { participant_id } => {
                 let target = participant_id.unwrap_or_else(|| from.to_string());
                 if target != from {
                     self.require(from, "mute_others", "lower someone else's hand")?;
                 }
-                self.set_hand(&target, false, Some(from));
+                self.set_hand(&target, false, Some(from)).await;
             }
             CollabMsg::Reaction { emoji } => {
                 self.require_setting("room_reactions_enabled", "Reactions")?;
@@ -658,7 +658,7 @@ impl RoomActor {
     }
 
     /// Raises or lowers a hand; everyone gets the ordered list.
-    pub fn set_hand(&mut self, pid: &str, raised: bool, by: Option<&str>) {
+    pub async fn set_hand(&mut self, pid: &str, raised: bool, by: Option<&str>) {
         let had = self.hands.iter().any(|h| h.participant_id == pid);
         if raised && !had {
             self.hands.push(Hand {
@@ -669,6 +669,20 @@ impl RoomActor {
             self.hands.retain(|h| h.participant_id != pid);
         } else {
             return;
+        }
+        // REST sees hands too (participants / live participants).
+        let raised_at = self
+            .hands
+            .iter()
+            .find(|h| h.participant_id == pid)
+            .map(|h| h.raised_at.clone());
+        if let Err(e) = self
+            .sig
+            .db
+            .set_participant_hand(pid, raised_at.as_deref())
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a hand");
         }
         let event = json!({"type": "hands", "raised": self.hands_json(),
                            "changed": pid, "by": by});

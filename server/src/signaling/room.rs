@@ -230,7 +230,7 @@ impl RoomActor {
                 raised,
             } => {
                 if self.members.contains_key(&participant_id) {
-                    self.set_hand(&participant_id, raised, None);
+                    self.set_hand(&participant_id, raised, None).await;
                 }
             }
             RoomMsg::Broadcast(event) => {
@@ -615,7 +615,7 @@ impl RoomActor {
             return;
         };
         if self.hands.iter().any(|h| h.participant_id == pid) {
-            self.set_hand(pid, false, None);
+            self.set_hand(pid, false, None).await;
         }
         let _ = self.sig.media.send(
             self.worker,
