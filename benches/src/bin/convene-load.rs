@@ -1,0 +1,261 @@
+//! `convene-load`: drives many WebRTC peers against a Convene server and
+//! reports loss, latency, join phases and forwarded packets per CPU-second.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde_json::{Map, Value, json};
+
+use convene_benches::scenarios::{self, Settings};
+use convene_benches::server::SpawnedServer;
+use convene_benches::signaling::Convene;
+use convene_benches::{Load, report, stats};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "convene-load",
+    about = "Load generator for Convene (str0m peers, real signaling)"
+)]
+struct Args {
+    /// Base URL of a running server (ignored with --spawn-server).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Developer key of the server's team (ignored with --spawn-server).
+    #[arg(long, env = "CONVENE_API_KEY", default_value = "")]
+    api_key: String,
+    /// PID of the running server, to measure its CPU.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Start this `convene` binary for the run (loopback, port 0, one media worker).
+    #[arg(long, num_args = 0..=1, default_missing_value = "target/release/convene")]
+    spawn_server: Option<PathBuf>,
+    /// Pin the spawned server with `taskset -c CPU`.
+    #[arg(long)]
+    server_cpu: Option<String>,
+    /// The CPU the generator was pinned to (recorded in the report only;
+    /// pin with `taskset -c CPU convene-load ...`).
+    #[arg(long)]
+    generator_cpu: Option<String>,
+    /// Scenarios, comma separated: s1, s2, s3, s4.
+    #[arg(long, default_value = "s1")]
+    scenario: String,
+    /// Media threads of the generator.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Local address of the peers' media sockets.
+    #[arg(long, default_value = "127.0.0.1")]
+    local_ip: IpAddr,
+    /// Measurement window, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    window: f64,
+    /// Warm-up before each window, seconds (lets the SFU's bandwidth
+    /// estimate ramp up past its 1.5 Mbit/s start).
+    #[arg(long, default_value_t = 5.0)]
+    warmup: f64,
+    /// Seconds between keyframes.
+    #[arg(long, default_value_t = 3.0)]
+    keyframe_interval: f64,
+    /// S1: subscriber counts of the steps.
+    #[arg(long, default_value = "1,2,5,10,20,40,80", value_delimiter = ',')]
+    s1_steps: Vec<usize>,
+    /// S1: publisher video bitrate.
+    #[arg(long, default_value_t = 2_500_000)]
+    s1_bitrate: u64,
+    /// S2: meeting sizes.
+    #[arg(long, default_value = "5,10,20,40", value_delimiter = ',')]
+    s2_sizes: Vec<usize>,
+    /// S2, S3, S4: publisher video bitrate.
+    #[arg(long, default_value_t = 500_000)]
+    bitrate: u64,
+    /// S3: speakers and listeners.
+    #[arg(long, default_value_t = 10)]
+    s3_speakers: usize,
+    #[arg(long, default_value_t = 20)]
+    s3_listeners: usize,
+    /// S4: concurrent joins.
+    #[arg(long, default_value_t = 100)]
+    s4_joins: usize,
+    /// Write benchmarks.json and benchmarks.md into this directory.
+    #[arg(long)]
+    write_report: Option<PathBuf>,
+    /// Include criterion's results from this directory (e.g. target/criterion).
+    #[arg(long)]
+    criterion: Option<PathBuf>,
+    /// Fail (exit 1) unless every scenario ran, no window was invalid and S4 got everyone ready.
+    #[arg(long)]
+    strict: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}
+
+/// Criterion's mean estimates under `dir`, as a JSON map and a markdown table.
+fn criterion_results(dir: &std::path::Path) -> (Map<String, Value>, String) {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == "new") {
+                    let read = |f: &str| -> Option<Value> {
+                        serde_json::from_str(&std::fs::read_to_string(p.join(f)).ok()?).ok()
+                    };
+                    if let (Some(b), Some(est)) = (read("benchmark.json"), read("estimates.json")) {
+                        let id = b["full_id"].as_str().unwrap_or("?").to_string();
+                        found.push((id, est["mean"]["point_estimate"].as_f64().unwrap_or(0.0)));
+                    }
+                } else {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut map = Map::new();
+    let mut md = String::from(
+        "`cargo bench -p convene-benches --bench forwarding` (criterion, mean of its samples):\n\n\
+         | benchmark | mean |\n|---|---|\n",
+    );
+    for (id, ns) in &found {
+        map.insert(format!("micro.{id}_ns"), json!((ns * 10.0).round() / 10.0));
+        let shown = if *ns >= 1000.0 {
+            format!("{:.2} µs", ns / 1000.0)
+        } else {
+            format!("{ns:.1} ns")
+        };
+        md.push_str(&format!("| `{id}` | {shown} |\n"));
+    }
+    (map, md)
+}
+
+async fn run(args: Args) -> Result<()> {
+    let loadavg_before = stats::loadavg();
+    let spawned = match &args.spawn_server {
+        Some(bin) => {
+            let s = SpawnedServer::start(bin, args.server_cpu.as_deref())?;
+            eprintln!("started convene (pid {}) at {}", s.pid(), s.base);
+            Some(s)
+        }
+        None => None,
+    };
+    let (base, key, pid) = match &spawned {
+        Some(s) => (s.base.clone(), s.api_key.clone(), Some(s.pid())),
+        None => (args.server.clone(), args.api_key.clone(), args.server_pid),
+    };
+    if key.is_empty() {
+        bail!("--api-key is required without --spawn-server");
+    }
+    let adapter = Convene::new(&base, &key)?;
+    let load = Load::new(adapter, args.threads, args.local_ip, pid)?;
+    let set = Settings {
+        warmup: Duration::from_secs_f64(args.warmup),
+        window: args.window,
+        ready_timeout: Duration::from_secs(30),
+        keyframe_interval: Duration::from_secs_f64(args.keyframe_interval),
+    };
+    let mut results = Map::new();
+    let mut ok = true;
+    for sc in args.scenario.split(',').map(str::trim) {
+        let r = match sc {
+            "s1" => scenarios::s1(&load, &set, args.s1_bitrate, &args.s1_steps).await,
+            "s2" => scenarios::s2(&load, &set, args.bitrate, &args.s2_sizes).await,
+            "s3" => {
+                scenarios::s3(
+                    &load,
+                    &set,
+                    args.bitrate,
+                    args.s3_speakers,
+                    args.s3_listeners,
+                )
+                .await
+            }
+            "s4" => scenarios::s4(&load, &set, args.bitrate, args.s4_joins).await,
+            other => bail!("unknown scenario {other}"),
+        };
+        match r {
+            Ok(v) => {
+                results.insert(sc.to_string(), v);
+            }
+            Err(e) => {
+                eprintln!("{sc} failed: {e:#}");
+                ok = false;
+                results.insert(sc.to_string(), json!({"error": format!("{e:#}")}));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let scenarios = Value::Object(results);
+    let mut headline = report::headline(&scenarios);
+    let mut micro = None;
+    if let Some(dir) = &args.criterion {
+        let (m, md) = criterion_results(dir);
+        if !m.is_empty() {
+            headline.extend(m);
+            micro = Some(md);
+        }
+    }
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    let command: Vec<String> = std::env::args().collect();
+    let mut run = json!({
+        "date": date.trim(),
+        "command": command.join(" "),
+        "machine": stats::machine(),
+        "loadavg_before": loadavg_before,
+        "loadavg_after": stats::loadavg(),
+        "server": {"spawned": spawned.is_some(), "pinned_cpu": args.server_cpu, "media_workers": 1},
+        "generator": {"pinned_cpu": args.generator_cpu, "media_threads": args.threads},
+        "scenarios": scenarios,
+    });
+    // Headline keys at the top level, as `convene.*` / `micro.*`.
+    if let Some(obj) = run.as_object_mut() {
+        obj.insert("headline".into(), Value::Object(headline.clone()));
+        for (k, v) in headline {
+            obj.insert(k, v);
+        }
+        if let Some(md) = micro {
+            obj.insert("micro".into(), Value::String(md));
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&run["headline"])?);
+    if let Some(dir) = &args.write_report {
+        report::write(dir, &run).with_context(|| format!("writing {}", dir.display()))?;
+        eprintln!("wrote {}/benchmarks.json and benchmarks.md", dir.display());
+    }
+    drop(load);
+    drop(spawned);
+    if args.strict {
+        // A degraded step is an outcome of S1, not a failure; an invalid one is.
+        let bad = |w: &Value| w["valid"] == false;
+        let any_bad = ["s1", "s2"].iter().any(|s| {
+            run["scenarios"][*s]["steps"]
+                .as_array()
+                .or(run["scenarios"][*s]["meetings"].as_array())
+                .is_some_and(|v| v.iter().any(bad))
+        }) || run["scenarios"]["s4"]["all_ready"] == false;
+        if !ok || any_bad {
+            bail!("strict: a scenario failed, degraded or was invalid");
+        }
+    }
+    if !ok {
+        bail!("a scenario failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,710 @@
+//! Media threads: each owns many str0m peers (one UDP socket each) and one
+//! mio poll; no tokio on this path. Signaling reaches a thread through its
+//! command channel and a waker.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::payload::{self, VideoShape};
+use crate::signaling::{SigIn, SigOut};
+use crate::stats;
+
+const WAKE: Token = Token(usize::MAX);
+
+/// What a publisher sends.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishCfg {
+    pub video: VideoShape,
+    pub audio: bool,
+}
+
+/// The phases of one join, from its start.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct JoinTimes {
+    pub ws_open_ms: f64,
+    pub joined_ms: f64,
+    pub sdp_done_ms: Option<f64>,
+    pub ice_connected_ms: Option<f64>,
+    pub dtls_done_ms: Option<f64>,
+    pub first_rtp_ms: Option<f64>,
+    pub first_keyframe_ms: Option<f64>,
+}
+
+pub struct NewPeer {
+    pub id: u64,
+    pub publish: Option<PublishCfg>,
+    pub out: UnboundedSender<SigOut>,
+    pub started: Instant,
+    pub ws_open: Duration,
+    pub joined: Duration,
+    pub local_ip: std::net::IpAddr,
+}
+
+pub enum Cmd {
+    Add(Box<NewPeer>),
+    Signal(u64, SigIn),
+    Remove(u64),
+    WindowStart,
+    WindowEnd,
+    Report(mpsc::Sender<ThreadReport>),
+}
+
+/// Per-peer state as reported.
+#[derive(Debug, Clone)]
+pub struct PeerState {
+    pub id: u64,
+    pub connected: bool,
+    pub dead: bool,
+    /// Incoming streams that delivered at least one packet.
+    pub rx_streams: usize,
+    /// Incoming video streams that delivered a keyframe.
+    pub rx_keyframes: usize,
+    pub join: JoinTimes,
+}
+
+/// One thread's figures for the last measurement window.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadReport {
+    /// Added latency of every stamped packet received in the window, µs.
+    pub latency_us: Vec<u32>,
+    /// Packets expected and missing (after the NACK window) in the window.
+    pub expected: u64,
+    pub lost: u64,
+    /// RTP packets and bytes received in the window (forwarded by the SFU).
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// RTP packets sent by publishers in the window.
+    pub tx_packets: u64,
+    /// CPU seconds of this thread in the window, and the window's length.
+    pub cpu_secs: f64,
+    pub window_secs: f64,
+    pub send_errors: u64,
+    pub peers: Vec<PeerState>,
+}
+
+/// A running media thread.
+#[derive(Clone)]
+pub struct MediaThread {
+    pub tx: mpsc::Sender<Cmd>,
+    waker: Arc<Waker>,
+}
+
+impl MediaThread {
+    pub fn start(index: usize) -> Result<MediaThread> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name(format!("media-{index}"))
+            .spawn(move || Worker::new(poll, rx).run())?;
+        Ok(MediaThread { tx, waker })
+    }
+
+    pub fn send(&self, cmd: Cmd) {
+        let _ = self.tx.send(cmd);
+        let _ = self.waker.wake();
+    }
+
+    /// Asks for a report and waits for it.
+    pub fn report(&self) -> ThreadReport {
+        let (tx, rx) = mpsc::channel();
+        self.send(Cmd::Report(tx));
+        rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default()
+    }
+}
+
+struct Publisher {
+    shape: VideoShape,
+    audio: Option<Mid>,
+    video: Mid,
+    audio_seq: u64,
+    video_seq: u64,
+    next_audio: Instant,
+    next_video: Instant,
+    frame: u64,
+    last_key: Option<Instant>,
+    force_key: bool,
+}
+
+/// Received sequence numbers of one incoming stream, as a bitmap.
+struct RxStream {
+    video: bool,
+    base: u64,
+    bits: Vec<u64>,
+    highest: u64,
+    win_start: Option<u64>,
+    win_end: Option<u64>,
+    keyframe: bool,
+}
+
+impl RxStream {
+    fn mark(&mut self, seq: u64) -> bool {
+        if seq < self.base {
+            return false;
+        }
+        let i = (seq - self.base) as usize;
+        if i / 64 >= self.bits.len() {
+            self.bits.resize(i / 64 + 1, 0);
+        }
+        let fresh = self.bits[i / 64] & (1 << (i % 64)) == 0;
+        self.bits[i / 64] |= 1 << (i % 64);
+        self.highest = self.highest.max(seq);
+        fresh
+    }
+
+    fn has(&self, seq: u64) -> bool {
+        let i = (seq - self.base) as usize;
+        self.bits
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+struct Peer {
+    id: u64,
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    out: UnboundedSender<SigOut>,
+    publish: Option<PublishCfg>,
+    publish_offered: bool,
+    pending: Option<SdpPendingOffer>,
+    publisher: Option<Publisher>,
+    connected: bool,
+    dead: bool,
+    timeout: Instant,
+    started: Instant,
+    join: JoinTimes,
+    rx: HashMap<Ssrc, RxStream>,
+    pts: Option<(Pt, Pt)>,
+}
+
+struct Worker {
+    poll: Poll,
+    cmds: mpsc::Receiver<Cmd>,
+    peers: Vec<Option<Peer>>,
+    by_id: HashMap<u64, usize>,
+    in_window: bool,
+    window_started: Option<(Instant, f64)>,
+    window_ended: Option<(Instant, f64)>,
+    latency_us: Vec<u32>,
+    rx_packets: u64,
+    rx_bytes: u64,
+    tx_packets: u64,
+    send_errors: u64,
+    buf: Vec<u8>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Worker {
+    fn new(poll: Poll, cmds: mpsc::Receiver<Cmd>) -> Worker {
+        Worker {
+            poll,
+            cmds,
+            peers: Vec::new(),
+            by_id: HashMap::new(),
+            in_window: false,
+            window_started: None,
+            window_ended: None,
+            latency_us: Vec::new(),
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            send_errors: 0,
+            buf: vec![0u8; 2048],
+        }
+    }
+
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            loop {
+                match self.cmds.try_recv() {
+                    Ok(c) => self.command(c),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => return,
+                }
+            }
+            let now = Instant::now();
+            let mut next = now + Duration::from_millis(100);
+            for slot in 0..self.peers.len() {
+                let Some(p) = self.peers[slot].as_mut() else {
+                    continue;
+                };
+                if p.dead {
+                    continue;
+                }
+                if p.timeout <= now {
+                    let _ = p.rtc.handle_input(Input::Timeout(now));
+                }
+                self.tx_packets += send_media(p, now);
+                self.drain(slot);
+                if let Some(p) = self.peers[slot].as_ref()
+                    && !p.dead
+                {
+                    next = next.min(p.timeout);
+                    if let Some(pb) = p.publisher.as_ref().filter(|_| p.connected) {
+                        next = next.min(pb.next_video);
+                        if pb.audio.is_some() {
+                            next = next.min(pb.next_audio);
+                        }
+                    }
+                }
+            }
+            let wait = next.saturating_duration_since(Instant::now());
+            if self.poll.poll(&mut events, Some(wait)).is_err() {
+                continue;
+            }
+            let ready: Vec<usize> = events
+                .iter()
+                .map(|e| e.token())
+                .filter(|t| *t != WAKE)
+                .map(|t| t.0)
+                .collect();
+            for slot in ready {
+                self.receive(slot);
+            }
+        }
+    }
+
+    fn receive(&mut self, slot: usize) {
+        loop {
+            let Some(p) = self.peers[slot].as_mut() else {
+                return;
+            };
+            let (n, from) = match p.socket.recv_from(&mut self.buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => return,
+            };
+            let now = Instant::now();
+            if let Ok(r) = Receive::new(Protocol::Udp, from, p.local, &self.buf[..n]) {
+                let _ = p.rtc.handle_input(Input::Receive(now, r));
+            }
+            self.drain(slot);
+        }
+    }
+
+    fn command(&mut self, c: Cmd) {
+        match c {
+            Cmd::Add(n) => {
+                if let Err(e) = self.add(*n) {
+                    eprintln!("peer setup failed: {e}");
+                }
+            }
+            Cmd::Signal(id, m) => {
+                if let Some(&slot) = self.by_id.get(&id) {
+                    self.signal(slot, m);
+                    self.drain(slot);
+                }
+            }
+            Cmd::Remove(id) => {
+                if let Some(slot) = self.by_id.remove(&id)
+                    && let Some(mut p) = self.peers[slot].take()
+                {
+                    let _ = p.out.send(SigOut::Leave);
+                    let _ = self.poll.registry().deregister(&mut p.socket);
+                }
+            }
+            Cmd::WindowStart => {
+                self.in_window = true;
+                self.latency_us.clear();
+                self.rx_packets = 0;
+                self.rx_bytes = 0;
+                self.tx_packets = 0;
+                self.window_started = Some((Instant::now(), stats::thread_cpu_secs()));
+                self.window_ended = None;
+                for p in self.peers.iter_mut().flatten() {
+                    for s in p.rx.values_mut() {
+                        s.win_start = Some(s.highest + 1);
+                        s.win_end = None;
+                    }
+                }
+            }
+            Cmd::WindowEnd => {
+                self.in_window = false;
+                self.window_ended = Some((Instant::now(), stats::thread_cpu_secs()));
+                for p in self.peers.iter_mut().flatten() {
+                    for s in p.rx.values_mut() {
+                        s.win_end = Some(s.highest);
+                    }
+                }
+            }
+            Cmd::Report(reply) => {
+                let _ = reply.send(self.report());
+            }
+        }
+    }
+
+    fn report(&self) -> ThreadReport {
+        let mut r = ThreadReport {
+            latency_us: self.latency_us.clone(),
+            rx_packets: self.rx_packets,
+            rx_bytes: self.rx_bytes,
+            tx_packets: self.tx_packets,
+            send_errors: self.send_errors,
+            ..Default::default()
+        };
+        if let (Some((t0, c0)), Some((t1, c1))) = (self.window_started, self.window_ended) {
+            r.cpu_secs = c1 - c0;
+            r.window_secs = (t1 - t0).as_secs_f64();
+        }
+        for p in self.peers.iter().flatten() {
+            for s in p.rx.values() {
+                if let (Some(a), Some(b)) = (s.win_start, s.win_end)
+                    && b >= a
+                {
+                    r.expected += b - a + 1;
+                    r.lost += (a..=b).filter(|q| !s.has(*q)).count() as u64;
+                }
+            }
+            r.peers.push(PeerState {
+                id: p.id,
+                connected: p.connected,
+                dead: p.dead,
+                rx_streams: p.rx.len(),
+                rx_keyframes: p.rx.values().filter(|s| s.video && s.keyframe).count(),
+                join: p.join.clone(),
+            });
+        }
+        r
+    }
+
+    fn add(&mut self, n: NewPeer) -> Result<()> {
+        let mut socket = UdpSocket::bind(SocketAddr::new(n.local_ip, 0))?;
+        let local = socket.local_addr()?;
+        let slot = match self.peers.iter().position(Option::is_none) {
+            Some(s) => s,
+            None => {
+                self.peers.push(None);
+                self.peers.len() - 1
+            }
+        };
+        self.poll
+            .registry()
+            .register(&mut socket, Token(slot), Interest::READABLE)?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .set_stats_interval(None)
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(local, "udp")?);
+        let peer = Peer {
+            id: n.id,
+            rtc,
+            socket,
+            local,
+            out: n.out,
+            publish: n.publish,
+            publish_offered: false,
+            pending: None,
+            publisher: None,
+            connected: false,
+            dead: false,
+            timeout: now,
+            started: n.started,
+            join: JoinTimes {
+                ws_open_ms: ms(n.ws_open),
+                joined_ms: ms(n.joined),
+                ..Default::default()
+            },
+            rx: HashMap::new(),
+            pts: None,
+        };
+        self.peers[slot] = Some(peer);
+        self.by_id.insert(n.id, slot);
+        self.maybe_offer(slot);
+        self.drain(slot);
+        Ok(())
+    }
+
+    /// A publisher offers its audio and video once nothing else is being negotiated.
+    fn maybe_offer(&mut self, slot: usize) {
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        let Some(cfg) = p.publish else { return };
+        if p.publish_offered || p.pending.is_some() {
+            return;
+        }
+        let mut change = p.rtc.sdp_api();
+        let audio = cfg
+            .audio
+            .then(|| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        if let Some((offer, pending)) = change.apply() {
+            p.pending = Some(pending);
+            p.publish_offered = true;
+            let now = Instant::now();
+            p.publisher = Some(Publisher {
+                shape: cfg.video,
+                audio,
+                video,
+                audio_seq: 1,
+                video_seq: 1,
+                next_audio: now,
+                next_video: now,
+                frame: 0,
+                last_key: None,
+                force_key: false,
+            });
+            let mut tracks = vec![(video.to_string(), "camera")];
+            if let Some(a) = audio {
+                tracks.insert(0, (a.to_string(), "microphone"));
+            }
+            let _ = p.out.send(SigOut::Offer(offer.to_sdp_string(), tracks));
+        }
+    }
+
+    fn signal(&mut self, slot: usize, m: SigIn) {
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        let elapsed = ms(p.started.elapsed());
+        match m {
+            SigIn::Offer(sdp) => {
+                // Polite peer: our own outstanding offer is dropped and made again.
+                if p.pending.take().is_some() {
+                    p.publish_offered = false;
+                    p.publisher = None;
+                }
+                let answer = SdpOffer::from_sdp_string(&sdp)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|o| p.rtc.sdp_api().accept_offer(o).map_err(Into::into));
+                match answer {
+                    Ok(a) => {
+                        let _ = p.out.send(SigOut::Answer(a.to_sdp_string()));
+                        if p.publish.is_none() {
+                            p.join.sdp_done_ms.get_or_insert(elapsed);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("peer {}: bad offer: {e}", p.id);
+                        p.dead = true;
+                    }
+                }
+                self.maybe_offer(slot);
+            }
+            SigIn::Answer(sdp) => {
+                if let Some(pending) = p.pending.take() {
+                    let r = SdpAnswer::from_sdp_string(&sdp)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|a| {
+                            p.rtc
+                                .sdp_api()
+                                .accept_answer(pending, a)
+                                .map_err(Into::into)
+                        });
+                    match r {
+                        Ok(()) => {
+                            p.join.sdp_done_ms.get_or_insert(elapsed);
+                        }
+                        Err(e) => {
+                            eprintln!("peer {}: bad answer: {e}", p.id);
+                            p.dead = true;
+                        }
+                    }
+                }
+            }
+            SigIn::OfferRejected(m) => {
+                eprintln!("peer {}: offer rejected: {m}", p.id);
+                p.pending = None;
+                p.publisher = None;
+                p.publish = None;
+            }
+            SigIn::Closed(why) => {
+                if !p.dead {
+                    eprintln!("peer {}: signaling closed: {why}", p.id);
+                }
+                p.dead = true;
+            }
+        }
+    }
+
+    /// Polls a peer until str0m wants time to pass.
+    fn drain(&mut self, slot: usize) {
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        if p.dead {
+            return;
+        }
+        loop {
+            match p.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    p.timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if p.socket.send_to(&t.contents, t.destination).is_err() {
+                        self.send_errors += 1;
+                    }
+                }
+                Ok(Output::Event(e)) => {
+                    let now = Instant::now();
+                    let elapsed = ms(now - p.started);
+                    match e {
+                        Event::IceConnectionStateChange(
+                            IceConnectionState::Connected | IceConnectionState::Completed,
+                        ) => {
+                            p.join.ice_connected_ms.get_or_insert(elapsed);
+                        }
+                        Event::Connected => {
+                            p.connected = true;
+                            if let Some(pb) = p.publisher.as_mut() {
+                                pb.next_audio = now;
+                                pb.next_video = now;
+                            }
+                            p.join.dtls_done_ms.get_or_insert(elapsed);
+                        }
+                        Event::KeyframeRequest(_) => {
+                            if let Some(pb) = p.publisher.as_mut() {
+                                pb.force_key = true;
+                            }
+                        }
+                        Event::RtpPacket(pkt) => {
+                            p.join.first_rtp_ms.get_or_insert(elapsed);
+                            let seq = *pkt.seq_no;
+                            let ssrc = pkt.header.ssrc;
+                            let s = p.rx.entry(ssrc).or_insert_with(|| {
+                                let mid = p.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+                                let video = mid
+                                    .and_then(|m| p.rtc.media(m).map(|m| m.kind()))
+                                    .is_some_and(|k| k == MediaKind::Video);
+                                RxStream {
+                                    video,
+                                    base: seq,
+                                    bits: Vec::new(),
+                                    highest: seq,
+                                    win_start: None,
+                                    win_end: None,
+                                    keyframe: false,
+                                }
+                            });
+                            if s.video && !s.keyframe && payload::is_keyframe(&pkt.payload) {
+                                s.keyframe = true;
+                                p.join.first_keyframe_ms.get_or_insert(elapsed);
+                            }
+                            let fresh = s.mark(seq);
+                            if self.in_window {
+                                if s.win_start.is_none() {
+                                    s.win_start = Some(seq);
+                                }
+                                self.rx_packets += 1;
+                                self.rx_bytes += pkt.payload.len() as u64;
+                                if fresh && let Some(sent) = payload::read_stamp(&pkt.payload) {
+                                    let lat = payload::stamp(now).saturating_sub(sent);
+                                    self.latency_us.push(lat.min(u64::from(u32::MAX)) as u32);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Err(e) => {
+                    eprintln!("peer {}: rtc error: {e}", p.id);
+                    p.dead = true;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn payload_types(rtc: &Rtc) -> Option<(Pt, Pt)> {
+    use str0m::format::Codec;
+    let find = |c: Codec| {
+        rtc.codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == c)
+            .map(|p| p.pt())
+    };
+    Some((find(Codec::Opus)?, find(Codec::Vp8)?))
+}
+
+/// Writes the audio and video due at `now`; returns the packets written.
+fn send_media(p: &mut Peer, now: Instant) -> u64 {
+    if !p.connected || p.pending.is_some() {
+        return 0;
+    }
+    let Some(pb) = p.publisher.as_mut() else {
+        return 0;
+    };
+    if p.pts.is_none() {
+        p.pts = payload_types(&p.rtc);
+    }
+    let Some((opus, vp8)) = p.pts else { return 0 };
+    let mut sent = 0;
+    if let Some(audio) = pb.audio {
+        while pb.next_audio <= now {
+            let ts = (pb.audio_seq * 960) as u32;
+            if let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(audio, None) {
+                tx.write_rtp(RtpWrite::new(
+                    opus,
+                    SeqNo::from(pb.audio_seq),
+                    ts,
+                    now,
+                    payload::opus_packet(now),
+                ));
+                sent += 1;
+            }
+            pb.audio_seq += 1;
+            pb.next_audio += payload::OPUS_INTERVAL;
+        }
+    }
+    while pb.next_video <= now {
+        let key = pb.force_key
+            || pb
+                .last_key
+                .is_none_or(|t| now.saturating_duration_since(t) >= pb.shape.keyframe_interval);
+        if key {
+            pb.last_key = Some(now);
+            pb.force_key = false;
+        }
+        let ts = (pb.frame * 90_000 / u64::from(pb.shape.fps.max(1))) as u32;
+        let packets = pb.shape.frame(key, pb.frame as u16, now);
+        let last = packets.len().saturating_sub(1);
+        for (i, payload) in packets.into_iter().enumerate() {
+            if let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(pb.video, None) {
+                tx.write_rtp(
+                    RtpWrite::new(vp8, SeqNo::from(pb.video_seq), ts, now, payload)
+                        .marker(i == last)
+                        .nackable(true),
+                );
+                sent += 1;
+            }
+            pb.video_seq += 1;
+        }
+        pb.frame += 1;
+        pb.next_video += pb.shape.frame_interval();
+        // Behind by more than a second (e.g. a stall): skip rather than burst.
+        if now.saturating_duration_since(pb.next_video) > Duration::from_secs(1) {
+            pb.next_video = now;
+        }
+    }
+    if now.saturating_duration_since(pb.next_audio) > Duration::from_secs(1) {
+        pb.next_audio = now;
+    }
+    sent
+}

@@ -1,0 +1,69 @@
+//! End-to-end smoke run of `convene-load` against the real server (about
+//! 30 s). Ignored by default, so `cargo test --workspace` stays fast:
+//!
+//! ```sh
+//! cargo build -p convene-server            # same profile as the test
+//! cargo test -p convene-benches --test smoke -- --ignored
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+#[test]
+#[ignore = "starts the real server and ~20 WebRTC peers; run with --ignored"]
+fn small_s1_and_s4_run_cleanly() {
+    let load = PathBuf::from(env!("CARGO_BIN_EXE_convene-load"));
+    // The server binary of the same profile, next to ours.
+    let server = std::env::var_os("CONVENE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| load.with_file_name("convene"));
+    assert!(
+        server.exists(),
+        "{} missing: build convene-server with the same profile (or set CONVENE_BIN)",
+        server.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&load)
+        .arg("--spawn-server")
+        .arg(&server)
+        .args([
+            "--scenario",
+            "s1,s4",
+            "--s1-steps",
+            "1,3",
+            "--s4-joins",
+            "8",
+        ])
+        .args([
+            "--s1-bitrate",
+            "500000",
+            "--window",
+            "2",
+            "--warmup",
+            "1",
+            "--strict",
+        ])
+        .arg("--write-report")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "convene-load failed:\n{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("benchmarks.json")).unwrap())
+            .unwrap();
+    let steps = json["scenarios"]["s1"]["steps"].as_array().unwrap();
+    assert!(!steps.is_empty(), "{stderr}");
+    // Subscribers received media, and its latency was measured.
+    assert!(steps[0]["rx_pps"].as_f64().unwrap() > 50.0, "{stderr}");
+    assert!(steps[0]["latency_p50_us"].as_u64().is_some(), "{stderr}");
+    assert_eq!(json["scenarios"]["s4"]["all_ready"], true, "{stderr}");
+    assert!(json["convene.join_p50_ms"].as_f64().is_some(), "{stderr}");
+    assert!(
+        std::fs::read_to_string(dir.path().join("benchmarks.md"))
+            .unwrap()
+            .contains("## S4")
+    );
+}
