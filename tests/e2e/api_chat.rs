@@ -19,11 +19,13 @@ pub async fn room(api: &Api, friendly_url: &str) -> Value {
         .body
 }
 
-/// Waits until the room has no live session (after everyone left).
+/// Waits until the room has no live session (after everyone left and the
+/// room ended the session).
 pub async fn wait_not_live(api: &Api, room: &str) {
     for _ in 0..100 {
-        let r = api.get(&format!("/api/v1/rooms/{room}/live/count")).await;
-        if r.body["live_participants"] == 0 {
+        // The session itself has ended (not only its participants left).
+        let r = api.get(&format!("/api/v1/rooms/{room}/live")).await;
+        if r.status == 200 && r.body["session_id"].is_null() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
