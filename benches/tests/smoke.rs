@@ -1,9 +1,12 @@
 //! End-to-end smoke run of `convene-load` against the real server (about
-//! 30 s). Ignored by default, so `cargo test --workspace` stays fast:
+//! 10-30 s): the generator joins peers, media flows, reports are written.
+//! It checks function, not speed (no `--strict`: whether a window was
+//! valid depends on the machine's load). Needs the `convene` binary of the
+//! same profile (`scripts/test.sh` builds it first):
 //!
 //! ```sh
-//! cargo build -p convene-server            # same profile as the test
-//! cargo test -p convene-benches --test smoke -- --ignored
+//! cargo build -p convene-server
+//! cargo test -p convene-benches --test smoke
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +15,6 @@ use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
-#[ignore = "starts the real server and ~20 WebRTC peers; run with --ignored"]
 fn small_s1_and_s4_run_cleanly() {
     let load = PathBuf::from(env!("CARGO_BIN_EXE_convene-load"));
     // The server binary of the same profile, next to ours.
@@ -43,7 +45,6 @@ fn small_s1_and_s4_run_cleanly() {
             "2",
             "--warmup",
             "1",
-            "--strict",
         ])
         .arg("--write-report")
         .arg(dir.path())
