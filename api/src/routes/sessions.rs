@@ -568,6 +568,18 @@ pub async fn lower_hand(
     hand(&state, &team, &room, &participant, false).await
 }
 
+/// Deletes a session's rows of a later feature's table (whatever exists).
+async fn delete_later_rows(
+    state: &ApiState,
+    team: &Team,
+    session: &str,
+    table: &str,
+) -> ApiResult<StatusCode> {
+    let s = find_session(state, team, session).await?;
+    state.db.delete_session_rows(table, &s.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Delete the session's recordings (none exist before the recording feature).
 #[utoipa::path(delete, path = "/api/v1/sessions/{session}/recordings", tag = "sessions",
     params(("session" = String, Path)),
@@ -577,9 +589,7 @@ pub async fn delete_session_recordings(
     team: Team,
     Path(session): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let s = find_session(&state, &team, &session).await?;
-    state.db.delete_session_rows("recordings", &s.id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_later_rows(&state, &team, &session, "recordings").await
 }
 
 /// Delete the session's transcripts.
@@ -591,9 +601,7 @@ pub async fn delete_session_transcripts(
     team: Team,
     Path(session): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let s = find_session(&state, &team, &session).await?;
-    state.db.delete_session_rows("transcripts", &s.id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_later_rows(&state, &team, &session, "transcripts").await
 }
 
 /// Delete the session's AI summaries.
@@ -605,9 +613,7 @@ pub async fn delete_session_summaries(
     team: Team,
     Path(session): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let s = find_session(&state, &team, &session).await?;
-    state.db.delete_session_rows("summaries", &s.id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_later_rows(&state, &team, &session, "summaries").await
 }
 
 /// Hard-delete everything stored for a session; with `delete_history`
