@@ -38,14 +38,7 @@ fn small_s1_and_s4_run_cleanly() {
             "--s4-joins",
             "8",
         ])
-        .args([
-            "--s1-bitrate",
-            "500000",
-            "--window",
-            "2",
-            "--warmup",
-            "1",
-        ])
+        .args(["--s1-bitrate", "500000", "--window", "2", "--warmup", "1"])
         .arg("--write-report")
         .arg(dir.path())
         .output()
