@@ -59,6 +59,7 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
+    wrap: Vec<String>,
     capture_log: bool,
     pub log_path: PathBuf,
     pub client: reqwest::Client,
@@ -75,6 +76,9 @@ pub struct Options {
     /// Write the server's stderr (logs) to `<tmp>/server.log` instead of the
     /// test's stderr.
     pub capture_log: bool,
+    /// A command the server is started through (e.g. `unshare -m sh -c ...`
+    /// to give it a small tmpfs); the binary and its arguments follow it.
+    pub wrap: Vec<String>,
 }
 
 impl Server {
@@ -97,6 +101,7 @@ impl Server {
             _tmp: Some(tmp),
             extra_args: opts.args,
             extra_env: env,
+            wrap: opts.wrap,
             capture_log: opts.capture_log,
             log_path: tmp_path.join("server.log"),
             client: reqwest::Client::builder()
@@ -110,7 +115,14 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(binary("convene"));
+        let mut cmd = match self.wrap.split_first() {
+            None => Command::new(binary("convene")),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary("convene"));
+                c
+            }
+        };
         cmd.arg("serve")
             .arg("--http-addr")
             .arg("127.0.0.1:0")
@@ -128,6 +140,8 @@ impl Server {
                 std::env::var("CONVENE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .env_remove("CONVENE_API_KEY")
+            // Test machines' disks may be small; tests that need the floor set it.
+            .env("CONVENE_RECORDINGS_MIN_FREE_MB", "16")
             .stdout(Stdio::piped())
             .stderr(if self.capture_log {
                 Stdio::from(

@@ -27,6 +27,8 @@ export class Collab {
     this.settings = {};
     /** [{participant_id, position, raised_at}] in queue order. */
     this.hands = [];
+    /** The running recording ({id, started_at, started_by}) or null. */
+    this.recording = null;
     this.tab = 'chat';
     this.chat = new Chat({ send, onNew: () => this.unread('chat') });
     this.qa = new QA({ send });
@@ -36,6 +38,8 @@ export class Collab {
     }
     $('ctl-hand').addEventListener('click', () => (this.myHand() ? this.lowerHand() : this.raiseHand()));
     $('ctl-panel').addEventListener('click', () => this.togglePanel());
+    $('ctl-record').addEventListener('click', () => (this.recording ? this.stopRecording() : this.startRecording()));
+    $('ctl-bookmark').addEventListener('click', () => this.bookmark(''));
     $('ctl-reactions').replaceChildren(
       ...REACTIONS.map((e) =>
         h('button', { type: 'button', class: 'reaction-btn', title: `React ${e}`, dataset: { emoji: e }, onclick: () => this.react(e) }, e),
@@ -63,6 +67,7 @@ export class Collab {
     $('ctl-hand').hidden = !(on('raise_hand_enabled') && may('raise_hand'));
     $('ctl-reactions').hidden = !(on('room_reactions_enabled') && may('emoji_reactions'));
     this.renderHand();
+    this.renderRecording();
   }
 
   /** Handles a collaboration event; false when `m` is not one. */
@@ -73,6 +78,18 @@ export class Collab {
         this.qa.reset(m.questions);
         this.polls.reset(m.polls, m.quizzes);
         this.setHands(m.hands);
+        this.setRecording(m.recording || null);
+        return true;
+      case 'recording_started':
+        this.setRecording(m.recording);
+        this.notify('Recording started');
+        return true;
+      case 'recording_stopped':
+        this.setRecording(null);
+        this.notify(m.reason === 'insufficient_storage' ? 'Recording stopped: the server is out of disk space' : 'Recording stopped');
+        return true;
+      case 'recording_bookmarked':
+        this.notify(`Bookmark added: ${m.bookmark.name}`);
         return true;
       case 'chat_message':
         this.chat.add(m.message, m.private);
@@ -147,6 +164,35 @@ export class Collab {
     b.textContent = pos ? `Lower hand (#${pos})` : 'Raise hand';
     b.setAttribute('aria-pressed', pos ? 'true' : 'false');
     b.classList.toggle('raised', Boolean(pos));
+  }
+
+  // ---- recording ---------------------------------------------------------------
+
+  setRecording(rec) {
+    this.recording = rec && rec.id ? rec : null;
+    this.renderRecording();
+  }
+
+  startRecording() {
+    return this.send({ type: 'recording_start' });
+  }
+
+  stopRecording() {
+    return this.send({ type: 'recording_stop' });
+  }
+
+  bookmark(name) {
+    return this.send({ type: 'recording_bookmark', name: String(name || '') });
+  }
+
+  renderRecording() {
+    const may = this.permissions.recording === true && this.settings.recordings_enabled === true;
+    $('recording-indicator').hidden = !this.recording;
+    const b = $('ctl-record');
+    b.hidden = !may;
+    b.textContent = this.recording ? 'Stop recording' : 'Record';
+    b.setAttribute('aria-pressed', this.recording ? 'true' : 'false');
+    $('ctl-bookmark').hidden = !(may && this.recording);
   }
 
   // ---- the side panel --------------------------------------------------------

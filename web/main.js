@@ -851,6 +851,13 @@ window.convene = {
   reactChat: (messageId, emoji) => app.collab.chat.react(messageId, emoji),
   chatReactions: () => app.collab.chat.reactions,
   raiseHand: () => app.collab.raiseHand(),
+  /** The running recording ({id, started_at, started_by}) or null. */
+  get recording() {
+    return app.collab.recording;
+  },
+  startRecording: () => app.collab.startRecording(),
+  stopRecording: () => app.collab.stopRecording(),
+  bookmark: (name) => app.collab.bookmark(name),
   lowerHand: (id) => app.collab.lowerHand(id),
   react: (emoji) => app.collab.react(emoji),
   votePoll: (pollId, optionIds) => app.collab.polls.vote(pollId, optionIds),

@@ -208,6 +208,38 @@ fn multipart_file(body: &[u8], boundary: &str) -> Result<Vec<u8>, ApiError> {
     })
 }
 
+/// Removes the directories under `recordings_dir` whose recording no longer
+/// exists in the database (after deletes, and at startup). Only names that
+/// are UUIDs are considered, so nothing else in the directory is touched.
+pub async fn sweep_recordings(
+    db: &crate::Db,
+    recordings_dir: &std::path::Path,
+) -> Result<usize, String> {
+    let ids: std::collections::HashSet<String> = db
+        .recording_ids()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    let mut removed = 0;
+    let mut entries = match tokio::fs::read_dir(recordings_dir).await {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.to_string()),
+    };
+    while let Some(entry) = entries.next_entry().await.map_err(|e| e.to_string())? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if uuid::Uuid::parse_str(&name).is_err() || ids.contains(&name) {
+            continue;
+        }
+        let is_dir = entry.file_type().await.map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir && tokio::fs::remove_dir_all(entry.path()).await.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

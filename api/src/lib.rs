@@ -46,6 +46,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Webhook delivery and the SSRF guard.
     pub webhooks: webhooks::WebhookConfig,
+    /// Where recordings are written (`<recordings-dir>/<recording id>/`).
+    pub recordings_dir: std::path::PathBuf,
 }
 
 impl ApiConfig {
@@ -166,7 +168,24 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(routes::sessions::participant_sessions))
         .routes(routes!(routes::sessions::raise_hand))
         .routes(routes!(routes::sessions::lower_hand))
-        .routes(routes!(routes::sessions::delete_session_recordings))
+        .routes(routes!(routes::recordings::delete_session_recordings))
+        .routes(routes!(routes::recordings::list_recordings))
+        .routes(routes!(routes::recordings::list_archived))
+        .routes(routes!(
+            routes::recordings::get_recording,
+            routes::recordings::delete_recording
+        ))
+        .routes(routes!(routes::recordings::download_link))
+        .routes(routes!(routes::recordings::list_bookmarks))
+        .routes(routes!(routes::recordings::archive_recording))
+        .routes(routes!(routes::recordings::unarchive_recording))
+        .routes(routes!(routes::recordings::delete_room_recordings))
+        .routes(routes!(routes::recordings::start_recording))
+        .routes(routes!(routes::recordings::stop_recording))
+        .routes(routes!(
+            routes::recordings::eyeson_start,
+            routes::recordings::eyeson_stop
+        ))
         .routes(routes!(routes::sessions::delete_session_transcripts))
         .routes(routes!(routes::sessions::delete_session_summaries))
         .routes(routes!(routes::sessions::delete_session_resources))
@@ -264,6 +283,23 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                 .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 JSON")),
         ),
     );
+    doc.paths.paths.insert(
+        "/api/v1/recordings/{recording}/media".into(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some(
+                    "A signed download link (from .../download): the composite MP4, or the \
+                     track file `file`; no other authentication; Range requests supported",
+                ))
+                .response("200", utoipa::openapi::Response::new("The file"))
+                .response("206", utoipa::openapi::Response::new("Part of the file"))
+                .response(
+                    "403",
+                    utoipa::openapi::Response::new("Invalid or expired link"),
+                ),
+        ),
+    );
     doc
 }
 
@@ -286,6 +322,10 @@ pub fn router(state: ApiState) -> Router {
                 let doc = doc.clone();
                 async move { Json(doc.as_ref().clone()) }
             }),
+        )
+        .route(
+            "/api/v1/recordings/{recording}/media",
+            get(routes::recordings::serve_media).with_state(state.clone()),
         )
         .route("/health", get(health).with_state(state))
         .layer(DefaultBodyLimit::max(max_body))

@@ -32,6 +32,32 @@ pub trait LiveRooms: Send + Sync + Debug {
     fn media(&self, _room_id: &str) -> Option<LiveMedia> {
         None
     }
+
+    /// Starts or stops the recording of the room's live session. `None`
+    /// when no session is live in this process; otherwise the answer
+    /// arrives on the receiver: the recording's id, or a refusal.
+    fn recording(
+        &self,
+        _room_id: &str,
+        _action: RecordingAction,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<String, RecordingRefusal>>> {
+        None
+    }
+}
+
+/// What REST asks of a room's recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingAction {
+    Start,
+    Stop,
+}
+
+/// Why a recording could not be started or stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingRefusal {
+    /// `CONFLICT`, `FORBIDDEN` or `INSUFFICIENT_STORAGE`.
+    pub code: &'static str,
+    pub message: String,
 }
 
 /// Media counted through the SFU for one room.

@@ -15,8 +15,10 @@
 pub mod audio_level;
 pub mod av1;
 mod codec;
+pub mod depacketize;
 mod error;
 pub mod h264;
+pub mod mkv;
 pub mod opus;
 mod reader;
 pub mod vp8;

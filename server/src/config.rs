@@ -103,6 +103,19 @@ pub struct ServeArgs {
     pub metrics_addr: Option<SocketAddr>,
     /// Allow webhook endpoints on loopback, private (RFC 1918, ULA),
     /// link-local, CGNAT and other non-public addresses (refused otherwise).
+    /// Where recordings are written (default: <data-dir>/recordings).
+    #[arg(long, env = "CONVENE_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
+
+    /// Recording refuses to start, and a running one stops cleanly, when
+    /// free space where recordings are written falls below this (MiB).
+    #[arg(long, env = "CONVENE_RECORDINGS_MIN_FREE_MB", default_value_t = 1024)]
+    pub recordings_min_free_mb: u64,
+
+    /// The ffmpeg that makes composite MP4s of recordings.
+    #[arg(long, env = "CONVENE_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+
     #[arg(long, env = "CONVENE_WEBHOOKS_ALLOW_PRIVATE")]
     pub webhooks_allow_private: bool,
     /// Wait before the second webhook attempt, in ms; doubles per attempt.

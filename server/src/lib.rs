@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod recording;
 pub mod rtc;
 pub mod signaling;
 pub mod web;
@@ -152,6 +153,10 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         println!("  developer key: {}", default.team.developer_key);
         println!("(shown once; `convene key show` prints it again)");
     }
+    let recordings_dir = args
+        .recordings_dir
+        .clone()
+        .unwrap_or_else(|| common.data_dir.join("recordings"));
     let config = ApiConfig {
         public_url: common.public_url.trim_end_matches('/').to_string(),
         rate_limit_per_minute: args.rate_limit_per_minute,
@@ -163,6 +168,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
             ..Default::default()
         },
+        recordings_dir: recordings_dir.clone(),
     };
     let stale = db.close_stale_sessions().await?;
     if stale > 0 {
@@ -197,7 +203,20 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             )
         })?,
     );
-    let sig = Signaling::new(db.clone(), media.clone());
+    let (recordings, recording_tasks) = recording::Recordings::new(
+        db.clone(),
+        recording::RecordingConfig {
+            dir: recordings_dir,
+            min_free_bytes: args.recordings_min_free_mb.saturating_mul(1 << 20),
+            ffmpeg: args.ffmpeg.clone(),
+        },
+    );
+    let sig = Signaling::new(db.clone(), media.clone(), recordings.clone());
+    recordings.spawn_tasks(Arc::downgrade(&sig), recording_tasks);
+    recordings
+        .recover()
+        .await
+        .context("recovering recordings from an earlier run")?;
     let state = state.with_live(sig.clone());
     tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {
@@ -248,7 +267,11 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     };
     serve(listener, app(state, sig, main_metrics), shutdown).await?;
     let m = media.clone();
-    let _ = tokio::task::spawn_blocking(move || m.stop()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        m.stop();
+        recordings.join_threads();
+    })
+    .await;
     db.close().await;
     tracing::info!("convene stopped");
     Ok(())

@@ -11,13 +11,13 @@ use serde_json::{Value, json};
 
 /// Media must arrive within this long of both peers having joined.
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(15);
-const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One browser test at a time: two Chromiums per test already fill the two
 /// cores of a CI machine, and the other tests' timing must not suffer.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn server() -> (Server, LogOnFailure) {
+pub(crate) fn server() -> (Server, LogOnFailure) {
     assert_isolated_network();
     let s = Server::start_with(Options {
         capture_log: true,
@@ -29,7 +29,7 @@ fn server() -> (Server, LogOnFailure) {
 }
 
 /// Prints the end of the server's log when the test fails (drop it before the server).
-struct LogOnFailure(std::path::PathBuf);
+pub(crate) struct LogOnFailure(pub(crate) std::path::PathBuf);
 
 impl Drop for LogOnFailure {
     fn drop(&mut self) {
@@ -46,7 +46,7 @@ impl Drop for LogOnFailure {
     }
 }
 
-async fn token(s: &Server, room: &str, name: &str, role: &str) -> String {
+pub(crate) async fn token(s: &Server, room: &str, name: &str, role: &str) -> String {
     s.api()
         .post(
             &format!("/api/v1/rooms/{room}/token"),
@@ -60,7 +60,7 @@ async fn token(s: &Server, room: &str, name: &str, role: &str) -> String {
         .to_string()
 }
 
-async fn wait_state(page: &Page, state: &str) {
+pub(crate) async fn wait_state(page: &Page, state: &str) {
     page.wait_for(
         &format!("window.convene && window.convene.state === '{state}'"),
         JOIN_TIMEOUT,
@@ -77,7 +77,7 @@ async fn wait_media(page: &Page) -> Value {
 }
 
 /// Waits until both pages decode each other's media; on failure, reports both.
-async fn wait_media_both(a: &Page, b: &Page) -> (Value, Value) {
+pub(crate) async fn wait_media_both(a: &Page, b: &Page) -> (Value, Value) {
     let (ra, rb) = tokio::join!(
         a.try_wait_for(MEDIA_FLOWS, MEDIA_TIMEOUT),
         b.try_wait_for(MEDIA_FLOWS, MEDIA_TIMEOUT)

@@ -20,5 +20,6 @@ mod browser;
 mod collab_live;
 mod media;
 mod openapi;
+mod recording;
 mod server;
 mod webhooks;

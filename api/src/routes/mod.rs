@@ -7,6 +7,7 @@ pub mod messages;
 pub mod polls;
 pub mod questions;
 pub mod quizzes;
+pub mod recordings;
 pub mod roles;
 pub mod rooms;
 pub mod sessions;

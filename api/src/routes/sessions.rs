@@ -580,18 +580,6 @@ async fn delete_later_rows(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Delete the session's recordings (none exist before the recording feature).
-#[utoipa::path(delete, path = "/api/v1/sessions/{session}/recordings", tag = "sessions",
-    params(("session" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_session_recordings(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(session): Path<String>,
-) -> ApiResult<StatusCode> {
-    delete_later_rows(&state, &team, &session, "recordings").await
-}
-
 /// Delete the session's transcripts.
 #[utoipa::path(delete, path = "/api/v1/sessions/{session}/transcripts", tag = "sessions",
     params(("session" = String, Path)),

@@ -9,6 +9,7 @@ pub mod chat;
 pub mod polls;
 pub mod questions;
 pub mod quizzes;
+pub mod recordings;
 pub mod roles;
 pub mod rooms;
 pub mod session_data;

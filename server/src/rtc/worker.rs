@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::sdp_scan;
 use super::udp::{DATAGRAM_CAPACITY, Datagram};
 use super::{MediaCounters, MediaEvent};
+use crate::recording::recorder::{RecEvent, RecPacket, RecorderSink};
 use crate::signaling::wire::{OfferTrack, OfferedTrack, ServerMsg, Source, TrackInfo};
 use convene_sfu::{
     Allocator, Decision, Forwarder, KeyframeLimiter, Kind, Layer, Packet, RateMeter,
@@ -84,6 +85,15 @@ pub enum Command {
     RoomTracks {
         room_id: String,
         reply: oneshot::Sender<HashMap<String, Vec<TrackInfo>>>,
+    },
+    /// Feed every track of the room to a recorder from now on.
+    StartRecording {
+        room_id: String,
+        sink: Box<RecorderSink>,
+    },
+    /// Stop feeding the room's recorder (it then closes its files).
+    StopRecording {
+        room_id: String,
     },
 }
 
@@ -208,6 +218,41 @@ struct Room {
     peers: Vec<usize>,
     tracks: HashMap<u64, Track>,
     speakers: SpeakerDetector<String>,
+    recorder: Option<RoomRecorder>,
+}
+
+/// The room's recorder, fed like one more subscriber: a forwarder per
+/// track (highest simulcast layer, continuous sequence numbers) in front of
+/// the recorder's bounded queue. A full queue drops; forwarding never waits.
+struct RoomRecorder {
+    sink: Box<RecorderSink>,
+    forwarders: HashMap<u64, Forwarder>,
+}
+
+impl RoomRecorder {
+    fn track(&self, t: &Track) {
+        self.sink.offer(RecEvent::Track {
+            key: t.key,
+            participant_id: t.participant_id.clone(),
+            source: t.source,
+        });
+    }
+}
+
+/// The sender's capture time of a packet, from its stream's latest RTCP
+/// sender report.
+fn capture_time(pkt: &RtpPacket, clock_rate: u32) -> Option<std::time::SystemTime> {
+    let si = pkt.last_sender_info?;
+    let diff = pkt
+        .header
+        .timestamp
+        .wrapping_sub(si.rtp_time.numer() as u32) as i32;
+    let d = Duration::from_secs_f64(f64::from(diff.unsigned_abs()) / f64::from(clock_rate));
+    if diff >= 0 {
+        si.ntp_time.checked_add(d)
+    } else {
+        si.ntp_time.checked_sub(d)
+    }
 }
 
 pub struct Worker {
@@ -650,6 +695,9 @@ impl Worker {
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
+        if let Some(rec) = room.recorder.as_ref() {
+            rec.track(&track);
+        }
         room.tracks.insert(key, track);
         let others: Vec<usize> = room.peers.iter().copied().filter(|&s| s != slot).collect();
         self.broadcast(&room_id, Some(slot), || ServerMsg::TrackPublished {
@@ -680,6 +728,10 @@ impl Worker {
         let Some(track) = room.tracks.remove(&key) else {
             return;
         };
+        if let Some(rec) = room.recorder.as_mut() {
+            rec.forwarders.remove(&key);
+            rec.sink.offer(RecEvent::TrackEnded { key });
+        }
         self.counters
             .tracks
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -706,6 +758,29 @@ impl Worker {
             if s != track.publisher {
                 self.renegotiate(s);
             }
+        }
+    }
+
+    fn start_recording(&mut self, room_id: &str, sink: Box<RecorderSink>) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            tracing::warn!(room = %room_id, "recording asked of a room this worker does not hold");
+            return;
+        };
+        let rec = RoomRecorder {
+            sink,
+            forwarders: HashMap::new(),
+        };
+        let mut video = Vec::new();
+        for t in room.tracks.values() {
+            rec.track(t);
+            if t.kind == MediaKind::Video {
+                video.push(t.key);
+            }
+        }
+        room.recorder = Some(rec);
+        let now = Instant::now();
+        for key in video {
+            self.request_keyframe(room_id, key, KeyframeRequestKind::Pli, now, true);
         }
     }
 
@@ -752,6 +827,12 @@ impl Worker {
                 muted,
                 by,
             } => self.mute(&participant_id, source, muted, by),
+            Command::StartRecording { room_id, sink } => self.start_recording(&room_id, sink),
+            Command::StopRecording { room_id } => {
+                if let Some(room) = self.rooms.get_mut(room_id.as_str()) {
+                    room.recorder = None;
+                }
+            }
             Command::RoomTracks { room_id, reply } => {
                 let mut out: HashMap<String, Vec<TrackInfo>> = HashMap::new();
                 if let Some(room) = self.rooms.get(room_id.as_str()) {
@@ -1293,6 +1374,15 @@ impl Worker {
     fn housekeeping(&mut self, now: Instant) {
         let mut due = std::mem::take(&mut self.scratch_keyframes);
         for room in self.rooms.values_mut() {
+            if let Some(rec) = room.recorder.as_ref() {
+                while let Ok(key) = rec.sink.keyframes.try_recv() {
+                    if let Some(t) = room.tracks.get_mut(&key)
+                        && t.keyframes.request(now)
+                    {
+                        due.push((t.publisher, t.mid, t.simulcast));
+                    }
+                }
+            }
             for t in room.tracks.values_mut() {
                 if t.keyframes.poll(now) {
                     due.push((t.publisher, t.mid, t.simulcast));
@@ -1492,6 +1582,32 @@ impl Worker {
         };
         let nackable = track.kind == MediaKind::Video;
         let mut need_keyframe = false;
+        if let Some(rec) = room.recorder.as_mut() {
+            let kind = if track.kind == MediaKind::Audio {
+                Kind::Audio
+            } else {
+                Kind::Video
+            };
+            let fwd = rec
+                .forwarders
+                .entry(key)
+                .or_insert_with(|| Forwarder::new(kind));
+            if let (Decision::Forward { seq, ts }, Some(codec)) =
+                (fwd.decide(&view), media_codec(codec))
+            {
+                rec.sink.offer(RecEvent::Packet(RecPacket {
+                    key,
+                    codec,
+                    seq,
+                    ts,
+                    marker: pkt.header.marker,
+                    payload: pkt.payload.clone(),
+                    arrival: now,
+                    capture: capture_time(pkt, view.clock_rate),
+                }));
+            }
+            need_keyframe |= fwd.take_keyframe_request();
+        }
         for &s in &room.peers {
             if s == slot {
                 continue;
@@ -1576,6 +1692,11 @@ impl Worker {
                 Some((p.participant_id.clone(), avg))
             });
             if let Some(speakers) = room.speakers.tick(levels) {
+                if let (Some(rec), Some(first)) = (room.recorder.as_ref(), speakers.first()) {
+                    rec.sink.offer(RecEvent::Speaker {
+                        participant_id: first.clone(),
+                    });
+                }
                 for &s in &room.peers {
                     if let Some(p) = self.peers[s].as_ref() {
                         p.send(
@@ -1589,6 +1710,18 @@ impl Worker {
             }
         }
     }
+}
+
+/// The codec as the media crate names it (`None` for codecs not recorded).
+fn media_codec(c: Codec) -> Option<convene_media::Codec> {
+    Some(match c {
+        Codec::Opus => convene_media::Codec::Opus,
+        Codec::Vp8 => convene_media::Codec::Vp8,
+        Codec::Vp9 => convene_media::Codec::Vp9,
+        Codec::H264 => convene_media::Codec::H264,
+        Codec::Av1 => convene_media::Codec::Av1,
+        _ => return None,
+    })
 }
 
 /// Whether an RTP payload starts a keyframe.

@@ -111,6 +111,12 @@ pub enum CollabMsg {
         question_id: String,
         choice_ids: Vec<String>,
     },
+    RecordingStart,
+    RecordingStop,
+    RecordingBookmark {
+        #[serde(default)]
+        name: Option<String>,
+    },
 }
 
 fn yes() -> bool {
@@ -277,6 +283,15 @@ impl RoomActor {
             .author(from)
             .ok_or_else(|| refuse("FORBIDDEN", "you are not in this room"))?;
         match msg {
+            CollabMsg::RecordingStart => {
+                self.recording_control(convene_api::live::RecordingAction::Start, Some(from))
+                    .await?;
+            }
+            CollabMsg::RecordingStop => {
+                self.recording_control(convene_api::live::RecordingAction::Stop, Some(from))
+                    .await?;
+            }
+            CollabMsg::RecordingBookmark { name } => self.bookmark(from, name).await?,
             CollabMsg::Chat {
                 message,
                 recipient_id,
@@ -782,6 +797,7 @@ impl RoomActor {
         }
         json!({"type": "collab_state", "chat": chat,
                "chat_reactions": self.all_chat_reactions(), "questions": questions,
-               "polls": polls, "quizzes": quizzes, "hands": self.hands_json()})
+               "polls": polls, "quizzes": quizzes, "hands": self.hands_json(),
+               "recording": self.recording_json()})
     }
 }

@@ -7,6 +7,7 @@
 //! worker over its bounded command channel.
 
 pub mod collab;
+pub mod recording;
 pub mod room;
 pub mod wire;
 
@@ -40,6 +41,7 @@ const MESSAGE_RATE: u32 = 50;
 pub struct Signaling {
     pub db: Db,
     pub media: Arc<MediaPlane>,
+    pub recordings: Arc<crate::recording::Recordings>,
     rooms: Mutex<HashMap<String, mpsc::Sender<RoomMsg>>>,
     /// Media counters of each running room actor.
     counters: Mutex<HashMap<String, Arc<RoomCounters>>>,
@@ -48,15 +50,32 @@ pub struct Signaling {
 }
 
 impl Signaling {
-    pub fn new(db: Db, media: Arc<MediaPlane>) -> Arc<Signaling> {
+    pub fn new(
+        db: Db,
+        media: Arc<MediaPlane>,
+        recordings: Arc<crate::recording::Recordings>,
+    ) -> Arc<Signaling> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Signaling {
             db,
             media,
+            recordings,
             rooms: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             shutdown,
+        })
+    }
+
+    /// Tells a room that its recorder stopped on its own; false when the
+    /// room is not live here.
+    pub fn recording_ended(&self, room_id: &str, recording_id: &str, reason: &'static str) -> bool {
+        self.live_room(room_id).is_some_and(|tx| {
+            tx.try_send(RoomMsg::RecordingEnded {
+                recording_id: recording_id.to_string(),
+                reason,
+            })
+            .is_ok()
         })
     }
 
@@ -787,6 +806,17 @@ impl convene_api::live::LiveRooms for Signaling {
                 .is_ok(),
             None => false,
         }
+    }
+
+    fn recording(
+        &self,
+        room_id: &str,
+        action: convene_api::live::RecordingAction,
+    ) -> Option<oneshot::Receiver<Result<String, convene_api::live::RecordingRefusal>>> {
+        let tx = self.live_room(room_id)?;
+        let (reply, rx) = oneshot::channel();
+        tx.try_send(RoomMsg::Recording { action, reply }).ok()?;
+        Some(rx)
     }
 
     fn media(&self, room_id: &str) -> Option<convene_api::live::LiveMedia> {

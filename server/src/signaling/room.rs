@@ -91,6 +91,16 @@ pub enum RoomMsg {
         participant_id: String,
         raised: bool,
     },
+    /// Start or stop the recording (REST).
+    Recording {
+        action: convene_api::live::RecordingAction,
+        reply: oneshot::Sender<Result<String, convene_api::live::RecordingRefusal>>,
+    },
+    /// The recorder stopped on its own.
+    RecordingEnded {
+        recording_id: String,
+        reason: &'static str,
+    },
     Tick,
 }
 
@@ -141,6 +151,8 @@ pub struct RoomActor {
     lobby: HashMap<String, Waiting>,
     pub(super) banned_tokens: HashSet<String>,
     pub(super) banned_external: HashSet<String>,
+    /// The running recording.
+    pub(super) recording: Option<super::recording::ActiveRecording>,
     pub(super) rx: mpsc::Receiver<RoomMsg>,
 }
 
@@ -172,6 +184,7 @@ impl RoomActor {
             lobby: HashMap::new(),
             banned_tokens: HashSet::new(),
             banned_external: HashSet::new(),
+            recording: None,
             rx,
         }
     }
@@ -189,6 +202,7 @@ impl RoomActor {
                 None => break,
             }
             if self.members.is_empty() && self.lobby.is_empty() {
+                self.finish_recording("session_ended").await;
                 if let Some((session_id, _)) = self.session.take() {
                     self.end_session_record(&session_id, "empty").await;
                 }
@@ -240,6 +254,17 @@ impl RoomActor {
                     }
                 }
             }
+            RoomMsg::Recording { action, reply } => {
+                let r = self
+                    .recording_control(action, None)
+                    .await
+                    .map_err(super::recording::rest_refusal);
+                let _ = reply.send(r);
+            }
+            RoomMsg::RecordingEnded {
+                recording_id,
+                reason,
+            } => self.recording_ended(&recording_id, reason).await,
             RoomMsg::Tick => self.tick().await,
         }
     }
@@ -746,6 +771,7 @@ impl RoomActor {
     }
 
     async fn end_session(&mut self, reason: &'static str) {
+        self.finish_recording("session_ended").await;
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in &ids {
             if let Some(m) = self.members.get(id) {
