@@ -147,7 +147,10 @@ fn decode(path: &Path) -> (u64, u64) {
 /// default), pointed at the test server's real address.
 fn local(s: &Server, link: &Value) -> String {
     let link = link.as_str().unwrap();
-    assert!(link.starts_with("http://localhost:8080/api/v1/recordings/"), "{link}");
+    assert!(
+        link.starts_with("http://localhost:8080/api/v1/recordings/"),
+        "{link}"
+    );
     s.url(&link["http://localhost:8080".len()..])
 }
 
@@ -416,11 +419,7 @@ async fn recording_two_browsers_track_files_composite_and_download() {
         .await
         .expect(200)
         .body;
-    let resp = anon
-        .get(local(&s, &flink["link"]))
-        .send()
-        .await
-        .unwrap();
+    let resp = anon.get(local(&s, &flink["link"])).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(
         resp.headers()["content-type"]
