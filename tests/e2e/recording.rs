@@ -522,6 +522,11 @@ async fn recording_cut_by_kill_9_is_repaired_after_restart() {
     assert!(!torn.is_empty(), "files were written during the recording");
 
     s.restart();
+    // The composite job starts at once; cut it too: after the next start it
+    // runs again (resuming with the segments already rendered).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.kill9();
+    s.restart();
     let r = wait_ready(&s, &id).await;
     eprintln!("after restart: {r:#}");
     assert_eq!(r["interrupted"], true);
@@ -772,4 +777,167 @@ async fn recording_stops_cleanly_at_the_disk_floor() {
         refused["message"].as_str().unwrap().contains("floor"),
         "{refused}"
     );
+}
+
+/// Real RTP from Debian's ffmpeg (libx264 in packetization mode 1, libvpx,
+/// libopus) through the recorder's depacketizer and Matroska writer: the
+/// files must probe and decode. This is the H.264 path browsers use when
+/// they negotiate H.264, which the Chromium tests above (VP8) do not cover.
+#[test]
+fn recording_writer_takes_real_h264_vp8_and_opus_rtp() {
+    use convene_media::Codec;
+    use convene_media::depacketize::Depacketizer;
+    use convene_media::mkv::{FileInfo, MkvWriter, TrackCodec, TrackSpec};
+
+    fn capture(args: &[&str]) -> Vec<Vec<u8>> {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-v", "error", "-nostdin", "-re"])
+            .args(args)
+            .args([
+                "-f",
+                "rtp",
+                &format!("rtp://127.0.0.1:{port}?pkt_size=1200"),
+            ]);
+        let mut child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
+        let mut packets = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = sock.recv(&mut buf) {
+            packets.push(buf[..n].to_vec());
+        }
+        assert!(child.wait().unwrap().success());
+        packets
+    }
+
+    /// (seq, ts, marker, payload) of an RTP packet.
+    fn rtp(p: &[u8]) -> (u16, u32, bool, &[u8]) {
+        let cc = usize::from(p[0] & 0x0F);
+        let mut off = 12 + 4 * cc;
+        if p[0] & 0x10 != 0 {
+            let len = usize::from(u16::from_be_bytes([p[off + 2], p[off + 3]]));
+            off += 4 + 4 * len;
+        }
+        let mut end = p.len();
+        if p[0] & 0x20 != 0 {
+            end -= usize::from(p[p.len() - 1]);
+        }
+        let seq = u16::from_be_bytes([p[2], p[3]]);
+        let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+        (seq, ts, p[1] & 0x80 != 0, &p[off..end])
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            Codec::H264,
+            "h264",
+            "mkv",
+            vec![
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=320x240:rate=25:duration=2",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "baseline",
+                "-g",
+                "25",
+            ],
+        ),
+        (
+            Codec::Vp8,
+            "vp8",
+            "webm",
+            vec![
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=320x240:rate=25:duration=2",
+                "-c:v",
+                "libvpx",
+                "-g",
+                "25",
+                "-deadline",
+                "realtime",
+            ],
+        ),
+        (
+            Codec::Opus,
+            "opus",
+            "webm",
+            vec![
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=2",
+                "-c:a",
+                "libopus",
+                "-ar",
+                "48000",
+            ],
+        ),
+    ];
+    for (codec, name, ext, args) in cases {
+        let packets = capture(&args);
+        assert!(packets.len() > 40, "{name}: {} packets", packets.len());
+        let mut d = Depacketizer::new(codec);
+        let mut frames = Vec::new();
+        let mut last_seq: Option<u16> = None;
+        for p in &packets {
+            let (seq, ts, marker, payload) = rtp(p);
+            let gap = last_seq.is_some_and(|l| seq != l.wrapping_add(1));
+            last_seq = Some(seq);
+            if let Some(f) = d.push(payload, ts, marker, gap) {
+                frames.push(f);
+            }
+        }
+        assert!(frames.len() > 40, "{name}: {} frames", frames.len());
+        assert!(frames[0].keyframe, "{name}: starts at a keyframe");
+        let track = match codec {
+            Codec::H264 => TrackCodec::H264 {
+                avcc: d.codec_private().expect("avcC from SPS/PPS"),
+            },
+            Codec::Vp8 => TrackCodec::Vp8,
+            _ => TrackCodec::Opus { channels: 1 },
+        };
+        let dims = d.dimensions();
+        if codec != Codec::Opus {
+            assert_eq!(
+                dims.map(|d| (d.width, d.height)),
+                Some((320, 240)),
+                "{name}"
+            );
+        }
+        let path = dir.path().join(format!("{name}.{ext}"));
+        let file = std::fs::File::create(&path).unwrap();
+        let spec = TrackSpec {
+            codec: track,
+            width: 320,
+            height: 240,
+            name: name.into(),
+        };
+        let mut w = MkvWriter::new(file, &FileInfo::default(), &[spec]).unwrap();
+        let clock = f64::from(codec.clock_rate());
+        let t0 = frames[0].ts;
+        for f in &frames {
+            let ms = (f64::from(f.ts.wrapping_sub(t0)) * 1000.0 / clock).round() as i64;
+            w.write_frame(1, ms, f.keyframe, &f.data).unwrap();
+        }
+        w.finish().unwrap();
+        let (streams, duration, raw) = probe(&path);
+        assert_eq!(streams[0].1, name, "{raw}");
+        assert!((1.5..=2.5).contains(&duration), "{name}: {duration} s");
+        let (v, a) = decode(&path);
+        if codec == Codec::Opus {
+            assert!(a >= 90, "{name}: {a} audio frames");
+        } else {
+            assert!(v >= 45, "{name}: {v} video frames");
+        }
+    }
 }
