@@ -21,6 +21,14 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 [ -x "${CONVENE_TEST_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+# convene-appliance: libvpx (VP8), libopus, alsa-lib; ffprobe checks its recordings.
+pkg-config --exists vpx 2>/dev/null || missing+=(libvpx-dev)
+pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev)
+pkg-config --exists alsa 2>/dev/null || missing+=(libasound2-dev)
+command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)   # openh264 and libwebm are C++
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)   # opus's build script
+compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || missing+=(libclang-dev)   # v4l's bindgen
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing missing system packages: ${missing[*]}"

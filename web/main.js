@@ -7,6 +7,7 @@ import { Peer } from './peer.js';
 import * as media from './media.js';
 import * as ui from './ui.js';
 import { Collab } from './collab.js';
+import { isDisplayView, enterDisplayView } from './display.js';
 
 /** How long a dropped connection may be resumed (docs/signaling.md). */
 const RESUME_WINDOW_MS = 20000;
@@ -106,6 +107,7 @@ class App {
       microphone: this.room.audio_on_join_enabled === true,
       camera: this.room.video_on_join_enabled !== false,
     };
+    if (isDisplayView()) enterDisplayView(this);
     this.deviceIds = { camera: null, microphone: null };
     this.grid = null;
     this.collab = null;
@@ -144,6 +146,7 @@ class App {
     this.bindControls();
     if (typeof RTCPeerConnection === 'undefined') return this.fail('NO_WEBRTC');
     if (this.room.is_private && !this.token) return this.fail('TOKEN_REQUIRED');
+    if (this.display && this.token) return this.join(this.tokenName || 'Room display');
     if (this.token && this.tokenName && this.room.join_screen_enabled === false) {
       await this.openWanted();
       return this.join(this.tokenName);

@@ -16,6 +16,7 @@ mod api_rooms;
 mod api_sessions;
 mod api_statistics;
 mod api_tokens;
+mod appliance;
 mod browser;
 mod collab_live;
 mod media;

@@ -1,0 +1,19 @@
+//! `convene-appliance`: the room-appliance agent. Captures a camera (V4L2) and
+//! microphone (ALSA), joins Convene rooms as a WebRTC peer through the same
+//! signaling as browsers, and serves the device API (Croom-style) and the
+//! camera API (Rotoclear-style) on one HTTP port.
+
+pub mod calendar;
+pub mod capture;
+pub mod config;
+pub mod convert;
+pub mod dsp;
+pub mod encode;
+pub mod files;
+pub mod http;
+pub mod logs;
+pub mod meeting;
+pub mod peer;
+pub mod record;
+pub mod sources;
+pub mod system;
