@@ -603,6 +603,26 @@ async fn recording_control_permissions_and_conflicts() {
         .delete(&format!("/api/v1/recordings/{id}"))
         .await
         .expect(409);
+    // Deleting the session's resources keeps a recording that is running.
+    let live = s
+        .api()
+        .get(&format!("/api/v1/recordings/{id}"))
+        .await
+        .expect(200)
+        .body;
+    let live_sid = live["session_id"].as_str().unwrap().to_string();
+    s.api()
+        .delete_with(&format!("/api/v1/sessions/{live_sid}/resources"), json!({}))
+        .await
+        .expect(204);
+    assert_eq!(
+        s.api()
+            .get(&format!("/api/v1/recordings/{id}"))
+            .await
+            .expect(200)
+            .body["status"],
+        "IN_PROGRESS"
+    );
     // eyeson stop.
     let r = s
         .api()

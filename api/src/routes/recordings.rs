@@ -336,8 +336,9 @@ pub async fn delete_session_recordings(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Removes the files of recordings that no longer exist.
-async fn sweep(state: &ApiState) {
+/// Removes the files of recordings that no longer exist (after any delete
+/// that can take recordings with it: recordings, rooms, resources).
+pub(crate) async fn sweep(state: &ApiState) {
     if let Err(e) = files::sweep_recordings(&state.db, &state.config.recordings_dir).await {
         tracing::warn!(error = %e, "could not remove deleted recordings' files");
     }

@@ -312,10 +312,13 @@ pub async fn delete_room(
     Path(room): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.db.delete_room(&team.id, &room).await?;
+    // The room's recordings went with it (cascade); so do their files.
+    super::recordings::sweep(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Delete the stored resources of a room (its chat, Q&A, polls, recordings...).
+/// Delete the stored resources of a room (its chat, Q&A, polls, quizzes;
+/// recordings have their own `DELETE /rooms/{room}/recordings`).
 #[utoipa::path(delete, path = "/api/v1/rooms/{room}/resources", tag = "rooms",
     params(("room" = String, Path, description = "UUID or friendly_url")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
@@ -376,6 +379,7 @@ async fn bulk_delete(
         return Err(ApiError::fields(errors));
     }
     let result = state.db.delete_rooms_by_tags(&team.id, &tags).await?;
+    super::recordings::sweep(state).await;
     tracing::info!(
         deleted = result.deleted.len(),
         skipped = result.skipped.len(),

@@ -626,5 +626,6 @@ pub async fn delete_session_resources(
         .db
         .delete_session_resources(&s.id, delete_history)
         .await?;
+    super::recordings::sweep(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -483,7 +483,7 @@ impl Db {
     }
 }
 
-/// Tables holding a room's stored resources (chat, Q&A, polls, recordings...),
+/// Tables holding a room's stored resources (chat, Q&A, polls, quizzes),
 /// each with a `room_id` column. Later features add their tables here.
 pub const ROOM_RESOURCE_TABLES: &[&str] = &[
     "chat_messages",

@@ -5,7 +5,7 @@
 use super::{Db, StoreError};
 
 /// Tables owned by later features; deleted from when they exist.
-const LATER_TABLES: &[&str] = &["recordings", "transcripts", "summaries"];
+const LATER_TABLES: &[&str] = &["transcripts", "summaries"];
 
 impl Db {
     async fn table_exists(&self, name: &str) -> Result<bool, StoreError> {
@@ -59,6 +59,9 @@ impl Db {
             "DELETE FROM poll_votes WHERE session_id = ?",
             "DELETE FROM polls WHERE session_id = ?",
             "DELETE FROM quiz_answers WHERE session_id = ?",
+            // A recording still running is kept (as the recording deletes do);
+            // deleted recordings' files are swept by the caller.
+            "DELETE FROM recordings WHERE session_id = ? AND status <> 'IN_PROGRESS'",
         ] {
             sqlx::query(sql).bind(session_id).execute(&mut *tx).await?;
         }

@@ -291,17 +291,8 @@ impl Db {
         .await?)
     }
 
-    /// Recordings in the scope, when the recordings table exists (it comes
-    /// with the recording feature); 0 before.
+    /// Recordings in the scope.
     pub async fn recording_count(&self, scope: &Scope) -> Result<i64, StoreError> {
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'recordings'",
-        )
-        .fetch_one(&self.read)
-        .await?;
-        if exists == 0 {
-            return Ok(0);
-        }
         let mut sql = String::from("SELECT COUNT(*) FROM recordings WHERE team_id = ?");
         let mut args = vec![scope.team_id.clone()];
         if let Some(r) = &scope.room_id {

@@ -289,11 +289,8 @@ impl Recorder {
     }
 
     fn check_disk(&self) -> Option<&'static str> {
-        match rustix::fs::statvfs(&self.setup.dir) {
-            Ok(s) => {
-                let free = s.f_bavail.saturating_mul(s.f_frsize);
-                (free < self.setup.min_free_bytes).then_some("insufficient_storage")
-            }
+        match free_bytes(&self.setup.dir) {
+            Ok(free) => (free < self.setup.min_free_bytes).then_some("insufficient_storage"),
             Err(_) => Some("error"),
         }
     }
