@@ -898,6 +898,16 @@ impl Worker {
             ..Room::default()
         });
         room.peers.push(slot);
+        // The `joined` snapshot of others' tracks was taken before this
+        // command: a track published since would reach nobody's list here.
+        // Tell the new peer of every track in the room now (clients replace
+        // tracks they already know by id).
+        for t in room.tracks.values() {
+            let _ = new.out.try_send(ServerMsg::TrackPublished {
+                participant_id: t.participant_id.clone(),
+                track: t.info(),
+            });
+        }
         self.peers[slot] = Some(Peer {
             participant_id: new.participant_id,
             room_id: room_key,
