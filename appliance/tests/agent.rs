@@ -52,6 +52,8 @@ impl Agent {
             .env("CONVENE_APPLIANCE_DEVICE_NAME", "Room Test")
             .env("CONVENE_APPLIANCE_DEVICE_ID", "dev-1")
             .env("CONVENE_APPLIANCE_LOG", "info")
+            // The disk floor is a test input, not whatever the host has free.
+            .env("CONVENE_APPLIANCE_HTTP_MIN_FREE_BYTES", "1048576")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (k, v) in extra {

@@ -43,6 +43,7 @@ impl Appliance {
             .env("CONVENE_APPLIANCE_VIDEO_HEIGHT", HEIGHT.to_string())
             .env("CONVENE_APPLIANCE_VIDEO_FPS", "15")
             .env("CONVENE_APPLIANCE_VIDEO_BITRATE_KBPS", "400")
+            .env("CONVENE_APPLIANCE_HTTP_MIN_FREE_BYTES", "1048576")
             .env("CONVENE_APPLIANCE_MEDIA_DIR", dir.path().join("media"))
             .env(
                 "CONVENE_APPLIANCE_STATE_FILE",

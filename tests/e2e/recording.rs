@@ -811,7 +811,7 @@ fn recording_writer_takes_real_h264_vp8_and_opus_rtp() {
 
     fn capture(args: &[&str]) -> Vec<Vec<u8>> {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(1500)))
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let port = sock.local_addr().unwrap().port();
         let mut cmd = Command::new("ffmpeg");
@@ -825,10 +825,21 @@ fn recording_writer_takes_real_h264_vp8_and_opus_rtp() {
         let mut child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
         let mut packets = Vec::new();
         let mut buf = [0u8; 2048];
-        while let Ok(n) = sock.recv(&mut buf) {
-            packets.push(buf[..n].to_vec());
+        // Read until ffmpeg has exited and its last datagram is in (a slow
+        // start on a busy machine must not end the capture early).
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut exited = None;
+        loop {
+            match sock.recv(&mut buf) {
+                Ok(n) => packets.push(buf[..n].to_vec()),
+                Err(_) if exited.is_some() => break,
+                Err(_) => {
+                    exited = child.try_wait().unwrap();
+                    assert!(std::time::Instant::now() < deadline, "ffmpeg did not finish");
+                }
+            }
         }
-        assert!(child.wait().unwrap().success());
+        assert!(exited.unwrap().success());
         packets
     }
 
