@@ -2,12 +2,17 @@
 //! through real signaling, sending VP8/Opus-shaped media at real pacing and
 //! measuring loss, added latency, join phases and CPU. See benches/README.md.
 
+pub mod compare;
+pub mod janus;
 pub mod media;
+pub mod ossl;
 pub mod payload;
+pub mod plot;
 pub mod report;
 pub mod scenarios;
 pub mod server;
 pub mod signaling;
+pub mod srtp;
 pub mod stats;
 
 use std::net::IpAddr;
@@ -54,7 +59,10 @@ pub struct Window {
     pub latency_p50_us: Option<u32>,
     pub latency_p95_us: Option<u32>,
     pub latency_p99_us: Option<u32>,
+    pub latency_p999_us: Option<u32>,
     pub latency_max_us: Option<u32>,
+    /// PSS of the SFU process at the end of the window, KiB.
+    pub server_pss_kib: Option<u64>,
     /// CPU share of one core used by the SFU process.
     pub server_cpu: Option<f64>,
     /// Packets the SFU delivered to subscribers per CPU-second it used.
@@ -108,7 +116,10 @@ impl<A: SignalingAdapter> Load<A> {
         (id, name, cred): (u64, String, String),
         publish: Option<PublishCfg>,
     ) -> Result<u64> {
-        let mut j = self.adapter.join(room, &name, cred).await?;
+        let mut j = self
+            .adapter
+            .join(room, &name, cred, publish.is_some())
+            .await?;
         let thread = self.threads[(id as usize) % self.threads.len()].clone();
         thread.send(Cmd::Add(Box::new(NewPeer {
             id,
@@ -272,7 +283,9 @@ impl<A: SignalingAdapter> Load<A> {
             latency_p50_us: stats::percentile(&mut lat, 50.0),
             latency_p95_us: stats::percentile(&mut lat, 95.0),
             latency_p99_us: stats::percentile(&mut lat, 99.0),
+            latency_p999_us: stats::percentile(&mut lat, 99.9),
             latency_max_us: lat.last().copied(),
+            server_pss_kib: self.server_pid.and_then(stats::pid_pss_kib),
             server_cpu,
             forwarded_pps_per_core: server_secs.filter(|s| *s > 0.0).map(|s| rx / s),
             generator_thread_cpu: thread_cpu,

@@ -407,6 +407,7 @@ impl Worker {
             .enable_opus(true, false)
             .enable_vp8(true)
             .set_stats_interval(None)
+            .set_crypto_provider(crate::srtp::provider())
             .build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let peer = Peer {

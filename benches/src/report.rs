@@ -144,11 +144,13 @@ fn window_row(out: &mut String, label: &str, w: &Value) {
 
 const WINDOW_HEAD: &str = "| load | forwarded pps | Mbit/s | published pps | loss % | p50 ms | p99 ms | server CPU (cores) | forwarded pps per server CPU-s | generator CPU | valid | degraded |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 
-/// Writes `benchmarks.json` and `benchmarks.md` into `dir`.
-pub fn write(dir: &Path, run: &Value) -> Result<()> {
+/// Writes `{name}.json` and `{name}.md` into `dir` (`name` is
+/// `benchmarks` by default; `benches/run.sh` uses `benchmarks-convene`, as
+/// `benchmarks.md` holds the side-by-side run with Janus).
+pub fn write(dir: &Path, run: &Value, name: &str) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
-        dir.join("benchmarks.json"),
+        dir.join(format!("{name}.json")),
         serde_json::to_string_pretty(run)? + "\n",
     )?;
     let mut md = markdown(run);
@@ -157,7 +159,7 @@ pub fn write(dir: &Path, run: &Value) -> Result<()> {
         md.push('\n');
         md.push_str(&notes);
     }
-    std::fs::write(dir.join("benchmarks.md"), md)?;
+    std::fs::write(dir.join(format!("{name}.md")), md)?;
     Ok(())
 }
 
@@ -165,9 +167,11 @@ pub fn markdown(run: &Value) -> String {
     let mut o = String::new();
     let m = &run["machine"];
     let sc = &run["scenarios"];
-    o.push_str("# Benchmarks\n\n");
+    o.push_str("# Benchmarks: Convene's own scenarios\n\n");
     o.push_str(
-        "This file and `benchmarks.json` are written by `convene-load --write-report docs/`; \
+        "This file and its `.json` twin are written by `convene-load --write-report docs/` \
+         (`benches/run.sh`); the side-by-side run with Janus is in \
+         [benchmarks.md](benchmarks.md); \
          every figure below comes from the run it describes. Re-run to refresh them.\n\n",
     );
     o.push_str("## Method\n\n");

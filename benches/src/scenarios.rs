@@ -22,6 +22,10 @@ pub struct Settings {
     pub window: f64,
     pub ready_timeout: Duration,
     pub keyframe_interval: Duration,
+    /// S1 goes on past a degraded step (to draw the curve) and stops only
+    /// when the generator saturates or the SFU collapses (loss > 5 % or
+    /// p99 > 1 s).
+    pub s1_keep_going: bool,
 }
 
 pub fn video_720p(bps: u64, kf: Duration) -> VideoShape {
@@ -89,6 +93,7 @@ pub async fn s1<A: SignalingAdapter>(
         let w = load.measure(set.window).await;
         let degraded = w.degraded();
         let valid = w.valid;
+        let (w_loss, w_p99) = (w.loss_ratio, w.latency_p99_us);
         eprintln!(
             "S1 {n:>4} subscribers: rx {:.0} pps, loss {:.4}%, p50 {:?} µs, p99 {:?} µs, server cpu {:?}, generator cpu {:.2}{}",
             w.rx_pps,
@@ -117,7 +122,8 @@ pub async fn s1<A: SignalingAdapter>(
             );
             break;
         }
-        if degraded {
+        let collapsed = w_loss > 0.05 || w_p99.is_some_and(|p| p > 1_000_000);
+        if degraded && (!set.s1_keep_going || collapsed) {
             stop_reason = format!("degraded at {n} subscribers");
             break;
         }
@@ -129,9 +135,17 @@ pub async fn s1<A: SignalingAdapter>(
         .filter(|s| s.window.valid && !s.degraded)
         .map(|s| s.subscribers)
         .max();
+    // Capacity: the last step of the unbroken run of good steps from the start.
+    let capacity = out
+        .iter()
+        .take_while(|s| s.window.valid && !s.degraded)
+        .last()
+        .map(|s| (s.subscribers, s.window.rx_pps));
     Ok(json!({
         "publisher_video_bps": bitrate,
         "max_subscribers_without_degradation": best,
+        "capacity_subscribers": capacity.map(|c| c.0),
+        "capacity_forwarded_pps": capacity.map(|c| c.1),
         "stop_reason": stop_reason,
         "steps": out,
     }))

@@ -1,9 +1,10 @@
-//! Starting the real `convene` binary for a run, and reading its CPU time.
+//! Starting the real `convene` binary (or Janus) for a run.
 
 use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -18,7 +19,7 @@ pub struct SpawnedServer {
 impl SpawnedServer {
     /// Starts `binary serve` on loopback ports chosen by the kernel, one
     /// media worker, pinned to `cpu` with taskset when given.
-    pub fn start(binary: &Path, cpu: Option<&str>) -> Result<SpawnedServer> {
+    pub fn start(binary: &Path, cpu: Option<&str>, ip: IpAddr) -> Result<SpawnedServer> {
         if !binary.exists() {
             bail!(
                 "{} not found (build it with `cargo build --release -p convene-server`)",
@@ -38,9 +39,9 @@ impl SpawnedServer {
         cmd.args([
             "serve",
             "--http-addr",
-            "127.0.0.1:0",
+            &format!("{ip}:0"),
             "--rtc-ip",
-            "127.0.0.1",
+            &ip.to_string(),
             "--rtc-port",
             "0",
             "--media-workers",
@@ -89,6 +90,88 @@ impl SpawnedServer {
 }
 
 impl Drop for SpawnedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Janus started in the foreground (`janus -C DIR/janus.jcfg -F DIR`) for
+/// a run, with the config that `benches/compare-janus.sh` writes; stopped
+/// on drop.
+pub struct SpawnedJanus {
+    child: Child,
+    /// Its WebSocket API, `ws://IP:PORT`.
+    pub url: String,
+}
+
+impl SpawnedJanus {
+    /// Starts Janus pinned to `cpu` and waits until its WebSocket port
+    /// (`ws_port` in DIR/janus.transport.websockets.jcfg, on `ip`) accepts.
+    pub fn start(dir: &Path, cpu: Option<&str>, ip: IpAddr) -> Result<SpawnedJanus> {
+        let cfg = dir.join("janus.jcfg");
+        if !cfg.exists() {
+            bail!("{} not found", cfg.display());
+        }
+        let ws_cfg = std::fs::read_to_string(dir.join("janus.transport.websockets.jcfg"))
+            .unwrap_or_default();
+        let port: u16 = ws_cfg
+            .lines()
+            .find_map(|l| {
+                let l = l.trim();
+                l.strip_prefix("ws_port")
+                    .and_then(|r| r.trim_start().strip_prefix('='))
+                    .and_then(|r| r.split('#').next())
+                    .and_then(|r| r.trim().parse().ok())
+            })
+            .unwrap_or(8188);
+        let log = std::fs::File::create(dir.join("janus.log"))?;
+        let mut cmd = match cpu {
+            Some(c) => {
+                let mut t = Command::new("taskset");
+                t.args(["-c", c, "janus"]);
+                t
+            }
+            None => Command::new("janus"),
+        };
+        cmd.arg("-C")
+            .arg(&cfg)
+            .arg("-F")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let mut child = cmd.spawn().context("starting janus")?;
+        let addr = SocketAddr::new(ip, port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                bail!(
+                    "janus exited ({st}) before listening; see {}",
+                    dir.join("janus.log").display()
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("janus did not listen on {addr} within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(SpawnedJanus {
+            child,
+            url: format!("ws://{addr}"),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for SpawnedJanus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

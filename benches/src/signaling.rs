@@ -1,7 +1,6 @@
 //! How the generator reaches an SFU: rooms, credentials and the signaling
-//! channel. [`SignalingAdapter`] is the seam for other SFUs (a Janus
-//! VideoRoom adapter would translate the same [`SigIn`]/[`SigOut`] to the
-//! Janus API); [`Convene`] speaks docs/signaling.md.
+//! channel. [`SignalingAdapter`] is the seam for other SFUs: [`Convene`]
+//! speaks docs/signaling.md, [`crate::janus::Janus`] the Janus VideoRoom API.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -50,12 +49,17 @@ pub trait SignalingAdapter: Send + Sync + 'static {
     /// timed part of a join.
     fn credentials(&self, room: &str, name: &str) -> impl Future<Output = Result<String>> + Send;
     /// Joins `room` and returns once the SFU accepted the participant.
+    /// `publishes`: the participant will offer media (SFUs such as Janus
+    /// keep publishers and subscribers on separate handles).
     fn join(
         &self,
         room: &str,
         name: &str,
         credentials: String,
+        publishes: bool,
     ) -> impl Future<Output = Result<Joined>> + Send;
+    /// A short name of the SFU for reports (`convene`, `janus`).
+    fn name(&self) -> &'static str;
 }
 
 /// Convene: REST API for rooms and tokens, WebSocket `/rtc` for signaling.
@@ -135,7 +139,17 @@ impl SignalingAdapter for Convene {
             .ok_or_else(|| anyhow!("no token: {v}"))
     }
 
-    async fn join(&self, room: &str, name: &str, token: String) -> Result<Joined> {
+    fn name(&self) -> &'static str {
+        "convene"
+    }
+
+    async fn join(
+        &self,
+        room: &str,
+        name: &str,
+        token: String,
+        _publishes: bool,
+    ) -> Result<Joined> {
         let started = Instant::now();
         let (ws, _) = tokio_tungstenite::connect_async(self.ws_url())
             .await

@@ -54,6 +54,33 @@ pub fn pid_cpu_secs(pid: u32) -> Option<f64> {
     cpu_secs_of(&format!("/proc/{pid}/stat"))
 }
 
+/// Proportional set size of a process, KiB (`Pss:` of /proc/PID/smaps_rollup).
+pub fn pid_pss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("Pss:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Least-squares slope and intercept of `y` over `x`; `None` with fewer
+/// than two distinct `x`.
+pub fn linear_fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = sxy / sxx;
+    Some((slope, my - slope * mx))
+}
+
 /// The 1, 5 and 15 minute load averages.
 pub fn loadavg() -> [f64; 3] {
     let s = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -112,6 +139,14 @@ mod tests {
         assert_eq!(percentile(&mut v, 100.0), Some(5));
         assert_eq!(percentile(&mut v, 0.0), Some(1));
         assert_eq!(percentile::<u32>(&mut [], 50.0), None);
+    }
+
+    #[test]
+    fn fits_a_line() {
+        let fit = linear_fit(&[(1.0, 3.0), (2.0, 5.0), (4.0, 9.0)]);
+        assert!(fit.is_some_and(|(a, b)| (a - 2.0).abs() < 1e-9 && (b - 1.0).abs() < 1e-9));
+        assert!(linear_fit(&[(1.0, 1.0)]).is_none());
+        assert!(pid_pss_kib(std::process::id()).is_some_and(|k| k > 0));
     }
 
     #[test]

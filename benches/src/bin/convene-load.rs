@@ -9,10 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::{Map, Value, json};
 
+use convene_benches::janus::Janus;
 use convene_benches::scenarios::{self, Settings};
-use convene_benches::server::SpawnedServer;
-use convene_benches::signaling::Convene;
-use convene_benches::{Load, report, stats};
+use convene_benches::server::{SpawnedJanus, SpawnedServer};
+use convene_benches::signaling::{Convene, SignalingAdapter};
+use convene_benches::{Load, compare, report, srtp, stats};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,13 +40,42 @@ struct Args {
     /// pin with `taskset -c CPU convene-load ...`).
     #[arg(long)]
     generator_cpu: Option<String>,
+    /// The SFU: `convene` or `janus` (Janus VideoRoom; S1 and S4 only, as
+    /// its publishers and subscribers are separate PeerConnections).
+    #[arg(long, default_value = "convene")]
+    sfu: String,
+    /// Janus's WebSocket API (ignored with --spawn-janus).
+    #[arg(long, default_value = "ws://127.0.0.2:8188")]
+    janus_url: String,
+    /// Start Janus for the run from this config dir (`janus -C DIR/janus.jcfg -F DIR`,
+    /// as written by benches/compare-janus.sh), pinned with --server-cpu.
+    #[arg(long)]
+    spawn_janus: Option<PathBuf>,
+    /// SRTP profiles the generator's DTLS offers/accepts: `default`
+    /// (whatever the DTLS stack prefers), `aes128gcm` or `aes128cm`.
+    #[arg(long, default_value = "default")]
+    srtp: String,
+    /// S1: go on past a degraded step (to draw loss and latency against
+    /// subscribers); stop only when the generator saturates or the SFU collapses.
+    #[arg(long)]
+    s1_keep_going: bool,
+    /// Also write the whole run (JSON) to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Comparison mode: read `*.json` runs (from --json-out) in this dir and
+    /// write the side-by-side report (with --write-report DIR). Runs nothing.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// With --compare: the command line that produced the runs (for "Reproduce").
+    #[arg(long)]
+    compare_script: Option<String>,
     /// Scenarios, comma separated: s1, s2, s3, s4.
     #[arg(long, default_value = "s1")]
     scenario: String,
     /// Media threads of the generator.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Local address of the peers' media sockets.
+    /// Local address of the peers' media sockets (and of a spawned SFU).
     #[arg(long, default_value = "127.0.0.1")]
     local_ip: IpAddr,
     /// Measurement window, seconds.
@@ -81,6 +111,9 @@ struct Args {
     /// Write benchmarks.json and benchmarks.md into this directory.
     #[arg(long)]
     write_report: Option<PathBuf>,
+    /// File names (without extension) of --write-report.
+    #[arg(long, default_value = "benchmarks")]
+    report_name: String,
     /// Include criterion's results from this directory (e.g. target/criterion).
     #[arg(long)]
     criterion: Option<PathBuf>,
@@ -142,29 +175,80 @@ fn criterion_results(dir: &std::path::Path) -> (Map<String, Value>, String) {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let loadavg_before = stats::loadavg();
-    let spawned = match &args.spawn_server {
-        Some(bin) => {
-            let s = SpawnedServer::start(bin, args.server_cpu.as_deref())?;
-            eprintln!("started convene (pid {}) at {}", s.pid(), s.base);
-            Some(s)
-        }
-        None => None,
-    };
-    let (base, key, pid) = match &spawned {
-        Some(s) => (s.base.clone(), s.api_key.clone(), Some(s.pid())),
-        None => (args.server.clone(), args.api_key.clone(), args.server_pid),
-    };
-    if key.is_empty() {
-        bail!("--api-key is required without --spawn-server");
+    if let Some(dir) = &args.compare {
+        let out = args
+            .write_report
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("docs"));
+        let command: Vec<String> = std::env::args().collect();
+        return compare::write(
+            dir,
+            &out,
+            &command.join(" "),
+            args.compare_script.as_deref(),
+        );
     }
-    let adapter = Convene::new(&base, &key)?;
+    let loadavg_before = stats::loadavg();
+    match args.sfu.as_str() {
+        "convene" => {
+            let spawned = match &args.spawn_server {
+                Some(bin) => {
+                    let s = SpawnedServer::start(bin, args.server_cpu.as_deref(), args.local_ip)?;
+                    eprintln!("started convene (pid {}) at {}", s.pid(), s.base);
+                    Some(s)
+                }
+                None => None,
+            };
+            let (base, key, pid) = match &spawned {
+                Some(s) => (s.base.clone(), s.api_key.clone(), Some(s.pid())),
+                None => (args.server.clone(), args.api_key.clone(), args.server_pid),
+            };
+            if key.is_empty() {
+                bail!("--api-key is required without --spawn-server");
+            }
+            let adapter = Convene::new(&base, &key)?;
+            let r = run_with(&args, adapter, pid, spawned.is_some(), loadavg_before).await;
+            drop(spawned);
+            r
+        }
+        "janus" => {
+            let spawned = match &args.spawn_janus {
+                Some(dir) => {
+                    let j = SpawnedJanus::start(dir, args.server_cpu.as_deref(), args.local_ip)?;
+                    eprintln!("started janus (pid {}) at {}", j.pid(), j.url);
+                    Some(j)
+                }
+                None => None,
+            };
+            let (url, pid) = match &spawned {
+                Some(j) => (j.url.clone(), Some(j.pid())),
+                None => (args.janus_url.clone(), args.server_pid),
+            };
+            let adapter = Janus::new(&url);
+            let r = run_with(&args, adapter, pid, spawned.is_some(), loadavg_before).await;
+            drop(spawned);
+            r
+        }
+        other => bail!("unknown --sfu {other} (convene or janus)"),
+    }
+}
+
+async fn run_with<A: SignalingAdapter>(
+    args: &Args,
+    adapter: A,
+    pid: Option<u32>,
+    spawned: bool,
+    loadavg_before: [f64; 3],
+) -> Result<()> {
+    let sfu = adapter.name();
+    srtp::configure(&args.srtp)?;
     let load = Load::new(adapter, args.threads, args.local_ip, pid)?;
     let set = Settings {
         warmup: Duration::from_secs_f64(args.warmup),
         window: args.window,
         ready_timeout: Duration::from_secs(30),
         keyframe_interval: Duration::from_secs_f64(args.keyframe_interval),
+        s1_keep_going: args.s1_keep_going,
     };
     let mut results = Map::new();
     let mut ok = true;
@@ -198,7 +282,13 @@ async fn run(args: Args) -> Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let scenarios = Value::Object(results);
-    let mut headline = report::headline(&scenarios);
+    let mut headline: Map<String, Value> = report::headline(&scenarios)
+        .into_iter()
+        .map(|(k, v)| match k.strip_prefix("convene.") {
+            Some(rest) => (format!("{sfu}.{rest}"), v),
+            None => (k, v),
+        })
+        .collect();
     let mut micro = None;
     if let Some(dir) = &args.criterion {
         let (m, md) = criterion_results(dir);
@@ -220,7 +310,9 @@ async fn run(args: Args) -> Result<()> {
         "machine": stats::machine(),
         "loadavg_before": loadavg_before,
         "loadavg_after": stats::loadavg(),
-        "server": {"spawned": spawned.is_some(), "pinned_cpu": args.server_cpu, "media_workers": 1},
+        "sfu": sfu,
+        "srtp": {"requested": args.srtp, "negotiated": srtp::negotiated()},
+        "server": {"spawned": spawned, "pinned_cpu": args.server_cpu, "media_workers": 1},
         "generator": {"pinned_cpu": args.generator_cpu, "media_threads": args.threads},
         "scenarios": scenarios,
     });
@@ -236,11 +328,19 @@ async fn run(args: Args) -> Result<()> {
     }
     println!("{}", serde_json::to_string_pretty(&run["headline"])?);
     if let Some(dir) = &args.write_report {
-        report::write(dir, &run).with_context(|| format!("writing {}", dir.display()))?;
-        eprintln!("wrote {}/benchmarks.json and benchmarks.md", dir.display());
+        report::write(dir, &run, &args.report_name)
+            .with_context(|| format!("writing {}", dir.display()))?;
+        eprintln!(
+            "wrote {0}/{1}.json and {0}/{1}.md",
+            dir.display(),
+            args.report_name
+        );
+    }
+    if let Some(p) = &args.json_out {
+        std::fs::write(p, serde_json::to_string_pretty(&run)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     drop(load);
-    drop(spawned);
     if args.strict {
         // A degraded step is an outcome of S1, not a failure; an invalid one is.
         let bad = |w: &Value| w["valid"] == false;
