@@ -670,14 +670,16 @@ class App {
   renderTiles() {
     if (!this.grid || !this.participantId || this.state === 'error' || this.state === 'left') return;
     const keep = new Set();
-    // Own tile.
-    const self = this.grid.tile(this.participantId, { local: true });
-    keep.add(this.participantId);
-    self.setName(`${this.name} (you)`);
-    self.setVideo(this.want.camera ? this.local.camera : null);
-    self.setMicMuted(!this.want.microphone);
-    self.setQuality(this.myQuality);
-    self.setHand(this.collab.handPosition(this.participantId));
+    // Own tile; the room display has none (it would take a cell of the grid).
+    if (!this.display) {
+      const self = this.grid.tile(this.participantId, { local: true });
+      keep.add(this.participantId);
+      self.setName(`${this.name} (you)`);
+      self.setVideo(this.want.camera ? this.local.camera : null);
+      self.setMicMuted(!this.want.microphone);
+      self.setQuality(this.myQuality);
+      self.setHand(this.collab.handPosition(this.participantId));
+    }
     if (this.local.screen) {
       const key = `${this.participantId}:screen`;
       this.grid.tile(key, { local: true, screen: true }).setVideo(this.local.screen);

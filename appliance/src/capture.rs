@@ -2,13 +2,14 @@
 //! every consumer (the room session, the local recorder, snapshots) through
 //! bounded broadcast channels; a slow consumer loses its own frames only.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
 use crate::config::Config;
+use crate::processing::{AudioProcessor, Switches};
 use crate::sources::{
     self, AudioSourceSpec, FRAME_SAMPLES, SourceInfo, VideoFrame, VideoSource, VideoSourceSpec,
 };
@@ -41,6 +42,14 @@ pub struct Capture {
     pub input_gain: AtomicU32,
     /// Software gain of the speaker, percent.
     pub output_gain: AtomicU32,
+    /// Microphone processing switches (the device API's audio settings).
+    pub noise_reduction: AtomicBool,
+    pub echo_cancellation: AtomicBool,
+    /// Microphone processing; the speaker thread feeds it what it plays.
+    processor: Mutex<AudioProcessor>,
+    /// Whether the open audio source is processed (a microphone: ALSA or a
+    /// WAV recording; the synthetic sine is sent as generated).
+    processed_source: AtomicBool,
 }
 
 impl Capture {
@@ -62,6 +71,10 @@ impl Capture {
             audio_frames: AtomicU64::new(0),
             input_gain: AtomicU32::new(100),
             output_gain: AtomicU32::new(100),
+            noise_reduction: AtomicBool::new(cfg.audio.processing),
+            echo_cancellation: AtomicBool::new(cfg.audio.processing),
+            processor: Mutex::new(AudioProcessor::new()),
+            processed_source: AtomicBool::new(false),
         });
         if let Ok(spec) = VideoSourceSpec::parse(&cfg.video.source) {
             let c = cap.clone();
@@ -125,6 +138,9 @@ impl Capture {
         loop {
             match sources::open_audio(&spec) {
                 Ok(mut src) => {
+                    let processed = !matches!(spec, AudioSourceSpec::Sine(_));
+                    self.processed_source.store(processed, Ordering::Relaxed);
+                    *lock(&self.processor) = AudioProcessor::new();
                     *lock(&self.audio_desc) = src.describe();
                     set_state(&self.audio_state, true, None);
                     tracing::info!(source = %src.describe(), "audio source open");
@@ -132,6 +148,12 @@ impl Capture {
                         let mut buf = [0i16; FRAME_SAMPLES];
                         match src.read_frame(&mut buf) {
                             Ok(()) => {
+                                // Processing before the gain: the echo canceller must
+                                // see the echo even while the microphone is muted.
+                                if processed {
+                                    let sw = self.switches();
+                                    lock(&self.processor).process(&mut buf, sw);
+                                }
                                 apply_gain(&mut buf, self.input_gain.load(Ordering::Relaxed));
                                 let n = self.audio_frames.fetch_add(1, Ordering::Relaxed) + 1;
                                 lock(&self.audio_state).frames = n;
@@ -152,6 +174,24 @@ impl Capture {
             }
             std::thread::sleep(Duration::from_secs(3));
         }
+    }
+
+    /// The processing stages switched on.
+    pub fn switches(&self) -> Switches {
+        Switches {
+            noise_reduction: self.noise_reduction.load(Ordering::Relaxed),
+            echo_cancellation: self.echo_cancellation.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the current audio source goes through the processing.
+    pub fn processing_active(&self) -> bool {
+        self.processed_source.load(Ordering::Relaxed)
+    }
+
+    /// Audio the speaker is about to play: the echo canceller's reference.
+    pub fn far_end(&self, played: &[i16]) {
+        lock(&self.processor).far_end(played);
     }
 
     /// The most recent frame, if any arrived in the last 5 seconds.

@@ -327,6 +327,173 @@ impl Config {
     }
 }
 
+/// Why a configuration change could not be written to the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("{path} is not valid TOML, not overwriting it: {message}")]
+    Parse { path: String, message: String },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Value(String),
+}
+
+/// The env variable that overrides `section.key` (it wins over the file at start).
+pub fn env_var_of(section: &str, key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}_{}",
+        section.to_uppercase(),
+        key.to_uppercase()
+    )
+}
+
+/// Returns `text` (a TOML configuration, possibly empty) with `keys` of
+/// `[section]` set to their values in `cfg`. With `replace`, the section's
+/// other keys are removed (they fall back to their defaults). Comments,
+/// ordering, other sections and unknown formatting are kept; a replaced
+/// value keeps its trailing comment.
+pub fn render_section(
+    text: &str,
+    origin: &str,
+    cfg: &Config,
+    section: &str,
+    keys: &[String],
+    replace: bool,
+) -> Result<String, PersistError> {
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| PersistError::Parse {
+                path: origin.to_string(),
+                message: e.to_string(),
+            })?;
+    let all = toml::Value::try_from(cfg).map_err(|e| PersistError::Value(e.to_string()))?;
+    let values = all
+        .get(section)
+        .and_then(|v| v.as_table())
+        .ok_or_else(|| PersistError::Value(format!("no section `{section}`")))?;
+    if !doc.contains_key(section) {
+        let mut t = toml_edit::Table::new();
+        t.set_implicit(false);
+        doc.insert(section, toml_edit::Item::Table(t));
+    }
+    let table = doc
+        .get_mut(section)
+        .and_then(|i| i.as_table_like_mut())
+        .ok_or_else(|| PersistError::Value(format!("`{section}` in the file is not a table")))?;
+    if replace {
+        let stale: Vec<String> = table
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .filter(|k| !keys.contains(k))
+            .collect();
+        for k in stale {
+            table.remove(&k);
+        }
+    }
+    for k in keys {
+        let v = values
+            .get(k)
+            .ok_or_else(|| PersistError::Value(format!("unknown key `{section}.{k}`")))?;
+        // toml (0.8) value -> toml_edit value, through its TOML text.
+        let mut nv: toml_edit::Value = v
+            .to_string()
+            .parse()
+            .map_err(|e: toml_edit::TomlError| PersistError::Value(e.to_string()))?;
+        match table.get_mut(k).and_then(|i| i.as_value_mut()) {
+            Some(old) => {
+                let decor = old.decor().clone();
+                *nv.decor_mut() = decor;
+                *old = nv;
+            }
+            None => {
+                table.insert(k, toml_edit::Item::Value(nv));
+            }
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// Replaces `path` with `text` atomically: a temporary file in the same
+/// directory (same permissions as the old file), fsynced, renamed over it,
+/// then the directory fsynced. A crash leaves the old or the new file, whole.
+pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
+    use std::io::Write as _;
+    let io = |source: std::io::Error| PersistError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config.toml".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Writes `keys` of `section` (values from `cfg`) into the file at `path`
+/// (created when missing). Only the keys a request named are written, so
+/// values that came from environment variables (the API key among them)
+/// never reach the file unless a client sent them.
+pub fn persist_section(
+    path: &Path,
+    cfg: &Config,
+    section: &str,
+    keys: &[String],
+    replace: bool,
+) -> Result<(), PersistError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "# convene-appliance configuration (docs/appliance.md).\n\
+             # Sections changed through /api/config are written here.\n"
+                .to_string()
+        }
+        Err(source) => {
+            return Err(PersistError::Io {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    let out = render_section(
+        &text,
+        &path.display().to_string(),
+        cfg,
+        section,
+        keys,
+        replace,
+    )?;
+    // What is written must load back as the same values.
+    Config::from_parts(&out, "the rewritten file", Vec::new())
+        .map_err(|e| PersistError::Value(e.to_string()))?;
+    write_atomic(path, &out)
+}
+
 /// Finds the dotted key whose env name is `rest` (e.g. `VIDEO_SOURCE` -> `video.source`).
 fn env_key(root: &toml::Value, rest: &str) -> Option<String> {
     let table = root.as_table()?;
@@ -461,6 +628,80 @@ fps = 25
         assert!(e.to_string().contains("pulse"), "{e}");
         let e = Config::from_parts("[video]\nwidth = 321\n", "t", env(&[])).unwrap_err();
         assert!(e.to_string().contains("even"), "{e}");
+    }
+
+    #[test]
+    fn rendering_a_section_keeps_comments_and_other_keys() {
+        let text = "# Room A appliance\nmedia_dir = \"/srv/m\"\n\n[video]\n# the USB camera\nsource = \"v4l2:/dev/video2\"  # left port\nfps = 25\n\n[http]\napi_key = \"file-key\"\n";
+        let mut c = Config::from_parts(
+            text,
+            "t",
+            env(&[
+                ("CONVENE_APPLIANCE_API_KEY", "env-secret"),
+                ("CONVENE_APPLIANCE_VIDEO_WIDTH", "640"),
+            ]),
+        )
+        .unwrap();
+        c.video.fps = 15;
+        c.video.bitrate_kbps = 900;
+        c.device.name = "Room B".into();
+        let keys = vec!["fps".to_string(), "bitrate_kbps".to_string()];
+        let out = render_section(text, "t", &c, "video", &keys, false).unwrap();
+        assert!(out.contains("# Room A appliance"), "{out}");
+        assert!(out.contains("# the USB camera"), "{out}");
+        assert!(
+            out.contains("source = \"v4l2:/dev/video2\"  # left port"),
+            "{out}"
+        );
+        assert!(out.contains("fps = 15"), "{out}");
+        assert!(out.contains("bitrate_kbps = 900"), "{out}");
+        // Only the named keys: the env's width and secret stay out, other sections untouched.
+        assert!(!out.contains("640") && !out.contains("env-secret"), "{out}");
+        assert!(
+            out.contains("api_key = \"file-key\"") && !out.contains("Room B"),
+            "{out}"
+        );
+        let back = Config::from_parts(&out, "t", env(&[])).unwrap();
+        assert_eq!((back.video.fps, back.video.bitrate_kbps), (15, 900));
+        assert_eq!(back.video.source, "v4l2:/dev/video2");
+
+        // A new section is appended; replace drops the section's other keys.
+        let out2 = render_section(&out, "t", &c, "device", &["name".to_string()], false).unwrap();
+        assert!(out2.contains("[device]\nname = \"Room B\""), "{out2}");
+        let out3 = render_section(&out2, "t", &c, "video", &["fps".to_string()], true).unwrap();
+        assert!(
+            !out3.contains("source =") && !out3.contains("bitrate_kbps"),
+            "{out3}"
+        );
+        assert!(
+            out3.contains("fps = 15") && out3.contains("# Room A appliance"),
+            "{out3}"
+        );
+        // A broken file is not overwritten.
+        assert!(matches!(
+            render_section("[video\n", "t", &c, "video", &keys, false),
+            Err(PersistError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file_and_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.toml");
+        std::fs::write(&p, "old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&p, "new = 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new = 1\n");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left");
+        // An unwritable place fails with the path in the message.
+        let e = write_atomic(Path::new("/proc/convene-no/a.toml"), "x").unwrap_err();
+        assert!(e.to_string().contains("/proc/convene-no/a.toml"), "{e}");
     }
 
     #[test]

@@ -162,16 +162,143 @@ impl FrameEncoder for H264Encoder {
     }
 }
 
-/// Opens the encoder for `codec`.
+/// Opens the encoder for `codec`. H.264 uses the V4L2 memory-to-memory
+/// hardware encoder when one is found in `/dev`, else openh264.
 pub fn open_video_encoder(
     codec: VideoCodec,
     fps: u32,
     bitrate_kbps: u32,
 ) -> Result<Box<dyn FrameEncoder>, EncodeError> {
     Ok(match codec {
-        VideoCodec::Vp8 => Box::new(Vp8Encoder::new(fps, bitrate_kbps)),
-        VideoCodec::H264 => Box::new(H264Encoder::new(fps, bitrate_kbps)?),
+        VideoCodec::Vp8 => {
+            set_active(crate::m2m::EncoderChoice {
+                kind: "libvpx",
+                device: None,
+                driver: None,
+                reason: None,
+            });
+            Box::new(Vp8Encoder::new(fps, bitrate_kbps))
+        }
+        VideoCodec::H264 => {
+            let (devices, errors) = crate::m2m::probe(std::path::Path::new("/dev"));
+            let choice = crate::m2m::choose(&devices, &errors);
+            let hw = crate::m2m::select_encoder(&devices).map(|(d, _)| d.clone());
+            match hw {
+                Some(d) => {
+                    tracing::info!(device = %d.path.display(), driver = %d.driver, "H.264 encoder: V4L2 memory-to-memory (hardware)");
+                    set_active(choice);
+                    Box::new(M2mH264Encoder {
+                        device: d,
+                        hw: None,
+                        fallback: None,
+                        fps,
+                        bitrate_kbps,
+                        size: (0, 0),
+                        keyframe: false,
+                    })
+                }
+                None => {
+                    tracing::info!(reason = ?choice.reason, "H.264 encoder: openh264 (software)");
+                    set_active(choice);
+                    Box::new(H264Encoder::new(fps, bitrate_kbps)?)
+                }
+            }
+        }
     })
+}
+
+static ACTIVE: std::sync::Mutex<Option<crate::m2m::EncoderChoice>> = std::sync::Mutex::new(None);
+
+fn set_active(c: crate::m2m::EncoderChoice) {
+    *crate::capture::lock(&ACTIVE) = Some(c);
+}
+
+/// The video encoder most recently started (None before the first one).
+pub fn active_encoder() -> Option<crate::m2m::EncoderChoice> {
+    crate::capture::lock(&ACTIVE).clone()
+}
+
+/// H.264 on the hardware encoder, opened at the first picture's size;
+/// any failure falls back to openh264 for good (logged, shown in the API).
+pub struct M2mH264Encoder {
+    device: crate::m2m::DeviceInfo,
+    hw: Option<crate::m2m::hw::HwEncoder>,
+    fallback: Option<H264Encoder>,
+    fps: u32,
+    bitrate_kbps: u32,
+    size: (u32, u32),
+    keyframe: bool,
+}
+
+impl M2mH264Encoder {
+    fn fall_back(&mut self, why: String) -> Result<(), EncodeError> {
+        tracing::warn!(device = %self.device.path.display(), error = %why, "hardware H.264 encoder failed; using openh264");
+        self.hw = None;
+        self.fallback = Some(H264Encoder::new(self.fps, self.bitrate_kbps)?);
+        set_active(crate::m2m::EncoderChoice {
+            kind: "openh264",
+            device: None,
+            driver: None,
+            reason: Some(format!("{}: {why}", self.device.path.display())),
+        });
+        Ok(())
+    }
+}
+
+impl FrameEncoder for M2mH264Encoder {
+    fn encode(&mut self, frame: &VideoFrame) -> Result<Vec<EncodedFrame>, EncodeError> {
+        if let Some(f) = self.fallback.as_mut() {
+            return f.encode(frame);
+        }
+        if self.hw.is_none() || self.size != (frame.width, frame.height) {
+            self.hw = None;
+            let controls = crate::m2m::encoder_controls(
+                frame.width,
+                frame.height,
+                self.fps,
+                self.bitrate_kbps,
+            );
+            match crate::m2m::hw::HwEncoder::open(
+                &self.device,
+                frame.width,
+                frame.height,
+                self.fps,
+                &controls,
+            ) {
+                Ok(h) => {
+                    self.hw = Some(h);
+                    self.size = (frame.width, frame.height);
+                }
+                Err(e) => {
+                    self.fall_back(e.to_string())?;
+                    return self.encode(frame);
+                }
+            }
+        }
+        let Some(hw) = self.hw.as_mut() else {
+            return Ok(Vec::new());
+        };
+        if std::mem::take(&mut self.keyframe) {
+            hw.force_keyframe();
+        }
+        match hw.encode(&frame.data) {
+            Ok(Some(f)) => Ok(vec![EncodedFrame {
+                data: f.data,
+                key: f.key,
+            }]),
+            Ok(None) => Ok(Vec::new()),
+            Err(e) => {
+                self.fall_back(e.to_string())?;
+                self.encode(frame)
+            }
+        }
+    }
+    fn request_keyframe(&mut self) {
+        match self.fallback.as_mut() {
+            Some(f) => f.request_keyframe(),
+            None => self.keyframe = true,
+        }
+    }
 }
 
 /// Opus encoder for 20 ms mono frames, FEC on.

@@ -70,7 +70,7 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(run(cfg))
+                .block_on(run(cfg, cli.config))
         }
     }
 }
@@ -95,7 +95,7 @@ fn capture_opus(source: &str, frames: u32, out: &std::path::Path) -> anyhow::Res
     Ok(())
 }
 
-async fn run(cfg: Config) -> anyhow::Result<()> {
+async fn run(cfg: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let logs = LogRing::new(cfg.system.log_lines);
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONVENE_APPLIANCE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -114,7 +114,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.http.api_key.is_empty() {
         tracing::warn!("no API key configured: the device and camera APIs are open to the network");
     }
-    let state = AppState::new(cfg, capture, logs, speaker);
+    let state = AppState::new(cfg, config_path, capture, logs, speaker);
     tokio::spawn(state.cpu.clone().run());
 
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -168,11 +168,12 @@ fn start_speaker(cfg: &Config, capture: Arc<Capture>) -> convene_appliance::peer
                         .output_gain
                         .load(std::sync::atomic::Ordering::Relaxed),
                 );
-                if let Some(s) = sink.as_mut()
-                    && let Err(e) = s.write_frame(&frame)
-                {
-                    tracing::warn!(error = %e, "speaker write failed");
-                    sink = None;
+                if let Some(s) = sink.as_mut() {
+                    capture.far_end(&frame);
+                    if let Err(e) = s.write_frame(&frame) {
+                        tracing::warn!(error = %e, "speaker write failed");
+                        sink = None;
+                    }
                 }
             }
         });

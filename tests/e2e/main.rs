@@ -19,6 +19,7 @@ mod api_tokens;
 mod appliance;
 mod browser;
 mod collab_live;
+mod display;
 mod media;
 mod openapi;
 mod recording;

@@ -627,6 +627,7 @@ async fn record_status(State(st): State<Arc<AppState>>) -> ApiResult {
 }
 
 /// Config sections served under `/api/config/{section}` (`camera` is `video`).
+/// PUT/PATCH are written to the `--config` file (only the keys sent).
 fn section_key(s: &str) -> Option<&'static str> {
     Some(match s {
         "camera" | "video" => "video",
@@ -726,10 +727,42 @@ async fn config_write(st: Arc<AppState>, section: String, body: Value, replace: 
     })?;
     let restart = key == "video" && (new.video != current.video)
         || key == "audio" && new.audio.source != current.audio.source;
-    *lock(&st.cfg) = new;
+    // Written to the --config file first: a change lands in the file and in
+    // memory, or (when the file cannot be written) in neither.
+    let keys: Vec<String> = patch
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    {
+        let _file = lock(&st.config_file_lock);
+        crate::config::persist_section(&st.config_path, &new, key, &keys, replace).map_err(
+            |e| {
+                tracing::error!(error = %e, "configuration change not saved");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "CONFIG_WRITE_FAILED",
+                    format!("the change was not applied: {e}"),
+                )
+                .details(json!({"config_file": st.config_path.display().to_string()}))
+            },
+        )?;
+        *lock(&st.cfg) = new;
+    }
+    // Keys an environment variable sets win over the file at the next start.
+    let overridden: Vec<String> = keys
+        .iter()
+        .map(|k| crate::config::env_var_of(key, k))
+        .filter(|var| std::env::var_os(var).is_some())
+        .collect();
     let mut v = st.config().redacted_json()[key].clone();
     if let Some(o) = v.as_object_mut() {
         o.insert("restart_required".into(), json!(restart));
+        o.insert("persisted".into(), json!(true));
+        o.insert(
+            "config_file".into(),
+            json!(st.config_path.display().to_string()),
+        );
+        o.insert("overridden_by_env".into(), json!(overridden));
     }
     Ok(Json(v))
 }

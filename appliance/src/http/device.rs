@@ -71,6 +71,23 @@ async fn device(State(st): State<Arc<AppState>>) -> ApiResult {
     v["id"] = json!(cfg.device.id);
     v["name"] = json!(cfg.device.name);
     v["location"] = json!(cfg.device.location);
+    // The video encoder: the one running (after a first join or recording), else what
+    // `video.encoder` would pick now (for H.264: the hardware probe's answer).
+    let running = crate::encode::active_encoder();
+    let planned = match cfg.video.encoder.as_str() {
+        "h264" => {
+            let (devices, errors) = crate::m2m::probe(std::path::Path::new("/dev"));
+            crate::m2m::choose(&devices, &errors)
+        }
+        _ => crate::m2m::EncoderChoice {
+            kind: "libvpx",
+            device: None,
+            driver: None,
+            reason: None,
+        },
+    };
+    v["video_encoder"] =
+        json!({"codec": cfg.video.encoder, "selected": planned, "last_started": running});
     Ok(Json(v))
 }
 
@@ -296,7 +313,12 @@ fn audio_view(st: &AppState) -> Value {
         "output": {"device": if cfg.audio.speaker.is_empty() { Value::Null } else { json!(cfg.audio.speaker) },
                    "volume": s.output_volume, "muted": s.output_muted},
         "processing": {"noise_reduction": s.noise_reduction, "echo_cancellation": s.echo_cancellation,
-                       "implemented": false},
+                       "implemented": true,
+                       // Synthetic sources (sine) are sent as generated.
+                       "active": st.capture.processing_active(),
+                       "high_pass_hz": 80,
+                       "echo_tail_ms": (crate::processing::AEC_PARTITIONS * crate::processing::BLOCK * 1000 / 48_000),
+                       "echo_reference": if cfg.audio.speaker.is_empty() { "none (no speaker configured)" } else { "speaker output" }},
     })
 }
 

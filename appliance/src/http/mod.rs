@@ -246,6 +246,10 @@ impl Default for Settings {
 
 pub struct AppState {
     pub cfg: Arc<Mutex<Config>>,
+    /// The `--config` file that `/api/config` writes go to.
+    pub config_path: PathBuf,
+    /// Serialises read-modify-write of the configuration file.
+    pub config_file_lock: Mutex<()>,
     pub capture: Arc<Capture>,
     pub meetings: Meetings,
     pub recorder: Recorder,
@@ -259,6 +263,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         cfg: Config,
+        config_path: PathBuf,
         capture: Arc<Capture>,
         logs: LogRing,
         speaker: crate::peer::SpeakerTx,
@@ -277,6 +282,8 @@ impl AppState {
         Arc::new(AppState {
             meetings: Meetings::new(cfg.clone(), capture.clone(), speaker),
             cfg,
+            config_path,
+            config_file_lock: Mutex::new(()),
             capture,
             recorder: Recorder::new(),
             logs,
@@ -329,9 +336,16 @@ impl AppState {
     }
 }
 
-/// Applies audio settings to the capture hub's software gains.
+/// Applies audio settings to the capture hub: software gains and the
+/// processing switches (effective from the next 20 ms frame).
 pub fn apply_audio(capture: &Capture, a: &AudioSettings) {
     use std::sync::atomic::Ordering;
+    capture
+        .noise_reduction
+        .store(a.noise_reduction, Ordering::Relaxed);
+    capture
+        .echo_cancellation
+        .store(a.echo_cancellation, Ordering::Relaxed);
     capture.input_gain.store(
         if a.input_muted {
             0
