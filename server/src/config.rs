@@ -94,6 +94,14 @@ pub struct ServeArgs {
     /// IP address advertised to clients for media (1:1 NAT, e.g. a cloud VM's public IP).
     #[arg(long, env = "CONVENE_PUBLIC_IP")]
     pub public_ip: Option<std::net::IpAddr>,
+    /// Send-side bandwidth estimation per subscriber (TWCC feedback, str0m's
+    /// estimator): it picks simulcast layers by what each subscriber's path
+    /// carries, drops video frames when far over it, and drives the quality
+    /// indicator. `false` forwards without it: layers then follow only the
+    /// subscribers' own choices, and each forwarded packet costs about 30 %
+    /// less CPU (docs/benchmarks.md).
+    #[arg(long, env = "CONVENE_MEDIA_BWE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub media_bwe: bool,
     /// Media worker threads (0: one per core).
     #[arg(long, env = "CONVENE_MEDIA_WORKERS", default_value_t = 0)]
     pub media_workers: usize,

@@ -193,6 +193,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                 bind: std::net::SocketAddr::new(args.rtc_ip, args.rtc_port),
                 advertise: args.public_ip,
                 workers,
+                bwe: args.media_bwe,
             },
             events_tx,
         )

@@ -835,7 +835,10 @@ fn recording_writer_takes_real_h264_vp8_and_opus_rtp() {
                 Err(_) if exited.is_some() => break,
                 Err(_) => {
                     exited = child.try_wait().unwrap();
-                    assert!(std::time::Instant::now() < deadline, "ffmpeg did not finish");
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "ffmpeg did not finish"
+                    );
                 }
             }
         }

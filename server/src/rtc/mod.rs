@@ -7,6 +7,7 @@
 //! a hash of the room id, so every participant of a room shares its worker
 //! and forwarding never crosses threads.
 
+pub mod batch;
 pub mod sdp_scan;
 pub mod stun;
 pub mod tcp;
@@ -112,6 +113,8 @@ pub struct MediaConfig {
     /// Address put in the ICE candidate (public IP for 1:1 NAT).
     pub advertise: Option<IpAddr>,
     pub workers: usize,
+    /// Send-side bandwidth estimation for subscribers (`--media-bwe`).
+    pub bwe: bool,
 }
 
 /// Handle on the running media plane.
@@ -183,6 +186,7 @@ impl MediaPlane {
             commands.push(ctx);
             let setup = worker::WorkerSetup {
                 index,
+                bwe: config.bwe,
                 socket: socket.clone(),
                 local_addr,
                 candidate,

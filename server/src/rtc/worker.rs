@@ -99,11 +99,14 @@ pub enum Command {
 
 /// Active speakers and simulcast layer allocations are recomputed this often.
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(500);
-/// Keyframe limiters and subscriber congestion are checked this often.
+/// Keyframe limiters are checked this often.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
-/// A subscriber whose oldest queued packet waited longer than this is
-/// congested: its forwarders drop whole frames until the queue drains.
-const CONGESTION_DELAY: Duration = Duration::from_millis(300);
+/// A subscriber whose allocated video needs more than this many times its
+/// bandwidth estimate is congested: its forwarders drop whole frames.
+const CONGESTION_FACTOR: u64 = 2;
+/// Guard against a peer that keeps asking for an immediate timeout: after
+/// this many in one poll, the rest waits for the next turn of the loop.
+const MAX_IMMEDIATE_TIMEOUTS: u32 = 4096;
 /// How often str0m reports per-stream statistics (NACK counts).
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// What an audio track is assumed to take from a subscriber's bandwidth.
@@ -181,7 +184,9 @@ struct Peer {
     ufrag: String,
     may_broadcast: bool,
     may_screenshare: bool,
-    next_timeout: Instant,
+    /// The time of this peer's live entry in the worker's timer heap
+    /// (`None`: no entry; the next poll arms one).
+    next_timeout: Option<Instant>,
     dirty: bool,
     /// Sources declared for mids in the latest client offer.
     offered_sources: HashMap<String, Source>,
@@ -256,6 +261,7 @@ fn capture_time(pkt: &RtpPacket, clock_rate: u32) -> Option<std::time::SystemTim
 }
 
 pub struct Worker {
+    bwe: bool,
     index: usize,
     socket: Arc<UdpSocket>,
     local_addr: SocketAddr,
@@ -283,11 +289,18 @@ pub struct Worker {
     scratch_demands: Vec<TrackDemand>,
     scratch_outs: Vec<usize>,
     scratch_keyframes: Vec<(usize, Mid, bool)>,
+    /// Peers' str0m timeouts, earliest first: (when, slot). Entries that no
+    /// longer match their peer's `next_timeout` are stale and skipped.
+    timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize)>>,
+    /// UDP datagrams produced this turn, flushed at its end.
+    batch: super::batch::SendBatch,
 }
 
 /// Everything a worker thread needs.
 pub struct WorkerSetup {
     pub index: usize,
+    /// Send-side bandwidth estimation for subscribers.
+    pub bwe: bool,
     pub socket: Arc<UdpSocket>,
     pub local_addr: SocketAddr,
     pub candidate: SocketAddr,
@@ -321,6 +334,7 @@ pub fn run(setup: WorkerSetup) {
     };
     let mut w = Worker {
         index: setup.index,
+        bwe: setup.bwe,
         socket: setup.socket,
         local_addr: setup.local_addr,
         candidate,
@@ -343,6 +357,8 @@ pub fn run(setup: WorkerSetup) {
         scratch_demands: Vec::new(),
         scratch_outs: Vec::new(),
         scratch_keyframes: Vec::new(),
+        timers: std::collections::BinaryHeap::new(),
+        batch: super::batch::SendBatch::with_capacity(),
     };
     let datagrams = setup.datagrams;
     let commands = setup.commands;
@@ -391,8 +407,8 @@ impl Worker {
             return now;
         }
         let mut t = now + Duration::from_millis(100);
-        for p in self.peers.iter().flatten() {
-            t = t.min(p.next_timeout);
+        if let Some(&std::cmp::Reverse((due, _))) = self.timers.peek() {
+            t = t.min(due);
         }
         t.min(self.last_speaker_tick + SPEAKER_INTERVAL)
             .min(self.last_housekeeping + HOUSEKEEPING_INTERVAL)
@@ -445,6 +461,17 @@ impl Worker {
         let _ = self.pool.try_send(d.buf);
     }
 
+    /// Sends the queued datagrams (see `batch.rs`).
+    fn flush_sends(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.batch.is_empty() {
+            return;
+        }
+        let f = self.batch.flush(&self.socket);
+        self.counters.packets_out.fetch_add(f.packets, Relaxed);
+        self.counters.bytes_out.fetch_add(f.bytes, Relaxed);
+    }
+
     fn mark_dirty(&mut self, slot: usize) {
         if let Some(p) = self.peers[slot].as_mut()
             && !p.dirty
@@ -457,10 +484,17 @@ impl Worker {
     /// Advances every peer whose timer is due, polls every dirty peer, and
     /// forwards the RTP that came out, until nothing is left to do.
     fn drive(&mut self, now: Instant) {
-        for slot in 0..self.peers.len() {
+        // Due timers, earliest first. An entry is stale when the peer has
+        // asked for another time since (or the slot was reused): skip it.
+        while let Some(&std::cmp::Reverse((t, slot))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
             if let Some(p) = self.peers[slot].as_mut()
-                && p.next_timeout <= now
+                && p.next_timeout == Some(t)
             {
+                p.next_timeout = None;
                 let _ = p.rtc.handle_input(Input::Timeout(now));
                 self.mark_dirty(slot);
             }
@@ -496,10 +530,12 @@ impl Worker {
             self.speaker_tick();
             self.allocate_layers(now);
         }
+        self.flush_sends();
     }
 
     fn poll_peer(&mut self, slot: usize, now: Instant) {
         let mut dead = false;
+        let mut immediate = 0u32;
         loop {
             let Some(peer) = self.peers[slot].as_mut() else {
                 return;
@@ -510,27 +546,46 @@ impl Worker {
             }
             match peer.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
-                    peer.next_timeout = t;
+                    // str0m asks for a timeout "now" between two packets of
+                    // the same send queue (and after each input). Serving it
+                    // here drains a burst in one call instead of one packet
+                    // per turn of the worker loop.
+                    if immediate < MAX_IMMEDIATE_TIMEOUTS {
+                        let at = Instant::now();
+                        if t <= at {
+                            immediate += 1;
+                            let _ = peer.rtc.handle_input(Input::Timeout(at));
+                            continue;
+                        }
+                    }
+                    if peer.next_timeout != Some(t) {
+                        peer.next_timeout = Some(t);
+                        self.timers.push(std::cmp::Reverse((t, slot)));
+                    }
                     break;
                 }
                 Ok(Output::Transmit(t)) => {
-                    let sent = if t.proto == Protocol::Tcp {
-                        self.tcp
+                    if t.proto == Protocol::Tcp {
+                        if self
+                            .tcp
                             .get(&t.destination)
                             .is_some_and(|w| w.send(&t.contents))
+                        {
+                            self.counters.bytes_out.fetch_add(
+                                t.contents.len() as u64,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                            self.counters
+                                .packets_out
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        } else {
+                            tracing::trace!(dest = %t.destination, "send failed");
+                        }
                     } else {
-                        self.socket.send_to(&t.contents, t.destination).is_ok()
-                    };
-                    if !sent {
-                        tracing::trace!(dest = %t.destination, "send failed");
-                    } else {
-                        self.counters.bytes_out.fetch_add(
-                            t.contents.len() as u64,
-                            std::sync::atomic::Ordering::Relaxed,
-                        );
-                        self.counters
-                            .packets_out
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.batch.push(t.destination, t.contents.into());
+                        if self.batch.is_full() {
+                            self.flush_sends();
+                        }
                     }
                 }
                 Ok(Output::Event(e)) => self.on_event(slot, e, now),
@@ -861,7 +916,7 @@ impl Worker {
                 ufrag: ufrag.clone(),
                 pass,
             })
-            .enable_bwe(Some(Bitrate::kbps(1500)))
+            .enable_bwe(self.bwe.then(|| Bitrate::kbps(1500)))
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
@@ -916,7 +971,7 @@ impl Worker {
             ufrag,
             may_broadcast: new.may_broadcast,
             may_screenshare: new.may_screenshare,
-            next_timeout: now,
+            next_timeout: None,
             dirty: false,
             offered_sources: HashMap::new(),
             published: HashMap::new(),
@@ -932,6 +987,7 @@ impl Worker {
             quality: "good",
             alloc: Allocator::default(),
         });
+        self.mark_dirty(slot);
         // Offer what the room already publishes.
         self.renegotiate(slot);
     }
@@ -1193,6 +1249,15 @@ impl Worker {
                         // The bounded per-stream packet cache NACKs are
                         // answered from (rewritten packets, as sent).
                         tx.set_rtx_cache(NACK_CACHE_PACKETS, NACK_CACHE_AGE, Some(0.15));
+                        // Forwarded video leaves as it arrives, like audio:
+                        // the publisher already paced it, and str0m's pacer
+                        // (1.1 x the estimate) held keyframe bursts back for
+                        // tens of milliseconds. The estimate still comes from
+                        // TWCC feedback; it drives the layer allocation and,
+                        // when it falls far below what is sent, whole-frame
+                        // drops (`allocate_layers`). Probes and padding stay
+                        // paced.
+                        tx.set_unpaced(true);
                     }
                     OutState::Active
                 }
@@ -1403,19 +1468,6 @@ impl Worker {
             self.send_keyframe_request(publisher, mid, simulcast, KeyframeRequestKind::Pli);
         }
         self.scratch_keyframes = due;
-        for p in self.peers.iter_mut().flatten() {
-            let mut api = p.rtc.direct_api();
-            for o in p.outs.iter_mut() {
-                if o.state != OutState::Active || o.kind != MediaKind::Video {
-                    continue;
-                }
-                let congested = api
-                    .stream_tx_by_mid(o.mid, None)
-                    .and_then(|tx| tx.queue_info().and_then(|q| q.first_unsent()))
-                    .is_some_and(|t| now.saturating_duration_since(t) > CONGESTION_DELAY);
-                o.forward.set_congested(congested);
-            }
-        }
     }
 
     /// Every 500 ms: shares each subscriber's bandwidth estimate among the
@@ -1500,6 +1552,16 @@ impl Worker {
                 })
                 .min()
                 .unwrap_or(0);
+            // Congested: even the allocated layers need more than twice
+            // what the estimate says the path carries. Video then goes frame
+            // by frame (whole frames dropped, resumed at a keyframe) until
+            // the estimate recovers; audio is untouched.
+            let congested = p
+                .bwe
+                .is_some_and(|e| e.as_u64().saturating_mul(CONGESTION_FACTOR) < current);
+            for &i in outs.iter() {
+                p.outs[i].forward.set_congested(congested);
+            }
             let minimum = current + audio + next;
             let desired = (desired + audio).max(minimum);
             p.rtc
