@@ -461,6 +461,19 @@ impl Worker {
         let _ = self.pool.try_send(d.buf);
     }
 
+    /// Drops the stale entries of the timer heap (each poll that changes a
+    /// peer's deadline leaves the old entry behind until its time comes).
+    /// Run when the heap holds more than a few entries per peer slot, it
+    /// costs O(1) amortised per push and keeps the heap small.
+    fn compact_timers(&mut self) {
+        let peers = &self.peers;
+        self.timers.retain(|std::cmp::Reverse((t, slot))| {
+            peers[*slot]
+                .as_ref()
+                .is_some_and(|p| p.next_timeout == Some(*t))
+        });
+    }
+
     /// Sends the queued datagrams (see `batch.rs`).
     fn flush_sends(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
@@ -561,6 +574,9 @@ impl Worker {
                     if peer.next_timeout != Some(t) {
                         peer.next_timeout = Some(t);
                         self.timers.push(std::cmp::Reverse((t, slot)));
+                        if self.timers.len() > 4 * self.peers.len() + 64 {
+                            self.compact_timers();
+                        }
                     }
                     break;
                 }
