@@ -677,3 +677,36 @@ async fn simulcast_steps_down_when_bandwidth_drops_and_back_up() {
     relay.set_rate(0);
     wait_layer_for(&mut bob, SIMULCAST_LEN[2], Duration::from_secs(60)).await;
 }
+
+/// `--media-bwe`: the same call with the estimator (default) and without it
+/// (str0m's null pacer, no probes): audio and video reach the subscriber
+/// whole and in order either way. (That the estimator drives layers is
+/// `simulcast_steps_down_when_bandwidth_drops_and_back_up`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_flows_with_and_without_send_side_bwe() {
+    for bwe in [true, false] {
+        let s = convene_tests::Server::start_with(convene_tests::Options {
+            env: vec![("CONVENE_MEDIA_BWE".into(), bwe.to_string())],
+            ..Default::default()
+        });
+        s.api()
+            .post("/api/v1/rooms", json!({"friendly_url": "bwe"}))
+            .await
+            .expect(200);
+        let t_pub = token(&s, "bwe", "Alice", "moderator").await;
+        let t_sub = token(&s, "bwe", "Bob", "speaker").await;
+        let mut alice = Client::connect(opts(&s, Some(t_pub), None, None)).await;
+        alice.wait_type("joined").await;
+        alice.publish();
+        alice.wait_type("answer").await;
+        let mut bob = Client::connect(opts(&s, Some(t_sub), None, Some("bwe"))).await;
+        bob.wait_type("joined").await;
+        bob.wait_rtp(MediaKind::Video, 150, Duration::from_secs(30))
+            .await;
+        bob.wait_rtp(MediaKind::Audio, 100, Duration::from_secs(30))
+            .await;
+        let seqs = |kind| -> Vec<u16> { bob.received(kind).iter().map(|r| r.seq).collect() };
+        assert_continuous(&seqs(MediaKind::Audio), &format!("audio, bwe {bwe}"));
+        assert_continuous(&seqs(MediaKind::Video), &format!("video, bwe {bwe}"));
+    }
+}
