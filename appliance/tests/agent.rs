@@ -4,16 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use convene_appliance::encode::OpusDecoder;
 use serde_json::{Value, json};
 
 const KEY: &str = "test-key-123";
-const BIN: &str = env!("CARGO_BIN_EXE_convene-appliance");
+mod common;
+
+use std::ffi::OsString;
 
 /// A running agent on a free port; killed on drop.
 struct Agent {
@@ -35,47 +37,24 @@ impl Agent {
     }
 
     fn start_in(dir: &Path, extra: &[(&str, &str)]) -> Agent {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--config")
-            .arg(dir.join("missing.toml"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CONVENE_APPLIANCE_HTTP_ADDR", "127.0.0.1:0")
-            .env("CONVENE_APPLIANCE_API_KEY", KEY)
-            .env("CONVENE_APPLIANCE_VIDEO_SOURCE", "test-pattern")
-            .env("CONVENE_APPLIANCE_AUDIO_SOURCE", "sine")
-            .env("CONVENE_APPLIANCE_VIDEO_WIDTH", "320")
-            .env("CONVENE_APPLIANCE_VIDEO_HEIGHT", "240")
-            .env("CONVENE_APPLIANCE_VIDEO_FPS", "15")
-            .env("CONVENE_APPLIANCE_MEDIA_DIR", dir.join("media"))
-            .env("CONVENE_APPLIANCE_STATE_FILE", dir.join("state.json"))
-            .env("CONVENE_APPLIANCE_DEVICE_NAME", "Room Test")
-            .env("CONVENE_APPLIANCE_DEVICE_ID", "dev-1")
-            .env("CONVENE_APPLIANCE_LOG", "info")
-            // The disk floor is a test input, not whatever the host has free.
-            .env("CONVENE_APPLIANCE_HTTP_MIN_FREE_BYTES", "1048576")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("address line");
-        let base = line
-            .strip_prefix("listening on ")
-            .expect(&line)
-            .trim()
-            .to_string();
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let mut env: Vec<(&str, OsString)> = vec![
+            ("CONVENE_APPLIANCE_API_KEY", KEY.into()),
+            ("CONVENE_APPLIANCE_VIDEO_SOURCE", "test-pattern".into()),
+            ("CONVENE_APPLIANCE_AUDIO_SOURCE", "sine".into()),
+            ("CONVENE_APPLIANCE_VIDEO_WIDTH", "320".into()),
+            ("CONVENE_APPLIANCE_VIDEO_HEIGHT", "240".into()),
+            ("CONVENE_APPLIANCE_VIDEO_FPS", "15".into()),
+            ("CONVENE_APPLIANCE_MEDIA_DIR", dir.join("media").into()),
+            (
+                "CONVENE_APPLIANCE_STATE_FILE",
+                dir.join("state.json").into(),
+            ),
+            ("CONVENE_APPLIANCE_DEVICE_NAME", "Room Test".into()),
+            ("CONVENE_APPLIANCE_DEVICE_ID", "dev-1".into()),
+            ("CONVENE_APPLIANCE_LOG", "info".into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, OsString::from(v))));
+        let (child, base) = common::spawn(&dir.join("missing.toml"), &env);
         Agent {
             child: Some(child),
             addr: base.trim_start_matches("http://").to_string(),
@@ -171,7 +150,7 @@ fn capture_through_alsa_file_plugin(samples: &[i16], frames: u32) -> (usize, Vec
     )
     .unwrap();
     let out = dir.path().join("packets.bin");
-    let st = Command::new(BIN)
+    let st = Command::new(common::BIN)
         .args([
             "capture-opus",
             "--source",
@@ -234,7 +213,7 @@ fn alsa_capture_through_the_file_plugin_encodes_the_input_tone() {
 #[test]
 fn capture_from_a_missing_alsa_device_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let st = Command::new(BIN)
+    let st = Command::new(common::BIN)
         .args([
             "capture-opus",
             "--source",

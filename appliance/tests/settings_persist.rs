@@ -5,15 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 const KEY: &str = "persist-key-1";
-const BIN: &str = env!("CARGO_BIN_EXE_convene-appliance");
+mod common;
+
+use std::ffi::OsString;
 
 struct Agent {
     child: Child,
@@ -23,40 +24,18 @@ struct Agent {
 
 impl Agent {
     fn start(dir: &Path, config: &Path, extra: &[(&str, &str)]) -> Agent {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--config")
-            .arg(config)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CONVENE_APPLIANCE_HTTP_ADDR", "127.0.0.1:0")
-            .env("CONVENE_APPLIANCE_API_KEY", KEY)
-            .env("CONVENE_APPLIANCE_VIDEO_SOURCE", "test-pattern")
-            .env("CONVENE_APPLIANCE_MEDIA_DIR", dir.join("media"))
-            .env("CONVENE_APPLIANCE_STATE_FILE", dir.join("state.json"))
-            .env("CONVENE_APPLIANCE_HTTP_MIN_FREE_BYTES", "1048576")
-            .env("CONVENE_APPLIANCE_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("address line");
-        let base = line
-            .strip_prefix("listening on ")
-            .expect(&line)
-            .trim()
-            .to_string();
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let mut env: Vec<(&str, OsString)> = vec![
+            ("CONVENE_APPLIANCE_API_KEY", KEY.into()),
+            ("CONVENE_APPLIANCE_VIDEO_SOURCE", "test-pattern".into()),
+            ("CONVENE_APPLIANCE_MEDIA_DIR", dir.join("media").into()),
+            (
+                "CONVENE_APPLIANCE_STATE_FILE",
+                dir.join("state.json").into(),
+            ),
+            ("CONVENE_APPLIANCE_LOG", "info".into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, OsString::from(v))));
+        let (child, base) = common::spawn(config, &env);
         Agent {
             child,
             base,
