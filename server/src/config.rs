@@ -98,8 +98,8 @@ pub struct ServeArgs {
     /// estimator): it picks simulcast layers by what each subscriber's path
     /// carries, drops video frames when far over it, and drives the quality
     /// indicator. `false` forwards without it: layers then follow only the
-    /// subscribers' own choices, and each forwarded packet costs about 30 %
-    /// less CPU (docs/benchmarks.md).
+    /// subscribers' own choices, and each forwarded packet costs less CPU
+    /// (10-30 % in the runs of docs/benchmarks.md).
     #[arg(long, env = "CONVENE_MEDIA_BWE", default_value_t = true, action = clap::ArgAction::Set)]
     pub media_bwe: bool,
     /// Media worker threads (0: one per core).

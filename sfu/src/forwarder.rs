@@ -184,8 +184,10 @@ impl Forwarder {
         self.paused
     }
 
-    /// Whether the subscriber's send queue is backed up. While it is, each
-    /// new video frame is dropped whole, and video resumes at a keyframe.
+    /// Whether the subscriber's path is congested (the caller decides how it
+    /// knows: the server compares its bandwidth estimate with what the
+    /// allocated layers need). While it is, each new video frame is dropped
+    /// whole, and video resumes at a keyframe.
     pub fn set_congested(&mut self, congested: bool) {
         self.congested = congested;
     }

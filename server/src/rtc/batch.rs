@@ -27,7 +27,7 @@ pub struct SendBatch {
 }
 
 impl SendBatch {
-    pub fn with_capacity() -> SendBatch {
+    pub fn new() -> SendBatch {
         SendBatch {
             items: Vec::with_capacity(MAX_BATCH),
         }
@@ -130,7 +130,7 @@ mod tests {
     fn a_batch_arrives_whole_and_in_order_at_several_destinations() {
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let (a, b) = (receiver(), receiver());
-        let mut batch = SendBatch::with_capacity();
+        let mut batch = SendBatch::new();
         for i in 0..MAX_BATCH {
             let to = if i % 2 == 0 { &a } else { &b };
             batch.push(to.local_addr().unwrap(), vec![i as u8; 100 + i]);
@@ -155,7 +155,7 @@ mod tests {
     fn a_refused_datagram_is_counted_and_the_rest_still_go() {
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let a = receiver();
-        let mut batch = SendBatch::with_capacity();
+        let mut batch = SendBatch::new();
         batch.push(a.local_addr().unwrap(), vec![1; 10]);
         // Too big for UDP: EMSGSIZE for this one only.
         batch.push(a.local_addr().unwrap(), vec![2; 70_000]);

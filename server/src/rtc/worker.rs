@@ -358,7 +358,7 @@ pub fn run(setup: WorkerSetup) {
         scratch_outs: Vec::new(),
         scratch_keyframes: Vec::new(),
         timers: std::collections::BinaryHeap::new(),
-        batch: super::batch::SendBatch::with_capacity(),
+        batch: super::batch::SendBatch::new(),
     };
     let datagrams = setup.datagrams;
     let commands = setup.commands;
