@@ -6,7 +6,8 @@
 # DTLS backend that pins the SRTP profile), writes a minimal Janus config
 # into a temp dir, and inside a private network namespace (loopback + a veth
 # pair carrying 127.0.0.2/32; every party binds 127.0.0.2, nothing leaves
-# the machine) runs S1 (capacity search) and S4 (100 concurrent joins)
+# the machine) measures the kernel's UDP send path alone (the floor), then
+# runs S1 (capacity search) and S4 (100 concurrent joins)
 # against Janus and Convene alternately: each SFU pinned with taskset to
 # CPU 0, the generator to CPU 1. Main pass: SRTP AEAD_AES_128_GCM; second
 # pass: AES_CM_128_HMAC_SHA1_80. Then writes docs/benchmarks.{md,json,png}
@@ -181,6 +182,11 @@ ip addr add 127.0.0.2/32 dev cjb0
 ip link set cjb0 up
 ip link set cjb1 up
 ulimit -n 65536 2>/dev/null || true
+echo "== udp floor (the kernel send path alone)" >&2
+taskset -c "$GEN_CPU" "$LOAD" --udp-floor 100 --server-cpu "$SFU_CPU" --generator-cpu "$GEN_CPU" \
+  --local-ip 127.0.0.2 --json-out "$WORK/runs/udp-floor.json" >/dev/null \
+  || echo "udp floor failed (exit $?)" >&2
+sleep 1
 IFS=, read -ra passes <<< "$PASSES"
 for pass in "${passes[@]}"; do
   w=$WINDOW; [ "$pass" = aes128cm ] && w=$CM_WINDOW

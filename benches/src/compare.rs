@@ -234,7 +234,10 @@ fn load_runs(dir: &Path) -> Result<Vec<(String, Value)>> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().to_string())
                 .unwrap_or_default();
-            runs.push((name, v));
+            // `udp-floor.json` (convene-load --udp-floor) is not an SFU run.
+            if v.get("sfu").is_some() {
+                runs.push((name, v));
+            }
         }
     }
     runs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -323,7 +326,14 @@ pub fn write(runs_dir: &Path, out: &Path, command: &str, script: Option<&str>) -
             "loadavg_after": v["loadavg_after"], "scenarios": v["scenarios"],
         })).collect::<Vec<_>>(),
     });
+    let floor = read_floor(runs_dir)?;
+    if let Some(f) = &floor {
+        top.extend(floor_figures(f));
+    }
     if let Some(o) = doc.as_object_mut() {
+        if let Some(f) = &floor {
+            o.insert("udp_floor".into(), f.clone());
+        }
         for (k, v) in &top {
             o.insert(k.clone(), v.clone());
         }
@@ -342,6 +352,9 @@ pub fn write(runs_dir: &Path, out: &Path, command: &str, script: Option<&str>) -
         }
     };
     let mut md = markdown(&doc, &passes_view(&passes), plotted, &runs);
+    if let Some(f) = &floor {
+        floor_markdown(&mut md, f, &passes_view(&passes));
+    }
     if let Ok(notes) = std::fs::read_to_string(out.join("benchmarks-janus-notes.md")) {
         md.push('\n');
         md.push_str(&notes);
@@ -353,6 +366,108 @@ pub fn write(runs_dir: &Path, out: &Path, command: &str, script: Option<&str>) -
         if plotted { ", benchmarks.png" } else { "" }
     );
     Ok(())
+}
+
+/// `udp-floor.json` of the runs directory, when the script measured it.
+fn read_floor(dir: &Path) -> Result<Option<Value>> {
+    let p = dir.join("udp-floor.json");
+    if !p.exists() {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&p)?)
+        .with_context(|| format!("parsing {}", p.display()))?;
+    Ok(Some(v))
+}
+
+/// `floor.*` keys: the kernel's send path alone, per system-call style.
+pub fn floor_figures(floor: &Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    for c in floor["cases"].as_array().into_iter().flatten() {
+        let name = if c["batch"].as_u64() == Some(1) {
+            "sendto".to_string()
+        } else {
+            format!("sendmmsg{}", c["batch"])
+        };
+        m.insert(
+            format!("floor.{name}.send_us_per_datagram"),
+            c["send_us_per_datagram"].clone(),
+        );
+        m.insert(
+            format!("floor.{name}.max_pps_per_core"),
+            c["max_pps_per_core"].clone(),
+        );
+    }
+    m
+}
+
+/// The floor section of the report: what one core could send at most, and
+/// how much of each SFU's per-packet CPU that is.
+fn floor_markdown(o: &mut String, floor: &Value, passes: &[&PassRow<'_>]) {
+    o.push_str(
+        "## The floor: the kernel's UDP send path alone
+
+",
+    );
+    let _ = writeln!(
+        o,
+        "`convene-load --udp-floor {}` (run by the script before the SFUs, same namespace and \
+         CPUs): a sender thread on CPU {} sends {}-byte datagrams round-robin to {} sockets \
+         read on CPU {}, as fast as it can for {} s per case, with no WebRTC at all. Its CPU \
+         per datagram is what any SFU forwarding over UDP sockets pays in the kernel on this \
+         machine (on loopback the receiving side's IP/UDP work up to the socket queue runs on \
+         the sending CPU too, as it does for the SFU in S1).\n",
+        floor["destinations"],
+        floor["sender_cpu"],
+        floor["size"],
+        floor["destinations"],
+        floor["receiver_cpu"],
+        floor["secs"]
+    );
+    o.push_str(
+        "| system call | datagrams/s sent | received | sender CPU µs per datagram | most datagrams/s per core |\n|---|---|---|---|---|\n",
+    );
+    let mut mmsg_us = None;
+    for c in floor["cases"].as_array().into_iter().flatten() {
+        let batch = c["batch"].as_u64().unwrap_or(0);
+        let name = if batch == 1 {
+            "`sendto`, one per datagram".to_string()
+        } else {
+            mmsg_us = c["send_us_per_datagram"].as_f64();
+            format!("`sendmmsg`, {batch} per call")
+        };
+        let sent = c["sent"].as_f64().unwrap_or(0.0);
+        let secs = c["secs"].as_f64().unwrap_or(1.0).max(1e-9);
+        let _ = writeln!(
+            o,
+            "| {name} | {:.0} | {:.1} % | {} | {} |",
+            sent / secs,
+            100.0 * c["received"].as_f64().unwrap_or(0.0) / sent.max(1.0),
+            fmt(c.get("send_us_per_datagram"), 2),
+            fmt(c.get("max_pps_per_core"), 0),
+        );
+    }
+    if let Some(floor_us) = mmsg_us {
+        o.push_str(
+            "\nAgainst each SFU's CPU per forwarded packet at its busiest valid step without \
+             loss (`forwarded_pps_per_core`):\n\n| pass | SFU | µs per forwarded packet | of which the floor |\n|---|---|---|---|\n",
+        );
+        for p in passes {
+            for (name, f) in [("Convene", &p.4), ("Janus", &p.5)] {
+                if let Some(pps) = f.get("forwarded_pps_per_core").and_then(Value::as_f64)
+                    && pps > 0.0
+                {
+                    let us = 1e6 / pps;
+                    let _ = writeln!(
+                        o,
+                        "| {} | {name} | {us:.2} | {:.0} % |",
+                        p.0,
+                        100.0 * floor_us / us
+                    );
+                }
+            }
+        }
+    }
+    o.push('\n');
 }
 
 type PassRow<'a> = (

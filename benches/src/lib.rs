@@ -14,6 +14,7 @@ pub mod server;
 pub mod signaling;
 pub mod srtp;
 pub mod stats;
+pub mod udpfloor;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use convene_benches::janus::Janus;
 use convene_benches::scenarios::{self, Settings};
 use convene_benches::server::{SpawnedJanus, SpawnedServer};
 use convene_benches::signaling::{Convene, SignalingAdapter};
-use convene_benches::{Load, compare, report, srtp, stats};
+use convene_benches::{Load, compare, report, srtp, stats, udpfloor};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -117,6 +117,16 @@ struct Args {
     /// Include criterion's results from this directory (e.g. target/criterion).
     #[arg(long)]
     criterion: Option<PathBuf>,
+    /// Measure the kernel's UDP send path alone (no WebRTC): a sender on
+    /// --server-cpu, receivers on --generator-cpu, 1200-byte datagrams to
+    /// `--udp-floor` sockets, one `sendto` each and `sendmmsg` batches of 64.
+    /// Writes the figures to --json-out (compare-janus.sh: `udp-floor.json`,
+    /// shown in the report as the floor under any UDP SFU). Runs nothing else.
+    #[arg(long, value_name = "DESTINATIONS")]
+    udp_floor: Option<usize>,
+    /// With --udp-floor: seconds per case.
+    #[arg(long, default_value_t = 5.0)]
+    udp_floor_secs: f64,
     /// Fail (exit 1) unless every scenario ran, no window was invalid and S4 got everyone ready.
     #[arg(long)]
     strict: bool,
@@ -187,6 +197,27 @@ async fn run(args: Args) -> Result<()> {
             &command.join(" "),
             args.compare_script.as_deref(),
         );
+    }
+    if let Some(destinations) = args.udp_floor {
+        let cpu = |s: &Option<String>| s.as_deref().and_then(|c| c.parse::<usize>().ok());
+        let mut v = udpfloor::run(&udpfloor::FloorCfg {
+            local_ip: args.local_ip,
+            destinations: destinations.max(1),
+            size: 1200,
+            secs: args.udp_floor_secs,
+            sender_cpu: cpu(&args.server_cpu),
+            receiver_cpu: cpu(&args.generator_cpu),
+        })?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("kind".into(), json!("udp_floor"));
+            o.insert("machine".into(), stats::machine());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        if let Some(p) = &args.json_out {
+            std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n")
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        return Ok(());
     }
     let loadavg_before = stats::loadavg();
     match args.sfu.as_str() {
