@@ -340,67 +340,43 @@ async fn camera_api_auth_and_per_class_rate_limits() {
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "INVALID_CREDENTIALS");
-    assert_eq!(
-        http.get(url("/api/info"))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        http.get(url("/api/info"))
-            .bearer_auth("nope")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        http.get(url("/api/info"))
-            .basic_auth("admin", Some(KEY))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        http.get(url("/api/info"))
-            .basic_auth("admin", Some("bad"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        http.get(url("/api/info"))
-            .basic_auth("root", Some(KEY))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        http.get(url(&format!("/api/status?token={KEY}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        http.get(url("/api/status?token=x"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    // Each way of presenting credentials, right and wrong.
+    let cases: [(&str, reqwest::RequestBuilder, u16); 7] = [
+        (
+            "bearer key",
+            http.get(url("/api/info")).bearer_auth(KEY),
+            200,
+        ),
+        (
+            "bad bearer",
+            http.get(url("/api/info")).bearer_auth("nope"),
+            401,
+        ),
+        (
+            "basic admin",
+            http.get(url("/api/info")).basic_auth("admin", Some(KEY)),
+            200,
+        ),
+        (
+            "basic bad password",
+            http.get(url("/api/info")).basic_auth("admin", Some("bad")),
+            401,
+        ),
+        (
+            "basic other user",
+            http.get(url("/api/info")).basic_auth("root", Some(KEY)),
+            401,
+        ),
+        (
+            "query token",
+            http.get(url(&format!("/api/status?token={KEY}"))),
+            200,
+        ),
+        ("bad query token", http.get(url("/api/status?token=x")), 401),
+    ];
+    for (what, req, want) in cases {
+        assert_eq!(req.send().await.unwrap().status(), want, "{what}");
+    }
 
     // Images: 10 per second per client; the 11th in the same second is refused.
     let reqs = (0..11).map(|_| {
