@@ -131,10 +131,12 @@ impl Server {
             .arg("--rtc-ip")
             .arg(media_ip().to_string())
             .arg("--rtc-port")
-            .arg("0")
-            .arg("--media-workers")
-            .arg("2")
-            .args(&self.extra_args)
+            .arg("0");
+        // Two media workers unless the test asks for its own number.
+        if !self.extra_args.iter().any(|a| a == "--media-workers") {
+            cmd.arg("--media-workers").arg("2");
+        }
+        cmd.args(&self.extra_args)
             .env(
                 "CONVENE_LOG",
                 std::env::var("CONVENE_TEST_LOG").unwrap_or_else(|_| "warn".into()),

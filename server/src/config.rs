@@ -105,6 +105,13 @@ pub struct ServeArgs {
     /// Media worker threads (0: one per core).
     #[arg(long, env = "CONVENE_MEDIA_WORKERS", default_value_t = 0)]
     pub media_workers: usize,
+    /// Participants of one room a media worker takes before the room spills
+    /// onto the next worker (0: a room never leaves its worker). Spilling
+    /// lets one big room use several cores: workers hand each other their
+    /// publishers' packets (an Arc and a queue slot per packet and worker)
+    /// and track changes.
+    #[arg(long, env = "CONVENE_MEDIA_SHARD_PEERS", default_value_t = 0)]
+    pub media_shard_peers: usize,
     /// Serve `/metrics` on this address instead of the main HTTP address
     /// (e.g. an address only Prometheus can reach).
     #[arg(long, env = "CONVENE_METRICS_ADDR")]

@@ -194,6 +194,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                 advertise: args.public_ip,
                 workers,
                 bwe: args.media_bwe,
+                shard_peers: args.media_shard_peers,
             },
             events_tx,
         )

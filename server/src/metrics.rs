@@ -71,6 +71,14 @@ fn describe() {
         "RTP packets not forwarded (layer, pause, congestion)"
     );
     describe_counter!(
+        "convene_rtp_packets_relayed_total",
+        "RTP packets handed to another media worker holding the same room"
+    );
+    describe_counter!(
+        "convene_rtp_relay_dropped_total",
+        "RTP packets not relayed because the other worker's queue was full"
+    );
+    describe_counter!(
         "convene_udp_packets_out_total",
         "Datagrams sent by the media plane"
     );
@@ -122,6 +130,8 @@ impl Metrics {
         abs("convene_rtp_packets_forwarded_total", &c.rtp_forwarded);
         abs("convene_rtp_bytes_forwarded_total", &c.rtp_bytes_forwarded);
         abs("convene_rtp_packets_dropped_total", &c.rtp_dropped);
+        abs("convene_rtp_packets_relayed_total", &c.rtp_relayed);
+        abs("convene_rtp_relay_dropped_total", &c.relay_dropped);
         abs("convene_udp_packets_out_total", &c.packets_out);
         abs("convene_udp_bytes_out_total", &c.bytes_out);
         abs("convene_keyframe_requests_total", &c.plis);

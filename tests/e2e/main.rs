@@ -24,4 +24,5 @@ mod media;
 mod openapi;
 mod recording;
 mod server;
+mod shard;
 mod webhooks;

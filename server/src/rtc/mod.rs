@@ -3,9 +3,13 @@
 //!
 //! Signaling talks to workers only through bounded channels ([`Command`]);
 //! workers talk back through each participant's bounded outbound queue and an
-//! unbounded channel of rare [`MediaEvent`]s. Rooms are sharded to workers by
-//! a hash of the room id, so every participant of a room shares its worker
-//! and forwarding never crosses threads.
+//! unbounded channel of rare [`MediaEvent`]s. Each room has a home worker (a
+//! hash of the room id). By default every participant of a room lives there
+//! and forwarding never crosses threads; with `shard_peers` > 0 a big room
+//! spills onto further workers ([`MediaPlane::place`]), which hand each
+//! other their publishers' packets and track changes over the relay mesh
+//! (`worker::Relay`, one bounded RTP channel and one control channel per
+//! worker).
 
 pub mod batch;
 pub mod sdp_scan;
@@ -39,6 +43,10 @@ pub struct MediaCounters {
     pub rtp_forwarded: AtomicU64,
     pub rtp_bytes_forwarded: AtomicU64,
     pub rtp_dropped: AtomicU64,
+    /// Packets handed to another worker holding the same room.
+    pub rtp_relayed: AtomicU64,
+    /// Packets not relayed because the other worker's queue was full.
+    pub relay_dropped: AtomicU64,
     pub plis: AtomicU64,
     pub nacks: AtomicU64,
     pub malformed: AtomicU64,
@@ -46,9 +54,9 @@ pub struct MediaCounters {
     pub signal_dropped: AtomicU64,
 }
 
-/// Media counters of one room, written by the one worker owning the room
-/// (uncontended relaxed atomics) and read by signaling for session
-/// statistics and by metrics.
+/// Media counters of one room, written by the workers holding the room
+/// (relaxed atomics; uncontended unless the room spills onto several
+/// workers) and read by signaling for session statistics and by metrics.
 #[derive(Debug, Default)]
 pub struct RoomCounters {
     pub rtp_in: AtomicU64,
@@ -115,11 +123,15 @@ pub struct MediaConfig {
     pub workers: usize,
     /// Send-side bandwidth estimation for subscribers (`--media-bwe`).
     pub bwe: bool,
+    /// Participants of one room per worker before the room spills onto the
+    /// next worker (`--media-shard-peers`; 0: a room never spills).
+    pub shard_peers: usize,
 }
 
 /// Handle on the running media plane.
 pub struct MediaPlane {
     commands: Vec<Sender<Command>>,
+    shard_peers: usize,
     pub local_addr: SocketAddr,
     pub candidate: SocketAddr,
     pub counters: Arc<MediaCounters>,
@@ -142,6 +154,24 @@ fn default_route_ip() -> Option<IpAddr> {
     let s = UdpSocket::bind("0.0.0.0:0").ok()?;
     s.connect("192.0.2.1:9").ok()?;
     s.local_addr().ok().map(|a| a.ip())
+}
+
+/// Without sharding, the home worker. With it, the home worker until it
+/// holds `shard_peers` of the room, then the next worker in turn that holds
+/// fewer; when every worker is full, the one holding the fewest (the home
+/// worker first among equals).
+fn place(home: usize, shard_peers: usize, load: &[usize], workers: usize) -> usize {
+    let workers = workers.max(1);
+    let home = home % workers;
+    if shard_peers == 0 || workers == 1 {
+        return home;
+    }
+    let held = |w: usize| load.get(w).copied().unwrap_or(0);
+    let order = (0..workers).map(|i| (home + i) % workers);
+    if let Some(w) = order.clone().find(|&w| held(w) < shard_peers) {
+        return w;
+    }
+    order.min_by_key(|&w| held(w)).unwrap_or(home)
 }
 
 impl MediaPlane {
@@ -179,6 +209,7 @@ impl MediaPlane {
         let mut datagram_txs = Vec::new();
         let mut commands = Vec::new();
         let mut threads = Vec::new();
+        let mesh = worker::Mesh::new(workers);
         for index in 0..workers {
             let (dtx, drx) = bounded(2048);
             let (ctx, crx) = bounded(1024);
@@ -187,6 +218,7 @@ impl MediaPlane {
             let setup = worker::WorkerSetup {
                 index,
                 bwe: config.bwe,
+                links: mesh.links(index),
                 socket: socket.clone(),
                 local_addr,
                 candidate,
@@ -229,6 +261,7 @@ impl MediaPlane {
         tracing::info!(%local_addr, %candidate, workers, "media plane listening (UDP, and TCP when available)");
         Ok(MediaPlane {
             commands,
+            shard_peers: config.shard_peers,
             local_addr,
             candidate,
             counters,
@@ -238,11 +271,21 @@ impl MediaPlane {
         })
     }
 
-    /// The worker a room lives on.
+    /// The home worker of a room: where its first participants go.
     pub fn worker_of(&self, room_id: &str) -> usize {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         room_id.hash(&mut h);
         (h.finish() % self.commands.len() as u64) as usize
+    }
+
+    pub fn workers(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// The worker for a room's next participant, given how many of its
+    /// participants each worker holds (`load[w]`).
+    pub fn place(&self, home: usize, load: &[usize]) -> usize {
+        place(home, self.shard_peers, load, self.commands.len())
     }
 
     pub fn send(&self, worker: usize, cmd: Command) -> Result<(), MediaError> {
@@ -263,5 +306,32 @@ impl MediaPlane {
         for t in threads {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::place;
+
+    #[test]
+    fn rooms_stay_home_without_sharding() {
+        assert_eq!(place(2, 0, &[0, 0, 40, 0], 4), 2);
+        assert_eq!(place(1, 5, &[0, 9], 1), 0, "one worker: nowhere to spill");
+    }
+
+    #[test]
+    fn a_full_home_spills_to_the_next_worker_in_turn() {
+        assert_eq!(place(2, 3, &[0, 0, 2, 0], 4), 2);
+        assert_eq!(place(2, 3, &[0, 0, 3, 0], 4), 3);
+        assert_eq!(place(2, 3, &[0, 0, 3, 3], 4), 0);
+        // A place freed at home is taken again first.
+        assert_eq!(place(2, 3, &[3, 0, 2, 3], 4), 2);
+    }
+
+    #[test]
+    fn when_every_worker_is_full_the_least_loaded_takes_the_peer() {
+        assert_eq!(place(1, 2, &[3, 2, 4], 3), 1);
+        assert_eq!(place(1, 2, &[2, 3, 4], 3), 0);
+        assert_eq!(place(0, 1, &[5, 5, 5], 3), 0);
     }
 }

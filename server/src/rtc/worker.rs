@@ -1,18 +1,28 @@
 //! A media worker: one thread that is the single owner of the peers (str0m
 //! `Rtc`s) and rooms sharded to it.
 //!
-//! The loop waits on two bounded channels — datagrams from the receive thread
-//! and commands from signaling — or until the earliest str0m timeout, feeds
-//! str0m, drains its output, forwards RTP between the room's peers, and sends
-//! datagrams on the shared socket. Nothing here awaits or takes a lock shared
-//! with another worker; one peer's error disconnects that peer only.
+//! The loop waits on its channels — datagrams from the receive thread,
+//! commands from signaling, and packets and control messages relayed by the
+//! other workers — or until the earliest str0m timeout, feeds str0m, drains
+//! its output, forwards RTP between the room's peers, and sends datagrams on
+//! the shared socket. Nothing here awaits or takes a lock shared with another
+//! worker; one peer's error disconnects that peer only.
+//!
+//! A room may be held by several workers (each with its own participants of
+//! it, see `MediaPlane::place`). Every worker holding a room knows all of its
+//! tracks: its own publishers' (`Origin::Local`) and replicas of the others'
+//! (`Origin::Remote`). A local publisher's packet is fanned out to the local
+//! subscribers and handed, as one `RelayedRtp` (Arcs and a queue slot, no
+//! copy), to every other worker holding the room, which fans it out to its
+//! own. Track changes, keyframe requests and connection quality travel on the
+//! control channel (`Relay`); keyframe requests end at the publisher's worker.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
@@ -115,12 +125,21 @@ const AUDIO_BPS: u64 = 48_000;
 const NACK_CACHE_PACKETS: usize = 1024;
 const NACK_CACHE_AGE: Duration = Duration::from_secs(2);
 
+/// Where a track's packets come from.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// A peer of this worker publishes it on `mid`.
+    Local { slot: usize, mid: Mid },
+    /// Another worker holding the room publishes it and relays its packets.
+    Remote { worker: usize },
+}
+
 struct Track {
+    /// Unique across workers (each worker hands out keys of its own residue).
     key: u64,
     id: String,
-    publisher: usize,
+    origin: Origin,
     participant_id: String,
-    mid: Mid,
     kind: MediaKind,
     source: Source,
     muted: bool,
@@ -129,9 +148,52 @@ struct Track {
     keyframes: KeyframeLimiter,
     /// Incoming bitrate per simulcast layer `[q, h, f]` (non-simulcast: f).
     rates: [RateMeter; 3],
+    /// Audio levels of a remote track since the last speaker tick (local
+    /// publishers' levels are summed on their peer).
+    level_sum: f32,
+    level_count: u32,
 }
 
 impl Track {
+    /// The local peer publishing this track, if any.
+    fn publisher(&self) -> Option<usize> {
+        match self.origin {
+            Origin::Local { slot, .. } => Some(slot),
+            Origin::Remote { .. } => None,
+        }
+    }
+
+    /// What another worker needs to hold a replica of this track.
+    fn replica(&self, home: usize) -> RemoteTrack {
+        RemoteTrack {
+            key: self.key,
+            home,
+            id: self.id.clone(),
+            participant_id: self.participant_id.clone(),
+            kind: self.kind,
+            source: self.source,
+            muted: self.muted,
+            simulcast: self.simulcast,
+        }
+    }
+
+    fn from_replica(r: RemoteTrack) -> Track {
+        Track {
+            key: r.key,
+            id: r.id,
+            origin: Origin::Remote { worker: r.home },
+            participant_id: r.participant_id,
+            kind: r.kind,
+            source: r.source,
+            muted: r.muted,
+            simulcast: r.simulcast,
+            keyframes: KeyframeLimiter::default(),
+            rates: Default::default(),
+            level_sum: 0.0,
+            level_count: 0,
+        }
+    }
+
     fn info(&self) -> TrackInfo {
         TrackInfo {
             id: self.id.clone(),
@@ -224,6 +286,130 @@ struct Room {
     tracks: HashMap<u64, Track>,
     speakers: SpeakerDetector<String>,
     recorder: Option<RoomRecorder>,
+    /// The other workers holding this room (they get our publishers'
+    /// packets and track changes).
+    shards: Vec<usize>,
+}
+
+/// A track as replicated to another worker.
+struct RemoteTrack {
+    key: u64,
+    home: usize,
+    id: String,
+    participant_id: String,
+    kind: MediaKind,
+    source: Source,
+    muted: bool,
+    simulcast: bool,
+}
+
+/// One incoming packet, ready for fan-out: what every subscriber's
+/// forwarder and the recorder need. Cloning it clones Arcs only.
+#[derive(Clone)]
+struct Outgoing {
+    key: u64,
+    view: Packet,
+    codec: Codec,
+    payload: Arc<[u8]>,
+    audio_level: Option<i8>,
+    voice_activity: Option<bool>,
+    /// The sender's capture time (from its RTCP sender reports).
+    capture: Option<SystemTime>,
+}
+
+/// A publisher's packet handed to another worker holding its room.
+struct RelayedRtp {
+    room: Arc<str>,
+    pkt: Outgoing,
+}
+
+/// Control messages between workers holding the same room.
+enum Relay {
+    /// `from` now holds peers of the room: those holding it answer
+    /// `Welcome` and send their tracks.
+    Hello {
+        room: Arc<str>,
+        from: usize,
+    },
+    Welcome {
+        room: Arc<str>,
+        from: usize,
+    },
+    /// `from` no longer holds the room.
+    Goodbye {
+        room: Arc<str>,
+        from: usize,
+    },
+    TrackAdded {
+        room: Arc<str>,
+        track: Box<RemoteTrack>,
+    },
+    TrackRemoved {
+        room: Arc<str>,
+        key: u64,
+    },
+    TrackMuted {
+        room: Arc<str>,
+        key: u64,
+        muted: bool,
+        by: Option<String>,
+    },
+    /// For the worker publishing the track.
+    Keyframe {
+        room: Arc<str>,
+        key: u64,
+        kind: KeyframeRequestKind,
+        force: bool,
+    },
+    Quality {
+        room: Arc<str>,
+        participant_id: String,
+        quality: &'static str,
+    },
+    /// The room's recorder, from a worker that no longer holds the room.
+    Recorder {
+        room: Arc<str>,
+        recorder: Box<RoomRecorder>,
+    },
+}
+
+/// Relayed packets a worker queues before further ones are dropped (and
+/// counted): about 100 ms of a busy worker's input.
+const RELAY_QUEUE: usize = 8192;
+
+/// The channels between all workers, made once by the media plane.
+pub struct Mesh {
+    rtp: Vec<(Sender<RelayedRtp>, Receiver<RelayedRtp>)>,
+    ctl: Vec<(Sender<Relay>, Receiver<Relay>)>,
+}
+
+impl Mesh {
+    pub fn new(workers: usize) -> Mesh {
+        Mesh {
+            rtp: (0..workers).map(|_| bounded(RELAY_QUEUE)).collect(),
+            // Control messages follow signaling (joins, publishes, mutes),
+            // never packets; losing one would leave a replica wrong.
+            ctl: (0..workers).map(|_| unbounded()).collect(),
+        }
+    }
+
+    /// Worker `index`'s ends: senders to every worker, its own receivers.
+    pub fn links(&self, index: usize) -> Links {
+        Links {
+            rtp: self.rtp.iter().map(|(tx, _)| tx.clone()).collect(),
+            ctl: self.ctl.iter().map(|(tx, _)| tx.clone()).collect(),
+            rtp_rx: self.rtp[index].1.clone(),
+            ctl_rx: self.ctl[index].1.clone(),
+        }
+    }
+}
+
+/// One worker's ends of the [`Mesh`].
+pub struct Links {
+    rtp: Vec<Sender<RelayedRtp>>,
+    ctl: Vec<Sender<Relay>>,
+    rtp_rx: Receiver<RelayedRtp>,
+    ctl_rx: Receiver<Relay>,
 }
 
 /// The room's recorder, fed like one more subscriber: a forwarder per
@@ -263,6 +449,9 @@ fn capture_time(pkt: &RtpPacket, clock_rate: u32) -> Option<std::time::SystemTim
 pub struct Worker {
     bwe: bool,
     index: usize,
+    /// Senders to every worker's relay channels (`[index]` is our own).
+    rtp_links: Vec<Sender<RelayedRtp>>,
+    ctl_links: Vec<Sender<Relay>>,
     socket: Arc<UdpSocket>,
     local_addr: SocketAddr,
     candidate: Candidate,
@@ -275,6 +464,8 @@ pub struct Worker {
     tcp: HashMap<SocketAddr, super::tcp::TcpWriter>,
     tcp_candidate: Option<Candidate>,
     rooms: HashMap<Arc<str>, Room>,
+    /// The next track key: `index + 1` plus multiples of the worker count,
+    /// so keys never collide between workers.
     next_track: u64,
     pool: Sender<Box<[u8; DATAGRAM_CAPACITY]>>,
     counters: Arc<MediaCounters>,
@@ -301,6 +492,7 @@ pub struct WorkerSetup {
     pub index: usize,
     /// Send-side bandwidth estimation for subscribers.
     pub bwe: bool,
+    pub links: Links,
     pub socket: Arc<UdpSocket>,
     pub local_addr: SocketAddr,
     pub candidate: SocketAddr,
@@ -332,9 +524,18 @@ pub fn run(setup: WorkerSetup) {
     } else {
         None
     };
+    let Links {
+        rtp: rtp_links,
+        ctl: ctl_links,
+        rtp_rx,
+        ctl_rx,
+    } = setup.links;
     let mut w = Worker {
         index: setup.index,
         bwe: setup.bwe,
+        next_track: setup.index as u64 + 1,
+        rtp_links,
+        ctl_links,
         socket: setup.socket,
         local_addr: setup.local_addr,
         candidate,
@@ -346,7 +547,6 @@ pub fn run(setup: WorkerSetup) {
         tcp: HashMap::new(),
         tcp_candidate,
         rooms: HashMap::new(),
-        next_track: 1,
         pool: setup.pool,
         counters: setup.counters,
         events: setup.events,
@@ -378,6 +578,12 @@ pub fn run(setup: WorkerSetup) {
                 Ok(c) => w.on_command(c),
                 Err(_) => break,
             },
+            recv(rtp_rx) -> r => if let Ok(r) = r {
+                w.on_relayed_rtp(r);
+            },
+            recv(ctl_rx) -> m => if let Ok(m) = m {
+                w.on_relay(m);
+            },
             default(wait) => {}
         }
         // Take whatever else is queued without blocking, bounded per round.
@@ -386,6 +592,15 @@ pub fn run(setup: WorkerSetup) {
                 Ok(d) => w.on_datagram(d),
                 Err(_) => break,
             }
+        }
+        for _ in 0..256 {
+            match rtp_rx.try_recv() {
+                Ok(r) => w.on_relayed_rtp(r),
+                Err(_) => break,
+            }
+        }
+        while let Ok(m) = ctl_rx.try_recv() {
+            w.on_relay(m);
         }
         while let Ok(c) = commands.try_recv() {
             w.on_command(c);
@@ -698,6 +913,19 @@ impl Worker {
             participant_id: pid.clone(),
             quality,
         });
+        if let Some(room) = self.rooms.get(&room_id) {
+            for &w in &room.shards {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::Quality {
+                        room: room_id.clone(),
+                        participant_id: pid.clone(),
+                        quality,
+                    },
+                );
+            }
+        }
     }
 
     /// Sends a message to every peer of the room except `except`.
@@ -741,37 +969,66 @@ impl Worker {
                 MediaKind::Video => Source::Camera,
             });
         let key = self.next_track;
-        self.next_track += 1;
+        self.next_track += self.ctl_links.len().max(1) as u64;
         p.published.insert(mid, key);
         let track = Track {
             key,
             id: format!("{}-{}", p.participant_id, key),
-            publisher: slot,
+            origin: Origin::Local { slot, mid },
             participant_id: p.participant_id.clone(),
-            mid,
             kind,
             source,
             muted: false,
             simulcast,
             keyframes: KeyframeLimiter::default(),
             rates: Default::default(),
+            level_sum: 0.0,
+            level_count: 0,
         };
-        let info = track.info();
-        let pid = p.participant_id.clone();
         let room_id = p.room_id.clone();
-        tracing::info!(participant = %pid, track = %track.id, kind = kind_str(kind), source = source.as_str(), simulcast, "track published");
+        tracing::info!(participant = %track.participant_id, track = %track.id, kind = kind_str(kind), source = source.as_str(), simulcast, "track published");
         self.counters
             .tracks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(room) = self.rooms.get_mut(&room_id) else {
+        self.insert_track(&room_id, track);
+    }
+
+    /// Adds a track to a room this worker holds — a local publisher's, or a
+    /// replica of another worker's — tells the room's local peers and offers
+    /// it to them. A local track is replicated to the room's other workers.
+    fn insert_track(&mut self, room_id: &Arc<str>, track: Track) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
+        if room.tracks.contains_key(&track.key) {
+            return;
+        }
         if let Some(rec) = room.recorder.as_ref() {
             rec.track(&track);
         }
-        room.tracks.insert(key, track);
-        let others: Vec<usize> = room.peers.iter().copied().filter(|&s| s != slot).collect();
-        self.broadcast(&room_id, Some(slot), || ServerMsg::TrackPublished {
+        let publisher = track.publisher();
+        if publisher.is_some() {
+            for &w in &room.shards {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::TrackAdded {
+                        room: room_id.clone(),
+                        track: Box::new(track.replica(self.index)),
+                    },
+                );
+            }
+        }
+        let info = track.info();
+        let pid = track.participant_id.clone();
+        room.tracks.insert(track.key, track);
+        let others: Vec<usize> = room
+            .peers
+            .iter()
+            .copied()
+            .filter(|&s| Some(s) != publisher)
+            .collect();
+        self.broadcast(room_id, publisher, || ServerMsg::TrackPublished {
             participant_id: pid.clone(),
             track: info.clone(),
         });
@@ -788,11 +1045,13 @@ impl Worker {
             return;
         };
         let room_id = p.room_id.clone();
-        let pid = p.participant_id.clone();
-        self.remove_track(&room_id, key, &pid);
+        self.remove_track(&room_id, key);
     }
 
-    fn remove_track(&mut self, room_id: &str, key: u64, pid: &str) {
+    /// Removes a track (local, or a replica) from a room this worker holds,
+    /// closes it for the local subscribers and tells them; a local track's
+    /// end is replicated to the room's other workers.
+    fn remove_track(&mut self, room_id: &Arc<str>, key: u64) {
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
@@ -803,10 +1062,23 @@ impl Worker {
             rec.forwarders.remove(&key);
             rec.sink.offer(RecEvent::TrackEnded { key });
         }
-        self.counters
-            .tracks
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(participant = %pid, track = %track.id, "track unpublished");
+        let publisher = track.publisher();
+        if publisher.is_some() {
+            self.counters
+                .tracks
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(participant = %track.participant_id, track = %track.id, "track unpublished");
+            for &w in &room.shards {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::TrackRemoved {
+                        room: room_id.clone(),
+                        key,
+                    },
+                );
+            }
+        }
         let peers = room.peers.clone();
         for &s in &peers {
             if let Some(p) = self.peers[s].as_mut() {
@@ -818,23 +1090,23 @@ impl Worker {
                 }
             }
         }
-        let track_id = track.id.clone();
-        self.broadcast(room_id, Some(track.publisher), || {
-            ServerMsg::TrackUnpublished {
-                participant_id: pid.to_string(),
-                track_id: track_id.clone(),
-            }
+        self.broadcast(room_id, publisher, || ServerMsg::TrackUnpublished {
+            participant_id: track.participant_id.clone(),
+            track_id: track.id.clone(),
         });
         for s in peers {
-            if s != track.publisher {
+            if Some(s) != publisher {
                 self.renegotiate(s);
             }
         }
     }
 
     fn start_recording(&mut self, room_id: &str, sink: Box<RecorderSink>) {
-        let Some(room) = self.rooms.get_mut(room_id) else {
+        let Some(room_id) = self.rooms.get_key_value(room_id).map(|(k, _)| k.clone()) else {
             tracing::warn!(room = %room_id, "recording asked of a room this worker does not hold");
+            return;
+        };
+        let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
         let rec = RoomRecorder {
@@ -851,7 +1123,7 @@ impl Worker {
         room.recorder = Some(rec);
         let now = Instant::now();
         for key in video {
-            self.request_keyframe(room_id, key, KeyframeRequestKind::Pli, now, true);
+            self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, true);
         }
     }
 
@@ -906,8 +1178,10 @@ impl Worker {
             }
             Command::RoomTracks { room_id, reply } => {
                 let mut out: HashMap<String, Vec<TrackInfo>> = HashMap::new();
+                // This worker's publishers only: signaling asks every
+                // worker holding the room and merges.
                 if let Some(room) = self.rooms.get(room_id.as_str()) {
-                    for t in room.tracks.values() {
+                    for t in room.tracks.values().filter(|t| t.publisher().is_some()) {
                         out.entry(t.participant_id.clone())
                             .or_default()
                             .push(t.info());
@@ -960,10 +1234,24 @@ impl Worker {
         self.counters
             .peers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let room_key: Arc<str> = match self.rooms.get_key_value(new.room_id.as_str()) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(new.room_id.as_str()),
-        };
+        let (room_key, created): (Arc<str>, bool) =
+            match self.rooms.get_key_value(new.room_id.as_str()) {
+                Some((k, _)) => (k.clone(), false),
+                None => (Arc::from(new.room_id.as_str()), true),
+            };
+        if created {
+            // Other workers holding the room answer with their tracks.
+            for w in (0..self.ctl_links.len()).filter(|&w| w != self.index) {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::Hello {
+                        room: room_key.clone(),
+                        from: self.index,
+                    },
+                );
+            }
+        }
         let room = self.rooms.entry(room_key.clone()).or_insert_with(|| Room {
             counters: new.room_counters.clone(),
             ..Room::default()
@@ -1041,12 +1329,35 @@ impl Worker {
             room.peers.retain(|&s| s != slot);
         }
         for key in keys {
-            self.remove_track(&peer.room_id, key, &peer.participant_id);
+            self.remove_track(&peer.room_id, key);
         }
-        if let Some(room) = self.rooms.get(&peer.room_id)
-            && room.peers.is_empty()
+        if self
+            .rooms
+            .get(&peer.room_id)
+            .is_some_and(|r| r.peers.is_empty())
+            && let Some(room) = self.rooms.remove(&peer.room_id)
         {
-            self.rooms.remove(&peer.room_id);
+            for &w in &room.shards {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::Goodbye {
+                        room: peer.room_id.clone(),
+                        from: self.index,
+                    },
+                );
+            }
+            // The recording goes on with the room's other workers.
+            if let (Some(rec), Some(&w)) = (room.recorder, room.shards.first()) {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::Recorder {
+                        room: peer.room_id.clone(),
+                        recorder: Box::new(rec),
+                    },
+                );
+            }
         }
         tracing::debug!(participant = %participant_id, "peer removed");
     }
@@ -1062,13 +1373,13 @@ impl Worker {
             .rooms
             .get(&room_id)
             .and_then(|r| r.tracks.values().find(|t| t.id == track_id))
-            .map(|t| (t.key, t.publisher, t.mid))
+            .map(|t| t.key)
         else {
             return;
         };
         let mut wants_keyframe = false;
         if let Some(p) = self.peers[slot].as_mut()
-            && let Some(o) = p.outs.iter_mut().find(|o| o.track_key == key.0)
+            && let Some(o) = p.outs.iter_mut().find(|o| o.track_key == key)
         {
             f(o);
             wants_keyframe = o.subscribed && !o.paused;
@@ -1076,7 +1387,7 @@ impl Worker {
         if wants_keyframe {
             self.request_keyframe(
                 &room_id,
-                key.0,
+                key,
                 KeyframeRequestKind::Pli,
                 Instant::now(),
                 true,
@@ -1102,9 +1413,24 @@ impl Worker {
         };
         let mut changed = Vec::new();
         for t in room.tracks.values_mut() {
-            if t.publisher == slot && source.is_none_or(|s| s == t.source) && t.muted != muted {
+            if t.publisher() == Some(slot)
+                && source.is_none_or(|s| s == t.source)
+                && t.muted != muted
+            {
                 t.muted = muted;
                 changed.push((t.id.clone(), t.source));
+                for &w in &room.shards {
+                    send_ctl(
+                        &self.ctl_links,
+                        w,
+                        Relay::TrackMuted {
+                            room: room_id.clone(),
+                            key: t.key,
+                            muted,
+                            by: by.clone(),
+                        },
+                    );
+                }
             }
         }
         for (track_id, src) in changed {
@@ -1310,7 +1636,7 @@ impl Worker {
         let mut to_add: Vec<&Track> = room
             .tracks
             .values()
-            .filter(|t| t.publisher != slot && !p.outs.iter().any(|o| o.track_key == t.key))
+            .filter(|t| t.publisher() != Some(slot) && !p.outs.iter().any(|o| o.track_key == t.key))
             .collect();
         to_add.sort_by_key(|t| t.key);
         let closing: Vec<Mid> = p
@@ -1410,7 +1736,7 @@ impl Worker {
     /// by a new subscriber.
     fn request_keyframe(
         &mut self,
-        room_id: &str,
+        room_id: &Arc<str>,
         key: u64,
         kind: KeyframeRequestKind,
         now: Instant,
@@ -1425,10 +1751,27 @@ impl Worker {
         if track.kind != MediaKind::Video {
             return;
         }
+        let (publisher, mid) = match track.origin {
+            Origin::Local { slot, mid } => (slot, mid),
+            Origin::Remote { worker } => {
+                // The publisher's worker limits and counts.
+                send_ctl(
+                    &self.ctl_links,
+                    worker,
+                    Relay::Keyframe {
+                        room: room_id.clone(),
+                        key,
+                        kind,
+                        force,
+                    },
+                );
+                return;
+            }
+        };
         if !track.keyframes.request(now) && !force {
             return;
         }
-        let (publisher, mid, simulcast) = (track.publisher, track.mid, track.simulcast);
+        let simulcast = track.simulcast;
         room.counters
             .plis
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1464,19 +1807,36 @@ impl Worker {
     /// subscriber's congestion state from its send queues.
     fn housekeeping(&mut self, now: Instant) {
         let mut due = std::mem::take(&mut self.scratch_keyframes);
-        for room in self.rooms.values_mut() {
+        for (room_id, room) in self.rooms.iter_mut() {
             if let Some(rec) = room.recorder.as_ref() {
                 while let Ok(key) = rec.sink.keyframes.try_recv() {
-                    if let Some(t) = room.tracks.get_mut(&key)
-                        && t.keyframes.request(now)
-                    {
-                        due.push((t.publisher, t.mid, t.simulcast));
+                    let Some(t) = room.tracks.get_mut(&key) else {
+                        continue;
+                    };
+                    match t.origin {
+                        Origin::Local { slot, mid } => {
+                            if t.keyframes.request(now) {
+                                due.push((slot, mid, t.simulcast));
+                            }
+                        }
+                        Origin::Remote { worker } => send_ctl(
+                            &self.ctl_links,
+                            worker,
+                            Relay::Keyframe {
+                                room: room_id.clone(),
+                                key,
+                                kind: KeyframeRequestKind::Pli,
+                                force: false,
+                            },
+                        ),
                     }
                 }
             }
             for t in room.tracks.values_mut() {
-                if t.keyframes.poll(now) {
-                    due.push((t.publisher, t.mid, t.simulcast));
+                if let Origin::Local { slot, mid } = t.origin
+                    && t.keyframes.poll(now)
+                {
+                    due.push((slot, mid, t.simulcast));
                 }
             }
         }
@@ -1668,10 +2028,70 @@ impl Worker {
             },
             arrival: now,
         };
-        let nackable = track.kind == MediaKind::Video;
+        let wants_capture = room.recorder.is_some() || !room.shards.is_empty();
+        let out = Outgoing {
+            key,
+            view,
+            codec,
+            payload: pkt.payload.clone(),
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            capture: if wants_capture {
+                capture_time(pkt, view.clock_rate)
+            } else {
+                None
+            },
+        };
+        // The room's other workers fan it out to their own subscribers.
+        for &w in &room.shards {
+            let relayed = RelayedRtp {
+                room: room_id.clone(),
+                pkt: out.clone(),
+            };
+            match self.rtp_links.get(w).map(|l| l.try_send(relayed)) {
+                Some(Ok(())) => self.counters.rtp_relayed.fetch_add(1, Relaxed),
+                _ => self.counters.relay_dropped.fetch_add(1, Relaxed),
+            };
+        }
+        self.deliver(&room_id, &out, Some(slot), now);
+    }
+
+    /// A packet another worker relayed: counted into the track's rates and
+    /// audio level here too (layer allocation and active speakers are
+    /// computed per worker), then fanned out to this worker's subscribers.
+    fn on_relayed_rtp(&mut self, r: RelayedRtp) {
+        let now = Instant::now();
+        let Some(room) = self.rooms.get_mut(&r.room) else {
+            return;
+        };
+        let Some(track) = room.tracks.get_mut(&r.pkt.key) else {
+            return;
+        };
+        track.rates[r.pkt.view.layer.index()].record(r.pkt.payload.len(), now);
+        if let Some(level) = r.pkt.audio_level {
+            track.level_sum += f32::from(level.unsigned_abs());
+            track.level_count += 1;
+        }
+        self.deliver(&r.room, &r.pkt, None, now);
+    }
+
+    /// Fans a packet out to the room's recorder and every local subscriber
+    /// of its track (but `except`, its publisher).
+    fn deliver(&mut self, room_id: &Arc<str>, out: &Outgoing, except: Option<usize>, now: Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(track) = room.tracks.get(&out.key) else {
+            return;
+        };
+        let key = out.key;
+        let kind = track.kind;
+        let view = &out.view;
+        let nackable = kind == MediaKind::Video;
         let mut need_keyframe = false;
         if let Some(rec) = room.recorder.as_mut() {
-            let kind = if track.kind == MediaKind::Audio {
+            let rec_kind = if kind == MediaKind::Audio {
                 Kind::Audio
             } else {
                 Kind::Video
@@ -1679,25 +2099,25 @@ impl Worker {
             let fwd = rec
                 .forwarders
                 .entry(key)
-                .or_insert_with(|| Forwarder::new(kind));
+                .or_insert_with(|| Forwarder::new(rec_kind));
             if let (Decision::Forward { seq, ts }, Some(codec)) =
-                (fwd.decide(&view), media_codec(codec))
+                (fwd.decide(view), media_codec(out.codec))
             {
                 rec.sink.offer(RecEvent::Packet(RecPacket {
                     key,
                     codec,
                     seq,
                     ts,
-                    marker: pkt.header.marker,
-                    payload: pkt.payload.clone(),
-                    arrival: now,
-                    capture: capture_time(pkt, view.clock_rate),
+                    marker: view.marker,
+                    payload: out.payload.clone(),
+                    arrival: view.arrival,
+                    capture: out.capture,
                 }));
             }
             need_keyframe |= fwd.take_keyframe_request();
         }
         for &s in &room.peers {
-            if s == slot {
+            if Some(s) == except {
                 continue;
             }
             let Some(sub) = self.peers[s].as_mut() else {
@@ -1709,7 +2129,7 @@ impl Worker {
             if o.state != OutState::Active {
                 continue;
             }
-            let decision = o.forward.decide(&view);
+            let decision = o.forward.decide(view);
             need_keyframe |= o.forward.take_keyframe_request();
             let (seq, ts) = match decision {
                 Decision::Forward { seq, ts } => (seq, ts),
@@ -1720,26 +2140,26 @@ impl Worker {
                 }
             };
             let pt = match o.pt {
-                Some((c, pt)) if c == codec => pt,
+                Some((c, pt)) if c == out.codec => pt,
                 _ => {
                     let Some(pt) = sub
                         .rtc
                         .codec_config()
                         .params()
                         .iter()
-                        .find(|pp| pp.spec().codec == codec)
+                        .find(|pp| pp.spec().codec == out.codec)
                         .map(|pp| pp.pt())
                     else {
                         continue;
                     };
-                    o.pt = Some((codec, pt));
+                    o.pt = Some((out.codec, pt));
                     pt
                 }
             };
             let out_mid = o.mid;
             let ext = ExtensionValues {
-                audio_level: pkt.header.ext_vals.audio_level,
-                voice_activity: pkt.header.ext_vals.voice_activity,
+                audio_level: out.audio_level,
+                voice_activity: out.voice_activity,
                 ..Default::default()
             };
             let mut api = sub.rtc.direct_api();
@@ -1747,39 +2167,164 @@ impl Worker {
                 continue;
             };
             tx.write_rtp(
-                RtpWrite::new(pt, SeqNo::from(seq), ts, now, pkt.payload.clone())
-                    .marker(pkt.header.marker)
+                RtpWrite::new(pt, SeqNo::from(seq), ts, now, out.payload.clone())
+                    .marker(view.marker)
                     .nackable(nackable)
                     .ext_vals(ext),
             );
             self.counters.rtp_forwarded.fetch_add(1, Relaxed);
             self.counters
                 .rtp_bytes_forwarded
-                .fetch_add(pkt.payload.len() as u64, Relaxed);
+                .fetch_add(out.payload.len() as u64, Relaxed);
             room.counters.rtp_forwarded.fetch_add(1, Relaxed);
             room.counters
                 .bytes_forwarded
-                .fetch_add(pkt.payload.len() as u64, Relaxed);
+                .fetch_add(out.payload.len() as u64, Relaxed);
             if !sub.dirty {
                 sub.dirty = true;
                 self.dirty.push(s);
             }
         }
         if need_keyframe {
-            self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, false);
+            self.request_keyframe(room_id, key, KeyframeRequestKind::Pli, now, false);
+        }
+    }
+
+    /// Notes that worker `from` holds the room too and sends it this
+    /// worker's tracks of it (both sides do, on `Hello` and on `Welcome`: a
+    /// track published between the two would otherwise reach one side
+    /// only; a track already known is ignored). False when this worker
+    /// does not hold the room.
+    fn add_shard(&mut self, room: &Arc<str>, from: usize) -> bool {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        if !r.shards.contains(&from) {
+            r.shards.push(from);
+        }
+        for t in r.tracks.values().filter(|t| t.publisher().is_some()) {
+            send_ctl(
+                &self.ctl_links,
+                from,
+                Relay::TrackAdded {
+                    room: room.clone(),
+                    track: Box::new(t.replica(self.index)),
+                },
+            );
+        }
+        true
+    }
+
+    /// A control message from another worker holding (or joining) a room.
+    fn on_relay(&mut self, m: Relay) {
+        match m {
+            Relay::Hello { room, from } => {
+                if self.add_shard(&room, from) {
+                    send_ctl(
+                        &self.ctl_links,
+                        from,
+                        Relay::Welcome {
+                            room: room.clone(),
+                            from: self.index,
+                        },
+                    );
+                }
+            }
+            // Nothing to answer; but our tracks go there too.
+            Relay::Welcome { room, from } => {
+                self.add_shard(&room, from);
+            }
+            Relay::Goodbye { room, from } => {
+                let Some(r) = self.rooms.get_mut(&room) else {
+                    return;
+                };
+                r.shards.retain(|&w| w != from);
+                let gone: Vec<u64> = r
+                    .tracks
+                    .values()
+                    .filter(|t| matches!(t.origin, Origin::Remote { worker } if worker == from))
+                    .map(|t| t.key)
+                    .collect();
+                for key in gone {
+                    self.remove_track(&room, key);
+                }
+            }
+            Relay::TrackAdded { room, track } => {
+                self.insert_track(&room, Track::from_replica(*track));
+            }
+            Relay::TrackRemoved { room, key } => self.remove_track(&room, key),
+            Relay::TrackMuted {
+                room,
+                key,
+                muted,
+                by,
+            } => {
+                let Some(t) = self
+                    .rooms
+                    .get_mut(&room)
+                    .and_then(|r| r.tracks.get_mut(&key))
+                else {
+                    return;
+                };
+                t.muted = muted;
+                let (pid, track_id, source) = (t.participant_id.clone(), t.id.clone(), t.source);
+                self.broadcast(&room, None, || ServerMsg::TrackMuted {
+                    participant_id: pid.clone(),
+                    track_id: track_id.clone(),
+                    source,
+                    muted,
+                    by: by.clone(),
+                });
+            }
+            Relay::Keyframe {
+                room,
+                key,
+                kind,
+                force,
+            } => self.request_keyframe(&room, key, kind, Instant::now(), force),
+            Relay::Quality {
+                room,
+                participant_id,
+                quality,
+            } => self.broadcast(&room, None, || ServerMsg::ConnectionQuality {
+                participant_id: participant_id.clone(),
+                quality,
+            }),
+            Relay::Recorder { room, recorder } => {
+                if let Some(r) = self.rooms.get_mut(&room)
+                    && r.recorder.is_none()
+                {
+                    r.recorder = Some(*recorder);
+                } else {
+                    // Nobody holds the room any more: dropping the sink
+                    // ends the recording (its files are closed).
+                    tracing::info!(room = %room, "recorder handed over to a worker without the room; recording ends");
+                }
+            }
         }
     }
 
     fn speaker_tick(&mut self) {
         for room in self.rooms.values_mut() {
-            let levels = room.peers.iter().filter_map(|&s| {
+            let local = room.peers.iter().filter_map(|&s| {
                 let p = self.peers[s].as_mut()?;
                 let avg = (p.level_count > 0).then(|| p.level_sum / p.level_count as f32);
                 p.level_sum = 0.0;
                 p.level_count = 0;
                 Some((p.participant_id.clone(), avg))
             });
-            if let Some(speakers) = room.speakers.tick(levels) {
+            // Participants of other workers, by the levels of their relayed audio.
+            let remote = room
+                .tracks
+                .values_mut()
+                .filter(|t| t.publisher().is_none() && t.kind == MediaKind::Audio)
+                .map(|t| {
+                    let avg = (t.level_count > 0).then(|| t.level_sum / t.level_count as f32);
+                    t.level_sum = 0.0;
+                    t.level_count = 0;
+                    (t.participant_id.clone(), avg)
+                });
+            if let Some(speakers) = room.speakers.tick(local.chain(remote)) {
                 if let (Some(rec), Some(first)) = (room.recorder.as_ref(), speakers.first()) {
                     rec.sink.offer(RecEvent::Speaker {
                         participant_id: first.clone(),
@@ -1797,6 +2342,14 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Queues a control message for worker `to` (unbounded: it never waits;
+/// it fails only when that worker has stopped, and then nobody needs it).
+fn send_ctl(links: &[Sender<Relay>], to: usize, m: Relay) {
+    if let Some(l) = links.get(to) {
+        let _ = l.send(m);
     }
 }
 

@@ -113,11 +113,26 @@ impl RoomActor {
             )
             .await?;
         let id = row.id.clone();
+        // The recorder goes with the room's biggest share of participants
+        // (any worker holding the room sees every track's packets).
+        let worker = {
+            let mut load = vec![0usize; self.sig.media.workers()];
+            for m in self.members.values() {
+                if let Some(n) = load.get_mut(m.worker) {
+                    *n += 1;
+                }
+            }
+            // The most participants; the home worker first among equals.
+            self.member_workers()
+                .into_iter()
+                .max_by_key(|&w| (load.get(w).copied().unwrap_or(0), w == self.worker))
+                .unwrap_or(self.worker)
+        };
         if self
             .sig
             .media
             .send(
-                self.worker,
+                worker,
                 Command::StartRecording {
                     room_id: self.room_id.clone(),
                     sink: Box::new(sink),
@@ -146,12 +161,16 @@ impl RoomActor {
         };
         // The row first, so the recorder's final report finds it stopped.
         self.sig.recordings.mark_stopped(&rec.id, reason).await;
-        let _ = self.sig.media.send(
-            self.worker,
-            Command::StopRecording {
-                room_id: self.room_id.clone(),
-            },
-        );
+        // Whichever worker holds the recorder now (it moves when its
+        // worker's last participant of the room leaves).
+        for w in 0..self.sig.media.workers() {
+            let _ = self.sig.media.send(
+                w,
+                Command::StopRecording {
+                    room_id: self.room_id.clone(),
+                },
+            );
+        }
         tracing::info!(room = %self.friendly_url, recording = %rec.id, reason, "recording stopped");
         self.tell_all(json!({"type": "recording_stopped", "recording_id": rec.id,
                              "reason": reason}));

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Signaling;
 use super::collab::{self, CollabMsg};
-use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, Source};
+use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, Source, TrackInfo};
 use crate::rtc::{Command, NewPeer, RoomCounters, RoomCountersSnapshot};
 
 /// How long a participant whose connection dropped keeps its place.
@@ -114,6 +114,8 @@ pub(super) struct Member {
     pub(super) resume_token: String,
     pub(super) token_fingerprint: Option<String>,
     pub(super) disconnected_since: Option<Instant>,
+    /// The media worker holding this participant's peer connection.
+    pub(super) worker: usize,
 }
 
 impl Member {
@@ -427,6 +429,7 @@ impl RoomActor {
             resume_token: super::random_secret(),
             token_fingerprint: req.token_fingerprint.clone(),
             disconnected_since: None,
+            worker: self.place_member(),
         };
         let me = self.participant_info(&pid, &member);
         let others = self.others_with_tracks(&pid).await;
@@ -480,10 +483,35 @@ impl RoomActor {
         if let Some(m) = self.members.get(&pid) {
             let _ = m.out.try_send(ServerMsg::Event(state));
         }
+        let worker = self.members.get(&pid).map_or(self.worker, |m| m.worker);
         Ok(Joined {
             participant_id: pid,
-            worker: self.worker,
+            worker,
         })
+    }
+
+    /// The media worker for a new member: the room's home worker, or with
+    /// sharding the next one with room to spare (`MediaPlane::place`).
+    fn place_member(&self) -> usize {
+        let mut load = vec![0usize; self.sig.media.workers()];
+        for m in self.members.values() {
+            if let Some(n) = load.get_mut(m.worker) {
+                *n += 1;
+            }
+        }
+        self.sig.media.place(self.worker, &load)
+    }
+
+    /// The workers holding members of this room (the home worker when
+    /// there are none), each once.
+    pub(super) fn member_workers(&self) -> Vec<usize> {
+        let mut ws: Vec<usize> = self.members.values().map(|m| m.worker).collect();
+        ws.sort_unstable();
+        ws.dedup();
+        if ws.is_empty() {
+            ws.push(self.worker);
+        }
+        ws
     }
 
     fn attach_media(&self, pid: &str, m: &Member) -> Result<(), (&'static str, String)> {
@@ -495,7 +523,7 @@ impl RoomActor {
         self.sig
             .media
             .send(
-                self.worker,
+                m.worker,
                 Command::AddPeer(Box::new(NewPeer {
                     participant_id: pid.to_string(),
                     room_id: self.room_id.clone(),
@@ -509,27 +537,26 @@ impl RoomActor {
     }
 
     async fn others_with_tracks(&self, except: &str) -> Vec<ParticipantInfo> {
-        let (tx, rx) = oneshot::channel();
-        let tracks = if self
-            .sig
-            .media
-            .send(
-                self.worker,
-                Command::RoomTracks {
-                    room_id: self.room_id.clone(),
-                    reply: tx,
-                },
-            )
-            .is_ok()
-        {
-            tokio::time::timeout(Duration::from_secs(2), rx)
+        // Each worker holding the room answers for its own publishers.
+        let mut tracks: HashMap<String, Vec<TrackInfo>> = HashMap::new();
+        for w in self.member_workers() {
+            let (tx, rx) = oneshot::channel();
+            let cmd = Command::RoomTracks {
+                room_id: self.room_id.clone(),
+                reply: tx,
+            };
+            if self.sig.media.send(w, cmd).is_err() {
+                continue;
+            }
+            let part = tokio::time::timeout(Duration::from_secs(2), rx)
                 .await
                 .ok()
                 .and_then(Result::ok)
-                .unwrap_or_default()
-        } else {
-            HashMap::new()
-        };
+                .unwrap_or_default();
+            for (pid, t) in part {
+                tracks.entry(pid).or_default().extend(t);
+            }
+        }
         self.members
             .iter()
             .filter(|(id, _)| id.as_str() != except)
@@ -572,6 +599,7 @@ impl RoomActor {
             resume_token: m.resume_token.clone(),
             token_fingerprint: m.token_fingerprint.clone(),
             disconnected_since: None,
+            worker: m.worker,
         };
         let others = self.others_with_tracks(pid).await;
         let _ = snapshot.out.try_send(ServerMsg::Joined {
@@ -597,7 +625,7 @@ impl RoomActor {
         tracing::info!(room = %self.friendly_url, participant = %pid, "participant resumed");
         Ok(Joined {
             participant_id: pid.to_string(),
-            worker: self.worker,
+            worker: snapshot.worker,
         })
     }
 
@@ -621,7 +649,7 @@ impl RoomActor {
             return; // an older connection of a resumed participant
         }
         let _ = self.sig.media.send(
-            self.worker,
+            m.worker,
             Command::RemovePeer {
                 participant_id: pid.to_string(),
             },
@@ -643,7 +671,7 @@ impl RoomActor {
             self.set_hand(pid, false, None).await;
         }
         let _ = self.sig.media.send(
-            self.worker,
+            m.worker,
             Command::RemovePeer {
                 participant_id: pid.to_string(),
             },
@@ -685,7 +713,7 @@ impl RoomActor {
             by: from.to_string(),
         });
         let _ = self.sig.media.send(
-            self.worker,
+            t.worker,
             Command::Mute {
                 participant_id: target.to_string(),
                 source,
