@@ -175,13 +175,28 @@ pub fn markdown(run: &Value) -> String {
          every figure below comes from the run it describes. Re-run to refresh them.\n\n",
     );
     o.push_str("## Method\n\n");
-    o.push_str(
+    let workers = run["server"]["media_workers"].as_u64().unwrap_or(1);
+    let shard = run["server"]["media_shard_peers"].as_u64().unwrap_or(0);
+    let _ = write!(
+        o,
         "`convene-load` (crate `benches/`) drives many WebRTC peers from one process: each \
          media thread owns many str0m peers (RTP mode, one UDP socket per peer, one mio poll \
          per thread; no async on the media path). Every peer joins through the real REST API \
          (room, token) and the real `/rtc` WebSocket, and connects with real ICE, DTLS and \
-         SRTP to a `convene serve` started for the run with one media worker.\n\n\
-         Publishers send VP8-shaped video (VP8 payload descriptor with PictureID, a real \
+         SRTP to a `convene serve` started for the run with {workers} media worker{}{}.\n\n",
+        if workers == 1 { "" } else { "s" },
+        if shard > 0 {
+            format!(
+                " (`--media-shard-peers {shard}`: a room's participants fill one worker up to \
+                 {shard}, then the next; the workers relay each publisher's packets to each \
+                 other)"
+            )
+        } else {
+            String::new()
+        },
+    );
+    o.push_str(
+        "Publishers send VP8-shaped video (VP8 payload descriptor with PictureID, a real \
          keyframe header, frames sized so that a keyframe every 3 s at 5x a delta frame \
          averages to the bitrate, packets of at most 1160 B payload, 30 fps) and Opus-shaped \
          audio (80 B every 20 ms = 32 kbit/s), and answer PLIs with a keyframe. Each payload \

@@ -19,7 +19,13 @@ pub struct SpawnedServer {
 impl SpawnedServer {
     /// Starts `binary serve` on loopback ports chosen by the kernel, one
     /// media worker, pinned to `cpu` with taskset when given.
-    pub fn start(binary: &Path, cpu: Option<&str>, ip: IpAddr) -> Result<SpawnedServer> {
+    /// `media`: the server's media workers and `--media-shard-peers`.
+    pub fn start(
+        binary: &Path,
+        cpu: Option<&str>,
+        ip: IpAddr,
+        media: (usize, usize),
+    ) -> Result<SpawnedServer> {
         if !binary.exists() {
             bail!(
                 "{} not found (build it with `cargo build --release -p convene-server`)",
@@ -45,7 +51,9 @@ impl SpawnedServer {
             "--rtc-port",
             "0",
             "--media-workers",
-            "1",
+            &media.0.max(1).to_string(),
+            "--media-shard-peers",
+            &media.1.to_string(),
             "--rate-limit-per-minute",
             "100000",
             "--api-key",

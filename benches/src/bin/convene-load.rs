@@ -30,9 +30,17 @@ struct Args {
     /// PID of the running server, to measure its CPU.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Start this `convene` binary for the run (loopback, port 0, one media worker).
+    /// Start this `convene` binary for the run (loopback, port 0,
+    /// `--server-workers` media workers).
     #[arg(long, num_args = 0..=1, default_missing_value = "target/release/convene")]
     spawn_server: Option<PathBuf>,
+    /// Media workers of the spawned server.
+    #[arg(long, default_value_t = 1)]
+    server_workers: usize,
+    /// The spawned server's `--media-shard-peers` (0: the room stays on one
+    /// worker; N: it spills onto the next worker after N participants).
+    #[arg(long, default_value_t = 0)]
+    server_shard_peers: usize,
     /// Pin the spawned server with `taskset -c CPU`.
     #[arg(long)]
     server_cpu: Option<String>,
@@ -224,7 +232,12 @@ async fn run(args: Args) -> Result<()> {
         "convene" => {
             let spawned = match &args.spawn_server {
                 Some(bin) => {
-                    let s = SpawnedServer::start(bin, args.server_cpu.as_deref(), args.local_ip)?;
+                    let s = SpawnedServer::start(
+                        bin,
+                        args.server_cpu.as_deref(),
+                        args.local_ip,
+                        (args.server_workers, args.server_shard_peers),
+                    )?;
                     eprintln!("started convene (pid {}) at {}", s.pid(), s.base);
                     Some(s)
                 }
@@ -343,7 +356,9 @@ async fn run_with<A: SignalingAdapter>(
         "loadavg_after": stats::loadavg(),
         "sfu": sfu,
         "srtp": {"requested": args.srtp, "negotiated": srtp::negotiated()},
-        "server": {"spawned": spawned, "pinned_cpu": args.server_cpu, "media_workers": 1},
+        "server": {"spawned": spawned, "pinned_cpu": args.server_cpu,
+                   "media_workers": args.server_workers,
+                   "media_shard_peers": args.server_shard_peers},
         "generator": {"pinned_cpu": args.generator_cpu, "media_threads": args.threads},
         "scenarios": scenarios,
     });
