@@ -146,7 +146,8 @@ const WINDOW_HEAD: &str = "| load | forwarded pps | Mbit/s | published pps | los
 
 /// Writes `{name}.json` and `{name}.md` into `dir` (`name` is
 /// `benchmarks` by default; `benches/run.sh` uses `benchmarks-convene`, as
-/// `benchmarks.md` holds the side-by-side run with Janus).
+/// `benchmarks.md` holds the side-by-side run with Janus). The markdown
+/// ends with `{name}-notes.md` from `dir` when there is one.
 pub fn write(dir: &Path, run: &Value, name: &str) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
@@ -155,7 +156,7 @@ pub fn write(dir: &Path, run: &Value, name: &str) -> Result<()> {
     )?;
     let mut md = markdown(run);
     // Hand-written observations (no figures of their own) are kept across runs.
-    if let Ok(notes) = std::fs::read_to_string(dir.join("benchmarks-notes.md")) {
+    if let Ok(notes) = std::fs::read_to_string(dir.join(format!("{name}-notes.md"))) {
         md.push('\n');
         md.push_str(&notes);
     }

@@ -122,6 +122,11 @@ struct Args {
     /// File names (without extension) of --write-report.
     #[arg(long, default_value = "benchmarks")]
     report_name: String,
+    /// Write the report (--write-report, --report-name) of an earlier run
+    /// from its --json-out file instead of running (e.g. after editing the
+    /// hand-written notes).
+    #[arg(long)]
+    report_from: Option<PathBuf>,
     /// Include criterion's results from this directory (e.g. target/criterion).
     #[arg(long)]
     criterion: Option<PathBuf>,
@@ -193,6 +198,17 @@ fn criterion_results(dir: &std::path::Path) -> (Map<String, Value>, String) {
 }
 
 async fn run(args: Args) -> Result<()> {
+    if let Some(file) = &args.report_from {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let run: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", file.display()))?;
+        let dir = args
+            .write_report
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("docs"));
+        return report::write(&dir, &run, &args.report_name);
+    }
     if let Some(dir) = &args.compare {
         let out = args
             .write_report
