@@ -116,12 +116,7 @@ impl RoomActor {
         // The recorder goes with the room's biggest share of participants
         // (any worker holding the room sees every track's packets).
         let worker = {
-            let mut load = vec![0usize; self.sig.media.workers()];
-            for m in self.members.values() {
-                if let Some(n) = load.get_mut(m.worker) {
-                    *n += 1;
-                }
-            }
+            let load = self.worker_load();
             // The most participants; the home worker first among equals.
             self.member_workers()
                 .into_iter()

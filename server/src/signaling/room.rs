@@ -493,13 +493,18 @@ impl RoomActor {
     /// The media worker for a new member: the room's home worker, or with
     /// sharding the next one with room to spare (`MediaPlane::place`).
     fn place_member(&self) -> usize {
+        self.sig.media.place(self.worker, &self.worker_load())
+    }
+
+    /// How many members each media worker holds.
+    pub(super) fn worker_load(&self) -> Vec<usize> {
         let mut load = vec![0usize; self.sig.media.workers()];
         for m in self.members.values() {
             if let Some(n) = load.get_mut(m.worker) {
                 *n += 1;
             }
         }
-        self.sig.media.place(self.worker, &load)
+        load
     }
 
     /// The workers holding members of this room (the home worker when
