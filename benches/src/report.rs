@@ -354,9 +354,10 @@ pub fn markdown(run: &Value) -> String {
         o.push('\n');
     } else {
         o.push_str(
-            "## Micro-benchmarks\n\n`cargo bench -p convene-benches --bench forwarding` \
-             (criterion): the forwarding decision per packet, fan-out of one packet to 1, 10, \
-             100 and 1000 subscribers through the sans-IO core, and the RTP header rewrite. \
+            "## Micro-benchmarks\n\n`cargo bench -p convene-benches` (criterion): the \
+             forwarding decision per packet, fan-out of one packet to 1, 10, 100 and 1000 \
+             subscribers through the forwarder alone and through str0m peers (SRTP included), \
+             a NACK answered from the cache, and the RTP header rewrite. \
              Their figures are in criterion's own report (target/criterion); they are not \
              part of this file.\n",
         );

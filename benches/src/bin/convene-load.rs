@@ -124,7 +124,8 @@ struct Args {
     report_name: String,
     /// Write the report (--write-report, --report-name) of an earlier run
     /// from its --json-out file instead of running (e.g. after editing the
-    /// hand-written notes).
+    /// hand-written notes); with --criterion, its micro-benchmark figures
+    /// are replaced by criterion's current results.
     #[arg(long)]
     report_from: Option<PathBuf>,
     /// Include criterion's results from this directory (e.g. target/criterion).
@@ -182,7 +183,9 @@ fn criterion_results(dir: &std::path::Path) -> (Map<String, Value>, String) {
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let mut map = Map::new();
     let mut md = String::from(
-        "`cargo bench -p convene-benches --bench forwarding` (criterion, mean of its samples):\n\n\
+        "`cargo bench -p convene-benches` (criterion, mean of its samples; `forwarding`: the \
+         sans-IO forwarder alone; `peers`: through str0m peers configured as the worker's, \
+         SRTP included, in memory):\n\n\
          | benchmark | mean |\n|---|---|\n",
     );
     for (id, ns) in &found {
@@ -201,8 +204,21 @@ async fn run(args: Args) -> Result<()> {
     if let Some(file) = &args.report_from {
         let text =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let run: serde_json::Value = serde_json::from_str(&text)
+        let mut run: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not JSON", file.display()))?;
+        if let Some(dir) = &args.criterion {
+            let (m, md) = criterion_results(dir);
+            if m.is_empty() {
+                bail!("no criterion results under {}", dir.display());
+            }
+            if let Some(obj) = run.as_object_mut() {
+                if let Some(h) = obj.get_mut("headline").and_then(Value::as_object_mut) {
+                    h.extend(m.clone());
+                }
+                obj.extend(m);
+                obj.insert("micro".into(), Value::String(md));
+            }
+        }
         let dir = args
             .write_report
             .clone()
