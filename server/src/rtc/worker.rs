@@ -2230,9 +2230,19 @@ impl Worker {
                     );
                 }
             }
-            // Nothing to answer; but our tracks go there too.
+            // Our tracks go there too. If the room has left this worker
+            // since its `Hello`, `from` must stop relaying to it.
             Relay::Welcome { room, from } => {
-                self.add_shard(&room, from);
+                if !self.add_shard(&room, from) {
+                    send_ctl(
+                        &self.ctl_links,
+                        from,
+                        Relay::Goodbye {
+                            room,
+                            from: self.index,
+                        },
+                    );
+                }
             }
             Relay::Goodbye { room, from } => {
                 let Some(r) = self.rooms.get_mut(&room) else {
