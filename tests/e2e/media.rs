@@ -225,6 +225,94 @@ async fn join_refusals_are_clear() {
     assert!(e["message"].as_str().unwrap().contains("full"));
 }
 
+/// Joins that arrive together are admitted together (one commit for the
+/// lot): each sees exactly the participants admitted before it, everyone
+/// hears of everyone after them, the room's size holds across the burst, and
+/// every admission is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_joins_is_admitted_in_order_up_to_the_room_size() {
+    use sqlx::ConnectOptions;
+    let s = Server::start();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "burst", "max_participants": 6}),
+        )
+        .await
+        .expect(200);
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        let name = format!("P{i}");
+        clients.push(Client::connect(opts(&s, None, Some(&name), Some("burst"))).await);
+    }
+    let mut joined = Vec::new();
+    let mut full = 0;
+    let mut first_client = None;
+    for (i, c) in clients.iter_mut().enumerate() {
+        let m = c
+            .wait_signal(Duration::from_secs(15), |m| {
+                m["type"] == "joined" || m["type"] == "error"
+            })
+            .await;
+        if m["type"] == "joined" {
+            if m["participants"].as_array().is_some_and(Vec::is_empty) {
+                first_client = Some(i);
+            }
+            joined.push(m);
+        } else {
+            assert_eq!(m["code"], "ROOM_FULL", "{m}");
+            full += 1;
+        }
+    }
+    assert_eq!((joined.len(), full), (6, 4), "six in, four refused");
+    // The k-th admitted sees the k before it.
+    let mut seen: Vec<usize> = joined
+        .iter()
+        .map(|j| j["participants"].as_array().unwrap().len())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![0, 1, 2, 3, 4, 5]);
+    let ids: std::collections::HashSet<&str> = joined
+        .iter()
+        .map(|j| j["participant"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 6);
+    for j in &joined {
+        for p in j["participants"].as_array().unwrap() {
+            assert!(ids.contains(p["id"].as_str().unwrap()), "{p}");
+        }
+    }
+    // The first one in hears of the five after it.
+    let first = joined
+        .iter()
+        .find(|j| j["participants"].as_array().unwrap().is_empty())
+        .unwrap();
+    let first_id = first["participant"]["id"].as_str().unwrap();
+    let c = &mut clients[first_client.unwrap()];
+    let mut heard = std::collections::HashSet::new();
+    while heard.len() < 5 {
+        let m = c.wait_type("participant_joined").await;
+        heard.insert(m["participant"]["id"].as_str().unwrap().to_string());
+    }
+    assert!(heard.iter().all(|id| ids.contains(id.as_str())) && !heard.contains(first_id));
+    // One session, six stored admissions.
+    let session = first["session_id"].as_str().unwrap();
+    assert!(joined.iter().all(|j| j["session_id"] == session));
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(s.data_dir.join("convene.db"))
+        .connect()
+        .await
+        .unwrap();
+    let stored: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM participants WHERE session_id = ? AND left_at IS NULL")
+            .bind(session)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let stored: std::collections::HashSet<&str> = stored.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(stored, ids);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_room_lobby_and_moderation() {
     let s = Server::start();

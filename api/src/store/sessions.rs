@@ -157,39 +157,53 @@ impl Db {
     }
 
     pub async fn add_participant(&self, p: &NewParticipant<'_>) -> Result<(), StoreError> {
+        self.add_participants(std::slice::from_ref(p)).await
+    }
+
+    /// Records several admissions (and their `participant_joined` webhook
+    /// deliveries) in one transaction: all or none, and one commit (one
+    /// fsync) for the lot, so a burst of joins does not wait for a commit
+    /// each.
+    pub async fn add_participants(&self, ps: &[NewParticipant<'_>]) -> Result<(), StoreError> {
+        if ps.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "INSERT INTO participants (id, team_id, room_id, session_id, name, external_id, role,
-                                       client_kind, user_agent, device_id, joined_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(p.id)
-        .bind(p.team_id)
-        .bind(p.room_id)
-        .bind(p.session_id)
-        .bind(p.name)
-        .bind(p.external_id)
-        .bind(p.role)
-        .bind(p.client_kind)
-        .bind(p.user_agent)
-        .bind(p.device_id)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        enqueue_event(
-            &mut tx,
-            p.team_id,
-            Event::ParticipantJoined,
-            json!({
-                "room_id": p.room_id,
-                "session_id": p.session_id,
-                "participant_id": p.id,
-                "name": p.name,
-                "external_id": p.external_id,
-                "role": p.role,
-            }),
-        )
-        .await?;
+        let joined_at = now();
+        for p in ps {
+            sqlx::query(
+                "INSERT INTO participants (id, team_id, room_id, session_id, name, external_id, role,
+                                           client_kind, user_agent, device_id, joined_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(p.id)
+            .bind(p.team_id)
+            .bind(p.room_id)
+            .bind(p.session_id)
+            .bind(p.name)
+            .bind(p.external_id)
+            .bind(p.role)
+            .bind(p.client_kind)
+            .bind(p.user_agent)
+            .bind(p.device_id)
+            .bind(&joined_at)
+            .execute(&mut *tx)
+            .await?;
+            enqueue_event(
+                &mut tx,
+                p.team_id,
+                Event::ParticipantJoined,
+                json!({
+                    "room_id": p.room_id,
+                    "session_id": p.session_id,
+                    "participant_id": p.id,
+                    "name": p.name,
+                    "external_id": p.external_id,
+                    "role": p.role,
+                }),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

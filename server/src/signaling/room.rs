@@ -38,6 +38,15 @@ pub struct JoinRequest {
     pub conn: u64,
 }
 
+/// At most this many queued joins are admitted together (one commit).
+const JOIN_BURST: usize = 64;
+
+/// A join after its checks (see `RoomActor::screen`).
+enum Screened {
+    Decided(JoinOutcome),
+    Admit(String, Box<JoinRequest>),
+}
+
 pub struct Joined {
     pub participant_id: String,
     pub worker: usize,
@@ -200,6 +209,7 @@ impl RoomActor {
                 _ = tick.tick() => Some(RoomMsg::Tick),
             };
             match msg {
+                Some(RoomMsg::Join { req, reply }) => self.join_burst(req, reply).await,
                 Some(m) => self.handle(m).await,
                 None => break,
             }
@@ -286,6 +296,65 @@ impl RoomActor {
     }
 
     async fn join(&mut self, req: Box<JoinRequest>) -> JoinOutcome {
+        match self.screen(req, 0).await {
+            Screened::Decided(outcome) => outcome,
+            Screened::Admit(pid, req) => match self.admit(pid, req).await {
+                Ok(j) => JoinOutcome::Joined(j),
+                Err((c, m)) => JoinOutcome::Refused(c, m),
+            },
+        }
+    }
+
+    /// A join and the joins queued behind it (up to [`JOIN_BURST`], up to the
+    /// first other message, which is handled after them): each is screened
+    /// in arrival order, then those let in are admitted together, with one
+    /// database commit for all of them. A storm of joins into one room then
+    /// costs one fsync per burst rather than one per join.
+    async fn join_burst(&mut self, req: Box<JoinRequest>, reply: oneshot::Sender<JoinOutcome>) {
+        let mut burst = vec![(req, reply)];
+        let mut next = None;
+        while burst.len() < JOIN_BURST {
+            match self.rx.try_recv() {
+                Ok(RoomMsg::Join { req, reply }) => burst.push((req, reply)),
+                Ok(other) => {
+                    next = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let mut admits = Vec::new();
+        let mut replies = Vec::new();
+        for (req, reply) in burst {
+            match self.screen(req, admits.len()).await {
+                Screened::Decided(outcome) => {
+                    let _ = reply.send(outcome);
+                }
+                Screened::Admit(pid, req) => {
+                    admits.push((pid, req));
+                    replies.push(reply);
+                }
+            }
+        }
+        if !admits.is_empty() {
+            let results = self.admit_all(admits).await;
+            for (result, reply) in results.into_iter().zip(replies) {
+                let _ = reply.send(match result {
+                    Ok(j) => JoinOutcome::Joined(j),
+                    Err((c, m)) => JoinOutcome::Refused(c, m),
+                });
+            }
+        }
+        if let Some(m) = next {
+            self.handle(m).await;
+        }
+    }
+
+    /// Decides a join short of admitting it: a resume, a refusal, the
+    /// lobby, or a participant id to admit. `pending` joins screened ahead
+    /// of this one are about to be admitted and count against the room's
+    /// size.
+    async fn screen(&mut self, req: Box<JoinRequest>, pending: usize) -> Screened {
         // Resume: the same participant comes back on a new connection.
         if let Some(token) = &req.resume
             && let Some(pid) = self
@@ -294,35 +363,35 @@ impl RoomActor {
                 .find(|(_, m)| &m.resume_token == token)
                 .map(|(id, _)| id.clone())
         {
-            return match self.resume(&pid, req).await {
+            return Screened::Decided(match self.resume(&pid, req).await {
                 Ok(j) => JoinOutcome::Joined(j),
                 Err((c, m)) => JoinOutcome::Refused(c, m),
-            };
+            });
         }
         if let Some(fp) = &req.token_fingerprint
             && self.banned_tokens.contains(fp)
         {
-            return JoinOutcome::Refused(
+            return Screened::Decided(JoinOutcome::Refused(
                 "REMOVED",
                 "you were removed from this session by a moderator".into(),
-            );
+            ));
         }
         if let Some(ext) = &req.external_id
             && self.banned_external.contains(ext)
         {
-            return JoinOutcome::Refused(
+            return Screened::Decided(JoinOutcome::Refused(
                 "REMOVED",
                 "you were removed from this session by a moderator".into(),
-            );
+            ));
         }
-        if self.members.len() >= self.max_participants() {
-            return JoinOutcome::Refused(
+        if self.members.len() + pending >= self.max_participants() {
+            return Screened::Decided(JoinOutcome::Refused(
                 "ROOM_FULL",
                 format!(
                     "the room is full ({} participants at most)",
                     self.max_participants()
                 ),
-            );
+            ));
         }
         let is_moderator = req
             .permissions
@@ -348,13 +417,9 @@ impl RoomActor {
             });
             tracing::info!(room = %self.friendly_url, participant = %pid, "waiting in the lobby");
             self.lobby.insert(pid, Waiting { req, decision: tx });
-            return JoinOutcome::Lobby(rx);
+            return Screened::Decided(JoinOutcome::Lobby(rx));
         }
-        let pid = uuid::Uuid::new_v4().to_string();
-        match self.admit(pid, req).await {
-            Ok(j) => JoinOutcome::Joined(j),
-            Err((c, m)) => JoinOutcome::Refused(c, m),
-        }
+        Screened::Admit(uuid::Uuid::new_v4().to_string(), req)
     }
 
     fn participant_info(&self, id: &str, m: &Member) -> ParticipantInfo {
@@ -394,31 +459,78 @@ impl RoomActor {
         Ok(id)
     }
 
-    /// Lets a participant in: session row, participant row, media peer,
-    /// `joined` to them and `participant_joined` to the others.
+    /// Lets a participant in (see [`RoomActor::admit_all`]).
     async fn admit(
         &mut self,
         pid: String,
         req: Box<JoinRequest>,
     ) -> Result<Joined, (&'static str, String)> {
-        let session_id = self.ensure_session().await?;
-        let started = Instant::now();
-        let new = NewParticipant {
-            id: &pid,
-            team_id: &self.team_id,
-            room_id: &self.room_id,
-            session_id: &session_id,
-            name: &req.name,
-            external_id: req.external_id.as_deref(),
-            role: &req.role,
-            client_kind: &req.client_kind,
-            user_agent: req.user_agent.as_deref(),
-            device_id: req.device_id.as_deref(),
+        let mut results = self.admit_all(vec![(pid, req)]).await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(("INTERNAL", "the server could not record the join".into())))
+    }
+
+    /// Lets participants in: the session row, their participant rows (one
+    /// transaction for all), then for each in turn its media peer, `joined`
+    /// to it and `participant_joined` to the others. One result per
+    /// participant, in order.
+    async fn admit_all(
+        &mut self,
+        admits: Vec<(String, Box<JoinRequest>)>,
+    ) -> Vec<Result<Joined, (&'static str, String)>> {
+        let session_id = match self.ensure_session().await {
+            Ok(id) => id,
+            Err(e) => return admits.iter().map(|_| Err(e.clone())).collect(),
         };
-        if let Err(e) = self.sig.db.add_participant(&new).await {
-            tracing::error!(error = %e, "could not record a participant");
-            return Err(("INTERNAL", "the server could not record the join".into()));
+        let started = Instant::now();
+        let rows: Vec<NewParticipant<'_>> = admits
+            .iter()
+            .map(|(pid, req)| NewParticipant {
+                id: pid,
+                team_id: &self.team_id,
+                room_id: &self.room_id,
+                session_id: &session_id,
+                name: &req.name,
+                external_id: req.external_id.as_deref(),
+                role: &req.role,
+                client_kind: &req.client_kind,
+                user_agent: req.user_agent.as_deref(),
+                device_id: req.device_id.as_deref(),
+            })
+            .collect();
+        if let Err(e) = self.sig.db.add_participants(&rows).await {
+            tracing::error!(error = %e, joins = admits.len(), "could not record participants");
+            return admits
+                .iter()
+                .map(|_| Err(("INTERNAL", "the server could not record the join".into())))
+                .collect();
         }
+        drop(rows);
+        // The tracks already published, asked of the media workers once for
+        // the lot: the participants admitted here publish none yet.
+        let tracks = self.room_tracks().await;
+        let burst = admits.len();
+        let mut results = Vec::with_capacity(burst);
+        for (pid, req) in admits {
+            let result = self
+                .admitted(pid, req, &session_id, &tracks, started, burst)
+                .await;
+            results.push(result);
+        }
+        results
+    }
+
+    /// The rest of an admission once its participant row is stored.
+    async fn admitted(
+        &mut self,
+        pid: String,
+        req: Box<JoinRequest>,
+        session_id: &str,
+        tracks: &HashMap<String, Vec<TrackInfo>>,
+        started: Instant,
+        burst: usize,
+    ) -> Result<Joined, (&'static str, String)> {
         let member = Member {
             name: req.name.clone(),
             external_id: req.external_id.clone(),
@@ -432,7 +544,7 @@ impl RoomActor {
             worker: self.place_member(),
         };
         let me = self.participant_info(&pid, &member);
-        let others = self.others_with_tracks(&pid).await;
+        let others = self.others(tracks, &pid);
         let _ = member.out.try_send(ServerMsg::Joined {
             v: super::wire::PROTOCOL_VERSION,
             participant: me.clone(),
@@ -442,14 +554,20 @@ impl RoomActor {
                 friendly_url: self.friendly_url.clone(),
                 settings: self.settings.clone(),
             },
-            session_id: session_id.clone(),
+            session_id: session_id.to_string(),
             participants: others,
             resume_token: member.resume_token.clone(),
             resumed: false,
         });
         // Media only after `joined` is queued: the worker's first offer
         // must not overtake it.
-        self.attach_media(&pid, &member)?;
+        if let Err(refusal) = self.attach_media(&pid, &member) {
+            // Stored as joined a moment ago: record that it never got in.
+            if let Err(e) = self.sig.db.participant_left(&pid, "disconnected").await {
+                tracing::error!(error = %e, "could not record a refused join");
+            }
+            return Err(refusal);
+        }
         for m in self.members.values() {
             let _ = m.out.try_send(ServerMsg::ParticipantJoined {
                 participant: me.clone(),
@@ -473,13 +591,14 @@ impl RoomActor {
             role = %member.role,
             session = %session_id,
             admit_ms = started.elapsed().as_millis() as u64,
+            admitted_with = burst,
             "participant joined"
         );
         metrics::counter!("convene_participants_joined_total").increment(1);
         self.members.insert(pid.clone(), member);
         // Catch-up state (chat history, Q&A, running polls...), queued
         // behind `joined` on the participant's outbound channel.
-        let state = self.collab_state(&pid, &session_id).await;
+        let state = self.collab_state(&pid, session_id).await;
         if let Some(m) = self.members.get(&pid) {
             let _ = m.out.try_send(ServerMsg::Event(state));
         }
@@ -541,8 +660,9 @@ impl RoomActor {
             .map_err(|e| ("SERVER_BUSY", e.to_string()))
     }
 
-    async fn others_with_tracks(&self, except: &str) -> Vec<ParticipantInfo> {
-        // Each worker holding the room answers for its own publishers.
+    /// The published tracks of the room by participant: each worker holding
+    /// the room answers for its own publishers.
+    async fn room_tracks(&self) -> HashMap<String, Vec<TrackInfo>> {
         let mut tracks: HashMap<String, Vec<TrackInfo>> = HashMap::new();
         for w in self.member_workers() {
             let (tx, rx) = oneshot::channel();
@@ -562,6 +682,15 @@ impl RoomActor {
                 tracks.entry(pid).or_default().extend(t);
             }
         }
+        tracks
+    }
+
+    /// Every member but `except`, with its tracks.
+    fn others(
+        &self,
+        tracks: &HashMap<String, Vec<TrackInfo>>,
+        except: &str,
+    ) -> Vec<ParticipantInfo> {
         self.members
             .iter()
             .filter(|(id, _)| id.as_str() != except)
@@ -606,7 +735,8 @@ impl RoomActor {
             disconnected_since: None,
             worker: m.worker,
         };
-        let others = self.others_with_tracks(pid).await;
+        let tracks = self.room_tracks().await;
+        let others = self.others(&tracks, pid);
         let _ = snapshot.out.try_send(ServerMsg::Joined {
             v: super::wire::PROTOCOL_VERSION,
             participant: self.participant_info(pid, &snapshot),
