@@ -12,6 +12,7 @@
 //! worker).
 
 pub mod batch;
+pub mod dtls;
 pub mod sdp_scan;
 pub mod stun;
 pub mod tcp;

@@ -111,6 +111,9 @@ pub enum Command {
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(500);
 /// Keyframe limiters are checked this often.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+/// A worker's DTLS certificate is remade this often (new peers get the new
+/// one; connected peers keep theirs). The certificates are valid a year.
+const DTLS_CERT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// A subscriber whose allocated video needs more than this many times its
 /// bandwidth estimate is congested: its forwarders drop whole frames.
 const CONGESTION_FACTOR: u64 = 2;
@@ -485,6 +488,9 @@ pub struct Worker {
     timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize)>>,
     /// UDP datagrams produced this turn, flushed at its end.
     batch: super::batch::SendBatch,
+    /// The DTLS certificate of this worker's peers, and when it was made
+    /// (see [`Worker::dtls_cert`]).
+    dtls_cert: Option<(str0m::config::DtlsCert, Instant)>,
 }
 
 /// Everything a worker thread needs.
@@ -559,6 +565,7 @@ pub fn run(setup: WorkerSetup) {
         scratch_keyframes: Vec::new(),
         timers: std::collections::BinaryHeap::new(),
         batch: super::batch::SendBatch::new(),
+        dtls_cert: None,
     };
     let datagrams = setup.datagrams;
     let commands = setup.commands;
@@ -1192,6 +1199,26 @@ impl Worker {
         }
     }
 
+    /// The DTLS certificate for a new peer: one per worker, remade after
+    /// [`DTLS_CERT_LIFETIME`]. Making one (a P-256 key pair, a self-signed
+    /// certificate, fresh entropy) costs more than the rest of a peer's
+    /// setup together; every peer presenting the same certificate is what
+    /// other SFUs do too (peers check it by its fingerprint in the SDP).
+    /// `None` only if generation fails, and str0m then makes its own.
+    fn dtls_cert(&mut self, now: Instant) -> Option<str0m::config::DtlsCert> {
+        let fresh = self
+            .dtls_cert
+            .as_ref()
+            .is_some_and(|(_, made)| now.saturating_duration_since(*made) < DTLS_CERT_LIFETIME);
+        if !fresh {
+            match super::dtls::provider().dtls_provider.generate_certificate() {
+                Some(cert) => self.dtls_cert = Some((cert, now)),
+                None => tracing::warn!(worker = self.index, "could not make a DTLS certificate"),
+            }
+        }
+        self.dtls_cert.as_ref().map(|(cert, _)| cert.clone())
+    }
+
     fn add_peer(&mut self, new: NewPeer) {
         if self.by_participant.contains_key(&new.participant_id) {
             self.remove_peer(&new.participant_id);
@@ -1199,7 +1226,11 @@ impl Worker {
         let now = Instant::now();
         let ufrag = format!("w{:02x}{}", self.index, random_token(12));
         let pass = random_token(24);
-        let mut rtc = Rtc::builder()
+        let mut config = Rtc::builder().set_crypto_provider(super::dtls::provider());
+        if let Some(cert) = self.dtls_cert(now) {
+            config = config.set_dtls_cert(cert);
+        }
+        let mut rtc = config
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_local_ice_credentials(IceCreds {
