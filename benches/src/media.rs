@@ -408,6 +408,7 @@ impl Worker {
             .enable_vp8(true)
             .set_stats_interval(None)
             .set_crypto_provider(crate::srtp::provider())
+            .set_dtls_cert(crate::srtp::certificate()?)
             .build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let peer = Peer {

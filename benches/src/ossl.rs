@@ -109,6 +109,10 @@ mod enabled {
         profile: Profile,
         /// Generates certificates (dimpl's, ECDSA P-256).
         certs: &'static dyn DtlsProvider,
+        /// The context last built, and the certificate it holds: the
+        /// generator's peers share one certificate, so they share this too
+        /// (building one parses the certificate and key each time).
+        context: std::sync::Mutex<Option<(Vec<u8>, SslContext)>>,
     }
 
     impl fmt::Debug for OsslDtls {
@@ -122,26 +126,13 @@ mod enabled {
             Ok(OsslDtls {
                 profile,
                 certs: str0m::crypto::from_feature_flags().dtls_provider,
+                context: std::sync::Mutex::new(None),
             })
         }
-    }
 
-    fn err(e: impl fmt::Display) -> CryptoError {
-        CryptoError::Other(format!("openssl: {e}"))
-    }
-
-    impl DtlsProvider for OsslDtls {
-        fn generate_certificate(&self) -> Option<DtlsCert> {
-            self.certs.generate_certificate()
-        }
-
-        fn new_dtls(
-            &self,
-            cert: &DtlsCert,
-            _now: Instant,
-            _v: DtlsVersion,
-            mtu: Option<usize>,
-        ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
+        /// A DTLS 1.2 context offering only this pass's SRTP profile, with
+        /// `cert` as its certificate.
+        fn context_for(&self, cert: &DtlsCert) -> Result<SslContext, CryptoError> {
             let mut b = SslContext::builder(SslMethod::dtls()).map_err(err)?;
             b.set_min_proto_version(Some(SslVersion::DTLS1_2))
                 .map_err(err)?;
@@ -165,9 +156,39 @@ mod enabled {
                 |_, _| true,
             );
             b.set_cipher_list("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA")
-                .map_err(err)?;
+                    .map_err(err)?;
+            Ok(b.build())
+        }
+    }
+
+    fn err(e: impl fmt::Display) -> CryptoError {
+        CryptoError::Other(format!("openssl: {e}"))
+    }
+
+    impl DtlsProvider for OsslDtls {
+        fn generate_certificate(&self) -> Option<DtlsCert> {
+            self.certs.generate_certificate()
+        }
+
+        fn new_dtls(
+            &self,
+            cert: &DtlsCert,
+            _now: Instant,
+            _v: DtlsVersion,
+            mtu: Option<usize>,
+        ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
+            let mut cached = self.context.lock().unwrap_or_else(|e| e.into_inner());
+            let ctx = match cached.as_ref() {
+                Some((der, ctx)) if *der == cert.certificate => ctx.clone(),
+                _ => {
+                    let ctx = self.context_for(cert)?;
+                    *cached = Some((cert.certificate.clone(), ctx.clone()));
+                    ctx
+                }
+            };
+            drop(cached);
             Ok(Box::new(Instance {
-                ctx: b.build(),
+                ctx,
                 mtu: mtu.unwrap_or(1150),
                 state: State::New,
                 active: None,

@@ -168,3 +168,18 @@ impl DtlsInstance for Counted {
         self.0.close()
     }
 }
+
+/// The DTLS certificate of every generator peer: made once, as an SFU
+/// does, so that a join storm measures the SFU's work and not the
+/// generator making a key pair per peer on its one media thread.
+pub fn certificate() -> Result<str0m::config::DtlsCert> {
+    static CERT: OnceLock<str0m::config::DtlsCert> = OnceLock::new();
+    if let Some(c) = CERT.get() {
+        return Ok(c.clone());
+    }
+    let c = provider()
+        .dtls_provider
+        .generate_certificate()
+        .ok_or_else(|| anyhow::anyhow!("the DTLS provider cannot make a certificate"))?;
+    Ok(CERT.get_or_init(|| c).clone())
+}
