@@ -156,10 +156,6 @@ impl Db {
         Ok(())
     }
 
-    pub async fn add_participant(&self, p: &NewParticipant<'_>) -> Result<(), StoreError> {
-        self.add_participants(std::slice::from_ref(p)).await
-    }
-
     /// Records several admissions (and their `participant_joined` webhook
     /// deliveries) in one transaction: all or none, and one commit (one
     /// fsync) for the lot, so a burst of joins does not wait for a commit

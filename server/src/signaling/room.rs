@@ -41,6 +41,9 @@ pub struct JoinRequest {
 /// At most this many queued joins are admitted together (one commit).
 const JOIN_BURST: usize = 64;
 
+/// A join waiting in the room's mailbox, and where its outcome goes.
+type QueuedJoin = (Box<JoinRequest>, oneshot::Sender<JoinOutcome>);
+
 /// A join after its checks (see `RoomActor::screen`).
 enum Screened {
     Decided(JoinOutcome),
@@ -50,6 +53,15 @@ enum Screened {
 pub struct Joined {
     pub participant_id: String,
     pub worker: usize,
+}
+
+impl From<Result<Joined, (&'static str, String)>> for JoinOutcome {
+    fn from(r: Result<Joined, (&'static str, String)>) -> JoinOutcome {
+        match r {
+            Ok(j) => JoinOutcome::Joined(j),
+            Err((code, message)) => JoinOutcome::Refused(code, message),
+        }
+    }
 }
 
 pub enum JoinOutcome {
@@ -209,7 +221,13 @@ impl RoomActor {
                 _ = tick.tick() => Some(RoomMsg::Tick),
             };
             match msg {
-                Some(RoomMsg::Join { req, reply }) => self.join_burst(req, reply).await,
+                Some(RoomMsg::Join { req, reply }) => {
+                    let (burst, next) = self.queued_joins(req, reply);
+                    self.join_burst(burst).await;
+                    if let Some(m) = next {
+                        self.handle(m).await;
+                    }
+                }
                 Some(m) => self.handle(m).await,
                 None => break,
             }
@@ -229,10 +247,7 @@ impl RoomActor {
 
     async fn handle(&mut self, msg: RoomMsg) {
         match msg {
-            RoomMsg::Join { req, reply } => {
-                let outcome = self.join(req).await;
-                let _ = reply.send(outcome);
-            }
+            RoomMsg::Join { req, reply } => self.join_burst(vec![(req, reply)]).await,
             RoomMsg::Disconnected {
                 participant_id,
                 conn,
@@ -295,34 +310,30 @@ impl RoomActor {
             .unwrap_or(false)
     }
 
-    async fn join(&mut self, req: Box<JoinRequest>) -> JoinOutcome {
-        match self.screen(req, 0).await {
-            Screened::Decided(outcome) => outcome,
-            Screened::Admit(pid, req) => match self.admit(pid, req).await {
-                Ok(j) => JoinOutcome::Joined(j),
-                Err((c, m)) => JoinOutcome::Refused(c, m),
-            },
-        }
-    }
-
-    /// A join and the joins queued behind it (up to [`JOIN_BURST`], up to the
-    /// first other message, which is handled after them): each is screened
-    /// in arrival order, then those let in are admitted together, with one
-    /// database commit for all of them. A storm of joins into one room then
-    /// costs one fsync per burst rather than one per join.
-    async fn join_burst(&mut self, req: Box<JoinRequest>, reply: oneshot::Sender<JoinOutcome>) {
+    /// A join and the joins queued behind it in the mailbox (up to
+    /// [`JOIN_BURST`]), and the first other message if one stopped the
+    /// draining (to be handled after them).
+    fn queued_joins(
+        &mut self,
+        req: Box<JoinRequest>,
+        reply: oneshot::Sender<JoinOutcome>,
+    ) -> (Vec<QueuedJoin>, Option<RoomMsg>) {
         let mut burst = vec![(req, reply)];
-        let mut next = None;
         while burst.len() < JOIN_BURST {
             match self.rx.try_recv() {
                 Ok(RoomMsg::Join { req, reply }) => burst.push((req, reply)),
-                Ok(other) => {
-                    next = Some(other);
-                    break;
-                }
+                Ok(other) => return (burst, Some(other)),
                 Err(_) => break,
             }
         }
+        (burst, None)
+    }
+
+    /// Joins that arrived together: each is screened in arrival order, then
+    /// those let in are admitted together, with one database commit for all
+    /// of them. A storm of joins into one room then costs one fsync per
+    /// burst rather than one per join.
+    async fn join_burst(&mut self, burst: Vec<QueuedJoin>) {
         let mut admits = Vec::new();
         let mut replies = Vec::new();
         for (req, reply) in burst {
@@ -336,17 +347,12 @@ impl RoomActor {
                 }
             }
         }
-        if !admits.is_empty() {
-            let results = self.admit_all(admits).await;
-            for (result, reply) in results.into_iter().zip(replies) {
-                let _ = reply.send(match result {
-                    Ok(j) => JoinOutcome::Joined(j),
-                    Err((c, m)) => JoinOutcome::Refused(c, m),
-                });
-            }
+        if admits.is_empty() {
+            return;
         }
-        if let Some(m) = next {
-            self.handle(m).await;
+        let results = self.admit_all(admits).await;
+        for (result, reply) in results.into_iter().zip(replies) {
+            let _ = reply.send(result.into());
         }
     }
 
@@ -363,10 +369,7 @@ impl RoomActor {
                 .find(|(_, m)| &m.resume_token == token)
                 .map(|(id, _)| id.clone())
         {
-            return Screened::Decided(match self.resume(&pid, req).await {
-                Ok(j) => JoinOutcome::Joined(j),
-                Err((c, m)) => JoinOutcome::Refused(c, m),
-            });
+            return Screened::Decided(self.resume(&pid, req).await.into());
         }
         if let Some(fp) = &req.token_fingerprint
             && self.banned_tokens.contains(fp)
