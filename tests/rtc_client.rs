@@ -66,8 +66,12 @@ pub enum ClientEvent {
 
 enum Cmd {
     Send(Value),
-    Publish,
-    PublishSimulcast,
+    /// Publish what is not published yet of these (audio, video, simulcast).
+    Publish {
+        audio: bool,
+        video: bool,
+        simulcast: bool,
+    },
     Leave,
     /// Drop the connection without saying goodbye.
     Vanish,
@@ -106,8 +110,20 @@ impl Client {
         let _ = self.cmd.send(Cmd::Send(msg));
     }
 
+    /// Publishes synthetic Opus and VP8 (microphone and camera).
     pub fn publish(&self) {
-        let _ = self.cmd.send(Cmd::Publish);
+        self.publish_kinds(true, true);
+    }
+
+    /// Publishes the microphone (`audio`) and/or the camera (`video`). Called
+    /// again later, it adds what is not published yet in a new offer (a
+    /// camera turned on after the microphone, say).
+    pub fn publish_kinds(&self, audio: bool, video: bool) {
+        let _ = self.cmd.send(Cmd::Publish {
+            audio,
+            video,
+            simulcast: false,
+        });
     }
 
     /// Publishes like [`Client::publish`], with the camera as three
@@ -115,7 +131,11 @@ impl Client {
     /// the payload length [`SIMULCAST_LEN`]`[layer]`, so a receiver can
     /// tell which layer it gets.
     pub fn publish_simulcast(&self) {
-        let _ = self.cmd.send(Cmd::PublishSimulcast);
+        let _ = self.cmd.send(Cmd::Publish {
+            audio: true,
+            video: true,
+            simulcast: true,
+        });
     }
 
     pub fn leave(&self) {
@@ -226,9 +246,10 @@ impl Client {
 /// (`q`, `h`, `f`); without simulcast every packet has the `f` length.
 pub const SIMULCAST_LEN: [usize; 3] = [300, 600, 900];
 
+/// What is being published: the mids the server accepted.
 struct Publisher {
-    audio: Mid,
-    video: Mid,
+    audio: Option<Mid>,
+    video: Option<Mid>,
     simulcast: bool,
     audio_seq: u64,
     video_seq: [u64; 3],
@@ -287,9 +308,11 @@ async fn run(
 
     let mut pending: Option<SdpPendingOffer> = None;
     let mut publisher: Option<Publisher> = None;
-    let mut want_publish = false;
+    let mut want_audio = false;
+    let mut want_video = false;
     let mut want_simulcast = false;
-    let mut publish_offered = false;
+    // The (audio, video) mids our outstanding publish offer adds.
+    let mut offered: Option<(Option<Mid>, Option<Mid>)> = None;
     let mut mids: HashMap<Mid, MediaKind> = HashMap::new();
     let mut connected = false;
     let mut buf = vec![0u8; 2048];
@@ -304,12 +327,14 @@ async fn run(
             let now = Instant::now();
             let audio_pt = tx_pt(&rtc, MediaKind::Audio);
             let video_pt = tx_pt(&rtc, MediaKind::Video);
-            while p.next_audio <= now {
+            while let Some(audio) = p.audio
+                && p.next_audio <= now
+            {
                 let payload: Vec<u8> = std::iter::once(0x78u8)
                     .chain((0..79).map(|i| i as u8))
                     .collect();
                 let ts = ((p.next_audio - p.started).as_millis() as u32) * 48;
-                if let Some(tx) = rtc.direct_api().stream_tx_by_mid(p.audio, None) {
+                if let Some(tx) = rtc.direct_api().stream_tx_by_mid(audio, None) {
                     tx.write_rtp(RtpWrite::new(
                         audio_pt,
                         SeqNo::from(p.audio_seq),
@@ -321,7 +346,9 @@ async fn run(
                 }
                 p.next_audio += Duration::from_millis(20);
             }
-            while p.next_video <= now {
+            while let Some(video) = p.video
+                && p.next_video <= now
+            {
                 let key = p.frame % 30 == 0;
                 let ts = ((p.next_video - p.started).as_millis() as u32) * 90;
                 let packets = if key { 4 } else { 2 };
@@ -343,9 +370,8 @@ async fn run(
                             }
                         }
                         payload.resize(SIMULCAST_LEN[layer], (p.frame % 251) as u8);
-                        if let Some(tx) = rtc
-                            .direct_api()
-                            .stream_tx_by_mid(p.video, rid.map(Rid::from))
+                        if let Some(tx) =
+                            rtc.direct_api().stream_tx_by_mid(video, rid.map(Rid::from))
                         {
                             tx.write_rtp(
                                 RtpWrite::new(
@@ -413,9 +439,21 @@ async fn run(
             }
         };
         // Publish when asked, once nothing else is being negotiated.
-        if want_publish && !publish_offered && pending.is_none() {
+        let has = |p: &Option<Publisher>, audio: bool| {
+            p.as_ref().is_some_and(|p| {
+                if audio {
+                    p.audio.is_some()
+                } else {
+                    p.video.is_some()
+                }
+            })
+        };
+        let add_audio = want_audio && !has(&publisher, true);
+        let add_video = want_video && !has(&publisher, false);
+        if (add_audio || add_video) && offered.is_none() && pending.is_none() {
             let mut change = rtc.sdp_api();
-            let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            let audio = add_audio
+                .then(|| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
             let simulcast = want_simulcast.then(|| {
                 let mut s = Simulcast::new();
                 for rid in ["q", "h", "f"] {
@@ -423,28 +461,23 @@ async fn run(
                 }
                 s
             });
-            let video =
-                change.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+            let video = add_video.then(|| {
+                change.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast)
+            });
             if let Some((offer, p)) = change.apply() {
                 pending = Some(p);
-                publish_offered = true;
-                publisher = Some(Publisher {
-                    audio,
-                    video,
-                    simulcast: want_simulcast,
-                    audio_seq: 1,
-                    video_seq: [1, 1, 1],
-                    next_audio: Instant::now(),
-                    next_video: Instant::now(),
-                    frame: 0,
-                    started: Instant::now(),
-                });
-                send_ws.push(
-                    json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": [
-                        {"mid": audio.to_string(), "source": "microphone"},
-                        {"mid": video.to_string(), "source": "camera"}
-                    ]}),
-                );
+                offered = Some((audio, video));
+                let mut tracks = Vec::new();
+                let known = publisher.as_ref().map(|p| (p.audio, p.video));
+                let (a, v) = known.unwrap_or((None, None));
+                if let Some(m) = audio.or(a) {
+                    tracks.push(json!({"mid": m.to_string(), "source": "microphone"}));
+                }
+                if let Some(m) = video.or(v) {
+                    tracks.push(json!({"mid": m.to_string(), "source": "camera"}));
+                }
+                send_ws
+                    .push(json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": tracks}));
             }
         }
         for v in send_ws.drain(..) {
@@ -454,7 +487,12 @@ async fn run(
         if let Some(p) = publisher.as_ref()
             && connected
         {
-            next_media = next_media.min(p.next_audio).min(p.next_video);
+            if p.audio.is_some() {
+                next_media = next_media.min(p.next_audio);
+            }
+            if p.video.is_some() {
+                next_media = next_media.min(p.next_video);
+            }
         }
         let wait = next_media
             .saturating_duration_since(Instant::now())
@@ -489,12 +527,10 @@ async fn run(
                 match v["type"].as_str() {
                     Some("offer") => {
                         // Polite: our own outstanding offer is dropped (str0m
-                        // invalidates it) and made again afterwards.
-                        if pending.take().is_some() && publish_offered && publisher.is_some() {
-                            publish_offered = false;
-                            publisher = None;
-                            want_publish = true;
-                        }
+                        // invalidates it) and made again afterwards (what we
+                        // want is still not published).
+                        pending = None;
+                        offered = None;
                         let offer = SdpOffer::from_sdp_string(&rewrite(v["sdp"].as_str().unwrap_or(""), via)).unwrap();
                         let answer = rtc.sdp_api().accept_offer(offer).unwrap();
                         send_ws.push(json!({"type": "answer", "sdp": answer.to_sdp_string()}));
@@ -504,10 +540,37 @@ async fn run(
                             let answer = SdpAnswer::from_sdp_string(&rewrite(v["sdp"].as_str().unwrap_or(""), via)).unwrap();
                             rtc.sdp_api().accept_answer(p, answer).unwrap();
                         }
+                        if let Some((audio, video)) = offered.take() {
+                            let now = Instant::now();
+                            let p = publisher.get_or_insert(Publisher {
+                                audio: None,
+                                video: None,
+                                simulcast: want_simulcast,
+                                audio_seq: 1,
+                                video_seq: [1, 1, 1],
+                                next_audio: now,
+                                next_video: now,
+                                frame: 0,
+                                started: now,
+                            });
+                            if audio.is_some() {
+                                p.audio = audio;
+                                p.next_audio = now;
+                            }
+                            if video.is_some() {
+                                p.video = video;
+                                p.simulcast = want_simulcast;
+                                p.next_video = now;
+                                p.frame = 0;
+                            }
+                        }
                     }
                     Some("offer_rejected") => {
                         pending = None;
-                        publisher = None;
+                        if let Some((audio, video)) = offered.take() {
+                            want_audio &= audio.is_none();
+                            want_video &= video.is_none();
+                        }
                     }
                     Some("ping") => send_ws.push(json!({"type": "pong"})),
                     _ => {}
@@ -516,10 +579,10 @@ async fn run(
             }
             c = cmds.recv() => match c {
                 Some(Cmd::Send(v)) => send_ws.push(v),
-                Some(Cmd::Publish) => want_publish = true,
-                Some(Cmd::PublishSimulcast) => {
-                    want_publish = true;
-                    want_simulcast = true;
+                Some(Cmd::Publish { audio, video, simulcast }) => {
+                    want_audio |= audio;
+                    want_video |= video;
+                    want_simulcast |= simulcast;
                 }
                 Some(Cmd::Vanish) => {
                     let _ = events.send(ClientEvent::Closed("vanished".into()));

@@ -591,7 +591,8 @@ class App {
       if (source !== 'screen') this.want[source] = false;
     }
     const what = sources.map((s) => SOURCE_TEXT[s]).join(' and ') || 'media';
-    this.notify(`The server did not accept your ${what}: ${msg.message || msg.code}`);
+    const who = msg.code === 'NEGOTIATION_FAILED' ? 'Your browser could not send' : 'The server did not accept';
+    this.notify(`${who} your ${what}: ${msg.message || msg.code}`);
     this.renderControls();
     this.renderTiles();
   }

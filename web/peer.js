@@ -10,6 +10,39 @@ const SIMULCAST = [
 ];
 
 /**
+ * The RTP header extensions the server reads or writes (str0m's set). A
+ * transceiver offers only these: nothing else is used, and an extension the
+ * server does not answer keeps the id the browser picked for it, which after
+ * a rolled-back first offer can collide with the id the server's offer gave
+ * another extension (Chromium numbers the dependency descriptor 13 in a
+ * video-only offer; the server's offer gives 13 to video orientation).
+ */
+const HEADER_EXTENSIONS = new Set([
+  'urn:ietf:params:rtp-hdrext:ssrc-audio-level',
+  'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+  'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+  'urn:ietf:params:rtp-hdrext:sdes:mid',
+  'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id',
+  'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id',
+  'urn:3gpp:video-orientation',
+]);
+
+/** Offers only `HEADER_EXTENSIONS` on `transceiver` (where the browser lets us choose). */
+function limitHeaderExtensions(transceiver) {
+  if (typeof transceiver.setHeaderExtensionsToNegotiate !== 'function') return;
+  try {
+    const exts = transceiver.getHeaderExtensionsToNegotiate().map((e) => ({
+      uri: e.uri,
+      direction: HEADER_EXTENSIONS.has(e.uri) || e.direction === 'stopped' ? e.direction : 'stopped',
+    }));
+    transceiver.setHeaderExtensionsToNegotiate(exts);
+  } catch (e) {
+    // A mandatory extension cannot be stopped; keep the browser's choice.
+    console.warn('convene: header extensions left as they are', e);
+  }
+}
+
+/**
  * Removes `a=msid` (and `a=ssrc:... msid:`) lines from inactive m-sections of
  * a remote offer. They carry no media, and a server that reuses a track's
  * msid on a new m-line while the old one is still listed inactive (seen after
@@ -91,6 +124,7 @@ export class Peer {
     const init = { direction: 'sendonly', streams: [] };
     if (source === 'camera') init.sendEncodings = SIMULCAST;
     const transceiver = this.pc.addTransceiver(track, init);
+    limitHeaderExtensions(transceiver);
     this.local.set(source, { transceiver, track, accepted: false });
     this.needOffer = true;
   }
@@ -129,8 +163,20 @@ export class Peer {
   async maybeOffer() {
     if (!this.needOffer || this.pc.signalingState !== 'stable' || this.closed) return;
     this.needOffer = false;
-    const offer = await this.pc.createOffer();
-    await this.pc.setLocalDescription(offer);
+    try {
+      const offer = await this.pc.createOffer();
+      await this.pc.setLocalDescription(offer);
+    } catch (e) {
+      // The browser refused its own offer: what it would have added is
+      // dropped (the user is told) instead of staying "on" and unsent.
+      console.error('convene: local offer failed', e);
+      this.lastError = String(e);
+      if (this.pc.signalingState === 'have-local-offer') {
+        await this.pc.setLocalDescription({ type: 'rollback' });
+      }
+      await this.dropUnaccepted({ code: 'NEGOTIATION_FAILED', message: `the browser could not offer it (${e && e.message ? e.message : e})` });
+      return;
+    }
     const tracks = [];
     for (const [source, l] of this.local) {
       const t = l.transceiver;
@@ -182,6 +228,7 @@ export class Peer {
       l.transceiver.stop();
       const init = { direction: 'sendonly', streams: [], sendEncodings: SIMULCAST };
       l.transceiver = this.pc.addTransceiver(track || 'video', init);
+      limitHeaderExtensions(l.transceiver);
       l.accepted = false;
     }
   }
@@ -192,25 +239,30 @@ export class Peer {
       if (this.pc.signalingState === 'have-local-offer') {
         await this.pc.setLocalDescription({ type: 'rollback' });
       }
-      this.needOffer = false;
-      const refused = [];
-      for (const [source, l] of this.local) {
-        if (l.accepted) continue;
-        refused.push(source);
-        if (l.track) l.track.stop();
-        await l.transceiver.sender.replaceTrack(null);
-        if (l.transceiver.mid === null) {
-          l.transceiver.stop();
-          this.local.delete(source);
-        } else {
-          l.transceiver.direction = 'inactive';
-          l.track = null;
-          l.accepted = true; // back to the last agreed state: inactive
-        }
-      }
-      this.onRefused(refused, msg);
+      await this.dropUnaccepted(msg);
       await this.maybeOffer();
     });
+  }
+
+  /** Drops the sources not yet accepted (back to the last agreed state) and reports them. */
+  async dropUnaccepted(msg) {
+    this.needOffer = false;
+    const refused = [];
+    for (const [source, l] of this.local) {
+      if (l.accepted) continue;
+      refused.push(source);
+      if (l.track) l.track.stop();
+      await l.transceiver.sender.replaceTrack(null);
+      if (l.transceiver.mid === null) {
+        l.transceiver.stop();
+        this.local.delete(source);
+      } else {
+        l.transceiver.direction = 'inactive';
+        l.track = null;
+        l.accepted = true; // back to the last agreed state: inactive
+      }
+    }
+    this.onRefused(refused, msg);
   }
 
   /** Maps the receivers to remote participants' tracks by mid. */

@@ -23,6 +23,7 @@ mod display;
 mod media;
 mod openapi;
 mod recording;
+mod room_defaults;
 mod server;
 mod shard;
 mod webhooks;
