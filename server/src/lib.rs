@@ -214,7 +214,8 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     let sig = Signaling::new(db.clone(), media.clone(), recordings.clone());
-    recordings.spawn_tasks(Arc::downgrade(&sig), recording_tasks);
+    let live: std::sync::Weak<dyn recording::LiveRecordings> = Arc::downgrade(&sig) as _;
+    recordings.spawn_tasks(live, recording_tasks);
     recordings
         .recover()
         .await

@@ -20,7 +20,6 @@ use convene_api::store::recordings::{IN_PROGRESS, PROCESSING, RecordingRow};
 use tokio::sync::mpsc;
 
 use self::recorder::{RecorderSetup, RecorderSink, Report};
-use crate::signaling::Signaling;
 
 /// Where and how recordings are made.
 #[derive(Debug, Clone)]
@@ -40,6 +39,14 @@ pub struct Recordings {
     reports: mpsc::UnboundedSender<Report>,
     jobs: mpsc::UnboundedSender<String>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// How the recorder's end reaches the room that is being recorded (the
+/// server's signaling implements it), without this module knowing signaling.
+pub trait LiveRecordings: Send + Sync {
+    /// Tells the live room that its recording ended (`reason`); false when
+    /// no live room took it (the caller then marks the recording stopped).
+    fn recording_ended(&self, room_id: &str, recording_id: &str, reason: &'static str) -> bool;
 }
 
 /// The receiving ends [`Recordings::spawn_tasks`] consumes.
@@ -76,7 +83,7 @@ impl Recordings {
     }
 
     /// Starts the report handler and the composite job runner.
-    pub fn spawn_tasks(self: &Arc<Self>, sig: Weak<Signaling>, tasks: RecordingTasks) {
+    pub fn spawn_tasks(self: &Arc<Self>, sig: Weak<dyn LiveRecordings>, tasks: RecordingTasks) {
         let RecordingTasks {
             mut reports,
             mut jobs,
@@ -177,7 +184,7 @@ impl Recordings {
         }
     }
 
-    async fn on_report(&self, r: Report, sig: &Weak<Signaling>) {
+    async fn on_report(&self, r: Report, sig: &Weak<dyn LiveRecordings>) {
         let res = match r {
             Report::FileOpened {
                 recording_id,

@@ -25,7 +25,7 @@ use convene_media::mkv::{FileInfo, MkvWriter, TrackCodec, TrackSpec};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::signaling::wire::Source;
+use crate::rtc::Source;
 
 /// Packets the worker may queue for the recorder (about 10 s of a busy room).
 pub const QUEUE_PACKETS: usize = 16_384;

@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod dtls;
+pub mod notice;
 pub mod sdp_scan;
 pub mod stun;
 pub mod tcp;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use tokio::sync::mpsc;
 
+pub use notice::{MediaNotice, NoticeSink, PublishedMid, Source, TrackInfo};
 pub use worker::{Command, NewPeer};
 
 /// Counters of the whole media plane, shared by its threads (relaxed atomics).

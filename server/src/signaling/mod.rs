@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::rtc::{Command, MediaPlane, RoomCounters};
+use crate::rtc::{Command, MediaPlane, PublishedMid, RoomCounters};
 use room::{JoinOutcome, JoinRequest, Joined, RoomActor, RoomMsg};
 use wire::{ClientMsg, ServerMsg};
 
@@ -49,6 +49,20 @@ pub struct Signaling {
     shutdown: watch::Sender<bool>,
 }
 
+/// A recorder that stopped on its own tells its room; false when the room
+/// is not live here.
+impl crate::recording::LiveRecordings for Signaling {
+    fn recording_ended(&self, room_id: &str, recording_id: &str, reason: &'static str) -> bool {
+        self.live_room(room_id).is_some_and(|tx| {
+            tx.try_send(RoomMsg::RecordingEnded {
+                recording_id: recording_id.to_string(),
+                reason,
+            })
+            .is_ok()
+        })
+    }
+}
+
 impl Signaling {
     pub fn new(
         db: Db,
@@ -64,18 +78,6 @@ impl Signaling {
             counters: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             shutdown,
-        })
-    }
-
-    /// Tells a room that its recorder stopped on its own; false when the
-    /// room is not live here.
-    pub fn recording_ended(&self, room_id: &str, recording_id: &str, reason: &'static str) -> bool {
-        self.live_room(room_id).is_some_and(|tx| {
-            tx.try_send(RoomMsg::RecordingEnded {
-                recording_id: recording_id.to_string(),
-                reason,
-            })
-            .is_ok()
         })
     }
 
@@ -665,7 +667,13 @@ impl Connection {
             ClientMsg::Offer { sdp, tracks } => media(Command::ClientOffer {
                 participant_id: pid,
                 sdp,
-                tracks,
+                tracks: tracks
+                    .into_iter()
+                    .map(|t| PublishedMid {
+                        mid: t.mid,
+                        source: t.source,
+                    })
+                    .collect(),
             }),
             ClientMsg::Answer { sdp } => media(Command::ClientAnswer {
                 participant_id: pid,

@@ -654,7 +654,7 @@ impl RoomActor {
                 Command::AddPeer(Box::new(NewPeer {
                     participant_id: pid.to_string(),
                     room_id: self.room_id.clone(),
-                    out: m.out.clone(),
+                    out: Box::new(m.out.clone()),
                     may_broadcast: m.may("broadcast"),
                     may_screenshare: m.may("screenshare") && screenshare_enabled,
                     room_counters: self.counters.clone(),

@@ -9,24 +9,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest accepted client message.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// Where a published track comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Microphone,
-    Camera,
-    Screen,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Microphone => "microphone",
-            Source::Camera => "camera",
-            Source::Screen => "screen",
-        }
-    }
-}
+use crate::rtc::notice::{MediaNotice, NoticeSink};
+pub use crate::rtc::notice::{OfferedTrack, Source, TrackInfo};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClientInfo {
@@ -116,14 +100,6 @@ pub enum ClientMsg {
     Collab(super::collab::CollabMsg),
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TrackInfo {
-    pub id: String,
-    pub kind: &'static str,
-    pub source: Source,
-    pub muted: bool,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ParticipantInfo {
     pub id: String,
@@ -139,15 +115,6 @@ pub struct RoomInfo {
     pub id: String,
     pub friendly_url: String,
     pub settings: Map<String, Value>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct OfferedTrack {
-    pub mid: String,
-    pub track_id: String,
-    pub participant_id: String,
-    pub kind: &'static str,
-    pub source: Source,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,5 +211,61 @@ impl ServerMsg {
             message: message.into(),
             fatal,
         }
+    }
+}
+
+impl From<MediaNotice> for ServerMsg {
+    fn from(n: MediaNotice) -> ServerMsg {
+        match n {
+            MediaNotice::Offer { sdp, tracks } => ServerMsg::Offer { sdp, tracks },
+            MediaNotice::Answer { sdp } => ServerMsg::Answer { sdp },
+            MediaNotice::OfferRejected { code, message } => {
+                ServerMsg::OfferRejected { code, message }
+            }
+            MediaNotice::Error { code, message } => ServerMsg::error(code, message, false),
+            MediaNotice::TrackPublished {
+                participant_id,
+                track,
+            } => ServerMsg::TrackPublished {
+                participant_id,
+                track,
+            },
+            MediaNotice::TrackUnpublished {
+                participant_id,
+                track_id,
+            } => ServerMsg::TrackUnpublished {
+                participant_id,
+                track_id,
+            },
+            MediaNotice::TrackMuted {
+                participant_id,
+                track_id,
+                source,
+                muted,
+                by,
+            } => ServerMsg::TrackMuted {
+                participant_id,
+                track_id,
+                source,
+                muted,
+                by,
+            },
+            MediaNotice::ActiveSpeakers { speakers } => ServerMsg::ActiveSpeakers { speakers },
+            MediaNotice::ConnectionQuality {
+                participant_id,
+                quality,
+            } => ServerMsg::ConnectionQuality {
+                participant_id,
+                quality,
+            },
+        }
+    }
+}
+
+/// A participant's outbound queue takes the media plane's notices as
+/// protocol messages (without waiting: a full queue drops the notice).
+impl NoticeSink for tokio::sync::mpsc::Sender<ServerMsg> {
+    fn notify(&self, notice: MediaNotice) -> bool {
+        self.try_send(notice.into()).is_ok()
     }
 }

@@ -1,0 +1,572 @@
+//! Forwarding: an incoming RTP packet becomes one `Outgoing` and is
+//! fanned out to every subscriber's `Forwarder` and the recorder; keyframe
+//! requests travel to the publisher; every 100 ms deferred requests are
+//! released and every 500 ms layers are allocated and speakers detected.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use convene_sfu::{Decision, Forwarder, Kind, Layer, Packet, TrackDemand};
+use str0m::bwe::Bitrate;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+
+use super::relay::{Relay, RelayedRtp, send_ctl};
+use super::state::{
+    Origin, OutState, Outgoing, RoomRecorder, capture_time, is_keyframe, media_codec,
+};
+use super::{AUDIO_BPS, CONGESTION_FACTOR, Worker};
+use crate::recording::recorder::{RecEvent, RecPacket, RecorderSink};
+use crate::rtc::notice::MediaNotice;
+
+impl Worker {
+    pub(super) fn forward_rtp(&mut self, slot: usize, pkt: &RtpPacket, now: Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.counters.rtp_in.fetch_add(1, Relaxed);
+        self.counters
+            .rtp_bytes_in
+            .fetch_add(pkt.payload.len() as u64, Relaxed);
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        let ssrc = pkt.header.ssrc;
+        let (mid, rid) = match p.ssrcs.get(&ssrc) {
+            Some(v) => *v,
+            None => {
+                let Some(rx) = p
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&ssrc)
+                    .map(|s| (s.mid(), s.rid()))
+                else {
+                    return;
+                };
+                p.ssrcs.insert(ssrc, rx);
+                rx
+            }
+        };
+        let Some(&key) = p.published.get(&mid) else {
+            return;
+        };
+        let codec = p
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|pp| pp.pt() == pkt.header.payload_type)
+            .map(|pp| pp.spec().codec);
+        let Some(codec) = codec else {
+            return;
+        };
+        if let Some(level) = pkt.header.ext_vals.audio_level {
+            p.level_sum += f32::from(level.unsigned_abs());
+            p.level_count += 1;
+        }
+        let room_id = p.room_id.clone();
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        let Some(track) = room.tracks.get_mut(&key) else {
+            return;
+        };
+        tracing::trace!(track = %track.id, seq = *pkt.seq_no, "rtp in");
+        if track.muted && track.kind == MediaKind::Audio {
+            // A muted microphone still sends DTX comfort noise; nobody needs it.
+            return;
+        }
+        let layer = match rid {
+            Some(r) if track.simulcast => Layer::from_rid(r.as_bytes()),
+            _ => Layer::F,
+        };
+        track.rates[layer.index()].record(pkt.payload.len(), now);
+        room.counters.rtp_in.fetch_add(1, Relaxed);
+        room.counters
+            .bytes_in
+            .fetch_add(pkt.payload.len() as u64, Relaxed);
+        let view = Packet {
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            layer,
+            keyframe: track.kind == MediaKind::Video && is_keyframe(codec, &pkt.payload),
+            clock_rate: if track.kind == MediaKind::Audio {
+                48_000
+            } else {
+                90_000
+            },
+            arrival: now,
+        };
+        let wants_capture = room.recorder.is_some() || !room.shards.is_empty();
+        let out = Outgoing {
+            key,
+            view,
+            codec,
+            payload: pkt.payload.clone(),
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            capture: if wants_capture {
+                capture_time(pkt, view.clock_rate)
+            } else {
+                None
+            },
+        };
+        // The room's other workers fan it out to their own subscribers.
+        for &w in &room.shards {
+            let relayed = RelayedRtp {
+                room: room_id.clone(),
+                pkt: out.clone(),
+            };
+            match self.rtp_links.get(w).map(|l| l.try_send(relayed)) {
+                Some(Ok(())) => self.counters.rtp_relayed.fetch_add(1, Relaxed),
+                _ => self.counters.relay_dropped.fetch_add(1, Relaxed),
+            };
+        }
+        self.deliver(&room_id, &out, Some(slot), now);
+    }
+
+    /// A packet another worker relayed: counted into the track's rates and
+    /// audio level here too (layer allocation and active speakers are
+    /// computed per worker), then fanned out to this worker's subscribers.
+    pub(super) fn on_relayed_rtp(&mut self, r: RelayedRtp) {
+        let now = Instant::now();
+        let Some(room) = self.rooms.get_mut(&r.room) else {
+            return;
+        };
+        let Some(track) = room.tracks.get_mut(&r.pkt.key) else {
+            return;
+        };
+        track.rates[r.pkt.view.layer.index()].record(r.pkt.payload.len(), now);
+        if let Some(level) = r.pkt.audio_level {
+            track.level_sum += f32::from(level.unsigned_abs());
+            track.level_count += 1;
+        }
+        self.deliver(&r.room, &r.pkt, None, now);
+    }
+
+    /// Fans a packet out to the room's recorder and every local subscriber
+    /// of its track (but `except`, its publisher).
+    pub(super) fn deliver(
+        &mut self,
+        room_id: &Arc<str>,
+        out: &Outgoing,
+        except: Option<usize>,
+        now: Instant,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(track) = room.tracks.get(&out.key) else {
+            return;
+        };
+        let key = out.key;
+        let kind = track.kind;
+        let view = &out.view;
+        let nackable = kind == MediaKind::Video;
+        let mut need_keyframe = false;
+        if let Some(rec) = room.recorder.as_mut() {
+            let rec_kind = if kind == MediaKind::Audio {
+                Kind::Audio
+            } else {
+                Kind::Video
+            };
+            let fwd = rec
+                .forwarders
+                .entry(key)
+                .or_insert_with(|| Forwarder::new(rec_kind));
+            if let (Decision::Forward { seq, ts }, Some(codec)) =
+                (fwd.decide(view), media_codec(out.codec))
+            {
+                rec.sink.offer(RecEvent::Packet(RecPacket {
+                    key,
+                    codec,
+                    seq,
+                    ts,
+                    marker: view.marker,
+                    payload: out.payload.clone(),
+                    arrival: view.arrival,
+                    capture: out.capture,
+                }));
+            }
+            need_keyframe |= fwd.take_keyframe_request();
+        }
+        for &s in &room.peers {
+            if Some(s) == except {
+                continue;
+            }
+            let Some(sub) = self.peers[s].as_mut() else {
+                continue;
+            };
+            let Some(o) = sub.outs.iter_mut().find(|o| o.track_key == key) else {
+                continue;
+            };
+            if o.state != OutState::Active {
+                continue;
+            }
+            let decision = o.forward.decide(view);
+            need_keyframe |= o.forward.take_keyframe_request();
+            let (seq, ts) = match decision {
+                Decision::Forward { seq, ts } => (seq, ts),
+                Decision::Drop(_) => {
+                    self.counters.rtp_dropped.fetch_add(1, Relaxed);
+                    room.counters.rtp_dropped.fetch_add(1, Relaxed);
+                    continue;
+                }
+            };
+            let pt = match o.pt {
+                Some((c, pt)) if c == out.codec => pt,
+                _ => {
+                    let Some(pt) = sub
+                        .rtc
+                        .codec_config()
+                        .params()
+                        .iter()
+                        .find(|pp| pp.spec().codec == out.codec)
+                        .map(|pp| pp.pt())
+                    else {
+                        continue;
+                    };
+                    o.pt = Some((out.codec, pt));
+                    pt
+                }
+            };
+            let out_mid = o.mid;
+            let ext = ExtensionValues {
+                audio_level: out.audio_level,
+                voice_activity: out.voice_activity,
+                ..Default::default()
+            };
+            let mut api = sub.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
+                continue;
+            };
+            tx.write_rtp(
+                RtpWrite::new(pt, SeqNo::from(seq), ts, now, out.payload.clone())
+                    .marker(view.marker)
+                    .nackable(nackable)
+                    .ext_vals(ext),
+            );
+            self.counters.rtp_forwarded.fetch_add(1, Relaxed);
+            self.counters
+                .rtp_bytes_forwarded
+                .fetch_add(out.payload.len() as u64, Relaxed);
+            room.counters.rtp_forwarded.fetch_add(1, Relaxed);
+            room.counters
+                .bytes_forwarded
+                .fetch_add(out.payload.len() as u64, Relaxed);
+            if !sub.dirty {
+                sub.dirty = true;
+                self.dirty.push(s);
+            }
+        }
+        if need_keyframe {
+            self.request_keyframe(room_id, key, KeyframeRequestKind::Pli, now, false);
+        }
+    }
+
+    pub(super) fn on_keyframe_request(
+        &mut self,
+        slot: usize,
+        mid: Mid,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
+        let Some(p) = self.peers[slot].as_ref() else {
+            return;
+        };
+        let Some(o) = p.outs.iter().find(|o| o.mid == mid) else {
+            return;
+        };
+        let key = o.track_key;
+        let room_id = p.room_id.clone();
+        self.request_keyframe(&room_id, key, kind, now, false);
+    }
+
+    /// Asks a track's publisher for a keyframe, at most once per 500 ms
+    /// (a request inside the interval is deferred, not lost) unless `force`d
+    /// by a new subscriber.
+    pub(super) fn request_keyframe(
+        &mut self,
+        room_id: &Arc<str>,
+        key: u64,
+        kind: KeyframeRequestKind,
+        now: Instant,
+        force: bool,
+    ) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(track) = room.tracks.get_mut(&key) else {
+            return;
+        };
+        if track.kind != MediaKind::Video {
+            return;
+        }
+        let (publisher, mid) = match track.origin {
+            Origin::Local { slot, mid } => (slot, mid),
+            Origin::Remote { worker } => {
+                // The publisher's worker limits and counts.
+                send_ctl(
+                    &self.ctl_links,
+                    worker,
+                    Relay::Keyframe {
+                        room: room_id.clone(),
+                        key,
+                        kind,
+                        force,
+                    },
+                );
+                return;
+            }
+        };
+        if !track.keyframes.request(now) && !force {
+            return;
+        }
+        let simulcast = track.simulcast;
+        room.counters
+            .plis
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.send_keyframe_request(publisher, mid, simulcast, kind);
+    }
+
+    pub(super) fn send_keyframe_request(
+        &mut self,
+        publisher: usize,
+        mid: Mid,
+        simulcast: bool,
+        kind: KeyframeRequestKind,
+    ) {
+        self.counters
+            .plis
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(p) = self.peers[publisher].as_mut() {
+            let mut api = p.rtc.direct_api();
+            if simulcast {
+                for rid in ["q", "h", "f"] {
+                    if let Some(rx) = api.stream_rx_by_mid(mid, Some(Rid::from(rid))) {
+                        rx.request_keyframe(kind);
+                    }
+                }
+            } else if let Some(rx) = api.stream_rx_by_mid(mid, None) {
+                rx.request_keyframe(kind);
+            }
+        }
+        self.mark_dirty(publisher);
+    }
+
+    /// Every 100 ms: releases deferred keyframe requests and updates each
+    /// subscriber's congestion state from its send queues.
+    pub(super) fn housekeeping(&mut self, now: Instant) {
+        let mut due = std::mem::take(&mut self.scratch_keyframes);
+        for (room_id, room) in self.rooms.iter_mut() {
+            if let Some(rec) = room.recorder.as_ref() {
+                while let Ok(key) = rec.sink.keyframes.try_recv() {
+                    let Some(t) = room.tracks.get_mut(&key) else {
+                        continue;
+                    };
+                    match t.origin {
+                        Origin::Local { slot, mid } => {
+                            if t.keyframes.request(now) {
+                                due.push((slot, mid, t.simulcast));
+                            }
+                        }
+                        Origin::Remote { worker } => send_ctl(
+                            &self.ctl_links,
+                            worker,
+                            Relay::Keyframe {
+                                room: room_id.clone(),
+                                key,
+                                kind: KeyframeRequestKind::Pli,
+                                force: false,
+                            },
+                        ),
+                    }
+                }
+            }
+            for t in room.tracks.values_mut() {
+                if let Origin::Local { slot, mid } = t.origin
+                    && t.keyframes.poll(now)
+                {
+                    due.push((slot, mid, t.simulcast));
+                }
+            }
+        }
+        for (publisher, mid, simulcast) in due.drain(..) {
+            self.send_keyframe_request(publisher, mid, simulcast, KeyframeRequestKind::Pli);
+        }
+        self.scratch_keyframes = due;
+    }
+
+    /// Every 500 ms: shares each subscriber's bandwidth estimate among the
+    /// video tracks it receives (simulcast layer caps), and tells str0m's
+    /// BWE what to probe for.
+    pub(super) fn allocate_layers(&mut self, now: Instant) {
+        let mut demands = std::mem::take(&mut self.scratch_demands);
+        let mut outs = std::mem::take(&mut self.scratch_outs);
+        for slot in 0..self.peers.len() {
+            let Some(p) = self.peers[slot].as_mut() else {
+                continue;
+            };
+            let Some(room) = self.rooms.get_mut(&p.room_id) else {
+                continue;
+            };
+            demands.clear();
+            outs.clear();
+            let mut audio = 0u64;
+            let mut desired = 0u64;
+            for (i, o) in p.outs.iter().enumerate() {
+                if o.state != OutState::Active || !o.subscribed || o.paused {
+                    continue;
+                }
+                let Some(t) = room.tracks.get_mut(&o.track_key) else {
+                    continue;
+                };
+                if o.kind == MediaKind::Audio {
+                    audio += AUDIO_BPS;
+                    continue;
+                }
+                let layer_bps = [
+                    t.rates[0].bps(now),
+                    t.rates[1].bps(now),
+                    t.rates[2].bps(now),
+                ];
+                if layer_bps == [0; 3] {
+                    continue;
+                }
+                let preferred = o.forward.preferred();
+                desired += Layer::ALL
+                    .into_iter()
+                    .rev()
+                    .filter(|l| *l <= preferred)
+                    .map(|l| layer_bps[l.index()])
+                    .find(|b| *b > 0)
+                    .unwrap_or(0);
+                demands.push(TrackDemand {
+                    preferred,
+                    layer_bps,
+                    cap: o.forward.cap(),
+                });
+                outs.push(i);
+            }
+            if demands.is_empty() {
+                continue;
+            }
+            if let Some(estimate) = p.bwe {
+                let budget = estimate.as_u64().saturating_sub(audio);
+                if p.alloc.allocate(budget, now, &mut demands) {
+                    tracing::debug!(
+                        participant = %p.participant_id,
+                        estimate_bps = estimate.as_u64(),
+                        caps = ?demands.iter().map(|d| d.cap).collect::<Vec<_>>(),
+                        "simulcast layer caps changed"
+                    );
+                }
+                for (d, &i) in demands.iter().zip(outs.iter()) {
+                    p.outs[i].forward.set_cap(d.cap);
+                }
+            }
+            // Keep traffic up to the next layer up (padding fills the gap)
+            // and let the estimator probe for what the preferences want.
+            let current: u64 = demands.iter().map(|d| d.layer_bps[d.cap.index()]).sum();
+            let next = demands
+                .iter()
+                .filter_map(|d| {
+                    let up = d.cap.higher()?;
+                    (up <= d.preferred && d.layer_bps[up.index()] > 0).then(|| {
+                        d.layer_bps[up.index()]
+                            - d.layer_bps[d.cap.index()].min(d.layer_bps[up.index()])
+                    })
+                })
+                .min()
+                .unwrap_or(0);
+            // Congested: even the allocated layers need more than twice
+            // what the estimate says the path carries. Video then goes frame
+            // by frame (whole frames dropped, resumed at a keyframe) until
+            // the estimate recovers; audio is untouched.
+            let congested = p
+                .bwe
+                .is_some_and(|e| e.as_u64().saturating_mul(CONGESTION_FACTOR) < current);
+            for &i in outs.iter() {
+                p.outs[i].forward.set_congested(congested);
+            }
+            let minimum = current + audio + next;
+            let desired = (desired + audio).max(minimum);
+            p.rtc
+                .bwe()
+                .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+            if !p.dirty {
+                p.dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+        self.scratch_demands = demands;
+        self.scratch_outs = outs;
+    }
+
+    pub(super) fn speaker_tick(&mut self) {
+        for room in self.rooms.values_mut() {
+            let local = room.peers.iter().filter_map(|&s| {
+                let p = self.peers[s].as_mut()?;
+                let avg = (p.level_count > 0).then(|| p.level_sum / p.level_count as f32);
+                p.level_sum = 0.0;
+                p.level_count = 0;
+                Some((p.participant_id.clone(), avg))
+            });
+            // Participants of other workers, by the levels of their relayed audio.
+            let remote = room
+                .tracks
+                .values_mut()
+                .filter(|t| t.publisher().is_none() && t.kind == MediaKind::Audio)
+                .map(|t| {
+                    let avg = (t.level_count > 0).then(|| t.level_sum / t.level_count as f32);
+                    t.level_sum = 0.0;
+                    t.level_count = 0;
+                    (t.participant_id.clone(), avg)
+                });
+            if let Some(speakers) = room.speakers.tick(local.chain(remote)) {
+                if let (Some(rec), Some(first)) = (room.recorder.as_ref(), speakers.first()) {
+                    rec.sink.offer(RecEvent::Speaker {
+                        participant_id: first.clone(),
+                    });
+                }
+                for &s in &room.peers {
+                    if let Some(p) = self.peers[s].as_ref() {
+                        p.send(
+                            MediaNotice::ActiveSpeakers {
+                                speakers: speakers.clone(),
+                            },
+                            &self.counters,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn start_recording(&mut self, room_id: &str, sink: Box<RecorderSink>) {
+        let Some(room_id) = self.rooms.get_key_value(room_id).map(|(k, _)| k.clone()) else {
+            tracing::warn!(room = %room_id, "recording asked of a room this worker does not hold");
+            return;
+        };
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        let rec = RoomRecorder {
+            sink,
+            forwarders: HashMap::new(),
+        };
+        let mut video = Vec::new();
+        for t in room.tracks.values() {
+            rec.track(t);
+            if t.kind == MediaKind::Video {
+                video.push(t.key);
+            }
+        }
+        room.recorder = Some(rec);
+        let now = Instant::now();
+        for key in video {
+            self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, true);
+        }
+    }
+}

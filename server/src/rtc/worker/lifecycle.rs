@@ -1,0 +1,266 @@
+//! Peer lifecycle: a participant's peer connection is built (one str0m
+//! `Rtc`, ICE-lite, RTP mode, the worker's DTLS certificate), joins its
+//! room, is told of the room's tracks, and is torn down; connection quality
+//! and room-wide notices.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use convene_sfu::Allocator;
+use str0m::bwe::Bitrate;
+use str0m::net::Protocol;
+use str0m::{IceConnectionState, IceCreds, Output, Rtc};
+
+use super::relay::{Relay, send_ctl};
+use super::state::{Peer, Room, random_token};
+use super::{DTLS_CERT_LIFETIME, NewPeer, STATS_INTERVAL, Worker};
+use crate::rtc::notice::MediaNotice;
+
+impl Worker {
+    /// The DTLS certificate for a new peer: one per worker, remade after
+    /// [`DTLS_CERT_LIFETIME`]. Making one (a P-256 key pair, a self-signed
+    /// certificate, fresh entropy) costs more than the rest of a peer's
+    /// setup together; every peer presenting the same certificate is what
+    /// other SFUs do too (peers check it by its fingerprint in the SDP).
+    /// `None` only if generation fails, and str0m then makes its own.
+    pub(super) fn dtls_cert(&mut self, now: Instant) -> Option<str0m::config::DtlsCert> {
+        let fresh = self
+            .dtls_cert
+            .as_ref()
+            .is_some_and(|(_, made)| now.saturating_duration_since(*made) < DTLS_CERT_LIFETIME);
+        if !fresh {
+            match crate::rtc::dtls::provider()
+                .dtls_provider
+                .generate_certificate()
+            {
+                Some(cert) => self.dtls_cert = Some((cert, now)),
+                None => tracing::warn!(worker = self.index, "could not make a DTLS certificate"),
+            }
+        }
+        self.dtls_cert.as_ref().map(|(cert, _)| cert.clone())
+    }
+
+    pub(super) fn add_peer(&mut self, new: NewPeer) {
+        if self.by_participant.contains_key(&new.participant_id) {
+            self.remove_peer(&new.participant_id);
+        }
+        let now = Instant::now();
+        let ufrag = format!("w{:02x}{}", self.index, random_token(12));
+        let pass = random_token(24);
+        let mut config = Rtc::builder().set_crypto_provider(crate::rtc::dtls::provider());
+        if let Some(cert) = self.dtls_cert(now) {
+            config = config.set_dtls_cert(cert);
+        }
+        let mut rtc = config
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_local_ice_credentials(IceCreds {
+                ufrag: ufrag.clone(),
+                pass,
+            })
+            .enable_bwe(self.bwe.then(|| Bitrate::kbps(1500)))
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_vp9(true)
+            .enable_h264(true)
+            .enable_av1(true)
+            .set_send_buffer_video(1000)
+            // Egress stats carry the NACK counts for the metrics.
+            .set_stats_interval(Some(STATS_INTERVAL))
+            .build(now);
+        rtc.add_local_candidate(self.candidate.clone());
+        if let Some(c) = &self.tcp_candidate {
+            rtc.add_local_candidate(c.clone());
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.peers.push(None);
+                self.peers.len() - 1
+            }
+        };
+        tracing::debug!(participant = %new.participant_id, worker = self.index, slot, "peer added");
+        self.by_ufrag.insert(ufrag.clone(), slot);
+        self.by_participant.insert(new.participant_id.clone(), slot);
+        self.counters
+            .peers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (room_key, created): (Arc<str>, bool) =
+            match self.rooms.get_key_value(new.room_id.as_str()) {
+                Some((k, _)) => (k.clone(), false),
+                None => (Arc::from(new.room_id.as_str()), true),
+            };
+        if created {
+            // Other workers holding the room answer with their tracks.
+            for w in (0..self.ctl_links.len()).filter(|&w| w != self.index) {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::Hello {
+                        room: room_key.clone(),
+                        from: self.index,
+                    },
+                );
+            }
+        }
+        let room = self.rooms.entry(room_key.clone()).or_insert_with(|| Room {
+            counters: new.room_counters.clone(),
+            ..Room::default()
+        });
+        room.peers.push(slot);
+        // The `joined` snapshot of others' tracks was taken before this
+        // command: a track published since would reach nobody's list here.
+        // Tell the new peer of every track in the room now (clients replace
+        // tracks they already know by id).
+        for t in room.tracks.values() {
+            let _ = new.out.notify(MediaNotice::TrackPublished {
+                participant_id: t.participant_id.clone(),
+                track: t.info(),
+            });
+        }
+        self.peers[slot] = Some(Peer {
+            participant_id: new.participant_id,
+            room_id: room_key,
+            rtc,
+            out: new.out,
+            ufrag,
+            may_broadcast: new.may_broadcast,
+            may_screenshare: new.may_screenshare,
+            next_timeout: None,
+            dirty: false,
+            offered_sources: HashMap::new(),
+            published: HashMap::new(),
+            ssrcs: HashMap::new(),
+            outs: Vec::new(),
+            pending_offer: None,
+            ice_state: IceConnectionState::New,
+            joined_at: now,
+            connected_logged: false,
+            bwe: None,
+            level_sum: 0.0,
+            level_count: 0,
+            quality: "good",
+            alloc: Allocator::default(),
+        });
+        self.mark_dirty(slot);
+        // Offer what the room already publishes.
+        self.renegotiate(slot);
+    }
+
+    pub(super) fn remove_peer(&mut self, participant_id: &str) {
+        let Some(slot) = self.by_participant.remove(participant_id) else {
+            return;
+        };
+        let Some(mut peer) = self.peers[slot].take() else {
+            return;
+        };
+        peer.rtc.disconnect();
+        // Flush what disconnect produced (nothing critical if it fails).
+        while let Ok(Output::Transmit(t)) = peer.rtc.poll_output() {
+            if t.proto == Protocol::Udp {
+                let _ = self.socket.send_to(&t.contents, t.destination);
+            }
+        }
+        self.by_ufrag.remove(&peer.ufrag);
+        let tcp = &mut self.tcp;
+        self.by_addr.retain(|addr, s| {
+            if *s == slot {
+                tcp.remove(addr);
+                false
+            } else {
+                true
+            }
+        });
+        self.free.push(slot);
+        self.counters
+            .peers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let keys: Vec<u64> = peer.published.values().copied().collect();
+        if let Some(room) = self.rooms.get_mut(&peer.room_id) {
+            room.peers.retain(|&s| s != slot);
+        }
+        for key in keys {
+            self.remove_track(&peer.room_id, key);
+        }
+        if self
+            .rooms
+            .get(&peer.room_id)
+            .is_some_and(|r| r.peers.is_empty())
+            && let Some(room) = self.rooms.remove(&peer.room_id)
+        {
+            for &w in &room.shards {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::Goodbye {
+                        room: peer.room_id.clone(),
+                        from: self.index,
+                    },
+                );
+            }
+            // The recording goes on with the room's other workers.
+            if let (Some(rec), Some(&w)) = (room.recorder, room.shards.first()) {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::Recorder {
+                        room: peer.room_id.clone(),
+                        recorder: Box::new(rec),
+                    },
+                );
+            }
+        }
+        tracing::debug!(participant = %participant_id, "peer removed");
+    }
+
+    pub(super) fn set_quality(&mut self, slot: usize, quality: &'static str) {
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        if p.quality == quality {
+            return;
+        }
+        p.quality = quality;
+        let pid = p.participant_id.clone();
+        let room_id = p.room_id.clone();
+        self.broadcast(&room_id, None, || MediaNotice::ConnectionQuality {
+            participant_id: pid.clone(),
+            quality,
+        });
+        if let Some(room) = self.rooms.get(&room_id) {
+            for &w in &room.shards {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::Quality {
+                        room: room_id.clone(),
+                        participant_id: pid.clone(),
+                        quality,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Sends a message to every peer of the room except `except`.
+    pub(super) fn broadcast(
+        &self,
+        room_id: &str,
+        except: Option<usize>,
+        msg: impl Fn() -> MediaNotice,
+    ) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        for &s in &room.peers {
+            if Some(s) == except {
+                continue;
+            }
+            if let Some(p) = self.peers[s].as_ref() {
+                p.send(msg(), &self.counters);
+            }
+        }
+    }
+}

@@ -1,0 +1,670 @@
+//! A media worker: one thread that is the single owner of the peers (str0m
+//! `Rtc`s) and rooms sharded to it.
+//!
+//! The loop waits on its channels — datagrams from the receive thread,
+//! commands from signaling, and packets and control messages relayed by the
+//! other workers — or until the earliest str0m timeout, feeds str0m, drains
+//! its output, forwards RTP between the room's peers, and sends datagrams on
+//! the shared socket. Nothing here awaits or takes a lock shared with another
+//! worker; one peer's error disconnects that peer only.
+//!
+//! A room may be held by several workers (each with its own participants of
+//! it, see `MediaPlane::place`). Every worker holding a room knows all of its
+//! tracks: its own publishers' (`Origin::Local`) and replicas of the others'
+//! (`Origin::Remote`). A local publisher's packet is fanned out to the local
+//! subscribers and handed, as one `RelayedRtp` (Arcs and a queue slot, no
+//! copy), to every other worker holding the room, which fans it out to its
+//! own. Track changes, keyframe requests and connection quality travel on the
+//! control channel (`Relay`); keyframe requests end at the publisher's worker.
+//!
+//! This file is the event loop (channels, timers, the send batch) and the
+//! dispatch of str0m events and signaling commands. The rest, one job a file:
+//! `state` (tracks, peers, rooms), `lifecycle` (peers built and torn down),
+//! `negotiation` (offers, answers, publish/unpublish, mute), `forwarding`
+//! (fan-out, keyframes, layer allocation, speakers) and `relay` (rooms held by
+//! several workers).
+
+mod forwarding;
+mod lifecycle;
+mod negotiation;
+mod relay;
+mod state;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use convene_sfu::{Layer, TrackDemand};
+use crossbeam_channel::{Receiver, Sender, select};
+use str0m::bwe::BweKind;
+use str0m::media::Mid;
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpPacket;
+use str0m::{Candidate, Event, IceConnectionState, Input, Output};
+use tokio::sync::{mpsc, oneshot};
+
+use super::udp::{DATAGRAM_CAPACITY, Datagram};
+use super::{MediaCounters, MediaEvent};
+use crate::recording::recorder::RecorderSink;
+use crate::rtc::notice::{NoticeSink, PublishedMid, Source, TrackInfo};
+pub use relay::{Links, Mesh};
+use relay::{Relay, RelayedRtp};
+use state::{Peer, Room};
+
+/// A participant handed to a worker by signaling.
+pub struct NewPeer {
+    pub participant_id: String,
+    pub room_id: String,
+    pub out: Box<dyn NoticeSink>,
+    /// May publish camera and microphone (`broadcast`).
+    pub may_broadcast: bool,
+    /// May publish a screen track (`screenshare` and the room allows it).
+    pub may_screenshare: bool,
+    /// The room's counters (the same Arc for every peer of the room).
+    pub room_counters: Arc<super::RoomCounters>,
+}
+
+/// Commands from signaling to the worker owning a participant or room.
+pub enum Command {
+    AddPeer(Box<NewPeer>),
+    RemovePeer {
+        participant_id: String,
+    },
+    ClientOffer {
+        participant_id: String,
+        sdp: String,
+        tracks: Vec<PublishedMid>,
+    },
+    ClientAnswer {
+        participant_id: String,
+        sdp: String,
+    },
+    Subscribe {
+        participant_id: String,
+        track_id: String,
+        subscribe: bool,
+    },
+    Pause {
+        participant_id: String,
+        track_id: String,
+        paused: bool,
+    },
+    Layer {
+        participant_id: String,
+        track_id: String,
+        max_layer: Option<Layer>,
+        max_height: Option<u32>,
+    },
+    Mute {
+        participant_id: String,
+        source: Option<Source>,
+        muted: bool,
+        by: Option<String>,
+    },
+    RoomTracks {
+        room_id: String,
+        reply: oneshot::Sender<HashMap<String, Vec<TrackInfo>>>,
+    },
+    /// Feed every track of the room to a recorder from now on.
+    StartRecording {
+        room_id: String,
+        sink: Box<RecorderSink>,
+    },
+    /// Stop feeding the room's recorder (it then closes its files).
+    StopRecording {
+        room_id: String,
+    },
+}
+
+/// Active speakers and simulcast layer allocations are recomputed this often.
+const SPEAKER_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Keyframe limiters are checked this often.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A worker's DTLS certificate is remade this often (new peers get the new
+/// one; connected peers keep theirs). The certificates are valid a year.
+const DTLS_CERT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// A subscriber whose allocated video needs more than this many times its
+/// bandwidth estimate is congested: its forwarders drop whole frames.
+const CONGESTION_FACTOR: u64 = 2;
+
+/// Guard against a peer that keeps asking for an immediate timeout: after
+/// this many in one poll, the rest waits for the next turn of the loop.
+const MAX_IMMEDIATE_TIMEOUTS: u32 = 4096;
+
+/// How often str0m reports per-stream statistics (NACK counts).
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What an audio track is assumed to take from a subscriber's bandwidth.
+const AUDIO_BPS: u64 = 48_000;
+
+/// Packets kept per outgoing video stream to answer NACKs, and for how long.
+const NACK_CACHE_PACKETS: usize = 1024;
+
+const NACK_CACHE_AGE: Duration = Duration::from_secs(2);
+
+pub struct Worker {
+    bwe: bool,
+    index: usize,
+    /// Senders to every worker's relay channels (`[index]` is our own).
+    rtp_links: Vec<Sender<RelayedRtp>>,
+    ctl_links: Vec<Sender<Relay>>,
+    socket: Arc<UdpSocket>,
+    local_addr: SocketAddr,
+    candidate: Candidate,
+    peers: Vec<Option<Peer>>,
+    free: Vec<usize>,
+    by_participant: HashMap<String, usize>,
+    by_ufrag: HashMap<String, usize>,
+    by_addr: HashMap<SocketAddr, usize>,
+    /// ICE-TCP connections by remote address.
+    tcp: HashMap<SocketAddr, super::tcp::TcpWriter>,
+    tcp_candidate: Option<Candidate>,
+    rooms: HashMap<Arc<str>, Room>,
+    /// The next track key: `index + 1` plus multiples of the worker count,
+    /// so keys never collide between workers.
+    next_track: u64,
+    pool: Sender<Box<[u8; DATAGRAM_CAPACITY]>>,
+    counters: Arc<MediaCounters>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    /// Incoming RTP waiting to be forwarded: (publisher slot, packet).
+    rtp_queue: Vec<(usize, RtpPacket)>,
+    /// Slots that need polling.
+    dirty: Vec<usize>,
+    last_speaker_tick: Instant,
+    last_housekeeping: Instant,
+    /// Scratch space of the housekeeping passes (kept to avoid allocating).
+    scratch_demands: Vec<TrackDemand>,
+    scratch_outs: Vec<usize>,
+    scratch_keyframes: Vec<(usize, Mid, bool)>,
+    /// Peers' str0m timeouts, earliest first: (when, slot). Entries that no
+    /// longer match their peer's `next_timeout` are stale and skipped.
+    timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize)>>,
+    /// UDP datagrams produced this turn, flushed at its end.
+    batch: super::batch::SendBatch,
+    /// The DTLS certificate of this worker's peers, and when it was made
+    /// (see [`Worker::dtls_cert`]).
+    dtls_cert: Option<(str0m::config::DtlsCert, Instant)>,
+}
+
+/// Everything a worker thread needs.
+pub struct WorkerSetup {
+    pub index: usize,
+    /// Send-side bandwidth estimation for subscribers.
+    pub bwe: bool,
+    pub links: Links,
+    pub socket: Arc<UdpSocket>,
+    pub local_addr: SocketAddr,
+    pub candidate: SocketAddr,
+    /// Also offer a passive ICE-TCP candidate on the same address.
+    pub tcp: bool,
+    pub datagrams: Receiver<Datagram>,
+    pub commands: Receiver<Command>,
+    pub pool: Sender<Box<[u8; DATAGRAM_CAPACITY]>>,
+    pub counters: Arc<MediaCounters>,
+    pub events: mpsc::UnboundedSender<MediaEvent>,
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+pub fn run(setup: WorkerSetup) {
+    let candidate = match Candidate::host(setup.candidate, "udp") {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, addr = %setup.candidate, "invalid media candidate address; worker not started");
+            return;
+        }
+    };
+    let tcp_candidate = if setup.tcp {
+        Candidate::builder()
+            .tcp()
+            .host(setup.candidate)
+            .tcptype(str0m::net::TcpType::Passive)
+            .build()
+            .ok()
+    } else {
+        None
+    };
+    let Links {
+        rtp: rtp_links,
+        ctl: ctl_links,
+        rtp_rx,
+        ctl_rx,
+    } = setup.links;
+    let mut w = Worker {
+        index: setup.index,
+        bwe: setup.bwe,
+        next_track: setup.index as u64 + 1,
+        rtp_links,
+        ctl_links,
+        socket: setup.socket,
+        local_addr: setup.local_addr,
+        candidate,
+        peers: Vec::new(),
+        free: Vec::new(),
+        by_participant: HashMap::new(),
+        by_ufrag: HashMap::new(),
+        by_addr: HashMap::new(),
+        tcp: HashMap::new(),
+        tcp_candidate,
+        rooms: HashMap::new(),
+        pool: setup.pool,
+        counters: setup.counters,
+        events: setup.events,
+        rtp_queue: Vec::with_capacity(64),
+        dirty: Vec::with_capacity(64),
+        last_speaker_tick: Instant::now(),
+        last_housekeeping: Instant::now(),
+        scratch_demands: Vec::new(),
+        scratch_outs: Vec::new(),
+        scratch_keyframes: Vec::new(),
+        timers: std::collections::BinaryHeap::new(),
+        batch: super::batch::SendBatch::new(),
+        dtls_cert: None,
+    };
+    let datagrams = setup.datagrams;
+    let commands = setup.commands;
+    let stop = setup.stop;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let now = Instant::now();
+        let deadline = w.next_deadline(now);
+        let wait = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(100));
+        select! {
+            recv(datagrams) -> d => match d {
+                Ok(d) => w.on_datagram(d),
+                Err(_) => break,
+            },
+            recv(commands) -> c => match c {
+                Ok(c) => w.on_command(c),
+                Err(_) => break,
+            },
+            recv(rtp_rx) -> r => if let Ok(r) = r {
+                w.on_relayed_rtp(r);
+            },
+            recv(ctl_rx) -> m => if let Ok(m) = m {
+                w.on_relay(m);
+            },
+            default(wait) => {}
+        }
+        // Take whatever else is queued without blocking, bounded per round.
+        for _ in 0..64 {
+            match datagrams.try_recv() {
+                Ok(d) => w.on_datagram(d),
+                Err(_) => break,
+            }
+        }
+        for _ in 0..256 {
+            match rtp_rx.try_recv() {
+                Ok(r) => w.on_relayed_rtp(r),
+                Err(_) => break,
+            }
+        }
+        while let Ok(m) = ctl_rx.try_recv() {
+            w.on_relay(m);
+        }
+        while let Ok(c) = commands.try_recv() {
+            w.on_command(c);
+        }
+        w.drive(Instant::now());
+    }
+    // Channels closed: the server is stopping. Say goodbye to every peer.
+    for slot in 0..w.peers.len() {
+        if let Some(p) = w.peers[slot].as_mut() {
+            p.rtc.disconnect();
+        }
+    }
+    tracing::debug!(worker = w.index, "media worker stopped");
+}
+
+impl Worker {
+    fn next_deadline(&self, now: Instant) -> Instant {
+        if !self.dirty.is_empty() || !self.rtp_queue.is_empty() {
+            return now;
+        }
+        let mut t = now + Duration::from_millis(100);
+        if let Some(&std::cmp::Reverse((due, _))) = self.timers.peek() {
+            t = t.min(due);
+        }
+        t.min(self.last_speaker_tick + SPEAKER_INTERVAL)
+            .min(self.last_housekeeping + HOUSEKEEPING_INTERVAL)
+    }
+
+    fn on_datagram(&mut self, d: Datagram) {
+        let slot = self.by_addr.get(&d.from).copied().or_else(|| {
+            let ufrag = super::stun::binding_request_ufrag(d.bytes())?;
+            self.by_ufrag.get(ufrag).copied()
+        });
+        if let Some(slot) = slot
+            && let Some(peer) = self.peers[slot].as_mut()
+        {
+            let now = Instant::now();
+            let known = self.by_addr.contains_key(&d.from);
+            let proto = if d.tcp.is_some() {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
+            match Receive::new(proto, d.from, self.local_addr, d.bytes()) {
+                Ok(recv) => {
+                    let input = Input::Receive(now, recv);
+                    if known || peer.rtc.accepts(&input) {
+                        self.by_addr.insert(d.from, slot);
+                        if let Some(w) = &d.tcp
+                            && !self.tcp.contains_key(&d.from)
+                        {
+                            self.tcp.insert(d.from, w.clone());
+                        }
+                        if let Err(e) = peer.rtc.handle_input(input) {
+                            tracing::debug!(participant = %peer.participant_id, error = %e, "input refused");
+                        }
+                        // str0m holds one received RTP packet at a time: drain
+                        // it before the next input.
+                        self.poll_peer(slot, now);
+                    }
+                }
+                Err(_) => {
+                    self.counters
+                        .malformed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        } else {
+            self.counters
+                .unroutable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let _ = self.pool.try_send(d.buf);
+    }
+
+    /// Drops the stale entries of the timer heap (each poll that changes a
+    /// peer's deadline leaves the old entry behind until its time comes).
+    /// Run when the heap holds more than a few entries per peer slot, it
+    /// costs O(1) amortised per push and keeps the heap small.
+    fn compact_timers(&mut self) {
+        let peers = &self.peers;
+        self.timers.retain(|std::cmp::Reverse((t, slot))| {
+            peers[*slot]
+                .as_ref()
+                .is_some_and(|p| p.next_timeout == Some(*t))
+        });
+    }
+
+    /// Sends the queued datagrams (see `batch.rs`).
+    fn flush_sends(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.batch.is_empty() {
+            return;
+        }
+        let f = self.batch.flush(&self.socket);
+        self.counters.packets_out.fetch_add(f.packets, Relaxed);
+        self.counters.bytes_out.fetch_add(f.bytes, Relaxed);
+    }
+
+    fn mark_dirty(&mut self, slot: usize) {
+        if let Some(p) = self.peers[slot].as_mut()
+            && !p.dirty
+        {
+            p.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// Advances every peer whose timer is due, polls every dirty peer, and
+    /// forwards the RTP that came out, until nothing is left to do.
+    fn drive(&mut self, now: Instant) {
+        // Due timers, earliest first. An entry is stale when the peer has
+        // asked for another time since (or the slot was reused): skip it.
+        while let Some(&std::cmp::Reverse((t, slot))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(p) = self.peers[slot].as_mut()
+                && p.next_timeout == Some(t)
+            {
+                p.next_timeout = None;
+                let _ = p.rtc.handle_input(Input::Timeout(now));
+                self.mark_dirty(slot);
+            }
+        }
+        let mut rounds = 0;
+        while !(self.dirty.is_empty() && self.rtp_queue.is_empty()) && rounds < 16 {
+            rounds += 1;
+            // Peers marked while this batch is polled land in a fresh list.
+            let mut batch = std::mem::take(&mut self.dirty);
+            for &slot in &batch {
+                if let Some(p) = self.peers[slot].as_mut() {
+                    p.dirty = false;
+                }
+                self.poll_peer(slot, now);
+            }
+            let mut queue = std::mem::take(&mut self.rtp_queue);
+            for (slot, pkt) in queue.iter() {
+                self.forward_rtp(*slot, pkt, now);
+            }
+            queue.clear();
+            self.rtp_queue = queue;
+            if self.dirty.is_empty() {
+                batch.clear();
+                self.dirty = batch;
+            }
+        }
+        if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING_INTERVAL {
+            self.last_housekeeping = now;
+            self.housekeeping(now);
+        }
+        if now.saturating_duration_since(self.last_speaker_tick) >= SPEAKER_INTERVAL {
+            self.last_speaker_tick = now;
+            self.speaker_tick();
+            self.allocate_layers(now);
+        }
+        self.flush_sends();
+    }
+
+    fn poll_peer(&mut self, slot: usize, now: Instant) {
+        let mut dead = false;
+        let mut immediate = 0u32;
+        loop {
+            let Some(peer) = self.peers[slot].as_mut() else {
+                return;
+            };
+            if !peer.rtc.is_alive() {
+                dead = true;
+                break;
+            }
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    // str0m asks for a timeout "now" between two packets of
+                    // the same send queue (and after each input). Serving it
+                    // here drains a burst in one call instead of one packet
+                    // per turn of the worker loop.
+                    if immediate < MAX_IMMEDIATE_TIMEOUTS {
+                        let at = Instant::now();
+                        if t <= at {
+                            immediate += 1;
+                            let _ = peer.rtc.handle_input(Input::Timeout(at));
+                            continue;
+                        }
+                    }
+                    if peer.next_timeout != Some(t) {
+                        peer.next_timeout = Some(t);
+                        self.timers.push(std::cmp::Reverse((t, slot)));
+                        if self.timers.len() > 4 * self.peers.len() + 64 {
+                            self.compact_timers();
+                        }
+                    }
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if t.proto == Protocol::Tcp {
+                        if self
+                            .tcp
+                            .get(&t.destination)
+                            .is_some_and(|w| w.send(&t.contents))
+                        {
+                            self.counters.bytes_out.fetch_add(
+                                t.contents.len() as u64,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                            self.counters
+                                .packets_out
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        } else {
+                            tracing::trace!(dest = %t.destination, "send failed");
+                        }
+                    } else {
+                        self.batch.push(t.destination, t.contents.into());
+                        if self.batch.is_full() {
+                            self.flush_sends();
+                        }
+                    }
+                }
+                Ok(Output::Event(e)) => self.on_event(slot, e, now),
+                Err(e) => {
+                    tracing::info!(participant = %peer.participant_id, error = %e, "peer connection failed");
+                    dead = true;
+                    break;
+                }
+            }
+        }
+        if dead && let Some(peer) = self.peers[slot].as_ref() {
+            let pid = peer.participant_id.clone();
+            let _ = self.events.send(MediaEvent::PeerFailed {
+                participant_id: pid.clone(),
+            });
+            self.remove_peer(&pid);
+        }
+    }
+
+    fn on_event(&mut self, slot: usize, event: Event, now: Instant) {
+        match event {
+            Event::RtpPacket(pkt) => self.rtp_queue.push((slot, pkt)),
+            Event::IceConnectionStateChange(state) => {
+                if let Some(p) = self.peers[slot].as_mut() {
+                    p.ice_state = state;
+                    tracing::debug!(participant = %p.participant_id, ?state, "ice state");
+                }
+                if state == IceConnectionState::Disconnected {
+                    self.set_quality(slot, "lost");
+                }
+            }
+            Event::Connected => {
+                if let Some(p) = self.peers[slot].as_mut()
+                    && !p.connected_logged
+                {
+                    p.connected_logged = true;
+                    tracing::info!(
+                        participant = %p.participant_id,
+                        room = %p.room_id,
+                        ms_since_join = now.duration_since(p.joined_at).as_millis() as u64,
+                        "media connected (ICE + DTLS)"
+                    );
+                }
+                self.set_quality(slot, "excellent");
+            }
+            Event::MediaAdded(m) => {
+                self.on_media_added(slot, m.mid, m.kind, m.direction, m.simulcast.is_some())
+            }
+            Event::MediaChanged(m) if !m.direction.is_receiving() => {
+                self.unpublish_mid(slot, m.mid);
+            }
+            Event::KeyframeRequest(req) => self.on_keyframe_request(slot, req.mid, req.kind, now),
+            Event::MediaEgressStats(st) => {
+                if let Some(p) = self.peers[slot].as_mut()
+                    && let Some(o) = p.outs.iter_mut().find(|o| o.mid == st.mid)
+                    && st.nacks > o.nacks_seen
+                {
+                    self.counters.nacks.fetch_add(
+                        st.nacks - o.nacks_seen,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    o.nacks_seen = st.nacks;
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
+            | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+                if let Some(p) = self.peers[slot].as_mut() {
+                    p.bwe = Some(estimate);
+                }
+                let q = if estimate.as_u64() < 250_000 {
+                    "poor"
+                } else if estimate.as_u64() < 1_000_000 {
+                    "good"
+                } else {
+                    "excellent"
+                };
+                self.set_quality(slot, q);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::AddPeer(new) => self.add_peer(*new),
+            Command::RemovePeer { participant_id } => self.remove_peer(&participant_id),
+            Command::ClientOffer {
+                participant_id,
+                sdp,
+                tracks,
+            } => self.client_offer(&participant_id, &sdp, tracks),
+            Command::ClientAnswer {
+                participant_id,
+                sdp,
+            } => self.client_answer(&participant_id, &sdp),
+            Command::Subscribe {
+                participant_id,
+                track_id,
+                subscribe,
+            } => self.with_out(&participant_id, &track_id, |o| {
+                o.subscribed = subscribe;
+                o.forward.set_paused(o.paused || !o.subscribed);
+            }),
+            Command::Pause {
+                participant_id,
+                track_id,
+                paused,
+            } => self.with_out(&participant_id, &track_id, |o| {
+                o.paused = paused;
+                o.forward.set_paused(o.paused || !o.subscribed);
+            }),
+            Command::Layer {
+                participant_id,
+                track_id,
+                max_layer,
+                max_height,
+            } => self.with_out(&participant_id, &track_id, |o| {
+                o.forward.set_preference(max_layer, max_height);
+            }),
+            Command::Mute {
+                participant_id,
+                source,
+                muted,
+                by,
+            } => self.mute(&participant_id, source, muted, by),
+            Command::StartRecording { room_id, sink } => self.start_recording(&room_id, sink),
+            Command::StopRecording { room_id } => {
+                if let Some(room) = self.rooms.get_mut(room_id.as_str()) {
+                    room.recorder = None;
+                }
+            }
+            Command::RoomTracks { room_id, reply } => {
+                let mut out: HashMap<String, Vec<TrackInfo>> = HashMap::new();
+                // This worker's publishers only: signaling asks every
+                // worker holding the room and merges.
+                if let Some(room) = self.rooms.get(room_id.as_str()) {
+                    for t in room.tracks.values().filter(|t| t.publisher().is_some()) {
+                        out.entry(t.participant_id.clone())
+                            .or_default()
+                            .push(t.info());
+                    }
+                }
+                let _ = reply.send(out);
+            }
+        }
+    }
+}

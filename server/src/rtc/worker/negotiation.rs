@@ -1,0 +1,538 @@
+//! Negotiation: the client offers to publish (permission-checked before
+//! str0m sees the SDP), the server offers the room's tracks when they change
+//! (the client is the polite peer), answers are applied, tracks are
+//! published, unpublished and muted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use convene_sfu::{Forwarder, KeyframeLimiter, Kind};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+
+use super::relay::{Relay, send_ctl};
+use super::state::{Origin, OutState, OutTrack, Track, kind_str};
+use super::{NACK_CACHE_AGE, NACK_CACHE_PACKETS, Worker};
+use crate::recording::recorder::RecEvent;
+use crate::rtc::notice::{MediaNotice, OfferedTrack, PublishedMid, Source};
+use crate::rtc::sdp_scan;
+
+impl Worker {
+    pub(super) fn on_media_added(
+        &mut self,
+        slot: usize,
+        mid: Mid,
+        kind: MediaKind,
+        dir: Direction,
+        simulcast: bool,
+    ) {
+        if !dir.is_receiving() {
+            return;
+        }
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        if p.published.contains_key(&mid) {
+            return;
+        }
+        let source = p
+            .offered_sources
+            .get(&mid.to_string())
+            .copied()
+            .unwrap_or(match kind {
+                MediaKind::Audio => Source::Microphone,
+                MediaKind::Video => Source::Camera,
+            });
+        let key = self.next_track;
+        self.next_track += self.ctl_links.len().max(1) as u64;
+        p.published.insert(mid, key);
+        let track = Track {
+            key,
+            id: format!("{}-{}", p.participant_id, key),
+            origin: Origin::Local { slot, mid },
+            participant_id: p.participant_id.clone(),
+            kind,
+            source,
+            muted: false,
+            simulcast,
+            keyframes: KeyframeLimiter::default(),
+            rates: Default::default(),
+            level_sum: 0.0,
+            level_count: 0,
+        };
+        let room_id = p.room_id.clone();
+        tracing::info!(participant = %track.participant_id, track = %track.id, kind = kind_str(kind), source = source.as_str(), simulcast, "track published");
+        self.counters
+            .tracks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.insert_track(&room_id, track);
+    }
+
+    /// Adds a track to a room this worker holds — a local publisher's, or a
+    /// replica of another worker's — tells the room's local peers and offers
+    /// it to them. A local track is replicated to the room's other workers.
+    pub(super) fn insert_track(&mut self, room_id: &Arc<str>, track: Track) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        if room.tracks.contains_key(&track.key) {
+            return;
+        }
+        if let Some(rec) = room.recorder.as_ref() {
+            rec.track(&track);
+        }
+        let publisher = track.publisher();
+        if publisher.is_some() {
+            for &w in &room.shards {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::TrackAdded {
+                        room: room_id.clone(),
+                        track: Box::new(track.replica(self.index)),
+                    },
+                );
+            }
+        }
+        let info = track.info();
+        let pid = track.participant_id.clone();
+        room.tracks.insert(track.key, track);
+        let others: Vec<usize> = room
+            .peers
+            .iter()
+            .copied()
+            .filter(|&s| Some(s) != publisher)
+            .collect();
+        self.broadcast(room_id, publisher, || MediaNotice::TrackPublished {
+            participant_id: pid.clone(),
+            track: info.clone(),
+        });
+        for s in others {
+            self.renegotiate(s);
+        }
+    }
+
+    pub(super) fn unpublish_mid(&mut self, slot: usize, mid: Mid) {
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        let Some(key) = p.published.remove(&mid) else {
+            return;
+        };
+        let room_id = p.room_id.clone();
+        self.remove_track(&room_id, key);
+    }
+
+    /// Removes a track (local, or a replica) from a room this worker holds,
+    /// closes it for the local subscribers and tells them; a local track's
+    /// end is replicated to the room's other workers.
+    pub(super) fn remove_track(&mut self, room_id: &Arc<str>, key: u64) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(track) = room.tracks.remove(&key) else {
+            return;
+        };
+        if let Some(rec) = room.recorder.as_mut() {
+            rec.forwarders.remove(&key);
+            rec.sink.offer(RecEvent::TrackEnded { key });
+        }
+        let publisher = track.publisher();
+        if publisher.is_some() {
+            self.counters
+                .tracks
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(participant = %track.participant_id, track = %track.id, "track unpublished");
+            for &w in &room.shards {
+                send_ctl(
+                    &self.ctl_links,
+                    w,
+                    Relay::TrackRemoved {
+                        room: room_id.clone(),
+                        key,
+                    },
+                );
+            }
+        }
+        let peers = room.peers.clone();
+        for &s in &peers {
+            if let Some(p) = self.peers[s].as_mut() {
+                for o in p.outs.iter_mut().filter(|o| o.track_key == key) {
+                    o.state = match o.state {
+                        OutState::Closed | OutState::ClosingOffered => o.state,
+                        _ => OutState::Closing,
+                    };
+                }
+            }
+        }
+        self.broadcast(room_id, publisher, || MediaNotice::TrackUnpublished {
+            participant_id: track.participant_id.clone(),
+            track_id: track.id.clone(),
+        });
+        for s in peers {
+            if Some(s) != publisher {
+                self.renegotiate(s);
+            }
+        }
+    }
+
+    pub(super) fn with_out(
+        &mut self,
+        participant_id: &str,
+        track_id: &str,
+        f: impl FnOnce(&mut OutTrack),
+    ) {
+        let Some(&slot) = self.by_participant.get(participant_id) else {
+            return;
+        };
+        let Some(room_id) = self.peers[slot].as_ref().map(|p| p.room_id.clone()) else {
+            return;
+        };
+        let Some(key) = self
+            .rooms
+            .get(&room_id)
+            .and_then(|r| r.tracks.values().find(|t| t.id == track_id))
+            .map(|t| t.key)
+        else {
+            return;
+        };
+        let mut wants_keyframe = false;
+        if let Some(p) = self.peers[slot].as_mut()
+            && let Some(o) = p.outs.iter_mut().find(|o| o.track_key == key)
+        {
+            f(o);
+            wants_keyframe = o.subscribed && !o.paused;
+        }
+        if wants_keyframe {
+            self.request_keyframe(
+                &room_id,
+                key,
+                KeyframeRequestKind::Pli,
+                Instant::now(),
+                true,
+            );
+        }
+    }
+
+    pub(super) fn mute(
+        &mut self,
+        participant_id: &str,
+        source: Option<Source>,
+        muted: bool,
+        by: Option<String>,
+    ) {
+        let Some(&slot) = self.by_participant.get(participant_id) else {
+            return;
+        };
+        let Some(room_id) = self.peers[slot].as_ref().map(|p| p.room_id.clone()) else {
+            return;
+        };
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for t in room.tracks.values_mut() {
+            if t.publisher() == Some(slot)
+                && source.is_none_or(|s| s == t.source)
+                && t.muted != muted
+            {
+                t.muted = muted;
+                changed.push((t.id.clone(), t.source));
+                for &w in &room.shards {
+                    send_ctl(
+                        &self.ctl_links,
+                        w,
+                        Relay::TrackMuted {
+                            room: room_id.clone(),
+                            key: t.key,
+                            muted,
+                            by: by.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        for (track_id, src) in changed {
+            let by = by.clone();
+            self.broadcast(&room_id, None, || MediaNotice::TrackMuted {
+                participant_id: participant_id.to_string(),
+                track_id: track_id.clone(),
+                source: src,
+                muted,
+                by: by.clone(),
+            });
+        }
+    }
+
+    pub(super) fn client_offer(
+        &mut self,
+        participant_id: &str,
+        sdp: &str,
+        tracks: Vec<PublishedMid>,
+    ) {
+        let Some(&slot) = self.by_participant.get(participant_id) else {
+            return;
+        };
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        if p.pending_offer.is_some() {
+            // Glare: our offer is outstanding; the polite client rolls back.
+            tracing::debug!(participant = %participant_id, "ignoring client offer during our own offer");
+            return;
+        }
+        let declared: HashMap<String, Source> =
+            tracks.into_iter().map(|t| (t.mid, t.source)).collect();
+        let own_mids: Vec<String> = p.outs.iter().map(|o| o.mid.to_string()).collect();
+        for line in sdp_scan::sending_lines(sdp) {
+            if own_mids.contains(&line.mid) {
+                continue;
+            }
+            let source = declared.get(&line.mid).copied().unwrap_or(match line.kind {
+                MediaKind::Audio => Source::Microphone,
+                MediaKind::Video => Source::Camera,
+            });
+            let allowed = match source {
+                Source::Screen => p.may_screenshare && line.kind == MediaKind::Video,
+                Source::Microphone => p.may_broadcast && line.kind == MediaKind::Audio,
+                Source::Camera => p.may_broadcast && line.kind == MediaKind::Video,
+            };
+            if !allowed {
+                let message = match source {
+                    Source::Screen => "your role may not share the screen in this room",
+                    _ => "your role may not publish camera or microphone (no broadcast permission)",
+                };
+                tracing::info!(participant = %participant_id, source = source.as_str(), "publish refused");
+                p.send(
+                    MediaNotice::OfferRejected {
+                        code: "FORBIDDEN",
+                        message: message.into(),
+                    },
+                    &self.counters,
+                );
+                return;
+            }
+        }
+        let offer = match SdpOffer::from_sdp_string(sdp) {
+            Ok(o) => o,
+            Err(e) => {
+                p.send(
+                    MediaNotice::OfferRejected {
+                        code: "BAD_MESSAGE",
+                        message: format!("the offer is not valid SDP: {e}"),
+                    },
+                    &self.counters,
+                );
+                return;
+            }
+        };
+        p.offered_sources.extend(declared);
+        match p.rtc.sdp_api().accept_offer(offer) {
+            Ok(answer) => {
+                p.send(
+                    MediaNotice::Answer {
+                        sdp: answer.to_sdp_string(),
+                    },
+                    &self.counters,
+                );
+            }
+            Err(e) => {
+                tracing::info!(participant = %participant_id, error = %e, "offer refused");
+                p.send(
+                    MediaNotice::OfferRejected {
+                        code: "BAD_MESSAGE",
+                        message: format!("the offer could not be accepted: {e}"),
+                    },
+                    &self.counters,
+                );
+                return;
+            }
+        }
+        // Mids the client stopped sending are unpublished.
+        let still: Vec<String> = sdp_scan::sending_lines(sdp)
+            .into_iter()
+            .map(|l| l.mid)
+            .collect();
+        let gone: Vec<Mid> = p
+            .published
+            .keys()
+            .copied()
+            .filter(|m| !still.contains(&m.to_string()))
+            .collect();
+        self.mark_dirty(slot);
+        self.poll_peer(slot, Instant::now());
+        for mid in gone {
+            self.unpublish_mid(slot, mid);
+        }
+        self.renegotiate(slot);
+    }
+
+    pub(super) fn client_answer(&mut self, participant_id: &str, sdp: &str) {
+        let Some(&slot) = self.by_participant.get(participant_id) else {
+            return;
+        };
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        let Some(pending) = p.pending_offer.take() else {
+            tracing::debug!(participant = %participant_id, "answer without an offer; ignored");
+            return;
+        };
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(a) => a,
+            Err(e) => {
+                p.send(
+                    MediaNotice::Error {
+                        code: "BAD_MESSAGE",
+                        message: format!("the answer is not valid SDP: {e}"),
+                    },
+                    &self.counters,
+                );
+                return;
+            }
+        };
+        if let Err(e) = p.rtc.sdp_api().accept_answer(pending, answer) {
+            tracing::info!(participant = %participant_id, error = %e, "answer refused");
+            p.send(
+                MediaNotice::Error {
+                    code: "BAD_MESSAGE",
+                    message: format!("the answer could not be applied: {e}"),
+                },
+                &self.counters,
+            );
+            return;
+        }
+        let mut newly_active = Vec::new();
+        for o in p.outs.iter_mut() {
+            o.state = match o.state {
+                OutState::Offered => {
+                    newly_active.push(o.track_key);
+                    if o.kind == MediaKind::Video
+                        && let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(o.mid, None)
+                    {
+                        // The bounded per-stream packet cache NACKs are
+                        // answered from (rewritten packets, as sent).
+                        tx.set_rtx_cache(NACK_CACHE_PACKETS, NACK_CACHE_AGE, Some(0.15));
+                        // Forwarded video leaves as it arrives, like audio:
+                        // the publisher already paced it, and str0m's pacer
+                        // (1.1 x the estimate) held keyframe bursts back for
+                        // tens of milliseconds. The estimate still comes from
+                        // TWCC feedback; it drives the layer allocation and,
+                        // when it falls far below what is sent, whole-frame
+                        // drops (`allocate_layers`). Probes and padding stay
+                        // paced.
+                        tx.set_unpaced(true);
+                    }
+                    OutState::Active
+                }
+                OutState::ClosingOffered => OutState::Closed,
+                s => s,
+            };
+        }
+        let room_id = p.room_id.clone();
+        self.mark_dirty(slot);
+        for key in newly_active {
+            self.request_keyframe(
+                &room_id,
+                key,
+                KeyframeRequestKind::Pli,
+                Instant::now(),
+                true,
+            );
+        }
+        self.renegotiate(slot);
+    }
+
+    /// Offers the peer the room's current tracks when they differ from what
+    /// it receives, unless an offer is already outstanding.
+    pub(super) fn renegotiate(&mut self, slot: usize) {
+        let Some(p) = self.peers[slot].as_mut() else {
+            return;
+        };
+        if p.pending_offer.is_some() {
+            return;
+        }
+        let Some(room) = self.rooms.get(&p.room_id) else {
+            return;
+        };
+        let mut to_add: Vec<&Track> = room
+            .tracks
+            .values()
+            .filter(|t| t.publisher() != Some(slot) && !p.outs.iter().any(|o| o.track_key == t.key))
+            .collect();
+        to_add.sort_by_key(|t| t.key);
+        let closing: Vec<Mid> = p
+            .outs
+            .iter()
+            .filter(|o| o.state == OutState::Closing)
+            .map(|o| o.mid)
+            .collect();
+        if to_add.is_empty() && closing.is_empty() {
+            return;
+        }
+        let mut change = p.rtc.sdp_api();
+        let mut added = Vec::new();
+        for t in &to_add {
+            let mid = change.add_media(
+                t.kind,
+                Direction::SendOnly,
+                Some(t.participant_id.clone()),
+                Some(t.id.clone()),
+                None,
+            );
+            added.push((mid, t.key, t.kind));
+        }
+        for mid in &closing {
+            change.set_direction(*mid, Direction::Inactive);
+        }
+        let Some((offer, pending)) = change.apply() else {
+            return;
+        };
+        for (mid, key, kind) in added {
+            p.outs.push(OutTrack {
+                mid,
+                track_key: key,
+                state: OutState::Offered,
+                subscribed: true,
+                paused: false,
+                forward: Forwarder::new(match kind {
+                    MediaKind::Audio => Kind::Audio,
+                    MediaKind::Video => Kind::Video,
+                }),
+                kind,
+                nacks_seen: 0,
+                pt: None,
+            });
+        }
+        for o in p.outs.iter_mut() {
+            if o.state == OutState::Closing {
+                o.state = OutState::ClosingOffered;
+            }
+        }
+        let tracks: Vec<OfferedTrack> = p
+            .outs
+            .iter()
+            .filter(|o| matches!(o.state, OutState::Offered | OutState::Active))
+            .filter_map(|o| {
+                let t = room.tracks.get(&o.track_key)?;
+                Some(OfferedTrack {
+                    mid: o.mid.to_string(),
+                    track_id: t.id.clone(),
+                    participant_id: t.participant_id.clone(),
+                    kind: kind_str(t.kind),
+                    source: t.source,
+                })
+            })
+            .collect();
+        p.pending_offer = Some(pending);
+        p.send(
+            MediaNotice::Offer {
+                sdp: offer.to_sdp_string(),
+                tracks,
+            },
+            &self.counters,
+        );
+        self.mark_dirty(slot);
+    }
+}

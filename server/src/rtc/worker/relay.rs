@@ -1,0 +1,254 @@
+//! The cross-worker relay: a room held by several workers exchanges its
+//! publishers' packets (`RelayedRtp`, bounded) and track changes, keyframe
+//! requests and quality (`Relay`, the control channel) over the `Mesh`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use str0m::media::{KeyframeRequestKind, MediaKind};
+
+use super::Worker;
+use super::state::{Origin, Outgoing, RoomRecorder, Track};
+use crate::rtc::notice::{MediaNotice, Source};
+
+/// A track as replicated to another worker.
+pub(super) struct RemoteTrack {
+    pub(super) key: u64,
+    pub(super) home: usize,
+    pub(super) id: String,
+    pub(super) participant_id: String,
+    pub(super) kind: MediaKind,
+    pub(super) source: Source,
+    pub(super) muted: bool,
+    pub(super) simulcast: bool,
+}
+
+/// A publisher's packet handed to another worker holding its room.
+pub(super) struct RelayedRtp {
+    pub(super) room: Arc<str>,
+    pub(super) pkt: Outgoing,
+}
+
+/// Control messages between workers holding the same room.
+pub(super) enum Relay {
+    /// `from` now holds peers of the room: those holding it answer
+    /// `Welcome` and send their tracks.
+    Hello {
+        room: Arc<str>,
+        from: usize,
+    },
+    Welcome {
+        room: Arc<str>,
+        from: usize,
+    },
+    /// `from` no longer holds the room.
+    Goodbye {
+        room: Arc<str>,
+        from: usize,
+    },
+    TrackAdded {
+        room: Arc<str>,
+        track: Box<RemoteTrack>,
+    },
+    TrackRemoved {
+        room: Arc<str>,
+        key: u64,
+    },
+    TrackMuted {
+        room: Arc<str>,
+        key: u64,
+        muted: bool,
+        by: Option<String>,
+    },
+    /// For the worker publishing the track.
+    Keyframe {
+        room: Arc<str>,
+        key: u64,
+        kind: KeyframeRequestKind,
+        force: bool,
+    },
+    Quality {
+        room: Arc<str>,
+        participant_id: String,
+        quality: &'static str,
+    },
+    /// The room's recorder, from a worker that no longer holds the room.
+    Recorder {
+        room: Arc<str>,
+        recorder: Box<RoomRecorder>,
+    },
+}
+
+/// Relayed packets a worker queues before further ones are dropped (and
+/// counted): about 100 ms of a busy worker's input.
+pub(super) const RELAY_QUEUE: usize = 8192;
+
+/// The channels between all workers, made once by the media plane.
+pub struct Mesh {
+    pub(super) rtp: Vec<(Sender<RelayedRtp>, Receiver<RelayedRtp>)>,
+    pub(super) ctl: Vec<(Sender<Relay>, Receiver<Relay>)>,
+}
+
+impl Mesh {
+    pub fn new(workers: usize) -> Mesh {
+        Mesh {
+            rtp: (0..workers).map(|_| bounded(RELAY_QUEUE)).collect(),
+            // Control messages follow signaling (joins, publishes, mutes),
+            // never packets; losing one would leave a replica wrong.
+            ctl: (0..workers).map(|_| unbounded()).collect(),
+        }
+    }
+
+    /// Worker `index`'s ends: senders to every worker, its own receivers.
+    pub fn links(&self, index: usize) -> Links {
+        Links {
+            rtp: self.rtp.iter().map(|(tx, _)| tx.clone()).collect(),
+            ctl: self.ctl.iter().map(|(tx, _)| tx.clone()).collect(),
+            rtp_rx: self.rtp[index].1.clone(),
+            ctl_rx: self.ctl[index].1.clone(),
+        }
+    }
+}
+
+/// One worker's ends of the [`Mesh`].
+pub struct Links {
+    pub(super) rtp: Vec<Sender<RelayedRtp>>,
+    pub(super) ctl: Vec<Sender<Relay>>,
+    pub(super) rtp_rx: Receiver<RelayedRtp>,
+    pub(super) ctl_rx: Receiver<Relay>,
+}
+
+/// Queues a control message for worker `to` (unbounded: it never waits;
+/// it fails only when that worker has stopped, and then nobody needs it).
+pub(super) fn send_ctl(links: &[Sender<Relay>], to: usize, m: Relay) {
+    if let Some(l) = links.get(to) {
+        let _ = l.send(m);
+    }
+}
+
+impl Worker {
+    /// Notes that worker `from` holds the room too and sends it this
+    /// worker's tracks of it (both sides do, on `Hello` and on `Welcome`: a
+    /// track published between the two would otherwise reach one side
+    /// only; a track already known is ignored). False when this worker
+    /// does not hold the room.
+    pub(super) fn add_shard(&mut self, room: &Arc<str>, from: usize) -> bool {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        if !r.shards.contains(&from) {
+            r.shards.push(from);
+        }
+        for t in r.tracks.values().filter(|t| t.publisher().is_some()) {
+            send_ctl(
+                &self.ctl_links,
+                from,
+                Relay::TrackAdded {
+                    room: room.clone(),
+                    track: Box::new(t.replica(self.index)),
+                },
+            );
+        }
+        true
+    }
+
+    /// A control message from another worker holding (or joining) a room.
+    pub(super) fn on_relay(&mut self, m: Relay) {
+        match m {
+            Relay::Hello { room, from } => {
+                if self.add_shard(&room, from) {
+                    send_ctl(
+                        &self.ctl_links,
+                        from,
+                        Relay::Welcome {
+                            room: room.clone(),
+                            from: self.index,
+                        },
+                    );
+                }
+            }
+            // Our tracks go there too. If the room has left this worker
+            // since its `Hello`, `from` must stop relaying to it.
+            Relay::Welcome { room, from } => {
+                if !self.add_shard(&room, from) {
+                    send_ctl(
+                        &self.ctl_links,
+                        from,
+                        Relay::Goodbye {
+                            room,
+                            from: self.index,
+                        },
+                    );
+                }
+            }
+            Relay::Goodbye { room, from } => {
+                let Some(r) = self.rooms.get_mut(&room) else {
+                    return;
+                };
+                r.shards.retain(|&w| w != from);
+                let gone: Vec<u64> = r
+                    .tracks
+                    .values()
+                    .filter(|t| matches!(t.origin, Origin::Remote { worker } if worker == from))
+                    .map(|t| t.key)
+                    .collect();
+                for key in gone {
+                    self.remove_track(&room, key);
+                }
+            }
+            Relay::TrackAdded { room, track } => {
+                self.insert_track(&room, Track::from_replica(*track));
+            }
+            Relay::TrackRemoved { room, key } => self.remove_track(&room, key),
+            Relay::TrackMuted {
+                room,
+                key,
+                muted,
+                by,
+            } => {
+                let Some(t) = self
+                    .rooms
+                    .get_mut(&room)
+                    .and_then(|r| r.tracks.get_mut(&key))
+                else {
+                    return;
+                };
+                t.muted = muted;
+                let (pid, track_id, source) = (t.participant_id.clone(), t.id.clone(), t.source);
+                self.broadcast(&room, None, || MediaNotice::TrackMuted {
+                    participant_id: pid.clone(),
+                    track_id: track_id.clone(),
+                    source,
+                    muted,
+                    by: by.clone(),
+                });
+            }
+            Relay::Keyframe {
+                room,
+                key,
+                kind,
+                force,
+            } => self.request_keyframe(&room, key, kind, Instant::now(), force),
+            Relay::Quality {
+                room,
+                participant_id,
+                quality,
+            } => self.broadcast(&room, None, || MediaNotice::ConnectionQuality {
+                participant_id: participant_id.clone(),
+                quality,
+            }),
+            Relay::Recorder { room, recorder } => {
+                if let Some(r) = self.rooms.get_mut(&room)
+                    && r.recorder.is_none()
+                {
+                    r.recorder = Some(*recorder);
+                } else {
+                    // Nobody holds the room any more: dropping the sink
+                    // ends the recording (its files are closed).
+                    tracing::info!(room = %room, "recorder handed over to a worker without the room; recording ends");
+                }
+            }
+        }
+    }
+}

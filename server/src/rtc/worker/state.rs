@@ -1,0 +1,265 @@
+//! The worker's state: tracks (local and replicated), peers and their
+//! outgoing tracks, rooms, the room recorder, and small codec helpers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use convene_sfu::{Allocator, Forwarder, KeyframeLimiter, Packet, RateMeter, SpeakerDetector};
+use str0m::bwe::Bitrate;
+use str0m::change::SdpPendingOffer;
+use str0m::format::Codec;
+use str0m::media::{MediaKind, Mid, Rid};
+use str0m::rtp::{RtpPacket, Ssrc};
+use str0m::{IceConnectionState, Rtc};
+
+use super::relay::RemoteTrack;
+use crate::recording::recorder::{RecEvent, RecorderSink};
+use crate::rtc::MediaCounters;
+use crate::rtc::notice::{MediaNotice, NoticeSink, Source, TrackInfo};
+
+/// Where a track's packets come from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Origin {
+    /// A peer of this worker publishes it on `mid`.
+    Local { slot: usize, mid: Mid },
+    /// Another worker holding the room publishes it and relays its packets.
+    Remote { worker: usize },
+}
+
+pub(super) struct Track {
+    /// Unique across workers (each worker hands out keys of its own residue).
+    pub(super) key: u64,
+    pub(super) id: String,
+    pub(super) origin: Origin,
+    pub(super) participant_id: String,
+    pub(super) kind: MediaKind,
+    pub(super) source: Source,
+    pub(super) muted: bool,
+    pub(super) simulcast: bool,
+    /// Keyframe requests towards the publisher, at most one per 500 ms.
+    pub(super) keyframes: KeyframeLimiter,
+    /// Incoming bitrate per simulcast layer `[q, h, f]` (non-simulcast: f).
+    pub(super) rates: [RateMeter; 3],
+    /// Audio levels of a remote track since the last speaker tick (local
+    /// publishers' levels are summed on their peer).
+    pub(super) level_sum: f32,
+    pub(super) level_count: u32,
+}
+
+impl Track {
+    /// The local peer publishing this track, if any.
+    pub(super) fn publisher(&self) -> Option<usize> {
+        match self.origin {
+            Origin::Local { slot, .. } => Some(slot),
+            Origin::Remote { .. } => None,
+        }
+    }
+
+    /// What another worker needs to hold a replica of this track.
+    pub(super) fn replica(&self, home: usize) -> RemoteTrack {
+        RemoteTrack {
+            key: self.key,
+            home,
+            id: self.id.clone(),
+            participant_id: self.participant_id.clone(),
+            kind: self.kind,
+            source: self.source,
+            muted: self.muted,
+            simulcast: self.simulcast,
+        }
+    }
+
+    pub(super) fn from_replica(r: RemoteTrack) -> Track {
+        Track {
+            key: r.key,
+            id: r.id,
+            origin: Origin::Remote { worker: r.home },
+            participant_id: r.participant_id,
+            kind: r.kind,
+            source: r.source,
+            muted: r.muted,
+            simulcast: r.simulcast,
+            keyframes: KeyframeLimiter::default(),
+            rates: Default::default(),
+            level_sum: 0.0,
+            level_count: 0,
+        }
+    }
+
+    pub(super) fn info(&self) -> TrackInfo {
+        TrackInfo {
+            id: self.id.clone(),
+            kind: kind_str(self.kind),
+            source: self.source,
+            muted: self.muted,
+        }
+    }
+}
+
+pub(super) fn kind_str(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OutState {
+    /// In an offer not yet answered.
+    Offered,
+    Active,
+    /// The track is gone; the m-line goes inactive in the next offer.
+    Closing,
+    /// Inactive in an offer not yet answered.
+    ClosingOffered,
+    Closed,
+}
+
+pub(super) struct OutTrack {
+    pub(super) mid: Mid,
+    pub(super) track_key: u64,
+    pub(super) state: OutState,
+    pub(super) subscribed: bool,
+    pub(super) paused: bool,
+    pub(super) forward: Forwarder,
+    pub(super) kind: MediaKind,
+    /// NACKs str0m had counted for this stream at the last stats event.
+    pub(super) nacks_seen: u64,
+    /// Payload type cache: (incoming codec, outgoing pt).
+    pub(super) pt: Option<(Codec, str0m::media::Pt)>,
+}
+
+pub(super) struct Peer {
+    pub(super) participant_id: String,
+    /// Shared with the room map key: cloning it per packet does not allocate.
+    pub(super) room_id: Arc<str>,
+    pub(super) rtc: Rtc,
+    pub(super) out: Box<dyn NoticeSink>,
+    pub(super) ufrag: String,
+    pub(super) may_broadcast: bool,
+    pub(super) may_screenshare: bool,
+    /// The time of this peer's live entry in the worker's timer heap
+    /// (`None`: no entry; the next poll arms one).
+    pub(super) next_timeout: Option<Instant>,
+    pub(super) dirty: bool,
+    /// Sources declared for mids in the latest client offer.
+    pub(super) offered_sources: HashMap<String, Source>,
+    /// Published tracks by mid.
+    pub(super) published: HashMap<Mid, u64>,
+    pub(super) ssrcs: HashMap<Ssrc, (Mid, Option<Rid>)>,
+    pub(super) outs: Vec<OutTrack>,
+    pub(super) pending_offer: Option<SdpPendingOffer>,
+    pub(super) ice_state: IceConnectionState,
+    pub(super) joined_at: Instant,
+    pub(super) connected_logged: bool,
+    pub(super) bwe: Option<Bitrate>,
+    /// Sum and count of audio levels (-dBov) since the last speaker tick.
+    pub(super) level_sum: f32,
+    pub(super) level_count: u32,
+    pub(super) quality: &'static str,
+    /// Simulcast layer allocation from this subscriber's bandwidth estimate.
+    pub(super) alloc: Allocator,
+}
+
+impl Peer {
+    pub(super) fn send(&self, msg: MediaNotice, counters: &MediaCounters) {
+        if !self.out.notify(msg) {
+            counters
+                .signal_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Room {
+    pub(super) counters: Arc<crate::rtc::RoomCounters>,
+    pub(super) peers: Vec<usize>,
+    pub(super) tracks: HashMap<u64, Track>,
+    pub(super) speakers: SpeakerDetector<String>,
+    pub(super) recorder: Option<RoomRecorder>,
+    /// The other workers holding this room (they get our publishers'
+    /// packets and track changes).
+    pub(super) shards: Vec<usize>,
+}
+
+/// One incoming packet, ready for fan-out: what every subscriber's
+/// forwarder and the recorder need. Cloning it clones Arcs only.
+#[derive(Clone)]
+pub(super) struct Outgoing {
+    pub(super) key: u64,
+    pub(super) view: Packet,
+    pub(super) codec: Codec,
+    pub(super) payload: Arc<[u8]>,
+    pub(super) audio_level: Option<i8>,
+    pub(super) voice_activity: Option<bool>,
+    /// The sender's capture time (from its RTCP sender reports).
+    pub(super) capture: Option<SystemTime>,
+}
+
+/// The room's recorder, fed like one more subscriber: a forwarder per
+/// track (highest simulcast layer, continuous sequence numbers) in front of
+/// the recorder's bounded queue. A full queue drops; forwarding never waits.
+pub(super) struct RoomRecorder {
+    pub(super) sink: Box<RecorderSink>,
+    pub(super) forwarders: HashMap<u64, Forwarder>,
+}
+
+impl RoomRecorder {
+    pub(super) fn track(&self, t: &Track) {
+        self.sink.offer(RecEvent::Track {
+            key: t.key,
+            participant_id: t.participant_id.clone(),
+            source: t.source,
+        });
+    }
+}
+
+/// The sender's capture time of a packet, from its stream's latest RTCP
+/// sender report.
+pub(super) fn capture_time(pkt: &RtpPacket, clock_rate: u32) -> Option<std::time::SystemTime> {
+    let si = pkt.last_sender_info?;
+    let diff = pkt
+        .header
+        .timestamp
+        .wrapping_sub(si.rtp_time.numer() as u32) as i32;
+    let d = Duration::from_secs_f64(f64::from(diff.unsigned_abs()) / f64::from(clock_rate));
+    if diff >= 0 {
+        si.ntp_time.checked_add(d)
+    } else {
+        si.ntp_time.checked_sub(d)
+    }
+}
+
+/// The codec as the media crate names it (`None` for codecs not recorded).
+pub(super) fn media_codec(c: Codec) -> Option<convene_media::Codec> {
+    Some(match c {
+        Codec::Opus => convene_media::Codec::Opus,
+        Codec::Vp8 => convene_media::Codec::Vp8,
+        Codec::Vp9 => convene_media::Codec::Vp9,
+        Codec::H264 => convene_media::Codec::H264,
+        Codec::Av1 => convene_media::Codec::Av1,
+        _ => return None,
+    })
+}
+
+/// Whether an RTP payload starts a keyframe.
+pub(super) fn is_keyframe(codec: Codec, payload: &[u8]) -> bool {
+    match codec {
+        Codec::Vp8 => convene_media::vp8::is_keyframe(payload),
+        Codec::Vp9 => convene_media::vp9::is_keyframe(payload),
+        Codec::H264 => convene_media::h264::is_keyframe(payload),
+        Codec::Av1 => convene_media::av1::is_keyframe(payload),
+        _ => false,
+    }
+}
+
+pub(super) fn random_token(n: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+        .collect()
+}
