@@ -156,6 +156,86 @@ impl Allocator {
     }
 }
 
+/// What one subscriber's allocation tick decided (see [`Allocator::plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Some track's cap changed.
+    pub changed: bool,
+    /// Even the allocated layers need more than [`CONGESTION_FACTOR`] times
+    /// the estimate: video goes frame by frame (whole frames dropped,
+    /// resumed at a keyframe) until the estimate recovers. Audio is
+    /// untouched.
+    pub congested: bool,
+    /// What the estimator should keep the path at (bits/s): the allocated
+    /// layers, the audio, and the gap to the next layer up (padding fills
+    /// it, so the estimate can grow into it).
+    pub min_bps: u64,
+    /// What the subscriber's preferences would take (bits/s), at least
+    /// `min_bps`: what the estimator may probe for.
+    pub desired_bps: u64,
+}
+
+/// A subscriber whose allocated video needs more than this many times its
+/// bandwidth estimate is congested.
+pub const CONGESTION_FACTOR: u64 = 2;
+/// What an audio track is assumed to take from a subscriber's bandwidth.
+pub const AUDIO_BPS: u64 = 48_000;
+
+impl Allocator {
+    /// One allocation tick of a subscriber receiving `tracks` (its active
+    /// video tracks, with their current caps) and `audio_tracks` audio
+    /// tracks. With an `estimate` (bits/s) the caps are updated from what is
+    /// left of it after audio ([`Allocator::allocate`]); without one they
+    /// stay. Returns what the caller applies: congestion and the estimator's
+    /// targets.
+    pub fn plan(
+        &mut self,
+        estimate: Option<u64>,
+        audio_tracks: usize,
+        now: Instant,
+        tracks: &mut [TrackDemand],
+    ) -> Plan {
+        let audio = AUDIO_BPS.saturating_mul(audio_tracks as u64);
+        let changed = match estimate {
+            Some(e) => self.allocate(e.saturating_sub(audio), now, tracks),
+            None => false,
+        };
+        let current: u64 = tracks.iter().map(|d| d.layer_bps[d.cap.index()]).sum();
+        let preferred: u64 = tracks
+            .iter()
+            .map(|d| {
+                Layer::ALL
+                    .into_iter()
+                    .rev()
+                    .filter(|l| *l <= d.preferred)
+                    .map(|l| d.layer_bps[l.index()])
+                    .find(|b| *b > 0)
+                    .unwrap_or(0)
+            })
+            .sum();
+        // The smallest step up any track could take next.
+        let next = tracks
+            .iter()
+            .filter_map(|d| {
+                let up = d.cap.higher()?;
+                (up <= d.preferred && d.layer_bps[up.index()] > 0).then(|| {
+                    d.layer_bps[up.index()]
+                        - d.layer_bps[d.cap.index()].min(d.layer_bps[up.index()])
+                })
+            })
+            .min()
+            .unwrap_or(0);
+        let congested = estimate.is_some_and(|e| e.saturating_mul(CONGESTION_FACTOR) < current);
+        let min_bps = current + audio + next;
+        Plan {
+            changed,
+            congested,
+            min_bps,
+            desired_bps: (preferred + audio).max(min_bps),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +320,46 @@ mod tests {
         assert_eq!(tracks[0].cap, Layer::Q, "the dip restarted the hold");
         alloc.allocate(3_000_000, ms(4600), &mut tracks);
         assert_eq!(tracks[0].cap, Layer::H);
+    }
+
+    #[test]
+    fn plan_shares_what_audio_leaves_and_sets_the_estimator_targets() {
+        let t0 = Instant::now();
+        let mut alloc = Allocator::default();
+        let mut tracks = [cam(), cam()];
+        // 1 Mbit/s, two audio tracks (96k): 904k for video -> h + q (650k).
+        let plan = alloc.plan(Some(1_000_000), 2, t0, &mut tracks);
+        assert!(plan.changed);
+        assert_eq!([tracks[0].cap, tracks[1].cap], [Layer::H, Layer::Q]);
+        assert!(!plan.congested);
+        // min: allocated 650k + audio 96k + the cheapest step up (q -> h, 350k).
+        assert_eq!(plan.min_bps, 650_000 + 96_000 + 350_000);
+        // desired: both at f plus audio.
+        assert_eq!(plan.desired_bps, 3_000_000 + 96_000);
+    }
+
+    #[test]
+    fn plan_without_an_estimate_keeps_caps_and_is_never_congested() {
+        let t0 = Instant::now();
+        let mut alloc = Allocator::default();
+        let mut tracks = [cam()];
+        tracks[0].cap = Layer::H;
+        let plan = alloc.plan(None, 1, t0, &mut tracks);
+        assert!(!plan.changed && !plan.congested);
+        assert_eq!(tracks[0].cap, Layer::H);
+        assert_eq!(plan.min_bps, 500_000 + AUDIO_BPS + 1_000_000);
+    }
+
+    #[test]
+    fn plan_is_congested_when_even_the_lowest_layer_needs_twice_the_estimate() {
+        let t0 = Instant::now();
+        let mut alloc = Allocator::default();
+        let mut tracks = [cam()];
+        // q alone is 150k; an estimate of 74k (< 150k / 2) is congestion.
+        let plan = alloc.plan(Some(74_000), 0, t0, &mut tracks);
+        assert_eq!(tracks[0].cap, Layer::Q);
+        assert!(plan.congested);
+        let plan = alloc.plan(Some(76_000), 0, t0, &mut tracks);
+        assert!(!plan.congested, "150k <= 2 x 76k");
     }
 }

@@ -18,9 +18,9 @@ pub mod layer;
 pub mod rate;
 pub mod speakers;
 
-pub use allocator::{Allocator, TrackDemand};
+pub use allocator::{AUDIO_BPS, Allocator, CONGESTION_FACTOR, Plan, TrackDemand};
 pub use forwarder::{Decision, DropReason, Forwarder, Kind, Packet};
 pub use keyframe::KeyframeLimiter;
 pub use layer::Layer;
 pub use rate::RateMeter;
-pub use speakers::SpeakerDetector;
+pub use speakers::{LevelMeter, SpeakerDetector};

@@ -4,6 +4,29 @@
 /// counts as speaking when averaged over a tick.
 pub const SPEECH_DBOV: f32 = 50.0;
 
+/// The average RFC 6464 audio level (-dBov) of one participant's packets
+/// between two speaker ticks.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct LevelMeter {
+    sum: f32,
+    count: u32,
+}
+
+impl LevelMeter {
+    /// One packet's level (the extension's value; its sign is ignored).
+    pub fn record(&mut self, level: i8) {
+        self.sum += f32::from(level.unsigned_abs());
+        self.count += 1;
+    }
+
+    /// The average since the last call (`None`: no packet), and a fresh start.
+    pub fn take(&mut self) -> Option<f32> {
+        let avg = (self.count > 0).then(|| self.sum / self.count as f32);
+        *self = LevelMeter::default();
+        avg
+    }
+}
+
 /// Ranks participants by smoothed loudness each tick (about twice a second)
 /// and reports the ordered list of speakers only when it changes. A speaker
 /// stays in the list for one quiet tick, so pauses between words do not make
@@ -74,6 +97,16 @@ impl<K: Clone + PartialEq> SpeakerDetector<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn level_meter_averages_between_takes() {
+        let mut m = LevelMeter::default();
+        assert_eq!(m.take(), None);
+        m.record(30);
+        m.record(-50); // the sign is not part of the level
+        assert_eq!(m.take(), Some(40.0));
+        assert_eq!(m.take(), None, "a take starts afresh");
+    }
 
     #[test]
     fn ranks_loudest_first_and_reports_changes_only() {
