@@ -12,11 +12,11 @@ use str0m::bwe::Bitrate;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 
+use super::Worker;
 use super::relay::{Relay, RelayedRtp, send_ctl};
 use super::state::{
     Origin, OutState, Outgoing, RoomRecorder, capture_time, is_keyframe, media_codec,
 };
-use super::{AUDIO_BPS, CONGESTION_FACTOR, Worker};
 use crate::recording::recorder::{RecEvent, RecPacket, RecorderSink};
 use crate::rtc::notice::MediaNotice;
 
@@ -60,8 +60,7 @@ impl Worker {
             return;
         };
         if let Some(level) = pkt.header.ext_vals.audio_level {
-            p.level_sum += f32::from(level.unsigned_abs());
-            p.level_count += 1;
+            p.levels.record(level);
         }
         let room_id = p.room_id.clone();
         let Some(room) = self.rooms.get_mut(&room_id) else {
@@ -138,8 +137,7 @@ impl Worker {
         };
         track.rates[r.pkt.view.layer.index()].record(r.pkt.payload.len(), now);
         if let Some(level) = r.pkt.audio_level {
-            track.level_sum += f32::from(level.unsigned_abs());
-            track.level_count += 1;
+            track.levels.record(level);
         }
         self.deliver(&r.room, &r.pkt, None, now);
     }
@@ -413,8 +411,7 @@ impl Worker {
             };
             demands.clear();
             outs.clear();
-            let mut audio = 0u64;
-            let mut desired = 0u64;
+            let mut audio_tracks = 0;
             for (i, o) in p.outs.iter().enumerate() {
                 if o.state != OutState::Active || !o.subscribed || o.paused {
                     continue;
@@ -423,7 +420,7 @@ impl Worker {
                     continue;
                 };
                 if o.kind == MediaKind::Audio {
-                    audio += AUDIO_BPS;
+                    audio_tracks += 1;
                     continue;
                 }
                 let layer_bps = [
@@ -434,16 +431,8 @@ impl Worker {
                 if layer_bps == [0; 3] {
                     continue;
                 }
-                let preferred = o.forward.preferred();
-                desired += Layer::ALL
-                    .into_iter()
-                    .rev()
-                    .filter(|l| *l <= preferred)
-                    .map(|l| layer_bps[l.index()])
-                    .find(|b| *b > 0)
-                    .unwrap_or(0);
                 demands.push(TrackDemand {
-                    preferred,
+                    preferred: o.forward.preferred(),
                     layer_bps,
                     cap: o.forward.cap(),
                 });
@@ -452,49 +441,25 @@ impl Worker {
             if demands.is_empty() {
                 continue;
             }
-            if let Some(estimate) = p.bwe {
-                let budget = estimate.as_u64().saturating_sub(audio);
-                if p.alloc.allocate(budget, now, &mut demands) {
-                    tracing::debug!(
-                        participant = %p.participant_id,
-                        estimate_bps = estimate.as_u64(),
-                        caps = ?demands.iter().map(|d| d.cap).collect::<Vec<_>>(),
-                        "simulcast layer caps changed"
-                    );
-                }
-                for (d, &i) in demands.iter().zip(outs.iter()) {
-                    p.outs[i].forward.set_cap(d.cap);
-                }
+            // Decided in the sfu crate, applied here.
+            let estimate = p.bwe.map(|e| e.as_u64());
+            let plan = p.alloc.plan(estimate, audio_tracks, now, &mut demands);
+            if plan.changed {
+                tracing::debug!(
+                    participant = %p.participant_id,
+                    estimate_bps = estimate,
+                    caps = ?demands.iter().map(|d| d.cap).collect::<Vec<_>>(),
+                    "simulcast layer caps changed"
+                );
             }
-            // Keep traffic up to the next layer up (padding fills the gap)
-            // and let the estimator probe for what the preferences want.
-            let current: u64 = demands.iter().map(|d| d.layer_bps[d.cap.index()]).sum();
-            let next = demands
-                .iter()
-                .filter_map(|d| {
-                    let up = d.cap.higher()?;
-                    (up <= d.preferred && d.layer_bps[up.index()] > 0).then(|| {
-                        d.layer_bps[up.index()]
-                            - d.layer_bps[d.cap.index()].min(d.layer_bps[up.index()])
-                    })
-                })
-                .min()
-                .unwrap_or(0);
-            // Congested: even the allocated layers need more than twice
-            // what the estimate says the path carries. Video then goes frame
-            // by frame (whole frames dropped, resumed at a keyframe) until
-            // the estimate recovers; audio is untouched.
-            let congested = p
-                .bwe
-                .is_some_and(|e| e.as_u64().saturating_mul(CONGESTION_FACTOR) < current);
-            for &i in outs.iter() {
-                p.outs[i].forward.set_congested(congested);
+            for (d, &i) in demands.iter().zip(outs.iter()) {
+                let fwd = &mut p.outs[i].forward;
+                fwd.set_cap(d.cap);
+                fwd.set_congested(plan.congested);
             }
-            let minimum = current + audio + next;
-            let desired = (desired + audio).max(minimum);
             p.rtc
                 .bwe()
-                .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+                .set_bitrate(Bitrate::bps(plan.min_bps), Bitrate::bps(plan.desired_bps));
             if !p.dirty {
                 p.dirty = true;
                 self.dirty.push(slot);
@@ -508,22 +473,14 @@ impl Worker {
         for room in self.rooms.values_mut() {
             let local = room.peers.iter().filter_map(|&s| {
                 let p = self.peers[s].as_mut()?;
-                let avg = (p.level_count > 0).then(|| p.level_sum / p.level_count as f32);
-                p.level_sum = 0.0;
-                p.level_count = 0;
-                Some((p.participant_id.clone(), avg))
+                Some((p.participant_id.clone(), p.levels.take()))
             });
             // Participants of other workers, by the levels of their relayed audio.
             let remote = room
                 .tracks
                 .values_mut()
                 .filter(|t| t.publisher().is_none() && t.kind == MediaKind::Audio)
-                .map(|t| {
-                    let avg = (t.level_count > 0).then(|| t.level_sum / t.level_count as f32);
-                    t.level_sum = 0.0;
-                    t.level_count = 0;
-                    (t.participant_id.clone(), avg)
-                });
+                .map(|t| (t.participant_id.clone(), t.levels.take()));
             if let Some(speakers) = room.speakers.tick(local.chain(remote)) {
                 if let (Some(rec), Some(first)) = (room.recorder.as_ref(), speakers.first()) {
                     rec.sink.offer(RecEvent::Speaker {

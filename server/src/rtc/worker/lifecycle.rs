@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use convene_sfu::Allocator;
+use convene_sfu::{Allocator, LevelMeter};
 use str0m::bwe::Bitrate;
 use str0m::net::Protocol;
 use str0m::{IceConnectionState, IceCreds, Output, Rtc};
@@ -139,8 +139,7 @@ impl Worker {
             joined_at: now,
             connected_logged: false,
             bwe: None,
-            level_sum: 0.0,
-            level_count: 0,
+            levels: LevelMeter::default(),
             quality: "good",
             alloc: Allocator::default(),
         });

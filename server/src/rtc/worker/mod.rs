@@ -127,19 +127,12 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
 /// one; connected peers keep theirs). The certificates are valid a year.
 const DTLS_CERT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-/// A subscriber whose allocated video needs more than this many times its
-/// bandwidth estimate is congested: its forwarders drop whole frames.
-const CONGESTION_FACTOR: u64 = 2;
-
 /// Guard against a peer that keeps asking for an immediate timeout: after
 /// this many in one poll, the rest waits for the next turn of the loop.
 const MAX_IMMEDIATE_TIMEOUTS: u32 = 4096;
 
 /// How often str0m reports per-stream statistics (NACK counts).
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
-
-/// What an audio track is assumed to take from a subscriber's bandwidth.
-const AUDIO_BPS: u64 = 48_000;
 
 /// Packets kept per outgoing video stream to answer NACKs, and for how long.
 const NACK_CACHE_PACKETS: usize = 1024;

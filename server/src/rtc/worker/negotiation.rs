@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use convene_sfu::{Forwarder, KeyframeLimiter, Kind};
+use convene_sfu::{Forwarder, KeyframeLimiter, Kind, LevelMeter};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 
@@ -58,8 +58,7 @@ impl Worker {
             simulcast,
             keyframes: KeyframeLimiter::default(),
             rates: Default::default(),
-            level_sum: 0.0,
-            level_count: 0,
+            levels: LevelMeter::default(),
         };
         let room_id = p.room_id.clone();
         tracing::info!(participant = %track.participant_id, track = %track.id, kind = kind_str(kind), source = source.as_str(), simulcast, "track published");

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use convene_sfu::{Allocator, Forwarder, KeyframeLimiter, Packet, RateMeter, SpeakerDetector};
+use convene_sfu::{
+    Allocator, Forwarder, KeyframeLimiter, LevelMeter, Packet, RateMeter, SpeakerDetector,
+};
 use str0m::bwe::Bitrate;
 use str0m::change::SdpPendingOffer;
 use str0m::format::Codec;
@@ -42,9 +44,8 @@ pub(super) struct Track {
     /// Incoming bitrate per simulcast layer `[q, h, f]` (non-simulcast: f).
     pub(super) rates: [RateMeter; 3],
     /// Audio levels of a remote track since the last speaker tick (local
-    /// publishers' levels are summed on their peer).
-    pub(super) level_sum: f32,
-    pub(super) level_count: u32,
+    /// publishers' levels are measured on their peer).
+    pub(super) levels: LevelMeter,
 }
 
 impl Track {
@@ -82,8 +83,7 @@ impl Track {
             simulcast: r.simulcast,
             keyframes: KeyframeLimiter::default(),
             rates: Default::default(),
-            level_sum: 0.0,
-            level_count: 0,
+            levels: LevelMeter::default(),
         }
     }
 
@@ -154,9 +154,8 @@ pub(super) struct Peer {
     pub(super) joined_at: Instant,
     pub(super) connected_logged: bool,
     pub(super) bwe: Option<Bitrate>,
-    /// Sum and count of audio levels (-dBov) since the last speaker tick.
-    pub(super) level_sum: f32,
-    pub(super) level_count: u32,
+    /// Audio levels (-dBov) since the last speaker tick.
+    pub(super) levels: LevelMeter,
     pub(super) quality: &'static str,
     /// Simulcast layer allocation from this subscriber's bandwidth estimate.
     pub(super) alloc: Allocator,
