@@ -15,9 +15,10 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use super::Worker;
 use super::relay::{Relay, RelayedRtp, send_ctl};
 use super::state::{
-    Origin, OutState, Outgoing, RoomRecorder, capture_time, is_keyframe, media_codec,
+    Origin, OutState, Outgoing, Peer, Room, RoomRecorder, capture_time, is_keyframe, media_codec,
 };
 use crate::recording::recorder::{RecEvent, RecPacket, RecorderSink};
+use crate::rtc::MediaCounters;
 use crate::rtc::notice::MediaNotice;
 
 impl Worker {
@@ -110,6 +111,7 @@ impl Worker {
                 None
             },
         };
+        let kind = track.kind;
         // The room's other workers fan it out to their own subscribers.
         for &w in &room.shards {
             let relayed = RelayedRtp {
@@ -121,7 +123,20 @@ impl Worker {
                 _ => self.counters.relay_dropped.fetch_add(1, Relaxed),
             };
         }
-        self.deliver(&room_id, &out, Some(slot), now);
+        // The room found above serves the fan-out too (one lookup a packet).
+        let need_keyframe = fan_out(
+            room,
+            kind,
+            &mut self.peers,
+            &self.counters,
+            &mut self.dirty,
+            &out,
+            Some(slot),
+            now,
+        );
+        if need_keyframe {
+            self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, false);
+        }
     }
 
     /// A packet another worker relayed: counted into the track's rates and
@@ -139,127 +154,19 @@ impl Worker {
         if let Some(level) = r.pkt.audio_level {
             track.levels.record(level);
         }
-        self.deliver(&r.room, &r.pkt, None, now);
-    }
-
-    /// Fans a packet out to the room's recorder and every local subscriber
-    /// of its track (but `except`, its publisher).
-    pub(super) fn deliver(
-        &mut self,
-        room_id: &Arc<str>,
-        out: &Outgoing,
-        except: Option<usize>,
-        now: Instant,
-    ) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let Some(room) = self.rooms.get_mut(room_id) else {
-            return;
-        };
-        let Some(track) = room.tracks.get(&out.key) else {
-            return;
-        };
-        let key = out.key;
         let kind = track.kind;
-        let view = &out.view;
-        let nackable = kind == MediaKind::Video;
-        let mut need_keyframe = false;
-        if let Some(rec) = room.recorder.as_mut() {
-            let rec_kind = if kind == MediaKind::Audio {
-                Kind::Audio
-            } else {
-                Kind::Video
-            };
-            let fwd = rec
-                .forwarders
-                .entry(key)
-                .or_insert_with(|| Forwarder::new(rec_kind));
-            if let (Decision::Forward { seq, ts }, Some(codec)) =
-                (fwd.decide(view), media_codec(out.codec))
-            {
-                rec.sink.offer(RecEvent::Packet(RecPacket {
-                    key,
-                    codec,
-                    seq,
-                    ts,
-                    marker: view.marker,
-                    payload: out.payload.clone(),
-                    arrival: view.arrival,
-                    capture: out.capture,
-                }));
-            }
-            need_keyframe |= fwd.take_keyframe_request();
-        }
-        for &s in &room.peers {
-            if Some(s) == except {
-                continue;
-            }
-            let Some(sub) = self.peers[s].as_mut() else {
-                continue;
-            };
-            let Some(o) = sub.outs.iter_mut().find(|o| o.track_key == key) else {
-                continue;
-            };
-            if o.state != OutState::Active {
-                continue;
-            }
-            let decision = o.forward.decide(view);
-            need_keyframe |= o.forward.take_keyframe_request();
-            let (seq, ts) = match decision {
-                Decision::Forward { seq, ts } => (seq, ts),
-                Decision::Drop(_) => {
-                    self.counters.rtp_dropped.fetch_add(1, Relaxed);
-                    room.counters.rtp_dropped.fetch_add(1, Relaxed);
-                    continue;
-                }
-            };
-            let pt = match o.pt {
-                Some((c, pt)) if c == out.codec => pt,
-                _ => {
-                    let Some(pt) = sub
-                        .rtc
-                        .codec_config()
-                        .params()
-                        .iter()
-                        .find(|pp| pp.spec().codec == out.codec)
-                        .map(|pp| pp.pt())
-                    else {
-                        continue;
-                    };
-                    o.pt = Some((out.codec, pt));
-                    pt
-                }
-            };
-            let out_mid = o.mid;
-            let ext = ExtensionValues {
-                audio_level: out.audio_level,
-                voice_activity: out.voice_activity,
-                ..Default::default()
-            };
-            let mut api = sub.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
-                continue;
-            };
-            tx.write_rtp(
-                RtpWrite::new(pt, SeqNo::from(seq), ts, now, out.payload.clone())
-                    .marker(view.marker)
-                    .nackable(nackable)
-                    .ext_vals(ext),
-            );
-            self.counters.rtp_forwarded.fetch_add(1, Relaxed);
-            self.counters
-                .rtp_bytes_forwarded
-                .fetch_add(out.payload.len() as u64, Relaxed);
-            room.counters.rtp_forwarded.fetch_add(1, Relaxed);
-            room.counters
-                .bytes_forwarded
-                .fetch_add(out.payload.len() as u64, Relaxed);
-            if !sub.dirty {
-                sub.dirty = true;
-                self.dirty.push(s);
-            }
-        }
+        let need_keyframe = fan_out(
+            room,
+            kind,
+            &mut self.peers,
+            &self.counters,
+            &mut self.dirty,
+            &r.pkt,
+            None,
+            now,
+        );
         if need_keyframe {
-            self.request_keyframe(room_id, key, KeyframeRequestKind::Pli, now, false);
+            self.request_keyframe(&r.room, r.pkt.key, KeyframeRequestKind::Pli, now, false);
         }
     }
 
@@ -526,4 +433,123 @@ impl Worker {
             self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, true);
         }
     }
+}
+
+/// Fans a packet of a `kind` track out to the room's recorder and every
+/// local subscriber of the track (but `except`, its publisher). Returns
+/// whether a forwarder needs a keyframe of the track. A free function over
+/// the worker's parts, so the caller's room borrow serves it (the room is
+/// found once per packet).
+#[allow(clippy::too_many_arguments)]
+fn fan_out(
+    room: &mut Room,
+    kind: MediaKind,
+    peers: &mut [Option<Peer>],
+    counters: &MediaCounters,
+    dirty: &mut Vec<usize>,
+    out: &Outgoing,
+    except: Option<usize>,
+    now: Instant,
+) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    let key = out.key;
+    let view = &out.view;
+    let nackable = kind == MediaKind::Video;
+    let mut need_keyframe = false;
+    if let Some(rec) = room.recorder.as_mut() {
+        let rec_kind = if kind == MediaKind::Audio {
+            Kind::Audio
+        } else {
+            Kind::Video
+        };
+        let fwd = rec
+            .forwarders
+            .entry(key)
+            .or_insert_with(|| Forwarder::new(rec_kind));
+        if let (Decision::Forward { seq, ts }, Some(codec)) =
+            (fwd.decide(view), media_codec(out.codec))
+        {
+            rec.sink.offer(RecEvent::Packet(RecPacket {
+                key,
+                codec,
+                seq,
+                ts,
+                marker: view.marker,
+                payload: out.payload.clone(),
+                arrival: view.arrival,
+                capture: out.capture,
+            }));
+        }
+        need_keyframe |= fwd.take_keyframe_request();
+    }
+    for &s in &room.peers {
+        if Some(s) == except {
+            continue;
+        }
+        let Some(sub) = peers[s].as_mut() else {
+            continue;
+        };
+        let Some(o) = sub.outs.iter_mut().find(|o| o.track_key == key) else {
+            continue;
+        };
+        if o.state != OutState::Active {
+            continue;
+        }
+        let decision = o.forward.decide(view);
+        need_keyframe |= o.forward.take_keyframe_request();
+        let (seq, ts) = match decision {
+            Decision::Forward { seq, ts } => (seq, ts),
+            Decision::Drop(_) => {
+                counters.rtp_dropped.fetch_add(1, Relaxed);
+                room.counters.rtp_dropped.fetch_add(1, Relaxed);
+                continue;
+            }
+        };
+        let pt = match o.pt {
+            Some((c, pt)) if c == out.codec => pt,
+            _ => {
+                let Some(pt) = sub
+                    .rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .find(|pp| pp.spec().codec == out.codec)
+                    .map(|pp| pp.pt())
+                else {
+                    continue;
+                };
+                o.pt = Some((out.codec, pt));
+                pt
+            }
+        };
+        let out_mid = o.mid;
+        let ext = ExtensionValues {
+            audio_level: out.audio_level,
+            voice_activity: out.voice_activity,
+            ..Default::default()
+        };
+        let mut api = sub.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
+            continue;
+        };
+        tx.write_rtp(
+            RtpWrite::new(pt, SeqNo::from(seq), ts, now, out.payload.clone())
+                .marker(view.marker)
+                .nackable(nackable)
+                .ext_vals(ext),
+        );
+        counters.rtp_forwarded.fetch_add(1, Relaxed);
+        counters
+            .rtp_bytes_forwarded
+            .fetch_add(out.payload.len() as u64, Relaxed);
+        room.counters.rtp_forwarded.fetch_add(1, Relaxed);
+        room.counters
+            .bytes_forwarded
+            .fetch_add(out.payload.len() as u64, Relaxed);
+        if !sub.dirty {
+            sub.dirty = true;
+            dirty.push(s);
+        }
+    }
+    need_keyframe
 }
