@@ -72,6 +72,9 @@ enum Cmd {
         video: bool,
         simulcast: bool,
     },
+    /// Rewrite the SDP of our publish offers before sending (a test playing
+    /// a client that lies).
+    Mangle(fn(&str) -> String),
     Leave,
     /// Drop the connection without saying goodbye.
     Vanish,
@@ -124,6 +127,12 @@ impl Client {
             video,
             simulcast: false,
         });
+    }
+
+    /// From now on, the SDP of our publish offers goes through `f` before
+    /// it is sent (str0m keeps its own view of the offer).
+    pub fn mangle_offers(&self, f: fn(&str) -> String) {
+        let _ = self.cmd.send(Cmd::Mangle(f));
     }
 
     /// Publishes like [`Client::publish`], with the camera as three
@@ -311,6 +320,7 @@ async fn run(
     let mut want_audio = false;
     let mut want_video = false;
     let mut want_simulcast = false;
+    let mut mangle: Option<fn(&str) -> String> = None;
     // The (audio, video) mids our outstanding publish offer adds.
     let mut offered: Option<(Option<Mid>, Option<Mid>)> = None;
     let mut mids: HashMap<Mid, MediaKind> = HashMap::new();
@@ -476,8 +486,11 @@ async fn run(
                 if let Some(m) = video.or(v) {
                     tracks.push(json!({"mid": m.to_string(), "source": "camera"}));
                 }
-                send_ws
-                    .push(json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": tracks}));
+                let mut sdp = offer.to_sdp_string();
+                if let Some(f) = mangle {
+                    sdp = f(&sdp);
+                }
+                send_ws.push(json!({"type": "offer", "sdp": sdp, "tracks": tracks}));
             }
         }
         for v in send_ws.drain(..) {
@@ -579,6 +592,7 @@ async fn run(
             }
             c = cmds.recv() => match c {
                 Some(Cmd::Send(v)) => send_ws.push(v),
+                Some(Cmd::Mangle(f)) => mangle = Some(f),
                 Some(Cmd::Publish { audio, video, simulcast }) => {
                     want_audio |= audio;
                     want_video |= video;

@@ -32,6 +32,9 @@ use crate::signaling::Signaling;
 
 /// How long in-flight requests get after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Media events (peer failures) queued for signaling before further ones
+/// are dropped and counted.
+const MEDIA_EVENTS_QUEUE: usize = 4096;
 
 /// A new random developer key: 32 random bytes, base64url.
 pub fn random_key() -> String {
@@ -179,7 +182,9 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     }
     let state = ApiState::new(db.clone(), config);
     convene_api::webhooks::spawn_delivery(db.clone(), state.config.webhooks.clone());
-    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Media events (a peer connection failed) are rare; the bound only
+    // guards memory against a stuck consumer (drops are counted).
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(MEDIA_EVENTS_QUEUE);
     let workers = if args.media_workers == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())

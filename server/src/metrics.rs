@@ -94,6 +94,22 @@ fn describe() {
         "Datagrams from unknown addresses"
     );
     describe_counter!(
+        "convene_signal_dropped_total",
+        "Media notices not queued because a participant's outbound queue was full"
+    );
+    describe_counter!(
+        "convene_publish_refused_total",
+        "Tracks refused because the publisher's role may not publish them"
+    );
+    describe_counter!(
+        "convene_media_control_dropped_total",
+        "Control messages between media workers dropped on a full queue"
+    );
+    describe_counter!(
+        "convene_media_events_dropped_total",
+        "Media events to signaling dropped on a full queue"
+    );
+    describe_counter!(
         "convene_udp_datagrams_in_total",
         "Datagrams received on the media port"
     );
@@ -137,6 +153,10 @@ impl Metrics {
         abs("convene_keyframe_requests_total", &c.plis);
         abs("convene_nacks_total", &c.nacks);
         abs("convene_udp_malformed_total", &c.malformed);
+        abs("convene_signal_dropped_total", &c.signal_dropped);
+        abs("convene_publish_refused_total", &c.publish_refused);
+        abs("convene_media_control_dropped_total", &c.ctl_dropped);
+        abs("convene_media_events_dropped_total", &c.events_dropped);
         let r = &self.media.recv_counters;
         metrics::counter!("convene_udp_unroutable_total")
             .absolute(c.unroutable.load(Relaxed) + r.unroutable.load(Relaxed));

@@ -798,3 +798,39 @@ async fn media_flows_with_and_without_send_side_bwe() {
         assert_continuous(&seqs(MediaKind::Video), &format!("video, bwe {bwe}"));
     }
 }
+
+/// A client whose offer puts port 0 on its m-lines: the permission
+/// pre-scan used to skip such lines as disabled while str0m takes them (a
+/// bundled m-line's port does not matter), so an attendee without broadcast
+/// permission could publish. The scan now reads them, and the worker checks
+/// the permission again on every track str0m actually adds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_with_port_zero_publishes_nothing_without_permission() {
+    let s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "stage2"}))
+        .await
+        .expect(200);
+    let t_spk = token(&s, "stage2", "Sam", "speaker").await;
+    let t_att = token(&s, "stage2", "Eve", "attendee").await;
+    let mut sam = Client::connect(opts(&s, Some(t_spk), None, None)).await;
+    sam.wait_type("joined").await;
+    let mut eve = Client::connect(opts(&s, Some(t_att), None, None)).await;
+    let joined = eve.wait_type("joined").await;
+    assert_eq!(joined["permissions"]["broadcast"], false);
+    eve.mangle_offers(|sdp| {
+        sdp.replace("m=audio 9 ", "m=audio 0 ")
+            .replace("m=video 9 ", "m=video 0 ")
+    });
+    eve.publish();
+    let refused = eve.wait_type("offer_rejected").await;
+    assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+    sam.collect_for(Duration::from_secs(3)).await;
+    assert!(
+        !sam.signals().iter().any(|t| t == "track_published"),
+        "an attendee published: {:?}",
+        sam.signals()
+    );
+    assert_eq!(sam.received(MediaKind::Audio).len(), 0);
+    assert_eq!(sam.received(MediaKind::Video).len(), 0);
+}

@@ -36,10 +36,16 @@ pub type Refusal = (&'static str, String);
 pub struct Recordings {
     db: Db,
     pub config: RecordingConfig,
-    reports: mpsc::UnboundedSender<Report>,
-    jobs: mpsc::UnboundedSender<String>,
+    reports: mpsc::Sender<Report>,
+    jobs: mpsc::Sender<String>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
+
+/// Recorder reports (files opened and closed, stops) queued for the report
+/// task before recorder threads wait.
+const REPORT_QUEUE: usize = 1024;
+/// Composite jobs queued before the report task waits.
+const JOB_QUEUE: usize = 256;
 
 /// How the recorder's end reaches the room that is being recorded (the
 /// server's signaling implements it), without this module knowing signaling.
@@ -51,8 +57,8 @@ pub trait LiveRecordings: Send + Sync {
 
 /// The receiving ends [`Recordings::spawn_tasks`] consumes.
 pub struct RecordingTasks {
-    reports: mpsc::UnboundedReceiver<Report>,
-    jobs: mpsc::UnboundedReceiver<String>,
+    reports: mpsc::Receiver<Report>,
+    jobs: mpsc::Receiver<String>,
 }
 
 impl std::fmt::Debug for Recordings {
@@ -65,8 +71,11 @@ impl std::fmt::Debug for Recordings {
 
 impl Recordings {
     pub fn new(db: Db, config: RecordingConfig) -> (Arc<Recordings>, RecordingTasks) {
-        let (reports, reports_rx) = mpsc::unbounded_channel();
-        let (jobs, jobs_rx) = mpsc::unbounded_channel();
+        // Bounded both: recorder threads wait on a full report queue (their
+        // own input queue then drops, counted as the recording's gaps), and
+        // the report task waits on a full job queue.
+        let (reports, reports_rx) = mpsc::channel(REPORT_QUEUE);
+        let (jobs, jobs_rx) = mpsc::channel(JOB_QUEUE);
         (
             Arc::new(Recordings {
                 db,
@@ -252,7 +261,7 @@ impl Recordings {
                             .await
                             .map(|_| ());
                     }
-                    let _ = self.jobs.send(recording_id);
+                    let _ = self.jobs.send(recording_id).await;
                 }
                 res
             }
@@ -277,10 +286,10 @@ impl Recordings {
             self.db
                 .stop_recording(&rec.id, "server_restart", true)
                 .await?;
-            let _ = self.jobs.send(rec.id);
+            let _ = self.jobs.send(rec.id).await;
         }
         for rec in self.db.recordings_in_status(PROCESSING).await? {
-            let _ = self.jobs.send(rec.id);
+            let _ = self.jobs.send(rec.id).await;
         }
         let swept = convene_api::files::sweep_recordings(&self.db, &self.config.dir)
             .await

@@ -23,7 +23,6 @@ use convene_media::Codec;
 use convene_media::depacketize::{Depacketizer, Frame};
 use convene_media::mkv::{FileInfo, MkvWriter, TrackCodec, TrackSpec};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::rtc::Source;
 
@@ -125,7 +124,8 @@ pub struct RecorderSetup {
     pub room_id: String,
     pub dir: PathBuf,
     pub min_free_bytes: u64,
-    pub reports: UnboundedSender<Report>,
+    /// Bounded: a full queue makes this thread wait (never the worker).
+    pub reports: tokio::sync::mpsc::Sender<Report>,
 }
 
 /// Creates the sink for the worker and starts the recorder thread.
@@ -282,7 +282,7 @@ impl Recorder {
         self.close_all();
         let gaps = self.dropped.load(Ordering::Relaxed) + self.reorder_gaps;
         tracing::info!(recording = %self.setup.recording_id, gaps, "recorder finished");
-        let _ = self.setup.reports.send(Report::Finished {
+        let _ = self.setup.reports.blocking_send(Report::Finished {
             recording_id: self.setup.recording_id.clone(),
             gaps,
         });
@@ -302,7 +302,7 @@ impl Recorder {
         tracing::warn!(recording = %self.setup.recording_id, reason, "recorder stopping on its own");
         self.stopped = Some(reason);
         self.close_all();
-        let _ = self.setup.reports.send(Report::Stopped {
+        let _ = self.setup.reports.blocking_send(Report::Stopped {
             recording_id: self.setup.recording_id.clone(),
             room_id: self.setup.room_id.clone(),
             reason,
@@ -710,7 +710,7 @@ impl Recorder {
             }
         };
         let file_id = uuid::Uuid::new_v4().to_string();
-        let _ = self.setup.reports.send(Report::FileOpened {
+        let _ = self.setup.reports.blocking_send(Report::FileOpened {
             recording_id: self.setup.recording_id.clone(),
             file_id: file_id.clone(),
             participant_id: group.0.clone(),
@@ -768,7 +768,7 @@ impl Recorder {
         match part.writer.finish() {
             Ok((file, summary)) => {
                 let _ = file.sync_all();
-                let _ = self.setup.reports.send(Report::FileClosed {
+                let _ = self.setup.reports.blocking_send(Report::FileClosed {
                     file_id: part.file_id,
                     duration_ms: summary.duration_ms,
                     size: summary.bytes as i64,
@@ -863,7 +863,7 @@ mod tests {
 
     use super::*;
     use convene_media::mkv;
-    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+    use tokio::sync::mpsc::{Receiver, channel};
 
     /// A scratch directory removed on drop.
     struct TempDir(PathBuf);
@@ -890,7 +890,7 @@ mod tests {
         dir: TempDir,
         sink: RecorderSink,
         thread: std::thread::JoinHandle<()>,
-        reports: UnboundedReceiver<Report>,
+        reports: Receiver<Report>,
         /// Arrival time 0 of the test's media.
         base: Instant,
     }
@@ -902,7 +902,7 @@ mod tests {
 
     fn start(name: &str) -> Running {
         let dir = TempDir::new(name);
-        let (tx, reports) = unbounded_channel();
+        let (tx, reports) = channel(1024);
         let (sink, thread) = spawn(RecorderSetup {
             recording_id: format!("rec-{name}"),
             room_id: "room".into(),

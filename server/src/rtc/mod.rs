@@ -3,7 +3,7 @@
 //!
 //! Signaling talks to workers only through bounded channels ([`Command`]);
 //! workers talk back through each participant's bounded outbound queue and an
-//! unbounded channel of rare [`MediaEvent`]s. Each room has a home worker (a
+//! bounded channel of rare [`MediaEvent`]s. Each room has a home worker (a
 //! hash of the room id). By default every participant of a room lives there
 //! and forwarding never crosses threads; with `shard_peers` > 0 a big room
 //! spills onto further workers ([`MediaPlane::place`]), which hand each
@@ -54,7 +54,14 @@ pub struct MediaCounters {
     pub nacks: AtomicU64,
     pub malformed: AtomicU64,
     pub unroutable: AtomicU64,
+    /// Notices not queued because a participant's outbound queue was full.
     pub signal_dropped: AtomicU64,
+    /// Tracks refused because the publisher's role may not publish them.
+    pub publish_refused: AtomicU64,
+    /// Control messages between workers dropped on a full queue.
+    pub ctl_dropped: AtomicU64,
+    /// Events to signaling dropped on a full queue.
+    pub events_dropped: AtomicU64,
 }
 
 /// Media counters of one room, written by the workers holding the room
@@ -180,7 +187,7 @@ fn place(home: usize, shard_peers: usize, load: &[usize], workers: usize) -> usi
 impl MediaPlane {
     pub fn start(
         config: &MediaConfig,
-        events: mpsc::UnboundedSender<MediaEvent>,
+        events: mpsc::Sender<MediaEvent>,
     ) -> std::io::Result<MediaPlane> {
         let socket = UdpSocket::bind(config.bind)?;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;

@@ -11,22 +11,20 @@ pub struct SendingLine {
 }
 
 /// The m-lines of `sdp` whose direction is `sendonly` or `sendrecv` (the
-/// default when no direction is given) and whose port is not 0.
+/// default when no direction is given), whatever their port: a port of 0
+/// does not stop a bundled m-line from sending (str0m takes it), so it must
+/// not hide one from the permission check.
 pub fn sending_lines(sdp: &str) -> Vec<SendingLine> {
     let mut out = Vec::new();
     let mut sections = sdp.split("\nm=").skip(1);
     for section in sections.by_ref() {
         let mut lines = section.lines();
         let header = lines.next().unwrap_or("");
-        let mut parts = header.split_whitespace();
-        let kind = match parts.next() {
+        let kind = match header.split_whitespace().next() {
             Some("audio") => MediaKind::Audio,
             Some("video") => MediaKind::Video,
             _ => continue,
         };
-        if parts.next() == Some("0") {
-            continue;
-        }
         let mut mid = None;
         let mut sending = true;
         for line in lines {
@@ -69,6 +67,10 @@ m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:4\r\n";
                 },
                 SendingLine {
                     mid: "1".into(),
+                    kind: MediaKind::Video
+                },
+                SendingLine {
+                    mid: "3".into(),
                     kind: MediaKind::Video
                 },
             ]

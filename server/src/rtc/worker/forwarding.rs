@@ -214,6 +214,7 @@ impl Worker {
                 // The publisher's worker limits and counts.
                 send_ctl(
                     &self.ctl_links,
+                    &self.counters,
                     worker,
                     Relay::Keyframe {
                         room: room_id.clone(),
@@ -278,6 +279,7 @@ impl Worker {
                         }
                         Origin::Remote { worker } => send_ctl(
                             &self.ctl_links,
+                            &self.counters,
                             worker,
                             Relay::Keyframe {
                                 room: room_id.clone(),

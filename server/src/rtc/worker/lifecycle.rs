@@ -97,6 +97,7 @@ impl Worker {
             for w in (0..self.ctl_links.len()).filter(|&w| w != self.index) {
                 send_ctl(
                     &self.ctl_links,
+                    &self.counters,
                     w,
                     Relay::Hello {
                         room: room_key.clone(),
@@ -192,6 +193,7 @@ impl Worker {
             for &w in &room.shards {
                 send_ctl(
                     &self.ctl_links,
+                    &self.counters,
                     w,
                     Relay::Goodbye {
                         room: peer.room_id.clone(),
@@ -203,6 +205,7 @@ impl Worker {
             if let (Some(rec), Some(&w)) = (room.recorder, room.shards.first()) {
                 send_ctl(
                     &self.ctl_links,
+                    &self.counters,
                     w,
                     Relay::Recorder {
                         room: peer.room_id.clone(),
@@ -232,6 +235,7 @@ impl Worker {
             for &w in &room.shards {
                 send_ctl(
                     &self.ctl_links,
+                    &self.counters,
                     w,
                     Relay::Quality {
                         room: room_id.clone(),

@@ -162,7 +162,7 @@ pub struct Worker {
     next_track: u64,
     pool: Sender<Box<[u8; DATAGRAM_CAPACITY]>>,
     counters: Arc<MediaCounters>,
-    events: mpsc::UnboundedSender<MediaEvent>,
+    events: mpsc::Sender<MediaEvent>,
     /// Incoming RTP waiting to be forwarded: (publisher slot, packet).
     rtp_queue: Vec<(usize, RtpPacket)>,
     /// Slots that need polling.
@@ -198,7 +198,7 @@ pub struct WorkerSetup {
     pub commands: Receiver<Command>,
     pub pool: Sender<Box<[u8; DATAGRAM_CAPACITY]>>,
     pub counters: Arc<MediaCounters>,
-    pub events: mpsc::UnboundedSender<MediaEvent>,
+    pub events: mpsc::Sender<MediaEvent>,
     pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -526,9 +526,17 @@ impl Worker {
         }
         if dead && let Some(peer) = self.peers[slot].as_ref() {
             let pid = peer.participant_id.clone();
-            let _ = self.events.send(MediaEvent::PeerFailed {
-                participant_id: pid.clone(),
-            });
+            if self
+                .events
+                .try_send(MediaEvent::PeerFailed {
+                    participant_id: pid.clone(),
+                })
+                .is_err()
+            {
+                self.counters
+                    .events_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             self.remove_peer(&pid);
         }
     }

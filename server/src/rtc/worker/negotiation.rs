@@ -44,6 +44,31 @@ impl Worker {
                 MediaKind::Audio => Source::Microphone,
                 MediaKind::Video => Source::Camera,
             });
+        // The SDP pre-scan in `client_offer` refuses most offers that
+        // publish without permission; this is the authority, on what str0m
+        // actually added (a scan can read an SDP differently).
+        let allowed = match source {
+            Source::Screen => p.may_screenshare && kind == MediaKind::Video,
+            Source::Microphone => p.may_broadcast && kind == MediaKind::Audio,
+            Source::Camera => p.may_broadcast && kind == MediaKind::Video,
+        };
+        if !allowed {
+            tracing::warn!(participant = %p.participant_id, %mid, source = source.as_str(), "track refused: no permission to publish it");
+            self.counters
+                .publish_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            p.send(
+                MediaNotice::Error {
+                    code: "FORBIDDEN",
+                    message: format!(
+                        "your role may not publish {} in this room; the track is ignored",
+                        source.as_str()
+                    ),
+                },
+                &self.counters,
+            );
+            return;
+        }
         let key = self.next_track;
         self.next_track += self.ctl_links.len().max(1) as u64;
         p.published.insert(mid, key);
@@ -86,6 +111,7 @@ impl Worker {
             for &w in &room.shards {
                 send_ctl(
                     &self.ctl_links,
+                    &self.counters,
                     w,
                     Relay::TrackAdded {
                         room: room_id.clone(),
@@ -146,6 +172,7 @@ impl Worker {
             for &w in &room.shards {
                 send_ctl(
                     &self.ctl_links,
+                    &self.counters,
                     w,
                     Relay::TrackRemoved {
                         room: room_id.clone(),
@@ -241,6 +268,7 @@ impl Worker {
                 for &w in &room.shards {
                     send_ctl(
                         &self.ctl_links,
+                        &self.counters,
                         w,
                         Relay::TrackMuted {
                             room: room_id.clone(),

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use str0m::media::{KeyframeRequestKind, MediaKind};
 
 use super::Worker;
 use super::state::{Origin, Outgoing, RoomRecorder, Track};
+use crate::rtc::MediaCounters;
 use crate::rtc::notice::{MediaNotice, Source};
 
 /// A track as replicated to another worker.
@@ -84,6 +85,10 @@ pub(super) enum Relay {
 /// counted): about 100 ms of a busy worker's input.
 pub(super) const RELAY_QUEUE: usize = 8192;
 
+/// Control messages a worker queues before further ones are dropped (and
+/// counted).
+pub(super) const CTL_QUEUE: usize = 65_536;
+
 /// The channels between all workers, made once by the media plane.
 pub struct Mesh {
     pub(super) rtp: Vec<(Sender<RelayedRtp>, Receiver<RelayedRtp>)>,
@@ -95,8 +100,9 @@ impl Mesh {
         Mesh {
             rtp: (0..workers).map(|_| bounded(RELAY_QUEUE)).collect(),
             // Control messages follow signaling (joins, publishes, mutes),
-            // never packets; losing one would leave a replica wrong.
-            ctl: (0..workers).map(|_| unbounded()).collect(),
+            // never packets: far fewer than the bound unless a worker is
+            // stuck, and then dropping (counted) beats unbounded memory.
+            ctl: (0..workers).map(|_| bounded(CTL_QUEUE)).collect(),
         }
     }
 
@@ -119,11 +125,22 @@ pub struct Links {
     pub(super) ctl_rx: Receiver<Relay>,
 }
 
-/// Queues a control message for worker `to` (unbounded: it never waits;
-/// it fails only when that worker has stopped, and then nobody needs it).
-pub(super) fn send_ctl(links: &[Sender<Relay>], to: usize, m: Relay) {
-    if let Some(l) = links.get(to) {
-        let _ = l.send(m);
+/// Queues a control message for worker `to` without waiting. The queue is
+/// bounded ([`CTL_QUEUE`]); a full one drops the message, counts it
+/// (`ctl_dropped`) and says so: a replica may then be out of date until the
+/// room's next change. Sending to a stopped worker fails silently (nobody
+/// needs the message then).
+pub(super) fn send_ctl(links: &[Sender<Relay>], counters: &MediaCounters, to: usize, m: Relay) {
+    if let Some(l) = links.get(to)
+        && let Err(crossbeam_channel::TrySendError::Full(_)) = l.try_send(m)
+    {
+        counters
+            .ctl_dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            worker = to,
+            "media worker control queue full; a message was dropped"
+        );
     }
 }
 
@@ -143,6 +160,7 @@ impl Worker {
         for t in r.tracks.values().filter(|t| t.publisher().is_some()) {
             send_ctl(
                 &self.ctl_links,
+                &self.counters,
                 from,
                 Relay::TrackAdded {
                     room: room.clone(),
@@ -160,6 +178,7 @@ impl Worker {
                 if self.add_shard(&room, from) {
                     send_ctl(
                         &self.ctl_links,
+                        &self.counters,
                         from,
                         Relay::Welcome {
                             room: room.clone(),
@@ -174,6 +193,7 @@ impl Worker {
                 if !self.add_shard(&room, from) {
                     send_ctl(
                         &self.ctl_links,
+                        &self.counters,
                         from,
                         Relay::Goodbye {
                             room,
@@ -250,5 +270,43 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_control_queue_drops_and_counts_instead_of_growing() {
+        let (tx, rx) = bounded(2);
+        let links = vec![tx];
+        let counters = MediaCounters::default();
+        let hello = || Relay::Hello {
+            room: Arc::from("r"),
+            from: 1,
+        };
+        for _ in 0..5 {
+            send_ctl(&links, &counters, 0, hello());
+        }
+        assert_eq!(rx.len(), 2);
+        assert_eq!(
+            counters
+                .ctl_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+        // A worker that does not exist: nothing sent, nothing counted.
+        send_ctl(&links, &counters, 7, hello());
+        assert_eq!(
+            counters
+                .ctl_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+        // Mesh queues are bounded.
+        let mesh = Mesh::new(2);
+        assert_eq!(mesh.ctl[0].0.capacity(), Some(CTL_QUEUE));
+        assert_eq!(mesh.rtp[1].0.capacity(), Some(RELAY_QUEUE));
     }
 }
