@@ -105,9 +105,15 @@ fn layer_switches_follow_a_falling_then_recovering_estimate() {
         .or_fail("never back on f");
     assert!(f_at <= secs(40.0), "back on f only at {f_at:?}");
     assert_eq!(sub.layer_at(secs(44.99)), Some(Layer::F));
-    // No flapping: the caps went down once and up step by step.
-    let caps: Vec<Layer> = sub.caps.iter().map(|c| c.1).collect();
-    assert_eq!(caps, [Layer::Q, Layer::H, Layer::F]);
+    // No flapping: the caps only fall while the link is low (the first
+    // tick after the drop may still see the old rate in the delivered
+    // window and stop at h) and only rise, one step per hold, after it.
+    for w in sub.caps.windows(2) {
+        let rising = w[1].1 > w[0].1;
+        assert_eq!(rising, w[1].0 >= secs(30.0), "caps {:?}", sub.caps);
+    }
+    assert!(sub.caps.len() <= 4, "caps {:?}", sub.caps);
+    assert_eq!(sub.caps.last().map(|c| c.1), Some(Layer::F));
     // Every layer change is a keyframe start (checked by assert_clean).
     for c in &sub.layers {
         assert!(sub.starts.contains(c), "switch {c:?} is not a start");
@@ -153,7 +159,14 @@ fn loss_brings_keyframes_at_most_one_per_interval() {
     assert!((0.035..0.065).contains(&rate), "loss rate {rate}");
     // The PLIs reached the publisher as keyframe requests, never two
     // within the limiter interval...
-    assert!(s.plis_at_sfu.len() as u64 >= lossy.plis);
+    // Every PLI sent in time to arrive before the end reached the SFU.
+    let delay = Duration::from_millis(30);
+    let plis_due = lossy
+        .pli_times
+        .iter()
+        .filter(|t| **t + delay < secs(30.0))
+        .count();
+    assert_eq!(s.plis_at_sfu.len(), plis_due);
     assert!(
         s.keyframe_requests.len() >= 20,
         "only {} keyframe requests in 30 s",
@@ -252,16 +265,16 @@ fn a_slow_subscriber_does_not_affect_the_others() {
 }
 
 /// 4. A link below even the q layer (60 kbit/s, of which audio takes 40)
-///    from 5 s to 20 s.
+///    from 5 s to 20 s, 3 Mbit/s before and after.
 #[test]
 fn congestion_drops_whole_frames_and_resumes_at_a_keyframe() {
     let cfg = Config::new(
         44,
         35,
         vec![SubConfig::new(
-            LinkConfig::steady(2_000_000)
+            LinkConfig::steady(3_000_000)
                 .then(5, 60_000)
-                .then(20, 2_000_000),
+                .then(20, 3_000_000),
         )],
     );
     let s = run("congestion", cfg);

@@ -75,6 +75,11 @@ pub const PUBLISHER_DELAY: Duration = Duration::from_millis(20);
 pub const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// The worker's allocation period (`Allocator::plan`).
 pub const ALLOCATION: Duration = Duration::from_millis(500);
+/// The worker's timers are not aligned with the publisher's frame clock:
+/// its ticks run this far after a multiple of their period (without it,
+/// every third 100 ms tick would coincide with a frame and the outcome of a
+/// tick-vs-frame tie would decide some scenarios).
+pub const TICK_PHASE: Duration = Duration::from_millis(7);
 /// A downlink queue holds at most this long at its current rate.
 pub const QUEUE_TIME: Duration = Duration::from_millis(250);
 /// A packet waiting longer than this means the queue is building.
@@ -492,6 +497,7 @@ struct Receiver {
     lost: u64,
     reordered: u64,
     plis: u64,
+    pli_times: Vec<Duration>,
     audio_next: Option<u64>,
     audio_received: u64,
     audio_lost: u64,
@@ -553,6 +559,7 @@ impl Receiver {
         }
         if pli {
             self.plis += 1;
+            self.pli_times.push(now);
         }
         pli
     }
@@ -664,6 +671,8 @@ pub struct SubSummary {
     pub lost: u64,
     pub reordered: u64,
     pub plis: u64,
+    /// When the subscriber sent its PLIs.
+    pub pli_times: Vec<Duration>,
     pub decoded: u64,
     pub decoded_per_layer: [u64; 3],
     pub keyframes_decoded: u64,
@@ -869,8 +878,8 @@ impl Sim {
         let mut events = Events::default();
         events.push(Duration::ZERO, Ev::Frame(0));
         events.push(Duration::ZERO, Ev::Audio(0));
-        events.push(HOUSEKEEPING, Ev::Housekeeping);
-        events.push(ALLOCATION, Ev::Allocate);
+        events.push(HOUSEKEEPING + TICK_PHASE, Ev::Housekeeping);
+        events.push(ALLOCATION + TICK_PHASE, Ev::Allocate);
         Sim {
             base,
             cfg,
@@ -926,6 +935,7 @@ impl Sim {
                     lost: s.rx.lost,
                     reordered: s.rx.reordered,
                     plis: s.rx.plis,
+                    pli_times: s.rx.pli_times,
                     decoded: s.rx.decoded,
                     decoded_per_layer: s.rx.decoded_per_layer,
                     keyframes_decoded: s.rx.keyframes_decoded,
