@@ -18,18 +18,20 @@
 //!   (all layers at once, as browsers do). Plus an Opus-like audio stream,
 //!   [`AUDIO_BYTES`] every 20 ms. Its uplink is ideal (no loss, no delay);
 //!   keyframe requests reach it after [`PUBLISHER_DELAY`].
-//! - **SFU**: exactly the pieces the media worker drives
+//! - **SFU**: the pieces the media worker drives, called as it calls them
 //!   (`server/src/rtc/worker/forwarding.rs`): per subscriber one video and
 //!   one audio `Forwarder`; per layer a `RateMeter` fed with payload bytes;
 //!   one `KeyframeLimiter` for the video track, asked on every forwarder
 //!   keyframe wish and every subscriber PLI, polled every 100 ms; per
 //!   subscriber an `Allocator` whose `plan` runs every 500 ms, its cap and
-//!   congestion applied with `set_cap` / `set_congested`.
+//!   congestion applied with `set_cap` / `set_congested`. The worker's
+//!   timers run [`TICK_PHASE`] out of step with the frame clock.
 //! - **Downlink** (per subscriber): a serialisation queue at the link rate
 //!   (a piecewise-constant schedule), bounded to [`QUEUE_TIME`] of that rate
 //!   (a packet that does not fit is lost), then random loss, then a fixed
 //!   delay plus uniform jitter (arrivals never reorder). No NACK/RTX: a lost
-//!   packet stays lost.
+//!   packet stays lost. Sizes are payload bytes only (no RTP/UDP/SRTP
+//!   overhead), as the worker's `RateMeter`s count them.
 //! - **Bandwidth estimate** (what str0m's TWCC estimator would report, in
 //!   caricature), updated at every allocation tick: if during the last
 //!   500 ms the queue overflowed or a packet waited more than
