@@ -278,8 +278,12 @@ impl Forwarder {
         });
         if self.congested && new_frame && p.seq > self.highest_in {
             self.dropping_ts = Some(p.ts);
+            // Ask once when the drops start, not for every dropped frame:
+            // a keyframe sent while congested is dropped too, and everyone
+            // else pays for it. Waiting for a keyframe asks again once the
+            // congestion is over.
+            self.wants_keyframe |= !self.waiting_keyframe;
             self.waiting_keyframe = true;
-            self.wants_keyframe = true;
             return self.drop_in_stream(p, DropReason::Congested);
         }
         if self.waiting_keyframe {

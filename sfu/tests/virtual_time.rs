@@ -360,3 +360,53 @@ fn the_same_seed_gives_the_same_run() {
         assert_clean("determinism", i, s);
     }
 }
+
+/// A congested subscriber gets no video until the congestion ends, so it
+/// must not keep asking the publisher for keyframes that it would drop too
+/// (everyone else pays for them): one request when congestion starts at
+/// most, the next when it ends.
+#[test]
+fn a_congested_subscriber_does_not_ask_for_keyframes_it_will_drop() {
+    let two = |congested: bool| {
+        let slow = if congested {
+            LinkConfig::steady(3_000_000)
+                .then(2, 40_000)
+                .then(22, 3_000_000)
+        } else {
+            LinkConfig::steady(3_000_000)
+        };
+        Config::new(66, 30, vec![fast(), SubConfig::new(slow)])
+    };
+    let s = run("congested keyframes", two(true));
+    let b = run("congested keyframes baseline", two(false));
+    let (on, off) = match s.subs[1].congested.as_slice() {
+        [(on, true), (off, false), ..] => (*on, *off),
+        c => panic!("congestion timeline {c:?}"),
+    };
+    let during = s
+        .keyframe_requests
+        .iter()
+        .filter(|r| **r > on + secs(1.0) && **r < off)
+        .count();
+    eprintln!(
+        "{during} keyframe requests while congested; keyframes sent {} vs {} (baseline); \
+         the fast subscriber got {} vs {} packets",
+        s.keyframes_sent,
+        b.keyframes_sent,
+        s.subs[0].forwarded_packets,
+        b.subs[0].forwarded_packets
+    );
+    assert!(during <= 1, "{during} keyframe requests while congested");
+    // The congested subscriber resumes once the link is back, on a keyframe.
+    let last = s.subs[1].frames_per_sec.len();
+    assert!(
+        s.subs[1].frames_per_sec[24.min(last - 1)..]
+            .iter()
+            .sum::<u64>()
+            > 0,
+        "no video after the congestion: {:?}",
+        s.subs[1].frames_per_sec
+    );
+    assert_eq!(s.subs[1].switch_without_key, 0);
+    assert_eq!(s.subs[1].partial_frames, 0);
+}
