@@ -24,7 +24,7 @@ use convene_media::depacketize::{Depacketizer, Frame};
 use convene_media::mkv::{FileInfo, MkvWriter, TrackCodec, TrackSpec};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use crate::rtc::Source;
+use crate::rtc::{Source, TrackKey};
 
 /// Packets the worker may queue for the recorder (about 10 s of a busy room).
 pub const QUEUE_PACKETS: usize = 16_384;
@@ -41,12 +41,12 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 /// What the worker sends.
 pub enum RecEvent {
     Track {
-        key: u64,
+        key: TrackKey,
         participant_id: String,
         source: Source,
     },
     TrackEnded {
-        key: u64,
+        key: TrackKey,
     },
     Packet(RecPacket),
     Speaker {
@@ -55,7 +55,7 @@ pub enum RecEvent {
 }
 
 pub struct RecPacket {
-    pub key: u64,
+    pub key: TrackKey,
     pub codec: Codec,
     /// Continuous (rewritten) extended sequence number.
     pub seq: u64,
@@ -73,7 +73,7 @@ pub struct RecorderSink {
     pub recording_id: String,
     pub tx: Sender<RecEvent>,
     /// Track keys the recorder wants a keyframe of.
-    pub keyframes: Receiver<u64>,
+    pub keyframes: Receiver<TrackKey>,
     /// Packets the worker could not queue.
     pub dropped: Arc<AtomicU64>,
 }
@@ -189,7 +189,7 @@ struct TrackState {
 }
 
 struct PendingFrame {
-    key: u64,
+    key: TrackKey,
     ms: f64,
     keyframe: bool,
     data: Vec<u8>,
@@ -198,7 +198,8 @@ struct PendingFrame {
 struct Part {
     file_id: String,
     writer: MkvWriter<File>,
-    numbers: HashMap<u64, u64>,
+    /// The Matroska track number of each of our tracks in this part.
+    numbers: HashMap<TrackKey, u64>,
     zero_ms: f64,
     synced_clusters: u64,
     dropped_base: u64,
@@ -206,7 +207,7 @@ struct Part {
 
 #[derive(Default)]
 struct Group {
-    tracks: Vec<u64>,
+    tracks: Vec<TrackKey>,
     part: Option<Part>,
     pending: Vec<PendingFrame>,
     parts: u32,
@@ -216,9 +217,9 @@ struct Recorder {
     setup: RecorderSetup,
     started: Instant,
     started_wall: SystemTime,
-    keyframes: Sender<u64>,
+    keyframes: Sender<TrackKey>,
     dropped: Arc<AtomicU64>,
-    tracks: HashMap<u64, TrackState>,
+    tracks: HashMap<TrackKey, TrackState>,
     groups: HashMap<GroupKey, Group>,
     /// Per participant: recording-timeline ms = sender capture ms + offset.
     offsets: HashMap<String, f64>,
@@ -236,7 +237,7 @@ fn unix_ms(t: SystemTime) -> f64 {
 }
 
 impl Recorder {
-    fn new(setup: RecorderSetup, keyframes: Sender<u64>, dropped: Arc<AtomicU64>) -> Recorder {
+    fn new(setup: RecorderSetup, keyframes: Sender<TrackKey>, dropped: Arc<AtomicU64>) -> Recorder {
         let speakers = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -399,7 +400,7 @@ impl Recorder {
 
     /// Releases in-order packets of a track; a gap older than
     /// [`REORDER_WAIT`] (relative to `newest`, or now) is skipped.
-    fn release(&mut self, key: u64, newest: Option<Instant>) {
+    fn release(&mut self, key: TrackKey, newest: Option<Instant>) {
         loop {
             let Some(t) = self.tracks.get_mut(&key) else {
                 return;
@@ -427,7 +428,7 @@ impl Recorder {
     }
 
     fn flush_stale(&mut self, now: Instant) {
-        let keys: Vec<u64> = self
+        let keys: Vec<TrackKey> = self
             .tracks
             .iter()
             .filter(|(_, t)| !t.reorder.is_empty())
@@ -438,7 +439,7 @@ impl Recorder {
         }
     }
 
-    fn on_ordered(&mut self, key: u64, p: RecPacket, gap: bool) {
+    fn on_ordered(&mut self, key: TrackKey, p: RecPacket, gap: bool) {
         let started = self.started;
         let Some(t) = self.tracks.get(&key) else {
             return;
@@ -506,7 +507,7 @@ impl Recorder {
         self.on_frame(key, frame, ms.max(0.0));
     }
 
-    fn on_frame(&mut self, key: u64, frame: Frame, ms: f64) {
+    fn on_frame(&mut self, key: TrackKey, frame: Frame, ms: f64) {
         let Some(t) = self.tracks.get(&key) else {
             return;
         };
@@ -578,7 +579,7 @@ impl Recorder {
         ) else {
             return;
         };
-        let has = |k: u64| g.pending.iter().any(|f| f.key == k);
+        let has = |k: TrackKey| g.pending.iter().any(|f| f.key == k);
         let all_video = g
             .tracks
             .iter()
@@ -598,7 +599,7 @@ impl Recorder {
         let mut pending = std::mem::take(&mut g.pending);
         pending.sort_by(|a, b| a.ms.total_cmp(&b.ms));
         // Tracks in the part: video first, then audio, in arrival order.
-        let mut keys: Vec<u64> = Vec::new();
+        let mut keys: Vec<TrackKey> = Vec::new();
         for f in &pending {
             if !keys.contains(&f.key) {
                 keys.push(f.key);
@@ -744,14 +745,14 @@ impl Recorder {
     }
 
     /// True when the group's open part has the track.
-    fn part_has(&self, group: &GroupKey, key: u64) -> bool {
+    fn part_has(&self, group: &GroupKey, key: TrackKey) -> bool {
         self.groups
             .get(group)
             .and_then(|g| g.part.as_ref())
             .is_some_and(|p| p.numbers.contains_key(&key))
     }
 
-    fn dropped_frames(&self, numbers: &HashMap<u64, u64>) -> u64 {
+    fn dropped_frames(&self, numbers: &HashMap<TrackKey, u64>) -> u64 {
         numbers
             .keys()
             .filter_map(|k| self.tracks.get(k)?.depack.as_ref().map(|d| d.dropped()))
@@ -793,7 +794,7 @@ impl Recorder {
         }
     }
 
-    fn want_keyframe(&mut self, key: u64) {
+    fn want_keyframe(&mut self, key: TrackKey) {
         let Some(t) = self.tracks.get_mut(&key) else {
             return;
         };
@@ -921,7 +922,7 @@ mod tests {
     }
 
     impl Running {
-        fn track(&self, key: u64, participant_id: &str, source: Source) {
+        fn track(&self, key: TrackKey, participant_id: &str, source: Source) {
             self.sink.offer(RecEvent::Track {
                 key,
                 participant_id: participant_id.into(),
@@ -958,7 +959,7 @@ mod tests {
     }
 
     fn packet(
-        key: u64,
+        key: TrackKey,
         codec: Codec,
         seq: u64,
         ts: u32,
@@ -1227,7 +1228,7 @@ mod tests {
     #[test]
     fn screen_share_is_recorded_apart_from_camera_and_microphone() {
         let rec = start("screen");
-        let (cam, mic, screen) = (1, 2, 3);
+        let (cam, mic, screen) = (TrackKey(1), TrackKey(2), TrackKey(3));
         rec.track(cam, "alice", Source::Camera);
         rec.track(mic, "alice", Source::Microphone);
         rec.track(screen, "alice", Source::Screen);
@@ -1381,7 +1382,8 @@ mod tests {
         // say the audio was captured 200 ms *after* the video; "plain" has no
         // sender report yet, so arrival is all the recorder knows.
         let wall = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let (sr_cam, sr_mic, plain_cam, plain_mic) = (10, 11, 20, 21);
+        let (sr_cam, sr_mic, plain_cam, plain_mic) =
+            (TrackKey(10), TrackKey(11), TrackKey(20), TrackKey(21));
         rec.track(sr_cam, "sr", Source::Camera);
         rec.track(sr_mic, "sr", Source::Microphone);
         rec.track(plain_cam, "plain", Source::Camera);
@@ -1480,7 +1482,7 @@ mod tests {
     #[test]
     fn reordered_packets_make_whole_frames_and_a_loss_waits_for_a_keyframe() {
         let rec = start("reorder");
-        let cam = 30;
+        let cam = TrackKey(30);
         rec.track(cam, "lossy", Source::Camera);
         // The track's first keyframe request. Requests are rate limited per
         // track (500 ms), so let that one age before the loss.
@@ -1601,7 +1603,7 @@ mod tests {
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
         let worker = std::thread::spawn(move || {
             for key in 0..3 {
-                sink.offer(RecEvent::TrackEnded { key });
+                sink.offer(RecEvent::TrackEnded { key: TrackKey(key) });
             }
             let _ = done_tx.send(sink);
         });
@@ -1611,9 +1613,15 @@ mod tests {
         worker.join().unwrap();
         assert_eq!(dropped.load(Ordering::Relaxed), 2);
         // The first one was queued; once there is room, offers queue again.
-        assert!(matches!(rx.try_recv(), Ok(RecEvent::TrackEnded { key: 0 })));
-        sink.offer(RecEvent::TrackEnded { key: 3 });
-        assert!(matches!(rx.try_recv(), Ok(RecEvent::TrackEnded { key: 3 })));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(RecEvent::TrackEnded { key: TrackKey(0) })
+        ));
+        sink.offer(RecEvent::TrackEnded { key: TrackKey(3) });
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(RecEvent::TrackEnded { key: TrackKey(3) })
+        ));
         assert_eq!(dropped.load(Ordering::Relaxed), 2);
     }
 
@@ -1630,7 +1638,7 @@ mod tests {
             dropped: rec.sink.dropped.clone(),
         };
         for key in 0..4 {
-            tiny.offer(RecEvent::TrackEnded { key });
+            tiny.offer(RecEvent::TrackEnded { key: TrackKey(key) });
         }
         drop(tiny);
         let done = rec.finish();
@@ -1642,7 +1650,7 @@ mod tests {
         // Regression: the part used to be closed after the ended track was
         // forgotten, so its dropped frames were left out of FileClosed.
         let rec = start("ended");
-        let (cam, mic) = (40, 41);
+        let (cam, mic) = (TrackKey(40), TrackKey(41));
         rec.track(cam, "ender", Source::Camera);
         rec.track(mic, "ender", Source::Microphone);
         let mut events = Vec::new();
@@ -1731,7 +1739,7 @@ mod tests {
         const SPS: [u8; 10] = [0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02, 0x80, 0xF6, 0x84, 0x00];
         const PPS: [u8; 4] = [0x68, 0xCE, 0x3C, 0x80];
         let rec = start("codec");
-        let cam = 50;
+        let cam = TrackKey(50);
         rec.track(cam, "switcher", Source::Camera);
         let mut seq = 0;
         let mut send = |codec, ts, marker, payload: Vec<u8>, ms: f64| {

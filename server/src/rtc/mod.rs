@@ -31,7 +31,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use tokio::sync::mpsc;
 
-pub use notice::{MediaNotice, NoticeSink, PublishedMid, Source, TrackInfo};
+pub use notice::{MediaNotice, NoticeSink, PublishedMid, Source, TrackInfo, TrackKey};
 pub use worker::{Command, NewPeer};
 
 /// Counters of the whole media plane, shared by its threads (relaxed atomics).

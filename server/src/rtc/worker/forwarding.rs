@@ -19,6 +19,7 @@ use super::state::{
 };
 use crate::recording::recorder::{RecEvent, RecPacket, RecorderSink};
 use crate::rtc::MediaCounters;
+use crate::rtc::TrackKey;
 use crate::rtc::notice::MediaNotice;
 
 impl Worker {
@@ -194,7 +195,7 @@ impl Worker {
     pub(super) fn request_keyframe(
         &mut self,
         room_id: &Arc<str>,
-        key: u64,
+        key: TrackKey,
         kind: KeyframeRequestKind,
         now: Instant,
         force: bool,

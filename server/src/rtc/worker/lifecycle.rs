@@ -15,6 +15,7 @@ use str0m::{IceConnectionState, IceCreds, Output, Rtc};
 use super::relay::{Relay, send_ctl};
 use super::state::{Peer, Room, random_token};
 use super::{DTLS_CERT_LIFETIME, NewPeer, STATS_INTERVAL, Worker};
+use crate::rtc::TrackKey;
 use crate::rtc::notice::MediaNotice;
 
 impl Worker {
@@ -177,7 +178,7 @@ impl Worker {
         self.counters
             .peers
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let keys: Vec<u64> = peer.published.values().copied().collect();
+        let keys: Vec<TrackKey> = peer.published.values().copied().collect();
         if let Some(room) = self.rooms.get_mut(&peer.room_id) {
             room.peers.retain(|&s| s != slot);
         }

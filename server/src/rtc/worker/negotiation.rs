@@ -15,6 +15,7 @@ use super::relay::{Relay, send_ctl};
 use super::state::{Origin, OutState, OutTrack, Track, kind_str};
 use super::{NACK_CACHE_AGE, NACK_CACHE_PACKETS, Worker};
 use crate::recording::recorder::RecEvent;
+use crate::rtc::TrackKey;
 use crate::rtc::notice::{MediaNotice, OfferedTrack, PublishedMid, Source};
 use crate::rtc::sdp_scan;
 
@@ -69,7 +70,7 @@ impl Worker {
             );
             return;
         }
-        let key = self.next_track;
+        let key = TrackKey(self.next_track);
         self.next_track += self.ctl_links.len().max(1) as u64;
         p.published.insert(mid, key);
         let track = Track {
@@ -152,7 +153,7 @@ impl Worker {
     /// Removes a track (local, or a replica) from a room this worker holds,
     /// closes it for the local subscribers and tells them; a local track's
     /// end is replicated to the room's other workers.
-    pub(super) fn remove_track(&mut self, room_id: &Arc<str>, key: u64) {
+    pub(super) fn remove_track(&mut self, room_id: &Arc<str>, key: TrackKey) {
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };

@@ -11,11 +11,12 @@ use str0m::media::{KeyframeRequestKind, MediaKind};
 use super::Worker;
 use super::state::{Origin, Outgoing, RoomRecorder, Track};
 use crate::rtc::MediaCounters;
+use crate::rtc::TrackKey;
 use crate::rtc::notice::{MediaNotice, Source};
 
 /// A track as replicated to another worker.
 pub(super) struct RemoteTrack {
-    pub(super) key: u64,
+    pub(super) key: TrackKey,
     pub(super) home: usize,
     pub(super) id: String,
     pub(super) participant_id: String,
@@ -54,18 +55,18 @@ pub(super) enum Relay {
     },
     TrackRemoved {
         room: Arc<str>,
-        key: u64,
+        key: TrackKey,
     },
     TrackMuted {
         room: Arc<str>,
-        key: u64,
+        key: TrackKey,
         muted: bool,
         by: Option<String>,
     },
     /// For the worker publishing the track.
     Keyframe {
         room: Arc<str>,
-        key: u64,
+        key: TrackKey,
         kind: KeyframeRequestKind,
         force: bool,
     },
@@ -207,7 +208,7 @@ impl Worker {
                     return;
                 };
                 r.shards.retain(|&w| w != from);
-                let gone: Vec<u64> = r
+                let gone: Vec<TrackKey> = r
                     .tracks
                     .values()
                     .filter(|t| matches!(t.origin, Origin::Remote { worker } if worker == from))

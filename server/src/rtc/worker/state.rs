@@ -18,6 +18,7 @@ use str0m::{IceConnectionState, Rtc};
 use super::relay::RemoteTrack;
 use crate::recording::recorder::{RecEvent, RecorderSink};
 use crate::rtc::MediaCounters;
+use crate::rtc::TrackKey;
 use crate::rtc::notice::{MediaNotice, NoticeSink, Source, TrackInfo};
 
 /// Where a track's packets come from.
@@ -31,7 +32,7 @@ pub(super) enum Origin {
 
 pub(super) struct Track {
     /// Unique across workers (each worker hands out keys of its own residue).
-    pub(super) key: u64,
+    pub(super) key: TrackKey,
     pub(super) id: String,
     pub(super) origin: Origin,
     pub(super) participant_id: String,
@@ -118,7 +119,7 @@ pub(super) enum OutState {
 
 pub(super) struct OutTrack {
     pub(super) mid: Mid,
-    pub(super) track_key: u64,
+    pub(super) track_key: TrackKey,
     pub(super) state: OutState,
     pub(super) subscribed: bool,
     pub(super) paused: bool,
@@ -146,7 +147,7 @@ pub(super) struct Peer {
     /// Sources declared for mids in the latest client offer.
     pub(super) offered_sources: HashMap<String, Source>,
     /// Published tracks by mid.
-    pub(super) published: HashMap<Mid, u64>,
+    pub(super) published: HashMap<Mid, TrackKey>,
     pub(super) ssrcs: HashMap<Ssrc, (Mid, Option<Rid>)>,
     pub(super) outs: Vec<OutTrack>,
     pub(super) pending_offer: Option<SdpPendingOffer>,
@@ -175,7 +176,7 @@ impl Peer {
 pub(super) struct Room {
     pub(super) counters: Arc<crate::rtc::RoomCounters>,
     pub(super) peers: Vec<usize>,
-    pub(super) tracks: HashMap<u64, Track>,
+    pub(super) tracks: HashMap<TrackKey, Track>,
     pub(super) speakers: SpeakerDetector<String>,
     pub(super) recorder: Option<RoomRecorder>,
     /// The other workers holding this room (they get our publishers'
@@ -187,7 +188,7 @@ pub(super) struct Room {
 /// forwarder and the recorder need. Cloning it clones Arcs only.
 #[derive(Clone)]
 pub(super) struct Outgoing {
-    pub(super) key: u64,
+    pub(super) key: TrackKey,
     pub(super) view: Packet,
     pub(super) codec: Codec,
     pub(super) payload: Arc<[u8]>,
@@ -202,7 +203,7 @@ pub(super) struct Outgoing {
 /// the recorder's bounded queue. A full queue drops; forwarding never waits.
 pub(super) struct RoomRecorder {
     pub(super) sink: Box<RecorderSink>,
-    pub(super) forwarders: HashMap<u64, Forwarder>,
+    pub(super) forwarders: HashMap<TrackKey, Forwarder>,
 }
 
 impl RoomRecorder {
