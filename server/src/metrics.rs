@@ -94,6 +94,10 @@ fn describe() {
         "Datagrams from unknown addresses"
     );
     describe_counter!(
+        "convene_udp_routes_full_total",
+        "STUN binding requests from a new address not routed: the route table was full"
+    );
+    describe_counter!(
         "convene_signal_dropped_total",
         "Media notices not queued because a participant's outbound queue was full"
     );
@@ -163,6 +167,7 @@ impl Metrics {
         abs("convene_udp_datagrams_in_total", &r.datagrams);
         abs("convene_udp_bytes_in_total", &r.bytes);
         abs("convene_udp_worker_queue_full_total", &r.worker_full);
+        abs("convene_udp_routes_full_total", &r.routes_full);
     }
 
     /// The Prometheus text exposition.

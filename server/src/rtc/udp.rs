@@ -42,7 +42,66 @@ pub struct RecvCounters {
     pub bytes: AtomicU64,
     pub unroutable: AtomicU64,
     pub worker_full: AtomicU64,
+    /// Binding requests from a new address not routed because the route
+    /// table was full.
+    pub routes_full: AtomicU64,
 }
+
+/// Remote addresses routed to workers. STUN binding requests teach it, so
+/// anyone who can send UDP could grow it: it holds at most `max` routes;
+/// idle ones (60 s) are pruned every 10 s, and at once when it is full.
+struct Routes {
+    map: HashMap<SocketAddr, (usize, Instant)>,
+    max: usize,
+    last_prune: Instant,
+}
+
+impl Routes {
+    fn new(max: usize, now: Instant) -> Routes {
+        Routes {
+            map: HashMap::new(),
+            max,
+            last_prune: now,
+        }
+    }
+
+    /// Routes `from` to `worker`; false when the table is full of live routes.
+    fn learn(&mut self, from: SocketAddr, worker: usize, now: Instant) -> bool {
+        if let Some(r) = self.map.get_mut(&from) {
+            *r = (worker, now);
+            return true;
+        }
+        if self.map.len() >= self.max {
+            self.prune(now);
+            if self.map.len() >= self.max {
+                return false;
+            }
+        }
+        self.map.insert(from, (worker, now));
+        true
+    }
+
+    fn lookup(&mut self, from: &SocketAddr, now: Instant) -> Option<usize> {
+        let r = self.map.get_mut(from)?;
+        r.1 = now;
+        Some(r.0)
+    }
+
+    fn prune(&mut self, now: Instant) {
+        self.last_prune = now;
+        self.map
+            .retain(|_, (_, seen)| now.duration_since(*seen) < ROUTE_IDLE);
+    }
+
+    fn maybe_prune(&mut self, now: Instant) {
+        if now.duration_since(self.last_prune) > Duration::from_secs(10) {
+            self.prune(now);
+        }
+    }
+}
+
+/// Most remote addresses routed at once (a peer uses one or two).
+const MAX_ROUTES: usize = 65_536;
 
 /// How long an address stays routed without traffic.
 const ROUTE_IDLE: Duration = Duration::from_secs(60);
@@ -56,8 +115,7 @@ pub fn receive_loop(
     counters: Arc<RecvCounters>,
     stop: Arc<AtomicBool>,
 ) {
-    let mut routes: HashMap<SocketAddr, (usize, Instant)> = HashMap::new();
-    let mut last_prune = Instant::now();
+    let mut routes = Routes::new(MAX_ROUTES, Instant::now());
     let mut unroutable_logged = Instant::now() - Duration::from_secs(60);
     let mut spare: Option<Box<[u8; DATAGRAM_CAPACITY]>> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -95,14 +153,11 @@ pub fn receive_loop(
         }
         match target {
             Some(w) => {
-                routes.insert(from, (w, now));
-            }
-            None => {
-                if let Some(route) = routes.get_mut(&from) {
-                    route.1 = now;
-                    target = Some(route.0);
+                if !routes.learn(from, w, now) {
+                    counters.routes_full.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            None => target = routes.lookup(&from, now),
         }
         let Some(worker) = target else {
             counters.unroutable.fetch_add(1, Ordering::Relaxed);
@@ -125,9 +180,34 @@ pub fn receive_loop(
                 spare = Some(d.buf);
             }
         }
-        if now.duration_since(last_prune) > Duration::from_secs(10) {
-            last_prune = now;
-            routes.retain(|_, (_, seen)| now.duration_since(*seen) < ROUTE_IDLE);
-        }
+        routes.maybe_prune(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn the_route_table_is_bounded_and_makes_room_from_idle_routes() {
+        let t0 = Instant::now();
+        let mut r = Routes::new(2, t0);
+        assert!(r.learn(addr(1), 0, t0));
+        assert!(r.learn(addr(2), 1, t0));
+        // Full of live routes: a third address is refused, the known ones stay.
+        assert!(!r.learn(addr(3), 0, t0 + Duration::from_secs(1)));
+        assert_eq!(r.map.len(), 2);
+        assert_eq!(r.lookup(&addr(2), t0 + Duration::from_secs(1)), Some(1));
+        // A known address may move to another worker even when full.
+        assert!(r.learn(addr(1), 1, t0 + Duration::from_secs(2)));
+        // Once routes idle out, a new address gets a place.
+        let later = t0 + ROUTE_IDLE + Duration::from_secs(3);
+        assert!(r.learn(addr(3), 0, later));
+        assert_eq!(r.lookup(&addr(3), later), Some(0));
+        assert_eq!(r.lookup(&addr(1), later), None, "idle route pruned");
     }
 }
