@@ -174,11 +174,30 @@ pub async fn require_team(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let now = unix_now();
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let ip = crate::limits::client_ip(request.headers(), peer, state.config.trust_proxy);
+    // An address that keeps failing is turned away before any lookup.
+    if let Some(ip) = ip
+        && let Some(wait) = state.ip_limits.blocked(ip, now)
+    {
+        return ApiError::RateLimited {
+            retry_after_secs: wait,
+        }
+        .into_response();
+    }
     let team = match authenticate(&state, request.headers()).await {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            if let (Some(ip), ApiError::Unauthorized(_)) = (ip, &e) {
+                state.ip_limits.failed(ip, now);
+            }
+            return e.into_response();
+        }
     };
-    let now = unix_now();
     let quota = state
         .limiter
         .check(&team.id, state.config.rate_limit_per_minute, now);

@@ -14,6 +14,7 @@ pub mod csv;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod limits;
 pub mod live;
 pub mod permissions;
 pub mod routes;
@@ -43,6 +44,9 @@ pub struct ApiConfig {
     /// Base of room URLs and token links, without a trailing slash.
     pub public_url: String,
     pub rate_limit_per_minute: u32,
+    /// A caller's address is the last `X-Forwarded-For` entry (one trusted
+    /// reverse proxy in front).
+    pub trust_proxy: bool,
     pub max_body_bytes: usize,
     /// Webhook delivery and the SSRF guard.
     pub webhooks: webhooks::WebhookConfig,
@@ -62,6 +66,8 @@ pub struct ApiState {
     pub db: Db,
     pub config: Arc<ApiConfig>,
     pub limiter: Arc<auth::RateLimiter>,
+    /// Per-address limits before authentication (shared with signaling).
+    pub ip_limits: Arc<limits::IpLimits>,
     /// Delivery into live sessions (the server's signaling layer).
     pub live: Arc<dyn live::LiveRooms>,
 }
@@ -72,6 +78,7 @@ impl ApiState {
             db,
             config: Arc::new(config),
             limiter: Arc::new(auth::RateLimiter::default()),
+            ip_limits: Arc::new(limits::IpLimits::default()),
             live: Arc::new(live::NoLiveRooms),
         }
     }

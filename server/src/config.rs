@@ -81,6 +81,12 @@ pub struct ServeArgs {
     /// Requests per minute allowed per developer key.
     #[arg(long, env = "CONVENE_RATE_LIMIT_PER_MINUTE", default_value_t = 1000)]
     pub rate_limit_per_minute: u32,
+    /// Convene runs behind one reverse proxy: a caller's address (for the
+    /// per-address limits before authentication) is the last entry of
+    /// `X-Forwarded-For` instead of the proxy's. Only set it when every
+    /// request comes through that proxy.
+    #[arg(long, env = "CONVENE_TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
     /// Largest accepted JSON request body, in bytes.
     #[arg(long, env = "CONVENE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

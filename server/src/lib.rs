@@ -129,6 +129,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    // Handlers see the peer address (`ConnectInfo`) for per-address limits.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tx.send(());
@@ -163,6 +165,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     let config = ApiConfig {
         public_url: common.public_url.trim_end_matches('/').to_string(),
         rate_limit_per_minute: args.rate_limit_per_minute,
+        trust_proxy: args.trust_proxy,
         max_body_bytes: args.max_body_bytes,
         webhooks: convene_api::webhooks::WebhookConfig {
             allow_private: args.webhooks_allow_private,
@@ -218,7 +221,13 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             ffmpeg: args.ffmpeg.clone(),
         },
     );
-    let sig = Signaling::new(db.clone(), media.clone(), recordings.clone());
+    let sig = Signaling::new(
+        db.clone(),
+        media.clone(),
+        recordings.clone(),
+        state.ip_limits.clone(),
+        args.trust_proxy,
+    );
     let live: std::sync::Weak<dyn recording::LiveRecordings> = Arc::downgrade(&sig) as _;
     recordings.spawn_tasks(live, recording_tasks);
     recordings

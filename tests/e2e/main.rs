@@ -20,6 +20,7 @@ mod appliance;
 mod browser;
 mod collab_live;
 mod display;
+mod limits;
 mod media;
 mod openapi;
 mod recording;

@@ -20,6 +20,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use convene_api::Db;
+use convene_api::limits::{IpLimits, PreJoin};
 use convene_api::store::rooms::RoomRecord;
 use convene_api::tokens::{self, TokenError};
 use serde_json::{Map, Value};
@@ -47,6 +48,10 @@ pub struct Signaling {
     counters: Mutex<HashMap<String, Arc<RoomCounters>>>,
     next_conn: AtomicU64,
     shutdown: watch::Sender<bool>,
+    /// Per-address limits before a socket has joined (shared with the REST
+    /// API's authentication).
+    limits: Arc<IpLimits>,
+    trust_proxy: bool,
 }
 
 /// A recorder that stopped on its own tells its room; false when the room
@@ -68,6 +73,8 @@ impl Signaling {
         db: Db,
         media: Arc<MediaPlane>,
         recordings: Arc<crate::recording::Recordings>,
+        limits: Arc<IpLimits>,
+        trust_proxy: bool,
     ) -> Arc<Signaling> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Signaling {
@@ -78,6 +85,8 @@ impl Signaling {
             counters: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             shutdown,
+            limits,
+            trust_proxy,
         })
     }
 
@@ -188,14 +197,70 @@ pub struct RtcQuery {
 pub async fn ws_handler(
     State(sig): State<Arc<Signaling>>,
     Query(q): Query<RtcQuery>,
+    PeerAddr(peer): PeerAddr,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    use axum::response::IntoResponse;
+    let ip = convene_api::limits::client_ip(&headers, peer, sig.trust_proxy);
+    let too_many = |wait: u64, why: &'static str| {
+        (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, wait.to_string())],
+            why,
+        )
+            .into_response()
+    };
+    // An address that keeps presenting bad tokens, or holds many sockets
+    // that have not joined, is turned away before the upgrade.
+    let mut pre_join = None;
+    if let Some(ip) = ip {
+        if let Some(wait) = sig.limits.blocked(ip, unix_now()) {
+            return too_many(wait, "too many failed join attempts from this address\n");
+        }
+        match sig.limits.open_socket(ip) {
+            Some(place) => pre_join = Some(place),
+            None => {
+                return too_many(
+                    15,
+                    "too many connections from this address are waiting to join\n",
+                );
+            }
+        }
+    }
     ws.max_message_size(wire::MAX_MESSAGE_BYTES)
         .max_frame_size(wire::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
             let conn = sig.next_conn.fetch_add(1, Ordering::Relaxed);
-            Connection::run(sig, socket, q.token, conn).await;
+            Connection::run(sig, socket, q.token, conn, ip, pre_join).await;
         })
+}
+
+/// The TCP peer of a request, when the server was started with it
+/// (`serve` does): `None` otherwise.
+pub struct PeerAddr(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(PeerAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Why a join was refused: a protocol error code and a message.
@@ -233,6 +298,8 @@ struct Connection {
     pinged: bool,
     window_start: Instant,
     window_count: u32,
+    /// The caller's address (for the per-address limits), if known.
+    ip: Option<std::net::IpAddr>,
 }
 
 enum Flow {
@@ -241,7 +308,14 @@ enum Flow {
 }
 
 impl Connection {
-    async fn run(sig: Arc<Signaling>, socket: WebSocket, query_token: Option<String>, conn: u64) {
+    async fn run(
+        sig: Arc<Signaling>,
+        socket: WebSocket,
+        query_token: Option<String>,
+        conn: u64,
+        ip: Option<std::net::IpAddr>,
+        mut pre_join: Option<PreJoin>,
+    ) {
         let (out_tx, out_rx) = mpsc::channel(512);
         let mut c = Connection {
             sig,
@@ -253,11 +327,16 @@ impl Connection {
             pinged: false,
             window_start: Instant::now(),
             window_count: 0,
+            ip,
         };
         let started = Instant::now();
         let Some(admission) = c.await_join(query_token).await else {
             return;
         };
+        // Joined: no longer counts against its address's pre-join sockets.
+        if let Some(p) = pre_join.as_mut() {
+            p.release();
+        }
         let room = admission.room.clone();
         let reply = match c.join(admission).await {
             Ok(j) => j,
@@ -369,6 +448,16 @@ impl Connection {
                     match self.authenticate(room, token, name, resume, client).await {
                         Ok(a) => return Some(a),
                         Err((code, message)) => {
+                            // A token that is not ours, or a room that does
+                            // not exist, counts against the address like a
+                            // bad developer key (guessing is slowed down).
+                            // An expired or not-yet-valid token is a real
+                            // invitation, possibly of many people behind one
+                            // address: it does not count.
+                            let guessing = code == "TOKEN_INVALID" || code == "ROOM_NOT_FOUND";
+                            if guessing && let Some(ip) = self.ip {
+                                self.sig.limits.failed(ip, unix_now());
+                            }
                             self.fatal(code, message).await;
                             return None;
                         }
