@@ -8,6 +8,7 @@ import * as media from './media.js';
 import * as ui from './ui.js';
 import { Collab } from './collab.js';
 import { isDisplayView, enterDisplayView } from './display.js';
+import { bindShortcuts } from './shortcuts.js';
 
 /** How long a dropped connection may be resumed (docs/signaling.md). */
 const RESUME_WINDOW_MS = 20000;
@@ -163,6 +164,10 @@ class App {
     ui.onClick('ctl-leave', () => this.leave());
     ui.onClick('lobby-cancel', () => this.leave());
     ui.onClick('rejoin', () => location.reload());
+    bindShortcuts({
+      active: () => this.state === 'joined',
+      onUsed: (s) => this.note(`key:${s.key}`),
+    });
   }
 
   async showJoinScreen() {

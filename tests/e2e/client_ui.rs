@@ -1,0 +1,106 @@
+//! The meeting client's own controls in real Chromium (issue 25): keyboard
+//! shortcuts do what their buttons do, never while typing, and are listed
+//! in a help dialog.
+
+use convene_tests::browser::{Browser, Page};
+use serde_json::json;
+
+use crate::browser::{JOIN_TIMEOUT, ONE_AT_A_TIME, server, token, wait_state};
+
+/// Presses `key` as a user would (a trusted key event at the focus).
+async fn press(page: &Page, key: &str, shift: bool) {
+    let modifiers = if shift { 8 } else { 0 };
+    for kind in ["keyDown", "keyUp"] {
+        page.call(
+            "Input.dispatchKeyEvent",
+            json!({"type": kind, "key": key, "text": key, "modifiers": modifiers}),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+async fn pressed(page: &Page, id: &str) -> bool {
+    page.eval(&format!(
+        "document.getElementById('{id}').getAttribute('aria-pressed') === 'true'"
+    ))
+    .await
+        == json!(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_keyboard_shortcuts_toggle_state_and_are_listed() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "keys", "join_screen_enabled": false}),
+        )
+        .await
+        .expect(200);
+    let t = token(&s, "keys", "Kim", "moderator").await;
+    let b = Browser::launch().await;
+    let page = b.open(&s.url(&format!("/keys?token={t}"))).await;
+    wait_state(&page, "joined").await;
+    // The room defaults: camera on, microphone off.
+    assert!(!pressed(&page, "ctl-mic").await);
+    assert!(pressed(&page, "ctl-cam").await);
+
+    press(&page, "m", false).await;
+    page.wait_for(
+        "document.getElementById('ctl-mic').getAttribute('aria-pressed') === 'true'",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    press(&page, "v", false).await;
+    page.wait_for(
+        "document.getElementById('ctl-cam').getAttribute('aria-pressed') === 'false'",
+        JOIN_TIMEOUT,
+    )
+    .await;
+
+    // Typing in the chat toggles nothing.
+    page.eval("document.getElementById('chat-input').focus(); true")
+        .await;
+    press(&page, "m", false).await;
+    press(&page, "v", false).await;
+    assert_eq!(
+        page.eval("document.getElementById('chat-input').value").await,
+        json!("mv")
+    );
+    assert!(pressed(&page, "ctl-mic").await, "typing 'm' muted the microphone");
+    assert!(!pressed(&page, "ctl-cam").await, "typing 'v' turned the camera on");
+    page.eval("document.activeElement.blur(); true").await;
+
+    // '?' opens the list of shortcuts; Escape closes it.
+    press(&page, "?", true).await;
+    page.wait_for("document.getElementById('help-dialog').open", JOIN_TIMEOUT)
+        .await;
+    let rows = page
+        .eval("[...document.querySelectorAll('#help-list > div')].map(r => r.textContent)")
+        .await;
+    let rows: Vec<String> = serde_json::from_value(rows).unwrap();
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert!(rows.iter().any(|r| r.starts_with('M') && r.contains("microphone")));
+    // While the dialog is open other shortcuts do nothing.
+    press(&page, "m", false).await;
+    assert!(pressed(&page, "ctl-mic").await);
+    page.call(
+        "Input.dispatchKeyEvent",
+        json!({"type": "keyDown", "key": "Escape", "code": "Escape", "windowsVirtualKeyCode": 27}),
+    )
+    .await
+    .unwrap();
+    page.wait_for("!document.getElementById('help-dialog').open", JOIN_TIMEOUT)
+        .await;
+
+    // Shift+L leaves.
+    press(&page, "L", true).await;
+    wait_state(&page, "left").await;
+    let trace = page.eval("window.convene.trace").await;
+    assert!(
+        trace.as_array().unwrap().iter().any(|t| t == "out:leave"),
+        "{trace}"
+    );
+}
