@@ -164,6 +164,26 @@ class App {
     ui.onClick('ctl-leave', () => this.leave());
     ui.onClick('lobby-cancel', () => this.leave());
     ui.onClick('rejoin', () => location.reload());
+    ui.onClick('ctl-settings', () => this.openSettings());
+    const mirror = document.getElementById('set-mirror');
+    try {
+      this.mirror = localStorage.getItem('convene.mirror') !== 'off';
+    } catch {
+      this.mirror = true;
+    }
+    mirror.checked = this.mirror;
+    mirror.addEventListener('change', () => {
+      this.mirror = mirror.checked;
+      try {
+        localStorage.setItem('convene.mirror', this.mirror ? 'on' : 'off');
+      } catch {
+        /* private mode */
+      }
+      this.renderTiles();
+    });
+    if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
+      navigator.mediaDevices.addEventListener('devicechange', () => this.onDeviceChange());
+    }
     bindShortcuts({
       active: () => this.state === 'joined',
       onUsed: (s) => this.note(`key:${s.key}`),
@@ -208,10 +228,12 @@ class App {
     }
   }
 
-  openSource(source) {
-    return source === 'camera'
+  async openSource(source) {
+    const track = await (source === 'camera'
       ? media.openCamera(this.deviceIds.camera)
-      : media.openMicrophone(this.deviceIds.microphone);
+      : media.openMicrophone(this.deviceIds.microphone));
+    if (track) this.watchEnded(source, track);
+    return track;
   }
 
   stopSource(source) {
@@ -240,6 +262,76 @@ class App {
     };
     ui.fillDevices('select-camera', d.cameras, current('camera'), (id) => this.selectDevice('camera', id));
     ui.fillDevices('select-mic', d.microphones, current('microphone'), (id) => this.selectDevice('microphone', id));
+  }
+
+  // ---- devices in the call ------------------------------------------------------
+
+  async openSettings() {
+    const dialog = document.getElementById('settings-dialog');
+    await this.fillCallDevices();
+    if (!dialog.open) dialog.showModal();
+  }
+
+  async fillCallDevices() {
+    const d = await media
+      .listDevices()
+      .catch(() => ({ cameras: [], microphones: [], speakers: [] }));
+    this.devices = d;
+    const current = (source) => {
+      const t = this.local[source];
+      return (t && t.getSettings && t.getSettings().deviceId) || this.deviceIds[source];
+    };
+    ui.fillDevices('set-camera', d.cameras, current('camera'), (id) => this.switchDevice('camera', id));
+    ui.fillDevices('set-mic', d.microphones, current('microphone'), (id) => this.switchDevice('microphone', id));
+    const speakers = media.canChooseSpeaker() && d.speakers.length > 0;
+    document.getElementById('set-speaker-row').hidden = !speakers;
+    if (speakers) ui.fillDevices('set-speaker', d.speakers, this.sinkId || 'default', (id) => this.setSpeaker(id));
+  }
+
+  /**
+   * Uses device `id` for `source` from now on. A source that is on is
+   * captured from the new device and sent on the same sender (no
+   * renegotiation, the others keep decoding); one that is off uses it when
+   * it is turned on.
+   */
+  async switchDevice(source, id) {
+    this.deviceIds[source] = id;
+    const old = this.local[source];
+    if (!old || this.state !== 'joined') return;
+    let track;
+    try {
+      track = await this.openSource(source);
+    } catch (e) {
+      this.notify(media.captureErrorText(e, source));
+      return;
+    }
+    if (!track) return;
+    track.enabled = old.enabled;
+    this.local[source] = track;
+    if (this.peer) await this.peer.replaceSource(source, track);
+    old.stop();
+    this.note(`device:${source}`);
+    this.renderTiles();
+  }
+
+  /** Plays every participant's audio on output device `id`. */
+  setSpeaker(id) {
+    this.sinkId = id;
+    this.renderTiles();
+  }
+
+  /** A capture device that disappears ends its track: fall back to the default one. */
+  watchEnded(source, track) {
+    track.addEventListener('ended', () => {
+      if (this.local[source] !== track || this.state !== 'joined') return;
+      this.notify(`Your ${SOURCE_TEXT[source]} was disconnected; switching to another one.`);
+      this.switchDevice(source, null);
+    });
+  }
+
+  async onDeviceChange() {
+    if (this.state === 'joined') await this.fillCallDevices();
+    else await this.refreshDevices();
   }
 
   async selectDevice(source, id) {
@@ -682,6 +774,7 @@ class App {
       keep.add(this.participantId);
       self.setName(`${this.name} (you)`);
       self.setVideo(this.want.camera ? this.local.camera : null);
+      self.el.classList.toggle('mirrored', this.mirror !== false);
       self.setMicMuted(!this.want.microphone);
       self.setQuality(this.myQuality);
       self.setHand(this.collab.handPosition(this.participantId));
@@ -710,6 +803,7 @@ class App {
       tile.setVideoMuted(Boolean(cam && cam.muted));
       tile.setVideo(got.camera || null);
       tile.setAudio(got.microphone || null, () => this.audioBlocked());
+      if (this.sinkId) tile.setSink(this.sinkId);
       tile.setQuality(p.quality);
       const hand = this.collab.handPosition(p.id);
       tile.setHand(hand);
@@ -828,6 +922,18 @@ window.convene = {
     return app.lastRefusal;
   },
   stats: () => app.stats(),
+  /** Uses another camera or microphone (`deviceId`) without renegotiating. */
+  switchDevice: (source, deviceId) => app.switchDevice(source, deviceId),
+  /** Cameras, microphones and speakers the browser lists. */
+  devices: () => media.listDevices(),
+  /** The device id of the camera / microphone being captured (or null). */
+  captureDevice: (source) => {
+    const t = app.local[source];
+    return t && t.getSettings ? t.getSettings().deviceId || null : null;
+  },
+  get mirror() {
+    return app.mirror !== false;
+  },
   join: (name) => app.join(name),
   leave: () => app.leave(),
   admit: (id) => app.admit(id),

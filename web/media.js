@@ -22,15 +22,21 @@ export async function openScreen() {
   return s.getVideoTracks()[0] || null;
 }
 
-/** Cameras and microphones: `{cameras: [{id, label}], microphones: [...]}`. */
+/** Whether audio output can be chosen (`HTMLMediaElement.setSinkId`). */
+export function canChooseSpeaker() {
+  return typeof HTMLMediaElement !== 'undefined' && 'setSinkId' in HTMLMediaElement.prototype;
+}
+
+/** Devices: `{cameras: [{id, label}], microphones: [...], speakers: [...]}`. */
 export async function listDevices() {
-  const out = { cameras: [], microphones: [] };
+  const out = { cameras: [], microphones: [], speakers: [] };
   if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return out;
   const devices = await navigator.mediaDevices.enumerateDevices();
   for (const d of devices) {
     const entry = { id: d.deviceId, label: d.label };
     if (d.kind === 'videoinput') out.cameras.push(entry);
     if (d.kind === 'audioinput') out.microphones.push(entry);
+    if (d.kind === 'audiooutput') out.speakers.push(entry);
   }
   return out;
 }

@@ -129,6 +129,20 @@ export class Peer {
     this.needOffer = true;
   }
 
+  /**
+   * Sends `track` instead of the current track of `source` (another camera
+   * or microphone) on the same sender: no renegotiation. A paused source
+   * keeps sending nothing; the new track is used when it is resumed.
+   */
+  replaceSource(source, track) {
+    return this.enqueue(async () => {
+      const l = this.local.get(source);
+      if (!l || !l.track) return;
+      await l.transceiver.sender.replaceTrack(track);
+      l.track = track;
+    });
+  }
+
   /** Stops sending `source` but keeps its m-line (camera off, microphone muted). */
   pause(source) {
     return this.enqueue(async () => {

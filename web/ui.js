@@ -203,6 +203,15 @@ class Tile {
     this.refresh();
   }
 
+  /** Plays this tile's audio on output device `id` (where the browser can). */
+  setSink(id) {
+    if (this.sinkId === id || typeof this.audio.setSinkId !== 'function') return;
+    this.sinkId = id;
+    this.audio.setSinkId(id).catch(() => {
+      this.sinkId = null;
+    });
+  }
+
   setName(name) {
     this.nameEl.textContent = name;
     this.placeholder.textContent = (name || '?').trim().charAt(0).toUpperCase();
