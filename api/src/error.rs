@@ -4,14 +4,12 @@
 //! `{"message", "error", "code", "errors"?}` with the matching HTTP status.
 //! Internal errors are logged here and answered with a generic message.
 
-use std::collections::BTreeMap;
-
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// Field name -> list of human-readable problems with that field.
-pub type FieldErrors = BTreeMap<String, Vec<String>>;
+pub use crate::domain::fields::FieldErrors;
+use crate::domain::fields::Invalid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -113,6 +111,13 @@ impl ApiError {
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
+    }
+}
+
+/// A body that failed the domain's validation: 422 with the per-field map.
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::fields(e.0)
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod collab;
 pub mod csv;
+pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod files;

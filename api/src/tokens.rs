@@ -10,6 +10,11 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::auth::Team;
+use crate::domain::{FieldErrors, Invalid};
+use crate::store::rooms::RoomRecord;
 
 /// Lifetime of a token whose request names no `exp`: 24 hours.
 pub const DEFAULT_LIFETIME_SECS: i64 = 24 * 3600;
@@ -71,6 +76,111 @@ pub enum TokenError {
     WrongRoom,
     #[error("could not sign the token")]
     Signing,
+}
+
+fn optional_string(
+    body: &Map<String, Value>,
+    field: &str,
+    max: usize,
+    errors: &mut FieldErrors,
+) -> Option<String> {
+    match body.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() <= max => Some(s.clone()),
+        Some(Value::String(_)) => {
+            errors.insert(
+                field.into(),
+                vec![format!("must be at most {max} characters")],
+            );
+            None
+        }
+        Some(Value::Number(n)) if field == "ud" => Some(n.to_string()),
+        Some(_) => {
+            errors.insert(field.into(), vec!["must be a string".into()]);
+            None
+        }
+    }
+}
+
+/// The claims of a token request (the token endpoint's body, or the CLI's)
+/// for `room` of `team`: names and ids within their lengths, `exp` in the
+/// future (24 h when absent), `nbf` before it, `role` one of the room's roles.
+pub fn claims_from_request(
+    team: &Team,
+    room: &RoomRecord,
+    body: &Map<String, Value>,
+) -> Result<RoomClaims, Invalid> {
+    let mut errors = FieldErrors::new();
+    let now = Utc::now();
+    let ud = optional_string(body, "ud", 256, &mut errors);
+    let mut u = optional_string(body, "u", 100, &mut errors);
+    if u.is_none() {
+        u = optional_string(body, "name", 100, &mut errors);
+    }
+    let initials = optional_string(body, "initials", 8, &mut errors);
+    let role = optional_string(body, "role", 64, &mut errors);
+    let avatar = optional_string(body, "avatar", 2048, &mut errors)
+        .or_else(|| optional_string(body, "avatar_url", 2048, &mut errors));
+    let breakout_id = optional_string(body, "breakoutId", 64, &mut errors);
+    let exp = match body.get("exp") {
+        None | Some(Value::Null) => now.timestamp() + DEFAULT_LIFETIME_SECS,
+        Some(v) => parse_exp(v, now).unwrap_or_else(|m| {
+            errors.insert("exp".into(), vec![m]);
+            0
+        }),
+    };
+    let nbf = match body.get("nbf") {
+        None | Some(Value::Null) => None,
+        Some(v) => match parse_nbf(v) {
+            Ok(n) => Some(n),
+            Err(m) => {
+                errors.insert("nbf".into(), vec![m]);
+                None
+            }
+        },
+    };
+    if !errors.contains_key("exp") && exp <= now.timestamp() {
+        errors.insert("exp".into(), vec!["must be in the future".into()]);
+    }
+    if let Some(n) = nbf
+        && !errors.contains_key("exp")
+        && n >= exp
+    {
+        errors.insert("nbf".into(), vec!["must be before exp".into()]);
+    }
+    if let Some(r) = &role {
+        let roles: Vec<&str> = room
+            .settings
+            .get("roles")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !roles.contains(&r.as_str()) {
+            errors.insert(
+                "role".into(),
+                vec![format!(
+                    "'{r}' is not one of this room's roles ({})",
+                    roles.join(", ")
+                )],
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Invalid(errors));
+    }
+    Ok(RoomClaims {
+        td: Some(team.id.clone()),
+        rd: Some(room.id.clone()),
+        ud,
+        u,
+        initials,
+        role,
+        avatar,
+        breakout_id,
+        iat: Some(now.timestamp()),
+        nbf,
+        exp,
+    })
 }
 
 /// Signs `claims` with `key` (HS256).

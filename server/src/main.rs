@@ -93,7 +93,7 @@ async fn token(common: &Common, args: TokenArgs) -> anyhow::Result<()> {
         anyhow::ensure!(m > 0, "--exp-minutes must be positive");
         body.insert("exp".into(), Value::from(m));
     }
-    let claims = convene_api::routes::rooms::token_claims(&team, &room, &body)
+    let claims = convene_api::tokens::claims_from_request(&team, &room, &body)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let token = convene_api::tokens::mint(&claims, &team.developer_key)?;
     let base = common.public_url.trim_end_matches('/');

@@ -9,13 +9,11 @@ use serde_json::json;
 use crate::ApiState;
 use crate::auth::Team;
 use crate::collab;
-use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
+use crate::domain::chat as rules;
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
 use crate::store::chat::{Author, ChatMessage, NewChatMessage};
-
-/// Longest chat message accepted.
-pub const MAX_MESSAGE_CHARS: usize = 5000;
 
 /// List a room's chat messages (paginated; `session_id` filters).
 #[utoipa::path(get, path = "/api/v1/rooms/{room}/chat", tag = "chat",
@@ -104,11 +102,10 @@ pub async fn send_chat(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<ChatMessage>> {
     let room = collab::room(&state, &team, &room).await?;
-    let mut errors = FieldErrors::new();
-    let text = collab::text(&body, "message", MAX_MESSAGE_CHARS, &mut errors);
-    let breakout_id = collab::opt_text(&body, "breakout_id", 64, &mut errors);
-    collab::check(errors)?;
-    let text = text.unwrap_or_default();
+    let rules::ChatInput {
+        message: text,
+        breakout_id,
+    } = rules::input(&body)?;
     let session = state
         .db
         .live_session(&room.id)

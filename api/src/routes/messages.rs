@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::ApiState;
 use crate::auth::Team;
 use crate::collab;
+use crate::domain::fields;
 use crate::error::{ApiResult, ErrorBody, FieldErrors};
 use crate::extract::JsonObject;
 
@@ -38,9 +39,9 @@ pub async fn send_message(
 ) -> ApiResult<(StatusCode, Json<SentMessage>)> {
     let room = collab::room(&state, &team, &room).await?;
     let mut errors = FieldErrors::new();
-    let message_type = collab::text(&body, "type", 64, &mut errors);
-    let content = collab::text(&body, "content", 16 * 1024, &mut errors);
-    collab::check(errors)?;
+    let message_type = fields::text(&body, "type", 64, &mut errors);
+    let content = fields::text(&body, "content", 16 * 1024, &mut errors);
+    fields::check(errors)?;
     let session_id = state
         .db
         .live_session(&room.id)

@@ -9,16 +9,14 @@ use serde_json::{Map, Value, json};
 
 use crate::ApiState;
 use crate::auth::Team;
-use crate::collab::{self, push};
+use crate::collab;
 use crate::csv;
+use crate::domain::Invalid;
+use crate::domain::polls::{self as rules, Poll, PollInput};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
-use crate::store::polls::{Poll, PollError, PollInput, PollOption, PollResults, PollType};
-
-pub const MAX_QUESTION_CHARS: usize = 1000;
-pub const MAX_OPTION_CHARS: usize = 255;
-pub const MAX_OPTIONS: usize = 50;
+use crate::store::polls::{PollError, PollResults};
 
 impl From<PollError> for ApiError {
     fn from(e: PollError) -> Self {
@@ -30,155 +28,6 @@ impl From<PollError> for ApiError {
             PollError::Store(s) => ApiError::internal(s),
         }
     }
-}
-
-/// Reads `options` (`[{"id"?, "label"|"text"}]`, or strings) for a poll of `kind`.
-fn options_field(
-    value: Option<&Value>,
-    kind: PollType,
-    errors: &mut FieldErrors,
-) -> Vec<PollOption> {
-    let items = match value {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(_) => {
-            push(errors, "options", "must be an array of {\"label\"} objects");
-            return Vec::new();
-        }
-    };
-    if kind == PollType::Free {
-        if !items.is_empty() {
-            push(
-                errors,
-                "options",
-                "a free (short answer) poll has no options",
-            );
-        }
-        return Vec::new();
-    }
-    if items.len() < 2 || items.len() > MAX_OPTIONS {
-        push(
-            errors,
-            "options",
-            format!("a {} poll needs 2 to {MAX_OPTIONS} options", kind.as_str()),
-        );
-        return Vec::new();
-    }
-    let mut out: Vec<PollOption> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let (id, label) = match item {
-            Value::String(s) => (None, Some(s.clone())),
-            Value::Object(o) => {
-                let label = o
-                    .get("label")
-                    .filter(|v| !v.is_null())
-                    .or_else(|| o.get("text"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let id = match o.get("id") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Some(s.clone()),
-                    Some(_) => {
-                        push(
-                            errors,
-                            &format!("options.{i}.id"),
-                            "must be a string of 1 to 64 characters",
-                        );
-                        continue;
-                    }
-                };
-                (id, label)
-            }
-            _ => (None, None),
-        };
-        let Some(label) = label else {
-            push(
-                errors,
-                &format!("options.{i}.label"),
-                "is required (a string, as `label` or `text`)",
-            );
-            continue;
-        };
-        let Some(label) = collab::check_text(
-            &label,
-            &format!("options.{i}.label"),
-            MAX_OPTION_CHARS,
-            errors,
-        ) else {
-            continue;
-        };
-        let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        if out.iter().any(|o| o.id == id) {
-            push(
-                errors,
-                &format!("options.{i}.id"),
-                "duplicates another option's id",
-            );
-            continue;
-        }
-        out.push(PollOption { id, label });
-    }
-    out
-}
-
-/// Validates a create body (`current` None) or a PATCH body into the poll's next definition.
-pub fn poll_input(body: &Map<String, Value>, current: Option<&Poll>) -> ApiResult<PollInput> {
-    let mut errors = FieldErrors::new();
-    let question = match (body.get("question"), current) {
-        (None, Some(c)) => Some(c.question.clone()),
-        _ => collab::text(body, "question", MAX_QUESTION_CHARS, &mut errors),
-    };
-    let deprecated_multiple = collab::flag(body, "multiple", &mut errors);
-    let poll_type = match body.get("type") {
-        None | Some(Value::Null) => match (deprecated_multiple, current) {
-            (Some(true), _) => PollType::Multiple,
-            (Some(false), Some(c)) if c.poll_type == PollType::Multiple => PollType::Single,
-            (_, Some(c)) => c.poll_type,
-            (_, None) => PollType::Single,
-        },
-        Some(Value::String(s)) => PollType::parse(s).unwrap_or_else(|| {
-            push(&mut errors, "type", "must be one of single, multiple, free");
-            PollType::Single
-        }),
-        Some(_) => {
-            push(&mut errors, "type", "must be one of single, multiple, free");
-            PollType::Single
-        }
-    };
-    let anonymous = collab::flag(body, "anonymous", &mut errors)
-        .or(current.map(|c| c.anonymous))
-        .unwrap_or(false);
-    let show_results = collab::flag(body, "show_results", &mut errors)
-        .or(current.map(|c| c.show_results))
-        .unwrap_or(true);
-    let options = match (body.get("options"), current) {
-        (None, Some(c)) if c.poll_type == poll_type || poll_type != PollType::Free => {
-            if poll_type == PollType::Free {
-                Vec::new()
-            } else if c.options.len() < 2 {
-                push(
-                    &mut errors,
-                    "options",
-                    format!(
-                        "a {} poll needs 2 to {MAX_OPTIONS} options",
-                        poll_type.as_str()
-                    ),
-                );
-                Vec::new()
-            } else {
-                c.options.clone()
-            }
-        }
-        (v, _) => options_field(v, poll_type, &mut errors),
-    };
-    collab::check(errors)?;
-    Ok(PollInput {
-        question: question.unwrap_or_default(),
-        poll_type,
-        anonymous,
-        show_results,
-        options,
-    })
 }
 
 /// List a room's polls (paginated).
@@ -224,7 +73,7 @@ pub async fn create_poll(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Poll>> {
     let room = collab::room(&state, &team, &room).await?;
-    let input = poll_input(&body, None)?;
+    let input = rules::input(&body, None)?;
     Ok(Json(
         state.db.create_poll(&team.id, &room.id, &input).await?,
     ))
@@ -264,19 +113,9 @@ pub async fn update_poll(
     let updated = state
         .db
         .update_poll(&room.id, &poll, |current| {
-            let next = poll_input(&body, Some(current))?;
-            if current.status != "draft"
-                && (next.question != current.question
-                    || next.poll_type != current.poll_type
-                    || next.anonymous != current.anonymous
-                    || next.options != current.options)
-            {
-                return Err(ApiError::Conflict(format!(
-                    "the poll is {}: only show_results can change once a poll is launched",
-                    current.status
-                )));
-            }
-            Ok(next)
+            let next = rules::input(&body, Some(current))?;
+            rules::check_update(current, &next).map_err(|r| ApiError::Conflict(r.to_string()))?;
+            Ok::<_, ApiError>(next)
         })
         .await?;
     Ok(Json(updated))
@@ -426,7 +265,7 @@ pub async fn export_polls(
                         r.id.as_str(),
                         &r.question,
                         r.poll_type.as_str(),
-                        &r.status,
+                        r.status.as_str(),
                         &o.label,
                         &o.votes.to_string(),
                         &voters.join("; "),
@@ -437,7 +276,7 @@ pub async fn export_polls(
                         r.id.as_str(),
                         &r.question,
                         r.poll_type.as_str(),
-                        &r.status,
+                        r.status.as_str(),
                         &a.text,
                         "1",
                         a.participant_name.as_deref().unwrap_or(""),
@@ -570,16 +409,15 @@ pub fn parse_import(bytes: &[u8]) -> Result<Vec<PollInput>, Vec<String>> {
             .map(Value::from)
             .collect();
         body.insert("options".into(), Value::Array(options));
-        match poll_input(&body, None) {
+        match rules::input(&body, None) {
             Ok(p) => polls.push(p),
-            Err(ApiError::Validation { errors, .. }) => {
+            Err(Invalid(errors)) => {
                 for (field, msgs) in errors {
                     for m in msgs {
                         problems.push(format!("line {line}: {field} {m}"));
                     }
                 }
             }
-            Err(e) => problems.push(format!("line {line}: {e}")),
         }
     }
     if polls.is_empty() && problems.is_empty() {

@@ -12,15 +12,16 @@ use serde_json::{Value, json};
 use crate::ApiState;
 use crate::auth::Team;
 use crate::collab;
+use crate::domain::fields;
+use crate::domain::questions::{
+    LiveAnswerAction, MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, QuestionStatus,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
 use crate::store::chat::Author;
-use crate::store::questions::{Answer, LiveAnswerAction, NewQuestion, Question, QuestionError};
+use crate::store::questions::{Answer, NewQuestion, Question, QuestionError};
 use crate::store::rooms::RoomRecord;
-
-pub const MAX_QUESTION_CHARS: usize = 2000;
-pub const MAX_ANSWER_CHARS: usize = 5000;
 
 impl From<QuestionError> for ApiError {
     fn from(e: QuestionError) -> Self {
@@ -50,8 +51,8 @@ async fn actor(
     body: &serde_json::Map<String, Value>,
 ) -> ApiResult<Author> {
     let mut errors = FieldErrors::new();
-    let p = collab::participant(body, false, &mut errors);
-    collab::check(errors)?;
+    let p = fields::participant(body, false, &mut errors);
+    fields::check(errors)?;
     match p {
         Some(p) => collab::author(state, &room.id, p).await,
         None => Err(ApiError::field("participant", "is required")),
@@ -103,11 +104,11 @@ pub async fn create_question(
 ) -> ApiResult<Json<Question>> {
     let room = collab::room(&state, &team, &room).await?;
     let mut errors = FieldErrors::new();
-    let p = collab::participant(&body, false, &mut errors);
-    let text = collab::text(&body, "question", MAX_QUESTION_CHARS, &mut errors);
-    let anonymous = collab::flag(&body, "anonymous", &mut errors).unwrap_or(false);
-    let breakout_id = collab::opt_text(&body, "breakout_id", 64, &mut errors);
-    collab::check(errors)?;
+    let p = fields::participant(&body, false, &mut errors);
+    let text = fields::text(&body, "question", MAX_QUESTION_CHARS, &mut errors);
+    let anonymous = fields::flag(&body, "anonymous", &mut errors).unwrap_or(false);
+    let breakout_id = fields::opt_text(&body, "breakout_id", 64, &mut errors);
+    fields::check(errors)?;
     let (Some(p), Some(text)) = (p, text) else {
         return Err(ApiError::BadRequest(
             "participant and question are required".into(),
@@ -154,7 +155,7 @@ pub async fn export_questions(
         _ => {
             let mut out = String::new();
             for q in &questions {
-                let dismissed = if q.status == "dismissed" {
+                let dismissed = if q.status == QuestionStatus::Dismissed {
                     " (dismissed)"
                 } else {
                     ""
@@ -232,9 +233,9 @@ pub async fn update_question(
 ) -> ApiResult<Json<Question>> {
     let room = collab::room(&state, &team, &room).await?;
     let mut errors = FieldErrors::new();
-    let p = collab::participant(&body, false, &mut errors);
-    let text = collab::text(&body, "question", MAX_QUESTION_CHARS, &mut errors);
-    collab::check(errors)?;
+    let p = fields::participant(&body, false, &mut errors);
+    let text = fields::text(&body, "question", MAX_QUESTION_CHARS, &mut errors);
+    fields::check(errors)?;
     if let Some(p) = p {
         collab::author(&state, &room.id, p).await?;
     }
@@ -367,10 +368,10 @@ pub async fn create_answer(
 ) -> ApiResult<Json<Answer>> {
     let room = collab::room(&state, &team, &room).await?;
     let mut errors = FieldErrors::new();
-    let p = collab::participant(&body, false, &mut errors);
-    let text = collab::text(&body, "answer", MAX_ANSWER_CHARS, &mut errors);
-    let private = collab::flag(&body, "private", &mut errors).unwrap_or(false);
-    collab::check(errors)?;
+    let p = fields::participant(&body, false, &mut errors);
+    let text = fields::text(&body, "answer", MAX_ANSWER_CHARS, &mut errors);
+    let private = fields::flag(&body, "private", &mut errors).unwrap_or(false);
+    fields::check(errors)?;
     let (Some(p), Some(text)) = (p, text) else {
         return Err(ApiError::BadRequest(
             "participant and answer are required".into(),
@@ -398,10 +399,10 @@ pub async fn update_answer(
 ) -> ApiResult<Json<Answer>> {
     let room = collab::room(&state, &team, &room).await?;
     let mut errors = FieldErrors::new();
-    let p = collab::participant(&body, false, &mut errors);
-    let text = collab::text(&body, "answer", MAX_ANSWER_CHARS, &mut errors);
-    let private = collab::flag(&body, "private", &mut errors);
-    collab::check(errors)?;
+    let p = fields::participant(&body, false, &mut errors);
+    let text = fields::text(&body, "answer", MAX_ANSWER_CHARS, &mut errors);
+    let private = fields::flag(&body, "private", &mut errors);
+    fields::check(errors)?;
     if let Some(p) = p {
         collab::author(&state, &room.id, p).await?;
     }

@@ -9,16 +9,14 @@ use serde_json::{Map, Value, json};
 
 use crate::ApiState;
 use crate::auth::Team;
-use crate::collab::{self, push};
+use crate::collab;
 use crate::csv;
+use crate::domain::Invalid;
+use crate::domain::quizzes::{self as rules, Quiz, QuizInput};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
-use crate::store::quizzes::{Quiz, QuizChoice, QuizError, QuizInput, QuizQuestion, QuizRun};
-
-pub const MAX_TEXT_CHARS: usize = 512;
-pub const MAX_QUESTIONS: usize = 100;
-pub const MAX_CHOICES: usize = 20;
+use crate::store::quizzes::{QuizError, QuizRun};
 
 impl From<QuizError> for ApiError {
     fn from(e: QuizError) -> Self {
@@ -30,270 +28,6 @@ impl From<QuizError> for ApiError {
             QuizError::Store(s) => ApiError::internal(s),
         }
     }
-}
-
-fn int_in(
-    body: &Map<String, Value>,
-    field: &str,
-    max: i64,
-    errors: &mut FieldErrors,
-) -> Option<Option<i64>> {
-    match body.get(field) {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(v) => match v.as_i64() {
-            Some(n) if (1..=max).contains(&n) => Some(Some(n)),
-            _ => {
-                push(
-                    errors,
-                    field,
-                    format!("must be an integer between 1 and {max}"),
-                );
-                None
-            }
-        },
-    }
-}
-
-/// A text that may come as `text` or an alias (`question`, `label`).
-fn item_text(
-    obj: &Map<String, Value>,
-    aliases: &[&str],
-    path: &str,
-    current: Option<&str>,
-    errors: &mut FieldErrors,
-) -> String {
-    let v = aliases
-        .iter()
-        .find_map(|k| obj.get(*k).filter(|v| !v.is_null()));
-    match (v, current) {
-        (None, Some(c)) => c.to_string(),
-        (None, None) => {
-            push(errors, path, "is required");
-            String::new()
-        }
-        (Some(Value::String(s)), _) => {
-            collab::check_text(s, path, MAX_TEXT_CHARS, errors).unwrap_or_default()
-        }
-        (Some(_), _) => {
-            push(errors, path, "must be a string");
-            String::new()
-        }
-    }
-}
-
-fn item_bool(
-    obj: &Map<String, Value>,
-    field: &str,
-    path: &str,
-    current: bool,
-    errors: &mut FieldErrors,
-) -> bool {
-    match obj.get(field) {
-        None | Some(Value::Null) => current,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            push(errors, path, "must be a boolean");
-            current
-        }
-    }
-}
-
-/// The id of an item: on create ignored (fresh UUID); on update it must name
-/// an existing item, and a missing id creates one.
-fn item_id<'a, T>(
-    obj: &Map<String, Value>,
-    existing: Option<&'a [T]>,
-    id_of: impl Fn(&T) -> &str,
-    path: &str,
-    errors: &mut FieldErrors,
-) -> (String, Option<&'a T>) {
-    let fresh = || uuid::Uuid::new_v4().to_string();
-    match (obj.get("id"), existing) {
-        (Some(Value::String(id)), Some(items)) => match items.iter().find(|i| id_of(i) == id) {
-            Some(found) => (id.clone(), Some(found)),
-            None => {
-                push(
-                    errors,
-                    path,
-                    format!("no item '{id}' to update (omit the id to create one)"),
-                );
-                (fresh(), None)
-            }
-        },
-        (None | Some(Value::Null), _) | (Some(Value::String(_)), None) => (fresh(), None),
-        (Some(_), _) => {
-            push(errors, path, "must be a string");
-            (fresh(), None)
-        }
-    }
-}
-
-fn questions_field(
-    value: &Value,
-    current: Option<&[QuizQuestion]>,
-    errors: &mut FieldErrors,
-) -> Vec<QuizQuestion> {
-    let Some(items) = value.as_array() else {
-        push(errors, "questions", "must be an array of questions");
-        return Vec::new();
-    };
-    if items.is_empty() || items.len() > MAX_QUESTIONS {
-        push(
-            errors,
-            "questions",
-            format!("must have 1 to {MAX_QUESTIONS} questions"),
-        );
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let p = format!("questions.{i}");
-        let Some(obj) = item.as_object() else {
-            push(errors, &p, "must be an object");
-            continue;
-        };
-        let (id, existing) = item_id(obj, current, |q| q.id.as_str(), &format!("{p}.id"), errors);
-        let text = item_text(
-            obj,
-            &["text", "question"],
-            &format!("{p}.text"),
-            existing.map(|e| e.text.as_str()),
-            errors,
-        );
-        let multiple = item_bool(
-            obj,
-            "multiple",
-            &format!("{p}.multiple"),
-            existing.is_some_and(|e| e.multiple),
-            errors,
-        );
-        let choices = match (obj.get("choices"), existing) {
-            (None, Some(e)) => e.choices.clone(),
-            (None | Some(Value::Null), _) => {
-                push(errors, &format!("{p}.choices"), "is required");
-                Vec::new()
-            }
-            (Some(v), e) => choices_field(v, e.map(|e| e.choices.as_slice()), &p, errors),
-        };
-        if !choices.is_empty() {
-            let correct = choices.iter().filter(|c| c.correct).count();
-            if correct == 0 {
-                push(
-                    errors,
-                    &format!("{p}.choices"),
-                    "at least one choice must be correct",
-                );
-            } else if !multiple && correct > 1 {
-                push(
-                    errors,
-                    &format!("{p}.choices"),
-                    "a single-answer question has exactly one correct choice (set multiple: true)",
-                );
-            }
-        }
-        out.push(QuizQuestion {
-            id,
-            text,
-            multiple,
-            choices,
-        });
-    }
-    out
-}
-
-fn choices_field(
-    value: &Value,
-    current: Option<&[QuizChoice]>,
-    p: &str,
-    errors: &mut FieldErrors,
-) -> Vec<QuizChoice> {
-    let Some(items) = value.as_array() else {
-        push(
-            errors,
-            &format!("{p}.choices"),
-            "must be an array of choices",
-        );
-        return Vec::new();
-    };
-    if items.len() < 2 || items.len() > MAX_CHOICES {
-        push(
-            errors,
-            &format!("{p}.choices"),
-            format!("must have 2 to {MAX_CHOICES} choices"),
-        );
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for (j, item) in items.iter().enumerate() {
-        let cp = format!("{p}.choices.{j}");
-        let Some(obj) = item.as_object() else {
-            push(errors, &cp, "must be an object");
-            continue;
-        };
-        let (id, existing) = item_id(obj, current, |c| c.id.as_str(), &format!("{cp}.id"), errors);
-        let text = item_text(
-            obj,
-            &["text", "label"],
-            &format!("{cp}.text"),
-            existing.map(|e| e.text.as_str()),
-            errors,
-        );
-        let correct = item_bool(
-            obj,
-            "correct",
-            &format!("{cp}.correct"),
-            existing.is_some_and(|e| e.correct),
-            errors,
-        );
-        out.push(QuizChoice { id, text, correct });
-    }
-    out
-}
-
-/// Validates a create body (`current` None) or a PATCH body into the quiz's next definition.
-fn quiz_input(body: &Map<String, Value>, current: Option<&Quiz>) -> ApiResult<QuizInput> {
-    let mut errors = FieldErrors::new();
-    let title = match (body.get("title"), current) {
-        (None, Some(c)) => Some(c.title.clone()),
-        _ => collab::text(body, "title", MAX_TEXT_CHARS, &mut errors),
-    };
-    let minutes = int_in(body, "time_limit_minutes", 1440, &mut errors);
-    let seconds = int_in(body, "time_limit_seconds", 86400, &mut errors);
-    let time_limit_seconds = match (seconds, minutes) {
-        (Some(Some(s)), _) => Some(s),
-        (_, Some(Some(m))) => Some(m * 60),
-        (Some(None), _) | (_, Some(None)) => None,
-        (None, None) => current.and_then(|c| c.time_limit_seconds),
-    };
-    let timing_mode = match body.get("timing_mode") {
-        None => current.and_then(|c| c.timing_mode.clone()),
-        Some(Value::Null) => None,
-        Some(Value::String(s)) if s == "quiz" || s == "question" => Some(s.clone()),
-        Some(_) => {
-            push(
-                &mut errors,
-                "timing_mode",
-                "must be \"quiz\", \"question\" or null",
-            );
-            None
-        }
-    };
-    let questions = match (body.get("questions"), current) {
-        (None, Some(c)) => c.questions.clone(),
-        (None | Some(Value::Null), None) => {
-            push(&mut errors, "questions", "is required");
-            Vec::new()
-        }
-        (Some(v), c) => questions_field(v, c.map(|c| c.questions.as_slice()), &mut errors),
-    };
-    collab::check(errors)?;
-    Ok(QuizInput {
-        title: title.unwrap_or_default(),
-        time_limit_seconds,
-        timing_mode,
-        questions,
-    })
 }
 
 /// List a room's quizzes (paginated).
@@ -339,7 +73,7 @@ pub async fn create_quiz(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<Quiz>> {
     let room = collab::room(&state, &team, &room).await?;
-    let input = quiz_input(&body, None)?;
+    let input = rules::input(&body, None)?;
     Ok(Json(
         state.db.create_quiz(&team.id, &room.id, &input).await?,
     ))
@@ -381,12 +115,11 @@ pub async fn update_quiz(
     let updated = state
         .db
         .update_quiz(&room.id, &quiz, |current| {
-            if current.status == "launched" {
-                return Err(ApiError::Conflict(
-                    "the quiz is launched: end it before changing it".into(),
-                ));
-            }
-            quiz_input(&body, Some(current))
+            current
+                .status
+                .check_change()
+                .map_err(|r| ApiError::Conflict(r.to_string()))?;
+            Ok::<_, ApiError>(rules::input(&body, Some(current))?)
         })
         .await?;
     Ok(Json(updated))
@@ -687,16 +420,15 @@ pub fn parse_import(bytes: &[u8]) -> Result<Vec<QuizInput>, Vec<String>> {
             }
         }
         body.insert("questions".into(), Value::Array(questions));
-        match quiz_input(&body, None) {
+        match rules::input(&body, None) {
             Ok(q) => out.push(q),
-            Err(ApiError::Validation { errors, .. }) => {
+            Err(Invalid(errors)) => {
                 for (field, msgs) in errors {
                     for m in msgs {
                         problems.push(format!("line {line}: {field} {m}"));
                     }
                 }
             }
-            Err(e) => problems.push(format!("line {line}: {e}")),
         }
     }
     if out.is_empty() && problems.is_empty() {

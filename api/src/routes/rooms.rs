@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -433,109 +432,6 @@ pub struct TokenResponse {
     pub link: String,
 }
 
-fn optional_string(
-    body: &Map<String, Value>,
-    field: &str,
-    max: usize,
-    errors: &mut FieldErrors,
-) -> Option<String> {
-    match body.get(field) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.chars().count() <= max => Some(s.clone()),
-        Some(Value::String(_)) => {
-            errors.insert(
-                field.into(),
-                vec![format!("must be at most {max} characters")],
-            );
-            None
-        }
-        Some(Value::Number(n)) if field == "ud" => Some(n.to_string()),
-        Some(_) => {
-            errors.insert(field.into(), vec!["must be a string".into()]);
-            None
-        }
-    }
-}
-
-/// Builds and signs the claims of a token request for `room`.
-pub fn token_claims(
-    team: &Team,
-    room: &RoomRecord,
-    body: &Map<String, Value>,
-) -> ApiResult<RoomClaims> {
-    let mut errors = FieldErrors::new();
-    let now = Utc::now();
-    let ud = optional_string(body, "ud", 256, &mut errors);
-    let mut u = optional_string(body, "u", 100, &mut errors);
-    if u.is_none() {
-        u = optional_string(body, "name", 100, &mut errors);
-    }
-    let initials = optional_string(body, "initials", 8, &mut errors);
-    let role = optional_string(body, "role", 64, &mut errors);
-    let avatar = optional_string(body, "avatar", 2048, &mut errors)
-        .or_else(|| optional_string(body, "avatar_url", 2048, &mut errors));
-    let breakout_id = optional_string(body, "breakoutId", 64, &mut errors);
-    let exp = match body.get("exp") {
-        None | Some(Value::Null) => now.timestamp() + tokens::DEFAULT_LIFETIME_SECS,
-        Some(v) => tokens::parse_exp(v, now).unwrap_or_else(|m| {
-            errors.insert("exp".into(), vec![m]);
-            0
-        }),
-    };
-    let nbf = match body.get("nbf") {
-        None | Some(Value::Null) => None,
-        Some(v) => match tokens::parse_nbf(v) {
-            Ok(n) => Some(n),
-            Err(m) => {
-                errors.insert("nbf".into(), vec![m]);
-                None
-            }
-        },
-    };
-    if !errors.contains_key("exp") && exp <= now.timestamp() {
-        errors.insert("exp".into(), vec!["must be in the future".into()]);
-    }
-    if let Some(n) = nbf
-        && !errors.contains_key("exp")
-        && n >= exp
-    {
-        errors.insert("nbf".into(), vec!["must be before exp".into()]);
-    }
-    if let Some(r) = &role {
-        let roles: Vec<&str> = room
-            .settings
-            .get("roles")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if !roles.contains(&r.as_str()) {
-            errors.insert(
-                "role".into(),
-                vec![format!(
-                    "'{r}' is not one of this room's roles ({})",
-                    roles.join(", ")
-                )],
-            );
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::fields(errors));
-    }
-    Ok(RoomClaims {
-        td: Some(team.id.clone()),
-        rd: Some(room.id.clone()),
-        ud,
-        u,
-        initials,
-        role,
-        avatar,
-        breakout_id,
-        iat: Some(now.timestamp()),
-        nbf,
-        exp,
-    })
-}
-
 /// Generate a room token (HS256, signed with the developer key) and join link.
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/token", tag = "tokens", request_body = RoomClaims,
     params(("room" = String, Path, description = "UUID or friendly_url")),
@@ -551,7 +447,7 @@ pub async fn create_token(
         .room(&team.id, &room)
         .await?
         .ok_or_else(|| ApiError::not_found("room"))?;
-    let claims = token_claims(&team, &record, &body)?;
+    let claims = tokens::claims_from_request(&team, &record, &body)?;
     let token = tokens::mint(&claims, &team.developer_key).map_err(ApiError::internal)?;
     let link = format!(
         "{}?token={token}",

@@ -1,89 +1,19 @@
 //! Polls: definitions (draft -> launched -> ended), one answer per
 //! participant, and results. The signaling layer drives the lifecycle with
-//! [`Db::launch_poll`], [`Db::end_poll`] and [`Db::vote_poll`].
+//! [`Db::launch_poll`], [`Db::end_poll`] and [`Db::vote_poll`]; the rules
+//! they apply inside their transaction are [`crate::domain::polls`]'s.
 
-use std::collections::HashSet;
-
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
 use super::webhooks::enqueue_event;
 use super::{Db, Page, StoreError, is_unique_violation, now};
+use crate::domain::polls::{
+    self as rules, Ballot, Poll, PollAnswer, PollInput, PollOption, PollRefusal, PollStatus,
+    PollType,
+};
 use crate::webhooks::Event;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PollType {
-    Single,
-    Multiple,
-    Free,
-}
-
-impl PollType {
-    pub fn parse(s: &str) -> Option<PollType> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "single" => Some(PollType::Single),
-            "multiple" => Some(PollType::Multiple),
-            "free" => Some(PollType::Free),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PollType::Single => "single",
-            PollType::Multiple => "multiple",
-            PollType::Free => "free",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PollOption {
-    pub id: String,
-    pub label: String,
-}
-
-/// A poll as the API returns it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Poll {
-    pub id: String,
-    pub question: String,
-    /// draft | launched | ended
-    pub status: String,
-    #[serde(rename = "type")]
-    pub poll_type: PollType,
-    /// Deprecated mirror of `type == "multiple"`.
-    pub multiple: bool,
-    pub anonymous: bool,
-    pub show_results: bool,
-    pub options: Vec<PollOption>,
-    /// The session the poll was launched in.
-    pub session_id: Option<String>,
-    pub launched_at: Option<String>,
-    pub ended_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// A validated poll definition.
-#[derive(Debug, Clone)]
-pub struct PollInput {
-    pub question: String,
-    pub poll_type: PollType,
-    pub anonymous: bool,
-    pub show_results: bool,
-    pub options: Vec<PollOption>,
-}
-
-/// An answer to a poll.
-#[derive(Debug, Clone)]
-pub enum PollAnswer {
-    /// Option ids (one for `single`, one or more for `multiple`).
-    Options(Vec<String>),
-    /// The text of a `free` poll answer.
-    Text(String),
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -97,6 +27,15 @@ pub enum PollError {
     InvalidAnswer(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<PollRefusal> for PollError {
+    fn from(r: PollRefusal) -> Self {
+        match r {
+            PollRefusal::InvalidAnswer(m) => PollError::InvalidAnswer(m),
+            other => PollError::State(other.to_string()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for PollError {
@@ -135,7 +74,8 @@ pub struct PollResults {
     pub question: String,
     #[serde(rename = "type")]
     pub poll_type: PollType,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: PollStatus,
     pub anonymous: bool,
     pub session_id: Option<String>,
     /// Participants who answered.
@@ -167,12 +107,14 @@ const SELECT: &str =
 fn poll(r: Row) -> Result<Poll, StoreError> {
     let poll_type = PollType::parse(&r.3)
         .ok_or_else(|| StoreError::Corrupt(format!("type of poll {}", r.0)))?;
+    let status = PollStatus::parse(&r.2)
+        .ok_or_else(|| StoreError::Corrupt(format!("status of poll {}", r.0)))?;
     let options: Vec<PollOption> = serde_json::from_str(&r.6)
         .map_err(|e| StoreError::Corrupt(format!("options of poll {}: {e}", r.0)))?;
     Ok(Poll {
         id: r.0,
         question: r.1,
-        status: r.2,
+        status,
         poll_type,
         multiple: poll_type == PollType::Multiple,
         anonymous: r.4,
@@ -244,7 +186,7 @@ async fn insert(
     sqlx::query(
         "INSERT INTO polls (id, team_id, room_id, question, type, anonymous, show_results, options,
                             status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&id)
     .bind(team_id)
@@ -254,6 +196,7 @@ async fn insert(
     .bind(input.anonymous)
     .bind(input.show_results)
     .bind(options_json(&input.options)?)
+    .bind(PollStatus::Draft.as_str())
     .bind(&ts)
     .bind(&ts)
     .execute(&mut **tx)
@@ -428,17 +371,13 @@ impl Db {
         let p = poll_in_tx(&mut tx, room_id, poll_id)
             .await?
             .ok_or(PollError::NotFound)?;
-        if p.status != "draft" {
-            return Err(PollError::State(format!(
-                "the poll is {}; only a draft poll can be launched",
-                p.status
-            )));
-        }
+        let next = p.status.launch()?;
         let ts = now();
         sqlx::query(
-            "UPDATE polls SET status = 'launched', session_id = ?, launched_at = ?, updated_at = ?
+            "UPDATE polls SET status = ?, session_id = ?, launched_at = ?, updated_at = ?
              WHERE id = ?",
         )
+        .bind(next.as_str())
         .bind(session_id)
         .bind(&ts)
         .bind(&ts)
@@ -459,14 +398,10 @@ impl Db {
         let p = poll_in_tx(&mut tx, room_id, poll_id)
             .await?
             .ok_or(PollError::NotFound)?;
-        if p.status != "launched" {
-            return Err(PollError::State(format!(
-                "the poll is {}; only a launched poll can be ended",
-                p.status
-            )));
-        }
+        let next = p.status.end()?;
         let ts = now();
-        sqlx::query("UPDATE polls SET status = 'ended', ended_at = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE polls SET status = ?, ended_at = ?, updated_at = ? WHERE id = ?")
+            .bind(next.as_str())
             .bind(&ts)
             .bind(&ts)
             .bind(poll_id)
@@ -497,55 +432,12 @@ impl Db {
         let p = poll_in_tx(&mut tx, room_id, poll_id)
             .await?
             .ok_or(PollError::NotFound)?;
-        if p.status != "launched" {
-            return Err(PollError::State(format!(
-                "the poll is {}; answers are taken only while it is launched",
-                p.status
-            )));
-        }
-        let (option_ids, text) = match (p.poll_type, answer) {
-            (PollType::Free, PollAnswer::Text(t)) => {
-                let t = t.trim().to_string();
-                if t.is_empty() || t.chars().count() > 1000 {
-                    return Err(PollError::InvalidAnswer(
-                        "the answer must be 1 to 1000 characters".into(),
-                    ));
-                }
-                (None, Some(t))
-            }
-            (PollType::Free, PollAnswer::Options(_)) => {
-                return Err(PollError::InvalidAnswer(
-                    "a free poll takes a text answer".into(),
-                ));
-            }
-            (_, PollAnswer::Text(_)) => {
-                return Err(PollError::InvalidAnswer(
-                    "this poll takes option ids".into(),
-                ));
-            }
-            (kind, PollAnswer::Options(ids)) => {
-                let mut seen = HashSet::new();
-                let ids: Vec<String> = ids.into_iter().filter(|i| seen.insert(i.clone())).collect();
-                if ids.is_empty() || (kind == PollType::Single && ids.len() != 1) {
-                    return Err(PollError::InvalidAnswer(if kind == PollType::Single {
-                        "choose exactly one option".into()
-                    } else {
-                        "choose at least one option".into()
-                    }));
-                }
-                if let Some(bad) = ids.iter().find(|i| !p.options.iter().any(|o| &o.id == *i)) {
-                    return Err(PollError::InvalidAnswer(format!(
-                        "'{bad}' is not an option of this poll"
-                    )));
-                }
-                (
-                    Some(
-                        serde_json::to_string(&ids)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    ),
-                    None,
-                )
-            }
+        let (option_ids, text) = match rules::ballot(&p, answer)? {
+            Ballot::Options(ids) => (
+                Some(serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+                None,
+            ),
+            Ballot::Text(t) => (None, Some(t)),
         };
         let inserted = sqlx::query(
             "INSERT INTO poll_votes (poll_id, room_id, session_id, participant_id, participant_name,
@@ -687,7 +579,7 @@ mod tests {
             Err(PollError::State(_))
         ));
         let launched = db.launch_poll(&room, &p.id, &session).await.unwrap();
-        assert_eq!(launched.status, "launched");
+        assert_eq!(launched.status, PollStatus::Launched);
         assert_eq!(launched.session_id.as_deref(), Some(session.as_str()));
         assert!(matches!(
             db.launch_poll(&room, &p.id, &session).await,
@@ -725,7 +617,7 @@ mod tests {
         assert_eq!(r.options[0].votes, 2);
         assert_eq!(r.options[0].voters.len(), 2);
         let ended = db.end_poll(&room, &p.id).await.unwrap();
-        assert_eq!(ended.status, "ended");
+        assert_eq!(ended.status, PollStatus::Ended);
         assert!(ended.ended_at.is_some());
         let late = db
             .vote_poll(&room, &p.id, &participant("p3", "Cy"), vote(&["b"]))

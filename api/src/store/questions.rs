@@ -10,6 +10,9 @@ use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
 use super::{Db, Page, StoreError, is_unique_violation, now};
+use crate::domain::questions::{
+    LiveAnswerAction, LiveAnswerStatus, QuestionRefusal, QuestionStatus,
+};
 
 /// Name shown instead of the asker of an anonymous question.
 pub const ANONYMOUS_NAME: &str = "Anonymous";
@@ -31,7 +34,8 @@ pub struct Answer {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LiveAnswer {
     /// `active` while being answered live, `done` once stopped.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: LiveAnswerStatus,
     pub participant_name: Option<String>,
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
@@ -49,7 +53,8 @@ pub struct Question {
     pub breakout_id: Option<String>,
     pub session_id: Option<String>,
     /// `open` or `dismissed`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: QuestionStatus,
     pub votes: i64,
     pub live_answer: Option<LiveAnswer>,
     pub answers: Vec<Answer>,
@@ -90,13 +95,6 @@ pub struct NewQuestion<'a> {
     pub breakout_id: Option<&'a str>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LiveAnswerAction {
-    Start,
-    Stop,
-    Cancel,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum QuestionError {
     #[error("question not found")]
@@ -111,6 +109,12 @@ pub enum QuestionError {
     State(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<QuestionRefusal> for QuestionError {
+    fn from(r: QuestionRefusal) -> Self {
+        QuestionError::State(r.to_string())
+    }
 }
 
 impl From<sqlx::Error> for QuestionError {
@@ -174,15 +178,22 @@ fn answer(r: AnswerRow) -> Answer {
     }
 }
 
-fn question(r: Row, answers: Vec<Answer>) -> Question {
+fn question(r: Row, answers: Vec<Answer>) -> Result<Question, StoreError> {
     let anonymous = r.5;
-    let live_answer = r.10.map(|status| LiveAnswer {
-        status,
-        participant_name: r.11,
-        started_at: r.12,
-        ended_at: r.13,
-    });
-    Question {
+    let status = QuestionStatus::parse(&r.8)
+        .ok_or_else(|| StoreError::Corrupt(format!("status of question {}", r.0)))?;
+    let live_answer = match r.10 {
+        None => None,
+        Some(s) => Some(LiveAnswer {
+            status: LiveAnswerStatus::parse(&s).ok_or_else(|| {
+                StoreError::Corrupt(format!("live answer status of question {}", r.0))
+            })?,
+            participant_name: r.11,
+            started_at: r.12,
+            ended_at: r.13,
+        }),
+    };
+    Ok(Question {
         id: r.0,
         question: r.1,
         asker_participant_id: r.2.clone(),
@@ -196,13 +207,13 @@ fn question(r: Row, answers: Vec<Answer>) -> Question {
         anonymous,
         breakout_id: r.6,
         session_id: r.7,
-        status: r.8,
+        status,
         votes: r.9,
         live_answer,
         answers,
         created_at: r.14,
         updated_at: r.15,
-    }
+    })
 }
 
 async fn load(
@@ -225,7 +236,7 @@ async fn load(
     Ok(Some(question(
         row,
         answers.into_iter().map(answer).collect(),
-    )))
+    )?))
 }
 
 async fn touch(tx: &mut Transaction<'_, Sqlite>, id: &str) -> Result<(), sqlx::Error> {
@@ -247,7 +258,7 @@ impl Db {
             .bind(&row.0)
             .fetch_all(&self.read)
             .await?;
-            out.push(question(row, answers.into_iter().map(answer).collect()));
+            out.push(question(row, answers.into_iter().map(answer).collect())?);
         }
         Ok(out)
     }
@@ -409,18 +420,9 @@ impl Db {
         let q = load(&mut tx, room_id, id)
             .await?
             .ok_or(QuestionError::NotFound)?;
-        let (want, from) = if dismissed {
-            ("dismissed", "open")
-        } else {
-            ("open", "dismissed")
-        };
-        if q.status != from {
-            return Err(QuestionError::State(format!(
-                "the question is already {want}"
-            )));
-        }
+        let want = q.status.set_dismissed(dismissed)?;
         sqlx::query("UPDATE questions SET status = ?, updated_at = ? WHERE id = ?")
-            .bind(want)
+            .bind(want.as_str())
             .bind(now())
             .bind(id)
             .execute(&mut *tx)
@@ -618,20 +620,16 @@ impl Db {
         let q = load(&mut tx, room_id, id)
             .await?
             .ok_or(QuestionError::NotFound)?;
-        let active = q.live_answer.as_ref().is_some_and(|l| l.status == "active");
+        let next = action.apply(q.live_answer.as_ref().map(|l| l.status))?;
         let ts = now();
-        match action {
-            LiveAnswerAction::Start => {
-                if active {
-                    return Err(QuestionError::State(
-                        "a live answer to this question is already in progress".into(),
-                    ));
-                }
+        match next {
+            Some(LiveAnswerStatus::Active) => {
                 sqlx::query(
-                    "UPDATE questions SET live_answer_status = 'active', live_answer_by = ?,
+                    "UPDATE questions SET live_answer_status = ?, live_answer_by = ?,
                          live_answer_started_at = ?, live_answer_ended_at = NULL, updated_at = ?
                      WHERE id = ?",
                 )
+                .bind(LiveAnswerStatus::Active.as_str())
                 .bind(&by.name)
                 .bind(&ts)
                 .bind(&ts)
@@ -639,17 +637,13 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             }
-            LiveAnswerAction::Stop | LiveAnswerAction::Cancel => {
-                if !active {
-                    return Err(QuestionError::State(
-                        "no live answer to this question is in progress".into(),
-                    ));
-                }
-                let q = if action == LiveAnswerAction::Stop {
+            Some(LiveAnswerStatus::Done) | None => {
+                let q = if let Some(done) = next {
                     sqlx::query(
-                        "UPDATE questions SET live_answer_status = 'done', live_answer_ended_at = ?,
+                        "UPDATE questions SET live_answer_status = ?, live_answer_ended_at = ?,
                              updated_at = ? WHERE id = ?",
                     )
+                    .bind(done.as_str())
                     .bind(&ts)
                 } else {
                     sqlx::query(

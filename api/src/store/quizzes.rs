@@ -3,57 +3,16 @@
 //! participant and question. The signaling layer drives runs with
 //! [`Db::launch_quiz`], [`Db::end_quiz`] and [`Db::answer_quiz`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
 use super::{Db, Page, StoreError, is_unique_violation, now};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct QuizChoice {
-    pub id: String,
-    pub text: String,
-    pub correct: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct QuizQuestion {
-    pub id: String,
-    pub text: String,
-    pub multiple: bool,
-    pub choices: Vec<QuizChoice>,
-}
-
-/// A quiz as the API returns it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Quiz {
-    pub id: String,
-    pub title: String,
-    /// The time limit in minutes (rounded up), null for none.
-    pub time_limit_minutes: Option<i64>,
-    pub time_limit_seconds: Option<i64>,
-    /// `quiz` (the limit is for the whole quiz) or `question` (per question).
-    pub timing_mode: Option<String>,
-    /// created | launched | ended
-    pub status: String,
-    pub session_id: Option<String>,
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
-    pub questions: Vec<QuizQuestion>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// A validated quiz definition (ids already assigned).
-#[derive(Debug, Clone)]
-pub struct QuizInput {
-    pub title: String,
-    pub time_limit_seconds: Option<i64>,
-    pub timing_mode: Option<String>,
-    pub questions: Vec<QuizQuestion>,
-}
+use crate::domain::quizzes::{
+    self as rules, Quiz, QuizInput, QuizQuestion, QuizRefusal, QuizStatus,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuizError {
@@ -67,6 +26,15 @@ pub enum QuizError {
     InvalidAnswer(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<QuizRefusal> for QuizError {
+    fn from(r: QuizRefusal) -> Self {
+        match r {
+            QuizRefusal::InvalidAnswer(m) => QuizError::InvalidAnswer(m),
+            other => QuizError::State(other.to_string()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for QuizError {
@@ -105,7 +73,8 @@ pub struct QuizRun {
     pub id: String,
     pub session_id: Option<String>,
     pub title: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: QuizStatus,
     pub started: Option<String>,
     pub ended: Option<String>,
     pub questions: Vec<QuestionResult>,
@@ -134,13 +103,15 @@ const SELECT: &str = "SELECT id, title, time_limit_seconds, timing_mode, status,
 fn quiz(r: Row) -> Result<Quiz, StoreError> {
     let questions: Vec<QuizQuestion> = serde_json::from_str(&r.8)
         .map_err(|e| StoreError::Corrupt(format!("questions of quiz {}: {e}", r.0)))?;
+    let status = QuizStatus::parse(&r.4)
+        .ok_or_else(|| StoreError::Corrupt(format!("status of quiz {}", r.0)))?;
     Ok(Quiz {
         id: r.0,
         title: r.1,
         time_limit_minutes: r.2.map(|s| (s + 59) / 60),
         time_limit_seconds: r.2,
         timing_mode: r.3,
-        status: r.4,
+        status,
         session_id: r.5,
         started_at: r.6,
         ended_at: r.7,
@@ -178,7 +149,7 @@ async fn insert(
     sqlx::query(
         "INSERT INTO quizzes (id, team_id, room_id, title, time_limit_seconds, timing_mode, questions,
                               status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'created', ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&id)
     .bind(team_id)
@@ -187,6 +158,7 @@ async fn insert(
     .bind(input.time_limit_seconds)
     .bind(&input.timing_mode)
     .bind(questions_json(&input.questions)?)
+    .bind(QuizStatus::Created.as_str())
     .bind(&ts)
     .bind(&ts)
     .execute(&mut **tx)
@@ -359,14 +331,13 @@ impl Db {
         let q = load(&mut tx, room_id, id)
             .await?
             .ok_or(QuizError::NotFound)?;
-        if q.status == "launched" {
-            return Err(QuizError::State("the quiz is already launched".into()));
-        }
+        let next = q.status.launch()?;
         let ts = now();
         sqlx::query(
-            "UPDATE quizzes SET status = 'launched', session_id = ?, started_at = ?, ended_at = NULL,
+            "UPDATE quizzes SET status = ?, session_id = ?, started_at = ?, ended_at = NULL,
                  updated_at = ? WHERE id = ?",
         )
+        .bind(next.as_str())
         .bind(session_id)
         .bind(&ts)
         .bind(&ts)
@@ -386,21 +357,15 @@ impl Db {
         let q = load(&mut tx, room_id, id)
             .await?
             .ok_or(QuizError::NotFound)?;
-        if q.status != "launched" {
-            return Err(QuizError::State(format!(
-                "the quiz is {}; only a launched quiz can be ended",
-                q.status
-            )));
-        }
+        let next = q.status.end()?;
         let ts = now();
-        sqlx::query(
-            "UPDATE quizzes SET status = 'ended', ended_at = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&ts)
-        .bind(&ts)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE quizzes SET status = ?, ended_at = ?, updated_at = ? WHERE id = ?")
+            .bind(next.as_str())
+            .bind(&ts)
+            .bind(&ts)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let q = load(&mut tx, room_id, id)
             .await?
             .ok_or(QuizError::NotFound)?;
@@ -426,34 +391,7 @@ impl Db {
         let q = load(&mut tx, room_id, quiz_id)
             .await?
             .ok_or(QuizError::NotFound)?;
-        if q.status != "launched" {
-            return Err(QuizError::State(format!(
-                "the quiz is {}; answers are taken only while it is launched",
-                q.status
-            )));
-        }
-        let question = q
-            .questions
-            .iter()
-            .find(|x| x.id == question_id)
-            .ok_or_else(|| QuizError::InvalidAnswer(format!("no question '{question_id}'")))?;
-        let mut seen = HashSet::new();
-        let ids: Vec<&String> = choice_ids.iter().filter(|c| seen.insert(*c)).collect();
-        if ids.is_empty() || (!question.multiple && ids.len() != 1) {
-            return Err(QuizError::InvalidAnswer(if question.multiple {
-                "choose at least one answer".into()
-            } else {
-                "choose exactly one answer".into()
-            }));
-        }
-        if let Some(bad) = ids
-            .iter()
-            .find(|c| !question.choices.iter().any(|x| &&x.id == *c))
-        {
-            return Err(QuizError::InvalidAnswer(format!(
-                "'{bad}' is not a choice of this question"
-            )));
-        }
+        let ids = rules::answer(&q, question_id, choice_ids)?;
         let r = sqlx::query(
             "INSERT INTO quiz_answers (quiz_id, room_id, session_id, question_id, participant_id,
                                        participant_name, choice_ids, created_at)
@@ -495,7 +433,7 @@ impl Db {
         // session -> answers, in order of first answer; the current run always shows.
         let mut runs: BTreeMap<Option<String>, Vec<StoredAnswer>> = BTreeMap::new();
         let mut order: Vec<Option<String>> = Vec::new();
-        if q.status != "created" {
+        if q.status != QuizStatus::Created {
             order.push(q.session_id.clone());
             runs.entry(q.session_id.clone()).or_default();
         }
@@ -551,11 +489,7 @@ impl Db {
                 id: q.id.clone(),
                 session_id: sid.clone(),
                 title: q.title.clone(),
-                status: if current {
-                    q.status.clone()
-                } else {
-                    "ended".into()
-                },
+                status: if current { q.status } else { QuizStatus::Ended },
                 started: if current { q.started_at.clone() } else { None },
                 ended: if current { q.ended_at.clone() } else { None },
                 questions,
@@ -568,6 +502,7 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::quizzes::QuizChoice;
     use crate::store::chat::tests::{fixture, participant};
 
     #[tokio::test]
@@ -637,10 +572,10 @@ mod tests {
             .await
             .unwrap();
         let ended = db.end_quiz(&room, &q.id).await.unwrap();
-        assert_eq!(ended.status, "ended");
+        assert_eq!(ended.status, QuizStatus::Ended);
         let runs = db.quiz_results(&ended, None).await.unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].status, "ended");
+        assert_eq!(runs[0].status, QuizStatus::Ended);
         assert_eq!(runs[0].questions[0].voted, 2);
         assert_eq!(runs[0].questions[0].votes[0].voters[0].name, "Ann");
         assert_eq!(runs[0].questions[1].votes[1].voted, 1);

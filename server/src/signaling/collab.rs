@@ -9,10 +9,13 @@
 
 use std::time::{Duration, Instant};
 
+use convene_api::domain::polls::{self as poll_rules, PollAnswer, PollStatus};
+use convene_api::domain::questions::LiveAnswerAction;
+use convene_api::domain::quizzes::Quiz;
 use convene_api::store::chat::{Author, NewChatMessage};
-use convene_api::store::polls::{PollAnswer, PollError};
-use convene_api::store::questions::{LiveAnswerAction, NewQuestion, Question, QuestionError};
-use convene_api::store::quizzes::{Quiz, QuizError};
+use convene_api::store::polls::PollError;
+use convene_api::store::questions::{NewQuestion, Question, QuestionError};
+use convene_api::store::quizzes::QuizError;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -396,7 +399,7 @@ impl RoomActor {
             }
             CollabMsg::PollCreate { poll } => {
                 self.require(from, "manage_polls", "create polls")?;
-                let input = convene_api::routes::polls::poll_input(&poll, None)
+                let input = poll_rules::input(&poll, None)
                     .map_err(|e| refuse("BAD_REQUEST", e.to_string()))?;
                 let p = self
                     .sig
@@ -555,17 +558,8 @@ impl RoomActor {
                 action,
             } => {
                 self.require(from, "manage_qa", "answer questions live")?;
-                let action = match action.as_str() {
-                    "start" => LiveAnswerAction::Start,
-                    "stop" => LiveAnswerAction::Stop,
-                    "cancel" => LiveAnswerAction::Cancel,
-                    _ => {
-                        return Err(refuse(
-                            "BAD_REQUEST",
-                            "action must be start, stop or cancel",
-                        ));
-                    }
-                };
+                let action = LiveAnswerAction::parse(&action)
+                    .ok_or_else(|| refuse("BAD_REQUEST", "action must be start, stop or cancel"))?;
                 let q = self
                     .sig
                     .db
@@ -777,8 +771,8 @@ impl RoomActor {
             .unwrap_or_default()
             .into_iter()
             .filter(|p| {
-                (p.status == "launched" && p.session_id.as_deref() == Some(session_id))
-                    || (p.status == "draft" && manages_polls)
+                (p.status == PollStatus::Launched && p.session_id.as_deref() == Some(session_id))
+                    || (p.status == PollStatus::Draft && manages_polls)
             })
             .map(|p| json!(p))
             .collect();
