@@ -208,6 +208,15 @@ fn multipart_file(body: &[u8], boundary: &str) -> Result<Vec<u8>, ApiError> {
     })
 }
 
+/// Removes the files of recordings that no longer exist, after any delete
+/// that can take recordings with it (recordings, rooms, resources); a
+/// failure is logged, not answered: the rows are already gone.
+pub async fn sweep_after_delete(db: &crate::Db, recordings_dir: &std::path::Path) {
+    if let Err(e) = sweep_recordings(db, recordings_dir).await {
+        tracing::warn!(error = %e, "could not remove deleted recordings' files");
+    }
+}
+
 /// Removes the directories under `recordings_dir` whose recording no longer
 /// exists in the database (after deletes, and at startup). Only names that
 /// are UUIDs are considered, so nothing else in the directory is touched.

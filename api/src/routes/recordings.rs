@@ -213,7 +213,7 @@ async fn list(
         ..RecordingFilter::default()
     };
     if let Some(r) = query.get("room_id").filter(|r| !r.is_empty()) {
-        filter.room_id = Some(super::sessions::room_id(state, team, r).await?);
+        filter.room_id = Some(crate::collab::room(state, team, r).await?.id);
     }
     if let Some(s) = query.get("session_id").filter(|s| !s.is_empty()) {
         filter.session_id = Some(s.to_string());
@@ -298,7 +298,7 @@ pub async fn delete_recording(
             "recording is in progress: stop it before deleting it".into(),
         ));
     }
-    sweep(&state).await;
+    files::sweep_after_delete(&state.db, &state.config.recordings_dir).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -311,9 +311,9 @@ pub async fn delete_room_recordings(
     team: Team,
     Path(room): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let room_id = super::sessions::room_id(&state, &team, &room).await?;
+    let room_id = crate::collab::room(&state, &team, &room).await?.id;
     state.db.delete_room_recordings(&team.id, &room_id).await?;
-    sweep(&state).await;
+    files::sweep_after_delete(&state.db, &state.config.recordings_dir).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -332,16 +332,8 @@ pub async fn delete_session_recordings(
         .await?
         .ok_or_else(|| ApiError::not_found("session"))?;
     state.db.delete_session_recordings(&team.id, &s.id).await?;
-    sweep(&state).await;
+    files::sweep_after_delete(&state.db, &state.config.recordings_dir).await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Removes the files of recordings that no longer exist (after any delete
-/// that can take recordings with it: recordings, rooms, resources).
-pub(crate) async fn sweep(state: &ApiState) {
-    if let Err(e) = files::sweep_recordings(&state.db, &state.config.recordings_dir).await {
-        tracing::warn!(error = %e, "could not remove deleted recordings' files");
-    }
 }
 
 async fn set_archived(

@@ -312,7 +312,7 @@ pub async fn delete_room(
 ) -> ApiResult<StatusCode> {
     state.db.delete_room(&team.id, &room).await?;
     // The room's recordings went with it (cascade); so do their files.
-    super::recordings::sweep(&state).await;
+    crate::files::sweep_after_delete(&state.db, &state.config.recordings_dir).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -378,7 +378,7 @@ async fn bulk_delete(
         return Err(ApiError::fields(errors));
     }
     let result = state.db.delete_rooms_by_tags(&team.id, &tags).await?;
-    super::recordings::sweep(state).await;
+    crate::files::sweep_after_delete(&state.db, &state.config.recordings_dir).await;
     tracing::info!(
         deleted = result.deleted.len(),
         skipped = result.skipped.len(),

@@ -626,6 +626,6 @@ pub async fn delete_session_resources(
         .db
         .delete_session_resources(&s.id, delete_history)
         .await?;
-    super::recordings::sweep(&state).await;
+    crate::files::sweep_after_delete(&state.db, &state.config.recordings_dir).await;
     Ok(StatusCode::NO_CONTENT)
 }
