@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::room_scoped::{self, RoomScoped};
 use super::webhooks::enqueue_event;
 use super::{Db, Page, StoreError, now};
 use crate::webhooks::Event;
@@ -81,6 +82,16 @@ type Row = (
 const SELECT: &str =
     "SELECT id, message, participant_id, participant_name, external_participant_id,
         breakout_id, session_id, recipient_id, created_at FROM chat_messages";
+
+/// The `chat_messages` table: room-scoped, rows of a session.
+pub(super) struct ChatMessages;
+
+impl RoomScoped for ChatMessages {
+    const TABLE: &'static str = "chat_messages";
+    const PREFIX: &'static str = "";
+    const SELECT: &'static str = SELECT;
+    type Row = Row;
+}
 
 fn message(r: Row) -> ChatMessage {
     ChatMessage {
@@ -272,40 +283,8 @@ impl Db {
         page: &Page,
         after: Option<&str>,
     ) -> Result<(i64, Vec<ChatMessage>), StoreError> {
-        let filter = if session_id.is_some() {
-            " WHERE room_id = ? AND session_id = ?"
-        } else {
-            " WHERE room_id = ?"
-        };
-        let count_sql = format!("SELECT COUNT(*) FROM chat_messages{filter}");
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(room_id);
-        if let Some(s) = session_id {
-            count = count.bind(s);
-        }
-        let total = count.fetch_one(&self.read).await?;
-        let mut sql = format!("{SELECT}{filter}");
-        if after.is_some() {
-            sql.push_str(&format!(
-                " AND seq {} (SELECT seq FROM chat_messages WHERE room_id = ? AND id = ?)",
-                page.order.after_op()
-            ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY seq {} LIMIT ? OFFSET ?",
-            page.order.sql()
-        ));
-        let mut q = sqlx::query_as::<_, Row>(&sql).bind(room_id);
-        if let Some(s) = session_id {
-            q = q.bind(s);
-        }
-        if let Some(a) = after {
-            q = q.bind(room_id).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let (total, rows) =
+            room_scoped::page::<ChatMessages>(&self.read, room_id, session_id, page, after).await?;
         Ok((total, rows.into_iter().map(message).collect()))
     }
 
@@ -315,20 +294,8 @@ impl Db {
         room_id: &str,
         session_id: Option<&str>,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let sql = if session_id.is_some() {
-            format!("{SELECT} WHERE room_id = ? AND session_id = ? ORDER BY seq ASC")
-        } else {
-            format!("{SELECT} WHERE room_id = ? ORDER BY seq ASC")
-        };
-        let mut q = sqlx::query_as::<_, Row>(&sql).bind(room_id);
-        if let Some(s) = session_id {
-            q = q.bind(s);
-        }
-        Ok(q.fetch_all(&self.read)
-            .await?
-            .into_iter()
-            .map(message)
-            .collect())
+        let rows = room_scoped::all::<ChatMessages>(&self.read, room_id, session_id).await?;
+        Ok(rows.into_iter().map(message).collect())
     }
 
     /// True when `id` is a message of the room.
@@ -344,11 +311,7 @@ impl Db {
 
     /// Deletes a room's chat; returns how many messages went.
     pub async fn delete_room_chat(&self, room_id: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM chat_messages WHERE room_id = ?")
-            .bind(room_id)
-            .execute(&self.write)
-            .await?
-            .rows_affected())
+        Ok(room_scoped::delete_room::<ChatMessages>(&self.write, room_id).await?)
     }
 
     /// Deletes a session's chat; returns how many messages went.

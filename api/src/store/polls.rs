@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
+use super::room_scoped::{self, RoomScoped, RoomScopedUpdate, UpdateError};
 use super::webhooks::enqueue_event;
 use super::{Db, Page, StoreError, is_unique_violation, now};
 use crate::domain::polls::{
@@ -128,6 +129,36 @@ fn poll(r: Row) -> Result<Poll, StoreError> {
     })
 }
 
+/// The `polls` table: room-scoped, a PATCH rewrites the definition.
+pub(super) struct Polls;
+
+impl RoomScoped for Polls {
+    const TABLE: &'static str = "polls";
+    const PREFIX: &'static str = "";
+    const SELECT: &'static str = SELECT;
+    type Row = Row;
+}
+
+impl RoomScopedUpdate for Polls {
+    type Item = Poll;
+    type Input = PollInput;
+    const UPDATE_SET: &'static str =
+        "UPDATE polls SET question = ?, type = ?, anonymous = ?, show_results = ?, options = ?";
+    fn item(row: Row) -> Result<Poll, StoreError> {
+        poll(row)
+    }
+    fn bind<'q>(
+        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+        next: &'q PollInput,
+    ) -> Result<sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>, StoreError> {
+        Ok(q.bind(&next.question)
+            .bind(next.poll_type.as_str())
+            .bind(next.anonymous)
+            .bind(next.show_results)
+            .bind(options_json(&next.options)?))
+    }
+}
+
 fn options_json(options: &[PollOption]) -> Result<String, StoreError> {
     serde_json::to_string(options).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -167,12 +198,10 @@ async fn poll_in_tx(
     room_id: &str,
     poll_id: &str,
 ) -> Result<Option<Poll>, StoreError> {
-    let row = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? AND id = ?"))
-        .bind(room_id)
-        .bind(poll_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(poll).transpose()
+    room_scoped::one::<Polls>(&mut **tx, room_id, poll_id)
+        .await?
+        .map(poll)
+        .transpose()
 }
 
 async fn insert(
@@ -240,12 +269,10 @@ impl Db {
     }
 
     pub async fn poll(&self, room_id: &str, poll_id: &str) -> Result<Option<Poll>, StoreError> {
-        let row = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? AND id = ?"))
-            .bind(room_id)
-            .bind(poll_id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(poll).transpose()
+        room_scoped::one::<Polls>(&self.read, room_id, poll_id)
+            .await?
+            .map(poll)
+            .transpose()
     }
 
     pub async fn list_polls(
@@ -254,39 +281,14 @@ impl Db {
         page: &Page,
         after: Option<&str>,
     ) -> Result<(i64, Vec<Poll>), StoreError> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM polls WHERE room_id = ?")
-            .bind(room_id)
-            .fetch_one(&self.read)
-            .await?;
-        let mut sql = format!("{SELECT} WHERE room_id = ?");
-        if after.is_some() {
-            sql.push_str(&format!(
-                " AND seq {} (SELECT seq FROM polls WHERE room_id = ? AND id = ?)",
-                page.order.after_op()
-            ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY seq {} LIMIT ? OFFSET ?",
-            page.order.sql()
-        ));
-        let mut q = sqlx::query_as::<_, Row>(&sql).bind(room_id);
-        if let Some(a) = after {
-            q = q.bind(room_id).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let (total, rows) =
+            room_scoped::page::<Polls>(&self.read, room_id, None, page, after).await?;
         Ok((total, rows.into_iter().map(poll).collect::<Result<_, _>>()?))
     }
 
     /// Every poll of a room, oldest first.
     pub async fn all_polls(&self, room_id: &str) -> Result<Vec<Poll>, StoreError> {
-        let rows = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? ORDER BY seq"))
-            .bind(room_id)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = room_scoped::all::<Polls>(&self.read, room_id, None).await?;
         rows.into_iter().map(poll).collect()
     }
 
@@ -297,50 +299,22 @@ impl Db {
         poll_id: &str,
         change: impl FnOnce(&Poll) -> Result<PollInput, E>,
     ) -> Result<Poll, E> {
-        let mut tx = self.write.begin().await.map_err(PollError::from)?;
-        let current = poll_in_tx(&mut tx, room_id, poll_id)
+        room_scoped::update::<Polls, E>(&self.write, room_id, poll_id, change)
             .await
-            .map_err(PollError::from)?
-            .ok_or(PollError::NotFound)?;
-        let next = change(&current)?;
-        sqlx::query(
-            "UPDATE polls SET question = ?, type = ?, anonymous = ?, show_results = ?, options = ?,
-                 updated_at = ? WHERE id = ?",
-        )
-        .bind(&next.question)
-        .bind(next.poll_type.as_str())
-        .bind(next.anonymous)
-        .bind(next.show_results)
-        .bind(options_json(&next.options).map_err(PollError::from)?)
-        .bind(now())
-        .bind(poll_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(PollError::from)?;
-        let p = poll_in_tx(&mut tx, room_id, poll_id)
-            .await
-            .map_err(PollError::from)?
-            .ok_or(PollError::NotFound)?;
-        tx.commit().await.map_err(PollError::from)?;
-        Ok(p)
+            .map_err(|e| match e {
+                UpdateError::NotFound => PollError::NotFound.into(),
+                UpdateError::Store(s) => PollError::Store(s).into(),
+                UpdateError::Refused(e) => e,
+            })
     }
 
     /// Deletes one poll; false when there was none.
     pub async fn delete_poll(&self, room_id: &str, poll_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM polls WHERE room_id = ? AND id = ?")
-            .bind(room_id)
-            .bind(poll_id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(room_scoped::delete_one::<Polls>(&self.write, room_id, poll_id).await?)
     }
 
     pub async fn delete_room_polls(&self, room_id: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM polls WHERE room_id = ?")
-            .bind(room_id)
-            .execute(&self.write)
-            .await?
-            .rows_affected())
+        Ok(room_scoped::delete_room::<Polls>(&self.write, room_id).await?)
     }
 
     /// Deletes the polls launched in a session and every answer given in it.

@@ -9,6 +9,7 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
+use super::room_scoped::{self, RoomScoped};
 use super::{Db, Page, StoreError, is_unique_violation, now};
 use crate::domain::questions::{
     LiveAnswerAction, LiveAnswerStatus, QuestionRefusal, QuestionStatus,
@@ -216,17 +217,24 @@ fn question(r: Row, answers: Vec<Answer>) -> Result<Question, StoreError> {
     })
 }
 
+/// The `questions` table (as `q`): room-scoped, rows of a session.
+struct Questions;
+
+impl RoomScoped for Questions {
+    const TABLE: &'static str = "questions";
+    const PREFIX: &'static str = "q.";
+    const SELECT: &'static str = SELECT;
+    type Row = Row;
+}
+
 async fn load(
     tx: &mut Transaction<'_, Sqlite>,
     room_id: &str,
     id: &str,
 ) -> Result<Option<Question>, StoreError> {
-    let row = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE q.room_id = ? AND q.id = ?"))
-        .bind(room_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
+    let Some(row) = room_scoped::one::<Questions>(&mut **tx, room_id, id).await? else {
+        return Ok(None);
+    };
     let answers = sqlx::query_as::<_, AnswerRow>(&format!(
         "{SELECT_ANSWER} WHERE question_id = ? ORDER BY seq"
     ))
@@ -295,11 +303,7 @@ impl Db {
     }
 
     pub async fn question(&self, room_id: &str, id: &str) -> Result<Option<Question>, StoreError> {
-        let row = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE q.room_id = ? AND q.id = ?"))
-            .bind(room_id)
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
+        let row = room_scoped::one::<Questions>(&self.read, room_id, id).await?;
         Ok(self.with_answers(row.into_iter().collect()).await?.pop())
     }
 
@@ -311,40 +315,8 @@ impl Db {
         page: &Page,
         after: Option<&str>,
     ) -> Result<(i64, Vec<Question>), StoreError> {
-        let filter = if session_id.is_some() {
-            " WHERE q.room_id = ? AND q.session_id = ?"
-        } else {
-            " WHERE q.room_id = ?"
-        };
-        let count_sql = format!("SELECT COUNT(*) FROM questions q{filter}");
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(room_id);
-        if let Some(s) = session_id {
-            count = count.bind(s);
-        }
-        let total = count.fetch_one(&self.read).await?;
-        let mut sql = format!("{SELECT}{filter}");
-        if after.is_some() {
-            sql.push_str(&format!(
-                " AND q.seq {} (SELECT seq FROM questions WHERE room_id = ? AND id = ?)",
-                page.order.after_op()
-            ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY q.seq {} LIMIT ? OFFSET ?",
-            page.order.sql()
-        ));
-        let mut q = sqlx::query_as::<_, Row>(&sql).bind(room_id);
-        if let Some(s) = session_id {
-            q = q.bind(s);
-        }
-        if let Some(a) = after {
-            q = q.bind(room_id).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let (total, rows) =
+            room_scoped::page::<Questions>(&self.read, room_id, session_id, page, after).await?;
         Ok((total, self.with_answers(rows).await?))
     }
 
@@ -356,16 +328,7 @@ impl Db {
         room_id: &str,
         session_id: Option<&str>,
     ) -> Result<Vec<Question>, StoreError> {
-        let sql = if session_id.is_some() {
-            format!("{SELECT} WHERE q.room_id = ? AND q.session_id = ? ORDER BY q.seq")
-        } else {
-            format!("{SELECT} WHERE q.room_id = ? ORDER BY q.seq")
-        };
-        let mut q = sqlx::query_as::<_, Row>(&sql).bind(room_id);
-        if let Some(s) = session_id {
-            q = q.bind(s);
-        }
-        let rows = q.fetch_all(&self.read).await?;
+        let rows = room_scoped::all::<Questions>(&self.read, room_id, session_id).await?;
         self.with_answers(rows).await
     }
 
@@ -398,15 +361,7 @@ impl Db {
 
     /// Deletes a question with its answers and votes; false when there was none.
     pub async fn delete_question(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM questions WHERE room_id = ? AND id = ?")
-                .bind(room_id)
-                .bind(id)
-                .execute(&self.write)
-                .await?
-                .rows_affected()
-                > 0,
-        )
+        Ok(room_scoped::delete_one::<Questions>(&self.write, room_id, id).await?)
     }
 
     /// Dismisses (`dismissed = true`) or reopens a question.
@@ -663,11 +618,7 @@ impl Db {
     }
 
     pub async fn delete_room_questions(&self, room_id: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM questions WHERE room_id = ?")
-            .bind(room_id)
-            .execute(&self.write)
-            .await?
-            .rows_affected())
+        Ok(room_scoped::delete_room::<Questions>(&self.write, room_id).await?)
     }
 
     pub async fn delete_session_questions(&self, session_id: &str) -> Result<u64, StoreError> {

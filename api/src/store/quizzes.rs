@@ -9,6 +9,7 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
+use super::room_scoped::{self, RoomScoped, RoomScopedUpdate, UpdateError};
 use super::{Db, Page, StoreError, is_unique_violation, now};
 use crate::domain::quizzes::{
     self as rules, Quiz, QuizInput, QuizQuestion, QuizRefusal, QuizStatus,
@@ -121,6 +122,35 @@ fn quiz(r: Row) -> Result<Quiz, StoreError> {
     })
 }
 
+/// The `quizzes` table: room-scoped, a PATCH rewrites the definition.
+struct Quizzes;
+
+impl RoomScoped for Quizzes {
+    const TABLE: &'static str = "quizzes";
+    const PREFIX: &'static str = "";
+    const SELECT: &'static str = SELECT;
+    type Row = Row;
+}
+
+impl RoomScopedUpdate for Quizzes {
+    type Item = Quiz;
+    type Input = QuizInput;
+    const UPDATE_SET: &'static str =
+        "UPDATE quizzes SET title = ?, time_limit_seconds = ?, timing_mode = ?, questions = ?";
+    fn item(row: Row) -> Result<Quiz, StoreError> {
+        quiz(row)
+    }
+    fn bind<'q>(
+        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+        next: &'q QuizInput,
+    ) -> Result<sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>, StoreError> {
+        Ok(q.bind(&next.title)
+            .bind(next.time_limit_seconds)
+            .bind(&next.timing_mode)
+            .bind(questions_json(&next.questions)?))
+    }
+}
+
 fn questions_json(q: &[QuizQuestion]) -> Result<String, StoreError> {
     serde_json::to_string(q).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -130,12 +160,10 @@ async fn load(
     room_id: &str,
     id: &str,
 ) -> Result<Option<Quiz>, StoreError> {
-    let row = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? AND id = ?"))
-        .bind(room_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(quiz).transpose()
+    room_scoped::one::<Quizzes>(&mut **tx, room_id, id)
+        .await?
+        .map(quiz)
+        .transpose()
 }
 
 async fn insert(
@@ -199,12 +227,10 @@ impl Db {
     }
 
     pub async fn quiz(&self, room_id: &str, id: &str) -> Result<Option<Quiz>, StoreError> {
-        let row = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? AND id = ?"))
-            .bind(room_id)
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(quiz).transpose()
+        room_scoped::one::<Quizzes>(&self.read, room_id, id)
+            .await?
+            .map(quiz)
+            .transpose()
     }
 
     pub async fn list_quizzes(
@@ -213,38 +239,13 @@ impl Db {
         page: &Page,
         after: Option<&str>,
     ) -> Result<(i64, Vec<Quiz>), StoreError> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quizzes WHERE room_id = ?")
-            .bind(room_id)
-            .fetch_one(&self.read)
-            .await?;
-        let mut sql = format!("{SELECT} WHERE room_id = ?");
-        if after.is_some() {
-            sql.push_str(&format!(
-                " AND seq {} (SELECT seq FROM quizzes WHERE room_id = ? AND id = ?)",
-                page.order.after_op()
-            ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY seq {} LIMIT ? OFFSET ?",
-            page.order.sql()
-        ));
-        let mut q = sqlx::query_as::<_, Row>(&sql).bind(room_id);
-        if let Some(a) = after {
-            q = q.bind(room_id).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let (total, rows) =
+            room_scoped::page::<Quizzes>(&self.read, room_id, None, page, after).await?;
         Ok((total, rows.into_iter().map(quiz).collect::<Result<_, _>>()?))
     }
 
     pub async fn all_quizzes(&self, room_id: &str) -> Result<Vec<Quiz>, StoreError> {
-        let rows = sqlx::query_as::<_, Row>(&format!("{SELECT} WHERE room_id = ? ORDER BY seq"))
-            .bind(room_id)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = room_scoped::all::<Quizzes>(&self.read, room_id, None).await?;
         rows.into_iter().map(quiz).collect()
     }
 
@@ -255,51 +256,21 @@ impl Db {
         id: &str,
         change: impl FnOnce(&Quiz) -> Result<QuizInput, E>,
     ) -> Result<Quiz, E> {
-        let mut tx = self.write.begin().await.map_err(QuizError::from)?;
-        let current = load(&mut tx, room_id, id)
+        room_scoped::update::<Quizzes, E>(&self.write, room_id, id, change)
             .await
-            .map_err(QuizError::from)?
-            .ok_or(QuizError::NotFound)?;
-        let next = change(&current)?;
-        sqlx::query(
-            "UPDATE quizzes SET title = ?, time_limit_seconds = ?, timing_mode = ?, questions = ?,
-                 updated_at = ? WHERE id = ?",
-        )
-        .bind(&next.title)
-        .bind(next.time_limit_seconds)
-        .bind(&next.timing_mode)
-        .bind(questions_json(&next.questions).map_err(QuizError::from)?)
-        .bind(now())
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(QuizError::from)?;
-        let q = load(&mut tx, room_id, id)
-            .await
-            .map_err(QuizError::from)?
-            .ok_or(QuizError::NotFound)?;
-        tx.commit().await.map_err(QuizError::from)?;
-        Ok(q)
+            .map_err(|e| match e {
+                UpdateError::NotFound => QuizError::NotFound.into(),
+                UpdateError::Store(s) => QuizError::Store(s).into(),
+                UpdateError::Refused(e) => e,
+            })
     }
 
     pub async fn delete_quiz(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM quizzes WHERE room_id = ? AND id = ?")
-                .bind(room_id)
-                .bind(id)
-                .execute(&self.write)
-                .await?
-                .rows_affected()
-                > 0,
-        )
+        Ok(room_scoped::delete_one::<Quizzes>(&self.write, room_id, id).await?)
     }
 
     pub async fn delete_room_quizzes(&self, room_id: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM quizzes WHERE room_id = ?")
-            .bind(room_id)
-            .execute(&self.write)
-            .await?
-            .rows_affected())
+        Ok(room_scoped::delete_room::<Quizzes>(&self.write, room_id).await?)
     }
 
     /// Deletes the quizzes run in a session and every answer given in it.

@@ -1,0 +1,347 @@
+//! The CRUD every room-scoped collaboration table shares (polls, quizzes,
+//! questions, chat): a page after an optional cursor, every row oldest
+//! first, one row by id within the room, a read-modify-write update inside
+//! one write transaction, and deleting one row or a room's rows. A table
+//! says only what differs ([`RoomScoped`], [`RoomScopedUpdate`]): its name,
+//! its SELECT and row type, and the columns an update writes.
+//!
+//! Rows are always found by `room_id` as well as `id`; the room was found
+//! within the caller's team, so a row of another team is never reached.
+
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{FromRow, Sqlite, SqlitePool};
+
+use super::{Page, StoreError, now};
+
+/// A table of rows that belong to a room, ordered by its `seq` column.
+pub(crate) trait RoomScoped {
+    /// The table's name (`polls`).
+    const TABLE: &'static str;
+    /// What [`Self::SELECT`]'s columns are qualified with (`q.`, or empty).
+    const PREFIX: &'static str;
+    /// `SELECT <columns> FROM <table> [alias]`, without a WHERE clause.
+    const SELECT: &'static str;
+    /// One row of [`Self::SELECT`].
+    type Row: for<'r> FromRow<'r, SqliteRow> + Send + Unpin;
+}
+
+/// A room-scoped table whose rows are changed as a whole definition (PATCH).
+pub(crate) trait RoomScopedUpdate: RoomScoped {
+    /// What the API returns.
+    type Item;
+    /// A validated next definition.
+    type Input;
+    /// `UPDATE <table> SET a = ?, b = ?`: the columns [`Self::bind`] fills;
+    /// `updated_at` and the `WHERE` follow.
+    const UPDATE_SET: &'static str;
+    fn item(row: Self::Row) -> Result<Self::Item, StoreError>;
+    fn bind<'q>(
+        q: Query<'q, Sqlite, SqliteArguments<'q>>,
+        input: &'q Self::Input,
+    ) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>, StoreError>;
+}
+
+fn filter<T: RoomScoped>(session: bool) -> String {
+    let p = T::PREFIX;
+    if session {
+        format!(" WHERE {p}room_id = ? AND {p}session_id = ?")
+    } else {
+        format!(" WHERE {p}room_id = ?")
+    }
+}
+
+/// The room's row count (of one session, with `session_id`) and one page of
+/// its rows after the row `after` (in the page's order).
+pub(crate) async fn page<T: RoomScoped>(
+    read: &SqlitePool,
+    room_id: &str,
+    session_id: Option<&str>,
+    page: &Page,
+    after: Option<&str>,
+) -> Result<(i64, Vec<T::Row>), sqlx::Error> {
+    let (table, p) = (T::TABLE, T::PREFIX);
+    let alias = p.trim_end_matches('.');
+    let filter = filter::<T>(session_id.is_some());
+    let count_sql = format!("SELECT COUNT(*) FROM {table} {alias}{filter}");
+    let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(room_id);
+    if let Some(s) = session_id {
+        count = count.bind(s);
+    }
+    let total = count.fetch_one(read).await?;
+    let mut sql = format!("{}{filter}", T::SELECT);
+    if after.is_some() {
+        sql.push_str(&format!(
+            " AND {p}seq {} (SELECT seq FROM {table} WHERE room_id = ? AND id = ?)",
+            page.order.after_op()
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY {p}seq {} LIMIT ? OFFSET ?",
+        page.order.sql()
+    ));
+    let mut q = sqlx::query_as::<_, T::Row>(&sql).bind(room_id);
+    if let Some(s) = session_id {
+        q = q.bind(s);
+    }
+    if let Some(a) = after {
+        q = q.bind(room_id).bind(a);
+    }
+    let rows = q.bind(page.limit).bind(page.offset).fetch_all(read).await?;
+    Ok((total, rows))
+}
+
+/// Every row of the room (of one session, with `session_id`), oldest first.
+pub(crate) async fn all<T: RoomScoped>(
+    read: &SqlitePool,
+    room_id: &str,
+    session_id: Option<&str>,
+) -> Result<Vec<T::Row>, sqlx::Error> {
+    let sql = format!(
+        "{}{} ORDER BY {}seq ASC",
+        T::SELECT,
+        filter::<T>(session_id.is_some()),
+        T::PREFIX
+    );
+    let mut q = sqlx::query_as::<_, T::Row>(&sql).bind(room_id);
+    if let Some(s) = session_id {
+        q = q.bind(s);
+    }
+    q.fetch_all(read).await
+}
+
+/// The row `id` of the room, through the reader pool or inside a transaction.
+pub(crate) async fn one<'c, T: RoomScoped>(
+    conn: impl sqlx::Executor<'c, Database = Sqlite>,
+    room_id: &str,
+    id: &str,
+) -> Result<Option<T::Row>, sqlx::Error> {
+    let p = T::PREFIX;
+    let sql = format!("{} WHERE {p}room_id = ? AND {p}id = ?", T::SELECT);
+    sqlx::query_as::<_, T::Row>(&sql)
+        .bind(room_id)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Deletes the row `id` of the room; false when there was none.
+pub(crate) async fn delete_one<T: RoomScoped>(
+    write: &SqlitePool,
+    room_id: &str,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let sql = format!("DELETE FROM {} WHERE room_id = ? AND id = ?", T::TABLE);
+    let done = sqlx::query(&sql)
+        .bind(room_id)
+        .bind(id)
+        .execute(write)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Deletes every row of the room; how many went.
+pub(crate) async fn delete_room<T: RoomScoped>(
+    write: &SqlitePool,
+    room_id: &str,
+) -> Result<u64, sqlx::Error> {
+    let sql = format!("DELETE FROM {} WHERE room_id = ?", T::TABLE);
+    Ok(sqlx::query(&sql)
+        .bind(room_id)
+        .execute(write)
+        .await?
+        .rows_affected())
+}
+
+/// Why [`update`] did not change a row.
+#[derive(Debug)]
+pub(crate) enum UpdateError<E> {
+    NotFound,
+    Store(StoreError),
+    /// `change` refused (validation or a state rule).
+    Refused(E),
+}
+
+impl<E> From<sqlx::Error> for UpdateError<E> {
+    fn from(e: sqlx::Error) -> Self {
+        UpdateError::Store(StoreError::Sqlx(e))
+    }
+}
+
+impl<E> From<StoreError> for UpdateError<E> {
+    fn from(e: StoreError) -> Self {
+        UpdateError::Store(e)
+    }
+}
+
+/// Reads the row `id` of the room, asks `change` for its next definition
+/// and writes it, all inside one transaction on the writer (so no
+/// concurrent change is lost); returns the row as written.
+pub(crate) async fn update<T: RoomScopedUpdate, E>(
+    write: &SqlitePool,
+    room_id: &str,
+    id: &str,
+    change: impl FnOnce(&T::Item) -> Result<T::Input, E>,
+) -> Result<T::Item, UpdateError<E>> {
+    let mut tx = write.begin().await?;
+    let current = one::<T>(&mut *tx, room_id, id)
+        .await?
+        .ok_or(UpdateError::NotFound)?;
+    let current = T::item(current)?;
+    let next = change(&current).map_err(UpdateError::Refused)?;
+    let sql = format!("{}, updated_at = ? WHERE id = ?", T::UPDATE_SET);
+    let ts = now();
+    T::bind(sqlx::query(&sql), &next)?
+        .bind(&ts)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let written = one::<T>(&mut *tx, room_id, id)
+        .await?
+        .ok_or(UpdateError::NotFound)?;
+    let written = T::item(written)?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::polls::{Poll, PollInput, PollType};
+    use crate::store::Order;
+    use crate::store::chat::tests::{fixture, participant};
+    use crate::store::chat::{ChatMessages, NewChatMessage};
+    use crate::store::polls::Polls;
+
+    fn input(question: &str) -> PollInput {
+        PollInput {
+            question: question.into(),
+            poll_type: PollType::Free,
+            anonymous: false,
+            show_results: true,
+            options: Vec::new(),
+        }
+    }
+
+    fn questions(rows: &[<Polls as RoomScoped>::Row]) -> Vec<&str> {
+        rows.iter().map(|r| r.1.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn pages_after_a_cursor_in_either_order_within_the_room() {
+        let (_dir, db, team, room, _session) = fixture().await;
+        let mut made = Vec::new();
+        for q in ["a", "b", "c"] {
+            made.push(db.create_poll(&team, &room, &input(q)).await.unwrap().id);
+        }
+        let asc = |limit, offset| Page {
+            limit,
+            offset,
+            order: Order::Asc,
+        };
+        let (total, rows) = page::<Polls>(&db.read, &room, None, &asc(2, 0), None)
+            .await
+            .unwrap();
+        assert_eq!((total, questions(&rows)), (3, vec!["a", "b"]));
+        let (_, rows) = page::<Polls>(&db.read, &room, None, &asc(10, 0), Some(&made[0]))
+            .await
+            .unwrap();
+        assert_eq!(questions(&rows), vec!["b", "c"]);
+        let desc = Page {
+            limit: 10,
+            offset: 0,
+            order: Order::Desc,
+        };
+        let (_, rows) = page::<Polls>(&db.read, &room, None, &desc, Some(&made[2]))
+            .await
+            .unwrap();
+        assert_eq!(questions(&rows), vec!["b", "a"]);
+        let (total, rows) = page::<Polls>(&db.read, "other-room", None, &asc(10, 0), None)
+            .await
+            .unwrap();
+        assert_eq!((total, rows.len()), (0, 0));
+        let all_rows = all::<Polls>(&db.read, &room, None).await.unwrap();
+        assert_eq!(questions(&all_rows), vec!["a", "b", "c"]);
+        assert!(
+            one::<Polls>(&db.read, &room, &made[1])
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            one::<Polls>(&db.read, "other-room", &made[1])
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn session_filter() {
+        let (_dir, db, team, room, session) = fixture().await;
+        let ann = participant("p1", "Ann");
+        for s in [Some(session.as_str()), None] {
+            db.add_chat_message(&NewChatMessage {
+                team_id: &team,
+                room_id: &room,
+                session_id: s,
+                author: &ann,
+                message: "hi",
+                breakout_id: None,
+                recipient_id: None,
+            })
+            .await
+            .unwrap();
+        }
+        let p = Page {
+            limit: 10,
+            offset: 0,
+            order: Order::Asc,
+        };
+        let (total, _) = page::<ChatMessages>(&db.read, &room, Some(&session), &p, None)
+            .await
+            .unwrap();
+        assert_eq!(total, 1);
+        let (total, _) = page::<ChatMessages>(&db.read, &room, None, &p, None)
+            .await
+            .unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(
+            all::<ChatMessages>(&db.read, &room, Some(&session))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            delete_room::<ChatMessages>(&db.write, &room).await.unwrap(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn update_in_one_transaction_and_delete() {
+        let (_dir, db, team, room, _session) = fixture().await;
+        let id = db.create_poll(&team, &room, &input("a")).await.unwrap().id;
+        let missing = update::<Polls, ()>(&db.write, &room, "nope", |_| Ok(input("x"))).await;
+        assert!(matches!(missing, Err(UpdateError::NotFound)));
+        let refused = update::<Polls, &str>(&db.write, &room, &id, |_: &Poll| Err("no")).await;
+        assert!(matches!(refused, Err(UpdateError::Refused("no"))));
+        assert_eq!(db.poll(&room, &id).await.unwrap().unwrap().question, "a");
+        let written = update::<Polls, ()>(&db.write, &room, &id, |current| {
+            assert_eq!(current.question, "a");
+            Ok(input("b"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(written.question, "b");
+        assert_eq!(db.poll(&room, &id).await.unwrap().unwrap().question, "b");
+        assert!(
+            !delete_one::<Polls>(&db.write, "other-room", &id)
+                .await
+                .unwrap()
+        );
+        assert!(delete_one::<Polls>(&db.write, &room, &id).await.unwrap());
+        assert!(!delete_one::<Polls>(&db.write, &room, &id).await.unwrap());
+    }
+}
