@@ -17,6 +17,7 @@ pub mod extract;
 pub mod files;
 pub mod limits;
 pub mod live;
+pub mod live_events;
 pub mod permissions;
 pub mod routes;
 pub mod settings;

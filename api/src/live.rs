@@ -7,13 +7,15 @@
 
 use std::fmt::Debug;
 
+use crate::live_events::LiveEvent;
+
 /// Delivery of events into live rooms.
 pub trait LiveRooms: Send + Sync + Debug {
-    /// Sends `event` (a signaling server message: a JSON object with a `type`,
-    /// see docs/signaling.md) to every participant connected to the room's
-    /// live session. Returns `false` when the room has no live session in this
-    /// process, so the caller can answer 409.
-    fn broadcast(&self, room_id: &str, event: serde_json::Value) -> bool;
+    /// Sends `event` (a signaling server message, see docs/signaling.md;
+    /// serialised with [`LiveEvent::to_json`]) to every participant connected
+    /// to the room's live session. Returns `false` when the room has no live
+    /// session in this process, so the caller can answer 409.
+    fn broadcast(&self, room_id: &str, event: LiveEvent) -> bool;
 
     /// Ends the room's live session now (every participant is disconnected
     /// with `SESSION_ENDED`). Returns `false` when no session is live in
@@ -78,7 +80,7 @@ pub struct LiveMedia {
 pub struct NoLiveRooms;
 
 impl LiveRooms for NoLiveRooms {
-    fn broadcast(&self, _room_id: &str, _event: serde_json::Value) -> bool {
+    fn broadcast(&self, _room_id: &str, _event: LiveEvent) -> bool {
         false
     }
 }

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::json;
 
 use crate::ApiState;
 use crate::auth::Team;
@@ -13,6 +12,7 @@ use crate::domain::chat as rules;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
+use crate::live_events::LiveEvent;
 use crate::store::chat::{Author, ChatMessage, NewChatMessage};
 
 /// List a room's chat messages (paginated; `session_id` filters).
@@ -124,10 +124,12 @@ pub async fn send_chat(
             recipient_id: None,
         })
         .await?;
-    if !state
-        .live
-        .broadcast(&room.id, json!({"type": "chat_message", "message": msg}))
-    {
+    if !state.live.broadcast(
+        &room.id,
+        LiveEvent::ChatMessage {
+            message: msg.clone(),
+        },
+    ) {
         state.db.delete_chat_message(&msg.id).await?;
         return Err(collab::not_live());
     }
@@ -145,10 +147,9 @@ pub async fn delete_chat(
 ) -> ApiResult<StatusCode> {
     let room = collab::room(&state, &team, &room).await?;
     state.db.delete_room_chat(&room.id).await?;
-    state.live.broadcast(
-        &room.id,
-        json!({"type": "chat_cleared", "session_id": null}),
-    );
+    state
+        .live
+        .broadcast(&room.id, LiveEvent::ChatCleared { session_id: None });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -166,7 +167,9 @@ pub async fn delete_session_chat(
     if session.live {
         state.live.broadcast(
             &session.room_id,
-            json!({"type": "chat_cleared", "session_id": session.id}),
+            LiveEvent::ChatCleared {
+                session_id: Some(session.id),
+            },
         );
     }
     Ok(StatusCode::NO_CONTENT)

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::ApiState;
 use crate::auth::Team;
@@ -13,6 +12,7 @@ use crate::collab;
 use crate::domain::fields;
 use crate::error::{ApiResult, ErrorBody, FieldErrors};
 use crate::extract::JsonObject;
+use crate::live_events::LiveEvent;
 
 /// What was delivered.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -53,12 +53,11 @@ pub async fn send_message(
         session_id,
         created_at: crate::store::now(),
     };
-    let event = json!({
-        "type": "message",
-        "message_type": sent.message_type,
-        "content": sent.content,
-        "created_at": sent.created_at,
-    });
+    let event = LiveEvent::Message {
+        message_type: sent.message_type.clone(),
+        content: sent.content.clone(),
+        created_at: sent.created_at.clone(),
+    };
     if !state.live.broadcast(&room.id, event) {
         return Err(collab::not_live());
     }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::ApiState;
 use crate::auth::Team;
@@ -16,6 +16,7 @@ use crate::domain::polls::{self as rules, Poll, PollInput};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
+use crate::live_events::LiveEvent;
 use crate::store::polls::{PollError, PollResults};
 
 impl From<PollError> for ApiError {
@@ -136,7 +137,7 @@ pub async fn delete_poll(
     }
     state
         .live
-        .broadcast(&room.id, json!({"type": "poll_deleted", "poll_id": poll}));
+        .broadcast(&room.id, LiveEvent::PollDeleted { poll_id: poll });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -151,10 +152,9 @@ pub async fn delete_polls(
 ) -> ApiResult<StatusCode> {
     let room = collab::room(&state, &team, &room).await?;
     state.db.delete_room_polls(&room.id).await?;
-    state.live.broadcast(
-        &room.id,
-        json!({"type": "polls_cleared", "session_id": null}),
-    );
+    state
+        .live
+        .broadcast(&room.id, LiveEvent::PollsCleared { session_id: None });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -172,7 +172,9 @@ pub async fn delete_session_polls(
     if session.live {
         state.live.broadcast(
             &session.room_id,
-            json!({"type": "polls_cleared", "session_id": session.id}),
+            LiveEvent::PollsCleared {
+                session_id: Some(session.id),
+            },
         );
     }
     Ok(StatusCode::NO_CONTENT)
@@ -222,7 +224,10 @@ pub async fn publish_results(
     }
     if !state.live.broadcast(
         &session.room_id,
-        json!({"type": "poll_results", "poll_id": results.id, "results": results}),
+        LiveEvent::PollResults {
+            poll_id: results.id.clone(),
+            results: results.clone(),
+        },
     ) {
         return Err(collab::not_live());
     }

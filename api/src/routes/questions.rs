@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::ApiState;
 use crate::auth::Team;
@@ -19,6 +19,7 @@ use crate::domain::questions::{
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
+use crate::live_events::LiveEvent;
 use crate::store::chat::Author;
 use crate::store::questions::{Answer, NewQuestion, Question, QuestionError};
 use crate::store::rooms::RoomRecord;
@@ -40,7 +41,9 @@ impl From<QuestionError> for ApiError {
 fn updated(state: &ApiState, room_id: &str, q: &Question) {
     state.live.broadcast(
         room_id,
-        json!({"type": "question_updated", "question": q.public()}),
+        LiveEvent::QuestionUpdated {
+            question: q.public(),
+        },
     );
 }
 
@@ -130,7 +133,9 @@ pub async fn create_question(
         .await?;
     state.live.broadcast(
         &room.id,
-        json!({"type": "question_created", "question": q.public()}),
+        LiveEvent::QuestionCreated {
+            question: q.public(),
+        },
     );
     Ok(Json(q))
 }
@@ -193,10 +198,9 @@ pub async fn delete_questions(
 ) -> ApiResult<StatusCode> {
     let room = collab::room(&state, &team, &room).await?;
     state.db.delete_room_questions(&room.id).await?;
-    state.live.broadcast(
-        &room.id,
-        json!({"type": "questions_cleared", "session_id": null}),
-    );
+    state
+        .live
+        .broadcast(&room.id, LiveEvent::QuestionsCleared { session_id: None });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -214,7 +218,9 @@ pub async fn delete_session_questions(
     if session.live {
         state.live.broadcast(
             &session.room_id,
-            json!({"type": "questions_cleared", "session_id": session.id}),
+            LiveEvent::QuestionsCleared {
+                session_id: Some(session.id),
+            },
         );
     }
     Ok(StatusCode::NO_CONTENT)
@@ -265,7 +271,9 @@ pub async fn delete_question(
     }
     state.live.broadcast(
         &room.id,
-        json!({"type": "question_deleted", "question_id": question}),
+        LiveEvent::QuestionDeleted {
+            question_id: question,
+        },
     );
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::ApiState;
 use crate::auth::Team;
@@ -16,6 +16,7 @@ use crate::domain::quizzes::{self as rules, Quiz, QuizInput};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
+use crate::live_events::LiveEvent;
 use crate::store::quizzes::{QuizError, QuizRun};
 
 impl From<QuizError> for ApiError {
@@ -140,7 +141,7 @@ pub async fn delete_quiz(
     }
     state
         .live
-        .broadcast(&room.id, json!({"type": "quiz_deleted", "quiz_id": quiz}));
+        .broadcast(&room.id, LiveEvent::QuizDeleted { quiz_id: quiz });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -155,10 +156,9 @@ pub async fn delete_quizzes(
 ) -> ApiResult<StatusCode> {
     let room = collab::room(&state, &team, &room).await?;
     state.db.delete_room_quizzes(&room.id).await?;
-    state.live.broadcast(
-        &room.id,
-        json!({"type": "quizzes_cleared", "session_id": null}),
-    );
+    state
+        .live
+        .broadcast(&room.id, LiveEvent::QuizzesCleared { session_id: None });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -176,7 +176,9 @@ pub async fn delete_session_quizzes(
     if session.live {
         state.live.broadcast(
             &session.room_id,
-            json!({"type": "quizzes_cleared", "session_id": session.id}),
+            LiveEvent::QuizzesCleared {
+                session_id: Some(session.id),
+            },
         );
     }
     Ok(StatusCode::NO_CONTENT)

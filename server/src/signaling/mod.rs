@@ -875,10 +875,16 @@ impl Connection {
 }
 
 impl convene_api::live::LiveRooms for Signaling {
-    fn broadcast(&self, room_id: &str, event: Value) -> bool {
-        match self.live_room(room_id) {
-            Some(tx) => tx.try_send(RoomMsg::Broadcast(event)).is_ok(),
-            None => false,
+    fn broadcast(&self, room_id: &str, event: convene_api::live_events::LiveEvent) -> bool {
+        let Some(tx) = self.live_room(room_id) else {
+            return false;
+        };
+        match event.to_json() {
+            Ok(json) => tx.try_send(RoomMsg::Broadcast(json)).is_ok(),
+            Err(e) => {
+                tracing::error!(error = %e, event = event.kind(), "could not serialise a live event");
+                false
+            }
         }
     }
 
