@@ -1,7 +1,8 @@
 //! Convene's REST API: the Digital Samba-compatible `/api/v1` surface.
 //!
-//! Layers: thin axum handlers in [`routes`] -> validation in [`settings`] and
-//! the handlers' input functions -> SQL in [`store`]. Authentication and rate
+//! Layers: thin axum handlers in [`routes`] -> rules in [`domain`] (and
+//! [`settings`] for rooms) -> SQL in [`store`], which applies the domain's
+//! state rules inside its write transactions. Authentication and rate
 //! limiting run as middleware ([`auth`]) before any handler or lookup. The
 //! OpenAPI document is generated from the handlers' annotations by the same
 //! router that serves them, so a served route cannot be missing from it.

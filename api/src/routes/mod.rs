@@ -1,4 +1,4 @@
-//! HTTP handlers: extract -> call the store -> respond. One module per resource.
+//! HTTP handlers: extract -> domain rules -> store -> respond. One module per resource.
 
 pub mod chat;
 pub mod defaults;
