@@ -25,6 +25,7 @@ mod limits;
 mod media;
 mod openapi;
 mod recording;
+mod reliability;
 mod room_defaults;
 mod server;
 mod shard;

@@ -7,6 +7,7 @@
 //! worker over its bounded command channel.
 
 pub mod collab;
+pub mod outbox;
 pub mod recording;
 pub mod room;
 pub mod wire;
@@ -28,6 +29,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::rtc::{Command, MediaPlane, PublishedMid, RoomCounters};
+use outbox::{Outbox, OutboxRx};
 use room::{JoinOutcome, JoinRequest, Joined, RoomActor, RoomMsg};
 use wire::{ClientMsg, ServerMsg};
 
@@ -292,8 +294,8 @@ struct Connection {
     sig: Arc<Signaling>,
     socket: WebSocket,
     conn: u64,
-    out_rx: mpsc::Receiver<ServerMsg>,
-    out_tx: mpsc::Sender<ServerMsg>,
+    out_rx: OutboxRx,
+    out_tx: Outbox,
     last_heard: Instant,
     pinged: bool,
     window_start: Instant,
@@ -316,7 +318,7 @@ impl Connection {
         ip: Option<std::net::IpAddr>,
         mut pre_join: Option<PreJoin>,
     ) {
-        let (out_tx, out_rx) = mpsc::channel(512);
+        let (out_tx, out_rx) = outbox::outbox(outbox::OUTBOX_CAPACITY);
         let mut c = Connection {
             sig,
             socket,
@@ -671,8 +673,20 @@ impl Connection {
     async fn session(&mut self, room: &RoomRecord, me: &Joined) -> bool {
         let mut shutdown = self.sig.shutdown.subscribe();
         let mut keepalive = tokio::time::interval(Duration::from_secs(5));
+        let behind = self.out_rx.watch();
         loop {
             tokio::select! {
+                _ = behind.wait() => {
+                    // A message to this client was dropped: close, and the
+                    // client resumes into a fresh snapshot of the room.
+                    tracing::info!(conn = self.conn, "outbound queue full; closing so the client resumes");
+                    let close = Message::Close(Some(CloseFrame {
+                        code: 1013,
+                        reason: "fell behind; resume".into(),
+                    }));
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(close)).await;
+                    return false;
+                }
                 m = self.out_rx.recv() => {
                     let Some(m) = m else { return false };
                     let fatal = matches!(m, ServerMsg::Error { fatal: true, .. });

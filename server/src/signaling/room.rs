@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Signaling;
 use super::collab::{self, CollabMsg};
+use super::outbox::Outbox;
 use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, Source, TrackInfo};
 use crate::rtc::{Command, NewPeer, RoomCounters, RoomCountersSnapshot};
 
@@ -33,7 +34,7 @@ pub struct JoinRequest {
     pub client_kind: String,
     pub user_agent: Option<String>,
     pub device_id: Option<String>,
-    pub out: mpsc::Sender<ServerMsg>,
+    pub out: Outbox,
     /// Distinguishes this connection from an earlier one of the same participant.
     pub conn: u64,
 }
@@ -130,7 +131,7 @@ pub(super) struct Member {
     pub(super) external_id: Option<String>,
     pub(super) role: String,
     pub(super) permissions: Map<String, Value>,
-    pub(super) out: mpsc::Sender<ServerMsg>,
+    pub(super) out: Outbox,
     pub(super) conn: u64,
     pub(super) resume_token: String,
     pub(super) token_fingerprint: Option<String>,

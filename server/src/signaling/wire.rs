@@ -263,8 +263,9 @@ impl From<MediaNotice> for ServerMsg {
 }
 
 /// A participant's outbound queue takes the media plane's notices as
-/// protocol messages (without waiting: a full queue drops the notice).
-impl NoticeSink for tokio::sync::mpsc::Sender<ServerMsg> {
+/// protocol messages (without waiting: a full queue drops the notice and
+/// the connection resumes, see `outbox`).
+impl NoticeSink for super::outbox::Outbox {
     fn notify(&self, notice: MediaNotice) -> bool {
         self.try_send(notice.into()).is_ok()
     }

@@ -1,0 +1,109 @@
+//! Signaling under pressure (issue 18): a client that stops reading does
+//! not silently miss messages; its connection is closed so that it resumes
+//! into a fresh snapshot of the room.
+
+use std::time::{Duration, Instant};
+
+use convene_tests::{Options, Server};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_falls_behind_is_closed_to_resume_not_left_out_of_step() {
+    let s = Server::start_with(Options {
+        env: vec![("CONVENE_RATE_LIMIT_PER_MINUTE".into(), "100000".into())],
+        ..Options::default()
+    });
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "busy"}))
+        .await
+        .expect(200);
+    let token = crate::browser::token(&s, "busy", "Slow", "speaker").await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
+    let join = json!({"type": "join", "v": 1, "room": "busy", "token": token});
+    ws.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    let joined = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "joined" {
+                    break v;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("no joined: {other:?}"),
+        }
+    };
+    let resume = joined["resume_token"].as_str().unwrap().to_string();
+
+    // The client reads nothing while the room sends it far more than its
+    // socket buffers and queue hold: 2,000 messages of 16 KiB.
+    let content = "x".repeat(16 * 1024);
+    let started = Instant::now();
+    for i in 0..2000 {
+        let r = s
+            .api()
+            .post(
+                "/api/v1/rooms/busy/messages",
+                json!({"type": "note", "content": content}),
+            )
+            .await;
+        if r.status != 201 {
+            panic!("message {i}: {} {}", r.status, r.body);
+        }
+    }
+    eprintln!("2000 messages sent in {:?}", started.elapsed());
+
+    // Reading again: what was queued arrives, then the server's close
+    // ("fell behind; resume", 1013), well before the 45 s idle timeout.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut notes = 0;
+    let close = loop {
+        assert!(Instant::now() < deadline, "no close after {notes} notes");
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                if t.contains("\"note\"") {
+                    notes += 1;
+                }
+            }
+            Ok(Some(Ok(Message::Close(f)))) => break f,
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => {
+                panic!("socket ended without a close frame: {other:?} after {notes} notes")
+            }
+            Err(_) => panic!("nothing for 10 s after {notes} notes"),
+        }
+    };
+    let close = close.expect("a close frame with a code");
+    assert_eq!(close.code, CloseCode::Again, "{close:?}");
+    assert!(
+        notes < 2000,
+        "every message arrived ({notes}): nothing fell behind"
+    );
+    eprintln!("{notes} notes arrived before the close");
+
+    // The client resumes as the same participant and gets a fresh snapshot.
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
+    let join = json!({"type": "join", "v": 1, "room": "busy", "token": token, "resume": resume});
+    ws.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    let again = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "joined" {
+                    break v;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("no joined after resuming: {other:?}"),
+        }
+    };
+    assert_eq!(again["resumed"], true, "{again}");
+    assert_eq!(again["participant"]["id"], joined["participant"]["id"]);
+}
