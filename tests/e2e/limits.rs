@@ -98,3 +98,56 @@ async fn bad_room_tokens_on_rtc_end_in_429_and_idle_sockets_are_capped() {
         other => panic!("a blocked address got a socket: {:?}", other.map(|_| ())),
     }
 }
+
+/// A forged token tells nobody which rooms exist: for a real room (bad
+/// signature) and for one that does not exist, the answer is the same.
+#[tokio::test]
+async fn a_forged_token_reads_the_same_for_real_and_missing_rooms() {
+    let s = Server::start();
+    let room = s
+        .api()
+        .post("/api/v1/rooms", json!({"friendly_url": "secret-room"}))
+        .await
+        .expect(200)
+        .body;
+    let team = s.cli(&["key", "show"]).1;
+    let team_id = team
+        .lines()
+        .find_map(|l| l.strip_prefix("team id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let forge = |rd: &str| {
+        let claims = json!({"td": team_id, "rd": rd, "u": "Mallory",
+                            "exp": chrono::Utc::now().timestamp() + 600});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"not-the-developer-key-at-all"),
+        )
+        .unwrap()
+    };
+    let answer = |token: String| {
+        let url = s.ws_url();
+        async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            let join = json!({"type": "join", "v": 1, "token": token});
+            ws.send(Message::Text(join.to_string().into()))
+                .await
+                .unwrap();
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) => {
+                        break serde_json::from_str::<serde_json::Value>(&t).unwrap();
+                    }
+                    Some(Ok(_)) => continue,
+                    other => panic!("no answer: {other:?}"),
+                }
+            }
+        }
+    };
+    let real = answer(forge(room["id"].as_str().unwrap())).await;
+    let missing = answer(forge("0b7e4f3a-9a51-4c1e-9f59-3f1d1f7a2b10")).await;
+    assert_eq!(real["code"], "TOKEN_INVALID", "{real}");
+    assert_eq!(real, missing, "a forged token told the rooms apart");
+}

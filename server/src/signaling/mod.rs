@@ -277,12 +277,17 @@ fn token_refusal(e: TokenError) -> Refusal {
         ),
         TokenError::WrongRoom => ("TOKEN_INVALID", "your token is for another room".into()),
         TokenError::MissingExp => ("TOKEN_INVALID", "your token has no expiry (exp)".into()),
-        _ => (
-            "TOKEN_INVALID",
-            format!("your room token is not valid: {e}"),
-        ),
+        e => {
+            tracing::debug!(error = %e, "room token refused");
+            ("TOKEN_INVALID", NOT_VALID.into())
+        }
     }
 }
+
+/// The one answer to a token that is not ours: a forged signature and a
+/// token naming a room (or team) that does not exist read the same, so a
+/// forged token tells nobody which rooms exist.
+const NOT_VALID: &str = "your room token is not valid";
 
 /// What a successful authentication yields.
 struct Admission {
@@ -513,8 +518,16 @@ impl Connection {
                 let mut found = db.room_by_public_key(&room_key).await.map_err(internal)?;
                 if found.len() == 1 { found.pop() } else { None }
             }
-        }
-        .ok_or_else(|| ("ROOM_NOT_FOUND", format!("there is no room '{room_key}'")))?;
+        };
+        let room = match room {
+            Some(r) => r,
+            // With a token, an unknown room is answered as a bad signature
+            // would be (before any signature could be checked).
+            None if token.is_some() => return Err(("TOKEN_INVALID", NOT_VALID.into())),
+            None => {
+                return Err(("ROOM_NOT_FOUND", format!("there is no room '{room_key}'")));
+            }
+        };
         let settings = &room.settings;
         let (claims, fingerprint) = match &token {
             Some(t) => {
@@ -522,7 +535,7 @@ impl Connection {
                     .team_by_id(&room.team_id)
                     .await
                     .map_err(internal)?
-                    .ok_or(("ROOM_NOT_FOUND", "the room's team is gone".to_string()))?;
+                    .ok_or(("TOKEN_INVALID", NOT_VALID.to_string()))?;
                 let claims = tokens::verify(
                     t,
                     &team.developer_key,
