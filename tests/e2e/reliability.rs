@@ -107,3 +107,43 @@ async fn a_client_that_falls_behind_is_closed_to_resume_not_left_out_of_step() {
     assert_eq!(again["resumed"], true, "{again}");
     assert_eq!(again["participant"]["id"], joined["participant"]["id"]);
 }
+
+/// A moderator's removal outlasts the room's session and a restart of the
+/// server: the removed token (and its external id) stays out until it
+/// expires (issue 18 defect 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_holds_across_a_restart_until_the_token_expires() {
+    let mut s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "strict"}))
+        .await
+        .expect(200);
+    let t_mod = crate::browser::token(&s, "strict", "Mod", "moderator").await;
+    let t_eve = crate::browser::token(&s, "strict", "Eve", "speaker").await;
+    let (mut m, _) = convene_tests::join(&s, "strict", "Mod", Some(t_mod.clone())).await;
+    let (mut eve, joined) = convene_tests::join(&s, "strict", "Eve", Some(t_eve.clone())).await;
+    let eve_id = joined["participant"]["id"].clone();
+    m.send(json!({"type": "remove_participant", "participant_id": eve_id}));
+    assert_eq!(eve.wait_type("error").await["code"], "REMOVED");
+    m.wait_type("participant_left").await;
+    drop(m);
+
+    // The server restarts (the room actor and its memory are gone).
+    s.restart();
+    let mut again =
+        convene_tests::rtc_client::Client::connect(convene_tests::rtc_client::ClientOptions {
+            ws_url: s.ws_url(),
+            room: Some("strict".into()),
+            token: Some(t_eve),
+            name: None,
+            publish: false,
+            media_ip: convene_tests::media_ip(),
+            resume: None,
+            tcp: false,
+        })
+        .await;
+    assert_eq!(again.wait_type("error").await["code"], "REMOVED");
+    // Somebody else still gets in.
+    let (_m, j) = convene_tests::join(&s, "strict", "Mod", Some(t_mod)).await;
+    assert_eq!(j["participant"]["name"], "Mod");
+}

@@ -5,6 +5,7 @@
 //! SQL lives in this module's children and nowhere else.
 
 pub mod activity;
+pub mod bans;
 pub mod chat;
 pub mod polls;
 pub mod questions;

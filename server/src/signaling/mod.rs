@@ -617,6 +617,7 @@ impl Connection {
                 role,
                 permissions,
                 token_fingerprint: fingerprint,
+                token_exp: claims.as_ref().map(|c| c.exp),
                 resume: resume.filter(|r| !r.is_empty()),
                 client_kind,
                 user_agent: client.user_agent.map(|u| u.chars().take(512).collect()),

@@ -18,6 +18,7 @@ use super::collab::{self, CollabMsg};
 use super::outbox::Outbox;
 use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, Source, TrackInfo};
 use crate::rtc::{Command, NewPeer, RoomCounters, RoomCountersSnapshot};
+use convene_api::store::bans::Ban;
 
 /// How long a participant whose connection dropped keeps its place.
 pub const DEPARTURE_WINDOW: Duration = Duration::from_secs(20);
@@ -30,6 +31,8 @@ pub struct JoinRequest {
     pub permissions: Map<String, Value>,
     /// Identifies the token (a hash), to refuse it after a removal.
     pub token_fingerprint: Option<String>,
+    /// The token's expiry (Unix seconds): a removal bans it until then.
+    pub token_exp: Option<i64>,
     pub resume: Option<String>,
     pub client_kind: String,
     pub user_agent: Option<String>,
@@ -135,6 +138,7 @@ pub(super) struct Member {
     pub(super) conn: u64,
     pub(super) resume_token: String,
     pub(super) token_fingerprint: Option<String>,
+    pub(super) token_exp: Option<i64>,
     pub(super) disconnected_since: Option<Instant>,
     /// The media worker holding this participant's peer connection.
     pub(super) worker: usize,
@@ -214,6 +218,7 @@ impl RoomActor {
     }
 
     pub async fn run(mut self) {
+        self.load_bans().await;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -354,6 +359,26 @@ impl RoomActor {
         let results = self.admit_all(admits).await;
         for (result, reply) in results.into_iter().zip(replies) {
             let _ = reply.send(result.into());
+        }
+    }
+
+    /// The room's stored bans (removals whose tokens have not expired).
+    async fn load_bans(&mut self) {
+        let now = convene_api::store::now();
+        match self.sig.db.room_bans(&self.room_id, &now).await {
+            Ok(bans) => {
+                for b in bans {
+                    if let Some(fp) = b.token_fingerprint {
+                        self.banned_tokens.insert(fp);
+                    }
+                    if let Some(ext) = b.external_id {
+                        self.banned_external.insert(ext);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(room = %self.friendly_url, error = %e, "could not read the room's bans");
+            }
         }
     }
 
@@ -544,6 +569,7 @@ impl RoomActor {
             conn: req.conn,
             resume_token: super::random_secret(),
             token_fingerprint: req.token_fingerprint.clone(),
+            token_exp: req.token_exp,
             disconnected_since: None,
             worker: self.place_member(),
         };
@@ -736,6 +762,7 @@ impl RoomActor {
             conn: m.conn,
             resume_token: m.resume_token.clone(),
             token_fingerprint: m.token_fingerprint.clone(),
+            token_exp: m.token_exp,
             disconnected_since: None,
             worker: m.worker,
         };
@@ -892,6 +919,24 @@ impl RoomActor {
         }
         if let Some(ext) = &t.external_id {
             self.banned_external.insert(ext.clone());
+        }
+        // Kept until the token expires, across sessions and restarts (a
+        // name-only guest has nothing to ban beyond this session).
+        if let Some(exp) = t.token_exp
+            && let Some(until) = chrono::DateTime::from_timestamp(exp, 0)
+        {
+            let ban = Ban {
+                token_fingerprint: t.token_fingerprint.clone(),
+                external_id: t.external_id.clone(),
+            };
+            if let Err(e) = self
+                .sig
+                .db
+                .add_room_ban(&self.room_id, &ban, &convene_api::store::timestamp(until))
+                .await
+            {
+                tracing::error!(room = %self.friendly_url, error = %e, "could not store a ban; it holds for this session only");
+            }
         }
         self.depart(target, "removed").await;
     }
