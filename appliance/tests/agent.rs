@@ -1162,3 +1162,148 @@ async fn device_routes_control_and_report_the_device() {
     );
     let _ = Instant::now();
 }
+
+/// Starts the agent with `env` (and a test pattern, a sine and private
+/// directories) and returns what it did within `wait`: `Ok(address line)`
+/// when it started listening, `Err((exit code, stderr))` when it exited.
+fn start_or_exit(dir: &Path, env: &[(&str, &str)], wait: Duration) -> Result<String, (i32, String)> {
+    use std::io::BufRead as _;
+    let mut child = Command::new(common::BIN)
+        .arg("--config")
+        .arg(dir.join("missing.toml"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONVENE_APPLIANCE_VIDEO_SOURCE", "test-pattern")
+        .env("CONVENE_APPLIANCE_AUDIO_SOURCE", "sine")
+        .env("CONVENE_APPLIANCE_MEDIA_DIR", dir.join("media"))
+        .env("CONVENE_APPLIANCE_STATE_FILE", dir.join("state.json"))
+        .env("CONVENE_APPLIANCE_RUNTIME_CONFIG", dir.join("runtime.toml"))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Ok(line) = rx.try_recv()
+            && line.starts_with("listening on ")
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(line);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            return Err((status.code().unwrap_or(-1), err));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent neither listened nor exited within {wait:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn without_a_key_the_agent_refuses_to_serve_the_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wait = Duration::from_secs(20);
+    // The old default: every interface and no key. Refused, saying what to set.
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        match start_or_exit(tmp.path(), &[("CONVENE_APPLIANCE_HTTP_ADDR", addr)], wait) {
+            Ok(line) => panic!("the agent served {addr} without an API key: {line}"),
+            Err((code, err)) => {
+                assert_eq!(code, 78, "EX_CONFIG: {err}");
+                assert!(
+                    err.contains("http.api_key")
+                        && err.contains("CONVENE_APPLIANCE_API_KEY")
+                        && err.contains("loopback"),
+                    "{err}"
+                );
+            }
+        }
+    }
+    // `check-config` says the same.
+    let out = Command::new(common::BIN)
+        .args(["--config", "/nonexistent/appliance.toml", "check-config"])
+        .env_clear()
+        .env("CONVENE_APPLIANCE_RUNTIME_CONFIG", tmp.path().join("runtime.toml"))
+        .env("CONVENE_APPLIANCE_VIDEO_SOURCE", "test-pattern")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http.api_key"));
+    // A key, or a loopback address, is fine.
+    let line = start_or_exit(
+        tmp.path(),
+        &[("CONVENE_APPLIANCE_HTTP_ADDR", "0.0.0.0:0"), ("CONVENE_APPLIANCE_API_KEY", KEY)],
+        wait,
+    )
+    .expect("starts with a key");
+    assert!(line.contains("0.0.0.0"), "{line}");
+    start_or_exit(tmp.path(), &[("CONVENE_APPLIANCE_HTTP_ADDR", "127.0.0.1:0")], wait)
+        .expect("starts without a key on loopback");
+}
+
+#[tokio::test]
+async fn the_config_api_cannot_change_the_commands_the_device_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mark = dir.join("rebooted");
+    let evil = dir.join("evil");
+    let reboot = format!("touch {}", mark.display());
+    let a = Agent::start_in(dir, &[("CONVENE_APPLIANCE_SYSTEM_REBOOT_COMMAND", reboot.as_str())]);
+    let planted = format!("touch {}", evil.display());
+    for (method, key) in [
+        ("PATCH", "reboot_command"),
+        ("PATCH", "kiosk_command"),
+        ("PATCH", "cec_ctl"),
+        ("PUT", "reboot_command"),
+    ] {
+        let r = a
+            .camera(method, "/api/config/system", Some(json!({"system": {key: planted}})))
+            .await;
+        assert_eq!(r.status(), 400, "{method} system.{key}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "VALIDATION_ERROR", "{v}");
+        assert_eq!(v["error"]["details"]["field"], key, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("system.{key}")) && msg.contains("configuration file"),
+            "{msg}"
+        );
+        assert!(v["error"]["timestamp"].is_string(), "{v}");
+    }
+    // Nothing changed, nothing was written.
+    let v: Value = a.camera("GET", "/api/config/system", None).await.json().await.unwrap();
+    assert_eq!(v["reboot_command"], reboot.as_str(), "{v}");
+    assert_eq!(v["kiosk_command"], "", "{v}");
+    assert_eq!(v["cec_ctl"], "cec-ctl", "{v}");
+    assert!(!dir.join("runtime.toml").exists() || !std::fs::read_to_string(dir.join("runtime.toml")).unwrap().contains("evil"));
+    // The other system keys still change; sending back what GET showed is fine.
+    let mut back = v.clone();
+    back["log_lines"] = json!(400);
+    let r = a.camera("PUT", "/api/config/system", Some(back)).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let v: Value = a.camera("GET", "/api/config/system", None).await.json().await.unwrap();
+    assert_eq!((v["log_lines"].as_u64(), v["reboot_command"].as_str()), (Some(400), Some(reboot.as_str())));
+    // The reboot runs the configured command, not the planted one.
+    let (st, _) = a.device("POST", "/api/v1/system/reboot", None).await;
+    assert_eq!(st, 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !mark.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(mark.exists(), "the configured reboot command ran");
+    assert!(!evil.exists(), "the planted command never ran");
+}
+

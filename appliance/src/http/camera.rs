@@ -627,7 +627,8 @@ async fn record_status(State(st): State<Arc<AppState>>) -> ApiResult {
 }
 
 /// Config sections served under `/api/config/{section}` (`camera` is `video`).
-/// PUT/PATCH are written to the `--config` file (only the keys sent).
+/// PUT/PATCH are written to the runtime file (`runtime_config`, only the keys
+/// sent); the `--config` file is never written.
 fn section_key(s: &str) -> Option<&'static str> {
     Some(match s {
         "camera" | "video" => "video",
@@ -682,13 +683,37 @@ async fn config_write(st: Arc<AppState>, section: String, body: Value, replace: 
         ));
     }
     // The seed wraps the section: {"camera": {...}}; a bare object is accepted too.
-    let patch = body
+    let mut patch = body
         .get(&section)
         .or_else(|| body.get(key))
         .cloned()
         .unwrap_or(body);
     if !patch.is_object() {
         return Err(ApiError::validation("expected a JSON object"));
+    }
+    let current = st.config();
+    // Commands the agent runs come from the configuration file only: a client
+    // that can change them could run anything on the device. Sending the
+    // current value (a GET sent back) is accepted and ignored.
+    let current_section = serde_json::to_value(&current).map_err(ApiError::internal)?[key].clone();
+    if let Some(p) = patch.as_object_mut() {
+        let protected: Vec<String> = p
+            .keys()
+            .filter(|k| crate::config::file_only(key, k))
+            .cloned()
+            .collect();
+        for k in protected {
+            if p.get(&k) != current_section.get(&k) {
+                return Err(ApiError::validation(format!(
+                    "`{key}.{k}` is a command the device runs: it can only be set in the \
+                     configuration file ({}), not through the API",
+                    st.config_path.display()
+                ))
+                .details(json!({"field": k, "section": key,
+                                "config_file": st.config_path.display().to_string()})));
+            }
+            p.remove(&k);
+        }
     }
     if key == "video" && st.recorder.is_recording() {
         return Err(ApiError::new(
@@ -697,12 +722,12 @@ async fn config_write(st: Arc<AppState>, section: String, body: Value, replace: 
             "camera settings cannot change during a recording",
         ));
     }
-    let current = st.config();
     let mut all = serde_json::to_value(&current).map_err(ApiError::internal)?;
     if replace {
-        let defaults =
-            serde_json::to_value(crate::config::Config::default()).map_err(ApiError::internal)?;
-        all[key] = defaults[key].clone();
+        // Keys not sent go back to the configuration file's values (or the
+        // defaults), as they will after a restart.
+        let base = serde_json::to_value(&st.base).map_err(ApiError::internal)?;
+        all[key] = base[key].clone();
     }
     if let (Some(target), Some(p)) = (all[key].as_object_mut(), patch.as_object()) {
         for (k, v) in p {
@@ -727,25 +752,24 @@ async fn config_write(st: Arc<AppState>, section: String, body: Value, replace: 
     })?;
     let restart = key == "video" && (new.video != current.video)
         || key == "audio" && new.audio.source != current.audio.source;
-    // Written to the --config file first: a change lands in the file and in
+    // Written to the runtime file first: a change lands in the file and in
     // memory, or (when the file cannot be written) in neither.
     let keys: Vec<String> = patch
         .as_object()
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default();
+    let runtime = current.runtime_config.clone();
     {
         let _file = lock(&st.config_file_lock);
-        crate::config::persist_section(&st.config_path, &new, key, &keys, replace).map_err(
-            |e| {
-                tracing::error!(error = %e, "configuration change not saved");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "CONFIG_WRITE_FAILED",
-                    format!("the change was not applied: {e}"),
-                )
-                .details(json!({"config_file": st.config_path.display().to_string()}))
-            },
-        )?;
+        crate::config::persist_section(&runtime, &new, key, &keys, replace).map_err(|e| {
+            tracing::error!(error = %e, "configuration change not saved");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "CONFIG_WRITE_FAILED",
+                format!("the change was not applied: {e}"),
+            )
+            .details(json!({"config_file": runtime.display().to_string()}))
+        })?;
         *lock(&st.cfg) = new;
     }
     // Keys an environment variable sets win over the file at the next start.
@@ -758,10 +782,7 @@ async fn config_write(st: Arc<AppState>, section: String, body: Value, replace: 
     if let Some(o) = v.as_object_mut() {
         o.insert("restart_required".into(), json!(restart));
         o.insert("persisted".into(), json!(true));
-        o.insert(
-            "config_file".into(),
-            json!(st.config_path.display().to_string()),
-        );
+        o.insert("config_file".into(), json!(runtime.display().to_string()));
         o.insert("overridden_by_env".into(), json!(overridden));
     }
     Ok(Json(v))
