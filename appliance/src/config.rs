@@ -287,7 +287,10 @@ pub fn check_runtime_text(text: &str, origin: &str) -> Result<(), ConfigError> {
     };
     let table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
     for (section, v) in &table {
-        let Some(keys) = v.as_table().filter(|_| API_SECTIONS.contains(&section.as_str())) else {
+        let Some(keys) = v
+            .as_table()
+            .filter(|_| API_SECTIONS.contains(&section.as_str()))
+        else {
             return Err(parse_err(format!(
                 "`{section}` cannot be set in the runtime file (it holds only the sections \
                  the API changes: {}); set it in the configuration file",
@@ -856,7 +859,12 @@ fps = 25
                 && e.contains("loopback"),
             "{e}"
         );
-        for open in ["0.0.0.0:8080", "[::]:8080", "192.0.2.7:80", "no-such-host.invalid:80"] {
+        for open in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "192.0.2.7:80",
+            "no-such-host.invalid:80",
+        ] {
             let c = cfg(&[("CONVENE_APPLIANCE_HTTP_ADDR", open)]);
             assert!(c.check_exposure().is_err(), "{open} without a key");
             let c = cfg(&[
@@ -870,7 +878,12 @@ fps = 25
             ]);
             assert!(c.check_exposure().is_ok(), "{open} with a key");
         }
-        for local in ["127.0.0.1:8080", "127.0.0.1:0", "[::1]:8080", "localhost:8080"] {
+        for local in [
+            "127.0.0.1:8080",
+            "127.0.0.1:0",
+            "[::1]:8080",
+            "localhost:8080",
+        ] {
             let c = cfg(&[("CONVENE_APPLIANCE_HTTP_ADDR", local)]);
             assert!(c.check_exposure().is_ok(), "{local} without a key");
         }
@@ -898,10 +911,18 @@ fps = 25
         c.video.fps = 10;
         persist_section(&runtime, &c, "device", &["name".into()], false).unwrap();
         persist_section(&runtime, &c, "video", &["fps".into()], false).unwrap();
-        assert!(std::fs::read_to_string(&shipped).unwrap().contains("Shipped"));
-        let l = Config::load_layers(&shipped, env(&[("CONVENE_APPLIANCE_VIDEO_FPS", "5")])).unwrap();
+        assert!(
+            std::fs::read_to_string(&shipped)
+                .unwrap()
+                .contains("Shipped")
+        );
+        let l =
+            Config::load_layers(&shipped, env(&[("CONVENE_APPLIANCE_VIDEO_FPS", "5")])).unwrap();
         assert_eq!(l.effective.device.name, "Changed");
-        assert_eq!(l.effective.device.location, "Floor 1", "other keys from the file");
+        assert_eq!(
+            l.effective.device.location, "Floor 1",
+            "other keys from the file"
+        );
         assert_eq!(l.effective.video.fps, 5, "the environment wins");
         assert_eq!(l.base.device.name, "Shipped");
         assert_eq!(l.effective.system.reboot_command, "/bin/true");
@@ -918,7 +939,9 @@ fps = 25
             "runtime_config = \"/tmp/x\"\n",
         ] {
             std::fs::write(&runtime, bad).unwrap();
-            let e = Config::load_layers(&shipped, env(&[])).unwrap_err().to_string();
+            let e = Config::load_layers(&shipped, env(&[]))
+                .unwrap_err()
+                .to_string();
             assert!(
                 e.contains(&runtime.display().to_string()) && e.contains("configuration file"),
                 "{bad}: {e}"
@@ -958,7 +981,11 @@ fps = 25
             );
         }
         let exec = value("ExecStart").unwrap();
-        let shipped = exec.split_whitespace().skip_while(|w| *w != "--config").nth(1).unwrap();
+        let shipped = exec
+            .split_whitespace()
+            .skip_while(|w| *w != "--config")
+            .nth(1)
+            .unwrap();
         assert!(!shipped.starts_with(&state), "{shipped}");
         assert_ne!(Path::new(shipped), c.runtime_config);
     }

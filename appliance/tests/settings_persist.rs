@@ -172,7 +172,10 @@ async fn config_writes_reach_the_runtime_file_and_survive_a_restart() {
         !text.contains("env-only-secret") && !text.contains("kiosk_command"),
         "env value written:\n{text}"
     );
-    assert!(!text.contains("Floor 2"), "unchanged file keys copied:\n{text}");
+    assert!(
+        !text.contains("Floor 2"),
+        "unchanged file keys copied:\n{text}"
+    );
     assert!(!text.contains(KEY), "API key written:\n{text}");
     assert!(!text.contains("[http]"), "http section written:\n{text}");
     let leftovers: Vec<_> = std::fs::read_dir(runtime.parent().unwrap())
@@ -203,7 +206,11 @@ async fn config_writes_reach_the_runtime_file_and_survive_a_restart() {
     // PUT replaces the section: keys not sent leave the runtime file and go
     // back to the configuration file's values.
     let (st, v) = a
-        .call("PUT", "/api/config/device", Some(json!({"location": "Lab"})))
+        .call(
+            "PUT",
+            "/api/config/device",
+            Some(json!({"location": "Lab"})),
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(
@@ -242,7 +249,10 @@ async fn an_unwritable_runtime_file_refuses_the_change() {
         &dir.join("appliance.toml"),
         &[
             ("CONVENE_APPLIANCE_AUDIO_SOURCE", "sine"),
-            ("CONVENE_APPLIANCE_RUNTIME_CONFIG", runtime.to_str().unwrap()),
+            (
+                "CONVENE_APPLIANCE_RUNTIME_CONFIG",
+                runtime.to_str().unwrap(),
+            ),
         ],
     );
     let (st, v) = a
