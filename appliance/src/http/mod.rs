@@ -333,17 +333,22 @@ impl AppState {
         if let Some((_, avail)) = crate::system::disk_space(&cfg.media_dir)
             && avail < cfg.http.min_free_bytes.saturating_add(extra)
         {
-            return Err(ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "INSUFFICIENT_STORAGE",
-                format!(
-                    "not enough disk space: {} MB free, {} MB must stay free",
-                    avail / (1024 * 1024),
-                    cfg.http.min_free_bytes / (1024 * 1024)
-                ),
-            ));
+            return Err(self.storage_error(avail, cfg.http.min_free_bytes));
         }
         Ok(())
+    }
+
+    /// 507 INSUFFICIENT_STORAGE: `avail` bytes free, `floor` must stay free.
+    pub fn storage_error(&self, avail: u64, floor: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "INSUFFICIENT_STORAGE",
+            format!(
+                "not enough disk space: {} MB free, {} MB must stay free",
+                avail / (1024 * 1024),
+                floor / (1024 * 1024)
+            ),
+        )
     }
 }
 
