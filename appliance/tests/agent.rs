@@ -1507,6 +1507,27 @@ async fn chunked_uploads_are_bounded_as_a_whole() {
         "the upload was refused as a whole"
     );
     pause();
+    // Many fields, each within its limit: the body limit (1000 bytes of file
+    // + 64 KiB of form) still ends it.
+    let mut pieces = vec![
+        part_head("file", Some("many.bin")),
+        Piece::Repeat(b'a', 10),
+        part_end(false),
+    ];
+    for i in 0..100 {
+        pieces.push(part_head(&format!("note{i}"), None));
+        pieces.push(Piece::Repeat(b'n', 1000));
+        pieces.push(part_end(i == 99));
+    }
+    let (st, v) = chunked_upload(&addr, pieces);
+    assert_eq!(st, 413, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("1000 bytes") && msg.contains("65536 bytes"),
+        "{msg}"
+    );
+    assert!(!media.join("many.bin").exists());
+    pause();
     // A chunked upload within the limits still works.
     let (st, v) = chunked_upload(
         &addr,
@@ -1530,7 +1551,7 @@ async fn chunked_uploads_are_bounded_as_a_whole() {
             .len(),
         900
     );
-    for f in ["big.bin", "small.bin"] {
+    for f in ["big.bin", "small.bin", "many.bin"] {
         assert!(
             !media.join(f).exists() && !media.join("configs").join(f).exists(),
             "{f} left"
