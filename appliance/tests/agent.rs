@@ -1703,13 +1703,15 @@ async fn a_symlink_planted_in_the_media_directory_is_never_followed() {
     // Planted before the request: a directory link and a file link.
     std::os::unix::fs::symlink(&outside, media.join("link")).unwrap();
     std::os::unix::fs::symlink(outside.join("secret.txt"), media.join("secret.txt")).unwrap();
+    // Each request from its own loopback address (127.10.x.y): uploads are
+    // limited to 2 per second per client address.
     let client = |i: u32| {
         reqwest::Client::builder()
             .local_address(std::net::IpAddr::from([
                 127,
-                0,
+                10,
                 (i / 250) as u8,
-                (i % 250 + 2) as u8,
+                (i % 250 + 1) as u8,
             ]))
             .build()
             .unwrap()
