@@ -553,12 +553,17 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "config.toml".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per call: two writers in this process (e.g. concurrent
+    // state.json saves) must never share, and interleave in, one temporary file.
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&tmp)?;
         if let Ok(meta) = std::fs::metadata(path) {
             f.set_permissions(meta.permissions())?;
@@ -988,6 +993,32 @@ fps = 25
             .unwrap();
         assert!(!shipped.starts_with(&state), "{shipped}");
         assert_ne!(Path::new(shipped), c.runtime_config);
+    }
+
+    #[test]
+    fn concurrent_atomic_writes_leave_one_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let texts: Vec<String> = (0..8)
+            .map(|i| format!("{}\n", i.to_string().repeat(1000 + 37 * i)))
+            .collect();
+        std::thread::scope(|s| {
+            for t in &texts {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomic(p, t).unwrap();
+                    }
+                });
+            }
+        });
+        let got = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            texts.contains(&got),
+            "a mix of writers: {} bytes",
+            got.len()
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
