@@ -17,6 +17,27 @@ pub const ENV_PREFIX: &str = "CONVENE_APPLIANCE_";
 /// Short env names that map to a longer key.
 const ALIASES: &[(&str, &str)] = &[("API_KEY", "http.api_key")];
 
+/// The sections `/api/config/{section}` may change (and the only ones the
+/// runtime file may hold). `http` and the top-level paths are file-only.
+pub const API_SECTIONS: &[&str] = &["device", "video", "audio", "rtc", "system", "calendar"];
+
+/// Keys of an API section that the agent runs as commands: they come from the
+/// configuration file (or the environment) only, never from the API or the
+/// runtime file the API writes.
+pub const FILE_ONLY_KEYS: &[(&str, &str)] = &[
+    ("system", "reboot_command"),
+    ("system", "kiosk_command"),
+    ("system", "cec_ctl"),
+];
+
+/// Whether `section.key` may only be set in the configuration file.
+pub fn file_only(section: &str, key: &str) -> bool {
+    !API_SECTIONS.contains(&section)
+        || FILE_ONLY_KEYS
+            .iter()
+            .any(|(s, k)| *s == section && *k == key)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -24,6 +45,10 @@ pub struct Config {
     pub media_dir: PathBuf,
     /// JSON file keeping settings changed through the APIs (camera, PTZ presets, audio).
     pub state_file: PathBuf,
+    /// TOML file that `/api/config` changes are written to (in the writable
+    /// state directory). Read after the `--config` file and before the
+    /// environment; it may only hold the sections the API can change.
+    pub runtime_config: PathBuf,
     pub device: DeviceConfig,
     pub http: HttpConfig,
     pub video: VideoConfig,
@@ -47,7 +72,8 @@ pub struct HttpConfig {
     /// Address of the device and camera APIs.
     pub addr: String,
     /// Device API key (`X-API-Key` / `?api_key=`), also accepted as the camera
-    /// API's bearer / `?token=`. Empty disables auth.
+    /// API's bearer / `?token=`. Empty disables auth, which the agent only
+    /// accepts on a loopback `addr` ([`Config::check_exposure`]).
     pub api_key: String,
     /// Basic-auth user for the camera API (password = api_key).
     pub basic_user: String,
@@ -126,6 +152,7 @@ impl Default for Config {
         Config {
             media_dir: PathBuf::from("/var/lib/convene-appliance/media"),
             state_file: PathBuf::from("/var/lib/convene-appliance/state.json"),
+            runtime_config: PathBuf::from("/var/lib/convene-appliance/runtime.toml"),
             device: DeviceConfig::default(),
             http: HttpConfig::default(),
             video: VideoConfig::default(),
@@ -229,24 +256,90 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The configuration with and without the runtime file (see [`Config::load_layers`]).
+#[derive(Debug, Clone)]
+pub struct Layers {
+    /// defaults < `--config` file < runtime file < environment: what the agent runs with.
+    pub effective: Config,
+    /// defaults < `--config` file < environment: what a section falls back to
+    /// when the API replaces it (PUT).
+    pub base: Config,
+}
+
+fn read_optional(path: &Path) -> Result<String, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Refuses a runtime file (written by the agent for `/api/config`) that sets
+/// anything the API may not change: `http`, top-level paths, the commands
+/// in [`FILE_ONLY_KEYS`].
+pub fn check_runtime_text(text: &str, origin: &str) -> Result<(), ConfigError> {
+    let parse_err = |message: String| ConfigError::Parse {
+        path: origin.to_string(),
+        message,
+    };
+    let table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+    for (section, v) in &table {
+        let Some(keys) = v
+            .as_table()
+            .filter(|_| API_SECTIONS.contains(&section.as_str()))
+        else {
+            return Err(parse_err(format!(
+                "`{section}` cannot be set in the runtime file (it holds only the sections \
+                 the API changes: {}); set it in the configuration file",
+                API_SECTIONS.join(", ")
+            )));
+        };
+        if let Some(k) = keys.keys().find(|k| file_only(section, k)) {
+            return Err(parse_err(format!(
+                "`{section}.{k}` cannot be set in the runtime file: set it in the configuration file"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Config {
-    /// Loads `path` (a missing file is fine: defaults apply) and overlays the
+    /// Loads `path` (a missing file is fine: defaults apply), then the runtime
+    /// file it names (`runtime_config`, missing is fine) and overlays the
     /// environment given by `env` (name, value) pairs.
     pub fn load(
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
-        };
-        Self::from_parts(&text, &path.display().to_string(), env)
+        Ok(Self::load_layers(path, env)?.effective)
+    }
+
+    /// Loads the layers: defaults < `path` (the shipped, possibly read-only
+    /// configuration) < the runtime file named by its `runtime_config`
+    /// (changes made through `/api/config`) < `env`.
+    pub fn load_layers(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Layers, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let origin = path.display().to_string();
+        let text = read_optional(path)?;
+        let base = Self::from_parts(&text, &origin, env.clone())?;
+        let runtime = base.runtime_config.clone();
+        if runtime == path {
+            return Err(ConfigError::Invalid(format!(
+                "runtime_config ({}) must not be the configuration file itself",
+                runtime.display()
+            )));
+        }
+        let rorigin = runtime.display().to_string();
+        let rtext = read_optional(&runtime)?;
+        check_runtime_text(&rtext, &rorigin)?;
+        let effective = Self::from_layers(&[(&text, &origin), (&rtext, &rorigin)], env)?;
+        Ok(Layers { effective, base })
     }
 
     /// Parses TOML `text` and overlays `env`.
@@ -255,20 +348,30 @@ impl Config {
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let parse_err = |message: String| ConfigError::Parse {
-            path: origin.to_string(),
-            message,
-        };
+        Self::from_layers(&[(text, origin)], env)
+    }
+
+    /// Merges the TOML `layers` (text, origin) in order over the defaults, then `env`.
+    fn from_layers(
+        layers: &[(&str, &str)],
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         // Start from the defaults so every key exists with its type.
         let mut merged = toml::Value::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let file: toml::Value = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
-        // Validate the file's keys against the schema.
-        let _: Config = file
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
-        merge(&mut merged, file);
+        for (text, origin) in layers {
+            let parse_err = |message: String| ConfigError::Parse {
+                path: origin.to_string(),
+                message,
+            };
+            let file: toml::Value = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+            // Validate the file's keys against the schema.
+            let _: Config = file
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+            merge(&mut merged, file);
+        }
         for (var, value) in env {
             let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -290,6 +393,23 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Refuses to serve the APIs without authentication to the network: an
+    /// empty `http.api_key` is only accepted when `http.addr` is a loopback
+    /// address (then only processes on the device can reach the APIs).
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if !self.http.api_key.trim().is_empty() || is_loopback(&self.http.addr) {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid(format!(
+            "http.api_key is empty and http.addr `{}` is not a loopback address, so the \
+             device and camera APIs would be open to the network: set http.api_key in the \
+             configuration file (or CONVENE_APPLIANCE_API_KEY, e.g. in \
+             /etc/convene/appliance.env), or set http.addr to a loopback address such as \
+             127.0.0.1:8080 to serve the APIs without a key to this machine only",
+            self.http.addr
+        )))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -433,12 +553,17 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "config.toml".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per call: two writers in this process (e.g. concurrent
+    // state.json saves) must never share, and interleave in, one temporary file.
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&tmp)?;
         if let Ok(meta) = std::fs::metadata(path) {
             f.set_permissions(meta.permissions())?;
@@ -455,10 +580,11 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
     result.map_err(io)
 }
 
-/// Writes `keys` of `section` (values from `cfg`) into the file at `path`
-/// (created when missing). Only the keys a request named are written, so
-/// values that came from environment variables (the API key among them)
-/// never reach the file unless a client sent them.
+/// Writes `keys` of `section` (values from `cfg`) into the runtime file at
+/// `path` (created, with its directory, when missing). Only the keys a
+/// request named are written, so values that came from environment variables
+/// or from the configuration file never reach it unless a client sent them;
+/// the file may never hold `http`, top-level paths or [`FILE_ONLY_KEYS`].
 pub fn persist_section(
     path: &Path,
     cfg: &Config,
@@ -466,19 +592,27 @@ pub fn persist_section(
     keys: &[String],
     replace: bool,
 ) -> Result<(), PersistError> {
+    if let Some(k) = keys.iter().find(|k| file_only(section, k)) {
+        return Err(PersistError::Value(format!(
+            "`{section}.{k}` is set in the configuration file only"
+        )));
+    }
+    let io = |source: std::io::Error| PersistError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            "# convene-appliance configuration (docs/appliance.md).\n\
-             # Sections changed through /api/config are written here.\n"
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            "# convene-appliance: settings changed through /api/config, written by the agent.\n\
+             # Read after the configuration file (--config) and before CONVENE_APPLIANCE_*\n\
+             # variables; it may only hold the sections the API changes (docs/appliance.md).\n"
                 .to_string()
         }
-        Err(source) => {
-            return Err(PersistError::Io {
-                path: path.display().to_string(),
-                source,
-            });
-        }
+        Err(source) => return Err(io(source)),
     };
     let out = render_section(
         &text,
@@ -488,10 +622,24 @@ pub fn persist_section(
         keys,
         replace,
     )?;
-    // What is written must load back as the same values.
-    Config::from_parts(&out, "the rewritten file", Vec::new())
+    // What is written must load back as the same values, and as a runtime file.
+    check_runtime_text(&out, "the rewritten runtime file")
+        .and_then(|_| Config::from_parts(&out, "the rewritten runtime file", Vec::new()))
         .map_err(|e| PersistError::Value(e.to_string()))?;
     write_atomic(path, &out)
+}
+
+/// Whether every address `addr` (`host:port`) resolves to is a loopback address.
+/// An address that does not resolve counts as reachable from the network.
+pub fn is_loopback(addr: &str) -> bool {
+    use std::net::ToSocketAddrs as _;
+    match addr.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
 }
 
 /// Finds the dotted key whose env name is `rest` (e.g. `VIDEO_SOURCE` -> `video.source`).
@@ -702,6 +850,175 @@ fps = 25
         // An unwritable place fails with the path in the message.
         let e = write_atomic(Path::new("/proc/convene-no/a.toml"), "x").unwrap_err();
         assert!(e.to_string().contains("/proc/convene-no/a.toml"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_key_is_refused_unless_the_address_is_loopback() {
+        let cfg = |pairs: &[(&str, &str)]| Config::from_parts("", "t", env(pairs)).unwrap();
+        // The defaults: every interface, no key.
+        let e = Config::default().check_exposure().unwrap_err().to_string();
+        assert!(
+            e.contains("http.api_key")
+                && e.contains("CONVENE_APPLIANCE_API_KEY")
+                && e.contains("0.0.0.0:8080")
+                && e.contains("loopback"),
+            "{e}"
+        );
+        for open in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "192.0.2.7:80",
+            "no-such-host.invalid:80",
+        ] {
+            let c = cfg(&[("CONVENE_APPLIANCE_HTTP_ADDR", open)]);
+            assert!(c.check_exposure().is_err(), "{open} without a key");
+            let c = cfg(&[
+                ("CONVENE_APPLIANCE_HTTP_ADDR", open),
+                ("CONVENE_APPLIANCE_API_KEY", "   "),
+            ]);
+            assert!(c.check_exposure().is_err(), "{open} with a blank key");
+            let c = cfg(&[
+                ("CONVENE_APPLIANCE_HTTP_ADDR", open),
+                ("CONVENE_APPLIANCE_API_KEY", "k"),
+            ]);
+            assert!(c.check_exposure().is_ok(), "{open} with a key");
+        }
+        for local in [
+            "127.0.0.1:8080",
+            "127.0.0.1:0",
+            "[::1]:8080",
+            "localhost:8080",
+        ] {
+            let c = cfg(&[("CONVENE_APPLIANCE_HTTP_ADDR", local)]);
+            assert!(c.check_exposure().is_ok(), "{local} without a key");
+        }
+    }
+
+    #[test]
+    fn the_runtime_file_layers_between_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = dir.path().join("appliance.toml");
+        let runtime = dir.path().join("state").join("runtime.toml");
+        std::fs::write(
+            &shipped,
+            format!(
+                "runtime_config = \"{}\"\n[device]\nname = \"Shipped\"\nlocation = \"Floor 1\"\n\
+                 [system]\nreboot_command = \"/bin/true\"\n[video]\nfps = 25\n",
+                runtime.display()
+            ),
+        )
+        .unwrap();
+        let l = Config::load_layers(&shipped, env(&[])).unwrap();
+        assert_eq!(l.effective, l.base, "no runtime file yet");
+        // A change goes to the runtime file, never to the shipped one.
+        let mut c = l.effective.clone();
+        c.device.name = "Changed".into();
+        c.video.fps = 10;
+        persist_section(&runtime, &c, "device", &["name".into()], false).unwrap();
+        persist_section(&runtime, &c, "video", &["fps".into()], false).unwrap();
+        assert!(
+            std::fs::read_to_string(&shipped)
+                .unwrap()
+                .contains("Shipped")
+        );
+        let l =
+            Config::load_layers(&shipped, env(&[("CONVENE_APPLIANCE_VIDEO_FPS", "5")])).unwrap();
+        assert_eq!(l.effective.device.name, "Changed");
+        assert_eq!(
+            l.effective.device.location, "Floor 1",
+            "other keys from the file"
+        );
+        assert_eq!(l.effective.video.fps, 5, "the environment wins");
+        assert_eq!(l.base.device.name, "Shipped");
+        assert_eq!(l.effective.system.reboot_command, "/bin/true");
+        // The runtime file never takes commands, http or top-level keys.
+        for k in ["reboot_command", "kiosk_command", "cec_ctl"] {
+            let e = persist_section(&runtime, &c, "system", &[k.to_string()], false).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
+        assert!(persist_section(&runtime, &c, "http", &["api_key".into()], false).is_err());
+        for bad in [
+            "[system]\nreboot_command = \"/bin/sh -c evil\"\n",
+            "[http]\napi_key = \"\"\n",
+            "media_dir = \"/\"\n",
+            "runtime_config = \"/tmp/x\"\n",
+        ] {
+            std::fs::write(&runtime, bad).unwrap();
+            let e = Config::load_layers(&shipped, env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&runtime.display().to_string()) && e.contains("configuration file"),
+                "{bad}: {e}"
+            );
+        }
+        // The runtime file cannot be the shipped file.
+        let e = Config::load_layers(
+            &shipped,
+            env(&[(
+                "CONVENE_APPLIANCE_RUNTIME_CONFIG",
+                shipped.to_str().unwrap(),
+            )]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("runtime_config"), "{e}");
+    }
+
+    /// The shipped unit runs with `ProtectSystem=strict`: only its state
+    /// directory is writable, so every file the agent writes by default must
+    /// be there, and the `--config` file it reads is not.
+    #[test]
+    fn default_writes_go_to_the_units_state_directory() {
+        let unit = include_str!("../../packaging/convene-appliance.service");
+        let value = |key: &str| {
+            unit.lines()
+                .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+                .map(str::trim)
+        };
+        assert_eq!(value("ProtectSystem"), Some("strict"));
+        let state = format!("/var/lib/{}/", value("StateDirectory").unwrap());
+        let c = Config::default();
+        for p in [&c.runtime_config, &c.state_file, &c.media_dir] {
+            assert!(
+                p.to_str().unwrap().starts_with(&state),
+                "{} is not under {state}",
+                p.display()
+            );
+        }
+        let exec = value("ExecStart").unwrap();
+        let shipped = exec
+            .split_whitespace()
+            .skip_while(|w| *w != "--config")
+            .nth(1)
+            .unwrap();
+        assert!(!shipped.starts_with(&state), "{shipped}");
+        assert_ne!(Path::new(shipped), c.runtime_config);
+    }
+
+    #[test]
+    fn concurrent_atomic_writes_leave_one_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let texts: Vec<String> = (0..8)
+            .map(|i| format!("{}\n", i.to_string().repeat(1000 + 37 * i)))
+            .collect();
+        std::thread::scope(|s| {
+            for t in &texts {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomic(p, t).unwrap();
+                    }
+                });
+            }
+        });
+        let got = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            texts.contains(&got),
+            "a mix of writers: {} bytes",
+            got.len()
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

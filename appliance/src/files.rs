@@ -1,8 +1,17 @@
 //! Paths under the media directory. Every client-given path goes through
 //! [`resolve`]: no `..`, no absolute paths, no (double-)encoded dots or
 //! separators, no backslashes or NULs, and no symlink anywhere on the way.
+//! Writes that must not race with a symlink planted after those checks go
+//! through descriptors: [`open_dir_beneath`] walks the path with
+//! `openat(O_NOFOLLOW)` and [`place_file`] renames into the directory it opened.
 
+use std::os::fd::AsRawFd as _;
 use std::path::{Component, Path, PathBuf};
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, RenameFlags};
+use nix::sys::stat::{Mode, SFlag};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathError {
@@ -16,6 +25,32 @@ pub enum PathError {
 
 /// Resolves `rel` (already percent-decoded once) under `root`.
 pub fn resolve(root: &Path, rel: &str) -> Result<PathBuf, PathError> {
+    check_rel(rel)?;
+    let p = Path::new(rel);
+    let mut out = root.to_path_buf();
+    for c in p.components() {
+        if let Component::Normal(n) = c {
+            out.push(n);
+            // No symlink on the way (an existing component must be a real file or dir).
+            if let Ok(m) = std::fs::symlink_metadata(&out)
+                && m.file_type().is_symlink()
+            {
+                return Err(PathError::Symlink);
+            }
+        }
+    }
+    // Belt and braces: what exists must canonicalize inside the root.
+    if let (Ok(real), Ok(root_real)) = (out.canonicalize(), root.canonicalize())
+        && !real.starts_with(&root_real)
+    {
+        return Err(PathError::Escape);
+    }
+    Ok(out)
+}
+
+/// The textual checks of a relative path: no NUL, backslash, second layer of
+/// encoding, absolute path or `..`.
+fn check_rel(rel: &str) -> Result<(), PathError> {
     if rel.contains('\0') {
         return Err(PathError::Invalid("NUL byte"));
     }
@@ -34,31 +69,152 @@ pub fn resolve(root: &Path, rel: &str) -> Result<PathBuf, PathError> {
     if p.is_absolute() {
         return Err(PathError::Escape);
     }
-    let mut out = root.to_path_buf();
     for c in p.components() {
         match c {
-            Component::Normal(n) => {
-                out.push(n);
-                // No symlink on the way (an existing component must be a real file or dir).
-                if let Ok(m) = std::fs::symlink_metadata(&out)
-                    && m.file_type().is_symlink()
-                {
-                    return Err(PathError::Symlink);
-                }
-            }
-            Component::CurDir => {}
+            Component::Normal(_) | Component::CurDir => {}
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
                 return Err(PathError::Escape);
             }
         }
     }
-    // Belt and braces: what exists must canonicalize inside the root.
-    if let (Ok(real), Ok(root_real)) = (out.canonicalize(), root.canonicalize())
-        && !real.starts_with(&root_real)
-    {
-        return Err(PathError::Escape);
+    Ok(())
+}
+
+/// Why a directory under the media root could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn dir_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC
+}
+
+/// Opens the media root itself (the operator's path; it may be a symlink).
+pub fn open_root(root: &Path) -> std::io::Result<Dir> {
+    Dir::open(root, dir_flags(), Mode::empty()).map_err(std::io::Error::from)
+}
+
+/// The type bits of `name` in `dir`, not following a symlink.
+fn kind_at(dir: &Dir, name: &str) -> Option<SFlag> {
+    nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .ok()
+        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)
+}
+
+/// Opens the directory `rel` under the open media root, one component at a
+/// time with `openat(O_NOFOLLOW | O_DIRECTORY)` relative to the previous one,
+/// creating missing ones when `create`. A symlink on the way fails even when
+/// it was planted after every check, and what is returned is a descriptor of
+/// a real directory inside the media directory, whatever happens to its name
+/// afterwards.
+pub fn open_dir_beneath(root: &Dir, rel: &str, create: bool) -> Result<Dir, OpenError> {
+    check_rel(rel)?;
+    let mut cur = Dir::openat(Some(root.as_raw_fd()), ".", dir_flags(), Mode::empty())
+        .map_err(std::io::Error::from)?;
+    for c in Path::new(rel).components() {
+        let Component::Normal(name) = c else {
+            continue;
+        };
+        let name = name.to_str().ok_or(PathError::Invalid("not UTF-8"))?;
+        if create {
+            match nix::sys::stat::mkdirat(
+                Some(cur.as_raw_fd()),
+                name,
+                Mode::from_bits_truncate(0o755),
+            ) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(std::io::Error::from(e).into()),
+            }
+        }
+        cur = match Dir::openat(
+            Some(cur.as_raw_fd()),
+            name,
+            dir_flags() | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        ) {
+            Ok(d) => d,
+            Err(Errno::ELOOP) => return Err(PathError::Symlink.into()),
+            Err(Errno::ENOTDIR) => {
+                return Err(if kind_at(&cur, name) == Some(SFlag::S_IFLNK) {
+                    PathError::Symlink
+                } else {
+                    PathError::Invalid("a file is in the way of the directory")
+                }
+                .into());
+            }
+            Err(e) => return Err(std::io::Error::from(e).into()),
+        };
     }
-    Ok(out)
+    Ok(cur)
+}
+
+/// Why [`place_file`] did not move the file into place.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("the file exists")]
+    Exists,
+    #[error("the target is a symbolic link")]
+    Symlink,
+    #[error("the target is a directory")]
+    IsDir,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Moves `tmp` (a file in directory `from`) to `name` in directory `dir`,
+/// both relative to the descriptors, so no symlink is ever followed. Without
+/// `overwrite` an existing entry is never replaced (`RENAME_NOREPLACE`,
+/// atomic); a symlink or a directory at `name` is refused either way (should
+/// a symlink appear after that check, the rename replaces the link itself and
+/// never writes through it).
+pub fn place_file(
+    from: &Dir,
+    tmp: &str,
+    dir: &Dir,
+    name: &str,
+    overwrite: bool,
+) -> Result<(), PlaceError> {
+    let refuse = |kind: Option<SFlag>| match kind {
+        Some(SFlag::S_IFLNK) => Some(PlaceError::Symlink),
+        Some(SFlag::S_IFDIR) => Some(PlaceError::IsDir),
+        Some(_) if !overwrite => Some(PlaceError::Exists),
+        _ => None,
+    };
+    if let Some(e) = refuse(kind_at(dir, name)) {
+        return Err(e);
+    }
+    let (fd_from, fd_to) = (Some(from.as_raw_fd()), Some(dir.as_raw_fd()));
+    let flags = if overwrite {
+        RenameFlags::empty()
+    } else {
+        RenameFlags::RENAME_NOREPLACE
+    };
+    match nix::fcntl::renameat2(fd_from, tmp, fd_to, name, flags) {
+        Ok(()) => Ok(()),
+        // A file system without RENAME_NOREPLACE: a hard link never replaces
+        // anything either.
+        Err(Errno::EINVAL) if !overwrite => {
+            match nix::unistd::linkat(fd_from, tmp, fd_to, name, AtFlags::empty()) {
+                Ok(()) => {
+                    let _ = nix::unistd::unlinkat(
+                        fd_from,
+                        tmp,
+                        nix::unistd::UnlinkatFlags::NoRemoveDir,
+                    );
+                    Ok(())
+                }
+                Err(Errno::EEXIST) => Err(refuse(kind_at(dir, name)).unwrap_or(PlaceError::Exists)),
+                Err(e) => Err(std::io::Error::from(e).into()),
+            }
+        }
+        Err(Errno::EEXIST) => Err(refuse(kind_at(dir, name)).unwrap_or(PlaceError::Exists)),
+        Err(Errno::EISDIR) => Err(PlaceError::IsDir),
+        Err(e) => Err(std::io::Error::from(e).into()),
+    }
 }
 
 /// A single file name (no directory part), as for uploads and snapshots.
@@ -134,6 +290,65 @@ mod tests {
         assert_eq!(resolve(root, "link/passwd"), Err(PathError::Symlink));
         assert_eq!(resolve(root, "link"), Err(PathError::Symlink));
         assert_eq!(resolve(root, "inner-link"), Err(PathError::Symlink));
+    }
+
+    #[test]
+    fn descriptor_walk_and_rename_never_follow_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("media"), dir.path().join("outside"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "S").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), root.join("file-link")).unwrap();
+        std::fs::write(root.join("plain"), "x").unwrap();
+        let r = open_root(&root).unwrap();
+        let sub = open_dir_beneath(&r, "a/b", true).unwrap();
+        assert!(root.join("a/b").is_dir());
+        for (rel, want) in [
+            ("link", PathError::Symlink),
+            ("link/x", PathError::Symlink),
+            (
+                "plain/x",
+                PathError::Invalid("a file is in the way of the directory"),
+            ),
+            ("../outside", PathError::Escape),
+        ] {
+            match open_dir_beneath(&r, rel, true) {
+                Err(OpenError::Path(p)) => assert_eq!(p, want, "{rel}"),
+                other => panic!("{rel}: {other:?}"),
+            }
+        }
+        assert!(
+            !outside.join("x").exists(),
+            "nothing created through the link"
+        );
+        let tmp = |n: &str| {
+            std::fs::write(root.join(n), n).unwrap();
+            n.to_string()
+        };
+        place_file(&r, &tmp("t1"), &sub, "f", false).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("a/b/f")).unwrap(), "t1");
+        assert!(matches!(
+            place_file(&r, &tmp("t2"), &sub, "f", false),
+            Err(PlaceError::Exists)
+        ));
+        place_file(&r, "t2", &sub, "f", true).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("a/b/f")).unwrap(), "t2");
+        for overwrite in [false, true] {
+            assert!(matches!(
+                place_file(&r, &tmp("t3"), &r, "file-link", overwrite),
+                Err(PlaceError::Symlink)
+            ));
+            assert!(matches!(
+                place_file(&r, "t3", &r, "a", overwrite),
+                Err(PlaceError::IsDir)
+            ));
+        }
+        assert_eq!(
+            std::fs::read_to_string(outside.join("secret")).unwrap(),
+            "S"
+        );
     }
 
     #[test]

@@ -61,22 +61,46 @@ fn main() -> anyhow::Result<()> {
             out,
         } => capture_opus(&source, frames, &out),
         Command::CheckConfig => {
-            let cfg = load(&cli.config)?;
-            println!("{}", serde_json::to_string_pretty(&cfg.redacted_json())?);
+            let layers = load(&cli.config);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&layers.effective.redacted_json())?
+            );
+            exposure_or_exit(&layers.effective);
             Ok(())
         }
         Command::Run => {
-            let cfg = load(&cli.config)?;
+            let layers = load(&cli.config);
+            // No API open to the network without a key: refuse to start.
+            exposure_or_exit(&layers.effective);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(run(cfg, cli.config))
+                .block_on(run(layers, cli.config))
         }
     }
 }
 
-fn load(path: &std::path::Path) -> anyhow::Result<Config> {
-    Config::load(path, std::env::vars()).with_context(|| "loading the configuration")
+/// Exit status for a configuration error (`EX_CONFIG`); the systemd unit
+/// does not restart on it (`RestartPreventExitStatus=78`).
+const EX_CONFIG: i32 = 78;
+
+/// The configuration layers, or exit with [`EX_CONFIG`] saying what is wrong.
+fn load(path: &std::path::Path) -> config::Layers {
+    match Config::load_layers(path, std::env::vars()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("convene-appliance: loading the configuration: {e}");
+            std::process::exit(EX_CONFIG);
+        }
+    }
+}
+
+fn exposure_or_exit(cfg: &Config) {
+    if let Err(e) = cfg.check_exposure() {
+        eprintln!("convene-appliance: refusing to start: {e}");
+        std::process::exit(EX_CONFIG);
+    }
 }
 
 fn capture_opus(source: &str, frames: u32, out: &std::path::Path) -> anyhow::Result<()> {
@@ -95,7 +119,8 @@ fn capture_opus(source: &str, frames: u32, out: &std::path::Path) -> anyhow::Res
     Ok(())
 }
 
-async fn run(cfg: Config, config_path: PathBuf) -> anyhow::Result<()> {
+async fn run(layers: config::Layers, config_path: PathBuf) -> anyhow::Result<()> {
+    let cfg = layers.effective.clone();
     let logs = LogRing::new(cfg.system.log_lines);
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONVENE_APPLIANCE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -112,9 +137,14 @@ async fn run(cfg: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let speaker = start_speaker(&cfg, capture.clone());
     let addr = cfg.http.addr.clone();
     if cfg.http.api_key.is_empty() {
-        tracing::warn!("no API key configured: the device and camera APIs are open to the network");
+        // check_exposure() allowed it: the address is a loopback one.
+        tracing::warn!(
+            addr = %addr,
+            "no API key configured: the device and camera APIs are served without \
+             authentication on a loopback address only (set http.api_key to serve the network)"
+        );
     }
-    let state = AppState::new(cfg, config_path, capture, logs, speaker);
+    let state = AppState::new(layers, config_path, capture, logs, speaker);
     tokio::spawn(state.cpu.clone().run());
 
     let listener = tokio::net::TcpListener::bind(&addr)

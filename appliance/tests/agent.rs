@@ -1162,3 +1162,630 @@ async fn device_routes_control_and_report_the_device() {
     );
     let _ = Instant::now();
 }
+
+/// Starts the agent with `env` (and a test pattern, a sine and private
+/// directories) and returns what it did within `wait`: `Ok(address line)`
+/// when it started listening, `Err((exit code, stderr))` when it exited.
+fn start_or_exit(
+    dir: &Path,
+    env: &[(&str, &str)],
+    wait: Duration,
+) -> Result<String, (i32, String)> {
+    use std::io::BufRead as _;
+    let mut child = Command::new(common::BIN)
+        .arg("--config")
+        .arg(dir.join("missing.toml"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONVENE_APPLIANCE_VIDEO_SOURCE", "test-pattern")
+        .env("CONVENE_APPLIANCE_AUDIO_SOURCE", "sine")
+        .env("CONVENE_APPLIANCE_MEDIA_DIR", dir.join("media"))
+        .env("CONVENE_APPLIANCE_STATE_FILE", dir.join("state.json"))
+        .env("CONVENE_APPLIANCE_RUNTIME_CONFIG", dir.join("runtime.toml"))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Ok(line) = rx.try_recv()
+            && line.starts_with("listening on ")
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(line);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return Err((status.code().unwrap_or(-1), err));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent neither listened nor exited within {wait:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn without_a_key_the_agent_refuses_to_serve_the_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wait = Duration::from_secs(20);
+    // The old default: every interface and no key. Refused, saying what to set.
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        match start_or_exit(tmp.path(), &[("CONVENE_APPLIANCE_HTTP_ADDR", addr)], wait) {
+            Ok(line) => panic!("the agent served {addr} without an API key: {line}"),
+            Err((code, err)) => {
+                assert_eq!(code, 78, "EX_CONFIG: {err}");
+                assert!(
+                    err.contains("http.api_key")
+                        && err.contains("CONVENE_APPLIANCE_API_KEY")
+                        && err.contains("loopback"),
+                    "{err}"
+                );
+            }
+        }
+    }
+    // `check-config` says the same.
+    let out = Command::new(common::BIN)
+        .args(["--config", "/nonexistent/appliance.toml", "check-config"])
+        .env_clear()
+        .env(
+            "CONVENE_APPLIANCE_RUNTIME_CONFIG",
+            tmp.path().join("runtime.toml"),
+        )
+        .env("CONVENE_APPLIANCE_VIDEO_SOURCE", "test-pattern")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http.api_key"));
+    // A key, or a loopback address, is fine.
+    let line = start_or_exit(
+        tmp.path(),
+        &[
+            ("CONVENE_APPLIANCE_HTTP_ADDR", "0.0.0.0:0"),
+            ("CONVENE_APPLIANCE_API_KEY", KEY),
+        ],
+        wait,
+    )
+    .expect("starts with a key");
+    assert!(line.contains("0.0.0.0"), "{line}");
+    start_or_exit(
+        tmp.path(),
+        &[("CONVENE_APPLIANCE_HTTP_ADDR", "127.0.0.1:0")],
+        wait,
+    )
+    .expect("starts without a key on loopback");
+}
+
+#[tokio::test]
+async fn the_config_api_cannot_change_the_commands_the_device_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mark = dir.join("rebooted");
+    let evil = dir.join("evil");
+    let reboot = format!("touch {}", mark.display());
+    let a = Agent::start_in(
+        dir,
+        &[("CONVENE_APPLIANCE_SYSTEM_REBOOT_COMMAND", reboot.as_str())],
+    );
+    let planted = format!("touch {}", evil.display());
+    for (method, key) in [
+        ("PATCH", "reboot_command"),
+        ("PATCH", "kiosk_command"),
+        ("PATCH", "cec_ctl"),
+        ("PUT", "reboot_command"),
+    ] {
+        let r = a
+            .camera(
+                method,
+                "/api/config/system",
+                Some(json!({"system": {key: planted}})),
+            )
+            .await;
+        assert_eq!(r.status(), 400, "{method} system.{key}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "VALIDATION_ERROR", "{v}");
+        assert_eq!(v["error"]["details"]["field"], key, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("system.{key}")) && msg.contains("configuration file"),
+            "{msg}"
+        );
+        assert!(v["error"]["timestamp"].is_string(), "{v}");
+    }
+    // Nothing changed, nothing was written.
+    let v: Value = a
+        .camera("GET", "/api/config/system", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["reboot_command"], reboot.as_str(), "{v}");
+    assert_eq!(v["kiosk_command"], "", "{v}");
+    assert_eq!(v["cec_ctl"], "cec-ctl", "{v}");
+    assert!(
+        !dir.join("runtime.toml").exists()
+            || !std::fs::read_to_string(dir.join("runtime.toml"))
+                .unwrap()
+                .contains("evil")
+    );
+    // The other system keys still change; sending back what GET showed is fine.
+    let mut back = v.clone();
+    back["log_lines"] = json!(400);
+    let r = a.camera("PUT", "/api/config/system", Some(back)).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let v: Value = a
+        .camera("GET", "/api/config/system", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["log_lines"].as_u64(), v["reboot_command"].as_str()),
+        (Some(400), Some(reboot.as_str()))
+    );
+    // The reboot runs the configured command, not the planted one.
+    let (st, _) = a.device("POST", "/api/v1/system/reboot", None).await;
+    assert_eq!(st, 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !mark.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(mark.exists(), "the configured reboot command ran");
+    assert!(!evil.exists(), "the planted command never ran");
+}
+
+/// A piece of a streamed request body.
+enum Piece {
+    Bytes(Vec<u8>),
+    /// `n` times the byte, sent in 64 KiB chunks.
+    Repeat(u8, usize),
+}
+
+const BOUNDARY: &str = "convene-test-boundary";
+
+fn part_head(name: &str, file_name: Option<&str>) -> Piece {
+    let file = file_name
+        .map(|f| format!("; filename=\"{f}\""))
+        .unwrap_or_default();
+    Piece::Bytes(
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n")
+            .into_bytes(),
+    )
+}
+
+fn part_end(last: bool) -> Piece {
+    Piece::Bytes(if last {
+        format!("\r\n--{BOUNDARY}--\r\n").into_bytes()
+    } else {
+        b"\r\n".to_vec()
+    })
+}
+
+/// POSTs a multipart `/upload` with `Transfer-Encoding: chunked` (no
+/// Content-Length, so the server cannot check the size up front). The body is
+/// written on a thread while the response is read, so an early answer (413,
+/// 507) is seen even though the server stops reading.
+fn chunked_upload(addr: &str, pieces: Vec<Piece>) -> (u16, Value) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\
+             Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+        if w.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let mut send = |b: &[u8]| {
+            write!(w, "{:x}\r\n", b.len())
+                .and_then(|_| w.write_all(b))
+                .and_then(|_| w.write_all(b"\r\n"))
+                .is_ok()
+        };
+        for p in pieces {
+            match p {
+                Piece::Bytes(b) => {
+                    if !send(&b) {
+                        return;
+                    }
+                }
+                Piece::Repeat(c, n) => {
+                    let buf = vec![c; 64 * 1024];
+                    let mut left = n;
+                    while left > 0 {
+                        let k = left.min(buf.len());
+                        if !send(&buf[..k]) {
+                            return;
+                        }
+                        left -= k;
+                    }
+                }
+            }
+        }
+        let _ = send(b"");
+    });
+    let mut out = Vec::new();
+    // The server may reset the connection after answering: keep what came.
+    let _ = s.read_to_end(&mut out);
+    let _ = writer.join();
+    let text = String::from_utf8_lossy(&out);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn upload_leftovers(media: &Path) -> Vec<String> {
+    let mut left = Vec::new();
+    let mut stack = vec![media.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".upload-") {
+                left.push(e.path().display().to_string());
+            }
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(e.path());
+            }
+        }
+    }
+    left
+}
+
+#[tokio::test]
+async fn chunked_uploads_are_bounded_as_a_whole() {
+    let a = Agent::start(&[("CONVENE_APPLIANCE_HTTP_MAX_UPLOAD_BYTES", "1000")]);
+    let addr = a.addr.clone();
+    let media = a.media();
+    std::fs::create_dir_all(&media).unwrap();
+    let pause = || std::thread::sleep(Duration::from_millis(600));
+    // A file past the limit, without Content-Length.
+    let (st, v) = chunked_upload(
+        &addr,
+        vec![
+            part_head("path", None),
+            Piece::Bytes(b"configs".to_vec()),
+            part_end(false),
+            part_head("file", Some("big.bin")),
+            Piece::Repeat(b'a', 300_000),
+            part_end(true),
+        ],
+    );
+    assert_eq!(st, 413, "{v}");
+    assert_eq!(v["error"]["code"], "PAYLOAD_TOO_LARGE", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000 bytes"),
+        "{v}"
+    );
+    assert!(!media.join("configs/big.bin").exists());
+    pause();
+    // A small file with a large field the seed does not know: the body as a
+    // whole is bounded too (1000 bytes + 64 KiB of form).
+    let (st, v) = chunked_upload(
+        &addr,
+        vec![
+            part_head("file", Some("small.bin")),
+            Piece::Repeat(b'a', 10),
+            part_end(false),
+            part_head("comment", None),
+            Piece::Repeat(b'c', 300_000),
+            part_end(true),
+        ],
+    );
+    assert_eq!(st, 413, "{v}");
+    assert_eq!(v["error"]["code"], "PAYLOAD_TOO_LARGE", "{v}");
+    assert!(
+        !media.join("small.bin").exists(),
+        "the upload was refused as a whole"
+    );
+    pause();
+    // Many fields, each within its limit: the body limit (1000 bytes of file
+    // + 64 KiB of form) still ends it.
+    let mut pieces = vec![
+        part_head("file", Some("many.bin")),
+        Piece::Repeat(b'a', 10),
+        part_end(false),
+    ];
+    for i in 0..100 {
+        pieces.push(part_head(&format!("note{i}"), None));
+        pieces.push(Piece::Repeat(b'n', 1000));
+        pieces.push(part_end(i == 99));
+    }
+    let (st, v) = chunked_upload(&addr, pieces);
+    assert_eq!(st, 413, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("1000 bytes") && msg.contains("65536 bytes"),
+        "{msg}"
+    );
+    assert!(!media.join("many.bin").exists());
+    pause();
+    // A chunked upload within the limits still works.
+    let (st, v) = chunked_upload(
+        &addr,
+        vec![
+            part_head("path", None),
+            Piece::Bytes(b"configs/".to_vec()),
+            part_end(false),
+            part_head("file", Some("ok.bin")),
+            Piece::Repeat(b'a', 900),
+            part_end(true),
+        ],
+    );
+    assert_eq!(
+        (st, v["path"].as_str(), v["size"].as_u64()),
+        (200, Some("configs/ok.bin"), Some(900)),
+        "{v}"
+    );
+    assert_eq!(
+        std::fs::metadata(media.join("configs/ok.bin"))
+            .unwrap()
+            .len(),
+        900
+    );
+    for f in ["big.bin", "small.bin", "many.bin"] {
+        assert!(
+            !media.join(f).exists() && !media.join("configs").join(f).exists(),
+            "{f} left"
+        );
+    }
+    let left = upload_leftovers(&media);
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+#[tokio::test]
+async fn oversized_text_fields_are_refused_with_a_clear_4xx() {
+    let a = Agent::start(&[("CONVENE_APPLIANCE_HTTP_MAX_UPLOAD_BYTES", "1000")]);
+    let addr = a.addr.clone();
+    let media = a.media();
+    std::fs::create_dir_all(&media).unwrap();
+    let pause = || std::thread::sleep(Duration::from_millis(600));
+    // A `path` field is small text: refused early, whatever the transfer.
+    let (st, v) = chunked_upload(
+        &addr,
+        vec![
+            part_head("path", None),
+            Piece::Repeat(b'p', 300_000),
+            part_end(false),
+            part_head("file", Some("p.bin")),
+            Piece::Repeat(b'a', 10),
+            part_end(true),
+        ],
+    );
+    assert_eq!(st, 413, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("`path`") && msg.contains("1024 bytes"),
+        "{msg}"
+    );
+    pause();
+    // The same with Content-Length (within the body limit): a clear 4xx, not
+    // an internal error from a file name the file system refuses.
+    let form = reqwest::multipart::Form::new()
+        .text("path", "d".repeat(5000))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![b'a'; 10]).file_name("p.bin"),
+        );
+    let r = a
+        .http
+        .post(format!("{}/upload", a.base))
+        .bearer_auth(KEY)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["details"]["field"], "path", "{v}");
+    pause();
+    let form = reqwest::multipart::Form::new()
+        .text("overwrite", "t".repeat(100))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![b'a'; 10]).file_name("o.bin"),
+        );
+    let r = a
+        .http
+        .post(format!("{}/upload", a.base))
+        .bearer_auth(KEY)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    for f in ["p.bin", "o.bin"] {
+        assert!(!media.join(f).exists(), "{f} left");
+    }
+    let left = upload_leftovers(&media);
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+#[tokio::test]
+async fn an_upload_without_content_length_cannot_fill_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("media")).unwrap();
+    // 8 MiB of room above the floor, measured now; the upload sends 96 MiB.
+    let s = nix::sys::statvfs::statvfs(&dir.join("media")).unwrap();
+    let avail = s.blocks_available() as u64 * s.fragment_size() as u64;
+    let floor = (avail - 8 * 1024 * 1024).to_string();
+    let mut a = Agent::start_in(
+        dir,
+        &[("CONVENE_APPLIANCE_HTTP_MIN_FREE_BYTES", floor.as_str())],
+    );
+    a._tmp = Some(tmp);
+    let (st, v) = chunked_upload(
+        &a.addr,
+        vec![
+            part_head("file", Some("huge.bin")),
+            Piece::Repeat(b'a', 96 * 1024 * 1024),
+            part_end(true),
+        ],
+    );
+    assert_eq!(st, 507, "{v}");
+    assert_eq!(v["error"]["code"], "INSUFFICIENT_STORAGE", "{v}");
+    assert!(!a.media().join("huge.bin").exists());
+    let left = upload_leftovers(&a.media());
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+#[tokio::test]
+async fn a_symlink_planted_in_the_media_directory_is_never_followed() {
+    let a = Agent::start(&[]);
+    let media = a.media();
+    let outside = a.dir.join("outside");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "SECRET").unwrap();
+    let snapshot = |d: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = snapshot(&outside);
+    let upload = |client: reqwest::Client, path: String, name: String, overwrite: bool| {
+        let form = reqwest::multipart::Form::new()
+            .text("path", path)
+            .text("overwrite", overwrite.to_string())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(b"PLANTED".to_vec()).file_name(name),
+            );
+        let url = format!("{}/upload", a.base);
+        async move {
+            client
+                .post(url)
+                .bearer_auth(KEY)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Planted before the request: a directory link and a file link.
+    std::os::unix::fs::symlink(&outside, media.join("link")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), media.join("secret.txt")).unwrap();
+    // Each request from its own loopback address (127.10.x.y): uploads are
+    // limited to 2 per second per client address.
+    let client = |i: u32| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([
+                127,
+                10,
+                (i / 250) as u8,
+                (i % 250 + 1) as u8,
+            ]))
+            .build()
+            .unwrap()
+    };
+    for (n, (path, name, overwrite)) in [
+        ("link", "x.txt", false),
+        ("link/sub", "x.txt", false),
+        ("", "secret.txt", true),
+        ("", "secret.txt", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = upload(client(n as u32), path.into(), name.into(), overwrite).await;
+        assert_eq!(r.status(), 403, "{path}/{name}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "PERMISSION_DENIED", "{v}");
+    }
+    assert_eq!(snapshot(&outside), before, "nothing outside changed");
+
+    // Planted while uploads run: `configs` is swapped with a link to the
+    // outside directory (atomically, over and over) between the agent's
+    // checks and its write. Every upload lands inside or is refused.
+    std::fs::create_dir(media.join("configs")).unwrap();
+    std::os::unix::fs::symlink(&outside, media.join("swap")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        let (x, y) = (media.join("configs"), media.join("swap"));
+        std::thread::spawn(move || {
+            let mut flips = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                nix::fcntl::renameat2(None, &x, None, &y, nix::fcntl::RenameFlags::RENAME_EXCHANGE)
+                    .unwrap();
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let (mut landed, mut refused) = (0, 0);
+    for i in 0..400u32 {
+        let r = upload(client(i + 10), "configs".into(), format!("f{i}.txt"), false).await;
+        match r.status().as_u16() {
+            200 => landed += 1,
+            403 => refused += 1,
+            s => panic!("upload {i}: {s} {:?}", r.text().await),
+        }
+        if snapshot(&outside) != before {
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flips = flipper.join().unwrap();
+    assert_eq!(
+        snapshot(&outside),
+        before,
+        "an upload was written through the planted link ({landed} landed, {refused} refused, {flips} swaps)"
+    );
+    // What landed is in the real directory, inside the media directory.
+    let real = if std::fs::symlink_metadata(media.join("configs"))
+        .unwrap()
+        .is_dir()
+    {
+        media.join("configs")
+    } else {
+        media.join("swap")
+    };
+    assert_eq!(
+        std::fs::read_dir(&real).unwrap().count(),
+        landed,
+        "{landed} landed, {refused} refused"
+    );
+    assert!(
+        landed > 0 && refused > 0,
+        "{landed} landed, {refused} refused, {flips} swaps"
+    );
+}

@@ -1,11 +1,11 @@
 //! Against the real `convene-appliance` binary: `/api/config` writes land in
-//! the `--config` file (comments kept, env-only secrets never written) and
-//! survive a restart; the audio-processing switches of `PATCH /api/v1/audio`
+//! the runtime file (the `--config` file stays untouched, env-only secrets are
+//! never written) and survive a restart; the audio-processing switches of `PATCH /api/v1/audio`
 //! change what is encoded (local WebM recording, decoded with ffmpeg).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -88,11 +88,16 @@ width = 320\n\
 height = 240\n";
 
 #[tokio::test]
-async fn config_writes_reach_the_file_and_survive_a_restart() {
+async fn config_writes_reach_the_runtime_file_and_survive_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let config = dir.join("appliance.toml");
+    // The shipped configuration (read-only under the systemd unit) and the
+    // runtime file in the state directory, which the agent writes.
+    let config = dir.join("etc").join("appliance.toml");
+    let runtime = dir.join("state").join("runtime.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     std::fs::write(&config, FILE).unwrap();
+    let runtime_env = runtime.to_str().unwrap();
     // An env-only setting (with a secret-looking value) that must not be written.
     let env = [
         (
@@ -100,6 +105,7 @@ async fn config_writes_reach_the_file_and_survive_a_restart() {
             "kiosk --token=env-only-secret {url}",
         ),
         ("CONVENE_APPLIANCE_AUDIO_SOURCE", "sine"),
+        ("CONVENE_APPLIANCE_RUNTIME_CONFIG", runtime_env),
     ];
     let a = Agent::start(dir, &config, &env);
     let (st, v) = a
@@ -115,7 +121,7 @@ async fn config_writes_reach_the_file_and_survive_a_restart() {
         (Some(10), Some(true)),
         "{v}"
     );
-    assert_eq!(v["config_file"], json!(config.display().to_string()));
+    assert_eq!(v["config_file"], json!(runtime.display().to_string()));
     let (st, v) = a
         .call(
             "PATCH",
@@ -128,7 +134,7 @@ async fn config_writes_reach_the_file_and_survive_a_restart() {
         .call(
             "PATCH",
             "/api/config/system",
-            Some(json!({"reboot_command": "/sbin/reboot"})),
+            Some(json!({"open_display": true, "log_lines": 500})),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -147,33 +153,48 @@ async fn config_writes_reach_the_file_and_survive_a_restart() {
         "{v}"
     );
 
-    let text = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        FILE,
+        "the shipped configuration file was rewritten"
+    );
+    let text = std::fs::read_to_string(&runtime).unwrap();
     for kept in [
-        "# Room A: managed by hand and by the API.",
-        "# shown in the room",
-        "name = \"Room B\"   # keep short",
-        "location = \"Floor 2\"",
-        "fps = 10   # the USB camera's best rate",
+        "name = \"Room B\"",
+        "fps = 10",
         "bitrate_kbps = 700",
-        "reboot_command = \"/sbin/reboot\"",
+        "open_display = true",
+        "log_lines = 500",
     ] {
         assert!(text.contains(kept), "`{kept}` missing from:\n{text}");
     }
     assert!(
-        !text.contains("env-only-secret"),
+        !text.contains("env-only-secret") && !text.contains("kiosk_command"),
         "env value written:\n{text}"
+    );
+    assert!(
+        !text.contains("Floor 2"),
+        "unchanged file keys copied:\n{text}"
     );
     assert!(!text.contains(KEY), "API key written:\n{text}");
     assert!(!text.contains("[http]"), "http section written:\n{text}");
+    let leftovers: Vec<_> = std::fs::read_dir(runtime.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "runtime.toml")
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     a.stop();
 
-    // Restarted with the same file: the values are back.
+    // Restarted with the same files: the values are back.
     let a = Agent::start(dir, &config, &env);
     let (_, v) = a.call("GET", "/api/config", None).await;
     assert_eq!(v["video"]["fps"], 10, "{v}");
     assert_eq!(v["video"]["bitrate_kbps"], 700, "{v}");
     assert_eq!(v["device"]["name"], "Room B", "{v}");
-    assert_eq!(v["system"]["reboot_command"], "/sbin/reboot", "{v}");
+    assert_eq!(v["device"]["location"], "Floor 2", "{v}");
+    assert_eq!(v["system"]["open_display"], true, "{v}");
     assert_eq!(
         v["system"]["kiosk_command"],
         "kiosk --token=env-only-secret {url}"
@@ -182,31 +203,58 @@ async fn config_writes_reach_the_file_and_survive_a_restart() {
     let (_, d) = a.call("GET", "/api/v1/device", None).await;
     assert_eq!(d["name"], "Room B");
 
-    // PUT replaces the section: keys not sent leave the file (back to defaults).
+    // PUT replaces the section: keys not sent leave the runtime file and go
+    // back to the configuration file's values.
     let (st, v) = a
-        .call("PUT", "/api/config/device", Some(json!({"name": "Room C"})))
+        .call(
+            "PUT",
+            "/api/config/device",
+            Some(json!({"location": "Lab"})),
+        )
         .await;
     assert_eq!(st, 200, "{v}");
-    let text = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(
+        (v["name"].as_str(), v["location"].as_str()),
+        (Some("Room A"), Some("Lab")),
+        "{v}"
+    );
+    let text = std::fs::read_to_string(&runtime).unwrap();
     assert!(
-        text.contains("name = \"Room C\"") && !text.contains("Floor 2"),
+        text.contains("location = \"Lab\"") && !text.contains("Room B"),
         "{text}"
     );
-    assert!(
-        text.contains("fps = 10   # the USB camera's best rate"),
-        "{text}"
+    assert!(text.contains("fps = 10"), "{text}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), FILE);
+    a.stop();
+    let a = Agent::start(dir, &config, &env);
+    let (_, v) = a.call("GET", "/api/config/device", None).await;
+    assert_eq!(
+        (v["name"].as_str(), v["location"].as_str()),
+        (Some("Room A"), Some("Lab")),
+        "{v}"
     );
     a.stop();
 }
 
 #[tokio::test]
-async fn an_unwritable_config_file_refuses_the_change() {
+async fn an_unwritable_runtime_file_refuses_the_change() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    // The file's directory does not exist (as when /etc/convene was never
-    // created): the agent starts on defaults, but cannot write the file.
-    let config: PathBuf = dir.join("no-such-dir").join("appliance.toml");
-    let a = Agent::start(dir, &config, &[("CONVENE_APPLIANCE_AUDIO_SOURCE", "sine")]);
+    // The runtime file's directory cannot be created (not even by root, for
+    // whom a permission test would not hold): the agent starts, but cannot
+    // write the file.
+    let runtime = Path::new("/proc/convene-no-such-dir/runtime.toml");
+    let a = Agent::start(
+        dir,
+        &dir.join("appliance.toml"),
+        &[
+            ("CONVENE_APPLIANCE_AUDIO_SOURCE", "sine"),
+            (
+                "CONVENE_APPLIANCE_RUNTIME_CONFIG",
+                runtime.to_str().unwrap(),
+            ),
+        ],
+    );
     let (st, v) = a
         .call(
             "PATCH",
@@ -218,7 +266,7 @@ async fn an_unwritable_config_file_refuses_the_change() {
     assert_eq!(v["error"]["code"], "CONFIG_WRITE_FAILED", "{v}");
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(
-        msg.contains("not applied") && msg.contains("appliance.toml"),
+        msg.contains("not applied") && msg.contains("runtime.toml"),
         "{msg}"
     );
     // Nothing changed in memory either.

@@ -49,6 +49,10 @@ impl Appliance {
                 "CONVENE_APPLIANCE_STATE_FILE",
                 dir.path().join("state.json"),
             )
+            .env(
+                "CONVENE_APPLIANCE_RUNTIME_CONFIG",
+                dir.path().join("runtime.toml"),
+            )
             .env("CONVENE_APPLIANCE_RTC_IP", media_ip().to_string())
             .env("CONVENE_APPLIANCE_RTC_NAME", "Room A")
             .env(

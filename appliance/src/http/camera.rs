@@ -22,7 +22,9 @@ use crate::capture::lock;
 use crate::files::{PathError, check_file_name, mime_of, resolve};
 use crate::record::RecordError;
 
-pub fn routes(_st: &Arc<AppState>) -> Router<Arc<AppState>> {
+pub fn routes(st: &Arc<AppState>) -> Router<Arc<AppState>> {
+    // `http` is read-only at run time: the limit is fixed when the routes are built.
+    let upload_limit = upload_body_limit(st.config().http.max_upload_bytes);
     Router::new()
         .route("/camera.jpeg", get(image))
         .route("/image", get(image))
@@ -32,7 +34,10 @@ pub fn routes(_st: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/api/status", get(info))
         .route("/health", get(health))
         .route("/api/health", get(health))
-        .route("/upload", post(upload).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/upload",
+            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .route("/download/{*path}", get(download))
         .route("/files/{*path}", get(download).delete(delete))
         .route("/files", get(list_files))
@@ -238,6 +243,62 @@ fn rel_of(root: &Path, p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Longest accepted `path` field (a directory under the media directory).
+const MAX_PATH_FIELD: usize = 1024;
+/// Longest accepted `overwrite` field (`true`, `1`, ...).
+const MAX_FLAG_FIELD: usize = 16;
+/// Longest accepted field the seed does not know (read and dropped).
+const MAX_OTHER_FIELD: usize = 1024;
+/// What a whole upload may add to `max_upload_bytes`: boundaries, part
+/// headers and the small fields above.
+pub const FORM_OVERHEAD: u64 = 64 * 1024;
+/// Free space is measured again after this many bytes of an upload.
+const FREE_SPACE_RECHECK: u64 = 4 * 1024 * 1024;
+
+/// The body limit of `/upload`: `max_upload_bytes` plus the form's overhead.
+/// Applied while the body streams, so it bounds chunked uploads too.
+pub fn upload_body_limit(max_upload_bytes: u64) -> usize {
+    usize::try_from(max_upload_bytes.saturating_add(FORM_OVERHEAD)).unwrap_or(usize::MAX)
+}
+
+fn payload_too_large(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", message)
+}
+
+/// A multipart read error: 413 when the body limit was hit, 400 otherwise.
+fn multipart_error(e: axum::extract::multipart::MultipartError, max: u64) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        payload_too_large(format!(
+            "the upload is larger than the limit of {max} bytes for the file plus {FORM_OVERHEAD} \
+             bytes for the other form fields"
+        ))
+    } else {
+        ApiError::validation(format!("reading the upload: {}", e.body_text()))
+    }
+}
+
+/// Reads a small form field, refusing it past `limit` bytes (without
+/// buffering more than that).
+async fn small_field(
+    field: &mut axum::extract::multipart::Field<'_>,
+    name: &str,
+    limit: usize,
+    max: u64,
+) -> Result<String, ApiError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, max))? {
+        if buf.len() + chunk.len() > limit {
+            return Err(payload_too_large(format!(
+                "the `{name}` field is limited to {limit} bytes"
+            ))
+            .details(json!({"field": name, "limit": limit})));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf)
+        .map_err(|_| ApiError::validation(format!("the `{name}` field is not UTF-8 text")))
+}
+
 async fn upload(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -245,19 +306,17 @@ async fn upload(
 ) -> ApiResult {
     let cfg = st.config();
     let max = cfg.http.max_upload_bytes;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            format!("uploads are limited to {max} bytes"),
-        )
+    let floor = cfg.http.min_free_bytes;
+    let file_too_large = || {
+        payload_too_large(format!("uploads are limited to {max} bytes"))
+            .details(json!({"limit": max}))
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max.saturating_add(64 * 1024)) {
-        return Err(too_large());
+    if declared.is_some_and(|n| n > max.saturating_add(FORM_OVERHEAD)) {
+        return Err(file_too_large());
     }
     st.check_storage(declared.unwrap_or(0))?;
     let mp = mp
@@ -267,89 +326,121 @@ async fn upload(
     tokio::fs::create_dir_all(&root)
         .await
         .map_err(ApiError::internal)?;
-    let tmp = root.join(format!(".upload-{}.part", uuid::Uuid::new_v4().simple()));
+    // The file streams into a temporary file in the media root (created new,
+    // never through a symlink) and is renamed into place at the end.
+    let tmp_name = format!(".upload-{}.part", uuid::Uuid::new_v4().simple());
+    let tmp = root.join(&tmp_name);
     let guard = TempFile(tmp.clone());
+    // Free space when the upload started; what it writes must leave `floor` free.
+    let avail_at_start = crate::system::disk_space(&root).map(|d| d.1);
     let mut dir = String::new();
     let mut overwrite = false;
     let mut file_name: Option<String> = None;
     let mut size: u64 = 0;
-    while let Some(mut field) = mp
-        .next_field()
-        .await
-        .map_err(|e| ApiError::validation(format!("reading the upload: {e}")))?
-    {
-        match field.name().unwrap_or("") {
-            "path" => {
-                dir = field
-                    .text()
-                    .await
-                    .map_err(|e| ApiError::validation(e.to_string()))?
-            }
+    while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_error(e, max))? {
+        let field_name = field.name().unwrap_or("").to_string();
+        match field_name.as_str() {
+            "path" => dir = small_field(&mut field, "path", MAX_PATH_FIELD, max).await?,
             "overwrite" => {
-                let v = field
-                    .text()
-                    .await
-                    .map_err(|e| ApiError::validation(e.to_string()))?;
+                let v = small_field(&mut field, "overwrite", MAX_FLAG_FIELD, max).await?;
                 overwrite = matches!(v.trim(), "true" | "1" | "yes" | "on");
             }
             "file" => {
+                if file_name.is_some() {
+                    return Err(ApiError::validation("one `file` field per upload"));
+                }
                 let name = field
                     .file_name()
                     .map(str::to_string)
                     .ok_or_else(|| ApiError::validation("the `file` field has no file name"))?;
+                if name.len() > 255 {
+                    return Err(ApiError::validation(
+                        "the file name is longer than 255 bytes",
+                    ));
+                }
                 check_file_name(&name)?;
                 file_name = Some(name);
-                let mut out = tokio::fs::File::create(&tmp)
-                    .await
-                    .map_err(ApiError::internal)?;
-                while let Some(chunk) = field
-                    .chunk()
-                    .await
-                    .map_err(|e| ApiError::validation(format!("reading the upload: {e}")))?
-                {
+                let out = {
+                    use std::os::unix::fs::OpenOptionsExt as _;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o644)
+                        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                        .open(&tmp)
+                        .map_err(ApiError::internal)?
+                };
+                let mut out = tokio::fs::File::from_std(out);
+                let mut next_check = FREE_SPACE_RECHECK;
+                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, max))? {
                     size += chunk.len() as u64;
                     if size > max {
-                        return Err(too_large());
+                        return Err(file_too_large());
+                    }
+                    // Checked while the body streams, so an upload without
+                    // Content-Length (chunked) cannot fill the disk either.
+                    if let Some(a) = avail_at_start
+                        && size.saturating_add(floor) > a
+                    {
+                        return Err(st.storage_error(a.saturating_sub(size), floor));
+                    }
+                    if size >= next_check {
+                        next_check = size + FREE_SPACE_RECHECK;
+                        st.check_storage(chunk.len() as u64)?;
                     }
                     out.write_all(&chunk).await.map_err(ApiError::internal)?;
                 }
                 out.flush().await.map_err(ApiError::internal)?;
             }
-            _ => {}
+            other => {
+                // Not in the seed: read (bounded) and dropped.
+                small_field(&mut field, other, MAX_OTHER_FIELD, max).await?;
+            }
         }
     }
     let name = file_name.ok_or_else(|| ApiError::validation("a `file` field is required"))?;
-    let dir_rel = dir.trim().trim_end_matches('/');
-    let target_dir = resolve(&root, dir_rel)?;
-    let target = resolve(
-        &root,
-        &if dir_rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{dir_rel}/{name}")
-        },
-    )?;
-    tokio::fs::create_dir_all(&target_dir)
-        .await
-        .map_err(ApiError::internal)?;
-    // The directories now exist: check again that none is a symlink.
-    resolve(&root, &rel_of(&root, &target))?;
-    if !overwrite && tokio::fs::try_exists(&target).await.unwrap_or(false) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "FILE_EXISTS",
-            format!(
-                "{} exists (send overwrite=true to replace it)",
-                rel_of(&root, &target)
-            ),
-        ));
-    }
-    tokio::fs::rename(&tmp, &target)
-        .await
-        .map_err(ApiError::internal)?;
+    let dir_rel = dir.trim().trim_end_matches('/').to_string();
+    // The textual checks and a first look for symlinks (clear errors) ...
+    resolve(&root, &dir_rel)?;
+    let rel = if dir_rel.is_empty() {
+        name.clone()
+    } else {
+        format!("{dir_rel}/{name}")
+    };
+    let shown = rel_of(&root, &resolve(&root, &rel)?);
+    // ... then the directories are opened (and created) one by one without
+    // following any symlink, and the file is renamed into the directory
+    // that was opened: a symlink planted after the checks is never followed.
+    let (root2, name2, rel2) = (root.clone(), name.clone(), shown.clone());
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        let root_dir = crate::files::open_root(&root2).map_err(ApiError::internal)?;
+        let target_dir =
+            crate::files::open_dir_beneath(&root_dir, &dir_rel, true).map_err(|e| match e {
+                crate::files::OpenError::Path(p) => ApiError::from(p),
+                crate::files::OpenError::Io(e) => ApiError::internal(e),
+            })?;
+        crate::files::place_file(&root_dir, &tmp_name, &target_dir, &name2, overwrite).map_err(
+            |e| match e {
+                crate::files::PlaceError::Exists => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "FILE_EXISTS",
+                    format!("{rel2} exists (send overwrite=true to replace it)"),
+                ),
+                crate::files::PlaceError::IsDir => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "FILE_EXISTS",
+                    format!("{rel2} is a directory"),
+                ),
+                crate::files::PlaceError::Symlink => ApiError::from(PathError::Symlink),
+                crate::files::PlaceError::Io(e) => ApiError::internal(e),
+            },
+        )
+    })
+    .await
+    .map_err(ApiError::internal)??;
     drop(guard);
     Ok(Json(
-        json!({"success": true, "filename": name, "path": rel_of(&root, &target), "size": size}),
+        json!({"success": true, "filename": name, "path": shown, "size": size}),
     ))
 }
 
@@ -627,7 +718,8 @@ async fn record_status(State(st): State<Arc<AppState>>) -> ApiResult {
 }
 
 /// Config sections served under `/api/config/{section}` (`camera` is `video`).
-/// PUT/PATCH are written to the `--config` file (only the keys sent).
+/// PUT/PATCH are written to the runtime file (`runtime_config`, only the keys
+/// sent); the `--config` file is never written.
 fn section_key(s: &str) -> Option<&'static str> {
     Some(match s {
         "camera" | "video" => "video",
@@ -682,13 +774,37 @@ async fn config_write(st: Arc<AppState>, section: String, body: Value, replace: 
         ));
     }
     // The seed wraps the section: {"camera": {...}}; a bare object is accepted too.
-    let patch = body
+    let mut patch = body
         .get(&section)
         .or_else(|| body.get(key))
         .cloned()
         .unwrap_or(body);
     if !patch.is_object() {
         return Err(ApiError::validation("expected a JSON object"));
+    }
+    let current = st.config();
+    // Commands the agent runs come from the configuration file only: a client
+    // that can change them could run anything on the device. Sending the
+    // current value (a GET sent back) is accepted and ignored.
+    let current_section = serde_json::to_value(&current).map_err(ApiError::internal)?[key].clone();
+    if let Some(p) = patch.as_object_mut() {
+        let protected: Vec<String> = p
+            .keys()
+            .filter(|k| crate::config::file_only(key, k))
+            .cloned()
+            .collect();
+        for k in protected {
+            if p.get(&k) != current_section.get(&k) {
+                return Err(ApiError::validation(format!(
+                    "`{key}.{k}` is a command the device runs: it can only be set in the \
+                     configuration file ({}), not through the API",
+                    st.config_path.display()
+                ))
+                .details(json!({"field": k, "section": key,
+                                "config_file": st.config_path.display().to_string()})));
+            }
+            p.remove(&k);
+        }
     }
     if key == "video" && st.recorder.is_recording() {
         return Err(ApiError::new(
@@ -697,12 +813,12 @@ async fn config_write(st: Arc<AppState>, section: String, body: Value, replace: 
             "camera settings cannot change during a recording",
         ));
     }
-    let current = st.config();
     let mut all = serde_json::to_value(&current).map_err(ApiError::internal)?;
     if replace {
-        let defaults =
-            serde_json::to_value(crate::config::Config::default()).map_err(ApiError::internal)?;
-        all[key] = defaults[key].clone();
+        // Keys not sent go back to the configuration file's values (or the
+        // defaults), as they will after a restart.
+        let base = serde_json::to_value(&st.base).map_err(ApiError::internal)?;
+        all[key] = base[key].clone();
     }
     if let (Some(target), Some(p)) = (all[key].as_object_mut(), patch.as_object()) {
         for (k, v) in p {
@@ -727,25 +843,24 @@ async fn config_write(st: Arc<AppState>, section: String, body: Value, replace: 
     })?;
     let restart = key == "video" && (new.video != current.video)
         || key == "audio" && new.audio.source != current.audio.source;
-    // Written to the --config file first: a change lands in the file and in
+    // Written to the runtime file first: a change lands in the file and in
     // memory, or (when the file cannot be written) in neither.
     let keys: Vec<String> = patch
         .as_object()
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default();
+    let runtime = current.runtime_config.clone();
     {
         let _file = lock(&st.config_file_lock);
-        crate::config::persist_section(&st.config_path, &new, key, &keys, replace).map_err(
-            |e| {
-                tracing::error!(error = %e, "configuration change not saved");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "CONFIG_WRITE_FAILED",
-                    format!("the change was not applied: {e}"),
-                )
-                .details(json!({"config_file": st.config_path.display().to_string()}))
-            },
-        )?;
+        crate::config::persist_section(&runtime, &new, key, &keys, replace).map_err(|e| {
+            tracing::error!(error = %e, "configuration change not saved");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "CONFIG_WRITE_FAILED",
+                format!("the change was not applied: {e}"),
+            )
+            .details(json!({"config_file": runtime.display().to_string()}))
+        })?;
         *lock(&st.cfg) = new;
     }
     // Keys an environment variable sets win over the file at the next start.
@@ -758,10 +873,7 @@ async fn config_write(st: Arc<AppState>, section: String, body: Value, replace: 
     if let Some(o) = v.as_object_mut() {
         o.insert("restart_required".into(), json!(restart));
         o.insert("persisted".into(), json!(true));
-        o.insert(
-            "config_file".into(),
-            json!(st.config_path.display().to_string()),
-        );
+        o.insert("config_file".into(), json!(runtime.display().to_string()));
         o.insert("overridden_by_env".into(), json!(overridden));
     }
     Ok(Json(v))

@@ -246,9 +246,12 @@ impl Default for Settings {
 
 pub struct AppState {
     pub cfg: Arc<Mutex<Config>>,
-    /// The `--config` file that `/api/config` writes go to.
+    /// The configuration without the runtime file (`--config` file and
+    /// environment): what a section goes back to when PUT replaces it.
+    pub base: Config,
+    /// The `--config` file (read only; `/api/config` writes go to `runtime_config`).
     pub config_path: PathBuf,
-    /// Serialises read-modify-write of the configuration file.
+    /// Serialises read-modify-write of the runtime configuration file.
     pub config_file_lock: Mutex<()>,
     pub capture: Arc<Capture>,
     pub meetings: Meetings,
@@ -262,12 +265,16 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        cfg: Config,
+        layers: crate::config::Layers,
         config_path: PathBuf,
         capture: Arc<Capture>,
         logs: LogRing,
         speaker: crate::peer::SpeakerTx,
     ) -> Arc<AppState> {
+        let crate::config::Layers {
+            effective: cfg,
+            base,
+        } = layers;
         let settings: Settings = std::fs::read(&cfg.state_file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -282,6 +289,7 @@ impl AppState {
         Arc::new(AppState {
             meetings: Meetings::new(cfg.clone(), capture.clone(), speaker),
             cfg,
+            base,
             config_path,
             config_file_lock: Mutex::new(()),
             capture,
@@ -302,15 +310,18 @@ impl AppState {
         lock(&self.cfg).media_dir.clone()
     }
 
-    /// Saves the settings to the state file (best effort, logged).
+    /// Saves the settings to the state file, atomically (best effort, logged).
     pub fn save_settings(&self) {
         let path = lock(&self.cfg).state_file.clone();
         let s = lock(&self.settings).clone();
+        let text = serde_json::to_string_pretty(&s).unwrap_or_default();
         let r = path
             .parent()
+            .filter(|d| !d.as_os_str().is_empty())
             .map(std::fs::create_dir_all)
             .transpose()
-            .and_then(|_| std::fs::write(&path, serde_json::to_vec_pretty(&s).unwrap_or_default()));
+            .map_err(|e| e.to_string())
+            .and_then(|_| crate::config::write_atomic(&path, &text).map_err(|e| e.to_string()));
         if let Err(e) = r {
             tracing::warn!(path = %path.display(), error = %e, "cannot save settings");
         }
@@ -322,17 +333,22 @@ impl AppState {
         if let Some((_, avail)) = crate::system::disk_space(&cfg.media_dir)
             && avail < cfg.http.min_free_bytes.saturating_add(extra)
         {
-            return Err(ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "INSUFFICIENT_STORAGE",
-                format!(
-                    "not enough disk space: {} MB free, {} MB must stay free",
-                    avail / (1024 * 1024),
-                    cfg.http.min_free_bytes / (1024 * 1024)
-                ),
-            ));
+            return Err(self.storage_error(avail, cfg.http.min_free_bytes));
         }
         Ok(())
+    }
+
+    /// 507 INSUFFICIENT_STORAGE: `avail` bytes free, `floor` must stay free.
+    pub fn storage_error(&self, avail: u64, floor: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "INSUFFICIENT_STORAGE",
+            format!(
+                "not enough disk space: {} MB free, {} MB must stay free",
+                avail / (1024 * 1024),
+                floor / (1024 * 1024)
+            ),
+        )
     }
 }
 

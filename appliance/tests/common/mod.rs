@@ -9,8 +9,9 @@ use std::time::Duration;
 pub const BIN: &str = env!("CARGO_BIN_EXE_convene-appliance");
 
 /// Starts the agent with `--config config`, an environment of only `PATH`
-/// plus `env` (later entries win), its HTTP API on a free port and a disk
-/// floor of 1 MiB (a test input, not whatever the host has free). Returns
+/// plus `env` (later entries win), its HTTP API on a free port, a disk
+/// floor of 1 MiB (a test input, not whatever the host has free) and its
+/// runtime configuration file next to `config` (`runtime.toml`). Returns
 /// the child and the base URL it printed (`listening on http://...`).
 pub fn spawn(config: &Path, env: &[(&str, OsString)]) -> (Child, String) {
     let mut cmd = Command::new(BIN);
@@ -20,6 +21,10 @@ pub fn spawn(config: &Path, env: &[(&str, OsString)]) -> (Child, String) {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CONVENE_APPLIANCE_HTTP_ADDR", "127.0.0.1:0")
         .env("CONVENE_APPLIANCE_HTTP_MIN_FREE_BYTES", "1048576")
+        .env(
+            "CONVENE_APPLIANCE_RUNTIME_CONFIG",
+            config.with_file_name("runtime.toml"),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (k, v) in env {
