@@ -365,6 +365,10 @@ impl RoomActor {
     /// The room's stored bans (removals whose tokens have not expired).
     async fn load_bans(&mut self) {
         let now = convene_api::store::now();
+        // Expired bans of every room go first (they never match again).
+        if let Err(e) = self.sig.db.prune_room_bans(&now).await {
+            tracing::warn!(error = %e, "could not prune expired bans");
+        }
         match self.sig.db.room_bans(&self.room_id, &now).await {
             Ok(bans) => {
                 for b in bans {
