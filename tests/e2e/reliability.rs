@@ -10,6 +10,33 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A bare WebSocket that sends `join` (with `fields`) and reads up to `joined`.
+async fn raw_join(s: &Server, fields: Value) -> (Socket, Value) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
+    let mut join = json!({"type": "join", "v": 1});
+    join.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    ws.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "joined" {
+                    return (ws, v);
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("no joined: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_falls_behind_is_closed_to_resume_not_left_out_of_step() {
     let s = Server::start_with(Options {
@@ -21,23 +48,7 @@ async fn a_client_that_falls_behind_is_closed_to_resume_not_left_out_of_step() {
         .await
         .expect(200);
     let token = crate::browser::token(&s, "busy", "Slow", "speaker").await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
-    let join = json!({"type": "join", "v": 1, "room": "busy", "token": token});
-    ws.send(Message::Text(join.to_string().into()))
-        .await
-        .unwrap();
-    let joined = loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "joined" {
-                    break v;
-                }
-            }
-            Some(Ok(_)) => {}
-            other => panic!("no joined: {other:?}"),
-        }
-    };
+    let (mut ws, joined) = raw_join(&s, json!({"room": "busy", "token": token})).await;
     let resume = joined["resume_token"].as_str().unwrap().to_string();
 
     // The client reads nothing while the room sends it far more than its
@@ -87,23 +98,11 @@ async fn a_client_that_falls_behind_is_closed_to_resume_not_left_out_of_step() {
     eprintln!("{notes} notes arrived before the close");
 
     // The client resumes as the same participant and gets a fresh snapshot.
-    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
-    let join = json!({"type": "join", "v": 1, "room": "busy", "token": token, "resume": resume});
-    ws.send(Message::Text(join.to_string().into()))
-        .await
-        .unwrap();
-    let again = loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "joined" {
-                    break v;
-                }
-            }
-            Some(Ok(_)) => {}
-            other => panic!("no joined after resuming: {other:?}"),
-        }
-    };
+    let (_ws, again) = raw_join(
+        &s,
+        json!({"room": "busy", "token": token, "resume": resume}),
+    )
+    .await;
     assert_eq!(again["resumed"], true, "{again}");
     assert_eq!(again["participant"]["id"], joined["participant"]["id"]);
 }

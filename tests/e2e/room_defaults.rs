@@ -324,32 +324,34 @@ mod peers {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn camera_only_publisher_joining_second_is_seen_by_the_first() {
+    /// Two participants publishing only `kind` (the first before the
+    /// second joins): each receives the other's `kind` and nothing else.
+    async fn second_joiner_and_first_exchange_only(kind: MediaKind) {
+        let (audio, video, other) = match kind {
+            MediaKind::Audio => (true, false, MediaKind::Video),
+            MediaKind::Video => (false, true, MediaKind::Audio),
+        };
         let s = server();
         let url = room(&s, json!({})).await;
         let (mut ann, ann_id) = join(&s, &url, "Ann").await;
-        ann.publish_kinds(false, true);
+        ann.publish_kinds(audio, video);
         ann.wait_type("answer").await;
         let (mut ben, ben_id) = join(&s, &url, "Ben").await;
-        ben.publish_kinds(false, true);
-        wait_from(&mut ben, &ann_id, MediaKind::Video, 30, "second joiner").await;
-        wait_from(&mut ann, &ben_id, MediaKind::Video, 30, "first joiner").await;
-        assert_eq!(rtp_from(&ann, &ben_id, MediaKind::Audio), 0);
+        ben.publish_kinds(audio, video);
+        wait_from(&mut ben, &ann_id, kind, 30, "second joiner").await;
+        wait_from(&mut ann, &ben_id, kind, 30, "first joiner").await;
+        assert_eq!(rtp_from(&ann, &ben_id, other), 0);
+        assert_eq!(rtp_from(&ben, &ann_id, other), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn camera_only_publisher_joining_second_is_seen_by_the_first() {
+        second_joiner_and_first_exchange_only(MediaKind::Video).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn microphone_only_publisher_joining_second_is_heard_by_the_first() {
-        let s = server();
-        let url = room(&s, json!({})).await;
-        let (mut ann, ann_id) = join(&s, &url, "Ann").await;
-        ann.publish_kinds(true, false);
-        ann.wait_type("answer").await;
-        let (mut ben, ben_id) = join(&s, &url, "Ben").await;
-        ben.publish_kinds(true, false);
-        wait_from(&mut ben, &ann_id, MediaKind::Audio, 30, "second joiner").await;
-        wait_from(&mut ann, &ben_id, MediaKind::Audio, 30, "first joiner").await;
-        assert_eq!(rtp_from(&ann, &ben_id, MediaKind::Video), 0);
+        second_joiner_and_first_exchange_only(MediaKind::Audio).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

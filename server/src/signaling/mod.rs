@@ -7,6 +7,7 @@
 //! worker over its bounded command channel.
 
 pub mod collab;
+mod gate;
 pub mod outbox;
 pub mod recording;
 pub mod room;
@@ -199,70 +200,20 @@ pub struct RtcQuery {
 pub async fn ws_handler(
     State(sig): State<Arc<Signaling>>,
     Query(q): Query<RtcQuery>,
-    PeerAddr(peer): PeerAddr,
+    gate::PeerAddr(peer): gate::PeerAddr,
     headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    use axum::response::IntoResponse;
-    let ip = convene_api::limits::client_ip(&headers, peer, sig.trust_proxy);
-    let too_many = |wait: u64, why: &'static str| {
-        (
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            [(axum::http::header::RETRY_AFTER, wait.to_string())],
-            why,
-        )
-            .into_response()
+    let (ip, pre_join) = match gate::admit(&sig.limits, sig.trust_proxy, &headers, peer) {
+        Ok(admitted) => admitted,
+        Err(refused) => return axum::response::IntoResponse::into_response(refused),
     };
-    // An address that keeps presenting bad tokens, or holds many sockets
-    // that have not joined, is turned away before the upgrade.
-    let mut pre_join = None;
-    if let Some(ip) = ip {
-        if let Some(wait) = sig.limits.blocked(ip, unix_now()) {
-            return too_many(wait, "too many failed join attempts from this address\n");
-        }
-        match sig.limits.open_socket(ip) {
-            Some(place) => pre_join = Some(place),
-            None => {
-                return too_many(
-                    15,
-                    "too many connections from this address are waiting to join\n",
-                );
-            }
-        }
-    }
     ws.max_message_size(wire::MAX_MESSAGE_BYTES)
         .max_frame_size(wire::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
             let conn = sig.next_conn.fetch_add(1, Ordering::Relaxed);
             Connection::run(sig, socket, q.token, conn, ip, pre_join).await;
         })
-}
-
-/// The TCP peer of a request, when the server was started with it
-/// (`serve` does): `None` otherwise.
-pub struct PeerAddr(pub Option<std::net::SocketAddr>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(PeerAddr(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0),
-        ))
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Why a join was refused: a protocol error code and a message.
@@ -463,7 +414,7 @@ impl Connection {
                             // address: it does not count.
                             let guessing = code == "TOKEN_INVALID" || code == "ROOM_NOT_FOUND";
                             if guessing && let Some(ip) = self.ip {
-                                self.sig.limits.failed(ip, unix_now());
+                                self.sig.limits.failed(ip, gate::unix_now());
                             }
                             self.fatal(code, message).await;
                             return None;
