@@ -133,6 +133,80 @@ pub struct Quiz {
     pub updated_at: String,
 }
 
+/// A quiz as participants of a live room see it: without the correct
+/// answers (see [`Quiz::for_room`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomQuiz {
+    pub id: String,
+    pub title: String,
+    pub time_limit_minutes: Option<i64>,
+    pub time_limit_seconds: Option<i64>,
+    pub timing_mode: Option<String>,
+    pub status: QuizStatus,
+    pub session_id: Option<String>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub questions: Vec<RoomQuizQuestion>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Seconds left of a running timed quiz (only in a joining
+    /// participant's catch-up state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_in_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomQuizQuestion {
+    pub id: String,
+    pub text: String,
+    pub multiple: bool,
+    pub choices: Vec<RoomQuizChoice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomQuizChoice {
+    pub id: String,
+    pub text: String,
+}
+
+impl Quiz {
+    /// The quiz without its correct answers, for the room while it runs;
+    /// `ends_in_seconds` is the time left when a participant catches up.
+    pub fn for_room(&self, ends_in_seconds: Option<u64>) -> RoomQuiz {
+        RoomQuiz {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            time_limit_minutes: self.time_limit_minutes,
+            time_limit_seconds: self.time_limit_seconds,
+            timing_mode: self.timing_mode.clone(),
+            status: self.status,
+            session_id: self.session_id.clone(),
+            started_at: self.started_at.clone(),
+            ended_at: self.ended_at.clone(),
+            questions: self
+                .questions
+                .iter()
+                .map(|q| RoomQuizQuestion {
+                    id: q.id.clone(),
+                    text: q.text.clone(),
+                    multiple: q.multiple,
+                    choices: q
+                        .choices
+                        .iter()
+                        .map(|c| RoomQuizChoice {
+                            id: c.id.clone(),
+                            text: c.text.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            ends_in_seconds,
+        }
+    }
+}
+
 /// A validated quiz definition (ids already assigned).
 #[derive(Debug, Clone)]
 pub struct QuizInput {

@@ -128,6 +128,7 @@ pub async fn send_chat(
         &room.id,
         LiveEvent::ChatMessage {
             message: msg.clone(),
+            private: false,
         },
     ) {
         state.db.delete_chat_message(&msg.id).await?;

@@ -7,19 +7,21 @@
 //! same rows the REST API serves), then tells the room. Refusals are
 //! `error` messages with `fatal: false`.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use convene_api::domain::polls::{self as poll_rules, PollAnswer, PollStatus};
 use convene_api::domain::questions::LiveAnswerAction;
-use convene_api::domain::quizzes::Quiz;
+use convene_api::live_events::{LiveEvent, QuizEndReason, RaisedHand, ReactionCount};
 use convene_api::store::chat::{Author, NewChatMessage};
 use convene_api::store::polls::PollError;
 use convene_api::store::questions::{NewQuestion, Question, QuestionError};
 use convene_api::store::quizzes::QuizError;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::room::RoomActor;
+use super::room::{Member, RoomActor};
 use crate::signaling::wire::ServerMsg;
 
 /// Longest chat message, question or answer accepted from a participant.
@@ -164,23 +166,6 @@ fn quiz_refusal(e: QuizError) -> Refusal {
     }
 }
 
-/// A quiz as participants see it: without the correct answers.
-fn quiz_for_room(q: &Quiz) -> Value {
-    let mut v = serde_json::to_value(q).unwrap_or(Value::Null);
-    if let Some(qs) = v.get_mut("questions").and_then(Value::as_array_mut) {
-        for question in qs {
-            if let Some(cs) = question.get_mut("choices").and_then(Value::as_array_mut) {
-                for c in cs {
-                    if let Some(o) = c.as_object_mut() {
-                        o.remove("correct");
-                    }
-                }
-            }
-        }
-    }
-    v
-}
-
 fn text_of(s: &str, what: &str) -> Result<String, Refusal> {
     let t = s.trim();
     if t.is_empty() {
@@ -248,27 +233,28 @@ impl RoomActor {
     }
 
     /// Sends an event to every connected member.
-    pub(crate) fn tell_all(&self, event: Value) {
-        for m in self.members.values() {
-            if m.disconnected_since.is_none() {
-                let _ = m.out.try_send(ServerMsg::Event(event.clone()));
-            }
-        }
+    pub(crate) fn tell_all(&self, event: LiveEvent) {
+        self.tell_those(event, |m| m.disconnected_since.is_none());
     }
 
-    fn tell(&self, pid: &str, event: Value) {
+    /// Sends an event to one member.
+    pub(crate) fn tell(&self, pid: &str, event: LiveEvent) {
         if let Some(m) = self.members.get(pid) {
-            let _ = m.out.try_send(ServerMsg::Event(event));
+            let _ = m.out.try_send(ServerMsg::Live(Arc::new(event)));
         }
     }
 
     /// Sends to the members with `permission` (e.g. live poll results to
     /// those who manage polls).
-    fn tell_with(&self, permission: &str, event: Value) {
-        for m in self.members.values() {
-            if m.may(permission) {
-                let _ = m.out.try_send(ServerMsg::Event(event.clone()));
-            }
+    fn tell_with(&self, permission: &str, event: LiveEvent) {
+        self.tell_those(event, |m| m.may(permission));
+    }
+
+    /// Sends one shared event to the members `to` picks.
+    pub(super) fn tell_those(&self, event: LiveEvent, to: impl Fn(&Member) -> bool) {
+        let event = Arc::new(event);
+        for m in self.members.values().filter(|m| to(m)) {
+            let _ = m.out.try_send(ServerMsg::Live(event.clone()));
         }
     }
 
@@ -322,8 +308,10 @@ impl RoomActor {
                     })
                     .await
                     .map_err(internal)?;
-                let event = json!({"type": "chat_message", "message": stored,
-                                   "private": recipient_id.is_some()});
+                let event = LiveEvent::ChatMessage {
+                    message: stored,
+                    private: recipient_id.is_some(),
+                };
                 match recipient_id {
                     // A note to oneself is delivered once.
                     Some(r) if r == from => self.tell(from, event),
@@ -370,8 +358,10 @@ impl RoomActor {
                         emoji: e.to_string(),
                     });
                 }
-                self.tell_all(json!({"type": "chat_reactions", "message_id": message_id,
-                                     "reactions": self.reactions_of(&message_id)}));
+                self.tell_all(LiveEvent::ChatReactions {
+                    reactions: self.reactions_of(&message_id),
+                    message_id,
+                });
             }
             CollabMsg::RaiseHand => {
                 self.require_setting("raise_hand_enabled", "Raising hands")?;
@@ -395,7 +385,10 @@ impl RoomActor {
                         format!("a reaction is 1..{MAX_REACTION} characters"),
                     ));
                 }
-                self.tell_all(json!({"type": "reaction", "participant_id": from, "emoji": e}));
+                self.tell_all(LiveEvent::Reaction {
+                    participant_id: from.to_string(),
+                    emoji: e.to_string(),
+                });
             }
             CollabMsg::PollCreate { poll } => {
                 self.require(from, "manage_polls", "create polls")?;
@@ -407,7 +400,7 @@ impl RoomActor {
                     .create_poll(&self.team_id, &self.room_id, &input)
                     .await
                     .map_err(internal)?;
-                self.tell_with("manage_polls", json!({"type": "poll_created", "poll": p}));
+                self.tell_with("manage_polls", LiveEvent::PollCreated { poll: p });
             }
             CollabMsg::PollLaunch { poll_id } => {
                 self.require(from, "manage_polls", "launch polls")?;
@@ -418,7 +411,7 @@ impl RoomActor {
                     .launch_poll(&self.room_id, &poll_id, &session)
                     .await
                     .map_err(poll_refusal)?;
-                self.tell_all(json!({"type": "poll_launched", "poll": p}));
+                self.tell_all(LiveEvent::PollLaunched { poll: p });
             }
             CollabMsg::PollEnd { poll_id } => {
                 self.require(from, "manage_polls", "end polls")?;
@@ -435,13 +428,12 @@ impl RoomActor {
                     .results_of(p.clone(), p.session_id.as_deref())
                     .await
                     .map_err(internal)?;
-                self.tell_all(json!({"type": "poll_ended", "poll": p,
-                                     "results": if show { json!(results) } else { Value::Null }}));
+                self.tell_all(LiveEvent::PollEnded {
+                    poll: p,
+                    results: show.then(|| results.clone()),
+                });
                 if !show {
-                    self.tell_with(
-                        "manage_polls",
-                        json!({"type": "poll_results", "poll_id": poll_id, "results": results}),
-                    );
+                    self.tell_with("manage_polls", LiveEvent::PollResults { poll_id, results });
                 }
             }
             CollabMsg::PollVote {
@@ -458,7 +450,12 @@ impl RoomActor {
                     .vote_poll(&self.room_id, &poll_id, &author, answer)
                     .await
                     .map_err(poll_refusal)?;
-                self.tell(from, json!({"type": "poll_voted", "poll_id": poll_id}));
+                self.tell(
+                    from,
+                    LiveEvent::PollVoted {
+                        poll_id: poll_id.clone(),
+                    },
+                );
                 let session = self.session.as_ref().map(|(s, _)| s.clone());
                 if let Some(results) = self
                     .sig
@@ -474,8 +471,7 @@ impl RoomActor {
                         .await
                         .map_err(internal)?
                         .is_some_and(|p| p.show_results);
-                    let event =
-                        json!({"type": "poll_results", "poll_id": poll_id, "results": results});
+                    let event = LiveEvent::PollResults { poll_id, results };
                     if show {
                         self.tell_all(event);
                     } else {
@@ -504,7 +500,9 @@ impl RoomActor {
                     })
                     .await
                     .map_err(internal)?;
-                self.tell_all(json!({"type": "question_created", "question": q.public()}));
+                self.tell_all(LiveEvent::QuestionCreated {
+                    question: q.public(),
+                });
             }
             CollabMsg::QuestionVote { question_id, vote } => {
                 self.require_setting("qa_enabled", "Q&A")?;
@@ -590,12 +588,14 @@ impl RoomActor {
                     self.quiz_deadlines
                         .push((quiz_id.clone(), Instant::now() + d));
                 }
-                self.tell_all(json!({"type": "quiz_launched", "quiz": quiz_for_room(&q),
-                                     "ends_in_seconds": limit.map(|d| d.as_secs())}));
+                self.tell_all(LiveEvent::QuizLaunched {
+                    quiz: q.for_room(None),
+                    ends_in_seconds: limit.map(|d| d.as_secs()),
+                });
             }
             CollabMsg::QuizEnd { quiz_id } => {
                 self.require(from, "manage_polls", "end quizzes")?;
-                self.finish_quiz(&quiz_id, "ended").await?;
+                self.finish_quiz(&quiz_id, QuizEndReason::Ended).await?;
             }
             CollabMsg::QuizAnswer {
                 quiz_id,
@@ -609,7 +609,10 @@ impl RoomActor {
                     .map_err(quiz_refusal)?;
                 self.tell(
                     from,
-                    json!({"type": "quiz_answered", "quiz_id": quiz_id, "question_id": question_id}),
+                    LiveEvent::QuizAnswered {
+                        quiz_id,
+                        question_id,
+                    },
                 );
             }
         }
@@ -617,7 +620,7 @@ impl RoomActor {
     }
 
     /// Ends a quiz (by a moderator or its timer) and shows the results.
-    async fn finish_quiz(&mut self, quiz_id: &str, reason: &str) -> Result<(), Refusal> {
+    async fn finish_quiz(&mut self, quiz_id: &str, reason: QuizEndReason) -> Result<(), Refusal> {
         self.quiz_deadlines.retain(|(id, _)| id != quiz_id);
         let q = self
             .sig
@@ -631,8 +634,11 @@ impl RoomActor {
             .quiz_results(&q, q.session_id.as_deref())
             .await
             .map_err(internal)?;
-        self.tell_all(json!({"type": "quiz_ended", "quiz": q, "reason": reason,
-                             "results": results}));
+        self.tell_all(LiveEvent::QuizEnded {
+            quiz: q,
+            reason,
+            results,
+        });
         Ok(())
     }
 
@@ -646,7 +652,7 @@ impl RoomActor {
             .map(|(id, _)| id.clone())
             .collect();
         for id in due {
-            if let Err((_, m)) = self.finish_quiz(&id, "time_up").await {
+            if let Err((_, m)) = self.finish_quiz(&id, QuizEndReason::TimeUp).await {
                 tracing::info!(quiz = %id, reason = %m, "quiz timer could not end the quiz");
                 self.quiz_deadlines.retain(|(q, _)| *q != id);
             }
@@ -655,13 +661,17 @@ impl RoomActor {
 
     /// Tells everyone a question changed; the asker also gets the private answers.
     fn question_changed(&self, q: &Question) {
-        self.tell_all(json!({"type": "question_updated", "question": q.public()}));
+        self.tell_all(LiveEvent::QuestionUpdated {
+            question: q.public(),
+        });
         if let Some(asker) = &q.asker_participant_id
             && q.answers.iter().any(|a| a.private)
         {
             self.tell(
                 asker,
-                json!({"type": "question_updated", "question": q.for_viewer(asker)}),
+                LiveEvent::QuestionUpdated {
+                    question: q.for_viewer(asker),
+                },
             );
         }
     }
@@ -693,58 +703,62 @@ impl RoomActor {
         {
             tracing::warn!(error = %e, "could not record a hand");
         }
-        let event = json!({"type": "hands", "raised": self.hands_json(),
-                           "changed": pid, "by": by});
-        self.tell_all(event);
+        self.tell_all(LiveEvent::Hands {
+            raised: self.raised_hands(),
+            changed: pid.to_string(),
+            by: by.map(str::to_string),
+        });
     }
 
-    /// The reactions on one message: `[{emoji, count, participant_ids}]`,
-    /// in the order the emoji were first used.
-    fn reactions_of(&self, message_id: &str) -> Value {
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    /// The reactions on one message, in the order the emoji were first used.
+    fn reactions_of(&self, message_id: &str) -> Vec<ReactionCount> {
+        let mut out: Vec<ReactionCount> = Vec::new();
         for r in self
             .chat_reactions
             .iter()
             .filter(|r| r.message_id == message_id)
         {
-            match out.iter_mut().find(|(e, _)| *e == r.emoji) {
-                Some((_, ids)) => ids.push(r.participant_id.clone()),
-                None => out.push((r.emoji.clone(), vec![r.participant_id.clone()])),
+            match out.iter_mut().find(|c| c.emoji == r.emoji) {
+                Some(c) => {
+                    c.count += 1;
+                    c.participant_ids.push(r.participant_id.clone());
+                }
+                None => out.push(ReactionCount {
+                    emoji: r.emoji.clone(),
+                    count: 1,
+                    participant_ids: vec![r.participant_id.clone()],
+                }),
             }
         }
-        Value::Array(
-            out.into_iter()
-                .map(|(emoji, ids)| json!({"emoji": emoji, "count": ids.len(), "participant_ids": ids}))
-                .collect(),
-        )
+        out
     }
 
-    fn all_chat_reactions(&self) -> Value {
-        let mut map = Map::new();
+    fn all_chat_reactions(&self) -> BTreeMap<String, Vec<ReactionCount>> {
+        let mut map = BTreeMap::new();
         for r in &self.chat_reactions {
             if !map.contains_key(&r.message_id) {
                 map.insert(r.message_id.clone(), self.reactions_of(&r.message_id));
             }
         }
-        Value::Object(map)
+        map
     }
 
-    pub(crate) fn hands_json(&self) -> Value {
-        Value::Array(
-            self.hands
-                .iter()
-                .enumerate()
-                .map(|(i, h)| {
-                    json!({"participant_id": h.participant_id, "position": i + 1,
-                           "raised_at": h.raised_at})
-                })
-                .collect(),
-        )
+    /// The raised hands in the order they went up.
+    pub(crate) fn raised_hands(&self) -> Vec<RaisedHand> {
+        self.hands
+            .iter()
+            .enumerate()
+            .map(|(i, h)| RaisedHand {
+                participant_id: h.participant_id.clone(),
+                position: i + 1,
+                raised_at: h.raised_at.clone(),
+            })
+            .collect()
     }
 
     /// What a joining participant needs to catch up: chat history, Q&A,
     /// running polls and quizzes, raised hands.
-    pub async fn collab_state(&self, pid: &str, session_id: &str) -> Value {
+    pub async fn collab_state(&self, pid: &str, session_id: &str) -> LiveEvent {
         let db = &self.sig.db;
         // Poll managers also get the drafts, so they can launch polls made
         // over REST.
@@ -765,7 +779,7 @@ impl RoomActor {
             .into_iter()
             .map(|q| q.for_viewer(pid))
             .collect();
-        let polls: Vec<Value> = db
+        let polls = db
             .all_polls(&self.room_id)
             .await
             .unwrap_or_default()
@@ -774,24 +788,22 @@ impl RoomActor {
                 (p.status == PollStatus::Launched && p.session_id.as_deref() == Some(session_id))
                     || (p.status == PollStatus::Draft && manages_polls)
             })
-            .map(|p| json!(p))
             .collect();
         let mut quizzes = Vec::new();
         for (id, deadline) in &self.quiz_deadlines {
             if let Ok(Some(q)) = db.quiz(&self.room_id, id).await {
-                let mut v = quiz_for_room(&q);
-                if let Some(o) = v.as_object_mut() {
-                    o.insert(
-                        "ends_in_seconds".into(),
-                        json!(deadline.saturating_duration_since(Instant::now()).as_secs()),
-                    );
-                }
-                quizzes.push(v);
+                let left = deadline.saturating_duration_since(Instant::now());
+                quizzes.push(q.for_room(Some(left.as_secs())));
             }
         }
-        json!({"type": "collab_state", "chat": chat,
-               "chat_reactions": self.all_chat_reactions(), "questions": questions,
-               "polls": polls, "quizzes": quizzes, "hands": self.hands_json(),
-               "recording": self.recording_json()})
+        LiveEvent::CollabState {
+            chat,
+            chat_reactions: self.all_chat_reactions(),
+            questions,
+            polls,
+            quizzes,
+            hands: self.raised_hands(),
+            recording: self.recording_state(),
+        }
     }
 }

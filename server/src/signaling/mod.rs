@@ -858,13 +858,7 @@ impl convene_api::live::LiveRooms for Signaling {
         let Some(tx) = self.live_room(room_id) else {
             return false;
         };
-        match event.to_json() {
-            Ok(json) => tx.try_send(RoomMsg::Broadcast(json)).is_ok(),
-            Err(e) => {
-                tracing::error!(error = %e, event = event.kind(), "could not serialise a live event");
-                false
-            }
-        }
+        tx.try_send(RoomMsg::Broadcast(Box::new(event))).is_ok()
     }
 
     fn end_session(&self, room_id: &str) -> bool {

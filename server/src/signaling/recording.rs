@@ -10,8 +10,9 @@
 use std::time::Instant;
 
 use convene_api::live::{RecordingAction, RecordingRefusal};
+use convene_api::live_events::{Bookmark, LiveEvent, RecordingState};
 use convene_api::store::recordings::MAX_BOOKMARK_NAME;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::room::RoomActor;
 use crate::rtc::Command;
@@ -32,12 +33,13 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 }
 
 impl RoomActor {
-    /// The indicator state: `{"id", "started_at", "started_by"}` or null.
-    pub(super) fn recording_json(&self) -> Value {
-        match &self.recording {
-            Some(r) => json!({"id": r.id, "started_at": r.started_at, "started_by": r.started_by}),
-            None => Value::Null,
-        }
+    /// The indicator state, `None` when nothing is recorded.
+    pub(super) fn recording_state(&self) -> Option<RecordingState> {
+        self.recording.as_ref().map(|r| RecordingState {
+            id: r.id.clone(),
+            started_at: r.started_at.clone(),
+            started_by: r.started_by.clone(),
+        })
     }
 
     /// REST or a participant (`by`) asks to start or stop.
@@ -145,7 +147,9 @@ impl RoomActor {
             started_by: by.map(str::to_string),
         });
         tracing::info!(room = %self.friendly_url, recording = %id, "recording started");
-        self.tell_all(json!({"type": "recording_started", "recording": self.recording_json()}));
+        if let Some(recording) = self.recording_state() {
+            self.tell_all(LiveEvent::RecordingStarted { recording });
+        }
         Ok(id)
     }
 
@@ -167,8 +171,10 @@ impl RoomActor {
             );
         }
         tracing::info!(room = %self.friendly_url, recording = %rec.id, reason, "recording stopped");
-        self.tell_all(json!({"type": "recording_stopped", "recording_id": rec.id,
-                             "reason": reason}));
+        self.tell_all(LiveEvent::RecordingStopped {
+            recording_id: rec.id,
+            reason,
+        });
     }
 
     /// The recorder stopped by itself (disk below the floor, write error).
@@ -223,14 +229,16 @@ impl RoomActor {
                 tracing::error!(error = %e, "could not store a bookmark");
                 refuse("INTERNAL", "the server could not do that")
             })?;
-        let event = json!({"type": "recording_bookmarked", "recording_id": rec.id,
-                           "bookmark": {"id": b.id, "name": b.name, "at_ms": b.at_ms,
-                                        "participant_id": pid}});
-        for m in self.members.values() {
-            if m.role == "moderator" || m.may("recording") {
-                let _ = m.out.try_send(super::wire::ServerMsg::Event(event.clone()));
-            }
-        }
+        let event = LiveEvent::RecordingBookmarked {
+            recording_id: rec.id,
+            bookmark: Bookmark {
+                id: b.id,
+                name: b.name,
+                at_ms: b.at_ms,
+                participant_id: pid.to_string(),
+            },
+        };
+        self.tell_those(event, |m| m.role == "moderator" || m.may("recording"));
         Ok(())
     }
 }

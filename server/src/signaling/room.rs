@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use convene_api::live_events::LiveEvent;
 use convene_api::store::sessions::NewParticipant;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -105,7 +106,7 @@ pub enum RoomMsg {
         reason: &'static str,
     },
     /// Deliver an event to every connected member (REST -> room).
-    Broadcast(Value),
+    Broadcast(Box<LiveEvent>),
     /// A collaboration action of participant `from`.
     Collab {
         from: String,
@@ -280,13 +281,7 @@ impl RoomActor {
                     self.set_hand(&participant_id, raised, None).await;
                 }
             }
-            RoomMsg::Broadcast(event) => {
-                for m in self.members.values() {
-                    if m.disconnected_since.is_none() {
-                        let _ = m.out.try_send(ServerMsg::Event(event.clone()));
-                    }
-                }
-            }
+            RoomMsg::Broadcast(event) => self.tell_all(*event),
             RoomMsg::Recording { action, reply } => {
                 let r = self
                     .recording_control(action, None)
@@ -633,9 +628,7 @@ impl RoomActor {
         // Catch-up state (chat history, Q&A, running polls...), queued
         // behind `joined` on the participant's outbound channel.
         let state = self.collab_state(&pid, session_id).await;
-        if let Some(m) = self.members.get(&pid) {
-            let _ = m.out.try_send(ServerMsg::Event(state));
-        }
+        self.tell(&pid, state);
         let worker = self.members.get(&pid).map_or(self.worker, |m| m.worker);
         Ok(Joined {
             participant_id: pid,
@@ -788,7 +781,7 @@ impl RoomActor {
         });
         // What happened while the connection was gone (chat, polls, hands).
         let state = self.collab_state(pid, &session_id).await;
-        let _ = snapshot.out.try_send(ServerMsg::Event(state));
+        let _ = snapshot.out.try_send(ServerMsg::Live(Arc::new(state)));
         // Media only after `joined` is queued: the worker's first offer
         // must not overtake it.
         self.attach_media(pid, &snapshot)?;

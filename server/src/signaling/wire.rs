@@ -2,6 +2,9 @@
 //!
 //! These are the only serde types of the WebSocket edge.
 
+use std::sync::Arc;
+
+use convene_api::live_events::LiveEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -198,10 +201,11 @@ pub enum ServerMsg {
     },
     Ping,
     Pong,
-    /// An event built elsewhere (REST deliveries): a JSON object that carries
-    /// its own `type`, sent as is.
+    /// A room event (chat, hands, polls, Q&A, quizzes, recording; from the
+    /// room or the REST API): `convene_api::live_events`, which carries its
+    /// own `type`. Shared, so a room's fan-out clones a pointer.
     #[serde(untagged)]
-    Event(Value),
+    Live(Arc<LiveEvent>),
 }
 
 impl ServerMsg {
@@ -268,5 +272,155 @@ impl From<MediaNotice> for ServerMsg {
 impl NoticeSink for super::outbox::Outbox {
     fn notify(&self, notice: MediaNotice) -> bool {
         self.try_send(notice.into()).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many variants `ServerMsg` has: `example` below builds each.
+    const VARIANTS: usize = 19;
+
+    /// One message of every kind; a new variant fails to compile here
+    /// until it has an example (and a bumped `VARIANTS`).
+    fn example(i: usize) -> ServerMsg {
+        let who = || ParticipantInfo {
+            id: "p1".into(),
+            name: "Ann".into(),
+            role: "attendee".into(),
+            external_id: None,
+            tracks: None,
+        };
+        let track = || TrackInfo {
+            id: "t1".into(),
+            kind: "video",
+            source: Source::Camera,
+            muted: false,
+        };
+        let msg = match i {
+            0 => ServerMsg::Joined {
+                v: PROTOCOL_VERSION,
+                participant: who(),
+                permissions: Map::new(),
+                room: RoomInfo {
+                    id: "r".into(),
+                    friendly_url: "r".into(),
+                    settings: Map::new(),
+                },
+                session_id: "s".into(),
+                participants: vec![who()],
+                resume_token: "x".into(),
+                resumed: false,
+            },
+            1 => ServerMsg::Lobby {
+                message: "wait".into(),
+            },
+            2 => ServerMsg::error("ROOM_FULL", "full", true),
+            3 => ServerMsg::Offer {
+                sdp: "v=0".into(),
+                tracks: vec![],
+            },
+            4 => ServerMsg::Answer { sdp: "v=0".into() },
+            5 => ServerMsg::OfferRejected {
+                code: "FORBIDDEN",
+                message: "no".into(),
+            },
+            6 => ServerMsg::ParticipantJoined { participant: who() },
+            7 => ServerMsg::ParticipantLeft {
+                participant_id: "p1".into(),
+                reason: "left",
+            },
+            8 => ServerMsg::TrackPublished {
+                participant_id: "p1".into(),
+                track: track(),
+            },
+            9 => ServerMsg::TrackUnpublished {
+                participant_id: "p1".into(),
+                track_id: "t1".into(),
+            },
+            10 => ServerMsg::TrackMuted {
+                participant_id: "p1".into(),
+                track_id: "t1".into(),
+                source: Source::Camera,
+                muted: true,
+                by: None,
+            },
+            11 => ServerMsg::MutedByModerator {
+                source: None,
+                by: "p2".into(),
+            },
+            12 => ServerMsg::ActiveSpeakers { speakers: vec![] },
+            13 => ServerMsg::ConnectionQuality {
+                participant_id: "p1".into(),
+                quality: "good",
+            },
+            14 => ServerMsg::LobbyRequest {
+                participant: LobbyEntry {
+                    id: "p3".into(),
+                    name: "Bo".into(),
+                },
+            },
+            15 => ServerMsg::LobbyResolved {
+                participant_id: "p3".into(),
+                admitted: true,
+            },
+            16 => ServerMsg::Ping,
+            17 => ServerMsg::Pong,
+            _ => ServerMsg::Live(Arc::new(LiveEvent::PollVoted {
+                poll_id: "q".into(),
+            })),
+        };
+        // Exhaustive on purpose (see above).
+        let n = match &msg {
+            ServerMsg::Joined { .. } => 0,
+            ServerMsg::Lobby { .. } => 1,
+            ServerMsg::Error { .. } => 2,
+            ServerMsg::Offer { .. } => 3,
+            ServerMsg::Answer { .. } => 4,
+            ServerMsg::OfferRejected { .. } => 5,
+            ServerMsg::ParticipantJoined { .. } => 6,
+            ServerMsg::ParticipantLeft { .. } => 7,
+            ServerMsg::TrackPublished { .. } => 8,
+            ServerMsg::TrackUnpublished { .. } => 9,
+            ServerMsg::TrackMuted { .. } => 10,
+            ServerMsg::MutedByModerator { .. } => 11,
+            ServerMsg::ActiveSpeakers { .. } => 12,
+            ServerMsg::ConnectionQuality { .. } => 13,
+            ServerMsg::LobbyRequest { .. } => 14,
+            ServerMsg::LobbyResolved { .. } => 15,
+            ServerMsg::Ping => 16,
+            ServerMsg::Pong => 17,
+            ServerMsg::Live(_) => 18,
+        };
+        assert_eq!(n, i.min(VARIANTS - 1));
+        msg
+    }
+
+    /// Every server message is documented in docs/signaling.md as
+    /// `{"type": "<kind>", ...}` (room events in their own table, checked
+    /// by `convene_api::live_events`).
+    #[test]
+    fn every_server_message_is_documented() {
+        let doc = include_str!("../../../docs/signaling.md");
+        // The last example is a room event, documented in its table.
+        for i in 0..VARIANTS - 1 {
+            let json = serde_json::to_value(example(i)).unwrap();
+            let kind = json["type"].as_str().expect("every message has a type");
+            assert!(
+                doc.contains(&format!("\"type\": \"{kind}\"")),
+                "docs/signaling.md does not show a `{kind}` message"
+            );
+        }
+    }
+
+    /// A room event goes out as the event itself, not wrapped.
+    #[test]
+    fn a_room_event_is_sent_as_is() {
+        let json = serde_json::to_value(example(VARIANTS - 1)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "poll_voted", "poll_id": "q"})
+        );
     }
 }
