@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
 use crate::live_events::LiveEvent;
-use crate::store::chat::{Author, ChatMessage, NewChatMessage};
+use crate::store::chat::{Author, ChatMessage, ChatMessages, NewChatMessage};
 
 /// List a room's chat messages (paginated; `session_id` filters).
 #[utoipa::path(get, path = "/api/v1/rooms/{room}/chat", tag = "chat",
@@ -28,24 +28,7 @@ pub async fn list_chat(
     query: QueryPairs,
 ) -> ApiResult<Json<List<ChatMessage>>> {
     let room = collab::room(&state, &team, &room).await?;
-    let (page, after) = query.page()?;
-    if let Some(a) = &after
-        && !state.db.chat_message_exists(&room.id, a).await?
-    {
-        return Err(ApiError::field(
-            "after",
-            format!("no message '{a}' to page after"),
-        ));
-    }
-    let session = query.get("session_id").filter(|s| !s.is_empty());
-    let (total, data) = state
-        .db
-        .list_chat(&room.id, session, &page, after.as_deref())
-        .await?;
-    Ok(Json(List {
-        total_count: total,
-        data,
-    }))
+    collab::list::<ChatMessages>(&state, &room, &query).await
 }
 
 /// Export a room's chat as a file (`format` txt or json; `session_id` filters).
@@ -63,7 +46,7 @@ pub async fn export_chat(
     let room = collab::room(&state, &team, &room).await?;
     let format = Format::parse(query.get("format"), &[Format::Txt, Format::Json])?;
     let session = query.get("session_id").filter(|s| !s.is_empty());
-    let messages = state.db.all_chat(&room.id, session).await?;
+    let messages = state.db.all_of::<ChatMessages>(&room.id, session).await?;
     let body = match format {
         Format::Json => serde_json::to_vec_pretty(&messages).map_err(ApiError::internal)?,
         _ => {
@@ -146,12 +129,7 @@ pub async fn delete_chat(
     team: Team,
     Path(room): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let room = collab::room(&state, &team, &room).await?;
-    state.db.delete_room_chat(&room.id).await?;
-    state
-        .live
-        .broadcast(&room.id, LiveEvent::ChatCleared { session_id: None });
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_room::<ChatMessages>(&state, &team, &room).await
 }
 
 /// Delete every chat message of a session.
@@ -163,15 +141,5 @@ pub async fn delete_session_chat(
     team: Team,
     Path(session): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let session = collab::session(&state, &team, &session).await?;
-    state.db.delete_session_chat(&session.id).await?;
-    if session.live {
-        state.live.broadcast(
-            &session.room_id,
-            LiveEvent::ChatCleared {
-                session_id: Some(session.id),
-            },
-        );
-    }
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_session::<ChatMessages>(&state, &team, &session).await
 }

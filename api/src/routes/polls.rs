@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
 use crate::live_events::LiveEvent;
-use crate::store::polls::{PollError, PollResults};
+use crate::store::polls::{PollError, PollResults, Polls};
 
 impl From<PollError> for ApiError {
     fn from(e: PollError) -> Self {
@@ -43,23 +43,7 @@ pub async fn list_polls(
     query: QueryPairs,
 ) -> ApiResult<Json<List<Poll>>> {
     let room = collab::room(&state, &team, &room).await?;
-    let (page, after) = query.page()?;
-    if let Some(a) = &after
-        && state.db.poll(&room.id, a).await?.is_none()
-    {
-        return Err(ApiError::field(
-            "after",
-            format!("no poll '{a}' to page after"),
-        ));
-    }
-    let (total, data) = state
-        .db
-        .list_polls(&room.id, &page, after.as_deref())
-        .await?;
-    Ok(Json(List {
-        total_count: total,
-        data,
-    }))
+    collab::list::<Polls>(&state, &room, &query).await
 }
 
 /// Create a poll (`single`, `multiple` or `free`); it starts as a draft.
@@ -90,13 +74,7 @@ pub async fn get_poll(
     Path((room, poll)): Path<(String, String)>,
 ) -> ApiResult<Json<Poll>> {
     let room = collab::room(&state, &team, &room).await?;
-    Ok(Json(
-        state
-            .db
-            .poll(&room.id, &poll)
-            .await?
-            .ok_or_else(|| ApiError::not_found("poll"))?,
-    ))
+    collab::get::<Polls>(&state, &room, &poll).await
 }
 
 /// Update a poll. A launched or ended poll only takes `show_results`.
@@ -132,13 +110,7 @@ pub async fn delete_poll(
     Path((room, poll)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let room = collab::room(&state, &team, &room).await?;
-    if !state.db.delete_poll(&room.id, &poll).await? {
-        return Err(ApiError::not_found("poll"));
-    }
-    state
-        .live
-        .broadcast(&room.id, LiveEvent::PollDeleted { poll_id: poll });
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_one::<Polls>(&state, &room, poll).await
 }
 
 /// Delete every poll of a room.
@@ -150,12 +122,7 @@ pub async fn delete_polls(
     team: Team,
     Path(room): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let room = collab::room(&state, &team, &room).await?;
-    state.db.delete_room_polls(&room.id).await?;
-    state
-        .live
-        .broadcast(&room.id, LiveEvent::PollsCleared { session_id: None });
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_room::<Polls>(&state, &team, &room).await
 }
 
 /// Delete the polls launched in a session, and the answers given in it.
@@ -167,17 +134,7 @@ pub async fn delete_session_polls(
     team: Team,
     Path(session): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let session = collab::session(&state, &team, &session).await?;
-    state.db.delete_session_polls(&session.id).await?;
-    if session.live {
-        state.live.broadcast(
-            &session.room_id,
-            LiveEvent::PollsCleared {
-                session_id: Some(session.id),
-            },
-        );
-    }
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_session::<Polls>(&state, &team, &session).await
 }
 
 /// Results of a poll per option, and free-text answers (`session_id` filters).
@@ -253,7 +210,7 @@ pub async fn export_polls(
     )?;
     let session = query.get("session_id").filter(|s| !s.is_empty());
     let mut all = Vec::new();
-    for p in state.db.all_polls(&room.id).await? {
+    for p in state.db.all_of::<Polls>(&room.id, None).await? {
         all.push(state.db.results_of(p, session).await?);
     }
     let body = match format {

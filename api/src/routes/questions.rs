@@ -21,7 +21,7 @@ use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
 use crate::live_events::LiveEvent;
 use crate::store::chat::Author;
-use crate::store::questions::{Answer, NewQuestion, Question, QuestionError};
+use crate::store::questions::{Answer, NewQuestion, Question, QuestionError, Questions};
 use crate::store::rooms::RoomRecord;
 
 impl From<QuestionError> for ApiError {
@@ -74,24 +74,7 @@ pub async fn list_questions(
     query: QueryPairs,
 ) -> ApiResult<Json<List<Question>>> {
     let room = collab::room(&state, &team, &room).await?;
-    let (page, after) = query.page()?;
-    if let Some(a) = &after
-        && !state.db.question_exists(&room.id, a).await?
-    {
-        return Err(ApiError::field(
-            "after",
-            format!("no question '{a}' to page after"),
-        ));
-    }
-    let session = query.get("session_id").filter(|s| !s.is_empty());
-    let (total, data) = state
-        .db
-        .list_questions(&room.id, session, &page, after.as_deref())
-        .await?;
-    Ok(Json(List {
-        total_count: total,
-        data,
-    }))
+    collab::list::<Questions>(&state, &room, &query).await
 }
 
 /// Create a question as `participant` (`{id}` or `{name, external_id}`).
@@ -154,7 +137,7 @@ pub async fn export_questions(
     let room = collab::room(&state, &team, &room).await?;
     let format = Format::parse(query.get("format"), &[Format::Txt, Format::Json])?;
     let session = query.get("session_id").filter(|s| !s.is_empty());
-    let questions = state.db.all_questions(&room.id, session).await?;
+    let questions = state.db.all_of::<Questions>(&room.id, session).await?;
     let body = match format {
         Format::Json => serde_json::to_vec_pretty(&questions).map_err(ApiError::internal)?,
         _ => {
@@ -196,12 +179,7 @@ pub async fn delete_questions(
     team: Team,
     Path(room): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let room = collab::room(&state, &team, &room).await?;
-    state.db.delete_room_questions(&room.id).await?;
-    state
-        .live
-        .broadcast(&room.id, LiveEvent::QuestionsCleared { session_id: None });
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_room::<Questions>(&state, &team, &room).await
 }
 
 /// Delete all Q&A of a session.
@@ -213,17 +191,7 @@ pub async fn delete_session_questions(
     team: Team,
     Path(session): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let session = collab::session(&state, &team, &session).await?;
-    state.db.delete_session_questions(&session.id).await?;
-    if session.live {
-        state.live.broadcast(
-            &session.room_id,
-            LiveEvent::QuestionsCleared {
-                session_id: Some(session.id),
-            },
-        );
-    }
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_session::<Questions>(&state, &team, &session).await
 }
 
 /// Update a question's text.
@@ -266,16 +234,7 @@ pub async fn delete_question(
 ) -> ApiResult<StatusCode> {
     let room = collab::room(&state, &team, &room).await?;
     actor(&state, &room, &body).await?;
-    if !state.db.delete_question(&room.id, &question).await? {
-        return Err(ApiError::not_found("question"));
-    }
-    state.live.broadcast(
-        &room.id,
-        LiveEvent::QuestionDeleted {
-            question_id: question,
-        },
-    );
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_one::<Questions>(&state, &room, question).await
 }
 
 async fn set_dismissed(

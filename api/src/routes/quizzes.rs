@@ -16,8 +16,7 @@ use crate::domain::quizzes::{self as rules, Quiz, QuizInput};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::files::{self, Format};
-use crate::live_events::LiveEvent;
-use crate::store::quizzes::{QuizError, QuizRun};
+use crate::store::quizzes::{QuizError, QuizRun, Quizzes};
 
 impl From<QuizError> for ApiError {
     fn from(e: QuizError) -> Self {
@@ -43,23 +42,7 @@ pub async fn list_quizzes(
     query: QueryPairs,
 ) -> ApiResult<Json<List<Quiz>>> {
     let room = collab::room(&state, &team, &room).await?;
-    let (page, after) = query.page()?;
-    if let Some(a) = &after
-        && state.db.quiz(&room.id, a).await?.is_none()
-    {
-        return Err(ApiError::field(
-            "after",
-            format!("no quiz '{a}' to page after"),
-        ));
-    }
-    let (total, data) = state
-        .db
-        .list_quizzes(&room.id, &page, after.as_deref())
-        .await?;
-    Ok(Json(List {
-        total_count: total,
-        data,
-    }))
+    collab::list::<Quizzes>(&state, &room, &query).await
 }
 
 /// Create a quiz: `title`, time limit, `timing_mode`, `questions` with `choices`.
@@ -90,13 +73,7 @@ pub async fn get_quiz(
     Path((room, quiz)): Path<(String, String)>,
 ) -> ApiResult<Json<Quiz>> {
     let room = collab::room(&state, &team, &room).await?;
-    Ok(Json(
-        state
-            .db
-            .quiz(&room.id, &quiz)
-            .await?
-            .ok_or_else(|| ApiError::not_found("quiz"))?,
-    ))
+    collab::get::<Quizzes>(&state, &room, &quiz).await
 }
 
 /// Update a quiz. `questions` (and their `choices`) with an id update that
@@ -136,13 +113,7 @@ pub async fn delete_quiz(
     Path((room, quiz)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let room = collab::room(&state, &team, &room).await?;
-    if !state.db.delete_quiz(&room.id, &quiz).await? {
-        return Err(ApiError::not_found("quiz"));
-    }
-    state
-        .live
-        .broadcast(&room.id, LiveEvent::QuizDeleted { quiz_id: quiz });
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_one::<Quizzes>(&state, &room, quiz).await
 }
 
 /// Delete every quiz of a room.
@@ -154,12 +125,7 @@ pub async fn delete_quizzes(
     team: Team,
     Path(room): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let room = collab::room(&state, &team, &room).await?;
-    state.db.delete_room_quizzes(&room.id).await?;
-    state
-        .live
-        .broadcast(&room.id, LiveEvent::QuizzesCleared { session_id: None });
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_room::<Quizzes>(&state, &team, &room).await
 }
 
 /// Delete the quizzes run in a session, and the answers given in it.
@@ -171,17 +137,7 @@ pub async fn delete_session_quizzes(
     team: Team,
     Path(session): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let session = collab::session(&state, &team, &session).await?;
-    state.db.delete_session_quizzes(&session.id).await?;
-    if session.live {
-        state.live.broadcast(
-            &session.room_id,
-            LiveEvent::QuizzesCleared {
-                session_id: Some(session.id),
-            },
-        );
-    }
-    Ok(StatusCode::NO_CONTENT)
+    collab::delete_session::<Quizzes>(&state, &team, &session).await
 }
 
 /// Results of a quiz per run: per question the number who answered, per choice its voters.
@@ -196,11 +152,7 @@ pub async fn quiz_results(
     query: QueryPairs,
 ) -> ApiResult<Json<Vec<QuizRun>>> {
     let room = collab::room(&state, &team, &room).await?;
-    let quiz = state
-        .db
-        .quiz(&room.id, &quiz)
-        .await?
-        .ok_or_else(|| ApiError::not_found("quiz"))?;
+    let Json(quiz) = collab::get::<Quizzes>(&state, &room, &quiz).await?;
     let session = query.get("session_id").filter(|s| !s.is_empty());
     Ok(Json(state.db.quiz_results(&quiz, session).await?))
 }
@@ -223,7 +175,7 @@ pub async fn export_quizzes(
     )?;
     let session = query.get("session_id").filter(|s| !s.is_empty());
     let mut runs = Vec::new();
-    for q in state.db.all_quizzes(&room.id).await? {
+    for q in state.db.all_of::<Quizzes>(&room.id, None).await? {
         runs.extend(state.db.quiz_results(&q, session).await?);
     }
     let body = match format {

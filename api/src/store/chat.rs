@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use super::room_scoped::{self, RoomScoped};
+use super::room_scoped::{Collection, RoomScoped};
 use super::webhooks::enqueue_event;
-use super::{Db, Page, StoreError, now};
+use super::{Db, StoreError, now};
 use crate::webhooks::Event;
 
 /// Who wrote something: a participant of a session, or a name given through
@@ -84,13 +84,22 @@ const SELECT: &str =
         breakout_id, session_id, recipient_id, created_at FROM chat_messages";
 
 /// The `chat_messages` table: room-scoped, rows of a session.
-pub(super) struct ChatMessages;
+pub struct ChatMessages;
 
 impl RoomScoped for ChatMessages {
     const TABLE: &'static str = "chat_messages";
     const PREFIX: &'static str = "";
     const SELECT: &'static str = SELECT;
     type Row = Row;
+}
+
+impl Collection for ChatMessages {
+    type Item = ChatMessage;
+    async fn items(_: &Db, rows: Vec<Row>) -> Result<Vec<ChatMessage>, StoreError> {
+        Ok(rows.into_iter().map(message).collect())
+    }
+    const DELETE_SESSION: &'static [&'static str] =
+        &["DELETE FROM chat_messages WHERE session_id = ?"];
 }
 
 fn message(r: Row) -> ChatMessage {
@@ -273,56 +282,6 @@ impl Db {
         }
         let rows = q.bind(limit).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(message).collect())
-    }
-
-    /// A page of a room's chat (optionally of one session), public and private.
-    pub async fn list_chat(
-        &self,
-        room_id: &str,
-        session_id: Option<&str>,
-        page: &Page,
-        after: Option<&str>,
-    ) -> Result<(i64, Vec<ChatMessage>), StoreError> {
-        let (total, rows) =
-            room_scoped::page::<ChatMessages>(&self.read, room_id, session_id, page, after).await?;
-        Ok((total, rows.into_iter().map(message).collect()))
-    }
-
-    /// Every message of a room (optionally of one session), oldest first.
-    pub async fn all_chat(
-        &self,
-        room_id: &str,
-        session_id: Option<&str>,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
-        let rows = room_scoped::all::<ChatMessages>(&self.read, room_id, session_id).await?;
-        Ok(rows.into_iter().map(message).collect())
-    }
-
-    /// True when `id` is a message of the room.
-    pub async fn chat_message_exists(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM chat_messages WHERE room_id = ? AND id = ?")
-                .bind(room_id)
-                .bind(id)
-                .fetch_one(&self.read)
-                .await?;
-        Ok(n > 0)
-    }
-
-    /// Deletes a room's chat; returns how many messages went.
-    pub async fn delete_room_chat(&self, room_id: &str) -> Result<u64, StoreError> {
-        Ok(room_scoped::delete_room::<ChatMessages>(&self.write, room_id).await?)
-    }
-
-    /// Deletes a session's chat; returns how many messages went.
-    pub async fn delete_session_chat(&self, session_id: &str) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM chat_messages WHERE session_id = ?")
-                .bind(session_id)
-                .execute(&self.write)
-                .await?
-                .rows_affected(),
-        )
     }
 }
 

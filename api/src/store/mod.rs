@@ -12,7 +12,7 @@ pub mod questions;
 pub mod quizzes;
 pub mod recordings;
 pub mod roles;
-mod room_scoped;
+pub mod room_scoped;
 pub mod rooms;
 pub mod session_data;
 pub mod sessions;

@@ -7,9 +7,9 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
-use super::room_scoped::{self, RoomScoped, RoomScopedUpdate, UpdateError};
+use super::room_scoped::{self, Collection, RoomScoped, RoomScopedUpdate, UpdateError};
 use super::webhooks::enqueue_event;
-use super::{Db, Page, StoreError, is_unique_violation, now};
+use super::{Db, StoreError, is_unique_violation, now};
 use crate::domain::polls::{
     self as rules, Ballot, Poll, PollAnswer, PollInput, PollOption, PollRefusal, PollStatus,
     PollType,
@@ -130,7 +130,7 @@ fn poll(r: Row) -> Result<Poll, StoreError> {
 }
 
 /// The `polls` table: room-scoped, a PATCH rewrites the definition.
-pub(super) struct Polls;
+pub struct Polls;
 
 impl RoomScoped for Polls {
     const TABLE: &'static str = "polls";
@@ -139,8 +139,19 @@ impl RoomScoped for Polls {
     type Row = Row;
 }
 
-impl RoomScopedUpdate for Polls {
+impl Collection for Polls {
     type Item = Poll;
+    async fn items(_: &Db, rows: Vec<Row>) -> Result<Vec<Poll>, StoreError> {
+        rows.into_iter().map(poll).collect()
+    }
+    /// The polls launched in the session, and every answer given in it.
+    const DELETE_SESSION: &'static [&'static str] = &[
+        "DELETE FROM poll_votes WHERE session_id = ?",
+        "DELETE FROM polls WHERE session_id = ?",
+    ];
+}
+
+impl RoomScopedUpdate for Polls {
     type Input = PollInput;
     const UPDATE_SET: &'static str =
         "UPDATE polls SET question = ?, type = ?, anonymous = ?, show_results = ?, options = ?";
@@ -268,30 +279,6 @@ impl Db {
         Ok(out)
     }
 
-    pub async fn poll(&self, room_id: &str, poll_id: &str) -> Result<Option<Poll>, StoreError> {
-        room_scoped::one::<Polls>(&self.read, room_id, poll_id)
-            .await?
-            .map(poll)
-            .transpose()
-    }
-
-    pub async fn list_polls(
-        &self,
-        room_id: &str,
-        page: &Page,
-        after: Option<&str>,
-    ) -> Result<(i64, Vec<Poll>), StoreError> {
-        let (total, rows) =
-            room_scoped::page::<Polls>(&self.read, room_id, None, page, after).await?;
-        Ok((total, rows.into_iter().map(poll).collect::<Result<_, _>>()?))
-    }
-
-    /// Every poll of a room, oldest first.
-    pub async fn all_polls(&self, room_id: &str) -> Result<Vec<Poll>, StoreError> {
-        let rows = room_scoped::all::<Polls>(&self.read, room_id, None).await?;
-        rows.into_iter().map(poll).collect()
-    }
-
     /// Applies `change` to a poll inside the writer's transaction.
     pub async fn update_poll<E: From<PollError>>(
         &self,
@@ -306,31 +293,6 @@ impl Db {
                 UpdateError::Store(s) => PollError::Store(s).into(),
                 UpdateError::Refused(e) => e,
             })
-    }
-
-    /// Deletes one poll; false when there was none.
-    pub async fn delete_poll(&self, room_id: &str, poll_id: &str) -> Result<bool, StoreError> {
-        Ok(room_scoped::delete_one::<Polls>(&self.write, room_id, poll_id).await?)
-    }
-
-    pub async fn delete_room_polls(&self, room_id: &str) -> Result<u64, StoreError> {
-        Ok(room_scoped::delete_room::<Polls>(&self.write, room_id).await?)
-    }
-
-    /// Deletes the polls launched in a session and every answer given in it.
-    pub async fn delete_session_polls(&self, session_id: &str) -> Result<u64, StoreError> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM poll_votes WHERE session_id = ?")
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
-        let n = sqlx::query("DELETE FROM polls WHERE session_id = ?")
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(n)
     }
 
     /// Launches a draft poll in the live session `session_id` (a moderator's
@@ -445,7 +407,7 @@ impl Db {
         poll_id: &str,
         session_id: Option<&str>,
     ) -> Result<Option<PollResults>, StoreError> {
-        let Some(p) = self.poll(room_id, poll_id).await? else {
+        let Some(p) = self.one_of::<Polls>(room_id, poll_id).await? else {
             return Ok(None);
         };
         Ok(Some(self.results_of(p, session_id).await?))

@@ -9,8 +9,8 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
-use super::room_scoped::{self, RoomScoped};
-use super::{Db, Page, StoreError, is_unique_violation, now};
+use super::room_scoped::{self, Collection, RoomScoped};
+use super::{Db, StoreError, is_unique_violation, now};
 use crate::domain::questions::{
     LiveAnswerAction, LiveAnswerStatus, QuestionRefusal, QuestionStatus,
 };
@@ -218,13 +218,23 @@ fn question(r: Row, answers: Vec<Answer>) -> Result<Question, StoreError> {
 }
 
 /// The `questions` table (as `q`): room-scoped, rows of a session.
-struct Questions;
+pub struct Questions;
 
 impl RoomScoped for Questions {
     const TABLE: &'static str = "questions";
     const PREFIX: &'static str = "q.";
     const SELECT: &'static str = SELECT;
     type Row = Row;
+}
+
+impl Collection for Questions {
+    type Item = Question;
+    /// Each question with its answers.
+    async fn items(db: &Db, rows: Vec<Row>) -> Result<Vec<Question>, StoreError> {
+        db.with_answers(rows).await
+    }
+    /// Answers and votes go with their question (foreign keys cascade).
+    const DELETE_SESSION: &'static [&'static str] = &["DELETE FROM questions WHERE session_id = ?"];
 }
 
 async fn load(
@@ -302,36 +312,6 @@ impl Db {
         Ok(out)
     }
 
-    pub async fn question(&self, room_id: &str, id: &str) -> Result<Option<Question>, StoreError> {
-        let row = room_scoped::one::<Questions>(&self.read, room_id, id).await?;
-        Ok(self.with_answers(row.into_iter().collect()).await?.pop())
-    }
-
-    /// A page of a room's questions (optionally of one session).
-    pub async fn list_questions(
-        &self,
-        room_id: &str,
-        session_id: Option<&str>,
-        page: &Page,
-        after: Option<&str>,
-    ) -> Result<(i64, Vec<Question>), StoreError> {
-        let (total, rows) =
-            room_scoped::page::<Questions>(&self.read, room_id, session_id, page, after).await?;
-        Ok((total, self.with_answers(rows).await?))
-    }
-
-    /// Every question of a room (optionally of one session), oldest first.
-    /// The signaling layer sends these (through [`Question::for_viewer`]) to a
-    /// joining participant.
-    pub async fn all_questions(
-        &self,
-        room_id: &str,
-        session_id: Option<&str>,
-    ) -> Result<Vec<Question>, StoreError> {
-        let rows = room_scoped::all::<Questions>(&self.read, room_id, session_id).await?;
-        self.with_answers(rows).await
-    }
-
     /// Replaces a question's text.
     pub async fn update_question(
         &self,
@@ -357,11 +337,6 @@ impl Db {
             .ok_or(QuestionError::NotFound)?;
         tx.commit().await?;
         Ok(q)
-    }
-
-    /// Deletes a question with its answers and votes; false when there was none.
-    pub async fn delete_question(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(room_scoped::delete_one::<Questions>(&self.write, room_id, id).await?)
     }
 
     /// Dismisses (`dismissed = true`) or reopens a question.
@@ -616,29 +591,6 @@ impl Db {
         tx.commit().await?;
         Ok(q)
     }
-
-    pub async fn delete_room_questions(&self, room_id: &str) -> Result<u64, StoreError> {
-        Ok(room_scoped::delete_room::<Questions>(&self.write, room_id).await?)
-    }
-
-    pub async fn delete_session_questions(&self, session_id: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM questions WHERE session_id = ?")
-            .bind(session_id)
-            .execute(&self.write)
-            .await?
-            .rows_affected())
-    }
-
-    /// True when `id` is a question of the room.
-    pub async fn question_exists(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM questions WHERE room_id = ? AND id = ?")
-                .bind(room_id)
-                .bind(id)
-                .fetch_one(&self.read)
-                .await?;
-        Ok(n > 0)
-    }
 }
 
 #[cfg(test)]
@@ -672,7 +624,7 @@ mod tests {
         assert_eq!(q.for_viewer("p-bob").answers.len(), 0);
         let json = serde_json::to_string(&q).unwrap();
         assert!(!json.contains("p-ann") && !json.contains("Ann"), "{json}");
-        let all = db.all_questions(&room, Some(&session)).await.unwrap();
+        let all = db.all_of::<Questions>(&room, Some(&session)).await.unwrap();
         assert_eq!(all.len(), 1);
     }
 }

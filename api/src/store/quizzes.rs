@@ -9,8 +9,8 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
-use super::room_scoped::{self, RoomScoped, RoomScopedUpdate, UpdateError};
-use super::{Db, Page, StoreError, is_unique_violation, now};
+use super::room_scoped::{self, Collection, RoomScoped, RoomScopedUpdate, UpdateError};
+use super::{Db, StoreError, is_unique_violation, now};
 use crate::domain::quizzes::{
     self as rules, Quiz, QuizInput, QuizQuestion, QuizRefusal, QuizStatus,
 };
@@ -123,7 +123,7 @@ fn quiz(r: Row) -> Result<Quiz, StoreError> {
 }
 
 /// The `quizzes` table: room-scoped, a PATCH rewrites the definition.
-struct Quizzes;
+pub struct Quizzes;
 
 impl RoomScoped for Quizzes {
     const TABLE: &'static str = "quizzes";
@@ -132,8 +132,19 @@ impl RoomScoped for Quizzes {
     type Row = Row;
 }
 
-impl RoomScopedUpdate for Quizzes {
+impl Collection for Quizzes {
     type Item = Quiz;
+    async fn items(_: &Db, rows: Vec<Row>) -> Result<Vec<Quiz>, StoreError> {
+        rows.into_iter().map(quiz).collect()
+    }
+    /// The quizzes run in the session, and every answer given in it.
+    const DELETE_SESSION: &'static [&'static str] = &[
+        "DELETE FROM quiz_answers WHERE session_id = ?",
+        "DELETE FROM quizzes WHERE session_id = ?",
+    ];
+}
+
+impl RoomScopedUpdate for Quizzes {
     type Input = QuizInput;
     const UPDATE_SET: &'static str =
         "UPDATE quizzes SET title = ?, time_limit_seconds = ?, timing_mode = ?, questions = ?";
@@ -226,29 +237,6 @@ impl Db {
         Ok(out)
     }
 
-    pub async fn quiz(&self, room_id: &str, id: &str) -> Result<Option<Quiz>, StoreError> {
-        room_scoped::one::<Quizzes>(&self.read, room_id, id)
-            .await?
-            .map(quiz)
-            .transpose()
-    }
-
-    pub async fn list_quizzes(
-        &self,
-        room_id: &str,
-        page: &Page,
-        after: Option<&str>,
-    ) -> Result<(i64, Vec<Quiz>), StoreError> {
-        let (total, rows) =
-            room_scoped::page::<Quizzes>(&self.read, room_id, None, page, after).await?;
-        Ok((total, rows.into_iter().map(quiz).collect::<Result<_, _>>()?))
-    }
-
-    pub async fn all_quizzes(&self, room_id: &str) -> Result<Vec<Quiz>, StoreError> {
-        let rows = room_scoped::all::<Quizzes>(&self.read, room_id, None).await?;
-        rows.into_iter().map(quiz).collect()
-    }
-
     /// Applies `change` to a quiz inside the writer's transaction.
     pub async fn update_quiz<E: From<QuizError>>(
         &self,
@@ -263,30 +251,6 @@ impl Db {
                 UpdateError::Store(s) => QuizError::Store(s).into(),
                 UpdateError::Refused(e) => e,
             })
-    }
-
-    pub async fn delete_quiz(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(room_scoped::delete_one::<Quizzes>(&self.write, room_id, id).await?)
-    }
-
-    pub async fn delete_room_quizzes(&self, room_id: &str) -> Result<u64, StoreError> {
-        Ok(room_scoped::delete_room::<Quizzes>(&self.write, room_id).await?)
-    }
-
-    /// Deletes the quizzes run in a session and every answer given in it.
-    pub async fn delete_session_quizzes(&self, session_id: &str) -> Result<u64, StoreError> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM quiz_answers WHERE session_id = ?")
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
-        let n = sqlx::query("DELETE FROM quizzes WHERE session_id = ?")
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(n)
     }
 
     /// Launches a quiz in the live session `session_id` (a moderator's action

@@ -1,9 +1,12 @@
 //! The CRUD every room-scoped collaboration table shares (polls, quizzes,
 //! questions, chat): a page after an optional cursor, every row oldest
 //! first, one row by id within the room, a read-modify-write update inside
-//! one write transaction, and deleting one row or a room's rows. A table
-//! says only what differs ([`RoomScoped`], [`RoomScopedUpdate`]): its name,
-//! its SELECT and row type, and the columns an update writes.
+//! one write transaction, and deleting one row, a room's rows or a
+//! session's rows. A table says only what differs ([`RoomScoped`],
+//! [`Collection`], [`RoomScopedUpdate`]): its name, its SELECT and row
+//! type, how rows become what the API returns, what a session's delete
+//! takes with it, and the columns an update writes. Callers name the table
+//! by its marker type: `db.page_of::<Polls>(..)`.
 //!
 //! Rows are always found by `room_id` as well as `id`; the room was found
 //! within the caller's team, so a row of another team is never reached.
@@ -12,10 +15,10 @@ use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{FromRow, Sqlite, SqlitePool};
 
-use super::{Page, StoreError, now};
+use super::{Db, Page, StoreError, now};
 
 /// A table of rows that belong to a room, ordered by its `seq` column.
-pub(crate) trait RoomScoped {
+pub trait RoomScoped {
     /// The table's name (`polls`).
     const TABLE: &'static str;
     /// What [`Self::SELECT`]'s columns are qualified with (`q.`, or empty).
@@ -26,10 +29,23 @@ pub(crate) trait RoomScoped {
     type Row: for<'r> FromRow<'r, SqliteRow> + Send + Unpin;
 }
 
+/// A room-scoped table as the API and the room serve it.
+pub trait Collection: RoomScoped {
+    /// What the API returns for a row.
+    type Item: Send;
+    /// Rows to items, in order (a question also fetches its answers).
+    fn items(
+        db: &Db,
+        rows: Vec<Self::Row>,
+    ) -> impl Future<Output = Result<Vec<Self::Item>, StoreError>> + Send;
+    /// What deleting a session's rows runs, in one transaction: statements
+    /// whose one `?` is the session id; the last one deletes the rows (its
+    /// count is returned), the ones before their dependents.
+    const DELETE_SESSION: &'static [&'static str];
+}
+
 /// A room-scoped table whose rows are changed as a whole definition (PATCH).
-pub(crate) trait RoomScopedUpdate: RoomScoped {
-    /// What the API returns.
-    type Item;
+pub trait RoomScopedUpdate: Collection {
     /// A validated next definition.
     type Input;
     /// `UPDATE <table> SET a = ?, b = ?`: the columns [`Self::bind`] fills;
@@ -171,6 +187,93 @@ impl<E> From<sqlx::Error> for UpdateError<E> {
 impl<E> From<StoreError> for UpdateError<E> {
     fn from(e: StoreError) -> Self {
         UpdateError::Store(e)
+    }
+}
+
+impl Db {
+    /// The item `id` of the room.
+    pub async fn one_of<T: Collection>(
+        &self,
+        room_id: &str,
+        id: &str,
+    ) -> Result<Option<T::Item>, StoreError> {
+        let row = one::<T>(&self.read, room_id, id).await?;
+        Ok(T::items(self, row.into_iter().collect()).await?.pop())
+    }
+
+    /// True when `id` is a row of the room.
+    pub async fn exists_in<T: Collection>(
+        &self,
+        room_id: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE room_id = ? AND id = ?",
+            T::TABLE
+        );
+        let n: i64 = sqlx::query_scalar(&sql)
+            .bind(room_id)
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// The room's count (of one session, with `session_id`) and one page
+    /// of its items after the row `after`.
+    pub async fn page_of<T: Collection>(
+        &self,
+        room_id: &str,
+        session_id: Option<&str>,
+        page: &Page,
+        after: Option<&str>,
+    ) -> Result<(i64, Vec<T::Item>), StoreError> {
+        let (total, rows) = self::page::<T>(&self.read, room_id, session_id, page, after).await?;
+        Ok((total, T::items(self, rows).await?))
+    }
+
+    /// Every item of the room (of one session, with `session_id`), oldest first.
+    pub async fn all_of<T: Collection>(
+        &self,
+        room_id: &str,
+        session_id: Option<&str>,
+    ) -> Result<Vec<T::Item>, StoreError> {
+        let rows = all::<T>(&self.read, room_id, session_id).await?;
+        T::items(self, rows).await
+    }
+
+    /// Deletes the row `id` of the room (and what cascades with it); false
+    /// when there was none.
+    pub async fn delete_of<T: Collection>(
+        &self,
+        room_id: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(delete_one::<T>(&self.write, room_id, id).await?)
+    }
+
+    /// Deletes every row of the room; how many went.
+    pub async fn delete_room_of<T: Collection>(&self, room_id: &str) -> Result<u64, StoreError> {
+        Ok(delete_room::<T>(&self.write, room_id).await?)
+    }
+
+    /// Deletes a session's rows and their dependents ([`Collection::DELETE_SESSION`]);
+    /// how many rows went.
+    pub async fn delete_session_of<T: Collection>(
+        &self,
+        session_id: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let mut n = 0;
+        for sql in T::DELETE_SESSION {
+            n = sqlx::query(sql)
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 }
 
@@ -327,7 +430,14 @@ mod tests {
         assert!(matches!(missing, Err(UpdateError::NotFound)));
         let refused = update::<Polls, &str>(&db.write, &room, &id, |_: &Poll| Err("no")).await;
         assert!(matches!(refused, Err(UpdateError::Refused("no"))));
-        assert_eq!(db.poll(&room, &id).await.unwrap().unwrap().question, "a");
+        assert_eq!(
+            db.one_of::<Polls>(&room, &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .question,
+            "a"
+        );
         let written = update::<Polls, ()>(&db.write, &room, &id, |current| {
             assert_eq!(current.question, "a");
             Ok(input("b"))
@@ -335,7 +445,14 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(written.question, "b");
-        assert_eq!(db.poll(&room, &id).await.unwrap().unwrap().question, "b");
+        assert_eq!(
+            db.one_of::<Polls>(&room, &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .question,
+            "b"
+        );
         assert!(
             !delete_one::<Polls>(&db.write, "other-room", &id)
                 .await

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use convene_api::domain::polls::{self as poll_rules, PollAnswer, PollStatus};
 use convene_api::domain::questions::LiveAnswerAction;
 use convene_api::live_events::{LiveEvent, QuizEndReason, RaisedHand, ReactionCount};
-use convene_api::store::chat::{Author, NewChatMessage};
-use convene_api::store::polls::PollError;
-use convene_api::store::questions::{NewQuestion, Question, QuestionError};
-use convene_api::store::quizzes::QuizError;
+use convene_api::store::chat::{Author, ChatMessages, NewChatMessage};
+use convene_api::store::polls::{PollError, Polls};
+use convene_api::store::questions::{NewQuestion, Question, QuestionError, Questions};
+use convene_api::store::quizzes::{QuizError, Quizzes};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -335,7 +335,7 @@ impl RoomActor {
                 if !self
                     .sig
                     .db
-                    .chat_message_exists(&self.room_id, &message_id)
+                    .exists_in::<ChatMessages>(&self.room_id, &message_id)
                     .await
                     .map_err(internal)?
                 {
@@ -467,7 +467,7 @@ impl RoomActor {
                     let show = self
                         .sig
                         .db
-                        .poll(&self.room_id, &poll_id)
+                        .one_of::<Polls>(&self.room_id, &poll_id)
                         .await
                         .map_err(internal)?
                         .is_some_and(|p| p.show_results);
@@ -773,14 +773,14 @@ impl RoomActor {
             .await
             .unwrap_or_default();
         let questions: Vec<Question> = db
-            .all_questions(&self.room_id, Some(session_id))
+            .all_of::<Questions>(&self.room_id, Some(session_id))
             .await
             .unwrap_or_default()
             .into_iter()
             .map(|q| q.for_viewer(pid))
             .collect();
         let polls = db
-            .all_polls(&self.room_id)
+            .all_of::<Polls>(&self.room_id, None)
             .await
             .unwrap_or_default()
             .into_iter()
@@ -791,7 +791,7 @@ impl RoomActor {
             .collect();
         let mut quizzes = Vec::new();
         for (id, deadline) in &self.quiz_deadlines {
-            if let Ok(Some(q)) = db.quiz(&self.room_id, id).await {
+            if let Ok(Some(q)) = db.one_of::<Quizzes>(&self.room_id, id).await {
                 let left = deadline.saturating_duration_since(Instant::now());
                 quizzes.push(q.for_room(Some(left.as_secs())));
             }
