@@ -228,3 +228,65 @@ pub async fn delete_session<T: Resource>(
     }
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The list and bulk-delete handlers of a room-scoped collection with their
+/// OpenAPI descriptions, so the four collections (polls, quizzes,
+/// questions, chat) do not each spell them out: `GET /rooms/{room}/<items>`
+/// (paginated, `extra_params` for filters such as `session_id`),
+/// `DELETE /rooms/{room}/<items>` and `DELETE /sessions/{session}/<items>`.
+/// The handlers call [`list`], [`delete_room`] and [`delete_session`]. Types
+/// are resolved where the macro is used (the route module imports
+/// `List`, `ErrorBody`, the extractors and the item type).
+macro_rules! collection_handlers {
+    (
+        $Resource:ident => $Item:ident, tag = $tag:literal;
+        $(#[$list_attr:meta])*
+        list $list:ident = $list_path:literal $(, extra_params($($extra:tt)*))?;
+        $(#[$room_attr:meta])*
+        delete_room $delete_room:ident = $room_path:literal;
+        $(#[$session_attr:meta])*
+        delete_session $delete_session:ident = $session_path:literal;
+    ) => {
+        $(#[$list_attr])*
+        #[utoipa::path(get, path = $list_path, tag = $tag,
+            params(("room" = String, Path, description = "UUID or friendly_url"), $($($extra)*)?
+                   ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
+                   ("order" = Option<String>, Query), ("after" = Option<String>, Query)),
+            responses((status = 200, body = List<$Item>), (status = 404, body = ErrorBody),
+                      (status = 422, body = ErrorBody)))]
+        pub async fn $list(
+            State(state): State<ApiState>,
+            team: Team,
+            Path(room): Path<String>,
+            query: QueryPairs,
+        ) -> ApiResult<Json<List<$Item>>> {
+            let room = $crate::collab::room(&state, &team, &room).await?;
+            $crate::collab::list::<$Resource>(&state, &room, &query).await
+        }
+
+        $(#[$room_attr])*
+        #[utoipa::path(delete, path = $room_path, tag = $tag,
+            params(("room" = String, Path, description = "UUID or friendly_url")),
+            responses((status = 204), (status = 404, body = ErrorBody)))]
+        pub async fn $delete_room(
+            State(state): State<ApiState>,
+            team: Team,
+            Path(room): Path<String>,
+        ) -> ApiResult<StatusCode> {
+            $crate::collab::delete_room::<$Resource>(&state, &team, &room).await
+        }
+
+        $(#[$session_attr])*
+        #[utoipa::path(delete, path = $session_path, tag = $tag,
+            params(("session" = String, Path, description = "Session UUID")),
+            responses((status = 204), (status = 404, body = ErrorBody)))]
+        pub async fn $delete_session(
+            State(state): State<ApiState>,
+            team: Team,
+            Path(session): Path<String>,
+        ) -> ApiResult<StatusCode> {
+            $crate::collab::delete_session::<$Resource>(&state, &team, &session).await
+        }
+    };
+}
+pub(crate) use collection_handlers;

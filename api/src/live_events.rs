@@ -244,7 +244,9 @@ mod tests {
     use crate::domain::polls::{PollInput, PollOption, PollType};
     use crate::store::chat::NewChatMessage;
     use crate::store::chat::tests::{fixture, participant};
+    use crate::store::polls::Polls;
     use crate::store::questions::NewQuestion;
+    use crate::store::quizzes::Quizzes;
 
     /// How many variants `LiveEvent` has: `variant` below must name each.
     const VARIANTS: usize = 26;
@@ -312,7 +314,7 @@ mod tests {
             .await
             .unwrap();
         let p = db
-            .create_poll(
+            .create_of::<Polls>(
                 &team,
                 &room,
                 &PollInput {
@@ -348,7 +350,10 @@ mod tests {
             None,
         )
         .unwrap();
-        let quiz = db.create_quiz(&team, &room, &quiz_def).await.unwrap();
+        let quiz = db
+            .create_of::<Quizzes>(&team, &room, &quiz_def)
+            .await
+            .unwrap();
         let quiz = db.launch_quiz(&room, &quiz.id, &session).await.unwrap();
         let quiz_results = db.quiz_results(&quiz, Some(&session)).await.unwrap();
         // The room actor's quiz view: the quiz's JSON without `correct`.

@@ -15,20 +15,14 @@ use crate::files::{self, Format};
 use crate::live_events::LiveEvent;
 use crate::store::chat::{Author, ChatMessage, ChatMessages, NewChatMessage};
 
-/// List a room's chat messages (paginated; `session_id` filters).
-#[utoipa::path(get, path = "/api/v1/rooms/{room}/chat", tag = "chat",
-    params(("room" = String, Path, description = "UUID or friendly_url"),
-           ("session_id" = Option<String>, Query), ("limit" = Option<i64>, Query),
-           ("offset" = Option<i64>, Query), ("order" = Option<String>, Query), ("after" = Option<String>, Query)),
-    responses((status = 200, body = List<ChatMessage>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn list_chat(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(room): Path<String>,
-    query: QueryPairs,
-) -> ApiResult<Json<List<ChatMessage>>> {
-    let room = collab::room(&state, &team, &room).await?;
-    collab::list::<ChatMessages>(&state, &room, &query).await
+collab::collection_handlers! {
+    ChatMessages => ChatMessage, tag = "chat";
+    /// List a room's chat messages (paginated; `session_id` filters).
+    list list_chat = "/api/v1/rooms/{room}/chat", extra_params(("session_id" = Option<String>, Query),);
+    /// Delete every chat message of a room.
+    delete_room delete_chat = "/api/v1/rooms/{room}/chat";
+    /// Delete every chat message of a session.
+    delete_session delete_session_chat = "/api/v1/sessions/{session}/chat";
 }
 
 /// Export a room's chat as a file (`format` txt or json; `session_id` filters).
@@ -118,28 +112,4 @@ pub async fn send_chat(
         return Err(collab::not_live());
     }
     Ok(Json(msg))
-}
-
-/// Delete every chat message of a room.
-#[utoipa::path(delete, path = "/api/v1/rooms/{room}/chat", tag = "chat",
-    params(("room" = String, Path, description = "UUID or friendly_url")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_chat(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(room): Path<String>,
-) -> ApiResult<StatusCode> {
-    collab::delete_room::<ChatMessages>(&state, &team, &room).await
-}
-
-/// Delete every chat message of a session.
-#[utoipa::path(delete, path = "/api/v1/sessions/{session}/chat", tag = "chat",
-    params(("session" = String, Path, description = "Session UUID")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_session_chat(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(session): Path<String>,
-) -> ApiResult<StatusCode> {
-    collab::delete_session::<ChatMessages>(&state, &team, &session).await
 }

@@ -31,19 +31,14 @@ impl From<PollError> for ApiError {
     }
 }
 
-/// List a room's polls (paginated).
-#[utoipa::path(get, path = "/api/v1/rooms/{room}/polls", tag = "polls",
-    params(("room" = String, Path, description = "UUID or friendly_url"),
-           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("order" = Option<String>, Query), ("after" = Option<String>, Query)),
-    responses((status = 200, body = List<Poll>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn list_polls(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(room): Path<String>,
-    query: QueryPairs,
-) -> ApiResult<Json<List<Poll>>> {
-    let room = collab::room(&state, &team, &room).await?;
-    collab::list::<Polls>(&state, &room, &query).await
+collab::collection_handlers! {
+    Polls => Poll, tag = "polls";
+    /// List a room's polls (paginated).
+    list list_polls = "/api/v1/rooms/{room}/polls";
+    /// Delete every poll of a room.
+    delete_room delete_polls = "/api/v1/rooms/{room}/polls";
+    /// Delete the polls launched in a session, and the answers given in it.
+    delete_session delete_session_polls = "/api/v1/sessions/{session}/polls";
 }
 
 /// Create a poll (`single`, `multiple` or `free`); it starts as a draft.
@@ -60,7 +55,10 @@ pub async fn create_poll(
     let room = collab::room(&state, &team, &room).await?;
     let input = rules::input(&body, None)?;
     Ok(Json(
-        state.db.create_poll(&team.id, &room.id, &input).await?,
+        state
+            .db
+            .create_of::<Polls>(&team.id, &room.id, &input)
+            .await?,
     ))
 }
 
@@ -91,7 +89,7 @@ pub async fn update_poll(
     let room = collab::room(&state, &team, &room).await?;
     let updated = state
         .db
-        .update_poll(&room.id, &poll, |current| {
+        .update_of::<Polls, _>(&room.id, &poll, |current| {
             let next = rules::input(&body, Some(current))?;
             rules::check_update(current, &next).map_err(|r| ApiError::Conflict(r.to_string()))?;
             Ok::<_, ApiError>(next)
@@ -111,30 +109,6 @@ pub async fn delete_poll(
 ) -> ApiResult<StatusCode> {
     let room = collab::room(&state, &team, &room).await?;
     collab::delete_one::<Polls>(&state, &room, poll).await
-}
-
-/// Delete every poll of a room.
-#[utoipa::path(delete, path = "/api/v1/rooms/{room}/polls", tag = "polls",
-    params(("room" = String, Path, description = "UUID or friendly_url")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_polls(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(room): Path<String>,
-) -> ApiResult<StatusCode> {
-    collab::delete_room::<Polls>(&state, &team, &room).await
-}
-
-/// Delete the polls launched in a session, and the answers given in it.
-#[utoipa::path(delete, path = "/api/v1/sessions/{session}/polls", tag = "polls",
-    params(("session" = String, Path, description = "Session UUID")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_session_polls(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(session): Path<String>,
-) -> ApiResult<StatusCode> {
-    collab::delete_session::<Polls>(&state, &team, &session).await
 }
 
 /// Results of a poll per option, and free-text answers (`session_id` filters).
@@ -411,7 +385,10 @@ pub async fn import_polls(
         errors.insert("file".into(), problems);
         ApiError::fields(errors)
     })?;
-    let polls = state.db.create_polls(&team.id, &room.id, &inputs).await?;
+    let polls = state
+        .db
+        .create_all_of::<Polls>(&team.id, &room.id, &inputs)
+        .await?;
     Ok(Json(List {
         total_count: polls.len() as i64,
         data: polls,

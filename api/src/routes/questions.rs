@@ -62,19 +62,14 @@ async fn actor(
     }
 }
 
-/// List a room's questions with their answers (paginated; `session_id` filters).
-#[utoipa::path(get, path = "/api/v1/rooms/{room}/questions", tag = "questions",
-    params(("room" = String, Path, description = "UUID or friendly_url"), ("session_id" = Option<String>, Query),
-           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("order" = Option<String>, Query), ("after" = Option<String>, Query)),
-    responses((status = 200, body = List<Question>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn list_questions(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(room): Path<String>,
-    query: QueryPairs,
-) -> ApiResult<Json<List<Question>>> {
-    let room = collab::room(&state, &team, &room).await?;
-    collab::list::<Questions>(&state, &room, &query).await
+collab::collection_handlers! {
+    Questions => Question, tag = "questions";
+    /// List a room's questions with their answers (paginated; `session_id` filters).
+    list list_questions = "/api/v1/rooms/{room}/questions", extra_params(("session_id" = Option<String>, Query),);
+    /// Delete all Q&A of a room.
+    delete_room delete_questions = "/api/v1/rooms/{room}/questions";
+    /// Delete all Q&A of a session.
+    delete_session delete_session_questions = "/api/v1/sessions/{session}/questions";
 }
 
 /// Create a question as `participant` (`{id}` or `{name, external_id}`).
@@ -168,30 +163,6 @@ pub async fn export_questions(
         &format!("questions-{}.{}", room.friendly_url, format.ext()),
         body,
     ))
-}
-
-/// Delete all Q&A of a room.
-#[utoipa::path(delete, path = "/api/v1/rooms/{room}/questions", tag = "questions",
-    params(("room" = String, Path, description = "UUID or friendly_url")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_questions(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(room): Path<String>,
-) -> ApiResult<StatusCode> {
-    collab::delete_room::<Questions>(&state, &team, &room).await
-}
-
-/// Delete all Q&A of a session.
-#[utoipa::path(delete, path = "/api/v1/sessions/{session}/questions", tag = "questions",
-    params(("session" = String, Path, description = "Session UUID")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_session_questions(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(session): Path<String>,
-) -> ApiResult<StatusCode> {
-    collab::delete_session::<Questions>(&state, &team, &session).await
 }
 
 /// Update a question's text.

@@ -30,19 +30,14 @@ impl From<QuizError> for ApiError {
     }
 }
 
-/// List a room's quizzes (paginated).
-#[utoipa::path(get, path = "/api/v1/rooms/{room}/quizzes", tag = "quizzes",
-    params(("room" = String, Path, description = "UUID or friendly_url"),
-           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("order" = Option<String>, Query), ("after" = Option<String>, Query)),
-    responses((status = 200, body = List<Quiz>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn list_quizzes(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(room): Path<String>,
-    query: QueryPairs,
-) -> ApiResult<Json<List<Quiz>>> {
-    let room = collab::room(&state, &team, &room).await?;
-    collab::list::<Quizzes>(&state, &room, &query).await
+collab::collection_handlers! {
+    Quizzes => Quiz, tag = "quizzes";
+    /// List a room's quizzes (paginated).
+    list list_quizzes = "/api/v1/rooms/{room}/quizzes";
+    /// Delete every quiz of a room.
+    delete_room delete_quizzes = "/api/v1/rooms/{room}/quizzes";
+    /// Delete the quizzes run in a session, and the answers given in it.
+    delete_session delete_session_quizzes = "/api/v1/sessions/{session}/quizzes";
 }
 
 /// Create a quiz: `title`, time limit, `timing_mode`, `questions` with `choices`.
@@ -59,7 +54,10 @@ pub async fn create_quiz(
     let room = collab::room(&state, &team, &room).await?;
     let input = rules::input(&body, None)?;
     Ok(Json(
-        state.db.create_quiz(&team.id, &room.id, &input).await?,
+        state
+            .db
+            .create_of::<Quizzes>(&team.id, &room.id, &input)
+            .await?,
     ))
 }
 
@@ -92,7 +90,7 @@ pub async fn update_quiz(
     let room = collab::room(&state, &team, &room).await?;
     let updated = state
         .db
-        .update_quiz(&room.id, &quiz, |current| {
+        .update_of::<Quizzes, _>(&room.id, &quiz, |current| {
             current
                 .status
                 .check_change()
@@ -114,30 +112,6 @@ pub async fn delete_quiz(
 ) -> ApiResult<StatusCode> {
     let room = collab::room(&state, &team, &room).await?;
     collab::delete_one::<Quizzes>(&state, &room, quiz).await
-}
-
-/// Delete every quiz of a room.
-#[utoipa::path(delete, path = "/api/v1/rooms/{room}/quizzes", tag = "quizzes",
-    params(("room" = String, Path, description = "UUID or friendly_url")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_quizzes(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(room): Path<String>,
-) -> ApiResult<StatusCode> {
-    collab::delete_room::<Quizzes>(&state, &team, &room).await
-}
-
-/// Delete the quizzes run in a session, and the answers given in it.
-#[utoipa::path(delete, path = "/api/v1/sessions/{session}/quizzes", tag = "quizzes",
-    params(("session" = String, Path, description = "Session UUID")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_session_quizzes(
-    State(state): State<ApiState>,
-    team: Team,
-    Path(session): Path<String>,
-) -> ApiResult<StatusCode> {
-    collab::delete_session::<Quizzes>(&state, &team, &session).await
 }
 
 /// Results of a quiz per run: per question the number who answered, per choice its voters.
@@ -414,7 +388,10 @@ pub async fn import_quizzes(
         errors.insert("file".into(), problems);
         ApiError::fields(errors)
     })?;
-    let quizzes = state.db.create_quizzes(&team.id, &room.id, &inputs).await?;
+    let quizzes = state
+        .db
+        .create_all_of::<Quizzes>(&team.id, &room.id, &inputs)
+        .await?;
     Ok(Json(List {
         total_count: quizzes.len() as i64,
         data: quizzes,

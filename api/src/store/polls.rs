@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
-use super::room_scoped::{self, Collection, RoomScoped, RoomScopedUpdate, UpdateError};
+use super::room_scoped::{self, Collection, RoomScoped, RoomScopedUpdate};
 use super::webhooks::enqueue_event;
 use super::{Db, StoreError, is_unique_violation, now};
 use crate::domain::polls::{
@@ -153,6 +153,18 @@ impl Collection for Polls {
 
 impl RoomScopedUpdate for Polls {
     type Input = PollInput;
+    type Error = PollError;
+    fn not_found() -> PollError {
+        PollError::NotFound
+    }
+    async fn insert(
+        tx: &mut Transaction<'_, Sqlite>,
+        team_id: &str,
+        room_id: &str,
+        input: &PollInput,
+    ) -> Result<String, StoreError> {
+        insert(tx, team_id, room_id, input).await
+    }
     const UPDATE_SET: &'static str =
         "UPDATE polls SET question = ?, type = ?, anonymous = ?, show_results = ?, options = ?";
     fn item(row: Row) -> Result<Poll, StoreError> {
@@ -245,56 +257,6 @@ async fn insert(
 }
 
 impl Db {
-    pub async fn create_poll(
-        &self,
-        team_id: &str,
-        room_id: &str,
-        input: &PollInput,
-    ) -> Result<Poll, StoreError> {
-        let mut tx = self.write.begin().await?;
-        let id = insert(&mut tx, team_id, room_id, input).await?;
-        let p = poll_in_tx(&mut tx, room_id, &id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("created poll vanished".into()))?;
-        tx.commit().await?;
-        Ok(p)
-    }
-
-    /// Creates several polls at once (all or none): CSV import.
-    pub async fn create_polls(
-        &self,
-        team_id: &str,
-        room_id: &str,
-        inputs: &[PollInput],
-    ) -> Result<Vec<Poll>, StoreError> {
-        let mut tx = self.write.begin().await?;
-        let mut out = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let id = insert(&mut tx, team_id, room_id, input).await?;
-            if let Some(p) = poll_in_tx(&mut tx, room_id, &id).await? {
-                out.push(p);
-            }
-        }
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    /// Applies `change` to a poll inside the writer's transaction.
-    pub async fn update_poll<E: From<PollError>>(
-        &self,
-        room_id: &str,
-        poll_id: &str,
-        change: impl FnOnce(&Poll) -> Result<PollInput, E>,
-    ) -> Result<Poll, E> {
-        room_scoped::update::<Polls, E>(&self.write, room_id, poll_id, change)
-            .await
-            .map_err(|e| match e {
-                UpdateError::NotFound => PollError::NotFound.into(),
-                UpdateError::Store(s) => PollError::Store(s).into(),
-                UpdateError::Refused(e) => e,
-            })
-    }
-
     /// Launches a draft poll in the live session `session_id` (a moderator's
     /// action in the room). Only `draft` polls can be launched.
     pub async fn launch_poll(
@@ -503,7 +465,7 @@ mod tests {
                 },
             ],
         };
-        let p = db.create_poll(&team, &room, &input).await.unwrap();
+        let p = db.create_of::<Polls>(&team, &room, &input).await.unwrap();
         let ann = participant("p1", "Ann");
         let vote = |ids: &[&str]| PollAnswer::Options(ids.iter().map(|s| s.to_string()).collect());
         assert!(matches!(
@@ -575,7 +537,7 @@ mod tests {
             show_results: true,
             options: Vec::new(),
         };
-        let p = db.create_poll(&team, &room, &input).await.unwrap();
+        let p = db.create_of::<Polls>(&team, &room, &input).await.unwrap();
         db.launch_poll(&room, &p.id, &session).await.unwrap();
         let ann = participant("p1", "Ann");
         assert!(matches!(

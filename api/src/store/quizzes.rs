@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
-use super::room_scoped::{self, Collection, RoomScoped, RoomScopedUpdate, UpdateError};
+use super::room_scoped::{self, Collection, RoomScoped, RoomScopedUpdate};
 use super::{Db, StoreError, is_unique_violation, now};
 use crate::domain::quizzes::{
     self as rules, Quiz, QuizInput, QuizQuestion, QuizRefusal, QuizStatus,
@@ -146,6 +146,18 @@ impl Collection for Quizzes {
 
 impl RoomScopedUpdate for Quizzes {
     type Input = QuizInput;
+    type Error = QuizError;
+    fn not_found() -> QuizError {
+        QuizError::NotFound
+    }
+    async fn insert(
+        tx: &mut Transaction<'_, Sqlite>,
+        team_id: &str,
+        room_id: &str,
+        input: &QuizInput,
+    ) -> Result<String, StoreError> {
+        insert(tx, team_id, room_id, input).await
+    }
     const UPDATE_SET: &'static str =
         "UPDATE quizzes SET title = ?, time_limit_seconds = ?, timing_mode = ?, questions = ?";
     fn item(row: Row) -> Result<Quiz, StoreError> {
@@ -206,53 +218,6 @@ async fn insert(
 }
 
 impl Db {
-    pub async fn create_quiz(
-        &self,
-        team_id: &str,
-        room_id: &str,
-        input: &QuizInput,
-    ) -> Result<Quiz, StoreError> {
-        self.create_quizzes(team_id, room_id, std::slice::from_ref(input))
-            .await?
-            .pop()
-            .ok_or_else(|| StoreError::Corrupt("created quiz vanished".into()))
-    }
-
-    /// Creates several quizzes at once (all or none): CSV import.
-    pub async fn create_quizzes(
-        &self,
-        team_id: &str,
-        room_id: &str,
-        inputs: &[QuizInput],
-    ) -> Result<Vec<Quiz>, StoreError> {
-        let mut tx = self.write.begin().await?;
-        let mut out = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let id = insert(&mut tx, team_id, room_id, input).await?;
-            if let Some(q) = load(&mut tx, room_id, &id).await? {
-                out.push(q);
-            }
-        }
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    /// Applies `change` to a quiz inside the writer's transaction.
-    pub async fn update_quiz<E: From<QuizError>>(
-        &self,
-        room_id: &str,
-        id: &str,
-        change: impl FnOnce(&Quiz) -> Result<QuizInput, E>,
-    ) -> Result<Quiz, E> {
-        room_scoped::update::<Quizzes, E>(&self.write, room_id, id, change)
-            .await
-            .map_err(|e| match e {
-                UpdateError::NotFound => QuizError::NotFound.into(),
-                UpdateError::Store(s) => QuizError::Store(s).into(),
-                UpdateError::Refused(e) => e,
-            })
-    }
-
     /// Launches a quiz in the live session `session_id` (a moderator's action
     /// in the room). A quiz that is already launched cannot be launched again;
     /// an ended one can be run again in a new session.
@@ -467,7 +432,7 @@ mod tests {
                 },
             ],
         };
-        let q = db.create_quiz(&team, &room, &input).await.unwrap();
+        let q = db.create_of::<Quizzes>(&team, &room, &input).await.unwrap();
         assert_eq!(q.time_limit_minutes, Some(1));
         let ann = participant("p1", "Ann");
         let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();

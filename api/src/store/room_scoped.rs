@@ -13,7 +13,7 @@
 
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{FromRow, Sqlite, SqlitePool};
+use sqlx::{FromRow, Sqlite, SqlitePool, Transaction};
 
 use super::{Db, Page, StoreError, now};
 
@@ -44,10 +44,21 @@ pub trait Collection: RoomScoped {
     const DELETE_SESSION: &'static [&'static str];
 }
 
-/// A room-scoped table whose rows are changed as a whole definition (PATCH).
+/// A room-scoped table whose rows are created from, and changed as, a
+/// whole validated definition (POST, CSV import, PATCH): polls, quizzes.
 pub trait RoomScopedUpdate: Collection {
-    /// A validated next definition.
-    type Input;
+    /// A validated definition.
+    type Input: Sync;
+    /// The table's error, which a missing row and a store failure become.
+    type Error: From<StoreError>;
+    fn not_found() -> Self::Error;
+    /// Inserts a row (and its children) for the room inside `tx`; its id.
+    fn insert(
+        tx: &mut Transaction<'_, Sqlite>,
+        team_id: &str,
+        room_id: &str,
+        input: &Self::Input,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
     /// `UPDATE <table> SET a = ?, b = ?`: the columns [`Self::bind`] fills;
     /// `updated_at` and the `WHERE` follow.
     const UPDATE_SET: &'static str;
@@ -257,6 +268,56 @@ impl Db {
         Ok(delete_room::<T>(&self.write, room_id).await?)
     }
 
+    /// Creates one row from a validated definition.
+    pub async fn create_of<T: RoomScopedUpdate>(
+        &self,
+        team_id: &str,
+        room_id: &str,
+        input: &T::Input,
+    ) -> Result<T::Item, StoreError> {
+        self.create_all_of::<T>(team_id, room_id, std::slice::from_ref(input))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt(format!("a created {} row vanished", T::TABLE)))
+    }
+
+    /// Creates several rows at once, all or none (CSV import), in order.
+    pub async fn create_all_of<T: RoomScopedUpdate>(
+        &self,
+        team_id: &str,
+        room_id: &str,
+        inputs: &[T::Input],
+    ) -> Result<Vec<T::Item>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let mut out = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let id = T::insert(&mut tx, team_id, room_id, input).await?;
+            let row = one::<T>(&mut *tx, room_id, &id).await?.ok_or_else(|| {
+                StoreError::Corrupt(format!("a created {} row vanished", T::TABLE))
+            })?;
+            out.push(T::item(row)?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Applies `change` to the row `id` inside the writer's transaction
+    /// (see [`update`]); a refusal from `change` comes back as it is.
+    pub async fn update_of<T: RoomScopedUpdate, E: From<T::Error>>(
+        &self,
+        room_id: &str,
+        id: &str,
+        change: impl FnOnce(&T::Item) -> Result<T::Input, E>,
+    ) -> Result<T::Item, E> {
+        update::<T, E>(&self.write, room_id, id, change)
+            .await
+            .map_err(|e| match e {
+                UpdateError::NotFound => T::not_found().into(),
+                UpdateError::Store(s) => T::Error::from(s).into(),
+                UpdateError::Refused(e) => e,
+            })
+    }
+
     /// Deletes a session's rows and their dependents ([`Collection::DELETE_SESSION`]);
     /// how many rows went.
     pub async fn delete_session_of<T: Collection>(
@@ -335,7 +396,12 @@ mod tests {
         let (_dir, db, team, room, _session) = fixture().await;
         let mut made = Vec::new();
         for q in ["a", "b", "c"] {
-            made.push(db.create_poll(&team, &room, &input(q)).await.unwrap().id);
+            made.push(
+                db.create_of::<Polls>(&team, &room, &input(q))
+                    .await
+                    .unwrap()
+                    .id,
+            );
         }
         let asc = |limit, offset| Page {
             limit,
@@ -425,7 +491,11 @@ mod tests {
     #[tokio::test]
     async fn update_in_one_transaction_and_delete() {
         let (_dir, db, team, room, _session) = fixture().await;
-        let id = db.create_poll(&team, &room, &input("a")).await.unwrap().id;
+        let id = db
+            .create_of::<Polls>(&team, &room, &input("a"))
+            .await
+            .unwrap()
+            .id;
         let missing = update::<Polls, ()>(&db.write, &room, "nope", |_| Ok(input("x"))).await;
         assert!(matches!(missing, Err(UpdateError::NotFound)));
         let refused = update::<Polls, &str>(&db.write, &room, &id, |_: &Poll| Err("no")).await;

@@ -397,7 +397,7 @@ impl RoomActor {
                 let p = self
                     .sig
                     .db
-                    .create_poll(&self.team_id, &self.room_id, &input)
+                    .create_of::<Polls>(&self.team_id, &self.room_id, &input)
                     .await
                     .map_err(internal)?;
                 self.tell_with("manage_polls", LiveEvent::PollCreated { poll: p });
