@@ -851,24 +851,28 @@ impl RoomActor {
         tracing::info!(room = %self.friendly_url, participant = %pid, name = %m.name, reason, "participant left");
     }
 
-    fn mute(&mut self, from: &str, target: &str, source: Option<Source>) {
+    /// True when moderator `from` has `permission` and `target` is in the
+    /// room; otherwise the moderator is told why not.
+    fn may_moderate(&self, from: &str, target: &str, permission: &str, what: &str) -> bool {
         let Some(actor) = self.members.get(from) else {
-            return;
+            return false;
         };
-        if !actor.may("mute_others") {
-            let _ = actor.out.try_send(ServerMsg::error(
-                "FORBIDDEN",
-                "your role may not mute others",
-                false,
-            ));
+        let refusal = if !actor.may(permission) {
+            ServerMsg::error("FORBIDDEN", format!("your role may not {what}"), false)
+        } else if self.members.contains_key(target) {
+            return true;
+        } else {
+            ServerMsg::error("NOT_FOUND", "no such participant in this room", false)
+        };
+        let _ = actor.out.try_send(refusal);
+        false
+    }
+
+    fn mute(&mut self, from: &str, target: &str, source: Option<Source>) {
+        if !self.may_moderate(from, target, "mute_others", "mute others") {
             return;
         }
         let Some(t) = self.members.get(target) else {
-            let _ = actor.out.try_send(ServerMsg::error(
-                "NOT_FOUND",
-                "no such participant in this room",
-                false,
-            ));
             return;
         };
         let _ = t.out.try_send(ServerMsg::MutedByModerator {
@@ -887,23 +891,10 @@ impl RoomActor {
     }
 
     async fn remove(&mut self, from: &str, target: &str) {
-        let Some(actor) = self.members.get(from) else {
-            return;
-        };
-        if !actor.may("remove_participants") {
-            let _ = actor.out.try_send(ServerMsg::error(
-                "FORBIDDEN",
-                "your role may not remove participants",
-                false,
-            ));
+        if !self.may_moderate(from, target, "remove_participants", "remove participants") {
             return;
         }
         let Some(t) = self.members.get(target) else {
-            let _ = actor.out.try_send(ServerMsg::error(
-                "NOT_FOUND",
-                "no such participant in this room",
-                false,
-            ));
             return;
         };
         let _ = t.out.try_send(ServerMsg::error(
