@@ -15,7 +15,8 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use super::Worker;
 use super::relay::{Relay, RelayedRtp, send_ctl};
 use super::state::{
-    Origin, OutState, Outgoing, Peer, Room, RoomRecorder, capture_time, is_keyframe, media_codec,
+    Origin, OutState, Outgoing, PeerTable, Room, RoomRecorder, Slot, capture_time, is_keyframe,
+    media_codec,
 };
 use crate::recording::recorder::{RecEvent, RecPacket, RecorderSink};
 use crate::rtc::MediaCounters;
@@ -23,13 +24,13 @@ use crate::rtc::TrackKey;
 use crate::rtc::notice::MediaNotice;
 
 impl Worker {
-    pub(super) fn forward_rtp(&mut self, slot: usize, pkt: &RtpPacket, now: Instant) {
+    pub(super) fn forward_rtp(&mut self, slot: Slot, pkt: &RtpPacket, now: Instant) {
         use std::sync::atomic::Ordering::Relaxed;
         self.counters.rtp_in.fetch_add(1, Relaxed);
         self.counters
             .rtp_bytes_in
             .fetch_add(pkt.payload.len() as u64, Relaxed);
-        let Some(p) = self.peers[slot].as_mut() else {
+        let Some(p) = self.peers.get_mut(slot) else {
             return;
         };
         let ssrc = pkt.header.ssrc;
@@ -173,12 +174,12 @@ impl Worker {
 
     pub(super) fn on_keyframe_request(
         &mut self,
-        slot: usize,
+        slot: Slot,
         mid: Mid,
         kind: KeyframeRequestKind,
         now: Instant,
     ) {
-        let Some(p) = self.peers[slot].as_ref() else {
+        let Some(p) = self.peers.get(slot) else {
             return;
         };
         let Some(o) = p.outs.iter().find(|o| o.mid == mid) else {
@@ -239,7 +240,7 @@ impl Worker {
 
     pub(super) fn send_keyframe_request(
         &mut self,
-        publisher: usize,
+        publisher: Slot,
         mid: Mid,
         simulcast: bool,
         kind: KeyframeRequestKind,
@@ -247,7 +248,7 @@ impl Worker {
         self.counters
             .plis
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(p) = self.peers[publisher].as_mut() {
+        if let Some(p) = self.peers.get_mut(publisher) {
             let mut api = p.rtc.direct_api();
             if simulcast {
                 for rid in ["q", "h", "f"] {
@@ -312,8 +313,8 @@ impl Worker {
     pub(super) fn allocate_layers(&mut self, now: Instant) {
         let mut demands = std::mem::take(&mut self.scratch_demands);
         let mut outs = std::mem::take(&mut self.scratch_outs);
-        for slot in 0..self.peers.len() {
-            let Some(p) = self.peers[slot].as_mut() else {
+        for slot in self.peers.slots() {
+            let Some(p) = self.peers.get_mut(slot) else {
                 continue;
             };
             let Some(room) = self.rooms.get_mut(&p.room_id) else {
@@ -382,7 +383,7 @@ impl Worker {
     pub(super) fn speaker_tick(&mut self) {
         for room in self.rooms.values_mut() {
             let local = room.peers.iter().filter_map(|&s| {
-                let p = self.peers[s].as_mut()?;
+                let p = self.peers.get_mut(s)?;
                 Some((p.participant_id.clone(), p.levels.take()))
             });
             // Participants of other workers, by the levels of their relayed audio.
@@ -398,7 +399,7 @@ impl Worker {
                     });
                 }
                 for &s in &room.peers {
-                    if let Some(p) = self.peers[s].as_ref() {
+                    if let Some(p) = self.peers.get(s) {
                         p.send(
                             MediaNotice::ActiveSpeakers {
                                 speakers: speakers.clone(),
@@ -447,11 +448,11 @@ impl Worker {
 fn fan_out(
     room: &mut Room,
     kind: MediaKind,
-    peers: &mut [Option<Peer>],
+    peers: &mut PeerTable,
     counters: &MediaCounters,
-    dirty: &mut Vec<usize>,
+    dirty: &mut Vec<Slot>,
     out: &Outgoing,
-    except: Option<usize>,
+    except: Option<Slot>,
     now: Instant,
 ) -> bool {
     use std::sync::atomic::Ordering::Relaxed;
@@ -489,7 +490,7 @@ fn fan_out(
         if Some(s) == except {
             continue;
         }
-        let Some(sub) = peers[s].as_mut() else {
+        let Some(sub) = peers.get_mut(s) else {
             continue;
         };
         let Some(o) = sub.outs.iter_mut().find(|o| o.track_key == key) else {

@@ -13,7 +13,7 @@ use str0m::net::Protocol;
 use str0m::{IceConnectionState, IceCreds, Output, Rtc};
 
 use super::relay::{Relay, send_ctl};
-use super::state::{Peer, Room, random_token};
+use super::state::{Peer, Room, Slot, random_token};
 use super::{DTLS_CERT_LIFETIME, NewPeer, STATS_INTERVAL, Worker};
 use crate::rtc::TrackKey;
 use crate::rtc::notice::MediaNotice;
@@ -75,14 +75,8 @@ impl Worker {
         if let Some(c) = &self.tcp_candidate {
             rtc.add_local_candidate(c.clone());
         }
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.peers.push(None);
-                self.peers.len() - 1
-            }
-        };
-        tracing::debug!(participant = %new.participant_id, worker = self.index, slot, "peer added");
+        let slot = self.peers.reserve();
+        tracing::debug!(participant = %new.participant_id, worker = self.index, slot = %slot, "peer added");
         self.by_ufrag.insert(ufrag.clone(), slot);
         self.by_participant.insert(new.participant_id.clone(), slot);
         self.counters
@@ -122,29 +116,32 @@ impl Worker {
                 track: t.info(),
             });
         }
-        self.peers[slot] = Some(Peer {
-            participant_id: new.participant_id,
-            room_id: room_key,
-            rtc,
-            out: new.out,
-            ufrag,
-            may_broadcast: new.may_broadcast,
-            may_screenshare: new.may_screenshare,
-            next_timeout: None,
-            dirty: false,
-            offered_sources: HashMap::new(),
-            published: HashMap::new(),
-            ssrcs: HashMap::new(),
-            outs: Vec::new(),
-            pending_offer: None,
-            ice_state: IceConnectionState::New,
-            joined_at: now,
-            connected_logged: false,
-            bwe: None,
-            levels: LevelMeter::default(),
-            quality: "good",
-            alloc: Allocator::default(),
-        });
+        self.peers.put(
+            slot,
+            Peer {
+                participant_id: new.participant_id,
+                room_id: room_key,
+                rtc,
+                out: new.out,
+                ufrag,
+                may_broadcast: new.may_broadcast,
+                may_screenshare: new.may_screenshare,
+                next_timeout: None,
+                dirty: false,
+                offered_sources: HashMap::new(),
+                published: HashMap::new(),
+                ssrcs: HashMap::new(),
+                outs: Vec::new(),
+                pending_offer: None,
+                ice_state: IceConnectionState::New,
+                joined_at: now,
+                connected_logged: false,
+                bwe: None,
+                levels: LevelMeter::default(),
+                quality: "good",
+                alloc: Allocator::default(),
+            },
+        );
         self.mark_dirty(slot);
         // Offer what the room already publishes.
         self.renegotiate(slot);
@@ -154,7 +151,7 @@ impl Worker {
         let Some(slot) = self.by_participant.remove(participant_id) else {
             return;
         };
-        let Some(mut peer) = self.peers[slot].take() else {
+        let Some(mut peer) = self.peers.remove(slot) else {
             return;
         };
         peer.rtc.disconnect();
@@ -174,7 +171,6 @@ impl Worker {
                 true
             }
         });
-        self.free.push(slot);
         self.counters
             .peers
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -218,8 +214,8 @@ impl Worker {
         tracing::debug!(participant = %participant_id, "peer removed");
     }
 
-    pub(super) fn set_quality(&mut self, slot: usize, quality: &'static str) {
-        let Some(p) = self.peers[slot].as_mut() else {
+    pub(super) fn set_quality(&mut self, slot: Slot, quality: &'static str) {
+        let Some(p) = self.peers.get_mut(slot) else {
             return;
         };
         if p.quality == quality {
@@ -252,7 +248,7 @@ impl Worker {
     pub(super) fn broadcast(
         &self,
         room_id: &str,
-        except: Option<usize>,
+        except: Option<Slot>,
         msg: impl Fn() -> MediaNotice,
     ) {
         let Some(room) = self.rooms.get(room_id) else {
@@ -262,7 +258,7 @@ impl Worker {
             if Some(s) == except {
                 continue;
             }
-            if let Some(p) = self.peers[s].as_ref() {
+            if let Some(p) = self.peers.get(s) {
                 p.send(msg(), &self.counters);
             }
         }

@@ -50,7 +50,7 @@ use crate::recording::recorder::RecorderSink;
 use crate::rtc::notice::{NoticeSink, PublishedMid, Source, TrackInfo};
 pub use relay::{Links, Mesh};
 use relay::{Relay, RelayedRtp};
-use state::{Peer, Room};
+use state::{PeerTable, Room, Slot};
 
 /// A participant handed to a worker by signaling.
 pub struct NewPeer {
@@ -148,11 +148,10 @@ pub struct Worker {
     socket: Arc<UdpSocket>,
     local_addr: SocketAddr,
     candidate: Candidate,
-    peers: Vec<Option<Peer>>,
-    free: Vec<usize>,
-    by_participant: HashMap<String, usize>,
-    by_ufrag: HashMap<String, usize>,
-    by_addr: HashMap<SocketAddr, usize>,
+    peers: PeerTable,
+    by_participant: HashMap<String, Slot>,
+    by_ufrag: HashMap<String, Slot>,
+    by_addr: HashMap<SocketAddr, Slot>,
     /// ICE-TCP connections by remote address.
     tcp: HashMap<SocketAddr, super::tcp::TcpWriter>,
     tcp_candidate: Option<Candidate>,
@@ -164,18 +163,18 @@ pub struct Worker {
     counters: Arc<MediaCounters>,
     events: mpsc::Sender<MediaEvent>,
     /// Incoming RTP waiting to be forwarded: (publisher slot, packet).
-    rtp_queue: Vec<(usize, RtpPacket)>,
+    rtp_queue: Vec<(Slot, RtpPacket)>,
     /// Slots that need polling.
-    dirty: Vec<usize>,
+    dirty: Vec<Slot>,
     last_speaker_tick: Instant,
     last_housekeeping: Instant,
     /// Scratch space of the housekeeping passes (kept to avoid allocating).
     scratch_demands: Vec<TrackDemand>,
     scratch_outs: Vec<usize>,
-    scratch_keyframes: Vec<(usize, Mid, bool)>,
+    scratch_keyframes: Vec<(Slot, Mid, bool)>,
     /// Peers' str0m timeouts, earliest first: (when, slot). Entries that no
     /// longer match their peer's `next_timeout` are stale and skipped.
-    timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize)>>,
+    timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, Slot)>>,
     /// UDP datagrams produced this turn, flushed at its end.
     batch: super::batch::SendBatch,
     /// The DTLS certificate of this worker's peers, and when it was made
@@ -235,8 +234,7 @@ pub fn run(setup: WorkerSetup) {
         socket: setup.socket,
         local_addr: setup.local_addr,
         candidate,
-        peers: Vec::new(),
-        free: Vec::new(),
+        peers: PeerTable::default(),
         by_participant: HashMap::new(),
         by_ufrag: HashMap::new(),
         by_addr: HashMap::new(),
@@ -305,8 +303,8 @@ pub fn run(setup: WorkerSetup) {
         w.drive(Instant::now());
     }
     // Channels closed: the server is stopping. Say goodbye to every peer.
-    for slot in 0..w.peers.len() {
-        if let Some(p) = w.peers[slot].as_mut() {
+    for slot in w.peers.slots() {
+        if let Some(p) = w.peers.get_mut(slot) {
             p.rtc.disconnect();
         }
     }
@@ -332,7 +330,7 @@ impl Worker {
             self.by_ufrag.get(ufrag).copied()
         });
         if let Some(slot) = slot
-            && let Some(peer) = self.peers[slot].as_mut()
+            && let Some(peer) = self.peers.get_mut(slot)
         {
             let now = Instant::now();
             let known = self.by_addr.contains_key(&d.from);
@@ -380,9 +378,7 @@ impl Worker {
     fn compact_timers(&mut self) {
         let peers = &self.peers;
         self.timers.retain(|std::cmp::Reverse((t, slot))| {
-            peers[*slot]
-                .as_ref()
-                .is_some_and(|p| p.next_timeout == Some(*t))
+            peers.get(*slot).is_some_and(|p| p.next_timeout == Some(*t))
         });
     }
 
@@ -397,8 +393,8 @@ impl Worker {
         self.counters.bytes_out.fetch_add(f.bytes, Relaxed);
     }
 
-    fn mark_dirty(&mut self, slot: usize) {
-        if let Some(p) = self.peers[slot].as_mut()
+    fn mark_dirty(&mut self, slot: Slot) {
+        if let Some(p) = self.peers.get_mut(slot)
             && !p.dirty
         {
             p.dirty = true;
@@ -416,7 +412,7 @@ impl Worker {
                 break;
             }
             self.timers.pop();
-            if let Some(p) = self.peers[slot].as_mut()
+            if let Some(p) = self.peers.get_mut(slot)
                 && p.next_timeout == Some(t)
             {
                 p.next_timeout = None;
@@ -430,7 +426,7 @@ impl Worker {
             // Peers marked while this batch is polled land in a fresh list.
             let mut batch = std::mem::take(&mut self.dirty);
             for &slot in &batch {
-                if let Some(p) = self.peers[slot].as_mut() {
+                if let Some(p) = self.peers.get_mut(slot) {
                     p.dirty = false;
                 }
                 self.poll_peer(slot, now);
@@ -458,11 +454,11 @@ impl Worker {
         self.flush_sends();
     }
 
-    fn poll_peer(&mut self, slot: usize, now: Instant) {
+    fn poll_peer(&mut self, slot: Slot, now: Instant) {
         let mut dead = false;
         let mut immediate = 0u32;
         loop {
-            let Some(peer) = self.peers[slot].as_mut() else {
+            let Some(peer) = self.peers.get_mut(slot) else {
                 return;
             };
             if !peer.rtc.is_alive() {
@@ -486,7 +482,7 @@ impl Worker {
                     if peer.next_timeout != Some(t) {
                         peer.next_timeout = Some(t);
                         self.timers.push(std::cmp::Reverse((t, slot)));
-                        if self.timers.len() > 4 * self.peers.len() + 64 {
+                        if self.timers.len() > 4 * self.peers.capacity() + 64 {
                             self.compact_timers();
                         }
                     }
@@ -524,7 +520,7 @@ impl Worker {
                 }
             }
         }
-        if dead && let Some(peer) = self.peers[slot].as_ref() {
+        if dead && let Some(peer) = self.peers.get(slot) {
             let pid = peer.participant_id.clone();
             if self
                 .events
@@ -541,11 +537,11 @@ impl Worker {
         }
     }
 
-    fn on_event(&mut self, slot: usize, event: Event, now: Instant) {
+    fn on_event(&mut self, slot: Slot, event: Event, now: Instant) {
         match event {
             Event::RtpPacket(pkt) => self.rtp_queue.push((slot, pkt)),
             Event::IceConnectionStateChange(state) => {
-                if let Some(p) = self.peers[slot].as_mut() {
+                if let Some(p) = self.peers.get_mut(slot) {
                     p.ice_state = state;
                     tracing::debug!(participant = %p.participant_id, ?state, "ice state");
                 }
@@ -554,7 +550,7 @@ impl Worker {
                 }
             }
             Event::Connected => {
-                if let Some(p) = self.peers[slot].as_mut()
+                if let Some(p) = self.peers.get_mut(slot)
                     && !p.connected_logged
                 {
                     p.connected_logged = true;
@@ -575,7 +571,7 @@ impl Worker {
             }
             Event::KeyframeRequest(req) => self.on_keyframe_request(slot, req.mid, req.kind, now),
             Event::MediaEgressStats(st) => {
-                if let Some(p) = self.peers[slot].as_mut()
+                if let Some(p) = self.peers.get_mut(slot)
                     && let Some(o) = p.outs.iter_mut().find(|o| o.mid == st.mid)
                     && st.nacks > o.nacks_seen
                 {
@@ -588,7 +584,7 @@ impl Worker {
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
             | Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
-                if let Some(p) = self.peers[slot].as_mut() {
+                if let Some(p) = self.peers.get_mut(slot) {
                     p.bwe = Some(estimate);
                 }
                 let q = if estimate.as_u64() < 250_000 {

@@ -12,7 +12,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 
 use super::relay::{Relay, send_ctl};
-use super::state::{Origin, OutState, OutTrack, Track, kind_str};
+use super::state::{Origin, OutState, OutTrack, Slot, Track, kind_str};
 use super::{NACK_CACHE_AGE, NACK_CACHE_PACKETS, Worker};
 use crate::recording::recorder::RecEvent;
 use crate::rtc::TrackKey;
@@ -22,7 +22,7 @@ use crate::rtc::sdp_scan;
 impl Worker {
     pub(super) fn on_media_added(
         &mut self,
-        slot: usize,
+        slot: Slot,
         mid: Mid,
         kind: MediaKind,
         dir: Direction,
@@ -31,7 +31,7 @@ impl Worker {
         if !dir.is_receiving() {
             return;
         }
-        let Some(p) = self.peers[slot].as_mut() else {
+        let Some(p) = self.peers.get_mut(slot) else {
             return;
         };
         if p.published.contains_key(&mid) {
@@ -124,7 +124,7 @@ impl Worker {
         let info = track.info();
         let pid = track.participant_id.clone();
         room.tracks.insert(track.key, track);
-        let others: Vec<usize> = room
+        let others: Vec<Slot> = room
             .peers
             .iter()
             .copied()
@@ -139,8 +139,8 @@ impl Worker {
         }
     }
 
-    pub(super) fn unpublish_mid(&mut self, slot: usize, mid: Mid) {
-        let Some(p) = self.peers[slot].as_mut() else {
+    pub(super) fn unpublish_mid(&mut self, slot: Slot, mid: Mid) {
+        let Some(p) = self.peers.get_mut(slot) else {
             return;
         };
         let Some(key) = p.published.remove(&mid) else {
@@ -184,7 +184,7 @@ impl Worker {
         }
         let peers = room.peers.clone();
         for &s in &peers {
-            if let Some(p) = self.peers[s].as_mut() {
+            if let Some(p) = self.peers.get_mut(s) {
                 for o in p.outs.iter_mut().filter(|o| o.track_key == key) {
                     o.state = match o.state {
                         OutState::Closed | OutState::ClosingOffered => o.state,
@@ -213,7 +213,7 @@ impl Worker {
         let Some(&slot) = self.by_participant.get(participant_id) else {
             return;
         };
-        let Some(room_id) = self.peers[slot].as_ref().map(|p| p.room_id.clone()) else {
+        let Some(room_id) = self.peers.get(slot).map(|p| p.room_id.clone()) else {
             return;
         };
         let Some(key) = self
@@ -225,7 +225,7 @@ impl Worker {
             return;
         };
         let mut wants_keyframe = false;
-        if let Some(p) = self.peers[slot].as_mut()
+        if let Some(p) = self.peers.get_mut(slot)
             && let Some(o) = p.outs.iter_mut().find(|o| o.track_key == key)
         {
             f(o);
@@ -252,7 +252,7 @@ impl Worker {
         let Some(&slot) = self.by_participant.get(participant_id) else {
             return;
         };
-        let Some(room_id) = self.peers[slot].as_ref().map(|p| p.room_id.clone()) else {
+        let Some(room_id) = self.peers.get(slot).map(|p| p.room_id.clone()) else {
             return;
         };
         let Some(room) = self.rooms.get_mut(&room_id) else {
@@ -302,7 +302,7 @@ impl Worker {
         let Some(&slot) = self.by_participant.get(participant_id) else {
             return;
         };
-        let Some(p) = self.peers[slot].as_mut() else {
+        let Some(p) = self.peers.get_mut(slot) else {
             return;
         };
         if p.pending_offer.is_some() {
@@ -400,7 +400,7 @@ impl Worker {
         let Some(&slot) = self.by_participant.get(participant_id) else {
             return;
         };
-        let Some(p) = self.peers[slot].as_mut() else {
+        let Some(p) = self.peers.get_mut(slot) else {
             return;
         };
         let Some(pending) = p.pending_offer.take() else {
@@ -474,8 +474,8 @@ impl Worker {
 
     /// Offers the peer the room's current tracks when they differ from what
     /// it receives, unless an offer is already outstanding.
-    pub(super) fn renegotiate(&mut self, slot: usize) {
-        let Some(p) = self.peers[slot].as_mut() else {
+    pub(super) fn renegotiate(&mut self, slot: Slot) {
+        let Some(p) = self.peers.get_mut(slot) else {
             return;
         };
         if p.pending_offer.is_some() {

@@ -21,11 +21,71 @@ use crate::rtc::MediaCounters;
 use crate::rtc::TrackKey;
 use crate::rtc::notice::{MediaNotice, NoticeSink, Source, TrackInfo};
 
+/// A peer's place in its worker's [`PeerTable`]; reused after the peer
+/// leaves (lookups check the peer is still there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Slot(u32);
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The peers of one worker, by [`Slot`]: a vector of places, the free ones
+/// reused first.
+#[derive(Default)]
+pub(super) struct PeerTable {
+    places: Vec<Option<Peer>>,
+    free: Vec<Slot>,
+}
+
+impl PeerTable {
+    pub(super) fn get(&self, slot: Slot) -> Option<&Peer> {
+        self.places.get(slot.0 as usize)?.as_ref()
+    }
+
+    pub(super) fn get_mut(&mut self, slot: Slot) -> Option<&mut Peer> {
+        self.places.get_mut(slot.0 as usize)?.as_mut()
+    }
+
+    /// A free place for a new peer (see [`PeerTable::put`]).
+    pub(super) fn reserve(&mut self) -> Slot {
+        self.free.pop().unwrap_or_else(|| {
+            self.places.push(None);
+            Slot((self.places.len() - 1) as u32)
+        })
+    }
+
+    /// Puts a peer in the place `reserve` gave.
+    pub(super) fn put(&mut self, slot: Slot, peer: Peer) {
+        if let Some(place) = self.places.get_mut(slot.0 as usize) {
+            *place = Some(peer);
+        }
+    }
+
+    /// Takes the peer out; its place is free again.
+    pub(super) fn remove(&mut self, slot: Slot) -> Option<Peer> {
+        let peer = self.places.get_mut(slot.0 as usize)?.take()?;
+        Some(peer)
+    }
+
+    /// Every place, occupied or not.
+    pub(super) fn slots(&self) -> impl Iterator<Item = Slot> + use<> {
+        (0..self.places.len() as u32).map(Slot)
+    }
+
+    /// How many places there are.
+    pub(super) fn capacity(&self) -> usize {
+        self.places.len()
+    }
+}
+
 /// Where a track's packets come from.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Origin {
     /// A peer of this worker publishes it on `mid`.
-    Local { slot: usize, mid: Mid },
+    Local { slot: Slot, mid: Mid },
     /// Another worker holding the room publishes it and relays its packets.
     Remote { worker: usize },
 }
@@ -51,7 +111,7 @@ pub(super) struct Track {
 
 impl Track {
     /// The local peer publishing this track, if any.
-    pub(super) fn publisher(&self) -> Option<usize> {
+    pub(super) fn publisher(&self) -> Option<Slot> {
         match self.origin {
             Origin::Local { slot, .. } => Some(slot),
             Origin::Remote { .. } => None,
@@ -175,7 +235,7 @@ impl Peer {
 #[derive(Default)]
 pub(super) struct Room {
     pub(super) counters: Arc<crate::rtc::RoomCounters>,
-    pub(super) peers: Vec<usize>,
+    pub(super) peers: Vec<Slot>,
     pub(super) tracks: HashMap<TrackKey, Track>,
     pub(super) speakers: SpeakerDetector<String>,
     pub(super) recorder: Option<RoomRecorder>,
