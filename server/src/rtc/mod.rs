@@ -166,18 +166,61 @@ fn default_route_ip() -> Option<IpAddr> {
     s.local_addr().ok().map(|a| a.ip())
 }
 
+/// A media worker's number (0-based; at most 255 workers). Also encoded in
+/// the ICE ufrags a worker hands out (`w<2 hex digits>`), so a STUN
+/// binding request finds its worker before any route is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WorkerId(u8);
+
+impl WorkerId {
+    /// Most workers a media plane runs.
+    pub const MAX: usize = 255;
+
+    /// The worker numbered `index`; `None` past [`WorkerId::MAX`].
+    pub fn from_index(index: usize) -> Option<WorkerId> {
+        u8::try_from(index)
+            .ok()
+            .filter(|&i| usize::from(i) < Self::MAX)
+            .map(WorkerId)
+    }
+
+    /// Its position in per-worker tables.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    pub(crate) fn from_u8(n: u8) -> WorkerId {
+        WorkerId(n)
+    }
+
+    pub(crate) fn as_u8(self) -> u8 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The workers `0..count`.
+pub(crate) fn all_workers(count: usize) -> impl Iterator<Item = WorkerId> + Clone {
+    (0..count.min(WorkerId::MAX)).filter_map(WorkerId::from_index)
+}
+
 /// Without sharding, the home worker. With it, the home worker until it
 /// holds `shard_peers` of the room, then the next worker in turn that holds
 /// fewer; when every worker is full, the one holding the fewest (the home
 /// worker first among equals).
-fn place(home: usize, shard_peers: usize, load: &[usize], workers: usize) -> usize {
-    let workers = workers.max(1);
-    let home = home % workers;
+fn place(home: WorkerId, shard_peers: usize, load: &[usize], workers: usize) -> WorkerId {
+    let workers = workers.clamp(1, WorkerId::MAX);
+    let home = WorkerId::from_index(home.index() % workers).unwrap_or_default();
     if shard_peers == 0 || workers == 1 {
         return home;
     }
-    let held = |w: usize| load.get(w).copied().unwrap_or(0);
-    let order = (0..workers).map(|i| (home + i) % workers);
+    let held = |w: WorkerId| load.get(w.index()).copied().unwrap_or(0);
+    let order = (0..workers).filter_map(|i| WorkerId::from_index((home.index() + i) % workers));
     if let Some(w) = order.clone().find(|&w| held(w) < shard_peers) {
         return w;
     }
@@ -214,13 +257,13 @@ impl MediaPlane {
         let counters = Arc::new(MediaCounters::default());
         let recv_counters = Arc::new(udp::RecvCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let workers = config.workers.clamp(1, 255);
+        let workers = config.workers.clamp(1, WorkerId::MAX);
         let (pool_tx, pool_rx) = bounded(4096);
         let mut datagram_txs = Vec::new();
         let mut commands = Vec::new();
         let mut threads = Vec::new();
         let mesh = worker::Mesh::new(workers);
-        for index in 0..workers {
+        for index in all_workers(workers) {
             let (dtx, drx) = bounded(2048);
             let (ctx, crx) = bounded(1024);
             datagram_txs.push(dtx);
@@ -282,24 +325,31 @@ impl MediaPlane {
     }
 
     /// The home worker of a room: where its first participants go.
-    pub fn worker_of(&self, room_id: &str) -> usize {
+    pub fn worker_of(&self, room_id: &str) -> WorkerId {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         room_id.hash(&mut h);
-        (h.finish() % self.commands.len() as u64) as usize
+        let index = (h.finish() % self.commands.len() as u64) as usize;
+        WorkerId::from_index(index).unwrap_or_default()
     }
 
-    pub fn workers(&self) -> usize {
+    /// How many workers run.
+    pub fn worker_count(&self) -> usize {
         self.commands.len()
+    }
+
+    /// Every worker.
+    pub fn workers(&self) -> impl Iterator<Item = WorkerId> + use<> {
+        all_workers(self.commands.len())
     }
 
     /// The worker for a room's next participant, given how many of its
     /// participants each worker holds (`load[w]`).
-    pub fn place(&self, home: usize, load: &[usize]) -> usize {
+    pub fn place(&self, home: WorkerId, load: &[usize]) -> WorkerId {
         place(home, self.shard_peers, load, self.commands.len())
     }
 
-    pub fn send(&self, worker: usize, cmd: Command) -> Result<(), MediaError> {
-        match self.commands[worker % self.commands.len()].try_send(cmd) {
+    pub fn send(&self, worker: WorkerId, cmd: Command) -> Result<(), MediaError> {
+        match self.commands[worker.index() % self.commands.len()].try_send(cmd) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(MediaError::Busy),
             Err(TrySendError::Disconnected(_)) => Err(MediaError::Stopped),
@@ -321,27 +371,38 @@ impl MediaPlane {
 
 #[cfg(test)]
 mod tests {
-    use super::place;
+    use super::{WorkerId, place};
+
+    /// `place` in worker numbers.
+    fn at(home: usize, shard_peers: usize, load: &[usize], workers: usize) -> usize {
+        place(
+            WorkerId::from_index(home).unwrap(),
+            shard_peers,
+            load,
+            workers,
+        )
+        .index()
+    }
 
     #[test]
     fn rooms_stay_home_without_sharding() {
-        assert_eq!(place(2, 0, &[0, 0, 40, 0], 4), 2);
-        assert_eq!(place(1, 5, &[0, 9], 1), 0, "one worker: nowhere to spill");
+        assert_eq!(at(2, 0, &[0, 0, 40, 0], 4), 2);
+        assert_eq!(at(1, 5, &[0, 9], 1), 0, "one worker: nowhere to spill");
     }
 
     #[test]
     fn a_full_home_spills_to_the_next_worker_in_turn() {
-        assert_eq!(place(2, 3, &[0, 0, 2, 0], 4), 2);
-        assert_eq!(place(2, 3, &[0, 0, 3, 0], 4), 3);
-        assert_eq!(place(2, 3, &[0, 0, 3, 3], 4), 0);
+        assert_eq!(at(2, 3, &[0, 0, 2, 0], 4), 2);
+        assert_eq!(at(2, 3, &[0, 0, 3, 0], 4), 3);
+        assert_eq!(at(2, 3, &[0, 0, 3, 3], 4), 0);
         // A place freed at home is taken again first.
-        assert_eq!(place(2, 3, &[3, 0, 2, 3], 4), 2);
+        assert_eq!(at(2, 3, &[3, 0, 2, 3], 4), 2);
     }
 
     #[test]
     fn when_every_worker_is_full_the_least_loaded_takes_the_peer() {
-        assert_eq!(place(1, 2, &[3, 2, 4], 3), 1);
-        assert_eq!(place(1, 2, &[2, 3, 4], 3), 0);
-        assert_eq!(place(0, 1, &[5, 5, 5], 3), 0);
+        assert_eq!(at(1, 2, &[3, 2, 4], 3), 1);
+        assert_eq!(at(1, 2, &[2, 3, 4], 3), 0);
+        assert_eq!(at(0, 1, &[5, 5, 5], 3), 0);
     }
 }

@@ -54,9 +54,11 @@ pub fn binding_request_ufrag(datagram: &[u8]) -> Option<&str> {
 }
 
 /// The media worker encoded in one of our ufrags (`w<2 hex digits>...`).
-pub fn worker_of_ufrag(ufrag: &str) -> Option<usize> {
+pub fn worker_of_ufrag(ufrag: &str) -> Option<super::WorkerId> {
     let hex = ufrag.strip_prefix('w')?.get(..2)?;
-    usize::from_str_radix(hex, 16).ok()
+    u8::from_str_radix(hex, 16)
+        .ok()
+        .map(super::WorkerId::from_u8)
 }
 
 #[cfg(test)]
@@ -84,7 +86,7 @@ mod tests {
         let m = binding("w03abcdef:remote1");
         assert_eq!(classify(&m), PacketClass::Stun);
         assert_eq!(binding_request_ufrag(&m), Some("w03abcdef"));
-        assert_eq!(worker_of_ufrag("w03abcdef"), Some(3));
+        assert_eq!(worker_of_ufrag("w03abcdef").map(|w| w.index()), Some(3));
         assert_eq!(worker_of_ufrag("x03"), None);
         assert_eq!(worker_of_ufrag("w"), None);
     }

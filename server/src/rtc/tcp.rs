@@ -115,7 +115,7 @@ fn connection(
     if write_thread.is_err() {
         return;
     }
-    let mut worker: Option<usize> = None;
+    let mut worker: Option<super::WorkerId> = None;
     let mut header = [0u8; 2];
     'frames: while !stop.load(Ordering::Relaxed) {
         if !read_full(&mut stream, &mut header, &stop) {
@@ -135,7 +135,7 @@ fn connection(
         if worker.is_none() {
             worker = stun::binding_request_ufrag(&buf[..len])
                 .and_then(stun::worker_of_ufrag)
-                .filter(|w| *w < workers.len());
+                .filter(|w| w.index() < workers.len());
             if worker.is_none() {
                 // The first frame must be our ICE check.
                 break;
@@ -148,7 +148,7 @@ fn connection(
             buf,
             tcp: Some(writer.clone()),
         };
-        if workers[w].try_send(d).is_err() {
+        if workers[w.index()].try_send(d).is_err() {
             tracing::trace!(%remote, "worker queue full; ice-tcp frame dropped");
         }
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::stun;
+use super::{WorkerId, stun};
 
 /// Size of one receive buffer (larger than any datagram we accept).
 pub const DATAGRAM_CAPACITY: usize = 2048;
@@ -51,7 +51,7 @@ pub struct RecvCounters {
 /// anyone who can send UDP could grow it: it holds at most `max` routes;
 /// idle ones (60 s) are pruned every 10 s, and at once when it is full.
 struct Routes {
-    map: HashMap<SocketAddr, (usize, Instant)>,
+    map: HashMap<SocketAddr, (WorkerId, Instant)>,
     max: usize,
     last_prune: Instant,
 }
@@ -66,7 +66,7 @@ impl Routes {
     }
 
     /// Routes `from` to `worker`; false when the table is full of live routes.
-    fn learn(&mut self, from: SocketAddr, worker: usize, now: Instant) -> bool {
+    fn learn(&mut self, from: SocketAddr, worker: WorkerId, now: Instant) -> bool {
         if let Some(r) = self.map.get_mut(&from) {
             *r = (worker, now);
             return true;
@@ -81,7 +81,7 @@ impl Routes {
         true
     }
 
-    fn lookup(&mut self, from: &SocketAddr, now: Instant) -> Option<usize> {
+    fn lookup(&mut self, from: &SocketAddr, now: Instant) -> Option<WorkerId> {
         let r = self.map.get_mut(from)?;
         r.1 = now;
         Some(r.0)
@@ -147,7 +147,7 @@ pub fn receive_loop(
         let mut target = None;
         if stun::classify(data) == stun::PacketClass::Stun
             && let Some(worker) = stun::binding_request_ufrag(data).and_then(stun::worker_of_ufrag)
-            && worker < workers.len()
+            && worker.index() < workers.len()
         {
             target = Some(worker);
         }
@@ -168,7 +168,7 @@ pub fn receive_loop(
             spare = Some(buf);
             continue;
         };
-        match workers[worker].try_send(Datagram {
+        match workers[worker.index()].try_send(Datagram {
             from,
             len,
             buf,
@@ -192,22 +192,26 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    fn w(i: usize) -> WorkerId {
+        WorkerId::from_index(i).unwrap()
+    }
+
     #[test]
     fn the_route_table_is_bounded_and_makes_room_from_idle_routes() {
         let t0 = Instant::now();
         let mut r = Routes::new(2, t0);
-        assert!(r.learn(addr(1), 0, t0));
-        assert!(r.learn(addr(2), 1, t0));
+        assert!(r.learn(addr(1), w(0), t0));
+        assert!(r.learn(addr(2), w(1), t0));
         // Full of live routes: a third address is refused, the known ones stay.
-        assert!(!r.learn(addr(3), 0, t0 + Duration::from_secs(1)));
+        assert!(!r.learn(addr(3), w(0), t0 + Duration::from_secs(1)));
         assert_eq!(r.map.len(), 2);
-        assert_eq!(r.lookup(&addr(2), t0 + Duration::from_secs(1)), Some(1));
+        assert_eq!(r.lookup(&addr(2), t0 + Duration::from_secs(1)), Some(w(1)));
         // A known address may move to another worker even when full.
-        assert!(r.learn(addr(1), 1, t0 + Duration::from_secs(2)));
+        assert!(r.learn(addr(1), w(1), t0 + Duration::from_secs(2)));
         // Once routes idle out, a new address gets a place.
         let later = t0 + ROUTE_IDLE + Duration::from_secs(3);
-        assert!(r.learn(addr(3), 0, later));
-        assert_eq!(r.lookup(&addr(3), later), Some(0));
+        assert!(r.learn(addr(3), w(0), later));
+        assert_eq!(r.lookup(&addr(3), later), Some(w(0)));
         assert_eq!(r.lookup(&addr(1), later), None, "idle route pruned");
     }
 }

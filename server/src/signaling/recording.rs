@@ -122,7 +122,7 @@ impl RoomActor {
             // The most participants; the home worker first among equals.
             self.member_workers()
                 .into_iter()
-                .max_by_key(|&w| (load.get(w).copied().unwrap_or(0), w == self.worker))
+                .max_by_key(|&w| (load.get(w.index()).copied().unwrap_or(0), w == self.worker))
                 .unwrap_or(self.worker)
         };
         if self
@@ -162,7 +162,7 @@ impl RoomActor {
         self.sig.recordings.mark_stopped(&rec.id, reason).await;
         // Whichever worker holds the recorder now (it moves when its
         // worker's last participant of the room leaves).
-        for w in 0..self.sig.media.workers() {
+        for w in self.sig.media.workers() {
             let _ = self.sig.media.send(
                 w,
                 Command::StopRecording {

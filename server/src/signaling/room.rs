@@ -18,7 +18,7 @@ use super::Signaling;
 use super::collab::{self, CollabMsg};
 use super::outbox::Outbox;
 use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, Source, TrackInfo};
-use crate::rtc::{Command, NewPeer, RoomCounters, RoomCountersSnapshot};
+use crate::rtc::{Command, NewPeer, RoomCounters, RoomCountersSnapshot, WorkerId};
 use convene_api::store::bans::Ban;
 
 /// How long a participant whose connection dropped keeps its place.
@@ -57,7 +57,7 @@ enum Screened {
 
 pub struct Joined {
     pub participant_id: String,
-    pub worker: usize,
+    pub worker: WorkerId,
 }
 
 impl From<Result<Joined, (&'static str, String)>> for JoinOutcome {
@@ -142,7 +142,7 @@ pub(super) struct Member {
     pub(super) token_exp: Option<i64>,
     pub(super) disconnected_since: Option<Instant>,
     /// The media worker holding this participant's peer connection.
-    pub(super) worker: usize,
+    pub(super) worker: WorkerId,
 }
 
 impl Member {
@@ -174,7 +174,7 @@ pub struct RoomActor {
     pub(super) quiz_deadlines: Vec<(String, Instant)>,
     /// The counters when the current session started.
     pub(super) session_baseline: RoomCountersSnapshot,
-    pub(super) worker: usize,
+    pub(super) worker: WorkerId,
     pub(super) session: Option<(String, Instant)>,
     pub(super) members: HashMap<String, Member>,
     lobby: HashMap<String, Waiting>,
@@ -638,15 +638,15 @@ impl RoomActor {
 
     /// The media worker for a new member: the room's home worker, or with
     /// sharding the next one with room to spare (`MediaPlane::place`).
-    fn place_member(&self) -> usize {
+    fn place_member(&self) -> WorkerId {
         self.sig.media.place(self.worker, &self.worker_load())
     }
 
     /// How many members each media worker holds.
     pub(super) fn worker_load(&self) -> Vec<usize> {
-        let mut load = vec![0usize; self.sig.media.workers()];
+        let mut load = vec![0usize; self.sig.media.worker_count()];
         for m in self.members.values() {
-            if let Some(n) = load.get_mut(m.worker) {
+            if let Some(n) = load.get_mut(m.worker.index()) {
                 *n += 1;
             }
         }
@@ -655,8 +655,8 @@ impl RoomActor {
 
     /// The workers holding members of this room (the home worker when
     /// there are none), each once.
-    pub(super) fn member_workers(&self) -> Vec<usize> {
-        let mut ws: Vec<usize> = self.members.values().map(|m| m.worker).collect();
+    pub(super) fn member_workers(&self) -> Vec<WorkerId> {
+        let mut ws: Vec<WorkerId> = self.members.values().map(|m| m.worker).collect();
         ws.sort_unstable();
         ws.dedup();
         if ws.is_empty() {

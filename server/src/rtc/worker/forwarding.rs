@@ -120,7 +120,7 @@ impl Worker {
                 room: room_id.clone(),
                 pkt: out.clone(),
             };
-            match self.rtp_links.get(w).map(|l| l.try_send(relayed)) {
+            match self.rtp_links.get(w.index()).map(|l| l.try_send(relayed)) {
                 Some(Ok(())) => self.counters.rtp_relayed.fetch_add(1, Relaxed),
                 _ => self.counters.relay_dropped.fetch_add(1, Relaxed),
             };

@@ -36,7 +36,7 @@ impl Worker {
                 .generate_certificate()
             {
                 Some(cert) => self.dtls_cert = Some((cert, now)),
-                None => tracing::warn!(worker = self.index, "could not make a DTLS certificate"),
+                None => tracing::warn!(worker = %self.index, "could not make a DTLS certificate"),
             }
         }
         self.dtls_cert.as_ref().map(|(cert, _)| cert.clone())
@@ -47,7 +47,7 @@ impl Worker {
             self.remove_peer(&new.participant_id);
         }
         let now = Instant::now();
-        let ufrag = format!("w{:02x}{}", self.index, random_token(12));
+        let ufrag = format!("w{:02x}{}", self.index.as_u8(), random_token(12));
         let pass = random_token(24);
         let mut config = Rtc::builder().set_crypto_provider(crate::rtc::dtls::provider());
         if let Some(cert) = self.dtls_cert(now) {
@@ -76,7 +76,7 @@ impl Worker {
             rtc.add_local_candidate(c.clone());
         }
         let slot = self.peers.reserve();
-        tracing::debug!(participant = %new.participant_id, worker = self.index, slot = %slot, "peer added");
+        tracing::debug!(participant = %new.participant_id, worker = %self.index, slot = %slot, "peer added");
         self.by_ufrag.insert(ufrag.clone(), slot);
         self.by_participant.insert(new.participant_id.clone(), slot);
         self.counters
@@ -89,7 +89,7 @@ impl Worker {
             };
         if created {
             // Other workers holding the room answer with their tracks.
-            for w in (0..self.ctl_links.len()).filter(|&w| w != self.index) {
+            for w in crate::rtc::all_workers(self.ctl_links.len()).filter(|&w| w != self.index) {
                 send_ctl(
                     &self.ctl_links,
                     &self.counters,

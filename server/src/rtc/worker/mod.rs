@@ -47,6 +47,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::udp::{DATAGRAM_CAPACITY, Datagram};
 use super::{MediaCounters, MediaEvent};
 use crate::recording::recorder::RecorderSink;
+use crate::rtc::WorkerId;
 use crate::rtc::notice::{NoticeSink, PublishedMid, Source, TrackInfo};
 pub use relay::{Links, Mesh};
 use relay::{Relay, RelayedRtp};
@@ -141,7 +142,7 @@ const NACK_CACHE_AGE: Duration = Duration::from_secs(2);
 
 pub struct Worker {
     bwe: bool,
-    index: usize,
+    index: WorkerId,
     /// Senders to every worker's relay channels (`[index]` is our own).
     rtp_links: Vec<Sender<RelayedRtp>>,
     ctl_links: Vec<Sender<Relay>>,
@@ -184,7 +185,7 @@ pub struct Worker {
 
 /// Everything a worker thread needs.
 pub struct WorkerSetup {
-    pub index: usize,
+    pub index: WorkerId,
     /// Send-side bandwidth estimation for subscribers.
     pub bwe: bool,
     pub links: Links,
@@ -228,7 +229,7 @@ pub fn run(setup: WorkerSetup) {
     let mut w = Worker {
         index: setup.index,
         bwe: setup.bwe,
-        next_track: setup.index as u64 + 1,
+        next_track: setup.index.index() as u64 + 1,
         rtp_links,
         ctl_links,
         socket: setup.socket,
@@ -308,7 +309,7 @@ pub fn run(setup: WorkerSetup) {
             p.rtc.disconnect();
         }
     }
-    tracing::debug!(worker = w.index, "media worker stopped");
+    tracing::debug!(worker = %w.index, "media worker stopped");
 }
 
 impl Worker {

@@ -12,12 +12,13 @@ use super::Worker;
 use super::state::{Origin, Outgoing, RoomRecorder, Track};
 use crate::rtc::MediaCounters;
 use crate::rtc::TrackKey;
+use crate::rtc::WorkerId;
 use crate::rtc::notice::{MediaNotice, Source};
 
 /// A track as replicated to another worker.
 pub(super) struct RemoteTrack {
     pub(super) key: TrackKey,
-    pub(super) home: usize,
+    pub(super) home: WorkerId,
     pub(super) id: String,
     pub(super) participant_id: String,
     pub(super) kind: MediaKind,
@@ -38,16 +39,16 @@ pub(super) enum Relay {
     /// `Welcome` and send their tracks.
     Hello {
         room: Arc<str>,
-        from: usize,
+        from: WorkerId,
     },
     Welcome {
         room: Arc<str>,
-        from: usize,
+        from: WorkerId,
     },
     /// `from` no longer holds the room.
     Goodbye {
         room: Arc<str>,
-        from: usize,
+        from: WorkerId,
     },
     TrackAdded {
         room: Arc<str>,
@@ -108,12 +109,12 @@ impl Mesh {
     }
 
     /// Worker `index`'s ends: senders to every worker, its own receivers.
-    pub fn links(&self, index: usize) -> Links {
+    pub fn links(&self, index: WorkerId) -> Links {
         Links {
             rtp: self.rtp.iter().map(|(tx, _)| tx.clone()).collect(),
             ctl: self.ctl.iter().map(|(tx, _)| tx.clone()).collect(),
-            rtp_rx: self.rtp[index].1.clone(),
-            ctl_rx: self.ctl[index].1.clone(),
+            rtp_rx: self.rtp[index.index()].1.clone(),
+            ctl_rx: self.ctl[index.index()].1.clone(),
         }
     }
 }
@@ -131,15 +132,15 @@ pub struct Links {
 /// (`ctl_dropped`) and says so: a replica may then be out of date until the
 /// room's next change. Sending to a stopped worker fails silently (nobody
 /// needs the message then).
-pub(super) fn send_ctl(links: &[Sender<Relay>], counters: &MediaCounters, to: usize, m: Relay) {
-    if let Some(l) = links.get(to)
+pub(super) fn send_ctl(links: &[Sender<Relay>], counters: &MediaCounters, to: WorkerId, m: Relay) {
+    if let Some(l) = links.get(to.index())
         && let Err(crossbeam_channel::TrySendError::Full(_)) = l.try_send(m)
     {
         counters
             .ctl_dropped
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(
-            worker = to,
+            worker = %to,
             "media worker control queue full; a message was dropped"
         );
     }
@@ -151,7 +152,7 @@ impl Worker {
     /// track published between the two would otherwise reach one side
     /// only; a track already known is ignored). False when this worker
     /// does not hold the room.
-    pub(super) fn add_shard(&mut self, room: &Arc<str>, from: usize) -> bool {
+    pub(super) fn add_shard(&mut self, room: &Arc<str>, from: WorkerId) -> bool {
         let Some(r) = self.rooms.get_mut(room) else {
             return false;
         };
@@ -285,10 +286,10 @@ mod tests {
         let counters = MediaCounters::default();
         let hello = || Relay::Hello {
             room: Arc::from("r"),
-            from: 1,
+            from: WorkerId::from_index(1).unwrap(),
         };
         for _ in 0..5 {
-            send_ctl(&links, &counters, 0, hello());
+            send_ctl(&links, &counters, WorkerId::default(), hello());
         }
         assert_eq!(rx.len(), 2);
         assert_eq!(
@@ -298,7 +299,7 @@ mod tests {
             3
         );
         // A worker that does not exist: nothing sent, nothing counted.
-        send_ctl(&links, &counters, 7, hello());
+        send_ctl(&links, &counters, WorkerId::from_index(7).unwrap(), hello());
         assert_eq!(
             counters
                 .ctl_dropped

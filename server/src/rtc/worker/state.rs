@@ -19,6 +19,7 @@ use super::relay::RemoteTrack;
 use crate::recording::recorder::{RecEvent, RecorderSink};
 use crate::rtc::MediaCounters;
 use crate::rtc::TrackKey;
+use crate::rtc::WorkerId;
 use crate::rtc::notice::{MediaNotice, NoticeSink, Source, TrackInfo};
 
 /// A peer's place in its worker's [`PeerTable`]; reused after the peer
@@ -87,7 +88,7 @@ pub(super) enum Origin {
     /// A peer of this worker publishes it on `mid`.
     Local { slot: Slot, mid: Mid },
     /// Another worker holding the room publishes it and relays its packets.
-    Remote { worker: usize },
+    Remote { worker: WorkerId },
 }
 
 pub(super) struct Track {
@@ -119,7 +120,7 @@ impl Track {
     }
 
     /// What another worker needs to hold a replica of this track.
-    pub(super) fn replica(&self, home: usize) -> RemoteTrack {
+    pub(super) fn replica(&self, home: WorkerId) -> RemoteTrack {
         RemoteTrack {
             key: self.key,
             home,
@@ -241,7 +242,7 @@ pub(super) struct Room {
     pub(super) recorder: Option<RoomRecorder>,
     /// The other workers holding this room (they get our publishers'
     /// packets and track changes).
-    pub(super) shards: Vec<usize>,
+    pub(super) shards: Vec<WorkerId>,
 }
 
 /// One incoming packet, ready for fan-out: what every subscriber's
