@@ -20,7 +20,7 @@ pub mod speakers;
 
 pub use allocator::{AUDIO_BPS, Allocator, CONGESTION_FACTOR, Plan, TrackDemand};
 pub use forwarder::{Decision, DropReason, Forwarder, Kind, Packet};
-pub use keyframe::KeyframeLimiter;
+pub use keyframe::{KeyframeLimiter, KeyframeRoute, Publisher, route_keyframe};
 pub use layer::Layer;
 pub use rate::RateMeter;
 pub use speakers::{LevelMeter, SpeakerDetector};

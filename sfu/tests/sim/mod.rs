@@ -57,7 +57,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use convene_sfu::{
-    Allocator, Decision, Forwarder, KeyframeLimiter, Kind, Layer, Packet, RateMeter, TrackDemand,
+    Allocator, Decision, Forwarder, KeyframeLimiter, KeyframeRoute, Kind, Layer, Packet, RateMeter,
+    TrackDemand, route_keyframe,
 };
 
 /// Largest payload of one packet (bytes).
@@ -1096,9 +1097,13 @@ impl Sim {
         }
     }
 
-    /// The worker's `request_keyframe`: through the track's limiter.
+    /// The worker's `request_keyframe`: routed by `route_keyframe` (the
+    /// publisher is local to the simulated worker).
     fn request_keyframe(&mut self, now: Duration) {
-        if self.limiter.request(self.base + now) {
+        let publisher: convene_sfu::Publisher<(), ()> = convene_sfu::Publisher::Local(());
+        if let KeyframeRoute::Ask(()) =
+            route_keyframe(publisher, true, false, &mut self.limiter, self.base + now)
+        {
             self.send_keyframe_request(now);
         }
     }

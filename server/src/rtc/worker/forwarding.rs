@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use convene_sfu::{Decision, Forwarder, Kind, Layer, Packet, TrackDemand};
+use convene_sfu::{
+    Decision, Forwarder, KeyframeRoute, Kind, Layer, Packet, TrackDemand, route_keyframe,
+};
 use str0m::bwe::Bitrate;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
@@ -207,35 +209,34 @@ impl Worker {
         let Some(track) = room.tracks.get_mut(&key) else {
             return;
         };
-        if track.kind != MediaKind::Video {
-            return;
-        }
-        let (publisher, mid) = match track.origin {
-            Origin::Local { slot, mid } => (slot, mid),
-            Origin::Remote { worker } => {
-                // The publisher's worker limits and counts.
-                send_ctl(
-                    &self.ctl_links,
-                    &self.counters,
-                    worker,
-                    Relay::Keyframe {
-                        room: room_id.clone(),
-                        key,
-                        kind,
-                        force,
-                    },
-                );
-                return;
+        let video = track.kind == MediaKind::Video;
+        match route_keyframe(
+            track.publisher_at(),
+            video,
+            force,
+            &mut track.keyframes,
+            now,
+        ) {
+            KeyframeRoute::Hold => {}
+            KeyframeRoute::Relay(worker) => send_ctl(
+                &self.ctl_links,
+                &self.counters,
+                worker,
+                Relay::Keyframe {
+                    room: room_id.clone(),
+                    key,
+                    kind,
+                    force,
+                },
+            ),
+            KeyframeRoute::Ask((publisher, mid)) => {
+                let simulcast = track.simulcast;
+                room.counters
+                    .plis
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.send_keyframe_request(publisher, mid, simulcast, kind);
             }
-        };
-        if !track.keyframes.request(now) && !force {
-            return;
         }
-        let simulcast = track.simulcast;
-        room.counters
-            .plis
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.send_keyframe_request(publisher, mid, simulcast, kind);
     }
 
     pub(super) fn send_keyframe_request(
@@ -273,13 +274,11 @@ impl Worker {
                     let Some(t) = room.tracks.get_mut(&key) else {
                         continue;
                     };
-                    match t.origin {
-                        Origin::Local { slot, mid } => {
-                            if t.keyframes.request(now) {
-                                due.push((slot, mid, t.simulcast));
-                            }
-                        }
-                        Origin::Remote { worker } => send_ctl(
+                    let video = t.kind == MediaKind::Video;
+                    match route_keyframe(t.publisher_at(), video, false, &mut t.keyframes, now) {
+                        KeyframeRoute::Hold => {}
+                        KeyframeRoute::Ask((slot, mid)) => due.push((slot, mid, t.simulcast)),
+                        KeyframeRoute::Relay(worker) => send_ctl(
                             &self.ctl_links,
                             &self.counters,
                             worker,

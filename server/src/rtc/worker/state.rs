@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use convene_sfu::{
-    Allocator, Forwarder, KeyframeLimiter, LevelMeter, Packet, RateMeter, SpeakerDetector,
+    Allocator, Forwarder, KeyframeLimiter, LevelMeter, Packet, Publisher, RateMeter,
+    SpeakerDetector,
 };
 use str0m::bwe::Bitrate;
 use str0m::change::SdpPendingOffer;
@@ -116,6 +117,14 @@ impl Track {
         match self.origin {
             Origin::Local { slot, .. } => Some(slot),
             Origin::Remote { .. } => None,
+        }
+    }
+
+    /// Where keyframe requests for this track go (see `route_keyframe`).
+    pub(super) fn publisher_at(&self) -> Publisher<(Slot, Mid), WorkerId> {
+        match self.origin {
+            Origin::Local { slot, mid } => Publisher::Local((slot, mid)),
+            Origin::Remote { worker } => Publisher::Remote(worker),
         }
     }
 
