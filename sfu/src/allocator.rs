@@ -7,6 +7,7 @@
 //! immediate; stepping up needs headroom held for a while, so that a noisy
 //! estimate does not make layers flap.
 
+use crate::forwarder::Forwarder;
 use std::time::{Duration, Instant};
 
 use crate::layer::Layer;
@@ -236,6 +237,44 @@ impl Allocator {
     }
 }
 
+/// One video track a subscriber receives, as an allocation tick sees it:
+/// the subscriber's forwarder of the track and the publisher's measured
+/// bitrate per layer `[q, h, f]` (non-simulcast: only f).
+pub struct SteeredTrack<'a> {
+    pub forward: &'a mut Forwarder,
+    pub layer_bps: [u64; 3],
+}
+
+impl Allocator {
+    /// One allocation tick, decided and applied to the forwarders: each
+    /// track's layer cap from [`Allocator::plan`] and the subscriber's
+    /// congestion state. What is left to the caller is the estimator's
+    /// targets in the returned plan. `demands` is scratch space (kept by
+    /// the caller so a tick does not allocate). Tracks whose publisher sent
+    /// nothing yet (all rates 0) should not be passed.
+    pub fn steer(
+        &mut self,
+        estimate: Option<u64>,
+        audio_tracks: usize,
+        now: Instant,
+        tracks: &mut [SteeredTrack<'_>],
+        demands: &mut Vec<TrackDemand>,
+    ) -> Plan {
+        demands.clear();
+        demands.extend(tracks.iter().map(|t| TrackDemand {
+            preferred: t.forward.preferred(),
+            layer_bps: t.layer_bps,
+            cap: t.forward.cap(),
+        }));
+        let plan = self.plan(estimate, audio_tracks, now, demands);
+        for (t, d) in tracks.iter_mut().zip(demands.iter()) {
+            t.forward.set_cap(d.cap);
+            t.forward.set_congested(plan.congested);
+        }
+        plan
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,5 +400,40 @@ mod tests {
         assert!(plan.congested);
         let plan = alloc.plan(Some(76_000), 0, t0, &mut tracks);
         assert!(!plan.congested, "150k <= 2 x 76k");
+    }
+
+    #[test]
+    fn steer_applies_the_plan_to_the_forwarders() {
+        use crate::forwarder::{Forwarder, Kind};
+        let t0 = Instant::now();
+        let mut alloc = Allocator::default();
+        let (mut a, mut b) = (Forwarder::new(Kind::Video), Forwarder::new(Kind::Video));
+        let rates = [150_000, 500_000, 1_500_000];
+        let mut demands = Vec::new();
+        let mut tracks = [
+            SteeredTrack {
+                forward: &mut a,
+                layer_bps: rates,
+            },
+            SteeredTrack {
+                forward: &mut b,
+                layer_bps: rates,
+            },
+        ];
+        // 900 kbit/s for two cameras: h for one (650k), not both (1M).
+        let plan = alloc.steer(Some(900_000), 0, t0, &mut tracks, &mut demands);
+        assert!(plan.changed && !plan.congested);
+        assert_eq!((a.cap(), b.cap()), (Layer::H, Layer::Q));
+        let mut tracks = [SteeredTrack {
+            forward: &mut a,
+            layer_bps: rates,
+        }];
+        let plan = alloc.steer(Some(50_000), 0, t0, &mut tracks, &mut demands);
+        assert!(plan.congested);
+        assert_eq!(a.cap(), Layer::Q);
+        assert!(
+            a.is_congested(),
+            "the congestion state reaches the forwarder"
+        );
     }
 }

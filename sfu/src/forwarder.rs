@@ -192,6 +192,11 @@ impl Forwarder {
         self.congested = congested;
     }
 
+    /// What [`Forwarder::set_congested`] last set.
+    pub fn is_congested(&self) -> bool {
+        self.congested
+    }
+
     /// Takes the "a keyframe would help" flag. The caller asks the publisher
     /// (through its own rate limit).
     pub fn take_keyframe_request(&mut self) -> bool {

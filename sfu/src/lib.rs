@@ -18,7 +18,7 @@ pub mod layer;
 pub mod rate;
 pub mod speakers;
 
-pub use allocator::{AUDIO_BPS, Allocator, CONGESTION_FACTOR, Plan, TrackDemand};
+pub use allocator::{AUDIO_BPS, Allocator, CONGESTION_FACTOR, Plan, SteeredTrack, TrackDemand};
 pub use forwarder::{Decision, DropReason, Forwarder, Kind, Packet};
 pub use keyframe::{KeyframeLimiter, KeyframeRoute, Publisher, route_keyframe};
 pub use layer::Layer;

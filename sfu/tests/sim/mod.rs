@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use convene_sfu::{
     Allocator, Decision, Forwarder, KeyframeLimiter, KeyframeRoute, Kind, Layer, Packet, RateMeter,
-    TrackDemand, route_keyframe,
+    SteeredTrack, TrackDemand, route_keyframe,
 };
 
 /// Largest payload of one packet (bytes).
@@ -623,6 +623,8 @@ struct Sub {
     congested: Vec<(Duration, bool)>,
     congested_ticks: u64,
     estimates: Vec<(Duration, u64)>,
+    /// `Allocator::steer`'s scratch space.
+    demands: Vec<TrackDemand>,
 }
 
 #[derive(Debug)]
@@ -874,6 +876,7 @@ impl Sim {
                     caps: Vec::new(),
                     congested: Vec::new(),
                     congested_ticks: 0,
+                    demands: Vec::new(),
                     estimates: Vec::new(),
                 }
             })
@@ -1114,7 +1117,7 @@ impl Sim {
             .push(now + PUBLISHER_DELAY, Ev::KeyframeAtPublisher);
     }
 
-    /// The worker's `allocate_layers`, through `Allocator::plan`.
+    /// The worker's `allocate_layers`, through `Allocator::steer`.
     fn allocate(&mut self, now: Duration) {
         let at = self.base + now;
         let layer_bps = [
@@ -1128,23 +1131,23 @@ impl Sim {
             if layer_bps == [0; 3] {
                 continue;
             }
-            let mut demands = [TrackDemand {
-                preferred: s.video.preferred(),
+            let before = s.video.cap();
+            let mut tracks = [SteeredTrack {
+                forward: &mut s.video,
                 layer_bps,
-                cap: s.video.cap(),
             }];
-            let plan = s.alloc.plan(Some(estimate), 1, at, &mut demands);
-            if demands[0].cap != s.video.cap() {
-                s.caps.push((now, demands[0].cap));
+            let plan = s
+                .alloc
+                .steer(Some(estimate), 1, at, &mut tracks, &mut s.demands);
+            if s.video.cap() != before {
+                s.caps.push((now, s.video.cap()));
             }
-            s.video.set_cap(demands[0].cap);
             if s.congested.last().map(|c| c.1).unwrap_or(false) != plan.congested {
                 s.congested.push((now, plan.congested));
             }
             if plan.congested {
                 s.congested_ticks += 1;
             }
-            s.video.set_congested(plan.congested);
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use convene_sfu::{
-    Decision, Forwarder, KeyframeRoute, Kind, Layer, Packet, TrackDemand, route_keyframe,
+    Decision, Forwarder, KeyframeRoute, Kind, Layer, Packet, SteeredTrack, route_keyframe,
 };
 use str0m::bwe::Bitrate;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
@@ -311,7 +311,6 @@ impl Worker {
     /// BWE what to probe for.
     pub(super) fn allocate_layers(&mut self, now: Instant) {
         let mut demands = std::mem::take(&mut self.scratch_demands);
-        let mut outs = std::mem::take(&mut self.scratch_outs);
         for slot in self.peers.slots() {
             let Some(p) = self.peers.get_mut(slot) else {
                 continue;
@@ -319,10 +318,9 @@ impl Worker {
             let Some(room) = self.rooms.get_mut(&p.room_id) else {
                 continue;
             };
-            demands.clear();
-            outs.clear();
             let mut audio_tracks = 0;
-            for (i, o) in p.outs.iter().enumerate() {
+            let mut tracks = Vec::new();
+            for o in p.outs.iter_mut() {
                 if o.state != OutState::Active || !o.subscribed || o.paused {
                     continue;
                 }
@@ -338,22 +336,23 @@ impl Worker {
                     t.rates[1].bps(now),
                     t.rates[2].bps(now),
                 ];
-                if layer_bps == [0; 3] {
-                    continue;
+                if layer_bps != [0; 3] {
+                    tracks.push(SteeredTrack {
+                        forward: &mut o.forward,
+                        layer_bps,
+                    });
                 }
-                demands.push(TrackDemand {
-                    preferred: o.forward.preferred(),
-                    layer_bps,
-                    cap: o.forward.cap(),
-                });
-                outs.push(i);
             }
-            if demands.is_empty() {
+            if tracks.is_empty() {
                 continue;
             }
-            // Decided in the sfu crate, applied here.
+            // Decided and applied to the forwarders in the sfu crate; the
+            // estimator's targets are applied here.
             let estimate = p.bwe.map(|e| e.as_u64());
-            let plan = p.alloc.plan(estimate, audio_tracks, now, &mut demands);
+            let plan = p
+                .alloc
+                .steer(estimate, audio_tracks, now, &mut tracks, &mut demands);
+            drop(tracks);
             if plan.changed {
                 tracing::debug!(
                     participant = %p.participant_id,
@@ -361,11 +360,6 @@ impl Worker {
                     caps = ?demands.iter().map(|d| d.cap).collect::<Vec<_>>(),
                     "simulcast layer caps changed"
                 );
-            }
-            for (d, &i) in demands.iter().zip(outs.iter()) {
-                let fwd = &mut p.outs[i].forward;
-                fwd.set_cap(d.cap);
-                fwd.set_congested(plan.congested);
             }
             p.rtc
                 .bwe()
@@ -376,7 +370,6 @@ impl Worker {
             }
         }
         self.scratch_demands = demands;
-        self.scratch_outs = outs;
     }
 
     pub(super) fn speaker_tick(&mut self) {

@@ -171,7 +171,6 @@ pub struct Worker {
     last_housekeeping: Instant,
     /// Scratch space of the housekeeping passes (kept to avoid allocating).
     scratch_demands: Vec<TrackDemand>,
-    scratch_outs: Vec<usize>,
     scratch_keyframes: Vec<(Slot, Mid, bool)>,
     /// Peers' str0m timeouts, earliest first: (when, slot). Entries that no
     /// longer match their peer's `next_timeout` are stale and skipped.
@@ -250,7 +249,6 @@ pub fn run(setup: WorkerSetup) {
         last_speaker_tick: Instant::now(),
         last_housekeeping: Instant::now(),
         scratch_demands: Vec::new(),
-        scratch_outs: Vec::new(),
         scratch_keyframes: Vec::new(),
         timers: std::collections::BinaryHeap::new(),
         batch: super::batch::SendBatch::new(),
