@@ -165,6 +165,11 @@ impl Forwarder {
         self.current
     }
 
+    /// What [`Forwarder::set_paused`] last set.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
     /// Pauses (nothing is sent) or resumes; resuming video waits for a
     /// keyframe and asks for one.
     pub fn set_paused(&mut self, paused: bool) {

@@ -12,6 +12,7 @@
 //! allocates per packet.
 
 pub mod allocator;
+pub mod fanout;
 pub mod forwarder;
 pub mod keyframe;
 pub mod layer;
@@ -19,6 +20,7 @@ pub mod rate;
 pub mod speakers;
 
 pub use allocator::{AUDIO_BPS, Allocator, CONGESTION_FACTOR, Plan, SteeredTrack, TrackDemand};
+pub use fanout::{Fanout, FanoutCount};
 pub use forwarder::{Decision, DropReason, Forwarder, Kind, Packet};
 pub use keyframe::{KeyframeLimiter, KeyframeRoute, Publisher, route_keyframe};
 pub use layer::Layer;

@@ -18,13 +18,15 @@
 //!   (all layers at once, as browsers do). Plus an Opus-like audio stream,
 //!   [`AUDIO_BYTES`] every 20 ms. Its uplink is ideal (no loss, no delay);
 //!   keyframe requests reach it after [`PUBLISHER_DELAY`].
-//! - **SFU**: the pieces the media worker drives, called as it calls them
-//!   (`server/src/rtc/worker/forwarding.rs`): per subscriber one video and
-//!   one audio `Forwarder`; per layer a `RateMeter` fed with payload bytes;
-//!   one `KeyframeLimiter` for the video track, asked on every forwarder
-//!   keyframe wish and every subscriber PLI, polled every 100 ms; per
-//!   subscriber an `Allocator` whose `plan` runs every 500 ms, its cap and
-//!   congestion applied with `set_cap` / `set_congested`. The worker's
+//! - **SFU**: the same `convene_sfu` functions and types the media worker
+//!   uses, called as it calls them (`server/src/rtc/worker/forwarding.rs`):
+//!   a `Fanout` per track (video and audio) holding each subscriber's
+//!   `Forwarder`, whose `decide` gives the sends of a packet; per layer a
+//!   `RateMeter` fed with payload bytes; keyframe wishes and subscriber PLIs
+//!   through `route_keyframe` and the track's `KeyframeLimiter`, polled
+//!   every 100 ms; per subscriber an `Allocator` whose `steer` runs every
+//!   500 ms and sets the forwarder's cap and congestion. What the worker
+//!   adds (str0m writes, sockets, signaling) is not modelled. The worker's
 //!   timers run [`TICK_PHASE`] out of step with the frame clock.
 //! - **Downlink** (per subscriber): a serialisation queue at the link rate
 //!   (a piecewise-constant schedule), bounded to [`QUEUE_TIME`] of that rate
@@ -57,7 +59,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use convene_sfu::{
-    Allocator, Decision, Forwarder, KeyframeLimiter, KeyframeRoute, Kind, Layer, Packet, RateMeter,
+    Allocator, Fanout, KeyframeLimiter, KeyframeRoute, Kind, Layer, Packet, RateMeter,
     SteeredTrack, TrackDemand, route_keyframe,
 };
 
@@ -613,8 +615,6 @@ impl Receiver {
 
 #[derive(Debug)]
 struct Sub {
-    video: Forwarder,
-    audio: Forwarder,
     alloc: Allocator,
     link: Link,
     check: OutCheck,
@@ -826,6 +826,12 @@ pub struct Sim {
     publisher: Publisher,
     rates: [RateMeter; 3],
     limiter: KeyframeLimiter,
+    /// The video and audio tracks' subscribers, as the worker keeps them
+    /// (by subscriber index here).
+    video: Fanout<usize>,
+    audio: Fanout<usize>,
+    /// One packet's sends (the worker's scratch).
+    sends: Vec<(usize, u64, u32)>,
     subs: Vec<Sub>,
     plis_at_sfu: Vec<Duration>,
     digest: u64,
@@ -854,16 +860,18 @@ impl Sim {
             keyframes: 0,
             keyframe_requests: Vec::new(),
         };
+        let mut video = Fanout::new(Kind::Video);
+        let mut audio = Fanout::new(Kind::Audio);
         let subs = cfg
             .subs
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let mut video = Forwarder::new(Kind::Video);
-                video.set_preference(s.max_layer, None);
+                video.subscribe(i).set_preference(s.max_layer, None);
+                video.set_active(i, true);
+                audio.subscribe(i);
+                audio.set_active(i, true);
                 Sub {
-                    video,
-                    audio: Forwarder::new(Kind::Audio),
                     alloc: Allocator::default(),
                     // Each link draws from its own stream, so adding or
                     // changing one subscriber leaves the others' draws alone.
@@ -893,6 +901,9 @@ impl Sim {
             publisher,
             rates: [RateMeter::new(), RateMeter::new(), RateMeter::new()],
             limiter: KeyframeLimiter::default(),
+            video,
+            audio,
+            sends: Vec::new(),
             subs,
             plis_at_sfu: Vec::new(),
             digest: 0xcbf2_9ce4_8422_2325,
@@ -1061,12 +1072,12 @@ impl Sim {
             clock_rate: 48_000,
             arrival: at,
         };
-        for (i, s) in self.subs.iter_mut().enumerate() {
-            if let Decision::Forward { seq, ts } = s.audio.decide(&p) {
-                s.check.on_audio(seq);
-                if let Some(t) = s.link.send(now, m.bytes) {
-                    self.events.push(t, Ev::Arrive(i, OutPkt { m, seq, ts }));
-                }
+        self.audio.decide(&p, &mut self.sends);
+        for &(i, seq, ts) in &self.sends {
+            let s = &mut self.subs[i];
+            s.check.on_audio(seq);
+            if let Some(t) = s.link.send(now, m.bytes) {
+                self.events.push(t, Ev::Arrive(i, OutPkt { m, seq, ts }));
             }
         }
     }
@@ -1084,18 +1095,17 @@ impl Sim {
             clock_rate: 90_000,
             arrival: at,
         };
-        let mut need_keyframe = false;
-        for (i, s) in self.subs.iter_mut().enumerate() {
-            let d = s.video.decide(&p);
-            need_keyframe |= s.video.take_keyframe_request();
-            if let Decision::Forward { seq, ts } = d {
-                s.check.on_video(now, &m, seq, ts);
-                if let Some(t) = s.link.send(now, m.bytes) {
-                    self.events.push(t, Ev::Arrive(i, OutPkt { m, seq, ts }));
-                }
+        // The worker's `fan_out`: the track's fan-out decides, the sends
+        // are applied in its order.
+        let count = self.video.decide(&p, &mut self.sends);
+        for &(i, seq, ts) in &self.sends {
+            let s = &mut self.subs[i];
+            s.check.on_video(now, &m, seq, ts);
+            if let Some(t) = s.link.send(now, m.bytes) {
+                self.events.push(t, Ev::Arrive(i, OutPkt { m, seq, ts }));
             }
         }
-        if need_keyframe {
+        if count.keyframe_needed {
             self.request_keyframe(now);
         }
     }
@@ -1125,22 +1135,23 @@ impl Sim {
             self.rates[1].bps(at),
             self.rates[2].bps(at),
         ];
-        for s in &mut self.subs {
+        for (i, s) in self.subs.iter_mut().enumerate() {
             let estimate = s.link.estimate(now);
             s.estimates.push((now, estimate));
             if layer_bps == [0; 3] {
                 continue;
             }
-            let before = s.video.cap();
-            let mut tracks = [SteeredTrack {
-                forward: &mut s.video,
-                layer_bps,
-            }];
+            let Some(forward) = self.video.forwarder_mut(i) else {
+                continue;
+            };
+            let before = forward.cap();
+            let mut tracks = [SteeredTrack { forward, layer_bps }];
             let plan = s
                 .alloc
                 .steer(Some(estimate), 1, at, &mut tracks, &mut s.demands);
-            if s.video.cap() != before {
-                s.caps.push((now, s.video.cap()));
+            let after = tracks[0].forward.cap();
+            if after != before {
+                s.caps.push((now, after));
             }
             if s.congested.last().map(|c| c.1).unwrap_or(false) != plan.congested {
                 s.congested.push((now, plan.congested));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use convene_sfu::{
-    Decision, Forwarder, KeyframeRoute, Kind, Layer, Packet, SteeredTrack, route_keyframe,
+    Decision, Forwarder, KeyframeRoute, Layer, Packet, SteeredTrack, route_keyframe,
 };
 use str0m::bwe::Bitrate;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
@@ -17,8 +17,8 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use super::Worker;
 use super::relay::{Relay, RelayedRtp, send_ctl};
 use super::state::{
-    Origin, OutState, Outgoing, PeerTable, Room, RoomRecorder, Slot, capture_time, is_keyframe,
-    media_codec,
+    Origin, OutState, Outgoing, PeerTable, Room, RoomRecorder, Slot, Sub, Track, capture_time,
+    forward_kind, is_keyframe, media_codec,
 };
 use crate::recording::recorder::{RecEvent, RecPacket, RecorderSink};
 use crate::rtc::MediaCounters;
@@ -134,6 +134,7 @@ impl Worker {
             &mut self.peers,
             &self.counters,
             &mut self.dirty,
+            &mut self.scratch_sends,
             &out,
             Some(slot),
             now,
@@ -165,6 +166,7 @@ impl Worker {
             &mut self.peers,
             &self.counters,
             &mut self.dirty,
+            &mut self.scratch_sends,
             &r.pkt,
             None,
             now,
@@ -319,30 +321,34 @@ impl Worker {
                 continue;
             };
             let mut audio_tracks = 0;
+            // (offer order, track): the allocation favours earlier tracks
+            // when it must choose, so the order stays put between ticks.
             let mut tracks = Vec::new();
-            for o in p.outs.iter_mut() {
+            for Track {
+                key, rates, fanout, ..
+            } in room.tracks.values_mut()
+            {
+                let Some(i) = p.outs.iter().position(|o| o.track_key == *key) else {
+                    continue;
+                };
+                let o = &p.outs[i];
                 if o.state != OutState::Active || !o.subscribed || o.paused {
                     continue;
                 }
-                let Some(t) = room.tracks.get_mut(&o.track_key) else {
-                    continue;
-                };
                 if o.kind == MediaKind::Audio {
                     audio_tracks += 1;
                     continue;
                 }
-                let layer_bps = [
-                    t.rates[0].bps(now),
-                    t.rates[1].bps(now),
-                    t.rates[2].bps(now),
-                ];
-                if layer_bps != [0; 3] {
-                    tracks.push(SteeredTrack {
-                        forward: &mut o.forward,
-                        layer_bps,
-                    });
+                let layer_bps = [rates[0].bps(now), rates[1].bps(now), rates[2].bps(now)];
+                if layer_bps == [0; 3] {
+                    continue;
+                }
+                if let Some(forward) = fanout.forwarder_mut((slot, i as u32)) {
+                    tracks.push((i, SteeredTrack { forward, layer_bps }));
                 }
             }
+            tracks.sort_unstable_by_key(|(i, _)| *i);
+            let mut tracks: Vec<SteeredTrack<'_>> = tracks.into_iter().map(|(_, t)| t).collect();
             if tracks.is_empty() {
                 continue;
             }
@@ -443,6 +449,7 @@ fn fan_out(
     peers: &mut PeerTable,
     counters: &MediaCounters,
     dirty: &mut Vec<Slot>,
+    sends: &mut Vec<(Sub, u64, u32)>,
     out: &Outgoing,
     except: Option<Slot>,
     now: Instant,
@@ -453,15 +460,10 @@ fn fan_out(
     let nackable = kind == MediaKind::Video;
     let mut need_keyframe = false;
     if let Some(rec) = room.recorder.as_mut() {
-        let rec_kind = if kind == MediaKind::Audio {
-            Kind::Audio
-        } else {
-            Kind::Video
-        };
         let fwd = rec
             .forwarders
             .entry(key)
-            .or_insert_with(|| Forwarder::new(rec_kind));
+            .or_insert_with(|| Forwarder::new(forward_kind(kind)));
         if let (Decision::Forward { seq, ts }, Some(codec)) =
             (fwd.decide(view), media_codec(out.codec))
         {
@@ -478,29 +480,26 @@ fn fan_out(
         }
         need_keyframe |= fwd.take_keyframe_request();
     }
-    for &s in &room.peers {
+    let Some(track) = room.tracks.get_mut(&key) else {
+        return need_keyframe;
+    };
+    // Decided in the sfu crate for the track's subscribers; applied here.
+    let count = track.fanout.decide(view, sends);
+    need_keyframe |= count.keyframe_needed;
+    let mut sent = 0u64;
+    for &((s, i), seq, ts) in sends.iter() {
         if Some(s) == except {
             continue;
         }
         let Some(sub) = peers.get_mut(s) else {
             continue;
         };
-        let Some(o) = sub.outs.iter_mut().find(|o| o.track_key == key) else {
+        let Some(o) = sub.outs.get_mut(i as usize) else {
             continue;
         };
-        if o.state != OutState::Active {
+        if o.track_key != key || o.state != OutState::Active {
             continue;
         }
-        let decision = o.forward.decide(view);
-        need_keyframe |= o.forward.take_keyframe_request();
-        let (seq, ts) = match decision {
-            Decision::Forward { seq, ts } => (seq, ts),
-            Decision::Drop(_) => {
-                counters.rtp_dropped.fetch_add(1, Relaxed);
-                room.counters.rtp_dropped.fetch_add(1, Relaxed);
-                continue;
-            }
-        };
         let pt = match o.pt {
             Some((c, pt)) if c == out.codec => pt,
             _ => {
@@ -534,18 +533,27 @@ fn fan_out(
                 .nackable(nackable)
                 .ext_vals(ext),
         );
-        counters.rtp_forwarded.fetch_add(1, Relaxed);
-        counters
-            .rtp_bytes_forwarded
-            .fetch_add(out.payload.len() as u64, Relaxed);
-        room.counters.rtp_forwarded.fetch_add(1, Relaxed);
-        room.counters
-            .bytes_forwarded
-            .fetch_add(out.payload.len() as u64, Relaxed);
+        sent += 1;
         if !sub.dirty {
             sub.dirty = true;
             dirty.push(s);
         }
+    }
+    // The counters once per packet, not once per copy.
+    if count.dropped > 0 {
+        counters
+            .rtp_dropped
+            .fetch_add(count.dropped as u64, Relaxed);
+        room.counters
+            .rtp_dropped
+            .fetch_add(count.dropped as u64, Relaxed);
+    }
+    if sent > 0 {
+        let bytes = sent * out.payload.len() as u64;
+        counters.rtp_forwarded.fetch_add(sent, Relaxed);
+        counters.rtp_bytes_forwarded.fetch_add(bytes, Relaxed);
+        room.counters.rtp_forwarded.fetch_add(sent, Relaxed);
+        room.counters.bytes_forwarded.fetch_add(bytes, Relaxed);
     }
     need_keyframe
 }

@@ -177,6 +177,12 @@ impl Worker {
         let keys: Vec<TrackKey> = peer.published.values().copied().collect();
         if let Some(room) = self.rooms.get_mut(&peer.room_id) {
             room.peers.retain(|&s| s != slot);
+            // Its subscriptions go with it (the slot will be reused).
+            for o in &peer.outs {
+                if let Some(t) = room.tracks.get_mut(&o.track_key) {
+                    t.fanout.unsubscribe_where(|(s, _)| s == slot);
+                }
+            }
         }
         for key in keys {
             self.remove_track(&peer.room_id, key);

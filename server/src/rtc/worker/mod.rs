@@ -172,6 +172,8 @@ pub struct Worker {
     /// Scratch space of the housekeeping passes (kept to avoid allocating).
     scratch_demands: Vec<TrackDemand>,
     scratch_keyframes: Vec<(Slot, Mid, bool)>,
+    /// One packet's sends, as the track's fan-out decided them.
+    scratch_sends: Vec<(state::Sub, u64, u32)>,
     /// Peers' str0m timeouts, earliest first: (when, slot). Entries that no
     /// longer match their peer's `next_timeout` are stale and skipped.
     timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, Slot)>>,
@@ -250,6 +252,7 @@ pub fn run(setup: WorkerSetup) {
         last_housekeeping: Instant::now(),
         scratch_demands: Vec::new(),
         scratch_keyframes: Vec::new(),
+        scratch_sends: Vec::new(),
         timers: std::collections::BinaryHeap::new(),
         batch: super::batch::SendBatch::new(),
         dtls_cert: None,
@@ -616,25 +619,25 @@ impl Worker {
                 participant_id,
                 track_id,
                 subscribe,
-            } => self.with_out(&participant_id, &track_id, |o| {
+            } => self.with_out(&participant_id, &track_id, |o, forward| {
                 o.subscribed = subscribe;
-                o.forward.set_paused(o.paused || !o.subscribed);
+                forward.set_paused(o.paused || !o.subscribed);
             }),
             Command::Pause {
                 participant_id,
                 track_id,
                 paused,
-            } => self.with_out(&participant_id, &track_id, |o| {
+            } => self.with_out(&participant_id, &track_id, |o, forward| {
                 o.paused = paused;
-                o.forward.set_paused(o.paused || !o.subscribed);
+                forward.set_paused(o.paused || !o.subscribed);
             }),
             Command::Layer {
                 participant_id,
                 track_id,
                 max_layer,
                 max_height,
-            } => self.with_out(&participant_id, &track_id, |o| {
-                o.forward.set_preference(max_layer, max_height);
+            } => self.with_out(&participant_id, &track_id, |_, forward| {
+                forward.set_preference(max_layer, max_height);
             }),
             Command::Mute {
                 participant_id,

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use convene_sfu::{Forwarder, KeyframeLimiter, Kind, LevelMeter};
+use convene_sfu::{Fanout, Forwarder, KeyframeLimiter, LevelMeter};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 
 use super::relay::{Relay, send_ctl};
-use super::state::{Origin, OutState, OutTrack, Slot, Track, kind_str};
+use super::state::{Origin, OutState, OutTrack, Slot, Sub, Track, forward_kind, kind_str};
 use super::{NACK_CACHE_AGE, NACK_CACHE_PACKETS, Worker};
 use crate::recording::recorder::RecEvent;
 use crate::rtc::TrackKey;
@@ -85,6 +85,7 @@ impl Worker {
             keyframes: KeyframeLimiter::default(),
             rates: Default::default(),
             levels: LevelMeter::default(),
+            fanout: Fanout::new(forward_kind(kind)),
         };
         let room_id = p.room_id.clone();
         tracing::info!(participant = %track.participant_id, track = %track.id, kind = kind_str(kind), source = source.as_str(), simulcast, "track published");
@@ -208,7 +209,7 @@ impl Worker {
         &mut self,
         participant_id: &str,
         track_id: &str,
-        f: impl FnOnce(&mut OutTrack),
+        f: impl FnOnce(&mut OutTrack, &mut Forwarder),
     ) {
         let Some(&slot) = self.by_participant.get(participant_id) else {
             return;
@@ -216,19 +217,21 @@ impl Worker {
         let Some(room_id) = self.peers.get(slot).map(|p| p.room_id.clone()) else {
             return;
         };
-        let Some(key) = self
+        let Some(track) = self
             .rooms
-            .get(&room_id)
-            .and_then(|r| r.tracks.values().find(|t| t.id == track_id))
-            .map(|t| t.key)
+            .get_mut(&room_id)
+            .and_then(|r| r.tracks.values_mut().find(|t| t.id == track_id))
         else {
             return;
         };
+        let key = track.key;
         let mut wants_keyframe = false;
         if let Some(p) = self.peers.get_mut(slot)
-            && let Some(o) = p.outs.iter_mut().find(|o| o.track_key == key)
+            && let Some(i) = p.outs.iter().position(|o| o.track_key == key)
+            && let Some(forward) = track.fanout.forwarder_mut((slot, i as u32))
         {
-            f(o);
+            let o = &mut p.outs[i];
+            f(o, forward);
             wants_keyframe = o.subscribed && !o.paused;
         }
         if wants_keyframe {
@@ -432,10 +435,10 @@ impl Worker {
             return;
         }
         let mut newly_active = Vec::new();
-        for o in p.outs.iter_mut() {
+        for (i, o) in p.outs.iter_mut().enumerate() {
             o.state = match o.state {
                 OutState::Offered => {
-                    newly_active.push(o.track_key);
+                    newly_active.push((o.track_key, i as u32));
                     if o.kind == MediaKind::Video
                         && let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(o.mid, None)
                     {
@@ -460,7 +463,14 @@ impl Worker {
         }
         let room_id = p.room_id.clone();
         self.mark_dirty(slot);
-        for key in newly_active {
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            for &(key, i) in &newly_active {
+                if let Some(t) = room.tracks.get_mut(&key) {
+                    t.fanout.set_active((slot, i), true);
+                }
+            }
+        }
+        for (key, _) in newly_active {
             self.request_keyframe(
                 &room_id,
                 key,
@@ -517,17 +527,15 @@ impl Worker {
         let Some((offer, pending)) = change.apply() else {
             return;
         };
+        let mut subscribed: Vec<(TrackKey, Sub)> = Vec::with_capacity(added.len());
         for (mid, key, kind) in added {
+            subscribed.push((key, (slot, p.outs.len() as u32)));
             p.outs.push(OutTrack {
                 mid,
                 track_key: key,
                 state: OutState::Offered,
                 subscribed: true,
                 paused: false,
-                forward: Forwarder::new(match kind {
-                    MediaKind::Audio => Kind::Audio,
-                    MediaKind::Video => Kind::Video,
-                }),
                 kind,
                 nacks_seen: 0,
                 pt: None,
@@ -561,6 +569,17 @@ impl Worker {
             },
             &self.counters,
         );
+        // Each offered track gets this subscriber's forwarder now (the
+        // client may set preferences before it answers); packets flow once
+        // the answer makes it active.
+        let room_id = p.room_id.clone();
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            for (key, sub) in subscribed {
+                if let Some(t) = room.tracks.get_mut(&key) {
+                    t.fanout.subscribe(sub);
+                }
+            }
+        }
         self.mark_dirty(slot);
     }
 }

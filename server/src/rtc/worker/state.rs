@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use convene_sfu::{
-    Allocator, Forwarder, KeyframeLimiter, LevelMeter, Packet, Publisher, RateMeter,
+    Allocator, Fanout, Forwarder, KeyframeLimiter, Kind, LevelMeter, Packet, Publisher, RateMeter,
     SpeakerDetector,
 };
 use str0m::bwe::Bitrate;
@@ -109,6 +109,21 @@ pub(super) struct Track {
     /// Audio levels of a remote track since the last speaker tick (local
     /// publishers' levels are measured on their peer).
     pub(super) levels: LevelMeter,
+    /// This worker's subscribers of the track: a peer and the index of
+    /// its outgoing track (`Peer::outs`, never reordered), each behind its
+    /// own forwarder.
+    pub(super) fanout: Fanout<Sub>,
+}
+
+/// A subscriber of a track: the peer, and which of its outgoing tracks.
+pub(super) type Sub = (Slot, u32);
+
+/// The forwarding kind of a media kind.
+pub(super) fn forward_kind(kind: MediaKind) -> Kind {
+    match kind {
+        MediaKind::Audio => Kind::Audio,
+        MediaKind::Video => Kind::Video,
+    }
 }
 
 impl Track {
@@ -155,6 +170,7 @@ impl Track {
             keyframes: KeyframeLimiter::default(),
             rates: Default::default(),
             levels: LevelMeter::default(),
+            fanout: Fanout::new(forward_kind(r.kind)),
         }
     }
 
@@ -193,7 +209,6 @@ pub(super) struct OutTrack {
     pub(super) state: OutState,
     pub(super) subscribed: bool,
     pub(super) paused: bool,
-    pub(super) forward: Forwarder,
     pub(super) kind: MediaKind,
     /// NACKs str0m had counted for this stream at the last stats event.
     pub(super) nacks_seen: u64,
