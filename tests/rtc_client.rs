@@ -109,6 +109,23 @@ impl Client {
         }
     }
 
+    /// A WHIP publisher (RFC 9725): posts an offer of Opus and VP8 to
+    /// `url` (`http://host:port/whip/{room}`) with `token` as Bearer, then
+    /// sends synthetic media. The answer's status and `Location` arrive as
+    /// a `{"type": "whip", "status", "location", "body"}` signal; a refusal
+    /// also ends the client (`Closed`). `leave` deletes the resource.
+    pub fn whip(url: String, token: Option<String>, media_ip: IpAddr) -> Client {
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        tokio::spawn(run_whip(url, token, media_ip, ev_tx, cmd_rx));
+        Client {
+            events: ev_rx,
+            cmd: cmd_tx,
+            seen: Vec::new(),
+            consumed: Vec::new(),
+        }
+    }
+
     pub fn send(&self, msg: Value) {
         let _ = self.cmd.send(Cmd::Send(msg));
     }
@@ -334,73 +351,7 @@ async fn run(
             && let Some(p) = publisher.as_mut()
             && pending.is_none()
         {
-            let now = Instant::now();
-            let audio_pt = tx_pt(&rtc, MediaKind::Audio);
-            let video_pt = tx_pt(&rtc, MediaKind::Video);
-            while let Some(audio) = p.audio
-                && p.next_audio <= now
-            {
-                let payload: Vec<u8> = std::iter::once(0x78u8)
-                    .chain((0..79).map(|i| i as u8))
-                    .collect();
-                let ts = ((p.next_audio - p.started).as_millis() as u32) * 48;
-                if let Some(tx) = rtc.direct_api().stream_tx_by_mid(audio, None) {
-                    tx.write_rtp(RtpWrite::new(
-                        audio_pt,
-                        SeqNo::from(p.audio_seq),
-                        ts,
-                        now,
-                        payload,
-                    ));
-                    p.audio_seq += 1;
-                }
-                p.next_audio += Duration::from_millis(20);
-            }
-            while let Some(video) = p.video
-                && p.next_video <= now
-            {
-                let key = p.frame % 30 == 0;
-                let ts = ((p.next_video - p.started).as_millis() as u32) * 90;
-                let packets = if key { 4 } else { 2 };
-                let layers: &[(usize, Option<&str>)] = if p.simulcast {
-                    &[(0, Some("q")), (1, Some("h")), (2, Some("f"))]
-                } else {
-                    &[(2, None)]
-                };
-                for &(layer, rid) in layers {
-                    for i in 0..packets {
-                        let mut payload = vec![if i == 0 { 0x10 } else { 0x00 }];
-                        if i == 0 {
-                            if key {
-                                payload.extend_from_slice(&[
-                                    0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01,
-                                ]);
-                            } else {
-                                payload.extend_from_slice(&[0x11, 0x02, 0x00]);
-                            }
-                        }
-                        payload.resize(SIMULCAST_LEN[layer], (p.frame % 251) as u8);
-                        if let Some(tx) =
-                            rtc.direct_api().stream_tx_by_mid(video, rid.map(Rid::from))
-                        {
-                            tx.write_rtp(
-                                RtpWrite::new(
-                                    video_pt,
-                                    SeqNo::from(p.video_seq[layer]),
-                                    ts,
-                                    now,
-                                    payload,
-                                )
-                                .marker(i == packets - 1)
-                                .nackable(true),
-                            );
-                            p.video_seq[layer] += 1;
-                        }
-                    }
-                }
-                p.frame += 1;
-                p.next_video += Duration::from_millis(33);
-            }
+            write_media(&mut rtc, p);
         }
         // Drain str0m.
         let timeout = loop {
@@ -612,6 +563,209 @@ async fn run(
             _ = tokio::time::sleep(wait) => {}
         }
         let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+    }
+}
+
+/// The WHIP publisher's task (see [`Client::whip`]).
+async fn run_whip(
+    url: String,
+    token: Option<String>,
+    media_ip: IpAddr,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+) {
+    let socket = UdpSocket::bind(SocketAddr::new(media_ip, 0)).await.unwrap();
+    let local = socket.local_addr().unwrap();
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+    let mut change = rtc.sdp_api();
+    let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, pending) = change.apply().unwrap();
+    let http = reqwest::Client::new();
+    let mut req = http
+        .post(&url)
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string());
+    if let Some(t) = &token {
+        req = req.bearer_auth(t);
+    }
+    let res = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = events.send(ClientEvent::Closed(format!("whip post: {e}")));
+            return;
+        }
+    };
+    let status = res.status().as_u16();
+    let location = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = res.text().await.unwrap_or_default();
+    let _ = events.send(ClientEvent::Signal(json!({
+        "type": "whip", "status": status, "location": location, "body": body,
+    })));
+    if status != 201 {
+        let _ = events.send(ClientEvent::Closed(format!(
+            "whip refused: {status} {body}"
+        )));
+        return;
+    }
+    let Ok(answer) = SdpAnswer::from_sdp_string(&body) else {
+        let _ = events.send(ClientEvent::Closed("whip: the answer is not SDP".into()));
+        return;
+    };
+    rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    let resource = location.map(|l| match url.find("/whip/") {
+        Some(i) => format!("{}{l}", &url[..i]),
+        None => l,
+    });
+    let now = Instant::now();
+    let mut p = Publisher {
+        audio: Some(audio),
+        video: Some(video),
+        simulcast: false,
+        audio_seq: 0,
+        video_seq: [0; 3],
+        next_audio: now,
+        next_video: now,
+        frame: 0,
+        started: now,
+    };
+    let mut connected = false;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        if connected {
+            write_media(&mut rtc, &mut p);
+        }
+        let timeout = loop {
+            match rtc.poll_output() {
+                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Transmit(t)) => {
+                    let _ = socket.send_to(&t.contents, t.destination).await;
+                }
+                Ok(Output::Event(Event::Connected)) => {
+                    connected = true;
+                    let _ = events.send(ClientEvent::Connected);
+                }
+                Ok(Output::Event(_)) => {}
+                Err(e) => {
+                    let _ = events.send(ClientEvent::Closed(format!("rtc: {e}")));
+                    return;
+                }
+            }
+        };
+        let next = if connected {
+            timeout.min(p.next_audio).min(p.next_video)
+        } else {
+            timeout
+        };
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r
+                    && let Ok(recv) = Receive::new(Protocol::Udp, from, local, &buf[..n])
+                {
+                    let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
+                }
+            }
+            c = cmds.recv() => match c {
+                Some(Cmd::Leave) => {
+                    let status = match &resource {
+                        Some(r) => {
+                            let mut del = http.delete(r);
+                            if let Some(t) = &token {
+                                del = del.bearer_auth(t);
+                            }
+                            del.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+                        }
+                        None => 0,
+                    };
+                    let _ = events.send(ClientEvent::Closed(format!("left (DELETE {status})")));
+                    return;
+                }
+                Some(Cmd::Vanish) | None => {
+                    let _ = events.send(ClientEvent::Closed("vanished".into()));
+                    return;
+                }
+                Some(_) => {}
+            },
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+    }
+}
+
+/// Writes the synthetic media that is due: Opus every 20 ms, VP8 at 30 fps
+/// with a keyframe every second (on each simulcast layer).
+fn write_media(rtc: &mut Rtc, p: &mut Publisher) {
+    let now = Instant::now();
+    let audio_pt = tx_pt(rtc, MediaKind::Audio);
+    let video_pt = tx_pt(rtc, MediaKind::Video);
+    while let Some(audio) = p.audio
+        && p.next_audio <= now
+    {
+        let payload: Vec<u8> = std::iter::once(0x78u8)
+            .chain((0..79).map(|i| i as u8))
+            .collect();
+        let ts = ((p.next_audio - p.started).as_millis() as u32) * 48;
+        if let Some(tx) = rtc.direct_api().stream_tx_by_mid(audio, None) {
+            tx.write_rtp(RtpWrite::new(
+                audio_pt,
+                SeqNo::from(p.audio_seq),
+                ts,
+                now,
+                payload,
+            ));
+            p.audio_seq += 1;
+        }
+        p.next_audio += Duration::from_millis(20);
+    }
+    while let Some(video) = p.video
+        && p.next_video <= now
+    {
+        let key = p.frame.is_multiple_of(30);
+        let ts = ((p.next_video - p.started).as_millis() as u32) * 90;
+        let packets = if key { 4 } else { 2 };
+        let layers: &[(usize, Option<&str>)] = if p.simulcast {
+            &[(0, Some("q")), (1, Some("h")), (2, Some("f"))]
+        } else {
+            &[(2, None)]
+        };
+        for &(layer, rid) in layers {
+            for i in 0..packets {
+                let mut payload = vec![if i == 0 { 0x10 } else { 0x00 }];
+                if i == 0 {
+                    if key {
+                        payload.extend_from_slice(&[
+                            0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01,
+                        ]);
+                    } else {
+                        payload.extend_from_slice(&[0x11, 0x02, 0x00]);
+                    }
+                }
+                payload.resize(SIMULCAST_LEN[layer], (p.frame % 251) as u8);
+                if let Some(tx) = rtc.direct_api().stream_tx_by_mid(video, rid.map(Rid::from)) {
+                    tx.write_rtp(
+                        RtpWrite::new(video_pt, SeqNo::from(p.video_seq[layer]), ts, now, payload)
+                            .marker(i == packets - 1)
+                            .nackable(true),
+                    );
+                    p.video_seq[layer] += 1;
+                }
+            }
+        }
+        p.frame += 1;
+        p.next_video += Duration::from_millis(33);
     }
 }
 

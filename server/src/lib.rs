@@ -104,6 +104,17 @@ pub fn app(state: ApiState, sig: Arc<Signaling>, metrics: Option<metrics::Metric
         .with_state(db);
     let rtc = Router::new()
         .route("/rtc", get(signaling::ws_handler))
+        .route(
+            "/whip/{room}",
+            axum::routing::post(signaling::whip::publish),
+        )
+        .route(
+            "/whip/{room}/{resource}",
+            axum::routing::delete(signaling::whip::delete).patch(signaling::whip::patch),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            signaling::whip::MAX_SDP_BYTES,
+        ))
         .with_state(sig);
     let mut router = convene_api::router(state).merge(rtc).merge(pages);
     if let Some(m) = metrics {

@@ -30,3 +30,4 @@ mod room_defaults;
 mod server;
 mod shard;
 mod webhooks;
+mod whip;

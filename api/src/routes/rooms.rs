@@ -21,6 +21,8 @@ use crate::tokens::{self, RoomClaims};
 pub const RESERVED_PATHS: &[&str] = &[
     "api",
     "rtc",
+    "whip",
+    "whep",
     "ws",
     "health",
     "healthz",

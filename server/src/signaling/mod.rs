@@ -11,6 +11,7 @@ mod gate;
 pub mod outbox;
 pub mod recording;
 pub mod room;
+pub mod whip;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -55,6 +56,8 @@ pub struct Signaling {
     /// API's authentication).
     limits: Arc<IpLimits>,
     trust_proxy: bool,
+    /// Live WHIP publishing sessions (`whip.rs`).
+    pub whip: whip::WhipSessions,
 }
 
 /// A recorder that stopped on its own tells its room; false when the room
@@ -90,6 +93,7 @@ impl Signaling {
             shutdown,
             limits,
             trust_proxy,
+            whip: whip::WhipSessions::default(),
         })
     }
 
@@ -265,6 +269,153 @@ enum Flow {
     Close,
 }
 
+/// Authenticates a join (a WebSocket `join`, or a WHIP POST): the room,
+/// the token, the name and the role; what the room actor then admits.
+#[allow(clippy::too_many_arguments)]
+async fn admit(
+    sig: &Signaling,
+    out: Outbox,
+    conn: u64,
+    room_key: Option<String>,
+    token: Option<String>,
+    name: Option<String>,
+    resume: Option<String>,
+    client: Option<wire::ClientInfo>,
+) -> Result<Admission, Refusal> {
+    let db = &sig.db;
+    let internal = |e: convene_api::store::StoreError| {
+        tracing::error!(error = %e, "signaling store error");
+        (
+            "INTERNAL",
+            "the server could not look up the room".to_string(),
+        )
+    };
+    let peeked = token.as_deref().and_then(tokens::peek);
+    if token.is_some() && peeked.is_none() {
+        return Err(("TOKEN_INVALID", "the room token is malformed".into()));
+    }
+    let room_key = room_key
+        .filter(|r| !r.is_empty())
+        .or_else(|| peeked.as_ref().and_then(|c| c.rd.clone()))
+        .ok_or(("ROOM_NOT_FOUND", "no room given".to_string()))?;
+    // Find the room: within the token's team when there is one.
+    let room = match peeked.as_ref().and_then(|c| c.td.clone()) {
+        Some(td) => db.room(&td, &room_key).await.map_err(internal)?,
+        None => {
+            let mut found = db.room_by_public_key(&room_key).await.map_err(internal)?;
+            if found.len() == 1 { found.pop() } else { None }
+        }
+    };
+    let room = match room {
+        Some(r) => r,
+        // With a token, an unknown room is answered as a bad signature
+        // would be (before any signature could be checked).
+        None if token.is_some() => return Err(("TOKEN_INVALID", NOT_VALID.into())),
+        None => {
+            return Err(("ROOM_NOT_FOUND", format!("there is no room '{room_key}'")));
+        }
+    };
+    let settings = &room.settings;
+    let (claims, fingerprint) = match &token {
+        Some(t) => {
+            let team = db
+                .team_by_id(&room.team_id)
+                .await
+                .map_err(internal)?
+                .ok_or(("TOKEN_INVALID", NOT_VALID.to_string()))?;
+            let claims = tokens::verify(
+                t,
+                &team.developer_key,
+                &team.id,
+                &room.id,
+                &room.friendly_url,
+            )
+            .map_err(token_refusal)?;
+            (
+                Some(claims),
+                Some(hex::encode(Sha256::digest(t.as_bytes()))),
+            )
+        }
+        None => (None, None),
+    };
+    let private = settings.get("privacy").and_then(Value::as_str) == Some("private");
+    if private && claims.is_none() {
+        return Err((
+            "TOKEN_REQUIRED",
+            "this room is private: a room token is required to join".into(),
+        ));
+    }
+    let display = claims
+        .as_ref()
+        .and_then(|c| c.u.clone())
+        .or(name)
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    let name = match display {
+        Some(n) if n.chars().count() <= 100 => n,
+        Some(_) => {
+            return Err((
+                "BAD_MESSAGE",
+                "the name is longer than 100 characters".into(),
+            ));
+        }
+        None => return Err(("NAME_REQUIRED", "a display name is required to join".into())),
+    };
+    let room_roles: Vec<&str> = settings
+        .get("roles")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let role = claims
+        .as_ref()
+        .and_then(|c| c.role.clone())
+        .or_else(|| {
+            settings
+                .get("default_role")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "attendee".into());
+    if !room_roles.contains(&role.as_str()) {
+        return Err((
+            "TOKEN_INVALID",
+            format!("role '{role}' is not one of this room's roles"),
+        ));
+    }
+    let permissions: Map<String, Value> = db
+        .role(&room.team_id, &role)
+        .await
+        .map_err(internal)?
+        .map(|r| r.permissions)
+        .ok_or(("TOKEN_INVALID", format!("role '{role}' does not exist")))?;
+    let client = client.unwrap_or(wire::ClientInfo {
+        kind: None,
+        user_agent: None,
+        device_id: None,
+    });
+    let client_kind = match client.kind.as_deref() {
+        Some(k @ ("browser" | "appliance" | "bot")) => k.to_string(),
+        _ => "browser".into(),
+    };
+    Ok(Admission {
+        req: JoinRequest {
+            name,
+            external_id: claims.as_ref().and_then(|c| c.ud.clone()),
+            role,
+            permissions,
+            token_fingerprint: fingerprint,
+            token_exp: claims.as_ref().map(|c| c.exp),
+            resume: resume.filter(|r| !r.is_empty()),
+            client_kind,
+            user_agent: client.user_agent.map(|u| u.chars().take(512).collect()),
+            device_id: client.device_id.map(|u| u.chars().take(128).collect()),
+            out,
+            conn,
+        },
+        room,
+    })
+}
+
 impl Connection {
     async fn run(
         sig: Arc<Signaling>,
@@ -403,7 +554,18 @@ impl Connection {
                         return None;
                     }
                     let token = token.or(query_token.clone()).filter(|t| !t.is_empty());
-                    match self.authenticate(room, token, name, resume, client).await {
+                    let admitted = admit(
+                        &self.sig,
+                        self.out_tx.clone(),
+                        self.conn,
+                        room,
+                        token,
+                        name,
+                        resume,
+                        client,
+                    )
+                    .await;
+                    match admitted {
                         Ok(a) => return Some(a),
                         Err((code, message)) => {
                             // A token that is not ours, or a room that does
@@ -436,148 +598,6 @@ impl Connection {
                 }
             }
         }
-    }
-
-    async fn authenticate(
-        &mut self,
-        room_key: Option<String>,
-        token: Option<String>,
-        name: Option<String>,
-        resume: Option<String>,
-        client: Option<wire::ClientInfo>,
-    ) -> Result<Admission, Refusal> {
-        let db = &self.sig.db;
-        let internal = |e: convene_api::store::StoreError| {
-            tracing::error!(error = %e, "signaling store error");
-            (
-                "INTERNAL",
-                "the server could not look up the room".to_string(),
-            )
-        };
-        let peeked = token.as_deref().and_then(tokens::peek);
-        if token.is_some() && peeked.is_none() {
-            return Err(("TOKEN_INVALID", "the room token is malformed".into()));
-        }
-        let room_key = room_key
-            .filter(|r| !r.is_empty())
-            .or_else(|| peeked.as_ref().and_then(|c| c.rd.clone()))
-            .ok_or(("ROOM_NOT_FOUND", "no room given".to_string()))?;
-        // Find the room: within the token's team when there is one.
-        let room = match peeked.as_ref().and_then(|c| c.td.clone()) {
-            Some(td) => db.room(&td, &room_key).await.map_err(internal)?,
-            None => {
-                let mut found = db.room_by_public_key(&room_key).await.map_err(internal)?;
-                if found.len() == 1 { found.pop() } else { None }
-            }
-        };
-        let room = match room {
-            Some(r) => r,
-            // With a token, an unknown room is answered as a bad signature
-            // would be (before any signature could be checked).
-            None if token.is_some() => return Err(("TOKEN_INVALID", NOT_VALID.into())),
-            None => {
-                return Err(("ROOM_NOT_FOUND", format!("there is no room '{room_key}'")));
-            }
-        };
-        let settings = &room.settings;
-        let (claims, fingerprint) = match &token {
-            Some(t) => {
-                let team = db
-                    .team_by_id(&room.team_id)
-                    .await
-                    .map_err(internal)?
-                    .ok_or(("TOKEN_INVALID", NOT_VALID.to_string()))?;
-                let claims = tokens::verify(
-                    t,
-                    &team.developer_key,
-                    &team.id,
-                    &room.id,
-                    &room.friendly_url,
-                )
-                .map_err(token_refusal)?;
-                (
-                    Some(claims),
-                    Some(hex::encode(Sha256::digest(t.as_bytes()))),
-                )
-            }
-            None => (None, None),
-        };
-        let private = settings.get("privacy").and_then(Value::as_str) == Some("private");
-        if private && claims.is_none() {
-            return Err((
-                "TOKEN_REQUIRED",
-                "this room is private: a room token is required to join".into(),
-            ));
-        }
-        let display = claims
-            .as_ref()
-            .and_then(|c| c.u.clone())
-            .or(name)
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty());
-        let name = match display {
-            Some(n) if n.chars().count() <= 100 => n,
-            Some(_) => {
-                return Err((
-                    "BAD_MESSAGE",
-                    "the name is longer than 100 characters".into(),
-                ));
-            }
-            None => return Err(("NAME_REQUIRED", "a display name is required to join".into())),
-        };
-        let room_roles: Vec<&str> = settings
-            .get("roles")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let role = claims
-            .as_ref()
-            .and_then(|c| c.role.clone())
-            .or_else(|| {
-                settings
-                    .get("default_role")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| "attendee".into());
-        if !room_roles.contains(&role.as_str()) {
-            return Err((
-                "TOKEN_INVALID",
-                format!("role '{role}' is not one of this room's roles"),
-            ));
-        }
-        let permissions: Map<String, Value> = db
-            .role(&room.team_id, &role)
-            .await
-            .map_err(internal)?
-            .map(|r| r.permissions)
-            .ok_or(("TOKEN_INVALID", format!("role '{role}' does not exist")))?;
-        let client = client.unwrap_or(wire::ClientInfo {
-            kind: None,
-            user_agent: None,
-            device_id: None,
-        });
-        let client_kind = match client.kind.as_deref() {
-            Some(k @ ("browser" | "appliance" | "bot")) => k.to_string(),
-            _ => "browser".into(),
-        };
-        Ok(Admission {
-            req: JoinRequest {
-                name,
-                external_id: claims.as_ref().and_then(|c| c.ud.clone()),
-                role,
-                permissions,
-                token_fingerprint: fingerprint,
-                token_exp: claims.as_ref().map(|c| c.exp),
-                resume: resume.filter(|r| !r.is_empty()),
-                client_kind,
-                user_agent: client.user_agent.map(|u| u.chars().take(512).collect()),
-                device_id: client.device_id.map(|u| u.chars().take(128).collect()),
-                out: self.out_tx.clone(),
-                conn: self.conn,
-            },
-            room,
-        })
     }
 
     async fn join(&mut self, a: Admission) -> Result<Joined, Refusal> {

@@ -143,6 +143,8 @@ pub(super) struct Member {
     pub(super) disconnected_since: Option<Instant>,
     /// The media worker holding this participant's peer connection.
     pub(super) worker: WorkerId,
+    /// Receives the room's media (a WHIP publisher does not).
+    pub(super) receives: bool,
 }
 
 impl Member {
@@ -571,6 +573,7 @@ impl RoomActor {
             token_exp: req.token_exp,
             disconnected_since: None,
             worker: self.place_member(),
+            receives: req.client_kind != super::whip::CLIENT_KIND,
         };
         let me = self.participant_info(&pid, &member);
         let others = self.others(tracks, &pid);
@@ -681,6 +684,7 @@ impl RoomActor {
                     out: Box::new(m.out.clone()),
                     may_broadcast: m.may("broadcast"),
                     may_screenshare: m.may("screenshare") && screenshare_enabled,
+                    receives: m.receives,
                     room_counters: self.counters.clone(),
                 })),
             )
@@ -762,6 +766,7 @@ impl RoomActor {
             token_exp: m.token_exp,
             disconnected_since: None,
             worker: m.worker,
+            receives: m.receives,
         };
         let tracks = self.room_tracks().await;
         let others = self.others(&tracks, pid);

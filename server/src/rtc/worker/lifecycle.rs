@@ -126,6 +126,7 @@ impl Worker {
                 ufrag,
                 may_broadcast: new.may_broadcast,
                 may_screenshare: new.may_screenshare,
+                receives: new.receives,
                 next_timeout: None,
                 dirty: false,
                 offered_sources: HashMap::new(),

@@ -62,6 +62,9 @@ pub struct NewPeer {
     pub may_broadcast: bool,
     /// May publish a screen track (`screenshare` and the room allows it).
     pub may_screenshare: bool,
+    /// Receives the room's tracks (the server offers them). A WHIP
+    /// publisher does not: its one offer/answer is all it negotiates.
+    pub receives: bool,
     /// The room's counters (the same Arc for every peer of the room).
     pub room_counters: Arc<super::RoomCounters>,
 }

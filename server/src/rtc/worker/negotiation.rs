@@ -488,7 +488,7 @@ impl Worker {
         let Some(p) = self.peers.get_mut(slot) else {
             return;
         };
-        if p.pending_offer.is_some() {
+        if p.pending_offer.is_some() || !p.receives {
             return;
         }
         let Some(room) = self.rooms.get(&p.room_id) else {

@@ -225,6 +225,8 @@ pub(super) struct Peer {
     pub(super) ufrag: String,
     pub(super) may_broadcast: bool,
     pub(super) may_screenshare: bool,
+    /// Offered the room's tracks (see `NewPeer::receives`).
+    pub(super) receives: bool,
     /// The time of this peer's live entry in the worker's timer heap
     /// (`None`: no entry; the next poll arms one).
     pub(super) next_timeout: Option<Instant>,
