@@ -217,6 +217,98 @@ pub fn place_file(
     }
 }
 
+/// Why a file could not be written beneath the media root.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+}
+
+/// Opens the file `name` in `dir` for writing, never through a symlink:
+/// created, or truncated when `replace` (otherwise an existing entry is
+/// refused). The directory is named by its descriptor (`/proc/self/fd/N`,
+/// the directory that was opened whatever its name is now) and the file
+/// is opened with `O_NOFOLLOW`.
+fn open_file_at(dir: &Dir, name: &str, replace: bool) -> Result<std::fs::File, PlaceError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true)
+        .mode(0o644)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits());
+    if replace {
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
+    }
+    o.open(path)
+        .map_err(|e| match e.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::ELOOP) => PlaceError::Symlink,
+            Some(Errno::EEXIST) => match kind_at(dir, name) {
+                Some(SFlag::S_IFLNK) => PlaceError::Symlink,
+                Some(SFlag::S_IFDIR) => PlaceError::IsDir,
+                _ => PlaceError::Exists,
+            },
+            Some(Errno::EISDIR) => PlaceError::IsDir,
+            _ => PlaceError::Io(e),
+        })
+}
+
+/// Creates `rel_dir/name` under the media root for a writer that streams
+/// into it (a local recording): the directories are opened (and created)
+/// without following symlinks, and so is the file (replaced when `replace`).
+pub fn create_beneath(
+    root: &Path,
+    rel_dir: &str,
+    name: &str,
+    replace: bool,
+) -> Result<std::fs::File, WriteError> {
+    check_file_name(name).map_err(OpenError::from)?;
+    let root_dir = open_root(root).map_err(OpenError::from)?;
+    let dir = open_dir_beneath(&root_dir, rel_dir, true)?;
+    Ok(open_file_at(&dir, name, replace)?)
+}
+
+/// Writes `bytes` to `rel_dir/name` under the media root (a snapshot): into
+/// a temporary file of the opened directory, synced, then renamed into place
+/// with [`place_file`] — no symlink is followed, an existing file is kept
+/// unless `overwrite`, and a reader never sees half a file.
+pub fn write_beneath(
+    root: &Path,
+    rel_dir: &str,
+    name: &str,
+    bytes: &[u8],
+    overwrite: bool,
+) -> Result<(), WriteError> {
+    use std::io::Write as _;
+    check_file_name(name).map_err(OpenError::from)?;
+    let root_dir = open_root(root).map_err(OpenError::from)?;
+    let dir = open_dir_beneath(&root_dir, rel_dir, true)?;
+    let tmp = format!(".write-{}-{}.tmp", std::process::id(), unique());
+    let mut f = open_file_at(&dir, &tmp, false)?;
+    let placed = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(PlaceError::from)
+        .and_then(|()| place_file(&dir, &tmp, &dir, name, overwrite));
+    if placed.is_err() {
+        let _ = nix::unistd::unlinkat(
+            Some(dir.as_raw_fd()),
+            tmp.as_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+    }
+    Ok(placed?)
+}
+
+/// A number no other call of this process has had.
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A single file name (no directory part), as for uploads and snapshots.
 pub fn check_file_name(name: &str) -> Result<&str, PathError> {
     if name.is_empty() || name == "." || name == ".." {
@@ -359,5 +451,51 @@ mod tests {
         assert!(check_file_name("..").is_err());
         assert!(check_file_name("%2e%2e").is_err());
         assert_eq!(mime_of(Path::new("x.JPG")), "image/jpeg");
+    }
+
+    #[test]
+    fn writes_beneath_never_follow_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("media");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("snapshots")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "S").unwrap();
+        // A link at the file name, with and without overwrite.
+        std::os::unix::fs::symlink(outside.join("secret"), root.join("snapshots/a.jpg")).unwrap();
+        for overwrite in [false, true] {
+            let e = write_beneath(&root, "snapshots", "a.jpg", b"X", overwrite).unwrap_err();
+            assert!(matches!(e, WriteError::Place(PlaceError::Symlink)), "{e:?}");
+        }
+        let e = create_beneath(&root, "snapshots", "a.jpg", true).unwrap_err();
+        assert!(matches!(e, WriteError::Place(PlaceError::Symlink)), "{e:?}");
+        // A link in place of the directory.
+        std::os::unix::fs::symlink(&outside, root.join("recordings")).unwrap();
+        let e = create_beneath(&root, "recordings", "r.webm", true).unwrap_err();
+        assert!(
+            matches!(e, WriteError::Open(OpenError::Path(PathError::Symlink))),
+            "{e:?}"
+        );
+        assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"S");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+        // Ordinary writes land, an existing file is kept unless overwritten,
+        // and no temporary file is left behind.
+        write_beneath(&root, "snapshots", "b.jpg", b"one", false).unwrap();
+        let e = write_beneath(&root, "snapshots", "b.jpg", b"two", false).unwrap_err();
+        assert!(matches!(e, WriteError::Place(PlaceError::Exists)), "{e:?}");
+        write_beneath(&root, "snapshots", "b.jpg", b"three", true).unwrap();
+        assert_eq!(
+            std::fs::read(root.join("snapshots/b.jpg")).unwrap(),
+            b"three"
+        );
+        let names: Vec<String> = std::fs::read_dir(root.join("snapshots"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        let mut f = create_beneath(&root, "new/dir", "r.webm", true).unwrap();
+        std::io::Write::write_all(&mut f, b"webm").unwrap();
+        assert_eq!(std::fs::read(root.join("new/dir/r.webm")).unwrap(), b"webm");
     }
 }

@@ -22,6 +22,9 @@ pub enum RecordError {
     Format(String),
     #[error("{0}")]
     Io(String),
+    /// The path is refused (a symlink on the way or at the name).
+    #[error(transparent)]
+    Path(crate::files::PathError),
 }
 
 struct Running {
@@ -78,11 +81,12 @@ impl Recorder {
         lock(&self.running).is_some()
     }
 
-    /// Starts recording to `dir/filename` (a `.webm` name); `max` stops it by itself.
+    /// Starts recording to `media_dir/recordings/filename` (a `.webm`
+    /// name); `max` stops it by itself.
     pub fn start(
         &self,
         capture: &Capture,
-        dir: &Path,
+        media_dir: &Path,
         filename: &str,
         fps: u32,
         kbps: u32,
@@ -103,9 +107,21 @@ impl Recorder {
                 "recordings are WebM files: the file name must end in .webm".into(),
             ));
         }
-        std::fs::create_dir_all(dir).map_err(|e| RecordError::Io(e.to_string()))?;
-        let path = dir.join(filename);
-        let file = std::fs::File::create(&path).map_err(|e| RecordError::Io(e.to_string()))?;
+        // Under `media_dir/recordings`, opened without following any
+        // symlink (one planted at the name or on the way is refused).
+        let file =
+            crate::files::create_beneath(media_dir, "recordings", filename, true).map_err(|e| {
+                match e {
+                    crate::files::WriteError::Open(crate::files::OpenError::Path(p)) => {
+                        RecordError::Path(p)
+                    }
+                    crate::files::WriteError::Place(crate::files::PlaceError::Symlink) => {
+                        RecordError::Path(crate::files::PathError::Symlink)
+                    }
+                    other => RecordError::Io(other.to_string()),
+                }
+            })?;
+        let path = media_dir.join("recordings").join(filename);
         let first = capture.latest_frame();
         let (w, h) = first.map(|f| (f.width, f.height)).unwrap_or((640, 480));
         let stop = Arc::new(AtomicBool::new(false));

@@ -1789,3 +1789,46 @@ async fn a_symlink_planted_in_the_media_directory_is_never_followed() {
         "{landed} landed, {refused} refused, {flips} swaps"
     );
 }
+
+#[tokio::test]
+async fn recordings_and_snapshots_never_write_through_a_planted_symlink() {
+    let a = Agent::start(&[]);
+    let media = a.media();
+    let outside = a.dir.join("outside-rec");
+    std::fs::create_dir_all(media.join("recordings")).unwrap();
+    std::fs::create_dir_all(media.join("snapshots")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("victim"), "KEEP").unwrap();
+    std::os::unix::fs::symlink(outside.join("victim"), media.join("recordings/evil.webm")).unwrap();
+    std::os::unix::fs::symlink(outside.join("victim"), media.join("snapshots/evil.jpg")).unwrap();
+    // A recording named after the link: refused, the target untouched
+    // (before, the file was created with `File::create`, which follows it).
+    let r = a
+        .camera(
+            "POST",
+            "/api/recording/start",
+            Some(json!({"filename": "evil.webm"})),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "PERMISSION_DENIED", "{v}");
+    for overwrite in [false, true] {
+        let r = a
+            .camera(
+                "POST",
+                "/snapshot",
+                Some(json!({"filename": "evil.jpg", "overwrite": overwrite})),
+            )
+            .await;
+        assert_eq!(r.status(), 403, "overwrite {overwrite}");
+    }
+    assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"KEEP");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+    // Ordinary names still work.
+    let r = a
+        .camera("POST", "/snapshot", Some(json!({"filename": "fine.jpg"})))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(media.join("snapshots/fine.jpg").metadata().unwrap().len() > 1000);
+}

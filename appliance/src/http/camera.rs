@@ -152,25 +152,43 @@ async fn snapshot(State(st): State<Arc<AppState>>, req: Option<Json<SnapshotReq>
     st.check_storage(0)?;
     let jpeg = jpeg_of_current(&st, quality).await?;
     let root = st.media_dir();
-    let dir = resolve(&root, "snapshots")?;
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(ApiError::internal)?;
-    let path = resolve(&root, &format!("snapshots/{name}"))?;
-    if !r.overwrite && tokio::fs::try_exists(&path).await.unwrap_or(false) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "FILE_EXISTS",
-            format!("snapshots/{name} exists"),
-        ));
-    }
-    tokio::fs::write(&path, &jpeg)
-        .await
-        .map_err(ApiError::internal)?;
+    // The textual checks and a first look for symlinks (clear errors) ...
+    resolve(&root, &format!("snapshots/{name}"))?;
+    // ... then written through descriptors: a symlink planted after the
+    // checks is never followed, and an existing file is never replaced
+    // unless asked (no check-then-write race).
+    let (name2, size, overwrite) = (name.clone(), jpeg.len(), r.overwrite);
+    tokio::task::spawn_blocking(move || {
+        crate::files::write_beneath(&root, "snapshots", &name2, &jpeg, overwrite)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| write_error(e, &format!("snapshots/{name}")))?;
     Ok(Json(json!({
         "success": true, "filename": name, "path": format!("snapshots/{name}"),
-        "size": jpeg.len(), "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "size": size, "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })))
+}
+
+/// The answer to a write beneath the media directory that did not happen.
+fn write_error(e: crate::files::WriteError, shown: &str) -> ApiError {
+    use crate::files::{OpenError, PlaceError, WriteError};
+    match e {
+        WriteError::Open(OpenError::Path(p)) => ApiError::from(p),
+        WriteError::Open(OpenError::Io(e)) => ApiError::internal(e),
+        WriteError::Place(PlaceError::Exists) => ApiError::new(
+            StatusCode::CONFLICT,
+            "FILE_EXISTS",
+            format!("{shown} exists"),
+        ),
+        WriteError::Place(PlaceError::IsDir) => ApiError::new(
+            StatusCode::CONFLICT,
+            "FILE_EXISTS",
+            format!("{shown} is a directory"),
+        ),
+        WriteError::Place(PlaceError::Symlink) => ApiError::from(PathError::Symlink),
+        WriteError::Place(PlaceError::Io(e)) => ApiError::internal(e),
+    }
 }
 
 fn camera_json(st: &AppState) -> Value {
@@ -661,6 +679,7 @@ impl From<RecordError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FORMAT", m)
             }
             RecordError::Io(m) => ApiError::internal(m),
+            RecordError::Path(p) => ApiError::from(p),
         }
     }
 }
@@ -690,10 +709,10 @@ async fn record_start(State(st): State<Arc<AppState>>, req: Option<Json<RecordRe
         )
     });
     let cfg = st.config();
-    let dir = resolve(&cfg.media_dir, "recordings")?;
+    resolve(&cfg.media_dir, &format!("recordings/{name}"))?;
     let v = st.recorder.start(
         &st.capture,
-        &dir,
+        &cfg.media_dir,
         &name,
         cfg.video.fps,
         cfg.video.bitrate_kbps,
