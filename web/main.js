@@ -9,6 +9,7 @@ import * as ui from './ui.js';
 import { Collab } from './collab.js';
 import { isDisplayView, enterDisplayView } from './display.js';
 import { bindShortcuts } from './shortcuts.js';
+import { renderPeople, setupInvite } from './people.js';
 
 /** How long a dropped connection may be resumed (docs/signaling.md). */
 const RESUME_WINDOW_MS = 20000;
@@ -145,6 +146,7 @@ class App {
     });
     ui.setRoomTitle(this.room);
     this.bindControls();
+    setupInvite();
     if (typeof RTCPeerConnection === 'undefined') return this.fail('NO_WEBRTC');
     if (this.room.is_private && !this.token) return this.fail('TOKEN_REQUIRED');
     if (this.display && this.token) return this.join(this.tokenName || 'Room display');
@@ -822,8 +824,47 @@ class App {
     }
     for (const key of [...this.grid.tiles.keys()]) if (!keep.has(key)) this.grid.remove(key);
     this.collab.chat.setPeople([...this.participants.values()].map((p) => ({ id: p.id, name: p.name })));
+    this.renderPeople();
     this.grid.setSpeakers(this.speakers);
     this.requestLayers();
+  }
+
+  /** The People tab: you and everyone else, with state and moderator actions. */
+  renderPeople() {
+    const state = (track) => (!track ? 'off' : track.muted ? 'muted' : 'on');
+    const people = [];
+    if (!this.display) {
+      people.push({
+        id: this.participantId,
+        name: this.name,
+        role: this.me ? this.me.role : '',
+        self: true,
+        hand: this.collab.handPosition(this.participantId),
+        mic: this.want.microphone ? 'on' : 'off',
+        cam: this.want.camera ? 'on' : 'off',
+        actions: {},
+      });
+    }
+    for (const p of this.participants.values()) {
+      const mic = p.tracks.find((t) => t.source === 'microphone');
+      const cam = p.tracks.find((t) => t.source === 'camera');
+      const hand = this.collab.handPosition(p.id);
+      people.push({
+        id: p.id,
+        name: p.name,
+        role: p.role,
+        self: false,
+        hand,
+        mic: state(mic),
+        cam: state(cam),
+        actions: {
+          mute: this.permissions.mute_others && mic && !mic.muted ? () => this.muteParticipant(p.id, 'microphone') : null,
+          remove: this.permissions.remove_participants ? () => this.removeParticipant(p.id) : null,
+          lowerHand: this.permissions.mute_others && hand ? () => this.collab.lowerHand(p.id) : null,
+        },
+      });
+    }
+    renderPeople(people);
   }
 
   /** Smaller tiles need smaller simulcast layers: ask the server for at most that. */

@@ -211,3 +211,117 @@ async fn browser_switching_camera_mid_call_keeps_the_other_side_decoding() {
         json!(true)
     );
 }
+
+/// The People tab of a page: `name|role|hand|mic|cam|buttons` per row.
+async fn people(page: &Page) -> Vec<String> {
+    let v = page
+        .eval(
+            "[...document.querySelectorAll('#people-list li.person')].map(li => [\
+               li.querySelector('.name').textContent, li.querySelector('.role').textContent, \
+               (li.querySelector('.hand') || {textContent: ''}).textContent, \
+               li.querySelector('.state.mic').className.split(' ').pop(), \
+               li.querySelector('.state.cam').className.split(' ').pop(), \
+               [...li.querySelectorAll('.actions button')].map(b => b.className).join(',')].join('|'))",
+        )
+        .await;
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_people_tab_lists_state_and_moderator_actions_and_copies_the_invite_link() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "people", "join_screen_enabled": false,
+                   "raise_hand_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let t_mod = token(&s, "people", "Mo", "moderator").await;
+    let t_ada = token(&s, "people", "Ada", "attendee").await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let mo = b1.open(&s.url(&format!("/people?token={t_mod}"))).await;
+    let ada = b2.open(&s.url(&format!("/people?token={t_ada}"))).await;
+    wait_state(&mo, "joined").await;
+    wait_state(&ada, "joined").await;
+    mo.eval("document.getElementById('tab-people').click(); true")
+        .await;
+    mo.wait_for(
+        "document.querySelectorAll('#people-list li.person').length === 2",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    assert_eq!(
+        mo.eval("document.querySelector('#tab-people .count').textContent")
+            .await,
+        json!("2")
+    );
+    let rows = people(&mo).await;
+    // The room defaults: camera on, microphone off. An attendee may not
+    // broadcast, so Ada has neither; the moderator may remove her (no
+    // microphone to mute).
+    assert_eq!(rows[0], "Mo (you)|moderator||off|on|", "{rows:?}");
+    assert_eq!(rows[1], "Ada|attendee||off|off|remove", "{rows:?}");
+
+    // Ada raises her hand: it shows, with the moderator's lower-hand action.
+    ada.eval("document.getElementById('ctl-hand').click(); true")
+        .await;
+    mo.wait_for(
+        "[...document.querySelectorAll('#people-list .hand')].some(h => h.textContent.includes('1'))",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    let rows = people(&mo).await;
+    assert_eq!(
+        rows[1], "Ada|attendee|✋ 1|off|off|lower-hand,remove",
+        "{rows:?}"
+    );
+    // An attendee's list offers no actions.
+    ada.eval("document.getElementById('tab-people').click(); true")
+        .await;
+    ada.wait_for(
+        "document.querySelectorAll('#people-list li.person').length === 2",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    assert!(people(&ada).await.iter().all(|r| r.ends_with('|')));
+
+    // Lowering from the list, then removing from the list.
+    mo.eval("document.querySelector('#people-list li.person:nth-child(2) button.lower-hand').click(); true")
+        .await;
+    mo.wait_for(
+        "!document.querySelector('#people-list .hand')",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    mo.eval(
+        "document.querySelector('#people-list li.person:nth-child(2) button.remove').click(); true",
+    )
+    .await;
+    mo.wait_for(
+        "document.querySelectorAll('#people-list li.person').length === 1",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    ada.wait_for(
+        "['error', 'left'].includes(window.convene.state)",
+        JOIN_TIMEOUT,
+    )
+    .await;
+
+    // The invite link is the room's address without the token.
+    mo.eval("document.getElementById('people-invite').click(); true")
+        .await;
+    mo.wait_for(
+        "!document.getElementById('people-copied').hidden",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    assert_eq!(
+        mo.eval("document.getElementById('people-link').value")
+            .await,
+        json!(s.url("/people"))
+    );
+}
