@@ -135,6 +135,7 @@ class App {
 
   async start() {
     this.grid = new ui.Grid();
+    this.grid.onLayout = () => this.requestLayers();
     this.collab = new Collab({
       send: (msg) => this.send(msg),
       notify: (text) => this.notify(text),
@@ -167,6 +168,7 @@ class App {
     ui.onClick('lobby-cancel', () => this.leave());
     ui.onClick('rejoin', () => location.reload());
     ui.onClick('ctl-settings', () => this.openSettings());
+    ui.onClick('ctl-layout', () => this.toggleLayout());
     const mirror = document.getElementById('set-mirror');
     try {
       this.mirror = localStorage.getItem('convene.mirror') !== 'off';
@@ -829,6 +831,12 @@ class App {
     this.requestLayers();
   }
 
+  /** Grid or speaker layout (a pinned tile stays large in both). */
+  toggleLayout() {
+    this.grid.setMode(this.grid.mode === 'speaker' ? 'grid' : 'speaker');
+    document.getElementById('ctl-layout').setAttribute('aria-pressed', this.grid.mode === 'speaker' ? 'true' : 'false');
+  }
+
   /** The People tab: you and everyone else, with state and moderator actions. */
   renderPeople() {
     const state = (track) => (!track ? 'off' : track.muted ? 'muted' : 'on');
@@ -869,10 +877,14 @@ class App {
 
   /** Smaller tiles need smaller simulcast layers: ask the server for at most that. */
   requestLayers() {
+    if (!this.remote) return;
     const n = this.grid.tiles.size;
-    const layer = n <= 4 ? 'f' : n <= 9 ? 'h' : 'q';
+    const even = n <= 4 ? 'f' : n <= 9 ? 'h' : 'q';
+    // With one large tile: the full layer for it, the lowest for the strip.
+    const focus = this.grid.focus;
     this.layers = this.layers || new Map();
     for (const r of this.remote) {
+      const layer = focus ? (focus === r.participant_id ? 'f' : 'q') : even;
       // The server starts every subscription at the full layer.
       if (r.source !== 'camera' || (this.layers.get(r.track_id) || 'f') === layer) continue;
       this.layers.set(r.track_id, layer);
@@ -927,6 +939,14 @@ window.convene = {
   },
   get error() {
     return app.error;
+  },
+  /** The layout: `{mode, focus, pinned}` (tile keys: participant ids, `id:screen`). */
+  get layout() {
+    return { mode: app.grid.mode, focus: app.grid.focus, pinned: app.grid.pinned };
+  },
+  /** The simulcast layer asked for each received camera track, by track id. */
+  get layers() {
+    return Object.fromEntries(app.layers || []);
   },
   get participants() {
     return Object.fromEntries([...app.participants].map(([id, p]) => [id, { ...p, tracks: [...p.tracks] }]));

@@ -194,7 +194,15 @@ class Tile {
     this.handEl = document.createElement('span');
     this.handEl.className = 'hand';
     this.handEl.hidden = true;
-    bar.append(this.nameEl, this.handEl, this.micEl, this.actions, this.qualityEl);
+    // Pin (for yourself): the grid calls `onPin`.
+    this.pinEl = document.createElement('button');
+    this.pinEl.type = 'button';
+    this.pinEl.className = 'pin';
+    this.pinEl.textContent = '📌';
+    this.pinEl.setAttribute('aria-pressed', 'false');
+    this.pinEl.addEventListener('click', () => this.onPin && this.onPin());
+    this.onPin = null;
+    bar.append(this.nameEl, this.handEl, this.micEl, this.actions, this.pinEl, this.qualityEl);
     this.el.append(this.video, this.placeholder, this.audio, bar);
     if (local) this.el.classList.add('local');
     this.videoTrack = null;
@@ -213,6 +221,8 @@ class Tile {
   }
 
   setName(name) {
+    this.pinEl.title = `Pin ${name} (for you)`;
+    this.pinEl.setAttribute('aria-label', this.pinEl.title);
     this.nameEl.textContent = name;
     this.placeholder.textContent = (name || '?').trim().charAt(0).toUpperCase();
   }
@@ -305,16 +315,28 @@ class Tile {
 }
 
 /** The responsive grid of tiles, keyed by participant id (`id:screen` for screens). */
+/**
+ * The tiles. Layouts: `grid` (all equal) or `speaker` (one large tile and a
+ * filmstrip: a remote screen share, else the active speaker). A tile pinned
+ * by the user is large in either layout until unpinned. `onLayout` runs
+ * after each change (the app asks for simulcast layers to fit the sizes).
+ */
 export class Grid {
   constructor() {
     this.el = $('grid');
     this.tiles = new Map();
+    this.mode = 'grid';
+    this.pinned = null;
+    this.loudest = null;
+    this.focus = null;
+    this.onLayout = null;
   }
 
   tile(key, opts) {
     let t = this.tiles.get(key);
     if (!t) {
       t = new Tile(key, opts);
+      t.onPin = () => this.pin(key);
       this.tiles.set(key, t);
       this.el.append(t.el);
       this.layout();
@@ -333,6 +355,7 @@ export class Grid {
     t.setAudio(null);
     t.el.remove();
     this.tiles.delete(key);
+    if (this.pinned === key) this.pinned = null;
     this.layout();
   }
 
@@ -343,14 +366,53 @@ export class Grid {
   setSpeakers(ids) {
     const loudest = ids[0];
     for (const [key, t] of this.tiles) t.setSpeaking(key === loudest);
+    if (loudest && loudest !== this.loudest) {
+      this.loudest = loudest;
+      if (this.mode === 'speaker') this.layout();
+    }
   }
 
-  /** Columns so tiles stay as large as possible. */
+  /** Pins `key` for this user (or unpins it when it is pinned). */
+  pin(key) {
+    this.pinned = this.pinned === key ? null : key;
+    this.layout();
+  }
+
+  setMode(mode) {
+    this.mode = mode === 'speaker' ? 'speaker' : 'grid';
+    this.layout();
+  }
+
+  /** The large tile: pinned, else (speaker layout) a remote screen, the
+   * loudest speaker, or the first remote tile; null in the grid layout. */
+  focusKey() {
+    if (this.pinned && this.tiles.has(this.pinned)) return this.pinned;
+    if (this.mode !== 'speaker' || this.tiles.size < 2) return null;
+    const remote = [...this.tiles].filter(([, t]) => !t.el.classList.contains('local'));
+    const screen = remote.find(([, t]) => t.el.classList.contains('screen'));
+    if (screen) return screen[0];
+    if (this.loudest && this.tiles.has(this.loudest)) return this.loudest;
+    return remote.length ? remote[0][0] : null;
+  }
+
+  /** Columns so tiles stay as large as possible, or one large tile. */
   layout() {
     const n = Math.max(1, this.tiles.size);
-    const cols = Math.ceil(Math.sqrt(n));
-    this.el.style.setProperty('--cols', String(cols));
-    this.el.style.setProperty('--rows', String(Math.ceil(n / cols)));
+    this.focus = this.focusKey();
+    this.el.classList.toggle('focused', Boolean(this.focus));
+    for (const [key, t] of this.tiles) {
+      t.el.classList.toggle('large', key === this.focus);
+      t.pinEl.setAttribute('aria-pressed', key === this.pinned ? 'true' : 'false');
+      t.el.classList.toggle('pinned', key === this.pinned);
+    }
+    if (this.focus) {
+      this.el.style.setProperty('--strip', String(Math.min(Math.max(n - 1, 1), 6)));
+    } else {
+      const cols = Math.ceil(Math.sqrt(n));
+      this.el.style.setProperty('--cols', String(cols));
+      this.el.style.setProperty('--rows', String(Math.ceil(n / cols)));
+    }
+    if (this.onLayout) this.onLayout();
   }
 }
 

@@ -325,3 +325,100 @@ async fn browser_people_tab_lists_state_and_moderator_actions_and_copies_the_inv
         json!(s.url("/people"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_pin_and_speaker_view_make_one_tile_large_and_ask_for_layers_to_fit() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    // The room defaults: cameras on.
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "layouts", "join_screen_enabled": false}),
+        )
+        .await
+        .expect(200);
+    let t_mo = token(&s, "layouts", "Mo", "moderator").await;
+    let t_ada = token(&s, "layouts", "Ada", "moderator").await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let mo = b1.open(&s.url(&format!("/layouts?token={t_mo}"))).await;
+    let ada = b2.open(&s.url(&format!("/layouts?token={t_ada}"))).await;
+    wait_state(&mo, "joined").await;
+    wait_state(&ada, "joined").await;
+    let ada_id = ada.eval("window.convene.participantId").await;
+    let ada_id = ada_id.as_str().unwrap().to_string();
+    let mo_id = mo.eval("window.convene.participantId").await;
+    let mo_id = mo_id.as_str().unwrap().to_string();
+    // Mo receives Ada's camera.
+    mo.wait_for(
+        &format!(
+            "(() => {{ const v = document.querySelector('#grid .tile[data-key=\"{ada_id}\"] video'); \
+               return v && v.srcObject && v.videoWidth > 0; }})()"
+        ),
+        JOIN_TIMEOUT,
+    )
+    .await;
+    let layout = || async { mo.eval("window.convene.layout").await };
+    assert_eq!(layout().await["focus"], serde_json::Value::Null);
+
+    // Pinning Ada makes her tile the large one.
+    mo.eval(&format!(
+        "document.querySelector('#grid .tile[data-key=\"{ada_id}\"] button.pin').click(); true"
+    ))
+    .await;
+    let l = layout().await;
+    assert_eq!(
+        (l["focus"].clone(), l["pinned"].clone()),
+        (json!(ada_id), json!(ada_id))
+    );
+    assert_eq!(
+        mo.eval(&format!(
+            "document.getElementById('grid').classList.contains('focused') && \
+             document.querySelector('#grid .tile[data-key=\"{ada_id}\"]').classList.contains('large') && \
+             document.querySelector('#grid .tile[data-key=\"{ada_id}\"] button.pin').getAttribute('aria-pressed')"
+        ))
+        .await,
+        json!("true")
+    );
+    // Pinning herself instead: Ada is in the filmstrip, so only her lowest
+    // layer is asked for.
+    mo.eval(&format!(
+        "document.querySelector('#grid .tile[data-key=\"{mo_id}\"] button.pin').click(); true"
+    ))
+    .await;
+    assert_eq!(layout().await["focus"], json!(mo_id));
+    mo.wait_for(
+        "Object.values(window.convene.layers).includes('q')",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    // Unpinned: the grid again, and the full layer for two tiles.
+    mo.eval(&format!(
+        "document.querySelector('#grid .tile[data-key=\"{mo_id}\"] button.pin').click(); true"
+    ))
+    .await;
+    assert_eq!(layout().await["focus"], serde_json::Value::Null);
+    mo.wait_for(
+        "Object.values(window.convene.layers).every(l => l === 'f') && \
+         !document.getElementById('grid').classList.contains('focused')",
+        JOIN_TIMEOUT,
+    )
+    .await;
+
+    // Speaker view: the other participant (the only remote tile) is large.
+    mo.eval("document.getElementById('ctl-layout').click(); true")
+        .await;
+    let l = layout().await;
+    assert_eq!(
+        (l["mode"].clone(), l["focus"].clone()),
+        (json!("speaker"), json!(ada_id))
+    );
+    assert!(pressed(&mo, "ctl-layout").await);
+    mo.eval("document.getElementById('ctl-layout').click(); true")
+        .await;
+    let l = layout().await;
+    assert_eq!(
+        (l["mode"].clone(), l["focus"].clone()),
+        (json!("grid"), serde_json::Value::Null)
+    );
+}
