@@ -78,6 +78,9 @@ enum Cmd {
     Leave,
     /// Drop the connection without saying goodbye.
     Vanish,
+    /// Move the media to a new UDP socket (a new local port): a network
+    /// change as a laptop sees one. The old socket is closed.
+    Rebind,
 }
 
 /// Handle on a running client task.
@@ -162,6 +165,11 @@ impl Client {
             video: true,
             simulcast: true,
         });
+    }
+
+    /// Moves the media to a new local UDP port mid-call (see `Cmd::Rebind`).
+    pub fn rebind(&self) {
+        let _ = self.cmd.send(Cmd::Rebind);
     }
 
     pub fn leave(&self) {
@@ -306,10 +314,10 @@ async fn run(
     });
     let _ = ws_tx.send(Message::Text(join.to_string().into())).await;
 
-    let socket = UdpSocket::bind(SocketAddr::new(opts.media_ip, 0))
+    let mut socket = UdpSocket::bind(SocketAddr::new(opts.media_ip, 0))
         .await
         .unwrap();
-    let local = socket.local_addr().unwrap();
+    let mut local = socket.local_addr().unwrap();
     let mut rtc = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()
@@ -552,6 +560,12 @@ async fn run(
                 Some(Cmd::Vanish) => {
                     let _ = events.send(ClientEvent::Closed("vanished".into()));
                     return;
+                }
+                Some(Cmd::Rebind) => {
+                    socket = UdpSocket::bind(SocketAddr::new(opts.media_ip, 0)).await.unwrap();
+                    local = socket.local_addr().unwrap();
+                    rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+                    let _ = events.send(ClientEvent::Signal(json!({"type": "rebound", "local": local.to_string()})));
                 }
                 Some(Cmd::Leave) | None => {
                     let _ = ws_tx.send(Message::Text(json!({"type": "leave"}).to_string().into())).await;

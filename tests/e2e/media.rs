@@ -834,3 +834,53 @@ async fn an_offer_with_port_zero_publishes_nothing_without_permission() {
     assert_eq!(sam.received(MediaKind::Audio).len(), 0);
     assert_eq!(sam.received(MediaKind::Video).len(), 0);
 }
+
+/// A laptop that changes network mid-call (new local address and port)
+/// keeps its media without rejoining: the server (ICE-lite) learns the new
+/// path from the client's checks, for a subscriber and for a publisher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_change_mid_call_resumes_media_without_a_rejoin() {
+    let s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "moving"}))
+        .await
+        .expect(200);
+    let t_pub = token(&s, "moving", "Alice", "moderator").await;
+    let t_sub = token(&s, "moving", "Bob", "speaker").await;
+    let mut alice = Client::connect(opts(&s, Some(t_pub), None, None)).await;
+    alice.wait_type("joined").await;
+    alice.publish();
+    alice.wait_type("answer").await;
+    let mut bob = Client::connect(opts(&s, Some(t_sub), None, Some("moving"))).await;
+    bob.wait_type("joined").await;
+    bob.wait_rtp(MediaKind::Video, 30, Duration::from_secs(30))
+        .await;
+
+    // The subscriber moves.
+    bob.rebind();
+    bob.wait_type("rebound").await;
+    let moved = std::time::Instant::now();
+    let before = bob.received(MediaKind::Video).len();
+    bob.wait_rtp(MediaKind::Video, before + 1, Duration::from_secs(40))
+        .await;
+    println!("subscriber moved: video again after {:?}", moved.elapsed());
+    bob.wait_rtp(MediaKind::Video, before + 90, Duration::from_secs(40))
+        .await;
+    // The publisher moves.
+    alice.rebind();
+    alice.wait_type("rebound").await;
+    let moved = std::time::Instant::now();
+    bob.collect_for(Duration::from_millis(200)).await;
+    let before = bob.received(MediaKind::Video).len();
+    bob.wait_rtp(MediaKind::Video, before + 90, Duration::from_secs(40))
+        .await;
+    println!(
+        "publisher moved: 90 more video packets after {:?}",
+        moved.elapsed()
+    );
+    // Neither rejoined.
+    for c in [&bob, &alice] {
+        let joins = c.signals().iter().filter(|t| *t == "joined").count();
+        assert_eq!(joins, 1, "{:?}", c.signals());
+    }
+}
