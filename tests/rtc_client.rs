@@ -318,12 +318,7 @@ async fn run(
         .await
         .unwrap();
     let mut local = socket.local_addr().unwrap();
-    let mut rtc = Rtc::builder()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .build(Instant::now());
+    let mut rtc = new_rtc();
     if opts.tcp {
         rtc.add_local_candidate(
             Candidate::builder()
@@ -580,6 +575,16 @@ async fn run(
     }
 }
 
+/// A test peer: RTP mode, Opus and VP8 only.
+fn new_rtc() -> Rtc {
+    Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(Instant::now())
+}
+
 /// The WHIP publisher's task (see [`Client::whip`]).
 async fn run_whip(
     url: String,
@@ -590,12 +595,7 @@ async fn run_whip(
 ) {
     let socket = UdpSocket::bind(SocketAddr::new(media_ip, 0)).await.unwrap();
     let local = socket.local_addr().unwrap();
-    let mut rtc = Rtc::builder()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .build(Instant::now());
+    let mut rtc = new_rtc();
     rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
     let mut change = rtc.sdp_api();
     let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);

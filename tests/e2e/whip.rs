@@ -7,22 +7,10 @@ use std::time::Duration;
 
 use convene_tests::rtc_client::{Client, ClientEvent};
 use convene_tests::{Server, join, media_ip};
+
+use crate::browser::token;
 use serde_json::{Value, json};
 use str0m::media::MediaKind;
-
-async fn token(s: &Server, room: &str, name: &str, role: &str) -> String {
-    s.api()
-        .post(
-            &format!("/api/v1/rooms/{room}/token"),
-            json!({"u": name, "role": role}),
-        )
-        .await
-        .expect(200)
-        .body["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 /// The WHIP publisher's `{"type": "whip", ...}` report of its POST.
 async fn whip_result(c: &mut Client) -> Value {

@@ -163,7 +163,27 @@ impl RoomScopedUpdate for Polls {
         room_id: &str,
         input: &PollInput,
     ) -> Result<String, StoreError> {
-        insert(tx, team_id, room_id, input).await
+        let id = uuid::Uuid::new_v4().to_string();
+        let ts = now();
+        sqlx::query(
+            "INSERT INTO polls (id, team_id, room_id, question, type, anonymous, show_results, options,
+                                status, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(team_id)
+        .bind(room_id)
+        .bind(&input.question)
+        .bind(input.poll_type.as_str())
+        .bind(input.anonymous)
+        .bind(input.show_results)
+        .bind(options_json(&input.options)?)
+        .bind(PollStatus::Draft.as_str())
+        .bind(&ts)
+        .bind(&ts)
+        .execute(&mut **tx)
+        .await?;
+        Ok(id)
     }
     const UPDATE_SET: &'static str =
         "UPDATE polls SET question = ?, type = ?, anonymous = ?, show_results = ?, options = ?";
@@ -225,35 +245,6 @@ async fn poll_in_tx(
         .await?
         .map(poll)
         .transpose()
-}
-
-async fn insert(
-    tx: &mut Transaction<'_, Sqlite>,
-    team_id: &str,
-    room_id: &str,
-    input: &PollInput,
-) -> Result<String, StoreError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let ts = now();
-    sqlx::query(
-        "INSERT INTO polls (id, team_id, room_id, question, type, anonymous, show_results, options,
-                            status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&id)
-    .bind(team_id)
-    .bind(room_id)
-    .bind(&input.question)
-    .bind(input.poll_type.as_str())
-    .bind(input.anonymous)
-    .bind(input.show_results)
-    .bind(options_json(&input.options)?)
-    .bind(PollStatus::Draft.as_str())
-    .bind(&ts)
-    .bind(&ts)
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
 }
 
 impl Db {

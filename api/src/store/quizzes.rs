@@ -156,7 +156,26 @@ impl RoomScopedUpdate for Quizzes {
         room_id: &str,
         input: &QuizInput,
     ) -> Result<String, StoreError> {
-        insert(tx, team_id, room_id, input).await
+        let id = uuid::Uuid::new_v4().to_string();
+        let ts = now();
+        sqlx::query(
+            "INSERT INTO quizzes (id, team_id, room_id, title, time_limit_seconds, timing_mode, questions,
+                                  status, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(team_id)
+        .bind(room_id)
+        .bind(&input.title)
+        .bind(input.time_limit_seconds)
+        .bind(&input.timing_mode)
+        .bind(questions_json(&input.questions)?)
+        .bind(QuizStatus::Created.as_str())
+        .bind(&ts)
+        .bind(&ts)
+        .execute(&mut **tx)
+        .await?;
+        Ok(id)
     }
     const UPDATE_SET: &'static str =
         "UPDATE quizzes SET title = ?, time_limit_seconds = ?, timing_mode = ?, questions = ?";
@@ -187,34 +206,6 @@ async fn load(
         .await?
         .map(quiz)
         .transpose()
-}
-
-async fn insert(
-    tx: &mut Transaction<'_, Sqlite>,
-    team_id: &str,
-    room_id: &str,
-    input: &QuizInput,
-) -> Result<String, StoreError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let ts = now();
-    sqlx::query(
-        "INSERT INTO quizzes (id, team_id, room_id, title, time_limit_seconds, timing_mode, questions,
-                              status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&id)
-    .bind(team_id)
-    .bind(room_id)
-    .bind(&input.title)
-    .bind(input.time_limit_seconds)
-    .bind(&input.timing_mode)
-    .bind(questions_json(&input.questions)?)
-    .bind(QuizStatus::Created.as_str())
-    .bind(&ts)
-    .bind(&ts)
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
 }
 
 impl Db {

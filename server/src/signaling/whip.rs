@@ -307,24 +307,13 @@ async fn start(
         },
     };
     let pid = joined.participant_id.clone();
-    let leave = |sig: Arc<Signaling>, room: RoomRecord, pid: String| async move {
-        sig.to_room(
-            &room,
-            RoomMsg::Disconnected {
-                participant_id: pid,
-                conn,
-                leave: true,
-            },
-        )
-        .await;
-    };
     let offer = Command::ClientOffer {
         participant_id: pid.clone(),
         sdp,
         tracks,
     };
     if sig.media.send(joined.worker, offer).is_err() {
-        leave(sig.clone(), room, pid).await;
+        leave(sig, &room, pid, conn).await;
         return Err(Refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "SERVER_BUSY",
@@ -334,11 +323,11 @@ async fn start(
     let answer = match tokio::time::timeout(ANSWER_WITHIN, answer_of(&mut out_rx)).await {
         Ok(Ok(sdp)) => sdp,
         Ok(Err(refused)) => {
-            leave(sig.clone(), room, pid).await;
+            leave(sig, &room, pid, conn).await;
             return Err(refused);
         }
         Err(_) => {
-            leave(sig.clone(), room, pid).await;
+            leave(sig, &room, pid, conn).await;
             return Err(Refused(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVER_BUSY",
@@ -452,10 +441,15 @@ async fn watch(
     };
     sig.whip.sessions().remove(&resource);
     tracing::info!(room = %room.friendly_url, participant = %pid, why, "WHIP publisher left");
+    leave(&sig, &room, pid, conn).await;
+}
+
+/// The publisher leaves the room (on purpose: no resume window).
+async fn leave(sig: &Arc<Signaling>, room: &RoomRecord, participant_id: String, conn: u64) {
     sig.to_room(
-        &room,
+        room,
         RoomMsg::Disconnected {
-            participant_id: pid,
+            participant_id,
             conn,
             leave: true,
         },

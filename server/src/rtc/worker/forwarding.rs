@@ -220,16 +220,14 @@ impl Worker {
             now,
         ) {
             KeyframeRoute::Hold => {}
-            KeyframeRoute::Relay(worker) => send_ctl(
+            KeyframeRoute::Relay(worker) => relay_keyframe(
                 &self.ctl_links,
                 &self.counters,
                 worker,
-                Relay::Keyframe {
-                    room: room_id.clone(),
-                    key,
-                    kind,
-                    force,
-                },
+                room_id,
+                key,
+                kind,
+                force,
             ),
             KeyframeRoute::Ask((publisher, mid)) => {
                 let simulcast = track.simulcast;
@@ -280,16 +278,14 @@ impl Worker {
                     match route_keyframe(t.publisher_at(), video, false, &mut t.keyframes, now) {
                         KeyframeRoute::Hold => {}
                         KeyframeRoute::Ask((slot, mid)) => due.push((slot, mid, t.simulcast)),
-                        KeyframeRoute::Relay(worker) => send_ctl(
+                        KeyframeRoute::Relay(worker) => relay_keyframe(
                             &self.ctl_links,
                             &self.counters,
                             worker,
-                            Relay::Keyframe {
-                                room: room_id.clone(),
-                                key,
-                                kind: KeyframeRequestKind::Pli,
-                                force: false,
-                            },
+                            room_id,
+                            key,
+                            KeyframeRequestKind::Pli,
+                            false,
                         ),
                     }
                 }
@@ -435,6 +431,31 @@ impl Worker {
             self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, true);
         }
     }
+}
+
+/// Hands a keyframe request to the worker holding the track's publisher
+/// (it limits and counts; see `route_keyframe`).
+#[allow(clippy::too_many_arguments)]
+fn relay_keyframe(
+    links: &[crossbeam_channel::Sender<Relay>],
+    counters: &MediaCounters,
+    worker: crate::rtc::WorkerId,
+    room: &Arc<str>,
+    key: TrackKey,
+    kind: KeyframeRequestKind,
+    force: bool,
+) {
+    send_ctl(
+        links,
+        counters,
+        worker,
+        Relay::Keyframe {
+            room: room.clone(),
+            key,
+            kind,
+            force,
+        },
+    );
 }
 
 /// Fans a packet of a `kind` track out to the room's recorder and every
