@@ -31,10 +31,11 @@ use convene_api::store::rooms::RoomRecord;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
+use super::admission::admit;
 use super::outbox::{self, OutboxRx};
 use super::room::{JoinOutcome, RoomMsg};
 use super::wire::{ClientInfo, ServerMsg};
-use super::{Signaling, admit, gate};
+use super::{Signaling, gate};
 use crate::rtc::Command;
 use crate::rtc::notice::{PublishedMid, Source};
 use crate::rtc::sdp_scan;

@@ -1,0 +1,189 @@
+//! Who may join a room: a join's token, room, name and role checked
+//! against the store, before the room actor admits it. Shared by the
+//! WebSocket `join` and WHIP's `POST` (`whip.rs`).
+
+use convene_api::tokens::{self, TokenError};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::outbox::Outbox;
+use super::room::JoinRequest;
+use super::{Signaling, wire};
+use convene_api::store::rooms::RoomRecord;
+
+/// Why a join was refused: a protocol error code and a message.
+pub(super) type Refusal = (&'static str, String);
+
+fn token_refusal(e: TokenError) -> Refusal {
+    match e {
+        TokenError::Expired => ("TOKEN_EXPIRED", "your room token has expired".into()),
+        TokenError::NotYetValid => (
+            "TOKEN_NOT_YET_VALID",
+            "your room token is not valid yet".into(),
+        ),
+        TokenError::WrongRoom => ("TOKEN_INVALID", "your token is for another room".into()),
+        TokenError::MissingExp => ("TOKEN_INVALID", "your token has no expiry (exp)".into()),
+        e => {
+            tracing::debug!(error = %e, "room token refused");
+            ("TOKEN_INVALID", NOT_VALID.into())
+        }
+    }
+}
+
+/// The one answer to a token that is not ours: a forged signature and a
+/// token naming a room (or team) that does not exist read the same, so a
+/// forged token tells nobody which rooms exist.
+const NOT_VALID: &str = "your room token is not valid";
+
+/// What a successful authentication yields.
+pub(super) struct Admission {
+    pub(super) room: RoomRecord,
+    pub(super) req: JoinRequest,
+}
+
+/// Authenticates a join (a WebSocket `join`, or a WHIP POST): the room,
+/// the token, the name and the role; what the room actor then admits.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn admit(
+    sig: &Signaling,
+    out: Outbox,
+    conn: u64,
+    room_key: Option<String>,
+    token: Option<String>,
+    name: Option<String>,
+    resume: Option<String>,
+    client: Option<wire::ClientInfo>,
+) -> Result<Admission, Refusal> {
+    let db = &sig.db;
+    let internal = |e: convene_api::store::StoreError| {
+        tracing::error!(error = %e, "signaling store error");
+        (
+            "INTERNAL",
+            "the server could not look up the room".to_string(),
+        )
+    };
+    let peeked = token.as_deref().and_then(tokens::peek);
+    if token.is_some() && peeked.is_none() {
+        return Err(("TOKEN_INVALID", "the room token is malformed".into()));
+    }
+    let room_key = room_key
+        .filter(|r| !r.is_empty())
+        .or_else(|| peeked.as_ref().and_then(|c| c.rd.clone()))
+        .ok_or(("ROOM_NOT_FOUND", "no room given".to_string()))?;
+    // Find the room: within the token's team when there is one.
+    let room = match peeked.as_ref().and_then(|c| c.td.clone()) {
+        Some(td) => db.room(&td, &room_key).await.map_err(internal)?,
+        None => {
+            let mut found = db.room_by_public_key(&room_key).await.map_err(internal)?;
+            if found.len() == 1 { found.pop() } else { None }
+        }
+    };
+    let room = match room {
+        Some(r) => r,
+        // With a token, an unknown room is answered as a bad signature
+        // would be (before any signature could be checked).
+        None if token.is_some() => return Err(("TOKEN_INVALID", NOT_VALID.into())),
+        None => {
+            return Err(("ROOM_NOT_FOUND", format!("there is no room '{room_key}'")));
+        }
+    };
+    let settings = &room.settings;
+    let (claims, fingerprint) = match &token {
+        Some(t) => {
+            let team = db
+                .team_by_id(&room.team_id)
+                .await
+                .map_err(internal)?
+                .ok_or(("TOKEN_INVALID", NOT_VALID.to_string()))?;
+            let claims = tokens::verify(
+                t,
+                &team.developer_key,
+                &team.id,
+                &room.id,
+                &room.friendly_url,
+            )
+            .map_err(token_refusal)?;
+            (
+                Some(claims),
+                Some(hex::encode(Sha256::digest(t.as_bytes()))),
+            )
+        }
+        None => (None, None),
+    };
+    let private = settings.get("privacy").and_then(Value::as_str) == Some("private");
+    if private && claims.is_none() {
+        return Err((
+            "TOKEN_REQUIRED",
+            "this room is private: a room token is required to join".into(),
+        ));
+    }
+    let display = claims
+        .as_ref()
+        .and_then(|c| c.u.clone())
+        .or(name)
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    let name = match display {
+        Some(n) if n.chars().count() <= 100 => n,
+        Some(_) => {
+            return Err((
+                "BAD_MESSAGE",
+                "the name is longer than 100 characters".into(),
+            ));
+        }
+        None => return Err(("NAME_REQUIRED", "a display name is required to join".into())),
+    };
+    let room_roles: Vec<&str> = settings
+        .get("roles")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let role = claims
+        .as_ref()
+        .and_then(|c| c.role.clone())
+        .or_else(|| {
+            settings
+                .get("default_role")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "attendee".into());
+    if !room_roles.contains(&role.as_str()) {
+        return Err((
+            "TOKEN_INVALID",
+            format!("role '{role}' is not one of this room's roles"),
+        ));
+    }
+    let permissions: Map<String, Value> = db
+        .role(&room.team_id, &role)
+        .await
+        .map_err(internal)?
+        .map(|r| r.permissions)
+        .ok_or(("TOKEN_INVALID", format!("role '{role}' does not exist")))?;
+    let client = client.unwrap_or(wire::ClientInfo {
+        kind: None,
+        user_agent: None,
+        device_id: None,
+    });
+    let client_kind = match client.kind.as_deref() {
+        Some(k @ ("browser" | "appliance" | "bot")) => k.to_string(),
+        _ => "browser".into(),
+    };
+    Ok(Admission {
+        req: JoinRequest {
+            name,
+            external_id: claims.as_ref().and_then(|c| c.ud.clone()),
+            role,
+            permissions,
+            token_fingerprint: fingerprint,
+            token_exp: claims.as_ref().map(|c| c.exp),
+            resume: resume.filter(|r| !r.is_empty()),
+            client_kind,
+            user_agent: client.user_agent.map(|u| u.chars().take(512).collect()),
+            device_id: client.device_id.map(|u| u.chars().take(128).collect()),
+            out,
+            conn,
+        },
+        room,
+    })
+}
