@@ -9,7 +9,9 @@ import * as ui from './ui.js';
 import { Collab } from './collab.js';
 import { isDisplayView, enterDisplayView } from './display.js';
 import { bindShortcuts } from './shortcuts.js';
-import { renderPeople, setupInvite } from './people.js';
+import { setupInvite } from './people.js';
+import { deviceMethods } from './devices.js';
+import { viewMethods } from './view.js';
 
 /** How long a dropped connection may be resumed (docs/signaling.md). */
 const RESUME_WINDOW_MS = 20000;
@@ -266,85 +268,6 @@ class App {
     };
     ui.fillDevices('select-camera', d.cameras, current('camera'), (id) => this.selectDevice('camera', id));
     ui.fillDevices('select-mic', d.microphones, current('microphone'), (id) => this.selectDevice('microphone', id));
-  }
-
-  // ---- devices in the call ------------------------------------------------------
-
-  async openSettings() {
-    const dialog = document.getElementById('settings-dialog');
-    await this.fillCallDevices();
-    if (!dialog.open) dialog.showModal();
-  }
-
-  async fillCallDevices() {
-    const d = await media
-      .listDevices()
-      .catch(() => ({ cameras: [], microphones: [], speakers: [] }));
-    this.devices = d;
-    const current = (source) => {
-      const t = this.local[source];
-      return (t && t.getSettings && t.getSettings().deviceId) || this.deviceIds[source];
-    };
-    ui.fillDevices('set-camera', d.cameras, current('camera'), (id) => this.switchDevice('camera', id));
-    ui.fillDevices('set-mic', d.microphones, current('microphone'), (id) => this.switchDevice('microphone', id));
-    const speakers = media.canChooseSpeaker() && d.speakers.length > 0;
-    document.getElementById('set-speaker-row').hidden = !speakers;
-    if (speakers) ui.fillDevices('set-speaker', d.speakers, this.sinkId || 'default', (id) => this.setSpeaker(id));
-  }
-
-  /**
-   * Uses device `id` for `source` from now on. A source that is on is
-   * captured from the new device and sent on the same sender (no
-   * renegotiation, the others keep decoding); one that is off uses it when
-   * it is turned on.
-   */
-  async switchDevice(source, id) {
-    this.deviceIds[source] = id;
-    const old = this.local[source];
-    if (!old || this.state !== 'joined') return;
-    let track;
-    try {
-      track = await this.openSource(source);
-    } catch (e) {
-      this.notify(media.captureErrorText(e, source));
-      return;
-    }
-    if (!track) return;
-    track.enabled = old.enabled;
-    this.local[source] = track;
-    if (this.peer) await this.peer.replaceSource(source, track);
-    old.stop();
-    this.note(`device:${source}`);
-    this.renderTiles();
-  }
-
-  /** Plays every participant's audio on output device `id`. */
-  setSpeaker(id) {
-    this.sinkId = id;
-    this.renderTiles();
-  }
-
-  /** A capture device that disappears ends its track: fall back to the default one. */
-  watchEnded(source, track) {
-    track.addEventListener('ended', () => {
-      if (this.local[source] !== track || this.state !== 'joined') return;
-      this.notify(`Your ${SOURCE_TEXT[source]} was disconnected; switching to another one.`);
-      this.switchDevice(source, null);
-    });
-  }
-
-  async onDeviceChange() {
-    if (this.state === 'joined') await this.fillCallDevices();
-    else await this.refreshDevices();
-  }
-
-  async selectDevice(source, id) {
-    this.deviceIds[source] = id;
-    if (this.local[source]) {
-      this.stopSource(source);
-      await this.openWanted();
-      this.renderPreview();
-    }
   }
 
   // ---- joining -----------------------------------------------------------------
@@ -758,140 +681,6 @@ class App {
     this.renderTiles();
   }
 
-  // ---- rendering -------------------------------------------------------------------
-
-  renderControls() {
-    const broadcast = this.permissions.broadcast !== false;
-    const screen = this.permissions.screenshare !== false && this.room.screenshare_enabled !== false;
-    const no = 'Your role may not do this in this room';
-    ui.setToggle('ctl-mic', this.want.microphone, { disabled: !broadcast, title: broadcast ? '' : no });
-    ui.setToggle('ctl-cam', this.want.camera, { disabled: !broadcast, title: broadcast ? '' : no });
-    ui.setToggle('ctl-screen', Boolean(this.local.screen), { disabled: !screen, title: screen ? '' : no });
-  }
-
-  renderTiles() {
-    if (!this.grid || !this.participantId || this.state === 'error' || this.state === 'left') return;
-    const keep = new Set();
-    // Own tile; the room display has none (it would take a cell of the grid).
-    if (!this.display) {
-      const self = this.grid.tile(this.participantId, { local: true });
-      keep.add(this.participantId);
-      self.setName(`${this.name} (you)`);
-      self.setVideo(this.want.camera ? this.local.camera : null);
-      self.el.classList.toggle('mirrored', this.mirror !== false);
-      self.setMicMuted(!this.want.microphone);
-      self.setQuality(this.myQuality);
-      self.setHand(this.collab.handPosition(this.participantId));
-    }
-    if (this.local.screen) {
-      const key = `${this.participantId}:screen`;
-      this.grid.tile(key, { local: true, screen: true }).setVideo(this.local.screen);
-      this.grid.get(key).setName('Your screen');
-      keep.add(key);
-    }
-    // Remote participants, with what the peer connection receives for them.
-    const byParticipant = new Map();
-    for (const r of this.remote) {
-      const m = byParticipant.get(r.participant_id) || {};
-      m[r.source] = r.track;
-      byParticipant.set(r.participant_id, m);
-    }
-    for (const p of this.participants.values()) {
-      const got = byParticipant.get(p.id) || {};
-      const tile = this.grid.tile(p.id);
-      keep.add(p.id);
-      tile.setName(p.name);
-      const mic = p.tracks.find((t) => t.source === 'microphone');
-      const cam = p.tracks.find((t) => t.source === 'camera');
-      tile.setMicMuted(!mic || mic.muted);
-      tile.setVideoMuted(Boolean(cam && cam.muted));
-      tile.setVideo(got.camera || null);
-      tile.setAudio(got.microphone || null, () => this.audioBlocked());
-      if (this.sinkId) tile.setSink(this.sinkId);
-      tile.setQuality(p.quality);
-      const hand = this.collab.handPosition(p.id);
-      tile.setHand(hand);
-      tile.setActions({
-        mute: this.permissions.mute_others && mic && !mic.muted ? () => this.muteParticipant(p.id, 'microphone') : null,
-        remove: this.permissions.remove_participants ? () => this.removeParticipant(p.id) : null,
-        lowerHand: this.permissions.mute_others && hand ? () => this.collab.lowerHand(p.id) : null,
-      });
-      if (got.screen) {
-        const key = `${p.id}:screen`;
-        const st = this.grid.tile(key, { screen: true });
-        st.setName(`${p.name} (screen)`);
-        st.setVideo(got.screen);
-        keep.add(key);
-      }
-    }
-    for (const key of [...this.grid.tiles.keys()]) if (!keep.has(key)) this.grid.remove(key);
-    this.collab.chat.setPeople([...this.participants.values()].map((p) => ({ id: p.id, name: p.name })));
-    this.renderPeople();
-    this.grid.setSpeakers(this.speakers);
-    this.requestLayers();
-  }
-
-  /** Grid or speaker layout (a pinned tile stays large in both). */
-  toggleLayout() {
-    this.grid.setMode(this.grid.mode === 'speaker' ? 'grid' : 'speaker');
-    document.getElementById('ctl-layout').setAttribute('aria-pressed', this.grid.mode === 'speaker' ? 'true' : 'false');
-  }
-
-  /** The People tab: you and everyone else, with state and moderator actions. */
-  renderPeople() {
-    const state = (track) => (!track ? 'off' : track.muted ? 'muted' : 'on');
-    const people = [];
-    if (!this.display) {
-      people.push({
-        id: this.participantId,
-        name: this.name,
-        role: this.me ? this.me.role : '',
-        self: true,
-        hand: this.collab.handPosition(this.participantId),
-        mic: this.want.microphone ? 'on' : 'off',
-        cam: this.want.camera ? 'on' : 'off',
-        actions: {},
-      });
-    }
-    for (const p of this.participants.values()) {
-      const mic = p.tracks.find((t) => t.source === 'microphone');
-      const cam = p.tracks.find((t) => t.source === 'camera');
-      const hand = this.collab.handPosition(p.id);
-      people.push({
-        id: p.id,
-        name: p.name,
-        role: p.role,
-        self: false,
-        hand,
-        mic: state(mic),
-        cam: state(cam),
-        actions: {
-          mute: this.permissions.mute_others && mic && !mic.muted ? () => this.muteParticipant(p.id, 'microphone') : null,
-          remove: this.permissions.remove_participants ? () => this.removeParticipant(p.id) : null,
-          lowerHand: this.permissions.mute_others && hand ? () => this.collab.lowerHand(p.id) : null,
-        },
-      });
-    }
-    renderPeople(people);
-  }
-
-  /** Smaller tiles need smaller simulcast layers: ask the server for at most that. */
-  requestLayers() {
-    if (!this.remote) return;
-    const n = this.grid.tiles.size;
-    const even = n <= 4 ? 'f' : n <= 9 ? 'h' : 'q';
-    // With one large tile: the full layer for it, the lowest for the strip.
-    const focus = this.grid.focus;
-    this.layers = this.layers || new Map();
-    for (const r of this.remote) {
-      const layer = focus ? (focus === r.participant_id ? 'f' : 'q') : even;
-      // The server starts every subscription at the full layer.
-      if (r.source !== 'camera' || (this.layers.get(r.track_id) || 'f') === layer) continue;
-      this.layers.set(r.track_id, layer);
-      this.send({ type: 'layer', track_id: r.track_id, max_layer: layer });
-    }
-  }
-
   audioBlocked() {
     ui.showEnableAudio(() => {
       for (const t of this.grid.tiles.values()) if (t.audioTrack) t.audio.play().catch(() => {});
@@ -926,6 +715,9 @@ class App {
     return this.peer ? this.peer.stats() : empty;
   }
 }
+
+// Devices during the call and the rendering live in their own modules.
+Object.assign(App.prototype, deviceMethods, viewMethods);
 
 const app = new App();
 
