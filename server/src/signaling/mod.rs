@@ -9,9 +9,11 @@
 mod admission;
 pub mod collab;
 mod gate;
+mod moderation;
 pub mod outbox;
 pub mod recording;
 pub mod room;
+mod room_media;
 pub mod whip;
 pub mod wire;
 

@@ -18,8 +18,7 @@ use super::Signaling;
 use super::collab::{self, CollabMsg};
 use super::outbox::Outbox;
 use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, Source, TrackInfo};
-use crate::rtc::{Command, NewPeer, RoomCounters, RoomCountersSnapshot, WorkerId};
-use convene_api::store::bans::Ban;
+use crate::rtc::{Command, RoomCounters, RoomCountersSnapshot, WorkerId};
 
 /// How long a participant whose connection dropped keeps its place.
 pub const DEPARTURE_WINDOW: Duration = Duration::from_secs(20);
@@ -156,9 +155,9 @@ impl Member {
     }
 }
 
-struct Waiting {
-    req: Box<JoinRequest>,
-    decision: oneshot::Sender<Result<Joined, (&'static str, String)>>,
+pub(super) struct Waiting {
+    pub(super) req: Box<JoinRequest>,
+    pub(super) decision: oneshot::Sender<Result<Joined, (&'static str, String)>>,
 }
 
 pub struct RoomActor {
@@ -179,7 +178,7 @@ pub struct RoomActor {
     pub(super) worker: WorkerId,
     pub(super) session: Option<(String, Instant)>,
     pub(super) members: HashMap<String, Member>,
-    lobby: HashMap<String, Waiting>,
+    pub(super) lobby: HashMap<String, Waiting>,
     pub(super) banned_tokens: HashSet<String>,
     pub(super) banned_external: HashSet<String>,
     /// The running recording.
@@ -299,7 +298,7 @@ impl RoomActor {
         }
     }
 
-    fn max_participants(&self) -> usize {
+    pub(super) fn max_participants(&self) -> usize {
         self.settings
             .get("max_participants")
             .and_then(Value::as_u64)
@@ -452,7 +451,7 @@ impl RoomActor {
         Screened::Admit(uuid::Uuid::new_v4().to_string(), req)
     }
 
-    fn participant_info(&self, id: &str, m: &Member) -> ParticipantInfo {
+    pub(super) fn participant_info(&self, id: &str, m: &Member) -> ParticipantInfo {
         ParticipantInfo {
             id: id.to_string(),
             name: m.name.clone(),
@@ -490,7 +489,7 @@ impl RoomActor {
     }
 
     /// Lets a participant in (see [`RoomActor::admit_all`]).
-    async fn admit(
+    pub(super) async fn admit(
         &mut self,
         pid: String,
         req: Box<JoinRequest>,
@@ -639,100 +638,6 @@ impl RoomActor {
         })
     }
 
-    /// The media worker for a new member: the room's home worker, or with
-    /// sharding the next one with room to spare (`MediaPlane::place`).
-    fn place_member(&self) -> WorkerId {
-        self.sig.media.place(self.worker, &self.worker_load())
-    }
-
-    /// How many members each media worker holds.
-    pub(super) fn worker_load(&self) -> Vec<usize> {
-        let mut load = vec![0usize; self.sig.media.worker_count()];
-        for m in self.members.values() {
-            if let Some(n) = load.get_mut(m.worker.index()) {
-                *n += 1;
-            }
-        }
-        load
-    }
-
-    /// The workers holding members of this room (the home worker when
-    /// there are none), each once.
-    pub(super) fn member_workers(&self) -> Vec<WorkerId> {
-        let mut ws: Vec<WorkerId> = self.members.values().map(|m| m.worker).collect();
-        ws.sort_unstable();
-        ws.dedup();
-        if ws.is_empty() {
-            ws.push(self.worker);
-        }
-        ws
-    }
-
-    fn attach_media(&self, pid: &str, m: &Member) -> Result<(), (&'static str, String)> {
-        let screenshare_enabled = self
-            .settings
-            .get("screenshare_enabled")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        self.sig
-            .media
-            .send(
-                m.worker,
-                Command::AddPeer(Box::new(NewPeer {
-                    participant_id: pid.to_string(),
-                    room_id: self.room_id.clone(),
-                    out: Box::new(m.out.clone()),
-                    may_broadcast: m.may("broadcast"),
-                    may_screenshare: m.may("screenshare") && screenshare_enabled,
-                    receives: m.receives,
-                    room_counters: self.counters.clone(),
-                })),
-            )
-            .map_err(|e| ("SERVER_BUSY", e.to_string()))
-    }
-
-    /// The published tracks of the room by participant: each worker holding
-    /// the room answers for its own publishers.
-    async fn room_tracks(&self) -> HashMap<String, Vec<TrackInfo>> {
-        let mut tracks: HashMap<String, Vec<TrackInfo>> = HashMap::new();
-        for w in self.member_workers() {
-            let (tx, rx) = oneshot::channel();
-            let cmd = Command::RoomTracks {
-                room_id: self.room_id.clone(),
-                reply: tx,
-            };
-            if self.sig.media.send(w, cmd).is_err() {
-                continue;
-            }
-            let part = tokio::time::timeout(Duration::from_secs(2), rx)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            for (pid, t) in part {
-                tracks.entry(pid).or_default().extend(t);
-            }
-        }
-        tracks
-    }
-
-    /// Every member but `except`, with its tracks.
-    fn others(
-        &self,
-        tracks: &HashMap<String, Vec<TrackInfo>>,
-        except: &str,
-    ) -> Vec<ParticipantInfo> {
-        self.members
-            .iter()
-            .filter(|(id, _)| id.as_str() != except)
-            .map(|(id, m)| {
-                let mut info = self.participant_info(id, m);
-                info.tracks = Some(tracks.get(id).cloned().unwrap_or_default());
-                info
-            })
-            .collect()
-    }
-
     async fn resume(
         &mut self,
         pid: &str,
@@ -831,7 +736,7 @@ impl RoomActor {
     }
 
     /// Removes a member for good.
-    async fn depart(&mut self, pid: &str, reason: &'static str) {
+    pub(super) async fn depart(&mut self, pid: &str, reason: &'static str) {
         let Some(m) = self.members.remove(pid) else {
             return;
         };
@@ -854,125 +759,6 @@ impl RoomActor {
             });
         }
         tracing::info!(room = %self.friendly_url, participant = %pid, name = %m.name, reason, "participant left");
-    }
-
-    /// True when moderator `from` has `permission` and `target` is in the
-    /// room; otherwise the moderator is told why not.
-    fn may_moderate(&self, from: &str, target: &str, permission: &str, what: &str) -> bool {
-        let Some(actor) = self.members.get(from) else {
-            return false;
-        };
-        let refusal = if !actor.may(permission) {
-            ServerMsg::error("FORBIDDEN", format!("your role may not {what}"), false)
-        } else if self.members.contains_key(target) {
-            return true;
-        } else {
-            ServerMsg::error("NOT_FOUND", "no such participant in this room", false)
-        };
-        let _ = actor.out.try_send(refusal);
-        false
-    }
-
-    fn mute(&mut self, from: &str, target: &str, source: Option<Source>) {
-        if !self.may_moderate(from, target, "mute_others", "mute others") {
-            return;
-        }
-        let Some(t) = self.members.get(target) else {
-            return;
-        };
-        let _ = t.out.try_send(ServerMsg::MutedByModerator {
-            source,
-            by: from.to_string(),
-        });
-        let _ = self.sig.media.send(
-            t.worker,
-            Command::Mute {
-                participant_id: target.to_string(),
-                source,
-                muted: true,
-                by: Some(from.to_string()),
-            },
-        );
-    }
-
-    async fn remove(&mut self, from: &str, target: &str) {
-        if !self.may_moderate(from, target, "remove_participants", "remove participants") {
-            return;
-        }
-        let Some(t) = self.members.get(target) else {
-            return;
-        };
-        let _ = t.out.try_send(ServerMsg::error(
-            "REMOVED",
-            "you were removed from this session by a moderator",
-            true,
-        ));
-        if let Some(fp) = &t.token_fingerprint {
-            self.banned_tokens.insert(fp.clone());
-        }
-        if let Some(ext) = &t.external_id {
-            self.banned_external.insert(ext.clone());
-        }
-        // Kept until the token expires, across sessions and restarts (a
-        // name-only guest has nothing to ban beyond this session).
-        if let Some(exp) = t.token_exp
-            && let Some(until) = chrono::DateTime::from_timestamp(exp, 0)
-        {
-            let ban = Ban {
-                token_fingerprint: t.token_fingerprint.clone(),
-                external_id: t.external_id.clone(),
-            };
-            if let Err(e) = self
-                .sig
-                .db
-                .add_room_ban(&self.room_id, &ban, &convene_api::store::timestamp(until))
-                .await
-            {
-                tracing::error!(room = %self.friendly_url, error = %e, "could not store a ban; it holds for this session only");
-            }
-        }
-        self.depart(target, "removed").await;
-    }
-
-    async fn lobby_decision(&mut self, from: &str, target: &str, admit: bool) {
-        let Some(actor) = self.members.get(from) else {
-            return;
-        };
-        if !actor.may("admit_participants") {
-            let _ = actor.out.try_send(ServerMsg::error(
-                "FORBIDDEN",
-                "your role may not admit participants",
-                false,
-            ));
-            return;
-        }
-        let Some(w) = self.lobby.remove(target) else {
-            return;
-        };
-        for m in self.members.values() {
-            if m.may("admit_participants") {
-                let _ = m.out.try_send(ServerMsg::LobbyResolved {
-                    participant_id: target.to_string(),
-                    admitted: admit,
-                });
-            }
-        }
-        if !admit {
-            tracing::info!(room = %self.friendly_url, participant = %target, "rejected from the lobby");
-            let _ = w.decision.send(Err((
-                "REJECTED",
-                "a moderator declined your request to join".into(),
-            )));
-            return;
-        }
-        if self.members.len() >= self.max_participants() {
-            let _ = w
-                .decision
-                .send(Err(("ROOM_FULL", "the room is full".into())));
-            return;
-        }
-        let result = self.admit(target.to_string(), w.req).await;
-        let _ = w.decision.send(result);
     }
 
     async fn end_session(&mut self, reason: &'static str) {

@@ -1,0 +1,110 @@
+//! The room actor's side of media: which worker a member's peer goes to
+//! (placement by load when a room spreads over workers), attaching the peer
+//! with its permissions, and the room's published tracks as the workers
+//! report them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::room::{Member, RoomActor};
+use super::wire::{ParticipantInfo, TrackInfo};
+use crate::rtc::{Command, NewPeer, WorkerId};
+
+impl RoomActor {
+    /// The media worker for a new member: the room's home worker, or with
+    /// sharding the next one with room to spare (`MediaPlane::place`).
+    pub(super) fn place_member(&self) -> WorkerId {
+        self.sig.media.place(self.worker, &self.worker_load())
+    }
+
+    /// How many members each media worker holds.
+    pub(super) fn worker_load(&self) -> Vec<usize> {
+        let mut load = vec![0usize; self.sig.media.worker_count()];
+        for m in self.members.values() {
+            if let Some(n) = load.get_mut(m.worker.index()) {
+                *n += 1;
+            }
+        }
+        load
+    }
+
+    /// The workers holding members of this room (the home worker when
+    /// there are none), each once.
+    pub(super) fn member_workers(&self) -> Vec<WorkerId> {
+        let mut ws: Vec<WorkerId> = self.members.values().map(|m| m.worker).collect();
+        ws.sort_unstable();
+        ws.dedup();
+        if ws.is_empty() {
+            ws.push(self.worker);
+        }
+        ws
+    }
+
+    pub(super) fn attach_media(&self, pid: &str, m: &Member) -> Result<(), (&'static str, String)> {
+        let screenshare_enabled = self
+            .settings
+            .get("screenshare_enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        self.sig
+            .media
+            .send(
+                m.worker,
+                Command::AddPeer(Box::new(NewPeer {
+                    participant_id: pid.to_string(),
+                    room_id: self.room_id.clone(),
+                    out: Box::new(m.out.clone()),
+                    may_broadcast: m.may("broadcast"),
+                    may_screenshare: m.may("screenshare") && screenshare_enabled,
+                    receives: m.receives,
+                    room_counters: self.counters.clone(),
+                })),
+            )
+            .map_err(|e| ("SERVER_BUSY", e.to_string()))
+    }
+
+    /// The published tracks of the room by participant: each worker holding
+    /// the room answers for its own publishers.
+    pub(super) async fn room_tracks(&self) -> HashMap<String, Vec<TrackInfo>> {
+        let mut tracks: HashMap<String, Vec<TrackInfo>> = HashMap::new();
+        for w in self.member_workers() {
+            let (tx, rx) = oneshot::channel();
+            let cmd = Command::RoomTracks {
+                room_id: self.room_id.clone(),
+                reply: tx,
+            };
+            if self.sig.media.send(w, cmd).is_err() {
+                continue;
+            }
+            let part = tokio::time::timeout(Duration::from_secs(2), rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            for (pid, t) in part {
+                tracks.entry(pid).or_default().extend(t);
+            }
+        }
+        tracks
+    }
+
+    /// Every member but `except`, with its tracks.
+    pub(super) fn others(
+        &self,
+        tracks: &HashMap<String, Vec<TrackInfo>>,
+        except: &str,
+    ) -> Vec<ParticipantInfo> {
+        self.members
+            .iter()
+            .filter(|(id, _)| id.as_str() != except)
+            .map(|(id, m)| {
+                let mut info = self.participant_info(id, m);
+                info.tracks = Some(tracks.get(id).cloned().unwrap_or_default());
+                info
+            })
+            .collect()
+    }
+}
