@@ -121,9 +121,34 @@ impl From<Invalid> for ApiError {
     }
 }
 
+/// SQLite's "database or disk is full" (`SQLITE_FULL`, 13).
+fn disk_full(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(e) => {
+            e.code().as_deref() == Some("13") || e.message().contains("disk is full")
+        }
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
+        if disk_full(&err) {
+            tracing::error!(error = %err, "the database's disk is full: writes fail until space is freed");
+            return ApiError::InsufficientStorage(
+                "the server's disk is full: nothing was saved; try again later".into(),
+            );
+        }
         ApiError::Internal(format!("database: {err}"))
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Sqlx(err) => err.into(),
+            other => ApiError::internal(other),
+        }
     }
 }
 

@@ -20,6 +20,7 @@ mod appliance;
 mod browser;
 mod client_ui;
 mod collab_live;
+mod crash;
 mod display;
 mod limits;
 mod media;

@@ -26,7 +26,7 @@ impl From<PollError> for ApiError {
             PollError::State(m) => ApiError::Conflict(m),
             PollError::AlreadyVoted => ApiError::Conflict(e.to_string()),
             PollError::InvalidAnswer(m) => ApiError::field("answer", m),
-            PollError::Store(s) => ApiError::internal(s),
+            PollError::Store(s) => s.into(),
         }
     }
 }

@@ -33,7 +33,7 @@ impl From<QuestionError> for ApiError {
                 ApiError::Conflict(e.to_string())
             }
             QuestionError::State(m) => ApiError::Conflict(m),
-            QuestionError::Store(s) => ApiError::internal(s),
+            QuestionError::Store(s) => s.into(),
         }
     }
 }

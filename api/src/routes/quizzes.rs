@@ -25,7 +25,7 @@ impl From<QuizError> for ApiError {
             QuizError::State(m) => ApiError::Conflict(m),
             QuizError::AlreadyAnswered => ApiError::Conflict(e.to_string()),
             QuizError::InvalidAnswer(m) => ApiError::field("answer", m),
-            QuizError::Store(s) => ApiError::internal(s),
+            QuizError::Store(s) => s.into(),
         }
     }
 }

@@ -21,7 +21,7 @@ impl From<RoleChangeError> for ApiError {
             RoleChangeError::NameTaken(_)
             | RoleChangeError::InUse(..)
             | RoleChangeError::Builtin(_) => ApiError::Conflict(e.to_string()),
-            RoleChangeError::Store(s) => ApiError::internal(s),
+            RoleChangeError::Store(s) => s.into(),
         }
     }
 }

@@ -65,14 +65,8 @@ impl From<RoomError> for ApiError {
             RoomError::LiveSession => ApiError::Conflict(
                 "the room has a live session; end the session before deleting the room".into(),
             ),
-            RoomError::Store(s) => ApiError::internal(s),
+            RoomError::Store(s) => s.into(),
         }
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::internal(e)
     }
 }
 

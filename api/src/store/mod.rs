@@ -62,6 +62,19 @@ impl Db {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            // A connection that comes back still inside a transaction is
+            // closed (SQLite rolls it back) instead of reused. sqlx rolls a
+            // dropped transaction back, but when that ROLLBACK fails (the
+            // disk was full: SQLite may have ended the transaction itself,
+            // or not) it keeps counting the transaction as open, and every
+            // later "transaction" on the connection would be a savepoint
+            // inside one that never commits: acknowledged writes lost.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection as _;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&write).await?;
