@@ -22,6 +22,7 @@ mod client_ui;
 mod collab_live;
 mod crash;
 mod display;
+mod faults;
 mod limits;
 mod media;
 mod openapi;

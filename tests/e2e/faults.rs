@@ -1,0 +1,178 @@
+//! Calls over a bad network (issue 18): a subscriber's downstream goes
+//! through the userspace relay (`tests/relay.rs`) with loss, jitter,
+//! reordering, duplication or a bandwidth cap, against the room defaults.
+//! The assertions are about what arrives (recovery, continuity), never
+//! about timing; the figures are printed for docs/reliability.md.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use convene_tests::relay::{Faults, Relay};
+use convene_tests::rtc_client::{Client, ClientEvent, ClientOptions};
+use convene_tests::{Server, media_ip};
+use serde_json::json;
+use str0m::media::MediaKind;
+
+use crate::browser::token;
+
+fn opts(s: &Server, token: String) -> ClientOptions {
+    ClientOptions {
+        ws_url: s.ws_url(),
+        room: None,
+        token: Some(token),
+        name: None,
+        publish: false,
+        media_ip: media_ip(),
+        resume: None,
+        tcp: false,
+    }
+}
+
+/// The share of a stream's packets (by sequence number, between the first
+/// and the last seen since `from`) that arrived, repaired ones included.
+fn delivered(c: &Client, kind: MediaKind, from: Instant) -> (f64, usize) {
+    let mut ext = Vec::new();
+    let mut last: Option<(u16, i64)> = None;
+    for r in c.received(kind).into_iter().filter(|r| r.at >= from) {
+        let e = match last {
+            None => i64::from(r.seq),
+            Some((s, e)) => e + i64::from(r.seq.wrapping_sub(s) as i16),
+        };
+        last = Some((r.seq, e));
+        ext.push(e);
+    }
+    let got: BTreeSet<i64> = ext.iter().copied().collect();
+    let (Some(lo), Some(hi)) = (got.first(), got.last()) else {
+        return (0.0, 0);
+    };
+    let span = (hi - lo + 1) as usize;
+    (got.len() as f64 / span as f64, got.len())
+}
+
+/// A room with the defaults, a publisher (camera and microphone) joined
+/// directly and a subscriber whose media goes through `relay`.
+async fn call(s: &Server, room: &str, relay: &Relay) -> (Client, Client) {
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": room}))
+        .await
+        .expect(200);
+    let mut alice = Client::connect(opts(s, token(s, room, "Alice", "moderator").await)).await;
+    alice.wait_type("joined").await;
+    alice.publish();
+    alice.wait_type("answer").await;
+    let mut bob = Client::connect_via(
+        opts(s, token(s, room, "Bob", "attendee").await),
+        Some((s.media_addr(), relay.addr)),
+    )
+    .await;
+    bob.wait_type("joined").await;
+    bob.wait_rtp(MediaKind::Video, 30, Duration::from_secs(30))
+        .await;
+    (alice, bob)
+}
+
+fn still_connected(c: &Client) -> bool {
+    !c.seen.iter().any(|e| matches!(e, ClientEvent::Closed(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_survive_10_20_and_30_percent_loss_and_nack_repairs_video() {
+    let s = Server::start();
+    let relay = Relay::start(s.media_addr(), media_ip());
+    let (_alice, mut bob) = call(&s, "lossy", &relay).await;
+    for (i, loss) in [0.1, 0.2, 0.3].into_iter().enumerate() {
+        relay.set_faults(Faults {
+            loss,
+            seed: 7 + i as u64,
+            ..Faults::default()
+        });
+        let from = Instant::now();
+        bob.collect_for(Duration::from_secs(8)).await;
+        let (video, vn) = delivered(&bob, MediaKind::Video, from);
+        let (audio, an) = delivered(&bob, MediaKind::Audio, from);
+        println!(
+            "loss {:.0} %: video {:.3} of packets ({vn}), audio {:.3} ({an})",
+            loss * 100.0,
+            video,
+            audio
+        );
+        assert!(still_connected(&bob), "the call dropped at {loss} loss");
+        // Media keeps flowing (8 s of 20 ms audio is 400 packets).
+        assert!(an > 150 && vn > 100, "too little media at {loss} loss");
+        // Audio is not repaired: it shows the loss.
+        assert!(audio < 1.0 - loss / 3.0, "audio {audio} at {loss} loss");
+        // Video is repaired by NACK/RTX from the server's packet cache:
+        // more of it arrives than the link let through.
+        assert!(video > audio, "video {video} not repaired at {loss} loss");
+        if loss <= 0.1 {
+            assert!(video >= 0.97, "video {video} at 10 % loss");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jitter_reordering_and_duplicates_still_play() {
+    let s = Server::start();
+    let relay = Relay::start(s.media_addr(), media_ip());
+    let (_alice, mut bob) = call(&s, "jittery", &relay).await;
+    relay.set_faults(Faults {
+        delay: Duration::from_millis(20),
+        jitter: Duration::from_millis(40),
+        reorder: 0.05,
+        duplicate: 0.02,
+        seed: 11,
+        ..Faults::default()
+    });
+    let from = Instant::now();
+    bob.collect_for(Duration::from_secs(8)).await;
+    let (video, vn) = delivered(&bob, MediaKind::Video, from);
+    let (audio, an) = delivered(&bob, MediaKind::Audio, from);
+    let reordered = relay
+        .counts
+        .reordered
+        .load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "40 ± 20 ms, 5 % reordered ({reordered}), 2 % duplicated: video {video:.3} ({vn}), audio {audio:.3} ({an})"
+    );
+    assert!(
+        reordered > 20,
+        "the relay reordered only {reordered} packets"
+    );
+    assert!(still_connected(&bob));
+    // Nothing is lost on this path: what arrives late or twice is still
+    // all of the stream.
+    assert!(
+        video >= 0.99 && audio >= 0.99,
+        "video {video}, audio {audio}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_capped_at_200_kbits_leaves_the_others_alone() {
+    let s = Server::start();
+    let relay = Relay::start(s.media_addr(), media_ip());
+    let (_alice, mut bob) = call(&s, "capped", &relay).await;
+    // Carol joins directly: measured alone first, then beside a capped Bob.
+    let mut carol = Client::connect(opts(&s, token(&s, "capped", "Carol", "attendee").await)).await;
+    carol.wait_type("joined").await;
+    carol
+        .wait_rtp(MediaKind::Video, 30, Duration::from_secs(30))
+        .await;
+    let from = Instant::now();
+    carol.collect_for(Duration::from_secs(6)).await;
+    bob.collect_for(Duration::from_millis(1)).await;
+    let (alone, _) = delivered(&carol, MediaKind::Video, from);
+    relay.set_rate(200_000);
+    let from = Instant::now();
+    tokio::join!(
+        carol.collect_for(Duration::from_secs(8)),
+        bob.collect_for(Duration::from_secs(8))
+    );
+    let (beside, n) = delivered(&carol, MediaKind::Video, from);
+    let (bob_video, bn) = delivered(&bob, MediaKind::Video, from);
+    println!(
+        "Carol's video: {alone:.3} alone, {beside:.3} ({n}) beside Bob capped at 200 kbit/s (Bob: {bob_video:.3}, {bn})"
+    );
+    assert!(beside >= 0.99, "Carol lost video because of Bob: {beside}");
+    assert!(still_connected(&bob) && still_connected(&carol));
+}
