@@ -204,6 +204,11 @@ impl Server {
         started.elapsed()
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
