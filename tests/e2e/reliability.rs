@@ -146,3 +146,80 @@ async fn a_removal_holds_across_a_restart_until_the_token_expires() {
     let (_m, j) = convene_tests::join(&s, "strict", "Mod", Some(t_mod)).await;
     assert_eq!(j["participant"]["name"], "Mod");
 }
+
+/// The server's resident memory (VmRSS), in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Join and leave over and over (the real path: signaling, the room actor,
+/// a peer on a media worker, participant rows): memory comes back to where
+/// it was after a warm-up. CI runs 2,000 cycles; `CONVENE_TEST_JOIN_CYCLES`
+/// sets another count (docs/reliability.md has a 10,000-cycle run), and
+/// `CONVENE_TEST_SERVER_WRAP` a command to run the server under (e.g.
+/// `heaptrack -o /tmp/convene-ht`, which found the leak this test is for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_leave_cycles_leave_memory_where_it_was() {
+    let cycles: u32 = std::env::var("CONVENE_TEST_JOIN_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let wrap: Vec<String> = std::env::var("CONVENE_TEST_SERVER_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut s = Server::start_with(Options {
+        env: vec![("CONVENE_RATE_LIMIT_PER_MINUTE".into(), "100000".into())],
+        wrap,
+        ..Options::default()
+    });
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "churn", "join_screen_enabled": false}),
+        )
+        .await
+        .expect(200);
+    let pid = s.pid().unwrap();
+    // Someone stays, so the room's session and actor live throughout.
+    let (_stay, _) = raw_join(&s, json!({"room": "churn", "name": "Stays"})).await;
+    let cycle = |i: u32| {
+        let s = &s;
+        async move {
+            let (mut ws, _) = raw_join(s, json!({"room": "churn", "name": format!("P{i}")})).await;
+            ws.send(Message::Text(json!({"type": "leave"}).to_string().into()))
+                .await
+                .unwrap();
+            let _ = ws.close(None).await;
+        }
+    };
+    // Warm-up: caches (SQLite's page caches, allocator arenas) fill first.
+    for i in 0..1000 {
+        cycle(i).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_kib(pid);
+    let started = Instant::now();
+    for i in 0..cycles {
+        cycle(10_000 + i).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(pid);
+    let growth = after as f64 / before as f64 - 1.0;
+    println!(
+        "{cycles} join/leave cycles in {:?}: RSS {before} KiB -> {after} KiB ({:+.1} %)",
+        started.elapsed(),
+        growth * 100.0
+    );
+    s.stop();
+    assert!(
+        growth <= 0.05,
+        "RSS grew {:.1} % over {cycles} join/leave cycles ({before} -> {after} KiB)",
+        growth * 100.0
+    );
+}

@@ -69,6 +69,7 @@ impl PeerTable {
     /// Takes the peer out; its place is free again.
     pub(super) fn remove(&mut self, slot: Slot) -> Option<Peer> {
         let peer = self.places.get_mut(slot.0 as usize)?.take()?;
+        self.free.push(slot);
         Some(peer)
     }
 
