@@ -102,19 +102,26 @@ pub fn app(state: ApiState, sig: Arc<Signaling>, metrics: Option<metrics::Metric
         .route("/rooms/{room}", get(web::room))
         .route("/{room}", get(web::room))
         .with_state(db);
-    let rtc = Router::new()
-        .route("/rtc", get(signaling::ws_handler))
+    // WHIP encoders in browser pages publish from other origins: the WHIP
+    // routes answer CORS (the token travels in a header, never a cookie).
+    let whip = Router::new()
         .route(
             "/whip/{room}",
-            axum::routing::post(signaling::whip::publish),
+            axum::routing::post(signaling::whip::publish).options(signaling::whip::preflight),
         )
         .route(
             "/whip/{room}/{resource}",
-            axum::routing::delete(signaling::whip::delete).patch(signaling::whip::patch),
+            axum::routing::delete(signaling::whip::delete)
+                .patch(signaling::whip::patch)
+                .options(signaling::whip::preflight),
         )
+        .layer(axum::middleware::map_response(signaling::whip::cors))
         .layer(axum::extract::DefaultBodyLimit::max(
             signaling::whip::MAX_SDP_BYTES,
-        ))
+        ));
+    let rtc = Router::new()
+        .route("/rtc", get(signaling::ws_handler))
+        .merge(whip)
         .with_state(sig);
     let mut router = convene_api::router(state).merge(rtc).merge(pages);
     if let Some(m) = metrics {

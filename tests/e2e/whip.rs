@@ -214,8 +214,53 @@ async fn whip_refusals_are_clear_and_leave_nothing_behind() {
     }
     assert_eq!(left, 0, "refused publishers left no participant behind");
 
-    // The resource URL needs the session's token; unknown ones are 404.
+    // A browser encoder on another origin: the preflight, and answers it
+    // may read (the Location of a 201, the challenge of a 401).
     let http = reqwest::Client::new();
+    let pre = http
+        .request(reqwest::Method::OPTIONS, s.url("/whip/ingest"))
+        .header("origin", "https://encoder.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status().as_u16(), 204);
+    let h = pre.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    assert_eq!(h["accept-post"], "application/sdp");
+    let unauth = http
+        .post(s.url("/whip/ingest"))
+        .header("content-type", "application/sdp")
+        .body(sdp.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauth.status().as_u16(), 401);
+    assert_eq!(unauth.headers()["access-control-allow-origin"], "*");
+    assert!(
+        unauth.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("location")
+    );
+
+    // The resource URL needs the session's token; unknown ones are 404.
     let res = http
         .delete(s.url("/whip/ingest/no-such-session"))
         .bearer_auth(&good)

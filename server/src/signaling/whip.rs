@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use convene_api::store::rooms::RoomRecord;
 use sha2::{Digest, Sha256};
@@ -567,6 +567,44 @@ pub async fn patch(
         .into_response();
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `OPTIONS` on the WHIP URLs: the CORS preflight of a browser encoder,
+/// and what the endpoint takes (RFC 9725: `Accept-Post`).
+pub async fn preflight() -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, DELETE, PATCH, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, if-match"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    h.insert(
+        HeaderName::from_static("accept-post"),
+        HeaderValue::from_static("application/sdp"),
+    );
+    res
+}
+
+/// Every WHIP answer may be read by any origin, its `Location` included.
+pub async fn cors(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("location, www-authenticate, retry-after"),
+    );
+    res
 }
 
 #[cfg(test)]
