@@ -160,7 +160,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Join and leave over and over (the real path: signaling, the room actor,
 /// a peer on a media worker, participant rows): memory comes back to where
-/// it was after a warm-up. CI runs 2,000 cycles; `CONVENE_TEST_JOIN_CYCLES`
+/// it was after a warm-up of 2,000. CI runs 2,000 cycles; `CONVENE_TEST_JOIN_CYCLES`
 /// sets another count (docs/reliability.md has a 10,000-cycle run), and
 /// `CONVENE_TEST_SERVER_WRAP` a command to run the server under (e.g.
 /// `heaptrack -o /tmp/convene-ht`, which found the leak this test is for).
@@ -199,7 +199,7 @@ async fn join_leave_cycles_leave_memory_where_it_was() {
         }
     };
     // Warm-up: caches (SQLite's page caches, allocator arenas) fill first.
-    for i in 0..1000 {
+    for i in 0..2000 {
         cycle(i).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
