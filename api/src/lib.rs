@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod fleet;
 pub mod limits;
 pub mod live;
 pub mod live_events;

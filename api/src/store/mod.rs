@@ -7,6 +7,7 @@
 pub mod activity;
 pub mod bans;
 pub mod chat;
+pub mod fleet;
 pub mod polls;
 pub mod questions;
 pub mod quizzes;
