@@ -67,6 +67,11 @@ pub enum Command {
         #[command(subcommand)]
         action: TeamAction,
     },
+    /// Fleet management: users of the fleet API, enrollment tokens.
+    Fleet {
+        #[command(subcommand)]
+        action: FleetAction,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -139,6 +144,19 @@ pub struct ServeArgs {
 
     #[arg(long, env = "CONVENE_WEBHOOKS_ALLOW_PRIVATE")]
     pub webhooks_allow_private: bool,
+    /// Also serve the fleet API at the seed's own paths (`/api/v1/auth/token`,
+    /// `/api/v1/devices`, ...) on this address. It is always served at
+    /// `/fleet/api/v1/...` on the main HTTP address.
+    #[arg(long, env = "CONVENE_FLEET_ADDR")]
+    pub fleet_addr: Option<SocketAddr>,
+    /// Fleet API requests per minute allowed per fleet user.
+    #[arg(long, env = "CONVENE_FLEET_RATE_LIMIT", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub fleet_rate_limit: u32,
+    /// Lifetime of a fleet access token, in seconds.
+    #[arg(long, env = "CONVENE_FLEET_TOKEN_TTL_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    pub fleet_token_ttl_secs: u64,
     /// Wait before the second webhook attempt, in ms; doubles per attempt.
     #[arg(
         long,
@@ -176,6 +194,49 @@ pub enum TeamAction {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetAction {
+    /// Manage users of the fleet API.
+    User {
+        #[command(subcommand)]
+        action: FleetUserAction,
+    },
+    /// Print a one-time enrollment token for an appliance.
+    EnrollToken {
+        /// Lifetime in seconds (60 to 2592000).
+        #[arg(long, default_value_t = 3600)]
+        expires_in: i64,
+        /// Id of the group the enrolled device joins.
+        #[arg(long)]
+        group: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FleetRoleArg {
+    /// Reads and acts.
+    Admin,
+    /// Reads only.
+    Viewer,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetUserAction {
+    /// Create a fleet user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum)]
+        role: FleetRoleArg,
+        /// Read the password from standard input (one line; the only way
+        /// to give it, so it never shows in the process list).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List fleet users.
+    List,
 }
 
 #[derive(Debug, Clone, Args)]

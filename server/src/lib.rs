@@ -22,6 +22,7 @@ use axum::Router;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use convene_api::fleet::{FleetConfig, FleetState};
 use convene_api::store::teams::TeamRecord;
 use convene_api::{ApiConfig, ApiState, Db};
 use tokio::net::TcpListener;
@@ -92,8 +93,16 @@ pub async fn ensure_default_team(db: &Db, api_key: Option<&str>) -> anyhow::Resu
     }
 }
 
-/// The whole HTTP surface: API, signaling, room pages, static assets.
-pub fn app(state: ApiState, sig: Arc<Signaling>, metrics: Option<metrics::Metrics>) -> Router {
+/// Where the main listener serves the fleet API.
+pub const FLEET_PREFIX: &str = "/fleet/api/v1";
+
+/// The whole HTTP surface: API, fleet API, signaling, room pages, static assets.
+pub fn app(
+    state: ApiState,
+    fleet: FleetState,
+    sig: Arc<Signaling>,
+    metrics: Option<metrics::Metrics>,
+) -> Router {
     use axum::routing::get;
     let db = state.db.clone();
     let pages = Router::new()
@@ -123,12 +132,25 @@ pub fn app(state: ApiState, sig: Arc<Signaling>, metrics: Option<metrics::Metric
         .route("/rtc", get(signaling::ws_handler))
         .merge(whip)
         .with_state(sig);
-    let mut router = convene_api::router(state).merge(rtc).merge(pages);
+    let mut router = convene_api::router(state)
+        .nest(FLEET_PREFIX, convene_api::fleet::router(fleet))
+        .merge(rtc)
+        .merge(pages);
     if let Some(m) = metrics {
         router = router.route("/metrics", get(metrics::handler).with_state(m));
     }
     router
         .fallback(fallback)
+        .layer(axum::middleware::from_fn(metrics::track_http))
+}
+
+/// The fleet API alone at the seed's own paths (`/api/v1/...`), for the
+/// optional `--fleet-addr` listener: a Croom fleet client works by changing
+/// its base URL, and nothing of the room API shares these paths.
+pub fn fleet_app(fleet: FleetState) -> Router {
+    Router::new()
+        .nest("/api/v1", convene_api::fleet::router(fleet))
+        .fallback(convene_api::fleet::not_found)
         .layer(axum::middleware::from_fn(metrics::track_http))
 }
 
@@ -202,6 +224,17 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let state = ApiState::new(db.clone(), config);
+    let fleet = FleetState::open(
+        db.clone(),
+        FleetConfig {
+            rate_limit_per_minute: args.fleet_rate_limit,
+            token_ttl_secs: args.fleet_token_ttl_secs,
+            trust_proxy: args.trust_proxy,
+        },
+        state.ip_limits.clone(),
+    )
+    .await
+    .context("loading the fleet API's signing secret")?;
     convene_api::webhooks::spawn_delivery(db.clone(), state.config.webhooks.clone());
     // Media events (a peer connection failed) are rare; the bound only
     // guards memory against a stuck consumer (drops are counted).
@@ -282,6 +315,14 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         Some(metrics)
     };
+    let fleet_listener = match args.fleet_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the fleet address {addr}"))?,
+        ),
+        None => None,
+    };
     let listener = TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding {}", args.http_addr))?;
@@ -291,6 +332,23 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         "media on udp {} (advertised {})",
         media.local_addr, media.candidate
     );
+    let (fleet_stop, fleet_stopped) = tokio::sync::watch::channel(false);
+    let fleet_task = match fleet_listener {
+        Some(l) => {
+            println!("fleet API on http://{}/api/v1", l.local_addr()?);
+            let app = fleet_app(fleet.clone());
+            let mut stopped = fleet_stopped.clone();
+            Some(tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = serve(l, app, stop).await {
+                    tracing::error!(error = %e, "fleet listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
     println!("listening on http://{local}");
     tracing::info!(addr = %local, public_url = %common.public_url, "convene listening");
     let sig_for_shutdown = sig.clone();
@@ -298,9 +356,13 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         // Tell every participant first; their sockets close on their own.
         sig_for_shutdown.shutdown();
+        let _ = fleet_stop.send(true);
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    serve(listener, app(state, sig, main_metrics), shutdown).await?;
+    serve(listener, app(state, fleet, sig, main_metrics), shutdown).await?;
+    if let Some(task) = fleet_task {
+        let _ = task.await;
+    }
     let m = media.clone();
     let _ = tokio::task::spawn_blocking(move || {
         m.stop();

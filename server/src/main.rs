@@ -1,7 +1,10 @@
 //! `convene`: the command line entry point.
 
 use clap::Parser;
-use convene_server::config::{Cli, Command, Common, KeyAction, LogFormat, TeamAction, TokenArgs};
+use convene_server::config::{
+    Cli, Command, Common, FleetAction, FleetRoleArg, FleetUserAction, KeyAction, LogFormat,
+    TeamAction, TokenArgs,
+};
 use serde_json::{Map, Value};
 
 fn init_logging(format: LogFormat) {
@@ -27,7 +30,95 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Key { action }) => key(&cli.common, action).await,
         Some(Command::Team { action }) => team(&cli.common, action).await,
         Some(Command::Token(args)) => token(&cli.common, args).await,
+        Some(Command::Fleet { action }) => fleet(&cli.common, action).await,
     }
+}
+
+/// Reads a password from standard input: the first line, without its line end.
+fn password_from_stdin() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .map_err(|e| anyhow::anyhow!("reading the password from standard input: {e}"))?;
+    let line = input.lines().next().unwrap_or("").to_string();
+    anyhow::ensure!(
+        !line.is_empty(),
+        "no password on standard input (e.g. `printf '%s\\n' \"$PASSWORD\" | convene fleet user create ...`)"
+    );
+    Ok(line)
+}
+
+async fn fleet(common: &Common, action: FleetAction) -> anyhow::Result<()> {
+    use convene_api::fleet::{self, FleetError, domain::FleetRole};
+    let describe = |e: FleetError| match e {
+        FleetError::Validation(invalid) => anyhow::anyhow!("{invalid}"),
+        other => anyhow::anyhow!("{other}"),
+    };
+    match action {
+        FleetAction::User {
+            action:
+                FleetUserAction::Create {
+                    email,
+                    role,
+                    password_stdin: _,
+                },
+        } => {
+            let password = password_from_stdin()?;
+            let db = convene_server::open_store(common).await?;
+            let role = match role {
+                FleetRoleArg::Admin => FleetRole::Admin,
+                FleetRoleArg::Viewer => FleetRole::Viewer,
+            };
+            let user = fleet::create_user(&db, &email, &password, role)
+                .await
+                .map_err(describe);
+            db.close().await;
+            let user = user?;
+            println!("fleet user id: {}", user.id);
+            println!("email:         {}", user.email);
+            println!("role:          {}", user.role.as_str());
+        }
+        FleetAction::User {
+            action: FleetUserAction::List,
+        } => {
+            let db = convene_server::open_store(common).await?;
+            let users = db.fleet_users().await;
+            db.close().await;
+            for u in users? {
+                println!(
+                    "{}  {}  {}  {}",
+                    u.id,
+                    u.role.as_str(),
+                    u.created_at,
+                    u.email
+                );
+            }
+        }
+        FleetAction::EnrollToken { expires_in, group } => {
+            use convene_api::fleet::domain::{MAX_ENROLL_TTL, MIN_ENROLL_TTL, is_slug};
+            anyhow::ensure!(
+                (MIN_ENROLL_TTL..=MAX_ENROLL_TTL).contains(&expires_in),
+                "--expires-in must be {MIN_ENROLL_TTL} to {MAX_ENROLL_TTL} seconds"
+            );
+            if let Some(g) = &group {
+                anyhow::ensure!(is_slug(g), "--group must be a group id (e.g. building-a)");
+            }
+            let db = convene_server::open_store(common).await?;
+            let issued = fleet::issue_enrollment_token(&db, expires_in, group.as_deref(), None)
+                .await
+                .map_err(describe);
+            db.close().await;
+            let (record, token) = issued?;
+            println!("enrollment token: {token}");
+            println!("expires at:       {}", record.expires_at);
+            if let Some(g) = record.group_id {
+                println!("group:            {g}");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn key(common: &Common, action: KeyAction) -> anyhow::Result<()> {
