@@ -259,6 +259,68 @@ impl Server {
         )
     }
 
+    /// Runs a `convene` subcommand against this server's data dir with
+    /// `stdin` as its standard input.
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        use std::io::Write;
+        let mut child = Command::new(binary("convene"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env_remove("CONVENE_API_KEY")
+            .env("CONVENE_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Creates a fleet user through the CLI (`convene fleet user create
+    /// --password-stdin`); returns its id.
+    pub fn create_fleet_user(&self, email: &str, role: &str, password: &str) -> String {
+        let (ok, out, err) = self.cli_with_stdin(
+            &[
+                "fleet",
+                "user",
+                "create",
+                "--email",
+                email,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            &format!("{password}\n"),
+        );
+        assert!(ok, "fleet user create failed: {err}");
+        out.lines()
+            .find_map(|l| l.strip_prefix("fleet user id:"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// The fleet API's own listener (`--fleet-addr`), from the startup line.
+    pub fn fleet_base(&self) -> Option<String> {
+        self.stdout.iter().find_map(|l| {
+            l.strip_prefix("fleet API on ")
+                .and_then(|u| u.trim().strip_suffix("/api/v1"))
+                .map(str::to_string)
+        })
+    }
+
     /// Creates another team through the CLI; returns (team id, key).
     pub fn create_team(&self, name: &str) -> (String, String) {
         let (ok, out, err) = self.cli(&["team", "create", "--name", name]);

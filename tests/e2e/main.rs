@@ -23,6 +23,7 @@ mod collab_live;
 mod crash;
 mod display;
 mod faults;
+mod fleet;
 mod limits;
 mod media;
 mod openapi;
