@@ -189,6 +189,9 @@ pub async fn enroll(
     let (token, new) = domain::enroll_request(&body)?;
     let credential = random_secret("cvd");
     let device_id = new_device_id();
+    // The token is found by its SHA-256, never compared itself: timing can
+    // at most reveal how much of a stored hash a guess's hash shares, which
+    // says nothing about the token (the developer keys' reasoning too).
     let device = state
         .db
         .enroll_device(&key_hash(&token), &device_id, &key_hash(&credential), &new)
