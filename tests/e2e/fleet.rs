@@ -998,3 +998,64 @@ async fn the_fleet_listener_serves_the_seeds_paths() {
     let plain = Server::start();
     assert!(plain.fleet_base().is_none());
 }
+
+#[tokio::test]
+async fn repeated_failures_from_one_address_end_in_429() {
+    let s = Server::start();
+    s.create_fleet_user(ADMIN, "admin", PASSWORD);
+    let anon = Fleet::on(&s);
+    // 20 failures a minute per address (wrong passwords, bad tokens and bad
+    // enrollment tokens alike), then 429 before any credential is checked.
+    for i in 0..20 {
+        let r = match i % 3 {
+            0 => {
+                anon.post(
+                    "/auth/token",
+                    json!({"email": ADMIN, "password": "wrong password"}),
+                )
+                .await
+            }
+            1 => anon.with_token("forged").get("/devices").await,
+            _ => {
+                anon.post(
+                    "/devices/enroll",
+                    json!({"token": "cve_guess", "name": "X"}),
+                )
+                .await
+            }
+        };
+        expect_error(&r, 401, "UNAUTHORIZED");
+    }
+    let r = anon
+        .post("/auth/token", json!({"email": ADMIN, "password": PASSWORD}))
+        .await;
+    expect_error(&r, 429, "RATE_LIMITED");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    expect_error(&anon.get("/devices").await, 429, "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_fleet_listener_too() {
+    let mut s = Server::start_with(Options {
+        args: vec!["--fleet-addr".into(), "127.0.0.1:0".into()],
+        ..Default::default()
+    });
+    let base = s.fleet_base().unwrap();
+    let r = s
+        .client
+        .get(format!("{base}/api/v1/devices"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let took = s.stop();
+    assert!(took.as_secs() < 10, "took {took:?}");
+    assert!(
+        s.client
+            .get(format!("{base}/api/v1/devices"))
+            .send()
+            .await
+            .is_err()
+    );
+}
