@@ -1,4 +1,5 @@
-//! Convene's REST API: the Digital Samba-compatible `/api/v1` surface.
+//! Convene's REST API: the Digital Samba-compatible `/api/v1` surface, and
+//! the Croom fleet management API in [`fleet`] (its own router and error shape).
 //!
 //! Layers: thin axum handlers in [`routes`] -> rules in [`domain`] (and
 //! [`settings`] for rooms) -> SQL in [`store`], which applies the domain's
