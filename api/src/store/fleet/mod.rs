@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 use super::{Db, StoreError, now};
 use crate::fleet::domain::{DeviceStatus, FleetRole};
 
+mod policies;
+
 /// Failures of a fleet write that the caller answers differently.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetStoreError {
@@ -255,10 +257,6 @@ fn group(row: GroupRow) -> Result<GroupRecord, StoreError> {
     })
 }
 
-type PolicyRow = (String, String, i64, String, String, String);
-
-const POLICY_COLUMNS: &str = "id, name, priority, config, created_at, updated_at";
-
 /// Ids of `ids` that have no row in `table` (a fixed table name).
 async fn missing(
     conn: &mut sqlx::SqliteConnection,
@@ -276,88 +274,6 @@ async fn missing(
         }
     }
     Ok(out)
-}
-
-async fn check_target(
-    conn: &mut sqlx::SqliteConnection,
-    target: &PolicyTarget,
-) -> Result<(), FleetStoreError> {
-    let groups = missing(conn, "fleet_groups", &target.groups).await?;
-    if !groups.is_empty() {
-        return Err(FleetStoreError::Unknown {
-            field: "target.groups",
-            ids: groups,
-        });
-    }
-    let devices = missing(conn, "fleet_devices", &target.devices).await?;
-    if !devices.is_empty() {
-        return Err(FleetStoreError::Unknown {
-            field: "target.devices",
-            ids: devices,
-        });
-    }
-    Ok(())
-}
-
-async fn write_target(
-    conn: &mut sqlx::SqliteConnection,
-    policy_id: &str,
-    target: &PolicyTarget,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM fleet_policy_targets WHERE policy_id = ?")
-        .bind(policy_id)
-        .execute(&mut *conn)
-        .await?;
-    for g in &target.groups {
-        sqlx::query("INSERT INTO fleet_policy_targets (policy_id, group_id) VALUES (?, ?)")
-            .bind(policy_id)
-            .bind(g)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for d in &target.devices {
-        sqlx::query("INSERT INTO fleet_policy_targets (policy_id, device_id) VALUES (?, ?)")
-            .bind(policy_id)
-            .bind(d)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
-async fn policy_with_targets<'e, E>(executor: E, row: PolicyRow) -> Result<PolicyRecord, StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    let (id, name, priority, config, created_at, updated_at) = row;
-    let targets: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT group_id, device_id FROM fleet_policy_targets WHERE policy_id = ?
-         ORDER BY rowid",
-    )
-    .bind(&id)
-    .fetch_all(executor)
-    .await?;
-    let config = json_object(&config, &format!("config of policy {id}"))?;
-    let mut groups = Vec::new();
-    let mut devices = Vec::new();
-    for (g, d) in targets {
-        if let Some(g) = g {
-            groups.push(g);
-        }
-        if let Some(d) = d {
-            devices.push(d);
-        }
-    }
-    Ok(PolicyRecord {
-        id,
-        name,
-        priority,
-        config,
-        groups,
-        devices,
-        created_at,
-        updated_at,
-    })
 }
 
 impl Db {
@@ -800,138 +716,5 @@ impl Db {
             return Err(FleetStoreError::NotFound("device in this group"));
         }
         Ok(())
-    }
-
-    /// Policies, highest priority first (then oldest first).
-    pub async fn fleet_policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
-        let rows: Vec<PolicyRow> = sqlx::query_as(&format!(
-            "SELECT {POLICY_COLUMNS} FROM fleet_policies ORDER BY priority DESC, seq"
-        ))
-        .fetch_all(&self.read)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(policy_with_targets(&self.read, row).await?);
-        }
-        Ok(out)
-    }
-
-    pub async fn fleet_policy(&self, id: &str) -> Result<Option<PolicyRecord>, StoreError> {
-        let row: Option<PolicyRow> = sqlx::query_as(&format!(
-            "SELECT {POLICY_COLUMNS} FROM fleet_policies WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
-        match row {
-            Some(r) => Ok(Some(policy_with_targets(&self.read, r).await?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The policies that apply to a device (targeting it or its group),
-    /// highest priority first.
-    pub async fn device_policies(&self, device_id: &str) -> Result<Vec<PolicyRecord>, StoreError> {
-        let rows: Vec<PolicyRow> = sqlx::query_as(&format!(
-            "SELECT {POLICY_COLUMNS} FROM fleet_policies p WHERE EXISTS (
-                SELECT 1 FROM fleet_policy_targets t
-                WHERE t.policy_id = p.id AND (t.device_id = ?1 OR t.group_id =
-                    (SELECT group_id FROM fleet_devices WHERE id = ?1)))
-             ORDER BY priority DESC, seq"
-        ))
-        .bind(device_id)
-        .fetch_all(&self.read)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(policy_with_targets(&self.read, row).await?);
-        }
-        Ok(out)
-    }
-
-    pub async fn create_fleet_policy(
-        &self,
-        new: &NewPolicy,
-    ) -> Result<PolicyRecord, FleetStoreError> {
-        let mut tx = self.write.begin().await?;
-        check_target(&mut tx, &new.target).await?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let ts = now();
-        sqlx::query(
-            "INSERT INTO fleet_policies (id, name, priority, config, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(&new.name)
-        .bind(new.priority)
-        .bind(Value::Object(new.config.clone()).to_string())
-        .bind(&ts)
-        .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
-        write_target(&mut tx, &id, &new.target).await?;
-        tx.commit().await?;
-        Ok(PolicyRecord {
-            id,
-            name: new.name.clone(),
-            priority: new.priority,
-            config: new.config.clone(),
-            groups: new.target.groups.clone(),
-            devices: new.target.devices.clone(),
-            created_at: ts.clone(),
-            updated_at: ts,
-        })
-    }
-
-    pub async fn update_fleet_policy(
-        &self,
-        id: &str,
-        patch: &PolicyPatch,
-    ) -> Result<PolicyRecord, FleetStoreError> {
-        let mut tx = self.write.begin().await?;
-        let row: Option<PolicyRow> = sqlx::query_as(&format!(
-            "SELECT {POLICY_COLUMNS} FROM fleet_policies WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let row = row.ok_or(FleetStoreError::NotFound("policy"))?;
-        let mut current = policy_with_targets(&mut *tx, row).await?;
-        if let Some(target) = &patch.target {
-            check_target(&mut tx, target).await?;
-            write_target(&mut tx, id, target).await?;
-            current.groups = target.groups.clone();
-            current.devices = target.devices.clone();
-        }
-        if let Some(n) = &patch.name {
-            current.name = n.clone();
-        }
-        if let Some(p) = patch.priority {
-            current.priority = p;
-        }
-        if let Some(c) = &patch.config {
-            current.config = c.clone();
-        }
-        current.updated_at = now();
-        sqlx::query(
-            "UPDATE fleet_policies SET name = ?, priority = ?, config = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&current.name)
-        .bind(current.priority)
-        .bind(Value::Object(current.config.clone()).to_string())
-        .bind(&current.updated_at)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(current)
-    }
-
-    pub async fn delete_fleet_policy(&self, id: &str) -> Result<bool, StoreError> {
-        let res = sqlx::query("DELETE FROM fleet_policies WHERE id = ?")
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(res.rows_affected() > 0)
     }
 }
