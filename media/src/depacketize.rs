@@ -537,13 +537,15 @@ pub fn sps_dimensions(nal: &[u8]) -> Option<Dimensions> {
         2 => (2, 2 - frame_mbs_only),
         _ => (1, 2 - frame_mbs_only),
     };
+    // Every figure here comes from the stream: checked arithmetic only (a
+    // hostile SPS's crop of 2^31 overflowed the multiplication; fuzzing).
     let width = w_mbs
         .checked_mul(16)?
-        .checked_sub(crop_x * cl.checked_add(cr)?)?;
+        .checked_sub(cl.checked_add(cr)?.checked_mul(crop_x)?)?;
     let height = (2 - frame_mbs_only)
         .checked_mul(h_units)?
         .checked_mul(16)?
-        .checked_sub(crop_y * ct.checked_add(cb)?)?;
+        .checked_sub(ct.checked_add(cb)?.checked_mul(crop_y)?)?;
     Some(Dimensions {
         width: u16::try_from(width).ok()?,
         height: u16::try_from(height).ok()?,
@@ -553,6 +555,31 @@ pub fn sps_dimensions(nal: &[u8]) -> Option<Dimensions> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/fuzz_targets/depacketize.rs` (the fuzz target's framing:
+    /// codec byte, then length, timestamp and flags before each payload): an
+    /// H.264 SPS whose frame crop overflowed the size arithmetic (a panic in
+    /// debug builds, a wrapped size in release builds).
+    #[test]
+    fn a_hostile_sps_crop_is_refused_not_overflowed() {
+        let input: [u8; 27] = [
+            63, 37, 22, 0, 0, 47, 0, 152, 199, 199, 199, 199, 255, 48, 24, 0, 0, 0, 0, 38, 0, 37,
+            81, 35, 80, 152, 53,
+        ];
+        let codec = Codec::ALL[input[0] as usize % Codec::ALL.len()];
+        let mut d = Depacketizer::new(codec);
+        let mut rest = &input[1..];
+        while rest.len() >= 7 {
+            let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+            let ts = u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]);
+            let flags = rest[6];
+            rest = &rest[7..];
+            let (payload, tail) = rest.split_at(len.min(rest.len()));
+            rest = tail;
+            d.push(payload, ts, flags & 1 == 1, flags & 2 == 2);
+        }
+        assert_eq!(d.dimensions(), None);
+    }
 
     /// VP8 payload: descriptor (X=0, S=1 on frame start) + VP8 bytes.
     fn vp8(start: bool, key: bool, body: &[u8]) -> Vec<u8> {
