@@ -457,8 +457,8 @@ impl Bits {
 
     fn se(&mut self) -> Option<i32> {
         let k = self.ue()?;
-        let v = k.div_ceil(2) as i32;
-        Some(if k % 2 == 0 { -v } else { v })
+        let v = i64::from(k.div_ceil(2));
+        i32::try_from(if k % 2 == 0 { -v } else { v }).ok()
     }
 }
 
@@ -488,7 +488,12 @@ pub fn sps_dimensions(nal: &[u8]) -> Option<Dimensions> {
                     let (mut last, mut next) = (8i32, 8i32);
                     for _ in 0..size {
                         if next != 0 {
-                            next = (last + b.se()? + 256) % 256;
+                            // delta_scale is -128..=127 (H.264 7.4.2.1.1.1).
+                            let delta = b.se()?;
+                            if !(-128..=127).contains(&delta) {
+                                return None;
+                            }
+                            next = (last + delta + 256) % 256;
                         }
                         last = if next == 0 { last } else { next };
                     }
@@ -579,6 +584,18 @@ mod tests {
             d.push(payload, ts, flags & 1 == 1, flags & 2 == 2);
         }
         assert_eq!(d.dimensions(), None);
+    }
+
+    /// Found by `fuzz/fuzz_targets/rtp_payload.rs`: an SPS scaling list whose
+    /// delta_scale (a signed Exp-Golomb value) was 2^31 wrapped to i32::MIN
+    /// and overflowed the addition.
+    #[test]
+    fn a_scaling_list_delta_out_of_range_is_refused() {
+        let nal = [
+            0x72, 0x2c, 0x1c, 0xff, 0x11, 0xff, 0xfd, 0x11, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x2a,
+            0x3d,
+        ];
+        assert_eq!(sps_dimensions(&nal), None);
     }
 
     /// VP8 payload: descriptor (X=0, S=1 on frame start) + VP8 bytes.
