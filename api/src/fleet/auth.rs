@@ -243,13 +243,8 @@ pub async fn require_user(
 ) -> Response {
     let now = unix_now();
     let ip = client_ip(&state, &request);
-    if let Some(ip) = ip
-        && let Some(wait) = state.ip_limits.blocked(ip, now)
-    {
-        return FleetError::RateLimited {
-            retry_after_secs: wait,
-        }
-        .into_response();
+    if let Err(e) = not_blocked(&state, ip, now) {
+        return e.into_response();
     }
     let user = match authenticate(&state, request.headers()).await {
         Ok(u) => u,
@@ -296,19 +291,28 @@ pub struct TokenResponse {
 /// `POST /auth/token`: email + password -> an access token. Wrong or
 /// unknown credentials are one 401 (no hint which was wrong) and count as
 /// a failure of the caller's address.
+/// An address that keeps failing (bad logins, tokens or enrollment tokens)
+/// is turned away before any lookup.
+pub(super) fn not_blocked(
+    state: &FleetState,
+    ip: Option<std::net::IpAddr>,
+    now: u64,
+) -> FleetResult<()> {
+    match ip.and_then(|ip| state.ip_limits.blocked(ip, now)) {
+        Some(wait) => Err(FleetError::RateLimited {
+            retry_after_secs: wait,
+        }),
+        None => Ok(()),
+    }
+}
+
 pub async fn token(
     State(state): State<FleetState>,
     ClientIp(ip): ClientIp,
     FleetJson(body): FleetJson,
 ) -> FleetResult<Response> {
     let now = unix_now();
-    if let Some(ip) = ip
-        && let Some(wait) = state.ip_limits.blocked(ip, now)
-    {
-        return Err(FleetError::RateLimited {
-            retry_after_secs: wait,
-        });
-    }
+    not_blocked(&state, ip, now)?;
     let (email, password) = domain::token_request(&body)?;
     let user = state.db.fleet_user_by_email(&email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::auth::{FleetUser, unix_now};
+use super::auth::{FleetUser, not_blocked, unix_now};
 use super::error::{FleetError, FleetResult};
 use super::extract::{ClientIp, FleetJson, FleetQuery};
 use super::{FleetState, domain, issue_enrollment_token, random_secret};
@@ -179,13 +179,7 @@ pub async fn enroll(
     FleetJson(body): FleetJson,
 ) -> FleetResult<Response> {
     let now = unix_now();
-    if let Some(ip) = ip
-        && let Some(wait) = state.ip_limits.blocked(ip, now)
-    {
-        return Err(FleetError::RateLimited {
-            retry_after_secs: wait,
-        });
-    }
+    not_blocked(&state, ip, now)?;
     let (token, new) = domain::enroll_request(&body)?;
     let credential = random_secret("cvd");
     let device_id = new_device_id();
