@@ -40,6 +40,24 @@ const PAYLOAD: usize = 1100;
 /// 2.5 Mbit/s camera with audio).
 const STEP: Duration = Duration::from_micros(3030);
 
+/// What the server peer of a pair runs beyond str0m's base (ICE, DTLS,
+/// SRTP, RTCP).
+#[derive(Clone, Copy)]
+struct Setup {
+    /// Send-side bandwidth estimation (TWCC on every packet, the pacer).
+    bwe: bool,
+    /// The NACK cache (a copy of every sent video packet, kept 2 s).
+    nack_cache: bool,
+}
+
+impl Setup {
+    /// As the worker configures a subscriber.
+    const WORKER: Setup = Setup {
+        bwe: true,
+        nack_cache: true,
+    };
+}
+
 /// A subscriber: Convene's side and the remote client, connected.
 struct Pair {
     server: Rtc,
@@ -75,6 +93,12 @@ impl Pair {
     /// virtual clock `now`.
     /// `rtx_cap`: str0m's limit on resends as a share of the media rate.
     fn connect(i: usize, now: &mut Instant, rtx_cap: Option<f32>) -> Pair {
+        Pair::connect_with(i, now, rtx_cap, Setup::WORKER)
+    }
+
+    /// As [`Pair::connect`], with str0m's send-side estimator and the NACK
+    /// cache on or off (to measure what each costs a forwarded packet).
+    fn connect_with(i: usize, now: &mut Instant, rtx_cap: Option<f32>, setup: Setup) -> Pair {
         let server_addr: SocketAddr = format!("10.0.0.1:{}", 10_000 + i % 50_000).parse().unwrap();
         let client_addr: SocketAddr = format!("10.0.1.{}:{}", 1 + i / 50_000, 20_000 + i % 40_000)
             .parse()
@@ -82,7 +106,7 @@ impl Pair {
         let mut server = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
-            .enable_bwe(Some(Bitrate::kbps(1500)))
+            .enable_bwe(setup.bwe.then(|| Bitrate::kbps(1500)))
             .set_send_buffer_video(1000)
             .build(*now);
         server.add_local_candidate(Candidate::host(server_addr, "udp").unwrap());
@@ -120,7 +144,11 @@ impl Pair {
         let tx = api
             .stream_tx_by_mid(mid, None)
             .expect("a send stream for the m-line");
-        tx.set_rtx_cache(1024, Duration::from_secs(2), rtx_cap);
+        if setup.nack_cache {
+            tx.set_rtx_cache(1024, Duration::from_secs(2), rtx_cap);
+        } else {
+            tx.set_rtx_cache(0, Duration::ZERO, None);
+        }
         tx.set_unpaced(true);
         Pair {
             server,
@@ -181,6 +209,27 @@ fn drain(rtc: &mut Rtc, now: Instant, mut out: impl FnMut(&[u8])) -> usize {
             Output::Event(_) => {}
         }
     }
+}
+
+/// As [`drain`], but while fewer than `want` datagrams are out it also
+/// serves the timeouts str0m asks for later (the estimator's pacer spreads
+/// a burst to one peer over time): the clock jumps to each, so the figure
+/// is the work, not the pacing delay.
+fn drain_paced(rtc: &mut Rtc, now: Instant, want: usize) -> usize {
+    let mut sent = 0;
+    let mut at = now;
+    for _ in 0..10_000 {
+        match rtc.poll_output().expect("poll") {
+            Output::Transmit(_) => sent += 1,
+            Output::Timeout(t) if t <= at || sent < want => {
+                at = at.max(t);
+                rtc.handle_input(Input::Timeout(at)).unwrap();
+            }
+            Output::Timeout(_) => return sent,
+            Output::Event(_) => {}
+        }
+    }
+    sent
 }
 
 /// A VP8 stream: 30 fps, 9 packets a frame, a keyframe every 90 frames.
@@ -352,11 +401,103 @@ fn nack(c: &mut Criterion) {
     );
 }
 
+/// What one forwarded copy costs in str0m, by how it is driven and what
+/// the peer runs: 100 subscribers, a 9-packet frame; `per_packet` writes a
+/// packet to a peer and drains it (a quiet worker), `per_frame` writes the
+/// whole frame to a peer and drains once (a busy worker, whose rounds take
+/// many incoming packets before polling). Throughput: copies.
+fn sfu_cost(c: &mut Criterion) {
+    const SUBS: usize = 100;
+    const FRAME: usize = 9;
+    let mut g = c.benchmark_group("sfu_cost");
+    let payload: Arc<[u8]> = vec![0x5a; PAYLOAD].into();
+    let setups = [
+        ("bwe+nack", Setup::WORKER),
+        (
+            "nack",
+            Setup {
+                bwe: false,
+                nack_cache: true,
+            },
+        ),
+        (
+            "bare",
+            Setup {
+                bwe: false,
+                nack_cache: false,
+            },
+        ),
+    ];
+    for (name, setup) in setups {
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut pairs: Vec<Pair> = (0..SUBS)
+            .map(|i| Pair::connect_with(i, &mut now, Some(0.15), setup))
+            .collect();
+        let mut stream = Stream { seq: 1, n: 0, t0 };
+        now += STEP;
+        let first = stream.next();
+        for (i, p) in pairs.iter_mut().enumerate() {
+            assert!(
+                p.forward(&first, &payload, now) > 0,
+                "pair {i} sent nothing"
+            );
+        }
+        // Align to a frame's start.
+        while !stream.n.is_multiple_of(FRAME as u64) {
+            let p = stream.next();
+            for pair in &mut pairs {
+                pair.forward(&p, &payload, now);
+            }
+        }
+        g.throughput(Throughput::Elements((SUBS * FRAME) as u64));
+        for per_frame in [false, true] {
+            let id = format!(
+                "{}/{name}",
+                if per_frame { "per_frame" } else { "per_packet" }
+            );
+            g.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for i in 0..iters {
+                        now += STEP * FRAME as u32;
+                        if i % 32 == 0 {
+                            for p in &mut pairs {
+                                p.keep_alive(now);
+                            }
+                        }
+                        let frame: Vec<Packet> = (0..FRAME).map(|_| stream.next()).collect();
+                        let start = Instant::now();
+                        let mut sent = 0;
+                        for p in &mut pairs {
+                            if per_frame {
+                                for pkt in &frame {
+                                    p.write(pkt, &payload, now);
+                                }
+                                sent += drain_paced(&mut p.server, now, FRAME);
+                            } else {
+                                for pkt in &frame {
+                                    sent += p.forward(pkt, &payload, now);
+                                }
+                            }
+                        }
+                        spent += start.elapsed();
+                        assert!(sent >= SUBS * FRAME, "only {sent} copies went out");
+                        black_box(sent);
+                    }
+                    spent
+                });
+            });
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = sfu_fanout, nack
+    targets = sfu_fanout, sfu_cost, nack
 }
 criterion_main!(benches);

@@ -40,6 +40,9 @@ pub struct Point {
     pub p50: Option<f64>,
     pub p99: Option<f64>,
     pub p999: Option<f64>,
+    /// The generator's own share of p99 (absent from runs before it was
+    /// measured).
+    pub floor_p99: Option<f64>,
     pub pss_kib: Option<f64>,
     pub valid: bool,
     pub degraded: bool,
@@ -58,6 +61,7 @@ pub fn points(run: &Value) -> Vec<Point> {
                     p50: s["latency_p50_us"].as_f64(),
                     p99: s["latency_p99_us"].as_f64(),
                     p999: s["latency_p999_us"].as_f64(),
+                    floor_p99: s["generator_floor_p99_us"].as_f64(),
                     pss_kib: s["server_pss_kib"].as_f64(),
                     valid: s["valid"] == true,
                     degraded: s["degraded"] == true,
@@ -182,6 +186,7 @@ pub fn figures(run: &Value, reference_subs: Option<f64>) -> Map<String, Value> {
         m.insert("latency_p50_us".into(), num(p.p50));
         m.insert("latency_p99_us".into(), num(p.p99));
         m.insert("latency_p999_us".into(), num(p.p999));
+        m.insert("generator_floor_p99_us".into(), num(p.floor_p99));
         m.insert("loss_ratio".into(), json!(p.loss));
     }
     let pss: Vec<(f64, f64)> = pts
@@ -383,7 +388,9 @@ fn read_floor(dir: &Path) -> Result<Option<Value>> {
 pub fn floor_figures(floor: &Value) -> Map<String, Value> {
     let mut m = Map::new();
     for c in floor["cases"].as_array().into_iter().flatten() {
-        let name = if c["batch"].as_u64() == Some(1) {
+        let name = if c["gso"] == true {
+            format!("gso{}", c["batch"])
+        } else if c["batch"].as_u64() == Some(1) {
             "sendto".to_string()
         } else {
             format!("sendmmsg{}", c["batch"])
@@ -429,7 +436,9 @@ fn floor_markdown(o: &mut String, floor: &Value, passes: &[&PassRow<'_>]) {
     let mut mmsg_us = None;
     for c in floor["cases"].as_array().into_iter().flatten() {
         let batch = c["batch"].as_u64().unwrap_or(0);
-        let name = if batch == 1 {
+        let name = if c["gso"] == true {
+            format!("`sendmsg` with UDP GSO, {batch} datagrams to one socket per call")
+        } else if batch == 1 {
             "`sendto`, one per datagram".to_string()
         } else {
             mmsg_us = c["send_us_per_datagram"].as_f64();
@@ -546,7 +555,12 @@ fn markdown(
          SFU's own capacity (and of its loss-only capacity), interpolated linearly between measured steps (– when that load \
          was not measured: outside the steps, or beyond what the generator's one core can \
          drive); **latency** p50/p99/p99.9 at the largest subscriber count that both SFUs ran \
-         validly and without loss (same load for both); **PSS per peer connection** = least-squares slope of \
+         validly and without loss (same load for both), from the publisher's write into its \
+         str0m to the subscriber's str0m delivering the packet; **generator floor p99** = the \
+         generator's own share of that (kernel receive stamps, `SO_TIMESTAMPNS`, at each \
+         subscriber socket: the p99 of the time from a datagram's arrival to its delivery, \
+         plus the p99 of the publisher's write-to-sent time), what the latency would keep \
+         with an SFU that took no time; **PSS per peer connection** = least-squares slope of \
          PSS against PeerConnections (subscribers + 1) over the S1 steps; **join** = S4 phase \
          percentiles. Ratios are Convene / Janus (> 1 is more for Convene: better for \
          capacity and packets per core, worse for CPU, latency, memory and join time).\n\n",
@@ -648,7 +662,7 @@ fn markdown(
                     .unwrap_or(s1["error"].as_str().unwrap_or("?"))
             );
             o.push_str(
-                "| subscribers | forwarded pps | loss % | p50 ms | p99 ms | p99.9 ms | SFU CPU (cores) | CPU-s per Mpkt | SFU PSS MiB | generator CPU | valid | degraded |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+                "| subscribers | forwarded pps | loss % | p50 ms | p99 ms | p99.9 ms | generator floor p99 ms | SFU CPU (cores) | CPU-s per Mpkt | SFU PSS MiB | generator CPU | valid | degraded |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
             );
             if let Some(steps) = s1["steps"].as_array() {
                 for s in steps {
@@ -656,13 +670,14 @@ fn markdown(
                     let pps = s["rx_pps"].as_f64().unwrap_or(0.0);
                     let _ = writeln!(
                         o,
-                        "| {} | {:.0} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {} | {:.0} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                         s["subscribers"],
                         pps,
                         s["loss_ratio"].as_f64().unwrap_or(0.0) * 100.0,
                         us_ms(s.get("latency_p50_us")),
                         us_ms(s.get("latency_p99_us")),
                         us_ms(s.get("latency_p999_us")),
+                        us_ms(s.get("generator_floor_p99_us")),
                         fmt(s.get("server_cpu"), 2),
                         cpu.filter(|_| pps > 0.0)
                             .map_or("–".into(), |c| format!("{:.1}", c / pps * 1e6)),

@@ -62,6 +62,16 @@ pub struct Window {
     pub latency_p99_us: Option<u32>,
     pub latency_p999_us: Option<u32>,
     pub latency_max_us: Option<u32>,
+    /// The generator's own share of the latency (see `media::Tally`), p99
+    /// of its receive share plus p99 of its send share: what a latency
+    /// figure would keep with an SFU that took no time.
+    pub generator_floor_p99_us: Option<u32>,
+    pub generator_rx_floor_p99_us: Option<u32>,
+    pub generator_tx_floor_p99_us: Option<u32>,
+    /// The publisher's write to the kernel's arrival stamp at the
+    /// subscriber's socket (the SFU's share, plus the send share), p50/p99.
+    pub latency_to_socket_p50_us: Option<u32>,
+    pub latency_to_socket_p99_us: Option<u32>,
     /// PSS of the SFU process at the end of the window, KiB.
     pub server_pss_kib: Option<u64>,
     /// CPU share of one core used by the SFU process.
@@ -247,6 +257,14 @@ impl<A: SignalingAdapter> Load<A> {
             .iter()
             .flat_map(|r| r.latency_us.iter().copied())
             .collect();
+        let gather = |f: fn(&ThreadReport) -> &Vec<u32>| -> Vec<u32> {
+            reports.iter().flat_map(|r| f(r).iter().copied()).collect()
+        };
+        let mut rx_floor = gather(|r| &r.rx_floor_us);
+        let mut tx_floor = gather(|r| &r.tx_floor_us);
+        let mut to_socket = gather(|r| &r.to_socket_us);
+        let rx_floor_p99 = stats::percentile(&mut rx_floor, 99.0);
+        let tx_floor_p99 = stats::percentile(&mut tx_floor, 99.0);
         let sum = |f: fn(&ThreadReport) -> u64| reports.iter().map(f).sum::<u64>();
         let (expected, lost) = (sum(|r| r.expected), sum(|r| r.lost));
         let rx = sum(|r| r.rx_packets) as f64;
@@ -286,6 +304,14 @@ impl<A: SignalingAdapter> Load<A> {
             latency_p99_us: stats::percentile(&mut lat, 99.0),
             latency_p999_us: stats::percentile(&mut lat, 99.9),
             latency_max_us: lat.last().copied(),
+            generator_floor_p99_us: match (rx_floor_p99, tx_floor_p99) {
+                (Some(r), Some(t)) => Some(r.saturating_add(t)),
+                (r, t) => r.or(t),
+            },
+            generator_rx_floor_p99_us: rx_floor_p99,
+            generator_tx_floor_p99_us: tx_floor_p99,
+            latency_to_socket_p50_us: stats::percentile(&mut to_socket, 50.0),
+            latency_to_socket_p99_us: stats::percentile(&mut to_socket, 99.0),
             server_pss_kib: self.server_pid.and_then(stats::pid_pss_kib),
             server_cpu,
             forwarded_pps_per_core: server_secs.filter(|s| *s > 0.0).map(|s| rx / s),

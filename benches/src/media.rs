@@ -3,7 +3,6 @@
 //! command channel and a waker.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -79,8 +78,17 @@ pub struct PeerState {
 /// One thread's figures for the last measurement window.
 #[derive(Debug, Clone, Default)]
 pub struct ThreadReport {
-    /// Added latency of every stamped packet received in the window, µs.
+    /// Added latency of every stamped packet received in the window, µs:
+    /// from the publisher's write to str0m's delivery at the subscriber.
     pub latency_us: Vec<u32>,
+    /// The generator's own share of it (see [`Tally`]), µs: on receive,
+    /// the kernel's arrival stamp to str0m's delivery ...
+    pub rx_floor_us: Vec<u32>,
+    /// ... and on send, the write to the datagram handed to the kernel.
+    pub tx_floor_us: Vec<u32>,
+    /// The publisher's write to the kernel's arrival stamp at the
+    /// subscriber's socket, µs: the SFU's share plus the send share.
+    pub to_socket_us: Vec<u32>,
     /// Packets expected and missing (after the NACK window) in the window.
     pub expected: u64,
     pub lost: u64,
@@ -198,15 +206,37 @@ struct Worker {
     cmds: mpsc::Receiver<Cmd>,
     peers: Vec<Option<Peer>>,
     by_id: HashMap<u64, usize>,
-    in_window: bool,
     window_started: Option<(Instant, f64)>,
     window_ended: Option<(Instant, f64)>,
+    tally: Tally,
+    tx_packets: u64,
+    buf: Vec<u8>,
+    cmsg: Vec<u8>,
+}
+
+/// What the media thread counts while it receives and sends.
+///
+/// The generator's floor: a latency figure is the publisher's write to the
+/// subscriber's delivery, and part of it is the generator's own work (its
+/// publisher's str0m, encryption and `sendto`; on the way back, time in the
+/// subscriber socket's queue while the thread is busy, decryption and
+/// str0m). The kernel stamps every datagram as it enters a subscriber's
+/// socket (`SO_TIMESTAMPNS`): what comes after is the generator's receive
+/// share; the publisher measures write-to-sent per packet for its send
+/// share. On loopback nothing but the SFU lies between the publisher's
+/// `sendto` and that kernel stamp.
+#[derive(Default)]
+struct Tally {
+    in_window: bool,
     latency_us: Vec<u32>,
+    rx_floor_us: Vec<u32>,
+    tx_floor_us: Vec<u32>,
+    to_socket_us: Vec<u32>,
     rx_packets: u64,
     rx_bytes: u64,
-    tx_packets: u64,
     send_errors: u64,
-    buf: Vec<u8>,
+    /// Kernel arrival of the datagram being handled (None: not known).
+    arrival: Option<Instant>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -220,15 +250,12 @@ impl Worker {
             cmds,
             peers: Vec::new(),
             by_id: HashMap::new(),
-            in_window: false,
             window_started: None,
             window_ended: None,
-            latency_us: Vec::new(),
-            rx_packets: 0,
-            rx_bytes: 0,
+            tally: Tally::default(),
             tx_packets: 0,
-            send_errors: 0,
             buf: vec![0u8; 2048],
+            cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec),
         }
     }
 
@@ -254,7 +281,9 @@ impl Worker {
                 if p.timeout <= now {
                     let _ = p.rtc.handle_input(Input::Timeout(now));
                 }
-                self.tx_packets += send_media(p, now);
+                // The clock now, not the loop's: the peers before this one
+                // took time, and a stale clock would stamp late packets early.
+                self.tx_packets += send_media(p, Instant::now(), &mut self.tally);
                 self.drain(slot);
                 if let Some(p) = self.peers[slot].as_ref()
                     && !p.dead
@@ -289,16 +318,17 @@ impl Worker {
             let Some(p) = self.peers[slot].as_mut() else {
                 return;
             };
-            let (n, from) = match p.socket.recv_from(&mut self.buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => return,
+            let Some((n, from, arrival)) = recv_stamped(&p.socket, &mut self.buf, &mut self.cmsg)
+            else {
+                return;
             };
             let now = Instant::now();
             if let Ok(r) = Receive::new(Protocol::Udp, from, p.local, &self.buf[..n]) {
                 let _ = p.rtc.handle_input(Input::Receive(now, r));
             }
+            self.tally.arrival = arrival;
             self.drain(slot);
+            self.tally.arrival = None;
         }
     }
 
@@ -324,10 +354,13 @@ impl Worker {
                 }
             }
             Cmd::WindowStart => {
-                self.in_window = true;
-                self.latency_us.clear();
-                self.rx_packets = 0;
-                self.rx_bytes = 0;
+                self.tally.in_window = true;
+                self.tally.latency_us.clear();
+                self.tally.rx_floor_us.clear();
+                self.tally.tx_floor_us.clear();
+                self.tally.to_socket_us.clear();
+                self.tally.rx_packets = 0;
+                self.tally.rx_bytes = 0;
                 self.tx_packets = 0;
                 self.window_started = Some((Instant::now(), stats::thread_cpu_secs()));
                 self.window_ended = None;
@@ -339,7 +372,7 @@ impl Worker {
                 }
             }
             Cmd::WindowEnd => {
-                self.in_window = false;
+                self.tally.in_window = false;
                 self.window_ended = Some((Instant::now(), stats::thread_cpu_secs()));
                 for p in self.peers.iter_mut().flatten() {
                     for s in p.rx.values_mut() {
@@ -355,11 +388,14 @@ impl Worker {
 
     fn report(&self) -> ThreadReport {
         let mut r = ThreadReport {
-            latency_us: self.latency_us.clone(),
-            rx_packets: self.rx_packets,
-            rx_bytes: self.rx_bytes,
+            latency_us: self.tally.latency_us.clone(),
+            rx_floor_us: self.tally.rx_floor_us.clone(),
+            tx_floor_us: self.tally.tx_floor_us.clone(),
+            to_socket_us: self.tally.to_socket_us.clone(),
+            rx_packets: self.tally.rx_packets,
+            rx_bytes: self.tally.rx_bytes,
             tx_packets: self.tx_packets,
-            send_errors: self.send_errors,
+            send_errors: self.tally.send_errors,
             ..Default::default()
         };
         if let (Some((t0, c0)), Some((t1, c1))) = (self.window_started, self.window_ended) {
@@ -389,6 +425,11 @@ impl Worker {
 
     fn add(&mut self, n: NewPeer) -> Result<()> {
         let mut socket = UdpSocket::bind(SocketAddr::new(n.local_ip, 0))?;
+        nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::ReceiveTimestampns,
+            &true,
+        )?;
         let local = socket.local_addr()?;
         let slot = match self.peers.iter().position(Option::is_none) {
             Some(s) => s,
@@ -545,89 +586,112 @@ impl Worker {
 
     /// Polls a peer until str0m wants time to pass.
     fn drain(&mut self, slot: usize) {
-        let Some(p) = self.peers[slot].as_mut() else {
-            return;
-        };
-        if p.dead {
-            return;
+        if let Some(p) = self.peers[slot].as_mut() {
+            drain(p, &mut self.tally);
         }
-        loop {
-            match p.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => {
-                    p.timeout = t;
-                    return;
+    }
+}
+
+/// Most "time is due now" timeouts served in one drain (str0m asks for one
+/// between two packets of a send queue); the rest wait for the loop.
+const MAX_IMMEDIATE_TIMEOUTS: u32 = 64;
+
+/// Polls a peer until str0m wants time to pass, sending what it emits and
+/// counting what it delivers.
+fn drain(p: &mut Peer, tally: &mut Tally) {
+    if p.dead {
+        return;
+    }
+    let mut immediate = 0;
+    loop {
+        match p.rtc.poll_output() {
+            Ok(Output::Timeout(t)) => {
+                let at = Instant::now();
+                if t <= at && immediate < MAX_IMMEDIATE_TIMEOUTS {
+                    immediate += 1;
+                    let _ = p.rtc.handle_input(Input::Timeout(at));
+                    continue;
                 }
-                Ok(Output::Transmit(t)) => {
-                    if p.socket.send_to(&t.contents, t.destination).is_err() {
-                        self.send_errors += 1;
+                p.timeout = t;
+                return;
+            }
+            Ok(Output::Transmit(t)) => {
+                if p.socket.send_to(&t.contents, t.destination).is_err() {
+                    tally.send_errors += 1;
+                }
+            }
+            Ok(Output::Event(e)) => {
+                let now = Instant::now();
+                let elapsed = ms(now - p.started);
+                match e {
+                    Event::IceConnectionStateChange(
+                        IceConnectionState::Connected | IceConnectionState::Completed,
+                    ) => {
+                        p.join.ice_connected_ms.get_or_insert(elapsed);
                     }
-                }
-                Ok(Output::Event(e)) => {
-                    let now = Instant::now();
-                    let elapsed = ms(now - p.started);
-                    match e {
-                        Event::IceConnectionStateChange(
-                            IceConnectionState::Connected | IceConnectionState::Completed,
-                        ) => {
-                            p.join.ice_connected_ms.get_or_insert(elapsed);
+                    Event::Connected => {
+                        p.connected = true;
+                        if let Some(pb) = p.publisher.as_mut() {
+                            pb.next_audio = now;
+                            pb.next_video = now;
                         }
-                        Event::Connected => {
-                            p.connected = true;
-                            if let Some(pb) = p.publisher.as_mut() {
-                                pb.next_audio = now;
-                                pb.next_video = now;
-                            }
-                            p.join.dtls_done_ms.get_or_insert(elapsed);
-                        }
-                        Event::KeyframeRequest(_) => {
-                            if let Some(pb) = p.publisher.as_mut() {
-                                pb.force_key = true;
-                            }
-                        }
-                        Event::RtpPacket(pkt) => {
-                            p.join.first_rtp_ms.get_or_insert(elapsed);
-                            let seq = *pkt.seq_no;
-                            let ssrc = pkt.header.ssrc;
-                            let s = p.rx.entry(ssrc).or_insert_with(|| {
-                                let mid = p.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
-                                let video = mid
-                                    .and_then(|m| p.rtc.media(m).map(|m| m.kind()))
-                                    .is_some_and(|k| k == MediaKind::Video);
-                                RxStream {
-                                    video,
-                                    base: seq,
-                                    bits: Vec::new(),
-                                    highest: seq,
-                                    win_start: None,
-                                    win_end: None,
-                                    keyframe: false,
-                                }
-                            });
-                            if s.video && !s.keyframe && payload::is_keyframe(&pkt.payload) {
-                                s.keyframe = true;
-                                p.join.first_keyframe_ms.get_or_insert(elapsed);
-                            }
-                            let fresh = s.mark(seq);
-                            if self.in_window {
-                                if s.win_start.is_none() {
-                                    s.win_start = Some(seq);
-                                }
-                                self.rx_packets += 1;
-                                self.rx_bytes += pkt.payload.len() as u64;
-                                if fresh && let Some(sent) = payload::read_stamp(&pkt.payload) {
-                                    let lat = payload::stamp(now).saturating_sub(sent);
-                                    self.latency_us.push(lat.min(u64::from(u32::MAX)) as u32);
-                                }
-                            }
-                        }
-                        _ => {}
+                        p.join.dtls_done_ms.get_or_insert(elapsed);
                     }
+                    Event::KeyframeRequest(_) => {
+                        if let Some(pb) = p.publisher.as_mut() {
+                            pb.force_key = true;
+                        }
+                    }
+                    Event::RtpPacket(pkt) => {
+                        p.join.first_rtp_ms.get_or_insert(elapsed);
+                        let seq = *pkt.seq_no;
+                        let ssrc = pkt.header.ssrc;
+                        let s = p.rx.entry(ssrc).or_insert_with(|| {
+                            let mid = p.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+                            let video = mid
+                                .and_then(|m| p.rtc.media(m).map(|m| m.kind()))
+                                .is_some_and(|k| k == MediaKind::Video);
+                            RxStream {
+                                video,
+                                base: seq,
+                                bits: Vec::new(),
+                                highest: seq,
+                                win_start: None,
+                                win_end: None,
+                                keyframe: false,
+                            }
+                        });
+                        if s.video && !s.keyframe && payload::is_keyframe(&pkt.payload) {
+                            s.keyframe = true;
+                            p.join.first_keyframe_ms.get_or_insert(elapsed);
+                        }
+                        let fresh = s.mark(seq);
+                        if tally.in_window {
+                            if s.win_start.is_none() {
+                                s.win_start = Some(seq);
+                            }
+                            tally.rx_packets += 1;
+                            tally.rx_bytes += pkt.payload.len() as u64;
+                            if fresh && let Some(sent) = payload::read_stamp(&pkt.payload) {
+                                let lat = payload::stamp(now).saturating_sub(sent);
+                                tally.latency_us.push(lat.min(u64::from(u32::MAX)) as u32);
+                                if let Some(arrived) = tally.arrival {
+                                    tally.rx_floor_us.push(us(now - arrived));
+                                    let to_socket = payload::stamp(arrived).saturating_sub(sent);
+                                    tally
+                                        .to_socket_us
+                                        .push(to_socket.min(u64::from(u32::MAX)) as u32);
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
                 }
-                Err(e) => {
-                    eprintln!("peer {}: rtc error: {e}", p.id);
-                    p.dead = true;
-                    return;
-                }
+            }
+            Err(e) => {
+                eprintln!("peer {}: rtc error: {e}", p.id);
+                p.dead = true;
+                return;
             }
         }
     }
@@ -646,7 +710,10 @@ fn payload_types(rtc: &Rtc) -> Option<(Pt, Pt)> {
 }
 
 /// Writes the audio and video due at `now`; returns the packets written.
-fn send_media(p: &mut Peer, now: Instant) -> u64 {
+/// Writes the publisher's due packets, each stamped with the clock at its
+/// write and sent at once (the send share of the generator's floor is the
+/// time from that stamp to its datagram leaving).
+fn send_media(p: &mut Peer, now: Instant, tally: &mut Tally) -> u64 {
     if !p.connected || p.pending.is_some() {
         return 0;
     }
@@ -657,24 +724,17 @@ fn send_media(p: &mut Peer, now: Instant) -> u64 {
         p.pts = payload_types(&p.rtc);
     }
     let Some((opus, vp8)) = p.pts else { return 0 };
-    let mut sent = 0;
-    if let Some(audio) = pb.audio {
+    // (sequence number, RTP time) of the audio packets due.
+    let mut audio_due: Vec<(u64, u32)> = Vec::new();
+    let audio = pb.audio;
+    if audio.is_some() {
         while pb.next_audio <= now {
-            let ts = (pb.audio_seq * 960) as u32;
-            if let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(audio, None) {
-                tx.write_rtp(RtpWrite::new(
-                    opus,
-                    SeqNo::from(pb.audio_seq),
-                    ts,
-                    now,
-                    payload::opus_packet(now),
-                ));
-                sent += 1;
-            }
+            audio_due.push((pb.audio_seq, (pb.audio_seq * 960) as u32));
             pb.audio_seq += 1;
             pb.next_audio += payload::OPUS_INTERVAL;
         }
     }
+    let mut frames: Vec<(u32, Vec<Vec<u8>>)> = Vec::new();
     while pb.next_video <= now {
         let key = pb.force_key
             || pb
@@ -685,19 +745,7 @@ fn send_media(p: &mut Peer, now: Instant) -> u64 {
             pb.force_key = false;
         }
         let ts = (pb.frame * 90_000 / u64::from(pb.shape.fps.max(1))) as u32;
-        let packets = pb.shape.frame(key, pb.frame as u16, now);
-        let last = packets.len().saturating_sub(1);
-        for (i, payload) in packets.into_iter().enumerate() {
-            if let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(pb.video, None) {
-                tx.write_rtp(
-                    RtpWrite::new(vp8, SeqNo::from(pb.video_seq), ts, now, payload)
-                        .marker(i == last)
-                        .nackable(true),
-                );
-                sent += 1;
-            }
-            pb.video_seq += 1;
-        }
+        frames.push((ts, pb.shape.frame(key, pb.frame as u16, now)));
         pb.frame += 1;
         pb.next_video += pb.shape.frame_interval();
         // Behind by more than a second (e.g. a stall): skip rather than burst.
@@ -708,5 +756,89 @@ fn send_media(p: &mut Peer, now: Instant) -> u64 {
     if now.saturating_duration_since(pb.next_audio) > Duration::from_secs(1) {
         pb.next_audio = now;
     }
+    let video = pb.video;
+    let mut sent = 0;
+    let mut send = |p: &mut Peer, mid: Mid, w: RtpWrite, stamp: Instant| {
+        let mut api = p.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return;
+        };
+        tx.write_rtp(w);
+        sent += 1;
+        drain(p, tally);
+        if tally.in_window {
+            tally.tx_floor_us.push(us(Instant::now() - stamp));
+        }
+    };
+    if let Some(audio) = audio {
+        for (seq, ts) in audio_due {
+            let stamp = Instant::now();
+            let w = RtpWrite::new(
+                opus,
+                SeqNo::from(seq),
+                ts,
+                stamp,
+                payload::opus_packet(stamp),
+            );
+            send(p, audio, w, stamp);
+        }
+    }
+    for (ts, packets) in frames {
+        let last = packets.len().saturating_sub(1);
+        for (i, mut payload) in packets.into_iter().enumerate() {
+            let stamp = Instant::now();
+            payload::restamp(&mut payload, stamp);
+            let seq = p.publisher.as_mut().map_or(0, |pb| {
+                pb.video_seq += 1;
+                pb.video_seq - 1
+            });
+            let w = RtpWrite::new(vp8, SeqNo::from(seq), ts, stamp, payload)
+                .marker(i == last)
+                .nackable(true);
+            send(p, video, w, stamp);
+        }
+    }
     sent
+}
+
+/// Microseconds of a duration, saturated to `u32`.
+fn us(d: Duration) -> u32 {
+    d.as_micros().min(u128::from(u32::MAX)) as u32
+}
+
+/// Reads one datagram with the kernel's arrival stamp (`SO_TIMESTAMPNS`,
+/// the wall clock), turned into an `Instant`. None when the socket has
+/// nothing more (or fails).
+fn recv_stamped(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    cmsg: &mut Vec<u8>,
+) -> Option<(usize, SocketAddr, Option<Instant>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    use std::os::fd::AsRawFd;
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg =
+        recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty())
+            .ok()?;
+    let (wall, mono) = (std::time::SystemTime::now(), Instant::now());
+    let from = msg.address.as_ref().and_then(|a| {
+        a.as_sockaddr_in()
+            .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+            .or_else(|| {
+                a.as_sockaddr_in6()
+                    .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+            })
+    })?;
+    let mut arrival = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                let at = std::time::UNIX_EPOCH
+                    + Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().max(0) as u32);
+                let age = wall.duration_since(at).unwrap_or_default();
+                arrival = mono.checked_sub(age);
+            }
+        }
+    }
+    Some((msg.bytes, from, arrival))
 }

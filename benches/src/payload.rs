@@ -43,6 +43,12 @@ pub fn read_stamp(payload: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b))
 }
 
+/// Writes a new send stamp into a payload made by this generator (the
+/// clock at the moment it is handed to str0m).
+pub fn restamp(payload: &mut [u8], at: Instant) {
+    put_stamp(payload, at);
+}
+
 fn put_stamp(payload: &mut [u8], at: Instant) {
     if let Some(s) = payload.get_mut(STAMP_AT..STAMP_AT + 10) {
         s[..2].copy_from_slice(&MAGIC);

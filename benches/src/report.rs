@@ -61,6 +61,10 @@ pub fn headline(scenarios: &Value) -> Map<String, Value> {
         );
         h.insert("convene.latency_p50_us".into(), w["latency_p50_us"].clone());
         h.insert("convene.latency_p99_us".into(), w["latency_p99_us"].clone());
+        h.insert(
+            "convene.generator_floor_p99_us".into(),
+            w["generator_floor_p99_us"].clone(),
+        );
         h.insert("convene.loss_ratio".into(), w["loss_ratio"].clone());
     }
     // The saturation point: the most traffic seen in a valid window.

@@ -95,11 +95,15 @@ pub async fn s1<A: SignalingAdapter>(
         let valid = w.valid;
         let (w_loss, w_p99) = (w.loss_ratio, w.latency_p99_us);
         eprintln!(
-            "S1 {n:>4} subscribers: rx {:.0} pps, loss {:.4}%, p50 {:?} µs, p99 {:?} µs, server cpu {:?}, generator cpu {:.2}{}",
+            "S1 {n:>4} subscribers: rx {:.0} pps, loss {:.4}%, p50 {:?} µs, p99 {:?} µs (to socket p99 {:?}, generator floor p99 {:?} = rx {:?} + tx {:?}), server cpu {:?}, generator cpu {:.2}{}",
             w.rx_pps,
             w.loss_ratio * 100.0,
             w.latency_p50_us,
             w.latency_p99_us,
+            w.latency_to_socket_p99_us,
+            w.generator_floor_p99_us,
+            w.generator_rx_floor_p99_us,
+            w.generator_tx_floor_p99_us,
             w.server_cpu.map(|c| (c * 100.0).round() / 100.0),
             w.generator_cpu,
             if valid {

@@ -4,7 +4,9 @@
 //! A sender thread (pinned where the SFU runs) sends 1200-byte datagrams
 //! round-robin to many receiving sockets (pinned where the generator runs),
 //! as fast as it can, once with one `sendto(2)` per datagram and once with
-//! `sendmmsg(2)` batches of 64 (what Convene's worker does). Its CPU time
+//! `sendmmsg(2)` batches of 64 (what Convene's worker does), and once with
+//! UDP GSO: one `sendmsg(2)` carrying a frame's 9 datagrams to one socket
+//! (`UDP_SEGMENT`; the kernel cuts them apart). Its CPU time
 //! per datagram is the kernel's send path; on loopback it also carries the
 //! receiving side's IP/UDP processing up to the socket queue (softirq on the
 //! sending CPU), as the SFU's does in the S1 runs. Nothing is encrypted and
@@ -39,6 +41,8 @@ pub struct FloorCfg {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FloorCase {
     pub batch: usize,
+    /// The batch is one GSO send to one destination.
+    pub gso: bool,
     pub sent: u64,
     pub received: u64,
     pub secs: f64,
@@ -63,12 +67,13 @@ fn pin(cpu: Option<usize>) {
 /// Runs both cases and returns them as JSON (`{"cases": [...], ...}`).
 pub fn run(cfg: &FloorCfg) -> Result<Value> {
     let mut cases = Vec::new();
-    for batch in [1usize, 64] {
-        let c = case(cfg, batch)?;
+    for (batch, gso) in [(1usize, false), (64, false), (GSO_SEGMENTS, true)] {
+        let c = case(cfg, batch, gso)?;
         eprintln!(
-            "udp floor: batch {:>2}: {:.0} datagrams/s sent, {:.2} µs sender CPU each \
+            "udp floor: batch {:>2}{}: {:.0} datagrams/s sent, {:.2} µs sender CPU each \
              (at most {:.0}/s per core), {:.1} % received",
             c.batch,
+            if c.gso { " (GSO)" } else { "" },
             c.sent as f64 / c.secs,
             c.send_us_per_datagram,
             c.max_pps_per_core,
@@ -86,7 +91,10 @@ pub fn run(cfg: &FloorCfg) -> Result<Value> {
     }))
 }
 
-fn case(cfg: &FloorCfg, batch: usize) -> Result<FloorCase> {
+/// Datagrams in one GSO send: a delta frame of a 2.5 Mbit/s camera.
+const GSO_SEGMENTS: usize = 9;
+
+fn case(cfg: &FloorCfg, batch: usize, gso: bool) -> Result<FloorCase> {
     let mut receivers = Vec::with_capacity(cfg.destinations);
     for _ in 0..cfg.destinations {
         let s = UdpSocket::bind(SocketAddr::new(cfg.local_ip, 0)).context("binding a receiver")?;
@@ -144,7 +152,11 @@ fn case(cfg: &FloorCfg, batch: usize) -> Result<FloorCase> {
         let mut sent = 0u64;
         let mut next = 0usize;
         while Instant::now() < until {
-            sent += send_round(&sender, &dests, &mut next, &payload, batch);
+            sent += if gso {
+                send_gso(&sender, &dests, &mut next, &payload, batch)
+            } else {
+                send_round(&sender, &dests, &mut next, &payload, batch)
+            };
         }
         (
             sent,
@@ -163,6 +175,7 @@ fn case(cfg: &FloorCfg, batch: usize) -> Result<FloorCase> {
     let send_us = sender_cpu_secs * 1e6 / sent.max(1) as f64;
     Ok(FloorCase {
         batch,
+        gso,
         sent,
         received: received.load(Ordering::Relaxed),
         secs,
@@ -215,6 +228,34 @@ fn send_round(
     ok
 }
 
+/// Sends `segments` datagrams to the next destination in one `sendmsg(2)`
+/// with `UDP_SEGMENT`. Returns how many the kernel took.
+fn send_gso(
+    socket: &UdpSocket,
+    dests: &[SocketAddr],
+    next: &mut usize,
+    payload: &[u8],
+    segments: usize,
+) -> u64 {
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+    let to = SockaddrStorage::from(dests[*next % dests.len()]);
+    *next += 1;
+    let iov: Vec<IoSlice<'_>> = (0..segments).map(|_| IoSlice::new(payload)).collect();
+    let size = payload.len() as u16;
+    match sendmsg(
+        socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::UdpGsoSegments(&size)],
+        MsgFlags::empty(),
+        Some(&to),
+    ) {
+        Ok(_) => segments as u64,
+        Err(_) => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -232,7 +273,7 @@ mod tests {
         })
         .unwrap();
         let cases = v["cases"].as_array().unwrap();
-        assert_eq!(cases.len(), 2);
+        assert_eq!(cases.len(), 3);
         for c in cases {
             assert!(c["sent"].as_u64().unwrap() > 100, "{c}");
             assert!(c["received"].as_u64().unwrap() > 0, "{c}");
