@@ -113,6 +113,11 @@ pub struct ServeArgs {
     /// (10-30 % in the runs of docs/benchmarks.md).
     #[arg(long, env = "CONVENE_MEDIA_BWE", default_value_t = true, action = clap::ArgAction::Set)]
     pub media_bwe: bool,
+    /// Send the datagrams of a frame to one subscriber as one UDP GSO send
+    /// (`UDP_SEGMENT`; Linux 4.18+) instead of one message each. Turned
+    /// off by itself when the kernel refuses; `false` never tries.
+    #[arg(long, env = "CONVENE_MEDIA_GSO", default_value_t = true, action = clap::ArgAction::Set)]
+    pub media_gso: bool,
     /// Media worker threads (0: one per core).
     #[arg(long, env = "CONVENE_MEDIA_WORKERS", default_value_t = 0)]
     pub media_workers: usize,

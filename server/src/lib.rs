@@ -253,6 +253,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                 advertise: args.public_ip,
                 workers,
                 bwe: args.media_bwe,
+                gso: args.media_gso,
                 shard_peers: args.media_shard_peers,
             },
             events_tx,

@@ -40,6 +40,8 @@ pub struct MediaCounters {
     pub peers: AtomicU64,
     pub tracks: AtomicU64,
     pub packets_out: AtomicU64,
+    /// Of `packets_out`, those sent in UDP GSO sends (`batch.rs`).
+    pub gso_packets_out: AtomicU64,
     pub bytes_out: AtomicU64,
     pub rtp_in: AtomicU64,
     pub rtp_bytes_in: AtomicU64,
@@ -133,6 +135,8 @@ pub struct MediaConfig {
     pub workers: usize,
     /// Send-side bandwidth estimation for subscribers (`--media-bwe`).
     pub bwe: bool,
+    /// UDP GSO sends (`--media-gso`).
+    pub gso: bool,
     /// Participants of one room per worker before the room spills onto the
     /// next worker (`--media-shard-peers`; 0: a room never spills).
     pub shard_peers: usize,
@@ -271,6 +275,7 @@ impl MediaPlane {
             let setup = worker::WorkerSetup {
                 index,
                 bwe: config.bwe,
+                gso: config.gso,
                 links: mesh.links(index),
                 socket: socket.clone(),
                 local_addr,

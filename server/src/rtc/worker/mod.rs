@@ -192,6 +192,8 @@ pub struct WorkerSetup {
     pub index: WorkerId,
     /// Send-side bandwidth estimation for subscribers.
     pub bwe: bool,
+    /// UDP GSO sends (see `batch.rs`).
+    pub gso: bool,
     pub links: Links,
     pub socket: Arc<UdpSocket>,
     pub local_addr: SocketAddr,
@@ -257,7 +259,7 @@ pub fn run(setup: WorkerSetup) {
         scratch_keyframes: Vec::new(),
         scratch_sends: Vec::new(),
         timers: std::collections::BinaryHeap::new(),
-        batch: super::batch::SendBatch::new(),
+        batch: super::batch::SendBatch::with_gso(setup.gso),
         dtls_cert: None,
     };
     let datagrams = setup.datagrams;
@@ -395,6 +397,9 @@ impl Worker {
         }
         let f = self.batch.flush(&self.socket);
         self.counters.packets_out.fetch_add(f.packets, Relaxed);
+        self.counters
+            .gso_packets_out
+            .fetch_add(f.gso_packets, Relaxed);
         self.counters.bytes_out.fetch_add(f.bytes, Relaxed);
     }
 
