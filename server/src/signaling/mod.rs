@@ -202,6 +202,9 @@ pub struct RtcQuery {
 }
 
 /// `GET /rtc`: upgrades to the signaling WebSocket.
+/// Read buffer of a signaling WebSocket (see `ws_handler`).
+const WS_READ_BUFFER: usize = 16 * 1024;
+
 pub async fn ws_handler(
     State(sig): State<Arc<Signaling>>,
     Query(q): Query<RtcQuery>,
@@ -213,7 +216,12 @@ pub async fn ws_handler(
         Ok(admitted) => admitted,
         Err(refused) => return axum::response::IntoResponse::into_response(refused),
     };
-    ws.max_message_size(wire::MAX_MESSAGE_BYTES)
+    // tungstenite's default read buffer is 128 KiB, zero-filled as it is
+    // read into: per participant that was more than str0m's peer state.
+    // Signaling messages are a few KiB (an SDP under 20); a larger one
+    // still fits, the buffer grows to MAX_MESSAGE_BYTES for it.
+    ws.read_buffer_size(WS_READ_BUFFER)
+        .max_message_size(wire::MAX_MESSAGE_BYTES)
         .max_frame_size(wire::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
             let conn = sig.next_conn.fetch_add(1, Ordering::Relaxed);
