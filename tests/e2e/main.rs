@@ -24,6 +24,7 @@ mod crash;
 mod display;
 mod faults;
 mod fleet;
+mod libraries;
 mod limits;
 mod media;
 mod openapi;
