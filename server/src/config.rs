@@ -53,8 +53,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    // Boxed: its flags outweigh every other subcommand (clippy's
+    // large_enum_variant).
     /// Run the server (the default when no subcommand is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show or rotate the default team's developer key.
     Key {
         #[command(subcommand)]

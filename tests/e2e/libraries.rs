@@ -14,11 +14,11 @@ const CONVERT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A 1x1 PNG.
 const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
-    0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90,
-    0x77, 0x53, 0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8,
-    0xcf, 0xc0, 0x00, 0x00, 0x03, 0x01, 0x01, 0x00, 0xc9, 0xfe, 0x92, 0xef, 0x00, 0x00, 0x00,
-    0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0xc9, 0xfe, 0x92, 0xef, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
 /// A valid PDF of `pages` pages (a rectangle on each), with a correct xref.
@@ -69,10 +69,8 @@ fn multipart(filename: &str, bytes: &[u8], name: Option<&str>) -> (String, Vec<u
     let mut body = Vec::new();
     if let Some(n) = name {
         body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{n}\r\n"
-            )
-            .as_bytes(),
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{n}\r\n")
+                .as_bytes(),
         );
     }
     body.extend_from_slice(
@@ -181,12 +179,17 @@ async fn libraries_upload_convert_link_range_delete() {
     let api = s.api();
     let lib = create_library(&s, json!({"name": "Decks", "external_id": "ext-1"})).await;
     let sub = create_library(&s, json!({"name": "Q3", "parent_id": lib})).await;
-    let r = api.get(&format!("/api/v1/libraries/{sub}")).await.expect(200);
+    let r = api
+        .get(&format!("/api/v1/libraries/{sub}"))
+        .await
+        .expect(200);
     assert_eq!(r.body["parent_id"], lib.as_str());
     assert_eq!(r.body["name"], "Q3");
 
     // A PNG by multipart: ready at once, one slide.
-    let png = upload_multipart(&s, &lib, "logo.png", PNG).await.expect(201);
+    let png = upload_multipart(&s, &lib, "logo.png", PNG)
+        .await
+        .expect(201);
     assert_eq!(png.body["status"], "ready");
     assert_eq!(png.body["type"], "image");
     assert_eq!(png.body["content_type"], "image/png");
@@ -213,7 +216,11 @@ async fn libraries_upload_convert_link_range_delete() {
     assert_eq!(done["pages"], 3);
     assert!(done["failure_reason"].is_null());
     for n in 1..=3 {
-        assert!(file_dir(&s, &pdf_id).join(format!("slides/{n}.png")).is_file());
+        assert!(
+            file_dir(&s, &pdf_id)
+                .join(format!("slides/{n}.png"))
+                .is_file()
+        );
     }
 
     // Lists, with the pagination every list has.
@@ -294,7 +301,13 @@ async fn libraries_upload_convert_link_range_delete() {
         let flipped: String = sig
             .chars()
             .enumerate()
-            .map(|(i, c)| if i == 0 { if c == 'a' { 'b' } else { 'a' } } else { c })
+            .map(|(i, c)| {
+                if i == 0 {
+                    if c == 'a' { 'b' } else { 'a' }
+                } else {
+                    c
+                }
+            })
             .collect();
         format!("{head}signature={flipped}")
     };
@@ -400,13 +413,18 @@ async fn libraries_refuse_bad_input() {
         .expect(404);
 
     // Library bodies are validated.
-    api.post("/api/v1/libraries", json!({})).await.expect_invalid("name");
+    api.post("/api/v1/libraries", json!({}))
+        .await
+        .expect_invalid("name");
     api.post("/api/v1/libraries", json!({"name": 5}))
         .await
         .expect_invalid("name");
-    api.post("/api/v1/libraries", json!({"name": "x", "parent_id": "nope"}))
-        .await
-        .expect_invalid("parent_id");
+    api.post(
+        "/api/v1/libraries",
+        json!({"name": "x", "parent_id": "nope"}),
+    )
+    .await
+    .expect_invalid("parent_id");
     api.post("/api/v1/libraries", json!({"name": "x", "room_id": "nope"}))
         .await
         .expect_invalid("room_id");
@@ -425,7 +443,9 @@ async fn libraries_refuse_bad_input() {
         "{}",
         r.body
     );
-    let r = upload_multipart(&s, &lib, "big.pdf", &big).await.expect(413);
+    let r = upload_multipart(&s, &lib, "big.pdf", &big)
+        .await
+        .expect(413);
     assert_eq!(r.body["code"], "PAYLOAD_TOO_LARGE");
     assert_eq!(stored(), 0);
 
@@ -517,7 +537,10 @@ async fn libraries_refuse_bad_input() {
         .await
         .expect(413);
     assert!(
-        r.body["message"].as_str().unwrap().contains("2097152 bytes"),
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("2097152 bytes"),
         "{}",
         r.body
     );
@@ -535,16 +558,25 @@ async fn libraries_refuse_bad_input() {
 async fn libraries_go_with_their_room_on_delete_library() {
     let mut s = Server::start();
     let api = s.api();
-    for (name, tag) in [("lib-room-a", "wipe"), ("lib-room-b", "keep"), ("lib-room-c", "x")] {
-        api.post("/api/v1/rooms", json!({"friendly_url": name, "tags": [tag]}))
-            .await
-            .expect(200);
+    for (name, tag) in [
+        ("lib-room-a", "wipe"),
+        ("lib-room-b", "keep"),
+        ("lib-room-c", "x"),
+    ] {
+        api.post(
+            "/api/v1/rooms",
+            json!({"friendly_url": name, "tags": [tag]}),
+        )
+        .await
+        .expect(200);
     }
     let a = create_library(&s, json!({"name": "A", "room_id": "lib-room-a"})).await;
     let a_child = create_library(&s, json!({"name": "A1", "parent_id": a})).await;
     let b = create_library(&s, json!({"name": "B", "room_id": "lib-room-b"})).await;
     let c = create_library(&s, json!({"name": "C", "room_id": "lib-room-c"})).await;
-    let file = upload_multipart(&s, &a_child, "x.png", PNG).await.expect(201);
+    let file = upload_multipart(&s, &a_child, "x.png", PNG)
+        .await
+        .expect(201);
     let file_id = file.body["id"].as_str().unwrap().to_string();
     assert!(file_dir(&s, &file_id).exists());
 
@@ -581,14 +613,20 @@ async fn libraries_go_with_their_room_on_delete_library() {
     // A restart keeps the rest and leaves no orphan on disk.
     let kept = upload_multipart(&s, &b, "kept.png", PNG).await.expect(201);
     let kept_id = kept.body["id"].as_str().unwrap().to_string();
-    let orphan = s.data_dir.join("libraries/files").join(uuid::Uuid::new_v4().to_string());
+    let orphan = s
+        .data_dir
+        .join("libraries/files")
+        .join(uuid::Uuid::new_v4().to_string());
     std::fs::create_dir_all(&orphan).unwrap();
     std::fs::write(orphan.join("original"), PNG).unwrap();
     let tmp_part = s.data_dir.join("libraries/tmp/interrupted.part");
     std::fs::write(&tmp_part, b"half an upload").unwrap();
     s.restart();
     assert!(!orphan.exists(), "a file without a row is removed at start");
-    assert!(!tmp_part.exists(), "an interrupted upload is removed at start");
+    assert!(
+        !tmp_part.exists(),
+        "an interrupted upload is removed at start"
+    );
     assert!(file_dir(&s, &kept_id).join("original").is_file());
     let r = s
         .api()
@@ -596,4 +634,141 @@ async fn libraries_go_with_their_room_on_delete_library() {
         .await
         .expect(200);
     assert_eq!(r.body["total_count"], 1);
+}
+
+/// A pdftoppm stand-in: records its pid, hangs while `hang` exists in its
+/// directory, otherwise runs the real pdftoppm.
+fn fake_pdftoppm(dir: &std::path::Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("pdftoppm");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho $$ > {d}/pid\nif [ -e {d}/hang ]; then exec sleep 120; fi\nexec pdftoppm \"$@\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// The pid the stand-in wrote since `pid` was last removed (deadline).
+async fn wait_pid(dir: &std::path::Path) -> u32 {
+    let deadline = Instant::now() + CONVERT_TIMEOUT;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(dir.join("pid"))
+            && let Ok(pid) = s.trim().parse()
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the converter never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Gone, or a zombie not yet reaped: either way no longer running.
+fn not_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+    }
+}
+
+#[tokio::test]
+async fn libraries_conversion_is_bounded_and_resumes_after_restart() {
+    let tools = tempfile::tempdir().unwrap();
+    let script = fake_pdftoppm(tools.path());
+    let hang = tools.path().join("hang");
+
+    // A conversion that hangs is killed at the timeout and fails alone.
+    let s = Server::start_with(Options {
+        env: vec![
+            ("CONVENE_PDFTOPPM".into(), script.display().to_string()),
+            ("CONVENE_LIBRARY_CONVERT_TIMEOUT_SECS".into(), "1".into()),
+            ("CONVENE_LIBRARY_MAX_PAGES".into(), "2".into()),
+        ],
+        ..Default::default()
+    });
+    let lib = create_library(&s, json!({"name": "Bounded"})).await;
+    std::fs::write(&hang, b"").unwrap();
+    let stuck = upload_raw(&s, &lib, "stuck.pdf", &pdf(1), "application/pdf")
+        .await
+        .expect(201);
+    let pid = wait_pid(tools.path()).await;
+    let stuck = wait_converted(&s, &lib, stuck.body["id"].as_str().unwrap()).await;
+    assert_eq!(stuck["status"], "failed", "{stuck}");
+    assert!(
+        stuck["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 1 s"),
+        "{stuck}"
+    );
+    let deadline = Instant::now() + CONVERT_TIMEOUT;
+    while !not_running(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the hung converter was not killed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::remove_file(&hang).unwrap();
+
+    // The page cap: more pages fail, as many pass.
+    let long = upload_raw(&s, &lib, "long.pdf", &pdf(3), "application/pdf")
+        .await
+        .expect(201);
+    let long = wait_converted(&s, &lib, long.body["id"].as_str().unwrap()).await;
+    assert_eq!(long["status"], "failed", "{long}");
+    assert!(
+        long["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than 2 pages"),
+        "{long}"
+    );
+    let short = upload_raw(&s, &lib, "short.pdf", &pdf(2), "application/pdf")
+        .await
+        .expect(201);
+    let short = wait_converted(&s, &lib, short.body["id"].as_str().unwrap()).await;
+    assert_eq!(short["status"], "ready", "{short}");
+    assert_eq!(short["pages"], 2);
+    drop(s);
+
+    // A conversion cut by a restart runs again after it.
+    let mut s = Server::start_with(Options {
+        env: vec![("CONVENE_PDFTOPPM".into(), script.display().to_string())],
+        ..Default::default()
+    });
+    let lib = create_library(&s, json!({"name": "Resumed"})).await;
+    std::fs::write(&hang, b"").unwrap();
+    let _ = std::fs::remove_file(tools.path().join("pid"));
+    let cut = upload_raw(&s, &lib, "cut.pdf", &pdf(3), "application/pdf")
+        .await
+        .expect(201);
+    let cut_id = cut.body["id"].as_str().unwrap().to_string();
+    let pid = wait_pid(tools.path()).await;
+    let r = s
+        .api()
+        .get(&format!("/api/v1/libraries/{lib}/files/{cut_id}"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["status"], "processing");
+    std::fs::remove_file(&hang).unwrap();
+    s.restart();
+    // The stand-in the first run left hanging is ours to end.
+    if !not_running(pid) {
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(pid.to_string())
+            .status();
+    }
+    let done = wait_converted(&s, &lib, &cut_id).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(done["pages"], 3);
+    assert!(file_dir(&s, &cut_id).join("slides/3.png").is_file());
 }

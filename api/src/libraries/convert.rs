@@ -138,9 +138,7 @@ async fn sync_path(p: &Path) -> Result<(), String> {
     let f = tokio::fs::File::open(p)
         .await
         .map_err(|e| format!("server error: {e}"))?;
-    f.sync_all()
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    f.sync_all().await.map_err(|e| format!("server error: {e}"))
 }
 
 /// `work/slides` becomes `files/<id>/slides`, then the file's dir is synced.
@@ -163,7 +161,10 @@ mod tests {
 
     #[test]
     fn reasons_are_one_short_line() {
-        assert_eq!(short("\n  Syntax Error: broken\nmore\n"), "Syntax Error: broken");
+        assert_eq!(
+            short("\n  Syntax Error: broken\nmore\n"),
+            "Syntax Error: broken"
+        );
         assert_eq!(short(""), "no details");
         assert_eq!(short(&"x".repeat(1000)).len(), MAX_REASON);
     }

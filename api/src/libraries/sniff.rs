@@ -81,11 +81,7 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// extension kept when cut); Unicode is kept. Nothing usable gives
 /// `file.<ext>`. The name is only ever shown: files are stored by id.
 pub fn sanitise_name(raw: Option<&str>, kind: Kind) -> String {
-    let last = raw
-        .unwrap_or("")
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or("");
+    let last = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
     let name = cleaned.trim().trim_start_matches('.').trim();
     if name.is_empty() {
@@ -123,12 +119,18 @@ mod tests {
     #[test]
     fn names_lose_paths_and_controls_but_keep_unicode() {
         assert_eq!(sanitise_name(Some("../../etc/passwd"), Kind::Png), "passwd");
-        assert_eq!(sanitise_name(Some("..\\..\\boot.ini"), Kind::Png), "boot.ini");
+        assert_eq!(
+            sanitise_name(Some("..\\..\\boot.ini"), Kind::Png),
+            "boot.ini"
+        );
         assert_eq!(sanitise_name(Some("a/b/.."), Kind::Png), "file.png");
         assert_eq!(sanitise_name(Some("..."), Kind::Pdf), "file.pdf");
         assert_eq!(sanitise_name(Some(".hidden"), Kind::Pdf), "hidden");
         assert_eq!(sanitise_name(Some("x\u{0}y\n.pdf"), Kind::Pdf), "xy.pdf");
-        assert_eq!(sanitise_name(Some("Präsentation 日本.pdf"), Kind::Pdf), "Präsentation 日本.pdf");
+        assert_eq!(
+            sanitise_name(Some("Präsentation 日本.pdf"), Kind::Pdf),
+            "Präsentation 日本.pdf"
+        );
         assert_eq!(sanitise_name(None, Kind::Jpeg), "file.jpg");
         let long = format!("{}.pdf", "ä".repeat(500));
         let cut = sanitise_name(Some(&long), Kind::Pdf);

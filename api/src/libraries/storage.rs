@@ -120,10 +120,7 @@ impl Sink {
                 self.kind = Some(sniff(&self.head).ok_or_else(unsupported)?);
             }
         }
-        self.file
-            .write_all(chunk)
-            .await
-            .map_err(ApiError::internal)
+        self.file.write_all(chunk).await.map_err(ApiError::internal)
     }
 
     async fn finish(mut self, name: Option<String>) -> ApiResult<Upload> {
@@ -228,7 +225,10 @@ pub async fn receive(
         }
     }
     let (sink, filename) = upload.ok_or_else(|| {
-        ApiError::field("file", "is required: send the file as the multipart field `file`")
+        ApiError::field(
+            "file",
+            "is required: send the file as the multipart field `file`",
+        )
     })?;
     sink.finish(name.or(name_field).or(filename)).await
 }

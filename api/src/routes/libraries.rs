@@ -118,7 +118,10 @@ fn optional_string(
         Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(Value::String(s)) if s.chars().count() <= max => Some(s.trim().to_string()),
         Some(Value::String(_)) => {
-            errors.insert(field.into(), vec![format!("must be at most {max} characters")]);
+            errors.insert(
+                field.into(),
+                vec![format!("must be at most {max} characters")],
+            );
             None
         }
         Some(_) => {
@@ -348,7 +351,10 @@ pub async fn upload_file(
     let mut row = row;
     if kind == Kind::Pdf && !state.library_jobs.try_enqueue(&id) {
         let reason = "the conversion queue is full: upload the file again later".to_string();
-        state.db.finish_library_file(&id, Err(reason.clone())).await?;
+        state
+            .db
+            .finish_library_file(&id, Err(reason.clone()))
+            .await?;
         row.status = crate::store::libraries::FAILED.into();
         row.failure_reason = Some(reason);
     }

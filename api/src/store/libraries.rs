@@ -221,12 +221,14 @@ impl Db {
 
     /// Bytes of the team's stored files.
     pub async fn library_bytes_used(&self, team_id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COALESCE(SUM(size), 0) FROM library_files WHERE team_id = ?",
+        Ok(
+            sqlx::query_scalar(
+                "SELECT COALESCE(SUM(size), 0) FROM library_files WHERE team_id = ?",
+            )
+            .bind(team_id)
+            .fetch_one(&self.read)
+            .await?,
         )
-        .bind(team_id)
-        .fetch_one(&self.read)
-        .await?)
     }
 
     /// Inserts a file whose bytes are already durable, unless the team's
@@ -318,12 +320,12 @@ impl Db {
 
     /// Files still waiting for their conversion (after a restart).
     pub async fn processing_library_files(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM library_files WHERE status = ? ORDER BY seq",
+        Ok(
+            sqlx::query_scalar("SELECT id FROM library_files WHERE status = ? ORDER BY seq")
+                .bind(PROCESSING)
+                .fetch_all(&self.read)
+                .await?,
         )
-        .bind(PROCESSING)
-        .fetch_all(&self.read)
-        .await?)
     }
 
     /// Every file id (for the sweep of files on disk without a row).
