@@ -10,7 +10,7 @@ use convene_tests::{KEY, Options, Resp, Server};
 use serde_json::{Value, json};
 
 /// A conversion of a few small pages takes well under this on a busy machine.
-const CONVERT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const CONVERT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A 1x1 PNG.
 const PNG: &[u8] = &[
@@ -22,7 +22,7 @@ const PNG: &[u8] = &[
 ];
 
 /// A valid PDF of `pages` pages (a rectangle on each), with a correct xref.
-fn pdf(pages: usize) -> Vec<u8> {
+pub(crate) fn pdf(pages: usize) -> Vec<u8> {
     let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", 3 + 2 * i)).collect();
     let mut objs = vec![
         "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
@@ -99,7 +99,13 @@ async fn upload_multipart(s: &Server, library: &str, filename: &str, bytes: &[u8
 }
 
 /// A raw-body upload; `name` as the query parameter.
-async fn upload_raw(s: &Server, library: &str, name: &str, bytes: &[u8], ct: &str) -> Resp {
+pub(crate) async fn upload_raw(
+    s: &Server,
+    library: &str,
+    name: &str,
+    bytes: &[u8],
+    ct: &str,
+) -> Resp {
     let res = s
         .client
         .post(s.url(&format!("/api/v1/libraries/{library}/files")))
@@ -113,13 +119,13 @@ async fn upload_raw(s: &Server, library: &str, name: &str, bytes: &[u8], ct: &st
     Resp::read(res).await
 }
 
-async fn create_library(s: &Server, body: Value) -> String {
+pub(crate) async fn create_library(s: &Server, body: Value) -> String {
     let r = s.api().post("/api/v1/libraries", body).await.expect(201);
     r.body["id"].as_str().unwrap().to_string()
 }
 
 /// Polls a file until it leaves `processing` (deadline: CONVERT_TIMEOUT).
-async fn wait_converted(s: &Server, library: &str, file: &str) -> Value {
+pub(crate) async fn wait_converted(s: &Server, library: &str, file: &str) -> Value {
     let deadline = Instant::now() + CONVERT_TIMEOUT;
     loop {
         let r = s
@@ -138,7 +144,7 @@ async fn wait_converted(s: &Server, library: &str, file: &str) -> Value {
     }
 }
 
-fn file_dir(s: &Server, id: &str) -> PathBuf {
+pub(crate) fn file_dir(s: &Server, id: &str) -> PathBuf {
     s.data_dir.join("libraries").join("files").join(id)
 }
 
@@ -462,6 +468,75 @@ async fn libraries_refuse_bad_input() {
         .expect_invalid("file");
     assert_eq!(stored(), 0);
 
+    // Malformed forms and requests: each refused with its reason.
+    let boundary = "b0undary";
+    let only_name = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx.png\r\n--{boundary}--\r\n"
+    );
+    let form = |ct: String, body: Vec<u8>| {
+        s.client
+            .post(s.url(&format!("/api/v1/libraries/{lib}/files")))
+            .bearer_auth(KEY)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    let r = Resp::read(
+        form(
+            format!("multipart/form-data; boundary={boundary}"),
+            only_name.into_bytes(),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    r.expect_invalid("file");
+    let r = Resp::read(
+        form("multipart/form-data".into(), PNG.to_vec())
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(400);
+    assert!(r.body["message"].as_str().unwrap().contains("boundary"));
+    let two = {
+        let (_, mut a) = multipart("a.png", PNG, None);
+        // Drop the closing delimiter and add a second file part.
+        a.truncate(a.len() - "--convene-test-boundary-7d1f--\r\n".len());
+        a.extend_from_slice(
+            b"--convene-test-boundary-7d1f\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.png\"\r\n\r\n",
+        );
+        a.extend_from_slice(PNG);
+        a.extend_from_slice(b"\r\n--convene-test-boundary-7d1f--\r\n");
+        a
+    };
+    let r = Resp::read(
+        form(
+            "multipart/form-data; boundary=convene-test-boundary-7d1f".into(),
+            two,
+        )
+        .await
+        .unwrap(),
+    )
+    .await
+    .expect(400);
+    assert!(r.body["message"].as_str().unwrap().contains("one file"));
+    assert_eq!(stored(), 0);
+    api.post("/api/v1/libraries", json!({"name": "x".repeat(201)}))
+        .await
+        .expect_invalid("name");
+    api.post("/api/v1/libraries", json!({"name": "x", "external_id": 7}))
+        .await
+        .expect_invalid("external_id");
+    api.get("/api/v1/libraries?order=sideways")
+        .await
+        .expect_invalid("order");
+    api.get(&format!(
+        "/api/v1/libraries/{lib}/files/no-such-file/download"
+    ))
+    .await
+    .expect(404);
+
     // A path as the name: only its last component is kept.
     let r = upload_multipart(&s, &lib, "../../etc/passwd", PNG)
         .await
@@ -509,6 +584,11 @@ async fn libraries_refuse_bad_input() {
         "{bad}"
     );
     let bad_id = bad["id"].as_str().unwrap();
+    api.get(&format!(
+        "/api/v1/libraries/{lib}/files/{bad_id}/download?page=0"
+    ))
+    .await
+    .expect_invalid("page");
     let r = api
         .get(&format!(
             "/api/v1/libraries/{lib}/files/{bad_id}/download?page=1"
@@ -634,141 +714,4 @@ async fn libraries_go_with_their_room_on_delete_library() {
         .await
         .expect(200);
     assert_eq!(r.body["total_count"], 1);
-}
-
-/// A pdftoppm stand-in: records its pid, hangs while `hang` exists in its
-/// directory, otherwise runs the real pdftoppm.
-fn fake_pdftoppm(dir: &std::path::Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let script = dir.join("pdftoppm");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho $$ > {d}/pid\nif [ -e {d}/hang ]; then exec sleep 120; fi\nexec pdftoppm \"$@\"\n",
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script
-}
-
-/// The pid the stand-in wrote since `pid` was last removed (deadline).
-async fn wait_pid(dir: &std::path::Path) -> u32 {
-    let deadline = Instant::now() + CONVERT_TIMEOUT;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(dir.join("pid"))
-            && let Ok(pid) = s.trim().parse()
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "the converter never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Gone, or a zombie not yet reaped: either way no longer running.
-fn not_running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-    }
-}
-
-#[tokio::test]
-async fn libraries_conversion_is_bounded_and_resumes_after_restart() {
-    let tools = tempfile::tempdir().unwrap();
-    let script = fake_pdftoppm(tools.path());
-    let hang = tools.path().join("hang");
-
-    // A conversion that hangs is killed at the timeout and fails alone.
-    let s = Server::start_with(Options {
-        env: vec![
-            ("CONVENE_PDFTOPPM".into(), script.display().to_string()),
-            ("CONVENE_LIBRARY_CONVERT_TIMEOUT_SECS".into(), "1".into()),
-            ("CONVENE_LIBRARY_MAX_PAGES".into(), "2".into()),
-        ],
-        ..Default::default()
-    });
-    let lib = create_library(&s, json!({"name": "Bounded"})).await;
-    std::fs::write(&hang, b"").unwrap();
-    let stuck = upload_raw(&s, &lib, "stuck.pdf", &pdf(1), "application/pdf")
-        .await
-        .expect(201);
-    let pid = wait_pid(tools.path()).await;
-    let stuck = wait_converted(&s, &lib, stuck.body["id"].as_str().unwrap()).await;
-    assert_eq!(stuck["status"], "failed", "{stuck}");
-    assert!(
-        stuck["failure_reason"]
-            .as_str()
-            .unwrap()
-            .contains("longer than 1 s"),
-        "{stuck}"
-    );
-    let deadline = Instant::now() + CONVERT_TIMEOUT;
-    while !not_running(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the hung converter was not killed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    std::fs::remove_file(&hang).unwrap();
-
-    // The page cap: more pages fail, as many pass.
-    let long = upload_raw(&s, &lib, "long.pdf", &pdf(3), "application/pdf")
-        .await
-        .expect(201);
-    let long = wait_converted(&s, &lib, long.body["id"].as_str().unwrap()).await;
-    assert_eq!(long["status"], "failed", "{long}");
-    assert!(
-        long["failure_reason"]
-            .as_str()
-            .unwrap()
-            .contains("more than 2 pages"),
-        "{long}"
-    );
-    let short = upload_raw(&s, &lib, "short.pdf", &pdf(2), "application/pdf")
-        .await
-        .expect(201);
-    let short = wait_converted(&s, &lib, short.body["id"].as_str().unwrap()).await;
-    assert_eq!(short["status"], "ready", "{short}");
-    assert_eq!(short["pages"], 2);
-    drop(s);
-
-    // A conversion cut by a restart runs again after it.
-    let mut s = Server::start_with(Options {
-        env: vec![("CONVENE_PDFTOPPM".into(), script.display().to_string())],
-        ..Default::default()
-    });
-    let lib = create_library(&s, json!({"name": "Resumed"})).await;
-    std::fs::write(&hang, b"").unwrap();
-    let _ = std::fs::remove_file(tools.path().join("pid"));
-    let cut = upload_raw(&s, &lib, "cut.pdf", &pdf(3), "application/pdf")
-        .await
-        .expect(201);
-    let cut_id = cut.body["id"].as_str().unwrap().to_string();
-    let pid = wait_pid(tools.path()).await;
-    let r = s
-        .api()
-        .get(&format!("/api/v1/libraries/{lib}/files/{cut_id}"))
-        .await
-        .expect(200);
-    assert_eq!(r.body["status"], "processing");
-    std::fs::remove_file(&hang).unwrap();
-    s.restart();
-    // The stand-in the first run left hanging is ours to end.
-    if !not_running(pid) {
-        let _ = std::process::Command::new("kill")
-            .arg("-9")
-            .arg(pid.to_string())
-            .status();
-    }
-    let done = wait_converted(&s, &lib, &cut_id).await;
-    assert_eq!(done["status"], "ready", "{done}");
-    assert_eq!(done["pages"], 3);
-    assert!(file_dir(&s, &cut_id).join("slides/3.png").is_file());
 }

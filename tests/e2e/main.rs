@@ -25,6 +25,7 @@ mod display;
 mod faults;
 mod fleet;
 mod libraries;
+mod libraries_conversion;
 mod limits;
 mod media;
 mod openapi;

@@ -1,0 +1,150 @@
+//! Content library conversions under stress: a pdftoppm that hangs is
+//! killed at the timeout, the page cap, and a conversion cut by a restart
+//! running again (with a pdftoppm stand-in that hangs on demand).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use convene_tests::{Options, Server};
+use serde_json::json;
+
+use crate::libraries::{
+    CONVERT_TIMEOUT, create_library, file_dir, pdf, upload_raw, wait_converted,
+};
+
+/// A pdftoppm stand-in: records its pid, hangs while `hang` exists in its
+/// directory, otherwise runs the real pdftoppm.
+fn fake_pdftoppm(dir: &std::path::Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("pdftoppm");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho $$ > {d}/pid\nif [ -e {d}/hang ]; then exec sleep 120; fi\nexec pdftoppm \"$@\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// The pid the stand-in wrote since `pid` was last removed (deadline).
+async fn wait_pid(dir: &std::path::Path) -> u32 {
+    let deadline = Instant::now() + CONVERT_TIMEOUT;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(dir.join("pid"))
+            && let Ok(pid) = s.trim().parse()
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the converter never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Gone, or a zombie not yet reaped: either way no longer running.
+fn not_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+    }
+}
+
+#[tokio::test]
+async fn libraries_conversion_is_bounded_and_resumes_after_restart() {
+    let tools = tempfile::tempdir().unwrap();
+    let script = fake_pdftoppm(tools.path());
+    let hang = tools.path().join("hang");
+
+    // A conversion that hangs is killed at the timeout and fails alone.
+    let s = Server::start_with(Options {
+        env: vec![
+            ("CONVENE_PDFTOPPM".into(), script.display().to_string()),
+            ("CONVENE_LIBRARY_CONVERT_TIMEOUT_SECS".into(), "1".into()),
+            ("CONVENE_LIBRARY_MAX_PAGES".into(), "2".into()),
+        ],
+        ..Default::default()
+    });
+    let lib = create_library(&s, json!({"name": "Bounded"})).await;
+    std::fs::write(&hang, b"").unwrap();
+    let stuck = upload_raw(&s, &lib, "stuck.pdf", &pdf(1), "application/pdf")
+        .await
+        .expect(201);
+    let pid = wait_pid(tools.path()).await;
+    let stuck = wait_converted(&s, &lib, stuck.body["id"].as_str().unwrap()).await;
+    assert_eq!(stuck["status"], "failed", "{stuck}");
+    assert!(
+        stuck["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 1 s"),
+        "{stuck}"
+    );
+    let deadline = Instant::now() + CONVERT_TIMEOUT;
+    while !not_running(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the hung converter was not killed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::remove_file(&hang).unwrap();
+
+    // The page cap: more pages fail, as many pass.
+    let long = upload_raw(&s, &lib, "long.pdf", &pdf(3), "application/pdf")
+        .await
+        .expect(201);
+    let long = wait_converted(&s, &lib, long.body["id"].as_str().unwrap()).await;
+    assert_eq!(long["status"], "failed", "{long}");
+    assert!(
+        long["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than 2 pages"),
+        "{long}"
+    );
+    let short = upload_raw(&s, &lib, "short.pdf", &pdf(2), "application/pdf")
+        .await
+        .expect(201);
+    let short = wait_converted(&s, &lib, short.body["id"].as_str().unwrap()).await;
+    assert_eq!(short["status"], "ready", "{short}");
+    assert_eq!(short["pages"], 2);
+    drop(s);
+
+    // A conversion cut by a restart runs again after it.
+    let mut s = Server::start_with(Options {
+        env: vec![("CONVENE_PDFTOPPM".into(), script.display().to_string())],
+        ..Default::default()
+    });
+    let lib = create_library(&s, json!({"name": "Resumed"})).await;
+    std::fs::write(&hang, b"").unwrap();
+    let _ = std::fs::remove_file(tools.path().join("pid"));
+    let cut = upload_raw(&s, &lib, "cut.pdf", &pdf(3), "application/pdf")
+        .await
+        .expect(201);
+    let cut_id = cut.body["id"].as_str().unwrap().to_string();
+    let pid = wait_pid(tools.path()).await;
+    let r = s
+        .api()
+        .get(&format!("/api/v1/libraries/{lib}/files/{cut_id}"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["status"], "processing");
+    std::fs::remove_file(&hang).unwrap();
+    s.restart();
+    // The stand-in the first run left hanging is ours to end.
+    if !not_running(pid) {
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(pid.to_string())
+            .status();
+    }
+    let done = wait_converted(&s, &lib, &cut_id).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(done["pages"], 3);
+    assert!(file_dir(&s, &cut_id).join("slides/3.png").is_file());
+}
