@@ -160,6 +160,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_LIBRARY_CONVERT_TIMEOUT_SECS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub library_convert_timeout_secs: u64,
+    /// Address space one PDF conversion may use, in MiB (`ulimit -v`; more
+    /// and the file fails).
+    #[arg(long, env = "CONVENE_LIBRARY_CONVERT_MEMORY_MB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub library_convert_memory_mb: u64,
     /// PDF conversions run at once.
     #[arg(long, env = "CONVENE_LIBRARY_CONVERTERS", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=8))]

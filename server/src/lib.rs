@@ -224,6 +224,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             max_team_bytes: args.library_max_team_mb.saturating_mul(1 << 20),
             max_pages: args.library_max_pages,
             convert_timeout: Duration::from_secs(args.library_convert_timeout_secs),
+            convert_memory_mb: args.library_convert_memory_mb,
             converters: usize::try_from(args.library_converters).unwrap_or(1),
             pdftoppm: args.pdftoppm.clone(),
             ..Default::default()

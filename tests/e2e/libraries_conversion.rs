@@ -148,3 +148,31 @@ async fn libraries_conversion_is_bounded_and_resumes_after_restart() {
     assert_eq!(done["pages"], 3);
     assert!(file_dir(&s, &cut_id).join("slides/3.png").is_file());
 }
+
+#[tokio::test]
+async fn libraries_conversion_memory_limit_fails_the_file_only() {
+    // 8 MiB of address space is too little for pdftoppm to even load.
+    let s = Server::start_with(Options {
+        env: vec![("CONVENE_LIBRARY_CONVERT_MEMORY_MB".into(), "8".into())],
+        ..Default::default()
+    });
+    let lib = create_library(&s, json!({"name": "Tight"})).await;
+    let r = upload_raw(&s, &lib, "deck.pdf", &pdf(2), "application/pdf")
+        .await
+        .expect(201);
+    let done = wait_converted(&s, &lib, r.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("8 MB memory limit"),
+        "{done}"
+    );
+    // The server and other files are unaffected.
+    let png = upload_raw(&s, &lib, "a.png", crate::libraries::PNG, "image/png")
+        .await
+        .expect(201);
+    assert_eq!(png.body["status"], "ready");
+    s.api().get("/health").await.expect(200);
+}

@@ -1,17 +1,23 @@
 //! PDF to slides: `pdftoppm` renders the pages of one PDF into PNGs, as a
 //! bounded job — a timeout (the process is killed when it passes), a page
-//! cap (more pages fail the file), a pixel cap on each page image, output
+//! cap (more pages fail the file), a pixel cap on each page image, an
+//! address-space limit (`ulimit -v`, set by `/bin/sh` before it execs
+//! pdftoppm), output
 //! into a temp dir that is moved into place only when complete. A PDF that
 //! fails, hangs or is too big fails that file only.
 
 use std::path::Path;
 use std::process::Stdio;
 
+use tokio::io::AsyncReadExt;
+
 use super::LibraryConfig;
 use crate::Db;
 
 /// Longest failure reason stored.
 const MAX_REASON: usize = 300;
+/// Bytes of pdftoppm's error output kept for the failure reason.
+const STDERR_KEPT: u64 = 8192;
 
 /// Converts one queued file and records the outcome.
 pub async fn run_job(db: &Db, config: &LibraryConfig, id: &str) {
@@ -58,8 +64,16 @@ pub async fn convert(config: &LibraryConfig, id: &str) -> Result<i64, String> {
 async fn render(config: &LibraryConfig, original: &Path, work: &Path) -> Result<i64, String> {
     let cap = i64::from(config.max_pages.max(1));
     // One page past the cap is rendered so a longer PDF is known to be longer.
-    let mut cmd = tokio::process::Command::new(&config.pdftoppm);
-    cmd.arg("-png")
+    // The shell sets the address-space limit and execs pdftoppm in its place
+    // (same process: the timeout's kill reaches it).
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -v {} && exec \"$0\" \"$@\"",
+            config.convert_memory_mb.max(1).saturating_mul(1024)
+        ))
+        .arg(&config.pdftoppm)
+        .arg("-png")
         .arg("-scale-to")
         .arg(config.slide_pixels.max(16).to_string())
         .arg("-f")
@@ -72,25 +86,52 @@ async fn render(config: &LibraryConfig, original: &Path, work: &Path) -> Result<
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("server error: could not run pdftoppm: {e}"))?;
-    let output = match tokio::time::timeout(config.convert_timeout, child.wait_with_output()).await
-    {
-        Ok(r) => r.map_err(|e| format!("server error: pdftoppm: {e}"))?,
-        // Dropping the future drops the child: kill_on_drop kills it.
+    let mut stderr = child.stderr.take();
+    let run = async {
+        // The first few KiB of errors are kept; the rest is read and dropped
+        // so a PDF that makes pdftoppm complain endlessly costs no memory.
+        let mut kept = Vec::new();
+        if let Some(err) = stderr.as_mut() {
+            let _ = (&mut *err).take(STDERR_KEPT).read_to_end(&mut kept).await;
+            let _ = tokio::io::copy(err, &mut tokio::io::sink()).await;
+        }
+        (child.wait().await, kept)
+    };
+    let (status, stderr) = match tokio::time::timeout(config.convert_timeout, run).await {
+        Ok((status, kept)) => (
+            status.map_err(|e| format!("server error: pdftoppm: {e}"))?,
+            kept,
+        ),
         Err(_) => {
+            // Killed and reaped (kill_on_drop would also kill, but not reap).
+            let _ = child.kill().await;
             return Err(format!(
                 "the conversion took longer than {} s and was stopped",
                 config.convert_timeout.as_secs()
             ));
         }
     };
-    if !output.status.success() {
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
         return Err(format!(
-            "not a readable PDF: {}",
-            short(&String::from_utf8_lossy(&output.stderr))
+            "the conversion was stopped by signal {signal} (the PDF may need more than \
+             the {} MB memory limit)",
+            config.convert_memory_mb
         ));
+    }
+    if !status.success() {
+        let text = String::from_utf8_lossy(&stderr);
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("memory") || lower.contains("alloc") || lower.contains("map segment") {
+            return Err(format!(
+                "the conversion ran out of its {} MB memory limit: {}",
+                config.convert_memory_mb,
+                short(&text)
+            ));
+        }
+        return Err(format!("not a readable PDF: {}", short(&text)));
     }
     // pdftoppm names pages page-1.png or page-01.png (padded to the last
     // page's digits): order by the number.

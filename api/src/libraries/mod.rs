@@ -32,6 +32,8 @@ pub struct LibraryConfig {
     pub max_pages: u32,
     /// Longest one PDF's conversion may take (then it is killed and fails).
     pub convert_timeout: Duration,
+    /// Address space one conversion may use (MiB; `ulimit -v`).
+    pub convert_memory_mb: u64,
     /// Conversions run at once.
     pub converters: usize,
     /// Conversions waiting; uploads beyond it fail their conversion.
@@ -50,6 +52,7 @@ impl Default for LibraryConfig {
             max_team_bytes: 5 * 1024 * 1024 * 1024,
             max_pages: 200,
             convert_timeout: Duration::from_secs(120),
+            convert_memory_mb: 1024,
             converters: 1,
             queue: 256,
             pdftoppm: PathBuf::from("pdftoppm"),
