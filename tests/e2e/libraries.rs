@@ -654,6 +654,17 @@ async fn libraries_go_with_their_room_on_delete_library() {
     let a_child = create_library(&s, json!({"name": "A1", "parent_id": a})).await;
     let b = create_library(&s, json!({"name": "B", "room_id": "lib-room-b"})).await;
     let c = create_library(&s, json!({"name": "C", "room_id": "lib-room-c"})).await;
+    let r = api
+        .get("/api/v1/libraries?room_id=lib-room-a")
+        .await
+        .expect(200);
+    assert_eq!(r.body["total_count"], 1);
+    assert_eq!(r.body["data"][0]["id"], a.as_str());
+    let r = api
+        .get("/api/v1/libraries?room_id=no-such-room")
+        .await
+        .expect(200);
+    assert_eq!(r.body["total_count"], 0);
     let file = upload_multipart(&s, &a_child, "x.png", PNG)
         .await
         .expect(201);

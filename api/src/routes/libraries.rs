@@ -147,11 +147,12 @@ async fn find_file(state: &ApiState, library: &LibraryRow, id: &str) -> ApiResul
         .ok_or_else(|| ApiError::not_found("library file"))
 }
 
-/// List libraries (folders); `parent_id` lists one library's sub-folders.
+/// List libraries (folders); `parent_id` lists one library's sub-folders,
+/// `room_id` (UUID or friendly_url) a room's libraries.
 #[utoipa::path(get, path = "/api/v1/libraries", tag = "libraries",
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query),
            ("order" = Option<String>, Query), ("after" = Option<String>, Query),
-           ("parent_id" = Option<String>, Query)),
+           ("parent_id" = Option<String>, Query), ("room_id" = Option<String>, Query)),
     responses((status = 200, body = inline(List<LibraryView>)), (status = 422, body = ErrorBody)))]
 pub async fn list_libraries(
     State(state): State<ApiState>,
@@ -160,9 +161,21 @@ pub async fn list_libraries(
 ) -> ApiResult<Json<List<LibraryView>>> {
     let (page, after) = query.page()?;
     let parent = query.get("parent_id").filter(|s| !s.is_empty());
+    let room = match query.get("room_id").filter(|s| !s.is_empty()) {
+        None => None,
+        // An unknown room has no libraries: an empty list, as other filters.
+        Some(key) => Some(
+            state
+                .db
+                .room(&team.id, key)
+                .await?
+                .map(|r| r.id)
+                .unwrap_or_default(),
+        ),
+    };
     let (total_count, rows) = state
         .db
-        .list_libraries(&team.id, parent, &page, after.as_deref())
+        .list_libraries(&team.id, parent, room.as_deref(), &page, after.as_deref())
         .await?;
     Ok(Json(List {
         total_count,

@@ -105,23 +105,27 @@ impl Db {
         Ok(row)
     }
 
-    /// A page of the team's libraries (only the children of `parent` when given).
+    /// A page of the team's libraries: only the children of `parent`, or
+    /// only those of the room `room`, when given.
     pub async fn list_libraries(
         &self,
         team_id: &str,
         parent: Option<&str>,
+        room: Option<&str>,
         page: &Page,
         after: Option<&str>,
     ) -> Result<(i64, Vec<LibraryRow>), StoreError> {
-        let filter = if parent.is_some() {
-            " AND parent_id = ?"
-        } else {
-            ""
-        };
+        let mut filter = String::new();
+        if parent.is_some() {
+            filter.push_str(" AND parent_id = ?");
+        }
+        if room.is_some() {
+            filter.push_str(" AND room_id = ?");
+        }
         let count_sql = format!("SELECT COUNT(*) FROM libraries WHERE team_id = ?{filter}");
         let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(team_id);
-        if let Some(p) = parent {
-            count = count.bind(p);
+        for v in [parent, room].into_iter().flatten() {
+            count = count.bind(v);
         }
         let total = count.fetch_one(&self.read).await?;
         let mut sql = format!("SELECT {LIBRARY_COLUMNS} FROM libraries WHERE team_id = ?{filter}");
@@ -136,8 +140,8 @@ impl Db {
             page.order.sql()
         ));
         let mut q = sqlx::query_as::<_, LibraryRow>(&sql).bind(team_id);
-        if let Some(p) = parent {
-            q = q.bind(p);
+        for v in [parent, room].into_iter().flatten() {
+            q = q.bind(v);
         }
         if let Some(a) = after {
             q = q.bind(team_id).bind(a);
