@@ -726,3 +726,38 @@ async fn libraries_go_with_their_room_on_delete_library() {
         .expect(200);
     assert_eq!(r.body["total_count"], 1);
 }
+
+#[tokio::test]
+async fn libraries_team_quota_holds_under_concurrent_uploads() {
+    // 2 MiB per team; three uploads of ~1 MB at once: exactly two fit,
+    // whatever the order (the quota is checked again in the insert's
+    // write transaction), and the refused one leaves nothing on disk.
+    let s = Server::start_with(Options {
+        env: vec![
+            ("CONVENE_LIBRARY_MAX_FILE_MB".into(), "1".into()),
+            ("CONVENE_LIBRARY_MAX_TEAM_MB".into(), "2".into()),
+        ],
+        ..Default::default()
+    });
+    let lib = create_library(&s, json!({"name": "Race"})).await;
+    let mut big = PNG.to_vec();
+    big.resize(1_000_000, 0);
+    let uploads = (0..3).map(|i| {
+        let (s, lib, big) = (&s, &lib, &big);
+        async move { upload_raw(s, lib, &format!("{i}.png"), big, "image/png").await }
+    });
+    let results = futures::future::join_all(uploads).await;
+    let mut statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
+    statuses.sort();
+    assert_eq!(statuses, vec![201, 201, 413], "{results:?}");
+    let listed = s
+        .api()
+        .get(&format!("/api/v1/libraries/{lib}/files"))
+        .await
+        .expect(200);
+    assert_eq!(listed.body["total_count"], 2);
+    let on_disk = std::fs::read_dir(s.data_dir.join("libraries/files"))
+        .unwrap()
+        .count();
+    assert_eq!(on_disk, 2);
+}
