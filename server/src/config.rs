@@ -169,6 +169,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_LIBRARY_CONVERTERS", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=8))]
     pub library_converters: u64,
+    /// An upload that sends nothing for this long is dropped, in seconds.
+    #[arg(long, env = "CONVENE_LIBRARY_UPLOAD_IDLE_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub library_upload_idle_secs: u64,
     /// The pdftoppm (poppler-utils) that renders PDF pages to slides.
     #[arg(long, env = "CONVENE_PDFTOPPM", default_value = "pdftoppm")]
     pub pdftoppm: PathBuf,

@@ -227,6 +227,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             convert_memory_mb: args.library_convert_memory_mb,
             converters: usize::try_from(args.library_converters).unwrap_or(1),
             pdftoppm: args.pdftoppm.clone(),
+            upload_idle: Duration::from_secs(args.library_upload_idle_secs),
             ..Default::default()
         },
     };

@@ -1,6 +1,7 @@
-//! Content library conversions under stress: a pdftoppm that hangs is
-//! killed at the timeout, the page cap, and a conversion cut by a restart
-//! running again (with a pdftoppm stand-in that hangs on demand).
+//! Content libraries under stress: a pdftoppm that hangs is killed at the
+//! timeout, the page cap, the memory limit, a conversion cut by a restart
+//! running again (with a pdftoppm stand-in that hangs on demand), and an
+//! upload that stalls.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -175,4 +176,56 @@ async fn libraries_conversion_memory_limit_fails_the_file_only() {
         .expect(201);
     assert_eq!(png.body["status"], "ready");
     s.api().get("/health").await.expect(200);
+}
+
+#[tokio::test]
+async fn libraries_stalled_upload_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start_with(Options {
+        env: vec![("CONVENE_LIBRARY_UPLOAD_IDLE_SECS".into(), "1".into())],
+        ..Default::default()
+    });
+    let lib = create_library(&s, json!({"name": "Stall"})).await;
+    // Promise 100000 bytes, send 20, then go quiet.
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/libraries/{lib}/files?name=slow.png HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n",
+        convene_tests::KEY
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&crate::libraries::PNG[..20]).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(CONVERT_TIMEOUT, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&answer).contains("stalled") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to a stalled upload");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("the upload stalled"), "{text}");
+    let tmp = s.data_dir.join("libraries/tmp");
+    let parts = std::fs::read_dir(&tmp)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .count();
+    assert_eq!(parts, 0, "the stalled upload's temp file is removed");
+    let r = s
+        .api()
+        .get(&format!("/api/v1/libraries/{lib}/files"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["total_count"], 0);
 }

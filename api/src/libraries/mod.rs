@@ -42,6 +42,8 @@ pub struct LibraryConfig {
     pub pdftoppm: PathBuf,
     /// Longest side of a slide image, in pixels.
     pub slide_pixels: u32,
+    /// An upload that sends nothing for this long is dropped (400).
+    pub upload_idle: Duration,
 }
 
 impl Default for LibraryConfig {
@@ -57,6 +59,7 @@ impl Default for LibraryConfig {
             queue: 256,
             pdftoppm: PathBuf::from("pdftoppm"),
             slide_pixels: 1920,
+            upload_idle: Duration::from_secs(60),
         }
     }
 }

@@ -18,16 +18,16 @@ use crate::error::{ApiError, ApiResult};
 const ENVELOPE_BYTES: u64 = 64 * 1024;
 /// Largest multipart text field (`name`).
 const MAX_TEXT_FIELD: usize = 4096;
-/// An upload that sends nothing for this long is dropped (a stalled or
+/// Waits for the next piece of an upload, at most `idle` (a stalled or
 /// slow-loris client must not hold a temp file and a task forever).
-const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Waits for the next piece of an upload, at most [`IDLE`].
-async fn within_idle<T>(next: impl std::future::Future<Output = T>) -> ApiResult<T> {
-    tokio::time::timeout(IDLE, next).await.map_err(|_| {
+async fn within_idle<T>(
+    idle: std::time::Duration,
+    next: impl std::future::Future<Output = T>,
+) -> ApiResult<T> {
+    tokio::time::timeout(idle, next).await.map_err(|_| {
         ApiError::BadRequest(format!(
             "the upload stalled: nothing was received for {} s",
-            IDLE.as_secs()
+            idle.as_secs()
         ))
     })
 }
@@ -190,7 +190,7 @@ pub async fn receive(
     {
         let mut sink = Sink::create(config).await?;
         let mut body = body;
-        while let Some(chunk) = within_idle(body.next()).await? {
+        while let Some(chunk) = within_idle(config.upload_idle, body.next()).await? {
             sink.push(&chunk.map_err(read_error)?).await?;
         }
         return sink.finish(name).await;
@@ -201,13 +201,19 @@ pub async fn receive(
     let mut name_field: Option<String> = None;
     let mut upload: Option<(Sink, Option<String>)> = None;
     let mut other_bytes: u64 = 0;
-    while let Some(mut field) = within_idle(form.next_field()).await?.map_err(read_error)? {
+    while let Some(mut field) = within_idle(config.upload_idle, form.next_field())
+        .await?
+        .map_err(read_error)?
+    {
         let field_name = field.name().unwrap_or("").to_string();
         let is_file = field_name == "file" || field.file_name().is_some();
         if is_file && upload.is_none() {
             let filename = field.file_name().map(str::to_string);
             let mut sink = Sink::create(config).await?;
-            while let Some(chunk) = within_idle(field.chunk()).await?.map_err(read_error)? {
+            while let Some(chunk) = within_idle(config.upload_idle, field.chunk())
+                .await?
+                .map_err(read_error)?
+            {
                 sink.push(&chunk).await?;
             }
             upload = Some((sink, filename));
@@ -218,7 +224,10 @@ pub async fn receive(
         } else {
             // A text part: `name` is kept, the rest read and dropped, all bounded.
             let mut text: Vec<u8> = Vec::new();
-            while let Some(chunk) = within_idle(field.chunk()).await?.map_err(read_error)? {
+            while let Some(chunk) = within_idle(config.upload_idle, field.chunk())
+                .await?
+                .map_err(read_error)?
+            {
                 other_bytes += chunk.len() as u64;
                 if other_bytes > ENVELOPE_BYTES {
                     return Err(ApiError::PayloadTooLarge(
