@@ -16,6 +16,8 @@ use crate::error::{ApiError, ApiResult};
 
 /// Room for the multipart envelope around a file of the largest size.
 const ENVELOPE_BYTES: u64 = 64 * 1024;
+/// Most parts of one multipart upload.
+const MAX_PARTS: usize = 32;
 /// Largest multipart text field (`name`).
 const MAX_TEXT_FIELD: usize = 4096;
 /// Waits for the next piece of an upload, at most `idle` (a stalled or
@@ -201,10 +203,17 @@ pub async fn receive(
     let mut name_field: Option<String> = None;
     let mut upload: Option<(Sink, Option<String>)> = None;
     let mut other_bytes: u64 = 0;
+    let mut parts = 0;
     while let Some(mut field) = within_idle(config.upload_idle, form.next_field())
         .await?
         .map_err(read_error)?
     {
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(ApiError::BadRequest(format!(
+                "too many form parts: at most {MAX_PARTS}"
+            )));
+        }
         let field_name = field.name().unwrap_or("").to_string();
         let is_file = field_name == "file" || field.file_name().is_some();
         if is_file && upload.is_none() {
