@@ -30,6 +30,7 @@ command -v c++ >/dev/null 2>&1 || missing+=(g++)   # openh264 and libwebm are C+
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)   # opus's build script
 compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || missing+=(libclang-dev)   # v4l's bindgen
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)   # library PDFs become slides
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing missing system packages: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -18,12 +18,14 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod fleet;
+pub mod libraries;
 pub mod limits;
 pub mod live;
 pub mod live_events;
 pub mod permissions;
 pub mod routes;
 pub mod settings;
+pub mod signed;
 pub mod store;
 pub mod tokens;
 pub mod webhooks;
@@ -57,6 +59,8 @@ pub struct ApiConfig {
     pub webhooks: webhooks::WebhookConfig,
     /// Where recordings are written (`<recordings-dir>/<recording id>/`).
     pub recordings_dir: std::path::PathBuf,
+    /// Content libraries: where files are kept, limits, PDF conversion.
+    pub libraries: libraries::LibraryConfig,
 }
 
 impl ApiConfig {
@@ -75,11 +79,16 @@ pub struct ApiState {
     pub ip_limits: Arc<limits::IpLimits>,
     /// Delivery into live sessions (the server's signaling layer).
     pub live: Arc<dyn live::LiveRooms>,
+    /// PDFs waiting for their conversion to slides ([`libraries::start`]
+    /// runs the workers).
+    pub library_jobs: Arc<libraries::Jobs>,
 }
 
 impl ApiState {
     pub fn new(db: Db, config: ApiConfig) -> ApiState {
+        let library_jobs = Arc::new(libraries::Jobs::new(config.libraries.queue));
         ApiState {
+            library_jobs,
             db,
             config: Arc::new(config),
             limiter: Arc::new(auth::RateLimiter::default()),
@@ -281,6 +290,20 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(routes::webhooks::list_deliveries))
         .routes(routes!(routes::webhooks::get_delivery))
         .routes(routes!(routes::webhooks::redeliver))
+        .routes(routes!(
+            routes::libraries::list_libraries,
+            routes::libraries::create_library
+        ))
+        .routes(routes!(routes::libraries::get_library))
+        .routes(routes!(
+            routes::libraries::list_files,
+            routes::libraries::upload_file
+        ))
+        .routes(routes!(
+            routes::libraries::get_file,
+            routes::libraries::delete_file
+        ))
+        .routes(routes!(routes::libraries::download_link))
 }
 
 /// The OpenAPI document of every `/api/v1` route.
@@ -303,6 +326,23 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                 .summary(Some(
                     "A signed download link (from .../download): the composite MP4, or the \
                      track file `file`; no other authentication; Range requests supported",
+                ))
+                .response("200", utoipa::openapi::Response::new("The file"))
+                .response("206", utoipa::openapi::Response::new("Part of the file"))
+                .response(
+                    "403",
+                    utoipa::openapi::Response::new("Invalid or expired link"),
+                ),
+        ),
+    );
+    doc.paths.paths.insert(
+        "/api/v1/libraries/{library}/files/{file}/media".into(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some(
+                    "A signed download link (from .../download): the file, or the slide \
+                     `page` as a PNG; no other authentication; Range requests supported",
                 ))
                 .response("200", utoipa::openapi::Response::new("The file"))
                 .response("206", utoipa::openapi::Response::new("Part of the file"))
@@ -338,6 +378,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/recordings/{recording}/media",
             get(routes::recordings::serve_media).with_state(state.clone()),
+        )
+        .route(
+            "/api/v1/libraries/{library}/files/{file}/media",
+            get(routes::libraries::serve_media).with_state(state.clone()),
         )
         .route("/health", get(health).with_state(state))
         .layer(DefaultBodyLimit::max(max_body))

@@ -53,8 +53,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    // Boxed: its flags outweigh every other subcommand (clippy's
+    // large_enum_variant).
     /// Run the server (the default when no subcommand is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show or rotate the default team's developer key.
     Key {
         #[command(subcommand)]
@@ -142,6 +144,43 @@ pub struct ServeArgs {
     /// free space where recordings are written falls below this (MiB).
     #[arg(long, env = "CONVENE_RECORDINGS_MIN_FREE_MB", default_value_t = 1024)]
     pub recordings_min_free_mb: u64,
+
+    /// Where content library files are kept (default: <data-dir>/libraries).
+    #[arg(long, env = "CONVENE_LIBRARIES_DIR")]
+    pub libraries_dir: Option<PathBuf>,
+    /// Largest library file, in MiB (larger uploads: 413).
+    #[arg(long, env = "CONVENE_LIBRARY_MAX_FILE_MB", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub library_max_file_mb: u64,
+    /// Largest total of one team's library files, in MiB (then 413).
+    #[arg(long, env = "CONVENE_LIBRARY_MAX_TEAM_MB", default_value_t = 5120,
+          value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
+    pub library_max_team_mb: u64,
+    /// PDFs with more pages than this fail their conversion to slides.
+    #[arg(long, env = "CONVENE_LIBRARY_MAX_PAGES", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub library_max_pages: u32,
+    /// Longest one PDF's conversion may take, in seconds (then it is killed
+    /// and the file fails).
+    #[arg(long, env = "CONVENE_LIBRARY_CONVERT_TIMEOUT_SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub library_convert_timeout_secs: u64,
+    /// Address space one PDF conversion may use, in MiB (`ulimit -v`; more
+    /// and the file fails).
+    #[arg(long, env = "CONVENE_LIBRARY_CONVERT_MEMORY_MB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub library_convert_memory_mb: u64,
+    /// PDF conversions run at once.
+    #[arg(long, env = "CONVENE_LIBRARY_CONVERTERS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=8))]
+    pub library_converters: u64,
+    /// An upload that sends nothing for this long is dropped, in seconds.
+    #[arg(long, env = "CONVENE_LIBRARY_UPLOAD_IDLE_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub library_upload_idle_secs: u64,
+    /// The pdftoppm (poppler-utils) that renders PDF pages to slides.
+    #[arg(long, env = "CONVENE_PDFTOPPM", default_value = "pdftoppm")]
+    pub pdftoppm: PathBuf,
 
     /// The ffmpeg that makes composite MP4s of recordings.
     #[arg(long, env = "CONVENE_FFMPEG", default_value = "ffmpeg")]

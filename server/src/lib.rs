@@ -215,6 +215,21 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         recordings_dir: recordings_dir.clone(),
+        libraries: convene_api::libraries::LibraryConfig {
+            dir: args
+                .libraries_dir
+                .clone()
+                .unwrap_or_else(|| common.data_dir.join("libraries")),
+            max_file_bytes: args.library_max_file_mb.saturating_mul(1 << 20),
+            max_team_bytes: args.library_max_team_mb.saturating_mul(1 << 20),
+            max_pages: args.library_max_pages,
+            convert_timeout: Duration::from_secs(args.library_convert_timeout_secs),
+            convert_memory_mb: args.library_convert_memory_mb,
+            converters: usize::try_from(args.library_converters).unwrap_or(1),
+            pdftoppm: args.pdftoppm.clone(),
+            upload_idle: Duration::from_secs(args.library_upload_idle_secs),
+            ..Default::default()
+        },
     };
     let stale = db.close_stale_sessions().await?;
     if stale > 0 {
@@ -236,6 +251,14 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("loading the fleet API's signing secret")?;
     convene_api::webhooks::spawn_delivery(db.clone(), state.config.webhooks.clone());
+    convene_api::libraries::start(
+        db.clone(),
+        state.config.libraries.clone(),
+        state.library_jobs.clone(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)
+    .context("preparing the content libraries")?;
     // Media events (a peer connection failed) are rare; the bound only
     // guards memory against a stuck consumer (drops are counted).
     let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(MEDIA_EVENTS_QUEUE);

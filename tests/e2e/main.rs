@@ -24,6 +24,8 @@ mod crash;
 mod display;
 mod faults;
 mod fleet;
+mod libraries;
+mod libraries_conversion;
 mod limits;
 mod media;
 mod openapi;

@@ -154,6 +154,15 @@ pub const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver",
     ),
+    ("get", "/api/v1/libraries"),
+    ("post", "/api/v1/libraries"),
+    ("get", "/api/v1/libraries/{library}"),
+    ("get", "/api/v1/libraries/{library}/files"),
+    ("post", "/api/v1/libraries/{library}/files"),
+    ("get", "/api/v1/libraries/{library}/files/{file}"),
+    ("delete", "/api/v1/libraries/{library}/files/{file}"),
+    ("get", "/api/v1/libraries/{library}/files/{file}/download"),
+    ("get", "/api/v1/libraries/{library}/files/{file}/media"),
 ];
 
 #[tokio::test]
@@ -201,7 +210,9 @@ async fn document_covers_every_route() {
             .replace("{answer}", "no-such-answer")
             .replace("{quiz}", "no-such-quiz")
             .replace("{webhook}", "no-such-webhook")
-            .replace("{delivery}", "no-such-delivery");
+            .replace("{delivery}", "no-such-delivery")
+            .replace("{library}", "no-such-library")
+            .replace("{file}", "no-such-file");
         let r = api.send(&method.to_uppercase(), &concrete, None).await;
         assert_ne!(r.status, 405, "{method} {path} not routed");
         if r.status == 404 {

@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod defaults;
+pub mod libraries;
 pub mod live;
 pub mod messages;
 pub mod polls;

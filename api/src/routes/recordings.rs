@@ -5,13 +5,11 @@
 use std::path::{Path as FsPath, PathBuf};
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::Utc;
 use serde::Serialize;
-use tower::ServiceExt;
 
 use crate::auth::Team;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -21,11 +19,10 @@ use crate::store::recordings::{
     BookmarkRow, FileRow, READY, RecordingFilter, RecordingRow, STATUSES,
 };
 use crate::store::timestamp;
-use crate::{ApiState, files};
+use crate::{ApiState, files, signed};
 
 /// Longest a download link can be valid (7 days), and the default (1 hour).
-pub const MAX_LINK_MINUTES: i64 = 7 * 24 * 60;
-pub const DEFAULT_LINK_MINUTES: i64 = 60;
+pub use crate::signed::{DEFAULT_LINK_MINUTES, MAX_LINK_MINUTES};
 
 /// One track file of a recording.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -440,18 +437,7 @@ pub async fn download_link(
     Path(id): Path<String>,
     query: QueryPairs,
 ) -> ApiResult<Json<DownloadLink>> {
-    let minutes = match query.get("valid_for_minutes").filter(|s| !s.is_empty()) {
-        None => DEFAULT_LINK_MINUTES,
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if (1..=MAX_LINK_MINUTES).contains(&n) => n,
-            _ => {
-                return Err(ApiError::field(
-                    "valid_for_minutes",
-                    format!("must be an integer between 1 and {MAX_LINK_MINUTES}"),
-                ));
-            }
-        },
-    };
+    let minutes = signed::link_minutes(&query)?;
     let r = find(&state, &team, &id).await?;
     let file = query.get("file").filter(|s| !s.is_empty());
     match file {
@@ -476,7 +462,7 @@ pub async fn download_link(
             }
         }
     }
-    let until = Utc::now() + ChronoDuration::minutes(minutes);
+    let until = signed::expiry(minutes);
     let expires = until.timestamp();
     let sig = link_signature(&team.developer_key, &r.id, file.unwrap_or(""), expires);
     let mut link = format!(
@@ -497,12 +483,7 @@ pub async fn download_link(
 /// HMAC-SHA256 (hex) of the link's recording, file and expiry under the
 /// team's developer key: rotating the key revokes every link.
 fn link_signature(key: &str, recording: &str, file: &str, expires: i64) -> String {
-    use hmac::{Hmac, Mac};
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(format!("recording-link\n{recording}\n{file}\n{expires}").as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    signed::signature(key, "recording-link", &[recording, file], expires)
 }
 
 /// Serves a signed link (no other authentication): the composite, or the
@@ -525,21 +506,18 @@ async fn serve_media_inner(
     query: &QueryPairs,
     request: Request,
 ) -> ApiResult<Response> {
-    let denied = || ApiError::Forbidden("the download link is invalid or has expired".into());
-    let expires: i64 = query
-        .get("expires")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(denied)?;
-    let signature = query.get("signature").ok_or_else(denied)?;
+    let denied = signed::denied;
+    let expires = signed::query_expires(query)?;
     let file = query.get("file").unwrap_or("");
     let r = state.db.recording_by_id(id).await?.ok_or_else(denied)?;
     let team = state.db.team_by_id(&r.team_id).await?.ok_or_else(denied)?;
-    let expected = link_signature(&team.developer_key, &r.id, file, expires);
-    let sig_ok: bool =
-        subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), signature.as_bytes()).into();
-    if !sig_ok || Utc::now().timestamp() > expires {
-        return Err(denied());
-    }
+    signed::verify(
+        &team.developer_key,
+        "recording-link",
+        &[&r.id, file],
+        expires,
+        query,
+    )?;
     let dir = state.config.recordings_dir.join(&r.id);
     let (rel, content_type, filename) = if file.is_empty() {
         let rel = r
@@ -568,26 +546,7 @@ async fn serve_media_inner(
         (f.path, ct, name)
     };
     let path = safe_join(&dir, &rel).ok_or_else(|| ApiError::not_found("recording file"))?;
-    let mut response = tower_http::services::ServeFile::new_with_mime(
-        &path,
-        &content_type.parse().map_err(ApiError::internal)?,
-    )
-    .oneshot(request)
-    .await
-    .map_err(ApiError::internal)?
-    .map(Body::new);
-    if response.status() == StatusCode::NOT_FOUND {
-        return Err(ApiError::not_found("recording file"));
-    }
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    Ok(response)
+    signed::serve_file(&path, content_type, &filename, request, "recording file").await
 }
 
 /// `dir/rel` when `rel` is a plain relative path without `..`.

@@ -297,18 +297,48 @@ pub async fn update_room(
     Ok(Json(RoomView::new(&state, record)?))
 }
 
-/// Delete a room (refused with 409 while it has a live session).
+/// `delete_library` of a delete: from the JSON body, else the query.
+fn delete_library_flag(body: &Map<String, Value>, query: &QueryPairs) -> ApiResult<bool> {
+    match body.get("delete_library") {
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Null) | None => match query.get("delete_library") {
+            None | Some("") | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(_) => Err(ApiError::field("delete_library", "must be a boolean")),
+        },
+        Some(_) => Err(ApiError::field("delete_library", "must be a boolean")),
+    }
+}
+
+/// Delete a room (refused with 409 while it has a live session). With
+/// `delete_library` (body or query) the room's content libraries go too;
+/// otherwise they stay, no longer linked to a room.
 #[utoipa::path(delete, path = "/api/v1/rooms/{room}", tag = "rooms",
-    params(("room" = String, Path, description = "UUID or friendly_url")),
+    params(("room" = String, Path, description = "UUID or friendly_url"),
+           ("delete_library" = Option<bool>, Query, description = "also delete the room's libraries")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_room(
     State(state): State<ApiState>,
     team: Team,
     Path(room): Path<String>,
+    query: QueryPairs,
+    JsonObject(body): JsonObject,
 ) -> ApiResult<StatusCode> {
+    let delete_library = delete_library_flag(&body, &query)?;
+    let id = state.db.room(&team.id, &room).await?.map(|r| r.id);
     state.db.delete_room(&team.id, &room).await?;
     // The room's recordings went with it (cascade); so do their files.
     crate::files::sweep_after_delete(&state.db, &state.config.recordings_dir).await;
+    if let Some(id) = id {
+        crate::libraries::after_room_delete(
+            &state.db,
+            &state.config.libraries,
+            &team.id,
+            &[id],
+            delete_library,
+        )
+        .await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -373,8 +403,18 @@ async fn bulk_delete(
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
+    let delete_library = matches!(body.get("delete_library"), Some(Value::Bool(true)));
     let result = state.db.delete_rooms_by_tags(&team.id, &tags).await?;
     crate::files::sweep_after_delete(&state.db, &state.config.recordings_dir).await;
+    let deleted: Vec<String> = result.deleted.iter().map(|(id, _)| id.clone()).collect();
+    crate::libraries::after_room_delete(
+        &state.db,
+        &state.config.libraries,
+        &team.id,
+        &deleted,
+        delete_library,
+    )
+    .await;
     tracing::info!(
         deleted = result.deleted.len(),
         skipped = result.skipped.len(),
