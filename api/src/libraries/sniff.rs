@@ -83,7 +83,9 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub fn sanitise_name(raw: Option<&str>, kind: Kind) -> String {
     let last = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
-    let name = cleaned.trim().trim_start_matches('.').trim();
+    let name = cleaned
+        .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+        .trim_end();
     if name.is_empty() {
         return format!("file.{}", kind.ext());
     }
@@ -126,6 +128,9 @@ mod tests {
         assert_eq!(sanitise_name(Some("a/b/.."), Kind::Png), "file.png");
         assert_eq!(sanitise_name(Some("..."), Kind::Pdf), "file.pdf");
         assert_eq!(sanitise_name(Some(".hidden"), Kind::Pdf), "hidden");
+        // Dots and blanks in any order before the name (found by fuzzing).
+        assert_eq!(sanitise_name(Some(". .x"), Kind::Pdf), "x");
+        assert_eq!(sanitise_name(Some(" . . "), Kind::Pdf), "file.pdf");
         assert_eq!(sanitise_name(Some("x\u{0}y\n.pdf"), Kind::Pdf), "xy.pdf");
         assert_eq!(
             sanitise_name(Some("Präsentation 日本.pdf"), Kind::Pdf),
