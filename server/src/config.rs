@@ -157,6 +157,15 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_FLEET_TOKEN_TTL_SECS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(60..=86_400))]
     pub fleet_token_ttl_secs: u64,
+    /// Seconds without a heartbeat after which a connected appliance is
+    /// disconnected and shown `offline`.
+    #[arg(long, env = "CONVENE_FLEET_OFFLINE_AFTER", default_value_t = 90,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub fleet_offline_after: u64,
+    /// Seconds a remote action waits for the appliance's answer.
+    #[arg(long, env = "CONVENE_FLEET_ACTION_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub fleet_action_timeout: u64,
     /// Wait before the second webhook attempt, in ms; doubles per attempt.
     #[arg(
         long,

@@ -230,6 +230,8 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             rate_limit_per_minute: args.fleet_rate_limit,
             token_ttl_secs: args.fleet_token_ttl_secs,
             trust_proxy: args.trust_proxy,
+            offline_after_secs: args.fleet_offline_after,
+            action_timeout_secs: args.fleet_action_timeout,
         },
         state.ip_limits.clone(),
     )

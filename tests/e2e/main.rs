@@ -24,6 +24,7 @@ mod crash;
 mod display;
 mod faults;
 mod fleet;
+mod fleet_appliance;
 mod limits;
 mod media;
 mod openapi;

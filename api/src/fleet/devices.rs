@@ -25,6 +25,10 @@ pub struct DeviceView {
     pub group: Option<String>,
     pub last_seen: Option<String>,
     pub version: Option<String>,
+    /// The latest heartbeat's figures (the seed's `health`: `cpu_percent`,
+    /// `memory_percent`, `temperature`, `disk_percent`, and `uptime`);
+    /// null before the first heartbeat.
+    pub health: Option<serde_json::Map<String, serde_json::Value>>,
     pub model: Option<String>,
     pub serial: Option<String>,
     pub tags: Vec<String>,
@@ -41,6 +45,7 @@ impl From<DeviceRecord> for DeviceView {
             group: d.group_id,
             last_seen: d.last_seen,
             version: d.version,
+            health: d.health,
             model: d.model,
             serial: d.serial,
             tags: d.tags,
