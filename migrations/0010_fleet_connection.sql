@@ -4,3 +4,27 @@
 -- `status` and `last_seen` (0009) are now kept by the connection: `online`
 -- while the device's socket is open and heartbeating, `offline` otherwise.
 ALTER TABLE fleet_devices ADD COLUMN health TEXT;
+
+-- Alerts raised by the server from rules over the connection and its
+-- heartbeats: `offline` (no connection for N s), `temperature` and `disk`
+-- (above a threshold). `active` -> `acknowledged` (by a fleet user) ->
+-- `cleared` (the condition ended); at most one open (not cleared) alert per
+-- device and kind.
+CREATE TABLE fleet_alerts (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
+    device_id       TEXT NOT NULL REFERENCES fleet_devices(id) ON DELETE CASCADE,
+    kind            TEXT NOT NULL CHECK (kind IN ('offline', 'temperature', 'disk')),
+    severity        TEXT NOT NULL CHECK (severity IN ('warning', 'critical')),
+    message         TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('active', 'acknowledged', 'cleared')),
+    -- The figure that raised it and the threshold (null for `offline`).
+    value           REAL,
+    threshold       REAL,
+    triggered_at    TEXT NOT NULL,
+    acknowledged_at TEXT,
+    acknowledged_by TEXT REFERENCES fleet_users(id) ON DELETE SET NULL,
+    cleared_at      TEXT
+);
+CREATE UNIQUE INDEX fleet_alerts_open ON fleet_alerts(device_id, kind) WHERE status != 'cleared';
+CREATE INDEX fleet_alerts_status ON fleet_alerts(status, seq);

@@ -54,7 +54,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default when no subcommand is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show or rotate the default team's developer key.
     Key {
         #[command(subcommand)]
@@ -166,6 +166,22 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_FLEET_ACTION_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub fleet_action_timeout: u64,
+    /// Raise an `offline` alert for a device offline this many seconds
+    /// (0: never).
+    #[arg(long, env = "CONVENE_FLEET_ALERT_OFFLINE_AFTER", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub fleet_alert_offline_after: u64,
+    /// Raise a `temperature` alert above this many °C (a negative value: never).
+    #[arg(
+        long,
+        env = "CONVENE_FLEET_ALERT_TEMPERATURE",
+        default_value_t = 80.0,
+        allow_negative_numbers = true
+    )]
+    pub fleet_alert_temperature: f64,
+    /// Raise a `disk` alert above this disk use, in percent (over 100: never).
+    #[arg(long, env = "CONVENE_FLEET_ALERT_DISK", default_value_t = 90.0)]
+    pub fleet_alert_disk: f64,
     /// Wait before the second webhook attempt, in ms; doubles per attempt.
     #[arg(
         long,

@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.common.log_format);
     match cli.command {
         None => convene_server::run_serve(cli.common, cli.serve).await,
-        Some(Command::Serve(args)) => convene_server::run_serve(cli.common, args).await,
+        Some(Command::Serve(args)) => convene_server::run_serve(cli.common, *args).await,
         Some(Command::Key { action }) => key(&cli.common, action).await,
         Some(Command::Team { action }) => team(&cli.common, action).await,
         Some(Command::Token(args)) => token(&cli.common, args).await,

@@ -118,15 +118,16 @@ fn expect_error(r: &Resp, status: u16, code: &str) {
     assert!(r.body["error"]["details"].is_object(), "{}", r.body);
 }
 
-/// A server (offline after 3 s without a heartbeat) with an admin and a viewer.
-async fn fleet_server() -> (Server, Fleet, Fleet) {
+/// A server (offline after 3 s without a heartbeat, and `extra` flags)
+/// with an admin and a viewer.
+async fn fleet_server(extra: &[&str]) -> (Server, Fleet, Fleet) {
+    let mut args: Vec<String> = ["--fleet-offline-after", "3", "--fleet-action-timeout", "20"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
     let s = Server::start_with(Options {
-        args: vec![
-            "--fleet-offline-after".into(),
-            "3".into(),
-            "--fleet-action-timeout".into(),
-            "20".into(),
-        ],
+        args,
         ..Options::default()
     });
     s.create_fleet_user(ADMIN, "admin", PASSWORD);
@@ -276,8 +277,13 @@ async fn wait_event(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
 
 #[tokio::test]
 async fn appliances_enroll_report_health_and_go_offline_and_back() {
-    let (s, admin, _viewer) = fleet_server().await;
-    let mut ws = fleet_ws(&s, &admin.token, &["device.status"]).await;
+    let (s, admin, viewer) = fleet_server(&["--fleet-alert-offline-after", "2"]).await;
+    let mut ws = fleet_ws(
+        &s,
+        &admin.token,
+        &["device.status", "alert.triggered", "alert.cleared"],
+    )
+    .await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (ta, tb) = (
         admin.enrollment_token().await,
@@ -322,7 +328,10 @@ async fn appliances_enroll_report_health_and_go_offline_and_back() {
     // Both were announced online on the fleet WebSocket (in either order).
     let mut seen = std::collections::BTreeSet::new();
     while seen.len() < 2 {
-        let ev = wait_event(&mut ws, |e| e["status"] == "online").await;
+        let ev = wait_event(&mut ws, |e| {
+            e["type"] == "device.status" && e["status"] == "online"
+        })
+        .await;
         assert_eq!(ev["type"], "device.status");
         seen.insert(ev["device_id"].as_str().unwrap().to_string());
     }
@@ -331,8 +340,10 @@ async fn appliances_enroll_report_health_and_go_offline_and_back() {
     // Killed: offline (socket closed), announced on the WebSocket; actions
     // to it answer DEVICE_OFFLINE.
     a.kill();
-    let ev = wait_event(&mut ws, |e| e["device_id"] == id_a.as_str()).await;
-    assert_eq!(ev["type"], "device.status");
+    let ev = wait_event(&mut ws, |e| {
+        e["device_id"] == id_a.as_str() && e["type"] == "device.status"
+    })
+    .await;
     assert_eq!(ev["status"], "offline");
     assert!(ev["timestamp"].is_string());
     admin
@@ -348,13 +359,65 @@ async fn appliances_enroll_report_health_and_go_offline_and_back() {
         "online"
     );
 
+    // Offline for longer than --fleet-alert-offline-after (2 s): an alert,
+    // on the WebSocket and in GET /alerts; a viewer may not acknowledge it.
+    let ev = wait_event(&mut ws, |e| {
+        e["type"] == "alert.triggered" && e["alert_type"] == "offline"
+    })
+    .await;
+    assert_eq!(ev["device_id"], id_a.as_str());
+    assert_eq!(ev["alert_type"], "offline");
+    assert_eq!(ev["severity"], "critical");
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Device offline")
+    );
+    let alert_id = ev["alert_id"].as_str().unwrap().to_string();
+    let active = admin
+        .get(&format!("/alerts?status=active&device={id_a}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(active["total"], 1, "{active}");
+    assert_eq!(active["alerts"][0]["id"], alert_id.as_str());
+    assert_eq!(active["alerts"][0]["type"], "offline");
+    let ack = format!("/alerts/{alert_id}/acknowledge");
+    expect_error(&viewer.post(&ack, json!({})).await, 403, "FORBIDDEN");
+    let r = admin.post(&ack, json!({})).await.expect(200);
+    assert_eq!(r.body["status"], "acknowledged");
+    assert!(r.body["acknowledged_at"].is_string());
+    expect_error(
+        &admin
+            .post("/alerts/alert-nope/acknowledge", json!({}))
+            .await,
+        404,
+        "NOT_FOUND",
+    );
+    expect_error(
+        &admin.get("/alerts?status=open").await,
+        400,
+        "VALIDATION_ERROR",
+    );
+
     // Restarted with the same state directory and no enrollment token: the
-    // same device comes back online (no second device).
+    // same device comes back online (no second device); the alert clears.
     let _a = Appliance::start(&s, dir_a.path(), "Room A", None, &[]);
     wait_event(&mut ws, |e| {
         e["device_id"] == id_a.as_str() && e["status"] == "online"
     })
     .await;
+    let ev = wait_event(&mut ws, |e| e["type"] == "alert.cleared").await;
+    assert_eq!(ev["alert_id"], alert_id.as_str());
+    let cleared = admin
+        .get(&format!("/alerts?status=cleared&device={id_a}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(cleared["alerts"][0]["id"], alert_id.as_str(), "{cleared}");
+    assert!(cleared["alerts"][0]["cleared_at"].is_string());
+    expect_error(&admin.post(&ack, json!({})).await, 409, "CONFLICT");
     admin
         .wait_device(&id_a, "online again", |d| d["status"] == "online")
         .await;
@@ -368,7 +431,7 @@ async fn appliances_enroll_report_health_and_go_offline_and_back() {
 
 #[tokio::test]
 async fn remote_actions_are_carried_out_by_the_appliance() {
-    let (s, admin, viewer) = fleet_server().await;
+    let (s, admin, viewer) = fleet_server(&[]).await;
     let mut ws = fleet_ws(&s, &admin.token, &["meeting.started", "meeting.ended"]).await;
     let dir = tempfile::tempdir().unwrap();
     let marker: PathBuf = dir.path().join("rebooted");
@@ -617,7 +680,13 @@ async fn closed_with(ws: &mut Ws) -> String {
 
 #[tokio::test]
 async fn the_device_socket_needs_the_device_credential() {
-    let (s, admin, _viewer) = fleet_server().await;
+    let (s, admin, _viewer) = fleet_server(&[
+        "--fleet-alert-temperature",
+        "50",
+        "--fleet-alert-disk",
+        "95",
+    ])
+    .await;
     let token = admin.enrollment_token().await;
     let enrolled = admin
         .post("/devices/enroll", json!({"token": token, "name": "Lobby"}))
@@ -665,6 +734,47 @@ async fn the_device_socket_needs_the_device_credential() {
         d["health"],
         json!({"cpu_percent": 12.5, "memory_percent": 40.0, "temperature": 55.0, "disk_percent": 30.0, "uptime": 1234})
     );
+
+    // Temperature above --fleet-alert-temperature (50): an alert; back
+    // under it: cleared.
+    let active = admin
+        .get(&format!("/alerts?status=active&device={id}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(active["total"], 1, "{active}");
+    let a = &active["alerts"][0];
+    assert_eq!(
+        (a["type"].as_str(), a["severity"].as_str()),
+        (Some("temperature"), Some("warning"))
+    );
+    assert_eq!(
+        (a["value"].as_f64(), a["threshold"].as_f64()),
+        (Some(55.0), Some(50.0))
+    );
+    first
+        .send(Message::text(
+            json!({"type": "heartbeat", "health": {"temperature": 40, "disk_percent": 30}})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let l = admin
+            .get(&format!("/alerts?status=cleared&device={id}"))
+            .await
+            .expect(200)
+            .body;
+        if l["total"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the temperature alert never cleared: {l}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A second connection replaces the first (one connection per device).
     let mut second = device_socket(&s, Some(id), Some(cred)).await.unwrap();

@@ -128,6 +128,7 @@ async fn run(state: FleetState, device_id: String, mut socket: WebSocket) {
             return close(socket, close_code::ERROR, "internal error").await;
         }
     };
+    super::alerts::clear(&state, &device_id, "offline").await;
     let offline_after = Duration::from_secs(state.config.offline_after_secs.max(1));
     let mut deadline = tokio::time::Instant::now() + offline_after;
     let end: Option<(u16, String)> = loop {
@@ -205,6 +206,7 @@ async fn handle(state: &FleetState, link: &Link, text: &str) -> Result<bool, Str
                 }
             }
             state.hub.set_meeting(link, beat.meeting);
+            super::alerts::on_heartbeat(state, &link.device_id, &beat.health).await;
             Ok(true)
         }
         Some("result") => {

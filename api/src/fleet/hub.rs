@@ -50,7 +50,13 @@ impl FleetEvent {
 }
 
 /// The event types a `/ws` client may subscribe to.
-pub const EVENT_TYPES: &[&str] = &["device.status", "meeting.started", "meeting.ended"];
+pub const EVENT_TYPES: &[&str] = &[
+    "device.status",
+    "meeting.started",
+    "meeting.ended",
+    "alert.triggered",
+    "alert.cleared",
+];
 
 /// One open device connection.
 pub struct Link {
@@ -158,10 +164,10 @@ impl Hub {
             }
             None => {
                 tracing::info!(device = %device_id, "fleet device online");
-                self.emit(FleetEvent::new(
+                self.emit(
                     "device.status",
                     json!({"device_id": device_id, "status": "online"}),
-                ));
+                );
             }
         }
         Ok(Some((link, rx)))
@@ -184,10 +190,10 @@ impl Hub {
         drop(links);
         tracing::info!(device = %link.device_id, "fleet device offline");
         self.set_meeting(link, None);
-        self.emit(FleetEvent::new(
+        self.emit(
             "device.status",
             json!({"device_id": link.device_id, "status": "offline"}),
-        ));
+        );
     }
 
     /// The device's current connection, if it is online.
@@ -200,21 +206,21 @@ impl Hub {
     pub fn set_meeting(&self, link: &Link, platform: Option<String>) {
         let before = std::mem::replace(&mut *lock(&link.meeting), platform.clone());
         match (before, platform) {
-            (None, Some(p)) => self.emit(FleetEvent::new(
+            (None, Some(p)) => self.emit(
                 "meeting.started",
                 json!({"device_id": link.device_id, "platform": p}),
-            )),
-            (Some(p), None) => self.emit(FleetEvent::new(
+            ),
+            (Some(p), None) => self.emit(
                 "meeting.ended",
                 json!({"device_id": link.device_id, "platform": p}),
-            )),
+            ),
             _ => {}
         }
     }
 
-    fn emit(&self, event: FleetEvent) {
-        // No subscriber is fine.
-        let _ = self.events.send(event);
+    /// Sends an event to the `/ws` subscribers (none is fine).
+    pub fn emit(&self, kind: &'static str, fields: Value) {
+        let _ = self.events.send(FleetEvent::new(kind, fields));
     }
 
     /// A receiver of fleet events (bounded; see [`EVENT_BUFFER`]).

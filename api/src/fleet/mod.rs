@@ -8,6 +8,7 @@
 //! `policies`) -> rules in [`domain`] -> SQL in `store::fleet`.
 
 pub mod actions;
+pub mod alerts;
 pub mod auth;
 pub mod connect;
 pub mod devices;
@@ -51,6 +52,11 @@ pub struct FleetConfig {
     pub offline_after_secs: u64,
     /// How long a remote action waits for the device's answer.
     pub action_timeout_secs: u64,
+    /// Alert rules (docs/fleet.md): offline for this many seconds, a
+    /// temperature (°C) and a disk use (%) above these; `None`: rule off.
+    pub alert_offline_after_secs: Option<u64>,
+    pub alert_temperature: Option<f64>,
+    pub alert_disk_percent: Option<f64>,
 }
 
 impl Default for FleetConfig {
@@ -61,6 +67,9 @@ impl Default for FleetConfig {
             trust_proxy: false,
             offline_after_secs: 90,
             action_timeout_secs: 30,
+            alert_offline_after_secs: Some(300),
+            alert_temperature: Some(80.0),
+            alert_disk_percent: Some(90.0),
         }
     }
 }
@@ -134,6 +143,8 @@ pub fn router(state: FleetState) -> Router {
             "/groups/{id}/devices/{device_id}",
             delete(groups::remove_device),
         )
+        .route("/alerts", get(alerts::list))
+        .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/policies", get(policies::list).post(policies::create))
         .route(
             "/policies/{id}",

@@ -7,9 +7,12 @@
 
 use serde_json::{Map, Value};
 
+pub use alerts::{Acknowledged, AlertRecord, NewAlert};
+
 use super::{Db, StoreError, now};
 use crate::fleet::domain::{DeviceStatus, FleetRole};
 
+mod alerts;
 mod connection;
 mod policies;
 
