@@ -152,6 +152,17 @@ impl Appliance {
         token: Option<&str>,
         env: &[(&str, String)],
     ) -> Appliance {
+        Self::start_at(&s.url("/fleet/api/v1"), dir, name, token, env)
+    }
+
+    /// Starts the agent against the fleet API at `server`.
+    fn start_at(
+        server: &str,
+        dir: &Path,
+        name: &str,
+        token: Option<&str>,
+        env: &[(&str, String)],
+    ) -> Appliance {
         let mut cmd = Command::new(binary("convene-appliance"));
         cmd.arg("--config")
             .arg(dir.join("none.toml"))
@@ -169,7 +180,7 @@ impl Appliance {
             .env("CONVENE_APPLIANCE_RUNTIME_CONFIG", dir.join("runtime.toml"))
             .env("CONVENE_APPLIANCE_RTC_IP", media_ip().to_string())
             .env("CONVENE_APPLIANCE_DEVICE_NAME", name)
-            .env("CONVENE_APPLIANCE_FLEET_SERVER", s.url("/fleet/api/v1"))
+            .env("CONVENE_APPLIANCE_FLEET_SERVER", server)
             .env(
                 "CONVENE_APPLIANCE_FLEET_CREDENTIALS_FILE",
                 dir.join("fleet.json"),
@@ -784,6 +795,21 @@ async fn the_device_socket_needs_the_device_credential() {
         "online"
     );
 
+    // A message over the 8 MiB limit ends the connection.
+    let mut big = device_socket(&s, Some(id), Some(cred)).await.unwrap();
+    assert!(closed_with(&mut second).await.contains("replaced"));
+    let _ = big
+        .send(Message::text(format!(
+            "{{\"type\": \"heartbeat\", \"version\": \"{}\"}}",
+            "x".repeat(9 * 1024 * 1024)
+        )))
+        .await;
+    closed_with(&mut big).await;
+    admin
+        .wait_device(id, "offline", |d| d["status"] == "offline")
+        .await;
+    let mut second = device_socket(&s, Some(id), Some(cred)).await.unwrap();
+
     // A bad message gets an error and the socket closes: offline.
     second
         .send(Message::text(
@@ -838,4 +864,48 @@ async fn the_device_socket_needs_the_device_credential() {
         (Some("error"), Some("UNAUTHORIZED"))
     );
     assert_eq!(closed_with(&mut ws).await, "authentication failed");
+}
+
+#[tokio::test]
+async fn appliances_reconnect_after_a_server_restart() {
+    // The appliance talks to the --fleet-addr listener (the seed's own
+    // paths), whose port survives the restart.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fleet_addr = format!("127.0.0.1:{port}");
+    let (mut s, admin, _viewer) = fleet_server(&["--fleet-addr", &fleet_addr]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = admin.enrollment_token().await;
+    let _app = Appliance::start_at(
+        &format!("http://{fleet_addr}/api/v1"),
+        dir.path(),
+        "Annex",
+        Some(&token),
+        &[],
+    );
+    let id = enrolled_id(dir.path());
+    admin
+        .wait_device(&id, "online", |d| d["status"] == "online")
+        .await;
+
+    // The server goes away and comes back: every device starts offline,
+    // and the appliance reconnects by itself (backoff capped at 2 s here)
+    // with its stored credential.
+    s.restart();
+    let admin = Fleet::login(&s, ADMIN).await;
+    let d = admin
+        .wait_device(&id, "online after the restart", |d| {
+            d["status"] == "online" && d["health"]["memory_percent"].is_number()
+        })
+        .await;
+    assert_eq!(d["name"], "Annex");
+    assert_eq!(admin.get("/devices").await.expect(200).body["total"], 1);
+    let r = admin
+        .action(&id, json!({"action": "logs", "params": {"lines": 5}}))
+        .await
+        .expect(200);
+    assert!(r.body["result"]["count"].as_u64().unwrap() <= 5);
 }
