@@ -28,3 +28,11 @@ CREATE TABLE fleet_alerts (
 );
 CREATE UNIQUE INDEX fleet_alerts_open ON fleet_alerts(device_id, kind) WHERE status != 'cleared';
 CREATE INDEX fleet_alerts_status ON fleet_alerts(status, seq);
+
+-- What the appliance last reported about the configuration policies pushed
+-- to it: the revision (a hash of the merged config), `applied` or `failed`
+-- with the reason, and when.
+ALTER TABLE fleet_devices ADD COLUMN policy_revision TEXT;
+ALTER TABLE fleet_devices ADD COLUMN policy_status TEXT CHECK (policy_status IN ('applied', 'failed'));
+ALTER TABLE fleet_devices ADD COLUMN policy_reason TEXT;
+ALTER TABLE fleet_devices ADD COLUMN policy_reported_at TEXT;

@@ -129,6 +129,7 @@ async fn run(state: FleetState, device_id: String, mut socket: WebSocket) {
         }
     };
     super::alerts::clear(&state, &device_id, "offline").await;
+    super::policy_push::push(&state, &link).await;
     let offline_after = Duration::from_secs(state.config.offline_after_secs.max(1));
     let mut deadline = tokio::time::Instant::now() + offline_after;
     let end: Option<(u16, String)> = loop {
@@ -209,6 +210,18 @@ async fn handle(state: &FleetState, link: &Link, text: &str) -> Result<bool, Str
             super::alerts::on_heartbeat(state, &link.device_id, &beat.health).await;
             Ok(true)
         }
+        Some("policy_status") => {
+            let (revision, applied, reason) =
+                wire::policy_status(&msg).map_err(|e| format!("bad policy_status: {e}"))?;
+            if let Err(e) = state
+                .db
+                .set_fleet_policy_report(&link.device_id, &revision, applied, reason.as_deref())
+                .await
+            {
+                tracing::error!(device = %link.device_id, error = %e, "cannot record a policy report");
+            }
+            Ok(false)
+        }
         Some("result") => {
             let (id, reply) = wire::action_reply(&msg).map_err(|e| format!("bad result: {e}"))?;
             if !link.reply(&id, reply) {
@@ -216,6 +229,6 @@ async fn handle(state: &FleetState, link: &Link, text: &str) -> Result<bool, Str
             }
             Ok(false)
         }
-        _ => Err("unknown message type (expected heartbeat or result)".into()),
+        _ => Err("unknown message type (expected heartbeat, result or policy_status)".into()),
     }
 }

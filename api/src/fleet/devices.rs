@@ -34,6 +34,21 @@ pub struct DeviceView {
     pub tags: Vec<String>,
     pub enrolled_at: String,
     pub updated_at: String,
+    /// `GET /devices/{id}` only: what the appliance last reported about the
+    /// policies pushed to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyReportView>,
+}
+
+/// The device's report on its policies.
+#[derive(Debug, Serialize)]
+pub struct PolicyReportView {
+    /// The merged configuration's revision it answered for.
+    pub revision: String,
+    /// `applied` or `failed`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub reported_at: String,
 }
 
 impl From<DeviceRecord> for DeviceView {
@@ -51,6 +66,7 @@ impl From<DeviceRecord> for DeviceView {
             tags: d.tags,
             enrolled_at: d.enrolled_at,
             updated_at: d.updated_at,
+            policy: None,
         }
     }
 }
@@ -89,7 +105,18 @@ pub async fn get_one(
         .fleet_device(&id)
         .await?
         .ok_or_else(|| FleetError::not_found("Device", &id))?;
-    Ok(Json(device.into()))
+    let mut view = DeviceView::from(device);
+    view.policy = state
+        .db
+        .fleet_policy_report(&id)
+        .await?
+        .map(|r| PolicyReportView {
+            revision: r.revision,
+            status: r.status,
+            reason: r.reason,
+            reported_at: r.reported_at,
+        });
+    Ok(Json(view))
 }
 
 /// `PATCH /devices/{id}`: `name`, `group`, `tags`. Nothing changes unless
@@ -110,6 +137,7 @@ pub async fn update(
             }
             other => other.into(),
         })?;
+    super::policy_push::push_all(&state).await;
     Ok(Json(device.into()))
 }
 

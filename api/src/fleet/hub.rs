@@ -69,6 +69,8 @@ pub struct Link {
     meeting: Mutex<Option<String>>,
     /// Notified when a newer connection of the same device replaces this one.
     pub replaced: Notify,
+    /// The policy revision last sent on this connection.
+    sent_revision: Mutex<Option<String>>,
 }
 
 impl Link {
@@ -102,6 +104,14 @@ impl Link {
     /// Forgets an action that timed out.
     pub fn forget(&self, id: &str) {
         lock(&self.pending).remove(id);
+    }
+
+    pub fn sent_revision(&self) -> Option<String> {
+        lock(&self.sent_revision).clone()
+    }
+
+    pub fn set_sent_revision(&self, revision: String) {
+        *lock(&self.sent_revision) = Some(revision);
     }
 
     pub fn in_meeting(&self) -> bool {
@@ -148,6 +158,7 @@ impl Hub {
             pending: Mutex::new(HashMap::new()),
             meeting: Mutex::new(None),
             replaced: Notify::new(),
+            sent_revision: Mutex::new(None),
         });
         let mut links = self.links.lock().await;
         if !db.set_fleet_device_online(device_id, true).await? {
@@ -194,6 +205,11 @@ impl Hub {
             "device.status",
             json!({"device_id": link.device_id, "status": "offline"}),
         );
+    }
+
+    /// Every current connection.
+    pub async fn links(&self) -> Vec<Arc<Link>> {
+        self.links.lock().await.values().cloned().collect()
     }
 
     /// The device's current connection, if it is online.

@@ -18,6 +18,7 @@ pub mod extract;
 pub mod groups;
 pub mod hub;
 pub mod policies;
+pub mod policy_push;
 pub mod wire;
 pub mod ws;
 

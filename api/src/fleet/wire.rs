@@ -102,6 +102,22 @@ pub fn action_reply(msg: &Map<String, Value>) -> Result<(String, ActionReply), S
     }
 }
 
+/// Validates a `policy_status` message: (revision, applied, reason).
+pub fn policy_status(msg: &Map<String, Value>) -> Result<(String, bool, Option<String>), String> {
+    let revision =
+        short_text(msg.get("revision"), "revision", 64)?.ok_or("revision is required")?;
+    let applied = match msg.get("status").and_then(Value::as_str) {
+        Some("applied") => true,
+        Some("failed") => false,
+        _ => return Err("status must be applied or failed".into()),
+    };
+    let reason = msg
+        .get("reason")
+        .and_then(Value::as_str)
+        .map(|r| r.chars().take(1000).collect());
+    Ok((revision, applied, reason))
+}
+
 /// The remote actions of the seed.
 pub const ACTIONS: &[&str] = &[
     "reboot",

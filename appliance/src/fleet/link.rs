@@ -208,6 +208,28 @@ fn dispatch(
     };
     match v["type"].as_str() {
         Some("action") => {}
+        Some("policy") => {
+            let revision: String = v["revision"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(64)
+                .collect();
+            let report = match super::policy::apply(state, &v["config"]) {
+                Ok(()) => {
+                    tracing::info!(revision = %revision, "fleet: policies applied");
+                    json!({"type": "policy_status", "revision": revision, "status": "applied"})
+                }
+                Err(reason) => {
+                    tracing::warn!(revision = %revision, reason = %reason, "fleet: policies refused");
+                    json!({"type": "policy_status", "revision": revision, "status": "failed", "reason": reason})
+                }
+            };
+            if results.try_send(report.to_string()).is_err() {
+                tracing::warn!("fleet: result queue full; the policy report is dropped");
+            }
+            return;
+        }
         Some("error") => {
             tracing::warn!(message = %v["message"].as_str().unwrap_or(""), "fleet: the server reported an error");
             return;

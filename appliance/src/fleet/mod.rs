@@ -5,11 +5,13 @@
 //! carried out and answered). Outbound only, so appliances behind NAT work.
 //!
 //! `credentials` (the enrollment call and the file), `link` (the
-//! connection, backoff, heartbeats), `actions` (what each action does).
+//! connection, backoff, heartbeats), `actions` (what each action does),
+//! `policy` (applying pushed configuration policies).
 
 pub mod actions;
 pub mod credentials;
 pub mod link;
+pub mod policy;
 
 use std::path::PathBuf;
 

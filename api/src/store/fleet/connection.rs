@@ -74,3 +74,64 @@ impl Db {
         Ok(res.rows_affected())
     }
 }
+
+type ReportRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// What a device last reported about its policies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyReport {
+    pub revision: String,
+    /// `applied` or `failed`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub reported_at: String,
+}
+
+impl Db {
+    /// Records the device's report on the policies pushed to it.
+    pub async fn set_fleet_policy_report(
+        &self,
+        id: &str,
+        revision: &str,
+        applied: bool,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE fleet_devices SET policy_revision = ?, policy_status = ?, policy_reason = ?,
+             policy_reported_at = ? WHERE id = ?",
+        )
+        .bind(revision)
+        .bind(if applied { "applied" } else { "failed" })
+        .bind(reason)
+        .bind(now())
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The device's last policy report, if any.
+    pub async fn fleet_policy_report(&self, id: &str) -> Result<Option<PolicyReport>, StoreError> {
+        let row: Option<ReportRow> = sqlx::query_as(
+            "SELECT policy_revision, policy_status, policy_reason, policy_reported_at
+                 FROM fleet_devices WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(match row {
+            Some((Some(revision), Some(status), reason, Some(reported_at))) => Some(PolicyReport {
+                revision,
+                status,
+                reason,
+                reported_at,
+            }),
+            _ => None,
+        })
+    }
+}

@@ -8,6 +8,7 @@
 use serde_json::{Map, Value};
 
 pub use alerts::{Acknowledged, AlertRecord, NewAlert};
+pub use connection::PolicyReport;
 
 use super::{Db, StoreError, now};
 use crate::fleet::domain::{DeviceStatus, FleetRole};
