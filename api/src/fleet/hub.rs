@@ -244,3 +244,92 @@ impl Hub {
         self.events.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::store::fleet::NewDevice;
+
+    async fn device(db: &Db) -> String {
+        let exp = crate::store::timestamp(chrono::Utc::now() + chrono::Duration::hours(1));
+        db.create_enrollment_token("tokhash", None, None, &exp)
+            .await
+            .unwrap();
+        let new = NewDevice {
+            name: "Room".into(),
+            model: None,
+            serial: None,
+            version: None,
+        };
+        db.enroll_device("tokhash", "croom-1", "credhash", &new)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    }
+
+    async fn status(db: &Db, id: &str) -> &'static str {
+        db.fleet_device(id).await.unwrap().unwrap().status.as_str()
+    }
+
+    #[tokio::test]
+    async fn an_old_connection_ending_does_not_take_a_new_one_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).await.unwrap();
+        let id = device(&db).await;
+        let hub = Hub::default();
+        let mut events = hub.subscribe();
+
+        let (old, _rx1) = hub.connect(&db, &id).await.unwrap().unwrap();
+        assert_eq!(status(&db, &id).await, "online");
+        let ev = events.recv().await.unwrap();
+        assert_eq!(
+            (ev.kind, &ev.fields["status"]),
+            ("device.status", &json!("online"))
+        );
+        hub.set_meeting(&old, Some("convene".into()));
+        assert_eq!(events.recv().await.unwrap().kind, "meeting.started");
+
+        // A second connection replaces the first (no new online event) and
+        // keeps the meeting state; the first one ending changes nothing.
+        let (new, _rx2) = hub.connect(&db, &id).await.unwrap().unwrap();
+        assert!(new.in_meeting());
+        hub.disconnect(&db, &old).await;
+        assert_eq!(status(&db, &id).await, "online");
+        assert!(hub.link(&id).await.is_some());
+        assert!(events.try_recv().is_err(), "no event for a replacement");
+
+        // The current one ending: offline, the meeting ends.
+        let waiting = new.expect_reply("a1").unwrap();
+        new.drop_pending();
+        assert!(waiting.await.is_err(), "a waiting action learns at once");
+        hub.disconnect(&db, &new).await;
+        assert_eq!(status(&db, &id).await, "offline");
+        assert!(hub.link(&id).await.is_none());
+        assert_eq!(events.recv().await.unwrap().kind, "meeting.ended");
+        let ev = events.recv().await.unwrap();
+        assert_eq!(
+            (ev.kind, &ev.fields["status"]),
+            ("device.status", &json!("offline"))
+        );
+    }
+
+    #[tokio::test]
+    async fn pending_actions_are_bounded_and_answered_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).await.unwrap();
+        let id = device(&db).await;
+        let hub = Hub::default();
+        let (link, _rx) = hub.connect(&db, &id).await.unwrap().unwrap();
+        let mut waiting: Vec<_> = (0..MAX_PENDING_ACTIONS)
+            .map(|i| link.expect_reply(&format!("a{i}")).unwrap())
+            .collect();
+        assert!(link.expect_reply("one-too-many").is_none());
+        assert!(link.reply("a0", Ok(json!({"ok": 1}))));
+        assert!(!link.reply("a0", Ok(json!({}))), "answered once");
+        assert!(!link.reply("unknown", Ok(json!({}))));
+        assert_eq!(waiting.remove(0).await.unwrap(), Ok(json!({"ok": 1})));
+        assert!(link.expect_reply("room-again").is_some());
+    }
+}
