@@ -217,3 +217,38 @@ fn subscription(msg: &serde_json::Map<String, Value>) -> Result<BTreeSet<&'stati
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn obj(v: Value) -> serde_json::Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn subscriptions_name_known_events_only() {
+        let set = subscription(&obj(
+            json!({"type": "subscribe", "events": ["device.status", "alert.triggered", "device.status"]}),
+        ))
+        .unwrap();
+        assert_eq!(
+            set.into_iter().collect::<Vec<_>>(),
+            ["alert.triggered", "device.status"]
+        );
+        assert!(
+            subscription(&obj(json!({"type": "subscribe", "events": []})))
+                .unwrap()
+                .is_empty()
+        );
+        for bad in [
+            json!({"type": "subscribe", "events": ["device.exploded"]}),
+            json!({"type": "subscribe", "events": "device.status"}),
+            json!({"type": "subscribe"}),
+            json!({"type": "auth", "token": "x"}),
+        ] {
+            assert!(subscription(&obj(bad.clone())).is_err(), "{bad}");
+        }
+    }
+}
