@@ -85,3 +85,58 @@ impl FleetSettings {
         self.server.trim_end_matches('/').to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::config::Config;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_section_comes_from_the_environment_and_the_token_is_hidden() {
+        let c = Config::from_parts(
+            "[fleet]\nheartbeat_secs = 5\n",
+            "test.toml",
+            env(&[
+                (
+                    "CONVENE_APPLIANCE_FLEET_SERVER",
+                    "http://convene:8080/fleet/api/v1/",
+                ),
+                ("CONVENE_APPLIANCE_FLEET_ENROLLMENT_TOKEN", "cve_secret"),
+                ("CONVENE_APPLIANCE_FLEET_REBOOT_COMMAND", "sudo reboot"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.fleet.base(), "http://convene:8080/fleet/api/v1");
+        assert_eq!(c.fleet.enrollment_token, "cve_secret");
+        assert_eq!(c.fleet.heartbeat_secs, 5);
+        assert_eq!(c.fleet.reboot_command, "sudo reboot");
+        let shown = c.redacted_json().to_string();
+        assert!(!shown.contains("cve_secret"), "{shown}");
+        // The API may not write the section (it is file/env only).
+        assert!(crate::config::file_only("fleet", "server"));
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        for (k, v) in [
+            ("CONVENE_APPLIANCE_FLEET_SERVER", "convene:8080"),
+            ("CONVENE_APPLIANCE_FLEET_HEARTBEAT_SECS", "0"),
+        ] {
+            let mut e = env(&[(
+                "CONVENE_APPLIANCE_FLEET_SERVER",
+                "http://convene/fleet/api/v1",
+            )]);
+            e.push((k.to_string(), v.to_string()));
+            assert!(Config::from_parts("", "t", e).is_err(), "{k}={v}");
+        }
+        // Unmanaged (no server): nothing else is checked.
+        assert!(Config::from_parts("", "t", env(&[])).is_ok());
+    }
+}
