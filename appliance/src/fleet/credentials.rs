@@ -73,6 +73,23 @@ pub fn save(path: &Path, c: &Credentials) -> std::io::Result<()> {
     result
 }
 
+/// Whether a file can be created next to `path` (its directory is made).
+fn writable(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let probe = dir.join(format!(".fleet-probe.{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
 /// The credentials to connect with: the file's, or new ones from enrolling
 /// with the configured token (then saved before they are used).
 pub async fn obtain(
@@ -90,6 +107,14 @@ pub async fn obtain(
             settings.credentials_file.display()
         )));
     }
+    // The token is spent by enrolling: make sure the answer can be kept
+    // before asking for it.
+    writable(&settings.credentials_file).map_err(|e| {
+        EnrollError::Fatal(format!(
+            "not enrolling: cannot write {} ({e}); the enrollment token is kept unspent",
+            settings.credentials_file.display()
+        ))
+    })?;
     let url = format!("{}/devices/enroll", settings.base());
     let body = json!({
         "token": token,
@@ -167,6 +192,8 @@ mod tests {
         assert_eq!(back.device_credential, "cvd_secret");
         std::fs::write(&path, "{").unwrap();
         assert!(load(&path).is_err());
+        assert!(writable(&path).is_ok());
+        assert!(writable(Path::new("/proc/no/such/fleet.json")).is_err());
         // No temporary files left behind.
         let n = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(n, 1);
