@@ -18,6 +18,7 @@ use super::FleetState;
 use super::auth::FleetUser;
 use super::error::{FleetError, FleetResult};
 use super::extract::FleetQuery;
+use super::hub::Link;
 use crate::store::fleet::{Acknowledged, AlertRecord, NewAlert};
 
 /// An alert as the API returns it.
@@ -95,7 +96,8 @@ pub async fn clear(state: &FleetState, device_id: &str, kind: &str) {
 }
 
 /// The threshold rules over one heartbeat's health figures.
-pub async fn on_heartbeat(state: &FleetState, device_id: &str, health: &Map<String, Value>) {
+pub async fn on_heartbeat(state: &FleetState, link: &Link, health: &Map<String, Value>) {
+    let device_id = link.device_id.as_str();
     let rules = [
         (
             "temperature",
@@ -109,6 +111,7 @@ pub async fn on_heartbeat(state: &FleetState, device_id: &str, health: &Map<Stri
         let Some(threshold) = threshold else { continue };
         match health.get(field).and_then(Value::as_f64) {
             Some(v) if v > threshold => {
+                link.set_maybe_alerting(kind, true);
                 raise(
                     state,
                     NewAlert {
@@ -122,7 +125,12 @@ pub async fn on_heartbeat(state: &FleetState, device_id: &str, health: &Map<Stri
                 )
                 .await;
             }
-            Some(_) => clear(state, device_id, kind).await,
+            Some(_) if link.maybe_alerting(kind) => {
+                clear(state, device_id, kind).await;
+                link.set_maybe_alerting(kind, false);
+            }
+            // Under the threshold and known not to be alerting.
+            Some(_) => {}
             // No figure: nothing to judge either way.
             None => {}
         }

@@ -207,7 +207,7 @@ async fn handle(state: &FleetState, link: &Link, text: &str) -> Result<bool, Str
                 }
             }
             state.hub.set_meeting(link, beat.meeting);
-            super::alerts::on_heartbeat(state, &link.device_id, &beat.health).await;
+            super::alerts::on_heartbeat(state, link, &beat.health).await;
             Ok(true)
         }
         Some("policy_status") => {

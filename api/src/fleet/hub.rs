@@ -71,6 +71,10 @@ pub struct Link {
     pub replaced: Notify,
     /// The policy revision last sent on this connection.
     sent_revision: Mutex<Option<String>>,
+    /// Heartbeat alert kinds that may be open for the device (all, until a
+    /// heartbeat showed otherwise): only these are cleared, so a healthy
+    /// device's heartbeats do not each write to the alerts table.
+    maybe_alerting: Mutex<std::collections::BTreeSet<&'static str>>,
 }
 
 impl Link {
@@ -112,6 +116,21 @@ impl Link {
 
     pub fn set_sent_revision(&self, revision: String) {
         *lock(&self.sent_revision) = Some(revision);
+    }
+
+    /// Notes that an alert of `kind` may be open (`true`) or is not.
+    pub fn set_maybe_alerting(&self, kind: &'static str, open: bool) {
+        let mut set = lock(&self.maybe_alerting);
+        if open {
+            set.insert(kind);
+        } else {
+            set.remove(kind);
+        }
+    }
+
+    /// Whether an alert of `kind` may be open for the device.
+    pub fn maybe_alerting(&self, kind: &str) -> bool {
+        lock(&self.maybe_alerting).contains(kind)
     }
 
     pub fn in_meeting(&self) -> bool {
@@ -159,6 +178,7 @@ impl Hub {
             meeting: Mutex::new(None),
             replaced: Notify::new(),
             sent_revision: Mutex::new(None),
+            maybe_alerting: Mutex::new(["temperature", "disk"].into_iter().collect()),
         });
         let mut links = self.links.lock().await;
         if !db.set_fleet_device_online(device_id, true).await? {
