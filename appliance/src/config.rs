@@ -56,6 +56,9 @@ pub struct Config {
     pub rtc: RtcConfig,
     pub system: SystemConfig,
     pub calendar: CalendarConfig,
+    /// The fleet server this appliance enrolls in and connects to
+    /// (configuration file or environment only).
+    pub fleet: crate::fleet::FleetSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -160,6 +163,7 @@ impl Default for Config {
             rtc: RtcConfig::default(),
             system: SystemConfig::default(),
             calendar: CalendarConfig::default(),
+            fleet: crate::fleet::FleetSettings::default(),
         }
     }
 }
@@ -434,6 +438,7 @@ impl Config {
         }
         crate::sources::VideoSourceSpec::parse(&self.video.source).map_err(ConfigError::Invalid)?;
         crate::sources::AudioSourceSpec::parse(&self.audio.source).map_err(ConfigError::Invalid)?;
+        self.fleet.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -442,6 +447,9 @@ impl Config {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         if !self.http.api_key.is_empty() {
             v["http"]["api_key"] = serde_json::json!("********");
+        }
+        if !self.fleet.enrollment_token.is_empty() {
+            v["fleet"]["enrollment_token"] = serde_json::json!("********");
         }
         v
     }

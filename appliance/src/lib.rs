@@ -10,6 +10,7 @@ pub mod convert;
 pub mod dsp;
 pub mod encode;
 pub mod files;
+pub mod fleet;
 pub mod http;
 pub mod logs;
 pub mod m2m;

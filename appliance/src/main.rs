@@ -146,6 +146,12 @@ async fn run(layers: config::Layers, config_path: PathBuf) -> anyhow::Result<()>
     }
     let state = AppState::new(layers, config_path, capture, logs, speaker);
     tokio::spawn(state.cpu.clone().run());
+    if !cfg.fleet.server.is_empty() {
+        tokio::spawn(convene_appliance::fleet::link::run(
+            state.clone(),
+            cfg.fleet.clone(),
+        ));
+    }
 
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

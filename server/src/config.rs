@@ -201,6 +201,31 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_FLEET_TOKEN_TTL_SECS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(60..=86_400))]
     pub fleet_token_ttl_secs: u64,
+    /// Seconds without a heartbeat after which a connected appliance is
+    /// disconnected and shown `offline`.
+    #[arg(long, env = "CONVENE_FLEET_OFFLINE_AFTER", default_value_t = 90,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub fleet_offline_after: u64,
+    /// Seconds a remote action waits for the appliance's answer.
+    #[arg(long, env = "CONVENE_FLEET_ACTION_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub fleet_action_timeout: u64,
+    /// Raise an `offline` alert for a device offline this many seconds
+    /// (0: never).
+    #[arg(long, env = "CONVENE_FLEET_ALERT_OFFLINE_AFTER", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub fleet_alert_offline_after: u64,
+    /// Raise a `temperature` alert above this many °C (a negative value: never).
+    #[arg(
+        long,
+        env = "CONVENE_FLEET_ALERT_TEMPERATURE",
+        default_value_t = 80.0,
+        allow_negative_numbers = true
+    )]
+    pub fleet_alert_temperature: f64,
+    /// Raise a `disk` alert above this disk use, in percent (over 100: never).
+    #[arg(long, env = "CONVENE_FLEET_ALERT_DISK", default_value_t = 90.0)]
+    pub fleet_alert_disk: f64,
     /// Wait before the second webhook attempt, in ms; doubles per attempt.
     #[arg(
         long,

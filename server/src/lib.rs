@@ -245,6 +245,16 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             rate_limit_per_minute: args.fleet_rate_limit,
             token_ttl_secs: args.fleet_token_ttl_secs,
             trust_proxy: args.trust_proxy,
+            offline_after_secs: args.fleet_offline_after,
+            action_timeout_secs: args.fleet_action_timeout,
+            alert_offline_after_secs: (args.fleet_alert_offline_after > 0)
+                .then_some(args.fleet_alert_offline_after),
+            alert_temperature: (args.fleet_alert_temperature.is_finite()
+                && args.fleet_alert_temperature >= 0.0)
+                .then_some(args.fleet_alert_temperature),
+            alert_disk_percent: (args.fleet_alert_disk.is_finite()
+                && args.fleet_alert_disk <= 100.0)
+                .then_some(args.fleet_alert_disk),
         },
         state.ip_limits.clone(),
     )
@@ -259,6 +269,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     .await
     .map_err(anyhow::Error::msg)
     .context("preparing the content libraries")?;
+    tokio::spawn(convene_api::fleet::alerts::run_offline_rule(fleet.clone()));
     // Media events (a peer connection failed) are rare; the bound only
     // guards memory against a stuck consumer (drops are counted).
     let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(MEDIA_EVENTS_QUEUE);

@@ -26,6 +26,7 @@ mod faults;
 mod fleet;
 mod libraries;
 mod libraries_conversion;
+mod fleet_appliance;
 mod limits;
 mod media;
 mod openapi;

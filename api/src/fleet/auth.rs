@@ -208,18 +208,26 @@ fn bearer(headers: &HeaderMap) -> Result<&str, FleetError> {
 
 /// Resolves the bearer token to the (still existing) user.
 async fn authenticate(state: &FleetState, headers: &HeaderMap) -> FleetResult<FleetUser> {
-    let token = bearer(headers)?;
+    Ok(user_of_token(state, bearer(headers)?).await?.0)
+}
+
+/// Resolves an access token to the (still existing) user and the token's
+/// expiry (unix seconds).
+pub async fn user_of_token(state: &FleetState, token: &str) -> FleetResult<(FleetUser, i64)> {
     let claims = verify(&state.secret, token).map_err(|m| FleetError::Unauthorized(m.into()))?;
     let user = state
         .db
         .fleet_user_by_id(&claims.sub)
         .await?
         .ok_or_else(|| FleetError::Unauthorized("the token's user no longer exists".into()))?;
-    Ok(FleetUser {
-        id: user.id,
-        email: user.email,
-        role: user.role,
-    })
+    Ok((
+        FleetUser {
+            id: user.id,
+            email: user.email,
+            role: user.role,
+        },
+        claims.exp,
+    ))
 }
 
 fn set_quota_headers(headers: &mut HeaderMap, q: &Quota) {

@@ -25,11 +25,30 @@ pub struct DeviceView {
     pub group: Option<String>,
     pub last_seen: Option<String>,
     pub version: Option<String>,
+    /// The latest heartbeat's figures (the seed's `health`: `cpu_percent`,
+    /// `memory_percent`, `temperature`, `disk_percent`, and `uptime`);
+    /// null before the first heartbeat.
+    pub health: Option<serde_json::Map<String, serde_json::Value>>,
     pub model: Option<String>,
     pub serial: Option<String>,
     pub tags: Vec<String>,
     pub enrolled_at: String,
     pub updated_at: String,
+    /// `GET /devices/{id}` only: what the appliance last reported about the
+    /// policies pushed to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyReportView>,
+}
+
+/// The device's report on its policies.
+#[derive(Debug, Serialize)]
+pub struct PolicyReportView {
+    /// The merged configuration's revision it answered for.
+    pub revision: String,
+    /// `applied` or `failed`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub reported_at: String,
 }
 
 impl From<DeviceRecord> for DeviceView {
@@ -41,11 +60,13 @@ impl From<DeviceRecord> for DeviceView {
             group: d.group_id,
             last_seen: d.last_seen,
             version: d.version,
+            health: d.health,
             model: d.model,
             serial: d.serial,
             tags: d.tags,
             enrolled_at: d.enrolled_at,
             updated_at: d.updated_at,
+            policy: None,
         }
     }
 }
@@ -84,7 +105,18 @@ pub async fn get_one(
         .fleet_device(&id)
         .await?
         .ok_or_else(|| FleetError::not_found("Device", &id))?;
-    Ok(Json(device.into()))
+    let mut view = DeviceView::from(device);
+    view.policy = state
+        .db
+        .fleet_policy_report(&id)
+        .await?
+        .map(|r| PolicyReportView {
+            revision: r.revision,
+            status: r.status,
+            reason: r.reason,
+            reported_at: r.reported_at,
+        });
+    Ok(Json(view))
 }
 
 /// `PATCH /devices/{id}`: `name`, `group`, `tags`. Nothing changes unless
@@ -105,6 +137,7 @@ pub async fn update(
             }
             other => other.into(),
         })?;
+    super::policy_push::push_all(&state).await;
     Ok(Json(device.into()))
 }
 

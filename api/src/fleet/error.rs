@@ -40,6 +40,21 @@ pub enum FleetError {
     /// 429 `RATE_LIMITED` with `Retry-After`.
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
+    /// 503 `DEVICE_OFFLINE`: the device has no open connection.
+    #[error("{0}")]
+    DeviceOffline(String),
+    /// 409 `MEETING_ACTIVE`: the device is already in a meeting.
+    #[error("{0}")]
+    MeetingActive(String),
+    /// An action the device could not carry out, or did not answer in
+    /// time: the status and code say which (`NOT_CONFIGURED`,
+    /// `NO_ACTIVE_MEETING`, `DEVICE_TIMEOUT`, `ACTION_FAILED`, ...).
+    #[error("{message}")]
+    Action {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -66,6 +81,9 @@ impl FleetError {
             FleetError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             FleetError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             FleetError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            FleetError::DeviceOffline(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FleetError::MeetingActive(_) => StatusCode::CONFLICT,
+            FleetError::Action { status, .. } => *status,
             FleetError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +98,9 @@ impl FleetError {
             FleetError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             FleetError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             FleetError::RateLimited { .. } => "RATE_LIMITED",
+            FleetError::DeviceOffline(_) => "DEVICE_OFFLINE",
+            FleetError::MeetingActive(_) => "MEETING_ACTIVE",
+            FleetError::Action { code, .. } => code,
             FleetError::Internal(_) => "INTERNAL_ERROR",
         }
     }

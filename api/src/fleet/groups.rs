@@ -113,6 +113,7 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> FleetResult<StatusCode> {
     if state.db.delete_fleet_group(&id).await? {
+        super::policy_push::push_all(&state).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(FleetError::not_found("Group", &id))
@@ -152,6 +153,7 @@ pub async fn add_devices(
         .add_group_devices(&id, &ids)
         .await
         .map_err(group_not_found(&id))?;
+    super::policy_push::push_all(&state).await;
     Ok(Json(group.into()))
 }
 
@@ -172,5 +174,6 @@ pub async fn remove_device(
             }
             other => other.into(),
         })?;
+    super::policy_push::push_all(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,13 +7,20 @@
 //! fleet listener. Layers: handlers (`auth`, `devices`, `groups`,
 //! `policies`) -> rules in [`domain`] -> SQL in `store::fleet`.
 
+pub mod actions;
+pub mod alerts;
 pub mod auth;
+pub mod connect;
 pub mod devices;
 pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod groups;
+pub mod hub;
 pub mod policies;
+pub mod policy_push;
+pub mod wire;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -41,6 +48,16 @@ pub struct FleetConfig {
     pub token_ttl_secs: u64,
     /// A caller's address is the last `X-Forwarded-For` entry.
     pub trust_proxy: bool,
+    /// A connected appliance with no heartbeat for this long is closed and
+    /// marked `offline`.
+    pub offline_after_secs: u64,
+    /// How long a remote action waits for the device's answer.
+    pub action_timeout_secs: u64,
+    /// Alert rules (docs/fleet.md): offline for this many seconds, a
+    /// temperature (°C) and a disk use (%) above these; `None`: rule off.
+    pub alert_offline_after_secs: Option<u64>,
+    pub alert_temperature: Option<f64>,
+    pub alert_disk_percent: Option<f64>,
 }
 
 impl Default for FleetConfig {
@@ -49,6 +66,11 @@ impl Default for FleetConfig {
             rate_limit_per_minute: 1000,
             token_ttl_secs: 3600,
             trust_proxy: false,
+            offline_after_secs: 90,
+            action_timeout_secs: 30,
+            alert_offline_after_secs: Some(300),
+            alert_temperature: Some(80.0),
+            alert_disk_percent: Some(90.0),
         }
     }
 }
@@ -65,6 +87,8 @@ pub struct FleetState {
     pub ip_limits: Arc<IpLimits>,
     /// Password verifications running at once (each takes ~19 MiB).
     pub(crate) password_checks: Arc<tokio::sync::Semaphore>,
+    /// Connected appliances and fleet events.
+    pub hub: Arc<hub::Hub>,
 }
 
 /// Password verifications allowed at once.
@@ -78,6 +102,8 @@ impl FleetState {
         ip_limits: Arc<IpLimits>,
     ) -> Result<FleetState, StoreError> {
         let secret: Arc<[u8]> = db.fleet_signing_secret().await?.into();
+        // No appliance is connected to a server that has just started.
+        db.reset_fleet_connections().await?;
         Ok(FleetState {
             db,
             config: Arc::new(config),
@@ -85,6 +111,7 @@ impl FleetState {
             limiter: Arc::new(RateLimiter::default()),
             ip_limits,
             password_checks: Arc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS)),
+            hub: Arc::new(hub::Hub::default()),
         })
     }
 }
@@ -100,6 +127,7 @@ pub fn router(state: FleetState) -> Router {
                 .delete(devices::remove),
         )
         .route("/devices/{id}/policies", get(policies::for_device))
+        .route("/devices/{id}/actions", post(actions::run))
         .route("/enrollment-tokens", post(devices::create_enrollment_token))
         .route("/groups", get(groups::list).post(groups::create))
         .route(
@@ -116,6 +144,8 @@ pub fn router(state: FleetState) -> Router {
             "/groups/{id}/devices/{device_id}",
             delete(groups::remove_device),
         )
+        .route("/alerts", get(alerts::list))
+        .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/policies", get(policies::list).post(policies::create))
         .route(
             "/policies/{id}",
@@ -127,11 +157,15 @@ pub fn router(state: FleetState) -> Router {
             state.clone(),
             auth::require_user,
         ));
-    // Callers without a user token: the token endpoint itself, and an
-    // appliance enrolling with a one-time enrollment token.
+    // Callers without a user token: the token endpoint itself, an
+    // appliance enrolling with a one-time enrollment token or connecting
+    // with its device credential, and the WebSocket API (whose first
+    // message carries the token).
     let open = Router::new()
         .route("/auth/token", post(auth::token))
-        .route("/devices/enroll", post(devices::enroll));
+        .route("/devices/enroll", post(devices::enroll))
+        .route("/devices/connect", get(connect::connect))
+        .route("/ws", get(ws::upgrade));
     Router::new()
         .merge(authenticated)
         .merge(open)

@@ -75,6 +75,7 @@ pub async fn create(
 ) -> FleetResult<Response> {
     let new = domain::new_policy(&body)?;
     let policy = state.db.create_fleet_policy(&new).await?;
+    super::policy_push::push_all(&state).await;
     Ok((StatusCode::CREATED, Json(PolicyView::from(policy))).into_response())
 }
 
@@ -106,6 +107,7 @@ pub async fn update(
             FleetStoreError::NotFound(_) => FleetError::not_found("Policy", &id),
             other => other.into(),
         })?;
+    super::policy_push::push_all(&state).await;
     Ok(Json(policy.into()))
 }
 
@@ -115,6 +117,7 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> FleetResult<StatusCode> {
     if state.db.delete_fleet_policy(&id).await? {
+        super::policy_push::push_all(&state).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(FleetError::not_found("Policy", &id))

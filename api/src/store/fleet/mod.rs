@@ -7,9 +7,14 @@
 
 use serde_json::{Map, Value};
 
+pub use alerts::{Acknowledged, AlertRecord, NewAlert};
+pub use connection::PolicyReport;
+
 use super::{Db, StoreError, now};
 use crate::fleet::domain::{DeviceStatus, FleetRole};
 
+mod alerts;
+mod connection;
 mod policies;
 
 /// Failures of a fleet write that the caller answers differently.
@@ -57,6 +62,8 @@ pub struct DeviceRecord {
     pub group_id: Option<String>,
     pub tags: Vec<String>,
     pub last_seen: Option<String>,
+    /// The latest heartbeat's health figures (the seed's `health` object).
+    pub health: Option<Map<String, Value>>,
     pub enrolled_at: String,
     pub updated_at: String,
 }
@@ -197,12 +204,12 @@ type DeviceRow = (
     Option<String>,
     String,
     Option<String>,
+    Option<String>,
     String,
     String,
 );
 
-const DEVICE_COLUMNS: &str =
-    "id, name, model, serial, version, status, group_id, tags, last_seen, enrolled_at, updated_at";
+const DEVICE_COLUMNS: &str = "id, name, model, serial, version, status, group_id, tags, last_seen, health, enrolled_at, updated_at";
 
 fn device(row: DeviceRow) -> Result<DeviceRecord, StoreError> {
     let (
@@ -215,9 +222,13 @@ fn device(row: DeviceRow) -> Result<DeviceRecord, StoreError> {
         group_id,
         tags,
         last_seen,
+        health,
         enrolled_at,
         updated_at,
     ) = row;
+    let health = health
+        .map(|h| json_object(&h, &format!("health of device {id}")))
+        .transpose()?;
     let status = DeviceStatus::parse(&status)
         .ok_or_else(|| StoreError::Corrupt(format!("status of device {id}")))?;
     let tags = json_strings(&tags, &format!("tags of device {id}"))?;
@@ -231,6 +242,7 @@ fn device(row: DeviceRow) -> Result<DeviceRecord, StoreError> {
         group_id,
         tags,
         last_seen,
+        health,
         enrolled_at,
         updated_at,
     })

@@ -1,0 +1,107 @@
+//! `POST /devices/{id}/actions` (admin): a remote action carried out by the
+//! appliance over its connection, answered with the device's result.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::error::{FleetError, FleetResult};
+use super::extract::FleetJson;
+use super::{FleetState, wire};
+
+/// The device's error codes the API passes on, with their status.
+fn device_error(code: &str, message: String) -> FleetError {
+    let (status, code) = match code {
+        "MEETING_ACTIVE" => return FleetError::MeetingActive(message),
+        "VALIDATION_ERROR" | "UNSUPPORTED_PLATFORM" => {
+            (StatusCode::BAD_REQUEST, "VALIDATION_ERROR")
+        }
+        "NO_ACTIVE_MEETING" => (StatusCode::CONFLICT, "NO_ACTIVE_MEETING"),
+        "NOT_CONFIGURED" => (StatusCode::CONFLICT, "NOT_CONFIGURED"),
+        "NO_FRAME" => (StatusCode::SERVICE_UNAVAILABLE, "NO_FRAME"),
+        "JOIN_FAILED" => (StatusCode::BAD_GATEWAY, "JOIN_FAILED"),
+        _ => (StatusCode::BAD_GATEWAY, "ACTION_FAILED"),
+    };
+    FleetError::Action {
+        status,
+        code,
+        message: format!("the device answered: {message}"),
+    }
+}
+
+/// `POST /devices/{id}/actions` `{"action": "...", "params": {...}}`.
+pub async fn run(
+    State(state): State<FleetState>,
+    Path(id): Path<String>,
+    FleetJson(body): FleetJson,
+) -> FleetResult<Json<Value>> {
+    let req = wire::action_request(&body)?;
+    if state.db.fleet_device(&id).await?.is_none() {
+        return Err(FleetError::not_found("Device", &id));
+    }
+    let offline = || FleetError::DeviceOffline(format!("device '{id}' is not connected"));
+    let link = state.hub.link(&id).await.ok_or_else(offline)?;
+    if req.action == "join_meeting" && link.in_meeting() {
+        return Err(FleetError::MeetingActive(format!(
+            "device '{id}' is already in a meeting; leave it first"
+        )));
+    }
+    let action_id = uuid::Uuid::new_v4().simple().to_string();
+    let reply = link
+        .expect_reply(&action_id)
+        .ok_or_else(|| FleetError::Action {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "DEVICE_BUSY",
+            message: format!("device '{id}' has too many actions in progress; retry later"),
+        })?;
+    let message =
+        json!({"type": "action", "id": action_id, "action": req.action, "params": req.params});
+    let timeout = Duration::from_secs(state.config.action_timeout_secs.max(1));
+    let sent = tokio::time::timeout(timeout, link.outbound.send(message.to_string())).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        link.forget(&action_id);
+        return Err(offline());
+    }
+    tracing::info!(device = %id, action = req.action, "fleet action sent");
+    let answer = match tokio::time::timeout(timeout, reply).await {
+        Ok(Ok(answer)) => answer,
+        // The connection ended before the device answered.
+        Ok(Err(_)) => return Err(offline()),
+        Err(_) => {
+            link.forget(&action_id);
+            return Err(FleetError::Action {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                code: "DEVICE_TIMEOUT",
+                message: format!(
+                    "device '{id}' did not answer the {} action within {} s",
+                    req.action,
+                    timeout.as_secs()
+                ),
+            });
+        }
+    };
+    let result = answer.map_err(|(code, message)| device_error(&code, message))?;
+    match req.action {
+        "join_meeting" => {
+            let platform = result
+                .get("platform")
+                .and_then(Value::as_str)
+                .unwrap_or("convene")
+                .chars()
+                .take(32)
+                .collect();
+            state.hub.set_meeting(&link, Some(platform));
+        }
+        "leave_meeting" => state.hub.set_meeting(&link, None),
+        _ => {}
+    }
+    Ok(Json(json!({
+        "action": req.action,
+        "device_id": id,
+        "status": "completed",
+        "result": result,
+    })))
+}

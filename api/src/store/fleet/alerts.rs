@@ -1,0 +1,202 @@
+//! The SQL of fleet alerts (migrations/0010_fleet_connection.sql).
+
+use super::super::{Db, StoreError, now};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRecord {
+    pub id: String,
+    pub device_id: String,
+    pub kind: String,
+    pub severity: String,
+    pub message: String,
+    pub status: String,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    pub triggered_at: String,
+    pub acknowledged_at: Option<String>,
+    pub acknowledged_by: Option<String>,
+    pub cleared_at: Option<String>,
+}
+
+type AlertRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<f64>,
+    Option<f64>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+const ALERT_COLUMNS: &str = "id, device_id, kind, severity, message, status, value, threshold, triggered_at, acknowledged_at, acknowledged_by, cleared_at";
+
+fn alert(r: AlertRow) -> AlertRecord {
+    AlertRecord {
+        id: r.0,
+        device_id: r.1,
+        kind: r.2,
+        severity: r.3,
+        message: r.4,
+        status: r.5,
+        value: r.6,
+        threshold: r.7,
+        triggered_at: r.8,
+        acknowledged_at: r.9,
+        acknowledged_by: r.10,
+        cleared_at: r.11,
+    }
+}
+
+/// What raising an alert asks for.
+#[derive(Debug, Clone)]
+pub struct NewAlert<'a> {
+    pub device_id: &'a str,
+    pub kind: &'static str,
+    pub severity: &'static str,
+    pub message: String,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+}
+
+/// Result of acknowledging.
+#[derive(Debug)]
+pub enum Acknowledged {
+    Done(AlertRecord),
+    NotFound,
+    /// The condition already ended.
+    Cleared(AlertRecord),
+}
+
+impl Db {
+    /// Raises an alert unless one of that kind is open for the device;
+    /// `Some` only when a new one was raised.
+    pub async fn raise_fleet_alert(
+        &self,
+        new: &NewAlert<'_>,
+    ) -> Result<Option<AlertRecord>, StoreError> {
+        let id = format!("alert-{}", uuid::Uuid::new_v4().simple());
+        let res = sqlx::query(
+            "INSERT OR IGNORE INTO fleet_alerts
+             (id, device_id, kind, severity, message, status, value, threshold, triggered_at)
+             SELECT ?, ?, ?, ?, ?, 'active', ?, ?, ? WHERE EXISTS (SELECT 1 FROM fleet_devices WHERE id = ?)",
+        )
+        .bind(&id)
+        .bind(new.device_id)
+        .bind(new.kind)
+        .bind(new.severity)
+        .bind(&new.message)
+        .bind(new.value)
+        .bind(new.threshold)
+        .bind(now())
+        .bind(new.device_id)
+        .execute(&self.write)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.fleet_alert(&id).await
+    }
+
+    /// Clears the open alert of `kind` for the device; the cleared alert
+    /// when there was one.
+    pub async fn clear_fleet_alert(
+        &self,
+        device_id: &str,
+        kind: &str,
+    ) -> Result<Option<AlertRecord>, StoreError> {
+        let row: Option<AlertRow> = sqlx::query_as(&format!(
+            "UPDATE fleet_alerts SET status = 'cleared', cleared_at = ?
+             WHERE device_id = ? AND kind = ? AND status != 'cleared'
+             RETURNING {ALERT_COLUMNS}"
+        ))
+        .bind(now())
+        .bind(device_id)
+        .bind(kind)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row.map(alert))
+    }
+
+    pub async fn fleet_alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError> {
+        let row: Option<AlertRow> = sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM fleet_alerts WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row.map(alert))
+    }
+
+    /// A page of alerts, newest first, optionally of one status / device.
+    pub async fn fleet_alerts(
+        &self,
+        status: Option<&str>,
+        device_id: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<AlertRecord>, i64), StoreError> {
+        let cond = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR device_id = ?2)";
+        let (total,): (i64,) =
+            sqlx::query_as(&format!("SELECT COUNT(*) FROM fleet_alerts WHERE {cond}"))
+                .bind(status)
+                .bind(device_id)
+                .fetch_one(&self.read)
+                .await?;
+        let rows: Vec<AlertRow> = sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM fleet_alerts WHERE {cond} ORDER BY seq DESC LIMIT ?3 OFFSET ?4"
+        ))
+        .bind(status)
+        .bind(device_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.read)
+        .await?;
+        Ok((rows.into_iter().map(alert).collect(), total))
+    }
+
+    /// Acknowledges an active alert (an acknowledged one stays as it is).
+    pub async fn acknowledge_fleet_alert(
+        &self,
+        id: &str,
+        user_id: &str,
+    ) -> Result<Acknowledged, StoreError> {
+        sqlx::query(
+            "UPDATE fleet_alerts SET status = 'acknowledged', acknowledged_at = ?, acknowledged_by = ?
+             WHERE id = ? AND status = 'active'",
+        )
+        .bind(now())
+        .bind(user_id)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(match self.fleet_alert(id).await? {
+            None => Acknowledged::NotFound,
+            Some(a) if a.status == "cleared" => Acknowledged::Cleared(a),
+            Some(a) => Acknowledged::Done(a),
+        })
+    }
+
+    /// Devices offline since before `cutoff` (they were seen once) with no
+    /// open `offline` alert: (id, last_seen).
+    pub async fn fleet_devices_offline_since(
+        &self,
+        cutoff: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT d.id, d.last_seen FROM fleet_devices d
+             WHERE d.status = 'offline' AND d.last_seen IS NOT NULL AND d.last_seen < ?
+               AND NOT EXISTS (SELECT 1 FROM fleet_alerts a
+                               WHERE a.device_id = d.id AND a.kind = 'offline' AND a.status != 'cleared')
+             ORDER BY d.seq LIMIT 500",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,137 @@
+//! The SQL of appliance connections (migrations/0010_fleet_connection.sql):
+//! the device credential check, `online`/`offline`, heartbeats.
+
+use serde_json::{Map, Value};
+
+use super::super::{Db, StoreError, now};
+
+impl Db {
+    /// The SHA-256 (hex) of a device's credential, to be compared by the
+    /// caller in constant time; `None` for an unknown device.
+    pub async fn fleet_device_credential_hash(
+        &self,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT credential_hash FROM fleet_devices WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|(h,)| h))
+    }
+
+    /// Marks a device online or offline (its connection opened or ended).
+    /// Going online also stamps `last_seen`. False when the device is gone.
+    pub async fn set_fleet_device_online(
+        &self,
+        id: &str,
+        online: bool,
+    ) -> Result<bool, StoreError> {
+        let ts = now();
+        let res = if online {
+            sqlx::query("UPDATE fleet_devices SET status = 'online', last_seen = ? WHERE id = ?")
+                .bind(&ts)
+                .bind(id)
+                .execute(&self.write)
+                .await?
+        } else {
+            sqlx::query("UPDATE fleet_devices SET status = 'offline' WHERE id = ?")
+                .bind(id)
+                .execute(&self.write)
+                .await?
+        };
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Records a heartbeat: `last_seen`, the health figures and the
+    /// software version the device reports. False when the device is gone.
+    pub async fn fleet_heartbeat(
+        &self,
+        id: &str,
+        health: &Map<String, Value>,
+        version: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let res = sqlx::query(
+            "UPDATE fleet_devices SET last_seen = ?, health = ?, version = COALESCE(?, version)
+             WHERE id = ?",
+        )
+        .bind(now())
+        .bind(Value::Object(health.clone()).to_string())
+        .bind(version)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// At start no appliance is connected yet: every device is `offline`
+    /// (a crash may have left some `online`).
+    pub async fn reset_fleet_connections(&self) -> Result<u64, StoreError> {
+        let res =
+            sqlx::query("UPDATE fleet_devices SET status = 'offline' WHERE status = 'online'")
+                .execute(&self.write)
+                .await?;
+        Ok(res.rows_affected())
+    }
+}
+
+type ReportRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// What a device last reported about its policies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyReport {
+    pub revision: String,
+    /// `applied` or `failed`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub reported_at: String,
+}
+
+impl Db {
+    /// Records the device's report on the policies pushed to it.
+    pub async fn set_fleet_policy_report(
+        &self,
+        id: &str,
+        revision: &str,
+        applied: bool,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE fleet_devices SET policy_revision = ?, policy_status = ?, policy_reason = ?,
+             policy_reported_at = ? WHERE id = ?",
+        )
+        .bind(revision)
+        .bind(if applied { "applied" } else { "failed" })
+        .bind(reason)
+        .bind(now())
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The device's last policy report, if any.
+    pub async fn fleet_policy_report(&self, id: &str) -> Result<Option<PolicyReport>, StoreError> {
+        let row: Option<ReportRow> = sqlx::query_as(
+            "SELECT policy_revision, policy_status, policy_reason, policy_reported_at
+                 FROM fleet_devices WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(match row {
+            Some((Some(revision), Some(status), reason, Some(reported_at))) => Some(PolicyReport {
+                revision,
+                status,
+                reason,
+                reported_at,
+            }),
+            _ => None,
+        })
+    }
+}

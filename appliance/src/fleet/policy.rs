@@ -1,0 +1,118 @@
+//! Configuration policies pushed by the fleet server: the merged `config`
+//! is checked whole and applied only when every setting is one this
+//! appliance supports with a valid value (all or nothing); the answer says
+//! `applied` or `failed` with the reasons.
+//!
+//! Supported today: `audio` — `input_volume`, `output_volume` (0..200, %),
+//! `input_muted`, `output_muted`, `noise_reduction`, `echo_cancellation`
+//! (booleans), the same settings as the device API's `PATCH /api/v1/audio`.
+
+use serde_json::{Map, Value};
+
+use crate::capture::lock;
+use crate::http::{AppState, AudioSettings, apply_audio};
+
+/// Checks `config` against the supported settings; the audio settings it
+/// would result in, or every problem found.
+pub fn plan(
+    config: &Map<String, Value>,
+    current: &AudioSettings,
+) -> Result<AudioSettings, Vec<String>> {
+    let mut audio = current.clone();
+    let mut problems = Vec::new();
+    for (section, v) in config {
+        let section_name: String = section.chars().take(64).collect();
+        if section != "audio" {
+            problems.push(format!("unsupported setting `{section_name}`"));
+            continue;
+        }
+        let Some(keys) = v.as_object() else {
+            problems.push("`audio` must be an object".into());
+            continue;
+        };
+        for (k, v) in keys {
+            let key: String = k.chars().take(64).collect();
+            let volume = || v.as_u64().filter(|n| *n <= 200).map(|n| n as u32);
+            let ok = match k.as_str() {
+                "input_volume" => volume().map(|n| audio.input_volume = n).is_some(),
+                "output_volume" => volume().map(|n| audio.output_volume = n).is_some(),
+                "input_muted" => v.as_bool().map(|b| audio.input_muted = b).is_some(),
+                "output_muted" => v.as_bool().map(|b| audio.output_muted = b).is_some(),
+                "noise_reduction" => v.as_bool().map(|b| audio.noise_reduction = b).is_some(),
+                "echo_cancellation" => v.as_bool().map(|b| audio.echo_cancellation = b).is_some(),
+                _ => {
+                    problems.push(format!("unsupported setting `audio.{key}`"));
+                    continue;
+                }
+            };
+            if !ok {
+                problems.push(format!(
+                    "`audio.{key}`: expected {}",
+                    if key.ends_with("volume") {
+                        "a whole number 0..200"
+                    } else {
+                        "true or false"
+                    }
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(audio)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Applies the merged policy configuration; `Err(reason)` when it was refused.
+pub fn apply(state: &AppState, config: &Value) -> Result<(), String> {
+    let empty = Map::new();
+    let config = match config {
+        Value::Object(m) => m,
+        Value::Null => &empty,
+        _ => return Err("config must be an object".into()),
+    };
+    let mut settings = lock(&state.settings);
+    let audio = plan(config, &settings.audio).map_err(|p| p.join("; "))?;
+    apply_audio(&state.capture, &audio);
+    settings.audio = audio;
+    drop(settings);
+    state.save_settings();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn known_audio_settings_apply_and_the_rest_fail_whole() {
+        let cur = AudioSettings::default();
+        let a = plan(
+            &obj(json!({"audio": {"output_volume": 40, "input_muted": true}})),
+            &cur,
+        )
+        .unwrap();
+        assert_eq!(
+            (a.output_volume, a.input_muted, a.input_volume),
+            (40, true, 100)
+        );
+        let e = plan(
+            &obj(json!({"audio": {"output_volume": 400}, "display": {"hdmi_cec": true}})),
+            &cur,
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e.iter().any(|p| p.contains("display")));
+        assert!(e.iter().any(|p| p.contains("audio.output_volume")));
+        assert!(plan(&obj(json!({"audio": {"bass": 3}})), &cur).is_err());
+        assert!(plan(&Map::new(), &cur).is_ok());
+    }
+}

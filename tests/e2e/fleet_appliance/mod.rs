@@ -1,0 +1,9 @@
+//! Appliances in the fleet, end to end (docs/fleet.md): the real server and
+//! real `convene-appliance` processes (test pattern + sine) that enroll with
+//! a one-time token, keep one outbound WebSocket with heartbeats, and carry
+//! out remote actions; the fleet WebSocket API reporting their status.
+
+mod actions;
+mod connection;
+mod policies;
+mod support;
