@@ -637,6 +637,26 @@ fn scan(data: &[u8]) -> Result<Scan, RepairError> {
         .read_size()
         .ok_or(RepairError::NotRecognised("segment size"))?;
     let segment_data = r.pos as u64;
+    // Repair rewrites the segment size in place as 8 bytes and the first
+    // SEEKHEAD_RESERVED bytes of the segment as a SeekHead (+ Void), as the
+    // writer laid them out. A file laid out otherwise is not ours: writing
+    // there would overwrite its Info or Tracks (found by fuzzing).
+    if segment_data - segment_size_pos != 8 {
+        return Err(RepairError::NotRecognised("segment size not 8 bytes"));
+    }
+    let reserved_end = r.pos + SEEKHEAD_RESERVED;
+    while r.pos < reserved_end {
+        match r.header() {
+            Some((ID_SEEKHEAD | ID_VOID, Some(size))) => {
+                r.skip(size)
+                    .ok_or(RepairError::NotRecognised("no reserved SeekHead"))?;
+            }
+            _ => return Err(RepairError::NotRecognised("no reserved SeekHead")),
+        }
+    }
+    if r.pos != reserved_end {
+        return Err(RepairError::NotRecognised("no reserved SeekHead"));
+    }
     let mut layout = Layout {
         segment_size_pos,
         segment_data,
@@ -1057,6 +1077,46 @@ mod tests {
             .open(&path)
             .unwrap();
         assert!(repair(&mut f).unwrap().already_complete);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file whose segment does not start with the space the writer
+    /// reserves (here: Info right after the segment header) is refused, not
+    /// "repaired" over its own Info (a fuzzing find).
+    #[test]
+    fn repair_refuses_a_layout_it_would_overwrite() {
+        let mut w =
+            MkvWriter::new(Cursor::new(Vec::new()), &FileInfo::default(), &tracks()).unwrap();
+        write_some(&mut w, 2);
+        let bytes = w.get_ref().get_ref().clone();
+        let mut r = ElReader {
+            data: &bytes,
+            pos: 0,
+        };
+        let (_, size) = r.header().unwrap();
+        r.skip(size.unwrap()).unwrap();
+        r.header().unwrap();
+        let segment_data = r.pos;
+        // Drop the reserved SeekHead space: Info now follows the header.
+        let mut moved = bytes[..segment_data].to_vec();
+        moved.extend_from_slice(&bytes[segment_data + SEEKHEAD_RESERVED..]);
+        assert!(scan(&bytes).is_ok());
+        assert!(matches!(
+            scan(&moved),
+            Err(RepairError::NotRecognised("no reserved SeekHead"))
+        ));
+        let dir = std::env::temp_dir().join(format!("mkv-layout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("moved.webm");
+        std::fs::write(&path, &moved).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        assert!(repair(&mut f).is_err());
+        drop(f);
+        assert_eq!(std::fs::read(&path).unwrap(), moved, "the file was changed");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
