@@ -690,13 +690,17 @@ fn scan(data: &[u8]) -> Result<Scan, RepairError> {
                 };
                 while let Some((cid, csize)) = ir.header() {
                     let Some(csize) = csize else { break };
-                    if cid == ID_DURATION && csize == 8 {
+                    // Only a Duration wholly inside its Info: repair
+                    // writes 8 bytes there (found by fuzzing: one cut by
+                    // the Info's end had them overwrite the next element).
+                    if cid == ID_DURATION
+                        && csize == 8
+                        && let Some(b) = bytes.get(ir.pos..ir.pos + 8)
+                    {
                         layout.duration_pos = (body + ir.pos) as u64;
-                        if let Some(b) = bytes.get(ir.pos..ir.pos + 8) {
-                            let mut a = [0u8; 8];
-                            a.copy_from_slice(b);
-                            duration = f64::from_be_bytes(a);
-                        }
+                        let mut a = [0u8; 8];
+                        a.copy_from_slice(b);
+                        duration = f64::from_be_bytes(a);
                     }
                     if ir.skip(csize).is_none() {
                         break;
@@ -1117,6 +1121,39 @@ mod tests {
         assert!(repair(&mut f).is_err());
         drop(f);
         assert_eq!(std::fs::read(&path).unwrap(), moved, "the file was changed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An Info whose Duration is cut by the Info's end is not a file repair
+    /// may write into: the 8 bytes would land on the next element (here the
+    /// Tracks), a fuzzing find.
+    #[test]
+    fn repair_refuses_a_duration_cut_by_its_info() {
+        let mut f = vec![0x1A, 0x45, 0xDF, 0xA3, 0x80];
+        f.extend_from_slice(&[0x18, 0x53, 0x80, 0x67, 0x01, 0, 0, 0, 0, 0, 0, 0]);
+        // The reserved SeekHead space: a Void of 96 bytes in all.
+        f.extend_from_slice(&[0xEC, 0x80 | 94]);
+        f.extend_from_slice(&[0; 94]);
+        // Info of 7 bytes: a Duration header (size 8) and 4 of its bytes.
+        f.extend_from_slice(&[0x15, 0x49, 0xA9, 0x66, 0x87, 0x44, 0x89, 0x88, 1, 2, 3, 4]);
+        // Tracks, empty, right after.
+        f.extend_from_slice(&[0x16, 0x54, 0xAE, 0x6B, 0x80]);
+        assert!(matches!(
+            inspect(&f),
+            Err(RepairError::NotRecognised("no Info/Tracks"))
+        ));
+        let dir = std::env::temp_dir().join(format!("mkv-duration-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cut.webm");
+        std::fs::write(&path, &f).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        assert!(repair(&mut file).is_err());
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), f, "the file was changed");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
