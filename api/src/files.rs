@@ -10,7 +10,25 @@ use crate::error::ApiError;
 /// Largest accepted import file.
 pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
 /// Room for the multipart envelope around a file of the largest size.
-const ENVELOPE_BYTES: usize = 64 * 1024;
+pub const ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// An upload's `Content-Type` (empty when absent) and whether its declared
+/// length is over `max_body` bytes (the caller answers 413 before reading).
+pub fn upload_head(req: &Request, max_body: u64) -> (String, bool) {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let over = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > max_body);
+    (content_type, over)
+}
 
 /// A file answer: `Content-Type` and `Content-Disposition: attachment; filename=...`.
 pub fn download(content_type: &'static str, filename: &str, body: impl Into<Body>) -> Response {
@@ -101,19 +119,8 @@ fn too_large() -> ApiError {
 /// (or its only file part), or the raw body for `text/csv` / `text/plain`.
 /// Larger than [`MAX_UPLOAD_BYTES`] is a 413.
 pub async fn read_upload(req: Request) -> Result<Vec<u8>, ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > MAX_UPLOAD_BYTES + ENVELOPE_BYTES
-    {
+    let (content_type, over) = upload_head(&req, (MAX_UPLOAD_BYTES + ENVELOPE_BYTES) as u64);
+    if over {
         return Err(too_large());
     }
     let body = axum::body::to_bytes(req.into_body(), MAX_UPLOAD_BYTES + ENVELOPE_BYTES)

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use axum::extract::Request;
-use axum::http::header;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -15,7 +14,7 @@ use super::sniff::{Kind, SNIFF_BYTES, sniff};
 use crate::error::{ApiError, ApiResult};
 
 /// Room for the multipart envelope around a file of the largest size.
-const ENVELOPE_BYTES: u64 = 64 * 1024;
+const ENVELOPE_BYTES: u64 = crate::files::ENVELOPE_BYTES as u64;
 /// Most parts of one multipart upload.
 const MAX_PARTS: usize = 32;
 /// Largest multipart text field (`name`).
@@ -170,19 +169,9 @@ pub async fn receive(
     config: &LibraryConfig,
     name: Option<String>,
 ) -> ApiResult<Upload> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > config.max_file_bytes.saturating_add(ENVELOPE_BYTES)
-    {
+    let (content_type, over) =
+        crate::files::upload_head(&req, config.max_file_bytes.saturating_add(ENVELOPE_BYTES));
+    if over {
         return Err(too_large(config.max_file_bytes));
     }
     let body = req.into_body().into_data_stream();
