@@ -61,6 +61,23 @@ impl<S: Copy + PartialEq> Fanout<S> {
         &mut self.subs[last].forward
     }
 
+    /// Adds a subscriber (inactive until [`Fanout::set_active`]) with a
+    /// forwarder it brings along (see [`Forwarder::handover`]).
+    pub fn subscribe_with(&mut self, sub: S, forward: Forwarder) {
+        self.unsubscribe(sub);
+        self.subs.push(Subscription {
+            sub,
+            active: false,
+            forward,
+        });
+    }
+
+    /// Removes a subscriber and gives back its forwarder.
+    pub fn take(&mut self, sub: S) -> Option<Forwarder> {
+        let i = self.subs.iter().position(|s| s.sub == sub)?;
+        Some(self.subs.remove(i).forward)
+    }
+
     /// Removes a subscriber; false when it was not subscribed.
     pub fn unsubscribe(&mut self, sub: S) -> bool {
         let before = self.subs.len();

@@ -208,6 +208,24 @@ impl Forwarder {
         std::mem::take(&mut self.wants_keyframe)
     }
 
+    /// The next packets of this outgoing stream come from another source
+    /// (a viewer that follows the active speaker is handed from one
+    /// publisher's track to another's). The outgoing numbering goes on: at
+    /// the new source's first packet (video: its first keyframe, asked for
+    /// here) the offsets are rebased on the last packet sent, exactly as for
+    /// a simulcast layer switch, so the receiver sees one continuous stream.
+    pub fn handover(&mut self) {
+        self.current = None;
+        self.current_seen = None;
+        self.seen = [None; 3];
+        self.highest_in = 0;
+        self.stale_upto = None;
+        self.dropping_ts = None;
+        self.switch_requested = false;
+        self.waiting_keyframe = self.kind == Kind::Video;
+        self.wants_keyframe = self.kind == Kind::Video;
+    }
+
     /// Decides the fate of one packet.
     pub fn decide(&mut self, p: &Packet) -> Decision {
         if self.paused {
@@ -423,6 +441,54 @@ mod tests {
             let dt = w[1].1.wrapping_sub(w[0].1);
             assert!(dt < 1 << 31, "timestamp went backwards: {w:?}");
         }
+    }
+
+    #[test]
+    fn a_handover_to_another_source_keeps_the_outgoing_stream_continuous() {
+        // Two publishers with unrelated numbering; the viewer's stream shows
+        // the first, then the second.
+        let mut a = Feed::new();
+        let mut b = Feed::new();
+        b.seq = [9, 9, 40_000];
+        b.ts = [5, 5, 123_456];
+        b.t0 = a.t0;
+        let mut f = Forwarder::new(Kind::Video);
+        let mut out = run(&mut f, &a.frame(Layer::F, 3, true));
+        out.extend(run(&mut f, &a.frame(Layer::F, 2, false)));
+        assert_eq!(out.len(), 5);
+        f.handover();
+        assert!(
+            f.take_keyframe_request(),
+            "the new source's keyframe is asked for"
+        );
+        // The new source's delta frames cannot start the picture.
+        b.frame = 2;
+        assert!(run(&mut f, &b.frame(Layer::F, 2, false)).is_empty());
+        // Packets of the old source that are still in flight go nowhere.
+        assert!(run(&mut f, &a.frame(Layer::F, 2, false)).is_empty());
+        b.frame = 3;
+        out.extend(run(&mut f, &b.frame(Layer::F, 3, true)));
+        out.extend(run(&mut f, &b.frame(Layer::F, 2, false)));
+        assert_eq!(out.len(), 10);
+        assert_continuous(&out);
+
+        // Audio rebases at the new source's first packet.
+        let audio = |seq: u64, ts: u32, ms: u64| Packet {
+            seq,
+            ts,
+            marker: false,
+            layer: Layer::F,
+            keyframe: false,
+            clock_rate: 48_000,
+            arrival: a.t0 + Duration::from_millis(ms),
+        };
+        let mut f = Forwarder::new(Kind::Audio);
+        let mut out = run(&mut f, &[audio(100, 960, 0), audio(101, 1920, 20)]);
+        f.handover();
+        assert!(!f.take_keyframe_request());
+        out.extend(run(&mut f, &[audio(60_000, 7, 40), audio(60_001, 967, 60)]));
+        assert_eq!(out.len(), 4);
+        assert_continuous(&out);
     }
 
     #[test]

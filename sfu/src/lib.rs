@@ -6,13 +6,15 @@
 //! rewritten so that layer switches, pauses and congestion drops leave each
 //! outgoing stream continuous, when to ask a publisher for a keyframe
 //! ([`keyframe`]), per-layer bitrates ([`rate`]) and who is speaking
-//! ([`speakers`]). Time comes in as `Instant`s, so every decision is unit
+//! ([`speakers`]), and whom a viewer that cannot renegotiate is shown
+//! ([`follow`]). Time comes in as `Instant`s, so every decision is unit
 //! tested without sockets. The server's media workers own the str0m peers and
 //! the socket and call into this crate for every packet; nothing here
 //! allocates per packet.
 
 pub mod allocator;
 pub mod fanout;
+pub mod follow;
 pub mod forwarder;
 pub mod keyframe;
 pub mod layer;
@@ -21,6 +23,7 @@ pub mod speakers;
 
 pub use allocator::{AUDIO_BPS, Allocator, CONGESTION_FACTOR, Plan, SteeredTrack, TrackDemand};
 pub use fanout::{Fanout, FanoutCount};
+pub use follow::follow;
 pub use forwarder::{Decision, DropReason, Forwarder, Kind, Packet};
 pub use keyframe::{KeyframeLimiter, KeyframeRoute, Publisher, route_keyframe};
 pub use layer::Layer;

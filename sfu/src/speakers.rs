@@ -55,6 +55,11 @@ impl<K: Clone + PartialEq> Default for SpeakerDetector<K> {
 }
 
 impl<K: Clone + PartialEq> SpeakerDetector<K> {
+    /// The speakers last reported by [`SpeakerDetector::tick`], loudest first.
+    pub fn current(&self) -> &[K] {
+        &self.last
+    }
+
     /// One tick: `levels` gives each participant's average level (-dBov)
     /// since the last tick, `None` when no audio arrived. Participants not
     /// listed are forgotten. Returns the new ordered list (loudest first)
