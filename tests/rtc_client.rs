@@ -22,6 +22,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+mod http;
+
 /// What a client should do.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -81,6 +83,18 @@ enum Cmd {
     /// Move the media to a new UDP socket (a new local port): a network
     /// change as a laptop sees one. The old socket is closed.
     Rebind,
+    /// What the published media looks like from now on.
+    Shape(Shape),
+}
+
+/// What a publisher's synthetic media looks like, so that a receiver can
+/// tell publishers apart and the server hears who speaks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Shape {
+    /// Every video packet this long (default: [`SIMULCAST_LEN`] per layer).
+    pub video_len: Option<usize>,
+    /// The RFC 6464 audio level (-dBov, 0 loudest) each audio packet carries.
+    pub audio_level: Option<i8>,
 }
 
 /// Handle on a running client task.
@@ -120,13 +134,48 @@ impl Client {
     pub fn whip(url: String, token: Option<String>, media_ip: IpAddr) -> Client {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_whip(url, token, media_ip, ev_tx, cmd_rx));
+        tokio::spawn(http::run_whip(url, token, media_ip, ev_tx, cmd_rx));
         Client {
             events: ev_rx,
             cmd: cmd_tx,
             seen: Vec::new(),
             consumed: Vec::new(),
         }
+    }
+
+    /// A WHEP viewer: posts an offer receiving `audio` Opus and `video` VP8
+    /// m-lines to `url` (`http://host:port/whep/{room}[?participant=id]`)
+    /// with `token` as Bearer, then records what it receives. The answer's
+    /// status and `Location` arrive as a `{"type": "whep", ...}` signal, as
+    /// for [`Client::whip`]; `leave` deletes the resource.
+    pub fn whep(
+        url: String,
+        token: Option<String>,
+        media_ip: IpAddr,
+        audio: usize,
+        video: usize,
+    ) -> Client {
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        tokio::spawn(http::run_whep(
+            url,
+            token,
+            media_ip,
+            (audio, video),
+            ev_tx,
+            cmd_rx,
+        ));
+        Client {
+            events: ev_rx,
+            cmd: cmd_tx,
+            seen: Vec::new(),
+            consumed: Vec::new(),
+        }
+    }
+
+    /// Changes what the published media looks like (see [`Shape`]).
+    pub fn shape(&self, shape: Shape) {
+        let _ = self.cmd.send(Cmd::Shape(shape));
     }
 
     pub fn send(&self, msg: Value) {
@@ -291,6 +340,7 @@ struct Publisher {
     next_video: Instant,
     frame: u64,
     started: Instant,
+    shape: Shape,
 }
 
 async fn run(
@@ -341,6 +391,7 @@ async fn run(
     let mut want_video = false;
     let mut want_simulcast = false;
     let mut mangle: Option<fn(&str) -> String> = None;
+    let mut shape = Shape::default();
     // The (audio, video) mids our outstanding publish offer adds.
     let mut offered: Option<(Option<Mid>, Option<Mid>)> = None;
     let mut mids: HashMap<Mid, MediaKind> = HashMap::new();
@@ -519,6 +570,7 @@ async fn run(
                                 next_video: now,
                                 frame: 0,
                                 started: now,
+                                shape,
                             });
                             if audio.is_some() {
                                 p.audio = audio;
@@ -547,6 +599,12 @@ async fn run(
             c = cmds.recv() => match c {
                 Some(Cmd::Send(v)) => send_ws.push(v),
                 Some(Cmd::Mangle(f)) => mangle = Some(f),
+                Some(Cmd::Shape(sh)) => {
+                    shape = sh;
+                    if let Some(p) = publisher.as_mut() {
+                        p.shape = sh;
+                    }
+                }
                 Some(Cmd::Publish { audio, video, simulcast }) => {
                     want_audio |= audio;
                     want_video |= video;
@@ -585,140 +643,6 @@ fn new_rtc() -> Rtc {
         .build(Instant::now())
 }
 
-/// The WHIP publisher's task (see [`Client::whip`]).
-async fn run_whip(
-    url: String,
-    token: Option<String>,
-    media_ip: IpAddr,
-    events: mpsc::UnboundedSender<ClientEvent>,
-    mut cmds: mpsc::UnboundedReceiver<Cmd>,
-) {
-    let socket = UdpSocket::bind(SocketAddr::new(media_ip, 0)).await.unwrap();
-    let local = socket.local_addr().unwrap();
-    let mut rtc = new_rtc();
-    rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
-    let mut change = rtc.sdp_api();
-    let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-    let (offer, pending) = change.apply().unwrap();
-    let http = reqwest::Client::new();
-    let mut req = http
-        .post(&url)
-        .header("content-type", "application/sdp")
-        .body(offer.to_sdp_string());
-    if let Some(t) = &token {
-        req = req.bearer_auth(t);
-    }
-    let res = match req.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = events.send(ClientEvent::Closed(format!("whip post: {e}")));
-            return;
-        }
-    };
-    let status = res.status().as_u16();
-    let location = res
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = res.text().await.unwrap_or_default();
-    let _ = events.send(ClientEvent::Signal(json!({
-        "type": "whip", "status": status, "location": location, "body": body,
-    })));
-    if status != 201 {
-        let _ = events.send(ClientEvent::Closed(format!(
-            "whip refused: {status} {body}"
-        )));
-        return;
-    }
-    let Ok(answer) = SdpAnswer::from_sdp_string(&body) else {
-        let _ = events.send(ClientEvent::Closed("whip: the answer is not SDP".into()));
-        return;
-    };
-    rtc.sdp_api().accept_answer(pending, answer).unwrap();
-    let resource = location.map(|l| match url.find("/whip/") {
-        Some(i) => format!("{}{l}", &url[..i]),
-        None => l,
-    });
-    let now = Instant::now();
-    let mut p = Publisher {
-        audio: Some(audio),
-        video: Some(video),
-        simulcast: false,
-        audio_seq: 0,
-        video_seq: [0; 3],
-        next_audio: now,
-        next_video: now,
-        frame: 0,
-        started: now,
-    };
-    let mut connected = false;
-    let mut buf = vec![0u8; 2048];
-    loop {
-        if connected {
-            write_media(&mut rtc, &mut p);
-        }
-        let timeout = loop {
-            match rtc.poll_output() {
-                Ok(Output::Timeout(t)) => break t,
-                Ok(Output::Transmit(t)) => {
-                    let _ = socket.send_to(&t.contents, t.destination).await;
-                }
-                Ok(Output::Event(Event::Connected)) => {
-                    connected = true;
-                    let _ = events.send(ClientEvent::Connected);
-                }
-                Ok(Output::Event(_)) => {}
-                Err(e) => {
-                    let _ = events.send(ClientEvent::Closed(format!("rtc: {e}")));
-                    return;
-                }
-            }
-        };
-        let next = if connected {
-            timeout.min(p.next_audio).min(p.next_video)
-        } else {
-            timeout
-        };
-        let wait = next
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1));
-        tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r
-                    && let Ok(recv) = Receive::new(Protocol::Udp, from, local, &buf[..n])
-                {
-                    let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
-                }
-            }
-            c = cmds.recv() => match c {
-                Some(Cmd::Leave) => {
-                    let status = match &resource {
-                        Some(r) => {
-                            let mut del = http.delete(r);
-                            if let Some(t) = &token {
-                                del = del.bearer_auth(t);
-                            }
-                            del.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
-                        }
-                        None => 0,
-                    };
-                    let _ = events.send(ClientEvent::Closed(format!("left (DELETE {status})")));
-                    return;
-                }
-                Some(Cmd::Vanish) | None => {
-                    let _ = events.send(ClientEvent::Closed("vanished".into()));
-                    return;
-                }
-                Some(_) => {}
-            },
-            _ = tokio::time::sleep(wait) => {}
-        }
-        let _ = rtc.handle_input(Input::Timeout(Instant::now()));
-    }
-}
-
 /// Writes the synthetic media that is due: Opus every 20 ms, VP8 at 30 fps
 /// with a keyframe every second (on each simulcast layer).
 fn write_media(rtc: &mut Rtc, p: &mut Publisher) {
@@ -733,13 +657,14 @@ fn write_media(rtc: &mut Rtc, p: &mut Publisher) {
             .collect();
         let ts = ((p.next_audio - p.started).as_millis() as u32) * 48;
         if let Some(tx) = rtc.direct_api().stream_tx_by_mid(audio, None) {
-            tx.write_rtp(RtpWrite::new(
-                audio_pt,
-                SeqNo::from(p.audio_seq),
-                ts,
-                now,
-                payload,
-            ));
+            let ext = str0m::rtp::ExtensionValues {
+                audio_level: p.shape.audio_level,
+                voice_activity: p.shape.audio_level.map(|l| l < 50),
+                ..Default::default()
+            };
+            tx.write_rtp(
+                RtpWrite::new(audio_pt, SeqNo::from(p.audio_seq), ts, now, payload).ext_vals(ext),
+            );
             p.audio_seq += 1;
         }
         p.next_audio += Duration::from_millis(20);
@@ -767,7 +692,8 @@ fn write_media(rtc: &mut Rtc, p: &mut Publisher) {
                         payload.extend_from_slice(&[0x11, 0x02, 0x00]);
                     }
                 }
-                payload.resize(SIMULCAST_LEN[layer], (p.frame % 251) as u8);
+                let len = p.shape.video_len.unwrap_or(SIMULCAST_LEN[layer]);
+                payload.resize(len, (p.frame % 251) as u8);
                 if let Some(tx) = rtc.direct_api().stream_tx_by_mid(video, rid.map(Rid::from)) {
                     tx.write_rtp(
                         RtpWrite::new(video_pt, SeqNo::from(p.video_seq[layer]), ts, now, payload)

@@ -111,26 +111,38 @@ pub fn app(
         .route("/rooms/{room}", get(web::room))
         .route("/{room}", get(web::room))
         .with_state(db);
-    // WHIP encoders in browser pages publish from other origins: the WHIP
-    // routes answer CORS (the token travels in a header, never a cookie).
-    let whip = Router::new()
+    // WHIP encoders and WHEP players in browser pages work from other
+    // origins: these routes answer CORS (the token travels in a header,
+    // never a cookie).
+    use signaling::{http_media, whep, whip};
+    let http_media = Router::new()
         .route(
             "/whip/{room}",
-            axum::routing::post(signaling::whip::publish).options(signaling::whip::preflight),
+            axum::routing::post(whip::publish).options(http_media::preflight),
         )
         .route(
             "/whip/{room}/{resource}",
-            axum::routing::delete(signaling::whip::delete)
-                .patch(signaling::whip::patch)
-                .options(signaling::whip::preflight),
+            axum::routing::delete(whip::delete)
+                .patch(whip::patch)
+                .options(http_media::preflight),
         )
-        .layer(axum::middleware::map_response(signaling::whip::cors))
+        .route(
+            "/whep/{room}",
+            axum::routing::post(whep::watch).options(http_media::preflight),
+        )
+        .route(
+            "/whep/{room}/{resource}",
+            axum::routing::delete(whep::delete)
+                .patch(whep::patch)
+                .options(http_media::preflight),
+        )
+        .layer(axum::middleware::map_response(http_media::cors))
         .layer(axum::extract::DefaultBodyLimit::max(
-            signaling::whip::MAX_SDP_BYTES,
+            http_media::MAX_SDP_BYTES,
         ));
     let rtc = Router::new()
         .route("/rtc", get(signaling::ws_handler))
-        .merge(whip)
+        .merge(http_media)
         .with_state(sig);
     let mut router = convene_api::router(state)
         .nest(FLEET_PREFIX, convene_api::fleet::router(fleet))

@@ -36,4 +36,5 @@ mod room_defaults;
 mod server;
 mod shard;
 mod webhooks;
+mod whep;
 mod whip;

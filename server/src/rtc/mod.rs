@@ -32,7 +32,7 @@ use crossbeam_channel::{Sender, TrySendError, bounded};
 use tokio::sync::mpsc;
 
 pub use notice::{MediaNotice, NoticeSink, PublishedMid, Source, TrackInfo, TrackKey};
-pub use worker::{Command, NewPeer};
+pub use worker::{Command, NewPeer, View};
 
 /// Counters of the whole media plane, shared by its threads (relaxed atomics).
 #[derive(Debug, Default)]

@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackKey(pub u64);
 
+impl TrackKey {
+    /// No track: a viewer's m-line with nothing to show (never handed out).
+    pub const UNBOUND: TrackKey = TrackKey(u64::MAX);
+}
+
 impl std::fmt::Display for TrackKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)

@@ -10,14 +10,23 @@ pub struct SendingLine {
     pub kind: MediaKind,
 }
 
-/// The m-lines of `sdp` whose direction is `sendonly` or `sendrecv` (the
-/// default when no direction is given), whatever their port: a port of 0
+/// An audio or video m-line of an offer and its direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaLine {
+    pub mid: Option<String>,
+    pub kind: MediaKind,
+    /// `sendonly` or `sendrecv` (the default when no direction is given).
+    pub sends: bool,
+    /// `recvonly` or `sendrecv` (or no direction given).
+    pub receives: bool,
+}
+
+/// The audio and video m-lines of `sdp`, whatever their port: a port of 0
 /// does not stop a bundled m-line from sending (str0m takes it), so it must
 /// not hide one from the permission check.
-pub fn sending_lines(sdp: &str) -> Vec<SendingLine> {
+pub fn media_lines(sdp: &str) -> Vec<MediaLine> {
     let mut out = Vec::new();
-    let mut sections = sdp.split("\nm=").skip(1);
-    for section in sections.by_ref() {
+    for section in sdp.split("\nm=").skip(1) {
         let mut lines = section.lines();
         let header = lines.next().unwrap_or("");
         let kind = match header.split_whitespace().next() {
@@ -26,23 +35,43 @@ pub fn sending_lines(sdp: &str) -> Vec<SendingLine> {
             _ => continue,
         };
         let mut mid = None;
-        let mut sending = true;
+        let (mut sends, mut receives) = (true, true);
         for line in lines {
             let line = line.trim_end_matches('\r');
             if let Some(m) = line.strip_prefix("a=mid:") {
                 mid = Some(m.trim().to_string());
             }
-            match line {
-                "a=recvonly" | "a=inactive" => sending = false,
-                "a=sendonly" | "a=sendrecv" => sending = true,
-                _ => {}
-            }
+            (sends, receives) = match line {
+                "a=recvonly" => (false, true),
+                "a=inactive" => (false, false),
+                "a=sendonly" => (true, false),
+                "a=sendrecv" => (true, true),
+                _ => (sends, receives),
+            };
         }
-        if sending && let Some(mid) = mid {
-            out.push(SendingLine { mid, kind });
-        }
+        out.push(MediaLine {
+            mid,
+            kind,
+            sends,
+            receives,
+        });
     }
     out
+}
+
+/// The m-lines of `sdp` whose direction is `sendonly` or `sendrecv` (the
+/// default when no direction is given); see [`media_lines`].
+pub fn sending_lines(sdp: &str) -> Vec<SendingLine> {
+    media_lines(sdp)
+        .into_iter()
+        .filter(|l| l.sends)
+        .filter_map(|l| {
+            Some(SendingLine {
+                mid: l.mid?,
+                kind: l.kind,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

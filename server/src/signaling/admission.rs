@@ -179,6 +179,7 @@ pub(super) async fn admit(
             token_exp: claims.as_ref().map(|c| c.exp),
             resume: resume.filter(|r| !r.is_empty()),
             client_kind,
+            view: None,
             user_agent: client.user_agent.map(|u| u.chars().take(512).collect()),
             device_id: client.device_id.map(|u| u.chars().take(128).collect()),
             out,

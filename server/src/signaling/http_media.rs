@@ -1,30 +1,22 @@
-//! WHIP ingest (RFC 9725): an encoder (OBS, GStreamer, a browser) publishes
-//! into a room with one HTTP request, and appears there as a participant.
+//! What WHIP ingest (RFC 9725, `whip.rs`) and WHEP playback (`whep.rs`)
+//! share: one HTTP request with an SDP offer joins the room and negotiates
+//! a peer connection once, and the session lives on at a resource URL.
 //!
-//! `POST /whip/{room}` with a room token as `Authorization: Bearer` and the
-//! SDP offer as `application/sdp`: the token is checked as a WebSocket
-//! `join` checks it (same refusals, same per-address limit on bad tokens),
-//! the publisher joins the room (client kind `whip`, named by the token's
-//! `u` claim or "WHIP"), its offer goes to its media worker like a client's
-//! publish offer (the same permission checks: audio is its microphone, the
-//! first video its camera, a second video its screen), and the answer comes
-//! back as `201 Created` with the resource URL in `Location`. A WHIP
-//! publisher only sends: the server never offers it the room's tracks.
-//!
-//! On the resource URL, `DELETE` ends the session and `PATCH` takes trickled
-//! candidates (`application/trickle-ice-sdpfrag`): accepted and not needed,
-//! since the server is ICE-lite and learns the publisher's addresses from
-//! its connectivity checks. The session also ends when the room's session
-//! ends, when a moderator removes the publisher, when its peer connection
-//! has not come up within [`CONNECT_WITHIN`] or has been lost for
-//! [`LOST_FOR`].
+//! The token is checked as a WebSocket `join` checks it (same refusals,
+//! same per-address limit on bad tokens); the offer goes to the
+//! participant's media worker like a client's, and the answer comes back as
+//! `201 Created` with the resource URL in `Location`. On the resource URL,
+//! `DELETE` ends the session and `PATCH` takes trickled candidates
+//! (`application/trickle-ice-sdpfrag`): accepted and not needed, since the
+//! server is ICE-lite and learns the client's addresses from its
+//! connectivity checks. The session also ends when the room's session ends,
+//! when a moderator removes the participant, when its peer connection has
+//! not come up within [`CONNECT_WITHIN`] or has been lost for [`LOST_FOR`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use convene_api::store::rooms::RoomRecord;
@@ -37,11 +29,8 @@ use super::room::{JoinOutcome, RoomMsg};
 use super::wire::{ClientInfo, ServerMsg};
 use super::{Signaling, gate};
 use crate::rtc::Command;
-use crate::rtc::notice::{PublishedMid, Source};
-use crate::rtc::sdp_scan;
+use crate::rtc::notice::PublishedMid;
 
-/// The client kind of a WHIP publisher (it is offered no tracks).
-pub const CLIENT_KIND: &str = "whip";
 /// Largest SDP offer or trickle fragment accepted.
 pub const MAX_SDP_BYTES: usize = 64 * 1024;
 /// How long the answer may take (the media worker is busy, or the room
@@ -52,13 +41,31 @@ pub const CONNECT_WITHIN: Duration = Duration::from_secs(30);
 /// A publisher whose connection has been lost this long is dropped.
 pub const LOST_FOR: Duration = Duration::from_secs(20);
 
-/// The live WHIP sessions of this process, by resource id.
+/// The two protocols: which path a session lives under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Whip,
+    Whep,
+}
+
+impl Protocol {
+    /// The first path segment (and the participant's client kind).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Whip => "whip",
+            Protocol::Whep => "whep",
+        }
+    }
+}
+
+/// The live WHIP and WHEP sessions of this process, by resource id.
 #[derive(Default)]
-pub struct WhipSessions {
+pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
 }
 
 struct Session {
+    protocol: Protocol,
     /// The room's id and friendly_url (either names it in the URL).
     room_id: String,
     room_url: String,
@@ -67,24 +74,23 @@ struct Session {
     stop: Option<oneshot::Sender<()>>,
 }
 
-impl WhipSessions {
+impl Sessions {
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How many are live (metrics, tests).
-    pub fn len(&self) -> usize {
-        self.sessions().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// How many sessions of a protocol are live (metrics, tests).
+    pub fn count(&self, protocol: Protocol) -> usize {
+        self.sessions()
+            .values()
+            .filter(|s| s.protocol == protocol)
+            .count()
     }
 }
 
 /// A refusal: status, a machine-readable code and a message, sent as
 /// `{"error": {"code", "message"}}` (WHIP leaves the body open).
-struct Refused(StatusCode, &'static str, String);
+pub(super) struct Refused(pub StatusCode, pub &'static str, pub String);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
@@ -98,14 +104,14 @@ impl IntoResponse for Refused {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
-fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
+pub(super) fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -127,62 +133,25 @@ fn join_status(code: &str) -> StatusCode {
     }
 }
 
-/// What each sending m-line of a WHIP offer publishes: audio is the
-/// microphone, the first video the camera, a second video the screen.
-fn published(sdp: &str) -> Result<Vec<PublishedMid>, String> {
-    let mut videos = 0;
-    let mut out = Vec::new();
-    for line in sdp_scan::sending_lines(sdp) {
-        let source = match line.kind {
-            str0m::media::MediaKind::Audio => Source::Microphone,
-            str0m::media::MediaKind::Video => {
-                videos += 1;
-                match videos {
-                    1 => Source::Camera,
-                    2 => Source::Screen,
-                    _ => return Err("a WHIP offer sends at most two video tracks".into()),
-                }
-            }
-        };
-        out.push(PublishedMid {
-            mid: line.mid,
-            source,
-        });
-    }
-    if out
-        .iter()
-        .filter(|p| p.source == Source::Microphone)
-        .count()
-        > 1
-    {
-        return Err("a WHIP offer sends at most one audio track".into());
-    }
-    if out.is_empty() {
-        return Err("the offer sends no audio or video (WHIP publishes)".into());
-    }
-    Ok(out)
+/// What the protocol makes of the offer: the participant's default name,
+/// what it publishes (WHIP) or is shown (WHEP).
+pub(super) struct Setup {
+    pub protocol: Protocol,
+    pub name: &'static str,
+    pub tracks: Vec<PublishedMid>,
+    pub view: Option<crate::rtc::View>,
 }
 
-/// `POST /whip/{room}`: publish into a room.
-pub async fn publish(
-    State(sig): State<Arc<Signaling>>,
-    Path(room_key): Path<String>,
-    gate::PeerAddr(peer): gate::PeerAddr,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match start(&sig, room_key, peer, &headers, &body).await {
-        Ok(r) => r,
-        Err(refused) => refused.into_response(),
-    }
-}
-
-async fn start(
+/// The common `POST`: checks the request, joins the room, negotiates once
+/// and keeps the session. `setup` reads the (valid, UTF-8) offer; its error
+/// is a 400 with that reason.
+pub(super) async fn start(
     sig: &Arc<Signaling>,
     room_key: String,
     peer: Option<std::net::SocketAddr>,
     headers: &HeaderMap,
     body: &[u8],
+    setup: impl FnOnce(&str) -> Result<Setup, String>,
 ) -> Result<Response, Refused> {
     let ip = convene_api::limits::client_ip(headers, peer, sig.trust_proxy);
     if let Some(ip) = ip
@@ -203,7 +172,7 @@ async fn start(
         return Err(Refused(
             StatusCode::UNAUTHORIZED,
             "TOKEN_REQUIRED",
-            "WHIP needs a room token: `Authorization: Bearer <token>`".into(),
+            "a room token is required: `Authorization: Bearer <token>`".into(),
         ));
     };
     if !content_type_is(headers, "application/sdp") {
@@ -226,7 +195,7 @@ async fn start(
         .to_string();
     str0m::change::SdpOffer::from_sdp_string(&sdp)
         .map_err(|e| bad(format!("the offer is not valid SDP: {e}")))?;
-    let tracks = published(&sdp).map_err(bad)?;
+    let setup = setup(&sdp).map_err(bad)?;
 
     let conn = sig
         .next_conn
@@ -246,7 +215,7 @@ async fn start(
         conn,
         Some(room_key),
         Some(token.clone()),
-        Some("WHIP".into()),
+        Some(setup.name.into()),
         None,
         Some(client),
     )
@@ -262,7 +231,8 @@ async fn start(
             return Err(Refused(join_status(code), code, message));
         }
     };
-    admission.req.client_kind = CLIENT_KIND.into();
+    admission.req.client_kind = setup.protocol.name().into();
+    admission.req.view = setup.view;
     let room = admission.room.clone();
     let (tx, rx) = oneshot::channel();
     if !sig
@@ -311,7 +281,7 @@ async fn start(
     let offer = Command::ClientOffer {
         participant_id: pid.clone(),
         sdp,
-        tracks,
+        tracks: setup.tracks,
     };
     if sig.media.send(joined.worker, offer).is_err() {
         leave(sig, &room, pid, conn).await;
@@ -338,17 +308,19 @@ async fn start(
     };
     let resource = super::random_secret();
     let (stop_tx, stop_rx) = oneshot::channel();
-    sig.whip.sessions().insert(
+    sig.http_media.sessions().insert(
         resource.clone(),
         Session {
+            protocol: setup.protocol,
             room_id: room.id.clone(),
             room_url: room.friendly_url.clone(),
             token_fingerprint: hex::encode(Sha256::digest(token.as_bytes())),
             stop: Some(stop_tx),
         },
     );
-    tracing::info!(room = %room.friendly_url, participant = %pid, "WHIP publisher joined");
-    let location = format!("/whip/{}/{resource}", room.friendly_url);
+    let protocol = setup.protocol.name();
+    tracing::info!(room = %room.friendly_url, participant = %pid, protocol, "HTTP-negotiated session joined");
+    let location = format!("/{protocol}/{}/{resource}", room.friendly_url);
     tokio::spawn(watch(
         sig.clone(),
         room,
@@ -393,11 +365,11 @@ async fn answer_of(out: &mut OutboxRx) -> Result<String, Refused> {
     Err(Refused(
         StatusCode::INTERNAL_SERVER_ERROR,
         "INTERNAL",
-        "the room closed the publisher's session".into(),
+        "the room closed the participant's session".into(),
     ))
 }
 
-/// Keeps a WHIP session: drains what the room tells the publisher (it has
+/// Keeps a session: drains what the room tells the participant (it has
 /// no one to read it) and ends the session on `DELETE`, on a fatal error
 /// from the room (session ended, removed), or when the peer connection
 /// never comes up or stays lost.
@@ -440,12 +412,12 @@ async fn watch(
             }
         }
     };
-    sig.whip.sessions().remove(&resource);
-    tracing::info!(room = %room.friendly_url, participant = %pid, why, "WHIP publisher left");
+    sig.http_media.sessions().remove(&resource);
+    tracing::info!(room = %room.friendly_url, participant = %pid, why, "HTTP-negotiated session left");
     leave(&sig, &room, pid, conn).await;
 }
 
-/// The publisher leaves the room (on purpose: no resume window).
+/// The participant leaves the room (on purpose: no resume window).
 async fn leave(sig: &Arc<Signaling>, room: &RoomRecord, participant_id: String, conn: u64) {
     sig.to_room(
         room,
@@ -461,6 +433,7 @@ async fn leave(sig: &Arc<Signaling>, room: &RoomRecord, participant_id: String, 
 /// The session a resource URL names, if the request carries its token.
 fn authorized(
     sig: &Signaling,
+    protocol: Protocol,
     room_key: &str,
     resource: &str,
     headers: &HeaderMap,
@@ -473,17 +446,17 @@ fn authorized(
         ));
     };
     let fingerprint = hex::encode(Sha256::digest(token.as_bytes()));
-    let sessions = sig.whip.sessions();
+    let sessions = sig.http_media.sessions();
     let not_found = || {
         Refused(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
-            "no such WHIP session".into(),
+            format!("no such {} session", protocol.name().to_uppercase()),
         )
     };
     let s = sessions
         .get(resource)
-        .filter(|s| s.room_id == room_key || s.room_url == room_key)
+        .filter(|s| s.protocol == protocol && (s.room_id == room_key || s.room_url == room_key))
         .ok_or_else(not_found)?;
     use subtle::ConstantTimeEq;
     if !bool::from(s.token_fingerprint.as_bytes().ct_eq(fingerprint.as_bytes())) {
@@ -496,19 +469,21 @@ fn authorized(
     Ok(())
 }
 
-/// `DELETE /whip/{room}/{resource}`: ends the session.
-pub async fn delete(
-    State(sig): State<Arc<Signaling>>,
-    Path((room_key, resource)): Path<(String, String)>,
-    headers: HeaderMap,
+/// `DELETE` on a resource URL: ends the session.
+pub(super) fn delete(
+    sig: &Signaling,
+    protocol: Protocol,
+    room_key: &str,
+    resource: &str,
+    headers: &HeaderMap,
 ) -> Response {
-    if let Err(r) = authorized(&sig, &room_key, &resource, &headers) {
+    if let Err(r) = authorized(sig, protocol, room_key, resource, headers) {
         return r.into_response();
     }
     let stop = sig
-        .whip
+        .http_media
         .sessions()
-        .get_mut(&resource)
+        .get_mut(resource)
         .and_then(|s| s.stop.take());
     if let Some(stop) = stop {
         let _ = stop.send(());
@@ -516,19 +491,21 @@ pub async fn delete(
     StatusCode::OK.into_response()
 }
 
-/// `PATCH /whip/{room}/{resource}`: trickled candidates, accepted (the
-/// server is ICE-lite: it learns the publisher's addresses from its checks).
-/// An ICE restart (new credentials) is not supported.
-pub async fn patch(
-    State(sig): State<Arc<Signaling>>,
-    Path((room_key, resource)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+/// `PATCH` on a resource URL: trickled candidates, accepted (the server is
+/// ICE-lite: it learns the client's addresses from its checks). An ICE
+/// restart (new credentials) is not supported.
+pub(super) fn patch(
+    sig: &Signaling,
+    protocol: Protocol,
+    room_key: &str,
+    resource: &str,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Response {
-    if let Err(r) = authorized(&sig, &room_key, &resource, &headers) {
+    if let Err(r) = authorized(sig, protocol, room_key, resource, headers) {
         return r.into_response();
     }
-    if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
+    if !content_type_is(headers, "application/trickle-ice-sdpfrag") {
         return Refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "BAD_MESSAGE",
@@ -544,7 +521,7 @@ pub async fn patch(
         )
         .into_response();
     }
-    let Ok(frag) = std::str::from_utf8(&body) else {
+    let Ok(frag) = std::str::from_utf8(body) else {
         return Refused(
             StatusCode::BAD_REQUEST,
             "BAD_MESSAGE",
@@ -569,7 +546,7 @@ pub async fn patch(
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// `OPTIONS` on the WHIP URLs: the CORS preflight of a browser encoder,
+/// `OPTIONS` on the WHIP and WHEP URLs: the CORS preflight of a browser,
 /// and what the endpoint takes (RFC 9725: `Accept-Post`).
 pub async fn preflight() -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
@@ -593,7 +570,8 @@ pub async fn preflight() -> Response {
     res
 }
 
-/// Every WHIP answer may be read by any origin, its `Location` included.
+/// Every WHIP and WHEP answer may be read by any origin, its `Location`
+/// included.
 pub async fn cors(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(
@@ -610,19 +588,6 @@ pub async fn cors(mut res: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn offers_map_to_sources() {
-        let sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\n";
-        let p = published(sdp).unwrap_or_default();
-        assert_eq!(p.len(), 2);
-        assert_eq!(p[0].source, Source::Microphone);
-        assert_eq!(p[1].source, Source::Camera);
-        let recv_only = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=recvonly\r\n";
-        assert!(published(recv_only).is_err());
-    }
 
     #[test]
     fn bearer_tokens_are_read_case_insensitively() {

@@ -9,11 +9,13 @@
 mod admission;
 pub mod collab;
 mod gate;
+pub mod http_media;
 mod moderation;
 pub mod outbox;
 pub mod recording;
 pub mod room;
 mod room_media;
+pub mod whep;
 pub mod whip;
 pub mod wire;
 
@@ -57,8 +59,8 @@ pub struct Signaling {
     /// API's authentication).
     limits: Arc<IpLimits>,
     trust_proxy: bool,
-    /// Live WHIP publishing sessions (`whip.rs`).
-    pub whip: whip::WhipSessions,
+    /// Live WHIP publishing and WHEP viewing sessions (`http_media.rs`).
+    pub http_media: http_media::Sessions,
 }
 
 /// A recorder that stopped on its own tells its room; false when the room
@@ -94,7 +96,7 @@ impl Signaling {
             shutdown,
             limits,
             trust_proxy,
-            whip: whip::WhipSessions::default(),
+            http_media: http_media::Sessions::default(),
         })
     }
 

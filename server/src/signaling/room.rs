@@ -35,6 +35,8 @@ pub struct JoinRequest {
     pub token_exp: Option<i64>,
     pub resume: Option<String>,
     pub client_kind: String,
+    /// A viewer that negotiates once (WHEP): what it is shown.
+    pub view: Option<crate::rtc::View>,
     pub user_agent: Option<String>,
     pub device_id: Option<String>,
     pub out: Outbox,
@@ -142,8 +144,11 @@ pub(super) struct Member {
     pub(super) disconnected_since: Option<Instant>,
     /// The media worker holding this participant's peer connection.
     pub(super) worker: WorkerId,
-    /// Receives the room's media (a WHIP publisher does not).
+    /// Is offered the room's media (a WHIP publisher and a WHEP viewer are
+    /// not: they negotiate once).
     pub(super) receives: bool,
+    /// A WHEP viewer's choice of what it is shown.
+    pub(super) view: Option<crate::rtc::View>,
 }
 
 impl Member {
@@ -572,7 +577,9 @@ impl RoomActor {
             token_exp: req.token_exp,
             disconnected_since: None,
             worker: self.place_member(),
-            receives: req.client_kind != super::whip::CLIENT_KIND,
+            receives: req.client_kind != super::http_media::Protocol::Whip.name()
+                && req.view.is_none(),
+            view: req.view.clone(),
         };
         let me = self.participant_info(&pid, &member);
         let others = self.others(tracks, &pid);
@@ -672,6 +679,7 @@ impl RoomActor {
             disconnected_since: None,
             worker: m.worker,
             receives: m.receives,
+            view: m.view.clone(),
         };
         let tracks = self.room_tracks().await;
         let others = self.others(&tracks, pid);

@@ -60,6 +60,7 @@ impl RoomActor {
                     may_broadcast: m.may("broadcast"),
                     may_screenshare: m.may("screenshare") && screenshare_enabled,
                     receives: m.receives,
+                    view: m.view.clone(),
                     room_counters: self.counters.clone(),
                 })),
             )

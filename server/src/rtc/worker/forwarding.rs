@@ -375,7 +375,8 @@ impl Worker {
     }
 
     pub(super) fn speaker_tick(&mut self) {
-        for room in self.rooms.values_mut() {
+        let mut changed = Vec::new();
+        for (room_id, room) in self.rooms.iter_mut() {
             let local = room.peers.iter().filter_map(|&s| {
                 let p = self.peers.get_mut(s)?;
                 Some((p.participant_id.clone(), p.levels.take()))
@@ -387,6 +388,7 @@ impl Worker {
                 .filter(|t| t.publisher().is_none() && t.kind == MediaKind::Audio)
                 .map(|t| (t.participant_id.clone(), t.levels.take()));
             if let Some(speakers) = room.speakers.tick(local.chain(remote)) {
+                changed.push(room_id.clone());
                 if let (Some(rec), Some(first)) = (room.recorder.as_ref(), speakers.first()) {
                     rec.sink.offer(RecEvent::Speaker {
                         participant_id: first.clone(),
@@ -403,6 +405,10 @@ impl Worker {
                     }
                 }
             }
+        }
+        // Viewers that follow the speakers are shown the new ones.
+        for room_id in changed {
+            self.bind_viewers(&room_id);
         }
     }
 

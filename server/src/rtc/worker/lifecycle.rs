@@ -127,6 +127,8 @@ impl Worker {
                 may_broadcast: new.may_broadcast,
                 may_screenshare: new.may_screenshare,
                 receives: new.receives,
+                view: new.view,
+                parked: Vec::new(),
                 next_timeout: None,
                 dirty: false,
                 offered_sources: HashMap::new(),

@@ -21,14 +21,16 @@
 //! dispatch of str0m events and signaling commands. The rest, one job a file:
 //! `state` (tracks, peers, rooms), `lifecycle` (peers built and torn down),
 //! `negotiation` (offers, answers, publish/unpublish, mute), `forwarding`
-//! (fan-out, keyframes, layer allocation, speakers) and `relay` (rooms held by
-//! several workers).
+//! (fan-out, keyframes, layer allocation, speakers), `viewers` (what a viewer
+//! that cannot renegotiate is shown) and `relay` (rooms held by several
+//! workers).
 
 mod forwarding;
 mod lifecycle;
 mod negotiation;
 mod relay;
 mod state;
+mod viewers;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -65,8 +67,20 @@ pub struct NewPeer {
     /// Receives the room's tracks (the server offers them). A WHIP
     /// publisher does not: its one offer/answer is all it negotiates.
     pub receives: bool,
+    /// A viewer that negotiates once (WHEP): its offer's m-lines are filled
+    /// with the room's tracks as `View` says (see `viewers.rs`).
+    pub view: Option<View>,
     /// The room's counters (the same Arc for every peer of the room).
     pub room_counters: Arc<super::RoomCounters>,
+}
+
+/// What a viewer that cannot renegotiate (a WHEP player) is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum View {
+    /// The active speakers (the loudest first), one per m-line of a kind.
+    Speakers,
+    /// This participant only.
+    Participant(String),
 }
 
 /// Commands from signaling to the worker owning a participant or room.

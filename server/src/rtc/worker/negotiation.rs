@@ -29,6 +29,9 @@ impl Worker {
         simulcast: bool,
     ) {
         if !dir.is_receiving() {
+            if dir.is_sending() && self.peers.get(slot).is_some_and(|p| p.view.is_some()) {
+                self.add_viewer_slot(slot, mid, kind);
+            }
             return;
         }
         let Some(p) = self.peers.get_mut(slot) else {
@@ -138,6 +141,7 @@ impl Worker {
         for s in others {
             self.renegotiate(s);
         }
+        self.bind_viewers(room_id);
     }
 
     pub(super) fn unpublish_mid(&mut self, slot: Slot, mid: Mid) {
@@ -158,7 +162,7 @@ impl Worker {
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
-        let Some(track) = room.tracks.remove(&key) else {
+        let Some(mut track) = room.tracks.remove(&key) else {
             return;
         };
         if let Some(rec) = room.recorder.as_mut() {
@@ -186,6 +190,19 @@ impl Worker {
         let peers = room.peers.clone();
         for &s in &peers {
             if let Some(p) = self.peers.get_mut(s) {
+                if p.view.is_some() {
+                    // A viewer's m-line stays; its forwarder waits for the
+                    // next track shown there (`bind_viewers` below).
+                    for (i, o) in p.outs.iter_mut().enumerate() {
+                        if o.track_key == key {
+                            o.track_key = TrackKey::UNBOUND;
+                            if let Some(f) = track.fanout.take((s, i as u32)) {
+                                p.parked.push((i as u32, f));
+                            }
+                        }
+                    }
+                    continue;
+                }
                 for o in p.outs.iter_mut().filter(|o| o.track_key == key) {
                     o.state = match o.state {
                         OutState::Closed | OutState::ClosingOffered => o.state,
@@ -203,6 +220,7 @@ impl Worker {
                 self.renegotiate(s);
             }
         }
+        self.bind_viewers(room_id);
     }
 
     pub(super) fn with_out(
@@ -439,21 +457,8 @@ impl Worker {
             o.state = match o.state {
                 OutState::Offered => {
                     newly_active.push((o.track_key, i as u32));
-                    if o.kind == MediaKind::Video
-                        && let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(o.mid, None)
-                    {
-                        // The bounded per-stream packet cache NACKs are
-                        // answered from (rewritten packets, as sent).
-                        tx.set_rtx_cache(NACK_CACHE_PACKETS, NACK_CACHE_AGE, Some(0.15));
-                        // Forwarded video leaves as it arrives, like audio:
-                        // the publisher already paced it, and str0m's pacer
-                        // (1.1 x the estimate) held keyframe bursts back for
-                        // tens of milliseconds. The estimate still comes from
-                        // TWCC feedback; it drives the layer allocation and,
-                        // when it falls far below what is sent, whole-frame
-                        // drops (`allocate_layers`). Probes and padding stay
-                        // paced.
-                        tx.set_unpaced(true);
+                    if o.kind == MediaKind::Video {
+                        prepare_video_out(&mut p.rtc, o.mid);
                     }
                     OutState::Active
                 }
@@ -581,5 +586,21 @@ impl Worker {
             }
         }
         self.mark_dirty(slot);
+    }
+}
+
+/// Sets up an outgoing video stream once it is negotiated.
+pub(super) fn prepare_video_out(rtc: &mut str0m::Rtc, mid: Mid) {
+    if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+        // The bounded per-stream packet cache NACKs are answered from
+        // (rewritten packets, as sent).
+        tx.set_rtx_cache(NACK_CACHE_PACKETS, NACK_CACHE_AGE, Some(0.15));
+        // Forwarded video leaves as it arrives, like audio: the publisher
+        // already paced it, and str0m's pacer (1.1 x the estimate) held
+        // keyframe bursts back for tens of milliseconds. The estimate still
+        // comes from TWCC feedback; it drives the layer allocation and, when
+        // it falls far below what is sent, whole-frame drops
+        // (`allocate_layers`). Probes and padding stay paced.
+        tx.set_unpaced(true);
     }
 }

@@ -228,6 +228,11 @@ pub(super) struct Peer {
     pub(super) may_screenshare: bool,
     /// Offered the room's tracks (see `NewPeer::receives`).
     pub(super) receives: bool,
+    /// A viewer's choice (see `NewPeer::view`).
+    pub(super) view: Option<super::View>,
+    /// A viewer's forwarders whose track went away, by out index: the next
+    /// track shown on that m-line continues their numbering.
+    pub(super) parked: Vec<(u32, Forwarder)>,
     /// The time of this peer's live entry in the worker's timer heap
     /// (`None`: no entry; the next poll arms one).
     pub(super) next_timeout: Option<Instant>,
