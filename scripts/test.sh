@@ -21,6 +21,7 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 [ -x "${CONVENE_TEST_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+[ -x "${CONVENE_TEST_FIREFOX:-/usr/bin/firefox-esr}" ] || missing+=(firefox-esr)   # interop with Gecko's WebRTC
 # convene-appliance: libvpx (VP8), libopus, alsa-lib; ffprobe checks its recordings.
 pkg-config --exists vpx 2>/dev/null || missing+=(libvpx-dev)
 pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev)

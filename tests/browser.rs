@@ -298,7 +298,7 @@ impl Browser {
     }
 }
 
-fn kill_group(child: &mut Child) {
+pub(crate) fn kill_group(child: &mut Child) {
     // The negative pid names the process group started by `launch`.
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{}", child.id())])
@@ -436,7 +436,7 @@ impl Page {
 }
 
 /// A summary of the client's state for failure messages.
-const DEBUG_STATE: &str = "(async () => { const c = window.convene; if (!c) return null; \
+pub(crate) const DEBUG_STATE: &str = "(async () => { const c = window.convene; if (!c) return null; \
     const rtp = []; \
     if (c.pc) (await c.pc.getStats()).forEach(s => { \
       if (s.type === 'inbound-rtp' || s.type === 'outbound-rtp') rtp.push({type: s.type, \
@@ -449,7 +449,7 @@ const DEBUG_STATE: &str = "(async () => { const c = window.convene; if (!c) retu
     negotiation: c.negotiation && c.negotiation.lastError, rtp, \
     signaling: c.pc && c.pc.signalingState, ice: c.pc && c.pc.iceConnectionState}; })()";
 
-fn truthy(v: &Value) -> bool {
+pub(crate) fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod firefox;
 pub mod relay;
 pub mod rtc_client;
 

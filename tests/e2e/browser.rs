@@ -10,7 +10,7 @@ use convene_tests::{Options, Server};
 use serde_json::{Value, json};
 
 /// Media must arrive within this long of both peers having joined.
-const MEDIA_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const MEDIA_TIMEOUT: Duration = Duration::from_secs(15);
 pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One browser test at a time: two Chromiums per test already fill the two
@@ -68,7 +68,7 @@ pub(crate) async fn wait_state(page: &Page, state: &str) {
     .await;
 }
 
-const MEDIA_FLOWS: &str = "window.convene.stats().then(s => \
+pub(crate) const MEDIA_FLOWS: &str = "window.convene.stats().then(s => \
     s.framesDecoded > 0 && s.totalSamplesReceived > 0 ? s : null)";
 
 /// Waits until `page` decodes remote video and plays remote audio; returns the stats.
