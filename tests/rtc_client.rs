@@ -85,6 +85,9 @@ enum Cmd {
     Rebind,
     /// What the published media looks like from now on.
     Shape(Shape),
+    /// Restart ICE: new credentials in an offer (what a browser does after
+    /// a network change).
+    IceRestart,
 }
 
 /// What a publisher's synthetic media looks like, so that a receiver can
@@ -171,6 +174,12 @@ impl Client {
             seen: Vec::new(),
             consumed: Vec::new(),
         }
+    }
+
+    /// Restarts ICE with a new offer (see `Cmd::IceRestart`); the server's
+    /// answer arrives as an `answer` signal.
+    pub fn ice_restart(&self) {
+        let _ = self.cmd.send(Cmd::IceRestart);
     }
 
     /// Changes what the published media looks like (see [`Shape`]).
@@ -599,6 +608,26 @@ async fn run(
             c = cmds.recv() => match c {
                 Some(Cmd::Send(v)) => send_ws.push(v),
                 Some(Cmd::Mangle(f)) => mangle = Some(f),
+                Some(Cmd::IceRestart) => {
+                    if pending.is_none() {
+                        let mut change = rtc.sdp_api();
+                        change.ice_restart(true);
+                        if let Some((offer, p)) = change.apply() {
+                            pending = Some(p);
+                            offered = Some((None, None));
+                            let mut tracks = Vec::new();
+                            if let Some(p) = publisher.as_ref() {
+                                if let Some(m) = p.audio {
+                                    tracks.push(json!({"mid": m.to_string(), "source": "microphone"}));
+                                }
+                                if let Some(m) = p.video {
+                                    tracks.push(json!({"mid": m.to_string(), "source": "camera"}));
+                                }
+                            }
+                            send_ws.push(json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": tracks}));
+                        }
+                    }
+                }
                 Some(Cmd::Shape(sh)) => {
                     shape = sh;
                     if let Some(p) = publisher.as_mut() {

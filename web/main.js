@@ -334,15 +334,12 @@ class App {
         this.renderTiles();
       },
       onRefused: (sources, msg) => this.onRefused(sources, msg),
-    });
-    const pc = this.peer.pc;
-    // A media path that failed for good is rebuilt like a lost socket: resume
-    // with a fresh peer connection.
-    pc.addEventListener('iceconnectionstatechange', () => {
-      if (pc.iceConnectionState === 'failed' && this.peer && this.peer.pc === pc && this.state === 'joined') {
-        this.note('ice:failed');
-        this.sig.abandon('media connection failed');
-      }
+      onNote: (entry) => this.note(entry),
+      // A media path that failed even after an ICE restart is rebuilt like
+      // a lost socket: resume with a fresh peer connection.
+      onFailed: () => {
+        if (this.state === 'joined') this.sig.abandon('media connection failed');
+      },
     });
   }
 
@@ -775,6 +772,8 @@ window.convene = {
     return app.lastRefusal;
   },
   stats: () => app.stats(),
+  /** Restarts ICE on the current connection (what a network change does). */
+  restartIce: () => (app.peer ? app.peer.restartIce().then(() => true) : Promise.resolve(false)),
   /** Uses another camera or microphone (`deviceId`) without renegotiating. */
   switchDevice: (source, deviceId) => app.switchDevice(source, deviceId),
   /** Cameras, microphones and speakers the browser lists. */

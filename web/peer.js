@@ -62,17 +62,26 @@ export function dropInactiveMsids(sdp) {
     .join('\r\n');
 }
 
+/** A media path "disconnected" this long gets an ICE restart. */
+const ICE_RESTART_AFTER_MS = 2000;
+/** A path that fails this soon after a restart is rebuilt from scratch. */
+const ICE_RESTART_GRACE_MS = 15000;
+
 export class Peer {
   /**
    * @param {object} o
    * @param {(msg: object) => void} o.send  sends a signaling message
    * @param {(remote: Array) => void} o.onRemote  the remote tracks now received
    * @param {(sources: string[], msg: object) => void} o.onRefused  sources the server refused
+   * @param {(entry: string) => void} [o.onNote]  a line for the client's trace
+   * @param {() => void} [o.onFailed]  the media path failed even after an ICE restart
    */
-  constructor({ send, onRemote, onRefused }) {
+  constructor({ send, onRemote, onRefused, onNote = () => {}, onFailed = () => {} }) {
     this.send = send;
     this.onRemote = onRemote;
     this.onRefused = onRefused;
+    this.onNote = onNote;
+    this.onFailed = onFailed;
     this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
     /** mid -> {track_id, participant_id, kind, source}, from the latest server offer. */
     this.remote = new Map();
@@ -85,6 +94,43 @@ export class Peer {
     this.lastError = null;
     this.lastRemoteOffer = null;
     this.pc.ontrack = () => this.reportRemote();
+    this.watchIce();
+  }
+
+  /**
+   * A network change (another Wi-Fi, a VPN coming up) first shows as
+   * "disconnected": after a moment an ICE restart finds the new path on the
+   * same connection. A path that fails even so soon after a restart is
+   * reported (`onFailed`).
+   */
+  watchIce() {
+    let restartedAt = 0;
+    let waiting = null;
+    const restart = () => {
+      restartedAt = Date.now();
+      this.onNote('ice:restart');
+      this.restartIce();
+    };
+    this.pc.addEventListener('iceconnectionstatechange', () => {
+      if (this.closed) return;
+      const s = this.pc.iceConnectionState;
+      if (s === 'disconnected' && !waiting) {
+        waiting = setTimeout(() => {
+          waiting = null;
+          if (!this.closed && this.pc.iceConnectionState === 'disconnected') restart();
+        }, ICE_RESTART_AFTER_MS);
+      } else if (s === 'failed') {
+        if (Date.now() - restartedAt > ICE_RESTART_GRACE_MS) {
+          restart();
+        } else {
+          this.onNote('ice:failed');
+          this.onFailed();
+        }
+      } else if (s === 'connected' || s === 'completed') {
+        clearTimeout(waiting);
+        waiting = null;
+      }
+    });
   }
 
   /** Runs negotiation steps one at a time, in order. */
@@ -164,6 +210,18 @@ export class Peer {
         l.transceiver.direction = 'inactive';
         this.needOffer = true;
       }
+      await this.maybeOffer();
+    });
+  }
+
+  /**
+   * Restarts ICE (new credentials, fresh candidates) in one offer: after a
+   * network change the media finds its new path without a new connection.
+   */
+  restartIce() {
+    return this.enqueue(async () => {
+      this.pc.restartIce();
+      this.needOffer = true;
       await this.maybeOffer();
     });
   }

@@ -110,6 +110,10 @@ fn describe() {
         "Tracks refused because the publisher's role may not publish them"
     );
     describe_counter!(
+        "convene_ice_restarts_total",
+        "ICE restarts clients asked for (network changes)"
+    );
+    describe_counter!(
         "convene_media_control_dropped_total",
         "Control messages between media workers dropped on a full queue"
     );
@@ -164,6 +168,7 @@ impl Metrics {
         abs("convene_udp_malformed_total", &c.malformed);
         abs("convene_signal_dropped_total", &c.signal_dropped);
         abs("convene_publish_refused_total", &c.publish_refused);
+        abs("convene_ice_restarts_total", &c.ice_restarts);
         abs("convene_media_control_dropped_total", &c.ctl_dropped);
         abs("convene_media_events_dropped_total", &c.events_dropped);
         let r = &self.media.recv_counters;

@@ -25,6 +25,7 @@ mod display;
 mod faults;
 mod fleet;
 mod fleet_appliance;
+mod ice;
 mod interop;
 mod libraries;
 mod libraries_conversion;

@@ -60,6 +60,8 @@ pub struct MediaCounters {
     pub signal_dropped: AtomicU64,
     /// Tracks refused because the publisher's role may not publish them.
     pub publish_refused: AtomicU64,
+    /// ICE restarts a client asked for (a network change).
+    pub ice_restarts: AtomicU64,
     /// Control messages between workers dropped on a full queue.
     pub ctl_dropped: AtomicU64,
     /// Events to signaling dropped on a full queue.
@@ -267,6 +269,7 @@ impl MediaPlane {
         let mut commands = Vec::new();
         let mut threads = Vec::new();
         let mesh = worker::Mesh::new(workers);
+        let ufrags = Arc::new(stun::UfragRoutes::default());
         for index in all_workers(workers) {
             let (dtx, drx) = bounded(2048);
             let (ctx, crx) = bounded(1024);
@@ -286,6 +289,7 @@ impl MediaPlane {
                 pool: pool_tx.clone(),
                 counters: counters.clone(),
                 events: events.clone(),
+                ufrags: ufrags.clone(),
                 stop: stop.clone(),
             };
             threads.push(
@@ -297,11 +301,12 @@ impl MediaPlane {
         if let Some(listener) = tcp_listener {
             let workers = datagram_txs.clone();
             let pool = pool_rx.clone();
+            let ufrags = ufrags.clone();
             let stop = stop.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name("media-tcp-accept".into())
-                    .spawn(move || tcp::listen_loop(listener, workers, pool, stop))?,
+                    .spawn(move || tcp::listen_loop(listener, workers, pool, ufrags, stop))?,
             );
         }
         {
@@ -312,7 +317,14 @@ impl MediaPlane {
                 std::thread::Builder::new()
                     .name("media-recv".into())
                     .spawn(move || {
-                        udp::receive_loop(socket, datagram_txs, pool_rx, recv_counters, stop)
+                        udp::receive_loop(
+                            socket,
+                            datagram_txs,
+                            pool_rx,
+                            recv_counters,
+                            ufrags,
+                            stop,
+                        )
                     })?,
             );
         }

@@ -61,6 +61,45 @@ pub fn worker_of_ufrag(ufrag: &str) -> Option<super::WorkerId> {
         .map(super::WorkerId::from_u8)
 }
 
+/// Where a binding request's ufrag is routed. Ours name their worker
+/// (`w<2 hex digits>...`); when a client restarts ICE, str0m answers with
+/// credentials of its own choosing, whose ufrags never start with `w` (its
+/// alphabet has no `w`), and the worker records those here. Only such
+/// ufrags are looked up (a binding request from a restarted peer, a few a
+/// second at most), never a media packet.
+#[derive(Debug, Default)]
+pub struct UfragRoutes {
+    restarted: std::sync::RwLock<std::collections::HashMap<String, super::WorkerId>>,
+}
+
+impl UfragRoutes {
+    /// The worker a binding request's ufrag belongs to.
+    pub fn route(&self, ufrag: &str) -> Option<super::WorkerId> {
+        worker_of_ufrag(ufrag).or_else(|| self.restarted.read().ok()?.get(ufrag).copied())
+    }
+
+    /// A restarted peer's new ufrag belongs to `worker`.
+    pub fn insert(&self, ufrag: &str, worker: super::WorkerId) {
+        if let Ok(mut m) = self.restarted.write() {
+            m.insert(ufrag.to_string(), worker);
+        }
+    }
+
+    /// Forgets a ufrag (its peer left or restarted again).
+    pub fn remove(&self, ufrag: &str) {
+        if worker_of_ufrag(ufrag).is_none()
+            && let Ok(mut m) = self.restarted.write()
+        {
+            m.remove(ufrag);
+        }
+    }
+
+    /// How many restarted ufrags are routed (tests, metrics).
+    pub fn restarted(&self) -> usize {
+        self.restarted.read().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +118,25 @@ mod tests {
         m.extend_from_slice(&[7u8; 12]);
         m.extend_from_slice(&attr);
         m
+    }
+
+    #[test]
+    fn restarted_ufrags_route_through_the_table_ours_by_their_name() {
+        let r = UfragRoutes::default();
+        let w3 = super::super::WorkerId::from_u8(3);
+        // Ours name their worker.
+        assert_eq!(r.route("w03abcdef"), Some(w3));
+        // str0m's own (after a client's ICE restart) only once recorded.
+        assert_eq!(r.route("Q3rFeBnUkTBz6FQJ"), None);
+        r.insert("Q3rFeBnUkTBz6FQJ", w3);
+        assert_eq!(r.route("Q3rFeBnUkTBz6FQJ"), Some(w3));
+        assert_eq!(r.restarted(), 1);
+        // Removing one of ours leaves the table alone; removing it empties it.
+        r.remove("w03abcdef");
+        assert_eq!(r.restarted(), 1);
+        r.remove("Q3rFeBnUkTBz6FQJ");
+        assert_eq!(r.route("Q3rFeBnUkTBz6FQJ"), None);
+        assert_eq!(r.restarted(), 0);
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub fn listen_loop(
     listener: TcpListener,
     workers: Vec<Sender<Datagram>>,
     pool: Receiver<Box<[u8; DATAGRAM_CAPACITY]>>,
+    ufrags: Arc<stun::UfragRoutes>,
     stop: Arc<AtomicBool>,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
@@ -65,13 +66,14 @@ pub fn listen_loop(
                 open.fetch_add(1, Ordering::Relaxed);
                 let workers = workers.clone();
                 let pool = pool.clone();
+                let ufrags = ufrags.clone();
                 let stop = stop.clone();
                 let open = open.clone();
                 let spawned =
                     std::thread::Builder::new()
                         .name("media-tcp".into())
                         .spawn(move || {
-                            connection(stream, remote, workers, pool, stop);
+                            connection(stream, remote, workers, pool, &ufrags, stop);
                             open.fetch_sub(1, Ordering::Relaxed);
                         });
                 if spawned.is_err() {
@@ -94,6 +96,7 @@ fn connection(
     remote: SocketAddr,
     workers: Vec<Sender<Datagram>>,
     pool: Receiver<Box<[u8; DATAGRAM_CAPACITY]>>,
+    ufrags: &stun::UfragRoutes,
     stop: Arc<AtomicBool>,
 ) {
     let Ok(mut write_half) = stream.try_clone() else {
@@ -134,7 +137,7 @@ fn connection(
         }
         if worker.is_none() {
             worker = stun::binding_request_ufrag(&buf[..len])
-                .and_then(stun::worker_of_ufrag)
+                .and_then(|u| ufrags.route(u))
                 .filter(|w| w.index() < workers.len());
             if worker.is_none() {
                 // The first frame must be our ICE check.

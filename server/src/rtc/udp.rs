@@ -113,6 +113,7 @@ pub fn receive_loop(
     workers: Vec<Sender<Datagram>>,
     pool: Receiver<Box<[u8; DATAGRAM_CAPACITY]>>,
     counters: Arc<RecvCounters>,
+    ufrags: Arc<stun::UfragRoutes>,
     stop: Arc<AtomicBool>,
 ) {
     let mut routes = Routes::new(MAX_ROUTES, Instant::now());
@@ -146,7 +147,7 @@ pub fn receive_loop(
         let data = &buf[..len];
         let mut target = None;
         if stun::classify(data) == stun::PacketClass::Stun
-            && let Some(worker) = stun::binding_request_ufrag(data).and_then(stun::worker_of_ufrag)
+            && let Some(worker) = stun::binding_request_ufrag(data).and_then(|u| ufrags.route(u))
             && worker.index() < workers.len()
         {
             target = Some(worker);

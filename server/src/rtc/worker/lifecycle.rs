@@ -13,7 +13,7 @@ use str0m::net::Protocol;
 use str0m::{IceConnectionState, IceCreds, Output, Rtc};
 
 use super::relay::{Relay, send_ctl};
-use super::state::{Peer, Room, Slot, random_token};
+use super::state::{Peer, Room, Slot, ice_credentials};
 use super::{DTLS_CERT_LIFETIME, NewPeer, STATS_INTERVAL, Worker};
 use crate::rtc::TrackKey;
 use crate::rtc::notice::MediaNotice;
@@ -47,8 +47,7 @@ impl Worker {
             self.remove_peer(&new.participant_id);
         }
         let now = Instant::now();
-        let ufrag = format!("w{:02x}{}", self.index.as_u8(), random_token(12));
-        let pass = random_token(24);
+        let IceCreds { ufrag, pass } = ice_credentials(self.index);
         let mut config = Rtc::builder().set_crypto_provider(crate::rtc::dtls::provider());
         if let Some(cert) = self.dtls_cert(now) {
             config = config.set_dtls_cert(cert);
@@ -165,6 +164,7 @@ impl Worker {
             }
         }
         self.by_ufrag.remove(&peer.ufrag);
+        self.ufrags.remove(&peer.ufrag);
         let tcp = &mut self.tcp;
         self.by_addr.retain(|addr, s| {
             if *s == slot {

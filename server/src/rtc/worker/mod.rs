@@ -175,6 +175,8 @@ pub struct Worker {
     peers: PeerTable,
     by_participant: HashMap<String, Slot>,
     by_ufrag: HashMap<String, Slot>,
+    /// Shared with the routers: where a restarted peer's ufrag goes.
+    ufrags: Arc<super::stun::UfragRoutes>,
     by_addr: HashMap<SocketAddr, Slot>,
     /// ICE-TCP connections by remote address.
     tcp: HashMap<SocketAddr, super::tcp::TcpWriter>,
@@ -225,6 +227,8 @@ pub struct WorkerSetup {
     pub pool: Sender<Box<[u8; DATAGRAM_CAPACITY]>>,
     pub counters: Arc<MediaCounters>,
     pub events: mpsc::Sender<MediaEvent>,
+    /// Ufrags of restarted peers, for the routers (`stun::UfragRoutes`).
+    pub ufrags: Arc<super::stun::UfragRoutes>,
     pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -271,6 +275,7 @@ pub fn run(setup: WorkerSetup) {
         pool: setup.pool,
         counters: setup.counters,
         events: setup.events,
+        ufrags: setup.ufrags,
         rtp_queue: Vec::with_capacity(64),
         dirty: Vec::with_capacity(64),
         last_speaker_tick: Instant::now(),

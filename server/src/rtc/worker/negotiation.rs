@@ -377,14 +377,26 @@ impl Worker {
             }
         };
         p.offered_sources.extend(declared);
+        let before = p.rtc.direct_api().local_ice_credentials();
         match p.rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => {
-                p.send(
-                    MediaNotice::Answer {
-                        sdp: answer.to_sdp_string(),
-                    },
-                    &self.counters,
-                );
+                let after = p.rtc.direct_api().local_ice_credentials();
+                if after.ufrag != before.ufrag {
+                    // The client restarted ICE (a network change) and str0m
+                    // answered with new credentials of its choosing: the
+                    // routers learn where their ufrag goes.
+                    self.by_ufrag.remove(&p.ufrag);
+                    self.ufrags.remove(&p.ufrag);
+                    self.by_ufrag.insert(after.ufrag.clone(), slot);
+                    self.ufrags.insert(&after.ufrag, self.index);
+                    p.ufrag = after.ufrag;
+                    tracing::info!(participant = %participant_id, "ICE restarted by the client");
+                    self.counters
+                        .ice_restarts
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let sdp = answer.to_sdp_string();
+                p.send(MediaNotice::Answer { sdp }, &self.counters);
             }
             Err(e) => {
                 tracing::info!(participant = %participant_id, error = %e, "offer refused");

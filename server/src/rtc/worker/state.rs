@@ -348,6 +348,16 @@ pub(super) fn is_keyframe(codec: Codec, payload: &[u8]) -> bool {
     }
 }
 
+/// Fresh local ICE credentials for a peer of `worker`. The ufrag starts
+/// with the worker's number: the UDP router sends a binding request from an
+/// unknown address to the worker its ufrag names (`stun::worker_of_ufrag`).
+pub(super) fn ice_credentials(worker: WorkerId) -> str0m::IceCreds {
+    str0m::IceCreds {
+        ufrag: format!("w{:02x}{}", worker.as_u8(), random_token(12)),
+        pass: random_token(24),
+    }
+}
+
 pub(super) fn random_token(n: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

@@ -1,0 +1,150 @@
+//! ICE restarts: a client whose network changed restarts ICE with a new
+//! offer, and its media resumes on the same connection (no rejoin): the
+//! server answers with new credentials and its routers learn where their
+//! ufrag goes — for the in-process str0m client and for Chromium running
+//! the browser client.
+
+use std::time::{Duration, Instant};
+
+use convene_tests::browser::Browser;
+use convene_tests::rtc_client::Client;
+use convene_tests::{Server, join};
+use serde_json::{Value, json};
+use str0m::media::MediaKind;
+
+use crate::browser::{MEDIA_FLOWS, MEDIA_TIMEOUT, ONE_AT_A_TIME, server, token, wait_state};
+
+/// The `a=ice-ufrag` of an SDP.
+fn ufrag(sdp: &Value) -> String {
+    sdp.as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Moves a client to a new port and restarts its ICE; returns the server's
+/// credentials before and after (from its first SDP and the restart's answer).
+async fn move_and_restart(c: &mut Client, first_server_sdp: &Value) -> (String, String) {
+    let before = ufrag(&first_server_sdp["sdp"]);
+    c.rebind();
+    c.wait_type("rebound").await;
+    c.ice_restart();
+    let answer = c.wait_type("answer").await;
+    (before, ufrag(&answer["sdp"]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_restart_after_a_move_resumes_media_on_the_same_connection() {
+    let s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "roaming"}))
+        .await
+        .expect(200);
+    let t = token(&s, "roaming", "Alice", "moderator").await;
+    let (mut alice, _) = join(&s, "roaming", "Alice", Some(t)).await;
+    alice.publish();
+    let alice_first = alice.wait_type("answer").await;
+    let t = token(&s, "roaming", "Bob", "attendee").await;
+    let (mut bob, _) = join(&s, "roaming", "Bob", Some(t)).await;
+    let bob_first = bob.wait_type("offer").await;
+    bob.wait_rtp(MediaKind::Video, 30, Duration::from_secs(30))
+        .await;
+
+    // The subscriber's network changes.
+    let (old, new) = move_and_restart(&mut bob, &bob_first).await;
+    assert_ne!(old, new, "the server answered with new credentials");
+    let moved = Instant::now();
+    let before = bob.received(MediaKind::Video).len();
+    bob.wait_rtp(MediaKind::Video, before + 90, Duration::from_secs(30))
+        .await;
+    println!(
+        "subscriber restarted ICE: 90 video packets after {:?}",
+        moved.elapsed()
+    );
+
+    // The publisher's network changes.
+    let (old, new) = move_and_restart(&mut alice, &alice_first).await;
+    assert_ne!(old, new);
+    let moved = Instant::now();
+    bob.collect_for(Duration::from_millis(200)).await;
+    let before = bob.received(MediaKind::Video).len();
+    bob.wait_rtp(MediaKind::Video, before + 90, Duration::from_secs(30))
+        .await;
+    println!(
+        "publisher restarted ICE: 90 more video packets after {:?}",
+        moved.elapsed()
+    );
+
+    // Neither rejoined; the server counted both restarts.
+    for c in [&bob, &alice] {
+        let joins = c.signals().iter().filter(|t| *t == "joined").count();
+        assert_eq!(joins, 1, "{:?}", c.signals());
+    }
+    let metrics = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let restarts = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("convene_ice_restarts_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert_eq!(restarts, Some(2.0), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_restarts_ice_without_leaving_the_call() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "restart", "join_screen_enabled": false,
+                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let t_ann = token(&s, "restart", "Ann", "speaker").await;
+    let t_ben = token(&s, "restart", "Ben", "speaker").await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let ann = b1.open(&s.url(&format!("/restart?token={t_ann}"))).await;
+    let ben = b2.open(&s.url(&format!("/restart?token={t_ben}"))).await;
+    wait_state(&ann, "joined").await;
+    wait_state(&ben, "joined").await;
+    ann.wait_for(MEDIA_FLOWS, MEDIA_TIMEOUT).await;
+    ben.wait_for(MEDIA_FLOWS, MEDIA_TIMEOUT).await;
+
+    const REMOTE_UFRAG: &str =
+        "(window.convene.pc.remoteDescription.sdp.match(/a=ice-ufrag:(\\S+)/) || [])[1]";
+    let before = ann.eval(REMOTE_UFRAG).await;
+    assert_eq!(ann.eval("window.convene.restartIce()").await, json!(true));
+    let after = ann
+        .wait_for(
+            &format!("(() => {{ const u = {REMOTE_UFRAG}; return u !== {before} && window.convene.pc.iceConnectionState === 'connected' ? u : null; }})()"),
+            MEDIA_TIMEOUT,
+        )
+        .await;
+    assert_ne!(before, after);
+    // Media goes on both ways after the restart, on the same connection.
+    for page in [&ann, &ben] {
+        let frames = page.eval("window.convene.stats()").await["framesDecoded"]
+            .as_u64()
+            .unwrap_or(0);
+        page.wait_for(
+            &format!("window.convene.stats().then(s => s.framesDecoded > {frames} + 15)"),
+            MEDIA_TIMEOUT,
+        )
+        .await;
+    }
+    assert_eq!(
+        ann.eval("window.convene.resumes").await,
+        json!(0),
+        "no resume, no rejoin"
+    );
+    let trace = ann.eval("window.convene.trace").await;
+    assert!(!trace.to_string().contains("ice:failed"), "{trace}");
+}
