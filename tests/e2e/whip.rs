@@ -326,3 +326,63 @@ async fn a_whip_publisher_that_vanishes_leaves_the_room() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_restarts_ice_after_a_move_and_keeps_publishing() {
+    let s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "roam"}))
+        .await
+        .expect(200);
+    let t_viewer = token(&s, "roam", "Bob", "attendee").await;
+    let (mut bob, _) = join(&s, "roam", "Bob", Some(t_viewer)).await;
+    let t_obs = token(&s, "roam", "OBS", "moderator").await;
+    let mut obs = Client::whip(s.url("/whip/roam"), Some(t_obs.clone()), media_ip());
+    let created = whip_result(&mut obs).await;
+    assert_eq!(created["status"], 201, "{created}");
+    let ufrag_of = |sdp: &str| {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .map(|u| u.trim().to_string())
+            .unwrap_or_default()
+    };
+    let first = ufrag_of(created["body"].as_str().unwrap());
+    bob.wait_rtp(MediaKind::Video, 30, Duration::from_secs(30))
+        .await;
+
+    // A half-sent restart is refused and changes nothing.
+    let resource = s.url(created["location"].as_str().unwrap());
+    let res = reqwest::Client::new()
+        .patch(&resource)
+        .bearer_auth(&t_obs)
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .body("a=ice-ufrag:abcd\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+
+    // The encoder's network changes: new port, ICE restart over PATCH.
+    obs.rebind();
+    obs.wait_type("rebound").await;
+    obs.ice_restart();
+    let restart = obs.wait_type("ice_restart").await;
+    assert_eq!(restart["status"], 200, "{restart}");
+    let body = restart["body"].as_str().unwrap();
+    let second = ufrag_of(body);
+    assert!(
+        !second.is_empty() && second != first,
+        "new credentials: {body}"
+    );
+    assert!(body.contains("a=candidate:"), "{body}");
+    let moved = std::time::Instant::now();
+    bob.collect_for(Duration::from_millis(200)).await;
+    let before = bob.received(MediaKind::Video).len();
+    bob.wait_rtp(MediaKind::Video, before + 90, Duration::from_secs(30))
+        .await;
+    println!(
+        "WHIP publisher restarted ICE: 90 more video packets after {:?}",
+        moved.elapsed()
+    );
+    assert_eq!(live_count(&s, "roam").await, 2, "nobody left or rejoined");
+}

@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use super::{ClientEvent, Cmd, Publisher, Received, Shape, new_rtc, write_media};
 
 /// POSTs `offer` to `url`; reports the answer as a `{"type": kind, "status",
-/// "location", "body"}` signal, and gives back the answer and the absolute
-/// resource URL when it is a 201.
+/// "location", "body"}` signal, and gives back the answer (parsed and as
+/// text) and the absolute resource URL when it is a 201.
 async fn post_offer(
     http: &reqwest::Client,
     kind: &str,
@@ -24,7 +24,7 @@ async fn post_offer(
     token: Option<&str>,
     offer: String,
     events: &mpsc::UnboundedSender<ClientEvent>,
-) -> Option<(SdpAnswer, Option<String>)> {
+) -> Option<(SdpAnswer, String, Option<String>)> {
     let mut req = http
         .post(url)
         .header("content-type", "application/sdp")
@@ -66,7 +66,82 @@ async fn post_offer(
         Some(i) => format!("{}{l}", &url[..i]),
         None => l,
     });
-    Some((answer, resource))
+    Some((answer, body, resource))
+}
+
+/// The ICE restart of a WHIP/WHEP session (RFC 9725 section 4.4.1): PATCHes
+/// the new credentials and candidates of `offer` to the resource and, on
+/// `200`, makes the answer to apply: `last_answer` with the server's new
+/// credentials and candidates from the reply. Reports `{"type":
+/// "ice_restart", "status", "body"}`.
+async fn patch_restart(
+    http: &reqwest::Client,
+    resource: Option<&str>,
+    token: Option<&str>,
+    offer: &str,
+    last_answer: &str,
+    events: &mpsc::UnboundedSender<ClientEvent>,
+) -> Option<String> {
+    let pick = |sdp: &str, candidates: bool| -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for l in sdp.lines() {
+            let l = l.trim_end_matches('\r');
+            let ice = l.starts_with("a=ice-ufrag:") || l.starts_with("a=ice-pwd:");
+            let cand = candidates && l.starts_with("a=candidate:");
+            if (ice || cand) && !out.iter().any(|o| o == l) {
+                out.push(l.to_string());
+            }
+        }
+        out
+    };
+    let frag = pick(offer, true).join("\r\n") + "\r\n";
+    let mut req = http
+        .patch(resource?)
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .header("if-match", "*")
+        .body(frag);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.ok()?;
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap_or_default();
+    let _ = events.send(ClientEvent::Signal(json!({
+        "type": "ice_restart", "status": status, "body": body,
+    })));
+    if status != 200 {
+        return None;
+    }
+    let new = pick(&body, true);
+    let value = |p: &str| {
+        new.iter()
+            .find_map(|l| l.strip_prefix(p))
+            .map(str::to_string)
+    };
+    let (ufrag, pwd) = (value("a=ice-ufrag:")?, value("a=ice-pwd:")?);
+    let candidates: Vec<&String> = new
+        .iter()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    let mut answer = String::new();
+    for l in last_answer.lines().map(|l| l.trim_end_matches('\r')) {
+        if l.starts_with("a=candidate:") {
+            continue;
+        }
+        if l.starts_with("a=ice-ufrag:") {
+            answer.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+        } else if l.starts_with("a=ice-pwd:") {
+            answer.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+            for c in &candidates {
+                answer.push_str(c);
+                answer.push_str("\r\n");
+            }
+        } else {
+            answer.push_str(l);
+            answer.push_str("\r\n");
+        }
+    }
+    Some(answer)
 }
 
 /// DELETEs the resource; the status (0 when there was none or it failed).
@@ -89,8 +164,8 @@ pub(super) async fn run_whip(
     events: mpsc::UnboundedSender<ClientEvent>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
 ) {
-    let socket = UdpSocket::bind(SocketAddr::new(media_ip, 0)).await.unwrap();
-    let local = socket.local_addr().unwrap();
+    let mut socket = UdpSocket::bind(SocketAddr::new(media_ip, 0)).await.unwrap();
+    let mut local = socket.local_addr().unwrap();
     let mut rtc = new_rtc();
     rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
     let mut change = rtc.sdp_api();
@@ -99,7 +174,7 @@ pub(super) async fn run_whip(
     let (offer, pending) = change.apply().unwrap();
     let http = reqwest::Client::new();
     let token = token.as_deref();
-    let Some((answer, resource)) =
+    let Some((answer, mut last_answer, resource)) =
         post_offer(&http, "whip", &url, token, offer.to_sdp_string(), &events).await
     else {
         return;
@@ -145,6 +220,26 @@ pub(super) async fn run_whip(
                     return;
                 }
                 Some(Cmd::Shape(sh)) => p.shape = sh,
+                Some(Cmd::Rebind) => {
+                    socket = UdpSocket::bind(SocketAddr::new(media_ip, 0)).await.unwrap();
+                    local = socket.local_addr().unwrap();
+                    rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+                    let _ = events.send(ClientEvent::Signal(json!({"type": "rebound", "local": local.to_string()})));
+                }
+                Some(Cmd::IceRestart) => {
+                    let mut change = rtc.sdp_api();
+                    change.ice_restart(true);
+                    if let Some((offer, pending)) = change.apply() {
+                        let offer = offer.to_sdp_string();
+                        let answer = patch_restart(&http, resource.as_deref(), token, &offer, &last_answer, &events).await;
+                        if let Some(text) = answer
+                            && let Ok(a) = SdpAnswer::from_sdp_string(&text)
+                        {
+                            rtc.sdp_api().accept_answer(pending, a).unwrap();
+                            last_answer = text;
+                        }
+                    }
+                }
                 Some(Cmd::Vanish) | None => {
                     let _ = events.send(ClientEvent::Closed("vanished".into()));
                     return;
@@ -180,7 +275,7 @@ pub(super) async fn run_whep(
     let (offer, pending) = change.apply().unwrap();
     let http = reqwest::Client::new();
     let token = token.as_deref();
-    let Some((answer, resource)) =
+    let Some((answer, _, resource)) =
         post_offer(&http, "whep", &url, token, offer.to_sdp_string(), &events).await
     else {
         return;

@@ -72,6 +72,15 @@ struct Session {
     /// SHA-256 of the token that created it: `DELETE` and `PATCH` need it.
     token_fingerprint: String,
     stop: Option<oneshot::Sender<()>>,
+    /// The participant and the worker holding its peer connection.
+    participant_id: String,
+    worker: crate::rtc::WorkerId,
+    /// The offer the peer connection was last negotiated with, and what it
+    /// publishes: an ICE restart is this offer with the new credentials.
+    offer: String,
+    tracks: Vec<PublishedMid>,
+    /// A `PATCH` waiting for the worker's answer to its restart offer.
+    restarting: Option<oneshot::Sender<Result<String, String>>>,
 }
 
 impl Sessions {
@@ -280,8 +289,8 @@ pub(super) async fn start(
     let pid = joined.participant_id.clone();
     let offer = Command::ClientOffer {
         participant_id: pid.clone(),
-        sdp,
-        tracks: setup.tracks,
+        sdp: sdp.clone(),
+        tracks: setup.tracks.clone(),
     };
     if sig.media.send(joined.worker, offer).is_err() {
         leave(sig, &room, pid, conn).await;
@@ -316,6 +325,11 @@ pub(super) async fn start(
             room_url: room.friendly_url.clone(),
             token_fingerprint: hex::encode(Sha256::digest(token.as_bytes())),
             stop: Some(stop_tx),
+            participant_id: pid.clone(),
+            worker: joined.worker,
+            offer: sdp,
+            tracks: setup.tracks,
+            restarting: None,
         },
     );
     let protocol = setup.protocol.name();
@@ -392,6 +406,9 @@ async fn watch(
             m = out.recv() => match m {
                 None => break "closed",
                 Some(ServerMsg::Error { fatal: true, .. }) => break "ended by the room",
+                // The answer to an ICE restart (`PATCH`), or its refusal.
+                Some(ServerMsg::Answer { sdp }) => restarted(&sig, &resource, Ok(sdp)),
+                Some(ServerMsg::OfferRejected { message, .. }) => restarted(&sig, &resource, Err(message)),
                 Some(ServerMsg::ConnectionQuality { participant_id, quality }) if participant_id == pid => {
                     if quality == "lost" {
                         lost_since.get_or_insert_with(Instant::now);
@@ -415,6 +432,18 @@ async fn watch(
     sig.http_media.sessions().remove(&resource);
     tracing::info!(room = %room.friendly_url, participant = %pid, why, "HTTP-negotiated session left");
     leave(&sig, &room, pid, conn).await;
+}
+
+/// Hands the worker's answer to the `PATCH` waiting for it, if any.
+fn restarted(sig: &Signaling, resource: &str, answer: Result<String, String>) {
+    let waiting = sig
+        .http_media
+        .sessions()
+        .get_mut(resource)
+        .and_then(|s| s.restarting.take());
+    if let Some(tx) = waiting {
+        let _ = tx.send(answer);
+    }
 }
 
 /// The participant leaves the room (on purpose: no resume window).
@@ -491,10 +520,13 @@ pub(super) fn delete(
     StatusCode::OK.into_response()
 }
 
-/// `PATCH` on a resource URL: trickled candidates, accepted (the server is
-/// ICE-lite: it learns the client's addresses from its checks). An ICE
-/// restart (new credentials) is not supported.
-pub(super) fn patch(
+/// `PATCH` on a resource URL (`application/trickle-ice-sdpfrag`): trickled
+/// candidates are accepted and not needed (the server is ICE-lite: it learns
+/// the client's addresses from its checks); new `ice-ufrag`/`ice-pwd` are an
+/// ICE restart (RFC 9725 section 4.4.1): the session's offer with the new
+/// credentials goes to the worker, and the answer's credentials and
+/// candidates come back as a fragment (`200`, with an `ETag`).
+pub(super) async fn patch(
     sig: &Signaling,
     protocol: Protocol,
     room_key: &str,
@@ -529,21 +561,153 @@ pub(super) fn patch(
         )
         .into_response();
     };
-    if frag
-        .lines()
-        .any(|l| l.starts_with("a=ice-ufrag:") || l.starts_with("a=ice-pwd:"))
-        && !frag
-            .lines()
-            .any(|l| l.starts_with("a=candidate:") || l.starts_with("a=end-of-candidates"))
-    {
-        return Refused(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "BAD_MESSAGE",
-            "ICE restarts are not supported; publish again".into(),
-        )
-        .into_response();
+    match ice_credentials(frag) {
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Some((ufrag, pwd))) => match restart_ice(sig, resource, ufrag, pwd).await {
+            Ok(r) => r,
+            Err(r) => r.into_response(),
+        },
+        Err(m) => Refused(StatusCode::BAD_REQUEST, "BAD_MESSAGE", m).into_response(),
     }
-    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The new ICE credentials of a fragment: none (trickled candidates only),
+/// or both, valid (RFC 8839: ufrag 4-256, password 22-256 ice-chars).
+fn ice_credentials(frag: &str) -> Result<Option<(&str, &str)>, String> {
+    let value = |prefix: &str| {
+        frag.lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix(prefix))
+            .map(str::trim)
+    };
+    let valid = |v: &str, min: usize| {
+        (min..=256).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    };
+    match (value("a=ice-ufrag:"), value("a=ice-pwd:")) {
+        (None, None) => Ok(None),
+        (Some(u), Some(p)) if valid(u, 4) && valid(p, 22) => Ok(Some((u, p))),
+        (Some(_), Some(_)) => {
+            Err("`ice-ufrag` must be 4-256 and `ice-pwd` 22-256 ice-chars".into())
+        }
+        _ => Err("an ICE restart sends both `a=ice-ufrag` and `a=ice-pwd`".into()),
+    }
+}
+
+/// The session's offer with new ICE credentials (and no candidates: the
+/// server learns the client's addresses from its checks).
+fn with_credentials(offer: &str, ufrag: &str, pwd: &str) -> String {
+    let mut out = String::with_capacity(offer.len());
+    for line in offer.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with("a=candidate:") || line == "a=end-of-candidates" {
+            continue;
+        }
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str("a=ice-ufrag:");
+            out.push_str(ufrag);
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str("a=ice-pwd:");
+            out.push_str(pwd);
+        } else {
+            out.push_str(line);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// An ICE restart: the worker takes the session's offer with the new
+/// credentials; its answer's credentials and candidates are the reply.
+async fn restart_ice(
+    sig: &Signaling,
+    resource: &str,
+    ufrag: &str,
+    pwd: &str,
+) -> Result<Response, Refused> {
+    let (tx, rx) = oneshot::channel();
+    let (offer, command, worker) = {
+        let mut sessions = sig.http_media.sessions();
+        let Some(s) = sessions.get_mut(resource) else {
+            return Err(Refused(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "the session ended".into(),
+            ));
+        };
+        if s.restarting.is_some() {
+            return Err(Refused(
+                StatusCode::CONFLICT,
+                "BAD_MESSAGE",
+                "an ICE restart of this session is already under way".into(),
+            ));
+        }
+        let offer = with_credentials(&s.offer, ufrag, pwd);
+        s.restarting = Some(tx);
+        let command = Command::ClientOffer {
+            participant_id: s.participant_id.clone(),
+            sdp: offer.clone(),
+            tracks: s.tracks.clone(),
+        };
+        (offer, command, s.worker)
+    };
+    let busy = |m: &str| {
+        Refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVER_BUSY",
+            m.to_string(),
+        )
+    };
+    if sig.media.send(worker, command).is_err() {
+        if let Some(s) = sig.http_media.sessions().get_mut(resource) {
+            s.restarting = None;
+        }
+        return Err(busy("the media server is busy; try again"));
+    }
+    let answer = match tokio::time::timeout(ANSWER_WITHIN, rx).await {
+        Ok(Ok(Ok(sdp))) => sdp,
+        Ok(Ok(Err(message))) => {
+            return Err(Refused(StatusCode::BAD_REQUEST, "BAD_MESSAGE", message));
+        }
+        _ => {
+            if let Some(s) = sig.http_media.sessions().get_mut(resource) {
+                s.restarting = None;
+            }
+            return Err(busy(
+                "the media server did not answer the ICE restart in time",
+            ));
+        }
+    };
+    if let Some(s) = sig.http_media.sessions().get_mut(resource) {
+        s.offer = offer;
+    }
+    let mut frag = String::new();
+    let mut etag = String::new();
+    for line in answer.lines().map(|l| l.trim_end_matches('\r')) {
+        // Bundled m-lines repeat them: each once.
+        let wanted = line.starts_with("a=ice-ufrag:")
+            || line.starts_with("a=ice-pwd:")
+            || line.starts_with("a=candidate:");
+        if wanted && !frag.lines().any(|l| l == line) {
+            frag.push_str(line);
+            frag.push_str("\r\n");
+        }
+        if etag.is_empty()
+            && let Some(u) = line.strip_prefix("a=ice-ufrag:")
+        {
+            etag = format!("\"{u}\"");
+        }
+    }
+    let mut res = (StatusCode::OK, frag).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(res)
 }
 
 /// `OPTIONS` on the WHIP and WHEP URLs: the CORS preflight of a browser,
@@ -588,6 +752,36 @@ pub async fn cors(mut res: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ice_restart_fragment_carries_both_credentials() {
+        assert_eq!(
+            ice_credentials("a=candidate:1 1 udp 1 127.0.0.2 4000 typ host\r\n"),
+            Ok(None)
+        );
+        let frag = "a=ice-ufrag:ABCD\r\na=ice-pwd:abcdefghijklmnopqrstuv+/\r\n";
+        assert_eq!(
+            ice_credentials(frag),
+            Ok(Some(("ABCD", "abcdefghijklmnopqrstuv+/")))
+        );
+        assert!(ice_credentials("a=ice-ufrag:ABCD\r\n").is_err());
+        assert!(ice_credentials("a=ice-ufrag:AB\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n").is_err());
+        assert!(
+            ice_credentials("a=ice-ufrag:AB:D\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n").is_err()
+        );
+    }
+
+    #[test]
+    fn a_restart_offer_is_the_old_one_with_new_credentials_and_no_candidates() {
+        let offer = "v=0\r\na=ice-ufrag:old\r\na=ice-pwd:oldpwd\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+a=ice-ufrag:old\r\na=candidate:1 1 udp 1 127.0.0.2 4000 typ host ufrag old\r\na=end-of-candidates\r\na=mid:0\r\n";
+        let new = with_credentials(offer, "NEWU", "newpassword");
+        assert_eq!(
+            new,
+            "v=0\r\na=ice-ufrag:NEWU\r\na=ice-pwd:newpassword\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+a=ice-ufrag:NEWU\r\na=mid:0\r\n"
+        );
+    }
 
     #[test]
     fn bearer_tokens_are_read_case_insensitively() {

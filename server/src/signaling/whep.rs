@@ -119,7 +119,7 @@ pub async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    http_media::patch(&sig, Protocol::Whep, &room_key, &resource, &headers, &body)
+    http_media::patch(&sig, Protocol::Whep, &room_key, &resource, &headers, &body).await
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ pub async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    http_media::patch(&sig, Protocol::Whip, &room_key, &resource, &headers, &body)
+    http_media::patch(&sig, Protocol::Whip, &room_key, &resource, &headers, &body).await
 }
 
 #[cfg(test)]
