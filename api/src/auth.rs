@@ -56,6 +56,54 @@ fn keys_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// What an `Authorization` header presents to the room API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    /// `Bearer <developer key>` (never empty, trimmed).
+    Bearer(&'a str),
+    /// HTTP Basic `<team id>:<developer key>`; the team id is a UUID.
+    Basic { team_id: String, key: String },
+}
+
+/// Why an `Authorization` header presents no usable credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsError {
+    /// No credentials (an unknown scheme, an empty Bearer).
+    Missing,
+    /// Malformed credentials.
+    Invalid,
+}
+
+/// Reads an `Authorization` header value (no lookups: arbitrary bytes give
+/// an answer, never a panic; fuzzed by `fuzz/fuzz_targets/rest_auth.rs`).
+pub fn parse_authorization(value: &[u8]) -> Result<Credentials<'_>, CredentialsError> {
+    use CredentialsError::{Invalid, Missing};
+    let value = std::str::from_utf8(value).map_err(|_| Invalid)?.trim();
+    let (scheme, rest) = value.split_once(' ').ok_or(Invalid)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        if rest.is_empty() {
+            return Err(Missing);
+        }
+        Ok(Credentials::Bearer(rest))
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| Invalid)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| Invalid)?;
+        let (team_id, key) = decoded.split_once(':').ok_or(Invalid)?;
+        if uuid::Uuid::parse_str(team_id).is_err() {
+            return Err(Invalid);
+        }
+        Ok(Credentials::Basic {
+            team_id: team_id.to_string(),
+            key: key.to_string(),
+        })
+    } else {
+        Err(Missing)
+    }
+}
+
 /// Resolves the `Authorization` header to a team.
 pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Team, ApiError> {
     let missing = || {
@@ -65,50 +113,34 @@ pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Team,
         )
     };
     let invalid = || ApiError::Unauthorized("invalid developer key".into());
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(missing)?
-        .to_str()
-        .map_err(|_| invalid())?
-        .trim();
-    let (scheme, rest) = value.split_once(' ').ok_or_else(invalid)?;
-    let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
-        if rest.is_empty() {
-            return Err(missing());
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(missing)?;
+    let credentials = parse_authorization(value.as_bytes()).map_err(|e| match e {
+        CredentialsError::Missing => missing(),
+        CredentialsError::Invalid => invalid(),
+    })?;
+    let (team, key) = match credentials {
+        Credentials::Bearer(key) => {
+            let team = state
+                .db
+                .team_by_key_hash(&key_hash(key))
+                .await
+                .map_err(ApiError::internal)?;
+            (team, key.to_string())
         }
-        let team = state
-            .db
-            .team_by_key_hash(&key_hash(rest))
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(invalid)?;
-        if keys_equal(&team.developer_key, rest) {
-            return Ok(team.into());
+        Credentials::Basic { team_id, key } => {
+            let team = state
+                .db
+                .team_by_id(&team_id)
+                .await
+                .map_err(ApiError::internal)?;
+            (team, key)
         }
-        Err(invalid())
-    } else if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(rest)
-            .map_err(|_| invalid())?;
-        let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
-        let (team_id, key) = decoded.split_once(':').ok_or_else(invalid)?;
-        if uuid::Uuid::parse_str(team_id).is_err() {
-            return Err(invalid());
-        }
-        let team = state
-            .db
-            .team_by_id(team_id)
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(invalid)?;
-        if keys_equal(&team.developer_key, key) {
-            return Ok(team.into());
-        }
-        Err(invalid())
-    } else {
-        Err(missing())
+    };
+    let team = team.ok_or_else(invalid)?;
+    if keys_equal(&team.developer_key, &key) {
+        return Ok(team.into());
     }
+    Err(invalid())
 }
 
 /// Fixed one-minute windows per team.

@@ -573,7 +573,7 @@ pub(super) async fn patch(
 
 /// The new ICE credentials of a fragment: none (trickled candidates only),
 /// or both, valid (RFC 8839: ufrag 4-256, password 22-256 ice-chars).
-fn ice_credentials(frag: &str) -> Result<Option<(&str, &str)>, String> {
+pub fn ice_credentials(frag: &str) -> Result<Option<(&str, &str)>, String> {
     let value = |prefix: &str| {
         frag.lines()
             .find_map(|l| l.trim_end_matches('\r').strip_prefix(prefix))
@@ -596,7 +596,7 @@ fn ice_credentials(frag: &str) -> Result<Option<(&str, &str)>, String> {
 
 /// The session's offer with new ICE credentials (and no candidates: the
 /// server learns the client's addresses from its checks).
-fn with_credentials(offer: &str, ufrag: &str, pwd: &str) -> String {
+pub fn with_credentials(offer: &str, ufrag: &str, pwd: &str) -> String {
     let mut out = String::with_capacity(offer.len());
     for line in offer.lines() {
         let line = line.trim_end_matches('\r');

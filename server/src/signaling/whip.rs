@@ -25,7 +25,7 @@ use crate::rtc::sdp_scan;
 
 /// What each sending m-line of a WHIP offer publishes: audio is the
 /// microphone, the first video the camera, a second video the screen.
-fn published(sdp: &str) -> Result<Vec<PublishedMid>, String> {
+pub fn published(sdp: &str) -> Result<Vec<PublishedMid>, String> {
     let mut videos = 0;
     let mut out = Vec::new();
     for line in sdp_scan::sending_lines(sdp) {
