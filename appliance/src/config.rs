@@ -49,6 +49,10 @@ pub struct Config {
     /// state directory). Read after the `--config` file and before the
     /// environment; it may only hold the sections the API can change.
     pub runtime_config: PathBuf,
+    /// PEM file of CA certificates trusted, besides the built-in (Mozilla)
+    /// roots, for `https://` and `wss://` connections to the fleet server,
+    /// rooms and calendars (a private CA); empty: the built-in roots only.
+    pub ca_file: PathBuf,
     pub device: DeviceConfig,
     pub http: HttpConfig,
     pub video: VideoConfig,
@@ -156,6 +160,7 @@ impl Default for Config {
             media_dir: PathBuf::from("/var/lib/convene-appliance/media"),
             state_file: PathBuf::from("/var/lib/convene-appliance/state.json"),
             runtime_config: PathBuf::from("/var/lib/convene-appliance/runtime.toml"),
+            ca_file: PathBuf::new(),
             device: DeviceConfig::default(),
             http: HttpConfig::default(),
             video: VideoConfig::default(),

@@ -200,15 +200,22 @@ pub struct Meetings {
     cfg: Arc<Mutex<Config>>,
     capture: Arc<Capture>,
     speaker: SpeakerTx,
+    outbound: crate::tls::Outbound,
     active: tokio::sync::Mutex<Option<Active>>,
 }
 
 impl Meetings {
-    pub fn new(cfg: Arc<Mutex<Config>>, capture: Arc<Capture>, speaker: SpeakerTx) -> Self {
+    pub fn new(
+        cfg: Arc<Mutex<Config>>,
+        capture: Arc<Capture>,
+        speaker: SpeakerTx,
+        outbound: crate::tls::Outbound,
+    ) -> Self {
         Meetings {
             cfg,
             capture,
             speaker,
+            outbound,
             active: tokio::sync::Mutex::new(None),
         }
     }
@@ -263,6 +270,7 @@ impl Meetings {
                     video_kbps: cfg.video.bitrate_kbps,
                     audio_kbps: cfg.audio.bitrate_kbps,
                     reconnect: Duration::from_secs(cfg.rtc.reconnect_secs.max(1)),
+                    tls: self.outbound.tls.clone(),
                 };
                 let status: SharedStatus = Arc::new(Mutex::new(SessionStatus::default()));
                 let (tx, rx) = mpsc::unbounded_channel();

@@ -127,7 +127,9 @@ pub async fn obtain(
         .json(&body)
         .send()
         .await
-        .map_err(|e| EnrollError::Retry(format!("enrolling at {url}: {e}")))?;
+        .map_err(|e| {
+            EnrollError::Retry(format!("enrolling at {url}: {}", crate::tls::describe(&e)))
+        })?;
     let status = res.status();
     let v: serde_json::Value = res.json().await.map_err(|e| {
         EnrollError::Retry(format!(

@@ -261,6 +261,8 @@ pub struct AppState {
     pub started: Instant,
     pub limiter: RateLimiter,
     pub settings: Mutex<Settings>,
+    /// TLS trust and HTTP client for outbound connections (`ca_file`).
+    pub outbound: crate::tls::Outbound,
 }
 
 impl AppState {
@@ -270,6 +272,7 @@ impl AppState {
         capture: Arc<Capture>,
         logs: LogRing,
         speaker: crate::peer::SpeakerTx,
+        outbound: crate::tls::Outbound,
     ) -> Arc<AppState> {
         let crate::config::Layers {
             effective: cfg,
@@ -287,7 +290,7 @@ impl AppState {
         apply_audio(&capture, &settings.audio);
         let cfg = Arc::new(Mutex::new(cfg));
         Arc::new(AppState {
-            meetings: Meetings::new(cfg.clone(), capture.clone(), speaker),
+            meetings: Meetings::new(cfg.clone(), capture.clone(), speaker, outbound.clone()),
             cfg,
             base,
             config_path,
@@ -299,6 +302,7 @@ impl AppState {
             started: Instant::now(),
             limiter: RateLimiter::new(),
             settings: Mutex::new(settings),
+            outbound,
         })
     }
 
