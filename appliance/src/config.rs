@@ -147,12 +147,7 @@ pub struct SystemConfig {
     pub log_lines: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct CalendarConfig {
-    /// ICS file path or http(s) URL; empty: no calendar.
-    pub ics: String,
-}
+pub use crate::calendar::CalendarConfig;
 
 impl Default for Config {
     fn default() -> Self {
@@ -444,6 +439,7 @@ impl Config {
         crate::sources::VideoSourceSpec::parse(&self.video.source).map_err(ConfigError::Invalid)?;
         crate::sources::AudioSourceSpec::parse(&self.audio.source).map_err(ConfigError::Invalid)?;
         self.fleet.validate().map_err(ConfigError::Invalid)?;
+        self.calendar.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -173,6 +173,8 @@ pub struct JoinRequest {
 }
 
 struct Active {
+    /// Which join this is (see [`Meetings::join_tracked`]).
+    generation: u64,
     platform: Platform,
     meeting_id: String,
     started_at: DateTime<Utc>,
@@ -202,6 +204,9 @@ pub struct Meetings {
     speaker: SpeakerTx,
     outbound: crate::tls::Outbound,
     active: tokio::sync::Mutex<Option<Active>>,
+    /// Joins so far; each join's number tells the calendar whether the
+    /// meeting it joined is still the one running.
+    joins: std::sync::atomic::AtomicU64,
 }
 
 impl Meetings {
@@ -217,10 +222,17 @@ impl Meetings {
             speaker,
             outbound,
             active: tokio::sync::Mutex::new(None),
+            joins: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub async fn join(&self, req: JoinRequest) -> Result<Value, MeetingError> {
+        self.join_tracked(req).await.map(|(reply, _)| reply)
+    }
+
+    /// Joins and returns the join's number, which [`Meetings::leave_if`]
+    /// and [`Meetings::live_generation`] compare against.
+    pub async fn join_tracked(&self, req: JoinRequest) -> Result<(Value, u64), MeetingError> {
         let mut guard = self.active.lock().await;
         if let Some(a) = guard.as_mut() {
             if a.live() {
@@ -313,6 +325,7 @@ impl Meetings {
                     None
                 };
                 Active {
+                    generation: 0,
                     platform,
                     meeting_id: target.room,
                     started_at: now,
@@ -333,6 +346,7 @@ impl Meetings {
                 let child = spawn_kiosk(&cfg.system.kiosk_command, &req.url)
                     .map_err(MeetingError::Kiosk)?;
                 Active {
+                    generation: 0,
                     platform,
                     meeting_id: meeting_id_of(&req.url),
                     started_at: now,
@@ -359,12 +373,39 @@ impl Meetings {
             "joined_at": active.started_at,
             "state": lock(&active.status).state,
         });
-        *guard = Some(active);
-        Ok(reply)
+        let generation = self
+            .joins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        *guard = Some(Active {
+            generation,
+            ..active
+        });
+        Ok((reply, generation))
+    }
+
+    /// The number of the join whose meeting is running, if one is.
+    pub async fn live_generation(&self) -> Option<u64> {
+        let guard = self.active.lock().await;
+        guard.as_ref().filter(|a| a.live()).map(|a| a.generation)
+    }
+
+    /// Leaves only if the running meeting is the one of join `generation`
+    /// (so the calendar never ends a meeting someone else started).
+    pub async fn leave_if(&self, generation: u64) -> Result<Value, MeetingError> {
+        self.leave_where(|a| a.generation == generation).await
     }
 
     pub async fn leave(&self) -> Result<Value, MeetingError> {
+        self.leave_where(|_| true).await
+    }
+
+    /// Leaves the meeting if there is one and `which` accepts it.
+    async fn leave_where(&self, which: impl Fn(&Active) -> bool) -> Result<Value, MeetingError> {
         let mut guard = self.active.lock().await;
+        if !guard.as_ref().is_some_and(&which) {
+            return Err(MeetingError::NotActive);
+        }
         let Some(mut a) = guard.take() else {
             return Err(MeetingError::NotActive);
         };

@@ -470,16 +470,49 @@ async fn display_power(
     Ok(Json(json!({"success": true, "power": power})))
 }
 
+/// The calendar's meetings from now to `horizon_days` ahead (read afresh),
+/// each with what auto-join will do or did (docs/appliance.md, "Calendar").
 async fn calendar(State(st): State<Arc<AppState>>) -> ApiResult {
-    let src = st.config().calendar.ics;
-    if src.is_empty() {
+    use crate::calendar::autojoin::not_joinable;
+    let cfg = st.config().calendar;
+    if cfg.ics.is_empty() {
         return Ok(Json(json!({"meetings": [], "source": null})));
     }
-    let text = crate::calendar::fetch(&src)
+    let now = chrono::Utc::now();
+    let schedule = crate::calendar::load(&cfg, &st.outbound.http, now)
         .await
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "CALENDAR_UNAVAILABLE", e))?;
-    let events = crate::calendar::parse_ics(&text, chrono::Utc::now());
-    Ok(Json(json!({"meetings": events})))
+    let board = lock(&st.calendar).clone();
+    let lead = chrono::Duration::seconds(cfg.join_lead_secs as i64);
+    let meetings: Vec<Value> = schedule
+        .meetings
+        .iter()
+        .map(|m| {
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            let refusal = not_joinable(m);
+            let auto = cfg.auto_join && refusal.is_none();
+            v["auto_join"] = json!(auto);
+            v["join_at"] = if auto { json!(m.start - lead) } else { Value::Null };
+            let (status, detail) = match (board.outcomes.get(&m.id), refusal) {
+                (Some(o), _) => (o.status, o.detail.clone()),
+                (None, Some(why)) => ("not_joinable", Some(why.to_string())),
+                (None, None) if !cfg.auto_join => ("not_joinable", Some("calendar.auto_join is off".into())),
+                (None, None) => ("scheduled", None),
+            };
+            v["status"] = json!(status);
+            v["detail"] = json!(detail);
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "meetings": meetings,
+        "source": cfg.ics,
+        "auto_join": cfg.auto_join,
+        "join_lead_secs": cfg.join_lead_secs,
+        "skipped": schedule.skipped,
+        "truncated": schedule.truncated,
+        "last_error": board.last_error,
+    })))
 }
 
 async fn reboot(State(st): State<Arc<AppState>>) -> Result<(StatusCode, Json<Value>), ApiError> {

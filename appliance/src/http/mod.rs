@@ -263,6 +263,8 @@ pub struct AppState {
     pub settings: Mutex<Settings>,
     /// TLS trust and HTTP client for outbound connections (`ca_file`).
     pub outbound: crate::tls::Outbound,
+    /// What the calendar's auto-join did (`GET /api/v1/calendar`).
+    pub calendar: crate::calendar::autojoin::SharedBoard,
 }
 
 impl AppState {
@@ -303,6 +305,7 @@ impl AppState {
             limiter: RateLimiter::new(),
             settings: Mutex::new(settings),
             outbound,
+            calendar: Default::default(),
         })
     }
 
