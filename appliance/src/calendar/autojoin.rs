@@ -258,7 +258,7 @@ pub async fn run(state: Arc<AppState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let cfg = state.config().calendar;
+        let cfg = state.calendar_config();
         let now = Utc::now();
         if cfg.ics != source {
             source = cfg.ics.clone();

@@ -74,6 +74,80 @@ impl CalendarConfig {
     }
 }
 
+/// Calendar settings set by a fleet policy (`config.calendar`,
+/// docs/fleet.md); they win over the `[calendar]` section while the policy
+/// applies, and are dropped when no policy sets them any more.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CalendarPolicy {
+    pub ics: Option<String>,
+    pub auto_join: Option<bool>,
+    pub join_lead_secs: Option<u64>,
+}
+
+impl CalendarPolicy {
+    /// `base` with the policy's settings over it.
+    pub fn over(&self, base: &CalendarConfig) -> CalendarConfig {
+        let mut c = base.clone();
+        if let Some(ics) = &self.ics {
+            c.ics = ics.clone();
+        }
+        if let Some(a) = self.auto_join {
+            c.auto_join = a;
+        }
+        if let Some(l) = self.join_lead_secs {
+            c.join_lead_secs = l;
+        }
+        c
+    }
+
+    /// Checks a policy's `calendar` object; every problem found.
+    pub fn from_json(v: &serde_json::Value) -> Result<CalendarPolicy, Vec<String>> {
+        let Some(keys) = v.as_object() else {
+            return Err(vec!["`calendar` must be an object".into()]);
+        };
+        let mut p = CalendarPolicy::default();
+        let mut problems = Vec::new();
+        for (k, v) in keys {
+            let key: String = k.chars().take(64).collect();
+            match k.as_str() {
+                "ics" => match v.as_str() {
+                    Some(u) if u.is_empty() || valid_ics_url(u) => p.ics = Some(u.to_string()),
+                    _ => problems.push(
+                        "`calendar.ics`: expected an http:// or https:// URL of an ICS calendar \
+                         (at most 2048 bytes), or \"\" for none"
+                            .into(),
+                    ),
+                },
+                "auto_join" => match v.as_bool() {
+                    Some(b) => p.auto_join = Some(b),
+                    None => problems.push("`calendar.auto_join`: expected true or false".into()),
+                },
+                "join_lead_secs" => match v.as_u64().filter(|n| *n <= 3600) {
+                    Some(n) => p.join_lead_secs = Some(n),
+                    None => problems
+                        .push("`calendar.join_lead_secs`: expected a whole number 0..3600".into()),
+                },
+                _ => problems.push(format!("unsupported setting `calendar.{key}`")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(p)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// An http(s) URL without spaces or control characters, at most 2048 bytes
+/// (a policy may not point the appliance at one of its local files).
+fn valid_ics_url(u: &str) -> bool {
+    let lower = u.to_ascii_lowercase();
+    u.len() <= 2048
+        && (lower.starts_with("http://") || lower.starts_with("https://"))
+        && u.len() > "https://".len()
+        && !u.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// Reads the configured ICS source (`http(s)://...` or a file path), at
 /// most [`ics::MAX_ICS_BYTES`].
 pub async fn fetch(source: &str, client: &reqwest::Client) -> Result<String, String> {

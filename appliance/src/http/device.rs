@@ -474,9 +474,16 @@ async fn display_power(
 /// each with what auto-join will do or did (docs/appliance.md, "Calendar").
 async fn calendar(State(st): State<Arc<AppState>>) -> ApiResult {
     use crate::calendar::autojoin::not_joinable;
-    let cfg = st.config().calendar;
+    let cfg = st.calendar_config();
+    let set_by = if lock(&st.fleet_calendar).is_some() {
+        "fleet_policy"
+    } else {
+        "config"
+    };
     if cfg.ics.is_empty() {
-        return Ok(Json(json!({"meetings": [], "source": null})));
+        return Ok(Json(
+            json!({"meetings": [], "source": null, "set_by": set_by}),
+        ));
     }
     let now = chrono::Utc::now();
     let schedule = crate::calendar::load(&cfg, &st.outbound.http, now)
@@ -507,6 +514,7 @@ async fn calendar(State(st): State<Arc<AppState>>) -> ApiResult {
     Ok(Json(json!({
         "meetings": meetings,
         "source": cfg.ics,
+        "set_by": set_by,
         "auto_join": cfg.auto_join,
         "join_lead_secs": cfg.join_lead_secs,
         "skipped": schedule.skipped,

@@ -265,6 +265,8 @@ pub struct AppState {
     pub outbound: crate::tls::Outbound,
     /// What the calendar's auto-join did (`GET /api/v1/calendar`).
     pub calendar: crate::calendar::autojoin::SharedBoard,
+    /// Calendar settings of the fleet's policies, over `[calendar]`.
+    pub fleet_calendar: Mutex<Option<crate::calendar::CalendarPolicy>>,
 }
 
 impl AppState {
@@ -306,7 +308,18 @@ impl AppState {
             settings: Mutex::new(settings),
             outbound,
             calendar: Default::default(),
+            fleet_calendar: Mutex::new(None),
         })
+    }
+
+    /// The calendar settings in force: `[calendar]`, with a fleet
+    /// policy's settings over it.
+    pub fn calendar_config(&self) -> crate::calendar::CalendarConfig {
+        let base = lock(&self.cfg).calendar.clone();
+        match lock(&self.fleet_calendar).as_ref() {
+            Some(p) => p.over(&base),
+            None => base,
+        }
     }
 
     pub fn config(&self) -> Config {
