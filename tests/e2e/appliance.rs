@@ -706,7 +706,11 @@ DTSTART:{start}\r\nDTEND:{end}\r\nLOCATION:{link}\r\nEND:VEVENT\r\nEND:VCALENDAR
     assert_eq!((start_shown - join_at).num_seconds(), 3);
     let holiday = meetings.iter().find(|m| m["id"] == "holiday").unwrap();
     assert_eq!(
-        (&holiday["all_day"], &holiday["auto_join"], &holiday["status"]),
+        (
+            &holiday["all_day"],
+            &holiday["auto_join"],
+            &holiday["status"]
+        ),
         (&json!(true), &json!(false), &json!("not_joinable"))
     );
     assert!(

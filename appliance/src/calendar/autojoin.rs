@@ -126,10 +126,9 @@ impl Scheduler {
             .iter()
             .filter(|m| not_joinable(m).is_none() && m.start - lead <= now && now < m.end)
             .filter(|m| {
-                !self
-                    .outcomes
+                self.outcomes
                     .get(&m.id)
-                    .is_some_and(|o| o.status != "failed")
+                    .is_none_or(|o| o.status == "failed")
             })
             .filter(|m| self.owned.as_ref().is_none_or(|o| o.id != m.id))
             .min_by_key(|m| m.start);
@@ -155,7 +154,12 @@ impl Scheduler {
                 {
                     // Back to back in the same room: stay, the next one owns it.
                     let (nid, nend) = (n.id.clone(), n.end);
-                    self.set(&o.id, "left", Some("the next meeting is in the same room".into()), end);
+                    self.set(
+                        &o.id,
+                        "left",
+                        Some("the next meeting is in the same room".into()),
+                        end,
+                    );
                     self.set(&nid, "joined", None, nend);
                     self.owned = Some(Owned { id: nid, ..o });
                     return Step::Nothing;
@@ -357,16 +361,30 @@ mod tests {
 
     #[test]
     fn joins_before_the_start_and_leaves_at_the_end() {
-        let ms = [meeting("a", "2030-01-01T10:00:00Z", "2030-01-01T10:30:00Z", "r")];
+        let ms = [meeting(
+            "a",
+            "2030-01-01T10:00:00Z",
+            "2030-01-01T10:30:00Z",
+            "r",
+        )];
         let mut s = Scheduler::default();
-        assert_eq!(s.next(at("2030-01-01T09:59:00Z"), &ms, LEAD, None), Step::Nothing);
+        assert_eq!(
+            s.next(at("2030-01-01T09:59:00Z"), &ms, LEAD, None),
+            Step::Nothing
+        );
         let Step::Join { id, url, end } = s.next(at("2030-01-01T09:59:30Z"), &ms, LEAD, None)
         else {
             panic!("expected a join")
         };
-        assert_eq!((id.as_str(), url.as_str()), ("a", "https://c.example/r?token=t"));
+        assert_eq!(
+            (id.as_str(), url.as_str()),
+            ("a", "https://c.example/r?token=t")
+        );
         s.joined(&id, &url, end, 7);
-        assert_eq!(s.next(at("2030-01-01T10:10:00Z"), &ms, LEAD, Some(7)), Step::Nothing);
+        assert_eq!(
+            s.next(at("2030-01-01T10:10:00Z"), &ms, LEAD, Some(7)),
+            Step::Nothing
+        );
         assert_eq!(
             s.next(at("2030-01-01T10:30:00Z"), &ms, LEAD, Some(7)),
             Step::Leave {
@@ -376,26 +394,51 @@ mod tests {
         );
         s.left("a", end);
         // Not joined again.
-        assert_eq!(s.next(at("2030-01-01T10:30:00Z"), &ms, LEAD, None), Step::Nothing);
+        assert_eq!(
+            s.next(at("2030-01-01T10:30:00Z"), &ms, LEAD, None),
+            Step::Nothing
+        );
         assert_eq!(s.outcomes()["a"].status, "left");
     }
 
     #[test]
     fn never_fights_a_person_or_the_fleet() {
-        let ms = [meeting("a", "2030-01-01T10:00:00Z", "2030-01-01T10:30:00Z", "r")];
+        let ms = [meeting(
+            "a",
+            "2030-01-01T10:00:00Z",
+            "2030-01-01T10:30:00Z",
+            "r",
+        )];
         // Busy with a meeting joined by hand when it is due: skipped, and
         // not joined later either.
         let mut s = Scheduler::default();
-        assert_eq!(s.next(at("2030-01-01T10:00:00Z"), &ms, LEAD, Some(3)), Step::Nothing);
+        assert_eq!(
+            s.next(at("2030-01-01T10:00:00Z"), &ms, LEAD, Some(3)),
+            Step::Nothing
+        );
         assert_eq!(s.outcomes()["a"].status, "skipped");
-        assert_eq!(s.next(at("2030-01-01T10:05:00Z"), &ms, LEAD, None), Step::Nothing);
+        assert_eq!(
+            s.next(at("2030-01-01T10:05:00Z"), &ms, LEAD, None),
+            Step::Nothing
+        );
         // Left by hand: not joined again, and the calendar leaves nothing.
         let mut s = Scheduler::default();
-        s.joined("a", "https://c.example/r?token=t", at("2030-01-01T10:30:00Z"), 4);
-        assert_eq!(s.next(at("2030-01-01T10:05:00Z"), &ms, LEAD, None), Step::Nothing);
+        s.joined(
+            "a",
+            "https://c.example/r?token=t",
+            at("2030-01-01T10:30:00Z"),
+            4,
+        );
+        assert_eq!(
+            s.next(at("2030-01-01T10:05:00Z"), &ms, LEAD, None),
+            Step::Nothing
+        );
         assert_eq!(s.outcomes()["a"].status, "left");
         // ... nor a meeting someone joined afterwards (another join number).
-        assert_eq!(s.next(at("2030-01-01T10:31:00Z"), &ms, LEAD, Some(5)), Step::Nothing);
+        assert_eq!(
+            s.next(at("2030-01-01T10:31:00Z"), &ms, LEAD, Some(5)),
+            Step::Nothing
+        );
     }
 
     #[test]
@@ -408,7 +451,10 @@ mod tests {
         let mut s = Scheduler::default();
         s.joined("a", "https://c.example/r?token=t", ms[0].end, 1);
         // b is due 30 s before a ends, in the same room: stay.
-        assert_eq!(s.next(at("2030-01-01T10:29:30Z"), &ms, LEAD, Some(1)), Step::Nothing);
+        assert_eq!(
+            s.next(at("2030-01-01T10:29:30Z"), &ms, LEAD, Some(1)),
+            Step::Nothing
+        );
         assert_eq!(s.outcomes()["b"].status, "joined");
         // c is in another room: leave b, then join c.
         assert_eq!(
@@ -420,12 +466,27 @@ mod tests {
         );
         s.left("b", ms[1].end);
         let step = s.next(at("2030-01-01T10:59:31Z"), &ms, LEAD, None);
-        assert!(matches!(step, Step::Join { ref id, .. } if id == "c"), "{step:?}");
+        assert!(
+            matches!(step, Step::Join { ref id, .. } if id == "c"),
+            "{step:?}"
+        );
         // A failed join is retried after RETRY, not before.
-        s.join_failed("c", ms[2].end, "refused".into(), false, at("2030-01-01T10:59:31Z"));
-        assert_eq!(s.next(at("2030-01-01T11:00:00Z"), &ms, LEAD, None), Step::Nothing);
+        s.join_failed(
+            "c",
+            ms[2].end,
+            "refused".into(),
+            false,
+            at("2030-01-01T10:59:31Z"),
+        );
+        assert_eq!(
+            s.next(at("2030-01-01T11:00:00Z"), &ms, LEAD, None),
+            Step::Nothing
+        );
         let step = s.next(at("2030-01-01T11:00:01Z"), &ms, LEAD, None);
-        assert!(matches!(step, Step::Join { ref id, .. } if id == "c"), "{step:?}");
+        assert!(
+            matches!(step, Step::Join { ref id, .. } if id == "c"),
+            "{step:?}"
+        );
         s.joined("c", "https://c.example/other?token=t", ms[2].end, 2);
         // The event disappears from the calendar: leave.
         assert_eq!(
@@ -449,6 +510,9 @@ mod tests {
         d.all_day = true;
         assert!(not_joinable(&d).is_some());
         let mut s = Scheduler::default();
-        assert_eq!(s.next(at("2030-01-01T10:00:00Z"), &[d], LEAD, None), Step::Nothing);
+        assert_eq!(
+            s.next(at("2030-01-01T10:00:00Z"), &[d], LEAD, None),
+            Step::Nothing
+        );
     }
 }

@@ -81,7 +81,9 @@ pub fn zone(tzid: &str) -> Result<chrono_tz::Tz, String> {
         }
     }
     let shown: String = name.chars().take(64).collect();
-    Err(format!("unknown time zone `{shown}` (expected an IANA name such as Europe/Berlin)"))
+    Err(format!(
+        "unknown time zone `{shown}` (expected an IANA name such as Europe/Berlin)"
+    ))
 }
 
 /// A wall-clock time in a zone; in a DST gap, the time after the gap.
@@ -232,7 +234,8 @@ pub fn read(text_in: &str, from: DateTime<Utc>, until: DateTime<Utc>) -> Result<
             Err(reason) => out.skipped.push(skip(reason)),
         }
     }
-    out.meetings.sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
+    out.meetings
+        .sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
     if out.meetings.len() > MAX_LISTED {
         out.meetings.truncate(MAX_LISTED);
         out.truncated = true;
@@ -385,7 +388,12 @@ END:VCALENDAR\r\n";
 
     #[test]
     fn zones_all_day_cancelled_and_unknown_zones() {
-        let s = read(MIXED, at("2030-01-01T00:00:00Z"), at("2030-02-01T00:00:00Z")).unwrap();
+        let s = read(
+            MIXED,
+            at("2030-01-01T00:00:00Z"),
+            at("2030-02-01T00:00:00Z"),
+        )
+        .unwrap();
         let ids: Vec<&str> = s.meetings.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["event123", "event456", "holiday"]);
         let standup = &s.meetings[0];
@@ -409,32 +417,57 @@ END:VCALENDAR\r\n";
         assert_eq!(s.skipped[0].uid, "mars");
         assert!(s.skipped[0].reason.contains("Mars/Olympus"));
         // A running meeting is still listed; a finished one is not.
-        let s = read(MIXED, at("2030-01-15T14:30:00Z"), at("2030-01-15T15:00:00Z")).unwrap();
+        let s = read(
+            MIXED,
+            at("2030-01-15T14:30:00Z"),
+            at("2030-01-15T15:00:00Z"),
+        )
+        .unwrap();
         assert_eq!(s.meetings.len(), 1);
         assert_eq!(s.meetings[0].id, "event456");
     }
 
     #[test]
     fn bounds_and_bad_input() {
-        assert!(read("hello", at("2030-01-01T00:00:00Z"), at("2030-02-01T00:00:00Z")).is_err());
+        assert!(
+            read(
+                "hello",
+                at("2030-01-01T00:00:00Z"),
+                at("2030-02-01T00:00:00Z")
+            )
+            .is_err()
+        );
         let big = format!("BEGIN:VCALENDAR\r\n{}", "X".repeat(MAX_ICS_BYTES));
         let e = read(&big, at("2030-01-01T00:00:00Z"), at("2030-02-01T00:00:00Z")).unwrap_err();
         assert!(e.contains("larger than"), "{e}");
         // An event every minute for a year: cut at MAX_OCCURRENCES.
         let every_minute = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:m\r\n\
 DTSTART:20300101T000000Z\r\nDURATION:PT1M\r\nRRULE:FREQ=MINUTELY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
-        let s = read(every_minute, at("2030-01-01T00:00:00Z"), at("2031-01-01T00:00:00Z")).unwrap();
+        let s = read(
+            every_minute,
+            at("2030-01-01T00:00:00Z"),
+            at("2031-01-01T00:00:00Z"),
+        )
+        .unwrap();
         assert_eq!(s.meetings.len(), usize::from(MAX_OCCURRENCES));
         assert!(s.truncated);
         // A bad rule is reported, the rest of the calendar still read.
         let bad_rule = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:r\r\n\
 DTSTART:20300101T000000Z\r\nRRULE:FREQ=SOMETIMES\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:ok\r\n\
 DTSTART:20300102T000000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
-        let s = read(bad_rule, at("2030-01-01T00:00:00Z"), at("2030-02-01T00:00:00Z")).unwrap();
+        let s = read(
+            bad_rule,
+            at("2030-01-01T00:00:00Z"),
+            at("2030-02-01T00:00:00Z"),
+        )
+        .unwrap();
         assert_eq!(s.skipped.len(), 1, "{:?}", s.skipped);
         assert_eq!(s.skipped[0].uid, "r");
         assert_eq!(s.meetings.len(), 1);
         assert_eq!(s.meetings[0].id, "ok");
-        assert_eq!(zone("/mozilla.org/20050126_1/Europe/Berlin").unwrap(), chrono_tz::Europe::Berlin);
+        assert_eq!(
+            zone("/mozilla.org/20050126_1/Europe/Berlin").unwrap(),
+            chrono_tz::Europe::Berlin
+        );
     }
 }

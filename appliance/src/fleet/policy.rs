@@ -139,7 +139,9 @@ mod tests {
     fn a_calendar_is_set_by_policy_as_a_url_only() {
         let cur = AudioSettings::default();
         let p = plan(
-            &obj(json!({"calendar": {"ics": "https://cal.example/room.ics", "join_lead_secs": 10}})),
+            &obj(
+                json!({"calendar": {"ics": "https://cal.example/room.ics", "join_lead_secs": 10}}),
+            ),
             &cur,
         )
         .unwrap();

@@ -499,11 +499,17 @@ async fn calendar(State(st): State<Arc<AppState>>) -> ApiResult {
             let refusal = not_joinable(m);
             let auto = cfg.auto_join && refusal.is_none();
             v["auto_join"] = json!(auto);
-            v["join_at"] = if auto { json!(m.start - lead) } else { Value::Null };
+            v["join_at"] = if auto {
+                json!(m.start - lead)
+            } else {
+                Value::Null
+            };
             let (status, detail) = match (board.outcomes.get(&m.id), refusal) {
                 (Some(o), _) => (o.status, o.detail.clone()),
                 (None, Some(why)) => ("not_joinable", Some(why.to_string())),
-                (None, None) if !cfg.auto_join => ("not_joinable", Some("calendar.auto_join is off".into())),
+                (None, None) if !cfg.auto_join => {
+                    ("not_joinable", Some("calendar.auto_join is off".into()))
+                }
                 (None, None) => ("scheduled", None),
             };
             v["status"] = json!(status);

@@ -131,10 +131,12 @@ async fn the_appliance_enrolls_connects_and_joins_over_tls_with_its_ca_file() {
     assert!(line.contains("CONVENE_APPLIANCE_CA_FILE"), "{line}");
     app.kill();
     assert!(!untrusting.path().join("fleet.json").exists());
-    assert!(admin.get("/devices").await.expect(200).body["devices"]
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(
+        admin.get("/devices").await.expect(200).body["devices"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // With the CA: enrolls over https://, online over wss://.
     let dir = tempfile::tempdir().unwrap();
@@ -166,7 +168,10 @@ async fn the_appliance_enrolls_connects_and_joins_over_tls_with_its_ca_file() {
         room_token(&s, "Boardroom").await
     ));
     let r = admin
-        .action(&id, json!({"action": "join_meeting", "params": {"url": link}}))
+        .action(
+            &id,
+            json!({"action": "join_meeting", "params": {"url": link}}),
+        )
         .await
         .expect(200);
     assert_eq!(r.body["status"], "completed", "{}", r.body);
