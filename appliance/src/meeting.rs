@@ -207,6 +207,10 @@ pub struct Meetings {
     /// Joins so far; each join's number tells the calendar whether the
     /// meeting it joined is still the one running.
     joins: std::sync::atomic::AtomicU64,
+    /// The last [`Meetings::summary`], answered while a join or leave holds
+    /// `active` (a join waits up to 10 s for the room): heartbeats must not
+    /// wait for it.
+    last_summary: Mutex<Value>,
 }
 
 impl Meetings {
@@ -223,6 +227,9 @@ impl Meetings {
             outbound,
             active: tokio::sync::Mutex::new(None),
             joins: std::sync::atomic::AtomicU64::new(0),
+            last_summary: Mutex::new(
+                json!({"active": false, "platform": null, "started_at": null, "participants": 0}),
+            ),
         }
     }
 
@@ -440,8 +447,12 @@ impl Meetings {
 
     pub async fn status(&self) -> Value {
         let guard = self.active.lock().await;
+        self.status_of(guard.as_ref())
+    }
+
+    fn status_of(&self, active: Option<&Active>) -> Value {
         let cfg = lock(&self.cfg).clone();
-        match guard.as_ref() {
+        match active {
             Some(a) => {
                 let s = lock(&a.status).clone();
                 let live = a.live();
@@ -464,11 +475,19 @@ impl Meetings {
         }
     }
 
-    /// (active, platform, started_at, participants) for `GET /api/v1/status`.
+    /// (active, platform, started_at, participants) for `GET /api/v1/status`
+    /// and the fleet heartbeat. Never waits for a join or leave in progress:
+    /// it then answers the summary from before it.
     pub async fn summary(&self) -> Value {
-        let v = self.status().await;
-        json!({"active": v["active"], "platform": v["platform"], "started_at": v["started_at"],
-               "participants": v["participants"]})
+        let Ok(guard) = self.active.try_lock() else {
+            return lock(&self.last_summary).clone();
+        };
+        let v = self.status_of(guard.as_ref());
+        drop(guard);
+        let s = json!({"active": v["active"], "platform": v["platform"], "started_at": v["started_at"],
+               "participants": v["participants"]});
+        *lock(&self.last_summary) = s.clone();
+        s
     }
 }
 

@@ -235,6 +235,11 @@ async fn connect_once(
     .await
     {
         Ok(Ok((ws, _))) => ws,
+        // A certificate this appliance does not trust will not become
+        // trusted by retrying: the join fails with the reason.
+        Ok(Err(e)) if crate::tls::is_certificate_error(&e) => {
+            return Outcome::Fatal(format!("signaling connect: {}", crate::tls::describe(&e)));
+        }
         Ok(Err(e)) => {
             return Outcome::Lost(
                 format!("signaling connect: {}", crate::tls::describe(&e)),

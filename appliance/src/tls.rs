@@ -107,6 +107,27 @@ impl Outbound {
     }
 }
 
+/// Whether a WebSocket connect failed because the server's certificate was
+/// refused (retrying cannot help until the trust or the certificate changes).
+pub fn is_certificate_error(e: &tokio_tungstenite::tungstenite::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Tls(_) => true,
+        // tokio-rustls reports handshake failures as io::Error around the
+        // rustls error.
+        Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|r| {
+                matches!(
+                    r,
+                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+                )
+            }),
+        _ => false,
+    }
+}
+
 /// An error and its causes on one line (reqwest and tungstenite keep the
 /// interesting part, e.g. "invalid peer certificate: UnknownIssuer", in the
 /// source chain), with a hint when the server's certificate is not trusted.

@@ -23,7 +23,7 @@ struct Pki {
     key: rustls::pki_types::PrivateKeyDer<'static>,
 }
 
-fn pki() -> Pki {
+fn new_pki() -> Pki {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -118,7 +118,7 @@ fn server_addr(s: &Server) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_appliance_enrolls_connects_and_joins_over_tls_with_its_ca_file() {
     let (s, admin, _viewer) = fleet_server(&[]).await;
-    let pki = pki();
+    let pki = new_pki();
     let proxy = TlsProxy::start(&pki, server_addr(&s)).await;
     let fleet_url = proxy.url("/fleet/api/v1");
     let token = admin.enrollment_token().await;
@@ -163,10 +163,22 @@ async fn the_appliance_enrolls_connects_and_joins_over_tls_with_its_ca_file() {
         )
         .await
         .expect(200);
-    let link = proxy.url(&format!(
-        "/tls-room?token={}",
-        room_token(&s, "Boardroom").await
-    ));
+    let boardroom_token = room_token(&s, "Boardroom").await;
+    // Behind a certificate of another CA, the join fails and says why.
+    let stranger = TlsProxy::start(&new_pki(), server_addr(&s)).await;
+    let r = admin
+        .action(
+            &id,
+            json!({"action": "join_meeting",
+                   "params": {"url": stranger.url(&format!("/tls-room?token={boardroom_token}"))}}),
+        )
+        .await;
+    expect_error(&r, 502, "JOIN_FAILED");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    // Same CA name, another key: the signature does not verify.
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    assert!(message.contains("ca_file"), "{message}");
+    let link = proxy.url(&format!("/tls-room?token={boardroom_token}"));
     let r = admin
         .action(
             &id,
