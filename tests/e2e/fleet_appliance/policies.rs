@@ -142,7 +142,8 @@ async fn a_calendar_set_by_policy_is_joined_by_the_appliance() {
         .await;
 
     // The calendar, served over HTTP by the test.
-    let start = chrono::Utc::now() + chrono::Duration::seconds(5);
+    // Whole seconds, as the calendar writes them.
+    let start = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 5, 0).unwrap();
     let end = start + chrono::Duration::seconds(8);
     let ics = format!(
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//convene-test//EN\r\n\
@@ -221,7 +222,11 @@ DTEND:{end}\r\nURL:{link}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
-    assert!(chrono::Utc::now() >= end, "left before the meeting's end");
+    assert!(
+        chrono::Utc::now() >= end,
+        "left before the meeting's end ({end}); the appliance's log:\n{}",
+        log_of(dir.path())
+    );
     wait_log(dir.path(), &["calendar: joined"]);
     serve.abort();
 }
