@@ -427,6 +427,58 @@ END:VCALENDAR\r\n";
         assert_eq!(s.meetings[0].id, "event456");
     }
 
+    /// The shape Google Calendar and Outlook export: VTIMEZONE blocks with
+    /// STANDARD/DAYLIGHT, alarms inside events, attendees with quoted
+    /// parameters, escaped text, folded lines, CRLF.
+    const EXPORTED: &str = "BEGIN:VCALENDAR\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n\
+VERSION:2.0\r\nCALSCALE:GREGORIAN\r\nMETHOD:PUBLISH\r\nX-WR-CALNAME:Room 4B\r\n\
+X-WR-TIMEZONE:Europe/Berlin\r\nBEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nX-LIC-LOCATION:Europe/Berlin\r\n\
+BEGIN:DAYLIGHT\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nTZNAME:CEST\r\nDTSTART:19700329T020000\r\n\
+RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:DAYLIGHT\r\nBEGIN:STANDARD\r\nTZOFFSETFROM:+0200\r\n\
+TZOFFSETTO:+0100\r\nTZNAME:CET\r\nDTSTART:19701025T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\n\
+END:STANDARD\r\nEND:VTIMEZONE\r\nBEGIN:VEVENT\r\nDTSTART;TZID=Europe/Berlin:20261102T093000\r\n\
+DTEND;TZID=Europe/Berlin:20261102T100000\r\nRRULE:FREQ=DAILY;UNTIL=20261106T083000Z;BYDAY=MO,TU,WE,TH,FR\r\n\
+DTSTAMP:20261101T120000Z\r\nORGANIZER;CN=\"Doe, Jane\":mailto:jane@example.com\r\n\
+UID:7kukuqrfedlm2f9t0vr0nq8xcs@google.com\r\n\
+ATTENDEE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED;CN=\"Doe, Jane\";X-NUM-GUESTS=0:mailto:jane@example.com\r\n\
+CREATED:20261001T100000Z\r\n\
+DESCRIPTION:Daily standup\\, all welcome.\\nRoom link: https://convene.exam\r\n ple/standup?token=abc\\n\\nAgenda: none\r\n\
+LAST-MODIFIED:20261001T100000Z\r\n\
+LOCATION:Room 4B\\, Floor 2\r\nSEQUENCE:0\r\nSTATUS:CONFIRMED\r\nSUMMARY:Standup\r\nTRANSP:OPAQUE\r\n\
+BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Reminder\r\nTRIGGER:-P0DT0H10M0S\r\nEND:VALARM\r\n\
+END:VEVENT\r\nEND:VCALENDAR\r\n";
+
+    #[test]
+    fn a_calendar_exported_by_google_or_outlook() {
+        let s = read(
+            EXPORTED,
+            at("2026-11-01T00:00:00Z"),
+            at("2026-11-10T00:00:00Z"),
+        )
+        .unwrap();
+        assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+        let starts: Vec<String> = s.meetings.iter().map(|m| m.start.to_rfc3339()).collect();
+        // Monday to Friday at 09:30 Berlin (CET, +1) until the UNTIL.
+        assert_eq!(
+            starts,
+            [
+                "2026-11-02T08:30:00+00:00",
+                "2026-11-03T08:30:00+00:00",
+                "2026-11-04T08:30:00+00:00",
+                "2026-11-05T08:30:00+00:00",
+                "2026-11-06T08:30:00+00:00",
+            ]
+        );
+        let m = &s.meetings[0];
+        assert_eq!(m.title, "Standup");
+        assert_eq!(m.organizer.as_deref(), Some("jane@example.com"));
+        // LOCATION has no URL: the one in DESCRIPTION (folded) is used.
+        assert_eq!(
+            m.meeting_url.as_deref(),
+            Some("https://convene.example/standup?token=abc")
+        );
+    }
+
     #[test]
     fn bounds_and_bad_input() {
         assert!(
