@@ -247,6 +247,9 @@ pub struct Board {
     /// The last error reading the calendar, if the last read failed.
     pub last_error: Option<String>,
     pub loaded_at: Option<DateTime<Utc>>,
+    /// The last good read: its source and meetings (so that the device API
+    /// does not fetch the calendar on every request).
+    pub last_read: Option<(String, Schedule)>,
 }
 
 pub type SharedBoard = Arc<Mutex<Board>>;
@@ -278,6 +281,7 @@ pub async fn run(state: Arc<AppState>) {
                     let mut b = lock(&state.calendar);
                     b.last_error = None;
                     b.loaded_at = Some(now);
+                    b.last_read = Some((source.clone(), schedule.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(source = %source, error = %e, "calendar: cannot read the calendar");

@@ -470,8 +470,10 @@ async fn display_power(
     Ok(Json(json!({"success": true, "power": power})))
 }
 
-/// The calendar's meetings from now to `horizon_days` ahead (read afresh),
-/// each with what auto-join will do or did (docs/appliance.md, "Calendar").
+/// The calendar's meetings from now to `horizon_days` ahead, each with what
+/// auto-join will do or did (docs/appliance.md, "Calendar"): the
+/// scheduler's last read when it is of this source and younger than
+/// `refresh_secs`, else read now.
 async fn calendar(State(st): State<Arc<AppState>>) -> ApiResult {
     use crate::calendar::autojoin::not_joinable;
     let cfg = st.calendar_config();
@@ -486,10 +488,25 @@ async fn calendar(State(st): State<Arc<AppState>>) -> ApiResult {
         ));
     }
     let now = chrono::Utc::now();
-    let schedule = crate::calendar::load(&cfg, &st.outbound.http, now)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "CALENDAR_UNAVAILABLE", e))?;
     let board = lock(&st.calendar).clone();
+    let fresh = board.loaded_at.is_some_and(|t| {
+        now - t < chrono::Duration::seconds(cfg.refresh_secs as i64) && board.last_error.is_none()
+    });
+    let cached = board
+        .last_read
+        .as_ref()
+        .filter(|(source, _)| fresh && *source == cfg.ics)
+        .map(|(_, s)| {
+            let mut s = s.clone();
+            s.meetings.retain(|m| m.end > now);
+            s
+        });
+    let schedule = match cached {
+        Some(s) => s,
+        None => crate::calendar::load(&cfg, &st.outbound.http, now)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "CALENDAR_UNAVAILABLE", e))?,
+    };
     let lead = chrono::Duration::seconds(cfg.join_lead_secs as i64);
     let meetings: Vec<Value> = schedule
         .meetings
