@@ -3,7 +3,10 @@
 //! `rrule`, time zones from the IANA database (`chrono-tz`).
 //!
 //! - `DTSTART;TZID=Europe/Berlin:...` is that zone's wall-clock time, so a
-//!   weekly 10:00 meeting stays at 10:00 local across a DST change.
+//!   weekly 10:00 meeting stays at 10:00 local across a DST change. Windows
+//!   zone names, as Outlook and Exchange write them (`W. Europe Standard
+//!   Time`), are mapped to IANA names with the Unicode CLDR table
+//!   (`windows-timezones`); the zones' `VTIMEZONE` definitions are not read.
 //! - Floating times (no `Z`, no `TZID`) are the appliance's local time (the
 //!   system's zone, `TZ`); all-day events (`VALUE=DATE`) run from midnight to
 //!   midnight in the calendar's zone (`X-WR-TIMEZONE`) or the local one.
@@ -68,11 +71,15 @@ fn instant(v: &DatePerhapsTime, calendar_tz: Option<&str>) -> Result<DateTime<Ut
 }
 
 /// An IANA zone by name; also the usual prefixed forms
-/// (`/mozilla.org/20050126_1/Europe/Berlin`).
+/// (`/mozilla.org/20050126_1/Europe/Berlin`) and Windows zone names
+/// (`W. Europe Standard Time`).
 pub fn zone(tzid: &str) -> Result<chrono_tz::Tz, String> {
     let name = tzid.trim().trim_matches('"');
     if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
         return Ok(tz);
+    }
+    if let Ok(w) = name.parse::<windows_timezones::WindowsTimezone>() {
+        return Ok(chrono_tz::Tz::from(w));
     }
     let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
     for n in (1..=parts.len().min(3)).rev() {
@@ -84,6 +91,48 @@ pub fn zone(tzid: &str) -> Result<chrono_tz::Tz, String> {
     Err(format!(
         "unknown time zone `{shown}` (expected an IANA name such as Europe/Berlin)"
     ))
+}
+
+/// `p` with its `TZID` replaced by the IANA name, when it has one that is
+/// not an IANA name but [`zone`] knows (the recurrence expansion parses
+/// TZIDs itself and only knows IANA names).
+fn with_iana_tzid(p: &icalendar::Property) -> Option<icalendar::Property> {
+    let tzid = p.params().get("TZID")?.value();
+    if tzid.parse::<chrono_tz::Tz>().is_ok() {
+        return None;
+    }
+    let tz = zone(tzid).ok()?;
+    let mut fixed = p.clone();
+    fixed.add_parameter("TZID", tz.name());
+    Some(fixed)
+}
+
+/// Rewrites the TZIDs of every event's times to IANA names where [`zone`]
+/// maps them (Windows names, prefixed ids).
+fn normalise_zones(cal: &mut icalendar::Calendar) {
+    for ev in cal.events_mut() {
+        for key in ["DTSTART", "DTEND", "RECURRENCE-ID"] {
+            if let Some(fixed) = ev.properties().get(key).and_then(with_iana_tzid) {
+                ev.append_property(fixed);
+            }
+        }
+        for key in ["EXDATE", "RDATE"] {
+            let Some(list) = ev.multi_properties().get(key) else {
+                continue;
+            };
+            if list.iter().all(|p| with_iana_tzid(p).is_none()) {
+                continue;
+            }
+            let fixed: Vec<icalendar::Property> = list
+                .iter()
+                .map(|p| with_iana_tzid(p).unwrap_or_else(|| p.clone()))
+                .collect();
+            ev.remove_multi_property(key);
+            for p in fixed {
+                ev.append_multi_property(p);
+            }
+        }
+    }
 }
 
 /// A wall-clock time in a zone; in a DST gap, the time after the gap.
@@ -190,9 +239,10 @@ pub fn read(text_in: &str, from: DateTime<Utc>, until: DateTime<Utc>) -> Result<
     if !text_in.trim_start().starts_with("BEGIN:VCALENDAR") {
         return Err("not an iCalendar file (it does not start with BEGIN:VCALENDAR)".into());
     }
-    let cal: icalendar::Calendar = text_in
+    let mut cal: icalendar::Calendar = text_in
         .parse()
         .map_err(|e: String| format!("not a valid iCalendar file: {}", first_line(&e)))?;
+    normalise_zones(&mut cal);
     let mut out = Schedule::default();
     let events: Vec<icalendar::CalendarEvent<'_>> = cal.calendar_events().collect();
     if events.len() > MAX_EVENTS {
@@ -476,6 +526,33 @@ END:VEVENT\r\nEND:VCALENDAR\r\n";
         assert_eq!(
             m.meeting_url.as_deref(),
             Some("https://convene.example/standup?token=abc")
+        );
+    }
+
+    #[test]
+    fn outlook_windows_zone_names() {
+        let outlook = WEEKLY_BERLIN.replace("TZID=Europe/Berlin", "TZID=W. Europe Standard Time");
+        assert!(outlook.contains("DTSTART;TZID=W. Europe Standard Time:20261008T100000"));
+        let s = read(
+            &outlook,
+            at("2026-10-01T00:00:00Z"),
+            at("2026-11-27T00:00:00Z"),
+        )
+        .unwrap();
+        assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+        let berlin = read(
+            WEEKLY_BERLIN,
+            at("2026-10-01T00:00:00Z"),
+            at("2026-11-27T00:00:00Z"),
+        )
+        .unwrap();
+        let starts = |s: &Schedule| s.meetings.iter().map(|m| m.start).collect::<Vec<_>>();
+        // The same meetings, EXDATE and moved/cancelled occurrences included.
+        assert_eq!(starts(&s), starts(&berlin));
+        assert_eq!(s.meetings.len(), 6);
+        assert_eq!(
+            zone("Pacific Standard Time").unwrap(),
+            chrono_tz::America::Los_Angeles
         );
     }
 
