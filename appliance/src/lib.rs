@@ -20,3 +20,4 @@ pub mod processing;
 pub mod record;
 pub mod sources;
 pub mod system;
+pub mod tls;

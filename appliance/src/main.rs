@@ -14,6 +14,7 @@ use convene_appliance::config::{self, Config};
 use convene_appliance::http::{self, AppState};
 use convene_appliance::logs::LogRing;
 use convene_appliance::sources::{self, AudioSourceSpec, FRAME_SAMPLES};
+use convene_appliance::tls;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -67,16 +68,18 @@ fn main() -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&layers.effective.redacted_json())?
             );
             exposure_or_exit(&layers.effective);
+            outbound_or_exit(&layers.effective);
             Ok(())
         }
         Command::Run => {
             let layers = load(&cli.config);
             // No API open to the network without a key: refuse to start.
             exposure_or_exit(&layers.effective);
+            let outbound = outbound_or_exit(&layers.effective);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(run(layers, cli.config))
+                .block_on(run(layers, cli.config, outbound))
         }
     }
 }
@@ -103,6 +106,19 @@ fn exposure_or_exit(cfg: &Config) {
     }
 }
 
+/// The outbound TLS trust (`ca_file`), or exit with [`EX_CONFIG`]: an
+/// unreadable CA file is a configuration error, not something to retry.
+fn outbound_or_exit(cfg: &Config) -> tls::Outbound {
+    tls::install_provider();
+    match tls::Outbound::new(&cfg.ca_file) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("convene-appliance: refusing to start: {e}");
+            std::process::exit(EX_CONFIG);
+        }
+    }
+}
+
 fn capture_opus(source: &str, frames: u32, out: &std::path::Path) -> anyhow::Result<()> {
     let spec = AudioSourceSpec::parse(source).map_err(anyhow::Error::msg)?;
     let mut src = sources::open_audio(&spec)?;
@@ -119,7 +135,11 @@ fn capture_opus(source: &str, frames: u32, out: &std::path::Path) -> anyhow::Res
     Ok(())
 }
 
-async fn run(layers: config::Layers, config_path: PathBuf) -> anyhow::Result<()> {
+async fn run(
+    layers: config::Layers,
+    config_path: PathBuf,
+    outbound: tls::Outbound,
+) -> anyhow::Result<()> {
     let cfg = layers.effective.clone();
     let logs = LogRing::new(cfg.system.log_lines);
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONVENE_APPLIANCE_LOG")
@@ -144,8 +164,12 @@ async fn run(layers: config::Layers, config_path: PathBuf) -> anyhow::Result<()>
              authentication on a loopback address only (set http.api_key to serve the network)"
         );
     }
-    let state = AppState::new(layers, config_path, capture, logs, speaker);
+    if !cfg.ca_file.as_os_str().is_empty() {
+        tracing::info!(ca_file = %cfg.ca_file.display(), "trusting the CA certificates of ca_file for outbound TLS");
+    }
+    let state = AppState::new(layers, config_path, capture, logs, speaker, outbound);
     tokio::spawn(state.cpu.clone().run());
+    tokio::spawn(convene_appliance::calendar::autojoin::run(state.clone()));
     if !cfg.fleet.server.is_empty() {
         tokio::spawn(convene_appliance::fleet::link::run(
             state.clone(),

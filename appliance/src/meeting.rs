@@ -173,6 +173,8 @@ pub struct JoinRequest {
 }
 
 struct Active {
+    /// Which join this is (see [`Meetings::join_tracked`]).
+    generation: u64,
     platform: Platform,
     meeting_id: String,
     started_at: DateTime<Utc>,
@@ -200,20 +202,44 @@ pub struct Meetings {
     cfg: Arc<Mutex<Config>>,
     capture: Arc<Capture>,
     speaker: SpeakerTx,
+    outbound: crate::tls::Outbound,
     active: tokio::sync::Mutex<Option<Active>>,
+    /// Joins so far; each join's number tells the calendar whether the
+    /// meeting it joined is still the one running.
+    joins: std::sync::atomic::AtomicU64,
+    /// The last [`Meetings::summary`], answered while a join or leave holds
+    /// `active` (a join waits up to 10 s for the room): heartbeats must not
+    /// wait for it.
+    last_summary: Mutex<Value>,
 }
 
 impl Meetings {
-    pub fn new(cfg: Arc<Mutex<Config>>, capture: Arc<Capture>, speaker: SpeakerTx) -> Self {
+    pub fn new(
+        cfg: Arc<Mutex<Config>>,
+        capture: Arc<Capture>,
+        speaker: SpeakerTx,
+        outbound: crate::tls::Outbound,
+    ) -> Self {
         Meetings {
             cfg,
             capture,
             speaker,
+            outbound,
             active: tokio::sync::Mutex::new(None),
+            joins: std::sync::atomic::AtomicU64::new(0),
+            last_summary: Mutex::new(
+                json!({"active": false, "platform": null, "started_at": null, "participants": 0}),
+            ),
         }
     }
 
     pub async fn join(&self, req: JoinRequest) -> Result<Value, MeetingError> {
+        self.join_tracked(req).await.map(|(reply, _)| reply)
+    }
+
+    /// Joins and returns the join's number, which [`Meetings::leave_if`]
+    /// and [`Meetings::live_generation`] compare against.
+    pub async fn join_tracked(&self, req: JoinRequest) -> Result<(Value, u64), MeetingError> {
         let mut guard = self.active.lock().await;
         if let Some(a) = guard.as_mut() {
             if a.live() {
@@ -263,6 +289,7 @@ impl Meetings {
                     video_kbps: cfg.video.bitrate_kbps,
                     audio_kbps: cfg.audio.bitrate_kbps,
                     reconnect: Duration::from_secs(cfg.rtc.reconnect_secs.max(1)),
+                    tls: self.outbound.tls.clone(),
                 };
                 let status: SharedStatus = Arc::new(Mutex::new(SessionStatus::default()));
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -305,6 +332,7 @@ impl Meetings {
                     None
                 };
                 Active {
+                    generation: 0,
                     platform,
                     meeting_id: target.room,
                     started_at: now,
@@ -325,6 +353,7 @@ impl Meetings {
                 let child = spawn_kiosk(&cfg.system.kiosk_command, &req.url)
                     .map_err(MeetingError::Kiosk)?;
                 Active {
+                    generation: 0,
                     platform,
                     meeting_id: meeting_id_of(&req.url),
                     started_at: now,
@@ -351,12 +380,39 @@ impl Meetings {
             "joined_at": active.started_at,
             "state": lock(&active.status).state,
         });
-        *guard = Some(active);
-        Ok(reply)
+        let generation = self
+            .joins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        *guard = Some(Active {
+            generation,
+            ..active
+        });
+        Ok((reply, generation))
+    }
+
+    /// The number of the join whose meeting is running, if one is.
+    pub async fn live_generation(&self) -> Option<u64> {
+        let guard = self.active.lock().await;
+        guard.as_ref().filter(|a| a.live()).map(|a| a.generation)
+    }
+
+    /// Leaves only if the running meeting is the one of join `generation`
+    /// (so the calendar never ends a meeting someone else started).
+    pub async fn leave_if(&self, generation: u64) -> Result<Value, MeetingError> {
+        self.leave_where(|a| a.generation == generation).await
     }
 
     pub async fn leave(&self) -> Result<Value, MeetingError> {
+        self.leave_where(|_| true).await
+    }
+
+    /// Leaves the meeting if there is one and `which` accepts it.
+    async fn leave_where(&self, which: impl Fn(&Active) -> bool) -> Result<Value, MeetingError> {
         let mut guard = self.active.lock().await;
+        if !guard.as_ref().is_some_and(&which) {
+            return Err(MeetingError::NotActive);
+        }
         let Some(mut a) = guard.take() else {
             return Err(MeetingError::NotActive);
         };
@@ -391,8 +447,12 @@ impl Meetings {
 
     pub async fn status(&self) -> Value {
         let guard = self.active.lock().await;
+        self.status_of(guard.as_ref())
+    }
+
+    fn status_of(&self, active: Option<&Active>) -> Value {
         let cfg = lock(&self.cfg).clone();
-        match guard.as_ref() {
+        match active {
             Some(a) => {
                 let s = lock(&a.status).clone();
                 let live = a.live();
@@ -415,11 +475,19 @@ impl Meetings {
         }
     }
 
-    /// (active, platform, started_at, participants) for `GET /api/v1/status`.
+    /// (active, platform, started_at, participants) for `GET /api/v1/status`
+    /// and the fleet heartbeat. Never waits for a join or leave in progress:
+    /// it then answers the summary from before it.
     pub async fn summary(&self) -> Value {
-        let v = self.status().await;
-        json!({"active": v["active"], "platform": v["platform"], "started_at": v["started_at"],
-               "participants": v["participants"]})
+        let Ok(guard) = self.active.try_lock() else {
+            return lock(&self.last_summary).clone();
+        };
+        let v = self.status_of(guard.as_ref());
+        drop(guard);
+        let s = json!({"active": v["active"], "platform": v["platform"], "started_at": v["started_at"],
+               "participants": v["participants"]});
+        *lock(&self.last_summary) = s.clone();
+        s
     }
 }
 

@@ -40,6 +40,8 @@ pub struct JoinParams {
     pub video_kbps: u32,
     pub audio_kbps: u32,
     pub reconnect: Duration,
+    /// Trust for a `wss://` signaling URL (crate::tls).
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 /// Commands to a running session.
@@ -223,12 +225,27 @@ async fn connect_once(
 ) -> Outcome {
     let ws = match tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(&p.ws_url),
+        tokio_tungstenite::connect_async_tls_with_config(
+            &p.ws_url,
+            None,
+            false,
+            Some(tokio_tungstenite::Connector::Rustls(p.tls.clone())),
+        ),
     )
     .await
     {
         Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return Outcome::Lost(format!("signaling connect: {e}"), resume),
+        // A certificate this appliance does not trust will not become
+        // trusted by retrying: the join fails with the reason.
+        Ok(Err(e)) if crate::tls::is_certificate_error(&e) => {
+            return Outcome::Fatal(format!("signaling connect: {}", crate::tls::describe(&e)));
+        }
+        Ok(Err(e)) => {
+            return Outcome::Lost(
+                format!("signaling connect: {}", crate::tls::describe(&e)),
+                resume,
+            );
+        }
         Err(_) => return Outcome::Lost("signaling connect timed out".into(), resume),
     };
     let (mut ws_tx, mut ws_rx) = ws.split();

@@ -854,11 +854,15 @@ async fn device_routes_control_and_report_the_device() {
     .unwrap();
     let reboot_mark = dir.join("rebooted");
     let ics = dir.join("cal.ics");
+    // Tomorrow: within the listed horizon (calendar.horizon_days, 7 by default).
+    let day = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y%m%d");
     std::fs::write(
         &ics,
-        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:e1\nSUMMARY:Standup\nDTSTART:20990101T090000Z\n\
-         DTEND:20990101T093000Z\nORGANIZER:mailto:a@b.c\nURL:https://meet.google.com/abc-defg-hij\n\
-         END:VEVENT\nEND:VCALENDAR\n",
+        format!(
+            "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:e1\nSUMMARY:Standup\nDTSTART:{day}T090000Z\n\
+             DTEND:{day}T093000Z\nORGANIZER:mailto:a@b.c\nURL:https://meet.google.com/abc-defg-hij\n\
+             END:VEVENT\nEND:VCALENDAR\n"
+        ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;

@@ -617,3 +617,127 @@ async fn appliance_sends_h264_that_chromium_decodes() {
     assert_eq!(v["mime"], "video/H264");
     assert_eq!(v["width"], WIDTH);
 }
+
+/// Polls the room's live participant count until it is `n`.
+async fn wait_live(s: &Server, room: &str, n: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let live = s
+            .api()
+            .get(&format!("/api/v1/rooms/{room}/live"))
+            .await
+            .expect(200)
+            .body;
+        if live["live_participants"] == n {
+            return live;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{room} never had {n} live participants: {live}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Calendar auto-join (docs/appliance.md, "Calendar"): an ICS file with a
+/// meeting starting in a few seconds whose LOCATION is a Convene room link;
+/// the real appliance lists it, joins the room before it starts (the
+/// server sees it as a live participant) and leaves at its end. An all-day
+/// event and a cancelled one are not joined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calendar_joins_a_meeting_before_it_starts_and_leaves_at_its_end() {
+    let s = Server::start();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "standup", "join_screen_enabled": false}),
+        )
+        .await
+        .expect(200);
+    let link = s.url(&format!(
+        "/standup?token={}",
+        token(&s, "standup", "Room A").await
+    ));
+    let cal = tempfile::tempdir().unwrap();
+    let ics = cal.path().join("room.ics");
+    let ical = |t: chrono::DateTime<chrono::Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    // Whole seconds, as the calendar writes them.
+    let start = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 8, 0).unwrap();
+    let end = start + chrono::Duration::seconds(10);
+    let today = chrono::Utc::now().format("%Y%m%d");
+    // The link is folded over two lines, as calendar servers do.
+    let (head, tail) = link.split_at(40);
+    std::fs::write(
+        &ics,
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//convene-test//EN\r\n\
+BEGIN:VEVENT\r\nUID:standup-1\r\nDTSTAMP:{now}\r\nSUMMARY:Standup\r\nDTSTART:{start}\r\nDTEND:{end}\r\n\
+ORGANIZER:mailto:alice@example.com\r\nLOCATION:{head}\r\n {tail}\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:holiday\r\nDTSTAMP:{now}\r\nSUMMARY:Holiday\r\nDTSTART;VALUE=DATE:{today}\r\n\
+LOCATION:{link}\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:called-off\r\nDTSTAMP:{now}\r\nSUMMARY:Called off\r\nSTATUS:CANCELLED\r\n\
+DTSTART:{start}\r\nDTEND:{end}\r\nLOCATION:{link}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+            now = ical(chrono::Utc::now()),
+            start = ical(start),
+            end = ical(end),
+        ),
+    )
+    .unwrap();
+    let app = Appliance::start_with(&[
+        ("CONVENE_APPLIANCE_CALENDAR_ICS", ics.display().to_string()),
+        ("CONVENE_APPLIANCE_CALENDAR_JOIN_LEAD_SECS", "3".into()),
+        ("CONVENE_APPLIANCE_CALENDAR_REFRESH_SECS", "1".into()),
+    ]);
+
+    // What it will join.
+    let (st, v) = app.call("GET", "/api/v1/calendar", None).await;
+    assert_eq!(st, 200, "{v}");
+    let meetings = v["meetings"].as_array().unwrap();
+    let standup = meetings.iter().find(|m| m["id"] == "standup-1").unwrap();
+    assert_eq!(standup["title"], "Standup");
+    assert_eq!(standup["meeting_url"], link.as_str());
+    assert_eq!(standup["platform"], "convene");
+    assert_eq!(standup["organizer"], "alice@example.com");
+    assert_eq!(standup["auto_join"], true);
+    let start_shown: chrono::DateTime<chrono::Utc> =
+        standup["start"].as_str().unwrap().parse().unwrap();
+    let join_at: chrono::DateTime<chrono::Utc> =
+        standup["join_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(start_shown, start);
+    assert_eq!((start_shown - join_at).num_seconds(), 3);
+    let holiday = meetings.iter().find(|m| m["id"] == "holiday").unwrap();
+    assert_eq!(
+        (
+            &holiday["all_day"],
+            &holiday["auto_join"],
+            &holiday["status"]
+        ),
+        (&json!(true), &json!(false), &json!("not_joinable"))
+    );
+    assert!(
+        meetings.iter().all(|m| m["id"] != "called-off"),
+        "a cancelled event is listed: {v}"
+    );
+
+    // Joined before the start: the server sees it in the room.
+    wait_live(&s, "standup", 1).await;
+    let m = wait_meeting(&app, |m| m["active"] == true, "the calendar's join").await;
+    assert_eq!(m["meeting_id"], "standup");
+    let (_, v) = app.call("GET", "/api/v1/calendar", None).await;
+    let standup = v["meetings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "standup-1")
+        .cloned()
+        .unwrap_or(Value::Null);
+    // Listed until its end; by then it may already be over.
+    if !standup.is_null() {
+        assert_eq!(standup["status"], "joined", "{v}");
+    }
+
+    // Left at its end, not before.
+    wait_live(&s, "standup", 0).await;
+    assert!(chrono::Utc::now() >= end, "left before the meeting's end");
+    wait_meeting(&app, |m| m["active"] == false, "the calendar's leave").await;
+}

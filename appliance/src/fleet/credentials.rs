@@ -122,12 +122,9 @@ pub async fn obtain(
         "model": "convene-appliance",
         "version": env!("CARGO_PKG_VERSION"),
     });
-    let res = client
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| EnrollError::Retry(format!("enrolling at {url}: {e}")))?;
+    let res = client.post(&url).json(&body).send().await.map_err(|e| {
+        EnrollError::Retry(format!("enrolling at {url}: {}", crate::tls::describe(&e)))
+    })?;
     let status = res.status();
     let v: serde_json::Value = res.json().await.map_err(|e| {
         EnrollError::Retry(format!(

@@ -41,16 +41,7 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
 
 /// Runs the fleet side of the appliance until the process ends.
 pub async fn run(state: Arc<AppState>, settings: FleetSettings) {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "fleet: cannot build an HTTP client");
-            return;
-        }
-    };
+    let client = state.outbound.http.clone();
     let max = Duration::from_secs(settings.max_backoff_secs);
     let mut attempt = 0u32;
     let creds = loop {
@@ -145,7 +136,12 @@ async fn session(
         .max_frame_size(Some(MAX_SERVER_MESSAGE));
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(15),
-        tokio_tungstenite::connect_async_with_config(req, Some(config), false),
+        tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            Some(config),
+            false,
+            Some(state.outbound.connector()),
+        ),
     )
     .await
     .map_err(|_| format!("connecting to {url} timed out"))?
@@ -155,7 +151,7 @@ async fn session(
              Remove {} and enroll again with a new token",
             settings.credentials_file.display()
         ),
-        other => format!("connecting to {url}: {other}"),
+        other => format!("connecting to {url}: {}", crate::tls::describe(&other)),
     })?;
     tracing::info!(device = %creds.device_id, "fleet: connected");
     let (mut sink, mut stream) = ws.split();

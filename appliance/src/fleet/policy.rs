@@ -5,23 +5,40 @@
 //!
 //! Supported today: `audio` — `input_volume`, `output_volume` (0..200, %),
 //! `input_muted`, `output_muted`, `noise_reduction`, `echo_cancellation`
-//! (booleans), the same settings as the device API's `PATCH /api/v1/audio`.
+//! (booleans), the same settings as the device API's `PATCH /api/v1/audio`;
+//! `calendar` — `ics` (an http(s) URL, or "" for none), `auto_join`,
+//! `join_lead_secs` (0..3600), over the `[calendar]` section while a policy
+//! sets them ([`crate::calendar::CalendarPolicy`]).
 
 use serde_json::{Map, Value};
 
+use crate::calendar::CalendarPolicy;
 use crate::capture::lock;
 use crate::http::{AppState, AudioSettings, apply_audio};
 
-/// Checks `config` against the supported settings; the audio settings it
-/// would result in, or every problem found.
-pub fn plan(
-    config: &Map<String, Value>,
-    current: &AudioSettings,
-) -> Result<AudioSettings, Vec<String>> {
+/// What a merged policy configuration comes to on this appliance.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub audio: AudioSettings,
+    /// None: no policy sets the calendar (the `[calendar]` section applies).
+    pub calendar: Option<CalendarPolicy>,
+}
+
+/// Checks `config` against the supported settings; what it would result
+/// in, or every problem found.
+pub fn plan(config: &Map<String, Value>, current: &AudioSettings) -> Result<Plan, Vec<String>> {
     let mut audio = current.clone();
+    let mut calendar = None;
     let mut problems = Vec::new();
     for (section, v) in config {
         let section_name: String = section.chars().take(64).collect();
+        if section == "calendar" {
+            match CalendarPolicy::from_json(v) {
+                Ok(p) => calendar = Some(p),
+                Err(p) => problems.extend(p),
+            }
+            continue;
+        }
         if section != "audio" {
             problems.push(format!("unsupported setting `{section_name}`"));
             continue;
@@ -58,7 +75,7 @@ pub fn plan(
         }
     }
     if problems.is_empty() {
-        Ok(audio)
+        Ok(Plan { audio, calendar })
     } else {
         Err(problems)
     }
@@ -73,11 +90,12 @@ pub fn apply(state: &AppState, config: &Value) -> Result<(), String> {
         _ => return Err("config must be an object".into()),
     };
     let mut settings = lock(&state.settings);
-    let audio = plan(config, &settings.audio).map_err(|p| p.join("; "))?;
-    apply_audio(&state.capture, &audio);
-    settings.audio = audio;
+    let plan = plan(config, &settings.audio).map_err(|p| p.join("; "))?;
+    apply_audio(&state.capture, &plan.audio);
+    settings.audio = plan.audio;
     drop(settings);
     state.save_settings();
+    *lock(&state.fleet_calendar) = plan.calendar;
     Ok(())
 }
 
@@ -99,7 +117,8 @@ mod tests {
             &obj(json!({"audio": {"output_volume": 40, "input_muted": true}})),
             &cur,
         )
-        .unwrap();
+        .unwrap()
+        .audio;
         assert_eq!(
             (a.output_volume, a.input_muted, a.input_volume),
             (40, true, 100)
@@ -114,5 +133,32 @@ mod tests {
         assert!(e.iter().any(|p| p.contains("audio.output_volume")));
         assert!(plan(&obj(json!({"audio": {"bass": 3}})), &cur).is_err());
         assert!(plan(&Map::new(), &cur).is_ok());
+    }
+
+    #[test]
+    fn a_calendar_is_set_by_policy_as_a_url_only() {
+        let cur = AudioSettings::default();
+        let p = plan(
+            &obj(
+                json!({"calendar": {"ics": "https://cal.example/room.ics", "join_lead_secs": 10}}),
+            ),
+            &cur,
+        )
+        .unwrap();
+        let c = p.calendar.unwrap();
+        assert_eq!(c.ics.as_deref(), Some("https://cal.example/room.ics"));
+        let merged = c.over(&crate::calendar::CalendarConfig::default());
+        assert_eq!((merged.join_lead_secs, merged.auto_join), (10, true));
+        assert!(plan(&Map::new(), &cur).unwrap().calendar.is_none());
+        for bad in [
+            json!({"calendar": {"ics": "/etc/shadow"}}),
+            json!({"calendar": {"ics": "https://x/a b.ics"}}),
+            json!({"calendar": {"join_lead_secs": 99999}}),
+            json!({"calendar": {"auto_join": "yes"}}),
+            json!({"calendar": {"colour": "red"}}),
+            json!({"calendar": 3}),
+        ] {
+            assert!(plan(&obj(bad.clone()), &cur).is_err(), "{bad}");
+        }
     }
 }

@@ -470,16 +470,80 @@ async fn display_power(
     Ok(Json(json!({"success": true, "power": power})))
 }
 
+/// The calendar's meetings from now to `horizon_days` ahead, each with what
+/// auto-join will do or did (docs/appliance.md, "Calendar"): the
+/// scheduler's last read when it is of this source and younger than
+/// `refresh_secs`, else read now.
 async fn calendar(State(st): State<Arc<AppState>>) -> ApiResult {
-    let src = st.config().calendar.ics;
-    if src.is_empty() {
-        return Ok(Json(json!({"meetings": [], "source": null})));
+    use crate::calendar::autojoin::not_joinable;
+    let cfg = st.calendar_config();
+    let set_by = if lock(&st.fleet_calendar).is_some() {
+        "fleet_policy"
+    } else {
+        "config"
+    };
+    if cfg.ics.is_empty() {
+        return Ok(Json(
+            json!({"meetings": [], "source": null, "set_by": set_by}),
+        ));
     }
-    let text = crate::calendar::fetch(&src)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "CALENDAR_UNAVAILABLE", e))?;
-    let events = crate::calendar::parse_ics(&text, chrono::Utc::now());
-    Ok(Json(json!({"meetings": events})))
+    let now = chrono::Utc::now();
+    let board = lock(&st.calendar).clone();
+    let fresh = board.loaded_at.is_some_and(|t| {
+        now - t < chrono::Duration::seconds(cfg.refresh_secs as i64) && board.last_error.is_none()
+    });
+    let cached = board
+        .last_read
+        .as_ref()
+        .filter(|(source, _)| fresh && *source == cfg.ics)
+        .map(|(_, s)| {
+            let mut s = s.clone();
+            s.meetings.retain(|m| m.end > now);
+            s
+        });
+    let schedule = match cached {
+        Some(s) => s,
+        None => crate::calendar::load(&cfg, &st.outbound.http, now)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "CALENDAR_UNAVAILABLE", e))?,
+    };
+    let lead = chrono::Duration::seconds(cfg.join_lead_secs as i64);
+    let meetings: Vec<Value> = schedule
+        .meetings
+        .iter()
+        .map(|m| {
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            let refusal = not_joinable(m);
+            let auto = cfg.auto_join && refusal.is_none();
+            v["auto_join"] = json!(auto);
+            v["join_at"] = if auto {
+                json!(m.start - lead)
+            } else {
+                Value::Null
+            };
+            let (status, detail) = match (board.outcomes.get(&m.id), refusal) {
+                (Some(o), _) => (o.status, o.detail.clone()),
+                (None, Some(why)) => ("not_joinable", Some(why.to_string())),
+                (None, None) if !cfg.auto_join => {
+                    ("not_joinable", Some("calendar.auto_join is off".into()))
+                }
+                (None, None) => ("scheduled", None),
+            };
+            v["status"] = json!(status);
+            v["detail"] = json!(detail);
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "meetings": meetings,
+        "source": cfg.ics,
+        "set_by": set_by,
+        "auto_join": cfg.auto_join,
+        "join_lead_secs": cfg.join_lead_secs,
+        "skipped": schedule.skipped,
+        "truncated": schedule.truncated,
+        "last_error": board.last_error,
+    })))
 }
 
 async fn reboot(State(st): State<Arc<AppState>>) -> Result<(StatusCode, Json<Value>), ApiError> {

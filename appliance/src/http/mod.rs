@@ -261,6 +261,12 @@ pub struct AppState {
     pub started: Instant,
     pub limiter: RateLimiter,
     pub settings: Mutex<Settings>,
+    /// TLS trust and HTTP client for outbound connections (`ca_file`).
+    pub outbound: crate::tls::Outbound,
+    /// What the calendar's auto-join did (`GET /api/v1/calendar`).
+    pub calendar: crate::calendar::autojoin::SharedBoard,
+    /// Calendar settings of the fleet's policies, over `[calendar]`.
+    pub fleet_calendar: Mutex<Option<crate::calendar::CalendarPolicy>>,
 }
 
 impl AppState {
@@ -270,6 +276,7 @@ impl AppState {
         capture: Arc<Capture>,
         logs: LogRing,
         speaker: crate::peer::SpeakerTx,
+        outbound: crate::tls::Outbound,
     ) -> Arc<AppState> {
         let crate::config::Layers {
             effective: cfg,
@@ -287,7 +294,7 @@ impl AppState {
         apply_audio(&capture, &settings.audio);
         let cfg = Arc::new(Mutex::new(cfg));
         Arc::new(AppState {
-            meetings: Meetings::new(cfg.clone(), capture.clone(), speaker),
+            meetings: Meetings::new(cfg.clone(), capture.clone(), speaker, outbound.clone()),
             cfg,
             base,
             config_path,
@@ -299,7 +306,20 @@ impl AppState {
             started: Instant::now(),
             limiter: RateLimiter::new(),
             settings: Mutex::new(settings),
+            outbound,
+            calendar: Default::default(),
+            fleet_calendar: Mutex::new(None),
         })
+    }
+
+    /// The calendar settings in force: `[calendar]`, with a fleet
+    /// policy's settings over it.
+    pub fn calendar_config(&self) -> crate::calendar::CalendarConfig {
+        let base = lock(&self.cfg).calendar.clone();
+        match lock(&self.fleet_calendar).as_ref() {
+            Some(p) => p.over(&base),
+            None => base,
+        }
     }
 
     pub fn config(&self) -> Config {

@@ -7,3 +7,4 @@ mod actions;
 mod connection;
 mod policies;
 mod support;
+mod tls;

@@ -95,3 +95,138 @@ async fn policies_are_pushed_applied_and_reported() {
         })
         .await;
 }
+
+/// The room calendar set through a fleet policy (`config.calendar.ics`, an
+/// http(s) URL): the appliance reads it and joins the meeting's room by
+/// itself, then leaves at its end; a policy pointing it at a local file is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendar_set_by_policy_is_joined_by_the_appliance() {
+    let (s, admin, _viewer) = fleet_server(&[]).await;
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "weekly", "join_screen_enabled": false}),
+        )
+        .await
+        .expect(200);
+    let room_token = s
+        .api()
+        .post(
+            "/api/v1/rooms/weekly/token",
+            json!({"u": "Room C", "role": "speaker"}),
+        )
+        .await
+        .expect(200)
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = s.url(&format!("/weekly?token={room_token}"));
+    let ical = |t: chrono::DateTime<chrono::Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let token = admin.enrollment_token().await;
+    let _app = Appliance::start(
+        &s,
+        dir.path(),
+        "Room C",
+        Some(&token),
+        &[
+            ("CONVENE_APPLIANCE_CALENDAR_JOIN_LEAD_SECS", "2".into()),
+            ("CONVENE_APPLIANCE_CALENDAR_REFRESH_SECS", "1".into()),
+        ],
+    );
+    let id = enrolled_id(dir.path());
+    admin
+        .wait_device(&id, "online", |d| d["status"] == "online")
+        .await;
+
+    // The calendar, served over HTTP by the test.
+    // Whole seconds, as the calendar writes them.
+    let start = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 5, 0).unwrap();
+    let end = start + chrono::Duration::seconds(8);
+    let ics = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//convene-test//EN\r\n\
+BEGIN:VEVENT\r\nUID:weekly-1\r\nDTSTAMP:{start}\r\nSUMMARY:Weekly\r\nDTSTART:{start}\r\n\
+DTEND:{end}\r\nURL:{link}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        start = ical(start),
+        end = ical(end),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cal_url = format!("http://{}/room-c.ics", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/room-c.ics",
+        axum::routing::get(move || {
+            let ics = ics.clone();
+            async move { ([("content-type", "text/calendar")], ics) }
+        }),
+    );
+    let serve = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // A local file is not something a policy may point the appliance at.
+    let bad = admin
+        .post(
+            "/policies",
+            json!({"name": "Bad calendar", "priority": 100, "target": {"devices": [id]},
+                   "config": {"calendar": {"ics": "/etc/passwd"}}}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = admin
+        .wait_device(&id, "refusing the file calendar", |d| {
+            d["policy"]["status"] == "failed"
+        })
+        .await;
+    assert!(
+        d["policy"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("calendar.ics"),
+        "{d}"
+    );
+    admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/policies/{bad}"),
+            Some(json!({"config": {"calendar": {"ics": cal_url}}})),
+        )
+        .await
+        .expect(200);
+    admin
+        .wait_device(&id, "applying the calendar", |d| {
+            d["policy"]["status"] == "applied"
+        })
+        .await;
+
+    // Joined by the calendar, then left at the end.
+    for n in [1, 0] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+        loop {
+            let live = s
+                .api()
+                .get("/api/v1/rooms/weekly/live")
+                .await
+                .expect(200)
+                .body;
+            if live["live_participants"] == n {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never {n} in the room: {live}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    assert!(
+        chrono::Utc::now() >= end,
+        "left before the meeting's end ({end}); the appliance's log:\n{}",
+        log_of(dir.path())
+    );
+    wait_log(dir.path(), &["calendar: joined"]);
+    serve.abort();
+}

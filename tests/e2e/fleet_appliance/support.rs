@@ -162,7 +162,8 @@ impl Appliance {
         Self::start_at(&s.url("/fleet/api/v1"), dir, name, token, env)
     }
 
-    /// Starts the agent against the fleet API at `server`.
+    /// Starts the agent against the fleet API at `server`; its log goes to
+    /// `dir/appliance.log` ([`log_of`]).
     pub(super) fn start_at(
         server: &str,
         dir: &Path,
@@ -200,7 +201,7 @@ impl Appliance {
             )
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(dir.join("appliance.log")).unwrap());
         if let Some(t) = token {
             cmd.env("CONVENE_APPLIANCE_FLEET_ENROLLMENT_TOKEN", t);
         }
@@ -220,6 +221,27 @@ impl Appliance {
 impl Drop for Appliance {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// What the appliance started in `dir` has logged so far.
+pub(super) fn log_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("appliance.log")).unwrap_or_default()
+}
+
+/// Polls the appliance's log until a line holds every one of `parts`; returns it.
+pub(super) fn wait_log(dir: &Path, parts: &[&str]) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = log_of(dir);
+        if let Some(l) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+            return l.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {parts:?}; the log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

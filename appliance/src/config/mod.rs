@@ -3,6 +3,17 @@
 //! Every leaf key `section.key` can be set by `CONVENE_APPLIANCE_SECTION_KEY`
 //! (top-level keys by `CONVENE_APPLIANCE_KEY`); a few short aliases exist
 //! (`CONVENE_APPLIANCE_API_KEY` for `http.api_key`).
+//!
+//! This file: the sections, their defaults and checks, loading the layers.
+//! `overlay.rs`: how TOML layers and environment variables are merged;
+//! `persist.rs`: writing `/api/config` changes to the runtime file.
+
+mod overlay;
+mod persist;
+
+pub use persist::{PersistError, env_var_of, persist_section, render_section, write_atomic};
+
+use overlay::{env_key, merge, set_key};
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +60,10 @@ pub struct Config {
     /// state directory). Read after the `--config` file and before the
     /// environment; it may only hold the sections the API can change.
     pub runtime_config: PathBuf,
+    /// PEM file of CA certificates trusted, besides the built-in (Mozilla)
+    /// roots, for `https://` and `wss://` connections to the fleet server,
+    /// rooms and calendars (a private CA); empty: the built-in roots only.
+    pub ca_file: PathBuf,
     pub device: DeviceConfig,
     pub http: HttpConfig,
     pub video: VideoConfig,
@@ -143,12 +158,7 @@ pub struct SystemConfig {
     pub log_lines: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct CalendarConfig {
-    /// ICS file path or http(s) URL; empty: no calendar.
-    pub ics: String,
-}
+pub use crate::calendar::CalendarConfig;
 
 impl Default for Config {
     fn default() -> Self {
@@ -156,6 +166,7 @@ impl Default for Config {
             media_dir: PathBuf::from("/var/lib/convene-appliance/media"),
             state_file: PathBuf::from("/var/lib/convene-appliance/state.json"),
             runtime_config: PathBuf::from("/var/lib/convene-appliance/runtime.toml"),
+            ca_file: PathBuf::new(),
             device: DeviceConfig::default(),
             http: HttpConfig::default(),
             video: VideoConfig::default(),
@@ -439,6 +450,7 @@ impl Config {
         crate::sources::VideoSourceSpec::parse(&self.video.source).map_err(ConfigError::Invalid)?;
         crate::sources::AudioSourceSpec::parse(&self.audio.source).map_err(ConfigError::Invalid)?;
         self.fleet.validate().map_err(ConfigError::Invalid)?;
+        self.calendar.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -455,188 +467,6 @@ impl Config {
     }
 }
 
-/// Why a configuration change could not be written to the file.
-#[derive(Debug, thiserror::Error)]
-pub enum PersistError {
-    #[error("{path} is not valid TOML, not overwriting it: {message}")]
-    Parse { path: String, message: String },
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Value(String),
-}
-
-/// The env variable that overrides `section.key` (it wins over the file at start).
-pub fn env_var_of(section: &str, key: &str) -> String {
-    format!(
-        "{ENV_PREFIX}{}_{}",
-        section.to_uppercase(),
-        key.to_uppercase()
-    )
-}
-
-/// Returns `text` (a TOML configuration, possibly empty) with `keys` of
-/// `[section]` set to their values in `cfg`. With `replace`, the section's
-/// other keys are removed (they fall back to their defaults). Comments,
-/// ordering, other sections and unknown formatting are kept; a replaced
-/// value keeps its trailing comment.
-pub fn render_section(
-    text: &str,
-    origin: &str,
-    cfg: &Config,
-    section: &str,
-    keys: &[String],
-    replace: bool,
-) -> Result<String, PersistError> {
-    let mut doc: toml_edit::DocumentMut =
-        text.parse()
-            .map_err(|e: toml_edit::TomlError| PersistError::Parse {
-                path: origin.to_string(),
-                message: e.to_string(),
-            })?;
-    let all = toml::Value::try_from(cfg).map_err(|e| PersistError::Value(e.to_string()))?;
-    let values = all
-        .get(section)
-        .and_then(|v| v.as_table())
-        .ok_or_else(|| PersistError::Value(format!("no section `{section}`")))?;
-    if !doc.contains_key(section) {
-        let mut t = toml_edit::Table::new();
-        t.set_implicit(false);
-        doc.insert(section, toml_edit::Item::Table(t));
-    }
-    let table = doc
-        .get_mut(section)
-        .and_then(|i| i.as_table_like_mut())
-        .ok_or_else(|| PersistError::Value(format!("`{section}` in the file is not a table")))?;
-    if replace {
-        let stale: Vec<String> = table
-            .iter()
-            .map(|(k, _)| k.to_string())
-            .filter(|k| !keys.contains(k))
-            .collect();
-        for k in stale {
-            table.remove(&k);
-        }
-    }
-    for k in keys {
-        let v = values
-            .get(k)
-            .ok_or_else(|| PersistError::Value(format!("unknown key `{section}.{k}`")))?;
-        // toml (0.8) value -> toml_edit value, through its TOML text.
-        let mut nv: toml_edit::Value = v
-            .to_string()
-            .parse()
-            .map_err(|e: toml_edit::TomlError| PersistError::Value(e.to_string()))?;
-        match table.get_mut(k).and_then(|i| i.as_value_mut()) {
-            Some(old) => {
-                let decor = old.decor().clone();
-                *nv.decor_mut() = decor;
-                *old = nv;
-            }
-            None => {
-                table.insert(k, toml_edit::Item::Value(nv));
-            }
-        }
-    }
-    Ok(doc.to_string())
-}
-
-/// Replaces `path` with `text` atomically: a temporary file in the same
-/// directory (same permissions as the old file), fsynced, renamed over it,
-/// then the directory fsynced. A crash leaves the old or the new file, whole.
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
-    use std::io::Write as _;
-    let io = |source: std::io::Error| PersistError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "config.toml".into());
-    // Unique per call: two writers in this process (e.g. concurrent
-    // state.json saves) must never share, and interleave in, one temporary file.
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
-}
-
-/// Writes `keys` of `section` (values from `cfg`) into the runtime file at
-/// `path` (created, with its directory, when missing). Only the keys a
-/// request named are written, so values that came from environment variables
-/// or from the configuration file never reach it unless a client sent them;
-/// the file may never hold `http`, top-level paths or [`FILE_ONLY_KEYS`].
-pub fn persist_section(
-    path: &Path,
-    cfg: &Config,
-    section: &str,
-    keys: &[String],
-    replace: bool,
-) -> Result<(), PersistError> {
-    if let Some(k) = keys.iter().find(|k| file_only(section, k)) {
-        return Err(PersistError::Value(format!(
-            "`{section}.{k}` is set in the configuration file only"
-        )));
-    }
-    let io = |source: std::io::Error| PersistError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            "# convene-appliance: settings changed through /api/config, written by the agent.\n\
-             # Read after the configuration file (--config) and before CONVENE_APPLIANCE_*\n\
-             # variables; it may only hold the sections the API changes (docs/appliance.md).\n"
-                .to_string()
-        }
-        Err(source) => return Err(io(source)),
-    };
-    let out = render_section(
-        &text,
-        &path.display().to_string(),
-        cfg,
-        section,
-        keys,
-        replace,
-    )?;
-    // What is written must load back as the same values, and as a runtime file.
-    check_runtime_text(&out, "the rewritten runtime file")
-        .and_then(|_| Config::from_parts(&out, "the rewritten runtime file", Vec::new()))
-        .map_err(|e| PersistError::Value(e.to_string()))?;
-    write_atomic(path, &out)
-}
-
 /// Whether every address `addr` (`host:port`) resolves to is a loopback address.
 /// An address that does not resolve counts as reachable from the network.
 pub fn is_loopback(addr: &str) -> bool {
@@ -647,72 +477,6 @@ pub fn is_loopback(addr: &str) -> bool {
             !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
         }
         Err(_) => false,
-    }
-}
-
-/// Finds the dotted key whose env name is `rest` (e.g. `VIDEO_SOURCE` -> `video.source`).
-fn env_key(root: &toml::Value, rest: &str) -> Option<String> {
-    let table = root.as_table()?;
-    for (k, v) in table {
-        match v {
-            toml::Value::Table(sub) => {
-                for sk in sub.keys() {
-                    if format!("{k}_{sk}").to_uppercase() == rest {
-                        return Some(format!("{k}.{sk}"));
-                    }
-                }
-            }
-            _ => {
-                if k.to_uppercase() == rest {
-                    return Some(k.clone());
-                }
-            }
-        }
-    }
-    None
-}
-
-/// Sets a dotted key from an env string, keeping the default's type.
-fn set_key(root: &mut toml::Value, key: &str, raw: &str) -> Result<(), String> {
-    let mut cur = root;
-    let parts: Vec<&str> = key.split('.').collect();
-    for p in &parts[..parts.len() - 1] {
-        cur = cur
-            .get_mut(*p)
-            .ok_or_else(|| format!("unknown section {p}"))?;
-    }
-    let last = parts[parts.len() - 1];
-    let table = cur.as_table_mut().ok_or("not a table")?;
-    let new = match table.get(last) {
-        Some(toml::Value::Integer(_)) => toml::Value::Integer(
-            raw.trim()
-                .parse()
-                .map_err(|_| format!("expected an integer, got `{raw}`"))?,
-        ),
-        Some(toml::Value::Boolean(_)) => match raw.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => toml::Value::Boolean(true),
-            "0" | "false" | "no" | "off" => toml::Value::Boolean(false),
-            _ => return Err(format!("expected true or false, got `{raw}`")),
-        },
-        _ => toml::Value::String(raw.to_string()),
-    };
-    table.insert(last.to_string(), new);
-    Ok(())
-}
-
-fn merge(base: &mut toml::Value, over: toml::Value) {
-    match (base, over) {
-        (toml::Value::Table(b), toml::Value::Table(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(existing) => merge(existing, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
     }
 }
 
@@ -784,80 +548,6 @@ fps = 25
         assert!(e.to_string().contains("pulse"), "{e}");
         let e = Config::from_parts("[video]\nwidth = 321\n", "t", env(&[])).unwrap_err();
         assert!(e.to_string().contains("even"), "{e}");
-    }
-
-    #[test]
-    fn rendering_a_section_keeps_comments_and_other_keys() {
-        let text = "# Room A appliance\nmedia_dir = \"/srv/m\"\n\n[video]\n# the USB camera\nsource = \"v4l2:/dev/video2\"  # left port\nfps = 25\n\n[http]\napi_key = \"file-key\"\n";
-        let mut c = Config::from_parts(
-            text,
-            "t",
-            env(&[
-                ("CONVENE_APPLIANCE_API_KEY", "env-secret"),
-                ("CONVENE_APPLIANCE_VIDEO_WIDTH", "640"),
-            ]),
-        )
-        .unwrap();
-        c.video.fps = 15;
-        c.video.bitrate_kbps = 900;
-        c.device.name = "Room B".into();
-        let keys = vec!["fps".to_string(), "bitrate_kbps".to_string()];
-        let out = render_section(text, "t", &c, "video", &keys, false).unwrap();
-        assert!(out.contains("# Room A appliance"), "{out}");
-        assert!(out.contains("# the USB camera"), "{out}");
-        assert!(
-            out.contains("source = \"v4l2:/dev/video2\"  # left port"),
-            "{out}"
-        );
-        assert!(out.contains("fps = 15"), "{out}");
-        assert!(out.contains("bitrate_kbps = 900"), "{out}");
-        // Only the named keys: the env's width and secret stay out, other sections untouched.
-        assert!(!out.contains("640") && !out.contains("env-secret"), "{out}");
-        assert!(
-            out.contains("api_key = \"file-key\"") && !out.contains("Room B"),
-            "{out}"
-        );
-        let back = Config::from_parts(&out, "t", env(&[])).unwrap();
-        assert_eq!((back.video.fps, back.video.bitrate_kbps), (15, 900));
-        assert_eq!(back.video.source, "v4l2:/dev/video2");
-
-        // A new section is appended; replace drops the section's other keys.
-        let out2 = render_section(&out, "t", &c, "device", &["name".to_string()], false).unwrap();
-        assert!(out2.contains("[device]\nname = \"Room B\""), "{out2}");
-        let out3 = render_section(&out2, "t", &c, "video", &["fps".to_string()], true).unwrap();
-        assert!(
-            !out3.contains("source =") && !out3.contains("bitrate_kbps"),
-            "{out3}"
-        );
-        assert!(
-            out3.contains("fps = 15") && out3.contains("# Room A appliance"),
-            "{out3}"
-        );
-        // A broken file is not overwritten.
-        assert!(matches!(
-            render_section("[video\n", "t", &c, "video", &keys, false),
-            Err(PersistError::Parse { .. })
-        ));
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_file_and_keeps_its_mode() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.toml");
-        std::fs::write(&p, "old").unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
-        write_atomic(&p, "new = 1\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new = 1\n");
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 1, "no temporary file is left");
-        // An unwritable place fails with the path in the message.
-        let e = write_atomic(Path::new("/proc/convene-no/a.toml"), "x").unwrap_err();
-        assert!(e.to_string().contains("/proc/convene-no/a.toml"), "{e}");
     }
 
     #[test]
@@ -977,7 +667,7 @@ fps = 25
     /// be there, and the `--config` file it reads is not.
     #[test]
     fn default_writes_go_to_the_units_state_directory() {
-        let unit = include_str!("../../packaging/convene-appliance.service");
+        let unit = include_str!("../../../packaging/convene-appliance.service");
         let value = |key: &str| {
             unit.lines()
                 .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
@@ -1001,32 +691,6 @@ fps = 25
             .unwrap();
         assert!(!shipped.starts_with(&state), "{shipped}");
         assert_ne!(Path::new(shipped), c.runtime_config);
-    }
-
-    #[test]
-    fn concurrent_atomic_writes_leave_one_whole_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("state.json");
-        let texts: Vec<String> = (0..8)
-            .map(|i| format!("{}\n", i.to_string().repeat(1000 + 37 * i)))
-            .collect();
-        std::thread::scope(|s| {
-            for t in &texts {
-                let p = &p;
-                s.spawn(move || {
-                    for _ in 0..50 {
-                        write_atomic(p, t).unwrap();
-                    }
-                });
-            }
-        });
-        let got = std::fs::read_to_string(&p).unwrap();
-        assert!(
-            texts.contains(&got),
-            "a mix of writers: {} bytes",
-            got.len()
-        );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
