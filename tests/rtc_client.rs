@@ -88,6 +88,9 @@ enum Cmd {
     /// Restart ICE: new credentials in an offer (what a browser does after
     /// a network change).
     IceRestart,
+    /// Stop all media traffic (sent and received) but keep the WebSocket:
+    /// a peer whose media path died silently.
+    Silence,
 }
 
 /// What a publisher's synthetic media looks like, so that a receiver can
@@ -180,6 +183,11 @@ impl Client {
     /// answer arrives as an `answer` signal.
     pub fn ice_restart(&self) {
         let _ = self.cmd.send(Cmd::IceRestart);
+    }
+
+    /// Goes silent on the media path, the WebSocket staying up (see `Cmd::Silence`).
+    pub fn silence(&self) {
+        let _ = self.cmd.send(Cmd::Silence);
     }
 
     /// Changes what the published media looks like (see [`Shape`]).
@@ -401,6 +409,7 @@ async fn run(
     let mut want_simulcast = false;
     let mut mangle: Option<fn(&str) -> String> = None;
     let mut shape = Shape::default();
+    let mut silent = false;
     // The (audio, video) mids our outstanding publish offer adds.
     let mut offered: Option<(Option<Mid>, Option<Mid>)> = None;
     let mut mids: HashMap<Mid, MediaKind> = HashMap::new();
@@ -420,6 +429,7 @@ async fn run(
         let timeout = loop {
             match rtc.poll_output() {
                 Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Transmit(_)) if silent => {}
                 Ok(Output::Transmit(t)) => {
                     if t.proto == Protocol::Tcp {
                         let dest = t.destination;
@@ -526,12 +536,13 @@ async fn run(
             .max(Duration::from_millis(1));
         tokio::select! {
             Some((from, frame)) = tcp_in_rx.recv() => {
-                if let Ok(recv) = Receive::new(Protocol::Tcp, from, local, &frame) {
+                if !silent && let Ok(recv) = Receive::new(Protocol::Tcp, from, local, &frame) {
                     let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
                 }
             }
             r = socket.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r
+                    && !silent
                     && let Ok(recv) = Receive::new(Protocol::Udp, from, local, &buf[..n])
                 {
                     let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
@@ -628,6 +639,7 @@ async fn run(
                         }
                     }
                 }
+                Some(Cmd::Silence) => silent = true,
                 Some(Cmd::Shape(sh)) => {
                     shape = sh;
                     if let Some(p) = publisher.as_mut() {

@@ -368,6 +368,8 @@ class App {
           this.fatal = true;
           return this.fail(m.code, m.message);
         }
+        // The server closed our silent media connection: rebuild it.
+        if (m.code === 'MEDIA_LOST' && this.state === 'joined') return this.sig.abandon('media connection lost');
         return this.notify(m.message || m.code);
       case 'offer':
         return this.peer && this.peer.handleOffer(m.sdp, m.tracks);

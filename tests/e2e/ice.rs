@@ -148,3 +148,65 @@ async fn chromium_restarts_ice_without_leaving_the_call() {
     let trace = ann.eval("window.convene.trace").await;
     assert!(!trace.to_string().contains("ice:failed"), "{trace}");
 }
+
+/// The value of a gauge or counter in the server's /metrics.
+async fn metric(s: &Server, name: &str) -> Option<f64> {
+    let text = reqwest::get(s.url("/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_media_goes_silent_is_dropped_and_told() {
+    let s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "quiet"}))
+        .await
+        .expect(200);
+    let t = token(&s, "quiet", "Alice", "moderator").await;
+    let (mut alice, _) = join(&s, "quiet", "Alice", Some(t)).await;
+    alice.publish();
+    alice.wait_type("answer").await;
+    let t = token(&s, "quiet", "Bob", "attendee").await;
+    let (mut bob, joined) = join(&s, "quiet", "Bob", Some(t)).await;
+    let bob_id = joined["participant"]["id"].as_str().unwrap().to_string();
+    bob.wait_rtp(MediaKind::Video, 30, Duration::from_secs(30))
+        .await;
+    assert_eq!(metric(&s, "convene_peers").await, Some(2.0));
+
+    // Bob's media path dies without a word (his WebSocket stays up).
+    bob.silence();
+    let silent = Instant::now();
+    let lost = bob
+        .wait_signal(Duration::from_secs(60), |v| {
+            v["type"] == "error" && v["code"] == "MEDIA_LOST"
+        })
+        .await;
+    println!("silent peer dropped after {:?}", silent.elapsed());
+    assert_eq!(lost["fatal"], false, "{lost}");
+    // The others saw his connection go first.
+    alice
+        .wait_signal(Duration::from_secs(5), |v| {
+            v["type"] == "connection_quality"
+                && v["participant_id"] == bob_id.as_str()
+                && v["quality"] == "lost"
+        })
+        .await;
+    // His peer connection is gone from the server; he is still a
+    // participant (his socket is alive) and may resume to get a new one.
+    assert_eq!(metric(&s, "convene_peers").await, Some(1.0));
+    let live = s
+        .api()
+        .get("/api/v1/rooms/quiet/live/count")
+        .await
+        .expect(200)
+        .body["live_participants"]
+        .as_i64();
+    assert_eq!(live, Some(2));
+}

@@ -406,6 +406,8 @@ async fn watch(
             m = out.recv() => match m {
                 None => break "closed",
                 Some(ServerMsg::Error { fatal: true, .. }) => break "ended by the room",
+                // The media worker dropped the silent peer connection.
+                Some(ServerMsg::Error { code: "MEDIA_LOST", .. }) => break "media connection lost",
                 // The answer to an ICE restart (`PATCH`), or its refusal.
                 Some(ServerMsg::Answer { sdp }) => restarted(&sig, &resource, Ok(sdp)),
                 Some(ServerMsg::OfferRejected { message, .. }) => restarted(&sig, &resource, Err(message)),

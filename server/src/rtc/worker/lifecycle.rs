@@ -138,6 +138,7 @@ impl Worker {
                 ice_state: IceConnectionState::New,
                 joined_at: now,
                 connected_logged: false,
+                lost_since: None,
                 bwe: None,
                 levels: LevelMeter::default(),
                 quality: "good",
@@ -221,6 +222,53 @@ impl Worker {
             }
         }
         tracing::debug!(participant = %participant_id, "peer removed");
+    }
+
+    /// Drops the peers whose consent lapsed (see `MEDIA_LOST_AFTER`): no
+    /// more media is kept for them, the room stops forwarding their tracks,
+    /// and the participant hears `MEDIA_LOST` so its client can rebuild.
+    pub(super) fn drop_silent_peers(&mut self, now: Instant) {
+        let silent: Vec<String> = self
+            .peers
+            .slots()
+            .filter_map(|s| self.peers.get(s))
+            .filter(|p| {
+                p.lost_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= super::MEDIA_LOST_AFTER)
+            })
+            .map(|p| p.participant_id.clone())
+            .collect();
+        for pid in silent {
+            tracing::info!(participant = %pid, "media connection silent for 30 s; peer dropped");
+            self.peer_failed(&pid);
+        }
+    }
+
+    /// A peer connection that failed or lapsed: the participant hears
+    /// `MEDIA_LOST` (its client rebuilds the connection by resuming),
+    /// signaling hears of it, and the peer is removed.
+    pub(super) fn peer_failed(&mut self, participant_id: &str) {
+        if let Some(&slot) = self.by_participant.get(participant_id)
+            && let Some(p) = self.peers.get(slot)
+        {
+            p.send(
+                MediaNotice::Error {
+                    code: "MEDIA_LOST",
+                    message: "the media connection was lost and closed; resume to get a new one"
+                        .into(),
+                },
+                &self.counters,
+            );
+        }
+        let event = crate::rtc::MediaEvent::PeerFailed {
+            participant_id: participant_id.to_string(),
+        };
+        if self.events.try_send(event).is_err() {
+            self.counters
+                .events_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.remove_peer(participant_id);
     }
 
     pub(super) fn set_quality(&mut self, slot: Slot, quality: &'static str) {

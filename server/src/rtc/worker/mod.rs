@@ -138,6 +138,13 @@ pub enum Command {
 /// Active speakers and simulcast layer allocations are recomputed this often.
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(500);
 
+/// A peer whose ICE has been disconnected this long is dropped: with str0m's
+/// 15 s without a binding request before it disconnects, a peer that went
+/// silent is dropped about 30 s after its last sign of consent (RFC 7675's
+/// consent lifetime). The participant is told (`MEDIA_LOST`) and can resume
+/// with a fresh peer connection.
+const MEDIA_LOST_AFTER: Duration = Duration::from_secs(15);
+
 /// Keyframe limiters are checked this often.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -480,6 +487,7 @@ impl Worker {
         if now.saturating_duration_since(self.last_housekeeping) >= HOUSEKEEPING_INTERVAL {
             self.last_housekeeping = now;
             self.housekeeping(now);
+            self.drop_silent_peers(now);
         }
         if now.saturating_duration_since(self.last_speaker_tick) >= SPEAKER_INTERVAL {
             self.last_speaker_tick = now;
@@ -557,18 +565,7 @@ impl Worker {
         }
         if dead && let Some(peer) = self.peers.get(slot) {
             let pid = peer.participant_id.clone();
-            if self
-                .events
-                .try_send(MediaEvent::PeerFailed {
-                    participant_id: pid.clone(),
-                })
-                .is_err()
-            {
-                self.counters
-                    .events_dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            self.remove_peer(&pid);
+            self.peer_failed(&pid);
         }
     }
 
@@ -579,6 +576,14 @@ impl Worker {
                 if let Some(p) = self.peers.get_mut(slot) {
                     p.ice_state = state;
                     tracing::debug!(participant = %p.participant_id, ?state, "ice state");
+                    p.lost_since = match state {
+                        IceConnectionState::Disconnected if p.connected_logged => {
+                            p.lost_since.or(Some(now))
+                        }
+                        IceConnectionState::Disconnected => None,
+                        IceConnectionState::Connected | IceConnectionState::Completed => None,
+                        _ => p.lost_since,
+                    };
                 }
                 if state == IceConnectionState::Disconnected {
                     self.set_quality(slot, "lost");

@@ -245,6 +245,9 @@ pub(super) struct Peer {
     pub(super) outs: Vec<OutTrack>,
     pub(super) pending_offer: Option<SdpPendingOffer>,
     pub(super) ice_state: IceConnectionState,
+    /// Since when a connected peer's ICE has been disconnected (no binding
+    /// request for 15 s: str0m stopped sending to it); see `drop_silent_peers`.
+    pub(super) lost_since: Option<Instant>,
     pub(super) joined_at: Instant,
     pub(super) connected_logged: bool,
     pub(super) bwe: Option<Bitrate>,
