@@ -210,3 +210,53 @@ async fn a_peer_whose_media_goes_silent_is_dropped_and_told() {
         .as_i64();
     assert_eq!(live, Some(2));
 }
+
+/// An offer whose DTLS fingerprint is not its certificate's (one hex digit
+/// changed): what an attacker in the signaling path would send.
+fn forge_fingerprint(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        match line.strip_prefix("a=fingerprint:sha-256 ") {
+            Some(fp) => {
+                let flipped = if fp.starts_with('0') { "1" } else { "0" };
+                out.push_str("a=fingerprint:sha-256 ");
+                out.push_str(flipped);
+                out.push_str(&fp[1..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dtls_certificate_that_does_not_match_the_offer_gets_no_media_through() {
+    let s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "forged"}))
+        .await
+        .expect(200);
+    let t = token(&s, "forged", "Bob", "attendee").await;
+    let (mut bob, _) = join(&s, "forged", "Bob", Some(t)).await;
+    let t = token(&s, "forged", "Mallory", "moderator").await;
+    let (mut mallory, _) = join(&s, "forged", "Mallory", Some(t)).await;
+    mallory.mangle_offers(forge_fingerprint);
+    mallory.publish();
+    let answer = mallory.wait_type("answer").await;
+    assert!(answer["sdp"].as_str().unwrap().contains("a=fingerprint:"));
+    // ICE comes up; the DTLS handshake shows a certificate whose digest is
+    // not the offer's: the server closes that peer connection.
+    let lost = mallory
+        .wait_signal(Duration::from_secs(30), |v| {
+            v["type"] == "error" && v["code"] == "MEDIA_LOST"
+        })
+        .await;
+    assert_eq!(lost["fatal"], false);
+    bob.collect_for(Duration::from_secs(2)).await;
+    assert_eq!(
+        bob.received(MediaKind::Video).len(),
+        0,
+        "no media got through"
+    );
+    assert_eq!(bob.received(MediaKind::Audio).len(), 0);
+}
