@@ -386,3 +386,43 @@ async fn a_whip_publisher_restarts_ice_after_a_move_and_keeps_publishing() {
     );
     assert_eq!(live_count(&s, "roam").await, 2, "nobody left or rejoined");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_share_is_refused_where_it_is_not_allowed() {
+    let s = Server::start();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "noscreen", "screenshare_enabled": false}),
+        )
+        .await
+        .expect(200);
+    let t = token(&s, "noscreen", "OBS", "moderator").await;
+    // Audio, a camera and a second video: the screen.
+    let mut rtc = str0m::Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(std::time::Instant::now());
+    rtc.add_local_candidate(
+        str0m::Candidate::host("127.0.0.2:40000".parse().unwrap(), "udp").unwrap(),
+    );
+    let mut change = rtc.sdp_api();
+    for kind in [MediaKind::Audio, MediaKind::Video, MediaKind::Video] {
+        change.add_media(kind, str0m::media::Direction::SendOnly, None, None, None);
+    }
+    let sdp = change.apply().unwrap().0.to_sdp_string();
+    let (status, body) = post(&s, "noscreen", Some(&t), "application/sdp", &sdp).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "FORBIDDEN");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("screen"),
+        "{body}"
+    );
+    // Without the screen, the same role publishes.
+    let mut one = Client::whip(s.url("/whip/noscreen"), Some(t), media_ip());
+    assert_eq!(whip_result(&mut one).await["status"], 201);
+}
