@@ -24,6 +24,11 @@ pub struct Cli {
 /// Options every subcommand shares.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
+    /// A TOML file of settings: its keys are the long flags (`rtc_port =
+    /// 40000`, or `[media]` `workers = 2`); a flag or an environment
+    /// variable wins over it (docs/configuration.md).
+    #[arg(long, env = "CONVENE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Directory holding convene.db (and later recordings).
     #[arg(
         long,
@@ -74,6 +79,18 @@ pub enum Command {
         #[command(subcommand)]
         action: FleetAction,
     },
+    /// The configuration in effect.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Every option, its value and where it came from (flag, environment,
+    /// file, default); secrets redacted.
+    Show,
 }
 
 #[derive(Debug, Clone, Args)]

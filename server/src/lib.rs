@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod config_file;
 pub mod metrics;
 pub mod recording;
 pub mod rtc;

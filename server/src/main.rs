@@ -2,9 +2,10 @@
 
 use clap::Parser;
 use convene_server::config::{
-    Cli, Command, Common, FleetAction, FleetRoleArg, FleetUserAction, KeyAction, LogFormat,
-    TeamAction, TokenArgs,
+    Cli, Command, Common, ConfigAction, FleetAction, FleetRoleArg, FleetUserAction, KeyAction,
+    LogFormat, TeamAction, TokenArgs,
 };
+use convene_server::config_file;
 use serde_json::{Map, Value};
 
 fn init_logging(format: LogFormat) {
@@ -22,7 +23,16 @@ fn init_logging(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // The configuration file's settings become flags (flag > environment >
+    // file > default); a bad file stops the start with the key's name.
+    let (args, from_file) = match config_file::apply(std::env::args_os().collect()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let cli = Cli::parse_from(&args);
     init_logging(cli.common.log_format);
     match cli.command {
         None => convene_server::run_serve(cli.common, cli.serve).await,
@@ -31,6 +41,12 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Team { action }) => team(&cli.common, action).await,
         Some(Command::Token(args)) => token(&cli.common, args).await,
         Some(Command::Fleet { action }) => fleet(&cli.common, action).await,
+        Some(Command::Config {
+            action: ConfigAction::Show,
+        }) => {
+            print!("{}", config_file::show(&args, &from_file));
+            Ok(())
+        }
     }
 }
 

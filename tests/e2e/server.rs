@@ -124,3 +124,57 @@ async fn metrics_can_move_to_their_own_address() {
     assert_eq!(own.status(), 200);
     assert!(own.text().await.unwrap().contains("convene_rooms_live"));
 }
+
+/// The configuration file: its settings take effect under the flags and the
+/// environment, `config show` says where each value came from (secrets
+/// redacted), and a bad key stops the start with its name.
+#[tokio::test]
+async fn a_configuration_file_sets_options_under_flags_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("convene.toml");
+    std::fs::write(
+        &file,
+        "rate_limit_per_minute = 3\napi_key = \"a-secret-developer-key\"\n[media]\nworkers = 2\n",
+    )
+    .unwrap();
+    let show = std::process::Command::new(convene_tests::binary("convene"))
+        .arg("--config")
+        .arg(&file)
+        .args(["--media-workers", "1", "config", "show"])
+        .env_remove("CONVENE_RATE_LIMIT_PER_MINUTE")
+        .env_remove("CONVENE_API_KEY")
+        .env_remove("CONVENE_MEDIA_WORKERS")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    assert!(text.contains("rate_limit_per_minute = 3  # file"), "{text}");
+    assert!(text.contains("media_workers = 1  # flag"), "{text}");
+    assert!(text.contains("api_key = <redacted>  # file"), "{text}");
+    assert!(!text.contains("a-secret-developer-key"), "{text}");
+
+    // The server runs with it: the third request in a minute is the last.
+    let s = Server::start_with(convene_tests::Options {
+        args: vec!["--config".into(), file.display().to_string()],
+        ..Default::default()
+    });
+    for _ in 0..3 {
+        s.api().get("/api/v1/rooms").await.expect(200);
+    }
+    s.api().get("/api/v1/rooms").await.expect(429);
+
+    std::fs::write(&file, "rate_limit_per_minut = 3\n").unwrap();
+    let bad = std::process::Command::new(convene_tests::binary("convene"))
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("unknown key `rate_limit_per_minut`"), "{err}");
+}
