@@ -143,6 +143,7 @@ pub fn app(
         ));
     let rtc = Router::new()
         .route("/rtc", get(signaling::ws_handler))
+        .route("/ready", get(ready))
         .merge(http_media)
         .with_state(sig);
     let mut router = convene_api::router(state)
@@ -443,4 +444,34 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received; finishing requests");
+}
+
+/// `GET /ready`: a readiness probe. `/health` says the process and its
+/// database live; this also checks the media plane: every worker answers
+/// within a second, no media thread has ended, the UDP socket is bound.
+/// 200 when all pass, 503 naming the failing check.
+async fn ready(
+    axum::extract::State(sig): axum::extract::State<Arc<Signaling>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let within = std::time::Duration::from_secs(1);
+    let db = match tokio::time::timeout(within * 3, sig.db.ping()).await {
+        Ok(Ok(())) => "ok".to_string(),
+        _ => "failing".to_string(),
+    };
+    let media = match sig.media.ready(within).await {
+        Ok(()) => "ok".to_string(),
+        Err(why) => why,
+    };
+    let ok = db == "ok" && media == "ok";
+    let body = serde_json::json!({
+        "status": if ok { "ready" } else { "not ready" },
+        "checks": {"database": db, "media": media, "media_udp": sig.media.local_addr.to_string()},
+    });
+    let code = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
 }

@@ -178,3 +178,26 @@ async fn a_configuration_file_sets_options_under_flags_and_environment() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("unknown key `rate_limit_per_minut`"), "{err}");
 }
+
+/// `/ready` also checks the media plane (every worker answers); `/ready`
+/// is no room name.
+#[tokio::test]
+async fn ready_checks_the_database_and_the_media_workers() {
+    let s = Server::start_with(convene_tests::Options {
+        args: vec!["--media-workers".into(), "2".into()],
+        ..Default::default()
+    });
+    let r = s.client.get(s.url("/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(body["checks"]["database"], "ok");
+    assert_eq!(body["checks"]["media"], "ok");
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            serde_json::json!({"friendly_url": "ready"}),
+        )
+        .await
+        .expect(422);
+}

@@ -25,6 +25,7 @@ pub const RESERVED_PATHS: &[&str] = &[
     "whep",
     "ws",
     "health",
+    "ready",
     "healthz",
     "metrics",
     "static",

@@ -373,6 +373,29 @@ impl MediaPlane {
         }
     }
 
+    /// Whether every worker answers within `within` and no media thread has
+    /// ended: `Err` says which part is not.
+    pub async fn ready(&self, within: std::time::Duration) -> Result<(), String> {
+        if let Ok(threads) = self.threads.lock()
+            && let Some(t) = threads.iter().find(|t| t.is_finished())
+        {
+            return Err(format!(
+                "the media thread {} has stopped",
+                t.thread().name().unwrap_or("?")
+            ));
+        }
+        for (i, tx) in self.commands.iter().enumerate() {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            if tx.try_send(Command::Ping { reply }).is_err() {
+                return Err(format!("media worker {i} is not taking commands"));
+            }
+            if !matches!(tokio::time::timeout(within, rx).await, Ok(Ok(()))) {
+                return Err(format!("media worker {i} did not answer within {within:?}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Stops every thread (each notices within 200 ms) and waits for them.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);

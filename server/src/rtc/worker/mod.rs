@@ -129,6 +129,10 @@ pub enum Command {
         room_id: String,
         sink: Box<RecorderSink>,
     },
+    /// Answer when the worker's loop gets to it (the readiness probe).
+    Ping {
+        reply: oneshot::Sender<()>,
+    },
     /// Stop feeding the room's recorder (it then closes its files).
     StopRecording {
         room_id: String,
@@ -688,6 +692,9 @@ impl Worker {
                 if let Some(room) = self.rooms.get_mut(room_id.as_str()) {
                     room.recorder = None;
                 }
+            }
+            Command::Ping { reply } => {
+                let _ = reply.send(());
             }
             Command::RoomTracks { room_id, reply } => {
                 let mut out: HashMap<String, Vec<TrackInfo>> = HashMap::new();
