@@ -114,6 +114,13 @@ pub struct ServeArgs {
     /// Largest accepted JSON request body, in bytes.
     #[arg(long, env = "CONVENE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Serve HTTPS (and WSS) with this certificate chain (PEM); needs
+    /// `--tls-key`. Reloaded on SIGHUP.
+    #[arg(long, env = "CONVENE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CONVENE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// UDP port of the media plane (every participant shares it).
     #[arg(long, env = "CONVENE_RTC_PORT", default_value_t = 7882)]
     pub rtc_port: u16,

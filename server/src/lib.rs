@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod recording;
 pub mod rtc;
 pub mod signaling;
+pub mod tls;
 pub mod web;
 
 use std::future::Future;
@@ -204,6 +205,17 @@ pub async fn serve(
 
 /// Runs `convene serve`.
 pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
+    // Built-in HTTPS: the certificate is read first (a bad one stops the
+    // start before anything else does) and again on SIGHUP.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_config(tls::server_config(cert, key)?);
+            tls::reload_on_sighup(config.clone(), cert.clone(), key.clone());
+            Some(config)
+        }
+        _ => None,
+    };
     let db = open_store(&common).await?;
     let default = ensure_default_team(&db, args.api_key.as_deref()).await?;
     if default.created {
@@ -398,8 +410,9 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    println!("listening on http://{local}");
-    tracing::info!(addr = %local, public_url = %common.public_url, "convene listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{local}");
+    tracing::info!(addr = %local, public_url = %common.public_url, tls = tls.is_some(), "convene listening");
     let sig_for_shutdown = sig.clone();
     let shutdown = async move {
         shutdown_signal().await;
@@ -408,7 +421,11 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         let _ = fleet_stop.send(true);
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    serve(listener, app(state, fleet, sig, main_metrics), shutdown).await?;
+    let router = app(state, fleet, sig, main_metrics);
+    match tls {
+        Some(config) => tls::serve(listener, router, shutdown, config).await?,
+        None => serve(listener, router, shutdown).await?,
+    }
     if let Some(task) = fleet_task {
         let _ = task.await;
     }

@@ -201,3 +201,93 @@ async fn ready_checks_the_database_and_the_media_workers() {
         .await
         .expect(422);
 }
+
+/// A self-signed certificate for 127.0.0.1: (certificate PEM, key PEM).
+fn self_signed() -> (String, String) {
+    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    (c.cert.pem(), c.signing_key.serialize_pem())
+}
+
+/// A client that trusts only `cert_pem`.
+fn trusting(cert_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Built-in HTTPS: the API, pages and signaling over TLS with the given
+/// certificate, reloaded on SIGHUP; bad files stop the start clearly.
+#[tokio::test]
+async fn https_with_a_certificate_reloaded_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert1, key1) = self_signed();
+    std::fs::write(&cert_path, &cert1).unwrap();
+    std::fs::write(&key_path, &key1).unwrap();
+    let s = Server::start_with(convene_tests::Options {
+        args: vec![
+            "--tls-cert".into(),
+            cert_path.display().to_string(),
+            "--tls-key".into(),
+            key_path.display().to_string(),
+        ],
+        ..Default::default()
+    });
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let health = trusting(&cert1).get(s.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    // The signaling WebSocket is served on the same TLS listener.
+    let ws = trusting(&cert1).get(s.url("/rtc")).send().await.unwrap();
+    assert_ne!(ws.status(), 404);
+
+    // A new certificate, then SIGHUP: new connections get it.
+    let (cert2, key2) = self_signed();
+    std::fs::write(&cert_path, &cert2).unwrap();
+    std::fs::write(&key_path, &key2).unwrap();
+    let pid = s.pid().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut reloaded = false;
+    for _ in 0..50 {
+        if trusting(&cert2).get(s.url("/health")).send().await.is_ok() {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "the new certificate is served after SIGHUP");
+    assert!(
+        trusting(&cert1).get(s.url("/health")).send().await.is_err(),
+        "the old certificate is no longer served"
+    );
+
+    // A key that does not belong to the certificate stops the start.
+    std::fs::write(&key_path, &key1).unwrap();
+    let out = Command::new(binary("convene"))
+        .args(["--data-dir"])
+        .arg(dir.path().join("data2"))
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--rtc-port",
+            "0",
+            "--rtc-ip",
+            "127.0.0.1",
+        ])
+        .arg("--tls-cert")
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("do not go together"), "{err}");
+}
