@@ -223,3 +223,50 @@ async fn join_leave_cycles_leave_memory_where_it_was() {
         growth * 100.0
     );
 }
+
+/// A client that stops talking (its socket open, no answer to `ping`) is
+/// pinged after 20 s and dropped with `TIMEOUT` at 45 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_quiet_is_pinged_then_dropped() {
+    let s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "quiet-ws"}))
+        .await
+        .expect(200);
+    let (mut ws, _) = raw_join(&s, json!({"room": "quiet-ws", "name": "Zed"})).await;
+    let joined_at = Instant::now();
+    let mut pinged_after = None;
+    let timeout = loop {
+        let left = Duration::from_secs(70).saturating_sub(joined_at.elapsed());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "ping" {
+                    pinged_after.get_or_insert(joined_at.elapsed());
+                }
+                if v["type"] == "error" {
+                    break (v, joined_at.elapsed());
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the server said nothing before closing: {other:?}"),
+        }
+    };
+    let (error, after) = timeout;
+    assert_eq!(error["code"], "TIMEOUT", "{error}");
+    assert_eq!(error["fatal"], true);
+    let pinged = pinged_after.expect("pinged before being dropped");
+    println!("quiet client: pinged after {pinged:?}, dropped after {after:?}");
+    assert!(pinged < after, "pinged first");
+    // Then the server closes the socket.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true));
+}
