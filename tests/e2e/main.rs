@@ -35,5 +35,6 @@ mod reliability;
 mod room_defaults;
 mod server;
 mod shard;
+mod turn;
 mod webhooks;
 mod whip;
