@@ -303,9 +303,19 @@ export class Peer {
       framesSent: 0,
       packetsSent: 0,
       roundTripTime: null,
+      /** Types of the local candidates of nominated pairs (`host`, `relay`, ...). */
+      localCandidateTypes: [],
     };
     if (this.closed) return out;
     const report = await this.pc.getStats();
+    const types = new Set();
+    report.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated) {
+        const local = report.get(s.localCandidateId);
+        if (local) types.add(local.candidateType);
+      }
+    });
+    out.localCandidateTypes = [...types].sort();
     report.forEach((s) => {
       if (s.type === 'inbound-rtp') {
         out.framesDecoded += s.framesDecoded || 0;
@@ -321,6 +331,22 @@ export class Peer {
       }
     });
     return out;
+  }
+
+  /**
+   * Uses the ICE servers of a `joined` message (TURN with a credential for
+   * this join); `relayOnly` forces media through them (`?ice=relay`).
+   * Called before any offer, so gathering starts with them.
+   */
+  setIceServers(iceServers, relayOnly) {
+    const config = this.pc.getConfiguration();
+    config.iceServers = Array.isArray(iceServers) ? iceServers : [];
+    config.iceTransportPolicy = relayOnly ? 'relay' : 'all';
+    try {
+      this.pc.setConfiguration(config);
+    } catch (e) {
+      console.warn('ICE servers not applied', e);
+    }
   }
 
   close() {

@@ -117,7 +117,16 @@ fn allocate(s: &Server, transport: Transport, user: &str, pass: &str) -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_delivers_turn_credentials_that_relay_to_the_media_port_only() {
-    let s = server(&[]);
+    // An echo peer the operator allowed (--turn-allow-peer): relayed both ways.
+    let echo = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let s = server(&["--turn-allow-peer", &echo_addr.to_string()]);
     room(&s, "turn-a").await;
     let (_ann, joined) = join(&s, "turn-a", "Ann", false).await;
     let (udp, _) = s.turn_addrs().unwrap();
@@ -171,6 +180,17 @@ async fn join_delivers_turn_credentials_that_relay_to_the_media_port_only() {
             );
         }
         t.send_to(media, b"through the relay");
+        if transport == Transport::Udp {
+            // Both ways, with the allowed echo peer (same IP as the media port).
+            t.send_to(echo_addr, b"echo me");
+            for _ in 0..500 {
+                if !t.received.is_empty() {
+                    break;
+                }
+                t.step();
+            }
+            assert_eq!(t.received.first(), Some(&(echo_addr, b"echo me".to_vec())));
+        }
         t.delete();
     }
     let m = wait_metrics(&s, |m| {
@@ -276,4 +296,106 @@ async fn media_flows_through_turn_and_a_credential_of_another_room_gets_none() {
     // Nothing came back to Dave through that relay: not even an ICE answer.
     assert_eq!(dave_bridge.carried.lock().unwrap().1, 0);
     assert!(dave.received(MediaKind::Video).is_empty());
+}
+
+/// An nftables table of this test's own (all tests share one namespace):
+/// drops UDP to `port` from every source port outside `allowed`; removed on drop.
+struct NftBlock(String);
+
+impl NftBlock {
+    fn udp_to_port_except_from(port: u16, allowed: (u16, u16)) -> NftBlock {
+        let table = format!("convene_turn_{port}");
+        let nft = |args: &str| {
+            let out = std::process::Command::new("nft")
+                .args(args.split_whitespace())
+                .output()
+                .expect("nft (package nftables) is installed");
+            assert!(
+                out.status.success(),
+                "nft {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        nft(&format!("add table inet {table}"));
+        nft(&format!(
+            "add chain inet {table} out {{ type filter hook output priority 0 ; policy accept ; }}"
+        ));
+        nft(&format!(
+            "add rule inet {table} out udp dport {port} udp sport != {}-{} counter drop",
+            allowed.0, allowed.1
+        ));
+        NftBlock(table)
+    }
+}
+
+impl Drop for NftBlock {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &self.0])
+            .status();
+    }
+}
+
+/// Chromium forced to relay-only ICE, with direct UDP to this server's media
+/// port blocked: media flows both ways through the built-in TURN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
+    use convene_tests::browser::{Browser, assert_isolated_network};
+    let _one = crate::browser::ONE_AT_A_TIME.lock().await;
+    assert_isolated_network();
+    // Relay ports of this server only (below the default range the other
+    // tests' servers use).
+    let relays = (40100, 40199);
+    let s = Server::start_with(Options {
+        args: vec![
+            "--turn-relay-ports".into(),
+            format!("{}-{}", relays.0, relays.1),
+        ],
+        capture_log: true,
+        env: vec![("CONVENE_LOG".into(), "info".into())],
+        ..Options::default()
+    });
+    let _log = crate::browser::LogOnFailure(s.log_path.clone());
+    let media = s.media_addr();
+    let _block = NftBlock::udp_to_port_except_from(media.port(), relays);
+    // The block works: a datagram from an ordinary port does not leave.
+    let probe = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
+    probe.send_to(b"direct", media).unwrap_err();
+
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "relayed", "join_screen_enabled": false,
+                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let t_ann = token(&s, "relayed", "Ann", "speaker").await;
+    let t_ben = token(&s, "relayed", "Ben", "speaker").await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let ann = b1
+        .open(&s.url(&format!("/relayed?token={t_ann}&ice=relay")))
+        .await;
+    let ben = b2
+        .open(&s.url(&format!("/relayed?token={t_ben}&ice=relay")))
+        .await;
+    crate::browser::wait_state(&ann, "joined").await;
+    crate::browser::wait_state(&ben, "joined").await;
+    crate::browser::wait_media_both(&ann, &ben).await;
+
+    // Every candidate pair the browsers use is a relay one, and the relay
+    // carried the media.
+    for page in [&ann, &ben] {
+        let local = page
+            .eval("window.convene.stats().then(s => s.localCandidateTypes)")
+            .await;
+        assert_eq!(local, json!(["relay"]), "{}", page.report().await);
+    }
+    let m = metrics(&s).await;
+    let relayed: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("convene_turn_relayed_bytes_total"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum();
+    assert!(relayed > 100_000.0, "only {relayed} bytes relayed:\n{m}");
 }

@@ -18,10 +18,12 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use turn_server_proto::api::{
-    SocketAllocateError, TcpConnectError, Transmit, TurnServerApi, TurnServerPollRet,
+    DelayedMessageOrChannelSend, SocketAllocateError, TcpConnectError, Transmit, TurnServerApi,
+    TurnServerPollRet,
 };
 use turn_server_proto::server::TurnServer;
 use turn_server_proto::types::prelude::DelayedTransmitBuild;
+use turn_server_proto::types::transmit::TransmitBuild;
 use turn_server_proto::types::{AddressFamily, Instant as TurnInstant, TransportType};
 
 use super::TurnConfig;
@@ -445,18 +447,27 @@ impl State {
         }
     }
 
-    fn send_built<D: DelayedTransmitBuild + std::fmt::Debug>(
+    fn send_built<T: AsRef<[u8]> + std::fmt::Debug>(
         &mut self,
-        t: turn_server_proto::types::transmit::TransmitBuild<D>,
+        t: TransmitBuild<DelayedMessageOrChannelSend<T>>,
     ) {
+        // turn-types 0.7.3 writes a DATA indication as a SEND indication
+        // in `write_into` (its `build` is right), so indications are built
+        // into a fresh buffer; ChannelData, the path clients use once a
+        // channel is bound, is written into the reused one.
+        if matches!(t.data, DelayedMessageOrChannelSend::Message(_)) {
+            let b = t.build();
+            self.send(b.transport, b.from, b.to, &b.data);
+            return;
+        }
         let len = t.data.len();
         if len > self.scratch.len() {
             self.scratch.resize(len, 0);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         let w = t.write_into(&mut scratch[..len]);
-        let (transport, from, to) = (w.transport, w.from, w.to);
-        self.send(transport, from, to, &scratch[..len]);
+        let (transport, from, to, n) = (w.transport, w.from, w.to, w.data.len());
+        self.send(transport, from, to, &scratch[..n]);
         self.scratch = scratch;
     }
 
