@@ -73,7 +73,7 @@ impl Turn {
         local_ip: IpAddr,
         username: &str,
         password: &str,
-    ) -> Result<Turn, Turn> {
+    ) -> Result<Turn, Box<Turn>> {
         let mut config = TurnConfig::new(TurnCredentials::new(username, password));
         // USERNAME, as browsers and coturn's clients send it: the server
         // derives each credential from its username (USERHASH would hide it).
@@ -117,7 +117,7 @@ impl Turn {
                 t.relayed = Some(addr);
                 Ok(t)
             }
-            _ => Err(t),
+            _ => Err(Box::new(t)),
         }
     }
 

@@ -103,7 +103,7 @@ async fn wait_metrics(s: &Server, pred: impl Fn(&str) -> bool) -> String {
     }
 }
 
-fn allocate(s: &Server, transport: Transport, user: &str, pass: &str) -> Result<Turn, Turn> {
+fn allocate(s: &Server, transport: Transport, user: &str, pass: &str) -> Result<Turn, Box<Turn>> {
     let (udp, tcp) = s
         .turn_addrs()
         .expect("the server prints its TURN addresses");
