@@ -177,13 +177,15 @@ impl Policy {
         } else {
             IntegrityAlgorithm::Sha1
         };
-        if msg.validate_integrity(&key).is_err() {
-            // Wrong password (or no integrity): the server refuses it too,
-            // since it only knows users whose integrity we checked.
-            return Verdict::Pass {
-                add_user: None,
-                refused: Some(Refusal::BadCredential),
-            };
+        let valid = match integrity_sha1_ok(data, username, &self.realm, &password) {
+            Some(ok) => ok,
+            // Only MESSAGE-INTEGRITY-SHA256: stun-types compares it in constant time.
+            None => msg.validate_integrity(&key).is_ok(),
+        };
+        if !valid {
+            // Answered here, so the protocol crate's own (not constant-time)
+            // comparison never sees a wrong password.
+            return unauthorized(&msg, &self.realm);
         }
         let method = msg.method();
         let mut add_user = None;
@@ -307,6 +309,64 @@ impl Policy {
     }
 }
 
+/// Checks MESSAGE-INTEGRITY (HMAC-SHA1 under the long-term key
+/// MD5(username:realm:password)) in constant time; `None` when the message
+/// has no MESSAGE-INTEGRITY attribute before any SHA256 one.
+fn integrity_sha1_ok(data: &[u8], username: &str, realm: &str, password: &str) -> Option<bool> {
+    use hmac::{Hmac, Mac};
+    use md5::{Digest, Md5};
+    use subtle::ConstantTimeEq;
+    const HEADER: usize = 20;
+    let mut at = HEADER;
+    while at + 4 <= data.len() {
+        let kind = u16::from_be_bytes([data[at], data[at + 1]]);
+        let len = usize::from(u16::from_be_bytes([data[at + 2], data[at + 3]]));
+        let value = at + 4;
+        if value + len > data.len() {
+            return Some(false);
+        }
+        match (kind, len) {
+            (0x0008, 20) => {
+                let key = Md5::new()
+                    .chain_update(username.as_bytes())
+                    .chain_update(b":")
+                    .chain_update(realm.as_bytes())
+                    .chain_update(b":")
+                    .chain_update(password.as_bytes())
+                    .finalize();
+                let mut header = [0u8; HEADER];
+                header.copy_from_slice(&data[..HEADER]);
+                let covered = u16::try_from(at - HEADER + 24).ok()?;
+                header[2..4].copy_from_slice(&covered.to_be_bytes());
+                let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).ok()?;
+                mac.update(&header);
+                mac.update(&data[HEADER..at]);
+                let computed = mac.finalize().into_bytes();
+                return Some(computed.as_slice().ct_eq(&data[value..value + 20]).into());
+            }
+            (0x001C, _) => return None,
+            (0x0008, _) => return Some(false),
+            _ => {}
+        }
+        at = value + len.div_ceil(4) * 4;
+    }
+    Some(false)
+}
+
+/// A 401 to a request whose credential did not check out (unsigned: the
+/// client's key is not trusted).
+fn unauthorized(msg: &Message<'_>, realm: &str) -> Verdict {
+    use turn_server_proto::types::stun::attribute::Realm;
+    let build = || -> Result<Vec<u8>, turn_server_proto::types::stun::message::StunWriteError> {
+        let mut b = Message::builder_error(msg, MessageWriteVec::new());
+        b.add_attribute(&ErrorCode::builder(ErrorCode::UNAUTHORIZED).build()?)?;
+        b.add_attribute(&Realm::new(realm)?)?;
+        b.add_fingerprint()?;
+        Ok(b.finish())
+    };
+    Verdict::Reply(build().unwrap_or_default(), Refusal::BadCredential)
+}
+
 /// A signed error response to `msg`.
 fn reply(
     msg: &Message<'_>,
@@ -326,5 +386,128 @@ fn reply(
         Ok(bytes) => Verdict::Reply(bytes, why),
         // Cannot build the answer: stay silent (the client times out).
         Err(_) => Verdict::Reply(Vec::new(), why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use turn_server_proto::types::stun::message::TransactionId;
+
+    const REALM: &str = "convene";
+
+    fn request(
+        method: turn_server_proto::types::stun::message::Method,
+        user: &str,
+        pass: &str,
+        peer: Option<SocketAddr>,
+    ) -> Vec<u8> {
+        let mut b = Message::builder_request(method, MessageWriteVec::new());
+        let tid: TransactionId = b.transaction_id();
+        b.add_attribute(&Username::new(user).unwrap()).unwrap();
+        if let Some(p) = peer {
+            b.add_attribute(&XorPeerAddress::new(p, tid)).unwrap();
+        }
+        let key: MessageIntegrityCredentials =
+            LongTermKeyCredentials::new(user.into(), pass.into(), REALM.into()).into();
+        b.add_message_integrity(&key, IntegrityAlgorithm::Sha1)
+            .unwrap();
+        b.finish()
+    }
+
+    fn client() -> Client {
+        (
+            TransportType::Udp,
+            "127.0.0.2:3478".parse().unwrap(),
+            "127.0.0.2:40000".parse().unwrap(),
+        )
+    }
+
+    fn error_code(v: &Verdict) -> Option<u16> {
+        match v {
+            Verdict::Reply(b, _) => Message::from_bytes(b)
+                .ok()?
+                .attribute::<ErrorCode>()
+                .ok()
+                .map(|e| e.code()),
+            Verdict::Pass { .. } => None,
+        }
+    }
+
+    #[test]
+    fn integrity_is_checked_against_the_minted_password() {
+        let secret = Secret::new("0123456789abcdef0123").unwrap();
+        let user = "2000000000:room-a.p1";
+        let pass = secret.password(user);
+        let good = request(ALLOCATE, user, &pass, None);
+        assert_eq!(integrity_sha1_ok(&good, user, REALM, &pass), Some(true));
+        assert_eq!(integrity_sha1_ok(&good, user, REALM, "other"), Some(false));
+        let media: SocketAddr = "127.0.0.2:7882".parse().unwrap();
+        let mut p = Policy::new(secret, REALM.into(), vec![media], 1, 10);
+        // Forged password: 401, and the user is never added.
+        let forged = request(ALLOCATE, user, "AAAA", None);
+        let v = p.inspect(&forged, client(), 1_000);
+        assert_eq!(error_code(&v), Some(401));
+        // The real one: passed on, the user added once.
+        let v = p.inspect(&good, client(), 1_000);
+        assert!(
+            matches!(
+                v,
+                Verdict::Pass {
+                    add_user: Some(_),
+                    refused: None
+                }
+            ),
+            "{v:?}"
+        );
+        // Expired: 401.
+        let v = p.inspect(&good, client(), 2_000_000_000);
+        assert_eq!(error_code(&v), Some(401));
+        // The cap (1): a second allocation from another 5-tuple is 486.
+        p.relay_opened(client(), "127.0.0.2:50000".parse().unwrap());
+        let mut other = client();
+        other.2 = "127.0.0.2:40001".parse().unwrap();
+        assert_eq!(error_code(&p.inspect(&good, other, 1_000)), Some(486));
+        p.relay_closed("127.0.0.2:50000".parse().unwrap());
+        assert!(matches!(
+            p.inspect(&good, other, 1_000),
+            Verdict::Pass { .. }
+        ));
+    }
+
+    #[test]
+    fn peers_other_than_the_sfu_are_forbidden() {
+        let secret = Secret::new("0123456789abcdef0123").unwrap();
+        let user = "2000000000:room-a.p1";
+        let pass = secret.password(user);
+        let media: SocketAddr = "127.0.0.2:7882".parse().unwrap();
+        let mut p = Policy::new(secret, REALM.into(), vec![media], 4, 10);
+        let ok = request(CREATE_PERMISSION, user, &pass, Some(media));
+        assert!(matches!(
+            p.inspect(&ok, client(), 1_000),
+            Verdict::Pass { .. }
+        ));
+        let elsewhere = request(
+            CREATE_PERMISSION,
+            user,
+            &pass,
+            Some("10.0.0.1:7882".parse().unwrap()),
+        );
+        assert_eq!(
+            error_code(&p.inspect(&elsewhere, client(), 1_000)),
+            Some(403)
+        );
+        let other_port = request(
+            CHANNEL_BIND,
+            user,
+            &pass,
+            Some("127.0.0.2:22".parse().unwrap()),
+        );
+        assert_eq!(
+            error_code(&p.inspect(&other_port, client(), 1_000)),
+            Some(403)
+        );
+        assert!(p.peer_allowed(media));
+        assert!(!p.peer_allowed("127.0.0.2:22".parse().unwrap()));
     }
 }
