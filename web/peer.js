@@ -305,17 +305,24 @@ export class Peer {
       roundTripTime: null,
       /** Types of the local candidates of nominated pairs (`host`, `relay`, ...). */
       localCandidateTypes: [],
+      /** How those candidates reach the server: `udp` or `tcp` (for a relay, its leg to TURN). */
+      localCandidateProtocols: [],
     };
     if (this.closed) return out;
     const report = await this.pc.getStats();
     const types = new Set();
+    const protocols = new Set();
     report.forEach((s) => {
       if (s.type === 'candidate-pair' && s.nominated) {
         const local = report.get(s.localCandidateId);
-        if (local) types.add(local.candidateType);
+        if (local) {
+          types.add(local.candidateType);
+          protocols.add(local.candidateType === 'relay' ? local.relayProtocol : local.protocol);
+        }
       }
     });
     out.localCandidateTypes = [...types].sort();
+    out.localCandidateProtocols = [...protocols].sort();
     report.forEach((s) => {
       if (s.type === 'inbound-rtp') {
         out.framesDecoded += s.framesDecoded || 0;

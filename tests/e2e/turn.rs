@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use convene_tests::browser::Browser;
 use convene_tests::rtc_client::{Client, ClientOptions};
 use convene_tests::turn_client::{Transport, Turn, TurnBridge};
 use convene_tests::{Options, Server, media_ip};
@@ -303,8 +304,13 @@ async fn media_flows_through_turn_and_a_credential_of_another_room_gets_none() {
 struct NftBlock(String);
 
 impl NftBlock {
-    fn udp_to_port_except_from(port: u16, allowed: (u16, u16)) -> NftBlock {
-        let table = format!("convene_turn_{port}");
+    fn udp_to_ports_except_from(ports: &[u16], allowed: (u16, u16)) -> NftBlock {
+        let table = format!("convene_turn_{}", ports[0]);
+        let set = ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         let nft = |args: &str| {
             let out = std::process::Command::new("nft")
                 .args(args.split_whitespace())
@@ -321,7 +327,7 @@ impl NftBlock {
             "add chain inet {table} out {{ type filter hook output priority 0 ; policy accept ; }}"
         ));
         nft(&format!(
-            "add rule inet {table} out udp dport {port} udp sport != {}-{} counter drop",
+            "add rule inet {table} out udp dport {{ {set} }} udp sport != {}-{} counter drop",
             allowed.0, allowed.1
         ));
         NftBlock(table)
@@ -336,11 +342,44 @@ impl Drop for NftBlock {
     }
 }
 
+async fn two_browsers_in(
+    s: &Server,
+    room: &str,
+    query: &str,
+) -> (
+    Browser,
+    Browser,
+    convene_tests::browser::Page,
+    convene_tests::browser::Page,
+) {
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": room, "join_screen_enabled": false,
+                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let t_ann = token(s, room, "Ann", "speaker").await;
+    let t_ben = token(s, room, "Ben", "speaker").await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let ann = b1
+        .open(&s.url(&format!("/{room}?token={t_ann}{query}")))
+        .await;
+    let ben = b2
+        .open(&s.url(&format!("/{room}?token={t_ben}{query}")))
+        .await;
+    crate::browser::wait_state(&ann, "joined").await;
+    crate::browser::wait_state(&ben, "joined").await;
+    crate::browser::wait_media_both(&ann, &ben).await;
+    (b1, b2, ann, ben)
+}
+
 /// Chromium forced to relay-only ICE, with direct UDP to this server's media
 /// port blocked: media flows both ways through the built-in TURN.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
-    use convene_tests::browser::{Browser, assert_isolated_network};
+    use convene_tests::browser::assert_isolated_network;
     let _one = crate::browser::ONE_AT_A_TIME.lock().await;
     assert_isolated_network();
     // Relay ports of this server only (below the default range the other
@@ -357,31 +396,12 @@ async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
     });
     let _log = crate::browser::LogOnFailure(s.log_path.clone());
     let media = s.media_addr();
-    let _block = NftBlock::udp_to_port_except_from(media.port(), relays);
+    let _block = NftBlock::udp_to_ports_except_from(&[media.port()], relays);
     // The block works: a datagram from an ordinary port does not leave.
     let probe = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
     probe.send_to(b"direct", media).unwrap_err();
 
-    s.api()
-        .post(
-            "/api/v1/rooms",
-            json!({"friendly_url": "relayed", "join_screen_enabled": false,
-                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
-        )
-        .await
-        .expect(200);
-    let t_ann = token(&s, "relayed", "Ann", "speaker").await;
-    let t_ben = token(&s, "relayed", "Ben", "speaker").await;
-    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
-    let ann = b1
-        .open(&s.url(&format!("/relayed?token={t_ann}&ice=relay")))
-        .await;
-    let ben = b2
-        .open(&s.url(&format!("/relayed?token={t_ben}&ice=relay")))
-        .await;
-    crate::browser::wait_state(&ann, "joined").await;
-    crate::browser::wait_state(&ben, "joined").await;
-    crate::browser::wait_media_both(&ann, &ben).await;
+    let (_b1, _b2, ann, ben) = two_browsers_in(&s, "relayed", "&ice=relay").await;
 
     // Every candidate pair the browsers use is a relay one, and the relay
     // carried the media.
