@@ -114,6 +114,21 @@ pub struct IceServer {
     pub credential: String,
 }
 
+impl IceServer {
+    /// The `Link` header values of a WHIP/WHEP answer (RFC 9725 §4.6), one per URL.
+    pub fn link_headers(&self) -> Vec<String> {
+        self.urls
+            .iter()
+            .map(|u| {
+                format!(
+                    "<{u}>; rel=\"ice-server\"; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+                    self.username, self.credential
+                )
+            })
+            .collect()
+    }
+}
+
 /// Mints the ICE servers of a join: the TURN URLs (built-in or external)
 /// with a fresh credential for this room and participant.
 #[derive(Debug, Clone)]
@@ -209,5 +224,14 @@ mod tests {
         let c = parse_username(&s.username).unwrap();
         assert_eq!(c.room_id, "room-1");
         assert!(ice.for_join("bad room", "p", 0).is_empty());
+        let links = s.link_headers();
+        assert_eq!(links.len(), 1);
+        assert_eq!(
+            links[0],
+            format!(
+                "<turn:127.0.0.2:3478?transport=udp>; rel=\"ice-server\"; username=\"1060:room-1.part-1\"; credential=\"{}\"; credential-type=\"password\"",
+                s.credential
+            )
+        );
     }
 }
