@@ -274,8 +274,8 @@ async fn read_loop(
     let mut filled = 0;
     loop {
         while let Some(n) = frame_len(&buf[..filled]) {
-            if buf[0] & 0xC0 == 0xC0 || n > MAX_FRAME {
-                return; // neither STUN nor ChannelData: not a TURN client
+            if buf[0] & 0xC0 >= 0x80 || n > MAX_FRAME {
+                return; // neither STUN (00) nor ChannelData (01): not a TURN client
             }
             if filled < n {
                 break;
@@ -310,7 +310,11 @@ async fn relay_read_loop(
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
             Ok(r) => r,
-            Err(_) => continue,
+            Err(_) => {
+                // e.g. an ICMP error reported on the socket: do not spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
         };
         if inbound
             .try_send(Inbound::Peer {
