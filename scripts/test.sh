@@ -32,6 +32,7 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)   # opus's build script
 compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || missing+=(libclang-dev)   # v4l's bindgen
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)   # library PDFs become slides
+command -v nft >/dev/null 2>&1 || missing+=(nftables)   # TURN tests block direct UDP to the media port
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing missing system packages: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod firefox;
 pub mod relay;
 pub mod rtc_client;
+pub mod turn_client;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -137,6 +138,10 @@ impl Server {
         if !self.extra_args.iter().any(|a| a == "--media-workers") {
             cmd.arg("--media-workers").arg("2");
         }
+        // The built-in TURN server on a free port (tests run in parallel).
+        if !self.extra_args.iter().any(|a| a == "--turn-port") {
+            cmd.arg("--turn-port").arg("0");
+        }
         cmd.args(&self.extra_args)
             .env(
                 "CONVENE_LOG",
@@ -232,6 +237,16 @@ impl Server {
             .and_then(|l| l.split_whitespace().next())
             .and_then(|a| a.parse().ok())
             .expect("the server prints its media address")
+    }
+
+    /// The built-in TURN server's UDP and TCP addresses (from the startup line).
+    pub fn turn_addrs(&self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        let line = self
+            .stdout
+            .iter()
+            .find_map(|l| l.strip_prefix("turn on udp "))?;
+        let (udp, tcp) = line.split_once(" and tcp ")?;
+        Some((udp.trim().parse().ok()?, tcp.trim().parse().ok()?))
     }
 
     /// The signaling WebSocket URL.

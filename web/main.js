@@ -78,6 +78,8 @@ class App {
     this.room = readRoomFacts();
     this.roomKey = roomKeyFromPath(location.pathname) || this.room.friendly_url || null;
     this.token = params.get('token') || null;
+    /** `?ice=relay`: media only through TURN (a test of the relay path). */
+    this.relayOnly = params.get('ice') === 'relay';
     this.tokenName = this.token ? tokenName(this.token) : null;
     this.name = this.tokenName;
 
@@ -417,6 +419,7 @@ class App {
     this.resumeToken = m.resume_token;
     this.sessionId = m.session_id;
     if (m.room && m.room.settings) this.roomSettings = m.room.settings;
+    if (this.peer) this.peer.setIceServers(m.ice_servers, this.relayOnly);
     this.participants = new Map();
     for (const p of m.participants || []) this.upsertParticipant(p);
     if (!m.resumed) this.lobbyRequests.clear();

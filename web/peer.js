@@ -361,9 +361,26 @@ export class Peer {
       framesSent: 0,
       packetsSent: 0,
       roundTripTime: null,
+      /** Types of the local candidates of nominated pairs (`host`, `relay`, ...). */
+      localCandidateTypes: [],
+      /** How those candidates reach the server: `udp` or `tcp` (for a relay, its leg to TURN). */
+      localCandidateProtocols: [],
     };
     if (this.closed) return out;
     const report = await this.pc.getStats();
+    const types = new Set();
+    const protocols = new Set();
+    report.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated) {
+        const local = report.get(s.localCandidateId);
+        if (local) {
+          types.add(local.candidateType);
+          protocols.add(local.candidateType === 'relay' ? local.relayProtocol : local.protocol);
+        }
+      }
+    });
+    out.localCandidateTypes = [...types].sort();
+    out.localCandidateProtocols = [...protocols].sort();
     report.forEach((s) => {
       if (s.type === 'inbound-rtp') {
         out.framesDecoded += s.framesDecoded || 0;
@@ -379,6 +396,22 @@ export class Peer {
       }
     });
     return out;
+  }
+
+  /**
+   * Uses the ICE servers of a `joined` message (TURN with a credential for
+   * this join); `relayOnly` forces media through them (`?ice=relay`).
+   * Called before any offer, so gathering starts with them.
+   */
+  setIceServers(iceServers, relayOnly) {
+    const config = this.pc.getConfiguration();
+    config.iceServers = Array.isArray(iceServers) ? iceServers : [];
+    config.iceTransportPolicy = relayOnly ? 'relay' : 'all';
+    try {
+      this.pc.setConfiguration(config);
+    } catch (e) {
+      console.warn('ICE servers not applied', e);
+    }
   }
 
   close() {

@@ -50,6 +50,8 @@ impl SpawnedServer {
             &ip.to_string(),
             "--rtc-port",
             "0",
+            "--turn-port",
+            "0",
             "--media-workers",
             &media.0.max(1).to_string(),
             "--media-shard-peers",

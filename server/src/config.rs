@@ -154,6 +154,56 @@ pub struct ServeArgs {
     /// and track changes.
     #[arg(long, env = "CONVENE_MEDIA_SHARD_PEERS", default_value_t = 0)]
     pub media_shard_peers: usize,
+    /// Do not serve TURN (docs/turn.md). Clients then get no TURN server
+    /// unless --turn-external-urls names one.
+    #[arg(long, env = "CONVENE_TURN_DISABLE", default_value_t = false)]
+    pub turn_disable: bool,
+    /// UDP and TCP port of the built-in TURN server (on --rtc-ip).
+    #[arg(long, env = "CONVENE_TURN_PORT", default_value_t = 3478)]
+    pub turn_port: u16,
+    /// Ports the built-in TURN server's relay sockets take (LOW-HIGH).
+    #[arg(long, env = "CONVENE_TURN_RELAY_PORTS", default_value = "49152-65535",
+          value_parser = crate::turn::parse_port_range)]
+    pub turn_relay_ports: std::ops::RangeInclusive<u16>,
+    /// Address relay sockets bind to (default: --rtc-ip, or the advertised
+    /// media address when --rtc-ip is unspecified). Must be local.
+    #[arg(long, env = "CONVENE_TURN_RELAY_IP")]
+    pub turn_relay_ip: Option<std::net::IpAddr>,
+    /// Shared secret of the TURN REST API credentials (coturn's
+    /// `static-auth-secret` with `use-auth-secret`); at least 16 characters.
+    /// Default: a random secret per start (enough for the built-in server
+    /// on one node).
+    #[arg(long, env = "CONVENE_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// Use this external TURN server instead of the built-in one
+    /// (comma-separated `turn:`/`turns:` URLs; needs --turn-secret).
+    #[arg(
+        long,
+        alias = "turn-external-url",
+        env = "CONVENE_TURN_EXTERNAL_URLS",
+        value_delimiter = ','
+    )]
+    pub turn_external_urls: Vec<String>,
+    /// How long a minted TURN credential may open allocations, in seconds.
+    #[arg(long, env = "CONVENE_TURN_CREDENTIAL_TTL_SECS", default_value_t = 6 * 3600,
+          value_parser = clap::value_parser!(u64).range(60..=7 * 86400))]
+    pub turn_credential_ttl_secs: u64,
+    /// Allocations one credential (one join) may hold at once.
+    #[arg(long, env = "CONVENE_TURN_MAX_ALLOCATIONS_PER_CREDENTIAL", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub turn_max_allocations_per_credential: u64,
+    /// Allocations the built-in TURN server holds at once.
+    #[arg(long, env = "CONVENE_TURN_MAX_ALLOCATIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub turn_max_allocations: u64,
+    /// Bandwidth of one allocation, both directions together, in kbit/s.
+    #[arg(long, env = "CONVENE_TURN_MAX_ALLOCATION_KBPS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(64..=10_000_000))]
+    pub turn_max_allocation_kbps: u64,
+    /// Further addresses (IP:port) allocations may send to, besides the
+    /// SFU's media address (repeatable).
+    #[arg(long, env = "CONVENE_TURN_ALLOW_PEER", value_delimiter = ',')]
+    pub turn_allow_peer: Vec<SocketAddr>,
     /// Serve `/metrics` on this address instead of the main HTTP address
     /// (e.g. an address only Prometheus can reach).
     #[arg(long, env = "CONVENE_METRICS_ADDR")]

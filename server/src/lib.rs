@@ -13,6 +13,7 @@ pub mod recording;
 pub mod rtc;
 pub mod signaling;
 pub mod tls;
+pub mod turn;
 pub mod web;
 
 use std::future::Future;
@@ -333,12 +334,14 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             ffmpeg: args.ffmpeg.clone(),
         },
     );
+    let (turn, ice_servers) = turn::from_args(&args, &media).await?;
     let sig = Signaling::new(
         db.clone(),
         media.clone(),
         recordings.clone(),
         state.ip_limits.clone(),
         args.trust_proxy,
+        ice_servers,
     );
     let live: std::sync::Weak<dyn recording::LiveRecordings> = Arc::downgrade(&sig) as _;
     recordings.spawn_tasks(live, recording_tasks);
@@ -393,6 +396,9 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         "media on udp {} (advertised {})",
         media.local_addr, media.candidate
     );
+    if let Some(t) = &turn {
+        println!("turn on udp {} and tcp {}", t.udp_addr, t.tcp_addr);
+    }
     let (fleet_stop, fleet_stopped) = tokio::sync::watch::channel(false);
     let fleet_task = match fleet_listener {
         Some(l) => {

@@ -9,7 +9,14 @@ use convene_server::config_file;
 use serde_json::{Map, Value};
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG")
+    let mut spec = std::env::var("CONVENE_LOG").unwrap_or_else(|_| "info".into());
+    // The TURN crates log every 401 challenge (the first request of every
+    // TURN client) as an error and every allocation at info: quiet unless
+    // CONVENE_LOG names them.
+    if !spec.contains("stun_proto") && !spec.contains("turn_server_proto") {
+        spec.push_str(",stun_proto=off,turn_server_proto=warn");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -37,6 +37,7 @@ mod reliability;
 mod room_defaults;
 mod server;
 mod shard;
+mod turn;
 mod webhooks;
 mod whep;
 mod whip;

@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod dtls;
 pub mod notice;
+pub mod relay_rooms;
 pub mod sdp_scan;
 pub mod stun;
 pub mod tcp;
@@ -32,6 +33,7 @@ use crossbeam_channel::{Sender, TrySendError, bounded};
 use tokio::sync::mpsc;
 
 pub use notice::{MediaNotice, NoticeSink, PublishedMid, Source, TrackInfo, TrackKey};
+pub use relay_rooms::{RelayCheck, RelayRooms};
 pub use worker::{Command, NewPeer, View};
 
 /// Counters of the whole media plane, shared by its threads (relaxed atomics).
@@ -152,6 +154,9 @@ pub struct MediaPlane {
     pub candidate: SocketAddr,
     pub counters: Arc<MediaCounters>,
     pub recv_counters: Arc<udp::RecvCounters>,
+    /// Built-in TURN relay addresses and their rooms (checked by the
+    /// workers when a relay address first passes ICE).
+    pub relay_rooms: Arc<RelayRooms>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -263,6 +268,7 @@ impl MediaPlane {
         let counters = Arc::new(MediaCounters::default());
         let recv_counters = Arc::new(udp::RecvCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let relay_rooms = Arc::new(RelayRooms::default());
         let workers = config.workers.clamp(1, WorkerId::MAX);
         let (pool_tx, pool_rx) = bounded(4096);
         let mut datagram_txs = Vec::new();
@@ -290,6 +296,7 @@ impl MediaPlane {
                 counters: counters.clone(),
                 events: events.clone(),
                 ufrags: ufrags.clone(),
+                relay_rooms: relay_rooms.clone(),
                 stop: stop.clone(),
             };
             threads.push(
@@ -336,6 +343,7 @@ impl MediaPlane {
             candidate,
             counters,
             recv_counters,
+            relay_rooms,
             stop,
             threads: Mutex::new(threads),
         })

@@ -335,6 +335,7 @@ pub(super) async fn start(
     let protocol = setup.protocol.name();
     tracing::info!(room = %room.friendly_url, participant = %pid, protocol, "HTTP-negotiated session joined");
     let location = format!("/{protocol}/{}/{resource}", room.friendly_url);
+    let ice_servers = sig.ice_servers_for(&room.id, &pid);
     tokio::spawn(watch(
         sig.clone(),
         room,
@@ -352,6 +353,14 @@ pub(super) async fn start(
     );
     if let Ok(v) = HeaderValue::from_str(&location) {
         h.insert(header::LOCATION, v);
+    }
+    // RFC 9725 section 4.6: the ICE servers (our TURN) as Link headers.
+    for server in ice_servers {
+        for link in server.link_headers() {
+            if let Ok(v) = HeaderValue::from_str(&link) {
+                h.append(header::LINK, v);
+            }
+        }
     }
     Ok(res)
 }
@@ -746,7 +755,7 @@ pub async fn cors(mut res: Response) -> Response {
     );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("location, www-authenticate, retry-after"),
+        HeaderValue::from_static("location, link, www-authenticate, retry-after"),
     );
     res
 }

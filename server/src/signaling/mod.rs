@@ -61,6 +61,8 @@ pub struct Signaling {
     trust_proxy: bool,
     /// Live WHIP publishing and WHEP viewing sessions (`http_media.rs`).
     pub http_media: http_media::Sessions,
+    /// TURN servers and credentials handed to each join (`None`: no TURN).
+    pub ice_servers: Option<crate::turn::IceServers>,
 }
 
 /// A recorder that stopped on its own tells its room; false when the room
@@ -84,6 +86,7 @@ impl Signaling {
         recordings: Arc<crate::recording::Recordings>,
         limits: Arc<IpLimits>,
         trust_proxy: bool,
+        ice_servers: Option<crate::turn::IceServers>,
     ) -> Arc<Signaling> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Signaling {
@@ -97,6 +100,23 @@ impl Signaling {
             limits,
             trust_proxy,
             http_media: http_media::Sessions::default(),
+            ice_servers,
+        })
+    }
+
+    /// The ICE servers (TURN with a fresh credential for this room and
+    /// participant) a join receives.
+    pub fn ice_servers_for(
+        &self,
+        room_id: &str,
+        participant_id: &str,
+    ) -> Vec<crate::turn::IceServer> {
+        self.ice_servers.as_ref().map_or_else(Vec::new, |i| {
+            i.for_join(
+                room_id,
+                participant_id,
+                crate::turn::credentials::unix_now(),
+            )
         })
     }
 

@@ -596,6 +596,7 @@ impl RoomActor {
             participants: others,
             resume_token: member.resume_token.clone(),
             resumed: false,
+            ice_servers: self.sig.ice_servers_for(&self.room_id, &pid),
         });
         // Media only after `joined` is queued: the worker's first offer
         // must not overtake it.
@@ -696,6 +697,7 @@ impl RoomActor {
             participants: others,
             resume_token: snapshot.resume_token.clone(),
             resumed: true,
+            ice_servers: self.sig.ice_servers_for(&self.room_id, pid),
         });
         // What happened while the connection was gone (chat, polls, hands).
         let state = self.collab_state(pid, &session_id).await;

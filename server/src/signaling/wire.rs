@@ -139,6 +139,10 @@ pub enum ServerMsg {
         participants: Vec<ParticipantInfo>,
         resume_token: String,
         resumed: bool,
+        /// `RTCConfiguration.iceServers`: TURN with a credential for this
+        /// room and participant (absent when the server has no TURN).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<crate::turn::IceServer>,
     },
     Lobby {
         message: String,
@@ -312,6 +316,7 @@ mod tests {
                 participants: vec![who()],
                 resume_token: "x".into(),
                 resumed: false,
+                ice_servers: Vec::new(),
             },
             1 => ServerMsg::Lobby {
                 message: "wait".into(),

@@ -199,6 +199,8 @@ pub struct Worker {
     pool: Sender<Box<[u8; DATAGRAM_CAPACITY]>>,
     counters: Arc<MediaCounters>,
     events: mpsc::Sender<MediaEvent>,
+    /// Built-in TURN relay addresses by room (see `on_datagram`).
+    relay_rooms: Arc<super::RelayRooms>,
     /// Incoming RTP waiting to be forwarded: (publisher slot, packet).
     rtp_queue: Vec<(Slot, RtpPacket)>,
     /// Slots that need polling.
@@ -240,6 +242,7 @@ pub struct WorkerSetup {
     pub events: mpsc::Sender<MediaEvent>,
     /// Ufrags of restarted peers, for the routers (`stun::UfragRoutes`).
     pub ufrags: Arc<super::stun::UfragRoutes>,
+    pub relay_rooms: Arc<super::RelayRooms>,
     pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -287,6 +290,7 @@ pub fn run(setup: WorkerSetup) {
         counters: setup.counters,
         events: setup.events,
         ufrags: setup.ufrags,
+        relay_rooms: setup.relay_rooms,
         rtp_queue: Vec::with_capacity(64),
         dirty: Vec::with_capacity(64),
         last_speaker_tick: Instant::now(),
@@ -385,7 +389,20 @@ impl Worker {
             match Receive::new(proto, d.from, self.local_addr, d.bytes()) {
                 Ok(recv) => {
                     let input = Input::Receive(now, recv);
-                    if known || peer.rtc.accepts(&input) {
+                    // A relay address of the built-in TURN may only reach
+                    // peers of the room its credential was minted for;
+                    // checked once, when the address is first accepted.
+                    let accept = known
+                        || (peer.rtc.accepts(&input)
+                            && match self.relay_rooms.check(d.from, &peer.room_id) {
+                                super::RelayCheck::OtherRoom => {
+                                    metrics::counter!("convene_turn_refusals_total", "reason" => "other_room")
+                                        .increment(1);
+                                    false
+                                }
+                                _ => true,
+                            });
+                    if accept {
                         self.by_addr.insert(d.from, slot);
                         if let Some(w) = &d.tcp
                             && !self.tcp.contains_key(&d.from)

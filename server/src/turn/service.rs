@@ -1,0 +1,702 @@
+//! The TURN server's sockets and its one task: the UDP and TCP listeners, the relay sockets, and the loop that feeds `turn-server-proto` and sends what it returns.
+//!
+//! One task owns both protocol instances (UDP and TCP listeners), the
+//! policy and every relay socket's send side; each relay socket and each
+//! TCP connection has a reader task that hands complete datagrams or
+//! frames to it over one bounded channel (full: the datagram is dropped
+//! and counted). Answers leave through `try_send_to`/bounded writer
+//! queues, so a slow client loses its own packets and never stalls the
+//! loop. Sends are written into one reused buffer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use turn_server_proto::api::{
+    DelayedMessageOrChannelSend, SocketAllocateError, TcpConnectError, Transmit, TurnServerApi,
+    TurnServerPollRet,
+};
+use turn_server_proto::server::TurnServer;
+use turn_server_proto::types::prelude::DelayedTransmitBuild;
+use turn_server_proto::types::transmit::TransmitBuild;
+use turn_server_proto::types::{AddressFamily, Instant as TurnInstant, TransportType};
+
+use super::TurnConfig;
+use super::credentials::unix_now;
+use super::policy::{Client, Policy, Refusal, Verdict};
+use crate::rtc::RelayRooms;
+
+/// Datagrams and frames waiting for the TURN task.
+const INBOUND_QUEUE: usize = 4096;
+/// Frames waiting to be written to one TCP client.
+const TCP_WRITE_QUEUE: usize = 256;
+/// Largest STUN message or ChannelData frame (the length fields are 16 bits).
+const MAX_FRAME: usize = 4 + 65535 + 3;
+/// A TCP client silent this long is closed (allocations refresh far more often).
+const TCP_IDLE: Duration = Duration::from_secs(900);
+/// The protocol state is rebuilt when idle and it knows this many credentials
+/// (`turn-server-proto` cannot forget a user).
+const MAX_KNOWN_CREDENTIALS: usize = 10_000;
+
+/// A running TURN server.
+#[derive(Debug)]
+pub struct TurnHandle {
+    pub udp_addr: SocketAddr,
+    pub tcp_addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TurnHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+enum Inbound {
+    /// A datagram from a peer to one of our relay sockets (keyed by its address).
+    Peer {
+        relay: SocketAddr,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    TcpOpen {
+        client: SocketAddr,
+        writer: mpsc::Sender<Vec<u8>>,
+        reader: AbortHandle,
+    },
+    /// One complete STUN message or ChannelData frame from a TCP client.
+    TcpFrame {
+        client: SocketAddr,
+        data: Vec<u8>,
+    },
+    TcpClosed {
+        client: SocketAddr,
+    },
+}
+
+struct Relay {
+    socket: Arc<UdpSocket>,
+    reader: AbortHandle,
+    bucket: Bucket,
+}
+
+/// A token bucket over bytes (both directions of one allocation).
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(kbps: u64, now: std::time::Instant) -> Bucket {
+        let rate = kbps as f64 * 125.0;
+        Bucket {
+            rate,
+            tokens: rate,
+            last: now,
+        }
+    }
+
+    fn take(&mut self, bytes: usize, now: std::time::Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        // At most one second of burst.
+        self.tokens = (self.tokens + dt * self.rate).min(self.rate);
+        if self.tokens >= bytes as f64 {
+            self.tokens -= bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct State {
+    config: TurnConfig,
+    base: std::time::Instant,
+    udp: Arc<UdpSocket>,
+    udp_addr: SocketAddr,
+    tcp_addr: SocketAddr,
+    udp_server: TurnServer,
+    tcp_server: TurnServer,
+    policy: Policy,
+    relays: HashMap<SocketAddr, Relay>,
+    tcp_clients: HashMap<SocketAddr, (mpsc::Sender<Vec<u8>>, AbortHandle)>,
+    relay_rooms: Arc<RelayRooms>,
+    inbound: mpsc::Sender<Inbound>,
+    /// The reused buffer every send is written into.
+    scratch: Vec<u8>,
+    next_port: u16,
+}
+
+fn refused(r: Refusal) {
+    metrics::counter!("convene_turn_refusals_total", "reason" => r.label()).increment(1);
+}
+
+pub async fn start(
+    config: TurnConfig,
+    relay_rooms: Arc<RelayRooms>,
+) -> std::io::Result<TurnHandle> {
+    let (udp, tcp) = bind_pair(config.listen).await?;
+    let udp_addr = udp.local_addr()?;
+    let tcp_addr = tcp.local_addr()?;
+    let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+    let policy = Policy::new(
+        config.secret.clone(),
+        super::REALM.to_string(),
+        config.allowed_peers.clone(),
+        config.max_allocations_per_credential,
+        config.max_allocations,
+    );
+    let span = config.relay_ports.end() - config.relay_ports.start();
+    let next_port =
+        config.relay_ports.start() + (rand::random::<u16>() % span.saturating_add(1).max(1));
+    let udp = Arc::new(udp);
+    let state = State {
+        udp_server: new_server(TransportType::Udp, udp_addr),
+        tcp_server: new_server(TransportType::Tcp, tcp_addr),
+        config,
+        base: std::time::Instant::now(),
+        udp: udp.clone(),
+        udp_addr,
+        tcp_addr,
+        policy,
+        relays: HashMap::new(),
+        tcp_clients: HashMap::new(),
+        relay_rooms,
+        inbound: tx.clone(),
+        scratch: vec![0; MAX_FRAME + 64],
+        next_port,
+    };
+    let max_tcp = state.config.max_tcp_connections.max(1);
+    tokio::spawn(accept_loop(tcp, tx, max_tcp));
+    let task = tokio::spawn(state.run(rx));
+    tracing::info!(%udp_addr, %tcp_addr, "TURN server listening (UDP and TCP)");
+    Ok(TurnHandle {
+        udp_addr,
+        tcp_addr,
+        task,
+    })
+}
+
+fn new_server(transport: TransportType, addr: SocketAddr) -> TurnServer {
+    TurnServer::new(transport, addr, super::REALM.to_string())
+}
+
+/// UDP and TCP on one port (with port 0: the first free port both take).
+async fn bind_pair(listen: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(listen).await?;
+        let addr = udp.local_addr()?;
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if listen.port() == 0 => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")))
+}
+
+async fn accept_loop(listener: TcpListener, inbound: mpsc::Sender<Inbound>, max: usize) {
+    let open = Arc::new(tokio::sync::Semaphore::new(max));
+    loop {
+        let (stream, client) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "TURN TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            refused(Refusal::Capacity);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let (wtx, wrx) = mpsc::channel(TCP_WRITE_QUEUE);
+        tokio::spawn(write_loop(write, wrx));
+        let tx = inbound.clone();
+        let reader = tokio::spawn(async move {
+            read_loop(read, client, &tx).await;
+            let _ = tx.send(Inbound::TcpClosed { client }).await;
+            drop(permit);
+        });
+        if inbound
+            .send(Inbound::TcpOpen {
+                client,
+                writer: wtx,
+                reader: reader.abort_handle(),
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+async fn write_loop(mut w: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(frame) = rx.recv().await {
+        if w.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Length of the frame at the start of `buf` (RFC 8656 §12.5: STUN
+/// messages, or ChannelData padded to 4 bytes over TCP), if known yet.
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    if buf.len() < 4 {
+        return None;
+    }
+    let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+    Some(if buf[0] & 0xC0 == 0 {
+        20 + len
+    } else {
+        (4 + len + 3) & !3
+    })
+}
+
+async fn read_loop(
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    client: SocketAddr,
+    inbound: &mpsc::Sender<Inbound>,
+) {
+    let mut buf = vec![0u8; MAX_FRAME * 2];
+    let mut filled = 0;
+    loop {
+        while let Some(n) = frame_len(&buf[..filled]) {
+            if buf[0] & 0xC0 >= 0x80 || n > MAX_FRAME {
+                return; // neither STUN (00) nor ChannelData (01): not a TURN client
+            }
+            if filled < n {
+                break;
+            }
+            let frame = buf[..n].to_vec();
+            buf.copy_within(n..filled, 0);
+            filled -= n;
+            if inbound
+                .send(Inbound::TcpFrame {
+                    client,
+                    data: frame,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        match tokio::time::timeout(TCP_IDLE, read.read(&mut buf[filled..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => filled += n,
+        }
+    }
+}
+
+async fn relay_read_loop(
+    socket: Arc<UdpSocket>,
+    relay: SocketAddr,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(_) => {
+                // e.g. an ICMP error reported on the socket: do not spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if inbound
+            .try_send(Inbound::Peer {
+                relay,
+                from,
+                data: buf[..n].to_vec(),
+            })
+            .is_err()
+        {
+            metrics::counter!("convene_turn_dropped_total").increment(1);
+        }
+    }
+}
+
+enum Wake {
+    Udp(std::io::Result<(usize, SocketAddr)>),
+    Inbound(Option<Inbound>),
+    Timer,
+}
+
+impl State {
+    fn now(&self) -> TurnInstant {
+        TurnInstant::from_nanos(i64::try_from(self.base.elapsed().as_nanos()).unwrap_or(i64::MAX))
+    }
+
+    fn to_tokio(&self, t: TurnInstant) -> tokio::time::Instant {
+        let nanos = u64::try_from(t.as_nanos()).unwrap_or(0);
+        tokio::time::Instant::from_std(self.base + Duration::from_nanos(nanos))
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Inbound>) {
+        let mut buf = vec![0u8; 65536];
+        let mut wake = tokio::time::Instant::now();
+        loop {
+            let udp = self.udp.clone();
+            let ev = tokio::select! {
+                r = udp.recv_from(&mut buf) => Wake::Udp(r),
+                m = rx.recv() => Wake::Inbound(m),
+                _ = tokio::time::sleep_until(wake) => Wake::Timer,
+            };
+            match ev {
+                Wake::Udp(Ok((n, from))) => {
+                    let client = (TransportType::Udp, self.udp_addr, from);
+                    self.client_input(client, &buf[..n]);
+                }
+                Wake::Udp(Err(_)) | Wake::Timer => {}
+                Wake::Inbound(None) => return,
+                Wake::Inbound(Some(m)) => self.inbound(m),
+            }
+            wake = self.drive();
+        }
+    }
+
+    fn inbound(&mut self, m: Inbound) {
+        match m {
+            Inbound::Peer { relay, from, data } => self.peer_input(relay, from, &data),
+            Inbound::TcpOpen {
+                client,
+                writer,
+                reader,
+            } => {
+                self.tcp_clients.insert(client, (writer, reader));
+            }
+            Inbound::TcpFrame { client, data } => {
+                let c = (TransportType::Tcp, self.tcp_addr, client);
+                self.client_input(c, &data);
+            }
+            Inbound::TcpClosed { client } => {
+                self.tcp_clients.remove(&client);
+            }
+        }
+    }
+
+    fn client_input(&mut self, client: Client, data: &[u8]) {
+        match self.policy.inspect(data, client, unix_now()) {
+            Verdict::Reply(bytes, why) => {
+                refused(why);
+                if !bytes.is_empty() {
+                    self.send_to_client(client, &bytes);
+                }
+            }
+            Verdict::Pass {
+                add_user,
+                refused: why,
+            } => {
+                if let Some(why) = why {
+                    refused(why);
+                }
+                if let Some((user, pass)) = add_user {
+                    self.udp_server.add_user(user.clone(), pass.clone());
+                    self.tcp_server.add_user(user, pass);
+                }
+                let now = self.now();
+                let (transport, listen, from) = client;
+                let server = match transport {
+                    TransportType::Udp => &mut self.udp_server,
+                    TransportType::Tcp => &mut self.tcp_server,
+                };
+                let out = server.recv(Transmit::new(data, transport, from, listen), now);
+                if let Some(t) = out {
+                    self.send_built(t);
+                }
+            }
+        }
+    }
+
+    fn peer_input(&mut self, relay: SocketAddr, from: SocketAddr, data: &[u8]) {
+        // Only the SFU may answer through a relay (the permission check of
+        // the protocol would drop others too; this also keeps them out of
+        // the bandwidth count).
+        if !self.policy.peer_allowed(from) {
+            return;
+        }
+        let Some(r) = self.relays.get_mut(&relay) else {
+            return;
+        };
+        if !r.bucket.take(data.len(), std::time::Instant::now()) {
+            refused(Refusal::Bandwidth);
+            return;
+        }
+        metrics::counter!("convene_turn_relayed_bytes_total", "direction" => "to_client")
+            .increment(data.len() as u64);
+        let now = self.now();
+        let t = Transmit::new(data, TransportType::Udp, from, relay);
+        // The allocation belongs to one of the two listeners.
+        let out = match self.udp_server.recv(t, now) {
+            Some(o) => Some(o),
+            None => self
+                .tcp_server
+                .recv(Transmit::new(data, TransportType::Udp, from, relay), now),
+        };
+        if let Some(t) = out {
+            self.send_built(t);
+        }
+    }
+
+    fn send_built<T: AsRef<[u8]> + std::fmt::Debug>(
+        &mut self,
+        t: TransmitBuild<DelayedMessageOrChannelSend<T>>,
+    ) {
+        // turn-types 0.7.3 writes a DATA indication as a SEND indication
+        // in `write_into` (its `build` is right), so indications are built
+        // into a fresh buffer; ChannelData, the path clients use once a
+        // channel is bound, is written into the reused one.
+        if matches!(t.data, DelayedMessageOrChannelSend::Message(_)) {
+            let b = t.build();
+            self.send(b.transport, b.from, b.to, &b.data);
+            return;
+        }
+        let len = t.data.len();
+        if len > self.scratch.len() {
+            self.scratch.resize(len, 0);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let w = t.write_into(&mut scratch[..len]);
+        let (transport, from, to, n) = (w.transport, w.from, w.to, w.data.len());
+        self.send(transport, from, to, &scratch[..n]);
+        self.scratch = scratch;
+    }
+
+    fn send(&mut self, transport: TransportType, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        if from == self.udp_addr && transport == TransportType::Udp {
+            let _ = self.udp.try_send_to(data, to);
+        } else if from == self.tcp_addr && transport == TransportType::Tcp {
+            self.send_to_client((TransportType::Tcp, self.tcp_addr, to), data);
+        } else if let Some(r) = self.relays.get_mut(&from) {
+            if !self.policy.peer_allowed(to) {
+                refused(Refusal::ForbiddenPeer);
+                return;
+            }
+            if !r.bucket.take(data.len(), std::time::Instant::now()) {
+                refused(Refusal::Bandwidth);
+                return;
+            }
+            metrics::counter!("convene_turn_relayed_bytes_total", "direction" => "to_peer")
+                .increment(data.len() as u64);
+            let _ = r.socket.try_send_to(data, to);
+        }
+    }
+
+    fn send_to_client(&mut self, client: Client, data: &[u8]) {
+        let (transport, _, to) = client;
+        match transport {
+            TransportType::Udp => {
+                let _ = self.udp.try_send_to(data, to);
+            }
+            TransportType::Tcp => {
+                if let Some((w, _)) = self.tcp_clients.get(&to)
+                    && w.try_send(data.to_vec()).is_err()
+                {
+                    metrics::counter!("convene_turn_dropped_total").increment(1);
+                }
+            }
+        }
+    }
+
+    /// Runs both protocol instances until they wait; returns when to wake.
+    fn drive(&mut self) -> tokio::time::Instant {
+        let mut wake = tokio::time::Instant::now() + Duration::from_secs(1);
+        for transport in [TransportType::Udp, TransportType::Tcp] {
+            loop {
+                let now = self.now();
+                let server = match transport {
+                    TransportType::Udp => &mut self.udp_server,
+                    TransportType::Tcp => &mut self.tcp_server,
+                };
+                match server.poll(now) {
+                    TurnServerPollRet::WaitUntil(t) => {
+                        wake = wake.min(self.to_tokio(t));
+                        break;
+                    }
+                    TurnServerPollRet::AllocateSocket {
+                        transport,
+                        listen_addr,
+                        client_addr,
+                        allocation_transport,
+                        family,
+                    } => {
+                        let client = (transport, listen_addr, client_addr);
+                        let result = self.open_relay(client, allocation_transport, family);
+                        let now = self.now();
+                        let server = match transport {
+                            TransportType::Udp => &mut self.udp_server,
+                            TransportType::Tcp => &mut self.tcp_server,
+                        };
+                        server.allocated_socket(
+                            transport,
+                            listen_addr,
+                            client_addr,
+                            allocation_transport,
+                            family,
+                            result,
+                            now,
+                        );
+                    }
+                    TurnServerPollRet::TcpConnect {
+                        relayed_addr,
+                        peer_addr,
+                        listen_addr,
+                        client_addr,
+                    } => {
+                        // TCP allocations (RFC 6062) are not offered.
+                        refused(Refusal::ForbiddenPeer);
+                        server.tcp_connected(
+                            relayed_addr,
+                            peer_addr,
+                            listen_addr,
+                            client_addr,
+                            Err(TcpConnectError::Forbidden),
+                            now,
+                        );
+                    }
+                    TurnServerPollRet::TcpClose { remote_addr, .. } => {
+                        if let Some((_, reader)) = self.tcp_clients.remove(&remote_addr) {
+                            reader.abort();
+                        }
+                    }
+                    TurnServerPollRet::SocketClose { listen_addr, .. } => {
+                        self.close_relay(listen_addr);
+                    }
+                }
+            }
+            loop {
+                let now = self.now();
+                let server = match transport {
+                    TransportType::Udp => &mut self.udp_server,
+                    TransportType::Tcp => &mut self.tcp_server,
+                };
+                let Some(t) = server.poll_transmit(now) else {
+                    break;
+                };
+                self.send(t.transport, t.from, t.to, &t.data);
+            }
+        }
+        if self.relays.is_empty() && self.policy.known_credentials() > MAX_KNOWN_CREDENTIALS {
+            // No allocation to lose: start over with no users.
+            self.udp_server = new_server(TransportType::Udp, self.udp_addr);
+            self.tcp_server = new_server(TransportType::Tcp, self.tcp_addr);
+            self.policy.forget_credentials();
+        }
+        metrics::gauge!("convene_turn_allocations").set(self.relays.len() as f64);
+        wake
+    }
+
+    fn open_relay(
+        &mut self,
+        client: Client,
+        allocation_transport: TransportType,
+        family: AddressFamily,
+    ) -> Result<SocketAddr, SocketAllocateError> {
+        let refuse = |policy: &mut Policy, e| {
+            policy.relay_failed(client);
+            refused(Refusal::Capacity);
+            Err(e)
+        };
+        if allocation_transport != TransportType::Udp {
+            return refuse(&mut self.policy, SocketAllocateError::InsufficientCapacity);
+        }
+        let ip = self.config.relay_ip;
+        if (family == AddressFamily::IPV4) != ip.is_ipv4() {
+            return refuse(
+                &mut self.policy,
+                SocketAllocateError::AddressFamilyNotSupported,
+            );
+        }
+        let Some(room) = self.policy.relay_wanted(client) else {
+            return refuse(&mut self.policy, SocketAllocateError::InsufficientCapacity);
+        };
+        let Some(socket) = self.bind_relay() else {
+            return refuse(&mut self.policy, SocketAllocateError::InsufficientCapacity);
+        };
+        let Ok(addr) = socket.local_addr() else {
+            return refuse(&mut self.policy, SocketAllocateError::InsufficientCapacity);
+        };
+        let socket = Arc::new(socket);
+        let reader = tokio::spawn(relay_read_loop(socket.clone(), addr, self.inbound.clone()));
+        self.relays.insert(
+            addr,
+            Relay {
+                socket,
+                reader: reader.abort_handle(),
+                bucket: Bucket::new(self.config.max_allocation_kbps, std::time::Instant::now()),
+            },
+        );
+        self.relay_rooms.insert(addr, room);
+        self.policy.relay_opened(client, addr);
+        tracing::debug!(relay = %addr, client = %client.2, "TURN allocation opened");
+        Ok(addr)
+    }
+
+    /// A UDP socket on the next free port of the relay range.
+    fn bind_relay(&mut self) -> Option<UdpSocket> {
+        let (lo, hi) = (
+            *self.config.relay_ports.start(),
+            *self.config.relay_ports.end(),
+        );
+        let tries = usize::from(hi - lo) + 1;
+        for _ in 0..tries.min(512) {
+            let port = self.next_port;
+            self.next_port = if port >= hi { lo } else { port + 1 };
+            let addr = SocketAddr::new(self.config.relay_ip, port);
+            if let Ok(s) = std::net::UdpSocket::bind(addr)
+                && s.set_nonblocking(true).is_ok()
+                && let Ok(s) = UdpSocket::from_std(s)
+            {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn close_relay(&mut self, addr: SocketAddr) {
+        if let Some(r) = self.relays.remove(&addr) {
+            r.reader.abort();
+            self.relay_rooms.remove(addr);
+            self.policy.relay_closed(addr);
+            tracing::debug!(relay = %addr, "TURN allocation closed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_frames() {
+        // STUN header: 20 bytes + length.
+        let mut stun = [0u8; 4];
+        stun[3] = 8;
+        assert_eq!(frame_len(&stun), Some(28));
+        // ChannelData 0x4000, 5 bytes: padded to 12.
+        assert_eq!(frame_len(&[0x40, 0x00, 0x00, 0x05]), Some(12));
+        assert_eq!(frame_len(&[0x40, 0x00]), None);
+    }
+
+    #[test]
+    fn bucket_limits_a_second_of_bytes() {
+        let t0 = std::time::Instant::now();
+        let mut b = Bucket::new(8, t0); // 1000 bytes/s
+        assert!(b.take(600, t0));
+        assert!(!b.take(600, t0));
+        assert!(b.take(600, t0 + Duration::from_millis(300)));
+    }
+}

@@ -1,0 +1,421 @@
+//! The built-in TURN server through a real TURN client (`turn-client-proto`): credentials from a real join, relaying to the media port over UDP and TCP, and every refusal (forged, expired, other room, non-SFU peer, allocation cap).
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use convene_tests::browser::Browser;
+use convene_tests::rtc_client::{Client, ClientOptions};
+use convene_tests::turn_client::{Transport, Turn, TurnBridge};
+use convene_tests::{Options, Server, media_ip};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use str0m::media::MediaKind;
+
+const SECRET: &str = "e2e-turn-secret-0123456789";
+
+async fn token(s: &Server, room: &str, name: &str, role: &str) -> String {
+    s.api()
+        .post(
+            &format!("/api/v1/rooms/{room}/token"),
+            json!({"u": name, "role": role, "ud": format!("ext-{name}")}),
+        )
+        .await
+        .expect(200)
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn opts(s: &Server, token: String) -> ClientOptions {
+    ClientOptions {
+        ws_url: s.ws_url(),
+        room: None,
+        token: Some(token),
+        name: None,
+        publish: false,
+        media_ip: media_ip(),
+        resume: None,
+        tcp: false,
+    }
+}
+
+fn server(extra: &[&str]) -> Server {
+    let mut args = vec!["--turn-secret".to_string(), SECRET.to_string()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Server::start_with(Options {
+        args,
+        ..Default::default()
+    })
+}
+
+async fn room(s: &Server, name: &str) {
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": name}))
+        .await
+        .expect(200);
+}
+
+/// Joins `room` as a str0m participant and returns it with its `joined` message.
+async fn join(s: &Server, room: &str, name: &str, publish: bool) -> (Client, Value) {
+    let t = token(s, room, name, "moderator").await;
+    let mut c = Client::connect(opts(s, t)).await;
+    let joined = c.wait_type("joined").await;
+    if publish {
+        c.publish();
+        c.wait_type("answer").await;
+    }
+    (c, joined)
+}
+
+fn credentials(joined: &Value) -> (String, String) {
+    let ice = &joined["ice_servers"][0];
+    (
+        ice["username"].as_str().unwrap().to_string(),
+        ice["credential"].as_str().unwrap().to_string(),
+    )
+}
+
+fn password(username: &str) -> String {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(username.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+async fn metrics(s: &Server) -> String {
+    s.client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits until the metrics text satisfies `pred` (the test's timeout bounds it).
+async fn wait_metrics(s: &Server, pred: impl Fn(&str) -> bool) -> String {
+    loop {
+        let m = metrics(s).await;
+        if pred(&m) {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn allocate(s: &Server, transport: Transport, user: &str, pass: &str) -> Result<Turn, Box<Turn>> {
+    let (udp, tcp) = s
+        .turn_addrs()
+        .expect("the server prints its TURN addresses");
+    let addr = match transport {
+        Transport::Udp => udp,
+        Transport::Tcp => tcp,
+    };
+    let (user, pass) = (user.to_string(), pass.to_string());
+    Turn::allocate(addr, transport, media_ip(), &user, &pass)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_delivers_turn_credentials_that_relay_to_the_media_port_only() {
+    // An echo peer the operator allowed (--turn-allow-peer): relayed both ways.
+    let echo = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let s = server(&["--turn-allow-peer", &echo_addr.to_string()]);
+    room(&s, "turn-a").await;
+    let (_ann, joined) = join(&s, "turn-a", "Ann", false).await;
+    let (udp, _) = s.turn_addrs().unwrap();
+    let ice = &joined["ice_servers"];
+    assert_eq!(ice.as_array().unwrap().len(), 1, "{joined}");
+    let urls: Vec<&str> = ice[0]["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    let host = format!("{}:{}", media_ip(), udp.port());
+    assert_eq!(
+        urls,
+        [
+            format!("turn:{host}?transport=udp"),
+            format!("turn:{host}?transport=tcp")
+        ]
+    );
+    let (user, pass) = credentials(&joined);
+    let room_id = joined["room"]["id"].as_str().unwrap();
+    assert!(user.contains(&format!(":{room_id}.")), "{user}");
+    assert_eq!(
+        pass,
+        password(&user),
+        "password = base64(HMAC-SHA1(secret, username))"
+    );
+
+    let media = s.media_addr();
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let mut t = allocate(&s, transport, &user, &pass).unwrap_or_else(|t| {
+            panic!(
+                "{transport:?} allocation refused: {:?} {:?}",
+                t.events, t.errors
+            )
+        });
+        assert_eq!(t.relayed.unwrap().ip(), media_ip());
+        // The SFU's media address: allowed, by permission and by channel.
+        assert!(t.permit(media.ip()), "{:?}", t.events);
+        assert!(t.bind_channel(media), "{:?}", t.events);
+        // Anything else: 403, whether a permission or a channel.
+        assert!(!t.permit("10.1.2.3".parse().unwrap()));
+        let other_port = std::net::SocketAddr::new(media.ip(), media.port().wrapping_add(1));
+        assert!(!t.bind_channel(other_port));
+        if transport == Transport::Udp {
+            assert_eq!(
+                t.errors.iter().filter(|c| **c == 403).count(),
+                2,
+                "{:?}",
+                t.errors
+            );
+        }
+        t.send_to(media, b"through the relay");
+        if transport == Transport::Udp {
+            // Both ways, with the allowed echo peer (same IP as the media port).
+            t.send_to(echo_addr, b"echo me");
+            for _ in 0..500 {
+                if !t.received.is_empty() {
+                    break;
+                }
+                t.step();
+            }
+            assert_eq!(t.received.first(), Some(&(echo_addr, b"echo me".to_vec())));
+        }
+        t.delete();
+    }
+    let m = wait_metrics(&s, |m| {
+        m.lines().any(|l| {
+            l.starts_with("convene_turn_relayed_bytes_total")
+                && l.contains("to_peer")
+                && l.split_whitespace()
+                    .last()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    >= Some(2.0 * b"through the relay".len() as f64)
+        })
+    })
+    .await;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("convene_turn_refusals_total") && l.contains("forbidden_peer")),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_expired_and_excess_allocations_are_refused() {
+    let s = server(&["--turn-max-allocations-per-credential", "2"]);
+    room(&s, "turn-b").await;
+    let (_ann, joined) = join(&s, "turn-b", "Ann", false).await;
+    let (user, pass) = credentials(&joined);
+
+    // Forged: the right username with a made-up password.
+    let forged = allocate(&s, Transport::Udp, &user, "bm90IHRoZSBwYXNzd29yZA==");
+    let t = forged.err().expect("a forged credential is refused");
+    assert_eq!(t.errors.last(), Some(&401), "{:?}", t.errors);
+    // A username the server did not mint, with a password of our own.
+    let made_up = allocate(&s, Transport::Udp, "9999999999:room.someone", "x");
+    assert_eq!(made_up.err().unwrap().errors.last(), Some(&401));
+
+    // Expired: signed with the right secret, but past its expiry.
+    let room_id = joined["room"]["id"].as_str().unwrap();
+    let expired = format!("1000:{room_id}.p1");
+    let t = allocate(&s, Transport::Udp, &expired, &password(&expired))
+        .err()
+        .expect("an expired credential is refused");
+    assert_eq!(t.errors.last(), Some(&401), "{:?}", t.errors);
+
+    // The cap: two allocations per credential, the third is refused (486)
+    // until one is deleted.
+    let mut a = allocate(&s, Transport::Udp, &user, &pass).ok().unwrap();
+    let _b = allocate(&s, Transport::Tcp, &user, &pass).ok().unwrap();
+    let c = allocate(&s, Transport::Udp, &user, &pass)
+        .err()
+        .expect("a third allocation is refused");
+    assert_eq!(c.errors.last(), Some(&486), "{:?}", c.errors);
+    a.delete();
+    allocate(&s, Transport::Udp, &user, &pass)
+        .ok()
+        .expect("a deleted allocation frees its place");
+
+    let m = metrics(&s).await;
+    for reason in ["bad_credential", "expired", "quota"] {
+        assert!(
+            m.lines()
+                .any(|l| l.starts_with("convene_turn_refusals_total")
+                    && l.contains(&format!("\"{reason}\""))),
+            "{reason} missing:\n{m}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_flows_through_turn_and_a_credential_of_another_room_gets_none() {
+    let s = server(&[]);
+    room(&s, "turn-m").await;
+    room(&s, "turn-o").await;
+    let media = s.media_addr();
+    let (_alice, joined_m) = join(&s, "turn-m", "Alice", true).await;
+    let (_zed, joined_o) = join(&s, "turn-o", "Zed", false).await;
+
+    // Bob's media goes through an allocation made with room M's credential.
+    let (user, pass) = credentials(&joined_m);
+    let mut t = allocate(&s, Transport::Udp, &user, &pass).ok().unwrap();
+    assert!(t.permit(media.ip()));
+    let bridge = TurnBridge::start(t, media);
+    let bob_token = token(&s, "turn-m", "Bob", "speaker").await;
+    let mut bob = Client::connect_via(opts(&s, bob_token), Some((media, bridge.addr))).await;
+    bob.wait_type("joined").await;
+    bob.wait_rtp(MediaKind::Video, 20, Duration::from_secs(30))
+        .await;
+    assert!(bridge.carried.lock().unwrap().1 >= 20);
+
+    // Dave is in room M too, but his relay was opened with room O's
+    // credential: the media plane refuses it.
+    let (user, pass) = credentials(&joined_o);
+    let mut t = allocate(&s, Transport::Udp, &user, &pass).ok().unwrap();
+    assert!(t.permit(media.ip()));
+    let dave_bridge = TurnBridge::start(t, media);
+    let dave_token = token(&s, "turn-m", "Dave", "speaker").await;
+    let mut dave = Client::connect_via(opts(&s, dave_token), Some((media, dave_bridge.addr))).await;
+    dave.wait_type("joined").await;
+    wait_metrics(&s, |m| {
+        m.lines()
+            .any(|l| l.starts_with("convene_turn_refusals_total") && l.contains("other_room"))
+    })
+    .await;
+    // Nothing came back to Dave through that relay: not even an ICE answer.
+    assert_eq!(dave_bridge.carried.lock().unwrap().1, 0);
+    assert!(dave.received(MediaKind::Video).is_empty());
+}
+
+/// An nftables table of this test's own (all tests share one namespace):
+/// drops UDP to `port` from every source port outside `allowed`; removed on drop.
+struct NftBlock(String);
+
+impl NftBlock {
+    fn udp_to_ports_except_from(ports: &[u16], allowed: (u16, u16)) -> NftBlock {
+        let table = format!("convene_turn_{}", ports[0]);
+        let set = ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let nft = |args: &str| {
+            let out = std::process::Command::new("nft")
+                .args(args.split_whitespace())
+                .output()
+                .expect("nft (package nftables) is installed");
+            assert!(
+                out.status.success(),
+                "nft {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        nft(&format!("add table inet {table}"));
+        nft(&format!(
+            "add chain inet {table} out {{ type filter hook output priority 0 ; policy accept ; }}"
+        ));
+        nft(&format!(
+            "add rule inet {table} out udp dport {{ {set} }} udp sport != {}-{} counter drop",
+            allowed.0, allowed.1
+        ));
+        NftBlock(table)
+    }
+}
+
+impl Drop for NftBlock {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &self.0])
+            .status();
+    }
+}
+
+async fn two_browsers_in(
+    s: &Server,
+    room: &str,
+    query: &str,
+) -> (
+    Browser,
+    Browser,
+    convene_tests::browser::Page,
+    convene_tests::browser::Page,
+) {
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": room, "join_screen_enabled": false,
+                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let t_ann = token(s, room, "Ann", "speaker").await;
+    let t_ben = token(s, room, "Ben", "speaker").await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let ann = b1
+        .open(&s.url(&format!("/{room}?token={t_ann}{query}")))
+        .await;
+    let ben = b2
+        .open(&s.url(&format!("/{room}?token={t_ben}{query}")))
+        .await;
+    crate::browser::wait_state(&ann, "joined").await;
+    crate::browser::wait_state(&ben, "joined").await;
+    crate::browser::wait_media_both(&ann, &ben).await;
+    (b1, b2, ann, ben)
+}
+
+/// Chromium forced to relay-only ICE, with direct UDP to this server's media
+/// port blocked: media flows both ways through the built-in TURN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
+    use convene_tests::browser::assert_isolated_network;
+    let _one = crate::browser::ONE_AT_A_TIME.lock().await;
+    assert_isolated_network();
+    // Relay ports of this server only (below the default range the other
+    // tests' servers use).
+    let relays = (40100, 40199);
+    let s = Server::start_with(Options {
+        args: vec![
+            "--turn-relay-ports".into(),
+            format!("{}-{}", relays.0, relays.1),
+        ],
+        capture_log: true,
+        env: vec![("CONVENE_LOG".into(), "info".into())],
+        ..Options::default()
+    });
+    let _log = crate::browser::LogOnFailure(s.log_path.clone());
+    let media = s.media_addr();
+    let _block = NftBlock::udp_to_ports_except_from(&[media.port()], relays);
+    // The block works: a datagram from an ordinary port does not leave.
+    let probe = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
+    probe.send_to(b"direct", media).unwrap_err();
+
+    let (_b1, _b2, ann, ben) = two_browsers_in(&s, "relayed", "&ice=relay").await;
+
+    // Every candidate pair the browsers use is a relay one, and the relay
+    // carried the media.
+    for page in [&ann, &ben] {
+        let local = page
+            .eval("window.convene.stats().then(s => s.localCandidateTypes)")
+            .await;
+        assert_eq!(local, json!(["relay"]), "{}", page.report().await);
+    }
+    let m = metrics(&s).await;
+    let relayed: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("convene_turn_relayed_bytes_total"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum();
+    assert!(relayed > 100_000.0, "only {relayed} bytes relayed:\n{m}");
+}

@@ -1,0 +1,308 @@
+//! A TURN client for tests (`turn-client-proto`, a TURN implementation we did not write) and a bridge that carries a str0m test client's media through a TURN allocation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use turn_client_proto::api::{TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
+use turn_client_proto::prelude::*;
+use turn_client_proto::tcp::TurnClientTcp;
+use turn_client_proto::types::stun::attribute::ErrorCode;
+use turn_client_proto::types::stun::message::Message;
+use turn_client_proto::types::{TransportType, TurnCredentials};
+use turn_client_proto::udp::TurnClientUdp;
+
+type TInstant = turn_client_proto::stun::Instant;
+
+/// UDP or TCP to the TURN server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+enum Conn {
+    Udp(UdpSocket),
+    Tcp(TcpStream),
+}
+
+enum Proto {
+    Udp(TurnClientUdp),
+    Tcp(TurnClientTcp),
+}
+
+macro_rules! with {
+    ($p:expr, $c:ident => $e:expr) => {
+        match $p {
+            Proto::Udp($c) => $e,
+            Proto::Tcp($c) => $e,
+        }
+    };
+}
+
+/// One TURN allocation driven over a real socket.
+pub struct Turn {
+    conn: Conn,
+    proto: Proto,
+    base: Instant,
+    server: SocketAddr,
+    local: SocketAddr,
+    /// Error codes of every error response the server sent (UDP only).
+    pub errors: Vec<u16>,
+    pub events: Vec<String>,
+    /// Relayed address once allocated.
+    pub relayed: Option<SocketAddr>,
+    /// Data from peers, in arrival order.
+    pub received: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl Turn {
+    fn now(&self) -> TInstant {
+        TInstant::from_nanos(self.base.elapsed().as_nanos() as i64)
+    }
+
+    /// Asks `server` for an allocation with these credentials; returns once
+    /// it is created or refused (`Err` with the client's event).
+    pub fn allocate(
+        server: SocketAddr,
+        transport: Transport,
+        local_ip: IpAddr,
+        username: &str,
+        password: &str,
+    ) -> Result<Turn, Box<Turn>> {
+        let mut config = TurnConfig::new(TurnCredentials::new(username, password));
+        // USERNAME, as browsers and coturn's clients send it: the server
+        // derives each credential from its username (USERHASH would hide it).
+        config.set_anonymous_username(turn_client_proto::stun::auth::Feature::Disabled);
+        let (conn, local, proto) = match transport {
+            Transport::Udp => {
+                let s = UdpSocket::bind((local_ip, 0)).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                let local = s.local_addr().unwrap();
+                let p = TurnClientUdp::allocate(local, server, config);
+                (Conn::Udp(s), local, Proto::Udp(p))
+            }
+            Transport::Tcp => {
+                let s = TcpStream::connect(server).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                s.set_nodelay(true).unwrap();
+                let local = s.local_addr().unwrap();
+                let p = TurnClientTcp::allocate(local, server, config);
+                (Conn::Tcp(s), local, Proto::Tcp(p))
+            }
+        };
+        let mut t = Turn {
+            conn,
+            proto,
+            base: Instant::now(),
+            server,
+            local,
+            errors: Vec::new(),
+            events: Vec::new(),
+            relayed: None,
+            received: Vec::new(),
+        };
+        let ok = t.run_until(|e| {
+            matches!(
+                e,
+                TurnEvent::AllocationCreated(..) | TurnEvent::AllocationCreateFailed(..)
+            )
+        });
+        match ok {
+            Some(TurnEvent::AllocationCreated(_, addr)) => {
+                t.relayed = Some(addr);
+                Ok(t)
+            }
+            _ => Err(Box::new(t)),
+        }
+    }
+
+    /// Asks for a permission to `peer`; true when the server granted it.
+    pub fn permit(&mut self, peer: IpAddr) -> bool {
+        let now = self.now();
+        with!(&mut self.proto, p => p.create_permission(TransportType::Udp, peer, now)).unwrap();
+        matches!(
+            self.run_until(|e| matches!(
+                e,
+                TurnEvent::PermissionCreated(..) | TurnEvent::PermissionCreateFailed(..)
+            )),
+            Some(TurnEvent::PermissionCreated(..))
+        )
+    }
+
+    /// Asks for a channel to `peer`; true when the server bound it.
+    pub fn bind_channel(&mut self, peer: SocketAddr) -> bool {
+        let now = self.now();
+        with!(&mut self.proto, p => p.bind_channel(TransportType::Udp, peer, now)).unwrap();
+        matches!(
+            self.run_until(|e| matches!(
+                e,
+                TurnEvent::ChannelCreated(..) | TurnEvent::ChannelCreateFailed(..)
+            )),
+            Some(TurnEvent::ChannelCreated(..))
+        )
+    }
+
+    /// Sends `data` to `peer` through the relay.
+    pub fn send_to(&mut self, peer: SocketAddr, data: &[u8]) {
+        let now = self.now();
+        let t = with!(&mut self.proto, p => p.send_to(TransportType::Udp, peer, data, now));
+        if let Ok(Some(t)) = t {
+            let t = t.build();
+            self.write(&t.data);
+        }
+        self.flush();
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        match &mut self.conn {
+            Conn::Udp(s) => {
+                let _ = s.send_to(data, self.server);
+            }
+            Conn::Tcp(s) => {
+                let _ = s.write_all(data);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        loop {
+            let now = self.now();
+            let Some(t) = with!(&mut self.proto, p => p.poll_transmit(now)) else {
+                break;
+            };
+            let data = t.data.to_vec();
+            self.write(&data);
+        }
+    }
+
+    /// Reads once (up to the socket timeout) and feeds the client.
+    pub fn step(&mut self) {
+        self.flush();
+        let now = self.now();
+        if let TurnPollRet::WaitUntil(_) = with!(&mut self.proto, p => p.poll(now)) {}
+        self.flush();
+        let mut buf = vec![0u8; 65536];
+        let n = match &mut self.conn {
+            Conn::Udp(s) => match s.recv_from(&mut buf) {
+                Ok((n, from)) if from == self.server => n,
+                _ => 0,
+            },
+            Conn::Tcp(s) => s.read(&mut buf).unwrap_or(0),
+        };
+        if n > 0 {
+            let data = &buf[..n];
+            if matches!(self.conn, Conn::Udp(_))
+                && let Ok(m) = Message::from_bytes(data)
+                && let Ok(e) = m.attribute::<ErrorCode>()
+            {
+                self.errors.push(e.code());
+            }
+            let transport = match self.conn {
+                Conn::Udp(_) => TransportType::Udp,
+                Conn::Tcp(_) => TransportType::Tcp,
+            };
+            let now = self.now();
+            let tr = turn_client_proto::stun::agent::Transmit::new(
+                data,
+                transport,
+                self.server,
+                self.local,
+            );
+            let ret = with!(&mut self.proto, p => p.recv(tr, now));
+            if let TurnRecvRet::PeerData(d) = ret {
+                self.received.push((d.peer, d.data().to_vec()));
+            }
+            loop {
+                let now = self.now();
+                let Some(d) = with!(&mut self.proto, p => p.poll_recv(now)) else {
+                    break;
+                };
+                self.received.push((d.peer, d.data().to_vec()));
+            }
+        }
+        self.flush();
+    }
+
+    fn run_until(&mut self, done: impl Fn(&TurnEvent) -> bool) -> Option<TurnEvent> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            self.step();
+            while let Some(e) = with!(&mut self.proto, p => p.poll_event()) {
+                self.events.push(format!("{e:?}"));
+                if done(&e) {
+                    return Some(e);
+                }
+            }
+        }
+        None
+    }
+
+    /// Deletes the allocation (Refresh with lifetime 0).
+    pub fn delete(&mut self) {
+        let now = self.now();
+        let _ = with!(&mut self.proto, p => p.delete(now));
+        for _ in 0..10 {
+            self.step();
+        }
+    }
+}
+
+/// Carries a str0m test client's media through a TURN allocation: the
+/// client sends to [`TurnBridge::addr`] (give it as `via` to
+/// `rtc_client::Client::connect_via`), the bridge sends it through the
+/// relay to the media address, and what comes back goes to the client.
+pub struct TurnBridge {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    /// Datagrams carried each way (to the SFU, to the client).
+    pub carried: Arc<Mutex<(u64, u64)>>,
+}
+
+impl Drop for TurnBridge {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl TurnBridge {
+    /// `turn` must hold a permission (or channel) to `media`.
+    pub fn start(mut turn: Turn, media: SocketAddr) -> TurnBridge {
+        let local = UdpSocket::bind((turn.local.ip(), 0)).unwrap();
+        local.set_nonblocking(true).unwrap();
+        let addr = local.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let carried = Arc::new(Mutex::new((0, 0)));
+        let (stop2, carried2) = (stop.clone(), carried.clone());
+        std::thread::spawn(move || {
+            let mut client: Option<SocketAddr> = None;
+            let mut buf = vec![0u8; 65536];
+            while !stop2.load(Ordering::Relaxed) {
+                while let Ok((n, from)) = local.recv_from(&mut buf) {
+                    client = Some(from);
+                    turn.send_to(media, &buf[..n]);
+                    carried2.lock().unwrap().0 += 1;
+                }
+                turn.step();
+                for (peer, data) in turn.received.drain(..) {
+                    if peer == media
+                        && let Some(c) = client
+                    {
+                        let _ = local.send_to(&data, c);
+                        carried2.lock().unwrap().1 += 1;
+                    }
+                }
+            }
+            turn.delete();
+        });
+        TurnBridge {
+            addr,
+            stop,
+            carried,
+        }
+    }
+}
