@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// otherwise a random key is generated on first start and stored.
     #[arg(long, env = "CONVENE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Try Convene out on this machine: a fixed, printed developer key
+    /// (unless `--api-key` gives one), a room `demo` ready to join, and HTTP
+    /// on loopback only (an explicit non-loopback `--http-addr` is refused).
+    #[arg(long, env = "CONVENE_DEV")]
+    pub dev: bool,
     /// Requests per minute allowed per developer key.
     #[arg(long, env = "CONVENE_RATE_LIMIT_PER_MINUTE", default_value_t = 1000)]
     pub rate_limit_per_minute: u32,

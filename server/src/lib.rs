@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod config_file;
+pub mod dev;
 pub mod metrics;
 pub mod recording;
 pub mod rtc;
@@ -217,8 +218,16 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let mut args = args;
+    let dev_key = args.dev && dev::prepare(&mut args)?;
     let db = open_store(&common).await?;
+    if dev_key {
+        dev::check_key(&db).await?;
+    }
     let default = ensure_default_team(&db, args.api_key.as_deref()).await?;
+    if args.dev {
+        dev::demo_room(&db, &default.team).await?;
+    }
     if default.created {
         println!("Created the default team.");
         println!("  team id:       {}", default.team.id);
@@ -392,6 +401,9 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.http_addr))?;
     let local = listener.local_addr()?;
     println!("Convene is running at {}", common.public_url);
+    if args.dev {
+        dev::announce(local, args.tls_cert.is_some());
+    }
     println!(
         "media on udp {} (advertised {})",
         media.local_addr, media.candidate

@@ -291,3 +291,58 @@ async fn https_with_a_certificate_reloaded_on_sighup() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("do not go together"), "{err}");
 }
+
+/// `--dev`: the well-known key and a `demo` room on loopback; never on
+/// another address, never over a data directory's own key.
+#[tokio::test]
+async fn dev_mode_gives_a_known_key_and_a_room_on_loopback_only() {
+    let s = Server::start_with(convene_tests::Options {
+        no_key: true,
+        args: vec!["--dev".into()],
+        ..Default::default()
+    });
+    let key = "convene-dev-key-for-this-machine-only";
+    assert!(s.stdout.iter().any(|l| l.contains(key)), "{:?}", s.stdout);
+    let room = reqwest::Client::new()
+        .get(s.url("/api/v1/rooms/demo"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(room.status(), 200);
+    let page = reqwest::get(s.url("/demo")).await.unwrap();
+    assert_eq!(page.status(), 200);
+
+    let refused = Command::new(binary("convene"))
+        .args(["--dev", "--http-addr", "10.1.2.3:0", "--data-dir"])
+        .arg(s.data_dir.join("other"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("loopback only"));
+
+    // A data directory with its own key keeps it.
+    let mut own = Server::start();
+    own.stop();
+    let refused = Command::new(binary("convene"))
+        .args([
+            "--dev",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--rtc-port",
+            "0",
+            "--rtc-ip",
+            "127.0.0.1",
+        ])
+        .arg("--data-dir")
+        .arg(&own.data_dir)
+        .env_remove("CONVENE_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("fresh --data-dir"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
