@@ -380,6 +380,41 @@ async fn two_browsers_in(
     (b1, b2, ann, ben)
 }
 
+/// Chromium with every UDP datagram to the server's ports (media and TURN)
+/// blocked still gets media: over ICE-TCP or TURN over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_with_udp_blocked_get_media_over_tcp() {
+    use convene_tests::browser::assert_isolated_network;
+    let _one = crate::browser::ONE_AT_A_TIME.lock().await;
+    assert_isolated_network();
+    let relays = (40200, 40299);
+    let s = Server::start_with(Options {
+        args: vec![
+            "--turn-relay-ports".into(),
+            format!("{}-{}", relays.0, relays.1),
+        ],
+        capture_log: true,
+        env: vec![("CONVENE_LOG".into(), "info".into())],
+        ..Options::default()
+    });
+    let _log = crate::browser::LogOnFailure(s.log_path.clone());
+    let media = s.media_addr();
+    let (turn_udp, _) = s.turn_addrs().unwrap();
+    // The server's own relays may still reach its media port.
+    let _block = NftBlock::udp_to_ports_except_from(&[media.port(), turn_udp.port()], relays);
+    let probe = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
+    probe.send_to(b"direct", media).unwrap_err();
+    probe.send_to(b"direct", turn_udp).unwrap_err();
+
+    let (_b1, _b2, ann, ben) = two_browsers_in(&s, "tcp-only", "").await;
+    for page in [&ann, &ben] {
+        let protocols = page
+            .eval("window.convene.stats().then(s => s.localCandidateProtocols)")
+            .await;
+        assert_eq!(protocols, json!(["tcp"]), "{}", page.report().await);
+    }
+}
+
 /// Chromium forced to relay-only ICE, with direct UDP to this server's media
 /// port blocked: media flows both ways through the built-in TURN.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
