@@ -280,7 +280,14 @@ async fn read_loop(
             if filled < n {
                 break;
             }
-            let frame = buf[..n].to_vec();
+            // ChannelData without its TCP padding (the protocol crate's
+            // stream buffer would read the padding as the next message).
+            let unpadded = if buf[0] & 0xC0 == 0x40 {
+                4 + usize::from(u16::from_be_bytes([buf[2], buf[3]]))
+            } else {
+                n
+            };
+            let frame = buf[..unpadded].to_vec();
             buf.copy_within(n..filled, 0);
             filled -= n;
             if inbound
@@ -502,8 +509,14 @@ impl State {
                 let _ = self.udp.try_send_to(data, to);
             }
             TransportType::Tcp => {
+                let mut frame = data.to_vec();
+                // RFC 8656 §12.5: over TCP a ChannelData message is padded to
+                // a multiple of four bytes (turn-types does not pad it).
+                if data.first().is_some_and(|b| b & 0xC0 == 0x40) {
+                    frame.resize(data.len().div_ceil(4) * 4, 0);
+                }
                 if let Some((w, _)) = self.tcp_clients.get(&to)
-                    && w.try_send(data.to_vec()).is_err()
+                    && w.try_send(frame).is_err()
                 {
                     metrics::counter!("convene_turn_dropped_total").increment(1);
                 }
