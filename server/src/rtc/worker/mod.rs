@@ -133,6 +133,17 @@ pub enum Command {
     StopRecording {
         room_id: String,
     },
+    /// Feed every track of the room to a restream (`crate::restream`).
+    StartRestream {
+        room_id: String,
+        id: String,
+        sink: Box<RecorderSink>,
+    },
+    /// Stop feeding a restream (its thread then ends ffmpeg).
+    StopRestream {
+        room_id: String,
+        id: String,
+    },
 }
 
 /// Active speakers and simulcast layer allocations are recomputed this often.
@@ -682,6 +693,12 @@ impl Worker {
             Command::StopRecording { room_id } => {
                 if let Some(room) = self.rooms.get_mut(room_id.as_str()) {
                     room.recorder = None;
+                }
+            }
+            Command::StartRestream { room_id, id, sink } => self.start_restream(&room_id, id, sink),
+            Command::StopRestream { room_id, id } => {
+                if let Some(room) = self.rooms.get_mut(room_id.as_str()) {
+                    room.restreams.retain(|(r, _)| *r != id);
                 }
             }
             Command::RoomTracks { room_id, reply } => {
