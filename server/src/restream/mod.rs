@@ -224,6 +224,7 @@ impl Supervisor {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if self.stop.load(Ordering::Relaxed) {
+                self.shutdown(&rx);
                 break;
             }
             let now = Instant::now();
@@ -237,6 +238,39 @@ impl Supervisor {
         }
         self.status.store(STOPPED, Ordering::Relaxed);
         tracing::info!(restream = %self.setup.id, "restream ended");
+    }
+
+    /// Ends ffmpeg with `q` while the worker still feeds it (an input
+    /// without packets would hold ffmpeg until its read timeout), killing
+    /// it after [`QUIT_GRACE`].
+    fn shutdown(&mut self, rx: &Receiver<RecEvent>) {
+        let Some(r) = self.running.as_mut() else {
+            return;
+        };
+        if let Some(mut stdin) = r.stdin.take() {
+            let _ = stdin.write_all(b"q");
+            let _ = stdin.flush();
+        }
+        let deadline = Instant::now() + QUIT_GRACE;
+        while Instant::now() < deadline {
+            if self
+                .running
+                .as_mut()
+                .is_none_or(|r| !matches!(r.child.try_wait(), Ok(None)))
+            {
+                break;
+            }
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(ev) => self.on_event(ev),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+            }
+        }
+        if let Some(r) = self.running.take() {
+            quit(r);
+        }
     }
 
     fn on_event(&mut self, ev: RecEvent) {

@@ -152,19 +152,10 @@ impl RoomActor {
         Ok(info)
     }
 
-    /// Stops one restream: the worker stops feeding it, its thread ends
-    /// ffmpeg.
+    /// Stops one restream: its thread ends ffmpeg (cleanly, still fed),
+    /// then the worker notices the thread is gone and stops feeding it.
     async fn end_restream(&mut self, r: ActiveRestream, reason: &'static str) -> RestreamInfo {
         r.handle.stop();
-        for w in self.sig.media.workers() {
-            let _ = self.sig.media.send(
-                w,
-                Command::StopRestream {
-                    room_id: self.room_id.clone(),
-                    id: r.id.clone(),
-                },
-            );
-        }
         let mut info = r.info(&self.room_id);
         info.status = "stopped";
         tracing::info!(room = %self.friendly_url, restream = %r.id, reason, "restream stopped");

@@ -270,6 +270,15 @@ impl Worker {
     pub(super) fn housekeeping(&mut self, now: Instant) {
         let mut due = std::mem::take(&mut self.scratch_keyframes);
         for (room_id, room) in self.rooms.iter_mut() {
+            // A restream whose thread has ended (stopped, after it closed
+            // its ffmpeg while still fed) is dropped here.
+            room.restreams.retain(|(_, r)| {
+                !(r.sink.keyframes.is_empty()
+                    && matches!(
+                        r.sink.keyframes.try_recv(),
+                        Err(crossbeam_channel::TryRecvError::Disconnected)
+                    ))
+            });
             for rec in room
                 .recorder
                 .iter()

@@ -133,16 +133,13 @@ pub enum Command {
     StopRecording {
         room_id: String,
     },
-    /// Feed every track of the room to a restream (`crate::restream`).
+    /// Feed every track of the room to a restream (`crate::restream`) until
+    /// its thread ends (seen by `housekeeping`: the sink's keyframe channel
+    /// disconnects), so ffmpeg is still fed while it closes the stream.
     StartRestream {
         room_id: String,
         id: String,
         sink: Box<RecorderSink>,
-    },
-    /// Stop feeding a restream (its thread then ends ffmpeg).
-    StopRestream {
-        room_id: String,
-        id: String,
     },
 }
 
@@ -696,11 +693,6 @@ impl Worker {
                 }
             }
             Command::StartRestream { room_id, id, sink } => self.start_restream(&room_id, id, sink),
-            Command::StopRestream { room_id, id } => {
-                if let Some(room) = self.rooms.get_mut(room_id.as_str()) {
-                    room.restreams.retain(|(r, _)| *r != id);
-                }
-            }
             Command::RoomTracks { room_id, reply } => {
                 let mut out: HashMap<String, Vec<TrackInfo>> = HashMap::new();
                 // This worker's publishers only: signaling asks every
