@@ -30,7 +30,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -191,6 +191,9 @@ struct Running {
     ports: HashMap<TrackKey, u16>,
     started: Instant,
     live: Arc<AtomicBool>,
+    /// ffmpeg's latest `speed` in hundredths (below 100: it cannot keep up
+    /// with real time on this machine and the stream falls behind).
+    speed: Arc<AtomicU32>,
     live_since: Option<Instant>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     sdp: PathBuf,
@@ -472,9 +475,11 @@ impl Supervisor {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.setup.config.ffmpeg.display()))?;
         let live = Arc::new(AtomicBool::new(false));
+        let speed = Arc::new(AtomicU32::new(0));
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
         if let Some(out) = child.stdout.take() {
             let live = live.clone();
+            let speed = speed.clone();
             // `-progress` lines: output time moving means frames reach the target.
             let _ = std::thread::Builder::new()
                 .name("restream-progress".into())
@@ -485,6 +490,11 @@ impl Supervisor {
                             && v.trim().parse::<i64>().is_ok_and(|us| us > 0)
                         {
                             live.store(true, Ordering::Relaxed);
+                        }
+                        if let Some(v) = line.strip_prefix("speed=")
+                            && let Ok(x) = v.trim().trim_end_matches('x').parse::<f32>()
+                        {
+                            speed.store((x * 100.0) as u32, Ordering::Relaxed);
                         }
                     }
                 });
@@ -517,6 +527,7 @@ impl Supervisor {
             ports,
             started: now,
             live,
+            speed,
             live_since: None,
             stderr,
             sdp: sdp_path,
@@ -532,6 +543,11 @@ impl Supervisor {
 /// Ends ffmpeg cleanly (`q` on stdin: the FLV is closed and the RTMP
 /// connection shut down), killing it after [`QUIT_GRACE`].
 fn quit(mut r: Running) {
+    tracing::info!(
+        speed = f64::from(r.speed.load(Ordering::Relaxed)) / 100.0,
+        ran_ms = r.started.elapsed().as_millis() as u64,
+        "restream: ending ffmpeg"
+    );
     if let Some(mut stdin) = r.stdin.take() {
         let _ = stdin.write_all(b"q");
         let _ = stdin.flush();
