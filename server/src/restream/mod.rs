@@ -137,7 +137,7 @@ pub fn spawn(setup: RestreamSetup) -> std::io::Result<(RecorderSink, RestreamHan
     let handle = RestreamHandle {
         status: status.clone(),
         stop: stop.clone(),
-        dropped,
+        dropped: dropped.clone(),
     };
     let name = format!("restream-{}", &setup.id[..8.min(setup.id.len())]);
     std::thread::Builder::new().name(name).spawn(move || {
@@ -147,6 +147,7 @@ pub fn spawn(setup: RestreamSetup) -> std::io::Result<(RecorderSink, RestreamHan
             keyframes: kf_tx,
             status,
             stop,
+            dropped,
             tracks: HashMap::new(),
             order: 0,
             running: None,
@@ -207,6 +208,8 @@ struct Supervisor {
     keyframes: Sender<TrackKey>,
     status: Arc<AtomicU8>,
     stop: Arc<AtomicBool>,
+    /// Packets the worker could not queue (shared with the sink).
+    dropped: Arc<AtomicU64>,
     tracks: HashMap<TrackKey, TrackState>,
     order: u64,
     running: Option<Running>,
@@ -240,7 +243,8 @@ impl Supervisor {
             quit(r);
         }
         self.status.store(STOPPED, Ordering::Relaxed);
-        tracing::info!(restream = %self.setup.id, "restream ended");
+        tracing::info!(restream = %self.setup.id,
+            dropped_packets = self.dropped.load(Ordering::Relaxed), "restream ended");
     }
 
     /// Ends ffmpeg with `q` while the worker still feeds it (an input
@@ -362,8 +366,9 @@ impl Supervisor {
             }
             match r.child.try_wait() {
                 Ok(None) => {
-                    let current: Vec<TrackKey> = r.tracks.iter().map(|t| t.key).collect();
-                    let want: Vec<TrackKey> = wanted.iter().map(|w| w.0).collect();
+                    let current: Vec<(TrackKey, Codec)> =
+                        r.tracks.iter().map(|t| (t.key, t.codec)).collect();
+                    let want: Vec<(TrackKey, Codec)> = wanted.iter().map(|w| (w.0, w.1)).collect();
                     if current != want && now.duration_since(r.started) >= MIN_RUN_BEFORE_RELAYOUT {
                         tracing::info!(restream = %self.setup.id, tracks = want.len(), "the room's media changed; restarting the composition");
                         if let Some(r) = self.running.take() {

@@ -84,6 +84,11 @@ impl RoomActor {
         if self.session.is_none() {
             return Err(refuse("CONFLICT", "the room has no live session"));
         }
+        // A restream whose thread ended by itself (its worker let the room
+        // go) no longer holds its destination.
+        self.restreams.retain(|r| {
+            r.handle.status.load(std::sync::atomic::Ordering::Relaxed) != crate::restream::STOPPED
+        });
         if let Some(r) = self.restreams.iter().find(|r| r.target == target) {
             return Err(refuse(
                 "CONFLICT",
