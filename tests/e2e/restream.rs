@@ -41,7 +41,7 @@ impl Receiver {
                 "-i",
             ])
             .arg(format!("rtmp://127.0.0.1:{port}/live/{KEY}"))
-            .args(["-c", "copy", "-f", "flv"])
+            .args(["-c", "copy", "-flush_packets", "1", "-f", "flv"])
             .arg(out)
             .stdout(Stdio::null())
             .stderr(log)
@@ -609,5 +609,78 @@ async fn restream_bad_input_is_refused_and_nothing_starts() {
         )
         .await
         .expect_invalid("server_url");
+    assert_no_key_in("the server log", &server_log(&s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restream_two_destinations_of_a_room_without_media() {
+    // A participant who publishes nothing: the stream is the background and
+    // silence, still H.264 + AAC. Two destinations at once, stopped one by one.
+    let s = Server::start_with(Options {
+        capture_log: true,
+        args: vec!["--restream-allow-private".into()],
+        env: vec![("CONVENE_LOG".into(), "info".into())],
+        ..Options::default()
+    });
+    let _log = LogOnFailure(s.log_path.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    room(&s, "empty").await;
+    let t = token(&s, "empty", "Cy", "attendee").await;
+    let (_c, _) = convene_tests::join(&s, "empty", "Cy", Some(t)).await;
+    let start = "/api/v1/rooms/empty/restreamers/start";
+    let (pa, pb) = (free_port(), free_port());
+    let (url_a, url_b) = (
+        format!("rtmp://127.0.0.1:{pa}/live"),
+        format!("rtmp://127.0.0.1:{pb}/live"),
+    );
+    let mut rx_a = Receiver::start(pa, &tmp.path().join("a.flv"));
+    let mut rx_b = Receiver::start(pb, &tmp.path().join("b.flv"));
+    let a = s
+        .api()
+        .post(start, json!({"server_url": url_a, "stream_key": KEY}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(a["type"], Value::Null);
+    let b = s
+        .api()
+        .post(start, json!({"server_url": url_b, "stream_key": KEY}))
+        .await
+        .expect(200)
+        .body;
+    assert_ne!(a["id"], b["id"]);
+    s.api()
+        .post(start, json!({"server_url": url_a, "stream_key": KEY}))
+        .await
+        .expect(409);
+    rx_a.wait_bytes(0).await;
+    rx_b.wait_bytes(0).await;
+
+    // Stopping A leaves B streaming.
+    let stopped = s
+        .api()
+        .post(
+            "/api/v1/rooms/empty/restreamers/stop",
+            json!({"server_url": url_a}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(stopped["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(stopped["data"][0]["id"], a["id"]);
+    rx_a.wait_exit().await;
+    assert_h264_aac(&rx_a.out, 1.0);
+    let before = rx_b.size();
+    rx_b.wait_bytes(before).await;
+    // An empty body stops the rest.
+    let stopped = s
+        .api()
+        .post("/api/v1/rooms/empty/restreamers/stop", json!({}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(stopped["data"][0]["id"], b["id"]);
+    rx_b.wait_exit().await;
+    assert_h264_aac(&rx_b.out, 1.0);
     assert_no_key_in("the server log", &server_log(&s));
 }
