@@ -154,6 +154,7 @@ pub fn spawn(setup: RestreamSetup) -> std::io::Result<(RecorderSink, RestreamHan
             next_attempt: Instant::now() + SETTLE,
             backoff: RETRY_MIN,
             failed_reported: false,
+            relayout: false,
             buf: Vec::with_capacity(1500),
         };
         s.run(rx);
@@ -198,8 +199,69 @@ struct Running {
     live_since: Option<Instant>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     sdp: PathBuf,
-    /// Keyframe requests still to make after the start.
+    /// Keyframe requests still to make once ffmpeg listens.
     keyframe_at: Vec<Instant>,
+    /// The start gate (see [`Gate`]).
+    gate: Gate,
+}
+
+/// How a (re)started ffmpeg gets its first packets, so that its streams
+/// start together: ffmpeg's RTP demuxer starts each stream's clock at its
+/// first usable packet, and a video stream is usable only from a keyframe.
+/// Nothing is sent until ffmpeg has bound every port (packets before that
+/// are lost, keyframes included); then each video track is sent from its
+/// first keyframe on (keyframes are asked for at that moment), and audio
+/// once every video track has started (or after [`AUDIO_WAIT`]), so that
+/// audio does not start ahead of the pictures it belongs to.
+#[derive(Default)]
+struct Gate {
+    /// ffmpeg has bound every port, since then.
+    listening: Option<Instant>,
+    /// Video tracks sent from a keyframe on.
+    keyed: Vec<TrackKey>,
+    audio_open: bool,
+}
+
+/// Audio waits at most this long for the video tracks' first keyframes.
+const AUDIO_WAIT: Duration = Duration::from_millis(1500);
+/// ffmpeg counts as listening after this long even if a port looks free.
+const LISTEN_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the payload starts a keyframe of a video codec.
+fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
+    match codec {
+        Codec::Vp8 => convene_media::vp8::is_keyframe(payload),
+        Codec::Vp9 => convene_media::vp9::is_keyframe(payload),
+        Codec::H264 => convene_media::h264::is_keyframe(payload),
+        Codec::Av1 => convene_media::av1::is_keyframe(payload),
+        Codec::Opus => false,
+    }
+}
+
+/// The local ports of the bound UDP sockets (`/proc/net/udp` and `udp6`,
+/// this network namespace), or `None` when neither can be read. Read rather
+/// than probed with a bind of our own, which could make ffmpeg's bind fail.
+fn bound_udp_ports() -> Option<Vec<u16>> {
+    let v4 = std::fs::read_to_string("/proc/net/udp").ok();
+    let v6 = std::fs::read_to_string("/proc/net/udp6").ok();
+    if v4.is_none() && v6.is_none() {
+        return None;
+    }
+    let mut ports = parse_udp_table(v4.as_deref().unwrap_or(""));
+    ports.extend(parse_udp_table(v6.as_deref().unwrap_or("")));
+    Some(ports)
+}
+
+fn parse_udp_table(table: &str) -> Vec<u16> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let local = l.split_whitespace().nth(1)?;
+            let port = local.rsplit(':').next()?;
+            u16::from_str_radix(port, 16).ok()
+        })
+        .collect()
 }
 
 struct Supervisor {
@@ -217,6 +279,8 @@ struct Supervisor {
     backoff: Duration,
     /// A `restreaming.failed` was sent and the stream has not been live since.
     failed_reported: bool,
+    /// The composition must be restarted (the set of tracks changed).
+    relayout: bool,
     buf: Vec<u8>,
 }
 
@@ -237,6 +301,13 @@ impl Supervisor {
             if now.duration_since(last_tick) >= Duration::from_millis(100) {
                 last_tick = now;
                 self.tick(now);
+            }
+            if std::mem::take(&mut self.relayout) {
+                // Ended while still fed (this thread keeps taking packets,
+                // so its view of which tracks carry media stays current),
+                // and started again at the next tick.
+                self.shutdown(&rx);
+                self.next_attempt = Instant::now();
             }
         }
         if let Some(r) = self.running.take() {
@@ -300,9 +371,26 @@ impl Supervisor {
                 };
                 t.codec = Some(p.codec);
                 t.last_packet = Some(p.arrival);
-                let Some(port) = self.running.as_ref().and_then(|r| r.ports.get(&p.key)) else {
+                let Some(r) = self.running.as_mut() else {
                     return;
                 };
+                let Some(&port) = r.ports.get(&p.key) else {
+                    return;
+                };
+                let gate = &mut r.gate;
+                if gate.listening.is_none() {
+                    return;
+                }
+                if p.codec == Codec::Opus {
+                    if !gate.audio_open {
+                        return;
+                    }
+                } else if !gate.keyed.contains(&p.key) {
+                    if !starts_keyframe(p.codec, &p.payload) {
+                        return;
+                    }
+                    gate.keyed.push(p.key);
+                }
                 rtp_packet(
                     &mut self.buf,
                     payload_type(p.codec),
@@ -316,7 +404,7 @@ impl Supervisor {
                 // yet) loses the packet, as the network would.
                 let _ = self
                     .socket
-                    .send_to(&self.buf, SocketAddr::from(([127, 0, 0, 1], *port)));
+                    .send_to(&self.buf, SocketAddr::from(([127, 0, 0, 1], port)));
             }
             RecEvent::Speaker { .. } => {}
         }
@@ -341,8 +429,34 @@ impl Supervisor {
     }
 
     fn tick(&mut self, now: Instant) {
-        // Keyframes for ffmpeg to start decoding from.
         if let Some(r) = self.running.as_mut() {
+            // The start gate: ffmpeg listening, then keyframes, then audio.
+            if r.gate.listening.is_none()
+                && (now.duration_since(r.started) >= LISTEN_WAIT
+                    || match bound_udp_ports() {
+                        Some(bound) => r.tracks.iter().all(|t| bound.contains(&t.port)),
+                        None => now.duration_since(r.started) >= Duration::from_millis(500),
+                    })
+            {
+                r.gate.listening = Some(now);
+                tracing::debug!(restream = %self.setup.id,
+                    after_ms = now.duration_since(r.started).as_millis() as u64,
+                    "restream: ffmpeg listens");
+                r.keyframe_at = [0u64, 700, 2000, 4000]
+                    .iter()
+                    .map(|ms| now + Duration::from_millis(*ms))
+                    .collect();
+            }
+            if let Some(since) = r.gate.listening
+                && !r.gate.audio_open
+            {
+                let videos = r.tracks.iter().filter(|t| t.video());
+                let keyed = videos.clone().all(|t| r.gate.keyed.contains(&t.key));
+                if keyed || now.duration_since(since) >= AUDIO_WAIT {
+                    r.gate.audio_open = true;
+                }
+            }
+            // Keyframes for ffmpeg to start decoding from.
             let due = r.keyframe_at.first().is_some_and(|t| *t <= now);
             if due {
                 r.keyframe_at.remove(0);
@@ -371,10 +485,7 @@ impl Supervisor {
                     let want: Vec<(TrackKey, Codec)> = wanted.iter().map(|w| (w.0, w.1)).collect();
                     if current != want && now.duration_since(r.started) >= MIN_RUN_BEFORE_RELAYOUT {
                         tracing::info!(restream = %self.setup.id, tracks = want.len(), "the room's media changed; restarting the composition");
-                        if let Some(r) = self.running.take() {
-                            quit(r);
-                        }
-                        self.next_attempt = now;
+                        self.relayout = true;
                     }
                 }
                 Ok(Some(status)) => {
@@ -536,10 +647,8 @@ impl Supervisor {
             live_since: None,
             stderr,
             sdp: sdp_path,
-            keyframe_at: [200u64, 1000, 2500, 4500]
-                .iter()
-                .map(|ms| now + Duration::from_millis(*ms))
-                .collect(),
+            keyframe_at: Vec::new(),
+            gate: Gate::default(),
         });
         Ok(())
     }
@@ -903,6 +1012,14 @@ mod tests {
             "rtmp://h/live/<stream key>"
         );
         assert_eq!(redact("nothing", ""), "nothing");
+    }
+
+    #[test]
+    fn udp_table() {
+        let t = "  sl  local_address rem_address   st tx_queue rx_queue\n\
+                 \x20 12: 0100007F:9C40 00000000:0000 07 00000000:00000000\n\
+                 \x20 13: 00000000:9C41 00000000:0000 07 00000000:00000000\n";
+        assert_eq!(parse_udp_table(t), [40000, 40001]);
     }
 
     #[test]
