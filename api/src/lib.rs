@@ -61,6 +61,9 @@ pub struct ApiConfig {
     pub recordings_dir: std::path::PathBuf,
     /// Content libraries: where files are kept, limits, PDF conversion.
     pub libraries: libraries::LibraryConfig,
+    /// Allow RTMP restream targets on loopback, private, link-local...
+    /// addresses (`--restream-allow-private`; tests and closed networks).
+    pub restream_allow_private: bool,
 }
 
 impl ApiConfig {
@@ -203,6 +206,8 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(routes::recordings::delete_room_recordings))
         .routes(routes!(routes::recordings::start_recording))
         .routes(routes!(routes::recordings::stop_recording))
+        .routes(routes!(routes::restreamers::start_restreaming))
+        .routes(routes!(routes::restreamers::stop_restreaming))
         .routes(routes!(
             routes::recordings::eyeson_start,
             routes::recordings::eyeson_stop

@@ -45,6 +45,40 @@ pub trait LiveRooms: Send + Sync + Debug {
     ) -> Option<tokio::sync::oneshot::Receiver<Result<String, RecordingRefusal>>> {
         None
     }
+
+    /// Starts or stops restreaming the room's live session. `None` when no
+    /// session is live in this process; otherwise the answer arrives on the
+    /// receiver: the restreams started or stopped, or a refusal.
+    fn restream(
+        &self,
+        _room_id: &str,
+        _action: RestreamAction,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<Vec<RestreamInfo>, RecordingRefusal>>> {
+        None
+    }
+}
+
+/// What REST asks of a room's restreams.
+#[derive(Debug, Clone)]
+pub enum RestreamAction {
+    Start(crate::domain::restream::RestreamTarget),
+    Stop(crate::domain::restream::StopSelector),
+}
+
+/// A running restream, as the API shows it (never with its stream key).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct RestreamInfo {
+    pub id: String,
+    pub room_id: String,
+    /// `youtube`, `vimeo`, `cloudflare`, or absent for a custom server.
+    #[serde(rename = "type")]
+    pub provider: Option<&'static str>,
+    /// The RTMP(S) server, without the stream key.
+    pub server_url: String,
+    /// `starting` (connecting), `live`, `retrying` (the target dropped; the
+    /// server reconnects with backoff) or `stopped`.
+    pub status: &'static str,
+    pub started_at: String,
 }
 
 /// What REST asks of a room's recording.

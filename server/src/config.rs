@@ -261,12 +261,16 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_PDFTOPPM", default_value = "pdftoppm")]
     pub pdftoppm: PathBuf,
 
-    /// The ffmpeg that makes composite MP4s of recordings.
+    /// The ffmpeg that makes composite MP4s of recordings and RTMP restreams.
     #[arg(long, env = "CONVENE_FFMPEG", default_value = "ffmpeg")]
     pub ffmpeg: PathBuf,
 
     #[arg(long, env = "CONVENE_WEBHOOKS_ALLOW_PRIVATE")]
     pub webhooks_allow_private: bool,
+    /// Allow RTMP restream targets on loopback, private and link-local
+    /// addresses (off: only public addresses, the webhooks' rules).
+    #[arg(long, env = "CONVENE_RESTREAM_ALLOW_PRIVATE")]
+    pub restream_allow_private: bool,
     /// Also serve the fleet API at the seed's own paths (`/api/v1/auth/token`,
     /// `/api/v1/devices`, ...) on this address. It is always served at
     /// `/fleet/api/v1/...` on the main HTTP address.

@@ -11,6 +11,7 @@ pub mod config_file;
 pub mod dev;
 pub mod metrics;
 pub mod recording;
+pub mod restream;
 pub mod rtc;
 pub mod signaling;
 pub mod tls;
@@ -266,6 +267,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             upload_idle: Duration::from_secs(args.library_upload_idle_secs),
             ..Default::default()
         },
+        restream_allow_private: args.restream_allow_private,
     };
     let stale = db.close_stale_sessions().await?;
     if stale > 0 {
@@ -351,6 +353,10 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         state.ip_limits.clone(),
         args.trust_proxy,
         ice_servers,
+        restream::RestreamConfig {
+            ffmpeg: args.ffmpeg.clone(),
+            allow_private: args.restream_allow_private,
+        },
     );
     let live: std::sync::Weak<dyn recording::LiveRecordings> = Arc::downgrade(&sig) as _;
     recordings.spawn_tasks(live, recording_tasks);

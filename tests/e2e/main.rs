@@ -34,6 +34,7 @@ mod media;
 mod openapi;
 mod recording;
 mod reliability;
+mod restream;
 mod room_defaults;
 mod server;
 mod shard;

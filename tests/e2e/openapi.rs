@@ -57,6 +57,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/rooms/{room}/recordings/stop"),
     ("post", "/api/v1/rooms/{room}/recording"),
     ("delete", "/api/v1/rooms/{room}/recording"),
+    ("post", "/api/v1/rooms/{room}/restreamers/start"),
+    ("post", "/api/v1/rooms/{room}/restreamers/stop"),
     ("delete", "/api/v1/sessions/{session}/transcripts"),
     ("delete", "/api/v1/sessions/{session}/summaries"),
     ("delete", "/api/v1/sessions/{session}/resources"),

@@ -271,6 +271,9 @@ async fn webhook_crud_and_validation() {
         "chat.message",
         "poll.launched",
         "poll.ended",
+        "restreaming.started",
+        "restreaming.stopped",
+        "restreaming.failed",
     ] {
         assert!(names.contains(&e), "{e} missing from {events}");
     }

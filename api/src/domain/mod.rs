@@ -12,5 +12,6 @@ pub mod fields;
 pub mod polls;
 pub mod questions;
 pub mod quizzes;
+pub mod restream;
 
 pub use fields::{FieldErrors, Invalid};

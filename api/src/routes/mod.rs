@@ -9,6 +9,7 @@ pub mod polls;
 pub mod questions;
 pub mod quizzes;
 pub mod recordings;
+pub mod restreamers;
 pub mod roles;
 pub mod rooms;
 pub mod sessions;

@@ -110,17 +110,28 @@ fn is_localhost_name(host: &str) -> bool {
 /// to, a non-public address. A name that does not resolve (yet) is allowed;
 /// the delivery-time check refuses it then if it resolves badly.
 pub async fn check_endpoint(url: &Url) -> Result<(), String> {
-    if let Some(ip) = host_ip(url) {
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(443);
+    check_host(host, port)
+        .await
+        .map_err(|(host, why)| refusal(&host, why))
+}
+
+/// Whether `host` (an IP literal, bracketed or not, or a name resolved now)
+/// is public. `Err((what, why))` names the host (and the address it
+/// resolved to) and the kind of address. A name that does not resolve
+/// within 3 s passes. Also used for RTMP restream targets.
+pub async fn check_host(host: &str, port: u16) -> Result<(), (String, &'static str)> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
         return match forbidden_reason(ip) {
-            Some(why) => Err(refusal(&ip.to_string(), why)),
+            Some(why) => Err((ip.to_string(), why)),
             None => Ok(()),
         };
     }
-    let host = url.host_str().unwrap_or_default();
     if is_localhost_name(host) {
-        return Err(refusal(host, "a loopback address"));
+        return Err((host.to_string(), "a loopback address"));
     }
-    let port = url.port_or_known_default().unwrap_or(443);
     let lookup = tokio::time::timeout(
         Duration::from_secs(3),
         tokio::net::lookup_host((host.to_string(), port)),
@@ -129,7 +140,7 @@ pub async fn check_endpoint(url: &Url) -> Result<(), String> {
     if let Ok(Ok(addrs)) = lookup {
         for a in addrs {
             if let Some(why) = forbidden_reason(a.ip()) {
-                return Err(refusal(&format!("{host} ({})", a.ip()), why));
+                return Err((format!("{host} ({})", a.ip()), why));
             }
         }
     }

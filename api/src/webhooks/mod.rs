@@ -60,6 +60,9 @@ pub enum Event {
     ChatMessage,
     PollLaunched,
     PollEnded,
+    RestreamingStarted,
+    RestreamingStopped,
+    RestreamingFailed,
 }
 
 impl Event {
@@ -77,6 +80,9 @@ impl Event {
         Event::ChatMessage,
         Event::PollLaunched,
         Event::PollEnded,
+        Event::RestreamingStarted,
+        Event::RestreamingStopped,
+        Event::RestreamingFailed,
     ];
 
     /// The dotted name (the seed's spelling), e.g. `participant.joined`.
@@ -95,6 +101,9 @@ impl Event {
             Event::ChatMessage => "chat.message",
             Event::PollLaunched => "poll.launched",
             Event::PollEnded => "poll.ended",
+            Event::RestreamingStarted => "restreaming.started",
+            Event::RestreamingStopped => "restreaming.stopped",
+            Event::RestreamingFailed => "restreaming.failed",
         }
     }
 

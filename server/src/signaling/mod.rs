@@ -13,6 +13,7 @@ pub mod http_media;
 mod moderation;
 pub mod outbox;
 pub mod recording;
+pub mod restream;
 pub mod room;
 mod room_media;
 pub mod whep;
@@ -50,6 +51,8 @@ pub struct Signaling {
     pub db: Db,
     pub media: Arc<MediaPlane>,
     pub recordings: Arc<crate::recording::Recordings>,
+    /// ffmpeg and the SSRF opt-out of RTMP restreams.
+    pub restream: crate::restream::RestreamConfig,
     rooms: Mutex<HashMap<String, mpsc::Sender<RoomMsg>>>,
     /// Media counters of each running room actor.
     counters: Mutex<HashMap<String, Arc<RoomCounters>>>,
@@ -87,12 +90,14 @@ impl Signaling {
         limits: Arc<IpLimits>,
         trust_proxy: bool,
         ice_servers: Option<crate::turn::IceServers>,
+        restream: crate::restream::RestreamConfig,
     ) -> Arc<Signaling> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Signaling {
             db,
             media,
             recordings,
+            restream,
             rooms: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
@@ -766,6 +771,21 @@ impl convene_api::live::LiveRooms for Signaling {
         let tx = self.live_room(room_id)?;
         let (reply, rx) = oneshot::channel();
         tx.try_send(RoomMsg::Recording { action, reply }).ok()?;
+        Some(rx)
+    }
+
+    fn restream(
+        &self,
+        room_id: &str,
+        action: convene_api::live::RestreamAction,
+    ) -> Option<
+        oneshot::Receiver<
+            Result<Vec<convene_api::live::RestreamInfo>, convene_api::live::RecordingRefusal>,
+        >,
+    > {
+        let tx = self.live_room(room_id)?;
+        let (reply, rx) = oneshot::channel();
+        tx.try_send(RoomMsg::Restream { action, reply }).ok()?;
         Some(rx)
     }
 

@@ -124,6 +124,13 @@ pub enum RoomMsg {
         reply: oneshot::Sender<Result<String, convene_api::live::RecordingRefusal>>,
     },
     /// The recorder stopped on its own.
+    /// Start or stop restreaming (REST).
+    Restream {
+        action: convene_api::live::RestreamAction,
+        reply: oneshot::Sender<
+            Result<Vec<convene_api::live::RestreamInfo>, convene_api::live::RecordingRefusal>,
+        >,
+    },
     RecordingEnded {
         recording_id: String,
         reason: &'static str,
@@ -188,6 +195,8 @@ pub struct RoomActor {
     pub(super) banned_external: HashSet<String>,
     /// The running recording.
     pub(super) recording: Option<super::recording::ActiveRecording>,
+    /// Running RTMP restreams.
+    pub(super) restreams: Vec<super::restream::ActiveRestream>,
     pub(super) rx: mpsc::Receiver<RoomMsg>,
 }
 
@@ -220,6 +229,7 @@ impl RoomActor {
             banned_tokens: HashSet::new(),
             banned_external: HashSet::new(),
             recording: None,
+            restreams: Vec::new(),
             rx,
         }
     }
@@ -246,6 +256,7 @@ impl RoomActor {
             }
             if self.members.is_empty() && self.lobby.is_empty() {
                 self.finish_recording("session_ended").await;
+                self.finish_restreams("session_ended").await;
                 if let Some((session_id, _)) = self.session.take() {
                     self.end_session_record(&session_id, "empty").await;
                 }
@@ -293,6 +304,10 @@ impl RoomActor {
                     .recording_control(action, None)
                     .await
                     .map_err(super::recording::rest_refusal);
+                let _ = reply.send(r);
+            }
+            RoomMsg::Restream { action, reply } => {
+                let r = self.restream_control(action).await;
                 let _ = reply.send(r);
             }
             RoomMsg::RecordingEnded {
@@ -773,6 +788,7 @@ impl RoomActor {
 
     async fn end_session(&mut self, reason: &'static str) {
         self.finish_recording("session_ended").await;
+        self.finish_restreams("session_ended").await;
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in &ids {
             if let Some(m) = self.members.get(id) {

@@ -101,7 +101,8 @@ impl Worker {
             },
             arrival: now,
         };
-        let wants_capture = room.recorder.is_some() || !room.shards.is_empty();
+        let wants_capture =
+            room.recorder.is_some() || !room.restreams.is_empty() || !room.shards.is_empty();
         let out = Outgoing {
             key,
             view,
@@ -269,7 +270,20 @@ impl Worker {
     pub(super) fn housekeeping(&mut self, now: Instant) {
         let mut due = std::mem::take(&mut self.scratch_keyframes);
         for (room_id, room) in self.rooms.iter_mut() {
-            if let Some(rec) = room.recorder.as_ref() {
+            // A restream whose thread has ended (stopped, after it closed
+            // its ffmpeg while still fed) is dropped here.
+            room.restreams.retain(|(_, r)| {
+                !(r.sink.keyframes.is_empty()
+                    && matches!(
+                        r.sink.keyframes.try_recv(),
+                        Err(crossbeam_channel::TryRecvError::Disconnected)
+                    ))
+            });
+            for rec in room
+                .recorder
+                .iter()
+                .chain(room.restreams.iter().map(|(_, r)| r))
+            {
                 while let Ok(key) = rec.sink.keyframes.try_recv() {
                     let Some(t) = room.tracks.get_mut(&key) else {
                         continue;
@@ -412,6 +426,34 @@ impl Worker {
         }
     }
 
+    /// Starts feeding a restream; like a recording, but several may run.
+    pub(super) fn start_restream(&mut self, room_id: &str, id: String, sink: Box<RecorderSink>) {
+        let Some(room_id) = self.rooms.get_key_value(room_id).map(|(k, _)| k.clone()) else {
+            tracing::warn!(room = %room_id, "restream asked of a room this worker does not hold");
+            return;
+        };
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        let rec = RoomRecorder {
+            sink,
+            forwarders: HashMap::new(),
+        };
+        let mut video = Vec::new();
+        for t in room.tracks.values() {
+            rec.track(t);
+            if t.kind == MediaKind::Video {
+                video.push(t.key);
+            }
+        }
+        room.restreams.retain(|(r, _)| *r != id);
+        room.restreams.push((id, rec));
+        let now = Instant::now();
+        for key in video {
+            self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, true);
+        }
+    }
+
     pub(super) fn start_recording(&mut self, room_id: &str, sink: Box<RecorderSink>) {
         let Some(room_id) = self.rooms.get_key_value(room_id).map(|(k, _)| k.clone()) else {
             tracing::warn!(room = %room_id, "recording asked of a room this worker does not hold");
@@ -486,7 +528,12 @@ fn fan_out(
     let view = &out.view;
     let nackable = kind == MediaKind::Video;
     let mut need_keyframe = false;
-    if let Some(rec) = room.recorder.as_mut() {
+    // The recorder and the restreams, each behind its own forwarder.
+    for rec in room
+        .recorder
+        .iter_mut()
+        .chain(room.restreams.iter_mut().map(|(_, r)| r))
+    {
         let fwd = rec
             .forwarders
             .entry(key)

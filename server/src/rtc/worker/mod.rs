@@ -137,6 +137,14 @@ pub enum Command {
     StopRecording {
         room_id: String,
     },
+    /// Feed every track of the room to a restream (`crate::restream`) until
+    /// its thread ends (seen by `housekeeping`: the sink's keyframe channel
+    /// disconnects), so ffmpeg is still fed while it closes the stream.
+    StartRestream {
+        room_id: String,
+        id: String,
+        sink: Box<RecorderSink>,
+    },
 }
 
 /// Active speakers and simulcast layer allocations are recomputed this often.
@@ -713,6 +721,7 @@ impl Worker {
             Command::Ping { reply } => {
                 let _ = reply.send(());
             }
+            Command::StartRestream { room_id, id, sink } => self.start_restream(&room_id, id, sink),
             Command::RoomTracks { room_id, reply } => {
                 let mut out: HashMap<String, Vec<TrackInfo>> = HashMap::new();
                 // This worker's publishers only: signaling asks every

@@ -111,6 +111,9 @@ impl Worker {
         if let Some(rec) = room.recorder.as_ref() {
             rec.track(&track);
         }
+        for (_, rec) in &room.restreams {
+            rec.track(&track);
+        }
         let publisher = track.publisher();
         if publisher.is_some() {
             for &w in &room.shards {
@@ -165,7 +168,11 @@ impl Worker {
         let Some(mut track) = room.tracks.remove(&key) else {
             return;
         };
-        if let Some(rec) = room.recorder.as_mut() {
+        for rec in room
+            .recorder
+            .iter_mut()
+            .chain(room.restreams.iter_mut().map(|(_, r)| r))
+        {
             rec.forwarders.remove(&key);
             rec.sink.offer(RecEvent::TrackEnded { key });
         }

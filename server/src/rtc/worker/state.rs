@@ -275,6 +275,8 @@ pub(super) struct Room {
     pub(super) tracks: HashMap<TrackKey, Track>,
     pub(super) speakers: SpeakerDetector<String>,
     pub(super) recorder: Option<RoomRecorder>,
+    /// RTMP restreams, by id: fed like the recorder (`crate::restream`).
+    pub(super) restreams: Vec<(String, RoomRecorder)>,
     /// The other workers holding this room (they get our publishers'
     /// packets and track changes).
     pub(super) shards: Vec<WorkerId>,

@@ -1,0 +1,193 @@
+//! RTMP restreams inside a room: the room actor starts and stops them (REST
+//! `/rooms/{room}/restreamers/start|stop`), at most [`MAX_RESTREAMS`] at
+//! once and one per destination, and ends them with the session. The
+//! stream itself is `crate::restream` (ffmpeg fed by the media worker).
+
+use convene_api::live::{RecordingRefusal, RestreamAction, RestreamInfo};
+use convene_api::webhooks::Event;
+use serde_json::json;
+
+use super::room::RoomActor;
+use crate::restream::{RestreamHandle, RestreamSetup, status_name};
+use crate::rtc::Command;
+
+/// Restreams one room may run at once (each is an ffmpeg encoding 720p).
+pub const MAX_RESTREAMS: usize = 3;
+
+/// A running restream of the room.
+pub struct ActiveRestream {
+    pub id: String,
+    pub target: convene_api::domain::restream::RestreamTarget,
+    pub started_at: String,
+    pub handle: RestreamHandle,
+}
+
+impl ActiveRestream {
+    fn info(&self, room_id: &str) -> RestreamInfo {
+        RestreamInfo {
+            id: self.id.clone(),
+            room_id: room_id.to_string(),
+            provider: self.target.provider.map(|p| p.name()),
+            server_url: self.target.server_url.clone(),
+            status: status_name(
+                self.handle
+                    .status
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            started_at: self.started_at.clone(),
+        }
+    }
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> RecordingRefusal {
+    RecordingRefusal {
+        code,
+        message: message.into(),
+    }
+}
+
+impl RoomActor {
+    /// REST asks to start or stop restreaming.
+    pub(super) async fn restream_control(
+        &mut self,
+        action: RestreamAction,
+    ) -> Result<Vec<RestreamInfo>, RecordingRefusal> {
+        match action {
+            RestreamAction::Start(target) => self.start_restream(target).await.map(|i| vec![i]),
+            RestreamAction::Stop(selector) => {
+                if self.restreams.is_empty() {
+                    return Err(refuse("CONFLICT", "no restream is running in this room"));
+                }
+                let (stop, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.restreams)
+                    .into_iter()
+                    .partition(|r| selector.matches(&r.target));
+                self.restreams = keep;
+                if stop.is_empty() {
+                    return Err(refuse(
+                        "CONFLICT",
+                        "no restream of this room goes to that destination",
+                    ));
+                }
+                let mut out = Vec::new();
+                for r in stop {
+                    out.push(self.end_restream(r, "stopped_by_api").await);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    async fn start_restream(
+        &mut self,
+        target: convene_api::domain::restream::RestreamTarget,
+    ) -> Result<RestreamInfo, RecordingRefusal> {
+        if self.session.is_none() {
+            return Err(refuse("CONFLICT", "the room has no live session"));
+        }
+        // A restream whose thread ended by itself (its worker let the room
+        // go) no longer holds its destination.
+        self.restreams.retain(|r| {
+            r.handle.status.load(std::sync::atomic::Ordering::Relaxed) != crate::restream::STOPPED
+        });
+        if let Some(r) = self.restreams.iter().find(|r| r.target == target) {
+            return Err(refuse(
+                "CONFLICT",
+                format!(
+                    "this room is already restreaming to that destination ({})",
+                    r.id
+                ),
+            ));
+        }
+        if self.restreams.len() >= MAX_RESTREAMS {
+            return Err(refuse(
+                "CONFLICT",
+                format!("a room can restream to at most {MAX_RESTREAMS} destinations at once"),
+            ));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let (sink, handle) = crate::restream::spawn(RestreamSetup {
+            id: id.clone(),
+            team_id: self.team_id.clone(),
+            room_id: self.room_id.clone(),
+            target: target.clone(),
+            config: self.sig.restream.clone(),
+            db: self.sig.db.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        })
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not start a restream thread");
+            refuse("INTERNAL", "the server could not start the restream")
+        })?;
+        // Like the recorder: the worker with most of the room's participants.
+        let worker = {
+            let load = self.worker_load();
+            self.member_workers()
+                .into_iter()
+                .max_by_key(|&w| (load.get(w.index()).copied().unwrap_or(0), w == self.worker))
+                .unwrap_or(self.worker)
+        };
+        if self
+            .sig
+            .media
+            .send(
+                worker,
+                Command::StartRestream {
+                    room_id: self.room_id.clone(),
+                    id: id.clone(),
+                    sink: Box::new(sink),
+                },
+            )
+            .is_err()
+        {
+            handle.stop();
+            return Err(refuse("INTERNAL", "the media plane is busy; try again"));
+        }
+        let active = ActiveRestream {
+            id: id.clone(),
+            target,
+            started_at: convene_api::store::now(),
+            handle,
+        };
+        let info = active.info(&self.room_id);
+        tracing::info!(room = %self.friendly_url, restream = %id,
+            server = %active.target.server_url, "restream started");
+        self.emit_restream(Event::RestreamingStarted, &info, None)
+            .await;
+        self.restreams.push(active);
+        Ok(info)
+    }
+
+    /// Stops one restream: its thread ends ffmpeg (cleanly, still fed),
+    /// then the worker notices the thread is gone and stops feeding it.
+    async fn end_restream(&mut self, r: ActiveRestream, reason: &'static str) -> RestreamInfo {
+        r.handle.stop();
+        let mut info = r.info(&self.room_id);
+        info.status = "stopped";
+        tracing::info!(room = %self.friendly_url, restream = %r.id, reason, "restream stopped");
+        self.emit_restream(Event::RestreamingStopped, &info, Some(reason))
+            .await;
+        info
+    }
+
+    /// Ends every restream (the session ended).
+    pub(super) async fn finish_restreams(&mut self, reason: &'static str) {
+        for r in std::mem::take(&mut self.restreams) {
+            self.end_restream(r, reason).await;
+        }
+    }
+
+    async fn emit_restream(&self, event: Event, info: &RestreamInfo, reason: Option<&str>) {
+        let mut data = json!({
+            "room_id": info.room_id,
+            "restreamer_id": info.id,
+            "type": info.provider,
+            "server_url": info.server_url,
+        });
+        if let (Some(d), Some(reason)) = (data.as_object_mut(), reason) {
+            d.insert("reason".into(), json!(reason));
+        }
+        if let Err(e) = self.sig.db.emit_event(&self.team_id, event, data).await {
+            tracing::error!(error = %e, "could not queue a restreaming webhook");
+        }
+    }
+}
