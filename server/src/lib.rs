@@ -127,8 +127,8 @@ pub fn app(
         )
         .route(
             "/whip/{room}/{resource}",
-            axum::routing::delete(whip::delete)
-                .patch(whip::patch)
+            axum::routing::delete(http_media::delete)
+                .patch(http_media::patch)
                 .options(http_media::preflight),
         )
         .route(
@@ -137,8 +137,8 @@ pub fn app(
         )
         .route(
             "/whep/{room}/{resource}",
-            axum::routing::delete(whep::delete)
-                .patch(whep::patch)
+            axum::routing::delete(http_media::delete)
+                .patch(http_media::patch)
                 .options(http_media::preflight),
         )
         .layer(axum::middleware::map_response(http_media::cors))

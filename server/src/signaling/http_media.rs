@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use convene_api::store::rooms::RoomRecord;
@@ -49,6 +51,15 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The protocol of a route (`/whep/...` or `/whip/...`).
+    fn of(route: &str) -> Protocol {
+        if route.starts_with("/whep") {
+            Protocol::Whep
+        } else {
+            Protocol::Whip
+        }
+    }
+
     /// The first path segment (and the participant's client kind).
     pub fn name(self) -> &'static str {
         match self {
@@ -509,21 +520,21 @@ fn authorized(
     Ok(())
 }
 
-/// `DELETE` on a resource URL: ends the session.
-pub(super) fn delete(
-    sig: &Signaling,
-    protocol: Protocol,
-    room_key: &str,
-    resource: &str,
-    headers: &HeaderMap,
+/// `DELETE /whip|whep/{room}/{resource}`: ends the session.
+pub async fn delete(
+    State(sig): State<Arc<Signaling>>,
+    path: MatchedPath,
+    Path((room_key, resource)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorized(sig, protocol, room_key, resource, headers) {
+    let protocol = Protocol::of(path.as_str());
+    if let Err(r) = authorized(&sig, protocol, &room_key, &resource, &headers) {
         return r.into_response();
     }
     let stop = sig
         .http_media
         .sessions()
-        .get_mut(resource)
+        .get_mut(&resource)
         .and_then(|s| s.stop.take());
     if let Some(stop) = stop {
         let _ = stop.send(());
@@ -537,15 +548,16 @@ pub(super) fn delete(
 /// ICE restart (RFC 9725 section 4.4.1): the session's offer with the new
 /// credentials goes to the worker, and the answer's credentials and
 /// candidates come back as a fragment (`200`, with an `ETag`).
-pub(super) async fn patch(
-    sig: &Signaling,
-    protocol: Protocol,
-    room_key: &str,
-    resource: &str,
-    headers: &HeaderMap,
-    body: &[u8],
+pub async fn patch(
+    State(sig): State<Arc<Signaling>>,
+    path: MatchedPath,
+    Path((room_key, resource)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
-    if let Err(r) = authorized(sig, protocol, room_key, resource, headers) {
+    let protocol = Protocol::of(path.as_str());
+    let (sig, headers, resource) = (&*sig, &headers, resource.as_str());
+    if let Err(r) = authorized(sig, protocol, &room_key, resource, headers) {
         return r.into_response();
     }
     if !content_type_is(headers, "application/trickle-ice-sdpfrag") {
@@ -564,7 +576,7 @@ pub(super) async fn patch(
         )
         .into_response();
     }
-    let Ok(frag) = std::str::from_utf8(body) else {
+    let Ok(frag) = std::str::from_utf8(&body) else {
         return Refused(
             StatusCode::BAD_REQUEST,
             "BAD_MESSAGE",

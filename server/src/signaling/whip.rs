@@ -81,25 +81,6 @@ pub async fn publish(
     }
 }
 
-/// `DELETE /whip/{room}/{resource}`: ends the session.
-pub async fn delete(
-    State(sig): State<Arc<Signaling>>,
-    Path((room_key, resource)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    http_media::delete(&sig, Protocol::Whip, &room_key, &resource, &headers)
-}
-
-/// `PATCH /whip/{room}/{resource}`: trickled candidates.
-pub async fn patch(
-    State(sig): State<Arc<Signaling>>,
-    Path((room_key, resource)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    http_media::patch(&sig, Protocol::Whip, &room_key, &resource, &headers, &body).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
