@@ -62,7 +62,7 @@ pub struct Signaling {
     /// API's authentication).
     limits: Arc<IpLimits>,
     trust_proxy: bool,
-    /// Live WHIP publishing and WHEP viewing sessions (`http_media.rs`).
+    /// Live WHIP publishing and WHEP viewing sessions (`http_media/`).
     pub http_media: http_media::Sessions,
     /// TURN servers and credentials handed to each join (`None`: no TURN).
     pub ice_servers: Option<crate::turn::IceServers>,

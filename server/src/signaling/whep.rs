@@ -11,7 +11,7 @@
 //! as speakers change, each outgoing stream continuous; the simulcast layer
 //! sent follows the viewer's bandwidth estimate as for any subscriber.
 //! `DELETE`, `PATCH` and the session's end are as for WHIP
-//! (`http_media.rs`).
+//! (`http_media/`).
 
 use std::collections::HashMap;
 use std::sync::Arc;

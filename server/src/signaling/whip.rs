@@ -9,7 +9,7 @@
 //! screen), and the answer comes back as `201 Created` with the resource URL
 //! in `Location`. A WHIP publisher only sends: the server never offers it
 //! the room's tracks. What WHIP shares with WHEP (the session, `DELETE`,
-//! `PATCH`, CORS) is in `http_media.rs`.
+//! `PATCH`, CORS) is in `http_media/`.
 
 use std::sync::Arc;
 
