@@ -428,35 +428,30 @@ impl Worker {
 
     /// Starts feeding a restream; like a recording, but several may run.
     pub(super) fn start_restream(&mut self, room_id: &str, id: String, sink: Box<RecorderSink>) {
-        let Some(room_id) = self.rooms.get_key_value(room_id).map(|(k, _)| k.clone()) else {
-            tracing::warn!(room = %room_id, "restream asked of a room this worker does not hold");
-            return;
-        };
-        let Some(room) = self.rooms.get_mut(&room_id) else {
-            return;
-        };
-        let rec = RoomRecorder {
-            sink,
-            forwarders: HashMap::new(),
-        };
-        let mut video = Vec::new();
-        for t in room.tracks.values() {
-            rec.track(t);
-            if t.kind == MediaKind::Video {
-                video.push(t.key);
-            }
-        }
-        room.restreams.retain(|(r, _)| *r != id);
-        room.restreams.push((id, rec));
-        let now = Instant::now();
-        for key in video {
-            self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, true);
-        }
+        self.tap_room(room_id, "restream", sink, |room, rec| {
+            room.restreams.retain(|(r, _)| *r != id);
+            room.restreams.push((id, rec));
+        });
     }
 
     pub(super) fn start_recording(&mut self, room_id: &str, sink: Box<RecorderSink>) {
+        self.tap_room(room_id, "recording", sink, |room, rec| {
+            room.recorder = Some(rec);
+        });
+    }
+
+    /// Taps a room for a recorder or a restream: the sink hears of every
+    /// track now, `place` keeps the tap in the room, and every video
+    /// track's publisher is asked for a keyframe (a tap starts at one).
+    fn tap_room(
+        &mut self,
+        room_id: &str,
+        what: &'static str,
+        sink: Box<RecorderSink>,
+        place: impl FnOnce(&mut Room, RoomRecorder),
+    ) {
         let Some(room_id) = self.rooms.get_key_value(room_id).map(|(k, _)| k.clone()) else {
-            tracing::warn!(room = %room_id, "recording asked of a room this worker does not hold");
+            tracing::warn!(room = %room_id, what, "asked of a room this worker does not hold");
             return;
         };
         let Some(room) = self.rooms.get_mut(&room_id) else {
@@ -473,7 +468,7 @@ impl Worker {
                 video.push(t.key);
             }
         }
-        room.recorder = Some(rec);
+        place(room, rec);
         let now = Instant::now();
         for key in video {
             self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, true);
