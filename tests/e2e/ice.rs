@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use str0m::media::MediaKind;
 
 use crate::browser::{MEDIA_FLOWS, MEDIA_TIMEOUT, ONE_AT_A_TIME, server, token, wait_state};
+use crate::shard::metric;
 
 /// The `a=ice-ufrag` of an SDP.
 fn ufrag(sdp: &Value) -> String {
@@ -83,17 +84,7 @@ async fn an_ice_restart_after_a_move_resumes_media_on_the_same_connection() {
         let joins = c.signals().iter().filter(|t| *t == "joined").count();
         assert_eq!(joins, 1, "{:?}", c.signals());
     }
-    let metrics = reqwest::get(s.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let restarts = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("convene_ice_restarts_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok());
-    assert_eq!(restarts, Some(2.0), "{metrics}");
+    assert_eq!(metric(&s, "convene_ice_restarts_total").await, Some(2.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,19 +138,6 @@ async fn chromium_restarts_ice_without_leaving_the_call() {
     );
     let trace = ann.eval("window.convene.trace").await;
     assert!(!trace.to_string().contains("ice:failed"), "{trace}");
-}
-
-/// The value of a gauge or counter in the server's /metrics.
-async fn metric(s: &Server, name: &str) -> Option<f64> {
-    let text = reqwest::get(s.url("/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -193,7 +193,8 @@ async fn assert_receives(c: &mut Client, publisher: &str, what: &str) {
 }
 
 /// A counter from `/metrics` (summed over its labels); None when absent.
-async fn metric(s: &Server, name: &str) -> Option<f64> {
+/// A metric's value in the server's /metrics (its labelled series summed).
+pub(crate) async fn metric(s: &Server, name: &str) -> Option<f64> {
     let text = s
         .client
         .get(s.url("/metrics"))

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use str0m::media::MediaKind;
 
 use crate::browser::token;
+use crate::whip::live_count;
 
 /// Video packet lengths that tell the publishers apart.
 const ALICE_LEN: usize = 700;
@@ -44,16 +45,6 @@ fn lengths(c: &Client) -> Vec<usize> {
     let mut l: Vec<usize> = c.received(MediaKind::Video).iter().map(|r| r.len).collect();
     l.dedup();
     l
-}
-
-async fn live_count(s: &Server, room: &str) -> i64 {
-    s.api()
-        .get(&format!("/api/v1/rooms/{room}/live/count"))
-        .await
-        .expect(200)
-        .body["live_participants"]
-        .as_i64()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,8 @@ async fn whip_result(c: &mut Client) -> Value {
     c.wait_type("whip").await
 }
 
-async fn live_count(s: &Server, room: &str) -> i64 {
+/// How many participants are live in `room` (REST).
+pub(crate) async fn live_count(s: &Server, room: &str) -> i64 {
     s.api()
         .get(&format!("/api/v1/rooms/{room}/live/count"))
         .await
