@@ -5,6 +5,9 @@
 //! estimation sees the bottleneck), beyond that they are dropped. Then
 //! [`Faults`]: seeded random loss, a fixed delay plus uniform jitter,
 //! reordering (a packet held back behind later ones) and duplication.
+//! Upstream (client -> server) it can [`Tamper`] with the client's SRTP:
+//! replay old packets and send corrupted copies, as an attacker on the path
+//! would.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,6 +40,24 @@ pub struct Faults {
     pub seed: u64,
 }
 
+/// What the relay does to the client's RTP packets towards the server (an
+/// attacker on the path: it cannot produce valid SRTP, only replay and
+/// damage it). The originals always pass.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tamper {
+    /// Share of RTP packets that are sent again later (after
+    /// [`REPLAY_DISTANCE`] more packets): a replay.
+    pub replay: f64,
+    /// Share of RTP packets preceded by a copy with one bit flipped in the
+    /// middle (the encrypted payload): a forgery the authentication tag must
+    /// catch.
+    pub corrupt: f64,
+    pub seed: u64,
+}
+
+/// How many packets later a replayed packet is sent again.
+pub const REPLAY_DISTANCE: usize = 20;
+
 /// What the faults did so far.
 #[derive(Debug, Default)]
 pub struct FaultCounts {
@@ -44,6 +65,14 @@ pub struct FaultCounts {
     pub dropped: AtomicU64,
     pub reordered: AtomicU64,
     pub duplicated: AtomicU64,
+    /// Upstream packets replayed / sent corrupted ([`Tamper`]).
+    pub replayed: AtomicU64,
+    pub corrupted: AtomicU64,
+}
+
+/// Whether a datagram is RTP (not RTCP, STUN or DTLS; RFC 7983 / 5761).
+fn is_rtp(p: &[u8]) -> bool {
+    p.len() > 12 && (128..192).contains(&p[0]) && !(192..224).contains(&p[1])
 }
 
 /// xorshift64*: deterministic, good enough to pick packets.
@@ -66,6 +95,7 @@ pub struct Relay {
     /// What the faults did.
     pub counts: Arc<FaultCounts>,
     faults: Arc<Mutex<Faults>>,
+    tamper: Arc<Mutex<Tamper>>,
     /// Downstream (server -> client) rate in bits/s; 0 = unlimited.
     rate: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -88,22 +118,58 @@ impl Relay {
         let stop = Arc::new(AtomicBool::new(false));
         let client: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
         let mut threads = Vec::new();
+        let faults: Arc<Mutex<Faults>> = Arc::default();
+        let tamper: Arc<Mutex<Tamper>> = Arc::default();
+        let counts: Arc<FaultCounts> = Arc::default();
         {
-            // Client -> server, unlimited.
-            let (front, back, stop, client) =
-                (front.clone(), back.clone(), stop.clone(), client.clone());
+            // Client -> server, unlimited, then the tampering.
+            let (front, back, stop, client, tamper, counts) = (
+                front.clone(),
+                back.clone(),
+                stop.clone(),
+                client.clone(),
+                tamper.clone(),
+                counts.clone(),
+            );
             threads.push(std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
+                let mut rng: Option<(u64, Rng)> = None;
+                // Packets to replay, each with how many packets to wait.
+                let mut replays: Vec<(usize, Vec<u8>)> = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    if let Ok((n, from)) = front.recv_from(&mut buf) {
-                        *client.lock().unwrap() = Some(from);
-                        let _ = back.send_to(&buf[..n], server);
+                    let Ok((n, from)) = front.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    *client.lock().unwrap() = Some(from);
+                    let t = *tamper.lock().unwrap();
+                    let p = &buf[..n];
+                    if is_rtp(p) && (t.replay > 0.0 || t.corrupt > 0.0) {
+                        if rng.as_ref().is_none_or(|(seed, _)| *seed != t.seed) {
+                            rng = Some((t.seed, Rng(t.seed | 1)));
+                        }
+                        let r = &mut rng.as_mut().unwrap().1;
+                        if r.unit() < t.corrupt {
+                            let mut bad = p.to_vec();
+                            bad[n / 2] ^= 0x10;
+                            let _ = back.send_to(&bad, server);
+                            counts.corrupted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if r.unit() < t.replay {
+                            replays.push((REPLAY_DISTANCE, p.to_vec()));
+                        }
                     }
+                    let _ = back.send_to(p, server);
+                    for (wait, old) in &mut replays {
+                        *wait -= 1;
+                        if *wait == 0 {
+                            let _ = back.send_to(old, server);
+                            counts.replayed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    replays.retain(|(wait, _)| *wait > 0);
                 }
             }));
         }
-        let faults: Arc<Mutex<Faults>> = Arc::default();
-        let counts: Arc<FaultCounts> = Arc::default();
         {
             // Server -> client through the bottleneck, then the faults.
             let (front, back, stop, client, rate, faults, counts) = (
@@ -182,6 +248,7 @@ impl Relay {
             addr,
             counts,
             faults,
+            tamper,
             rate,
             stop,
             threads,
@@ -191,6 +258,11 @@ impl Relay {
     /// Applies `faults` to the packets towards the client from now on.
     pub fn set_faults(&self, faults: Faults) {
         *self.faults.lock().unwrap() = faults;
+    }
+
+    /// Tampers with the client's RTP towards the server from now on.
+    pub fn set_tamper(&self, tamper: Tamper) {
+        *self.tamper.lock().unwrap() = tamper;
     }
 
     /// Limits the downstream rate (bits/s); 0 lifts the limit.

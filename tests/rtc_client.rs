@@ -51,7 +51,33 @@ pub struct Received {
     pub ts: u32,
     pub marker: bool,
     pub len: usize,
+    /// Whether the payload is what the synthetic publisher writes (see
+    /// [`intact`]): a forged packet let through would not be.
+    pub intact: bool,
     pub at: Instant,
+}
+
+/// Whether `payload` is one that [`write_media`] produces: audio is `0x78`
+/// then 0..79; video ends in a run of one fill byte (the frame number), and
+/// its middle byte is that byte too.
+pub fn intact(kind: MediaKind, payload: &[u8]) -> bool {
+    match kind {
+        MediaKind::Audio => {
+            payload.len() == 80
+                && payload[0] == 0x78
+                && payload[1..]
+                    .iter()
+                    .enumerate()
+                    .all(|(i, b)| *b as usize == i)
+        }
+        MediaKind::Video => {
+            let n = payload.len();
+            n >= 16 && {
+                let fill = payload[n - 1];
+                payload[n - 8..].iter().all(|b| *b == fill) && payload[n / 2] == fill
+            }
+        }
+    }
 }
 
 /// Everything the client saw.
@@ -460,6 +486,7 @@ async fn run(
                                 ts: p.header.timestamp,
                                 marker: p.header.marker,
                                 len: p.payload.len(),
+                                intact: intact(kind, &p.payload),
                                 at: Instant::now(),
                             }));
                         }

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use convene_tests::relay::{Faults, Relay};
+use convene_tests::relay::{Faults, Relay, Tamper};
 use convene_tests::rtc_client::{Client, ClientEvent, ClientOptions};
 use convene_tests::{Server, media_ip};
 use serde_json::json;
@@ -175,4 +175,78 @@ async fn a_subscriber_capped_at_200_kbits_leaves_the_others_alone() {
     );
     assert!(beside >= 0.99, "Carol lost video because of Bob: {beside}");
     assert!(still_connected(&bob) && still_connected(&carol));
+}
+
+/// Case 7 of docs/reliability.md: someone on the publisher's path replays
+/// its SRTP packets and sends forged copies (one bit flipped in the
+/// encrypted payload, ahead of the original). The SFU must drop both: the
+/// subscriber gets each packet once, and only as the publisher wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_and_forged_srtp_from_the_path_never_reaches_a_subscriber() {
+    let s = Server::start();
+    let room = "tampered";
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": room}))
+        .await
+        .expect(200);
+    let relay = Relay::start(s.media_addr(), media_ip());
+    let mut alice = Client::connect_via(
+        opts(&s, token(&s, room, "Alice", "moderator").await),
+        Some((s.media_addr(), relay.addr)),
+    )
+    .await;
+    alice.wait_type("joined").await;
+    alice.publish();
+    alice.wait_type("answer").await;
+    let mut bob = Client::connect(opts(&s, token(&s, room, "Bob", "attendee").await)).await;
+    bob.wait_type("joined").await;
+    bob.wait_rtp(MediaKind::Video, 30, Duration::from_secs(30))
+        .await;
+    relay.set_tamper(Tamper {
+        replay: 0.2,
+        corrupt: 0.2,
+        seed: 5,
+    });
+    let from = Instant::now();
+    bob.collect_for(Duration::from_secs(8)).await;
+    let counts = &relay.counts;
+    let replayed = counts.replayed.load(std::sync::atomic::Ordering::Relaxed);
+    let corrupted = counts.corrupted.load(std::sync::atomic::Ordering::Relaxed);
+    for kind in [MediaKind::Video, MediaKind::Audio] {
+        let got: Vec<_> = bob
+            .received(kind)
+            .into_iter()
+            .filter(|r| r.at >= from)
+            .collect();
+        let damaged = got.iter().filter(|r| !r.intact).count();
+        let mut seqs: Vec<(str0m::media::Mid, u16)> = got.iter().map(|r| (r.mid, r.seq)).collect();
+        let n = seqs.len();
+        seqs.sort();
+        seqs.dedup();
+        let (share, _) = delivered(&bob, kind, from);
+        println!(
+            "{kind:?}: {n} packets, {} twice, {damaged} damaged, {share:.3} of the stream \
+             (the path replayed {replayed} and forged {corrupted} packets)",
+            n - seqs.len()
+        );
+        assert_eq!(
+            damaged, 0,
+            "a forged {kind:?} packet reached the subscriber"
+        );
+        assert_eq!(
+            seqs.len(),
+            n,
+            "a replayed {kind:?} packet reached the subscriber"
+        );
+        // The originals still all pass.
+        assert!(
+            share >= 0.99,
+            "{kind:?}: only {share} of the stream arrived"
+        );
+    }
+    assert!(
+        replayed > 50 && corrupted > 50,
+        "the path tampered too little"
+    );
+    assert!(still_connected(&bob) && still_connected(&alice));
 }

@@ -32,6 +32,7 @@ mod libraries_conversion;
 mod limits;
 mod media;
 mod openapi;
+mod packaging;
 mod recording;
 mod reliability;
 mod restream;

@@ -296,6 +296,7 @@ pub(super) async fn run_whep(
                     ts: p.header.timestamp,
                     marker: p.header.marker,
                     len: p.payload.len(),
+                    intact: super::intact(kind, &p.payload),
                     at: Instant::now(),
                 }));
             }
