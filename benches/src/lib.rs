@@ -12,6 +12,7 @@ pub mod report;
 pub mod scenarios;
 pub mod server;
 pub mod signaling;
+pub mod soak;
 pub mod srtp;
 pub mod stats;
 pub mod udpfloor;

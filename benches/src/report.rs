@@ -352,6 +352,9 @@ pub fn markdown(run: &Value) -> String {
         }
         o.push('\n');
     }
+    if !sc["s5"].is_null() {
+        o.push_str(&crate::soak::markdown(&sc["s5"]));
+    }
     if let Some(mb) = run["micro"].as_str() {
         o.push_str("## Micro-benchmarks\n\n");
         o.push_str(mb);

@@ -77,7 +77,8 @@ struct Args {
     /// With --compare: the command line that produced the runs (for "Reproduce").
     #[arg(long)]
     compare_script: Option<String>,
-    /// Scenarios, comma separated: s1, s2, s3, s4.
+    /// Scenarios, comma separated: s1, s2, s3, s4, s5 (the soak: not in the
+    /// default set, it runs for --s5-minutes).
     #[arg(long, default_value = "s1")]
     scenario: String,
     /// Media threads of the generator.
@@ -116,6 +117,18 @@ struct Args {
     /// S4: concurrent joins.
     #[arg(long, default_value_t = 100)]
     s4_joins: usize,
+    /// S5 (soak): how long, speakers and listeners, seconds between two
+    /// listener replacements and between two measurement windows.
+    #[arg(long, default_value_t = 30.0)]
+    s5_minutes: f64,
+    #[arg(long, default_value_t = 4)]
+    s5_speakers: usize,
+    #[arg(long, default_value_t = 8)]
+    s5_listeners: usize,
+    #[arg(long, default_value_t = 10.0)]
+    s5_churn_secs: f64,
+    #[arg(long, default_value_t = 60.0)]
+    s5_sample_secs: f64,
     /// Write benchmarks.json and benchmarks.md into this directory.
     #[arg(long)]
     write_report: Option<PathBuf>,
@@ -343,6 +356,17 @@ async fn run_with<A: SignalingAdapter>(
                 .await
             }
             "s4" => scenarios::s4(&load, &set, args.bitrate, args.s4_joins).await,
+            "s5" => {
+                let cfg = convene_benches::soak::SoakCfg {
+                    duration: Duration::from_secs_f64(args.s5_minutes * 60.0),
+                    speakers: args.s5_speakers,
+                    listeners: args.s5_listeners,
+                    churn_every: Duration::from_secs_f64(args.s5_churn_secs),
+                    sample_every: Duration::from_secs_f64(args.s5_sample_secs),
+                    bitrate: args.bitrate,
+                };
+                convene_benches::soak::s5(&load, &set, cfg).await
+            }
             other => bail!("unknown scenario {other}"),
         };
         match r {
