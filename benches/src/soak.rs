@@ -32,7 +32,11 @@ pub struct SoakCfg {
 }
 
 /// Runs the soak and returns its samples and summary.
-pub async fn s5<A: SignalingAdapter>(load: &Load<A>, set: &Settings, cfg: SoakCfg) -> Result<Value> {
+pub async fn s5<A: SignalingAdapter>(
+    load: &Load<A>,
+    set: &Settings,
+    cfg: SoakCfg,
+) -> Result<Value> {
     let room = load
         .adapter
         .create_room(cfg.speakers + cfg.listeners + 1)
@@ -41,7 +45,9 @@ pub async fn s5<A: SignalingAdapter>(load: &Load<A>, set: &Settings, cfg: SoakCf
         video: video_360p(cfg.bitrate, set.keyframe_interval),
         audio: true,
     };
-    let speakers = load.join_many(&room, cfg.speakers, 5, Some(publish)).await?;
+    let speakers = load
+        .join_many(&room, cfg.speakers, 5, Some(publish))
+        .await?;
     let mut listeners = load.join_many(&room, cfg.listeners, 5, None).await?;
     let streams = 2 * cfg.speakers;
     load.wait_ready(&listeners, streams, cfg.speakers, set.ready_timeout)

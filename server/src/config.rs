@@ -69,6 +69,16 @@ pub enum Command {
     },
     /// Print a room token and join link for the default team.
     Token(TokenArgs),
+    /// Create, list or delete rooms through the running server's API (the
+    /// developer key is read from the data directory).
+    Room {
+        #[command(subcommand)]
+        action: RoomAction,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// The live rooms and their participants, from the running server.
+    Live(RemoteArgs),
     /// Manage teams.
     Team {
         #[command(subcommand)]
@@ -84,6 +94,42 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+/// Where `convene room` / `convene live` find the running server, and as
+/// which team.
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// The server's base URL (default: --public-url).
+    #[arg(long, env = "CONVENE_SERVER_URL", global = true)]
+    pub server: Option<String>,
+    /// Act as this team (its id); default: the default team.
+    #[arg(long, global = true)]
+    pub team: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoomAction {
+    /// Create a room (the API's defaults and validation apply).
+    Create {
+        #[arg(long)]
+        friendly_url: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// public or private.
+        #[arg(long)]
+        privacy: Option<String>,
+        /// Any other room fields, as a JSON object (as `POST /api/v1/rooms` takes).
+        #[arg(long)]
+        settings: Option<String>,
+    },
+    /// Every room of the team.
+    List,
+    /// Delete a room (its id or friendly_url); live participants are told.
+    Delete { room: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ pub mod config_file;
 pub mod dev;
 pub mod metrics;
 pub mod recording;
+pub mod remote;
 pub mod restream;
 pub mod rtc;
 pub mod signaling;

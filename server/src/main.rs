@@ -47,6 +47,10 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Key { action }) => key(&cli.common, action).await,
         Some(Command::Team { action }) => team(&cli.common, action).await,
         Some(Command::Token(args)) => token(&cli.common, args).await,
+        Some(Command::Room { action, remote }) => {
+            convene_server::remote::room(&cli.common, remote, action).await
+        }
+        Some(Command::Live(remote)) => convene_server::remote::live(&cli.common, remote).await,
         Some(Command::Fleet { action }) => fleet(&cli.common, action).await,
         Some(Command::Config {
             action: ConfigAction::Show,

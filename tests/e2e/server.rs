@@ -346,3 +346,92 @@ async fn dev_mode_gives_a_known_key_and_a_room_on_loopback_only() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+/// `convene room create|list|delete` and `convene live` (issue 24): the
+/// command line goes through the running server's API with the key from
+/// the data directory, so the API's validation and errors apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_and_live_commands_use_the_running_servers_api() {
+    let s = Server::start();
+    let base = s.url("");
+    let base = base.trim_end_matches('/');
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", base]);
+        s.cli(&all)
+    };
+
+    let (ok, out, err) = cli(&[
+        "room",
+        "create",
+        "--friendly-url",
+        "from-cli",
+        "--privacy",
+        "public",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("friendly_url: from-cli"), "{out}");
+    let room = s.api().get("/api/v1/rooms/from-cli").await.expect(200);
+    assert_eq!(room.body["privacy"], "public");
+
+    // The API's validation, and its message, reach the command line.
+    let (ok, _, err) = cli(&["room", "create", "--friendly-url", "from-cli"]);
+    assert!(!ok);
+    assert!(err.contains("422") || err.contains("409"), "{err}");
+    let (ok, _, err) = cli(&["room", "create", "--settings", "[1]"]);
+    assert!(
+        !ok && err.contains("--settings must be a JSON object"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&["room", "create", "--privacy", "secretive"]);
+    assert!(!ok && err.contains("privacy"), "{err}");
+
+    let (ok, out, _) = cli(&["room", "list"]);
+    assert!(
+        ok && out.contains("from-cli") && out.contains("1 rooms"),
+        "{out}"
+    );
+    let (ok, out, _) = cli(&["room", "list", "--json"]);
+    assert!(ok);
+    let rooms: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rooms.as_array().map(Vec::len), Some(1), "{out}");
+
+    let (ok, out, _) = cli(&["live"]);
+    assert!(ok && out.contains("no live rooms"), "{out}");
+    let (alice, _) = convene_tests::join(&s, "from-cli", "Alice Example", None).await;
+    let (ok, out, err) = cli(&["live"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("from-cli") && out.contains("1 live") && out.contains("Alice Example"),
+        "{out}"
+    );
+
+    // A live room is not deleted: the API says why.
+    let (ok, _, err) = cli(&["room", "delete", "from-cli"]);
+    assert!(
+        !ok && err.contains("409") && err.contains("live session"),
+        "{err}"
+    );
+    alice.leave();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cli(&["live"]).1.contains("no live rooms") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session did not end"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (ok, out, err) = cli(&["room", "delete", "from-cli"]);
+    assert!(ok && out.contains("deleted room from-cli"), "{out}{err}");
+    s.api().get("/api/v1/rooms/from-cli").await.expect(404);
+    let (ok, _, err) = cli(&["room", "delete", "from-cli"]);
+    assert!(!ok && err.contains("404"), "{err}");
+
+    // Another team's id that does not exist, a server that is not there.
+    let (ok, _, err) = cli(&["room", "list", "--team", "no-such-team"]);
+    assert!(!ok && err.contains("no team with id no-such-team"), "{err}");
+    let (ok, _, err) = s.cli(&["room", "list", "--server", "http://127.0.0.1:9"]);
+    assert!(!ok && err.contains("is the server running there"), "{err}");
+    let (ok, _, err) = s.cli(&["room", "list", "--server", "ftp://x"]);
+    assert!(!ok && err.contains("http:// or https://"), "{err}");
+}
