@@ -79,6 +79,13 @@ pub enum Command {
     },
     /// The live rooms and their participants, from the running server.
     Live(RemoteArgs),
+    /// Copy the database to a file while the server runs (a consistent
+    /// snapshot, checked); recordings and libraries are files to copy
+    /// besides (docs/operations.md, "Backup and restore").
+    Backup {
+        /// The file to write; an existing file is refused.
+        to: std::path::PathBuf,
+    },
     /// Manage teams.
     Team {
         #[command(subcommand)]

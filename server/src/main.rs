@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
             convene_server::remote::room(&cli.common, remote, action).await
         }
         Some(Command::Live(remote)) => convene_server::remote::live(&cli.common, remote).await,
+        Some(Command::Backup { to }) => backup(&cli.common, &to).await,
         Some(Command::Fleet { action }) => fleet(&cli.common, action).await,
         Some(Command::Config {
             action: ConfigAction::Show,
@@ -145,6 +146,29 @@ async fn fleet(common: &Common, action: FleetAction) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn backup(common: &Common, to: &std::path::Path) -> anyhow::Result<()> {
+    let db_file = common.data_dir.join("convene.db");
+    anyhow::ensure!(
+        db_file.exists(),
+        "no database at {} (--data-dir)",
+        db_file.display()
+    );
+    let db = convene_server::open_store(common).await?;
+    let started = std::time::Instant::now();
+    let result = db.backup_into(to).await;
+    db.close().await;
+    result?;
+    let size = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "backed up {} to {} ({} KiB, integrity ok, {} ms)",
+        db_file.display(),
+        to.display(),
+        size / 1024,
+        started.elapsed().as_millis()
+    );
     Ok(())
 }
 

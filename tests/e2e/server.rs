@@ -1,6 +1,7 @@
 //! The binary itself: health, shutdown, first start.
 
 use convene_tests::{Server, binary};
+use std::path::Path;
 use std::process::Command;
 
 #[tokio::test]
@@ -434,4 +435,61 @@ async fn the_room_and_live_commands_use_the_running_servers_api() {
     assert!(!ok && err.contains("is the server running there"), "{err}");
     let (ok, _, err) = s.cli(&["room", "list", "--server", "ftp://x"]);
     assert!(!ok && err.contains("http:// or https://"), "{err}");
+}
+
+/// `convene backup FILE` (issue 24): a consistent, checked copy of the
+/// database while the server keeps serving writes; it restores into another
+/// server with every room acknowledged before it started; an existing file
+/// is never overwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_serving_restores_into_a_new_server() {
+    let s = Server::start();
+    for i in 0..20 {
+        s.api()
+            .post(
+                "/api/v1/rooms",
+                serde_json::json!({"friendly_url": format!("kept-{i}")}),
+            )
+            .await
+            .expect(200);
+    }
+    // Writes go on during the backup.
+    let api = s.api();
+    let writer = tokio::spawn(async move {
+        for i in 0..40 {
+            api.post(
+                "/api/v1/rooms",
+                serde_json::json!({"friendly_url": format!("during-{i}")}),
+            )
+            .await
+            .expect(200);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("convene-backup.db");
+    let to_s = to.to_str().unwrap();
+    let (ok, out, err) = s.cli(&["backup", to_s]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("integrity ok"), "{out}");
+    writer.await.unwrap();
+    let (ok, _, err) = s.cli(&["backup", to_s]);
+    assert!(!ok && err.contains("never overwrites"), "{err}");
+    let (ok, _, _) = s.cli(&["backup", "/no/such/dir/x.db"]);
+    assert!(!ok);
+    assert!(!Path::new("/no/such/dir/x.partial").exists());
+
+    // Restore: stop a fresh server, put the copy in place of its database.
+    let mut t = Server::start();
+    t.stop();
+    for f in ["convene.db", "convene.db-wal", "convene.db-shm"] {
+        let _ = std::fs::remove_file(t.data_dir.join(f));
+    }
+    std::fs::copy(&to, t.data_dir.join("convene.db")).unwrap();
+    t.restart();
+    for i in 0..20 {
+        t.api()
+            .get(&format!("/api/v1/rooms/kept-{i}"))
+            .await
+            .expect(200);
+    }
 }

@@ -38,6 +38,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A backup that could not be made (`Db::backup_into`).
+    #[error("backup: {0}")]
+    Backup(String),
 }
 
 /// Handle on the database: one writer connection and a small reader pool.
@@ -106,6 +109,65 @@ impl Db {
             }
         }
         out
+    }
+
+    /// Writes a consistent copy of the whole database to `target` while the
+    /// server keeps running (SQLite's `VACUUM INTO` reads one snapshot):
+    /// into `<target>.partial` first, synced, checked with `PRAGMA
+    /// integrity_check`, then renamed, so that `target` is either a whole,
+    /// checked copy or absent. An existing `target` is refused.
+    pub async fn backup_into(&self, target: &Path) -> Result<(), StoreError> {
+        if target.exists() {
+            return Err(StoreError::Backup(format!(
+                "{} exists; a backup never overwrites a file",
+                target.display()
+            )));
+        }
+        let partial = target.with_extension("partial");
+        let _ = std::fs::remove_file(&partial);
+        let name = partial
+            .to_str()
+            .ok_or_else(|| StoreError::Backup("the backup path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO ?1")
+            .bind(name)
+            .execute(&self.read)
+            .await?;
+        let checked = async {
+            let options = SqliteConnectOptions::from_str("sqlite://")?
+                .filename(&partial)
+                .read_only(true);
+            let mut conn = sqlx::ConnectOptions::connect(&options).await?;
+            let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
+                .fetch_one(&mut conn)
+                .await?;
+            sqlx::Connection::close(conn).await?;
+            Ok::<_, StoreError>(verdict)
+        }
+        .await;
+        let io = |e: std::io::Error| StoreError::Backup(format!("writing the backup: {e}"));
+        match checked {
+            Ok(v) if v == "ok" => {}
+            Ok(v) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(StoreError::Backup(format!(
+                    "the copy failed its check: {v}"
+                )));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        }
+        std::fs::File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&partial, target).map_err(io)?;
+        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {
