@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use convene_api::Db;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::rtc::MediaPlane;
 use crate::signaling::Signaling;
@@ -33,6 +33,20 @@ pub fn install(media: Arc<MediaPlane>, sig: Arc<Signaling>) -> anyhow::Result<Me
         .set_buckets(&[
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
         ])?
+        // Shares, not seconds.
+        .set_buckets_for_metric(
+            Matcher::Full("convene_peer_loss_ratio".into()),
+            &[0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+        )?
+        // Joins and composites take seconds to minutes.
+        .set_buckets_for_metric(
+            Matcher::Full("convene_join_media_seconds".into()),
+            &[0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("convene_recording_composite_seconds".into()),
+            &[1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
+        )?
         .install_recorder()?;
     describe();
     Ok(Metrics { handle, media, sig })
@@ -49,6 +63,39 @@ fn describe() {
         "HTTP request latency by route pattern"
     );
     describe_gauge!("convene_rooms_live", "Rooms with a running session");
+    describe_histogram!(
+        "convene_peer_rtt_seconds",
+        "Round-trip time of each peer connection, sampled every 5 s (RTCP)"
+    );
+    describe_histogram!(
+        "convene_peer_loss_ratio",
+        "Packet loss of each peer connection, sampled every 5 s; direction: ingress (publisher to SFU) or egress (SFU to subscriber, as reported back)"
+    );
+    describe_histogram!(
+        "convene_peer_jitter_seconds",
+        "Interarrival jitter of each received stream, sampled every 5 s, by kind"
+    );
+    describe_histogram!(
+        "convene_join_media_seconds",
+        "From a peer's join to its ICE + DTLS connection"
+    );
+    describe_counter!(
+        "convene_peer_connect_failures_total",
+        "Peer connections removed before ICE + DTLS completed (blocked networks, failed handshakes, joins abandoned early)"
+    );
+    describe_counter!("convene_recordings_started_total", "Recordings started");
+    describe_counter!(
+        "convene_recordings_finished_total",
+        "Recordings whose recorder finished (active = started - finished)"
+    );
+    describe_counter!(
+        "convene_recording_composites_total",
+        "Composite (post-processing) jobs run, by outcome"
+    );
+    describe_histogram!(
+        "convene_recording_composite_seconds",
+        "How long a recording's composite job took"
+    );
     describe_gauge!("convene_peers", "Media peer connections");
     describe_gauge!("convene_tracks", "Published tracks");
     describe_counter!("convene_sessions_started_total", "Sessions started");

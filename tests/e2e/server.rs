@@ -493,3 +493,87 @@ async fn a_backup_taken_while_serving_restores_into_a_new_server() {
             .expect(200);
     }
 }
+
+/// The per-peer figures in `/metrics` (issue 24): join-to-media latency,
+/// RTT, loss and jitter of real peers (sampled from their RTCP every 5 s),
+/// and a peer that never completes ICE + DTLS counted as a connect failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_peer_rtt_loss_jitter_and_join_latency_reach_the_metrics() {
+    use crate::shard::metric;
+    use convene_tests::rtc_client::{Client, ClientOptions};
+    use futures::{SinkExt, StreamExt};
+    use str0m::media::MediaKind;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let s = Server::start();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            serde_json::json!({"friendly_url": "measured"}),
+        )
+        .await
+        .expect(200);
+    let opts = |token: String| ClientOptions {
+        ws_url: s.ws_url(),
+        room: None,
+        token: Some(token),
+        name: None,
+        publish: false,
+        media_ip: convene_tests::media_ip(),
+        resume: None,
+        tcp: false,
+    };
+    let mut alice = Client::connect(opts(
+        crate::browser::token(&s, "measured", "Alice", "moderator").await,
+    ))
+    .await;
+    alice.wait_type("joined").await;
+    alice.publish();
+    let mut bob = Client::connect(opts(
+        crate::browser::token(&s, "measured", "Bob", "attendee").await,
+    ))
+    .await;
+    bob.wait_type("joined").await;
+    bob.wait_rtp(MediaKind::Video, 30, std::time::Duration::from_secs(30))
+        .await;
+    // Two stats intervals.
+    bob.collect_for(std::time::Duration::from_secs(11)).await;
+
+    let joins = metric(&s, "convene_join_media_seconds_count").await;
+    assert!(joins >= Some(2.0), "join latency samples: {joins:?}");
+    let jitter = metric(&s, "convene_peer_jitter_seconds_count").await;
+    assert!(jitter > Some(0.0), "jitter samples: {jitter:?}");
+    let loss = metric(&s, "convene_peer_loss_ratio_count").await;
+    assert!(loss > Some(0.0), "loss samples: {loss:?}");
+    let rtt = metric(&s, "convene_peer_rtt_seconds_count").await;
+    assert!(rtt > Some(0.0), "rtt samples: {rtt:?}");
+    assert_eq!(
+        metric(&s, "convene_peer_connect_failures_total").await,
+        None
+    );
+
+    // A participant whose media never comes up: joined over signaling,
+    // then gone without ICE.
+    let token = crate::browser::token(&s, "measured", "Carol", "attendee").await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
+    let join = serde_json::json!({"type": "join", "v": 1, "token": token});
+    ws.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.contains("\"joined\"") => break,
+            Some(Ok(_)) => continue,
+            other => panic!("no joined: {other:?}"),
+        }
+    }
+    drop(ws);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while metric(&s, "convene_peer_connect_failures_total").await != Some(1.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failed peer was not counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -106,7 +106,14 @@ impl Recordings {
         let me = self.clone();
         tokio::spawn(async move {
             while let Some(id) = jobs.recv().await {
-                if let Err(e) = me.composite(&id).await {
+                let t = std::time::Instant::now();
+                let result = me.composite(&id).await;
+                let outcome = if result.is_ok() { "ok" } else { "failed" };
+                metrics::counter!("convene_recording_composites_total", "outcome" => outcome)
+                    .increment(1);
+                metrics::histogram!("convene_recording_composite_seconds")
+                    .record(t.elapsed().as_secs_f64());
+                if let Err(e) = result {
                     tracing::error!(recording = %id, error = %e, "composite failed");
                     if let Err(e2) = me.db.recording_failed(&id, &e).await {
                         tracing::error!(error = %e2, "could not mark a recording failed");
@@ -172,6 +179,7 @@ impl Recordings {
         });
         match spawned {
             Ok((sink, handle)) => {
+                metrics::counter!("convene_recordings_started_total").increment(1);
                 let mut t = lock(&self.threads);
                 t.retain(|h| !h.is_finished());
                 t.push(handle);
@@ -252,6 +260,7 @@ impl Recordings {
                 }
             }
             Report::Finished { recording_id, gaps } => {
+                metrics::counter!("convene_recordings_finished_total").increment(1);
                 let mut res = self.db.add_recording_gaps(&recording_id, gaps as i64).await;
                 if let Ok(Some(row)) = self.db.recording_by_id(&recording_id).await {
                     if row.status == IN_PROGRESS {

@@ -157,6 +157,9 @@ impl Worker {
         let Some(mut peer) = self.peers.remove(slot) else {
             return;
         };
+        if !peer.connected_logged {
+            metrics::counter!("convene_peer_connect_failures_total").increment(1);
+        }
         peer.rtc.disconnect();
         // Flush what disconnect produced (nothing critical if it fails).
         while let Ok(Output::Transmit(t)) = peer.rtc.poll_output() {

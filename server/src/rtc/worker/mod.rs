@@ -623,6 +623,8 @@ impl Worker {
                     && !p.connected_logged
                 {
                     p.connected_logged = true;
+                    metrics::histogram!("convene_join_media_seconds")
+                        .record(now.duration_since(p.joined_at).as_secs_f64());
                     tracing::info!(
                         participant = %p.participant_id,
                         room = %p.room_id,
@@ -639,6 +641,34 @@ impl Worker {
                 self.unpublish_mid(slot, m.mid);
             }
             Event::KeyframeRequest(req) => self.on_keyframe_request(slot, req.mid, req.kind, now),
+            // Every STATS_INTERVAL per peer, not per packet.
+            Event::PeerStats(st) => {
+                if let Some(rtt) = st.rtt {
+                    metrics::histogram!("convene_peer_rtt_seconds").record(rtt.as_secs_f64());
+                }
+                if let Some(l) = st.ingress_loss_fraction {
+                    metrics::histogram!("convene_peer_loss_ratio", "direction" => "ingress")
+                        .record(f64::from(l));
+                }
+                if let Some(l) = st.egress_loss_fraction {
+                    metrics::histogram!("convene_peer_loss_ratio", "direction" => "egress")
+                        .record(f64::from(l));
+                }
+            }
+            Event::MediaIngressStats(st) => {
+                let kind = self
+                    .peers
+                    .get(slot)
+                    .and_then(|p| p.rtc.media(st.mid))
+                    .map(|m| m.kind());
+                let (label, clock) = match kind {
+                    Some(str0m::media::MediaKind::Audio) => ("audio", 48_000.0),
+                    Some(str0m::media::MediaKind::Video) => ("video", 90_000.0),
+                    None => return,
+                };
+                metrics::histogram!("convene_peer_jitter_seconds", "kind" => label)
+                    .record(f64::from(st.jitter) / clock);
+            }
             Event::MediaEgressStats(st) => {
                 if let Some(p) = self.peers.get_mut(slot)
                     && let Some(o) = p.outs.iter_mut().find(|o| o.mid == st.mid)
