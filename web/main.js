@@ -12,6 +12,8 @@ import { bindShortcuts } from './shortcuts.js';
 import { setupInvite } from './people.js';
 import { deviceMethods } from './devices.js';
 import { viewMethods } from './view.js';
+import { layoutMethods } from './layout.js';
+import { t, chooseLanguage, setLanguage, translatePage, language, missing } from './i18n.js';
 
 /** How long a dropped connection may be resumed (docs/signaling.md). */
 const RESUME_WINDOW_MS = 20000;
@@ -36,7 +38,7 @@ const ERRORS = {
 };
 const RETRYABLE = new Set(['CONNECTION_LOST', 'SERVER_SHUTDOWN', 'TIMEOUT', 'ROOM_FULL', 'SESSION_ENDED']);
 
-const SOURCE_TEXT = { microphone: 'microphone', camera: 'camera', screen: 'screen share' };
+const SOURCE_TEXT = media.SOURCE_TEXT;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -132,14 +134,19 @@ class App {
     this.state = state;
     document.body.dataset.state = state;
     const text = { joining: 'Joining…', lobby: 'In the lobby', joined: 'Connected', reconnecting: 'Reconnecting…' };
-    ui.setStatus(text[state] || '');
+    ui.setStatus(text[state] ? t(text[state]) : '');
   }
 
   // ---- start -----------------------------------------------------------------
 
   async start() {
+    setLanguage(chooseLanguage(this.room, navigator.languages || [navigator.language]));
+    translatePage();
     this.grid = new ui.Grid();
-    this.grid.onLayout = () => this.requestLayers();
+    this.grid.onLayout = () => {
+      this.requestLayers();
+      this.afterLayout();
+    };
     this.collab = new Collab({
       send: (msg) => this.send(msg),
       notify: (text) => this.notify(text),
@@ -154,7 +161,7 @@ class App {
     setupInvite();
     if (typeof RTCPeerConnection === 'undefined') return this.fail('NO_WEBRTC');
     if (this.room.is_private && !this.token) return this.fail('TOKEN_REQUIRED');
-    if (this.display && this.token) return this.join(this.tokenName || 'Room display');
+    if (this.display && this.token) return this.join(this.tokenName || t('Room display'));
     if (this.token && this.tokenName && this.room.join_screen_enabled === false) {
       await this.openWanted();
       return this.join(this.tokenName);
@@ -172,7 +179,7 @@ class App {
     ui.onClick('lobby-cancel', () => this.leave());
     ui.onClick('rejoin', () => location.reload());
     ui.onClick('ctl-settings', () => this.openSettings());
-    ui.onClick('ctl-layout', () => this.toggleLayout());
+    this.bindLayout();
     const mirror = document.getElementById('set-mirror');
     try {
       this.mirror = localStorage.getItem('convene.mirror') !== 'off';
@@ -211,7 +218,7 @@ class App {
       name: saved,
       onSubmit: (name) => this.join(name),
     });
-    if (!media.canCapture()) ui.setJoinHint('Camera and microphone need a secure (https) page.');
+    if (!media.canCapture()) ui.setJoinHint(t('Camera and microphone need a secure (https) page.'));
     await this.openWanted();
     this.renderPreview();
     await this.refreshDevices();
@@ -280,7 +287,7 @@ class App {
     const typed = typeof name === 'string' ? name : ui.typedName();
     const chosen = this.tokenName || typed.trim();
     if (!chosen) {
-      ui.setJoinHint('Please enter your name.');
+      ui.setJoinHint(t('Please enter your name.'));
       return;
     }
     this.name = chosen;
@@ -407,6 +414,8 @@ class App {
         return this.renderLobby();
       case 'ping':
         return this.send({ type: 'pong' });
+      case 'layout':
+        return this.applyRoomLayout(m.mode, m.by);
       default:
         return this.collab.handle(m);
     }
@@ -430,6 +439,7 @@ class App {
     this.setState('joined');
     ui.showScreen('call');
     this.collab.onJoined(m);
+    this.layoutJoined(this.roomSettings);
     this.renderTiles();
     this.renderLobby();
     this.publishLocal();
@@ -440,7 +450,7 @@ class App {
     const peer = this.peer;
     const mayBroadcast = this.permissions.broadcast !== false;
     if (!mayBroadcast && (this.want.camera || this.want.microphone)) {
-      this.notify('You can watch and listen in this room, but not broadcast.');
+      this.notify(t('You can watch and listen in this room, but not broadcast.'));
       this.want.camera = false;
       this.want.microphone = false;
       this.stopSource('camera');
@@ -482,7 +492,7 @@ class App {
   }
 
   fail(code, serverMessage) {
-    const [title, message] = ERRORS[code] || ['Cannot continue', serverMessage || 'Something went wrong.'];
+    const [title, message] = (ERRORS[code] || ['Cannot continue', serverMessage || 'Something went wrong.']).map((s) => t(s));
     this.error = { code, message, detail: serverMessage || null };
     if (this.sig) this.sig.close();
     this.stopAll();
@@ -566,7 +576,7 @@ class App {
    */
   async startSource(source, force = false) {
     if (!force && this.permissions.broadcast === false) {
-      this.notify(`You may not share your ${SOURCE_TEXT[source]} in this room.`);
+      this.notify(t('You may not share your {what} in this room.', { what: t(SOURCE_TEXT[source]) }));
       return;
     }
     try {
@@ -586,7 +596,7 @@ class App {
     if (!this.peer || this.state !== 'joined') return;
     if (this.local.screen) return this.stopScreen();
     if (this.permissions.screenshare === false || this.room.screenshare_enabled === false) {
-      this.notify('Screen sharing is not allowed in this room.');
+      this.notify(t('Screen sharing is not allowed in this room.'));
       return undefined;
     }
     let track;
@@ -616,9 +626,9 @@ class App {
       this.stopSource(source);
       if (source !== 'screen') this.want[source] = false;
     }
-    const what = sources.map((s) => SOURCE_TEXT[s]).join(' and ') || 'media';
-    const who = msg.code === 'NEGOTIATION_FAILED' ? 'Your browser could not send' : 'The server did not accept';
-    this.notify(`${who} your ${what}: ${msg.message || msg.code}`);
+    const what = sources.map((s) => t(SOURCE_TEXT[s])).join(` ${t('and')} `) || t('media');
+    const who = msg.code === 'NEGOTIATION_FAILED' ? 'Your browser could not send your {what}: {why}' : 'The server did not accept your {what}: {why}';
+    this.notify(t(who, { what, why: msg.message || msg.code }));
     this.renderControls();
     this.renderTiles();
   }
@@ -635,8 +645,8 @@ class App {
       if (source === 'camera') this.stopSource(source);
       else if (this.local.microphone) this.local.microphone.enabled = false;
     }
-    const what = sources.length > 1 ? 'microphone and camera' : SOURCE_TEXT[sources[0]];
-    this.notify(`A moderator turned off your ${what}.`);
+    const what = sources.length > 1 ? t('microphone and camera') : t(SOURCE_TEXT[sources[0]]);
+    this.notify(t('A moderator turned off your {what}.', { what }));
     this.renderControls();
     this.renderTiles();
   }
@@ -719,7 +729,7 @@ class App {
 }
 
 // Devices during the call and the rendering live in their own modules.
-Object.assign(App.prototype, deviceMethods, viewMethods);
+Object.assign(App.prototype, deviceMethods, viewMethods, layoutMethods);
 
 const app = new App();
 
@@ -736,7 +746,18 @@ window.convene = {
   },
   /** The layout: `{mode, focus, pinned}` (tile keys: participant ids, `id:screen`). */
   get layout() {
-    return { mode: app.grid.mode, focus: app.grid.focus, pinned: app.grid.pinned };
+    const g = app.grid;
+    return { mode: g.mode, room: app.roomLayout || null, focus: g.focus, pinned: g.pinned, page: g.page, pages: g.pages(), visible: [...g.visible] };
+  },
+  /** Track ids whose video this page paused at the server (tiles not shown). */
+  get pausedTracks() {
+    return [...(app.pausedTracks || [])];
+  },
+  setPage: (n) => app.grid.setPage(n),
+  setRoomLayout: (mode) => app.setRoomLayout(mode),
+  /** The language shown and the keys it had no translation for. */
+  get i18n() {
+    return { language: language(), missing: [...missing] };
   },
   /** The simulcast layer asked for each received camera track, by track id. */
   get layers() {

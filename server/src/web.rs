@@ -62,6 +62,8 @@ const PUBLIC_SETTINGS: &[&str] = &[
     "topbar_enabled",
     "toolbar",
     "default_language",
+    "language_selection_enabled",
+    "layout_mode",
     "logo_url",
     "primary_color",
     "background_color",
