@@ -42,7 +42,7 @@ export const layoutMethods = {
     $('ctl-room-layout').value = mode;
     this.grid.setMode(mode);
     this.showLayoutToggle();
-    if (by !== undefined) {
+    if (by !== undefined && by !== this.participantId) {
       const name = by && this.participants.get(by) ? this.participants.get(by).name : null;
       const what = t(mode === 'speaker' ? 'Speaker view' : mode === 'presentation' ? 'Presentation' : 'Grid');
       this.notify(name ? t('{name} set the layout to {mode}', { name, mode: what }) : t('The layout is now {mode}', { mode: what }));
