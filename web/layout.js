@@ -22,7 +22,11 @@ export const layoutMethods = {
     $('ctl-layout').addEventListener('click', () => this.toggleLayout());
     $('page-prev').addEventListener('click', () => this.grid.setPage(this.grid.page - 1));
     $('page-next').addEventListener('click', () => this.grid.setPage(this.grid.page + 1));
-    $('ctl-room-layout').addEventListener('change', (ev) => this.setRoomLayout(ev.target.value));
+    $('ctl-room-layout').addEventListener('change', (ev) => {
+      this.setRoomLayout(ev.target.value);
+      // Shows the room's layout until the server's `layout` event says otherwise.
+      ev.target.value = this.roomLayout || 'grid';
+    });
     this.grid.setPageSize(pageSizeFor(new URLSearchParams(location.search), window.innerWidth));
     /** Track ids whose video the server holds back (`pause`). */
     this.pausedTracks = new Set();

@@ -288,13 +288,15 @@ fn publisher(s: &Server, n: usize) -> ClientOptions {
     }
 }
 
-/// Twelve publishers in a debug build on a shared two-core machine take a
+/// Ten publishers in a debug build on a shared two-core machine take a
 /// while to connect (each also receives the others); this bounds the waits.
 const LARGE_ROOM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_large_room_receives_video_only_for_the_page_shown() {
-    const PUBLISHERS: usize = 12;
+    // Ten: each publisher also receives the other nine, and more than
+    // that starves a shared two-core machine into dropped connections.
+    const PUBLISHERS: usize = 10;
     let _turn = ONE_AT_A_TIME.lock().await;
     let (s, _log) = server();
     s.api()
@@ -330,7 +332,7 @@ async fn browser_large_room_receives_video_only_for_the_page_shown() {
     )
     .await;
     let l = layout(&page).await;
-    assert_eq!(l["pages"], 4, "13 tiles, 4 a page: {l}");
+    assert_eq!(l["pages"], 3, "11 tiles, 4 a page: {l}");
     assert_eq!(l["visible"].as_array().unwrap().len(), 4, "{l}");
     // The pager is there and usable by keyboard (buttons).
     assert_eq!(
@@ -340,7 +342,7 @@ async fn browser_large_room_receives_video_only_for_the_page_shown() {
     assert_eq!(
         page.eval("document.getElementById('page-label').textContent")
             .await,
-        json!("Page 1 of 4")
+        json!("Page 1 of 3")
     );
 
     // Page 1: the own tile and three others; only their video flows.
