@@ -201,6 +201,12 @@ pub struct Browser {
 impl Browser {
     /// Starts Chromium; panics with the reason (and its stderr) when it cannot.
     pub async fn launch() -> Browser {
+        Self::launch_with(&[]).await
+    }
+
+    /// [`Browser::launch`] with extra command-line flags (e.g. `--lang=de-DE`
+    /// for a German browser: `navigator.languages` and `Accept-Language`).
+    pub async fn launch_with(extra: &[&str]) -> Browser {
         let profile = tempfile::Builder::new()
             .prefix("convene-chromium-")
             .tempdir()
@@ -208,6 +214,7 @@ impl Browser {
         let path = chromium_path();
         let mut cmd = Command::new(&path);
         cmd.args(FLAGS)
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdin(Stdio::null())

@@ -2,6 +2,7 @@
 // the send box (to everyone, or privately to one participant).
 
 import { h, clock } from './ui.js';
+import { t } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,7 +31,7 @@ export class Chat {
   configure({ selfId, enabled, allowed, reactions }) {
     this.selfId = selfId;
     this.reactionsOn = Boolean(reactions && enabled && allowed);
-    const why = !enabled ? 'Chat is turned off in this room.' : !allowed ? 'Your role may not send chat messages.' : '';
+    const why = !enabled ? t('Chat is turned off in this room.') : !allowed ? t('Your role may not send chat messages.') : '';
     $('chat-note').textContent = why;
     $('chat-note').hidden = !why;
     for (const e of [this.input, this.to, $('chat-send')]) e.disabled = Boolean(why);
@@ -43,8 +44,8 @@ export class Chat {
     this.peopleKey = key;
     const chosen = this.to.value;
     this.to.replaceChildren(
-      h('option', { value: '' }, 'Everyone'),
-      ...people.map((p) => h('option', { value: p.id }, `${p.name} (private)`)),
+      h('option', { value: '' }, t('Everyone')),
+      ...people.map((p) => h('option', { value: p.id, dataset: { name: p.name } }, t('{name} (private)', { name: p.name }))),
     );
     this.to.value = people.some((p) => p.id === chosen) ? chosen : '';
   }
@@ -75,7 +76,7 @@ export class Chat {
         h(
           'div',
           { class: 'meta' },
-          h('span', { class: 'who' }, mine ? 'You' : m.participant_name || 'Someone'),
+          h('span', { class: 'who' }, mine ? t('You') : m.participant_name || t('Someone')),
           m.private ? h('span', { class: 'tag' }, this.privateText(m)) : null,
           h('time', { class: 'when', dateTime: m.created_at }, clock(m.created_at)),
         ),
@@ -114,7 +115,7 @@ export class Chat {
     if (this.reactionsOn) {
       for (const e of ['👍', '❤️', '😂']) {
         if (!list.some((r) => r.emoji === e)) {
-          chips.push(h('button', { type: 'button', class: 'chip add', title: `React ${e}`, onclick: () => this.react(messageId, e) }, e));
+          chips.push(h('button', { type: 'button', class: 'chip add', title: t('React {emoji}', { emoji: e }), onclick: () => this.react(messageId, e) }, e));
         }
       }
     }
@@ -129,9 +130,9 @@ export class Chat {
   privateText(m) {
     if (m.participant_id === this.selfId && m.recipient_id) {
       const o = [...this.to.options].find((x) => x.value === m.recipient_id);
-      return o ? `private to ${o.textContent.replace(/ \(private\)$/, '')}` : 'private';
+      return o ? t('private to {name}', { name: o.dataset.name || o.textContent }) : t('private');
     }
-    return 'private to you';
+    return t('private to you');
   }
 
   /** `chat_cleared`: drops the messages of that session (all when null). */

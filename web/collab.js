@@ -7,6 +7,7 @@ import { Chat } from './chat.js';
 import { QA } from './qa.js';
 import { Polls } from './polls.js';
 import { h } from './ui.js';
+import { t } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -42,7 +43,7 @@ export class Collab {
     $('ctl-bookmark').addEventListener('click', () => this.bookmark(''));
     $('ctl-reactions').replaceChildren(
       ...REACTIONS.map((e) =>
-        h('button', { type: 'button', class: 'reaction-btn', title: `React ${e}`, dataset: { emoji: e }, onclick: () => this.react(e) }, e),
+        h('button', { type: 'button', class: 'reaction-btn', title: t('React {emoji}', { emoji: e }), 'aria-label': t('React {emoji}', { emoji: e }), dataset: { emoji: e }, onclick: () => this.react(e) }, e),
       ),
     );
   }
@@ -82,14 +83,14 @@ export class Collab {
         return true;
       case 'recording_started':
         this.setRecording(m.recording);
-        this.notify('Recording started');
+        this.notify(t('Recording started'));
         return true;
       case 'recording_stopped':
         this.setRecording(null);
-        this.notify(m.reason === 'insufficient_storage' ? 'Recording stopped: the server is out of disk space' : 'Recording stopped');
+        this.notify(m.reason === 'insufficient_storage' ? t('Recording stopped: the server is out of disk space') : t('Recording stopped'));
         return true;
       case 'recording_bookmarked':
-        this.notify(`Bookmark added: ${m.bookmark.name}`);
+        this.notify(t('Bookmark added: {name}', { name: m.bookmark.name }));
         return true;
       case 'chat_message':
         this.chat.add(m.message, m.private);
@@ -103,7 +104,7 @@ export class Collab {
       case 'hands':
         this.setHands(m.raised);
         if (m.changed === this.selfId && m.by && m.by !== this.selfId && !this.myHand()) {
-          this.notify('A moderator lowered your hand.');
+          this.notify(t('A moderator lowered your hand.'));
         }
         return true;
       case 'reaction':
@@ -121,7 +122,7 @@ export class Collab {
         this.qa.clear(m.session_id);
         return true;
       case 'message':
-        this.notify(`Message: ${typeof m.content === 'string' ? m.content : JSON.stringify(m.content)}`);
+        this.notify(t('Message: {text}', { text: typeof m.content === 'string' ? m.content : JSON.stringify(m.content) }));
         return true;
       default:
         return this.polls.handle(m);
@@ -161,7 +162,7 @@ export class Collab {
   renderHand() {
     const b = $('ctl-hand');
     const pos = this.myHand();
-    b.textContent = pos ? `Lower hand (#${pos})` : 'Raise hand';
+    b.textContent = pos ? t('Lower hand (#{n})', { n: pos }) : t('Raise hand');
     b.setAttribute('aria-pressed', pos ? 'true' : 'false');
     b.classList.toggle('raised', Boolean(pos));
   }
@@ -190,7 +191,7 @@ export class Collab {
     $('recording-indicator').hidden = !this.recording;
     const b = $('ctl-record');
     b.hidden = !may;
-    b.textContent = this.recording ? 'Stop recording' : 'Record';
+    b.textContent = this.recording ? t('Stop recording') : t('Record');
     b.setAttribute('aria-pressed', this.recording ? 'true' : 'false');
     $('ctl-bookmark').hidden = !(may && this.recording);
   }

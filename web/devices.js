@@ -5,6 +5,7 @@
 
 import * as media from './media.js';
 import * as ui from './ui.js';
+import { t } from './i18n.js';
 
 export const deviceMethods = {
 
@@ -66,7 +67,7 @@ export const deviceMethods = {
   watchEnded(source, track) {
     track.addEventListener('ended', () => {
       if (this.local[source] !== track || this.state !== 'joined') return;
-      this.notify(`Your ${SOURCE_TEXT[source]} was disconnected; switching to another one.`);
+      this.notify(t('Your {what} was disconnected; switching to another one.', { what: t(media.SOURCE_TEXT[source]) }));
       this.switchDevice(source, null);
     });
   },

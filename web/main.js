@@ -12,6 +12,9 @@ import { bindShortcuts } from './shortcuts.js';
 import { setupInvite } from './people.js';
 import { deviceMethods } from './devices.js';
 import { viewMethods } from './view.js';
+import { layoutMethods } from './layout.js';
+import { t, chooseLanguage, setLanguage, translatePage } from './i18n.js';
+import { hooksFor } from './hooks.js';
 
 /** How long a dropped connection may be resumed (docs/signaling.md). */
 const RESUME_WINDOW_MS = 20000;
@@ -36,7 +39,7 @@ const ERRORS = {
 };
 const RETRYABLE = new Set(['CONNECTION_LOST', 'SERVER_SHUTDOWN', 'TIMEOUT', 'ROOM_FULL', 'SESSION_ENDED']);
 
-const SOURCE_TEXT = { microphone: 'microphone', camera: 'camera', screen: 'screen share' };
+const SOURCE_TEXT = media.SOURCE_TEXT;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -132,14 +135,19 @@ class App {
     this.state = state;
     document.body.dataset.state = state;
     const text = { joining: 'Joining…', lobby: 'In the lobby', joined: 'Connected', reconnecting: 'Reconnecting…' };
-    ui.setStatus(text[state] || '');
+    ui.setStatus(text[state] ? t(text[state]) : '');
   }
 
   // ---- start -----------------------------------------------------------------
 
   async start() {
+    setLanguage(chooseLanguage(this.room, navigator.languages || [navigator.language]));
+    translatePage();
     this.grid = new ui.Grid();
-    this.grid.onLayout = () => this.requestLayers();
+    this.grid.onLayout = () => {
+      this.requestLayers();
+      this.afterLayout();
+    };
     this.collab = new Collab({
       send: (msg) => this.send(msg),
       notify: (text) => this.notify(text),
@@ -154,7 +162,7 @@ class App {
     setupInvite();
     if (typeof RTCPeerConnection === 'undefined') return this.fail('NO_WEBRTC');
     if (this.room.is_private && !this.token) return this.fail('TOKEN_REQUIRED');
-    if (this.display && this.token) return this.join(this.tokenName || 'Room display');
+    if (this.display && this.token) return this.join(this.tokenName || t('Room display'));
     if (this.token && this.tokenName && this.room.join_screen_enabled === false) {
       await this.openWanted();
       return this.join(this.tokenName);
@@ -172,7 +180,7 @@ class App {
     ui.onClick('lobby-cancel', () => this.leave());
     ui.onClick('rejoin', () => location.reload());
     ui.onClick('ctl-settings', () => this.openSettings());
-    ui.onClick('ctl-layout', () => this.toggleLayout());
+    this.bindLayout();
     const mirror = document.getElementById('set-mirror');
     try {
       this.mirror = localStorage.getItem('convene.mirror') !== 'off';
@@ -211,7 +219,7 @@ class App {
       name: saved,
       onSubmit: (name) => this.join(name),
     });
-    if (!media.canCapture()) ui.setJoinHint('Camera and microphone need a secure (https) page.');
+    if (!media.canCapture()) ui.setJoinHint(t('Camera and microphone need a secure (https) page.'));
     await this.openWanted();
     this.renderPreview();
     await this.refreshDevices();
@@ -280,7 +288,7 @@ class App {
     const typed = typeof name === 'string' ? name : ui.typedName();
     const chosen = this.tokenName || typed.trim();
     if (!chosen) {
-      ui.setJoinHint('Please enter your name.');
+      ui.setJoinHint(t('Please enter your name.'));
       return;
     }
     this.name = chosen;
@@ -407,6 +415,8 @@ class App {
         return this.renderLobby();
       case 'ping':
         return this.send({ type: 'pong' });
+      case 'layout':
+        return this.applyRoomLayout(m.mode, m.by);
       default:
         return this.collab.handle(m);
     }
@@ -430,6 +440,7 @@ class App {
     this.setState('joined');
     ui.showScreen('call');
     this.collab.onJoined(m);
+    this.layoutJoined(this.roomSettings);
     this.renderTiles();
     this.renderLobby();
     this.publishLocal();
@@ -440,7 +451,7 @@ class App {
     const peer = this.peer;
     const mayBroadcast = this.permissions.broadcast !== false;
     if (!mayBroadcast && (this.want.camera || this.want.microphone)) {
-      this.notify('You can watch and listen in this room, but not broadcast.');
+      this.notify(t('You can watch and listen in this room, but not broadcast.'));
       this.want.camera = false;
       this.want.microphone = false;
       this.stopSource('camera');
@@ -482,7 +493,7 @@ class App {
   }
 
   fail(code, serverMessage) {
-    const [title, message] = ERRORS[code] || ['Cannot continue', serverMessage || 'Something went wrong.'];
+    const [title, message] = (ERRORS[code] || ['Cannot continue', serverMessage || 'Something went wrong.']).map((s) => t(s));
     this.error = { code, message, detail: serverMessage || null };
     if (this.sig) this.sig.close();
     this.stopAll();
@@ -566,7 +577,7 @@ class App {
    */
   async startSource(source, force = false) {
     if (!force && this.permissions.broadcast === false) {
-      this.notify(`You may not share your ${SOURCE_TEXT[source]} in this room.`);
+      this.notify(t('You may not share your {what} in this room.', { what: t(SOURCE_TEXT[source]) }));
       return;
     }
     try {
@@ -586,7 +597,7 @@ class App {
     if (!this.peer || this.state !== 'joined') return;
     if (this.local.screen) return this.stopScreen();
     if (this.permissions.screenshare === false || this.room.screenshare_enabled === false) {
-      this.notify('Screen sharing is not allowed in this room.');
+      this.notify(t('Screen sharing is not allowed in this room.'));
       return undefined;
     }
     let track;
@@ -616,9 +627,9 @@ class App {
       this.stopSource(source);
       if (source !== 'screen') this.want[source] = false;
     }
-    const what = sources.map((s) => SOURCE_TEXT[s]).join(' and ') || 'media';
-    const who = msg.code === 'NEGOTIATION_FAILED' ? 'Your browser could not send' : 'The server did not accept';
-    this.notify(`${who} your ${what}: ${msg.message || msg.code}`);
+    const what = sources.map((s) => t(SOURCE_TEXT[s])).join(` ${t('and')} `) || t('media');
+    const who = msg.code === 'NEGOTIATION_FAILED' ? 'Your browser could not send your {what}: {why}' : 'The server did not accept your {what}: {why}';
+    this.notify(t(who, { what, why: msg.message || msg.code }));
     this.renderControls();
     this.renderTiles();
   }
@@ -635,8 +646,8 @@ class App {
       if (source === 'camera') this.stopSource(source);
       else if (this.local.microphone) this.local.microphone.enabled = false;
     }
-    const what = sources.length > 1 ? 'microphone and camera' : SOURCE_TEXT[sources[0]];
-    this.notify(`A moderator turned off your ${what}.`);
+    const what = sources.length > 1 ? t('microphone and camera') : t(SOURCE_TEXT[sources[0]]);
+    this.notify(t('A moderator turned off your {what}.', { what }));
     this.renderControls();
     this.renderTiles();
   }
@@ -719,133 +730,12 @@ class App {
 }
 
 // Devices during the call and the rendering live in their own modules.
-Object.assign(App.prototype, deviceMethods, viewMethods);
+Object.assign(App.prototype, deviceMethods, viewMethods, layoutMethods);
 
 const app = new App();
 
 /** Test and automation hooks (docs/browser-client.md). */
-window.convene = {
-  get state() {
-    return app.state;
-  },
-  get participantId() {
-    return app.participantId;
-  },
-  get error() {
-    return app.error;
-  },
-  /** The layout: `{mode, focus, pinned}` (tile keys: participant ids, `id:screen`). */
-  get layout() {
-    return { mode: app.grid.mode, focus: app.grid.focus, pinned: app.grid.pinned };
-  },
-  /** The simulcast layer asked for each received camera track, by track id. */
-  get layers() {
-    return Object.fromEntries(app.layers || []);
-  },
-  get participants() {
-    return Object.fromEntries([...app.participants].map(([id, p]) => [id, { ...p, tracks: [...p.tracks] }]));
-  },
-  get lobbyRequests() {
-    return [...app.lobbyRequests.values()];
-  },
-  get pc() {
-    return app.peer ? app.peer.pc : null;
-  },
-  get permissions() {
-    return app.permissions;
-  },
-  get room() {
-    return app.room;
-  },
-  get remoteTracks() {
-    return app.remote.map(({ track, ...info }) => ({ ...info, trackState: track.readyState }));
-  },
-  get speakers() {
-    return app.speakers;
-  },
-  get resumes() {
-    return app.resumes;
-  },
-  get negotiation() {
-    const p = app.peer;
-    return p ? { lastError: p.lastError, lastRemoteOffer: p.lastRemoteOffer } : null;
-  },
-  get trace() {
-    return [...app.trace];
-  },
-  get lastRefusal() {
-    return app.lastRefusal;
-  },
-  stats: () => app.stats(),
-  /** Restarts ICE on the current connection (what a network change does). */
-  restartIce: () => (app.peer ? app.peer.restartIce().then(() => true) : Promise.resolve(false)),
-  /** Uses another camera or microphone (`deviceId`) without renegotiating. */
-  switchDevice: (source, deviceId) => app.switchDevice(source, deviceId),
-  /** Cameras, microphones and speakers the browser lists. */
-  devices: () => media.listDevices(),
-  /** The device id of the camera / microphone being captured (or null). */
-  captureDevice: (source) => {
-    const t = app.local[source];
-    return t && t.getSettings ? t.getSettings().deviceId || null : null;
-  },
-  get mirror() {
-    return app.mirror !== false;
-  },
-  join: (name) => app.join(name),
-  leave: () => app.leave(),
-  admit: (id) => app.admit(id),
-  reject: (id) => app.reject(id),
-  muteParticipant: (id, source) => app.muteParticipant(id, source),
-  removeParticipant: (id) => app.removeParticipant(id),
-  toggleMicrophone: () => app.toggleMicrophone(),
-  toggleCamera: () => app.toggleCamera(),
-  toggleScreen: () => app.toggleScreen(),
-  /** Publishes `microphone` or `camera` without the local permission check (the server decides). */
-  publish: (source) => app.state === 'joined' && app.startSource(source, true).then(() => app.renderControls()),
-  /** Collaboration (docs/browser-client.md): received chat, hands, polls, questions, notices. */
-  get chat() {
-    return app.collab.chat.messages.map((m) => ({ ...m }));
-  },
-  get hands() {
-    return app.collab.hands.map((x) => ({ ...x }));
-  },
-  get polls() {
-    return app.collab.polls.snapshot();
-  },
-  get quizzes() {
-    return app.collab.polls.quizSnapshot();
-  },
-  get questions() {
-    return app.collab.qa.snapshot();
-  },
-  get notices() {
-    return app.notices.map((n) => ({ ...n }));
-  },
-  sendChat: (text, recipientId) => app.collab.chat.sendText(text, recipientId),
-  reactChat: (messageId, emoji) => app.collab.chat.react(messageId, emoji),
-  chatReactions: () => app.collab.chat.reactions,
-  raiseHand: () => app.collab.raiseHand(),
-  /** The running recording ({id, started_at, started_by}) or null. */
-  get recording() {
-    return app.collab.recording;
-  },
-  startRecording: () => app.collab.startRecording(),
-  stopRecording: () => app.collab.stopRecording(),
-  bookmark: (name) => app.collab.bookmark(name),
-  lowerHand: (id) => app.collab.lowerHand(id),
-  react: (emoji) => app.collab.react(emoji),
-  votePoll: (pollId, optionIds) => app.collab.polls.vote(pollId, optionIds),
-  createPoll: (poll) => app.collab.polls.create(poll),
-  launchPoll: (pollId) => app.collab.polls.launch(pollId),
-  endPoll: (pollId) => app.collab.polls.end(pollId),
-  launchQuiz: (quizId) => app.collab.polls.launchQuiz(quizId),
-  endQuiz: (quizId) => app.collab.polls.endQuiz(quizId),
-  answerQuiz: (quizId, questionId, choiceIds) => app.collab.polls.answerQuiz(quizId, questionId, choiceIds),
-  ask: (text, anonymous) => app.collab.qa.ask(text, anonymous),
-  voteQuestion: (id) => app.collab.qa.vote(id),
-  /** Drops the signaling socket as a network failure would (tests reconnect). */
-  dropConnection: () => app.sig && app.sig.abandon('dropped by a test'),
-};
+window.convene = hooksFor(app);
 
 app.start().catch((e) => {
   console.error('convene: start failed', e);

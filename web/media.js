@@ -1,5 +1,7 @@
 // Local capture: camera, microphone and screen, and the device lists.
 
+import { t } from './i18n.js';
+
 /** Opens the camera (or null when it is not available). */
 export async function openCamera(deviceId) {
   const video = deviceId
@@ -46,17 +48,20 @@ export function canCapture() {
   return Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
 }
 
+/** What each source is called in messages (an i18n key). */
+export const SOURCE_TEXT = { microphone: 'microphone', camera: 'camera', screen: 'screen share' };
+
 /** A short human reason for a failed getUserMedia / getDisplayMedia. */
 export function captureErrorText(err, what) {
   switch (err && err.name) {
     case 'NotAllowedError':
-      return `Permission to use the ${what} was denied.`;
+      return t('Permission to use the {what} was denied.', { what: t(what) });
     case 'NotFoundError':
     case 'OverconstrainedError':
-      return `No ${what} was found.`;
+      return t('No {what} was found.', { what: t(what) });
     case 'NotReadableError':
-      return `The ${what} is in use by another application.`;
+      return t('The {what} is in use by another application.', { what: t(what) });
     default:
-      return `The ${what} could not be opened.`;
+      return t('The {what} could not be opened.', { what: t(what) });
   }
 }

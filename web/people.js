@@ -3,6 +3,7 @@
 // local role allows, and a button that copies the room's invite link.
 
 import { h } from './ui.js';
+import { t } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,20 +31,20 @@ export function renderPeople(people) {
   list.replaceChildren(
     ...sorted.map((p) => {
       const state = (what, s) =>
-        h('span', { class: `state ${what} ${s}`, title: `${what === 'mic' ? 'Microphone' : 'Camera'} ${s}` },
+        h('span', { class: `state ${what} ${s}`, title: `${what === 'mic' ? t('Microphone') : t('Camera')}: ${t(s)}` },
           `${what === 'mic' ? '🎤' : '📷'}${s === 'on' ? '' : '✕'}`);
       const buttons = [];
       const button = (cls, label, title, fn) =>
         h('button', { type: 'button', class: cls, title, 'aria-label': `${title}: ${p.name}`, onclick: fn }, label);
-      if (p.actions.lowerHand) buttons.push(button('lower-hand', 'Lower hand', 'Lower their raised hand', p.actions.lowerHand));
-      if (p.actions.mute) buttons.push(button('mute', 'Mute', 'Turn off their microphone', p.actions.mute));
-      if (p.actions.remove) buttons.push(button('remove', 'Remove', 'Remove from the meeting', p.actions.remove));
+      if (p.actions.lowerHand) buttons.push(button('lower-hand', t('Lower hand'), t('Lower their raised hand'), p.actions.lowerHand));
+      if (p.actions.mute) buttons.push(button('mute', t('Mute'), t('Turn off their microphone'), p.actions.mute));
+      if (p.actions.remove) buttons.push(button('remove', t('Remove'), t('Remove from the meeting'), p.actions.remove));
       return h(
         'li',
         { class: 'person', 'data-participant': p.id },
-        h('span', { class: 'name' }, p.self ? `${p.name} (you)` : p.name),
+        h('span', { class: 'name' }, p.self ? t('{name} (you)', { name: p.name }) : p.name),
         h('span', { class: 'role' }, p.role || ''),
-        p.hand ? h('span', { class: 'hand', title: `Hand raised (#${p.hand} in line)` }, `✋ ${p.hand}`) : '',
+        p.hand ? h('span', { class: 'hand', title: t('Hand raised (#{n} in line)', { n: p.hand }) }, `✋ ${p.hand}`) : '',
         state('mic', p.mic),
         state('cam', p.cam),
         h('span', { class: 'actions' }, ...buttons),
@@ -64,12 +65,12 @@ export function setupInvite() {
     try {
       await navigator.clipboard.writeText(link);
       $('people-copied').hidden = false;
-      $('people-copied').textContent = 'Link copied';
+      $('people-copied').textContent = t('Link copied');
     } catch {
       // No clipboard permission: the link stays selected in the field.
       field.select();
       $('people-copied').hidden = false;
-      $('people-copied').textContent = 'Copy the link above';
+      $('people-copied').textContent = t('Copy the link above');
     }
   });
 }

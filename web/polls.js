@@ -3,6 +3,7 @@
 // (`manage_polls`) a form to create polls plus Launch / End buttons.
 
 import { h } from './ui.js';
+import { t } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -247,13 +248,13 @@ export class Polls {
     c.li.dataset.status = p.status;
     const buttons = [];
     if (this.manager && p.status === 'draft') {
-      buttons.push(h('button', { type: 'button', class: 'small launch', onclick: () => this.launch(p.id) }, 'Launch'));
+      buttons.push(h('button', { type: 'button', class: 'small launch', onclick: () => this.launch(p.id) }, t('Launch')));
     }
     if (this.manager && p.status === 'launched') {
-      buttons.push(h('button', { type: 'button', class: 'small end', onclick: () => this.end(p.id) }, 'End'));
+      buttons.push(h('button', { type: 'button', class: 'small end', onclick: () => this.end(p.id) }, t('End')));
     }
     c.head.replaceChildren(
-      h('div', { class: 'meta' }, h('span', { class: 'tag' }, statusText(p.status)), p.anonymous ? h('span', { class: 'tag' }, 'anonymous') : null),
+      h('div', { class: 'meta' }, h('span', { class: 'tag' }, statusText(p.status)), p.anonymous ? h('span', { class: 'tag' }, t('anonymous')) : null),
       h('div', { class: 'text' }, p.question),
       h('div', { class: 'row', hidden: !buttons.length }, buttons),
     );
@@ -262,7 +263,7 @@ export class Polls {
     if (c.formKey !== formKey) {
       c.formKey = formKey;
       c.form.replaceChildren(
-        formKey === 'open' ? this.voteForm(p) : formKey === 'voted' ? h('p', { class: 'hint voted' }, 'Thanks, your answer is in.') : '',
+        formKey === 'open' ? this.voteForm(p) : formKey === 'voted' ? h('p', { class: 'hint voted' }, t('Thanks, your answer is in.')) : '',
       );
     }
     c.results.replaceChildren(...(e.results ? resultBars(e.results) : []));
@@ -272,7 +273,7 @@ export class Polls {
     const name = `poll-${p.id}`;
     let inputs;
     if (p.type === 'free') {
-      inputs = [h('input', { class: 'poll-text', maxLength: 4000, placeholder: 'Your answer…' })];
+      inputs = [h('input', { class: 'poll-text', maxLength: 4000, placeholder: t('Your answer…'), 'aria-label': t('Your answer…') })];
     } else {
       const type = p.type === 'multiple' ? 'checkbox' : 'radio';
       inputs = p.options.map((o) =>
@@ -296,7 +297,7 @@ export class Polls {
         },
       },
       inputs,
-      h('button', { type: 'submit', class: 'small primary' }, 'Vote'),
+      h('button', { type: 'submit', class: 'small primary' }, t('Vote')),
     );
   }
 
@@ -308,14 +309,14 @@ export class Polls {
     const buttons = [];
     if (this.manager && !ended) {
       buttons.push(
-        h('button', { type: 'button', class: 'small end', onclick: () => this.endQuiz(q.id) }, 'End quiz'),
+        h('button', { type: 'button', class: 'small end', onclick: () => this.endQuiz(q.id) }, t('End quiz')),
       );
     }
     c.head.replaceChildren(
       h(
         'div',
         { class: 'meta' },
-        h('span', { class: 'tag' }, ended ? (e.reason === 'time_up' ? "quiz: time's up" : 'quiz: ended') : 'quiz'),
+        h('span', { class: 'tag' }, ended ? (e.reason === 'time_up' ? t("quiz: time's up") : t('quiz: ended')) : t('quiz')),
         h('span', { class: 'countdown' }, !ended && e.endsAt ? countdown(e.endsAt) : ''),
       ),
       h('div', { class: 'text' }, q.title),
@@ -330,7 +331,7 @@ export class Polls {
   }
 
   quizQuestion(quizId, qq, answered) {
-    if (answered) return h('div', { class: 'quiz-q' }, h('div', {}, qq.text), h('p', { class: 'hint' }, 'Answered.'));
+    if (answered) return h('div', { class: 'quiz-q' }, h('div', {}, qq.text), h('p', { class: 'hint' }, t('Answered.')));
     const type = qq.multiple ? 'checkbox' : 'radio';
     const name = `quiz-${quizId}-${qq.id}`;
     return h(
@@ -345,24 +346,25 @@ export class Polls {
       },
       h('div', {}, qq.text),
       (qq.choices || []).map((ch) => h('label', { class: 'choice' }, h('input', { type, name, value: ch.id }), ch.text)),
-      h('button', { type: 'submit', class: 'small primary' }, 'Answer'),
+      h('button', { type: 'submit', class: 'small primary' }, t('Answer')),
     );
   }
 }
 
 function statusText(s) {
-  return { draft: 'draft', launched: 'open', ended: 'ended' }[s] || s;
+  const key = { draft: 'draft', launched: 'open', ended: 'ended' }[s];
+  return key ? t(key) : s;
 }
 
 function countdown(endsAt) {
   const s = Math.max(0, Math.round((endsAt - Date.now()) / 1000));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')} left`;
+  return t('{time} left', { time: `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}` });
 }
 
 /** Bars for `{total_votes, options: [{label, votes}], answers: [{text}]}`. */
 function resultBars(r) {
   const total = Math.max(1, r.total_votes || 0);
-  const out = [h('div', { class: 'hint' }, `${r.total_votes || 0} vote${r.total_votes === 1 ? '' : 's'}`)];
+  const out = [h('div', { class: 'hint' }, t(r.total_votes === 1 ? '{n} vote' : '{n} votes', { n: r.total_votes || 0 }))];
   for (const o of r.options || []) {
     const pct = Math.round((100 * (o.votes || 0)) / total);
     out.push(
@@ -385,7 +387,7 @@ function quizResults(r) {
     h(
       'div',
       { class: 'quiz-result' },
-      h('div', {}, `${q.question} (${q.voted} answered)`),
+      h('div', {}, t('{question} ({n} answered)', { question: q.question, n: q.voted })),
       (q.votes || []).map((c) => h('div', { class: `bar-row${c.correct ? ' correct' : ''}` }, h('span', { class: 'label' }, `${c.correct ? '✓ ' : ''}${c.text}`), h('span', { class: 'count' }, String(c.voted)))),
     ),
   );

@@ -3,6 +3,7 @@
 // `collab_state` and `question_created` / `question_updated` events.
 
 import { h, clock } from './ui.js';
+import { t } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -99,7 +100,7 @@ export class QA {
   }
 
   card(id) {
-    const input = h('input', { class: 'qa-answer-input', maxLength: 4000, placeholder: 'Answer…' });
+    const input = h('input', { class: 'qa-answer-input', maxLength: 4000, placeholder: t('Answer…'), 'aria-label': t('Answer…') });
     const priv = h('input', { type: 'checkbox', class: 'qa-answer-private' });
     const answerForm = h(
       'form',
@@ -114,8 +115,8 @@ export class QA {
         },
       },
       input,
-      h('label', { class: 'inline', title: 'Only the asker sees a private answer' }, priv, 'private'),
-      h('button', { type: 'submit', class: 'small' }, 'Answer'),
+      h('label', { class: 'inline', title: t('Only the asker sees a private answer') }, priv, t('private')),
+      h('button', { type: 'submit', class: 'small' }, t('Answer')),
     );
     const body = h('div', { class: 'qa-body' });
     const card = { li: h('li', { class: 'qa-item', dataset: { id } }, body, answerForm), body, answerForm };
@@ -130,10 +131,10 @@ export class QA {
       h(
         'div',
         { class: 'meta' },
-        h('span', { class: 'who' }, mine ? 'You' : q.participant_name || 'Anonymous'),
-        q.anonymous ? h('span', { class: 'tag' }, 'anonymous') : null,
-        q.status === 'dismissed' ? h('span', { class: 'tag' }, 'dismissed') : null,
-        live ? h('span', { class: 'tag live' }, 'answering live') : null,
+        h('span', { class: 'who' }, mine ? t('You') : q.participant_name || t('Anonymous')),
+        q.anonymous ? h('span', { class: 'tag' }, t('anonymous')) : null,
+        q.status === 'dismissed' ? h('span', { class: 'tag' }, t('dismissed')) : null,
+        live ? h('span', { class: 'tag live' }, t('answering live')) : null,
         h('time', { class: 'when' }, clock(q.created_at)),
       ),
       h('div', { class: 'text' }, q.question),
@@ -143,7 +144,7 @@ export class QA {
         h(
           'div',
           { class: `qa-answer-text${a.private ? ' private' : ''}` },
-          h('span', { class: 'who' }, `${a.participant_name || 'Moderator'}${a.private ? ' (private)' : ''}: `),
+          h('span', { class: 'who' }, `${a.participant_name || t('Moderator')}${a.private ? ` (${t('private')})` : ''}: `),
           a.answer,
         ),
       );
@@ -155,7 +156,7 @@ export class QA {
         {
           type: 'button',
           class: `small upvote${voted ? ' on' : ''}`,
-          title: voted ? 'Take your vote back' : 'Upvote',
+          title: voted ? t('Take your vote back') : t('Upvote'),
           'aria-pressed': voted ? 'true' : 'false',
           onclick: () => this.vote(q.id),
         },
@@ -165,17 +166,17 @@ export class QA {
     if (this.moderator) {
       const act = (type, extra = {}) => () => this.send({ type, question_id: q.id, ...extra });
       if (q.status === 'dismissed') {
-        buttons.push(h('button', { type: 'button', class: 'small reopen', onclick: act('question_reopen') }, 'Reopen'));
+        buttons.push(h('button', { type: 'button', class: 'small reopen', onclick: act('question_reopen') }, t('Reopen')));
       } else {
-        buttons.push(h('button', { type: 'button', class: 'small dismiss', onclick: act('question_dismiss') }, 'Dismiss'));
+        buttons.push(h('button', { type: 'button', class: 'small dismiss', onclick: act('question_dismiss') }, t('Dismiss')));
         if (live) {
           buttons.push(
-            h('button', { type: 'button', class: 'small live-stop', onclick: act('question_live', { action: 'stop' }) }, 'Done'),
-            h('button', { type: 'button', class: 'small', onclick: act('question_live', { action: 'cancel' }) }, 'Cancel live'),
+            h('button', { type: 'button', class: 'small live-stop', onclick: act('question_live', { action: 'stop' }) }, t('Done')),
+            h('button', { type: 'button', class: 'small', onclick: act('question_live', { action: 'cancel' }) }, t('Cancel live')),
           );
         } else {
           buttons.push(
-            h('button', { type: 'button', class: 'small live-start', onclick: act('question_live', { action: 'start' }) }, 'Go live'),
+            h('button', { type: 'button', class: 'small live-start', onclick: act('question_live', { action: 'start' }) }, t('Go live')),
           );
         }
       }

@@ -4,6 +4,8 @@
 // own button, so a shortcut does exactly what the button does (and nothing
 // when the button is hidden or disabled).
 
+import { t } from './i18n.js';
+
 /** The shortcuts, in the order the help dialog lists them. */
 export const SHORTCUTS = [
   { key: 'm', button: 'ctl-mic', what: 'Turn the microphone on or off' },
@@ -41,7 +43,7 @@ export function bindShortcuts({ active, onUsed = () => {} }) {
       kbd.textContent = s.key === 'L' ? 'Shift+L' : s.key.toUpperCase();
       dt.append(kbd);
       const dd = document.createElement('dd');
-      dd.textContent = s.what;
+      dd.textContent = t(s.what);
       row.append(dt, dd);
       list.append(row);
     }

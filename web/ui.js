@@ -1,6 +1,8 @@
 // The DOM: screens, the join form, the tile grid, the controls, the lobby
 // panel. No protocol knowledge here; main.js calls these functions.
 
+import { t } from './i18n.js';
+
 const $ = (id) => document.getElementById(id);
 
 /**
@@ -40,7 +42,7 @@ export function setStatus(text) {
 
 export function setRoomTitle(room) {
   $('room-title').textContent = room.friendly_url || '';
-  $('join-title').textContent = room.friendly_url ? `Join ${room.friendly_url}` : 'Join the room';
+  $('join-title').textContent = room.friendly_url ? t('Join {room}', { room: room.friendly_url }) : t('Join the room');
   $('join-description').textContent = room.description || '';
   if (room.topbar_enabled === false) $('topbar').hidden = true;
   if (room.primary_color) document.documentElement.style.setProperty('--primary', room.primary_color);
@@ -108,7 +110,7 @@ export function setJoinHint(text) {
 
 export function setJoinBusy(busy) {
   $('join-button').disabled = busy;
-  $('join-button').textContent = busy ? 'Joining…' : 'Join';
+  $('join-button').textContent = busy ? t('Joining…') : t('Join');
 }
 
 export function setPreview(track) {
@@ -124,7 +126,7 @@ export function fillDevices(id, devices, selected, onChange) {
     ...devices.map((d, i) => {
       const o = document.createElement('option');
       o.value = d.id;
-      o.textContent = d.label || `Device ${i + 1}`;
+      o.textContent = d.label || t('Device {n}', { n: i + 1 });
       o.selected = d.id === selected;
       return o;
     }),
@@ -146,12 +148,12 @@ export function renderLobby(requests, { onAdmit, onReject }) {
       const admit = document.createElement('button');
       admit.type = 'button';
       admit.className = 'primary admit';
-      admit.textContent = 'Admit';
+      admit.textContent = t('Admit');
       admit.onclick = () => onAdmit(r.id);
       const reject = document.createElement('button');
       reject.type = 'button';
       reject.className = 'reject';
-      reject.textContent = 'Reject';
+      reject.textContent = t('Reject');
       reject.onclick = () => onReject(r.id);
       li.append(name, admit, reject);
       return li;
@@ -185,8 +187,8 @@ class Tile {
     this.nameEl.className = 'name';
     this.micEl = document.createElement('span');
     this.micEl.className = 'mic-off';
-    this.micEl.textContent = 'muted';
-    this.micEl.title = 'Microphone muted';
+    this.micEl.textContent = t('muted');
+    this.micEl.title = t('Microphone muted');
     this.qualityEl = document.createElement('span');
     this.qualityEl.className = 'quality';
     this.actions = document.createElement('span');
@@ -221,7 +223,7 @@ class Tile {
   }
 
   setName(name) {
-    this.pinEl.title = `Pin ${name} (for you)`;
+    this.pinEl.title = t('Pin {name} (for you)', { name });
     this.pinEl.setAttribute('aria-label', this.pinEl.title);
     this.nameEl.textContent = name;
     this.placeholder.textContent = (name || '?').trim().charAt(0).toUpperCase();
@@ -251,10 +253,10 @@ class Tile {
     this.actionsKey = key;
     const buttons = [];
     if (lowerHand) {
-      buttons.push(this.actionButton('lower-hand', 'Lower hand', 'Lower their raised hand', () => this.onLowerHand()));
+      buttons.push(this.actionButton('lower-hand', t('Lower hand'), t('Lower their raised hand'), () => this.onLowerHand()));
     }
-    if (mute) buttons.push(this.actionButton('mute', 'Mute', 'Turn off their microphone', () => this.onMute()));
-    if (remove) buttons.push(this.actionButton('remove', 'Remove', 'Remove from the meeting', () => this.onRemove()));
+    if (mute) buttons.push(this.actionButton('mute', t('Mute'), t('Turn off their microphone'), () => this.onMute()));
+    if (remove) buttons.push(this.actionButton('remove', t('Remove'), t('Remove from the meeting'), () => this.onRemove()));
     this.actions.replaceChildren(...buttons);
   }
 
@@ -262,7 +264,7 @@ class Tile {
   setHand(position) {
     this.handEl.hidden = !position;
     this.handEl.textContent = position ? `✋ ${position}` : '';
-    this.handEl.title = position ? `Hand raised (#${position} in line)` : '';
+    this.handEl.title = position ? t('Hand raised (#{n} in line)', { n: position }) : '';
     this.el.classList.toggle('hand-raised', Boolean(position));
   }
 
@@ -305,7 +307,7 @@ class Tile {
 
   setQuality(q) {
     this.qualityEl.textContent = q ? QUALITY_TEXT[q] || '' : '';
-    this.qualityEl.title = q ? `Connection: ${q}` : '';
+    this.qualityEl.title = q ? t('Connection: {q}', { q: t(q) }) : '';
     this.qualityEl.dataset.quality = q || '';
   }
 
@@ -314,12 +316,15 @@ class Tile {
   }
 }
 
-/** The responsive grid of tiles, keyed by participant id (`id:screen` for screens). */
 /**
- * The tiles. Layouts: `grid` (all equal) or `speaker` (one large tile and a
- * filmstrip: a remote screen share, else the active speaker). A tile pinned
- * by the user is large in either layout until unpinned. `onLayout` runs
- * after each change (the app asks for simulcast layers to fit the sizes).
+ * The tiles, keyed by participant id (`id:screen` for screens). Layouts:
+ * `grid` (all equal), `speaker` (one large tile and a filmstrip: a remote
+ * screen share, else the active speaker) or `presentation` (a screen share,
+ * own included, large; else as `speaker`). A tile pinned by the user is
+ * large in any layout until unpinned. Pages: at most `pageSize` tiles show
+ * at once (the large tile always shows, whichever page it is on). `onLayout`
+ * runs after each change (the app asks for simulcast layers and pauses the
+ * video of hidden tiles).
  */
 export class Grid {
   constructor() {
@@ -330,6 +335,26 @@ export class Grid {
     this.loudest = null;
     this.focus = null;
     this.onLayout = null;
+    this.pageSize = Infinity;
+    this.page = 0;
+    /** Keys of the tiles shown now. */
+    this.visible = new Set();
+  }
+
+  /** How many pages the tiles fill. */
+  pages() {
+    return Math.max(1, Math.ceil(this.tiles.size / this.pageSize));
+  }
+
+  /** Shows page `n` (clamped). */
+  setPage(n) {
+    this.page = Math.min(Math.max(0, n), this.pages() - 1);
+    this.layout();
+  }
+
+  setPageSize(n) {
+    this.pageSize = n > 0 ? n : Infinity;
+    this.setPage(this.page);
   }
 
   tile(key, opts) {
@@ -368,7 +393,7 @@ export class Grid {
     for (const [key, t] of this.tiles) t.setSpeaking(key === loudest);
     if (loudest && loudest !== this.loudest) {
       this.loudest = loudest;
-      if (this.mode === 'speaker') this.layout();
+      if (this.mode !== 'grid') this.layout();
     }
   }
 
@@ -379,7 +404,7 @@ export class Grid {
   }
 
   setMode(mode) {
-    this.mode = mode === 'speaker' ? 'speaker' : 'grid';
+    this.mode = ['speaker', 'presentation'].includes(mode) ? mode : 'grid';
     this.layout();
   }
 
@@ -387,9 +412,11 @@ export class Grid {
    * loudest speaker, or the first remote tile; null in the grid layout. */
   focusKey() {
     if (this.pinned && this.tiles.has(this.pinned)) return this.pinned;
-    if (this.mode !== 'speaker' || this.tiles.size < 2) return null;
-    const remote = [...this.tiles].filter(([, t]) => !t.el.classList.contains('local'));
-    const screen = remote.find(([, t]) => t.el.classList.contains('screen'));
+    if (this.mode === 'grid' || this.tiles.size < 2) return null;
+    const all = [...this.tiles];
+    const remote = all.filter(([, t]) => !t.el.classList.contains('local'));
+    const isScreen = ([, t]) => t.el.classList.contains('screen');
+    const screen = remote.find(isScreen) || (this.mode === 'presentation' ? all.find(isScreen) : null);
     if (screen) return screen[0];
     if (this.loudest && this.tiles.has(this.loudest)) return this.loudest;
     return remote.length ? remote[0][0] : null;
@@ -397,10 +424,18 @@ export class Grid {
 
   /** Columns so tiles stay as large as possible, or one large tile. */
   layout() {
-    const n = Math.max(1, this.tiles.size);
+    this.page = Math.min(this.page, this.pages() - 1);
     this.focus = this.focusKey();
+    const keys = [...this.tiles.keys()];
+    const start = this.page * this.pageSize;
+    this.visible = new Set(keys.slice(start, start + this.pageSize));
+    // The large tile (pinned, a screen, the active speaker) is always shown.
+    if (this.focus) this.visible.add(this.focus);
+    const n = Math.max(1, this.visible.size);
     this.el.classList.toggle('focused', Boolean(this.focus));
+    this.el.dataset.mode = this.mode;
     for (const [key, t] of this.tiles) {
+      t.el.hidden = !this.visible.has(key);
       t.el.classList.toggle('large', key === this.focus);
       t.pinEl.setAttribute('aria-pressed', key === this.pinned ? 'true' : 'false');
       t.el.classList.toggle('pinned', key === this.pinned);

@@ -4,13 +4,14 @@
 
 import * as ui from './ui.js';
 import { renderPeople } from './people.js';
+import { t } from './i18n.js';
 
 export const viewMethods = {
 
   renderControls() {
     const broadcast = this.permissions.broadcast !== false;
     const screen = this.permissions.screenshare !== false && this.room.screenshare_enabled !== false;
-    const no = 'Your role may not do this in this room';
+    const no = t('Your role may not do this in this room');
     ui.setToggle('ctl-mic', this.want.microphone, { disabled: !broadcast, title: broadcast ? '' : no });
     ui.setToggle('ctl-cam', this.want.camera, { disabled: !broadcast, title: broadcast ? '' : no });
     ui.setToggle('ctl-screen', Boolean(this.local.screen), { disabled: !screen, title: screen ? '' : no });
@@ -23,7 +24,7 @@ export const viewMethods = {
     if (!this.display) {
       const self = this.grid.tile(this.participantId, { local: true });
       keep.add(this.participantId);
-      self.setName(`${this.name} (you)`);
+      self.setName(t('{name} (you)', { name: this.name }));
       self.setVideo(this.want.camera ? this.local.camera : null);
       self.el.classList.toggle('mirrored', this.mirror !== false);
       self.setMicMuted(!this.want.microphone);
@@ -33,7 +34,7 @@ export const viewMethods = {
     if (this.local.screen) {
       const key = `${this.participantId}:screen`;
       this.grid.tile(key, { local: true, screen: true }).setVideo(this.local.screen);
-      this.grid.get(key).setName('Your screen');
+      this.grid.get(key).setName(t('Your screen'));
       keep.add(key);
     }
     // Remote participants, with what the peer connection receives for them.
@@ -66,7 +67,7 @@ export const viewMethods = {
       if (got.screen) {
         const key = `${p.id}:screen`;
         const st = this.grid.tile(key, { screen: true });
-        st.setName(`${p.name} (screen)`);
+        st.setName(t('{name} (screen)', { name: p.name }));
         st.setVideo(got.screen);
         keep.add(key);
       }
@@ -76,12 +77,7 @@ export const viewMethods = {
     this.renderPeople();
     this.grid.setSpeakers(this.speakers);
     this.requestLayers();
-  },
-
-  /** Grid or speaker layout (a pinned tile stays large in both). */
-  toggleLayout() {
-    this.grid.setMode(this.grid.mode === 'speaker' ? 'grid' : 'speaker');
-    document.getElementById('ctl-layout').setAttribute('aria-pressed', this.grid.mode === 'speaker' ? 'true' : 'false');
+    this.afterLayout();
   },
 
   /** The People tab: you and everyone else, with state and moderator actions. */
@@ -125,7 +121,7 @@ export const viewMethods = {
   /** Smaller tiles need smaller simulcast layers: ask the server for at most that. */
   requestLayers() {
     if (!this.remote) return;
-    const n = this.grid.tiles.size;
+    const n = this.grid.visible.size || this.grid.tiles.size;
     const even = n <= 4 ? 'f' : n <= 9 ? 'h' : 'q';
     // With one large tile: the full layer for it, the lowest for the strip.
     const focus = this.grid.focus;

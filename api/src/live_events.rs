@@ -137,6 +137,12 @@ pub enum LiveEvent {
         recording_id: String,
         bookmark: Bookmark,
     },
+    /// The room-wide layout changed: a moderator's `set_layout`, or a REST
+    /// `PATCH` of the room's `layout_mode` (`by` null).
+    Layout {
+        mode: String,
+        by: Option<String>,
+    },
     /// What a joining (or resuming) participant needs to catch up.
     CollabState {
         chat: Vec<ChatMessage>,
@@ -229,6 +235,7 @@ impl LiveEvent {
             LiveEvent::RecordingStarted { .. } => "recording_started",
             LiveEvent::RecordingStopped { .. } => "recording_stopped",
             LiveEvent::RecordingBookmarked { .. } => "recording_bookmarked",
+            LiveEvent::Layout { .. } => "layout",
             LiveEvent::CollabState { .. } => "collab_state",
         }
     }
@@ -249,7 +256,7 @@ mod tests {
     use crate::store::quizzes::Quizzes;
 
     /// How many variants `LiveEvent` has: `variant` below must name each.
-    const VARIANTS: usize = 26;
+    const VARIANTS: usize = 27;
 
     /// A number per variant; adding a variant fails to compile here until it
     /// gets one (and `every_event` an example, or the coverage test fails).
@@ -281,6 +288,7 @@ mod tests {
             LiveEvent::RecordingStopped { .. } => 23,
             LiveEvent::RecordingBookmarked { .. } => 24,
             LiveEvent::CollabState { .. } => 25,
+            LiveEvent::Layout { .. } => 26,
         }
     }
 
@@ -565,6 +573,13 @@ mod tests {
                 json!({"type": "recording_bookmarked", "recording_id": "r1",
                        "bookmark": {"id": "b1", "name": "Bookmark at 0:05", "at_ms": 5000,
                                     "participant_id": "p1"}}),
+            ),
+            (
+                LiveEvent::Layout {
+                    mode: "speaker".into(),
+                    by: Some("p1".into()),
+                },
+                json!({"type": "layout", "mode": "speaker", "by": "p1"}),
             ),
             (
                 LiveEvent::CollabState {

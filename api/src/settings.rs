@@ -16,6 +16,8 @@ pub const LANGUAGES: &[&str] = &[
     "zh-TW",
 ];
 pub const PRIVACY: &[&str] = &["public", "private"];
+/// The room-wide layouts a moderator or the API can set (`layout_mode`).
+pub const LAYOUT_MODES: &[&str] = &["grid", "speaker", "presentation"];
 pub const TOOLBAR_POSITIONS: &[&str] = &["bottom", "top", "left", "right"];
 pub const MAX_PARTICIPANTS_LIMIT: i64 = 5000;
 
@@ -102,6 +104,8 @@ pub const FIELDS: &[Field] = &[
     both("watermark_enabled", Kind::Bool),
     both("watermark_text", Kind::NullableWatermark),
     both("default_language", Kind::Enum(LANGUAGES)),
+    both("language_selection_enabled", Kind::Bool),
+    both("layout_mode", Kind::Enum(LAYOUT_MODES)),
     both("toolbar", Kind::Toolbar),
     both("topbar_enabled", Kind::Bool),
     both("logo_url", Kind::NullableUrl),
@@ -147,6 +151,12 @@ pub struct RoomSettings {
     pub watermark_enabled: bool,
     pub watermark_text: Option<String>,
     pub default_language: String,
+    /// When false, the client shows `default_language` whatever the
+    /// browser prefers; when true, the browser's language if the client has it.
+    pub language_selection_enabled: bool,
+    /// The room-wide layout every client shows: `grid`, `speaker` or
+    /// `presentation` (set live by a moderator or `PATCH`).
+    pub layout_mode: String,
     pub toolbar: Toolbar,
     pub topbar_enabled: bool,
     pub logo_url: Option<String>,
@@ -199,6 +209,8 @@ pub fn initial_defaults() -> Map<String, Value> {
         "watermark_enabled": false,
         "watermark_text": null,
         "default_language": "en",
+        "language_selection_enabled": true,
+        "layout_mode": "grid",
         "toolbar": {"position": "bottom", "visible": true},
         "topbar_enabled": true,
         "logo_url": null,

@@ -62,6 +62,8 @@ const PUBLIC_SETTINGS: &[&str] = &[
     "topbar_enabled",
     "toolbar",
     "default_language",
+    "language_selection_enabled",
+    "layout_mode",
     "logo_url",
     "primary_color",
     "background_color",
@@ -147,7 +149,144 @@ pub async fn index() -> Html<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    fn text_asset(path: &str) -> &'static str {
+        std::str::from_utf8(asset(path).unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// A JavaScript string literal at the start of `s` (single or double
+    /// quotes, no escapes): its text and the rest after it.
+    fn literal(s: &str) -> Option<(String, &str)> {
+        let q = s.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+        let end = s[1..].find(q)?;
+        Some((s[1..=end].to_string(), &s[end + 2..]))
+    }
+
+    /// The literal keys of `t('...')` calls in `src`.
+    fn t_calls(src: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, _) in src.match_indices("t(") {
+            let before = src[..i].chars().next_back().unwrap_or(' ');
+            if before.is_alphanumeric() || matches!(before, '_' | '.' | '$') {
+                continue;
+            }
+            if let Some((key, _)) = literal(&src[i + 2..]) {
+                out.push(key);
+            }
+        }
+        out
+    }
+
+    /// The string values of a line such as `const text = { a: 'A', b: 'B' }`.
+    fn values(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = line;
+        while let Some(i) = rest.find(": ") {
+            rest = &rest[i + 2..];
+            if let Some((v, after)) = literal(rest) {
+                out.push(v);
+                rest = after;
+            }
+        }
+        out
+    }
+
+    /// Every key the client asks `t()` for, as far as the sources show it:
+    /// literal calls, the static page (`data-i18n` text, `data-i18n-attrs`
+    /// attributes) and the tables whose values reach `t()` indirectly.
+    fn client_keys() -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        for (path, bytes) in ASSETS {
+            let Some(src) = path
+                .strip_suffix(".js")
+                .and(std::str::from_utf8(bytes).ok())
+            else {
+                continue;
+            };
+            if path.starts_with("i18n") {
+                continue;
+            }
+            keys.extend(t_calls(src));
+            for line in src.lines() {
+                let l = line.trim_start();
+                let table = l.starts_with("const text = {")
+                    || l.starts_with("export const SOURCE_TEXT = {")
+                    || (l.contains(": ['")
+                        && l.split(':').next().is_some_and(|c| {
+                            c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_')
+                        }));
+                if table {
+                    keys.extend(values(l));
+                    if let Some(i) = l.find(": [") {
+                        let mut rest = &l[i + 3..];
+                        while let Some((v, after)) = literal(rest) {
+                            keys.insert(v);
+                            rest = after.trim_start_matches([',', ' ']);
+                        }
+                    }
+                }
+                if let Some(i) = l.find("what: ") {
+                    keys.extend(literal(&l[i + 6..]).map(|(v, _)| v));
+                }
+            }
+        }
+        let html = text_asset("index.html");
+        for tag in html.split('<').filter(|t| t.contains("data-i18n")) {
+            let (attrs, text) = tag.split_once('>').unwrap_or((tag, ""));
+            if attrs.split_whitespace().any(|a| a == "data-i18n") && !text.trim().is_empty() {
+                keys.insert(text.trim().replace("&amp;", "&"));
+            }
+            if let Some(i) = attrs.find("data-i18n-attrs=\"") {
+                let list = &attrs[i + 17..];
+                for name in list[..list.find('"').unwrap_or(0)].split(',') {
+                    let pat = format!(" {name}=\"");
+                    if let Some(j) = attrs.find(&pat) {
+                        let v = &attrs[j + pat.len()..];
+                        keys.insert(v[..v.find('"').unwrap_or(0)].replace("&amp;", "&"));
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    /// The keys of the German table (`'key': '...',` or `key: '...',` lines).
+    fn german_keys() -> BTreeSet<String> {
+        text_asset("i18n_de.js")
+            .lines()
+            .map(str::trim_start)
+            .filter_map(|l| match literal(l) {
+                Some((k, rest)) if rest.starts_with(':') => Some(k),
+                Some(_) => None,
+                None => l
+                    .split_once(':')
+                    .map(|(k, _)| k)
+                    .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()))
+                    .map(str::to_string),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_client_string_has_a_german_translation() {
+        let keys = client_keys();
+        assert!(keys.len() > 150, "the scan found too few keys: {keys:?}");
+        for sample in [
+            "Join",
+            "Leave",
+            "Page {n} of {pages}",
+            "This room is private",
+            "Chat & polls",
+        ] {
+            assert!(keys.contains(sample), "the scan missed {sample:?}");
+        }
+        let german = german_keys();
+        let missing: Vec<&String> = keys.difference(&german).collect();
+        assert!(missing.is_empty(), "no German for: {missing:?}");
+    }
 
     #[test]
     fn room_facts_are_escaped_and_public_only() {

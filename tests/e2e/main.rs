@@ -18,6 +18,8 @@ mod api_statistics;
 mod api_tokens;
 mod appliance;
 mod browser;
+mod client_a11y;
+mod client_rooms;
 mod client_ui;
 mod collab_live;
 mod crash;

@@ -11,6 +11,7 @@ use crate::ApiState;
 use crate::auth::Team;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
 use crate::extract::{JsonObject, List, QueryPairs};
+use crate::live_events::LiveEvent;
 use crate::routes::defaults::check_roles;
 use crate::settings::{self, RoomSettings, Target};
 use crate::store::rooms::{RoomError, RoomInput, RoomRecord};
@@ -295,6 +296,19 @@ pub async fn update_room(
             room_input(&body, &current.settings, Some(current), roles)
         })
         .await?;
+    // A new room-wide layout reaches a live session at once (no session:
+    // the stored setting is what its first joiners get).
+    if body.contains_key("layout_mode")
+        && let Some(mode) = record.settings.get("layout_mode").and_then(Value::as_str)
+    {
+        state.live.broadcast(
+            &record.id,
+            LiveEvent::Layout {
+                mode: mode.to_string(),
+                by: None,
+            },
+        );
+    }
     Ok(Json(RoomView::new(&state, record)?))
 }
 

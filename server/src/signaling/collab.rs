@@ -122,6 +122,10 @@ pub enum CollabMsg {
         #[serde(default)]
         name: Option<String>,
     },
+    /// The room-wide layout (`layout.rs`).
+    SetLayout {
+        mode: String,
+    },
 }
 
 fn yes() -> bool {
@@ -281,6 +285,7 @@ impl RoomActor {
                     .await?;
             }
             CollabMsg::RecordingBookmark { name } => self.bookmark(from, name).await?,
+            CollabMsg::SetLayout { mode } => self.set_layout(from, mode).await?,
             CollabMsg::Chat {
                 message,
                 recipient_id,

@@ -10,6 +10,7 @@ mod admission;
 pub mod collab;
 mod gate;
 pub mod http_media;
+mod layout;
 mod moderation;
 pub mod outbox;
 pub mod recording;

@@ -298,7 +298,7 @@ impl RoomActor {
                     self.set_hand(&participant_id, raised, None).await;
                 }
             }
-            RoomMsg::Broadcast(event) => self.tell_all(*event),
+            RoomMsg::Broadcast(event) => self.broadcast_event(*event),
             RoomMsg::Recording { action, reply } => {
                 let r = self
                     .recording_control(action, None)
