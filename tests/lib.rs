@@ -249,6 +249,16 @@ impl Server {
         Some((udp.trim().parse().ok()?, tcp.trim().parse().ok()?))
     }
 
+    /// The built-in TURN server's TLS address, when it serves TURN over TLS.
+    pub fn turns_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix("turns on tcp "))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The signaling WebSocket URL.
     pub fn ws_url(&self) -> String {
         format!("{}/rtc", self.base.replacen("http://", "ws://", 1))

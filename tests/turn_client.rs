@@ -18,16 +18,59 @@ use turn_client_proto::udp::TurnClientUdp;
 
 type TInstant = turn_client_proto::stun::Instant;
 
-/// UDP or TCP to the TURN server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// UDP, TCP or TLS to the TURN server.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
     Udp,
     Tcp,
+    /// TURN over TLS (`turns:`), trusting only this certificate (PEM).
+    Tls {
+        ca_pem: String,
+    },
 }
+
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 enum Conn {
     Udp(UdpSocket),
     Tcp(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+/// A TLS client to `server` that trusts only `ca_pem`, its handshake done.
+fn tls_connect(server: SocketAddr, ca_pem: &str) -> TlsStream {
+    let mut roots = rustls::RootCertStore::empty();
+    let mut pem = ca_pem.as_bytes();
+    for cert in rustls_pemfile_certs(&mut pem) {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(server).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock).unwrap();
+    }
+    s.sock
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    s
+}
+
+/// The certificates of a PEM text.
+fn rustls_pemfile_certs(pem: &mut &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.unwrap())
+        .collect()
 }
 
 enum Proto {
@@ -93,6 +136,12 @@ impl Turn {
                 let local = s.local_addr().unwrap();
                 let p = TurnClientTcp::allocate(local, server, config);
                 (Conn::Tcp(s), local, Proto::Tcp(p))
+            }
+            Transport::Tls { ca_pem } => {
+                let s = tls_connect(server, &ca_pem);
+                let local = s.sock.local_addr().unwrap();
+                let p = TurnClientTcp::allocate(local, server, config);
+                (Conn::Tls(Box::new(s)), local, Proto::Tcp(p))
             }
         };
         let mut t = Turn {
@@ -166,6 +215,10 @@ impl Turn {
             Conn::Tcp(s) => {
                 let _ = s.write_all(data);
             }
+            Conn::Tls(s) => {
+                let _ = s.write_all(data);
+                let _ = s.flush();
+            }
         }
     }
 
@@ -193,6 +246,7 @@ impl Turn {
                 _ => 0,
             },
             Conn::Tcp(s) => s.read(&mut buf).unwrap_or(0),
+            Conn::Tls(s) => s.read(&mut buf).unwrap_or(0),
         };
         if n > 0 {
             let data = &buf[..n];
@@ -204,7 +258,7 @@ impl Turn {
             }
             let transport = match self.conn {
                 Conn::Udp(_) => TransportType::Udp,
-                Conn::Tcp(_) => TransportType::Tcp,
+                Conn::Tcp(_) | Conn::Tls(_) => TransportType::Tcp,
             };
             let now = self.now();
             let tr = turn_client_proto::stun::agent::Transmit::new(

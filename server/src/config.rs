@@ -219,6 +219,13 @@ pub struct ServeArgs {
     /// UDP and TCP port of the built-in TURN server (on --rtc-ip).
     #[arg(long, env = "CONVENE_TURN_PORT", default_value_t = 3478)]
     pub turn_port: u16,
+    /// TCP port of TURN over TLS (`turns:`, RFC 8656 on TLS), served when
+    /// `--tls-cert`/`--tls-key` are given, with that certificate (and its
+    /// SIGHUP reloads). Clients whose networks let only TLS through reach
+    /// it; set it to 443 on a host where nothing else takes 443. `0` picks
+    /// a free port.
+    #[arg(long, env = "CONVENE_TURN_TLS_PORT", default_value_t = 5349)]
+    pub turn_tls_port: u16,
     /// Ports the built-in TURN server's relay sockets take (LOW-HIGH).
     #[arg(long, env = "CONVENE_TURN_RELAY_PORTS", default_value = "49152-65535",
           value_parser = crate::turn::parse_port_range)]

@@ -346,7 +346,15 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             ffmpeg: args.ffmpeg.clone(),
         },
     );
-    let (turn, ice_servers) = turn::from_args(&args, &media).await?;
+    // TURN over TLS uses the HTTPS certificate, named by the public URL's host.
+    let turn_tls = tls.clone().and_then(|certs| {
+        let host = reqwest::Url::parse(&common.public_url)
+            .ok()?
+            .host_str()?
+            .to_string();
+        Some((certs, host))
+    });
+    let (turn, ice_servers) = turn::from_args(&args, &media, turn_tls).await?;
     let sig = Signaling::new(
         db.clone(),
         media.clone(),
@@ -417,6 +425,9 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     );
     if let Some(t) = &turn {
         println!("turn on udp {} and tcp {}", t.udp_addr, t.tcp_addr);
+        if let Some(a) = t.tls_addr {
+            println!("turns on tcp {a}");
+        }
     }
     let (fleet_stop, fleet_stopped) = tokio::sync::watch::channel(false);
     let fleet_task = match fleet_listener {

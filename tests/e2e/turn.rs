@@ -111,6 +111,7 @@ fn allocate(s: &Server, transport: Transport, user: &str, pass: &str) -> Result<
     let addr = match transport {
         Transport::Udp => udp,
         Transport::Tcp => tcp,
+        Transport::Tls { .. } => s.turns_addr().expect("the server serves TURN over TLS"),
     };
     let (user, pass) = (user.to_string(), pass.to_string());
     Turn::allocate(addr, transport, media_ip(), &user, &pass)
@@ -158,7 +159,7 @@ async fn join_delivers_turn_credentials_that_relay_to_the_media_port_only() {
 
     let media = s.media_addr();
     for transport in [Transport::Udp, Transport::Tcp] {
-        let mut t = allocate(&s, transport, &user, &pass).unwrap_or_else(|t| {
+        let mut t = allocate(&s, transport.clone(), &user, &pass).unwrap_or_else(|t| {
             panic!(
                 "{transport:?} allocation refused: {:?} {:?}",
                 t.events, t.errors
@@ -458,4 +459,102 @@ async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .sum();
     assert!(relayed > 100_000.0, "only {relayed} bytes relayed:\n{m}");
+}
+
+/// TURN over TLS (`turns:`) with the HTTPS certificate: a client that trusts
+/// it allocates, and its data is relayed both ways; a client that speaks
+/// plain TCP to the TLS port gets no allocation and is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_over_tls_uses_the_https_certificate_and_relays() {
+    let echo = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ip = media_ip().to_string();
+    let c = rcgen::generate_simple_self_signed(vec![ip.clone(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (c.cert.pem(), c.signing_key.serialize_pem());
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let s = server(&[
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+        "--turn-tls-port",
+        "0",
+        "--turn-allow-peer",
+        &echo_addr.to_string(),
+    ]);
+    let tls_addr = s
+        .turns_addr()
+        .expect("a TLS certificate turns TURN over TLS on");
+    // A room-scoped credential as a join mints it (the secret is the test's).
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let user = format!("{expiry}:tls-room.tls-part");
+    let transport = Transport::Tls { ca_pem: cert };
+    let mut t = Turn::allocate(
+        tls_addr,
+        transport.clone(),
+        media_ip(),
+        &user,
+        &password(&user),
+    )
+    .unwrap_or_else(|t| panic!("allocation over TLS refused: {:?}", t.events));
+    assert_eq!(t.relayed.unwrap().ip(), media_ip());
+    assert!(t.permit(echo_addr.ip()), "{:?}", t.events);
+    t.send_to(echo_addr, b"over tls");
+    for _ in 0..500 {
+        if !t.received.is_empty() {
+            break;
+        }
+        t.step();
+    }
+    assert_eq!(t.received.first(), Some(&(echo_addr, b"over tls".to_vec())));
+    // A wrong password over TLS is refused like over UDP.
+    assert!(Turn::allocate(tls_addr, transport, media_ip(), &user, "wrong").is_err());
+    t.delete();
+
+    // Plain TCP on the TLS port: no TLS handshake, no allocation.
+    assert!(
+        Turn::allocate(
+            tls_addr,
+            Transport::Tcp,
+            media_ip(),
+            &user,
+            &password(&user)
+        )
+        .is_err()
+    );
+    // The metrics are on the HTTPS listener too.
+    let https = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(c.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    loop {
+        let m = https
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.lines()
+            .any(|l| l.starts_with("convene_turn_refusals_total") && l.contains("tls_handshake"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

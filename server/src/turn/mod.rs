@@ -65,6 +65,7 @@ pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
 pub async fn from_args(
     args: &crate::config::ServeArgs,
     media: &crate::rtc::MediaPlane,
+    tls: Option<(axum_server::tls_rustls::RustlsConfig, String)>,
 ) -> anyhow::Result<(Option<TurnHandle>, Option<IceServers>)> {
     use anyhow::Context as _;
     let secret = match &args.turn_secret {
@@ -122,12 +123,17 @@ pub async fn from_args(
         max_allocation_kbps: args.turn_max_allocation_kbps,
         max_tcp_connections: 4096,
     };
-    let handle = start(config, media.relay_rooms.clone())
+    let (tls_certs, tls_host) = match tls {
+        Some((certs, host)) => (Some((args.turn_tls_port, certs)), Some(host)),
+        None => (None, None),
+    };
+    let handle = start(config, media.relay_rooms.clone(), tls_certs)
         .await
         .with_context(|| {
             format!(
-                "starting the TURN server on port {} (--turn-port; --turn-disable turns it off)",
-                args.turn_port
+                "starting the TURN server on port {} and TLS port {} (--turn-port, \
+                 --turn-tls-port; --turn-disable turns it off)",
+                args.turn_port, args.turn_tls_port
             )
         })?;
     let host = match media.candidate.ip() {
@@ -135,11 +141,17 @@ pub async fn from_args(
         IpAddr::V6(ip) => format!("[{ip}]"),
     };
     let port = handle.udp_addr.port();
+    let mut urls = vec![
+        format!("turn:{host}:{port}?transport=udp"),
+        format!("turn:{host}:{port}?transport=tcp"),
+    ];
+    // `turns:` names the certificate's host (the public URL's), which a
+    // client checks the certificate against.
+    if let (Some(addr), Some(name)) = (handle.tls_addr, tls_host) {
+        urls.push(format!("turns:{name}:{}?transport=tcp", addr.port()));
+    }
     let ice = IceServers {
-        urls: vec![
-            format!("turn:{host}:{port}?transport=udp"),
-            format!("turn:{host}:{port}?transport=tcp"),
-        ],
+        urls,
         secret,
         ttl_secs,
     };
@@ -150,8 +162,9 @@ pub async fn from_args(
 pub async fn start(
     config: TurnConfig,
     relay_rooms: Arc<RelayRooms>,
+    tls: Option<(u16, axum_server::tls_rustls::RustlsConfig)>,
 ) -> std::io::Result<TurnHandle> {
-    service::start(config, relay_rooms).await
+    service::start(config, relay_rooms, tls).await
 }
 
 #[cfg(test)]

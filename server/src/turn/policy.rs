@@ -37,6 +37,8 @@ pub enum Refusal {
     Bandwidth,
     /// The server holds its maximum number of allocations.
     Capacity,
+    /// A TURN-over-TLS client whose TLS handshake failed or took too long.
+    Handshake,
 }
 
 impl Refusal {
@@ -48,6 +50,7 @@ impl Refusal {
             Refusal::ForbiddenPeer => "forbidden_peer",
             Refusal::Bandwidth => "bandwidth",
             Refusal::Capacity => "capacity",
+            Refusal::Handshake => "tls_handshake",
         }
     }
 }

@@ -13,7 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -35,6 +36,8 @@ use crate::rtc::RelayRooms;
 const INBOUND_QUEUE: usize = 4096;
 /// Frames waiting to be written to one TCP client.
 const TCP_WRITE_QUEUE: usize = 256;
+/// Longest a TURN-over-TLS handshake may take.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// Largest STUN message or ChannelData frame (the length fields are 16 bits).
 const MAX_FRAME: usize = 4 + 65535 + 3;
 /// A TCP client silent this long is closed (allocations refresh far more often).
@@ -48,6 +51,8 @@ const MAX_KNOWN_CREDENTIALS: usize = 10_000;
 pub struct TurnHandle {
     pub udp_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
+    /// TURN over TLS, when a certificate is configured.
+    pub tls_addr: Option<SocketAddr>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -141,8 +146,16 @@ fn refused(r: Refusal) {
 pub async fn start(
     config: TurnConfig,
     relay_rooms: Arc<RelayRooms>,
+    tls: Option<(u16, RustlsConfig)>,
 ) -> std::io::Result<TurnHandle> {
     let (udp, tcp) = bind_pair(config.listen).await?;
+    let tls = match tls {
+        Some((port, certs)) => {
+            let l = TcpListener::bind(SocketAddr::new(config.listen.ip(), port)).await?;
+            Some((l, certs))
+        }
+        None => None,
+    };
     let udp_addr = udp.local_addr()?;
     let tcp_addr = tcp.local_addr()?;
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
@@ -174,12 +187,23 @@ pub async fn start(
         next_port,
     };
     let max_tcp = state.config.max_tcp_connections.max(1);
-    tokio::spawn(accept_loop(tcp, tx, max_tcp));
+    // One budget of open connections for TCP and TLS together.
+    let open = Arc::new(tokio::sync::Semaphore::new(max_tcp));
+    tokio::spawn(accept_loop(tcp, tx.clone(), open.clone(), None));
+    let tls_addr = match tls {
+        Some((listener, certs)) => {
+            let addr = listener.local_addr()?;
+            tokio::spawn(accept_loop(listener, tx, open, Some(certs)));
+            Some(addr)
+        }
+        None => None,
+    };
     let task = tokio::spawn(state.run(rx));
-    tracing::info!(%udp_addr, %tcp_addr, "TURN server listening (UDP and TCP)");
+    tracing::info!(%udp_addr, %tcp_addr, ?tls_addr, "TURN server listening (UDP, TCP, TLS when configured)");
     Ok(TurnHandle {
         udp_addr,
         tcp_addr,
+        tls_addr,
         task,
     })
 }
@@ -203,8 +227,14 @@ async fn bind_pair(listen: SocketAddr) -> std::io::Result<(UdpSocket, TcpListene
     Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")))
 }
 
-async fn accept_loop(listener: TcpListener, inbound: mpsc::Sender<Inbound>, max: usize) {
-    let open = Arc::new(tokio::sync::Semaphore::new(max));
+/// Accepts TURN clients over TCP, or over TLS with `tls`'s current
+/// certificate (the HTTPS one; a SIGHUP reload applies to new connections).
+async fn accept_loop(
+    listener: TcpListener,
+    inbound: mpsc::Sender<Inbound>,
+    open: Arc<tokio::sync::Semaphore>,
+    tls: Option<RustlsConfig>,
+) {
     loop {
         let (stream, client) = match listener.accept().await {
             Ok(c) => c,
@@ -219,30 +249,70 @@ async fn accept_loop(listener: TcpListener, inbound: mpsc::Sender<Inbound>, max:
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        let (wtx, wrx) = mpsc::channel(TCP_WRITE_QUEUE);
-        tokio::spawn(write_loop(write, wrx));
-        let tx = inbound.clone();
-        let reader = tokio::spawn(async move {
-            read_loop(read, client, &tx).await;
-            let _ = tx.send(Inbound::TcpClosed { client }).await;
-            drop(permit);
-        });
-        if inbound
-            .send(Inbound::TcpOpen {
-                client,
-                writer: wtx,
-                reader: reader.abort_handle(),
-            })
-            .await
-            .is_err()
-        {
-            return;
+        let inbound = inbound.clone();
+        match &tls {
+            None => {
+                let (read, write) = stream.into_split();
+                if !serve_stream(read, write, client, inbound, permit).await {
+                    return;
+                }
+            }
+            Some(certs) => {
+                // The handshake runs on its own task so that a slow client
+                // holds up no one else.
+                let mut config = (*certs.get_inner()).clone();
+                // TURN, not HTTP: whatever ALPN a client offers (or none).
+                config.alpn_protocols.clear();
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+                tokio::spawn(async move {
+                    let stream =
+                        match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            _ => {
+                                refused(Refusal::Handshake);
+                                return;
+                            }
+                        };
+                    let (read, write) = tokio::io::split(stream);
+                    serve_stream(read, write, client, inbound, permit).await;
+                });
+            }
         }
     }
 }
 
-async fn write_loop(mut w: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+/// Starts the reader and writer of one stream client and announces it;
+/// false when the service has stopped.
+async fn serve_stream<R, W>(
+    read: R,
+    write: W,
+    client: SocketAddr,
+    inbound: mpsc::Sender<Inbound>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> bool
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (wtx, wrx) = mpsc::channel(TCP_WRITE_QUEUE);
+    tokio::spawn(write_loop(write, wrx));
+    let tx = inbound.clone();
+    let reader = tokio::spawn(async move {
+        read_loop(read, client, &tx).await;
+        let _ = tx.send(Inbound::TcpClosed { client }).await;
+        drop(permit);
+    });
+    inbound
+        .send(Inbound::TcpOpen {
+            client,
+            writer: wtx,
+            reader: reader.abort_handle(),
+        })
+        .await
+        .is_ok()
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Vec<u8>>) {
     while let Some(frame) = rx.recv().await {
         if w.write_all(&frame).await.is_err() {
             return;
@@ -265,8 +335,8 @@ fn frame_len(buf: &[u8]) -> Option<usize> {
     })
 }
 
-async fn read_loop(
-    mut read: tokio::net::tcp::OwnedReadHalf,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut read: R,
     client: SocketAddr,
     inbound: &mpsc::Sender<Inbound>,
 ) {
