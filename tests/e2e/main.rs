@@ -36,6 +36,7 @@ mod packaging;
 mod recording;
 mod reliability;
 mod restream;
+mod room_access;
 mod room_defaults;
 mod server;
 mod shard;

@@ -10,7 +10,7 @@ mod admission;
 pub mod collab;
 mod gate;
 pub mod http_media;
-mod moderation;
+pub mod moderation;
 pub mod outbox;
 pub mod recording;
 pub mod restream;
@@ -29,6 +29,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use convene_api::Db;
+use convene_api::live::ModerationAction;
 use convene_api::limits::{IpLimits, PreJoin};
 use convene_api::store::rooms::RoomRecord;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -180,6 +181,24 @@ impl Signaling {
                 tx.send(msg).await.is_ok()
             }
         }
+    }
+
+    /// A moderation command of participant `from` (its refusal is told to it
+    /// by the room actor).
+    async fn moderate_as(
+        self: &Arc<Self>,
+        room: &RoomRecord,
+        from: String,
+        target: String,
+        action: ModerationAction,
+    ) {
+        let msg = RoomMsg::Moderate {
+            by: moderation::Moderator::Participant(from),
+            target,
+            action,
+            reply: None,
+        };
+        self.to_room(room, msg).await;
     }
 
     /// Sends to a running room actor (none running: nothing to do).
@@ -660,28 +679,21 @@ impl Connection {
                 participant_id,
                 source,
             } => {
-                self.sig
-                    .to_room(
-                        room,
-                        RoomMsg::MuteParticipant {
-                            from: pid,
-                            target: participant_id,
-                            source,
-                        },
-                    )
-                    .await;
+                let action = ModerationAction::Mute(source.map(moderation::mute_source));
+                self.sig.moderate_as(room, pid, participant_id, action).await;
                 Ok(())
             }
             ClientMsg::RemoveParticipant { participant_id } => {
-                self.sig
-                    .to_room(
-                        room,
-                        RoomMsg::RemoveParticipant {
-                            from: pid,
-                            target: participant_id,
-                        },
-                    )
-                    .await;
+                let action = ModerationAction::Remove;
+                self.sig.moderate_as(room, pid, participant_id, action).await;
+                Ok(())
+            }
+            ClientMsg::SetRole {
+                participant_id,
+                role,
+            } => {
+                let action = ModerationAction::SetRole(role);
+                self.sig.moderate_as(room, pid, participant_id, action).await;
                 Ok(())
             }
             ClientMsg::Collab(msg) => {
@@ -733,6 +745,24 @@ impl Connection {
 }
 
 impl convene_api::live::LiveRooms for Signaling {
+    fn moderate(
+        &self,
+        room_id: &str,
+        participant_id: &str,
+        action: ModerationAction,
+    ) -> Option<oneshot::Receiver<Result<(), convene_api::live::ModerationRefusal>>> {
+        let tx = self.live_room(room_id)?;
+        let (reply, rx) = oneshot::channel();
+        tx.try_send(RoomMsg::Moderate {
+            by: moderation::Moderator::Api,
+            target: participant_id.to_string(),
+            action,
+            reply: Some(reply),
+        })
+        .ok()?;
+        Some(rx)
+    }
+
     fn broadcast(&self, room_id: &str, event: convene_api::live_events::LiveEvent) -> bool {
         let Some(tx) = self.live_room(room_id) else {
             return false;
