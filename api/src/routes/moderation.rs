@@ -88,12 +88,14 @@ pub async fn mute_participant(
 ) -> ApiResult<StatusCode> {
     let source = match body.get("source") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(serde_json::from_value::<MuteSource>(v.clone()).map_err(|_| {
-            ApiError::field(
-                "source",
-                "must be microphone, camera or screen (or audio, video)",
-            )
-        })?),
+        Some(v) => Some(
+            serde_json::from_value::<MuteSource>(v.clone()).map_err(|_| {
+                ApiError::field(
+                    "source",
+                    "must be microphone, camera or screen (or audio, video)",
+                )
+            })?,
+        ),
     };
     let action = ModerationAction::Mute(source);
     moderate(&state, &team, &room, &participant, action).await?;

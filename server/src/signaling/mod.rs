@@ -29,8 +29,8 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use convene_api::Db;
-use convene_api::live::ModerationAction;
 use convene_api::limits::{IpLimits, PreJoin};
+use convene_api::live::ModerationAction;
 use convene_api::store::rooms::RoomRecord;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -680,12 +680,16 @@ impl Connection {
                 source,
             } => {
                 let action = ModerationAction::Mute(source.map(moderation::mute_source));
-                self.sig.moderate_as(room, pid, participant_id, action).await;
+                self.sig
+                    .moderate_as(room, pid, participant_id, action)
+                    .await;
                 Ok(())
             }
             ClientMsg::RemoveParticipant { participant_id } => {
                 let action = ModerationAction::Remove;
-                self.sig.moderate_as(room, pid, participant_id, action).await;
+                self.sig
+                    .moderate_as(room, pid, participant_id, action)
+                    .await;
                 Ok(())
             }
             ClientMsg::SetRole {
@@ -693,7 +697,9 @@ impl Connection {
                 role,
             } => {
                 let action = ModerationAction::SetRole(role);
-                self.sig.moderate_as(room, pid, participant_id, action).await;
+                self.sig
+                    .moderate_as(room, pid, participant_id, action)
+                    .await;
                 Ok(())
             }
             ClientMsg::Collab(msg) => {

@@ -214,8 +214,10 @@ impl RoomActor {
         let could_admit = m.may("admit_participants");
         m.role = role.to_string();
         m.permissions = permissions;
-        let (may_broadcast, may_screenshare) =
-            (m.may("broadcast"), m.may("screenshare") && screenshare_enabled);
+        let (may_broadcast, may_screenshare) = (
+            m.may("broadcast"),
+            m.may("screenshare") && screenshare_enabled,
+        );
         let worker = m.worker;
         let out = m.out.clone();
         let _ = out.try_send(ServerMsg::RoleChanged {
