@@ -291,3 +291,73 @@ async fn rest_role_change_mute_and_remove_reach_the_participants() {
     .await;
     assert_eq!(again.wait_type("error").await["code"], "REMOVED");
 }
+
+/// The people list of a page: "name|role|actions" per row.
+async fn people(page: &convene_tests::browser::Page) -> Vec<String> {
+    let v = page
+        .eval(
+            "[...document.querySelectorAll('#people-list li.person')].map(li => [\
+               li.querySelector('.name').textContent, li.querySelector('.role').textContent, \
+               [...li.querySelectorAll('.actions button')].map(b => b.className).join(',')].join('|'))",
+        )
+        .await;
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_page_follows_a_rest_role_change() {
+    use crate::browser::{JOIN_TIMEOUT, ONE_AT_A_TIME, server, wait_state};
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    let api = s.api();
+    api.post(
+        "/api/v1/rooms",
+        json!({"friendly_url": "promo", "join_screen_enabled": false}),
+    )
+    .await
+    .expect(200);
+    let t_ada = token(&api, "promo", "Ada", "attendee").await;
+    let browser = convene_tests::browser::Browser::launch().await;
+    let ada = browser.open(&s.url(&format!("/promo?token={t_ada}"))).await;
+    wait_state(&ada, "joined").await;
+    let (_ben, _) = join(&s, "promo", "Ben", None).await;
+    ada.eval("document.getElementById('tab-people').click(); true")
+        .await;
+    ada.wait_for(
+        "document.querySelectorAll('#people-list li.person').length === 2",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    // An attendee's list offers no actions.
+    let rows = people(&ada).await;
+    assert_eq!(rows, ["Ada (you)|attendee|", "Ben|attendee|"], "{rows:?}");
+
+    let ada_id = api.get("/api/v1/rooms/promo/live/participants").await.body["live_participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Ada")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    put_role(&api, "promo", &ada_id, json!({"role": "moderator"}))
+        .await
+        .expect(200);
+    // The page shows her new role and offers a moderator's actions.
+    ada.wait_for(
+        "[...document.querySelectorAll('#people-list li.person .actions button')].some(b => b.className === 'remove')",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    let rows = people(&ada).await;
+    assert_eq!(
+        rows,
+        ["Ada (you)|moderator|", "Ben|attendee|remove"],
+        "{rows:?}"
+    );
+    assert_eq!(
+        ada.eval("window.convene.permissions.manage_roles").await,
+        json!(true)
+    );
+}
