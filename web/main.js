@@ -402,6 +402,8 @@ class App {
         return this.onTrackMuted(m);
       case 'muted_by_moderator':
         return this.onMutedByModerator(m);
+      case 'role_changed':
+        return this.onRoleChanged(m);
       case 'active_speakers':
         this.speakers = m.speakers || [];
         return this.grid.setSpeakers(this.speakers);
@@ -444,6 +446,19 @@ class App {
     this.renderTiles();
     this.renderLobby();
     this.publishLocal();
+  }
+
+  /** A moderator changed a role; ours comes with our new permissions. */
+  onRoleChanged(m) {
+    const p = this.participants.get(m.participant_id);
+    if (p) p.role = m.role;
+    if (m.participant_id === this.participantId && m.permissions) {
+      this.me.role = m.role;
+      this.permissions = m.permissions;
+      this.collab.permissions = m.permissions;
+      this.publishLocal();
+    }
+    return this.renderTiles();
   }
 
   /** Publishes what the user wants on, as far as the role allows. */

@@ -56,6 +56,79 @@ pub trait LiveRooms: Send + Sync + Debug {
     ) -> Option<tokio::sync::oneshot::Receiver<Result<Vec<RestreamInfo>, RecordingRefusal>>> {
         None
     }
+
+    /// Moderates a participant of the room's live session (mute, remove,
+    /// role change) through the room actor's own moderation code, with the
+    /// API as the moderator. `None` when no session is live in this
+    /// process; otherwise the answer arrives on the receiver.
+    fn moderate(
+        &self,
+        _room_id: &str,
+        _participant_id: &str,
+        _action: ModerationAction,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<(), ModerationRefusal>>> {
+        None
+    }
+}
+
+/// What a moderator (a participant over signaling, or the API) does to a
+/// live participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModerationAction {
+    /// Mute one source (`None`: every source) as `mute_participant` does.
+    Mute(Option<MuteSource>),
+    /// Remove from the session, with the ban a signaling removal stores.
+    Remove,
+    /// Give the participant another of the room's roles.
+    SetRole(String),
+}
+
+/// A source a moderator mutes. REST also accepts `audio` and `video`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MuteSource {
+    #[serde(alias = "audio")]
+    Microphone,
+    #[serde(alias = "video")]
+    Camera,
+    Screen,
+}
+
+/// Why a moderation action was refused; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModerationRefusal {
+    /// The moderator's role lacks the permission.
+    Forbidden(String),
+    /// The participant is not in the live session.
+    NotLive,
+    /// The role is not one of the room's roles (or does not exist).
+    UnknownRole(String),
+    /// The change could not be stored.
+    Internal,
+}
+
+impl ModerationRefusal {
+    /// The signaling error code of the refusal (docs/signaling.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ModerationRefusal::Forbidden(_) => "FORBIDDEN",
+            ModerationRefusal::NotLive => "NOT_FOUND",
+            ModerationRefusal::UnknownRole(_) => "ROLE_NOT_IN_ROOM",
+            ModerationRefusal::Internal => "INTERNAL",
+        }
+    }
+
+    /// What the moderator is told.
+    pub fn message(&self) -> String {
+        match self {
+            ModerationRefusal::Forbidden(what) => format!("your role may not {what}"),
+            ModerationRefusal::NotLive => "no such participant in this room".into(),
+            ModerationRefusal::UnknownRole(r) => {
+                format!("role '{r}' is not one of this room's roles")
+            }
+            ModerationRefusal::Internal => "the server could not store the change".into(),
+        }
+    }
 }
 
 /// What REST asks of a room's restreams.

@@ -38,6 +38,7 @@ mod packaging;
 mod recording;
 mod reliability;
 mod restream;
+mod room_access;
 mod room_defaults;
 mod server;
 mod shard;

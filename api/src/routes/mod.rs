@@ -5,6 +5,7 @@ pub mod defaults;
 pub mod libraries;
 pub mod live;
 pub mod messages;
+pub mod moderation;
 pub mod polls;
 pub mod questions;
 pub mod quizzes;

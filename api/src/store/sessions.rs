@@ -218,6 +218,16 @@ impl Db {
         Ok(())
     }
 
+    /// Records a live participant's new role (a moderator's role change).
+    pub async fn set_participant_role(&self, id: &str, role: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE participants SET role = ? WHERE id = ?")
+            .bind(role)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     pub async fn participant_left(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
         let row: Option<ParticipantEventRow> = sqlx::query_as(

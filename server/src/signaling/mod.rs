@@ -11,7 +11,7 @@ pub mod collab;
 mod gate;
 pub mod http_media;
 mod layout;
-mod moderation;
+pub mod moderation;
 pub mod outbox;
 pub mod recording;
 pub mod restream;
@@ -31,6 +31,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use convene_api::Db;
 use convene_api::limits::{IpLimits, PreJoin};
+use convene_api::live::ModerationAction;
 use convene_api::store::rooms::RoomRecord;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -181,6 +182,24 @@ impl Signaling {
                 tx.send(msg).await.is_ok()
             }
         }
+    }
+
+    /// A moderation command of participant `from` (its refusal is told to it
+    /// by the room actor).
+    async fn moderate_as(
+        self: &Arc<Self>,
+        room: &RoomRecord,
+        from: String,
+        target: String,
+        action: ModerationAction,
+    ) {
+        let msg = RoomMsg::Moderate {
+            by: moderation::Moderator::Participant(from),
+            target,
+            action,
+            reply: None,
+        };
+        self.to_room(room, msg).await;
     }
 
     /// Sends to a running room actor (none running: nothing to do).
@@ -661,27 +680,26 @@ impl Connection {
                 participant_id,
                 source,
             } => {
+                let action = ModerationAction::Mute(source.map(moderation::mute_source));
                 self.sig
-                    .to_room(
-                        room,
-                        RoomMsg::MuteParticipant {
-                            from: pid,
-                            target: participant_id,
-                            source,
-                        },
-                    )
+                    .moderate_as(room, pid, participant_id, action)
                     .await;
                 Ok(())
             }
             ClientMsg::RemoveParticipant { participant_id } => {
+                let action = ModerationAction::Remove;
                 self.sig
-                    .to_room(
-                        room,
-                        RoomMsg::RemoveParticipant {
-                            from: pid,
-                            target: participant_id,
-                        },
-                    )
+                    .moderate_as(room, pid, participant_id, action)
+                    .await;
+                Ok(())
+            }
+            ClientMsg::SetRole {
+                participant_id,
+                role,
+            } => {
+                let action = ModerationAction::SetRole(role);
+                self.sig
+                    .moderate_as(room, pid, participant_id, action)
                     .await;
                 Ok(())
             }
@@ -734,6 +752,24 @@ impl Connection {
 }
 
 impl convene_api::live::LiveRooms for Signaling {
+    fn moderate(
+        &self,
+        room_id: &str,
+        participant_id: &str,
+        action: ModerationAction,
+    ) -> Option<oneshot::Receiver<Result<(), convene_api::live::ModerationRefusal>>> {
+        let tx = self.live_room(room_id)?;
+        let (reply, rx) = oneshot::channel();
+        tx.try_send(RoomMsg::Moderate {
+            by: moderation::Moderator::Api,
+            target: participant_id.to_string(),
+            action,
+            reply: Some(reply),
+        })
+        .ok()?;
+        Some(rx)
+    }
+
     fn broadcast(&self, room_id: &str, event: convene_api::live_events::LiveEvent) -> bool {
         let Some(tx) = self.live_room(room_id) else {
             return false;

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::Signaling;
 use super::collab::{self, CollabMsg};
 use super::outbox::Outbox;
-use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, Source, TrackInfo};
+use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, TrackInfo};
 use crate::rtc::{Command, RoomCounters, RoomCountersSnapshot, WorkerId};
 
 /// How long a participant whose connection dropped keeps its place.
@@ -88,14 +88,13 @@ pub enum RoomMsg {
         conn: u64,
         leave: bool,
     },
-    MuteParticipant {
-        from: String,
+    /// Mute, remove or change the role of `target`, by a moderator in the
+    /// room or the REST API (whose answer goes to `reply`).
+    Moderate {
+        by: super::moderation::Moderator,
         target: String,
-        source: Option<Source>,
-    },
-    RemoveParticipant {
-        from: String,
-        target: String,
+        action: convene_api::live::ModerationAction,
+        reply: Option<oneshot::Sender<Result<(), convene_api::live::ModerationRefusal>>>,
     },
     LobbyDecision {
         from: String,
@@ -277,12 +276,12 @@ impl RoomActor {
                 conn,
                 leave,
             } => self.disconnected(&participant_id, conn, leave).await,
-            RoomMsg::MuteParticipant {
-                from,
+            RoomMsg::Moderate {
+                by,
                 target,
-                source,
-            } => self.mute(&from, &target, source),
-            RoomMsg::RemoveParticipant { from, target } => self.remove(&from, &target).await,
+                action,
+                reply,
+            } => self.moderate(by, &target, action, reply).await,
             RoomMsg::LobbyDecision {
                 from,
                 target,

@@ -89,6 +89,11 @@ pub enum ClientMsg {
     RemoveParticipant {
         participant_id: String,
     },
+    /// Give a participant another of the room's roles (`manage_roles`).
+    SetRole {
+        participant_id: String,
+        role: String,
+    },
     Admit {
         participant_id: String,
     },
@@ -205,6 +210,14 @@ pub enum ServerMsg {
     },
     Ping,
     Pong,
+    /// A participant's role changed; the participant itself also gets its
+    /// new permissions.
+    RoleChanged {
+        participant_id: String,
+        role: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        permissions: Option<Map<String, Value>>,
+    },
     /// A room event (chat, hands, polls, Q&A, quizzes, recording; from the
     /// room or the REST API): `convene_api::live_events`, which carries its
     /// own `type`. Shared, so a room's fan-out clones a pointer.
@@ -284,7 +297,7 @@ mod tests {
     use super::*;
 
     /// How many variants `ServerMsg` has: `example` below builds each.
-    const VARIANTS: usize = 19;
+    const VARIANTS: usize = 20;
 
     /// One message of every kind; a new variant fails to compile here
     /// until it has an example (and a bumped `VARIANTS`).
@@ -372,6 +385,11 @@ mod tests {
             },
             16 => ServerMsg::Ping,
             17 => ServerMsg::Pong,
+            18 => ServerMsg::RoleChanged {
+                participant_id: "p1".into(),
+                role: "speaker".into(),
+                permissions: None,
+            },
             _ => ServerMsg::Live(Arc::new(LiveEvent::PollVoted {
                 poll_id: "q".into(),
             })),
@@ -396,7 +414,8 @@ mod tests {
             ServerMsg::LobbyResolved { .. } => 15,
             ServerMsg::Ping => 16,
             ServerMsg::Pong => 17,
-            ServerMsg::Live(_) => 18,
+            ServerMsg::RoleChanged { .. } => 18,
+            ServerMsg::Live(_) => 19,
         };
         assert_eq!(n, i.min(VARIANTS - 1));
         msg

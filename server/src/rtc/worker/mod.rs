@@ -120,6 +120,13 @@ pub enum Command {
         muted: bool,
         by: Option<String>,
     },
+    /// A participant's role changed: what it may publish from now on
+    /// (its tracks of sources it lost are muted by signaling).
+    SetPermissions {
+        participant_id: String,
+        may_broadcast: bool,
+        may_screenshare: bool,
+    },
     RoomTracks {
         room_id: String,
         reply: oneshot::Sender<HashMap<String, Vec<TrackInfo>>>,
@@ -742,6 +749,18 @@ impl Worker {
                 muted,
                 by,
             } => self.mute(&participant_id, source, muted, by),
+            Command::SetPermissions {
+                participant_id,
+                may_broadcast,
+                may_screenshare,
+            } => {
+                if let Some(&slot) = self.by_participant.get(&participant_id)
+                    && let Some(p) = self.peers.get_mut(slot)
+                {
+                    p.may_broadcast = may_broadcast;
+                    p.may_screenshare = may_screenshare;
+                }
+            }
             Command::StartRecording { room_id, sink } => self.start_recording(&room_id, sink),
             Command::StopRecording { room_id } => {
                 if let Some(room) = self.rooms.get_mut(room_id.as_str()) {

@@ -280,17 +280,28 @@ impl Worker {
         let Some(&slot) = self.by_participant.get(participant_id) else {
             return;
         };
-        let Some(room_id) = self.peers.get(slot).map(|p| p.room_id.clone()) else {
+        let Some((room_id, may_broadcast, may_screenshare)) = self
+            .peers
+            .get(slot)
+            .map(|p| (p.room_id.clone(), p.may_broadcast, p.may_screenshare))
+        else {
             return;
         };
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
+        };
+        // A source the participant may no longer publish (its role
+        // changed) stays muted.
+        let may_unmute = |s: Source| match s {
+            Source::Screen => may_screenshare,
+            Source::Microphone | Source::Camera => may_broadcast,
         };
         let mut changed = Vec::new();
         for t in room.tracks.values_mut() {
             if t.publisher() == Some(slot)
                 && source.is_none_or(|s| s == t.source)
                 && t.muted != muted
+                && (muted || may_unmute(t.source))
             {
                 t.muted = muted;
                 changed.push((t.id.clone(), t.source));
