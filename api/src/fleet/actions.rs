@@ -84,7 +84,7 @@ pub async fn run(
         }
     };
     let result = answer.map_err(|(code, message)| device_error(&code, message))?;
-    match req.action {
+    let change = match req.action {
         "join_meeting" => {
             let platform = result
                 .get("platform")
@@ -93,11 +93,15 @@ pub async fn run(
                 .chars()
                 .take(32)
                 .collect();
-            state.hub.set_meeting(&link, Some(platform));
+            state.hub.set_meeting(&link, Some(platform))
         }
         "leave_meeting" => state.hub.set_meeting(&link, None),
-        _ => {}
-    }
+        _ => None,
+    };
+    state
+        .hub
+        .record_meeting(&state.db, &link.device_id, change)
+        .await;
     Ok(Json(json!({
         "action": req.action,
         "device_id": id,

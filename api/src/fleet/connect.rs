@@ -206,7 +206,11 @@ async fn handle(state: &FleetState, link: &Link, text: &str) -> Result<bool, Str
                     tracing::error!(device = %link.device_id, error = %e, "cannot record a heartbeat");
                 }
             }
-            state.hub.set_meeting(link, beat.meeting);
+            let change = state.hub.set_meeting(link, beat.meeting);
+            state
+                .hub
+                .record_meeting(&state.db, &link.device_id, change)
+                .await;
             super::alerts::on_heartbeat(state, link, &beat.health).await;
             Ok(true)
         }

@@ -142,6 +142,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A device's meeting state changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeetingChange {
+    /// It joined a meeting on this platform.
+    Started(String),
+    Ended,
+}
+
 /// The registry of connected devices and the event channel.
 pub struct Hub {
     links: tokio::sync::Mutex<HashMap<String, Arc<Link>>>,
@@ -220,7 +228,8 @@ impl Hub {
         }
         drop(links);
         tracing::info!(device = %link.device_id, "fleet device offline");
-        self.set_meeting(link, None);
+        let change = self.set_meeting(link, None);
+        self.record_meeting(db, &link.device_id, change).await;
         self.emit(
             "device.status",
             json!({"device_id": link.device_id, "status": "offline"}),
@@ -237,20 +246,42 @@ impl Hub {
         self.links.lock().await.get(device_id).cloned()
     }
 
-    /// Records the device's meeting state (`Some(platform)` in a meeting)
-    /// and announces a change as `meeting.started` / `meeting.ended`.
-    pub fn set_meeting(&self, link: &Link, platform: Option<String>) {
+    /// Records the device's meeting state (`Some(platform)` in a meeting),
+    /// announces a change as `meeting.started` / `meeting.ended`, and
+    /// returns it (the caller stores it: [`Hub::record_meeting`]).
+    pub fn set_meeting(&self, link: &Link, platform: Option<String>) -> Option<MeetingChange> {
         let before = std::mem::replace(&mut *lock(&link.meeting), platform.clone());
         match (before, platform) {
-            (None, Some(p)) => self.emit(
-                "meeting.started",
-                json!({"device_id": link.device_id, "platform": p}),
-            ),
-            (Some(p), None) => self.emit(
-                "meeting.ended",
-                json!({"device_id": link.device_id, "platform": p}),
-            ),
-            _ => {}
+            (None, Some(p)) => {
+                self.emit(
+                    "meeting.started",
+                    json!({"device_id": link.device_id, "platform": p}),
+                );
+                Some(MeetingChange::Started(p))
+            }
+            (Some(p), None) => {
+                self.emit(
+                    "meeting.ended",
+                    json!({"device_id": link.device_id, "platform": p}),
+                );
+                Some(MeetingChange::Ended)
+            }
+            _ => None,
+        }
+    }
+
+    /// Stores a meeting change for the usage analytics (a failure is
+    /// logged: the live state is not held up by it).
+    pub async fn record_meeting(&self, db: &Db, device_id: &str, change: Option<MeetingChange>) {
+        let res = match change {
+            Some(MeetingChange::Started(platform)) => {
+                db.fleet_meeting_started(device_id, &platform).await
+            }
+            Some(MeetingChange::Ended) => db.fleet_meeting_ended(device_id).await,
+            None => return,
+        };
+        if let Err(e) = res {
+            tracing::error!(device = %device_id, error = %e, "cannot record a meeting change");
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod alerts;
+pub mod analytics;
 pub mod auth;
 pub mod connect;
 pub mod devices;
@@ -104,6 +105,7 @@ impl FleetState {
         let secret: Arc<[u8]> = db.fleet_signing_secret().await?.into();
         // No appliance is connected to a server that has just started.
         db.reset_fleet_connections().await?;
+        db.close_dangling_fleet_meetings().await?;
         Ok(FleetState {
             db,
             config: Arc::new(config),
@@ -144,6 +146,7 @@ pub fn router(state: FleetState) -> Router {
             "/groups/{id}/devices/{device_id}",
             delete(groups::remove_device),
         )
+        .route("/analytics/usage", get(analytics::usage_route))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/policies", get(policies::list).post(policies::create))

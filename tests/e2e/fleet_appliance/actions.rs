@@ -146,6 +146,56 @@ async fn remote_actions_are_carried_out_by_the_appliance() {
         "NO_ACTIVE_MEETING",
     );
 
+    // The meeting counts in the usage analytics (viewers may read them);
+    // bad periods and unknown groups get the seed's error object.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let usage = viewer
+        .get(&format!(
+            "/analytics/usage?start={today}&end={today}&group=all"
+        ))
+        .await
+        .expect(200)
+        .body;
+    let stats = &usage["stats"];
+    assert_eq!(stats["total_meetings"], 1, "{usage}");
+    assert_eq!(stats["platforms"]["convene"], 1, "{usage}");
+    assert!(
+        stats["average_duration_minutes"].as_f64() > Some(0.0),
+        "{usage}"
+    );
+    assert_eq!(
+        stats["peak_hours"].as_array().map(Vec::len),
+        Some(1),
+        "{usage}"
+    );
+    assert_eq!(usage["period"]["start"], today.as_str());
+    let yesterday = (chrono::Utc::now().date_naive() - chrono::Days::new(1)).to_string();
+    let none = viewer
+        .get(&format!(
+            "/analytics/usage?start={yesterday}&end={yesterday}"
+        ))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(none["stats"]["total_meetings"], 0, "{none}");
+    for bad in [
+        "/analytics/usage".to_string(),
+        format!("/analytics/usage?start={today}&end={yesterday}"),
+        format!("/analytics/usage?start=01/02/2024&end={today}"),
+        "/analytics/usage?start=2020-01-01&end=2023-01-01".to_string(),
+    ] {
+        expect_error(&viewer.get(&bad).await, 400, "VALIDATION_ERROR");
+    }
+    expect_error(
+        &viewer
+            .get(&format!(
+                "/analytics/usage?start={today}&end={today}&group=no-such-group"
+            ))
+            .await,
+        404,
+        "NOT_FOUND",
+    );
+
     // reboot runs the configured command (it writes the marker file).
     let r = admin
         .action(&id, json!({"action": "reboot"}))

@@ -9,12 +9,14 @@ use serde_json::{Map, Value};
 
 pub use alerts::{Acknowledged, AlertRecord, NewAlert};
 pub use connection::PolicyReport;
+pub use meetings::FleetMeeting;
 
 use super::{Db, StoreError, now};
 use crate::fleet::domain::{DeviceStatus, FleetRole};
 
 mod alerts;
 mod connection;
+mod meetings;
 mod policies;
 
 /// Failures of a fleet write that the caller answers differently.

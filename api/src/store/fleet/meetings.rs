@@ -1,0 +1,105 @@
+//! The SQL of the meetings appliances take part in
+//! (migrations/0015_fleet_meetings.sql): opened on `meeting.started`,
+//! closed on `meeting.ended` or when the device goes offline, read by the
+//! usage analytics.
+
+use super::super::{Db, StoreError, now};
+
+/// One meeting of one device, as the analytics read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetMeeting {
+    pub device_id: String,
+    pub platform: String,
+    pub started_at: String,
+    /// `None` while it lasts.
+    pub ended_at: Option<String>,
+}
+
+impl Db {
+    /// A device's meeting started: any meeting still open for it is closed
+    /// first (a missed end), then a new one is opened.
+    pub async fn fleet_meeting_started(
+        &self,
+        device_id: &str,
+        platform: &str,
+    ) -> Result<(), StoreError> {
+        let ts = now();
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "UPDATE fleet_meetings SET ended_at = ? WHERE device_id = ? AND ended_at IS NULL",
+        )
+        .bind(&ts)
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO fleet_meetings (device_id, platform, started_at)
+             SELECT id, ?, ? FROM fleet_devices WHERE id = ?",
+        )
+        .bind(platform)
+        .bind(&ts)
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A device's meeting ended (or the device went offline).
+    pub async fn fleet_meeting_ended(&self, device_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE fleet_meetings SET ended_at = ? WHERE device_id = ? AND ended_at IS NULL",
+        )
+        .bind(now())
+        .bind(device_id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// At start no device is connected: meetings left open by a crash end
+    /// at their device's last heartbeat (or when they started, if later).
+    pub async fn close_dangling_fleet_meetings(&self) -> Result<u64, StoreError> {
+        let res = sqlx::query(
+            "UPDATE fleet_meetings SET ended_at = (
+                 SELECT MAX(fleet_meetings.started_at, COALESCE(d.last_seen, fleet_meetings.started_at))
+                 FROM fleet_devices d WHERE d.id = fleet_meetings.device_id)
+             WHERE ended_at IS NULL",
+        )
+        .execute(&self.write)
+        .await?;
+        Ok(res.rows_affected())
+    }
+
+    /// Meetings that started in `[from, to)` (RFC 3339 timestamps), of the
+    /// devices of `group_id` when given.
+    pub async fn fleet_meetings_between(
+        &self,
+        from: &str,
+        to: &str,
+        group_id: Option<&str>,
+    ) -> Result<Vec<FleetMeeting>, StoreError> {
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT m.device_id, m.platform, m.started_at, m.ended_at
+             FROM fleet_meetings m JOIN fleet_devices d ON d.id = m.device_id
+             WHERE m.started_at >= ? AND m.started_at < ?
+               AND (? IS NULL OR d.group_id = ?)
+             ORDER BY m.seq",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(group_id)
+        .bind(group_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(device_id, platform, started_at, ended_at)| FleetMeeting {
+                device_id,
+                platform,
+                started_at,
+                ended_at,
+            })
+            .collect())
+    }
+}
