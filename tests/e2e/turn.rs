@@ -117,17 +117,24 @@ fn allocate(s: &Server, transport: Transport, user: &str, pass: &str) -> Result<
     Turn::allocate(addr, transport, media_ip(), &user, &pass)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn join_delivers_turn_credentials_that_relay_to_the_media_port_only() {
-    // An echo peer the operator allowed (--turn-allow-peer): relayed both ways.
+/// A UDP peer that sends back what it gets (one the operator allows with
+/// `--turn-allow-peer`, so that relaying can be seen both ways).
+fn echo_peer() -> std::net::SocketAddr {
     let echo = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
-    let echo_addr = echo.local_addr().unwrap();
+    let addr = echo.local_addr().unwrap();
     std::thread::spawn(move || {
         let mut buf = [0u8; 2048];
         while let Ok((n, from)) = echo.recv_from(&mut buf) {
             let _ = echo.send_to(&buf[..n], from);
         }
     });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_delivers_turn_credentials_that_relay_to_the_media_port_only() {
+    // An echo peer the operator allowed (--turn-allow-peer): relayed both ways.
+    let echo_addr = echo_peer();
     let s = server(&["--turn-allow-peer", &echo_addr.to_string()]);
     room(&s, "turn-a").await;
     let (_ann, joined) = join(&s, "turn-a", "Ann", false).await;
@@ -466,14 +473,7 @@ async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
 /// plain TCP to the TLS port gets no allocation and is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turn_over_tls_uses_the_https_certificate_and_relays() {
-    let echo = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
-    let echo_addr = echo.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while let Ok((n, from)) = echo.recv_from(&mut buf) {
-            let _ = echo.send_to(&buf[..n], from);
-        }
-    });
+    let echo_addr = echo_peer();
     let dir = tempfile::tempdir().unwrap();
     let ip = media_ip().to_string();
     let c = rcgen::generate_simple_self_signed(vec![ip.clone(), "127.0.0.1".into()]).unwrap();
