@@ -101,6 +101,8 @@ pub struct Turn {
     pub relayed: Option<SocketAddr>,
     /// Data from peers, in arrival order.
     pub received: Vec<(SocketAddr, Vec<u8>)>,
+    /// The server closed the TCP/TLS connection.
+    pub closed: bool,
 }
 
 impl Turn {
@@ -154,6 +156,7 @@ impl Turn {
             events: Vec::new(),
             relayed: None,
             received: Vec::new(),
+            closed: false,
         };
         let ok = t.run_until(|e| {
             matches!(
@@ -245,8 +248,8 @@ impl Turn {
                 Ok((n, from)) if from == self.server => n,
                 _ => 0,
             },
-            Conn::Tcp(s) => s.read(&mut buf).unwrap_or(0),
-            Conn::Tls(s) => s.read(&mut buf).unwrap_or(0),
+            Conn::Tcp(s) => stream_read(s.read(&mut buf), &mut self.closed),
+            Conn::Tls(s) => stream_read(s.read(&mut buf), &mut self.closed),
         };
         if n > 0 {
             let data = &buf[..n];
@@ -284,7 +287,7 @@ impl Turn {
 
     fn run_until(&mut self, done: impl Fn(&TurnEvent) -> bool) -> Option<TurnEvent> {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && !self.closed {
             self.step();
             while let Some(e) = with!(&mut self.proto, p => p.poll_event()) {
                 self.events.push(format!("{e:?}"));
@@ -302,6 +305,30 @@ impl Turn {
         let _ = with!(&mut self.proto, p => p.delete(now));
         for _ in 0..10 {
             self.step();
+        }
+    }
+}
+
+/// What a stream read gave: its length, 0 on a timeout; a closed (or
+/// failed) connection sets `closed`.
+fn stream_read(r: std::io::Result<usize>, closed: &mut bool) -> usize {
+    match r {
+        Ok(0) => {
+            *closed = true;
+            0
+        }
+        Ok(n) => n,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            0
+        }
+        Err(_) => {
+            *closed = true;
+            0
         }
     }
 }
