@@ -137,6 +137,16 @@ pub enum LiveEvent {
         recording_id: String,
         bookmark: Bookmark,
     },
+    /// A live caption: one recognised utterance of a participant, in a room
+    /// with `transcription_enabled` (docs/transcripts.md); also stored as a
+    /// transcript segment.
+    Caption {
+        participant_id: String,
+        participant_name: String,
+        transcript: String,
+        start_time: String,
+        end_time: String,
+    },
     /// What a joining (or resuming) participant needs to catch up.
     CollabState {
         chat: Vec<ChatMessage>,
@@ -229,6 +239,7 @@ impl LiveEvent {
             LiveEvent::RecordingStarted { .. } => "recording_started",
             LiveEvent::RecordingStopped { .. } => "recording_stopped",
             LiveEvent::RecordingBookmarked { .. } => "recording_bookmarked",
+            LiveEvent::Caption { .. } => "caption",
             LiveEvent::CollabState { .. } => "collab_state",
         }
     }
@@ -249,7 +260,7 @@ mod tests {
     use crate::store::quizzes::Quizzes;
 
     /// How many variants `LiveEvent` has: `variant` below must name each.
-    const VARIANTS: usize = 26;
+    const VARIANTS: usize = 27;
 
     /// A number per variant; adding a variant fails to compile here until it
     /// gets one (and `every_event` an example, or the coverage test fails).
@@ -281,6 +292,7 @@ mod tests {
             LiveEvent::RecordingStopped { .. } => 23,
             LiveEvent::RecordingBookmarked { .. } => 24,
             LiveEvent::CollabState { .. } => 25,
+            LiveEvent::Caption { .. } => 26,
         }
     }
 
@@ -565,6 +577,19 @@ mod tests {
                 json!({"type": "recording_bookmarked", "recording_id": "r1",
                        "bookmark": {"id": "b1", "name": "Bookmark at 0:05", "at_ms": 5000,
                                     "participant_id": "p1"}}),
+            ),
+            (
+                LiveEvent::Caption {
+                    participant_id: "p1".into(),
+                    participant_name: "Ann".into(),
+                    transcript: "one two three".into(),
+                    start_time: "2026-01-01T00:00:01.000000Z".into(),
+                    end_time: "2026-01-01T00:00:03.000000Z".into(),
+                },
+                json!({"type": "caption", "participant_id": "p1", "participant_name": "Ann",
+                       "transcript": "one two three",
+                       "start_time": "2026-01-01T00:00:01.000000Z",
+                       "end_time": "2026-01-01T00:00:03.000000Z"}),
             ),
             (
                 LiveEvent::CollabState {

@@ -14,4 +14,5 @@ pub mod roles;
 pub mod rooms;
 pub mod sessions;
 pub mod statistics;
+pub mod transcripts;
 pub mod webhooks;
