@@ -39,6 +39,7 @@ mod restream;
 mod room_defaults;
 mod server;
 mod shard;
+mod transcripts;
 mod turn;
 mod webhooks;
 mod whep;
