@@ -340,14 +340,26 @@ mod tests {
         assert_eq!(all.len(), 1);
     }
 
+    /// Speech-like: 300 ms of tone, 100 ms of silence, repeated (the pauses
+    /// keep the noise floor down, as the gaps between syllables do).
+    fn syllables(ms: u64) -> Vec<i16> {
+        let mut out = Vec::new();
+        while (out.len() as u64) < ms * 16 {
+            out.extend(sine(300.0, RECOGNITION_RATE, 300, 8_000.0));
+            out.extend(std::iter::repeat_n(0, FRAME * 5));
+        }
+        out.truncate((ms * 16) as usize);
+        out
+    }
+
     #[test]
     fn long_speech_is_cut_and_finish_flushes() {
         let mut s = Segmenter::new(0);
-        let cut = s.push(&sine(300.0, RECOGNITION_RATE, 16_000, 8_000.0));
+        let cut = s.push(&syllables(16_000));
         assert_eq!(cut.len(), 1);
         assert_eq!(cut[0].end_ms - cut[0].start_ms, MAX_UTTERANCE_MS);
-        // Speech resumes at once; the rest comes out at the end.
-        s.push(&sine(300.0, RECOGNITION_RATE, 800, 8_000.0));
+        // Speech goes on; the rest comes out at the end.
+        s.push(&syllables(800));
         let last = s.finish().expect("the rest");
         assert!(last.end_ms > MAX_UTTERANCE_MS);
     }
