@@ -32,6 +32,9 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)   # opus's build script
 compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || missing+=(libclang-dev)   # v4l's bindgen
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)   # library PDFs become slides
+command -v pocketsphinx_continuous >/dev/null 2>&1 || missing+=(pocketsphinx)   # built-in transcription engine
+[ -d /usr/share/pocketsphinx/model/en-us ] || missing+=(pocketsphinx-en-us)   # its US English model
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)   # speech for the transcription tests
 command -v nft >/dev/null 2>&1 || missing+=(nftables)   # TURN tests block direct UDP to the media port
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing missing system packages: ${missing[*]}"

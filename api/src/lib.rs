@@ -215,7 +215,16 @@ fn api_routes() -> OpenApiRouter<ApiState> {
             routes::recordings::eyeson_start,
             routes::recordings::eyeson_stop
         ))
-        .routes(routes!(routes::sessions::delete_session_transcripts))
+        .routes(routes!(
+            routes::sessions::delete_session_transcripts,
+            routes::transcripts::session_transcripts
+        ))
+        .routes(routes!(
+            routes::transcripts::room_transcripts,
+            routes::transcripts::delete_room_transcripts
+        ))
+        .routes(routes!(routes::transcripts::export_room_transcripts))
+        .routes(routes!(routes::transcripts::export_session_transcripts))
         .routes(routes!(routes::sessions::delete_session_summaries))
         .routes(routes!(routes::sessions::delete_session_resources))
         .routes(routes!(routes::statistics::team_statistics))

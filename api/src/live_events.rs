@@ -143,6 +143,16 @@ pub enum LiveEvent {
         mode: String,
         by: Option<String>,
     },
+    /// A live caption: one recognised utterance of a participant, in a room
+    /// with `transcription_enabled` (docs/transcripts.md); also stored as a
+    /// transcript segment.
+    Caption {
+        participant_id: String,
+        participant_name: String,
+        transcript: String,
+        start_time: String,
+        end_time: String,
+    },
     /// What a joining (or resuming) participant needs to catch up.
     CollabState {
         chat: Vec<ChatMessage>,
@@ -236,6 +246,7 @@ impl LiveEvent {
             LiveEvent::RecordingStopped { .. } => "recording_stopped",
             LiveEvent::RecordingBookmarked { .. } => "recording_bookmarked",
             LiveEvent::Layout { .. } => "layout",
+            LiveEvent::Caption { .. } => "caption",
             LiveEvent::CollabState { .. } => "collab_state",
         }
     }
@@ -256,7 +267,7 @@ mod tests {
     use crate::store::quizzes::Quizzes;
 
     /// How many variants `LiveEvent` has: `variant` below must name each.
-    const VARIANTS: usize = 27;
+    const VARIANTS: usize = 28;
 
     /// A number per variant; adding a variant fails to compile here until it
     /// gets one (and `every_event` an example, or the coverage test fails).
@@ -289,6 +300,7 @@ mod tests {
             LiveEvent::RecordingBookmarked { .. } => 24,
             LiveEvent::CollabState { .. } => 25,
             LiveEvent::Layout { .. } => 26,
+            LiveEvent::Caption { .. } => 27,
         }
     }
 
@@ -580,6 +592,19 @@ mod tests {
                     by: Some("p1".into()),
                 },
                 json!({"type": "layout", "mode": "speaker", "by": "p1"}),
+            ),
+            (
+                LiveEvent::Caption {
+                    participant_id: "p1".into(),
+                    participant_name: "Ann".into(),
+                    transcript: "one two three".into(),
+                    start_time: "2026-01-01T00:00:01.000000Z".into(),
+                    end_time: "2026-01-01T00:00:03.000000Z".into(),
+                },
+                json!({"type": "caption", "participant_id": "p1", "participant_name": "Ann",
+                       "transcript": "one two three",
+                       "start_time": "2026-01-01T00:00:01.000000Z",
+                       "end_time": "2026-01-01T00:00:03.000000Z"}),
             ),
             (
                 LiveEvent::CollabState {

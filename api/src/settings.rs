@@ -88,6 +88,8 @@ pub const FIELDS: &[Field] = &[
     both("chat_enabled", Kind::Bool),
     both("qa_enabled", Kind::Bool),
     both("recordings_enabled", Kind::Bool),
+    // Convene's: live transcription and captions (docs/transcripts.md).
+    both("transcription_enabled", Kind::Bool),
     both("screenshare_enabled", Kind::Bool),
     both("raise_hand_enabled", Kind::Bool),
     both("video_on_join_enabled", Kind::Bool),
@@ -135,6 +137,9 @@ pub struct RoomSettings {
     pub chat_enabled: bool,
     pub qa_enabled: bool,
     pub recordings_enabled: bool,
+    /// Live transcription and captions (Convene's; docs/transcripts.md).
+    #[serde(default)]
+    pub transcription_enabled: bool,
     pub screenshare_enabled: bool,
     pub raise_hand_enabled: bool,
     pub video_on_join_enabled: bool,
@@ -193,6 +198,7 @@ pub fn initial_defaults() -> Map<String, Value> {
         "chat_enabled": true,
         "qa_enabled": false,
         "recordings_enabled": false,
+        "transcription_enabled": false,
         "screenshare_enabled": true,
         "raise_hand_enabled": true,
         "video_on_join_enabled": true,

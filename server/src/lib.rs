@@ -17,6 +17,7 @@ pub mod rtc;
 pub mod signaling;
 pub mod tls;
 pub mod turn;
+pub mod voice;
 pub mod web;
 
 use std::future::Future;

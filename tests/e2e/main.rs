@@ -42,6 +42,7 @@ mod room_access;
 mod room_defaults;
 mod server;
 mod shard;
+mod transcripts;
 mod turn;
 mod webhooks;
 mod whep;

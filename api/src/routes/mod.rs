@@ -15,4 +15,5 @@ pub mod roles;
 pub mod rooms;
 pub mod sessions;
 pub mod statistics;
+pub mod transcripts;
 pub mod webhooks;

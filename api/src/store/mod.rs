@@ -20,6 +20,7 @@ pub mod session_data;
 pub mod sessions;
 pub mod statistics;
 pub mod teams;
+pub mod transcripts;
 pub mod webhooks;
 
 use std::path::Path;
