@@ -38,10 +38,11 @@ pub async fn hashed_change(body: &Map<String, Value>) -> ApiResult<Option<Option
         None => Ok(None),
         Some(None) => Ok(Some(None)),
         Some(Some(plain)) => {
-            let hash = tokio::task::spawn_blocking(move || crate::fleet::auth::hash_password(&plain))
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(ApiError::internal)?;
+            let hash =
+                tokio::task::spawn_blocking(move || crate::fleet::auth::hash_password(&plain))
+                    .await
+                    .map_err(ApiError::internal)?
+                    .map_err(ApiError::internal)?;
             Ok(Some(Some(hash)))
         }
     }

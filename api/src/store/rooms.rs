@@ -71,8 +71,17 @@ const SELECT: &str = "SELECT r.id, r.team_id, r.friendly_url, r.description, r.s
      FROM rooms r";
 
 fn record(row: RoomRow) -> Result<RoomRecord, StoreError> {
-    let (id, team_id, friendly_url, description, settings, created_at, updated_at, tags, password_hash) =
-        row;
+    let (
+        id,
+        team_id,
+        friendly_url,
+        description,
+        settings,
+        created_at,
+        updated_at,
+        tags,
+        password_hash,
+    ) = row;
     let settings = match serde_json::from_str::<Value>(&settings) {
         Ok(Value::Object(m)) => crate::settings::complete(m, crate::settings::Target::Room),
         _ => return Err(StoreError::Corrupt(format!("settings of room {id}"))),

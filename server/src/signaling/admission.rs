@@ -221,11 +221,10 @@ async fn check_password(
             format!("too many wrong passwords: try again in {wait} s (retry_after={wait})"),
         ));
     }
-    let ok = tokio::task::spawn_blocking(move || {
-        convene_api::room_password::verify(&hash, &password)
-    })
-    .await
-    .unwrap_or(false);
+    let ok =
+        tokio::task::spawn_blocking(move || convene_api::room_password::verify(&hash, &password))
+            .await
+            .unwrap_or(false);
     if ok {
         Ok(())
     } else {

@@ -108,7 +108,11 @@ mod tests {
         let l = PasswordLimiter::default();
         let t0 = Instant::now();
         for i in 0..(MAX_ENTRIES + 10) {
-            l.failed(&format!("room{i}"), None, t0 + Duration::from_millis(i as u64));
+            l.failed(
+                &format!("room{i}"),
+                None,
+                t0 + Duration::from_millis(i as u64),
+            );
         }
         assert_eq!(l.len(), MAX_ENTRIES);
     }
