@@ -15,6 +15,7 @@ import { viewMethods } from './view.js';
 import { layoutMethods } from './layout.js';
 import { t, chooseLanguage, setLanguage, translatePage } from './i18n.js';
 import { hooksFor } from './hooks.js';
+import * as password from './password.js';
 
 /** How long a dropped connection may be resumed (docs/signaling.md). */
 const RESUME_WINDOW_MS = 20000;
@@ -219,6 +220,7 @@ class App {
       name: saved,
       onSubmit: (name) => this.join(name),
     });
+    password.setupPassword(this.room, this.token);
     if (!media.canCapture()) ui.setJoinHint(t('Camera and microphone need a secure (https) page.'));
     await this.openWanted();
     this.renderPreview();
@@ -328,6 +330,7 @@ class App {
       resume,
       client: { kind: 'browser', user_agent: navigator.userAgent },
     };
+    if (!this.token) join.password = password.typedPassword();
     if (this.roomKey) join.room = this.roomKey;
     this.note('out:join');
     sig.send(join);
@@ -374,6 +377,7 @@ class App {
         if (m.message) document.getElementById('lobby-message').textContent = m.message;
         return ui.showScreen('lobby');
       case 'error':
+        if (m.fatal && password.PASSWORD_CODES.has(m.code) && this.state === 'joining') return this.passwordRefused(m);
         if (m.fatal) {
           this.fatal = true;
           return this.fail(m.code, m.message);
@@ -505,6 +509,20 @@ class App {
     this.setState('left');
     ui.setReconnecting(false);
     ui.showScreen('left');
+  }
+
+  /** A refused room password: back to the join screen to try again. */
+  passwordRefused(m) {
+    this.fatal = true;
+    this.error = { code: m.code, message: m.message, detail: m.message };
+    if (this.sig) this.sig.close();
+    this.sig = null;
+    if (this.peer) this.peer.close();
+    this.peer = null;
+    this.setState('idle');
+    ui.setJoinBusy(false);
+    ui.setJoinHint(password.refusalText(m.code, m.message));
+    password.retryPassword();
   }
 
   fail(code, serverMessage) {

@@ -23,6 +23,7 @@ pub mod limits;
 pub mod live;
 pub mod live_events;
 pub mod permissions;
+pub mod room_password;
 pub mod routes;
 pub mod settings;
 pub mod signed;

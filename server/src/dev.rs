@@ -63,6 +63,7 @@ pub async fn demo_room(db: &Db, team: &TeamRecord) -> anyhow::Result<()> {
             description: Some("made by convene --dev".into()),
             settings,
             tags: Vec::new(),
+            password_hash: None,
         },
     )
     .await?;

@@ -79,6 +79,8 @@ fn room_facts(room: &RoomRecord) -> Value {
     facts.insert("description".into(), json!(room.description));
     let private = room.settings.get("privacy").and_then(Value::as_str) == Some("private");
     facts.insert("is_private".into(), json!(private));
+    // Only whether there is a password: never the hash.
+    facts.insert("has_password".into(), json!(room.password_hash.is_some()));
     for key in PUBLIC_SETTINGS {
         if let Some(v) = room.settings.get(*key) {
             facts.insert((*key).into(), v.clone());
@@ -303,11 +305,14 @@ mod tests {
             tags: vec![],
             created_at: String::new(),
             updated_at: String::new(),
+            password_hash: Some("$argon2id$secret".into()),
         };
         let page = render_room_page("<head><!-- convene-room --></head>", &room_facts(&room));
         assert!(!page.contains("</script><b>"), "{page}");
         assert!(page.contains(r"\u003c/script>"), "{page}");
         assert!(!page.contains("team-secret"));
+        assert!(!page.contains("argon2"), "{page}");
+        assert!(page.contains(r#""has_password":true"#), "{page}");
         assert!(!page.contains("roles"));
         let start = page.find('{').unwrap();
         let end = page.rfind('}').unwrap();

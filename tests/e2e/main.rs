@@ -40,6 +40,7 @@ mod reliability;
 mod restream;
 mod room_access;
 mod room_defaults;
+mod room_password;
 mod server;
 mod shard;
 mod transcripts;

@@ -12,6 +12,7 @@ use crate::auth::Team;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldErrors};
 use crate::extract::{JsonObject, List, QueryPairs};
 use crate::live_events::LiveEvent;
+use crate::room_password;
 use crate::routes::defaults::check_roles;
 use crate::settings::{self, RoomSettings, Target};
 use crate::store::rooms::{RoomError, RoomInput, RoomRecord};
@@ -81,6 +82,9 @@ pub struct RoomView {
     /// `<public-url>/<friendly_url>`: where participants join.
     pub room_url: String,
     pub tags: Vec<String>,
+    /// Whether a name-only join must present the room password (the
+    /// password itself is write-only).
+    pub has_password: bool,
     #[serde(flatten)]
     pub settings: RoomSettings,
     pub created_at: String,
@@ -97,6 +101,7 @@ impl RoomView {
             friendly_url: r.friendly_url,
             description: r.description,
             tags: r.tags,
+            has_password: r.password_hash.is_some(),
             settings,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -155,6 +160,7 @@ fn room_input(
     current_settings: &Map<String, Value>,
     current: Option<&RoomRecord>,
     team_roles: &[String],
+    password_hash: Option<Option<String>>,
 ) -> ApiResult<RoomInput> {
     let mut errors = FieldErrors::new();
     let mut push = |f: &str, m: String| errors.entry(f.to_string()).or_default().push(m);
@@ -205,6 +211,7 @@ fn room_input(
         description,
         settings: next,
         tags,
+        password_hash,
     })
 }
 
@@ -223,7 +230,8 @@ pub async fn create_room(
         .ok_or_else(|| ApiError::Unauthorized("team no longer exists".into()))?
         .default_settings;
     let roles = state.db.role_names(&team.id).await?;
-    let input = room_input(&body, &defaults, None, &roles)?;
+    let password = room_password::hashed_change(&body).await?;
+    let input = room_input(&body, &defaults, None, &roles, password)?;
     let room = state.db.create_room(&team.id, &input).await?;
     tracing::info!(room_id = %room.id, friendly_url = %room.friendly_url, "room created");
     Ok(Json(RoomView::new(&state, room)?))
@@ -290,10 +298,12 @@ pub async fn update_room(
     Path(room): Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<RoomView>> {
+    // Hashed before the write transaction (argon2 is slow on purpose).
+    let password = room_password::hashed_change(&body).await?;
     let record = state
         .db
         .update_room(&team.id, &room, |current, roles| {
-            room_input(&body, &current.settings, Some(current), roles)
+            room_input(&body, &current.settings, Some(current), roles, password)
         })
         .await?;
     // A new room-wide layout reaches a live session at once (no session:

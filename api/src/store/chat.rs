@@ -303,6 +303,7 @@ pub(crate) mod tests {
                     description: None,
                     settings: serde_json::Map::new(),
                     tags: Vec::new(),
+                    password_hash: None,
                 },
             )
             .await

@@ -17,6 +17,9 @@ pub struct RoomRecord {
     pub tags: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The argon2id hash of the room password (`None`: no password). Never
+    /// leaves the server; views show only whether there is one.
+    pub password_hash: Option<String>,
 }
 
 /// A new room, or the next state of one (already validated).
@@ -27,6 +30,9 @@ pub struct RoomInput {
     pub description: Option<String>,
     pub settings: Map<String, Value>,
     pub tags: Vec<String>,
+    /// `None`: keep the current password; `Some(None)`: clear it;
+    /// `Some(Some(hash))`: set it (hashed before the write transaction).
+    pub password_hash: Option<Option<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +62,26 @@ type RoomRow = (
     String,
     String,
     Option<String>,
+    Option<String>,
 );
 
 const SELECT: &str = "SELECT r.id, r.team_id, r.friendly_url, r.description, r.settings, r.created_at, r.updated_at,
-        (SELECT json_group_array(tag) FROM (SELECT tag FROM room_tags WHERE room_id = r.id ORDER BY tag))
+        (SELECT json_group_array(tag) FROM (SELECT tag FROM room_tags WHERE room_id = r.id ORDER BY tag)),
+        r.password_hash
      FROM rooms r";
 
 fn record(row: RoomRow) -> Result<RoomRecord, StoreError> {
-    let (id, team_id, friendly_url, description, settings, created_at, updated_at, tags) = row;
+    let (
+        id,
+        team_id,
+        friendly_url,
+        description,
+        settings,
+        created_at,
+        updated_at,
+        tags,
+        password_hash,
+    ) = row;
     let settings = match serde_json::from_str::<Value>(&settings) {
         Ok(Value::Object(m)) => crate::settings::complete(m, crate::settings::Target::Room),
         _ => return Err(StoreError::Corrupt(format!("settings of room {id}"))),
@@ -82,6 +100,7 @@ fn record(row: RoomRow) -> Result<RoomRecord, StoreError> {
         tags,
         created_at,
         updated_at,
+        password_hash,
     })
 }
 
@@ -168,8 +187,8 @@ impl Db {
                 .unwrap_or_else(generated_friendly_url);
             let mut tx = self.write.begin().await?;
             let res = sqlx::query(
-                "INSERT INTO rooms (id, team_id, friendly_url, description, settings, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rooms (id, team_id, friendly_url, description, settings, created_at, updated_at, password_hash)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&id)
             .bind(team_id)
@@ -178,6 +197,7 @@ impl Db {
             .bind(&settings)
             .bind(&ts)
             .bind(&ts)
+            .bind(input.password_hash.clone().flatten())
             .execute(&mut *tx)
             .await;
             match res {
@@ -215,6 +235,7 @@ impl Db {
                 tags,
                 created_at: ts.clone(),
                 updated_at: ts,
+                password_hash: input.password_hash.clone().flatten(),
             });
         }
         Err(RoomError::Store(StoreError::Corrupt(
@@ -345,13 +366,18 @@ impl Db {
             .clone()
             .unwrap_or_else(|| current.friendly_url.clone());
         let ts = now();
+        let password_hash = match &next.password_hash {
+            Some(change) => change.clone(),
+            None => current.password_hash.clone(),
+        };
         let res = sqlx::query(
-            "UPDATE rooms SET friendly_url = ?, description = ?, settings = ?, updated_at = ? WHERE id = ?",
+            "UPDATE rooms SET friendly_url = ?, description = ?, settings = ?, updated_at = ?, password_hash = ? WHERE id = ?",
         )
         .bind(&friendly_url)
         .bind(&next.description)
         .bind(Value::Object(next.settings.clone()).to_string())
         .bind(&ts)
+        .bind(&password_hash)
         .bind(&current.id)
         .execute(&mut *tx)
         .await;
@@ -378,6 +404,7 @@ impl Db {
             tags,
             created_at: current.created_at,
             updated_at: ts,
+            password_hash,
         })
     }
 

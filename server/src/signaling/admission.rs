@@ -53,6 +53,8 @@ pub(super) async fn admit(
     name: Option<String>,
     resume: Option<String>,
     client: Option<wire::ClientInfo>,
+    password: Option<String>,
+    ip: Option<std::net::IpAddr>,
 ) -> Result<Admission, Refusal> {
     let db = &sig.db;
     let internal = |e: convene_api::store::StoreError| {
@@ -116,6 +118,12 @@ pub(super) async fn admit(
             "TOKEN_REQUIRED",
             "this room is private: a room token is required to join".into(),
         ));
+    }
+    // A room token (minted by the backend) stands in for the password.
+    if claims.is_none()
+        && let Some(hash) = room.password_hash.clone()
+    {
+        check_password(sig, &room.id, hash, password, ip).await?;
     }
     let display = claims
         .as_ref()
@@ -187,4 +195,40 @@ pub(super) async fn admit(
         },
         room,
     })
+}
+
+/// A name-only join of a room with a password: the password must be given
+/// and match, and the room and address must not be rate limited
+/// (`password.rs`). argon2's verify is slow on purpose and compares in
+/// constant time: it runs on a blocking thread.
+async fn check_password(
+    sig: &Signaling,
+    room_id: &str,
+    hash: String,
+    password: Option<String>,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), Refusal> {
+    let Some(password) = password.filter(|p| !p.is_empty()) else {
+        return Err((
+            "PASSWORD_REQUIRED",
+            "this room has a password: enter it to join".into(),
+        ));
+    };
+    let now = std::time::Instant::now();
+    if let Err(wait) = sig.passwords.check(room_id, ip, now) {
+        return Err((
+            "PASSWORD_RATE_LIMITED",
+            format!("too many wrong passwords: try again in {wait} s (retry_after={wait})"),
+        ));
+    }
+    let ok =
+        tokio::task::spawn_blocking(move || convene_api::room_password::verify(&hash, &password))
+            .await
+            .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        sig.passwords.failed(room_id, ip, now);
+        Err(("PASSWORD_INVALID", "the room password is wrong".into()))
+    }
 }

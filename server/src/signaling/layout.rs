@@ -41,6 +41,7 @@ impl RoomActor {
                     description: current.description.clone(),
                     settings,
                     tags: current.tags.clone(),
+                    password_hash: None,
                 })
             })
             .await

@@ -13,6 +13,7 @@ pub mod http_media;
 mod layout;
 pub mod moderation;
 pub mod outbox;
+pub mod password;
 pub mod recording;
 pub mod restream;
 pub mod room;
@@ -68,6 +69,8 @@ pub struct Signaling {
     pub http_media: http_media::Sessions,
     /// TURN servers and credentials handed to each join (`None`: no TURN).
     pub ice_servers: Option<crate::turn::IceServers>,
+    /// Wrong room passwords per room and address (`password.rs`).
+    passwords: password::PasswordLimiter,
 }
 
 /// A recorder that stopped on its own tells its room; false when the room
@@ -108,6 +111,7 @@ impl Signaling {
             trust_proxy,
             http_media: http_media::Sessions::default(),
             ice_servers,
+            passwords: password::PasswordLimiter::default(),
         })
     }
 
@@ -418,6 +422,7 @@ impl Connection {
                     name,
                     resume,
                     client,
+                    password,
                 })) => {
                     if let Some(v) = v
                         && v != wire::PROTOCOL_VERSION
@@ -442,6 +447,8 @@ impl Connection {
                         name,
                         resume,
                         client,
+                        password,
+                        self.ip,
                     )
                     .await;
                     match admitted {

@@ -48,6 +48,10 @@ pub enum ClientMsg {
         resume: Option<String>,
         #[serde(default)]
         client: Option<ClientInfo>,
+        /// The room password, for a join without a token to a room that
+        /// has one.
+        #[serde(default)]
+        password: Option<String>,
     },
     Offer {
         sdp: String,

@@ -242,6 +242,8 @@ pub(super) async fn start(
         Some(setup.name.into()),
         None,
         Some(client),
+        None,
+        None,
     )
     .await;
     let mut admission = match admitted {
