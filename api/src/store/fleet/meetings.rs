@@ -1,5 +1,5 @@
 //! The SQL of the meetings appliances take part in
-//! (migrations/0015_fleet_meetings.sql): opened on `meeting.started`,
+//! (migrations/0014_fleet_meetings.sql): opened on `meeting.started`,
 //! closed on `meeting.ended` or when the device goes offline, read by the
 //! usage analytics.
 
