@@ -58,7 +58,13 @@ fn client_rtc(now: Instant) -> Rtc {
 
 /// Drains `from`'s output, delivering what it sends to `to`; returns its
 /// next timeout and whether it is still alive.
-fn drain(from: &mut Rtc, to: &mut Rtc, src: SocketAddr, dst: SocketAddr, now: Instant) -> Option<Instant> {
+fn drain(
+    from: &mut Rtc,
+    to: &mut Rtc,
+    src: SocketAddr,
+    dst: SocketAddr,
+    now: Instant,
+) -> Option<Instant> {
     for _ in 0..10_000 {
         match from.poll_output() {
             Ok(Output::Timeout(t)) => return Some(t),
@@ -111,8 +117,20 @@ impl Pair {
     /// One round: both sides' output delivered, time moved to the earliest
     /// timeout (at most 50 ms on).
     fn step(&mut self) -> Option<()> {
-        let a = drain(&mut self.sfu, &mut self.client, addr(SFU), addr(CLIENT), self.now)?;
-        let b = drain(&mut self.client, &mut self.sfu, addr(CLIENT), addr(SFU), self.now)?;
+        let a = drain(
+            &mut self.sfu,
+            &mut self.client,
+            addr(SFU),
+            addr(CLIENT),
+            self.now,
+        )?;
+        let b = drain(
+            &mut self.client,
+            &mut self.sfu,
+            addr(CLIENT),
+            addr(SFU),
+            self.now,
+        )?;
         let next = a.min(b).max(self.now + Duration::from_millis(1));
         self.now = next.min(self.now + Duration::from_millis(50));
         self.sfu.handle_input(Input::Timeout(self.now)).ok()?;
@@ -133,10 +151,10 @@ fuzz_target!(|data: &[u8]| {
     let mut datagram = rest.to_vec();
     if let Some(first) = datagram.first_mut() {
         *first = match sel % 4 {
-            0 => 20 + *first % 44,   // DTLS
-            1 => 128 + *first % 64,  // RTP / RTCP
-            2 => *first % 4,         // STUN
-            _ => *first,             // anything
+            0 => 20 + *first % 44,  // DTLS
+            1 => 128 + *first % 64, // RTP / RTCP
+            2 => *first % 4,        // STUN
+            _ => *first,            // anything
         };
     }
     PAIR.with(|cell| {
