@@ -1,0 +1,517 @@
+//! One `/rtc` WebSocket connection (docs/signaling.md): the upgrade, the
+//! join (token or name, password, lobby), the session loop that relays
+//! client messages to the room actor and the media worker and the room's
+//! messages back, keepalive and rate limits, and the goodbye.
+
+use super::*;
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RtcQuery {
+    token: Option<String>,
+}
+
+/// `GET /rtc`: upgrades to the signaling WebSocket.
+/// Read buffer of a signaling WebSocket (see `ws_handler`).
+const WS_READ_BUFFER: usize = 16 * 1024;
+
+pub async fn ws_handler(
+    State(sig): State<Arc<Signaling>>,
+    Query(q): Query<RtcQuery>,
+    gate::PeerAddr(peer): gate::PeerAddr,
+    headers: axum::http::HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let (ip, pre_join) = match gate::admit(&sig.limits, sig.trust_proxy, &headers, peer) {
+        Ok(admitted) => admitted,
+        Err(refused) => return axum::response::IntoResponse::into_response(refused),
+    };
+    // tungstenite's default read buffer is 128 KiB, zero-filled as it is
+    // read into: per participant that was more than str0m's peer state.
+    // Signaling messages are a few KiB (an SDP under 20); a larger one
+    // still fits, the buffer grows to MAX_MESSAGE_BYTES for it.
+    ws.read_buffer_size(WS_READ_BUFFER)
+        .max_message_size(wire::MAX_MESSAGE_BYTES)
+        .max_frame_size(wire::MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| async move {
+            let conn = sig.next_conn.fetch_add(1, Ordering::Relaxed);
+            Connection::run(sig, socket, q.token, conn, ip, pre_join).await;
+        })
+}
+
+struct Connection {
+    sig: Arc<Signaling>,
+    socket: WebSocket,
+    conn: u64,
+    out_rx: OutboxRx,
+    out_tx: Outbox,
+    last_heard: Instant,
+    pinged: bool,
+    window_start: Instant,
+    window_count: u32,
+    /// The caller's address (for the per-address limits), if known.
+    ip: Option<std::net::IpAddr>,
+}
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+impl Connection {
+    async fn run(
+        sig: Arc<Signaling>,
+        socket: WebSocket,
+        query_token: Option<String>,
+        conn: u64,
+        ip: Option<std::net::IpAddr>,
+        mut pre_join: Option<PreJoin>,
+    ) {
+        let (out_tx, out_rx) = outbox::outbox(outbox::OUTBOX_CAPACITY);
+        let mut c = Connection {
+            sig,
+            socket,
+            conn,
+            out_rx,
+            out_tx,
+            last_heard: Instant::now(),
+            pinged: false,
+            window_start: Instant::now(),
+            window_count: 0,
+            ip,
+        };
+        let started = Instant::now();
+        let Some(admission) = c.await_join(query_token).await else {
+            return;
+        };
+        // Joined: no longer counts against its address's pre-join sockets.
+        if let Some(p) = pre_join.as_mut() {
+            p.release();
+        }
+        let room = admission.room.clone();
+        let reply = match c.join(admission).await {
+            Ok(j) => j,
+            Err((code, message)) => {
+                c.fatal(code, message).await;
+                return;
+            }
+        };
+        tracing::debug!(participant = %reply.participant_id, join_ms = started.elapsed().as_millis() as u64, "signaling joined");
+        let leave = c.session(&room, &reply).await;
+        let sig = c.sig.clone();
+        sig.to_room(
+            &room,
+            RoomMsg::Disconnected {
+                participant_id: reply.participant_id.clone(),
+                conn,
+                leave,
+            },
+        )
+        .await;
+    }
+
+    async fn send(&mut self, msg: &ServerMsg) -> bool {
+        match serde_json::to_string(msg) {
+            Ok(text) => self.socket.send(Message::Text(text.into())).await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    async fn fatal(&mut self, code: &'static str, message: String) {
+        tracing::info!(conn = self.conn, code, %message, "signaling refused");
+        let _ = self.send(&ServerMsg::error(code, message, true)).await;
+        let _ = self
+            .socket
+            .send(Message::Close(Some(CloseFrame {
+                code: 4000,
+                reason: code.into(),
+            })))
+            .await;
+    }
+
+    /// Reads one client message (text JSON), enforcing the rate limit.
+    fn parse(&mut self, msg: Message) -> Result<Option<ClientMsg>, Refusal> {
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                return Err(("BAD_MESSAGE", "messages must be JSON text".into()));
+            }
+            Message::Close(_) => return Ok(None),
+            Message::Ping(_) | Message::Pong(_) => return Ok(None),
+        };
+        self.last_heard = Instant::now();
+        self.pinged = false;
+        if self.window_start.elapsed() >= Duration::from_secs(1) {
+            self.window_start = Instant::now();
+            self.window_count = 0;
+        }
+        self.window_count += 1;
+        if self.window_count > MESSAGE_RATE {
+            return Err((
+                "RATE_LIMITED",
+                format!("more than {MESSAGE_RATE} messages per second"),
+            ));
+        }
+        serde_json::from_str::<ClientMsg>(&text)
+            .map(Some)
+            .map_err(|e| ("BAD_MESSAGE", format!("not a valid message: {e}")))
+    }
+
+    /// Waits up to 15 s for the `join` message and authenticates it.
+    async fn await_join(&mut self, query_token: Option<String>) -> Option<Admission> {
+        let deadline = tokio::time::sleep(Duration::from_secs(15));
+        tokio::pin!(deadline);
+        loop {
+            let msg = tokio::select! {
+                m = self.socket.recv() => m,
+                _ = &mut deadline => {
+                    self.fatal("TIMEOUT", "no join message within 15 s".into()).await;
+                    return None;
+                }
+            };
+            let msg = match msg {
+                Some(Ok(m)) => m,
+                _ => return None,
+            };
+            match self.parse(msg) {
+                Ok(Some(ClientMsg::Join {
+                    v,
+                    room,
+                    token,
+                    name,
+                    resume,
+                    client,
+                    password,
+                })) => {
+                    if let Some(v) = v
+                        && v != wire::PROTOCOL_VERSION
+                    {
+                        self.fatal(
+                            "PROTOCOL_VERSION",
+                            format!(
+                                "protocol version {v} is not supported (this server speaks {})",
+                                wire::PROTOCOL_VERSION
+                            ),
+                        )
+                        .await;
+                        return None;
+                    }
+                    let token = token.or(query_token.clone()).filter(|t| !t.is_empty());
+                    let admitted = admit(
+                        &self.sig,
+                        self.out_tx.clone(),
+                        self.conn,
+                        room,
+                        token,
+                        name,
+                        resume,
+                        client,
+                        password,
+                        self.ip,
+                    )
+                    .await;
+                    match admitted {
+                        Ok(a) => return Some(a),
+                        Err((code, message)) => {
+                            // A token that is not ours, or a room that does
+                            // not exist, counts against the address like a
+                            // bad developer key (guessing is slowed down).
+                            // An expired or not-yet-valid token is a real
+                            // invitation, possibly of many people behind one
+                            // address: it does not count.
+                            let guessing = code == "TOKEN_INVALID" || code == "ROOM_NOT_FOUND";
+                            if guessing && let Some(ip) = self.ip {
+                                self.sig.limits.failed(ip, gate::unix_now());
+                            }
+                            self.fatal(code, message).await;
+                            return None;
+                        }
+                    }
+                }
+                Ok(Some(ClientMsg::Ping)) => {
+                    let _ = self.send(&ServerMsg::Pong).await;
+                }
+                Ok(Some(_)) => {
+                    let _ = self
+                        .send(&ServerMsg::error("BAD_MESSAGE", "send `join` first", false))
+                        .await;
+                }
+                Ok(None) => {}
+                Err((code, message)) => {
+                    self.fatal(code, message).await;
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn join(&mut self, a: Admission) -> Result<Joined, Refusal> {
+        let (tx, rx) = oneshot::channel();
+        let sig = self.sig.clone();
+        if !sig
+            .to_room(
+                &a.room,
+                RoomMsg::Join {
+                    req: Box::new(a.req),
+                    reply: tx,
+                },
+            )
+            .await
+        {
+            return Err(("INTERNAL", "the room is not available".into()));
+        }
+        let outcome = rx
+            .await
+            .map_err(|_| ("INTERNAL", "the room did not answer".to_string()))?;
+        match outcome {
+            JoinOutcome::Joined(j) => Ok(j),
+            JoinOutcome::Refused(code, message) => Err((code, message)),
+            JoinOutcome::Lobby(decision) => {
+                // Wait, forwarding what the actor sends (lobby notice), until decided.
+                tokio::pin!(decision);
+                loop {
+                    tokio::select! {
+                        d = &mut decision => {
+                            return match d {
+                                Ok(r) => r,
+                                Err(_) => Err(("REJECTED", "the lobby was closed".to_string())),
+                            };
+                        }
+                        Some(m) = self.out_rx.recv() => {
+                            if !self.send(&m).await {
+                                return Err(("INTERNAL", "connection lost".into()));
+                            }
+                        }
+                        m = self.socket.recv() => {
+                            match m {
+                                Some(Ok(m)) => match self.parse(m) {
+                                    Ok(Some(ClientMsg::Ping)) => { let _ = self.send(&ServerMsg::Pong).await; }
+                                    Ok(Some(ClientMsg::Leave)) | Err(_) => return Err(("LEFT", "left the lobby".into())),
+                                    _ => {}
+                                },
+                                _ => return Err(("LEFT", "left the lobby".into())),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The joined part of the connection. Returns true when the participant
+    /// left on purpose (or was removed), false when the connection was lost.
+    async fn session(&mut self, room: &RoomRecord, me: &Joined) -> bool {
+        let mut shutdown = self.sig.shutdown.subscribe();
+        let mut keepalive = tokio::time::interval(Duration::from_secs(5));
+        let behind = self.out_rx.watch();
+        loop {
+            tokio::select! {
+                _ = behind.wait() => {
+                    // A message to this client was dropped: close, and the
+                    // client resumes into a fresh snapshot of the room.
+                    tracing::info!(conn = self.conn, "outbound queue full; closing so the client resumes");
+                    let close = Message::Close(Some(CloseFrame {
+                        code: 1013,
+                        reason: "fell behind; resume".into(),
+                    }));
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(close)).await;
+                    return false;
+                }
+                m = self.out_rx.recv() => {
+                    let Some(m) = m else { return false };
+                    let fatal = matches!(m, ServerMsg::Error { fatal: true, .. });
+                    if !self.send(&m).await {
+                        // The client may have said `leave` and closed while
+                        // we were writing: what it sent is still readable.
+                        return self.left_before_close().await;
+                    }
+                    if fatal {
+                        let _ = self.socket.send(Message::Close(None)).await;
+                        return true;
+                    }
+                }
+                m = self.socket.recv() => {
+                    let msg = match m {
+                        Some(Ok(m)) => m,
+                        _ => return false,
+                    };
+                    if let Message::Close(_) = msg {
+                        return false;
+                    }
+                    match self.parse(msg) {
+                        Ok(Some(cm)) => {
+                            if let Flow::Close = self.on_client(room, me, cm).await {
+                                return true;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err((code, message)) => {
+                            let _ = self.send(&ServerMsg::error(code, message, false)).await;
+                        }
+                    }
+                }
+                _ = keepalive.tick() => {
+                    let idle = self.last_heard.elapsed();
+                    if idle >= IDLE_DEAD {
+                        self.fatal("TIMEOUT", "no message for 45 s".into()).await;
+                        return false;
+                    }
+                    if idle >= IDLE_PING && !self.pinged {
+                        self.pinged = true;
+                        if !self.send(&ServerMsg::Ping).await {
+                            return false;
+                        }
+                    }
+                }
+                _ = shutdown.changed() => {
+                    self.fatal("SERVER_SHUTDOWN", "the server is shutting down".into()).await;
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// After a failed write: reads what the client sent before the
+    /// connection went away, briefly, looking for a `leave`.
+    async fn left_before_close(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.recv()).await {
+                Ok(Some(Ok(m))) => {
+                    if let Ok(Some(ClientMsg::Leave)) = self.parse(m) {
+                        return true;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    async fn on_client(&mut self, room: &RoomRecord, me: &Joined, msg: ClientMsg) -> Flow {
+        let pid = me.participant_id.clone();
+        let media = |c: Command| self.sig.media.send(me.worker, c);
+        let result = match msg {
+            ClientMsg::Join { .. } => {
+                let _ = self
+                    .send(&ServerMsg::error("BAD_MESSAGE", "already joined", false))
+                    .await;
+                return Flow::Continue;
+            }
+            ClientMsg::Offer { sdp, tracks } => media(Command::ClientOffer {
+                participant_id: pid,
+                sdp,
+                tracks: tracks
+                    .into_iter()
+                    .map(|t| PublishedMid {
+                        mid: t.mid,
+                        source: t.source,
+                    })
+                    .collect(),
+            }),
+            ClientMsg::Answer { sdp } => media(Command::ClientAnswer {
+                participant_id: pid,
+                sdp,
+            }),
+            ClientMsg::Candidate { .. } => Ok(()),
+            ClientMsg::Subscribe {
+                track_id,
+                subscribe,
+            } => media(Command::Subscribe {
+                participant_id: pid,
+                track_id,
+                subscribe,
+            }),
+            ClientMsg::Pause { track_id, paused } => media(Command::Pause {
+                participant_id: pid,
+                track_id,
+                paused,
+            }),
+            ClientMsg::Layer {
+                track_id,
+                max_layer,
+                max_height,
+            } => media(Command::Layer {
+                participant_id: pid,
+                track_id,
+                max_layer: max_layer.as_deref().and_then(convene_sfu::Layer::parse),
+                max_height,
+            }),
+            ClientMsg::Mute { source, muted } => media(Command::Mute {
+                participant_id: pid,
+                source: Some(source),
+                muted,
+                by: None,
+            }),
+            ClientMsg::MuteParticipant {
+                participant_id,
+                source,
+            } => {
+                let action = ModerationAction::Mute(source.map(moderation::mute_source));
+                self.sig
+                    .moderate_as(room, pid, participant_id, action)
+                    .await;
+                Ok(())
+            }
+            ClientMsg::RemoveParticipant { participant_id } => {
+                let action = ModerationAction::Remove;
+                self.sig
+                    .moderate_as(room, pid, participant_id, action)
+                    .await;
+                Ok(())
+            }
+            ClientMsg::SetRole {
+                participant_id,
+                role,
+            } => {
+                let action = ModerationAction::SetRole(role);
+                self.sig
+                    .moderate_as(room, pid, participant_id, action)
+                    .await;
+                Ok(())
+            }
+            ClientMsg::Collab(msg) => {
+                self.sig
+                    .to_room(room, RoomMsg::Collab { from: pid, msg })
+                    .await;
+                Ok(())
+            }
+            ClientMsg::Admit { participant_id } => {
+                self.sig
+                    .to_room(
+                        room,
+                        RoomMsg::LobbyDecision {
+                            from: pid,
+                            target: participant_id,
+                            admit: true,
+                        },
+                    )
+                    .await;
+                Ok(())
+            }
+            ClientMsg::Reject { participant_id } => {
+                self.sig
+                    .to_room(
+                        room,
+                        RoomMsg::LobbyDecision {
+                            from: pid,
+                            target: participant_id,
+                            admit: false,
+                        },
+                    )
+                    .await;
+                Ok(())
+            }
+            ClientMsg::Ping => {
+                let _ = self.send(&ServerMsg::Pong).await;
+                Ok(())
+            }
+            ClientMsg::Pong => Ok(()),
+            ClientMsg::Leave => return Flow::Close,
+        };
+        if let Err(e) = result {
+            let _ = self
+                .send(&ServerMsg::error("SERVER_BUSY", e.to_string(), false))
+                .await;
+        }
+        Flow::Continue
+    }
+}
