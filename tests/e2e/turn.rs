@@ -388,6 +388,21 @@ async fn two_browsers_in(
     (b1, b2, ann, ben)
 }
 
+/// A server whose TURN relays take `relays` (a range no other test's server
+/// uses, so that a firewall rule can let exactly them through), logging to
+/// a file that a failing browser test prints.
+fn server_with_relay_ports(relays: (u16, u16)) -> Server {
+    Server::start_with(Options {
+        args: vec![
+            "--turn-relay-ports".into(),
+            format!("{}-{}", relays.0, relays.1),
+        ],
+        capture_log: true,
+        env: vec![("CONVENE_LOG".into(), "info".into())],
+        ..Options::default()
+    })
+}
+
 /// Chromium with every UDP datagram to the server's ports (media and TURN)
 /// blocked still gets media: over ICE-TCP or TURN over TCP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,15 +411,7 @@ async fn browsers_with_udp_blocked_get_media_over_tcp() {
     let _one = crate::browser::ONE_AT_A_TIME.lock().await;
     assert_isolated_network();
     let relays = (40200, 40299);
-    let s = Server::start_with(Options {
-        args: vec![
-            "--turn-relay-ports".into(),
-            format!("{}-{}", relays.0, relays.1),
-        ],
-        capture_log: true,
-        env: vec![("CONVENE_LOG".into(), "info".into())],
-        ..Options::default()
-    });
+    let s = server_with_relay_ports(relays);
     let _log = crate::browser::LogOnFailure(s.log_path.clone());
     let media = s.media_addr();
     let (turn_udp, _) = s.turn_addrs().unwrap();
@@ -433,15 +440,7 @@ async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
     // Relay ports of this server only (below the default range the other
     // tests' servers use).
     let relays = (40100, 40199);
-    let s = Server::start_with(Options {
-        args: vec![
-            "--turn-relay-ports".into(),
-            format!("{}-{}", relays.0, relays.1),
-        ],
-        capture_log: true,
-        env: vec![("CONVENE_LOG".into(), "info".into())],
-        ..Options::default()
-    });
+    let s = server_with_relay_ports(relays);
     let _log = crate::browser::LogOnFailure(s.log_path.clone());
     let media = s.media_addr();
     let _block = NftBlock::udp_to_ports_except_from(&[media.port()], relays);
