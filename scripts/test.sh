@@ -61,9 +61,19 @@ inner='
 set -euo pipefail
 ip link set lo up
 ip link add cvn0 type veth peer name cvn1
+# No IPv6 link-local addresses on the pair: they would arrive a second or two
+# after "up" (duplicate address detection), and a browser that sees an address
+# appear aborts its page loads with ERR_NETWORK_CHANGED.
+ip link set cvn0 addrgenmode none
+ip link set cvn1 addrgenmode none
 ip addr add 127.0.0.2/32 dev cvn0
 ip link set cvn0 up
 ip link set cvn1 up
+# Start once the pair has settled (carrier up on both ends).
+for _ in $(seq 50); do
+  grep -qx 1 /sys/class/net/cvn0/carrier 2>/dev/null && grep -qx 1 /sys/class/net/cvn1/carrier 2>/dev/null && break
+  sleep 0.1
+done
 export CONVENE_TEST_MEDIA_IP=127.0.0.2
 exec cargo test --workspace --locked --offline "$@"
 '

@@ -313,37 +313,52 @@ async fn media_flows_through_turn_and_a_credential_of_another_room_gets_none() {
 }
 
 /// An nftables table of this test's own (all tests share one namespace):
-/// drops UDP to `port` from every source port outside `allowed`; removed on drop.
+/// drops UDP to each of `ports` from every source port outside `allowed`;
+/// removed on drop.
 struct NftBlock(String);
+
+fn nft(args: &str) -> String {
+    let out = std::process::Command::new("nft")
+        .args(args.split_whitespace())
+        .output()
+        .expect("nft (package nftables) is installed");
+    assert!(
+        out.status.success(),
+        "nft {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 impl NftBlock {
     fn udp_to_ports_except_from(ports: &[u16], allowed: (u16, u16)) -> NftBlock {
         let table = format!("convene_turn_{}", ports[0]);
-        let set = ports
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let nft = |args: &str| {
-            let out = std::process::Command::new("nft")
-                .args(args.split_whitespace())
-                .output()
-                .expect("nft (package nftables) is installed");
-            assert!(
-                out.status.success(),
-                "nft {args}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
         nft(&format!("add table inet {table}"));
         nft(&format!(
             "add chain inet {table} out {{ type filter hook output priority 0 ; policy accept ; }}"
         ));
-        nft(&format!(
-            "add rule inet {table} out udp dport {{ {set} }} udp sport != {}-{} counter drop",
-            allowed.0, allowed.1
-        ));
+        // One rule per port (not one set), so that the listing a failed
+        // probe prints shows each port's own counter.
+        for port in ports {
+            nft(&format!(
+                "add rule inet {table} out udp dport {port} udp sport != {}-{} counter drop",
+                allowed.0, allowed.1
+            ));
+        }
         NftBlock(table)
+    }
+
+    /// Proves the block works: a datagram from an ordinary port to `to`
+    /// does not leave. Panics with the table (and its counters) otherwise.
+    fn assert_blocks(&self, to: std::net::SocketAddr) {
+        let probe = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
+        if let Ok(n) = probe.send_to(b"direct", to) {
+            panic!(
+                "{n} bytes from {} reached {to} through the block:\n{}",
+                probe.local_addr().unwrap(),
+                nft(&format!("-a list table inet {}", self.0))
+            );
+        }
     }
 }
 
@@ -390,8 +405,19 @@ async fn two_browsers_in(
 
 /// A server whose TURN relays take `relays` (a range no other test's server
 /// uses, so that a firewall rule can let exactly them through), logging to
-/// a file that a failing browser test prints.
+/// a file that a failing browser test prints. The range must lie outside the
+/// kernel's ephemeral ports (32768-60999): a browser's or a probe's socket
+/// bound there would pass the rule as if it were a relay (seen in CI).
 fn server_with_relay_ports(relays: (u16, u16)) -> Server {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let mut bounds = ephemeral
+        .split_whitespace()
+        .map(|p| p.parse::<u16>().unwrap());
+    let (low, high) = (bounds.next().unwrap(), bounds.next().unwrap());
+    assert!(
+        relays.1 < low || relays.0 > high,
+        "relay ports {relays:?} overlap the ephemeral ports {low}-{high}"
+    );
     Server::start_with(Options {
         args: vec![
             "--turn-relay-ports".into(),
@@ -410,23 +436,36 @@ async fn browsers_with_udp_blocked_get_media_over_tcp() {
     use convene_tests::browser::assert_isolated_network;
     let _one = crate::browser::ONE_AT_A_TIME.lock().await;
     assert_isolated_network();
-    let relays = (40200, 40299);
+    let relays = (20200, 20299);
     let s = server_with_relay_ports(relays);
     let _log = crate::browser::LogOnFailure(s.log_path.clone());
     let media = s.media_addr();
     let (turn_udp, _) = s.turn_addrs().unwrap();
     // The server's own relays may still reach its media port.
-    let _block = NftBlock::udp_to_ports_except_from(&[media.port(), turn_udp.port()], relays);
-    let probe = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
-    probe.send_to(b"direct", media).unwrap_err();
-    probe.send_to(b"direct", turn_udp).unwrap_err();
+    let block = NftBlock::udp_to_ports_except_from(&[media.port(), turn_udp.port()], relays);
+    block.assert_blocks(media);
+    block.assert_blocks(turn_udp);
 
     let (_b1, _b2, ann, ben) = two_browsers_in(&s, "tcp-only", "").await;
     for page in [&ann, &ben] {
-        let protocols = page
-            .eval("window.convene.stats().then(s => s.localCandidateProtocols)")
+        let stats = page
+            .eval(
+                "window.convene.pc.getStats().then(r => { const out = {protocols: [], pairs: []}; \
+                 const p = new Set(); r.forEach(s => { if (s.type === 'candidate-pair') { \
+                 const l = r.get(s.localCandidateId), rm = r.get(s.remoteCandidateId); \
+                 out.pairs.push({state: s.state, nominated: s.nominated, sent: s.bytesSent, \
+                 local: l && [l.candidateType, l.protocol, l.relayProtocol, l.address, l.port], \
+                 remote: rm && [rm.candidateType, rm.protocol, rm.address, rm.port]}); \
+                 if (s.nominated && l) p.add(l.candidateType === 'relay' ? l.relayProtocol : l.protocol); } }); \
+                 out.protocols = [...p].sort(); return out; })",
+            )
             .await;
-        assert_eq!(protocols, json!(["tcp"]), "{}", page.report().await);
+        assert_eq!(
+            stats["protocols"],
+            json!(["tcp"]),
+            "{stats}\n{}",
+            page.report().await
+        );
     }
 }
 
@@ -439,14 +478,12 @@ async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
     assert_isolated_network();
     // Relay ports of this server only (below the default range the other
     // tests' servers use).
-    let relays = (40100, 40199);
+    let relays = (20100, 20199);
     let s = server_with_relay_ports(relays);
     let _log = crate::browser::LogOnFailure(s.log_path.clone());
     let media = s.media_addr();
-    let _block = NftBlock::udp_to_ports_except_from(&[media.port()], relays);
-    // The block works: a datagram from an ordinary port does not leave.
-    let probe = std::net::UdpSocket::bind((media_ip(), 0)).unwrap();
-    probe.send_to(b"direct", media).unwrap_err();
+    let block = NftBlock::udp_to_ports_except_from(&[media.port()], relays);
+    block.assert_blocks(media);
 
     let (_b1, _b2, ann, ben) = two_browsers_in(&s, "relayed", "&ice=relay").await;
 
@@ -458,13 +495,25 @@ async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
             .await;
         assert_eq!(local, json!(["relay"]), "{}", page.report().await);
     }
-    let m = metrics(&s).await;
-    let relayed: f64 = m
-        .lines()
-        .filter(|l| l.starts_with("convene_turn_relayed_bytes_total"))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .sum();
-    assert!(relayed > 100_000.0, "only {relayed} bytes relayed:\n{m}");
+    // Media has just begun: wait (bounded) until the relay has carried more
+    // than a few frames' worth, rather than reading the counter once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let m = metrics(&s).await;
+        let relayed: f64 = m
+            .lines()
+            .filter(|l| l.starts_with("convene_turn_relayed_bytes_total"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum();
+        if relayed > 100_000.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {relayed} bytes relayed in 15 s:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// TURN over TLS (`turns:`) with the HTTPS certificate: a client that trusts
