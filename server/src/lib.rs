@@ -295,6 +295,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             alert_disk_percent: (args.fleet_alert_disk.is_finite()
                 && args.fleet_alert_disk <= 100.0)
                 .then_some(args.fleet_alert_disk),
+            webhooks_allow_private: args.webhooks_allow_private,
         },
         state.ip_limits.clone(),
     )

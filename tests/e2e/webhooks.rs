@@ -16,27 +16,27 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-const SECRET: &str = "whsec-test-0123456789";
+pub(crate) const SECRET: &str = "whsec-test-0123456789";
 const AUTHORIZATION: &str = "Bearer receiver-token-abc";
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Hit {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Hit {
+    pub(crate) path: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
     /// The status the receiver answered.
     answered: u16,
 }
 
 impl Hit {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
-    fn event(&self) -> String {
+    pub(crate) fn event(&self) -> String {
         self.json()["event"].as_str().unwrap().to_string()
     }
 }
@@ -64,7 +64,7 @@ impl Default for ReceiverState {
 /// An HTTP receiver on 127.0.0.1: `/fail` always answers 500, `/flaky`
 /// answers 500 `flaky_failures_left` times, `/hold` waits for a permit of
 /// `gate`, everything else answers 200.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     state: Arc<ReceiverState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -100,7 +100,7 @@ async fn receive(
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
@@ -126,7 +126,7 @@ impl Receiver {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.addr)
     }
 
@@ -135,7 +135,7 @@ impl Receiver {
     }
 
     /// Successful (200) hits on `path`.
-    fn ok_hits(&self, path: &str) -> Vec<Hit> {
+    pub(crate) fn ok_hits(&self, path: &str) -> Vec<Hit> {
         self.hits()
             .into_iter()
             .filter(|h| h.path == path && h.answered == 200)
@@ -143,7 +143,12 @@ impl Receiver {
     }
 
     /// Waits until `pred` holds on the successful hits of `path`.
-    async fn wait_for(&self, path: &str, what: &str, pred: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
+    pub(crate) async fn wait_for(
+        &self,
+        path: &str,
+        what: &str,
+        pred: impl Fn(&[Hit]) -> bool,
+    ) -> Vec<Hit> {
         for _ in 0..300 {
             let hits = self.ok_hits(path);
             if pred(&hits) {
@@ -164,7 +169,7 @@ impl Drop for Receiver {
     }
 }
 
-fn hmac_hex(parts: &[&[u8]]) -> String {
+pub(crate) fn hmac_hex(parts: &[&[u8]]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     for p in parts {
         mac.update(p);

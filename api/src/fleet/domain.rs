@@ -86,7 +86,7 @@ impl DeviceStatus {
 }
 
 /// Refuses fields of `body` not in `known`.
-fn no_unknown(body: &Map<String, Value>, known: &[&str], errors: &mut FieldErrors) {
+pub(super) fn no_unknown(body: &Map<String, Value>, known: &[&str], errors: &mut FieldErrors) {
     for k in body.keys() {
         if !known.contains(&k.as_str()) {
             let k: String = k.chars().take(64).collect();

@@ -5,7 +5,7 @@
 //! [`router`] has the routes relative to the API base; the server mounts it
 //! at `/fleet/api/v1` on the main listener and at `/api/v1` on the optional
 //! fleet listener. Layers: handlers (`auth`, `devices`, `groups`,
-//! `policies`) -> rules in [`domain`] -> SQL in `store::fleet`.
+//! `policies`, `webhooks`) -> rules in [`domain`] -> SQL in `store::fleet`.
 
 pub mod actions;
 pub mod alerts;
@@ -20,6 +20,8 @@ pub mod groups;
 pub mod hub;
 pub mod policies;
 pub mod policy_push;
+pub mod webhook_events;
+pub mod webhooks;
 pub mod wire;
 pub mod ws;
 
@@ -59,6 +61,9 @@ pub struct FleetConfig {
     pub alert_offline_after_secs: Option<u64>,
     pub alert_temperature: Option<f64>,
     pub alert_disk_percent: Option<f64>,
+    /// Fleet webhooks may point at loopback, private, link-local...
+    /// addresses (the room API's `--webhooks-allow-private`).
+    pub webhooks_allow_private: bool,
 }
 
 impl Default for FleetConfig {
@@ -72,6 +77,7 @@ impl Default for FleetConfig {
             alert_offline_after_secs: Some(300),
             alert_temperature: Some(80.0),
             alert_disk_percent: Some(90.0),
+            webhooks_allow_private: false,
         }
     }
 }
@@ -149,6 +155,12 @@ pub fn router(state: FleetState) -> Router {
         .route("/analytics/usage", get(analytics::usage_route))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get_one).delete(webhooks::remove),
+        )
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/policies", get(policies::list).post(policies::create))
         .route(
             "/policies/{id}",

@@ -207,9 +207,47 @@ async fn insert_delivery(
     Ok(id)
 }
 
+/// Which outbox a delivery is in: the room API's (team webhooks) or the
+/// fleet API's (`store::fleet::webhooks`). Both have the same columns where
+/// the delivery worker reads and writes them; this names their tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outbox {
+    Room,
+    Fleet,
+}
+
+impl Outbox {
+    pub const ALL: [Outbox; 2] = [Outbox::Room, Outbox::Fleet];
+
+    fn deliveries(self) -> &'static str {
+        match self {
+            Outbox::Room => "webhook_deliveries",
+            Outbox::Fleet => "fleet_webhook_deliveries",
+        }
+    }
+
+    /// The job's columns: id, webhook, payload, attempts, endpoint, secret,
+    /// authorization header (the fleet's webhooks have none).
+    fn job_query(self) -> &'static str {
+        match self {
+            Outbox::Room => {
+                "SELECT d.id, d.webhook_id, d.payload, d.attempts, w.endpoint, w.secret, w.authorization_header
+                 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                 WHERE d.id = ? AND d.status = 'pending'"
+            }
+            Outbox::Fleet => {
+                "SELECT d.id, d.webhook_id, d.payload, d.attempts, w.url, w.secret, NULL
+                 FROM fleet_webhook_deliveries d JOIN fleet_webhooks w ON w.id = d.webhook_id
+                 WHERE d.id = ? AND d.status = 'pending'"
+            }
+        }
+    }
+}
+
 /// What the worker needs to send one delivery.
 #[derive(Debug, Clone)]
 pub struct DeliveryJob {
+    pub outbox: Outbox,
     pub id: String,
     pub webhook_id: String,
     pub payload: String,
@@ -548,21 +586,30 @@ impl Db {
     /// The oldest pending delivery of every webhook, when it is due by `now`.
     /// A webhook whose oldest pending delivery waits for a retry has nothing
     /// due: later deliveries wait behind it (per-endpoint order).
-    pub async fn due_deliveries(&self, now: &str) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT d.id, d.webhook_id FROM webhook_deliveries d
+    pub async fn due_deliveries(
+        &self,
+        outbox: Outbox,
+        now: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let table = outbox.deliveries();
+        Ok(sqlx::query_as(&format!(
+            "SELECT d.id, d.webhook_id FROM {table} d
              WHERE d.status = 'pending' AND d.next_attempt_at <= ?
-               AND d.seq = (SELECT MIN(seq) FROM webhook_deliveries
+               AND d.seq = (SELECT MIN(seq) FROM {table}
                             WHERE webhook_id = d.webhook_id AND status = 'pending')
-             ORDER BY d.seq",
-        )
+             ORDER BY d.seq"
+        ))
         .bind(now)
         .fetch_all(&self.read)
         .await?)
     }
 
     /// The delivery and its webhook's current endpoint and credentials.
-    pub async fn delivery_job(&self, id: &str) -> Result<Option<DeliveryJob>, StoreError> {
+    pub async fn delivery_job(
+        &self,
+        outbox: Outbox,
+        id: &str,
+    ) -> Result<Option<DeliveryJob>, StoreError> {
         #[allow(clippy::type_complexity)]
         let row: Option<(
             String,
@@ -572,17 +619,14 @@ impl Db {
             String,
             Option<String>,
             Option<String>,
-        )> = sqlx::query_as(
-            "SELECT d.id, d.webhook_id, d.payload, d.attempts, w.endpoint, w.secret, w.authorization_header
-             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-             WHERE d.id = ? AND d.status = 'pending'",
-        )
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
+        )> = sqlx::query_as(outbox.job_query())
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
         Ok(row.map(
             |(id, webhook_id, payload, attempts, endpoint, secret, authorization_header)| {
                 DeliveryJob {
+                    outbox,
                     id,
                     webhook_id,
                     payload,
@@ -597,10 +641,11 @@ impl Db {
 
     /// Deletes finished (succeeded or failed) deliveries last touched before
     /// `before`; returns how many.
-    pub async fn prune_deliveries(&self, before: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE status != 'pending' AND updated_at < ?",
-        )
+    pub async fn prune_deliveries(&self, outbox: Outbox, before: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(&format!(
+            "DELETE FROM {} WHERE status != 'pending' AND updated_at < ?",
+            outbox.deliveries()
+        ))
         .bind(before)
         .execute(&self.write)
         .await?
@@ -610,6 +655,7 @@ impl Db {
     /// Records one attempt of a delivery.
     pub async fn record_attempt(
         &self,
+        outbox: Outbox,
         id: &str,
         outcome: &AttemptOutcome,
     ) -> Result<(), StoreError> {
@@ -637,13 +683,14 @@ impl Db {
                 ("failed", *status_code, Some(error.clone()), None, None)
             }
         };
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1,
+        sqlx::query(&format!(
+            "UPDATE {} SET status = ?, attempts = attempts + 1,
                  last_status_code = ?, last_error = ?, last_attempt_at = ?,
                  next_attempt_at = COALESCE(?, next_attempt_at),
                  delivered_at = COALESCE(?, delivered_at), updated_at = ?
              WHERE id = ? AND status = 'pending'",
-        )
+            outbox.deliveries()
+        ))
         .bind(status)
         .bind(code.map(i64::from))
         .bind(error)

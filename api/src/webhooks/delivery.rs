@@ -16,7 +16,7 @@ use chrono::Utc;
 
 use super::WebhookConfig;
 use super::{guard, signing};
-use crate::store::webhooks::{AttemptOutcome, DeliveryJob};
+use crate::store::webhooks::{AttemptOutcome, DeliveryJob, Outbox};
 use crate::store::{Db, now, timestamp};
 
 /// How often the worker looks for due deliveries.
@@ -57,55 +57,82 @@ fn client(config: &WebhookConfig) -> reqwest::Client {
 async fn run(db: Db, config: WebhookConfig) {
     let client = client(&config);
     let config = Arc::new(config);
-    let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let in_flight: Arc<Mutex<HashSet<(Outbox, String)>>> = Arc::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pruned_at: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
-        if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+        let prune = pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+        if prune {
             pruned_at = Some(tokio::time::Instant::now());
-            let before = timestamp(Utc::now() - chrono::Duration::days(RETENTION_DAYS));
-            match db.prune_deliveries(&before).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deliveries = n, "pruned old webhook deliveries"),
-                Err(e) => tracing::warn!(error = %e, "could not prune webhook deliveries"),
-            }
         }
-        let due = match db.due_deliveries(&now()).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the webhook outbox");
-                continue;
-            }
-        };
-        for (delivery_id, webhook_id) in due {
-            {
-                let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                if !busy.insert(webhook_id.clone()) {
-                    continue;
+        for outbox in Outbox::ALL {
+            if prune {
+                let before = timestamp(Utc::now() - chrono::Duration::days(RETENTION_DAYS));
+                match db.prune_deliveries(outbox, &before).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(deliveries = n, ?outbox, "pruned old webhook deliveries")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, ?outbox, "could not prune webhook deliveries")
+                    }
                 }
             }
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
+            let due = match db.due_deliveries(outbox, &now()).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, ?outbox, "could not read the webhook outbox");
+                    continue;
+                }
             };
-            let (db, client, config, in_flight) = (
-                db.clone(),
-                client.clone(),
-                config.clone(),
-                in_flight.clone(),
-            );
-            tokio::spawn(async move {
-                deliver_one(&db, &client, &config, &delivery_id).await;
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&webhook_id);
-                drop(permit);
-            });
+            if !start_due(outbox, due, &db, &client, &config, &in_flight, &slots).await {
+                return;
+            }
         }
     }
+}
+
+/// Starts the due deliveries of one outbox, one per webhook at a time.
+/// False when the worker is shutting down (the semaphore closed).
+async fn start_due(
+    outbox: Outbox,
+    due: Vec<(String, String)>,
+    db: &Db,
+    client: &reqwest::Client,
+    config: &Arc<WebhookConfig>,
+    in_flight: &Arc<Mutex<HashSet<(Outbox, String)>>>,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> bool {
+    for (delivery_id, webhook_id) in due {
+        let busy_key = (outbox, webhook_id);
+        {
+            let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if !busy.insert(busy_key.clone()) {
+                continue;
+            }
+        }
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return false;
+        };
+        let (db, client, config, in_flight) = (
+            db.clone(),
+            client.clone(),
+            config.clone(),
+            in_flight.clone(),
+        );
+        tokio::spawn(async move {
+            deliver_one(&db, &client, &config, outbox, &delivery_id).await;
+            in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&busy_key);
+            drop(permit);
+        });
+    }
+    true
 }
 
 /// Backoff before attempt `attempts + 1`, having made `attempts` (>= 1).
@@ -117,8 +144,14 @@ pub fn backoff(config: &WebhookConfig, attempts: u32) -> Duration {
         .min(config.retry_max)
 }
 
-async fn deliver_one(db: &Db, client: &reqwest::Client, config: &WebhookConfig, id: &str) {
-    let job = match db.delivery_job(id).await {
+async fn deliver_one(
+    db: &Db,
+    client: &reqwest::Client,
+    config: &WebhookConfig,
+    outbox: Outbox,
+    id: &str,
+) {
+    let job = match db.delivery_job(outbox, id).await {
         Ok(Some(j)) => j,
         Ok(None) => return,
         Err(e) => {
@@ -167,7 +200,7 @@ async fn deliver_one(db: &Db, client: &reqwest::Client, config: &WebhookConfig, 
             }
         }
     };
-    if let Err(e) = db.record_attempt(&job.id, &outcome).await {
+    if let Err(e) = db.record_attempt(outbox, &job.id, &outcome).await {
         tracing::error!(error = %e, delivery = %job.id, "could not record a webhook attempt");
     }
 }

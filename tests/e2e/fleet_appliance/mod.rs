@@ -8,3 +8,4 @@ mod connection;
 mod policies;
 mod support;
 mod tls;
+mod webhooks;

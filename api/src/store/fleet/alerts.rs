@@ -1,6 +1,10 @@
 //! The SQL of fleet alerts (migrations/0010_fleet_connection.sql).
 
+use serde_json::{Value, json};
+
 use super::super::{Db, StoreError, now};
+use super::webhooks::enqueue_fleet_event;
+use crate::fleet::webhook_events::FleetWebhookEvent;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRecord {
@@ -52,6 +56,15 @@ fn alert(r: AlertRow) -> AlertRecord {
     }
 }
 
+/// An alert in a webhook's `data` (the WebSocket API's fields, plus the
+/// figures that raised it).
+fn webhook_data(a: &AlertRecord) -> Value {
+    json!({"alert_id": a.id, "device_id": a.device_id, "alert_type": a.kind,
+           "severity": a.severity, "message": a.message, "status": a.status,
+           "value": a.value, "threshold": a.threshold,
+           "triggered_at": a.triggered_at, "cleared_at": a.cleared_at})
+}
+
 /// What raising an alert asks for.
 #[derive(Debug, Clone)]
 pub struct NewAlert<'a> {
@@ -74,17 +87,20 @@ pub enum Acknowledged {
 
 impl Db {
     /// Raises an alert unless one of that kind is open for the device;
-    /// `Some` only when a new one was raised.
+    /// `Some` only when a new one was raised (and then `alert.triggered`
+    /// is in the fleet webhooks' outbox, same transaction).
     pub async fn raise_fleet_alert(
         &self,
         new: &NewAlert<'_>,
     ) -> Result<Option<AlertRecord>, StoreError> {
         let id = format!("alert-{}", uuid::Uuid::new_v4().simple());
-        let res = sqlx::query(
+        let mut tx = self.write.begin().await?;
+        let row: Option<AlertRow> = sqlx::query_as(&format!(
             "INSERT OR IGNORE INTO fleet_alerts
              (id, device_id, kind, severity, message, status, value, threshold, triggered_at)
-             SELECT ?, ?, ?, ?, ?, 'active', ?, ?, ? WHERE EXISTS (SELECT 1 FROM fleet_devices WHERE id = ?)",
-        )
+             SELECT ?, ?, ?, ?, ?, 'active', ?, ?, ? WHERE EXISTS (SELECT 1 FROM fleet_devices WHERE id = ?)
+             RETURNING {ALERT_COLUMNS}"
+        ))
         .bind(&id)
         .bind(new.device_id)
         .bind(new.kind)
@@ -94,21 +110,25 @@ impl Db {
         .bind(new.threshold)
         .bind(now())
         .bind(new.device_id)
-        .execute(&self.write)
+        .fetch_optional(&mut *tx)
         .await?;
-        if res.rows_affected() == 0 {
+        let Some(row) = row else {
             return Ok(None);
-        }
-        self.fleet_alert(&id).await
+        };
+        let a = alert(row);
+        enqueue_fleet_event(&mut tx, FleetWebhookEvent::AlertTriggered, webhook_data(&a)).await?;
+        tx.commit().await?;
+        Ok(Some(a))
     }
 
     /// Clears the open alert of `kind` for the device; the cleared alert
-    /// when there was one.
+    /// when there was one (and then `alert.cleared` is in the outbox).
     pub async fn clear_fleet_alert(
         &self,
         device_id: &str,
         kind: &str,
     ) -> Result<Option<AlertRecord>, StoreError> {
+        let mut tx = self.write.begin().await?;
         let row: Option<AlertRow> = sqlx::query_as(&format!(
             "UPDATE fleet_alerts SET status = 'cleared', cleared_at = ?
              WHERE device_id = ? AND kind = ? AND status != 'cleared'
@@ -117,9 +137,15 @@ impl Db {
         .bind(now())
         .bind(device_id)
         .bind(kind)
-        .fetch_optional(&self.write)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(row.map(alert))
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let a = alert(row);
+        enqueue_fleet_event(&mut tx, FleetWebhookEvent::AlertCleared, webhook_data(&a)).await?;
+        tx.commit().await?;
+        Ok(Some(a))
     }
 
     pub async fn fleet_alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError> {

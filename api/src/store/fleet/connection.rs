@@ -1,9 +1,11 @@
 //! The SQL of appliance connections (migrations/0010_fleet_connection.sql):
 //! the device credential check, `online`/`offline`, heartbeats.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::super::{Db, StoreError, now};
+use super::webhooks::enqueue_fleet_event;
+use crate::fleet::webhook_events::FleetWebhookEvent;
 
 impl Db {
     /// The SHA-256 (hex) of a device's credential, to be compared by the
@@ -21,26 +23,47 @@ impl Db {
     }
 
     /// Marks a device online or offline (its connection opened or ended).
-    /// Going online also stamps `last_seen`. False when the device is gone.
+    /// Going online also stamps `last_seen`. A change of status writes
+    /// `device.online` / `device.offline` to the fleet webhooks' outbox in
+    /// the same transaction. False when the device is gone.
     pub async fn set_fleet_device_online(
         &self,
         id: &str,
         online: bool,
     ) -> Result<bool, StoreError> {
         let ts = now();
-        let res = if online {
+        let mut tx = self.write.begin().await?;
+        let before: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM fleet_devices WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((before,)) = before else {
+            return Ok(false);
+        };
+        if online {
             sqlx::query("UPDATE fleet_devices SET status = 'online', last_seen = ? WHERE id = ?")
                 .bind(&ts)
                 .bind(id)
-                .execute(&self.write)
-                .await?
+                .execute(&mut *tx)
+                .await?;
         } else {
             sqlx::query("UPDATE fleet_devices SET status = 'offline' WHERE id = ?")
                 .bind(id)
-                .execute(&self.write)
-                .await?
-        };
-        Ok(res.rows_affected() > 0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let after = if online { "online" } else { "offline" };
+        if before != after {
+            let event = if online {
+                FleetWebhookEvent::DeviceOnline
+            } else {
+                FleetWebhookEvent::DeviceOffline
+            };
+            enqueue_fleet_event(&mut tx, event, json!({"device_id": id, "status": after})).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Records a heartbeat: `last_seen`, the health figures and the
@@ -66,12 +89,24 @@ impl Db {
 
     /// At start no appliance is connected yet: every device is `offline`
     /// (a crash may have left some `online`).
+    /// Each such device's `device.offline` goes to the webhooks then.
     pub async fn reset_fleet_connections(&self) -> Result<u64, StoreError> {
-        let res =
-            sqlx::query("UPDATE fleet_devices SET status = 'offline' WHERE status = 'online'")
-                .execute(&self.write)
-                .await?;
-        Ok(res.rows_affected())
+        let mut tx = self.write.begin().await?;
+        let ids: Vec<(String,)> = sqlx::query_as(
+            "UPDATE fleet_devices SET status = 'offline' WHERE status = 'online' RETURNING id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id,) in &ids {
+            enqueue_fleet_event(
+                &mut tx,
+                FleetWebhookEvent::DeviceOffline,
+                json!({"device_id": id, "status": "offline"}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
     }
 }
 

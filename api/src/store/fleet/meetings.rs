@@ -3,7 +3,11 @@
 //! closed on `meeting.ended` or when the device goes offline, read by the
 //! usage analytics.
 
+use serde_json::json;
+
 use super::super::{Db, StoreError, now};
+use super::webhooks::enqueue_fleet_event;
+use crate::fleet::webhook_events::FleetWebhookEvent;
 
 /// One meeting of one device, as the analytics read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +36,7 @@ impl Db {
         .bind(device_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        let res = sqlx::query(
             "INSERT INTO fleet_meetings (device_id, platform, started_at)
              SELECT id, ?, ? FROM fleet_devices WHERE id = ?",
         )
@@ -41,34 +45,67 @@ impl Db {
         .bind(device_id)
         .execute(&mut *tx)
         .await?;
+        if res.rows_affected() > 0 {
+            enqueue_fleet_event(
+                &mut tx,
+                FleetWebhookEvent::MeetingStarted,
+                json!({"device_id": device_id, "platform": platform, "started_at": ts}),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
     /// A device's meeting ended (or the device went offline).
     pub async fn fleet_meeting_ended(&self, device_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE fleet_meetings SET ended_at = ? WHERE device_id = ? AND ended_at IS NULL",
+        let mut tx = self.write.begin().await?;
+        let ended: Vec<(String, String, String)> = sqlx::query_as(
+            "UPDATE fleet_meetings SET ended_at = ? WHERE device_id = ? AND ended_at IS NULL
+             RETURNING platform, started_at, ended_at",
         )
         .bind(now())
         .bind(device_id)
-        .execute(&self.write)
+        .fetch_all(&mut *tx)
         .await?;
+        for (platform, started_at, ended_at) in ended {
+            enqueue_fleet_event(
+                &mut tx,
+                FleetWebhookEvent::MeetingEnded,
+                json!({"device_id": device_id, "platform": platform,
+                       "started_at": started_at, "ended_at": ended_at}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     /// At start no device is connected: meetings left open by a crash end
     /// at their device's last heartbeat (or when they started, if later).
+    /// Each one's `meeting.ended` goes to the fleet webhooks then.
     pub async fn close_dangling_fleet_meetings(&self) -> Result<u64, StoreError> {
-        let res = sqlx::query(
+        let mut tx = self.write.begin().await?;
+        let ended: Vec<(String, String, String, String)> = sqlx::query_as(
             "UPDATE fleet_meetings SET ended_at = (
                  SELECT MAX(fleet_meetings.started_at, COALESCE(d.last_seen, fleet_meetings.started_at))
                  FROM fleet_devices d WHERE d.id = fleet_meetings.device_id)
-             WHERE ended_at IS NULL",
+             WHERE ended_at IS NULL
+             RETURNING device_id, platform, started_at, ended_at",
         )
-        .execute(&self.write)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(res.rows_affected())
+        for (device_id, platform, started_at, ended_at) in &ended {
+            enqueue_fleet_event(
+                &mut tx,
+                FleetWebhookEvent::MeetingEnded,
+                json!({"device_id": device_id, "platform": platform,
+                       "started_at": started_at, "ended_at": ended_at}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ended.len() as u64)
     }
 
     /// Meetings that started in `[from, to)` (RFC 3339 timestamps), of the

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 pub use alerts::{Acknowledged, AlertRecord, NewAlert};
 pub use connection::PolicyReport;
 pub use meetings::FleetMeeting;
+pub use webhooks::{CreateFleetWebhookError, FleetDelivery, FleetWebhookRecord};
 
 use super::{Db, StoreError, now};
 use crate::fleet::domain::{DeviceStatus, FleetRole};
@@ -18,6 +19,7 @@ mod alerts;
 mod connection;
 mod meetings;
 mod policies;
+pub mod webhooks;
 
 /// Failures of a fleet write that the caller answers differently.
 #[derive(Debug, thiserror::Error)]
