@@ -2,7 +2,7 @@
 //! through the validators the handlers use, and fleet access tokens.
 #![no_main]
 
-use convene_api::fleet::{auth, domain, wire};
+use convene_api::fleet::{auth, domain, webhooks, wire};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
@@ -33,4 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = domain::group_members(&body);
     let _ = domain::new_policy(&body);
     let _ = domain::policy_patch(&body);
+    if let Ok(w) = webhooks::new_webhook(&body) {
+        assert!(!w.events.is_empty(), "a webhook with no events: {w:?}");
+    }
 });
