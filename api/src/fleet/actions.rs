@@ -1,5 +1,6 @@
 //! `POST /devices/{id}/actions` (admin): a remote action carried out by the
-//! appliance over its connection, answered with the device's result.
+//! appliance over its connection, answered with the device's result; and
+//! `POST /devices/{id}/credential/rotate`, which uses the same channel.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::error::{FleetError, FleetResult};
 use super::extract::FleetJson;
+use super::hub::Link;
 use super::{FleetState, wire};
 
 /// The device's error codes the API passes on, with their status.
@@ -32,6 +34,103 @@ fn device_error(code: &str, message: String) -> FleetError {
     }
 }
 
+fn offline(id: &str) -> FleetError {
+    FleetError::DeviceOffline(format!("device '{id}' is not connected"))
+}
+
+/// Sends an action over the device's connection and waits (bounded) for
+/// its result; the device's refusal as its error.
+async fn call(
+    state: &FleetState,
+    id: &str,
+    link: &Link,
+    action: &str,
+    params: Value,
+) -> FleetResult<Value> {
+    let action_id = uuid::Uuid::new_v4().simple().to_string();
+    let reply = link
+        .expect_reply(&action_id)
+        .ok_or_else(|| FleetError::Action {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "DEVICE_BUSY",
+            message: format!("device '{id}' has too many actions in progress; retry later"),
+        })?;
+    let message = json!({"type": "action", "id": action_id, "action": action, "params": params});
+    let timeout = Duration::from_secs(state.config.action_timeout_secs.max(1));
+    let sent = tokio::time::timeout(timeout, link.outbound.send(message.to_string())).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        link.forget(&action_id);
+        return Err(offline(id));
+    }
+    tracing::info!(device = %id, action, "fleet action sent");
+    let answer = match tokio::time::timeout(timeout, reply).await {
+        Ok(Ok(answer)) => answer,
+        // The connection ended before the device answered.
+        Ok(Err(_)) => return Err(offline(id)),
+        Err(_) => {
+            link.forget(&action_id);
+            return Err(FleetError::Action {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                code: "DEVICE_TIMEOUT",
+                message: format!(
+                    "device '{id}' did not answer the {action} action within {} s",
+                    timeout.as_secs()
+                ),
+            });
+        }
+    };
+    answer.map_err(|(code, message)| device_error(&code, message))
+}
+
+/// `POST /devices/{id}/credential/rotate` (admin): a new device credential,
+/// handed to the device over its connection. The device stores it before
+/// answering; only then does the old one stop working. If the answer is
+/// lost (timeout, the connection drops) the new credential stays pending
+/// beside the old one, and the rotation completes when the device next
+/// connects with it. The credential itself is never in the response.
+pub async fn rotate_credential(
+    State(state): State<FleetState>,
+    Path(id): Path<String>,
+) -> FleetResult<Json<Value>> {
+    if state.db.fleet_device(&id).await?.is_none() {
+        return Err(FleetError::not_found("Device", &id));
+    }
+    let link = state.hub.link(&id).await.ok_or_else(|| offline(&id))?;
+    let credential = super::random_secret("cvd");
+    let hash = crate::store::teams::key_hash(&credential);
+    if !state.db.set_fleet_pending_credential(&id, &hash).await? {
+        return Err(FleetError::not_found("Device", &id));
+    }
+    let params = json!({"device_credential": credential});
+    match call(&state, &id, &link, "rotate_credential", params).await {
+        Ok(_) => {
+            let rotated_at = state.db.promote_fleet_credential(&id, &hash).await?;
+            tracing::info!(device = %id, "fleet device credential rotated");
+            Ok(Json(json!({
+                "device_id": id,
+                "status": "rotated",
+                // None: it completed meanwhile (the device reconnected with it).
+                "rotated_at": rotated_at,
+            })))
+        }
+        Err(
+            e @ FleetError::Action {
+                code: "DEVICE_TIMEOUT",
+                ..
+            },
+        )
+        | Err(e @ FleetError::DeviceOffline(_)) => {
+            // The device may have stored it: keep it pending.
+            tracing::warn!(device = %id, error = %e, "fleet credential rotation unconfirmed; pending until the device reconnects");
+            Err(e)
+        }
+        Err(e) => {
+            state.db.drop_fleet_pending_credential(&id, &hash).await?;
+            Err(e)
+        }
+    }
+}
+
 /// `POST /devices/{id}/actions` `{"action": "...", "params": {...}}`.
 pub async fn run(
     State(state): State<FleetState>,
@@ -42,48 +141,13 @@ pub async fn run(
     if state.db.fleet_device(&id).await?.is_none() {
         return Err(FleetError::not_found("Device", &id));
     }
-    let offline = || FleetError::DeviceOffline(format!("device '{id}' is not connected"));
-    let link = state.hub.link(&id).await.ok_or_else(offline)?;
+    let link = state.hub.link(&id).await.ok_or_else(|| offline(&id))?;
     if req.action == "join_meeting" && link.in_meeting() {
         return Err(FleetError::MeetingActive(format!(
             "device '{id}' is already in a meeting; leave it first"
         )));
     }
-    let action_id = uuid::Uuid::new_v4().simple().to_string();
-    let reply = link
-        .expect_reply(&action_id)
-        .ok_or_else(|| FleetError::Action {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "DEVICE_BUSY",
-            message: format!("device '{id}' has too many actions in progress; retry later"),
-        })?;
-    let message =
-        json!({"type": "action", "id": action_id, "action": req.action, "params": req.params});
-    let timeout = Duration::from_secs(state.config.action_timeout_secs.max(1));
-    let sent = tokio::time::timeout(timeout, link.outbound.send(message.to_string())).await;
-    if !matches!(sent, Ok(Ok(()))) {
-        link.forget(&action_id);
-        return Err(offline());
-    }
-    tracing::info!(device = %id, action = req.action, "fleet action sent");
-    let answer = match tokio::time::timeout(timeout, reply).await {
-        Ok(Ok(answer)) => answer,
-        // The connection ended before the device answered.
-        Ok(Err(_)) => return Err(offline()),
-        Err(_) => {
-            link.forget(&action_id);
-            return Err(FleetError::Action {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                code: "DEVICE_TIMEOUT",
-                message: format!(
-                    "device '{id}' did not answer the {} action within {} s",
-                    req.action,
-                    timeout.as_secs()
-                ),
-            });
-        }
-    };
-    let result = answer.map_err(|(code, message)| device_error(&code, message))?;
+    let result = call(&state, &id, &link, req.action, Value::Object(req.params)).await?;
     let change = match req.action {
         "join_meeting" => {
             let platform = result

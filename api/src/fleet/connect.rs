@@ -60,17 +60,36 @@ async fn device_of(state: &FleetState, headers: &HeaderMap) -> FleetResult<Strin
         .filter(|c| !c.is_empty())
         .ok_or_else(unauthorized)?;
     let presented = key_hash(credential);
-    // An unknown device is compared against a decoy so both take as long.
-    let stored = state.db.fleet_device_credential_hash(id).await?;
-    let expected = stored.as_deref().unwrap_or(DECOY_HASH);
-    let same = presented.len() == expected.len()
-        && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()));
-    if same && stored.is_some() {
-        Ok(id.to_string())
-    } else {
-        Err(FleetError::Unauthorized(
+    // An unknown device is compared against a decoy so both take as long;
+    // both the current and a pending (rotation) credential are compared.
+    let stored = state.db.fleet_device_credential_hashes(id).await?;
+    let (current, pending) = match &stored {
+        Some((c, p)) => (c.as_str(), p.as_deref().unwrap_or(DECOY_HASH)),
+        None => (DECOY_HASH, DECOY_HASH),
+    };
+    let eq = |expected: &str| {
+        presented.len() == expected.len()
+            && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+    };
+    let (is_current, is_pending) = (eq(current), eq(pending));
+    match stored {
+        Some(_) if is_current => Ok(id.to_string()),
+        Some((_, Some(_))) if is_pending => {
+            // The device stored the new credential (it connects with it)
+            // but its acknowledgement was lost: the rotation ends here.
+            if state
+                .db
+                .promote_fleet_credential(id, &presented)
+                .await?
+                .is_some()
+            {
+                tracing::info!(device = %id, "fleet device credential rotated (confirmed by the device connecting with it)");
+            }
+            Ok(id.to_string())
+        }
+        _ => Err(FleetError::Unauthorized(
             "the device id or credential is not valid (deleted device, or wrong credential)".into(),
-        ))
+        )),
     }
 }
 

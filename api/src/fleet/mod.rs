@@ -136,6 +136,10 @@ pub fn router(state: FleetState) -> Router {
         )
         .route("/devices/{id}/policies", get(policies::for_device))
         .route("/devices/{id}/actions", post(actions::run))
+        .route(
+            "/devices/{id}/credential/rotate",
+            post(actions::rotate_credential),
+        )
         .route("/enrollment-tokens", post(devices::create_enrollment_token))
         .route("/groups", get(groups::list).post(groups::create))
         .route(

@@ -92,6 +92,9 @@ pub async fn run(
             }
             command("update", &settings.update_command, version).await
         }
+        // Not one of the seed's actions: sent only by the server's
+        // `POST /devices/{id}/credential/rotate`, never by a user.
+        "rotate_credential" => rotate_credential(settings, &params["device_credential"]),
         other => Err(ActionError::new(
             "VALIDATION_ERROR",
             format!(
@@ -100,6 +103,39 @@ pub async fn run(
             ),
         )),
     }
+}
+
+/// Whether `c` looks like a device credential the server issues
+/// (`cvd_` + 43 base64url characters).
+fn is_credential(c: &str) -> bool {
+    c.strip_prefix("cvd_").is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// Replaces the stored credential (atomically: the credentials file is
+/// written to a temporary file, synced and renamed) before answering, so
+/// that the server only retires the old credential once the new one is on
+/// disk. The next connection (`link::run` reads the file before each) uses
+/// it.
+fn rotate_credential(settings: &FleetSettings, new: &Value) -> Result<Value, ActionError> {
+    let new = new
+        .as_str()
+        .filter(|c| is_credential(c))
+        .ok_or_else(|| ActionError::new("VALIDATION_ERROR", "params.device_credential"))?;
+    let path = &settings.credentials_file;
+    let mut creds = super::credentials::load(path)
+        .map_err(|e| ActionError::new("ACTION_FAILED", e))?
+        .ok_or_else(|| ActionError::new("ACTION_FAILED", "no credentials file to update"))?;
+    creds.device_credential = new.to_string();
+    super::credentials::save(path, &creds).map_err(|e| {
+        ActionError::new("ACTION_FAILED", format!("saving {}: {e}", path.display()))
+    })?;
+    tracing::info!(device = %creds.device_id, "fleet: device credential rotated and saved");
+    Ok(json!({"rotated": true}))
 }
 
 async fn screenshot(state: &AppState) -> Result<Value, ActionError> {
@@ -162,6 +198,28 @@ async fn command(
                 let _ = child.wait().await;
             });
             Ok(json!({"success": true, "state": "started"}))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_servers_credential_shape_is_accepted() {
+        let good = format!("cvd_{}", "A".repeat(43));
+        assert!(is_credential(&good));
+        for bad in [
+            String::new(),
+            "cvd_".into(),
+            format!("cvd_{}", "A".repeat(42)),
+            format!("cvd_{}", "A".repeat(44)),
+            format!("cve_{}", "A".repeat(43)),
+            format!("cvd_{}/", "A".repeat(42)),
+            format!("cvd_{}\n", "A".repeat(42)),
+        ] {
+            assert!(!is_credential(&bad), "{bad:?}");
         }
     }
 }

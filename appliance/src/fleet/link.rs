@@ -68,7 +68,15 @@ pub async fn run(state: Arc<AppState>, settings: FleetSettings) {
     }
     let actions = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ACTIONS));
     let mut attempt = 0u32;
+    let mut creds = creds;
     loop {
+        // The credential may have been rotated during the last session
+        // (`actions::rotate_credential` writes the file first).
+        match credentials::load(&settings.credentials_file) {
+            Ok(Some(c)) if c.device_id == creds.device_id => creds = c,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "fleet: keeping the credential in memory"),
+        }
         let started = tokio::time::Instant::now();
         match session(&state, &settings, &creds, &actions).await {
             Ok(()) => tracing::info!("fleet: connection closed"),

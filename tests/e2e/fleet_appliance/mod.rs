@@ -5,6 +5,7 @@
 
 mod actions;
 mod connection;
+mod credentials;
 mod policies;
 mod support;
 mod tls;

@@ -8,18 +8,73 @@ use super::webhooks::enqueue_fleet_event;
 use crate::fleet::webhook_events::FleetWebhookEvent;
 
 impl Db {
-    /// The SHA-256 (hex) of a device's credential, to be compared by the
-    /// caller in constant time; `None` for an unknown device.
-    pub async fn fleet_device_credential_hash(
+    /// The SHA-256 (hex) of a device's credential and, while a rotation is
+    /// under way, of its new one; `None` for an unknown device.
+    pub async fn fleet_device_credential_hashes(
         &self,
         id: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT credential_hash, pending_credential_hash FROM fleet_devices WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// Starts a rotation: `hash` (of the new credential) is accepted beside
+    /// the current one until [`Db::promote_fleet_credential`]. A rotation
+    /// still pending is replaced. False when the device is gone.
+    pub async fn set_fleet_pending_credential(
+        &self,
+        id: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        let res = sqlx::query("UPDATE fleet_devices SET pending_credential_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Ends a rotation: the pending credential `hash` becomes the device's
+    /// credential and the old one stops working. The rotation time when it
+    /// was still pending.
+    pub async fn promote_fleet_credential(
+        &self,
+        id: &str,
+        hash: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT credential_hash FROM fleet_devices WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?;
-        Ok(row.map(|(h,)| h))
+        let ts = now();
+        let res = sqlx::query(
+            "UPDATE fleet_devices SET credential_hash = pending_credential_hash,
+                 pending_credential_hash = NULL, credential_rotated_at = ?
+             WHERE id = ? AND pending_credential_hash = ?",
+        )
+        .bind(&ts)
+        .bind(id)
+        .bind(hash)
+        .execute(&self.write)
+        .await?;
+        Ok((res.rows_affected() > 0).then_some(ts))
+    }
+
+    /// Abandons a rotation the device refused (its old credential stays).
+    pub async fn drop_fleet_pending_credential(
+        &self,
+        id: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE fleet_devices SET pending_credential_hash = NULL
+             WHERE id = ? AND pending_credential_hash = ?",
+        )
+        .bind(id)
+        .bind(hash)
+        .execute(&self.write)
+        .await?;
+        Ok(())
     }
 
     /// Marks a device online or offline (its connection opened or ended).
