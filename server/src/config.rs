@@ -353,6 +353,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_FLEET_ACTION_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub fleet_action_timeout: u64,
+    /// Seconds a device has, after an update was sent to it, to report the
+    /// new version in a heartbeat before the deployment halts.
+    #[arg(long, env = "CONVENE_FLEET_UPDATE_CONFIRM_TIMEOUT", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub fleet_update_confirm_timeout: u64,
     /// Raise an `offline` alert for a device offline this many seconds
     /// (0: never).
     #[arg(long, env = "CONVENE_FLEET_ALERT_OFFLINE_AFTER", default_value_t = 300,

@@ -296,6 +296,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                 && args.fleet_alert_disk <= 100.0)
                 .then_some(args.fleet_alert_disk),
             webhooks_allow_private: args.webhooks_allow_private,
+            update_confirm_secs: args.fleet_update_confirm_timeout,
         },
         state.ip_limits.clone(),
     )
@@ -311,6 +312,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     .map_err(anyhow::Error::msg)
     .context("preparing the content libraries")?;
     tokio::spawn(convene_api::fleet::alerts::run_offline_rule(fleet.clone()));
+    tokio::spawn(convene_api::fleet::rollout::run(fleet.clone()));
     // Media events (a peer connection failed) are rare; the bound only
     // guards memory against a stuck consumer (drops are counted).
     let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(MEDIA_EVENTS_QUEUE);

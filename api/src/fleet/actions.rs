@@ -40,7 +40,7 @@ fn offline(id: &str) -> FleetError {
 
 /// Sends an action over the device's connection and waits (bounded) for
 /// its result; the device's refusal as its error.
-async fn call(
+pub(super) async fn call(
     state: &FleetState,
     id: &str,
     link: &Link,

@@ -526,7 +526,7 @@ fn id_list(v: &Value, field: &str, max: usize, errors: &mut FieldErrors) -> Opti
     Some(out)
 }
 
-fn target(v: &Value, errors: &mut FieldErrors) -> Option<PolicyTarget> {
+pub(super) fn target(v: &Value, errors: &mut FieldErrors) -> Option<PolicyTarget> {
     let Value::Object(m) = v else {
         push(
             errors,

@@ -20,6 +20,8 @@ pub mod groups;
 pub mod hub;
 pub mod policies;
 pub mod policy_push;
+pub mod rollout;
+pub mod updates;
 pub mod webhook_events;
 pub mod webhooks;
 pub mod wire;
@@ -64,6 +66,8 @@ pub struct FleetConfig {
     /// Fleet webhooks may point at loopback, private, link-local...
     /// addresses (the room API's `--webhooks-allow-private`).
     pub webhooks_allow_private: bool,
+    /// How long a device has to report an update's version (seconds).
+    pub update_confirm_secs: u64,
 }
 
 impl Default for FleetConfig {
@@ -78,6 +82,7 @@ impl Default for FleetConfig {
             alert_temperature: Some(80.0),
             alert_disk_percent: Some(90.0),
             webhooks_allow_private: false,
+            update_confirm_secs: 900,
         }
     }
 }
@@ -159,6 +164,11 @@ pub fn router(state: FleetState) -> Router {
         .route("/analytics/usage", get(analytics::usage_route))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
+        .route("/updates", get(updates::list).post(updates::deploy))
+        .route("/updates/releases", post(updates::publish))
+        .route("/updates/deployments", get(updates::deployments))
+        .route("/updates/deployments/{id}", get(updates::deployment))
+        .route("/updates/deployments/{id}/cancel", post(updates::cancel))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route(
             "/webhooks/{id}",

@@ -9,4 +9,5 @@ mod credentials;
 mod policies;
 mod support;
 mod tls;
+mod updates;
 mod webhooks;

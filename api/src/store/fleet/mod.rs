@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 pub use alerts::{Acknowledged, AlertRecord, NewAlert};
 pub use connection::PolicyReport;
 pub use meetings::FleetMeeting;
+pub use updates::{DeploymentDevice, DeploymentRecord, NewDeployment, ReleaseRecord};
 pub use webhooks::{CreateFleetWebhookError, FleetDelivery, FleetWebhookRecord};
 
 use super::{Db, StoreError, now};
@@ -19,6 +20,7 @@ mod alerts;
 mod connection;
 mod meetings;
 mod policies;
+pub mod updates;
 pub mod webhooks;
 
 /// Failures of a fleet write that the caller answers differently.

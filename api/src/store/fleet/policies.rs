@@ -12,7 +12,7 @@ type PolicyRow = (String, String, i64, String, String, String);
 
 const POLICY_COLUMNS: &str = "id, name, priority, config, created_at, updated_at";
 
-async fn check_target(
+pub(super) async fn check_target(
     conn: &mut sqlx::SqliteConnection,
     target: &PolicyTarget,
 ) -> Result<(), FleetStoreError> {
