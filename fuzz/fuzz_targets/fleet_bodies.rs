@@ -2,7 +2,7 @@
 //! through the validators the handlers use, and fleet access tokens.
 #![no_main]
 
-use convene_api::fleet::{auth, domain, webhooks, wire};
+use convene_api::fleet::{auth, domain, updates, webhooks, wire};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
@@ -33,6 +33,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = domain::group_members(&body);
     let _ = domain::new_policy(&body);
     let _ = domain::policy_patch(&body);
+    let _ = updates::new_release(&body);
+    if let Ok(d) = updates::new_deployment(&body, chrono::Utc::now()) {
+        assert!(
+            !d.target.devices.is_empty() || !d.target.groups.is_empty(),
+            "a deployment with no target: {d:?}"
+        );
+        assert!(d.canary >= 1 && d.batch_size >= 1, "{d:?}");
+    }
     if let Ok(w) = webhooks::new_webhook(&body) {
         assert!(!w.events.is_empty(), "a webhook with no events: {w:?}");
     }
