@@ -98,6 +98,10 @@ pub struct FleetClaims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// The user's token version when it was issued (0 when absent); a
+    /// password or role change makes older versions invalid.
+    #[serde(default)]
+    pub ver: i64,
 }
 
 pub fn unix_now() -> u64 {
@@ -107,8 +111,9 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Signs an access token for `user_id` valid for `ttl_secs`.
-pub fn mint(secret: &[u8], user_id: &str, ttl_secs: u64) -> FleetResult<String> {
+/// Signs an access token for `user_id` (at its token version `ver`)
+/// valid for `ttl_secs`.
+pub fn mint(secret: &[u8], user_id: &str, ver: i64, ttl_secs: u64) -> FleetResult<String> {
     let now = unix_now() as i64;
     let claims = FleetClaims {
         sub: user_id.to_string(),
@@ -116,6 +121,7 @@ pub fn mint(secret: &[u8], user_id: &str, ttl_secs: u64) -> FleetResult<String> 
         aud: AUDIENCE.into(),
         iat: now,
         exp: now + ttl_secs as i64,
+        ver,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -148,6 +154,7 @@ pub fn verify(secret: &[u8], token: &str) -> Result<FleetClaims, &'static str> {
         aud: Option<String>,
         iat: Option<i64>,
         exp: Option<i64>,
+        ver: Option<i64>,
     }
     let received =
         jsonwebtoken::decode::<Received>(token, &DecodingKey::from_secret(secret), &validation)
@@ -172,12 +179,14 @@ pub fn verify(secret: &[u8], token: &str) -> Result<FleetClaims, &'static str> {
             aud: Some(aud),
             exp: Some(exp),
             iat,
+            ver,
         } => Ok(FleetClaims {
             sub,
             iss,
             aud,
             iat: iat.unwrap_or(0),
             exp,
+            ver: ver.unwrap_or(0),
         }),
         _ => Err("the token lacks a required claim"),
     }
@@ -220,6 +229,11 @@ pub async fn user_of_token(state: &FleetState, token: &str) -> FleetResult<(Flee
         .fleet_user_by_id(&claims.sub)
         .await?
         .ok_or_else(|| FleetError::Unauthorized("the token's user no longer exists".into()))?;
+    if claims.ver != user.token_version {
+        return Err(FleetError::Unauthorized(
+            "the token was issued before the user's password or role changed; get a new one".into(),
+        ));
+    }
     Ok((
         FleetUser {
             id: user.id,
@@ -350,7 +364,7 @@ pub async fn token(
         }
     };
     let ttl = state.config.token_ttl_secs;
-    let access_token = mint(&state.secret, &user.id, ttl)?;
+    let access_token = mint(&state.secret, &user.id, user.token_version, ttl)?;
     let mut response = axum::Json(TokenResponse {
         access_token,
         token_type: "bearer",
@@ -380,7 +394,7 @@ mod tests {
     #[test]
     fn tokens_are_checked() {
         let key = b"0123456789abcdef0123456789abcdef";
-        let t = mint(key, "u1", 60).unwrap();
+        let t = mint(key, "u1", 0, 60).unwrap();
         assert_eq!(verify(key, &t).unwrap().sub, "u1");
         assert!(verify(b"another key another key another k", &t).is_err());
         // alg none: header {"alg":"none"}, same claims, empty signature.
@@ -395,6 +409,7 @@ mod tests {
                 iss: ISSUER.into(),
                 aud: AUDIENCE.into(),
                 iat: 0,
+                ver: 0,
                 exp: unix_now() as i64 - 120,
             },
             &EncodingKey::from_secret(key),

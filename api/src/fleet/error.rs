@@ -127,6 +127,7 @@ impl From<FleetStoreError> for FleetError {
                 let value: String = value.chars().take(100).collect();
                 FleetError::Conflict(format!("{field} '{value}' is already taken"))
             }
+            FleetStoreError::LastAdmin(m) => FleetError::Conflict(m.to_string()),
             FleetStoreError::Unknown { field, ids } => {
                 let ids: Vec<String> = ids
                     .iter()

@@ -22,6 +22,7 @@ pub mod policies;
 pub mod policy_push;
 pub mod rollout;
 pub mod updates;
+pub mod users;
 pub mod webhook_events;
 pub mod webhooks;
 pub mod wire;
@@ -164,6 +165,13 @@ pub fn router(state: FleetState) -> Router {
         .route("/analytics/usage", get(analytics::usage_route))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{id}",
+            get(users::get_one)
+                .patch(users::update)
+                .delete(users::remove),
+        )
         .route("/updates", get(updates::list).post(updates::deploy))
         .route("/updates/releases", post(updates::publish))
         .route("/updates/deployments", get(updates::deployments))

@@ -10,4 +10,5 @@ mod policies;
 mod support;
 mod tls;
 mod updates;
+mod users;
 mod webhooks;

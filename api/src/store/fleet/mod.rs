@@ -21,6 +21,7 @@ mod connection;
 mod meetings;
 mod policies;
 pub mod updates;
+pub mod users;
 pub mod webhooks;
 
 /// Failures of a fleet write that the caller answers differently.
@@ -33,6 +34,9 @@ pub enum FleetStoreError {
     /// A unique name or id is taken.
     #[error("{field} is already taken: {value}")]
     Taken { field: &'static str, value: String },
+    /// The change would leave the fleet without an admin.
+    #[error("{0}")]
+    LastAdmin(&'static str),
     /// References to groups or devices that do not exist.
     #[error("unknown {field}: {}", ids.join(", "))]
     Unknown {
@@ -55,6 +59,9 @@ pub struct FleetUserRecord {
     pub password_hash: String,
     pub role: FleetRole,
     pub created_at: String,
+    /// Access tokens must carry this version (`ver`); every password or
+    /// role change increments it.
+    pub token_version: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -183,10 +190,10 @@ fn json_strings(s: &str, what: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str::<Vec<String>>(s).map_err(|_| StoreError::Corrupt(what.to_string()))
 }
 
-type UserRow = (String, String, String, String, String);
+type UserRow = (String, String, String, String, String, i64);
 
 fn user(row: UserRow) -> Result<FleetUserRecord, StoreError> {
-    let (id, email, password_hash, role, created_at) = row;
+    let (id, email, password_hash, role, created_at, token_version) = row;
     let role = FleetRole::parse(&role)
         .ok_or_else(|| StoreError::Corrupt(format!("role of fleet user {id}")))?;
     Ok(FleetUserRecord {
@@ -195,10 +202,11 @@ fn user(row: UserRow) -> Result<FleetUserRecord, StoreError> {
         password_hash,
         role,
         created_at,
+        token_version,
     })
 }
 
-const USER_COLUMNS: &str = "id, email, password_hash, role, created_at";
+const USER_COLUMNS: &str = "id, email, password_hash, role, created_at, token_version";
 
 type DeviceRow = (
     String,
@@ -340,6 +348,7 @@ impl Db {
                 password_hash: password_hash.to_string(),
                 role,
                 created_at: ts,
+                token_version: 0,
             }),
             Err(e) if super::is_unique_violation(&e) => Err(FleetStoreError::Taken {
                 field: "email",

@@ -1,0 +1,4 @@
+-- Fleet users managed over the API (docs/fleet.md, "Users"): a password or
+-- role change increments the user's token version, and an access token is
+-- accepted only while the version it carries (`ver`) is the current one.
+ALTER TABLE fleet_users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0;
