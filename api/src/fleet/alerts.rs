@@ -95,22 +95,53 @@ pub async fn clear(state: &FleetState, device_id: &str, kind: &str) {
     }
 }
 
-/// The threshold rules over one heartbeat's health figures.
+/// The thresholds that apply to one device: the server's flags, unless
+/// its group's `config.alerts` sets (or, with null, turns off) a rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub temperature: Option<f64>,
+    pub disk_percent: Option<f64>,
+    pub offline_after_secs: Option<u64>,
+}
+
+/// [`Thresholds`] from the server's configuration and the group's config
+/// (JSON text, as stored); a group config that does not parse (it was
+/// validated when written) inherits everything.
+pub fn thresholds(config: &super::FleetConfig, group_config: Option<&str>) -> Thresholds {
+    let o = group_config
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|c| c.get("alerts").cloned())
+        .and_then(|a| super::domain::alert_overrides(&a).ok())
+        .unwrap_or_default();
+    Thresholds {
+        temperature: o.temperature.unwrap_or(config.alert_temperature),
+        disk_percent: o.disk_percent.unwrap_or(config.alert_disk_percent),
+        offline_after_secs: o
+            .offline_after_secs
+            .unwrap_or(config.alert_offline_after_secs),
+    }
+}
+
+/// The threshold rules over one heartbeat's health figures (the device's
+/// group may set its own thresholds).
 pub async fn on_heartbeat(state: &FleetState, link: &Link, health: &Map<String, Value>) {
     let device_id = link.device_id.as_str();
+    let group_config = match state.db.fleet_device_group_config(device_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(device = %device_id, error = %e, "cannot read the device's alert thresholds");
+            None
+        }
+    };
+    let t = thresholds(&state.config, group_config.as_deref());
     let rules = [
-        (
-            "temperature",
-            "temperature",
-            state.config.alert_temperature,
-            "°C",
-        ),
-        ("disk", "disk_percent", state.config.alert_disk_percent, "%"),
+        ("temperature", "temperature", t.temperature, "°C"),
+        ("disk", "disk_percent", t.disk_percent, "%"),
     ];
     for (kind, field, threshold, unit) in rules {
-        let Some(threshold) = threshold else { continue };
-        match health.get(field).and_then(Value::as_f64) {
-            Some(v) if v > threshold => {
+        let value = health.get(field).and_then(Value::as_f64);
+        match (threshold, value) {
+            (Some(threshold), Some(v)) if v > threshold => {
                 link.set_maybe_alerting(kind, true);
                 raise(
                     state,
@@ -125,40 +156,45 @@ pub async fn on_heartbeat(state: &FleetState, link: &Link, health: &Map<String, 
                 )
                 .await;
             }
-            Some(_) if link.maybe_alerting(kind) => {
+            // Under the threshold, or the rule is off for this device.
+            (_, Some(_)) if link.maybe_alerting(kind) => {
                 clear(state, device_id, kind).await;
                 link.set_maybe_alerting(kind, false);
             }
-            // Under the threshold and known not to be alerting.
-            Some(_) => {}
-            // No figure: nothing to judge either way.
-            None => {}
+            // Known not to be alerting, or no figure to judge.
+            _ => {}
         }
     }
 }
 
-/// Raises `offline` alerts for devices offline longer than the configured
-/// time; runs until the process ends (the server spawns it).
+/// Raises `offline` alerts for devices offline longer than their threshold
+/// (the server's, or their group's); runs until the process ends (the
+/// server spawns it).
 pub async fn run_offline_rule(state: FleetState) {
-    let Some(after) = state.config.alert_offline_after_secs else {
-        return;
-    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let cutoff = crate::store::timestamp(
-            chrono::Utc::now()
-                - chrono::Duration::seconds(i64::try_from(after).unwrap_or(i64::MAX / 2)),
-        );
-        let devices = match state.db.fleet_devices_offline_since(&cutoff).await {
+        let devices = match state.db.fleet_devices_offline().await {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "cannot check devices for the offline alert");
                 continue;
             }
         };
-        for (id, last_seen) in devices {
+        let now = chrono::Utc::now();
+        for (id, last_seen, group_config) in devices {
+            let Some(after) = thresholds(&state.config, group_config.as_deref()).offline_after_secs
+            else {
+                continue;
+            };
+            let Ok(seen) = crate::store::parse_timestamp(&last_seen) else {
+                continue;
+            };
+            if now - seen <= chrono::Duration::seconds(i64::try_from(after).unwrap_or(i64::MAX / 2))
+            {
+                continue;
+            }
             raise(
                 &state,
                 NewAlert {
@@ -245,5 +281,37 @@ pub async fn acknowledge(
         Acknowledged::Cleared(_) => Err(FleetError::Conflict(format!(
             "alert '{id}' is already cleared (its condition ended)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::FleetConfig;
+
+    #[test]
+    fn a_group_overrides_or_turns_off_the_servers_thresholds() {
+        let server = FleetConfig::default();
+        let inherit = thresholds(&server, None);
+        assert_eq!(inherit.temperature, Some(80.0));
+        assert_eq!(inherit.disk_percent, Some(90.0));
+        assert_eq!(inherit.offline_after_secs, Some(300));
+        assert_eq!(thresholds(&server, Some(r#"{"timezone": "UTC"}"#)), inherit);
+        let own = thresholds(
+            &server,
+            Some(r#"{"alerts": {"temperature": 40, "offline_after": null}}"#),
+        );
+        assert_eq!(own.temperature, Some(40.0));
+        assert_eq!(own.disk_percent, Some(90.0));
+        assert_eq!(own.offline_after_secs, None);
+        // A group may turn on a rule the server has off.
+        let off = FleetConfig {
+            alert_disk_percent: None,
+            ..FleetConfig::default()
+        };
+        assert_eq!(
+            thresholds(&off, Some(r#"{"alerts": {"disk_percent": 50}}"#)).disk_percent,
+            Some(50.0)
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! out remote actions; the fleet WebSocket API reporting their status.
 
 mod actions;
+mod alert_rules;
 mod connection;
 mod credentials;
 mod policies;

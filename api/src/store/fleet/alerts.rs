@@ -207,22 +207,36 @@ impl Db {
         })
     }
 
-    /// Devices offline since before `cutoff` (they were seen once) with no
-    /// open `offline` alert: (id, last_seen).
-    pub async fn fleet_devices_offline_since(
+    /// Devices offline (seen once) with no open `offline` alert, with their
+    /// group's configuration (JSON) when they are in one: (id, last_seen,
+    /// group config). At most 1000, longest offline first.
+    pub async fn fleet_devices_offline(
         &self,
-        cutoff: &str,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT d.id, d.last_seen FROM fleet_devices d
-             WHERE d.status = 'offline' AND d.last_seen IS NOT NULL AND d.last_seen < ?
+    ) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT d.id, d.last_seen, g.config FROM fleet_devices d
+             LEFT JOIN fleet_groups g ON g.id = d.group_id
+             WHERE d.status = 'offline' AND d.last_seen IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM fleet_alerts a
                                WHERE a.device_id = d.id AND a.kind = 'offline' AND a.status != 'cleared')
-             ORDER BY d.seq LIMIT 500",
+             ORDER BY d.last_seen LIMIT 1000",
         )
-        .bind(cutoff)
         .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// The configuration (JSON) of the device's group, if it is in one.
+    pub async fn fleet_device_group_config(
+        &self,
+        device_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT g.config FROM fleet_devices d LEFT JOIN fleet_groups g ON g.id = d.group_id
+             WHERE d.id = ?",
+        )
+        .bind(device_id)
+        .fetch_optional(&self.read)
         .await?;
-        Ok(rows)
+        Ok(row.and_then(|(c,)| c))
     }
 }
