@@ -239,3 +239,70 @@ async fn a_room_without_transcription_runs_no_transcriber() {
             .contains("convene_transcribers_started_total")
     );
 }
+
+/// The browser client shows the captions of a transcribed room: the
+/// Captions toggle (on by default there), the speaker's name and text in an
+/// aria-live region, hidden when turned off; no toggle in other rooms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_shows_captions_with_a_toggle() {
+    use convene_tests::browser::Browser;
+    let _turn = crate::browser::ONE_AT_A_TIME.lock().await;
+    let (s, _log) = crate::browser::server();
+    for (name, on) in [("captioned", true), ("plain", false)] {
+        s.api()
+            .post(
+                "/api/v1/rooms",
+                json!({"friendly_url": name, "transcription_enabled": on,
+                       "join_screen_enabled": false}),
+            )
+            .await
+            .expect(200);
+    }
+    let b = Browser::launch().await;
+    let t = crate::browser::token(&s, "captioned", "Bea", "speaker").await;
+    let page = b.open(&s.url(&format!("/captioned?token={t}"))).await;
+    crate::browser::wait_state(&page, "joined").await;
+    let button = page
+        .eval(
+            "(() => { const b = document.getElementById('ctl-captions'); \
+             return [b.hidden, b.getAttribute('aria-pressed')]; })()",
+        )
+        .await;
+    assert_eq!(button, json!([false, "true"]));
+
+    let (mut a, _) = join(&s, "captioned", "Ann").await;
+    let mut pcm = speech("three three three");
+    pcm.extend(std::iter::repeat_n(0, 48_000 * 2));
+    a.speak(opus_packets(&pcm));
+    a.publish_kinds(true, false);
+    a.wait_type("answer").await;
+    let shown = page
+        .wait_for(
+            "(() => { const c = document.getElementById('captions'); \
+             return !c.hidden && c.getAttribute('aria-live') === 'polite' \
+               && c.textContent.includes('Ann: ') && c.textContent; })()",
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(shown.as_str().unwrap().contains("Ann: "), "{shown}");
+
+    // Turned off: the captions are hidden, the button says so.
+    let off = page
+        .eval(
+            "(() => { document.getElementById('ctl-captions').click(); \
+             return [document.getElementById('captions').hidden, \
+               document.getElementById('ctl-captions').getAttribute('aria-pressed')]; })()",
+        )
+        .await;
+    assert_eq!(off, json!([true, "false"]));
+    a.leave();
+
+    // A room without transcription has no Captions button.
+    let t = crate::browser::token(&s, "plain", "Bea", "speaker").await;
+    let plain = b.open(&s.url(&format!("/plain?token={t}"))).await;
+    crate::browser::wait_state(&plain, "joined").await;
+    let hidden = plain
+        .eval("document.getElementById('ctl-captions').hidden")
+        .await;
+    assert_eq!(hidden, json!(true));
+}
