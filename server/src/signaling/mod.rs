@@ -94,6 +94,8 @@ impl crate::recording::LiveRecordings for Signaling {
 }
 
 impl Signaling {
+    /// Called once, by `lib.rs` (each argument a separate service).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Db,
         media: Arc<MediaPlane>,

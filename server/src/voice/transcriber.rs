@@ -156,8 +156,8 @@ fn run(
             RecEvent::Track {
                 key,
                 participant_id,
-                source,
-            } if source == Source::Microphone => {
+                source: Source::Microphone,
+            } => {
                 tracks.entry(key).or_insert((participant_id, None));
             }
             RecEvent::TrackEnded { key } => {
