@@ -4,7 +4,8 @@
 //! The room's media worker feeds it like a restream: a [`RecorderSink`]
 //! (bounded queue, `try_send`; a full queue is a dropped packet, counted in
 //! `convene_transcriber_dropped_packets_total`, so forwarding never waits),
-//! ended by this thread dropping its end of the sink's keyframe channel.
+//! `audio_only` (no video packets, no keyframe requests), ended by this
+//! thread dropping its end of the sink's keyframe channel.
 //! One thread per room (`transcribe-<room>`) keeps, per microphone track,
 //! an Opus decoder (48 kHz mono; a lost packet is concealed by the
 //! decoder's PLC, up to [`MAX_CONCEALED`] packets), the 48 → 16 kHz
@@ -100,6 +101,7 @@ pub fn spawn(setup: TranscriberSetup) -> std::io::Result<(RecorderSink, Transcri
         tx,
         keyframes: kf_rx,
         dropped: dropped.clone(),
+        audio_only: true,
     };
     let (jobs_tx, jobs_rx) = mpsc::channel(UTTERANCE_QUEUE);
     let started = Utc::now();
