@@ -192,9 +192,17 @@ fn run(
             _ => {}
         }
     }
+    // The end: nothing more to drop packets for, so the last utterances
+    // wait for room in the queue rather than being dropped.
     for (pid, v) in tracks.values_mut() {
         if let Some(u) = v.as_mut().and_then(TrackVoice::finish) {
-            send(pid, u);
+            let job = Job {
+                participant_id: pid.clone(),
+                utterance: u,
+            };
+            if jobs.blocking_send(job).is_err() {
+                metrics::counter!("convene_transcriber_dropped_utterances_total").increment(1);
+            }
         }
     }
 }
