@@ -117,6 +117,9 @@ enum Cmd {
     /// Stop all media traffic (sent and received) but keep the WebSocket:
     /// a peer whose media path died silently.
     Silence,
+    /// Send these Opus packets (20 ms each) as the microphone, in order,
+    /// then repeat the last one (see [`Client::speak`]).
+    Speak(Vec<Vec<u8>>),
 }
 
 /// What a publisher's synthetic media looks like, so that a receiver can
@@ -223,6 +226,13 @@ impl Client {
 
     pub fn send(&self, msg: Value) {
         let _ = self.cmd.send(Cmd::Send(msg));
+    }
+
+    /// Makes the microphone send these real Opus packets (20 ms each) from
+    /// now on instead of the synthetic ones, then repeat the last packet
+    /// for ever (make it silence); `publish_kinds` still starts the track.
+    pub fn speak(&self, packets: Vec<Vec<u8>>) {
+        let _ = self.cmd.send(Cmd::Speak(packets));
     }
 
     /// Publishes synthetic Opus and VP8 (microphone and camera).
@@ -435,6 +445,8 @@ async fn run(
     let mut want_simulcast = false;
     let mut mangle: Option<fn(&str) -> String> = None;
     let mut shape = Shape::default();
+    // Real Opus packets to send instead of the synthetic ones (`speak`).
+    let mut speech = Speech::default();
     let mut silent = false;
     // The (audio, video) mids our outstanding publish offer adds.
     let mut offered: Option<(Option<Mid>, Option<Mid>)> = None;
@@ -449,7 +461,7 @@ async fn run(
             && let Some(p) = publisher.as_mut()
             && pending.is_none()
         {
-            write_media(&mut rtc, p);
+            write_media(&mut rtc, p, &mut speech);
         }
         // Drain str0m.
         let timeout = loop {
@@ -667,6 +679,10 @@ async fn run(
                     }
                 }
                 Some(Cmd::Silence) => silent = true,
+                Some(Cmd::Speak(packets)) => {
+                    speech.tail = packets.last().cloned();
+                    speech.queue = packets.into();
+                }
                 Some(Cmd::Shape(sh)) => {
                     shape = sh;
                     if let Some(p) = publisher.as_mut() {
@@ -701,6 +717,14 @@ async fn run(
     }
 }
 
+/// Real Opus packets a client sends as its microphone ([`Client::speak`]).
+#[derive(Default)]
+struct Speech {
+    queue: std::collections::VecDeque<Vec<u8>>,
+    /// Sent once the queue is empty.
+    tail: Option<Vec<u8>>,
+}
+
 /// A test peer: RTP mode, Opus and VP8 only.
 fn new_rtc() -> Rtc {
     Rtc::builder()
@@ -713,16 +737,19 @@ fn new_rtc() -> Rtc {
 
 /// Writes the synthetic media that is due: Opus every 20 ms, VP8 at 30 fps
 /// with a keyframe every second (on each simulcast layer).
-fn write_media(rtc: &mut Rtc, p: &mut Publisher) {
+fn write_media(rtc: &mut Rtc, p: &mut Publisher, speech: &mut Speech) {
     let now = Instant::now();
     let audio_pt = tx_pt(rtc, MediaKind::Audio);
     let video_pt = tx_pt(rtc, MediaKind::Video);
     while let Some(audio) = p.audio
         && p.next_audio <= now
     {
-        let payload: Vec<u8> = std::iter::once(0x78u8)
-            .chain((0..79).map(|i| i as u8))
-            .collect();
+        let payload: Vec<u8> = match speech.queue.pop_front().or_else(|| speech.tail.clone()) {
+            Some(real) => real,
+            None => std::iter::once(0x78u8)
+                .chain((0..79).map(|i| i as u8))
+                .collect(),
+        };
         let ts = ((p.next_audio - p.started).as_millis() as u32) * 48;
         if let Some(tx) = rtc.direct_api().stream_tx_by_mid(audio, None) {
             let ext = str0m::rtp::ExtensionValues {

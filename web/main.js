@@ -7,6 +7,7 @@ import { Peer } from './peer.js';
 import * as media from './media.js';
 import * as ui from './ui.js';
 import { Collab } from './collab.js';
+import { Captions } from './captions.js';
 import { isDisplayView, enterDisplayView } from './display.js';
 import { bindShortcuts } from './shortcuts.js';
 import { setupInvite } from './people.js';
@@ -158,6 +159,7 @@ class App {
         if (tile) tile.react(emoji);
       },
     });
+    this.captions = new Captions();
     ui.setRoomTitle(this.room);
     this.bindControls();
     setupInvite();
@@ -423,6 +425,8 @@ class App {
         return this.send({ type: 'pong' });
       case 'layout':
         return this.applyRoomLayout(m.mode, m.by);
+      case 'caption':
+        return this.captions.add(m);
       default:
         return this.collab.handle(m);
     }
@@ -447,6 +451,7 @@ class App {
     ui.showScreen('call');
     this.collab.onJoined(m);
     this.layoutJoined(this.roomSettings);
+    this.captions.configure(this.roomSettings);
     this.renderTiles();
     this.renderLobby();
     this.publishLocal();

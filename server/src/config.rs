@@ -325,6 +325,19 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_FFMPEG", default_value = "ffmpeg")]
     pub ffmpeg: PathBuf,
 
+    /// The PocketSphinx recogniser of live transcription
+    /// (`pocketsphinx_continuous` from Debian's `pocketsphinx`).
+    #[arg(
+        long,
+        env = "CONVENE_TRANSCRIPTION_ENGINE",
+        default_value = "pocketsphinx_continuous"
+    )]
+    pub transcription_engine: PathBuf,
+    /// Speech recognitions running at once, over all rooms.
+    #[arg(long, env = "CONVENE_TRANSCRIPTION_CONCURRENCY", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub transcription_concurrency: u64,
+
     #[arg(long, env = "CONVENE_WEBHOOKS_ALLOW_PRIVATE")]
     pub webhooks_allow_private: bool,
     /// Allow RTMP restream targets on loopback, private and link-local

@@ -370,6 +370,13 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             ffmpeg: args.ffmpeg.clone(),
             allow_private: args.restream_allow_private,
         },
+        voice::Voice::new(voice::VoiceConfig {
+            engine: voice::engine::Engine::Pocketsphinx {
+                program: args.transcription_engine.clone(),
+            },
+            concurrency: args.transcription_concurrency as usize,
+            ..voice::VoiceConfig::default()
+        }),
     );
     let live: std::sync::Weak<dyn recording::LiveRecordings> = Arc::downgrade(&sig) as _;
     recordings.spawn_tasks(live, recording_tasks);

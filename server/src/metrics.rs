@@ -47,6 +47,11 @@ pub fn install(media: Arc<MediaPlane>, sig: Arc<Signaling>) -> anyhow::Result<Me
             Matcher::Full("convene_recording_composite_seconds".into()),
             &[1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
         )?
+        // One recognition takes about a second; a loaded machine more.
+        .set_buckets_for_metric(
+            Matcher::Full("convene_transcriber_recognition_seconds".into()),
+            &[0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0],
+        )?
         .install_recorder()?;
     describe();
     Ok(Metrics { handle, media, sig })
@@ -84,6 +89,30 @@ fn describe() {
         "Peer connections removed before ICE + DTLS completed (blocked networks, failed handshakes, joins abandoned early)"
     );
     describe_counter!("convene_recordings_started_total", "Recordings started");
+    describe_counter!(
+        "convene_transcribers_started_total",
+        "Live transcribers started (sessions of rooms with transcription_enabled)"
+    );
+    describe_gauge!(
+        "convene_transcribers",
+        "Transcribers running (or finishing their last recognitions)"
+    );
+    describe_counter!(
+        "convene_transcriber_utterances_total",
+        "Utterances sent to the recogniser, by outcome (recognised, empty, failed)"
+    );
+    describe_counter!(
+        "convene_transcriber_dropped_packets_total",
+        "Media packets the worker could not queue for a transcriber (it fell behind)"
+    );
+    describe_counter!(
+        "convene_transcriber_dropped_utterances_total",
+        "Utterances dropped because too many were waiting for the recogniser"
+    );
+    describe_histogram!(
+        "convene_transcriber_recognition_seconds",
+        "How long one utterance's recognition took (waiting for a slot included)"
+    );
     describe_counter!(
         "convene_recordings_finished_total",
         "Recordings whose recorder finished (active = started - finished)"

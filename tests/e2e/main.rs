@@ -18,6 +18,7 @@ mod api_statistics;
 mod api_tokens;
 mod appliance;
 mod browser;
+mod captions;
 mod client_a11y;
 mod client_rooms;
 mod client_ui;

@@ -1,7 +1,7 @@
 //! Transcript endpoints over HTTP: list, export (txt, json), delete, and
-//! their errors. The server's transcriber is not wired yet
-//! (docs/transcripts.md), so the segments it would store are inserted into
-//! the database file directly, against a real session of a real join.
+//! their errors. To control the rows exactly, the segments are inserted
+//! into the database file directly, against a real session of a real join
+//! (the transcriber itself is tested with real speech in `captions.rs`).
 
 use convene_tests::Server;
 use serde_json::Value;

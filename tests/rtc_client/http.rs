@@ -12,7 +12,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{ClientEvent, Cmd, Publisher, Received, Shape, new_rtc, write_media};
+use super::{ClientEvent, Cmd, Publisher, Received, Shape, Speech, new_rtc, write_media};
 
 /// POSTs `offer` to `url`; reports the answer as a `{"type": kind, "status",
 /// "location", "body"}` signal, and gives back the answer (parsed and as
@@ -197,7 +197,7 @@ pub(super) async fn run_whip(
     let mut buf = vec![0u8; 2048];
     loop {
         if connected {
-            write_media(&mut rtc, &mut p);
+            write_media(&mut rtc, &mut p, &mut Speech::default());
         }
         let Some(timeout) = drain(&mut rtc, &socket, &events, &mut connected, |_, _| {}).await
         else {

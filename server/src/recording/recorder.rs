@@ -76,6 +76,9 @@ pub struct RecorderSink {
     pub keyframes: Receiver<TrackKey>,
     /// Packets the worker could not queue.
     pub dropped: Arc<AtomicU64>,
+    /// Only audio tracks' packets are offered (a transcriber), and no
+    /// keyframes are asked for it.
+    pub audio_only: bool,
 }
 
 impl RecorderSink {
@@ -138,6 +141,7 @@ pub fn spawn(setup: RecorderSetup) -> std::io::Result<(RecorderSink, std::thread
         tx,
         keyframes: kf_rx,
         dropped: dropped.clone(),
+        audio_only: false,
     };
     let handle = std::thread::Builder::new()
         .name(format!(
@@ -1597,6 +1601,7 @@ mod tests {
             tx,
             keyframes: kf_rx,
             dropped: dropped.clone(),
+            audio_only: false,
         };
         // Nobody reads the queue: an offer that waited for room would never
         // return, and the timeout below fails the test instead of hanging it.
@@ -1636,6 +1641,7 @@ mod tests {
             tx,
             keyframes: rec.sink.keyframes.clone(),
             dropped: rec.sink.dropped.clone(),
+            audio_only: false,
         };
         for key in 0..4 {
             tiny.offer(RecEvent::TrackEnded { key: TrackKey(key) });

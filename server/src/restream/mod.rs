@@ -135,6 +135,7 @@ pub fn spawn(setup: RestreamSetup) -> std::io::Result<(RecorderSink, RestreamHan
         tx,
         keyframes: kf_rx,
         dropped: dropped.clone(),
+        audio_only: false,
     };
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let handle = RestreamHandle {

@@ -19,6 +19,7 @@ pub mod recording;
 pub mod restream;
 pub mod room;
 mod room_media;
+mod transcription;
 pub mod whep;
 pub mod whip;
 pub mod wire;
@@ -59,6 +60,8 @@ pub struct Signaling {
     pub recordings: Arc<crate::recording::Recordings>,
     /// ffmpeg and the SSRF opt-out of RTMP restreams.
     pub restream: crate::restream::RestreamConfig,
+    /// The speech recogniser of live transcription.
+    pub voice: std::sync::Arc<crate::voice::Voice>,
     rooms: Mutex<HashMap<String, mpsc::Sender<RoomMsg>>>,
     /// Media counters of each running room actor.
     counters: Mutex<HashMap<String, Arc<RoomCounters>>>,
@@ -91,6 +94,8 @@ impl crate::recording::LiveRecordings for Signaling {
 }
 
 impl Signaling {
+    /// Called once, by `lib.rs` (each argument a separate service).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Db,
         media: Arc<MediaPlane>,
@@ -99,6 +104,7 @@ impl Signaling {
         trust_proxy: bool,
         ice_servers: Option<crate::turn::IceServers>,
         restream: crate::restream::RestreamConfig,
+        voice: Arc<crate::voice::Voice>,
     ) -> Arc<Signaling> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Signaling {
@@ -106,6 +112,7 @@ impl Signaling {
             media,
             recordings,
             restream,
+            voice,
             rooms: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),

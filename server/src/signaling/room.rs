@@ -196,6 +196,8 @@ pub struct RoomActor {
     pub(super) recording: Option<super::recording::ActiveRecording>,
     /// Running RTMP restreams.
     pub(super) restreams: Vec<super::restream::ActiveRestream>,
+    /// The session's transcriber (`transcription_enabled`).
+    pub(super) transcriber: Option<crate::voice::transcriber::TranscriberHandle>,
     pub(super) rx: mpsc::Receiver<RoomMsg>,
 }
 
@@ -229,6 +231,7 @@ impl RoomActor {
             banned_external: HashSet::new(),
             recording: None,
             restreams: Vec::new(),
+            transcriber: None,
             rx,
         }
     }
@@ -256,6 +259,7 @@ impl RoomActor {
             if self.members.is_empty() && self.lobby.is_empty() {
                 self.finish_recording("session_ended").await;
                 self.finish_restreams("session_ended").await;
+                self.finish_transcriber();
                 if let Some((session_id, _)) = self.session.take() {
                     self.end_session_record(&session_id, "empty").await;
                 }
@@ -648,7 +652,11 @@ impl RoomActor {
             "participant joined"
         );
         metrics::counter!("convene_participants_joined_total").increment(1);
+        let worker = member.worker;
         self.members.insert(pid.clone(), member);
+        // The first member's worker now holds the room: it feeds the
+        // transcriber, if the room wants one.
+        self.start_transcriber(session_id, worker);
         // Catch-up state (chat history, Q&A, running polls...), queued
         // behind `joined` on the participant's outbound channel.
         let state = self.collab_state(&pid, session_id).await;
@@ -788,6 +796,7 @@ impl RoomActor {
     async fn end_session(&mut self, reason: &'static str) {
         self.finish_recording("session_ended").await;
         self.finish_restreams("session_ended").await;
+        self.finish_transcriber();
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in &ids {
             if let Some(m) = self.members.get(id) {

@@ -457,6 +457,7 @@ impl Worker {
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
+        let audio_only = sink.audio_only;
         let rec = RoomRecorder {
             sink,
             forwarders: HashMap::new(),
@@ -464,7 +465,7 @@ impl Worker {
         let mut video = Vec::new();
         for t in room.tracks.values() {
             rec.track(t);
-            if t.kind == MediaKind::Video {
+            if t.kind == MediaKind::Video && !audio_only {
                 video.push(t.key);
             }
         }
@@ -529,6 +530,9 @@ fn fan_out(
         .iter_mut()
         .chain(room.restreams.iter_mut().map(|(_, r)| r))
     {
+        if rec.sink.audio_only && kind != MediaKind::Audio {
+            continue;
+        }
         let fwd = rec
             .forwarders
             .entry(key)

@@ -1,0 +1,72 @@
+//! Live transcription inside a room: the room actor starts the room's
+//! transcriber (`crate::voice::transcriber`) when a session starts in a
+//! room with `transcription_enabled`, and stops it when the session ends.
+
+use serde_json::Value;
+
+use super::room::RoomActor;
+use crate::rtc::Command;
+use crate::voice::transcriber::{self, TranscriberSetup};
+
+impl RoomActor {
+    fn transcription_enabled(&self) -> bool {
+        self.settings
+            .get("transcription_enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// Starts the session's transcriber if the room wants one (the session
+    /// goes on without captions if it cannot start).
+    pub(super) fn start_transcriber(&mut self, session_id: &str, worker: crate::rtc::WorkerId) {
+        if self.transcriber.is_some() || !self.transcription_enabled() {
+            return;
+        }
+        let live: std::sync::Weak<dyn convene_api::live::LiveRooms> =
+            std::sync::Arc::downgrade(&self.sig) as _;
+        let (sink, handle) = match transcriber::spawn(TranscriberSetup {
+            team_id: self.team_id.clone(),
+            room_id: self.room_id.clone(),
+            session_id: session_id.to_string(),
+            db: self.sig.db.clone(),
+            voice: self.sig.voice.clone(),
+            live,
+            runtime: tokio::runtime::Handle::current(),
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "could not start a transcriber");
+                return;
+            }
+        };
+        // Tapped like a restream (the worker's generic tap list), on a
+        // worker that holds the room (a member's, after its peer was
+        // added): relayed tracks of other workers reach it too.
+        if self
+            .sig
+            .media
+            .send(
+                worker,
+                Command::StartRestream {
+                    room_id: self.room_id.clone(),
+                    id: format!("transcriber-{session_id}"),
+                    sink: Box::new(sink),
+                },
+            )
+            .is_err()
+        {
+            tracing::error!(room = %self.friendly_url, "the media plane refused the transcriber");
+            return;
+        }
+        tracing::info!(room = %self.friendly_url, session = %session_id, "transcriber started");
+        metrics::counter!("convene_transcribers_started_total").increment(1);
+        self.transcriber = Some(handle);
+    }
+
+    /// Stops the transcriber (the session ended); it finishes on its own.
+    pub(super) fn finish_transcriber(&mut self) {
+        if let Some(t) = self.transcriber.take() {
+            t.stop();
+        }
+    }
+}
