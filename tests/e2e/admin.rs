@@ -352,3 +352,97 @@ async fn admin_live_shows_bitrates_and_moderates() {
     })
     .await;
 }
+
+/// The console page in real Chromium: sign-in, two live participants with
+/// non-zero bitrates, drawn plots, mute from the console, sign-out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_admin_console_live_view_mute_and_sign_out() {
+    use convene_tests::browser::Browser;
+
+    use crate::browser::{ONE_AT_A_TIME, server};
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "duo"}))
+        .await
+        .expect(200);
+    let (mut a, a_id) = publisher(&s, "Ann").await;
+    let (_b, _b_id) = publisher(&s, "Ben").await;
+
+    let b = Browser::launch().await;
+    let page = b.open(&s.url("/admin")).await;
+    // Without a session the page shows the sign-in form.
+    page.wait_for("!document.getElementById('sign-in').hidden", T)
+        .await;
+    assert_eq!(
+        page.eval("document.getElementById('console').hidden").await,
+        json!(true)
+    );
+    // A wrong key is refused on the form.
+    page.eval(
+        "document.getElementById('key').value = 'wrong-key-0123456789';
+         document.getElementById('sign-in-form').requestSubmit(); true",
+    )
+    .await;
+    page.wait_for(
+        "document.getElementById('sign-in-error').textContent.includes('invalid')",
+        T,
+    )
+    .await;
+    page.eval(&format!(
+        "document.getElementById('key').value = '{KEY}';
+         document.getElementById('sign-in-form').requestSubmit(); true"
+    ))
+    .await;
+    // The room with its two participants and their bitrates, updating.
+    page.wait_for(
+        "(() => { const rows = [...document.querySelectorAll('tr[data-participant]')];
+           return rows.length === 2 && rows.every(r => +r.dataset.sendBps > 0 && +r.dataset.recvBps > 0); })()",
+        T,
+    )
+    .await;
+    // The plots have drawn data: several points, and line pixels.
+    page.wait_for(
+        "+document.getElementById('plot-pps').dataset.points >= 3
+         && +document.getElementById('plot-participant').dataset.points >= 3",
+        T,
+    )
+    .await;
+    let drawn = page
+        .eval(
+            "(() => { const c = document.getElementById('plot-bitrate');
+               const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+               let n = 0;
+               for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 150 && d[i] < 100) n++;
+               return n; })()",
+        )
+        .await;
+    assert!(drawn.as_u64().unwrap() > 20, "no line drawn: {drawn}");
+
+    // Mute from the console reaches the participant and shows.
+    page.eval(&format!(
+        "document.querySelector('button[data-mute=\"{a_id}\"]').click(); true"
+    ))
+    .await;
+    a.wait_type("muted_by_moderator").await;
+    page.wait_for(
+        &format!(
+            "document.querySelector('tr[data-participant=\"{a_id}\"]').textContent.includes('(muted)')"
+        ),
+        T,
+    )
+    .await;
+
+    // Sign-out: back to the sign-in form, and the session is gone.
+    page.eval("document.getElementById('sign-out').click(); true")
+        .await;
+    page.wait_for("!document.getElementById('sign-in').hidden", T)
+        .await;
+    let status = page
+        .wait_for(
+            "fetch('/admin/api/session').then(r => r.status)",
+            T,
+        )
+        .await;
+    assert_eq!(status, json!(401));
+}
