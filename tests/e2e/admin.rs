@@ -45,9 +45,16 @@ const CSRF: (&str, &str) = ("x-convene-admin", "1");
 /// Signs in with the team key; returns the session cookie's value and
 /// the whole `Set-Cookie` line.
 async fn sign_in(s: &Server) -> (String, String) {
-    let r = admin(s, "POST", "/admin/api/session", None, &[CSRF], Some(json!({"key": KEY})))
-        .await
-        .expect(200);
+    let r = admin(
+        s,
+        "POST",
+        "/admin/api/session",
+        None,
+        &[CSRF],
+        Some(json!({"key": KEY})),
+    )
+    .await
+    .expect(200);
     assert!(r.body["team_id"].is_string(), "{}", r.body);
     let line = r.header("set-cookie").unwrap().to_string();
     let value = line
@@ -60,9 +67,8 @@ async fn sign_in(s: &Server) -> (String, String) {
     (value, line)
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the live WebSocket; `Err(status)` when the upgrade is refused.
 async fn live(s: &Server, cookie: Option<&str>, origin: Option<&str>) -> Result<Ws, u16> {
@@ -149,19 +155,40 @@ async fn admin_api_needs_a_session_and_refuses_cross_site_requests() {
     assert_eq!(live(&s, None, Some(&s.base)).await.err(), Some(401));
 
     // A wrong key: 401 that does not say more; no cookie.
-    let r = admin(&s, "POST", "/admin/api/session", None, &[CSRF], Some(json!({"key": "nope-0123456789abcdef"})))
-        .await
-        .expect(401);
+    let r = admin(
+        &s,
+        "POST",
+        "/admin/api/session",
+        None,
+        &[CSRF],
+        Some(json!({"key": "nope-0123456789abcdef"})),
+    )
+    .await
+    .expect(401);
     assert_eq!(r.body["message"], "invalid developer key");
     assert!(r.header("set-cookie").is_none());
     // Bad input: a clear validation error.
-    admin(&s, "POST", "/admin/api/session", None, &[CSRF], Some(json!({"secret": KEY})))
-        .await
-        .expect_invalid("key");
+    admin(
+        &s,
+        "POST",
+        "/admin/api/session",
+        None,
+        &[CSRF],
+        Some(json!({"secret": KEY})),
+    )
+    .await
+    .expect_invalid("key");
     // Sign-in itself needs the CSRF header (or this server's Origin).
-    let r = admin(&s, "POST", "/admin/api/session", None, &[], Some(json!({"key": KEY})))
-        .await
-        .expect(403);
+    let r = admin(
+        &s,
+        "POST",
+        "/admin/api/session",
+        None,
+        &[],
+        Some(json!({"key": KEY})),
+    )
+    .await
+    .expect(403);
     assert!(r.header("set-cookie").is_none());
 
     let (cookie, line) = sign_in(&s).await;
@@ -169,15 +196,28 @@ async fn admin_api_needs_a_session_and_refuses_cross_site_requests() {
     assert!(line.contains("SameSite=Strict"), "{line}");
     assert!(line.contains("Path=/admin"), "{line}");
     assert!(line.contains("Max-Age=43200"), "{line}");
-    assert!(!line.contains("Secure"), "plain HTTP must not mark it Secure: {line}");
+    assert!(
+        !line.contains("Secure"),
+        "plain HTTP must not mark it Secure: {line}"
+    );
     let me = admin(&s, "GET", "/admin/api/session", Some(&cookie), &[], None)
         .await
         .expect(200);
     assert_eq!(me.body["team_name"], "Default team");
-    let list = admin(&s, "GET", "/admin/api/rooms/live/participants", Some(&cookie), &[], None)
-        .await
-        .expect(200);
-    assert_eq!(list.body["data"][0]["live_participants"][0]["id"], pid.as_str());
+    let list = admin(
+        &s,
+        "GET",
+        "/admin/api/rooms/live/participants",
+        Some(&cookie),
+        &[],
+        None,
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        list.body["data"][0]["live_participants"][0]["id"],
+        pid.as_str()
+    );
 
     // State-changing requests without the header, or from a foreign
     // origin, are 403 and change nothing.
@@ -188,7 +228,15 @@ async fn admin_api_needs_a_session_and_refuses_cross_site_requests() {
             assert_eq!(r.status, 403, "{path} {headers:?}: {}", r.body);
             assert_eq!(r.body["code"], "FORBIDDEN");
         }
-        let r = admin(&s, "DELETE", "/admin/api/session", Some(&cookie), &headers, None).await;
+        let r = admin(
+            &s,
+            "DELETE",
+            "/admin/api/session",
+            Some(&cookie),
+            &headers,
+            None,
+        )
+        .await;
         assert_eq!(r.status, 403);
     }
     let still = s.api().get("/api/v1/rooms/adm/live").await.expect(200);
@@ -200,7 +248,12 @@ async fn admin_api_needs_a_session_and_refuses_cross_site_requests() {
 
     // The live WebSocket: refused from a foreign origin or without one;
     // from this server's origin, the history and then per-second updates.
-    assert_eq!(live(&s, Some(&cookie), Some("https://evil.example")).await.err(), Some(403));
+    assert_eq!(
+        live(&s, Some(&cookie), Some("https://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
     assert_eq!(live(&s, Some(&cookie), None).await.err(), Some(403));
     let mut ws = live(&s, Some(&cookie), Some(&s.base)).await.unwrap();
     let history = next_of(&mut ws, "history", |_| true).await;
@@ -212,14 +265,25 @@ async fn admin_api_needs_a_session_and_refuses_cross_site_requests() {
     assert_eq!(p["id"], pid.as_str());
     assert_eq!(p["name"], "Ada");
     let tick = next_of(&mut ws, "tick", |v| v["server"].is_object()).await;
-    assert!(tick["server"]["rss_bytes"].as_u64().unwrap() > 1_000_000, "{}", tick["server"]);
+    assert!(
+        tick["server"]["rss_bytes"].as_u64().unwrap() > 1_000_000,
+        "{}",
+        tick["server"]
+    );
     assert!(tick["server"]["t"].as_u64().unwrap() > 0);
 
     // Sign-out ends the session server-side: the old cookie is refused
     // and the open live stream closes.
-    let r = admin(&s, "DELETE", "/admin/api/session", Some(&cookie), &[CSRF], None)
-        .await
-        .expect(204);
+    let r = admin(
+        &s,
+        "DELETE",
+        "/admin/api/session",
+        Some(&cookie),
+        &[CSRF],
+        None,
+    )
+    .await
+    .expect(204);
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
     admin(&s, "GET", "/admin/api/session", Some(&cookie), &[], None)
         .await
@@ -238,7 +302,10 @@ async fn admin_api_needs_a_session_and_refuses_cross_site_requests() {
     .await;
     assert!(closed.is_ok(), "the live stream stayed open after sign-out");
     let _ = ws.close(None).await;
-    assert_eq!(live(&s, Some(&cookie), Some(&s.base)).await.err(), Some(401));
+    assert_eq!(
+        live(&s, Some(&cookie), Some(&s.base)).await.err(),
+        Some(401)
+    );
 }
 
 async fn publisher(s: &Server, name: &str) -> (Client, String) {
@@ -303,7 +370,10 @@ async fn admin_live_shows_bitrates_and_moderates() {
     .await;
     let ps = participants(&tick);
     let ids: Vec<&str> = ps.iter().map(|p| p["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&a_id.as_str()) && ids.contains(&b_id.as_str()), "{ids:?}");
+    assert!(
+        ids.contains(&a_id.as_str()) && ids.contains(&b_id.as_str()),
+        "{ids:?}"
+    );
     for p in &ps {
         assert_eq!(p["role"], "moderator");
         let sources: Vec<&str> = p["tracks"]
@@ -312,18 +382,37 @@ async fn admin_live_shows_bitrates_and_moderates() {
             .iter()
             .map(|t| t["source"].as_str().unwrap())
             .collect();
-        assert!(sources.contains(&"microphone") && sources.contains(&"camera"), "{p}");
-        assert!(p["tracks"].as_array().unwrap().iter().all(|t| t["muted"] == false));
+        assert!(
+            sources.contains(&"microphone") && sources.contains(&"camera"),
+            "{p}"
+        );
+        assert!(
+            p["tracks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["muted"] == false)
+        );
     }
     // The server's forwarded packets show in its samples.
-    next_of(&mut ws, "tick", |v| v["server"]["pps_out"].as_u64().unwrap_or(0) > 0).await;
+    next_of(&mut ws, "tick", |v| {
+        v["server"]["pps_out"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
 
     // Mute from the console: the participant is told, and the console
     // shows its microphone muted.
     let mute = format!("/admin/api/rooms/{room_id}/live/participants/{a_id}/mute");
-    admin(&s, "POST", &mute, Some(&cookie), &[CSRF], Some(json!({"source": "microphone"})))
-        .await
-        .expect(204);
+    admin(
+        &s,
+        "POST",
+        &mute,
+        Some(&cookie),
+        &[CSRF],
+        Some(json!({"source": "microphone"})),
+    )
+    .await
+    .expect(204);
     let told = a.wait_type("muted_by_moderator").await;
     assert_eq!(told["source"], "microphone");
     next_of(&mut ws, "tick", |v| {
@@ -338,9 +427,16 @@ async fn admin_live_shows_bitrates_and_moderates() {
     })
     .await;
     // Bad input: a clear error, nothing changed.
-    admin(&s, "POST", &mute, Some(&cookie), &[CSRF], Some(json!({"source": "nose"})))
-        .await
-        .expect_invalid("source");
+    admin(
+        &s,
+        "POST",
+        &mute,
+        Some(&cookie),
+        &[CSRF],
+        Some(json!({"source": "nose"})),
+    )
+    .await
+    .expect_invalid("source");
     // Remove from the console.
     let remove = format!("/admin/api/rooms/{room_id}/live/participants/{b_id}/remove");
     admin(&s, "POST", &remove, Some(&cookie), &[CSRF], None)
@@ -439,10 +535,7 @@ async fn browser_admin_console_live_view_mute_and_sign_out() {
     page.wait_for("!document.getElementById('sign-in').hidden", T)
         .await;
     let status = page
-        .wait_for(
-            "fetch('/admin/api/session').then(r => r.status)",
-            T,
-        )
+        .wait_for("fetch('/admin/api/session').then(r => r.status)", T)
         .await;
     assert_eq!(status, json!(401));
 }

@@ -12,8 +12,8 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use convene_api::auth::Team;
 use convene_api::ApiError;
+use convene_api::auth::Team;
 use serde_json::{Value, json};
 
 use super::{AdminState, presented_session, same_origin};
@@ -35,12 +35,13 @@ pub async fn handler(
     ws: WebSocketUpgrade,
 ) -> Response {
     if same_origin(&headers) != Some(true) {
-        return ApiError::Forbidden("the live console only opens from this server's own page".into())
-            .into_response();
+        return ApiError::Forbidden(
+            "the live console only opens from this server's own page".into(),
+        )
+        .into_response();
     }
     let Some(session) = presented_session(&headers) else {
-        return ApiError::Unauthorized("sign in to the admin console first".into())
-            .into_response();
+        return ApiError::Unauthorized("sign in to the admin console first".into()).into_response();
     };
     ws.max_message_size(MAX_INCOMING)
         .on_upgrade(move |socket| run(state, team, session, socket))

@@ -67,7 +67,10 @@ pub fn router(state: AdminState) -> Router {
             "/admin/api/sessions/{session}/end",
             post(sessions::end_session),
         )
-        .route("/admin/api/{*rest}", axum::routing::any(admin_api_not_found))
+        .route(
+            "/admin/api/{*rest}",
+            axum::routing::any(admin_api_not_found),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_session,
@@ -134,7 +137,9 @@ fn csrf_ok(headers: &HeaderMap) -> bool {
     match same_origin(headers) {
         Some(false) => false,
         Some(true) => true,
-        None => headers.get(CSRF_HEADER).is_some_and(|v| v.as_bytes() == b"1"),
+        None => headers
+            .get(CSRF_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"1"),
     }
 }
 
@@ -227,11 +232,7 @@ async fn sign_in(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    let ip = convene_api::limits::client_ip(
-        request.headers(),
-        peer,
-        state.api.config.trust_proxy,
-    );
+    let ip = convene_api::limits::client_ip(request.headers(), peer, state.api.config.trust_proxy);
     if let Some(ip) = ip
         && let Some(wait) = state.api.ip_limits.blocked(ip, now_secs)
     {
