@@ -272,6 +272,25 @@ async fn admin_api_needs_a_session_and_refuses_cross_site_requests() {
     );
     assert!(tick["server"]["t"].as_u64().unwrap() > 0);
 
+    // "End session" from the console ends the room's live session.
+    admin(&s, "POST", &end, Some(&cookie), &[CSRF], None)
+        .await
+        .expect(204);
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let r = s.api().get("/api/v1/rooms/adm/live").await.expect(200);
+        if r.body["live_participants"] == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "session not ended: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    next_of(&mut ws, "tick", |v| participants(v).is_empty()).await;
+
     // Sign-out ends the session server-side: the old cookie is refused
     // and the open live stream closes.
     let r = admin(
@@ -365,6 +384,10 @@ async fn admin_live_shows_bitrates_and_moderates() {
                 p["recv_bps"].as_u64().unwrap_or(0) > 0
                     && p["send_bps"].as_u64().unwrap_or(0) > 0
                     && p["tracks"].as_array().is_some_and(|t| t.len() == 2)
+                    // The other's camera, with the layer forwarded.
+                    && p["receiving"].as_array().is_some_and(|r| {
+                        r.len() == 1 && ["q", "h", "f"].contains(&r[0]["layer"].as_str().unwrap_or(""))
+                    })
             })
     })
     .await;
