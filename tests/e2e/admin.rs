@@ -538,6 +538,14 @@ async fn browser_admin_console_live_view_mute_and_sign_out() {
         .await;
     assert!(drawn.as_u64().unwrap() > 20, "no line drawn: {drawn}");
 
+    // `CONVENE_DOC_SCREENSHOTS=1` refreshes the picture in docs/admin.md.
+    if std::env::var("CONVENE_DOC_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/img/admin-live.png");
+        page.screenshot(&path).await;
+        assert!(std::fs::metadata(&path).unwrap().len() > 1000);
+    }
+
     // Mute from the console reaches the participant and shows.
     page.eval(&format!(
         "document.querySelector('button[data-mute=\"{a_id}\"]').click(); true"
