@@ -468,6 +468,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         sessions: Arc::new(admin::session::Sessions::default()),
         history: admin::history::spawn(media.counters.clone()),
         secure: tls.is_some() || common.public_url.starts_with("https://"),
+        consoles: Arc::default(),
     };
     let router = app(state, fleet, sig, main_metrics, admin);
     match tls {

@@ -272,6 +272,19 @@ async fn admin_api_needs_a_session_and_refuses_cross_site_requests() {
     );
     assert!(tick["server"]["t"].as_u64().unwrap() > 0);
 
+    // At most 16 consoles at once: the 17th is told to retry later.
+    let mut more = Vec::new();
+    for _ in 0..15 {
+        more.push(live(&s, Some(&cookie), Some(&s.base)).await.unwrap());
+    }
+    assert_eq!(
+        live(&s, Some(&cookie), Some(&s.base)).await.err(),
+        Some(429)
+    );
+    for mut m in more {
+        let _ = m.close(None).await;
+    }
+
     // "End session" from the console ends the room's live session.
     admin(&s, "POST", &end, Some(&cookie), &[CSRF], None)
         .await

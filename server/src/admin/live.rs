@@ -25,6 +25,26 @@ pub const UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest message a console may send (it sends none that matter).
 const MAX_INCOMING: usize = 4096;
+/// Live consoles open at once (each costs a database read a second).
+pub const MAX_CONSOLES: usize = 16;
+
+/// Counts an open console; released when the socket task ends.
+struct ConsoleSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl ConsoleSlot {
+    fn take(n: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Option<ConsoleSlot> {
+        use std::sync::atomic::Ordering::SeqCst;
+        n.fetch_update(SeqCst, SeqCst, |v| (v < MAX_CONSOLES).then_some(v + 1))
+            .ok()
+            .map(|_| ConsoleSlot(n.clone()))
+    }
+}
+
+impl Drop for ConsoleSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 /// Upgrades a signed-in console (the session middleware ran) whose
 /// `Origin` is this server.
@@ -43,8 +63,17 @@ pub async fn handler(
     let Some(session) = presented_session(&headers) else {
         return ApiError::Unauthorized("sign in to the admin console first".into()).into_response();
     };
+    let Some(slot) = ConsoleSlot::take(&state.consoles) else {
+        return ApiError::RateLimited {
+            retry_after_secs: 5,
+        }
+        .into_response();
+    };
     ws.max_message_size(MAX_INCOMING)
-        .on_upgrade(move |socket| run(state, team, session, socket))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            run(state, team, session, socket).await
+        })
 }
 
 async fn send(socket: &mut WebSocket, v: &Value) -> bool {

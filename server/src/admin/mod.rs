@@ -44,6 +44,8 @@ pub struct AdminState {
     pub history: Arc<history::ServerHistory>,
     /// Mark the cookie `Secure` (the server or its public URL is HTTPS).
     pub secure: bool,
+    /// Live consoles open now (at most `live::MAX_CONSOLES`).
+    pub consoles: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The console's routes: `/admin` and `/admin/api/*`.
