@@ -340,6 +340,48 @@ async fn admin_api_needs_a_session_and_refuses_cross_site_requests() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_sign_in_failures_are_rate_limited_like_api_keys() {
+    let s = Server::start();
+    let wrong = json!({"key": "wrong-key-0123456789abcdef"});
+    // 20 failures a minute per address; 41 attempts cross at most one
+    // window boundary.
+    let mut limited = None;
+    for i in 0..41 {
+        let r = admin(
+            &s,
+            "POST",
+            "/admin/api/session",
+            None,
+            &[CSRF],
+            Some(wrong.clone()),
+        )
+        .await;
+        if r.status == 429 {
+            limited = Some(i);
+            break;
+        }
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    assert!(
+        limited.is_some_and(|i| i >= 20),
+        "never limited: {limited:?}"
+    );
+    // Now even the right key waits; no session is handed out.
+    let r = admin(
+        &s,
+        "POST",
+        "/admin/api/session",
+        None,
+        &[CSRF],
+        Some(json!({"key": KEY})),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    assert!(r.header("set-cookie").is_none());
+}
+
 async fn publisher(s: &Server, name: &str) -> (Client, String) {
     let token = s
         .api()
