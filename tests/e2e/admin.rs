@@ -472,6 +472,15 @@ async fn admin_live_shows_bitrates_and_moderates() {
                 .all(|t| t["muted"] == false)
         );
     }
+    // RTT, loss and jitter as str0m measured them (from RTCP).
+    next_of(&mut ws, "tick", |v| {
+        let ps = participants(v);
+        ps.len() == 2
+            && ps.iter().all(|p| {
+                p["rtt_ms"].is_number() && p["loss_in"].is_number() && p["jitter_ms"].is_number()
+            })
+    })
+    .await;
     // The server's forwarded packets show in its samples.
     next_of(&mut ws, "tick", |v| {
         v["server"]["pps_out"].as_u64().unwrap_or(0) > 0

@@ -684,7 +684,7 @@ impl Worker {
                 };
                 metrics::histogram!("convene_peer_jitter_seconds", "kind" => label)
                     .record(f64::from(st.jitter) / clock);
-                self.on_peer_jitter(slot, f64::from(st.jitter) / clock);
+                self.on_peer_jitter(slot, f64::from(st.jitter) / clock, now);
             }
             Event::MediaEgressStats(st) => {
                 if let Some(p) = self.peers.get_mut(slot)

@@ -89,6 +89,9 @@ struct Acc {
     loss_out: Option<f32>,
     rtt_ms: Option<f64>,
     jitter_ms: Option<f64>,
+    /// When `jitter_ms` was last set: reports of one statistics round
+    /// arrive together, an older value belongs to an earlier round.
+    jitter_at: Option<Instant>,
 }
 
 /// A worker's per-peer accumulators (see the module doc).
@@ -141,12 +144,14 @@ impl Worker {
             loss_out: None,
             rtt_ms: None,
             jitter_ms: None,
+            jitter_at: None,
         });
         if acc.participant_id != *pid {
             // The slot was reused by another peer: start over.
             acc.participant_id.clone_from(pid);
             acc.last = None;
             acc.jitter_ms = None;
+            acc.jitter_at = None;
         }
         if let Some((at, rx, tx)) = acc.last {
             let over = st.timestamp.saturating_duration_since(at);
@@ -160,11 +165,18 @@ impl Worker {
     }
 
     /// `Event::MediaIngressStats` jitter of one of a peer's streams, in
-    /// seconds; the largest of the interval is kept.
-    pub(super) fn on_peer_jitter(&mut self, slot: Slot, jitter_secs: f64) {
+    /// seconds; the largest of one statistics round is kept.
+    pub(super) fn on_peer_jitter(&mut self, slot: Slot, jitter_secs: f64, now: Instant) {
         if let Some(acc) = self.stats.accs.get_mut(&slot) {
             let ms = jitter_secs * 1000.0;
-            acc.jitter_ms = Some(acc.jitter_ms.map_or(ms, |j| j.max(ms)));
+            let same_round = acc
+                .jitter_at
+                .is_some_and(|at| now.saturating_duration_since(at) < super::STATS_INTERVAL / 2);
+            acc.jitter_ms = Some(match acc.jitter_ms {
+                Some(j) if same_round => j.max(ms),
+                _ => ms,
+            });
+            acc.jitter_at = Some(now);
         }
     }
 
