@@ -634,3 +634,40 @@ async fn browser_admin_console_live_view_mute_and_sign_out() {
         .await;
     assert_eq!(status, json!(401));
 }
+
+/// Over HTTPS (the server's own TLS) the session cookie is also `Secure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cookie_is_secure_over_tls() {
+    use crate::server::{self_signed, trusting};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert, key) = self_signed();
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let s = Server::start_with(convene_tests::Options {
+        args: vec![
+            "--tls-cert".into(),
+            cert_path.display().to_string(),
+            "--tls-key".into(),
+            key_path.display().to_string(),
+            // TURN over TLS on a free port: other TLS tests run in parallel.
+            "--turn-tls-port".into(),
+            "0".into(),
+        ],
+        ..Default::default()
+    });
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let r = trusting(&cert)
+        .post(s.url("/admin/api/session"))
+        .header(CSRF.0, CSRF.1)
+        .header("content-type", "application/json")
+        .body(json!({"key": KEY}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let line = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(line.contains(attr), "{attr} missing: {line}");
+    }
+}
