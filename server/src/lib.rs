@@ -6,6 +6,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin;
 pub mod config;
 pub mod config_file;
 pub mod dev;
@@ -109,6 +110,7 @@ pub fn app(
     fleet: FleetState,
     sig: Arc<Signaling>,
     metrics: Option<metrics::Metrics>,
+    admin: admin::AdminState,
 ) -> Router {
     use axum::routing::get;
     let db = state.db.clone();
@@ -155,6 +157,7 @@ pub fn app(
     let mut router = convene_api::router(state)
         .nest(FLEET_PREFIX, convene_api::fleet::router(fleet))
         .merge(rtc)
+        .merge(admin::router(admin))
         .merge(pages);
     if let Some(m) = metrics {
         router = router.route("/metrics", get(metrics::handler).with_state(m));
@@ -468,7 +471,15 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         let _ = fleet_stop.send(true);
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    let router = app(state, fleet, sig, main_metrics);
+    let admin = admin::AdminState {
+        api: state.clone(),
+        sig: sig.clone(),
+        sessions: Arc::new(admin::session::Sessions::default()),
+        history: admin::history::spawn(media.counters.clone()),
+        secure: tls.is_some() || common.public_url.starts_with("https://"),
+        consoles: Arc::default(),
+    };
+    let router = app(state, fleet, sig, main_metrics, admin);
     match tls {
         Some(config) => tls::serve(listener, router, shutdown, config).await?,
         None => serve(listener, router, shutdown).await?,

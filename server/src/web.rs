@@ -14,6 +14,11 @@ fn asset(path: &str) -> Option<&'static [u8]> {
     ASSETS.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
 }
 
+/// An embedded file of `web/` by its path under `web/`.
+pub fn asset_bytes(path: &str) -> Option<&'static [u8]> {
+    asset(path)
+}
+
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {
         Some("html") => "text/html; charset=utf-8",

@@ -204,13 +204,13 @@ async fn ready_checks_the_database_and_the_media_workers() {
 }
 
 /// A self-signed certificate for 127.0.0.1: (certificate PEM, key PEM).
-fn self_signed() -> (String, String) {
+pub(crate) fn self_signed() -> (String, String) {
     let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     (c.cert.pem(), c.signing_key.serialize_pem())
 }
 
 /// A client that trusts only `cert_pem`.
-fn trusting(cert_pem: &str) -> reqwest::Client {
+pub(crate) fn trusting(cert_pem: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())

@@ -157,6 +157,8 @@ pub struct MediaPlane {
     /// Built-in TURN relay addresses and their rooms (checked by the
     /// workers when a relay address first passes ICE).
     pub relay_rooms: Arc<RelayRooms>,
+    /// Every worker's per-peer figures, once a second (admin console).
+    pub peer_stats: Arc<worker::stats::PeerStatsBoard>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -269,6 +271,7 @@ impl MediaPlane {
         let recv_counters = Arc::new(udp::RecvCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let relay_rooms = Arc::new(RelayRooms::default());
+        let peer_stats = Arc::new(worker::stats::PeerStatsBoard::default());
         let workers = config.workers.clamp(1, WorkerId::MAX);
         let (pool_tx, pool_rx) = bounded(4096);
         let mut datagram_txs = Vec::new();
@@ -298,6 +301,7 @@ impl MediaPlane {
                 ufrags: ufrags.clone(),
                 relay_rooms: relay_rooms.clone(),
                 stop: stop.clone(),
+                peer_stats: peer_stats.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -344,6 +348,7 @@ impl MediaPlane {
             counters,
             recv_counters,
             relay_rooms,
+            peer_stats,
             stop,
             threads: Mutex::new(threads),
         })

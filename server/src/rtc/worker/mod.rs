@@ -30,6 +30,7 @@ mod lifecycle;
 mod negotiation;
 mod relay;
 mod state;
+pub mod stats;
 mod viewers;
 
 use std::collections::HashMap;
@@ -175,8 +176,9 @@ const DTLS_CERT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// this many in one poll, the rest waits for the next turn of the loop.
 const MAX_IMMEDIATE_TIMEOUTS: u32 = 4096;
 
-/// How often str0m reports per-stream statistics (NACK counts).
-const STATS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often str0m reports per-peer and per-stream statistics (NACK
+/// counts, and the admin console's figures, which update every second).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Packets kept per outgoing video stream to answer NACKs, and for how
 /// long. The cache holds whatever was sent in `NACK_CACHE_AGE` (str0m grows
@@ -235,6 +237,8 @@ pub struct Worker {
     /// The DTLS certificate of this worker's peers, and when it was made
     /// (see [`Worker::dtls_cert`]).
     dtls_cert: Option<(str0m::config::DtlsCert, Instant)>,
+    /// Per-peer figures for the admin console (`stats.rs`).
+    stats: stats::PeerStatsBook,
 }
 
 /// Everything a worker thread needs.
@@ -259,6 +263,8 @@ pub struct WorkerSetup {
     pub ufrags: Arc<super::stun::UfragRoutes>,
     pub relay_rooms: Arc<super::RelayRooms>,
     pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Where the worker publishes its peers' figures once a second.
+    pub peer_stats: Arc<stats::PeerStatsBoard>,
 }
 
 pub fn run(setup: WorkerSetup) {
@@ -316,6 +322,7 @@ pub fn run(setup: WorkerSetup) {
         timers: std::collections::BinaryHeap::new(),
         batch: super::batch::SendBatch::with_gso(setup.gso),
         dtls_cert: None,
+        stats: stats::PeerStatsBook::new(setup.peer_stats),
     };
     let datagrams = setup.datagrams;
     let commands = setup.commands;
@@ -524,6 +531,7 @@ impl Worker {
             self.last_housekeeping = now;
             self.housekeeping(now);
             self.drop_silent_peers(now);
+            self.publish_peer_stats(now);
         }
         if now.saturating_duration_since(self.last_speaker_tick) >= SPEAKER_INTERVAL {
             self.last_speaker_tick = now;
@@ -650,6 +658,7 @@ impl Worker {
             Event::KeyframeRequest(req) => self.on_keyframe_request(slot, req.mid, req.kind, now),
             // Every STATS_INTERVAL per peer, not per packet.
             Event::PeerStats(st) => {
+                self.on_peer_stats(slot, &st);
                 if let Some(rtt) = st.rtt {
                     metrics::histogram!("convene_peer_rtt_seconds").record(rtt.as_secs_f64());
                 }
@@ -675,6 +684,7 @@ impl Worker {
                 };
                 metrics::histogram!("convene_peer_jitter_seconds", "kind" => label)
                     .record(f64::from(st.jitter) / clock);
+                self.on_peer_jitter(slot, f64::from(st.jitter) / clock, now);
             }
             Event::MediaEgressStats(st) => {
                 if let Some(p) = self.peers.get_mut(slot)

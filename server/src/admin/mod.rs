@@ -1,0 +1,337 @@
+//! The admin console: the page at `/admin`, sign-in with the team's
+//! developer key for a session cookie (`session.rs`), the live WebSocket
+//! (`live.rs`), the server's five-minute history (`history.rs`), and
+//! cookie-authenticated proxies to the REST live moderation.
+//!
+//! Every `/admin/api/*` route but sign-in needs a live session (401
+//! otherwise); every state-changing request must also carry
+//! `X-Convene-Admin: 1` or a same-origin `Origin` (403 otherwise), on top
+//! of the cookie's `SameSite=Strict`.
+
+pub mod history;
+pub mod live;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use convene_api::auth::Team;
+use convene_api::routes::{live as api_live, moderation, sessions};
+use convene_api::store::teams::key_hash;
+use convene_api::{ApiError, ApiState};
+use serde::{Deserialize, Serialize};
+
+use crate::signaling::Signaling;
+use session::{Grant, Sessions};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "convene_admin";
+/// The header a state-changing request carries (value `1`).
+pub const CSRF_HEADER: &str = "x-convene-admin";
+
+/// Everything the console's handlers need.
+#[derive(Clone)]
+pub struct AdminState {
+    pub api: ApiState,
+    pub sig: Arc<Signaling>,
+    pub sessions: Arc<Sessions>,
+    pub history: Arc<history::ServerHistory>,
+    /// Mark the cookie `Secure` (the server or its public URL is HTTPS).
+    pub secure: bool,
+    /// Live consoles open now (at most `live::MAX_CONSOLES`).
+    pub consoles: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The console's routes: `/admin` and `/admin/api/*`.
+pub fn router(state: AdminState) -> Router {
+    let guarded = Router::new()
+        .route("/admin/api/session", get(whoami).delete(sign_out))
+        .route("/admin/api/live", get(live::handler))
+        .route(
+            "/admin/api/rooms/live/participants",
+            get(api_live::live_rooms_participants),
+        )
+        .route(
+            "/admin/api/rooms/{room}/live/participants/{participant}/mute",
+            post(moderation::mute_participant),
+        )
+        .route(
+            "/admin/api/rooms/{room}/live/participants/{participant}/remove",
+            post(moderation::remove_participant),
+        )
+        .route(
+            "/admin/api/sessions/{session}/end",
+            post(sessions::end_session),
+        )
+        .route(
+            "/admin/api/{*rest}",
+            axum::routing::any(admin_api_not_found),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_session,
+        ));
+    Router::new()
+        .route("/admin/api/session", post(sign_in))
+        .merge(guarded)
+        .with_state(state.api.clone())
+        .layer(axum::extract::Extension(state.clone()))
+        .layer(axum::middleware::map_response(no_challenge))
+        .route("/admin", get(page))
+        .route("/admin/", get(page))
+}
+
+/// The console never asks the browser for HTTP credentials: the API's
+/// `WWW-Authenticate` challenge would open a Basic-auth dialog.
+async fn no_challenge(mut r: Response) -> Response {
+    r.headers_mut().remove(header::WWW_AUTHENTICATE);
+    r
+}
+
+async fn admin_api_not_found() -> ApiError {
+    ApiError::NotFound("no such admin route".into())
+}
+
+/// `GET /admin`: the console page (it signs in itself).
+async fn page() -> Response {
+    match crate::web::asset_bytes("admin/index.html") {
+        Some(b) => {
+            let mut r = Html(b).into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r
+        }
+        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+/// The session id a request presents in its `Cookie` header.
+fn presented_session(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// The `Origin` is this server (same scheme-less authority as `Host`).
+fn same_origin(headers: &HeaderMap) -> Option<bool> {
+    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    Some(matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h)))
+}
+
+/// CSRF: a foreign `Origin` is always refused; otherwise the custom
+/// header or a same-origin `Origin` must be there.
+fn csrf_ok(headers: &HeaderMap) -> bool {
+    match same_origin(headers) {
+        Some(false) => false,
+        Some(true) => true,
+        None => headers
+            .get(CSRF_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"1"),
+    }
+}
+
+fn forbidden_csrf() -> Response {
+    ApiError::Forbidden(format!(
+        "cross-site request refused: send the `{CSRF_HEADER}: 1` header from this server's own page"
+    ))
+    .into_response()
+}
+
+fn unauthorized() -> Response {
+    ApiError::Unauthorized("sign in to the admin console first".into()).into_response()
+}
+
+/// The session's team, with the key it signed in with still current.
+async fn team_of(state: &AdminState, grant: &Grant) -> Result<Option<Team>, ApiError> {
+    let team = state
+        .api
+        .db
+        .team_by_id(&grant.team_id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(team
+        .filter(|t| Sessions::same_key(grant, &t.developer_key))
+        .map(Team::from))
+}
+
+/// Middleware of every guarded route: session (401), CSRF for
+/// state-changing methods (403), then the team as the API's extension.
+async fn require_session(
+    State(state): State<AdminState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(grant) = presented_session(request.headers())
+        .and_then(|id| state.sessions.check(&id, Instant::now()))
+    else {
+        return unauthorized();
+    };
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+    if !safe && !csrf_ok(request.headers()) {
+        return forbidden_csrf();
+    }
+    match team_of(&state, &grant).await {
+        Ok(Some(team)) => {
+            request.extensions_mut().insert(team);
+            next.run(request).await
+        }
+        Ok(None) => unauthorized(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The sign-in body.
+#[derive(Debug, Deserialize)]
+struct SignIn {
+    key: String,
+}
+
+/// Who is signed in.
+#[derive(Debug, Serialize)]
+struct Whoami {
+    team_id: String,
+    team_name: String,
+    expires_in: u64,
+}
+
+fn cookie(state: &AdminState, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if state.secure { "; Secure" } else { "" };
+    let c = format!(
+        "{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `POST /admin/api/session` `{"key": "<developer key>"}`: a session
+/// cookie for the key's team. A wrong key is a 401 that says nothing more
+/// and counts against the address like other authentication failures.
+async fn sign_in(
+    axum::extract::Extension(state): axum::extract::Extension<AdminState>,
+    request: Request,
+) -> Response {
+    if !csrf_ok(request.headers()) {
+        return forbidden_csrf();
+    }
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let ip = convene_api::limits::client_ip(request.headers(), peer, state.api.config.trust_proxy);
+    if let Some(ip) = ip
+        && let Some(wait) = state.api.ip_limits.blocked(ip, now_secs)
+    {
+        return ApiError::RateLimited {
+            retry_after_secs: wait,
+        }
+        .into_response();
+    }
+    let body = match axum::body::to_bytes(request.into_body(), 4096).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::BadRequest("the body is too large".into()).into_response(),
+    };
+    let Ok(SignIn { key }) = serde_json::from_slice::<SignIn>(&body) else {
+        return ApiError::field("key", "send {\"key\": \"<developer key>\"}").into_response();
+    };
+    let team = match state.api.db.team_by_key_hash(&key_hash(&key)).await {
+        Ok(t) => t.filter(|t| {
+            t.developer_key.len() == key.len()
+                && bool::from(subtle::ConstantTimeEq::ct_eq(
+                    t.developer_key.as_bytes(),
+                    key.as_bytes(),
+                ))
+        }),
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let Some(team) = team else {
+        if let Some(ip) = ip {
+            state.api.ip_limits.failed(ip, now_secs);
+        }
+        return ApiError::Unauthorized("invalid developer key".into()).into_response();
+    };
+    let id = state
+        .sessions
+        .create(&team.id, &team.developer_key, Instant::now());
+    let mut r = axum::Json(Whoami {
+        team_id: team.id,
+        team_name: team.name,
+        expires_in: session::SESSION_LIFETIME.as_secs(),
+    })
+    .into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(&state, &id, session::SESSION_LIFETIME.as_secs()),
+    );
+    r
+}
+
+/// `GET /admin/api/session`: the signed-in team.
+async fn whoami(team: Team) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"team_id": team.id, "team_name": team.name}))
+}
+
+/// `DELETE /admin/api/session`: signs out (the session ends server-side).
+async fn sign_out(
+    axum::extract::Extension(state): axum::extract::Extension<AdminState>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(id) = presented_session(&headers) {
+        state.sessions.remove(&id);
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, cookie(&state, "", 0));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn reads_the_session_cookie() {
+        let h = headers(&[("cookie", "a=b; convene_admin=xyz ;c=d")]);
+        assert_eq!(presented_session(&h).as_deref(), Some("xyz"));
+        assert_eq!(presented_session(&headers(&[("cookie", "a=b")])), None);
+    }
+
+    #[test]
+    fn csrf_rules() {
+        assert!(!csrf_ok(&headers(&[])));
+        assert!(csrf_ok(&headers(&[("x-convene-admin", "1")])));
+        assert!(csrf_ok(&headers(&[
+            ("origin", "http://h:1"),
+            ("host", "h:1")
+        ])));
+        assert!(!csrf_ok(&headers(&[
+            ("origin", "http://evil"),
+            ("host", "h:1"),
+            ("x-convene-admin", "1")
+        ])));
+    }
+}
