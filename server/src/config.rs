@@ -337,6 +337,17 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_TRANSCRIPTION_CONCURRENCY", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=64))]
     pub transcription_concurrency: u64,
+    /// An OpenAI-compatible transcription endpoint (e.g.
+    /// `http://whisper:8000/v1/audio/transcriptions`); when set, it is used
+    /// instead of `--transcription-engine`.
+    #[arg(long, env = "CONVENE_TRANSCRIPTION_URL", value_parser = parse_transcription_url)]
+    pub transcription_url: Option<String>,
+    /// The `model` sent to `--transcription-url`.
+    #[arg(long, env = "CONVENE_TRANSCRIPTION_MODEL", default_value = "whisper-1")]
+    pub transcription_model: String,
+    /// Bearer key for `--transcription-url`, if it wants one.
+    #[arg(long, env = "CONVENE_TRANSCRIPTION_API_KEY", hide_env_values = true)]
+    pub transcription_api_key: Option<String>,
 
     #[arg(long, env = "CONVENE_WEBHOOKS_ALLOW_PRIVATE")]
     pub webhooks_allow_private: bool,
@@ -486,4 +497,12 @@ pub struct TokenArgs {
     /// Lifetime in minutes (default 24 hours).
     #[arg(long)]
     pub exp_minutes: Option<i64>,
+}
+
+/// `--transcription-url`: an absolute http(s) URL.
+fn parse_transcription_url(s: &str) -> Result<String, String> {
+    match reqwest::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),
+        _ => Err(format!("`{s}` is not an http(s) URL")),
+    }
 }

@@ -374,8 +374,16 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             allow_private: args.restream_allow_private,
         },
         voice::Voice::new(voice::VoiceConfig {
-            engine: voice::engine::Engine::Pocketsphinx {
-                program: args.transcription_engine.clone(),
+            engine: match &args.transcription_url {
+                Some(url) => voice::engine::Engine::Http(voice::engine::HttpEngine {
+                    client: reqwest::Client::new(),
+                    url: url.clone(),
+                    model: args.transcription_model.clone(),
+                    api_key: args.transcription_api_key.clone(),
+                }),
+                None => voice::engine::Engine::Pocketsphinx {
+                    program: args.transcription_engine.clone(),
+                },
             },
             concurrency: args.transcription_concurrency as usize,
             ..voice::VoiceConfig::default()

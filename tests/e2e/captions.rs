@@ -306,3 +306,85 @@ async fn the_browser_shows_captions_with_a_toggle() {
         .await;
     assert_eq!(hidden, json!(true));
 }
+
+/// What the fake transcription endpoint received: headers and body.
+type Posted = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+/// With `--transcription-url`, each utterance is posted to an
+/// OpenAI-compatible endpoint (here a fake one in the test) and its `text`
+/// becomes the caption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_engine_gets_each_utterance_and_its_text_is_the_caption() {
+    let posted: Posted = Default::default();
+    let seen = posted.clone();
+    let app = axum::Router::new().route(
+        "/v1/audio/transcriptions",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                seen.lock().unwrap().push((headers, body.to_vec()));
+                axum::Json(json!({"text": "  hello from\n the   engine "}))
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let s = Server::start_with(Options {
+        args: vec![
+            "--transcription-url".into(),
+            format!("http://{addr}/v1/audio/transcriptions"),
+            "--transcription-model".into(),
+            "whisper-test".into(),
+            "--transcription-api-key".into(),
+            "engine-key-123".into(),
+        ],
+        ..Options::default()
+    });
+    room(&s, "posted", true).await;
+    let (mut a, joined) = join(&s, "posted", "Ann").await;
+    let ann = joined["participant"]["id"].as_str().unwrap().to_string();
+    let (mut b, _) = join(&s, "posted", "Bob").await;
+    let mut pcm = speech("three three three");
+    pcm.extend(std::iter::repeat_n(0, 48_000 * 2));
+    a.speak(opus_packets(&pcm));
+    a.publish_kinds(true, false);
+    a.wait_type("answer").await;
+    let caption = b.wait_signal(Duration::from_secs(60), is_caption).await;
+    assert_eq!(caption["participant_id"], ann.as_str(), "{caption}");
+    assert_eq!(caption["transcript"], "hello from the engine", "{caption}");
+
+    let posted = posted.lock().unwrap().clone();
+    assert!(!posted.is_empty());
+    let (headers, body) = &posted[0];
+    assert_eq!(
+        headers.get("authorization").and_then(|v| v.to_str().ok()),
+        Some("Bearer engine-key-123")
+    );
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("multipart/form-data; boundary=")
+    );
+    let text = String::from_utf8_lossy(body);
+    assert!(
+        text.contains("name=\"model\"\r\n\r\nwhisper-test"),
+        "{text:.400}"
+    );
+    assert!(
+        text.contains("name=\"response_format\"\r\n\r\njson"),
+        "{text:.400}"
+    );
+    assert!(
+        text.contains("name=\"file\"; filename=\"utterance.wav\"\r\nContent-Type: audio/wav"),
+        "{text:.400}"
+    );
+    // A real WAV: RIFF....WAVE with 16 kHz mono, 16 bit.
+    let riff = body.windows(4).position(|w| w == b"RIFF").unwrap();
+    assert_eq!(&body[riff + 8..riff + 12], b"WAVE");
+    let rate = u32::from_le_bytes(body[riff + 24..riff + 28].try_into().unwrap());
+    assert_eq!(rate, 16_000);
+    // The key is never in the server's printed configuration.
+    assert!(!s.stdout.iter().any(|l| l.contains("engine-key-123")));
+}

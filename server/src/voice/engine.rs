@@ -4,8 +4,10 @@
 //! from the `pocketsphinx` package with the `pocketsphinx-en-us` model): the
 //! WAV is written to a temp file and the CLI runs on it as a child process
 //! with a timeout — killed and reaped when it passes — and its standard
-//! output (one line of words per stretch it decodes) is the text. How many
-//! run at once is bounded by the caller (`super::Voice`).
+//! output (one line of words per stretch it decodes) is the text. Or, with
+//! `--transcription-url`, an OpenAI-compatible HTTP endpoint (e.g. a
+//! whisper server) gets each WAV. How many run at once is bounded by the
+//! caller (`super::Voice`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,7 +24,36 @@ pub enum Engine {
     /// `pocketsphinx_continuous -infile <wav>` (the path or the name of the
     /// program, found on `PATH`).
     Pocketsphinx { program: PathBuf },
+    /// An OpenAI-compatible transcription endpoint (whisper.cpp's server,
+    /// faster-whisper-server, vLLM, the OpenAI API...): the WAV is posted
+    /// as `multipart/form-data` (`file`, `model`, `response_format=json`)
+    /// and the answer's `text` is the utterance's text.
+    Http(HttpEngine),
 }
+
+/// Where and how utterances are posted. (`Debug` leaves the key out.)
+#[derive(Clone)]
+pub struct HttpEngine {
+    pub client: reqwest::Client,
+    /// The endpoint, e.g. `http://whisper:8000/v1/audio/transcriptions`.
+    pub url: String,
+    pub model: String,
+    /// Sent as `Authorization: Bearer <key>` when set.
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for HttpEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpEngine")
+            .field("url", &self.url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Bytes of an engine's HTTP answer read.
+const ANSWER_KEPT: usize = 256 * 1024;
 
 /// Why an utterance has no text.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +79,56 @@ impl Engine {
     ) -> Result<String, EngineError> {
         match self {
             Engine::Pocketsphinx { program } => pocketsphinx(program, wav, tmp, timeout).await,
+            Engine::Http(h) => http(h, wav, timeout).await,
         }
     }
+}
+
+async fn http(h: &HttpEngine, wav: &[u8], timeout: Duration) -> Result<String, EngineError> {
+    let file = reqwest::multipart::Part::bytes(wav.to_vec())
+        .file_name("utterance.wav")
+        .mime_str("audio/wav")
+        .map_err(|e| EngineError::Failed(e.to_string()))?;
+    let form = reqwest::multipart::Form::new()
+        .part("file", file)
+        .text("model", h.model.clone())
+        .text("response_format", "json");
+    let mut req = h.client.post(&h.url).multipart(form).timeout(timeout);
+    if let Some(key) = &h.api_key {
+        req = req.bearer_auth(key);
+    }
+    let res = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            EngineError::Timeout(timeout)
+        } else {
+            EngineError::Failed(format!("could not reach {}: {e}", h.url))
+        }
+    })?;
+    let status = res.status();
+    let mut body = Vec::new();
+    let mut res = res;
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| EngineError::Failed(format!("reading the answer: {e}")))?
+    {
+        if body.len() + chunk.len() > ANSWER_KEPT {
+            return Err(EngineError::Failed(format!(
+                "the answer is larger than {ANSWER_KEPT} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !status.is_success() {
+        let said: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+        return Err(EngineError::Failed(format!("HTTP {status}: {said}")));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| EngineError::Failed(format!("the answer is not JSON: {e}")))?;
+    let text = v["text"]
+        .as_str()
+        .ok_or_else(|| EngineError::Failed("the answer has no `text`".into()))?;
+    Ok(text_of(text))
 }
 
 async fn pocketsphinx(
