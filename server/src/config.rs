@@ -62,12 +62,18 @@ pub enum Command {
     // large_enum_variant).
     /// Run the server (the default when no subcommand is given).
     Serve(Box<ServeArgs>),
-    /// Show or rotate the default team's developer key.
+    /// Show or rotate a team's developer key (the default team's, or
+    /// `--team`'s).
     Key {
+        /// The team (its id, from `convene team create`); the default team
+        /// when absent.
+        #[arg(long, global = true)]
+        team: Option<String>,
         #[command(subcommand)]
         action: KeyAction,
     },
-    /// Print a room token and join link for the default team.
+    /// Print a room token and join link (for the default team, or
+    /// `--team`'s room).
     Token(TokenArgs),
     /// Create, list or delete rooms through the running server's API (the
     /// developer key is read from the data directory).
@@ -422,9 +428,9 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeyAction {
-    /// Print the default team's id and developer key.
+    /// Print the team's id and developer key.
     Show,
-    /// Replace the default team's developer key with a new random one.
+    /// Replace the team's developer key with a new random one.
     Rotate,
 }
 
@@ -482,6 +488,9 @@ pub enum FleetUserAction {
 
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
+    /// The team whose room it is (its id); the default team when absent.
+    #[arg(long)]
+    pub team: Option<String>,
     /// Room UUID or friendly_url.
     #[arg(long)]
     pub room: String,

@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         None => convene_server::run_serve(cli.common, cli.serve).await,
         Some(Command::Serve(args)) => convene_server::run_serve(cli.common, *args).await,
-        Some(Command::Key { action }) => key(&cli.common, action).await,
+        Some(Command::Key { team, action }) => key(&cli.common, team.as_deref(), action).await,
         Some(Command::Team { action }) => team(&cli.common, action).await,
         Some(Command::Token(args)) => token(&cli.common, args).await,
         Some(Command::Room { action, remote }) => {
@@ -172,10 +172,26 @@ async fn backup(common: &Common, to: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn key(common: &Common, action: KeyAction) -> anyhow::Result<()> {
+/// The team `--team` names (by id), or the default team.
+async fn team_of(
+    common: &Common,
+    db: &convene_api::store::Db,
+    id: Option<&str>,
+) -> anyhow::Result<convene_api::store::teams::TeamRecord> {
+    match id {
+        Some(id) => db.team_by_id(id).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no team with id {id} in {} (`convene team create` prints a new team's id)",
+                common.data_dir.display()
+            )
+        }),
+        None => Ok(convene_server::ensure_default_team(db, None).await?.team),
+    }
+}
+
+async fn key(common: &Common, team: Option<&str>, action: KeyAction) -> anyhow::Result<()> {
     let db = convene_server::open_store(common).await?;
-    let default = convene_server::ensure_default_team(&db, None).await?;
-    let team = default.team;
+    let team = team_of(common, &db, team).await?;
     match action {
         KeyAction::Show => {
             println!("team id:       {}", team.id);
@@ -215,14 +231,17 @@ async fn team(common: &Common, action: TeamAction) -> anyhow::Result<()> {
 
 async fn token(common: &Common, args: TokenArgs) -> anyhow::Result<()> {
     let db = convene_server::open_store(common).await?;
-    let team: convene_api::auth::Team = convene_server::ensure_default_team(&db, None)
-        .await?
-        .team
-        .into();
-    let room = db
-        .room(&team.id, &args.room)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("room '{}' not found in the default team", args.room))?;
+    let team: convene_api::auth::Team = team_of(common, &db, args.team.as_deref()).await?.into();
+    let room = db.room(&team.id, &args.room).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "room '{}' not found in {}",
+            args.room,
+            match &args.team {
+                Some(t) => format!("team {t}"),
+                None => "the default team".to_string(),
+            }
+        )
+    })?;
     let mut body = Map::new();
     body.insert("u".into(), Value::from(args.name));
     if let Some(r) = args.role {

@@ -577,3 +577,69 @@ async fn per_peer_rtt_loss_jitter_and_join_latency_reach_the_metrics() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// `convene token --team` and `convene key --team`: a second team's room
+/// gets a working token from the command line, and its key is shown and
+/// rotated without touching the default team's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_key_commands_serve_any_team() {
+    let s = Server::start();
+    let (team, team_key) = s.create_team("Second");
+    s.api_with_key(&team_key)
+        .post(
+            "/api/v1/rooms",
+            serde_json::json!({"friendly_url": "second-room", "privacy": "private"}),
+        )
+        .await
+        .expect(200);
+
+    let (ok, out, err) = s.cli(&[
+        "token",
+        "--team",
+        &team,
+        "--room",
+        "second-room",
+        "--name",
+        "Zoe",
+    ]);
+    assert!(ok, "{err}");
+    let mut lines = out.lines();
+    let token = lines.next().unwrap().to_string();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .ends_with(&format!("/second-room?token={token}")),
+        "{out}"
+    );
+    let (_client, joined) = convene_tests::join(&s, "second-room", "Zoe", Some(token)).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+
+    // The default team has no such room, and an unknown team is named.
+    let (ok, _, err) = s.cli(&["token", "--room", "second-room", "--name", "Zoe"]);
+    assert!(
+        !ok && err.contains("not found in the default team"),
+        "{err}"
+    );
+    let (ok, _, err) = s.cli(&[
+        "token",
+        "--team",
+        "nope",
+        "--room",
+        "second-room",
+        "--name",
+        "Zoe",
+    ]);
+    assert!(!ok && err.contains("no team with id nope"), "{err}");
+
+    // Its key: shown, then rotated (the old one stops working, the default
+    // team's key is untouched).
+    let (ok, out, err) = s.cli(&["key", "--team", &team, "show"]);
+    assert!(ok && out.contains(&team_key), "{out}{err}");
+    let (ok, out, err) = s.cli(&["key", "rotate", "--team", &team]);
+    assert!(ok, "{err}");
+    assert!(!out.contains(&team_key), "{out}");
+    let r = s.api_with_key(&team_key).get("/api/v1/rooms").await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    s.api().get("/api/v1/rooms").await.expect(200);
+}
