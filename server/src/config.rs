@@ -92,6 +92,12 @@ pub enum Command {
         /// The file to write; an existing file is refused.
         to: std::path::PathBuf,
     },
+    /// Put a backup in place of the database (the server must be stopped;
+    /// the current database is set aside, not deleted).
+    Restore {
+        /// The backup file (`convene backup` wrote it).
+        from: std::path::PathBuf,
+    },
     /// Manage teams.
     Team {
         #[command(subcommand)]

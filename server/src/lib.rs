@@ -62,6 +62,30 @@ pub async fn open_store(common: &Common) -> anyhow::Result<Db> {
         .with_context(|| format!("opening the database in {}", common.data_dir.display()))
 }
 
+/// Takes the data directory's lock (`convene.lock`, an exclusive advisory
+/// lock held by the returned file until it is dropped or the process ends,
+/// even by kill -9): one server per data directory, and no restore under a
+/// running server.
+pub fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("convene.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another convene server is using {} (stop it first)",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 /// What [`ensure_default_team`] did.
 pub struct DefaultTeam {
     pub team: TeamRecord,
@@ -226,6 +250,9 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut args = args;
     let dev_key = args.dev && dev::prepare(&mut args)?;
+    std::fs::create_dir_all(&common.data_dir)
+        .with_context(|| format!("creating data dir {}", common.data_dir.display()))?;
+    let _data_dir_lock = lock_data_dir(&common.data_dir)?;
     let db = open_store(&common).await?;
     if dev_key {
         dev::check_key(&db).await?;

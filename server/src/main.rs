@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Live(remote)) => convene_server::remote::live(&cli.common, remote).await,
         Some(Command::Backup { to }) => backup(&cli.common, &to).await,
+        Some(Command::Restore { from }) => restore(&cli.common, &from).await,
         Some(Command::Fleet { action }) => fleet(&cli.common, action).await,
         Some(Command::Config {
             action: ConfigAction::Show,
@@ -169,6 +170,24 @@ async fn backup(common: &Common, to: &std::path::Path) -> anyhow::Result<()> {
         size / 1024,
         started.elapsed().as_millis()
     );
+    Ok(())
+}
+
+async fn restore(common: &Common, from: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&common.data_dir)?;
+    // Held until the end: no server starts on the directory meanwhile.
+    let _lock = convene_server::lock_data_dir(&common.data_dir)?;
+    let done = convene_api::store::restore::restore(&common.data_dir, from).await?;
+    println!(
+        "restored {} into {} (schema {})",
+        from.display(),
+        common.data_dir.join("convene.db").display(),
+        done.version
+    );
+    for f in &done.set_aside {
+        println!("the previous file is kept as {}", f.display());
+    }
+    println!("start the server to use it (newer migrations, if any, run then)");
     Ok(())
 }
 

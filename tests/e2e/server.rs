@@ -643,3 +643,87 @@ async fn token_and_key_commands_serve_any_team() {
     assert_eq!(r.status, 401, "{}", r.body);
     s.api().get("/api/v1/rooms").await.expect(200);
 }
+
+/// `convene restore FILE`: refused while a server uses the data directory
+/// (which also keeps a second server off it), refused for a file that is
+/// not a sound Convene database of a known schema; otherwise the backup
+/// replaces the database, the old files are kept aside, and the server
+/// starts on the backup's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_puts_a_backup_back_and_never_under_a_running_server() {
+    let mut s = Server::start();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            serde_json::json!({"friendly_url": "before-backup"}),
+        )
+        .await
+        .expect(200);
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("b.db");
+    let backup_s = backup.to_str().unwrap();
+    let (ok, _, err) = s.cli(&["backup", backup_s]);
+    assert!(ok, "{err}");
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            serde_json::json!({"friendly_url": "after-backup"}),
+        )
+        .await
+        .expect(200);
+
+    // While it runs: no restore, and no second server on the directory.
+    let (ok, _, err) = s.cli(&["restore", backup_s]);
+    assert!(
+        !ok && err.contains("another convene server is using"),
+        "{err}"
+    );
+    let (ok, _, err) = s.cli(&["serve", "--http-addr", "127.0.0.1:0", "--rtc-port", "0"]);
+    assert!(
+        !ok && err.contains("another convene server is using"),
+        "{err}"
+    );
+
+    s.stop();
+    // Not a database, a damaged one, one of a newer schema: refused, and
+    // the current database is untouched.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"certainly not sqlite").unwrap();
+    let (ok, _, err) = s.cli(&["restore", junk.to_str().unwrap()]);
+    assert!(!ok && err.contains("not an SQLite database"), "{err}");
+    let newer = dir.path().join("newer.db");
+    std::fs::copy(&backup, &newer).unwrap();
+    {
+        use sqlx::ConnectOptions;
+        let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&newer)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time)
+             VALUES (99999, 'from the future', CURRENT_TIMESTAMP, 1, x'00', 0)",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    let (ok, _, err) = s.cli(&["restore", newer.to_str().unwrap()]);
+    assert!(!ok && err.contains("newer than this convene's"), "{err}");
+    assert!(!s.data_dir.join("convene.db.restoring").exists());
+
+    let (ok, out, err) = s.cli(&["restore", backup_s]);
+    assert!(ok, "{err}");
+    assert!(out.contains("the previous file is kept as"), "{out}");
+    let kept: Vec<_> = std::fs::read_dir(&s.data_dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("convene.db.before-restore-"))
+        .collect();
+    assert!(!kept.is_empty(), "{kept:?}");
+
+    s.restart();
+    s.api().get("/api/v1/rooms/before-backup").await.expect(200);
+    let r = s.api().get("/api/v1/rooms/after-backup").await;
+    assert_eq!(r.status, 404, "the backup is from before it: {}", r.body);
+}

@@ -13,6 +13,7 @@ pub mod polls;
 pub mod questions;
 pub mod quizzes;
 pub mod recordings;
+pub mod restore;
 pub mod roles;
 pub mod room_scoped;
 pub mod rooms;
