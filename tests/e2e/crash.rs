@@ -143,18 +143,23 @@ async fn every_acknowledged_write_survives_kill_9_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_gets_a_clean_error_and_writes_resume_when_space_returns() {
-    // The data directory is a 3 MiB tmpfs in the server's own mount
-    // namespace, two thirds of it taken by a filler file that is removed
-    // when the test creates `release` (a file the namespace can see).
+    // The data directory is a 4 MiB tmpfs in the server's own mount
+    // namespace, half of it taken by a filler file that is removed when the
+    // test creates `release` (a file the namespace can see; the waiting
+    // loop gives up after 120 s, so a failed test leaves nothing behind).
+    // The other half
+    // must hold a fresh database while its migrations run (about 1.1 MiB
+    // with the WAL at its peak).
     let tmp = tempfile::tempdir().unwrap();
     let release = tmp.path().join("release");
     // sh -c SCRIPT wrap <convene> serve ... --data-dir D ...: the script
     // finds D among the arguments, mounts the tmpfs there, then execs.
     let script = format!(
         "d=''; prev=''; for a in \"$@\"; do [ \"$prev\" = --data-dir ] && d=\"$a\"; prev=\"$a\"; done; \
-         mkdir -p \"$d\" && mount -t tmpfs -o size=3m tmpfs \"$d\" && \
+         mkdir -p \"$d\" && mount -t tmpfs -o size=4m tmpfs \"$d\" && \
          dd if=/dev/zero of=\"$d/filler\" bs=64k count=32 status=none && \
-         {{ (while [ ! -e '{}' ]; do sleep 0.1; done; rm -f \"$d/filler\") & }} && exec \"$@\"",
+         {{ (i=0; while [ ! -e '{}' ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; \
+             rm -f \"$d/filler\") & }} && exec \"$@\"",
         release.display()
     );
     let mut s = Server::start_with(Options {
