@@ -101,6 +101,19 @@ async fn rotation_message(ws: &mut Ws) -> (String, String) {
     )
 }
 
+/// Once the device is online, asks for a rotation without waiting for the
+/// answer (the test plays the device meanwhile).
+async fn rotate_in_background(
+    admin: &Fleet,
+    id: &str,
+) -> tokio::task::JoinHandle<convene_tests::Resp> {
+    admin
+        .wait_device(id, "online", |d| d["status"] == "online")
+        .await;
+    let (admin, path) = (admin.clone(), rotate_path(id));
+    tokio::spawn(async move { admin.post(&path, json!({})).await })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_completes_on_reconnect_and_a_refusal_keeps_the_old_credential() {
     let (s, admin, _viewer) = fleet_server(&[]).await;
@@ -116,14 +129,7 @@ async fn a_lost_answer_completes_on_reconnect_and_a_refusal_keeps_the_old_creden
     // The device receives the new credential, then its connection drops
     // before it answers: the call says the device is gone...
     let mut ws = device_socket(&s, Some(&id), Some(&old)).await.unwrap();
-    admin
-        .wait_device(&id, "online", |d| d["status"] == "online")
-        .await;
-    let call = {
-        let admin = admin.clone();
-        let path = rotate_path(&id);
-        tokio::spawn(async move { admin.post(&path, json!({})).await })
-    };
+    let call = rotate_in_background(&admin, &id).await;
     let (_, new) = rotation_message(&mut ws).await;
     drop(ws);
     let r = call.await.unwrap();
@@ -143,14 +149,7 @@ async fn a_lost_answer_completes_on_reconnect_and_a_refusal_keeps_the_old_creden
         .wait_device(&id, "offline", |d| d["status"] == "offline")
         .await;
     let mut ws = device_socket(&s, Some(&id), Some(&new)).await.unwrap();
-    admin
-        .wait_device(&id, "online", |d| d["status"] == "online")
-        .await;
-    let call = {
-        let admin = admin.clone();
-        let path = rotate_path(&id);
-        tokio::spawn(async move { admin.post(&path, json!({})).await })
-    };
+    let call = rotate_in_background(&admin, &id).await;
     let (action_id, offered) = rotation_message(&mut ws).await;
     ws.send(Message::text(
         json!({"type": "result", "id": action_id, "ok": false,

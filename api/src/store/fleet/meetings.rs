@@ -19,6 +19,23 @@ pub struct FleetMeeting {
     pub ended_at: Option<String>,
 }
 
+/// `meeting.ended` to the fleet webhooks, in the caller's transaction.
+async fn meeting_ended(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    device_id: &str,
+    platform: &str,
+    started_at: &str,
+    ended_at: &str,
+) -> Result<(), sqlx::Error> {
+    enqueue_fleet_event(
+        tx,
+        FleetWebhookEvent::MeetingEnded,
+        json!({"device_id": device_id, "platform": platform,
+               "started_at": started_at, "ended_at": ended_at}),
+    )
+    .await
+}
+
 impl Db {
     /// A device's meeting started: any meeting still open for it is closed
     /// first (a missed end), then a new one is opened.
@@ -68,14 +85,8 @@ impl Db {
         .bind(device_id)
         .fetch_all(&mut *tx)
         .await?;
-        for (platform, started_at, ended_at) in ended {
-            enqueue_fleet_event(
-                &mut tx,
-                FleetWebhookEvent::MeetingEnded,
-                json!({"device_id": device_id, "platform": platform,
-                       "started_at": started_at, "ended_at": ended_at}),
-            )
-            .await?;
+        for (platform, started_at, ended_at) in &ended {
+            meeting_ended(&mut tx, device_id, platform, started_at, ended_at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -96,13 +107,7 @@ impl Db {
         .fetch_all(&mut *tx)
         .await?;
         for (device_id, platform, started_at, ended_at) in &ended {
-            enqueue_fleet_event(
-                &mut tx,
-                FleetWebhookEvent::MeetingEnded,
-                json!({"device_id": device_id, "platform": platform,
-                       "started_at": started_at, "ended_at": ended_at}),
-            )
-            .await?;
+            meeting_ended(&mut tx, device_id, platform, started_at, ended_at).await?;
         }
         tx.commit().await?;
         Ok(ended.len() as u64)

@@ -270,6 +270,18 @@ impl Db {
         }
     }
 
+    async fn with_devices(
+        &self,
+        rows: Vec<DeploymentRow>,
+    ) -> Result<Vec<DeploymentRecord>, StoreError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let devices = self.deployment_devices(&r.0).await?;
+            out.push(deployment(r, devices));
+        }
+        Ok(out)
+    }
+
     /// Every deployment, newest first (with its devices).
     pub async fn fleet_deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
         let rows: Vec<DeploymentRow> = sqlx::query_as(&format!(
@@ -277,12 +289,7 @@ impl Db {
         ))
         .fetch_all(&self.read)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let devices = self.deployment_devices(&r.0).await?;
-            out.push(deployment(r, devices));
-        }
-        Ok(out)
+        self.with_devices(rows).await
     }
 
     /// Deployments the runner works on: scheduled ones whose time has come
@@ -299,12 +306,7 @@ impl Db {
         .bind(now)
         .fetch_all(&self.read)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let devices = self.deployment_devices(&r.0).await?;
-            out.push(deployment(r, devices));
-        }
-        Ok(out)
+        self.with_devices(rows).await
     }
 
     /// Moves a deployment to `status` (`running`, or a final one with its

@@ -24,6 +24,17 @@ async fn other_admins(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<i64
         .await
 }
 
+/// The user's role, or `NotFound`.
+async fn role_of(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<String, FleetStoreError> {
+    let current: Option<(String,)> = sqlx::query_as("SELECT role FROM fleet_users WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    current
+        .map(|(r,)| r)
+        .ok_or(FleetStoreError::NotFound("Fleet user"))
+}
+
 impl Db {
     /// Applies `patch`; every change increments the user's token version,
     /// retiring the tokens issued before it. `NotFound` for an unknown user,
@@ -34,14 +45,7 @@ impl Db {
         patch: &FleetUserPatch,
     ) -> Result<FleetUserRecord, FleetStoreError> {
         let mut tx = self.write.begin().await?;
-        let current: Option<(String,)> =
-            sqlx::query_as("SELECT role FROM fleet_users WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((role,)) = current else {
-            return Err(FleetStoreError::NotFound("Fleet user"));
-        };
+        let role = role_of(&mut tx, id).await?;
         if role == "admin"
             && patch.role == Some(FleetRole::Viewer)
             && other_admins(&mut tx, id).await? == 0
@@ -70,14 +74,7 @@ impl Db {
     /// the user up). `NotFound`, or `LastAdmin` for the only admin.
     pub async fn delete_fleet_user(&self, id: &str) -> Result<(), FleetStoreError> {
         let mut tx = self.write.begin().await?;
-        let current: Option<(String,)> =
-            sqlx::query_as("SELECT role FROM fleet_users WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((role,)) = current else {
-            return Err(FleetStoreError::NotFound("Fleet user"));
-        };
+        let role = role_of(&mut tx, id).await?;
         if role == "admin" && other_admins(&mut tx, id).await? == 0 {
             return Err(FleetStoreError::LastAdmin(LAST_ADMIN));
         }
