@@ -526,7 +526,7 @@ class App {
     this.peer = null;
     this.setState('idle');
     ui.setJoinBusy(false);
-    ui.setJoinHint(password.refusalText(m.code, m.message));
+    ui.setJoinHint(password.refusalText(m));
     password.retryPassword();
   }
 

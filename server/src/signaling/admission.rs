@@ -14,6 +14,29 @@ use convene_api::store::rooms::RoomRecord;
 /// Why a join was refused: a protocol error code and a message.
 pub(super) type Refusal = (&'static str, String);
 
+/// A refused join as the client is told it: the code and message, and for
+/// `PASSWORD_RATE_LIMITED` the seconds to wait (`retry_after`).
+#[derive(Debug)]
+pub(super) struct JoinRefusal {
+    pub(super) code: &'static str,
+    pub(super) message: String,
+    pub(super) retry_after: Option<u64>,
+}
+
+impl From<Refusal> for JoinRefusal {
+    fn from((code, message): Refusal) -> Self {
+        JoinRefusal {
+            code,
+            message,
+            retry_after: None,
+        }
+    }
+}
+
+fn refuse(code: &'static str, message: String) -> JoinRefusal {
+    (code, message).into()
+}
+
 fn token_refusal(e: TokenError) -> Refusal {
     match e {
         TokenError::Expired => ("TOKEN_EXPIRED", "your room token has expired".into()),
@@ -55,7 +78,7 @@ pub(super) async fn admit(
     client: Option<wire::ClientInfo>,
     password: Option<String>,
     ip: Option<std::net::IpAddr>,
-) -> Result<Admission, Refusal> {
+) -> Result<Admission, JoinRefusal> {
     let db = &sig.db;
     let internal = |e: convene_api::store::StoreError| {
         tracing::error!(error = %e, "signaling store error");
@@ -66,7 +89,10 @@ pub(super) async fn admit(
     };
     let peeked = token.as_deref().and_then(tokens::peek);
     if token.is_some() && peeked.is_none() {
-        return Err(("TOKEN_INVALID", "the room token is malformed".into()));
+        return Err(refuse(
+            "TOKEN_INVALID",
+            "the room token is malformed".into(),
+        ));
     }
     let room_key = room_key
         .filter(|r| !r.is_empty())
@@ -84,9 +110,12 @@ pub(super) async fn admit(
         Some(r) => r,
         // With a token, an unknown room is answered as a bad signature
         // would be (before any signature could be checked).
-        None if token.is_some() => return Err(("TOKEN_INVALID", NOT_VALID.into())),
+        None if token.is_some() => return Err(refuse("TOKEN_INVALID", NOT_VALID.into())),
         None => {
-            return Err(("ROOM_NOT_FOUND", format!("there is no room '{room_key}'")));
+            return Err(refuse(
+                "ROOM_NOT_FOUND",
+                format!("there is no room '{room_key}'"),
+            ));
         }
     };
     let settings = &room.settings;
@@ -114,7 +143,7 @@ pub(super) async fn admit(
     };
     let private = settings.get("privacy").and_then(Value::as_str) == Some("private");
     if private && claims.is_none() {
-        return Err((
+        return Err(refuse(
             "TOKEN_REQUIRED",
             "this room is private: a room token is required to join".into(),
         ));
@@ -134,12 +163,17 @@ pub(super) async fn admit(
     let name = match display {
         Some(n) if n.chars().count() <= 100 => n,
         Some(_) => {
-            return Err((
+            return Err(refuse(
                 "BAD_MESSAGE",
                 "the name is longer than 100 characters".into(),
             ));
         }
-        None => return Err(("NAME_REQUIRED", "a display name is required to join".into())),
+        None => {
+            return Err(refuse(
+                "NAME_REQUIRED",
+                "a display name is required to join".into(),
+            ));
+        }
     };
     let room_roles: Vec<&str> = settings
         .get("roles")
@@ -157,7 +191,7 @@ pub(super) async fn admit(
         })
         .unwrap_or_else(|| "attendee".into());
     if !room_roles.contains(&role.as_str()) {
-        return Err((
+        return Err(refuse(
             "TOKEN_INVALID",
             format!("role '{role}' is not one of this room's roles"),
         ));
@@ -207,19 +241,20 @@ async fn check_password(
     hash: String,
     password: Option<String>,
     ip: Option<std::net::IpAddr>,
-) -> Result<(), Refusal> {
+) -> Result<(), JoinRefusal> {
     let Some(password) = password.filter(|p| !p.is_empty()) else {
-        return Err((
+        return Err(refuse(
             "PASSWORD_REQUIRED",
             "this room has a password: enter it to join".into(),
         ));
     };
     let now = std::time::Instant::now();
     if let Err(wait) = sig.passwords.check(room_id, ip, now) {
-        return Err((
-            "PASSWORD_RATE_LIMITED",
-            format!("too many wrong passwords: try again in {wait} s (retry_after={wait})"),
-        ));
+        return Err(JoinRefusal {
+            code: "PASSWORD_RATE_LIMITED",
+            message: format!("too many wrong passwords: try again in {wait} s"),
+            retry_after: Some(wait),
+        });
     }
     let ok =
         tokio::task::spawn_blocking(move || convene_api::room_password::verify(&hash, &password))
@@ -229,6 +264,9 @@ async fn check_password(
         Ok(())
     } else {
         sig.passwords.failed(room_id, ip, now);
-        Err(("PASSWORD_INVALID", "the room password is wrong".into()))
+        Err(refuse(
+            "PASSWORD_INVALID",
+            "the room password is wrong".into(),
+        ))
     }
 }

@@ -160,6 +160,9 @@ pub enum ServerMsg {
         code: &'static str,
         message: String,
         fatal: bool,
+        /// Seconds to wait before trying again (`PASSWORD_RATE_LIMITED`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
     Offer {
         sdp: String,
@@ -235,6 +238,7 @@ impl ServerMsg {
             code,
             message: message.into(),
             fatal,
+            retry_after: None,
         }
     }
 }
