@@ -1,0 +1,172 @@
+//! Guest links (issue 22) through the real server's REST API: create (the
+//! secret only in the creation's URL), list (paginated, never a secret),
+//! revoke, validation in the 422 field shape, 404 and 401, and room
+//! deletion taking its links along.
+
+use chrono::{DateTime, Utc};
+use convene_tests::Server;
+use serde_json::{Value, json};
+
+fn secret_of(url: &str) -> String {
+    url.split_once("?guest=")
+        .expect("guest secret")
+        .1
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_create_list_revoke_and_validation() {
+    let s = Server::start();
+    let api = s.api();
+    api.post("/api/v1/rooms", json!({"friendly_url": "hall"}))
+        .await
+        .expect(200);
+
+    // Create with a TTL: the default role, expiry = created + TTL.
+    let room_url = api.get("/api/v1/rooms/hall").await.expect(200).body["room_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = api
+        .post(
+            "/api/v1/rooms/hall/guest-links",
+            json!({"ttl_seconds": 3600, "name": "Partners", "max_uses": 2}),
+        )
+        .await
+        .expect(201);
+    let a = r.body.clone();
+    assert_eq!(a["role"], "attendee", "{a}");
+    assert_eq!(a["name"], "Partners");
+    assert_eq!(
+        (a["uses"].as_i64(), a["max_uses"].as_i64()),
+        (Some(0), Some(2))
+    );
+    let url = a["url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{room_url}?guest=")), "{url}");
+    let secret = secret_of(url);
+    assert!(
+        secret.len() >= 32 && secret.chars().all(|c| c.is_ascii_hexdigit()),
+        "{secret}"
+    );
+    let created: DateTime<Utc> = a["created_at"].as_str().unwrap().parse().unwrap();
+    let expires: DateTime<Utc> = a["expires_at"].as_str().unwrap().parse().unwrap();
+    let ttl = (expires - created).num_seconds();
+    assert!((3599..=3600).contains(&ttl), "{a}");
+
+    // An explicit expiry and a role of the room.
+    let at = (Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let b = api
+        .post(
+            "/api/v1/rooms/hall/guest-links",
+            json!({"expires_at": at, "role": "speaker"}),
+        )
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(b["role"], "speaker");
+    assert_eq!(b["max_uses"], Value::Null);
+    assert_ne!(secret_of(b["url"].as_str().unwrap()), secret);
+    // A moderator link only when explicitly allowed.
+    api.post(
+        "/api/v1/rooms/hall/guest-links",
+        json!({"ttl_seconds": 600, "role": "moderator"}),
+    )
+    .await
+    .expect_invalid("role");
+    let m = api
+        .post(
+            "/api/v1/rooms/hall/guest-links",
+            json!({"ttl_seconds": 600, "role": "moderator", "allow_moderator": true}),
+        )
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(m["role"], "moderator");
+
+    // Bad bodies: 422 naming the field, nothing stored.
+    let past = (Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
+    for (body, field) in [
+        (json!({}), "expires_at"),
+        (json!({"ttl_seconds": 59}), "ttl_seconds"),
+        (json!({"ttl_seconds": 30 * 24 * 3600 + 1}), "ttl_seconds"),
+        (json!({"ttl_seconds": "60"}), "ttl_seconds"),
+        (json!({"expires_at": past}), "expires_at"),
+        (json!({"expires_at": "tomorrow"}), "expires_at"),
+        (json!({"ttl_seconds": 60, "role": "ghost"}), "role"),
+        (json!({"ttl_seconds": 60, "max_uses": 0}), "max_uses"),
+        (json!({"ttl_seconds": 60, "name": "x".repeat(101)}), "name"),
+    ] {
+        api.post("/api/v1/rooms/hall/guest-links", body)
+            .await
+            .expect_invalid(field);
+    }
+
+    // The list: three links, no secret anywhere, paginated.
+    let r = api.get("/api/v1/rooms/hall/guest-links").await.expect(200);
+    assert_eq!(r.body["total_count"], 3, "{}", r.body);
+    let text = String::from_utf8_lossy(&r.raw);
+    assert!(!text.contains(&secret), "{text}");
+    assert!(!text.contains("guest="), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    let page = api
+        .get("/api/v1/rooms/hall/guest-links?limit=1&order=asc")
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page["data"][0]["id"], a["id"]);
+    let next = api
+        .get(&format!(
+            "/api/v1/rooms/hall/guest-links?limit=1&order=asc&after={}",
+            a["id"].as_str().unwrap()
+        ))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(next["data"][0]["id"], b["id"], "{next}");
+    api.get("/api/v1/rooms/hall/guest-links?after=nope")
+        .await
+        .expect_invalid("after");
+
+    // Revoke: 204, then gone (404 for it again and for unknown ids).
+    let path = format!(
+        "/api/v1/rooms/hall/guest-links/{}",
+        a["id"].as_str().unwrap()
+    );
+    api.delete(&path).await.expect(204);
+    api.delete(&path).await.expect(404);
+    api.delete("/api/v1/rooms/hall/guest-links/unknown")
+        .await
+        .expect(404);
+    let r = api.get("/api/v1/rooms/hall/guest-links").await.expect(200);
+    assert_eq!(r.body["total_count"], 2);
+
+    // Unknown room: 404; no or a wrong key: 401, before any lookup.
+    api.get("/api/v1/rooms/nowhere/guest-links")
+        .await
+        .expect(404);
+    api.post(
+        "/api/v1/rooms/nowhere/guest-links",
+        json!({"ttl_seconds": 60}),
+    )
+    .await
+    .expect(404);
+    let stranger = s.api_with_key("not-the-key");
+    stranger
+        .get("/api/v1/rooms/hall/guest-links")
+        .await
+        .expect(401);
+    stranger
+        .post("/api/v1/rooms/hall/guest-links", json!({"ttl_seconds": 60}))
+        .await
+        .expect(401);
+    stranger.delete(&path).await.expect(401);
+
+    // Deleting the room deletes its links: a new room of the same name has none.
+    api.delete("/api/v1/rooms/hall").await.expect(204);
+    api.post("/api/v1/rooms", json!({"friendly_url": "hall"}))
+        .await
+        .expect(200);
+    let r = api.get("/api/v1/rooms/hall/guest-links").await.expect(200);
+    assert_eq!(r.body["total_count"], 0, "{}", r.body);
+}
