@@ -1,11 +1,14 @@
 //! Guest links (issue 22) through the real server's REST API: create (the
 //! secret only in the creation's URL), list (paginated, never a secret),
 //! revoke, validation in the 422 field shape, 404 and 401, and room
-//! deletion taking its links along.
+//! deletion taking its links along; and the signaling `join` with a link
+//! (role, no password or token, used up, revoked, other room, limited).
 
 use chrono::{DateTime, Utc};
 use convene_tests::Server;
+use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 fn secret_of(url: &str) -> String {
     url.split_once("?guest=")
@@ -169,4 +172,127 @@ async fn rest_create_list_revoke_and_validation() {
         .expect(200);
     let r = api.get("/api/v1/rooms/hall/guest-links").await.expect(200);
     assert_eq!(r.body["total_count"], 0, "{}", r.body);
+}
+
+/// Sends one `join` over a fresh WebSocket; the first `joined` or `error`.
+async fn join_reply(s: &Server, join: Value) -> Value {
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
+    ws.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "joined" || v["type"] == "error" {
+                    return v;
+                }
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("no reply to {join}: {other:?}"),
+        }
+    }
+}
+
+fn guest_join(room: &str, secret: &str) -> Value {
+    json!({"type": "join", "v": 1, "room": room, "name": "Gus", "guest": secret})
+}
+
+async fn link(api: &convene_tests::Api, room: &str, body: Value) -> (String, Value) {
+    let b = api
+        .post(&format!("/api/v1/rooms/{room}/guest-links"), body)
+        .await
+        .expect(201)
+        .body;
+    (secret_of(b["url"].as_str().unwrap()), b)
+}
+
+async fn uses(api: &convene_tests::Api, room: &str) -> Vec<i64> {
+    let b = api
+        .get(&format!("/api/v1/rooms/{room}/guest-links?order=asc"))
+        .await
+        .expect(200)
+        .body;
+    b["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["uses"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_with_a_guest_link() {
+    let s = Server::start();
+    let api = s.api();
+    // A private room with a password: a guest link needs neither a token
+    // nor the password.
+    api.post(
+        "/api/v1/rooms",
+        json!({"friendly_url": "vip", "privacy": "private", "password": "open sesame"}),
+    )
+    .await
+    .expect(200);
+    api.post("/api/v1/rooms", json!({"friendly_url": "other"}))
+        .await
+        .expect(200);
+    let (speaker, _) = link(&api, "vip", json!({"ttl_seconds": 600, "role": "speaker"})).await;
+    let (once, _) = link(&api, "vip", json!({"ttl_seconds": 600, "max_uses": 1})).await;
+    let (revoked, r) = link(&api, "vip", json!({"ttl_seconds": 600})).await;
+    let (elsewhere, _) = link(&api, "other", json!({"ttl_seconds": 600})).await;
+
+    let r1 = join_reply(&s, guest_join("vip", &speaker)).await;
+    assert_eq!(r1["type"], "joined", "{r1}");
+    assert_eq!(r1["participant"]["role"], "speaker", "{r1}");
+    assert_eq!(r1["participant"]["name"], "Gus");
+    // A name is still required (and a refused join uses nothing).
+    let mut nameless = guest_join("vip", &once);
+    nameless.as_object_mut().unwrap().remove("name");
+    let e = join_reply(&s, nameless).await;
+    assert_eq!(e["code"], "NAME_REQUIRED", "{e}");
+    assert_eq!(uses(&api, "vip").await, vec![1, 0, 0]);
+
+    // max_uses 1: the first join counts, the second is refused.
+    let r2 = join_reply(&s, guest_join("vip", &once)).await;
+    assert_eq!(r2["type"], "joined", "{r2}");
+    assert_eq!(r2["participant"]["role"], "attendee", "{r2}");
+    let e = join_reply(&s, guest_join("vip", &once)).await;
+    assert_eq!(e["code"], "GUEST_LINK_USED_UP", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("used"), "{e}");
+    assert_eq!(uses(&api, "vip").await, vec![1, 1, 0]);
+
+    // Revoked, another room's, unknown: invalid.
+    api.delete(&format!(
+        "/api/v1/rooms/vip/guest-links/{}",
+        r["id"].as_str().unwrap()
+    ))
+    .await
+    .expect(204);
+    let e = join_reply(&s, guest_join("vip", &revoked)).await;
+    assert_eq!(e["code"], "GUEST_LINK_INVALID", "{e}");
+    let e = join_reply(&s, guest_join("vip", &elsewhere)).await;
+    assert_eq!(e["code"], "GUEST_LINK_INVALID", "{e}");
+    assert_eq!(uses(&api, "other").await, vec![0]);
+    // Without a link the private room still wants a token.
+    let e = join_reply(
+        &s,
+        json!({"type": "join", "v": 1, "room": "vip", "name": "Gus"}),
+    )
+    .await;
+    assert_eq!(e["code"], "TOKEN_REQUIRED", "{e}");
+
+    // Wrong secrets are limited like wrong passwords: 2 so far, three
+    // more reach the limit and then even a valid link waits.
+    for i in 0..3 {
+        let e = join_reply(&s, guest_join("vip", &format!("{i:032x}"))).await;
+        assert_eq!(e["code"], "GUEST_LINK_INVALID", "{e}");
+    }
+    let e = join_reply(&s, guest_join("vip", &speaker)).await;
+    assert_eq!(e["code"], "GUEST_LINK_RATE_LIMITED", "{e}");
+    let wait = e["retry_after"].as_u64().expect("retry_after");
+    assert!((1..=60).contains(&wait), "{e}");
+    // The other room is not limited.
+    let (fresh, _) = link(&api, "other", json!({"ttl_seconds": 60})).await;
+    let r3 = join_reply(&s, guest_join("other", &fresh)).await;
+    assert_eq!(r3["type"], "joined", "{r3}");
 }

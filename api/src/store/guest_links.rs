@@ -112,3 +112,33 @@ impl Db {
         Ok(r.rows_affected() > 0)
     }
 }
+
+impl Db {
+    /// The link whose secret hashes to `secret_hash`, in any room.
+    pub async fn guest_link_by_hash(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<GuestLinkRecord>, StoreError> {
+        let row = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM guest_links WHERE secret_hash = ?"
+        ))
+        .bind(secret_hash)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row)
+    }
+
+    /// Counts one join with link `id` if, in the same statement, it has not
+    /// expired at `now` (RFC 3339 UTC) and has a use left; whether it did.
+    pub async fn count_guest_link_use(&self, id: &str, now: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE guest_links SET uses = uses + 1 \
+             WHERE id = ? AND expires_at > ? AND (max_uses IS NULL OR uses < max_uses)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}

@@ -2,6 +2,8 @@
 //! against the store, before the room actor admits it. Shared by the
 //! WebSocket `join` and WHIP's `POST` (`whip.rs`).
 
+use convene_api::guest_links::{self, Unusable};
+use convene_api::store::guest_links::GuestLinkRecord;
 use convene_api::tokens::{self, TokenError};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -77,6 +79,7 @@ pub(super) async fn admit(
     resume: Option<String>,
     client: Option<wire::ClientInfo>,
     password: Option<String>,
+    guest: Option<String>,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Admission, JoinRefusal> {
     let db = &sig.db;
@@ -141,8 +144,14 @@ pub(super) async fn admit(
         }
         None => (None, None),
     };
+    // A guest link (without a token) is the invitation: it stands in for
+    // the room token of a private room and for the room password.
+    let guest_link = match guest.filter(|g| !g.is_empty()) {
+        Some(secret) if claims.is_none() => Some(check_guest(sig, &room.id, &secret, ip).await?),
+        _ => None,
+    };
     let private = settings.get("privacy").and_then(Value::as_str) == Some("private");
-    if private && claims.is_none() {
+    if private && claims.is_none() && guest_link.is_none() {
         return Err(refuse(
             "TOKEN_REQUIRED",
             "this room is private: a room token is required to join".into(),
@@ -150,6 +159,7 @@ pub(super) async fn admit(
     }
     // A room token (minted by the backend) stands in for the password.
     if claims.is_none()
+        && guest_link.is_none()
         && let Some(hash) = room.password_hash.clone()
     {
         check_password(sig, &room.id, hash, password, ip).await?;
@@ -183,6 +193,7 @@ pub(super) async fn admit(
     let role = claims
         .as_ref()
         .and_then(|c| c.role.clone())
+        .or_else(|| guest_link.as_ref().map(|l| l.role.clone()))
         .or_else(|| {
             settings
                 .get("default_role")
@@ -202,6 +213,16 @@ pub(super) async fn admit(
         .map_err(internal)?
         .map(|r| r.permissions)
         .ok_or(("TOKEN_INVALID", format!("role '{role}' does not exist")))?;
+    // The use is counted last, atomically with its checks, so a join
+    // refused above does not consume one.
+    if let Some(link) = &guest_link
+        && !db
+            .count_guest_link_use(&link.id, &convene_api::store::now())
+            .await
+            .map_err(internal)?
+    {
+        return Err(guest_refusal(Unusable::UsedUp));
+    }
     let client = client.unwrap_or(wire::ClientInfo {
         kind: None,
         user_agent: None,
@@ -269,4 +290,54 @@ async fn check_password(
             "the room password is wrong".into(),
         ))
     }
+}
+
+fn guest_refusal(u: Unusable) -> JoinRefusal {
+    match u {
+        Unusable::Expired => refuse("GUEST_LINK_EXPIRED", "this guest link has expired".into()),
+        Unusable::UsedUp => refuse(
+            "GUEST_LINK_USED_UP",
+            "this guest link has been used as often as it allows".into(),
+        ),
+    }
+}
+
+/// A join with a guest link's secret: the link must exist, be this room's,
+/// not be expired or used up. Unknown secrets count against the room and
+/// address in the wrong-password limiter (`password.rs`). Lookup is by the
+/// SHA-256 of a 128-bit random secret, so its timing tells nothing useful.
+async fn check_guest(
+    sig: &Signaling,
+    room_id: &str,
+    secret: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<GuestLinkRecord, JoinRefusal> {
+    let now = std::time::Instant::now();
+    if let Err(wait) = sig.passwords.check(room_id, ip, now) {
+        return Err(JoinRefusal {
+            code: "GUEST_LINK_RATE_LIMITED",
+            message: format!("too many invalid guest links or passwords: try again in {wait} s"),
+            retry_after: Some(wait),
+        });
+    }
+    let link = sig
+        .db
+        .guest_link_by_hash(&guest_links::secret_hash(secret))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "signaling store error");
+            refuse(
+                "INTERNAL",
+                "the server could not look up the guest link".into(),
+            )
+        })?;
+    let Some(link) = link.filter(|l| l.room_id == room_id) else {
+        sig.passwords.failed(room_id, ip, now);
+        return Err(refuse(
+            "GUEST_LINK_INVALID",
+            "this guest link is not valid for this room (unknown or revoked)".into(),
+        ));
+    };
+    guest_links::usable(&link, chrono::Utc::now()).map_err(guest_refusal)?;
+    Ok(link)
 }

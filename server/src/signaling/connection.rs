@@ -192,6 +192,7 @@ impl Connection {
                     resume,
                     client,
                     password,
+                    guest,
                 })) => {
                     if let Some(v) = v
                         && v != wire::PROTOCOL_VERSION
@@ -217,6 +218,7 @@ impl Connection {
                         resume,
                         client,
                         password,
+                        guest,
                         self.ip,
                     )
                     .await;

@@ -52,6 +52,10 @@ pub enum ClientMsg {
         /// has one.
         #[serde(default)]
         password: Option<String>,
+        /// The secret of a guest link (`?guest=` of the page), for a join
+        /// without a token.
+        #[serde(default)]
+        guest: Option<String>,
     },
     Offer {
         sdp: String,

@@ -244,6 +244,7 @@ pub(super) async fn start(
         Some(client),
         None,
         None,
+        None,
     )
     .await;
     let mut admission = match admitted {
