@@ -296,3 +296,54 @@ async fn joining_with_a_guest_link() {
     let r3 = join_reply(&s, guest_join("other", &fresh)).await;
     assert_eq!(r3["type"], "joined", "{r3}");
 }
+
+/// Opening a guest URL of a private room with a password asks only for a
+/// name and joins with the link's role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_joins_with_a_guest_link() {
+    use crate::browser::{ONE_AT_A_TIME, server, wait_state};
+    use convene_tests::browser::Browser;
+    use std::time::Duration;
+
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    let api = s.api();
+    api.post(
+        "/api/v1/rooms",
+        json!({"friendly_url": "backstage", "privacy": "private", "password": "letmein"}),
+    )
+    .await
+    .expect(200);
+    let (secret, _) = link(
+        &api,
+        "backstage",
+        json!({"ttl_seconds": 600, "role": "speaker"}),
+    )
+    .await;
+    let b = Browser::launch().await;
+    let page = b.open(&s.url(&format!("/backstage?guest={secret}"))).await;
+    page.wait_for(
+        "window.convene && window.convene.state === 'idle' && !document.getElementById('name-input').closest('[hidden]')",
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.getElementById('password-row').hidden")
+            .await,
+        json!(true)
+    );
+    page.eval(
+        "document.getElementById('name-input').value = 'Gina';
+         document.getElementById('join-button').click(); true",
+    )
+    .await;
+    wait_state(&page, "joined").await;
+    let live = api
+        .get("/api/v1/rooms/backstage/live/participants")
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(live["live_participants"][0]["name"], "Gina", "{live}");
+    assert_eq!(live["live_participants"][0]["role"], "speaker", "{live}");
+    assert_eq!(uses(&api, "backstage").await, vec![1]);
+}
