@@ -38,6 +38,10 @@ const ERRORS = {
   BAD_MESSAGE: ['Something went wrong', 'The server did not understand this browser.'],
   CONNECTION_LOST: ['Connection lost', 'The server could not be reached. Check your network and try again.'],
   NO_WEBRTC: ['Browser not supported', 'This browser cannot make video calls (no WebRTC).'],
+  GUEST_LINK_INVALID: ['Invalid guest link', 'This guest link is not valid for this room.'],
+  GUEST_LINK_EXPIRED: ['Guest link expired', 'This guest link has expired. Ask for a new one.'],
+  GUEST_LINK_USED_UP: ['Guest link used up', 'This guest link cannot be used any more. Ask for a new one.'],
+  GUEST_LINK_RATE_LIMITED: ['Too many attempts', 'Too many invalid links for this room. Try again later.'],
 };
 const RETRYABLE = new Set(['CONNECTION_LOST', 'SERVER_SHUTDOWN', 'TIMEOUT', 'ROOM_FULL', 'SESSION_ENDED']);
 
@@ -83,6 +87,8 @@ class App {
     this.room = readRoomFacts();
     this.roomKey = roomKeyFromPath(location.pathname) || this.room.friendly_url || null;
     this.token = params.get('token') || null;
+    /** `?guest=`: a guest link's secret; the join asks only for a name. */
+    this.guest = this.token ? null : params.get('guest') || null;
     /** `?ice=relay`: media only through TURN (a test of the relay path). */
     this.relayOnly = params.get('ice') === 'relay';
     this.tokenName = this.token ? tokenName(this.token) : null;
@@ -164,7 +170,7 @@ class App {
     this.bindControls();
     setupInvite();
     if (typeof RTCPeerConnection === 'undefined') return this.fail('NO_WEBRTC');
-    if (this.room.is_private && !this.token) return this.fail('TOKEN_REQUIRED');
+    if (this.room.is_private && !this.token && !this.guest) return this.fail('TOKEN_REQUIRED');
     if (this.display && this.token) return this.join(this.tokenName || t('Room display'));
     if (this.token && this.tokenName && this.room.join_screen_enabled === false) {
       await this.openWanted();
@@ -222,7 +228,7 @@ class App {
       name: saved,
       onSubmit: (name) => this.join(name),
     });
-    password.setupPassword(this.room, this.token);
+    password.setupPassword(this.room, this.token || this.guest);
     if (!media.canCapture()) ui.setJoinHint(t('Camera and microphone need a secure (https) page.'));
     await this.openWanted();
     this.renderPreview();
@@ -332,7 +338,8 @@ class App {
       resume,
       client: { kind: 'browser', user_agent: navigator.userAgent },
     };
-    if (!this.token) join.password = password.typedPassword();
+    if (this.guest) join.guest = this.guest;
+    else if (!this.token) join.password = password.typedPassword();
     if (this.roomKey) join.room = this.roomKey;
     this.note('out:join');
     sig.send(join);
@@ -526,12 +533,14 @@ class App {
     this.peer = null;
     this.setState('idle');
     ui.setJoinBusy(false);
-    ui.setJoinHint(password.refusalText(m.code, m.message));
+    ui.setJoinHint(password.refusalText(m));
     password.retryPassword();
   }
 
   fail(code, serverMessage) {
-    const [title, message] = (ERRORS[code] || ['Cannot continue', serverMessage || 'Something went wrong.']).map((s) => t(s));
+    let [title, message] = (ERRORS[code] || ['Cannot continue', serverMessage || 'Something went wrong.']).map((s) => t(s));
+    // A refused guest link: the server's message says exactly why.
+    if (code.startsWith('GUEST_LINK_') && serverMessage) message = serverMessage;
     this.error = { code, message, detail: serverMessage || null };
     if (this.sig) this.sig.close();
     this.stopAll();

@@ -23,11 +23,11 @@ export function typedPassword() {
   return $('password-input').value || undefined;
 }
 
-/** The hint for a refused password (`retry_after=N` in the message: the wait). */
-export function refusalText(code, serverMessage) {
+/** The hint for a refused password (the `error` frame: `retry_after` is the wait in seconds). */
+export function refusalText(m) {
+  const code = m.code;
   if (code === 'PASSWORD_RATE_LIMITED') {
-    const m = /retry_after=(\d+)/.exec(serverMessage || '');
-    const seconds = m ? m[1] : '60';
+    const seconds = Number.isInteger(m.retry_after) && m.retry_after > 0 ? m.retry_after : 60;
     return t('Too many wrong passwords. Try again in {seconds} seconds.', { seconds });
   }
   if (code === 'PASSWORD_INVALID') return t('The password is wrong. Please try again.');

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod fleet;
+pub mod guest_links;
 pub mod libraries;
 pub mod limits;
 pub mod live;
@@ -168,6 +169,11 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         ))
         .routes(routes!(rooms::delete_room_resources))
         .routes(routes!(rooms::create_token))
+        .routes(routes!(
+            routes::guest_links::create_guest_link,
+            routes::guest_links::list_guest_links
+        ))
+        .routes(routes!(routes::guest_links::delete_guest_link))
         .routes(routes!(roles::list_roles, roles::create_role))
         .routes(routes!(
             roles::get_role,

@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod defaults;
+pub mod guest_links;
 pub mod libraries;
 pub mod live;
 pub mod messages;

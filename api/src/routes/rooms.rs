@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ApiState;
@@ -89,6 +89,23 @@ pub struct RoomView {
     pub settings: RoomSettings,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// The body of a room create or update (every field optional; an update
+/// changes only the fields given).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // documents the body; handlers validate the raw object
+pub struct RoomWrite {
+    pub friendly_url: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+    /// The room password a join without a token must present (4..=128
+    /// characters; null or "" removes it). Write-only: stored as an argon2
+    /// hash, never returned (see `has_password`).
+    #[schema(write_only, min_length = 4, max_length = 128)]
+    pub password: Option<String>,
+    #[serde(flatten)]
+    pub settings: RoomSettings,
 }
 
 impl RoomView {
@@ -216,7 +233,7 @@ fn room_input(
 }
 
 /// Create a room; every field is optional and defaults to the team's settings.
-#[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", request_body = RoomSettings,
+#[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", request_body = RoomWrite,
     responses((status = 200, body = RoomView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_room(
     State(state): State<ApiState>,
@@ -289,7 +306,7 @@ pub async fn get_room(
 }
 
 /// Update a room; only the fields given change.
-#[utoipa::path(patch, path = "/api/v1/rooms/{room}", tag = "rooms", request_body = RoomSettings,
+#[utoipa::path(patch, path = "/api/v1/rooms/{room}", tag = "rooms", request_body = RoomWrite,
     params(("room" = String, Path, description = "UUID or friendly_url")),
     responses((status = 200, body = RoomView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_room(
@@ -515,4 +532,34 @@ pub async fn create_token(
         state.config.room_url(&record.friendly_url)
     );
     Ok(Json(TokenResponse { token, link }))
+}
+
+#[cfg(test)]
+mod openapi_tests {
+    /// Room create and update document the write-only `password`.
+    #[test]
+    fn room_bodies_document_a_write_only_password() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        for (path, method) in [("/api/v1/rooms", "post"), ("/api/v1/rooms/{room}", "patch")] {
+            let schema = &doc["paths"][path][method]["requestBody"]["content"]["application/json"]
+                ["schema"]["$ref"];
+            assert_eq!(schema, "#/components/schemas/RoomWrite", "{path}");
+        }
+        let text = serde_json::to_string(&doc["components"]["schemas"]["RoomWrite"]).unwrap();
+        let write = &doc["components"]["schemas"]["RoomWrite"];
+        let password = find_property(write, "password").expect(&text);
+        assert_eq!(password["writeOnly"], true, "{text}");
+        assert_eq!(password["minLength"], 4, "{text}");
+        assert!(find_property(write, "friendly_url").is_some(), "{text}");
+    }
+
+    fn find_property<'a>(v: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+        if let Some(p) = v.get("properties").and_then(|p| p.get(name)) {
+            return Some(p);
+        }
+        v.get("allOf")?
+            .as_array()?
+            .iter()
+            .find_map(|s| find_property(s, name))
+    }
 }

@@ -8,6 +8,7 @@ pub mod activity;
 pub mod bans;
 pub mod chat;
 pub mod fleet;
+pub mod guest_links;
 pub mod libraries;
 pub mod polls;
 pub mod questions;

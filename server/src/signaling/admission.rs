@@ -2,6 +2,8 @@
 //! against the store, before the room actor admits it. Shared by the
 //! WebSocket `join` and WHIP's `POST` (`whip.rs`).
 
+use convene_api::guest_links::{self, Unusable};
+use convene_api::store::guest_links::GuestLinkRecord;
 use convene_api::tokens::{self, TokenError};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -13,6 +15,29 @@ use convene_api::store::rooms::RoomRecord;
 
 /// Why a join was refused: a protocol error code and a message.
 pub(super) type Refusal = (&'static str, String);
+
+/// A refused join as the client is told it: the code and message, and for
+/// `PASSWORD_RATE_LIMITED` the seconds to wait (`retry_after`).
+#[derive(Debug)]
+pub(super) struct JoinRefusal {
+    pub(super) code: &'static str,
+    pub(super) message: String,
+    pub(super) retry_after: Option<u64>,
+}
+
+impl From<Refusal> for JoinRefusal {
+    fn from((code, message): Refusal) -> Self {
+        JoinRefusal {
+            code,
+            message,
+            retry_after: None,
+        }
+    }
+}
+
+fn refuse(code: &'static str, message: String) -> JoinRefusal {
+    (code, message).into()
+}
 
 fn token_refusal(e: TokenError) -> Refusal {
     match e {
@@ -54,8 +79,9 @@ pub(super) async fn admit(
     resume: Option<String>,
     client: Option<wire::ClientInfo>,
     password: Option<String>,
+    guest: Option<String>,
     ip: Option<std::net::IpAddr>,
-) -> Result<Admission, Refusal> {
+) -> Result<Admission, JoinRefusal> {
     let db = &sig.db;
     let internal = |e: convene_api::store::StoreError| {
         tracing::error!(error = %e, "signaling store error");
@@ -66,7 +92,10 @@ pub(super) async fn admit(
     };
     let peeked = token.as_deref().and_then(tokens::peek);
     if token.is_some() && peeked.is_none() {
-        return Err(("TOKEN_INVALID", "the room token is malformed".into()));
+        return Err(refuse(
+            "TOKEN_INVALID",
+            "the room token is malformed".into(),
+        ));
     }
     let room_key = room_key
         .filter(|r| !r.is_empty())
@@ -84,9 +113,12 @@ pub(super) async fn admit(
         Some(r) => r,
         // With a token, an unknown room is answered as a bad signature
         // would be (before any signature could be checked).
-        None if token.is_some() => return Err(("TOKEN_INVALID", NOT_VALID.into())),
+        None if token.is_some() => return Err(refuse("TOKEN_INVALID", NOT_VALID.into())),
         None => {
-            return Err(("ROOM_NOT_FOUND", format!("there is no room '{room_key}'")));
+            return Err(refuse(
+                "ROOM_NOT_FOUND",
+                format!("there is no room '{room_key}'"),
+            ));
         }
     };
     let settings = &room.settings;
@@ -112,15 +144,22 @@ pub(super) async fn admit(
         }
         None => (None, None),
     };
+    // A guest link (without a token) is the invitation: it stands in for
+    // the room token of a private room and for the room password.
+    let guest_link = match guest.filter(|g| !g.is_empty()) {
+        Some(secret) if claims.is_none() => Some(check_guest(sig, &room.id, &secret, ip).await?),
+        _ => None,
+    };
     let private = settings.get("privacy").and_then(Value::as_str) == Some("private");
-    if private && claims.is_none() {
-        return Err((
+    if private && claims.is_none() && guest_link.is_none() {
+        return Err(refuse(
             "TOKEN_REQUIRED",
             "this room is private: a room token is required to join".into(),
         ));
     }
     // A room token (minted by the backend) stands in for the password.
     if claims.is_none()
+        && guest_link.is_none()
         && let Some(hash) = room.password_hash.clone()
     {
         check_password(sig, &room.id, hash, password, ip).await?;
@@ -134,12 +173,17 @@ pub(super) async fn admit(
     let name = match display {
         Some(n) if n.chars().count() <= 100 => n,
         Some(_) => {
-            return Err((
+            return Err(refuse(
                 "BAD_MESSAGE",
                 "the name is longer than 100 characters".into(),
             ));
         }
-        None => return Err(("NAME_REQUIRED", "a display name is required to join".into())),
+        None => {
+            return Err(refuse(
+                "NAME_REQUIRED",
+                "a display name is required to join".into(),
+            ));
+        }
     };
     let room_roles: Vec<&str> = settings
         .get("roles")
@@ -149,6 +193,7 @@ pub(super) async fn admit(
     let role = claims
         .as_ref()
         .and_then(|c| c.role.clone())
+        .or_else(|| guest_link.as_ref().map(|l| l.role.clone()))
         .or_else(|| {
             settings
                 .get("default_role")
@@ -157,7 +202,7 @@ pub(super) async fn admit(
         })
         .unwrap_or_else(|| "attendee".into());
     if !room_roles.contains(&role.as_str()) {
-        return Err((
+        return Err(refuse(
             "TOKEN_INVALID",
             format!("role '{role}' is not one of this room's roles"),
         ));
@@ -168,6 +213,16 @@ pub(super) async fn admit(
         .map_err(internal)?
         .map(|r| r.permissions)
         .ok_or(("TOKEN_INVALID", format!("role '{role}' does not exist")))?;
+    // The use is counted last, atomically with its checks, so a join
+    // refused above does not consume one.
+    if let Some(link) = &guest_link
+        && !db
+            .count_guest_link_use(&link.id, &convene_api::store::now())
+            .await
+            .map_err(internal)?
+    {
+        return Err(guest_refusal(Unusable::UsedUp));
+    }
     let client = client.unwrap_or(wire::ClientInfo {
         kind: None,
         user_agent: None,
@@ -207,19 +262,20 @@ async fn check_password(
     hash: String,
     password: Option<String>,
     ip: Option<std::net::IpAddr>,
-) -> Result<(), Refusal> {
+) -> Result<(), JoinRefusal> {
     let Some(password) = password.filter(|p| !p.is_empty()) else {
-        return Err((
+        return Err(refuse(
             "PASSWORD_REQUIRED",
             "this room has a password: enter it to join".into(),
         ));
     };
     let now = std::time::Instant::now();
     if let Err(wait) = sig.passwords.check(room_id, ip, now) {
-        return Err((
-            "PASSWORD_RATE_LIMITED",
-            format!("too many wrong passwords: try again in {wait} s (retry_after={wait})"),
-        ));
+        return Err(JoinRefusal {
+            code: "PASSWORD_RATE_LIMITED",
+            message: format!("too many wrong passwords: try again in {wait} s"),
+            retry_after: Some(wait),
+        });
     }
     let ok =
         tokio::task::spawn_blocking(move || convene_api::room_password::verify(&hash, &password))
@@ -229,6 +285,59 @@ async fn check_password(
         Ok(())
     } else {
         sig.passwords.failed(room_id, ip, now);
-        Err(("PASSWORD_INVALID", "the room password is wrong".into()))
+        Err(refuse(
+            "PASSWORD_INVALID",
+            "the room password is wrong".into(),
+        ))
     }
+}
+
+fn guest_refusal(u: Unusable) -> JoinRefusal {
+    match u {
+        Unusable::Expired => refuse("GUEST_LINK_EXPIRED", "this guest link has expired".into()),
+        Unusable::UsedUp => refuse(
+            "GUEST_LINK_USED_UP",
+            "this guest link has been used as often as it allows".into(),
+        ),
+    }
+}
+
+/// A join with a guest link's secret: the link must exist, be this room's,
+/// not be expired or used up. Unknown secrets count against the room and
+/// address in the wrong-password limiter (`password.rs`). Lookup is by the
+/// SHA-256 of a 128-bit random secret, so its timing tells nothing useful.
+async fn check_guest(
+    sig: &Signaling,
+    room_id: &str,
+    secret: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<GuestLinkRecord, JoinRefusal> {
+    let now = std::time::Instant::now();
+    if let Err(wait) = sig.passwords.check(room_id, ip, now) {
+        return Err(JoinRefusal {
+            code: "GUEST_LINK_RATE_LIMITED",
+            message: format!("too many invalid guest links or passwords: try again in {wait} s"),
+            retry_after: Some(wait),
+        });
+    }
+    let link = sig
+        .db
+        .guest_link_by_hash(&guest_links::secret_hash(secret))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "signaling store error");
+            refuse(
+                "INTERNAL",
+                "the server could not look up the guest link".into(),
+            )
+        })?;
+    let Some(link) = link.filter(|l| l.room_id == room_id) else {
+        sig.passwords.failed(room_id, ip, now);
+        return Err(refuse(
+            "GUEST_LINK_INVALID",
+            "this guest link is not valid for this room (unknown or revoked)".into(),
+        ));
+    };
+    guest_links::usable(&link, chrono::Utc::now()).map_err(guest_refusal)?;
+    Ok(link)
 }

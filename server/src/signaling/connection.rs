@@ -117,8 +117,19 @@ impl Connection {
     }
 
     async fn fatal(&mut self, code: &'static str, message: String) {
+        self.fatal_after(code, message, None).await;
+    }
+
+    /// [`Self::fatal`] with the seconds to wait before a retry, if any.
+    async fn fatal_after(&mut self, code: &'static str, message: String, retry_after: Option<u64>) {
         tracing::info!(conn = self.conn, code, %message, "signaling refused");
-        let _ = self.send(&ServerMsg::error(code, message, true)).await;
+        let msg = ServerMsg::Error {
+            code,
+            message,
+            fatal: true,
+            retry_after,
+        };
+        let _ = self.send(&msg).await;
         let _ = self
             .socket
             .send(Message::Close(Some(CloseFrame {
@@ -181,6 +192,7 @@ impl Connection {
                     resume,
                     client,
                     password,
+                    guest,
                 })) => {
                     if let Some(v) = v
                         && v != wire::PROTOCOL_VERSION
@@ -206,12 +218,17 @@ impl Connection {
                         resume,
                         client,
                         password,
+                        guest,
                         self.ip,
                     )
                     .await;
                     match admitted {
                         Ok(a) => return Some(a),
-                        Err((code, message)) => {
+                        Err(JoinRefusal {
+                            code,
+                            message,
+                            retry_after,
+                        }) => {
                             // A token that is not ours, or a room that does
                             // not exist, counts against the address like a
                             // bad developer key (guessing is slowed down).
@@ -222,7 +239,7 @@ impl Connection {
                             if guessing && let Some(ip) = self.ip {
                                 self.sig.limits.failed(ip, gate::unix_now());
                             }
-                            self.fatal(code, message).await;
+                            self.fatal_after(code, message, retry_after).await;
                             return None;
                         }
                     }

@@ -39,7 +39,7 @@ use convene_api::store::rooms::RoomRecord;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::rtc::{Command, MediaPlane, PublishedMid, RoomCounters};
-use admission::{Admission, Refusal, admit};
+use admission::{Admission, JoinRefusal, Refusal, admit};
 use outbox::{Outbox, OutboxRx};
 use room::{JoinOutcome, Joined, RoomActor, RoomMsg};
 use wire::{ClientMsg, ServerMsg};

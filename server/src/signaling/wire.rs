@@ -52,6 +52,10 @@ pub enum ClientMsg {
         /// has one.
         #[serde(default)]
         password: Option<String>,
+        /// The secret of a guest link (`?guest=` of the page), for a join
+        /// without a token.
+        #[serde(default)]
+        guest: Option<String>,
     },
     Offer {
         sdp: String,
@@ -160,6 +164,9 @@ pub enum ServerMsg {
         code: &'static str,
         message: String,
         fatal: bool,
+        /// Seconds to wait before trying again (`PASSWORD_RATE_LIMITED`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
     Offer {
         sdp: String,
@@ -235,6 +242,7 @@ impl ServerMsg {
             code,
             message: message.into(),
             fatal,
+            retry_after: None,
         }
     }
 }

@@ -25,7 +25,7 @@ use convene_api::store::rooms::RoomRecord;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use super::admission::admit;
+use super::admission::{JoinRefusal, admit};
 use super::outbox::{self, OutboxRx};
 use super::room::{JoinOutcome, RoomMsg};
 use super::wire::{ClientInfo, ServerMsg};
@@ -244,11 +244,12 @@ pub(super) async fn start(
         Some(client),
         None,
         None,
+        None,
     )
     .await;
     let mut admission = match admitted {
         Ok(a) => a,
-        Err((code, message)) => {
+        Err(JoinRefusal { code, message, .. }) => {
             if (code == "TOKEN_INVALID" || code == "ROOM_NOT_FOUND")
                 && let Some(ip) = ip
             {

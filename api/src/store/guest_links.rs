@@ -1,0 +1,144 @@
+//! Guest links of a room: the row behind an invitation URL. Only the
+//! SHA-256 of the link's secret is stored; the secret itself is shown once.
+
+use super::{Db, Page, StoreError};
+
+/// One guest link as stored (without its secret hash).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct GuestLinkRecord {
+    pub id: String,
+    pub room_id: String,
+    pub role: String,
+    pub name: Option<String>,
+    pub max_uses: Option<i64>,
+    pub uses: i64,
+    pub expires_at: String,
+    pub created_at: String,
+}
+
+/// A new link: everything but the counters.
+#[derive(Debug, Clone)]
+pub struct NewGuestLink {
+    pub role: String,
+    pub name: Option<String>,
+    pub max_uses: Option<i64>,
+    pub expires_at: String,
+}
+
+const COLUMNS: &str = "id, room_id, role, name, max_uses, uses, expires_at, created_at";
+
+impl Db {
+    /// Stores a link for `room_id` whose secret hashes to `secret_hash`.
+    pub async fn create_guest_link(
+        &self,
+        room_id: &str,
+        secret_hash: &str,
+        link: &NewGuestLink,
+    ) -> Result<GuestLinkRecord, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO guest_links (id, room_id, secret_hash, role, name, max_uses, uses, expires_at, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(&id)
+        .bind(room_id)
+        .bind(secret_hash)
+        .bind(&link.role)
+        .bind(&link.name)
+        .bind(link.max_uses)
+        .bind(&link.expires_at)
+        .bind(super::now())
+        .execute(&self.write)
+        .await?;
+        let row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM guest_links WHERE id = ?"))
+            .bind(&id)
+            .fetch_one(&self.write)
+            .await?;
+        Ok(row)
+    }
+
+    /// The room's links, oldest first by default; `after` is a link id.
+    pub async fn list_guest_links(
+        &self,
+        room_id: &str,
+        page: &Page,
+        after: Option<&str>,
+    ) -> Result<(i64, Vec<GuestLinkRecord>), StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM guest_links WHERE room_id = ?")
+            .bind(room_id)
+            .fetch_one(&self.read)
+            .await?;
+        let mut sql = format!("SELECT {COLUMNS} FROM guest_links WHERE room_id = ?");
+        if after.is_some() {
+            sql.push_str(&format!(
+                " AND rowid {} (SELECT rowid FROM guest_links WHERE room_id = ? AND id = ?)",
+                page.order.after_op()
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY rowid {} LIMIT ? OFFSET ?",
+            page.order.sql()
+        ));
+        let mut q = sqlx::query_as::<_, GuestLinkRecord>(&sql).bind(room_id);
+        if let Some(a) = after {
+            q = q.bind(room_id).bind(a);
+        }
+        let rows = q
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(&self.read)
+            .await?;
+        Ok((total, rows))
+    }
+
+    /// Whether the room has a link with this id.
+    pub async fn guest_link_exists(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM guest_links WHERE room_id = ? AND id = ?")
+                .bind(room_id)
+                .bind(id)
+                .fetch_one(&self.read)
+                .await?;
+        Ok(n > 0)
+    }
+
+    /// Revokes (deletes) a link; whether it existed in this room.
+    pub async fn delete_guest_link(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM guest_links WHERE room_id = ? AND id = ?")
+            .bind(room_id)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}
+
+impl Db {
+    /// The link whose secret hashes to `secret_hash`, in any room.
+    pub async fn guest_link_by_hash(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<GuestLinkRecord>, StoreError> {
+        let row = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM guest_links WHERE secret_hash = ?"
+        ))
+        .bind(secret_hash)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row)
+    }
+
+    /// Counts one join with link `id` if, in the same statement, it has not
+    /// expired at `now` (RFC 3339 UTC) and has a use left; whether it did.
+    pub async fn count_guest_link_use(&self, id: &str, now: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE guest_links SET uses = uses + 1 \
+             WHERE id = ? AND expires_at > ? AND (max_uses IS NULL OR uses < max_uses)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
