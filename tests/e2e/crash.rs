@@ -143,24 +143,28 @@ async fn every_acknowledged_write_survives_kill_9_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_gets_a_clean_error_and_writes_resume_when_space_returns() {
-    // The data directory is a 4 MiB tmpfs in the server's own mount
-    // namespace, half of it taken by a filler file that is removed when the
+    // The data directory is a 6 MiB tmpfs in the server's own mount
+    // namespace, 4 MiB of it taken by a filler file that is removed when the
     // test creates `release` (a file the namespace can see; the waiting
     // loop gives up after 120 s, so a failed test leaves nothing behind).
-    // The other half
+    // The other 2 MiB
     // must hold a fresh database while its migrations run (about 1.1 MiB
-    // with the WAL at its peak).
+    // with the WAL at its peak); freeing twice that lets the WAL and its
+    // checkpoints grow again after the disk was full.
     let tmp = tempfile::tempdir().unwrap();
     let release = tmp.path().join("release");
+    // Written by the script once the filler is gone.
+    let released = tmp.path().join("released");
     // sh -c SCRIPT wrap <convene> serve ... --data-dir D ...: the script
     // finds D among the arguments, mounts the tmpfs there, then execs.
     let script = format!(
         "d=''; prev=''; for a in \"$@\"; do [ \"$prev\" = --data-dir ] && d=\"$a\"; prev=\"$a\"; done; \
-         mkdir -p \"$d\" && mount -t tmpfs -o size=4m tmpfs \"$d\" && \
-         dd if=/dev/zero of=\"$d/filler\" bs=64k count=32 status=none && \
+         mkdir -p \"$d\" && mount -t tmpfs -o size=6m tmpfs \"$d\" && \
+         dd if=/dev/zero of=\"$d/filler\" bs=64k count=64 status=none && \
          {{ (i=0; while [ ! -e '{}' ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; \
-             rm -f \"$d/filler\") & }} && exec \"$@\"",
-        release.display()
+             rm -f \"$d/filler\" && : > '{}') & }} && exec \"$@\"",
+        release.display(),
+        released.display()
     );
     let mut s = Server::start_with(Options {
         env: vec![("CONVENE_RATE_LIMIT_PER_MINUTE".into(), "1000000".into())],
@@ -216,8 +220,18 @@ async fn a_full_disk_gets_a_clean_error_and_writes_resume_when_space_returns() {
         .await;
     assert_eq!(again.status, 507);
 
-    // Space comes back: writes work again, without a restart.
+    // Space comes back: writes work again, without a restart. (A small
+    // write may fit in what the failed ones left before the filler is
+    // gone, so wait for it to be gone.)
     std::fs::write(&release, "").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !released.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the filler was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut ok = false;
     for _ in 0..100 {
         let r = api
