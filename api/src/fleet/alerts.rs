@@ -95,33 +95,6 @@ pub async fn clear(state: &FleetState, device_id: &str, kind: &str) {
     }
 }
 
-/// The thresholds that apply to one device: the server's flags, unless
-/// its group's `config.alerts` sets (or, with null, turns off) a rule.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
-    pub temperature: Option<f64>,
-    pub disk_percent: Option<f64>,
-    pub offline_after_secs: Option<u64>,
-}
-
-/// [`Thresholds`] from the server's configuration and the group's config
-/// (JSON text, as stored); a group config that does not parse (it was
-/// validated when written) inherits everything.
-pub fn thresholds(config: &super::FleetConfig, group_config: Option<&str>) -> Thresholds {
-    let o = group_config
-        .and_then(|c| serde_json::from_str::<Value>(c).ok())
-        .and_then(|c| c.get("alerts").cloned())
-        .and_then(|a| super::domain::alert_overrides(&a).ok())
-        .unwrap_or_default();
-    Thresholds {
-        temperature: o.temperature.unwrap_or(config.alert_temperature),
-        disk_percent: o.disk_percent.unwrap_or(config.alert_disk_percent),
-        offline_after_secs: o
-            .offline_after_secs
-            .unwrap_or(config.alert_offline_after_secs),
-    }
-}
-
 /// The threshold rules over one heartbeat's health figures (the device's
 /// group may set its own thresholds).
 pub async fn on_heartbeat(state: &FleetState, link: &Link, health: &Map<String, Value>) {
@@ -133,7 +106,7 @@ pub async fn on_heartbeat(state: &FleetState, link: &Link, health: &Map<String, 
             None
         }
     };
-    let t = thresholds(&state.config, group_config.as_deref());
+    let t = super::alert_rules::thresholds(&state.config, group_config.as_deref());
     let rules = [
         ("temperature", "temperature", t.temperature, "°C"),
         ("disk", "disk_percent", t.disk_percent, "%"),
@@ -184,7 +157,9 @@ pub async fn run_offline_rule(state: FleetState) {
         };
         let now = chrono::Utc::now();
         for (id, last_seen, group_config) in devices {
-            let Some(after) = thresholds(&state.config, group_config.as_deref()).offline_after_secs
+            let Some(after) =
+                super::alert_rules::thresholds(&state.config, group_config.as_deref())
+                    .offline_after_secs
             else {
                 continue;
             };
@@ -281,37 +256,5 @@ pub async fn acknowledge(
         Acknowledged::Cleared(_) => Err(FleetError::Conflict(format!(
             "alert '{id}' is already cleared (its condition ended)"
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fleet::FleetConfig;
-
-    #[test]
-    fn a_group_overrides_or_turns_off_the_servers_thresholds() {
-        let server = FleetConfig::default();
-        let inherit = thresholds(&server, None);
-        assert_eq!(inherit.temperature, Some(80.0));
-        assert_eq!(inherit.disk_percent, Some(90.0));
-        assert_eq!(inherit.offline_after_secs, Some(300));
-        assert_eq!(thresholds(&server, Some(r#"{"timezone": "UTC"}"#)), inherit);
-        let own = thresholds(
-            &server,
-            Some(r#"{"alerts": {"temperature": 40, "offline_after": null}}"#),
-        );
-        assert_eq!(own.temperature, Some(40.0));
-        assert_eq!(own.disk_percent, Some(90.0));
-        assert_eq!(own.offline_after_secs, None);
-        // A group may turn on a rule the server has off.
-        let off = FleetConfig {
-            alert_disk_percent: None,
-            ..FleetConfig::default()
-        };
-        assert_eq!(
-            thresholds(&off, Some(r#"{"alerts": {"disk_percent": 50}}"#)).disk_percent,
-            Some(50.0)
-        );
     }
 }

@@ -381,7 +381,7 @@ fn config(v: &Value, group: bool, errors: &mut FieldErrors) -> Option<Map<String
     }
     if group
         && let Some(a) = m.get("alerts")
-        && let Err(problem) = alert_overrides(a)
+        && let Err(problem) = super::alert_rules::alert_overrides(a)
     {
         push(errors, "config.alerts", problem);
         return None;
@@ -398,62 +398,6 @@ fn config(v: &Value, group: bool, errors: &mut FieldErrors) -> Option<Map<String
         }
     }
     Some(m.clone())
-}
-
-/// A group's own alert thresholds (`config.alerts`), each `None` when the
-/// group inherits the server's flag, `Some(None)` when the group turns the
-/// rule off (`null`), `Some(Some(x))` for its own threshold.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct AlertOverrides {
-    pub temperature: Option<Option<f64>>,
-    pub disk_percent: Option<Option<f64>>,
-    pub offline_after_secs: Option<Option<u64>>,
-}
-
-/// Reads `config.alerts`: an object with `temperature` (°C, 0..=150),
-/// `disk_percent` (0..=100) and `offline_after` (seconds, 1..=604800), each
-/// a number or null.
-pub fn alert_overrides(v: &Value) -> Result<AlertOverrides, String> {
-    let Value::Object(m) = v else {
-        return Err("must be an object with temperature, disk_percent, offline_after".into());
-    };
-    let mut out = AlertOverrides::default();
-    for (k, v) in m {
-        let number = |lo: f64, hi: f64| -> Result<Option<f64>, String> {
-            match v {
-                Value::Null => Ok(None),
-                v => match v.as_f64() {
-                    Some(x) if (lo..=hi).contains(&x) => Ok(Some(x)),
-                    _ => Err(format!("{k} must be a number from {lo} to {hi}, or null")),
-                },
-            }
-        };
-        match k.as_str() {
-            "temperature" => out.temperature = Some(number(0.0, 150.0)?),
-            "disk_percent" => out.disk_percent = Some(number(0.0, 100.0)?),
-            "offline_after" => {
-                out.offline_after_secs = Some(match v {
-                    Value::Null => None,
-                    v => match v.as_u64() {
-                        Some(x) if (1..=604_800).contains(&x) => Some(x),
-                        _ => {
-                            return Err(
-                                "offline_after must be whole seconds from 1 to 604800, or null"
-                                    .into(),
-                            );
-                        }
-                    },
-                })
-            }
-            other => {
-                let other: String = other.chars().take(64).collect();
-                return Err(format!(
-                    "unknown rule `{other}` (expected temperature, disk_percent, offline_after)"
-                ));
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The shape of an IANA zone name (`UTC`, `Europe/Berlin`,

@@ -8,6 +8,7 @@
 //! `policies`, `webhooks`) -> rules in [`domain`] -> SQL in `store::fleet`.
 
 pub mod actions;
+pub mod alert_rules;
 pub mod alerts;
 pub mod analytics;
 pub mod auth;
