@@ -27,6 +27,19 @@ pub struct NewGuestLink {
 
 const COLUMNS: &str = "id, room_id, role, name, max_uses, uses, expires_at, created_at";
 
+/// The table as a room-scoped one (paged like the collaboration tables;
+/// it has no `seq`, its rowid keeps the insertion order).
+struct GuestLinks;
+
+impl super::room_scoped::RoomScoped for GuestLinks {
+    const TABLE: &'static str = "guest_links";
+    const PREFIX: &'static str = "";
+    const ORDER: &'static str = "rowid";
+    const SELECT: &'static str =
+        "SELECT id, room_id, role, name, max_uses, uses, expires_at, created_at FROM guest_links";
+    type Row = GuestLinkRecord;
+}
+
 impl Db {
     /// Stores a link for `room_id` whose secret hashes to `secret_hash`.
     pub async fn create_guest_link(
@@ -64,31 +77,7 @@ impl Db {
         page: &Page,
         after: Option<&str>,
     ) -> Result<(i64, Vec<GuestLinkRecord>), StoreError> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM guest_links WHERE room_id = ?")
-            .bind(room_id)
-            .fetch_one(&self.read)
-            .await?;
-        let mut sql = format!("SELECT {COLUMNS} FROM guest_links WHERE room_id = ?");
-        if after.is_some() {
-            sql.push_str(&format!(
-                " AND rowid {} (SELECT rowid FROM guest_links WHERE room_id = ? AND id = ?)",
-                page.order.after_op()
-            ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY rowid {} LIMIT ? OFFSET ?",
-            page.order.sql()
-        ));
-        let mut q = sqlx::query_as::<_, GuestLinkRecord>(&sql).bind(room_id);
-        if let Some(a) = after {
-            q = q.bind(room_id).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
-        Ok((total, rows))
+        Ok(super::room_scoped::page::<GuestLinks>(&self.read, room_id, None, page, after).await?)
     }
 
     /// Whether the room has a link with this id.
@@ -140,5 +129,19 @@ impl Db {
         .execute(&self.write)
         .await?;
         Ok(r.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::room_scoped::RoomScoped;
+    use super::*;
+
+    #[test]
+    fn the_paged_select_reads_the_same_columns() {
+        assert_eq!(
+            GuestLinks::SELECT,
+            format!("SELECT {COLUMNS} FROM guest_links")
+        );
     }
 }

@@ -17,8 +17,11 @@ use sqlx::{FromRow, Sqlite, SqlitePool, Transaction};
 
 use super::{Db, Page, StoreError, now};
 
-/// A table of rows that belong to a room, ordered by its `seq` column.
+/// A table of rows that belong to a room, ordered by its [`Self::ORDER`]
+/// column (`seq` unless a table says otherwise).
 pub trait RoomScoped {
+    /// The column rows are ordered and paged by.
+    const ORDER: &'static str = "seq";
     /// The table's name (`polls`).
     const TABLE: &'static str;
     /// What [`Self::SELECT`]'s columns are qualified with (`q.`, or empty).
@@ -99,12 +102,14 @@ pub(crate) async fn page<T: RoomScoped>(
     let mut sql = format!("{}{filter}", T::SELECT);
     if after.is_some() {
         sql.push_str(&format!(
-            " AND {p}seq {} (SELECT seq FROM {table} WHERE room_id = ? AND id = ?)",
-            page.order.after_op()
+            " AND {p}{o} {} (SELECT {o} FROM {table} WHERE room_id = ? AND id = ?)",
+            page.order.after_op(),
+            o = T::ORDER
         ));
     }
     sql.push_str(&format!(
-        " ORDER BY {p}seq {} LIMIT ? OFFSET ?",
+        " ORDER BY {p}{} {} LIMIT ? OFFSET ?",
+        T::ORDER,
         page.order.sql()
     ));
     let mut q = sqlx::query_as::<_, T::Row>(&sql).bind(room_id);
@@ -125,10 +130,11 @@ pub(crate) async fn all<T: RoomScoped>(
     session_id: Option<&str>,
 ) -> Result<Vec<T::Row>, sqlx::Error> {
     let sql = format!(
-        "{}{} ORDER BY {}seq ASC",
+        "{}{} ORDER BY {}{} ASC",
         T::SELECT,
         filter::<T>(session_id.is_some()),
-        T::PREFIX
+        T::PREFIX,
+        T::ORDER
     );
     let mut q = sqlx::query_as::<_, T::Row>(&sql).bind(room_id);
     if let Some(s) = session_id {
