@@ -4,11 +4,10 @@
 //! deletion taking its links along; and the signaling `join` with a link
 //! (role, no password or token, used up, revoked, other room, limited).
 
+use crate::room_password::join_reply;
 use chrono::{DateTime, Utc};
 use convene_tests::Server;
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 fn secret_of(url: &str) -> String {
     url.split_once("?guest=")
@@ -172,26 +171,6 @@ async fn rest_create_list_revoke_and_validation() {
         .expect(200);
     let r = api.get("/api/v1/rooms/hall/guest-links").await.expect(200);
     assert_eq!(r.body["total_count"], 0, "{}", r.body);
-}
-
-/// Sends one `join` over a fresh WebSocket; the first `joined` or `error`.
-async fn join_reply(s: &Server, join: Value) -> Value {
-    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
-    ws.send(Message::Text(join.to_string().into()))
-        .await
-        .unwrap();
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "joined" || v["type"] == "error" {
-                    return v;
-                }
-            }
-            Some(Ok(_)) => continue,
-            other => panic!("no reply to {join}: {other:?}"),
-        }
-    }
 }
 
 fn guest_join(room: &str, secret: &str) -> Value {

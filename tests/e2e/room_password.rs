@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Sends one `join` over a fresh WebSocket; the first `joined` or `error`.
-async fn join_reply(s: &Server, join: Value) -> Value {
+pub(crate) async fn join_reply(s: &Server, join: Value) -> Value {
     let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
     ws.send(Message::Text(join.to_string().into()))
         .await
