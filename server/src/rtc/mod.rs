@@ -452,6 +452,41 @@ mod tests {
         assert_eq!(at(2, 3, &[3, 0, 2, 3], 4), 2);
     }
 
+    /// A worker's command queue is bounded: once full, a command is refused
+    /// at once with `Busy` (the join is told to retry) instead of queueing
+    /// without end, and a stopped worker is `Stopped`.
+    #[test]
+    fn a_full_command_queue_refuses_with_busy_and_a_stopped_worker_says_so() {
+        use super::{Command, MediaError, MediaPlane};
+        use std::sync::{Arc, Mutex, atomic::AtomicBool};
+        let (tx, rx) = crossbeam_channel::bounded(3);
+        let plane = MediaPlane {
+            commands: vec![tx],
+            shard_peers: 0,
+            local_addr: "127.0.0.1:1".parse().unwrap(),
+            candidate: "127.0.0.1:1".parse().unwrap(),
+            counters: Arc::default(),
+            recv_counters: Arc::default(),
+            relay_rooms: Arc::default(),
+            peer_stats: Arc::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Mutex::new(Vec::new()),
+        };
+        let ping = || Command::Ping {
+            reply: tokio::sync::oneshot::channel().0,
+        };
+        let w = WorkerId::default();
+        let sent: Vec<_> = (0..5).map(|_| plane.send(w, ping())).collect();
+        assert!(sent[..3].iter().all(Result::is_ok), "{sent:?}");
+        assert!(
+            sent[3..].iter().all(|r| matches!(r, Err(MediaError::Busy))),
+            "{sent:?}"
+        );
+        assert_eq!(rx.len(), 3, "the queue holds its bound, no more");
+        drop(rx);
+        assert!(matches!(plane.send(w, ping()), Err(MediaError::Stopped)));
+    }
+
     #[test]
     fn when_every_worker_is_full_the_least_loaded_takes_the_peer() {
         assert_eq!(at(1, 2, &[3, 2, 4], 3), 1);

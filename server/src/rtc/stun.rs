@@ -100,25 +100,27 @@ impl UfragRoutes {
     }
 }
 
+/// A STUN binding request with `username` (tests of the receive path).
+#[cfg(test)]
+pub(crate) fn binding(username: &str) -> Vec<u8> {
+    let mut attr = Vec::new();
+    attr.extend_from_slice(&ATTR_USERNAME.to_be_bytes());
+    attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attr.extend_from_slice(username.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+    m.extend_from_slice(&MAGIC_COOKIE);
+    m.extend_from_slice(&[7u8; 12]);
+    m.extend_from_slice(&attr);
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn binding(username: &str) -> Vec<u8> {
-        let mut attr = Vec::new();
-        attr.extend_from_slice(&ATTR_USERNAME.to_be_bytes());
-        attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
-        attr.extend_from_slice(username.as_bytes());
-        while attr.len() % 4 != 0 {
-            attr.push(0);
-        }
-        let mut m = vec![0x00, 0x01];
-        m.extend_from_slice(&(attr.len() as u16).to_be_bytes());
-        m.extend_from_slice(&MAGIC_COOKIE);
-        m.extend_from_slice(&[7u8; 12]);
-        m.extend_from_slice(&attr);
-        m
-    }
 
     #[test]
     fn restarted_ufrags_route_through_the_table_ours_by_their_name() {

@@ -215,4 +215,41 @@ mod tests {
         assert_eq!(r.lookup(&addr(3), later), Some(w(0)));
         assert_eq!(r.lookup(&addr(1), later), None, "idle route pruned");
     }
+
+    /// The receive thread's queue to a worker is bounded: a worker that
+    /// does not keep up costs datagrams (counted in `worker_full`, exported
+    /// as `convene_udp_worker_queue_full_total`), never memory, and the
+    /// thread goes on receiving.
+    #[test]
+    fn a_worker_that_does_not_keep_up_costs_counted_datagrams_not_memory() {
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let to = socket.local_addr().unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(2);
+        let (_pool_tx, pool) = crossbeam_channel::bounded(4);
+        let counters = Arc::new(RecvCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (socket, counters, stop) = (socket.clone(), counters.clone(), stop.clone());
+            std::thread::spawn(move || {
+                receive_loop(socket, vec![tx], pool, counters, Arc::default(), stop)
+            })
+        };
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let request = crate::rtc::stun::binding("w00abcdef:remote");
+        for _ in 0..10 {
+            client.send_to(&request, to).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while counters.datagrams.load(Ordering::Relaxed) < 10 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap();
+        assert_eq!(counters.datagrams.load(Ordering::Relaxed), 10);
+        assert_eq!(rx.len(), 2, "the queue holds its bound");
+        assert_eq!(counters.worker_full.load(Ordering::Relaxed), 8);
+    }
 }
