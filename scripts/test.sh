@@ -49,8 +49,8 @@ cargo build --workspace --bins --tests --locked
 # A full run (no arguments) also runs every fuzz target for a short time
 # (fuzz/run.sh: cargo-fuzz on the nightly toolchain, installed from crates.io
 # when missing), so that a parser regression shows here. CONVENE_TEST_FUZZ_SECS
-# sets the time per target (default 10; 0 skips it on a developer machine).
-fuzz_secs=${CONVENE_TEST_FUZZ_SECS:-10}
+# sets the time per target (default 5; 0 skips it on a developer machine).
+fuzz_secs=${CONVENE_TEST_FUZZ_SECS:-5}
 if [ $# -eq 0 ] && [ "$fuzz_secs" != 0 ]; then
   FUZZ_SECS=$fuzz_secs fuzz/run.sh
 fi

@@ -179,3 +179,27 @@ fn read_full(stream: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> bool 
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection whose writer does not keep up costs its own packets
+    /// (`send` says false, the worker counts them), never memory: the queue
+    /// holds `WRITE_QUEUE` frames. Frames carry RFC 4571's length prefix; a
+    /// packet too long for it is refused, as is one for a closed connection.
+    #[test]
+    fn a_slow_connection_drops_its_own_packets_at_the_queue_bound() {
+        let (tx, rx) = bounded::<Vec<u8>>(WRITE_QUEUE);
+        let writer = TcpWriter(tx);
+        let sent = (0..WRITE_QUEUE + 10)
+            .filter(|_| writer.send(&[1, 2, 3]))
+            .count();
+        assert_eq!(sent, WRITE_QUEUE);
+        assert_eq!(rx.len(), WRITE_QUEUE);
+        assert_eq!(rx.recv().unwrap(), vec![0, 3, 1, 2, 3]);
+        assert!(!writer.send(&vec![0; 70_000]), "longer than a frame can say");
+        drop(rx);
+        assert!(!writer.send(&[1]), "the connection is gone");
+    }
+}
