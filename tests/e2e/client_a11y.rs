@@ -221,20 +221,6 @@ async fn browser_client_is_accessible_on_the_join_screen_in_the_call_and_on_a_ph
     )
     .await;
     shot(&mo, &dir, "layout-speaker-share.png").await;
-    // Ann's blurred camera, as Mo receives it (Ann's own tile shows it too).
-    ann.eval("window.convene.setBlur(true).then(() => true)")
-        .await;
-    let decoded = mo.eval("window.convene.stats()").await["framesDecoded"]
-        .as_u64()
-        .unwrap();
-    mo.wait_for(
-        &format!("window.convene.stats().then(s => s.framesDecoded > {decoded} + 60)"),
-        MEDIA_TIMEOUT,
-    )
-    .await;
-    shot(&mo, &dir, "effect-blur.png").await;
-    ann.eval("window.convene.setBlur(false).then(() => true)")
-        .await;
     // A tile full screen (the tile's own control, a trusted click).
     let key = ann_id.as_str().unwrap();
     crate::client_tiles::click_trusted(
@@ -249,6 +235,21 @@ async fn browser_client_is_accessible_on_the_join_screen_in_the_call_and_on_a_ph
     .await;
     assert_accessible(&mo, "with a tile full screen").await;
     shot(&mo, &dir, "layout-fullscreen.png").await;
+    // Ann's blurred camera, as Mo receives it, full screen (the corners and
+    // the time stamp blurred, the middle sharp).
+    ann.eval("window.convene.setBlur(true).then(() => true)")
+        .await;
+    let decoded = mo.eval("window.convene.stats()").await["framesDecoded"]
+        .as_u64()
+        .unwrap();
+    mo.wait_for(
+        &format!("window.convene.stats().then(s => s.framesDecoded > {decoded} + 60)"),
+        MEDIA_TIMEOUT,
+    )
+    .await;
+    shot(&mo, &dir, "effect-blur.png").await;
+    ann.eval("window.convene.setBlur(false).then(() => true)")
+        .await;
     mo.eval("document.exitFullscreen().then(() => true)").await;
     mo.wait_for("window.convene.fullscreen === null", JOIN_TIMEOUT)
         .await;

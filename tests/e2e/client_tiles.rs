@@ -11,6 +11,8 @@ use crate::browser::{JOIN_TIMEOUT, MEDIA_TIMEOUT, ONE_AT_A_TIME, server, token, 
 /// Clicks the element `selector` with trusted mouse input at its centre
 /// (a user gesture: what the Fullscreen and Picture-in-Picture APIs ask for).
 pub(crate) async fn click_trusted(page: &Page, selector: &str) {
+    // Input goes to the tab in front (a browser may hold several pages).
+    page.call("Page.bringToFront", json!({})).await.unwrap();
     let rect = page
         .eval(&format!(
             "(() => {{ const e = document.querySelector({}); if (!e) return null; \
