@@ -350,10 +350,15 @@ async fn browser_large_room_receives_video_only_for_the_page_shown() {
     let mut publishers: Vec<Filler> = Vec::new();
     for n in 0..PUBLISHERS {
         let mut client = Client::connect(publisher(&s, n)).await;
-        let joined = client.wait_type("joined").await;
+        // (With the generous bound: other tests may share the machine.)
+        let joined = client
+            .wait_signal(LARGE_ROOM_TIMEOUT, |v| v["type"] == "joined")
+            .await;
         let id = joined["participant"]["id"].as_str().unwrap().to_string();
         client.publish();
-        client.wait_type("answer").await;
+        client
+            .wait_signal(LARGE_ROOM_TIMEOUT, |v| v["type"] == "answer")
+            .await;
         for other in &mut publishers {
             other.pause_all_from(&id).await;
         }
