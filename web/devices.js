@@ -51,7 +51,7 @@ export const deviceMethods = {
     if (!track) return;
     track.enabled = old.enabled;
     this.local[source] = track;
-    if (this.peer) await this.peer.replaceSource(source, track);
+    if (this.peer) await this.peer.replaceSource(source, this.sendable(source));
     old.stop();
     this.note(`device:${source}`);
     this.renderTiles();

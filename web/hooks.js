@@ -25,6 +25,39 @@ export function hooksFor(app) {
     get pausedTracks() {
       return [...(app.pausedTracks || [])];
     },
+    /** The tile key shown full screen / in picture-in-picture (or null), and whether auto PiP is on. */
+    get fullscreen() {
+      const el = document.fullscreenElement;
+      return el && el.dataset ? el.dataset.key || null : null;
+    },
+    get pip() {
+      const el = document.pictureInPictureElement;
+      const tile = el && el.closest('.tile');
+      return tile ? tile.dataset.key : null;
+    },
+    get autoPip() {
+      return Boolean(app.autoPip);
+    },
+    /** Background blur and noise suppression: what is chosen and what is sent. */
+    get effects() {
+      const sender = (kind) => {
+        const s = app.peer && app.peer.pc.getSenders().find((x) => x.track && x.track.kind === kind);
+        return s ? s.track : null;
+      };
+      const cam = sender('video');
+      const mic = sender('audio');
+      return {
+        ...app.effects,
+        blurHow: app.blur ? app.blur.how : null,
+        cameraTrack: app.local.camera ? app.local.camera.id : null,
+        sentCameraTrack: cam ? cam.id : null,
+        microphoneNoiseSuppression: app.local.microphone ? app.local.microphone.getSettings().noiseSuppression : null,
+        sentNoiseSuppression: mic ? mic.getSettings().noiseSuppression : null,
+        sentMicrophoneTrack: mic ? mic.id : null,
+      };
+    },
+    setBlur: (on) => app.setBlur(on),
+    setNoiseSuppression: (on) => app.setNoiseSuppression(on),
     setPage: (n) => app.grid.setPage(n),
     setRoomLayout: (mode) => app.setRoomLayout(mode),
     /** The language shown and the keys it had no translation for. */

@@ -81,7 +81,7 @@ export const DE = {
   'No {what} was found.': 'Kein Gerät gefunden ({what}).',
   'Not admitted': 'Nicht eingelassen',
   'One choice': 'Eine Auswahl',
-  'One large tile for the active speaker or a shared screen': 'Eine große Kachel für die sprechende Person oder einen geteilten Bildschirm',
+  'One large tile for the active speaker': 'Eine große Kachel für die sprechende Person',
   'Only the asker sees a private answer': 'Nur die fragende Person sieht eine private Antwort',
   'Options, one per line': 'Optionen, eine pro Zeile',
   Participants: 'Teilnehmende',
@@ -227,4 +227,14 @@ export const DE = {
   '{name} (you)': '{name} (Sie)',
   '{question} ({n} answered)': '{question} ({n} beantwortet)',
   '{time} left': 'noch {time}',
+  // Full screen, picture-in-picture, blur and noise suppression (pip.js, effects.js).
+  'Show {name} full screen': '{name} im Vollbild zeigen',
+  'Picture-in-picture of {name}': '{name} als Bild-im-Bild',
+  'Full screen is not available: {why}': 'Vollbild ist nicht verfügbar: {why}',
+  'Picture-in-picture is not available: {why}': 'Bild-im-Bild ist nicht verfügbar: {why}',
+  'this browser does not allow it here': 'dieser Browser erlaubt es hier nicht',
+  'there is no video to show': 'es gibt kein Video zum Anzeigen',
+  'Blur my background': 'Meinen Hintergrund weichzeichnen',
+  'Noise suppression': 'Rauschunterdrückung',
+  'This browser cannot change noise suppression.': 'Dieser Browser kann die Rauschunterdrückung nicht ändern.',
 };

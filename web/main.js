@@ -14,6 +14,8 @@ import { setupInvite } from './people.js';
 import { deviceMethods } from './devices.js';
 import { viewMethods } from './view.js';
 import { layoutMethods } from './layout.js';
+import { pipMethods } from './pip.js';
+import { effectMethods } from './effects.js';
 import { t, chooseLanguage, setLanguage, translatePage } from './i18n.js';
 import { hooksFor } from './hooks.js';
 import * as password from './password.js';
@@ -190,6 +192,8 @@ class App {
     ui.onClick('rejoin', () => location.reload());
     ui.onClick('ctl-settings', () => this.openSettings());
     this.bindLayout();
+    this.bindPip();
+    this.bindEffects();
     const mirror = document.getElementById('set-mirror');
     try {
       this.mirror = localStorage.getItem('convene.mirror') !== 'off';
@@ -257,12 +261,13 @@ class App {
   async openSource(source) {
     const track = await (source === 'camera'
       ? media.openCamera(this.deviceIds.camera)
-      : media.openMicrophone(this.deviceIds.microphone));
+      : media.openMicrophone(this.deviceIds.microphone, this.effects.noise));
     if (track) this.watchEnded(source, track);
     return track;
   }
 
   stopSource(source) {
+    if (source === 'camera') this.stopBlur();
     if (this.local[source]) this.local[source].stop();
     this.local[source] = null;
   }
@@ -458,6 +463,7 @@ class App {
     ui.showScreen('call');
     this.collab.onJoined(m);
     this.layoutJoined(this.roomSettings);
+    this.pipJoined(this.roomSettings);
     this.captions.configure(this.roomSettings);
     this.renderTiles();
     this.renderLobby();
@@ -494,7 +500,7 @@ class App {
     for (const source of ['microphone', 'camera']) {
       if (this.want[source] && this.local[source]) {
         this.local[source].enabled = true;
-        pairs.push([source, this.local[source]]);
+        pairs.push([source, this.sendable(source)]);
       }
     }
     if (this.local.screen) pairs.push(['screen', this.local.screen]);
@@ -636,7 +642,7 @@ class App {
     this.local[source].enabled = true;
     this.want[source] = true;
     const wasMuted = this.peer.local.has(source);
-    await this.peer.publish(source, this.local[source]);
+    await this.peer.publish(source, this.sendable(source));
     if (wasMuted) this.send({ type: 'mute', source, muted: false });
   }
 
@@ -777,7 +783,7 @@ class App {
 }
 
 // Devices during the call and the rendering live in their own modules.
-Object.assign(App.prototype, deviceMethods, viewMethods, layoutMethods);
+Object.assign(App.prototype, deviceMethods, viewMethods, layoutMethods, pipMethods, effectMethods);
 
 const app = new App();
 

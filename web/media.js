@@ -11,9 +11,13 @@ export async function openCamera(deviceId) {
   return s.getVideoTracks()[0] || null;
 }
 
-/** Opens the microphone (or null when it is not available). */
-export async function openMicrophone(deviceId) {
-  const audio = deviceId ? { deviceId: { exact: deviceId } } : true;
+/**
+ * Opens the microphone (or null when it is not available), with the
+ * browser's noise suppression only when asked for (effects.js).
+ */
+export async function openMicrophone(deviceId, noiseSuppression = false) {
+  const audio = { noiseSuppression };
+  if (deviceId) audio.deviceId = { exact: deviceId };
   const s = await navigator.mediaDevices.getUserMedia({ audio });
   return s.getAudioTracks()[0] || null;
 }

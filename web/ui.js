@@ -204,13 +204,29 @@ class Tile {
     this.pinEl.setAttribute('aria-pressed', 'false');
     this.pinEl.addEventListener('click', () => this.onPin && this.onPin());
     this.onPin = null;
-    bar.append(this.nameEl, this.handEl, this.micEl, this.actions, this.pinEl, this.qualityEl);
+    // Full screen and picture-in-picture of this tile: the grid calls
+    // `onFullscreen` / `onPip`.
+    this.fsEl = this.barButton('fullscreen', '⛶', () => this.onFullscreen && this.onFullscreen());
+    this.pipEl = this.barButton('pip', '⧉', () => this.onPip && this.onPip());
+    this.onFullscreen = null;
+    this.onPip = null;
+    bar.append(this.nameEl, this.handEl, this.micEl, this.actions, this.pinEl, this.fsEl, this.pipEl, this.qualityEl);
     this.el.append(this.video, this.placeholder, this.audio, bar);
     if (local) this.el.classList.add('local');
     this.videoTrack = null;
     this.audioTrack = null;
     this.videoMuted = false;
     this.refresh();
+  }
+
+  /** A small icon button of the tile's bar (labelled by `setName`). */
+  barButton(cls, icon, fn) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = `tile-button ${cls}`;
+    b.textContent = icon;
+    b.addEventListener('click', fn);
+    return b;
   }
 
   /** Plays this tile's audio on output device `id` (where the browser can). */
@@ -225,6 +241,10 @@ class Tile {
   setName(name) {
     this.pinEl.title = t('Pin {name} (for you)', { name });
     this.pinEl.setAttribute('aria-label', this.pinEl.title);
+    this.fsEl.title = t('Show {name} full screen', { name });
+    this.fsEl.setAttribute('aria-label', this.fsEl.title);
+    this.pipEl.title = t('Picture-in-picture of {name}', { name });
+    this.pipEl.setAttribute('aria-label', this.pipEl.title);
     this.nameEl.textContent = name;
     this.placeholder.textContent = (name || '?').trim().charAt(0).toUpperCase();
   }
@@ -303,6 +323,8 @@ class Tile {
     const show = Boolean(this.videoTrack) && !this.videoMuted;
     this.video.hidden = !show;
     this.placeholder.hidden = show;
+    // Picture-in-picture needs a video to show.
+    this.pipEl.hidden = !show || !document.pictureInPictureEnabled;
   }
 
   setQuality(q) {
@@ -318,9 +340,9 @@ class Tile {
 
 /**
  * The tiles, keyed by participant id (`id:screen` for screens). Layouts:
- * `grid` (all equal), `speaker` (one large tile and a filmstrip: a remote
- * screen share, else the active speaker) or `presentation` (a screen share,
- * own included, large; else as `speaker`). A tile pinned by the user is
+ * `grid` (all equal), `speaker` (the active speaker large, everyone else,
+ * screens included, in a filmstrip) or `presentation` (a screen share, own
+ * included, large with a filmstrip of the cameras; else as `speaker`). A tile pinned by the user is
  * large in any layout until unpinned. Pages: at most `pageSize` tiles show
  * at once (the large tile always shows, whichever page it is on). `onLayout`
  * runs after each change (the app asks for simulcast layers and pauses the
@@ -335,6 +357,9 @@ export class Grid {
     this.loudest = null;
     this.focus = null;
     this.onLayout = null;
+    /** `(key) => …`: the user asked for a tile full screen / in picture-in-picture. */
+    this.onFullscreen = null;
+    this.onPip = null;
     this.pageSize = Infinity;
     this.page = 0;
     /** Keys of the tiles shown now. */
@@ -362,6 +387,8 @@ export class Grid {
     if (!t) {
       t = new Tile(key, opts);
       t.onPin = () => this.pin(key);
+      t.onFullscreen = () => this.onFullscreen && this.onFullscreen(key);
+      t.onPip = () => this.onPip && this.onPip(key);
       this.tiles.set(key, t);
       this.el.append(t.el);
       this.layout();
@@ -408,18 +435,22 @@ export class Grid {
     this.layout();
   }
 
-  /** The large tile: pinned, else (speaker layout) a remote screen, the
-   * loudest speaker, or the first remote tile; null in the grid layout. */
+  /** The large tile: pinned, else (presentation layout) a screen share,
+   * remote first, else (speaker and presentation) the loudest speaker or
+   * the first remote camera; null in the grid layout. */
   focusKey() {
     if (this.pinned && this.tiles.has(this.pinned)) return this.pinned;
     if (this.mode === 'grid' || this.tiles.size < 2) return null;
     const all = [...this.tiles];
-    const remote = all.filter(([, t]) => !t.el.classList.contains('local'));
     const isScreen = ([, t]) => t.el.classList.contains('screen');
-    const screen = remote.find(isScreen) || (this.mode === 'presentation' ? all.find(isScreen) : null);
-    if (screen) return screen[0];
+    const remote = all.filter(([, t]) => !t.el.classList.contains('local'));
+    if (this.mode === 'presentation') {
+      const screen = remote.find(isScreen) || all.find(isScreen);
+      if (screen) return screen[0];
+    }
     if (this.loudest && this.tiles.has(this.loudest)) return this.loudest;
-    return remote.length ? remote[0][0] : null;
+    const camera = remote.find((e) => !isScreen(e)) || remote[0];
+    return camera ? camera[0] : null;
   }
 
   /** Columns so tiles stay as large as possible, or one large tile. */

@@ -25,7 +25,8 @@ export const viewMethods = {
       const self = this.grid.tile(this.participantId, { local: true });
       keep.add(this.participantId);
       self.setName(t('{name} (you)', { name: this.name }));
-      self.setVideo(this.want.camera ? this.local.camera : null);
+      // What the others see (blurred when the blur is on).
+      self.setVideo(this.want.camera ? this.sendable('camera') : null);
       self.el.classList.toggle('mirrored', this.mirror !== false);
       self.setMicMuted(!this.want.microphone);
       self.setQuality(this.myQuality);

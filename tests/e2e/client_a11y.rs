@@ -210,6 +210,51 @@ async fn browser_client_is_accessible_on_the_join_screen_in_the_call_and_on_a_ph
     )
     .await;
     shot(&mo, &dir, "layout-presentation.png").await;
+    // Speaker view while the screen is shared: Ann's camera is large.
+    let ann_id: Value = ann.eval("window.convene.participantId").await;
+    mo.eval("window.convene.setRoomLayout('speaker')").await;
+    mo.wait_for(
+        &format!(
+            "window.convene.layout.room === 'speaker' && window.convene.layout.focus === {ann_id}"
+        ),
+        JOIN_TIMEOUT,
+    )
+    .await;
+    shot(&mo, &dir, "layout-speaker-share.png").await;
+    // A tile full screen (the tile's own control, a trusted click).
+    let key = ann_id.as_str().unwrap();
+    crate::client_tiles::click_trusted(
+        &mo,
+        &format!("#grid .tile[data-key=\"{key}\"] button.fullscreen"),
+    )
+    .await;
+    mo.wait_for(
+        &format!("window.convene.fullscreen === {ann_id}"),
+        JOIN_TIMEOUT,
+    )
+    .await;
+    assert_accessible(&mo, "with a tile full screen").await;
+    shot(&mo, &dir, "layout-fullscreen.png").await;
+    // Ann's blurred camera, as Mo receives it, full screen (the corners and
+    // the time stamp blurred, the middle sharp).
+    ann.eval("window.convene.setBlur(true).then(() => true)")
+        .await;
+    let decoded = mo.eval("window.convene.stats()").await["framesDecoded"]
+        .as_u64()
+        .unwrap();
+    mo.wait_for(
+        &format!("window.convene.stats().then(s => s.framesDecoded > {decoded} + 60)"),
+        MEDIA_TIMEOUT,
+    )
+    .await;
+    shot(&mo, &dir, "effect-blur.png").await;
+    ann.eval("window.convene.setBlur(false).then(() => true)")
+        .await;
+    mo.eval("document.exitFullscreen().then(() => true)").await;
+    mo.wait_for("window.convene.fullscreen === null", JOIN_TIMEOUT)
+        .await;
+    mo.eval("window.convene.setRoomLayout('presentation')")
+        .await;
 
     // A phone: 390 x 844, no horizontal scroll, every control on screen.
     let phone = b.open("about:blank").await;

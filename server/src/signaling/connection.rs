@@ -27,8 +27,9 @@ pub async fn ws_handler(
     };
     // tungstenite's default read buffer is 128 KiB, zero-filled as it is
     // read into: per participant that was more than str0m's peer state.
-    // Signaling messages are a few KiB (an SDP under 20); a larger one
-    // still fits, the buffer grows to MAX_MESSAGE_BYTES for it.
+    // Signaling messages are a few KiB (an SDP a few KiB per received
+    // track); a larger one still fits, the buffer grows to
+    // MAX_MESSAGE_BYTES for it.
     ws.read_buffer_size(WS_READ_BUFFER)
         .max_message_size(wire::MAX_MESSAGE_BYTES)
         .max_frame_size(wire::MAX_MESSAGE_BYTES)
