@@ -97,7 +97,10 @@ fn describe(err: &sqlx::Error, target: &str) -> String {
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // invalid_password, invalid_authorization_specification
             Some("28P01" | "28000") => {
-                format!("PostgreSQL at {target} refused the credentials: {}", db.message())
+                format!(
+                    "PostgreSQL at {target} refused the credentials: {}",
+                    db.message()
+                )
             }
             // invalid_catalog_name
             Some("3D000") => format!(
@@ -138,7 +141,9 @@ mod tests {
             assert!(err.contains("postgres://"), "{err}");
             assert!(!err.contains("secret"), "{err}");
         }
-        let err = Backend::from_url(Some("mysql://h/db")).unwrap_err().to_string();
+        let err = Backend::from_url(Some("mysql://h/db"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unsupported scheme `mysql`"), "{err}");
     }
 
