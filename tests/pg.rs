@@ -187,7 +187,9 @@ fn start() -> Cluster {
         pid = std::process::id(),
         dir = dir.display()
     );
-    Command::new("sh")
+    // Never waited for: it outlives this process by design (init reaps it).
+    #[allow(clippy::zombie_processes)]
+    let _watchdog = Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
