@@ -36,6 +36,7 @@ command -v pocketsphinx_continuous >/dev/null 2>&1 || missing+=(pocketsphinx)   
 [ -d /usr/share/pocketsphinx/model/en-us ] || missing+=(pocketsphinx-en-us)   # its US English model
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)   # speech for the transcription tests
 command -v nft >/dev/null 2>&1 || missing+=(nftables)   # TURN tests block direct UDP to the media port
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)   # the store on PostgreSQL (tests/pg.rs starts a cluster)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing missing system packages: ${missing[*]}"
   $SUDO apt-get update -qq

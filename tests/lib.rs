@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod firefox;
+pub mod pg;
 pub mod relay;
 pub mod rtc_client;
 pub mod turn_client;
@@ -58,6 +59,9 @@ pub struct Server {
     child: Option<Child>,
     pub base: String,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database the server uses (`CONVENE_TEST_DB=postgres`,
+    /// or a test's own `CONVENE_DATABASE_URL`); `None`: SQLite in `data_dir`.
+    pub database_url: Option<String>,
     _tmp: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
@@ -96,10 +100,22 @@ impl Server {
         if !opts.no_key {
             env.push(("CONVENE_API_KEY".into(), KEY.into()));
         }
+        // CONVENE_TEST_DB=postgres: every server gets a fresh database in
+        // the test binary's PostgreSQL cluster (pg.rs).
+        if std::env::var("CONVENE_TEST_DB").as_deref() == Ok("postgres")
+            && !env.iter().any(|(k, _)| k == "CONVENE_DATABASE_URL")
+        {
+            env.push(("CONVENE_DATABASE_URL".into(), pg::fresh_database()));
+        }
+        let database_url = env
+            .iter()
+            .find(|(k, _)| k == "CONVENE_DATABASE_URL")
+            .map(|(_, v)| v.clone());
         let mut s = Server {
             child: None,
             base: String::new(),
             data_dir,
+            database_url,
             _tmp: Some(tmp),
             extra_args: opts.args,
             extra_env: env,
@@ -148,6 +164,7 @@ impl Server {
                 std::env::var("CONVENE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .env_remove("CONVENE_API_KEY")
+            .env_remove("CONVENE_DATABASE_URL")
             // Test machines' disks may be small; tests that need the floor set it.
             .env("CONVENE_RECORDINGS_MIN_FREE_MB", "16")
             .stdout(Stdio::piped())
@@ -275,6 +292,11 @@ impl Server {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env_remove("CONVENE_API_KEY")
+            .envs(
+                self.database_url
+                    .iter()
+                    .map(|u| ("CONVENE_DATABASE_URL", u)),
+            )
             .env("CONVENE_LOG", "warn")
             .output()
             .unwrap();
@@ -294,6 +316,11 @@ impl Server {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env_remove("CONVENE_API_KEY")
+            .envs(
+                self.database_url
+                    .iter()
+                    .map(|u| ("CONVENE_DATABASE_URL", u)),
+            )
             .env("CONVENE_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

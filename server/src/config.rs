@@ -37,6 +37,16 @@ pub struct Common {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// The store's database: a `postgres://user:password@host:port/db`
+    /// URL, or unset for the embedded SQLite database in --data-dir
+    /// (docs/deployment.md, "PostgreSQL").
+    #[arg(
+        long,
+        env = "CONVENE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
     /// Base URL of room links and token links.
     #[arg(
         long,

@@ -221,11 +221,13 @@ pub fn apply(args: Vec<OsString>) -> Result<(Vec<OsString>, Vec<String>), String
     Ok((out, keys))
 }
 
-/// Whether an option's value is a secret (`config show` redacts it).
+/// Whether an option's value is a secret (`config show` redacts it); the
+/// database URL may carry a password.
 fn secret(key: &str) -> bool {
-    ["secret", "password", "key", "token"]
-        .iter()
-        .any(|w| key.split('_').any(|part| part == *w))
+    key == "database_url"
+        || ["secret", "password", "key", "token"]
+            .iter()
+            .any(|w| key.split('_').any(|part| part == *w))
 }
 
 /// `convene config show`: every option, its value and where it came from.

@@ -31,6 +31,7 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use convene_api::fleet::{FleetConfig, FleetState};
+use convene_api::store::postgres::Backend;
 use convene_api::store::teams::TeamRecord;
 use convene_api::{ApiConfig, ApiState, Db};
 use tokio::net::TcpListener;
@@ -53,13 +54,36 @@ pub fn random_key() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Opens `<data-dir>/convene.db`, creating the directory when needed.
+/// Opens the store: `<data-dir>/convene.db`, creating the directory when
+/// needed, or the PostgreSQL database of `--database-url`.
 pub async fn open_store(common: &Common) -> anyhow::Result<Db> {
+    if let Backend::Postgres(options) = Backend::from_url(common.database_url.as_deref())? {
+        let pool = convene_api::store::postgres::open(&options).await?;
+        let applied = convene_api::store::postgres::PG_MIGRATOR.iter().count();
+        pool.close().await;
+        anyhow::bail!(
+            "PostgreSQL reached and its schema is up to date ({applied} migrations), but the \
+             store's queries run on SQLite only so far (issue 20, next increment): leave \
+             --database-url unset"
+        );
+    }
     std::fs::create_dir_all(&common.data_dir)
         .with_context(|| format!("creating data dir {}", common.data_dir.display()))?;
     Db::open(&common.data_dir)
         .await
         .with_context(|| format!("opening the database in {}", common.data_dir.display()))
+}
+
+/// Refuses a file-level database operation (`backup`, `restore`) when the
+/// store is on PostgreSQL, whose own tools do it.
+pub fn refuse_on_postgres(common: &Common, what: &str) -> anyhow::Result<()> {
+    if Backend::from_url(common.database_url.as_deref())?.is_postgres() {
+        anyhow::bail!(
+            "`convene {what}` works on the embedded SQLite database only; with --database-url \
+             (PostgreSQL) use pg_dump / pg_restore (docs/deployment.md, \"PostgreSQL\")"
+        );
+    }
+    Ok(())
 }
 
 /// Takes the data directory's lock (`convene.lock`, an exclusive advisory

@@ -151,6 +151,7 @@ async fn fleet(common: &Common, action: FleetAction) -> anyhow::Result<()> {
 }
 
 async fn backup(common: &Common, to: &std::path::Path) -> anyhow::Result<()> {
+    convene_server::refuse_on_postgres(common, "backup")?;
     let db_file = common.data_dir.join("convene.db");
     anyhow::ensure!(
         db_file.exists(),
@@ -174,6 +175,7 @@ async fn backup(common: &Common, to: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn restore(common: &Common, from: &std::path::Path) -> anyhow::Result<()> {
+    convene_server::refuse_on_postgres(common, "restore")?;
     std::fs::create_dir_all(&common.data_dir)?;
     // Held until the end: no server starts on the directory meanwhile.
     let _lock = convene_server::lock_data_dir(&common.data_dir)?;

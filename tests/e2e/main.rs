@@ -41,6 +41,7 @@ mod limits;
 mod media;
 mod openapi;
 mod packaging;
+mod postgres;
 mod recording;
 mod reliability;
 mod restream;

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod guest_links;
 pub mod libraries;
 pub mod polls;
+pub mod postgres;
 pub mod questions;
 pub mod quizzes;
 pub mod recordings;
@@ -44,6 +45,12 @@ pub enum StoreError {
     /// A backup that could not be made (`Db::backup_into`).
     #[error("backup: {0}")]
     Backup(String),
+    /// `--database-url` is not one the store can use.
+    #[error("--database-url: {0}")]
+    BadUrl(String),
+    /// The database server could not be reached or refused the connection.
+    #[error("{0}")]
+    Connect(String),
 }
 
 /// Handle on the database: one writer connection and a small reader pool.
@@ -53,7 +60,7 @@ pub struct Db {
     pub(crate) read: SqlitePool,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 impl Db {
     /// Opens (creating if needed) `<dir>/convene.db` in WAL mode with
@@ -229,4 +236,47 @@ pub struct Page {
     pub limit: i64,
     pub offset: i64,
     pub order: Order,
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row as _;
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    /// sqlx-sqlite binds numbered `$N` placeholders as PostgreSQL does (by
+    /// number, reusable, in any order), so one query text can serve both
+    /// backends (ARCHITECTURE.md, "Store backends").
+    #[tokio::test]
+    async fn sqlite_accepts_numbered_dollar_placeholders() {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT NOT NULL, b INTEGER NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Bound out of textual order, and $1 used twice.
+        sqlx::query("INSERT INTO t (a, b) VALUES ($2 || $1, $1)")
+            .bind(7_i64)
+            .bind("x")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let row = sqlx::query("SELECT a, b FROM t WHERE b = $1 AND a = $2")
+            .bind(7_i64)
+            .bind("x7")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String, _>("a"), "x7");
+        assert_eq!(row.get::<i64, _>("b"), 7);
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE b = $1")
+            .bind(8_i64)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    }
 }

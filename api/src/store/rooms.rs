@@ -126,7 +126,7 @@ async fn write_tags(
         .execute(&mut **tx)
         .await?;
     for tag in tags {
-        sqlx::query("INSERT OR IGNORE INTO room_tags (room_id, tag) VALUES (?, ?)")
+        sqlx::query("INSERT INTO room_tags (room_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(room_id)
             .bind(tag)
             .execute(&mut **tx)

@@ -96,9 +96,10 @@ impl Db {
         let id = format!("alert-{}", uuid::Uuid::new_v4().simple());
         let mut tx = self.write.begin().await?;
         let row: Option<AlertRow> = sqlx::query_as(&format!(
-            "INSERT OR IGNORE INTO fleet_alerts
+            "INSERT INTO fleet_alerts
              (id, device_id, kind, severity, message, status, value, threshold, triggered_at)
              SELECT ?, ?, ?, ?, ?, 'active', ?, ?, ? WHERE EXISTS (SELECT 1 FROM fleet_devices WHERE id = ?)
+             ON CONFLICT DO NOTHING
              RETURNING {ALERT_COLUMNS}"
         ))
         .bind(&id)

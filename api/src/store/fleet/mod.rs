@@ -309,7 +309,9 @@ impl Db {
         use rand::RngCore;
         let mut fresh = [0u8; 32];
         rand::rng().fill_bytes(&mut fresh);
-        sqlx::query("INSERT OR IGNORE INTO fleet_settings (name, value) VALUES ('jwt_secret', ?)")
+        sqlx::query(
+            "INSERT INTO fleet_settings (name, value) VALUES ('jwt_secret', ?) ON CONFLICT DO NOTHING",
+        )
             .bind(hex::encode(fresh))
             .execute(&self.write)
             .await?;

@@ -105,7 +105,8 @@ impl Db {
     ) -> Result<ReleaseRecord, FleetStoreError> {
         let ts = now();
         let res = sqlx::query(
-            "INSERT OR IGNORE INTO fleet_releases (version, notes, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO fleet_releases (version, notes, created_at) VALUES (?, ?, ?)
+             ON CONFLICT DO NOTHING",
         )
         .bind(version)
         .bind(notes)
