@@ -7,6 +7,7 @@
 
 pub mod credentials;
 pub mod policy;
+mod pool;
 mod service;
 
 use std::net::{IpAddr, SocketAddr};

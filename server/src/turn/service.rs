@@ -6,9 +6,11 @@
 //! frames to it over one bounded channel (full: the datagram is dropped
 //! and counted). Answers leave through `try_send_to`/bounded writer
 //! queues, so a slow client loses its own packets and never stalls the
-//! loop. Sends are written into one reused buffer.
+//! loop. Sends are written into one reused buffer; datagrams and frames
+//! travel between the tasks in buffers of a bounded pool (`pool.rs`), so
+//! the steady relay path allocates nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,7 @@ use turn_server_proto::types::{AddressFamily, Instant as TurnInstant, TransportT
 use super::TurnConfig;
 use super::credentials::unix_now;
 use super::policy::{Client, Policy, Refusal, Verdict};
+use super::pool::BufPool;
 use crate::rtc::RelayRooms;
 
 /// Datagrams and frames waiting for the TURN task.
@@ -134,10 +137,21 @@ struct State {
     tcp_clients: HashMap<SocketAddr, (mpsc::Sender<Vec<u8>>, AbortHandle)>,
     relay_rooms: Arc<RelayRooms>,
     inbound: mpsc::Sender<Inbound>,
+    /// Buffers of the datagrams and frames passed between tasks.
+    pool: Arc<BufPool>,
     /// The reused buffer every send is written into.
     scratch: Vec<u8>,
     next_port: u16,
+    /// Relays closed because their credential expired while the protocol
+    /// still counts the allocation (it has no call to delete one): their
+    /// ports are not reused until it reports the allocation gone.
+    expired: HashSet<SocketAddr>,
+    /// When the credentials of open relays were last checked for expiry.
+    last_expiry_check: std::time::Instant,
 }
+
+/// How often open relays are checked against their credential's expiry.
+const EXPIRY_CHECK: Duration = Duration::from_secs(1);
 
 fn refused(r: Refusal) {
     metrics::counter!("convene_turn_refusals_total", "reason" => r.label()).increment(1);
@@ -159,6 +173,8 @@ pub async fn start(
     let udp_addr = udp.local_addr()?;
     let tcp_addr = tcp.local_addr()?;
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+    // Enough idle buffers for a full inbound queue and a few writer queues.
+    let pool = Arc::new(BufPool::new(INBOUND_QUEUE + 4 * TCP_WRITE_QUEUE));
     let policy = Policy::new(
         config.secret.clone(),
         super::REALM.to_string(),
@@ -183,17 +199,26 @@ pub async fn start(
         tcp_clients: HashMap::new(),
         relay_rooms,
         inbound: tx.clone(),
+        pool: pool.clone(),
         scratch: vec![0; MAX_FRAME + 64],
         next_port,
+        expired: HashSet::new(),
+        last_expiry_check: std::time::Instant::now(),
     };
     let max_tcp = state.config.max_tcp_connections.max(1);
     // One budget of open connections for TCP and TLS together.
     let open = Arc::new(tokio::sync::Semaphore::new(max_tcp));
-    tokio::spawn(accept_loop(tcp, tx.clone(), open.clone(), None));
+    tokio::spawn(accept_loop(
+        tcp,
+        tx.clone(),
+        open.clone(),
+        None,
+        pool.clone(),
+    ));
     let tls_addr = match tls {
         Some((listener, certs)) => {
             let addr = listener.local_addr()?;
-            tokio::spawn(accept_loop(listener, tx, open, Some(certs)));
+            tokio::spawn(accept_loop(listener, tx, open, Some(certs), pool));
             Some(addr)
         }
         None => None,
@@ -234,6 +259,7 @@ async fn accept_loop(
     inbound: mpsc::Sender<Inbound>,
     open: Arc<tokio::sync::Semaphore>,
     tls: Option<RustlsConfig>,
+    pool: Arc<BufPool>,
 ) {
     loop {
         let (stream, client) = match listener.accept().await {
@@ -250,10 +276,11 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let inbound = inbound.clone();
+        let pool = pool.clone();
         match &tls {
             None => {
                 let (read, write) = stream.into_split();
-                if !serve_stream(read, write, client, inbound, permit).await {
+                if !serve_stream(read, write, client, inbound, permit, pool).await {
                     return;
                 }
             }
@@ -274,7 +301,7 @@ async fn accept_loop(
                             }
                         };
                     let (read, write) = tokio::io::split(stream);
-                    serve_stream(read, write, client, inbound, permit).await;
+                    serve_stream(read, write, client, inbound, permit, pool).await;
                 });
             }
         }
@@ -289,16 +316,17 @@ async fn serve_stream<R, W>(
     client: SocketAddr,
     inbound: mpsc::Sender<Inbound>,
     permit: tokio::sync::OwnedSemaphorePermit,
+    pool: Arc<BufPool>,
 ) -> bool
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (wtx, wrx) = mpsc::channel(TCP_WRITE_QUEUE);
-    tokio::spawn(write_loop(write, wrx));
+    tokio::spawn(write_loop(write, wrx, pool.clone()));
     let tx = inbound.clone();
     let reader = tokio::spawn(async move {
-        read_loop(read, client, &tx).await;
+        read_loop(read, client, &tx, &pool).await;
         let _ = tx.send(Inbound::TcpClosed { client }).await;
         drop(permit);
     });
@@ -312,9 +340,15 @@ where
         .is_ok()
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    pool: Arc<BufPool>,
+) {
     while let Some(frame) = rx.recv().await {
-        if w.write_all(&frame).await.is_err() {
+        let written = w.write_all(&frame).await;
+        pool.give(frame);
+        if written.is_err() {
             return;
         }
     }
@@ -339,6 +373,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut read: R,
     client: SocketAddr,
     inbound: &mpsc::Sender<Inbound>,
+    pool: &BufPool,
 ) {
     let mut buf = vec![0u8; MAX_FRAME * 2];
     let mut filled = 0;
@@ -357,7 +392,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             } else {
                 n
             };
-            let frame = buf[..unpadded].to_vec();
+            let frame = pool.copy_of(&buf[..unpadded]);
             buf.copy_within(n..filled, 0);
             filled -= n;
             if inbound
@@ -382,6 +417,7 @@ async fn relay_read_loop(
     socket: Arc<UdpSocket>,
     relay: SocketAddr,
     inbound: mpsc::Sender<Inbound>,
+    pool: Arc<BufPool>,
 ) {
     let mut buf = vec![0u8; 65536];
     loop {
@@ -393,14 +429,15 @@ async fn relay_read_loop(
                 continue;
             }
         };
-        if inbound
-            .try_send(Inbound::Peer {
-                relay,
-                from,
-                data: buf[..n].to_vec(),
-            })
-            .is_err()
-        {
+        let sent = inbound.try_send(Inbound::Peer {
+            relay,
+            from,
+            data: pool.copy_of(&buf[..n]),
+        });
+        if let Err(e) = sent {
+            if let Inbound::Peer { data, .. } = e.into_inner() {
+                pool.give(data);
+            }
             metrics::counter!("convene_turn_dropped_total").increment(1);
         }
     }
@@ -447,7 +484,10 @@ impl State {
 
     fn inbound(&mut self, m: Inbound) {
         match m {
-            Inbound::Peer { relay, from, data } => self.peer_input(relay, from, &data),
+            Inbound::Peer { relay, from, data } => {
+                self.peer_input(relay, from, &data);
+                self.pool.give(data);
+            }
             Inbound::TcpOpen {
                 client,
                 writer,
@@ -458,6 +498,7 @@ impl State {
             Inbound::TcpFrame { client, data } => {
                 let c = (TransportType::Tcp, self.tcp_addr, client);
                 self.client_input(c, &data);
+                self.pool.give(data);
             }
             Inbound::TcpClosed { client } => {
                 self.tcp_clients.remove(&client);
@@ -579,16 +620,20 @@ impl State {
                 let _ = self.udp.try_send_to(data, to);
             }
             TransportType::Tcp => {
-                let mut frame = data.to_vec();
+                let mut frame = self.pool.copy_of(data);
                 // RFC 8656 §12.5: over TCP a ChannelData message is padded to
                 // a multiple of four bytes (turn-types does not pad it).
                 if data.first().is_some_and(|b| b & 0xC0 == 0x40) {
                     frame.resize(data.len().div_ceil(4) * 4, 0);
                 }
-                if let Some((w, _)) = self.tcp_clients.get(&to)
-                    && w.try_send(frame).is_err()
-                {
-                    metrics::counter!("convene_turn_dropped_total").increment(1);
+                match self.tcp_clients.get(&to) {
+                    Some((w, _)) => {
+                        if let Err(e) = w.try_send(frame) {
+                            self.pool.give(e.into_inner());
+                            metrics::counter!("convene_turn_dropped_total").increment(1);
+                        }
+                    }
+                    None => self.pool.give(frame),
                 }
             }
         }
@@ -656,6 +701,7 @@ impl State {
                         }
                     }
                     TurnServerPollRet::SocketClose { listen_addr, .. } => {
+                        self.expired.remove(&listen_addr);
                         self.close_relay(listen_addr);
                     }
                 }
@@ -672,14 +718,37 @@ impl State {
                 self.send(t.transport, t.from, t.to, &t.data);
             }
         }
+        self.close_expired_relays();
         if self.relays.is_empty() && self.policy.known_credentials() > MAX_KNOWN_CREDENTIALS {
             // No allocation to lose: start over with no users.
             self.udp_server = new_server(TransportType::Udp, self.udp_addr);
             self.tcp_server = new_server(TransportType::Tcp, self.tcp_addr);
             self.policy.forget_credentials();
+            self.expired.clear();
         }
         metrics::gauge!("convene_turn_allocations").set(self.relays.len() as f64);
         wake
+    }
+
+    /// Closes the relays whose credential has expired (checked once a
+    /// second): an allocation never outlives its credential, whatever
+    /// lifetime its last Refresh was granted.
+    fn close_expired_relays(&mut self) {
+        let now = std::time::Instant::now();
+        if now.saturating_duration_since(self.last_expiry_check) < EXPIRY_CHECK {
+            return;
+        }
+        self.last_expiry_check = now;
+        let unix = unix_now();
+        if self.policy.next_relay_expiry().is_none_or(|e| e > unix) {
+            return;
+        }
+        for relay in self.policy.expired_relays(unix) {
+            refused(Refusal::Expired);
+            self.expired.insert(relay);
+            self.close_relay(relay);
+            tracing::debug!(%relay, "TURN allocation closed: its credential expired");
+        }
     }
 
     fn open_relay(
@@ -713,7 +782,12 @@ impl State {
             return refuse(&mut self.policy, SocketAllocateError::InsufficientCapacity);
         };
         let socket = Arc::new(socket);
-        let reader = tokio::spawn(relay_read_loop(socket.clone(), addr, self.inbound.clone()));
+        let reader = tokio::spawn(relay_read_loop(
+            socket.clone(),
+            addr,
+            self.inbound.clone(),
+            self.pool.clone(),
+        ));
         self.relays.insert(
             addr,
             Relay {
@@ -739,6 +813,9 @@ impl State {
             let port = self.next_port;
             self.next_port = if port >= hi { lo } else { port + 1 };
             let addr = SocketAddr::new(self.config.relay_ip, port);
+            if self.expired.contains(&addr) {
+                continue;
+            }
             if let Ok(s) = std::net::UdpSocket::bind(addr)
                 && s.set_nonblocking(true).is_ok()
                 && let Ok(s) = UdpSocket::from_std(s)
