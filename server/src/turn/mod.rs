@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod policy;
 mod pool;
 mod service;
+mod stream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
