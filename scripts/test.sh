@@ -37,6 +37,18 @@ command -v pocketsphinx_continuous >/dev/null 2>&1 || missing+=(pocketsphinx)   
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)   # speech for the transcription tests
 command -v nft >/dev/null 2>&1 || missing+=(nftables)   # TURN tests block direct UDP to the media port
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)   # the store on PostgreSQL (tests/pg.rs starts a cluster)
+# GStreamer webrtcbin publishing over WHIP (tests/gst/whip_publish.py, tests/e2e/gstreamer.rs)
+gst="/usr/lib/$(uname -m)-linux-gnu/gstreamer-1.0"
+[ -e "$gst/libgstvideotestsrc.so" ] || missing+=(gstreamer1.0-plugins-base)   # videotestsrc, audiotestsrc, opusenc
+[ -e "$gst/libgstvpx.so" ] || missing+=(gstreamer1.0-plugins-good)   # vp8enc, rtpvp8pay, rtpopuspay
+[ -e "$gst/libgstwebrtc.so" ] || missing+=(gstreamer1.0-plugins-bad)   # webrtcbin, dtls, srtp
+[ -e "$gst/libgstnice.so" ] || missing+=(gstreamer1.0-nice)   # webrtcbin's ICE
+[ -e /usr/lib/python3/dist-packages/gi/__init__.py ] || missing+=(python3-gi)
+for typelib in Gst-1.0:gir1.2-gstreamer-1.0 GstSdp-1.0:gir1.2-gst-plugins-base-1.0 \
+  GstWebRTC-1.0:gir1.2-gst-plugins-bad-1.0 Nice-0.1:gir1.2-nice-0.1; do
+  compgen -G "/usr/lib/*/girepository-1.0/${typelib%%:*}.typelib" >/dev/null || missing+=("${typelib#*:}")
+done
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # the script's ECDSA DTLS certificate
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing missing system packages: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -2,7 +2,7 @@
 //! offer, and its media resumes on the same connection (no rejoin): the
 //! server answers with new credentials and its routers learn where their
 //! ufrag goes — for the in-process str0m client and for Chromium running
-//! the browser client.
+//! the browser client, also when Chromium's address really changes.
 
 use std::time::{Duration, Instant};
 
@@ -237,4 +237,175 @@ async fn a_dtls_certificate_that_does_not_match_the_offer_gets_no_media_through(
         "no media got through"
     );
     assert_eq!(bob.received(MediaKind::Audio).len(), 0);
+}
+
+/// Runs `cmd` (e.g. `ip` or `nft`) in the test namespace; panics on failure.
+fn run(cmd: &str, args: &str) {
+    let out = std::process::Command::new(cmd)
+        .args(args.split_whitespace())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Extra addresses on the veth pair's `cvn1` end and an nftables table of
+/// this test's own; all removed on drop (also when the test fails).
+struct Network {
+    table: String,
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for ip in ["127.0.0.3", "127.0.0.4"] {
+            let _ = std::process::Command::new("ip")
+                .args(["addr", "del", &format!("{ip}/32"), "dev", "cvn1"])
+                .output();
+        }
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .output();
+    }
+}
+
+/// The local address of Chromium's selected candidate pair, once connected.
+const SELECTED_LOCAL: &str = "(async () => { const pc = window.convene && window.convene.pc; \
+    if (!pc || pc.iceConnectionState !== 'connected' && pc.iceConnectionState !== 'completed') return null; \
+    const stats = await pc.getStats(); let ip = null; \
+    stats.forEach(s => { if (s.type === 'transport' && s.selectedCandidatePairId) { \
+      const pair = stats.get(s.selectedCandidatePairId); \
+      const local = pair && stats.get(pair.localCandidateId); \
+      if (local) ip = local.address || local.ip; } }); \
+    return ip; })()";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_whose_address_changes_mid_call_gets_media_again_without_rejoining() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    let media = s.media_addr();
+    // Chromium gets an address of its own, 127.0.0.3 on the other end of
+    // the veth pair; 127.0.0.2 (the server's) is blocked as a source towards
+    // the media port (UDP and TCP, direct or relayed), so 127.0.0.3 carries
+    // the call. Added before the browsers start: an address that appears
+    // aborts their page loads.
+    let net = Network {
+        table: format!("convene_move_{}", media.port()),
+    };
+    run("ip", "addr add 127.0.0.3/32 dev cvn1");
+    run("nft", &format!("add table inet {}", net.table));
+    run(
+        "nft",
+        &format!(
+            "add chain inet {} out {{ type filter hook output priority 0 ; policy accept ; }}",
+            net.table
+        ),
+    );
+    for proto in ["udp", "tcp"] {
+        run(
+            "nft",
+            &format!(
+                "add rule inet {} out ip saddr {} {proto} dport {} counter drop",
+                net.table,
+                media.ip(),
+                media.port()
+            ),
+        );
+    }
+
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "moving", "join_screen_enabled": false,
+                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let t_ann = token(&s, "moving", "Ann", "speaker").await;
+    let t_ben = token(&s, "moving", "Ben", "speaker").await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let ann = b1.open(&s.url(&format!("/moving?token={t_ann}"))).await;
+    let ben = b2.open(&s.url(&format!("/moving?token={t_ben}"))).await;
+    wait_state(&ann, "joined").await;
+    wait_state(&ben, "joined").await;
+    ann.wait_for(MEDIA_FLOWS, MEDIA_TIMEOUT).await;
+    ben.wait_for(MEDIA_FLOWS, MEDIA_TIMEOUT).await;
+    for page in [&ann, &ben] {
+        let ip = page.wait_for(SELECTED_LOCAL, MEDIA_TIMEOUT).await;
+        assert_eq!(
+            ip,
+            json!("127.0.0.3"),
+            "the call runs on the address that moves"
+        );
+    }
+
+    // The move: 127.0.0.3 goes away, 127.0.0.4 comes. Every 127/8 address
+    // stays routable through `lo` whatever the interfaces say, so the old
+    // address is also cut off as a source (as if it were gone for good).
+    run("ip", "addr del 127.0.0.3/32 dev cvn1");
+    run("ip", "addr add 127.0.0.4/32 dev cvn1");
+    for proto in ["udp", "tcp"] {
+        run(
+            "nft",
+            &format!(
+                "add rule inet {} out ip saddr 127.0.0.3 {proto} dport {} counter drop",
+                net.table,
+                media.port()
+            ),
+        );
+    }
+
+    // Both connect again over the new address and get media again there.
+    for page in [&ann, &ben] {
+        let moved = page
+            .try_wait_for(
+                &format!("{SELECTED_LOCAL}.then(ip => ip === '127.0.0.4' ? ip : null)"),
+                Duration::from_secs(45),
+            )
+            .await;
+        if let Err(e) = moved {
+            panic!(
+                "the call did not move to 127.0.0.4: {e}\n{}\ntrace: {}",
+                page.report().await,
+                page.eval("window.convene.trace").await
+            );
+        }
+    }
+    for page in [&ann, &ben] {
+        let s0 = page.eval("window.convene.stats()").await;
+        let (frames, samples) = (
+            s0["framesDecoded"].as_u64().unwrap_or(0),
+            s0["totalSamplesReceived"].as_u64().unwrap_or(0),
+        );
+        page.wait_for(
+            &format!(
+                "window.convene.stats().then(s => s.framesDecoded > {frames} + 15 && \
+                 s.totalSamplesReceived > {samples} ? s : null)"
+            ),
+            Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(page.eval(SELECTED_LOCAL).await, json!("127.0.0.4"));
+    }
+    // What brought it back: the client saw ICE disconnect and restarted it
+    // on the same connection — no resume, no rejoin.
+    for page in [&ann, &ben] {
+        let trace = page.eval("window.convene.trace").await;
+        let steps: Vec<String> = serde_json::from_value(trace.clone()).unwrap();
+        assert!(steps.iter().any(|t| t == "ice:restart"), "{trace}");
+        assert_eq!(
+            steps.iter().filter(|t| *t == "out:join").count(),
+            1,
+            "{trace}"
+        );
+        assert_eq!(
+            page.eval("window.convene.resumes").await,
+            json!(0),
+            "{trace}"
+        );
+        assert_eq!(page.eval("window.convene.state").await, json!("joined"));
+    }
+    drop(net);
 }

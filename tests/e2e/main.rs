@@ -32,6 +32,7 @@ mod display;
 mod faults;
 mod fleet;
 mod fleet_appliance;
+mod gstreamer;
 mod guest_links;
 mod ice;
 mod interop;

@@ -272,6 +272,85 @@ async fn forged_expired_and_excess_allocations_are_refused() {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The value of the gauge `convene_turn_allocations`.
+fn allocations_gauge(m: &str) -> Option<f64> {
+    m.lines()
+        .find(|l| l.starts_with("convene_turn_allocations "))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allocation_ends_with_its_credential_and_cannot_be_refreshed_past_it() {
+    let echo_addr = echo_peer();
+    let s = server(&["--turn-allow-peer", &echo_addr.to_string()]);
+    room(&s, "turn-short").await;
+    let (_ann, joined) = join(&s, "turn-short", "Ann", false).await;
+    // A credential minted with the server's secret (TURN REST API scheme)
+    // that expires a few seconds from now; its allocation is granted the
+    // default 10 minutes.
+    let room_id = joined["room"]["id"].as_str().unwrap();
+    let expiry = unix_now() + 4;
+    let user = format!("{expiry}:{room_id}.short-lived");
+    let mut t = allocate(&s, Transport::Udp, &user, &password(&user))
+        .unwrap_or_else(|t| panic!("allocation refused: {:?} {:?}", t.events, t.errors));
+    assert!(t.bind_channel(echo_addr), "{:?}", t.events);
+    t.send_to(echo_addr, b"before the expiry");
+    for _ in 0..500 {
+        if !t.received.is_empty() {
+            break;
+        }
+        t.step();
+    }
+    assert_eq!(
+        t.received.first(),
+        Some(&(echo_addr, b"before the expiry".to_vec()))
+    );
+    let m = wait_metrics(&s, |m| allocations_gauge(m) == Some(1.0)).await;
+    assert_eq!(allocations_gauge(&m), Some(1.0));
+
+    // At the expiry the server closes the allocation, though its granted
+    // lifetime runs for minutes more: nothing is relayed any more.
+    while unix_now() <= expiry {
+        t.step();
+    }
+    wait_metrics(&s, |m| allocations_gauge(m) == Some(0.0)).await;
+    t.received.clear();
+    t.send_to(echo_addr, b"after the expiry");
+    for _ in 0..100 {
+        t.step();
+    }
+    assert!(t.received.is_empty(), "{:?}", t.received);
+
+    // And it cannot be kept alive: a new channel and a new permission are
+    // refused with 401 (expiry is checked before the peer: 10.9.8.7 would
+    // otherwise be a 403), and so is the client's Refresh of its allocation,
+    // sent as it would be near the end of the granted lifetime
+    // (turn-client-proto polls the allocation's refresh before those of its
+    // permissions and channels, and stops after the 401).
+    let media = s.media_addr();
+    assert!(!t.bind_channel(media), "{:?}", t.events);
+    assert_eq!(t.errors.last(), Some(&401), "{:?}", t.errors);
+    assert!(!t.permit("10.9.8.7".parse().unwrap()), "{:?}", t.events);
+    assert_eq!(t.errors.last(), Some(&401), "{:?}", t.errors);
+    let refused = t.refresh_now();
+    assert_eq!(refused.first(), Some(&401), "{refused:?} {:?}", t.events);
+    assert!(refused.iter().all(|c| *c == 401), "{refused:?}");
+    let m = metrics(&s).await;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("convene_turn_refusals_total") && l.contains("\"expired\"")),
+        "{m}"
+    );
+    assert_eq!(allocations_gauge(&m), Some(0.0), "{m}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_flows_through_turn_and_a_credential_of_another_room_gets_none() {
     let s = server(&[]);

@@ -8,13 +8,16 @@ Usage: whip_publish.py URL TOKEN LOCAL_IP SECONDS
 Prints one line per step; exits 0 after a clean DELETE, 1 on any failure.
 GStreamer 1.22 (Debian 12) has no WHIP element, hence these few lines.
 
-Not run by the test suite: webrtcbin's DTLS certificate is RSA, and the
-server's DTLS (str0m 0.25 on dimpl 0.9) speaks ECDSA only, so the handshake
-ends in a handshake_failure alert (docs/whip-whep.md, "Known interop
-limits"). This script reproduces it, and is the test to add once the DTLS
-stack accepts RSA.
+webrtcbin's own DTLS certificate is RSA, which the server's DTLS (str0m
+0.25 on dimpl 0.9) refuses; this script gives it an ECDSA one (see
+on_deep_element_added). Run by tests/e2e/gstreamer.rs.
 """
 
+import base64
+import hashlib
+import itertools
+import re
+import subprocess
 import sys
 import urllib.error
 import urllib.parse
@@ -47,9 +50,62 @@ w = pipe.get_by_name("w")
 ice = w.get_property("ice-agent")
 agent = ice.get_property("agent")
 agent.set_property("upnp", False)
+# Keepalives as binding requests: the server (ICE lite) counts a path as
+# alive while it hears binding requests, and this libnice (0.1.21, consent
+# freshness off in webrtcbin 1.22) sends only indications otherwise.
+agent.set_property("keepalive-conncheck", True)
 addr = Nice.Address.new()
 addr.set_from_string(local_ip)
 agent.add_local_address(addr)
+
+
+def ecdsa_pem():
+    """A fresh self-signed P-256 certificate and its key, in one PEM string
+    (what GStreamer's dtls elements take in their `pem` property)."""
+    return subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", "-", "-out", "-", "-subj", "/CN=webrtcbin", "-days", "7"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+
+
+# webrtcbin's DTLS certificate is RSA (its dtlsagent makes one, with no
+# setting to change it), and the server's DTLS speaks ECDSA only. Each DTLS
+# transport is a dtlssrtpdec/dtlssrtpenc pair sharing one DTLS connection,
+# looked up by a connection id. Setting `pem` on the decoder rebuilds its
+# connection under the id it already registered, which GStreamer refuses
+# (a critical, and the encoder would keep the old RSA connection); so the
+# decoder gets the ECDSA `pem` and then a fresh connection id, and its
+# encoder (created with it, before either leaves NULL) the same id. The
+# offer's a=fingerprint is still the RSA certificate's (webrtcbin reads it
+# from the transport, which does not follow the decoder's new `pem`), so
+# post_offer puts the ECDSA certificate's in its place.
+PEM = ecdsa_pem()
+
+
+def sha256_fingerprint(pem):
+    b64 = re.search(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem, re.S)
+    digest = hashlib.sha256(base64.b64decode("".join(b64.group(1).split()))).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+FINGERPRINT = "a=fingerprint:sha-256 " + sha256_fingerprint(PEM)
+ids = {"dtlssrtpdec": itertools.count(), "dtlssrtpenc": itertools.count()}
+
+
+def on_deep_element_added(_bin, _sub_bin, element):
+    factory = element.get_factory()
+    name = factory.get_name() if factory else ""
+    if name not in ids:
+        return
+    cid = "convene-ecdsa-%d" % next(ids[name])
+    if name == "dtlssrtpdec":
+        element.set_property("pem", PEM)
+    element.set_property("connection-id", cid)
+    print("dtls", name, cid, flush=True)
+
+
+pipe.connect("deep-element-added", on_deep_element_added)
 
 
 def fail(why):
@@ -73,6 +129,8 @@ def request(method, target, body=None, content_type=None):
 
 def post_offer():
     offer = w.get_property("local-description").sdp.as_text()
+    offer = re.sub(r"(?m)^a=fingerprint:.*$", lambda _m: FINGERPRINT, offer.replace("\r\n", "\n"))
+    offer = offer.replace("\n", "\r\n")
     status, headers, body = request("POST", url, offer.encode(), "application/sdp")
     print("POST", status, flush=True)
     if status != 201:

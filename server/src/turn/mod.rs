@@ -7,7 +7,9 @@
 
 pub mod credentials;
 pub mod policy;
+mod pool;
 mod service;
+mod stream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;

@@ -1,12 +1,18 @@
 //! What the built-in TURN server lets through, decided before `turn-server-proto` sees a request: credentials (TURN REST API scheme, expiry, integrity), the allocation cap per credential, and peers limited to the SFU's own media addresses. Pure: no IO, no clock.
+//!
+//! A credential's expiry bounds everything it holds: once expired, its
+//! Allocate, Refresh (other than a deletion), CreatePermission and
+//! ChannelBind requests get 401, and `expired_relays` names its allocations
+//! so that the service closes them at the expiry rather than at the end of
+//! their last granted lifetime.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use turn_server_proto::types::TransportType;
-use turn_server_proto::types::attribute::XorPeerAddress;
-use turn_server_proto::types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION};
+use turn_server_proto::types::attribute::{Lifetime, XorPeerAddress};
+use turn_server_proto::types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, REFRESH};
 use turn_server_proto::types::stun::attribute::{
     AttributeStaticType, ErrorCode, MessageIntegritySha256, Username,
 };
@@ -27,7 +33,8 @@ pub type Client = (TransportType, SocketAddr, SocketAddr);
 pub enum Refusal {
     /// A username that is not ours, or a MESSAGE-INTEGRITY that does not match.
     BadCredential,
-    /// A credential past its expiry asking for a new allocation.
+    /// A credential past its expiry asking for a new allocation, a
+    /// refresh, a permission or a channel.
     Expired,
     /// The credential already holds its allowed allocations.
     Quota,
@@ -72,6 +79,8 @@ pub enum Verdict {
 struct Credential {
     room_id: Arc<str>,
     allocations: usize,
+    /// Unix seconds after which the credential is refused.
+    expiry: u64,
 }
 
 /// The TURN policy state: credentials seen, allocations per credential.
@@ -204,20 +213,31 @@ impl Policy {
                 Credential {
                     room_id: Arc::from(claims.room_id),
                     allocations: 0,
+                    expiry: claims.expiry,
                 },
             );
             add_user = Some((username.to_string(), password));
         }
+        // An expired credential keeps nothing alive: no new allocation, no
+        // refresh (only a Refresh with LIFETIME 0, a deletion), no new
+        // permission or channel. 401, as for any credential that no longer
+        // checks out: the client must get a fresh one (RFC 8656 §7.3,
+        // TURN REST API).
+        let deletion =
+            method == REFRESH && msg.attribute::<Lifetime>().is_ok_and(|l| l.seconds() == 0);
+        if claims.expired(now_unix)
+            && !deletion
+            && [ALLOCATE, REFRESH, CREATE_PERMISSION, CHANNEL_BIND].contains(&method)
+        {
+            return reply(
+                &msg,
+                ErrorCode::UNAUTHORIZED,
+                &key,
+                algorithm,
+                Refusal::Expired,
+            );
+        }
         if method == ALLOCATE {
-            if claims.expired(now_unix) {
-                return reply(
-                    &msg,
-                    ErrorCode::UNAUTHORIZED,
-                    &key,
-                    algorithm,
-                    Refusal::Expired,
-                );
-            }
             let held = self.credentials.get(username).map_or(0, |c| c.allocations)
                 + self
                     .pending
@@ -300,6 +320,28 @@ impl Policy {
     /// A relay socket could not be opened.
     pub fn relay_failed(&mut self, client: Client) {
         self.pending.remove(&client_key(client));
+    }
+
+    /// Open relays whose credential has expired at `now_unix` (the
+    /// service closes them: an allocation does not outlive its credential).
+    pub fn expired_relays(&self, now_unix: u64) -> Vec<SocketAddr> {
+        self.relays
+            .iter()
+            .filter(|(_, user)| {
+                self.credentials
+                    .get(user.as_str())
+                    .is_none_or(|c| c.expiry <= now_unix)
+            })
+            .map(|(relay, _)| *relay)
+            .collect()
+    }
+
+    /// The earliest expiry (unix seconds) of a credential holding a relay.
+    pub fn next_relay_expiry(&self) -> Option<u64> {
+        self.relays
+            .values()
+            .filter_map(|user| self.credentials.get(user.as_str()).map(|c| c.expiry))
+            .min()
     }
 
     /// A relay socket closed (allocation expired or deleted).
@@ -476,6 +518,91 @@ mod tests {
             p.inspect(&good, other, 1_000),
             Verdict::Pass { .. }
         ));
+    }
+
+    /// A Refresh with the given LIFETIME, signed like `request`.
+    fn refresh(user: &str, pass: &str, lifetime: u32) -> Vec<u8> {
+        let mut b = Message::builder_request(REFRESH, MessageWriteVec::new());
+        b.add_attribute(&Username::new(user).unwrap()).unwrap();
+        b.add_attribute(&Lifetime::new(lifetime)).unwrap();
+        let key: MessageIntegrityCredentials =
+            LongTermKeyCredentials::new(user.into(), pass.into(), REALM.into()).into();
+        b.add_message_integrity(&key, IntegrityAlgorithm::Sha1)
+            .unwrap();
+        b.finish()
+    }
+
+    #[test]
+    fn an_expired_credential_keeps_nothing_alive() {
+        let secret = Secret::new("0123456789abcdef0123").unwrap();
+        // Expires at unix second 5000.
+        let user = "5000:room-a.p1";
+        let pass = secret.password(user);
+        let media: SocketAddr = "127.0.0.2:7882".parse().unwrap();
+        let relay: SocketAddr = "127.0.0.2:50000".parse().unwrap();
+        let mut p = Policy::new(secret, REALM.into(), vec![media], 4, 10);
+        let allocate = request(ALLOCATE, user, &pass, None);
+        assert!(matches!(
+            p.inspect(&allocate, client(), 1_000),
+            Verdict::Pass { refused: None, .. }
+        ));
+        p.relay_opened(client(), relay);
+        assert_eq!(p.next_relay_expiry(), Some(5000));
+        assert!(p.expired_relays(4_999).is_empty());
+
+        // Before the expiry: refresh, permission and channel pass.
+        let permission = request(CREATE_PERMISSION, user, &pass, Some(media));
+        let channel = request(CHANNEL_BIND, user, &pass, Some(media));
+        for (what, m) in [
+            ("refresh", refresh(user, &pass, 600)),
+            ("permission", permission.clone()),
+            ("channel", channel.clone()),
+        ] {
+            let v = p.inspect(&m, client(), 4_999);
+            assert!(
+                matches!(v, Verdict::Pass { refused: None, .. }),
+                "{what}: {v:?}"
+            );
+        }
+
+        // From the expiry on: each is a signed 401 counted as "expired",
+        // and the relay is named for closing.
+        for (what, m) in [
+            ("refresh", refresh(user, &pass, 600)),
+            ("permission", permission),
+            ("channel", channel),
+            ("allocate", allocate),
+        ] {
+            let v = p.inspect(&m, client(), 5_000);
+            assert_eq!(error_code(&v), Some(401), "{what}: {v:?}");
+            assert!(
+                matches!(v, Verdict::Reply(_, Refusal::Expired)),
+                "{what}: {v:?}"
+            );
+            let Verdict::Reply(bytes, _) = v else {
+                unreachable!()
+            };
+            let key: MessageIntegrityCredentials =
+                LongTermKeyCredentials::new(user.into(), pass.clone(), REALM.into()).into();
+            assert!(
+                Message::from_bytes(&bytes)
+                    .unwrap()
+                    .validate_integrity(&key)
+                    .is_ok(),
+                "{what}: the 401 is signed"
+            );
+        }
+        assert_eq!(p.expired_relays(5_000), vec![relay]);
+
+        // A deletion (Refresh with LIFETIME 0) still passes: the client
+        // may always give its allocation back.
+        let v = p.inspect(&refresh(user, &pass, 0), client(), 9_000);
+        assert!(matches!(v, Verdict::Pass { refused: None, .. }), "{v:?}");
+
+        // Closed: nothing left to expire.
+        p.relay_closed(relay);
+        assert!(p.expired_relays(9_000).is_empty());
+        assert_eq!(p.next_relay_expiry(), None);
     }
 
     #[test]

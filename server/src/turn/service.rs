@@ -1,4 +1,4 @@
-//! The TURN server's sockets and its one task: the UDP and TCP listeners, the relay sockets, and the loop that feeds `turn-server-proto` and sends what it returns.
+//! The TURN server's sockets and its one task: the UDP and TCP listeners, the relay sockets, and the loop that feeds `turn-server-proto` and sends what it returns (TCP and TLS connections: `stream.rs`).
 //!
 //! One task owns both protocol instances (UDP and TCP listeners), the
 //! policy and every relay socket's send side; each relay socket and each
@@ -6,15 +6,16 @@
 //! frames to it over one bounded channel (full: the datagram is dropped
 //! and counted). Answers leave through `try_send_to`/bounded writer
 //! queues, so a slow client loses its own packets and never stalls the
-//! loop. Sends are written into one reused buffer.
+//! loop. Sends are written into one reused buffer; datagrams and frames
+//! travel between the tasks in buffers of a bounded pool (`pool.rs`), so
+//! the steady relay path allocates nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum_server::tls_rustls::RustlsConfig;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -30,18 +31,13 @@ use turn_server_proto::types::{AddressFamily, Instant as TurnInstant, TransportT
 use super::TurnConfig;
 use super::credentials::unix_now;
 use super::policy::{Client, Policy, Refusal, Verdict};
+use super::pool::BufPool;
 use crate::rtc::RelayRooms;
 
 /// Datagrams and frames waiting for the TURN task.
 const INBOUND_QUEUE: usize = 4096;
-/// Frames waiting to be written to one TCP client.
-const TCP_WRITE_QUEUE: usize = 256;
-/// Longest a TURN-over-TLS handshake may take.
-const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// Largest STUN message or ChannelData frame (the length fields are 16 bits).
-const MAX_FRAME: usize = 4 + 65535 + 3;
-/// A TCP client silent this long is closed (allocations refresh far more often).
-const TCP_IDLE: Duration = Duration::from_secs(900);
+pub(super) const MAX_FRAME: usize = 4 + 65535 + 3;
 /// The protocol state is rebuilt when idle and it knows this many credentials
 /// (`turn-server-proto` cannot forget a user).
 const MAX_KNOWN_CREDENTIALS: usize = 10_000;
@@ -62,7 +58,7 @@ impl Drop for TurnHandle {
     }
 }
 
-enum Inbound {
+pub(super) enum Inbound {
     /// A datagram from a peer to one of our relay sockets (keyed by its address).
     Peer {
         relay: SocketAddr,
@@ -134,12 +130,23 @@ struct State {
     tcp_clients: HashMap<SocketAddr, (mpsc::Sender<Vec<u8>>, AbortHandle)>,
     relay_rooms: Arc<RelayRooms>,
     inbound: mpsc::Sender<Inbound>,
+    /// Buffers of the datagrams and frames passed between tasks.
+    pool: Arc<BufPool>,
     /// The reused buffer every send is written into.
     scratch: Vec<u8>,
     next_port: u16,
+    /// Relays closed because their credential expired while the protocol
+    /// still counts the allocation (it has no call to delete one): their
+    /// ports are not reused until it reports the allocation gone.
+    expired: HashSet<SocketAddr>,
+    /// When the credentials of open relays were last checked for expiry.
+    last_expiry_check: std::time::Instant,
 }
 
-fn refused(r: Refusal) {
+/// How often open relays are checked against their credential's expiry.
+const EXPIRY_CHECK: Duration = Duration::from_secs(1);
+
+pub(super) fn refused(r: Refusal) {
     metrics::counter!("convene_turn_refusals_total", "reason" => r.label()).increment(1);
 }
 
@@ -159,6 +166,10 @@ pub async fn start(
     let udp_addr = udp.local_addr()?;
     let tcp_addr = tcp.local_addr()?;
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+    // Enough idle buffers for a full inbound queue and a few writer queues.
+    let pool = Arc::new(BufPool::new(
+        INBOUND_QUEUE + 4 * super::stream::TCP_WRITE_QUEUE,
+    ));
     let policy = Policy::new(
         config.secret.clone(),
         super::REALM.to_string(),
@@ -183,17 +194,32 @@ pub async fn start(
         tcp_clients: HashMap::new(),
         relay_rooms,
         inbound: tx.clone(),
+        pool: pool.clone(),
         scratch: vec![0; MAX_FRAME + 64],
         next_port,
+        expired: HashSet::new(),
+        last_expiry_check: std::time::Instant::now(),
     };
     let max_tcp = state.config.max_tcp_connections.max(1);
     // One budget of open connections for TCP and TLS together.
     let open = Arc::new(tokio::sync::Semaphore::new(max_tcp));
-    tokio::spawn(accept_loop(tcp, tx.clone(), open.clone(), None));
+    tokio::spawn(super::stream::accept_loop(
+        tcp,
+        tx.clone(),
+        open.clone(),
+        None,
+        pool.clone(),
+    ));
     let tls_addr = match tls {
         Some((listener, certs)) => {
             let addr = listener.local_addr()?;
-            tokio::spawn(accept_loop(listener, tx, open, Some(certs)));
+            tokio::spawn(super::stream::accept_loop(
+                listener,
+                tx,
+                open,
+                Some(certs),
+                pool,
+            ));
             Some(addr)
         }
         None => None,
@@ -227,161 +253,11 @@ async fn bind_pair(listen: SocketAddr) -> std::io::Result<(UdpSocket, TcpListene
     Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")))
 }
 
-/// Accepts TURN clients over TCP, or over TLS with `tls`'s current
-/// certificate (the HTTPS one; a SIGHUP reload applies to new connections).
-async fn accept_loop(
-    listener: TcpListener,
-    inbound: mpsc::Sender<Inbound>,
-    open: Arc<tokio::sync::Semaphore>,
-    tls: Option<RustlsConfig>,
-) {
-    loop {
-        let (stream, client) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "TURN TCP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = open.clone().try_acquire_owned() else {
-            refused(Refusal::Capacity);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let inbound = inbound.clone();
-        match &tls {
-            None => {
-                let (read, write) = stream.into_split();
-                if !serve_stream(read, write, client, inbound, permit).await {
-                    return;
-                }
-            }
-            Some(certs) => {
-                // The handshake runs on its own task so that a slow client
-                // holds up no one else.
-                let mut config = (*certs.get_inner()).clone();
-                // TURN, not HTTP: whatever ALPN a client offers (or none).
-                config.alpn_protocols.clear();
-                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-                tokio::spawn(async move {
-                    let stream =
-                        match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
-                            Ok(Ok(s)) => s,
-                            _ => {
-                                refused(Refusal::Handshake);
-                                return;
-                            }
-                        };
-                    let (read, write) = tokio::io::split(stream);
-                    serve_stream(read, write, client, inbound, permit).await;
-                });
-            }
-        }
-    }
-}
-
-/// Starts the reader and writer of one stream client and announces it;
-/// false when the service has stopped.
-async fn serve_stream<R, W>(
-    read: R,
-    write: W,
-    client: SocketAddr,
-    inbound: mpsc::Sender<Inbound>,
-    permit: tokio::sync::OwnedSemaphorePermit,
-) -> bool
-where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    let (wtx, wrx) = mpsc::channel(TCP_WRITE_QUEUE);
-    tokio::spawn(write_loop(write, wrx));
-    let tx = inbound.clone();
-    let reader = tokio::spawn(async move {
-        read_loop(read, client, &tx).await;
-        let _ = tx.send(Inbound::TcpClosed { client }).await;
-        drop(permit);
-    });
-    inbound
-        .send(Inbound::TcpOpen {
-            client,
-            writer: wtx,
-            reader: reader.abort_handle(),
-        })
-        .await
-        .is_ok()
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Vec<u8>>) {
-    while let Some(frame) = rx.recv().await {
-        if w.write_all(&frame).await.is_err() {
-            return;
-        }
-    }
-    let _ = w.shutdown().await;
-}
-
-/// Length of the frame at the start of `buf` (RFC 8656 §12.5: STUN
-/// messages, or ChannelData padded to 4 bytes over TCP), if known yet.
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    if buf.len() < 4 {
-        return None;
-    }
-    let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-    Some(if buf[0] & 0xC0 == 0 {
-        20 + len
-    } else {
-        (4 + len + 3) & !3
-    })
-}
-
-async fn read_loop<R: AsyncRead + Unpin>(
-    mut read: R,
-    client: SocketAddr,
-    inbound: &mpsc::Sender<Inbound>,
-) {
-    let mut buf = vec![0u8; MAX_FRAME * 2];
-    let mut filled = 0;
-    loop {
-        while let Some(n) = frame_len(&buf[..filled]) {
-            if buf[0] & 0xC0 >= 0x80 || n > MAX_FRAME {
-                return; // neither STUN (00) nor ChannelData (01): not a TURN client
-            }
-            if filled < n {
-                break;
-            }
-            // ChannelData without its TCP padding (the protocol crate's
-            // stream buffer would read the padding as the next message).
-            let unpadded = if buf[0] & 0xC0 == 0x40 {
-                4 + usize::from(u16::from_be_bytes([buf[2], buf[3]]))
-            } else {
-                n
-            };
-            let frame = buf[..unpadded].to_vec();
-            buf.copy_within(n..filled, 0);
-            filled -= n;
-            if inbound
-                .send(Inbound::TcpFrame {
-                    client,
-                    data: frame,
-                })
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        match tokio::time::timeout(TCP_IDLE, read.read(&mut buf[filled..])).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-            Ok(Ok(n)) => filled += n,
-        }
-    }
-}
-
 async fn relay_read_loop(
     socket: Arc<UdpSocket>,
     relay: SocketAddr,
     inbound: mpsc::Sender<Inbound>,
+    pool: Arc<BufPool>,
 ) {
     let mut buf = vec![0u8; 65536];
     loop {
@@ -393,14 +269,15 @@ async fn relay_read_loop(
                 continue;
             }
         };
-        if inbound
-            .try_send(Inbound::Peer {
-                relay,
-                from,
-                data: buf[..n].to_vec(),
-            })
-            .is_err()
-        {
+        let sent = inbound.try_send(Inbound::Peer {
+            relay,
+            from,
+            data: pool.copy_of(&buf[..n]),
+        });
+        if let Err(e) = sent {
+            if let Inbound::Peer { data, .. } = e.into_inner() {
+                pool.give(data);
+            }
             metrics::counter!("convene_turn_dropped_total").increment(1);
         }
     }
@@ -447,7 +324,10 @@ impl State {
 
     fn inbound(&mut self, m: Inbound) {
         match m {
-            Inbound::Peer { relay, from, data } => self.peer_input(relay, from, &data),
+            Inbound::Peer { relay, from, data } => {
+                self.peer_input(relay, from, &data);
+                self.pool.give(data);
+            }
             Inbound::TcpOpen {
                 client,
                 writer,
@@ -458,6 +338,7 @@ impl State {
             Inbound::TcpFrame { client, data } => {
                 let c = (TransportType::Tcp, self.tcp_addr, client);
                 self.client_input(c, &data);
+                self.pool.give(data);
             }
             Inbound::TcpClosed { client } => {
                 self.tcp_clients.remove(&client);
@@ -579,16 +460,20 @@ impl State {
                 let _ = self.udp.try_send_to(data, to);
             }
             TransportType::Tcp => {
-                let mut frame = data.to_vec();
+                let mut frame = self.pool.copy_of(data);
                 // RFC 8656 §12.5: over TCP a ChannelData message is padded to
                 // a multiple of four bytes (turn-types does not pad it).
                 if data.first().is_some_and(|b| b & 0xC0 == 0x40) {
                     frame.resize(data.len().div_ceil(4) * 4, 0);
                 }
-                if let Some((w, _)) = self.tcp_clients.get(&to)
-                    && w.try_send(frame).is_err()
-                {
-                    metrics::counter!("convene_turn_dropped_total").increment(1);
+                match self.tcp_clients.get(&to) {
+                    Some((w, _)) => {
+                        if let Err(e) = w.try_send(frame) {
+                            self.pool.give(e.into_inner());
+                            metrics::counter!("convene_turn_dropped_total").increment(1);
+                        }
+                    }
+                    None => self.pool.give(frame),
                 }
             }
         }
@@ -656,6 +541,7 @@ impl State {
                         }
                     }
                     TurnServerPollRet::SocketClose { listen_addr, .. } => {
+                        self.expired.remove(&listen_addr);
                         self.close_relay(listen_addr);
                     }
                 }
@@ -672,14 +558,37 @@ impl State {
                 self.send(t.transport, t.from, t.to, &t.data);
             }
         }
+        self.close_expired_relays();
         if self.relays.is_empty() && self.policy.known_credentials() > MAX_KNOWN_CREDENTIALS {
             // No allocation to lose: start over with no users.
             self.udp_server = new_server(TransportType::Udp, self.udp_addr);
             self.tcp_server = new_server(TransportType::Tcp, self.tcp_addr);
             self.policy.forget_credentials();
+            self.expired.clear();
         }
         metrics::gauge!("convene_turn_allocations").set(self.relays.len() as f64);
         wake
+    }
+
+    /// Closes the relays whose credential has expired (checked once a
+    /// second): an allocation never outlives its credential, whatever
+    /// lifetime its last Refresh was granted.
+    fn close_expired_relays(&mut self) {
+        let now = std::time::Instant::now();
+        if now.saturating_duration_since(self.last_expiry_check) < EXPIRY_CHECK {
+            return;
+        }
+        self.last_expiry_check = now;
+        let unix = unix_now();
+        if self.policy.next_relay_expiry().is_none_or(|e| e > unix) {
+            return;
+        }
+        for relay in self.policy.expired_relays(unix) {
+            refused(Refusal::Expired);
+            self.expired.insert(relay);
+            self.close_relay(relay);
+            tracing::debug!(%relay, "TURN allocation closed: its credential expired");
+        }
     }
 
     fn open_relay(
@@ -713,7 +622,12 @@ impl State {
             return refuse(&mut self.policy, SocketAllocateError::InsufficientCapacity);
         };
         let socket = Arc::new(socket);
-        let reader = tokio::spawn(relay_read_loop(socket.clone(), addr, self.inbound.clone()));
+        let reader = tokio::spawn(relay_read_loop(
+            socket.clone(),
+            addr,
+            self.inbound.clone(),
+            self.pool.clone(),
+        ));
         self.relays.insert(
             addr,
             Relay {
@@ -739,6 +653,9 @@ impl State {
             let port = self.next_port;
             self.next_port = if port >= hi { lo } else { port + 1 };
             let addr = SocketAddr::new(self.config.relay_ip, port);
+            if self.expired.contains(&addr) {
+                continue;
+            }
             if let Ok(s) = std::net::UdpSocket::bind(addr)
                 && s.set_nonblocking(true).is_ok()
                 && let Ok(s) = UdpSocket::from_std(s)
@@ -762,17 +679,6 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tcp_frames() {
-        // STUN header: 20 bytes + length.
-        let mut stun = [0u8; 4];
-        stun[3] = 8;
-        assert_eq!(frame_len(&stun), Some(28));
-        // ChannelData 0x4000, 5 bytes: padded to 12.
-        assert_eq!(frame_len(&[0x40, 0x00, 0x00, 0x05]), Some(12));
-        assert_eq!(frame_len(&[0x40, 0x00]), None);
-    }
 
     #[test]
     fn bucket_limits_a_second_of_bytes() {
