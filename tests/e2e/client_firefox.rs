@@ -3,11 +3,9 @@
 //! page: the grid shows the other's tile with its video decoding, and pin
 //! and speaker view make one tile large.
 
-use convene_tests::browser::Browser;
-use convene_tests::firefox::Firefox;
 use serde_json::{Value, json};
 
-use crate::browser::{JOIN_TIMEOUT, MEDIA_TIMEOUT, ONE_AT_A_TIME, server, token, wait_state};
+use crate::browser::{JOIN_TIMEOUT, MEDIA_TIMEOUT, ONE_AT_A_TIME, server};
 
 /// Tile `key`'s state in the page: shown, large, its video's width, and
 /// the grid's layout class.
@@ -32,22 +30,8 @@ async fn firefox_shows_the_grid_and_pin_and_speaker_view_make_one_tile_large() {
         )
         .await
         .expect(200);
-    let t_ann = token(&s, "gecko", "Ann", "speaker").await;
-    let t_fred = token(&s, "gecko", "Fred", "speaker").await;
-    let (chromium, firefox) = tokio::join!(Browser::launch(), Firefox::launch());
-    let ann = chromium
-        .open(&s.url(&format!("/gecko?token={t_ann}")))
-        .await;
-    firefox
-        .navigate(&s.url(&format!("/gecko?token={t_fred}")))
-        .await;
-    wait_state(&ann, "joined").await;
-    firefox
-        .wait_for(
-            "window.convene && window.convene.state === 'joined'",
-            JOIN_TIMEOUT,
-        )
-        .await;
+    let (_chromium, ann, firefox) =
+        crate::interop::ann_in_chromium_and_fred_in_firefox(&s, "gecko").await;
     let ann_id = ann.eval("window.convene.participantId").await;
     let ann_id = ann_id.as_str().unwrap().to_string();
     let fred_id = firefox.eval("window.convene.participantId").await;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use convene_tests::browser::Browser;
+use convene_tests::browser::{Browser, Page};
 use convene_tests::firefox::Firefox;
 use serde_json::{Value, json};
 
@@ -22,6 +22,32 @@ const RECEIVED: &str = "(async () => { const c = window.convene; \
     out.remote = c.remoteTracks.map(t => t.source).sort(); \
     return out.video > 0 && out.audio > 0 ? out : null; })()";
 
+/// Ann (speaker) joins room `room` in Chromium and Fred (speaker) in
+/// Firefox; both are `joined` on return. The browser is returned so that it
+/// outlives the page.
+pub(crate) async fn ann_in_chromium_and_fred_in_firefox(
+    s: &convene_tests::Server,
+    room: &str,
+) -> (Browser, Page, Firefox) {
+    let t_ann = token(s, room, "Ann", "speaker").await;
+    let t_fred = token(s, room, "Fred", "speaker").await;
+    let (chromium, firefox) = tokio::join!(Browser::launch(), Firefox::launch());
+    let ann = chromium
+        .open(&s.url(&format!("/{room}?token={t_ann}")))
+        .await;
+    firefox
+        .navigate(&s.url(&format!("/{room}?token={t_fred}")))
+        .await;
+    wait_state(&ann, "joined").await;
+    firefox
+        .wait_for(
+            "window.convene && window.convene.state === 'joined'",
+            JOIN_TIMEOUT,
+        )
+        .await;
+    (chromium, ann, firefox)
+}
+
 const MEDIA: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,22 +62,7 @@ async fn firefox_and_chromium_see_and_hear_each_other() {
         )
         .await
         .expect(200);
-    let t_ann = token(&s, "mixed", "Ann", "speaker").await;
-    let t_fred = token(&s, "mixed", "Fred", "speaker").await;
-    let (chromium, firefox) = tokio::join!(Browser::launch(), Firefox::launch());
-    let ann = chromium
-        .open(&s.url(&format!("/mixed?token={t_ann}")))
-        .await;
-    firefox
-        .navigate(&s.url(&format!("/mixed?token={t_fred}")))
-        .await;
-    wait_state(&ann, "joined").await;
-    firefox
-        .wait_for(
-            "window.convene && window.convene.state === 'joined'",
-            JOIN_TIMEOUT,
-        )
-        .await;
+    let (_chromium, ann, firefox) = ann_in_chromium_and_fred_in_firefox(&s, "mixed").await;
 
     let (a, f) = tokio::join!(
         ann.try_wait_for(RECEIVED, MEDIA),
