@@ -198,7 +198,10 @@ mod tests {
         assert_eq!(sent, WRITE_QUEUE);
         assert_eq!(rx.len(), WRITE_QUEUE);
         assert_eq!(rx.recv().unwrap(), vec![0, 3, 1, 2, 3]);
-        assert!(!writer.send(&vec![0; 70_000]), "longer than a frame can say");
+        assert!(
+            !writer.send(&vec![0; 70_000]),
+            "longer than a frame can say"
+        );
         drop(rx);
         assert!(!writer.send(&[1]), "the connection is gone");
     }
