@@ -31,6 +31,32 @@ pub fn media_ip() -> std::net::IpAddr {
 }
 
 /// Path of a binary built from this workspace (`CONVENE_BIN` overrides `convene`).
+/// With `CONVENE_TEST_SEEDS_DIR` set, keeps `bytes` as a seed input of the
+/// fuzz target `target` (`<dir>/<target>/<hash>`), so that a run of the
+/// tests captures what real clients send (signaling messages, SDP) for
+/// `fuzz/seeds/`. Without it, nothing happens.
+pub fn capture_seed(target: &str, bytes: &[u8]) {
+    use std::hash::{Hash, Hasher};
+    let Some(dir) = std::env::var_os("CONVENE_TEST_SEEDS_DIR") else {
+        return;
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    let dir = Path::new(&dir).join(target);
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(dir.join(format!("{:016x}", h.finish())), bytes);
+    }
+}
+
+/// A signaling message a test client sends, captured as a seed of
+/// `signaling_json` (and its SDP, if any, of `sdp_scan`).
+pub fn capture_signaling_seed(msg: &Value) {
+    capture_seed("signaling_json", msg.to_string().as_bytes());
+    if let Some(sdp) = msg.get("sdp").and_then(Value::as_str) {
+        capture_seed("sdp_scan", sdp.as_bytes());
+    }
+}
+
 pub fn binary(name: &str) -> PathBuf {
     if name == "convene"
         && let Ok(p) = std::env::var("CONVENE_BIN")

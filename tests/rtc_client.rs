@@ -415,6 +415,7 @@ async fn run(
         "name": opts.name, "resume": opts.resume,
         "client": {"kind": "bot", "user_agent": "convene-tests"}
     });
+    crate::capture_signaling_seed(&join);
     let _ = ws_tx.send(Message::Text(join.to_string().into())).await;
 
     let mut socket = UdpSocket::bind(SocketAddr::new(opts.media_ip, 0))
@@ -557,6 +558,7 @@ async fn run(
             }
         }
         for v in send_ws.drain(..) {
+            crate::capture_signaling_seed(&v);
             let _ = ws_tx.send(Message::Text(v.to_string().into())).await;
         }
         let mut next_media = timeout;

@@ -45,6 +45,20 @@ pub(crate) async fn ann_in_chromium_and_fred_in_firefox(
             JOIN_TIMEOUT,
         )
         .await;
+    // Each browser's offer or answer, kept as `sdp_scan` seeds when the
+    // run captures seeds.
+    const SDPS: &str = "[window.convene.pc.localDescription && window.convene.pc.localDescription.sdp, \
+        window.convene.pc.remoteDescription && window.convene.pc.remoteDescription.sdp]";
+    for sdps in [ann.eval(SDPS).await, firefox.eval(SDPS).await] {
+        for sdp in sdps
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            convene_tests::capture_seed("sdp_scan", sdp.as_bytes());
+        }
+    }
     (chromium, ann, firefox)
 }
 
