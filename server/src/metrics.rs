@@ -186,6 +186,10 @@ fn describe() {
         "Tracks refused because the publisher's role may not publish them"
     );
     describe_counter!(
+        "convene_peer_panics_total",
+        "Peers closed because their input made the WebRTC stack panic"
+    );
+    describe_counter!(
         "convene_ice_restarts_total",
         "ICE restarts clients asked for (network changes)"
     );

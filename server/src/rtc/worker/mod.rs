@@ -431,8 +431,30 @@ impl Worker {
                         {
                             self.tcp.insert(d.from, w.clone());
                         }
-                        if let Err(e) = peer.rtc.handle_input(input) {
-                            tracing::debug!(participant = %peer.participant_id, error = %e, "input refused");
+                        // str0m 0.25 has panics reachable from a peer's own
+                        // (authenticated) input, e.g. `panic!("Incorrect small
+                        // delta size")` on a hostile TWCC report (found by the
+                        // `rtc_keyed` fuzz target): one packet must not take
+                        // down the worker and every room on it. The panicking
+                        // peer is closed (its state is not trusted after) and
+                        // told `MEDIA_LOST`, like a failed connection.
+                        let handled =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                peer.rtc.handle_input(input)
+                            }));
+                        match handled {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::debug!(participant = %peer.participant_id, error = %e, "input refused");
+                            }
+                            Err(_) => {
+                                let pid = peer.participant_id.clone();
+                                tracing::warn!(participant = %pid, "the peer's input made str0m panic; peer closed");
+                                metrics::counter!("convene_peer_panics_total").increment(1);
+                                self.peer_failed(&pid);
+                                let _ = self.pool.try_send(d.buf);
+                                return;
+                            }
                         }
                         // str0m holds one received RTP packet at a time: drain
                         // it before the next input.
