@@ -21,13 +21,15 @@
 //! dispatch of str0m events and signaling commands. The rest, one job a file:
 //! `state` (tracks, peers, rooms), `lifecycle` (peers built and torn down),
 //! `negotiation` (offers, answers, publish/unpublish, mute), `forwarding`
-//! (fan-out, keyframes, layer allocation, speakers), `viewers` (what a viewer
+//! (fan-out, keyframes, layer allocation, speakers), `receive` (a datagram
+//! to its peer's str0m), `viewers` (what a viewer
 //! that cannot renegotiate is shown) and `relay` (rooms held by several
 //! workers).
 
 mod forwarding;
 mod lifecycle;
 mod negotiation;
+mod receive;
 mod relay;
 mod state;
 pub mod stats;
@@ -42,7 +44,7 @@ use convene_sfu::{Layer, TrackDemand};
 use crossbeam_channel::{Receiver, Sender, select};
 use str0m::bwe::BweKind;
 use str0m::media::Mid;
-use str0m::net::{Protocol, Receive};
+use str0m::net::Protocol;
 use str0m::rtp::RtpPacket;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output};
 use tokio::sync::{mpsc, oneshot};
@@ -391,88 +393,6 @@ impl Worker {
         }
         t.min(self.last_speaker_tick + SPEAKER_INTERVAL)
             .min(self.last_housekeeping + HOUSEKEEPING_INTERVAL)
-    }
-
-    fn on_datagram(&mut self, d: Datagram) {
-        let slot = self.by_addr.get(&d.from).copied().or_else(|| {
-            let ufrag = super::stun::binding_request_ufrag(d.bytes())?;
-            self.by_ufrag.get(ufrag).copied()
-        });
-        if let Some(slot) = slot
-            && let Some(peer) = self.peers.get_mut(slot)
-        {
-            let now = Instant::now();
-            let known = self.by_addr.contains_key(&d.from);
-            let proto = if d.tcp.is_some() {
-                Protocol::Tcp
-            } else {
-                Protocol::Udp
-            };
-            match Receive::new(proto, d.from, self.local_addr, d.bytes()) {
-                Ok(recv) => {
-                    let input = Input::Receive(now, recv);
-                    // A relay address of the built-in TURN may only reach
-                    // peers of the room its credential was minted for;
-                    // checked once, when the address is first accepted.
-                    let accept = known
-                        || (peer.rtc.accepts(&input)
-                            && match self.relay_rooms.check(d.from, &peer.room_id) {
-                                super::RelayCheck::OtherRoom => {
-                                    metrics::counter!("convene_turn_refusals_total", "reason" => "other_room")
-                                        .increment(1);
-                                    false
-                                }
-                                _ => true,
-                            });
-                    if accept {
-                        self.by_addr.insert(d.from, slot);
-                        if let Some(w) = &d.tcp
-                            && !self.tcp.contains_key(&d.from)
-                        {
-                            self.tcp.insert(d.from, w.clone());
-                        }
-                        // str0m 0.25 has panics reachable from a peer's own
-                        // (authenticated) input, e.g. `panic!("Incorrect small
-                        // delta size")` on a hostile TWCC report (found by the
-                        // `rtc_keyed` fuzz target): one packet must not take
-                        // down the worker and every room on it. The panicking
-                        // peer is closed (its state is not trusted after) and
-                        // told `MEDIA_LOST`, like a failed connection.
-                        let handled =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                peer.rtc.handle_input(input)
-                            }));
-                        match handled {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => {
-                                tracing::debug!(participant = %peer.participant_id, error = %e, "input refused");
-                            }
-                            Err(_) => {
-                                let pid = peer.participant_id.clone();
-                                tracing::warn!(participant = %pid, "the peer's input made str0m panic; peer closed");
-                                metrics::counter!("convene_peer_panics_total").increment(1);
-                                self.peer_failed(&pid);
-                                let _ = self.pool.try_send(d.buf);
-                                return;
-                            }
-                        }
-                        // str0m holds one received RTP packet at a time: drain
-                        // it before the next input.
-                        self.poll_peer(slot, now);
-                    }
-                }
-                Err(_) => {
-                    self.counters
-                        .malformed
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        } else {
-            self.counters
-                .unroutable
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        let _ = self.pool.try_send(d.buf);
     }
 
     /// Drops the stale entries of the timer heap (each poll that changes a
