@@ -15,6 +15,7 @@ pub mod http;
 pub mod logs;
 pub mod m2m;
 pub mod meeting;
+pub mod onvif;
 pub mod peer;
 pub mod processing;
 pub mod record;

@@ -71,6 +71,8 @@ pub struct Config {
     pub rtc: RtcConfig,
     pub system: SystemConfig,
     pub calendar: CalendarConfig,
+    /// ONVIF cameras on the LAN (file or environment only: it holds passwords).
+    pub onvif: crate::onvif::OnvifConfig,
     /// The fleet server this appliance enrolls in and connects to
     /// (configuration file or environment only).
     pub fleet: crate::fleet::FleetSettings,
@@ -174,6 +176,7 @@ impl Default for Config {
             rtc: RtcConfig::default(),
             system: SystemConfig::default(),
             calendar: CalendarConfig::default(),
+            onvif: crate::onvif::OnvifConfig::default(),
             fleet: crate::fleet::FleetSettings::default(),
         }
     }
@@ -451,6 +454,7 @@ impl Config {
         crate::sources::AudioSourceSpec::parse(&self.audio.source).map_err(ConfigError::Invalid)?;
         self.fleet.validate().map_err(ConfigError::Invalid)?;
         self.calendar.validate().map_err(ConfigError::Invalid)?;
+        self.onvif.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -462,6 +466,11 @@ impl Config {
         }
         if !self.fleet.enrollment_token.is_empty() {
             v["fleet"]["enrollment_token"] = serde_json::json!("********");
+        }
+        if let Some(creds) = v["onvif"]["credentials"].as_array_mut() {
+            for c in creds {
+                c["password"] = serde_json::json!("********");
+            }
         }
         v
     }

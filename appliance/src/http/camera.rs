@@ -748,6 +748,7 @@ fn section_key(s: &str) -> Option<&'static str> {
         "system" => "system",
         "calendar" => "calendar",
         "http" => "http",
+        "onvif" => "onvif",
         _ => return None,
     })
 }
@@ -785,11 +786,13 @@ async fn config_patch(
 async fn config_write(st: Arc<AppState>, section: String, body: Value, replace: bool) -> ApiResult {
     let key = section_key(&section)
         .ok_or_else(|| ApiError::not_found(format!("no config section `{section}`")))?;
-    if key == "http" {
+    if key == "http" || key == "onvif" {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "PERMISSION_DENIED",
-            "the http section (address, keys, limits) can only be changed in the configuration file",
+            format!(
+                "the {key} section (addresses, keys, credentials, limits) can only be changed in the configuration file"
+            ),
         ));
     }
     // The seed wraps the section: {"camera": {...}}; a bare object is accepted too.

@@ -5,6 +5,7 @@
 
 pub mod camera;
 pub mod device;
+pub mod onvif;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -267,6 +268,8 @@ pub struct AppState {
     pub calendar: crate::calendar::autojoin::SharedBoard,
     /// Calendar settings of the fleet's policies, over `[calendar]`.
     pub fleet_calendar: Mutex<Option<crate::calendar::CalendarPolicy>>,
+    /// ONVIF cameras found by `GET /api/onvif/discover`.
+    pub onvif: crate::onvif::Registry,
 }
 
 impl AppState {
@@ -309,6 +312,7 @@ impl AppState {
             outbound,
             calendar: Default::default(),
             fleet_calendar: Mutex::new(None),
+            onvif: Default::default(),
         })
     }
 
@@ -582,10 +586,13 @@ pub fn app(st: Arc<AppState>) -> Router {
         st.clone(),
         device_guard,
     ));
-    let camera = camera::routes(&st).layer(axum::middleware::from_fn_with_state(
-        st.clone(),
-        camera_guard,
-    ));
+    let camera =
+        camera::routes(&st)
+            .merge(onvif::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                st.clone(),
+                camera_guard,
+            ));
     Router::new()
         .merge(device)
         .merge(camera)
