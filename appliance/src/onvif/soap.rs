@@ -248,6 +248,21 @@ mod tests {
     }
 
     #[test]
+    fn odd_first_children_of_the_header_still_get_the_token_as_an_element() {
+        for first in [
+            "<![CDATA[x]]>",
+            "<!-- c -->",
+            "&amp;",
+            " \n ",
+            "<?pi x?>",
+        ] {
+            let e = GET_INFO.replace("<s:Body>", &format!("<s:Header>{first}</s:Header><s:Body>"));
+            let out = prepare(e.as_bytes(), Some(&tok())).unwrap();
+            security_of(&out);
+        }
+    }
+
+    #[test]
     fn a_request_with_its_own_security_or_without_credentials_is_unchanged() {
         let own = GET_INFO.replace(
             "<s:Body>",
