@@ -28,6 +28,7 @@ pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev)
 pkg-config --exists alsa 2>/dev/null || missing+=(libasound2-dev)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)   # openh264 and libwebm are C++
+pkg-config --exists webrtc-audio-processing 2>/dev/null || missing+=(libwebrtc-audio-processing-dev)   # the appliance's echo canceller and noise suppressor (WebRTC APM)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)   # opus's build script
 compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || missing+=(libclang-dev)   # v4l's bindgen
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)

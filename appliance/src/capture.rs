@@ -184,6 +184,11 @@ impl Capture {
         }
     }
 
+    /// Why the microphone processing cannot run, if it cannot.
+    pub fn processing_error(&self) -> Option<String> {
+        lock(&self.processor).error().map(str::to_string)
+    }
+
     /// Whether the current audio source goes through the processing.
     pub fn processing_active(&self) -> bool {
         self.processed_source.load(Ordering::Relaxed)

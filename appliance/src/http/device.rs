@@ -313,11 +313,11 @@ fn audio_view(st: &AppState) -> Value {
         "output": {"device": if cfg.audio.speaker.is_empty() { Value::Null } else { json!(cfg.audio.speaker) },
                    "volume": s.output_volume, "muted": s.output_muted},
         "processing": {"noise_reduction": s.noise_reduction, "echo_cancellation": s.echo_cancellation,
-                       "implemented": true,
+                       "implemented": st.capture.processing_error().is_none(),
+                       "engine": "webrtc-apm",
+                       "error": st.capture.processing_error(),
                        // Synthetic sources (sine) are sent as generated.
                        "active": st.capture.processing_active(),
-                       "high_pass_hz": 80,
-                       "echo_tail_ms": (crate::processing::AEC_PARTITIONS * crate::processing::BLOCK * 1000 / 48_000),
                        "echo_reference": if cfg.audio.speaker.is_empty() { "none (no speaker configured)" } else { "speaker output" }},
     })
 }

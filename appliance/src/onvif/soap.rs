@@ -249,13 +249,7 @@ mod tests {
 
     #[test]
     fn odd_first_children_of_the_header_still_get_the_token_as_an_element() {
-        for first in [
-            "<![CDATA[x]]>",
-            "<!-- c -->",
-            "&amp;",
-            " \n ",
-            "<?pi x?>",
-        ] {
+        for first in ["<![CDATA[x]]>", "<!-- c -->", "&amp;", " \n ", "<?pi x?>"] {
             let e = GET_INFO.replace("<s:Body>", &format!("<s:Header>{first}</s:Header><s:Body>"));
             let out = prepare(e.as_bytes(), Some(&tok())).unwrap();
             security_of(&out);
