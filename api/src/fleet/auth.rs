@@ -287,6 +287,7 @@ pub async fn require_user(
         .into_response()
     } else if user.role != FleetRole::Admin
         && !matches!(*request.method(), Method::GET | Method::HEAD)
+        && !self_service(&request)
     {
         FleetError::Forbidden(format!(
             "the {} role may only read; {} needs the admin role",
@@ -300,6 +301,11 @@ pub async fn require_user(
     };
     set_quota_headers(response.headers_mut(), &quota);
     response
+}
+
+/// Changes any role may make to its own account: its password.
+fn self_service(request: &Request) -> bool {
+    *request.method() == Method::POST && request.uri().path().ends_with("/users/me/password")
 }
 
 /// The token endpoint's answer (the seed's fields).

@@ -636,6 +636,43 @@ pub fn policy_patch(body: &Map<String, Value>) -> Result<PolicyPatch, Invalid> {
     Ok(patch)
 }
 
+/// `limit` (1..=500, default 50) and `offset` (default 0) of a list query.
+fn page_fields(get: &impl Fn(&str) -> Option<String>, errors: &mut FieldErrors) -> (i64, i64) {
+    let limit = match get("limit").as_deref() {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                push(
+                    errors,
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_LIMIT}"),
+                );
+                DEFAULT_LIMIT
+            }
+        },
+    };
+    let offset = match get("offset").as_deref() {
+        None | Some("") => 0,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if n >= 0 => n,
+            _ => {
+                push(errors, "offset", "must be a non-negative integer");
+                0
+            }
+        },
+    };
+    (limit, offset)
+}
+
+/// A list query that takes only `limit` and `offset`.
+pub fn page_query(get: impl Fn(&str) -> Option<String>) -> Result<(i64, i64), Invalid> {
+    let mut errors = FieldErrors::new();
+    let page = page_fields(&get, &mut errors);
+    check(errors)?;
+    Ok(page)
+}
+
 /// The device list query: `status`, `group`, `limit` (1..=500, default 50),
 /// `offset` (default 0).
 pub fn device_list_query(
@@ -655,30 +692,7 @@ pub fn device_list_query(
         Some(g) if is_slug(g) => filter.group = Some(g.to_string()),
         Some(_) => push(&mut errors, "group", "must be a group id"),
     }
-    let limit = match get("limit").as_deref() {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => {
-                push(
-                    &mut errors,
-                    "limit",
-                    format!("must be an integer from 1 to {MAX_LIMIT}"),
-                );
-                DEFAULT_LIMIT
-            }
-        },
-    };
-    let offset = match get("offset").as_deref() {
-        None | Some("") => 0,
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if n >= 0 => n,
-            _ => {
-                push(&mut errors, "offset", "must be a non-negative integer");
-                0
-            }
-        },
-    };
+    let (limit, offset) = page_fields(&get, &mut errors);
     check(errors)?;
     Ok((filter, limit, offset))
 }

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod connect;
 pub mod devices;
 pub mod domain;
+pub mod enrollment;
 pub mod error;
 pub mod extract;
 pub mod groups;
@@ -147,7 +148,11 @@ pub fn router(state: FleetState) -> Router {
             "/devices/{id}/credential/rotate",
             post(actions::rotate_credential),
         )
-        .route("/enrollment-tokens", post(devices::create_enrollment_token))
+        .route(
+            "/enrollment-tokens",
+            get(enrollment::list).post(devices::create_enrollment_token),
+        )
+        .route("/enrollment-tokens/{id}", delete(enrollment::revoke))
         .route("/groups", get(groups::list).post(groups::create))
         .route(
             "/groups/{id}",
@@ -167,6 +172,8 @@ pub fn router(state: FleetState) -> Router {
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/users", get(users::list).post(users::create))
+        .route("/users/me", get(users::me))
+        .route("/users/me/password", post(users::change_own_password))
         .route(
             "/users/{id}",
             get(users::get_one)

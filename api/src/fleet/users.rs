@@ -218,6 +218,102 @@ pub async fn update(
     Ok(Json(updated.into()))
 }
 
+/// `POST /users/me/password`: `current_password`, `new_password`.
+pub fn own_password_change(body: &Map<String, Value>) -> Result<(String, String), Invalid> {
+    let mut errors = FieldErrors::new();
+    no_unknown(body, &["current_password", "new_password"], &mut errors);
+    let current = match body.get("current_password").and_then(Value::as_str) {
+        Some(c) if !c.is_empty() => Some(c.to_string()),
+        _ => {
+            push(&mut errors, "current_password", "is required");
+            None
+        }
+    };
+    let new = match body.get("new_password") {
+        Some(v) => password(v, &mut errors),
+        None => {
+            push(&mut errors, "new_password", "is required");
+            None
+        }
+    };
+    check(errors)?;
+    match (current, new) {
+        (Some(c), Some(n)) => Ok((c, n)),
+        _ => Err(Invalid::field(
+            "body",
+            "current_password and new_password are required",
+        )),
+    }
+}
+
+/// `GET /users/me`: the signed-in user (any role).
+pub async fn me(State(state): State<FleetState>, user: FleetUser) -> FleetResult<Json<UserView>> {
+    let record = state
+        .db
+        .fleet_user_by_id(&user.id)
+        .await?
+        .ok_or_else(|| FleetError::not_found("Fleet user", &user.id))?;
+    Ok(Json(record.into()))
+}
+
+/// `POST /users/me/password` (any role, viewers included): the current
+/// password must be right (a wrong one is a 403 and counts as a failure of
+/// the caller's address, like a bad sign-in); the new one follows the
+/// password rules. Every token of the user is retired, this one too: the
+/// client signs in again.
+pub async fn change_own_password(
+    State(state): State<FleetState>,
+    super::extract::ClientIp(ip): super::extract::ClientIp,
+    user: FleetUser,
+    FleetJson(body): FleetJson,
+) -> FleetResult<Json<Value>> {
+    let (current, new) = own_password_change(&body)?;
+    let record = state
+        .db
+        .fleet_user_by_id(&user.id)
+        .await?
+        .ok_or_else(|| FleetError::not_found("Fleet user", &user.id))?;
+    let _slot = state
+        .password_checks
+        .acquire()
+        .await
+        .map_err(FleetError::internal)?;
+    let hash = record.password_hash.clone();
+    let (right, new_hash) = tokio::task::spawn_blocking(move || {
+        if super::auth::verify_password(&hash, &current) {
+            (true, Some(hash_password(&new)))
+        } else {
+            (false, None)
+        }
+    })
+    .await
+    .map_err(FleetError::internal)?;
+    if !right {
+        if let Some(ip) = ip {
+            state.ip_limits.failed(ip, super::auth::unix_now());
+        }
+        return Err(FleetError::Forbidden(
+            "current_password is not this user's password".into(),
+        ));
+    }
+    let password_hash = new_hash.transpose()?;
+    let updated = state
+        .db
+        .update_fleet_user(
+            &user.id,
+            &FleetUserPatch {
+                role: None,
+                password_hash,
+            },
+        )
+        .await?;
+    tracing::info!(user = %user.id, "fleet user changed their own password; earlier tokens retired");
+    Ok(Json(serde_json::json!({
+        "user": UserView::from(updated),
+        "message": "password changed; every earlier token (this one too) no longer works: sign in again",
+    })))
+}
+
 /// `DELETE /users/{id}`: 204.
 pub async fn remove(
     State(state): State<FleetState>,

@@ -7,6 +7,7 @@ mod actions;
 mod alert_rules;
 mod connection;
 mod credentials;
+mod enrollment;
 mod policies;
 mod support;
 mod tls;

@@ -147,3 +147,92 @@ async fn admins_manage_fleet_users_and_the_fleet_keeps_an_admin() {
     );
     admin.get("/devices").await.expect(200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_user_changes_their_own_password_and_only_with_the_current_one() {
+    let (s, admin, viewer) = fleet_server(&[]).await;
+
+    // A viewer reads its own account, but still acts on nothing else.
+    let me = viewer.get("/users/me").await.expect(200).body;
+    assert_eq!(me["email"], VIEWER);
+    assert_eq!(me["role"], "viewer");
+    assert!(!me.to_string().contains("argon2"), "{me}");
+    expect_error(
+        &viewer.post("/groups", json!({"name": "x"})).await,
+        403,
+        "FORBIDDEN",
+    );
+
+    // Bad bodies: nothing changes.
+    for body in [
+        json!({}),
+        json!({"current_password": PASSWORD}),
+        json!({"current_password": PASSWORD, "new_password": "short"}),
+        json!({"current_password": PASSWORD, "new_password": "long enough now", "role": "admin"}),
+    ] {
+        expect_error(
+            &viewer.post("/users/me/password", body).await,
+            400,
+            "VALIDATION_ERROR",
+        );
+    }
+    // A wrong current password: 403, and the old password still works.
+    expect_error(
+        &viewer
+            .post(
+                "/users/me/password",
+                json!({"current_password": "not my password", "new_password": "a new passphrase"}),
+            )
+            .await,
+        403,
+        "FORBIDDEN",
+    );
+    viewer.get("/devices").await.expect(200);
+
+    // The right one: changed; this token and every earlier one retired; the
+    // old password no longer signs in, the new one does; the role is unchanged.
+    let r = viewer
+        .post(
+            "/users/me/password",
+            json!({"current_password": PASSWORD, "new_password": "a new passphrase"}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(r["user"]["role"], "viewer", "{r}");
+    expect_error(&viewer.get("/devices").await, 401, "UNAUTHORIZED");
+    let login = |password: &'static str| {
+        let s = &s;
+        async move {
+            s.client
+                .post(s.url("/fleet/api/v1/auth/token"))
+                .json(&json!({"email": VIEWER, "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(login(PASSWORD).await.status(), 401);
+    let fresh = login("a new passphrase").await;
+    assert_eq!(fresh.status(), 200);
+
+    // An admin changes their own password the same way; other users are
+    // still changed through PATCH /users/{id} by admins only.
+    admin
+        .post(
+            "/users/me/password",
+            json!({"current_password": PASSWORD, "new_password": "admin passphrase 2"}),
+        )
+        .await
+        .expect(200);
+    expect_error(&admin.get("/devices").await, 401, "UNAUTHORIZED");
+    // Without a token: 401.
+    let r = s
+        .client
+        .post(s.url("/fleet/api/v1/users/me/password"))
+        .json(&json!({"current_password": "a new passphrase", "new_password": "x y z w v u"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

@@ -18,6 +18,7 @@ use crate::fleet::domain::{DeviceStatus, FleetRole};
 
 mod alerts;
 mod connection;
+pub mod enrollment;
 mod meetings;
 mod policies;
 pub mod updates;
@@ -448,7 +449,7 @@ impl Db {
         let mut tx = self.write.begin().await?;
         let spent: Option<(Option<String>,)> = sqlx::query_as(
             "UPDATE fleet_enrollment_tokens SET used_at = ?, device_id = ?
-             WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
+             WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
              RETURNING group_id",
         )
         .bind(&ts)
