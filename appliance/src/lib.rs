@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod capture;
 pub mod config;
 pub mod convert;
+pub mod display;
 pub mod dsp;
 pub mod encode;
 pub mod files;

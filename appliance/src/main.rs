@@ -170,6 +170,7 @@ async fn run(
     let state = AppState::new(layers, config_path, capture, logs, speaker, outbound);
     tokio::spawn(state.cpu.clone().run());
     tokio::spawn(convene_appliance::calendar::autojoin::run(state.clone()));
+    tokio::spawn(convene_appliance::display::run(state.clone()));
     if !cfg.fleet.server.is_empty() {
         tokio::spawn(convene_appliance::fleet::link::run(
             state.clone(),

@@ -13,7 +13,9 @@
 //!   the occurrence, when the event disappears from the calendar, or when the
 //!   next due meeting is in another room; back to back in the same room it
 //!   stays;
-//! - a failed join is retried every [`RETRY`] until the meeting ends.
+//! - a failed join is retried every [`RETRY`] until the meeting ends;
+//! - a meeting that starts in a fleet policy's quiet hours is `skipped`
+//!   ([`Scheduler::skip_quiet`]).
 //!
 //! [`Scheduler`] is the decision (pure, unit-tested); [`run`] the task that
 //! reads the calendar, asks the scheduler and carries out its answer.
@@ -197,6 +199,41 @@ impl Scheduler {
         }
     }
 
+    /// Marks the due meetings that start in the quiet hours `skipped`, so
+    /// that [`Scheduler::next`] passes them over; a meeting the calendar
+    /// already joined stays joined.
+    pub fn skip_quiet(
+        &mut self,
+        now: DateTime<Utc>,
+        meetings: &[CalendarEvent],
+        lead: Duration,
+        quiet: &super::quiet::QuietHours,
+    ) {
+        for m in meetings.iter().filter(|m| {
+            not_joinable(m).is_none()
+                && m.start - lead <= now
+                && now < m.end
+                && quiet.contains(m.start)
+        }) {
+            let acted = self
+                .outcomes
+                .get(&m.id)
+                .is_some_and(|o| o.status != "failed");
+            let owned = self.owned.as_ref().is_some_and(|o| o.id == m.id);
+            if !acted && !owned {
+                self.set(
+                    &m.id,
+                    "skipped",
+                    Some(format!(
+                        "it starts in the quiet hours ({})",
+                        quiet.describe()
+                    )),
+                    m.end,
+                );
+            }
+        }
+    }
+
     /// The join of `id` succeeded as join number `generation`.
     pub fn joined(&mut self, id: &str, url: &str, end: DateTime<Utc>, generation: u64) {
         self.set(id, "joined", None, end);
@@ -298,6 +335,10 @@ pub async fn run(state: Arc<AppState>) {
         let live = state.meetings.live_generation().await;
         let lead = Duration::seconds(cfg.join_lead_secs as i64);
         let now = Utc::now();
+        let quiet = *lock(&state.fleet_quiet_hours);
+        if let Some(q) = quiet {
+            scheduler.skip_quiet(now, &schedule.meetings, lead, &q);
+        }
         match scheduler.next(now, &schedule.meetings, lead, live) {
             Step::Nothing => {}
             Step::Join { id, url, end } => {
@@ -362,6 +403,34 @@ mod tests {
     }
 
     const LEAD: Duration = Duration::seconds(30);
+
+    #[test]
+    fn a_meeting_in_the_quiet_hours_is_skipped_and_the_next_one_joined() {
+        let quiet = super::super::quiet::QuietHours::from_json(
+            &serde_json::json!({"start": "22:00", "end": "07:00", "timezone": "Europe/Berlin"}),
+        )
+        .unwrap();
+        // 06:30 and 07:30 Berlin time (winter, UTC+1).
+        let ms = [
+            meeting("early", "2030-01-01T05:30:00Z", "2030-01-01T06:00:00Z", "r"),
+            meeting("later", "2030-01-01T06:30:00Z", "2030-01-01T07:00:00Z", "r"),
+        ];
+        let mut s = Scheduler::default();
+        let now = at("2030-01-01T05:29:45Z");
+        s.skip_quiet(now, &ms, LEAD, &quiet);
+        assert_eq!(s.next(now, &ms, LEAD, None), Step::Nothing);
+        let o = &s.outcomes()["early"];
+        assert_eq!(o.status, "skipped");
+        assert!(
+            o.detail
+                .as_deref()
+                .unwrap()
+                .contains("22:00-07:00 Europe/Berlin")
+        );
+        let now = at("2030-01-01T06:29:45Z");
+        s.skip_quiet(now, &ms, LEAD, &quiet);
+        assert!(matches!(s.next(now, &ms, LEAD, None), Step::Join { id, .. } if id == "later"));
+    }
 
     #[test]
     fn joins_before_the_start_and_leaves_at_the_end() {

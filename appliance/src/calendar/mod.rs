@@ -5,6 +5,7 @@
 
 pub mod autojoin;
 pub mod ics;
+pub mod quiet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

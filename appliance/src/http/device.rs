@@ -171,7 +171,23 @@ async fn camera(State(st): State<Arc<AppState>>) -> ApiResult {
     Ok(Json(camera_view(&st)))
 }
 
-const CAMERA_CONTROLS: [&str; 6] = [
+/// A camera setting's value as stored (0..100; `auto_exposure` also as a
+/// boolean), or why it is not one. Shared with fleet policies.
+pub fn camera_value(k: &str, v: &Value) -> Result<i64, String> {
+    if !CAMERA_CONTROLS.contains(&k) {
+        return Err(format!("unknown camera setting `{k}`"));
+    }
+    match (k, v) {
+        ("auto_exposure", Value::Bool(b)) => Ok(i64::from(*b)),
+        (_, Value::Number(n)) => n
+            .as_i64()
+            .filter(|n| (0..=100).contains(n))
+            .ok_or_else(|| format!("`{k}` must be 0..100")),
+        _ => Err(format!("`{k}` has the wrong type")),
+    }
+}
+
+pub const CAMERA_CONTROLS: [&str; 6] = [
     "brightness",
     "contrast",
     "saturation",
@@ -201,14 +217,7 @@ async fn camera_patch(
                     .details(json!({"field": k, "allowed": CAMERA_CONTROLS})),
             );
         }
-        let n = match (k.as_str(), v) {
-            ("auto_exposure", Value::Bool(b)) => i64::from(*b),
-            (_, Value::Number(n)) => n
-                .as_i64()
-                .filter(|n| (0..=100).contains(n))
-                .ok_or_else(|| ApiError::validation(format!("`{k}` must be 0..100")))?,
-            _ => return Err(ApiError::validation(format!("`{k}` has the wrong type"))),
-        };
+        let n = camera_value(k, v).map_err(ApiError::validation)?;
         wanted.push((k.clone(), n));
     }
     let mut applied = json!({});
@@ -375,19 +384,6 @@ async fn audio_patch(
     Ok(Json(audio_view(&st)))
 }
 
-/// Finds `cmd` as a path or on PATH.
-fn find_binary(cmd: &str) -> Option<std::path::PathBuf> {
-    if cmd.contains('/') {
-        let p = std::path::PathBuf::from(cmd);
-        return p.is_file().then_some(p);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(cmd))
-            .find(|p| p.is_file())
-    })
-}
-
 /// The first connected DRM output's preferred mode, e.g. `1920x1080`.
 fn display_mode() -> Option<String> {
     let mut dirs: Vec<_> = std::fs::read_dir("/sys/class/drm")
@@ -411,7 +407,7 @@ fn display_mode() -> Option<String> {
 
 async fn display(State(st): State<Arc<AppState>>) -> ApiResult {
     let cfg = st.config();
-    let cec = find_binary(&cfg.system.cec_ctl);
+    let cec = crate::display::find_binary(&cfg.system.cec_ctl);
     Ok(Json(json!({
         "power": lock(&st.settings).display_power,
         "resolution": display_mode(),
@@ -429,41 +425,25 @@ async fn display_power(
     req: Result<Json<PowerReq>, JsonRejection>,
 ) -> ApiResult {
     let r = body(req)?;
-    let args: &[&str] = match r.state.as_str() {
-        "on" => &["--to", "0", "--image-view-on"],
-        "off" | "standby" => &["--to", "0", "--standby"],
+    let on = match r.state.as_str() {
+        "on" => true,
+        "off" | "standby" => false,
         other => {
             return Err(ApiError::validation(format!(
                 "state `{other}`: expected on or off"
             )));
         }
     };
-    let cfg = st.config();
-    let Some(bin) = find_binary(&cfg.system.cec_ctl) else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "CEC_UNAVAILABLE",
-            format!(
-                "HDMI-CEC is not available: `{}` was not found (install v4l-utils, or set system.cec_ctl)",
-                cfg.system.cec_ctl
-            ),
-        ));
-    };
-    let out = tokio::process::Command::new(&bin)
-        .args(args)
-        .output()
+    crate::display::cec_power(&st.config().system.cec_ctl, on)
         .await
-        .map_err(ApiError::internal)?;
-    if !out.status.success() {
-        return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "CEC_FAILED",
-            format!(
-                "cec-ctl failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ));
-    }
+        .map_err(|e| match e {
+            crate::display::CecError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "CEC_UNAVAILABLE", m)
+            }
+            crate::display::CecError::Failed(m) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "CEC_FAILED", m)
+            }
+        })?;
     let power = if r.state == "on" { "on" } else { "off" };
     lock(&st.settings).display_power = power.into();
     st.save_settings();
@@ -508,13 +488,15 @@ async fn calendar(State(st): State<Arc<AppState>>) -> ApiResult {
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "CALENDAR_UNAVAILABLE", e))?,
     };
     let lead = chrono::Duration::seconds(cfg.join_lead_secs as i64);
+    let quiet = *lock(&st.fleet_quiet_hours);
     let meetings: Vec<Value> = schedule
         .meetings
         .iter()
         .map(|m| {
             let mut v = serde_json::to_value(m).unwrap_or_default();
             let refusal = not_joinable(m);
-            let auto = cfg.auto_join && refusal.is_none();
+            let quiet = quiet.filter(|q| q.contains(m.start));
+            let auto = cfg.auto_join && refusal.is_none() && quiet.is_none();
             v["auto_join"] = json!(auto);
             v["join_at"] = if auto {
                 json!(m.start - lead)
@@ -527,6 +509,10 @@ async fn calendar(State(st): State<Arc<AppState>>) -> ApiResult {
                 (None, None) if !cfg.auto_join => {
                     ("not_joinable", Some("calendar.auto_join is off".into()))
                 }
+                (None, None) if quiet.is_some() => (
+                    "not_joinable",
+                    quiet.map(|q| format!("it starts in the quiet hours ({})", q.describe())),
+                ),
                 (None, None) => ("scheduled", None),
             };
             v["status"] = json!(status);

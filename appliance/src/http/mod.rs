@@ -270,6 +270,10 @@ pub struct AppState {
     pub fleet_calendar: Mutex<Option<crate::calendar::CalendarPolicy>>,
     /// ONVIF cameras found by `GET /api/onvif/discover`.
     pub onvif: crate::onvif::Registry,
+    /// A fleet policy's `display.hdmi_cec`: the display follows the meeting.
+    pub fleet_display_cec: std::sync::atomic::AtomicBool,
+    /// A fleet policy's `quiet_hours`: the calendar joins nothing then.
+    pub fleet_quiet_hours: Mutex<Option<crate::calendar::quiet::QuietHours>>,
 }
 
 impl AppState {
@@ -313,6 +317,8 @@ impl AppState {
             calendar: Default::default(),
             fleet_calendar: Mutex::new(None),
             onvif: Default::default(),
+            fleet_display_cec: Default::default(),
+            fleet_quiet_hours: Mutex::new(None),
         })
     }
 

@@ -64,7 +64,7 @@ async fn policies_are_pushed_applied_and_reported() {
             "/policies",
             json!({"name": "Displays", "priority": 200,
                    "target": {"devices": [id]},
-                   "config": {"display": {"hdmi_cec": true}, "audio": {"output_volume": 90}}}),
+                   "config": {"display": {"hdmi_cec": true, "input": "hdmi2"}, "audio": {"output_volume": 90}}}),
         )
         .await
         .expect(201)
@@ -78,7 +78,7 @@ async fn policies_are_pushed_applied_and_reported() {
         })
         .await;
     let reason = d["policy"]["reason"].as_str().unwrap();
-    assert!(reason.contains("display"), "{reason}");
+    assert!(reason.contains("display.input"), "{reason}");
     assert_eq!(saved_output_volume(dir.path()), Some(40));
 
     // Removing it: back to the group policy, applied again.
@@ -229,4 +229,154 @@ DTEND:{end}\r\nURL:{link}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
     );
     wait_log(dir.path(), &["calendar: joined"]);
     serve.abort();
+}
+
+/// Camera settings, display control and quiet hours set by policy: the
+/// camera settings are saved on the appliance; with `display.hdmi_cec` the
+/// display (a `cec-ctl` stand-in that logs its arguments) is powered on
+/// when the appliance joins a meeting and put to standby when it leaves;
+/// quiet hours are accepted and reported applied (their effect on the
+/// calendar: `calendar::autojoin` unit tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_display_and_quiet_hours_policies_take_effect() {
+    let (s, admin, _viewer) = fleet_server(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cec_log = dir.path().join("cec.log");
+    let cec = dir.path().join("cec-ctl");
+    std::fs::write(
+        &cec,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", cec_log.display()),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&cec, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let token = admin.enrollment_token().await;
+    let _app = Appliance::start(
+        &s,
+        dir.path(),
+        "Room D",
+        Some(&token),
+        &[(
+            "CONVENE_APPLIANCE_SYSTEM_CEC_CTL",
+            cec.display().to_string(),
+        )],
+    );
+    let id = enrolled_id(dir.path());
+    let d = admin
+        .wait_device(&id, "applying its empty configuration", |d| {
+            d["policy"]["status"] == "applied"
+        })
+        .await;
+    let empty_rev = d["policy"]["revision"].as_str().unwrap().to_string();
+
+    admin
+        .post(
+            "/policies",
+            json!({"name": "Room defaults", "priority": 100, "target": {"devices": [id]},
+                   "config": {"camera": {"brightness": 70, "auto_exposure": false},
+                              "display": {"hdmi_cec": true},
+                              "quiet_hours": {"start": "22:00", "end": "07:00", "timezone": "Europe/Berlin"}}}),
+        )
+        .await
+        .expect(201);
+    admin
+        .wait_device(&id, "applying the policy", |d| {
+            d["policy"]["status"] == "applied" && d["policy"]["revision"] != empty_rev.as_str()
+        })
+        .await;
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
+    assert_eq!(saved["camera"]["brightness"], 70, "{saved}");
+    assert_eq!(saved["camera"]["auto_exposure"], 0, "{saved}");
+    assert!(
+        !cec_log.exists(),
+        "no meeting yet, the display is left alone"
+    );
+
+    // Join a meeting: the display is powered on; leave: standby.
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "room-d", "join_screen_enabled": false}),
+        )
+        .await
+        .expect(200);
+    let room_token = s
+        .api()
+        .post(
+            "/api/v1/rooms/room-d/token",
+            json!({"u": "Room D", "role": "speaker"}),
+        )
+        .await
+        .expect(200)
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = s.url(&format!("/room-d?token={room_token}"));
+    admin
+        .action(
+            &id,
+            json!({"action": "join_meeting", "params": {"url": link}}),
+        )
+        .await
+        .expect(200);
+    let wait_cec = |n: usize| {
+        let cec_log = cec_log.clone();
+        async move {
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let lines: Vec<String> = std::fs::read_to_string(&cec_log)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+                if lines.len() >= n {
+                    return lines;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "cec-ctl ran {lines:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(wait_cec(1).await, ["--to 0 --image-view-on"]);
+    admin
+        .action(&id, json!({"action": "leave_meeting"}))
+        .await
+        .expect(200);
+    assert_eq!(
+        wait_cec(2).await,
+        ["--to 0 --image-view-on", "--to 0 --standby"]
+    );
+
+    // Bad values are refused whole and nothing of them applies.
+    admin
+        .post(
+            "/policies",
+            json!({"name": "Broken", "priority": 200, "target": {"devices": [id]},
+                   "config": {"camera": {"brightness": 5},
+                              "quiet_hours": {"start": "25:00", "end": "07:00"}}}),
+        )
+        .await
+        .expect(201);
+    let d = admin
+        .wait_device(&id, "refusing the bad quiet hours", |d| {
+            d["policy"]["status"] == "failed"
+        })
+        .await;
+    assert!(
+        d["policy"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("quiet_hours.start"),
+        "{d}"
+    );
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
+    assert_eq!(saved["camera"]["brightness"], 70, "{saved}");
 }
