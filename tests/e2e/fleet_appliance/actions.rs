@@ -85,6 +85,41 @@ async fn remote_actions_are_carried_out_by_the_appliance() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Someone else in the room receives the appliance's camera and
+    // microphone (a str0m peer that only subscribes).
+    let watcher_token = s
+        .api()
+        .post(
+            "/api/v1/rooms/boardroom/token",
+            json!({"u": "Watcher", "role": "speaker"}),
+        )
+        .await
+        .expect(200)
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut watcher =
+        convene_tests::rtc_client::Client::connect(convene_tests::rtc_client::ClientOptions {
+            ws_url: s.ws_url(),
+            room: None,
+            token: Some(watcher_token),
+            name: None,
+            publish: false,
+            media_ip: convene_tests::media_ip(),
+            resume: None,
+            tcp: false,
+        })
+        .await;
+    watcher.wait_type("joined").await;
+    watcher
+        .wait_rtp(str0m::media::MediaKind::Video, 30, WAIT)
+        .await;
+    watcher
+        .wait_rtp(str0m::media::MediaKind::Audio, 30, WAIT)
+        .await;
+    watcher.leave();
+
     // A second join: MEETING_ACTIVE.
     let r = admin
         .action(
