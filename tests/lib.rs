@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod firefox;
+pub mod nft;
 pub mod pg;
 pub mod relay;
 pub mod rtc_client;

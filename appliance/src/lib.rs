@@ -13,6 +13,7 @@ pub mod encode;
 pub mod files;
 pub mod fleet;
 pub mod http;
+pub mod ice_tcp;
 pub mod logs;
 pub mod m2m;
 pub mod meeting;

@@ -1,6 +1,7 @@
 //! The appliance as a room participant: the signaling WebSocket (docs/signaling.md)
-//! plus one str0m peer connection that publishes the camera (VP8) and the
-//! microphone (Opus) and receives the others' audio. Reconnects by itself after
+//! plus one str0m peer connection (UDP, and ICE-TCP when UDP is blocked:
+//! `ice_tcp.rs`) that publishes the camera (VP8) and the microphone (Opus)
+//! and receives the others' audio. Reconnects by itself after
 //! a network loss, resuming the same identity while the server keeps it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -283,6 +284,20 @@ async fn connect_once(
         }
         Err(e) => return Outcome::Fatal(format!("candidate: {e}")),
     }
+    // ICE-TCP beside UDP (the UDP pair wins when both work): an appliance
+    // whose network blocks UDP reaches the server's passive TCP candidate.
+    match Candidate::builder()
+        .tcp()
+        .host(local)
+        .tcptype(str0m::net::TcpType::Active)
+        .build()
+    {
+        Ok(c) => {
+            rtc.add_local_candidate(c);
+        }
+        Err(e) => return Outcome::Fatal(format!("TCP candidate: {e}")),
+    }
+    let mut tcp = crate::ice_tcp::TcpLinks::new();
 
     let mut resume_token = resume.clone();
     let mut joined = false;
@@ -326,7 +341,11 @@ async fn connect_once(
             match rtc.poll_output() {
                 Ok(Output::Timeout(t)) => break t,
                 Ok(Output::Transmit(t)) => {
-                    let _ = socket.send_to(&t.contents, t.destination).await;
+                    if t.proto == Protocol::Tcp {
+                        tcp.send(t.destination, &t.contents);
+                    } else {
+                        let _ = socket.send_to(&t.contents, t.destination).await;
+                    }
                 }
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => {
@@ -414,6 +433,11 @@ async fn connect_once(
 
         let sending = connected && pending.is_none();
         tokio::select! {
+            Some((from, frame)) = tcp.recv() => {
+                if let Ok(recv) = Receive::new(Protocol::Tcp, from, local, &frame) {
+                    let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
+                }
+            }
             r = socket.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r
                     && let Ok(recv) = Receive::new(Protocol::Udp, from, local, &buf[..n])

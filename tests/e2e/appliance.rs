@@ -741,3 +741,63 @@ DTSTART:{start}\r\nDTEND:{end}\r\nLOCATION:{link}\r\nEND:VEVENT\r\nEND:VCALENDAR
     assert!(chrono::Utc::now() >= end, "left before the meeting's end");
     wait_meeting(&app, |m| m["active"] == false, "the calendar's leave").await;
 }
+
+/// An appliance on a network that blocks UDP (a hotel or guest network):
+/// its peer connection reaches the server's passive ICE-TCP candidate, and
+/// someone else in the room receives its camera and microphone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appliance_whose_network_blocks_udp_gets_in_over_ice_tcp() {
+    use convene_tests::nft::NftBlock;
+    use convene_tests::rtc_client::{Client, ClientOptions};
+    use str0m::media::MediaKind;
+
+    let s = Server::start();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "tcp-only", "join_screen_enabled": false}),
+        )
+        .await
+        .expect(200);
+    let media = s.media_addr();
+    // No UDP reaches the media port from any source port (1-1 is never one).
+    let block = NftBlock::udp_to_ports_except_from(&[media.port()], (1, 1));
+    block.assert_blocks(media);
+
+    let app = Appliance::start();
+    let t = token(&s, "tcp-only", "Room T").await;
+    let (st, v) = app
+        .call(
+            "POST",
+            "/api/v1/meeting/join",
+            Some(json!({"url": s.url(&format!("/tcp-only?token={t}"))})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    wait_meeting(
+        &app,
+        |v| {
+            v["connection"]["media_connected"] == true
+                && v["connection"]["sent_video_frames"].as_u64() > Some(10)
+        },
+        "media connected over TCP",
+    )
+    .await;
+
+    let watcher_token = token(&s, "tcp-only", "Watcher").await;
+    let mut watcher = Client::connect(ClientOptions {
+        ws_url: s.ws_url(),
+        room: None,
+        token: Some(watcher_token),
+        name: None,
+        publish: false,
+        media_ip: media_ip(),
+        resume: None,
+        tcp: true,
+    })
+    .await;
+    watcher.wait_type("joined").await;
+    watcher.wait_rtp(MediaKind::Video, 30, WAIT).await;
+    watcher.wait_rtp(MediaKind::Audio, 30, WAIT).await;
+    drop(block);
+}
