@@ -1,11 +1,13 @@
 // Collaboration in the room (docs/signaling.md "Collaboration"): the side
 // panel's tabs (Chat, Q&A, Polls), raised hands and reactions. Routes the
-// collaboration events to chat.js, qa.js and polls.js; main.js owns the tiles
+// collaboration events to chat.js, qa.js, polls.js and slides.js (a
+// presented library file); main.js owns the tiles
 // and asks here for hand positions.
 
 import { Chat } from './chat.js';
 import { QA } from './qa.js';
 import { Polls } from './polls.js';
+import { Slides } from './slides.js';
 import { h } from './ui.js';
 import { t } from './i18n.js';
 
@@ -34,6 +36,7 @@ export class Collab {
     this.chat = new Chat({ send, onNew: () => this.unread('chat') });
     this.qa = new QA({ send });
     this.polls = new Polls({ send, onNew: () => this.unread('polls') });
+    this.slides = new Slides({ send });
     for (const b of document.querySelectorAll('#side .tabs button')) {
       b.addEventListener('click', () => this.showTab(b.dataset.tab));
     }
@@ -69,6 +72,7 @@ export class Collab {
     $('ctl-reactions').hidden = !(on('room_reactions_enabled') && may('emoji_reactions'));
     this.renderHand();
     this.renderRecording();
+    this.slides.configure(this.permissions);
   }
 
   /** Handles a collaboration event; false when `m` is not one. */
@@ -80,6 +84,13 @@ export class Collab {
         this.polls.reset(m.polls, m.quizzes);
         this.setHands(m.hands);
         this.setRecording(m.recording || null);
+        this.slides.show(m.presentation);
+        return true;
+      case 'presentation':
+        this.slides.show(m.presentation);
+        return true;
+      case 'library_files':
+        this.slides.listFiles(m.files);
         return true;
       case 'recording_started':
         this.setRecording(m.recording);

@@ -148,6 +148,14 @@ export function hooksFor(app) {
       return app.notices.map((n) => ({ ...n }));
     },
     sendChat: (text, recipientId) => app.collab.chat.sendText(text, recipientId),
+    /** Sends a signaling message as this page (to test the server's refusals). */
+    send: (msg) => app.send(msg),
+    /** The presented slide as this page shows it, or null. */
+    get presentation() {
+      const c = app.collab.slides.current;
+      const img = document.getElementById('slide-img');
+      return c && { ...c, shown: !document.getElementById('slides').hidden, loaded: img.complete && img.naturalWidth > 0 };
+    },
     reactChat: (messageId, emoji) => app.collab.chat.react(messageId, emoji),
     chatReactions: () => app.collab.chat.reactions,
     raiseHand: () => app.collab.raiseHand(),

@@ -478,6 +478,7 @@ class App {
       this.me.role = m.role;
       this.permissions = m.permissions;
       this.collab.permissions = m.permissions;
+      this.collab.slides.configure(m.permissions);
       this.publishLocal();
     }
     return this.renderTiles();

@@ -165,7 +165,44 @@ pub enum LiveEvent {
         quizzes: Vec<RoomQuiz>,
         hands: Vec<RaisedHand>,
         recording: Option<RecordingState>,
+        /// The slide shown to the room, if a file is being presented.
+        presentation: Option<Presentation>,
     },
+    /// A presenter opened a library file, turned its page, or stopped
+    /// (`presentation` null); `by` is who did it.
+    Presentation {
+        presentation: Option<Presentation>,
+        by: Option<String>,
+    },
+    /// The library files a presenter may open in this room (sent to the
+    /// one who asked).
+    LibraryFiles {
+        files: Vec<PresentableFile>,
+    },
+}
+
+/// A library file shown to the room, one slide at a time.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Presentation {
+    pub library_id: String,
+    pub file_id: String,
+    pub name: String,
+    pub pages: i64,
+    /// 1..=pages.
+    pub page: i64,
+    /// A signed link to the current slide (a PNG), relative to the server.
+    pub url: String,
+    /// Who presents it.
+    pub presenter_id: String,
+}
+
+/// A file that can be presented: ready, with slides.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PresentableFile {
+    pub library_id: String,
+    pub file_id: String,
+    pub name: String,
+    pub pages: i64,
 }
 
 /// One emoji's reactions on a chat message.
@@ -248,6 +285,8 @@ impl LiveEvent {
             LiveEvent::Layout { .. } => "layout",
             LiveEvent::Caption { .. } => "caption",
             LiveEvent::CollabState { .. } => "collab_state",
+            LiveEvent::Presentation { .. } => "presentation",
+            LiveEvent::LibraryFiles { .. } => "library_files",
         }
     }
 }
@@ -267,7 +306,7 @@ mod tests {
     use crate::store::quizzes::Quizzes;
 
     /// How many variants `LiveEvent` has: `variant` below must name each.
-    const VARIANTS: usize = 28;
+    const VARIANTS: usize = 30;
 
     /// A number per variant; adding a variant fails to compile here until it
     /// gets one (and `every_event` an example, or the coverage test fails).
@@ -301,6 +340,8 @@ mod tests {
             LiveEvent::CollabState { .. } => 25,
             LiveEvent::Layout { .. } => 26,
             LiveEvent::Caption { .. } => 27,
+            LiveEvent::Presentation { .. } => 28,
+            LiveEvent::LibraryFiles { .. } => 29,
         }
     }
 
@@ -309,6 +350,19 @@ mod tests {
     async fn every_event() -> Vec<(LiveEvent, Value)> {
         let (_dir, db, team, room, session) = fixture().await;
         let ann = participant("p1", "Ann");
+        let slides = Presentation {
+            library_id: "l1".into(),
+            file_id: "f1".into(),
+            name: "deck.pdf".into(),
+            pages: 3,
+            page: 2,
+            url: "/api/v1/libraries/l1/files/f1/media?expires=1&signature=s&page=2".into(),
+            presenter_id: "p1".into(),
+        };
+        let slides_json = json!({"library_id": "l1", "file_id": "f1", "name": "deck.pdf",
+            "pages": 3, "page": 2,
+            "url": "/api/v1/libraries/l1/files/f1/media?expires=1&signature=s&page=2",
+            "presenter_id": "p1"});
         let msg = db
             .add_chat_message(&NewChatMessage {
                 team_id: &team,
@@ -615,6 +669,7 @@ mod tests {
                     quizzes: vec![quiz.for_room(Some(12))],
                     hands,
                     recording: Some(recording),
+                    presentation: Some(slides.clone()),
                 },
                 json!({"type": "collab_state", "chat": [msg],
                        "chat_reactions": {msg.id.clone(): [
@@ -623,7 +678,8 @@ mod tests {
                        "hands": [{"participant_id": "p2", "position": 1,
                                   "raised_at": "2026-01-01T00:00:00.000000Z"}],
                        "recording": {"id": "r1", "started_at": "2026-01-01T00:00:00.000000Z",
-                                     "started_by": "p1"}}),
+                                     "started_by": "p1"},
+                       "presentation": slides_json.clone()}),
             ),
             (
                 LiveEvent::CollabState {
@@ -634,10 +690,37 @@ mod tests {
                     quizzes: vec![],
                     hands: vec![],
                     recording: None,
+                    presentation: None,
                 },
                 json!({"type": "collab_state", "chat": [], "chat_reactions": {},
                        "questions": [], "polls": [], "quizzes": [], "hands": [],
-                       "recording": null}),
+                       "recording": null, "presentation": null}),
+            ),
+            (
+                LiveEvent::Presentation {
+                    presentation: Some(slides.clone()),
+                    by: Some("p1".into()),
+                },
+                json!({"type": "presentation", "presentation": slides_json.clone(), "by": "p1"}),
+            ),
+            (
+                LiveEvent::Presentation {
+                    presentation: None,
+                    by: None,
+                },
+                json!({"type": "presentation", "presentation": null, "by": null}),
+            ),
+            (
+                LiveEvent::LibraryFiles {
+                    files: vec![PresentableFile {
+                        library_id: "l1".into(),
+                        file_id: "f1".into(),
+                        name: "deck.pdf".into(),
+                        pages: 3,
+                    }],
+                },
+                json!({"type": "library_files", "files": [
+                    {"library_id": "l1", "file_id": "f1", "name": "deck.pdf", "pages": 3}]}),
             ),
         ]
     }

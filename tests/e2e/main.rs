@@ -43,6 +43,7 @@ mod media;
 mod openapi;
 mod packaging;
 mod postgres;
+mod presentation;
 mod recording;
 mod reliability;
 mod restream;

@@ -211,3 +211,31 @@ pub async fn after_room_delete(
         Err(e) => tracing::warn!(error = %e, "could not update the libraries of deleted rooms"),
     }
 }
+
+/// The purpose signed links to library files are made for.
+pub const LINK_PURPOSE: &str = "library-link";
+
+/// The signed link to a library file (or one of its slides) until
+/// `expires` (unix seconds), under `base` (the public URL, or "" for a link
+/// relative to the server). What `download` answers and what a room's
+/// presentation shows.
+pub fn media_link(
+    base: &str,
+    developer_key: &str,
+    library_id: &str,
+    file_id: &str,
+    page: Option<i64>,
+    expires: i64,
+) -> String {
+    let page = page.map(|p| p.to_string()).unwrap_or_default();
+    let sig = crate::signed::signature(developer_key, LINK_PURPOSE, &[file_id, &page], expires);
+    let mut link = format!(
+        "{}/api/v1/libraries/{library_id}/files/{file_id}/media?expires={expires}&signature={sig}",
+        base.trim_end_matches('/'),
+    );
+    if !page.is_empty() {
+        link.push_str("&page=");
+        link.push_str(&page);
+    }
+    link
+}

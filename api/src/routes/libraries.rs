@@ -22,7 +22,7 @@ use crate::{ApiState, signed};
 
 /// Deepest nesting of library folders.
 pub const MAX_DEPTH: usize = 10;
-const LINK_PURPOSE: &str = "library-link";
+use crate::libraries::{LINK_PURPOSE, media_link};
 
 /// A library (a folder of files; it may sit inside another).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -453,20 +453,15 @@ pub async fn download_link(
             ));
         }
     }
-    let page = page.map(|p| p.to_string()).unwrap_or_default();
     let until = signed::expiry(minutes);
-    let expires = until.timestamp();
-    let sig = signed::signature(&team.developer_key, LINK_PURPOSE, &[&f.id, &page], expires);
-    let mut link = format!(
-        "{}/api/v1/libraries/{}/files/{}/media?expires={expires}&signature={sig}",
-        state.config.public_url.trim_end_matches('/'),
-        library.id,
-        f.id
+    let link = media_link(
+        &state.config.public_url,
+        &team.developer_key,
+        &library.id,
+        &f.id,
+        page,
+        until.timestamp(),
     );
-    if !page.is_empty() {
-        link.push_str("&page=");
-        link.push_str(&page);
-    }
     Ok(Json(FileLink {
         link,
         valid_until: timestamp(until),

@@ -43,6 +43,15 @@ pub struct FileRow {
 const FILE_COLUMNS: &str = "id, team_id, library_id, name, content_type, size, status, pages, \
                             failure_reason, created_at, updated_at";
 
+/// [`FILE_COLUMNS`] of the table aliased `alias` (for joins).
+fn file_columns_of(alias: &str) -> String {
+    FILE_COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A new library (validated).
 #[derive(Debug, Clone)]
 pub struct LibraryInput {
@@ -197,6 +206,50 @@ impl Db {
             .fetch_all(&self.read)
             .await?;
         Ok((total, rows))
+    }
+
+    /// The files a room may present: ready, with slides, in the team's
+    /// libraries that belong to the room or to no room; by name, at most
+    /// `limit`.
+    pub async fn presentable_files(
+        &self,
+        team_id: &str,
+        room_id: &str,
+        limit: i64,
+    ) -> Result<Vec<FileRow>, StoreError> {
+        let cols = file_columns_of("f");
+        Ok(sqlx::query_as(&format!(
+            "SELECT {cols} FROM library_files f JOIN libraries l ON l.id = f.library_id
+             WHERE f.team_id = ? AND f.status = ? AND f.pages > 0
+               AND (l.room_id IS NULL OR l.room_id = ?)
+             ORDER BY f.name, f.seq LIMIT ?"
+        ))
+        .bind(team_id)
+        .bind(READY)
+        .bind(room_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// One of the team's files, in a library that belongs to `room_id` or
+    /// to no room (what a room may present).
+    pub async fn presentable_file(
+        &self,
+        team_id: &str,
+        room_id: &str,
+        file_id: &str,
+    ) -> Result<Option<FileRow>, StoreError> {
+        let cols = file_columns_of("f");
+        Ok(sqlx::query_as(&format!(
+            "SELECT {cols} FROM library_files f JOIN libraries l ON l.id = f.library_id
+             WHERE f.team_id = ? AND f.id = ? AND (l.room_id IS NULL OR l.room_id = ?)"
+        ))
+        .bind(team_id)
+        .bind(file_id)
+        .bind(room_id)
+        .fetch_optional(&self.read)
+        .await?)
     }
 
     pub async fn library_file(

@@ -126,6 +126,17 @@ pub enum CollabMsg {
     SetLayout {
         mode: String,
     },
+    /// Presenting a library file (`presentation.rs`).
+    LibraryFiles,
+    PresentStart {
+        file_id: String,
+        #[serde(default)]
+        page: Option<i64>,
+    },
+    PresentPage {
+        page: i64,
+    },
+    PresentStop,
 }
 
 fn yes() -> bool {
@@ -286,6 +297,12 @@ impl RoomActor {
             }
             CollabMsg::RecordingBookmark { name } => self.bookmark(from, name).await?,
             CollabMsg::SetLayout { mode } => self.set_layout(from, mode).await?,
+            CollabMsg::LibraryFiles => self.list_presentable(from).await?,
+            CollabMsg::PresentStart { file_id, page } => {
+                self.present_start(from, &file_id, page).await?
+            }
+            CollabMsg::PresentPage { page } => self.present_page(from, page).await?,
+            CollabMsg::PresentStop => self.present_stop(Some(from))?,
             CollabMsg::Chat {
                 message,
                 recipient_id,
@@ -809,6 +826,7 @@ impl RoomActor {
             quizzes,
             hands: self.raised_hands(),
             recording: self.recording_state(),
+            presentation: self.presentation.clone(),
         }
     }
 }

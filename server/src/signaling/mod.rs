@@ -15,6 +15,7 @@ mod layout;
 pub mod moderation;
 pub mod outbox;
 pub mod password;
+mod presentation;
 pub mod recording;
 pub mod restream;
 pub mod room;

@@ -198,6 +198,8 @@ pub struct RoomActor {
     pub(super) restreams: Vec<super::restream::ActiveRestream>,
     /// The session's transcriber (`transcription_enabled`).
     pub(super) transcriber: Option<crate::voice::transcriber::TranscriberHandle>,
+    /// The library file being presented (`presentation.rs`).
+    pub(super) presentation: Option<convene_api::live_events::Presentation>,
     pub(super) rx: mpsc::Receiver<RoomMsg>,
 }
 
@@ -232,6 +234,7 @@ impl RoomActor {
             recording: None,
             restreams: Vec::new(),
             transcriber: None,
+            presentation: None,
             rx,
         }
     }
@@ -506,6 +509,7 @@ impl RoomActor {
         self.chat_reactions.clear();
         self.hands.clear();
         self.quiz_deadlines.clear();
+        self.presentation = None;
         metrics::counter!("convene_sessions_started_total").increment(1);
         self.session = Some((id.clone(), Instant::now()));
         Ok(id)
@@ -775,6 +779,7 @@ impl RoomActor {
         if self.hands.iter().any(|h| h.participant_id == pid) {
             self.set_hand(pid, false, None).await;
         }
+        self.presenter_left(pid);
         let _ = self.sig.media.send(
             m.worker,
             Command::RemovePeer {
