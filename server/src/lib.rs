@@ -402,6 +402,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             dir: recordings_dir,
             min_free_bytes: args.recordings_min_free_mb.saturating_mul(1 << 20),
             ffmpeg: args.ffmpeg.clone(),
+            library_files: state.config.libraries.files_dir(),
         },
     );
     // TURN over TLS uses the HTTPS certificate, named by the public URL's host.

@@ -190,3 +190,134 @@ async fn browser_a_presented_file_turns_pages_for_everyone_and_late_joiners() {
         .await;
     }
 }
+
+/// Pixels of the composite's large tile (a presented slide sits there,
+/// scaled into 960x480 at y 120) that are the test PDF's blue, at `t` s.
+fn blue_in_big_tile(mp4: &std::path::Path, t: f64) -> usize {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{t:.3}"), "-i"])
+        .arg(mp4)
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            "crop=960:480:0:120,scale=240:120",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success() && out.stdout.len() == 240 * 120 * 3,
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(3)
+        .filter(|p| p[2] > 150 && p[0] < 100 && p[1] < 100)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_a_recording_shows_the_presented_slides_as_the_screen_share() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "deck-rec", "join_screen_enabled": false,
+                   "video_on_join_enabled": true, "audio_on_join_enabled": true,
+                   "recordings_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let lib = create_library(&s, json!({"name": "Deck", "room_id": "deck-rec"})).await;
+    let file = upload_raw(&s, &lib, "two.pdf", &pdf(2), "application/pdf")
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(wait_converted(&s, &lib, &file).await["pages"], 2);
+
+    let t_mo = token(&s, "deck-rec", "Mo", "moderator").await;
+    let b = Browser::launch().await;
+    let mo = b.open(&s.url(&format!("/deck-rec?token={t_mo}"))).await;
+    wait_state(&mo, "joined").await;
+    mo.wait_for(
+        "window.convene.pc && window.convene.pc.getSenders().filter(x => x.track).length >= 2",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    let id = s
+        .api()
+        .post("/api/v1/rooms/deck-rec/recordings/start", json!({}))
+        .await
+        .expect(200)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    mo.eval(&format!(
+        "window.convene.send({{type: 'present_start', file_id: '{file}'}})"
+    ))
+    .await;
+    wait_slide(&mo, 1).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    mo.eval("document.getElementById('slide-next').click()")
+        .await;
+    wait_slide(&mo, 2).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    s.api()
+        .post("/api/v1/rooms/deck-rec/recordings/stop", json!({}))
+        .await
+        .expect(200);
+
+    // The composite is made (the slides are a still screen-share input).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let rec = loop {
+        let r = s
+            .api()
+            .get(&format!("/api/v1/recordings/{id}"))
+            .await
+            .expect(200)
+            .body;
+        if r["status"] == "READY" || r["status"] == "FAILED" {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "not processed: {r}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert_eq!(rec["status"], "READY", "{rec:#}");
+    let dir = s.data_dir.join("recordings").join(&id);
+    let lines: Vec<Value> = std::fs::read_to_string(dir.join("slides.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["file"], "slides/0.png");
+    let at1 = lines[0]["at_ms"].as_f64().unwrap() / 1000.0;
+    let at2 = lines[1]["at_ms"].as_f64().unwrap() / 1000.0;
+    assert!(at2 > at1 + 2.0, "{lines:?}");
+
+    // In the composite, slide 1 then slide 2 fill the large tile: the test
+    // PDF's blue bar is twice as wide on page 2.
+    let mp4 = dir.join("composite.mp4");
+    let one = blue_in_big_tile(&mp4, (at1 + at2) / 2.0);
+    let two = blue_in_big_tile(&mp4, at2 + 1.5);
+    eprintln!("blue pixels: slide 1 {one}, slide 2 {two}");
+    assert!(
+        one > 200,
+        "slide 1 is not in the large tile ({one} blue pixels)"
+    );
+    assert!(
+        two as f64 > one as f64 * 1.6,
+        "slide 2 ({two}) is not slide 1 ({one}) turned"
+    );
+}

@@ -1,7 +1,9 @@
 //! The composite MP4 of a recording: every participant's video in a grid
 //! that follows who was present when (a screen share, or with more than four
 //! people the active speaker, gets the large tile), all audio mixed, H.264 +
-//! AAC, made by Debian's `ffmpeg` as a child process.
+//! AAC, made by Debian's `ffmpeg` as a child process. A presented library
+//! file counts as a screen share: each slide is a still input for the time
+//! it was shown (`slides.rs`).
 //!
 //! The timeline is cut into segments wherever a file starts or ends (and
 //! where the speaker changes in big rooms); each segment is one ffmpeg run
@@ -34,6 +36,8 @@ pub struct Input {
     pub has_audio: bool,
     pub offset_ms: i64,
     pub duration_ms: i64,
+    /// A still image (a presented slide) shown for the whole span.
+    pub still: bool,
 }
 
 impl Input {
@@ -259,6 +263,19 @@ pub fn segment_args(inputs: &[Input], seg: &Segment, out: &Path) -> Vec<String> 
     }
     for &k in &used {
         let i = &inputs[k];
+        if i.still {
+            args.extend([
+                "-loop".into(),
+                "1".into(),
+                "-framerate".into(),
+                FPS.to_string(),
+                "-t".into(),
+                secs(dur),
+                "-i".into(),
+                i.path.to_string_lossy().into_owned(),
+            ]);
+            continue;
+        }
         args.extend([
             "-ss".into(),
             secs(seg.start_ms - i.offset_ms),
@@ -416,7 +433,35 @@ mod tests {
             has_audio: true,
             offset_ms: off,
             duration_ms: dur,
+            still: false,
         }
+    }
+
+    #[test]
+    fn a_still_input_loops_one_image_for_the_segment() {
+        let inputs = vec![
+            input("a", 0, 10_000),
+            Input {
+                path: PathBuf::from("slides/0.png"),
+                screen: true,
+                still: true,
+                has_audio: false,
+                ..input("presentation", 2_000, 5_000)
+            },
+        ];
+        let segs = plan(&inputs, &[]);
+        let mid = segs
+            .iter()
+            .find(|s| s.start_ms == 2_000)
+            .expect("a segment where the slide starts");
+        assert_eq!(mid.big.map(|b| mid.videos[b]), Some(1), "{mid:?}");
+        let args = segment_args(&inputs, mid, Path::new("out.mp4"));
+        let at = args.iter().position(|a| a == "slides/0.png").unwrap();
+        assert_eq!(
+            args[at - 7..at - 1],
+            ["-loop", "1", "-framerate", "25", "-t", "5.000"]
+        );
+        assert!(!args[..at].ends_with(&["-ss".to_string()]));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod composite;
 pub mod recorder;
+pub mod slides;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -28,6 +29,9 @@ pub struct RecordingConfig {
     /// Recording refuses to start, and stops, below this much free space.
     pub min_free_bytes: u64,
     pub ffmpeg: PathBuf,
+    /// Where the content libraries keep their files (a presented slide is
+    /// copied from there into the recording: `slides.rs`).
+    pub library_files: PathBuf,
 }
 
 /// A refusal: (code, message) as signaling and REST report it.
@@ -377,6 +381,7 @@ impl Recordings {
                 screen: f.source == "screen",
                 has_video: f.video_codec.is_some(),
                 has_audio: f.audio_codec.is_some(),
+                still: false,
                 offset_ms: f.offset_ms,
                 duration_ms: f.duration_ms,
             })
@@ -386,6 +391,15 @@ impl Recordings {
                 "nothing was recorded: no participant published media while recording".into(),
             );
         }
+        // A presented library file is the screen share: one still input per
+        // slide shown, for as long as it was shown.
+        let mut inputs = inputs;
+        let end_ms = inputs
+            .iter()
+            .map(|i| i.offset_ms + i.duration_ms)
+            .max()
+            .unwrap_or(0);
+        inputs.extend(slides::still_inputs(&dir, end_ms));
         let speakers = read_speakers(&dir.join("speakers.jsonl"));
         let segments = composite::plan(&inputs, &speakers);
         let total: i64 = segments

@@ -302,7 +302,7 @@ impl RoomActor {
                 self.present_start(from, &file_id, page).await?
             }
             CollabMsg::PresentPage { page } => self.present_page(from, page).await?,
-            CollabMsg::PresentStop => self.present_stop(Some(from))?,
+            CollabMsg::PresentStop => self.present_stop(Some(from)).await?,
             CollabMsg::Chat {
                 message,
                 recipient_id,

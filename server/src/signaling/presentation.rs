@@ -3,7 +3,8 @@
 //! slides (a PDF's pages, an image), and everyone sees the same slide; page
 //! turns reach everyone; a late joiner gets the current slide in its
 //! `collab_state`; the presentation ends with `present_stop`, when the
-//! presenter leaves, or with the session.
+//! presenter leaves, or with the session. A running recording keeps each
+//! slide shown, and its composite shows it as the screen share.
 //!
 //! The slide itself is a signed, expiring link to the PNG (the library's
 //! `/media` link, relative to the server), made by the room for each page:
@@ -101,6 +102,7 @@ impl RoomActor {
             )
             .await?;
         self.presentation = Some(slide.clone());
+        self.record_slide().await;
         self.tell_all(LiveEvent::Presentation {
             presentation: Some(slide),
             by: Some(from.to_string()),
@@ -117,6 +119,7 @@ impl RoomActor {
             .ok_or(("CONFLICT", "nothing is being presented".to_string()))?;
         let slide = self.slide(current, page).await?;
         self.presentation = Some(slide.clone());
+        self.record_slide().await;
         self.tell_all(LiveEvent::Presentation {
             presentation: Some(slide),
             by: Some(from.to_string()),
@@ -125,11 +128,12 @@ impl RoomActor {
     }
 
     /// `present_stop`, or the presenter left (`by` None).
-    pub(super) fn present_stop(&mut self, by: Option<&str>) -> Result<(), Refusal> {
+    pub(super) async fn present_stop(&mut self, by: Option<&str>) -> Result<(), Refusal> {
         if let Some(from) = by {
             self.may_present(from)?;
         }
         if self.presentation.take().is_some() {
+            self.record_slide().await;
             self.tell_all(LiveEvent::Presentation {
                 presentation: None,
                 by: by.map(str::to_string),
@@ -139,14 +143,31 @@ impl RoomActor {
     }
 
     /// A member left: their presentation ends with them.
-    pub(super) fn presenter_left(&mut self, pid: &str) {
+    pub(super) async fn presenter_left(&mut self, pid: &str) {
         if self
             .presentation
             .as_ref()
             .is_some_and(|p| p.presenter_id == pid)
         {
-            let _ = self.present_stop(None);
+            let _ = self.present_stop(None).await;
         }
+    }
+
+    /// Tells the running recording which slide is shown from now on (or
+    /// none): the composite shows it as the screen share
+    /// (`recording::slides`). Awaited, so the changes keep their order.
+    pub(super) async fn record_slide(&self) {
+        let Some(rec) = &self.recording else { return };
+        let cfg = &self.sig.recordings.config;
+        let dir = cfg.dir.join(&rec.id);
+        let at_ms = i64::try_from(rec.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let png = self.presentation.as_ref().map(|p| {
+            cfg.library_files
+                .join(&p.file_id)
+                .join("slides")
+                .join(format!("{}.png", p.page))
+        });
+        crate::recording::slides::note(dir, at_ms, png).await;
     }
 
     /// `p` at `page` (1..=pages) with a fresh signed link to that slide.

@@ -147,6 +147,9 @@ impl RoomActor {
             started_by: by.map(str::to_string),
         });
         tracing::info!(room = %self.friendly_url, recording = %id, "recording started");
+        if self.presentation.is_some() {
+            self.record_slide().await;
+        }
         if let Some(recording) = self.recording_state() {
             self.tell_all(LiveEvent::RecordingStarted { recording });
         }

@@ -779,7 +779,7 @@ impl RoomActor {
         if self.hands.iter().any(|h| h.participant_id == pid) {
             self.set_hand(pid, false, None).await;
         }
-        self.presenter_left(pid);
+        self.presenter_left(pid).await;
         let _ = self.sig.media.send(
             m.worker,
             Command::RemovePeer {
