@@ -262,7 +262,13 @@ async fn browser_a_recording_shows_the_presented_slides_as_the_screen_share() {
         .as_str()
         .unwrap()
         .to_string();
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    // The room's layout changes during the recording: the composite follows it.
+    s.api()
+        .patch("/api/v1/rooms/deck-rec", json!({"layout_mode": "speaker"}))
+        .await
+        .expect(200);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     mo.eval(&format!(
         "window.convene.send({{type: 'present_start', file_id: '{file}'}})"
     ))
@@ -305,6 +311,21 @@ async fn browser_a_recording_shows_the_presented_slides_as_the_screen_share() {
     let at1 = lines[0]["at_ms"].as_f64().unwrap() / 1000.0;
     let at2 = lines[1]["at_ms"].as_f64().unwrap() / 1000.0;
     assert!(at2 > at1 + 2.0, "{lines:?}");
+
+    let layouts: Vec<Value> = std::fs::read_to_string(dir.join("layout.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        layouts
+            .iter()
+            .map(|l| l["mode"].clone())
+            .collect::<Vec<_>>(),
+        [json!("grid"), json!("speaker")],
+        "{layouts:?}"
+    );
+    assert!(layouts[1]["at_ms"].as_i64().unwrap() > layouts[0]["at_ms"].as_i64().unwrap());
 
     // In the composite, slide 1 then slide 2 fill the large tile: the test
     // PDF's blue bar is twice as wide on page 2.

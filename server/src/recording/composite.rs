@@ -143,8 +143,50 @@ pub struct Segment {
     pub big: Option<usize>,
 }
 
+/// The room's layout (`layout_mode`) as the composite follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Every video the same size (a presented slide still large).
+    Grid,
+    /// The active speaker's camera large, the rest (screen shares too) beside it.
+    Speaker,
+    /// A screen share large; without one, the active speaker in rooms of
+    /// more than four videos.
+    Presentation,
+}
+
+impl Layout {
+    pub fn from_mode(mode: &str) -> Option<Layout> {
+        match mode {
+            "grid" => Some(Layout::Grid),
+            "speaker" => Some(Layout::Speaker),
+            "presentation" => Some(Layout::Presentation),
+            _ => None,
+        }
+    }
+}
+
 /// Cuts the timeline into segments. `speakers`: (ms, participant id) changes.
+/// Without a layout timeline, the `Presentation` rule applies throughout.
 pub fn plan(inputs: &[Input], speakers: &[(i64, String)]) -> Vec<Segment> {
+    plan_with_layouts(inputs, speakers, &[])
+}
+
+/// [`plan`] following the room's layout changes `layouts` ((ms, layout);
+/// before the first, `Presentation`). A presented slide (a still input)
+/// takes the large tile in every layout.
+pub fn plan_with_layouts(
+    inputs: &[Input],
+    speakers: &[(i64, String)],
+    layouts: &[(i64, Layout)],
+) -> Vec<Segment> {
+    let layout_at = |t: i64| {
+        layouts
+            .iter()
+            .take_while(|(at, _)| *at <= t)
+            .last()
+            .map_or(Layout::Presentation, |(_, l)| *l)
+    };
     let end = inputs.iter().map(Input::end_ms).max().unwrap_or(0);
     if end <= 0 {
         return Vec::new();
@@ -153,6 +195,11 @@ pub fn plan(inputs: &[Input], speakers: &[(i64, String)]) -> Vec<Segment> {
     for i in inputs {
         cuts.push(i.offset_ms.clamp(0, end));
         cuts.push(i.end_ms().clamp(0, end));
+    }
+    for (at, _) in layouts {
+        if *at > 0 && *at < end {
+            cuts.push(*at);
+        }
     }
     cuts.sort_unstable();
     cuts.dedup();
@@ -176,7 +223,8 @@ pub fn plan(inputs: &[Input], speakers: &[(i64, String)]) -> Vec<Segment> {
             .iter()
             .filter(|i| i.has_video && i.covers(a, b))
             .count();
-        if visible <= 4 {
+        let speaker_view = layout_at((a + b) / 2) == Layout::Speaker;
+        if visible <= 4 && !(speaker_view && visible > 1) {
             continue;
         }
         let mut last = a;
@@ -201,11 +249,8 @@ pub fn plan(inputs: &[Input], speakers: &[(i64, String)]) -> Vec<Segment> {
             let audios: Vec<usize> = (0..inputs.len())
                 .filter(|&k| inputs[k].has_audio && covers(&inputs[k]))
                 .collect();
-            let big = videos.iter().position(|&k| inputs[k].screen).or_else(|| {
-                if videos.len() <= 4 {
-                    return None;
-                }
-                let mid = (a + b) / 2;
+            let mid = (a + b) / 2;
+            let speaker_tile = || {
                 let speaker = speakers
                     .iter()
                     .take_while(|(t, _)| *t <= mid)
@@ -214,6 +259,20 @@ pub fn plan(inputs: &[Input], speakers: &[(i64, String)]) -> Vec<Segment> {
                 videos
                     .iter()
                     .position(|&k| inputs[k].participant_id == speaker && !inputs[k].screen)
+            };
+            let slide = videos.iter().position(|&k| inputs[k].still);
+            let big = slide.or_else(|| match layout_at(mid) {
+                Layout::Grid => None,
+                Layout::Speaker => speaker_tile(),
+                Layout::Presentation => {
+                    videos.iter().position(|&k| inputs[k].screen).or_else(|| {
+                        if videos.len() <= 4 {
+                            None
+                        } else {
+                            speaker_tile()
+                        }
+                    })
+                }
             });
             Segment {
                 start_ms: a,
@@ -435,6 +494,56 @@ mod tests {
             duration_ms: dur,
             still: false,
         }
+    }
+
+    #[test]
+    fn the_large_tile_follows_the_room_layout_and_a_slide_wins() {
+        let mut inputs: Vec<Input> = (0..3).map(|i| input(&format!("p{i}"), 0, 30_000)).collect();
+        inputs.push(Input {
+            screen: true,
+            ..input("p0", 0, 30_000)
+        });
+        let speakers = [(0, "p2".to_string())];
+        let layouts = [
+            (0, Layout::Grid),
+            (10_000, Layout::Speaker),
+            (20_000, Layout::Presentation),
+        ];
+        let segs = plan_with_layouts(&inputs, &speakers, &layouts);
+        let big_at = |t: i64| {
+            let s = segs
+                .iter()
+                .find(|s| s.start_ms <= t && t < s.end_ms)
+                .unwrap();
+            s.big.map(|b| s.videos[b])
+        };
+        assert_eq!(
+            big_at(5_000),
+            None,
+            "grid: no large tile, not even the share"
+        );
+        assert_eq!(
+            big_at(15_000),
+            Some(2),
+            "speaker: the active speaker's camera"
+        );
+        assert_eq!(big_at(25_000), Some(3), "presentation: the screen share");
+        // A presented slide takes the large tile in the grid too.
+        inputs.push(Input {
+            path: PathBuf::from("slides/0.png"),
+            screen: true,
+            still: true,
+            has_audio: false,
+            ..input("presentation", 2_000, 5_000)
+        });
+        let segs = plan_with_layouts(&inputs, &speakers, &layouts);
+        let s = segs
+            .iter()
+            .find(|s| s.start_ms <= 3_000 && 3_000 < s.end_ms)
+            .unwrap();
+        assert_eq!(s.big.map(|b| s.videos[b]), Some(4));
+        assert_eq!(Layout::from_mode("speaker"), Some(Layout::Speaker));
+        assert_eq!(Layout::from_mode("tiles"), None);
     }
 
     #[test]

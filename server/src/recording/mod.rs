@@ -8,6 +8,7 @@
 //! made by [`composite`] after the recording stops.
 
 pub mod composite;
+pub mod layout_log;
 pub mod recorder;
 pub mod slides;
 
@@ -401,7 +402,8 @@ impl Recordings {
             .unwrap_or(0);
         inputs.extend(slides::still_inputs(&dir, end_ms));
         let speakers = read_speakers(&dir.join("speakers.jsonl"));
-        let segments = composite::plan(&inputs, &speakers);
+        let layouts = layout_log::read(&dir);
+        let segments = composite::plan_with_layouts(&inputs, &speakers, &layouts);
         let total: i64 = segments
             .iter()
             .map(|s| s.end_ms - s.start_ms)

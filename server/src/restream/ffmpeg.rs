@@ -175,7 +175,14 @@ pub fn sdp(tracks: &[SdpTrack]) -> String {
 
 /// ffmpeg's arguments: the SDP input (when there are tracks), a paced
 /// background and silence, the layout, H.264 + AAC, FLV to `url`.
-pub fn ffmpeg_args(tracks: &[SdpTrack], sdp: Option<&Path>, url: &str) -> Vec<String> {
+/// `share_large`: a screen share (first in `tracks`) gets the large tile;
+/// false lays every video out in a grid (the room's `grid` layout).
+pub fn ffmpeg_args(
+    tracks: &[SdpTrack],
+    sdp: Option<&Path>,
+    url: &str,
+    share_large: bool,
+) -> Vec<String> {
     let mut a: Vec<String> = [
         "-hide_banner",
         "-loglevel",
@@ -219,7 +226,10 @@ pub fn ffmpeg_args(tracks: &[SdpTrack], sdp: Option<&Path>, url: &str) -> Vec<St
     ]);
     let videos: Vec<&SdpTrack> = tracks.iter().filter(|t| t.video()).collect();
     let audios = tracks.iter().filter(|t| !t.video()).count();
-    let big = videos.first().filter(|t| t.screen).map(|_| 0);
+    let big = videos
+        .first()
+        .filter(|t| share_large && t.screen)
+        .map(|_| 0);
     let tiles = layout(videos.len(), big, WIDTH, HEIGHT);
     let mut graph = Vec::new();
     let mut last = format!("{base}:v");
@@ -331,7 +341,12 @@ mod tests {
             t(3, Codec::Opus, false, 5004),
             t(4, Codec::Opus, false, 5006),
         ];
-        let a = ffmpeg_args(&tracks, Some(Path::new("/tmp/x.sdp")), "rtmp://h/app/KEY");
+        let a = ffmpeg_args(
+            &tracks,
+            Some(Path::new("/tmp/x.sdp")),
+            "rtmp://h/app/KEY",
+            true,
+        );
         assert_eq!(a.last().map(String::as_str), Some("rtmp://h/app/KEY"));
         let g = &a[a.iter().position(|s| s == "-filter_complex").unwrap() + 1];
         assert!(g.contains("[0:v:0]") && g.contains("[0:v:1]"));
@@ -340,8 +355,18 @@ mod tests {
         assert!(g.contains("[2:a][a0][a1]amix=inputs=3"));
         // Screen share first gets the big tile (3/4 of the width).
         assert!(g.contains("scale=960:720"));
+        // The room's grid layout: the share is one tile of the grid.
+        let a = ffmpeg_args(
+            &tracks,
+            Some(Path::new("/tmp/x.sdp")),
+            "rtmp://h/app/KEY",
+            false,
+        );
+        let g = &a[a.iter().position(|s| s == "-filter_complex").unwrap() + 1];
+        assert!(!g.contains("scale=960:720"), "{g}");
+        assert!(g.contains("scale=640:720"), "{g}");
         // No tracks: background and silence only.
-        let a = ffmpeg_args(&[], None, "rtmp://h/app/KEY");
+        let a = ffmpeg_args(&[], None, "rtmp://h/app/KEY", true);
         assert!(!a.iter().any(|s| s.ends_with(".sdp")));
         let g = &a[a.iter().position(|s| s == "-filter_complex").unwrap() + 1];
         assert!(g.contains("[0:v]format=yuv420p[vout]"));

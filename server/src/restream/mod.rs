@@ -8,9 +8,10 @@
 //! (`restream-<id>`) takes those packets and re-sends them, as plain RTP
 //! over loopback UDP, to an ffmpeg child that reads them through an SDP file
 //! (one m-line per track, fixed payload types). ffmpeg decodes, composes the
-//! fixed layout (a screen share large with the cameras in a column beside
-//! it, otherwise a grid of cameras: `composite::layout`, the recording's
-//! tiles), mixes all audio (`amix`) and publishes to `server_url/stream_key`.
+//! room's layout (with `speaker` or `presentation` a screen share large
+//! with the cameras in a column beside it, otherwise a grid:
+//! `composite::layout`, the recording's tiles; a layout change restarts
+//! the composition), mixes all audio (`amix`) and publishes to `server_url/stream_key`.
 //!
 //! The thread supervises ffmpeg: the tracks it composes are those that
 //! carried media in the last [`SILENT_AFTER`] (a stalled input would stall
@@ -105,12 +106,17 @@ pub struct RestreamSetup {
     pub config: RestreamConfig,
     pub db: Db,
     pub runtime: tokio::runtime::Handle,
+    /// The room's `layout_mode` when the restream starts.
+    pub layout: String,
 }
 
 /// The room actor's handle on a running restream.
 pub struct RestreamHandle {
     pub status: Arc<AtomicU8>,
     stop: Arc<AtomicBool>,
+    /// Whether a screen share gets the large tile (false: the room's `grid`
+    /// layout); a change restarts the composition.
+    share_large: Arc<AtomicBool>,
     /// Packets the worker could not queue.
     pub dropped: Arc<AtomicU64>,
 }
@@ -120,6 +126,14 @@ impl RestreamHandle {
     /// worker drops the sink).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Follows the room's layout (`layout_mode`): `grid` lays every video
+    /// out alike, `speaker` and `presentation` give a screen share the
+    /// large tile (the restream does not follow the active speaker: each
+    /// change would be a new publish at the target).
+    pub fn set_layout(&self, mode: &str) {
+        self.share_large.store(mode != "grid", Ordering::Relaxed);
     }
 }
 
@@ -138,10 +152,12 @@ pub fn spawn(setup: RestreamSetup) -> std::io::Result<(RecorderSink, RestreamHan
         audio_only: false,
     };
     let socket = UdpSocket::bind("127.0.0.1:0")?;
+    let share_large = Arc::new(AtomicBool::new(setup.layout != "grid"));
     let handle = RestreamHandle {
         status: status.clone(),
         stop: stop.clone(),
         dropped: dropped.clone(),
+        share_large: share_large.clone(),
     };
     let name = format!("restream-{}", &setup.id[..8.min(setup.id.len())]);
     std::thread::Builder::new().name(name).spawn(move || {
@@ -159,6 +175,8 @@ pub fn spawn(setup: RestreamSetup) -> std::io::Result<(RecorderSink, RestreamHan
             backoff: RETRY_MIN,
             failed_reported: false,
             relayout: false,
+            share_large: share_large.load(Ordering::Relaxed),
+            layout: share_large,
             buf: Vec::with_capacity(1500),
         };
         s.run(rx);
@@ -231,8 +249,11 @@ struct Supervisor {
     backoff: Duration,
     /// A `restreaming.failed` was sent and the stream has not been live since.
     failed_reported: bool,
-    /// The composition must be restarted (the set of tracks changed).
+    /// The composition must be restarted (the set of tracks or the layout changed).
     relayout: bool,
+    /// The layout the running composition has, and the room's (set by the room actor).
+    share_large: bool,
+    layout: Arc<AtomicBool>,
     buf: Vec<u8>,
 }
 
@@ -253,6 +274,11 @@ impl Supervisor {
             if now.duration_since(last_tick) >= Duration::from_millis(100) {
                 last_tick = now;
                 self.tick(now);
+            }
+            let wanted = self.layout.load(Ordering::Relaxed);
+            if wanted != self.share_large {
+                self.share_large = wanted;
+                self.relayout = self.running.is_some();
             }
             if std::mem::take(&mut self.relayout) {
                 // Ended while still fed (this thread keeps taking packets,
@@ -534,7 +560,7 @@ impl Supervisor {
                 .map_err(|e| format!("cannot write {}: {e}", sdp_path.display()))?;
         }
         let sdp_arg = (!tracks.is_empty()).then_some(sdp_path.as_path());
-        let args = ffmpeg_args(&tracks, sdp_arg, &target.publish_url());
+        let args = ffmpeg_args(&tracks, sdp_arg, &target.publish_url(), self.share_large);
         let mut child = Command::new(&self.setup.config.ffmpeg)
             .args(&args)
             .stdin(Stdio::piped())

@@ -1,7 +1,8 @@
 //! The room-wide layout (issue 22, after eyeson): a moderator's `set_layout`
 //! or a REST `PATCH` of the room's `layout_mode` sets grid, speaker or
 //! presentation for everyone in the room. The room actor keeps the mode in
-//! its settings, so later joiners get it in `joined.room.settings`.
+//! its settings, so later joiners get it in `joined.room.settings`; a running
+//! recording notes each layout, and its composite follows them.
 
 use convene_api::live_events::LiveEvent;
 use convene_api::settings::LAYOUT_MODES;
@@ -62,7 +63,38 @@ impl RoomActor {
         if let LiveEvent::Layout { mode, .. } = &event {
             self.settings
                 .insert("layout_mode".into(), Value::String(mode.clone()));
+            // The composite of a running recording follows the layout
+            // (notes carry their time, so their order on disk does not matter).
+            if let Some((dir, at_ms)) = self.recording_clock() {
+                tokio::spawn(crate::recording::layout_log::note(dir, at_ms, mode.clone()));
+            }
+            // So do the room's restreams.
+            for r in &self.restreams {
+                r.handle.set_layout(mode);
+            }
         }
         self.tell_all(event);
+    }
+
+    /// The running recording's directory and how far into it we are.
+    pub(super) fn recording_clock(&self) -> Option<(std::path::PathBuf, i64)> {
+        let rec = self.recording.as_ref()?;
+        Some((
+            self.sig.recordings.config.dir.join(&rec.id),
+            i64::try_from(rec.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        ))
+    }
+
+    /// Notes the room's current layout in the running recording.
+    pub(super) async fn record_layout(&self) {
+        let mode = self
+            .settings
+            .get("layout_mode")
+            .and_then(Value::as_str)
+            .unwrap_or("grid")
+            .to_string();
+        if let Some((dir, at_ms)) = self.recording_clock() {
+            crate::recording::layout_log::note(dir, at_ms, mode).await;
+        }
     }
 }

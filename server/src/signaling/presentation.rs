@@ -157,10 +157,10 @@ impl RoomActor {
     /// none): the composite shows it as the screen share
     /// (`recording::slides`). Awaited, so the changes keep their order.
     pub(super) async fn record_slide(&self) {
-        let Some(rec) = &self.recording else { return };
+        let Some((dir, at_ms)) = self.recording_clock() else {
+            return;
+        };
         let cfg = &self.sig.recordings.config;
-        let dir = cfg.dir.join(&rec.id);
-        let at_ms = i64::try_from(rec.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let png = self.presentation.as_ref().map(|p| {
             cfg.library_files
                 .join(&p.file_id)

@@ -147,6 +147,7 @@ impl RoomActor {
             started_by: by.map(str::to_string),
         });
         tracing::info!(room = %self.friendly_url, recording = %id, "recording started");
+        self.record_layout().await;
         if self.presentation.is_some() {
             self.record_slide().await;
         }

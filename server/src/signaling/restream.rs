@@ -113,6 +113,12 @@ impl RoomActor {
             config: self.sig.restream.clone(),
             db: self.sig.db.clone(),
             runtime: tokio::runtime::Handle::current(),
+            layout: self
+                .settings
+                .get("layout_mode")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("grid")
+                .to_string(),
         })
         .map_err(|e| {
             tracing::error!(error = %e, "could not start a restream thread");
