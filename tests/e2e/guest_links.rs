@@ -326,3 +326,137 @@ async fn browser_joins_with_a_guest_link() {
     assert_eq!(live["live_participants"][0]["role"], "speaker", "{live}");
     assert_eq!(uses(&api, "backstage").await, vec![1]);
 }
+
+/// A signaling connection kept open: sends `join`, waits for `joined`.
+struct Held(
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+);
+
+impl Held {
+    async fn join(s: &Server, join: Value) -> (Held, Value) {
+        use futures::SinkExt as _;
+        let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            join.to_string().into(),
+        ))
+        .await
+        .unwrap();
+        let mut h = Held(ws);
+        let first = h.next_of(&["joined", "error", "lobby"]).await;
+        (h, first)
+    }
+
+    async fn next_of(&mut self, types: &[&str]) -> Value {
+        use futures::StreamExt as _;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match tokio::time::timeout(left, self.0.next()).await {
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if types.iter().any(|ty| v["type"] == *ty) {
+                        return v;
+                    }
+                }
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no {types:?}: {other:?}"),
+            }
+        }
+    }
+
+    async fn send(&mut self, v: Value) {
+        use futures::SinkExt as _;
+        self.0
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                v.to_string().into(),
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+/// A use of a guest link is counted only when the room lets the guest in:
+/// a full room or a moderator's "no" in the lobby leaves the link as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_turned_away_by_the_room_does_not_use_up_the_link() {
+    let s = Server::start();
+    let api = s.api();
+    api.post(
+        "/api/v1/rooms",
+        json!({"friendly_url": "tiny", "max_participants": 1}),
+    )
+    .await
+    .expect(200);
+    let (once, _) = link(&api, "tiny", json!({"ttl_seconds": 600, "max_uses": 1})).await;
+    let tok = |name: &'static str, role: &'static str| {
+        let api = s.api();
+        async move {
+            api.post("/api/v1/rooms/tiny/token", json!({"u": name, "role": role}))
+                .await
+                .expect(200)
+                .body["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let mo_token = tok("Mo", "moderator").await;
+    let (mut mo, joined) = Held::join(
+        &s,
+        json!({"type": "join", "v": 1, "room": "tiny", "token": mo_token}),
+    )
+    .await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+
+    // Full: refused, and the link keeps its one use.
+    let e = join_reply(&s, guest_join("tiny", &once)).await;
+    assert_eq!(e["code"], "ROOM_FULL", "{e}");
+    assert_eq!(uses(&api, "tiny").await, vec![0]);
+
+    // Locked with room for one more (settings apply when the room's session
+    // starts again): the guest waits, the moderator says no.
+    mo.send(json!({"type": "leave"})).await;
+    drop(mo);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while api.get("/api/v1/rooms/tiny/live").await.body["live_participants"] != 0 {
+        assert!(std::time::Instant::now() < deadline, "Mo never left");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    api.patch(
+        "/api/v1/rooms/tiny",
+        json!({"max_participants": 2, "is_locked": true}),
+    )
+    .await
+    .expect(200);
+    let mo_token = tok("Mo", "moderator").await;
+    let (mut mo, joined) = Held::join(
+        &s,
+        json!({"type": "join", "v": 1, "room": "tiny", "token": mo_token}),
+    )
+    .await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let (mut gus, waiting) = Held::join(&s, guest_join("tiny", &once)).await;
+    assert_eq!(waiting["type"], "lobby", "{waiting}");
+    let req = mo.next_of(&["lobby_request"]).await;
+    let pid = req["participant"]["id"].as_str().unwrap().to_string();
+    mo.send(json!({"type": "reject", "participant_id": pid}))
+        .await;
+    let e = gus.next_of(&["error"]).await;
+    assert_eq!(e["code"], "REJECTED", "{e}");
+    assert_eq!(uses(&api, "tiny").await, vec![0]);
+
+    // Admitted from the lobby: now the use counts, and the link is used up.
+    let (mut gus, waiting) = Held::join(&s, guest_join("tiny", &once)).await;
+    assert_eq!(waiting["type"], "lobby", "{waiting}");
+    let req = mo.next_of(&["lobby_request"]).await;
+    let pid = req["participant"]["id"].as_str().unwrap().to_string();
+    mo.send(json!({"type": "admit", "participant_id": pid}))
+        .await;
+    let j = gus.next_of(&["joined", "error"]).await;
+    assert_eq!(j["type"], "joined", "{j}");
+    assert_eq!(uses(&api, "tiny").await, vec![1]);
+    // Used up: refused before the lobby.
+    let e = join_reply(&s, guest_join("tiny", &once)).await;
+    assert_eq!(e["code"], "GUEST_LINK_USED_UP", "{e}");
+    assert_eq!(uses(&api, "tiny").await, vec![1]);
+}

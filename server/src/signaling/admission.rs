@@ -213,16 +213,6 @@ pub(super) async fn admit(
         .map_err(internal)?
         .map(|r| r.permissions)
         .ok_or(("TOKEN_INVALID", format!("role '{role}' does not exist")))?;
-    // The use is counted last, atomically with its checks, so a join
-    // refused above does not consume one.
-    if let Some(link) = &guest_link
-        && !db
-            .count_guest_link_use(&link.id, &convene_api::store::now())
-            .await
-            .map_err(internal)?
-    {
-        return Err(guest_refusal(Unusable::UsedUp));
-    }
     let client = client.unwrap_or(wire::ClientInfo {
         kind: None,
         user_agent: None,
@@ -247,9 +237,36 @@ pub(super) async fn admit(
             device_id: client.device_id.map(|u| u.chars().take(128).collect()),
             out,
             conn,
+            // Its use is counted by the room when it admits the join
+            // (`spend_guest_use`), so a join refused here or there (room
+            // full, lobby declined) does not consume one.
+            guest_link: guest_link.map(|l| l.id),
         },
         room,
     })
+}
+
+/// Counts one use of the guest link `link_id` as the room admits a join
+/// (atomically with the check of its uses left); `GUEST_LINK_USED_UP` when
+/// none is left.
+pub(super) async fn spend_guest_use(
+    db: &convene_api::store::Db,
+    link_id: &str,
+) -> Result<(), (&'static str, String)> {
+    match db
+        .count_guest_link_use(link_id, &convene_api::store::now())
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            let r = guest_refusal(Unusable::UsedUp);
+            Err((r.code, r.message))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "counting a guest link use failed");
+            Err(("INTERNAL", "the server could not admit you".into()))
+        }
+    }
 }
 
 /// A name-only join of a room with a password: the password must be given

@@ -311,6 +311,12 @@ impl RoomActor {
                 .send(Err(("ROOM_FULL", "the room is full".into())));
             return;
         }
+        if let Some(link) = &w.req.guest_link
+            && let Err(refusal) = super::admission::spend_guest_use(&self.sig.db, link).await
+        {
+            let _ = w.decision.send(Err(refusal));
+            return;
+        }
         let result = self.admit(target.to_string(), w.req).await;
         let _ = w.decision.send(result);
     }

@@ -42,6 +42,8 @@ pub struct JoinRequest {
     pub out: Outbox,
     /// Distinguishes this connection from an earlier one of the same participant.
     pub conn: u64,
+    /// The guest link it joins with; one use is counted when it is admitted.
+    pub guest_link: Option<String>,
 }
 
 /// At most this many queued joins are admitted together (one commit).
@@ -473,6 +475,12 @@ impl RoomActor {
             tracing::info!(room = %self.friendly_url, participant = %pid, "waiting in the lobby");
             self.lobby.insert(pid, Waiting { req, decision: tx });
             return Screened::Decided(JoinOutcome::Lobby(rx));
+        }
+        if let Some(link) = &req.guest_link
+            && let Err((code, message)) =
+                super::admission::spend_guest_use(&self.sig.db, link).await
+        {
+            return Screened::Decided(JoinOutcome::Refused(code, message));
         }
         Screened::Admit(uuid::Uuid::new_v4().to_string(), req)
     }
