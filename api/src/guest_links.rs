@@ -18,6 +18,24 @@ pub const MAX_NAME_CHARS: usize = 100;
 /// The role a link may only carry with `allow_moderator: true`.
 pub const MODERATOR_ROLE: &str = "moderator";
 
+/// Permissions that act on other participants or the session: a role with
+/// any of them moderates, whatever its name, and a link may carry it only
+/// with `allow_moderator: true`.
+pub const MODERATING: &[&str] = &[
+    "mute_others",
+    "remove_participants",
+    "admit_participants",
+    "manage_roles",
+    "end_session",
+];
+
+/// Whether a role with `permissions` moderates (see [`MODERATING`]).
+pub fn moderates(permissions: &Map<String, Value>) -> bool {
+    MODERATING
+        .iter()
+        .any(|p| permissions.get(*p).and_then(Value::as_bool) == Some(true))
+}
+
 /// A fresh secret: 16 random bytes as 32 hex digits.
 pub fn new_secret() -> String {
     let mut bytes = [0u8; 16];

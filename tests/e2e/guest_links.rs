@@ -460,3 +460,53 @@ async fn a_guest_turned_away_by_the_room_does_not_use_up_the_link() {
     assert_eq!(e["code"], "GUEST_LINK_USED_UP", "{e}");
     assert_eq!(uses(&api, "tiny").await, vec![1]);
 }
+
+/// Whether a link may carry a role goes by what the role may do: a custom
+/// role that may mute and remove others moderates, whatever its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderating_custom_role_needs_allow_moderator_like_the_moderator() {
+    let s = Server::start();
+    let api = s.api();
+    api.post(
+        "/api/v1/roles",
+        json!({"name": "host", "permissions": {"chat": true, "mute_others": true, "remove_participants": true}}),
+    )
+    .await
+    .expect(201);
+    api.post(
+        "/api/v1/roles",
+        json!({"name": "greeter", "permissions": {"chat": true}}),
+    )
+    .await
+    .expect(201);
+    api.post(
+        "/api/v1/rooms",
+        json!({"friendly_url": "hosted", "roles": ["moderator", "host", "greeter", "attendee"]}),
+    )
+    .await
+    .expect(200);
+    let r = api
+        .post(
+            "/api/v1/rooms/hosted/guest-links",
+            json!({"ttl_seconds": 600, "role": "host"}),
+        )
+        .await;
+    let r = r.expect_invalid("role");
+    assert!(r.body.to_string().contains("mute_others"), "{}", r.body);
+    assert!(uses(&api, "hosted").await.is_empty(), "nothing was created");
+    let (_, ok) = link(
+        &api,
+        "hosted",
+        json!({"ttl_seconds": 600, "role": "host", "allow_moderator": true}),
+    )
+    .await;
+    assert_eq!(ok["role"], "host");
+    // A role that moderates nobody needs no opt-in.
+    let (_, ok) = link(
+        &api,
+        "hosted",
+        json!({"ttl_seconds": 600, "role": "greeter"}),
+    )
+    .await;
+    assert_eq!(ok["role"], "greeter");
+}

@@ -87,6 +87,27 @@ pub async fn create_guest_link(
         .ok_or_else(|| ApiError::not_found("room"))?;
     let new = guest_links::validate(&body, &room.settings, chrono::Utc::now())
         .map_err(ApiError::fields)?;
+    // The moderator rule goes by what the role may do, not by its name (a
+    // custom role with moderating permissions, or a moderating default role).
+    let allow_moderator = body.get("allow_moderator") == Some(&serde_json::Value::Bool(true));
+    if !allow_moderator
+        && let Some(role) = state.db.role(&team.id, &new.role).await?
+        && guest_links::moderates(&role.permissions)
+    {
+        return Err(ApiError::field(
+            "role",
+            format!(
+                "'{}' moderates (it may {}): a link with it needs \"allow_moderator\": true",
+                new.role,
+                guest_links::MODERATING
+                    .iter()
+                    .filter(|p| role.permissions.get(**p) == Some(&serde_json::Value::Bool(true)))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     let secret = guest_links::new_secret();
     let row = state
         .db
