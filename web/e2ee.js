@@ -168,6 +168,7 @@ export class E2ee {
   }
 
   onWorker(m) {
+    if (m.type === 'counts') this.counts = m.counts;
     if (m.type !== 'status') return;
     this.status.set(m.id, m.state);
     this.onChange();
@@ -333,6 +334,7 @@ export class E2ee {
       rotations: this.rotations,
       verifiedPeers: [...this.peers.keys()].sort(),
       failing: this.failing().sort(),
+      frames: this.counts || null,
     };
   }
 }

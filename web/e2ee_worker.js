@@ -9,6 +9,9 @@
 let keys = new Map();
 let sendIndex = null;
 const TRAILER = 13;
+/** Frames handled so far (reported to the page about once a second). */
+const counts = { encrypted: 0, decrypted: 0, failed: 0, unkeyed: 0 };
+setInterval(() => self.postMessage({ type: 'counts', counts }), 1000);
 const TAG = 16;
 
 /** How many leading bytes of `frame` stay readable. */
@@ -21,7 +24,10 @@ function clearBytes(kind, frame, data) {
 
 async function encrypt(kind, frame, controller) {
   const key = sendIndex === null ? null : keys.get(sendIndex);
-  if (!key) return; // no key: nothing leaves in clear
+  if (!key) {
+    counts.unkeyed += 1;
+    return; // no key: nothing leaves in clear
+  }
   const data = new Uint8Array(frame.data);
   const clear = clearBytes(kind, frame, data);
   const iv = crypto.getRandomValues(new Uint8Array(12));
@@ -35,6 +41,7 @@ async function encrypt(kind, frame, controller) {
   out[out.length - 1] = sendIndex;
   frame.data = out.buffer;
   controller.enqueue(frame);
+  counts.encrypted += 1;
 }
 
 function report(id, state, last) {
@@ -48,7 +55,10 @@ async function decrypt(kind, id, last, frame, controller) {
   if (data.length === 0) return controller.enqueue(frame);
   const clear = clearBytes(kind, frame, data);
   const key = data.length >= clear + TAG + TRAILER ? keys.get(data[data.length - 1]) : undefined;
-  if (!key) return report(id, 'fail', last);
+  if (!key) {
+    counts.failed += 1;
+    return report(id, 'fail', last);
+  }
   try {
     const iv = data.subarray(data.length - TRAILER, data.length - 1);
     const plain = new Uint8Array(
@@ -63,8 +73,10 @@ async function decrypt(kind, id, last, frame, controller) {
     out.set(plain, clear);
     frame.data = out.buffer;
     controller.enqueue(frame);
+    counts.decrypted += 1;
     report(id, 'ok', last);
   } catch {
+    counts.failed += 1;
     report(id, 'fail', last);
   }
 }
