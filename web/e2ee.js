@@ -34,11 +34,14 @@ function fragmentPassphrase() {
   }
 }
 
-/** Shows the join screen's passphrase field when the room needs one the page lacks. */
-export function setupE2eeJoin(e2ee) {
+/** The page's E2EE in a room with `e2ee_enabled` (else null); shows the join screen's passphrase field if needed. */
+export function e2eeFor(app) {
+  if (app.room.e2ee_enabled !== true) return null;
+  const e2ee = new E2ee({ roomId: app.room.id, onChange: () => e2ee.render(), send: (msg) => app.send(msg) });
   const row = document.getElementById('e2ee-row');
-  if (row) row.hidden = !e2ee || Boolean(e2ee.passphrase);
-  if (e2ee) e2ee.render();
+  if (row) row.hidden = Boolean(e2ee.passphrase);
+  e2ee.render();
+  return e2ee;
 }
 
 /** The passphrase typed on the join screen, if its field is shown. */
@@ -48,14 +51,18 @@ export function typedPassphrase() {
 }
 
 /**
- * Before joining an E2EE room: the keys from the typed passphrase or the
- * page's `#e2ee=`. False (with a hint) when the join screen is shown and
- * there is none; an automatic join goes on without a key (it sends no
- * media and shows every tile as "cannot decrypt").
+ * Before `app` joins an E2EE room: the keys from the typed passphrase or
+ * the page's `#e2ee=`. False (with a hint) when the join screen is shown
+ * and there is none, or when another join started meanwhile; an automatic
+ * join goes on without a key (it sends no media and shows every tile as
+ * "cannot decrypt").
  */
-export async function e2eeBeforeJoin(e2ee, hint) {
-  if (!e2ee || (await e2ee.ready(typedPassphrase()))) return true;
-  if (document.getElementById('screen-join').hidden) return true;
+export async function e2eeBeforeJoin(app, hint) {
+  const e2ee = app.e2ee;
+  if (!e2ee) return true;
+  const keyed = await e2ee.ready(typedPassphrase());
+  if (app.state === 'joining' || app.state === 'joined' || app.state === 'lobby') return false;
+  if (keyed || document.getElementById('screen-join').hidden) return true;
   hint(t('This room is end-to-end encrypted: enter its passphrase.'));
   return false;
 }
@@ -65,10 +72,12 @@ export class E2ee {
    * @param {object} o
    * @param {string} o.roomId  the room's id: the per-room salt of the passphrase
    * @param {() => void} o.onChange  the state shown to the user changed
+   * @param {(msg: object) => void} o.send  sends a signaling message
    */
-  constructor({ roomId, onChange }) {
+  constructor({ roomId, onChange, send }) {
     this.roomId = roomId;
     this.onChange = onChange;
+    this.sendSignal = send;
     this.support = e2eeSupport();
     /** The browser must create its peer connection with `encodedInsertableStreams`. */
     this.insertableStreams = this.support === 'streams';
@@ -82,7 +91,6 @@ export class E2ee {
     this.sendIndex = null;
     this.rotations = 0;
     this.me = null;
-    this.send = () => false;
     /** participant id -> {wrapKey} of peers whose public key verified under the passphrase. */
     this.peers = new Map();
     this.ecdh = null;
@@ -117,7 +125,7 @@ export class E2ee {
       this.sendIndex = 0;
       this.pushKeys();
       // A key given after joining (`window.convene.setE2eeKey`): announce now.
-      if (this.me) await this.joined(this.me, this.send);
+      if (this.me) await this.joined(this.me);
       return true;
     })();
     this.derived = { pass, done };
@@ -186,10 +194,21 @@ export class E2ee {
 
   // ---- key exchange ----------------------------------------------------------
 
+  /** The signaling messages E2EE follows; true for those it consumes (`e2ee`). */
+  onSignal(m) {
+    if (m.type === 'joined') this.joined(m.participant.id);
+    else if (m.type === 'participant_left') this.participantLeft(m.participant_id);
+    else if (m.type === 'e2ee') this.onMessage(m.from, m.payload);
+    return m.type === 'e2ee';
+  }
+
+  send(msg) {
+    this.sendSignal(msg);
+  }
+
   /** Joined as `me`: announce our public key to everyone. */
-  async joined(me, send) {
+  async joined(me) {
     this.me = me;
-    this.send = send;
     if (!this.macKey) return;
     if (!this.ecdh) {
       this.ecdh = await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']);

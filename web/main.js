@@ -19,7 +19,7 @@ import { effectMethods } from './effects.js';
 import { t, chooseLanguage, setLanguage, translatePage } from './i18n.js';
 import { hooksFor } from './hooks.js';
 import * as password from './password.js';
-import { E2ee, e2eeBeforeJoin, setupE2eeJoin } from './e2ee.js';
+import { e2eeFor, e2eeBeforeJoin } from './e2ee.js';
 
 /** How long a dropped connection may be resumed (docs/signaling.md). */
 const RESUME_WINDOW_MS = 20000;
@@ -133,8 +133,7 @@ class App {
     this.collab = null;
     /** Notices shown to the user, oldest first: `{text, at}` (test hook). */
     this.notices = [];
-    /** End-to-end encrypted media (docs/e2ee.md), in rooms with `e2ee_enabled`. */
-    this.e2ee = this.room.e2ee_enabled === true ? new E2ee({ roomId: this.room.id, onChange: () => this.e2ee.render() }) : null;
+    this.e2ee = e2eeFor(this); // end-to-end encrypted media (docs/e2ee.md)
   }
 
   /** Shows a transient notice and remembers it. */
@@ -236,7 +235,6 @@ class App {
       onSubmit: (name) => this.join(name),
     });
     password.setupPassword(this.room, this.token || this.guest);
-    setupE2eeJoin(this.e2ee);
     if (!media.canCapture()) ui.setJoinHint(t('Camera and microphone need a secure (https) page.'));
     await this.openWanted();
     this.renderPreview();
@@ -310,8 +308,7 @@ class App {
       ui.setJoinHint(t('Please enter your name.'));
       return;
     }
-    if (!(await e2eeBeforeJoin(this.e2ee, ui.setJoinHint))) return;
-    if (this.state === 'joining' || this.state === 'joined' || this.state === 'lobby') return;
+    if (!(await e2eeBeforeJoin(this, ui.setJoinHint))) return;
     this.name = chosen;
     if (!this.tokenName) {
       try {
@@ -390,6 +387,7 @@ class App {
   onMessage(sig, m) {
     if (sig !== this.sig) return;
     this.note(m.type === 'error' ? `in:error:${m.code}` : `in:${m.type}`);
+    if (this.e2ee && this.e2ee.onSignal(m)) return;
     switch (m.type) {
       case 'joined':
         return this.onJoined(m);
@@ -417,7 +415,6 @@ class App {
         this.upsertParticipant(m.participant);
         return this.renderTiles();
       case 'participant_left':
-        if (this.e2ee) this.e2ee.participantLeft(m.participant_id);
         this.participants.delete(m.participant_id);
         return this.renderTiles();
       case 'track_published':
@@ -447,8 +444,6 @@ class App {
         return this.applyRoomLayout(m.mode, m.by);
       case 'caption':
         return this.captions.add(m);
-      case 'e2ee':
-        return this.e2ee && this.e2ee.onMessage(m.from, m.payload);
       default:
         return this.collab.handle(m);
     }
@@ -472,7 +467,6 @@ class App {
     this.setState('joined');
     ui.showScreen('call');
     this.collab.onJoined(m);
-    if (this.e2ee) this.e2ee.joined(this.participantId, (msg) => this.send(msg));
     this.layoutJoined(this.roomSettings);
     this.pipJoined(this.roomSettings);
     this.captions.configure(this.roomSettings);
