@@ -476,3 +476,65 @@ async fn browser_e2ee_pages_decode_only_with_the_key_and_rotate_when_someone_lea
         "{button}"
     );
 }
+
+/// Gecko's `RTCRtpScriptTransform` and Chromium's interoperate: Firefox ESR
+/// (WebDriver BiDi) and Chromium, both with the passphrase, decode each
+/// other's encrypted video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_and_chromium_decode_each_others_encrypted_video() {
+    use convene_tests::firefox::Firefox;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    room(&s, "gecko-vault", true).await;
+    let (chromium, firefox) = tokio::join!(Browser::launch(), Firefox::launch());
+    let ann = open(&chromium, &s, "gecko-vault", "Ann", "s3cret").await;
+    let t_fred = token(&s, "gecko-vault", "Fred", "moderator").await;
+    firefox
+        .navigate(&s.url(&format!("/gecko-vault?token={t_fred}#e2ee=s3cret")))
+        .await;
+    firefox
+        .wait_for(
+            "window.convene && window.convene.state === 'joined'",
+            JOIN_TIMEOUT,
+        )
+        .await;
+    let fred = firefox.eval("window.convene.participantId").await;
+    let fred = fred.as_str().unwrap().to_string();
+    let id_ann = pid(&ann).await;
+    let support = firefox.eval("window.convene.e2ee.support").await;
+    assert_eq!(support, "script", "Firefox has RTCRtpScriptTransform");
+    // Chromium decodes Fred's video. Firefox's fake camera is one flat
+    // colour, so its picture is checked for not being black or noise only.
+    let js = format!(
+        "window.convene.stats().then(s => {{ const p = {}; const e = window.convene.e2ee; \
+           return s.framesDecoded > 30 && p && p.mean > 24 && p.detail < 30 && !e.failing.length \
+             && e.frames && e.frames.decrypted > 30 ? {{s, p}} : null; }})",
+        picture_detail(&fred)
+    );
+    if let Err(e) = ann.try_wait_for(&js, DECODE_TIMEOUT).await {
+        panic!(
+            "Chromium did not decode Fred's encrypted video: {e}\npicture: {}\ne2ee: {}",
+            ann.eval(&picture_detail(&fred)).await,
+            ann.eval("window.convene.e2ee").await
+        );
+    }
+    // Firefox decodes Ann's video: frames decrypted, decoded, nobody failing.
+    let frames = "(async () => { let n = 0; (await window.convene.pc.getStats()).forEach(s => { \
+        if (s.type === 'inbound-rtp' && s.kind === 'video') n += s.framesDecoded || 0; }); return n; })()";
+    let ok = firefox
+        .try_wait_for(
+            &format!(
+                "{frames}.then(n => {{ const e = window.convene.e2ee; \
+                   return n > 30 && e.frames && e.frames.decrypted > 30 && !e.failing.length \
+                     && e.verifiedPeers.includes('{id_ann}') ? {{n, e}} : null; }})"
+            ),
+            DECODE_TIMEOUT,
+        )
+        .await;
+    if let Err(e) = ok {
+        panic!(
+            "Firefox did not decode Ann's encrypted video: {e}\n{}",
+            firefox.report().await
+        );
+    }
+}
