@@ -485,6 +485,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn e2ee_refuses_what_needs_clear_media() {
+        let mut s = complete(Map::new(), Target::Room);
+        assert!(!e2ee_enabled(&s));
+        assert_eq!(e2ee_refusal(&s, "recording"), None);
+        let mut errors = FieldErrors::new();
+        s.insert("transcription_enabled".into(), Value::Bool(true));
+        check_e2ee(&s, &mut errors);
+        assert!(errors.is_empty());
+        s.insert("e2ee_enabled".into(), Value::Bool(true));
+        let why = e2ee_refusal(&s, "recording").unwrap();
+        assert!(why.starts_with("recording is not available") && why.contains("e2ee_enabled"));
+        check_e2ee(&s, &mut errors);
+        assert!(errors["transcription_enabled"][0].contains("e2ee_enabled"));
+    }
+
+    #[test]
     fn table_and_typed_view_agree() {
         let defaults = initial_defaults();
         let typed: DefaultSettings =
