@@ -538,3 +538,93 @@ async fn firefox_and_chromium_decode_each_others_encrypted_video() {
         );
     }
 }
+
+/// The join screen of an E2EE room asks for the passphrase (and refuses to
+/// join without one); a page whose address carries `#e2ee=` does not ask,
+/// and both derive the same keys: each trusts the other's public key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_join_screen_asks_for_the_passphrase() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "entry", "e2ee_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let b = Browser::launch().await;
+    let typed = b.open(&s.url("/entry")).await;
+    typed
+        .wait_for(
+            "window.convene && window.convene.state === 'idle' && !document.getElementById('e2ee-row').hidden",
+            JOIN_TIMEOUT,
+        )
+        .await;
+    let label = typed
+        .eval("document.getElementById('e2ee-status').textContent")
+        .await;
+    assert!(
+        label.as_str().unwrap().contains("Encrypted room: no key"),
+        "{label}"
+    );
+    let submit = |pass: &str| {
+        format!(
+            "document.getElementById('name-input').value = 'Tia'; \
+             document.getElementById('e2ee-input').value = {}; \
+             document.getElementById('join-button').click(); true",
+            json!(pass)
+        )
+    };
+    typed.eval(&submit("")).await;
+    let hint = typed
+        .wait_for(
+            "!document.getElementById('join-hint').hidden ? document.getElementById('join-hint').textContent : null",
+            JOIN_TIMEOUT,
+        )
+        .await;
+    assert_eq!(
+        hint,
+        "This room is end-to-end encrypted: enter its passphrase."
+    );
+    assert_eq!(typed.eval("window.convene.state").await, "idle");
+    assert_eq!(typed.eval("window.convene.e2ee.hasKey").await, false);
+    typed.eval(&submit("open sesame")).await;
+    wait_state(&typed, "joined").await;
+    assert_eq!(typed.eval("window.convene.e2ee.hasKey").await, true);
+
+    // The passphrase in the address: no field; the same keys.
+    let linked = b.open(&s.url("/entry#e2ee=open%20sesame")).await;
+    linked
+        .wait_for(
+            "window.convene && window.convene.state === 'idle'",
+            JOIN_TIMEOUT,
+        )
+        .await;
+    assert_eq!(
+        linked
+            .eval("document.getElementById('e2ee-row').hidden")
+            .await,
+        true
+    );
+    linked
+        .eval(
+            "document.getElementById('name-input').value = 'Lou'; \
+             document.getElementById('join-button').click(); true",
+        )
+        .await;
+    wait_state(&linked, "joined").await;
+    let (id_typed, id_linked) = (pid(&typed).await, pid(&linked).await);
+    linked
+        .wait_for(
+            &format!("window.convene.e2ee.verifiedPeers.includes('{id_typed}')"),
+            JOIN_TIMEOUT,
+        )
+        .await;
+    typed
+        .wait_for(
+            &format!("window.convene.e2ee.verifiedPeers.includes('{id_linked}')"),
+            JOIN_TIMEOUT,
+        )
+        .await;
+}
