@@ -54,7 +54,24 @@ pub struct Received {
     /// Whether the payload is what the synthetic publisher writes (see
     /// [`intact`]): a forged packet let through would not be.
     pub intact: bool,
+    /// The first [`KEPT_ENDS`] and last [`KEPT_ENDS`] bytes of the payload
+    /// (what an end-to-end encryption test reads: the clear header, the
+    /// trailer).
+    pub head: Vec<u8>,
+    pub tail: Vec<u8>,
     pub at: Instant,
+}
+
+/// How many bytes of each end of a payload [`Received`] keeps.
+pub const KEPT_ENDS: usize = 16;
+
+/// The first and last [`KEPT_ENDS`] bytes of `payload`.
+pub fn ends(payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let n = payload.len();
+    (
+        payload[..n.min(KEPT_ENDS)].to_vec(),
+        payload[n.saturating_sub(KEPT_ENDS)..].to_vec(),
+    )
 }
 
 /// Whether `payload` is one that [`write_media`] produces: audio is `0x78`
@@ -500,6 +517,8 @@ async fn run(
                                 marker: p.header.marker,
                                 len: p.payload.len(),
                                 intact: intact(kind, &p.payload),
+                                head: ends(&p.payload).0,
+                                tail: ends(&p.payload).1,
                                 at: Instant::now(),
                             }));
                         }

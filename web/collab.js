@@ -203,6 +203,11 @@ export class Collab {
     const b = $('ctl-record');
     b.hidden = !may;
     b.textContent = this.recording ? t('Stop recording') : t('Record');
+    // The server cannot decode an end-to-end encrypted room (docs/e2ee.md).
+    const e2ee = this.settings.e2ee_enabled === true && !this.recording;
+    b.disabled = e2ee;
+    b.title = e2ee ? t('Recording is not available: this room is end-to-end encrypted.') : '';
+    if (e2ee) b.textContent = t('Recording unavailable (end-to-end encrypted)');
     b.setAttribute('aria-pressed', this.recording ? 'true' : 'false');
     $('ctl-bookmark').hidden = !(may && this.recording);
   }

@@ -60,6 +60,12 @@ export function hooksFor(app) {
     setNoiseSuppression: (on) => app.setNoiseSuppression(on),
     setPage: (n) => app.grid.setPage(n),
     setRoomLayout: (mode) => app.setRoomLayout(mode),
+    /** End-to-end encryption (docs/e2ee.md): `{enabled: false}` in other rooms. */
+    get e2ee() {
+      return app.e2ee ? app.e2ee.snapshot() : { enabled: false };
+    },
+    /** Gives the page the room's passphrase (an application's key; never sent to the server). */
+    setE2eeKey: (passphrase) => (app.e2ee ? app.e2ee.ready(String(passphrase)) : Promise.resolve(false)),
     /** The language shown and the keys it had no translation for. */
     get i18n() {
       return { language: language(), missing: [...missing] };

@@ -2,6 +2,13 @@
 // A key missing here shows in English and is listed in `window.convene.i18n.missing`.
 
 export const DE = {
+  'Cannot decrypt: wrong or missing key': 'Entschlüsselung nicht möglich: falscher oder fehlender Schlüssel',
+  'Encrypted room: no key': 'Verschlüsselter Raum: kein Schlüssel',
+  'Encryption passphrase': 'Passphrase der Verschlüsselung',
+  'End-to-end encrypted': 'Ende-zu-Ende-verschlüsselt',
+  'Recording is not available: this room is end-to-end encrypted.': 'Aufzeichnen ist nicht möglich: Dieser Raum ist Ende-zu-Ende-verschlüsselt.',
+  'Recording unavailable (end-to-end encrypted)': 'Keine Aufzeichnung (Ende-zu-Ende-verschlüsselt)',
+  'This room is end-to-end encrypted: enter its passphrase.': 'Dieser Raum ist Ende-zu-Ende-verschlüsselt: Geben Sie seine Passphrase ein.',
   'A moderator declined your request to join.': 'Eine Moderatorin oder ein Moderator hat Ihre Anfrage abgelehnt.',
   'A moderator lowered your hand.': 'Die Moderation hat Ihre Hand gesenkt.',
   'A moderator removed you from this meeting.': 'Die Moderation hat Sie aus dieser Besprechung entfernt.',

@@ -19,6 +19,7 @@ import { effectMethods } from './effects.js';
 import { t, chooseLanguage, setLanguage, translatePage } from './i18n.js';
 import { hooksFor } from './hooks.js';
 import * as password from './password.js';
+import { e2eeFor, e2eeBeforeJoin } from './e2ee.js';
 
 /** How long a dropped connection may be resumed (docs/signaling.md). */
 const RESUME_WINDOW_MS = 20000;
@@ -132,6 +133,7 @@ class App {
     this.collab = null;
     /** Notices shown to the user, oldest first: `{text, at}` (test hook). */
     this.notices = [];
+    this.e2ee = e2eeFor(this); // end-to-end encrypted media (docs/e2ee.md)
   }
 
   /** Shows a transient notice and remembers it. */
@@ -306,6 +308,7 @@ class App {
       ui.setJoinHint(t('Please enter your name.'));
       return;
     }
+    if (!(await e2eeBeforeJoin(this, ui.setJoinHint))) return;
     this.name = chosen;
     if (!this.tokenName) {
       try {
@@ -367,6 +370,7 @@ class App {
       onFailed: () => {
         if (this.state === 'joined') this.sig.abandon('media connection failed');
       },
+      e2ee: this.e2ee,
     });
   }
 
@@ -383,6 +387,7 @@ class App {
   onMessage(sig, m) {
     if (sig !== this.sig) return;
     this.note(m.type === 'error' ? `in:error:${m.code}` : `in:${m.type}`);
+    if (this.e2ee && this.e2ee.onSignal(m)) return;
     switch (m.type) {
       case 'joined':
         return this.onJoined(m);

@@ -75,14 +75,18 @@ export class Peer {
    * @param {(sources: string[], msg: object) => void} o.onRefused  sources the server refused
    * @param {(entry: string) => void} [o.onNote]  a line for the client's trace
    * @param {() => void} [o.onFailed]  the media path failed even after an ICE restart
+   * @param {object} [o.e2ee]  the room's end-to-end encryption (`e2ee.js`), if on
    */
-  constructor({ send, onRemote, onRefused, onNote = () => {}, onFailed = () => {} }) {
+  constructor({ send, onRemote, onRefused, onNote = () => {}, onFailed = () => {}, e2ee = null }) {
     this.send = send;
     this.onRemote = onRemote;
     this.onRefused = onRefused;
     this.onNote = onNote;
     this.onFailed = onFailed;
-    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.e2ee = e2ee;
+    const config = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+    if (e2ee && e2ee.insertableStreams) config.encodedInsertableStreams = true;
+    this.pc = new RTCPeerConnection(config);
     /** mid -> {track_id, participant_id, kind, source}, from the latest server offer. */
     this.remote = new Map();
     /** source -> {transceiver, track, accepted} */
@@ -171,6 +175,7 @@ export class Peer {
     if (source === 'camera') init.sendEncodings = SIMULCAST;
     const transceiver = this.pc.addTransceiver(track, init);
     limitHeaderExtensions(transceiver);
+    if (this.e2ee) this.e2ee.protectSender(transceiver, track.kind);
     this.local.set(source, { transceiver, track, accepted: false });
     this.needOffer = true;
   }
@@ -301,6 +306,7 @@ export class Peer {
       const init = { direction: 'sendonly', streams: [], sendEncodings: SIMULCAST };
       l.transceiver = this.pc.addTransceiver(track || 'video', init);
       limitHeaderExtensions(l.transceiver);
+      if (this.e2ee) this.e2ee.protectSender(l.transceiver, 'video');
       l.accepted = false;
     }
   }
@@ -342,6 +348,7 @@ export class Peer {
     const remote = [];
     for (const t of this.pc.getTransceivers()) {
       const info = t.mid !== null ? this.remote.get(t.mid) : undefined;
+      if (this.e2ee && t.receiver.track) this.e2ee.protectReceiver(t.receiver, info);
       if (!info || !t.receiver.track) continue;
       const dir = t.currentDirection || t.direction;
       if (dir !== 'recvonly' && dir !== 'sendrecv') continue;

@@ -79,6 +79,7 @@ export const viewMethods = {
     this.grid.setSpeakers(this.speakers);
     this.requestLayers();
     this.afterLayout();
+    if (this.e2ee) this.e2ee.render();
   },
 
   /** The People tab: you and everyone else, with state and moderator actions. */

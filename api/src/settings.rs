@@ -90,6 +90,8 @@ pub const FIELDS: &[Field] = &[
     both("recordings_enabled", Kind::Bool),
     // Convene's: live transcription and captions (docs/transcripts.md).
     both("transcription_enabled", Kind::Bool),
+    // Convene's: end-to-end encrypted media (docs/e2ee.md).
+    both("e2ee_enabled", Kind::Bool),
     both("screenshare_enabled", Kind::Bool),
     both("raise_hand_enabled", Kind::Bool),
     both("video_on_join_enabled", Kind::Bool),
@@ -140,6 +142,11 @@ pub struct RoomSettings {
     /// Live transcription and captions (Convene's; docs/transcripts.md).
     #[serde(default)]
     pub transcription_enabled: bool,
+    /// End-to-end encrypted media: browsers encrypt every frame with a key
+    /// the server never sees; recording, restreaming and transcription are
+    /// refused (Convene's; docs/e2ee.md).
+    #[serde(default)]
+    pub e2ee_enabled: bool,
     pub screenshare_enabled: bool,
     pub raise_hand_enabled: bool,
     pub video_on_join_enabled: bool,
@@ -199,6 +206,7 @@ pub fn initial_defaults() -> Map<String, Value> {
         "qa_enabled": false,
         "recordings_enabled": false,
         "transcription_enabled": false,
+        "e2ee_enabled": false,
         "screenshare_enabled": true,
         "raise_hand_enabled": true,
         "video_on_join_enabled": true,
@@ -432,10 +440,65 @@ fn is_watermark_char(c: char) -> bool {
         || (('\u{00C0}'..='\u{024F}').contains(&c) && c != '\u{00D7}' && c != '\u{00F7}')
 }
 
+/// Whether a room's settings ask for end-to-end encrypted media.
+pub fn e2ee_enabled(settings: &Map<String, Value>) -> bool {
+    settings
+        .get("e2ee_enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Why `what` (recording, restreaming, transcription) cannot run in a room
+/// with these settings: `Some(reason)` in an E2EE room, whose media the
+/// server cannot decode.
+pub fn e2ee_refusal(settings: &Map<String, Value>, what: &str) -> Option<String> {
+    e2ee_enabled(settings).then(|| {
+        format!(
+            "{what} is not available in an end-to-end encrypted room (e2ee_enabled): \
+             the server cannot decode its media"
+        )
+    })
+}
+
+/// A room's settings after a write: live transcription needs audio the
+/// server can decode, so it cannot be on together with E2EE.
+pub fn check_e2ee(next: &Map<String, Value>, errors: &mut FieldErrors) {
+    let transcription = next
+        .get("transcription_enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if transcription && e2ee_enabled(next) {
+        errors
+            .entry("transcription_enabled".into())
+            .or_default()
+            .push(
+                "cannot be true in an end-to-end encrypted room (e2ee_enabled): \
+             the server cannot hear encrypted audio"
+                    .into(),
+            );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn e2ee_refuses_what_needs_clear_media() {
+        let mut s = complete(Map::new(), Target::Room);
+        assert!(!e2ee_enabled(&s));
+        assert_eq!(e2ee_refusal(&s, "recording"), None);
+        let mut errors = FieldErrors::new();
+        s.insert("transcription_enabled".into(), Value::Bool(true));
+        check_e2ee(&s, &mut errors);
+        assert!(errors.is_empty());
+        s.insert("e2ee_enabled".into(), Value::Bool(true));
+        let why = e2ee_refusal(&s, "recording").unwrap();
+        assert!(why.starts_with("recording is not available") && why.contains("e2ee_enabled"));
+        check_e2ee(&s, &mut errors);
+        assert!(errors["transcription_enabled"][0].contains("e2ee_enabled"));
+    }
 
     #[test]
     fn table_and_typed_view_agree() {

@@ -74,6 +74,7 @@ const PUBLIC_SETTINGS: &[&str] = &[
     "background_color",
     "watermark_enabled",
     "watermark_text",
+    "e2ee_enabled",
 ];
 
 /// The public facts of a room the page needs before joining.

@@ -29,6 +29,7 @@ mod client_ui;
 mod collab_live;
 mod crash;
 mod display;
+mod e2ee;
 mod faults;
 mod fleet;
 mod fleet_appliance;

@@ -297,6 +297,8 @@ pub(super) async fn run_whep(
                     marker: p.header.marker,
                     len: p.payload.len(),
                     intact: super::intact(kind, &p.payload),
+                    head: super::ends(&p.payload).0,
+                    tail: super::ends(&p.payload).1,
                     at: Instant::now(),
                 }));
             }

@@ -57,6 +57,7 @@ pub async fn patch_defaults(
             let mut next = current.clone();
             next.extend(changes);
             check_roles(&next, roles, &body, false, &mut errors);
+            settings::check_e2ee(&next, &mut errors);
             if errors.is_empty() {
                 Ok(next)
             } else {

@@ -569,6 +569,11 @@ async fn control(
         .room(&team.id, room)
         .await?
         .ok_or_else(|| ApiError::not_found("room"))?;
+    if matches!(action, RecordingAction::Start)
+        && let Some(reason) = crate::settings::e2ee_refusal(&r.settings, "recording")
+    {
+        return Err(ApiError::Conflict(reason));
+    }
     let Some(rx) = state.live.recording(&r.id, action) else {
         return Err(ApiError::Conflict(
             "the room has no live session: recording needs participants in the room".into(),

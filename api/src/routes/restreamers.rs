@@ -70,6 +70,11 @@ async fn control(
         .room(&team.id, room)
         .await?
         .ok_or_else(|| ApiError::not_found("room"))?;
+    if matches!(action, RestreamAction::Start(_))
+        && let Some(reason) = crate::settings::e2ee_refusal(&r.settings, "restreaming")
+    {
+        return Err(ApiError::Conflict(reason));
+    }
     let Some(rx) = state.live.restream(&r.id, action) else {
         return Err(ApiError::Conflict(
             "the room has no live session: restreaming needs participants in the room".into(),

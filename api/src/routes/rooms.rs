@@ -220,6 +220,7 @@ fn room_input(
     let mut next = settings::complete(current_settings.clone(), Target::Room);
     next.extend(changes);
     check_roles(&next, team_roles, body, true, &mut errors);
+    settings::check_e2ee(&next, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }

@@ -524,6 +524,15 @@ impl Connection {
             }
             ClientMsg::Pong => Ok(()),
             ClientMsg::Leave => return Flow::Close,
+            ClientMsg::E2ee { to, payload } => {
+                let msg = RoomMsg::E2ee {
+                    from: pid,
+                    to,
+                    payload,
+                };
+                self.sig.to_room(room, msg).await;
+                Ok(())
+            }
         };
         if let Err(e) = result {
             let _ = self

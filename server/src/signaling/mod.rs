@@ -9,6 +9,7 @@
 mod admission;
 pub mod collab;
 mod connection;
+mod e2ee;
 mod gate;
 pub mod http_media;
 mod layout;

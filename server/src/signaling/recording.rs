@@ -78,6 +78,9 @@ impl RoomActor {
     }
 
     async fn start_recording(&mut self, by: Option<&str>) -> Result<String, Refusal> {
+        if let Some(reason) = convene_api::settings::e2ee_refusal(&self.settings, "recording") {
+            return Err(refuse("CONFLICT", reason));
+        }
         if let Some(r) = &self.recording {
             return Err(refuse(
                 "CONFLICT",

@@ -81,6 +81,9 @@ impl RoomActor {
         &mut self,
         target: convene_api::domain::restream::RestreamTarget,
     ) -> Result<RestreamInfo, RecordingRefusal> {
+        if let Some(reason) = convene_api::settings::e2ee_refusal(&self.settings, "restreaming") {
+            return Err(refuse("CONFLICT", reason));
+        }
         if self.session.is_none() {
             return Err(refuse("CONFLICT", "the room has no live session"));
         }

@@ -136,6 +136,13 @@ pub enum RoomMsg {
         recording_id: String,
         reason: &'static str,
     },
+    /// An opaque end-to-end encryption message of `from` to relay
+    /// (`to`: one member, `None`: every other member; `super::e2ee`).
+    E2ee {
+        from: String,
+        to: Option<String>,
+        payload: Value,
+    },
     Tick,
 }
 
@@ -322,6 +329,7 @@ impl RoomActor {
                 recording_id,
                 reason,
             } => self.recording_ended(&recording_id, reason).await,
+            RoomMsg::E2ee { from, to, payload } => self.relay_e2ee(&from, to.as_deref(), payload),
             RoomMsg::Tick => self.tick().await,
         }
     }

@@ -22,6 +22,12 @@ impl RoomActor {
         if self.transcriber.is_some() || !self.transcription_enabled() {
             return;
         }
+        // Encrypted audio is noise to the server: never transcribe it (room
+        // writes refuse the combination; this holds for older settings too).
+        if let Some(reason) = convene_api::settings::e2ee_refusal(&self.settings, "transcription") {
+            tracing::warn!(room = %self.friendly_url, "{reason}");
+            return;
+        }
         let live: std::sync::Weak<dyn convene_api::live::LiveRooms> =
             std::sync::Arc::downgrade(&self.sig) as _;
         let (sink, handle) = match transcriber::spawn(TranscriberSetup {

@@ -13,6 +13,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// m-section (about 2.5 KiB in Chromium) per track it receives: 95 KiB in a
 /// room of twenty, about 500 KiB for a hundred cameras and microphones.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Largest relayed `e2ee` payload (serialized): a P-256 public key with
+/// its MAC, or one wrapped media key, is well under 1 KiB.
+pub const MAX_E2EE_PAYLOAD: usize = 4096;
 
 use crate::rtc::notice::{MediaNotice, NoticeSink};
 pub use crate::rtc::notice::{OfferedTrack, Source, TrackInfo};
@@ -113,6 +116,15 @@ pub enum ClientMsg {
     Ping,
     Pong,
     Leave,
+    /// An end-to-end encryption message (docs/e2ee.md): a public key
+    /// announcement (`to` absent: every other member) or a wrapped media
+    /// key for one member. Opaque to the server, which relays it only in
+    /// an E2EE room and only up to [`MAX_E2EE_PAYLOAD`] bytes.
+    E2ee {
+        #[serde(default)]
+        to: Option<String>,
+        payload: Value,
+    },
     /// Chat, hands, reactions, polls, Q&A and quizzes (handled by the room).
     #[serde(untagged)]
     Collab(super::collab::CollabMsg),
@@ -223,6 +235,12 @@ pub enum ServerMsg {
     },
     Ping,
     Pong,
+    /// A relayed end-to-end encryption message of participant `from`
+    /// (docs/e2ee.md); `payload` is what the sender sent, unread.
+    E2ee {
+        from: String,
+        payload: Arc<Value>,
+    },
     /// A participant's role changed; the participant itself also gets its
     /// new permissions.
     RoleChanged {
@@ -311,7 +329,7 @@ mod tests {
     use super::*;
 
     /// How many variants `ServerMsg` has: `example` below builds each.
-    const VARIANTS: usize = 20;
+    const VARIANTS: usize = 21;
 
     /// One message of every kind; a new variant fails to compile here
     /// until it has an example (and a bumped `VARIANTS`).
@@ -404,6 +422,10 @@ mod tests {
                 role: "speaker".into(),
                 permissions: None,
             },
+            19 => ServerMsg::E2ee {
+                from: "p1".into(),
+                payload: Arc::new(serde_json::json!({"kind": "key"})),
+            },
             _ => ServerMsg::Live(Arc::new(LiveEvent::PollVoted {
                 poll_id: "q".into(),
             })),
@@ -429,7 +451,8 @@ mod tests {
             ServerMsg::Ping => 16,
             ServerMsg::Pong => 17,
             ServerMsg::RoleChanged { .. } => 18,
-            ServerMsg::Live(_) => 19,
+            ServerMsg::E2ee { .. } => 19,
+            ServerMsg::Live(_) => 20,
         };
         assert_eq!(n, i.min(VARIANTS - 1));
         msg
