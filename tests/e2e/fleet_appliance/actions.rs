@@ -31,26 +31,7 @@ async fn remote_actions_are_carried_out_by_the_appliance() {
         .await;
 
     // join_meeting: the appliance joins the room through the meeting code.
-    s.api()
-        .post(
-            "/api/v1/rooms",
-            json!({"friendly_url": "boardroom", "join_screen_enabled": false}),
-        )
-        .await
-        .expect(200);
-    let room_token = s
-        .api()
-        .post(
-            "/api/v1/rooms/boardroom/token",
-            json!({"u": "Boardroom", "role": "speaker"}),
-        )
-        .await
-        .expect(200)
-        .body["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let link = s.url(&format!("/boardroom?token={room_token}"));
+    let link = room_link(&s, "boardroom", "Boardroom").await;
     let r = admin
         .action(
             &id,
@@ -87,18 +68,7 @@ async fn remote_actions_are_carried_out_by_the_appliance() {
     }
     // Someone else in the room receives the appliance's camera and
     // microphone (a str0m peer that only subscribes).
-    let watcher_token = s
-        .api()
-        .post(
-            "/api/v1/rooms/boardroom/token",
-            json!({"u": "Watcher", "role": "speaker"}),
-        )
-        .await
-        .expect(200)
-        .body["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let watcher_token = room_token(&s, "boardroom", "Watcher").await;
     let mut watcher =
         convene_tests::rtc_client::Client::connect(convene_tests::rtc_client::ClientOptions {
             ws_url: s.ws_url(),

@@ -103,26 +103,7 @@ async fn policies_are_pushed_applied_and_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_calendar_set_by_policy_is_joined_by_the_appliance() {
     let (s, admin, _viewer) = fleet_server(&[]).await;
-    s.api()
-        .post(
-            "/api/v1/rooms",
-            json!({"friendly_url": "weekly", "join_screen_enabled": false}),
-        )
-        .await
-        .expect(200);
-    let room_token = s
-        .api()
-        .post(
-            "/api/v1/rooms/weekly/token",
-            json!({"u": "Room C", "role": "speaker"}),
-        )
-        .await
-        .expect(200)
-        .body["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let link = s.url(&format!("/weekly?token={room_token}"));
+    let link = room_link(&s, "weekly", "Room C").await;
     let ical = |t: chrono::DateTime<chrono::Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
     let dir = tempfile::tempdir().unwrap();
     let token = admin.enrollment_token().await;
@@ -296,26 +277,7 @@ async fn camera_display_and_quiet_hours_policies_take_effect() {
     );
 
     // Join a meeting: the display is powered on; leave: standby.
-    s.api()
-        .post(
-            "/api/v1/rooms",
-            json!({"friendly_url": "room-d", "join_screen_enabled": false}),
-        )
-        .await
-        .expect(200);
-    let room_token = s
-        .api()
-        .post(
-            "/api/v1/rooms/room-d/token",
-            json!({"u": "Room D", "role": "speaker"}),
-        )
-        .await
-        .expect(200)
-        .body["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let link = s.url(&format!("/room-d?token={room_token}"));
+    let link = room_link(&s, "room-d", "Room D").await;
     admin
         .action(
             &id,

@@ -354,3 +354,32 @@ pub(super) async fn closed_with(ws: &mut Ws) -> String {
         }
     }
 }
+
+/// A speaker token for `name` in `room`.
+pub(super) async fn room_token(s: &Server, room: &str, name: &str) -> String {
+    s.api()
+        .post(
+            &format!("/api/v1/rooms/{room}/token"),
+            json!({"u": name, "role": "speaker"}),
+        )
+        .await
+        .expect(200)
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Creates `room` (no join screen) and returns its link with a speaker
+/// token for `name`: what an appliance is told to join.
+pub(super) async fn room_link(s: &Server, room: &str, name: &str) -> String {
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": room, "join_screen_enabled": false}),
+        )
+        .await
+        .expect(200);
+    let token = room_token(s, room, name).await;
+    s.url(&format!("/{room}?token={token}"))
+}
