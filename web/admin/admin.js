@@ -44,6 +44,28 @@ function showConsole(team) {
   $('sign-out').hidden = false;
   $('team').textContent = team.team_name || '';
   connect();
+  loadErrors();
+}
+
+// The server's last WARN/ERROR log events, newest first (text only).
+async function loadErrors() {
+  const r = await api('GET', '/errors');
+  if (r.status === 401) { showSignIn(); return; }
+  if (r.status !== 200) return;
+  const rows = r.data.data || [];
+  const body = $('errors').querySelector('tbody');
+  body.replaceChildren();
+  for (const e of rows) {
+    const tr = document.createElement('tr');
+    tr.dataset.level = e.level;
+    cell(tr, new Date(e.t).toISOString().replace('T', ' ').slice(0, 19));
+    cell(tr, e.level, e.level === 'ERROR' ? 'error' : '');
+    cell(tr, e.target);
+    cell(tr, e.message);
+    body.appendChild(tr);
+  }
+  $('errors').hidden = rows.length === 0;
+  $('no-errors').hidden = rows.length > 0;
 }
 
 function drawServer() {
@@ -193,6 +215,8 @@ $('sign-in-form').addEventListener('submit', async (e) => {
     $('sign-in-error').textContent = r.data?.message || `sign-in failed (${r.status})`;
   }
 });
+
+$('errors-refresh').addEventListener('click', loadErrors);
 
 $('sign-out').addEventListener('click', async () => {
   await api('DELETE', '/session');

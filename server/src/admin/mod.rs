@@ -1,13 +1,15 @@
 //! The admin console: the page at `/admin`, sign-in with the team's
 //! developer key for a session cookie (`session.rs`), the live WebSocket
-//! (`live.rs`), the server's five-minute history (`history.rs`), and
-//! cookie-authenticated proxies to the REST live moderation.
+//! (`live.rs`), the server's five-minute history (`history.rs`), the
+//! recent WARN/ERROR log events (`errors.rs`), and cookie-authenticated
+//! proxies to the REST live moderation.
 //!
 //! Every `/admin/api/*` route but sign-in needs a live session (401
 //! otherwise); every state-changing request must also carry
 //! `X-Convene-Admin: 1` or a same-origin `Origin` (403 otherwise), on top
 //! of the cookie's `SameSite=Strict`.
 
+pub mod errors;
 pub mod history;
 pub mod live;
 pub mod session;
@@ -53,6 +55,7 @@ pub fn router(state: AdminState) -> Router {
     let guarded = Router::new()
         .route("/admin/api/session", get(whoami).delete(sign_out))
         .route("/admin/api/live", get(live::handler))
+        .route("/admin/api/errors", get(recent_errors))
         .route(
             "/admin/api/rooms/live/participants",
             get(api_live::live_rooms_participants),
@@ -285,6 +288,15 @@ async fn sign_in(
 /// `GET /admin/api/session`: the signed-in team.
 async fn whoami(team: Team) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"team_id": team.id, "team_name": team.name}))
+}
+
+/// `GET /admin/api/errors`: the process's last WARN/ERROR log events,
+/// newest first (at most [`errors::RECENT_ERRORS`]).
+async fn recent_errors() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "capacity": errors::RECENT_ERRORS,
+        "data": errors::RECENT.newest_first(),
+    }))
 }
 
 /// `DELETE /admin/api/session`: signs out (the session ends server-side).
