@@ -1,7 +1,9 @@
 // The admin console page: sign-in, the live WebSocket, rooms table with
-// moderation buttons, and plots. Plain English (no i18n): an operator tool.
+// moderation buttons, plots, recent errors, and the History/Settings tabs.
+// Plain English (no i18n): an operator tool.
 
 import { drawPlot, si, mib } from './plot.js';
+import { initPages, loadHistory, loadSettings } from './pages.js';
 
 const HISTORY = 300;
 const $ = (id) => document.getElementById(id);
@@ -32,6 +34,9 @@ function status(text) {
 function showSignIn() {
   if (ws) { ws.onclose = null; ws.close(); ws = null; }
   $('console').hidden = true;
+  $('history').hidden = true;
+  $('settings').hidden = true;
+  $('tabs').hidden = true;
   $('sign-out').hidden = true;
   $('team').textContent = '';
   $('sign-in').hidden = false;
@@ -40,11 +45,22 @@ function showSignIn() {
 
 function showConsole(team) {
   $('sign-in').hidden = true;
-  $('console').hidden = false;
+  $('tabs').hidden = false;
+  showTab('console');
   $('sign-out').hidden = false;
   $('team').textContent = team.team_name || '';
   connect();
   loadErrors();
+}
+
+function showTab(name) {
+  for (const b of document.querySelectorAll('[data-tab]')) {
+    const on = b.dataset.tab === name;
+    $(b.dataset.tab).hidden = !on;
+    if (on) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
+  }
+  if (name === 'history') loadHistory();
+  if (name === 'settings') loadSettings();
 }
 
 // The server's last WARN/ERROR log events, newest first (text only).
@@ -217,6 +233,10 @@ $('sign-in-form').addEventListener('submit', async (e) => {
 });
 
 $('errors-refresh').addEventListener('click', loadErrors);
+for (const b of document.querySelectorAll('[data-tab]')) {
+  b.addEventListener('click', () => showTab(b.dataset.tab));
+}
+initPages(api, showSignIn);
 
 $('sign-out').addEventListener('click', async () => {
   await api('DELETE', '/session');

@@ -24,7 +24,9 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use convene_api::auth::Team;
-use convene_api::routes::{live as api_live, moderation, sessions};
+use convene_api::routes::{
+    defaults, live as api_live, moderation, recordings, sessions, webhooks,
+};
 use convene_api::store::teams::key_hash;
 use convene_api::{ApiError, ApiState};
 use serde::{Deserialize, Serialize};
@@ -71,6 +73,39 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/admin/api/sessions/{session}/end",
             post(sessions::end_session),
+        )
+        // History: sessions with statistics, recordings with download
+        // links, webhook deliveries with redelivery.
+        .route("/admin/api/sessions", get(sessions::list_sessions))
+        .route(
+            "/admin/api/sessions/{session}/statistics",
+            get(sessions::session_statistics),
+        )
+        .route("/admin/api/recordings", get(recordings::list_recordings))
+        .route(
+            "/admin/api/recordings/{recording}/download",
+            get(recordings::download_link),
+        )
+        .route(
+            "/admin/api/webhooks/{webhook}/deliveries",
+            get(webhooks::list_deliveries),
+        )
+        .route(
+            "/admin/api/webhooks/{webhook}/deliveries/{delivery}/redeliver",
+            post(webhooks::redeliver),
+        )
+        // Settings: team defaults and webhooks.
+        .route(
+            "/admin/api/defaults",
+            get(defaults::get_defaults).patch(defaults::patch_defaults),
+        )
+        .route(
+            "/admin/api/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/admin/api/webhooks/{webhook}",
+            axum::routing::delete(webhooks::delete_webhook),
         )
         .route(
             "/admin/api/{*rest}",
