@@ -260,6 +260,7 @@ async fn admin_history_and_settings_routes_need_a_session_and_csrf() {
         ("PATCH", "/admin/api/defaults"),
         ("POST", "/admin/api/webhooks"),
         ("DELETE", "/admin/api/webhooks/x"),
+        ("POST", "/admin/api/key/rotate"),
     ];
     for (m, path) in changes {
         let m = reqwest::Method::from_bytes(m.as_bytes()).unwrap();
@@ -305,6 +306,24 @@ async fn admin_history_and_settings_routes_need_a_session_and_csrf() {
     .await
     .unwrap();
     assert_eq!(r.status(), 403);
+    let r = foreign("POST", "/admin/api/key/rotate", json!({"confirm": "rotate"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The key rotation without its confirmation: 422, nothing changed.
+    let r = s
+        .client
+        .post(s.url("/admin/api/key/rotate"))
+        .header("cookie", &cookie)
+        .header(CSRF.0, CSRF.1)
+        .json(&json!({"confirm": "yes"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("confirm"), "{body}");
+    // The old key still works, so nothing was rotated.
     assert_eq!(api.get("/api/v1").await.expect(200).body, before);
     let hooks = api.get("/api/v1/webhooks").await.expect(200).body;
     assert_eq!(hooks["total_count"], 0, "{hooks}");
@@ -528,4 +547,39 @@ async fn browser_admin_history_and_settings() {
     )
     .await;
     api.get(&format!("/api/v1/webhooks/{id}")).await.expect(404);
+
+    // Rotate the developer key: a confirmation step, then signed out with
+    // the new key shown once; the old key is refused, the new one works.
+    page.eval("document.getElementById('rotate-start').click(); true")
+        .await;
+    page.wait_for("!document.getElementById('rotate-confirm').hidden", T)
+        .await;
+    page.eval(
+        "document.getElementById('rotate-text').value = 'rotate';
+         document.getElementById('rotate-go').click(); true",
+    )
+    .await;
+    page.wait_for(
+        "!document.getElementById('sign-in').hidden && !document.getElementById('rotated').hidden",
+        T,
+    )
+    .await;
+    let new_key = page
+        .eval("document.getElementById('new-key').textContent")
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(new_key.len() >= 32 && new_key != KEY, "{new_key}");
+    assert_eq!(
+        page.eval("document.getElementById('history').hidden && document.getElementById('settings').hidden")
+            .await,
+        json!(true)
+    );
+    let status = page
+        .wait_for("fetch('/admin/api/session').then(r => r.status)", T)
+        .await;
+    assert_eq!(status, json!(401));
+    api.get("/api/v1").await.expect(401);
+    s.api_with_key(&new_key).get("/api/v1").await.expect(200);
 }

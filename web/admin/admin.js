@@ -226,6 +226,8 @@ $('sign-in-form').addEventListener('submit', async (e) => {
   const r = await api('POST', '/session', { key: $('key').value });
   if (r.status === 200) {
     $('key').value = '';
+    $('rotated').hidden = true;
+    $('new-key').textContent = '';
     showConsole(r.data);
   } else {
     $('sign-in-error').textContent = r.data?.message || `sign-in failed (${r.status})`;
@@ -236,7 +238,12 @@ $('errors-refresh').addEventListener('click', loadErrors);
 for (const b of document.querySelectorAll('[data-tab]')) {
   b.addEventListener('click', () => showTab(b.dataset.tab));
 }
-initPages(api, showSignIn);
+initPages(api, showSignIn, (key) => {
+  // The rotation ended this session too: sign-in, with the new key once.
+  showSignIn();
+  $('new-key').textContent = key;
+  $('rotated').hidden = false;
+});
 
 $('sign-out').addEventListener('click', async () => {
   await api('DELETE', '/session');

@@ -7,9 +7,12 @@ const $ = (id) => document.getElementById(id);
 
 let api = null;
 let sessionOffset = 0;
+let rotated = () => {};
 
-/// `request(method, path, body)` answers `{status, data}`; `unauth()` runs on a 401.
-export function initPages(request, unauth) {
+/// `request(method, path, body)` answers `{status, data}`; `unauth()` runs
+/// on a 401; `onRotated(key)` after the developer key was rotated.
+export function initPages(request, unauth, onRotated) {
+  rotated = onRotated;
   api = async (...args) => {
     const r = await request(...args);
     if (r.status === 401) unauth();
@@ -20,6 +23,17 @@ export function initPages(request, unauth) {
   $('history-refresh').addEventListener('click', loadHistory);
   $('defaults-form').addEventListener('submit', saveDefaults);
   $('webhook-form').addEventListener('submit', createWebhook);
+  $('rotate-start').addEventListener('click', () => { $('rotate-confirm').hidden = false; $('rotate-text').focus(); });
+  $('rotate-cancel').addEventListener('click', () => { $('rotate-confirm').hidden = true; $('rotate-text').value = ''; });
+  $('rotate-go').addEventListener('click', rotateKey);
+}
+
+async function rotateKey() {
+  const r = await api('POST', '/key/rotate', { confirm: $('rotate-text').value });
+  $('rotate-text').value = '';
+  $('rotate-confirm').hidden = true;
+  if (r.status === 200) rotated(r.data.developer_key);
+  else note('settings-note', r.data?.message || String(r.status));
 }
 
 function el(tag, text, attrs = {}) {

@@ -107,6 +107,7 @@ pub fn router(state: AdminState) -> Router {
             "/admin/api/webhooks/{webhook}",
             axum::routing::delete(webhooks::delete_webhook),
         )
+        .route("/admin/api/key/rotate", post(rotate_key))
         .route(
             "/admin/api/{*rest}",
             axum::routing::any(admin_api_not_found),
@@ -332,6 +333,44 @@ async fn recent_errors() -> axum::Json<serde_json::Value> {
         "capacity": errors::RECENT_ERRORS,
         "data": errors::RECENT.newest_first(),
     }))
+}
+
+/// The key rotation body: the confirmation the page asks for.
+#[derive(Debug, Deserialize)]
+struct RotateKey {
+    confirm: String,
+}
+
+/// What must be typed to confirm a key rotation.
+const ROTATE_CONFIRMATION: &str = "rotate";
+
+/// `POST /admin/api/key/rotate` `{"confirm": "rotate"}`: a new developer
+/// key for the team, shown once in the answer. The old key, the tokens
+/// it signed and every console session of the team (this one included)
+/// stop working at once.
+async fn rotate_key(
+    State(state): State<ApiState>,
+    team: Team,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let confirmed = serde_json::from_slice::<RotateKey>(&body)
+        .is_ok_and(|b| b.confirm == ROTATE_CONFIRMATION);
+    if !confirmed {
+        return Err(ApiError::field(
+            "confirm",
+            "send {\"confirm\": \"rotate\"} to rotate the developer key",
+        ));
+    }
+    let key = crate::random_key();
+    state
+        .db
+        .set_team_key(&team.id, &key)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(team = %team.id, "developer key rotated from the admin console");
+    Ok(axum::Json(
+        serde_json::json!({"team_id": team.id, "developer_key": key, "signed_out": true}),
+    ))
 }
 
 /// `DELETE /admin/api/session`: signs out (the session ends server-side).
