@@ -231,9 +231,21 @@ async fn browser_admin_console_shows_recent_errors() {
     )
     .await;
     assert_eq!(
-        page.eval("document.getElementById('no-errors').hidden").await,
+        page.eval("document.getElementById('no-errors').hidden")
+            .await,
         json!(true)
     );
+}
+
+/// `CONVENE_DOC_SCREENSHOTS=1` refreshes the pictures in docs/admin.md.
+async fn screenshot(page: &convene_tests::browser::Page, name: &str) {
+    if std::env::var("CONVENE_DOC_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/img")
+            .join(name);
+        page.screenshot(&path).await;
+        assert!(std::fs::metadata(&path).unwrap().len() > 1000);
+    }
 }
 
 /// Every console route added for History and Settings: 401 without a
@@ -306,9 +318,13 @@ async fn admin_history_and_settings_routes_need_a_session_and_csrf() {
     .await
     .unwrap();
     assert_eq!(r.status(), 403);
-    let r = foreign("POST", "/admin/api/key/rotate", json!({"confirm": "rotate"}))
-        .await
-        .unwrap();
+    let r = foreign(
+        "POST",
+        "/admin/api/key/rotate",
+        json!({"confirm": "rotate"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 403);
     // The key rotation without its confirmation: 422, nothing changed.
     let r = s
@@ -322,7 +338,10 @@ async fn admin_history_and_settings_routes_need_a_session_and_csrf() {
         .unwrap();
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
-    assert!(body["message"].as_str().unwrap().contains("confirm"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("confirm"),
+        "{body}"
+    );
     // The old key still works, so nothing was rotated.
     assert_eq!(api.get("/api/v1").await.expect(200).body, before);
     let hooks = api.get("/api/v1/webhooks").await.expect(200).body;
@@ -336,8 +355,8 @@ async fn admin_history_and_settings_routes_need_a_session_and_csrf() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_admin_history_and_settings() {
     use convene_tests::browser::Browser;
-    use convene_tests::rtc_client::{Client, ClientOptions};
     use convene_tests::media_ip;
+    use convene_tests::rtc_client::{Client, ClientOptions};
 
     use crate::browser::ONE_AT_A_TIME;
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -454,7 +473,7 @@ async fn browser_admin_history_and_settings() {
         .as_object()
         .unwrap()
         .iter()
-        .find(|(_, v)| v.is_number())
+        .find(|(_, v)| v.is_i64() || v.is_u64())
         .unwrap();
     assert!(
         stats.as_str().unwrap().contains(&format!("{k}: {v}")),
@@ -470,6 +489,7 @@ async fn browser_admin_history_and_settings() {
         T,
     )
     .await;
+    screenshot(&page, "admin-history.png").await;
     rx.fail.store(false, Ordering::SeqCst);
     page.eval(&format!(
         "document.querySelector('[data-redeliver=\"{failed}\"]').click(); true"
@@ -481,7 +501,7 @@ async fn browser_admin_history_and_settings() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     page.wait_for(
-        "[...document.querySelectorAll('tr[data-delivery]')].some(r => r.dataset.deliveryStatus === 'delivered')
+        "[...document.querySelectorAll('tr[data-delivery]')].some(r => r.dataset.deliveryStatus === 'succeeded')
          || (document.getElementById('history-refresh').click(), false)",
         T,
     )
@@ -509,6 +529,7 @@ async fn browser_admin_history_and_settings() {
     .await;
     let after = api.get("/api/v1").await.expect(200).body;
     assert_eq!(after["audio_on_join_enabled"], json!(flip), "{after}");
+    screenshot(&page, "admin-settings.png").await;
 
     // Create a webhook on the form (the secret is write-only), then delete it.
     page.eval(
@@ -534,7 +555,9 @@ async fn browser_admin_history_and_settings() {
     assert_eq!(made["has_secret"], true);
     assert!(made.get("secret").is_none(), "{made}");
     let id = made["id"].as_str().unwrap();
-    let html = page.eval("document.getElementById('settings').innerHTML").await;
+    let html = page
+        .eval("document.getElementById('settings').innerHTML")
+        .await;
     assert!(!html.as_str().unwrap().contains("a-secret-of-sixteen+"));
     page.eval(&format!(
         "window.confirm = () => true;

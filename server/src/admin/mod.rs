@@ -24,9 +24,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use convene_api::auth::Team;
-use convene_api::routes::{
-    defaults, live as api_live, moderation, recordings, sessions, webhooks,
-};
+use convene_api::routes::{defaults, live as api_live, moderation, recordings, sessions, webhooks};
 use convene_api::store::teams::key_hash;
 use convene_api::{ApiError, ApiState};
 use serde::{Deserialize, Serialize};
@@ -353,8 +351,8 @@ async fn rotate_key(
     team: Team,
     body: axum::body::Bytes,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let confirmed = serde_json::from_slice::<RotateKey>(&body)
-        .is_ok_and(|b| b.confirm == ROTATE_CONFIRMATION);
+    let confirmed =
+        serde_json::from_slice::<RotateKey>(&body).is_ok_and(|b| b.confirm == ROTATE_CONFIRMATION);
     if !confirmed {
         return Err(ApiError::field(
             "confirm",
