@@ -22,9 +22,13 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The admin console's "recent errors" keeps the last WARN/ERROR events.
+    let ring = convene_server::admin::errors::layer();
     match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().finish().with(ring).init(),
+        LogFormat::Pretty => builder.finish().with(ring).init(),
     }
 }
 

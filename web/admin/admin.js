@@ -1,7 +1,9 @@
 // The admin console page: sign-in, the live WebSocket, rooms table with
-// moderation buttons, and plots. Plain English (no i18n): an operator tool.
+// moderation buttons, plots, recent errors, and the History/Settings tabs.
+// Plain English (no i18n): an operator tool.
 
 import { drawPlot, si, mib } from './plot.js';
+import { initPages, loadHistory, loadSettings } from './pages.js';
 
 const HISTORY = 300;
 const $ = (id) => document.getElementById(id);
@@ -32,6 +34,9 @@ function status(text) {
 function showSignIn() {
   if (ws) { ws.onclose = null; ws.close(); ws = null; }
   $('console').hidden = true;
+  $('history').hidden = true;
+  $('settings').hidden = true;
+  $('tabs').hidden = true;
   $('sign-out').hidden = true;
   $('team').textContent = '';
   $('sign-in').hidden = false;
@@ -40,10 +45,43 @@ function showSignIn() {
 
 function showConsole(team) {
   $('sign-in').hidden = true;
-  $('console').hidden = false;
+  $('tabs').hidden = false;
+  showTab('console');
   $('sign-out').hidden = false;
   $('team').textContent = team.team_name || '';
   connect();
+  loadErrors();
+}
+
+function showTab(name) {
+  for (const b of document.querySelectorAll('[data-tab]')) {
+    const on = b.dataset.tab === name;
+    $(b.dataset.tab).hidden = !on;
+    if (on) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
+  }
+  if (name === 'history') loadHistory();
+  if (name === 'settings') loadSettings();
+}
+
+// The server's last WARN/ERROR log events, newest first (text only).
+async function loadErrors() {
+  const r = await api('GET', '/errors');
+  if (r.status === 401) { showSignIn(); return; }
+  if (r.status !== 200) return;
+  const rows = r.data.data || [];
+  const body = $('errors').querySelector('tbody');
+  body.replaceChildren();
+  for (const e of rows) {
+    const tr = document.createElement('tr');
+    tr.dataset.level = e.level;
+    cell(tr, new Date(e.t).toISOString().replace('T', ' ').slice(0, 19));
+    cell(tr, e.level, e.level === 'ERROR' ? 'error' : '');
+    cell(tr, e.target);
+    cell(tr, e.message);
+    body.appendChild(tr);
+  }
+  $('errors').hidden = rows.length === 0;
+  $('no-errors').hidden = rows.length > 0;
 }
 
 function drawServer() {
@@ -188,10 +226,23 @@ $('sign-in-form').addEventListener('submit', async (e) => {
   const r = await api('POST', '/session', { key: $('key').value });
   if (r.status === 200) {
     $('key').value = '';
+    $('rotated').hidden = true;
+    $('new-key').textContent = '';
     showConsole(r.data);
   } else {
     $('sign-in-error').textContent = r.data?.message || `sign-in failed (${r.status})`;
   }
+});
+
+$('errors-refresh').addEventListener('click', loadErrors);
+for (const b of document.querySelectorAll('[data-tab]')) {
+  b.addEventListener('click', () => showTab(b.dataset.tab));
+}
+initPages(api, showSignIn, (key) => {
+  // The rotation ended this session too: sign-in, with the new key once.
+  showSignIn();
+  $('new-key').textContent = key;
+  $('rotated').hidden = false;
 });
 
 $('sign-out').addEventListener('click', async () => {

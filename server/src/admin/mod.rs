@@ -1,13 +1,15 @@
 //! The admin console: the page at `/admin`, sign-in with the team's
 //! developer key for a session cookie (`session.rs`), the live WebSocket
-//! (`live.rs`), the server's five-minute history (`history.rs`), and
-//! cookie-authenticated proxies to the REST live moderation.
+//! (`live.rs`), the server's five-minute history (`history.rs`), the
+//! recent WARN/ERROR log events (`errors.rs`), and cookie-authenticated
+//! proxies to the REST live moderation.
 //!
 //! Every `/admin/api/*` route but sign-in needs a live session (401
 //! otherwise); every state-changing request must also carry
 //! `X-Convene-Admin: 1` or a same-origin `Origin` (403 otherwise), on top
 //! of the cookie's `SameSite=Strict`.
 
+pub mod errors;
 pub mod history;
 pub mod live;
 pub mod session;
@@ -22,7 +24,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use convene_api::auth::Team;
-use convene_api::routes::{live as api_live, moderation, sessions};
+use convene_api::routes::{defaults, live as api_live, moderation, recordings, sessions, webhooks};
 use convene_api::store::teams::key_hash;
 use convene_api::{ApiError, ApiState};
 use serde::{Deserialize, Serialize};
@@ -53,6 +55,7 @@ pub fn router(state: AdminState) -> Router {
     let guarded = Router::new()
         .route("/admin/api/session", get(whoami).delete(sign_out))
         .route("/admin/api/live", get(live::handler))
+        .route("/admin/api/errors", get(recent_errors))
         .route(
             "/admin/api/rooms/live/participants",
             get(api_live::live_rooms_participants),
@@ -69,6 +72,40 @@ pub fn router(state: AdminState) -> Router {
             "/admin/api/sessions/{session}/end",
             post(sessions::end_session),
         )
+        // History: sessions with statistics, recordings with download
+        // links, webhook deliveries with redelivery.
+        .route("/admin/api/sessions", get(sessions::list_sessions))
+        .route(
+            "/admin/api/sessions/{session}/statistics",
+            get(sessions::session_statistics),
+        )
+        .route("/admin/api/recordings", get(recordings::list_recordings))
+        .route(
+            "/admin/api/recordings/{recording}/download",
+            get(recordings::download_link),
+        )
+        .route(
+            "/admin/api/webhooks/{webhook}/deliveries",
+            get(webhooks::list_deliveries),
+        )
+        .route(
+            "/admin/api/webhooks/{webhook}/deliveries/{delivery}/redeliver",
+            post(webhooks::redeliver),
+        )
+        // Settings: team defaults and webhooks.
+        .route(
+            "/admin/api/defaults",
+            get(defaults::get_defaults).patch(defaults::patch_defaults),
+        )
+        .route(
+            "/admin/api/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/admin/api/webhooks/{webhook}",
+            axum::routing::delete(webhooks::delete_webhook),
+        )
+        .route("/admin/api/key/rotate", post(rotate_key))
         .route(
             "/admin/api/{*rest}",
             axum::routing::any(admin_api_not_found),
@@ -285,6 +322,53 @@ async fn sign_in(
 /// `GET /admin/api/session`: the signed-in team.
 async fn whoami(team: Team) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"team_id": team.id, "team_name": team.name}))
+}
+
+/// `GET /admin/api/errors`: the process's last WARN/ERROR log events,
+/// newest first (at most [`errors::RECENT_ERRORS`]).
+async fn recent_errors() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "capacity": errors::RECENT_ERRORS,
+        "data": errors::RECENT.newest_first(),
+    }))
+}
+
+/// The key rotation body: the confirmation the page asks for.
+#[derive(Debug, Deserialize)]
+struct RotateKey {
+    confirm: String,
+}
+
+/// What must be typed to confirm a key rotation.
+const ROTATE_CONFIRMATION: &str = "rotate";
+
+/// `POST /admin/api/key/rotate` `{"confirm": "rotate"}`: a new developer
+/// key for the team, shown once in the answer. The old key, the tokens
+/// it signed and every console session of the team (this one included)
+/// stop working at once.
+async fn rotate_key(
+    State(state): State<ApiState>,
+    team: Team,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let confirmed =
+        serde_json::from_slice::<RotateKey>(&body).is_ok_and(|b| b.confirm == ROTATE_CONFIRMATION);
+    if !confirmed {
+        return Err(ApiError::field(
+            "confirm",
+            "send {\"confirm\": \"rotate\"} to rotate the developer key",
+        ));
+    }
+    let key = crate::random_key();
+    state
+        .db
+        .set_team_key(&team.id, &key)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(team = %team.id, "developer key rotated from the admin console");
+    Ok(axum::Json(
+        serde_json::json!({"team_id": team.id, "developer_key": key, "signed_out": true}),
+    ))
 }
 
 /// `DELETE /admin/api/session`: signs out (the session ends server-side).
