@@ -17,7 +17,7 @@ use crate::api_chat::wait_not_live;
 const FRAME: usize = 960;
 
 /// `text` spoken by espeak-ng, as 48 kHz mono samples.
-fn speech(text: &str) -> Vec<i16> {
+pub(crate) fn speech(text: &str) -> Vec<i16> {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("speech.wav");
     let ok = std::process::Command::new("espeak-ng")
@@ -62,7 +62,7 @@ fn quiet_noise(ms: usize) -> Vec<i16> {
 }
 
 /// 20 ms Opus packets of `pcm` (48 kHz mono), the last one padded.
-fn opus_packets(pcm: &[i16]) -> Vec<Vec<u8>> {
+pub(crate) fn opus_packets(pcm: &[i16]) -> Vec<Vec<u8>> {
     let mut enc =
         opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
     pcm.chunks(FRAME)
@@ -74,7 +74,7 @@ fn opus_packets(pcm: &[i16]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-async fn room(s: &Server, name: &str, transcription: bool) {
+pub(crate) async fn room(s: &Server, name: &str, transcription: bool) {
     s.api()
         .post(
             "/api/v1/rooms",
@@ -96,12 +96,12 @@ async fn metrics(s: &Server) -> String {
 }
 
 /// Joins `name` as a speaker (who may publish) by a room token.
-async fn join(s: &Server, room: &str, name: &str) -> (rtc_client::Client, Value) {
+pub(crate) async fn join(s: &Server, room: &str, name: &str) -> (rtc_client::Client, Value) {
     let token = crate::browser::token(s, room, name, "speaker").await;
     convene_tests::join(s, room, name, Some(token)).await
 }
 
-fn is_caption(v: &Value) -> bool {
+pub(crate) fn is_caption(v: &Value) -> bool {
     v["type"] == "caption"
 }
 

@@ -15,7 +15,8 @@
 //! recognised utterance is stored as one transcript row at once and sent
 //! to the room as a `caption` event. When the session ends the thread
 //! flushes the utterances in progress, the task waits for their
-//! recognitions and then queues the `transcript.ready` webhook.
+//! recognitions and then queues the `transcript.ready` webhook and (with
+//! a transcript) the session's summary job.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -317,6 +318,18 @@ async fn recognise_all(
         .await
     {
         tracing::error!(error = %e, "could not queue the transcript.ready webhook");
+    }
+    if count > 0 {
+        // The summary job (docs/transcripts.md, "Summaries"); durable, so a
+        // restart before the worker gets to it resumes it.
+        match setup
+            .db
+            .queue_summary(&setup.team_id, &setup.room_id, &setup.session_id)
+            .await
+        {
+            Ok(_) => setup.voice.summaries().wake(),
+            Err(e) => tracing::error!(error = %e, "could not queue the session's summary"),
+        }
     }
     tracing::info!(room = %setup.room_id, session = %setup.session_id, segments = count, "transcript complete");
 }
