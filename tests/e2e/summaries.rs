@@ -177,7 +177,7 @@ async fn a_finished_session_gets_an_extractive_summary() {
 
     // A room without transcription: its session has no summary, and says so.
     room(&s, "silent", false).await;
-    let (mut c, joined) = join(&s, "silent", "Cy").await;
+    let (c, joined) = join(&s, "silent", "Cy").await;
     let quiet = joined["session_id"].as_str().unwrap().to_string();
     let live = api
         .get(&format!("/api/v1/sessions/{quiet}/summary"))
