@@ -83,10 +83,9 @@ async fn chat_endpoint(hang: usize, fail: bool) -> (String, Requests) {
     (format!("http://{addr}/v1/chat/completions"), requests)
 }
 
-/// A finished session of room `name` in which Ann spoke (one caption);
-/// returns its id.
+/// A finished session of room `name` (with transcription) in which Ann
+/// spoke (one caption); returns its id.
 async fn spoken_session(s: &Server, name: &str) -> String {
-    room(s, name, true).await;
     let (mut a, joined) = join(s, name, "Ann").await;
     let session = joined["session_id"].as_str().unwrap().to_string();
     let (mut b, _) = join(s, name, "Bob").await;
@@ -124,6 +123,7 @@ async fn a_finished_session_gets_an_extractive_summary() {
         ..Options::default()
     });
     let api = s.api();
+    room(&s, "briefing", true).await;
     let session = spoken_session(&s, "briefing").await;
 
     let summary = finished_summary(&api, &session).await;
@@ -222,6 +222,7 @@ async fn an_llm_endpoint_writes_the_summary_and_a_killed_job_resumes() {
         ..Options::default()
     });
     let api = s.api();
+    room(&s, "board", true).await;
     let session = spoken_session(&s, "board").await;
 
     // The job is running (the endpoint has its request): IN_PROGRESS.
@@ -289,6 +290,7 @@ async fn a_failing_llm_endpoint_is_retried_then_the_summary_fails_with_the_reaso
         ..Options::default()
     });
     let api = s.api();
+    room(&s, "broken", true).await;
     let session = spoken_session(&s, "broken").await;
     let failed = finished_summary(&api, &session).await;
     assert_eq!(failed["status"], "FAILED", "{failed}");
