@@ -29,6 +29,7 @@ pub mod routes;
 pub mod settings;
 pub mod signed;
 pub mod store;
+pub mod summary;
 pub mod tokens;
 pub mod webhooks;
 
@@ -233,6 +234,8 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(routes::transcripts::export_room_transcripts))
         .routes(routes!(routes::transcripts::export_session_transcripts))
         .routes(routes!(routes::sessions::delete_session_summaries))
+        .routes(routes!(routes::summaries::session_summary))
+        .routes(routes!(routes::summaries::delete_room_summaries))
         .routes(routes!(routes::sessions::delete_session_resources))
         .routes(routes!(routes::statistics::team_statistics))
         .routes(routes!(routes::statistics::rooms_statistics))

@@ -24,6 +24,13 @@ pub trait LiveRooms: Send + Sync + Debug {
         false
     }
 
+    /// Turns live transcription of the room's live session on or off at once
+    /// (its `transcription_enabled` changed). Returns `false` when no
+    /// session is live in this process.
+    fn transcription(&self, _room_id: &str, _enabled: bool) -> bool {
+        false
+    }
+
     /// Raises or lowers a participant's hand in the room's live session.
     /// Returns `false` when no session is live in this process.
     fn set_hand(&self, _room_id: &str, _participant_id: &str, _raised: bool) -> bool {

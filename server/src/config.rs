@@ -370,6 +370,21 @@ pub struct ServeArgs {
     /// Bearer key for `--transcription-url`, if it wants one.
     #[arg(long, env = "CONVENE_TRANSCRIPTION_API_KEY", hide_env_values = true)]
     pub transcription_api_key: Option<String>,
+    /// An OpenAI-compatible chat-completions endpoint (e.g.
+    /// `http://127.0.0.1:8080/v1/chat/completions`) that writes session
+    /// summaries; unset: the built-in extractive summariser.
+    #[arg(long, env = "CONVENE_SUMMARY_URL", value_parser = parse_transcription_url)]
+    pub summary_url: Option<String>,
+    /// The `model` sent to `--summary-url`.
+    #[arg(long, env = "CONVENE_SUMMARY_MODEL", default_value = "default")]
+    pub summary_model: String,
+    /// Bearer key for `--summary-url`, if it wants one.
+    #[arg(long, env = "CONVENE_SUMMARY_API_KEY", hide_env_values = true)]
+    pub summary_api_key: Option<String>,
+    /// Seconds one summary job may take (all tries of the endpoint).
+    #[arg(long, env = "CONVENE_SUMMARY_TIMEOUT_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub summary_timeout_secs: u64,
 
     #[arg(long, env = "CONVENE_WEBHOOKS_ALLOW_PRIVATE")]
     pub webhooks_allow_private: bool,
@@ -524,7 +539,7 @@ pub struct TokenArgs {
     pub exp_minutes: Option<i64>,
 }
 
-/// `--transcription-url`: an absolute http(s) URL.
+/// `--transcription-url`, `--summary-url`: an absolute http(s) URL.
 fn parse_transcription_url(s: &str) -> Result<String, String> {
     match reqwest::Url::parse(s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),

@@ -438,6 +438,21 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                 },
             },
             concurrency: args.transcription_concurrency as usize,
+            summaries: convene_api::summary::spawn_worker(
+                db.clone(),
+                convene_api::summary::SummaryConfig {
+                    llm: args.summary_url.as_ref().map(|url| {
+                        convene_api::summary::llm::LlmEndpoint {
+                            client: reqwest::Client::new(),
+                            url: url.clone(),
+                            model: args.summary_model.clone(),
+                            api_key: args.summary_api_key.clone(),
+                            backoff: std::time::Duration::from_secs(2),
+                        }
+                    }),
+                    timeout: std::time::Duration::from_secs(args.summary_timeout_secs),
+                },
+            ),
             ..voice::VoiceConfig::default()
         }),
     );

@@ -17,7 +17,7 @@ use crate::api_chat::wait_not_live;
 const FRAME: usize = 960;
 
 /// `text` spoken by espeak-ng, as 48 kHz mono samples.
-fn speech(text: &str) -> Vec<i16> {
+pub(crate) fn speech(text: &str) -> Vec<i16> {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("speech.wav");
     let ok = std::process::Command::new("espeak-ng")
@@ -62,7 +62,7 @@ fn quiet_noise(ms: usize) -> Vec<i16> {
 }
 
 /// 20 ms Opus packets of `pcm` (48 kHz mono), the last one padded.
-fn opus_packets(pcm: &[i16]) -> Vec<Vec<u8>> {
+pub(crate) fn opus_packets(pcm: &[i16]) -> Vec<Vec<u8>> {
     let mut enc =
         opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
     pcm.chunks(FRAME)
@@ -74,7 +74,7 @@ fn opus_packets(pcm: &[i16]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-async fn room(s: &Server, name: &str, transcription: bool) {
+pub(crate) async fn room(s: &Server, name: &str, transcription: bool) {
     s.api()
         .post(
             "/api/v1/rooms",
@@ -96,12 +96,12 @@ async fn metrics(s: &Server) -> String {
 }
 
 /// Joins `name` as a speaker (who may publish) by a room token.
-async fn join(s: &Server, room: &str, name: &str) -> (rtc_client::Client, Value) {
+pub(crate) async fn join(s: &Server, room: &str, name: &str) -> (rtc_client::Client, Value) {
     let token = crate::browser::token(s, room, name, "speaker").await;
     convene_tests::join(s, room, name, Some(token)).await
 }
 
-fn is_caption(v: &Value) -> bool {
+pub(crate) fn is_caption(v: &Value) -> bool {
     v["type"] == "caption"
 }
 
@@ -387,4 +387,161 @@ async fn an_http_engine_gets_each_utterance_and_its_text_is_the_caption() {
     assert_eq!(rate, 16_000);
     // The key is never in the server's printed configuration.
     assert!(!s.stdout.iter().any(|l| l.contains("engine-key-123")));
+}
+
+/// The transcriber taps the worker of the session's first participant; when
+/// that participant leaves and their worker lets the room go, the room's
+/// other worker is tapped instead and the transcript goes on (issue 21).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transcript_goes_on_when_the_first_participants_worker_lets_the_room_go() {
+    // Two workers, one participant each (sharding after one).
+    let s = Server::start_with(Options {
+        args: vec!["--media-workers".into(), "2".into()],
+        env: vec![("CONVENE_MEDIA_SHARD_PEERS".into(), "1".into())],
+        ..Options::default()
+    });
+    let api = s.api();
+    room(&s, "spread", true).await;
+    let (cy, joined) = join(&s, "spread", "Cy").await;
+    let session = joined["session_id"].as_str().unwrap().to_string();
+    let (mut a, joined) = join(&s, "spread", "Ann").await;
+    let ann = joined["participant"]["id"].as_str().unwrap().to_string();
+    assert!(
+        metrics(&s)
+            .await
+            .contains("convene_transcribers_started_total 1")
+    );
+
+    // Cy, the first, leaves: their worker holds no one of the room now.
+    cy.leave();
+    let mut retapped = false;
+    for _ in 0..100 {
+        if metrics(&s)
+            .await
+            .contains("convene_transcriber_retaps_total 1")
+        {
+            retapped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(retapped, "the transcriber was not tapped anew");
+
+    // Ann, on the other worker, speaks: her words are transcribed.
+    let mut pcm = speech("three three three");
+    pcm.extend(std::iter::repeat_n(0, 48_000 * 2));
+    a.speak(opus_packets(&pcm));
+    a.publish_kinds(true, false);
+    a.wait_type("answer").await;
+    let mut rows = Vec::new();
+    for _ in 0..300 {
+        rows = api
+            .get(&format!("/api/v1/sessions/{session}/transcripts"))
+            .await
+            .expect(200)
+            .body["data"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if !rows.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        rows.iter().any(|r| r["participant_id"] == ann.as_str()
+            && r["transcript"].as_str().unwrap().contains("three")),
+        "{rows:?}"
+    );
+    a.leave();
+    wait_not_live(&api, "spread").await;
+}
+
+/// `transcription_enabled` changed during a live session takes effect at
+/// once: turned on, the next words become a caption; turned off, the
+/// following ones do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcription_turned_on_and_off_mid_session_takes_effect_at_once() {
+    let s = Server::start();
+    let api = s.api();
+    room(&s, "turned", false).await;
+    let (mut a, joined) = join(&s, "turned", "Ann").await;
+    let session = joined["session_id"].as_str().unwrap().to_string();
+    let (mut b, _) = join(&s, "turned", "Bob").await;
+    a.publish_kinds(true, false);
+    a.wait_type("answer").await;
+
+    // On: a transcriber starts for the live session, and hears Ann.
+    api.patch(
+        "/api/v1/rooms/turned",
+        json!({"transcription_enabled": true}),
+    )
+    .await
+    .expect(200);
+    let mut started = false;
+    for _ in 0..100 {
+        if metrics(&s)
+            .await
+            .contains("convene_transcribers_started_total 1")
+        {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started, "no transcriber started");
+    let mut pcm = speech("three three three");
+    pcm.extend(std::iter::repeat_n(0, 48_000 * 2));
+    a.speak(opus_packets(&pcm));
+    let caption = b.wait_signal(Duration::from_secs(60), is_caption).await;
+    assert!(
+        caption["transcript"].as_str().unwrap().contains("three"),
+        "{caption}"
+    );
+
+    // Off: Ann's next words make no caption and no transcript row.
+    api.patch(
+        "/api/v1/rooms/turned",
+        json!({"transcription_enabled": false}),
+    )
+    .await
+    .expect(200);
+    let before = api
+        .get(&format!("/api/v1/sessions/{session}/transcripts"))
+        .await
+        .expect(200)
+        .body["total_count"]
+        .clone();
+    // The room's actor has taken the switch before Ann speaks again.
+    let mut switched = false;
+    for _ in 0..100 {
+        if metrics(&s)
+            .await
+            .contains(r#"convene_transcription_switches_total{to="off"} 1"#)
+        {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(switched, "the room did not take the switch");
+    let signals_before = b.signals().iter().filter(|t| *t == "caption").count();
+    a.speak(opus_packets(&pcm));
+    b.collect_for(Duration::from_secs(8)).await;
+    assert_eq!(
+        b.signals().iter().filter(|t| *t == "caption").count(),
+        signals_before,
+        "a caption came while transcription was off: {:?}",
+        b.signals()
+    );
+    let after = api
+        .get(&format!("/api/v1/sessions/{session}/transcripts"))
+        .await
+        .expect(200)
+        .body["total_count"]
+        .clone();
+    assert_eq!(before, after);
+    a.leave();
+    b.leave();
+    wait_not_live(&api, "turned").await;
 }

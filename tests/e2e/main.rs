@@ -54,6 +54,7 @@ mod room_defaults;
 mod room_password;
 mod server;
 mod shard;
+mod summaries;
 mod transcripts;
 mod turn;
 mod webhooks;

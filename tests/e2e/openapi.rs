@@ -81,6 +81,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/rooms/{room}/transcripts/export"),
     ("delete", "/api/v1/rooms/{room}/transcripts"),
     ("delete", "/api/v1/sessions/{session}/summaries"),
+    ("get", "/api/v1/sessions/{session}/summary"),
+    ("delete", "/api/v1/rooms/{room}/summaries"),
     ("delete", "/api/v1/sessions/{session}/resources"),
     ("get", "/api/v1/statistics/rooms"),
     ("get", "/api/v1/statistics/participants"),

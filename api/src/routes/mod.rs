@@ -16,5 +16,6 @@ pub mod roles;
 pub mod rooms;
 pub mod sessions;
 pub mod statistics;
+pub mod summaries;
 pub mod transcripts;
 pub mod webhooks;

@@ -337,6 +337,14 @@ pub async fn update_room(
             },
         );
     }
+    // So does transcription turned on or off (docs/transcripts.md).
+    if body.contains_key("transcription_enabled") {
+        let on = record
+            .settings
+            .get("transcription_enabled")
+            .and_then(Value::as_bool);
+        state.live.transcription(&record.id, on.unwrap_or(false));
+    }
     Ok(Json(RoomView::new(&state, record)?))
 }
 

@@ -22,6 +22,7 @@ pub mod rooms;
 pub mod session_data;
 pub mod sessions;
 pub mod statistics;
+pub mod summaries;
 pub mod teams;
 pub mod transcripts;
 pub mod webhooks;

@@ -296,6 +296,13 @@ impl convene_api::live::LiveRooms for Signaling {
         }
     }
 
+    fn transcription(&self, room_id: &str, enabled: bool) -> bool {
+        match self.live_room(room_id) {
+            Some(tx) => tx.try_send(RoomMsg::Transcription { enabled }).is_ok(),
+            None => false,
+        }
+    }
+
     fn set_hand(&self, room_id: &str, participant_id: &str, raised: bool) -> bool {
         match self.live_room(room_id) {
             Some(tx) => tx

@@ -114,6 +114,10 @@ pub enum RoomMsg {
         from: String,
         msg: CollabMsg,
     },
+    /// The room's `transcription_enabled` changed (REST).
+    Transcription {
+        enabled: bool,
+    },
     /// Raise or lower a participant's hand (REST).
     Hand {
         participant_id: String,
@@ -314,6 +318,7 @@ impl RoomActor {
                 }
             }
             RoomMsg::Broadcast(event) => self.broadcast_event(*event),
+            RoomMsg::Transcription { enabled } => self.set_transcription(enabled),
             RoomMsg::Recording { action, reply } => {
                 let r = self
                     .recording_control(action, None)
@@ -784,6 +789,7 @@ impl RoomActor {
         } else {
             tracing::info!(room = %self.friendly_url, participant = %pid, "connection lost; keeping the place for 20 s");
             m.disconnected_since = Some(Instant::now());
+            self.retap_transcriber();
         }
     }
 
@@ -812,6 +818,7 @@ impl RoomActor {
             });
         }
         tracing::info!(room = %self.friendly_url, participant = %pid, name = %m.name, reason, "participant left");
+        self.retap_transcriber();
     }
 
     async fn end_session(&mut self, reason: &'static str) {

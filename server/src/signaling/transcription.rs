@@ -30,7 +30,7 @@ impl RoomActor {
         }
         let live: std::sync::Weak<dyn convene_api::live::LiveRooms> =
             std::sync::Arc::downgrade(&self.sig) as _;
-        let (sink, handle) = match transcriber::spawn(TranscriberSetup {
+        let (sink, mut handle) = match transcriber::spawn(TranscriberSetup {
             team_id: self.team_id.clone(),
             room_id: self.room_id.clone(),
             session_id: session_id.to_string(),
@@ -64,9 +64,76 @@ impl RoomActor {
             tracing::error!(room = %self.friendly_url, "the media plane refused the transcriber");
             return;
         }
+        handle.worker = worker;
         tracing::info!(room = %self.friendly_url, session = %session_id, "transcriber started");
         metrics::counter!("convene_transcribers_started_total").increment(1);
         self.transcriber = Some(handle);
+    }
+
+    /// `transcription_enabled` changed during the session: takes effect at
+    /// once. Off pauses the session's transcriber (what is in progress is
+    /// finished; one transcript, `transcript.ready` at the end as always);
+    /// on resumes it, or starts it on a connected member's worker.
+    pub(super) fn set_transcription(&mut self, enabled: bool) {
+        self.settings
+            .insert("transcription_enabled".into(), Value::Bool(enabled));
+        metrics::counter!("convene_transcription_switches_total", "to" => if enabled { "on" } else { "off" })
+            .increment(1);
+        if let Some(t) = self.transcriber.as_ref() {
+            t.pause(!enabled);
+            tracing::info!(room = %self.friendly_url, enabled, "transcription turned during the session");
+            return;
+        }
+        let Some(session_id) = self.session.as_ref().map(|(s, _)| s.clone()) else {
+            return;
+        };
+        let worker = self
+            .members
+            .values()
+            .find(|m| m.disconnected_since.is_none())
+            .map(|m| m.worker);
+        if let (true, Some(worker)) = (enabled, worker) {
+            self.start_transcriber(&session_id, worker);
+        }
+    }
+
+    /// After a member's peer left its worker: if no connected member is left
+    /// on the worker that feeds the transcriber, that worker lets the room
+    /// go, so a worker of a remaining member is tapped instead (the session
+    /// goes on, and so does its transcript).
+    pub(super) fn retap_transcriber(&mut self) {
+        let Some(t) = self.transcriber.as_mut() else {
+            return;
+        };
+        let Some((session_id, _)) = self.session.as_ref() else {
+            return;
+        };
+        let mut connected = self
+            .members
+            .values()
+            .filter(|m| m.disconnected_since.is_none())
+            .map(|m| m.worker);
+        if connected.clone().any(|w| w == t.worker) {
+            return;
+        }
+        let Some(worker) = connected.next() else {
+            return;
+        };
+        let sent = self.sig.media.send(
+            worker,
+            Command::StartRestream {
+                room_id: self.room_id.clone(),
+                id: format!("transcriber-{session_id}"),
+                sink: Box::new(t.retap()),
+            },
+        );
+        if sent.is_err() {
+            tracing::error!(room = %self.friendly_url, "the media plane refused the transcriber's new tap");
+            return;
+        }
+        tracing::info!(room = %self.friendly_url, from = t.worker.index(), to = worker.index(), "transcriber tapped anew");
+        metrics::counter!("convene_transcriber_retaps_total").increment(1);
+        t.worker = worker;
     }
 
     /// Stops the transcriber (the session ended); it finishes on its own.

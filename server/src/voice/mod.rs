@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use convene_api::summary::SummaryQueue;
 use tokio::sync::Semaphore;
 
 use self::engine::{Engine, EngineError};
@@ -31,6 +32,8 @@ pub struct VoiceConfig {
     pub timeout: Duration,
     /// Where utterance WAVs are written for the recogniser.
     pub tmp: PathBuf,
+    /// Where a finished session's summary job is announced.
+    pub summaries: SummaryQueue,
 }
 
 impl Default for VoiceConfig {
@@ -42,6 +45,7 @@ impl Default for VoiceConfig {
             concurrency: 2,
             timeout: Duration::from_secs(30),
             tmp: std::env::temp_dir(),
+            summaries: SummaryQueue::default(),
         }
     }
 }
@@ -58,6 +62,11 @@ impl Voice {
     pub fn new(config: VoiceConfig) -> Arc<Voice> {
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
         Arc::new(Voice { config, permits })
+    }
+
+    /// The summary worker's queue.
+    pub fn summaries(&self) -> &SummaryQueue {
+        &self.config.summaries
     }
 
     /// The text of one utterance's WAV (waits for a free slot first).

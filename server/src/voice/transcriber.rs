@@ -15,7 +15,8 @@
 //! recognised utterance is stored as one transcript row at once and sent
 //! to the room as a `caption` event. When the session ends the thread
 //! flushes the utterances in progress, the task waits for their
-//! recognitions and then queues the `transcript.ready` webhook.
+//! recognitions and then queues the `transcript.ready` webhook and (with
+//! a transcript) the session's summary job.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,7 +37,7 @@ use tokio::sync::mpsc;
 use super::Voice;
 use super::dsp::{self, Downsampler, RECOGNITION_RATE, Segmenter, Utterance};
 use crate::recording::recorder::{RecEvent, RecorderSink};
-use crate::rtc::{Source, TrackKey};
+use crate::rtc::{Source, TrackKey, WorkerId};
 
 /// Events the worker may queue before packets are dropped (about 20 s of
 /// a room's audio and video).
@@ -67,9 +68,44 @@ pub struct TranscriberSetup {
 /// The room actor's handle on its transcriber.
 pub struct TranscriberHandle {
     stop: Arc<AtomicBool>,
+    /// Set while transcription is turned off during the session.
+    paused: Arc<AtomicBool>,
+    /// Set when a new tap feeds the thread (see [`TranscriberHandle::retap`]).
+    retapped: Arc<AtomicBool>,
+    /// What a new tap's sink is made of: the thread's queue stays open
+    /// while the handle lives, so a worker letting the room go does not end
+    /// the transcript.
+    tx: Sender<RecEvent>,
+    keyframes: Receiver<TrackKey>,
+    dropped: Arc<AtomicU64>,
+    session_id: String,
+    /// The media worker whose tap feeds it (set by the room actor).
+    pub worker: WorkerId,
 }
 
 impl TranscriberHandle {
+    /// Pauses (`transcription_enabled` turned off during the session) or
+    /// resumes the transcriber: while paused the thread finishes what is in
+    /// progress and then ignores the room's audio.
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+    }
+
+    /// A sink for a new tap (the worker that fed the transcriber let the
+    /// room go while the session goes on). The thread finishes the
+    /// utterances in progress and starts the tracks afresh from the new
+    /// tap, whose forwarder numbers packets anew.
+    pub fn retap(&self) -> RecorderSink {
+        self.retapped.store(true, Ordering::Release);
+        RecorderSink {
+            recording_id: self.session_id.clone(),
+            tx: self.tx.clone(),
+            keyframes: self.keyframes.clone(),
+            dropped: self.dropped.clone(),
+            audio_only: true,
+        }
+    }
+
     /// Ends the transcriber: the thread flushes what is in progress, the
     /// last recognitions finish, then `transcript.ready` is queued.
     pub fn stop(&self) {
@@ -96,6 +132,18 @@ pub fn spawn(setup: TranscriberSetup) -> std::io::Result<(RecorderSink, Transcri
     let (kf_tx, kf_rx) = crossbeam_channel::bounded(1);
     let dropped = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let retapped = Arc::new(AtomicBool::new(false));
+    let paused = Arc::new(AtomicBool::new(false));
+    let handle = TranscriberHandle {
+        stop: stop.clone(),
+        paused: paused.clone(),
+        retapped: retapped.clone(),
+        tx: tx.clone(),
+        keyframes: kf_rx.clone(),
+        dropped: dropped.clone(),
+        session_id: setup.session_id.clone(),
+        worker: WorkerId::default(),
+    };
     let sink = RecorderSink {
         recording_id: setup.session_id.clone(),
         tx,
@@ -109,24 +157,36 @@ pub fn spawn(setup: TranscriberSetup) -> std::io::Result<(RecorderSink, Transcri
         "transcribe-{}",
         &setup.room_id[..8.min(setup.room_id.len())]
     );
-    let thread_stop = stop.clone();
     std::thread::Builder::new().name(name).spawn(move || {
-        run(rx, kf_tx, &thread_stop, &dropped, &jobs_tx);
+        let flags = Flags {
+            stop: &stop,
+            retapped: &retapped,
+            paused: &paused,
+        };
+        run(rx, kf_tx, &flags, &dropped, &jobs_tx);
     })?;
     metrics::gauge!("convene_transcribers").increment(1.0);
     setup
         .runtime
         .clone()
         .spawn(recognise_all(setup, started, jobs_rx));
-    Ok((sink, TranscriberHandle { stop }))
+    Ok((sink, handle))
 }
 
-/// The thread: events in, utterances out, until stopped or the worker lets
-/// the room go. `_keyframes` is held so the worker keeps feeding it.
+/// What the room actor tells the thread through its handle.
+struct Flags<'a> {
+    stop: &'a AtomicBool,
+    retapped: &'a AtomicBool,
+    paused: &'a AtomicBool,
+}
+
+/// The thread: events in, utterances out, until stopped (the handle holds
+/// the queue open across re-taps). `_keyframes` is held so the worker keeps
+/// feeding it.
 fn run(
     rx: Receiver<RecEvent>,
     _keyframes: Sender<TrackKey>,
-    stop: &AtomicBool,
+    flags: &Flags<'_>,
     dropped: &AtomicU64,
     jobs: &mpsc::Sender<Job>,
 ) {
@@ -142,12 +202,32 @@ fn run(
             metrics::counter!("convene_transcriber_dropped_utterances_total").increment(1);
         }
     };
-    while !stop.load(Ordering::Relaxed) {
+    let mut was_paused = false;
+    while !flags.stop.load(Ordering::Relaxed) {
         let ev = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(ev) => ev,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        let retapped = flags.retapped.swap(false, Ordering::Acquire);
+        let paused = flags.paused.load(Ordering::Acquire);
+        if retapped || (paused && !was_paused) {
+            // A new tap or a pause: what is in progress ends here. A new
+            // tap announces its tracks again; after a pause each track
+            // starts a new stream at its next packet.
+            for (pid, v) in tracks.values_mut() {
+                if let Some(u) = v.take().and_then(|mut v| v.finish()) {
+                    send(pid, u);
+                }
+            }
+            if retapped {
+                tracks.clear();
+            }
+        }
+        was_paused = paused;
+        if paused && matches!(ev, RecEvent::Packet(_)) {
+            continue;
+        }
         let d = dropped.load(Ordering::Relaxed);
         if d > reported_drops {
             metrics::counter!("convene_transcriber_dropped_packets_total")
@@ -317,6 +397,18 @@ async fn recognise_all(
         .await
     {
         tracing::error!(error = %e, "could not queue the transcript.ready webhook");
+    }
+    if count > 0 {
+        // The summary job (docs/transcripts.md, "Summaries"); durable, so a
+        // restart before the worker gets to it resumes it.
+        match setup
+            .db
+            .queue_summary(&setup.team_id, &setup.room_id, &setup.session_id)
+            .await
+        {
+            Ok(_) => setup.voice.summaries().wake(),
+            Err(e) => tracing::error!(error = %e, "could not queue the session's summary"),
+        }
     }
     tracing::info!(room = %setup.room_id, session = %setup.session_id, segments = count, "transcript complete");
 }
