@@ -702,6 +702,64 @@ fps = 25
         assert_ne!(Path::new(shipped), c.runtime_config);
     }
 
+    /// Every leaf key of a TOML value, dotted (`section.key`); the entries of
+    /// an array of tables count as keys of the array (`onvif.credentials.device`).
+    fn leaf_keys(v: &toml::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaf_keys(v, &key, out);
+                }
+            }
+            toml::Value::Array(a) if a.iter().all(toml::Value::is_table) && !a.is_empty() => {
+                for v in a {
+                    leaf_keys(v, prefix, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+
+    /// The TOML example of docs/appliance.md "Configuration".
+    fn documented_example() -> String {
+        let doc = include_str!("../../../docs/appliance.md");
+        let section = &doc[doc.find("\n## Configuration\n").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        section[start..start + section[start..].find("```").unwrap()].to_string()
+    }
+
+    /// docs/appliance.md lists every key the agent reads (from the same
+    /// `Config` the agent loads), and every key it lists is one the agent
+    /// accepts: the example is a valid file.
+    #[test]
+    fn the_documented_example_lists_every_key_and_is_a_valid_file() {
+        let example = documented_example();
+        let parsed = Config::from_parts(&example, "docs/appliance.md", env(&[]))
+            .unwrap_or_else(|e| panic!("the documented example is refused: {e}"));
+        let mut documented = std::collections::BTreeSet::new();
+        leaf_keys(&toml::from_str(&example).unwrap(), "", &mut documented);
+        let mut known = std::collections::BTreeSet::new();
+        leaf_keys(&toml::Value::try_from(&parsed).unwrap(), "", &mut known);
+        let missing: Vec<_> = known.difference(&documented).collect();
+        assert!(missing.is_empty(), "not in docs/appliance.md: {missing:?}");
+        assert!(documented.len() > 40, "{documented:?}");
+    }
+
+    /// The file the package installs as /etc/convene/appliance.toml is valid.
+    #[test]
+    fn the_packaged_file_is_valid() {
+        let shipped = include_str!("../../../packaging/appliance.toml");
+        Config::from_parts(shipped, "packaging/appliance.toml", env(&[]))
+            .unwrap_or_else(|e| panic!("the packaged file is refused: {e}"));
+    }
+
     #[test]
     fn redaction_hides_the_key() {
         let c =
