@@ -548,6 +548,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     };
     let admin = admin::AdminState {
         api: state.clone(),
+        fleet: fleet.clone(),
         sig: sig.clone(),
         sessions: Arc::new(admin::session::Sessions::default()),
         history: admin::history::spawn(media.counters.clone()),

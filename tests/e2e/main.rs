@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod admin_accounts;
 mod admin_history;
 mod api_auth;
 mod api_chat;

@@ -39,6 +39,8 @@ function showSignIn() {
   $('tabs').hidden = true;
   $('sign-out').hidden = true;
   $('team').textContent = '';
+  $('who').textContent = '';
+  document.body.classList.remove('read-only');
   $('sign-in').hidden = false;
   status('');
 }
@@ -49,6 +51,10 @@ function showConsole(team) {
   showTab('console');
   $('sign-out').hidden = false;
   $('team').textContent = team.team_name || '';
+  // A fleet viewer may only look: the buttons that change something go.
+  document.body.classList.toggle('read-only', !!team.read_only);
+  $('who').textContent = team.email
+    ? `${team.email} · ${team.role}${team.read_only ? ' (read-only)' : ''}` : '';
   connect();
   loadErrors();
 }
@@ -231,6 +237,21 @@ $('sign-in-form').addEventListener('submit', async (e) => {
     showConsole(r.data);
   } else {
     $('sign-in-error').textContent = r.data?.message || `sign-in failed (${r.status})`;
+  }
+});
+
+$('account-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('account-error').textContent = '';
+  const r = await api('POST', '/session', {
+    email: $('account-email').value, password: $('account-password').value,
+  });
+  $('account-password').value = '';
+  if (r.status === 200) {
+    $('rotated').hidden = true;
+    showConsole(r.data);
+  } else {
+    $('account-error').textContent = r.data?.message || `sign-in failed (${r.status})`;
   }
 });
 

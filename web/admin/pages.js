@@ -112,7 +112,11 @@ async function loadRecordings() {
       action.appendChild(button('Download', async () => {
         const l = await api('GET', `/recordings/${encodeURIComponent(rec.id)}/download`);
         if (l.status !== 200) { note('history-note', l.data?.message || String(l.status)); return; }
-        const a = el('a', 'link', { href: l.data.link, 'data-download': rec.id, download: '' });
+        // The signed link names the public URL; the console is served by the
+        // same server, so its path and query work from here whatever
+        // address the operator reached the console at.
+        const u = new URL(l.data.link, location.href);
+        const a = el('a', 'link', { href: u.pathname + u.search, 'data-download': rec.id, download: '' });
         action.replaceChildren(a);
         a.click();
       }, { 'data-download-button': rec.id }));

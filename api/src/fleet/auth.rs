@@ -22,6 +22,7 @@ use super::domain::{self, FleetRole};
 use super::error::{FleetError, FleetResult};
 use super::extract::{ClientIp, FleetJson};
 use crate::auth::Quota;
+use crate::store::fleet::FleetUserRecord;
 
 /// Issuer and audience of fleet access tokens (a room token, signed with
 /// another key anyway, never passes for one).
@@ -334,15 +335,16 @@ pub(super) fn not_blocked(
     }
 }
 
-pub async fn token(
-    State(state): State<FleetState>,
-    ClientIp(ip): ClientIp,
-    FleetJson(body): FleetJson,
-) -> FleetResult<Response> {
-    let now = unix_now();
-    not_blocked(&state, ip, now)?;
-    let (email, password) = domain::token_request(&body)?;
-    let user = state.db.fleet_user_by_email(&email).await?;
+/// The fleet user these credentials belong to, or `None` when the email is
+/// unknown or the password wrong (an unknown email costs as much time as a
+/// wrong password). Used by `POST /auth/token` and the admin console's
+/// sign-in; the caller counts a `None` against the caller's address.
+pub async fn check_credentials(
+    state: &FleetState,
+    email: &str,
+    password: String,
+) -> FleetResult<Option<FleetUserRecord>> {
+    let user = state.db.fleet_user_by_email(email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     // Hashing is slow and takes ~19 MiB: a bounded number run at once, on
     // the blocking threads.
@@ -360,9 +362,20 @@ pub async fn token(
     })
     .await
     .map_err(FleetError::internal)?;
-    let user = match (user, matches) {
-        (Some(u), true) => u,
-        _ => {
+    Ok(user.filter(|_| matches))
+}
+
+pub async fn token(
+    State(state): State<FleetState>,
+    ClientIp(ip): ClientIp,
+    FleetJson(body): FleetJson,
+) -> FleetResult<Response> {
+    let now = unix_now();
+    not_blocked(&state, ip, now)?;
+    let (email, password) = domain::token_request(&body)?;
+    let user = match check_credentials(&state, &email, password).await? {
+        Some(u) => u,
+        None => {
             if let Some(ip) = ip {
                 state.ip_limits.failed(ip, now);
             }

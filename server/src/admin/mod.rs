@@ -1,5 +1,7 @@
 //! The admin console: the page at `/admin`, sign-in with the team's
-//! developer key for a session cookie (`session.rs`), the live WebSocket
+//! developer key or a fleet account for a session cookie (`session.rs`;
+//! a fleet account signs in to the default team, and the viewer role may
+//! only read), the live WebSocket
 //! (`live.rs`), the server's five-minute history (`history.rs`), the
 //! recent WARN/ERROR log events (`errors.rs`), and cookie-authenticated
 //! proxies to the REST live moderation.
@@ -24,13 +26,15 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use convene_api::auth::Team;
+use convene_api::fleet::FleetState;
+use convene_api::fleet::domain::FleetRole;
 use convene_api::routes::{defaults, live as api_live, moderation, recordings, sessions, webhooks};
 use convene_api::store::teams::key_hash;
 use convene_api::{ApiError, ApiState};
 use serde::{Deserialize, Serialize};
 
 use crate::signaling::Signaling;
-use session::{Grant, Sessions};
+use session::{Grant, Principal, Sessions};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "convene_admin";
@@ -41,6 +45,8 @@ pub const CSRF_HEADER: &str = "x-convene-admin";
 #[derive(Clone)]
 pub struct AdminState {
     pub api: ApiState,
+    /// For fleet accounts' sign-in (the bounded password checks).
+    pub fleet: FleetState,
     pub sig: Arc<Signaling>,
     pub sessions: Arc<Sessions>,
     pub history: Arc<history::ServerHistory>,
@@ -193,17 +199,63 @@ fn unauthorized() -> Response {
     ApiError::Unauthorized("sign in to the admin console first".into()).into_response()
 }
 
-/// The session's team, with the key it signed in with still current.
-async fn team_of(state: &AdminState, grant: &Grant) -> Result<Option<Team>, ApiError> {
-    let team = state
-        .api
-        .db
+/// What a console session may do and who it is (a request extension of
+/// every guarded route).
+#[derive(Debug, Clone, Serialize)]
+pub struct Access {
+    /// `developer_key` or `fleet_account`.
+    pub principal: &'static str,
+    /// The fleet account's email (absent for a developer key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// `admin` (a developer key or a fleet admin) or `viewer`.
+    pub role: &'static str,
+    /// Only GET requests (and sign-out) are allowed.
+    pub read_only: bool,
+}
+
+/// The session's team and access, with what it signed in with still
+/// current: the same developer key, or the same fleet account at the same
+/// token version (a changed password or role, or a deleted account, ends
+/// the session; the role is read now).
+async fn team_of(state: &AdminState, grant: &Grant) -> Result<Option<(Team, Access)>, ApiError> {
+    let db = &state.api.db;
+    let team = db
         .team_by_id(&grant.team_id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(team
-        .filter(|t| Sessions::same_key(grant, &t.developer_key))
-        .map(Team::from))
+    let Some(team) = team else {
+        return Ok(None);
+    };
+    let access = match &grant.principal {
+        Principal::Key(_) => {
+            if !Sessions::same_key(grant, &team.developer_key) {
+                return Ok(None);
+            }
+            Access {
+                principal: "developer_key",
+                email: None,
+                role: "admin",
+                read_only: false,
+            }
+        }
+        Principal::Fleet { user_id, version } => {
+            let user = db
+                .fleet_user_by_id(user_id)
+                .await
+                .map_err(ApiError::internal)?;
+            match user {
+                Some(u) if u.token_version == *version => Access {
+                    principal: "fleet_account",
+                    email: Some(u.email),
+                    role: u.role.as_str(),
+                    read_only: u.role != FleetRole::Admin,
+                },
+                _ => return Ok(None),
+            }
+        }
+    };
+    Ok(Some((Team::from(team), access)))
 }
 
 /// Middleware of every guarded route: session (401), CSRF for
@@ -223,8 +275,17 @@ async fn require_session(
         return forbidden_csrf();
     }
     match team_of(&state, &grant).await {
-        Ok(Some(team)) => {
+        Ok(Some((_, access))) if access.read_only && !safe && !is_sign_out(&request) => {
+            ApiError::Forbidden(format!(
+                "the {} role may only look; {} needs a fleet admin or the developer key",
+                access.role,
+                request.method()
+            ))
+            .into_response()
+        }
+        Ok(Some((team, access))) => {
             request.extensions_mut().insert(team);
+            request.extensions_mut().insert(access);
             next.run(request).await
         }
         Ok(None) => unauthorized(),
@@ -232,18 +293,32 @@ async fn require_session(
     }
 }
 
-/// The sign-in body.
-#[derive(Debug, Deserialize)]
-struct SignIn {
-    key: String,
+/// Signing out is allowed to every session, the read-only ones included.
+fn is_sign_out(request: &Request) -> bool {
+    *request.method() == Method::DELETE && request.uri().path() == "/admin/api/session"
 }
+
+/// The sign-in body: the developer key, or a fleet account.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum SignIn {
+    Key { key: String },
+    Account { email: String, password: String },
+}
+
+/// The longest email and password a sign-in may send.
+const MAX_EMAIL: usize = 254;
+const MAX_PASSWORD: usize = 1024;
 
 /// Who is signed in.
 #[derive(Debug, Serialize)]
 struct Whoami {
     team_id: String,
     team_name: String,
-    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in: Option<u64>,
+    #[serde(flatten)]
+    access: Access,
 }
 
 fn cookie(state: &AdminState, value: &str, max_age: u64) -> HeaderValue {
@@ -254,9 +329,11 @@ fn cookie(state: &AdminState, value: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// `POST /admin/api/session` `{"key": "<developer key>"}`: a session
-/// cookie for the key's team. A wrong key is a 401 that says nothing more
-/// and counts against the address like other authentication failures.
+/// `POST /admin/api/session` `{"key": "<developer key>"}` or
+/// `{"email": …, "password": …}` (a fleet account): a session cookie for
+/// the key's team, or for the default team. A wrong key or password is a
+/// 401 that says nothing more and counts against the address like other
+/// authentication failures.
 async fn sign_in(
     axum::extract::Extension(state): axum::extract::Extension<AdminState>,
     request: Request,
@@ -284,32 +361,42 @@ async fn sign_in(
         Ok(b) => b,
         Err(_) => return ApiError::BadRequest("the body is too large".into()).into_response(),
     };
-    let Ok(SignIn { key }) = serde_json::from_slice::<SignIn>(&body) else {
-        return ApiError::field("key", "send {\"key\": \"<developer key>\"}").into_response();
-    };
-    let team = match state.api.db.team_by_key_hash(&key_hash(&key)).await {
-        Ok(t) => t.filter(|t| {
-            t.developer_key.len() == key.len()
-                && bool::from(subtle::ConstantTimeEq::ct_eq(
-                    t.developer_key.as_bytes(),
-                    key.as_bytes(),
-                ))
-        }),
-        Err(e) => return ApiError::internal(e).into_response(),
-    };
-    let Some(team) = team else {
-        if let Some(ip) = ip {
-            state.api.ip_limits.failed(ip, now_secs);
+    let mut refused = "invalid developer key";
+    let signed = match serde_json::from_slice::<SignIn>(&body) {
+        Ok(SignIn::Key { key }) => key_sign_in(&state, &key).await,
+        Ok(SignIn::Account { email, password })
+            if email.len() <= MAX_EMAIL && password.chars().count() <= MAX_PASSWORD =>
+        {
+            refused = "invalid email or password";
+            account_sign_in(&state, email.trim(), password).await
         }
-        return ApiError::Unauthorized("invalid developer key".into()).into_response();
+        Ok(SignIn::Account { .. }) => Err(ApiError::field(
+            "email",
+            format!(
+                "the email may have at most {MAX_EMAIL} bytes and the password {MAX_PASSWORD} characters"
+            ),
+        )),
+        Err(_) => Err(ApiError::field(
+            "key",
+            "send {\"key\": \"<developer key>\"} or {\"email\": \"…\", \"password\": \"…\"}",
+        )),
     };
-    let id = state
-        .sessions
-        .create(&team.id, &team.developer_key, Instant::now());
+    let (team, principal, access) = match signed {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            if let Some(ip) = ip {
+                state.api.ip_limits.failed(ip, now_secs);
+            }
+            return ApiError::Unauthorized(refused.into()).into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
+    let id = state.sessions.create(&team.id, principal, Instant::now());
     let mut r = axum::Json(Whoami {
         team_id: team.id,
         team_name: team.name,
-        expires_in: session::SESSION_LIFETIME.as_secs(),
+        expires_in: Some(session::SESSION_LIFETIME.as_secs()),
+        access,
     })
     .into_response();
     r.headers_mut().insert(
@@ -319,9 +406,82 @@ async fn sign_in(
     r
 }
 
-/// `GET /admin/api/session`: the signed-in team.
-async fn whoami(team: Team) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"team_id": team.id, "team_name": team.name}))
+/// A signed-in team, who signed in, and what the session may do.
+type SignedIn = (convene_api::store::teams::TeamRecord, Principal, Access);
+
+/// The team a developer key belongs to (compared in constant time).
+async fn key_sign_in(state: &AdminState, key: &str) -> Result<Option<SignedIn>, ApiError> {
+    let team = state
+        .api
+        .db
+        .team_by_key_hash(&key_hash(key))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(team
+        .filter(|t| {
+            t.developer_key.len() == key.len()
+                && bool::from(subtle::ConstantTimeEq::ct_eq(
+                    t.developer_key.as_bytes(),
+                    key.as_bytes(),
+                ))
+        })
+        .map(|t| {
+            let principal = Principal::key(&t.developer_key);
+            let access = Access {
+                principal: "developer_key",
+                email: None,
+                role: "admin",
+                read_only: false,
+            };
+            (t, principal, access)
+        }))
+}
+
+/// A fleet account's sign-in: the default team, read-only unless the
+/// account is an admin.
+async fn account_sign_in(
+    state: &AdminState,
+    email: &str,
+    password: String,
+) -> Result<Option<SignedIn>, ApiError> {
+    let user = convene_api::fleet::auth::check_credentials(&state.fleet, email, password)
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    let team = state
+        .api
+        .db
+        .default_team()
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("the server has no default team"))?;
+    let access = Access {
+        principal: "fleet_account",
+        email: Some(user.email.clone()),
+        role: user.role.as_str(),
+        read_only: user.role != FleetRole::Admin,
+    };
+    let principal = Principal::Fleet {
+        user_id: user.id,
+        version: user.token_version,
+    };
+    Ok(Some((team, principal, access)))
+}
+
+/// `GET /admin/api/session`: the signed-in team, who signed in and
+/// whether the session may only read.
+async fn whoami(
+    team: Team,
+    axum::extract::Extension(access): axum::extract::Extension<Access>,
+) -> axum::Json<Whoami> {
+    axum::Json(Whoami {
+        team_id: team.id,
+        team_name: team.name,
+        expires_in: None,
+        access,
+    })
 }
 
 /// `GET /admin/api/errors`: the process's last WARN/ERROR log events,

@@ -17,13 +17,31 @@ pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at most; at the cap the oldest is dropped.
 pub const MAX_SESSIONS: usize = 1024;
 
+/// Who signed a console in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The team's developer key; holds its SHA-256 at sign-in, so that a
+    /// rotated key ends the session.
+    Key([u8; 32]),
+    /// A fleet account (its id and token version at sign-in): a changed
+    /// password or role, or a deleted account, ends the session; the role
+    /// is read again on every request.
+    Fleet { user_id: String, version: i64 },
+}
+
+impl Principal {
+    /// The principal of a developer-key sign-in.
+    pub fn key(developer_key: &str) -> Principal {
+        Principal::Key(digest(developer_key))
+    }
+}
+
 /// One signed-in console.
 #[derive(Debug, Clone)]
 struct Session {
     id: String,
     team_id: String,
-    /// SHA-256 of the developer key at sign-in: a rotated key ends the session.
-    key_hash: [u8; 32],
+    principal: Principal,
     created: Instant,
 }
 
@@ -41,12 +59,13 @@ fn digest(s: &str) -> [u8; 32] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub team_id: String,
-    pub key_hash: [u8; 32],
+    pub principal: Principal,
 }
 
 impl Sessions {
-    /// A new session for `team_id`; returns its id (the cookie value).
-    pub fn create(&self, team_id: &str, developer_key: &str, now: Instant) -> String {
+    /// A new session of `principal` for `team_id`; returns its id (the
+    /// cookie value).
+    pub fn create(&self, team_id: &str, principal: Principal, now: Instant) -> String {
         use rand::RngCore;
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
@@ -63,7 +82,7 @@ impl Sessions {
             Session {
                 id: id.clone(),
                 team_id: team_id.to_string(),
-                key_hash: digest(developer_key),
+                principal,
                 created: now,
             },
         );
@@ -81,7 +100,7 @@ impl Sessions {
         }
         Some(Grant {
             team_id: s.team_id.clone(),
-            key_hash: s.key_hash,
+            principal: s.principal.clone(),
         })
     }
 
@@ -91,9 +110,13 @@ impl Sessions {
         map.remove(&digest(presented)).is_some()
     }
 
-    /// Whether a developer key still matches the one a session signed in with.
+    /// Whether a developer key still matches the one a key session signed
+    /// in with (never for a fleet account's session).
     pub fn same_key(grant: &Grant, developer_key: &str) -> bool {
-        bool::from(grant.key_hash.ct_eq(&digest(developer_key)))
+        match &grant.principal {
+            Principal::Key(hash) => bool::from(hash.ct_eq(&digest(developer_key))),
+            Principal::Fleet { .. } => false,
+        }
     }
 }
 
@@ -105,7 +128,7 @@ mod tests {
     fn create_check_remove_expire() {
         let s = Sessions::default();
         let t0 = Instant::now();
-        let id = s.create("team", "key-0123456789abcdef", t0);
+        let id = s.create("team", Principal::key("key-0123456789abcdef"), t0);
         let g = s.check(&id, t0).unwrap();
         assert_eq!(g.team_id, "team");
         assert!(Sessions::same_key(&g, "key-0123456789abcdef"));
@@ -114,15 +137,27 @@ mod tests {
         assert!(s.check(&id, t0 + SESSION_LIFETIME).is_none());
         assert!(s.remove(&id));
         assert!(s.check(&id, t0).is_none());
+        let fleet = Principal::Fleet {
+            user_id: "u1".into(),
+            version: 3,
+        };
+        let id = s.create("team", fleet.clone(), t0);
+        let g = s.check(&id, t0).unwrap();
+        assert_eq!(g.principal, fleet);
+        assert!(!Sessions::same_key(&g, "key-0123456789abcdef"));
     }
 
     #[test]
     fn bounded() {
         let s = Sessions::default();
         let t0 = Instant::now();
-        let first = s.create("t", "k", t0);
+        let first = s.create("t", Principal::key("k"), t0);
         for i in 0..MAX_SESSIONS {
-            s.create("t", "k", t0 + Duration::from_millis(i as u64 + 1));
+            s.create(
+                "t",
+                Principal::key("k"),
+                t0 + Duration::from_millis(i as u64 + 1),
+            );
         }
         assert!(s.by_hash.lock().unwrap().len() <= MAX_SESSIONS);
         assert!(s.check(&first, t0 + Duration::from_secs(1)).is_none());
