@@ -9,6 +9,7 @@ pub mod nft;
 pub mod pg;
 pub mod relay;
 pub mod rtc_client;
+pub mod stall;
 pub mod turn_client;
 
 use std::io::{BufRead, BufReader};

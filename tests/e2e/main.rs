@@ -47,6 +47,7 @@ mod openapi;
 mod packaging;
 mod postgres;
 mod presentation;
+mod queues;
 mod recording;
 mod reliability;
 mod restream;

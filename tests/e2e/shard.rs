@@ -98,7 +98,7 @@ fn signals_of<'a>(c: &'a Client, ty: &'a str) -> impl Iterator<Item = &'a Value>
 
 /// The media worker `c`'s peer connection lives on: the `w<2 hex>` prefix
 /// of the ICE ufrag in the first offer or answer the server sent it.
-async fn worker_of(c: &mut Client) -> usize {
+pub(crate) async fn worker_of(c: &mut Client) -> usize {
     let deadline = Instant::now() + WAIT;
     loop {
         let ufrag = signals_of(c, "offer")

@@ -150,6 +150,7 @@ pub fn spawn(setup: RestreamSetup) -> std::io::Result<(RecorderSink, RestreamHan
         keyframes: kf_rx,
         dropped: dropped.clone(),
         audio_only: false,
+        overflow: None,
     };
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let share_large = Arc::new(AtomicBool::new(setup.layout != "grid"));

@@ -2,8 +2,9 @@
 //! (docs/transcripts.md).
 //!
 //! The room's media worker feeds it like a restream: a [`RecorderSink`]
-//! (bounded queue, `try_send`; a full queue is a dropped packet, counted in
-//! `convene_transcriber_dropped_packets_total`, so forwarding never waits),
+//! (bounded queue, `try_send`; a full queue is a dropped packet, counted by
+//! the worker in `convene_transcriber_dropped_packets_total`, so forwarding
+//! never waits and a stuck transcriber still shows its drops),
 //! `audio_only` (no video packets, no keyframe requests), ended by this
 //! thread dropping its end of the sink's keyframe channel.
 //! One thread per room (`transcribe-<room>`) keeps, per microphone track,
@@ -103,6 +104,7 @@ impl TranscriberHandle {
             keyframes: self.keyframes.clone(),
             dropped: self.dropped.clone(),
             audio_only: true,
+            overflow: Some(dropped_packets()),
         }
     }
 
@@ -123,6 +125,13 @@ impl Drop for TranscriberHandle {
 struct Job {
     participant_id: String,
     utterance: Utterance,
+}
+
+/// The counter of packets the worker could not queue for a transcriber,
+/// counted by the worker at the drop (the sink's `overflow`), so that a
+/// transcriber that is stuck still shows its drops.
+fn dropped_packets() -> metrics::Counter {
+    metrics::counter!("convene_transcriber_dropped_packets_total")
 }
 
 /// Creates the sink for the worker and starts the transcriber's thread and
@@ -150,6 +159,7 @@ pub fn spawn(setup: TranscriberSetup) -> std::io::Result<(RecorderSink, Transcri
         keyframes: kf_rx,
         dropped: dropped.clone(),
         audio_only: true,
+        overflow: Some(dropped_packets()),
     };
     let (jobs_tx, jobs_rx) = mpsc::channel(UTTERANCE_QUEUE);
     let started = Utc::now();
@@ -163,7 +173,7 @@ pub fn spawn(setup: TranscriberSetup) -> std::io::Result<(RecorderSink, Transcri
             retapped: &retapped,
             paused: &paused,
         };
-        run(rx, kf_tx, &flags, &dropped, &jobs_tx);
+        run(rx, kf_tx, &flags, &jobs_tx);
     })?;
     metrics::gauge!("convene_transcribers").increment(1.0);
     setup
@@ -187,12 +197,10 @@ fn run(
     rx: Receiver<RecEvent>,
     _keyframes: Sender<TrackKey>,
     flags: &Flags<'_>,
-    dropped: &AtomicU64,
     jobs: &mpsc::Sender<Job>,
 ) {
     let epoch = Instant::now();
     let mut tracks: HashMap<TrackKey, (String, Option<TrackVoice>)> = HashMap::new();
-    let mut reported_drops = 0;
     let send = |participant_id: &str, u: Utterance| {
         let job = Job {
             participant_id: participant_id.to_string(),
@@ -227,12 +235,6 @@ fn run(
         was_paused = paused;
         if paused && matches!(ev, RecEvent::Packet(_)) {
             continue;
-        }
-        let d = dropped.load(Ordering::Relaxed);
-        if d > reported_drops {
-            metrics::counter!("convene_transcriber_dropped_packets_total")
-                .increment(d - reported_drops);
-            reported_drops = d;
         }
         match ev {
             RecEvent::Track {

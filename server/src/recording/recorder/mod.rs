@@ -79,6 +79,10 @@ pub struct RecorderSink {
     /// Only audio tracks' packets are offered (a transcriber), and no
     /// keyframes are asked for it.
     pub audio_only: bool,
+    /// A metric counted at the drop itself, so that a consumer that is
+    /// stuck still shows its drops (made once, when the sink is made: an
+    /// increment is one atomic add).
+    pub overflow: Option<metrics::Counter>,
 }
 
 impl RecorderSink {
@@ -86,6 +90,9 @@ impl RecorderSink {
     pub fn offer(&self, ev: RecEvent) {
         if let Err(TrySendError::Full(_)) = self.tx.try_send(ev) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some(c) = &self.overflow {
+                c.increment(1);
+            }
         }
     }
 }
@@ -142,6 +149,7 @@ pub fn spawn(setup: RecorderSetup) -> std::io::Result<(RecorderSink, std::thread
         keyframes: kf_rx,
         dropped: dropped.clone(),
         audio_only: false,
+        overflow: None,
     };
     let handle = std::thread::Builder::new()
         .name(format!(

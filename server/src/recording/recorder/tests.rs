@@ -742,6 +742,7 @@ fn offer_drops_and_counts_instead_of_waiting_on_a_full_queue() {
         keyframes: kf_rx,
         dropped: dropped.clone(),
         audio_only: false,
+        overflow: None,
     };
     // Nobody reads the queue: an offer that waited for room would never
     // return, and the timeout below fails the test instead of hanging it.
@@ -782,6 +783,7 @@ fn packets_the_worker_dropped_are_reported_as_gaps() {
         keyframes: rec.sink.keyframes.clone(),
         dropped: rec.sink.dropped.clone(),
         audio_only: false,
+        overflow: None,
     };
     for key in 0..4 {
         tiny.offer(RecEvent::TrackEnded { key: TrackKey(key) });
