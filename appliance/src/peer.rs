@@ -182,6 +182,8 @@ const FATAL: &[&str] = &[
     "PROTOCOL_VERSION",
     "SESSION_ENDED",
     "TOKEN_NOT_YET_VALID",
+    // An end-to-end encrypted room: the appliance cannot encrypt.
+    "E2EE_UNSUPPORTED",
 ];
 
 /// The local IP the system would use to reach `ws_url`'s host.

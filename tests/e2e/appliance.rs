@@ -17,7 +17,7 @@ const HEIGHT: u32 = 240;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A running `convene-appliance`; killed on drop.
-struct Appliance {
+pub(crate) struct Appliance {
     child: Option<Child>,
     base: String,
     _dir: tempfile::TempDir,
@@ -25,7 +25,7 @@ struct Appliance {
 }
 
 impl Appliance {
-    fn start() -> Appliance {
+    pub(crate) fn start() -> Appliance {
         Self::start_with(&[])
     }
 
@@ -94,7 +94,7 @@ impl Appliance {
         app
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self
             .client
             .request(
@@ -120,7 +120,7 @@ impl Drop for Appliance {
     }
 }
 
-async fn token(s: &Server, room: &str, name: &str) -> String {
+pub(crate) async fn token(s: &Server, room: &str, name: &str) -> String {
     s.api()
         .post(
             &format!("/api/v1/rooms/{room}/token"),

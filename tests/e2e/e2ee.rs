@@ -16,9 +16,9 @@ use str0m::media::MediaKind;
 use crate::browser::{JOIN_TIMEOUT, ONE_AT_A_TIME, server, token, wait_state};
 
 /// Media through encoded transforms on a shared 2-core machine.
-const DECODE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DECODE_TIMEOUT: Duration = Duration::from_secs(30);
 
-async fn room(s: &Server, name: &str, e2ee: bool) -> Value {
+pub(crate) async fn room(s: &Server, name: &str, e2ee: bool) -> Value {
     s.api()
         .post(
             "/api/v1/rooms",
@@ -214,7 +214,7 @@ async fn e2ee_relay_reaches_only_named_members_of_an_e2ee_room() {
 /// fake camera's (a bright background with a moving pattern): its mean
 /// absolute difference of neighbouring pixels is neither 0 (flat, black or
 /// missing) nor noise-like (frames decoded from garbage), and it is not dark.
-fn picture_detail(pid: &str) -> String {
+pub(crate) fn picture_detail(pid: &str) -> String {
     format!(
         "(() => {{ const v = document.querySelector('#grid .tile[data-key=\"{pid}\"] video'); \
            if (!v || !v.videoWidth) return null; \
@@ -228,7 +228,7 @@ fn picture_detail(pid: &str) -> String {
     )
 }
 
-async fn open(b: &Browser, s: &Server, room: &str, name: &str, pass: &str) -> Page {
+pub(crate) async fn open(b: &Browser, s: &Server, room: &str, name: &str, pass: &str) -> Page {
     let t = token(s, room, name, "moderator").await;
     let page = b
         .open(&s.url(&format!("/{room}?token={t}#e2ee={pass}")))
@@ -237,7 +237,7 @@ async fn open(b: &Browser, s: &Server, room: &str, name: &str, pass: &str) -> Pa
     page
 }
 
-async fn pid(page: &Page) -> String {
+pub(crate) async fn pid(page: &Page) -> String {
     page.eval("window.convene.participantId")
         .await
         .as_str()
@@ -254,7 +254,7 @@ async fn frames(page: &Page) -> u64 {
 
 /// Waits until `page` decodes more than `above` frames and shows `who`'s
 /// picture with detail; returns the frame count.
-async fn decodes(page: &Page, who: &str, above: u64) -> u64 {
+pub(crate) async fn decodes(page: &Page, who: &str, above: u64) -> u64 {
     let js = format!(
         "window.convene.stats().then(s => {{ const p = {}; \
            return s.framesDecoded > {above} && p && p.ok ? {{frames: s.framesDecoded, picture: p}} : null; }})",
@@ -313,7 +313,7 @@ fn video_ends(rx: &[&Received]) -> (Vec<u8>, usize) {
 /// What the subscriber receives of video from now for `d` (`all`: since it
 /// joined). Packets are told apart by when they arrived: events queued
 /// while nobody read are older.
-async fn subscriber_video(
+pub(crate) async fn subscriber_video(
     rx: &mut convene_tests::rtc_client::Client,
     d: Duration,
     all: bool,
@@ -627,143 +627,4 @@ async fn browser_join_screen_asks_for_the_passphrase() {
             JOIN_TIMEOUT,
         )
         .await;
-}
-
-/// The fallback for browsers without `RTCRtpScriptTransform` (older
-/// Chromium): a page where it is removed before any script runs uses
-/// `createEncodedStreams`, and it and a page with the script transform
-/// decode each other; what it sends is the same frame format (clear VP8
-/// keyframe header, key index trailer), as a str0m subscriber sees it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_e2ee_fallback_to_encoded_streams_interoperates() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let (s, _log) = server();
-    room(&s, "oldvault", true).await;
-    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
-    let ann = open(&b1, &s, "oldvault", "Ann", "correct horse").await;
-    // Ben's page: the same Chromium with the script transform taken away.
-    let ben = b2.open("about:blank").await;
-    ben.call(
-        "Page.addScriptToEvaluateOnNewDocument",
-        json!({"source": "delete window.RTCRtpScriptTransform;"}),
-    )
-    .await
-    .unwrap();
-    let t = token(&s, "oldvault", "Ben", "moderator").await;
-    ben.navigate(&s.url(&format!("/oldvault?token={t}#e2ee=correct horse")))
-        .await;
-    wait_state(&ben, "joined").await;
-    assert_eq!(
-        ben.eval("typeof RTCRtpScriptTransform").await,
-        json!("undefined")
-    );
-    assert_eq!(
-        ben.eval("window.convene.e2ee.support").await,
-        json!("streams")
-    );
-    assert_eq!(
-        ann.eval("window.convene.e2ee.support").await,
-        json!("script")
-    );
-    let (id_ann, id_ben) = (pid(&ann).await, pid(&ben).await);
-    decodes(&ann, &id_ben, 0).await;
-    decodes(&ben, &id_ann, 0).await;
-    // Both workers decrypt (their counts arrive once a second) and nobody fails.
-    for p in [&ann, &ben] {
-        let ok = p
-            .try_wait_for(
-                "(() => { const e = window.convene.e2ee; \
-                   return e.frames && e.frames.decrypted > 30 && !e.failing.length ? e : null; })()",
-                DECODE_TIMEOUT,
-            )
-            .await;
-        if let Err(e) = ok {
-            panic!("{e}: {}", p.eval("window.convene.e2ee").await);
-        }
-    }
-    // The SFU's view of what both send: encrypted VP8 frames ending in key
-    // index 0, keyframes with their clear header.
-    let (mut rx, _) = convene_tests::join(&s, "oldvault", "Rx", None).await;
-    rx.wait_rtp(MediaKind::Video, 100, DECODE_TIMEOUT).await;
-    let (indexes, clear_keyframes) = subscriber_video(&mut rx, Duration::from_secs(3), true).await;
-    assert!(indexes.len() >= 40, "too few frames: {}", indexes.len());
-    assert!(indexes.iter().all(|i| *i == 0), "{indexes:?}");
-    assert!(
-        clear_keyframes >= 2,
-        "keyframes of both publishers: {clear_keyframes}"
-    );
-}
-
-/// Simulcast layer switches in an E2EE room: the forwarder picks layers
-/// and keyframes from what stays clear (RTP header extensions, the VP8
-/// keyframe header), so a subscriber moved from the full layer to the
-/// lowest and back keeps decrypting and decoding at each size.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_e2ee_simulcast_layer_switches_keep_decoding() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let (s, _log) = server();
-    room(&s, "layered", true).await;
-    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
-    let ann = open(&b1, &s, "layered", "Ann", "correct horse").await;
-    let ben = open(&b2, &s, "layered", "Ben", "correct horse").await;
-    let (id_ann, id_ben) = (pid(&ann).await, pid(&ben).await);
-    decodes(&ben, &id_ann, 0).await;
-    let full = ann
-        .wait_for(
-            "(() => { const s = window.convene.pc.getSenders().find(s => s.track && s.track.kind === 'video'); \
-               return s ? s.track.getSettings().width : null; })()",
-            JOIN_TIMEOUT,
-        )
-        .await
-        .as_u64()
-        .unwrap();
-    let width = format!(
-        "(document.querySelector('#grid .tile[data-key=\"{id_ann}\"] video') || {{}}).videoWidth || 0"
-    );
-    let decrypted = "window.convene.e2ee.frames ? window.convene.e2ee.frames.decrypted : 0";
-    // Each phase: Ben's view of Ann reaches the size, and Ben keeps
-    // decrypting (more frames than before) with nobody failing.
-    let phase = |cond: String, what: &'static str| {
-        let ben = &ben;
-        let width = &width;
-        async move {
-            let before = ben.eval(decrypted).await.as_u64().unwrap();
-            let js = format!(
-                "(() => {{ const w = {width}; const e = window.convene.e2ee; \
-                   return {cond} && e.frames.decrypted > {before} + 30 && !e.failing.length ? w : null; }})()"
-            );
-            match ben.try_wait_for(&js, Duration::from_secs(45)).await {
-                Ok(w) => w.as_u64().unwrap(),
-                Err(e) => panic!(
-                    "{what}: {e}\nwidth {} of {full}, layers {}, e2ee {}",
-                    ben.eval(width).await,
-                    ben.eval("JSON.stringify(window.convene.layers)").await,
-                    ben.eval("window.convene.e2ee").await
-                ),
-            }
-        }
-    };
-    let w = phase(format!("w === {full}"), "the full layer").await;
-    eprintln!("full layer: {w} px");
-    // Ben pins himself: Ann goes to the filmstrip and her lowest layer.
-    ben.eval(&format!(
-        "document.querySelector('#grid .tile[data-key=\"{id_ben}\"] button.pin').click(); true"
-    ))
-    .await;
-    let w = phase(
-        format!("Object.values(window.convene.layers).includes('q') && w > 0 && w <= {full} / 4"),
-        "the lowest layer",
-    )
-    .await;
-    eprintln!("lowest layer: {w} px");
-    let picture = ben.eval(&picture_detail(&id_ann)).await;
-    assert_eq!(picture["ok"], true, "{picture}");
-    // Unpinned: the full layer again.
-    ben.eval(&format!(
-        "document.querySelector('#grid .tile[data-key=\"{id_ben}\"] button.pin').click(); true"
-    ))
-    .await;
-    phase(format!("w === {full}"), "back to the full layer").await;
-    let picture = ben.eval(&picture_detail(&id_ann)).await;
-    assert_eq!(picture["ok"], true, "{picture}");
 }

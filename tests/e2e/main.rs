@@ -32,6 +32,7 @@ mod collab_live;
 mod crash;
 mod display;
 mod e2ee;
+mod e2ee_clients;
 mod faults;
 mod fleet;
 mod fleet_appliance;

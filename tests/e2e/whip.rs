@@ -427,3 +427,47 @@ async fn a_screen_share_is_refused_where_it_is_not_allowed() {
     let mut one = Client::whip(s.url("/whip/noscreen"), Some(t), media_ip());
     assert_eq!(whip_result(&mut one).await["status"], 201);
 }
+
+/// WHIP and WHEP peers have no key, so an E2EE room refuses them (after the
+/// token was checked) with the reason, and nobody joined.
+#[tokio::test]
+async fn whip_and_whep_are_refused_in_an_e2ee_room() {
+    let s = Server::start();
+    s.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "sealed", "e2ee_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let t = token(&s, "sealed", "OBS", "moderator").await;
+    let (status, body) = post(&s, "sealed", Some(&t), "application/sdp", &offer()).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "CONFLICT");
+    let m = body["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("end-to-end encrypted") && m.contains("clear"),
+        "{m}"
+    );
+    // A viewer's offer (receive only) to WHEP: the same, with its reason.
+    let viewer = offer().replace("a=sendonly", "a=recvonly");
+    let res = reqwest::Client::new()
+        .post(s.url("/whep/sealed"))
+        .header("content-type", "application/sdp")
+        .bearer_auth(&t)
+        .body(viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 409);
+    let body: Value = res.json().await.unwrap();
+    let m = body["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("end-to-end encrypted") && m.contains("key"),
+        "{m}"
+    );
+    // A forged token learns nothing about the room: 401 as anywhere.
+    let (status, _) = post(&s, "sealed", Some("x.y.z"), "application/sdp", &offer()).await;
+    assert_eq!(status, 401);
+    assert_eq!(live_count(&s, "sealed").await, 0);
+}

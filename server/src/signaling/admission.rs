@@ -222,6 +222,16 @@ pub(super) async fn admit(
         Some(k @ ("browser" | "appliance" | "bot")) => k.to_string(),
         _ => "browser".into(),
     };
+    // A room appliance has no frame encryption: in an E2EE room its
+    // camera and microphone would leave in clear (docs/e2ee.md).
+    if client_kind == "appliance" && convene_api::settings::e2ee_enabled(settings) {
+        return Err(refuse(
+            "E2EE_UNSUPPORTED",
+            "this room is end-to-end encrypted (e2ee_enabled) and a room appliance cannot \
+             encrypt its media: it would leave in clear"
+                .into(),
+        ));
+    }
     Ok(Admission {
         req: JoinRequest {
             name,

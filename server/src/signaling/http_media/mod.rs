@@ -258,6 +258,23 @@ pub(super) async fn start(
             return Err(Refused(join_status(code), code, message));
         }
     };
+    // After the token was checked (nothing about the room is said before):
+    // an HTTP-negotiated peer has no key, so in an E2EE room a publisher
+    // would send in clear and a viewer could decode nothing.
+    if convene_api::settings::e2ee_enabled(&admission.room.settings) {
+        let what = match setup.protocol {
+            Protocol::Whip => "its media would leave in clear",
+            Protocol::Whep => "the viewer has no key to decrypt the media",
+        };
+        return Err(Refused(
+            StatusCode::CONFLICT,
+            "CONFLICT",
+            format!(
+                "{} is not available in an end-to-end encrypted room (e2ee_enabled): {what}",
+                setup.name
+            ),
+        ));
+    }
     admission.req.client_kind = setup.protocol.name().into();
     admission.req.view = setup.view;
     let room = admission.room.clone();
