@@ -9,6 +9,7 @@ pub mod nft;
 pub mod pg;
 pub mod relay;
 pub mod rtc_client;
+pub mod seeds;
 pub mod stall;
 pub mod turn_client;
 

@@ -470,6 +470,7 @@ async fn run(
     let mut offered: Option<(Option<Mid>, Option<Mid>)> = None;
     let mut mids: HashMap<Mid, MediaKind> = HashMap::new();
     let mut connected = false;
+    let mut seeds = crate::seeds::RtpSeedTap::default();
     let mut buf = vec![0u8; 2048];
     let mut send_ws = Vec::<Value>::new();
 
@@ -509,6 +510,15 @@ async fn run(
                         let mid = rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
                         if let Some(mid) = mid {
                             let kind = rtc.media(mid).map(|m| m.kind()).unwrap_or(MediaKind::Audio);
+                            let synthetic = intact(kind, &p.payload);
+                            seeds.packet(
+                                mid,
+                                kind,
+                                p.header.timestamp,
+                                p.header.marker,
+                                &p.payload,
+                                synthetic,
+                            );
                             let _ = events.send(ClientEvent::Rtp(Received {
                                 mid,
                                 kind,
@@ -516,7 +526,7 @@ async fn run(
                                 ts: p.header.timestamp,
                                 marker: p.header.marker,
                                 len: p.payload.len(),
-                                intact: intact(kind, &p.payload),
+                                intact: synthetic,
                                 head: ends(&p.payload).0,
                                 tail: ends(&p.payload).1,
                                 at: Instant::now(),

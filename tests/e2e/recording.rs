@@ -273,6 +273,11 @@ async fn recording_two_browsers_track_files_composite_and_download() {
         "expected a WebM per participant: {webms:?}"
     );
     for w in &webms {
+        // Fuzz seeds (with CONVENE_TEST_SEEDS_DIR): the start of a real
+        // recording, as the Matroska reader and crash repair meet it.
+        let head: Vec<u8> = std::fs::read(w).unwrap().into_iter().take(65_536).collect();
+        convene_tests::capture_seed("mkv_inspect", &head);
+        convene_tests::capture_seed("mkv_repair", &head);
         let (streams, duration, raw) = probe(w);
         let kinds: Vec<&str> = streams.iter().map(|(t, _)| t.as_str()).collect();
         let is_full = kinds.contains(&"video") && kinds.contains(&"audio");
@@ -520,6 +525,11 @@ async fn recording_cut_by_kill_9_is_repaired_after_restart() {
         .filter(|p| p.extension().is_some_and(|e| e == "webm"))
         .collect();
     assert!(!torn.is_empty(), "files were written during the recording");
+    for w in &torn {
+        // Fuzz seeds: files cut by kill -9, as repair meets them.
+        let head: Vec<u8> = std::fs::read(w).unwrap().into_iter().take(65_536).collect();
+        convene_tests::capture_seed("mkv_repair", &head);
+    }
 
     s.restart();
     // The composite job starts at once; cut it too: after the next start it

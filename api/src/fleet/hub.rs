@@ -147,7 +147,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub enum MeetingChange {
     /// It joined a meeting on this platform.
     Started(String),
-    Ended,
+    /// It left the meeting it had on this platform.
+    Ended(String),
 }
 
 /// The registry of connected devices and the event channel.
@@ -246,43 +247,40 @@ impl Hub {
         self.links.lock().await.get(device_id).cloned()
     }
 
-    /// Records the device's meeting state (`Some(platform)` in a meeting),
-    /// announces a change as `meeting.started` / `meeting.ended`, and
-    /// returns it (the caller stores it: [`Hub::record_meeting`]).
+    /// Records the device's meeting state (`Some(platform)` in a meeting)
+    /// and returns the change, if any; the caller stores and announces it
+    /// ([`Hub::record_meeting`]).
     pub fn set_meeting(&self, link: &Link, platform: Option<String>) -> Option<MeetingChange> {
         let before = std::mem::replace(&mut *lock(&link.meeting), platform.clone());
         match (before, platform) {
-            (None, Some(p)) => {
-                self.emit(
-                    "meeting.started",
-                    json!({"device_id": link.device_id, "platform": p}),
-                );
-                Some(MeetingChange::Started(p))
-            }
-            (Some(p), None) => {
-                self.emit(
-                    "meeting.ended",
-                    json!({"device_id": link.device_id, "platform": p}),
-                );
-                Some(MeetingChange::Ended)
-            }
+            (None, Some(p)) => Some(MeetingChange::Started(p)),
+            (Some(p), None) => Some(MeetingChange::Ended(p)),
             _ => None,
         }
     }
 
-    /// Stores a meeting change for the usage analytics (a failure is
-    /// logged: the live state is not held up by it).
+    /// Stores a meeting change for the usage analytics, then announces it
+    /// as `meeting.started` / `meeting.ended`: whoever acts on the event
+    /// finds the meeting stored. A failed write is logged (the live state
+    /// is not held up by it) and the change still announced.
     pub async fn record_meeting(&self, db: &Db, device_id: &str, change: Option<MeetingChange>) {
-        let res = match change {
-            Some(MeetingChange::Started(platform)) => {
-                db.fleet_meeting_started(device_id, &platform).await
-            }
-            Some(MeetingChange::Ended) => db.fleet_meeting_ended(device_id).await,
+        let (res, kind, platform) = match change {
+            Some(MeetingChange::Started(platform)) => (
+                db.fleet_meeting_started(device_id, &platform).await,
+                "meeting.started",
+                platform,
+            ),
+            Some(MeetingChange::Ended(platform)) => (
+                db.fleet_meeting_ended(device_id).await,
+                "meeting.ended",
+                platform,
+            ),
             None => return,
         };
         if let Err(e) = res {
             tracing::error!(device = %device_id, error = %e, "cannot record a meeting change");
         }
+        self.emit(kind, json!({"device_id": device_id, "platform": platform}));
     }
 
     /// Sends an event to the `/ws` subscribers (none is fine).
@@ -339,7 +337,8 @@ mod tests {
             (ev.kind, &ev.fields["status"]),
             ("device.status", &json!("online"))
         );
-        hub.set_meeting(&old, Some("convene".into()));
+        let change = hub.set_meeting(&old, Some("convene".into()));
+        hub.record_meeting(&db, &id, change).await;
         assert_eq!(events.recv().await.unwrap().kind, "meeting.started");
 
         // A second connection replaces the first (no new online event) and
