@@ -94,6 +94,9 @@ pub struct ParticipantView {
     /// When the participant raised their hand (RFC 3339); null when the
     /// hand is down or the participant has left.
     pub hand_raised_at: Option<String>,
+    /// The breakout room the participant was last in (null: only ever in
+    /// the main room).
+    pub breakout_id: Option<String>,
 }
 
 /// The browser family of a user agent string.
@@ -137,6 +140,7 @@ impl From<ParticipantRow> for ParticipantView {
             user_agent: r.user_agent,
             device_id: r.device_id,
             hand_raised_at: r.hand_raised_at,
+            breakout_id: r.breakout_id,
         }
     }
 }

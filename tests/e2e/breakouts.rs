@@ -1,0 +1,346 @@
+//! Breakout rooms (issue 22) through the real server: the REST lifecycle
+//! and its refusals, media isolation between a breakout and the main room
+//! with in-process str0m participants, and a token's `breakoutId`.
+
+use std::time::Duration;
+
+use convene_tests::rtc_client::{Client, ClientOptions};
+use convene_tests::{Server, media_ip};
+use serde_json::{Value, json};
+use str0m::media::MediaKind;
+
+async fn token(s: &Server, room: &str, name: &str, role: &str, breakout: Option<&str>) -> String {
+    let mut body = json!({"u": name, "role": role, "ud": format!("ext-{name}")});
+    if let Some(b) = breakout {
+        body["breakoutId"] = json!(b);
+    }
+    s.api()
+        .post(&format!("/api/v1/rooms/{room}/token"), body)
+        .await
+        .expect(200)
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn opts(s: &Server, token: String, resume: Option<&Value>) -> ClientOptions {
+    ClientOptions {
+        ws_url: s.ws_url(),
+        room: None,
+        token: Some(token),
+        name: None,
+        publish: false,
+        media_ip: media_ip(),
+        resume: resume.map(|j| j["resume_token"].as_str().unwrap().to_string()),
+        tcp: false,
+    }
+}
+
+/// Waits for `breakout_moved` of participant `pid`.
+async fn moved(c: &mut Client, pid: &Value) -> Value {
+    let pid = pid.clone();
+    c.wait_signal(Duration::from_secs(20), move |v| {
+        v["type"] == "breakout_moved" && v["participant_id"] == pid
+    })
+    .await
+}
+
+/// What the moved participant's client does: drop the socket and resume
+/// (a fresh peer connection lands in its new media room).
+async fn resume(
+    s: &Server,
+    old: Client,
+    t: &str,
+    joined: &Value,
+    publish: bool,
+) -> (Client, Value) {
+    old.vanish();
+    let mut c = Client::connect(opts(s, t.to_string(), Some(joined))).await;
+    let j = c.wait_type("joined").await;
+    assert_eq!(j["resumed"], true, "{j}");
+    if publish {
+        c.publish();
+    }
+    (c, j)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakouts_over_rest_with_clear_refusals() {
+    let s = Server::start();
+    let api = s.api();
+    api.post("/api/v1/rooms", json!({"friendly_url": "bo"}))
+        .await
+        .expect(200);
+    let base = "/api/v1/rooms/bo/breakouts";
+
+    // No live session: nothing to split, nothing stored.
+    let r = api.post(base, json!({"count": 2})).await.expect(409);
+    assert_eq!(r.body["code"], "CONFLICT");
+    assert!(r.body["message"].as_str().unwrap().contains("live session"));
+    api.post("/api/v1/rooms/nope/breakouts", json!({"count": 2}))
+        .await
+        .expect(404);
+    assert_eq!(api.get(base).await.expect(200).body["total_count"], 0);
+
+    let t_mod = token(&s, "bo", "Mo", "moderator", None).await;
+    let t_ann = token(&s, "bo", "Ann", "speaker", None).await;
+    let (mut mo, _) = convene_tests::join(&s, "bo", "Mo", Some(t_mod.clone())).await;
+    let (mut ann, ann_joined) = convene_tests::join(&s, "bo", "Ann", Some(t_ann)).await;
+    let ann_id = ann_joined["participant"]["id"].clone();
+
+    // Bad bodies: 422 naming the field, nothing stored.
+    for (body, field) in [
+        (json!({}), "names"),
+        (json!({"count": 0}), "count"),
+        (json!({"count": 51}), "count"),
+        (json!({"names": []}), "names"),
+        (json!({"names": ["Red", "red"]}), "names"),
+        (json!({"names": ["x".repeat(101)]}), "names"),
+        (
+            json!({"count": 2, "assignment": "alphabetical"}),
+            "assignment",
+        ),
+        (
+            json!({"count": 2, "duration_minutes": 0}),
+            "duration_minutes",
+        ),
+    ] {
+        api.post(base, body).await.expect_invalid(field);
+    }
+    assert_eq!(api.get(base).await.expect(200).body["total_count"], 0);
+    // A room token is no developer key.
+    s.api_with_key(&t_mod)
+        .post(base, json!({"count": 2}))
+        .await
+        .expect(401);
+    // Before any breakouts exist.
+    api.post(&format!("{base}/open"), json!({}))
+        .await
+        .expect(404);
+
+    let created = api
+        .post(
+            base,
+            json!({"names": ["Red", "Blue"], "assignment": "manual", "duration_minutes": 30}),
+        )
+        .await
+        .expect(201);
+    let data = created.body["data"].as_array().unwrap().clone();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data[0]["name"], "Red");
+    assert_eq!(data[0]["status"], "created");
+    assert_eq!(data[0]["duration_minutes"], 30);
+    let red = data[0]["id"].as_str().unwrap().to_string();
+    let blue = data[1]["id"].as_str().unwrap().to_string();
+    // A second set while this one is not closed: refused, the first kept.
+    api.post(base, json!({"count": 3})).await.expect(409);
+    let listed = api.get(base).await.expect(200);
+    assert_eq!(listed.body["total_count"], 2);
+    assert_eq!(listed.body["data"][0]["id"], red.as_str());
+
+    // Not open yet: moves, broadcasts and closing are refused.
+    let put = format!("{base}/{red}/participants/{}", ann_id.as_str().unwrap());
+    api.send("PUT", &put, None).await.expect(409);
+    api.post(&format!("{base}/broadcast"), json!({"message": "hi"}))
+        .await
+        .expect(409);
+    api.post(&format!("{base}/close"), json!({}))
+        .await
+        .expect(409);
+
+    let opened = api
+        .post(&format!("{base}/open"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(opened.body["data"][1]["status"], "open");
+    assert!(opened.body["data"][0]["opened_at"].is_string());
+    let ev = mo.wait_type("breakouts_opened").await;
+    assert_eq!(ev["breakouts"][0]["name"], "Red");
+    assert!(ev["ends_at"].is_string(), "a timer: {ev}");
+    api.post(&format!("{base}/open"), json!({}))
+        .await
+        .expect(409);
+
+    // Move Ann into Red: everyone is told.
+    let placed = api.send("PUT", &put, None).await.expect(200);
+    assert_eq!(placed.body["breakout_id"], red.as_str());
+    assert_eq!(placed.body["name"], "Ann");
+    let ev = moved(&mut ann, &ann_id).await;
+    assert_eq!(ev["breakout_id"], red.as_str());
+    assert_eq!(ev["breakout_name"], "Red");
+    moved(&mut mo, &ann_id).await;
+    let listed = api.get(base).await.expect(200);
+    assert_eq!(
+        listed.body["data"][0]["participants"][0]["participant_id"],
+        ann_id
+    );
+    assert_eq!(listed.body["data"][1]["participants"], json!([]));
+    // Her participant record says which breakout she was in.
+    let p = api
+        .get(&format!(
+            "/api/v1/participants/{}",
+            ann_id.as_str().unwrap()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(p.body["breakout_id"], red.as_str(), "{}", p.body);
+
+    // Unknown breakout, unknown participant: 404, nothing moved.
+    api.send(
+        "PUT",
+        &format!("{base}/nope/participants/{}", ann_id.as_str().unwrap()),
+        None,
+    )
+    .await
+    .expect(404);
+    api.send("PUT", &format!("{base}/{blue}/participants/nobody"), None)
+        .await
+        .expect(404);
+    let listed = api.get(base).await.expect(200);
+    assert_eq!(
+        listed.body["data"][0]["participants"][0]["participant_id"],
+        ann_id
+    );
+
+    // Broadcast to everyone.
+    api.post(&format!("{base}/broadcast"), json!({"message": "  "}))
+        .await
+        .expect_invalid("message");
+    api.post(
+        &format!("{base}/broadcast"),
+        json!({"message": "Five minutes left"}),
+    )
+    .await
+    .expect(204);
+    for c in [&mut mo, &mut ann] {
+        let b = c.wait_type("breakout_broadcast").await;
+        assert_eq!(b["message"], "Five minutes left");
+    }
+
+    // Open breakouts cannot be deleted; a bad countdown changes nothing.
+    api.delete(base).await.expect(409);
+    api.post(&format!("{base}/close"), json!({"countdown_seconds": 601}))
+        .await
+        .expect_invalid("countdown_seconds");
+    assert_eq!(
+        api.get(base).await.expect(200).body["data"][0]["status"],
+        "open"
+    );
+
+    // Close with a one second countdown: everyone back in the main room.
+    let closing = api
+        .post(&format!("{base}/close"), json!({"countdown_seconds": 1}))
+        .await
+        .expect(200);
+    assert_eq!(closing.body["data"][0]["status"], "closing");
+    assert_eq!(ann.wait_type("breakouts_closing").await["seconds"], 1);
+    let back = moved(&mut ann, &ann_id).await;
+    assert_eq!(back["breakout_id"], Value::Null);
+    ann.wait_type("breakouts_closed").await;
+    mo.wait_type("breakouts_closed").await;
+    let listed = api.get(base).await.expect(200);
+    assert_eq!(listed.body["data"][0]["status"], "closed");
+    assert!(listed.body["data"][0]["closed_at"].is_string());
+    api.send("PUT", &put, None).await.expect(409);
+
+    api.delete(base).await.expect(204);
+    assert_eq!(api.get(base).await.expect(200).body["total_count"], 0);
+    api.delete(base).await.expect(404);
+
+    // Another team sees none of it.
+    let (_, other_key) = s.create_team("other");
+    s.api_with_key(&other_key).get(base).await.expect(404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breakout_isolates_media_and_closing_brings_everyone_back() {
+    let s = Server::start();
+    let api = s.api();
+    api.post("/api/v1/rooms", json!({"friendly_url": "iso"}))
+        .await
+        .expect(200);
+    let base = "/api/v1/rooms/iso/breakouts";
+    let t_a = token(&s, "iso", "Ann", "speaker", None).await;
+    let t_b = token(&s, "iso", "Ben", "speaker", None).await;
+
+    let mut a = Client::connect(opts(&s, t_a, None)).await;
+    a.wait_type("joined").await;
+    let mut b = Client::connect(opts(&s, t_b.clone(), None)).await;
+    let b_joined = b.wait_type("joined").await;
+    let b_id = b_joined["participant"]["id"].clone();
+    b.publish();
+    // In the main room, Ann receives Ben.
+    a.wait_rtp(MediaKind::Audio, 20, Duration::from_secs(20))
+        .await;
+
+    let data = api
+        .post(base, json!({"names": ["One"]}))
+        .await
+        .expect(201)
+        .body["data"]
+        .clone();
+    let one = data[0]["id"].as_str().unwrap().to_string();
+
+    // A token into a breakout that is not open: a clear refusal at join.
+    let t_c = token(&s, "iso", "Cy", "speaker", Some(&one)).await;
+    let mut early = Client::connect(opts(&s, t_c.clone(), None)).await;
+    let err = early.wait_type("error").await;
+    assert_eq!(err["code"], "BREAKOUT_NOT_OPEN", "{err}");
+    let t_x = token(&s, "iso", "Xe", "speaker", Some("no-such-breakout")).await;
+    let mut stray = Client::connect(opts(&s, t_x, None)).await;
+    assert_eq!(stray.wait_type("error").await["code"], "BREAKOUT_NOT_OPEN");
+
+    api.post(&format!("{base}/open"), json!({}))
+        .await
+        .expect(200);
+    // Now the token lands Cy straight in the breakout.
+    let mut c = Client::connect(opts(&s, t_c, None)).await;
+    let c_joined = c.wait_type("joined").await;
+    assert_eq!(c_joined["participant"]["breakout_id"], one.as_str());
+
+    // Move Ben into the breakout; his client resumes into it.
+    api.send(
+        "PUT",
+        &format!("{base}/{one}/participants/{}", b_id.as_str().unwrap()),
+        None,
+    )
+    .await
+    .expect(200);
+    moved(&mut b, &b_id).await;
+    let (b2, b2_joined) = resume(&s, b, &t_b, &b_joined, true).await;
+    assert_eq!(b2_joined["participant"]["breakout_id"], one.as_str());
+    // Cy, in the same breakout, receives Ben...
+    c.wait_rtp(MediaKind::Audio, 20, Duration::from_secs(20))
+        .await;
+    // ...and Ann, in the main room, gets nothing more of him while Cy
+    // receives another second of his audio.
+    a.collect_for(Duration::from_millis(300)).await;
+    let a_before = a.received(MediaKind::Audio).len();
+    let c_now = c.received(MediaKind::Audio).len();
+    c.wait_rtp(MediaKind::Audio, c_now + 50, Duration::from_secs(20))
+        .await;
+    a.collect_for(Duration::from_millis(300)).await;
+    assert_eq!(
+        a.received(MediaKind::Audio).len(),
+        a_before,
+        "the main room received media from inside the breakout"
+    );
+
+    // Close at once: Ben is moved back, resumes, and Ann receives him again.
+    api.post(&format!("{base}/close"), json!({"countdown_seconds": 0}))
+        .await
+        .expect(200);
+    let mut b2 = b2;
+    let back = moved(&mut b2, &b_id).await;
+    assert_eq!(back["breakout_id"], Value::Null);
+    let (_b3, b3_joined) = resume(&s, b2, &t_b, &b2_joined, true).await;
+    assert!(b3_joined["participant"].get("breakout_id").is_none());
+    a.wait_rtp(MediaKind::Audio, a_before + 20, Duration::from_secs(20))
+        .await;
+    a.wait_type("breakouts_closed").await;
+    assert_eq!(
+        api.get(base).await.expect(200).body["data"][0]["status"],
+        "closed"
+    );
+}
