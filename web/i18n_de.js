@@ -254,4 +254,10 @@ export const DE = {
   '{n} pages': '{n} Seiten',
   'Slide {page} of {pages}: {name}': 'Folie {page} von {pages}: {name}',
   '{name} — slide {page} of {pages}': '{name} — Folie {page} von {pages}',
+  'Breakout rooms are open': 'Die Breakout-Räume sind geöffnet',
+  'You were moved to {name}': 'Sie wurden in {name} verschoben',
+  'You are back in the main room': 'Sie sind wieder im Hauptraum',
+  'To all rooms: {message}': 'An alle Räume: {message}',
+  'Breakout room: {name}': 'Breakout-Raum: {name}',
+  'Breakout rooms close in {seconds} s': 'Die Breakout-Räume schließen in {seconds} s',
 };

@@ -344,3 +344,96 @@ async fn a_breakout_isolates_media_and_closing_brings_everyone_back() {
         "closed"
     );
 }
+
+/// The visible flow in real Chromium: a page moved into a breakout shows
+/// its label (after resuming into the breakout), then the closing
+/// countdown, and returns to the main room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_page_is_moved_sees_its_breakout_and_the_countdown() {
+    use crate::browser::{JOIN_TIMEOUT, ONE_AT_A_TIME, server, wait_state};
+    use convene_tests::browser::Browser;
+
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, _log) = server();
+    let api = s.api();
+    api.post(
+        "/api/v1/rooms",
+        json!({"friendly_url": "brk", "join_screen_enabled": false}),
+    )
+    .await
+    .expect(200);
+    let base = "/api/v1/rooms/brk/breakouts";
+    let t_ann = token(&s, "brk", "Ann", "speaker", None).await;
+    let browser = Browser::launch().await;
+    let ann = browser.open(&s.url(&format!("/brk?token={t_ann}"))).await;
+    wait_state(&ann, "joined").await;
+    assert_eq!(
+        ann.eval("document.getElementById('breakout-label').hidden")
+            .await,
+        true
+    );
+    let ann_id = ann.eval("window.convene.participantId").await;
+
+    let data = api
+        .post(base, json!({"names": ["Blue table"]}))
+        .await
+        .expect(201)
+        .body["data"]
+        .clone();
+    let blue = data[0]["id"].as_str().unwrap().to_string();
+    api.post(&format!("{base}/open"), json!({}))
+        .await
+        .expect(200);
+    api.send(
+        "PUT",
+        &format!("{base}/{blue}/participants/{}", ann_id.as_str().unwrap()),
+        None,
+    )
+    .await
+    .expect(200);
+
+    // The page resumes into the breakout: the resumed `joined` says where
+    // it is, and the label shows the breakout's name.
+    ann.wait_for(
+        &format!(
+            "window.convene.state === 'joined' && window.convene.resumes === 1 \
+             && window.convene.breakout.id === '{blue}'"
+        ),
+        JOIN_TIMEOUT,
+    )
+    .await;
+    ann.wait_for(
+        "(() => { const l = document.getElementById('breakout-label'); \
+           return !l.hidden && l.textContent.includes('Blue table'); })()",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    let listed = api.get(base).await.expect(200);
+    assert_eq!(
+        listed.body["data"][0]["participants"][0]["participant_id"],
+        ann_id
+    );
+
+    // Closing: the countdown shows, then the page is back in the main room.
+    api.post(&format!("{base}/close"), json!({"countdown_seconds": 4}))
+        .await
+        .expect(200);
+    ann.wait_for(
+        "(() => { const c = document.getElementById('breakout-countdown'); \
+           return !c.hidden && /4|3|2|1/.test(c.textContent) && window.convene.breakout.closesIn > 0; })()",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    ann.wait_for(
+        "window.convene.state === 'joined' && window.convene.resumes === 2 \
+         && window.convene.breakout.id === null \
+         && document.getElementById('breakout-label').hidden \
+         && document.getElementById('breakout-countdown').hidden",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    assert_eq!(
+        api.get(base).await.expect(200).body["data"][0]["status"],
+        "closed"
+    );
+}

@@ -155,8 +155,6 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[tokio::test]
     async fn create_refuses_while_a_live_set_is_not_closed() {
         let (_dir, db, _team, room, session) = crate::store::chat::tests::fixture().await;

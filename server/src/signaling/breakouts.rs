@@ -31,6 +31,8 @@ pub struct LiveBreakouts {
     pub ends_at: Option<Instant>,
     /// When the closing countdown ends (set while closing).
     pub closes_at: Option<Instant>,
+    /// `ends_at` as participants are told it (RFC 3339).
+    pub ends_at_wall: Option<String>,
 }
 
 fn conflict(m: &str) -> BreakoutRefusal {
@@ -62,6 +64,35 @@ impl RoomActor {
                 .then(a.participant_id.cmp(&b.participant_id))
         });
         out
+    }
+
+    /// `breakouts_opened` for the open breakouts, if any.
+    fn breakouts_opened(&self) -> Option<LiveEvent> {
+        let b = self.breakouts.as_ref()?;
+        Some(LiveEvent::BreakoutsOpened {
+            breakouts: b
+                .rooms
+                .iter()
+                .map(|r| BreakoutInfo {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                })
+                .collect(),
+            ends_at: b.ends_at_wall.clone(),
+        })
+    }
+
+    /// What a member that just joined or resumed needs to know of the open
+    /// breakouts: their names, and the countdown when they are closing.
+    pub(super) fn breakouts_catch_up(&self, pid: &str) {
+        let Some(opened) = self.breakouts_opened() else {
+            return;
+        };
+        self.tell(pid, opened);
+        if let Some(t) = self.breakouts.as_ref().and_then(|b| b.closes_at) {
+            let seconds = t.saturating_duration_since(Instant::now()).as_secs();
+            self.tell(pid, LiveEvent::BreakoutsClosing { seconds });
+        }
     }
 
     /// Carries out a command of the REST API.
@@ -139,17 +170,11 @@ impl RoomActor {
             rooms: rooms.clone(),
             ends_at: minutes.map(|m| Instant::now() + Duration::from_secs(m * 60)),
             closes_at: None,
+            ends_at_wall,
         });
-        self.tell_all(LiveEvent::BreakoutsOpened {
-            breakouts: rooms
-                .iter()
-                .map(|r| BreakoutInfo {
-                    id: r.id.clone(),
-                    name: r.name.clone(),
-                })
-                .collect(),
-            ends_at: ends_at_wall,
-        });
+        if let Some(opened) = self.breakouts_opened() {
+            self.tell_all(opened);
+        }
         tracing::info!(room = %self.friendly_url, count = rooms.len(), "breakouts opened");
         if assignment == Assignment::Random {
             // Everyone who does not moderate (admit others) and takes part
@@ -242,8 +267,12 @@ impl RoomActor {
         }
     }
 
-    /// The countdown ended: everyone returns to the main room.
+    /// The countdown ended: everyone returns to the main room. Everyone
+    /// hears `breakouts_closed` first: a moved client resumes at its
+    /// `breakout_moved` and reads nothing after it on that connection.
     async fn finish_breakouts(&mut self) {
+        self.close_breakout_rows().await;
+        self.tell_all(LiveEvent::BreakoutsClosed {});
         let away: Vec<String> = self
             .members
             .iter()
@@ -254,8 +283,6 @@ impl RoomActor {
             self.move_member(&pid, None).await;
         }
         self.breakouts = None;
-        self.close_breakout_rows().await;
-        self.tell_all(LiveEvent::BreakoutsClosed {});
         tracing::info!(room = %self.friendly_url, "breakouts closed");
     }
 

@@ -718,6 +718,7 @@ impl RoomActor {
         // behind `joined` on the participant's outbound channel.
         let state = self.collab_state(&pid, session_id).await;
         self.tell(&pid, state);
+        self.breakouts_catch_up(&pid);
         let worker = self.members.get(&pid).map_or(self.worker, |m| m.worker);
         Ok(Joined {
             participant_id: pid,
@@ -782,6 +783,7 @@ impl RoomActor {
         // What happened while the connection was gone (chat, polls, hands).
         let state = self.collab_state(pid, &session_id).await;
         let _ = snapshot.out.try_send(ServerMsg::Live(Arc::new(state)));
+        self.breakouts_catch_up(pid);
         // Media only after `joined` is queued: the worker's first offer
         // must not overtake it.
         self.attach_media(pid, &snapshot)?;
