@@ -186,6 +186,32 @@ async fn breakouts_over_rest_with_clear_refusals() {
         .expect(200);
     assert_eq!(p.body["breakout_id"], red.as_str(), "{}", p.body);
 
+    // Chat inside the breakout carries its id and stays in it; the main
+    // room's chat stays in the main room.
+    ann.send(json!({"type": "chat", "message": "hello Red"}));
+    let m = ann
+        .wait_signal(Duration::from_secs(20), |v| v["type"] == "chat_message")
+        .await;
+    assert_eq!(m["message"]["breakout_id"], red.as_str());
+    mo.send(json!({"type": "chat", "message": "hello main"}));
+    let m = mo
+        .wait_signal(Duration::from_secs(20), |v| v["type"] == "chat_message")
+        .await;
+    assert_eq!(
+        m["message"]["message"], "hello main",
+        "Mo got Red's chat: {m}"
+    );
+    assert_eq!(m["message"]["breakout_id"], Value::Null);
+    let chat = api.get("/api/v1/rooms/bo/chat").await.expect(200);
+    let red_msgs: Vec<&Value> = chat.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["breakout_id"] == red.as_str())
+        .collect();
+    assert_eq!(red_msgs.len(), 1, "{}", chat.body);
+    assert_eq!(red_msgs[0]["message"], "hello Red");
+
     // Unknown breakout, unknown participant: 404, nothing moved.
     api.send(
         "PUT",
@@ -217,6 +243,14 @@ async fn breakouts_over_rest_with_clear_refusals() {
         let b = c.wait_type("breakout_broadcast").await;
         assert_eq!(b["message"], "Five minutes left");
     }
+
+    assert!(
+        !ann.seen.iter().any(
+            |e| matches!(e, convene_tests::rtc_client::ClientEvent::Signal(v)
+            if v["type"] == "chat_message" && v["message"]["message"] == "hello main")
+        ),
+        "the main room's chat reached the breakout"
+    );
 
     // Open breakouts cannot be deleted; a bad countdown changes nothing.
     api.delete(base).await.expect(409);

@@ -316,6 +316,8 @@ impl RoomActor {
                     return Err(refuse("NOT_FOUND", "the recipient is not in this room"));
                 }
                 let session = self.session_id()?;
+                // Chat in a breakout is that breakout's (docs/signaling.md).
+                let breakout = self.members.get(from).and_then(|m| m.breakout.clone());
                 let stored = self
                     .sig
                     .db
@@ -325,7 +327,7 @@ impl RoomActor {
                         session_id: Some(&session),
                         author: &author,
                         message: &text,
-                        breakout_id: None,
+                        breakout_id: breakout.as_deref(),
                         recipient_id: recipient_id.as_deref(),
                     })
                     .await
@@ -341,7 +343,9 @@ impl RoomActor {
                         self.tell(&r, event.clone());
                         self.tell(from, event);
                     }
-                    None => self.tell_all(event),
+                    None => self.tell_those(event, |m| {
+                        m.disconnected_since.is_none() && m.breakout == breakout
+                    }),
                 }
             }
             CollabMsg::ChatReaction { message_id, emoji } => {
@@ -518,7 +522,7 @@ impl RoomActor {
                         author: &author,
                         question: &text,
                         anonymous,
-                        breakout_id: None,
+                        breakout_id: self.members.get(from).and_then(|m| m.breakout.as_deref()),
                     })
                     .await
                     .map_err(internal)?;
@@ -793,7 +797,15 @@ impl RoomActor {
                 HISTORY,
             )
             .await
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            // The history of where the participant is: the main room's, or
+            // its breakout's.
+            .filter(|c| {
+                c.breakout_id.as_deref()
+                    == self.members.get(pid).and_then(|m| m.breakout.as_deref())
+            })
+            .collect();
         let questions: Vec<Question> = db
             .all_of::<Questions>(&self.room_id, Some(session_id))
             .await
