@@ -162,6 +162,8 @@ class App {
       this.afterLayout();
     };
     this.breakouts = new Breakouts({
+      send: (msg) => this.send(msg),
+      people: () => [...this.participants.values()],
       notify: (text) => this.notify(text),
       // Moved: resume, which puts our media in the new breakout's room.
       onMoved: () => {
@@ -421,9 +423,11 @@ class App {
         return this.peer && this.peer.handleRefused(m);
       case 'participant_joined':
         this.upsertParticipant(m.participant);
+        this.breakouts.renderPanel();
         return this.renderTiles();
       case 'participant_left':
         this.participants.delete(m.participant_id);
+        this.breakouts.renderPanel();
         return this.renderTiles();
       case 'track_published':
         return this.onTrackPublished(m);

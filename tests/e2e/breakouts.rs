@@ -89,6 +89,20 @@ async fn breakouts_over_rest_with_clear_refusals() {
     let (mut ann, ann_joined) = convene_tests::join(&s, "bo", "Ann", Some(t_ann)).await;
     let ann_id = ann_joined["participant"]["id"].clone();
 
+    // Over signaling: only a role that admits others may manage breakouts,
+    // and bad input is refused; nothing is stored either way.
+    ann.send(json!({"type": "breakouts_open", "count": 2}));
+    let e = ann.wait_type("error").await;
+    assert_eq!(e["code"], "FORBIDDEN", "{e}");
+    assert_eq!(e["fatal"], false);
+    mo.send(json!({"type": "breakouts_open", "count": 0}));
+    let e = mo.wait_type("error").await;
+    assert_eq!(e["code"], "BAD_REQUEST", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("count"), "{e}");
+    mo.send(json!({"type": "breakout_move", "participant_id": "nobody"}));
+    assert_eq!(mo.wait_type("error").await["code"], "CONFLICT");
+    assert_eq!(api.get(base).await.expect(200).body["total_count"], 0);
+
     // Bad bodies: 422 naming the field, nothing stored.
     for (body, field) in [
         (json!({}), "names"),
@@ -379,11 +393,12 @@ async fn a_breakout_isolates_media_and_closing_brings_everyone_back() {
     );
 }
 
-/// The visible flow in real Chromium: a page moved into a breakout shows
-/// its label (after resuming into the breakout), then the closing
-/// countdown, and returns to the main room.
+/// The visible flow in real Chromium: a moderator's page opens a breakout
+/// room from its Breakouts tab and moves another page into it; that page
+/// resumes into the breakout and shows its label, gets the broadcast, then
+/// the closing countdown, and returns to the main room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_page_is_moved_sees_its_breakout_and_the_countdown() {
+async fn browser_moderator_moves_a_page_that_shows_its_breakout_and_the_countdown() {
     use crate::browser::{JOIN_TIMEOUT, ONE_AT_A_TIME, server, wait_state};
     use convene_tests::browser::Browser;
 
@@ -397,48 +412,71 @@ async fn browser_page_is_moved_sees_its_breakout_and_the_countdown() {
     .await
     .expect(200);
     let base = "/api/v1/rooms/brk/breakouts";
+    let t_mo = token(&s, "brk", "Mo", "moderator", None).await;
     let t_ann = token(&s, "brk", "Ann", "speaker", None).await;
-    let browser = Browser::launch().await;
-    let ann = browser.open(&s.url(&format!("/brk?token={t_ann}"))).await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let mo = b1.open(&s.url(&format!("/brk?token={t_mo}"))).await;
+    let ann = b2.open(&s.url(&format!("/brk?token={t_ann}"))).await;
+    wait_state(&mo, "joined").await;
     wait_state(&ann, "joined").await;
+    let ann_id = ann.eval("window.convene.participantId").await;
+    let ann_id = ann_id.as_str().unwrap();
+    // Only the moderator has the Breakouts tab; nobody is in a breakout.
+    assert_eq!(
+        mo.eval("document.getElementById('tab-breakouts').hidden")
+            .await,
+        false
+    );
+    assert_eq!(
+        ann.eval("document.getElementById('tab-breakouts').hidden")
+            .await,
+        true
+    );
     assert_eq!(
         ann.eval("document.getElementById('breakout-label').hidden")
             .await,
         true
     );
-    let ann_id = ann.eval("window.convene.participantId").await;
 
-    let data = api
-        .post(base, json!({"names": ["Blue table"]}))
-        .await
-        .expect(201)
-        .body["data"]
-        .clone();
-    let blue = data[0]["id"].as_str().unwrap().to_string();
-    api.post(&format!("{base}/open"), json!({}))
-        .await
-        .expect(200);
-    api.send(
-        "PUT",
-        &format!("{base}/{blue}/participants/{}", ann_id.as_str().unwrap()),
-        None,
+    // The moderator opens one breakout room from the tab.
+    mo.eval(
+        "document.getElementById('tab-breakouts').click(); \
+         document.getElementById('bo-count').value = '1'; \
+         document.getElementById('bo-open').click(); true",
     )
-    .await
-    .expect(200);
+    .await;
+    mo.wait_for(
+        &format!(
+            "!document.getElementById('bo-live').hidden && \
+             document.querySelector('select.bo-move[data-participant=\"{ann_id}\"]') !== null"
+        ),
+        JOIN_TIMEOUT,
+    )
+    .await;
+    let listed = api.get(base).await.expect(200);
+    assert_eq!(listed.body["data"][0]["status"], "open");
+    assert_eq!(listed.body["data"][0]["name"], "Room 1");
+    let room1 = listed.body["data"][0]["id"].as_str().unwrap().to_string();
 
-    // The page resumes into the breakout: the resumed `joined` says where
+    // ...and moves Ann into it with her row's menu.
+    mo.eval(&format!(
+        "(() => {{ const s = document.querySelector('select.bo-move[data-participant=\"{ann_id}\"]'); \
+           s.value = '{room1}'; s.dispatchEvent(new Event('change')); return true; }})()"
+    ))
+    .await;
+    // Ann's page resumes into the breakout: the resumed `joined` says where
     // it is, and the label shows the breakout's name.
     ann.wait_for(
         &format!(
             "window.convene.state === 'joined' && window.convene.resumes === 1 \
-             && window.convene.breakout.id === '{blue}'"
+             && window.convene.breakout.id === '{room1}'"
         ),
         JOIN_TIMEOUT,
     )
     .await;
     ann.wait_for(
         "(() => { const l = document.getElementById('breakout-label'); \
-           return !l.hidden && l.textContent.includes('Blue table'); })()",
+           return !l.hidden && l.textContent.includes('Room 1'); })()",
         JOIN_TIMEOUT,
     )
     .await;
@@ -448,13 +486,28 @@ async fn browser_page_is_moved_sees_its_breakout_and_the_countdown() {
         ann_id
     );
 
-    // Closing: the countdown shows, then the page is back in the main room.
-    api.post(&format!("{base}/close"), json!({"countdown_seconds": 4}))
-        .await
-        .expect(200);
+    // A broadcast from the tab reaches her as a notice.
+    mo.eval(
+        "document.getElementById('bo-message').value = 'Two minutes left'; \
+         document.getElementById('bo-send').click(); true",
+    )
+    .await;
+    ann.wait_for(
+        "window.convene.notices.some(n => n.text.includes('Two minutes left'))",
+        JOIN_TIMEOUT,
+    )
+    .await;
+
+    // Closing from the tab: the countdown shows, then the page is back in
+    // the main room.
+    mo.eval(
+        "document.getElementById('bo-countdown').value = '4'; \
+         document.getElementById('bo-close').click(); true",
+    )
+    .await;
     ann.wait_for(
         "(() => { const c = document.getElementById('breakout-countdown'); \
-           return !c.hidden && /4|3|2|1/.test(c.textContent) && window.convene.breakout.closesIn > 0; })()",
+           return !c.hidden && /[1-4]/.test(c.textContent) && window.convene.breakout.closesIn > 0; })()",
         JOIN_TIMEOUT,
     )
     .await;
@@ -463,6 +516,11 @@ async fn browser_page_is_moved_sees_its_breakout_and_the_countdown() {
          && window.convene.breakout.id === null \
          && document.getElementById('breakout-label').hidden \
          && document.getElementById('breakout-countdown').hidden",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    mo.wait_for(
+        "!document.getElementById('bo-create').hidden && document.getElementById('bo-live').hidden",
         JOIN_TIMEOUT,
     )
     .await;

@@ -17,7 +17,9 @@ use convene_api::breakouts::{
 };
 use convene_api::live_events::{BreakoutInfo, LiveEvent};
 use rand::seq::SliceRandom;
+use serde_json::{Map, Value};
 
+use super::collab::{CollabMsg, Refusal};
 use super::room::RoomActor;
 use crate::rtc::Command;
 
@@ -301,5 +303,124 @@ impl RoomActor {
     pub(super) async fn breakouts_ended(&mut self) {
         self.breakouts = None;
         self.close_breakout_rows().await;
+    }
+
+    /// A moderator's breakout command over signaling (its permission is
+    /// checked by the caller): the same rules and effects as REST.
+    pub(super) async fn breakout_signal(&mut self, msg: CollabMsg) -> Result<(), Refusal> {
+        let command = match msg {
+            CollabMsg::BreakoutsOpen {
+                names,
+                count,
+                assignment,
+                duration_minutes,
+            } => {
+                let body: Map<String, Value> = [
+                    ("names", names),
+                    ("count", count),
+                    ("assignment", assignment),
+                    ("duration_minutes", duration_minutes),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+                .collect();
+                let new = convene_api::breakouts::validate_create(&body)
+                    .map_err(|e| ("BAD_REQUEST", e.message()))?;
+                return self.create_and_open(new).await;
+            }
+            CollabMsg::BreakoutMove {
+                participant_id,
+                breakout_id,
+            } => BreakoutCommand::Move {
+                participant_id,
+                to: breakout_id,
+            },
+            CollabMsg::BreakoutsBroadcast { message } => {
+                let body: Map<String, Value> =
+                    [("message".to_string(), message)].into_iter().collect();
+                BreakoutCommand::Broadcast {
+                    message: convene_api::breakouts::validate_broadcast(&body)
+                        .map_err(|e| ("BAD_REQUEST", e.message()))?,
+                }
+            }
+            CollabMsg::BreakoutsClose { countdown_seconds } => {
+                let body: Map<String, Value> = countdown_seconds
+                    .map(|v| ("countdown_seconds".to_string(), v))
+                    .into_iter()
+                    .collect();
+                BreakoutCommand::Close {
+                    countdown_seconds: convene_api::breakouts::validate_close(&body)
+                        .map_err(|e| ("BAD_REQUEST", e.message()))?,
+                }
+            }
+            _ => return Ok(()),
+        };
+        self.breakout_command(command)
+            .await
+            .map(drop)
+            .map_err(signal_refusal)
+    }
+
+    /// Stores new breakouts for the live session and opens them.
+    async fn create_and_open(
+        &mut self,
+        new: convene_api::breakouts::NewBreakouts,
+    ) -> Result<(), Refusal> {
+        if self.breakouts.is_some() {
+            return Err(("CONFLICT", "the breakouts are already open".into()));
+        }
+        let Some((session, _)) = &self.session else {
+            return Err(("CONFLICT", "the room has no live session".into()));
+        };
+        let rows = self
+            .sig
+            .db
+            .create_breakouts(
+                &self.room_id,
+                session,
+                &new.names,
+                new.assignment.as_str(),
+                new.duration_minutes,
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not store breakouts");
+                (
+                    "INTERNAL",
+                    "the server could not store the breakouts".to_string(),
+                )
+            })?
+            .ok_or((
+                "CONFLICT",
+                "the room already has breakouts in this session that are not closed".to_string(),
+            ))?;
+        let specs = rows
+            .into_iter()
+            .map(|r| BreakoutSpec {
+                id: r.id,
+                name: r.name,
+            })
+            .collect();
+        self.open_breakouts(specs, new.assignment, new.duration_minutes)
+            .await
+            .map_err(signal_refusal)?;
+        if let Err(e) = self
+            .sig
+            .db
+            .set_breakouts_status(&self.room_id, &["created"], "open")
+            .await
+        {
+            tracing::error!(error = %e, "could not record the breakouts open");
+        }
+        Ok(())
+    }
+}
+
+/// A refusal as the signaling error a moderator is told.
+fn signal_refusal(r: BreakoutRefusal) -> Refusal {
+    match r {
+        BreakoutRefusal::Conflict(m) => ("CONFLICT", m),
+        BreakoutRefusal::NotLive => ("NOT_FOUND", "no such participant in this room".into()),
+        BreakoutRefusal::UnknownBreakout => ("NOT_FOUND", "no such open breakout".into()),
     }
 }

@@ -45,6 +45,33 @@ pub struct ChatReaction {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CollabMsg {
+    /// Create and open breakout rooms (`admit_participants`; the fields of
+    /// `POST /rooms/{room}/breakouts`).
+    BreakoutsOpen {
+        #[serde(default)]
+        names: Option<Value>,
+        #[serde(default)]
+        count: Option<Value>,
+        #[serde(default)]
+        assignment: Option<Value>,
+        #[serde(default)]
+        duration_minutes: Option<Value>,
+    },
+    /// Move a participant into a breakout (`breakout_id` null: the main room).
+    BreakoutMove {
+        participant_id: String,
+        #[serde(default)]
+        breakout_id: Option<String>,
+    },
+    /// A message to every breakout and the main room.
+    BreakoutsBroadcast {
+        message: Value,
+    },
+    /// Start closing the breakouts.
+    BreakoutsClose {
+        #[serde(default)]
+        countdown_seconds: Option<Value>,
+    },
     Chat {
         message: String,
         #[serde(default)]
@@ -144,7 +171,7 @@ fn yes() -> bool {
 }
 
 /// A refusal: (code, message).
-type Refusal = (&'static str, String);
+pub(super) type Refusal = (&'static str, String);
 
 fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
     (code, message.into())
@@ -287,6 +314,13 @@ impl RoomActor {
             .author(from)
             .ok_or_else(|| refuse("FORBIDDEN", "you are not in this room"))?;
         match msg {
+            m @ (CollabMsg::BreakoutsOpen { .. }
+            | CollabMsg::BreakoutMove { .. }
+            | CollabMsg::BreakoutsBroadcast { .. }
+            | CollabMsg::BreakoutsClose { .. }) => {
+                self.require(from, "admit_participants", "manage breakout rooms")?;
+                self.breakout_signal(m).await?;
+            }
             CollabMsg::RecordingStart => {
                 self.recording_control(convene_api::live::RecordingAction::Start, Some(from))
                     .await?;
