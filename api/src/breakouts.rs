@@ -173,7 +173,7 @@ pub fn validate_close(body: &Map<String, Value>) -> Result<u64, Invalid> {
         Some(Value::Number(n)) => n
             .as_u64()
             .filter(|s| *s <= MAX_COUNTDOWN_SECONDS)
-            .ok_or_else(|| countdown_invalid()),
+            .ok_or_else(countdown_invalid),
         Some(_) => Err(countdown_invalid()),
     }
 }

@@ -199,6 +199,17 @@ async fn breakouts_over_rest_with_clear_refusals() {
         .await
         .expect(200);
     assert_eq!(p.body["breakout_id"], red.as_str(), "{}", p.body);
+    let stats = api
+        .get(&format!(
+            "/api/v1/sessions/{}/statistics",
+            ann_joined["session_id"].as_str().unwrap()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(
+        stats.body["breakouts"],
+        json!([{"breakout_id": red, "name": "Red", "participants": 1}])
+    );
 
     // Chat inside the breakout carries its id and stays in it; the main
     // room's chat stays in the main room.

@@ -324,6 +324,9 @@ pub struct SessionStatistics {
     pub questions: i64,
     pub polls: i64,
     pub poll_votes: i64,
+    /// Per breakout room of the session: how many participants were in it
+    /// (last; see `breakout_id` of the participants).
+    pub breakouts: Vec<crate::store::breakouts::BreakoutParticipation>,
 }
 
 fn round2(x: f64) -> f64 {
@@ -345,6 +348,7 @@ pub async fn session_statistics(
         .db
         .session_stats(&s.id, &timestamp(Utc::now()))
         .await?;
+    let breakouts = state.db.breakout_participation(&s.id).await?;
     let live = s.ended_at.is_none();
     let media = if live {
         state.live.media(&s.room_id).unwrap_or_default()
@@ -378,6 +382,7 @@ pub async fn session_statistics(
         questions: stats.questions,
         polls: stats.polls,
         poll_votes: stats.poll_votes,
+        breakouts,
     }))
 }
 

@@ -22,6 +22,15 @@ pub struct BreakoutRecord {
     pub created_at: String,
 }
 
+/// How many participants of a session were (last) in one breakout.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct BreakoutParticipation {
+    pub breakout_id: String,
+    /// Null when the breakout's row is gone (replaced or deleted since).
+    pub name: Option<String>,
+    pub participants: i64,
+}
+
 const SELECT: &str = "SELECT id, room_id, session_id, position, name, assignment, \
      duration_minutes, status, opened_at, closed_at, created_at FROM breakouts";
 
@@ -135,6 +144,22 @@ impl Db {
             .await?;
         tx.commit().await?;
         Ok(Some(r.rows_affected()))
+    }
+
+    /// Per breakout: how many participants of the session were last in it.
+    pub async fn breakout_participation(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<BreakoutParticipation>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT p.breakout_id AS breakout_id, MAX(b.name) AS name, COUNT(*) AS participants \
+             FROM participants p LEFT JOIN breakouts b ON b.id = p.breakout_id \
+             WHERE p.session_id = $1 AND p.breakout_id IS NOT NULL \
+             GROUP BY p.breakout_id ORDER BY MIN(b.position), p.breakout_id",
+        )
+        .bind(session_id)
+        .fetch_all(&self.read)
+        .await?)
     }
 
     /// Records that a participant is in breakout `breakout_id` (kept after

@@ -110,10 +110,10 @@ impl RoomActor {
                     .await?
             }
             BreakoutCommand::Move { participant_id, to } => {
-                if !self
+                if self
                     .breakouts
                     .as_ref()
-                    .is_some_and(|b| b.closes_at.is_none())
+                    .is_none_or(|b| b.closes_at.is_some())
                 {
                     return Err(conflict(
                         "the breakouts are not open: participants move only while they are open",
