@@ -404,6 +404,55 @@ async fn a_breakout_isolates_media_and_closing_brings_everyone_back() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_assignment_deals_everyone_but_the_moderators() {
+    let s = Server::start();
+    let api = s.api();
+    api.post("/api/v1/rooms", json!({"friendly_url": "deal"}))
+        .await
+        .expect(200);
+    let base = "/api/v1/rooms/deal/breakouts";
+    let t_mod = token(&s, "deal", "Mo", "moderator", None).await;
+    let (mut mo, mo_joined) = convene_tests::join(&s, "deal", "Mo", Some(t_mod)).await;
+    let mut ids = Vec::new();
+    let mut clients = Vec::new();
+    for name in ["Ann", "Ben", "Cy", "Di"] {
+        let t = token(&s, "deal", name, "attendee", None).await;
+        let (c, j) = convene_tests::join(&s, "deal", name, Some(t)).await;
+        ids.push(j["participant"]["id"].clone());
+        clients.push(c);
+    }
+    api.post(base, json!({"count": 2, "assignment": "random"}))
+        .await
+        .expect(201);
+    let opened = api
+        .post(&format!("{base}/open"), json!({}))
+        .await
+        .expect(200);
+    let data = opened.body["data"].as_array().unwrap();
+    // Two in each breakout, every attendee placed, the moderator in neither.
+    for b in data {
+        assert_eq!(b["participants"].as_array().unwrap().len(), 2, "{b}");
+    }
+    let placed: Vec<&Value> = data
+        .iter()
+        .flat_map(|b| b["participants"].as_array().unwrap())
+        .map(|p| &p["participant_id"])
+        .collect();
+    for id in &ids {
+        assert!(placed.contains(&id), "{id} not placed: {data:?}");
+    }
+    assert!(!placed.contains(&&mo_joined["participant"]["id"]));
+    // Each attendee was told of its own move; the moderator of all four.
+    for (c, id) in clients.iter_mut().zip(&ids) {
+        let m = moved(c, id).await;
+        assert!(m["breakout_name"].as_str().unwrap().starts_with("Room "));
+    }
+    for id in &ids {
+        moved(&mut mo, id).await;
+    }
+}
+
 /// The visible flow in real Chromium: a moderator's page opens a breakout
 /// room from its Breakouts tab and moves another page into it; that page
 /// resumes into the breakout and shows its label, gets the broadcast, then
