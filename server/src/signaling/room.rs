@@ -480,6 +480,14 @@ impl RoomActor {
                 ),
             ));
         }
+        if let Some(b) = &req.breakout
+            && !self.breakout_is_open(b)
+        {
+            return Screened::Decided(JoinOutcome::Refused(
+                "BREAKOUT_NOT_OPEN",
+                format!("breakout '{b}' is not open in this room"),
+            ));
+        }
         let is_moderator = req
             .permissions
             .get("admit_participants")
@@ -505,14 +513,6 @@ impl RoomActor {
             tracing::info!(room = %self.friendly_url, participant = %pid, "waiting in the lobby");
             self.lobby.insert(pid, Waiting { req, decision: tx });
             return Screened::Decided(JoinOutcome::Lobby(rx));
-        }
-        if let Some(b) = &req.breakout
-            && !self.breakout_is_open(b)
-        {
-            return Screened::Decided(JoinOutcome::Refused(
-                "BREAKOUT_NOT_OPEN",
-                format!("breakout '{b}' is not open in this room"),
-            ));
         }
         if let Some(link) = &req.guest_link
             && let Err((code, message)) =
@@ -649,7 +649,8 @@ impl RoomActor {
             receives: req.client_kind != super::http_media::Protocol::Whip.name()
                 && req.view.is_none(),
             view: req.view.clone(),
-            breakout: req.breakout.clone(),
+            // Its breakout may have closed while it waited in the lobby.
+            breakout: req.breakout.clone().filter(|b| self.breakout_is_open(b)),
         };
         if let Some(b) = &member.breakout
             && let Err(e) = self.sig.db.set_participant_breakout(&pid, b).await
