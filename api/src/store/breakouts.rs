@@ -125,12 +125,14 @@ impl Db {
         Ok(moved)
     }
 
-    /// Deletes the room's breakouts if none is open or closing; `None`
-    /// (nothing deleted) otherwise, else how many went.
+    /// Deletes the room's breakouts if none of a live session is open or
+    /// closing (rows of a session that ended with the process stay `open`
+    /// until then); `None` (nothing deleted) otherwise, else how many went.
     pub async fn delete_breakouts(&self, room_id: &str) -> Result<Option<u64>, StoreError> {
         let mut tx = self.write.begin().await?;
         let busy: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM breakouts WHERE room_id = $1 AND status IN ('open', 'closing')",
+            "SELECT COUNT(*) FROM breakouts b JOIN sessions s ON s.id = b.session_id \
+             WHERE b.room_id = $1 AND b.status IN ('open', 'closing') AND s.ended_at IS NULL",
         )
         .bind(room_id)
         .fetch_one(&mut *tx)
