@@ -222,7 +222,7 @@ export class Collab {
       b.classList.toggle('active', active);
       if (active) b.querySelector('.unread').hidden = true;
     }
-    for (const t of ['chat', 'qa', 'polls', 'people']) $(`pane-${t}`).hidden = t !== tab;
+    for (const t of ['chat', 'qa', 'polls', 'breakouts', 'people']) $(`pane-${t}`).hidden = t !== tab;
   }
 
   unread(tab) {

@@ -13,6 +13,10 @@ export function hooksFor(app) {
     get participantId() {
       return app.participantId;
     },
+    /** The breakout room we are in: `{id, name, closesIn}` (id null: the main room). */
+    get breakout() {
+      return app.breakouts.state();
+    },
     get error() {
       return app.error;
     },

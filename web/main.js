@@ -6,6 +6,7 @@ import { Signaling, PROTOCOL_VERSION } from './signaling.js';
 import { Peer } from './peer.js';
 import * as media from './media.js';
 import * as ui from './ui.js';
+import { Breakouts } from './breakouts.js';
 import { Collab } from './collab.js';
 import { Captions } from './captions.js';
 import { isDisplayView, enterDisplayView } from './display.js';
@@ -160,6 +161,15 @@ class App {
       this.requestLayers();
       this.afterLayout();
     };
+    this.breakouts = new Breakouts({
+      send: (msg) => this.send(msg),
+      people: () => [...this.participants.values()],
+      notify: (text) => this.notify(text),
+      // Moved: resume, which puts our media in the new breakout's room.
+      onMoved: () => {
+        if (this.state === 'joined') this.sig.abandon('moved to another breakout room');
+      },
+    });
     this.collab = new Collab({
       send: (msg) => this.send(msg),
       notify: (text) => this.notify(text),
@@ -413,9 +423,11 @@ class App {
         return this.peer && this.peer.handleRefused(m);
       case 'participant_joined':
         this.upsertParticipant(m.participant);
+        this.breakouts.renderPanel();
         return this.renderTiles();
       case 'participant_left':
         this.participants.delete(m.participant_id);
+        this.breakouts.renderPanel();
         return this.renderTiles();
       case 'track_published':
         return this.onTrackPublished(m);
@@ -445,7 +457,7 @@ class App {
       case 'caption':
         return this.captions.add(m);
       default:
-        return this.collab.handle(m);
+        return this.breakouts.handle(m) || this.collab.handle(m);
     }
   }
 
@@ -467,6 +479,7 @@ class App {
     this.setState('joined');
     ui.showScreen('call');
     this.collab.onJoined(m);
+    this.breakouts.onJoined(m);
     this.layoutJoined(this.roomSettings);
     this.pipJoined(this.roomSettings);
     this.captions.configure(this.roomSettings);

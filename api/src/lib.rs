@@ -11,6 +11,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+pub mod breakouts;
 pub mod collab;
 pub mod csv;
 pub mod domain;
@@ -175,6 +176,15 @@ fn api_routes() -> OpenApiRouter<ApiState> {
             routes::guest_links::list_guest_links
         ))
         .routes(routes!(routes::guest_links::delete_guest_link))
+        .routes(routes!(
+            routes::breakouts::create_breakouts,
+            routes::breakouts::list_breakouts,
+            routes::breakouts::delete_breakouts
+        ))
+        .routes(routes!(routes::breakouts::open_breakouts))
+        .routes(routes!(routes::breakouts::close_breakouts))
+        .routes(routes!(routes::breakouts::broadcast_to_breakouts))
+        .routes(routes!(routes::breakouts::move_participant))
         .routes(routes!(roles::list_roles, roles::create_role))
         .routes(routes!(
             roles::get_role,

@@ -76,6 +76,22 @@ pub trait LiveRooms: Send + Sync + Debug {
     ) -> Option<tokio::sync::oneshot::Receiver<Result<(), ModerationRefusal>>> {
         None
     }
+
+    /// Opens, moves between, broadcasts to or closes the breakout rooms of
+    /// the room's live session (`crate::breakouts`). `None` when no session
+    /// is live in this process; otherwise the answer arrives on the
+    /// receiver: where every live participant is afterwards, or a refusal.
+    fn breakouts(
+        &self,
+        _room_id: &str,
+        _command: crate::breakouts::BreakoutCommand,
+    ) -> Option<
+        tokio::sync::oneshot::Receiver<
+            Result<Vec<crate::breakouts::Placement>, crate::breakouts::BreakoutRefusal>,
+        >,
+    > {
+        None
+    }
 }
 
 /// What a moderator (a participant over signaling, or the API) does to a

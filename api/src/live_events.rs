@@ -179,6 +179,38 @@ pub enum LiveEvent {
     LibraryFiles {
         files: Vec<PresentableFile>,
     },
+    /// Breakout rooms opened (`POST /rooms/{room}/breakouts/open`);
+    /// `ends_at` when they have a duration.
+    BreakoutsOpened {
+        breakouts: Vec<BreakoutInfo>,
+        ends_at: Option<String>,
+    },
+    /// A participant moved to a breakout (`breakout_id` null: back to the
+    /// main room). The moved participant's client rebuilds its media
+    /// connection by resuming (docs/signaling.md, "Breakout rooms").
+    BreakoutMoved {
+        participant_id: String,
+        breakout_id: Option<String>,
+        breakout_name: Option<String>,
+    },
+    /// A moderator's message to every breakout and the main room.
+    BreakoutBroadcast {
+        message: String,
+        created_at: String,
+    },
+    /// The breakouts close in `seconds`; everyone then returns to the main room.
+    BreakoutsClosing {
+        seconds: u64,
+    },
+    /// The breakouts are closed; everyone is back in the main room.
+    BreakoutsClosed {},
+}
+
+/// An open breakout room as participants see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakoutInfo {
+    pub id: String,
+    pub name: String,
 }
 
 /// A library file shown to the room, one slide at a time.
@@ -287,6 +319,11 @@ impl LiveEvent {
             LiveEvent::CollabState { .. } => "collab_state",
             LiveEvent::Presentation { .. } => "presentation",
             LiveEvent::LibraryFiles { .. } => "library_files",
+            LiveEvent::BreakoutsOpened { .. } => "breakouts_opened",
+            LiveEvent::BreakoutMoved { .. } => "breakout_moved",
+            LiveEvent::BreakoutBroadcast { .. } => "breakout_broadcast",
+            LiveEvent::BreakoutsClosing { .. } => "breakouts_closing",
+            LiveEvent::BreakoutsClosed { .. } => "breakouts_closed",
         }
     }
 }

@@ -20,6 +20,7 @@ mod api_sessions;
 mod api_statistics;
 mod api_tokens;
 mod appliance;
+mod breakouts;
 mod browser;
 mod captions;
 mod client_a11y;

@@ -13,7 +13,7 @@ use crate::store::questions::NewQuestion;
 use crate::store::quizzes::Quizzes;
 
 /// How many variants `LiveEvent` has: `variant` below must name each.
-const VARIANTS: usize = 30;
+const VARIANTS: usize = 35;
 
 /// A number per variant; adding a variant fails to compile here until it
 /// gets one (and `every_event` an example, or the coverage test fails).
@@ -49,6 +49,11 @@ fn variant(e: &LiveEvent) -> usize {
         LiveEvent::Caption { .. } => 27,
         LiveEvent::Presentation { .. } => 28,
         LiveEvent::LibraryFiles { .. } => 29,
+        LiveEvent::BreakoutsOpened { .. } => 30,
+        LiveEvent::BreakoutMoved { .. } => 31,
+        LiveEvent::BreakoutBroadcast { .. } => 32,
+        LiveEvent::BreakoutsClosing { .. } => 33,
+        LiveEvent::BreakoutsClosed { .. } => 34,
     }
 }
 
@@ -428,6 +433,42 @@ async fn every_event() -> Vec<(LiveEvent, Value)> {
             },
             json!({"type": "library_files", "files": [
                 {"library_id": "l1", "file_id": "f1", "name": "deck.pdf", "pages": 3}]}),
+        ),
+        (
+            LiveEvent::BreakoutsOpened {
+                breakouts: vec![BreakoutInfo {
+                    id: "b1".into(),
+                    name: "Room 1".into(),
+                }],
+                ends_at: None,
+            },
+            json!({"type": "breakouts_opened", "breakouts": [{"id": "b1", "name": "Room 1"}],
+                "ends_at": null}),
+        ),
+        (
+            LiveEvent::BreakoutMoved {
+                participant_id: "p1".into(),
+                breakout_id: Some("b1".into()),
+                breakout_name: Some("Room 1".into()),
+            },
+            json!({"type": "breakout_moved", "participant_id": "p1", "breakout_id": "b1",
+                "breakout_name": "Room 1"}),
+        ),
+        (
+            LiveEvent::BreakoutBroadcast {
+                message: "5 minutes left".into(),
+                created_at: "2026-01-01T00:00:00Z".into(),
+            },
+            json!({"type": "breakout_broadcast", "message": "5 minutes left",
+                "created_at": "2026-01-01T00:00:00Z"}),
+        ),
+        (
+            LiveEvent::BreakoutsClosing { seconds: 30 },
+            json!({"type": "breakouts_closing", "seconds": 30}),
+        ),
+        (
+            LiveEvent::BreakoutsClosed {},
+            json!({"type": "breakouts_closed"}),
         ),
     ]
 }

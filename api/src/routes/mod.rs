@@ -1,5 +1,6 @@
 //! HTTP handlers: extract -> domain rules -> store -> respond. One module per resource.
 
+pub mod breakouts;
 pub mod chat;
 pub mod defaults;
 pub mod guest_links;

@@ -94,6 +94,9 @@ pub struct ParticipantView {
     /// When the participant raised their hand (RFC 3339); null when the
     /// hand is down or the participant has left.
     pub hand_raised_at: Option<String>,
+    /// The breakout room the participant was last in (null: only ever in
+    /// the main room).
+    pub breakout_id: Option<String>,
 }
 
 /// The browser family of a user agent string.
@@ -137,6 +140,7 @@ impl From<ParticipantRow> for ParticipantView {
             user_agent: r.user_agent,
             device_id: r.device_id,
             hand_raised_at: r.hand_raised_at,
+            breakout_id: r.breakout_id,
         }
     }
 }
@@ -320,6 +324,9 @@ pub struct SessionStatistics {
     pub questions: i64,
     pub polls: i64,
     pub poll_votes: i64,
+    /// Per breakout room of the session: how many participants were in it
+    /// (last; see `breakout_id` of the participants).
+    pub breakouts: Vec<crate::store::breakouts::BreakoutParticipation>,
 }
 
 fn round2(x: f64) -> f64 {
@@ -341,6 +348,7 @@ pub async fn session_statistics(
         .db
         .session_stats(&s.id, &timestamp(Utc::now()))
         .await?;
+    let breakouts = state.db.breakout_participation(&s.id).await?;
     let live = s.ended_at.is_none();
     let media = if live {
         state.live.media(&s.room_id).unwrap_or_default()
@@ -374,6 +382,7 @@ pub async fn session_statistics(
         questions: stats.questions,
         polls: stats.polls,
         poll_votes: stats.poll_votes,
+        breakouts,
     }))
 }
 

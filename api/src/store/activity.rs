@@ -64,13 +64,14 @@ pub struct ParticipantRow {
     pub leave_reason: Option<String>,
     pub live: bool,
     pub hand_raised_at: Option<String>,
+    pub breakout_id: Option<String>,
 }
 
 const PARTICIPANT_SELECT: &str = "SELECT p.id, p.room_id, r.friendly_url, p.session_id, p.name,
         p.external_id, p.role, p.client_kind, p.user_agent, p.device_id, p.joined_at, p.left_at,
         p.leave_reason, (p.left_at IS NULL AND s.ended_at IS NULL) AS live,
         CASE WHEN p.left_at IS NULL AND s.ended_at IS NULL THEN p.hand_raised_at END
-            AS hand_raised_at
+            AS hand_raised_at, p.breakout_id
     FROM participants p JOIN sessions s ON s.id = p.session_id JOIN rooms r ON r.id = p.room_id";
 
 /// Filters of a participant list.

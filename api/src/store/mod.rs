@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod bans;
+pub mod breakouts;
 pub mod chat;
 pub mod fleet;
 pub mod guest_links;

@@ -251,6 +251,7 @@ pub(super) async fn admit(
             // (`spend_guest_use`), so a join refused here or there (room
             // full, lobby declined) does not consume one.
             guest_link: guest_link.map(|l| l.id),
+            breakout: claims.as_ref().and_then(|c| c.breakout_id.clone()),
         },
         room,
     })

@@ -45,6 +45,33 @@ pub struct ChatReaction {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CollabMsg {
+    /// Create and open breakout rooms (`admit_participants`; the fields of
+    /// `POST /rooms/{room}/breakouts`).
+    BreakoutsOpen {
+        #[serde(default)]
+        names: Option<Value>,
+        #[serde(default)]
+        count: Option<Value>,
+        #[serde(default)]
+        assignment: Option<Value>,
+        #[serde(default)]
+        duration_minutes: Option<Value>,
+    },
+    /// Move a participant into a breakout (`breakout_id` null: the main room).
+    BreakoutMove {
+        participant_id: String,
+        #[serde(default)]
+        breakout_id: Option<String>,
+    },
+    /// A message to every breakout and the main room.
+    BreakoutsBroadcast {
+        message: Value,
+    },
+    /// Start closing the breakouts.
+    BreakoutsClose {
+        #[serde(default)]
+        countdown_seconds: Option<Value>,
+    },
     Chat {
         message: String,
         #[serde(default)]
@@ -144,7 +171,7 @@ fn yes() -> bool {
 }
 
 /// A refusal: (code, message).
-type Refusal = (&'static str, String);
+pub(super) type Refusal = (&'static str, String);
 
 fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
     (code, message.into())
@@ -287,6 +314,13 @@ impl RoomActor {
             .author(from)
             .ok_or_else(|| refuse("FORBIDDEN", "you are not in this room"))?;
         match msg {
+            m @ (CollabMsg::BreakoutsOpen { .. }
+            | CollabMsg::BreakoutMove { .. }
+            | CollabMsg::BreakoutsBroadcast { .. }
+            | CollabMsg::BreakoutsClose { .. }) => {
+                self.require(from, "admit_participants", "manage breakout rooms")?;
+                self.breakout_signal(m).await?;
+            }
             CollabMsg::RecordingStart => {
                 self.recording_control(convene_api::live::RecordingAction::Start, Some(from))
                     .await?;
@@ -316,6 +350,8 @@ impl RoomActor {
                     return Err(refuse("NOT_FOUND", "the recipient is not in this room"));
                 }
                 let session = self.session_id()?;
+                // Chat in a breakout is that breakout's (docs/signaling.md).
+                let breakout = self.members.get(from).and_then(|m| m.breakout.clone());
                 let stored = self
                     .sig
                     .db
@@ -325,7 +361,7 @@ impl RoomActor {
                         session_id: Some(&session),
                         author: &author,
                         message: &text,
-                        breakout_id: None,
+                        breakout_id: breakout.as_deref(),
                         recipient_id: recipient_id.as_deref(),
                     })
                     .await
@@ -341,7 +377,9 @@ impl RoomActor {
                         self.tell(&r, event.clone());
                         self.tell(from, event);
                     }
-                    None => self.tell_all(event),
+                    None => self.tell_those(event, |m| {
+                        m.disconnected_since.is_none() && m.breakout == breakout
+                    }),
                 }
             }
             CollabMsg::ChatReaction { message_id, emoji } => {
@@ -518,7 +556,7 @@ impl RoomActor {
                         author: &author,
                         question: &text,
                         anonymous,
-                        breakout_id: None,
+                        breakout_id: self.members.get(from).and_then(|m| m.breakout.as_deref()),
                     })
                     .await
                     .map_err(internal)?;
@@ -793,7 +831,15 @@ impl RoomActor {
                 HISTORY,
             )
             .await
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            // The history of where the participant is: the main room's, or
+            // its breakout's.
+            .filter(|c| {
+                c.breakout_id.as_deref()
+                    == self.members.get(pid).and_then(|m| m.breakout.as_deref())
+            })
+            .collect();
         let questions: Vec<Question> = db
             .all_of::<Questions>(&self.room_id, Some(session_id))
             .await

@@ -7,6 +7,7 @@
 //! worker over its bounded command channel.
 
 mod admission;
+pub mod breakouts;
 pub mod collab;
 mod connection;
 mod e2ee;
@@ -275,6 +276,17 @@ impl convene_api::live::LiveRooms for Signaling {
             reply: Some(reply),
         })
         .ok()?;
+        Some(rx)
+    }
+
+    fn breakouts(
+        &self,
+        room_id: &str,
+        command: convene_api::breakouts::BreakoutCommand,
+    ) -> Option<oneshot::Receiver<breakouts::Reply>> {
+        let tx = self.live_room(room_id)?;
+        let (reply, rx) = oneshot::channel();
+        tx.try_send(RoomMsg::Breakouts { command, reply }).ok()?;
         Some(rx)
     }
 

@@ -44,6 +44,8 @@ pub struct JoinRequest {
     pub conn: u64,
     /// The guest link it joins with; one use is counted when it is admitted.
     pub guest_link: Option<String>,
+    /// The breakout the token (`breakoutId`) sends it into.
+    pub breakout: Option<String>,
 }
 
 /// At most this many queued joins are admitted together (one commit).
@@ -147,6 +149,11 @@ pub enum RoomMsg {
         to: Option<String>,
         payload: Value,
     },
+    /// A breakout command of the REST API (`super::breakouts`).
+    Breakouts {
+        command: convene_api::breakouts::BreakoutCommand,
+        reply: oneshot::Sender<super::breakouts::Reply>,
+    },
     Tick,
 }
 
@@ -168,6 +175,9 @@ pub(super) struct Member {
     pub(super) receives: bool,
     /// A WHEP viewer's choice of what it is shown.
     pub(super) view: Option<crate::rtc::View>,
+    /// The open breakout it is in (`None`: the main room); its peer is in
+    /// that breakout's media room.
+    pub(super) breakout: Option<String>,
 }
 
 impl Member {
@@ -213,6 +223,8 @@ pub struct RoomActor {
     pub(super) transcriber: Option<crate::voice::transcriber::TranscriberHandle>,
     /// The library file being presented (`presentation.rs`).
     pub(super) presentation: Option<convene_api::live_events::Presentation>,
+    /// The open (or closing) breakout rooms (`breakouts.rs`).
+    pub(super) breakouts: Option<super::breakouts::LiveBreakouts>,
     pub(super) rx: mpsc::Receiver<RoomMsg>,
 }
 
@@ -248,6 +260,7 @@ impl RoomActor {
             restreams: Vec::new(),
             transcriber: None,
             presentation: None,
+            breakouts: None,
             rx,
         }
     }
@@ -335,6 +348,10 @@ impl RoomActor {
                 reason,
             } => self.recording_ended(&recording_id, reason).await,
             RoomMsg::E2ee { from, to, payload } => self.relay_e2ee(&from, to.as_deref(), payload),
+            RoomMsg::Breakouts { command, reply } => {
+                let r = self.breakout_command(command).await;
+                let _ = reply.send(r);
+            }
             RoomMsg::Tick => self.tick().await,
         }
     }
@@ -463,6 +480,14 @@ impl RoomActor {
                 ),
             ));
         }
+        if let Some(b) = &req.breakout
+            && !self.breakout_is_open(b)
+        {
+            return Screened::Decided(JoinOutcome::Refused(
+                "BREAKOUT_NOT_OPEN",
+                format!("breakout '{b}' is not open in this room"),
+            ));
+        }
         let is_moderator = req
             .permissions
             .get("admit_participants")
@@ -504,6 +529,7 @@ impl RoomActor {
             name: m.name.clone(),
             role: m.role.clone(),
             external_id: m.external_id.clone(),
+            breakout_id: m.breakout.clone(),
             tracks: None,
         }
     }
@@ -623,9 +649,16 @@ impl RoomActor {
             receives: req.client_kind != super::http_media::Protocol::Whip.name()
                 && req.view.is_none(),
             view: req.view.clone(),
+            // Its breakout may have closed while it waited in the lobby.
+            breakout: req.breakout.clone().filter(|b| self.breakout_is_open(b)),
         };
+        if let Some(b) = &member.breakout
+            && let Err(e) = self.sig.db.set_participant_breakout(&pid, b).await
+        {
+            tracing::error!(error = %e, "could not record a participant's breakout");
+        }
         let me = self.participant_info(&pid, &member);
-        let others = self.others(tracks, &pid);
+        let others = self.others(tracks, &pid, member.breakout.as_deref());
         let _ = member.out.try_send(ServerMsg::Joined {
             v: super::wire::PROTOCOL_VERSION,
             participant: me.clone(),
@@ -686,6 +719,7 @@ impl RoomActor {
         // behind `joined` on the participant's outbound channel.
         let state = self.collab_state(&pid, session_id).await;
         self.tell(&pid, state);
+        self.breakouts_catch_up(&pid);
         let worker = self.members.get(&pid).map_or(self.worker, |m| m.worker);
         Ok(Joined {
             participant_id: pid,
@@ -728,9 +762,10 @@ impl RoomActor {
             worker: m.worker,
             receives: m.receives,
             view: m.view.clone(),
+            breakout: m.breakout.clone(),
         };
         let tracks = self.room_tracks().await;
-        let others = self.others(&tracks, pid);
+        let others = self.others(&tracks, pid, snapshot.breakout.as_deref());
         let _ = snapshot.out.try_send(ServerMsg::Joined {
             v: super::wire::PROTOCOL_VERSION,
             participant: self.participant_info(pid, &snapshot),
@@ -749,6 +784,7 @@ impl RoomActor {
         // What happened while the connection was gone (chat, polls, hands).
         let state = self.collab_state(pid, &session_id).await;
         let _ = snapshot.out.try_send(ServerMsg::Live(Arc::new(state)));
+        self.breakouts_catch_up(pid);
         // Media only after `joined` is queued: the worker's first offer
         // must not overtake it.
         self.attach_media(pid, &snapshot)?;
@@ -848,7 +884,8 @@ impl RoomActor {
         }
     }
 
-    async fn end_session_record(&self, session_id: &str, reason: &str) {
+    async fn end_session_record(&mut self, session_id: &str, reason: &str) {
+        self.breakouts_ended().await;
         let media = self.counters.snapshot().since(&self.session_baseline);
         let media = convene_api::store::sessions::SessionMedia {
             packets_in: media.rtp_in,
@@ -871,6 +908,7 @@ impl RoomActor {
 
     async fn tick(&mut self) {
         self.quiz_timers().await;
+        self.breakout_timers().await;
         let now = Instant::now();
         let expired: Vec<String> = self
             .members

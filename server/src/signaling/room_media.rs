@@ -55,7 +55,7 @@ impl RoomActor {
                 m.worker,
                 Command::AddPeer(Box::new(NewPeer {
                     participant_id: pid.to_string(),
-                    room_id: self.room_id.clone(),
+                    room_id: self.media_room(m.breakout.as_deref()),
                     out: Box::new(m.out.clone()),
                     may_broadcast: m.may("broadcast"),
                     may_screenshare: m.may("screenshare") && screenshare_enabled,
@@ -67,43 +67,69 @@ impl RoomActor {
             .map_err(|e| ("SERVER_BUSY", e.to_string()))
     }
 
-    /// The published tracks of the room by participant: each worker holding
-    /// the room answers for its own publishers.
+    /// The media room of the main room (`None`) or of a breakout: its own
+    /// room in the media workers, so that media never crosses between them.
+    pub(super) fn media_room(&self, breakout: Option<&str>) -> String {
+        match breakout {
+            None => self.room_id.clone(),
+            Some(b) => format!("{}/{b}", self.room_id),
+        }
+    }
+
+    /// The published tracks of the room (the main room and every breakout)
+    /// by participant: each worker holding the room answers for its own
+    /// publishers.
     pub(super) async fn room_tracks(&self) -> HashMap<String, Vec<TrackInfo>> {
         let mut tracks: HashMap<String, Vec<TrackInfo>> = HashMap::new();
+        let mut media_rooms = vec![self.media_room(None)];
+        if let Some(b) = &self.breakouts {
+            media_rooms.extend(b.rooms.iter().map(|r| self.media_room(Some(&r.id))));
+        }
         for w in self.member_workers() {
-            let (tx, rx) = oneshot::channel();
-            let cmd = Command::RoomTracks {
-                room_id: self.room_id.clone(),
-                reply: tx,
-            };
-            if self.sig.media.send(w, cmd).is_err() {
-                continue;
-            }
-            let part = tokio::time::timeout(Duration::from_secs(2), rx)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            for (pid, t) in part {
-                tracks.entry(pid).or_default().extend(t);
+            for room_id in &media_rooms {
+                let (tx, rx) = oneshot::channel();
+                let cmd = Command::RoomTracks {
+                    room_id: room_id.clone(),
+                    reply: tx,
+                };
+                if self.sig.media.send(w, cmd).is_err() {
+                    continue;
+                }
+                let part = tokio::time::timeout(Duration::from_secs(2), rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                for (pid, t) in part {
+                    tracks.entry(pid).or_default().extend(t);
+                }
             }
         }
         tracks
     }
 
-    /// Every member but `except`, with its tracks.
+    /// Every member but `except`, with its tracks (listed only for members
+    /// in the same breakout, or both in the main room: the others' media
+    /// does not reach `except`).
     pub(super) fn others(
         &self,
         tracks: &HashMap<String, Vec<TrackInfo>>,
         except: &str,
+        breakout: Option<&str>,
     ) -> Vec<ParticipantInfo> {
         self.members
             .iter()
             .filter(|(id, _)| id.as_str() != except)
             .map(|(id, m)| {
                 let mut info = self.participant_info(id, m);
-                info.tracks = Some(tracks.get(id).cloned().unwrap_or_default());
+                let visible = m.breakout.as_deref() == breakout;
+                info.tracks = Some(
+                    tracks
+                        .get(id)
+                        .filter(|_| visible)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
                 info
             })
             .collect()

@@ -136,6 +136,9 @@ pub struct ParticipantInfo {
     pub name: String,
     pub role: String,
     pub external_id: Option<String>,
+    /// The breakout it is in (absent: the main room).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakout_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracks: Option<Vec<TrackInfo>>,
 }
@@ -339,6 +342,7 @@ mod tests {
             name: "Ann".into(),
             role: "attendee".into(),
             external_id: None,
+            breakout_id: None,
             tracks: None,
         };
         let track = || TrackInfo {

@@ -32,10 +32,13 @@ impl Worker {
                     let input = Input::Receive(now, recv);
                     // A relay address of the built-in TURN may only reach
                     // peers of the room its credential was minted for;
-                    // checked once, when the address is first accepted.
+                    // checked once, when the address is first accepted. A
+                    // breakout's media room is `room/breakout`: its room
+                    // is the part before the slash.
+                    let room = peer.room_id.split('/').next().unwrap_or_default();
                     let accept = known
                         || (peer.rtc.accepts(&input)
-                            && match self.relay_rooms.check(d.from, &peer.room_id) {
+                            && match self.relay_rooms.check(d.from, room) {
                                 crate::rtc::RelayCheck::OtherRoom => {
                                     metrics::counter!("convene_turn_refusals_total", "reason" => "other_room")
                                         .increment(1);
