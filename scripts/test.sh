@@ -64,9 +64,11 @@ cargo build --workspace --bins --tests --locked
 # (fuzz/run.sh: cargo-fuzz on the nightly toolchain, installed from crates.io
 # when missing), so that a parser regression shows here. CONVENE_TEST_FUZZ_SECS
 # sets the time per target (default 5; 0 skips it on a developer machine).
+# The smoke run uses an unoptimised fuzz build (FUZZ_DEV=1): quicker to
+# build, and 5 s of it still replays every seed.
 fuzz_secs=${CONVENE_TEST_FUZZ_SECS:-5}
 if [ $# -eq 0 ] && [ "$fuzz_secs" != 0 ]; then
-  FUZZ_SECS=$fuzz_secs fuzz/run.sh
+  FUZZ_SECS=$fuzz_secs FUZZ_DEV=1 fuzz/run.sh
 fi
 
 # Inside the namespace: loopback up, the veth pair with 127.0.0.2/32, then
