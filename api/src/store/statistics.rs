@@ -1,6 +1,9 @@
 //! Usage statistics computed by SQL (aggregates and GROUP BY), never by
 //! loading rows into memory.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use sqlx::FromRow;
 
 use super::{Db, StoreError};
@@ -166,11 +169,14 @@ impl Db {
              FROM (SELECT s.*, (julianday(COALESCE(s.ended_at, ?)) - julianday(s.started_at))
                           * 1440.0 AS d FROM sessions s WHERE {w}) s"
         );
-        let mut q = sqlx::query_as::<_, SessionTotals>(&sql).bind(&scope.now);
-        for a in &args {
-            q = q.bind(a);
-        }
-        let mut t = q.fetch_one(&self.read).await?;
+        let mut t = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, SessionTotals>(&sql_n).bind(&scope.now);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.fetch_one(c).await
+        })?;
         t.session_minutes = round2(t.session_minutes);
         t.average_session_minutes = round2(t.average_session_minutes);
         t.longest_session_minutes = round2(t.longest_session_minutes);
@@ -189,11 +195,14 @@ impl Db {
              FROM (SELECT p.*, (julianday(COALESCE(p.left_at, ?)) - julianday(p.joined_at))
                           * 1440.0 AS d FROM participants p WHERE {w}) p"
         );
-        let mut q = sqlx::query_as::<_, ParticipantTotals>(&sql).bind(&scope.now);
-        for a in &args {
-            q = q.bind(a);
-        }
-        let mut t = q.fetch_one(&self.read).await?;
+        let mut t = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, ParticipantTotals>(&sql_n).bind(&scope.now);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.fetch_one(c).await
+        })?;
         t.participation_minutes = round2(t.participation_minutes);
         t.average_participation_minutes = round2(t.average_participation_minutes);
         Ok(t)
@@ -230,15 +239,18 @@ impl Db {
         );
         // Parameters in order of appearance: now, the session scope, now,
         // the participant scope.
-        let mut q = sqlx::query_as::<_, Period>(&sql).bind(&scope.now);
-        for a in &sargs {
-            q = q.bind(a);
-        }
-        q = q.bind(&scope.now);
-        for a in &pargs {
-            q = q.bind(a);
-        }
-        let mut rows = q.fetch_all(&self.read).await?;
+        let mut rows = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, Period>(&sql_n).bind(&scope.now);
+            for a in &sargs {
+                q = q.bind(a);
+            }
+            q = q.bind(&scope.now);
+            for a in &pargs {
+                q = q.bind(a);
+            }
+            q.fetch_all(c).await
+        })?;
         for r in &mut rows {
             r.session_minutes = round2(r.session_minutes);
             r.participation_minutes = round2(r.participation_minutes);
@@ -265,11 +277,14 @@ impl Db {
                     (SELECT COUNT(*) FROM rooms WHERE {created}) AS rooms_created,
                     (SELECT COUNT(DISTINCT s.room_id) FROM sessions s WHERE {active}) AS active_rooms"
         );
-        let mut q = sqlx::query_as::<_, RoomTotals>(&sql);
-        for a in &args {
-            q = q.bind(a);
-        }
-        Ok(q.fetch_one(&self.read).await?)
+        Ok(on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, RoomTotals>(&sql_n);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.fetch_one(c).await
+        })?)
     }
 
     /// What is live right now (optionally in one room).
@@ -278,17 +293,17 @@ impl Db {
         team_id: &str,
         room_id: Option<&str>,
     ) -> Result<LiveTotals, StoreError> {
-        Ok(sqlx::query_as::<_, LiveTotals>(
-            "SELECT (SELECT COUNT(*) FROM sessions s WHERE s.team_id = ?1 AND s.ended_at IS NULL
-                        AND (?2 IS NULL OR s.room_id = ?2)) AS live_rooms,
+        Ok(on_pool!(&self.read, |c| sqlx::query_as::<_, LiveTotals>(
+            "SELECT (SELECT COUNT(*) FROM sessions s WHERE s.team_id = $1 AND s.ended_at IS NULL
+                        AND ($2 IS NULL OR s.room_id = $2)) AS live_rooms,
                     (SELECT COUNT(*) FROM participants p JOIN sessions s ON s.id = p.session_id
-                      WHERE p.team_id = ?1 AND p.left_at IS NULL AND s.ended_at IS NULL
-                        AND (?2 IS NULL OR p.room_id = ?2)) AS live_participants",
+                      WHERE p.team_id = $1 AND p.left_at IS NULL AND s.ended_at IS NULL
+                        AND ($2 IS NULL OR p.room_id = $2)) AS live_participants",
         )
         .bind(team_id)
         .bind(room_id)
-        .fetch_one(&self.read)
-        .await?)
+        .fetch_one(c)
+        .await)?)
     }
 
     /// Recordings in the scope.
@@ -307,10 +322,13 @@ impl Db {
             sql.push_str(" AND created_at < ?");
             args.push(u.clone());
         }
-        let mut q = sqlx::query_scalar::<_, i64>(&sql);
-        for a in &args {
-            q = q.bind(a);
-        }
-        Ok(q.fetch_one(&self.read).await?)
+        Ok(on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_scalar::<_, i64>(&sql_n);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.fetch_one(c).await
+        })?)
     }
 }
