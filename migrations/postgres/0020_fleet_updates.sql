@@ -23,7 +23,7 @@ CREATE TABLE fleet_deployments (
     status          TEXT NOT NULL,
     -- Not before this time (RFC 3339).
     schedule        TEXT NOT NULL,
-    canary          BOOLEAN NOT NULL,
+    canary          BIGINT NOT NULL,
     batch_size      BIGINT NOT NULL,
     -- Why it halted.
     reason          TEXT,

@@ -298,9 +298,13 @@ impl Db {
     ) -> Result<SessionStats, StoreError> {
         // Peak concurrency: at each join, how many were in (joined at or
         // before it and not yet left).
-        Ok(on_pool!(&self.read, |c| {
-            sqlx::query_as::<_, SessionStats>(
-                "SELECT
+        let days = super::days_between(
+            self.read.is_postgres(),
+            "COALESCE(left_at, $2)",
+            "joined_at",
+        );
+        let sql = format!(
+            "SELECT
                 (SELECT COUNT(*) FROM participants WHERE session_id = $1) AS participants_total,
                 (SELECT COUNT(DISTINCT COALESCE(external_id, id)) FROM participants
                     WHERE session_id = $1) AS participants_unique,
@@ -308,18 +312,20 @@ impl Db {
                     WHERE b.session_id = $1 AND b.joined_at <= a.joined_at
                       AND (b.left_at IS NULL OR b.left_at > a.joined_at)))
                     FROM participants a WHERE a.session_id = $1), 0) AS peak_participants,
-                COALESCE((SELECT SUM((julianday(COALESCE(left_at, $2)) - julianday(joined_at))
+                COALESCE((SELECT SUM({days}
                     * 86400.0) FROM participants WHERE session_id = $1), 0.0)
                     AS participation_seconds,
                 (SELECT COUNT(*) FROM chat_messages WHERE session_id = $1) AS chat_messages,
                 (SELECT COUNT(*) FROM questions WHERE session_id = $1) AS questions,
                 (SELECT COUNT(*) FROM polls WHERE session_id = $1) AS polls,
-                (SELECT COUNT(*) FROM poll_votes WHERE session_id = $1) AS poll_votes",
-            )
-            .bind(session_id)
-            .bind(now)
-            .fetch_one(c)
-            .await
+                (SELECT COUNT(*) FROM poll_votes WHERE session_id = $1) AS poll_votes"
+        );
+        Ok(on_pool!(&self.read, |c| {
+            sqlx::query_as::<_, SessionStats>(&sql)
+                .bind(session_id)
+                .bind(now)
+                .fetch_one(c)
+                .await
         })?)
     }
 }

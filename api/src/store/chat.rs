@@ -252,14 +252,20 @@ impl Db {
         .await
         .map(crate::store::Done::from))?;
         // Its chat.message event, unless already attempted, goes with it.
-        on_tx!(tx, |c| sqlx::query(
+        let message_id = if tx.is_postgres() {
+            "CAST(payload AS jsonb) #>> '{data,message_id}'"
+        } else {
+            "json_extract(payload, '$.data.message_id')"
+        };
+        let sql = format!(
             "DELETE FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0
-                 AND json_extract(payload, '$.data.message_id') = $1",
-        )
-        .bind(id)
-        .execute(c)
-        .await
-        .map(crate::store::Done::from))?;
+                 AND {message_id} = $1"
+        );
+        on_tx!(tx, |c| sqlx::query(&sql)
+            .bind(id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         tx.commit().await?;
         Ok(())
     }
@@ -284,7 +290,7 @@ impl Db {
             "SELECT id, message, participant_id, participant_name, external_participant_id,
                     breakout_id, session_id, recipient_id, created_at
              FROM (SELECT * FROM chat_messages WHERE {filter} AND recipient_id IS NULL
-                   ORDER BY seq DESC LIMIT ?)
+                   ORDER BY seq DESC LIMIT ?) newest
              ORDER BY seq ASC"
         );
         let rows = on_pool!(&self.read, |c| {

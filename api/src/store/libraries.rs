@@ -295,7 +295,7 @@ impl Db {
     /// Bytes of the team's stored files.
     pub async fn library_bytes_used(&self, team_id: &str) -> Result<i64, StoreError> {
         Ok(on_pool!(&self.read, |c| sqlx::query_scalar(
-            "SELECT COALESCE(SUM(size), 0) FROM library_files WHERE team_id = $1",
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM library_files WHERE team_id = $1",
         )
         .bind(team_id)
         .fetch_one(c)
@@ -311,12 +311,15 @@ impl Db {
         max_team_bytes: i64,
     ) -> Result<(), InsertFileError> {
         let mut tx = self.write.begin().await?;
-        let used: i64 = on_tx!(tx, |c| sqlx::query_scalar(
-            "SELECT COALESCE(SUM(size), 0) FROM library_files WHERE team_id = $1",
+        let used: i64 =
+            on_tx!(tx, |c| {
+                sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM library_files WHERE team_id = $1",
         )
         .bind(&row.team_id)
         .fetch_one(c)
-        .await)?;
+        .await
+            })?;
         if used.saturating_add(row.size) > max_team_bytes {
             return Err(InsertFileError::Quota { used });
         }

@@ -132,15 +132,20 @@ impl Tx<'_> {
         }
     }
 
-    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite(t) => t.rollback().await,
-            Tx::Pg(t) => t.rollback().await,
-        }
-    }
-
     pub fn is_postgres(&self) -> bool {
         matches!(self, Tx::Pg(_))
+    }
+
+    /// `" FOR UPDATE"` on PostgreSQL, nothing on SQLite: appended to the
+    /// read of a read-modify-write, it keeps a concurrent writer out of the
+    /// row until the transaction ends (SQLite's single writer already
+    /// serialises the whole transaction).
+    pub fn for_update(&self) -> &'static str {
+        if self.is_postgres() {
+            " FOR UPDATE"
+        } else {
+            ""
+        }
     }
 
     /// The transaction itself, for [`on_tx!`] (which takes a `Tx` or a
@@ -369,6 +374,20 @@ where
         };
     }
     q
+}
+
+/// SQL for the days from timestamp `earlier` to `later` (RFC 3339 text
+/// expressions) as a floating-point number: SQLite's `julianday`
+/// difference, PostgreSQL's interval in seconds over 86 400.
+pub(crate) fn days_between(pg: bool, later: &str, earlier: &str) -> String {
+    if pg {
+        format!(
+            "(CAST(EXTRACT(EPOCH FROM (CAST({later} AS timestamptz) - CAST({earlier} AS timestamptz))) \
+             AS DOUBLE PRECISION) / 86400.0)"
+        )
+    } else {
+        format!("(julianday({later}) - julianday({earlier}))")
+    }
 }
 
 /// A query text built at run time with `?` placeholders, numbered `$1`,

@@ -606,7 +606,11 @@ impl Db {
                                  updated_at = $1 WHERE id = $2",
                         )
                     };
-                    q.bind(&ts).bind(id).execute(c).await.map(crate::store::Done::from)
+                    q.bind(&ts)
+                        .bind(id)
+                        .execute(c)
+                        .await
+                        .map(crate::store::Done::from)
                 })?;
             }
         }

@@ -203,9 +203,9 @@ impl Db {
         }
         if let Some(a) = filter.archived {
             wh.push_str(if a {
-                " AND r.archived = 1"
+                " AND r.archived = TRUE"
             } else {
-                " AND r.archived = 0"
+                " AND r.archived = FALSE"
             });
         }
         let count_sql = format!("SELECT COUNT(*) FROM recordings r{wh}");
@@ -505,7 +505,7 @@ impl Db {
     ) -> Result<(), StoreError> {
         on_pool!(&self.write, |c| sqlx::query(
             "UPDATE recording_files SET duration_ms = $1, size = $2, dropped_frames = $3, \
-             complete = 1 WHERE id = $4",
+             complete = TRUE WHERE id = $4",
         )
         .bind(duration_ms)
         .bind(size)

@@ -26,7 +26,7 @@ type RoleRow = (
     String,
     Option<String>,
     String,
-    i64,
+    bool,
     String,
     String,
 );
@@ -46,7 +46,7 @@ fn record(row: RoleRow) -> Result<RoleRecord, StoreError> {
         display_name,
         description,
         permissions,
-        builtin: builtin != 0,
+        builtin,
         created_at,
         updated_at,
     })
@@ -61,7 +61,7 @@ pub(crate) async fn insert_builtin_roles(
         on_tx!(tx, |c| {
             sqlx::query(
             "INSERT INTO roles (id, team_id, name, display_name, description, permissions, builtin, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, NULL, $5, 1, $6, $7)",
+             VALUES ($1, $2, $3, $4, NULL, $5, TRUE, $6, $7)",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(team_id)
@@ -176,7 +176,7 @@ impl Db {
         let res = on_pool!(&self.write, |c| {
             sqlx::query(
             "INSERT INTO roles (id, team_id, name, display_name, description, permissions, builtin, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
+             VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8)",
         )
         .bind(&id)
         .bind(team_id)
@@ -216,14 +216,16 @@ impl Db {
         change: impl FnOnce(&RoleRecord) -> Result<RoleInput, E>,
     ) -> Result<RoleRecord, E> {
         let mut tx = self.write.begin().await.map_err(RoleChangeError::from)?;
-        let row: Option<RoleRow> = on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(
-            &format!("SELECT {COLUMNS} FROM roles WHERE team_id = ? AND (id = ? OR name = ?)")
-        ))
-        .bind(team_id)
-        .bind(key)
-        .bind(key)
-        .fetch_optional(c)
-        .await)
+        let sql = crate::store::numbered(&format!(
+            "SELECT {COLUMNS} FROM roles WHERE team_id = ? AND (id = ? OR name = ?){}",
+            tx.for_update()
+        ));
+        let row: Option<RoleRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+            .bind(team_id)
+            .bind(key)
+            .bind(key)
+            .fetch_optional(c)
+            .await)
         .map_err(RoleChangeError::from)?;
         let current = row
             .map(record)
@@ -277,16 +279,18 @@ impl Db {
 
     pub async fn delete_role(&self, team_id: &str, key: &str) -> Result<(), RoleChangeError> {
         let mut tx = self.write.begin().await?;
-        let row: Option<(String, String, i64)> = on_tx!(tx, |c| sqlx::query_as(
-            "SELECT id, name, builtin FROM roles WHERE team_id = $1 AND (id = $2 OR name = $3)",
-        )
-        .bind(team_id)
-        .bind(key)
-        .bind(key)
-        .fetch_optional(c)
-        .await)?;
+        let sql = format!(
+            "SELECT id, name, builtin FROM roles WHERE team_id = $1 AND (id = $2 OR name = $3){}",
+            tx.for_update()
+        );
+        let row: Option<(String, String, bool)> = on_tx!(tx, |c| sqlx::query_as(&sql)
+            .bind(team_id)
+            .bind(key)
+            .bind(key)
+            .fetch_optional(c)
+            .await)?;
         let (id, name, builtin) = row.ok_or(RoleChangeError::NotFound)?;
-        if builtin != 0 {
+        if builtin {
             return Err(RoleChangeError::Builtin(name));
         }
         let uses = role_uses(&mut tx, team_id, &name).await?;
@@ -309,23 +313,40 @@ async fn role_uses(
     team_id: &str,
     name: &str,
 ) -> Result<i64, sqlx::Error> {
-    let rooms: i64 = on_tx!(tx, |c| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM rooms WHERE team_id = $1 AND (
-             EXISTS (SELECT 1 FROM json_each(rooms.settings, '$.roles') WHERE value = $2)
-             OR json_extract(rooms.settings, '$.default_role') = $2)",
-    )
-    .bind(team_id)
-    .bind(name)
-    .fetch_one(c)
-    .await)?;
-    let defaults: i64 = on_tx!(tx, |c| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM teams WHERE id = $1 AND (
-             EXISTS (SELECT 1 FROM json_each(teams.default_settings, '$.roles') WHERE value = $2)
-             OR json_extract(teams.default_settings, '$.default_role') = $2)",
-    )
-    .bind(team_id)
-    .bind(name)
-    .fetch_one(c)
-    .await)?;
+    // Whether a settings object lists the role in `roles` or names it as
+    // `default_role`.
+    let uses = |col: &str| {
+        if tx.is_postgres() {
+            format!(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE
+                     WHEN jsonb_typeof(CAST({col} AS jsonb) -> 'roles') = 'array'
+                     THEN CAST({col} AS jsonb) -> 'roles' ELSE '[]' END) r WHERE r = $2)
+                 OR CAST({col} AS jsonb) ->> 'default_role' = $2"
+            )
+        } else {
+            format!(
+                "EXISTS (SELECT 1 FROM json_each({col}, '$.roles') WHERE value = $2)
+                 OR json_extract({col}, '$.default_role') = $2"
+            )
+        }
+    };
+    let rooms_sql = format!(
+        "SELECT COUNT(*) FROM rooms WHERE team_id = $1 AND ({})",
+        uses("rooms.settings")
+    );
+    let teams_sql = format!(
+        "SELECT COUNT(*) FROM teams WHERE id = $1 AND ({})",
+        uses("teams.default_settings")
+    );
+    let rooms: i64 = on_tx!(tx, |c| sqlx::query_scalar(&rooms_sql)
+        .bind(team_id)
+        .bind(name)
+        .fetch_one(c)
+        .await)?;
+    let defaults: i64 = on_tx!(tx, |c| sqlx::query_scalar(&teams_sql)
+        .bind(team_id)
+        .bind(name)
+        .fetch_one(c)
+        .await)?;
     Ok(rooms + defaults)
 }

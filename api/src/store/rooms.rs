@@ -67,10 +67,21 @@ type RoomRow = (
     Option<String>,
 );
 
-const SELECT: &str = "SELECT r.id, r.team_id, r.friendly_url, r.description, r.settings, r.created_at, r.updated_at,
-        (SELECT json_group_array(tag) FROM (SELECT tag FROM room_tags WHERE room_id = r.id ORDER BY tag)),
+/// A room's row with its tags as a JSON array (SQLite's
+/// `json_group_array`, PostgreSQL's `json_agg`), in tag order.
+fn select(pg: bool) -> String {
+    let tags = if pg {
+        "(SELECT CAST(COALESCE(json_agg(tag ORDER BY tag), '[]') AS TEXT) FROM room_tags WHERE room_id = r.id)"
+    } else {
+        "(SELECT json_group_array(tag) FROM (SELECT tag FROM room_tags WHERE room_id = r.id ORDER BY tag))"
+    };
+    format!(
+        "SELECT r.id, r.team_id, r.friendly_url, r.description, r.settings, r.created_at, r.updated_at,
+        {tags},
         r.password_hash
-     FROM rooms r";
+     FROM rooms r"
+    )
+}
 
 fn record(row: RoomRow) -> Result<RoomRecord, StoreError> {
     let (
@@ -255,29 +266,33 @@ impl Db {
 
     /// Finds a room of the team by UUID or friendly_url.
     pub async fn room(&self, team_id: &str, key: &str) -> Result<Option<RoomRecord>, StoreError> {
-        let row: Option<RoomRow> =
-            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
-                &format!("{SELECT} WHERE r.team_id = ? AND (r.id = ? OR r.friendly_url = ?)")
+        let row: Option<RoomRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "{} WHERE r.team_id = ? AND (r.id = ? OR r.friendly_url = ?)",
+                select(self.read.is_postgres())
             ))
-            .bind(team_id)
-            .bind(key)
-            .bind(key)
-            .fetch_optional(c)
-            .await)?;
+        )
+        .bind(team_id)
+        .bind(key)
+        .bind(key)
+        .fetch_optional(c)
+        .await)?;
         row.map(record).transpose()
     }
 
     /// Finds a room of any team by UUID, or by friendly_url when exactly one
     /// team has it (used by room pages, which carry no team).
     pub async fn room_by_public_key(&self, key: &str) -> Result<Vec<RoomRecord>, StoreError> {
-        let rows: Vec<RoomRow> =
-            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
-                &format!("{SELECT} WHERE r.id = ? OR r.friendly_url = ? LIMIT 2")
+        let rows: Vec<RoomRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "{} WHERE r.id = ? OR r.friendly_url = ? LIMIT 2",
+                select(self.read.is_postgres())
             ))
-            .bind(key)
-            .bind(key)
-            .fetch_all(c)
-            .await)?;
+        )
+        .bind(key)
+        .bind(key)
+        .fetch_all(c)
+        .await)?;
         rows.into_iter().map(record).collect()
     }
 
@@ -306,7 +321,10 @@ impl Db {
             count.fetch_one(c).await
         })?;
 
-        let mut sql = format!("{SELECT} WHERE r.team_id = ?{tag_filter}");
+        let mut sql = format!(
+            "{} WHERE r.team_id = ?{tag_filter}",
+            select(self.read.is_postgres())
+        );
         if after.is_some() {
             sql.push_str(&format!(
                 " AND r.seq {} (SELECT seq FROM rooms WHERE team_id = ? AND (id = ? OR friendly_url = ?))",
@@ -354,15 +372,25 @@ impl Db {
         change: impl FnOnce(&RoomRecord, &[String]) -> Result<RoomInput, E>,
     ) -> Result<RoomRecord, E> {
         let mut tx = self.write.begin().await.map_err(RoomError::from)?;
-        let row: Option<RoomRow> = on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(
-            &format!("{SELECT} WHERE r.team_id = ? AND (r.id = ? OR r.friendly_url = ?)")
-        ))
-        .bind(team_id)
-        .bind(key)
-        .bind(key)
-        .fetch_optional(c)
-        .await)
-        .map_err(RoomError::from)?;
+        // On PostgreSQL the row stays locked until the write commits, so
+        // that concurrent PATCHes apply one after the other.
+        let lock = if tx.is_postgres() {
+            " FOR UPDATE OF r"
+        } else {
+            ""
+        };
+        let select = select(tx.is_postgres());
+        let row: Option<RoomRow> =
+            on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(&format!(
+                "{} WHERE r.team_id = ? AND (r.id = ? OR r.friendly_url = ?){lock}",
+                select
+            )))
+            .bind(team_id)
+            .bind(key)
+            .bind(key)
+            .fetch_optional(c)
+            .await)
+            .map_err(RoomError::from)?;
         let current = row
             .map(record)
             .transpose()
@@ -427,14 +455,17 @@ impl Db {
     /// Deletes a room unless it has a live session.
     pub async fn delete_room(&self, team_id: &str, key: &str) -> Result<(), RoomError> {
         let mut tx = self.write.begin().await?;
+        let sql = format!(
+            "SELECT id, friendly_url FROM rooms WHERE team_id = $1 AND (id = $2 OR friendly_url = $3){}",
+            tx.for_update()
+        );
         let row: Option<(String, String)> = on_tx!(tx, |c| {
-            sqlx::query_as(
-            "SELECT id, friendly_url FROM rooms WHERE team_id = $1 AND (id = $2 OR friendly_url = $3)",
-        )
-        .bind(team_id)
-        .bind(key)
-        .bind(key)
-        .fetch_optional(c).await
+            sqlx::query_as(&sql)
+                .bind(team_id)
+                .bind(key)
+                .bind(key)
+                .fetch_optional(c)
+                .await
         })?;
         let (id, friendly_url) = row.ok_or(RoomError::NotFound)?;
         if has_live_session(&mut tx, &id).await? {
@@ -500,12 +531,14 @@ impl Db {
         change: impl FnOnce(&Map<String, Value>, &[String]) -> Result<Map<String, Value>, E>,
     ) -> Result<Map<String, Value>, E> {
         let mut tx = self.write.begin().await.map_err(StoreError::from)?;
-        let stored: String = on_tx!(tx, |c| sqlx::query_scalar(
-            "SELECT default_settings FROM teams WHERE id = $1"
-        )
-        .bind(team_id)
-        .fetch_one(c)
-        .await)
+        let sql = format!(
+            "SELECT default_settings FROM teams WHERE id = $1{}",
+            tx.for_update()
+        );
+        let stored: String = on_tx!(tx, |c| sqlx::query_scalar(&sql)
+            .bind(team_id)
+            .fetch_one(c)
+            .await)
         .map_err(StoreError::from)?;
         let current = match serde_json::from_str::<Value>(&stored) {
             Ok(Value::Object(m)) => crate::settings::complete(m, crate::settings::Target::Team),

@@ -12,12 +12,16 @@ const LATER_TABLES: &[&str] = &["transcripts", "summaries"];
 
 impl Db {
     async fn table_exists(&self, name: &str) -> Result<bool, StoreError> {
-        let n: i64 = on_pool!(&self.write, |c| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
-        )
-        .bind(name)
-        .fetch_one(c)
-        .await)?;
+        let sql = if self.write.is_postgres() {
+            "SELECT COUNT(*) FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_name = $1"
+        } else {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+        };
+        let n: i64 = on_pool!(&self.write, |c| sqlx::query_scalar(sql)
+            .bind(name)
+            .fetch_one(c)
+            .await)?;
         Ok(n > 0)
     }
 

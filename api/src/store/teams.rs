@@ -23,7 +23,7 @@ pub fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-type TeamRow = (String, String, String, i64, String);
+type TeamRow = (String, String, String, bool, String);
 
 fn record(row: TeamRow) -> Result<TeamRecord, StoreError> {
     let (id, name, developer_key, is_default, settings) = row;
@@ -39,7 +39,7 @@ fn record(row: TeamRow) -> Result<TeamRecord, StoreError> {
         id,
         name,
         developer_key,
-        is_default: is_default != 0,
+        is_default,
         default_settings,
     })
 }
@@ -68,11 +68,12 @@ impl Db {
     }
 
     pub async fn default_team(&self) -> Result<Option<TeamRecord>, StoreError> {
-        let row: Option<TeamRow> = on_pool!(&self.write, |c| sqlx::query_as(
-            &crate::store::numbered(&format!("SELECT {COLUMNS} FROM teams WHERE is_default = 1"))
-        )
-        .fetch_optional(c)
-        .await)?;
+        let row: Option<TeamRow> =
+            on_pool!(&self.write, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {COLUMNS} FROM teams WHERE is_default = TRUE")
+            ))
+            .fetch_optional(c)
+            .await)?;
         row.map(record).transpose()
     }
 
@@ -97,7 +98,7 @@ impl Db {
         .bind(name)
         .bind(key)
         .bind(key_hash(key))
-        .bind(i64::from(is_default))
+        .bind(is_default)
         .bind(Value::Object(settings.clone()).to_string())
         .bind(&ts)
         .bind(&ts)

@@ -102,16 +102,18 @@ impl Db {
     /// Each one's `meeting.ended` goes to the fleet webhooks then.
     pub async fn close_dangling_fleet_meetings(&self) -> Result<u64, StoreError> {
         let mut tx = self.write.begin().await?;
-        let ended: Vec<(String, String, String, String)> = on_tx!(tx, |c| {
-            sqlx::query_as(
+        // The later of two timestamps: SQLite's two-argument MAX,
+        // PostgreSQL's GREATEST.
+        let later = if tx.is_postgres() { "GREATEST" } else { "MAX" };
+        let sql = format!(
             "UPDATE fleet_meetings SET ended_at = (
-                 SELECT MAX(fleet_meetings.started_at, COALESCE(d.last_seen, fleet_meetings.started_at))
+                 SELECT {later}(fleet_meetings.started_at, COALESCE(d.last_seen, fleet_meetings.started_at))
                  FROM fleet_devices d WHERE d.id = fleet_meetings.device_id)
              WHERE ended_at IS NULL
-             RETURNING device_id, platform, started_at, ended_at",
-        )
-        .fetch_all(c).await
-        })?;
+             RETURNING device_id, platform, started_at, ended_at"
+        );
+        let ended: Vec<(String, String, String, String)> =
+            on_tx!(tx, |c| sqlx::query_as(&sql).fetch_all(c).await)?;
         for (device_id, platform, started_at, ended_at) in &ended {
             meeting_ended(&mut tx, device_id, platform, started_at, ended_at).await?;
         }
