@@ -311,15 +311,14 @@ impl Db {
         max_team_bytes: i64,
     ) -> Result<(), InsertFileError> {
         let mut tx = self.write.begin().await?;
-        let used: i64 =
-            on_tx!(tx, |c| {
-                sqlx::query_scalar(
+        let used: i64 = on_tx!(tx, |c| {
+            sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM library_files WHERE team_id = $1",
         )
         .bind(&row.team_id)
         .fetch_one(c)
         .await
-            })?;
+        })?;
         if used.saturating_add(row.size) > max_team_bytes {
             return Err(InsertFileError::Quota { used });
         }
