@@ -311,6 +311,17 @@ impl Db {
         max_team_bytes: i64,
     ) -> Result<(), InsertFileError> {
         let mut tx = self.write.begin().await?;
+        if tx.is_postgres() {
+            // The team's row, locked until commit, serialises the team's
+            // concurrent inserts (SQLite's single writer already does).
+            on_tx!(tx, |c| sqlx::query(
+                "SELECT id FROM teams WHERE id = $1 FOR UPDATE"
+            )
+            .bind(&row.team_id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
+        }
         let used: i64 = on_tx!(tx, |c| {
             sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM library_files WHERE team_id = $1",

@@ -135,6 +135,18 @@ impl Db {
         let events_json = serde_json::to_string(events)
             .map_err(|e| StoreError::Corrupt(format!("events: {e}")))?;
         let mut tx = self.write.begin().await.map_err(StoreError::from)?;
+        if tx.is_postgres() {
+            // Concurrent creates wait for each other here (a mode that
+            // conflicts with itself; readers are not blocked), so the count
+            // below cannot be stale (SQLite's single writer already is).
+            on_tx!(tx, |c| sqlx::query(
+                "LOCK TABLE fleet_webhooks IN SHARE ROW EXCLUSIVE MODE"
+            )
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))
+            .map_err(StoreError::from)?;
+        }
         let count: i64 = on_tx!(tx, |c| sqlx::query_scalar(
             "SELECT COUNT(*) FROM fleet_webhooks"
         )
