@@ -10,6 +10,9 @@
 #
 # Arguments are passed to `cargo test`, e.g.
 #   scripts/test.sh -p convene-tests --test e2e browser
+# Without arguments, the REST suites then run once more against PostgreSQL
+# (CONVENE_TEST_DB=postgres). With arguments, set CONVENE_TEST_DB=postgres
+# yourself to run them there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -91,7 +94,18 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 export CONVENE_TEST_MEDIA_IP=127.0.0.2
-exec cargo test --workspace --locked --offline "$@"
+if [ $# -gt 0 ]; then
+  exec cargo test --workspace --locked --offline "$@"
+fi
+cargo test --workspace --locked --offline
+# The REST suites once more with the store on PostgreSQL (every server gets
+# a fresh database in the cluster tests/pg.rs starts); browser and media
+# suites do not touch the store differently and are not repeated.
+# (--workspace: the same feature set, so nothing is compiled again.)
+CONVENE_TEST_DB=postgres cargo test --workspace --test e2e --locked --offline -- \
+  api_ admin:: admin_history:: guest_links:: libraries:: room_access:: room_password:: \
+  summaries:: transcripts:: webhooks:: fleet:: postgres:: \
+  --skip browser --skip client_ --skip fleet_appliance
 '
 if [ -n "$SUDO" ]; then as_root=(sudo --preserve-env env "PATH=$PATH"); else as_root=(); fi
 if ! "${as_root[@]}" unshare -n true 2>/dev/null; then

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod firefox;
+pub mod fixture_db;
 pub mod nft;
 pub mod pg;
 pub mod relay;
@@ -257,6 +258,11 @@ impl Server {
     }
 
     /// The server process's id, while it runs.
+    /// The server's database, for fixture rows a test writes into it.
+    pub async fn db(&self) -> fixture_db::FixtureDb {
+        fixture_db::FixtureDb::open(&self.data_dir, self.database_url.as_deref()).await
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }

@@ -33,7 +33,7 @@ CREATE TABLE questions (
     participant_id  TEXT,
     participant_name TEXT NOT NULL,
     external_participant_id TEXT,
-    anonymous       BIGINT NOT NULL DEFAULT 0,
+    anonymous       BOOLEAN NOT NULL DEFAULT FALSE,
     breakout_id     TEXT,
     question        TEXT NOT NULL,
     -- open | dismissed
@@ -58,7 +58,7 @@ CREATE TABLE question_answers (
     participant_name TEXT NOT NULL,
     external_participant_id TEXT,
     answer          TEXT NOT NULL,
-    private         BIGINT NOT NULL DEFAULT 0,
+    private         BOOLEAN NOT NULL DEFAULT FALSE,
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL
 );
@@ -84,8 +84,8 @@ CREATE TABLE polls (
     question        TEXT NOT NULL,
     -- single | multiple | free
     type            TEXT NOT NULL,
-    anonymous       BIGINT NOT NULL DEFAULT 0,
-    show_results    BIGINT NOT NULL DEFAULT 1,
+    anonymous       BOOLEAN NOT NULL DEFAULT FALSE,
+    show_results    BOOLEAN NOT NULL DEFAULT TRUE,
     -- JSON array of {"id", "label"}, in order.
     options         TEXT NOT NULL,
     -- draft | launched | ended

@@ -21,14 +21,14 @@ CREATE TABLE recordings (
     -- stopped | session_ended | insufficient_storage | server_restart | error
     stop_reason           TEXT,
     -- The server stopped without finishing the files (crash, power loss).
-    interrupted           BIGINT NOT NULL DEFAULT 0,
+    interrupted           BOOLEAN NOT NULL DEFAULT FALSE,
     -- Composite processing, 0..100.
     progress              BIGINT NOT NULL DEFAULT 0,
     failure_reason        TEXT,
     composite_path        TEXT,
     composite_size        BIGINT,
     composite_duration_ms BIGINT,
-    archived              BIGINT NOT NULL DEFAULT 0,
+    archived              BOOLEAN NOT NULL DEFAULT FALSE,
     archived_at           TEXT,
     -- Packets the recorder could not take (queue full, disk slow).
     gaps                  BIGINT NOT NULL DEFAULT 0,
@@ -60,7 +60,7 @@ CREATE TABLE recording_files (
     size            BIGINT NOT NULL DEFAULT 0,
     -- Frames lost to gaps (missing packets, full queue).
     dropped_frames  BIGINT NOT NULL DEFAULT 0,
-    complete        BIGINT NOT NULL DEFAULT 0,
+    complete        BOOLEAN NOT NULL DEFAULT FALSE,
     created_at      TEXT NOT NULL
 );
 CREATE INDEX recording_files_recording ON recording_files(recording_id, seq);

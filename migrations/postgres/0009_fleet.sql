@@ -92,6 +92,9 @@ CREATE TABLE fleet_policy_targets (
     policy_id       TEXT NOT NULL REFERENCES fleet_policies(id) ON DELETE CASCADE,
     group_id        TEXT REFERENCES fleet_groups(id) ON DELETE CASCADE,
     device_id       TEXT REFERENCES fleet_devices(id) ON DELETE CASCADE,
+    -- SQLite's implicit rowid, which the store orders targets by
+    -- (insertion order); PostgreSQL spells it out.
+    rowid           BIGINT GENERATED ALWAYS AS IDENTITY,
     CHECK ((group_id IS NULL) != (device_id IS NULL))
 );
 CREATE UNIQUE INDEX fleet_policy_targets_policy_group

@@ -14,7 +14,10 @@ CREATE TABLE guest_links (
     max_uses    BIGINT,
     uses        BIGINT NOT NULL DEFAULT 0,
     expires_at  TEXT NOT NULL,
-    created_at  TEXT NOT NULL
+    created_at  TEXT NOT NULL,
+    -- SQLite's implicit rowid, which the store orders these rows by
+    -- (insertion order); the one column PostgreSQL has beyond SQLite's.
+    rowid       BIGINT GENERATED ALWAYS AS IDENTITY
 );
 
 CREATE INDEX guest_links_room ON guest_links(room_id);

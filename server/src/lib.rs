@@ -60,12 +60,11 @@ pub async fn open_store(common: &Common) -> anyhow::Result<Db> {
     if let Backend::Postgres(options) = Backend::from_url(common.database_url.as_deref())? {
         let pool = convene_api::store::postgres::open(&options).await?;
         let applied = convene_api::store::postgres::PG_MIGRATOR.iter().count();
-        pool.close().await;
-        anyhow::bail!(
-            "PostgreSQL reached and its schema is up to date ({applied} migrations), but the \
-             store's queries run on SQLite only so far (issue 20, next increment): leave \
-             --database-url unset"
+        tracing::info!(
+            migrations = applied,
+            "store on PostgreSQL, schema up to date"
         );
+        return Ok(Db::postgres(pool));
     }
     std::fs::create_dir_all(&common.data_dir)
         .with_context(|| format!("creating data dir {}", common.data_dir.display()))?;

@@ -314,12 +314,7 @@ async fn room_resources_and_room_deletion_remove_everything() {
     a.leave();
     wait_not_live(&api, "keep").await;
     api.delete("/api/v1/rooms/keep").await.expect(204);
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        s.data_dir.join("convene.db").display()
-    ))
-    .await
-    .unwrap();
+    let db = s.db().await;
     for table in [
         "chat_messages",
         "questions",
@@ -330,10 +325,7 @@ async fn room_resources_and_room_deletion_remove_everything() {
         "quizzes",
         "quiz_answers",
     ] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&db)
-            .await
-            .unwrap();
+        let n = db.int(&format!("SELECT COUNT(*) FROM {table}"), &[]).await;
         assert_eq!(n, 0, "{table} rows outlived their room");
     }
     db.close().await;

@@ -8,42 +8,26 @@ use serde_json::{Value, json};
 
 use crate::api_chat::{join, room};
 
-async fn db(s: &Server) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        s.data_dir.join("convene.db").display()
-    ))
-    .await
-    .unwrap()
-}
-
 /// (participant id, name, option ids, free text) of one vote.
 type Vote<'a> = (&'a str, &'a str, Option<Vec<&'a str>>, Option<&'a str>);
 
 /// Simulates the signaling layer: launches the poll in `session` and records votes.
 async fn launch_and_vote(s: &Server, poll: &str, session: Option<&str>, votes: &[Vote<'_>]) {
-    let db = db(s).await;
-    sqlx::query("UPDATE polls SET status = 'launched', session_id = ? WHERE id = ?")
-        .bind(session)
-        .bind(poll)
-        .execute(&db)
-        .await
-        .unwrap();
+    let db = s.db().await;
+    db.execute(
+        "UPDATE polls SET status = 'launched', session_id = $1 WHERE id = $2",
+        &[&session, &poll],
+    )
+    .await;
     for (pid, name, options, text) in votes {
-        sqlx::query(
+        let options = options.as_ref().map(|o| serde_json::to_string(o).unwrap());
+        db.execute(
             "INSERT INTO poll_votes (poll_id, room_id, session_id, participant_id, participant_name,
                                      option_ids, answer_text, created_at)
-             SELECT id, room_id, ?, ?, ?, ?, ?, '2026-01-01T00:00:00.000000Z' FROM polls WHERE id = ?",
+             SELECT id, room_id, $1, $2, $3, $4, $5, '2026-01-01T00:00:00.000000Z' FROM polls WHERE id = $6",
+            &[&session, pid, name, &options, text, &poll],
         )
-        .bind(session)
-        .bind(pid)
-        .bind(name)
-        .bind(options.as_ref().map(|o| serde_json::to_string(o).unwrap()))
-        .bind(text)
-        .bind(poll)
-        .execute(&db)
-        .await
-        .unwrap();
+        .await;
     }
     db.close().await;
 }

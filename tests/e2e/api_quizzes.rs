@@ -279,15 +279,6 @@ async fn create_get_patch_delete_and_constraints() {
     );
 }
 
-async fn db(s: &Server) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        s.data_dir.join("convene.db").display()
-    ))
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_export_and_session_delete() {
     let s = Server::start();
@@ -314,18 +305,18 @@ async fn results_export_and_session_delete() {
             .unwrap()
             .to_string()
     };
-    let pool = db(&s).await;
-    sqlx::query("UPDATE quizzes SET status = 'launched', session_id = ?, started_at = '2026-01-01T00:00:00.000000Z' WHERE id = ?")
-        .bind(&session).bind(&id).execute(&pool).await.unwrap();
+    let pool = s.db().await;
+    pool.execute("UPDATE quizzes SET status = 'launched', session_id = $1, started_at = '2026-01-01T00:00:00.000000Z' WHERE id = $2",
+        &[&session, &id]).await;
     for (qid, pid, name, choices) in [
         (q1, "p1", "Ann", vec![c(0, 0)]),
         (q1, "p2", "=Bob", vec![c(0, 1)]),
         (q2, "p1", "Ann", vec![c(1, 0), c(1, 2)]),
     ] {
-        sqlx::query("INSERT INTO quiz_answers (quiz_id, room_id, session_id, question_id, participant_id, participant_name, choice_ids, created_at)
-                     SELECT id, room_id, ?, ?, ?, ?, ?, '2026-01-01T00:00:01.000000Z' FROM quizzes WHERE id = ?")
-            .bind(&session).bind(qid).bind(pid).bind(name).bind(serde_json::to_string(&choices).unwrap()).bind(&id)
-            .execute(&pool).await.unwrap();
+        let choices = serde_json::to_string(&choices).unwrap();
+        pool.execute("INSERT INTO quiz_answers (quiz_id, room_id, session_id, question_id, participant_id, participant_name, choice_ids, created_at)
+                     SELECT id, room_id, $1, $2, $3, $4, $5, '2026-01-01T00:00:01.000000Z' FROM quizzes WHERE id = $6",
+            &[&session, &qid, &pid, &name, &choices, &id]).await;
     }
     pool.close().await;
 

@@ -439,20 +439,18 @@ async fn pagination_limit_offset_order_after_and_tags() {
 
 /// Marks a room as having a live session, the way the media plane does.
 async fn open_session(s: &Server, room_id: &str, team_id: &str) {
-    use sqlx::ConnectOptions;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(s.data_dir.join("convene.db"))
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO sessions (id, team_id, room_id, started_at) VALUES (?, ?, ?, ?)")
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(team_id)
-        .bind(room_id)
-        .bind(chrono::Utc::now().to_rfc3339())
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let db = s.db().await;
+    db.execute(
+        "INSERT INTO sessions (id, team_id, room_id, started_at) VALUES ($1, $2, $3, $4)",
+        &[
+            &uuid::Uuid::new_v4().to_string(),
+            &team_id,
+            &room_id,
+            &chrono::Utc::now().to_rfc3339(),
+        ],
+    )
+    .await;
+    db.close().await;
 }
 
 #[tokio::test]

@@ -272,61 +272,47 @@ async fn session_statistics_match_hand_computed_values() {
     let room_id = room["id"].as_str().unwrap();
     // Fixture: a 60-minute session; A 10:00-10:30, B 10:10-10:20,
     // C 10:15-10:50 (C is A again on another device: same external id).
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        s.data_dir.join("convene.db").display()
-    ))
-    .await
-    .unwrap();
-    let team_id: String = sqlx::query_scalar("SELECT team_id FROM rooms WHERE id = ?")
-        .bind(room_id)
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    sqlx::query(
+    let db = s.db().await;
+    let team_id = db
+        .text("SELECT team_id FROM rooms WHERE id = $1", &[&room_id])
+        .await;
+    db.execute(
         "INSERT INTO sessions (id, team_id, room_id, started_at, ended_at, end_reason,
                                packets_in, bytes_in, packets_out, bytes_out)
-         VALUES ('sess-1', ?, ?, '2026-03-02T10:00:00.000000Z', '2026-03-02T11:00:00.000000Z',
+         VALUES ('sess-1', $1, $2, '2026-03-02T10:00:00.000000Z', '2026-03-02T11:00:00.000000Z',
                  'empty', 1000, 800000, 2000, 1600000)",
+        &[&team_id, &room_id],
     )
-    .bind(&team_id)
-    .bind(room_id)
-    .execute(&db)
-    .await
-    .unwrap();
+    .await;
     for (id, ext, from, to) in [
         ("pa", Some("x"), "10:00", "10:30"),
         ("pb", None, "10:10", "10:20"),
         ("pc", Some("x"), "10:15", "10:50"),
     ] {
-        sqlx::query(
+        db.execute(
             "INSERT INTO participants (id, team_id, room_id, session_id, name, external_id, role,
                                        joined_at, left_at, leave_reason)
-             VALUES (?, ?, ?, 'sess-1', ?, ?, 'speaker', ?, ?, 'left')",
+             VALUES ($1, $2, $3, 'sess-1', $4, $5, 'speaker', $6, $7, 'left')",
+            &[
+                &id,
+                &team_id,
+                &room_id,
+                &id.to_uppercase(),
+                &ext,
+                &format!("2026-03-02T{from}:00.000000Z"),
+                &format!("2026-03-02T{to}:00.000000Z"),
+            ],
         )
-        .bind(id)
-        .bind(&team_id)
-        .bind(room_id)
-        .bind(id.to_uppercase())
-        .bind(ext)
-        .bind(format!("2026-03-02T{from}:00.000000Z"))
-        .bind(format!("2026-03-02T{to}:00.000000Z"))
-        .execute(&db)
-        .await
-        .unwrap();
+        .await;
     }
     for i in 0..3 {
-        sqlx::query(
+        db.execute(
             "INSERT INTO chat_messages (id, team_id, room_id, session_id, participant_id,
                                         participant_name, message, created_at)
-             VALUES (?, ?, ?, 'sess-1', 'pa', 'PA', 'hi', '2026-03-02T10:05:00.000000Z')",
+             VALUES ($1, $2, $3, 'sess-1', 'pa', 'PA', 'hi', '2026-03-02T10:05:00.000000Z')",
+            &[&format!("m{i}"), &team_id, &room_id],
         )
-        .bind(format!("m{i}"))
-        .bind(&team_id)
-        .bind(room_id)
-        .execute(&db)
-        .await
-        .unwrap();
+        .await;
     }
     db.close().await;
 

@@ -1,44 +1,38 @@
 //! Statistics over fixture sessions written straight into the server's
-//! SQLite file, checked against hand-computed figures.
+//! database, checked against hand-computed figures.
 
 use convene_tests::rtc_client::{Client, ClientOptions};
 use convene_tests::{Server, media_ip};
 use serde_json::{Value, json};
 
 struct Fixture {
-    db: sqlx::SqlitePool,
+    db: convene_tests::fixture_db::FixtureDb,
     team_id: String,
 }
 
 impl Fixture {
     async fn open(s: &Server, room_id: &str) -> Fixture {
-        let db = sqlx::SqlitePool::connect(&format!(
-            "sqlite://{}",
-            s.data_dir.join("convene.db").display()
-        ))
-        .await
-        .unwrap();
-        let team_id = sqlx::query_scalar("SELECT team_id FROM rooms WHERE id = ?")
-            .bind(room_id)
-            .fetch_one(&db)
-            .await
-            .unwrap();
+        let db = s.db().await;
+        let team_id = db
+            .text("SELECT team_id FROM rooms WHERE id = $1", &[&room_id])
+            .await;
         Fixture { db, team_id }
     }
 
     async fn session(&self, id: &str, room_id: &str, day: &str, from: &str, to: &str) {
-        sqlx::query(
-            "INSERT INTO sessions (id, team_id, room_id, started_at, ended_at, end_reason)
-             VALUES (?, ?, ?, ?, ?, 'empty')",
-        )
-        .bind(id)
-        .bind(&self.team_id)
-        .bind(room_id)
-        .bind(format!("{day}T{from}:00.000000Z"))
-        .bind(format!("{day}T{to}:00.000000Z"))
-        .execute(&self.db)
-        .await
-        .unwrap();
+        self.db
+            .execute(
+                "INSERT INTO sessions (id, team_id, room_id, started_at, ended_at, end_reason)
+                 VALUES ($1, $2, $3, $4, $5, 'empty')",
+                &[
+                    &id,
+                    &self.team_id,
+                    &room_id,
+                    &format!("{day}T{from}:00.000000Z"),
+                    &format!("{day}T{to}:00.000000Z"),
+                ],
+            )
+            .await;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -53,23 +47,23 @@ impl Fixture {
         from: &str,
         to: &str,
     ) {
-        sqlx::query(
+        self.db.execute(
             "INSERT INTO participants (id, team_id, room_id, session_id, name, external_id, role,
                                        client_kind, joined_at, left_at, leave_reason)
-             VALUES (?, ?, ?, ?, ?, ?, 'speaker', ?, ?, ?, 'left')",
+             VALUES ($1, $2, $3, $4, $5, $6, 'speaker', $7, $8, $9, 'left')",
+            &[
+                &id,
+                &self.team_id,
+                &room_id,
+                &session,
+                &id.to_uppercase(),
+                &ext,
+                &kind,
+                &format!("{day}T{from}:00.000000Z"),
+                &format!("{day}T{to}:00.000000Z"),
+            ],
         )
-        .bind(id)
-        .bind(&self.team_id)
-        .bind(room_id)
-        .bind(session)
-        .bind(id.to_uppercase())
-        .bind(ext)
-        .bind(kind)
-        .bind(format!("{day}T{from}:00.000000Z"))
-        .bind(format!("{day}T{to}:00.000000Z"))
-        .execute(&self.db)
-        .await
-        .unwrap();
+        .await;
     }
 }
 

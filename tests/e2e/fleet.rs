@@ -125,18 +125,14 @@ async fn fleet_server(opts: Options) -> (Server, Fleet, Fleet) {
 
 /// The fleet signing secret, read from the server's database.
 async fn signing_secret(s: &Server) -> Vec<u8> {
-    use sqlx::ConnectOptions;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(s.data_dir.join("convene.db"))
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
-    let (hex_secret,): (String,) =
-        sqlx::query_as("SELECT value FROM fleet_settings WHERE name = 'jwt_secret'")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let db = s.db().await;
+    let hex_secret = db
+        .text(
+            "SELECT value FROM fleet_settings WHERE name = 'jwt_secret'",
+            &[],
+        )
+        .await;
+    db.close().await;
     hex::decode(hex_secret).unwrap()
 }
 
@@ -406,15 +402,41 @@ async fn enrollment_tokens_work_once() {
     assert_eq!(list["devices"][0]["id"], id);
 
     // The database holds the credential's and the token's hashes only.
-    let db = std::fs::read(s.data_dir.join("convene.db")).unwrap();
-    let wal = std::fs::read(s.data_dir.join("convene.db-wal")).unwrap_or_default();
-    for secret in [credential, token.as_str()] {
-        let needle = secret.as_bytes();
-        for file in [&db, &wal] {
-            assert!(
-                !file.windows(needle.len()).any(|w| w == needle),
-                "a secret is stored in the clear"
-            );
+    if s.database_url.is_some() {
+        // PostgreSQL: no row of any table has either secret in its text.
+        let db = s.db().await;
+        let tables = db
+            .text(
+                "SELECT string_agg(table_name::text, ',') FROM information_schema.tables
+                 WHERE table_schema = current_schema()",
+                &[],
+            )
+            .await;
+        for secret in [credential, token.as_str()] {
+            for t in tables.split(',') {
+                let n = db
+                    .int(
+                        &format!(
+                            "SELECT COUNT(*) FROM {t} x WHERE strpos(CAST(x AS TEXT), $1) > 0"
+                        ),
+                        &[&secret],
+                    )
+                    .await;
+                assert_eq!(n, 0, "a secret is stored in the clear in {t}");
+            }
+        }
+        db.close().await;
+    } else {
+        let db = std::fs::read(s.data_dir.join("convene.db")).unwrap();
+        let wal = std::fs::read(s.data_dir.join("convene.db-wal")).unwrap_or_default();
+        for secret in [credential, token.as_str()] {
+            let needle = secret.as_bytes();
+            for file in [&db, &wal] {
+                assert!(
+                    !file.windows(needle.len()).any(|w| w == needle),
+                    "a secret is stored in the clear"
+                );
+            }
         }
     }
 
@@ -456,18 +478,13 @@ async fn enrollment_tokens_work_once() {
         .expect(201)
         .body;
     {
-        use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(s.data_dir.join("convene.db"))
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query("UPDATE fleet_enrollment_tokens SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE id = ?")
-            .bind(expiring["id"].as_str().unwrap())
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        let db = s.db().await;
+        db.execute(
+            "UPDATE fleet_enrollment_tokens SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE id = $1",
+            &[&expiring["id"].as_str().unwrap()],
+        )
+        .await;
+        db.close().await;
     }
     let r = anon
         .post(

@@ -9,34 +9,28 @@ use serde_json::Value;
 use crate::api_chat::{join, room, wait_not_live};
 
 async fn insert(s: &Server, room_id: &str, session: &str, pid: &str, text: &str, start: &str) {
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        s.data_dir.join("convene.db").display()
-    ))
-    .await
-    .unwrap();
-    let team: String = sqlx::query_scalar("SELECT team_id FROM rooms WHERE id = ?")
-        .bind(room_id)
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    sqlx::query(
+    let db = s.db().await;
+    let team = db
+        .text("SELECT team_id FROM rooms WHERE id = $1", &[&room_id])
+        .await;
+    db.execute(
         "INSERT INTO transcripts (id, team_id, room_id, session_id, participant_id,
             participant_name, transcript, start_time, end_time, created_at)
-         VALUES (?, ?, ?, ?, ?, 'Ann', ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, 'Ann', $6, $7, $8, $9)",
+        &[
+            &uuid::Uuid::new_v4().to_string(),
+            &team,
+            &room_id,
+            &session,
+            &pid,
+            &text,
+            &start,
+            &start,
+            &start,
+        ],
     )
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(team)
-    .bind(room_id)
-    .bind(session)
-    .bind(pid)
-    .bind(text)
-    .bind(start)
-    .bind(start)
-    .bind(start)
-    .execute(&db)
-    .await
-    .unwrap();
+    .await;
+    db.close().await;
 }
 
 #[tokio::test]

@@ -523,26 +523,17 @@ async fn ssrf_guard_refuses_private_endpoints() {
     // Delivery time: a private endpoint that got into the database anyway
     // (e.g. stored while the operator allowed them) is refused when sending.
     let receiver = Receiver::start().await;
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        s.data_dir.join("convene.db").display()
-    ))
-    .await
-    .unwrap();
-    let team_id: String = sqlx::query_scalar("SELECT id FROM teams WHERE is_default = 1")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    sqlx::query(
+    let db = s.db().await;
+    let team_id = db
+        .text("SELECT id FROM teams WHERE is_default = TRUE", &[])
+        .await;
+    db.execute(
         "INSERT INTO webhooks (id, team_id, endpoint, events, created_at, updated_at)
-         VALUES ('smuggled', ?, ?, '[\"room.created\"]', '2026-01-01T00:00:00.000000Z',
+         VALUES ('smuggled', $1, $2, '[\"room.created\"]', '2026-01-01T00:00:00.000000Z',
                  '2026-01-01T00:00:00.000000Z')",
+        &[&team_id, &receiver.url("smuggled")],
     )
-    .bind(&team_id)
-    .bind(receiver.url("smuggled"))
-    .execute(&db)
-    .await
-    .unwrap();
+    .await;
     db.close().await;
     api.post("/api/v1/rooms", json!({"friendly_url": "guarded"}))
         .await

@@ -2,6 +2,9 @@
 //! for the sessions, participants and live APIs. Everything is computed in
 //! SQL; nothing loads a team's history into memory.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use sqlx::FromRow;
 
 use super::{Db, Page, StoreError};
@@ -98,17 +101,6 @@ pub struct SessionStats {
     pub poll_votes: i64,
 }
 
-/// Binds a list of optional text parameters in order.
-fn bind_all<'q>(
-    mut q: sqlx::query::QueryAs<'q, sqlx::Sqlite, SessionRow, sqlx::sqlite::SqliteArguments<'q>>,
-    args: &'q [String],
-) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, SessionRow, sqlx::sqlite::SqliteArguments<'q>> {
-    for a in args {
-        q = q.bind(a);
-    }
-    q
-}
-
 impl Db {
     fn session_where(team_id: &str, f: &SessionFilter) -> (String, Vec<String>) {
         let mut sql = String::from(" WHERE s.team_id = ?");
@@ -149,21 +141,25 @@ impl Db {
         page: &Page,
     ) -> Result<(i64, Vec<SessionRow>), StoreError> {
         let (cond, args) = Self::session_where(team_id, filter);
-        let count_sql = format!("SELECT COUNT(*) FROM sessions s{cond}");
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-        for a in &args {
-            count = count.bind(a);
-        }
-        let total = count.fetch_one(&self.read).await?;
-        let sql = format!(
+        let count_sql = super::numbered(&format!("SELECT COUNT(*) FROM sessions s{cond}"));
+        let total: i64 = on_pool!(&self.read, |c| {
+            let mut count = sqlx::query_scalar(&count_sql);
+            for a in &args {
+                count = count.bind(a);
+            }
+            count.fetch_one(c).await
+        })?;
+        let sql = super::numbered(&format!(
             "{SESSION_SELECT}{cond} ORDER BY s.seq {} LIMIT ? OFFSET ?",
             page.order.sql()
-        );
-        let rows = bind_all(sqlx::query_as::<_, SessionRow>(&sql), &args)
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        ));
+        let rows = on_pool!(&self.read, |c| {
+            let mut q = sqlx::query_as::<_, SessionRow>(&sql);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.bind(page.limit).bind(page.offset).fetch_all(c).await
+        })?;
         Ok((total, rows))
     }
 
@@ -174,11 +170,13 @@ impl Db {
         session_id: &str,
     ) -> Result<Option<SessionRow>, StoreError> {
         let sql = format!("{SESSION_SELECT} WHERE s.team_id = ? AND s.id = ?");
-        Ok(sqlx::query_as::<_, SessionRow>(&sql)
-            .bind(team_id)
-            .bind(session_id)
-            .fetch_optional(&self.read)
-            .await?)
+        Ok(on_pool!(&self.read, |c| sqlx::query_as::<_, SessionRow>(
+            &crate::store::numbered(&sql)
+        )
+        .bind(team_id)
+        .bind(session_id)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// The live session of a room, if any.
@@ -191,11 +189,13 @@ impl Db {
             "{SESSION_SELECT} WHERE s.team_id = ? AND s.room_id = ? AND s.ended_at IS NULL
              ORDER BY s.seq DESC LIMIT 1"
         );
-        Ok(sqlx::query_as::<_, SessionRow>(&sql)
-            .bind(team_id)
-            .bind(room_id)
-            .fetch_optional(&self.read)
-            .await?)
+        Ok(on_pool!(&self.read, |c| sqlx::query_as::<_, SessionRow>(
+            &crate::store::numbered(&sql)
+        )
+        .bind(team_id)
+        .bind(room_id)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// Every live session of the team (one per live room).
@@ -203,10 +203,12 @@ impl Db {
         let sql = format!(
             "{SESSION_SELECT} WHERE s.team_id = ? AND s.ended_at IS NULL ORDER BY s.seq ASC"
         );
-        Ok(sqlx::query_as::<_, SessionRow>(&sql)
-            .bind(team_id)
-            .fetch_all(&self.read)
-            .await?)
+        Ok(on_pool!(&self.read, |c| sqlx::query_as::<_, SessionRow>(
+            &crate::store::numbered(&sql)
+        )
+        .bind(team_id)
+        .fetch_all(c)
+        .await)?)
     }
 
     fn participant_where(team_id: &str, f: &ParticipantFilter) -> (String, Vec<String>) {
@@ -244,27 +246,27 @@ impl Db {
         page: &Page,
     ) -> Result<(i64, Vec<ParticipantRow>), StoreError> {
         let (cond, args) = Self::participant_where(team_id, filter);
-        let count_sql = format!(
+        let count_sql = super::numbered(&format!(
             "SELECT COUNT(*) FROM participants p JOIN sessions s ON s.id = p.session_id{cond}"
-        );
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-        for a in &args {
-            count = count.bind(a);
-        }
-        let total = count.fetch_one(&self.read).await?;
-        let sql = format!(
+        ));
+        let total: i64 = on_pool!(&self.read, |c| {
+            let mut count = sqlx::query_scalar(&count_sql);
+            for a in &args {
+                count = count.bind(a);
+            }
+            count.fetch_one(c).await
+        })?;
+        let sql = super::numbered(&format!(
             "{PARTICIPANT_SELECT}{cond} ORDER BY p.seq {} LIMIT ? OFFSET ?",
             page.order.sql()
-        );
-        let mut q = sqlx::query_as::<_, ParticipantRow>(&sql);
-        for a in &args {
-            q = q.bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        ));
+        let rows = on_pool!(&self.read, |c| {
+            let mut q = sqlx::query_as::<_, ParticipantRow>(&sql);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.bind(page.limit).bind(page.offset).fetch_all(c).await
+        })?;
         Ok((total, rows))
     }
 
@@ -278,13 +280,15 @@ impl Db {
             "{PARTICIPANT_SELECT} WHERE p.team_id = ? AND (p.id = ? OR p.external_id = ?)
              ORDER BY (p.id = ?) DESC, p.seq DESC LIMIT 1"
         );
-        Ok(sqlx::query_as::<_, ParticipantRow>(&sql)
-            .bind(team_id)
-            .bind(key)
-            .bind(key)
-            .bind(key)
-            .fetch_optional(&self.read)
-            .await?)
+        Ok(on_pool!(&self.read, |c| {
+            sqlx::query_as::<_, ParticipantRow>(&crate::store::numbered(&sql))
+                .bind(team_id)
+                .bind(key)
+                .bind(key)
+                .bind(key)
+                .fetch_optional(c)
+                .await
+        })?)
     }
 
     /// Statistics of one session.
@@ -295,26 +299,34 @@ impl Db {
     ) -> Result<SessionStats, StoreError> {
         // Peak concurrency: at each join, how many were in (joined at or
         // before it and not yet left).
-        Ok(sqlx::query_as::<_, SessionStats>(
+        let days = super::days_between(
+            self.read.is_postgres(),
+            "COALESCE(left_at, $2)",
+            "joined_at",
+        );
+        let sql = format!(
             "SELECT
-                (SELECT COUNT(*) FROM participants WHERE session_id = ?1) AS participants_total,
+                (SELECT COUNT(*) FROM participants WHERE session_id = $1) AS participants_total,
                 (SELECT COUNT(DISTINCT COALESCE(external_id, id)) FROM participants
-                    WHERE session_id = ?1) AS participants_unique,
+                    WHERE session_id = $1) AS participants_unique,
                 COALESCE((SELECT MAX((SELECT COUNT(*) FROM participants b
-                    WHERE b.session_id = ?1 AND b.joined_at <= a.joined_at
+                    WHERE b.session_id = $1 AND b.joined_at <= a.joined_at
                       AND (b.left_at IS NULL OR b.left_at > a.joined_at)))
-                    FROM participants a WHERE a.session_id = ?1), 0) AS peak_participants,
-                COALESCE((SELECT SUM((julianday(COALESCE(left_at, ?2)) - julianday(joined_at))
-                    * 86400.0) FROM participants WHERE session_id = ?1), 0.0)
+                    FROM participants a WHERE a.session_id = $1), 0) AS peak_participants,
+                COALESCE((SELECT SUM({days}
+                    * 86400.0) FROM participants WHERE session_id = $1), 0.0)
                     AS participation_seconds,
-                (SELECT COUNT(*) FROM chat_messages WHERE session_id = ?1) AS chat_messages,
-                (SELECT COUNT(*) FROM questions WHERE session_id = ?1) AS questions,
-                (SELECT COUNT(*) FROM polls WHERE session_id = ?1) AS polls,
-                (SELECT COUNT(*) FROM poll_votes WHERE session_id = ?1) AS poll_votes",
-        )
-        .bind(session_id)
-        .bind(now)
-        .fetch_one(&self.read)
-        .await?)
+                (SELECT COUNT(*) FROM chat_messages WHERE session_id = $1) AS chat_messages,
+                (SELECT COUNT(*) FROM questions WHERE session_id = $1) AS questions,
+                (SELECT COUNT(*) FROM polls WHERE session_id = $1) AS polls,
+                (SELECT COUNT(*) FROM poll_votes WHERE session_id = $1) AS poll_votes"
+        );
+        Ok(on_pool!(&self.read, |c| {
+            sqlx::query_as::<_, SessionStats>(&sql)
+                .bind(session_id)
+                .bind(now)
+                .fetch_one(c)
+                .await
+        })?)
     }
 }

@@ -2,6 +2,9 @@
 //! keeps a token (by its SHA-256) and its external id out of the room until
 //! the token expires.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use super::{Db, StoreError};
 
 /// One active ban.
@@ -20,9 +23,10 @@ impl Db {
         ban: &Ban,
         expires_at: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(&self.write, |c| {
+            sqlx::query(
             "INSERT INTO room_bans (id, room_id, token_fingerprint, external_id, expires_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(room_id)
@@ -30,21 +34,22 @@ impl Db {
         .bind(&ban.external_id)
         .bind(expires_at)
         .bind(super::now())
-        .execute(&self.write)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         Ok(())
     }
 
     /// The room's bans that have not expired at `now` (RFC 3339 UTC).
     pub async fn room_bans(&self, room_id: &str, now: &str) -> Result<Vec<Ban>, StoreError> {
-        let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT token_fingerprint, external_id FROM room_bans \
-             WHERE room_id = ? AND expires_at > ? ORDER BY created_at",
-        )
-        .bind(room_id)
-        .bind(now)
-        .fetch_all(&self.read)
-        .await?;
+        let rows: Vec<(Option<String>, Option<String>)> =
+            on_pool!(&self.read, |c| sqlx::query_as(
+                "SELECT token_fingerprint, external_id FROM room_bans \
+             WHERE room_id = $1 AND expires_at > $2 ORDER BY created_at",
+            )
+            .bind(room_id)
+            .bind(now)
+            .fetch_all(c)
+            .await)?;
         Ok(rows
             .into_iter()
             .map(|(token_fingerprint, external_id)| Ban {
@@ -56,10 +61,13 @@ impl Db {
 
     /// Forgets bans that expired before `now`.
     pub async fn prune_room_bans(&self, now: &str) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM room_bans WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&self.write)
-            .await?;
+        let r = on_pool!(&self.write, |c| sqlx::query(
+            "DELETE FROM room_bans WHERE expires_at <= $1"
+        )
+        .bind(now)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(r.rows_affected())
     }
 }

@@ -3,6 +3,9 @@
 //! (`participants.breakout_id`). Plain SQL with `$n` placeholders, the
 //! same text on SQLite and PostgreSQL.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use super::{Db, StoreError};
 
 /// One breakout as stored.
@@ -37,12 +40,11 @@ const SELECT: &str = "SELECT id, room_id, session_id, position, name, assignment
 impl Db {
     /// The room's breakouts in their order.
     pub async fn breakouts(&self, room_id: &str) -> Result<Vec<BreakoutRecord>, StoreError> {
-        Ok(
-            sqlx::query_as(&format!("{SELECT} WHERE room_id = $1 ORDER BY position"))
-                .bind(room_id)
-                .fetch_all(&self.read)
-                .await?,
-        )
+        let sql = format!("{SELECT} WHERE room_id = $1 ORDER BY position");
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(&sql)
+            .bind(room_id)
+            .fetch_all(c)
+            .await)?)
     }
 
     /// Replaces the room's breakouts with new ones for `session_id`, in one
@@ -57,23 +59,27 @@ impl Db {
         duration_minutes: Option<i64>,
     ) -> Result<Option<Vec<BreakoutRecord>>, StoreError> {
         let mut tx = self.write.begin().await?;
-        let busy: i64 = sqlx::query_scalar(
+        lock_room(&mut tx, room_id).await?;
+        let busy: i64 = on_tx!(tx, |c| sqlx::query_scalar(
             "SELECT COUNT(*) FROM breakouts b JOIN sessions s ON s.id = b.session_id \
              WHERE b.room_id = $1 AND b.status <> 'closed' AND s.ended_at IS NULL",
         )
         .bind(room_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         if busy > 0 {
             return Ok(None);
         }
-        sqlx::query("DELETE FROM breakouts WHERE room_id = $1")
-            .bind(room_id)
-            .execute(&mut *tx)
-            .await?;
+        on_tx!(tx, |c| sqlx::query(
+            "DELETE FROM breakouts WHERE room_id = $1"
+        )
+        .bind(room_id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         let now = super::now();
         for (i, name) in names.iter().enumerate() {
-            sqlx::query(
+            on_tx!(tx, |c| sqlx::query(
                 "INSERT INTO breakouts (id, room_id, session_id, position, name, assignment, \
                  duration_minutes, status, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8)",
@@ -86,13 +92,15 @@ impl Db {
             .bind(assignment)
             .bind(duration_minutes)
             .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         }
-        let rows = sqlx::query_as(&format!("{SELECT} WHERE room_id = $1 ORDER BY position"))
+        let sql = format!("{SELECT} WHERE room_id = $1 ORDER BY position");
+        let rows = on_tx!(tx, |c| sqlx::query_as(&sql)
             .bind(room_id)
-            .fetch_all(&mut *tx)
-            .await?;
+            .fetch_all(c)
+            .await)?;
         tx.commit().await?;
         Ok(Some(rows))
     }
@@ -108,7 +116,7 @@ impl Db {
         let now = super::now();
         let mut moved = 0;
         for f in from {
-            let r = sqlx::query(
+            let r = on_pool!(&self.write, |c| sqlx::query(
                 "UPDATE breakouts SET status = $1, \
                  opened_at = CASE WHEN $1 = 'open' THEN $2 ELSE opened_at END, \
                  closed_at = CASE WHEN $1 = 'closed' THEN $2 ELSE closed_at END \
@@ -118,8 +126,9 @@ impl Db {
             .bind(&now)
             .bind(room_id)
             .bind(f)
-            .execute(&self.write)
-            .await?;
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
             moved += r.rows_affected();
         }
         Ok(moved)
@@ -130,20 +139,24 @@ impl Db {
     /// until then); `None` (nothing deleted) otherwise, else how many went.
     pub async fn delete_breakouts(&self, room_id: &str) -> Result<Option<u64>, StoreError> {
         let mut tx = self.write.begin().await?;
-        let busy: i64 = sqlx::query_scalar(
+        lock_room(&mut tx, room_id).await?;
+        let busy: i64 = on_tx!(tx, |c| sqlx::query_scalar(
             "SELECT COUNT(*) FROM breakouts b JOIN sessions s ON s.id = b.session_id \
              WHERE b.room_id = $1 AND b.status IN ('open', 'closing') AND s.ended_at IS NULL",
         )
         .bind(room_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         if busy > 0 {
             return Ok(None);
         }
-        let r = sqlx::query("DELETE FROM breakouts WHERE room_id = $1")
-            .bind(room_id)
-            .execute(&mut *tx)
-            .await?;
+        let r = on_tx!(tx, |c| sqlx::query(
+            "DELETE FROM breakouts WHERE room_id = $1"
+        )
+        .bind(room_id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         tx.commit().await?;
         Ok(Some(r.rows_affected()))
     }
@@ -153,15 +166,15 @@ impl Db {
         &self,
         session_id: &str,
     ) -> Result<Vec<BreakoutParticipation>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
             "SELECT p.breakout_id AS breakout_id, MAX(b.name) AS name, COUNT(*) AS participants \
              FROM participants p LEFT JOIN breakouts b ON b.id = p.breakout_id \
              WHERE p.session_id = $1 AND p.breakout_id IS NOT NULL \
              GROUP BY p.breakout_id ORDER BY MIN(b.position), p.breakout_id",
         )
         .bind(session_id)
-        .fetch_all(&self.read)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// Records that a participant is in breakout `breakout_id` (kept after
@@ -171,13 +184,32 @@ impl Db {
         participant_id: &str,
         breakout_id: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE participants SET breakout_id = $1 WHERE id = $2")
-            .bind(breakout_id)
-            .bind(participant_id)
-            .execute(&self.write)
-            .await?;
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE participants SET breakout_id = $1 WHERE id = $2"
+        )
+        .bind(breakout_id)
+        .bind(participant_id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
+}
+
+/// On PostgreSQL, locks the room's row until the transaction ends, so that
+/// two concurrent check-then-writes of its breakouts run one after the
+/// other (SQLite's single writer already serialises them).
+async fn lock_room(tx: &mut crate::store::Tx<'_>, room_id: &str) -> Result<(), StoreError> {
+    if tx.is_postgres() {
+        on_tx!(tx, |c| sqlx::query(
+            "SELECT id FROM rooms WHERE id = $1 FOR UPDATE"
+        )
+        .bind(room_id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

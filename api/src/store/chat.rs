@@ -1,6 +1,9 @@
 //! Chat messages, and the session/participant lookups every collaboration
 //! feature shares (the live session of a room, an author by participant id).
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde::Serialize;
 
 use super::room_scoped::{Collection, RoomScoped};
@@ -127,12 +130,13 @@ pub struct SessionRef {
 impl Db {
     /// The live session of a room (by room id), if one is open.
     pub async fn live_session(&self, room_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM sessions WHERE room_id = ? AND ended_at IS NULL ORDER BY seq DESC LIMIT 1",
+        Ok(on_pool!(&self.read, |c| {
+            sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE room_id = $1 AND ended_at IS NULL ORDER BY seq DESC LIMIT 1",
         )
         .bind(room_id)
-        .fetch_optional(&self.read)
-        .await?)
+        .fetch_optional(c).await
+        })?)
     }
 
     /// A session of the team by id.
@@ -141,13 +145,14 @@ impl Db {
         team_id: &str,
         session_id: &str,
     ) -> Result<Option<SessionRef>, StoreError> {
-        let row: Option<(String, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, room_id, ended_at FROM sessions WHERE team_id = ? AND id = ?",
-        )
-        .bind(team_id)
-        .bind(session_id)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<(String, String, Option<String>)> =
+            on_pool!(&self.read, |c| sqlx::query_as(
+                "SELECT id, room_id, ended_at FROM sessions WHERE team_id = $1 AND id = $2",
+            )
+            .bind(team_id)
+            .bind(session_id)
+            .fetch_optional(c)
+            .await)?;
         Ok(row.map(|(id, room_id, ended)| SessionRef {
             id,
             room_id,
@@ -161,13 +166,14 @@ impl Db {
         room_id: &str,
         participant_id: &str,
     ) -> Result<Option<Author>, StoreError> {
-        let row: Option<(String, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, name, external_id FROM participants WHERE room_id = ? AND id = ?",
-        )
-        .bind(room_id)
-        .bind(participant_id)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<(String, String, Option<String>)> =
+            on_pool!(&self.read, |c| sqlx::query_as(
+                "SELECT id, name, external_id FROM participants WHERE room_id = $1 AND id = $2",
+            )
+            .bind(room_id)
+            .bind(participant_id)
+            .fetch_optional(c)
+            .await)?;
         Ok(row.map(|(id, name, external_id)| Author {
             participant_id: Some(id),
             name,
@@ -194,10 +200,11 @@ impl Db {
             created_at: now(),
         };
         let mut tx = self.write.begin().await?;
-        sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO chat_messages (id, team_id, room_id, session_id, participant_id,
                  participant_name, external_participant_id, breakout_id, recipient_id, message, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&msg.id)
         .bind(m.team_id)
@@ -210,8 +217,8 @@ impl Db {
         .bind(&msg.recipient_id)
         .bind(&msg.message)
         .bind(&msg.created_at)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         enqueue_event(
             &mut tx,
             m.team_id,
@@ -237,18 +244,28 @@ impl Db {
     /// Deletes one chat message by id (used to undo an undeliverable API send).
     pub async fn delete_chat_message(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM chat_messages WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        // Its chat.message event, unless already attempted, goes with it.
-        sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0
-                 AND json_extract(payload, '$.data.message_id') = ?",
+        on_tx!(tx, |c| sqlx::query(
+            "DELETE FROM chat_messages WHERE id = $1"
         )
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
+        // Its chat.message event, unless already attempted, goes with it.
+        let message_id = if tx.is_postgres() {
+            "CAST(payload AS jsonb) #>> '{data,message_id}'"
+        } else {
+            "json_extract(payload, '$.data.message_id')"
+        };
+        let sql = format!(
+            "DELETE FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0
+                 AND {message_id} = $1"
+        );
+        on_tx!(tx, |c| sqlx::query(&sql)
+            .bind(id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         tx.commit().await?;
         Ok(())
     }
@@ -273,14 +290,17 @@ impl Db {
             "SELECT id, message, participant_id, participant_name, external_participant_id,
                     breakout_id, session_id, recipient_id, created_at
              FROM (SELECT * FROM chat_messages WHERE {filter} AND recipient_id IS NULL
-                   ORDER BY seq DESC LIMIT ?)
+                   ORDER BY seq DESC LIMIT ?) newest
              ORDER BY seq ASC"
         );
-        let mut q = sqlx::query_as::<_, Row>(&sql).bind(room_id);
-        if !persistence {
-            q = q.bind(session_id);
-        }
-        let rows = q.bind(limit).fetch_all(&self.read).await?;
+        let rows = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, Row>(&sql_n).bind(room_id);
+            if !persistence {
+                q = q.bind(session_id);
+            }
+            q.bind(limit).fetch_all(c).await
+        })?;
         Ok(rows.into_iter().map(message).collect())
     }
 }

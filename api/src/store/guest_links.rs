@@ -1,6 +1,9 @@
 //! Guest links of a room: the row behind an invitation URL. Only the
 //! SHA-256 of the link's secret is stored; the secret itself is shown once.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use super::{Db, Page, StoreError};
 
 /// One guest link as stored (without its secret hash).
@@ -49,9 +52,10 @@ impl Db {
         link: &NewGuestLink,
     ) -> Result<GuestLinkRecord, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query(
+        on_pool!(&self.write, |c| {
+            sqlx::query(
             "INSERT INTO guest_links (id, room_id, secret_hash, role, name, max_uses, uses, expires_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
         )
         .bind(&id)
         .bind(room_id)
@@ -61,12 +65,14 @@ impl Db {
         .bind(link.max_uses)
         .bind(&link.expires_at)
         .bind(super::now())
-        .execute(&self.write)
-        .await?;
-        let row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM guest_links WHERE id = ?"))
-            .bind(&id)
-            .fetch_one(&self.write)
-            .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
+        let row = on_pool!(&self.write, |c| sqlx::query_as(&crate::store::numbered(
+            &format!("SELECT {COLUMNS} FROM guest_links WHERE id = ?")
+        ))
+        .bind(&id)
+        .fetch_one(c)
+        .await)?;
         Ok(row)
     }
 
@@ -82,22 +88,26 @@ impl Db {
 
     /// Whether the room has a link with this id.
     pub async fn guest_link_exists(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM guest_links WHERE room_id = ? AND id = ?")
-                .bind(room_id)
-                .bind(id)
-                .fetch_one(&self.read)
-                .await?;
+        let n: i64 = on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM guest_links WHERE room_id = $1 AND id = $2"
+        )
+        .bind(room_id)
+        .bind(id)
+        .fetch_one(c)
+        .await)?;
         Ok(n > 0)
     }
 
     /// Revokes (deletes) a link; whether it existed in this room.
     pub async fn delete_guest_link(&self, room_id: &str, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM guest_links WHERE room_id = ? AND id = ?")
-            .bind(room_id)
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let r = on_pool!(&self.write, |c| sqlx::query(
+            "DELETE FROM guest_links WHERE room_id = $1 AND id = $2"
+        )
+        .bind(room_id)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(r.rows_affected() > 0)
     }
 }
@@ -108,26 +118,27 @@ impl Db {
         &self,
         secret_hash: &str,
     ) -> Result<Option<GuestLinkRecord>, StoreError> {
-        let row = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM guest_links WHERE secret_hash = ?"
+        let row = on_pool!(&self.write, |c| sqlx::query_as(&crate::store::numbered(
+            &format!("SELECT {COLUMNS} FROM guest_links WHERE secret_hash = ?")
         ))
         .bind(secret_hash)
-        .fetch_optional(&self.write)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         Ok(row)
     }
 
     /// Counts one join with link `id` if, in the same statement, it has not
     /// expired at `now` (RFC 3339 UTC) and has a use left; whether it did.
     pub async fn count_guest_link_use(&self, id: &str, now: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query(
+        let r = on_pool!(&self.write, |c| sqlx::query(
             "UPDATE guest_links SET uses = uses + 1 \
-             WHERE id = ? AND expires_at > ? AND (max_uses IS NULL OR uses < max_uses)",
+             WHERE id = $1 AND expires_at > $2 AND (max_uses IS NULL OR uses < max_uses)",
         )
         .bind(id)
         .bind(now)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(r.rows_affected() == 1)
     }
 }

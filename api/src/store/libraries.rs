@@ -1,6 +1,9 @@
 //! Content libraries and their files (SQL only; the bytes are on disk, see
 //! `crate::libraries::storage`).
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use std::collections::HashSet;
 
 use super::{Db, Page, StoreError, now};
@@ -97,9 +100,10 @@ impl Db {
             created_at: ts.clone(),
             updated_at: ts,
         };
-        sqlx::query(
+        on_pool!(&self.write, |c| {
+            sqlx::query(
             "INSERT INTO libraries (id, team_id, parent_id, room_id, name, external_id, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&row.id)
         .bind(&row.team_id)
@@ -109,8 +113,8 @@ impl Db {
         .bind(&row.external_id)
         .bind(&row.created_at)
         .bind(&row.updated_at)
-        .execute(&self.write)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         Ok(row)
     }
 
@@ -132,11 +136,14 @@ impl Db {
             filter.push_str(" AND room_id = ?");
         }
         let count_sql = format!("SELECT COUNT(*) FROM libraries WHERE team_id = ?{filter}");
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(team_id);
-        for v in [parent, room].into_iter().flatten() {
-            count = count.bind(v);
-        }
-        let total = count.fetch_one(&self.read).await?;
+        let total = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&count_sql);
+            let mut count = sqlx::query_scalar::<_, i64>(&sql_n).bind(team_id);
+            for v in [parent, room].into_iter().flatten() {
+                count = count.bind(v);
+            }
+            count.fetch_one(c).await
+        })?;
         let mut sql = format!("SELECT {LIBRARY_COLUMNS} FROM libraries WHERE team_id = ?{filter}");
         if after.is_some() {
             sql.push_str(&format!(
@@ -148,29 +155,30 @@ impl Db {
             " ORDER BY seq {} LIMIT ? OFFSET ?",
             page.order.sql()
         ));
-        let mut q = sqlx::query_as::<_, LibraryRow>(&sql).bind(team_id);
-        for v in [parent, room].into_iter().flatten() {
-            q = q.bind(v);
-        }
-        if let Some(a) = after {
-            q = q.bind(team_id).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, LibraryRow>(&sql_n).bind(team_id);
+            for v in [parent, room].into_iter().flatten() {
+                q = q.bind(v);
+            }
+            if let Some(a) = after {
+                q = q.bind(team_id).bind(a);
+            }
+            q.bind(page.limit).bind(page.offset).fetch_all(c).await
+        })?;
         Ok((total, rows))
     }
 
     pub async fn library(&self, team_id: &str, id: &str) -> Result<Option<LibraryRow>, StoreError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {LIBRARY_COLUMNS} FROM libraries WHERE team_id = ? AND id = ?"
-        ))
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT {LIBRARY_COLUMNS} FROM libraries WHERE team_id = ? AND id = ?"
+            ))
+        )
         .bind(team_id)
         .bind(id)
-        .fetch_optional(&self.read)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// A page of a library's files.
@@ -180,11 +188,12 @@ impl Db {
         page: &Page,
         after: Option<&str>,
     ) -> Result<(i64, Vec<FileRow>), StoreError> {
-        let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM library_files WHERE library_id = ?")
-                .bind(library_id)
-                .fetch_one(&self.read)
-                .await?;
+        let total: i64 = on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM library_files WHERE library_id = $1"
+        )
+        .bind(library_id)
+        .fetch_one(c)
+        .await)?;
         let mut sql = format!("SELECT {FILE_COLUMNS} FROM library_files WHERE library_id = ?");
         if after.is_some() {
             sql.push_str(&format!(
@@ -196,15 +205,14 @@ impl Db {
             " ORDER BY seq {} LIMIT ? OFFSET ?",
             page.order.sql()
         ));
-        let mut q = sqlx::query_as::<_, FileRow>(&sql).bind(library_id);
-        if let Some(a) = after {
-            q = q.bind(library_id).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, FileRow>(&sql_n).bind(library_id);
+            if let Some(a) = after {
+                q = q.bind(library_id).bind(a);
+            }
+            q.bind(page.limit).bind(page.offset).fetch_all(c).await
+        })?;
         Ok((total, rows))
     }
 
@@ -218,18 +226,20 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<FileRow>, StoreError> {
         let cols = file_columns_of("f");
-        Ok(sqlx::query_as(&format!(
-            "SELECT {cols} FROM library_files f JOIN libraries l ON l.id = f.library_id
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT {cols} FROM library_files f JOIN libraries l ON l.id = f.library_id
              WHERE f.team_id = ? AND f.status = ? AND f.pages > 0
                AND (l.room_id IS NULL OR l.room_id = ?)
              ORDER BY f.name, f.seq LIMIT ?"
-        ))
+            ))
+        )
         .bind(team_id)
         .bind(READY)
         .bind(room_id)
         .bind(limit)
-        .fetch_all(&self.read)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// One of the team's files, in a library that belongs to `room_id` or
@@ -241,15 +251,17 @@ impl Db {
         file_id: &str,
     ) -> Result<Option<FileRow>, StoreError> {
         let cols = file_columns_of("f");
-        Ok(sqlx::query_as(&format!(
-            "SELECT {cols} FROM library_files f JOIN libraries l ON l.id = f.library_id
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT {cols} FROM library_files f JOIN libraries l ON l.id = f.library_id
              WHERE f.team_id = ? AND f.id = ? AND (l.room_id IS NULL OR l.room_id = ?)"
-        ))
+            ))
+        )
         .bind(team_id)
         .bind(file_id)
         .bind(room_id)
-        .fetch_optional(&self.read)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     pub async fn library_file(
@@ -257,35 +269,37 @@ impl Db {
         library_id: &str,
         id: &str,
     ) -> Result<Option<FileRow>, StoreError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {FILE_COLUMNS} FROM library_files WHERE library_id = ? AND id = ?"
-        ))
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT {FILE_COLUMNS} FROM library_files WHERE library_id = ? AND id = ?"
+            ))
+        )
         .bind(library_id)
         .bind(id)
-        .fetch_optional(&self.read)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// A file by id alone (signed links name no team).
     pub async fn library_file_by_id(&self, id: &str) -> Result<Option<FileRow>, StoreError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {FILE_COLUMNS} FROM library_files WHERE id = ?"
-        ))
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT {FILE_COLUMNS} FROM library_files WHERE id = ?"
+            ))
+        )
         .bind(id)
-        .fetch_optional(&self.read)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// Bytes of the team's stored files.
     pub async fn library_bytes_used(&self, team_id: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar(
-                "SELECT COALESCE(SUM(size), 0) FROM library_files WHERE team_id = ?",
-            )
-            .bind(team_id)
-            .fetch_one(&self.read)
-            .await?,
+        Ok(on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM library_files WHERE team_id = $1",
         )
+        .bind(team_id)
+        .fetch_one(c)
+        .await)?)
     }
 
     /// Inserts a file whose bytes are already durable, unless the team's
@@ -297,28 +311,41 @@ impl Db {
         max_team_bytes: i64,
     ) -> Result<(), InsertFileError> {
         let mut tx = self.write.begin().await?;
-        let used: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(size), 0) FROM library_files WHERE team_id = ?",
+        if tx.is_postgres() {
+            // The team's row, locked until commit, serialises the team's
+            // concurrent inserts (SQLite's single writer already does).
+            on_tx!(tx, |c| sqlx::query(
+                "SELECT id FROM teams WHERE id = $1 FOR UPDATE"
+            )
+            .bind(&row.team_id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
+        }
+        let used: i64 = on_tx!(tx, |c| {
+            sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM library_files WHERE team_id = $1",
         )
         .bind(&row.team_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await
+        })?;
         if used.saturating_add(row.size) > max_team_bytes {
             return Err(InsertFileError::Quota { used });
         }
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM libraries WHERE id = ? AND team_id = ?)",
+        let exists: bool = on_tx!(tx, |c| sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM libraries WHERE id = $1 AND team_id = $2)",
         )
         .bind(&row.library_id)
         .bind(&row.team_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         if !exists {
             return Err(InsertFileError::LibraryGone);
         }
-        sqlx::query(&format!(
+        on_tx!(tx, |c| sqlx::query(&crate::store::numbered(&format!(
             "INSERT INTO library_files ({FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
+        )))
         .bind(&row.id)
         .bind(&row.team_id)
         .bind(&row.library_id)
@@ -330,8 +357,9 @@ impl Db {
         .bind(&row.failure_reason)
         .bind(&row.created_at)
         .bind(&row.updated_at)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         tx.commit().await?;
         Ok(())
     }
@@ -346,9 +374,10 @@ impl Db {
             Ok(pages) => (READY, pages, None),
             Err(reason) => (FAILED, 0, Some(reason)),
         };
-        let done = sqlx::query(
-            "UPDATE library_files SET status = ?, pages = ?, failure_reason = ?, updated_at = ?
-             WHERE id = ? AND status = ?",
+        let done = on_pool!(&self.write, |c| {
+            sqlx::query(
+            "UPDATE library_files SET status = $1, pages = $2, failure_reason = $3, updated_at = $4
+             WHERE id = $5 AND status = $6",
         )
         .bind(status)
         .bind(pages)
@@ -356,8 +385,8 @@ impl Db {
         .bind(now())
         .bind(id)
         .bind(PROCESSING)
-        .execute(&self.write)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -367,29 +396,34 @@ impl Db {
         library_id: &str,
         id: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM library_files WHERE library_id = ? AND id = ?")
-            .bind(library_id)
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let done = on_pool!(&self.write, |c| sqlx::query(
+            "DELETE FROM library_files WHERE library_id = $1 AND id = $2"
+        )
+        .bind(library_id)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Files still waiting for their conversion (after a restart).
     pub async fn processing_library_files(&self) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM library_files WHERE status = ? ORDER BY seq")
-                .bind(PROCESSING)
-                .fetch_all(&self.read)
-                .await?,
+        Ok(on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT id FROM library_files WHERE status = $1 ORDER BY seq"
         )
+        .bind(PROCESSING)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// Every file id (for the sweep of files on disk without a row).
     pub async fn library_file_ids(&self) -> Result<HashSet<String>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM library_files")
-            .fetch_all(&self.read)
-            .await?;
+        let ids: Vec<String> = on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT id FROM library_files"
+        )
+        .fetch_all(c)
+        .await)?;
         Ok(ids.into_iter().collect())
     }
 
@@ -413,15 +447,18 @@ impl Db {
                 "UPDATE libraries SET room_id = NULL, updated_at = ? WHERE team_id = ? AND room_id IN ({marks})"
             )
         };
-        let mut q = sqlx::query(&sql);
-        if !delete_library {
-            q = q.bind(now());
-        }
-        q = q.bind(team_id);
-        for id in room_ids {
-            q = q.bind(id);
-        }
-        let done = q.execute(&self.write).await?;
+        let done = on_pool!(&self.write, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query(&sql_n);
+            if !delete_library {
+                q = q.bind(now());
+            }
+            q = q.bind(team_id);
+            for id in room_ids {
+                q = q.bind(id);
+            }
+            q.execute(c).await.map(crate::store::Done::from)
+        })?;
         Ok(if delete_library {
             done.rows_affected()
         } else {

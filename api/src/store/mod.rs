@@ -1,8 +1,13 @@
-//! The SQLite store: opening the database, migrations, and the SQL of each domain.
+//! The store: opening the database (embedded SQLite, or PostgreSQL with
+//! `--database-url`), migrations, and the SQL of each domain.
 //!
-//! Writes go through a pool of exactly one connection, so writers queue in the
-//! process instead of failing with `SQLITE_BUSY`; reads use a separate pool.
-//! SQL lives in this module's children and nowhere else.
+//! On SQLite, writes go through a pool of exactly one connection, so writers
+//! queue in the process instead of failing with `SQLITE_BUSY`; reads use a
+//! separate pool. On PostgreSQL both handles are the same pool. One query
+//! text runs on either backend through [`on_pool!`] / [`on_tx!`] (the query
+//! expression is compiled once per driver); where the SQL differs a store
+//! function writes it per backend ([`Pool::is_postgres`]). SQL lives in this
+//! module's children and nowhere else.
 
 pub mod activity;
 pub mod bans;
@@ -33,8 +38,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,11 +60,130 @@ pub enum StoreError {
     Connect(String),
 }
 
-/// Handle on the database: one writer connection and a small reader pool.
+/// Runs one query expression on whichever backend a [`Pool`] holds: `$c`
+/// is the driver's pool (`&SqlitePool` or `&PgPool`) in `$body`, which is
+/// compiled once for each driver (sqlx infers the database from the
+/// executor). `.execute` results are unified with `.map(Done::from)`.
+macro_rules! on_pool {
+    ($pool:expr, |$c:ident| $body:expr) => {
+        match $pool {
+            $crate::store::Pool::Sqlite($c) => $body,
+            $crate::store::Pool::Pg($c) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// As [`on_pool!`], inside a [`Tx`]: `$c` is the transaction's connection.
+macro_rules! on_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx.as_tx_mut() {
+            $crate::store::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Pg(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+/// One backend's connection pool.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+impl Pool {
+    /// Starts a transaction on this pool.
+    pub(crate) async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Pg(p) => Tx::Pg(p.begin().await?),
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Pool::Pg(_))
+    }
+
+    async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Pg(p) => p.close().await,
+        }
+    }
+}
+
+/// A transaction on either backend.
+pub enum Tx<'c> {
+    Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
+    Pg(sqlx::Transaction<'c, sqlx::Postgres>),
+}
+
+impl Tx<'_> {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Pg(t) => t.commit().await,
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Pg(_))
+    }
+
+    /// `" FOR UPDATE"` on PostgreSQL, nothing on SQLite: appended to the
+    /// read of a read-modify-write, it keeps a concurrent writer out of the
+    /// row until the transaction ends (SQLite's single writer already
+    /// serialises the whole transaction).
+    pub fn for_update(&self) -> &'static str {
+        if self.is_postgres() {
+            " FOR UPDATE"
+        } else {
+            ""
+        }
+    }
+
+    /// The transaction itself, for [`on_tx!`] (which takes a `Tx` or a
+    /// `&mut Tx` alike through auto-referencing).
+    pub fn as_tx_mut(&mut self) -> &mut Self {
+        self
+    }
+}
+
+/// What an `.execute` did, on either backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Done(u64);
+
+impl Done {
+    pub fn rows_affected(&self) -> u64 {
+        self.0
+    }
+}
+
+impl From<sqlx::sqlite::SqliteQueryResult> for Done {
+    fn from(r: sqlx::sqlite::SqliteQueryResult) -> Self {
+        Done(r.rows_affected())
+    }
+}
+
+impl From<sqlx::postgres::PgQueryResult> for Done {
+    fn from(r: sqlx::postgres::PgQueryResult) -> Self {
+        Done(r.rows_affected())
+    }
+}
+
+/// Handle on the database: on SQLite one writer connection and a small
+/// reader pool; on PostgreSQL one pool behind both.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pub(crate) write: SqlitePool,
-    pub(crate) read: SqlitePool,
+    pub(crate) write: Pool,
+    pub(crate) read: Pool,
 }
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -100,13 +224,36 @@ impl Db {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        Ok(Db { write, read })
+        Ok(Db {
+            write: Pool::Sqlite(write),
+            read: Pool::Sqlite(read),
+        })
+    }
+
+    /// The store on an open, migrated PostgreSQL pool
+    /// ([`postgres::open`]).
+    pub fn postgres(pool: PgPool) -> Db {
+        Db {
+            write: Pool::Pg(pool.clone()),
+            read: Pool::Pg(pool),
+        }
+    }
+
+    /// True when the store runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.write.is_postgres()
     }
 
     /// A cheap liveness probe of both pools.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
-        sqlx::query("SELECT 1").execute(&self.write).await?;
+        on_pool!(&self.read, |c| sqlx::query("SELECT 1")
+            .execute(c)
+            .await
+            .map(Done::from))?;
+        on_pool!(&self.write, |c| sqlx::query("SELECT 1")
+            .execute(c)
+            .await
+            .map(Done::from))?;
         Ok(())
     }
 
@@ -116,7 +263,8 @@ impl Db {
         let mut out = Vec::with_capacity(2);
         for (name, pool) in [("read", &self.read), ("write", &self.write)] {
             let t = std::time::Instant::now();
-            if sqlx::query("SELECT 1").execute(pool).await.is_ok() {
+            let ok = on_pool!(pool, |c| sqlx::query("SELECT 1").execute(c).await.is_ok());
+            if ok {
                 out.push((name, t.elapsed()));
             }
         }
@@ -140,9 +288,14 @@ impl Db {
         let name = partial
             .to_str()
             .ok_or_else(|| StoreError::Backup("the backup path is not UTF-8".into()))?;
+        let Pool::Sqlite(read) = &self.read else {
+            return Err(StoreError::Backup(
+                "the store is on PostgreSQL: use pg_dump".into(),
+            ));
+        };
         sqlx::query("VACUUM INTO ?1")
             .bind(name)
-            .execute(&self.read)
+            .execute(read)
             .await?;
         let checked = async {
             let options = SqliteConnectOptions::from_str("sqlite://")?
@@ -186,6 +339,96 @@ impl Db {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// A parameter value chosen at run time (a table's columns in
+/// `room_scoped`, a filter's values), bound by [`bind_args`].
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+}
+
+/// Binds `args` in order to a query of either backend.
+pub(crate) fn bind_args<'q, DB>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    args: &'q [Arg],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for a in args {
+        q = match a {
+            Arg::Text(v) => q.bind(v.as_str()),
+            Arg::OptText(v) => q.bind(v.as_deref()),
+            Arg::Int(v) => q.bind(*v),
+            Arg::OptInt(v) => q.bind(*v),
+            Arg::Bool(v) => q.bind(*v),
+        };
+    }
+    q
+}
+
+/// SQL for the days from timestamp `earlier` to `later` (RFC 3339 text
+/// expressions) as a floating-point number: SQLite's `julianday`
+/// difference, PostgreSQL's interval in seconds over 86 400.
+pub(crate) fn days_between(pg: bool, later: &str, earlier: &str) -> String {
+    if pg {
+        format!(
+            "(CAST(EXTRACT(EPOCH FROM (CAST({later} AS timestamptz) - CAST({earlier} AS timestamptz))) \
+             AS DOUBLE PRECISION) / 86400.0)"
+        )
+    } else {
+        format!("(julianday({later}) - julianday({earlier}))")
+    }
+}
+
+/// A query text built at run time with `?` placeholders, numbered `$1`,
+/// `$2`, … in order (outside quoted SQL strings), as both backends accept
+/// (ARCHITECTURE.md, "Store backends"). Query texts written out whole use
+/// `$N` directly.
+pub fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0_u32;
+    let mut quoted = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\'' => {
+                quoted = !quoted;
+                out.push(ch);
+            }
+            '?' if !quoted => {
+                out.push('$');
+                // `?NNN` keeps its number, as SQLite reads it.
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                match digits.parse::<u32>() {
+                    Ok(k) => {
+                        n = n.max(k);
+                        out.push_str(&digits);
+                    }
+                    Err(_) => {
+                        n += 1;
+                        out.push_str(&n.to_string());
+                    }
+                }
+            }
+            _ => out.push(ch),
+        }
+    }
+    out
 }
 
 /// The one timestamp format stored: RFC 3339 UTC with microseconds (sorts as text).
@@ -280,5 +523,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn numbered_placeholders_skip_quoted_text() {
+        assert_eq!(
+            super::numbered("SELECT a FROM t WHERE b = ? AND c = '?' AND d IN (?, ?)"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?' AND d IN ($2, $3)"
+        );
+        assert_eq!(super::numbered("SELECT 1"), "SELECT 1");
+        assert_eq!(
+            super::numbered("a = ?1 OR b = ?1 AND c = ?"),
+            "a = $1 OR b = $1 AND c = $2"
+        );
     }
 }

@@ -3,8 +3,10 @@
 //! [`Db::launch_poll`], [`Db::end_poll`] and [`Db::vote_poll`]; the rules
 //! they apply inside their transaction are [`crate::domain::polls`]'s.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde::Serialize;
-use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
 use super::room_scoped::{self, Collection, RoomScoped, RoomScopedUpdate};
@@ -158,17 +160,18 @@ impl RoomScopedUpdate for Polls {
         PollError::NotFound
     }
     async fn insert(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut crate::store::Tx<'_>,
         team_id: &str,
         room_id: &str,
         input: &PollInput,
     ) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
-        sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO polls (id, team_id, room_id, question, type, anonymous, show_results, options,
                                 status, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&id)
         .bind(team_id)
@@ -181,8 +184,8 @@ impl RoomScopedUpdate for Polls {
         .bind(PollStatus::Draft.as_str())
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut **tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         Ok(id)
     }
     const UPDATE_SET: &'static str =
@@ -190,15 +193,15 @@ impl RoomScopedUpdate for Polls {
     fn item(row: Row) -> Result<Poll, StoreError> {
         poll(row)
     }
-    fn bind<'q>(
-        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-        next: &'q PollInput,
-    ) -> Result<sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>, StoreError> {
-        Ok(q.bind(&next.question)
-            .bind(next.poll_type.as_str())
-            .bind(next.anonymous)
-            .bind(next.show_results)
-            .bind(options_json(&next.options)?))
+    fn args(next: &PollInput) -> Result<Vec<super::Arg>, StoreError> {
+        use super::Arg;
+        Ok(vec![
+            Arg::Text(next.question.clone()),
+            Arg::Text(next.poll_type.as_str().into()),
+            Arg::Bool(next.anonymous),
+            Arg::Bool(next.show_results),
+            Arg::Text(options_json(&next.options)?),
+        ])
     }
 }
 
@@ -208,15 +211,17 @@ fn options_json(options: &[PollOption]) -> Result<String, StoreError> {
 
 /// Writes `poll.launched` / `poll.ended` for the team owning the room.
 async fn poll_event(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     event: Event,
     room_id: &str,
     p: &Poll,
 ) -> Result<(), sqlx::Error> {
-    let team_id: Option<String> = sqlx::query_scalar("SELECT team_id FROM rooms WHERE id = ?")
-        .bind(room_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let team_id: Option<String> = on_tx!(tx, |c| sqlx::query_scalar(
+        "SELECT team_id FROM rooms WHERE id = $1"
+    )
+    .bind(room_id)
+    .fetch_optional(c)
+    .await)?;
     let Some(team_id) = team_id else {
         return Ok(());
     };
@@ -237,11 +242,11 @@ async fn poll_event(
 }
 
 async fn poll_in_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     room_id: &str,
     poll_id: &str,
 ) -> Result<Option<Poll>, StoreError> {
-    room_scoped::one::<Polls>(&mut **tx, room_id, poll_id)
+    room_scoped::one_in::<Polls>(tx, room_id, poll_id)
         .await?
         .map(poll)
         .transpose()
@@ -262,17 +267,18 @@ impl Db {
             .ok_or(PollError::NotFound)?;
         let next = p.status.launch()?;
         let ts = now();
-        sqlx::query(
-            "UPDATE polls SET status = ?, session_id = ?, launched_at = ?, updated_at = ?
-             WHERE id = ?",
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE polls SET status = $1, session_id = $2, launched_at = $3, updated_at = $4
+             WHERE id = $5",
         )
         .bind(next.as_str())
         .bind(session_id)
         .bind(&ts)
         .bind(&ts)
         .bind(poll_id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         let p = poll_in_tx(&mut tx, room_id, poll_id)
             .await?
             .ok_or(PollError::NotFound)?;
@@ -289,13 +295,16 @@ impl Db {
             .ok_or(PollError::NotFound)?;
         let next = p.status.end()?;
         let ts = now();
-        sqlx::query("UPDATE polls SET status = ?, ended_at = ?, updated_at = ? WHERE id = ?")
-            .bind(next.as_str())
-            .bind(&ts)
-            .bind(&ts)
-            .bind(poll_id)
-            .execute(&mut *tx)
-            .await?;
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE polls SET status = $1, ended_at = $2, updated_at = $3 WHERE id = $4"
+        )
+        .bind(next.as_str())
+        .bind(&ts)
+        .bind(&ts)
+        .bind(poll_id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         let p = poll_in_tx(&mut tx, room_id, poll_id)
             .await?
             .ok_or(PollError::NotFound)?;
@@ -328,10 +337,11 @@ impl Db {
             ),
             Ballot::Text(t) => (None, Some(t)),
         };
-        let inserted = sqlx::query(
+        let inserted = on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO poll_votes (poll_id, room_id, session_id, participant_id, participant_name,
                                      option_ids, answer_text, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(poll_id)
         .bind(room_id)
@@ -341,8 +351,8 @@ impl Db {
         .bind(option_ids)
         .bind(text)
         .bind(now())
-        .execute(&mut *tx)
-        .await;
+        .execute(c).await.map(crate::store::Done::from)
+        });
         match inserted {
             Err(e) if is_unique_violation(&e) => return Err(PollError::AlreadyVoted),
             Err(e) => return Err(e.into()),
@@ -379,12 +389,16 @@ impl Db {
             "SELECT participant_id, participant_name, option_ids, answer_text FROM poll_votes
              WHERE poll_id = ? ORDER BY seq"
         };
-        let mut q =
-            sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(sql).bind(&p.id);
-        if let Some(s) = session_id {
-            q = q.bind(s);
-        }
-        let votes = q.fetch_all(&self.read).await?;
+        let votes = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(sql);
+            let mut q =
+                sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(&sql_n)
+                    .bind(&p.id);
+            if let Some(s) = session_id {
+                q = q.bind(s);
+            }
+            q.fetch_all(c).await
+        })?;
         let mut options: Vec<OptionResult> = p
             .options
             .iter()

@@ -5,8 +5,10 @@
 //! and ownership) but every [`Question`] leaves this module with the asker
 //! masked: no API response, export or event can reveal it.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde::Serialize;
-use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
 use super::room_scoped::{self, Collection, RoomScoped};
@@ -238,31 +240,36 @@ impl Collection for Questions {
 }
 
 async fn load(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     room_id: &str,
     id: &str,
 ) -> Result<Option<Question>, StoreError> {
-    let Some(row) = room_scoped::one::<Questions>(&mut **tx, room_id, id).await? else {
+    let Some(row) = room_scoped::one_in::<Questions>(tx, room_id, id).await? else {
         return Ok(None);
     };
-    let answers = sqlx::query_as::<_, AnswerRow>(&format!(
-        "{SELECT_ANSWER} WHERE question_id = ? ORDER BY seq"
-    ))
+    let answers = on_tx!(tx, |c| sqlx::query_as::<_, AnswerRow>(
+        &crate::store::numbered(&format!(
+            "{SELECT_ANSWER} WHERE question_id = ? ORDER BY seq"
+        ))
+    )
     .bind(id)
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok(Some(question(
         row,
         answers.into_iter().map(answer).collect(),
     )?))
 }
 
-async fn touch(tx: &mut Transaction<'_, Sqlite>, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE questions SET updated_at = ? WHERE id = ?")
-        .bind(now())
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+async fn touch(tx: &mut crate::store::Tx<'_>, id: &str) -> Result<(), sqlx::Error> {
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE questions SET updated_at = $1 WHERE id = $2"
+    )
+    .bind(now())
+    .bind(id)
+    .execute(c)
+    .await
+    .map(crate::store::Done::from))?;
     Ok(())
 }
 
@@ -270,12 +277,14 @@ impl Db {
     async fn with_answers(&self, rows: Vec<Row>) -> Result<Vec<Question>, StoreError> {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let answers = sqlx::query_as::<_, AnswerRow>(&format!(
-                "{SELECT_ANSWER} WHERE question_id = ? ORDER BY seq"
-            ))
+            let answers = on_pool!(&self.read, |c| sqlx::query_as::<_, AnswerRow>(
+                &crate::store::numbered(&format!(
+                    "{SELECT_ANSWER} WHERE question_id = ? ORDER BY seq"
+                ))
+            )
             .bind(&row.0)
-            .fetch_all(&self.read)
-            .await?;
+            .fetch_all(c)
+            .await)?;
             out.push(question(row, answers.into_iter().map(answer).collect())?);
         }
         Ok(out)
@@ -286,10 +295,11 @@ impl Db {
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
         let mut tx = self.write.begin().await?;
-        sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO questions (id, team_id, room_id, session_id, participant_id, participant_name,
                  external_participant_id, anonymous, breakout_id, question, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&id)
         .bind(q.team_id)
@@ -303,8 +313,8 @@ impl Db {
         .bind(q.question)
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         let out = load(&mut tx, q.room_id, &id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("created question vanished".into()))?;
@@ -320,15 +330,16 @@ impl Db {
         text: &str,
     ) -> Result<Question, QuestionError> {
         let mut tx = self.write.begin().await?;
-        let done = sqlx::query(
-            "UPDATE questions SET question = ?, updated_at = ? WHERE room_id = ? AND id = ?",
+        let done = on_tx!(tx, |c| {
+            sqlx::query(
+            "UPDATE questions SET question = $1, updated_at = $2 WHERE room_id = $3 AND id = $4",
         )
         .bind(text)
         .bind(now())
         .bind(room_id)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         if done.rows_affected() == 0 {
             return Err(QuestionError::NotFound);
         }
@@ -351,12 +362,15 @@ impl Db {
             .await?
             .ok_or(QuestionError::NotFound)?;
         let want = q.status.set_dismissed(dismissed)?;
-        sqlx::query("UPDATE questions SET status = ?, updated_at = ? WHERE id = ?")
-            .bind(want.as_str())
-            .bind(now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE questions SET status = $1, updated_at = $2 WHERE id = $3"
+        )
+        .bind(want.as_str())
+        .bind(now())
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         let q = load(&mut tx, room_id, id)
             .await?
             .ok_or(QuestionError::NotFound)?;
@@ -375,15 +389,16 @@ impl Db {
         load(&mut tx, room_id, id)
             .await?
             .ok_or(QuestionError::NotFound)?;
-        let r = sqlx::query(
-            "INSERT INTO question_votes (question_id, room_id, voter_key, created_at) VALUES (?, ?, ?, ?)",
+        let r = on_tx!(tx, |c| {
+            sqlx::query(
+            "INSERT INTO question_votes (question_id, room_id, voter_key, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(id)
         .bind(room_id)
         .bind(voter.key())
         .bind(now())
-        .execute(&mut *tx)
-        .await;
+        .execute(c).await.map(crate::store::Done::from)
+        });
         match r {
             Err(e) if is_unique_violation(&e) => return Err(QuestionError::AlreadyVoted),
             Err(e) => return Err(e.into()),
@@ -407,12 +422,14 @@ impl Db {
         load(&mut tx, room_id, id)
             .await?
             .ok_or(QuestionError::NotFound)?;
-        let done =
-            sqlx::query("DELETE FROM question_votes WHERE question_id = ? AND voter_key = ?")
-                .bind(id)
-                .bind(voter.key())
-                .execute(&mut *tx)
-                .await?;
+        let done = on_tx!(tx, |c| sqlx::query(
+            "DELETE FROM question_votes WHERE question_id = $1 AND voter_key = $2"
+        )
+        .bind(id)
+        .bind(voter.key())
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         if done.rows_affected() == 0 {
             return Err(QuestionError::NotVoted);
         }
@@ -438,10 +455,11 @@ impl Db {
             .ok_or(QuestionError::NotFound)?;
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
-        sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO question_answers (id, question_id, room_id, participant_id, participant_name,
                  external_participant_id, answer, private, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&id)
         .bind(question_id)
@@ -453,8 +471,8 @@ impl Db {
         .bind(private)
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         touch(&mut tx, question_id).await?;
         let q = load(&mut tx, room_id, question_id)
             .await?
@@ -482,17 +500,18 @@ impl Db {
         load(&mut tx, room_id, question_id)
             .await?
             .ok_or(QuestionError::NotFound)?;
-        let done = sqlx::query(
-            "UPDATE question_answers SET answer = ?, private = COALESCE(?, private), updated_at = ?
-             WHERE question_id = ? AND id = ?",
+        let done = on_tx!(tx, |c| {
+            sqlx::query(
+            "UPDATE question_answers SET answer = $1, private = COALESCE($2, private), updated_at = $3
+             WHERE question_id = $4 AND id = $5",
         )
         .bind(text)
         .bind(private)
         .bind(now())
         .bind(question_id)
         .bind(answer_id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         if done.rows_affected() == 0 {
             return Err(QuestionError::AnswerNotFound);
         }
@@ -521,11 +540,14 @@ impl Db {
         load(&mut tx, room_id, question_id)
             .await?
             .ok_or(QuestionError::NotFound)?;
-        let done = sqlx::query("DELETE FROM question_answers WHERE question_id = ? AND id = ?")
-            .bind(question_id)
-            .bind(answer_id)
-            .execute(&mut *tx)
-            .await?;
+        let done = on_tx!(tx, |c| sqlx::query(
+            "DELETE FROM question_answers WHERE question_id = $1 AND id = $2"
+        )
+        .bind(question_id)
+        .bind(answer_id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         if done.rows_affected() == 0 {
             return Err(QuestionError::AnswerNotFound);
         }
@@ -554,35 +576,42 @@ impl Db {
         let ts = now();
         match next {
             Some(LiveAnswerStatus::Active) => {
-                sqlx::query(
-                    "UPDATE questions SET live_answer_status = ?, live_answer_by = ?,
-                         live_answer_started_at = ?, live_answer_ended_at = NULL, updated_at = ?
-                     WHERE id = ?",
+                on_tx!(tx, |c| sqlx::query(
+                    "UPDATE questions SET live_answer_status = $1, live_answer_by = $2,
+                         live_answer_started_at = $3, live_answer_ended_at = NULL, updated_at = $4
+                     WHERE id = $5",
                 )
                 .bind(LiveAnswerStatus::Active.as_str())
                 .bind(&by.name)
                 .bind(&ts)
                 .bind(&ts)
                 .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                .execute(c)
+                .await
+                .map(crate::store::Done::from))?;
             }
             Some(LiveAnswerStatus::Done) | None => {
-                let q = if let Some(done) = next {
-                    sqlx::query(
-                        "UPDATE questions SET live_answer_status = ?, live_answer_ended_at = ?,
-                             updated_at = ? WHERE id = ?",
-                    )
-                    .bind(done.as_str())
-                    .bind(&ts)
-                } else {
-                    sqlx::query(
-                        "UPDATE questions SET live_answer_status = NULL, live_answer_by = NULL,
-                             live_answer_started_at = NULL, live_answer_ended_at = NULL,
-                             updated_at = ? WHERE id = ?",
-                    )
-                };
-                q.bind(&ts).bind(id).execute(&mut *tx).await?;
+                on_tx!(tx, |c| {
+                    let q = if let Some(done) = next {
+                        sqlx::query(
+                            "UPDATE questions SET live_answer_status = $1, live_answer_ended_at = $2,
+                                 updated_at = $3 WHERE id = $4",
+                        )
+                        .bind(done.as_str())
+                        .bind(&ts)
+                    } else {
+                        sqlx::query(
+                            "UPDATE questions SET live_answer_status = NULL, live_answer_by = NULL,
+                                 live_answer_started_at = NULL, live_answer_ended_at = NULL,
+                                 updated_at = $1 WHERE id = $2",
+                        )
+                    };
+                    q.bind(&ts)
+                        .bind(id)
+                        .execute(c)
+                        .await
+                        .map(crate::store::Done::from)
+                })?;
             }
         }
         let q = load(&mut tx, room_id, id)

@@ -3,10 +3,12 @@
 //! participant and question. The signaling layer drives runs with
 //! [`Db::launch_quiz`], [`Db::end_quiz`] and [`Db::answer_quiz`].
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sqlx::{Sqlite, Transaction};
 
 use super::chat::Author;
 use super::room_scoped::{self, Collection, RoomScoped, RoomScopedUpdate};
@@ -151,17 +153,18 @@ impl RoomScopedUpdate for Quizzes {
         QuizError::NotFound
     }
     async fn insert(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut crate::store::Tx<'_>,
         team_id: &str,
         room_id: &str,
         input: &QuizInput,
     ) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
-        sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO quizzes (id, team_id, room_id, title, time_limit_seconds, timing_mode, questions,
                                   status, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&id)
         .bind(team_id)
@@ -173,8 +176,8 @@ impl RoomScopedUpdate for Quizzes {
         .bind(QuizStatus::Created.as_str())
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut **tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         Ok(id)
     }
     const UPDATE_SET: &'static str =
@@ -182,14 +185,14 @@ impl RoomScopedUpdate for Quizzes {
     fn item(row: Row) -> Result<Quiz, StoreError> {
         quiz(row)
     }
-    fn bind<'q>(
-        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-        next: &'q QuizInput,
-    ) -> Result<sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>, StoreError> {
-        Ok(q.bind(&next.title)
-            .bind(next.time_limit_seconds)
-            .bind(&next.timing_mode)
-            .bind(questions_json(&next.questions)?))
+    fn args(next: &QuizInput) -> Result<Vec<super::Arg>, StoreError> {
+        use super::Arg;
+        Ok(vec![
+            Arg::Text(next.title.clone()),
+            Arg::OptInt(next.time_limit_seconds),
+            Arg::OptText(next.timing_mode.clone()),
+            Arg::Text(questions_json(&next.questions)?),
+        ])
     }
 }
 
@@ -198,11 +201,11 @@ fn questions_json(q: &[QuizQuestion]) -> Result<String, StoreError> {
 }
 
 async fn load(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     room_id: &str,
     id: &str,
 ) -> Result<Option<Quiz>, StoreError> {
-    room_scoped::one::<Quizzes>(&mut **tx, room_id, id)
+    room_scoped::one_in::<Quizzes>(tx, room_id, id)
         .await?
         .map(quiz)
         .transpose()
@@ -224,17 +227,18 @@ impl Db {
             .ok_or(QuizError::NotFound)?;
         let next = q.status.launch()?;
         let ts = now();
-        sqlx::query(
-            "UPDATE quizzes SET status = ?, session_id = ?, started_at = ?, ended_at = NULL,
-                 updated_at = ? WHERE id = ?",
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE quizzes SET status = $1, session_id = $2, started_at = $3, ended_at = NULL,
+                 updated_at = $4 WHERE id = $5",
         )
         .bind(next.as_str())
         .bind(session_id)
         .bind(&ts)
         .bind(&ts)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         let q = load(&mut tx, room_id, id)
             .await?
             .ok_or(QuizError::NotFound)?;
@@ -250,13 +254,16 @@ impl Db {
             .ok_or(QuizError::NotFound)?;
         let next = q.status.end()?;
         let ts = now();
-        sqlx::query("UPDATE quizzes SET status = ?, ended_at = ?, updated_at = ? WHERE id = ?")
-            .bind(next.as_str())
-            .bind(&ts)
-            .bind(&ts)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE quizzes SET status = $1, ended_at = $2, updated_at = $3 WHERE id = $4"
+        )
+        .bind(next.as_str())
+        .bind(&ts)
+        .bind(&ts)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         let q = load(&mut tx, room_id, id)
             .await?
             .ok_or(QuizError::NotFound)?;
@@ -283,10 +290,11 @@ impl Db {
             .await?
             .ok_or(QuizError::NotFound)?;
         let ids = rules::answer(&q, question_id, choice_ids)?;
-        let r = sqlx::query(
+        let r = on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO quiz_answers (quiz_id, room_id, session_id, question_id, participant_id,
                                        participant_name, choice_ids, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(quiz_id)
         .bind(room_id)
@@ -296,8 +304,8 @@ impl Db {
         .bind(&voter.name)
         .bind(serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?)
         .bind(now())
-        .execute(&mut *tx)
-        .await;
+        .execute(c).await.map(crate::store::Done::from)
+        });
         match r {
             Err(e) if is_unique_violation(&e) => return Err(QuizError::AlreadyAnswered),
             Err(e) => return Err(e.into()),
@@ -314,13 +322,14 @@ impl Db {
         q: &Quiz,
         session_id: Option<&str>,
     ) -> Result<Vec<QuizRun>, StoreError> {
-        let rows: Vec<(Option<String>, String, String, String, String)> = sqlx::query_as(
-            "SELECT session_id, question_id, participant_id, participant_name, choice_ids
-             FROM quiz_answers WHERE quiz_id = ? ORDER BY seq",
-        )
-        .bind(&q.id)
-        .fetch_all(&self.read)
-        .await?;
+        let rows: Vec<(Option<String>, String, String, String, String)> =
+            on_pool!(&self.read, |c| sqlx::query_as(
+                "SELECT session_id, question_id, participant_id, participant_name, choice_ids
+             FROM quiz_answers WHERE quiz_id = $1 ORDER BY seq",
+            )
+            .bind(&q.id)
+            .fetch_all(c)
+            .await)?;
         // session -> answers, in order of first answer; the current run always shows.
         let mut runs: BTreeMap<Option<String>, Vec<StoredAnswer>> = BTreeMap::new();
         let mut order: Vec<Option<String>> = Vec::new();

@@ -6,6 +6,9 @@
 //! Digital Samba clients compare them: `IN_PROGRESS`, `PROCESSING`, `READY`,
 //! `FAILED`.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde_json::json;
 
 use super::{Db, Order, Page, StoreError, now};
@@ -122,9 +125,9 @@ impl Db {
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
         let mut tx = self.write.begin().await?;
-        sqlx::query(
+        on_tx!(tx, |c| sqlx::query(
             "INSERT INTO recordings (id, team_id, room_id, session_id, name, status, started_by, \
-             started_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             started_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&id)
         .bind(team_id)
@@ -136,8 +139,9 @@ impl Db {
         .bind(&ts)
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         super::webhooks::enqueue_event(
             &mut tx,
             team_id,
@@ -154,10 +158,12 @@ impl Db {
 
     /// A recording by id, whatever its team (internal use).
     pub async fn recording_by_id(&self, id: &str) -> Result<Option<RecordingRow>, StoreError> {
-        Ok(sqlx::query_as(&format!("{SELECT} WHERE r.id = ?"))
-            .bind(id)
-            .fetch_optional(&self.write)
-            .await?)
+        Ok(on_pool!(&self.write, |c| sqlx::query_as(
+            &crate::store::numbered(&format!("{SELECT} WHERE r.id = ?"))
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// A team's recording.
@@ -166,13 +172,13 @@ impl Db {
         team_id: &str,
         id: &str,
     ) -> Result<Option<RecordingRow>, StoreError> {
-        Ok(
-            sqlx::query_as(&format!("{SELECT} WHERE r.team_id = ? AND r.id = ?"))
-                .bind(team_id)
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?,
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!("{SELECT} WHERE r.team_id = ? AND r.id = ?"))
         )
+        .bind(team_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)?)
     }
 
     pub async fn list_recordings(
@@ -197,31 +203,33 @@ impl Db {
         }
         if let Some(a) = filter.archived {
             wh.push_str(if a {
-                " AND r.archived = 1"
+                " AND r.archived = TRUE"
             } else {
-                " AND r.archived = 0"
+                " AND r.archived = FALSE"
             });
         }
         let count_sql = format!("SELECT COUNT(*) FROM recordings r{wh}");
-        let mut q = sqlx::query_scalar::<_, i64>(&count_sql);
-        for b in &binds {
-            q = q.bind(b);
-        }
-        let total = q.fetch_one(&self.read).await?;
+        let total = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&count_sql);
+            let mut q = sqlx::query_scalar::<_, i64>(&sql_n);
+            for b in &binds {
+                q = q.bind(b);
+            }
+            q.fetch_one(c).await
+        })?;
         let order = match page.order {
             Order::Asc => "ASC",
             Order::Desc => "DESC",
         };
         let sql = format!("{SELECT}{wh} ORDER BY r.seq {order} LIMIT ? OFFSET ?");
-        let mut q = sqlx::query_as::<_, RecordingRow>(&sql);
-        for b in &binds {
-            q = q.bind(b);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, RecordingRow>(&sql_n);
+            for b in &binds {
+                q = q.bind(b);
+            }
+            q.bind(page.limit).bind(page.offset).fetch_all(c).await
+        })?;
         Ok((total, rows))
     }
 
@@ -231,19 +239,21 @@ impl Db {
         &self,
         status: &str,
     ) -> Result<Vec<RecordingRow>, StoreError> {
-        Ok(
-            sqlx::query_as(&format!("{SELECT} WHERE r.status = ? ORDER BY r.seq ASC"))
-                .bind(status)
-                .fetch_all(&self.write)
-                .await?,
+        Ok(on_pool!(&self.write, |c| sqlx::query_as(
+            &crate::store::numbered(&format!("{SELECT} WHERE r.status = ? ORDER BY r.seq ASC"))
         )
+        .bind(status)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// Ids of every recording (for sweeping orphaned directories).
     pub async fn recording_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM recordings")
-            .fetch_all(&self.write)
-            .await?)
+        Ok(on_pool!(&self.write, |c| sqlx::query_scalar(
+            "SELECT id FROM recordings"
+        )
+        .fetch_all(c)
+        .await)?)
     }
 
     /// Marks a recording stopped (status `PROCESSING`) and emits
@@ -256,19 +266,19 @@ impl Db {
     ) -> Result<bool, StoreError> {
         let ts = now();
         let mut tx = self.write.begin().await?;
-        let row: Option<(String, String, Option<String>)> = sqlx::query_as(
-            "SELECT team_id, room_id, session_id FROM recordings WHERE id = ? AND status = ?",
+        let row: Option<(String, String, Option<String>)> = on_tx!(tx, |c| sqlx::query_as(
+            "SELECT team_id, room_id, session_id FROM recordings WHERE id = $1 AND status = $2",
         )
         .bind(id)
         .bind(IN_PROGRESS)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let Some((team_id, room_id, session_id)) = row else {
             return Ok(false);
         };
-        sqlx::query(
-            "UPDATE recordings SET status = ?, stopped_at = ?, stop_reason = ?, \
-             interrupted = ?, progress = 0, updated_at = ? WHERE id = ?",
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE recordings SET status = $1, stopped_at = $2, stop_reason = $3, \
+             interrupted = $4, progress = 0, updated_at = $5 WHERE id = $6",
         )
         .bind(PROCESSING)
         .bind(&ts)
@@ -276,8 +286,9 @@ impl Db {
         .bind(interrupted)
         .bind(&ts)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         super::webhooks::enqueue_event(
             &mut tx,
             &team_id,
@@ -292,26 +303,30 @@ impl Db {
 
     /// Sets the processing progress (0..100).
     pub async fn set_recording_progress(&self, id: &str, percent: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE recordings SET progress = ?, updated_at = ? WHERE id = ? AND status = ?",
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE recordings SET progress = $1, updated_at = $2 WHERE id = $3 AND status = $4",
         )
         .bind(percent.clamp(0, 100))
         .bind(now())
         .bind(id)
         .bind(PROCESSING)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
     /// Adds to the recording's count of packets the recorder could not take.
     pub async fn add_recording_gaps(&self, id: &str, gaps: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE recordings SET gaps = gaps + ?, updated_at = ? WHERE id = ?")
-            .bind(gaps)
-            .bind(now())
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE recordings SET gaps = gaps + $1, updated_at = $2 WHERE id = $3"
+        )
+        .bind(gaps)
+        .bind(now())
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
@@ -325,18 +340,19 @@ impl Db {
     ) -> Result<bool, StoreError> {
         let ts = now();
         let mut tx = self.write.begin().await?;
-        let row: Option<(String, String, Option<String>)> =
-            sqlx::query_as("SELECT team_id, room_id, session_id FROM recordings WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row: Option<(String, String, Option<String>)> = on_tx!(tx, |c| sqlx::query_as(
+            "SELECT team_id, room_id, session_id FROM recordings WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?;
         let Some((team_id, room_id, session_id)) = row else {
             return Ok(false);
         };
-        sqlx::query(
-            "UPDATE recordings SET status = ?, progress = 100, composite_path = ?, \
-             composite_size = ?, composite_duration_ms = ?, failure_reason = NULL, \
-             updated_at = ? WHERE id = ?",
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE recordings SET status = $1, progress = 100, composite_path = $2, \
+             composite_size = $3, composite_duration_ms = $4, failure_reason = NULL, \
+             updated_at = $5 WHERE id = $6",
         )
         .bind(READY)
         .bind(composite_path)
@@ -344,8 +360,9 @@ impl Db {
         .bind(duration_ms)
         .bind(&ts)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         super::webhooks::enqueue_event(
             &mut tx,
             &team_id,
@@ -360,15 +377,16 @@ impl Db {
 
     /// Processing failed: status `FAILED` with the reason.
     pub async fn recording_failed(&self, id: &str, reason: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE recordings SET status = ?, failure_reason = ?, updated_at = ? WHERE id = ?",
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE recordings SET status = $1, failure_reason = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(FAILED)
         .bind(reason)
         .bind(now())
         .bind(id)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
@@ -380,17 +398,18 @@ impl Db {
         archived: bool,
     ) -> Result<bool, StoreError> {
         let ts = now();
-        let r = sqlx::query(
-            "UPDATE recordings SET archived = ?, archived_at = ?, updated_at = ? \
-             WHERE team_id = ? AND id = ?",
+        let r = on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE recordings SET archived = $1, archived_at = $2, updated_at = $3 \
+             WHERE team_id = $4 AND id = $5",
         )
         .bind(archived)
         .bind(archived.then_some(&ts))
         .bind(&ts)
         .bind(team_id)
         .bind(id)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -403,22 +422,25 @@ impl Db {
         value: &str,
     ) -> Result<(u64, u64), StoreError> {
         debug_assert!(matches!(column, "id" | "room_id" | "session_id"));
-        let skipped: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM recordings WHERE team_id = ? AND {column} = ? AND status = ?"
+        let skipped: i64 = on_pool!(&self.write, |c| {
+            sqlx::query_scalar(&crate::store::numbered(&format!(
+                "SELECT COUNT(*) FROM recordings WHERE team_id = ? AND {column} = ? AND status = ?"
+            )))
+            .bind(team_id)
+            .bind(value)
+            .bind(IN_PROGRESS)
+            .fetch_one(c)
+            .await
+        })?;
+        let deleted = on_pool!(&self.write, |c| sqlx::query(&crate::store::numbered(
+            &format!("DELETE FROM recordings WHERE team_id = ? AND {column} = ? AND status <> ?")
         ))
         .bind(team_id)
         .bind(value)
         .bind(IN_PROGRESS)
-        .fetch_one(&self.write)
-        .await?;
-        let deleted = sqlx::query(&format!(
-            "DELETE FROM recordings WHERE team_id = ? AND {column} = ? AND status <> ?"
-        ))
-        .bind(team_id)
-        .bind(value)
-        .bind(IN_PROGRESS)
-        .execute(&self.write)
-        .await?
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?
         .rows_affected();
         Ok((deleted, skipped as u64))
     }
@@ -450,10 +472,10 @@ impl Db {
     }
 
     pub async fn add_recording_file(&self, f: &NewFile<'_>) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(&self.write, |c| sqlx::query(
             "INSERT INTO recording_files (id, recording_id, participant_id, source, path, \
              container, video_codec, audio_codec, width, height, offset_ms, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(f.id)
         .bind(f.recording_id)
@@ -467,8 +489,9 @@ impl Db {
         .bind(f.height)
         .bind(f.offset_ms)
         .bind(now())
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
@@ -480,32 +503,33 @@ impl Db {
         size: i64,
         dropped_frames: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE recording_files SET duration_ms = ?, size = ?, dropped_frames = ?, \
-             complete = 1 WHERE id = ?",
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE recording_files SET duration_ms = $1, size = $2, dropped_frames = $3, \
+             complete = TRUE WHERE id = $4",
         )
         .bind(duration_ms)
         .bind(size)
         .bind(dropped_frames)
         .bind(id)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
     /// A recording's files with their participants' names, in order.
     pub async fn recording_files(&self, recording_id: &str) -> Result<Vec<FileRow>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(&self.write, |c| sqlx::query_as(
             "SELECT f.id, f.recording_id, f.participant_id, p.name AS participant_name, \
              p.external_id, f.source, f.path, f.container, f.video_codec, f.audio_codec, \
              f.width, f.height, f.offset_ms, f.duration_ms, f.size, f.dropped_frames, \
              f.complete, f.created_at FROM recording_files f \
              LEFT JOIN participants p ON p.id = f.participant_id \
-             WHERE f.recording_id = ? ORDER BY f.seq",
+             WHERE f.recording_id = $1 ORDER BY f.seq",
         )
         .bind(recording_id)
-        .fetch_all(&self.write)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     pub async fn add_bookmark(
@@ -517,9 +541,9 @@ impl Db {
     ) -> Result<BookmarkRow, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
-        sqlx::query(
+        on_pool!(&self.write, |c| sqlx::query(
             "INSERT INTO recording_bookmarks (id, recording_id, participant_id, name, at_ms, \
-             created_at) VALUES (?, ?, ?, ?, ?, ?)",
+             created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(recording_id)
@@ -527,8 +551,9 @@ impl Db {
         .bind(name)
         .bind(at_ms)
         .bind(&ts)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(BookmarkRow {
             id,
             recording_id: recording_id.to_string(),
@@ -540,12 +565,12 @@ impl Db {
     }
 
     pub async fn bookmarks(&self, recording_id: &str) -> Result<Vec<BookmarkRow>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
             "SELECT id, recording_id, participant_id, name, at_ms, created_at \
-             FROM recording_bookmarks WHERE recording_id = ? ORDER BY at_ms, seq",
+             FROM recording_bookmarks WHERE recording_id = $1 ORDER BY at_ms, seq",
         )
         .bind(recording_id)
-        .fetch_all(&self.read)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 }

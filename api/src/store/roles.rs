@@ -1,7 +1,9 @@
 //! Roles: built-in and custom, per team.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde_json::{Map, Value};
-use sqlx::{Sqlite, Transaction};
 
 use super::{Db, Page, StoreError, now};
 use crate::permissions::{BUILTIN_ROLES, permission_map};
@@ -24,7 +26,7 @@ type RoleRow = (
     String,
     Option<String>,
     String,
-    i64,
+    bool,
     String,
     String,
 );
@@ -44,21 +46,22 @@ fn record(row: RoleRow) -> Result<RoleRecord, StoreError> {
         display_name,
         description,
         permissions,
-        builtin: builtin != 0,
+        builtin,
         created_at,
         updated_at,
     })
 }
 
 pub(crate) async fn insert_builtin_roles(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     team_id: &str,
     ts: &str,
 ) -> Result<(), StoreError> {
     for (name, display, granted) in BUILTIN_ROLES {
-        sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO roles (id, team_id, name, display_name, description, permissions, builtin, created_at, updated_at)
-             VALUES (?, ?, ?, ?, NULL, ?, 1, ?, ?)",
+             VALUES ($1, $2, $3, $4, NULL, $5, TRUE, $6, $7)",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(team_id)
@@ -67,8 +70,8 @@ pub(crate) async fn insert_builtin_roles(
         .bind(Value::Object(permission_map(granted)).to_string())
         .bind(ts)
         .bind(ts)
-        .execute(&mut **tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
     }
     Ok(())
 }
@@ -110,10 +113,12 @@ impl Db {
         page: &Page,
         after: Option<&str>,
     ) -> Result<(i64, Vec<RoleRecord>), StoreError> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM roles WHERE team_id = ?")
-            .bind(team_id)
-            .fetch_one(&self.read)
-            .await?;
+        let total: i64 = on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM roles WHERE team_id = $1"
+        )
+        .bind(team_id)
+        .fetch_one(c)
+        .await)?;
         let mut sql = format!("SELECT {COLUMNS} FROM roles WHERE team_id = ?");
         if after.is_some() {
             sql.push_str(&format!(
@@ -125,40 +130,40 @@ impl Db {
             " ORDER BY seq {} LIMIT ? OFFSET ?",
             page.order.sql()
         ));
-        let mut q = sqlx::query_as::<_, RoleRow>(&sql).bind(team_id);
-        if let Some(a) = after {
-            q = q.bind(team_id).bind(a).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, RoleRow>(&sql_n).bind(team_id);
+            if let Some(a) = after {
+                q = q.bind(team_id).bind(a).bind(a);
+            }
+            q.bind(page.limit).bind(page.offset).fetch_all(c).await
+        })?;
         let rows = rows.into_iter().map(record).collect::<Result<_, _>>()?;
         Ok((total, rows))
     }
 
     /// Finds a role by id or by name.
     pub async fn role(&self, team_id: &str, key: &str) -> Result<Option<RoleRecord>, StoreError> {
-        let row: Option<RoleRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM roles WHERE team_id = ? AND (id = ? OR name = ?)"
-        ))
-        .bind(team_id)
-        .bind(key)
-        .bind(key)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<RoleRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {COLUMNS} FROM roles WHERE team_id = ? AND (id = ? OR name = ?)")
+            ))
+            .bind(team_id)
+            .bind(key)
+            .bind(key)
+            .fetch_optional(c)
+            .await)?;
         row.map(record).transpose()
     }
 
     /// The names of all roles of a team.
     pub async fn role_names(&self, team_id: &str) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT name FROM roles WHERE team_id = ? ORDER BY seq")
-                .bind(team_id)
-                .fetch_all(&self.read)
-                .await?,
+        Ok(on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT name FROM roles WHERE team_id = $1 ORDER BY seq"
         )
+        .bind(team_id)
+        .fetch_all(c)
+        .await)?)
     }
 
     pub async fn create_role(
@@ -168,9 +173,10 @@ impl Db {
     ) -> Result<RoleRecord, RoleChangeError> {
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
-        let res = sqlx::query(
+        let res = on_pool!(&self.write, |c| {
+            sqlx::query(
             "INSERT INTO roles (id, team_id, name, display_name, description, permissions, builtin, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8)",
         )
         .bind(&id)
         .bind(team_id)
@@ -180,8 +186,8 @@ impl Db {
         .bind(Value::Object(input.permissions.clone()).to_string())
         .bind(&ts)
         .bind(&ts)
-        .execute(&self.write)
-        .await;
+        .execute(c).await.map(crate::store::Done::from)
+        });
         match res {
             Ok(_) => {}
             Err(e) if super::is_unique_violation(&e) => {
@@ -210,14 +216,16 @@ impl Db {
         change: impl FnOnce(&RoleRecord) -> Result<RoleInput, E>,
     ) -> Result<RoleRecord, E> {
         let mut tx = self.write.begin().await.map_err(RoleChangeError::from)?;
-        let row: Option<RoleRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM roles WHERE team_id = ? AND (id = ? OR name = ?)"
-        ))
-        .bind(team_id)
-        .bind(key)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await
+        let sql = crate::store::numbered(&format!(
+            "SELECT {COLUMNS} FROM roles WHERE team_id = ? AND (id = ? OR name = ?){}",
+            tx.for_update()
+        ));
+        let row: Option<RoleRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+            .bind(team_id)
+            .bind(key)
+            .bind(key)
+            .fetch_optional(c)
+            .await)
         .map_err(RoleChangeError::from)?;
         let current = row
             .map(record)
@@ -237,8 +245,9 @@ impl Db {
             }
         }
         let ts = now();
-        let res = sqlx::query(
-            "UPDATE roles SET name = ?, display_name = ?, description = ?, permissions = ?, updated_at = ? WHERE id = ?",
+        let res = on_tx!(tx, |c| {
+            sqlx::query(
+            "UPDATE roles SET name = $1, display_name = $2, description = $3, permissions = $4, updated_at = $5 WHERE id = $6",
         )
         .bind(&next.name)
         .bind(&next.display_name)
@@ -246,8 +255,8 @@ impl Db {
         .bind(Value::Object(next.permissions.clone()).to_string())
         .bind(&ts)
         .bind(&current.id)
-        .execute(&mut *tx)
-        .await;
+        .execute(c).await.map(crate::store::Done::from)
+        });
         match res {
             Ok(_) => {}
             Err(e) if super::is_unique_violation(&e) => {
@@ -270,26 +279,29 @@ impl Db {
 
     pub async fn delete_role(&self, team_id: &str, key: &str) -> Result<(), RoleChangeError> {
         let mut tx = self.write.begin().await?;
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT id, name, builtin FROM roles WHERE team_id = ? AND (id = ? OR name = ?)",
-        )
-        .bind(team_id)
-        .bind(key)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let sql = format!(
+            "SELECT id, name, builtin FROM roles WHERE team_id = $1 AND (id = $2 OR name = $3){}",
+            tx.for_update()
+        );
+        let row: Option<(String, String, bool)> = on_tx!(tx, |c| sqlx::query_as(&sql)
+            .bind(team_id)
+            .bind(key)
+            .bind(key)
+            .fetch_optional(c)
+            .await)?;
         let (id, name, builtin) = row.ok_or(RoleChangeError::NotFound)?;
-        if builtin != 0 {
+        if builtin {
             return Err(RoleChangeError::Builtin(name));
         }
         let uses = role_uses(&mut tx, team_id, &name).await?;
         if uses > 0 {
             return Err(RoleChangeError::InUse(name, uses));
         }
-        sqlx::query("DELETE FROM roles WHERE id = ?")
+        on_tx!(tx, |c| sqlx::query("DELETE FROM roles WHERE id = $1")
             .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         tx.commit().await?;
         Ok(())
     }
@@ -297,27 +309,44 @@ impl Db {
 
 /// How many rooms (plus the team defaults) list the role.
 async fn role_uses(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     team_id: &str,
     name: &str,
 ) -> Result<i64, sqlx::Error> {
-    let rooms: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM rooms WHERE team_id = ?1 AND (
-             EXISTS (SELECT 1 FROM json_each(rooms.settings, '$.roles') WHERE value = ?2)
-             OR json_extract(rooms.settings, '$.default_role') = ?2)",
-    )
-    .bind(team_id)
-    .bind(name)
-    .fetch_one(&mut **tx)
-    .await?;
-    let defaults: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM teams WHERE id = ?1 AND (
-             EXISTS (SELECT 1 FROM json_each(teams.default_settings, '$.roles') WHERE value = ?2)
-             OR json_extract(teams.default_settings, '$.default_role') = ?2)",
-    )
-    .bind(team_id)
-    .bind(name)
-    .fetch_one(&mut **tx)
-    .await?;
+    // Whether a settings object lists the role in `roles` or names it as
+    // `default_role`.
+    let uses = |col: &str| {
+        if tx.is_postgres() {
+            format!(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE
+                     WHEN jsonb_typeof(CAST({col} AS jsonb) -> 'roles') = 'array'
+                     THEN CAST({col} AS jsonb) -> 'roles' ELSE '[]' END) r WHERE r = $2)
+                 OR CAST({col} AS jsonb) ->> 'default_role' = $2"
+            )
+        } else {
+            format!(
+                "EXISTS (SELECT 1 FROM json_each({col}, '$.roles') WHERE value = $2)
+                 OR json_extract({col}, '$.default_role') = $2"
+            )
+        }
+    };
+    let rooms_sql = format!(
+        "SELECT COUNT(*) FROM rooms WHERE team_id = $1 AND ({})",
+        uses("rooms.settings")
+    );
+    let teams_sql = format!(
+        "SELECT COUNT(*) FROM teams WHERE id = $1 AND ({})",
+        uses("teams.default_settings")
+    );
+    let rooms: i64 = on_tx!(tx, |c| sqlx::query_scalar(&rooms_sql)
+        .bind(team_id)
+        .bind(name)
+        .fetch_one(c)
+        .await)?;
+    let defaults: i64 = on_tx!(tx, |c| sqlx::query_scalar(&teams_sql)
+        .bind(team_id)
+        .bind(name)
+        .fetch_one(c)
+        .await)?;
     Ok(rooms + defaults)
 }

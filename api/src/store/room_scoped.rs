@@ -11,9 +11,14 @@
 //! Rows are always found by `room_id` as well as `id`; the room was found
 //! within the caller's team, so a row of another team is never reached.
 
-use sqlx::query::Query;
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{FromRow, Sqlite, SqlitePool, Transaction};
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
+use sqlx::FromRow;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Arg, Pool, Tx, bind_args};
 
 use super::{Db, Page, StoreError, now};
 
@@ -29,7 +34,7 @@ pub trait RoomScoped {
     /// `SELECT <columns> FROM <table> [alias]`, without a WHERE clause.
     const SELECT: &'static str;
     /// One row of [`Self::SELECT`].
-    type Row: for<'r> FromRow<'r, SqliteRow> + Send + Unpin;
+    type Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin;
 }
 
 /// A room-scoped table as the API and the room serve it.
@@ -57,7 +62,7 @@ pub trait RoomScopedUpdate: Collection {
     fn not_found() -> Self::Error;
     /// Inserts a row (and its children) for the room inside `tx`; its id.
     fn insert(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Tx<'_>,
         team_id: &str,
         room_id: &str,
         input: &Self::Input,
@@ -66,10 +71,8 @@ pub trait RoomScopedUpdate: Collection {
     /// `updated_at` and the `WHERE` follow.
     const UPDATE_SET: &'static str;
     fn item(row: Self::Row) -> Result<Self::Item, StoreError>;
-    fn bind<'q>(
-        q: Query<'q, Sqlite, SqliteArguments<'q>>,
-        input: &'q Self::Input,
-    ) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>, StoreError>;
+    /// The values of [`Self::UPDATE_SET`]'s placeholders, in order.
+    fn args(input: &Self::Input) -> Result<Vec<Arg>, StoreError>;
 }
 
 fn filter<T: RoomScoped>(session: bool) -> String {
@@ -84,7 +87,7 @@ fn filter<T: RoomScoped>(session: bool) -> String {
 /// The room's row count (of one session, with `session_id`) and one page of
 /// its rows after the row `after` (in the page's order).
 pub(crate) async fn page<T: RoomScoped>(
-    read: &SqlitePool,
+    read: &crate::store::Pool,
     room_id: &str,
     session_id: Option<&str>,
     page: &Page,
@@ -93,12 +96,14 @@ pub(crate) async fn page<T: RoomScoped>(
     let (table, p) = (T::TABLE, T::PREFIX);
     let alias = p.trim_end_matches('.');
     let filter = filter::<T>(session_id.is_some());
-    let count_sql = format!("SELECT COUNT(*) FROM {table} {alias}{filter}");
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(room_id);
-    if let Some(s) = session_id {
-        count = count.bind(s);
-    }
-    let total = count.fetch_one(read).await?;
+    let count_sql = super::numbered(&format!("SELECT COUNT(*) FROM {table} {alias}{filter}"));
+    let total: i64 = on_pool!(read, |c| {
+        let mut count = sqlx::query_scalar(&count_sql).bind(room_id);
+        if let Some(s) = session_id {
+            count = count.bind(s);
+        }
+        count.fetch_one(c).await
+    })?;
     let mut sql = format!("{}{filter}", T::SELECT);
     if after.is_some() {
         sql.push_str(&format!(
@@ -112,20 +117,23 @@ pub(crate) async fn page<T: RoomScoped>(
         T::ORDER,
         page.order.sql()
     ));
-    let mut q = sqlx::query_as::<_, T::Row>(&sql).bind(room_id);
-    if let Some(s) = session_id {
-        q = q.bind(s);
-    }
-    if let Some(a) = after {
-        q = q.bind(room_id).bind(a);
-    }
-    let rows = q.bind(page.limit).bind(page.offset).fetch_all(read).await?;
+    let sql = super::numbered(&sql);
+    let rows = on_pool!(read, |c| {
+        let mut q = sqlx::query_as::<_, T::Row>(&sql).bind(room_id);
+        if let Some(s) = session_id {
+            q = q.bind(s);
+        }
+        if let Some(a) = after {
+            q = q.bind(room_id).bind(a);
+        }
+        q.bind(page.limit).bind(page.offset).fetch_all(c).await
+    })?;
     Ok((total, rows))
 }
 
 /// Every row of the room (of one session, with `session_id`), oldest first.
 pub(crate) async fn all<T: RoomScoped>(
-    read: &SqlitePool,
+    read: &crate::store::Pool,
     room_id: &str,
     session_id: Option<&str>,
 ) -> Result<Vec<T::Row>, sqlx::Error> {
@@ -136,54 +144,95 @@ pub(crate) async fn all<T: RoomScoped>(
         T::PREFIX,
         T::ORDER
     );
-    let mut q = sqlx::query_as::<_, T::Row>(&sql).bind(room_id);
-    if let Some(s) = session_id {
-        q = q.bind(s);
-    }
-    q.fetch_all(read).await
+    let sql = super::numbered(&sql);
+    on_pool!(read, |c| {
+        let mut q = sqlx::query_as::<_, T::Row>(&sql).bind(room_id);
+        if let Some(s) = session_id {
+            q = q.bind(s);
+        }
+        q.fetch_all(c).await
+    })
 }
 
-/// The row `id` of the room, through the reader pool or inside a transaction.
-pub(crate) async fn one<'c, T: RoomScoped>(
-    conn: impl sqlx::Executor<'c, Database = Sqlite>,
+fn one_sql<T: RoomScoped>() -> String {
+    let p = T::PREFIX;
+    format!("{} WHERE {p}room_id = $1 AND {p}id = $2", T::SELECT)
+}
+
+/// The row `id` of the room, through the reader pool.
+pub(crate) async fn one<T: RoomScoped>(
+    read: &Pool,
     room_id: &str,
     id: &str,
 ) -> Result<Option<T::Row>, sqlx::Error> {
-    let p = T::PREFIX;
-    let sql = format!("{} WHERE {p}room_id = ? AND {p}id = ?", T::SELECT);
-    sqlx::query_as::<_, T::Row>(&sql)
+    let sql = one_sql::<T>();
+    on_pool!(read, |c| sqlx::query_as::<_, T::Row>(&sql)
         .bind(room_id)
         .bind(id)
-        .fetch_optional(conn)
-        .await
+        .fetch_optional(c)
+        .await)
+}
+
+/// The row `id` of the room, inside a transaction; on PostgreSQL the row
+/// is locked until the transaction ends (a read-modify-write follows).
+pub(crate) async fn one_in<T: RoomScoped>(
+    tx: &mut Tx<'_>,
+    room_id: &str,
+    id: &str,
+) -> Result<Option<T::Row>, sqlx::Error> {
+    let sql = one_sql::<T>();
+    match tx {
+        Tx::Sqlite(t) => {
+            sqlx::query_as::<_, T::Row>(&sql)
+                .bind(room_id)
+                .bind(id)
+                .fetch_optional(&mut **t)
+                .await
+        }
+        Tx::Pg(t) => {
+            // FOR UPDATE OF the table's own rows (SELECTs may join others).
+            let alias = T::PREFIX.trim_end_matches('.');
+            let of = if alias.is_empty() { T::TABLE } else { alias };
+            let sql = format!("{sql} FOR UPDATE OF {of}");
+            sqlx::query_as::<_, T::Row>(&sql)
+                .bind(room_id)
+                .bind(id)
+                .fetch_optional(&mut **t)
+                .await
+        }
+    }
 }
 
 /// Deletes the row `id` of the room; false when there was none.
 pub(crate) async fn delete_one<T: RoomScoped>(
-    write: &SqlitePool,
+    write: &crate::store::Pool,
     room_id: &str,
     id: &str,
 ) -> Result<bool, sqlx::Error> {
     let sql = format!("DELETE FROM {} WHERE room_id = ? AND id = ?", T::TABLE);
-    let done = sqlx::query(&sql)
+    let done = on_pool!(write, |c| sqlx::query(&crate::store::numbered(&sql))
         .bind(room_id)
         .bind(id)
-        .execute(write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
     Ok(done.rows_affected() > 0)
 }
 
 /// Deletes every row of the room; how many went.
 pub(crate) async fn delete_room<T: RoomScoped>(
-    write: &SqlitePool,
+    write: &crate::store::Pool,
     room_id: &str,
 ) -> Result<u64, sqlx::Error> {
     let sql = format!("DELETE FROM {} WHERE room_id = ?", T::TABLE);
-    Ok(sqlx::query(&sql)
-        .bind(room_id)
-        .execute(write)
-        .await?
-        .rows_affected())
+    Ok(
+        on_pool!(write, |c| sqlx::query(&crate::store::numbered(&sql))
+            .bind(room_id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?
+        .rows_affected(),
+    )
 }
 
 /// Why [`update`] did not change a row.
@@ -228,11 +277,13 @@ impl Db {
             "SELECT COUNT(*) FROM {} WHERE room_id = ? AND id = ?",
             T::TABLE
         );
-        let n: i64 = sqlx::query_scalar(&sql)
-            .bind(room_id)
-            .bind(id)
-            .fetch_one(&self.read)
-            .await?;
+        let n: i64 = on_pool!(&self.read, |c| sqlx::query_scalar(&crate::store::numbered(
+            &sql
+        ))
+        .bind(room_id)
+        .bind(id)
+        .fetch_one(c)
+        .await)?;
         Ok(n > 0)
     }
 
@@ -298,7 +349,7 @@ impl Db {
         let mut out = Vec::with_capacity(inputs.len());
         for input in inputs {
             let id = T::insert(&mut tx, team_id, room_id, input).await?;
-            let row = one::<T>(&mut *tx, room_id, &id).await?.ok_or_else(|| {
+            let row = one_in::<T>(&mut tx, room_id, &id).await?.ok_or_else(|| {
                 StoreError::Corrupt(format!("a created {} row vanished", T::TABLE))
             })?;
             out.push(T::item(row)?);
@@ -333,11 +384,12 @@ impl Db {
         let mut tx = self.write.begin().await?;
         let mut n = 0;
         for sql in T::DELETE_SESSION {
-            n = sqlx::query(sql)
+            n = on_tx!(tx, |c| sqlx::query(&crate::store::numbered(sql))
                 .bind(session_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                .execute(c)
+                .await
+                .map(crate::store::Done::from))?
+            .rows_affected();
         }
         tx.commit().await?;
         Ok(n)
@@ -348,25 +400,28 @@ impl Db {
 /// and writes it, all inside one transaction on the writer (so no
 /// concurrent change is lost); returns the row as written.
 pub(crate) async fn update<T: RoomScopedUpdate, E>(
-    write: &SqlitePool,
+    write: &crate::store::Pool,
     room_id: &str,
     id: &str,
     change: impl FnOnce(&T::Item) -> Result<T::Input, E>,
 ) -> Result<T::Item, UpdateError<E>> {
     let mut tx = write.begin().await?;
-    let current = one::<T>(&mut *tx, room_id, id)
+    let current = one_in::<T>(&mut tx, room_id, id)
         .await?
         .ok_or(UpdateError::NotFound)?;
     let current = T::item(current)?;
     let next = change(&current).map_err(UpdateError::Refused)?;
     let sql = format!("{}, updated_at = ? WHERE id = ?", T::UPDATE_SET);
     let ts = now();
-    T::bind(sqlx::query(&sql), &next)?
+    let sql = super::numbered(&sql);
+    let args = T::args(&next)?;
+    on_tx!(tx, |c| bind_args(sqlx::query(&sql), &args)
         .bind(&ts)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    let written = one::<T>(&mut *tx, room_id, id)
+        .execute(c)
+        .await
+        .map(super::Done::from))?;
+    let written = one_in::<T>(&mut tx, room_id, id)
         .await?
         .ok_or(UpdateError::NotFound)?;
     let written = T::item(written)?;

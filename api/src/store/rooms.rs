@@ -1,7 +1,9 @@
 //! Rooms and their tags.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde_json::{Map, Value};
-use sqlx::{Sqlite, Transaction};
 
 use super::webhooks::enqueue_event;
 use super::{Db, Page, StoreError, now};
@@ -65,10 +67,21 @@ type RoomRow = (
     Option<String>,
 );
 
-const SELECT: &str = "SELECT r.id, r.team_id, r.friendly_url, r.description, r.settings, r.created_at, r.updated_at,
-        (SELECT json_group_array(tag) FROM (SELECT tag FROM room_tags WHERE room_id = r.id ORDER BY tag)),
+/// A room's row with its tags as a JSON array (SQLite's
+/// `json_group_array`, PostgreSQL's `json_agg`), in tag order.
+fn select(pg: bool) -> String {
+    let tags = if pg {
+        "(SELECT CAST(COALESCE(json_agg(tag ORDER BY tag), '[]') AS TEXT) FROM room_tags WHERE room_id = r.id)"
+    } else {
+        "(SELECT json_group_array(tag) FROM (SELECT tag FROM room_tags WHERE room_id = r.id ORDER BY tag))"
+    };
+    format!(
+        "SELECT r.id, r.team_id, r.friendly_url, r.description, r.settings, r.created_at, r.updated_at,
+        {tags},
         r.password_hash
-     FROM rooms r";
+     FROM rooms r"
+    )
+}
 
 fn record(row: RoomRow) -> Result<RoomRecord, StoreError> {
     let (
@@ -117,38 +130,45 @@ fn generated_friendly_url() -> String {
 }
 
 async fn write_tags(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     room_id: &str,
     tags: &[String],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM room_tags WHERE room_id = ?")
-        .bind(room_id)
-        .execute(&mut **tx)
-        .await?;
+    on_tx!(tx, |c| sqlx::query(
+        "DELETE FROM room_tags WHERE room_id = $1"
+    )
+    .bind(room_id)
+    .execute(c)
+    .await
+    .map(crate::store::Done::from))?;
     for tag in tags {
-        sqlx::query("INSERT INTO room_tags (room_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(room_id)
-            .bind(tag)
-            .execute(&mut **tx)
-            .await?;
+        on_tx!(tx, |c| sqlx::query(
+            "INSERT INTO room_tags (room_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        )
+        .bind(room_id)
+        .bind(tag)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
     }
     Ok(())
 }
 
 async fn has_live_session(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     room_id: &str,
 ) -> Result<bool, sqlx::Error> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE room_id = ? AND ended_at IS NULL")
-            .bind(room_id)
-            .fetch_one(&mut **tx)
-            .await?;
+    let n: i64 = on_tx!(tx, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sessions WHERE room_id = $1 AND ended_at IS NULL"
+    )
+    .bind(room_id)
+    .fetch_one(c)
+    .await)?;
     Ok(n > 0)
 }
 
 async fn room_deleted_event(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     team_id: &str,
     room_id: &str,
     friendly_url: &str,
@@ -186,9 +206,10 @@ impl Db {
                 .clone()
                 .unwrap_or_else(generated_friendly_url);
             let mut tx = self.write.begin().await?;
-            let res = sqlx::query(
+            let res = on_tx!(tx, |c| {
+                sqlx::query(
                 "INSERT INTO rooms (id, team_id, friendly_url, description, settings, created_at, updated_at, password_hash)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&id)
             .bind(team_id)
@@ -198,8 +219,8 @@ impl Db {
             .bind(&ts)
             .bind(&ts)
             .bind(input.password_hash.clone().flatten())
-            .execute(&mut *tx)
-            .await;
+            .execute(c).await.map(crate::store::Done::from)
+            });
             match res {
                 Ok(_) => {}
                 Err(e) if super::is_unique_violation(&e) => {
@@ -245,27 +266,33 @@ impl Db {
 
     /// Finds a room of the team by UUID or friendly_url.
     pub async fn room(&self, team_id: &str, key: &str) -> Result<Option<RoomRecord>, StoreError> {
-        let row: Option<RoomRow> = sqlx::query_as(&format!(
-            "{SELECT} WHERE r.team_id = ? AND (r.id = ? OR r.friendly_url = ?)"
-        ))
+        let row: Option<RoomRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "{} WHERE r.team_id = ? AND (r.id = ? OR r.friendly_url = ?)",
+                select(self.read.is_postgres())
+            ))
+        )
         .bind(team_id)
         .bind(key)
         .bind(key)
-        .fetch_optional(&self.read)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         row.map(record).transpose()
     }
 
     /// Finds a room of any team by UUID, or by friendly_url when exactly one
     /// team has it (used by room pages, which carry no team).
     pub async fn room_by_public_key(&self, key: &str) -> Result<Vec<RoomRecord>, StoreError> {
-        let rows: Vec<RoomRow> = sqlx::query_as(&format!(
-            "{SELECT} WHERE r.id = ? OR r.friendly_url = ? LIMIT 2"
-        ))
+        let rows: Vec<RoomRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "{} WHERE r.id = ? OR r.friendly_url = ? LIMIT 2",
+                select(self.read.is_postgres())
+            ))
+        )
         .bind(key)
         .bind(key)
-        .fetch_all(&self.read)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         rows.into_iter().map(record).collect()
     }
 
@@ -285,13 +312,19 @@ impl Db {
             )
         };
         let count_sql = format!("SELECT COUNT(*) FROM rooms r WHERE r.team_id = ?{tag_filter}");
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(team_id);
-        for t in tags {
-            count = count.bind(t);
-        }
-        let total = count.fetch_one(&self.read).await?;
+        let total = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&count_sql);
+            let mut count = sqlx::query_scalar::<_, i64>(&sql_n).bind(team_id);
+            for t in tags {
+                count = count.bind(t);
+            }
+            count.fetch_one(c).await
+        })?;
 
-        let mut sql = format!("{SELECT} WHERE r.team_id = ?{tag_filter}");
+        let mut sql = format!(
+            "{} WHERE r.team_id = ?{tag_filter}",
+            select(self.read.is_postgres())
+        );
         if after.is_some() {
             sql.push_str(&format!(
                 " AND r.seq {} (SELECT seq FROM rooms WHERE team_id = ? AND (id = ? OR friendly_url = ?))",
@@ -302,32 +335,31 @@ impl Db {
             " ORDER BY r.seq {} LIMIT ? OFFSET ?",
             page.order.sql()
         ));
-        let mut q = sqlx::query_as::<_, RoomRow>(&sql).bind(team_id);
-        for t in tags {
-            q = q.bind(t);
-        }
-        if let Some(a) = after {
-            q = q.bind(team_id).bind(a).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, RoomRow>(&sql_n).bind(team_id);
+            for t in tags {
+                q = q.bind(t);
+            }
+            if let Some(a) = after {
+                q = q.bind(team_id).bind(a).bind(a);
+            }
+            q.bind(page.limit).bind(page.offset).fetch_all(c).await
+        })?;
         let rooms = rows.into_iter().map(record).collect::<Result<_, _>>()?;
         Ok((total, rooms))
     }
 
     /// True when the room (by id) of the team exists.
     pub async fn room_exists(&self, team_id: &str, key: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM rooms WHERE team_id = ? AND (id = ? OR friendly_url = ?)",
+        let n: i64 = on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM rooms WHERE team_id = $1 AND (id = $2 OR friendly_url = $3)",
         )
         .bind(team_id)
         .bind(key)
         .bind(key)
-        .fetch_one(&self.read)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         Ok(n > 0)
     }
 
@@ -340,26 +372,37 @@ impl Db {
         change: impl FnOnce(&RoomRecord, &[String]) -> Result<RoomInput, E>,
     ) -> Result<RoomRecord, E> {
         let mut tx = self.write.begin().await.map_err(RoomError::from)?;
-        let row: Option<RoomRow> = sqlx::query_as(&format!(
-            "{SELECT} WHERE r.team_id = ? AND (r.id = ? OR r.friendly_url = ?)"
-        ))
-        .bind(team_id)
-        .bind(key)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(RoomError::from)?;
+        // On PostgreSQL the row stays locked until the write commits, so
+        // that concurrent PATCHes apply one after the other.
+        let lock = if tx.is_postgres() {
+            " FOR UPDATE OF r"
+        } else {
+            ""
+        };
+        let select = select(tx.is_postgres());
+        let row: Option<RoomRow> =
+            on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(&format!(
+                "{} WHERE r.team_id = ? AND (r.id = ? OR r.friendly_url = ?){lock}",
+                select
+            )))
+            .bind(team_id)
+            .bind(key)
+            .bind(key)
+            .fetch_optional(c)
+            .await)
+            .map_err(RoomError::from)?;
         let current = row
             .map(record)
             .transpose()
             .map_err(RoomError::from)?
             .ok_or(RoomError::NotFound)?;
-        let roles: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM roles WHERE team_id = ? ORDER BY seq")
-                .bind(team_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(RoomError::from)?;
+        let roles: Vec<String> = on_tx!(tx, |c| sqlx::query_scalar(
+            "SELECT name FROM roles WHERE team_id = $1 ORDER BY seq"
+        )
+        .bind(team_id)
+        .fetch_all(c)
+        .await)
+        .map_err(RoomError::from)?;
         let next = change(&current, &roles)?;
         let friendly_url = next
             .friendly_url
@@ -370,8 +413,9 @@ impl Db {
             Some(change) => change.clone(),
             None => current.password_hash.clone(),
         };
-        let res = sqlx::query(
-            "UPDATE rooms SET friendly_url = ?, description = ?, settings = ?, updated_at = ?, password_hash = ? WHERE id = ?",
+        let res = on_tx!(tx, |c| {
+            sqlx::query(
+            "UPDATE rooms SET friendly_url = $1, description = $2, settings = $3, updated_at = $4, password_hash = $5 WHERE id = $6",
         )
         .bind(&friendly_url)
         .bind(&next.description)
@@ -379,8 +423,8 @@ impl Db {
         .bind(&ts)
         .bind(&password_hash)
         .bind(&current.id)
-        .execute(&mut *tx)
-        .await;
+        .execute(c).await.map(crate::store::Done::from)
+        });
         match res {
             Ok(_) => {}
             Err(e) if super::is_unique_violation(&e) => {
@@ -411,22 +455,27 @@ impl Db {
     /// Deletes a room unless it has a live session.
     pub async fn delete_room(&self, team_id: &str, key: &str) -> Result<(), RoomError> {
         let mut tx = self.write.begin().await?;
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT id, friendly_url FROM rooms WHERE team_id = ? AND (id = ? OR friendly_url = ?)",
-        )
-        .bind(team_id)
-        .bind(key)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let sql = format!(
+            "SELECT id, friendly_url FROM rooms WHERE team_id = $1 AND (id = $2 OR friendly_url = $3){}",
+            tx.for_update()
+        );
+        let row: Option<(String, String)> = on_tx!(tx, |c| {
+            sqlx::query_as(&sql)
+                .bind(team_id)
+                .bind(key)
+                .bind(key)
+                .fetch_optional(c)
+                .await
+        })?;
         let (id, friendly_url) = row.ok_or(RoomError::NotFound)?;
         if has_live_session(&mut tx, &id).await? {
             return Err(RoomError::LiveSession);
         }
-        sqlx::query("DELETE FROM rooms WHERE id = ?")
+        on_tx!(tx, |c| sqlx::query("DELETE FROM rooms WHERE id = $1")
             .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         room_deleted_event(&mut tx, team_id, &id, &friendly_url).await?;
         tx.commit().await?;
         Ok(())
@@ -448,21 +497,25 @@ impl Db {
              WHERE r.team_id = ? AND EXISTS (SELECT 1 FROM room_tags t WHERE t.room_id = r.id AND t.tag IN ({marks}))
              ORDER BY r.seq"
         );
-        let mut q = sqlx::query_as::<_, (String, String, bool)>(&sql).bind(team_id);
-        for t in tags {
-            q = q.bind(t);
-        }
-        let rows = q.fetch_all(&mut *tx).await?;
+        let sql = super::numbered(&sql);
+        let rows = on_tx!(tx, |c| {
+            let mut q = sqlx::query_as::<_, (String, String, bool)>(&sql).bind(team_id);
+            for t in tags {
+                q = q.bind(t);
+            }
+            q.fetch_all(c).await
+        })?;
         let mut out = BulkDelete::default();
         for (id, friendly_url, live) in rows {
             if live {
                 out.skipped.push((id, friendly_url));
                 continue;
             }
-            sqlx::query("DELETE FROM rooms WHERE id = ?")
+            on_tx!(tx, |c| sqlx::query("DELETE FROM rooms WHERE id = $1")
                 .bind(&id)
-                .execute(&mut *tx)
-                .await?;
+                .execute(c)
+                .await
+                .map(crate::store::Done::from))?;
             room_deleted_event(&mut tx, team_id, &id, &friendly_url).await?;
             out.deleted.push((id, friendly_url));
         }
@@ -478,11 +531,15 @@ impl Db {
         change: impl FnOnce(&Map<String, Value>, &[String]) -> Result<Map<String, Value>, E>,
     ) -> Result<Map<String, Value>, E> {
         let mut tx = self.write.begin().await.map_err(StoreError::from)?;
-        let stored: String = sqlx::query_scalar("SELECT default_settings FROM teams WHERE id = ?")
+        let sql = format!(
+            "SELECT default_settings FROM teams WHERE id = $1{}",
+            tx.for_update()
+        );
+        let stored: String = on_tx!(tx, |c| sqlx::query_scalar(&sql)
             .bind(team_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+            .fetch_one(c)
+            .await)
+        .map_err(StoreError::from)?;
         let current = match serde_json::from_str::<Value>(&stored) {
             Ok(Value::Object(m)) => crate::settings::complete(m, crate::settings::Target::Team),
             _ => {
@@ -491,20 +548,24 @@ impl Db {
                 );
             }
         };
-        let roles: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM roles WHERE team_id = ? ORDER BY seq")
-                .bind(team_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
+        let roles: Vec<String> = on_tx!(tx, |c| sqlx::query_scalar(
+            "SELECT name FROM roles WHERE team_id = $1 ORDER BY seq"
+        )
+        .bind(team_id)
+        .fetch_all(c)
+        .await)
+        .map_err(StoreError::from)?;
         let next = change(&current, &roles)?;
-        sqlx::query("UPDATE teams SET default_settings = ?, updated_at = ? WHERE id = ?")
-            .bind(Value::Object(next.clone()).to_string())
-            .bind(now())
-            .bind(team_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE teams SET default_settings = $1, updated_at = $2 WHERE id = $3"
+        )
+        .bind(Value::Object(next.clone()).to_string())
+        .bind(now())
+        .bind(team_id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))
+        .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(next)
     }
@@ -528,10 +589,13 @@ impl Db {
     pub async fn delete_room_resources(&self, room_id: &str) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
         for table in ROOM_RESOURCE_TABLES {
-            sqlx::query(&format!("DELETE FROM {table} WHERE room_id = ?"))
-                .bind(room_id)
-                .execute(&mut *tx)
-                .await?;
+            on_tx!(tx, |c| sqlx::query(&crate::store::numbered(&format!(
+                "DELETE FROM {table} WHERE room_id = ?"
+            )))
+            .bind(room_id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         }
         tx.commit().await?;
         Ok(())

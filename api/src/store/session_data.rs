@@ -2,6 +2,9 @@
 //! that are not owned by one resource (resources, recordings, transcripts,
 //! summaries), and anonymising participants.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use super::{Db, StoreError};
 
 /// Tables owned by later features; deleted from when they exist.
@@ -9,12 +12,16 @@ const LATER_TABLES: &[&str] = &["transcripts", "summaries"];
 
 impl Db {
     async fn table_exists(&self, name: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-        )
-        .bind(name)
-        .fetch_one(&self.write)
-        .await?;
+        let sql = if self.write.is_postgres() {
+            "SELECT COUNT(*) FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_name = $1"
+        } else {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+        };
+        let n: i64 = on_pool!(&self.write, |c| sqlx::query_scalar(sql)
+            .bind(name)
+            .fetch_one(c)
+            .await)?;
         Ok(n > 0)
     }
 
@@ -29,11 +36,14 @@ impl Db {
             return Ok(0);
         }
         Ok(
-            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ?"))
-                .bind(session_id)
-                .execute(&self.write)
-                .await?
-                .rows_affected(),
+            on_pool!(&self.write, |c| sqlx::query(&crate::store::numbered(
+                &format!("DELETE FROM {table} WHERE session_id = ?")
+            ))
+            .bind(session_id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?
+            .rows_affected(),
         )
     }
 
@@ -63,23 +73,31 @@ impl Db {
             // deleted recordings' files are swept by the caller.
             "DELETE FROM recordings WHERE session_id = ? AND status <> 'IN_PROGRESS'",
         ] {
-            sqlx::query(sql).bind(session_id).execute(&mut *tx).await?;
+            on_tx!(tx, |c| sqlx::query(&crate::store::numbered(sql))
+                .bind(session_id)
+                .execute(c)
+                .await
+                .map(crate::store::Done::from))?;
         }
         for t in later {
-            sqlx::query(&format!("DELETE FROM {t} WHERE session_id = ?"))
-                .bind(session_id)
-                .execute(&mut *tx)
-                .await?;
+            on_tx!(tx, |c| sqlx::query(&crate::store::numbered(&format!(
+                "DELETE FROM {t} WHERE session_id = ?"
+            )))
+            .bind(session_id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         }
         if delete_history {
-            sqlx::query(
+            on_tx!(tx, |c| sqlx::query(
                 "UPDATE participants SET name = 'Anonymous', external_id = NULL,
                         user_agent = NULL, device_id = NULL
-                 WHERE session_id = ?",
+                 WHERE session_id = $1",
             )
             .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         }
         tx.commit().await?;
         Ok(())

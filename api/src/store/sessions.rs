@@ -1,5 +1,8 @@
 //! Sessions and participants as the media plane records them.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde_json::json;
 
 use super::webhooks::enqueue_event;
@@ -43,7 +46,7 @@ type ParticipantEventRow = (
 );
 
 async fn participant_left_event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     p: ParticipantEventRow,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
@@ -71,13 +74,16 @@ impl Db {
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
         let mut tx = self.write.begin().await?;
-        sqlx::query("INSERT INTO sessions (id, team_id, room_id, started_at) VALUES (?, ?, ?, ?)")
-            .bind(&id)
-            .bind(team_id)
-            .bind(room_id)
-            .bind(&ts)
-            .execute(&mut *tx)
-            .await?;
+        on_tx!(tx, |c| sqlx::query(
+            "INSERT INTO sessions (id, team_id, room_id, started_at) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(&id)
+        .bind(team_id)
+        .bind(room_id)
+        .bind(&ts)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         enqueue_event(
             &mut tx,
             team_id,
@@ -104,27 +110,28 @@ impl Db {
     ) -> Result<(), StoreError> {
         let ts = now();
         let mut tx = self.write.begin().await?;
-        let session: Option<(String, String)> = sqlx::query_as(
-            "SELECT team_id, room_id FROM sessions WHERE id = ? AND ended_at IS NULL",
+        let session: Option<(String, String)> = on_tx!(tx, |c| sqlx::query_as(
+            "SELECT team_id, room_id FROM sessions WHERE id = $1 AND ended_at IS NULL",
         )
         .bind(session_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let remaining: Vec<ParticipantEventRow> = sqlx::query_as(
+        .fetch_optional(c)
+        .await)?;
+        let remaining: Vec<ParticipantEventRow> = on_tx!(tx, |c| sqlx::query_as(
             "SELECT id, team_id, room_id, session_id, name, external_id, role FROM participants
-             WHERE session_id = ? AND left_at IS NULL ORDER BY seq",
+             WHERE session_id = $1 AND left_at IS NULL ORDER BY seq",
         )
         .bind(session_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE participants SET left_at = ?, leave_reason = 'session_ended'
-             WHERE session_id = ? AND left_at IS NULL",
+        .fetch_all(c)
+        .await)?;
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE participants SET left_at = $1, leave_reason = 'session_ended'
+             WHERE session_id = $2 AND left_at IS NULL",
         )
         .bind(&ts)
         .bind(session_id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         for p in remaining {
             participant_left_event(&mut tx, p, "session_ended").await?;
         }
@@ -138,10 +145,10 @@ impl Db {
             )
             .await?;
         }
-        sqlx::query(
-            "UPDATE sessions SET ended_at = ?, end_reason = ?, packets_in = ?, bytes_in = ?,
-                    packets_out = ?, bytes_out = ?
-             WHERE id = ? AND ended_at IS NULL",
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2, packets_in = $3, bytes_in = $4,
+                    packets_out = $5, bytes_out = $6
+             WHERE id = $7 AND ended_at IS NULL",
         )
         .bind(&ts)
         .bind(reason)
@@ -150,8 +157,9 @@ impl Db {
         .bind(media.packets_out as i64)
         .bind(media.bytes_out as i64)
         .bind(session_id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         tx.commit().await?;
         Ok(())
     }
@@ -167,10 +175,11 @@ impl Db {
         let mut tx = self.write.begin().await?;
         let joined_at = now();
         for p in ps {
-            sqlx::query(
+            on_tx!(tx, |c| {
+                sqlx::query(
                 "INSERT INTO participants (id, team_id, room_id, session_id, name, external_id, role,
                                            client_kind, user_agent, device_id, joined_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(p.id)
             .bind(p.team_id)
@@ -183,8 +192,8 @@ impl Db {
             .bind(p.user_agent)
             .bind(p.device_id)
             .bind(&joined_at)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c).await.map(crate::store::Done::from)
+            })?;
             enqueue_event(
                 &mut tx,
                 p.team_id,
@@ -210,44 +219,51 @@ impl Db {
         id: &str,
         raised_at: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE participants SET hand_raised_at = ? WHERE id = ?")
-            .bind(raised_at)
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE participants SET hand_raised_at = $1 WHERE id = $2"
+        )
+        .bind(raised_at)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
     /// Records a live participant's new role (a moderator's role change).
     pub async fn set_participant_role(&self, id: &str, role: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE participants SET role = ? WHERE id = ?")
-            .bind(role)
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE participants SET role = $1 WHERE id = $2"
+        )
+        .bind(role)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
     pub async fn participant_left(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
-        let row: Option<ParticipantEventRow> = sqlx::query_as(
+        let row: Option<ParticipantEventRow> = on_tx!(tx, |c| sqlx::query_as(
             "SELECT id, team_id, room_id, session_id, name, external_id, role FROM participants
-             WHERE id = ? AND left_at IS NULL",
+             WHERE id = $1 AND left_at IS NULL",
         )
         .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let Some(row) = row else {
             return Ok(());
         };
-        sqlx::query(
-            "UPDATE participants SET left_at = ?, leave_reason = ? WHERE id = ? AND left_at IS NULL",
+        on_tx!(tx, |c| {
+            sqlx::query(
+            "UPDATE participants SET left_at = $1, leave_reason = $2 WHERE id = $3 AND left_at IS NULL",
         )
         .bind(now())
         .bind(reason)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         participant_left_event(&mut tx, row, reason).await?;
         tx.commit().await?;
         Ok(())
@@ -257,17 +273,17 @@ impl Db {
     /// at the last moment anything happened in them.
     pub async fn close_stale_sessions(&self) -> Result<u64, StoreError> {
         let mut tx = self.write.begin().await?;
-        let open_participants: Vec<ParticipantEventRow> = sqlx::query_as(
+        let open_participants: Vec<ParticipantEventRow> = on_tx!(tx, |c| sqlx::query_as(
             "SELECT id, team_id, room_id, session_id, name, external_id, role FROM participants
              WHERE left_at IS NULL ORDER BY seq",
         )
-        .fetch_all(&mut *tx)
-        .await?;
-        let open_sessions: Vec<(String, String, String)> = sqlx::query_as(
+        .fetch_all(c)
+        .await)?;
+        let open_sessions: Vec<(String, String, String)> = on_tx!(tx, |c| sqlx::query_as(
             "SELECT id, team_id, room_id FROM sessions WHERE ended_at IS NULL ORDER BY seq",
         )
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         for p in open_participants {
             participant_left_event(&mut tx, p, "server_restart").await?;
         }
@@ -280,45 +296,47 @@ impl Db {
             )
             .await?;
         }
-        sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "UPDATE participants SET left_at = COALESCE(
                  (SELECT MAX(p2.joined_at) FROM participants p2 WHERE p2.session_id = participants.session_id),
                  joined_at), leave_reason = 'server_restart'
              WHERE left_at IS NULL",
         )
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query(
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
+        let done = on_tx!(tx, |c| {
+            sqlx::query(
             "UPDATE sessions SET ended_at = COALESCE(
                  (SELECT MAX(COALESCE(p.left_at, p.joined_at)) FROM participants p WHERE p.session_id = sessions.id),
                  started_at), end_reason = 'server_restart'
              WHERE ended_at IS NULL",
         )
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }
 
     /// Participants currently in a live session of the room (by room id).
     pub async fn live_count_room(&self, room_id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(&self.read, |c| sqlx::query_scalar(
             "SELECT COUNT(*) FROM participants p JOIN sessions s ON s.id = p.session_id
-             WHERE p.room_id = ? AND p.left_at IS NULL AND s.ended_at IS NULL",
+             WHERE p.room_id = $1 AND p.left_at IS NULL AND s.ended_at IS NULL",
         )
         .bind(room_id)
-        .fetch_one(&self.read)
-        .await?)
+        .fetch_one(c)
+        .await)?)
     }
 
     /// Participants currently in any live session of the team.
     pub async fn live_count_team(&self, team_id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(&self.read, |c| sqlx::query_scalar(
             "SELECT COUNT(*) FROM participants p JOIN sessions s ON s.id = p.session_id
-             WHERE p.team_id = ? AND p.left_at IS NULL AND s.ended_at IS NULL",
+             WHERE p.team_id = $1 AND p.left_at IS NULL AND s.ended_at IS NULL",
         )
         .bind(team_id)
-        .fetch_one(&self.read)
-        .await?)
+        .fetch_one(c)
+        .await)?)
     }
 }

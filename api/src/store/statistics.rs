@@ -1,6 +1,9 @@
 //! Usage statistics computed by SQL (aggregates and GROUP BY), never by
 //! loading rows into memory.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use sqlx::FromRow;
 
 use super::{Db, StoreError};
@@ -24,9 +27,19 @@ impl Grouping {
     }
 
     /// SQL expression of the period label of a timestamp column.
-    fn sql(self, col: &str) -> String {
+    /// On PostgreSQL the week is computed as SQLite's `%W` does: the
+    /// week of the year (00-53) whose weeks start on Monday, the days
+    /// before the first Monday being week 00.
+    fn sql(self, col: &str, pg: bool) -> String {
         match self {
             Grouping::Day => format!("substr({col}, 1, 10)"),
+            Grouping::Week if pg => {
+                let t = format!("(CAST({col} AS timestamptz) AT TIME ZONE 'UTC')");
+                format!(
+                    "(substr({col}, 1, 4) || '-W' || lpad(CAST((CAST(EXTRACT(DOY FROM {t}) AS INTEGER) + 7 \
+                     - CAST(EXTRACT(ISODOW FROM {t}) AS INTEGER)) / 7 AS TEXT), 2, '0'))"
+                )
+            }
             Grouping::Week => format!("strftime('%Y-W%W', {col})"),
             Grouping::Month => format!("substr({col}, 1, 7)"),
         }
@@ -158,19 +171,26 @@ impl Db {
         let (w, args) = Self::session_scope(scope);
         let sql = format!(
             "SELECT COUNT(*) AS sessions,
-                    COALESCE(SUM(s.ended_at IS NULL), 0) AS live_sessions,
+                    COALESCE(SUM(CASE WHEN s.ended_at IS NULL THEN 1 ELSE 0 END), 0) AS live_sessions,
                     COUNT(DISTINCT s.room_id) AS rooms_used,
                     COALESCE(SUM(d), 0.0) AS session_minutes,
                     COALESCE(AVG(d), 0.0) AS average_session_minutes,
                     COALESCE(MAX(d), 0.0) AS longest_session_minutes
-             FROM (SELECT s.*, (julianday(COALESCE(s.ended_at, ?)) - julianday(s.started_at))
-                          * 1440.0 AS d FROM sessions s WHERE {w}) s"
+             FROM (SELECT s.*, {days} * 1440.0 AS d FROM sessions s WHERE {w}) s",
+            days = super::days_between(
+                self.read.is_postgres(),
+                "COALESCE(s.ended_at, ?)",
+                "s.started_at"
+            )
         );
-        let mut q = sqlx::query_as::<_, SessionTotals>(&sql).bind(&scope.now);
-        for a in &args {
-            q = q.bind(a);
-        }
-        let mut t = q.fetch_one(&self.read).await?;
+        let mut t = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, SessionTotals>(&sql_n).bind(&scope.now);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.fetch_one(c).await
+        })?;
         t.session_minutes = round2(t.session_minutes);
         t.average_session_minutes = round2(t.average_session_minutes);
         t.longest_session_minutes = round2(t.longest_session_minutes);
@@ -184,16 +204,23 @@ impl Db {
                     COUNT(DISTINCT COALESCE(p.external_id, p.id)) AS unique_participants,
                     COALESCE(SUM(d), 0.0) AS participation_minutes,
                     COALESCE(AVG(d), 0.0) AS average_participation_minutes,
-                    COALESCE(SUM(p.client_kind = 'browser'), 0) AS browsers,
-                    COALESCE(SUM(p.client_kind = 'appliance'), 0) AS appliances
-             FROM (SELECT p.*, (julianday(COALESCE(p.left_at, ?)) - julianday(p.joined_at))
-                          * 1440.0 AS d FROM participants p WHERE {w}) p"
+                    COALESCE(SUM(CASE WHEN p.client_kind = 'browser' THEN 1 ELSE 0 END), 0) AS browsers,
+                    COALESCE(SUM(CASE WHEN p.client_kind = 'appliance' THEN 1 ELSE 0 END), 0) AS appliances
+             FROM (SELECT p.*, {days} * 1440.0 AS d FROM participants p WHERE {w}) p",
+            days = super::days_between(
+                self.read.is_postgres(),
+                "COALESCE(p.left_at, ?)",
+                "p.joined_at"
+            )
         );
-        let mut q = sqlx::query_as::<_, ParticipantTotals>(&sql).bind(&scope.now);
-        for a in &args {
-            q = q.bind(a);
-        }
-        let mut t = q.fetch_one(&self.read).await?;
+        let mut t = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, ParticipantTotals>(&sql_n).bind(&scope.now);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.fetch_one(c).await
+        })?;
         t.participation_minutes = round2(t.participation_minutes);
         t.average_participation_minutes = round2(t.average_participation_minutes);
         Ok(t)
@@ -203,18 +230,21 @@ impl Db {
     pub async fn periods(&self, scope: &Scope, g: Grouping) -> Result<Vec<Period>, StoreError> {
         let (sw, sargs) = Self::session_scope(scope);
         let (pw, pargs) = Self::participant_scope(scope);
-        let sp = g.sql("s.started_at");
-        let pp = g.sql("p.joined_at");
+        let pg = self.read.is_postgres();
+        let sp = g.sql("s.started_at", pg);
+        let pp = g.sql("p.joined_at", pg);
+        let sd = super::days_between(pg, "COALESCE(s.ended_at, ?)", "s.started_at");
+        let pd = super::days_between(pg, "COALESCE(p.left_at, ?)", "p.joined_at");
         let sql = format!(
             "WITH sp AS (
                 SELECT {sp} AS period, COUNT(*) AS sessions,
-                       SUM((julianday(COALESCE(s.ended_at, ?)) - julianday(s.started_at)) * 1440.0)
+                       SUM({sd} * 1440.0)
                            AS session_minutes
                 FROM sessions s WHERE {sw} GROUP BY 1),
              pp AS (
                 SELECT {pp} AS period, COUNT(*) AS participants,
                        COUNT(DISTINCT COALESCE(p.external_id, p.id)) AS unique_participants,
-                       SUM((julianday(COALESCE(p.left_at, ?)) - julianday(p.joined_at)) * 1440.0)
+                       SUM({pd} * 1440.0)
                            AS participation_minutes
                 FROM participants p WHERE {pw} GROUP BY 1),
              periods AS (SELECT period FROM sp UNION SELECT period FROM pp)
@@ -230,15 +260,18 @@ impl Db {
         );
         // Parameters in order of appearance: now, the session scope, now,
         // the participant scope.
-        let mut q = sqlx::query_as::<_, Period>(&sql).bind(&scope.now);
-        for a in &sargs {
-            q = q.bind(a);
-        }
-        q = q.bind(&scope.now);
-        for a in &pargs {
-            q = q.bind(a);
-        }
-        let mut rows = q.fetch_all(&self.read).await?;
+        let mut rows = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, Period>(&sql_n).bind(&scope.now);
+            for a in &sargs {
+                q = q.bind(a);
+            }
+            q = q.bind(&scope.now);
+            for a in &pargs {
+                q = q.bind(a);
+            }
+            q.fetch_all(c).await
+        })?;
         for r in &mut rows {
             r.session_minutes = round2(r.session_minutes);
             r.participation_minutes = round2(r.participation_minutes);
@@ -265,11 +298,14 @@ impl Db {
                     (SELECT COUNT(*) FROM rooms WHERE {created}) AS rooms_created,
                     (SELECT COUNT(DISTINCT s.room_id) FROM sessions s WHERE {active}) AS active_rooms"
         );
-        let mut q = sqlx::query_as::<_, RoomTotals>(&sql);
-        for a in &args {
-            q = q.bind(a);
-        }
-        Ok(q.fetch_one(&self.read).await?)
+        Ok(on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, RoomTotals>(&sql_n);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.fetch_one(c).await
+        })?)
     }
 
     /// What is live right now (optionally in one room).
@@ -278,17 +314,17 @@ impl Db {
         team_id: &str,
         room_id: Option<&str>,
     ) -> Result<LiveTotals, StoreError> {
-        Ok(sqlx::query_as::<_, LiveTotals>(
-            "SELECT (SELECT COUNT(*) FROM sessions s WHERE s.team_id = ?1 AND s.ended_at IS NULL
-                        AND (?2 IS NULL OR s.room_id = ?2)) AS live_rooms,
+        Ok(on_pool!(&self.read, |c| sqlx::query_as::<_, LiveTotals>(
+            "SELECT (SELECT COUNT(*) FROM sessions s WHERE s.team_id = $1 AND s.ended_at IS NULL
+                        AND ($2 IS NULL OR s.room_id = $2)) AS live_rooms,
                     (SELECT COUNT(*) FROM participants p JOIN sessions s ON s.id = p.session_id
-                      WHERE p.team_id = ?1 AND p.left_at IS NULL AND s.ended_at IS NULL
-                        AND (?2 IS NULL OR p.room_id = ?2)) AS live_participants",
+                      WHERE p.team_id = $1 AND p.left_at IS NULL AND s.ended_at IS NULL
+                        AND ($2 IS NULL OR p.room_id = $2)) AS live_participants",
         )
         .bind(team_id)
         .bind(room_id)
-        .fetch_one(&self.read)
-        .await?)
+        .fetch_one(c)
+        .await)?)
     }
 
     /// Recordings in the scope.
@@ -307,10 +343,13 @@ impl Db {
             sql.push_str(" AND created_at < ?");
             args.push(u.clone());
         }
-        let mut q = sqlx::query_scalar::<_, i64>(&sql);
-        for a in &args {
-            q = q.bind(a);
-        }
-        Ok(q.fetch_one(&self.read).await?)
+        Ok(on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_scalar::<_, i64>(&sql_n);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.fetch_one(c).await
+        })?)
     }
 }

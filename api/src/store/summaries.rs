@@ -2,6 +2,9 @@
 //! a session with transcripts ends, claimed one at a time by the summary
 //! worker (crate::summary) and read by `GET /sessions/{session}/summary`.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde::Serialize;
 
 use super::{Db, StoreError};
@@ -38,9 +41,10 @@ impl Db {
         session_id: &str,
     ) -> Result<String, StoreError> {
         let now = super::now();
-        sqlx::query(
+        on_pool!(&self.write, |c| {
+            sqlx::query(
             "INSERT INTO summaries (id, team_id, room_id, session_id, status, created_at, updated_at)
-             VALUES (?, ?, ?, ?, 'IN_PROGRESS', ?, ?)
+             VALUES ($1, $2, $3, $4, 'IN_PROGRESS', $5, $6)
              ON CONFLICT (session_id) DO NOTHING",
         )
         .bind(uuid::Uuid::new_v4().to_string())
@@ -49,14 +53,14 @@ impl Db {
         .bind(session_id)
         .bind(&now)
         .bind(&now)
-        .execute(&self.write)
-        .await?;
-        Ok(
-            sqlx::query_scalar("SELECT id FROM summaries WHERE session_id = ?")
-                .bind(session_id)
-                .fetch_one(&self.write)
-                .await?,
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
+        Ok(on_pool!(&self.write, |c| sqlx::query_scalar(
+            "SELECT id FROM summaries WHERE session_id = $1"
         )
+        .bind(session_id)
+        .fetch_one(c)
+        .await)?)
     }
 
     /// The summary job of a session, if it has one.
@@ -64,32 +68,38 @@ impl Db {
         &self,
         session_id: &str,
     ) -> Result<Option<SummaryRow>, StoreError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM summaries WHERE session_id = ?"
-        ))
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT {COLUMNS} FROM summaries WHERE session_id = ?"
+            ))
+        )
         .bind(session_id)
-        .fetch_optional(&self.read)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// Claims the oldest job still IN_PROGRESS (also one a crashed or
     /// restarted server left behind) and counts the attempt.
     pub async fn claim_summary_job(&self) -> Result<Option<SummaryRow>, StoreError> {
         let mut tx = self.write.begin().await?;
-        let row: Option<SummaryRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM summaries WHERE status = 'IN_PROGRESS'
+        let row: Option<SummaryRow> =
+            on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(&format!(
+                "SELECT {COLUMNS} FROM summaries WHERE status = 'IN_PROGRESS'
              ORDER BY created_at, id LIMIT 1"
-        ))
-        .fetch_optional(&mut *tx)
-        .await?;
+            )))
+            .fetch_optional(c)
+            .await)?;
         let Some(mut row) = row else {
             return Ok(None);
         };
-        sqlx::query("UPDATE summaries SET attempts = attempts + 1, updated_at = ? WHERE id = ?")
-            .bind(super::now())
-            .bind(&row.id)
-            .execute(&mut *tx)
-            .await?;
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE summaries SET attempts = attempts + 1, updated_at = $1 WHERE id = $2"
+        )
+        .bind(super::now())
+        .bind(&row.id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         tx.commit().await?;
         row.attempts += 1;
         Ok(Some(row))
@@ -106,26 +116,30 @@ impl Db {
             Ok(text) => (READY, text, None),
             Err(reason) => (FAILED, "", Some(reason)),
         };
-        sqlx::query(
-            "UPDATE summaries SET status = ?, summary = ?, failure_reason = ?, updated_at = ?
-             WHERE id = ?",
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE summaries SET status = $1, summary = $2, failure_reason = $3, updated_at = $4
+             WHERE id = $5",
         )
         .bind(status)
         .bind(summary)
         .bind(reason)
         .bind(super::now())
         .bind(job_id)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
     /// Deletes the summaries of every session of a room; returns how many.
     pub async fn delete_room_summaries(&self, room_id: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM summaries WHERE room_id = ?")
-            .bind(room_id)
-            .execute(&self.write)
-            .await?
-            .rows_affected())
+        Ok(on_pool!(&self.write, |c| sqlx::query(
+            "DELETE FROM summaries WHERE room_id = $1"
+        )
+        .bind(room_id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?
+        .rows_affected())
     }
 }

@@ -1,5 +1,8 @@
 //! Teams and their developer keys.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -20,7 +23,7 @@ pub fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-type TeamRow = (String, String, String, i64, String);
+type TeamRow = (String, String, String, bool, String);
 
 fn record(row: TeamRow) -> Result<TeamRecord, StoreError> {
     let (id, name, developer_key, is_default, settings) = row;
@@ -36,7 +39,7 @@ fn record(row: TeamRow) -> Result<TeamRecord, StoreError> {
         id,
         name,
         developer_key,
-        is_default: is_default != 0,
+        is_default,
         default_settings,
     })
 }
@@ -45,28 +48,32 @@ const COLUMNS: &str = "id, name, developer_key, is_default, default_settings";
 
 impl Db {
     pub async fn team_by_key_hash(&self, hash: &str) -> Result<Option<TeamRecord>, StoreError> {
-        let row: Option<TeamRow> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM teams WHERE key_hash = ?"))
-                .bind(hash)
-                .fetch_optional(&self.read)
-                .await?;
+        let row: Option<TeamRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!("SELECT {COLUMNS} FROM teams WHERE key_hash = ?"))
+        )
+        .bind(hash)
+        .fetch_optional(c)
+        .await)?;
         row.map(record).transpose()
     }
 
     pub async fn team_by_id(&self, id: &str) -> Result<Option<TeamRecord>, StoreError> {
-        let row: Option<TeamRow> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM teams WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?;
+        let row: Option<TeamRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!("SELECT {COLUMNS} FROM teams WHERE id = ?"))
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?;
         row.map(record).transpose()
     }
 
     pub async fn default_team(&self) -> Result<Option<TeamRecord>, StoreError> {
         let row: Option<TeamRow> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM teams WHERE is_default = 1"))
-                .fetch_optional(&self.write)
-                .await?;
+            on_pool!(&self.write, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {COLUMNS} FROM teams WHERE is_default = TRUE")
+            ))
+            .fetch_optional(c)
+            .await)?;
         row.map(record).transpose()
     }
 
@@ -82,20 +89,21 @@ impl Db {
         let settings = crate::settings::initial_defaults();
         let ts = now();
         let mut tx = self.write.begin().await?;
-        sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO teams (id, name, developer_key, key_hash, is_default, default_settings, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(name)
         .bind(key)
         .bind(key_hash(key))
-        .bind(i64::from(is_default))
+        .bind(is_default)
         .bind(Value::Object(settings.clone()).to_string())
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         super::roles::insert_builtin_roles(&mut tx, &id, &ts).await?;
         tx.commit().await?;
         Ok(TeamRecord {
@@ -108,15 +116,16 @@ impl Db {
     }
 
     pub async fn set_team_key(&self, team_id: &str, key: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE teams SET developer_key = ?, key_hash = ?, updated_at = ? WHERE id = ?",
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE teams SET developer_key = $1, key_hash = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(key)
         .bind(key_hash(key))
         .bind(now())
         .bind(team_id)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 }

@@ -2,6 +2,9 @@
 //! 0013), stored by the server's voice pipeline and read by the transcript
 //! endpoints.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -49,10 +52,10 @@ impl TranscriptScope<'_> {
 impl Db {
     /// Stores one segment.
     pub async fn insert_transcript(&self, s: &NewSegment<'_>) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(&self.write, |c| sqlx::query(
             "INSERT INTO transcripts (id, team_id, room_id, session_id, participant_id,
                 participant_name, transcript, start_time, end_time, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(s.team_id)
@@ -64,8 +67,9 @@ impl Db {
         .bind(s.start_time)
         .bind(s.end_time)
         .bind(super::now())
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
@@ -75,24 +79,29 @@ impl Db {
         scope: TranscriptScope<'_>,
     ) -> Result<Vec<TranscriptSegment>, StoreError> {
         let (column, id) = scope.column_and_id();
-        Ok(sqlx::query_as(&format!(
-            "SELECT participant_id, participant_name, transcript, start_time, end_time
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT participant_id, participant_name, transcript, start_time, end_time
              FROM transcripts WHERE {column} = ? ORDER BY start_time, seq"
-        ))
+            ))
+        )
         .bind(id)
-        .fetch_all(&self.read)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// Deletes every segment of a room or a session; returns how many.
     pub async fn delete_transcripts(&self, scope: TranscriptScope<'_>) -> Result<u64, StoreError> {
         let (column, id) = scope.column_and_id();
         Ok(
-            sqlx::query(&format!("DELETE FROM transcripts WHERE {column} = ?"))
-                .bind(id)
-                .execute(&self.write)
-                .await?
-                .rows_affected(),
+            on_pool!(&self.write, |c| sqlx::query(&crate::store::numbered(
+                &format!("DELETE FROM transcripts WHERE {column} = ?")
+            ))
+            .bind(id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?
+            .rows_affected(),
         )
     }
 }

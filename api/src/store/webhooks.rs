@@ -7,9 +7,11 @@
 //! The delivery worker (`crate::webhooks::delivery`) reads due deliveries,
 //! oldest first per webhook, and records each attempt here.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::{Sqlite, Transaction};
 
 use super::{Db, Page, StoreError, now};
 use crate::webhooks::Event;
@@ -153,16 +155,17 @@ fn delivery(r: DeliveryRow) -> Delivery {
 /// subscribed to it, inside the caller's transaction. The delivery names the
 /// event as the webhook subscribed to it (dotted or snake_case).
 pub async fn enqueue_event(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     team_id: &str,
     event: Event,
     data: Value,
 ) -> Result<(), sqlx::Error> {
-    let hooks: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, events FROM webhooks WHERE team_id = ? ORDER BY seq")
-            .bind(team_id)
-            .fetch_all(&mut **tx)
-            .await?;
+    let hooks: Vec<(String, String)> = on_tx!(tx, |c| sqlx::query_as(
+        "SELECT id, events FROM webhooks WHERE team_id = $1 ORDER BY seq"
+    )
+    .bind(team_id)
+    .fetch_all(c)
+    .await)?;
     if hooks.is_empty() {
         return Ok(());
     }
@@ -179,7 +182,7 @@ pub async fn enqueue_event(
 }
 
 async fn insert_delivery(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     webhook_id: &str,
     team_id: &str,
     event: &str,
@@ -188,10 +191,10 @@ async fn insert_delivery(
     ts: &str,
 ) -> Result<String, sqlx::Error> {
     let id = uuid::Uuid::new_v4().to_string();
-    sqlx::query(
+    on_tx!(tx, |c| sqlx::query(
         "INSERT INTO webhook_deliveries (id, webhook_id, team_id, event, payload, status,
              next_attempt_at, redelivery_of, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9)",
     )
     .bind(&id)
     .bind(webhook_id)
@@ -202,8 +205,9 @@ async fn insert_delivery(
     .bind(redelivery_of)
     .bind(ts)
     .bind(ts)
-    .execute(&mut **tx)
-    .await?;
+    .execute(c)
+    .await
+    .map(crate::store::Done::from))?;
     Ok(id)
 }
 
@@ -330,12 +334,12 @@ impl Db {
     }
 
     pub async fn count_webhooks(&self, team_id: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE team_id = ?")
-                .bind(team_id)
-                .fetch_one(&self.read)
-                .await?,
+        Ok(on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhooks WHERE team_id = $1"
         )
+        .bind(team_id)
+        .fetch_one(c)
+        .await)?)
     }
 
     pub async fn create_webhook(
@@ -347,10 +351,11 @@ impl Db {
         let ts = now();
         let events = serde_json::to_string(&w.events)
             .map_err(|e| StoreError::Corrupt(format!("events: {e}")))?;
-        sqlx::query(
+        on_pool!(&self.write, |c| {
+            sqlx::query(
             "INSERT INTO webhooks (id, team_id, name, endpoint, events, secret, authorization_header,
                                    created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&id)
         .bind(team_id)
@@ -361,8 +366,8 @@ impl Db {
         .bind(&w.authorization_header)
         .bind(&ts)
         .bind(&ts)
-        .execute(&self.write)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         Ok(WebhookRecord {
             id,
             team_id: team_id.to_string(),
@@ -381,12 +386,13 @@ impl Db {
         team_id: &str,
         id: &str,
     ) -> Result<Option<WebhookRecord>, StoreError> {
-        let row: Option<WebhookRow> =
-            sqlx::query_as(&format!("{SELECT_WEBHOOK} WHERE team_id = ? AND id = ?"))
-                .bind(team_id)
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?;
+        let row: Option<WebhookRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!("{SELECT_WEBHOOK} WHERE team_id = ? AND id = ?"))
+        )
+        .bind(team_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)?;
         row.map(webhook).transpose()
     }
 
@@ -408,15 +414,14 @@ impl Db {
             " ORDER BY seq {} LIMIT ? OFFSET ?",
             page.order.sql()
         ));
-        let mut q = sqlx::query_as::<_, WebhookRow>(&sql).bind(team_id);
-        if let Some(a) = after {
-            q = q.bind(team_id).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, WebhookRow>(&sql_n).bind(team_id);
+            if let Some(a) = after {
+                q = q.bind(team_id).bind(a);
+            }
+            q.bind(page.limit).bind(page.offset).fetch_all(c).await
+        })?;
         let hooks = rows.into_iter().map(webhook).collect::<Result<_, _>>()?;
         Ok((total, hooks))
     }
@@ -457,30 +462,41 @@ impl Db {
             "UPDATE webhooks SET {} WHERE team_id = ? AND id = ?",
             sets.join(", ")
         );
-        let mut q = sqlx::query(&sql);
-        for b in binds {
-            q = q.bind(b);
-        }
-        let done = q.bind(team_id).bind(id).execute(&self.write).await?;
+        let done = on_pool!(&self.write, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query(&sql_n);
+            for b in binds {
+                q = q.bind(b);
+            }
+            q.bind(team_id)
+                .bind(id)
+                .execute(c)
+                .await
+                .map(crate::store::Done::from)
+        })?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
-        let row: Option<WebhookRow> =
-            sqlx::query_as(&format!("{SELECT_WEBHOOK} WHERE team_id = ? AND id = ?"))
-                .bind(team_id)
-                .bind(id)
-                .fetch_optional(&self.write)
-                .await?;
+        let row: Option<WebhookRow> = on_pool!(&self.write, |c| sqlx::query_as(
+            &crate::store::numbered(&format!("{SELECT_WEBHOOK} WHERE team_id = ? AND id = ?"))
+        )
+        .bind(team_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)?;
         row.map(webhook).transpose()
     }
 
     /// Deletes a webhook and its delivery history; false when there is none.
     pub async fn delete_webhook(&self, team_id: &str, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE team_id = ? AND id = ?")
-            .bind(team_id)
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let done = on_pool!(&self.write, |c| sqlx::query(
+            "DELETE FROM webhooks WHERE team_id = $1 AND id = $2"
+        )
+        .bind(team_id)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -499,11 +515,14 @@ impl Db {
         };
         let count_sql =
             format!("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ?{filter}");
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(webhook_id);
-        if let Some(s) = status {
-            count = count.bind(s);
-        }
-        let total = count.fetch_one(&self.read).await?;
+        let total = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&count_sql);
+            let mut count = sqlx::query_scalar::<_, i64>(&sql_n).bind(webhook_id);
+            if let Some(s) = status {
+                count = count.bind(s);
+            }
+            count.fetch_one(c).await
+        })?;
         let mut sql = format!("{SELECT_DELIVERY} WHERE webhook_id = ?{filter}");
         if after.is_some() {
             sql.push_str(&format!(
@@ -515,18 +534,17 @@ impl Db {
             " ORDER BY seq {} LIMIT ? OFFSET ?",
             page.order.sql()
         ));
-        let mut q = sqlx::query_as::<_, DeliveryRow>(&sql).bind(webhook_id);
-        if let Some(s) = status {
-            q = q.bind(s);
-        }
-        if let Some(a) = after {
-            q = q.bind(webhook_id).bind(a);
-        }
-        let rows = q
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = on_pool!(&self.read, |c| {
+            let sql_n = crate::store::numbered(&sql);
+            let mut q = sqlx::query_as::<_, DeliveryRow>(&sql_n).bind(webhook_id);
+            if let Some(s) = status {
+                q = q.bind(s);
+            }
+            if let Some(a) = after {
+                q = q.bind(webhook_id).bind(a);
+            }
+            q.bind(page.limit).bind(page.offset).fetch_all(c).await
+        })?;
         Ok((total, rows.into_iter().map(delivery).collect()))
     }
 
@@ -535,13 +553,14 @@ impl Db {
         webhook_id: &str,
         id: &str,
     ) -> Result<Option<Delivery>, StoreError> {
-        let row: Option<DeliveryRow> = sqlx::query_as(&format!(
-            "{SELECT_DELIVERY} WHERE webhook_id = ? AND id = ?"
-        ))
-        .bind(webhook_id)
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<DeliveryRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("{SELECT_DELIVERY} WHERE webhook_id = ? AND id = ?")
+            ))
+            .bind(webhook_id)
+            .bind(id)
+            .fetch_optional(c)
+            .await)?;
         Ok(row.map(delivery))
     }
 
@@ -555,13 +574,13 @@ impl Db {
         id: &str,
     ) -> Result<Option<Delivery>, StoreError> {
         let mut tx = self.write.begin().await?;
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT event, payload FROM webhook_deliveries WHERE webhook_id = ? AND id = ?",
+        let row: Option<(String, String)> = on_tx!(tx, |c| sqlx::query_as(
+            "SELECT event, payload FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2",
         )
         .bind(webhook_id)
         .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let Some((event, payload)) = row else {
             return Ok(None);
         };
@@ -575,10 +594,12 @@ impl Db {
             &now(),
         )
         .await?;
-        let row: DeliveryRow = sqlx::query_as(&format!("{SELECT_DELIVERY} WHERE id = ?"))
-            .bind(&new_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row: DeliveryRow = on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(&format!(
+            "{SELECT_DELIVERY} WHERE id = ?"
+        )))
+        .bind(&new_id)
+        .fetch_one(c)
+        .await)?;
         tx.commit().await?;
         Ok(Some(delivery(row)))
     }
@@ -592,16 +613,18 @@ impl Db {
         now: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let table = outbox.deliveries();
-        Ok(sqlx::query_as(&format!(
-            "SELECT d.id, d.webhook_id FROM {table} d
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT d.id, d.webhook_id FROM {table} d
              WHERE d.status = 'pending' AND d.next_attempt_at <= ?
                AND d.seq = (SELECT MIN(seq) FROM {table}
                             WHERE webhook_id = d.webhook_id AND status = 'pending')
              ORDER BY d.seq"
-        ))
+            ))
+        )
         .bind(now)
-        .fetch_all(&self.read)
-        .await?)
+        .fetch_all(c)
+        .await)?)
     }
 
     /// The delivery and its webhook's current endpoint and credentials.
@@ -619,10 +642,12 @@ impl Db {
             String,
             Option<String>,
             Option<String>,
-        )> = sqlx::query_as(outbox.job_query())
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
+        )> = on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+            outbox.job_query()
+        ))
+        .bind(id)
+        .fetch_optional(c)
+        .await)?;
         Ok(row.map(
             |(id, webhook_id, payload, attempts, endpoint, secret, authorization_header)| {
                 DeliveryJob {
@@ -642,14 +667,19 @@ impl Db {
     /// Deletes finished (succeeded or failed) deliveries last touched before
     /// `before`; returns how many.
     pub async fn prune_deliveries(&self, outbox: Outbox, before: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query(&format!(
-            "DELETE FROM {} WHERE status != 'pending' AND updated_at < ?",
-            outbox.deliveries()
-        ))
-        .bind(before)
-        .execute(&self.write)
-        .await?
-        .rows_affected())
+        Ok(
+            on_pool!(&self.write, |c| sqlx::query(&crate::store::numbered(
+                &format!(
+                    "DELETE FROM {} WHERE status != 'pending' AND updated_at < ?",
+                    outbox.deliveries()
+                )
+            ))
+            .bind(before)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?
+            .rows_affected(),
+        )
     }
 
     /// Records one attempt of a delivery.
@@ -683,13 +713,15 @@ impl Db {
                 ("failed", *status_code, Some(error.clone()), None, None)
             }
         };
-        sqlx::query(&format!(
-            "UPDATE {} SET status = ?, attempts = attempts + 1,
+        on_pool!(&self.write, |c| sqlx::query(&crate::store::numbered(
+            &format!(
+                "UPDATE {} SET status = ?, attempts = attempts + 1,
                  last_status_code = ?, last_error = ?, last_attempt_at = ?,
                  next_attempt_at = COALESCE(?, next_attempt_at),
                  delivered_at = COALESCE(?, delivered_at), updated_at = ?
              WHERE id = ? AND status = 'pending'",
-            outbox.deliveries()
+                outbox.deliveries()
+            )
         ))
         .bind(status)
         .bind(code.map(i64::from))
@@ -699,8 +731,9 @@ impl Db {
         .bind(delivered)
         .bind(&ts)
         .bind(id)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 }

@@ -1,5 +1,8 @@
 //! The SQL of fleet alerts (migrations/0010_fleet_connection.sql).
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde_json::{Value, json};
 
 use super::super::{Db, StoreError, now};
@@ -95,13 +98,14 @@ impl Db {
     ) -> Result<Option<AlertRecord>, StoreError> {
         let id = format!("alert-{}", uuid::Uuid::new_v4().simple());
         let mut tx = self.write.begin().await?;
-        let row: Option<AlertRow> = sqlx::query_as(&format!(
+        let row: Option<AlertRow> = on_tx!(tx, |c| {
+            sqlx::query_as(&crate::store::numbered(&format!(
             "INSERT INTO fleet_alerts
              (id, device_id, kind, severity, message, status, value, threshold, triggered_at)
              SELECT ?, ?, ?, ?, ?, 'active', ?, ?, ? WHERE EXISTS (SELECT 1 FROM fleet_devices WHERE id = ?)
              ON CONFLICT DO NOTHING
              RETURNING {ALERT_COLUMNS}"
-        ))
+        )))
         .bind(&id)
         .bind(new.device_id)
         .bind(new.kind)
@@ -111,8 +115,8 @@ impl Db {
         .bind(new.threshold)
         .bind(now())
         .bind(new.device_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c).await
+        })?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -130,16 +134,17 @@ impl Db {
         kind: &str,
     ) -> Result<Option<AlertRecord>, StoreError> {
         let mut tx = self.write.begin().await?;
-        let row: Option<AlertRow> = sqlx::query_as(&format!(
-            "UPDATE fleet_alerts SET status = 'cleared', cleared_at = ?
+        let row: Option<AlertRow> =
+            on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(&format!(
+                "UPDATE fleet_alerts SET status = 'cleared', cleared_at = ?
              WHERE device_id = ? AND kind = ? AND status != 'cleared'
              RETURNING {ALERT_COLUMNS}"
-        ))
-        .bind(now())
-        .bind(device_id)
-        .bind(kind)
-        .fetch_optional(&mut *tx)
-        .await?;
+            )))
+            .bind(now())
+            .bind(device_id)
+            .bind(kind)
+            .fetch_optional(c)
+            .await)?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -150,12 +155,13 @@ impl Db {
     }
 
     pub async fn fleet_alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError> {
-        let row: Option<AlertRow> = sqlx::query_as(&format!(
-            "SELECT {ALERT_COLUMNS} FROM fleet_alerts WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.write)
-        .await?;
+        let row: Option<AlertRow> =
+            on_pool!(&self.write, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {ALERT_COLUMNS} FROM fleet_alerts WHERE id = ?")
+            ))
+            .bind(id)
+            .fetch_optional(c)
+            .await)?;
         Ok(row.map(alert))
     }
 
@@ -168,21 +174,23 @@ impl Db {
         offset: i64,
     ) -> Result<(Vec<AlertRecord>, i64), StoreError> {
         let cond = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR device_id = ?2)";
-        let (total,): (i64,) =
-            sqlx::query_as(&format!("SELECT COUNT(*) FROM fleet_alerts WHERE {cond}"))
-                .bind(status)
-                .bind(device_id)
-                .fetch_one(&self.read)
-                .await?;
-        let rows: Vec<AlertRow> = sqlx::query_as(&format!(
-            "SELECT {ALERT_COLUMNS} FROM fleet_alerts WHERE {cond} ORDER BY seq DESC LIMIT ?3 OFFSET ?4"
+        let (total,): (i64,) = on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+            &format!("SELECT COUNT(*) FROM fleet_alerts WHERE {cond}")
         ))
+        .bind(status)
+        .bind(device_id)
+        .fetch_one(c)
+        .await)?;
+        let rows: Vec<AlertRow> = on_pool!(&self.read, |c| {
+            sqlx::query_as(&crate::store::numbered(&format!(
+            "SELECT {ALERT_COLUMNS} FROM fleet_alerts WHERE {cond} ORDER BY seq DESC LIMIT ?3 OFFSET ?4"
+        )))
         .bind(status)
         .bind(device_id)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.read)
-        .await?;
+        .fetch_all(c).await
+        })?;
         Ok((rows.into_iter().map(alert).collect(), total))
     }
 
@@ -192,15 +200,16 @@ impl Db {
         id: &str,
         user_id: &str,
     ) -> Result<Acknowledged, StoreError> {
-        sqlx::query(
-            "UPDATE fleet_alerts SET status = 'acknowledged', acknowledged_at = ?, acknowledged_by = ?
-             WHERE id = ? AND status = 'active'",
+        on_pool!(&self.write, |c| {
+            sqlx::query(
+            "UPDATE fleet_alerts SET status = 'acknowledged', acknowledged_at = $1, acknowledged_by = $2
+             WHERE id = $3 AND status = 'active'",
         )
         .bind(now())
         .bind(user_id)
         .bind(id)
-        .execute(&self.write)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         Ok(match self.fleet_alert(id).await? {
             None => Acknowledged::NotFound,
             Some(a) if a.status == "cleared" => Acknowledged::Cleared(a),
@@ -214,7 +223,8 @@ impl Db {
     pub async fn fleet_devices_offline(
         &self,
     ) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(&self.read, |c| {
+            sqlx::query_as(
             "SELECT d.id, d.last_seen, g.config FROM fleet_devices d
              LEFT JOIN fleet_groups g ON g.id = d.group_id
              WHERE d.status = 'offline' AND d.last_seen IS NOT NULL
@@ -222,8 +232,8 @@ impl Db {
                                WHERE a.device_id = d.id AND a.kind = 'offline' AND a.status != 'cleared')
              ORDER BY d.last_seen LIMIT 1000",
         )
-        .fetch_all(&self.read)
-        .await?)
+        .fetch_all(c).await
+        })?)
     }
 
     /// The configuration (JSON) of the device's group, if it is in one.
@@ -231,13 +241,13 @@ impl Db {
         &self,
         device_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row: Option<(Option<String>,)> = sqlx::query_as(
+        let row: Option<(Option<String>,)> = on_pool!(&self.read, |c| sqlx::query_as(
             "SELECT g.config FROM fleet_devices d LEFT JOIN fleet_groups g ON g.id = d.group_id
-             WHERE d.id = ?",
+             WHERE d.id = $1",
         )
         .bind(device_id)
-        .fetch_optional(&self.read)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         Ok(row.and_then(|(c,)| c))
     }
 }

@@ -1,6 +1,9 @@
 //! The SQL of appliance connections (migrations/0010_fleet_connection.sql):
 //! the device credential check, `online`/`offline`, heartbeats.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde_json::{Map, Value, json};
 
 use super::super::{Db, StoreError, now};
@@ -14,12 +17,12 @@ impl Db {
         &self,
         id: &str,
     ) -> Result<Option<(String, Option<String>)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT credential_hash, pending_credential_hash FROM fleet_devices WHERE id = ?",
+        Ok(on_pool!(&self.read, |c| sqlx::query_as(
+            "SELECT credential_hash, pending_credential_hash FROM fleet_devices WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.read)
-        .await?)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// Starts a rotation: `hash` (of the new credential) is accepted beside
@@ -30,11 +33,14 @@ impl Db {
         id: &str,
         hash: &str,
     ) -> Result<bool, StoreError> {
-        let res = sqlx::query("UPDATE fleet_devices SET pending_credential_hash = ? WHERE id = ?")
-            .bind(hash)
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let res = on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE fleet_devices SET pending_credential_hash = $1 WHERE id = $2"
+        )
+        .bind(hash)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(res.rows_affected() > 0)
     }
 
@@ -47,16 +53,17 @@ impl Db {
         hash: &str,
     ) -> Result<Option<String>, StoreError> {
         let ts = now();
-        let res = sqlx::query(
+        let res = on_pool!(&self.write, |c| sqlx::query(
             "UPDATE fleet_devices SET credential_hash = pending_credential_hash,
-                 pending_credential_hash = NULL, credential_rotated_at = ?
-             WHERE id = ? AND pending_credential_hash = ?",
+                 pending_credential_hash = NULL, credential_rotated_at = $1
+             WHERE id = $2 AND pending_credential_hash = $3",
         )
         .bind(&ts)
         .bind(id)
         .bind(hash)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok((res.rows_affected() > 0).then_some(ts))
     }
 
@@ -66,14 +73,15 @@ impl Db {
         id: &str,
         hash: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        on_pool!(&self.write, |c| sqlx::query(
             "UPDATE fleet_devices SET pending_credential_hash = NULL
-             WHERE id = ? AND pending_credential_hash = ?",
+             WHERE id = $1 AND pending_credential_hash = $2",
         )
         .bind(id)
         .bind(hash)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
@@ -88,25 +96,32 @@ impl Db {
     ) -> Result<bool, StoreError> {
         let ts = now();
         let mut tx = self.write.begin().await?;
-        let before: Option<(String,)> =
-            sqlx::query_as("SELECT status FROM fleet_devices WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let before: Option<(String,)> = on_tx!(tx, |c| sqlx::query_as(
+            "SELECT status FROM fleet_devices WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?;
         let Some((before,)) = before else {
             return Ok(false);
         };
         if online {
-            sqlx::query("UPDATE fleet_devices SET status = 'online', last_seen = ? WHERE id = ?")
-                .bind(&ts)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            on_tx!(tx, |c| sqlx::query(
+                "UPDATE fleet_devices SET status = 'online', last_seen = $1 WHERE id = $2"
+            )
+            .bind(&ts)
+            .bind(id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         } else {
-            sqlx::query("UPDATE fleet_devices SET status = 'offline' WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            on_tx!(tx, |c| sqlx::query(
+                "UPDATE fleet_devices SET status = 'offline' WHERE id = $1"
+            )
+            .bind(id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         }
         let after = if online { "online" } else { "offline" };
         if before != after {
@@ -129,16 +144,17 @@ impl Db {
         health: &Map<String, Value>,
         version: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let res = sqlx::query(
-            "UPDATE fleet_devices SET last_seen = ?, health = ?, version = COALESCE(?, version)
-             WHERE id = ?",
+        let res = on_pool!(&self.write, |c| {
+            sqlx::query(
+            "UPDATE fleet_devices SET last_seen = $1, health = $2, version = COALESCE($3, version)
+             WHERE id = $4",
         )
         .bind(now())
         .bind(Value::Object(health.clone()).to_string())
         .bind(version)
         .bind(id)
-        .execute(&self.write)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         Ok(res.rows_affected() > 0)
     }
 
@@ -147,11 +163,11 @@ impl Db {
     /// Each such device's `device.offline` goes to the webhooks then.
     pub async fn reset_fleet_connections(&self) -> Result<u64, StoreError> {
         let mut tx = self.write.begin().await?;
-        let ids: Vec<(String,)> = sqlx::query_as(
+        let ids: Vec<(String,)> = on_tx!(tx, |c| sqlx::query_as(
             "UPDATE fleet_devices SET status = 'offline' WHERE status = 'online' RETURNING id",
         )
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         for (id,) in &ids {
             enqueue_fleet_event(
                 &mut tx,
@@ -191,29 +207,30 @@ impl Db {
         applied: bool,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE fleet_devices SET policy_revision = ?, policy_status = ?, policy_reason = ?,
-             policy_reported_at = ? WHERE id = ?",
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE fleet_devices SET policy_revision = $1, policy_status = $2, policy_reason = $3,
+             policy_reported_at = $4 WHERE id = $5",
         )
         .bind(revision)
         .bind(if applied { "applied" } else { "failed" })
         .bind(reason)
         .bind(now())
         .bind(id)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 
     /// The device's last policy report, if any.
     pub async fn fleet_policy_report(&self, id: &str) -> Result<Option<PolicyReport>, StoreError> {
-        let row: Option<ReportRow> = sqlx::query_as(
+        let row: Option<ReportRow> = on_pool!(&self.read, |c| sqlx::query_as(
             "SELECT policy_revision, policy_status, policy_reason, policy_reported_at
-                 FROM fleet_devices WHERE id = ?",
+                 FROM fleet_devices WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         Ok(match row {
             Some((Some(revision), Some(status), reason, Some(reported_at))) => Some(PolicyReport {
                 revision,

@@ -3,6 +3,9 @@
 //! (migrations/0025_fleet_enrollment_revocation.sql). Making and spending a
 //! token is in `mod.rs`, beside the device it creates.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use super::super::{Db, StoreError, now};
 
 /// An enrollment token as listed.
@@ -65,17 +68,21 @@ impl Db {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<EnrollmentTokenRow>, i64), StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM fleet_enrollment_tokens
+        let rows: Vec<Row> = on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+            &format!(
+                "SELECT {COLUMNS} FROM fleet_enrollment_tokens
              ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
+            )
         ))
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.read)
-        .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fleet_enrollment_tokens")
-            .fetch_one(&self.read)
-            .await?;
+        .fetch_all(c)
+        .await)?;
+        let total: i64 = on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM fleet_enrollment_tokens"
+        )
+        .fetch_one(c)
+        .await)?;
         Ok((rows.into_iter().map(row).collect(), total))
     }
 
@@ -87,21 +94,22 @@ impl Db {
         by: &str,
     ) -> Result<Revoked, StoreError> {
         let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "UPDATE fleet_enrollment_tokens SET revoked_at = ?, revoked_by = ?
-             WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL",
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE fleet_enrollment_tokens SET revoked_at = $1, revoked_by = $2
+             WHERE id = $3 AND used_at IS NULL AND revoked_at IS NULL",
         )
         .bind(now())
         .bind(by)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let found: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM fleet_enrollment_tokens WHERE id = ?"
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
+        let found: Option<Row> = on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(
+            &format!("SELECT {COLUMNS} FROM fleet_enrollment_tokens WHERE id = ?")
         ))
         .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         tx.commit().await?;
         Ok(match found.map(row) {
             None => Revoked::NotFound,

@@ -3,6 +3,9 @@
 //! closed on `meeting.ended` or when the device goes offline, read by the
 //! usage analytics.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde_json::json;
 
 use super::super::{Db, StoreError, now};
@@ -21,7 +24,7 @@ pub struct FleetMeeting {
 
 /// `meeting.ended` to the fleet webhooks, in the caller's transaction.
 async fn meeting_ended(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     device_id: &str,
     platform: &str,
     started_at: &str,
@@ -46,22 +49,24 @@ impl Db {
     ) -> Result<(), StoreError> {
         let ts = now();
         let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "UPDATE fleet_meetings SET ended_at = ? WHERE device_id = ? AND ended_at IS NULL",
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE fleet_meetings SET ended_at = $1 WHERE device_id = $2 AND ended_at IS NULL",
         )
         .bind(&ts)
         .bind(device_id)
-        .execute(&mut *tx)
-        .await?;
-        let res = sqlx::query(
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
+        let res = on_tx!(tx, |c| sqlx::query(
             "INSERT INTO fleet_meetings (device_id, platform, started_at)
-             SELECT id, ?, ? FROM fleet_devices WHERE id = ?",
+             SELECT id, $1, $2 FROM fleet_devices WHERE id = $3",
         )
         .bind(platform)
         .bind(&ts)
         .bind(device_id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         if res.rows_affected() > 0 {
             enqueue_fleet_event(
                 &mut tx,
@@ -77,14 +82,14 @@ impl Db {
     /// A device's meeting ended (or the device went offline).
     pub async fn fleet_meeting_ended(&self, device_id: &str) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
-        let ended: Vec<(String, String, String)> = sqlx::query_as(
-            "UPDATE fleet_meetings SET ended_at = ? WHERE device_id = ? AND ended_at IS NULL
+        let ended: Vec<(String, String, String)> = on_tx!(tx, |c| sqlx::query_as(
+            "UPDATE fleet_meetings SET ended_at = $1 WHERE device_id = $2 AND ended_at IS NULL
              RETURNING platform, started_at, ended_at",
         )
         .bind(now())
         .bind(device_id)
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         for (platform, started_at, ended_at) in &ended {
             meeting_ended(&mut tx, device_id, platform, started_at, ended_at).await?;
         }
@@ -97,15 +102,18 @@ impl Db {
     /// Each one's `meeting.ended` goes to the fleet webhooks then.
     pub async fn close_dangling_fleet_meetings(&self) -> Result<u64, StoreError> {
         let mut tx = self.write.begin().await?;
-        let ended: Vec<(String, String, String, String)> = sqlx::query_as(
+        // The later of two timestamps: SQLite's two-argument MAX,
+        // PostgreSQL's GREATEST.
+        let later = if tx.is_postgres() { "GREATEST" } else { "MAX" };
+        let sql = format!(
             "UPDATE fleet_meetings SET ended_at = (
-                 SELECT MAX(fleet_meetings.started_at, COALESCE(d.last_seen, fleet_meetings.started_at))
+                 SELECT {later}(fleet_meetings.started_at, COALESCE(d.last_seen, fleet_meetings.started_at))
                  FROM fleet_devices d WHERE d.id = fleet_meetings.device_id)
              WHERE ended_at IS NULL
-             RETURNING device_id, platform, started_at, ended_at",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+             RETURNING device_id, platform, started_at, ended_at"
+        );
+        let ended: Vec<(String, String, String, String)> =
+            on_tx!(tx, |c| sqlx::query_as(&sql).fetch_all(c).await)?;
         for (device_id, platform, started_at, ended_at) in &ended {
             meeting_ended(&mut tx, device_id, platform, started_at, ended_at).await?;
         }
@@ -121,19 +129,20 @@ impl Db {
         to: &str,
         group_id: Option<&str>,
     ) -> Result<Vec<FleetMeeting>, StoreError> {
-        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT m.device_id, m.platform, m.started_at, m.ended_at
+        let rows: Vec<(String, String, String, Option<String>)> =
+            on_pool!(&self.read, |c| sqlx::query_as(
+                "SELECT m.device_id, m.platform, m.started_at, m.ended_at
              FROM fleet_meetings m JOIN fleet_devices d ON d.id = m.device_id
-             WHERE m.started_at >= ? AND m.started_at < ?
-               AND (? IS NULL OR d.group_id = ?)
+             WHERE m.started_at >= $1 AND m.started_at < $2
+               AND ($3 IS NULL OR d.group_id = $4)
              ORDER BY m.seq",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(group_id)
-        .bind(group_id)
-        .fetch_all(&self.read)
-        .await?;
+            )
+            .bind(from)
+            .bind(to)
+            .bind(group_id)
+            .bind(group_id)
+            .fetch_all(c)
+            .await)?;
         Ok(rows
             .into_iter()
             .map(|(device_id, platform, started_at, ended_at)| FleetMeeting {

@@ -5,6 +5,9 @@
 //! checking that a policy's targets exist, moving devices into a group) run
 //! in one write transaction.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde_json::{Map, Value};
 
 pub use alerts::{Acknowledged, AlertRecord, NewAlert};
@@ -286,16 +289,17 @@ fn group(row: GroupRow) -> Result<GroupRecord, StoreError> {
 
 /// Ids of `ids` that have no row in `table` (a fixed table name).
 async fn missing(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Tx<'_>,
     table: &'static str,
     ids: &[String],
 ) -> Result<Vec<String>, sqlx::Error> {
     let mut out = Vec::new();
+    let sql = format!("SELECT id FROM {table} WHERE id = $1");
     for id in ids {
-        let found: Option<(i64,)> = sqlx::query_as(&format!("SELECT 1 FROM {table} WHERE id = ?"))
+        let found: Option<(String,)> = on_tx!(conn, |c| sqlx::query_as(&sql)
             .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+            .fetch_optional(c)
+            .await)?;
         if found.is_none() {
             out.push(id.clone());
         }
@@ -310,16 +314,18 @@ impl Db {
         use rand::RngCore;
         let mut fresh = [0u8; 32];
         rand::rng().fill_bytes(&mut fresh);
-        sqlx::query(
-            "INSERT INTO fleet_settings (name, value) VALUES ('jwt_secret', ?) ON CONFLICT DO NOTHING",
+        on_pool!(&self.write, |c| {
+            sqlx::query(
+            "INSERT INTO fleet_settings (name, value) VALUES ('jwt_secret', $1) ON CONFLICT DO NOTHING",
         )
             .bind(hex::encode(fresh))
-            .execute(&self.write)
-            .await?;
-        let (value,): (String,) =
-            sqlx::query_as("SELECT value FROM fleet_settings WHERE name = 'jwt_secret'")
-                .fetch_one(&self.write)
-                .await?;
+            .execute(c).await.map(crate::store::Done::from)
+        })?;
+        let (value,): (String,) = on_pool!(&self.write, |c| sqlx::query_as(
+            "SELECT value FROM fleet_settings WHERE name = 'jwt_secret'"
+        )
+        .fetch_one(c)
+        .await)?;
         hex::decode(&value).map_err(|_| StoreError::Corrupt("fleet signing secret".into()))
     }
 
@@ -332,9 +338,9 @@ impl Db {
     ) -> Result<FleetUserRecord, FleetStoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
-        let res = sqlx::query(
+        let res = on_pool!(&self.write, |c| sqlx::query(
             "INSERT INTO fleet_users (id, email, password_hash, role, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(email)
@@ -342,8 +348,9 @@ impl Db {
         .bind(role.as_str())
         .bind(&ts)
         .bind(&ts)
-        .execute(&self.write)
-        .await;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from));
         match res {
             Ok(_) => Ok(FleetUserRecord {
                 id,
@@ -365,31 +372,34 @@ impl Db {
         &self,
         email: &str,
     ) -> Result<Option<FleetUserRecord>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM fleet_users WHERE email = ?"
-        ))
-        .bind(email)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<UserRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {USER_COLUMNS} FROM fleet_users WHERE email = ?")
+            ))
+            .bind(email)
+            .fetch_optional(c)
+            .await)?;
         row.map(user).transpose()
     }
 
     pub async fn fleet_user_by_id(&self, id: &str) -> Result<Option<FleetUserRecord>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM fleet_users WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<UserRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {USER_COLUMNS} FROM fleet_users WHERE id = ?")
+            ))
+            .bind(id)
+            .fetch_optional(c)
+            .await)?;
         row.map(user).transpose()
     }
 
     pub async fn fleet_users(&self) -> Result<Vec<FleetUserRecord>, StoreError> {
-        let rows: Vec<UserRow> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM fleet_users ORDER BY created_at, email"
-        ))
-        .fetch_all(&self.read)
-        .await?;
+        let rows: Vec<UserRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {USER_COLUMNS} FROM fleet_users ORDER BY created_at, email")
+            ))
+            .fetch_all(c)
+            .await)?;
         rows.into_iter().map(user).collect()
     }
 
@@ -414,9 +424,10 @@ impl Db {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
-        sqlx::query(
+        on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO fleet_enrollment_tokens (id, token_hash, group_id, created_by, expires_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(token_hash)
@@ -424,8 +435,8 @@ impl Db {
         .bind(created_by)
         .bind(expires_at)
         .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         tx.commit().await?;
         Ok(EnrollmentTokenRecord {
             id,
@@ -447,24 +458,24 @@ impl Db {
     ) -> Result<Option<DeviceRecord>, StoreError> {
         let ts = now();
         let mut tx = self.write.begin().await?;
-        let spent: Option<(Option<String>,)> = sqlx::query_as(
-            "UPDATE fleet_enrollment_tokens SET used_at = ?, device_id = ?
-             WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+        let spent: Option<(Option<String>,)> = on_tx!(tx, |c| sqlx::query_as(
+            "UPDATE fleet_enrollment_tokens SET used_at = $1, device_id = $2
+             WHERE token_hash = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $4
              RETURNING group_id",
         )
         .bind(&ts)
         .bind(device_id)
         .bind(token_hash)
         .bind(&ts)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let Some((group_id,)) = spent else {
             return Ok(None);
         };
-        sqlx::query(
+        on_tx!(tx, |c| sqlx::query(
             "INSERT INTO fleet_devices (id, name, model, serial, version, status, group_id, tags,
                 credential_hash, enrolled_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'offline', ?, '[]', ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, 'offline', $6, '[]', $7, $8, $9)",
         )
         .bind(device_id)
         .bind(&new.name)
@@ -475,14 +486,15 @@ impl Db {
         .bind(credential_hash)
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
-        let row: DeviceRow = sqlx::query_as(&format!(
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
+        let row: DeviceRow = on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(&format!(
             "SELECT {DEVICE_COLUMNS} FROM fleet_devices WHERE id = ?"
-        ))
+        )))
         .bind(device_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c)
+        .await)?;
         tx.commit().await?;
         device(row).map(Some)
     }
@@ -496,32 +508,35 @@ impl Db {
     ) -> Result<(Vec<DeviceRecord>, i64), StoreError> {
         let status = filter.status.map(DeviceStatus::as_str);
         let cond = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR group_id = ?2)";
-        let (total,): (i64,) =
-            sqlx::query_as(&format!("SELECT COUNT(*) FROM fleet_devices WHERE {cond}"))
-                .bind(status)
-                .bind(&filter.group)
-                .fetch_one(&self.read)
-                .await?;
-        let rows: Vec<DeviceRow> = sqlx::query_as(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM fleet_devices WHERE {cond} ORDER BY seq LIMIT ?3 OFFSET ?4"
+        let (total,): (i64,) = on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+            &format!("SELECT COUNT(*) FROM fleet_devices WHERE {cond}")
         ))
+        .bind(status)
+        .bind(&filter.group)
+        .fetch_one(c)
+        .await)?;
+        let rows: Vec<DeviceRow> = on_pool!(&self.read, |c| {
+            sqlx::query_as(&crate::store::numbered(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM fleet_devices WHERE {cond} ORDER BY seq LIMIT ?3 OFFSET ?4"
+        )))
         .bind(status)
         .bind(&filter.group)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.read)
-        .await?;
+        .fetch_all(c).await
+        })?;
         let devices = rows.into_iter().map(device).collect::<Result<_, _>>()?;
         Ok((devices, total))
     }
 
     pub async fn fleet_device(&self, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        let row: Option<DeviceRow> = sqlx::query_as(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM fleet_devices WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<DeviceRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {DEVICE_COLUMNS} FROM fleet_devices WHERE id = ?")
+            ))
+            .bind(id)
+            .fetch_optional(c)
+            .await)?;
         row.map(device).transpose()
     }
 
@@ -532,12 +547,12 @@ impl Db {
         patch: &DevicePatch,
     ) -> Result<DeviceRecord, FleetStoreError> {
         let mut tx = self.write.begin().await?;
-        let row: Option<DeviceRow> = sqlx::query_as(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM fleet_devices WHERE id = ?"
+        let row: Option<DeviceRow> = on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(
+            &format!("SELECT {DEVICE_COLUMNS} FROM fleet_devices WHERE id = ?")
         ))
         .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let mut current = device(row.ok_or(FleetStoreError::NotFound("device"))?)?;
         if let Some(Some(g)) = &patch.group {
             let unknown = missing(&mut tx, "fleet_groups", std::slice::from_ref(g)).await?;
@@ -558,49 +573,57 @@ impl Db {
             current.tags = tags.clone();
         }
         current.updated_at = now();
-        sqlx::query(
-            "UPDATE fleet_devices SET name = ?, group_id = ?, tags = ?, updated_at = ? WHERE id = ?",
+        on_tx!(tx, |c| {
+            sqlx::query(
+            "UPDATE fleet_devices SET name = $1, group_id = $2, tags = $3, updated_at = $4 WHERE id = $5",
         )
         .bind(&current.name)
         .bind(&current.group_id)
         .bind(Value::from(current.tags.clone()).to_string())
         .bind(&current.updated_at)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         tx.commit().await?;
         Ok(current)
     }
 
     /// Deletes a device (its credential stops working); false when unknown.
     pub async fn delete_fleet_device(&self, id: &str) -> Result<bool, StoreError> {
-        let res = sqlx::query("DELETE FROM fleet_devices WHERE id = ?")
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let res = on_pool!(&self.write, |c| sqlx::query(
+            "DELETE FROM fleet_devices WHERE id = $1"
+        )
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(res.rows_affected() > 0)
     }
 
     pub async fn fleet_groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
-        let rows: Vec<GroupRow> = sqlx::query_as(&format!("{GROUP_SELECT} ORDER BY g.seq"))
-            .fetch_all(&self.read)
-            .await?;
+        let rows: Vec<GroupRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!("{GROUP_SELECT} ORDER BY g.seq"))
+        )
+        .fetch_all(c)
+        .await)?;
         rows.into_iter().map(group).collect()
     }
 
     pub async fn fleet_group(&self, id: &str) -> Result<Option<GroupRecord>, StoreError> {
-        let row: Option<GroupRow> = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = ?"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
+        let row: Option<GroupRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!("{GROUP_SELECT} WHERE g.id = ?"))
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?;
         row.map(group).transpose()
     }
 
     pub async fn create_fleet_group(&self, new: &NewGroup) -> Result<GroupRecord, FleetStoreError> {
         let ts = now();
-        let res = sqlx::query(
+        let res = on_pool!(&self.write, |c| sqlx::query(
             "INSERT INTO fleet_groups (id, name, description, config, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&new.id)
         .bind(&new.name)
@@ -608,8 +631,9 @@ impl Db {
         .bind(Value::Object(new.config.clone()).to_string())
         .bind(&ts)
         .bind(&ts)
-        .execute(&self.write)
-        .await;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from));
         match res {
             Ok(_) => {}
             Err(e) if super::is_unique_violation(&e) => {
@@ -645,10 +669,12 @@ impl Db {
         patch: &GroupPatch,
     ) -> Result<GroupRecord, FleetStoreError> {
         let mut tx = self.write.begin().await?;
-        let row: Option<GroupRow> = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = ?"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row: Option<GroupRow> = on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(
+            &format!("{GROUP_SELECT} WHERE g.id = ?")
+        ))
+        .bind(id)
+        .fetch_optional(c)
+        .await)?;
         let mut current = group(row.ok_or(FleetStoreError::NotFound("group"))?)?;
         if let Some(n) = &patch.name {
             current.name = n.clone();
@@ -660,16 +686,17 @@ impl Db {
             current.config = c.clone();
         }
         current.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE fleet_groups SET name = ?, description = ?, config = ?, updated_at = ? WHERE id = ?",
+        let res = on_tx!(tx, |c| {
+            sqlx::query(
+            "UPDATE fleet_groups SET name = $1, description = $2, config = $3, updated_at = $4 WHERE id = $5",
         )
         .bind(&current.name)
         .bind(&current.description)
         .bind(Value::Object(current.config.clone()).to_string())
         .bind(&current.updated_at)
         .bind(id)
-        .execute(&mut *tx)
-        .await;
+        .execute(c).await.map(crate::store::Done::from)
+        });
         match res {
             Ok(_) => {}
             Err(e) if super::is_unique_violation(&e) => {
@@ -687,10 +714,13 @@ impl Db {
     /// Deletes a group: its devices become ungrouped, policies stop
     /// targeting it. False when unknown.
     pub async fn delete_fleet_group(&self, id: &str) -> Result<bool, StoreError> {
-        let res = sqlx::query("DELETE FROM fleet_groups WHERE id = ?")
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let res = on_pool!(&self.write, |c| sqlx::query(
+            "DELETE FROM fleet_groups WHERE id = $1"
+        )
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(res.rows_affected() > 0)
     }
 
@@ -716,17 +746,22 @@ impl Db {
         }
         let ts = now();
         for d in devices {
-            sqlx::query("UPDATE fleet_devices SET group_id = ?, updated_at = ? WHERE id = ?")
-                .bind(id)
-                .bind(&ts)
-                .bind(d)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let row: GroupRow = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = ?"))
+            on_tx!(tx, |c| sqlx::query(
+                "UPDATE fleet_devices SET group_id = $1, updated_at = $2 WHERE id = $3"
+            )
             .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+            .bind(&ts)
+            .bind(d)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
+        }
+        let row: GroupRow = on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(&format!(
+            "{GROUP_SELECT} WHERE g.id = ?"
+        )))
+        .bind(id)
+        .fetch_one(c)
+        .await)?;
         tx.commit().await?;
         Ok(group(row)?)
     }
@@ -734,14 +769,15 @@ impl Db {
     /// Takes `device` out of group `id`; NotFound when the group does not
     /// exist or the device is not in it.
     pub async fn remove_group_device(&self, id: &str, device: &str) -> Result<(), FleetStoreError> {
-        let res = sqlx::query(
-            "UPDATE fleet_devices SET group_id = NULL, updated_at = ? WHERE id = ? AND group_id = ?",
+        let res = on_pool!(&self.write, |c| {
+            sqlx::query(
+            "UPDATE fleet_devices SET group_id = NULL, updated_at = $1 WHERE id = $2 AND group_id = $3",
         )
         .bind(now())
         .bind(device)
         .bind(id)
-        .execute(&self.write)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         if res.rows_affected() == 0 {
             return Err(FleetStoreError::NotFound("device in this group"));
         }

@@ -1,6 +1,9 @@
 //! The SQL of fleet policies: stored with their targets (groups and
 //! devices, which must exist), listed highest priority first.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use super::{
     FleetStoreError, NewPolicy, PolicyPatch, PolicyRecord, PolicyTarget, json_object, missing,
 };
@@ -13,7 +16,7 @@ type PolicyRow = (String, String, i64, String, String, String);
 const POLICY_COLUMNS: &str = "id, name, priority, config, created_at, updated_at";
 
 pub(super) async fn check_target(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Tx<'_>,
     target: &PolicyTarget,
 ) -> Result<(), FleetStoreError> {
     let groups = missing(conn, "fleet_groups", &target.groups).await?;
@@ -34,43 +37,73 @@ pub(super) async fn check_target(
 }
 
 async fn write_target(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Tx<'_>,
     policy_id: &str,
     target: &PolicyTarget,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM fleet_policy_targets WHERE policy_id = ?")
-        .bind(policy_id)
-        .execute(&mut *conn)
-        .await?;
+    on_tx!(conn, |c| sqlx::query(
+        "DELETE FROM fleet_policy_targets WHERE policy_id = $1"
+    )
+    .bind(policy_id)
+    .execute(c)
+    .await
+    .map(crate::store::Done::from))?;
     for g in &target.groups {
-        sqlx::query("INSERT INTO fleet_policy_targets (policy_id, group_id) VALUES (?, ?)")
-            .bind(policy_id)
-            .bind(g)
-            .execute(&mut *conn)
-            .await?;
+        on_tx!(conn, |c| sqlx::query(
+            "INSERT INTO fleet_policy_targets (policy_id, group_id) VALUES ($1, $2)"
+        )
+        .bind(policy_id)
+        .bind(g)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
     }
     for d in &target.devices {
-        sqlx::query("INSERT INTO fleet_policy_targets (policy_id, device_id) VALUES (?, ?)")
-            .bind(policy_id)
-            .bind(d)
-            .execute(&mut *conn)
-            .await?;
+        on_tx!(conn, |c| sqlx::query(
+            "INSERT INTO fleet_policy_targets (policy_id, device_id) VALUES ($1, $2)"
+        )
+        .bind(policy_id)
+        .bind(d)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
     }
     Ok(())
 }
 
-async fn policy_with_targets<'e, E>(executor: E, row: PolicyRow) -> Result<PolicyRecord, StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
+const TARGETS: &str = "SELECT group_id, device_id FROM fleet_policy_targets WHERE policy_id = $1
+         ORDER BY rowid";
+
+/// A policy's row with its targets (in the order they were written).
+async fn policy_with_targets(
+    read: &crate::store::Pool,
+    row: PolicyRow,
+) -> Result<PolicyRecord, StoreError> {
+    let targets: Vec<(Option<String>, Option<String>)> =
+        on_pool!(read, |c| sqlx::query_as(TARGETS)
+            .bind(&row.0)
+            .fetch_all(c)
+            .await)?;
+    policy_record(row, targets)
+}
+
+/// As [`policy_with_targets`], inside a transaction.
+async fn policy_with_targets_in(
+    tx: &mut crate::store::Tx<'_>,
+    row: PolicyRow,
+) -> Result<PolicyRecord, StoreError> {
+    let targets: Vec<(Option<String>, Option<String>)> = on_tx!(tx, |c| sqlx::query_as(TARGETS)
+        .bind(&row.0)
+        .fetch_all(c)
+        .await)?;
+    policy_record(row, targets)
+}
+
+fn policy_record(
+    row: PolicyRow,
+    targets: Vec<(Option<String>, Option<String>)>,
+) -> Result<PolicyRecord, StoreError> {
     let (id, name, priority, config, created_at, updated_at) = row;
-    let targets: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT group_id, device_id FROM fleet_policy_targets WHERE policy_id = ?
-         ORDER BY rowid",
-    )
-    .bind(&id)
-    .fetch_all(executor)
-    .await?;
     let config = json_object(&config, &format!("config of policy {id}"))?;
     let mut groups = Vec::new();
     let mut devices = Vec::new();
@@ -97,11 +130,12 @@ where
 impl Db {
     /// Policies, highest priority first (then oldest first).
     pub async fn fleet_policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
-        let rows: Vec<PolicyRow> = sqlx::query_as(&format!(
-            "SELECT {POLICY_COLUMNS} FROM fleet_policies ORDER BY priority DESC, seq"
-        ))
-        .fetch_all(&self.read)
-        .await?;
+        let rows: Vec<PolicyRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {POLICY_COLUMNS} FROM fleet_policies ORDER BY priority DESC, seq")
+            ))
+            .fetch_all(c)
+            .await)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push(policy_with_targets(&self.read, row).await?);
@@ -110,12 +144,13 @@ impl Db {
     }
 
     pub async fn fleet_policy(&self, id: &str) -> Result<Option<PolicyRecord>, StoreError> {
-        let row: Option<PolicyRow> = sqlx::query_as(&format!(
-            "SELECT {POLICY_COLUMNS} FROM fleet_policies WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<PolicyRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {POLICY_COLUMNS} FROM fleet_policies WHERE id = ?")
+            ))
+            .bind(id)
+            .fetch_optional(c)
+            .await)?;
         match row {
             Some(r) => Ok(Some(policy_with_targets(&self.read, r).await?)),
             None => Ok(None),
@@ -125,16 +160,18 @@ impl Db {
     /// The policies that apply to a device (targeting it or its group),
     /// highest priority first.
     pub async fn device_policies(&self, device_id: &str) -> Result<Vec<PolicyRecord>, StoreError> {
-        let rows: Vec<PolicyRow> = sqlx::query_as(&format!(
-            "SELECT {POLICY_COLUMNS} FROM fleet_policies p WHERE EXISTS (
+        let rows: Vec<PolicyRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT {POLICY_COLUMNS} FROM fleet_policies p WHERE EXISTS (
                 SELECT 1 FROM fleet_policy_targets t
                 WHERE t.policy_id = p.id AND (t.device_id = ?1 OR t.group_id =
                     (SELECT group_id FROM fleet_devices WHERE id = ?1)))
              ORDER BY priority DESC, seq"
-        ))
+            ))
+        )
         .bind(device_id)
-        .fetch_all(&self.read)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push(policy_with_targets(&self.read, row).await?);
@@ -150,9 +187,9 @@ impl Db {
         check_target(&mut tx, &new.target).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
-        sqlx::query(
+        on_tx!(tx, |c| sqlx::query(
             "INSERT INTO fleet_policies (id, name, priority, config, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(&new.name)
@@ -160,8 +197,9 @@ impl Db {
         .bind(Value::Object(new.config.clone()).to_string())
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         write_target(&mut tx, &id, &new.target).await?;
         tx.commit().await?;
         Ok(PolicyRecord {
@@ -182,14 +220,14 @@ impl Db {
         patch: &PolicyPatch,
     ) -> Result<PolicyRecord, FleetStoreError> {
         let mut tx = self.write.begin().await?;
-        let row: Option<PolicyRow> = sqlx::query_as(&format!(
-            "SELECT {POLICY_COLUMNS} FROM fleet_policies WHERE id = ?"
+        let row: Option<PolicyRow> = on_tx!(tx, |c| sqlx::query_as(&crate::store::numbered(
+            &format!("SELECT {POLICY_COLUMNS} FROM fleet_policies WHERE id = ?")
         ))
         .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await)?;
         let row = row.ok_or(FleetStoreError::NotFound("policy"))?;
-        let mut current = policy_with_targets(&mut *tx, row).await?;
+        let mut current = policy_with_targets_in(&mut tx, row).await?;
         if let Some(target) = &patch.target {
             check_target(&mut tx, target).await?;
             write_target(&mut tx, id, target).await?;
@@ -206,25 +244,29 @@ impl Db {
             current.config = c.clone();
         }
         current.updated_at = now();
-        sqlx::query(
-            "UPDATE fleet_policies SET name = ?, priority = ?, config = ?, updated_at = ? WHERE id = ?",
+        on_tx!(tx, |c| {
+            sqlx::query(
+            "UPDATE fleet_policies SET name = $1, priority = $2, config = $3, updated_at = $4 WHERE id = $5",
         )
         .bind(&current.name)
         .bind(current.priority)
         .bind(Value::Object(current.config.clone()).to_string())
         .bind(&current.updated_at)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         tx.commit().await?;
         Ok(current)
     }
 
     pub async fn delete_fleet_policy(&self, id: &str) -> Result<bool, StoreError> {
-        let res = sqlx::query("DELETE FROM fleet_policies WHERE id = ?")
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let res = on_pool!(&self.write, |c| sqlx::query(
+            "DELETE FROM fleet_policies WHERE id = $1"
+        )
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(res.rows_affected() > 0)
     }
 }

@@ -2,6 +2,9 @@
 //! published releases, deployments and each target device's progress. The
 //! rollout runner (`fleet::rollout`) reads and advances it.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use super::policies::check_target;
 use super::{FleetStoreError, PolicyTarget};
 use crate::store::{Db, StoreError, now};
@@ -104,26 +107,28 @@ impl Db {
         notes: Option<&str>,
     ) -> Result<ReleaseRecord, FleetStoreError> {
         let ts = now();
-        let res = sqlx::query(
-            "INSERT INTO fleet_releases (version, notes, created_at) VALUES (?, ?, ?)
+        let res = on_pool!(&self.write, |c| sqlx::query(
+            "INSERT INTO fleet_releases (version, notes, created_at) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
         )
         .bind(version)
         .bind(notes)
         .bind(&ts)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         if res.rows_affected() == 0 {
             return Err(FleetStoreError::Taken {
                 field: "version",
                 value: version.to_string(),
             });
         }
-        let devices: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM fleet_devices WHERE version = ?")
-                .bind(version)
-                .fetch_one(&self.read)
-                .await?;
+        let devices: i64 = on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM fleet_devices WHERE version = $1"
+        )
+        .bind(version)
+        .fetch_one(c)
+        .await)?;
         Ok(ReleaseRecord {
             version: version.to_string(),
             notes: notes.map(str::to_string),
@@ -134,13 +139,14 @@ impl Db {
 
     /// Every release, newest first, with how many devices run it.
     pub async fn fleet_releases(&self) -> Result<Vec<ReleaseRecord>, StoreError> {
-        let rows: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(
-            "SELECT r.version, r.notes, r.created_at,
+        let rows: Vec<(String, Option<String>, String, i64)> =
+            on_pool!(&self.read, |c| sqlx::query_as(
+                "SELECT r.version, r.notes, r.created_at,
                     (SELECT COUNT(*) FROM fleet_devices d WHERE d.version = r.version)
              FROM fleet_releases r ORDER BY r.seq DESC",
-        )
-        .fetch_all(&self.read)
-        .await?;
+            )
+            .fetch_all(c)
+            .await)?;
         Ok(rows
             .into_iter()
             .map(|(version, notes, created_at, devices)| ReleaseRecord {
@@ -163,11 +169,12 @@ impl Db {
         let id = format!("deploy-{}", uuid::Uuid::new_v4().simple());
         let ts = now();
         let mut tx = self.write.begin().await?;
-        let release: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM fleet_releases WHERE version = ?")
-                .bind(&new.version)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let release: Option<(i64,)> = on_tx!(tx, |c| sqlx::query_as(
+            "SELECT 1 FROM fleet_releases WHERE version = $1"
+        )
+        .bind(&new.version)
+        .fetch_optional(c)
+        .await)?;
         if release.is_none() {
             return Err(FleetStoreError::Unknown {
                 field: "version",
@@ -182,11 +189,12 @@ impl Db {
             }
         }
         for g in &new.target.groups {
-            let members: Vec<(String,)> =
-                sqlx::query_as("SELECT id FROM fleet_devices WHERE group_id = ? ORDER BY seq")
-                    .bind(g)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            let members: Vec<(String,)> = on_tx!(tx, |c| sqlx::query_as(
+                "SELECT id FROM fleet_devices WHERE group_id = $1 ORDER BY seq"
+            )
+            .bind(g)
+            .fetch_all(c)
+            .await)?;
             for (d,) in members {
                 if !devices.contains(&d) {
                     devices.push(d);
@@ -199,10 +207,10 @@ impl Db {
                 ids: vec!["(the groups have no devices)".into()],
             });
         }
-        sqlx::query(
+        on_tx!(tx, |c| sqlx::query(
             "INSERT INTO fleet_deployments (id, version, status, schedule, canary, batch_size,
                  created_by, created_at, updated_at)
-             VALUES (?, ?, 'scheduled', ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(&new.version)
@@ -212,19 +220,21 @@ impl Db {
         .bind(created_by)
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         for (position, d) in devices.iter().enumerate() {
-            sqlx::query(
+            on_tx!(tx, |c| {
+                sqlx::query(
                 "INSERT INTO fleet_deployment_devices (deployment_id, device_id, position, updated_at)
-                 VALUES (?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4)",
             )
             .bind(&id)
             .bind(d)
             .bind(position as i64)
             .bind(&ts)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c).await.map(crate::store::Done::from)
+            })?;
         }
         tx.commit().await?;
         self.fleet_deployment(&id)
@@ -233,14 +243,15 @@ impl Db {
     }
 
     async fn deployment_devices(&self, id: &str) -> Result<Vec<DeploymentDevice>, StoreError> {
-        let rows: Vec<DeviceRow> = sqlx::query_as(
+        let rows: Vec<DeviceRow> = on_pool!(&self.read, |c| {
+            sqlx::query_as(
             "SELECT t.device_id, t.position, t.status, t.detail, t.sent_at, t.updated_at, d.version
              FROM fleet_deployment_devices t JOIN fleet_devices d ON d.id = t.device_id
-             WHERE t.deployment_id = ? ORDER BY t.position",
+             WHERE t.deployment_id = $1 ORDER BY t.position",
         )
         .bind(id)
-        .fetch_all(&self.read)
-        .await?;
+        .fetch_all(c).await
+        })?;
         Ok(rows
             .into_iter()
             .map(|r| DeploymentDevice {
@@ -256,12 +267,13 @@ impl Db {
     }
 
     pub async fn fleet_deployment(&self, id: &str) -> Result<Option<DeploymentRecord>, StoreError> {
-        let row: Option<DeploymentRow> = sqlx::query_as(&format!(
-            "SELECT {DEPLOYMENT_COLUMNS} FROM fleet_deployments WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<DeploymentRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {DEPLOYMENT_COLUMNS} FROM fleet_deployments WHERE id = ?")
+            ))
+            .bind(id)
+            .fetch_optional(c)
+            .await)?;
         match row {
             Some(r) => {
                 let devices = self.deployment_devices(&r.0).await?;
@@ -285,11 +297,13 @@ impl Db {
 
     /// Every deployment, newest first (with its devices).
     pub async fn fleet_deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
-        let rows: Vec<DeploymentRow> = sqlx::query_as(&format!(
-            "SELECT {DEPLOYMENT_COLUMNS} FROM fleet_deployments ORDER BY seq DESC LIMIT 500"
-        ))
-        .fetch_all(&self.read)
-        .await?;
+        let rows: Vec<DeploymentRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM fleet_deployments ORDER BY seq DESC LIMIT 500"
+            ))
+        )
+        .fetch_all(c)
+        .await)?;
         self.with_devices(rows).await
     }
 
@@ -299,14 +313,16 @@ impl Db {
         &self,
         now: &str,
     ) -> Result<Vec<DeploymentRecord>, StoreError> {
-        let rows: Vec<DeploymentRow> = sqlx::query_as(&format!(
-            "SELECT {DEPLOYMENT_COLUMNS} FROM fleet_deployments
+        let rows: Vec<DeploymentRow> = on_pool!(&self.read, |c| sqlx::query_as(
+            &crate::store::numbered(&format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM fleet_deployments
              WHERE status = 'running' OR (status = 'scheduled' AND schedule <= ?)
              ORDER BY seq"
-        ))
+            ))
+        )
         .bind(now)
-        .fetch_all(&self.read)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         self.with_devices(rows).await
     }
 
@@ -322,10 +338,11 @@ impl Db {
         let ts = now();
         let last = matches!(status, "completed" | "halted" | "cancelled");
         let mut tx = self.write.begin().await?;
-        let res = sqlx::query(
-            "UPDATE fleet_deployments SET status = ?, reason = COALESCE(?, reason), updated_at = ?,
-                 finished_at = CASE WHEN ? THEN ? ELSE finished_at END
-             WHERE id = ? AND status IN ('scheduled', 'running')",
+        let res = on_tx!(tx, |c| {
+            sqlx::query(
+            "UPDATE fleet_deployments SET status = $1, reason = COALESCE($2, reason), updated_at = $3,
+                 finished_at = CASE WHEN $4 THEN $5 ELSE finished_at END
+             WHERE id = $6 AND status IN ('scheduled', 'running')",
         )
         .bind(status)
         .bind(reason)
@@ -333,17 +350,18 @@ impl Db {
         .bind(last)
         .bind(&ts)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await.map(crate::store::Done::from)
+        })?;
         if res.rows_affected() > 0 && last {
-            sqlx::query(
-                "UPDATE fleet_deployment_devices SET status = 'skipped', updated_at = ?
-                 WHERE deployment_id = ? AND status = 'pending'",
+            on_tx!(tx, |c| sqlx::query(
+                "UPDATE fleet_deployment_devices SET status = 'skipped', updated_at = $1
+                 WHERE deployment_id = $2 AND status = 'pending'",
             )
             .bind(&ts)
             .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         }
         tx.commit().await?;
         Ok(res.rows_affected() > 0)
@@ -359,12 +377,12 @@ impl Db {
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
         let ts = now();
-        sqlx::query(
-            "UPDATE fleet_deployment_devices SET status = ?, detail = ?, updated_at = ?,
-                 sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END
-             WHERE deployment_id = ? AND device_id = ?
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE fleet_deployment_devices SET status = $1, detail = $2, updated_at = $3,
+                 sent_at = CASE WHEN $4 = 'sent' THEN $5 ELSE sent_at END
+             WHERE deployment_id = $6 AND device_id = $7
                AND EXISTS (SELECT 1 FROM fleet_deployments
-                           WHERE id = ? AND status IN ('scheduled', 'running'))",
+                           WHERE id = $8 AND status IN ('scheduled', 'running'))",
         )
         .bind(status)
         .bind(detail)
@@ -374,8 +392,9 @@ impl Db {
         .bind(deployment_id)
         .bind(device_id)
         .bind(deployment_id)
-        .execute(&self.write)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(())
     }
 }

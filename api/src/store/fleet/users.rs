@@ -3,6 +3,9 @@
 //! deleting, never leaving the fleet without an admin (checked inside the
 //! write's transaction).
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use super::{FleetStoreError, FleetUserRecord};
 use crate::fleet::domain::FleetRole;
 use crate::store::Db;
@@ -17,19 +20,38 @@ pub struct FleetUserPatch {
     pub password_hash: Option<String>,
 }
 
-async fn other_admins(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM fleet_users WHERE role = 'admin' AND id != ?")
+/// How many admins other than `id` there are; on PostgreSQL their rows are
+/// locked until the transaction ends, so that two concurrent demotions or
+/// deletions cannot each count the other and leave no admin.
+async fn other_admins(tx: &mut crate::store::Tx<'_>, id: &str) -> Result<i64, sqlx::Error> {
+    let ids: Vec<String> = if tx.is_postgres() {
+        on_tx!(tx, |c| sqlx::query_scalar(
+            "SELECT id FROM fleet_users WHERE role = 'admin' AND id != $1 FOR UPDATE"
+        )
         .bind(id)
-        .fetch_one(conn)
-        .await
+        .fetch_all(c)
+        .await)?
+    } else {
+        on_tx!(tx, |c| sqlx::query_scalar(
+            "SELECT id FROM fleet_users WHERE role = 'admin' AND id != $1"
+        )
+        .bind(id)
+        .fetch_all(c)
+        .await)?
+    };
+    Ok(ids.len() as i64)
 }
 
 /// The user's role, or `NotFound`.
-async fn role_of(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<String, FleetStoreError> {
-    let current: Option<(String,)> = sqlx::query_as("SELECT role FROM fleet_users WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+async fn role_of(tx: &mut crate::store::Tx<'_>, id: &str) -> Result<String, FleetStoreError> {
+    // FOR UPDATE on PostgreSQL: the row is locked until the write commits.
+    let sql = if tx.is_postgres() {
+        "SELECT role FROM fleet_users WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT role FROM fleet_users WHERE id = $1"
+    };
+    let current: Option<(String,)> =
+        on_tx!(tx, |c| sqlx::query_as(sql).bind(id).fetch_optional(c).await)?;
     current
         .map(|(r,)| r)
         .ok_or(FleetStoreError::NotFound("Fleet user"))
@@ -52,18 +74,19 @@ impl Db {
         {
             return Err(FleetStoreError::LastAdmin(LAST_ADMIN));
         }
-        sqlx::query(
-            "UPDATE fleet_users SET role = COALESCE(?, role),
-                 password_hash = COALESCE(?, password_hash),
-                 token_version = token_version + 1, updated_at = ?
-             WHERE id = ?",
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE fleet_users SET role = COALESCE($1, role),
+                 password_hash = COALESCE($2, password_hash),
+                 token_version = token_version + 1, updated_at = $3
+             WHERE id = $4",
         )
         .bind(patch.role.map(FleetRole::as_str))
         .bind(&patch.password_hash)
         .bind(crate::store::now())
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         tx.commit().await?;
         self.fleet_user_by_id(id)
             .await?
@@ -78,10 +101,11 @@ impl Db {
         if role == "admin" && other_admins(&mut tx, id).await? == 0 {
             return Err(FleetStoreError::LastAdmin(LAST_ADMIN));
         }
-        sqlx::query("DELETE FROM fleet_users WHERE id = ?")
+        on_tx!(tx, |c| sqlx::query("DELETE FROM fleet_users WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
         tx.commit().await?;
         Ok(())
     }

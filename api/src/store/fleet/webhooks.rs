@@ -2,8 +2,10 @@
 //! (migrations/0018_fleet_webhooks.sql). The delivery worker drains the
 //! outbox through `store::webhooks` (`Outbox::Fleet`); this file writes it.
 
+#[allow(unused_imports)]
+use crate::store::{on_pool, on_tx};
+
 use serde_json::{Value, json};
-use sqlx::{Sqlite, Transaction};
 
 use super::super::{Db, StoreError, now};
 use crate::fleet::webhook_events::FleetWebhookEvent;
@@ -71,14 +73,15 @@ type DeliveryRow = (
 /// subscribed to it, inside the caller's transaction (the one that commits
 /// the event's cause).
 pub async fn enqueue_fleet_event(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::store::Tx<'_>,
     event: FleetWebhookEvent,
     data: Value,
 ) -> Result<(), sqlx::Error> {
-    let hooks: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, events FROM fleet_webhooks ORDER BY seq")
-            .fetch_all(&mut **tx)
-            .await?;
+    let hooks: Vec<(String, String)> = on_tx!(tx, |c| sqlx::query_as(
+        "SELECT id, events FROM fleet_webhooks ORDER BY seq"
+    )
+    .fetch_all(c)
+    .await)?;
     if hooks.is_empty() {
         return Ok(());
     }
@@ -90,10 +93,10 @@ pub async fn enqueue_fleet_event(
         if !names.iter().any(|n| n == name) {
             continue;
         }
-        sqlx::query(
+        on_tx!(tx, |c| sqlx::query(
             "INSERT INTO fleet_webhook_deliveries (id, webhook_id, event, payload, status,
                  next_attempt_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(&webhook_id)
@@ -102,8 +105,9 @@ pub async fn enqueue_fleet_event(
         .bind(&ts)
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut **tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
     }
     Ok(())
 }
@@ -131,16 +135,30 @@ impl Db {
         let events_json = serde_json::to_string(events)
             .map_err(|e| StoreError::Corrupt(format!("events: {e}")))?;
         let mut tx = self.write.begin().await.map_err(StoreError::from)?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fleet_webhooks")
-            .fetch_one(&mut *tx)
+        if tx.is_postgres() {
+            // Concurrent creates wait for each other here (a mode that
+            // conflicts with itself; readers are not blocked), so the count
+            // below cannot be stale (SQLite's single writer already is).
+            on_tx!(tx, |c| sqlx::query(
+                "LOCK TABLE fleet_webhooks IN SHARE ROW EXCLUSIVE MODE"
+            )
+            .execute(c)
             .await
+            .map(crate::store::Done::from))
             .map_err(StoreError::from)?;
+        }
+        let count: i64 = on_tx!(tx, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM fleet_webhooks"
+        )
+        .fetch_one(c)
+        .await)
+        .map_err(StoreError::from)?;
         if count >= MAX_FLEET_WEBHOOKS {
             return Err(CreateFleetWebhookError::TooMany);
         }
-        sqlx::query(
+        on_tx!(tx, |c| sqlx::query(
             "INSERT INTO fleet_webhooks (id, url, events, secret, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(url)
@@ -148,8 +166,9 @@ impl Db {
         .bind(secret)
         .bind(&ts)
         .bind(&ts)
-        .execute(&mut *tx)
+        .execute(c)
         .await
+        .map(crate::store::Done::from))
         .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(FleetWebhookRecord {
@@ -164,30 +183,35 @@ impl Db {
 
     /// Every fleet webhook, oldest first.
     pub async fn fleet_webhooks(&self) -> Result<Vec<FleetWebhookRecord>, StoreError> {
-        let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM fleet_webhooks ORDER BY seq"
-        ))
-        .fetch_all(&self.read)
-        .await?;
+        let rows: Vec<WebhookRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM fleet_webhooks ORDER BY seq")
+            ))
+            .fetch_all(c)
+            .await)?;
         rows.into_iter().map(webhook).collect()
     }
 
     pub async fn fleet_webhook(&self, id: &str) -> Result<Option<FleetWebhookRecord>, StoreError> {
-        let row: Option<WebhookRow> = sqlx::query_as(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM fleet_webhooks WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<WebhookRow> =
+            on_pool!(&self.read, |c| sqlx::query_as(&crate::store::numbered(
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM fleet_webhooks WHERE id = ?")
+            ))
+            .bind(id)
+            .fetch_optional(c)
+            .await)?;
         row.map(webhook).transpose()
     }
 
     /// Deletes a fleet webhook and its pending deliveries; false when unknown.
     pub async fn delete_fleet_webhook(&self, id: &str) -> Result<bool, StoreError> {
-        let res = sqlx::query("DELETE FROM fleet_webhooks WHERE id = ?")
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let res = on_pool!(&self.write, |c| sqlx::query(
+            "DELETE FROM fleet_webhooks WHERE id = $1"
+        )
+        .bind(id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         Ok(res.rows_affected() > 0)
     }
 
@@ -197,15 +221,15 @@ impl Db {
         webhook_id: &str,
         limit: i64,
     ) -> Result<Vec<FleetDelivery>, StoreError> {
-        let rows: Vec<DeliveryRow> = sqlx::query_as(
+        let rows: Vec<DeliveryRow> = on_pool!(&self.read, |c| sqlx::query_as(
             "SELECT id, event, status, attempts, last_status_code, last_error, next_attempt_at,
                     delivered_at, payload, created_at
-             FROM fleet_webhook_deliveries WHERE webhook_id = ? ORDER BY seq DESC LIMIT ?",
+             FROM fleet_webhook_deliveries WHERE webhook_id = $1 ORDER BY seq DESC LIMIT $2",
         )
         .bind(webhook_id)
         .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
+        .fetch_all(c)
+        .await)?;
         Ok(rows
             .into_iter()
             .map(|r| {
