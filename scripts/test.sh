@@ -104,7 +104,7 @@ cargo test --workspace --locked --offline
 # (--workspace: the same feature set, so nothing is compiled again.)
 CONVENE_TEST_DB=postgres cargo test --workspace --test e2e --locked --offline -- \
   api_ admin:: admin_history:: guest_links:: libraries:: room_access:: room_password:: \
-  summaries:: transcripts:: webhooks:: fleet:: postgres:: \
+  summaries:: transcripts:: webhooks:: fleet:: postgres:: admin_accounts:: breakouts::breakouts_over_rest \
   --skip browser --skip client_ --skip fleet_appliance
 '
 if [ -n "$SUDO" ]; then as_root=(sudo --preserve-env env "PATH=$PATH"); else as_root=(); fi
