@@ -11,6 +11,7 @@ pub mod config;
 pub mod config_file;
 pub mod dev;
 pub mod metrics;
+pub mod phone;
 pub mod recording;
 pub mod remote;
 pub mod restream;
@@ -463,6 +464,24 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("recovering recordings from an earlier run")?;
     let state = state.with_live(sig.clone());
+    let state = match args.sip_addr {
+        Some(addr) => {
+            let bridge = phone::start(
+                phone::PhoneConfig {
+                    addr,
+                    public_ip: args.sip_public_ip.unwrap_or(addr.ip()),
+                    allow: args.sip_allow.clone(),
+                    invites_per_minute: args.sip_invites_per_minute,
+                    max_calls: args.sip_max_calls as usize,
+                },
+                db.clone(),
+            )
+            .await?;
+            println!("sip on udp {}", bridge.local);
+            state.with_phone(bridge)
+        }
+        None => state,
+    };
     tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {
             match event {

@@ -1,0 +1,166 @@
+//! One phone call's task: it owns the call's RTP socket, retransmits the
+//! INVITE's 200 until the ACK (RFC 3261 13.3.1.4: T1 doubling to T2, 64·T1
+//! in all), takes the PIN from RFC 4733 events ([`PinEntry`]), and ends the
+//! call — with a BYE when this side ends it: the third wrong PIN, no PIN or
+//! no media in time, `phone/disconnect`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use super::pin::{PinEntry, PinStep, ToneEvent};
+use super::sdp::Offer;
+use super::{Control, PhoneBridge};
+
+/// RFC 3261's T1 and T2.
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+/// How long this side waits for the ACK (64·T1).
+const ACK_WAIT: Duration = Duration::from_secs(32);
+/// How long a caller has to enter the PIN.
+pub const PIN_WAIT: Duration = Duration::from_secs(60);
+/// A call that sends no RTP for this long is ended.
+const SILENCE: Duration = Duration::from_secs(60);
+
+/// What a BYE from this side needs of the dialog.
+#[derive(Debug, Clone)]
+pub struct ByeTemplate {
+    /// The caller's Contact URI (the request URI).
+    pub target: String,
+    /// The INVITE's To with this side's tag.
+    pub from: String,
+    /// The INVITE's From.
+    pub to: String,
+    pub call_id: String,
+    /// This side's SIP address, for the Via.
+    pub via_host: SocketAddr,
+}
+
+impl ByeTemplate {
+    /// The BYE request (this side's first request in the dialog).
+    pub fn request(&self) -> Vec<u8> {
+        let branch = hex::encode(rand::rng().random::<[u8; 8]>());
+        format!(
+            "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\n\
+             Content-Length: 0\r\n\r\n",
+            self.target, self.via_host, self.from, self.to, self.call_id
+        )
+        .into_bytes()
+    }
+}
+
+/// Everything a call's task gets.
+pub struct CallSetup {
+    pub bridge: Arc<PhoneBridge>,
+    pub sip: Arc<UdpSocket>,
+    pub sip_call_id: String,
+    /// Where the caller's SIP messages came from.
+    pub peer: SocketAddr,
+    pub pin: String,
+    pub offer: Offer,
+    pub rtp: UdpSocket,
+    /// The INVITE's 200, retransmitted until the ACK.
+    pub ok: Vec<u8>,
+    pub bye: ByeTemplate,
+    pub control: mpsc::Receiver<Control>,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The caller hung up.
+    Remote,
+    /// This side ends it, for this reason.
+    Local(&'static str),
+}
+
+/// Runs the call to its end and removes it from the table.
+pub async fn run(mut s: CallSetup) {
+    let end = serve(&mut s).await;
+    if let End::Local(why) = end {
+        tracing::info!(call = %s.sip_call_id, why, "phone call ended by the bridge");
+        let bye = s.bye.request();
+        // The BYE and two retransmissions (the caller answers each).
+        for wait in [Duration::ZERO, T1, 2 * T1] {
+            tokio::time::sleep(wait).await;
+            if let Err(e) = s.sip.send_to(&bye, s.peer).await {
+                tracing::debug!(error = %e, "BYE not sent");
+            }
+        }
+    } else {
+        tracing::info!(call = %s.sip_call_id, "phone call ended by the caller");
+    }
+    s.bridge.remove(&s.sip_call_id);
+}
+
+async fn serve(s: &mut CallSetup) -> End {
+    let started = Instant::now();
+    let mut pin = PinEntry::new(std::mem::take(&mut s.pin));
+    let mut joined = false;
+    let mut acked = false;
+    let mut resend_every = T1;
+    let mut resend_at = started + T1;
+    let mut last_media = started;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let check_at = if acked {
+            Instant::now() + Duration::from_secs(1)
+        } else {
+            resend_at
+        };
+        tokio::select! {
+            c = s.control.recv() => match c {
+                Some(Control::Acked) => acked = true,
+                Some(Control::Bye) | None => return End::Remote,
+                Some(Control::Hangup) => return End::Local("the room was disconnected"),
+            },
+            r = s.rtp.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { continue };
+                // Symmetric RTP from the offered address only.
+                if from.ip() != s.offer.rtp.ip() {
+                    continue;
+                }
+                last_media = Instant::now();
+                let Ok(packet) = rtp_types::RtpPacket::parse(&buf[..n]) else { continue };
+                if !joined && Some(packet.payload_type()) == s.offer.events {
+                    let Some(ev) = ToneEvent::parse(packet.payload()) else { continue };
+                    match pin.packet(packet.timestamp(), ev) {
+                        PinStep::More => {}
+                        PinStep::Accepted => {
+                            joined = true;
+                            s.bridge.joined(&s.sip_call_id);
+                            tracing::info!(call = %s.sip_call_id, "phone caller entered the PIN");
+                        }
+                        PinStep::Wrong { tries_left } => {
+                            tracing::info!(call = %s.sip_call_id, tries_left, "wrong PIN");
+                        }
+                        PinStep::Refused => return End::Local("three wrong PINs"),
+                    }
+                }
+            }
+            _ = sleep_until(check_at) => {
+                let now = Instant::now();
+                if !acked {
+                    if now.duration_since(started) >= ACK_WAIT {
+                        return End::Local("no ACK");
+                    }
+                    let _ = s.sip.send_to(&s.ok, s.peer).await;
+                    resend_every = (resend_every * 2).min(T2);
+                    resend_at = now + resend_every;
+                }
+                if !joined && now.duration_since(started) >= PIN_WAIT {
+                    return End::Local("no PIN in time");
+                }
+                if now.duration_since(last_media) >= SILENCE {
+                    return End::Local("no media");
+                }
+            }
+        }
+    }
+}

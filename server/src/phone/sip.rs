@@ -1,0 +1,379 @@
+//! The SIP endpoint (RFC 3261 over UDP): one task owns the socket, parses
+//! each datagram with `rsip` ([`parse`], the fuzzed entry point), refuses
+//! sources outside the trunk allow-list (403) and INVITE floods (503 with
+//! `Retry-After`, per source address), and serves INVITE (answered at once
+//! with G.711 and telephone-event; the call's task takes over), ACK, BYE,
+//! CANCEL and OPTIONS. Anything that does not parse is dropped and counted.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use convene_api::Db;
+use rand::Rng;
+use rsip::headers::UntypedHeader;
+use rsip::prelude::HeadersExt;
+use rsip::{Header, Method, SipMessage};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::call::{self, CallSetup};
+use super::sdp;
+use super::{CallEntry, CallState, Control, PhoneBridge};
+
+/// The largest datagram read (a SIP message over UDP stays well below).
+const MAX_DATAGRAM: usize = 65_535;
+/// Source addresses the INVITE limit remembers; when full, new sources
+/// are refused until a minute has passed.
+const LIMIT_SOURCES: usize = 4096;
+/// Methods this endpoint serves.
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+
+/// Parses one datagram (the fuzz target's entry point).
+pub fn parse(datagram: &[u8]) -> Result<SipMessage, rsip::Error> {
+    SipMessage::try_from(datagram)
+}
+
+/// INVITEs per source address and minute.
+#[derive(Debug)]
+pub struct InviteLimit {
+    per_minute: u32,
+    seen: HashMap<IpAddr, (Instant, u32)>,
+}
+
+impl InviteLimit {
+    pub fn new(per_minute: u32) -> InviteLimit {
+        InviteLimit {
+            per_minute,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Counts an INVITE from `ip`; false when over the limit.
+    pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let minute = Duration::from_secs(60);
+        if !self.seen.contains_key(&ip) && self.seen.len() >= LIMIT_SOURCES {
+            self.seen.retain(|_, (start, _)| now.duration_since(*start) < minute);
+            if self.seen.len() >= LIMIT_SOURCES {
+                return false;
+            }
+        }
+        let (start, n) = self.seen.entry(ip).or_insert((now, 0));
+        if now.duration_since(*start) >= minute {
+            *start = now;
+            *n = 0;
+        }
+        *n += 1;
+        *n <= self.per_minute
+    }
+}
+
+/// A response to `req`: its Via, From, To (with `to_tag` added when it
+/// has none), Call-ID and CSeq, then `extra` and the body.
+pub fn response(
+    req: &rsip::Request,
+    code: u16,
+    to_tag: Option<&str>,
+    extra: Vec<Header>,
+    sdp_body: Option<&str>,
+) -> Vec<u8> {
+    let mut headers = rsip::Headers::default();
+    for h in req.headers.iter() {
+        match h {
+            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+                headers.push(h.clone())
+            }
+            Header::To(to) => match to_tag {
+                Some(tag) if !to.value().contains(";tag=") => headers.push(Header::To(
+                    rsip::headers::To::new(format!("{};tag={tag}", to.value())),
+                )),
+                _ => headers.push(h.clone()),
+            },
+            _ => {}
+        }
+    }
+    headers.push(Header::Server(rsip::headers::Server::new("convene")));
+    headers.extend(extra);
+    let body = sdp_body.map(|b| b.as_bytes().to_vec()).unwrap_or_default();
+    if sdp_body.is_some() {
+        headers.push(Header::ContentType(rsip::headers::ContentType::new(
+            "application/sdp",
+        )));
+    }
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
+        body.len().to_string(),
+    )));
+    rsip::Response {
+        status_code: code.into(),
+        version: rsip::Version::V2,
+        headers,
+        body,
+    }
+    .to_string()
+    .into_bytes()
+}
+
+fn header(name: &str, value: impl Into<String>) -> Header {
+    Header::Other(name.into(), value.into())
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill(&mut b[..]);
+    hex::encode(b)
+}
+
+/// The caller's name in the room: its number's last four digits.
+fn caller_name(req: &rsip::Request) -> String {
+    let user = req
+        .from_header()
+        .ok()
+        .and_then(|f| f.uri().ok())
+        .and_then(|u| u.user().map(str::to_string))
+        .unwrap_or_default();
+    let digits: Vec<char> = user.chars().filter(char::is_ascii_digit).collect();
+    let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+    if tail.is_empty() {
+        "Phone".into()
+    } else {
+        format!("Phone \u{2022}\u{2022}\u{2022}\u{2022}{tail}")
+    }
+}
+
+/// Runs the endpoint until the socket fails.
+pub async fn run(bridge: Arc<PhoneBridge>, socket: Arc<UdpSocket>, db: Db) {
+    let mut limit = InviteLimit::new(bridge.config.invites_per_minute);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (n, src) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "SIP socket receive failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let req = match parse(&buf[..n]) {
+            Ok(SipMessage::Request(r)) => r,
+            // Answers to this side's BYEs need nothing more.
+            Ok(SipMessage::Response(_)) => continue,
+            Err(e) => {
+                metrics::counter!("convene_sip_malformed_total").increment(1);
+                tracing::debug!(%src, error = %e, "malformed SIP message dropped");
+                continue;
+            }
+        };
+        let reply = handle(&bridge, &socket, &db, &mut limit, req, src).await;
+        if let Some(bytes) = reply
+            && let Err(e) = socket.send_to(&bytes, src).await
+        {
+            tracing::debug!(%src, error = %e, "SIP reply not sent");
+        }
+    }
+}
+
+/// One request; the answer to send back, if any (ACK gets none).
+async fn handle(
+    bridge: &Arc<PhoneBridge>,
+    socket: &Arc<UdpSocket>,
+    db: &Db,
+    limit: &mut InviteLimit,
+    req: rsip::Request,
+    src: SocketAddr,
+) -> Option<Vec<u8>> {
+    if req.method == Method::Invite && !limit.allow(src.ip(), Instant::now()) {
+        metrics::counter!("convene_sip_refused_total", "reason" => "rate").increment(1);
+        return Some(response(&req, 503, None, vec![header("Retry-After", "60")], None));
+    }
+    if !bridge.config.allow.iter().any(|net| net.contains(&src.ip())) {
+        metrics::counter!("convene_sip_refused_total", "reason" => "allow_list").increment(1);
+        tracing::info!(%src, method = %req.method, "SIP request from outside the trunk allow-list refused");
+        return (req.method != Method::Ack).then(|| response(&req, 403, None, vec![], None));
+    }
+    let Ok(call_id) = req.call_id_header().map(|c| c.value().to_string()) else {
+        return (req.method != Method::Ack).then(|| response(&req, 400, None, vec![], None));
+    };
+    match req.method {
+        Method::Invite => Some(invite(bridge, socket, db, req, src, call_id).await),
+        Method::Ack => {
+            if let Some(c) = bridge.table().get(&call_id) {
+                let _ = c.control.try_send(Control::Acked);
+            }
+            None
+        }
+        Method::Bye => {
+            let known = bridge.table().get(&call_id).map(|c| {
+                let _ = c.control.try_send(Control::Bye);
+            });
+            Some(response(&req, if known.is_some() { 200 } else { 481 }, None, vec![], None))
+        }
+        // Every INVITE is answered at once, so a CANCEL finds it complete
+        // (RFC 3261 9.2: no effect); the caller hangs up with a BYE.
+        Method::Cancel => {
+            let known = bridge.table().contains_key(&call_id);
+            Some(response(&req, if known { 200 } else { 481 }, None, vec![], None))
+        }
+        Method::Options => Some(response(
+            &req,
+            200,
+            None,
+            vec![header("Allow", ALLOW), header("Accept", "application/sdp")],
+            None,
+        )),
+        _ => Some(response(&req, 405, None, vec![header("Allow", ALLOW)], None)),
+    }
+}
+
+/// An INVITE: a retransmission or re-INVITE of a known call is answered as
+/// the first was; a new one is checked (capacity, extension, offer), gets
+/// its RTP socket and answer, and its task.
+async fn invite(
+    bridge: &Arc<PhoneBridge>,
+    socket: &Arc<UdpSocket>,
+    db: &Db,
+    req: rsip::Request,
+    src: SocketAddr,
+    call_id: String,
+) -> Vec<u8> {
+    let contact = contact(bridge, &req);
+    if let Some(c) = bridge.table().get(&call_id) {
+        return response(&req, 200, Some(&c.to_tag), vec![contact], Some(&c.answer));
+    }
+    if bridge.table().len() >= bridge.config.max_calls {
+        return response(&req, 503, None, vec![header("Retry-After", "30")], None);
+    }
+    let Some(extension) = req.uri.user().map(str::to_string) else {
+        return response(&req, 404, None, vec![], None);
+    };
+    let dial_in = match db.phone_bridge_by_extension(&extension).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return response(&req, 404, None, vec![], None),
+        Err(e) => {
+            tracing::error!(error = %e, "looking up a phone extension");
+            return response(&req, 500, None, vec![], None);
+        }
+    };
+    let offer = match sdp::read_offer(&req.body) {
+        Ok(o) => o,
+        Err(e) => {
+            return response(&req, 488, None, vec![header("Warning", format!("399 convene \"{e}\""))], None);
+        }
+    };
+    let rtp = match UdpSocket::bind(SocketAddr::new(bridge.config.addr.ip(), 0)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "binding a call's RTP socket");
+            return response(&req, 500, None, vec![], None);
+        }
+    };
+    let Ok(rtp_port) = rtp.local_addr().map(|a| a.port()) else {
+        return response(&req, 500, None, vec![], None);
+    };
+    let to_tag = random_hex(8);
+    let answer = sdp::answer(
+        &offer,
+        SocketAddr::new(bridge.config.public_ip, rtp_port),
+        rand::rng().random_range(1..u32::MAX as u64),
+    );
+    let ok = response(&req, 200, Some(&to_tag), vec![contact], Some(&answer));
+    let (control, control_rx) = mpsc::channel(8);
+    let id = uuid::Uuid::new_v4().to_string();
+    let name = caller_name(&req);
+    let muted = Arc::new(AtomicBool::new(false));
+    let remote_target = req
+        .contact_header()
+        .ok()
+        .and_then(|c| c.uri().ok())
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| format!("sip:{}", src));
+    let bye = call::ByeTemplate {
+        target: remote_target,
+        from: req
+            .to_header()
+            .map(|t| format!("{};tag={to_tag}", t.value()))
+            .unwrap_or_default(),
+        to: req.from_header().map(|f| f.value().to_string()).unwrap_or_default(),
+        call_id: call_id.clone(),
+        via_host: SocketAddr::new(bridge.config.public_ip, bridge.local.port()),
+    };
+    bridge.table().insert(
+        call_id.clone(),
+        CallEntry {
+            id: id.clone(),
+            room_id: dial_in.room_id.clone(),
+            name,
+            state: CallState::Pin,
+            muted,
+            control,
+            to_tag,
+            answer,
+        },
+    );
+    tracing::info!(call = %id, room = %dial_in.room_id, %src, "phone call answered; waiting for the PIN");
+    tokio::spawn(call::run(CallSetup {
+        bridge: bridge.clone(),
+        sip: socket.clone(),
+        sip_call_id: call_id,
+        peer: src,
+        pin: dial_in.pin,
+        offer,
+        rtp,
+        ok: ok.clone(),
+        bye,
+        control: control_rx,
+    }));
+    ok
+}
+
+fn contact(bridge: &PhoneBridge, req: &rsip::Request) -> Header {
+    let user = req.uri.user().unwrap_or("convene");
+    let host = SocketAddr::new(bridge.config.public_ip, bridge.local.port());
+    header("Contact", format!("<sip:{user}@{host}>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: &str = "OPTIONS sip:100@127.0.0.1:5060 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK776asdhds\r\n\
+        Max-Forwards: 70\r\nTo: <sip:100@127.0.0.1>\r\n\
+        From: <sip:alice@127.0.0.1>;tag=1928301774\r\nCall-ID: a84b4c76e66710\r\n\
+        CSeq: 63104 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn a_response_echoes_the_transaction_and_adds_the_tag() {
+        let Ok(SipMessage::Request(req)) = parse(OPTIONS.as_bytes()) else {
+            panic!("parses");
+        };
+        let out = String::from_utf8(response(&req, 200, Some("abc"), vec![], None)).unwrap();
+        assert!(out.starts_with("SIP/2.0 200 OK\r\n"), "{out}");
+        assert!(out.contains("Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK776asdhds\r\n"));
+        assert!(out.contains("To: <sip:100@127.0.0.1>;tag=abc\r\n"), "{out}");
+        assert!(out.contains("CSeq: 63104 OPTIONS\r\n"));
+        let Ok(SipMessage::Response(back)) = parse(out.as_bytes()) else {
+            panic!("the response parses: {out}");
+        };
+        assert_eq!(u16::from(back.status_code), 200);
+    }
+
+    #[test]
+    fn the_limit_counts_per_source_and_minute() {
+        let mut l = InviteLimit::new(2);
+        let t = Instant::now();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(l.allow(a, t) && l.allow(a, t));
+        assert!(!l.allow(a, t));
+        assert!(l.allow(b, t));
+        assert!(l.allow(a, t + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn garbage_does_not_parse() {
+        assert!(parse(b"\x00\xff garbage").is_err());
+        assert!(parse(b"INVITE\r\n\r\n").is_err());
+    }
+}
