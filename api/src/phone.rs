@@ -69,8 +69,12 @@ pub trait PhoneCalls: Send + Sync + Debug {
     /// Ends every call of the room (it was disconnected); returns how many.
     fn end_room(&self, room_id: &str) -> usize;
     /// Mutes or unmutes a call of the room.
-    fn set_muted(&self, room_id: &str, call_id: &str, muted: bool)
-    -> Result<PhoneCall, CallRefusal>;
+    fn set_muted(
+        &self,
+        room_id: &str,
+        call_id: &str,
+        muted: bool,
+    ) -> Result<PhoneCall, CallRefusal>;
 }
 
 /// No SIP endpoint in this process (`--sip-addr` unset): no calls.

@@ -143,8 +143,14 @@ mod tests {
 
     #[test]
     fn the_right_pin_is_accepted_with_or_without_hash() {
-        assert_eq!(keys(&mut PinEntry::new("1234".into()), "1234"), PinStep::Accepted);
-        assert_eq!(keys(&mut PinEntry::new("1234".into()), "9*1234"), PinStep::Accepted);
+        assert_eq!(
+            keys(&mut PinEntry::new("1234".into()), "1234"),
+            PinStep::Accepted
+        );
+        assert_eq!(
+            keys(&mut PinEntry::new("1234".into()), "9*1234"),
+            PinStep::Accepted
+        );
         let mut e = PinEntry::new("1234".into());
         assert_eq!(keys(&mut e, "12#"), PinStep::Wrong { tries_left: 2 });
         assert_eq!(keys(&mut e, "#1234"), PinStep::Accepted);
@@ -166,17 +172,43 @@ mod tests {
         assert_eq!(e.packet(100, one(true)), PinStep::More);
         assert_eq!(e.packet(100, one(true)), PinStep::More);
         assert_eq!(e.packet(100, one(true)), PinStep::More);
-        assert_eq!(e.packet(900, ToneEvent { event: 2, end: true }), PinStep::Accepted);
+        assert_eq!(
+            e.packet(
+                900,
+                ToneEvent {
+                    event: 2,
+                    end: true
+                }
+            ),
+            PinStep::Accepted
+        );
     }
 
     #[test]
     fn payloads_parse() {
         assert_eq!(
             ToneEvent::parse(&[11, 0x8a, 0x03, 0x20]),
-            Some(ToneEvent { event: 11, end: true })
+            Some(ToneEvent {
+                event: 11,
+                end: true
+            })
         );
         assert_eq!(ToneEvent::parse(&[11, 0x8a]), None);
-        assert_eq!(ToneEvent { event: 11, end: true }.key(), Some('#'));
-        assert_eq!(ToneEvent { event: 200, end: true }.key(), None);
+        assert_eq!(
+            ToneEvent {
+                event: 11,
+                end: true
+            }
+            .key(),
+            Some('#')
+        );
+        assert_eq!(
+            ToneEvent {
+                event: 200,
+                end: true
+            }
+            .key(),
+            None
+        );
     }
 }

@@ -155,6 +155,9 @@ mod tests {
         assert_eq!(read_offer(no_law.as_bytes()), Err(OfferError::NoCodec));
         let video = OFFER.replace("m=audio", "m=video");
         assert_eq!(read_offer(video.as_bytes()), Err(OfferError::NoAudio));
-        assert!(matches!(read_offer(b"garbage"), Err(OfferError::Malformed(_))));
+        assert!(matches!(
+            read_offer(b"garbage"),
+            Err(OfferError::Malformed(_))
+        ));
     }
 }

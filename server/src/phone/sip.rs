@@ -55,7 +55,8 @@ impl InviteLimit {
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
         let minute = Duration::from_secs(60);
         if !self.seen.contains_key(&ip) && self.seen.len() >= LIMIT_SOURCES {
-            self.seen.retain(|_, (start, _)| now.duration_since(*start) < minute);
+            self.seen
+                .retain(|_, (start, _)| now.duration_since(*start) < minute);
             if self.seen.len() >= LIMIT_SOURCES {
                 return false;
             }
@@ -185,9 +186,20 @@ async fn handle(
 ) -> Option<Vec<u8>> {
     if req.method == Method::Invite && !limit.allow(src.ip(), Instant::now()) {
         metrics::counter!("convene_sip_refused_total", "reason" => "rate").increment(1);
-        return Some(response(&req, 503, None, vec![header("Retry-After", "60")], None));
+        return Some(response(
+            &req,
+            503,
+            None,
+            vec![header("Retry-After", "60")],
+            None,
+        ));
     }
-    if !bridge.config.allow.iter().any(|net| net.contains(&src.ip())) {
+    if !bridge
+        .config
+        .allow
+        .iter()
+        .any(|net| net.contains(&src.ip()))
+    {
         metrics::counter!("convene_sip_refused_total", "reason" => "allow_list").increment(1);
         tracing::info!(%src, method = %req.method, "SIP request from outside the trunk allow-list refused");
         return (req.method != Method::Ack).then(|| response(&req, 403, None, vec![], None));
@@ -207,13 +219,25 @@ async fn handle(
             let known = bridge.table().get(&call_id).map(|c| {
                 let _ = c.control.try_send(Control::Bye);
             });
-            Some(response(&req, if known.is_some() { 200 } else { 481 }, None, vec![], None))
+            Some(response(
+                &req,
+                if known.is_some() { 200 } else { 481 },
+                None,
+                vec![],
+                None,
+            ))
         }
         // Every INVITE is answered at once, so a CANCEL finds it complete
         // (RFC 3261 9.2: no effect); the caller hangs up with a BYE.
         Method::Cancel => {
             let known = bridge.table().contains_key(&call_id);
-            Some(response(&req, if known { 200 } else { 481 }, None, vec![], None))
+            Some(response(
+                &req,
+                if known { 200 } else { 481 },
+                None,
+                vec![],
+                None,
+            ))
         }
         Method::Options => Some(response(
             &req,
@@ -222,7 +246,13 @@ async fn handle(
             vec![header("Allow", ALLOW), header("Accept", "application/sdp")],
             None,
         )),
-        _ => Some(response(&req, 405, None, vec![header("Allow", ALLOW)], None)),
+        _ => Some(response(
+            &req,
+            405,
+            None,
+            vec![header("Allow", ALLOW)],
+            None,
+        )),
     }
 }
 
@@ -258,7 +288,13 @@ async fn invite(
     let offer = match sdp::read_offer(&req.body) {
         Ok(o) => o,
         Err(e) => {
-            return response(&req, 488, None, vec![header("Warning", format!("399 convene \"{e}\""))], None);
+            return response(
+                &req,
+                488,
+                None,
+                vec![header("Warning", format!("399 convene \"{e}\""))],
+                None,
+            );
         }
     };
     let rtp = match UdpSocket::bind(SocketAddr::new(bridge.config.addr.ip(), 0)).await {
@@ -294,7 +330,10 @@ async fn invite(
             .to_header()
             .map(|t| format!("{};tag={to_tag}", t.value()))
             .unwrap_or_default(),
-        to: req.from_header().map(|f| f.value().to_string()).unwrap_or_default(),
+        to: req
+            .from_header()
+            .map(|f| f.value().to_string())
+            .unwrap_or_default(),
         call_id: call_id.clone(),
         via_host: SocketAddr::new(bridge.config.public_ip, bridge.local.port()),
     };
