@@ -497,7 +497,7 @@ async fn phone_wrong_pins_disconnect_and_bad_callers_are_refused() {
     // The room is unaffected: its dial-in still answers a good caller.
     let mut c = Caller::new("127.0.0.1", sip).await;
     assert_eq!(c.invite(&ext).await.status(), Some(200));
-    c.keys(&info["pin"].as_str().unwrap().to_string()).await;
+    c.keys(info["pin"].as_str().unwrap()).await;
     wait_calls(&api, "guarded", "joined after the flood", |c| {
         c.len() == 1 && c[0]["state"] == "joined"
     })
