@@ -475,6 +475,15 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                     max_calls: args.sip_max_calls as usize,
                 },
                 db.clone(),
+                Some(phone::media::RoomAccess {
+                    sig: sig.clone(),
+                    db: db.clone(),
+                    media_ip: if media.local_addr.ip().is_unspecified() {
+                        media.candidate.ip()
+                    } else {
+                        media.local_addr.ip()
+                    },
+                }),
             )
             .await?;
             println!("sip on udp {}", bridge.local);

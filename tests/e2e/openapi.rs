@@ -77,8 +77,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/rooms/{room}/phone/connect"),
     ("post", "/api/v1/rooms/{room}/phone/disconnect"),
     ("get", "/api/v1/rooms/{room}/phone-participants"),
-    ("post", "/api/v1/rooms/{room}/phone-participants/{callId}/mute"),
-    ("post", "/api/v1/rooms/{room}/phone-participants/{callId}/unmute"),
+    (
+        "post",
+        "/api/v1/rooms/{room}/phone-participants/{callId}/mute",
+    ),
+    (
+        "post",
+        "/api/v1/rooms/{room}/phone-participants/{callId}/unmute",
+    ),
     ("delete", "/api/v1/sessions/{session}/transcripts"),
     ("get", "/api/v1/sessions/{session}/transcripts"),
     ("get", "/api/v1/sessions/{session}/transcripts/export"),

@@ -85,7 +85,7 @@ impl Msg {
 /// A caller: its SIP socket and (once answered) its RTP socket.
 struct Caller {
     sip: UdpSocket,
-    rtp: UdpSocket,
+    rtp: std::sync::Arc<UdpSocket>,
     server: SocketAddr,
     call_id: String,
     from: String,
@@ -100,7 +100,7 @@ struct Caller {
 impl Caller {
     async fn new(ip: &str, server: SocketAddr) -> Caller {
         let sip = UdpSocket::bind((ip, 0)).await.unwrap();
-        let rtp = UdpSocket::bind((ip, 0)).await.unwrap();
+        let rtp = std::sync::Arc::new(UdpSocket::bind((ip, 0)).await.unwrap());
         let tag = uuid::Uuid::new_v4().simple().to_string();
         Caller {
             from: format!(
@@ -503,4 +503,212 @@ async fn phone_wrong_pins_disconnect_and_bad_callers_are_refused() {
     })
     .await;
     c.bye().await;
+}
+
+/// One linear sample as G.711 µ-law (ITU-T G.711), for the caller's tone.
+fn mulaw(sample: i16) -> u8 {
+    let mut s = i32::from(sample);
+    let sign = if s < 0 {
+        s = -s;
+        0x80u8
+    } else {
+        0
+    };
+    s = (s + 0x84).min(0x7fff);
+    let exp = (31 - s.leading_zeros() as i32 - 7).clamp(0, 7);
+    let mant = ((s >> (exp + 3)) & 0x0f) as u8;
+    !(sign | ((exp as u8) << 4) | mant)
+}
+
+/// The caller speaks: a 440 Hz tone as 20 ms PCMU packets until `stop`.
+fn speak(rtp: std::sync::Arc<UdpSocket>, to: SocketAddr, stop: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let (mut seq, mut ts, mut n) = (100u16, 0u32, 0u64);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        while !*stop.borrow() {
+            tick.tick().await;
+            let mut p = vec![0x80, 0];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&0x0bad_cafeu32.to_be_bytes());
+            for _ in 0..160 {
+                let v = (n as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 12000.0;
+                p.push(mulaw(v as i16));
+                n += 1;
+            }
+            let _ = rtp.send_to(&p, to).await;
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(160);
+        }
+    });
+}
+
+/// Audio packets `c` received on the mids offered as `from`'s, and their
+/// payload sizes.
+fn audio_from(c: &convene_tests::rtc_client::Client, from: &str) -> Vec<usize> {
+    use convene_tests::rtc_client::ClientEvent;
+    let mids: Vec<String> = c
+        .seen
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Signal(v) if v["type"] == "offer" => v["tracks"].as_array().cloned(),
+            _ => None,
+        })
+        .flatten()
+        .filter(|t| t["participant_id"] == from)
+        .filter_map(|t| t["mid"].as_str().map(str::to_string))
+        .collect();
+    c.received(str0m::media::MediaKind::Audio)
+        .iter()
+        .filter(|r| mids.contains(&r.mid.to_string()))
+        .map(|r| r.len)
+        .collect()
+}
+
+async fn wait_audio(
+    c: &mut convene_tests::rtc_client::Client,
+    from: &str,
+    more_than: usize,
+    what: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while audio_from(c, from).len() <= more_than {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} packets from {from}; signals {:?}",
+            audio_from(c, from).len(),
+            c.signals()
+        );
+        c.collect_for(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() {
+    use convene_tests::rtc_client::{Client, ClientOptions};
+    let s = server();
+    let api = s.api();
+    let sip = sip_addr(&s);
+    room(&api, "heard").await;
+    let info = api
+        .post("/api/v1/rooms/heard/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let pin = info["pin"].as_str().unwrap().to_string();
+
+    // Ann is in the room (a str0m participant, not publishing).
+    let t = crate::browser::token(&s, "heard", "Ann", "moderator").await;
+    let mut ann = Client::connect(ClientOptions {
+        ws_url: s.ws_url(),
+        room: None,
+        token: Some(t),
+        name: None,
+        publish: false,
+        media_ip: convene_tests::media_ip(),
+        resume: None,
+        tcp: false,
+    })
+    .await;
+    ann.wait_type("joined").await;
+
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    assert_eq!(c.invite(&ext).await.status(), Some(200));
+    let to = c.server_rtp.unwrap();
+    let rtp = c.rtp.clone();
+    c.keys(&pin).await;
+
+    // The caller is a participant of the live session, named after its number.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let phone_id = loop {
+        let live = api.get("/api/v1/rooms/heard/live/participants").await;
+        if live.status == 200
+            && let Some(p) = live.body["live_participants"].as_array().and_then(|ps| {
+                ps.iter()
+                    .find(|p| p["name"] == "Phone \u{2022}\u{2022}\u{2022}\u{2022}6789")
+                    .cloned()
+            })
+        {
+            break p["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller is not a live participant: {:?}",
+            live.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // ...and counted live.
+    let count = api.get("/api/v1/rooms/heard/live").await.expect(200);
+    assert_eq!(count.body["live_participants"], 2, "{:?}", count.body);
+
+    // The caller speaks; Ann hears it (Opus frames of a tone, not of silence).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    speak(rtp.clone(), to, stop_rx);
+    wait_audio(&mut ann, &phone_id, 50, "Ann hears the caller").await;
+    let sizes = audio_from(&ann, &phone_id);
+    let avg = sizes.iter().sum::<usize>() / sizes.len();
+    assert!(
+        avg >= 20,
+        "the caller's audio is not silence: average Opus payload {avg} bytes"
+    );
+
+    // Muted by the API: nothing more reaches Ann; unmuted: it does again.
+    let call_id = calls(&api, "heard").await[0]["call_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.post(
+        &format!("/api/v1/rooms/heard/phone-participants/{call_id}/mute"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    ann.collect_for(Duration::from_millis(500)).await;
+    let muted_at = audio_from(&ann, &phone_id).len();
+    ann.collect_for(Duration::from_millis(1500)).await;
+    assert_eq!(
+        audio_from(&ann, &phone_id).len(),
+        muted_at,
+        "a muted caller is not heard"
+    );
+    api.post(
+        &format!("/api/v1/rooms/heard/phone-participants/{call_id}/unmute"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    wait_audio(
+        &mut ann,
+        &phone_id,
+        muted_at + 25,
+        "heard again after unmute",
+    )
+    .await;
+
+    // BYE: the caller leaves the room.
+    let _ = stop_tx.send(true);
+    c.bye().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let live = api
+            .get("/api/v1/rooms/heard/live/participants")
+            .await
+            .expect(200);
+        let names: Vec<String> = live.body["live_participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        if names == ["Ann"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller did not leave: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

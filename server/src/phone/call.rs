@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -13,6 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
+use super::media::{Leg, RoomAccess};
 use super::pin::{PinEntry, PinStep, ToneEvent};
 use super::sdp::Offer;
 use super::{Control, PhoneBridge};
@@ -69,6 +71,12 @@ pub struct CallSetup {
     pub ok: Vec<u8>,
     pub bye: ByeTemplate,
     pub control: mpsc::Receiver<Control>,
+    /// How a joined call reaches its room (`None`: it is only held).
+    pub access: Option<RoomAccess>,
+    pub team_id: String,
+    pub room_id: String,
+    pub name: String,
+    pub muted: Arc<AtomicBool>,
 }
 
 /// How a call ended.
@@ -82,7 +90,11 @@ enum End {
 
 /// Runs the call to its end and removes it from the table.
 pub async fn run(mut s: CallSetup) {
-    let end = serve(&mut s).await;
+    let mut leg = None;
+    let end = serve(&mut s, &mut leg).await;
+    if let (Some(l), Some(access)) = (leg, &s.access) {
+        l.leave(&access.sig);
+    }
     if let End::Local(why) = end {
         tracing::info!(call = %s.sip_call_id, why, "phone call ended by the bridge");
         let bye = s.bye.request();
@@ -99,7 +111,7 @@ pub async fn run(mut s: CallSetup) {
     s.bridge.remove(&s.sip_call_id);
 }
 
-async fn serve(s: &mut CallSetup) -> End {
+async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
     let started = Instant::now();
     let mut pin = PinEntry::new(std::mem::take(&mut s.pin));
     let mut joined = false;
@@ -108,7 +120,16 @@ async fn serve(s: &mut CallSetup) -> End {
     let mut resend_at = started + T1;
     let mut last_media = started;
     let mut buf = vec![0u8; 2048];
+    let mut leg_buf = vec![0u8; 2048];
     loop {
+        let leg_due = match leg.as_mut() {
+            Some(l) => match l.drive().await {
+                Some(t) => Some(Instant::from_std(t)),
+                None => return End::Local("the room leg failed"),
+            },
+            None => None,
+        };
+        let leg_socket = leg.as_ref().map(Leg::socket);
         let check_at = if acked {
             Instant::now() + Duration::from_secs(1)
         } else {
@@ -128,12 +149,27 @@ async fn serve(s: &mut CallSetup) -> End {
                 }
                 last_media = Instant::now();
                 let Ok(packet) = rtp_types::RtpPacket::parse(&buf[..n]) else { continue };
+                if packet.payload_type() == s.offer.law.payload_type() {
+                    if let Some(l) = leg.as_mut() {
+                        l.caller_audio(s.offer.law, packet.payload(), s.muted.load(Ordering::Relaxed));
+                    }
+                    continue;
+                }
                 if !joined && Some(packet.payload_type()) == s.offer.events {
                     let Some(ev) = ToneEvent::parse(packet.payload()) else { continue };
                     match pin.packet(packet.timestamp(), ev) {
                         PinStep::More => {}
                         PinStep::Accepted => {
                             joined = true;
+                            if let Some(access) = &s.access {
+                                match Leg::join(access, &s.team_id, &s.room_id, &s.name).await {
+                                    Ok(l) => *leg = Some(l),
+                                    Err(e) => {
+                                        tracing::warn!(call = %s.sip_call_id, error = %e, "a phone call could not join its room");
+                                        return End::Local("the room refused the call");
+                                    }
+                                }
+                            }
                             s.bridge.joined(&s.sip_call_id);
                             tracing::info!(call = %s.sip_call_id, "phone caller entered the PIN");
                         }
@@ -142,6 +178,26 @@ async fn serve(s: &mut CallSetup) -> End {
                         }
                         PinStep::Refused => return End::Local("three wrong PINs"),
                     }
+                }
+            }
+            r = async {
+                match &leg_socket {
+                    Some(sock) => sock.recv_from(&mut leg_buf).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let (Ok((n, from)), Some(l)) = (r, leg.as_mut()) {
+                    l.receive(from, &leg_buf[..n]);
+                }
+            }
+            _ = async {
+                match leg_due {
+                    Some(t) => sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(l) = leg.as_mut() {
+                    l.timeout();
                 }
             }
             _ = sleep_until(check_at) => {

@@ -11,6 +11,7 @@
 //! through [`PhoneCalls`]. Nothing runs without `--sip-addr`.
 
 pub mod call;
+pub mod media;
 pub mod pin;
 pub mod sdp;
 pub mod sip;
@@ -102,6 +103,8 @@ pub struct PhoneBridge {
     /// The bound SIP address (the port resolved).
     pub local: SocketAddr,
     pub(crate) calls: Mutex<HashMap<String, CallEntry>>,
+    /// How joined calls reach their rooms.
+    pub(crate) access: Option<media::RoomAccess>,
 }
 
 impl PhoneBridge {
@@ -170,7 +173,11 @@ impl PhoneCalls for PhoneBridge {
 }
 
 /// Binds the SIP socket and starts the endpoint.
-pub async fn start(config: PhoneConfig, db: Db) -> anyhow::Result<Arc<PhoneBridge>> {
+pub async fn start(
+    config: PhoneConfig,
+    db: Db,
+    access: Option<media::RoomAccess>,
+) -> anyhow::Result<Arc<PhoneBridge>> {
     if config.public_ip.is_unspecified() {
         anyhow::bail!(
             "--sip-addr {} listens on every address: set --sip-public-ip to the one \
@@ -186,6 +193,7 @@ pub async fn start(config: PhoneConfig, db: Db) -> anyhow::Result<Arc<PhoneBridg
         config,
         local,
         calls: Mutex::new(HashMap::new()),
+        access,
     });
     tokio::spawn(sip::run(bridge.clone(), Arc::new(socket), db));
     Ok(bridge)

@@ -342,9 +342,9 @@ async fn invite(
         CallEntry {
             id: id.clone(),
             room_id: dial_in.room_id.clone(),
-            name,
+            name: name.clone(),
             state: CallState::Pin,
-            muted,
+            muted: muted.clone(),
             control,
             to_tag,
             answer,
@@ -362,6 +362,11 @@ async fn invite(
         ok: ok.clone(),
         bye,
         control: control_rx,
+        access: bridge.access.clone(),
+        team_id: dial_in.team_id.clone(),
+        room_id: dial_in.room_id.clone(),
+        name: name.clone(),
+        muted: muted.clone(),
     }));
     ok
 }
