@@ -687,6 +687,23 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
     )
     .await;
 
+    // A moderator's mute (the ordinary path the browser's moderators use)
+    // silences the caller too: the media server stops forwarding it.
+    api.post(
+        &format!("/api/v1/rooms/heard/live/participants/{phone_id}/mute"),
+        json!({"source": "microphone"}),
+    )
+    .await
+    .expect(204);
+    ann.collect_for(Duration::from_millis(500)).await;
+    let moderated_at = audio_from(&ann, &phone_id).len();
+    ann.collect_for(Duration::from_millis(1500)).await;
+    assert_eq!(
+        audio_from(&ann, &phone_id).len(),
+        moderated_at,
+        "a caller muted by a moderator is not heard"
+    );
+
     // BYE: the caller leaves the room.
     let _ = stop_tx.send(true);
     c.bye().await;
