@@ -520,6 +520,33 @@ fn mulaw(sample: i16) -> u8 {
     !(sign | ((exp as u8) << 4) | mant)
 }
 
+/// One G.711 µ-law byte as a linear sample.
+fn ulaw_decode(b: u8) -> i32 {
+    let u = !b;
+    let t = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+    if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }
+}
+
+/// The loudest of the next `n` packets the caller receives (RMS of the
+/// decoded µ-law samples).
+async fn caller_hears(rtp: &UdpSocket, n: usize) -> f64 {
+    let mut buf = vec![0u8; 2048];
+    let mut loudest = 0f64;
+    for _ in 0..n {
+        let (len, _) = tokio::time::timeout(Duration::from_secs(5), rtp.recv_from(&mut buf))
+            .await
+            .expect("the caller receives RTP")
+            .unwrap();
+        assert!(len > 12, "an RTP packet");
+        assert_eq!(buf[1] & 0x7f, 0, "PCMU, as answered");
+        let samples: Vec<i32> = buf[12..len].iter().map(|&b| ulaw_decode(b)).collect();
+        let rms = (samples.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / samples.len() as f64)
+            .sqrt();
+        loudest = loudest.max(rms);
+    }
+    loudest
+}
+
 /// The caller speaks: a 440 Hz tone as 20 ms PCMU packets until `stop`.
 fn speak(rtp: std::sync::Arc<UdpSocket>, to: SocketAddr, stop: tokio::sync::watch::Receiver<bool>) {
     tokio::spawn(async move {
@@ -653,6 +680,30 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
         avg >= 20,
         "the caller's audio is not silence: average Opus payload {avg} bytes"
     );
+
+    // The caller hears the room, never itself: while only the caller
+    // speaks, what it receives is silence...
+    let quiet = caller_hears(&rtp, 50).await;
+    assert!(quiet < 50.0, "the caller hears itself: RMS {quiet}");
+    // ...and when Ann speaks (a 300 Hz tone in real Opus), the caller hears her.
+    let tone: Vec<i16> = (0..48_000 * 20)
+        .map(|i| {
+            ((i as f64 * 2.0 * std::f64::consts::PI * 300.0 / 48_000.0).sin() * 10_000.0) as i16
+        })
+        .collect();
+    ann.publish_kinds(true, false);
+    ann.speak(crate::captions::opus_packets(&tone));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let level = caller_hears(&rtp, 10).await;
+        if level > 1000.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller does not hear Ann: RMS {level}"
+        );
+    }
 
     // Muted by the API: nothing more reaches Ann; unmuted: it does again.
     let call_id = calls(&api, "heard").await[0]["call_id"]

@@ -26,6 +26,8 @@ const T2: Duration = Duration::from_secs(4);
 const ACK_WAIT: Duration = Duration::from_secs(32);
 /// How long a caller has to enter the PIN.
 pub const PIN_WAIT: Duration = Duration::from_secs(60);
+/// The caller gets one G.711 packet of the room's audio this often.
+const MIX_EVERY: Duration = Duration::from_millis(20);
 /// A call that sends no RTP for this long is ended.
 const SILENCE: Duration = Duration::from_secs(60);
 
@@ -121,6 +123,8 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
     let mut last_media = started;
     let mut buf = vec![0u8; 2048];
     let mut leg_buf = vec![0u8; 2048];
+    // When the next 20 ms of the room's audio go to the caller.
+    let mut mix_at = started;
     loop {
         let leg_due = match leg.as_mut() {
             Some(l) => match l.drive().await {
@@ -130,6 +134,7 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
             None => None,
         };
         let leg_socket = leg.as_ref().map(Leg::socket);
+        let mix_due = leg.as_ref().map(|_| mix_at);
         let check_at = if acked {
             Instant::now() + Duration::from_secs(1)
         } else {
@@ -163,7 +168,10 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                             joined = true;
                             if let Some(access) = &s.access {
                                 match Leg::join(access, &s.team_id, &s.room_id, &s.name).await {
-                                    Ok(l) => *leg = Some(l),
+                                    Ok(l) => {
+                                        *leg = Some(l);
+                                        mix_at = Instant::now();
+                                    }
                                     Err(e) => {
                                         tracing::warn!(call = %s.sip_call_id, error = %e, "a phone call could not join its room");
                                         return End::Local("the room refused the call");
@@ -198,6 +206,23 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
             } => {
                 if let Some(l) = leg.as_mut() {
                     l.timeout();
+                }
+            }
+            _ = async {
+                match mix_due {
+                    Some(t) => sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(l) = leg.as_mut() {
+                    let packet = l.mixed_packet(s.offer.law, s.offer.law.payload_type());
+                    let _ = s.rtp.send_to(&packet, s.offer.rtp).await;
+                }
+                let now = Instant::now();
+                mix_at += MIX_EVERY;
+                // Far behind (the task was starved): start again from now.
+                if mix_at + 5 * MIX_EVERY < now {
+                    mix_at = now + MIX_EVERY;
                 }
             }
             _ = sleep_until(check_at) => {

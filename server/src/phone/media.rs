@@ -1,11 +1,16 @@
-//! A joined call's leg in the room: an in-process WebRTC publisher (str0m,
+//! A joined call's leg in the room: an in-process WebRTC peer (str0m,
 //! negotiated like a WHIP encoder through `signaling::whip::publish_local`
 //! with a token the server mints under the team's key, role `speaker`, named
 //! after the caller), so the call is an ordinary participant — listed, in
 //! live counts, heard by everyone. The caller's G.711 is decoded, resampled
-//! 8 → 48 kHz and Opus-encoded in 20 ms frames on the call's own task; a
-//! muted call sends nothing. Only calls that entered their PIN have one.
+//! 8 → 48 kHz and Opus-encoded in 20 ms frames; a muted call sends nothing.
+//! The leg's [`SPEAKERS`] receiving m-lines are filled like a WHEP viewer's
+//! with the room's active speakers other than itself: each is decoded, the
+//! three are summed (the mix-minus), averaged down to 8 kHz and sent to the
+//! caller as G.711 every 20 ms. All on the call's own task, bounded queues;
+//! only calls that entered their PIN have a leg.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +28,14 @@ use crate::signaling::{Signaling, http_media, whip};
 
 /// Samples of one Opus frame (20 ms at 48 kHz).
 const FRAME: usize = 960;
+/// Speakers the caller hears at once (receiving m-lines of the leg).
+const SPEAKERS: usize = 3;
+/// 48 kHz samples kept per speaker before the oldest are dropped (200 ms).
+const SPEAKER_QUEUE: usize = 9600;
+/// Samples of the largest Opus packet (120 ms at 48 kHz).
+const MAX_PACKET_SAMPLES: usize = 5760;
+/// 8 kHz samples of one G.711 packet (20 ms).
+const G711_FRAME: usize = 160;
 /// A leg's token lasts this long (only its join uses it).
 const TOKEN_SECS: i64 = 300;
 
@@ -65,6 +78,53 @@ pub fn g711_decode(law: Law, b: u8) -> i16 {
     }
 }
 
+/// One linear sample as a G.711 byte (ITU-T G.711, the classic segment
+/// search).
+pub fn g711_encode(law: Law, sample: i16) -> u8 {
+    match law {
+        Law::Pcmu => {
+            let mut v = i32::from(sample) >> 2;
+            let mask = if v < 0 {
+                v = -v;
+                0x7f
+            } else {
+                0xff
+            };
+            v = v.min(8159) + 0x21;
+            let seg = (0..8).find(|&i| v < (0x40 << i)).unwrap_or(8);
+            if seg >= 8 {
+                return 0x7f ^ mask;
+            }
+            ((seg << 4) as u8 | ((v >> (seg + 1)) & 0x0f) as u8) ^ mask
+        }
+        Law::Pcma => {
+            let mut v = i32::from(sample) >> 3;
+            let mask = if v >= 0 {
+                0xd5
+            } else {
+                v = -v - 1;
+                0x55
+            };
+            let seg = (0..8).find(|&i| v < (0x20 << i)).unwrap_or(8);
+            if seg >= 8 {
+                return 0x7f ^ mask;
+            }
+            let low = if seg < 2 {
+                (v >> 1) & 0x0f
+            } else {
+                (v >> seg) & 0x0f
+            };
+            ((seg << 4) as u8 | low as u8) ^ mask
+        }
+    }
+}
+
+/// One speaker the caller hears: its decoder and decoded samples.
+struct Speaker {
+    decoder: opus::Decoder,
+    pcm: VecDeque<i16>,
+}
+
 /// The room leg of one call.
 pub struct Leg {
     rtc: Rtc,
@@ -81,6 +141,13 @@ pub struct Leg {
     rtp_time: u64,
     connected: bool,
     out: Vec<u8>,
+    /// The room's speakers, by the leg's receiving m-line.
+    speakers: HashMap<Mid, Speaker>,
+    decoded: Vec<i16>,
+    /// The caller's RTP stream: sequence, time, SSRC.
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
 }
 
 impl Leg {
@@ -124,6 +191,9 @@ impl Leg {
         rtc.add_local_candidate(cand);
         let mut change = rtc.sdp_api();
         let mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        for _ in 0..SPEAKERS {
+            change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        }
         let (offer, pending) = change.apply().ok_or("no offer")?;
         let (answer, resource) =
             whip::publish_local(&access.sig, room_id.into(), &token, offer.to_sdp_string()).await?;
@@ -145,6 +215,11 @@ impl Leg {
             rtp_time: 0,
             connected: false,
             out: vec![0u8; 1500],
+            speakers: HashMap::new(),
+            decoded: vec![0; MAX_PACKET_SAMPLES],
+            seq: rand::random(),
+            ts: rand::random(),
+            ssrc: rand::random(),
         })
     }
 
@@ -195,6 +270,9 @@ impl Leg {
                     let _ = self.socket.send_to(&t.contents, t.destination).await;
                 }
                 Ok(Output::Event(Event::Connected)) => self.connected = true,
+                Ok(Output::Event(Event::MediaData(d))) if d.mid != self.mid => {
+                    self.heard(d.mid, &d.data)
+                }
                 Ok(Output::Event(_)) => {}
                 Err(e) => {
                     tracing::info!(error = %e, "a phone call's room leg failed");
@@ -202,6 +280,56 @@ impl Leg {
                 }
             }
         }
+    }
+
+    /// One Opus frame of a speaker: decoded into its queue (the oldest
+    /// samples dropped past [`SPEAKER_QUEUE`]).
+    fn heard(&mut self, mid: Mid, opus_frame: &[u8]) {
+        let sp = match self.speakers.entry(mid) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let Ok(decoder) = opus::Decoder::new(48_000, opus::Channels::Mono) else {
+                    return;
+                };
+                e.insert(Speaker {
+                    decoder,
+                    pcm: VecDeque::with_capacity(SPEAKER_QUEUE),
+                })
+            }
+        };
+        let Ok(n) = sp.decoder.decode(opus_frame, &mut self.decoded, false) else {
+            return;
+        };
+        sp.pcm.extend(&self.decoded[..n]);
+        let extra = sp.pcm.len().saturating_sub(SPEAKER_QUEUE);
+        sp.pcm.drain(..extra);
+    }
+
+    /// The next 20 ms for the caller as one RTP packet in `law`: the
+    /// speakers' samples summed (the caller's own voice is never among
+    /// them), averaged down to 8 kHz, G.711-encoded; silence when nobody
+    /// speaks.
+    pub fn mixed_packet(&mut self, law: Law, pt: u8) -> Vec<u8> {
+        let mut mix = [0i32; FRAME];
+        for sp in self.speakers.values_mut() {
+            let n = sp.pcm.len().min(FRAME);
+            for (m, s) in mix.iter_mut().zip(sp.pcm.drain(..n)) {
+                *m += i32::from(s);
+            }
+        }
+        let mut p = Vec::with_capacity(12 + G711_FRAME);
+        p.extend_from_slice(&[0x80, pt & 0x7f]);
+        p.extend_from_slice(&self.seq.to_be_bytes());
+        p.extend_from_slice(&self.ts.to_be_bytes());
+        p.extend_from_slice(&self.ssrc.to_be_bytes());
+        for six in mix.chunks_exact(FRAME / G711_FRAME) {
+            let avg = six.iter().sum::<i32>() / six.len() as i32;
+            let clipped = avg.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+            p.push(g711_encode(law, clipped));
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(G711_FRAME as u32);
+        p
     }
 
     /// The socket the leg's datagrams arrive on.
@@ -235,5 +363,24 @@ mod tests {
         assert_eq!(g711_decode(Law::Pcma, 0xd5), 8);
         assert_eq!(g711_decode(Law::Pcma, 0x55), -8);
         assert_eq!(g711_decode(Law::Pcma, 0xaa), 32256);
+    }
+
+    #[test]
+    fn g711_round_trips_within_its_step() {
+        for law in [Law::Pcmu, Law::Pcma] {
+            for x in (-32768i32..=32767).step_by(97) {
+                let y = i32::from(g711_decode(law, g711_encode(law, x as i16)));
+                let tolerance = (x.abs() / 16).max(16);
+                assert!((x - y).abs() <= tolerance, "{law:?}: {x} came back as {y}");
+            }
+            for b in 0..=255u8 {
+                let s = g711_decode(law, b);
+                assert_eq!(
+                    g711_decode(law, g711_encode(law, s)),
+                    s,
+                    "{law:?} byte {b:#x}"
+                );
+            }
+        }
     }
 }

@@ -82,8 +82,10 @@ pub async fn publish(
 }
 
 /// Publishes in-process (the phone bridge, `phone/media.rs`): as `POST
-/// /whip/{room}` with `token` as Bearer and `offer`, named `name`; gives
-/// the SDP answer and the session's resource id, or the refusal's text.
+/// /whip/{room}` with `token` as Bearer and `offer`, except that the
+/// offer's receive-only m-lines are filled with the room's active speakers
+/// as a WHEP viewer's are; gives the SDP answer and the session's resource
+/// id, or the refusal's text.
 pub(crate) async fn publish_local(
     sig: &Arc<Signaling>,
     room_id: String,
@@ -105,7 +107,9 @@ pub(crate) async fn publish_local(
             protocol: Protocol::Whip,
             name: "Phone",
             tracks: published(sdp)?,
-            view: None,
+            // Its receiving m-lines are filled like a WHEP viewer's, with
+            // the active speakers (never itself).
+            view: Some(crate::rtc::View::Speakers),
         })
     };
     let res = http_media::start(sig, room_id, None, &headers, offer.as_bytes(), setup)
