@@ -402,6 +402,13 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_SIP_INVITES_PER_MINUTE", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub sip_invites_per_minute: u32,
+    /// The user trunks authenticate INVITEs as (digest, with
+    /// `--sip-auth-password`); unset: the allow-list alone.
+    #[arg(long, env = "CONVENE_SIP_AUTH_USER")]
+    pub sip_auth_user: Option<String>,
+    /// The trunks' digest password.
+    #[arg(long, env = "CONVENE_SIP_AUTH_PASSWORD", hide_env_values = true)]
+    pub sip_auth_password: Option<String>,
     /// Phone calls at once over all rooms.
     #[arg(long, env = "CONVENE_SIP_MAX_CALLS", default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]

@@ -473,6 +473,11 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                     allow: args.sip_allow.clone(),
                     invites_per_minute: args.sip_invites_per_minute,
                     max_calls: args.sip_max_calls as usize,
+                    auth: match (&args.sip_auth_user, &args.sip_auth_password) {
+                        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+                        (None, None) => None,
+                        _ => anyhow::bail!("--sip-auth-user and --sip-auth-password go together"),
+                    },
                 },
                 db.clone(),
                 Some(phone::media::RoomAccess {

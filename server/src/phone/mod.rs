@@ -10,6 +10,7 @@
 //! offer/answer. [`PhoneBridge`] is the calls' table, and what REST reaches
 //! through [`PhoneCalls`]. Nothing runs without `--sip-addr`.
 
+pub mod auth;
 pub mod call;
 pub mod media;
 pub mod pin;
@@ -41,6 +42,8 @@ pub struct PhoneConfig {
     pub invites_per_minute: u32,
     /// Calls at once over all rooms.
     pub max_calls: usize,
+    /// Digest credentials INVITEs must carry (`None`: the allow-list only).
+    pub auth: Option<(String, String)>,
 }
 
 /// Whether a call is still waiting for its PIN.
@@ -105,6 +108,7 @@ pub struct PhoneBridge {
     pub(crate) calls: Mutex<HashMap<String, CallEntry>>,
     /// How joined calls reach their rooms.
     pub(crate) access: Option<media::RoomAccess>,
+    pub(crate) auth: Option<auth::TrunkAuth>,
 }
 
 impl PhoneBridge {
@@ -190,10 +194,14 @@ pub async fn start(
         .with_context(|| format!("binding the SIP address {}", config.addr))?;
     let local = socket.local_addr()?;
     let bridge = Arc::new(PhoneBridge {
-        config,
         local,
+        auth: config
+            .auth
+            .clone()
+            .map(|(user, password)| auth::TrunkAuth::new(user, password)),
         calls: Mutex::new(HashMap::new()),
         access,
+        config,
     });
     tokio::spawn(sip::run(bridge.clone(), Arc::new(socket), db));
     Ok(bridge)

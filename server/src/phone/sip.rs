@@ -1,7 +1,9 @@
 //! The SIP endpoint (RFC 3261 over UDP): one task owns the socket, parses
 //! each datagram with `rsip` ([`parse`], the fuzzed entry point), refuses
 //! sources outside the trunk allow-list (403) and INVITE floods (503 with
-//! `Retry-After`, per source address), and serves INVITE (answered at once
+//! `Retry-After`, per source address), challenges INVITEs without the
+//! trunk's digest credentials when they are configured (401, `auth.rs`),
+//! and serves INVITE (answered at once
 //! with G.711 and telephone-event; the call's task takes over), ACK, BYE,
 //! CANCEL and OPTIONS. Anything that does not parse is dropped and counted.
 
@@ -203,6 +205,21 @@ async fn handle(
         metrics::counter!("convene_sip_refused_total", "reason" => "allow_list").increment(1);
         tracing::info!(%src, method = %req.method, "SIP request from outside the trunk allow-list refused");
         return (req.method != Method::Ack).then(|| response(&req, 403, None, vec![], None));
+    }
+    if req.method == Method::Invite
+        && let Some(auth) = &bridge.auth
+    {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if !auth.check(&req, now) {
+            if req.authorization_header().is_some() {
+                metrics::counter!("convene_sip_refused_total", "reason" => "auth").increment(1);
+            }
+            let challenge = header("WWW-Authenticate", auth.challenge(now));
+            return Some(response(&req, 401, None, vec![challenge], None));
+        }
     }
     let Ok(call_id) = req.call_id_header().map(|c| c.value().to_string()) else {
         return (req.method != Method::Ack).then(|| response(&req, 400, None, vec![], None));
