@@ -876,3 +876,144 @@ async fn phone_trunk_digest_auth_is_required_when_configured() {
     c.bye().await;
     wait_calls(&api, "authed", "the call ends", |c| c.is_empty()).await;
 }
+
+/// Reads the next whole SIP message from a TCP stream (framed by
+/// Content-Length) into `buf`'s front.
+async fn tcp_next(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Msg {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len: usize = head
+                .split("\r\n")
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let msg: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                return Msg::parse(&msg);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("a SIP message over TCP in time")
+            .unwrap();
+        assert!(n > 0, "the server closed the SIP connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn phone_call_over_tcp_joins_and_is_hung_up_by_disconnect() {
+    use tokio::io::AsyncWriteExt;
+    let s = server();
+    let api = s.api();
+    let sip = sip_addr(&s);
+    room(&api, "over-tcp").await;
+    let info = api
+        .post("/api/v1/rooms/over-tcp/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let pin = info["pin"].as_str().unwrap().to_string();
+
+    let mut tcp = tokio::net::TcpStream::connect(sip)
+        .await
+        .expect("SIP listens on TCP too");
+    let mut buf = Vec::new();
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    let rtp = c.rtp.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=call\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        rtp.port()
+    );
+    let uri = format!("sip:{ext}@{sip};transport=tcp");
+    let invite = c
+        .request("INVITE", &uri, 1, "Content-Type: application/sdp\r\n", &sdp)
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    // Two messages in one write, then a keep-alive: framing by length.
+    let options = c
+        .request("OPTIONS", &uri, 9, "", "")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    tcp.write_all(format!("{options}{invite}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let o = tcp_next(&mut tcp, &mut buf).await;
+    assert_eq!(o.status(), Some(200), "{o:?}");
+    assert!(o.header("cseq").ends_with("OPTIONS"));
+    let ok = loop {
+        let m = tcp_next(&mut tcp, &mut buf).await;
+        if m.status().is_some_and(|s| s >= 200) {
+            break m;
+        }
+    };
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    c.to = ok.header("to").to_string();
+    let m = ok.body.lines().find(|l| l.starts_with("m=audio ")).unwrap();
+    let port: u16 = m.split(' ').nth(1).unwrap().parse().unwrap();
+    c.server_rtp = Some(SocketAddr::new("127.0.0.1".parse().unwrap(), port));
+    let ack = c
+        .request("ACK", &uri, 1, "", "")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    tcp.write_all(ack.as_bytes()).await.unwrap();
+    c.keys(&pin).await;
+    wait_calls(&api, "over-tcp", "joined over TCP", |c| {
+        c.len() == 1 && c[0]["state"] == "joined"
+    })
+    .await;
+    // The ACK was taken: after a keep-alive, the next thing on the
+    // connection is the answer to a new OPTIONS, not the INVITE's 200 again.
+    tcp.write_all(b"\r\n\r\n").await.unwrap();
+    let o2 = c
+        .request("OPTIONS", &uri, 10, "", "")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    tcp.write_all(o2.as_bytes()).await.unwrap();
+    let next = tcp_next(&mut tcp, &mut buf).await;
+    assert!(
+        next.header("cseq").ends_with("10 OPTIONS"),
+        "only the OPTIONS answer, no retransmitted 200: {next:?}"
+    );
+
+    // The server's BYE comes over the same connection.
+    api.post("/api/v1/rooms/over-tcp/phone/disconnect", json!({}))
+        .await
+        .expect(200);
+    let bye = loop {
+        let m = tcp_next(&mut tcp, &mut buf).await;
+        if m.first.starts_with("BYE ") {
+            break m;
+        }
+    };
+    assert!(bye.header("via").starts_with("SIP/2.0/TCP "), "{bye:?}");
+    assert_eq!(bye.header("call-id"), c.call_id);
+    let answer = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        bye.header("via"),
+        bye.header("from"),
+        bye.header("to"),
+        bye.header("call-id"),
+        bye.header("cseq")
+    );
+    tcp.write_all(answer.as_bytes()).await.unwrap();
+    wait_calls(&api, "over-tcp", "hung up", |c| c.is_empty()).await;
+
+    // A message too large for the framing limit closes the connection.
+    let huge = format!("OPTIONS {uri} SIP/2.0\r\nContent-Length: 200000\r\n\r\n");
+    tcp.write_all(huge.as_bytes()).await.unwrap();
+    let mut rest = [0u8; 1024];
+    let closed = loop {
+        use tokio::io::AsyncReadExt;
+        match tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut rest)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(_)) => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "an oversized message closes the connection");
+}

@@ -17,6 +17,7 @@ use tokio::time::{Instant, sleep_until};
 use super::media::{Leg, RoomAccess};
 use super::pin::{PinEntry, PinStep, ToneEvent};
 use super::sdp::Offer;
+use super::sip::Reply;
 use super::{Control, PhoneBridge};
 
 /// RFC 3261's T1 and T2.
@@ -43,6 +44,8 @@ pub struct ByeTemplate {
     pub call_id: String,
     /// This side's SIP address, for the Via.
     pub via_host: SocketAddr,
+    /// `UDP` or `TCP`, as the INVITE came.
+    pub transport: &'static str,
 }
 
 impl ByeTemplate {
@@ -50,10 +53,10 @@ impl ByeTemplate {
     pub fn request(&self) -> Vec<u8> {
         let branch = hex::encode(rand::rng().random::<[u8; 8]>());
         format!(
-            "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{branch};rport\r\n\
+            "BYE {} SIP/2.0\r\nVia: SIP/2.0/{} {};branch=z9hG4bK{branch};rport\r\n\
              Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\n\
              Content-Length: 0\r\n\r\n",
-            self.target, self.via_host, self.from, self.to, self.call_id
+            self.target, self.transport, self.via_host, self.from, self.to, self.call_id
         )
         .into_bytes()
     }
@@ -62,10 +65,9 @@ impl ByeTemplate {
 /// Everything a call's task gets.
 pub struct CallSetup {
     pub bridge: Arc<PhoneBridge>,
-    pub sip: Arc<UdpSocket>,
+    /// The way back to the caller's SIP side.
+    pub sip: Reply,
     pub sip_call_id: String,
-    /// Where the caller's SIP messages came from.
-    pub peer: SocketAddr,
     pub pin: String,
     pub offer: Offer,
     pub rtp: UdpSocket,
@@ -103,9 +105,7 @@ pub async fn run(mut s: CallSetup) {
         // The BYE and two retransmissions (the caller answers each).
         for wait in [Duration::ZERO, T1, 2 * T1] {
             tokio::time::sleep(wait).await;
-            if let Err(e) = s.sip.send_to(&bye, s.peer).await {
-                tracing::debug!(error = %e, "BYE not sent");
-            }
+            s.sip.send(&bye).await;
         }
     } else {
         tracing::info!(call = %s.sip_call_id, "phone call ended by the caller");
@@ -231,7 +231,7 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                     if now.duration_since(started) >= ACK_WAIT {
                         return End::Local("no ACK");
                     }
-                    let _ = s.sip.send_to(&s.ok, s.peer).await;
+                    s.sip.send(&s.ok).await;
                     resend_every = (resend_every * 2).min(T2);
                     resend_at = now + resend_every;
                 }

@@ -1,4 +1,4 @@
-//! The SIP phone bridge (docs/phone.md): a UDP SIP endpoint (`--sip-addr`)
+//! The SIP phone bridge (docs/phone.md): a SIP endpoint on UDP and TCP (`--sip-addr`)
 //! that answers calls to a connected room's extension, takes the room's PIN
 //! by DTMF and keeps the call until either side hangs up.
 //!
@@ -193,6 +193,10 @@ pub async fn start(
         .await
         .with_context(|| format!("binding the SIP address {}", config.addr))?;
     let local = socket.local_addr()?;
+    // TCP on the same port (the one UDP got, when the port was 0).
+    let tcp = tokio::net::TcpListener::bind(local)
+        .await
+        .with_context(|| format!("binding the SIP address {local} (TCP)"))?;
     let bridge = Arc::new(PhoneBridge {
         local,
         auth: config
@@ -203,6 +207,10 @@ pub async fn start(
         access,
         config,
     });
-    tokio::spawn(sip::run(bridge.clone(), Arc::new(socket), db));
+    let limit = Arc::new(Mutex::new(sip::InviteLimit::new(
+        bridge.config.invites_per_minute,
+    )));
+    tokio::spawn(sip::run_tcp(bridge.clone(), tcp, db.clone(), limit.clone()));
+    tokio::spawn(sip::run(bridge.clone(), Arc::new(socket), db, limit));
     Ok(bridge)
 }

@@ -1,5 +1,8 @@
-//! The SIP endpoint (RFC 3261 over UDP): one task owns the socket, parses
-//! each datagram with `rsip` ([`parse`], the fuzzed entry point), refuses
+//! The SIP endpoint (RFC 3261 over UDP and TCP on the same port): one task
+//! owns the UDP socket, one task per TCP connection frames its stream by
+//! `Content-Length` (at most [`MAX_MESSAGE`] bytes a message, [`MAX_TCP`]
+//! connections); each message is parsed with `rsip` ([`parse`], the fuzzed
+//! entry point). The endpoint refuses
 //! sources outside the trunk allow-list (403) and INVITE floods (503 with
 //! `Retry-After`, per source address), challenges INVITEs without the
 //! trunk's digest credentials when they are configured (401, `auth.rs`),
@@ -9,8 +12,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use convene_api::Db;
@@ -18,7 +21,8 @@ use rand::Rng;
 use rsip::headers::UntypedHeader;
 use rsip::prelude::HeadersExt;
 use rsip::{Header, Method, SipMessage};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::call::{self, CallSetup};
@@ -27,6 +31,14 @@ use super::{CallEntry, CallState, Control, PhoneBridge};
 
 /// The largest datagram read (a SIP message over UDP stays well below).
 const MAX_DATAGRAM: usize = 65_535;
+/// The largest message taken over TCP (header and body).
+pub const MAX_MESSAGE: usize = 65_536;
+/// TCP connections at once.
+pub const MAX_TCP: usize = 256;
+/// Answers queued for one TCP connection before it is closed.
+const TCP_QUEUE: usize = 32;
+/// A TCP connection that sends nothing for this long is closed.
+const TCP_IDLE: Duration = Duration::from_secs(300);
 /// Source addresses the INVITE limit remembers; when full, new sources
 /// are refused until a minute has passed.
 const LIMIT_SOURCES: usize = 4096;
@@ -36,6 +48,42 @@ const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
 /// Parses one datagram (the fuzz target's entry point).
 pub fn parse(datagram: &[u8]) -> Result<SipMessage, rsip::Error> {
     SipMessage::try_from(datagram)
+}
+
+/// The way an answer (or this side's BYE) goes back: the UDP socket to
+/// the sender's address, or the TCP connection the request came on.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Udp {
+        socket: Arc<UdpSocket>,
+        peer: SocketAddr,
+    },
+    Tcp {
+        out: mpsc::Sender<Vec<u8>>,
+    },
+}
+
+impl Reply {
+    /// Sends one message (a full TCP queue drops it: the peer is not reading).
+    pub async fn send(&self, bytes: &[u8]) {
+        match self {
+            Reply::Udp { socket, peer } => {
+                if let Err(e) = socket.send_to(bytes, *peer).await {
+                    tracing::debug!(%peer, error = %e, "SIP message not sent");
+                }
+            }
+            Reply::Tcp { out } => {
+                let _ = out.try_send(bytes.to_vec());
+            }
+        }
+    }
+
+    fn transport(&self) -> &'static str {
+        match self {
+            Reply::Udp { .. } => "UDP",
+            Reply::Tcp { .. } => "TCP",
+        }
+    }
 }
 
 /// INVITEs per source address and minute.
@@ -145,9 +193,13 @@ fn caller_name(req: &rsip::Request) -> String {
     }
 }
 
-/// Runs the endpoint until the socket fails.
-pub async fn run(bridge: Arc<PhoneBridge>, socket: Arc<UdpSocket>, db: Db) {
-    let mut limit = InviteLimit::new(bridge.config.invites_per_minute);
+/// Runs the UDP endpoint until the process ends.
+pub async fn run(
+    bridge: Arc<PhoneBridge>,
+    socket: Arc<UdpSocket>,
+    db: Db,
+    limit: Arc<Mutex<InviteLimit>>,
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, src) = match socket.recv_from(&mut buf).await {
@@ -158,21 +210,132 @@ pub async fn run(bridge: Arc<PhoneBridge>, socket: Arc<UdpSocket>, db: Db) {
                 continue;
             }
         };
-        let req = match parse(&buf[..n]) {
-            Ok(SipMessage::Request(r)) => r,
-            // Answers to this side's BYEs need nothing more.
-            Ok(SipMessage::Response(_)) => continue,
-            Err(e) => {
-                metrics::counter!("convene_sip_malformed_total").increment(1);
-                tracing::debug!(%src, error = %e, "malformed SIP message dropped");
-                continue;
-            }
+        let reply = Reply::Udp {
+            socket: socket.clone(),
+            peer: src,
         };
-        let reply = handle(&bridge, &socket, &db, &mut limit, req, src).await;
-        if let Some(bytes) = reply
-            && let Err(e) = socket.send_to(&bytes, src).await
-        {
-            tracing::debug!(%src, error = %e, "SIP reply not sent");
+        message(&bridge, &db, &limit, &buf[..n], src, &reply).await;
+    }
+}
+
+/// One message from `src`: parsed, handled, answered through `reply`.
+/// Returns false when it did not parse.
+async fn message(
+    bridge: &Arc<PhoneBridge>,
+    db: &Db,
+    limit: &Mutex<InviteLimit>,
+    bytes: &[u8],
+    src: SocketAddr,
+    reply: &Reply,
+) -> bool {
+    let req = match parse(bytes) {
+        Ok(SipMessage::Request(r)) => r,
+        // Answers to this side's BYEs need nothing more.
+        Ok(SipMessage::Response(_)) => return true,
+        Err(e) => {
+            metrics::counter!("convene_sip_malformed_total").increment(1);
+            tracing::debug!(%src, error = %e, "malformed SIP message dropped");
+            return false;
+        }
+    };
+    if let Some(answer) = handle(bridge, db, limit, req, src, reply).await {
+        reply.send(&answer).await;
+    }
+    true
+}
+
+/// Accepts TCP connections on the SIP port until the process ends.
+pub async fn run_tcp(
+    bridge: Arc<PhoneBridge>,
+    listener: TcpListener,
+    db: Db,
+    limit: Arc<Mutex<InviteLimit>>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP));
+    loop {
+        let Ok((stream, src)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::info!(%src, "SIP TCP connection refused: too many");
+            continue;
+        };
+        let (bridge, db, limit) = (bridge.clone(), db.clone(), limit.clone());
+        tokio::spawn(async move {
+            connection(&bridge, &db, &limit, stream, src).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Where a message's header ends and how long its body is, once the
+/// header is complete (`Content-Length`, or its compact form `l`).
+pub fn framing(buf: &[u8]) -> Option<(usize, usize)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let len = head
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| {
+            let k = k.trim();
+            k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("l")
+        })
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    Some((end, len))
+}
+
+/// One TCP connection: messages framed by `Content-Length`, answers
+/// written in order by a writer task; a message that does not parse, one
+/// larger than [`MAX_MESSAGE`] or [`TCP_IDLE`] of silence closes it.
+async fn connection(
+    bridge: &Arc<PhoneBridge>,
+    db: &Db,
+    limit: &Mutex<InviteLimit>,
+    stream: TcpStream,
+    src: SocketAddr,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (out, mut queued) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
+    tokio::spawn(async move {
+        while let Some(m) = queued.recv().await {
+            if wr.write_all(&m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let reply = Reply::Tcp { out };
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        loop {
+            // CRLF keep-alives (RFC 5626) between messages.
+            let blank = buf
+                .iter()
+                .take_while(|b| **b == b'\r' || **b == b'\n')
+                .count();
+            buf.drain(..blank);
+            let Some((head, body)) = framing(&buf) else {
+                break;
+            };
+            if head + body > MAX_MESSAGE {
+                return;
+            }
+            if buf.len() < head + body {
+                break;
+            }
+            let msg: Vec<u8> = buf.drain(..head + body).collect();
+            if !message(bridge, db, limit, &msg, src, &reply).await {
+                return;
+            }
+        }
+        if buf.len() > MAX_MESSAGE {
+            return;
+        }
+        match tokio::time::timeout(TCP_IDLE, rd.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return,
         }
     }
 }
@@ -180,13 +343,18 @@ pub async fn run(bridge: Arc<PhoneBridge>, socket: Arc<UdpSocket>, db: Db) {
 /// One request; the answer to send back, if any (ACK gets none).
 async fn handle(
     bridge: &Arc<PhoneBridge>,
-    socket: &Arc<UdpSocket>,
     db: &Db,
-    limit: &mut InviteLimit,
+    limit: &Mutex<InviteLimit>,
     req: rsip::Request,
     src: SocketAddr,
+    reply: &Reply,
 ) -> Option<Vec<u8>> {
-    if req.method == Method::Invite && !limit.allow(src.ip(), Instant::now()) {
+    let over_limit = req.method == Method::Invite
+        && !limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(src.ip(), Instant::now());
+    if over_limit {
         metrics::counter!("convene_sip_refused_total", "reason" => "rate").increment(1);
         return Some(response(
             &req,
@@ -225,7 +393,7 @@ async fn handle(
         return (req.method != Method::Ack).then(|| response(&req, 400, None, vec![], None));
     };
     match req.method {
-        Method::Invite => Some(invite(bridge, socket, db, req, src, call_id).await),
+        Method::Invite => Some(invite(bridge, db, req, src, reply, call_id).await),
         Method::Ack => {
             if let Some(c) = bridge.table().get(&call_id) {
                 let _ = c.control.try_send(Control::Acked);
@@ -278,10 +446,10 @@ async fn handle(
 /// its RTP socket and answer, and its task.
 async fn invite(
     bridge: &Arc<PhoneBridge>,
-    socket: &Arc<UdpSocket>,
     db: &Db,
     req: rsip::Request,
     src: SocketAddr,
+    reply: &Reply,
     call_id: String,
 ) -> Vec<u8> {
     let contact = contact(bridge, &req);
@@ -353,6 +521,7 @@ async fn invite(
             .unwrap_or_default(),
         call_id: call_id.clone(),
         via_host: SocketAddr::new(bridge.config.public_ip, bridge.local.port()),
+        transport: reply.transport(),
     };
     bridge.table().insert(
         call_id.clone(),
@@ -370,9 +539,8 @@ async fn invite(
     tracing::info!(call = %id, room = %dial_in.room_id, %src, "phone call answered; waiting for the PIN");
     tokio::spawn(call::run(CallSetup {
         bridge: bridge.clone(),
-        sip: socket.clone(),
+        sip: reply.clone(),
         sip_call_id: call_id,
-        peer: src,
         pin: dial_in.pin,
         offer,
         rtp,
@@ -430,6 +598,30 @@ mod tests {
         assert!(!l.allow(a, t));
         assert!(l.allow(b, t));
         assert!(l.allow(a, t + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn tcp_framing_waits_for_the_header_and_reads_the_length() {
+        assert_eq!(framing(b"INVITE sip:x SIP/2.0\r\nContent-Le"), None);
+        assert_eq!(
+            framing(b"A\r\nContent-Length: 12\r\n\r\nbody"),
+            Some((25, 12))
+        );
+        assert_eq!(framing(b"A\r\nl: 3\r\n\r\n"), Some((11, 3)));
+        assert_eq!(framing(b"A\r\nVia: x\r\n\r\n"), Some((13, 0)));
+    }
+
+    #[test]
+    fn a_callers_answer_to_our_bye_parses() {
+        let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKabc;rport\r\n\
+            From: <sip:12345678@127.0.0.1:5060;transport=tcp>;tag=0011\r\n\
+            To: \"Caller\" <sip:+4930123456789@127.0.0.1:4000>;tag=aabb\r\n\
+            Call-ID: x@test\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n";
+        assert!(
+            matches!(parse(ok.as_bytes()), Ok(SipMessage::Response(_))),
+            "{:?}",
+            parse(ok.as_bytes())
+        );
     }
 
     #[test]
