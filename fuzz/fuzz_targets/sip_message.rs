@@ -2,7 +2,9 @@
 //! (rsip); a request is answered with `phone::sip::response`, which must
 //! itself parse back as a response; an SDP body goes through the offer
 //! reader, and an accepted offer's answer must read back with the same law.
-//! Every input must end in a message or an error, never a panic.
+//! The TCP framing (`phone::sip::framing`) must find a header end inside
+//! the input and never panic. Every input must end in a message or an
+//! error, never a panic.
 #![no_main]
 
 use convene_server::phone::{sdp, sip};
@@ -21,4 +23,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = sdp::read_offer(data);
+    if let Some((head, _body)) = sip::framing(data) {
+        assert!(head >= 4 && head <= data.len() && &data[head - 4..head] == b"\r\n\r\n");
+    }
 });
