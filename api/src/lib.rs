@@ -25,6 +25,7 @@ pub mod limits;
 pub mod live;
 pub mod live_events;
 pub mod permissions;
+pub mod phone;
 pub mod room_password;
 pub mod routes;
 pub mod settings;
@@ -89,6 +90,8 @@ pub struct ApiState {
     /// PDFs waiting for their conversion to slides ([`libraries::start`]
     /// runs the workers).
     pub library_jobs: Arc<libraries::Jobs>,
+    /// The SIP endpoint's live calls (`phone::NoPhone` without `--sip-addr`).
+    pub phone: Arc<dyn phone::PhoneCalls>,
 }
 
 impl ApiState {
@@ -101,7 +104,14 @@ impl ApiState {
             limiter: Arc::new(auth::RateLimiter::default()),
             ip_limits: Arc::new(limits::IpLimits::default()),
             live: Arc::new(live::NoLiveRooms),
+            phone: Arc::new(phone::NoPhone),
         }
+    }
+
+    /// Attaches the SIP endpoint's calls.
+    pub fn with_phone(mut self, phone: Arc<dyn phone::PhoneCalls>) -> ApiState {
+        self.phone = phone;
+        self
     }
 
     /// Attaches the live-room delivery of the signaling layer.
@@ -229,6 +239,11 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(routes::recordings::stop_recording))
         .routes(routes!(routes::restreamers::start_restreaming))
         .routes(routes!(routes::restreamers::stop_restreaming))
+        .routes(routes!(routes::phone::phone_connect))
+        .routes(routes!(routes::phone::phone_disconnect))
+        .routes(routes!(routes::phone::phone_participants))
+        .routes(routes!(routes::phone::mute_phone_participant))
+        .routes(routes!(routes::phone::unmute_phone_participant))
         .routes(routes!(
             routes::recordings::eyeson_start,
             routes::recordings::eyeson_stop

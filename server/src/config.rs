@@ -386,6 +386,34 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub summary_timeout_secs: u64,
 
+    /// The SIP phone bridge's UDP address (docs/phone.md); unset: no
+    /// SIP endpoint.
+    #[arg(long, env = "CONVENE_SIP_ADDR")]
+    pub sip_addr: Option<SocketAddr>,
+    /// The address trunks reach this server at (Contact and SDP); default:
+    /// `--sip-addr`'s.
+    #[arg(long, env = "CONVENE_SIP_PUBLIC_IP")]
+    pub sip_public_ip: Option<std::net::IpAddr>,
+    /// Trunks allowed to call in: addresses or CIDR ranges, comma-separated.
+    /// Empty (the default): every request is refused.
+    #[arg(long, env = "CONVENE_SIP_ALLOW", value_delimiter = ',', value_parser = parse_net)]
+    pub sip_allow: Vec<ipnet::IpNet>,
+    /// INVITEs taken per source address and minute.
+    #[arg(long, env = "CONVENE_SIP_INVITES_PER_MINUTE", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sip_invites_per_minute: u32,
+    /// The user trunks authenticate INVITEs as (digest, with
+    /// `--sip-auth-password`); unset: the allow-list alone.
+    #[arg(long, env = "CONVENE_SIP_AUTH_USER")]
+    pub sip_auth_user: Option<String>,
+    /// The trunks' digest password.
+    #[arg(long, env = "CONVENE_SIP_AUTH_PASSWORD", hide_env_values = true)]
+    pub sip_auth_password: Option<String>,
+    /// Phone calls at once over all rooms.
+    #[arg(long, env = "CONVENE_SIP_MAX_CALLS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub sip_max_calls: u64,
+
     #[arg(long, env = "CONVENE_WEBHOOKS_ALLOW_PRIVATE")]
     pub webhooks_allow_private: bool,
     /// Allow RTMP restream targets on loopback, private and link-local
@@ -540,6 +568,12 @@ pub struct TokenArgs {
 }
 
 /// `--transcription-url`, `--summary-url`: an absolute http(s) URL.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is neither an IP address nor a CIDR range"))
+}
+
 fn parse_transcription_url(s: &str) -> Result<String, String> {
     match reqwest::Url::parse(s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),

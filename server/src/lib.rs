@@ -11,6 +11,7 @@ pub mod config;
 pub mod config_file;
 pub mod dev;
 pub mod metrics;
+pub mod phone;
 pub mod recording;
 pub mod remote;
 pub mod restream;
@@ -462,6 +463,38 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("recovering recordings from an earlier run")?;
     let state = state.with_live(sig.clone());
+    let state = match args.sip_addr {
+        Some(addr) => {
+            let bridge = phone::start(
+                phone::PhoneConfig {
+                    addr,
+                    public_ip: args.sip_public_ip.unwrap_or(addr.ip()),
+                    allow: args.sip_allow.clone(),
+                    invites_per_minute: args.sip_invites_per_minute,
+                    max_calls: args.sip_max_calls as usize,
+                    auth: match (&args.sip_auth_user, &args.sip_auth_password) {
+                        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+                        (None, None) => None,
+                        _ => anyhow::bail!("--sip-auth-user and --sip-auth-password go together"),
+                    },
+                },
+                db.clone(),
+                Some(phone::media::RoomAccess {
+                    sig: sig.clone(),
+                    db: db.clone(),
+                    media_ip: if media.local_addr.ip().is_unspecified() {
+                        media.candidate.ip()
+                    } else {
+                        media.local_addr.ip()
+                    },
+                }),
+            )
+            .await?;
+            println!("sip on udp {}", bridge.local);
+            state.with_phone(bridge)
+        }
+        None => state,
+    };
     tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {
             match event {

@@ -47,6 +47,7 @@ mod limits;
 mod media;
 mod openapi;
 mod packaging;
+mod phone;
 mod postgres;
 mod presentation;
 mod queues;

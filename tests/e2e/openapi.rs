@@ -84,6 +84,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/rooms/{room}/recording"),
     ("post", "/api/v1/rooms/{room}/restreamers/start"),
     ("post", "/api/v1/rooms/{room}/restreamers/stop"),
+    ("post", "/api/v1/rooms/{room}/phone/connect"),
+    ("post", "/api/v1/rooms/{room}/phone/disconnect"),
+    ("get", "/api/v1/rooms/{room}/phone-participants"),
+    (
+        "post",
+        "/api/v1/rooms/{room}/phone-participants/{callId}/mute",
+    ),
+    (
+        "post",
+        "/api/v1/rooms/{room}/phone-participants/{callId}/unmute",
+    ),
     ("delete", "/api/v1/sessions/{session}/transcripts"),
     ("get", "/api/v1/sessions/{session}/transcripts"),
     ("get", "/api/v1/sessions/{session}/transcripts/export"),
@@ -246,7 +257,8 @@ async fn document_covers_every_route() {
             .replace("{webhook}", "no-such-webhook")
             .replace("{delivery}", "no-such-delivery")
             .replace("{library}", "no-such-library")
-            .replace("{file}", "no-such-file");
+            .replace("{file}", "no-such-file")
+            .replace("{callId}", "no-such-call");
         let r = api.send(&method.to_uppercase(), &concrete, None).await;
         assert_ne!(r.status, 405, "{method} {path} not routed");
         if r.status == 404 {

@@ -8,6 +8,7 @@ pub mod libraries;
 pub mod live;
 pub mod messages;
 pub mod moderation;
+pub mod phone;
 pub mod polls;
 pub mod questions;
 pub mod quizzes;

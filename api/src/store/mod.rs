@@ -16,6 +16,7 @@ pub mod chat;
 pub mod fleet;
 pub mod guest_links;
 pub mod libraries;
+pub mod phone;
 pub mod polls;
 pub mod postgres;
 pub mod questions;

@@ -81,6 +81,57 @@ pub async fn publish(
     }
 }
 
+/// Publishes in-process (the phone bridge, `phone/media.rs`): as `POST
+/// /whip/{room}` with `token` as Bearer and `offer`, except that the
+/// offer's receive-only m-lines are filled with the room's active speakers
+/// as a WHEP viewer's are; gives the SDP answer and the session's resource
+/// id, or the refusal's text.
+pub(crate) async fn publish_local(
+    sig: &Arc<Signaling>,
+    room_id: String,
+    token: &str,
+    offer: String,
+) -> Result<(String, String), String> {
+    let mut headers = HeaderMap::new();
+    let bearer = format!("Bearer {token}");
+    let (Ok(auth), ct) = (
+        bearer.parse(),
+        axum::http::HeaderValue::from_static("application/sdp"),
+    ) else {
+        return Err("the token is not a header value".into());
+    };
+    headers.insert(axum::http::header::AUTHORIZATION, auth);
+    headers.insert(axum::http::header::CONTENT_TYPE, ct);
+    let setup = |sdp: &str| {
+        Ok(Setup {
+            protocol: Protocol::Whip,
+            name: "Phone",
+            tracks: published(sdp)?,
+            // Its receiving m-lines are filled like a WHEP viewer's, with
+            // the active speakers (never itself).
+            view: Some(crate::rtc::View::Speakers),
+        })
+    };
+    let res = http_media::start(sig, room_id, None, &headers, offer.as_bytes(), setup)
+        .await
+        .map_err(|r| format!("{} {}: {}", r.0, r.1, r.2))?;
+    let status = res.status();
+    let resource = res
+        .headers()
+        .get(axum::http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| l.rsplit('/').next())
+        .map(str::to_string);
+    let body = axum::body::to_bytes(res.into_body(), http_media::MAX_SDP_BYTES)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = String::from_utf8_lossy(&body).to_string();
+    match (status.as_u16(), resource) {
+        (201, Some(resource)) => Ok((body, resource)),
+        (code, _) => Err(format!("{code}: {body}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,7 +104,14 @@ impl Worker {
                     Some(View::Participant(id)) => Some(id),
                     _ => None,
                 };
-                let next = follow(pin, &speakers, &names, &current);
+                // A viewer that also publishes (a phone call's room leg) is
+                // never shown its own tracks.
+                let others: Vec<String> = names
+                    .iter()
+                    .filter(|n| **n != p.participant_id)
+                    .cloned()
+                    .collect();
+                let next = follow(pin, &speakers, &others, &current);
                 for (j, &i) in lines.iter().enumerate() {
                     let want = next
                         .get(j)

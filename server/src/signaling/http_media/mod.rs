@@ -554,6 +554,19 @@ pub async fn delete(
     StatusCode::OK.into_response()
 }
 
+/// Ends a session this process started for itself (the phone bridge's
+/// calls), as a `DELETE` would.
+pub(crate) fn stop_local(sig: &Signaling, resource: &str) {
+    let stop = sig
+        .http_media
+        .sessions()
+        .get_mut(resource)
+        .and_then(|s| s.stop.take());
+    if let Some(stop) = stop {
+        let _ = stop.send(());
+    }
+}
+
 /// `PATCH` on a resource URL (`application/trickle-ice-sdpfrag`): trickled
 /// candidates are accepted and not needed (the server is ICE-lite: it learns
 /// the client's addresses from its checks); new `ice-ufrag`/`ice-pwd` are an

@@ -1,0 +1,29 @@
+//! The SIP endpoint's input: a datagram goes through `phone::sip::parse`
+//! (rsip); a request is answered with `phone::sip::response`, which must
+//! itself parse back as a response; an SDP body goes through the offer
+//! reader, and an accepted offer's answer must read back with the same law.
+//! The TCP framing (`phone::sip::framing`) must find a header end inside
+//! the input and never panic. Every input must end in a message or an
+//! error, never a panic.
+#![no_main]
+
+use convene_server::phone::{sdp, sip};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(rsip::SipMessage::Request(req)) = sip::parse(data) {
+        let out = sip::response(&req, 200, Some("fuzz"), Vec::new(), None);
+        if let Err(e) = sip::parse(&out) {
+            panic!("our response does not parse: {e}\n{}", String::from_utf8_lossy(&out));
+        }
+        if let Ok(offer) = sdp::read_offer(&req.body) {
+            let answer = sdp::answer(&offer, "192.0.2.1:5004".parse().unwrap(), 1);
+            let back = sdp::read_offer(answer.as_bytes()).expect("our answer reads back");
+            assert_eq!(back.law, offer.law);
+        }
+    }
+    let _ = sdp::read_offer(data);
+    if let Some((head, _body)) = sip::framing(data) {
+        assert!(head >= 4 && head <= data.len() && &data[head - 4..head] == b"\r\n\r\n");
+    }
+});

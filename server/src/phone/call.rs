@@ -1,0 +1,247 @@
+//! One phone call's task: it owns the call's RTP socket, retransmits the
+//! INVITE's 200 until the ACK (RFC 3261 13.3.1.4: T1 doubling to T2, 64·T1
+//! in all), takes the PIN from RFC 4733 events ([`PinEntry`]), and ends the
+//! call — with a BYE when this side ends it: the third wrong PIN, no PIN or
+//! no media in time, `phone/disconnect`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use super::media::{Leg, RoomAccess};
+use super::pin::{PinEntry, PinStep, ToneEvent};
+use super::sdp::Offer;
+use super::sip::Reply;
+use super::{Control, PhoneBridge};
+
+/// RFC 3261's T1 and T2.
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+/// How long this side waits for the ACK (64·T1).
+const ACK_WAIT: Duration = Duration::from_secs(32);
+/// How long a caller has to enter the PIN.
+pub const PIN_WAIT: Duration = Duration::from_secs(60);
+/// The caller gets one G.711 packet of the room's audio this often.
+const MIX_EVERY: Duration = Duration::from_millis(20);
+/// A call that sends no RTP for this long is ended.
+const SILENCE: Duration = Duration::from_secs(60);
+
+/// What a BYE from this side needs of the dialog.
+#[derive(Debug, Clone)]
+pub struct ByeTemplate {
+    /// The caller's Contact URI (the request URI).
+    pub target: String,
+    /// The INVITE's To with this side's tag.
+    pub from: String,
+    /// The INVITE's From.
+    pub to: String,
+    pub call_id: String,
+    /// This side's SIP address, for the Via.
+    pub via_host: SocketAddr,
+    /// `UDP` or `TCP`, as the INVITE came.
+    pub transport: &'static str,
+}
+
+impl ByeTemplate {
+    /// The BYE request (this side's first request in the dialog).
+    pub fn request(&self) -> Vec<u8> {
+        let branch = hex::encode(rand::rng().random::<[u8; 8]>());
+        format!(
+            "BYE {} SIP/2.0\r\nVia: SIP/2.0/{} {};branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\n\
+             Content-Length: 0\r\n\r\n",
+            self.target, self.transport, self.via_host, self.from, self.to, self.call_id
+        )
+        .into_bytes()
+    }
+}
+
+/// Everything a call's task gets.
+pub struct CallSetup {
+    pub bridge: Arc<PhoneBridge>,
+    /// The way back to the caller's SIP side.
+    pub sip: Reply,
+    pub sip_call_id: String,
+    pub pin: String,
+    pub offer: Offer,
+    pub rtp: UdpSocket,
+    /// The INVITE's 200, retransmitted until the ACK.
+    pub ok: Vec<u8>,
+    pub bye: ByeTemplate,
+    pub control: mpsc::Receiver<Control>,
+    /// How a joined call reaches its room (`None`: it is only held).
+    pub access: Option<RoomAccess>,
+    pub team_id: String,
+    pub room_id: String,
+    pub name: String,
+    pub muted: Arc<AtomicBool>,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The caller hung up.
+    Remote,
+    /// This side ends it, for this reason.
+    Local(&'static str),
+}
+
+/// Runs the call to its end and removes it from the table.
+pub async fn run(mut s: CallSetup) {
+    let mut leg = None;
+    let end = serve(&mut s, &mut leg).await;
+    if let (Some(l), Some(access)) = (leg, &s.access) {
+        l.leave(&access.sig);
+    }
+    if let End::Local(why) = end {
+        tracing::info!(call = %s.sip_call_id, why, "phone call ended by the bridge");
+        let bye = s.bye.request();
+        // The BYE and two retransmissions (the caller answers each).
+        for wait in [Duration::ZERO, T1, 2 * T1] {
+            tokio::time::sleep(wait).await;
+            s.sip.send(&bye).await;
+        }
+    } else {
+        tracing::info!(call = %s.sip_call_id, "phone call ended by the caller");
+    }
+    s.bridge.remove(&s.sip_call_id);
+}
+
+async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
+    let started = Instant::now();
+    let mut pin = PinEntry::new(std::mem::take(&mut s.pin));
+    let mut joined = false;
+    let mut acked = false;
+    let mut resend_every = T1;
+    let mut resend_at = started + T1;
+    let mut last_media = started;
+    let mut buf = vec![0u8; 2048];
+    let mut leg_buf = vec![0u8; 2048];
+    // When the next 20 ms of the room's audio go to the caller.
+    let mut mix_at = started;
+    loop {
+        let leg_due = match leg.as_mut() {
+            Some(l) => match l.drive().await {
+                Some(t) => Some(Instant::from_std(t)),
+                None => return End::Local("the room leg failed"),
+            },
+            None => None,
+        };
+        let leg_socket = leg.as_ref().map(Leg::socket);
+        let mix_due = leg.as_ref().map(|_| mix_at);
+        let check_at = if acked {
+            Instant::now() + Duration::from_secs(1)
+        } else {
+            resend_at
+        };
+        tokio::select! {
+            c = s.control.recv() => match c {
+                Some(Control::Acked) => acked = true,
+                Some(Control::Bye) | None => return End::Remote,
+                Some(Control::Hangup) => return End::Local("the room was disconnected"),
+            },
+            r = s.rtp.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { continue };
+                // Symmetric RTP from the offered address only.
+                if from.ip() != s.offer.rtp.ip() {
+                    continue;
+                }
+                last_media = Instant::now();
+                let Ok(packet) = rtp_types::RtpPacket::parse(&buf[..n]) else { continue };
+                if packet.payload_type() == s.offer.law.payload_type() {
+                    if let Some(l) = leg.as_mut() {
+                        l.caller_audio(s.offer.law, packet.payload(), s.muted.load(Ordering::Relaxed));
+                    }
+                    continue;
+                }
+                if !joined && Some(packet.payload_type()) == s.offer.events {
+                    let Some(ev) = ToneEvent::parse(packet.payload()) else { continue };
+                    match pin.packet(packet.timestamp(), ev) {
+                        PinStep::More => {}
+                        PinStep::Accepted => {
+                            joined = true;
+                            if let Some(access) = &s.access {
+                                match Leg::join(access, &s.team_id, &s.room_id, &s.name).await {
+                                    Ok(l) => {
+                                        *leg = Some(l);
+                                        mix_at = Instant::now();
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(call = %s.sip_call_id, error = %e, "a phone call could not join its room");
+                                        return End::Local("the room refused the call");
+                                    }
+                                }
+                            }
+                            s.bridge.joined(&s.sip_call_id);
+                            tracing::info!(call = %s.sip_call_id, "phone caller entered the PIN");
+                        }
+                        PinStep::Wrong { tries_left } => {
+                            tracing::info!(call = %s.sip_call_id, tries_left, "wrong PIN");
+                        }
+                        PinStep::Refused => return End::Local("three wrong PINs"),
+                    }
+                }
+            }
+            r = async {
+                match &leg_socket {
+                    Some(sock) => sock.recv_from(&mut leg_buf).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let (Ok((n, from)), Some(l)) = (r, leg.as_mut()) {
+                    l.receive(from, &leg_buf[..n]);
+                }
+            }
+            _ = async {
+                match leg_due {
+                    Some(t) => sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(l) = leg.as_mut() {
+                    l.timeout();
+                }
+            }
+            _ = async {
+                match mix_due {
+                    Some(t) => sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(l) = leg.as_mut() {
+                    let packet = l.mixed_packet(s.offer.law, s.offer.law.payload_type());
+                    let _ = s.rtp.send_to(&packet, s.offer.rtp).await;
+                }
+                let now = Instant::now();
+                mix_at += MIX_EVERY;
+                // Far behind (the task was starved): start again from now.
+                if mix_at + 5 * MIX_EVERY < now {
+                    mix_at = now + MIX_EVERY;
+                }
+            }
+            _ = sleep_until(check_at) => {
+                let now = Instant::now();
+                if !acked {
+                    if now.duration_since(started) >= ACK_WAIT {
+                        return End::Local("no ACK");
+                    }
+                    s.sip.send(&s.ok).await;
+                    resend_every = (resend_every * 2).min(T2);
+                    resend_at = now + resend_every;
+                }
+                if !joined && now.duration_since(started) >= PIN_WAIT {
+                    return End::Local("no PIN in time");
+                }
+                if now.duration_since(last_media) >= SILENCE {
+                    return End::Local("no media");
+                }
+            }
+        }
+    }
+}

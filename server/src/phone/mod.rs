@@ -1,0 +1,216 @@
+//! The SIP phone bridge (docs/phone.md): a SIP endpoint on UDP and TCP (`--sip-addr`)
+//! that answers calls to a connected room's extension, takes the room's PIN
+//! by DTMF and keeps the call until either side hangs up.
+//!
+//! `sip.rs` is the endpoint (one task owning the SIP socket: parsing with
+//! `rsip`, the trunk allow-list, the per-source INVITE limit, the
+//! transactions of INVITE/ACK/BYE/CANCEL/OPTIONS); `call.rs` one task per
+//! call owning its RTP socket (answer retransmission until the ACK, the
+//! PIN, hang-ups); `pin.rs` the PIN entry and RFC 4733 events, `sdp.rs` the
+//! offer/answer. [`PhoneBridge`] is the calls' table, and what REST reaches
+//! through [`PhoneCalls`]. Nothing runs without `--sip-addr`.
+
+pub mod auth;
+pub mod call;
+pub mod media;
+pub mod pin;
+pub mod sdp;
+pub mod sip;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use convene_api::Db;
+use convene_api::phone::{CallRefusal, PhoneCall, PhoneCalls};
+use ipnet::IpNet;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// The operator's SIP settings.
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// Where the SIP endpoint listens (UDP).
+    pub addr: SocketAddr,
+    /// The address put in Contact headers and SDP answers.
+    pub public_ip: IpAddr,
+    /// Trunks (sources) whose requests are served; empty: none.
+    pub allow: Vec<IpNet>,
+    /// INVITEs taken from one source address per minute.
+    pub invites_per_minute: u32,
+    /// Calls at once over all rooms.
+    pub max_calls: usize,
+    /// Digest credentials INVITEs must carry (`None`: the allow-list only).
+    pub auth: Option<(String, String)>,
+}
+
+/// Whether a call is still waiting for its PIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    Pin,
+    Joined,
+}
+
+impl CallState {
+    fn name(self) -> &'static str {
+        match self {
+            CallState::Pin => "pin",
+            CallState::Joined => "joined",
+        }
+    }
+}
+
+/// What the SIP endpoint or REST tells a call's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// The caller acknowledged the answer.
+    Acked,
+    /// The caller hung up (its BYE was answered).
+    Bye,
+    /// End the call from this side (a BYE is sent).
+    Hangup,
+}
+
+/// One call in the table.
+#[derive(Debug)]
+pub(crate) struct CallEntry {
+    pub id: String,
+    pub room_id: String,
+    pub name: String,
+    pub state: CallState,
+    pub muted: Arc<AtomicBool>,
+    pub control: mpsc::Sender<Control>,
+    /// This side's tag and SDP answer, to answer a retransmitted or
+    /// repeated INVITE the same way.
+    pub to_tag: String,
+    pub answer: String,
+}
+
+impl CallEntry {
+    fn view(&self) -> PhoneCall {
+        PhoneCall {
+            call_id: self.id.clone(),
+            name: self.name.clone(),
+            state: self.state.name(),
+            muted: self.muted.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The SIP endpoint's calls, keyed by SIP Call-ID.
+#[derive(Debug)]
+pub struct PhoneBridge {
+    pub config: PhoneConfig,
+    /// The bound SIP address (the port resolved).
+    pub local: SocketAddr,
+    pub(crate) calls: Mutex<HashMap<String, CallEntry>>,
+    /// How joined calls reach their rooms.
+    pub(crate) access: Option<media::RoomAccess>,
+    pub(crate) auth: Option<auth::TrunkAuth>,
+}
+
+impl PhoneBridge {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, CallEntry>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks a call joined (its PIN was right).
+    pub(crate) fn joined(&self, sip_call_id: &str) {
+        if let Some(c) = self.table().get_mut(sip_call_id) {
+            c.state = CallState::Joined;
+        }
+    }
+
+    /// Forgets an ended call.
+    pub(crate) fn remove(&self, sip_call_id: &str) {
+        self.table().remove(sip_call_id);
+    }
+}
+
+impl PhoneCalls for PhoneBridge {
+    fn sip_uri(&self, extension: &str) -> Option<String> {
+        let host = match self.config.public_ip {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        Some(format!("sip:{extension}@{host}:{}", self.local.port()))
+    }
+
+    fn calls(&self, room_id: &str) -> Vec<PhoneCall> {
+        let mut out: Vec<PhoneCall> = self
+            .table()
+            .values()
+            .filter(|c| c.room_id == room_id)
+            .map(CallEntry::view)
+            .collect();
+        out.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        out
+    }
+
+    fn end_room(&self, room_id: &str) -> usize {
+        let t = self.table();
+        let mut n = 0;
+        for c in t.values().filter(|c| c.room_id == room_id) {
+            // A full queue means the task is already ending the call.
+            let _ = c.control.try_send(Control::Hangup);
+            n += 1;
+        }
+        n
+    }
+
+    fn set_muted(
+        &self,
+        room_id: &str,
+        call_id: &str,
+        muted: bool,
+    ) -> Result<PhoneCall, CallRefusal> {
+        let t = self.table();
+        let c = t
+            .values()
+            .find(|c| c.id == call_id && c.room_id == room_id)
+            .ok_or(CallRefusal::NotFound)?;
+        c.muted.store(muted, Ordering::Relaxed);
+        Ok(c.view())
+    }
+}
+
+/// Binds the SIP socket and starts the endpoint.
+pub async fn start(
+    config: PhoneConfig,
+    db: Db,
+    access: Option<media::RoomAccess>,
+) -> anyhow::Result<Arc<PhoneBridge>> {
+    if config.public_ip.is_unspecified() {
+        anyhow::bail!(
+            "--sip-addr {} listens on every address: set --sip-public-ip to the one \
+             trunks reach",
+            config.addr
+        );
+    }
+    let socket = UdpSocket::bind(config.addr)
+        .await
+        .with_context(|| format!("binding the SIP address {}", config.addr))?;
+    let local = socket.local_addr()?;
+    // TCP on the same port (the one UDP got, when the port was 0).
+    let tcp = tokio::net::TcpListener::bind(local)
+        .await
+        .with_context(|| format!("binding the SIP address {local} (TCP)"))?;
+    let bridge = Arc::new(PhoneBridge {
+        local,
+        auth: config
+            .auth
+            .clone()
+            .map(|(user, password)| auth::TrunkAuth::new(user, password)),
+        calls: Mutex::new(HashMap::new()),
+        access,
+        config,
+    });
+    let limit = Arc::new(Mutex::new(sip::InviteLimit::new(
+        bridge.config.invites_per_minute,
+    )));
+    tokio::spawn(sip::run_tcp(bridge.clone(), tcp, db.clone(), limit.clone()));
+    tokio::spawn(sip::run(bridge.clone(), Arc::new(socket), db, limit));
+    Ok(bridge)
+}

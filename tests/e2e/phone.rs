@@ -1,0 +1,666 @@
+//! The SIP phone bridge end to end: a small SIP user agent (`phone/uac.rs`:
+//! real SIP over UDP and TCP, real RTP with G.711 and RFC 4733
+//! telephone-events) calls the real server's `--sip-addr`, and a str0m
+//! participant sits in the room. Proven: `phone/connect` gives the room an
+//! extension and PIN (the same on a second connect); the caller enters the
+//! PIN and joins the live session as a named participant; the room hears
+//! the caller (Opus frames of its tone) and the caller hears the room (a
+//! participant's tone, never itself); the API's mute and a moderator's
+//! mute silence the caller; BYE and `phone/disconnect` end calls; three
+//! wrong PINs end the call with a BYE; a source outside the trunk
+//! allow-list gets 403, an INVITE flood 503, an offer without G.711 488,
+//! missing or wrong digest credentials 401; malformed datagrams and an
+//! oversized TCP message change nothing else. (Debian's baresip was not
+//! used: the scripted agent gave deterministic DTMF and exact assertions.)
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use convene_tests::{Api, Options, Server};
+use serde_json::{Value, json};
+
+use crate::api_chat::room;
+
+mod uac;
+use uac::*;
+
+/// The SIP endpoint's address, from the server's start-up lines.
+fn sip_addr(s: &Server) -> SocketAddr {
+    s.stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("sip on udp "))
+        .expect("the server prints its SIP address")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn server() -> Server {
+    Server::start_with(Options {
+        args: [
+            "--sip-addr",
+            "127.0.0.1:0",
+            "--sip-allow",
+            "127.0.0.0/24",
+            "--sip-invites-per-minute",
+            "20",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Options::default()
+    })
+}
+
+async fn calls(api: &Api, room: &str) -> Vec<Value> {
+    let r = api
+        .get(&format!("/api/v1/rooms/{room}/phone-participants"))
+        .await
+        .expect(200);
+    r.body["data"].as_array().unwrap().clone()
+}
+
+/// Waits until the room's calls satisfy `ok`.
+async fn wait_calls(
+    api: &Api,
+    room: &str,
+    what: &str,
+    ok: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let c = calls(api, room).await;
+        if ok(&c) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "{what}: calls are {c:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn phone_caller_enters_the_pin_is_muted_and_hangs_up() {
+    let s = server();
+    let api = s.api();
+    let sip = sip_addr(&s);
+    room(&api, "dial-in").await;
+    let info = api
+        .post("/api/v1/rooms/dial-in/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let pin = info["pin"].as_str().unwrap().to_string();
+    assert_eq!(pin.len(), 6);
+    assert_eq!(info["phone_enabled"], true);
+    assert_eq!(info["sip_uri"], format!("sip:{ext}@{sip}"));
+    // Connecting again keeps the dial-in.
+    let again = api
+        .post("/api/v1/rooms/dial-in/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        (&again["extension"], &again["pin"]),
+        (&info["extension"], &info["pin"])
+    );
+
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    let res = c.invite(&ext).await;
+    assert_eq!(res.status(), Some(200), "{res:?}");
+    let listed = wait_calls(&api, "dial-in", "the call is listed", |c| c.len() == 1).await;
+    assert_eq!(listed[0]["state"], "pin");
+    assert_eq!(
+        listed[0]["name"],
+        "Phone \u{2022}\u{2022}\u{2022}\u{2022}6789"
+    );
+    let call_id = listed[0]["call_id"].as_str().unwrap().to_string();
+
+    // One wrong PIN, then the right one.
+    c.keys("000000").await;
+    c.keys(&format!("{pin}#")).await;
+    wait_calls(&api, "dial-in", "the caller joins", |c| {
+        c.len() == 1 && c[0]["state"] == "joined"
+    })
+    .await;
+
+    // Muted and unmuted by the API; unknown calls and rooms are 404s.
+    let m = api
+        .post(
+            &format!("/api/v1/rooms/dial-in/phone-participants/{call_id}/mute"),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(m.body["muted"], true);
+    assert_eq!(calls(&api, "dial-in").await[0]["muted"], true);
+    let u = api
+        .post(
+            &format!("/api/v1/rooms/dial-in/phone-participants/{call_id}/unmute"),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(u.body["muted"], false);
+    api.post(
+        "/api/v1/rooms/dial-in/phone-participants/nope/mute",
+        json!({}),
+    )
+    .await
+    .expect(404);
+    room(&api, "other").await;
+    api.post(
+        &format!("/api/v1/rooms/other/phone-participants/{call_id}/mute"),
+        json!({}),
+    )
+    .await
+    .expect(404);
+    api.post("/api/v1/rooms/missing/phone/connect", json!({}))
+        .await
+        .expect(404);
+    // An end-to-end encrypted room gets no phone bridge (its audio would
+    // be decoded and mixed here), and nothing is stored.
+    api.post(
+        "/api/v1/rooms",
+        json!({"friendly_url": "sealed", "e2ee_enabled": true}),
+    )
+    .await
+    .expect(200);
+    let r = api
+        .post("/api/v1/rooms/sealed/phone/connect", json!({}))
+        .await
+        .expect(409);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("end-to-end"),
+        "{}",
+        r.body
+    );
+    api.post("/api/v1/rooms/sealed/phone/disconnect", json!({}))
+        .await
+        .expect(409);
+
+    c.bye().await;
+    wait_calls(&api, "dial-in", "the call ends on BYE", |c| c.is_empty()).await;
+}
+
+#[tokio::test]
+async fn phone_wrong_pins_disconnect_and_bad_callers_are_refused() {
+    let s = server();
+    let api = s.api();
+    let sip = sip_addr(&s);
+    room(&api, "guarded").await;
+    let info = api
+        .post("/api/v1/rooms/guarded/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let pin = info["pin"].as_str().unwrap().to_string();
+    let wrong = if pin == "111111" { "222222" } else { "111111" };
+
+    // Three wrong PINs: the server hangs up.
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    assert_eq!(c.invite(&ext).await.status(), Some(200));
+    for _ in 0..3 {
+        c.keys(wrong).await;
+    }
+    c.expect_bye().await;
+    wait_calls(&api, "guarded", "the refused call is gone", |c| {
+        c.is_empty()
+    })
+    .await;
+
+    // A joined caller is hung up by phone/disconnect; then the extension
+    // is unknown and a second disconnect is refused.
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    assert_eq!(c.invite(&ext).await.status(), Some(200));
+    c.keys(&pin).await;
+    wait_calls(&api, "guarded", "joined", |c| {
+        c.len() == 1 && c[0]["state"] == "joined"
+    })
+    .await;
+    let d = api
+        .post("/api/v1/rooms/guarded/phone/disconnect", json!({}))
+        .await
+        .expect(200);
+    assert_eq!(d.body["ended_calls"], 1);
+    c.expect_bye().await;
+    wait_calls(&api, "guarded", "disconnected", |c| c.is_empty()).await;
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    assert_eq!(c.invite(&ext).await.status(), Some(404));
+    let again = api
+        .post("/api/v1/rooms/guarded/phone/disconnect", json!({}))
+        .await
+        .expect(409);
+    assert_eq!(again.body["code"], "CONFLICT");
+
+    // A source outside the allow-list is refused, whatever it sends.
+    let info = api
+        .post("/api/v1/rooms/guarded/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let mut outsider = Caller::new("127.0.1.5", sip).await;
+    assert_eq!(outsider.invite(&ext).await.status(), Some(403));
+    assert!(calls(&api, "guarded").await.is_empty());
+
+    // An offer without G.711 is not acceptable.
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    let uri = format!("sip:{ext}@{sip}");
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 9\r\n";
+    let req = c.request("INVITE", &uri, 1, "Content-Type: application/sdp\r\n", sdp);
+    c.send(&req).await;
+    assert_eq!(c.final_response().await.status(), Some(488));
+    c.cseq = 2;
+
+    // Malformed datagrams are dropped; the endpoint still answers.
+    for junk in [
+        &b"\x00\x01\x02"[..],
+        b"INVITE\r\n\r\n",
+        b"SIP/2.0 999\r\n",
+        &[0xff; 1500],
+    ] {
+        c.sip.send_to(junk, sip).await.unwrap();
+    }
+    let opts = c.request("OPTIONS", &uri, 3, "", "");
+    c.send(&opts).await;
+    let o = c.final_response().await;
+    assert_eq!(o.status(), Some(200));
+    assert!(o.header("allow").contains("INVITE"));
+
+    // An INVITE flood from one source: past the limit (20 a minute, a few
+    // used above from this address... each caller here has its own port
+    // but the same address) every further INVITE gets 503.
+    let flood = Caller::new("127.0.0.9", sip).await;
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        let mut f = Caller::new("127.0.0.9", sip).await;
+        f.call_id = format!("flood-{i}");
+        let req = f.request(
+            "INVITE",
+            &format!("sip:00000000@{sip}"),
+            1,
+            "Content-Type: application/sdp\r\n",
+            sdp,
+        );
+        flood.sip.send_to(req.as_bytes(), sip).await.unwrap();
+        statuses.push(flood.final_response().await.status().unwrap());
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 404), "{statuses:?}");
+    assert!(statuses[20..].iter().all(|s| *s == 503), "{statuses:?}");
+    // The room is unaffected: its dial-in still answers a good caller.
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    assert_eq!(c.invite(&ext).await.status(), Some(200));
+    c.keys(info["pin"].as_str().unwrap()).await;
+    wait_calls(&api, "guarded", "joined after the flood", |c| {
+        c.len() == 1 && c[0]["state"] == "joined"
+    })
+    .await;
+    c.bye().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() {
+    use convene_tests::rtc_client::{Client, ClientOptions};
+    let s = server();
+    let api = s.api();
+    let sip = sip_addr(&s);
+    room(&api, "heard").await;
+    let info = api
+        .post("/api/v1/rooms/heard/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let pin = info["pin"].as_str().unwrap().to_string();
+
+    // Ann is in the room (a str0m participant, not publishing).
+    let t = crate::browser::token(&s, "heard", "Ann", "moderator").await;
+    let mut ann = Client::connect(ClientOptions {
+        ws_url: s.ws_url(),
+        room: None,
+        token: Some(t),
+        name: None,
+        publish: false,
+        media_ip: convene_tests::media_ip(),
+        resume: None,
+        tcp: false,
+    })
+    .await;
+    ann.wait_type("joined").await;
+
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    assert_eq!(c.invite(&ext).await.status(), Some(200));
+    let to = c.server_rtp.unwrap();
+    let rtp = c.rtp.clone();
+    c.keys(&pin).await;
+
+    // The caller is a participant of the live session, named after its number.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let phone_id = loop {
+        let live = api.get("/api/v1/rooms/heard/live/participants").await;
+        if live.status == 200
+            && let Some(p) = live.body["live_participants"].as_array().and_then(|ps| {
+                ps.iter()
+                    .find(|p| p["name"] == "Phone \u{2022}\u{2022}\u{2022}\u{2022}6789")
+                    .cloned()
+            })
+        {
+            break p["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller is not a live participant: {:?}",
+            live.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // ...and counted live.
+    let count = api.get("/api/v1/rooms/heard/live").await.expect(200);
+    assert_eq!(count.body["live_participants"], 2, "{:?}", count.body);
+
+    // The caller speaks; Ann hears it (Opus frames of a tone, not of silence).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    speak(rtp.clone(), to, stop_rx);
+    wait_audio(&mut ann, &phone_id, 50, "Ann hears the caller").await;
+    let sizes = audio_from(&ann, &phone_id);
+    let avg = sizes.iter().sum::<usize>() / sizes.len();
+    assert!(
+        avg >= 20,
+        "the caller's audio is not silence: average Opus payload {avg} bytes"
+    );
+
+    // The caller hears the room, never itself: while only the caller
+    // speaks, what it receives is silence...
+    let quiet = caller_hears(&rtp, 50).await;
+    assert!(quiet < 50.0, "the caller hears itself: RMS {quiet}");
+    // ...and when Ann speaks (a 300 Hz tone in real Opus), the caller hears her.
+    let tone: Vec<i16> = (0..48_000 * 20)
+        .map(|i| {
+            ((i as f64 * 2.0 * std::f64::consts::PI * 300.0 / 48_000.0).sin() * 10_000.0) as i16
+        })
+        .collect();
+    ann.publish_kinds(true, false);
+    ann.speak(crate::captions::opus_packets(&tone));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let level = caller_hears(&rtp, 10).await;
+        if level > 1000.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller does not hear Ann: RMS {level}"
+        );
+    }
+
+    // Muted by the API: nothing more reaches Ann; unmuted: it does again.
+    let call_id = calls(&api, "heard").await[0]["call_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.post(
+        &format!("/api/v1/rooms/heard/phone-participants/{call_id}/mute"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    ann.collect_for(Duration::from_millis(500)).await;
+    let muted_at = audio_from(&ann, &phone_id).len();
+    ann.collect_for(Duration::from_millis(1500)).await;
+    assert_eq!(
+        audio_from(&ann, &phone_id).len(),
+        muted_at,
+        "a muted caller is not heard"
+    );
+    api.post(
+        &format!("/api/v1/rooms/heard/phone-participants/{call_id}/unmute"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    wait_audio(
+        &mut ann,
+        &phone_id,
+        muted_at + 25,
+        "heard again after unmute",
+    )
+    .await;
+
+    // A moderator's mute (the ordinary path the browser's moderators use)
+    // silences the caller too: the media server stops forwarding it.
+    api.post(
+        &format!("/api/v1/rooms/heard/live/participants/{phone_id}/mute"),
+        json!({"source": "microphone"}),
+    )
+    .await
+    .expect(204);
+    ann.collect_for(Duration::from_millis(500)).await;
+    let moderated_at = audio_from(&ann, &phone_id).len();
+    ann.collect_for(Duration::from_millis(1500)).await;
+    assert_eq!(
+        audio_from(&ann, &phone_id).len(),
+        moderated_at,
+        "a caller muted by a moderator is not heard"
+    );
+
+    // BYE: the caller leaves the room.
+    let _ = stop_tx.send(true);
+    c.bye().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let live = api
+            .get("/api/v1/rooms/heard/live/participants")
+            .await
+            .expect(200);
+        let names: Vec<String> = live.body["live_participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        if names == ["Ann"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller did not leave: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn phone_trunk_digest_auth_is_required_when_configured() {
+    let s = Server::start_with(Options {
+        args: [
+            "--sip-addr",
+            "127.0.0.1:0",
+            "--sip-allow",
+            "127.0.0.1",
+            "--sip-auth-user",
+            "trunk",
+            "--sip-auth-password",
+            "s3cret-pw",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Options::default()
+    });
+    let api = s.api();
+    let sip = sip_addr(&s);
+    room(&api, "authed").await;
+    let info = api
+        .post("/api/v1/rooms/authed/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+
+    // No credentials: challenged.
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    let res = c.invite(&ext).await;
+    assert_eq!(res.status(), Some(401));
+    let challenge = res.header("www-authenticate").to_string();
+    assert!(
+        challenge.starts_with("Digest ") && challenge.contains("qop=\"auth\""),
+        "{challenge}"
+    );
+    let (realm, nonce) = (
+        param(&challenge, "realm").to_string(),
+        param(&challenge, "nonce").to_string(),
+    );
+
+    let authorization = |password: &str, uri: &str| {
+        let ha1 = md5_hex(&format!("trunk:{realm}:{password}"));
+        let ha2 = md5_hex(&format!("INVITE:{uri}"));
+        let response = md5_hex(&format!("{ha1}:{nonce}:00000001:0a4f113b:auth:{ha2}"));
+        format!(
+            "Authorization: Digest username=\"trunk\", realm=\"{realm}\", nonce=\"{nonce}\", \
+             uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, \
+             cnonce=\"0a4f113b\"\r\n"
+        )
+    };
+    let uri = format!("sip:{ext}@{sip}");
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=call\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+        c.rtp.local_addr().unwrap().port()
+    );
+    // A wrong password: challenged again, no call.
+    let extra = format!(
+        "Content-Type: application/sdp\r\n{}",
+        authorization("wrong", &uri)
+    );
+    let req = c.request("INVITE", &uri, 2, &extra, &sdp);
+    c.send(&req).await;
+    assert_eq!(c.final_response().await.status(), Some(401));
+    assert!(calls(&api, "authed").await.is_empty());
+    // The right one: answered.
+    let extra = format!(
+        "Content-Type: application/sdp\r\n{}",
+        authorization("s3cret-pw", &uri)
+    );
+    let req = c.request("INVITE", &uri, 3, &extra, &sdp);
+    c.send(&req).await;
+    let ok = c.final_response().await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    wait_calls(&api, "authed", "the authenticated call", |c| c.len() == 1).await;
+    c.to = ok.header("to").to_string();
+    let ack = c.request("ACK", &uri, 3, "", "");
+    c.send(&ack).await;
+    c.cseq = 4;
+    c.bye().await;
+    wait_calls(&api, "authed", "the call ends", |c| c.is_empty()).await;
+}
+
+#[tokio::test]
+async fn phone_call_over_tcp_joins_and_is_hung_up_by_disconnect() {
+    use tokio::io::AsyncWriteExt;
+    let s = server();
+    let api = s.api();
+    let sip = sip_addr(&s);
+    room(&api, "over-tcp").await;
+    let info = api
+        .post("/api/v1/rooms/over-tcp/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let pin = info["pin"].as_str().unwrap().to_string();
+
+    let mut tcp = tokio::net::TcpStream::connect(sip)
+        .await
+        .expect("SIP listens on TCP too");
+    let mut buf = Vec::new();
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    let rtp = c.rtp.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=call\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        rtp.port()
+    );
+    let uri = format!("sip:{ext}@{sip};transport=tcp");
+    let invite = c
+        .request("INVITE", &uri, 1, "Content-Type: application/sdp\r\n", &sdp)
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    // Two messages in one write, then a keep-alive: framing by length.
+    let options = c
+        .request("OPTIONS", &uri, 9, "", "")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    tcp.write_all(format!("{options}{invite}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let o = tcp_next(&mut tcp, &mut buf).await;
+    assert_eq!(o.status(), Some(200), "{o:?}");
+    assert!(o.header("cseq").ends_with("OPTIONS"));
+    let ok = loop {
+        let m = tcp_next(&mut tcp, &mut buf).await;
+        if m.status().is_some_and(|s| s >= 200) {
+            break m;
+        }
+    };
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    c.to = ok.header("to").to_string();
+    let m = ok.body.lines().find(|l| l.starts_with("m=audio ")).unwrap();
+    let port: u16 = m.split(' ').nth(1).unwrap().parse().unwrap();
+    c.server_rtp = Some(SocketAddr::new("127.0.0.1".parse().unwrap(), port));
+    let ack = c
+        .request("ACK", &uri, 1, "", "")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    tcp.write_all(ack.as_bytes()).await.unwrap();
+    c.keys(&pin).await;
+    wait_calls(&api, "over-tcp", "joined over TCP", |c| {
+        c.len() == 1 && c[0]["state"] == "joined"
+    })
+    .await;
+    // The ACK was taken: after a keep-alive, the next thing on the
+    // connection is the answer to a new OPTIONS, not the INVITE's 200 again.
+    tcp.write_all(b"\r\n\r\n").await.unwrap();
+    let o2 = c
+        .request("OPTIONS", &uri, 10, "", "")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    tcp.write_all(o2.as_bytes()).await.unwrap();
+    let next = tcp_next(&mut tcp, &mut buf).await;
+    assert!(
+        next.header("cseq").ends_with("10 OPTIONS"),
+        "only the OPTIONS answer, no retransmitted 200: {next:?}"
+    );
+
+    // The server's BYE comes over the same connection.
+    api.post("/api/v1/rooms/over-tcp/phone/disconnect", json!({}))
+        .await
+        .expect(200);
+    let bye = loop {
+        let m = tcp_next(&mut tcp, &mut buf).await;
+        if m.first.starts_with("BYE ") {
+            break m;
+        }
+    };
+    assert!(bye.header("via").starts_with("SIP/2.0/TCP "), "{bye:?}");
+    assert_eq!(bye.header("call-id"), c.call_id);
+    let answer = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        bye.header("via"),
+        bye.header("from"),
+        bye.header("to"),
+        bye.header("call-id"),
+        bye.header("cseq")
+    );
+    tcp.write_all(answer.as_bytes()).await.unwrap();
+    wait_calls(&api, "over-tcp", "hung up", |c| c.is_empty()).await;
+
+    // A message too large for the framing limit closes the connection.
+    let huge = format!("OPTIONS {uri} SIP/2.0\r\nContent-Length: 200000\r\n\r\n");
+    tcp.write_all(huge.as_bytes()).await.unwrap();
+    let mut rest = [0u8; 1024];
+    let closed = loop {
+        use tokio::io::AsyncReadExt;
+        match tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut rest)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(_)) => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "an oversized message closes the connection");
+}
