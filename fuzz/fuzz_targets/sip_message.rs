@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(rsip::SipMessage::Request(req)) = sip::parse(data) {
         let out = sip::response(&req, 200, Some("fuzz"), Vec::new(), None);
         if let Err(e) = sip::parse(&out) {
-            panic!("our response does not parse: {e}\n{}", String::from_utf8_lossy(&out));
+            panic!(
+                "our response does not parse: {e}\n{}",
+                String::from_utf8_lossy(&out)
+            );
         }
         if let Ok(offer) = sdp::read_offer(&req.body) {
             let answer = sdp::answer(&offer, "192.0.2.1:5004".parse().unwrap(), 1);
