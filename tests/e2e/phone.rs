@@ -51,6 +51,18 @@ fn server() -> Server {
     })
 }
 
+/// Connects `room` to the phone bridge: its answer, extension and PIN.
+async fn dial_in(api: &Api, room: &str) -> (Value, String, String) {
+    let info = api
+        .post(&format!("/api/v1/rooms/{room}/phone/connect"), json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let pin = info["pin"].as_str().unwrap().to_string();
+    (info, ext, pin)
+}
+
 async fn calls(api: &Api, room: &str) -> Vec<Value> {
     let r = api
         .get(&format!("/api/v1/rooms/{room}/phone-participants"))
@@ -83,13 +95,7 @@ async fn phone_caller_enters_the_pin_is_muted_and_hangs_up() {
     let api = s.api();
     let sip = sip_addr(&s);
     room(&api, "dial-in").await;
-    let info = api
-        .post("/api/v1/rooms/dial-in/phone/connect", json!({}))
-        .await
-        .expect(200)
-        .body;
-    let ext = info["extension"].as_str().unwrap().to_string();
-    let pin = info["pin"].as_str().unwrap().to_string();
+    let (info, ext, pin) = dial_in(&api, "dial-in").await;
     assert_eq!(pin.len(), 6);
     assert_eq!(info["phone_enabled"], true);
     assert_eq!(info["sip_uri"], format!("sip:{ext}@{sip}"));
@@ -188,13 +194,7 @@ async fn phone_wrong_pins_disconnect_and_bad_callers_are_refused() {
     let api = s.api();
     let sip = sip_addr(&s);
     room(&api, "guarded").await;
-    let info = api
-        .post("/api/v1/rooms/guarded/phone/connect", json!({}))
-        .await
-        .expect(200)
-        .body;
-    let ext = info["extension"].as_str().unwrap().to_string();
-    let pin = info["pin"].as_str().unwrap().to_string();
+    let (_, ext, pin) = dial_in(&api, "guarded").await;
     let wrong = if pin == "111111" { "222222" } else { "111111" };
 
     // Three wrong PINs: the server hangs up.
@@ -234,12 +234,7 @@ async fn phone_wrong_pins_disconnect_and_bad_callers_are_refused() {
     assert_eq!(again.body["code"], "CONFLICT");
 
     // A source outside the allow-list is refused, whatever it sends.
-    let info = api
-        .post("/api/v1/rooms/guarded/phone/connect", json!({}))
-        .await
-        .expect(200)
-        .body;
-    let ext = info["extension"].as_str().unwrap().to_string();
+    let (info, ext, _) = dial_in(&api, "guarded").await;
     let mut outsider = Caller::new("127.0.1.5", sip).await;
     assert_eq!(outsider.invite(&ext).await.status(), Some(403));
     assert!(calls(&api, "guarded").await.is_empty());
@@ -306,13 +301,7 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
     let api = s.api();
     let sip = sip_addr(&s);
     room(&api, "heard").await;
-    let info = api
-        .post("/api/v1/rooms/heard/phone/connect", json!({}))
-        .await
-        .expect(200)
-        .body;
-    let ext = info["extension"].as_str().unwrap().to_string();
-    let pin = info["pin"].as_str().unwrap().to_string();
+    let (_, ext, pin) = dial_in(&api, "heard").await;
 
     // Ann is in the room (a str0m participant, not publishing).
     let t = crate::browser::token(&s, "heard", "Ann", "moderator").await;
@@ -490,12 +479,7 @@ async fn phone_trunk_digest_auth_is_required_when_configured() {
     let api = s.api();
     let sip = sip_addr(&s);
     room(&api, "authed").await;
-    let info = api
-        .post("/api/v1/rooms/authed/phone/connect", json!({}))
-        .await
-        .expect(200)
-        .body;
-    let ext = info["extension"].as_str().unwrap().to_string();
+    let (_, ext, _) = dial_in(&api, "authed").await;
 
     // No credentials: challenged.
     let mut c = Caller::new("127.0.0.1", sip).await;
@@ -561,13 +545,7 @@ async fn phone_call_over_tcp_joins_and_is_hung_up_by_disconnect() {
     let api = s.api();
     let sip = sip_addr(&s);
     room(&api, "over-tcp").await;
-    let info = api
-        .post("/api/v1/rooms/over-tcp/phone/connect", json!({}))
-        .await
-        .expect(200)
-        .body;
-    let ext = info["extension"].as_str().unwrap().to_string();
-    let pin = info["pin"].as_str().unwrap().to_string();
+    let (_, ext, pin) = dial_in(&api, "over-tcp").await;
 
     let mut tcp = tokio::net::TcpStream::connect(sip)
         .await
