@@ -473,6 +473,54 @@ async fn webhook_crud_and_validation() {
         .expect(404);
 }
 
+/// A team holds at most 100 webhooks, also when creates race: the count
+/// and the insert are one transaction, so twenty concurrent creates with
+/// five places left make exactly five webhooks, and the other fifteen are
+/// 409 with the limit named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_never_pass_the_team_webhook_limit() {
+    let s = Server::start();
+    let api = s.api();
+    let body = |i: usize| json!({"endpoint": format!("https://203.0.113.7/hook/{i}"), "events": ["room.created"]});
+    for i in 0..95 {
+        create_webhook(&api, body(i)).await;
+    }
+    let creates = (95..115).map(|i| {
+        let api = api.clone();
+        let body = body(i);
+        async move { api.post("/api/v1/webhooks", body).await }
+    });
+    let results = futures::future::join_all(creates).await;
+    let made = results.iter().filter(|r| r.status == 200).count();
+    let refused: Vec<_> = results.iter().filter(|r| r.status == 409).collect();
+    assert_eq!(
+        made,
+        5,
+        "five places were left: {:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(refused.len(), 15);
+    for r in refused {
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("at most 100 webhooks"),
+            "{}",
+            r.body
+        );
+    }
+    let list = api.get("/api/v1/webhooks?limit=100").await.expect(200).body;
+    assert_eq!(list["total_count"], 100, "{list}");
+    // At the limit a sequential create is refused too, and a delete makes room.
+    api.post("/api/v1/webhooks", body(200)).await.expect(409);
+    let first = list["data"][0]["id"].as_str().unwrap().to_string();
+    api.delete(&format!("/api/v1/webhooks/{first}"))
+        .await
+        .expect(204);
+    create_webhook(&api, body(201)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssrf_guard_refuses_private_endpoints() {
     let s = Server::start();

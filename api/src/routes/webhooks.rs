@@ -249,11 +249,6 @@ pub async fn create_webhook(
 ) -> ApiResult<Json<WebhookView>> {
     let patch = webhook_patch(&body, true)?;
     check_address(&state, patch.endpoint.as_deref()).await?;
-    if state.db.count_webhooks(&team.id).await? >= MAX_WEBHOOKS_PER_TEAM {
-        return Err(ApiError::Conflict(format!(
-            "a team can have at most {MAX_WEBHOOKS_PER_TEAM} webhooks"
-        )));
-    }
     let input = NewWebhook {
         name: patch.name.flatten(),
         endpoint: patch.endpoint.unwrap_or_default(),
@@ -261,7 +256,15 @@ pub async fn create_webhook(
         secret: patch.secret.flatten(),
         authorization_header: patch.authorization_header.flatten(),
     };
-    let w = state.db.create_webhook(&team.id, &input).await?;
+    let Some(w) = state
+        .db
+        .create_webhook(&team.id, &input, MAX_WEBHOOKS_PER_TEAM)
+        .await?
+    else {
+        return Err(ApiError::Conflict(format!(
+            "a team can have at most {MAX_WEBHOOKS_PER_TEAM} webhooks"
+        )));
+    };
     tracing::info!(webhook = %w.id, endpoint = %w.endpoint, "webhook created");
     Ok(Json(w.into()))
 }

@@ -342,16 +342,40 @@ impl Db {
         .await)?)
     }
 
+    /// Inserts a webhook unless the team already has `max` of them: the
+    /// count and the insert are one write transaction (on PostgreSQL the
+    /// team's row is locked until commit), so concurrent creates cannot
+    /// both slip under the limit. `None` when the team is at the limit.
     pub async fn create_webhook(
         &self,
         team_id: &str,
         w: &NewWebhook,
-    ) -> Result<WebhookRecord, StoreError> {
+        max: i64,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let ts = now();
         let events = serde_json::to_string(&w.events)
             .map_err(|e| StoreError::Corrupt(format!("events: {e}")))?;
-        on_pool!(&self.write, |c| {
+        let mut tx = self.write.begin().await?;
+        if tx.is_postgres() {
+            on_tx!(tx, |c| sqlx::query(
+                "SELECT id FROM teams WHERE id = $1 FOR UPDATE"
+            )
+            .bind(team_id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
+        }
+        let count: i64 = on_tx!(tx, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhooks WHERE team_id = $1"
+        )
+        .bind(team_id)
+        .fetch_one(c)
+        .await)?;
+        if count >= max {
+            return Ok(None);
+        }
+        on_tx!(tx, |c| {
             sqlx::query(
             "INSERT INTO webhooks (id, team_id, name, endpoint, events, secret, authorization_header,
                                    created_at, updated_at)
@@ -368,7 +392,8 @@ impl Db {
         .bind(&ts)
         .execute(c).await.map(crate::store::Done::from)
         })?;
-        Ok(WebhookRecord {
+        tx.commit().await?;
+        Ok(Some(WebhookRecord {
             id,
             team_id: team_id.to_string(),
             name: w.name.clone(),
@@ -378,7 +403,7 @@ impl Db {
             authorization_header: w.authorization_header.clone(),
             created_at: ts.clone(),
             updated_at: ts,
-        })
+        }))
     }
 
     pub async fn webhook(
