@@ -275,6 +275,16 @@ impl Server {
         }
     }
 
+    /// Sets an environment variable for the server's next start (e.g.
+    /// `CONVENE_DATABASE_URL` after moving its database).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.extra_env.push((key.into(), value.into()));
+        if key == "CONVENE_DATABASE_URL" {
+            self.database_url = Some(value.into()).filter(|v: &String| !v.is_empty());
+        }
+    }
+
     /// Stops and starts again on the same data dir.
     pub fn restart(&mut self) {
         self.stop();

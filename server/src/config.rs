@@ -95,6 +95,16 @@ pub enum Command {
     },
     /// The live rooms and their participants, from the running server.
     Live(RemoteArgs),
+    /// Copy the embedded SQLite database (in --data-dir) into an empty
+    /// PostgreSQL database, row for row, in one transaction: the move from
+    /// one node to several (docs/deployment.md, "From SQLite to
+    /// PostgreSQL"). The server must be stopped.
+    CopyStore {
+        /// The target: a `postgres://user:password@host:port/database` URL
+        /// of an empty database (its schema is created here).
+        #[arg(long)]
+        to: String,
+    },
     /// Copy the database to a file while the server runs (a consistent
     /// snapshot, checked); recordings and libraries are files to copy
     /// besides (docs/operations.md, "Backup and restore").

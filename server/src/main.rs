@@ -57,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Live(remote)) => convene_server::remote::live(&cli.common, remote).await,
         Some(Command::Backup { to }) => backup(&cli.common, &to).await,
         Some(Command::Restore { from }) => restore(&cli.common, &from).await,
+        Some(Command::CopyStore { to }) => copy_store(&cli.common, &to).await,
         Some(Command::Fleet { action }) => fleet(&cli.common, action).await,
         Some(Command::Config {
             action: ConfigAction::Show,
@@ -194,6 +195,43 @@ async fn restore(common: &Common, from: &std::path::Path) -> anyhow::Result<()> 
         println!("the previous file is kept as {}", f.display());
     }
     println!("start the server to use it (newer migrations, if any, run then)");
+    Ok(())
+}
+
+/// `convene copy-store --to URL`: the embedded database, copied into an
+/// empty PostgreSQL database.
+async fn copy_store(common: &Common, to: &str) -> anyhow::Result<()> {
+    use convene_api::store::{Db, copy, postgres};
+    let file = common.data_dir.join("convene.db");
+    anyhow::ensure!(
+        file.is_file(),
+        "no embedded database at {} (--data-dir names the directory holding convene.db)",
+        file.display()
+    );
+    let postgres::Backend::Postgres(options) = postgres::Backend::from_url(Some(to))? else {
+        anyhow::bail!("--to must be a postgres:// URL");
+    };
+    // Held until the end: no server writes to the source meanwhile.
+    let _lock = convene_server::lock_data_dir(&common.data_dir)?;
+    let target = Db::postgres(postgres::open(&options).await?);
+    let source = Db::open(&common.data_dir).await?;
+    let report = copy::copy_sqlite_to_postgres(&source, &target).await;
+    source.close().await;
+    target.close().await;
+    let report = report?;
+    for (table, rows) in report.tables.iter().filter(|(_, n)| *n > 0) {
+        println!("{table:<32} {rows:>9} rows");
+    }
+    println!(
+        "copied {} rows of {} tables from {} into PostgreSQL",
+        report.rows(),
+        report.tables.len(),
+        file.display()
+    );
+    println!(
+        "start the server with --database-url (CONVENE_DATABASE_URL) naming it; recordings and \
+         libraries stay files in --data-dir"
+    );
     Ok(())
 }
 

@@ -13,6 +13,7 @@ pub mod activity;
 pub mod bans;
 pub mod breakouts;
 pub mod chat;
+pub mod copy;
 pub mod fleet;
 pub mod guest_links;
 pub mod libraries;
