@@ -105,6 +105,7 @@ cargo test --workspace --locked --offline
 CONVENE_TEST_DB=postgres cargo test --workspace --test e2e --locked --offline -- \
   api_ admin:: admin_history:: guest_links:: libraries:: room_access:: room_password:: \
   summaries:: transcripts:: webhooks:: fleet:: postgres:: admin_accounts:: breakouts::breakouts_over_rest \
+  breakouts_scope::a_restart breakouts_scope::questions \
   --skip browser --skip client_ --skip fleet_appliance
 '
 if [ -n "$SUDO" ]; then as_root=(sudo --preserve-env env "PATH=$PATH"); else as_root=(); fi

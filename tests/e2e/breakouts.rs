@@ -9,7 +9,13 @@ use convene_tests::{Server, media_ip};
 use serde_json::{Value, json};
 use str0m::media::MediaKind;
 
-async fn token(s: &Server, room: &str, name: &str, role: &str, breakout: Option<&str>) -> String {
+pub(crate) async fn token(
+    s: &Server,
+    room: &str,
+    name: &str,
+    role: &str,
+    breakout: Option<&str>,
+) -> String {
     let mut body = json!({"u": name, "role": role, "ud": format!("ext-{name}")});
     if let Some(b) = breakout {
         body["breakoutId"] = json!(b);
@@ -38,7 +44,7 @@ fn opts(s: &Server, token: String, resume: Option<&Value>) -> ClientOptions {
 }
 
 /// Waits for `breakout_moved` of participant `pid`.
-async fn moved(c: &mut Client, pid: &Value) -> Value {
+pub(crate) async fn moved(c: &mut Client, pid: &Value) -> Value {
     let pid = pid.clone();
     c.wait_signal(Duration::from_secs(20), move |v| {
         v["type"] == "breakout_moved" && v["participant_id"] == pid
@@ -48,7 +54,7 @@ async fn moved(c: &mut Client, pid: &Value) -> Value {
 
 /// What the moved participant's client does: drop the socket and resume
 /// (a fresh peer connection lands in its new media room).
-async fn resume(
+pub(crate) async fn resume(
     s: &Server,
     old: Client,
     t: &str,

@@ -21,6 +21,7 @@ mod api_statistics;
 mod api_tokens;
 mod appliance;
 mod breakouts;
+mod breakouts_scope;
 mod browser;
 mod captions;
 mod client_a11y;

@@ -135,8 +135,9 @@ impl Db {
     }
 
     /// Deletes the room's breakouts if none of a live session is open or
-    /// closing (rows of a session that ended with the process stay `open`
-    /// until then); `None` (nothing deleted) otherwise, else how many went.
+    /// closing (a restart closes those of the sessions it ends:
+    /// `close_stale_sessions`); `None` (nothing deleted) otherwise, else how
+    /// many went.
     pub async fn delete_breakouts(&self, room_id: &str) -> Result<Option<u64>, StoreError> {
         let mut tx = self.write.begin().await?;
         lock_room(&mut tx, room_id).await?;

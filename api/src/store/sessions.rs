@@ -314,6 +314,19 @@ impl Db {
         )
         .execute(c).await.map(crate::store::Done::from)
         })?;
+        // Breakouts end with their session: the rooms they split into
+        // lived in the process that stopped.
+        on_tx!(tx, |c| {
+            sqlx::query(
+                "UPDATE breakouts SET status = 'closed',
+                 closed_at = (SELECT s.ended_at FROM sessions s WHERE s.id = breakouts.session_id)
+             WHERE status <> 'closed'
+               AND session_id IN (SELECT id FROM sessions WHERE ended_at IS NOT NULL)",
+            )
+            .execute(c)
+            .await
+            .map(crate::store::Done::from)
+        })?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }

@@ -1,6 +1,7 @@
 //! The room actor's breakout rooms (issue 22; docs/signaling.md, "Breakout
 //! rooms"): which breakouts are open, moving members between them and the
-//! main room, broadcasts, the timer and the closing countdown.
+//! main room, broadcasts, the timer and the closing countdown, and where the
+//! room's conversation goes (a breakout's Q&A, polls and hands stay in it).
 //!
 //! Each open breakout is a media room of its own in the media workers
 //! (`RoomActor::media_room`): a member's peer lives in the media room of
@@ -35,6 +36,10 @@ pub struct LiveBreakouts {
     pub closes_at: Option<Instant>,
     /// `ends_at` as participants are told it (RFC 3339).
     pub ends_at_wall: Option<String>,
+    /// Polls launched in a breakout, and where (poll id → breakout id).
+    /// Every other poll runs in the main room; so do these once the
+    /// breakouts close and everyone is back.
+    pub poll_places: std::collections::HashMap<String, String>,
 }
 
 fn conflict(m: &str) -> BreakoutRefusal {
@@ -66,6 +71,55 @@ impl RoomActor {
                 .then(a.participant_id.cmp(&b.participant_id))
         });
         out
+    }
+
+    /// Where a member is: its breakout, or `None` for the main room.
+    pub(super) fn place_of(&self, pid: &str) -> Option<&str> {
+        self.members.get(pid).and_then(|m| m.breakout.as_deref())
+    }
+
+    /// Sends an event to the connected members in `place` (a breakout, or
+    /// the main room for `None`).
+    pub(super) fn tell_place(&self, place: Option<&str>, event: LiveEvent) {
+        self.tell_those(event, |m| {
+            m.disconnected_since.is_none() && m.breakout.as_deref() == place
+        });
+    }
+
+    /// Where poll `poll_id` runs: the breakout it was launched in while
+    /// the breakouts are open, else the main room.
+    pub(super) fn poll_place(&self, poll_id: &str) -> Option<&str> {
+        self.breakouts
+            .as_ref()
+            .and_then(|b| b.poll_places.get(poll_id))
+            .map(String::as_str)
+    }
+
+    /// Notes that poll `poll_id` was launched by a member in `place`.
+    pub(super) fn poll_launched_in(&mut self, poll_id: &str, place: Option<String>) {
+        if let Some(b) = self.breakouts.as_mut() {
+            match place {
+                Some(p) => b.poll_places.insert(poll_id.to_string(), p),
+                None => b.poll_places.remove(poll_id),
+            };
+        }
+    }
+
+    /// An event from REST (`LiveRooms::broadcast`), sent where it belongs:
+    /// a question to the room or breakout it was asked in, a poll's events
+    /// to where the poll runs; everything else to everyone.
+    pub(super) fn tell_scoped(&self, event: LiveEvent) {
+        let place = match &event {
+            LiveEvent::QuestionCreated { question } | LiveEvent::QuestionUpdated { question } => {
+                question.breakout_id.clone()
+            }
+            LiveEvent::PollLaunched { poll } | LiveEvent::PollEnded { poll, .. } => {
+                self.poll_place(&poll.id).map(str::to_string)
+            }
+            LiveEvent::PollResults { poll_id, .. } => self.poll_place(poll_id).map(str::to_string),
+            _ => return self.tell_all(event),
+        };
+        self.tell_place(place.as_deref(), event);
     }
 
     /// `breakouts_opened` for the open breakouts, if any.
@@ -173,6 +227,7 @@ impl RoomActor {
             ends_at: minutes.map(|m| Instant::now() + Duration::from_secs(m * 60)),
             closes_at: None,
             ends_at_wall,
+            poll_places: Default::default(),
         });
         if let Some(opened) = self.breakouts_opened() {
             self.tell_all(opened);
@@ -207,6 +262,14 @@ impl RoomActor {
         if m.breakout == to {
             return;
         }
+        // A raised hand is for the room the member leaves: it goes down
+        // (those there see it), and the member raises it again where it is.
+        if self.hands.iter().any(|h| h.participant_id == pid) {
+            self.set_hand(pid, false, None).await;
+        }
+        let Some(m) = self.members.get_mut(pid) else {
+            return;
+        };
         m.breakout = to.clone();
         let worker = m.worker;
         let _ = self.sig.media.send(

@@ -100,6 +100,8 @@ fn text_of(s: &str, what: &str) -> Result<String, Refusal> {
 pub struct Hand {
     pub participant_id: String,
     pub raised_at: String,
+    /// Where it went up: a breakout, or `None` for the main room.
+    pub place: Option<String>,
 }
 
 impl RoomActor {
@@ -344,7 +346,10 @@ impl RoomActor {
                     .launch_poll(&self.room_id, &poll_id, &session)
                     .await
                     .map_err(poll_refusal)?;
-                self.tell_all(LiveEvent::PollLaunched { poll: p });
+                // A poll runs where it was launched: a breakout, or the main room.
+                let place = self.place_of(from).map(str::to_string);
+                self.poll_launched_in(&p.id, place.clone());
+                self.tell_place(place.as_deref(), LiveEvent::PollLaunched { poll: p });
             }
             CollabMsg::PollEnd { poll_id } => {
                 self.require(from, "manage_polls", "end polls")?;
@@ -361,10 +366,14 @@ impl RoomActor {
                     .results_of(p.clone(), p.session_id.as_deref())
                     .await
                     .map_err(internal)?;
-                self.tell_all(LiveEvent::PollEnded {
-                    poll: p,
-                    results: show.then(|| results.clone()),
-                });
+                let place = self.poll_place(&poll_id).map(str::to_string);
+                self.tell_place(
+                    place.as_deref(),
+                    LiveEvent::PollEnded {
+                        poll: p,
+                        results: show.then(|| results.clone()),
+                    },
+                );
                 if !show {
                     self.tell_with("manage_polls", LiveEvent::PollResults { poll_id, results });
                 }
@@ -378,6 +387,12 @@ impl RoomActor {
                     Some(t) => PollAnswer::Text(text_of(&t, "answer")?),
                     None => PollAnswer::Options(option_ids),
                 };
+                if self.place_of(from) != self.poll_place(&poll_id) {
+                    return Err(refuse(
+                        "FORBIDDEN",
+                        "this poll runs in another room of the session (a breakout, or the main room)",
+                    ));
+                }
                 self.sig
                     .db
                     .vote_poll(&self.room_id, &poll_id, &author, answer)
@@ -404,9 +419,10 @@ impl RoomActor {
                         .await
                         .map_err(internal)?
                         .is_some_and(|p| p.show_results);
+                    let place = self.poll_place(&poll_id).map(str::to_string);
                     let event = LiveEvent::PollResults { poll_id, results };
                     if show {
-                        self.tell_all(event);
+                        self.tell_place(place.as_deref(), event);
                     } else {
                         self.tell_with("manage_polls", event);
                     }
@@ -433,9 +449,13 @@ impl RoomActor {
                     })
                     .await
                     .map_err(internal)?;
-                self.tell_all(LiveEvent::QuestionCreated {
-                    question: q.public(),
-                });
+                // Q&A in a breakout is that breakout's, like its chat.
+                self.tell_place(
+                    q.breakout_id.as_deref(),
+                    LiveEvent::QuestionCreated {
+                        question: q.public(),
+                    },
+                );
             }
             CollabMsg::QuestionVote { question_id, vote } => {
                 self.require_setting("qa_enabled", "Q&A")?;
@@ -594,9 +614,12 @@ impl RoomActor {
 
     /// Tells everyone a question changed; the asker also gets the private answers.
     fn question_changed(&self, q: &Question) {
-        self.tell_all(LiveEvent::QuestionUpdated {
-            question: q.public(),
-        });
+        self.tell_place(
+            q.breakout_id.as_deref(),
+            LiveEvent::QuestionUpdated {
+                question: q.public(),
+            },
+        );
         if let Some(asker) = &q.asker_participant_id
             && q.answers.iter().any(|a| a.private)
         {
@@ -612,16 +635,25 @@ impl RoomActor {
     /// Raises or lowers a hand; everyone gets the ordered list.
     pub async fn set_hand(&mut self, pid: &str, raised: bool, by: Option<&str>) {
         let had = self.hands.iter().any(|h| h.participant_id == pid);
-        if raised && !had {
+        let place = if raised && !had {
+            let place = self.place_of(pid).map(str::to_string);
             self.hands.push(Hand {
                 participant_id: pid.to_string(),
                 raised_at: convene_api::store::now(),
+                place: place.clone(),
             });
+            place
         } else if !raised && had {
+            let place = self
+                .hands
+                .iter()
+                .find(|h| h.participant_id == pid)
+                .and_then(|h| h.place.clone());
             self.hands.retain(|h| h.participant_id != pid);
+            place
         } else {
             return;
-        }
+        };
         // REST sees hands too (participants / live participants).
         let raised_at = self
             .hands
@@ -636,11 +668,15 @@ impl RoomActor {
         {
             tracing::warn!(error = %e, "could not record a hand");
         }
-        self.tell_all(LiveEvent::Hands {
-            raised: self.raised_hands(),
-            changed: pid.to_string(),
-            by: by.map(str::to_string),
-        });
+        // Hands are seen where they went up (a breakout, or the main room).
+        self.tell_place(
+            place.as_deref(),
+            LiveEvent::Hands {
+                raised: self.raised_hands(place.as_deref()),
+                changed: pid.to_string(),
+                by: by.map(str::to_string),
+            },
+        );
     }
 
     /// The reactions on one message, in the order the emoji were first used.
@@ -676,10 +712,12 @@ impl RoomActor {
         map
     }
 
-    /// The raised hands in the order they went up.
-    pub(crate) fn raised_hands(&self) -> Vec<RaisedHand> {
+    /// The raised hands in `place` (a breakout, or `None` for the main
+    /// room) in the order they went up.
+    pub(crate) fn raised_hands(&self, place: Option<&str>) -> Vec<RaisedHand> {
         self.hands
             .iter()
+            .filter(|h| h.place.as_deref() == place)
             .enumerate()
             .map(|(i, h)| RaisedHand {
                 participant_id: h.participant_id.clone(),
@@ -718,6 +756,8 @@ impl RoomActor {
             .await
             .unwrap_or_default()
             .into_iter()
+            // Q&A of where the participant is.
+            .filter(|q| q.breakout_id.as_deref() == self.place_of(pid))
             .map(|q| q.for_viewer(pid))
             .collect();
         let polls = db
@@ -726,7 +766,9 @@ impl RoomActor {
             .unwrap_or_default()
             .into_iter()
             .filter(|p| {
-                (p.status == PollStatus::Launched && p.session_id.as_deref() == Some(session_id))
+                (p.status == PollStatus::Launched
+                    && p.session_id.as_deref() == Some(session_id)
+                    && self.poll_place(&p.id) == self.place_of(pid))
                     || (p.status == PollStatus::Draft && manages_polls)
             })
             .collect();
@@ -743,7 +785,7 @@ impl RoomActor {
             questions,
             polls,
             quizzes,
-            hands: self.raised_hands(),
+            hands: self.raised_hands(self.place_of(pid)),
             recording: self.recording_state(),
             presentation: self.presentation.clone(),
         }

@@ -73,7 +73,7 @@ impl RoomActor {
                 r.handle.set_layout(mode);
             }
         }
-        self.tell_all(event);
+        self.tell_scoped(event);
     }
 
     /// The running recording's directory and how far into it we are.
