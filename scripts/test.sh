@@ -48,6 +48,7 @@ gst="/usr/lib/$(uname -m)-linux-gnu/gstreamer-1.0"
 [ -e "$gst/libgstwebrtc.so" ] || missing+=(gstreamer1.0-plugins-bad)   # webrtcbin, dtls, srtp
 [ -e "$gst/libgstnice.so" ] || missing+=(gstreamer1.0-nice)   # webrtcbin's ICE
 [ -e /usr/lib/python3/dist-packages/gi/__init__.py ] || missing+=(python3-gi)
+[ -e /usr/lib/python3/dist-packages/aiortc/__init__.py ] || missing+=(python3-aiortc)   # tests/aiortc: RTCP of a test's choosing under real SRTP keys (panic_containment)
 for typelib in Gst-1.0:gir1.2-gstreamer-1.0 GstSdp-1.0:gir1.2-gst-plugins-base-1.0 \
   GstWebRTC-1.0:gir1.2-gst-plugins-bad-1.0 Nice-0.1:gir1.2-nice-0.1; do
   compgen -G "/usr/lib/*/girepository-1.0/${typelib%%:*}.typelib" >/dev/null || missing+=("${typelib#*:}")

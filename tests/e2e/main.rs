@@ -49,6 +49,7 @@ mod limits;
 mod media;
 mod openapi;
 mod packaging;
+mod panic_containment;
 mod phone;
 mod postgres;
 mod presentation;

@@ -1,0 +1,148 @@
+//! The media worker's panic containment, end to end (issue 18): str0m 0.25
+//! panics on some authenticated RTCP (found by the `rtc_keyed` fuzz
+//! target), and one peer's packet must not take down the worker and every
+//! room on it. A WHEP viewer on aiortc (`tests/aiortc/whep_twcc.py`), a
+//! WebRTC stack that lets a test send RTCP of its choosing under the
+//! session's SRTP keys, sends a well-formed transport-wide feedback report
+//! (nothing happens) and then a hostile one: the server closes that peer,
+//! counts it, and the publisher, the subscriber and a new joiner on the
+//! same worker go on.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use convene_tests::{Options, Server, join};
+use serde_json::json;
+use str0m::media::MediaKind;
+
+use crate::browser::token;
+
+async fn metric(s: &Server, name: &str) -> f64 {
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == name).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+/// Reads the script's next line, which must start with `prefix`.
+fn expect_line(out: &mut impl BufRead, prefix: &str) -> String {
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with(prefix),
+        "aiortc said {line:?}, expected {prefix}"
+    );
+    line.trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_rtcp_makes_str0m_panic_is_closed_and_the_worker_goes_on() {
+    // One media worker: every peer of the test shares the thread the panic
+    // happens on.
+    let s = Server::start_with(Options {
+        args: vec!["--media-workers".into(), "1".into()],
+        ..Default::default()
+    });
+    // The room defaults a user gets.
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "sturdy"}))
+        .await
+        .expect(200);
+    let t_alice = token(&s, "sturdy", "Alice", "moderator").await;
+    let (alice, _) = join(&s, "sturdy", "Alice", Some(t_alice)).await;
+    alice.publish();
+    let (mut bob, _) = join(&s, "sturdy", "Bob", None).await;
+    bob.collect_for(Duration::from_secs(2)).await;
+    assert!(
+        !bob.received(MediaKind::Video).is_empty(),
+        "Bob gets Alice's video"
+    );
+
+    let t_viewer = token(&s, "sturdy", "Viewer", "attendee").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/aiortc/whep_twcc.py");
+    let mut child = Command::new("/usr/bin/python3")
+        .args([script, &s.url("/whep/sturdy"), &t_viewer])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 runs tests/aiortc/whep_twcc.py");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut out, answer) = tokio::task::spawn_blocking(move || {
+        let a = expect_line(&mut out, "answer /whep/sturdy/");
+        expect_line(&mut out, "media ");
+        expect_line(&mut out, "valid-sent");
+        (out, a)
+    })
+    .await
+    .unwrap();
+    eprintln!("aiortc: {answer}");
+
+    // A well-formed report changes nothing: three peers, no panic.
+    assert_eq!(metric(&s, "convene_peer_panics_total").await, 0.0);
+    assert_eq!(metric(&s, "convene_peers").await, 3.0);
+
+    stdin.write_all(b"go\n").unwrap();
+    let (mut out, _) = tokio::task::spawn_blocking(move || {
+        let l = expect_line(&mut out, "hostile-sent");
+        (out, l)
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while metric(&s, "convene_peer_panics_total").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the hostile report did not make str0m panic"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // That peer alone is gone.
+    assert_eq!(metric(&s, "convene_peer_panics_total").await, 1.0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&s, "convene_peers").await != 2.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the panicking peer was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The worker goes on: Bob keeps receiving Alice, and a newcomer joins
+    // and receives her too.
+    let before = bob.received(MediaKind::Video).len();
+    bob.collect_for(Duration::from_secs(2)).await;
+    let after = bob.received(MediaKind::Video).len();
+    assert!(
+        after > before + 10,
+        "Bob's video went on: {before} -> {after}"
+    );
+    let (mut carol, _) = join(&s, "sturdy", "Carol", None).await;
+    carol.collect_for(Duration::from_secs(3)).await;
+    assert!(
+        !carol.received(MediaKind::Video).is_empty(),
+        "a new participant gets video after the panic"
+    );
+    s.api().get("/api/v1/rooms/sturdy").await.expect(200);
+
+    stdin.write_all(b"end\n").unwrap();
+    let state = tokio::task::spawn_blocking(move || expect_line(&mut out, "state "))
+        .await
+        .unwrap();
+    eprintln!("aiortc after the panic: {state}");
+    let _ = child.wait();
+    drop((alice, bob, carol));
+}
