@@ -432,6 +432,21 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
         moderated_at,
         "a caller muted by a moderator is not heard"
     );
+    // A phone has no unmute button: the API's unmute lifts the
+    // moderator's mute as well.
+    api.post(
+        &format!("/api/v1/rooms/heard/phone-participants/{call_id}/unmute"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    wait_audio(
+        &mut ann,
+        &phone_id,
+        moderated_at + 25,
+        "heard again after the API's unmute lifted the moderator's mute",
+    )
+    .await;
 
     // BYE: the caller leaves the room.
     let _ = stop_tx.send(true);

@@ -145,6 +145,11 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                 Some(Control::Acked) => acked = true,
                 Some(Control::Bye) | None => return End::Remote,
                 Some(Control::Hangup) => return End::Local("the room was disconnected"),
+                Some(Control::Unmute) => {
+                    if let (Some(l), Some(access)) = (leg.as_ref(), &s.access) {
+                        l.unmute(&access.sig);
+                    }
+                }
             },
             r = s.rtp.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };

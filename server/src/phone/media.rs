@@ -224,6 +224,11 @@ impl Leg {
     }
 
     /// Leaves the room.
+    /// Lifts a moderator's mute of the leg's microphone.
+    pub fn unmute(&self, sig: &Signaling) {
+        http_media::unmute_local(sig, &self.resource);
+    }
+
     pub fn leave(&self, sig: &Signaling) {
         http_media::stop_local(sig, &self.resource);
     }

@@ -71,6 +71,9 @@ pub enum Control {
     Bye,
     /// End the call from this side (a BYE is sent).
     Hangup,
+    /// The API unmuted the call: a moderator's mute is lifted too (a phone
+    /// has no unmute button of its own).
+    Unmute,
 }
 
 /// One call in the table.
@@ -172,6 +175,10 @@ impl PhoneCalls for PhoneBridge {
             .find(|c| c.id == call_id && c.room_id == room_id)
             .ok_or(CallRefusal::NotFound)?;
         c.muted.store(muted, Ordering::Relaxed);
+        if !muted {
+            // A full queue means the task is already ending the call.
+            let _ = c.control.try_send(Control::Unmute);
+        }
         Ok(c.view())
     }
 }

@@ -567,6 +567,28 @@ pub(crate) fn stop_local(sig: &Signaling, resource: &str) {
     }
 }
 
+/// Lifts a moderator's mute of an in-process resource's microphone, as a
+/// client lifts it by unmuting itself (the phone bridge: a caller has no
+/// unmute button, so the API's `unmute` is its own).
+pub(crate) fn unmute_local(sig: &Signaling, resource: &str) {
+    let target = sig
+        .http_media
+        .sessions()
+        .get(resource)
+        .map(|s| (s.participant_id.clone(), s.worker));
+    if let Some((participant_id, worker)) = target {
+        let _ = sig.media.send(
+            worker,
+            Command::Mute {
+                participant_id,
+                source: Some(crate::rtc::notice::Source::Microphone),
+                muted: false,
+                by: None,
+            },
+        );
+    }
+}
+
 /// `PATCH` on a resource URL (`application/trickle-ice-sdpfrag`): trickled
 /// candidates are accepted and not needed (the server is ICE-lite: it learns
 /// the client's addresses from its checks); new `ice-ufrag`/`ice-pwd` are an
