@@ -161,7 +161,7 @@ async fn questions_polls_and_hands_stay_in_their_breakout() {
     );
     // Mo goes into Red and launches Red's poll there: the first poll Ann
     // sees is Red's, and Bob may not vote in it.
-    let (mut mo, _) = move_into(&s, "scope", &red, mo, &t_mo, &mo_joined).await;
+    let (mo, _) = move_into(&s, "scope", &red, mo, &t_mo, &mo_joined).await;
     let red_id = red_poll["id"].as_str().unwrap();
     mo.send(json!({"type": "poll_launch", "poll_id": red_id}));
     assert_eq!(
