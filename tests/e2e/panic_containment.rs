@@ -18,22 +18,9 @@ use str0m::media::MediaKind;
 
 use crate::browser::token;
 
+/// A metric's value, 0 when the server has not reported it yet.
 async fn metric(s: &Server, name: &str) -> f64 {
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            (k == name).then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0.0)
+    crate::shard::metric(s, name).await.unwrap_or(0.0)
 }
 
 /// Reads the script's next line, which must start with `prefix`.

@@ -192,8 +192,8 @@ async fn assert_receives(c: &mut Client, publisher: &str, what: &str) {
     assert_continuous(&video, &format!("{what}: video"));
 }
 
-/// A counter from `/metrics` (summed over its labels); None when absent.
-/// A metric's value in the server's /metrics (its labelled series summed).
+/// A metric's value in the server's /metrics (its labelled series summed);
+/// None when absent.
 pub(crate) async fn metric(s: &Server, name: &str) -> Option<f64> {
     let text = s
         .client
