@@ -252,9 +252,7 @@ impl RoomActor {
                         self.tell(&r, event.clone());
                         self.tell(from, event);
                     }
-                    None => self.tell_those(event, |m| {
-                        m.disconnected_since.is_none() && m.breakout == breakout
-                    }),
+                    None => self.tell_place(breakout.as_deref(), event),
                 }
             }
             CollabMsg::ChatReaction { message_id, emoji } => {
