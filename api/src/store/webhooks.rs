@@ -632,15 +632,18 @@ impl Db {
     /// The oldest pending delivery of every webhook, when it is due by `now`.
     /// A webhook whose oldest pending delivery waits for a retry has nothing
     /// due: later deliveries wait behind it (per-endpoint order).
+    ///
+    /// Each comes with the `next_attempt_at` it was due at, for
+    /// [`Self::claim_delivery`].
     pub async fn due_deliveries(
         &self,
         outbox: Outbox,
         now: &str,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
         let table = outbox.deliveries();
         Ok(on_pool!(&self.read, |c| sqlx::query_as(
             &crate::store::numbered(&format!(
-                "SELECT d.id, d.webhook_id FROM {table} d
+                "SELECT d.id, d.webhook_id, d.next_attempt_at FROM {table} d
              WHERE d.status = 'pending' AND d.next_attempt_at <= ?
                AND d.seq = (SELECT MIN(seq) FROM {table}
                             WHERE webhook_id = d.webhook_id AND status = 'pending')
@@ -650,6 +653,32 @@ impl Db {
         .bind(now)
         .fetch_all(c)
         .await)?)
+    }
+
+    /// Claims a due delivery for one attempt: its `next_attempt_at` moves
+    /// from `due_at` to `lease_until` in one statement, so of several
+    /// servers on one database (a cluster) exactly one makes the attempt.
+    /// Should the claimer stop before it records the outcome, the delivery
+    /// is due again at `lease_until` (at least once, never lost).
+    pub async fn claim_delivery(
+        &self,
+        outbox: Outbox,
+        id: &str,
+        due_at: &str,
+        lease_until: &str,
+    ) -> Result<bool, StoreError> {
+        let done = on_pool!(&self.write, |c| sqlx::query(&format!(
+            "UPDATE {} SET next_attempt_at = $1
+             WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3",
+            outbox.deliveries()
+        ))
+        .bind(lease_until)
+        .bind(id)
+        .bind(due_at)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The delivery and its webhook's current endpoint and credentials.

@@ -99,18 +99,46 @@ async fn run(db: Db, config: WebhookConfig) {
 /// False when the worker is shutting down (the semaphore closed).
 async fn start_due(
     outbox: Outbox,
-    due: Vec<(String, String)>,
+    due: Vec<(String, String, String)>,
     db: &Db,
     client: &reqwest::Client,
     config: &Arc<WebhookConfig>,
     in_flight: &Arc<Mutex<HashSet<(Outbox, String)>>>,
     slots: &Arc<tokio::sync::Semaphore>,
 ) -> bool {
-    for (delivery_id, webhook_id) in due {
+    for (delivery_id, webhook_id, due_at) in due {
         let busy_key = (outbox, webhook_id);
         {
             let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
             if !busy.insert(busy_key.clone()) {
+                continue;
+            }
+        }
+        // Another server on the same database may have taken it.
+        let lease = config
+            .timeout
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(30));
+        let lease_until =
+            timestamp(Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default());
+        match db
+            .claim_delivery(outbox, &delivery_id, &due_at, &lease_until)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&busy_key);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?outbox, "could not claim a webhook delivery");
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&busy_key);
                 continue;
             }
         }
