@@ -41,6 +41,7 @@ command -v pocketsphinx_continuous >/dev/null 2>&1 || missing+=(pocketsphinx)   
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)   # speech for the transcription tests
 command -v nft >/dev/null 2>&1 || missing+=(nftables)   # TURN tests block direct UDP to the media port
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)   # the store on PostgreSQL (tests/pg.rs starts a cluster)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)   # cluster nodes (tests/redis.rs starts one per test)
 # GStreamer webrtcbin publishing over WHIP (tests/gst/whip_publish.py, tests/e2e/gstreamer.rs)
 gst="/usr/lib/$(uname -m)-linux-gnu/gstreamer-1.0"
 [ -e "$gst/libgstvideotestsrc.so" ] || missing+=(gstreamer1.0-plugins-base)   # videotestsrc, audiotestsrc, opusenc

@@ -8,6 +8,7 @@ pub mod firefox;
 pub mod fixture_db;
 pub mod nft;
 pub mod pg;
+pub mod redis;
 pub mod relay;
 pub mod rtc_client;
 pub mod seeds;
@@ -171,10 +172,13 @@ impl Server {
                 c
             }
         };
-        cmd.arg("serve")
-            .arg("--http-addr")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
+        cmd.arg("serve");
+        // A free port unless the test gives the address (a cluster node
+        // names its own URL).
+        if !self.extra_args.iter().any(|a| a == "--http-addr") {
+            cmd.arg("--http-addr").arg("127.0.0.1:0");
+        }
+        cmd.arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--rtc-ip")
             .arg(media_ip().to_string())

@@ -2,7 +2,7 @@
 // screen, joins over signaling, and ties the peer connection to the UI.
 // Test hooks live on `window.convene` (see docs/browser-client.md).
 
-import { Signaling, PROTOCOL_VERSION } from './signaling.js';
+import { Signaling, PROTOCOL_VERSION, moveTo } from './signaling.js';
 import { Peer } from './peer.js';
 import * as media from './media.js';
 import * as ui from './ui.js';
@@ -339,6 +339,7 @@ class App {
   }
 
   async connect(resume) {
+    this.resumeSent = resume;
     const sig = new Signaling({
       onMessage: (m) => this.onMessage(sig, m),
       onClose: (_ev, byUs) => this.onSocketClose(sig, byUs),
@@ -401,6 +402,10 @@ class App {
     switch (m.type) {
       case 'joined':
         return this.onJoined(m);
+      case 'moved': // the room runs on another node of the cluster
+        if (!moveTo(m.url)) return this.fail('ROOM_ON_OTHER_NODE');
+        sig.close();
+        return this.connect(this.resumeSent).catch(() => this.fail('CONNECTION_LOST'));
       case 'lobby':
         this.setState('lobby');
         if (m.message) document.getElementById('lobby-message').textContent = m.message;

@@ -3,10 +3,35 @@
 
 export const PROTOCOL_VERSION = 1;
 
-/** The `/rtc` URL of the server that served this page. */
+/** The node this page signals to when not the one that served it. */
+let nodeBase = null;
+/** When the last `moved` messages were followed (a bound against a loop). */
+let moves = [];
+
+/**
+ * A cluster node said the room runs on another node (`moved`): later
+ * sockets go to `url`. False when the page was moved too often in a row.
+ */
+export function moveTo(url) {
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  const now = Date.now();
+  moves = moves.filter((t) => now - t < 30000);
+  if (moves.length >= 3 || (u.protocol !== 'http:' && u.protocol !== 'https:')) return false;
+  moves.push(now);
+  nodeBase = u;
+  return true;
+}
+
+/** The `/rtc` URL of the server that served this page (or of its node). */
 export function signalingUrl() {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/rtc`;
+  const base = nodeBase || location;
+  const scheme = base.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${base.host}/rtc`;
 }
 
 /** Send a `ping` after this long without sending anything. */

@@ -197,7 +197,7 @@ pub async fn delete_one<T: DeleteOne>(
     if !state.db.delete_of::<T>(&room.id, &id).await? {
         return Err(ApiError::not_found(T::NOUN));
     }
-    state.live.broadcast(&room.id, T::deleted(id));
+    state.live.broadcast(&room.id, T::deleted(id)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -209,7 +209,7 @@ pub async fn delete_room<T: Resource>(
 ) -> ApiResult<StatusCode> {
     let room = self::room(state, team, room).await?;
     state.db.delete_room_of::<T>(&room.id).await?;
-    state.live.broadcast(&room.id, T::cleared(None));
+    state.live.broadcast(&room.id, T::cleared(None)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -224,7 +224,8 @@ pub async fn delete_session<T: Resource>(
     if session.live {
         state
             .live
-            .broadcast(&session.room_id, T::cleared(Some(session.id)));
+            .broadcast(&session.room_id, T::cleared(Some(session.id)))
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

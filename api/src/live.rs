@@ -9,35 +9,50 @@ use std::fmt::Debug;
 
 use crate::live_events::LiveEvent;
 
+/// An answer a live room gives later (the room may run on another node of a
+/// cluster, so asking it is asynchronous).
+pub type Later<'a, T> = futures_util::future::BoxFuture<'a, T>;
+
+/// A reply the room actor sends when it has done what it was asked.
+pub type Reply<T> = tokio::sync::oneshot::Receiver<T>;
+
 /// Delivery of events into live rooms.
+///
+/// Every method names the room by id and may be answered by this process
+/// or, in a cluster (`--redis-url`), by the node the room runs on.
 pub trait LiveRooms: Send + Sync + Debug {
     /// Sends `event` (a signaling server message, see docs/signaling.md;
     /// serialised with [`LiveEvent::to_json`]) to every participant connected
-    /// to the room's live session. Returns `false` when the room has no live
-    /// session in this process, so the caller can answer 409.
-    fn broadcast(&self, room_id: &str, event: LiveEvent) -> bool;
+    /// to the room's live session. Answers `false` when the room has no live
+    /// session, so the caller can answer 409.
+    fn broadcast<'a>(&'a self, room_id: &'a str, event: LiveEvent) -> Later<'a, bool>;
 
     /// Ends the room's live session now (every participant is disconnected
-    /// with `SESSION_ENDED`). Returns `false` when no session is live in
-    /// this process.
-    fn end_session(&self, _room_id: &str) -> bool {
-        false
+    /// with `SESSION_ENDED`). Answers `false` when no session is live.
+    fn end_session<'a>(&'a self, _room_id: &'a str) -> Later<'a, bool> {
+        Box::pin(std::future::ready(false))
     }
 
     /// Turns live transcription of the room's live session on or off at once
-    /// (its `transcription_enabled` changed). Returns `false` when no
-    /// session is live in this process.
-    fn transcription(&self, _room_id: &str, _enabled: bool) -> bool {
-        false
+    /// (its `transcription_enabled` changed). Answers `false` when no
+    /// session is live.
+    fn transcription<'a>(&'a self, _room_id: &'a str, _enabled: bool) -> Later<'a, bool> {
+        Box::pin(std::future::ready(false))
     }
 
     /// Raises or lowers a participant's hand in the room's live session.
-    /// Returns `false` when no session is live in this process.
-    fn set_hand(&self, _room_id: &str, _participant_id: &str, _raised: bool) -> bool {
-        false
+    /// Answers `false` when no session is live.
+    fn set_hand<'a>(
+        &'a self,
+        _room_id: &'a str,
+        _participant_id: &'a str,
+        _raised: bool,
+    ) -> Later<'a, bool> {
+        Box::pin(std::future::ready(false))
     }
 
-    /// Media counters of the room's live session so far.
+    /// Media counters of the room's live session so far (`None` when the
+    /// session is not live in this process).
     fn media(&self, _room_id: &str) -> Option<LiveMedia> {
         None
     }
@@ -49,7 +64,7 @@ pub trait LiveRooms: Send + Sync + Debug {
         &self,
         _room_id: &str,
         _action: RecordingAction,
-    ) -> Option<tokio::sync::oneshot::Receiver<Result<String, RecordingRefusal>>> {
+    ) -> Option<Reply<Result<String, RecordingRefusal>>> {
         None
     }
 
@@ -60,21 +75,21 @@ pub trait LiveRooms: Send + Sync + Debug {
         &self,
         _room_id: &str,
         _action: RestreamAction,
-    ) -> Option<tokio::sync::oneshot::Receiver<Result<Vec<RestreamInfo>, RecordingRefusal>>> {
+    ) -> Option<Reply<Result<Vec<RestreamInfo>, RecordingRefusal>>> {
         None
     }
 
     /// Moderates a participant of the room's live session (mute, remove,
     /// role change) through the room actor's own moderation code, with the
-    /// API as the moderator. `None` when no session is live in this
-    /// process; otherwise the answer arrives on the receiver.
-    fn moderate(
-        &self,
-        _room_id: &str,
-        _participant_id: &str,
+    /// API as the moderator. `None` when no session is live; otherwise the
+    /// answer arrives on the receiver.
+    fn moderate<'a>(
+        &'a self,
+        _room_id: &'a str,
+        _participant_id: &'a str,
         _action: ModerationAction,
-    ) -> Option<tokio::sync::oneshot::Receiver<Result<(), ModerationRefusal>>> {
-        None
+    ) -> Later<'a, Option<Reply<Result<(), ModerationRefusal>>>> {
+        Box::pin(std::future::ready(None))
     }
 
     /// Opens, moves between, broadcasts to or closes the breakout rooms of
@@ -85,18 +100,15 @@ pub trait LiveRooms: Send + Sync + Debug {
         &self,
         _room_id: &str,
         _command: crate::breakouts::BreakoutCommand,
-    ) -> Option<
-        tokio::sync::oneshot::Receiver<
-            Result<Vec<crate::breakouts::Placement>, crate::breakouts::BreakoutRefusal>,
-        >,
-    > {
+    ) -> Option<Reply<Result<Vec<crate::breakouts::Placement>, crate::breakouts::BreakoutRefusal>>>
+    {
         None
     }
 }
 
 /// What a moderator (a participant over signaling, or the API) does to a
 /// live participant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ModerationAction {
     /// Mute one source (`None`: every source) as `mute_participant` does.
     Mute(Option<MuteSource>),
@@ -107,7 +119,9 @@ pub enum ModerationAction {
 }
 
 /// A source a moderator mutes. REST also accepts `audio` and `video`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MuteSource {
     #[serde(alias = "audio")]
@@ -118,7 +132,7 @@ pub enum MuteSource {
 }
 
 /// Why a moderation action was refused; nothing was changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ModerationRefusal {
     /// The moderator's role lacks the permission.
     Forbidden(String),
@@ -210,7 +224,7 @@ pub struct LiveMedia {
 pub struct NoLiveRooms;
 
 impl LiveRooms for NoLiveRooms {
-    fn broadcast(&self, _room_id: &str, _event: LiveEvent) -> bool {
-        false
+    fn broadcast<'a>(&'a self, _room_id: &'a str, _event: LiveEvent) -> Later<'a, bool> {
+        Box::pin(std::future::ready(false))
     }
 }

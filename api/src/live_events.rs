@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::polls::Poll;
@@ -23,7 +23,7 @@ use crate::store::questions::Question;
 use crate::store::quizzes::QuizRun;
 
 /// An event sent to participants of a live session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LiveEvent {
     /// A chat message: `POST /rooms/{room}/chat`, or a participant's
@@ -130,7 +130,7 @@ pub enum LiveEvent {
     },
     RecordingStopped {
         recording_id: String,
-        reason: &'static str,
+        reason: std::borrow::Cow<'static, str>,
     },
     /// To moderators.
     RecordingBookmarked {
@@ -207,14 +207,14 @@ pub enum LiveEvent {
 }
 
 /// An open breakout room as participants see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakoutInfo {
     pub id: String,
     pub name: String,
 }
 
 /// A library file shown to the room, one slide at a time.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Presentation {
     pub library_id: String,
     pub file_id: String,
@@ -229,7 +229,7 @@ pub struct Presentation {
 }
 
 /// A file that can be presented: ready, with slides.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PresentableFile {
     pub library_id: String,
     pub file_id: String,
@@ -238,7 +238,7 @@ pub struct PresentableFile {
 }
 
 /// One emoji's reactions on a chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReactionCount {
     pub emoji: String,
     pub count: usize,
@@ -246,7 +246,7 @@ pub struct ReactionCount {
 }
 
 /// A raised hand; `position` counts from 1.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RaisedHand {
     pub participant_id: String,
     pub position: usize,
@@ -254,7 +254,7 @@ pub struct RaisedHand {
 }
 
 /// The recording indicator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingState {
     pub id: String,
     pub started_at: String,
@@ -262,7 +262,7 @@ pub struct RecordingState {
 }
 
 /// A bookmark in a running recording.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bookmark {
     pub id: String,
     pub name: String,
@@ -271,7 +271,7 @@ pub struct Bookmark {
 }
 
 /// Why a quiz ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuizEndReason {
     /// A moderator ended it.

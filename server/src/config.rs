@@ -204,6 +204,31 @@ pub struct ServeArgs {
     /// Largest accepted JSON request body, in bytes.
     #[arg(long, env = "CONVENE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Run as one node of a cluster: the Redis server that holds the node
+    /// registry, where each live room runs, and the messages between nodes
+    /// (`redis://host:port/db`; docs/deployment.md, "Several nodes"). The
+    /// nodes share one PostgreSQL `--database-url`. Unset: a single node.
+    #[arg(
+        long,
+        env = "CONVENE_REDIS_URL",
+        hide_env_values = true,
+        requires = "cluster_secret"
+    )]
+    pub redis_url: Option<String>,
+    /// The secret every node of the cluster shares (at least 16
+    /// characters): it signs each message between nodes, and a node started
+    /// with another secret is refused.
+    #[arg(long, env = "CONVENE_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// This node's name in the cluster (letters, digits, `.`, `_`, `-`;
+    /// at most 64). Default: a random name per start.
+    #[arg(long, env = "CONVENE_NODE_ID")]
+    pub node_id: Option<String>,
+    /// The URL browsers and WHIP/WHEP clients reach this node at, when it
+    /// is not `--public-url` (which then names the load balancer). A client
+    /// that reaches a node for a room running on another is sent there.
+    #[arg(long, env = "CONVENE_NODE_URL")]
+    pub node_url: Option<String>,
     /// Serve HTTPS (and WSS) with this certificate chain (PEM); needs
     /// `--tls-key`. Reloaded on SIGHUP.
     #[arg(long, env = "CONVENE_TLS_CERT", requires = "tls_key")]

@@ -222,9 +222,10 @@ pub fn apply(args: Vec<OsString>) -> Result<(Vec<OsString>, Vec<String>), String
 }
 
 /// Whether an option's value is a secret (`config show` redacts it); the
-/// database URL may carry a password.
+/// database and Redis URLs may carry a password.
 fn secret(key: &str) -> bool {
     key == "database_url"
+        || key == "redis_url"
         || ["secret", "password", "key", "token"]
             .iter()
             .any(|w| key.split('_').any(|part| part == *w))

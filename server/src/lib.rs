@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod config_file;
 pub mod dev;
@@ -260,6 +261,40 @@ pub async fn serve(
 }
 
 /// Runs `convene serve`.
+/// Connects this node to its cluster (`--redis-url`).
+async fn join_cluster(
+    common: &Common,
+    args: &ServeArgs,
+    redis_url: &str,
+) -> anyhow::Result<Arc<cluster::Cluster>> {
+    if !common
+        .database_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    {
+        anyhow::bail!(
+            "--redis-url needs --database-url postgres://… : the nodes of a cluster share one \
+             PostgreSQL database (docs/deployment.md, \"Several nodes\")"
+        );
+    }
+    let node_id = args.node_id.clone().unwrap_or_else(|| {
+        use rand::RngCore;
+        format!("node-{:08x}", rand::rng().next_u32())
+    });
+    cluster::Cluster::connect(cluster::ClusterConfig {
+        redis_url: redis_url.to_string(),
+        secret: args.cluster_secret.clone().unwrap_or_default(),
+        node_id,
+        node_url: args
+            .node_url
+            .clone()
+            .unwrap_or_else(|| common.public_url.clone())
+            .trim_end_matches('/')
+            .to_string(),
+    })
+    .await
+}
+
 pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
     // Built-in HTTPS: the certificate is read first (a bad one stops the
     // start before anything else does) and again on SIGHUP.
@@ -325,7 +360,22 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         },
         restream_allow_private: args.restream_allow_private,
     };
-    let stale = db.close_stale_sessions().await?;
+    let cluster = match &args.redis_url {
+        Some(url) => Some(join_cluster(&common, &args, url).await?),
+        None => None,
+    };
+    // In a cluster, the open sessions of rooms that run on other live
+    // nodes are theirs, not stale.
+    let stale = match &cluster {
+        Some(c) => {
+            let elsewhere = c
+                .rooms_live_elsewhere()
+                .await
+                .context("reading the cluster's rooms")?;
+            db.close_stale_sessions_except(&elsewhere).await?
+        }
+        None => db.close_stale_sessions().await?,
+    };
     if stale > 0 {
         tracing::warn!(
             sessions = stale,
@@ -462,7 +512,18 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         .recover()
         .await
         .context("recovering recordings from an earlier run")?;
-    let state = state.with_live(sig.clone());
+    let state = match &cluster {
+        Some(c) => {
+            sig.set_cluster(c.clone());
+            c.start(&sig);
+            tracing::info!(node = %c.node_id(), "joined the cluster");
+            state.with_live(Arc::new(cluster::ClusterLive {
+                here: sig.clone(),
+                cluster: c.clone(),
+            }))
+        }
+        None => state.with_live(sig.clone()),
+    };
     let state = match args.sip_addr {
         Some(addr) => {
             let bridge = phone::start(

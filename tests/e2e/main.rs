@@ -30,6 +30,7 @@ mod client_firefox;
 mod client_rooms;
 mod client_tiles;
 mod client_ui;
+mod cluster;
 mod collab_live;
 mod copy_store;
 mod crash;

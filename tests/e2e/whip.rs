@@ -121,7 +121,7 @@ async fn post(
 }
 
 /// A real offer (audio + video, sendonly) as a WHIP client would post it.
-fn offer() -> String {
+pub(crate) fn offer() -> String {
     let mut rtc = str0m::Rtc::builder()
         .clear_codecs()
         .enable_opus(true, false)

@@ -107,7 +107,7 @@ pub struct PollOption {
 }
 
 /// A poll as the API returns it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Poll {
     pub id: String,
     pub question: String,

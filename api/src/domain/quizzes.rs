@@ -113,7 +113,7 @@ pub struct QuizQuestion {
 }
 
 /// A quiz as the API returns it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Quiz {
     pub id: String,
     pub title: String,
@@ -135,7 +135,7 @@ pub struct Quiz {
 
 /// A quiz as participants of a live room see it: without the correct
 /// answers (see [`Quiz::for_room`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RoomQuiz {
     pub id: String,
     pub title: String,
@@ -155,7 +155,7 @@ pub struct RoomQuiz {
     pub ends_in_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RoomQuizQuestion {
     pub id: String,
     pub text: String,
@@ -163,7 +163,7 @@ pub struct RoomQuizQuestion {
     pub choices: Vec<RoomQuizChoice>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RoomQuizChoice {
     pub id: String,
     pub text: String,

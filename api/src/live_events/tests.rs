@@ -333,7 +333,7 @@ async fn every_event() -> Vec<(LiveEvent, Value)> {
         (
             LiveEvent::RecordingStopped {
                 recording_id: "r1".into(),
-                reason: "session_ended",
+                reason: "session_ended".into(),
             },
             json!({"type": "recording_stopped", "recording_id": "r1",
                    "reason": "session_ended"}),
@@ -479,6 +479,18 @@ async fn serialises_as_the_hand_built_json() {
         let new = event.to_json().unwrap();
         assert_eq!(new, old, "{}", event.kind());
         assert_eq!(new["type"], event.kind());
+    }
+}
+
+/// What another node of a cluster reads back is the event that was sent
+/// (cluster messages carry events as JSON).
+#[tokio::test]
+async fn every_event_reads_back_as_written() {
+    for (event, _) in every_event().await {
+        let json = event.to_json().unwrap();
+        let back: LiveEvent = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.kind(), event.kind());
+        assert_eq!(back.to_json().unwrap(), json, "{}", event.kind());
     }
 }
 

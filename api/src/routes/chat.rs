@@ -101,13 +101,17 @@ pub async fn send_chat(
             recipient_id: None,
         })
         .await?;
-    if !state.live.broadcast(
-        &room.id,
-        LiveEvent::ChatMessage {
-            message: msg.clone(),
-            private: false,
-        },
-    ) {
+    if !state
+        .live
+        .broadcast(
+            &room.id,
+            LiveEvent::ChatMessage {
+                message: msg.clone(),
+                private: false,
+            },
+        )
+        .await
+    {
         state.db.delete_chat_message(&msg.id).await?;
         return Err(collab::not_live());
     }

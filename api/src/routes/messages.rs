@@ -58,7 +58,7 @@ pub async fn send_message(
         content: sent.content.clone(),
         created_at: sent.created_at.clone(),
     };
-    if !state.live.broadcast(&room.id, event) {
+    if !state.live.broadcast(&room.id, event).await {
         return Err(collab::not_live());
     }
     Ok((StatusCode::CREATED, Json(sent)))

@@ -52,7 +52,7 @@ async fn moderate(
         .await?
         .filter(|p| p.room_id == room.id && p.live)
         .ok_or_else(not_live)?;
-    let Some(rx) = state.live.moderate(&room.id, &p.id, action) else {
+    let Some(rx) = state.live.moderate(&room.id, &p.id, action).await else {
         return Err(ApiError::Conflict("the room has no live session".into()));
     };
     match rx.await {

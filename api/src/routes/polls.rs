@@ -153,13 +153,17 @@ pub async fn publish_results(
             "the session has ended: results can only be published into a live session".into(),
         ));
     }
-    if !state.live.broadcast(
-        &session.room_id,
-        LiveEvent::PollResults {
-            poll_id: results.id.clone(),
-            results: results.clone(),
-        },
-    ) {
+    if !state
+        .live
+        .broadcast(
+            &session.room_id,
+            LiveEvent::PollResults {
+                poll_id: results.id.clone(),
+                results: results.clone(),
+            },
+        )
+        .await
+    {
         return Err(collab::not_live());
     }
     Ok(Json(results))

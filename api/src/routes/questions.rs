@@ -38,13 +38,16 @@ impl From<QuestionError> for ApiError {
     }
 }
 
-fn updated(state: &ApiState, room_id: &str, q: &Question) {
-    state.live.broadcast(
-        room_id,
-        LiveEvent::QuestionUpdated {
-            question: q.public(),
-        },
-    );
+async fn updated(state: &ApiState, room_id: &str, q: &Question) {
+    state
+        .live
+        .broadcast(
+            room_id,
+            LiveEvent::QuestionUpdated {
+                question: q.public(),
+            },
+        )
+        .await;
 }
 
 /// Reads the required `participant` (and nothing else) and resolves it.
@@ -109,12 +112,15 @@ pub async fn create_question(
             breakout_id: breakout_id.as_deref(),
         })
         .await?;
-    state.live.broadcast(
-        &room.id,
-        LiveEvent::QuestionCreated {
-            question: q.public(),
-        },
-    );
+    state
+        .live
+        .broadcast(
+            &room.id,
+            LiveEvent::QuestionCreated {
+                question: q.public(),
+            },
+        )
+        .await;
     Ok(Json(q))
 }
 
@@ -188,7 +194,7 @@ pub async fn update_question(
         .db
         .update_question(&room.id, &question, &text.unwrap_or_default())
         .await?;
-    updated(&state, &room.id, &q);
+    updated(&state, &room.id, &q).await;
     Ok(Json(q))
 }
 
@@ -222,7 +228,7 @@ async fn set_dismissed(
         .db
         .set_question_dismissed(&room.id, &question, dismissed)
         .await?;
-    updated(&state, &room.id, &q);
+    updated(&state, &room.id, &q).await;
     Ok(Json(q))
 }
 
@@ -268,7 +274,7 @@ pub async fn vote_question(
     let room = collab::room(&state, &team, &room).await?;
     let voter = actor(&state, &room, &body).await?;
     let q = state.db.vote_question(&room.id, &question, &voter).await?;
-    updated(&state, &room.id, &q);
+    updated(&state, &room.id, &q).await;
     Ok(Json(q))
 }
 
@@ -289,7 +295,7 @@ pub async fn unvote_question(
         .db
         .unvote_question(&room.id, &question, &voter)
         .await?;
-    updated(&state, &room.id, &q);
+    updated(&state, &room.id, &q).await;
     Ok(Json(q))
 }
 
@@ -320,7 +326,7 @@ pub async fn create_answer(
         .db
         .add_answer(&room.id, &question, &author, &text, private)
         .await?;
-    updated(&state, &room.id, &q);
+    updated(&state, &room.id, &q).await;
     Ok(Json(a))
 }
 
@@ -354,7 +360,7 @@ pub async fn update_answer(
             private,
         )
         .await?;
-    updated(&state, &room.id, &q);
+    updated(&state, &room.id, &q).await;
     Ok(Json(a))
 }
 
@@ -372,7 +378,7 @@ pub async fn delete_answer(
     let room = collab::room(&state, &team, &room).await?;
     actor(&state, &room, &body).await?;
     let q = state.db.delete_answer(&room.id, &question, &answer).await?;
-    updated(&state, &room.id, &q);
+    updated(&state, &room.id, &q).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -390,7 +396,7 @@ async fn live(
         .db
         .live_answer(&room.id, &question, action, &by)
         .await?;
-    updated(&state, &room.id, &q);
+    updated(&state, &room.id, &q).await;
     Ok(Json(q))
 }
 

@@ -329,13 +329,16 @@ pub async fn update_room(
     if body.contains_key("layout_mode")
         && let Some(mode) = record.settings.get("layout_mode").and_then(Value::as_str)
     {
-        state.live.broadcast(
-            &record.id,
-            LiveEvent::Layout {
-                mode: mode.to_string(),
-                by: None,
-            },
-        );
+        state
+            .live
+            .broadcast(
+                &record.id,
+                LiveEvent::Layout {
+                    mode: mode.to_string(),
+                    by: None,
+                },
+            )
+            .await;
     }
     // So does transcription turned on or off (docs/transcripts.md).
     if body.contains_key("transcription_enabled") {
@@ -343,7 +346,10 @@ pub async fn update_room(
             .settings
             .get("transcription_enabled")
             .and_then(Value::as_bool);
-        state.live.transcription(&record.id, on.unwrap_or(false));
+        state
+            .live
+            .transcription(&record.id, on.unwrap_or(false))
+            .await;
     }
     Ok(Json(RoomView::new(&state, record)?))
 }

@@ -399,7 +399,7 @@ pub async fn end_session(
     if s.ended_at.is_some() {
         return Err(ApiError::Conflict("the session has already ended".into()));
     }
-    if !state.live.end_session(&s.room_id) {
+    if !state.live.end_session(&s.room_id).await {
         // Not running in this process (left open by a crash): close the record.
         state.db.end_session(&s.id, "ended_by_api").await?;
         return Ok(StatusCode::NO_CONTENT);
@@ -545,7 +545,7 @@ async fn hand(
         .ok_or_else(|| {
             ApiError::NotFound("participant not found in the room's live session".into())
         })?;
-    if !state.live.set_hand(&room_id, &p.id, raised) {
+    if !state.live.set_hand(&room_id, &p.id, raised).await {
         return Err(ApiError::Conflict("the room has no live session".into()));
     }
     Ok(StatusCode::NO_CONTENT)

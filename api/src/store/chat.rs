@@ -42,7 +42,7 @@ impl Author {
 }
 
 /// A stored chat message as the API and signaling show it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     pub id: String,
     pub message: String,

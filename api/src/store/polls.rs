@@ -47,13 +47,13 @@ impl From<sqlx::Error> for PollError {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Voter {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct OptionResult {
     pub id: String,
     pub label: String,
@@ -62,7 +62,7 @@ pub struct OptionResult {
     pub voters: Vec<Voter>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FreeAnswer {
     pub text: String,
     /// Null for anonymous polls.
@@ -71,7 +71,7 @@ pub struct FreeAnswer {
 }
 
 /// Results of a poll (optionally of one session).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PollResults {
     pub id: String,
     pub question: String,

@@ -20,7 +20,7 @@ use crate::domain::questions::{
 /// Name shown instead of the asker of an anonymous question.
 pub const ANONYMOUS_NAME: &str = "Anonymous";
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Answer {
     pub id: String,
     pub question_id: String,
@@ -34,7 +34,7 @@ pub struct Answer {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LiveAnswer {
     /// `active` while being answered live, `done` once stopped.
     #[schema(value_type = String)]
@@ -45,7 +45,7 @@ pub struct LiveAnswer {
 }
 
 /// A question as everyone may see it (asker masked when anonymous).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Question {
     pub id: String,
     pub question: String,

@@ -46,13 +46,13 @@ impl From<sqlx::Error> for QuizError {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct QuizVoter {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ChoiceResult {
     pub id: String,
     pub text: String,
@@ -61,7 +61,7 @@ pub struct ChoiceResult {
     pub voters: Vec<QuizVoter>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct QuestionResult {
     pub id: String,
     pub question: String,
@@ -71,7 +71,7 @@ pub struct QuestionResult {
 }
 
 /// The results of one run of a quiz (one session).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct QuizRun {
     pub id: String,
     pub session_id: Option<String>,

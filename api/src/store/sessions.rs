@@ -272,22 +272,64 @@ impl Db {
     /// Ends sessions a previous run left open (a crash or kill -9): they end
     /// at the last moment anything happened in them.
     pub async fn close_stale_sessions(&self) -> Result<u64, StoreError> {
-        let mut tx = self.write.begin().await?;
-        let open_participants: Vec<ParticipantEventRow> = on_tx!(tx, |c| sqlx::query_as(
-            "SELECT id, team_id, room_id, session_id, name, external_id, role FROM participants
-             WHERE left_at IS NULL ORDER BY seq",
+        self.close_stale_sessions_except(&[]).await
+    }
+
+    /// [`Self::close_stale_sessions`], except the sessions of `live_rooms`:
+    /// in a cluster, rooms that run on another node are not stale.
+    pub async fn close_stale_sessions_except(
+        &self,
+        live_rooms: &[String],
+    ) -> Result<u64, StoreError> {
+        self.close_stale_sessions_where(|room| !live_rooms.iter().any(|r| r == room))
+            .await
+    }
+
+    /// Ends the open session of one room left by a node that is gone (a
+    /// cluster node placing the room again).
+    pub async fn close_stale_session_of(&self, room_id: &str) -> Result<u64, StoreError> {
+        self.close_stale_sessions_where(|room| room == room_id)
+            .await
+    }
+
+    /// Whether the room has a session that has not ended.
+    pub async fn has_open_session(&self, room_id: &str) -> Result<bool, StoreError> {
+        let n: i64 = on_pool!(&self.read, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE room_id = $1 AND ended_at IS NULL",
         )
-        .fetch_all(c)
+        .bind(room_id)
+        .fetch_one(c)
         .await)?;
+        Ok(n > 0)
+    }
+
+    async fn close_stale_sessions_where(
+        &self,
+        stale: impl Fn(&str) -> bool,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write.begin().await?;
         let open_sessions: Vec<(String, String, String)> = on_tx!(tx, |c| sqlx::query_as(
             "SELECT id, team_id, room_id FROM sessions WHERE ended_at IS NULL ORDER BY seq",
         )
         .fetch_all(c)
         .await)?;
-        for p in open_participants {
-            participant_left_event(&mut tx, p, "server_restart").await?;
-        }
+        let mut ended = 0;
         for (session_id, team_id, room_id) in &open_sessions {
+            if !stale(room_id) {
+                continue;
+            }
+            let open_participants: Vec<ParticipantEventRow> = on_tx!(tx, |c| {
+                sqlx::query_as(
+                "SELECT id, team_id, room_id, session_id, name, external_id, role FROM participants
+                 WHERE left_at IS NULL AND session_id = $1 ORDER BY seq",
+            )
+            .bind(session_id)
+            .fetch_all(c)
+            .await
+            })?;
+            for p in open_participants {
+                participant_left_event(&mut tx, p, "server_restart").await?;
+            }
             enqueue_event(
                 &mut tx,
                 team_id,
@@ -295,25 +337,28 @@ impl Db {
                 json!({"room_id": room_id, "session_id": session_id, "reason": "server_restart"}),
             )
             .await?;
+            on_tx!(tx, |c| {
+                sqlx::query(
+                "UPDATE participants SET left_at = COALESCE(
+                     (SELECT MAX(p2.joined_at) FROM participants p2 WHERE p2.session_id = participants.session_id),
+                     joined_at), leave_reason = 'server_restart'
+                 WHERE left_at IS NULL AND session_id = $1",
+            )
+            .bind(session_id)
+            .execute(c).await.map(crate::store::Done::from)
+            })?;
+            ended += on_tx!(tx, |c| {
+                sqlx::query(
+                "UPDATE sessions SET ended_at = COALESCE(
+                     (SELECT MAX(COALESCE(p.left_at, p.joined_at)) FROM participants p WHERE p.session_id = sessions.id),
+                     started_at), end_reason = 'server_restart'
+                 WHERE id = $1 AND ended_at IS NULL",
+            )
+            .bind(session_id)
+            .execute(c).await.map(crate::store::Done::from)
+            })?
+            .rows_affected();
         }
-        on_tx!(tx, |c| {
-            sqlx::query(
-            "UPDATE participants SET left_at = COALESCE(
-                 (SELECT MAX(p2.joined_at) FROM participants p2 WHERE p2.session_id = participants.session_id),
-                 joined_at), leave_reason = 'server_restart'
-             WHERE left_at IS NULL",
-        )
-        .execute(c).await.map(crate::store::Done::from)
-        })?;
-        let done = on_tx!(tx, |c| {
-            sqlx::query(
-            "UPDATE sessions SET ended_at = COALESCE(
-                 (SELECT MAX(COALESCE(p.left_at, p.joined_at)) FROM participants p WHERE p.session_id = sessions.id),
-                 started_at), end_reason = 'server_restart'
-             WHERE ended_at IS NULL",
-        )
-        .execute(c).await.map(crate::store::Done::from)
-        })?;
         // Breakouts end with their session: the rooms they split into
         // lived in the process that stopped.
         on_tx!(tx, |c| {
@@ -328,7 +373,7 @@ impl Db {
             .map(crate::store::Done::from)
         })?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(ended)
     }
 
     /// Participants currently in a live session of the room (by room id).

@@ -89,6 +89,31 @@ impl Connection {
             p.release();
         }
         let room = admission.room.clone();
+        match c.sig.place(&room.id).await {
+            crate::cluster::Place::Here => {}
+            crate::cluster::Place::Elsewhere { node, url } => {
+                tracing::info!(conn, %node, "room runs on another node; client sent there");
+                let _ = c.send(&ServerMsg::Moved { url, node }).await;
+                let _ = c
+                    .socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 4000,
+                        reason: "ROOM_ON_OTHER_NODE".into(),
+                    })))
+                    .await;
+                return;
+            }
+            crate::cluster::Place::Unavailable => {
+                c.fatal_after(
+                    "CLUSTER_UNAVAILABLE",
+                    "this node cannot tell yet where the room runs (Redis is unreachable, or the room's node is still claiming it again); try again"
+                        .into(),
+                    Some(2),
+                )
+                .await;
+                return;
+            }
+        }
         let reply = match c.join(admission).await {
             Ok(j) => j,
             Err((code, message)) => {
@@ -97,7 +122,13 @@ impl Connection {
             }
         };
         tracing::debug!(participant = %reply.participant_id, join_ms = started.elapsed().as_millis() as u64, "signaling joined");
+        c.sig
+            .connected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let leave = c.session(&room, &reply).await;
+        c.sig
+            .connected
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let sig = c.sig.clone();
         sig.to_room(
             &room,

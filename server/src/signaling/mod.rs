@@ -37,7 +37,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use convene_api::Db;
 use convene_api::limits::{IpLimits, PreJoin};
-use convene_api::live::ModerationAction;
+use convene_api::live::{Later, ModerationAction, Reply};
 use convene_api::store::rooms::RoomRecord;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -80,6 +80,10 @@ pub struct Signaling {
     pub ice_servers: Option<crate::turn::IceServers>,
     /// Wrong room passwords per room and address (`password.rs`).
     passwords: password::PasswordLimiter,
+    /// The cluster this node belongs to (`--redis-url`), if any.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// Participants connected over `/rtc` right now (a node's load).
+    connected: std::sync::atomic::AtomicUsize,
 }
 
 /// A recorder that stopped on its own tells its room; false when the room
@@ -125,7 +129,28 @@ impl Signaling {
             http_media: http_media::Sessions::default(),
             ice_servers,
             passwords: password::PasswordLimiter::default(),
+            cluster: std::sync::OnceLock::new(),
+            connected: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Makes this node one of a cluster's (once, at start).
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// Participants connected over `/rtc` right now.
+    pub fn connected(&self) -> usize {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Where a room that is about to be joined runs: here when this node
+    /// runs it (or there is no cluster).
+    pub async fn place(&self, room_id: &str) -> crate::cluster::Place {
+        match self.cluster.get() {
+            Some(c) if !self.is_live_here(room_id) => c.place(room_id).await,
+            _ => crate::cluster::Place::Here,
+        }
     }
 
     /// The ICE servers (TURN with a fresh credential for this room and
@@ -237,6 +262,9 @@ impl Signaling {
         rooms.remove(room_id);
         lock(&self.counters).remove(room_id);
         rx.close();
+        if let Some(c) = self.cluster.get() {
+            c.released(room_id);
+        }
         true
     }
 
@@ -260,23 +288,20 @@ pub fn random_secret() -> String {
     hex::encode(b)
 }
 
+/// This process's live rooms. In a cluster, [`crate::cluster::ClusterLive`]
+/// asks these first and then the node the room runs on.
 impl convene_api::live::LiveRooms for Signaling {
-    fn moderate(
-        &self,
-        room_id: &str,
-        participant_id: &str,
+    fn moderate<'a>(
+        &'a self,
+        room_id: &'a str,
+        participant_id: &'a str,
         action: ModerationAction,
-    ) -> Option<oneshot::Receiver<Result<(), convene_api::live::ModerationRefusal>>> {
-        let tx = self.live_room(room_id)?;
-        let (reply, rx) = oneshot::channel();
-        tx.try_send(RoomMsg::Moderate {
-            by: moderation::Moderator::Api,
-            target: participant_id.to_string(),
+    ) -> Later<'a, Option<Reply<Result<(), convene_api::live::ModerationRefusal>>>> {
+        Box::pin(std::future::ready(self.moderate_here(
+            room_id,
+            participant_id,
             action,
-            reply: Some(reply),
-        })
-        .ok()?;
-        Some(rx)
+        )))
     }
 
     fn breakouts(
@@ -290,41 +315,35 @@ impl convene_api::live::LiveRooms for Signaling {
         Some(rx)
     }
 
-    fn broadcast(&self, room_id: &str, event: convene_api::live_events::LiveEvent) -> bool {
-        let Some(tx) = self.live_room(room_id) else {
-            return false;
-        };
-        tx.try_send(RoomMsg::Broadcast(Box::new(event))).is_ok()
+    fn broadcast<'a>(
+        &'a self,
+        room_id: &'a str,
+        event: convene_api::live_events::LiveEvent,
+    ) -> Later<'a, bool> {
+        Box::pin(std::future::ready(self.broadcast_here(room_id, event)))
     }
 
-    fn end_session(&self, room_id: &str) -> bool {
-        match self.live_room(room_id) {
-            Some(tx) => tx
-                .try_send(RoomMsg::EndSession {
-                    reason: "ended_by_api",
-                })
-                .is_ok(),
-            None => false,
-        }
+    fn end_session<'a>(&'a self, room_id: &'a str) -> Later<'a, bool> {
+        Box::pin(std::future::ready(self.end_session_here(room_id)))
     }
 
-    fn transcription(&self, room_id: &str, enabled: bool) -> bool {
-        match self.live_room(room_id) {
-            Some(tx) => tx.try_send(RoomMsg::Transcription { enabled }).is_ok(),
-            None => false,
-        }
+    fn transcription<'a>(&'a self, room_id: &'a str, enabled: bool) -> Later<'a, bool> {
+        Box::pin(std::future::ready(
+            self.transcription_here(room_id, enabled),
+        ))
     }
 
-    fn set_hand(&self, room_id: &str, participant_id: &str, raised: bool) -> bool {
-        match self.live_room(room_id) {
-            Some(tx) => tx
-                .try_send(RoomMsg::Hand {
-                    participant_id: participant_id.to_string(),
-                    raised,
-                })
-                .is_ok(),
-            None => false,
-        }
+    fn set_hand<'a>(
+        &'a self,
+        room_id: &'a str,
+        participant_id: &'a str,
+        raised: bool,
+    ) -> Later<'a, bool> {
+        Box::pin(std::future::ready(self.set_hand_here(
+            room_id,
+            participant_id,
+            raised,
+        )))
     }
 
     fn recording(
@@ -361,6 +380,83 @@ impl convene_api::live::LiveRooms for Signaling {
             packets_out: s.rtp_forwarded,
             bytes_out: s.bytes_forwarded,
         })
+    }
+}
+
+/// What this process's room actors answer at once (the cluster's message
+/// loop calls these for requests from other nodes).
+impl Signaling {
+    pub fn broadcast_here(
+        &self,
+        room_id: &str,
+        event: convene_api::live_events::LiveEvent,
+    ) -> bool {
+        let Some(tx) = self.live_room(room_id) else {
+            return false;
+        };
+        tx.try_send(RoomMsg::Broadcast(Box::new(event))).is_ok()
+    }
+
+    pub fn end_session_here(&self, room_id: &str) -> bool {
+        match self.live_room(room_id) {
+            Some(tx) => tx
+                .try_send(RoomMsg::EndSession {
+                    reason: "ended_by_api",
+                })
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    pub fn transcription_here(&self, room_id: &str, enabled: bool) -> bool {
+        match self.live_room(room_id) {
+            Some(tx) => tx.try_send(RoomMsg::Transcription { enabled }).is_ok(),
+            None => false,
+        }
+    }
+
+    pub fn set_hand_here(&self, room_id: &str, participant_id: &str, raised: bool) -> bool {
+        match self.live_room(room_id) {
+            Some(tx) => tx
+                .try_send(RoomMsg::Hand {
+                    participant_id: participant_id.to_string(),
+                    raised,
+                })
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    pub fn moderate_here(
+        &self,
+        room_id: &str,
+        participant_id: &str,
+        action: ModerationAction,
+    ) -> Option<Reply<Result<(), convene_api::live::ModerationRefusal>>> {
+        let tx = self.live_room(room_id)?;
+        let (reply, rx) = oneshot::channel();
+        tx.try_send(RoomMsg::Moderate {
+            by: moderation::Moderator::Api,
+            target: participant_id.to_string(),
+            action,
+            reply: Some(reply),
+        })
+        .ok()?;
+        Some(rx)
+    }
+
+    /// Whether the room has a running room actor in this process.
+    pub fn is_live_here(&self, room_id: &str) -> bool {
+        self.live_room(room_id).is_some()
+    }
+
+    /// The rooms with a running room actor in this process.
+    pub fn live_room_ids(&self) -> Vec<String> {
+        self.rooms()
+            .iter()
+            .filter(|(_, tx)| !tx.is_closed())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 }
 

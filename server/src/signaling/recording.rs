@@ -180,7 +180,7 @@ impl RoomActor {
         tracing::info!(room = %self.friendly_url, recording = %rec.id, reason, "recording stopped");
         self.tell_all(LiveEvent::RecordingStopped {
             recording_id: rec.id,
-            reason,
+            reason: reason.into(),
         });
     }
 

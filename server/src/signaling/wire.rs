@@ -177,6 +177,13 @@ pub enum ServerMsg {
     Lobby {
         message: String,
     },
+    /// The room runs on another node of the cluster: join there (the same
+    /// join message, on `url`'s `/rtc`). The socket closes after it.
+    Moved {
+        /// The node's base URL (`--node-url`).
+        url: String,
+        node: String,
+    },
     Error {
         code: &'static str,
         message: String,
@@ -332,7 +339,7 @@ mod tests {
     use super::*;
 
     /// How many variants `ServerMsg` has: `example` below builds each.
-    const VARIANTS: usize = 21;
+    const VARIANTS: usize = 22;
 
     /// One message of every kind; a new variant fails to compile here
     /// until it has an example (and a bumped `VARIANTS`).
@@ -430,6 +437,10 @@ mod tests {
                 from: "p1".into(),
                 payload: Arc::new(serde_json::json!({"kind": "key"})),
             },
+            20 => ServerMsg::Moved {
+                url: "https://node-2.example.org".into(),
+                node: "node-2".into(),
+            },
             _ => ServerMsg::Live(Arc::new(LiveEvent::PollVoted {
                 poll_id: "q".into(),
             })),
@@ -456,7 +467,8 @@ mod tests {
             ServerMsg::Pong => 17,
             ServerMsg::RoleChanged { .. } => 18,
             ServerMsg::E2ee { .. } => 19,
-            ServerMsg::Live(_) => 20,
+            ServerMsg::Moved { .. } => 20,
+            ServerMsg::Live(_) => 21,
         };
         assert_eq!(n, i.min(VARIANTS - 1));
         msg

@@ -480,7 +480,8 @@ async fn recognise_one(setup: &TranscriberSetup, started: DateTime<Utc>, job: Jo
                 start_time,
                 end_time,
             },
-        );
+        )
+        .await;
     }
 }
 

@@ -124,6 +124,12 @@ impl IntoResponse for Refused {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // A redirect's message is where to go.
+        if self.0 == StatusCode::TEMPORARY_REDIRECT
+            && let Ok(v) = HeaderValue::from_str(&self.2)
+        {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
         res
     }
 }
@@ -278,6 +284,30 @@ pub(super) async fn start(
     admission.req.client_kind = setup.protocol.name().into();
     admission.req.view = setup.view;
     let room = admission.room.clone();
+    match sig.place(&room.id).await {
+        crate::cluster::Place::Here => {}
+        // RFC 9725 §4.5: the client repeats its POST at the other node.
+        crate::cluster::Place::Elsewhere { url, .. } => {
+            return Err(Refused(
+                StatusCode::TEMPORARY_REDIRECT,
+                "ROOM_ON_OTHER_NODE",
+                format!(
+                    "{}/{}/{}",
+                    url.trim_end_matches('/'),
+                    setup.protocol.name(),
+                    room.friendly_url
+                ),
+            ));
+        }
+        crate::cluster::Place::Unavailable => {
+            return Err(Refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "CLUSTER_UNAVAILABLE",
+                "this node cannot tell yet where the room runs (Redis is unreachable, or the room's node is still claiming it again); try again"
+                    .into(),
+            ));
+        }
+    }
     let (tx, rx) = oneshot::channel();
     if !sig
         .to_room(

@@ -1,0 +1,167 @@
+//! The REST API's live rooms in a cluster: this node's rooms first, then
+//! the node the room runs on.
+
+use std::sync::Arc;
+
+use convene_api::live::{
+    Later, LiveMedia, LiveRooms, ModerationAction, ModerationRefusal, RecordingAction,
+    RecordingRefusal, Reply, RestreamAction, RestreamInfo,
+};
+use convene_api::live_events::LiveEvent;
+use tokio::sync::oneshot;
+
+use super::Cluster;
+use super::wire::{Answer, Call};
+use crate::signaling::Signaling;
+
+/// [`LiveRooms`] over the whole cluster.
+///
+/// Broadcasts, session ends, transcription switches, hands and moderation
+/// reach a room on any node. Recording, restreaming, breakouts and media
+/// counters are answered by the node the call reaches only (docs/deployment.md
+/// says so): a call for a room on another node is answered as if the room
+/// were not live.
+#[derive(Debug)]
+pub struct ClusterLive {
+    pub here: Arc<Signaling>,
+    pub cluster: Arc<Cluster>,
+}
+
+fn done(a: Option<Answer>) -> bool {
+    matches!(a, Some(Answer::Done { live: true }))
+}
+
+impl LiveRooms for ClusterLive {
+    fn broadcast<'a>(&'a self, room_id: &'a str, event: LiveEvent) -> Later<'a, bool> {
+        Box::pin(async move {
+            if self.here.is_live_here(room_id) {
+                return self.here.broadcast_here(room_id, event);
+            }
+            let event = Box::new(event);
+            done(self.cluster.ask(room_id, Call::Broadcast { event }).await)
+        })
+    }
+
+    fn end_session<'a>(&'a self, room_id: &'a str) -> Later<'a, bool> {
+        Box::pin(async move {
+            self.here.end_session_here(room_id)
+                || done(self.cluster.ask(room_id, Call::EndSession).await)
+        })
+    }
+
+    fn transcription<'a>(&'a self, room_id: &'a str, enabled: bool) -> Later<'a, bool> {
+        Box::pin(async move {
+            self.here.transcription_here(room_id, enabled)
+                || done(
+                    self.cluster
+                        .ask(room_id, Call::Transcription { enabled })
+                        .await,
+                )
+        })
+    }
+
+    fn set_hand<'a>(
+        &'a self,
+        room_id: &'a str,
+        participant_id: &'a str,
+        raised: bool,
+    ) -> Later<'a, bool> {
+        Box::pin(async move {
+            self.here.set_hand_here(room_id, participant_id, raised)
+                || done(
+                    self.cluster
+                        .ask(
+                            room_id,
+                            Call::Hand {
+                                participant_id: participant_id.to_string(),
+                                raised,
+                            },
+                        )
+                        .await,
+                )
+        })
+    }
+
+    fn moderate<'a>(
+        &'a self,
+        room_id: &'a str,
+        participant_id: &'a str,
+        action: ModerationAction,
+    ) -> Later<'a, Option<Reply<Result<(), ModerationRefusal>>>> {
+        Box::pin(async move {
+            if self.here.is_live_here(room_id) {
+                return self.here.moderate_here(room_id, participant_id, action);
+            }
+            let call = Call::Moderate {
+                participant_id: participant_id.to_string(),
+                action,
+            };
+            match self.cluster.ask(room_id, call).await {
+                Some(Answer::Moderated {
+                    outcome: Some(outcome),
+                }) => {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = tx.send(outcome);
+                    Some(rx)
+                }
+                _ => None,
+            }
+        })
+    }
+
+    fn media(&self, room_id: &str) -> Option<LiveMedia> {
+        self.here.media(room_id)
+    }
+
+    fn recording(
+        &self,
+        room_id: &str,
+        action: RecordingAction,
+    ) -> Option<Reply<Result<String, RecordingRefusal>>> {
+        self.here.recording(room_id, action)
+    }
+
+    fn restream(
+        &self,
+        room_id: &str,
+        action: RestreamAction,
+    ) -> Option<Reply<Result<Vec<RestreamInfo>, RecordingRefusal>>> {
+        self.here.restream(room_id, action)
+    }
+
+    fn breakouts(
+        &self,
+        room_id: &str,
+        command: convene_api::breakouts::BreakoutCommand,
+    ) -> Option<
+        Reply<
+            Result<Vec<convene_api::breakouts::Placement>, convene_api::breakouts::BreakoutRefusal>,
+        >,
+    > {
+        self.here.breakouts(room_id, command)
+    }
+}
+
+/// What this node answers another node's request with.
+pub(super) async fn answer_here(sig: &Signaling, room_id: &str, call: Call) -> Answer {
+    let live = match call {
+        Call::Broadcast { event } => sig.broadcast_here(room_id, *event),
+        Call::EndSession => sig.end_session_here(room_id),
+        Call::Transcription { enabled } => sig.transcription_here(room_id, enabled),
+        Call::Hand {
+            participant_id,
+            raised,
+        } => sig.set_hand_here(room_id, &participant_id, raised),
+        Call::Moderate {
+            participant_id,
+            action,
+        } => {
+            let outcome = match sig.moderate_here(room_id, &participant_id, action) {
+                Some(rx) => Some(rx.await.unwrap_or(Err(ModerationRefusal::Internal))),
+                None => None,
+            };
+            return Answer::Moderated { outcome };
+        }
+    };
+    Answer::Done { live }
+}

@@ -1,0 +1,483 @@
+//! Several nodes as one service (issue 20): real `convene` processes on one
+//! PostgreSQL database and one Redis server (both started by the test).
+//!
+//! - A room is placed on one node; a client that reaches another node is
+//!   told where (`moved`), and WHIP is redirected (307).
+//! - REST calls on any node reach the room's participants on its node:
+//!   chat, hands, a role change, the end of the session; live counts agree.
+//! - A node started with another cluster secret is refused, and forged
+//!   messages on a node's channel are dropped.
+//! - Redis down: a node keeps its rooms, refuses joins it cannot place with
+//!   `CLUSTER_UNAVAILABLE`, and places rooms again when Redis is back.
+
+use std::time::{Duration, Instant};
+
+use convene_tests::redis::{Redis, free_port};
+use convene_tests::rtc_client::{Client, ClientOptions};
+use convene_tests::{Options, Server, media_ip, pg};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use str0m::media::MediaKind;
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET: &str = "cluster-secret-for-the-tests";
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A node named `id` of the cluster on `db` and `redis`.
+fn node(id: &str, db: &str, redis: &Redis, secret: &str) -> Server {
+    let port = free_port();
+    Server::start_with(Options {
+        args: vec!["--http-addr".into(), format!("127.0.0.1:{port}")],
+        env: vec![
+            ("CONVENE_DATABASE_URL".into(), db.into()),
+            ("CONVENE_REDIS_URL".into(), redis.url()),
+            ("CONVENE_CLUSTER_SECRET".into(), secret.into()),
+            ("CONVENE_NODE_ID".into(), id.into()),
+            (
+                "CONVENE_NODE_URL".into(),
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("CONVENE_RATE_LIMIT_PER_MINUTE".into(), "100000".into()),
+        ],
+        ..Options::default()
+    })
+}
+
+async fn room_token(s: &Server, room: &str, name: &str, role: &str) -> String {
+    crate::browser::token(s, room, name, role).await
+}
+
+/// Opens `/rtc` on `s`, sends `join`, and returns the socket with the first
+/// answer (`joined`, `moved`, `lobby` or `error`).
+async fn try_join(s: &Server, room: &str, token: &str) -> (Socket, Value) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
+    let join = json!({"type": "join", "v": 1, "room": room, "token": token});
+    ws.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    let first = next_of(&mut ws, &["joined", "moved", "lobby", "error"]).await;
+    (ws, first)
+}
+
+/// The next message of one of `types` (others are skipped).
+async fn next_of(ws: &mut Socket, types: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if types.iter().any(|ty| v["type"] == *ty) {
+                    return v;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no {types:?}: {other:?}"),
+        }
+    }
+}
+
+/// Waits until `f` holds, polling.
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn live_count(s: &Server, room: &str) -> i64 {
+    s.api()
+        .get(&format!("/api/v1/rooms/{room}/live/count"))
+        .await
+        .expect(200)
+        .body["live_participants"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_places_a_room_on_one_node_and_rest_on_any_node_reaches_it() {
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let n1 = node("n1", &db, &redis, SECRET);
+    let n2 = node("n2", &db, &redis, SECRET);
+    // Rooms are in the shared database: created on n2, seen on n1.
+    n2.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "spans"}))
+        .await
+        .expect(200);
+
+    // Ann reaches n2 first. Both nodes are empty, so the room goes to the
+    // first by name (n1), and n2 sends her there.
+    let ann_token = room_token(&n2, "spans", "Ann", "moderator").await;
+    let (_ws, moved) = try_join(&n2, "spans", &ann_token).await;
+    assert_eq!(moved["type"], "moved", "{moved}");
+    assert_eq!(moved["node"], "n1");
+    assert_eq!(moved["url"], n1.base.trim_end_matches('/'));
+    let (mut ann, joined) = try_join(&n1, "spans", &ann_token).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let ann_id = joined["participant"]["id"].as_str().unwrap().to_string();
+
+    // Bob reaches n2 too and is sent to n1: the room stays where it is.
+    let bob_token = room_token(&n1, "spans", "Bob", "attendee").await;
+    let (_ws, moved) = try_join(&n2, "spans", &bob_token).await;
+    assert_eq!(moved["type"], "moved", "{moved}");
+    assert_eq!(moved["node"], "n1");
+
+    // WHIP on n2 is redirected to the same endpoint on n1 (RFC 9725 §4.5),
+    // after the token was checked.
+    let whip = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(n2.url("/whip/spans"))
+        .bearer_auth(&ann_token)
+        .header("content-type", "application/sdp")
+        .body(crate::whip::offer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whip.status(), 307);
+    assert_eq!(
+        whip.headers()["location"].to_str().unwrap(),
+        format!("{}/whip/spans", n1.base.trim_end_matches('/'))
+    );
+
+    // Live counts agree through either node (one database).
+    eventually("a live count of 1 on both nodes", || async {
+        live_count(&n1, "spans").await == 1 && live_count(&n2, "spans").await == 1
+    })
+    .await;
+
+    // REST on n2 reaches Ann on n1: chat, her hand, a role change.
+    n2.api()
+        .post(
+            "/api/v1/rooms/spans/chat",
+            json!({"message": "from node 2"}),
+        )
+        .await
+        .expect(200);
+    let chat = next_of(&mut ann, &["chat_message"]).await;
+    assert_eq!(chat["message"]["message"], "from node 2");
+    n2.api()
+        .post(
+            &format!("/api/v1/rooms/spans/participants/{ann_id}/raise-hand"),
+            json!({}),
+        )
+        .await
+        .expect(204);
+    let hands = next_of(&mut ann, &["hands"]).await;
+    assert_eq!(hands["raised"][0]["participant_id"], ann_id.as_str());
+    n2.api()
+        .send(
+            "PUT",
+            &format!("/api/v1/rooms/spans/live/participants/{ann_id}/role"),
+            Some(json!({"role": "speaker"})),
+        )
+        .await
+        .expect(200);
+    let role = next_of(&mut ann, &["role_changed"]).await;
+    assert_eq!(role["role"], "speaker");
+    // A refusal crosses back as one: a role the room does not have.
+    n2.api()
+        .send(
+            "PUT",
+            &format!("/api/v1/rooms/spans/live/participants/{ann_id}/role"),
+            Some(json!({"role": "wizard"})),
+        )
+        .await
+        .expect_invalid("role");
+
+    // The session ends from n2; Ann is told, the room is no longer live.
+    let session = n2
+        .api()
+        .get("/api/v1/rooms/spans/live")
+        .await
+        .expect(200)
+        .body["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    n2.api()
+        .post(&format!("/api/v1/sessions/{session}/end"), json!({}))
+        .await
+        .expect(204);
+    let ended = next_of(&mut ann, &["error"]).await;
+    assert_eq!(ended["code"], "SESSION_ENDED", "{ended}");
+    eventually("no live participants", || async {
+        live_count(&n2, "spans").await == 0
+    })
+    .await;
+    // A room no node runs: REST answers 409 from either node.
+    n2.api()
+        .post("/api/v1/rooms/spans/chat", json!({"message": "anyone?"}))
+        .await
+        .expect(409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_media_flows_between_participants_sent_to_the_rooms_node() {
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let n1 = node("n1", &db, &redis, SECRET);
+    let n2 = node("n2", &db, &redis, SECRET);
+    n1.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "media"}))
+        .await
+        .expect(200);
+    // Cat arrives at n2 first: the room is placed on n1 and she moves.
+    let cat = room_token(&n1, "media", "Cat", "moderator").await;
+    let (_ws, moved) = try_join(&n2, "media", &cat).await;
+    assert_eq!(moved["type"], "moved", "{moved}");
+    let opts = |s: &Server, token: String, publish: bool| ClientOptions {
+        ws_url: s.ws_url(),
+        room: Some("media".into()),
+        token: Some(token),
+        name: None,
+        publish,
+        media_ip: media_ip(),
+        resume: None,
+        tcp: false,
+    };
+    let mut publisher = Client::connect(opts(&n1, cat, false)).await;
+    publisher.wait_type("joined").await;
+    publisher.publish();
+    publisher.wait_type("answer").await;
+    let dan = room_token(&n1, "media", "Dan", "attendee").await;
+    let mut viewer = Client::connect(opts(&n1, dan, false)).await;
+    viewer.wait_type("joined").await;
+    viewer
+        .wait_rtp(MediaKind::Video, 20, Duration::from_secs(20))
+        .await;
+    viewer
+        .wait_rtp(MediaKind::Audio, 20, Duration::from_secs(20))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_refuses_a_node_with_another_secret_and_drops_forged_messages() {
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let n1 = node("n1", &db, &redis, SECRET);
+    // The same Redis, another secret: the node does not start.
+    let port = free_port();
+    let out = std::process::Command::new(convene_tests::binary("convene"))
+        .args(["serve", "--http-addr", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(tempfile::tempdir().unwrap().path())
+        .env("CONVENE_DATABASE_URL", &db)
+        .env("CONVENE_REDIS_URL", redis.url())
+        .env("CONVENE_CLUSTER_SECRET", "not-the-cluster-secret")
+        .env("CONVENE_NODE_ID", "intruder")
+        .env_remove("CONVENE_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--cluster-secret differs"), "{err}");
+    // Without PostgreSQL there is no cluster either.
+    let out = std::process::Command::new(convene_tests::binary("convene"))
+        .args(["serve", "--http-addr", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(tempfile::tempdir().unwrap().path())
+        .env_remove("CONVENE_DATABASE_URL")
+        .env("CONVENE_REDIS_URL", redis.url())
+        .env("CONVENE_CLUSTER_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PostgreSQL"), "{err}");
+
+    // Someone with Redis access but not the secret publishes a chat
+    // message to n1's channel: it is dropped and counted.
+    n1.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "guarded"}))
+        .await
+        .expect(200);
+    let t = room_token(&n1, "guarded", "Eve", "moderator").await;
+    let (mut eve, joined) = try_join(&n1, "guarded", &t).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let room_id = joined["room"]["id"].as_str().unwrap().to_string();
+    let forged = json!({
+        "from": "n2",
+        "body": json!({"type": "request", "id": 1, "room_id": room_id, "call": "broadcast",
+            "event": {"type": "message", "message_type": "x", "content": "forged",
+                      "created_at": "2026-01-01T00:00:00Z"}}).to_string(),
+        "mac": "00".repeat(32),
+    });
+    redis_cli(&redis, &["PUBLISH", "convene:node:n1", &forged.to_string()]);
+    n1.api()
+        .post("/api/v1/rooms/guarded/chat", json!({"message": "genuine"}))
+        .await
+        .expect(200);
+    let next = next_of(&mut eve, &["message", "chat_message"]).await;
+    assert_eq!(
+        next["type"], "chat_message",
+        "the forged message arrived: {next}"
+    );
+    let metrics = n1
+        .client
+        .get(n1.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("convene_cluster_unverified_total") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_without_redis_keeps_its_rooms_refuses_what_it_cannot_place_and_recovers() {
+    let mut redis = Redis::start();
+    let db = pg::fresh_database();
+    let n1 = node("n1", &db, &redis, SECRET);
+    let n2 = node("n2", &db, &redis, SECRET);
+    for r in ["held", "other"] {
+        n1.api()
+            .post("/api/v1/rooms", json!({"friendly_url": r}))
+            .await
+            .expect(200);
+    }
+    let t = room_token(&n1, "held", "Fay", "moderator").await;
+    let (mut fay, joined) = try_join(&n1, "held", &t).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+
+    redis.stop();
+    // n1 still serves its room: a second participant joins it, and REST on
+    // n1 reaches it.
+    let t2 = room_token(&n1, "held", "Gus", "attendee").await;
+    let (_gus, joined) = try_join(&n1, "held", &t2).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    n1.api()
+        .post("/api/v1/rooms/held/chat", json!({"message": "still here"}))
+        .await
+        .expect(200);
+    let chat = next_of(&mut fay, &["chat_message"]).await;
+    assert_eq!(chat["message"]["message"], "still here");
+    // n2 cannot tell where a room runs: a clear, retryable refusal.
+    let t3 = room_token(&n2, "other", "Hal", "moderator").await;
+    let (_ws, refused) = try_join(&n2, "other", &t3).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "CLUSTER_UNAVAILABLE");
+    assert!(refused["retry_after"].as_u64().is_some(), "{refused}");
+
+    // Redis comes back empty: n1's heartbeat claims its room again, so a
+    // join through n2 is sent to n1, and new rooms are placed again.
+    redis.resume();
+    let t = room_token(&n2, "held", "Ida", "attendee").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_ws, v) = try_join(&n2, "held", &t).await;
+        if v["type"] == "moved" && v["node"] == "n1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n2 does not send the held room's joins to n1: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_ws, v) = try_join(&n2, "other", &t3).await;
+    assert!(v["type"] == "joined" || v["type"] == "moved", "{v}");
+}
+
+/// Every node delivers webhooks from the one outbox in the shared database:
+/// each event reaches the receiver once, not once per node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_nodes_deliver_each_webhook_event_once() {
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let nodes: Vec<Server> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| {
+            let port = free_port();
+            Server::start_with(Options {
+                args: vec![
+                    "--http-addr".into(),
+                    format!("127.0.0.1:{port}"),
+                    "--webhooks-allow-private".into(),
+                ],
+                env: vec![
+                    ("CONVENE_DATABASE_URL".into(), db.clone()),
+                    ("CONVENE_REDIS_URL".into(), redis.url()),
+                    ("CONVENE_CLUSTER_SECRET".into(), SECRET.into()),
+                    ("CONVENE_NODE_ID".into(), (*id).into()),
+                    (
+                        "CONVENE_NODE_URL".into(),
+                        format!("http://127.0.0.1:{port}"),
+                    ),
+                    ("CONVENE_RATE_LIMIT_PER_MINUTE".into(), "100000".into()),
+                ],
+                ..Options::default()
+            })
+        })
+        .collect();
+    let receiver = crate::webhooks::Receiver::start().await;
+    nodes[0]
+        .api()
+        .post(
+            "/api/v1/webhooks",
+            json!({"endpoint": receiver.url("rooms"), "events": ["room.created"]}),
+        )
+        .await
+        .expect(200);
+    // Thirty rooms, created through all three nodes.
+    for i in 0..30 {
+        nodes[i % 3]
+            .api()
+            .post(
+                "/api/v1/rooms",
+                json!({"friendly_url": format!("hooked-{i}")}),
+            )
+            .await
+            .expect(200);
+    }
+    receiver
+        .wait_for("rooms", "thirty room.created", |h| h.len() >= 30)
+        .await;
+    // Three more poll intervals: a duplicate would have arrived by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut rooms: Vec<String> = receiver
+        .ok_hits("rooms")
+        .iter()
+        .map(|h| {
+            h.json()["data"]["friendly_url"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(rooms.len(), 30, "{rooms:?}");
+    rooms.sort();
+    rooms.dedup();
+    assert_eq!(rooms.len(), 30, "{rooms:?}");
+}
+
+/// Runs `redis-cli` against the test Redis.
+fn redis_cli(redis: &Redis, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (the redis-tools package comes with redis-server)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
