@@ -88,6 +88,9 @@ export class Signaling {
         clearTimeout(timer);
         clearInterval(this.heartbeat);
         if (!opened) {
+          // The node we were moved to is gone: the next try asks the
+          // page's own server, which knows where the room runs now.
+          nodeBase = null;
           reject(new Error('signaling connection failed'));
           return;
         }

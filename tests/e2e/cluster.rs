@@ -395,6 +395,45 @@ async fn cluster_without_redis_keeps_its_rooms_refuses_what_it_cannot_place_and_
     assert!(v["type"] == "joined" || v["type"] == "moved", "{v}");
 }
 
+/// Two browsers open the room's page on two other nodes: both are moved to
+/// the room's node and decode each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_browsers_that_reach_different_nodes_meet_on_the_rooms_node() {
+    use crate::browser::{ONE_AT_A_TIME, wait_media_both, wait_state};
+    use convene_tests::browser::Browser;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let n1 = node("n1", &db, &redis, SECRET);
+    let n2 = node("n2", &db, &redis, SECRET);
+    let n3 = node("n3", &db, &redis, SECRET);
+    n1.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "duo", "join_screen_enabled": false,
+                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let t_ann = room_token(&n1, "duo", "Ann", "speaker").await;
+    let t_ben = room_token(&n1, "duo", "Ben", "speaker").await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let ann = b1.open(&n2.url(&format!("/duo?token={t_ann}"))).await;
+    wait_state(&ann, "joined").await;
+    let ben = b2.open(&n3.url(&format!("/duo?token={t_ben}"))).await;
+    wait_state(&ben, "joined").await;
+    wait_media_both(&ann, &ben).await;
+    for page in [&ann, &ben] {
+        let trace = page.eval("window.convene.trace").await;
+        assert!(
+            trace.as_array().unwrap().iter().any(|e| e == "in:moved"),
+            "the page was not moved: {trace}"
+        );
+    }
+    // The live count through the third node, which neither uses.
+    assert_eq!(live_count(&n3, "duo").await, 2);
+}
+
 /// Every node delivers webhooks from the one outbox in the shared database:
 /// each event reaches the receiver once, not once per node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
