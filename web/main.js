@@ -405,13 +405,14 @@ class App {
       case 'moved': // the room runs on another node of the cluster
         if (!moveTo(m.url)) return this.fail('ROOM_ON_OTHER_NODE');
         sig.close();
-        return this.connect(this.resumeSent).catch(() => this.fail('CONNECTION_LOST'));
+        return this.connect(this.resumeSent).catch(() => this.state !== 'reconnecting' && this.fail('CONNECTION_LOST'));
       case 'lobby':
         this.setState('lobby');
         if (m.message) document.getElementById('lobby-message').textContent = m.message;
         return ui.showScreen('lobby');
       case 'error':
         if (m.fatal && password.PASSWORD_CODES.has(m.code) && this.state === 'joining') return this.passwordRefused(m);
+        if (m.code === 'CLUSTER_UNAVAILABLE' && this.state === 'reconnecting') return; // the reconnect loop tries again
         if (m.fatal) {
           this.fatal = true;
           return this.fail(m.code, m.message);

@@ -21,7 +21,7 @@ export function moveTo(url) {
   }
   const now = Date.now();
   moves = moves.filter((t) => now - t < 30000);
-  if (moves.length >= 3 || (u.protocol !== 'http:' && u.protocol !== 'https:')) return false;
+  if (moves.length >= 8 || (u.protocol !== 'http:' && u.protocol !== 'https:')) return false;
   moves.push(now);
   nodeBase = u;
   return true;

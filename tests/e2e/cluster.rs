@@ -396,7 +396,8 @@ async fn cluster_without_redis_keeps_its_rooms_refuses_what_it_cannot_place_and_
 }
 
 /// Two browsers open the room's page on two other nodes: both are moved to
-/// the room's node and decode each other.
+/// the room's node and decode each other; when that node is killed, they
+/// meet again on another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_browsers_that_reach_different_nodes_meet_on_the_rooms_node() {
     use crate::browser::{ONE_AT_A_TIME, wait_media_both, wait_state};
@@ -432,6 +433,29 @@ async fn cluster_browsers_that_reach_different_nodes_meet_on_the_rooms_node() {
     }
     // The live count through the third node, which neither uses.
     assert_eq!(live_count(&n3, "duo").await, 2);
+
+    // The room's node dies. Each page asks its own node again; once n1 is
+    // gone from the registry the room is placed on another node, the
+    // session n1 left open is ended, and the pages meet there.
+    let mut n1 = n1;
+    let killed = Instant::now();
+    n1.kill9();
+    let again = "window.convene.state === 'joined' && \
+                 window.convene.trace.filter(e => e === 'in:joined').length >= 2";
+    for page in [&ann, &ben] {
+        page.wait_for(again, Duration::from_secs(40)).await;
+    }
+    wait_media_both(&ann, &ben).await;
+    eprintln!(
+        "media again {:?} after the room's node was killed",
+        killed.elapsed()
+    );
+    eventually("one live session with both pages", || async {
+        live_count(&n3, "duo").await == 2
+    })
+    .await;
+    let sessions = n2.api().get("/api/v1/rooms/duo/live").await.expect(200);
+    assert!(sessions.body["session_id"].is_string(), "{}", sessions.body);
 }
 
 /// Every node delivers webhooks from the one outbox in the shared database:

@@ -47,8 +47,10 @@ use wire::{Answer, Call, Envelope, Heartbeat, NodeMsg};
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node not heard from for this long is gone.
 pub const ALIVE_MS: u64 = 6_000;
-/// How long a room stays placed on a node that stops renewing it.
-pub const PLACEMENT_MS: u64 = 6_000;
+/// How long a room stays placed on a node that stops renewing it: longer
+/// than [`ALIVE_MS`], so that a node that died is seen gone (and its rooms
+/// taken over at once) while its placements still name it.
+pub const PLACEMENT_MS: u64 = 12_000;
 /// How long a room with an open session stays unplaced before another node
 /// takes it: after Redis lost its keys (a restart), the node that runs the
 /// room claims it again with its next heartbeat.
