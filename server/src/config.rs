@@ -95,6 +95,18 @@ pub enum Command {
     },
     /// The live rooms and their participants, from the running server.
     Live(RemoteArgs),
+    /// Drain the cluster node running with --data-dir: it takes no new
+    /// rooms, moves each of its rooms to another node (participants are
+    /// sent there), and stops when none is left (docs/deployment.md,
+    /// "Several nodes").
+    Drain {
+        /// Wait until the node has stopped.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
     /// Copy the embedded SQLite database (in --data-dir) into an empty
     /// PostgreSQL database, row for row, in one transaction: the move from
     /// one node to several (docs/deployment.md, "From SQLite to

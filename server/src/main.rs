@@ -58,6 +58,10 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Backup { to }) => backup(&cli.common, &to).await,
         Some(Command::Restore { from }) => restore(&cli.common, &from).await,
         Some(Command::CopyStore { to }) => copy_store(&cli.common, &to).await,
+        Some(Command::Drain { wait, timeout_secs }) => convene_server::drain(
+            &cli.common.data_dir,
+            wait.then(|| std::time::Duration::from_secs(timeout_secs)),
+        ),
         Some(Command::Fleet { action }) => fleet(&cli.common, action).await,
         Some(Command::Config {
             action: ConfigAction::Show,

@@ -458,6 +458,86 @@ async fn cluster_browsers_that_reach_different_nodes_meet_on_the_rooms_node() {
     assert!(sessions.body["session_id"].is_string(), "{}", sessions.body);
 }
 
+/// `convene drain`: the node's room moves to the other node, its
+/// participants are sent there, and the node stops once it is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_drain_moves_a_nodes_rooms_and_stops_it() {
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let n1 = node("n1", &db, &redis, SECRET);
+    let n2 = node("n2", &db, &redis, SECRET);
+    n1.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "leaving"}))
+        .await
+        .expect(200);
+    let t_ann = room_token(&n1, "leaving", "Ann", "moderator").await;
+    let t_bob = room_token(&n1, "leaving", "Bob", "attendee").await;
+    let (mut ann, joined) = try_join(&n1, "leaving", &t_ann).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let (mut bob, joined) = try_join(&n1, "leaving", &t_bob).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let first_session = joined["session_id"].clone();
+
+    let data_dir = n1.data_dir.clone();
+    let drain = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(convene_tests::binary("convene"))
+            .args(["drain", "--wait", "--timeout-secs", "60", "--data-dir"])
+            .arg(&data_dir)
+            .output()
+            .unwrap()
+    });
+    for ws in [&mut ann, &mut bob] {
+        let moved = next_of(ws, &["moved", "error"]).await;
+        assert_eq!(moved["type"], "moved", "{moved}");
+        assert_eq!(moved["node"], "n2");
+        let _ = ws.close(None).await;
+    }
+    let out = drain.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("drained and stopped"), "{stdout}");
+
+    // Both join the room again where they were sent, in a new session.
+    let (_ann, joined) = try_join(&n2, "leaving", &t_ann).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    assert_ne!(joined["session_id"], first_session);
+    let (_bob, joined) = try_join(&n2, "leaving", &t_bob).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    eventually("two live participants", || async {
+        live_count(&n2, "leaving").await == 2
+    })
+    .await;
+    // The drained node's session ended when it moved the room.
+    let first = n2
+        .api()
+        .get(&format!(
+            "/api/v1/sessions/{}",
+            first_session.as_str().unwrap()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(first.body["end_reason"], "node_drained", "{}", first.body);
+    // A server that is not a cluster node refuses nothing and stays up.
+    let single = Server::start();
+    let (ok, stdout, stderr) = single.cli(&["drain"]);
+    assert!(ok, "{stdout} {stderr}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    single.api().get("/api/v1/rooms").await.expect(200);
+    // No server with that data dir: a clear error.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(convene_tests::binary("convene"))
+        .args(["drain", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no server"));
+}
+
 /// Every node delivers webhooks from the one outbox in the shared database:
 /// each event reaches the receiver once, not once per node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

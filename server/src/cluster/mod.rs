@@ -129,6 +129,8 @@ pub struct Cluster {
     con: ConnectionManager,
     /// Whether the last exchange with Redis worked.
     up: AtomicBool,
+    /// `convene drain`: no new rooms; this node's rooms move away.
+    draining: AtomicBool,
     sig: OnceLock<Weak<Signaling>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
     next_id: AtomicU64,
@@ -197,6 +199,7 @@ impl Cluster {
             client,
             con,
             up: AtomicBool::new(true),
+            draining: AtomicBool::new(false),
             sig: OnceLock::new(),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -288,6 +291,7 @@ impl Cluster {
             url: self.config.node_url.clone(),
             rooms: rooms.len(),
             participants: sig.connected(),
+            draining: self.is_draining(),
         };
         let sealed = Envelope::seal(self.secret(), &self.config.node_id, &hb);
         let mut con = self.con.clone();
@@ -367,11 +371,13 @@ impl Cluster {
         let mut con = self.con.clone();
         for _ in 0..3 {
             let now: Option<String> = self.noted(con.get(&key).await)?;
-            if now.as_deref() == Some(me.as_str()) {
+            let draining = self.is_draining();
+            if now.as_deref() == Some(me.as_str()) && !draining {
                 return Ok(Place::Here);
             }
             let nodes = self.nodes().await?;
             if let Some(n) = now.as_deref()
+                && n != me
                 && let Some(hb) = nodes.get(n)
             {
                 return Ok(Place::Elsewhere {
@@ -392,19 +398,7 @@ impl Cluster {
             }
             // The least-loaded live node (this one counts even before its
             // first heartbeat).
-            let mine = self.signaling().map_or(0, |s| s.connected());
-            let chosen = nodes
-                .values()
-                .filter(|hb| hb.node != *me)
-                .map(|hb| (hb.participants, hb.rooms, hb.node.clone(), hb.url.clone()))
-                .chain(std::iter::once((
-                    mine,
-                    self.signaling().map_or(0, |s| s.live_room_ids().len()),
-                    me.clone(),
-                    self.config.node_url.clone(),
-                )))
-                .min();
-            let Some((_, _, node, url)) = chosen else {
+            let Some((node, url)) = self.least_loaded(&nodes) else {
                 continue;
             };
             let swapped: i32 = self.noted(
@@ -446,6 +440,95 @@ impl Cluster {
             redis::ErrorKind::Client,
             "placement contended",
         )))
+    }
+
+    /// The node a new room goes to: the live, not draining node with the
+    /// fewest participants, then rooms (this one counts before its first
+    /// heartbeat). A draining node only takes a room no other can.
+    fn least_loaded(&self, nodes: &HashMap<String, Heartbeat>) -> Option<(String, String)> {
+        let me = &self.config.node_id;
+        let others = nodes
+            .values()
+            .filter(|hb| hb.node != *me && !hb.draining)
+            .map(|hb| (hb.participants, hb.rooms, hb.node.clone(), hb.url.clone()));
+        let sig = self.signaling();
+        let mine = (
+            sig.as_ref().map_or(0, |s| s.connected()),
+            sig.as_ref().map_or(0, |s| s.live_room_ids().len()),
+            me.clone(),
+            self.config.node_url.clone(),
+        );
+        if self.is_draining() {
+            others.min().or(Some(mine))
+        } else {
+            others.chain(std::iter::once(mine)).min()
+        }
+        .map(|(_, _, node, url)| (node, url))
+    }
+
+    /// Whether this node drains (`convene drain`).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// `convene drain`: this node takes no new rooms; each of its rooms is
+    /// placed on another node and its participants are sent there
+    /// (`moved`). Returns when no room and no participant is left here.
+    pub async fn drain(self: &Arc<Self>) {
+        if self.draining.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::info!(node = %self.config.node_id, "draining: no new rooms; moving this node's rooms");
+        let Some(sig) = self.signaling() else { return };
+        let _ = self.beat(&sig).await;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let rooms = sig.live_room_ids();
+            if rooms.is_empty() && sig.connected() == 0 {
+                break;
+            }
+            for room in rooms {
+                if let Err(e) = self.move_room(&sig, &room).await {
+                    tracing::info!(room = %room, error = %e, "cannot move a room yet");
+                }
+            }
+        }
+        tracing::info!(node = %self.config.node_id, "drained");
+    }
+
+    /// Places one of this node's rooms on another node and sends its
+    /// members there; nothing happens when no other node can take it.
+    async fn move_room(&self, sig: &Signaling, room_id: &str) -> redis::RedisResult<()> {
+        let nodes = self.nodes().await?;
+        let Some((node, url)) = self.least_loaded(&nodes) else {
+            return Ok(());
+        };
+        if node == self.config.node_id {
+            return Ok(());
+        }
+        let mut con = self.con.clone();
+        let key = room_key(room_id);
+        let now: Option<String> = self.noted(con.get(&key).await)?;
+        if now.as_deref().is_some_and(|n| n != self.config.node_id) {
+            // Already placed elsewhere: only the members are left to move.
+        } else {
+            let swapped: i32 = self.noted(
+                self.cas
+                    .key(&key)
+                    .arg(now.as_deref().unwrap_or(""))
+                    .arg(&node)
+                    .arg(PLACEMENT_MS)
+                    .invoke_async(&mut con)
+                    .await,
+            )?;
+            if swapped != 1 {
+                return Ok(());
+            }
+        }
+        tracing::info!(room = %room_id, to = %node, "room moved off this draining node");
+        sig.move_room(room_id, url, node).await;
+        Ok(())
     }
 
     /// Whether an unplaced room with an open session has been seen

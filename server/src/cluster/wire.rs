@@ -92,6 +92,9 @@ pub struct Heartbeat {
     pub rooms: usize,
     /// Participants connected to it.
     pub participants: usize,
+    /// It takes no new rooms (`convene drain`).
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// What one node asks of the node a room runs on.

@@ -148,9 +148,15 @@ impl Signaling {
     /// runs it (or there is no cluster).
     pub async fn place(&self, room_id: &str) -> crate::cluster::Place {
         match self.cluster.get() {
-            Some(c) if !self.is_live_here(room_id) => c.place(room_id).await,
+            Some(c) if c.is_draining() || !self.is_live_here(room_id) => c.place(room_id).await,
             _ => crate::cluster::Place::Here,
         }
+    }
+
+    /// Tells a room of this node that it runs on `node` now (drain).
+    pub async fn move_room(&self, room_id: &str, url: String, node: String) {
+        self.to_live_room(room_id, RoomMsg::Move { url, node })
+            .await;
     }
 
     /// The ICE servers (TURN with a fresh credential for this room and

@@ -111,6 +111,12 @@ pub enum RoomMsg {
     EndSession {
         reason: &'static str,
     },
+    /// This node drains: the room now runs on `node` at `url`; tell every
+    /// member to go there and end the session here.
+    Move {
+        url: String,
+        node: String,
+    },
     /// Deliver an event to every connected member (REST -> room).
     Broadcast(Box<LiveEvent>),
     /// A collaboration action of participant `from`.
@@ -323,6 +329,10 @@ impl RoomActor {
                 admit,
             } => self.lobby_decision(&from, &target, admit).await,
             RoomMsg::EndSession { reason } => self.end_session(reason).await,
+            RoomMsg::Move { url, node } => {
+                self.end_session_moving("node_drained", Some((url, node)))
+                    .await
+            }
             RoomMsg::Collab { from, msg } => self.collab(&from, msg).await,
             RoomMsg::Hand {
                 participant_id,
@@ -435,17 +445,29 @@ impl RoomActor {
     }
 
     async fn end_session(&mut self, reason: &'static str) {
+        self.end_session_moving(reason, None).await;
+    }
+
+    /// Ends the session; with `to`, its members are told the room runs on
+    /// that node now (`moved`) instead of that it ended.
+    async fn end_session_moving(&mut self, reason: &'static str, to: Option<(String, String)>) {
         self.finish_recording("session_ended").await;
         self.finish_restreams("session_ended").await;
         self.finish_transcriber();
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in &ids {
             if let Some(m) = self.members.get(id) {
-                let _ = m.out.try_send(ServerMsg::error(
-                    "SESSION_ENDED",
-                    format!("the session has ended ({reason})"),
-                    true,
-                ));
+                let _ = m.out.try_send(match &to {
+                    Some((url, node)) => ServerMsg::Moved {
+                        url: url.clone(),
+                        node: node.clone(),
+                    },
+                    None => ServerMsg::error(
+                        "SESSION_ENDED",
+                        format!("the session has ended ({reason})"),
+                        true,
+                    ),
+                });
             }
         }
         for id in ids {
