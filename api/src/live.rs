@@ -52,20 +52,20 @@ pub trait LiveRooms: Send + Sync + Debug {
     }
 
     /// Media counters of the room's live session so far (`None` when the
-    /// session is not live in this process).
-    fn media(&self, _room_id: &str) -> Option<LiveMedia> {
-        None
+    /// session is not live).
+    fn media<'a>(&'a self, _room_id: &'a str) -> Later<'a, Option<LiveMedia>> {
+        Box::pin(std::future::ready(None))
     }
 
     /// Starts or stops the recording of the room's live session. `None`
-    /// when no session is live in this process; otherwise the answer
-    /// arrives on the receiver: the recording's id, or a refusal.
-    fn recording(
-        &self,
-        _room_id: &str,
+    /// when no session is live; otherwise the answer arrives on the
+    /// receiver: the recording's id, or a refusal.
+    fn recording<'a>(
+        &'a self,
+        _room_id: &'a str,
         _action: RecordingAction,
-    ) -> Option<Reply<Result<String, RecordingRefusal>>> {
-        None
+    ) -> Later<'a, Option<Reply<Result<String, RecordingRefusal>>>> {
+        Box::pin(std::future::ready(None))
     }
 
     /// Starts or stops restreaming the room's live session. `None` when no
@@ -192,22 +192,53 @@ pub struct RestreamInfo {
 }
 
 /// What REST asks of a room's recording.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RecordingAction {
     Start,
     Stop,
 }
 
 /// Why a recording could not be started or stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RecordingRefusal {
     /// `CONFLICT`, `FORBIDDEN` or `INSUFFICIENT_STORAGE`.
     pub code: &'static str,
     pub message: String,
 }
 
+/// A refusal read back (from another node): a code that is not one of the
+/// known ones becomes `CONFLICT`.
+impl<'de> serde::Deserialize<'de> for RecordingRefusal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            code: String,
+            message: String,
+        }
+        let w = Wire::deserialize(d)?;
+        Ok(RecordingRefusal {
+            code: match w.code.as_str() {
+                "FORBIDDEN" => "FORBIDDEN",
+                "INSUFFICIENT_STORAGE" => "INSUFFICIENT_STORAGE",
+                _ => "CONFLICT",
+            },
+            message: w.message,
+        })
+    }
+}
+
 /// Media counted through the SFU for one room.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Default,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 pub struct LiveMedia {
     /// RTP packets received from publishers.
     pub packets_in: u64,

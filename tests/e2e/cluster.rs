@@ -252,13 +252,41 @@ async fn cluster_media_flows_between_participants_sent_to_the_rooms_node() {
     publisher.wait_type("answer").await;
     let dan = room_token(&n1, "media", "Dan", "attendee").await;
     let mut viewer = Client::connect(opts(&n1, dan, false)).await;
-    viewer.wait_type("joined").await;
+    let joined = viewer.wait_type("joined").await;
     viewer
         .wait_rtp(MediaKind::Video, 20, Duration::from_secs(20))
         .await;
     viewer
         .wait_rtp(MediaKind::Audio, 20, Duration::from_secs(20))
         .await;
+
+    // Through n2: the live session's media counters come from n1, and a
+    // recording request reaches n1's room, whose refusal comes back as is
+    // (recording is off by default).
+    let session = joined["session_id"].as_str().unwrap().to_string();
+    let stats = n2
+        .api()
+        .get(&format!("/api/v1/sessions/{session}/statistics"))
+        .await
+        .expect(200);
+    assert!(
+        stats.body["media"]["packets_in"].as_u64().unwrap() > 0,
+        "{}",
+        stats.body
+    );
+    let refused = n2
+        .api()
+        .post("/api/v1/rooms/media/recordings/start", json!({}))
+        .await
+        .expect(403);
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("recordings_enabled"),
+        "{}",
+        refused.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

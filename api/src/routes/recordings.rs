@@ -574,7 +574,7 @@ async fn control(
     {
         return Err(ApiError::Conflict(reason));
     }
-    let Some(rx) = state.live.recording(&r.id, action) else {
+    let Some(rx) = state.live.recording(&r.id, action).await else {
         return Err(ApiError::Conflict(
             "the room has no live session: recording needs participants in the room".into(),
         ));

@@ -351,7 +351,7 @@ pub async fn session_statistics(
     let breakouts = state.db.breakout_participation(&s.id).await?;
     let live = s.ended_at.is_none();
     let media = if live {
-        state.live.media(&s.room_id).unwrap_or_default()
+        state.live.media(&s.room_id).await.unwrap_or_default()
     } else {
         LiveMedia {
             packets_in: s.packets_in.max(0) as u64,

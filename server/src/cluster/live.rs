@@ -16,11 +16,11 @@ use crate::signaling::Signaling;
 
 /// [`LiveRooms`] over the whole cluster.
 ///
-/// Broadcasts, session ends, transcription switches, hands and moderation
-/// reach a room on any node. Recording, restreaming, breakouts and media
-/// counters are answered by the node the call reaches only (docs/deployment.md
-/// says so): a call for a room on another node is answered as if the room
-/// were not live.
+/// Broadcasts, session ends, transcription switches, hands, moderation,
+/// recording and media counters reach a room on any node. Restreaming and
+/// breakouts are answered by the node the call reaches only
+/// (docs/deployment.md says so): a call for a room on another node is
+/// answered as if the room were not live.
 #[derive(Debug)]
 pub struct ClusterLive {
     pub here: Arc<Signaling>,
@@ -109,16 +109,38 @@ impl LiveRooms for ClusterLive {
         })
     }
 
-    fn media(&self, room_id: &str) -> Option<LiveMedia> {
-        self.here.media(room_id)
+    fn media<'a>(&'a self, room_id: &'a str) -> Later<'a, Option<LiveMedia>> {
+        Box::pin(async move {
+            if let Some(m) = self.here.media_here(room_id) {
+                return Some(m);
+            }
+            match self.cluster.ask(room_id, Call::Media).await {
+                Some(Answer::Media { media }) => media,
+                _ => None,
+            }
+        })
     }
 
-    fn recording(
-        &self,
-        room_id: &str,
+    fn recording<'a>(
+        &'a self,
+        room_id: &'a str,
         action: RecordingAction,
-    ) -> Option<Reply<Result<String, RecordingRefusal>>> {
-        self.here.recording(room_id, action)
+    ) -> Later<'a, Option<Reply<Result<String, RecordingRefusal>>>> {
+        Box::pin(async move {
+            if self.here.is_live_here(room_id) {
+                return self.here.recording_here(room_id, action);
+            }
+            match self.cluster.ask(room_id, Call::Recording { action }).await {
+                Some(Answer::Recorded {
+                    outcome: Some(outcome),
+                }) => {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = tx.send(outcome);
+                    Some(rx)
+                }
+                _ => None,
+            }
+        })
     }
 
     fn restream(
@@ -161,6 +183,21 @@ pub(super) async fn answer_here(sig: &Signaling, room_id: &str, call: Call) -> A
                 None => None,
             };
             return Answer::Moderated { outcome };
+        }
+        Call::Recording { action } => {
+            let outcome = match sig.recording_here(room_id, action) {
+                Some(rx) => Some(rx.await.unwrap_or(Err(RecordingRefusal {
+                    code: "CONFLICT",
+                    message: "the room's session ended before the request was handled".into(),
+                }))),
+                None => None,
+            };
+            return Answer::Recorded { outcome };
+        }
+        Call::Media => {
+            return Answer::Media {
+                media: sig.media_here(room_id),
+            };
         }
     };
     Answer::Done { live }

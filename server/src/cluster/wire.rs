@@ -6,7 +6,9 @@
 //! not verify, so a node started with another secret is neither counted as
 //! a node nor obeyed. Bodies are bounded ([`MAX_BODY`]).
 
-use convene_api::live::{ModerationAction, ModerationRefusal};
+use convene_api::live::{
+    LiveMedia, ModerationAction, ModerationRefusal, RecordingAction, RecordingRefusal,
+};
 use convene_api::live_events::LiveEvent;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -116,6 +118,10 @@ pub enum Call {
         participant_id: String,
         action: ModerationAction,
     },
+    Recording {
+        action: RecordingAction,
+    },
+    Media,
 }
 
 /// The answer to a [`Call`].
@@ -123,10 +129,19 @@ pub enum Call {
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum Answer {
     /// Whether the room was live there and took it.
-    Done { live: bool },
+    Done {
+        live: bool,
+    },
     /// A moderation's outcome (`None`: the room is not live there).
     Moderated {
         outcome: Option<Result<(), ModerationRefusal>>,
+    },
+    /// A recording's start or stop (`None`: the room is not live there).
+    Recorded {
+        outcome: Option<Result<String, RecordingRefusal>>,
+    },
+    Media {
+        media: Option<LiveMedia>,
     },
 }
 

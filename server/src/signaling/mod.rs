@@ -352,15 +352,12 @@ impl convene_api::live::LiveRooms for Signaling {
         )))
     }
 
-    fn recording(
-        &self,
-        room_id: &str,
+    fn recording<'a>(
+        &'a self,
+        room_id: &'a str,
         action: convene_api::live::RecordingAction,
-    ) -> Option<oneshot::Receiver<Result<String, convene_api::live::RecordingRefusal>>> {
-        let tx = self.live_room(room_id)?;
-        let (reply, rx) = oneshot::channel();
-        tx.try_send(RoomMsg::Recording { action, reply }).ok()?;
-        Some(rx)
+    ) -> Later<'a, Option<Reply<Result<String, convene_api::live::RecordingRefusal>>>> {
+        Box::pin(std::future::ready(self.recording_here(room_id, action)))
     }
 
     fn restream(
@@ -378,14 +375,8 @@ impl convene_api::live::LiveRooms for Signaling {
         Some(rx)
     }
 
-    fn media(&self, room_id: &str) -> Option<convene_api::live::LiveMedia> {
-        let s = lock(&self.counters).get(room_id)?.snapshot();
-        Some(convene_api::live::LiveMedia {
-            packets_in: s.rtp_in,
-            bytes_in: s.bytes_in,
-            packets_out: s.rtp_forwarded,
-            bytes_out: s.bytes_forwarded,
-        })
+    fn media<'a>(&'a self, room_id: &'a str) -> Later<'a, Option<convene_api::live::LiveMedia>> {
+        Box::pin(std::future::ready(self.media_here(room_id)))
     }
 }
 
@@ -449,6 +440,27 @@ impl Signaling {
         })
         .ok()?;
         Some(rx)
+    }
+
+    pub fn recording_here(
+        &self,
+        room_id: &str,
+        action: convene_api::live::RecordingAction,
+    ) -> Option<Reply<Result<String, convene_api::live::RecordingRefusal>>> {
+        let tx = self.live_room(room_id)?;
+        let (reply, rx) = oneshot::channel();
+        tx.try_send(RoomMsg::Recording { action, reply }).ok()?;
+        Some(rx)
+    }
+
+    pub fn media_here(&self, room_id: &str) -> Option<convene_api::live::LiveMedia> {
+        let s = lock(&self.counters).get(room_id)?.snapshot();
+        Some(convene_api::live::LiveMedia {
+            packets_in: s.rtp_in,
+            bytes_in: s.bytes_in,
+            packets_out: s.rtp_forwarded,
+            bytes_out: s.bytes_forwarded,
+        })
     }
 
     /// Whether the room has a running room actor in this process.
