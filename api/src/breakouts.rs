@@ -24,7 +24,7 @@ pub const MAX_COUNTDOWN_SECONDS: u64 = 600;
 pub const MAIN: &str = "main";
 
 /// How participants get into breakouts when they open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Assignment {
     /// Nobody moves until a moderator moves them.
     Manual,
@@ -194,14 +194,14 @@ pub fn validate_broadcast(body: &Map<String, Value>) -> Result<String, Invalid> 
 }
 
 /// An open breakout, as the room actor is given it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BreakoutSpec {
     pub id: String,
     pub name: String,
 }
 
 /// What REST asks of a live room's breakouts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum BreakoutCommand {
     /// Open these breakouts (random assignment moves people at once; a
     /// duration starts the closing countdown when it runs out).
@@ -224,7 +224,7 @@ pub enum BreakoutCommand {
 }
 
 /// Where a live participant is.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Placement {
     pub participant_id: String,
     pub name: String,
@@ -233,7 +233,7 @@ pub struct Placement {
 }
 
 /// Why the room refused a breakout command; nothing was changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BreakoutRefusal {
     /// The breakouts are not open (or already open, or closing).
     Conflict(String),

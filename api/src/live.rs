@@ -16,6 +16,10 @@ pub type Later<'a, T> = futures_util::future::BoxFuture<'a, T>;
 /// A reply the room actor sends when it has done what it was asked.
 pub type Reply<T> = tokio::sync::oneshot::Receiver<T>;
 
+/// Where everyone is after a breakout command, or why it was refused.
+pub type BreakoutOutcome =
+    Result<Vec<crate::breakouts::Placement>, crate::breakouts::BreakoutRefusal>;
+
 /// Delivery of events into live rooms.
 ///
 /// Every method names the room by id and may be answered by this process
@@ -96,13 +100,12 @@ pub trait LiveRooms: Send + Sync + Debug {
     /// the room's live session (`crate::breakouts`). `None` when no session
     /// is live in this process; otherwise the answer arrives on the
     /// receiver: where every live participant is afterwards, or a refusal.
-    fn breakouts(
-        &self,
-        _room_id: &str,
+    fn breakouts<'a>(
+        &'a self,
+        _room_id: &'a str,
         _command: crate::breakouts::BreakoutCommand,
-    ) -> Option<Reply<Result<Vec<crate::breakouts::Placement>, crate::breakouts::BreakoutRefusal>>>
-    {
-        None
+    ) -> Later<'a, Option<Reply<BreakoutOutcome>>> {
+        Box::pin(std::future::ready(None))
     }
 }
 

@@ -4,7 +4,8 @@
 //! - A room is placed on one node; a client that reaches another node is
 //!   told where (`moved`), and WHIP is redirected (307).
 //! - REST calls on any node reach the room's participants on its node:
-//!   chat, hands, a role change, the end of the session; live counts agree.
+//!   chat, hands, a role change, breakouts, recording, media counters, the
+//!   end of the session; live counts agree.
 //! - A node started with another cluster secret is refused, and forged
 //!   messages on a node's channel are dropped.
 //! - Redis down: a node keeps its rooms, refuses joins it cannot place with
@@ -194,6 +195,28 @@ async fn cluster_places_a_room_on_one_node_and_rest_on_any_node_reaches_it() {
         )
         .await
         .expect_invalid("role");
+
+    // Breakouts opened through n2 open in Ann's room on n1; moving her
+    // there through n2 is answered with where everyone is.
+    let base = "/api/v1/rooms/spans/breakouts";
+    let created = n2
+        .api()
+        .post(base, json!({"names": ["Red"]}))
+        .await
+        .expect(201);
+    let red = created.body["data"][0]["id"].as_str().unwrap().to_string();
+    n2.api()
+        .post(&format!("{base}/open"), json!({}))
+        .await
+        .expect(200);
+    let opened = next_of(&mut ann, &["breakouts_opened"]).await;
+    assert_eq!(opened["breakouts"][0]["name"], "Red");
+    n2.api()
+        .send("PUT", &format!("{base}/{red}/participants/{ann_id}"), None)
+        .await
+        .expect(200);
+    let moved = next_of(&mut ann, &["breakout_moved"]).await;
+    assert_eq!(moved["breakout_id"], red.as_str());
 
     // The session ends from n2; Ann is told, the room is no longer live.
     let session = n2

@@ -105,7 +105,7 @@ async fn ask(
     room: &RoomRecord,
     cmd: BreakoutCommand,
 ) -> ApiResult<Vec<Placement>> {
-    let Some(rx) = state.live.breakouts(&room.id, cmd) else {
+    let Some(rx) = state.live.breakouts(&room.id, cmd).await else {
         return Err(not_live_room());
     };
     match rx.await {
@@ -127,7 +127,11 @@ fn not_live_room() -> ApiError {
 
 /// Where everyone is, or nobody when the room is not live.
 async fn placements(state: &ApiState, room: &RoomRecord) -> Vec<Placement> {
-    match state.live.breakouts(&room.id, BreakoutCommand::Placements) {
+    match state
+        .live
+        .breakouts(&room.id, BreakoutCommand::Placements)
+        .await
+    {
         Some(rx) => rx.await.ok().and_then(Result::ok).unwrap_or_default(),
         None => Vec::new(),
     }

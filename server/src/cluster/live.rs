@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use convene_api::live::{
-    Later, LiveMedia, LiveRooms, ModerationAction, ModerationRefusal, RecordingAction,
-    RecordingRefusal, Reply, RestreamAction, RestreamInfo,
+    BreakoutOutcome, Later, LiveMedia, LiveRooms, ModerationAction, ModerationRefusal,
+    RecordingAction, RecordingRefusal, Reply, RestreamAction, RestreamInfo,
 };
 use convene_api::live_events::LiveEvent;
 use tokio::sync::oneshot;
@@ -17,10 +17,10 @@ use crate::signaling::Signaling;
 /// [`LiveRooms`] over the whole cluster.
 ///
 /// Broadcasts, session ends, transcription switches, hands, moderation,
-/// recording and media counters reach a room on any node. Restreaming and
-/// breakouts are answered by the node the call reaches only
-/// (docs/deployment.md says so): a call for a room on another node is
-/// answered as if the room were not live.
+/// recording, breakouts and media counters reach a room on any node.
+/// Restreaming is answered by the node the call reaches only (its stream
+/// keys would cross Redis in clear; docs/deployment.md says so): for a room
+/// on another node it answers as if the room were not live.
 #[derive(Debug)]
 pub struct ClusterLive {
     pub here: Arc<Signaling>,
@@ -151,16 +151,26 @@ impl LiveRooms for ClusterLive {
         self.here.restream(room_id, action)
     }
 
-    fn breakouts(
-        &self,
-        room_id: &str,
+    fn breakouts<'a>(
+        &'a self,
+        room_id: &'a str,
         command: convene_api::breakouts::BreakoutCommand,
-    ) -> Option<
-        Reply<
-            Result<Vec<convene_api::breakouts::Placement>, convene_api::breakouts::BreakoutRefusal>,
-        >,
-    > {
-        self.here.breakouts(room_id, command)
+    ) -> Later<'a, Option<Reply<BreakoutOutcome>>> {
+        Box::pin(async move {
+            if self.here.is_live_here(room_id) {
+                return self.here.breakouts_here(room_id, command);
+            }
+            match self.cluster.ask(room_id, Call::Breakouts { command }).await {
+                Some(Answer::Breakouts {
+                    outcome: Some(outcome),
+                }) => {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = tx.send(outcome);
+                    Some(rx)
+                }
+                _ => None,
+            }
+        })
     }
 }
 
@@ -193,6 +203,17 @@ pub(super) async fn answer_here(sig: &Signaling, room_id: &str, call: Call) -> A
                 None => None,
             };
             return Answer::Recorded { outcome };
+        }
+        Call::Breakouts { command } => {
+            let outcome = match sig.breakouts_here(room_id, command) {
+                Some(rx) => Some(rx.await.unwrap_or_else(|_| {
+                    Err(convene_api::breakouts::BreakoutRefusal::Conflict(
+                        "the room's session ended before the request was handled".into(),
+                    ))
+                })),
+                None => None,
+            };
+            return Answer::Breakouts { outcome };
         }
         Call::Media => {
             return Answer::Media {

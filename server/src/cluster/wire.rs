@@ -6,8 +6,10 @@
 //! not verify, so a node started with another secret is neither counted as
 //! a node nor obeyed. Bodies are bounded ([`MAX_BODY`]).
 
+use convene_api::breakouts::BreakoutCommand;
 use convene_api::live::{
-    LiveMedia, ModerationAction, ModerationRefusal, RecordingAction, RecordingRefusal,
+    BreakoutOutcome, LiveMedia, ModerationAction, ModerationRefusal, RecordingAction,
+    RecordingRefusal,
 };
 use convene_api::live_events::LiveEvent;
 use hmac::{Hmac, Mac};
@@ -122,6 +124,9 @@ pub enum Call {
         action: RecordingAction,
     },
     Media,
+    Breakouts {
+        command: BreakoutCommand,
+    },
 }
 
 /// The answer to a [`Call`].
@@ -142,6 +147,10 @@ pub enum Answer {
     },
     Media {
         media: Option<LiveMedia>,
+    },
+    /// A breakout command's outcome (`None`: the room is not live there).
+    Breakouts {
+        outcome: Option<BreakoutOutcome>,
     },
 }
 

@@ -310,15 +310,12 @@ impl convene_api::live::LiveRooms for Signaling {
         )))
     }
 
-    fn breakouts(
-        &self,
-        room_id: &str,
+    fn breakouts<'a>(
+        &'a self,
+        room_id: &'a str,
         command: convene_api::breakouts::BreakoutCommand,
-    ) -> Option<oneshot::Receiver<breakouts::Reply>> {
-        let tx = self.live_room(room_id)?;
-        let (reply, rx) = oneshot::channel();
-        tx.try_send(RoomMsg::Breakouts { command, reply }).ok()?;
-        Some(rx)
+    ) -> Later<'a, Option<oneshot::Receiver<breakouts::Reply>>> {
+        Box::pin(std::future::ready(self.breakouts_here(room_id, command)))
     }
 
     fn broadcast<'a>(
@@ -461,6 +458,17 @@ impl Signaling {
             packets_out: s.rtp_forwarded,
             bytes_out: s.bytes_forwarded,
         })
+    }
+
+    pub fn breakouts_here(
+        &self,
+        room_id: &str,
+        command: convene_api::breakouts::BreakoutCommand,
+    ) -> Option<oneshot::Receiver<breakouts::Reply>> {
+        let tx = self.live_room(room_id)?;
+        let (reply, rx) = oneshot::channel();
+        tx.try_send(RoomMsg::Breakouts { command, reply }).ok()?;
+        Some(rx)
     }
 
     /// Whether the room has a running room actor in this process.
