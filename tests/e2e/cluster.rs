@@ -482,8 +482,20 @@ async fn cluster_browsers_that_reach_different_nodes_meet_on_the_rooms_node() {
             "the page was not moved: {trace}"
         );
     }
-    // The live count through the third node, which neither uses.
+    // The live count through the third node, which neither uses, and a
+    // chat message posted there reaches both pages.
     assert_eq!(live_count(&n3, "duo").await, 2);
+    n3.api()
+        .post("/api/v1/rooms/duo/chat", json!({"message": "via node 3"}))
+        .await
+        .expect(200);
+    for page in [&ann, &ben] {
+        page.wait_for(
+            "window.convene.chat.some(m => m.message === 'via node 3')",
+            Duration::from_secs(10),
+        )
+        .await;
+    }
 
     // The room's node dies. Each page asks its own node again; once n1 is
     // gone from the registry the room is placed on another node, the
