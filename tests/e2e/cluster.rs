@@ -28,9 +28,16 @@ type Socket =
 
 /// A node named `id` of the cluster on `db` and `redis`.
 fn node(id: &str, db: &str, redis: &Redis, secret: &str) -> Server {
+    node_with(id, db, redis, secret, &[])
+}
+
+/// [`node`] with more command-line flags.
+fn node_with(id: &str, db: &str, redis: &Redis, secret: &str, flags: &[&str]) -> Server {
     let port = free_port();
+    let mut args = vec!["--http-addr".to_string(), format!("127.0.0.1:{port}")];
+    args.extend(flags.iter().map(|f| f.to_string()));
     Server::start_with(Options {
-        args: vec!["--http-addr".into(), format!("127.0.0.1:{port}")],
+        args,
         env: vec![
             ("CONVENE_DATABASE_URL".into(), db.into()),
             ("CONVENE_REDIS_URL".into(), redis.url()),
@@ -609,28 +616,7 @@ async fn cluster_nodes_deliver_each_webhook_event_once() {
     let db = pg::fresh_database();
     let nodes: Vec<Server> = ["n1", "n2", "n3"]
         .iter()
-        .map(|id| {
-            let port = free_port();
-            Server::start_with(Options {
-                args: vec![
-                    "--http-addr".into(),
-                    format!("127.0.0.1:{port}"),
-                    "--webhooks-allow-private".into(),
-                ],
-                env: vec![
-                    ("CONVENE_DATABASE_URL".into(), db.clone()),
-                    ("CONVENE_REDIS_URL".into(), redis.url()),
-                    ("CONVENE_CLUSTER_SECRET".into(), SECRET.into()),
-                    ("CONVENE_NODE_ID".into(), (*id).into()),
-                    (
-                        "CONVENE_NODE_URL".into(),
-                        format!("http://127.0.0.1:{port}"),
-                    ),
-                    ("CONVENE_RATE_LIMIT_PER_MINUTE".into(), "100000".into()),
-                ],
-                ..Options::default()
-            })
-        })
+        .map(|id| node_with(id, &db, &redis, SECRET, &["--webhooks-allow-private"]))
         .collect();
     let receiver = crate::webhooks::Receiver::start().await;
     nodes[0]

@@ -27,6 +27,13 @@ pub struct ClusterLive {
     pub cluster: Arc<Cluster>,
 }
 
+/// A reply that is already there (another node's answer).
+fn answered<T>(outcome: T) -> Reply<T> {
+    let (tx, rx) = oneshot::channel();
+    let _ = tx.send(outcome);
+    rx
+}
+
 fn done(a: Option<Answer>) -> bool {
     matches!(a, Some(Answer::Done { live: true }))
 }
@@ -99,11 +106,7 @@ impl LiveRooms for ClusterLive {
             match self.cluster.ask(room_id, call).await {
                 Some(Answer::Moderated {
                     outcome: Some(outcome),
-                }) => {
-                    let (tx, rx) = oneshot::channel();
-                    let _ = tx.send(outcome);
-                    Some(rx)
-                }
+                }) => Some(answered(outcome)),
                 _ => None,
             }
         })
@@ -133,11 +136,7 @@ impl LiveRooms for ClusterLive {
             match self.cluster.ask(room_id, Call::Recording { action }).await {
                 Some(Answer::Recorded {
                     outcome: Some(outcome),
-                }) => {
-                    let (tx, rx) = oneshot::channel();
-                    let _ = tx.send(outcome);
-                    Some(rx)
-                }
+                }) => Some(answered(outcome)),
                 _ => None,
             }
         })
@@ -163,11 +162,7 @@ impl LiveRooms for ClusterLive {
             match self.cluster.ask(room_id, Call::Breakouts { command }).await {
                 Some(Answer::Breakouts {
                     outcome: Some(outcome),
-                }) => {
-                    let (tx, rx) = oneshot::channel();
-                    let _ = tx.send(outcome);
-                    Some(rx)
-                }
+                }) => Some(answered(outcome)),
                 _ => None,
             }
         })

@@ -401,16 +401,7 @@ impl Cluster {
             let Some((node, url)) = self.least_loaded(&nodes) else {
                 continue;
             };
-            let swapped: i32 = self.noted(
-                self.cas
-                    .key(&key)
-                    .arg(now.as_deref().unwrap_or(""))
-                    .arg(&node)
-                    .arg(PLACEMENT_MS)
-                    .invoke_async(&mut con)
-                    .await,
-            )?;
-            if swapped == 1 {
+            if self.swap_placement(&key, now.as_deref(), &node).await? {
                 lock(&self.unplaced).remove(room_id);
                 if now.is_some() {
                     tracing::info!(room = %room_id, from = ?now, to = %node, "room placed again: its node is gone");
@@ -510,25 +501,35 @@ impl Cluster {
         let mut con = self.con.clone();
         let key = room_key(room_id);
         let now: Option<String> = self.noted(con.get(&key).await)?;
-        if now.as_deref().is_some_and(|n| n != self.config.node_id) {
-            // Already placed elsewhere: only the members are left to move.
-        } else {
-            let swapped: i32 = self.noted(
-                self.cas
-                    .key(&key)
-                    .arg(now.as_deref().unwrap_or(""))
-                    .arg(&node)
-                    .arg(PLACEMENT_MS)
-                    .invoke_async(&mut con)
-                    .await,
-            )?;
-            if swapped != 1 {
-                return Ok(());
-            }
+        // Already placed elsewhere: only the members are left to move.
+        let elsewhere = now.as_deref().is_some_and(|n| n != self.config.node_id);
+        if !elsewhere && !self.swap_placement(&key, now.as_deref(), &node).await? {
+            return Ok(());
         }
         tracing::info!(room = %room_id, to = %node, "room moved off this draining node");
         sig.move_room(room_id, url, node).await;
         Ok(())
+    }
+
+    /// Places a room on `node` if its placement is still `was` (`None`:
+    /// unplaced); false when another node changed it first.
+    async fn swap_placement(
+        &self,
+        key: &str,
+        was: Option<&str>,
+        node: &str,
+    ) -> redis::RedisResult<bool> {
+        let mut con = self.con.clone();
+        let swapped: i32 = self.noted(
+            self.cas
+                .key(key)
+                .arg(was.unwrap_or(""))
+                .arg(node)
+                .arg(PLACEMENT_MS)
+                .invoke_async(&mut con)
+                .await,
+        )?;
+        Ok(swapped == 1)
     }
 
     /// Whether an unplaced room with an open session has been seen
