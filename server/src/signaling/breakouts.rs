@@ -303,8 +303,9 @@ impl RoomActor {
         };
         b.closes_at = Some(Instant::now() + Duration::from_secs(seconds));
         b.ends_at = None;
-        self.tell_all(LiveEvent::BreakoutsClosing { seconds });
-        tracing::info!(room = %self.friendly_url, seconds, "breakouts closing");
+        // Stored before it is told: a participant who hears of the closing
+        // and asks REST reads `closing` (as finish_breakouts does for
+        // `closed`).
         if let Err(e) = self
             .sig
             .db
@@ -313,6 +314,8 @@ impl RoomActor {
         {
             tracing::error!(error = %e, "could not record the breakouts closing");
         }
+        self.tell_all(LiveEvent::BreakoutsClosing { seconds });
+        tracing::info!(room = %self.friendly_url, seconds, "breakouts closing");
         if seconds == 0 {
             self.finish_breakouts().await;
         }
