@@ -335,7 +335,23 @@ async fn camera_api_auth_and_per_class_rate_limits() {
     let http = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", a.base);
     // Health stays open for monitoring; everything else needs credentials.
-    assert_eq!(http.get(url("/health")).send().await.unwrap().status(), 200);
+    // (It is 503 until the test capture has connected, which a loaded
+    // machine may take a moment to do.)
+    let mut status = 0;
+    for _ in 0..100 {
+        status = http
+            .get(url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "health without credentials");
     let r = http.get(url("/api/info")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.unwrap();
