@@ -24,6 +24,7 @@
 //! after Redis is back claims its rooms again.
 
 mod live;
+pub mod start;
 pub mod wire;
 
 use std::collections::HashMap;
