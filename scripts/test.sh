@@ -96,6 +96,9 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 export CONVENE_TEST_MEDIA_IP=127.0.0.2
+# The message of a failing test, not 40 frames of tokio, is what the CI excerpt of
+# the log shows; CONVENE_TEST_BACKTRACE=1 brings the frames back.
+export RUST_BACKTRACE="${CONVENE_TEST_BACKTRACE:-0}"
 if [ $# -gt 0 ]; then
   exec cargo test --workspace --locked --offline "$@"
 fi

@@ -47,6 +47,26 @@ async fn snapshot(api: &convene_tests::Api) -> Vec<Value> {
     all
 }
 
+/// Waits until no session is live and every recording reached its end.
+async fn settled(api: &convene_tests::Api) {
+    for _ in 0..200 {
+        let sessions = api.get("/api/v1/sessions").await.expect(200).body;
+        let recordings = api.get("/api/v1/recordings").await.expect(200).body;
+        let live = |list: &Value, done: &dyn Fn(&Value) -> bool| {
+            list["data"].as_array().unwrap().iter().any(|x| !done(x))
+        };
+        let sessions_live = live(&sessions, &|s| s["live"] == false);
+        let recording = live(&recordings, &|r| {
+            r["status"] == "READY" || r["status"] == "FAILED"
+        });
+        if !sessions_live && !recording {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the session or the recording never settled");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_store_moves_the_embedded_database_into_postgres() {
     // SQLite even in the PostgreSQL pass: the source is the embedded store.
@@ -90,6 +110,10 @@ async fn copy_store_moves_the_embedded_database_into_postgres() {
         .await
         .expect(200);
     ann.leave();
+    // The session's end and the recording's failure (nobody published) are
+    // written after the answers above; the snapshot waits for both, or a
+    // stop would end the session itself and the copies would differ.
+    settled(&api).await;
     let before = snapshot(&api).await;
     assert_eq!(
         before[2]["data"].as_array().unwrap().len(),
