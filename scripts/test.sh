@@ -55,6 +55,7 @@ for typelib in Gst-1.0:gir1.2-gstreamer-1.0 GstSdp-1.0:gir1.2-gst-plugins-base-1
   compgen -G "/usr/lib/*/girepository-1.0/${typelib%%:*}.typelib" >/dev/null || missing+=("${typelib#*:}")
 done
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # the script's ECDSA DTLS certificate
+[ -e /usr/lib/baresip/modules/sndfile.so ] || missing+=(baresip-core)   # a SIP phone calling the bridge (tests/e2e/phone_baresip.rs)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing missing system packages: ${missing[*]}"
   $SUDO apt-get update -qq

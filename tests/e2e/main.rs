@@ -52,6 +52,7 @@ mod openapi;
 mod packaging;
 mod panic_containment;
 mod phone;
+mod phone_baresip;
 mod postgres;
 mod presentation;
 mod queues;

@@ -8,7 +8,7 @@
 //! participant's tone, never itself); the API's mute and a moderator's
 //! mute silence the caller; BYE and `phone/disconnect` end calls; three
 //! wrong PINs end the call with a BYE; a source outside the trunk
-//! allow-list gets 403, an INVITE flood 503, an offer without G.711 488,
+//! allow-list gets 403, an INVITE flood 503, an offer without Opus or G.711 488,
 //! missing or wrong digest credentials 401; malformed datagrams and an
 //! oversized TCP message change nothing else. (Debian's baresip was not
 //! used: the scripted agent gave deterministic DTMF and exact assertions.)
@@ -239,7 +239,7 @@ async fn phone_wrong_pins_disconnect_and_bad_callers_are_refused() {
     assert_eq!(outsider.invite(&ext).await.status(), Some(403));
     assert!(calls(&api, "guarded").await.is_empty());
 
-    // An offer without G.711 is not acceptable.
+    // An offer with neither Opus nor G.711 is not acceptable.
     let mut c = Caller::new("127.0.0.1", sip).await;
     let uri = format!("sip:{ext}@{sip}");
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 9\r\n";

@@ -27,7 +27,7 @@ const T2: Duration = Duration::from_secs(4);
 const ACK_WAIT: Duration = Duration::from_secs(32);
 /// How long a caller has to enter the PIN.
 pub const PIN_WAIT: Duration = Duration::from_secs(60);
-/// The caller gets one G.711 packet of the room's audio this often.
+/// The caller gets one packet (20 ms) of the room's audio this often.
 const MIX_EVERY: Duration = Duration::from_millis(20);
 /// A call that sends no RTP for this long is ended.
 const SILENCE: Duration = Duration::from_secs(60);
@@ -70,6 +70,10 @@ pub struct CallSetup {
     pub sip_call_id: String,
     pub pin: String,
     pub offer: Offer,
+    /// Where the INVITE came from: RTP from this address is the caller's
+    /// too (a caller behind NAT, or one whose SDP names another interface
+    /// than the one it sends from).
+    pub signal_ip: std::net::IpAddr,
     pub rtp: UdpSocket,
     /// The INVITE's 200, retransmitted until the ACK.
     pub ok: Vec<u8>,
@@ -125,6 +129,9 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
     let mut leg_buf = vec![0u8; 2048];
     // When the next 20 ms of the room's audio go to the caller.
     let mut mix_at = started;
+    // Where the room's audio goes: the offered address until the caller's
+    // RTP arrives, then where it comes from (symmetric RTP, RFC 4961).
+    let mut media_to = s.offer.rtp;
     loop {
         let leg_due = match leg.as_mut() {
             Some(l) => match l.drive().await {
@@ -153,19 +160,22 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
             },
             r = s.rtp.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
-                // Symmetric RTP from the offered address only.
-                if from.ip() != s.offer.rtp.ip() {
+                // RTP from the offered address or the caller's signaling
+                // address only.
+                if from.ip() != s.offer.rtp.ip() && from.ip() != s.signal_ip {
                     continue;
                 }
                 last_media = Instant::now();
                 let Ok(packet) = rtp_types::RtpPacket::parse(&buf[..n]) else { continue };
-                if packet.payload_type() == s.offer.law.payload_type() {
+                media_to = from;
+                if packet.payload_type() == s.offer.codec.payload_type() {
                     if let Some(l) = leg.as_mut() {
-                        l.caller_audio(s.offer.law, packet.payload(), s.muted.load(Ordering::Relaxed));
+                        let muted = s.muted.load(Ordering::Relaxed);
+                        l.caller_audio(s.offer.codec, packet.timestamp(), packet.payload(), muted);
                     }
                     continue;
                 }
-                if !joined && Some(packet.payload_type()) == s.offer.events {
+                if !joined && Some(packet.payload_type()) == s.offer.events.map(|e| e.0) {
                     let Some(ev) = ToneEvent::parse(packet.payload()) else { continue };
                     match pin.packet(packet.timestamp(), ev) {
                         PinStep::More => {}
@@ -219,9 +229,8 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                     None => std::future::pending().await,
                 }
             } => {
-                if let Some(l) = leg.as_mut() {
-                    let packet = l.mixed_packet(s.offer.law, s.offer.law.payload_type());
-                    let _ = s.rtp.send_to(&packet, s.offer.rtp).await;
+                if let Some(packet) = leg.as_mut().and_then(|l| l.mixed_packet(s.offer.codec)) {
+                    let _ = s.rtp.send_to(&packet, media_to).await;
                 }
                 let now = Instant::now();
                 mix_at += MIX_EVERY;

@@ -3,12 +3,14 @@
 //! with a token the server mints under the team's key, role `speaker`, named
 //! after the caller), so the call is an ordinary participant — listed, in
 //! live counts, heard by everyone. The caller's G.711 is decoded, resampled
-//! 8 → 48 kHz and Opus-encoded in 20 ms frames; a muted call sends nothing.
-//! The leg's [`SPEAKERS`] receiving m-lines are filled like a WHEP viewer's
-//! with the room's active speakers other than itself: each is decoded, the
-//! three are summed (the mix-minus), averaged down to 8 kHz and sent to the
-//! caller as G.711 every 20 ms. All on the call's own task, bounded queues;
-//! only calls that entered their PIN have a leg.
+//! 8 → 48 kHz and Opus-encoded in 20 ms frames; a caller's Opus goes into
+//! the room as it came (no transcoding, its own timing); a muted call sends
+//! nothing. The leg's [`SPEAKERS`] receiving m-lines are filled like a WHEP
+//! viewer's with the room's active speakers other than itself: each is
+//! decoded, the three are summed (the mix-minus) and sent to the caller
+//! every 20 ms, averaged down to 8 kHz as G.711 or as one 48 kHz Opus frame.
+//! All on the call's own task, bounded queues; only calls that entered
+//! their PIN have a leg.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -23,7 +25,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
-use super::sdp::Law;
+use super::sdp::{Codec, Law};
 use crate::signaling::{Signaling, http_media, whip};
 
 /// Samples of one Opus frame (20 ms at 48 kHz).
@@ -144,6 +146,12 @@ pub struct Leg {
     /// The room's speakers, by the leg's receiving m-line.
     speakers: HashMap<Mid, Speaker>,
     decoded: Vec<i16>,
+    /// The room's mix as Opus for a caller that negotiated it (made on
+    /// its first packet).
+    to_caller: Option<opus::Encoder>,
+    /// A caller's Opus: the last RTP timestamp taken and its time since
+    /// the first (48 kHz, past 32-bit wraps).
+    caller_ts: Option<(u32, u64)>,
     /// The caller's RTP stream: sequence, time, SSRC.
     seq: u16,
     ts: u32,
@@ -217,6 +225,8 @@ impl Leg {
             out: vec![0u8; 1500],
             speakers: HashMap::new(),
             decoded: vec![0; MAX_PACKET_SAMPLES],
+            to_caller: None,
+            caller_ts: None,
             seq: rand::random(),
             ts: rand::random(),
             ssrc: rand::random(),
@@ -233,13 +243,49 @@ impl Leg {
         http_media::stop_local(sig, &self.resource);
     }
 
-    /// The caller's G.711 payload: decoded, resampled, sent in whole Opus
-    /// frames (nothing while `muted` or before the connection is up).
-    pub fn caller_audio(&mut self, law: Law, payload: &[u8], muted: bool) {
+    /// The caller's audio, one RTP payload at `timestamp` (nothing goes
+    /// while `muted` or before the connection is up).
+    pub fn caller_audio(&mut self, codec: Codec, timestamp: u32, payload: &[u8], muted: bool) {
         if muted || !self.connected {
             self.pcm.clear();
             return;
         }
+        match codec {
+            Codec::G711(law) => self.caller_g711(law, payload),
+            Codec::Opus(_) => self.caller_opus(timestamp, payload),
+        }
+    }
+
+    /// A caller's Opus frame into the room as it came, at the caller's
+    /// time since its first packet (both clocks are 48 kHz; a packet not
+    /// after the last one, reordered or repeated, is dropped).
+    fn caller_opus(&mut self, timestamp: u32, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        let t = match self.caller_ts {
+            None => 0,
+            Some((raw, ext)) => {
+                let ahead = timestamp.wrapping_sub(raw) as i32;
+                if ahead <= 0 {
+                    return;
+                }
+                ext + ahead as u64
+            }
+        };
+        self.caller_ts = Some((timestamp, t));
+        let Some(writer) = self.rtc.writer(self.mid) else {
+            return;
+        };
+        let Some(pt) = writer.payload_params().next().map(|p| p.pt()) else {
+            return;
+        };
+        let at = MediaTime::new(t, Frequency::FORTY_EIGHT_KHZ);
+        let _ = writer.write(pt, Instant::now(), at, payload.to_vec());
+    }
+
+    /// The caller's G.711: decoded, resampled, sent in whole Opus frames.
+    fn caller_g711(&mut self, law: Law, payload: &[u8]) {
         for &b in payload {
             let s = g711_decode(law, b);
             let (a, d) = (i32::from(self.last), i32::from(s) - i32::from(self.last));
@@ -310,11 +356,12 @@ impl Leg {
         sp.pcm.drain(..extra);
     }
 
-    /// The next 20 ms for the caller as one RTP packet in `law`: the
+    /// The next 20 ms for the caller as one RTP packet in its codec: the
     /// speakers' samples summed (the caller's own voice is never among
-    /// them), averaged down to 8 kHz, G.711-encoded; silence when nobody
-    /// speaks.
-    pub fn mixed_packet(&mut self, law: Law, pt: u8) -> Vec<u8> {
+    /// them), then averaged down to 8 kHz and G.711-encoded, or one 48 kHz
+    /// Opus frame; silence when nobody speaks. `None` when the Opus
+    /// encoder cannot be made or fails (nothing is sent this time).
+    pub fn mixed_packet(&mut self, codec: Codec) -> Option<Vec<u8>> {
         let mut mix = [0i32; FRAME];
         for sp in self.speakers.values_mut() {
             let n = sp.pcm.len().min(FRAME);
@@ -322,19 +369,35 @@ impl Leg {
                 *m += i32::from(s);
             }
         }
+        let clip = |v: i32| v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
         let mut p = Vec::with_capacity(12 + G711_FRAME);
-        p.extend_from_slice(&[0x80, pt & 0x7f]);
+        p.extend_from_slice(&[0x80, codec.payload_type() & 0x7f]);
         p.extend_from_slice(&self.seq.to_be_bytes());
         p.extend_from_slice(&self.ts.to_be_bytes());
         p.extend_from_slice(&self.ssrc.to_be_bytes());
-        for six in mix.chunks_exact(FRAME / G711_FRAME) {
-            let avg = six.iter().sum::<i32>() / six.len() as i32;
-            let clipped = avg.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
-            p.push(g711_encode(law, clipped));
-        }
+        let step = match codec {
+            Codec::G711(law) => {
+                for six in mix.chunks_exact(FRAME / G711_FRAME) {
+                    let avg = six.iter().sum::<i32>() / six.len() as i32;
+                    p.push(g711_encode(law, clip(avg)));
+                }
+                G711_FRAME
+            }
+            Codec::Opus(_) => {
+                if self.to_caller.is_none() {
+                    let e =
+                        opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip);
+                    self.to_caller = Some(e.ok()?);
+                }
+                let pcm: [i16; FRAME] = std::array::from_fn(|i| clip(mix[i]));
+                let n = self.to_caller.as_mut()?.encode(&pcm, &mut self.out).ok()?;
+                p.extend_from_slice(&self.out[..n]);
+                FRAME
+            }
+        };
         self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(G711_FRAME as u32);
-        p
+        self.ts = self.ts.wrapping_add(step as u32);
+        Some(p)
     }
 
     /// The socket the leg's datagrams arrive on.

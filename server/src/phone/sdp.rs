@@ -1,7 +1,8 @@
 //! SDP offer/answer for phone calls (RFC 3264): the caller's offer is read
-//! with the `sdp` crate — where its audio goes, which G.711 law it offers
-//! (PCMU preferred) and its RFC 4733 telephone-event payload type — and the
-//! answer names one law, the events and this side's RTP port.
+//! with the `sdp` crate — where its audio goes, which codec this side takes
+//! (the first of Opus, PCMU and PCMA in the caller's order of preference)
+//! and its RFC 4733 telephone-event payload type — and the answer names that
+//! codec, the events and this side's RTP port.
 
 use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
@@ -17,17 +18,35 @@ pub enum Law {
     Pcma,
 }
 
-impl Law {
+/// The audio codec of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    G711(Law),
+    /// Opus (RFC 7587) under the caller's dynamic payload type.
+    Opus(u8),
+}
+
+impl Codec {
     pub fn payload_type(self) -> u8 {
         match self {
-            Law::Pcmu => 0,
-            Law::Pcma => 8,
+            Codec::G711(Law::Pcmu) => 0,
+            Codec::G711(Law::Pcma) => 8,
+            Codec::Opus(pt) => pt,
         }
     }
-    fn name(self) -> &'static str {
+    /// The rtpmap's encoding name and clock.
+    fn rtpmap(self) -> &'static str {
         match self {
-            Law::Pcmu => "PCMU",
-            Law::Pcma => "PCMA",
+            Codec::G711(Law::Pcmu) => "PCMU/8000",
+            Codec::G711(Law::Pcma) => "PCMA/8000",
+            Codec::Opus(_) => "opus/48000/2",
+        }
+    }
+    /// The RTP clock rate.
+    pub fn clock(self) -> u32 {
+        match self {
+            Codec::G711(_) => 8000,
+            Codec::Opus(_) => 48_000,
         }
     }
 }
@@ -37,9 +56,10 @@ impl Law {
 pub struct Offer {
     /// Where the caller receives RTP.
     pub rtp: SocketAddr,
-    pub law: Law,
-    /// The telephone-event payload type, if offered.
-    pub events: Option<u8>,
+    pub codec: Codec,
+    /// The telephone-event payload type and its clock, if offered (the one
+    /// at the codec's clock when the caller offers several).
+    pub events: Option<(u8, u32)>,
 }
 
 /// Why an offer was not taken.
@@ -49,7 +69,7 @@ pub enum OfferError {
     Malformed(String),
     #[error("the offer has no audio stream with an address")]
     NoAudio,
-    #[error("the offer has neither PCMU nor PCMA")]
+    #[error("the offer has none of Opus, PCMU and PCMA")]
     NoCodec,
 }
 
@@ -76,51 +96,74 @@ pub fn read_offer(body: &[u8]) -> Result<Offer, OfferError> {
         .iter()
         .filter_map(|f| f.parse().ok())
         .collect();
-    // The rtpmap names of dynamic payload types ("101 telephone-event/8000").
-    let named = |name: &str| {
+    // The rtpmap of an offered payload type, lower-cased
+    // ("telephone-event/8000").
+    let rtpmap = |pt: u8| {
         audio.attributes.iter().find_map(|a| {
             let v = a.value.as_deref().filter(|_| a.key == "rtpmap")?;
-            let (pt, codec) = v.split_once(' ')?;
-            let pt: u8 = pt.parse().ok()?;
-            (formats.contains(&pt) && codec.to_ascii_lowercase().starts_with(name)).then_some(pt)
+            let (p, codec) = v.split_once(' ')?;
+            (p.parse::<u8>().ok()? == pt).then(|| codec.trim().to_ascii_lowercase())
         })
     };
-    let law = formats
+    let codec = formats
         .iter()
-        .find_map(|pt| match pt {
-            0 => Some(Law::Pcmu),
-            8 => Some(Law::Pcma),
+        .find_map(|&pt| match pt {
+            0 => Some(Codec::G711(Law::Pcmu)),
+            8 => Some(Codec::G711(Law::Pcma)),
+            96..=127 => rtpmap(pt)
+                .is_some_and(|m| m == "opus/48000/2")
+                .then_some(Codec::Opus(pt)),
             _ => None,
         })
         .ok_or(OfferError::NoCodec)?;
+    let events: Vec<(u8, u32)> = formats
+        .iter()
+        .filter_map(|&pt| {
+            let m = rtpmap(pt)?;
+            let rate = m.strip_prefix("telephone-event/")?.parse().ok()?;
+            Some((pt, rate))
+        })
+        .collect();
+    let events = events
+        .iter()
+        .find(|e| e.1 == codec.clock())
+        .or(events.first())
+        .copied();
     Ok(Offer {
         rtp: SocketAddr::new(address, port),
-        law,
-        events: named("telephone-event/8000"),
+        codec,
+        events,
     })
 }
 
-/// The answer: `law` (and the events if offered) at `rtp`.
+/// The answer: the offer's codec (and the events if offered) at `rtp`.
 pub fn answer(offer: &Offer, rtp: SocketAddr, session: u64) -> String {
     let ip = rtp.ip();
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let pt = offer.law.payload_type();
+    let pt = offer.codec.payload_type();
     let mut s = format!(
         "v=0\r\no=convene {session} {session} IN {family} {ip}\r\ns=convene\r\n\
          c=IN {family} {ip}\r\nt=0 0\r\n"
     );
-    match offer.events {
-        Some(ev) => s.push_str(&format!(
-            "m=audio {} RTP/AVP {pt} {ev}\r\na=rtpmap:{pt} {}/8000\r\n\
-             a=rtpmap:{ev} telephone-event/8000\r\na=fmtp:{ev} 0-15\r\n",
-            rtp.port(),
-            offer.law.name()
-        )),
-        None => s.push_str(&format!(
-            "m=audio {} RTP/AVP {pt}\r\na=rtpmap:{pt} {}/8000\r\n",
-            rtp.port(),
-            offer.law.name()
-        )),
+    let events = offer
+        .events
+        .map(|(ev, _)| format!(" {ev}"))
+        .unwrap_or_default();
+    s.push_str(&format!(
+        "m=audio {} RTP/AVP {pt}{events}\r\na=rtpmap:{pt} {}\r\n",
+        rtp.port(),
+        offer.codec.rtpmap()
+    ));
+    if let Codec::Opus(_) = offer.codec {
+        // Mono towards the caller; in-band FEC for lossy trunks.
+        s.push_str(&format!(
+            "a=fmtp:{pt} useinbandfec=1;stereo=0;sprop-stereo=0\r\n"
+        ));
+    }
+    if let Some((ev, rate)) = offer.events {
+        s.push_str(&format!(
+            "a=rtpmap:{ev} telephone-event/{rate}\r\na=fmtp:{ev} 0-15\r\n"
+        ));
     }
     s.push_str("a=ptime:20\r\na=sendrecv\r\n");
     s
@@ -136,21 +179,22 @@ mod tests {
         a=fmtp:101 0-16\r\n";
 
     #[test]
-    fn an_offer_gives_the_first_g711_law_and_the_events() {
+    fn an_offer_gives_the_first_known_codec_and_the_events() {
         let o = read_offer(OFFER.as_bytes()).unwrap();
         assert_eq!(o.rtp, "10.0.0.5:40000".parse().unwrap());
-        assert_eq!(o.law, Law::Pcma);
-        assert_eq!(o.events, Some(101));
+        assert_eq!(o.codec, Codec::G711(Law::Pcma));
+        assert_eq!(o.events, Some((101, 8000)));
         let a = answer(&o, "192.0.2.1:5004".parse().unwrap(), 7);
         assert!(a.contains("m=audio 5004 RTP/AVP 8 101\r\n"), "{a}");
         assert!(a.contains("c=IN IP4 192.0.2.1\r\n"), "{a}");
         // The answer is itself a session description the crate reads.
         let back = read_offer(a.as_bytes()).unwrap();
-        assert_eq!(back.law, Law::Pcma);
+        assert_eq!(back.codec, Codec::G711(Law::Pcma));
+        assert_eq!(back.events, Some((101, 8000)));
     }
 
     #[test]
-    fn offers_without_g711_or_audio_are_refused() {
+    fn offers_without_a_known_codec_or_audio_are_refused() {
         let no_law = OFFER.replace("RTP/AVP 9 8 0 101", "RTP/AVP 9 101");
         assert_eq!(read_offer(no_law.as_bytes()), Err(OfferError::NoCodec));
         let video = OFFER.replace("m=audio", "m=video");
@@ -159,5 +203,34 @@ mod tests {
             read_offer(b"garbage"),
             Err(OfferError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn opus_is_taken_where_the_caller_prefers_it_with_events_at_its_clock() {
+        let opus = OFFER
+            .replace("RTP/AVP 9 8 0 101", "RTP/AVP 111 0 101 102")
+            .replace(
+                "a=rtpmap:9 G722/8000\r\n",
+                "a=rtpmap:111 opus/48000/2\r\na=rtpmap:102 telephone-event/48000\r\n",
+            );
+        let o = read_offer(opus.as_bytes()).unwrap();
+        assert_eq!(o.codec, Codec::Opus(111));
+        assert_eq!(o.events, Some((102, 48_000)));
+        let a = answer(&o, "192.0.2.1:5004".parse().unwrap(), 7);
+        assert!(a.contains("m=audio 5004 RTP/AVP 111 102\r\n"), "{a}");
+        assert!(a.contains("a=rtpmap:111 opus/48000/2\r\n"), "{a}");
+        assert!(a.contains("a=rtpmap:102 telephone-event/48000\r\n"), "{a}");
+        let back = read_offer(a.as_bytes()).unwrap();
+        assert_eq!((back.codec, back.events), (o.codec, o.events));
+        // Listed after G.711, Opus waits its turn; opus under a static
+        // payload type or at another clock is not Opus.
+        let later = opus.replace("RTP/AVP 111 0 101 102", "RTP/AVP 0 111 101");
+        let o = read_offer(later.as_bytes()).unwrap();
+        assert_eq!(o.codec, Codec::G711(Law::Pcmu));
+        assert_eq!(o.events, Some((101, 8000)));
+        let odd = opus
+            .replace("RTP/AVP 111 0 101 102", "RTP/AVP 111 101")
+            .replace("opus/48000/2", "opus/16000/1");
+        assert_eq!(read_offer(odd.as_bytes()), Err(OfferError::NoCodec));
     }
 }

@@ -543,6 +543,7 @@ async fn invite(
         sip_call_id: call_id,
         pin: dial_in.pin,
         offer,
+        signal_ip: src.ip(),
         rtp,
         ok: ok.clone(),
         bye,

@@ -1,0 +1,415 @@
+//! A SIP phone no one here wrote: Debian's baresip (1.0) calls the real
+//! server's SIP endpoint, offers Opus first (then PCMU and PCMA), enters the
+//! PIN by RFC 4733 events (`sndcode`), and talks with a headless Chromium in
+//! a room with the API's default settings. Proven: the call is answered
+//! with Opus; Chromium plays the caller's audio (a 440 Hz tone baresip reads
+//! from a file); the caller hears the room (Chromium's fake microphone,
+//! once its user turns the microphone on, decoded by baresip and dumped to a
+//! file by its `sndfile` filter); the API's mute stops the caller's audio
+//! reaching Chromium and the unmute brings it back; the caller's BYE takes
+//! it out of the room. baresip is driven over its `ctrl_tcp` module
+//! (netstring JSON commands and events).
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use convene_tests::browser::{Browser, Page, assert_isolated_network};
+use convene_tests::{Options, Server};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::browser::{JOIN_TIMEOUT, LogOnFailure, ONE_AT_A_TIME, token, wait_state};
+
+/// baresip's From: a number, so the room shows "Phone ••••5678".
+const CALLER: &str = "4915112345678";
+
+/// What Chromium receives as audio: packets and the energy of what it
+/// played (only the caller publishes audio in the room).
+const HEARD: &str = "(async () => { const c = window.convene; \
+    if (!c || !c.pc) return null; \
+    const out = {packets: 0, energy: 0}; \
+    (await c.pc.getStats()).forEach(s => { \
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') { \
+        out.packets += s.packetsReceived || 0; \
+        out.energy += s.totalAudioEnergy || 0; } }); \
+    return out; })()";
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A 48 kHz stereo WAV of a 440 Hz tone (baresip's `aufile` source must
+/// match Opus's two channels).
+fn write_tone(path: &Path, secs: u32) {
+    let rate = 48_000u32;
+    let frames = rate * secs;
+    let mut w = Vec::with_capacity(44 + frames as usize * 4);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + frames * 4).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&2u16.to_le_bytes()); // channels
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 4).to_le_bytes());
+    w.extend_from_slice(&4u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(frames * 4).to_le_bytes());
+    for i in 0..frames {
+        let v = ((f64::from(i) * 2.0 * std::f64::consts::PI * 440.0 / f64::from(rate)).sin()
+            * 8000.0) as i16;
+        w.extend_from_slice(&v.to_le_bytes());
+        w.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, w).unwrap();
+}
+
+/// The 16-bit samples of a WAV file's `data` chunk (channels interleaved).
+fn wav_samples(path: &Path) -> Vec<i16> {
+    let b = std::fs::read(path).unwrap();
+    let mut at = 12;
+    while at + 8 <= b.len() {
+        let id = &b[at..at + 4];
+        let len = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap()) as usize;
+        if id == b"data" {
+            let end = (at + 8 + len).min(b.len());
+            return b[at + 8..end]
+                .chunks_exact(2)
+                .map(|s| i16::from_le_bytes([s[0], s[1]]))
+                .collect();
+        }
+        at += 8 + len + (len & 1);
+    }
+    panic!("{} has no data chunk", path.display());
+}
+
+/// One baresip user agent with its configuration in `dir`.
+struct Baresip {
+    child: Child,
+    dir: tempfile::TempDir,
+    ctrl: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- baresip ----\n{}", self.log());
+        }
+    }
+}
+
+impl Baresip {
+    async fn start() -> Baresip {
+        let dir = tempfile::tempdir().unwrap();
+        let tone = dir.path().join("tone.wav");
+        write_tone(&tone, 120);
+        std::fs::create_dir(dir.path().join("dump")).unwrap();
+        let ctrl_port = free_tcp_port();
+        // Loopback's address is the one its SDP names (the test namespace
+        // has no other interface with an address), Opus first, the `sndfile` filter dumps what it decodes.
+        let config = format!(
+            "poll_method epoll\nnet_interface 127.0.0.1\nsip_listen 127.0.0.1:{sip}\n\
+             sip_transports udp\naudio_source aufile,{tone}\n\
+             module_path /usr/lib/baresip/modules\nmodule opus.so\nmodule g711.so\n\
+             module aufile.so\nmodule sndfile.so\nsnd_path {dump}\nmodule account.so\n\
+             module menu.so\nmodule ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n",
+            sip = free_udp_port(),
+            tone = tone.display(),
+            dump = dir.path().join("dump").display(),
+        );
+        std::fs::write(dir.path().join("config"), config).unwrap();
+        std::fs::write(
+            dir.path().join("accounts"),
+            format!("<sip:{CALLER}@127.0.0.1>;regint=0\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("contacts"), "").unwrap();
+        let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
+        let child = Command::new("baresip")
+            .arg("-f")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("baresip runs (scripts/test.sh installs baresip-core)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ctrl = loop {
+            match TcpStream::connect(("127.0.0.1", ctrl_port)).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "baresip's ctrl_tcp does not answer: {e}\n{}",
+                        std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default()
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        Baresip {
+            child,
+            dir,
+            ctrl,
+            buf: Vec::new(),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
+    }
+
+    /// The file baresip's `sndfile` wrote what it decoded into.
+    fn decoded_file(&self) -> PathBuf {
+        std::fs::read_dir(self.dir.path().join("dump"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .expect("baresip dumped the decoded audio")
+    }
+
+    /// Sends one command (a netstring of JSON).
+    async fn command(&mut self, command: &str, params: &str) {
+        let body = json!({"command": command, "params": params, "token": command}).to_string();
+        let msg = format!("{}:{body},", body.len());
+        self.ctrl.write_all(msg.as_bytes()).await.unwrap();
+    }
+
+    /// The next message baresip sends (an event or a response).
+    async fn next(&mut self) -> Value {
+        loop {
+            if let Some(colon) = self.buf.iter().position(|&b| b == b':') {
+                let len: usize = std::str::from_utf8(&self.buf[..colon])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if self.buf.len() > colon + len {
+                    let msg =
+                        serde_json::from_slice(&self.buf[colon + 1..colon + 1 + len]).unwrap();
+                    self.buf.drain(..colon + len + 2);
+                    return msg;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.ctrl.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "baresip closed its control connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Waits for the call event `kind`; panics on the call's close first.
+    async fn event(&mut self, kind: &str) -> Value {
+        let wait = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let m = self.next().await;
+                if m["type"] == kind {
+                    return m;
+                }
+                assert!(
+                    m["type"] != "CALL_CLOSED",
+                    "the call closed while waiting for {kind}: {m}"
+                );
+            }
+        });
+        match wait.await {
+            Ok(m) => m,
+            Err(_) => panic!("baresip did not report {kind} in time"),
+        }
+    }
+}
+
+/// Chromium's audio counters.
+async fn heard(page: &Page) -> Value {
+    page.eval(HEARD).await
+}
+
+/// Waits until Chromium's audio packets stop growing (a muted caller).
+async fn wait_silent(page: &Page) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let before = heard(page).await["packets"].as_u64().unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let after = heard(page).await["packets"].as_u64().unwrap();
+        if after == before {
+            return after;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Chromium still receives the muted caller: {before} → {after} packets"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_in_with_opus_and_talks_with_chromium() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    assert_isolated_network();
+    let s = Server::start_with(Options {
+        capture_log: true,
+        env: vec![("CONVENE_LOG".into(), "info".into())],
+        args: ["--sip-addr", "127.0.0.1:0", "--sip-allow", "127.0.0.0/24"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::default()
+    });
+    let _log = LogOnFailure(s.log_path.clone());
+    let sip: SocketAddr = s
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("sip on udp "))
+        .expect("the server prints its SIP address")
+        .trim()
+        .parse()
+        .unwrap();
+    let api = s.api();
+    // The room defaults a user gets (microphones off on join).
+    api.post("/api/v1/rooms", json!({"friendly_url": "dial"}))
+        .await
+        .expect(200);
+    let info = api
+        .post("/api/v1/rooms/dial/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let pin = info["pin"].as_str().unwrap().to_string();
+
+    // Vera joins in Chromium and turns her microphone on, as a user would.
+    let t = token(&s, "dial", "Vera", "moderator").await;
+    let chromium = Browser::launch().await;
+    let vera = chromium.open(&s.url(&format!("/dial?token={t}"))).await;
+    vera.wait_for(
+        "!document.getElementById('screen-join').hidden",
+        JOIN_TIMEOUT,
+    )
+    .await;
+    vera.eval("window.convene.join()").await;
+    wait_state(&vera, "joined").await;
+    vera.eval("document.getElementById('ctl-mic').click()")
+        .await;
+    vera.wait_for(
+        "document.getElementById('ctl-mic').getAttribute('aria-pressed') === 'true'",
+        JOIN_TIMEOUT,
+    )
+    .await;
+
+    // baresip dials the extension and keys in the PIN once answered.
+    let mut phone = Baresip::start().await;
+    phone.command("dial", &format!("sip:{ext}@{sip}")).await;
+    phone.event("CALL_ESTABLISHED").await;
+    assert!(
+        phone.log().contains("Set audio encoder: opus 48000Hz"),
+        "the call is not Opus:\n{}",
+        phone.log()
+    );
+    phone.command("sndcode", &format!("{pin}#")).await;
+
+    // Chromium lists the caller and plays its tone.
+    let name = "Phone \u{2022}\u{2022}\u{2022}\u{2022}5678";
+    vera.wait_for(
+        &format!("Object.values(window.convene.participants).some(p => p.name === '{name}')"),
+        Duration::from_secs(20),
+    )
+    .await;
+    let first = vera
+        .wait_for(
+            &format!("{HEARD}.then(h => h && h.packets > 50 && h.energy > 0.01 ? h : null)"),
+            Duration::from_secs(20),
+        )
+        .await;
+    eprintln!("Chromium hears the caller: {first}");
+    let calls = api
+        .get("/api/v1/rooms/dial/phone-participants")
+        .await
+        .expect(200)
+        .body;
+    let call_id = calls["data"][0]["call_id"].as_str().unwrap().to_string();
+
+    // Muted by the API: nothing more reaches Chromium; unmuted: it does.
+    api.post(
+        &format!("/api/v1/rooms/dial/phone-participants/{call_id}/mute"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let muted_at = wait_silent(&vera).await;
+    api.post(
+        &format!("/api/v1/rooms/dial/phone-participants/{call_id}/unmute"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    vera.wait_for(
+        &format!(
+            "{HEARD}.then(h => h && h.packets > {} ? h : null)",
+            muted_at + 50
+        ),
+        Duration::from_secs(15),
+    )
+    .await;
+
+    // baresip hangs up: the caller leaves the room and the call list.
+    phone.command("hangup", "").await;
+    phone.event("CALL_CLOSED").await;
+    vera.wait_for(
+        &format!("!Object.values(window.convene.participants).some(p => p.name === '{name}')"),
+        Duration::from_secs(15),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = api
+            .get("/api/v1/rooms/dial/phone-participants")
+            .await
+            .expect(200)
+            .body;
+        if c["data"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the call is still listed: {c}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // What baresip decoded (closed at the hang-up) holds the room: Vera's
+    // microphone, not silence. 20 ms windows of 48 kHz stereo.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let samples = wav_samples(&phone.decoded_file());
+    let loudest = samples
+        .chunks(1920)
+        .map(|w| (w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64).sqrt())
+        .fold(0.0, f64::max);
+    assert!(
+        samples.len() > 48_000 * 2 * 3,
+        "baresip decoded only {} samples",
+        samples.len()
+    );
+    assert!(
+        loudest > 300.0,
+        "the caller heard only silence: loudest 20 ms RMS {loudest:.0} over {} samples",
+        samples.len()
+    );
+    eprintln!(
+        "baresip heard the room: loudest 20 ms RMS {loudest:.0} over {} s",
+        samples.len() / 96_000
+    );
+}
