@@ -7,7 +7,8 @@
 //! the caller (Opus frames of its tone) and the caller hears the room (a
 //! participant's tone, never itself); the API's mute and a moderator's
 //! mute silence the caller; BYE and `phone/disconnect` end calls; three
-//! wrong PINs end the call with a BYE; a source outside the trunk
+//! wrong PINs end the call with a BYE after a goodbye prompt (prompts ask
+//! for the PIN, tell a wrong one and the joining); a source outside the trunk
 //! allow-list gets 403, an INVITE flood 503, an offer without Opus or G.711 488,
 //! missing or wrong digest credentials 401; malformed datagrams and an
 //! oversized TCP message change nothing else. (Debian's baresip was not
@@ -197,13 +198,28 @@ async fn phone_wrong_pins_disconnect_and_bad_callers_are_refused() {
     let (_, ext, pin) = dial_in(&api, "guarded").await;
     let wrong = if pin == "111111" { "222222" } else { "111111" };
 
-    // Three wrong PINs: the server hangs up.
+    // Asked for the PIN by a voice prompt; told each wrong PIN; after the
+    // third, a goodbye, then the server hangs up.
     let mut c = Caller::new("127.0.0.1", sip).await;
     assert_eq!(c.invite(&ext).await.status(), Some(200));
-    for _ in 0..3 {
+    hears_prompt(&c.rtp, "asked for the PIN").await;
+    for i in 0..3 {
+        drain(&c.rtp);
         c.keys(wrong).await;
+        if i < 2 {
+            hears_prompt(&c.rtp, "told the PIN is wrong").await;
+        }
     }
+    drain(&c.rtp);
     c.expect_bye().await;
+    // The goodbye came whole before the BYE: two seconds of it at least.
+    let goodbye = drain(&c.rtp);
+    let spoken = goodbye.iter().filter(|&&rms| rms > 1000.0).count();
+    assert!(
+        goodbye.len() >= 100 && spoken >= 20,
+        "{} packets before the BYE, {spoken} of them speech",
+        goodbye.len()
+    );
     wait_calls(&api, "guarded", "the refused call is gone", |c| {
         c.is_empty()
     })
@@ -323,6 +339,10 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
     let to = c.server_rtp.unwrap();
     let rtp = c.rtp.clone();
     c.keys(&pin).await;
+    // The first key stopped the prompt asking for the PIN; the right PIN
+    // gets the one saying the caller joins.
+    drain(&rtp);
+    hears_prompt(&rtp, "told it is joining").await;
 
     // The caller is a participant of the live session, named after its number.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -359,8 +379,19 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
         "the caller's audio is not silence: average Opus payload {avg} bytes"
     );
 
-    // The caller hears the room, never itself: while only the caller
-    // speaks, what it receives is silence...
+    // The caller hears the room, never itself: once the joining prompt
+    // is over, while only the caller speaks, what it receives is silence...
+    // (The prompt's pauses are shorter than 30 packets, 600 ms.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut quiet_run = 0;
+    while quiet_run < 30 {
+        assert!(Instant::now() < deadline, "the joining prompt does not end");
+        if caller_hears(&rtp, 1).await < 50.0 {
+            quiet_run += 1;
+        } else {
+            quiet_run = 0;
+        }
+    }
     let quiet = caller_hears(&rtp, 50).await;
     assert!(quiet < 50.0, "the caller hears itself: RMS {quiet}");
     // ...and when Ann speaks (a 300 Hz tone in real Opus), the caller hears her.

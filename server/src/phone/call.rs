@@ -1,8 +1,9 @@
 //! One phone call's task: it owns the call's RTP socket, retransmits the
 //! INVITE's 200 until the ACK (RFC 3261 13.3.1.4: T1 doubling to T2, 64·T1
-//! in all), takes the PIN from RFC 4733 events ([`PinEntry`]), and ends the
-//! call — with a BYE when this side ends it: the third wrong PIN, no PIN or
-//! no media in time, `phone/disconnect`.
+//! in all), asks for the PIN with a voice prompt and takes it from RFC 4733
+//! events ([`PinEntry`]; a key stops the prompt), and ends the call — with
+//! a BYE when this side ends it: the third wrong PIN or no PIN in time
+//! (after a goodbye prompt), no media in time, `phone/disconnect`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,9 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use super::media::{Leg, RoomAccess};
+use super::outgoing::ToCaller;
 use super::pin::{PinEntry, PinStep, ToneEvent};
+use super::prompts::{Playing, Prompt};
 use super::sdp::Offer;
 use super::sip::Reply;
 use super::{Control, PhoneBridge};
@@ -27,7 +30,8 @@ const T2: Duration = Duration::from_secs(4);
 const ACK_WAIT: Duration = Duration::from_secs(32);
 /// How long a caller has to enter the PIN.
 pub const PIN_WAIT: Duration = Duration::from_secs(60);
-/// The caller gets one packet (20 ms) of the room's audio this often.
+/// The caller gets one packet (20 ms) of a prompt or the room's audio
+/// this often.
 const MIX_EVERY: Duration = Duration::from_millis(20);
 /// A call that sends no RTP for this long is ended.
 const SILENCE: Duration = Duration::from_secs(60);
@@ -127,7 +131,15 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
     let mut last_media = started;
     let mut buf = vec![0u8; 2048];
     let mut leg_buf = vec![0u8; 2048];
-    // When the next 20 ms of the room's audio go to the caller.
+    // The caller's stream, and the prompt playing on it (before the PIN,
+    // it carries only prompts; once joined, the room's mix after them).
+    let mut to_caller = ToCaller::new(s.offer.codec);
+    let mut prompt: Option<Playing> = None;
+    // Set when the bridge ends the call after its goodbye prompt.
+    let mut closing: Option<&'static str> = None;
+    // The RTP timestamp of the last key's events (all its packets share it).
+    let mut key_at: Option<u32> = None;
+    // When the next 20 ms go to the caller.
     let mut mix_at = started;
     // Where the room's audio goes: the offered address until the caller's
     // RTP arrives, then where it comes from (symmetric RTP, RFC 4961).
@@ -141,7 +153,7 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
             None => None,
         };
         let leg_socket = leg.as_ref().map(Leg::socket);
-        let mix_due = leg.as_ref().map(|_| mix_at);
+        let mix_due = (leg.is_some() || prompt.is_some()).then_some(mix_at);
         let check_at = if acked {
             Instant::now() + Duration::from_secs(1)
         } else {
@@ -149,7 +161,13 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
         };
         tokio::select! {
             c = s.control.recv() => match c {
-                Some(Control::Acked) => acked = true,
+                Some(Control::Acked) => {
+                    if !acked && !joined {
+                        prompt = Some(Playing::new(Prompt::EnterPin));
+                        mix_at = Instant::now();
+                    }
+                    acked = true;
+                }
                 Some(Control::Bye) | None => return End::Remote,
                 Some(Control::Hangup) => return End::Local("the room was disconnected"),
                 Some(Control::Unmute) => {
@@ -175,8 +193,14 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                     }
                     continue;
                 }
-                if !joined && Some(packet.payload_type()) == s.offer.events.map(|e| e.0) {
+                if !joined && closing.is_none() && Some(packet.payload_type()) == s.offer.events.map(|e| e.0) {
                     let Some(ev) = ToneEvent::parse(packet.payload()) else { continue };
+                    // A new key (not the repeated packets of the last one)
+                    // stops the prompt that asks for it.
+                    if key_at != Some(packet.timestamp()) {
+                        key_at = Some(packet.timestamp());
+                        prompt = None;
+                    }
                     match pin.packet(packet.timestamp(), ev) {
                         PinStep::More => {}
                         PinStep::Accepted => {
@@ -185,6 +209,7 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                                 match Leg::join(access, &s.team_id, &s.room_id, &s.name).await {
                                     Ok(l) => {
                                         *leg = Some(l);
+                                        prompt = Some(Playing::new(Prompt::Joining));
                                         mix_at = Instant::now();
                                     }
                                     Err(e) => {
@@ -198,8 +223,14 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                         }
                         PinStep::Wrong { tries_left } => {
                             tracing::info!(call = %s.sip_call_id, tries_left, "wrong PIN");
+                            prompt = Some(Playing::new(Prompt::WrongPin));
+                            mix_at = Instant::now();
                         }
-                        PinStep::Refused => return End::Local("three wrong PINs"),
+                        PinStep::Refused => {
+                            closing = Some("three wrong PINs");
+                            prompt = Some(Playing::new(Prompt::Goodbye));
+                            mix_at = Instant::now();
+                        }
                     }
                 }
             }
@@ -229,7 +260,21 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                     None => std::future::pending().await,
                 }
             } => {
-                if let Some(packet) = leg.as_mut().and_then(|l| l.mixed_packet(s.offer.codec)) {
+                // The room's mix is taken even under a prompt, so that the
+                // speakers' queues stay current.
+                let mix = leg.as_mut().map(Leg::mix);
+                let frame = match prompt.as_mut().map(Playing::next_frame) {
+                    Some(Some(f)) => Some(f),
+                    Some(None) => {
+                        prompt = None;
+                        if let Some(why) = closing {
+                            return End::Local(why);
+                        }
+                        mix
+                    }
+                    None => mix,
+                };
+                if let Some(packet) = frame.and_then(|f| to_caller.packet(&f)) {
                     let _ = s.rtp.send_to(&packet, media_to).await;
                 }
                 let now = Instant::now();
@@ -249,9 +294,12 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                     resend_every = (resend_every * 2).min(T2);
                     resend_at = now + resend_every;
                 }
-                if !joined && now.duration_since(started) >= PIN_WAIT {
-                    return End::Local("no PIN in time");
+                if !joined && closing.is_none() && now.duration_since(started) >= PIN_WAIT {
+                    closing = Some("no PIN in time");
+                    prompt = Some(Playing::new(Prompt::Goodbye));
+                    mix_at = now;
                 }
+
                 if now.duration_since(last_media) >= SILENCE {
                     return End::Local("no media");
                 }

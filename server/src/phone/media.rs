@@ -7,8 +7,8 @@
 //! the room as it came (no transcoding, its own timing); a muted call sends
 //! nothing. The leg's [`SPEAKERS`] receiving m-lines are filled like a WHEP
 //! viewer's with the room's active speakers other than itself: each is
-//! decoded, the three are summed (the mix-minus) and sent to the caller
-//! every 20 ms, averaged down to 8 kHz as G.711 or as one 48 kHz Opus frame.
+//! decoded, the three are summed (the mix-minus) and handed to the call's
+//! stream to the caller (`outgoing.rs`) every 20 ms.
 //! All on the call's own task, bounded queues; only calls that entered
 //! their PIN have a leg.
 
@@ -25,19 +25,16 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
+use super::outgoing::{FRAME, upsample6};
 use super::sdp::{Codec, Law};
 use crate::signaling::{Signaling, http_media, whip};
 
-/// Samples of one Opus frame (20 ms at 48 kHz).
-const FRAME: usize = 960;
 /// Speakers the caller hears at once (receiving m-lines of the leg).
 const SPEAKERS: usize = 3;
 /// 48 kHz samples kept per speaker before the oldest are dropped (200 ms).
 const SPEAKER_QUEUE: usize = 9600;
 /// Samples of the largest Opus packet (120 ms at 48 kHz).
 const MAX_PACKET_SAMPLES: usize = 5760;
-/// 8 kHz samples of one G.711 packet (20 ms).
-const G711_FRAME: usize = 160;
 /// A leg's token lasts this long (only its join uses it).
 const TOKEN_SECS: i64 = 300;
 
@@ -146,16 +143,9 @@ pub struct Leg {
     /// The room's speakers, by the leg's receiving m-line.
     speakers: HashMap<Mid, Speaker>,
     decoded: Vec<i16>,
-    /// The room's mix as Opus for a caller that negotiated it (made on
-    /// its first packet).
-    to_caller: Option<opus::Encoder>,
     /// A caller's Opus: the last RTP timestamp taken and its time since
     /// the first (48 kHz, past 32-bit wraps).
     caller_ts: Option<(u32, u64)>,
-    /// The caller's RTP stream: sequence, time, SSRC.
-    seq: u16,
-    ts: u32,
-    ssrc: u32,
 }
 
 impl Leg {
@@ -225,11 +215,7 @@ impl Leg {
             out: vec![0u8; 1500],
             speakers: HashMap::new(),
             decoded: vec![0; MAX_PACKET_SAMPLES],
-            to_caller: None,
             caller_ts: None,
-            seq: rand::random(),
-            ts: rand::random(),
-            ssrc: rand::random(),
         })
     }
 
@@ -287,12 +273,8 @@ impl Leg {
     /// The caller's G.711: decoded, resampled, sent in whole Opus frames.
     fn caller_g711(&mut self, law: Law, payload: &[u8]) {
         for &b in payload {
-            let s = g711_decode(law, b);
-            let (a, d) = (i32::from(self.last), i32::from(s) - i32::from(self.last));
-            for k in 1..=6 {
-                self.pcm.push((a + d * k / 6) as i16);
-            }
-            self.last = s;
+            let up = upsample6(&mut self.last, g711_decode(law, b));
+            self.pcm.extend_from_slice(&up);
         }
         while self.pcm.len() >= FRAME {
             let frame: Vec<i16> = self.pcm.drain(..FRAME).collect();
@@ -356,12 +338,11 @@ impl Leg {
         sp.pcm.drain(..extra);
     }
 
-    /// The next 20 ms for the caller as one RTP packet in its codec: the
+    /// The next 20 ms of the room for the caller, at 48 kHz: the
     /// speakers' samples summed (the caller's own voice is never among
-    /// them), then averaged down to 8 kHz and G.711-encoded, or one 48 kHz
-    /// Opus frame; silence when nobody speaks. `None` when the Opus
-    /// encoder cannot be made or fails (nothing is sent this time).
-    pub fn mixed_packet(&mut self, codec: Codec) -> Option<Vec<u8>> {
+    /// them; silence when nobody speaks). [`super::outgoing::ToCaller`]
+    /// clips and encodes it.
+    pub fn mix(&mut self) -> [i32; FRAME] {
         let mut mix = [0i32; FRAME];
         for sp in self.speakers.values_mut() {
             let n = sp.pcm.len().min(FRAME);
@@ -369,35 +350,7 @@ impl Leg {
                 *m += i32::from(s);
             }
         }
-        let clip = |v: i32| v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
-        let mut p = Vec::with_capacity(12 + G711_FRAME);
-        p.extend_from_slice(&[0x80, codec.payload_type() & 0x7f]);
-        p.extend_from_slice(&self.seq.to_be_bytes());
-        p.extend_from_slice(&self.ts.to_be_bytes());
-        p.extend_from_slice(&self.ssrc.to_be_bytes());
-        let step = match codec {
-            Codec::G711(law) => {
-                for six in mix.chunks_exact(FRAME / G711_FRAME) {
-                    let avg = six.iter().sum::<i32>() / six.len() as i32;
-                    p.push(g711_encode(law, clip(avg)));
-                }
-                G711_FRAME
-            }
-            Codec::Opus(_) => {
-                if self.to_caller.is_none() {
-                    let e =
-                        opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip);
-                    self.to_caller = Some(e.ok()?);
-                }
-                let pcm: [i16; FRAME] = std::array::from_fn(|i| clip(mix[i]));
-                let n = self.to_caller.as_mut()?.encode(&pcm, &mut self.out).ok()?;
-                p.extend_from_slice(&self.out[..n]);
-                FRAME
-            }
-        };
-        self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(step as u32);
-        Some(p)
+        mix
     }
 
     /// The socket the leg's datagrams arrive on.

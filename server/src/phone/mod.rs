@@ -13,7 +13,9 @@
 pub mod auth;
 pub mod call;
 pub mod media;
+pub mod outgoing;
 pub mod pin;
+pub mod prompts;
 pub mod sdp;
 pub mod sip;
 

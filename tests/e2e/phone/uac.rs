@@ -287,6 +287,40 @@ pub(super) async fn caller_hears(rtp: &UdpSocket, n: usize) -> f64 {
     loudest
 }
 
+/// The RMS of each PCMU packet already waiting on the caller's RTP
+/// socket, oldest first (they are taken off it).
+pub(super) fn drain(rtp: &UdpSocket) -> Vec<f64> {
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::new();
+    while let Ok((len, _)) = rtp.try_recv_from(&mut buf) {
+        if len <= 12 {
+            continue;
+        }
+        let samples: Vec<i32> = buf[12..len].iter().map(|&b| ulaw_decode(b)).collect();
+        out.push(
+            (samples.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / samples.len() as f64)
+                .sqrt(),
+        );
+    }
+    out
+}
+
+/// Waits until the caller has heard `n` packets of speech (a prompt): RMS
+/// above 1000 in each; panics after 10 s.
+pub(super) async fn hears_prompt(rtp: &UdpSocket, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut loud = 0;
+    while loud < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the caller heard {loud} packets of speech"
+        );
+        if caller_hears(rtp, 1).await > 1000.0 {
+            loud += 1;
+        }
+    }
+}
+
 /// The caller speaks: a 440 Hz tone as 20 ms PCMU packets until `stop`.
 pub(super) fn speak(
     rtp: std::sync::Arc<UdpSocket>,
