@@ -1,7 +1,8 @@
 //! The SIP endpoint's input: a datagram goes through `phone::sip::parse`
 //! (rsip); a request is answered with `phone::sip::response`, which must
 //! itself parse back as a response; an SDP body goes through the offer
-//! reader, and an accepted offer's answer must read back with the same law.
+//! reader, and an accepted offer's answer must read back with the same
+//! codec and events; an INFO body gives a DTMF key or a refusal.
 //! The TCP framing (`phone::sip::framing`) must find a header end inside
 //! the input and never panic. Every input must end in a message or an
 //! error, never a panic.
@@ -22,7 +23,12 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(offer) = sdp::read_offer(&req.body) {
             let answer = sdp::answer(&offer, "192.0.2.1:5004".parse().unwrap(), 1);
             let back = sdp::read_offer(answer.as_bytes()).expect("our answer reads back");
-            assert_eq!(back.law, offer.law);
+            assert_eq!((back.codec, back.events), (offer.codec, offer.events));
+        }
+        // An INFO's key (SIP INFO DTMF): a key or a refusal, whatever the
+        // content type says.
+        if let Ok(k) = sip::info_key(sip::content_type(&req).as_deref(), &req.body) {
+            assert!(k.is_ascii_digit() || "*#ABCD".contains(k), "{k:?}");
         }
     }
     let _ = sdp::read_offer(data);

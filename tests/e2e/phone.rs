@@ -3,7 +3,8 @@
 //! telephone-events) calls the real server's `--sip-addr`, and a str0m
 //! participant sits in the room. Proven: `phone/connect` gives the room an
 //! extension and PIN (the same on a second connect); the caller enters the
-//! PIN and joins the live session as a named participant; the room hears
+//! PIN (by RFC 4733 events, or by SIP INFO) and joins the live session as
+//! a named participant; the room hears
 //! the caller (Opus frames of its tone) and the caller hears the room (a
 //! participant's tone, never itself); the API's mute and a moderator's
 //! mute silence the caller; BYE and `phone/disconnect` end calls; three
@@ -187,6 +188,58 @@ async fn phone_caller_enters_the_pin_is_muted_and_hangs_up() {
 
     c.bye().await;
     wait_calls(&api, "dial-in", "the call ends on BYE", |c| c.is_empty()).await;
+}
+
+#[tokio::test]
+async fn phone_keys_sent_by_sip_info_enter_the_pin() {
+    let s = server();
+    let api = s.api();
+    let sip = sip_addr(&s);
+    room(&api, "info").await;
+    let (_, ext, pin) = dial_in(&api, "info").await;
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    assert_eq!(c.invite(&ext).await.status(), Some(200));
+
+    // Bodies that carry no key are refused, saying what is taken.
+    let r = c.info("application/sdp", "v=0\r\n").await;
+    assert_eq!(r.status(), Some(415), "{r:?}");
+    assert!(
+        r.header("accept").contains("application/dtmf-relay"),
+        "{r:?}"
+    );
+    let r = c.info("application/dtmf-relay", "Duration=160\r\n").await;
+    assert_eq!(r.status(), Some(400), "{r:?}");
+    // Not a call of this server: 481.
+    let real = std::mem::replace(&mut c.call_id, "nobody@test".into());
+    let r = c.info("application/dtmf", "5").await;
+    assert_eq!(r.status(), Some(481), "{r:?}");
+    c.call_id = real;
+
+    // The PIN, half as dtmf-relay, half as dtmf; the caller joins.
+    let (first, rest) = pin.split_at(3);
+    for k in first.chars() {
+        let r = c
+            .info(
+                "application/dtmf-relay",
+                &format!("Signal={k}\r\nDuration=160\r\n"),
+            )
+            .await;
+        assert_eq!(r.status(), Some(200), "{r:?}");
+    }
+    for k in rest.chars() {
+        let r = c.info("application/dtmf", &k.to_string()).await;
+        assert_eq!(r.status(), Some(200), "{r:?}");
+    }
+    wait_calls(&api, "info", "the caller joins", |c| {
+        c.len() == 1 && c[0]["state"] == "joined"
+    })
+    .await;
+    // OPTIONS names INFO among the methods.
+    let uri = format!("sip:convene@{sip}");
+    let req = c.request("OPTIONS", &uri, 99, "", "");
+    c.send(&req).await;
+    let r = c.final_response().await;
+    assert!(r.header("allow").contains("INFO"), "{r:?}");
 }
 
 #[tokio::test]

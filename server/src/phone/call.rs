@@ -159,6 +159,8 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
         } else {
             resend_at
         };
+        // What a key did to the PIN entry, handled after the select.
+        let mut step = None;
         tokio::select! {
             c = s.control.recv() => match c {
                 Some(Control::Acked) => {
@@ -170,6 +172,13 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                 }
                 Some(Control::Bye) | None => return End::Remote,
                 Some(Control::Hangup) => return End::Local("the room was disconnected"),
+                Some(Control::Key(k)) => {
+                    // A key sent by SIP INFO: the same as one by events.
+                    if !joined && closing.is_none() {
+                        prompt = None;
+                        step = Some(pin.key(k));
+                    }
+                }
                 Some(Control::Unmute) => {
                     if let (Some(l), Some(access)) = (leg.as_ref(), &s.access) {
                         l.unmute(&access.sig);
@@ -201,37 +210,7 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                         key_at = Some(packet.timestamp());
                         prompt = None;
                     }
-                    match pin.packet(packet.timestamp(), ev) {
-                        PinStep::More => {}
-                        PinStep::Accepted => {
-                            joined = true;
-                            if let Some(access) = &s.access {
-                                match Leg::join(access, &s.team_id, &s.room_id, &s.name).await {
-                                    Ok(l) => {
-                                        *leg = Some(l);
-                                        prompt = Some(Playing::new(Prompt::Joining));
-                                        mix_at = Instant::now();
-                                    }
-                                    Err(e) => {
-                                        tracing::warn!(call = %s.sip_call_id, error = %e, "a phone call could not join its room");
-                                        return End::Local("the room refused the call");
-                                    }
-                                }
-                            }
-                            s.bridge.joined(&s.sip_call_id);
-                            tracing::info!(call = %s.sip_call_id, "phone caller entered the PIN");
-                        }
-                        PinStep::Wrong { tries_left } => {
-                            tracing::info!(call = %s.sip_call_id, tries_left, "wrong PIN");
-                            prompt = Some(Playing::new(Prompt::WrongPin));
-                            mix_at = Instant::now();
-                        }
-                        PinStep::Refused => {
-                            closing = Some("three wrong PINs");
-                            prompt = Some(Playing::new(Prompt::Goodbye));
-                            mix_at = Instant::now();
-                        }
-                    }
+                    step = Some(pin.packet(packet.timestamp(), ev));
                 }
             }
             r = async {
@@ -299,10 +278,40 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                     prompt = Some(Playing::new(Prompt::Goodbye));
                     mix_at = now;
                 }
-
                 if now.duration_since(last_media) >= SILENCE {
                     return End::Local("no media");
                 }
+            }
+        }
+        match step {
+            None | Some(PinStep::More) => {}
+            Some(PinStep::Accepted) => {
+                joined = true;
+                if let Some(access) = &s.access {
+                    match Leg::join(access, &s.team_id, &s.room_id, &s.name).await {
+                        Ok(l) => {
+                            *leg = Some(l);
+                            prompt = Some(Playing::new(Prompt::Joining));
+                            mix_at = Instant::now();
+                        }
+                        Err(e) => {
+                            tracing::warn!(call = %s.sip_call_id, error = %e, "a phone call could not join its room");
+                            return End::Local("the room refused the call");
+                        }
+                    }
+                }
+                s.bridge.joined(&s.sip_call_id);
+                tracing::info!(call = %s.sip_call_id, "phone caller entered the PIN");
+            }
+            Some(PinStep::Wrong { tries_left }) => {
+                tracing::info!(call = %s.sip_call_id, tries_left, "wrong PIN");
+                prompt = Some(Playing::new(Prompt::WrongPin));
+                mix_at = Instant::now();
+            }
+            Some(PinStep::Refused) => {
+                closing = Some("three wrong PINs");
+                prompt = Some(Playing::new(Prompt::Goodbye));
+                mix_at = Instant::now();
             }
         }
     }

@@ -73,6 +73,9 @@ pub enum Control {
     Bye,
     /// End the call from this side (a BYE is sent).
     Hangup,
+    /// A key the caller pressed, sent by SIP INFO (RFC 4733 events come
+    /// with the RTP instead).
+    Key(char),
     /// The API unmuted the call: a moderator's mute is lifted too (a phone
     /// has no unmute button of its own).
     Unmute,

@@ -43,7 +43,9 @@ const TCP_IDLE: Duration = Duration::from_secs(300);
 /// are refused until a minute has passed.
 const LIMIT_SOURCES: usize = 4096;
 /// Methods this endpoint serves.
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+/// The INFO bodies taken (keys pressed, RFC 2976 style).
+const INFO_ACCEPT: &str = "application/dtmf-relay, application/dtmf";
 
 /// Parses one datagram (the fuzz target's entry point).
 pub fn parse(datagram: &[u8]) -> Result<SipMessage, rsip::Error> {
@@ -244,6 +246,55 @@ async fn message(
     true
 }
 
+/// A request's Content-Type, as sent.
+pub fn content_type(req: &rsip::Request) -> Option<String> {
+    req.headers.iter().find_map(|h| match h {
+        rsip::Header::ContentType(t) => Some(t.value().to_string()),
+        _ => None,
+    })
+}
+
+/// Why an INFO's key was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InfoRefusal {
+    /// Not `application/dtmf-relay` nor `application/dtmf` (415).
+    Type,
+    /// No key in it (400).
+    Body,
+}
+
+/// The key a SIP INFO carries: `application/dtmf-relay` ("Signal=5" and a
+/// Duration line; `Signal=10`/`11` for `*`/`#` as some phones send) or
+/// `application/dtmf` ("5").
+pub fn info_key(content_type: Option<&str>, body: &[u8]) -> Result<char, InfoRefusal> {
+    let kind = content_type
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .ok_or(InfoRefusal::Type)?;
+    let body = std::str::from_utf8(body).map_err(|_| InfoRefusal::Body)?;
+    let signal = match kind.as_str() {
+        "application/dtmf-relay" => body
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("signal"))
+            .map(|(_, v)| v.trim())
+            .ok_or(InfoRefusal::Body)?,
+        "application/dtmf" => body.trim(),
+        _ => return Err(InfoRefusal::Type),
+    };
+    match signal {
+        "10" => Ok('*'),
+        "11" => Ok('#'),
+        s if s.len() == 1 => {
+            let k = s.chars().next().unwrap_or(' ').to_ascii_uppercase();
+            (k.is_ascii_digit() || matches!(k, '*' | '#' | 'A'..='D'))
+                .then_some(k)
+                .ok_or(InfoRefusal::Body)
+        }
+        _ => Err(InfoRefusal::Body),
+    }
+}
+
 /// Accepts TCP connections on the SIP port until the process ends.
 pub async fn run_tcp(
     bridge: Arc<PhoneBridge>,
@@ -424,6 +475,27 @@ async fn handle(
                 None,
             ))
         }
+        Method::Info => {
+            let Some(call) = bridge.table().get(&call_id).map(|c| c.control.clone()) else {
+                return Some(response(&req, 481, None, vec![], None));
+            };
+            Some(match info_key(content_type(&req).as_deref(), &req.body) {
+                Ok(k) => {
+                    let _ = call.try_send(Control::Key(k));
+                    response(&req, 200, None, vec![], None)
+                }
+                Err(InfoRefusal::Type) => {
+                    response(&req, 415, None, vec![header("Accept", INFO_ACCEPT)], None)
+                }
+                Err(InfoRefusal::Body) => response(
+                    &req,
+                    400,
+                    None,
+                    vec![header("Warning", "399 convene \"no key in the body\"")],
+                    None,
+                ),
+            })
+        }
         Method::Options => Some(response(
             &req,
             200,
@@ -566,6 +638,25 @@ fn contact(bridge: &PhoneBridge, req: &rsip::Request) -> Header {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn info_bodies_give_keys_or_clear_refusals() {
+        let relay = Some("application/dtmf-relay");
+        assert_eq!(info_key(relay, b"Signal=5\r\nDuration=160\r\n"), Ok('5'));
+        assert_eq!(info_key(relay, b"signal= #\r\nDuration=160"), Ok('#'));
+        assert_eq!(info_key(relay, b"Signal=11\r\n"), Ok('#'));
+        assert_eq!(info_key(relay, b"Signal=10\r\n"), Ok('*'));
+        assert_eq!(info_key(Some("Application/DTMF; x=y"), b"7\r\n"), Ok('7'));
+        assert_eq!(info_key(relay, b"Duration=160"), Err(InfoRefusal::Body));
+        assert_eq!(info_key(relay, b"Signal=55"), Err(InfoRefusal::Body));
+        assert_eq!(info_key(relay, b"Signal=x"), Err(InfoRefusal::Body));
+        assert_eq!(info_key(relay, &[0xff, 0xfe]), Err(InfoRefusal::Body));
+        assert_eq!(
+            info_key(Some("application/sdp"), b"v=0"),
+            Err(InfoRefusal::Type)
+        );
+        assert_eq!(info_key(None, b"Signal=5"), Err(InfoRefusal::Type));
+    }
 
     const OPTIONS: &str = "OPTIONS sip:100@127.0.0.1:5060 SIP/2.0\r\n\
         Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK776asdhds\r\n\

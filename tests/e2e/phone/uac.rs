@@ -180,6 +180,21 @@ impl Caller {
         res
     }
 
+    /// Sends an INFO in the call's dialog; returns its final response.
+    pub(super) async fn info(&mut self, content_type: &str, body: &str) -> Msg {
+        let uri = format!("sip:convene@{}", self.server);
+        let req = self.request(
+            "INFO",
+            &uri,
+            self.cseq,
+            &format!("Content-Type: {content_type}\r\n"),
+            body,
+        );
+        self.cseq += 1;
+        self.send(&req).await;
+        self.final_response().await
+    }
+
     /// Presses one key as RFC 4733 events: three updates, then the end
     /// packet three times, all with the event's timestamp.
     pub(super) async fn key(&mut self, event: u8) {
