@@ -456,6 +456,11 @@ pub struct ServeArgs {
     /// The trunks' digest password.
     #[arg(long, env = "CONVENE_SIP_AUTH_PASSWORD", hide_env_values = true)]
     pub sip_auth_password: Option<String>,
+    /// A TOML file of named trunks, each with its source addresses and its
+    /// own digest credentials or none (docs/phone.md), served besides
+    /// `--sip-allow`'s.
+    #[arg(long, env = "CONVENE_SIP_TRUNKS")]
+    pub sip_trunks: Option<std::path::PathBuf>,
     /// Phone calls at once over all rooms.
     #[arg(long, env = "CONVENE_SIP_MAX_CALLS", default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -615,7 +620,7 @@ pub struct TokenArgs {
 }
 
 /// `--transcription-url`, `--summary-url`: an absolute http(s) URL.
-fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+pub(crate) fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("`{s}` is neither an IP address nor a CIDR range"))

@@ -498,14 +498,14 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                 phone::PhoneConfig {
                     addr,
                     public_ip: args.sip_public_ip.unwrap_or(addr.ip()),
-                    allow: args.sip_allow.clone(),
+                    trunks: phone::trunks::configured(
+                        &args.sip_allow,
+                        args.sip_auth_user.as_deref(),
+                        args.sip_auth_password.as_deref(),
+                        args.sip_trunks.as_deref(),
+                    )?,
                     invites_per_minute: args.sip_invites_per_minute,
                     max_calls: args.sip_max_calls as usize,
-                    auth: match (&args.sip_auth_user, &args.sip_auth_password) {
-                        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
-                        (None, None) => None,
-                        _ => anyhow::bail!("--sip-auth-user and --sip-auth-password go together"),
-                    },
                 },
                 db.clone(),
                 Some(phone::media::RoomAccess {

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::api_chat::room;
 
+mod trunks;
 mod uac;
 use uac::*;
 
@@ -556,85 +557,6 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-#[tokio::test]
-async fn phone_trunk_digest_auth_is_required_when_configured() {
-    let s = Server::start_with(Options {
-        args: [
-            "--sip-addr",
-            "127.0.0.1:0",
-            "--sip-allow",
-            "127.0.0.1",
-            "--sip-auth-user",
-            "trunk",
-            "--sip-auth-password",
-            "s3cret-pw",
-        ]
-        .map(String::from)
-        .to_vec(),
-        ..Options::default()
-    });
-    let api = s.api();
-    let sip = sip_addr(&s);
-    room(&api, "authed").await;
-    let (_, ext, _) = dial_in(&api, "authed").await;
-
-    // No credentials: challenged.
-    let mut c = Caller::new("127.0.0.1", sip).await;
-    let res = c.invite(&ext).await;
-    assert_eq!(res.status(), Some(401));
-    let challenge = res.header("www-authenticate").to_string();
-    assert!(
-        challenge.starts_with("Digest ") && challenge.contains("qop=\"auth\""),
-        "{challenge}"
-    );
-    let (realm, nonce) = (
-        param(&challenge, "realm").to_string(),
-        param(&challenge, "nonce").to_string(),
-    );
-
-    let authorization = |password: &str, uri: &str| {
-        let ha1 = md5_hex(&format!("trunk:{realm}:{password}"));
-        let ha2 = md5_hex(&format!("INVITE:{uri}"));
-        let response = md5_hex(&format!("{ha1}:{nonce}:00000001:0a4f113b:auth:{ha2}"));
-        format!(
-            "Authorization: Digest username=\"trunk\", realm=\"{realm}\", nonce=\"{nonce}\", \
-             uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, \
-             cnonce=\"0a4f113b\"\r\n"
-        )
-    };
-    let uri = format!("sip:{ext}@{sip}");
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=call\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
-        c.rtp.local_addr().unwrap().port()
-    );
-    // A wrong password: challenged again, no call.
-    let extra = format!(
-        "Content-Type: application/sdp\r\n{}",
-        authorization("wrong", &uri)
-    );
-    let req = c.request("INVITE", &uri, 2, &extra, &sdp);
-    c.send(&req).await;
-    assert_eq!(c.final_response().await.status(), Some(401));
-    assert!(calls(&api, "authed").await.is_empty());
-    // The right one: answered.
-    let extra = format!(
-        "Content-Type: application/sdp\r\n{}",
-        authorization("s3cret-pw", &uri)
-    );
-    let req = c.request("INVITE", &uri, 3, &extra, &sdp);
-    c.send(&req).await;
-    let ok = c.final_response().await;
-    assert_eq!(ok.status(), Some(200), "{ok:?}");
-    wait_calls(&api, "authed", "the authenticated call", |c| c.len() == 1).await;
-    c.to = ok.header("to").to_string();
-    let ack = c.request("ACK", &uri, 3, "", "");
-    c.send(&ack).await;
-    c.cseq = 4;
-    c.bye().await;
-    wait_calls(&api, "authed", "the call ends", |c| c.is_empty()).await;
 }
 
 #[tokio::test]

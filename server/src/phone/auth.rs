@@ -1,9 +1,10 @@
 //! Digest authentication of trunks (RFC 3261 22, RFC 2617 with `qop=auth`):
-//! with `--sip-auth-user`/`--sip-auth-password` set, an INVITE must carry
-//! `Authorization: Digest` for that user, over a nonce this server made
-//! (the time it was made and an HMAC of it, good for [`NONCE_SECS`]);
-//! otherwise it gets `401` with a fresh challenge. The response is computed
-//! by `rsip`'s digest generator and compared in constant time.
+//! an INVITE from a source only trunks with credentials cover
+//! (`trunks.rs`) must carry `Authorization: Digest` for one of those
+//! trunks' users, over a nonce this server made (the time it was made and
+//! an HMAC of it, good for [`NONCE_SECS`]); otherwise it gets `401` with a
+//! fresh challenge. The response is computed by `rsip`'s digest generator
+//! and compared in constant time.
 
 use hmac::{Hmac, Mac};
 use rsip::headers::ToTypedHeader;
@@ -12,31 +13,33 @@ use rsip::services::DigestGenerator;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use super::trunks::Credentials;
+
 /// The realm of the challenges.
 pub const REALM: &str = "convene";
 /// How long a nonce is accepted.
 pub const NONCE_SECS: u64 = 300;
 
-/// A trunk's credentials and the key of this process's nonces.
-pub struct TrunkAuth {
-    user: String,
-    password: String,
+/// The key of this process's nonces.
+pub struct Digest {
     key: [u8; 32],
 }
 
-impl std::fmt::Debug for TrunkAuth {
+impl std::fmt::Debug for Digest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrunkAuth")
-            .field("user", &self.user)
-            .finish()
+        f.write_str("Digest")
     }
 }
 
-impl TrunkAuth {
-    pub fn new(user: String, password: String) -> TrunkAuth {
-        TrunkAuth {
-            user,
-            password,
+impl Default for Digest {
+    fn default() -> Digest {
+        Digest::new()
+    }
+}
+
+impl Digest {
+    pub fn new() -> Digest {
+        Digest {
             key: rand::random(),
         }
     }
@@ -75,19 +78,24 @@ impl TrunkAuth {
         )
     }
 
-    /// Whether `req` carries valid credentials at `now`.
-    pub fn check(&self, req: &rsip::Request, now: u64) -> bool {
+    /// Whether `req` carries valid credentials of one of `trunks` at `now`
+    /// (each trunk's user compared in constant time; the password of the
+    /// one named checks the response).
+    pub fn check(&self, req: &rsip::Request, now: u64, trunks: &[&Credentials]) -> bool {
         let Some(auth) = req.authorization_header().and_then(|h| h.typed().ok()) else {
             return false;
         };
-        if !bool::from(auth.username.as_bytes().ct_eq(self.user.as_bytes()))
-            || auth.realm != REALM
-            || !self.nonce_fresh(&auth.nonce, now)
-        {
+        if auth.realm != REALM || !self.nonce_fresh(&auth.nonce, now) {
             return false;
         }
-        let expected = DigestGenerator::from(&auth, &self.password, &req.method).compute();
-        bool::from(expected.as_bytes().ct_eq(auth.response.as_bytes()))
+        let mut ok = false;
+        for c in trunks {
+            if bool::from(auth.username.as_bytes().ct_eq(c.user.as_bytes())) {
+                let expected = DigestGenerator::from(&auth, &c.password, &req.method).compute();
+                ok |= bool::from(expected.as_bytes().ct_eq(auth.response.as_bytes()));
+            }
+        }
+        ok
     }
 }
 
@@ -97,12 +105,12 @@ mod tests {
 
     #[test]
     fn nonces_expire_and_cannot_be_forged() {
-        let a = TrunkAuth::new("trunk".into(), "secret".into());
+        let a = Digest::new();
         let n = a.nonce(1_000);
         assert!(a.nonce_fresh(&n, 1_000 + NONCE_SECS));
         assert!(!a.nonce_fresh(&n, 1_001 + NONCE_SECS));
         assert!(!a.nonce_fresh(&n, 999));
-        let other = TrunkAuth::new("trunk".into(), "secret".into());
+        let other = Digest::new();
         assert!(!other.nonce_fresh(&n, 1_000));
         assert!(!a.nonce_fresh("3e8.00", 1_000));
         assert!(!a.nonce_fresh("garbage", 1_000));

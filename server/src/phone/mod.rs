@@ -18,6 +18,7 @@ pub mod pin;
 pub mod prompts;
 pub mod sdp;
 pub mod sip;
+pub mod trunks;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -27,7 +28,6 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use convene_api::Db;
 use convene_api::phone::{CallRefusal, PhoneCall, PhoneCalls};
-use ipnet::IpNet;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -38,14 +38,13 @@ pub struct PhoneConfig {
     pub addr: SocketAddr,
     /// The address put in Contact headers and SDP answers.
     pub public_ip: IpAddr,
-    /// Trunks (sources) whose requests are served; empty: none.
-    pub allow: Vec<IpNet>,
+    /// The trunks whose requests are served (by source address, with
+    /// their credentials); none: every request is refused.
+    pub trunks: Vec<trunks::Trunk>,
     /// INVITEs taken from one source address per minute.
     pub invites_per_minute: u32,
     /// Calls at once over all rooms.
     pub max_calls: usize,
-    /// Digest credentials INVITEs must carry (`None`: the allow-list only).
-    pub auth: Option<(String, String)>,
 }
 
 /// Whether a call is still waiting for its PIN.
@@ -116,7 +115,8 @@ pub struct PhoneBridge {
     pub(crate) calls: Mutex<HashMap<String, CallEntry>>,
     /// How joined calls reach their rooms.
     pub(crate) access: Option<media::RoomAccess>,
-    pub(crate) auth: Option<auth::TrunkAuth>,
+    /// The nonces of digest challenges.
+    pub(crate) digest: auth::Digest,
 }
 
 impl PhoneBridge {
@@ -211,10 +211,7 @@ pub async fn start(
         .with_context(|| format!("binding the SIP address {local} (TCP)"))?;
     let bridge = Arc::new(PhoneBridge {
         local,
-        auth: config
-            .auth
-            .clone()
-            .map(|(user, password)| auth::TrunkAuth::new(user, password)),
+        digest: auth::Digest::new(),
         calls: Mutex::new(HashMap::new()),
         access,
         config,

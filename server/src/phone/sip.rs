@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 
 use super::call::{self, CallSetup};
 use super::sdp;
+use super::trunks::{Credentials, Trunk};
 use super::{CallEntry, CallState, Control, PhoneBridge};
 
 /// The largest datagram read (a SIP message over UDP stays well below).
@@ -415,28 +416,35 @@ async fn handle(
             None,
         ));
     }
-    if !bridge
+    let trunks: Vec<&Trunk> = bridge
         .config
-        .allow
+        .trunks
         .iter()
-        .any(|net| net.contains(&src.ip()))
-    {
+        .filter(|t| t.covers(src.ip()))
+        .collect();
+    if trunks.is_empty() {
         metrics::counter!("convene_sip_refused_total", "reason" => "allow_list").increment(1);
         tracing::info!(%src, method = %req.method, "SIP request from outside the trunk allow-list refused");
         return (req.method != Method::Ack).then(|| response(&req, 403, None, vec![], None));
     }
+    // A source any trunk without credentials covers is trusted by its
+    // address; otherwise an INVITE authenticates as one of its trunks.
+    let credentials: Option<Vec<&Credentials>> =
+        trunks.iter().map(|t| t.credentials.as_ref()).collect();
     if req.method == Method::Invite
-        && let Some(auth) = &bridge.auth
+        && let Some(credentials) = credentials
     {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        if !auth.check(&req, now) {
+        if !bridge.digest.check(&req, now, &credentials) {
             if req.authorization_header().is_some() {
                 metrics::counter!("convene_sip_refused_total", "reason" => "auth").increment(1);
+                tracing::info!(%src, trunks = ?trunks.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                    "SIP INVITE with wrong credentials refused");
             }
-            let challenge = header("WWW-Authenticate", auth.challenge(now));
+            let challenge = header("WWW-Authenticate", bridge.digest.challenge(now));
             return Some(response(&req, 401, None, vec![challenge], None));
         }
     }
