@@ -437,6 +437,11 @@ pub struct ServeArgs {
     /// SIP endpoint.
     #[arg(long, env = "CONVENE_SIP_ADDR")]
     pub sip_addr: Option<SocketAddr>,
+    /// SIP over TLS (SIPS) on this address (TCP), with `--tls-cert`'s
+    /// certificate and its SIGHUP reloads; needs `--sip-addr` and
+    /// `--tls-cert`. Unset: no SIP over TLS.
+    #[arg(long, env = "CONVENE_SIP_TLS_ADDR")]
+    pub sip_tls_addr: Option<std::net::SocketAddr>,
     /// The address trunks reach this server at (Contact and SDP); default:
     /// `--sip-addr`'s.
     #[arg(long, env = "CONVENE_SIP_PUBLIC_IP")]

@@ -492,6 +492,9 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
         }
         None => state.with_live(sig.clone()),
     };
+    if args.sip_tls_addr.is_some() && args.sip_addr.is_none() {
+        anyhow::bail!("--sip-tls-addr serves the phone bridge: set --sip-addr too");
+    }
     let state = match args.sip_addr {
         Some(addr) => {
             let bridge = phone::start(
@@ -517,9 +520,24 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                         media.local_addr.ip()
                     },
                 }),
+                match (args.sip_tls_addr, &tls) {
+                    (None, _) => None,
+                    (Some(addr), Some(certs)) => Some(phone::SipTls {
+                        addr,
+                        certs: certs.clone(),
+                    }),
+                    (Some(_), None) => {
+                        anyhow::bail!(
+                            "--sip-tls-addr needs a certificate: set --tls-cert and --tls-key"
+                        )
+                    }
+                },
             )
             .await?;
             println!("sip on udp {}", bridge.local);
+            if let Some(a) = bridge.tls_local {
+                println!("sips on tcp {a}");
+            }
             state.with_phone(bridge)
         }
         None => state,

@@ -112,6 +112,8 @@ pub struct PhoneBridge {
     pub config: PhoneConfig,
     /// The bound SIP address (the port resolved).
     pub local: SocketAddr,
+    /// The bound SIP over TLS address, when served.
+    pub tls_local: Option<SocketAddr>,
     pub(crate) calls: Mutex<HashMap<String, CallEntry>>,
     /// How joined calls reach their rooms.
     pub(crate) access: Option<media::RoomAccess>,
@@ -188,11 +190,18 @@ impl PhoneCalls for PhoneBridge {
     }
 }
 
+/// SIP over TLS: where, and the certificate (the HTTPS one).
+pub struct SipTls {
+    pub addr: SocketAddr,
+    pub certs: axum_server::tls_rustls::RustlsConfig,
+}
+
 /// Binds the SIP socket and starts the endpoint.
 pub async fn start(
     config: PhoneConfig,
     db: Db,
     access: Option<media::RoomAccess>,
+    tls: Option<SipTls>,
 ) -> anyhow::Result<Arc<PhoneBridge>> {
     if config.public_ip.is_unspecified() {
         anyhow::bail!(
@@ -209,8 +218,18 @@ pub async fn start(
     let tcp = tokio::net::TcpListener::bind(local)
         .await
         .with_context(|| format!("binding the SIP address {local} (TCP)"))?;
+    let tls = match tls {
+        Some(t) => {
+            let listener = tokio::net::TcpListener::bind(t.addr)
+                .await
+                .with_context(|| format!("binding the SIP over TLS address {}", t.addr))?;
+            Some((listener.local_addr()?, listener, t.certs))
+        }
+        None => None,
+    };
     let bridge = Arc::new(PhoneBridge {
         local,
+        tls_local: tls.as_ref().map(|t| t.0),
         digest: auth::Digest::new(),
         calls: Mutex::new(HashMap::new()),
         access,
@@ -220,6 +239,15 @@ pub async fn start(
         bridge.config.invites_per_minute,
     )));
     tokio::spawn(sip::run_tcp(bridge.clone(), tcp, db.clone(), limit.clone()));
+    if let Some((_, listener, certs)) = tls {
+        tokio::spawn(sip::run_tls(
+            bridge.clone(),
+            listener,
+            certs,
+            db.clone(),
+            limit.clone(),
+        ));
+    }
     tokio::spawn(sip::run(bridge.clone(), Arc::new(socket), db, limit));
     Ok(bridge)
 }

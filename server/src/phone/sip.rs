@@ -22,7 +22,7 @@ use rsip::headers::UntypedHeader;
 use rsip::prelude::HeadersExt;
 use rsip::{Header, Method, SipMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::call::{self, CallSetup};
@@ -40,6 +40,8 @@ pub const MAX_TCP: usize = 256;
 const TCP_QUEUE: usize = 32;
 /// A TCP connection that sends nothing for this long is closed.
 const TCP_IDLE: Duration = Duration::from_secs(300);
+/// How long a SIP over TLS client has for its handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// Source addresses the INVITE limit remembers; when full, new sources
 /// are refused until a minute has passed.
 const LIMIT_SOURCES: usize = 4096;
@@ -61,8 +63,10 @@ pub enum Reply {
         socket: Arc<UdpSocket>,
         peer: SocketAddr,
     },
+    /// A TCP connection, or TLS over one (`tls`).
     Tcp {
         out: mpsc::Sender<Vec<u8>>,
+        tls: bool,
     },
 }
 
@@ -75,7 +79,7 @@ impl Reply {
                     tracing::debug!(%peer, error = %e, "SIP message not sent");
                 }
             }
-            Reply::Tcp { out } => {
+            Reply::Tcp { out, .. } => {
                 let _ = out.try_send(bytes.to_vec());
             }
         }
@@ -84,7 +88,8 @@ impl Reply {
     fn transport(&self) -> &'static str {
         match self {
             Reply::Udp { .. } => "UDP",
-            Reply::Tcp { .. } => "TCP",
+            Reply::Tcp { tls: false, .. } => "TCP",
+            Reply::Tcp { tls: true, .. } => "TLS",
         }
     }
 }
@@ -315,7 +320,46 @@ pub async fn run_tcp(
         };
         let (bridge, db, limit) = (bridge.clone(), db.clone(), limit.clone());
         tokio::spawn(async move {
-            connection(&bridge, &db, &limit, stream, src).await;
+            connection(&bridge, &db, &limit, stream, src, false).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Accepts SIP over TLS connections (SIPS, RFC 3261 26.2) until the
+/// process ends: the handshake (with the HTTPS certificate, reloaded on
+/// SIGHUP) on the connection's own task, bounded by [`TLS_HANDSHAKE`], then
+/// the same framing and handling as TCP.
+pub async fn run_tls(
+    bridge: Arc<PhoneBridge>,
+    listener: TcpListener,
+    certs: axum_server::tls_rustls::RustlsConfig,
+    db: Db,
+    limit: Arc<Mutex<InviteLimit>>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP));
+    loop {
+        let Ok((stream, src)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::info!(%src, "SIP TLS connection refused: too many");
+            continue;
+        };
+        let mut config = (*certs.get_inner()).clone();
+        // SIP, not HTTP: whatever ALPN a client offers (or none).
+        config.alpn_protocols.clear();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (bridge, db, limit) = (bridge.clone(), db.clone(), limit.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => connection(&bridge, &db, &limit, tls, src, true).await,
+                _ => {
+                    metrics::counter!("convene_sip_refused_total", "reason" => "tls").increment(1);
+                    tracing::debug!(%src, "SIP TLS handshake failed");
+                }
+            }
             drop(slot);
         });
     }
@@ -341,14 +385,17 @@ pub fn framing(buf: &[u8]) -> Option<(usize, usize)> {
 /// One TCP connection: messages framed by `Content-Length`, answers
 /// written in order by a writer task; a message that does not parse, one
 /// larger than [`MAX_MESSAGE`] or [`TCP_IDLE`] of silence closes it.
-async fn connection(
+async fn connection<S>(
     bridge: &Arc<PhoneBridge>,
     db: &Db,
     limit: &Mutex<InviteLimit>,
-    stream: TcpStream,
+    stream: S,
     src: SocketAddr,
-) {
-    let (mut rd, mut wr) = stream.into_split();
+    tls: bool,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (out, mut queued) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
     tokio::spawn(async move {
         while let Some(m) = queued.recv().await {
@@ -357,7 +404,7 @@ async fn connection(
             }
         }
     });
-    let reply = Reply::Tcp { out };
+    let reply = Reply::Tcp { out, tls };
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 4096];
     loop {
@@ -532,7 +579,7 @@ async fn invite(
     reply: &Reply,
     call_id: String,
 ) -> Vec<u8> {
-    let contact = contact(bridge, &req);
+    let contact = contact(bridge, &req, reply);
     if let Some(c) = bridge.table().get(&call_id) {
         return response(&req, 200, Some(&c.to_tag), vec![contact], Some(&c.answer));
     }
@@ -637,10 +684,19 @@ async fn invite(
     ok
 }
 
-fn contact(bridge: &PhoneBridge, req: &rsip::Request) -> Header {
+/// This side's Contact: the transport the INVITE came on, so that the
+/// caller's requests in the dialog (its BYE) take it too.
+fn contact(bridge: &PhoneBridge, req: &rsip::Request, reply: &Reply) -> Header {
     let user = req.uri.user().unwrap_or("convene");
-    let host = SocketAddr::new(bridge.config.public_ip, bridge.local.port());
-    header("Contact", format!("<sip:{user}@{host}>"))
+    let at = |port: u16| SocketAddr::new(bridge.config.public_ip, port);
+    let value = match (reply, bridge.tls_local) {
+        (Reply::Tcp { tls: true, .. }, Some(tls)) => {
+            format!("<sip:{user}@{};transport=tls>", at(tls.port()))
+        }
+        (Reply::Tcp { .. }, _) => format!("<sip:{user}@{};transport=tcp>", at(bridge.local.port())),
+        (Reply::Udp { .. }, _) => format!("<sip:{user}@{}>", at(bridge.local.port())),
+    };
+    header("Contact", value)
 }
 
 #[cfg(test)]

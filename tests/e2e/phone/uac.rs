@@ -417,7 +417,10 @@ pub(super) fn param<'a>(challenge: &'a str, name: &str) -> &'a str {
 
 /// Reads the next whole SIP message from a TCP stream (framed by
 /// Content-Length) into `buf`'s front.
-pub(super) async fn tcp_next(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Msg {
+pub(super) async fn tcp_next(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> Msg {
     use tokio::io::AsyncReadExt;
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
