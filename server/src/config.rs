@@ -461,6 +461,9 @@ pub struct ServeArgs {
     /// The trunks' digest password.
     #[arg(long, env = "CONVENE_SIP_AUTH_PASSWORD", hide_env_values = true)]
     pub sip_auth_password: Option<String>,
+    /// Take only calls that offer SDES-SRTP (`a=crypto`); others get 488.
+    #[arg(long, env = "CONVENE_SIP_REQUIRE_SRTP", default_value_t = false)]
+    pub sip_require_srtp: bool,
     /// A TOML file of named trunks, each with its source addresses and its
     /// own digest credentials or none (docs/phone.md), served besides
     /// `--sip-allow`'s.

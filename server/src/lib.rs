@@ -508,6 +508,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                         args.sip_trunks.as_deref(),
                     )?,
                     invites_per_minute: args.sip_invites_per_minute,
+                    require_srtp: args.sip_require_srtp,
                     max_calls: args.sip_max_calls as usize,
                 },
                 db.clone(),

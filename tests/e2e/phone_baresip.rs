@@ -7,7 +7,8 @@
 //! once its user turns the microphone on, decoded by baresip and dumped to a
 //! file by its `sndfile` filter); the API's mute stops the caller's audio
 //! reaching Chromium and the unmute brings it back; the caller's BYE takes
-//! it out of the room. baresip is driven over its `ctrl_tcp` module
+//! it out of the room. A second baresip insists on SDES-SRTP with G.711: its
+//! PIN (events under SRTP) is taken and it decodes the encrypted prompt. baresip is driven over its `ctrl_tcp` module
 //! (netstring JSON commands and events).
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -53,32 +54,51 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
-/// A 48 kHz stereo WAV of a 440 Hz tone (baresip's `aufile` source must
-/// match Opus's two channels).
-fn write_tone(path: &Path, secs: u32) {
-    let rate = 48_000u32;
+/// A WAV of a 440 Hz tone (baresip's `aufile` source must match the
+/// codec's rate and channels: 48 kHz stereo for Opus, 8 kHz mono for G.711).
+fn write_tone(path: &Path, secs: u32, rate: u32, channels: u16) {
     let frames = rate * secs;
-    let mut w = Vec::with_capacity(44 + frames as usize * 4);
+    let frame_bytes = 2 * u32::from(channels);
+    let mut w = Vec::with_capacity(44 + (frames * frame_bytes) as usize);
     w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + frames * 4).to_le_bytes());
+    w.extend_from_slice(&(36 + frames * frame_bytes).to_le_bytes());
     w.extend_from_slice(b"WAVEfmt ");
     w.extend_from_slice(&16u32.to_le_bytes());
     w.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    w.extend_from_slice(&2u16.to_le_bytes()); // channels
+    w.extend_from_slice(&channels.to_le_bytes());
     w.extend_from_slice(&rate.to_le_bytes());
-    w.extend_from_slice(&(rate * 4).to_le_bytes());
-    w.extend_from_slice(&4u16.to_le_bytes());
+    w.extend_from_slice(&(rate * frame_bytes).to_le_bytes());
+    w.extend_from_slice(&(frame_bytes as u16).to_le_bytes());
     w.extend_from_slice(&16u16.to_le_bytes());
     w.extend_from_slice(b"data");
-    w.extend_from_slice(&(frames * 4).to_le_bytes());
+    w.extend_from_slice(&(frames * frame_bytes).to_le_bytes());
     for i in 0..frames {
         let v = ((f64::from(i) * 2.0 * std::f64::consts::PI * 440.0 / f64::from(rate)).sin()
             * 8000.0) as i16;
-        w.extend_from_slice(&v.to_le_bytes());
-        w.extend_from_slice(&v.to_le_bytes());
+        for _ in 0..channels {
+            w.extend_from_slice(&v.to_le_bytes());
+        }
     }
     std::fs::write(path, w).unwrap();
 }
+
+/// How a baresip phone is set up.
+struct Setup {
+    /// Its codecs' modules, in its order of preference.
+    codecs: &'static [&'static str],
+    /// What its source file must be: rate and channels.
+    rate: u32,
+    channels: u16,
+    /// Parameters of its account (`;mediaenc=srtp-mand`).
+    account: &'static str,
+}
+
+const OPUS: Setup = Setup {
+    codecs: &["opus", "g711"],
+    rate: 48_000,
+    channels: 2,
+    account: "",
+};
 
 /// The 16-bit samples of a WAV file's `data` chunk (channels interleaved).
 fn wav_samples(path: &Path) -> Vec<i16> {
@@ -118,18 +138,25 @@ impl Drop for Baresip {
 }
 
 impl Baresip {
-    async fn start() -> Baresip {
+    async fn start(setup: &Setup) -> Baresip {
         let dir = tempfile::tempdir().unwrap();
         let tone = dir.path().join("tone.wav");
-        write_tone(&tone, 120);
+        write_tone(&tone, 120, setup.rate, setup.channels);
         std::fs::create_dir(dir.path().join("dump")).unwrap();
         let ctrl_port = free_tcp_port();
         // Loopback's address is the one its SDP names (the test namespace
-        // has no other interface with an address), Opus first, the `sndfile` filter dumps what it decodes.
+        // has no other interface with an address); its codecs in order, the
+        // `srtp` module (used when the account asks), the `sndfile` filter
+        // dumps what it decodes.
+        let codecs: String = setup
+            .codecs
+            .iter()
+            .map(|c| format!("module {c}.so\n"))
+            .collect();
         let config = format!(
             "poll_method epoll\nnet_interface 127.0.0.1\nsip_listen 127.0.0.1:{sip}\n\
              sip_transports udp\naudio_source aufile,{tone}\n\
-             module_path /usr/lib/baresip/modules\nmodule opus.so\nmodule g711.so\n\
+             module_path /usr/lib/baresip/modules\n{codecs}module srtp.so\n\
              module aufile.so\nmodule sndfile.so\nsnd_path {dump}\nmodule account.so\n\
              module menu.so\nmodule ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n",
             sip = free_udp_port(),
@@ -139,7 +166,7 @@ impl Baresip {
         std::fs::write(dir.path().join("config"), config).unwrap();
         std::fs::write(
             dir.path().join("accounts"),
-            format!("<sip:{CALLER}@127.0.0.1>;regint=0\n"),
+            format!("<sip:{CALLER}@127.0.0.1>;regint=0{}\n", setup.account),
         )
         .unwrap();
         std::fs::write(dir.path().join("contacts"), "").unwrap();
@@ -238,6 +265,16 @@ impl Baresip {
     }
 }
 
+/// The loudest 20 ms (RMS) of `samples` (`per_ms` of them a millisecond)
+/// between `from` and `to`.
+fn loudest_in(samples: &[i16], per_ms: usize, from: Duration, to: Duration) -> f64 {
+    let at = |d: Duration| (d.as_millis() as usize * per_ms).min(samples.len());
+    samples[at(from)..at(to)]
+        .chunks(20 * per_ms)
+        .map(|w| (w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64).sqrt())
+        .fold(0.0, f64::max)
+}
+
 /// Chromium's audio counters.
 async fn heard(page: &Page) -> Value {
     page.eval(HEARD).await
@@ -314,7 +351,7 @@ async fn baresip_calls_in_with_opus_and_talks_with_chromium() {
     .await;
 
     // baresip dials the extension and keys in the PIN once answered.
-    let mut phone = Baresip::start().await;
+    let mut phone = Baresip::start(&OPUS).await;
     phone.command("dial", &format!("sip:{ext}@{sip}")).await;
     phone.event("CALL_ESTABLISHED").await;
     let established = Instant::now();
@@ -403,13 +440,7 @@ async fn baresip_calls_in_with_opus_and_talks_with_chromium() {
     // not silence.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let samples = wav_samples(&phone.decoded_file());
-    let loudest = |from: Duration, to: Duration| {
-        let at = |d: Duration| ((d.as_millis() as usize) * 96).min(samples.len());
-        samples[at(from)..at(to)]
-            .chunks(1920)
-            .map(|w| (w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64).sqrt())
-            .fold(0.0, f64::max)
-    };
+    let loudest = |from: Duration, to: Duration| loudest_in(&samples, 96, from, to);
     let prompt = loudest(Duration::ZERO, Duration::from_millis(1500));
     assert!(
         prompt > 1000.0,
@@ -428,4 +459,90 @@ async fn baresip_calls_in_with_opus_and_talks_with_chromium() {
     eprintln!(
         "baresip heard the prompt (RMS {prompt:.0}) and the room (RMS {room:.0}) over {heard} ms"
     );
+}
+
+/// SDES-SRTP with G.711: baresip insists on SRTP (`mediaenc=srtp-mand`,
+/// an `RTP/SAVP` offer with `a=crypto`), keys in the PIN as RFC 4733
+/// events under SRTP, joins, and decodes the prompt the bridge encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_in_over_srtp_with_g711() {
+    let s = Server::start_with(Options {
+        capture_log: true,
+        env: vec![("CONVENE_LOG".into(), "info".into())],
+        args: ["--sip-addr", "127.0.0.1:0", "--sip-allow", "127.0.0.0/24"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::default()
+    });
+    let _log = LogOnFailure(s.log_path.clone());
+    let sip: SocketAddr = s
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("sip on udp "))
+        .expect("the server prints its SIP address")
+        .trim()
+        .parse()
+        .unwrap();
+    let api = s.api();
+    api.post("/api/v1/rooms", json!({"friendly_url": "secure"}))
+        .await
+        .expect(200);
+    let info = api
+        .post("/api/v1/rooms/secure/phone/connect", json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let pin = info["pin"].as_str().unwrap().to_string();
+
+    let mut phone = Baresip::start(&Setup {
+        codecs: &["g711"],
+        rate: 8000,
+        channels: 1,
+        account: ";mediaenc=srtp-mand",
+    })
+    .await;
+    phone.command("dial", &format!("sip:{ext}@{sip}")).await;
+    phone.event("CALL_ESTABLISHED").await;
+    let log = phone.log();
+    assert!(log.contains("Set audio encoder: PCMU 8000Hz"), "{log}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    phone.command("sndcode", &format!("{pin}#")).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let c = api
+            .get("/api/v1/rooms/secure/phone-participants")
+            .await
+            .expect(200)
+            .body;
+        if c["data"][0]["state"] == "joined" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the PIN sent under SRTP was not taken: {c}\n{}",
+            phone.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    phone.command("hangup", "").await;
+    phone.event("CALL_CLOSED").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // 8 kHz mono: the prompt asking for the PIN, decrypted by baresip.
+    let samples = wav_samples(&phone.decoded_file());
+    let prompt = loudest_in(&samples, 8, Duration::ZERO, Duration::from_millis(1500));
+    assert!(
+        prompt > 1000.0,
+        "baresip decoded no prompt under SRTP: loudest 20 ms RMS {prompt:.0}\n{}",
+        phone.log()
+    );
+    let server_log = std::fs::read_to_string(&s.log_path).unwrap();
+    assert!(
+        server_log
+            .lines()
+            .any(|l| l.contains("phone call answered") && l.contains("srtp=true")),
+        "{server_log}"
+    );
+    eprintln!("baresip over SRTP heard the prompt (RMS {prompt:.0})");
 }

@@ -21,6 +21,7 @@ use super::pin::{PinEntry, PinStep, ToneEvent};
 use super::prompts::{Playing, Prompt};
 use super::sdp::Offer;
 use super::sip::Reply;
+use super::srtp::Srtp;
 use super::{Control, PhoneBridge};
 
 /// RFC 3261's T1 and T2.
@@ -78,6 +79,8 @@ pub struct CallSetup {
     /// too (a caller behind NAT, or one whose SDP names another interface
     /// than the one it sends from).
     pub signal_ip: std::net::IpAddr,
+    /// The call's SRTP, when the caller offered SDES keys.
+    pub srtp: Option<Srtp>,
     pub rtp: UdpSocket,
     /// The INVITE's 200, retransmitted until the ACK.
     pub ok: Vec<u8>,
@@ -192,8 +195,20 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                 if from.ip() != s.offer.rtp.ip() && from.ip() != s.signal_ip {
                     continue;
                 }
+                // An SRTP call takes only what its caller's key opens.
+                let plain;
+                let bytes = match s.srtp.as_mut() {
+                    Some(srtp) => match srtp.unprotect(&buf[..n]) {
+                        Some(p) => {
+                            plain = p;
+                            &plain[..]
+                        }
+                        None => continue,
+                    },
+                    None => &buf[..n],
+                };
                 last_media = Instant::now();
-                let Ok(packet) = rtp_types::RtpPacket::parse(&buf[..n]) else { continue };
+                let Ok(packet) = rtp_types::RtpPacket::parse(bytes) else { continue };
                 media_to = from;
                 if packet.payload_type() == s.offer.codec.payload_type() {
                     if let Some(l) = leg.as_mut() {
@@ -253,7 +268,13 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                     }
                     None => mix,
                 };
-                if let Some(packet) = frame.and_then(|f| to_caller.packet(&f)) {
+                let packet = frame.and_then(|f| to_caller.packet(&f));
+                let packet = match (packet, s.srtp.as_mut()) {
+                    (Some(p), Some(srtp)) => srtp.protect(&p),
+                    (p, None) => p,
+                    (None, Some(_)) => None,
+                };
+                if let Some(packet) = packet {
                     let _ = s.rtp.send_to(&packet, media_to).await;
                 }
                 let now = Instant::now();

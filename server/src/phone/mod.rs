@@ -18,6 +18,7 @@ pub mod pin;
 pub mod prompts;
 pub mod sdp;
 pub mod sip;
+pub mod srtp;
 pub mod trunks;
 
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ pub struct PhoneConfig {
     pub invites_per_minute: u32,
     /// Calls at once over all rooms.
     pub max_calls: usize,
+    /// Refuse calls that do not offer SRTP.
+    pub require_srtp: bool,
 }
 
 /// Whether a call is still waiting for its PIN.

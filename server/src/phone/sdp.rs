@@ -9,6 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use sdp::SessionDescription;
 
+use super::srtp::Crypto;
+
 /// The G.711 law of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Law {
@@ -60,6 +62,11 @@ pub struct Offer {
     /// The telephone-event payload type and its clock, if offered (the one
     /// at the codec's clock when the caller offers several).
     pub events: Option<(u8, u32)>,
+    /// The transport as offered: `RTP/AVP`, or `RTP/SAVP` (SRTP required).
+    pub profile: &'static str,
+    /// The first SDES key of a suite this side takes, when the caller
+    /// offers SRTP (under `RTP/SAVP`, or under `RTP/AVP` as "best effort").
+    pub crypto: Option<Crypto>,
 }
 
 /// Why an offer was not taken.
@@ -71,6 +78,12 @@ pub enum OfferError {
     NoAudio,
     #[error("the offer has none of Opus, PCMU and PCMA")]
     NoCodec,
+    #[error("the audio stream's transport {0} is not RTP/AVP nor RTP/SAVP")]
+    Profile(String),
+    #[error(
+        "the offer asks for SRTP without a key this side takes (SDES AES_CM_128_HMAC_SHA1_80 or _32, one key, no MKI)"
+    )]
+    NoCrypto,
 }
 
 /// Reads an offer.
@@ -90,6 +103,19 @@ pub fn read_offer(body: &[u8]) -> Result<Offer, OfferError> {
         .and_then(|a| a.address.split('/').next()?.parse::<IpAddr>().ok())
         .ok_or(OfferError::NoAudio)?;
     let port = u16::try_from(audio.media_name.port.value).map_err(|_| OfferError::NoAudio)?;
+    let profile = match audio.media_name.protos.join("/").as_str() {
+        "RTP/AVP" => "RTP/AVP",
+        "RTP/SAVP" => "RTP/SAVP",
+        other => return Err(OfferError::Profile(other.to_string())),
+    };
+    let crypto = audio
+        .attributes
+        .iter()
+        .filter(|a| a.key == "crypto")
+        .find_map(|a| Crypto::parse(a.value.as_deref()?));
+    if profile == "RTP/SAVP" && crypto.is_none() {
+        return Err(OfferError::NoCrypto);
+    }
     let formats: Vec<u8> = audio
         .media_name
         .formats
@@ -133,11 +159,14 @@ pub fn read_offer(body: &[u8]) -> Result<Offer, OfferError> {
         rtp: SocketAddr::new(address, port),
         codec,
         events,
+        profile,
+        crypto,
     })
 }
 
-/// The answer: the offer's codec (and the events if offered) at `rtp`.
-pub fn answer(offer: &Offer, rtp: SocketAddr, session: u64) -> String {
+/// The answer: the offer's codec (and the events if offered) at `rtp`,
+/// with this side's SRTP key `crypto` when the offer has one.
+pub fn answer(offer: &Offer, rtp: SocketAddr, session: u64, crypto: Option<&Crypto>) -> String {
     let ip = rtp.ip();
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let pt = offer.codec.payload_type();
@@ -150,10 +179,14 @@ pub fn answer(offer: &Offer, rtp: SocketAddr, session: u64) -> String {
         .map(|(ev, _)| format!(" {ev}"))
         .unwrap_or_default();
     s.push_str(&format!(
-        "m=audio {} RTP/AVP {pt}{events}\r\na=rtpmap:{pt} {}\r\n",
+        "m=audio {} {} {pt}{events}\r\na=rtpmap:{pt} {}\r\n",
         rtp.port(),
+        offer.profile,
         offer.codec.rtpmap()
     ));
+    if let Some(c) = crypto.filter(|_| offer.crypto.is_some()) {
+        s.push_str(&format!("a=crypto:{}\r\n", c.attribute()));
+    }
     if let Codec::Opus(_) = offer.codec {
         // Mono towards the caller; in-band FEC for lossy trunks.
         s.push_str(&format!(
@@ -184,7 +217,7 @@ mod tests {
         assert_eq!(o.rtp, "10.0.0.5:40000".parse().unwrap());
         assert_eq!(o.codec, Codec::G711(Law::Pcma));
         assert_eq!(o.events, Some((101, 8000)));
-        let a = answer(&o, "192.0.2.1:5004".parse().unwrap(), 7);
+        let a = answer(&o, "192.0.2.1:5004".parse().unwrap(), 7, None);
         assert!(a.contains("m=audio 5004 RTP/AVP 8 101\r\n"), "{a}");
         assert!(a.contains("c=IN IP4 192.0.2.1\r\n"), "{a}");
         // The answer is itself a session description the crate reads.
@@ -216,7 +249,7 @@ mod tests {
         let o = read_offer(opus.as_bytes()).unwrap();
         assert_eq!(o.codec, Codec::Opus(111));
         assert_eq!(o.events, Some((102, 48_000)));
-        let a = answer(&o, "192.0.2.1:5004".parse().unwrap(), 7);
+        let a = answer(&o, "192.0.2.1:5004".parse().unwrap(), 7, None);
         assert!(a.contains("m=audio 5004 RTP/AVP 111 102\r\n"), "{a}");
         assert!(a.contains("a=rtpmap:111 opus/48000/2\r\n"), "{a}");
         assert!(a.contains("a=rtpmap:102 telephone-event/48000\r\n"), "{a}");
@@ -232,5 +265,43 @@ mod tests {
             .replace("RTP/AVP 111 0 101 102", "RTP/AVP 111 101")
             .replace("opus/48000/2", "opus/16000/1");
         assert_eq!(read_offer(odd.as_bytes()), Err(OfferError::NoCodec));
+    }
+
+    #[test]
+    fn srtp_offers_get_a_key_of_this_side_and_others_are_refused() {
+        use crate::phone::srtp::Suite;
+        let key = "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+        let savp = OFFER.replace("RTP/AVP", "RTP/SAVP")
+            + "a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:x\r\n"
+            + key;
+        let o = read_offer(savp.as_bytes()).unwrap();
+        assert_eq!(o.profile, "RTP/SAVP");
+        let theirs = o.crypto.clone().unwrap();
+        assert_eq!((theirs.tag, theirs.suite), (2, Suite::Aes128Sha1_80));
+        let ours = Crypto::fresh(theirs.tag, theirs.suite);
+        let a = answer(&o, "192.0.2.1:5004".parse().unwrap(), 7, Some(&ours));
+        assert!(a.contains("m=audio 5004 RTP/SAVP 8 101\r\n"), "{a}");
+        assert!(
+            a.contains(&format!("a=crypto:{}\r\n", ours.attribute())),
+            "{a}"
+        );
+        // Best effort: SDES under RTP/AVP is taken and answered in kind.
+        let avp = OFFER.to_string() + key;
+        let o = read_offer(avp.as_bytes()).unwrap();
+        assert_eq!((o.profile, o.crypto.is_some()), ("RTP/AVP", true));
+        // SAVP without a usable key, DTLS-SRTP and SAVPF are refused.
+        let no_key = OFFER.replace("RTP/AVP", "RTP/SAVP");
+        assert_eq!(read_offer(no_key.as_bytes()), Err(OfferError::NoCrypto));
+        for proto in ["UDP/TLS/RTP/SAVP", "RTP/SAVPF"] {
+            let other = OFFER.replace("RTP/AVP", proto);
+            assert_eq!(
+                read_offer(other.as_bytes()),
+                Err(OfferError::Profile(proto.into()))
+            );
+        }
+        // No key offered: none answered, even when one is at hand.
+        let plain = read_offer(OFFER.as_bytes()).unwrap();
+        let a = answer(&plain, "192.0.2.1:5004".parse().unwrap(), 7, Some(&ours));
+        assert!(!a.contains("a=crypto"), "{a}");
     }
 }

@@ -26,9 +26,9 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::call::{self, CallSetup};
-use super::sdp;
 use super::trunks::{Credentials, Trunk};
 use super::{CallEntry, CallState, Control, PhoneBridge};
+use super::{sdp, srtp};
 
 /// The largest datagram read (a SIP message over UDP stays well below).
 const MAX_DATAGRAM: usize = 65_535;
@@ -609,6 +609,18 @@ async fn invite(
             );
         }
     };
+    if bridge.config.require_srtp && offer.crypto.is_none() {
+        return response(
+            &req,
+            488,
+            None,
+            vec![header(
+                "Warning",
+                "399 convene \"this bridge takes SRTP calls only (SDES a=crypto)\"",
+            )],
+            None,
+        );
+    }
     let rtp = match UdpSocket::bind(SocketAddr::new(bridge.config.addr.ip(), 0)).await {
         Ok(s) => s,
         Err(e) => {
@@ -620,10 +632,27 @@ async fn invite(
         return response(&req, 500, None, vec![], None);
     };
     let to_tag = random_hex(8);
+    // SDES-SRTP when the caller offers a key: a fresh one of this side's
+    // in the answer.
+    let local_key = offer
+        .crypto
+        .as_ref()
+        .map(|c| srtp::Crypto::fresh(c.tag, c.suite));
+    let srtp = match (&offer.crypto, &local_key) {
+        (Some(theirs), Some(ours)) => match srtp::Srtp::new(theirs, ours) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "setting up a call's SRTP");
+                return response(&req, 500, None, vec![], None);
+            }
+        },
+        _ => None,
+    };
     let answer = sdp::answer(
         &offer,
         SocketAddr::new(bridge.config.public_ip, rtp_port),
         rand::rng().random_range(1..u32::MAX as u64),
+        local_key.as_ref(),
     );
     let ok = response(&req, 200, Some(&to_tag), vec![contact], Some(&answer));
     let (control, control_rx) = mpsc::channel(8);
@@ -663,7 +692,9 @@ async fn invite(
             answer,
         },
     );
-    tracing::info!(call = %id, room = %dial_in.room_id, %src, "phone call answered; waiting for the PIN");
+    tracing::info!(call = %id, room = %dial_in.room_id, %src, codec = ?offer.codec,
+        srtp = offer.crypto.is_some(), transport = reply.transport(),
+        "phone call answered; waiting for the PIN");
     tokio::spawn(call::run(CallSetup {
         bridge: bridge.clone(),
         sip: reply.clone(),
@@ -671,6 +702,7 @@ async fn invite(
         pin: dial_in.pin,
         offer,
         signal_ip: src.ip(),
+        srtp,
         rtp,
         ok: ok.clone(),
         bye,

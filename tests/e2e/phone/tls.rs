@@ -2,7 +2,8 @@
 //! certificate calls in over TLS, is answered with a Contact naming the TLS
 //! transport, enters the PIN, joins, and gets the server's BYE over the
 //! same TLS connection; plain TCP on the TLS port gets no SIP; asking for
-//! TLS without a certificate stops the start.
+//! TLS without a certificate stops the start; `--sip-require-srtp` refuses
+//! plain RTP offers.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -178,4 +179,55 @@ async fn phone_call_over_tls_joins_and_is_hung_up_over_tls() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("--sip-tls-addr needs a certificate"), "{err}");
+}
+
+/// `--sip-require-srtp`: a plain RTP offer gets 488 saying why; an offer
+/// with an SDES key is answered over `RTP/SAVP` with this side's key.
+#[tokio::test]
+async fn phone_require_srtp_refuses_plain_offers() {
+    let s = Server::start_with(Options {
+        args: [
+            "--sip-addr",
+            "127.0.0.1:0",
+            "--sip-allow",
+            "127.0.0.0/24",
+            "--sip-require-srtp",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Options::default()
+    });
+    let api = s.api();
+    let sip = super::sip_addr(&s);
+    room(&api, "srtp-only").await;
+    let (_, ext, _) = dial_in(&api, "srtp-only").await;
+    let mut c = Caller::new("127.0.0.1", sip).await;
+    let r = c.invite(&ext).await;
+    assert_eq!(r.status(), Some(488), "{r:?}");
+    assert!(r.header("warning").contains("SRTP calls only"), "{r:?}");
+
+    let port = c.rtp.local_addr().unwrap().port();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=call\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+    );
+    let uri = format!("sip:{ext}@{sip}");
+    let req = c.request("INVITE", &uri, 5, "Content-Type: application/sdp\r\n", &sdp);
+    c.send(&req).await;
+    let ok = c.final_response().await;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    assert!(ok.body.contains(" RTP/SAVP 0 101\r\n"), "{}", ok.body);
+    let key = ok
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:"))
+        .expect("this side's key under the caller's tag and suite");
+    assert_ne!(key, "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz");
+    c.to = ok.header("to").to_string();
+    let ack = c.request("ACK", &uri, 5, "", "");
+    c.send(&ack).await;
+    c.cseq = 6;
+    c.bye().await;
+    wait_calls(&api, "srtp-only", "the call ends", |c| c.is_empty()).await;
 }
