@@ -7,7 +7,7 @@
 //! the room as it came (no transcoding, its own timing); a muted call sends
 //! nothing. The leg's [`SPEAKERS`] receiving m-lines are filled like a WHEP
 //! viewer's with the room's active speakers other than itself: each is
-//! decoded, the three are summed (the mix-minus) and handed to the call's
+//! decoded, and they are summed (the mix-minus) and handed to the call's
 //! stream to the caller (`outgoing.rs`) every 20 ms.
 //! All on the call's own task, bounded queues; only calls that entered
 //! their PIN have a leg.
@@ -29,8 +29,11 @@ use super::outgoing::{FRAME, upsample6};
 use super::sdp::{Codec, Law};
 use crate::signaling::{Signaling, http_media, whip};
 
-/// Speakers the caller hears at once (receiving m-lines of the leg).
-const SPEAKERS: usize = 3;
+/// Microphones the caller hears at once (receiving m-lines of the leg):
+/// every one in a room with up to this many besides the caller (a full
+/// mix-minus), the loudest this many in larger rooms (the media server
+/// fills the lines with speakers first, `sfu::follow`).
+const SPEAKERS: usize = 8;
 /// 48 kHz samples kept per speaker before the oldest are dropped (200 ms).
 const SPEAKER_QUEUE: usize = 9600;
 /// Samples of the largest Opus packet (120 ms at 48 kHz).

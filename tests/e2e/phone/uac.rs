@@ -302,6 +302,33 @@ pub(super) async fn caller_hears(rtp: &UdpSocket, n: usize) -> f64 {
     loudest
 }
 
+/// The next `n` PCMU packets' samples (8 kHz).
+pub(super) async fn caller_samples(rtp: &UdpSocket, n: usize) -> Vec<i32> {
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::with_capacity(n * 160);
+    for _ in 0..n {
+        let (len, _) = tokio::time::timeout(Duration::from_secs(5), rtp.recv_from(&mut buf))
+            .await
+            .expect("the caller receives RTP")
+            .unwrap();
+        out.extend(buf[12..len].iter().map(|&b| ulaw_decode(b)));
+    }
+    out
+}
+
+/// The amplitude of `freq` Hz in 8 kHz `samples` (Goertzel).
+pub(super) fn tone_level(samples: &[i32], freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / 8000.0;
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    2.0 * power.sqrt() / samples.len() as f64
+}
+
 /// The RMS of each PCMU packet already waiting on the caller's RTP
 /// socket, oldest first (they are taken off it).
 pub(super) fn drain(rtp: &UdpSocket) -> Vec<f64> {
