@@ -15,11 +15,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
+use super::dtmf::InBand;
+use super::media::g711_decode;
 use super::media::{Leg, RoomAccess};
 use super::outgoing::ToCaller;
 use super::pin::{PinEntry, PinStep, ToneEvent};
 use super::prompts::{Playing, Prompt};
-use super::sdp::Offer;
+use super::sdp::{Codec, Offer};
 use super::sip::Reply;
 use super::srtp::Srtp;
 use super::{Control, PhoneBridge};
@@ -142,6 +144,9 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
     let mut closing: Option<&'static str> = None;
     // The RTP timestamp of the last key's events (all its packets share it).
     let mut key_at: Option<u32> = None;
+    // In-band DTMF, for a G.711 caller whose offer has no telephone-event.
+    let mut in_band =
+        (s.offer.events.is_none() && matches!(s.offer.codec, Codec::G711(_))).then(InBand::default);
     // When the next 20 ms go to the caller.
     let mut mix_at = started;
     // Where the room's audio goes: the offered address until the caller's
@@ -215,9 +220,18 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                         let muted = s.muted.load(Ordering::Relaxed);
                         l.caller_audio(s.offer.codec, packet.timestamp(), packet.payload(), muted);
                     }
-                    continue;
-                }
-                if !joined && closing.is_none() && Some(packet.payload_type()) == s.offer.events.map(|e| e.0) {
+                    // Keys as tones in the audio, from a caller that has
+                    // no telephone-events.
+                    if let (Some(d), Codec::G711(law), false, None) =
+                        (in_band.as_mut(), s.offer.codec, joined, closing)
+                    {
+                        let samples = packet.payload().iter().map(|&b| g711_decode(law, b));
+                        for k in d.push(samples) {
+                            prompt = None;
+                            step = Some(pin.key(k));
+                        }
+                    }
+                } else if !joined && closing.is_none() && Some(packet.payload_type()) == s.offer.events.map(|e| e.0) {
                     let Some(ev) = ToneEvent::parse(packet.payload()) else { continue };
                     // A new key (not the repeated packets of the last one)
                     // stops the prompt that asks for it.

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod call;
+pub mod dtmf;
 pub mod media;
 pub mod outgoing;
 pub mod pin;
