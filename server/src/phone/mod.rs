@@ -20,6 +20,7 @@ pub mod prompts;
 pub mod sdp;
 pub mod sip;
 pub mod srtp;
+pub mod stream;
 pub mod trunks;
 
 use std::collections::HashMap;
@@ -242,9 +243,14 @@ pub async fn start(
     let limit = Arc::new(Mutex::new(sip::InviteLimit::new(
         bridge.config.invites_per_minute,
     )));
-    tokio::spawn(sip::run_tcp(bridge.clone(), tcp, db.clone(), limit.clone()));
+    tokio::spawn(stream::run_tcp(
+        bridge.clone(),
+        tcp,
+        db.clone(),
+        limit.clone(),
+    ));
     if let Some((_, listener, certs)) = tls {
-        tokio::spawn(sip::run_tls(
+        tokio::spawn(stream::run_tls(
             bridge.clone(),
             listener,
             certs,
