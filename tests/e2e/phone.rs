@@ -56,6 +56,37 @@ fn server() -> Server {
     })
 }
 
+/// Starts `convene serve` with the SIP bridge and `extra`, expecting it to
+/// refuse to start; returns what it printed on stderr.
+fn refused_start(extra: &[&str]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(convene_tests::binary("convene"))
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--sip-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--rtc-ip",
+            "127.0.0.1",
+            "--rtc-port",
+            "0",
+            "--turn-port",
+            "0",
+        ])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("CONVENE_API_KEY", convene_tests::KEY)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the server started: {err}");
+    err
+}
+
 /// Connects `room` to the phone bridge: its answer, extension and PIN.
 async fn dial_in(api: &Api, room: &str) -> (Value, String, String) {
     let info = api

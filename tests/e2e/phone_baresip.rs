@@ -275,6 +275,41 @@ fn loudest_in(samples: &[i16], per_ms: usize, from: Duration, to: Duration) -> f
         .fold(0.0, f64::max)
 }
 
+/// A server with the SIP bridge (its log kept, shown on failure), a room
+/// `room` with the API's defaults connected to it: the server, the log's
+/// guard, the SIP address, the extension and the PIN.
+async fn bridge(room: &str) -> (Server, LogOnFailure, SocketAddr, String, String) {
+    let s = Server::start_with(Options {
+        capture_log: true,
+        env: vec![("CONVENE_LOG".into(), "info".into())],
+        args: ["--sip-addr", "127.0.0.1:0", "--sip-allow", "127.0.0.0/24"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::default()
+    });
+    let log = LogOnFailure(s.log_path.clone());
+    let sip: SocketAddr = s
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("sip on udp "))
+        .expect("the server prints its SIP address")
+        .trim()
+        .parse()
+        .unwrap();
+    let api = s.api();
+    api.post("/api/v1/rooms", json!({"friendly_url": room}))
+        .await
+        .expect(200);
+    let info = api
+        .post(&format!("/api/v1/rooms/{room}/phone/connect"), json!({}))
+        .await
+        .expect(200)
+        .body;
+    let ext = info["extension"].as_str().unwrap().to_string();
+    let pin = info["pin"].as_str().unwrap().to_string();
+    (s, log, sip, ext, pin)
+}
+
 /// Chromium's audio counters.
 async fn heard(page: &Page) -> Value {
     page.eval(HEARD).await
@@ -301,35 +336,9 @@ async fn wait_silent(page: &Page) -> u64 {
 async fn baresip_calls_in_with_opus_and_talks_with_chromium() {
     let _one = ONE_AT_A_TIME.lock().await;
     assert_isolated_network();
-    let s = Server::start_with(Options {
-        capture_log: true,
-        env: vec![("CONVENE_LOG".into(), "info".into())],
-        args: ["--sip-addr", "127.0.0.1:0", "--sip-allow", "127.0.0.0/24"]
-            .map(String::from)
-            .to_vec(),
-        ..Options::default()
-    });
-    let _log = LogOnFailure(s.log_path.clone());
-    let sip: SocketAddr = s
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("sip on udp "))
-        .expect("the server prints its SIP address")
-        .trim()
-        .parse()
-        .unwrap();
-    let api = s.api();
     // The room defaults a user gets (microphones off on join).
-    api.post("/api/v1/rooms", json!({"friendly_url": "dial"}))
-        .await
-        .expect(200);
-    let info = api
-        .post("/api/v1/rooms/dial/phone/connect", json!({}))
-        .await
-        .expect(200)
-        .body;
-    let ext = info["extension"].as_str().unwrap().to_string();
-    let pin = info["pin"].as_str().unwrap().to_string();
+    let (s, _log, sip, ext, pin) = bridge("dial").await;
+    let api = s.api();
 
     // Vera joins in Chromium and turns her microphone on, as a user would.
     let t = token(&s, "dial", "Vera", "moderator").await;
@@ -466,34 +475,8 @@ async fn baresip_calls_in_with_opus_and_talks_with_chromium() {
 /// events under SRTP, joins, and decodes the prompt the bridge encrypted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_calls_in_over_srtp_with_g711() {
-    let s = Server::start_with(Options {
-        capture_log: true,
-        env: vec![("CONVENE_LOG".into(), "info".into())],
-        args: ["--sip-addr", "127.0.0.1:0", "--sip-allow", "127.0.0.0/24"]
-            .map(String::from)
-            .to_vec(),
-        ..Options::default()
-    });
-    let _log = LogOnFailure(s.log_path.clone());
-    let sip: SocketAddr = s
-        .stdout
-        .iter()
-        .find_map(|l| l.strip_prefix("sip on udp "))
-        .expect("the server prints its SIP address")
-        .trim()
-        .parse()
-        .unwrap();
+    let (s, _log, sip, ext, pin) = bridge("secure").await;
     let api = s.api();
-    api.post("/api/v1/rooms", json!({"friendly_url": "secure"}))
-        .await
-        .expect(200);
-    let info = api
-        .post("/api/v1/rooms/secure/phone/connect", json!({}))
-        .await
-        .expect(200)
-        .body;
-    let ext = info["extension"].as_str().unwrap().to_string();
-    let pin = info["pin"].as_str().unwrap().to_string();
 
     let mut phone = Baresip::start(&Setup {
         codecs: &["g711"],

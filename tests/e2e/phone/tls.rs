@@ -6,10 +6,9 @@
 //! plain RTP offers.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 
-use convene_tests::{Api, KEY, Options, Server, binary};
+use convene_tests::{Api, KEY, Options, Server};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -154,30 +153,7 @@ async fn phone_call_over_tls_joins_and_is_hung_up_over_tls() {
     );
 
     // SIP over TLS without a certificate stops the start, saying so.
-    let data = tempfile::tempdir().unwrap();
-    let out = Command::new(binary("convene"))
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--rtc-ip",
-            "127.0.0.1",
-            "--rtc-port",
-            "0",
-            "--turn-port",
-            "0",
-            "--sip-addr",
-            "127.0.0.1:0",
-            "--sip-tls-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("CONVENE_API_KEY", KEY)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = super::refused_start(&["--sip-tls-addr", "127.0.0.1:0"]);
     assert!(err.contains("--sip-tls-addr needs a certificate"), "{err}");
 }
 

@@ -4,9 +4,8 @@
 //! challenges with `md-5`, not with the server's own code.
 
 use std::net::SocketAddr;
-use std::process::Command;
 
-use convene_tests::{Options, Server, binary};
+use convene_tests::{Options, Server};
 
 use super::uac::*;
 use super::{calls, dial_in, sip_addr, wait_calls};
@@ -168,30 +167,7 @@ async fn phone_trunks_file_gives_each_trunk_its_own_credentials() {
         "[[trunk]]\nname = \"carrier\"\nallow = [\"127.0.0.300\"]\n",
     )
     .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let out = Command::new(binary("convene"))
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--sip-addr",
-            "127.0.0.1:0",
-            "--rtc-ip",
-            "127.0.0.1",
-            "--rtc-port",
-            "0",
-            "--turn-port",
-            "0",
-        ])
-        .arg("--sip-trunks")
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("CONVENE_API_KEY", convene_tests::KEY)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = super::refused_start(&["--sip-trunks", file.to_str().unwrap()]);
     assert!(
         err.contains("trunk `carrier`") && err.contains("127.0.0.300"),
         "{err}"
