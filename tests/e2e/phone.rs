@@ -233,6 +233,17 @@ async fn phone_keys_sent_by_sip_info_enter_the_pin() {
     let (_, ext, pin) = dial_in(&api, "info").await;
     let mut c = Caller::new("127.0.0.1", sip).await;
     assert_eq!(c.invite(&ext).await.status(), Some(200));
+    // The prompt asking for the PIN (4.5 s), then silence: the stream
+    // does not stop while the caller thinks (6 s of packets, the last
+    // second quiet).
+    let heard = caller_samples(&c.rtp, 300).await;
+    let rms =
+        |x: &[i32]| (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+    let (loud, tail) = (rms(&heard[..160 * 200]), rms(&heard[160 * 250..]));
+    assert!(
+        loud > 500.0 && tail < 50.0,
+        "prompt RMS {loud:.0}, then {tail:.0}"
+    );
 
     // Bodies that carry no key are refused, saying what is taken.
     let r = c.info("application/sdp", "v=0\r\n").await;

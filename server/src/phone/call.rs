@@ -18,7 +18,7 @@ use tokio::time::{Instant, sleep_until};
 use super::dtmf::InBand;
 use super::media::g711_decode;
 use super::media::{Leg, RoomAccess};
-use super::outgoing::ToCaller;
+use super::outgoing::{FRAME, ToCaller};
 use super::pin::{PinEntry, PinStep, ToneEvent};
 use super::prompts::{Playing, Prompt};
 use super::sdp::{Codec, Offer};
@@ -161,7 +161,10 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
             None => None,
         };
         let leg_socket = leg.as_ref().map(Leg::socket);
-        let mix_due = (leg.is_some() || prompt.is_some()).then_some(mix_at);
+        // Once answered and acknowledged, the caller gets 20 ms every 20 ms:
+        // a prompt, the room, or silence between prompts (trunks end calls
+        // whose media stops).
+        let mix_due = (leg.is_some() || prompt.is_some() || acked).then_some(mix_at);
         let check_at = if acked {
             Instant::now() + Duration::from_secs(1)
         } else {
@@ -278,9 +281,9 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
                         if let Some(why) = closing {
                             return End::Local(why);
                         }
-                        mix
+                        mix.or(Some([0; FRAME]))
                     }
-                    None => mix,
+                    None => mix.or(Some([0; FRAME])),
                 };
                 let packet = frame.and_then(|f| to_caller.packet(&f));
                 let packet = match (packet, s.srtp.as_mut()) {
