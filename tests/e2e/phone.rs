@@ -87,6 +87,30 @@ fn refused_start(extra: &[&str]) -> String {
     err
 }
 
+/// A str0m participant `name` joined to `room` (not publishing yet).
+async fn in_room(
+    s: &Server,
+    room: &str,
+    name: &str,
+    role: &str,
+) -> convene_tests::rtc_client::Client {
+    use convene_tests::rtc_client::{Client, ClientOptions};
+    let t = crate::browser::token(s, room, name, role).await;
+    let mut c = Client::connect(ClientOptions {
+        ws_url: s.ws_url(),
+        room: None,
+        token: Some(t),
+        name: None,
+        publish: false,
+        media_ip: convene_tests::media_ip(),
+        resume: None,
+        tcp: false,
+    })
+    .await;
+    c.wait_type("joined").await;
+    c
+}
+
 /// Connects `room` to the phone bridge: its answer, extension and PIN.
 async fn dial_in(api: &Api, room: &str) -> (Value, String, String) {
     let info = api
@@ -410,7 +434,6 @@ async fn phone_wrong_pins_disconnect_and_bad_callers_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() {
-    use convene_tests::rtc_client::{Client, ClientOptions};
     let s = server();
     let api = s.api();
     let sip = sip_addr(&s);
@@ -418,19 +441,7 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
     let (_, ext, pin) = dial_in(&api, "heard").await;
 
     // Ann is in the room (a str0m participant, not publishing).
-    let t = crate::browser::token(&s, "heard", "Ann", "moderator").await;
-    let mut ann = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(t),
-        name: None,
-        publish: false,
-        media_ip: convene_tests::media_ip(),
-        resume: None,
-        tcp: false,
-    })
-    .await;
-    ann.wait_type("joined").await;
+    let mut ann = in_room(&s, "heard", "Ann", "moderator").await;
 
     let mut c = Caller::new("127.0.0.1", sip).await;
     assert_eq!(c.invite(&ext).await.status(), Some(200));
@@ -514,19 +525,7 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
 
     // Bea joins and speaks too (700 Hz): the caller hears both at once,
     // a mix, not one speaker at a time.
-    let t = crate::browser::token(&s, "heard", "Bea", "speaker").await;
-    let mut bea = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(t),
-        name: None,
-        publish: false,
-        media_ip: convene_tests::media_ip(),
-        resume: None,
-        tcp: false,
-    })
-    .await;
-    bea.wait_type("joined").await;
+    let bea = in_room(&s, "heard", "Bea", "speaker").await;
     let tone_b: Vec<i16> = (0..48_000 * 20)
         .map(|i| {
             ((i as f64 * 2.0 * std::f64::consts::PI * 700.0 / 48_000.0).sin() * 10_000.0) as i16

@@ -243,17 +243,18 @@ pub async fn start(
     let limit = Arc::new(Mutex::new(sip::InviteLimit::new(
         bridge.config.invites_per_minute,
     )));
-    tokio::spawn(stream::run_tcp(
+    tokio::spawn(stream::run(
         bridge.clone(),
         tcp,
+        None,
         db.clone(),
         limit.clone(),
     ));
     if let Some((_, listener, certs)) = tls {
-        tokio::spawn(stream::run_tls(
+        tokio::spawn(stream::run(
             bridge.clone(),
             listener,
-            certs,
+            Some(certs),
             db.clone(),
             limit.clone(),
         ));

@@ -26,57 +26,40 @@ const TCP_IDLE: Duration = Duration::from_secs(300);
 /// How long a SIP over TLS client has for its handshake.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
-/// Accepts TCP connections on the SIP port until the process ends.
-pub async fn run_tcp(
+/// Accepts connections until the process ends: TCP on the SIP port, or
+/// SIP over TLS (SIPS, RFC 3261 26.2) with `tls`'s certificate (the HTTPS
+/// one, reloaded on SIGHUP), whose handshake runs on the connection's own
+/// task bounded by [`TLS_HANDSHAKE`]; then the same framing and handling.
+pub async fn run(
     bridge: Arc<PhoneBridge>,
     listener: TcpListener,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
     db: Db,
     limit: Arc<Mutex<InviteLimit>>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP));
+    let kind = if tls.is_some() { "TLS" } else { "TCP" };
     loop {
         let Ok((stream, src)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::info!(%src, "SIP TCP connection refused: too many");
+            tracing::info!(%src, kind, "SIP connection refused: too many");
             continue;
         };
         let (bridge, db, limit) = (bridge.clone(), db.clone(), limit.clone());
-        tokio::spawn(async move {
-            connection(&bridge, &db, &limit, stream, src, false).await;
-            drop(slot);
-        });
-    }
-}
-
-/// Accepts SIP over TLS connections (SIPS, RFC 3261 26.2) until the
-/// process ends: the handshake (with the HTTPS certificate, reloaded on
-/// SIGHUP) on the connection's own task, bounded by [`TLS_HANDSHAKE`], then
-/// the same framing and handling as TCP.
-pub async fn run_tls(
-    bridge: Arc<PhoneBridge>,
-    listener: TcpListener,
-    certs: axum_server::tls_rustls::RustlsConfig,
-    db: Db,
-    limit: Arc<Mutex<InviteLimit>>,
-) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP));
-    loop {
-        let Ok((stream, src)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::info!(%src, "SIP TLS connection refused: too many");
+        let Some(certs) = &tls else {
+            tokio::spawn(async move {
+                connection(&bridge, &db, &limit, stream, src, false).await;
+                drop(slot);
+            });
             continue;
         };
         let mut config = (*certs.get_inner()).clone();
         // SIP, not HTTP: whatever ALPN a client offers (or none).
         config.alpn_protocols.clear();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let (bridge, db, limit) = (bridge.clone(), db.clone(), limit.clone());
         tokio::spawn(async move {
             match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => connection(&bridge, &db, &limit, tls, src, true).await,
