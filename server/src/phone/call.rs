@@ -273,19 +273,19 @@ async fn serve(s: &mut CallSetup, leg: &mut Option<Leg>) -> End {
             } => {
                 // The room's mix is taken even under a prompt, so that the
                 // speakers' queues stay current.
-                let mix = leg.as_mut().map(Leg::mix);
+                let mix = leg.as_mut().map(Leg::mix).unwrap_or([0; FRAME]);
                 let frame = match prompt.as_mut().map(Playing::next_frame) {
-                    Some(Some(f)) => Some(f),
+                    Some(Some(f)) => f,
                     Some(None) => {
                         prompt = None;
                         if let Some(why) = closing {
                             return End::Local(why);
                         }
-                        mix.or(Some([0; FRAME]))
+                        mix
                     }
-                    None => mix.or(Some([0; FRAME])),
+                    None => mix,
                 };
-                let packet = frame.and_then(|f| to_caller.packet(&f));
+                let packet = to_caller.packet(&frame);
                 let packet = match (packet, s.srtp.as_mut()) {
                     (Some(p), Some(srtp)) => srtp.protect(&p),
                     (p, None) => p,
