@@ -115,19 +115,60 @@ impl Crypto {
 }
 
 /// Whether an RTP header's fixed part, CSRCs and extension fit in
-/// `packet` (webrtc-srtp's header reader is not given anything shorter).
+/// `packet`, the extension's RFC 8285 elements (one- and two-byte forms)
+/// each inside the extension block: webrtc-srtp's header reader (the `rtp`
+/// crate) would panic reading an element past the packet, so it is given
+/// nothing else.
 fn header_fits(packet: &[u8]) -> bool {
     if packet.len() < 12 || packet[0] >> 6 != 2 {
         return false;
     }
-    let mut end = 12 + 4 * usize::from(packet[0] & 0x0f);
-    if packet[0] & 0x10 != 0 {
-        let Some(ext) = packet.get(end + 2..end + 4) else {
-            return false;
-        };
-        end += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    let start = 12 + 4 * usize::from(packet[0] & 0x0f);
+    if packet[0] & 0x10 == 0 {
+        return start <= packet.len();
     }
-    end <= packet.len()
+    let Some(ext) = packet.get(start..start + 4) else {
+        return false;
+    };
+    let profile = u16::from_be_bytes([ext[0], ext[1]]);
+    let mut at = start + 4;
+    let end = at + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+    if end > packet.len() {
+        return false;
+    }
+    match profile {
+        // One-byte elements: ID and length-1 in one byte; 0 pads; ID 15
+        // ends the list.
+        0xBEDE => {
+            while at < end {
+                let b = packet[at];
+                at += 1;
+                if b == 0 {
+                    continue;
+                }
+                if b >> 4 == 15 {
+                    break;
+                }
+                at += usize::from(b & 0x0f) + 1;
+            }
+        }
+        // Two-byte elements: an ID byte (0 pads), a length byte.
+        0x1000 => {
+            while at < end {
+                let b = packet[at];
+                at += 1;
+                if b == 0 {
+                    continue;
+                }
+                let Some(&len) = packet[..end].get(at) else {
+                    return false;
+                };
+                at += 1 + usize::from(len);
+            }
+        }
+        _ => {}
+    }
+    at <= end
 }
 
 /// One call's SRTP: the caller's key in, this side's key out.
@@ -218,6 +259,24 @@ mod tests {
         );
         assert_eq!(at_bridge.unprotect(&[0x8f; 20]), None);
         assert_eq!(at_bridge.unprotect(b"short"), None);
+        // An RFC 8285 element running past the packet (found by the
+        // sip_message fuzzer: the rtp crate panicked reading it).
+        let mut one_byte = vec![0x90, 0, 0, 4, 0, 0, 0, 0, 1, 2, 3, 4, 0xbe, 0xde, 0, 1];
+        one_byte.extend_from_slice(&[0x1f, 0, 0, 0]);
+        assert_eq!(at_bridge.unprotect(&one_byte), None);
+        assert_eq!(at_bridge.protect(&one_byte), None);
+        let mut two_byte = vec![0x90, 0, 0, 5, 0, 0, 0, 0, 1, 2, 3, 4, 0x10, 0, 0, 1];
+        two_byte.extend_from_slice(&[7, 200, 0, 0]);
+        assert_eq!(at_bridge.protect(&two_byte), None);
+        let mut dangling = vec![0x90, 0, 0, 6, 0, 0, 0, 0, 1, 2, 3, 4, 0x10, 0, 0, 1];
+        dangling.extend_from_slice(&[0, 0, 0, 7]);
+        assert_eq!(at_bridge.protect(&dangling), None);
+        // Well-formed elements pass.
+        let mut fine = vec![0x90, 0, 0, 7, 0, 0, 0, 0, 1, 2, 3, 4, 0xbe, 0xde, 0, 1];
+        fine.extend_from_slice(&[0x10, 0xaa, 0, 0]);
+        fine.extend_from_slice(&[0xff; 20]);
+        let sent = at_bridge.protect(&fine).unwrap();
+        assert_eq!(at_caller.unprotect(&sent), Some(fine));
         // Back the other way.
         let back = at_bridge.protect(&rtp).unwrap();
         assert_eq!(at_caller.unprotect(&back), Some(rtp));
