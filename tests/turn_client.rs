@@ -37,22 +37,28 @@ enum Conn {
     Tls(Box<TlsStream>),
 }
 
-/// A TLS client to `server` that trusts only `ca_pem`, its handshake done.
-fn tls_connect(server: SocketAddr, ca_pem: &str) -> TlsStream {
+/// A TLS client configuration that trusts only `ca_pem`'s certificates.
+pub fn trusting(ca_pem: &str) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let mut pem = ca_pem.as_bytes();
     for cert in rustls_pemfile_certs(&mut pem) {
         roots.add(cert).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// A TLS client to `server` that trusts only `ca_pem`, its handshake done.
+fn tls_connect(server: SocketAddr, ca_pem: &str) -> TlsStream {
     let name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let conn = rustls::ClientConnection::new(trusting(ca_pem), name).unwrap();
     let tcp = TcpStream::connect(server).unwrap();
     tcp.set_nodelay(true).unwrap();
     let mut s = rustls::StreamOwned::new(conn, tcp);

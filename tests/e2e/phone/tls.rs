@@ -6,7 +6,6 @@
 //! plain RTP offers.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use convene_tests::{Api, KEY, Options, Server};
 use serde_json::json;
@@ -17,23 +16,14 @@ use super::{dial_in, wait_calls};
 use crate::api_chat::room;
 use crate::server::trusting;
 
-/// A TLS client for `addr` trusting only `cert`.
+/// A TLS client for `addr` trusting only `cert_pem`.
 async fn tls_connect(
     addr: SocketAddr,
-    cert: rustls::pki_types::CertificateDer<'static>,
+    cert_pem: &str,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(convene_tests::turn_client::trusting(cert_pem))
         .connect(name, tcp)
         .await
         .expect("the TLS handshake with the server's certificate")
@@ -82,7 +72,7 @@ async fn phone_call_over_tls_joins_and_is_hung_up_over_tls() {
     room(&api, "over-tls").await;
     let (_, ext, pin) = dial_in(&api, "over-tls").await;
 
-    let mut tls = tls_connect(sips, c.cert.der().clone()).await;
+    let mut tls = tls_connect(sips, &cert_pem).await;
     let mut buf = Vec::new();
     let mut caller = Caller::new("127.0.0.1", sips).await;
     let rtp = caller.rtp.local_addr().unwrap();
