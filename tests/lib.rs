@@ -576,6 +576,7 @@ pub async fn join(
         media_ip: media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     })
     .await;
     let joined = c.wait_type("joined").await;

@@ -40,6 +40,8 @@ pub struct ClientOptions {
     pub resume: Option<String>,
     /// Use ICE over TCP (an active candidate) instead of UDP.
     pub tcp: bool,
+    /// A cluster node named by an earlier `moved` (`join`'s `via`).
+    pub node_via: Option<String>,
 }
 
 /// A received RTP packet, as recorded.
@@ -429,7 +431,7 @@ async fn run(
     let (mut ws_tx, mut ws_rx) = ws.split();
     let join = json!({
         "type": "join", "v": 1, "room": opts.room, "token": opts.token,
-        "name": opts.name, "resume": opts.resume,
+        "name": opts.name, "resume": opts.resume, "via": opts.node_via,
         "client": {"kind": "bot", "user_agent": "convene-tests"}
     });
     crate::capture_signaling_seed(&join);

@@ -2,7 +2,7 @@
 // screen, joins over signaling, and ties the peer connection to the UI.
 // Test hooks live on `window.convene` (see docs/browser-client.md).
 
-import { Signaling, PROTOCOL_VERSION, moveTo } from './signaling.js';
+import { Signaling, PROTOCOL_VERSION, moveTo, mediaVia } from './signaling.js';
 import { Peer } from './peer.js';
 import * as media from './media.js';
 import * as ui from './ui.js';
@@ -360,6 +360,7 @@ class App {
     if (this.guest) join.guest = this.guest;
     else if (!this.token) join.password = password.typedPassword();
     if (this.roomKey) join.room = this.roomKey;
+    if (mediaVia()) join.via = mediaVia();
     this.note('out:join');
     sig.send(join);
   }
@@ -403,7 +404,7 @@ class App {
       case 'joined':
         return this.onJoined(m);
       case 'moved': // the room runs on another node of the cluster
-        if (!moveTo(m.url)) return this.fail('ROOM_ON_OTHER_NODE');
+        if (!moveTo(m.url, m.via)) return this.fail('ROOM_ON_OTHER_NODE');
         sig.close();
         return this.connect(this.resumeSent).catch(() => this.state !== 'reconnecting' && this.fail('CONNECTION_LOST'));
       case 'lobby':

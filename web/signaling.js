@@ -7,12 +7,14 @@ export const PROTOCOL_VERSION = 1;
 let nodeBase = null;
 /** When the last `moved` messages were followed (a bound against a loop). */
 let moves = [];
+/** The node that sent this page away (`moved`'s `via`): its media stays there. */
+let via = null;
 
 /**
  * A cluster node said the room runs on another node (`moved`): later
  * sockets go to `url`. False when the page was moved too often in a row.
  */
-export function moveTo(url) {
+export function moveTo(url, from = null) {
   let u;
   try {
     u = new URL(url);
@@ -24,7 +26,13 @@ export function moveTo(url) {
   if (moves.length >= 8 || (u.protocol !== 'http:' && u.protocol !== 'https:')) return false;
   moves.push(now);
   nodeBase = u;
+  via = typeof from === 'string' && from ? from : null;
   return true;
+}
+
+/** The node whose media plane should keep this page's peer (sent in `join`). */
+export function mediaVia() {
+  return via;
 }
 
 /** The `/rtc` URL of the server that served this page (or of its node). */
@@ -91,6 +99,7 @@ export class Signaling {
           // The node we were moved to is gone: the next try asks the
           // page's own server, which knows where the room runs now.
           nodeBase = null;
+          via = null;
           reject(new Error('signaling connection failed'));
           return;
         }

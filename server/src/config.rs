@@ -241,6 +241,15 @@ pub struct ServeArgs {
     /// that reaches a node for a room running on another is sent there.
     #[arg(long, env = "CONVENE_NODE_URL")]
     pub node_url: Option<String>,
+    /// Where this cluster node listens for the media links of the other
+    /// nodes (TCP, e.g. `0.0.0.0:7882`): with it, a participant whose
+    /// signaling is sent to the room's node keeps its media on the node it
+    /// reached, and the nodes relay the room's media between them over
+    /// links encrypted and authenticated with `--cluster-secret`. Other
+    /// nodes dial the host of `--node-url` at this port. Unset: every
+    /// participant's media runs on the room's node.
+    #[arg(long, env = "CONVENE_NODE_LINK_ADDR", requires = "redis_url")]
+    pub node_link_addr: Option<std::net::SocketAddr>,
     /// Serve HTTPS (and WSS) with this certificate chain (PEM); needs
     /// `--tls-key`. Reloaded on SIGHUP.
     #[arg(long, env = "CONVENE_TLS_CERT", requires = "tls_key")]

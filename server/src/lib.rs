@@ -404,6 +404,10 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                 bwe: args.media_bwe,
                 gso: args.media_gso,
                 shard_peers: args.media_shard_peers,
+                node_link: match (&cluster, args.node_link_addr) {
+                    (Some(c), Some(bind)) => Some(c.node_link_config(bind)),
+                    _ => None,
+                },
             },
             events_tx,
         )

@@ -404,6 +404,7 @@ async fn publisher(s: &Server, name: &str) -> (Client, String) {
         media_ip: media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     })
     .await;
     let joined = c.wait_type("joined").await;

@@ -396,6 +396,7 @@ async fn browser_admin_history_and_settings() {
         media_ip: media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     })
     .await;
     c.wait_type("joined").await;

@@ -299,6 +299,7 @@ async fn current_statistics_count_who_is_live() {
         media_ip: media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     })
     .await;
     c.wait_type("joined").await;

@@ -794,6 +794,7 @@ async fn appliance_whose_network_blocks_udp_gets_in_over_ice_tcp() {
         media_ip: media_ip(),
         resume: None,
         tcp: true,
+        node_via: None,
     })
     .await;
     watcher.wait_type("joined").await;

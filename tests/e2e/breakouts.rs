@@ -40,6 +40,7 @@ fn opts(s: &Server, token: String, resume: Option<&Value>) -> ClientOptions {
         media_ip: media_ip(),
         resume: resume.map(|j| j["resume_token"].as_str().unwrap().to_string()),
         tcp: false,
+        node_via: None,
     }
 }
 

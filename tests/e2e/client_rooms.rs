@@ -285,6 +285,7 @@ fn publisher(s: &Server, n: usize) -> ClientOptions {
         media_ip: media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     }
 }
 

@@ -275,6 +275,7 @@ async fn cluster_media_flows_between_participants_sent_to_the_rooms_node() {
         media_ip: media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     };
     let mut publisher = Client::connect(opts(&n1, cat, false)).await;
     publisher.wait_type("joined").await;
@@ -672,4 +673,136 @@ fn redis_cli(redis: &Redis, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A node of a cluster whose media links listen on `link_port`.
+fn linked_node(id: &str, db: &str, redis: &Redis, link_port: u16) -> Server {
+    node_with(
+        id,
+        db,
+        redis,
+        SECRET,
+        &["--node-link-addr", &format!("127.0.0.1:{link_port}")],
+    )
+}
+
+/// The value of a metric on `s` (0 when it is absent).
+async fn metric(s: &Server, name: &str) -> f64 {
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .filter(|rest| rest.starts_with(' '))
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// A room spans two nodes: Cat's peer is on the room's node, Dan's stays
+/// on the node he reached (`moved` names it `via`), and each receives the
+/// other's camera and microphone over the encrypted link between the
+/// nodes. A stranger on the link port is refused. When Dan's node dies,
+/// Dan hears `MEDIA_LOST`, resumes on the room's node, and receives again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_a_room_spans_two_nodes_and_media_crosses_the_link() {
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let (p1, p2) = (free_port(), free_port());
+    let n1 = linked_node("n1", &db, &redis, p1);
+    let mut n2 = linked_node("n2", &db, &redis, p2);
+    for n in [&n1, &n2] {
+        eventually("the nodes link", || async {
+            metric(n, "convene_node_links_up").await == 1.0
+        })
+        .await;
+    }
+    // Somebody without the cluster secret on the link port: refused.
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", p1)).unwrap();
+        let _ = s.write_all(&[0, 48]);
+        let _ = s.write_all(&[0x42; 48]);
+        eventually("the stranger is refused", || async {
+            metric(&n1, "convene_node_link_refused_total").await >= 1.0
+        })
+        .await;
+    }
+    n1.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "span"}))
+        .await
+        .expect(200);
+    // Both nodes are idle: the room goes to the first by name, n1.
+    let opts = |s: &Server, token: String, via: Option<String>| ClientOptions {
+        ws_url: s.ws_url(),
+        room: Some("span".into()),
+        token: Some(token),
+        name: None,
+        publish: false,
+        media_ip: media_ip(),
+        resume: None,
+        tcp: false,
+        node_via: via,
+    };
+    let cat_token = room_token(&n1, "span", "Cat", "moderator").await;
+    let mut cat = Client::connect(opts(&n1, cat_token, None)).await;
+    cat.wait_type("joined").await;
+    cat.publish();
+    cat.wait_type("answer").await;
+    // Dan reaches the other node, is moved, and joins with `via`.
+    let dan_token = room_token(&n1, "span", "Dan", "speaker").await;
+    let (ws, moved) = try_join(&n2, "span", &dan_token).await;
+    drop(ws);
+    assert_eq!(moved["type"], "moved", "{moved}");
+    assert_eq!(moved["via"], "n2", "{moved}");
+    let mut dan = Client::connect(opts(&n1, dan_token.clone(), Some("n2".into()))).await;
+    let joined = dan.wait_type("joined").await;
+    dan.publish();
+    dan.wait_type("answer").await;
+    for (who, c) in [("Dan", &mut dan), ("Cat", &mut cat)] {
+        for kind in [MediaKind::Video, MediaKind::Audio] {
+            c.wait_rtp(kind, 20, Duration::from_secs(20)).await;
+        }
+        eprintln!("{who} receives the other's media");
+    }
+    // Each node keeps one of the two peers: Dan's media did not go to the
+    // room's node, and packets crossed the link.
+    for n in [&n1, &n2] {
+        eventually("one peer on each node", || async {
+            metric(n, "convene_peers").await == 1.0
+        })
+        .await;
+        assert!(metric(n, "convene_rtp_packets_relayed_total").await > 0.0);
+    }
+    assert_eq!(live_count(&n2, "span").await, 2);
+
+    // Dan's node dies: his media is lost, and a resume (its node gone)
+    // puts his peer on the room's node.
+    let resume = joined["resume_token"].as_str().unwrap().to_string();
+    let killed = Instant::now();
+    n2.kill9();
+    let lost = dan
+        .wait_signal(Duration::from_secs(10), |v| v["code"] == "MEDIA_LOST")
+        .await;
+    assert_eq!(lost["type"], "error", "{lost}");
+    dan.vanish();
+    let mut dan = Client::connect(ClientOptions {
+        resume: Some(resume),
+        ..opts(&n1, dan_token, Some("n2".into()))
+    })
+    .await;
+    dan.wait_type("joined").await;
+    dan.wait_rtp(MediaKind::Video, 20, Duration::from_secs(10))
+        .await;
+    eprintln!(
+        "Dan receives again {:?} after his node died",
+        killed.elapsed()
+    );
 }

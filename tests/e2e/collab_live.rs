@@ -438,6 +438,7 @@ async fn a_resumed_participant_catches_up_on_what_it_missed() {
         media_ip: convene_tests::media_ip(),
         resume: Some(a_joined["resume_token"].as_str().unwrap().to_string()),
         tcp: false,
+        node_via: None,
     })
     .await;
     let joined = again.wait_type("joined").await;

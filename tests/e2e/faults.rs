@@ -25,6 +25,7 @@ fn opts(s: &Server, token: String) -> ClientOptions {
         media_ip: media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     }
 }
 

@@ -37,6 +37,7 @@ fn opts(
         media_ip: media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     }
 }
 

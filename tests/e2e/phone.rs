@@ -105,6 +105,7 @@ async fn in_room(
         media_ip: convene_tests::media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     })
     .await;
     c.wait_type("joined").await;

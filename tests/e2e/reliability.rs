@@ -139,6 +139,7 @@ async fn a_removal_holds_across_a_restart_until_the_token_expires() {
             media_ip: convene_tests::media_ip(),
             resume: None,
             tcp: false,
+            node_via: None,
         })
         .await;
     assert_eq!(again.wait_type("error").await["code"], "REMOVED");

@@ -287,6 +287,7 @@ async fn rest_role_change_mute_and_remove_reach_the_participants() {
         media_ip: media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     })
     .await;
     assert_eq!(again.wait_type("error").await["code"], "REMOVED");

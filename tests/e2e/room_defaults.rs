@@ -283,6 +283,7 @@ mod peers {
             media_ip: media_ip(),
             resume: None,
             tcp: false,
+            node_via: None,
         })
         .await;
         let joined = c.wait_type("joined").await;

@@ -522,6 +522,7 @@ async fn per_peer_rtt_loss_jitter_and_join_latency_reach_the_metrics() {
         media_ip: convene_tests::media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     };
     let mut alice = Client::connect(opts(
         crate::browser::token(&s, "measured", "Alice", "moderator").await,

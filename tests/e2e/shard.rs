@@ -61,6 +61,7 @@ async fn join(s: &Server, room: &str, name: &str, role: &str) -> (Client, String
         media_ip: media_ip(),
         resume: None,
         tcp: false,
+        node_via: None,
     })
     .await;
     let joined = c.wait_type("joined").await;

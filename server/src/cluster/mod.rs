@@ -232,6 +232,25 @@ impl Cluster {
         }))
     }
 
+    /// What the media plane's node links need (`--node-link-addr`): they
+    /// are keyed by the cluster secret, and other nodes dial the host of
+    /// `--node-url`.
+    pub fn node_link_config(
+        &self,
+        bind: std::net::SocketAddr,
+    ) -> crate::rtc::nodes::NodeLinkConfig {
+        let host = reqwest::Url::parse(&self.config.node_url)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+            .unwrap_or_else(|| "127.0.0.1".into());
+        crate::rtc::nodes::NodeLinkConfig {
+            bind,
+            advertise_host: host,
+            node_id: self.config.node_id.clone(),
+            secret: self.config.secret.clone(),
+        }
+    }
+
     /// This node's name.
     pub fn node_id(&self) -> &str {
         &self.config.node_id
@@ -280,6 +299,18 @@ impl Cluster {
             tick.tick().await;
             let Some(sig) = self.signaling() else { return };
             let _ = self.beat(&sig).await;
+            // Media links to the nodes this one has none to yet.
+            if let Some(links) = sig.media.node_links()
+                && let Ok(nodes) = self.nodes().await
+            {
+                links.connect_to(
+                    nodes
+                        .into_values()
+                        .filter(|hb| hb.node != self.config.node_id)
+                        .filter_map(|hb| hb.link.map(|l| (hb.node, l)))
+                        .collect(),
+                );
+            }
         }
     }
 
@@ -293,6 +324,7 @@ impl Cluster {
             rooms: rooms.len(),
             participants: sig.connected(),
             draining: self.is_draining(),
+            link: sig.media.node_links().map(|l| l.advertise().to_string()),
         };
         let sealed = Envelope::seal(self.secret(), &self.config.node_id, &hb);
         let mut con = self.con.clone();

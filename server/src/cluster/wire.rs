@@ -99,6 +99,9 @@ pub struct Heartbeat {
     /// It takes no new rooms (`convene drain`).
     #[serde(default)]
     pub draining: bool,
+    /// Where other nodes dial its media link (`--node-link-addr`).
+    #[serde(default)]
+    pub link: Option<String>,
 }
 
 /// What one node asks of the node a room runs on.

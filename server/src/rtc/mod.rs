@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod dtls;
+pub mod nodes;
 pub mod notice;
 pub mod relay_rooms;
 pub mod sdp_scan;
@@ -144,11 +145,16 @@ pub struct MediaConfig {
     /// Participants of one room per worker before the room spills onto the
     /// next worker (`--media-shard-peers`; 0: a room never spills).
     pub shard_peers: usize,
+    /// Media links to the other nodes of a cluster (`--node-link-addr`).
+    pub node_link: Option<nodes::NodeLinkConfig>,
 }
 
 /// Handle on the running media plane.
 pub struct MediaPlane {
     commands: Vec<Sender<Command>>,
+    /// Gateways to other nodes: mesh members `commands.len()..`.
+    gateways: Vec<Sender<nodes::gateway::GwIn>>,
+    node_links: Option<Arc<nodes::NodeLinks>>,
     shard_peers: usize,
     pub local_addr: SocketAddr,
     pub candidate: SocketAddr,
@@ -222,6 +228,14 @@ pub(crate) fn all_workers(count: usize) -> impl Iterator<Item = WorkerId> + Clon
     (0..count.min(WorkerId::MAX)).filter_map(WorkerId::from_index)
 }
 
+/// The home worker of a room among `workers`: a hash of its id.
+pub(crate) fn home_worker(room_id: &str, workers: usize) -> WorkerId {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    room_id.hash(&mut h);
+    let index = (h.finish() % workers.max(1) as u64) as usize;
+    WorkerId::from_index(index).unwrap_or_default()
+}
+
 /// Without sharding, the home worker. With it, the home worker until it
 /// holds `shard_peers` of the room, then the next worker in turn that holds
 /// fewer; when every worker is full, the one holding the fewest (the home
@@ -277,7 +291,12 @@ impl MediaPlane {
         let mut datagram_txs = Vec::new();
         let mut commands = Vec::new();
         let mut threads = Vec::new();
-        let mesh = worker::Mesh::new(workers);
+        let gateway_count = if config.node_link.is_some() {
+            nodes::MAX_LINKED_NODES.min(WorkerId::MAX - workers)
+        } else {
+            0
+        };
+        let mesh = worker::Mesh::with_gateways(workers, gateway_count);
         let ufrags = Arc::new(stun::UfragRoutes::default());
         for index in all_workers(workers) {
             let (dtx, drx) = bounded(2048);
@@ -286,6 +305,7 @@ impl MediaPlane {
             commands.push(ctx);
             let setup = worker::WorkerSetup {
                 index,
+                workers,
                 bwe: config.bwe,
                 gso: config.gso,
                 links: mesh.links(index),
@@ -308,6 +328,49 @@ impl MediaPlane {
                     .name(format!("media-{index}"))
                     .spawn(move || worker::run(setup))?,
             );
+        }
+        let mut gateways = Vec::new();
+        let mut node_links = None;
+        if let Some(link) = &config.node_link {
+            let (rtp, ctl) = mesh.worker_senders(workers);
+            let plane = nodes::gateway::LocalPlane {
+                commands: commands.clone(),
+                rtp,
+                ctl,
+                counters: counters.clone(),
+            };
+            let mut infos = Vec::new();
+            for i in 0..gateway_count {
+                let Some(id) = WorkerId::from_index(workers + i) else {
+                    break;
+                };
+                let (tx, gw_rx) = nodes::gateway::channels();
+                let info = Arc::new(nodes::gateway::GatewayInfo {
+                    id,
+                    tx: tx.clone(),
+                    node: Mutex::new(None),
+                    up: AtomicBool::new(false),
+                });
+                let (rtp_rx, ctl_rx) = mesh.receivers(workers + i);
+                let egress = nodes::gateway::Egress {
+                    info: info.clone(),
+                    rtp_rx,
+                    ctl_rx,
+                    gw_rx,
+                    plane: plane.clone(),
+                    stop: stop.clone(),
+                };
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("node-gw-{i}"))
+                        .spawn(move || nodes::gateway::run(egress))?,
+                );
+                gateways.push(tx);
+                infos.push(info);
+            }
+            let (links, t) = nodes::NodeLinks::start(link, infos, stop.clone())?;
+            threads.push(t);
+            node_links = Some(links);
         }
         if let Some(listener) = tcp_listener {
             let workers = datagram_txs.clone();
@@ -342,6 +405,8 @@ impl MediaPlane {
         tracing::info!(%local_addr, %candidate, workers, "media plane listening (UDP, and TCP when available)");
         Ok(MediaPlane {
             commands,
+            gateways,
+            node_links,
             shard_peers: config.shard_peers,
             local_addr,
             candidate,
@@ -356,10 +421,12 @@ impl MediaPlane {
 
     /// The home worker of a room: where its first participants go.
     pub fn worker_of(&self, room_id: &str) -> WorkerId {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        room_id.hash(&mut h);
-        let index = (h.finish() % self.commands.len() as u64) as usize;
-        WorkerId::from_index(index).unwrap_or_default()
+        home_worker(room_id, self.commands.len())
+    }
+
+    /// The media links to other nodes, when `--node-link-addr` is set.
+    pub fn node_links(&self) -> Option<&Arc<nodes::NodeLinks>> {
+        self.node_links.as_ref()
     }
 
     /// How many workers run.
@@ -378,11 +445,28 @@ impl MediaPlane {
         place(home, self.shard_peers, load, self.commands.len())
     }
 
+    /// Sends a command to a worker, or to the gateway of another node that
+    /// keeps the participant's peer (`rtc::nodes`).
     pub fn send(&self, worker: WorkerId, cmd: Command) -> Result<(), MediaError> {
-        match self.commands[worker.index() % self.commands.len()].try_send(cmd) {
+        let i = worker.index();
+        let sent = match i.checked_sub(self.commands.len()) {
+            Some(g) if g < self.gateways.len() => self.gateways[g]
+                .try_send(nodes::gateway::GwIn::Command(cmd))
+                .map_err(|e| match e {
+                    TrySendError::Full(_) => TrySendError::Full(()),
+                    TrySendError::Disconnected(_) => TrySendError::Disconnected(()),
+                }),
+            _ => self.commands[i % self.commands.len()]
+                .try_send(cmd)
+                .map_err(|e| match e {
+                    TrySendError::Full(_) => TrySendError::Full(()),
+                    TrySendError::Disconnected(_) => TrySendError::Disconnected(()),
+                }),
+        };
+        match sent {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(MediaError::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(MediaError::Stopped),
+            Err(TrySendError::Full(())) => Err(MediaError::Busy),
+            Err(TrySendError::Disconnected(())) => Err(MediaError::Stopped),
         }
     }
 
@@ -462,6 +546,8 @@ mod tests {
         let (tx, rx) = crossbeam_channel::bounded(3);
         let plane = MediaPlane {
             commands: vec![tx],
+            gateways: Vec::new(),
+            node_links: None,
             shard_peers: 0,
             local_addr: "127.0.0.1:1".parse().unwrap(),
             candidate: "127.0.0.1:1".parse().unwrap(),

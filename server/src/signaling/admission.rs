@@ -252,6 +252,7 @@ pub(super) async fn admit(
             // full, lobby declined) does not consume one.
             guest_link: guest_link.map(|l| l.id),
             breakout: claims.as_ref().and_then(|c| c.breakout_id.clone()),
+            via: None,
         },
         room,
     })

@@ -93,7 +93,14 @@ impl Connection {
             crate::cluster::Place::Here => {}
             crate::cluster::Place::Elsewhere { node, url } => {
                 tracing::info!(conn, %node, "room runs on another node; client sent there");
-                let _ = c.send(&ServerMsg::Moved { url, node }).await;
+                // The client's media may stay here (`join`'s `via`) when
+                // this node is linked to the room's node.
+                let via = c
+                    .sig
+                    .media
+                    .node_links()
+                    .and_then(|_| c.sig.cluster_node_id());
+                let _ = c.send(&ServerMsg::Moved { url, node, via }).await;
                 let _ = c
                     .socket
                     .send(Message::Close(Some(CloseFrame {
@@ -225,6 +232,7 @@ impl Connection {
                     client,
                     password,
                     guest,
+                    via,
                 })) => {
                     if let Some(v) = v
                         && v != wire::PROTOCOL_VERSION
@@ -255,7 +263,10 @@ impl Connection {
                     )
                     .await;
                     match admitted {
-                        Ok(a) => return Some(a),
+                        Ok(mut a) => {
+                            a.req.via = via.filter(|v| !v.is_empty() && v.len() <= 64);
+                            return Some(a);
+                        }
                         Err(JoinRefusal {
                             code,
                             message,

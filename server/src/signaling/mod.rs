@@ -139,6 +139,11 @@ impl Signaling {
         let _ = self.cluster.set(cluster);
     }
 
+    /// This node's name in its cluster (`None` outside a cluster).
+    pub fn cluster_node_id(&self) -> Option<String> {
+        self.cluster.get().map(|c| c.node_id().to_string())
+    }
+
     /// Participants connected over `/rtc` right now.
     pub fn connected(&self) -> usize {
         self.connected.load(Ordering::Relaxed)

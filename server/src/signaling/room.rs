@@ -48,6 +48,9 @@ pub struct JoinRequest {
     pub guest_link: Option<String>,
     /// The breakout the token (`breakoutId`) sends it into.
     pub breakout: Option<String>,
+    /// The cluster node whose media plane should keep its peer (`join`'s
+    /// `via`; `rtc::nodes`).
+    pub via: Option<String>,
 }
 
 /// At most this many queued joins are admitted together (one commit).
@@ -461,6 +464,7 @@ impl RoomActor {
                     Some((url, node)) => ServerMsg::Moved {
                         url: url.clone(),
                         node: node.clone(),
+                        via: None,
                     },
                     None => ServerMsg::error(
                         "SESSION_ENDED",

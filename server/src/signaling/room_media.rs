@@ -14,9 +14,17 @@ use super::wire::{ParticipantInfo, TrackInfo};
 use crate::rtc::{Command, NewPeer, WorkerId};
 
 impl RoomActor {
-    /// The media worker for a new member: the room's home worker, or with
+    /// The media worker for a new member: the gateway of the node it came
+    /// through (`via`) when that node is linked to this one, so its media
+    /// stays there (`rtc::nodes`); else the room's home worker, or with
     /// sharding the next one with room to spare (`MediaPlane::place`).
-    pub(super) fn place_member(&self) -> WorkerId {
+    pub(super) fn place_member(&self, via: Option<&str>) -> WorkerId {
+        if let Some(node) = via
+            && self.sig.cluster_node_id().as_deref() != Some(node)
+            && let Some(gw) = self.sig.media.node_links().and_then(|l| l.gateway_of(node))
+        {
+            return gw;
+        }
         self.sig.media.place(self.worker, &self.worker_load())
     }
 

@@ -61,6 +61,10 @@ pub enum ClientMsg {
         /// without a token.
         #[serde(default)]
         guest: Option<String>,
+        /// The cluster node that sent this client here (`moved`'s `via`):
+        /// its media stays on that node when it is linked to this one.
+        #[serde(default)]
+        via: Option<String>,
     },
     Offer {
         sdp: String,
@@ -183,6 +187,10 @@ pub enum ServerMsg {
         /// The node's base URL (`--node-url`).
         url: String,
         node: String,
+        /// The node that sends the client away: a client joins with it
+        /// (`join`'s `via`) so that its media stays there.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
     },
     Error {
         code: &'static str,
@@ -440,6 +448,7 @@ mod tests {
             20 => ServerMsg::Moved {
                 url: "https://node-2.example.org".into(),
                 node: "node-2".into(),
+                via: Some("node-1".into()),
             },
             _ => ServerMsg::Live(Arc::new(LiveEvent::PollVoted {
                 poll_id: "q".into(),

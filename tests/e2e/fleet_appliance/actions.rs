@@ -79,6 +79,7 @@ async fn remote_actions_are_carried_out_by_the_appliance() {
             media_ip: convene_tests::media_ip(),
             resume: None,
             tcp: false,
+            node_via: None,
         })
         .await;
     watcher.wait_type("joined").await;

@@ -211,8 +211,10 @@ impl Worker {
                     },
                 );
             }
-            // The recording goes on with the room's other workers.
-            if let (Some(rec), Some(&w)) = (room.recorder, room.shards.first()) {
+            // The recording goes on with the room's other workers (of
+            // this node: a recorder does not cross to another node).
+            let local = room.shards.iter().find(|w| w.index() < self.local_workers);
+            if let (Some(rec), Some(&w)) = (room.recorder, local) {
                 send_ctl(
                     &self.ctl_links,
                     &self.counters,

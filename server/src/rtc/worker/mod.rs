@@ -55,7 +55,8 @@ use crate::recording::recorder::RecorderSink;
 use crate::rtc::WorkerId;
 use crate::rtc::notice::{NoticeSink, PublishedMid, Source, TrackInfo};
 pub use relay::{Links, Mesh};
-use relay::{Relay, RelayedRtp};
+pub(crate) use relay::{Relay, RelayedRtp, RemoteTrack};
+pub(crate) use state::Outgoing;
 use state::{PeerTable, Room, Slot};
 
 /// A participant handed to a worker by signaling.
@@ -196,6 +197,9 @@ const NACK_CACHE_AGE: Duration = Duration::from_secs(1);
 pub struct Worker {
     bwe: bool,
     index: WorkerId,
+    /// The media plane's workers; mesh members past them are gateways to
+    /// other nodes (`rtc::nodes`).
+    local_workers: usize,
     /// Senders to every worker's relay channels (`[index]` is our own).
     rtp_links: Vec<Sender<RelayedRtp>>,
     ctl_links: Vec<Sender<Relay>>,
@@ -246,6 +250,8 @@ pub struct Worker {
 /// Everything a worker thread needs.
 pub struct WorkerSetup {
     pub index: WorkerId,
+    /// How many workers the media plane runs (the mesh may be larger).
+    pub workers: usize,
     /// Send-side bandwidth estimation for subscribers.
     pub bwe: bool,
     /// UDP GSO sends (see `batch.rs`).
@@ -295,6 +301,7 @@ pub fn run(setup: WorkerSetup) {
     } = setup.links;
     let mut w = Worker {
         index: setup.index,
+        local_workers: setup.workers,
         bwe: setup.bwe,
         next_track: setup.index.index() as u64 + 1,
         rtp_links,

@@ -16,25 +16,25 @@ use crate::rtc::WorkerId;
 use crate::rtc::notice::{MediaNotice, Source};
 
 /// A track as replicated to another worker.
-pub(super) struct RemoteTrack {
-    pub(super) key: TrackKey,
-    pub(super) home: WorkerId,
-    pub(super) id: String,
-    pub(super) participant_id: String,
-    pub(super) kind: MediaKind,
-    pub(super) source: Source,
-    pub(super) muted: bool,
-    pub(super) simulcast: bool,
+pub(crate) struct RemoteTrack {
+    pub(crate) key: TrackKey,
+    pub(crate) home: WorkerId,
+    pub(crate) id: String,
+    pub(crate) participant_id: String,
+    pub(crate) kind: MediaKind,
+    pub(crate) source: Source,
+    pub(crate) muted: bool,
+    pub(crate) simulcast: bool,
 }
 
 /// A publisher's packet handed to another worker holding its room.
-pub(super) struct RelayedRtp {
-    pub(super) room: Arc<str>,
-    pub(super) pkt: Outgoing,
+pub(crate) struct RelayedRtp {
+    pub(crate) room: Arc<str>,
+    pub(crate) pkt: Outgoing,
 }
 
 /// Control messages between workers holding the same room.
-pub(super) enum Relay {
+pub(crate) enum Relay {
     /// `from` now holds peers of the room: those holding it answer
     /// `Welcome` and send their tracks.
     Hello {
@@ -91,6 +91,9 @@ pub(super) const RELAY_QUEUE: usize = 8192;
 /// counted).
 pub(super) const CTL_QUEUE: usize = 65_536;
 
+/// A gateway's control queue (`rtc::nodes::gateway`).
+const GATEWAY_CTL_QUEUE: usize = 8192;
+
 /// The channels between all workers, made once by the media plane.
 pub struct Mesh {
     pub(super) rtp: Vec<(Sender<RelayedRtp>, Receiver<RelayedRtp>)>,
@@ -99,13 +102,54 @@ pub struct Mesh {
 
 impl Mesh {
     pub fn new(workers: usize) -> Mesh {
+        Mesh::with_gateways(workers, 0)
+    }
+
+    /// `workers` workers, then `gateways` members standing for other nodes
+    /// (`rtc::nodes`), whose control queues are smaller: a gateway only
+    /// forwards.
+    pub fn with_gateways(workers: usize, gateways: usize) -> Mesh {
         Mesh {
-            rtp: (0..workers).map(|_| bounded(RELAY_QUEUE)).collect(),
+            rtp: (0..workers + gateways)
+                .map(|_| bounded(RELAY_QUEUE))
+                .collect(),
             // Control messages follow signaling (joins, publishes, mutes),
             // never packets: far fewer than the bound unless a worker is
             // stuck, and then dropping (counted) beats unbounded memory.
-            ctl: (0..workers).map(|_| bounded(CTL_QUEUE)).collect(),
+            ctl: (0..workers + gateways)
+                .map(|i| {
+                    bounded(if i < workers {
+                        CTL_QUEUE
+                    } else {
+                        GATEWAY_CTL_QUEUE
+                    })
+                })
+                .collect(),
         }
+    }
+
+    /// A gateway's receivers (member `index` of the mesh).
+    pub(crate) fn receivers(&self, index: usize) -> (Receiver<RelayedRtp>, Receiver<Relay>) {
+        (self.rtp[index].1.clone(), self.ctl[index].1.clone())
+    }
+
+    /// Senders to the first `workers` members (the real workers).
+    pub(crate) fn worker_senders(
+        &self,
+        workers: usize,
+    ) -> (Vec<Sender<RelayedRtp>>, Vec<Sender<Relay>>) {
+        (
+            self.rtp
+                .iter()
+                .take(workers)
+                .map(|(tx, _)| tx.clone())
+                .collect(),
+            self.ctl
+                .iter()
+                .take(workers)
+                .map(|(tx, _)| tx.clone())
+                .collect(),
+        )
     }
 
     /// Worker `index`'s ends: senders to every worker, its own receivers.

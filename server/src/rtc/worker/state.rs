@@ -285,21 +285,21 @@ pub(super) struct Room {
 /// One incoming packet, ready for fan-out: what every subscriber's
 /// forwarder and the recorder need. Cloning it clones Arcs only.
 #[derive(Clone)]
-pub(super) struct Outgoing {
-    pub(super) key: TrackKey,
-    pub(super) view: Packet,
-    pub(super) codec: Codec,
-    pub(super) payload: Arc<[u8]>,
-    pub(super) audio_level: Option<i8>,
-    pub(super) voice_activity: Option<bool>,
+pub(crate) struct Outgoing {
+    pub(crate) key: TrackKey,
+    pub(crate) view: Packet,
+    pub(crate) codec: Codec,
+    pub(crate) payload: Arc<[u8]>,
+    pub(crate) audio_level: Option<i8>,
+    pub(crate) voice_activity: Option<bool>,
     /// The sender's capture time (from its RTCP sender reports).
-    pub(super) capture: Option<SystemTime>,
+    pub(crate) capture: Option<SystemTime>,
 }
 
 /// The room's recorder, fed like one more subscriber: a forwarder per
 /// track (highest simulcast layer, continuous sequence numbers) in front of
 /// the recorder's bounded queue. A full queue drops; forwarding never waits.
-pub(super) struct RoomRecorder {
+pub(crate) struct RoomRecorder {
     pub(super) sink: Box<RecorderSink>,
     pub(super) forwarders: HashMap<TrackKey, Forwarder>,
 }

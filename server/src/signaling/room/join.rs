@@ -281,7 +281,7 @@ impl RoomActor {
             token_fingerprint: req.token_fingerprint.clone(),
             token_exp: req.token_exp,
             disconnected_since: None,
-            worker: self.place_member(),
+            worker: self.place_member(req.via.as_deref()),
             receives: req.client_kind != crate::signaling::http_media::Protocol::Whip.name()
                 && req.view.is_none(),
             view: req.view.clone(),
@@ -379,6 +379,22 @@ impl RoomActor {
                 "this participant connected again elsewhere",
                 true,
             ));
+        }
+        // A peer kept on a node that is gone (or that the client no longer
+        // comes through) is placed again.
+        let old_worker = m.worker;
+        let new_worker = self.place_member(req.via.as_deref());
+        let Some(m) = self.members.get_mut(pid) else {
+            return Err(("RESUME_FAILED", "nothing to resume".into()));
+        };
+        if new_worker != old_worker {
+            let _ = self.sig.media.send(
+                old_worker,
+                crate::rtc::Command::RemovePeer {
+                    participant_id: pid.to_string(),
+                },
+            );
+            m.worker = new_worker;
         }
         m.out = req.out.clone();
         m.conn = req.conn;
