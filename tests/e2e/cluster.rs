@@ -806,3 +806,105 @@ async fn cluster_a_room_spans_two_nodes_and_media_crosses_the_link() {
         killed.elapsed()
     );
 }
+
+/// Decoded video frames grow on `page` over a second (it decodes now, not
+/// only before).
+const DECODING_NOW: &str = "(async () => { \
+    const a = (await window.convene.stats()).framesDecoded; \
+    await new Promise(r => setTimeout(r, 1000)); \
+    const b = (await window.convene.stats()).framesDecoded; \
+    return b > a ? {before: a, after: b} : null; })()";
+
+/// Three nodes, one room (issue 20): the room runs on node 1, Ann's page
+/// reaches node 2 and Ben's node 3; each page's signaling is sent to node 1
+/// but its media stays on the node it reached, and the two decode each
+/// other through the link between nodes 2 and 3. A chat message posted to
+/// node 1 reaches both pages; the live count is 2 through any node. Node 3
+/// is killed: Ben's page hears `MEDIA_LOST`, resumes, gets a peer on node 1
+/// and decodes Ann again, and Ann decodes Ben's new camera.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_browsers_on_two_nodes_decode_each_other_through_the_link() {
+    use crate::browser::{ONE_AT_A_TIME, wait_media_both, wait_state};
+    use convene_tests::browser::Browser;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let n1 = linked_node("n1", &db, &redis, free_port());
+    let n2 = linked_node("n2", &db, &redis, free_port());
+    let mut n3 = linked_node("n3", &db, &redis, free_port());
+    for n in [&n1, &n2, &n3] {
+        eventually("every node links to the two others", || async {
+            metric(n, "convene_node_links_up").await == 2.0
+        })
+        .await;
+    }
+    n1.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "trio", "join_screen_enabled": false,
+                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let t_ann = room_token(&n1, "trio", "Ann", "speaker").await;
+    let t_ben = room_token(&n1, "trio", "Ben", "speaker").await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let ann = b1.open(&n2.url(&format!("/trio?token={t_ann}"))).await;
+    wait_state(&ann, "joined").await;
+    let ben = b2.open(&n3.url(&format!("/trio?token={t_ben}"))).await;
+    wait_state(&ben, "joined").await;
+    wait_media_both(&ann, &ben).await;
+    for page in [&ann, &ben] {
+        let trace = page.eval("window.convene.trace").await;
+        assert!(
+            trace.as_array().unwrap().iter().any(|e| e == "in:moved"),
+            "the page's signaling was not sent to the room's node: {trace}"
+        );
+    }
+    // The media is on nodes 2 and 3, none on the room's node.
+    for (n, peers) in [(&n1, 0.0), (&n2, 1.0), (&n3, 1.0)] {
+        eventually("each page's peer on the node it reached", || async {
+            metric(n, "convene_peers").await == peers
+        })
+        .await;
+    }
+    assert!(metric(&n2, "convene_rtp_packets_relayed_total").await > 0.0);
+    assert!(metric(&n3, "convene_rtp_packets_relayed_total").await > 0.0);
+    for n in [&n1, &n2, &n3] {
+        assert_eq!(live_count(n, "trio").await, 2);
+    }
+    n1.api()
+        .post("/api/v1/rooms/trio/chat", json!({"message": "via node 1"}))
+        .await
+        .expect(200);
+    for page in [&ann, &ben] {
+        page.wait_for(
+            "window.convene.chat.some(m => m.message === 'via node 1')",
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+
+    // Node 3 dies with Ben's media.
+    let killed = Instant::now();
+    n3.kill9();
+    ben.wait_for(
+        "window.convene.trace.includes('in:error:MEDIA_LOST') && \
+         window.convene.state === 'joined' && \
+         window.convene.trace.filter(e => e === 'in:joined').length >= 2",
+        Duration::from_secs(10),
+    )
+    .await;
+    let back = ben.wait_for(DECODING_NOW, Duration::from_secs(10)).await;
+    eprintln!(
+        "Ben decodes Ann again {:?} after node 3 was killed: {back}",
+        killed.elapsed()
+    );
+    let ann_now = ann.wait_for(DECODING_NOW, Duration::from_secs(10)).await;
+    eprintln!("Ann decodes Ben's new camera: {ann_now}");
+    eventually("Ben's new peer on the room's node", || async {
+        metric(&n1, "convene_peers").await == 1.0
+    })
+    .await;
+    assert_eq!(live_count(&n2, "trio").await, 2);
+}

@@ -437,12 +437,12 @@ async fn closed_files(s: &Server, id: &str, participants: &[&str]) -> Value {
 }
 
 /// The recorder runs on the worker holding the room's first participant.
-/// When that participant leaves and the worker no longer holds the room, the
-/// recorder moves to the worker that still does, and the recording goes on:
-/// Bob's file covers the time after Alice left, and the recording stops
-/// normally.
+/// When that participant leaves, the worker keeps holding the room for the
+/// recorder (the worker that still has a participant relays to it), and the
+/// recording goes on: Bob's file covers the time after Alice left, and the
+/// recording stops normally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recording_moves_with_the_room_when_its_worker_empties() {
+async fn a_recording_goes_on_when_its_worker_empties() {
     let s = server(true);
     room(&s, "move", json!({"recordings_enabled": true})).await;
     let (mut alice, alice_id) = join(&s, "move", "Alice", "moderator").await;

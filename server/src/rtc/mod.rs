@@ -305,7 +305,6 @@ impl MediaPlane {
             commands.push(ctx);
             let setup = worker::WorkerSetup {
                 index,
-                workers,
                 bwe: config.bwe,
                 gso: config.gso,
                 links: mesh.links(index),

@@ -120,14 +120,7 @@ impl RoomActor {
         let id = row.id.clone();
         // The recorder goes with the room's biggest share of participants
         // (any worker holding the room sees every track's packets).
-        let worker = {
-            let load = self.worker_load();
-            // The most participants; the home worker first among equals.
-            self.member_workers()
-                .into_iter()
-                .max_by_key(|&w| (load.get(w.index()).copied().unwrap_or(0), w == self.worker))
-                .unwrap_or(self.worker)
-        };
+        let worker = self.tap_worker();
         if self
             .sig
             .media

@@ -128,13 +128,7 @@ impl RoomActor {
             refuse("INTERNAL", "the server could not start the restream")
         })?;
         // Like the recorder: the worker with most of the room's participants.
-        let worker = {
-            let load = self.worker_load();
-            self.member_workers()
-                .into_iter()
-                .max_by_key(|&w| (load.get(w.index()).copied().unwrap_or(0), w == self.worker))
-                .unwrap_or(self.worker)
-        };
+        let worker = self.tap_worker();
         if self
             .sig
             .media

@@ -415,7 +415,6 @@ impl RoomActor {
         } else {
             tracing::info!(room = %self.friendly_url, participant = %pid, "connection lost; keeping the place for 20 s");
             m.disconnected_since = Some(Instant::now());
-            self.retap_transcriber();
         }
     }
 
@@ -444,7 +443,6 @@ impl RoomActor {
             });
         }
         tracing::info!(room = %self.friendly_url, participant = %pid, name = %m.name, reason, "participant left");
-        self.retap_transcriber();
     }
 
     async fn end_session(&mut self, reason: &'static str) {

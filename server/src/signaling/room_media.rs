@@ -39,6 +39,22 @@ impl RoomActor {
         load
     }
 
+    /// The worker that feeds the room's recorder, restreams and transcriber:
+    /// the one of this node's workers holding most of the room's members
+    /// (the home worker first among equals, and when every member's peer is
+    /// on another node: it then holds the room for the tap alone, and the
+    /// other nodes relay the room's tracks to it). Never a gateway: a tap
+    /// does not cross nodes.
+    pub(super) fn tap_worker(&self) -> WorkerId {
+        let load = self.worker_load();
+        let local = self.sig.media.worker_count();
+        self.member_workers()
+            .into_iter()
+            .filter(|w| w.index() < local)
+            .max_by_key(|&w| (load.get(w.index()).copied().unwrap_or(0), w == self.worker))
+            .unwrap_or(self.worker)
+    }
+
     /// The workers holding members of this room (the home worker when
     /// there are none), each once.
     pub(super) fn member_workers(&self) -> Vec<WorkerId> {

@@ -18,7 +18,7 @@ impl RoomActor {
 
     /// Starts the session's transcriber if the room wants one (the session
     /// goes on without captions if it cannot start).
-    pub(super) fn start_transcriber(&mut self, session_id: &str, worker: crate::rtc::WorkerId) {
+    pub(super) fn start_transcriber(&mut self, session_id: &str) {
         if self.transcriber.is_some() || !self.transcription_enabled() {
             return;
         }
@@ -30,7 +30,7 @@ impl RoomActor {
         }
         let live: std::sync::Weak<dyn convene_api::live::LiveRooms> =
             std::sync::Arc::downgrade(&self.sig) as _;
-        let (sink, mut handle) = match transcriber::spawn(TranscriberSetup {
+        let (sink, handle) = match transcriber::spawn(TranscriberSetup {
             team_id: self.team_id.clone(),
             room_id: self.room_id.clone(),
             session_id: session_id.to_string(),
@@ -45,9 +45,11 @@ impl RoomActor {
                 return;
             }
         };
-        // Tapped like a restream (the worker's generic tap list), on a
-        // worker that holds the room (a member's, after its peer was
-        // added): relayed tracks of other workers reach it too.
+        // Tapped like a restream (the worker's generic tap list), on the
+        // worker with most of the room's members (`tap_worker`): relayed
+        // tracks of other workers and nodes reach it too, and it holds the
+        // room for the tap while the session lasts, whoever leaves.
+        let worker = self.tap_worker();
         if self
             .sig
             .media
@@ -64,7 +66,6 @@ impl RoomActor {
             tracing::error!(room = %self.friendly_url, "the media plane refused the transcriber");
             return;
         }
-        handle.worker = worker;
         tracing::info!(room = %self.friendly_url, session = %session_id, "transcriber started");
         metrics::counter!("convene_transcribers_started_total").increment(1);
         self.transcriber = Some(handle);
@@ -87,53 +88,13 @@ impl RoomActor {
         let Some(session_id) = self.session.as_ref().map(|(s, _)| s.clone()) else {
             return;
         };
-        let worker = self
+        let anyone = self
             .members
             .values()
-            .find(|m| m.disconnected_since.is_none())
-            .map(|m| m.worker);
-        if let (true, Some(worker)) = (enabled, worker) {
-            self.start_transcriber(&session_id, worker);
+            .any(|m| m.disconnected_since.is_none());
+        if enabled && anyone {
+            self.start_transcriber(&session_id);
         }
-    }
-
-    /// After a member's peer left its worker: if no connected member is left
-    /// on the worker that feeds the transcriber, that worker lets the room
-    /// go, so a worker of a remaining member is tapped instead (the session
-    /// goes on, and so does its transcript).
-    pub(super) fn retap_transcriber(&mut self) {
-        let Some(t) = self.transcriber.as_mut() else {
-            return;
-        };
-        let Some((session_id, _)) = self.session.as_ref() else {
-            return;
-        };
-        let mut connected = self
-            .members
-            .values()
-            .filter(|m| m.disconnected_since.is_none())
-            .map(|m| m.worker);
-        if connected.clone().any(|w| w == t.worker) {
-            return;
-        }
-        let Some(worker) = connected.next() else {
-            return;
-        };
-        let sent = self.sig.media.send(
-            worker,
-            Command::StartRestream {
-                room_id: self.room_id.clone(),
-                id: format!("transcriber-{session_id}"),
-                sink: Box::new(t.retap()),
-            },
-        );
-        if sent.is_err() {
-            tracing::error!(room = %self.friendly_url, "the media plane refused the transcriber's new tap");
-            return;
-        }
-        tracing::info!(room = %self.friendly_url, from = t.worker.index(), to = worker.index(), "transcriber tapped anew");
-        metrics::counter!("convene_transcriber_retaps_total").increment(1);
-        t.worker = worker;
     }
 
     /// Stops the transcriber (the session ended); it finishes on its own.

@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 use super::Voice;
 use super::dsp::{self, Downsampler, RECOGNITION_RATE, Segmenter, Utterance};
 use crate::recording::recorder::{RecEvent, RecorderSink};
-use crate::rtc::{Source, TrackKey, WorkerId};
+use crate::rtc::{Source, TrackKey};
 
 /// Events the worker may queue before packets are dropped (about 20 s of
 /// a room's audio and video).
@@ -71,17 +71,6 @@ pub struct TranscriberHandle {
     stop: Arc<AtomicBool>,
     /// Set while transcription is turned off during the session.
     paused: Arc<AtomicBool>,
-    /// Set when a new tap feeds the thread (see [`TranscriberHandle::retap`]).
-    retapped: Arc<AtomicBool>,
-    /// What a new tap's sink is made of: the thread's queue stays open
-    /// while the handle lives, so a worker letting the room go does not end
-    /// the transcript.
-    tx: Sender<RecEvent>,
-    keyframes: Receiver<TrackKey>,
-    dropped: Arc<AtomicU64>,
-    session_id: String,
-    /// The media worker whose tap feeds it (set by the room actor).
-    pub worker: WorkerId,
 }
 
 impl TranscriberHandle {
@@ -90,22 +79,6 @@ impl TranscriberHandle {
     /// progress and then ignores the room's audio.
     pub fn pause(&self, paused: bool) {
         self.paused.store(paused, Ordering::Release);
-    }
-
-    /// A sink for a new tap (the worker that fed the transcriber let the
-    /// room go while the session goes on). The thread finishes the
-    /// utterances in progress and starts the tracks afresh from the new
-    /// tap, whose forwarder numbers packets anew.
-    pub fn retap(&self) -> RecorderSink {
-        self.retapped.store(true, Ordering::Release);
-        RecorderSink {
-            recording_id: self.session_id.clone(),
-            tx: self.tx.clone(),
-            keyframes: self.keyframes.clone(),
-            dropped: self.dropped.clone(),
-            audio_only: true,
-            overflow: Some(dropped_packets()),
-        }
     }
 
     /// Ends the transcriber: the thread flushes what is in progress, the
@@ -141,17 +114,10 @@ pub fn spawn(setup: TranscriberSetup) -> std::io::Result<(RecorderSink, Transcri
     let (kf_tx, kf_rx) = crossbeam_channel::bounded(1);
     let dropped = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let retapped = Arc::new(AtomicBool::new(false));
     let paused = Arc::new(AtomicBool::new(false));
     let handle = TranscriberHandle {
         stop: stop.clone(),
         paused: paused.clone(),
-        retapped: retapped.clone(),
-        tx: tx.clone(),
-        keyframes: kf_rx.clone(),
-        dropped: dropped.clone(),
-        session_id: setup.session_id.clone(),
-        worker: WorkerId::default(),
     };
     let sink = RecorderSink {
         recording_id: setup.session_id.clone(),
@@ -170,7 +136,6 @@ pub fn spawn(setup: TranscriberSetup) -> std::io::Result<(RecorderSink, Transcri
     std::thread::Builder::new().name(name).spawn(move || {
         let flags = Flags {
             stop: &stop,
-            retapped: &retapped,
             paused: &paused,
         };
         run(rx, kf_tx, &flags, &jobs_tx);
@@ -186,7 +151,6 @@ pub fn spawn(setup: TranscriberSetup) -> std::io::Result<(RecorderSink, Transcri
 /// What the room actor tells the thread through its handle.
 struct Flags<'a> {
     stop: &'a AtomicBool,
-    retapped: &'a AtomicBool,
     paused: &'a AtomicBool,
 }
 
@@ -217,19 +181,14 @@ fn run(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let retapped = flags.retapped.swap(false, Ordering::Acquire);
         let paused = flags.paused.load(Ordering::Acquire);
-        if retapped || (paused && !was_paused) {
-            // A new tap or a pause: what is in progress ends here. A new
-            // tap announces its tracks again; after a pause each track
+        if paused && !was_paused {
+            // A pause: what is in progress ends here; afterwards each track
             // starts a new stream at its next packet.
             for (pid, v) in tracks.values_mut() {
                 if let Some(u) = v.take().and_then(|mut v| v.finish()) {
                     send(pid, u);
                 }
-            }
-            if retapped {
-                tracks.clear();
             }
         }
         was_paused = paused;

@@ -383,11 +383,6 @@ impl State {
                     });
                 }
             }
-            // A recorder cannot cross nodes (workers hand it to a local
-            // worker of the room first; see `lifecycle.rs`).
-            Relay::Recorder { room, .. } => {
-                tracing::warn!(room = %room, "a room's recorder cannot move to another node; recording ends");
-            }
         }
     }
 

@@ -269,9 +269,13 @@ impl Worker {
     /// subscriber's congestion state from its send queues.
     pub(super) fn housekeeping(&mut self, now: Instant) {
         let mut due = std::mem::take(&mut self.scratch_keyframes);
+        // Rooms whose last restream ended and that have no peer here (no
+        // allocation unless one did).
+        let mut untapped: Vec<Arc<str>> = Vec::new();
         for (room_id, room) in self.rooms.iter_mut() {
             // A restream whose thread has ended (stopped, after it closed
             // its ffmpeg while still fed) is dropped here.
+            let before = room.restreams.len();
             room.restreams.retain(|(_, r)| {
                 !(r.sink.keyframes.is_empty()
                     && matches!(
@@ -279,6 +283,9 @@ impl Worker {
                         Err(crossbeam_channel::TryRecvError::Disconnected)
                     ))
             });
+            if room.restreams.len() < before && room.peers.is_empty() {
+                untapped.push(room_id.clone());
+            }
             for rec in room
                 .recorder
                 .iter()
@@ -314,6 +321,9 @@ impl Worker {
         }
         for (publisher, mid, simulcast) in due.drain(..) {
             self.send_keyframe_request(publisher, mid, simulcast, KeyframeRequestKind::Pli);
+        }
+        for room_id in untapped {
+            self.drop_room_if_unused(&room_id);
         }
         self.scratch_keyframes = due;
     }
@@ -443,6 +453,9 @@ impl Worker {
     /// Taps a room for a recorder or a restream: the sink hears of every
     /// track now, `place` keeps the tap in the room, and every video
     /// track's publisher is asked for a keyframe (a tap starts at one).
+    /// A worker without peers of the room holds it for the tap (when all
+    /// of the room's peers are on other workers or nodes): their tracks
+    /// and packets come over the relay.
     fn tap_room(
         &mut self,
         room_id: &str,
@@ -450,10 +463,10 @@ impl Worker {
         sink: Box<RecorderSink>,
         place: impl FnOnce(&mut Room, RoomRecorder),
     ) {
-        let Some(room_id) = self.rooms.get_key_value(room_id).map(|(k, _)| k.clone()) else {
-            tracing::warn!(room = %room_id, what, "asked of a room this worker does not hold");
-            return;
-        };
+        if !self.rooms.contains_key(room_id) {
+            tracing::debug!(room = %room_id, what, "room held for a tap");
+        }
+        let room_id = self.hold_room(room_id, &Arc::default());
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };

@@ -81,29 +81,14 @@ impl Worker {
         self.counters
             .peers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (room_key, created): (Arc<str>, bool) =
-            match self.rooms.get_key_value(new.room_id.as_str()) {
-                Some((k, _)) => (k.clone(), false),
-                None => (Arc::from(new.room_id.as_str()), true),
-            };
-        if created {
-            // Other workers holding the room answer with their tracks.
-            for w in crate::rtc::all_workers(self.ctl_links.len()).filter(|&w| w != self.index) {
-                send_ctl(
-                    &self.ctl_links,
-                    &self.counters,
-                    w,
-                    Relay::Hello {
-                        room: room_key.clone(),
-                        from: self.index,
-                    },
-                );
-            }
+        let room_key = self.hold_room(&new.room_id, &new.room_counters);
+        let Some(room) = self.rooms.get_mut(&room_key) else {
+            return;
+        };
+        if room.peers.is_empty() {
+            // A room held only for a tap counted into a placeholder.
+            room.counters = new.room_counters.clone();
         }
-        let room = self.rooms.entry(room_key.clone()).or_insert_with(|| Room {
-            counters: new.room_counters.clone(),
-            ..Room::default()
-        });
         room.peers.push(slot);
         // The `joined` snapshot of others' tracks was taken before this
         // command: a track published since would reach nobody's list here.
@@ -194,39 +179,69 @@ impl Worker {
         for key in keys {
             self.remove_track(&peer.room_id, key);
         }
-        if self
-            .rooms
-            .get(&peer.room_id)
-            .is_some_and(|r| r.peers.is_empty())
-            && let Some(room) = self.rooms.remove(&peer.room_id)
-        {
-            for &w in &room.shards {
-                send_ctl(
-                    &self.ctl_links,
-                    &self.counters,
-                    w,
-                    Relay::Goodbye {
-                        room: peer.room_id.clone(),
-                        from: self.index,
-                    },
-                );
-            }
-            // The recording goes on with the room's other workers (of
-            // this node: a recorder does not cross to another node).
-            let local = room.shards.iter().find(|w| w.index() < self.local_workers);
-            if let (Some(rec), Some(&w)) = (room.recorder, local) {
-                send_ctl(
-                    &self.ctl_links,
-                    &self.counters,
-                    w,
-                    Relay::Recorder {
-                        room: peer.room_id.clone(),
-                        recorder: Box::new(rec),
-                    },
-                );
-            }
-        }
+        // A room still recorded, restreamed or transcribed stays (packets
+        // relayed by the room's other workers and nodes keep feeding it)
+        // until its taps end (`drop_room_if_unused`).
+        self.drop_room_if_unused(&peer.room_id);
         tracing::debug!(participant = %participant_id, "peer removed");
+    }
+
+    /// The room's key, after making this worker hold it if it did not: the
+    /// room's other workers (and the gateways of other nodes) hear `Hello`
+    /// and answer with their tracks.
+    pub(super) fn hold_room(
+        &mut self,
+        room_id: &str,
+        counters: &Arc<crate::rtc::RoomCounters>,
+    ) -> Arc<str> {
+        if let Some((k, _)) = self.rooms.get_key_value(room_id) {
+            return k.clone();
+        }
+        let key: Arc<str> = Arc::from(room_id);
+        for w in crate::rtc::all_workers(self.ctl_links.len()).filter(|&w| w != self.index) {
+            send_ctl(
+                &self.ctl_links,
+                &self.counters,
+                w,
+                Relay::Hello {
+                    room: key.clone(),
+                    from: self.index,
+                },
+            );
+        }
+        self.rooms.insert(
+            key.clone(),
+            Room {
+                counters: counters.clone(),
+                ..Room::default()
+            },
+        );
+        key
+    }
+
+    /// Forgets a room that has no peer and no tap (recorder, restream or
+    /// transcriber) left here; the room's other workers and nodes hear
+    /// `Goodbye` and stop relaying to this one.
+    pub(super) fn drop_room_if_unused(&mut self, room_id: &Arc<str>) {
+        if !self.rooms.get(room_id).is_some_and(|r| {
+            r.peers.is_empty() && r.recorder.is_none() && r.restreams.is_empty()
+        }) {
+            return;
+        }
+        let Some(room) = self.rooms.remove(room_id) else {
+            return;
+        };
+        for &w in &room.shards {
+            send_ctl(
+                &self.ctl_links,
+                &self.counters,
+                w,
+                Relay::Goodbye {
+                    room: room_id.clone(),
+                    from: self.index,
+                },
+            );
+        }
     }
 
     /// Drops the peers whose consent lapsed (see `MEDIA_LOST_AFTER`): no

@@ -197,9 +197,6 @@ const NACK_CACHE_AGE: Duration = Duration::from_secs(1);
 pub struct Worker {
     bwe: bool,
     index: WorkerId,
-    /// The media plane's workers; mesh members past them are gateways to
-    /// other nodes (`rtc::nodes`).
-    local_workers: usize,
     /// Senders to every worker's relay channels (`[index]` is our own).
     rtp_links: Vec<Sender<RelayedRtp>>,
     ctl_links: Vec<Sender<Relay>>,
@@ -250,8 +247,6 @@ pub struct Worker {
 /// Everything a worker thread needs.
 pub struct WorkerSetup {
     pub index: WorkerId,
-    /// How many workers the media plane runs (the mesh may be larger).
-    pub workers: usize,
     /// Send-side bandwidth estimation for subscribers.
     pub bwe: bool,
     /// UDP GSO sends (see `batch.rs`).
@@ -301,7 +296,6 @@ pub fn run(setup: WorkerSetup) {
     } = setup.links;
     let mut w = Worker {
         index: setup.index,
-        local_workers: setup.workers,
         bwe: setup.bwe,
         next_track: setup.index.index() as u64 + 1,
         rtp_links,
@@ -722,8 +716,16 @@ impl Worker {
             }
             Command::StartRecording { room_id, sink } => self.start_recording(&room_id, sink),
             Command::StopRecording { room_id } => {
-                if let Some(room) = self.rooms.get_mut(room_id.as_str()) {
-                    room.recorder = None;
+                let key = self
+                    .rooms
+                    .get_key_value(room_id.as_str())
+                    .map(|(k, _)| k.clone());
+                if let Some(key) = key {
+                    if let Some(room) = self.rooms.get_mut(&key) {
+                        room.recorder = None;
+                    }
+                    // A room held only for its recording is let go.
+                    self.drop_room_if_unused(&key);
                 }
             }
             Command::Ping { reply } => {

@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use str0m::media::{KeyframeRequestKind, MediaKind};
 
 use super::Worker;
-use super::state::{Origin, Outgoing, RoomRecorder, Track};
+use super::state::{Origin, Outgoing, Track};
 use crate::rtc::MediaCounters;
 use crate::rtc::TrackKey;
 use crate::rtc::WorkerId;
@@ -75,11 +75,6 @@ pub(crate) enum Relay {
         room: Arc<str>,
         participant_id: String,
         quality: &'static str,
-    },
-    /// The room's recorder, from a worker that no longer holds the room.
-    Recorder {
-        room: Arc<str>,
-        recorder: Box<RoomRecorder>,
     },
 }
 
@@ -304,17 +299,6 @@ impl Worker {
                 participant_id: participant_id.clone(),
                 quality,
             }),
-            Relay::Recorder { room, recorder } => {
-                if let Some(r) = self.rooms.get_mut(&room)
-                    && r.recorder.is_none()
-                {
-                    r.recorder = Some(*recorder);
-                } else {
-                    // Nobody holds the room any more: dropping the sink
-                    // ends the recording (its files are closed).
-                    tracing::info!(room = %room, "recorder handed over to a worker without the room; recording ends");
-                }
-            }
         }
     }
 }

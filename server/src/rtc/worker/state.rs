@@ -299,7 +299,7 @@ pub(crate) struct Outgoing {
 /// The room's recorder, fed like one more subscriber: a forwarder per
 /// track (highest simulcast layer, continuous sequence numbers) in front of
 /// the recorder's bounded queue. A full queue drops; forwarding never waits.
-pub(crate) struct RoomRecorder {
+pub(super) struct RoomRecorder {
     pub(super) sink: Box<RecorderSink>,
     pub(super) forwarders: HashMap<TrackKey, Forwarder>,
 }

@@ -346,11 +346,9 @@ impl RoomActor {
             "participant joined"
         );
         metrics::counter!("convene_participants_joined_total").increment(1);
-        let worker = member.worker;
         self.members.insert(pid.clone(), member);
-        // The first member's worker now holds the room: it feeds the
-        // transcriber, if the room wants one.
-        self.start_transcriber(session_id, worker);
+        // The room's transcriber, if it wants one (from its first member).
+        self.start_transcriber(session_id);
         // Catch-up state (chat history, Q&A, running polls...), queued
         // behind `joined` on the participant's outbound channel.
         let state = self.collab_state(&pid, session_id).await;
