@@ -908,3 +908,96 @@ async fn cluster_browsers_on_two_nodes_decode_each_other_through_the_link() {
     .await;
     assert_eq!(live_count(&n2, "trio").await, 2);
 }
+
+/// A recording of a room whose only participant's peer is kept on another
+/// node: the room's node holds the room for its recorder alone, the other
+/// node relays the tracks to it, and the file has the participant's video
+/// and audio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_records_a_participant_whose_media_is_on_another_node() {
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let n1 = linked_node("n1", &db, &redis, free_port());
+    let n2 = linked_node("n2", &db, &redis, free_port());
+    for n in [&n1, &n2] {
+        eventually("the nodes link", || async {
+            metric(n, "convene_node_links_up").await == 1.0
+        })
+        .await;
+    }
+    n1.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "taped", "recordings_enabled": true}),
+        )
+        .await
+        .expect(200);
+    // A first participant on n1 places the room there, then leaves.
+    let eve = room_token(&n1, "taped", "Eve", "moderator").await;
+    let (mut ws, first) = try_join(&n1, "taped", &eve).await;
+    assert_eq!(first["type"], "joined", "{first}");
+    ws.send(Message::Text(json!({"type": "leave"}).to_string().into()))
+        .await
+        .unwrap();
+    let fay = room_token(&n1, "taped", "Fay", "moderator").await;
+    let mut fay = Client::connect(ClientOptions {
+        ws_url: n1.ws_url(),
+        room: Some("taped".into()),
+        token: Some(fay),
+        name: None,
+        publish: false,
+        media_ip: media_ip(),
+        resume: None,
+        tcp: false,
+        node_via: Some("n2".into()),
+    })
+    .await;
+    let joined = fay.wait_type("joined").await;
+    let fay_id = joined["participant"]["id"].as_str().unwrap().to_string();
+    fay.publish();
+    fay.wait_type("answer").await;
+    eventually("Fay's peer is on n2 only", || async {
+        metric(&n2, "convene_peers").await == 1.0 && metric(&n1, "convene_peers").await == 0.0
+    })
+    .await;
+    let id = n1
+        .api()
+        .post("/api/v1/rooms/taped/recordings/start", json!({}))
+        .await
+        .expect(200)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fay.collect_for(Duration::from_secs(6)).await;
+    n1.api()
+        .post("/api/v1/rooms/taped/recordings/stop", json!({}))
+        .await
+        .expect(200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let file = loop {
+        let r = n1
+            .api()
+            .get(&format!("/api/v1/recordings/{id}"))
+            .await
+            .expect(200)
+            .body;
+        let f = r["files"].as_array().and_then(|fs| {
+            fs.iter()
+                .find(|f| f["participant_id"] == fay_id.as_str() && f["complete"] == true)
+                .cloned()
+        });
+        if let Some(f) = f {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline && r["status"] != "FAILED",
+            "no complete file for Fay: {r:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(file["video_codec"], "vp8", "{file}");
+    assert_eq!(file["audio_codec"], "opus", "{file}");
+    let ms = file["duration_ms"].as_i64().unwrap();
+    assert!(ms >= 3000, "Fay's file lasts {ms} ms of ~6 s: {file}");
+}
