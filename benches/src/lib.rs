@@ -2,6 +2,7 @@
 //! through real signaling, sending VP8/Opus-shaped media at real pacing and
 //! measuring loss, added latency, join phases and CPU. See benches/README.md.
 
+pub mod cluster;
 pub mod compare;
 pub mod janus;
 pub mod media;
@@ -45,6 +46,9 @@ pub struct Load<A: SignalingAdapter> {
     next_id: AtomicU64,
     pub local_ip: IpAddr,
     pub server_pid: Option<u32>,
+    /// Further SFU processes (the other nodes of a cluster): their CPU and
+    /// PSS are added to `server_pid`'s.
+    pub extra_pids: Vec<u32>,
 }
 
 /// Figures of one measurement window.
@@ -110,7 +114,32 @@ impl<A: SignalingAdapter> Load<A> {
             next_id: AtomicU64::new(1),
             local_ip,
             server_pid,
+            extra_pids: Vec::new(),
         })
+    }
+
+    /// The CPU seconds of the SFU's processes so far.
+    fn server_cpu_secs(&self) -> Option<f64> {
+        let main = self.server_pid.and_then(stats::pid_cpu_secs)?;
+        Some(
+            main + self
+                .extra_pids
+                .iter()
+                .filter_map(|&p| stats::pid_cpu_secs(p))
+                .sum::<f64>(),
+        )
+    }
+
+    /// The PSS of the SFU's processes, KiB.
+    fn server_pss_kib(&self) -> Option<u64> {
+        let main = self.server_pid.and_then(stats::pid_pss_kib)?;
+        Some(
+            main + self
+                .extra_pids
+                .iter()
+                .filter_map(|&p| stats::pid_pss_kib(p))
+                .sum::<u64>(),
+        )
     }
 
     /// A name and credentials for a new participant (not timed).
@@ -239,7 +268,7 @@ impl<A: SignalingAdapter> Load<A> {
 
     /// Measures one window of `secs` (then waits out the NACK window).
     pub async fn measure(&self, secs: f64) -> Window {
-        let s0 = self.server_pid.and_then(stats::pid_cpu_secs);
+        let s0 = self.server_cpu_secs();
         let p0 = stats::process_cpu_secs();
         let t0 = Instant::now();
         for t in &self.threads {
@@ -250,7 +279,7 @@ impl<A: SignalingAdapter> Load<A> {
             t.send(Cmd::WindowEnd);
         }
         let wall = t0.elapsed().as_secs_f64();
-        let s1 = self.server_pid.and_then(stats::pid_cpu_secs);
+        let s1 = self.server_cpu_secs();
         let p1 = stats::process_cpu_secs();
         tokio::time::sleep(NACK_WINDOW).await;
         let reports = self.reports().await;
@@ -313,7 +342,7 @@ impl<A: SignalingAdapter> Load<A> {
             generator_tx_floor_p99_us: tx_floor_p99,
             latency_to_socket_p50_us: stats::percentile(&mut to_socket, 50.0),
             latency_to_socket_p99_us: stats::percentile(&mut to_socket, 99.0),
-            server_pss_kib: self.server_pid.and_then(stats::pid_pss_kib),
+            server_pss_kib: self.server_pss_kib(),
             server_cpu,
             forwarded_pps_per_core: server_secs.filter(|s| *s > 0.0).map(|s| rx / s),
             generator_thread_cpu: thread_cpu,

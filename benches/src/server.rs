@@ -26,6 +26,45 @@ impl SpawnedServer {
         ip: IpAddr,
         media: (usize, usize),
     ) -> Result<SpawnedServer> {
+        let api_key = format!("load-{:016x}", std::process::id() as u64 * 0x9e37_79b9);
+        SpawnedServer::start_with(binary, cpu, ip, media, api_key, &[], &[])
+    }
+
+    /// Starts one node of a cluster (`benches/cluster.sh`): PostgreSQL at
+    /// `db`, Redis at `redis`, node id `node`, media links on `ip`.
+    pub fn start_node(
+        binary: &Path,
+        cpu: Option<&str>,
+        ip: IpAddr,
+        node: &str,
+        (db, redis): (&str, &str),
+        api_key: &str,
+    ) -> Result<SpawnedServer> {
+        SpawnedServer::start_with(
+            binary,
+            cpu,
+            ip,
+            (1, 0),
+            api_key.to_string(),
+            &["--node-link-addr".to_string(), format!("{ip}:0")],
+            &[
+                ("CONVENE_DATABASE_URL", db),
+                ("CONVENE_REDIS_URL", redis),
+                ("CONVENE_CLUSTER_SECRET", "convene-load-cluster-secret"),
+                ("CONVENE_NODE_ID", node),
+            ],
+        )
+    }
+
+    fn start_with(
+        binary: &Path,
+        cpu: Option<&str>,
+        ip: IpAddr,
+        media: (usize, usize),
+        api_key: String,
+        extra_args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<SpawnedServer> {
         if !binary.exists() {
             bail!(
                 "{} not found (build it with `cargo build --release -p convene-server`)",
@@ -33,7 +72,6 @@ impl SpawnedServer {
             );
         }
         let data = tempfile::tempdir()?;
-        let api_key = format!("load-{:016x}", std::process::id() as u64 * 0x9e37_79b9);
         let mut cmd = match cpu {
             Some(c) => {
                 let mut t = Command::new("taskset");
@@ -63,6 +101,8 @@ impl SpawnedServer {
             "--data-dir",
         ])
         .arg(data.path())
+        .args(extra_args)
+        .envs(env.iter().copied())
         .env("CONVENE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

@@ -67,6 +67,11 @@ pub struct Convene {
     pub base: String,
     pub api_key: String,
     http: reqwest::Client,
+    /// In a cluster (`benches/cluster.sh`): subscribers whose media stays
+    /// on another node, `(node, every)`: every `every`-th subscriber joins
+    /// with `via: node` (1: all of them, 2: half).
+    via: Option<(String, usize)>,
+    subscribers: std::sync::atomic::AtomicUsize,
 }
 
 impl Convene {
@@ -77,7 +82,15 @@ impl Convene {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()?,
+            via: None,
+            subscribers: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Every `every`-th subscriber keeps its media on cluster node `node`.
+    pub fn with_via(mut self, node: &str, every: usize) -> Convene {
+        self.via = Some((node.to_string(), every.max(1)));
+        self
     }
 
     async fn post(&self, path: &str, body: Value) -> Result<Value> {
@@ -143,13 +156,16 @@ impl SignalingAdapter for Convene {
         "convene"
     }
 
-    async fn join(
-        &self,
-        room: &str,
-        name: &str,
-        token: String,
-        _publishes: bool,
-    ) -> Result<Joined> {
+    async fn join(&self, room: &str, name: &str, token: String, publishes: bool) -> Result<Joined> {
+        let via = match &self.via {
+            Some((node, every)) if !publishes => {
+                let k = self
+                    .subscribers
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                k.is_multiple_of(*every).then(|| node.clone())
+            }
+            _ => None,
+        };
         let started = Instant::now();
         let (ws, _) = tokio_tungstenite::connect_async(self.ws_url())
             .await
@@ -157,7 +173,8 @@ impl SignalingAdapter for Convene {
         let ws_open = started.elapsed();
         let (mut tx, mut rx) = ws.split();
         let join = json!({"type": "join", "v": 1, "room": room, "token": token, "name": name,
-            "resume": null, "client": {"kind": "bot", "user_agent": "convene-load"}});
+            "resume": null, "via": via,
+            "client": {"kind": "bot", "user_agent": "convene-load"}});
         tx.send(Message::Text(join.to_string().into())).await?;
         loop {
             let m = rx

@@ -242,7 +242,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CONVENE_NODE_URL")]
     pub node_url: Option<String>,
     /// Where this cluster node listens for the media links of the other
-    /// nodes (TCP, e.g. `0.0.0.0:7882`): with it, a participant whose
+    /// nodes (TCP, e.g. `0.0.0.0:7883`): with it, a participant whose
     /// signaling is sent to the room's node keeps its media on the node it
     /// reached, and the nodes relay the room's media between them over
     /// links encrypted and authenticated with `--cluster-secret`. Other

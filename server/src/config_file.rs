@@ -397,4 +397,45 @@ mod tests {
             "not in docs/configuration.md: {missing:?}"
         );
     }
+
+    /// The Compose file and its environment example name only variables
+    /// the server reads (a renamed flag would leave them silently unused).
+    #[test]
+    fn the_compose_files_name_real_variables() {
+        let known: Vec<String> = options()
+            .into_values()
+            .filter_map(|o| o.env.map(|e| e.to_string_lossy().into_owned()))
+            .chain(["CONVENE_CONFIG".to_string(), "CONVENE_LOG".to_string()])
+            .collect();
+        for (name, text) in [
+            ("compose.yaml", include_str!("../../packaging/compose.yaml")),
+            (
+                "compose.env.example",
+                include_str!("../../packaging/compose.env.example"),
+            ),
+        ] {
+            let mut found = 0;
+            for (i, _) in text.match_indices("CONVENE_") {
+                let var: String = text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit())
+                    .collect();
+                found += 1;
+                assert!(
+                    known.contains(&var),
+                    "{name} names {var}, which the server does not read"
+                );
+            }
+            assert!(found > 0, "{name} sets no server variable");
+        }
+        let compose = include_str!("../../packaging/compose.yaml");
+        for needed in [
+            "CONVENE_DATABASE_URL",
+            "CONVENE_REDIS_URL",
+            "CONVENE_NODE_ID",
+            "CONVENE_NODE_LINK_ADDR",
+        ] {
+            assert_eq!(compose.matches(needed).count(), 2, "{needed} once per node");
+        }
+    }
 }

@@ -157,6 +157,15 @@ struct Args {
     /// Fail (exit 1) unless every scenario ran, no window was invalid and S4 got everyone ready.
     #[arg(long)]
     strict: bool,
+    /// The cluster benchmark (`benches/cluster.sh`): two nodes of
+    /// --spawn-server on this PostgreSQL database and --cluster-redis, S1
+    /// with the subscribers on one node, split over both, and all on the
+    /// other; writes benchmarks-cluster.{json,md} with --write-report.
+    #[arg(long, requires = "cluster_redis")]
+    cluster_db: Option<String>,
+    /// Redis of the cluster benchmark.
+    #[arg(long, requires = "cluster_db")]
+    cluster_redis: Option<String>,
 }
 
 fn main() -> Result<()> {
@@ -270,6 +279,41 @@ async fn run(args: Args) -> Result<()> {
             std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n")
                 .with_context(|| format!("writing {}", p.display()))?;
         }
+        return Ok(());
+    }
+    if let (Some(db), Some(redis)) = (&args.cluster_db, &args.cluster_redis) {
+        let Some(binary) = args.spawn_server.clone() else {
+            bail!("--cluster-db needs --spawn-server (the convene binary of both nodes)");
+        };
+        srtp::configure(&args.srtp)?;
+        let run = convene_benches::cluster::run(&convene_benches::cluster::ClusterRun {
+            binary,
+            server_cpu: args.server_cpu.clone(),
+            generator_cpu: args.generator_cpu.clone(),
+            ip: args.local_ip,
+            db: db.clone(),
+            redis: redis.clone(),
+            threads: args.threads,
+            settings: Settings {
+                warmup: Duration::from_secs_f64(args.warmup),
+                window: args.window,
+                ready_timeout: Duration::from_secs(30),
+                keyframe_interval: Duration::from_secs_f64(args.keyframe_interval),
+                s1_keep_going: true,
+            },
+            steps: args.s1_steps.clone(),
+            bitrate: args.s1_bitrate,
+        })
+        .await?;
+        if let Some(p) = &args.json_out {
+            std::fs::write(p, serde_json::to_string_pretty(&run)? + "\n")
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        if let Some(dir) = &args.write_report {
+            convene_benches::cluster::write(dir, &run)?;
+            eprintln!("wrote {0}/benchmarks-cluster.json and .md", dir.display());
+        }
+        println!("{}", convene_benches::cluster::report(&run).1);
         return Ok(());
     }
     let loadavg_before = stats::loadavg();

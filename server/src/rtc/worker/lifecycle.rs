@@ -223,9 +223,11 @@ impl Worker {
     /// transcriber) left here; the room's other workers and nodes hear
     /// `Goodbye` and stop relaying to this one.
     pub(super) fn drop_room_if_unused(&mut self, room_id: &Arc<str>) {
-        if !self.rooms.get(room_id).is_some_and(|r| {
-            r.peers.is_empty() && r.recorder.is_none() && r.restreams.is_empty()
-        }) {
+        if !self
+            .rooms
+            .get(room_id)
+            .is_some_and(|r| r.peers.is_empty() && r.recorder.is_none() && r.restreams.is_empty())
+        {
             return;
         }
         let Some(room) = self.rooms.remove(room_id) else {
