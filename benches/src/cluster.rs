@@ -130,12 +130,13 @@ pub async fn run(c: &ClusterRun) -> Result<Value> {
     }))
 }
 
+/// A step's figures (the window's fields are flattened into the step).
 fn step(run: &Value, config: &str, subscribers: u64) -> Option<Value> {
     run["configs"][config]["steps"]
         .as_array()?
         .iter()
         .find(|s| s["subscribers"].as_u64() == Some(subscribers))
-        .map(|s| s["window"].clone())
+        .cloned()
 }
 
 fn num(v: &Value) -> Option<f64> {

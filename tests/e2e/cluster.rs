@@ -1001,3 +1001,84 @@ async fn cluster_records_a_participant_whose_media_is_on_another_node() {
     let ms = file["duration_ms"].as_i64().unwrap();
     assert!(ms >= 3000, "Fay's file lasts {ms} ms of ~6 s: {file}");
 }
+
+/// A restream started and stopped over REST on a node the room does not
+/// run on: the room's node streams to the receiver, and the stream key
+/// crosses Redis only sealed (a subscriber to the room node's channel never
+/// sees it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_restreams_a_room_on_another_node_without_the_key_in_redis() {
+    use crate::restream::{KEY, Receiver};
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let flags = ["--restream-allow-private"];
+    let n1 = node_with("n1", &db, &redis, SECRET, &flags);
+    let n2 = node_with("n2", &db, &redis, SECRET, &flags);
+    n1.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "aired"}))
+        .await
+        .expect(200);
+    let t = room_token(&n1, "aired", "Gus", "moderator").await;
+    let (_ws, first) = try_join(&n1, "aired", &t).await;
+    assert_eq!(first["type"], "joined", "{first}");
+    // Everything published on the room's node's channel, from now on.
+    let spy_out = tempfile::NamedTempFile::new().unwrap();
+    let mut spy = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "SUBSCRIBE",
+            "convene:node:n1",
+        ])
+        .stdout(spy_out.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("rtmp://127.0.0.1:{port}/live");
+    let mut rx = Receiver::start(port, &tmp.path().join("aired.flv"));
+    let started = n2
+        .api()
+        .post(
+            "/api/v1/rooms/aired/restreamers/start",
+            json!({"server_url": url, "stream_key": KEY}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(started["server_url"], url.as_str(), "{started}");
+    assert_eq!(started["status"], "starting", "{started}");
+    rx.wait_bytes(0).await;
+    let listed = n2
+        .api()
+        .post(
+            "/api/v1/rooms/aired/restreamers/stop",
+            json!({"server_url": url}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(listed["data"][0]["id"], started["id"], "{listed}");
+    rx.wait_exit().await;
+    let _ = spy.kill();
+    let _ = spy.wait();
+    let seen = std::fs::read_to_string(spy_out.path()).unwrap();
+    assert!(
+        seen.contains("restream"),
+        "the request did not cross Redis: {seen}"
+    );
+    assert!(!seen.contains(KEY), "the stream key crossed Redis in clear");
+    // A room that is live nowhere: the same refusal through any node.
+    n1.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "quiet"}))
+        .await
+        .expect(200);
+    n2.api()
+        .post(
+            "/api/v1/rooms/quiet/restreamers/start",
+            json!({"server_url": url, "stream_key": KEY}),
+        )
+        .await
+        .expect(409);
+}

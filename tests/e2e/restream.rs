@@ -15,20 +15,20 @@ use serde_json::{Value, json};
 
 use crate::browser::{LogOnFailure, ONE_AT_A_TIME, token, wait_media_both, wait_state};
 
-const KEY: &str = "sk-Secret_restream-KEY-4711";
+pub(crate) const KEY: &str = "sk-Secret_restream-KEY-4711";
 /// The stream reaches a receiver within this long of a start (ffmpeg's
 /// probe, a keyframe, the RTMP handshake; retries back off up to 30 s).
 const LIVE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// An `ffmpeg -listen 1` RTMP receiver writing what it gets to a file;
 /// killed on drop.
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
     out: PathBuf,
 }
 
 impl Receiver {
-    fn start(port: u16, out: &Path) -> Receiver {
+    pub(crate) fn start(port: u16, out: &Path) -> Receiver {
         let log = std::fs::File::create(out.with_extension("log")).unwrap();
         let child = Command::new("ffmpeg")
             .args([
@@ -58,7 +58,7 @@ impl Receiver {
     }
 
     /// Waits until the received file holds more than `bytes`.
-    async fn wait_bytes(&self, bytes: u64) {
+    pub(crate) async fn wait_bytes(&self, bytes: u64) {
         let deadline = Instant::now() + LIVE_TIMEOUT;
         while self.size() <= bytes {
             assert!(
@@ -72,7 +72,7 @@ impl Receiver {
     }
 
     /// Waits for the receiver to exit by itself (the publisher ended the stream).
-    async fn wait_exit(&mut self) {
+    pub(crate) async fn wait_exit(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

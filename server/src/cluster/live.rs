@@ -10,17 +10,18 @@ use convene_api::live::{
 use convene_api::live_events::LiveEvent;
 use tokio::sync::oneshot;
 
-use super::Cluster;
-use super::wire::{Answer, Call};
+use convene_api::domain::restream::{Provider, RestreamTarget, StopSelector};
+
+use super::wire::{Answer, Call, RestreamCall, WireRestream};
+use super::{Cluster, seal};
 use crate::signaling::Signaling;
 
 /// [`LiveRooms`] over the whole cluster.
 ///
 /// Broadcasts, session ends, transcription switches, hands, moderation,
-/// recording, breakouts and media counters reach a room on any node.
-/// Restreaming is answered by the node the call reaches only (its stream
-/// keys would cross Redis in clear; docs/deployment.md says so): for a room
-/// on another node it answers as if the room were not live.
+/// recording, restreaming, breakouts and media counters reach a room on any
+/// node. A restream's stream key crosses Redis sealed with the cluster
+/// secret (`seal.rs`).
 #[derive(Debug)]
 pub struct ClusterLive {
     pub here: Arc<Signaling>,
@@ -147,7 +148,33 @@ impl LiveRooms for ClusterLive {
         room_id: &str,
         action: RestreamAction,
     ) -> Option<Reply<Result<Vec<RestreamInfo>, RecordingRefusal>>> {
-        self.here.restream(room_id, action)
+        if self.here.is_live_here(room_id) {
+            return self.here.restream(room_id, action);
+        }
+        // Whether the room is live elsewhere is known after asking: the
+        // answer comes on the reply, and "not live" there reads like it
+        // does here.
+        let call = Call::Restream {
+            action: restream_call(self.cluster.secret(), action),
+        };
+        let (tx, rx) = oneshot::channel();
+        let cluster = self.cluster.clone();
+        let room_id = room_id.to_string();
+        tokio::spawn(async move {
+            let outcome = match cluster.ask(&room_id, call).await {
+                Some(Answer::Restreamed {
+                    outcome: Some(outcome),
+                }) => outcome.map(|list| list.into_iter().map(restream_info).collect()),
+                _ => Err(RecordingRefusal {
+                    code: "CONFLICT",
+                    message:
+                        "the room has no live session: restreaming needs participants in the room"
+                            .into(),
+                }),
+            };
+            let _ = tx.send(outcome);
+        });
+        Some(rx)
     }
 
     fn breakouts<'a>(
@@ -215,6 +242,100 @@ pub(super) async fn answer_here(sig: &Signaling, room_id: &str, call: Call) -> A
                 media: sig.media_here(room_id),
             };
         }
+        Call::Restream { action } => {
+            let Some(action) = restream_action(sig.cluster_secret().as_deref(), action) else {
+                return Answer::Restreamed {
+                    outcome: Some(Err(RecordingRefusal {
+                        code: "INTERNAL",
+                        message: "the stream key did not open with this node's cluster secret"
+                            .into(),
+                    })),
+                };
+            };
+            let outcome = match sig.restream(room_id, action) {
+                Some(rx) => Some(
+                    rx.await
+                        .unwrap_or(Err(RecordingRefusal {
+                            code: "CONFLICT",
+                            message: "the room's session ended before the request was handled"
+                                .into(),
+                        }))
+                        .map(|list| list.into_iter().map(wire_restream).collect()),
+                ),
+                None => None,
+            };
+            return Answer::Restreamed { outcome };
+        }
     };
     Answer::Done { live }
+}
+
+/// A restream action for the room's node, its stream key sealed.
+fn restream_call(secret: &[u8], action: RestreamAction) -> RestreamCall {
+    match action {
+        RestreamAction::Start(t) => RestreamCall::Start {
+            provider: t.provider.map(|p| p.name().to_string()),
+            server_url: t.server_url.clone(),
+            sealed_key: seal::seal(secret, &t.stream_key),
+        },
+        RestreamAction::Stop(s) => RestreamCall::Stop {
+            server_url: s.server_url.clone(),
+            sealed_key: s.stream_key.as_deref().map(|k| seal::seal(secret, k)),
+        },
+    }
+}
+
+/// The action another node sent; `None` when its key does not open.
+fn restream_action(secret: Option<&[u8]>, call: RestreamCall) -> Option<RestreamAction> {
+    let secret = secret?;
+    Some(match call {
+        RestreamCall::Start {
+            provider,
+            server_url,
+            sealed_key,
+        } => RestreamAction::Start(RestreamTarget {
+            provider: provider.and_then(|n| Provider::ALL.into_iter().find(|p| p.name() == n)),
+            server_url,
+            stream_key: seal::open(secret, &sealed_key)?,
+        }),
+        RestreamCall::Stop {
+            server_url,
+            sealed_key,
+        } => RestreamAction::Stop(StopSelector {
+            server_url,
+            stream_key: match sealed_key {
+                Some(k) => Some(seal::open(secret, &k)?),
+                None => None,
+            },
+        }),
+    })
+}
+
+fn wire_restream(r: RestreamInfo) -> WireRestream {
+    WireRestream {
+        id: r.id,
+        room_id: r.room_id,
+        provider: r.provider.map(str::to_string),
+        server_url: r.server_url,
+        status: r.status.to_string(),
+        started_at: r.started_at,
+    }
+}
+
+fn restream_info(r: WireRestream) -> RestreamInfo {
+    const STATUSES: [&str; 4] = ["starting", "live", "retrying", "stopped"];
+    RestreamInfo {
+        id: r.id,
+        room_id: r.room_id,
+        provider: r
+            .provider
+            .and_then(|n| Provider::ALL.into_iter().find(|p| p.name() == n))
+            .map(Provider::name),
+        server_url: r.server_url,
+        status: STATUSES
+            .into_iter()
+            .find(|s| *s == r.status)
+            .unwrap_or("stopped"),
+        started_at: r.started_at,
+    }
 }

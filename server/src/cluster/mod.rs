@@ -24,6 +24,7 @@
 //! after Redis is back claims its rooms again.
 
 mod live;
+pub mod seal;
 pub mod start;
 pub mod wire;
 
@@ -249,6 +250,11 @@ impl Cluster {
             node_id: self.config.node_id.clone(),
             secret: self.config.secret.clone(),
         }
+    }
+
+    /// The cluster secret's bytes (sealing values between nodes).
+    pub(crate) fn secret_bytes(&self) -> &[u8] {
+        self.secret()
     }
 
     /// This node's name.

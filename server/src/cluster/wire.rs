@@ -130,6 +130,37 @@ pub enum Call {
     Breakouts {
         command: BreakoutCommand,
     },
+    Restream {
+        action: RestreamCall,
+    },
+}
+
+/// A restream's start or stop for the room's node. The stream key crosses
+/// Redis sealed ([`super::seal`]: ChaCha20-Poly1305 under a key derived from
+/// the cluster secret), never in clear.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "restream", rename_all = "snake_case")]
+pub enum RestreamCall {
+    Start {
+        provider: Option<String>,
+        server_url: String,
+        sealed_key: String,
+    },
+    Stop {
+        server_url: Option<String>,
+        sealed_key: Option<String>,
+    },
+}
+
+/// A running restream as another node reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireRestream {
+    pub id: String,
+    pub room_id: String,
+    pub provider: Option<String>,
+    pub server_url: String,
+    pub status: String,
+    pub started_at: String,
 }
 
 /// The answer to a [`Call`].
@@ -154,6 +185,10 @@ pub enum Answer {
     /// A breakout command's outcome (`None`: the room is not live there).
     Breakouts {
         outcome: Option<BreakoutOutcome>,
+    },
+    /// A restream's start or stop (`None`: the room is not live there).
+    Restreamed {
+        outcome: Option<Result<Vec<WireRestream>, RecordingRefusal>>,
     },
 }
 

@@ -139,6 +139,12 @@ impl Signaling {
         let _ = self.cluster.set(cluster);
     }
 
+    /// The cluster secret (`None` outside a cluster), for values sealed
+    /// between nodes (`cluster::seal`).
+    pub fn cluster_secret(&self) -> Option<Vec<u8>> {
+        self.cluster.get().map(|c| c.secret_bytes().to_vec())
+    }
+
     /// This node's name in its cluster (`None` outside a cluster).
     pub fn cluster_node_id(&self) -> Option<String> {
         self.cluster.get().map(|c| c.node_id().to_string())
