@@ -2,7 +2,7 @@
 // screen, joins over signaling, and ties the peer connection to the UI.
 // Test hooks live on `window.convene` (see docs/browser-client.md).
 
-import { Signaling, PROTOCOL_VERSION, moveTo, mediaVia } from './signaling.js';
+import { Signaling, PROTOCOL_VERSION, moveTo, mediaVia, forgetMediaVia } from './signaling.js';
 import { Peer } from './peer.js';
 import * as media from './media.js';
 import * as ui from './ui.js';
@@ -378,8 +378,10 @@ class App {
       onRefused: (sources, msg) => this.onRefused(sources, msg),
       onNote: (entry) => this.note(entry),
       // A media path that failed even after an ICE restart is rebuilt like
-      // a lost socket: resume with a fresh peer connection.
+      // a lost socket: resume with a fresh peer connection, on the room's
+      // own node (whose TURN server the page was given).
       onFailed: () => {
+        forgetMediaVia();
         if (this.state === 'joined') this.sig.abandon('media connection failed');
       },
       e2ee: this.e2ee,

@@ -35,6 +35,15 @@ export function mediaVia() {
   return via;
 }
 
+/**
+ * Media through the `via` node failed (e.g. only TURN gets through, and the
+ * page's TURN credentials are the room node's): the next join keeps the
+ * peer on the room's node.
+ */
+export function forgetMediaVia() {
+  via = null;
+}
+
 /** The `/rtc` URL of the server that served this page (or of its node). */
 export function signalingUrl() {
   const base = nodeBase || location;
