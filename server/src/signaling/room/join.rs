@@ -30,6 +30,7 @@ impl RoomActor {
     /// of them. A storm of joins into one room then costs one fsync per
     /// burst rather than one per join.
     pub(super) async fn join_burst(&mut self, burst: Vec<QueuedJoin>) {
+        self.refresh_settings_between_sessions().await;
         let mut admits = Vec::new();
         let mut replies = Vec::new();
         for (req, reply) in burst {
@@ -167,6 +168,26 @@ impl RoomActor {
             external_id: m.external_id.clone(),
             breakout_id: m.breakout.clone(),
             tracks: None,
+        }
+    }
+
+    /// Room settings changed while no session ran (`PATCH` of
+    /// `max_participants`, `is_locked`, ...) apply from the next session
+    /// on: an actor that outlived its last session (a join raced in as it
+    /// was retiring) reads them again before it screens the next joins.
+    async fn refresh_settings_between_sessions(&mut self) {
+        if self.session.is_some() {
+            return;
+        }
+        match self.sig.db.room(&self.team_id, &self.room_id).await {
+            Ok(Some(r)) => {
+                self.settings = r.settings;
+                self.friendly_url = r.friendly_url;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(room = %self.friendly_url, error = %e, "could not read the room's settings again; the previous ones apply");
+            }
         }
     }
 
