@@ -98,6 +98,17 @@ impl LocalPlane {
             self.counters.ctl_dropped.fetch_add(1, Relaxed);
         }
     }
+
+    /// Sends each of `workers` the message `make` builds.
+    pub(super) fn tell(
+        &self,
+        workers: impl IntoIterator<Item = WorkerId>,
+        make: impl Fn() -> Relay,
+    ) {
+        for w in workers {
+            self.ctl_to(w, make());
+        }
+    }
 }
 
 /// Changes to the ingress thread's copy of the bookkeeping.
@@ -624,15 +635,10 @@ impl State {
         let node = locked(&self.info.node).clone().unwrap_or_default();
         tracing::warn!(%node, gateway = %self.gw(), why, "node link down");
         for (room, ws) in &self.holders {
-            for &w in ws {
-                self.plane.ctl_to(
-                    w,
-                    Relay::Goodbye {
-                        room: room.clone(),
-                        from: self.info.id,
-                    },
-                );
-            }
+            self.plane.tell(ws.iter().copied(), || Relay::Goodbye {
+                room: room.clone(),
+                from: self.info.id,
+            });
         }
         let lost: Vec<(String, Box<dyn NoticeSink>)> = locked(&self.remote_peers).drain().collect();
         for (pid, sink) in lost {

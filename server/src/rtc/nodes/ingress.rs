@@ -169,15 +169,11 @@ impl Ingress {
                 let Some(room) = room_of(room) else {
                     return false;
                 };
-                for w in crate::rtc::all_workers(cx.plane.workers()) {
-                    cx.plane.ctl_to(
-                        w,
-                        Relay::Hello {
-                            room: room.clone(),
-                            from: cx.gw,
-                        },
-                    );
-                }
+                let all = crate::rtc::all_workers(cx.plane.workers());
+                cx.plane.tell(all, || Relay::Hello {
+                    room: room.clone(),
+                    from: cx.gw,
+                });
             }
             LinkMsg::Welcome { room } => {
                 let Some(room) = room_of(room) else {
@@ -187,67 +183,51 @@ impl Ingress {
                 if hs.is_empty() {
                     let _ = cx.to_egress.try_send(GwIn::Goodbye { room: room.clone() });
                 }
-                for &w in hs {
-                    cx.plane.ctl_to(
-                        w,
-                        Relay::Welcome {
-                            room: room.clone(),
-                            from: cx.gw,
-                        },
-                    );
-                }
+                cx.plane.tell(hs.iter().copied(), || Relay::Welcome {
+                    room: room.clone(),
+                    from: cx.gw,
+                });
             }
             LinkMsg::Goodbye { room } => {
                 let Some(room) = room_of(room) else {
                     return false;
                 };
-                for w in crate::rtc::all_workers(cx.plane.workers()) {
-                    cx.plane.ctl_to(
-                        w,
-                        Relay::Goodbye {
-                            room: room.clone(),
-                            from: cx.gw,
-                        },
-                    );
-                }
+                let all = crate::rtc::all_workers(cx.plane.workers());
+                cx.plane.tell(all, || Relay::Goodbye {
+                    room: room.clone(),
+                    from: cx.gw,
+                });
             }
             LinkMsg::TrackAdded { room, track } => {
                 let Some(room) = room_of(room) else {
                     return false;
                 };
-                for &w in holders_of(&room) {
+                cx.plane.tell(holders_of(&room).iter().copied(), || {
                     let t = track.clone();
-                    cx.plane.ctl_to(
-                        w,
-                        Relay::TrackAdded {
-                            room: room.clone(),
-                            track: Box::new(RemoteTrack {
-                                key: tag(t.key, cx.gw),
-                                home: cx.gw,
-                                id: t.id,
-                                participant_id: t.participant_id,
-                                kind: wire::kind_of(t.video),
-                                source: t.source,
-                                muted: t.muted,
-                                simulcast: t.simulcast,
-                            }),
-                        },
-                    );
-                }
+                    Relay::TrackAdded {
+                        room: room.clone(),
+                        track: Box::new(RemoteTrack {
+                            key: tag(t.key, cx.gw),
+                            home: cx.gw,
+                            id: t.id,
+                            participant_id: t.participant_id,
+                            kind: wire::kind_of(t.video),
+                            source: t.source,
+                            muted: t.muted,
+                            simulcast: t.simulcast,
+                        }),
+                    }
+                });
             }
             LinkMsg::TrackRemoved { room, key } => {
                 let Some(room) = room_of(room) else {
                     return false;
                 };
-                for &w in holders_of(&room) {
-                    cx.plane.ctl_to(
-                        w,
-                        Relay::TrackRemoved {
-                            room: room.clone(),
-                            key: tag(key, cx.gw),
-                        },
-                    );
-                }
+                cx.plane
+                    .tell(holders_of(&room).iter().copied(), || Relay::TrackRemoved {
+                        room: room.clone(),
+                        key: tag(key, cx.gw),
+                    });
             }
             LinkMsg::TrackMuted {
                 room,
@@ -258,17 +238,13 @@ impl Ingress {
                 let Some(room) = room_of(room) else {
                     return false;
                 };
-                for &w in holders_of(&room) {
-                    cx.plane.ctl_to(
-                        w,
-                        Relay::TrackMuted {
-                            room: room.clone(),
-                            key: tag(key, cx.gw),
-                            muted,
-                            by: by.clone(),
-                        },
-                    );
-                }
+                cx.plane
+                    .tell(holders_of(&room).iter().copied(), || Relay::TrackMuted {
+                        room: room.clone(),
+                        key: tag(key, cx.gw),
+                        muted,
+                        by: by.clone(),
+                    });
             }
             LinkMsg::Keyframe {
                 room,
@@ -307,16 +283,12 @@ impl Ingress {
                     MediaNotice::ConnectionQuality { quality, .. } => quality,
                     _ => "good",
                 };
-                for &w in holders_of(&room) {
-                    cx.plane.ctl_to(
-                        w,
-                        Relay::Quality {
-                            room: room.clone(),
-                            participant_id: participant_id.clone(),
-                            quality,
-                        },
-                    );
-                }
+                cx.plane
+                    .tell(holders_of(&room).iter().copied(), || Relay::Quality {
+                        room: room.clone(),
+                        participant_id: participant_id.clone(),
+                        quality,
+                    });
             }
             LinkMsg::Rtp(r) => {
                 let Some(room) = rooms.get(&r.room) else {
