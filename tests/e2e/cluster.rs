@@ -459,30 +459,14 @@ async fn cluster_without_redis_keeps_its_rooms_refuses_what_it_cannot_place_and_
 /// meet again on another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_browsers_that_reach_different_nodes_meet_on_the_rooms_node() {
-    use crate::browser::{ONE_AT_A_TIME, wait_media_both, wait_state};
-    use convene_tests::browser::Browser;
+    use crate::browser::{ONE_AT_A_TIME, wait_media_both};
     let _turn = ONE_AT_A_TIME.lock().await;
     let redis = Redis::start();
     let db = pg::fresh_database();
     let n1 = node("n1", &db, &redis, SECRET);
     let n2 = node("n2", &db, &redis, SECRET);
     let n3 = node("n3", &db, &redis, SECRET);
-    n1.api()
-        .post(
-            "/api/v1/rooms",
-            json!({"friendly_url": "duo", "join_screen_enabled": false,
-                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
-        )
-        .await
-        .expect(200);
-    let t_ann = room_token(&n1, "duo", "Ann", "speaker").await;
-    let t_ben = room_token(&n1, "duo", "Ben", "speaker").await;
-    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
-    let ann = b1.open(&n2.url(&format!("/duo?token={t_ann}"))).await;
-    wait_state(&ann, "joined").await;
-    let ben = b2.open(&n3.url(&format!("/duo?token={t_ben}"))).await;
-    wait_state(&ben, "joined").await;
-    wait_media_both(&ann, &ben).await;
+    let (_browsers, ann, ben) = two_pages_through_nodes_2_and_3(&n1, &n2, &n3, "duo").await;
     for page in [&ann, &ben] {
         let trace = page.eval("window.convene.trace").await;
         assert!(
@@ -527,6 +511,43 @@ async fn cluster_browsers_that_reach_different_nodes_meet_on_the_rooms_node() {
     .await;
     let sessions = n2.api().get("/api/v1/rooms/duo/live").await.expect(200);
     assert!(sessions.body["session_id"].is_string(), "{}", sessions.body);
+}
+
+/// A room made on `n1` with camera and microphone on at join, and two
+/// speakers' pages opened on `n2` (Ann) and `n3` (Ben), joined and decoding
+/// each other. The browsers are returned to keep them open.
+async fn two_pages_through_nodes_2_and_3(
+    n1: &Server,
+    n2: &Server,
+    n3: &Server,
+    room: &str,
+) -> (
+    (
+        convene_tests::browser::Browser,
+        convene_tests::browser::Browser,
+    ),
+    convene_tests::browser::Page,
+    convene_tests::browser::Page,
+) {
+    use crate::browser::{wait_media_both, wait_state};
+    use convene_tests::browser::Browser;
+    n1.api()
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": room, "join_screen_enabled": false,
+                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
+        )
+        .await
+        .expect(200);
+    let t_ann = room_token(n1, room, "Ann", "speaker").await;
+    let t_ben = room_token(n1, room, "Ben", "speaker").await;
+    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
+    let ann = b1.open(&n2.url(&format!("/{room}?token={t_ann}"))).await;
+    wait_state(&ann, "joined").await;
+    let ben = b2.open(&n3.url(&format!("/{room}?token={t_ben}"))).await;
+    wait_state(&ben, "joined").await;
+    wait_media_both(&ann, &ben).await;
+    ((b1, b2), ann, ben)
 }
 
 /// `convene drain`: the node's room moves to the other node, its
@@ -824,8 +845,7 @@ const DECODING_NOW: &str = "(async () => { \
 /// and decodes Ann again, and Ann decodes Ben's new camera.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_browsers_on_two_nodes_decode_each_other_through_the_link() {
-    use crate::browser::{ONE_AT_A_TIME, wait_media_both, wait_state};
-    use convene_tests::browser::Browser;
+    use crate::browser::ONE_AT_A_TIME;
     let _turn = ONE_AT_A_TIME.lock().await;
     let redis = Redis::start();
     let db = pg::fresh_database();
@@ -838,22 +858,7 @@ async fn cluster_browsers_on_two_nodes_decode_each_other_through_the_link() {
         })
         .await;
     }
-    n1.api()
-        .post(
-            "/api/v1/rooms",
-            json!({"friendly_url": "trio", "join_screen_enabled": false,
-                   "video_on_join_enabled": true, "audio_on_join_enabled": true}),
-        )
-        .await
-        .expect(200);
-    let t_ann = room_token(&n1, "trio", "Ann", "speaker").await;
-    let t_ben = room_token(&n1, "trio", "Ben", "speaker").await;
-    let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
-    let ann = b1.open(&n2.url(&format!("/trio?token={t_ann}"))).await;
-    wait_state(&ann, "joined").await;
-    let ben = b2.open(&n3.url(&format!("/trio?token={t_ben}"))).await;
-    wait_state(&ben, "joined").await;
-    wait_media_both(&ann, &ben).await;
+    let (_browsers, ann, ben) = two_pages_through_nodes_2_and_3(&n1, &n2, &n3, "trio").await;
     for page in [&ann, &ben] {
         let trace = page.eval("window.convene.trace").await;
         assert!(
