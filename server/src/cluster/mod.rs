@@ -138,6 +138,9 @@ pub struct Cluster {
     next_id: AtomicU64,
     /// Rooms with an open session seen unplaced, and since when.
     unplaced: Mutex<HashMap<String, std::time::Instant>>,
+    /// The other nodes draining as of the last heartbeat's view (no new
+    /// peers go to them through `via`).
+    draining_nodes: Mutex<std::collections::HashSet<String>>,
     cas: redis::Script,
     renew: redis::Script,
     release: redis::Script,
@@ -206,6 +209,7 @@ impl Cluster {
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             unplaced: Mutex::new(HashMap::new()),
+            draining_nodes: Mutex::new(std::collections::HashSet::new()),
             cas: redis::Script::new(
                 r"local v = redis.call('GET', KEYS[1])
                   if (v == false and ARGV[1] == '') or v == ARGV[1] then
@@ -255,6 +259,11 @@ impl Cluster {
     /// The cluster secret's bytes (sealing values between nodes).
     pub(crate) fn secret_bytes(&self) -> &[u8] {
         self.secret()
+    }
+
+    /// Whether `node` was draining at the last heartbeat.
+    pub fn is_node_draining(&self, node: &str) -> bool {
+        lock(&self.draining_nodes).contains(node)
     }
 
     /// This node's name.
@@ -309,6 +318,11 @@ impl Cluster {
             if let Some(links) = sig.media.node_links()
                 && let Ok(nodes) = self.nodes().await
             {
+                *lock(&self.draining_nodes) = nodes
+                    .values()
+                    .filter(|hb| hb.draining)
+                    .map(|hb| hb.node.clone())
+                    .collect();
                 links.connect_to(
                     nodes
                         .into_values()

@@ -145,6 +145,14 @@ impl Signaling {
         self.cluster.get().map(|c| c.secret_bytes().to_vec())
     }
 
+    /// Whether a member's peer may be kept on cluster node `node` (its
+    /// `via`): another node, not draining.
+    pub fn media_node_usable(&self, node: &str) -> bool {
+        self.cluster
+            .get()
+            .is_some_and(|c| c.node_id() != node && !c.is_node_draining(node))
+    }
+
     /// This node's name in its cluster (`None` outside a cluster).
     pub fn cluster_node_id(&self) -> Option<String> {
         self.cluster.get().map(|c| c.node_id().to_string())

@@ -19,13 +19,12 @@ impl RoomActor {
     /// stays there (`rtc::nodes`); else the room's home worker, or with
     /// sharding the next one with room to spare (`MediaPlane::place`).
     pub(super) fn place_member(&self, via: Option<&str>) -> WorkerId {
-        if let Some(node) = via
-            && self.sig.cluster_node_id().as_deref() != Some(node)
-            && let Some(gw) = self.sig.media.node_links().and_then(|l| l.gateway_of(node))
-        {
-            return gw;
-        }
-        self.sig.media.place(self.worker, &self.worker_load())
+        let gateway = via_gateway(
+            via,
+            |n| self.sig.media_node_usable(n),
+            |n| self.sig.media.node_links().and_then(|l| l.gateway_of(n)),
+        );
+        gateway.unwrap_or_else(|| self.sig.media.place(self.worker, &self.worker_load()))
     }
 
     /// How many members each media worker holds.
@@ -157,5 +156,34 @@ impl RoomActor {
                 info
             })
             .collect()
+    }
+}
+
+/// The gateway of the node a member came `via`, when its peer may be kept
+/// there: another node that is not draining (`usable`) and is linked to
+/// this one (`gateway_of`).
+fn via_gateway(
+    via: Option<&str>,
+    usable: impl Fn(&str) -> bool,
+    gateway_of: impl Fn(&str) -> Option<WorkerId>,
+) -> Option<WorkerId> {
+    via.filter(|n| usable(n)).and_then(gateway_of)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_keeps_its_media_only_on_a_usable_linked_node() {
+        let gw = WorkerId::from_index(3).unwrap();
+        let usable = |n: &str| n == "n2" || n == "n3";
+        let linked = |n: &str| (n == "n2" || n == "n4").then_some(gw);
+        assert_eq!(via_gateway(Some("n2"), usable, linked), Some(gw));
+        assert_eq!(via_gateway(None, usable, linked), None);
+        // Draining (or this node itself): not usable.
+        assert_eq!(via_gateway(Some("n4"), usable, linked), None);
+        // Usable but not linked (its link is down).
+        assert_eq!(via_gateway(Some("n3"), usable, linked), None);
     }
 }
