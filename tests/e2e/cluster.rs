@@ -477,17 +477,7 @@ async fn cluster_browsers_that_reach_different_nodes_meet_on_the_rooms_node() {
     // The live count through the third node, which neither uses, and a
     // chat message posted there reaches both pages.
     assert_eq!(live_count(&n3, "duo").await, 2);
-    n3.api()
-        .post("/api/v1/rooms/duo/chat", json!({"message": "via node 3"}))
-        .await
-        .expect(200);
-    for page in [&ann, &ben] {
-        page.wait_for(
-            "window.convene.chat.some(m => m.message === 'via node 3')",
-            Duration::from_secs(10),
-        )
-        .await;
-    }
+    chat_reaches_pages(&n3, "duo", "via node 3", &[&ann, &ben]).await;
 
     // The room's node dies. Each page asks its own node again; once n1 is
     // gone from the registry the room is placed on another node, the
@@ -511,6 +501,29 @@ async fn cluster_browsers_that_reach_different_nodes_meet_on_the_rooms_node() {
     .await;
     let sessions = n2.api().get("/api/v1/rooms/duo/live").await.expect(200);
     assert!(sessions.body["session_id"].is_string(), "{}", sessions.body);
+}
+
+/// A chat message posted over REST to `node` shows on every page.
+async fn chat_reaches_pages(
+    node: &Server,
+    room: &str,
+    text: &str,
+    pages: &[&convene_tests::browser::Page],
+) {
+    node.api()
+        .post(
+            &format!("/api/v1/rooms/{room}/chat"),
+            json!({"message": text}),
+        )
+        .await
+        .expect(200);
+    for page in pages {
+        page.wait_for(
+            &format!("window.convene.chat.some(m => m.message === '{text}')"),
+            Duration::from_secs(10),
+        )
+        .await;
+    }
 }
 
 /// A room made on `n1` with camera and microphone on at join, and two
@@ -878,17 +891,7 @@ async fn cluster_browsers_on_two_nodes_decode_each_other_through_the_link() {
     for n in [&n1, &n2, &n3] {
         assert_eq!(live_count(n, "trio").await, 2);
     }
-    n1.api()
-        .post("/api/v1/rooms/trio/chat", json!({"message": "via node 1"}))
-        .await
-        .expect(200);
-    for page in [&ann, &ben] {
-        page.wait_for(
-            "window.convene.chat.some(m => m.message === 'via node 1')",
-            Duration::from_secs(10),
-        )
-        .await;
-    }
+    chat_reaches_pages(&n1, "trio", "via node 1", &[&ann, &ben]).await;
 
     // Node 3 dies with Ben's media.
     let killed = Instant::now();

@@ -594,13 +594,15 @@ impl State {
         *locked(&self.info.node) = Some(node.clone());
         let ingress = super::ingress::Ingress::new(
             reader,
-            self.gw(),
-            self.plane.clone(),
             mirror_rx,
-            self.info.tx.clone(),
-            self.remote_peers.clone(),
-            self.pending.clone(),
             self.generation,
+            super::ingress::Ctx {
+                gw: self.gw(),
+                plane: self.plane.clone(),
+                to_egress: self.info.tx.clone(),
+                remote_peers: self.remote_peers.clone(),
+                pending: self.pending.clone(),
+            },
         );
         let spawned = std::thread::Builder::new()
             .name(format!("node-link-{}", self.gw()))

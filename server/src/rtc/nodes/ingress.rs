@@ -28,13 +28,9 @@ const MAX_ROOMS: usize = 100_000;
 /// The reading side of one connection.
 pub(super) struct Ingress {
     reader: LinkReader,
-    gw: WorkerId,
-    plane: LocalPlane,
     mirror: Receiver<Mirror>,
-    to_egress: Sender<GwIn>,
-    remote_peers: RemotePeers,
-    pending: Pending,
     generation: u64,
+    cx: Ctx,
     holders: HashMap<Arc<str>, Vec<WorkerId>>,
     published: HashMap<u64, WorkerId>,
     rooms: HashMap<u32, Arc<str>>,
@@ -44,26 +40,17 @@ pub(super) struct Ingress {
 }
 
 impl Ingress {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         reader: LinkReader,
-        gw: WorkerId,
-        plane: LocalPlane,
         mirror: Receiver<Mirror>,
-        to_egress: Sender<GwIn>,
-        remote_peers: RemotePeers,
-        pending: Pending,
         generation: u64,
+        cx: Ctx,
     ) -> Ingress {
         Ingress {
             reader,
-            gw,
-            plane,
             mirror,
-            to_egress,
-            remote_peers,
-            pending,
             generation,
+            cx,
             holders: HashMap::new(),
             published: HashMap::new(),
             rooms: HashMap::new(),
@@ -116,13 +103,7 @@ impl Ingress {
                 &self.published,
                 &mut self.hosted,
                 &mut self.room_counters,
-                &Ctx {
-                    gw: self.gw,
-                    plane: &self.plane,
-                    to_egress: &self.to_egress,
-                    remote_peers: &self.remote_peers,
-                    pending: &self.pending,
-                },
+                &self.cx,
             ) {
                 break;
             }
@@ -132,13 +113,13 @@ impl Ingress {
 
     fn end(self) {
         for (pid, w) in &self.hosted {
-            if let Some(tx) = self.plane.commands.get(w.index()) {
+            if let Some(tx) = self.cx.plane.commands.get(w.index()) {
                 let _ = tx.try_send(Command::RemovePeer {
                     participant_id: pid.clone(),
                 });
             }
         }
-        let _ = self.to_egress.send(GwIn::Detached {
+        let _ = self.cx.to_egress.send(GwIn::Detached {
             generation: self.generation,
         });
     }
@@ -152,7 +133,7 @@ impl Ingress {
         published: &HashMap<u64, WorkerId>,
         hosted: &mut HashMap<String, WorkerId>,
         room_counters: &mut HashMap<String, Arc<RoomCounters>>,
-        cx: &Ctx<'_>,
+        cx: &Ctx,
     ) -> bool {
         let room_of = |id: u32| rooms.get(&id).cloned();
         let holders_of = |room: &Arc<str>| holders.get(room).map(Vec::as_slice).unwrap_or(&[]);
@@ -552,7 +533,7 @@ impl Ingress {
                     });
             }
             LinkMsg::Tracks { req, tracks } => {
-                if let Some(reply) = locked(cx.pending).remove(&req) {
+                if let Some(reply) = locked(&cx.pending).remove(&req) {
                     let _ = reply.send(
                         tracks
                             .into_iter()
@@ -565,7 +546,7 @@ impl Ingress {
                 participant_id,
                 notice,
             } => {
-                if let Some(sink) = locked(cx.remote_peers).get(&participant_id) {
+                if let Some(sink) = locked(&cx.remote_peers).get(&participant_id) {
                     sink.notify(notice.into_notice());
                 }
             }
@@ -573,7 +554,7 @@ impl Ingress {
         true
     }
 
-    fn command(cx: &Ctx<'_>, w: WorkerId, c: Command) {
+    fn command(cx: &Ctx, w: WorkerId, c: Command) {
         if let Some(tx) = cx.plane.commands.get(w.index())
             && tx.try_send(c).is_err()
         {
@@ -612,10 +593,12 @@ fn apply(
     }
 }
 
-struct Ctx<'a> {
-    gw: WorkerId,
-    plane: &'a LocalPlane,
-    to_egress: &'a Sender<GwIn>,
-    remote_peers: &'a RemotePeers,
-    pending: &'a Pending,
+/// What a connection's reader hands things to: the local workers, the
+/// gateway's egress thread, and the bookkeeping it shares with it.
+pub(super) struct Ctx {
+    pub(super) gw: WorkerId,
+    pub(super) plane: LocalPlane,
+    pub(super) to_egress: Sender<GwIn>,
+    pub(super) remote_peers: RemotePeers,
+    pub(super) pending: Pending,
 }
