@@ -10,6 +10,8 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
+use crate::live::Later;
+
 /// Digits of a room's PIN.
 pub const PIN_DIGITS: usize = 6;
 /// Digits of a dial-in extension.
@@ -58,23 +60,25 @@ pub enum CallRefusal {
     NotFound,
 }
 
-/// The server's live calls, as REST sees them.
+/// The server's live calls, as REST sees them. In a cluster a room's calls
+/// may be held by any node with a SIP endpoint, so the answers are futures
+/// (the server asks the other nodes).
 pub trait PhoneCalls: Send + Sync + Debug {
     /// The SIP URI callers dial for `extension` (`None` without an endpoint).
     fn sip_uri(&self, _extension: &str) -> Option<String> {
         None
     }
     /// The room's calls now.
-    fn calls(&self, room_id: &str) -> Vec<PhoneCall>;
+    fn calls<'a>(&'a self, room_id: &'a str) -> Later<'a, Vec<PhoneCall>>;
     /// Ends every call of the room (it was disconnected); returns how many.
-    fn end_room(&self, room_id: &str) -> usize;
+    fn end_room<'a>(&'a self, room_id: &'a str) -> Later<'a, usize>;
     /// Mutes or unmutes a call of the room.
-    fn set_muted(
-        &self,
-        room_id: &str,
-        call_id: &str,
+    fn set_muted<'a>(
+        &'a self,
+        room_id: &'a str,
+        call_id: &'a str,
         muted: bool,
-    ) -> Result<PhoneCall, CallRefusal>;
+    ) -> Later<'a, Result<PhoneCall, CallRefusal>>;
 }
 
 /// No SIP endpoint in this process (`--sip-addr` unset): no calls.
@@ -82,14 +86,19 @@ pub trait PhoneCalls: Send + Sync + Debug {
 pub struct NoPhone;
 
 impl PhoneCalls for NoPhone {
-    fn calls(&self, _room_id: &str) -> Vec<PhoneCall> {
-        Vec::new()
+    fn calls<'a>(&'a self, _room_id: &'a str) -> Later<'a, Vec<PhoneCall>> {
+        Box::pin(async { Vec::new() })
     }
-    fn end_room(&self, _room_id: &str) -> usize {
-        0
+    fn end_room<'a>(&'a self, _room_id: &'a str) -> Later<'a, usize> {
+        Box::pin(async { 0 })
     }
-    fn set_muted(&self, _: &str, _: &str, _: bool) -> Result<PhoneCall, CallRefusal> {
-        Err(CallRefusal::NotFound)
+    fn set_muted<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: bool,
+    ) -> Later<'a, Result<PhoneCall, CallRefusal>> {
+        Box::pin(async { Err(CallRefusal::NotFound) })
     }
 }
 

@@ -543,9 +543,23 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
             if let Some(a) = bridge.tls_local {
                 println!("sips on tcp {a}");
             }
-            state.with_phone(bridge)
+            sig.set_phone(bridge.clone());
+            match &cluster {
+                Some(c) => state.with_phone(Arc::new(cluster::ClusterPhone {
+                    here: Some(bridge),
+                    cluster: c.clone(),
+                })),
+                None => state.with_phone(bridge),
+            }
         }
-        None => state,
+        // A node without a SIP endpoint still lists the calls other nodes hold.
+        None => match &cluster {
+            Some(c) => state.with_phone(Arc::new(cluster::ClusterPhone {
+                here: None,
+                cluster: c.clone(),
+            })),
+            None => state,
+        },
     };
     tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use str0m::media::MediaKind;
 use tokio_tungstenite::tungstenite::Message;
 
-const SECRET: &str = "cluster-secret-for-the-tests";
+pub(crate) const SECRET: &str = "cluster-secret-for-the-tests";
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -32,7 +32,7 @@ fn node(id: &str, db: &str, redis: &Redis, secret: &str) -> Server {
 }
 
 /// [`node`] with more command-line flags.
-fn node_with(id: &str, db: &str, redis: &Redis, secret: &str, flags: &[&str]) -> Server {
+pub(crate) fn node_with(id: &str, db: &str, redis: &Redis, secret: &str, flags: &[&str]) -> Server {
     let port = free_port();
     let mut args = vec!["--http-addr".to_string(), format!("127.0.0.1:{port}")];
     args.extend(flags.iter().map(|f| f.to_string()));
@@ -88,7 +88,7 @@ async fn next_of(ws: &mut Socket, types: &[&str]) -> Value {
 }
 
 /// Waits until `f` holds, polling.
-async fn eventually<F, Fut>(what: &str, mut f: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -721,7 +721,7 @@ fn linked_node(id: &str, db: &str, redis: &Redis, link_port: u16) -> Server {
 }
 
 /// The value of a metric on `s` (0 when it is absent).
-async fn metric(s: &Server, name: &str) -> f64 {
+pub(crate) async fn metric(s: &Server, name: &str) -> f64 {
     let text = s
         .client
         .get(s.url("/metrics"))

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::api_chat::room;
 
+mod cluster;
 mod inband;
 mod tls;
 mod trunks;

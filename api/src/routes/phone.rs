@@ -95,7 +95,7 @@ pub async fn phone_disconnect(
             "the room is not connected to the phone bridge".into(),
         ));
     }
-    let ended_calls = state.phone.end_room(&r.id);
+    let ended_calls = state.phone.end_room(&r.id).await;
     Ok(Json(Disconnected {
         room_id: r.id,
         phone_enabled: false,
@@ -114,7 +114,7 @@ pub async fn phone_participants(
     Path(key): Path<String>,
 ) -> ApiResult<Json<List<PhoneCall>>> {
     let r = room(&state, &team, &key).await?;
-    let data = state.phone.calls(&r.id);
+    let data = state.phone.calls(&r.id).await;
     Ok(Json(List {
         total_count: data.len() as i64,
         data,
@@ -129,7 +129,7 @@ async fn set_muted(
     muted: bool,
 ) -> ApiResult<Json<PhoneCall>> {
     let r = room(state, team, key).await?;
-    match state.phone.set_muted(&r.id, call_id, muted) {
+    match state.phone.set_muted(&r.id, call_id, muted).await {
         Ok(call) => Ok(Json(call)),
         Err(CallRefusal::NotFound) => Err(ApiError::not_found("phone participant")),
     }

@@ -197,8 +197,31 @@ impl LiveRooms for ClusterLive {
 }
 
 /// What this node answers another node's request with.
-pub(super) async fn answer_here(sig: &Signaling, room_id: &str, call: Call) -> Answer {
+pub(super) async fn answer_here(sig: &Arc<Signaling>, room_id: &str, call: Call) -> Answer {
     let live = match call {
+        Call::Phone { action } => return super::phone::answer_here(sig, room_id, action),
+        Call::PhoneLeg {
+            team_id,
+            name,
+            offer,
+            via,
+        } => {
+            let outcome =
+                crate::phone::media::publish_leg(sig, &team_id, room_id, &name, offer, via).await;
+            return Answer::PhoneLeg { outcome };
+        }
+        Call::PhoneLegControl { resource, action } => {
+            let found = sig.http_media.has(&resource);
+            match action {
+                super::wire::LegAction::Leave => {
+                    crate::signaling::http_media::stop_local(sig, &resource)
+                }
+                super::wire::LegAction::Unmute => {
+                    crate::signaling::http_media::unmute_local(sig, &resource)
+                }
+            }
+            found
+        }
         Call::Broadcast { event } => sig.broadcast_here(room_id, *event),
         Call::EndSession => sig.end_session_here(room_id),
         Call::Transcription { enabled } => sig.transcription_here(room_id, enabled),

@@ -24,6 +24,7 @@
 //! after Redis is back claims its rooms again.
 
 mod live;
+pub mod phone;
 pub mod seal;
 pub mod start;
 pub mod wire;
@@ -43,6 +44,7 @@ use tokio::sync::oneshot;
 
 use crate::signaling::Signaling;
 pub use live::ClusterLive;
+pub use phone::ClusterPhone;
 use wire::{Answer, Call, Envelope, Heartbeat, NodeMsg};
 
 /// How often a node tells the others it is alive and renews its rooms.
@@ -58,7 +60,7 @@ pub const PLACEMENT_MS: u64 = 12_000;
 /// room claims it again with its next heartbeat.
 const SETTLE: Duration = Duration::from_millis(2 * 2_000 + 500);
 /// How long a node waits for another node's answer.
-const ANSWER_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(3);
 /// Requests waiting for an answer, at most (a bound on memory when another
 /// node stops answering).
 const MAX_PENDING: usize = 4096;
@@ -648,6 +650,18 @@ impl Cluster {
     /// it, or it did not answer in time.
     async fn ask(&self, room_id: &str, call: Call) -> Option<Answer> {
         let node = self.owner(room_id).await?;
+        self.ask_node(&node, room_id, call, ANSWER_WAIT).await
+    }
+
+    /// Asks `node` about `room_id`; `None` when it did not answer within
+    /// `wait` (or Redis is away).
+    pub(crate) async fn ask_node(
+        &self,
+        node: &str,
+        room_id: &str,
+        call: Call,
+        wait: Duration,
+    ) -> Option<Answer> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -665,9 +679,9 @@ impl Cluster {
         };
         let sealed = Envelope::seal(self.secret(), &self.config.node_id, &msg);
         let mut con = self.con.clone();
-        let sent: redis::RedisResult<i64> = self.noted(con.publish(channel(&node), sealed).await);
+        let sent: redis::RedisResult<i64> = self.noted(con.publish(channel(node), sealed).await);
         let answer = match sent {
-            Ok(_) => tokio::time::timeout(ANSWER_WAIT, rx)
+            Ok(_) => tokio::time::timeout(wait, rx)
                 .await
                 .ok()
                 .and_then(Result::ok),
@@ -675,9 +689,26 @@ impl Cluster {
         };
         lock(&self.pending).remove(&id);
         if answer.is_none() {
-            tracing::info!(room = %room_id, %node, "no answer from the room's node");
+            tracing::info!(room = %room_id, %node, "no answer from a node");
         }
         answer
+    }
+
+    /// Asks every other live node about `room_id` at once; the answers
+    /// that came in time.
+    pub(crate) async fn ask_others(&self, room_id: &str, call: Call) -> Vec<Answer> {
+        let Ok(nodes) = self.nodes().await else {
+            return Vec::new();
+        };
+        let asks = nodes
+            .keys()
+            .filter(|n| **n != self.config.node_id)
+            .map(|n| self.ask_node(n, room_id, call.clone(), ANSWER_WAIT));
+        futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Reads this node's channel, reconnecting with backoff.

@@ -133,6 +133,52 @@ pub enum Call {
     Restream {
         action: RestreamCall,
     },
+    /// The phone calls of the room a node's SIP endpoint holds (asked of
+    /// every node: a call lives where its SIP request arrived).
+    Phone {
+        action: PhoneAction,
+    },
+    /// A phone call that arrived on another node joins the room here: the
+    /// room's node negotiates its leg like a WHIP publisher's (`offer`),
+    /// its peer kept on `via` when linked.
+    PhoneLeg {
+        team_id: String,
+        name: String,
+        offer: String,
+        via: Option<String>,
+    },
+    /// A leg joined through [`Call::PhoneLeg`] leaves, or its moderator's
+    /// mute is lifted.
+    PhoneLegControl {
+        resource: String,
+        action: LegAction,
+    },
+}
+
+/// What a node does with its own calls of a room.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "phone", rename_all = "snake_case")]
+pub enum PhoneAction {
+    List,
+    EndRoom,
+    SetMuted { call_id: String, muted: bool },
+}
+
+/// What happens to a leg kept on the room's node.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LegAction {
+    Leave,
+    Unmute,
+}
+
+/// A phone call as another node reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WirePhoneCall {
+    pub call_id: String,
+    pub name: String,
+    pub joined: bool,
+    pub muted: bool,
 }
 
 /// A restream's start or stop for the room's node. The stream key crosses
@@ -189,6 +235,18 @@ pub enum Answer {
     /// A restream's start or stop (`None`: the room is not live there).
     Restreamed {
         outcome: Option<Result<Vec<WireRestream>, RecordingRefusal>>,
+    },
+    /// A node's calls of the room (`List`), how many it ended (`EndRoom`),
+    /// or the call it muted or unmuted (`SetMuted`; none when it holds no
+    /// such call).
+    Phone {
+        calls: Vec<WirePhoneCall>,
+        ended: usize,
+    },
+    /// A leg's SDP answer and its WHIP resource on the room's node, or why
+    /// the room refused it.
+    PhoneLeg {
+        outcome: Result<(String, String), String>,
     },
 }
 

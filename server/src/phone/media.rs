@@ -121,10 +121,52 @@ pub fn g711_encode(law: Law, sample: i16) -> u8 {
     }
 }
 
+/// Publishes a call's leg into a room running on this node, as `name`,
+/// with a token minted under the room's team's key (role `speaker`): the
+/// SDP answer and the WHIP resource. `via`: the node keeping its peer.
+pub(crate) async fn publish_leg(
+    sig: &Arc<Signaling>,
+    team_id: &str,
+    room_id: &str,
+    name: &str,
+    offer: String,
+    via: Option<String>,
+) -> Result<(String, String), String> {
+    let team = sig
+        .db
+        .team_by_id(team_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the room's team is gone")?;
+    let now = chrono::Utc::now().timestamp();
+    let claims = RoomClaims {
+        td: Some(team_id.into()),
+        rd: Some(room_id.into()),
+        u: Some(name.into()),
+        ud: None,
+        initials: None,
+        role: Some("speaker".into()),
+        avatar: None,
+        breakout_id: None,
+        iat: Some(now),
+        nbf: None,
+        exp: now + TOKEN_SECS,
+    };
+    let token = mint(&claims, &team.developer_key).map_err(|e| e.to_string())?;
+    whip::publish_local(sig, room_id.into(), &token, offer, via).await
+}
+
 /// One speaker the caller hears: its decoder and decoded samples.
 struct Speaker {
     decoder: opus::Decoder,
     pcm: VecDeque<i16>,
+}
+
+/// Where a leg's session lives when the room runs on another node.
+struct RemoteHome {
+    cluster: Arc<crate::cluster::Cluster>,
+    node: String,
+    room_id: String,
 }
 
 /// The room leg of one call.
@@ -134,6 +176,9 @@ pub struct Leg {
     local: SocketAddr,
     mid: Mid,
     resource: String,
+    /// The cluster node whose signaling holds the leg's WHIP session when
+    /// the room runs on another node than the call (`None`: this one).
+    home: Option<RemoteHome>,
     encoder: opus::Encoder,
     /// 48 kHz samples waiting for a whole frame.
     pcm: Vec<i16>,
@@ -152,34 +197,16 @@ pub struct Leg {
 }
 
 impl Leg {
-    /// Joins the room as `name` and negotiates the publisher.
+    /// Joins the room as `name` and negotiates the publisher: through this
+    /// node's signaling when the room runs here, else through the room's
+    /// node (the leg's peer then kept on this node when the two are
+    /// linked, `cluster::phone`).
     pub async fn join(
         access: &RoomAccess,
         team_id: &str,
         room_id: &str,
         name: &str,
     ) -> Result<Leg, String> {
-        let team = access
-            .db
-            .team_by_id(team_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the room's team is gone")?;
-        let now = chrono::Utc::now().timestamp();
-        let claims = RoomClaims {
-            td: Some(team_id.into()),
-            rd: Some(room_id.into()),
-            u: Some(name.into()),
-            ud: None,
-            initials: None,
-            role: Some("speaker".into()),
-            avatar: None,
-            breakout_id: None,
-            iat: Some(now),
-            nbf: None,
-            exp: now + TOKEN_SECS,
-        };
-        let token = mint(&claims, &team.developer_key).map_err(|e| e.to_string())?;
         let socket = UdpSocket::bind(SocketAddr::new(access.media_ip, 0))
             .await
             .map_err(|e| e.to_string())?;
@@ -196,8 +223,28 @@ impl Leg {
             change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         }
         let (offer, pending) = change.apply().ok_or("no offer")?;
-        let (answer, resource) =
-            whip::publish_local(&access.sig, room_id.into(), &token, offer.to_sdp_string()).await?;
+        let offer = offer.to_sdp_string();
+        let (answer, resource, home) = match access.sig.place(room_id).await {
+            crate::cluster::Place::Here => {
+                let (a, r) = publish_leg(&access.sig, team_id, room_id, name, offer, None).await?;
+                (a, r, None)
+            }
+            crate::cluster::Place::Elsewhere { node, .. } => {
+                let cluster = access.sig.cluster().ok_or("no cluster")?.clone();
+                let (a, r) =
+                    crate::cluster::phone::join_leg(&cluster, &node, room_id, team_id, name, offer)
+                        .await?;
+                let home = RemoteHome {
+                    cluster,
+                    node,
+                    room_id: room_id.to_string(),
+                };
+                (a, r, Some(home))
+            }
+            crate::cluster::Place::Unavailable => {
+                return Err("the cluster cannot tell where the room runs (Redis is away)".into());
+            }
+        };
         let answer = SdpAnswer::from_sdp_string(&answer).map_err(|e| e.to_string())?;
         rtc.sdp_api()
             .accept_answer(pending, answer)
@@ -210,6 +257,7 @@ impl Leg {
             local,
             mid,
             resource,
+            home,
             encoder,
             pcm: Vec::with_capacity(FRAME * 2),
             last: 0,
@@ -222,14 +270,32 @@ impl Leg {
         })
     }
 
-    /// Leaves the room.
     /// Lifts a moderator's mute of the leg's microphone.
     pub fn unmute(&self, sig: &Signaling) {
-        http_media::unmute_local(sig, &self.resource);
+        match &self.home {
+            None => http_media::unmute_local(sig, &self.resource),
+            Some(h) => crate::cluster::phone::control_leg(
+                &h.cluster,
+                &h.node,
+                &h.room_id,
+                &self.resource,
+                crate::cluster::wire::LegAction::Unmute,
+            ),
+        }
     }
 
+    /// Leaves the room.
     pub fn leave(&self, sig: &Signaling) {
-        http_media::stop_local(sig, &self.resource);
+        match &self.home {
+            None => http_media::stop_local(sig, &self.resource),
+            Some(h) => crate::cluster::phone::control_leg(
+                &h.cluster,
+                &h.node,
+                &h.room_id,
+                &self.resource,
+                crate::cluster::wire::LegAction::Leave,
+            ),
+        }
     }
 
     /// The caller's audio, one RTP payload at `timestamp` (nothing goes

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use convene_api::Db;
+use convene_api::live::Later;
 use convene_api::phone::{CallRefusal, PhoneCall, PhoneCalls};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -144,16 +145,18 @@ impl PhoneBridge {
     }
 }
 
-impl PhoneCalls for PhoneBridge {
-    fn sip_uri(&self, extension: &str) -> Option<String> {
+impl PhoneBridge {
+    /// The SIP URI callers dial for `extension` on this node.
+    pub fn sip_uri_here(&self, extension: &str) -> String {
         let host = match self.config.public_ip {
             IpAddr::V4(ip) => ip.to_string(),
             IpAddr::V6(ip) => format!("[{ip}]"),
         };
-        Some(format!("sip:{extension}@{host}:{}", self.local.port()))
+        format!("sip:{extension}@{host}:{}", self.local.port())
     }
 
-    fn calls(&self, room_id: &str) -> Vec<PhoneCall> {
+    /// The room's calls on this node.
+    pub fn calls_here(&self, room_id: &str) -> Vec<PhoneCall> {
         let mut out: Vec<PhoneCall> = self
             .table()
             .values()
@@ -164,7 +167,8 @@ impl PhoneCalls for PhoneBridge {
         out
     }
 
-    fn end_room(&self, room_id: &str) -> usize {
+    /// Ends the room's calls on this node; how many.
+    pub fn end_room_here(&self, room_id: &str) -> usize {
         let t = self.table();
         let mut n = 0;
         for c in t.values().filter(|c| c.room_id == room_id) {
@@ -175,7 +179,8 @@ impl PhoneCalls for PhoneBridge {
         n
     }
 
-    fn set_muted(
+    /// Mutes or unmutes a call of the room held on this node.
+    pub fn set_muted_here(
         &self,
         room_id: &str,
         call_id: &str,
@@ -192,6 +197,31 @@ impl PhoneCalls for PhoneBridge {
             let _ = c.control.try_send(Control::Unmute);
         }
         Ok(c.view())
+    }
+}
+
+/// A single node's calls (no cluster; `cluster::ClusterPhone` asks the
+/// other nodes too).
+impl PhoneCalls for PhoneBridge {
+    fn sip_uri(&self, extension: &str) -> Option<String> {
+        Some(self.sip_uri_here(extension))
+    }
+
+    fn calls<'a>(&'a self, room_id: &'a str) -> Later<'a, Vec<PhoneCall>> {
+        Box::pin(async move { self.calls_here(room_id) })
+    }
+
+    fn end_room<'a>(&'a self, room_id: &'a str) -> Later<'a, usize> {
+        Box::pin(async move { self.end_room_here(room_id) })
+    }
+
+    fn set_muted<'a>(
+        &'a self,
+        room_id: &'a str,
+        call_id: &'a str,
+        muted: bool,
+    ) -> Later<'a, Result<PhoneCall, CallRefusal>> {
+        Box::pin(async move { self.set_muted_here(room_id, call_id, muted) })
     }
 }
 

@@ -84,8 +84,9 @@ pub struct RoomCounters {
     pub plis: AtomicU64,
 }
 
-/// A point-in-time copy of [`RoomCounters`].
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// A point-in-time copy of [`RoomCounters`] (also what a node keeping
+/// peers for another node's room reports of them, `rtc::nodes`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RoomCountersSnapshot {
     pub rtp_in: u64,
     pub bytes_in: u64,
@@ -107,9 +108,30 @@ impl RoomCounters {
             plis: self.plis.load(Relaxed),
         }
     }
+
+    /// Adds what another node counted for this room's peers it keeps.
+    pub fn add(&self, d: &RoomCountersSnapshot) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.rtp_in.fetch_add(d.rtp_in, Relaxed);
+        self.bytes_in.fetch_add(d.bytes_in, Relaxed);
+        self.rtp_forwarded.fetch_add(d.rtp_forwarded, Relaxed);
+        self.bytes_forwarded.fetch_add(d.bytes_forwarded, Relaxed);
+        self.rtp_dropped.fetch_add(d.rtp_dropped, Relaxed);
+        self.plis.fetch_add(d.plis, Relaxed);
+    }
 }
 
 impl RoomCountersSnapshot {
+    /// Whether any counter is below `earlier`'s (the counting began again).
+    pub fn restarted_since(&self, earlier: &RoomCountersSnapshot) -> bool {
+        self.rtp_in < earlier.rtp_in
+            || self.bytes_in < earlier.bytes_in
+            || self.rtp_forwarded < earlier.rtp_forwarded
+            || self.bytes_forwarded < earlier.bytes_forwarded
+            || self.rtp_dropped < earlier.rtp_dropped
+            || self.plis < earlier.plis
+    }
+
     /// What was counted since `earlier`.
     pub fn since(&self, earlier: &RoomCountersSnapshot) -> RoomCountersSnapshot {
         RoomCountersSnapshot {

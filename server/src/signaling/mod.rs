@@ -84,6 +84,9 @@ pub struct Signaling {
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// Participants connected over `/rtc` right now (a node's load).
     connected: std::sync::atomic::AtomicUsize,
+    /// This node's SIP endpoint (`--sip-addr`), which other nodes ask
+    /// about its calls (`cluster::phone`).
+    phone: std::sync::OnceLock<Arc<crate::phone::PhoneBridge>>,
 }
 
 /// A recorder that stopped on its own tells its room; false when the room
@@ -131,12 +134,28 @@ impl Signaling {
             passwords: password::PasswordLimiter::default(),
             cluster: std::sync::OnceLock::new(),
             connected: std::sync::atomic::AtomicUsize::new(0),
+            phone: std::sync::OnceLock::new(),
         })
     }
 
     /// Makes this node one of a cluster's (once, at start).
     pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
         let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster this node belongs to, if any.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Attaches this node's SIP endpoint (once, at start).
+    pub fn set_phone(&self, bridge: Arc<crate::phone::PhoneBridge>) {
+        let _ = self.phone.set(bridge);
+    }
+
+    /// This node's SIP endpoint, if it has one.
+    pub fn phone(&self) -> Option<&Arc<crate::phone::PhoneBridge>> {
+        self.phone.get()
     }
 
     /// The cluster secret (`None` outside a cluster), for values sealed

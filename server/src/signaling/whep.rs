@@ -54,6 +54,7 @@ fn viewer_setup(sdp: &str, view: View) -> Result<Setup, String> {
         name: "WHEP viewer",
         tracks: Vec::new(),
         view: Some(view),
+        via: None,
     })
 }
 

@@ -73,6 +73,7 @@ pub async fn publish(
             name: "WHIP",
             tracks: published(sdp)?,
             view: None,
+            via: None,
         })
     };
     match http_media::start(&sig, room_key, peer, &headers, &body, setup).await {
@@ -85,12 +86,14 @@ pub async fn publish(
 /// /whip/{room}` with `token` as Bearer and `offer`, except that the
 /// offer's receive-only m-lines are filled with the room's active speakers
 /// as a WHEP viewer's are; gives the SDP answer and the session's resource
-/// id, or the refusal's text.
+/// id, or the refusal's text. `via`: the cluster node that keeps its peer
+/// when linked (a call that arrived on another node, `cluster::phone`).
 pub(crate) async fn publish_local(
     sig: &Arc<Signaling>,
     room_id: String,
     token: &str,
     offer: String,
+    via: Option<String>,
 ) -> Result<(String, String), String> {
     let mut headers = HeaderMap::new();
     let bearer = format!("Bearer {token}");
@@ -110,6 +113,7 @@ pub(crate) async fn publish_local(
             // Its receiving m-lines are filled like a WHEP viewer's, with
             // the active speakers (never itself).
             view: Some(crate::rtc::View::Speakers),
+            via,
         })
     };
     let res = http_media::start(sig, room_id, None, &headers, offer.as_bytes(), setup)

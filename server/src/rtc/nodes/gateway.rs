@@ -59,6 +59,11 @@ pub(crate) enum GwIn {
     Detached {
         generation: u64,
     },
+    /// The counters of the peers this node keeps in the other node's room.
+    Counters {
+        room: String,
+        totals: crate::rtc::RoomCountersSnapshot,
+    },
 }
 
 /// Commands and notices a gateway queues before refusing more.
@@ -122,6 +127,9 @@ pub(super) enum Mirror {
 /// Peers kept on the other node for this node's signaling, by participant:
 /// where their notices go. Locked for notices and joins, never per packet.
 pub(super) type RemotePeers = Arc<Mutex<HashMap<String, Box<dyn NoticeSink>>>>;
+/// The counters of this node's rooms with peers kept on the other node
+/// (what it reports of them is added there).
+pub(super) type RemoteRooms = Arc<Mutex<HashMap<String, Arc<crate::rtc::RoomCounters>>>>;
 pub(super) type Pending =
     Arc<Mutex<HashMap<u64, oneshot::Sender<HashMap<String, Vec<TrackInfo>>>>>>;
 
@@ -185,6 +193,7 @@ struct State {
     published: HashMap<u64, WorkerId>,
     room_ids: HashMap<Arc<str>, u32>,
     remote_peers: RemotePeers,
+    remote_rooms: RemoteRooms,
     pending: Pending,
     next_req: u64,
     buf: Vec<u8>,
@@ -202,6 +211,7 @@ pub(crate) fn run(e: Egress) {
         published: HashMap::new(),
         room_ids: HashMap::new(),
         remote_peers: Arc::default(),
+        remote_rooms: Arc::default(),
         pending: Arc::default(),
         next_req: 1,
         buf: Vec::with_capacity(64 * 1024),
@@ -454,6 +464,7 @@ impl State {
                     self.down("the other node closed the link");
                 }
             }
+            GwIn::Counters { room, totals } => self.send(&LinkMsg::Counters { room, totals }),
         }
     }
 
@@ -467,6 +478,7 @@ impl State {
                     may_broadcast,
                     may_screenshare,
                     receives,
+                    room_counters,
                     ..
                 } = *new;
                 if self.writer.is_none() {
@@ -474,6 +486,7 @@ impl State {
                     return;
                 }
                 locked(&self.remote_peers).insert(participant_id.clone(), out);
+                locked(&self.remote_rooms).insert(room_id.clone(), room_counters);
                 LinkMsg::AddPeer {
                     participant_id,
                     room: room_id,
@@ -601,6 +614,7 @@ impl State {
                 plane: self.plane.clone(),
                 to_egress: self.info.tx.clone(),
                 remote_peers: self.remote_peers.clone(),
+                remote_rooms: self.remote_rooms.clone(),
                 pending: self.pending.clone(),
             },
         );
@@ -642,6 +656,7 @@ impl State {
                 from: self.info.id,
             });
         }
+        locked(&self.remote_rooms).clear();
         let lost: Vec<(String, Box<dyn NoticeSink>)> = locked(&self.remote_peers).drain().collect();
         for (pid, sink) in lost {
             tracing::info!(participant = %pid, %node, "media kept on a node that is gone");

@@ -13,17 +13,21 @@ use convene_sfu::{Layer, Packet};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tokio::sync::oneshot;
 
-use super::gateway::{GwIn, LinkSink, LocalPlane, Mirror, Pending, RemotePeers, locked, tag};
+use super::gateway::{
+    GwIn, LinkSink, LocalPlane, Mirror, Pending, RemotePeers, RemoteRooms, locked, tag,
+};
 use super::link::LinkReader;
 use super::wire::{self, LinkMsg};
 use crate::rtc::notice::{MediaNotice, PublishedMid, TrackInfo};
 use crate::rtc::worker::{Command, NewPeer, Outgoing, Relay, RelayedRtp, RemoteTrack};
-use crate::rtc::{RoomCounters, TrackKey, WorkerId};
+use crate::rtc::{RoomCounters, RoomCountersSnapshot, TrackKey, WorkerId};
 
 /// A link that says nothing for this long is dead (pings come every second).
 const SILENCE: Duration = Duration::from_secs(5);
 /// Rooms one connection may name (a bound on the ingress map).
 const MAX_ROOMS: usize = 100_000;
+/// How often the counters of hosted peers are reported to the room's node.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// The reading side of one connection.
 pub(super) struct Ingress {
@@ -37,6 +41,11 @@ pub(super) struct Ingress {
     /// Peers kept here for the other node's signaling, and their worker.
     hosted: HashMap<String, WorkerId>,
     room_counters: HashMap<String, Arc<RoomCounters>>,
+    /// What was last reported of each hosted room's counters, and when.
+    reported: HashMap<String, RoomCountersSnapshot>,
+    last_report: Instant,
+    /// What the other node last reported of this node's rooms.
+    received: HashMap<String, RoomCountersSnapshot>,
 }
 
 impl Ingress {
@@ -56,6 +65,9 @@ impl Ingress {
             rooms: HashMap::new(),
             hosted: HashMap::new(),
             room_counters: HashMap::new(),
+            reported: HashMap::new(),
+            last_report: Instant::now(),
+            received: HashMap::new(),
         }
     }
 
@@ -88,6 +100,15 @@ impl Ingress {
             if replaced {
                 break;
             }
+            // Pings come every second, so a read ends at least that often.
+            if self.last_report.elapsed() >= REPORT_EVERY {
+                self.last_report = Instant::now();
+                report(
+                    &mut self.room_counters,
+                    &mut self.reported,
+                    &self.cx.to_egress,
+                );
+            }
             let msg = match postcard::from_bytes::<LinkMsg<'_>>(msg) {
                 Ok(m) => m,
                 Err(e) => {
@@ -95,6 +116,10 @@ impl Ingress {
                     break;
                 }
             };
+            if let LinkMsg::Counters { room, totals } = &msg {
+                counted(&mut self.received, &self.cx.remote_rooms, room, totals);
+                continue;
+            }
             // Borrowing ends with the message; what is kept is owned.
             if !Self::on_msg(
                 msg,
@@ -138,7 +163,8 @@ impl Ingress {
         let room_of = |id: u32| rooms.get(&id).cloned();
         let holders_of = |room: &Arc<str>| holders.get(room).map(Vec::as_slice).unwrap_or(&[]);
         match msg {
-            LinkMsg::Ping => {}
+            // Counted by `run` (it owns what was received before).
+            LinkMsg::Ping | LinkMsg::Counters { .. } => {}
             LinkMsg::RoomName { id, room } => {
                 if rooms.len() >= MAX_ROOMS && !rooms.contains_key(&id) {
                     tracing::warn!("the other node named too many rooms; link closed");
@@ -563,6 +589,64 @@ impl Ingress {
     }
 }
 
+/// Reports the counters of the hosted rooms that changed since the last
+/// report, and forgets the rooms no worker holds any more (after their last
+/// report).
+fn report(
+    rooms: &mut HashMap<String, Arc<RoomCounters>>,
+    reported: &mut HashMap<String, RoomCountersSnapshot>,
+    to_egress: &Sender<GwIn>,
+) {
+    rooms.retain(|room, counters| {
+        let now = counters.snapshot();
+        if reported.get(room) != Some(&now) {
+            let sent = to_egress.try_send(GwIn::Counters {
+                room: room.clone(),
+                totals: now,
+            });
+            if sent.is_ok() {
+                reported.insert(room.clone(), now);
+            }
+        }
+        // Only this map holds it: the room's last peer here is gone.
+        let held = Arc::strong_count(counters) > 1;
+        if !held {
+            reported.remove(room);
+        }
+        held
+    });
+}
+
+/// Adds what the other node counted for this node's `room` since its last
+/// report to the room's counters here.
+fn counted(
+    received: &mut HashMap<String, RoomCountersSnapshot>,
+    remote_rooms: &RemoteRooms,
+    room: &str,
+    totals: &RoomCountersSnapshot,
+) {
+    let mut rooms = locked(remote_rooms);
+    let Some(counters) = rooms.get(room) else {
+        received.remove(room);
+        return;
+    };
+    let before = received.get(room).copied().unwrap_or_default();
+    // A restart of the other node's count (its peers left and came back).
+    let delta = if totals.restarted_since(&before) {
+        *totals
+    } else {
+        totals.since(&before)
+    };
+    counters.add(&delta);
+    // The room's session ended here: forget it with its last report.
+    if Arc::strong_count(counters) == 1 {
+        rooms.remove(room);
+        received.remove(room);
+    } else {
+        received.insert(room.to_string(), *totals);
+    }
+}
+
 /// Applies one change the egress thread noted.
 fn apply(
     holders: &mut HashMap<Arc<str>, Vec<WorkerId>>,
@@ -600,5 +684,68 @@ pub(super) struct Ctx {
     pub(super) plane: LocalPlane,
     pub(super) to_egress: Sender<GwIn>,
     pub(super) remote_peers: RemotePeers,
+    pub(super) remote_rooms: RemoteRooms,
     pub(super) pending: Pending,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals(rtp_in: u64) -> RoomCountersSnapshot {
+        RoomCountersSnapshot {
+            rtp_in,
+            bytes_in: rtp_in * 100,
+            ..RoomCountersSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn reports_add_their_difference_once_and_survive_a_restarted_count() {
+        let room = Arc::new(RoomCounters::default());
+        let remote: RemoteRooms = Arc::default();
+        locked(&remote).insert("r".into(), room.clone());
+        let mut received = HashMap::new();
+        counted(&mut received, &remote, "r", &totals(10));
+        counted(&mut received, &remote, "r", &totals(25));
+        // The same report again adds nothing.
+        counted(&mut received, &remote, "r", &totals(25));
+        assert_eq!(room.snapshot().rtp_in, 25);
+        assert_eq!(room.snapshot().bytes_in, 2500);
+        // The other node counts from zero again: all of it is new.
+        counted(&mut received, &remote, "r", &totals(4));
+        assert_eq!(room.snapshot().rtp_in, 29);
+        // A room this node does not know is ignored.
+        counted(&mut received, &remote, "other", &totals(7));
+        assert_eq!(room.snapshot().rtp_in, 29);
+        // The room's session ended here: its last report is the end of it.
+        drop(room);
+        counted(&mut received, &remote, "r", &totals(9));
+        assert!(locked(&remote).is_empty() && received.is_empty());
+    }
+
+    #[test]
+    fn hosted_rooms_are_reported_when_they_change_and_forgotten_when_unheld() {
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let held = Arc::new(RoomCounters::default());
+        let mut rooms = HashMap::from([("r".to_string(), held.clone())]);
+        let mut reported = HashMap::new();
+        held.rtp_in.fetch_add(3, Relaxed);
+        report(&mut rooms, &mut reported, &tx);
+        // Unchanged: nothing more is sent.
+        report(&mut rooms, &mut reported, &tx);
+        held.rtp_in.fetch_add(2, Relaxed);
+        // The worker let the room go: its last count is still reported.
+        drop(held);
+        report(&mut rooms, &mut reported, &tx);
+        let sent: Vec<u64> = rx
+            .try_iter()
+            .map(|m| match m {
+                GwIn::Counters { totals, .. } => totals.rtp_in,
+                _ => panic!("only counters are sent"),
+            })
+            .collect();
+        assert_eq!(sent, vec![3, 5]);
+        assert!(rooms.is_empty() && reported.is_empty());
+    }
 }

@@ -122,6 +122,14 @@ pub enum LinkMsg<'a> {
         participant_id: String,
         notice: WireNotice,
     },
+    /// What the sender's workers counted for the peers it keeps in the
+    /// receiver's `room`, since it began keeping them (about once a
+    /// second while they change; the receiver adds the difference to the
+    /// room's session counters).
+    Counters {
+        room: String,
+        totals: crate::rtc::RoomCountersSnapshot,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -110,6 +110,11 @@ impl Sessions {
             .filter(|s| s.protocol == protocol)
             .count()
     }
+
+    /// Whether a session with this resource id is live.
+    pub fn has(&self, resource: &str) -> bool {
+        self.sessions().contains_key(resource)
+    }
 }
 
 /// A refusal: status, a machine-readable code and a message, sent as
@@ -170,6 +175,8 @@ pub(super) struct Setup {
     pub name: &'static str,
     pub tracks: Vec<PublishedMid>,
     pub view: Option<crate::rtc::View>,
+    /// The cluster node to keep the peer on, when linked (`RoomActor::place_member`).
+    pub via: Option<String>,
 }
 
 /// The common `POST`: checks the request, joins the room, negotiates once
@@ -283,6 +290,7 @@ pub(super) async fn start(
     }
     admission.req.client_kind = setup.protocol.name().into();
     admission.req.view = setup.view;
+    admission.req.via = setup.via;
     let room = admission.room.clone();
     match sig.place(&room.id).await {
         crate::cluster::Place::Here => {}
