@@ -606,26 +606,52 @@ async fn cluster_drain_moves_a_nodes_rooms_and_stops_it() {
     );
     assert!(stdout.contains("drained and stopped"), "{stdout}");
 
-    // Both join the room again where they were sent, in a new session.
+    // Both join the room again where they were sent: the same session goes
+    // on there (handed over, not ended).
     let (_ann, joined) = try_join(&n2, "leaving", &t_ann).await;
     assert_eq!(joined["type"], "joined", "{joined}");
-    assert_ne!(joined["session_id"], first_session);
+    assert_eq!(joined["session_id"], first_session);
     let (_bob, joined) = try_join(&n2, "leaving", &t_bob).await;
     assert_eq!(joined["type"], "joined", "{joined}");
+    assert_eq!(joined["session_id"], first_session);
     eventually("two live participants", || async {
         live_count(&n2, "leaving").await == 2
     })
     .await;
-    // The drained node's session ended when it moved the room.
-    let first = n2
+    let session = first_session.as_str().unwrap();
+    let live = n2
         .api()
-        .get(&format!(
-            "/api/v1/sessions/{}",
-            first_session.as_str().unwrap()
-        ))
+        .get(&format!("/api/v1/sessions/{session}"))
         .await
         .expect(200);
-    assert_eq!(first.body["end_reason"], "node_drained", "{}", first.body);
+    assert!(live.body["end_time"].is_null(), "{}", live.body);
+    // Each left the drained node and joined the new one, in that session.
+    let ps = n2
+        .api()
+        .get(&format!("/api/v1/sessions/{session}/participants"))
+        .await
+        .expect(200);
+    let rows = ps.body["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{}", ps.body);
+    let drained = rows
+        .iter()
+        .filter(|p| p["leave_reason"] == "node_drained")
+        .count();
+    assert_eq!(drained, 2, "{}", ps.body);
+    // Ending it through either node ends it once, with the real reason.
+    n2.api()
+        .post(&format!("/api/v1/sessions/{session}/end"), json!({}))
+        .await
+        .expect(204);
+    eventually("the session ends", || async {
+        let s = n2
+            .api()
+            .get(&format!("/api/v1/sessions/{session}"))
+            .await
+            .expect(200);
+        !s.body["end_time"].is_null()
+    })
+    .await;
     // A server that is not a cluster node refuses nothing and stays up.
     let single = Server::start();
     let (ok, stdout, stderr) = single.cli(&["drain"]);

@@ -350,15 +350,25 @@ pub async fn session_statistics(
         .await?;
     let breakouts = state.db.breakout_participation(&s.id).await?;
     let live = s.ended_at.is_none();
+    // What is stored: all of an ended session's media; of a live one, what
+    // a node that handed it over counted (a cluster drain) — the live
+    // counters add the rest.
+    let stored = LiveMedia {
+        packets_in: s.packets_in.max(0) as u64,
+        bytes_in: s.bytes_in.max(0) as u64,
+        packets_out: s.packets_out.max(0) as u64,
+        bytes_out: s.bytes_out.max(0) as u64,
+    };
     let media = if live {
-        state.live.media(&s.room_id).await.unwrap_or_default()
-    } else {
+        let now = state.live.media(&s.room_id).await.unwrap_or_default();
         LiveMedia {
-            packets_in: s.packets_in.max(0) as u64,
-            bytes_in: s.bytes_in.max(0) as u64,
-            packets_out: s.packets_out.max(0) as u64,
-            bytes_out: s.bytes_out.max(0) as u64,
+            packets_in: stored.packets_in + now.packets_in,
+            bytes_in: stored.bytes_in + now.bytes_in,
+            packets_out: stored.packets_out + now.packets_out,
+            bytes_out: stored.bytes_out + now.bytes_out,
         }
+    } else {
+        stored
     };
     let minutes = stats.participation_seconds / 60.0;
     Ok(Json(SessionStatistics {

@@ -146,8 +146,9 @@ impl Db {
             .await?;
         }
         on_tx!(tx, |c| sqlx::query(
-            "UPDATE sessions SET ended_at = $1, end_reason = $2, packets_in = $3, bytes_in = $4,
-                    packets_out = $5, bytes_out = $6
+            "UPDATE sessions SET ended_at = $1, end_reason = $2, packets_in = packets_in + $3,
+                    bytes_in = bytes_in + $4, packets_out = packets_out + $5,
+                    bytes_out = bytes_out + $6
              WHERE id = $7 AND ended_at IS NULL",
         )
         .bind(&ts)
@@ -162,6 +163,46 @@ impl Db {
         .map(crate::store::Done::from))?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A draining cluster node hands a live session over to the node the
+    /// room moves to: the media counted on this node so far is added to the
+    /// session, which stays open (no `session_ended`); the other node's
+    /// room goes on with it ([`Db::open_session_of`]). The media it counts
+    /// there is added when the session ends.
+    pub async fn hand_over_session(
+        &self,
+        session_id: &str,
+        media: &SessionMedia,
+    ) -> Result<(), StoreError> {
+        on_pool!(&self.write, |c| sqlx::query(
+            "UPDATE sessions SET packets_in = packets_in + $1, bytes_in = bytes_in + $2,
+                    packets_out = packets_out + $3, bytes_out = bytes_out + $4
+             WHERE id = $5 AND ended_at IS NULL",
+        )
+        .bind(media.packets_in as i64)
+        .bind(media.bytes_in as i64)
+        .bind(media.packets_out as i64)
+        .bind(media.bytes_out as i64)
+        .bind(session_id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
+        Ok(())
+    }
+
+    /// The room's open session, if any: its id and start (RFC 3339).
+    pub async fn open_session_of(
+        &self,
+        room_id: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(on_pool!(&self.write, |c| sqlx::query_as(
+            "SELECT id, started_at FROM sessions WHERE room_id = $1 AND ended_at IS NULL
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(room_id)
+        .fetch_optional(c)
+        .await)?)
     }
 
     /// Records several admissions (and their `participant_joined` webhook

@@ -449,8 +449,10 @@ impl RoomActor {
         self.end_session_moving(reason, None).await;
     }
 
-    /// Ends the session; with `to`, its members are told the room runs on
-    /// that node now (`moved`) instead of that it ended.
+    /// Ends the session; with `to` (a drain), its members are told the room
+    /// runs on that node now (`moved`) instead of that it ended, they leave
+    /// with `reason`, and the session is handed over rather than ended: the
+    /// room on the other node goes on with it (`ensure_session`).
     async fn end_session_moving(&mut self, reason: &'static str, to: Option<(String, String)>) {
         self.finish_recording("session_ended").await;
         self.finish_restreams("session_ended").await;
@@ -472,8 +474,13 @@ impl RoomActor {
                 });
             }
         }
+        let departure = if to.is_some() {
+            reason
+        } else {
+            "session_ended"
+        };
         for id in ids {
-            self.depart(&id, "session_ended").await;
+            self.depart(&id, departure).await;
         }
         for (_, w) in self.lobby.drain() {
             let _ = w
@@ -481,19 +488,40 @@ impl RoomActor {
                 .send(Err(("SESSION_ENDED", "the session has ended".into())));
         }
         if let Some((session_id, _)) = self.session.take() {
-            self.end_session_record(&session_id, reason).await;
+            if to.is_some() {
+                self.hand_over_record(&session_id).await;
+            } else {
+                self.end_session_record(&session_id, reason).await;
+            }
+        }
+    }
+
+    /// The media this node counted for the session, so far.
+    fn session_media(&self) -> convene_api::store::sessions::SessionMedia {
+        let media = self.counters.snapshot().since(&self.session_baseline);
+        convene_api::store::sessions::SessionMedia {
+            packets_in: media.rtp_in,
+            bytes_in: media.bytes_in,
+            packets_out: media.rtp_forwarded,
+            bytes_out: media.bytes_forwarded,
+        }
+    }
+
+    /// Hands the session over to the node the room moves to (a drain).
+    async fn hand_over_record(&mut self, session_id: &str) {
+        self.breakouts_ended().await;
+        let media = self.session_media();
+        match self.sig.db.hand_over_session(session_id, &media).await {
+            Ok(()) => {
+                tracing::info!(room = %self.friendly_url, session = %session_id, "session handed over to the room's new node")
+            }
+            Err(e) => tracing::error!(error = %e, "could not record a session's hand-over"),
         }
     }
 
     async fn end_session_record(&mut self, session_id: &str, reason: &str) {
         self.breakouts_ended().await;
-        let media = self.counters.snapshot().since(&self.session_baseline);
-        let media = convene_api::store::sessions::SessionMedia {
-            packets_in: media.rtp_in,
-            bytes_in: media.bytes_in,
-            packets_out: media.rtp_forwarded,
-            bytes_out: media.bytes_forwarded,
-        };
+        let media = self.session_media();
         match self
             .sig
             .db

@@ -195,6 +195,11 @@ impl RoomActor {
         if let Some((id, _)) = &self.session {
             return Ok(id.clone());
         }
+        if let Some((id, started)) = self.adopt_session().await {
+            self.session_baseline = self.counters.snapshot();
+            self.session = Some((id.clone(), started));
+            return Ok(id);
+        }
         let id = self
             .sig
             .db
@@ -217,6 +222,30 @@ impl RoomActor {
         metrics::counter!("convene_sessions_started_total").increment(1);
         self.session = Some((id.clone(), Instant::now()));
         Ok(id)
+    }
+
+    /// In a cluster, the open session a draining node handed over when it
+    /// moved the room here (`RoomActor::hand_over_record`): this room goes
+    /// on with it (no second `session_started`). Its start time keeps
+    /// `session_length` counting from the session's real start. Outside a
+    /// cluster nothing is adopted: a node's open sessions are its own.
+    async fn adopt_session(&self) -> Option<(String, Instant)> {
+        self.sig.cluster()?;
+        let (id, started_at) = match self.sig.db.open_session_of(&self.room_id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(room = %self.friendly_url, error = %e, "could not look for a handed-over session");
+                return None;
+            }
+        };
+        let age = convene_api::store::parse_timestamp(&started_at)
+            .ok()
+            .and_then(|t| (chrono::Utc::now() - t).to_std().ok())
+            .unwrap_or_default();
+        let started = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        tracing::info!(room = %self.friendly_url, session = %id, "session taken over from the room's previous node");
+        Some((id, started))
     }
 
     /// Lets a participant in (see [`RoomActor::admit_all`]).
