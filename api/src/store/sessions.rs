@@ -439,3 +439,40 @@ impl Db {
         .await)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_handed_over_session_stays_open_and_keeps_both_nodes_media() {
+        let (_dir, db, team, room, session) = crate::store::chat::tests::fixture().await;
+        let media = |n: u64| SessionMedia {
+            packets_in: n,
+            bytes_in: n * 1000,
+            packets_out: 2 * n,
+            bytes_out: 2000 * n,
+        };
+        db.hand_over_session(&session, &media(10)).await.unwrap();
+        let (open, _) = db.open_session_of(&room).await.unwrap().unwrap();
+        assert_eq!(open, session);
+        let row = db.session(&team, &session).await.unwrap().unwrap();
+        assert!(row.ended_at.is_none());
+        assert_eq!((row.packets_in, row.bytes_out), (10, 20_000));
+        // The new node ends it with what it counted: both parts are kept.
+        db.end_session_with(&session, "ended", &media(5))
+            .await
+            .unwrap();
+        let row = db.session(&team, &session).await.unwrap().unwrap();
+        assert!(row.ended_at.is_some());
+        assert_eq!(
+            (row.packets_in, row.bytes_in, row.packets_out, row.bytes_out),
+            (15, 15_000, 30, 30_000)
+        );
+        assert!(db.open_session_of(&room).await.unwrap().is_none());
+        // An ended session is handed over no more.
+        db.hand_over_session(&session, &media(1)).await.unwrap();
+        let row = db.session(&team, &session).await.unwrap().unwrap();
+        assert_eq!(row.packets_in, 15);
+    }
+}
