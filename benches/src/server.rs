@@ -103,7 +103,12 @@ impl SpawnedServer {
         .arg(data.path())
         .args(extra_args)
         .envs(env.iter().copied())
-        .env("CONVENE_LOG", "warn")
+        // `CONVENE_BENCH_LOG` (e.g. `info`) shows the spawned server's log
+        // on stderr while investigating a run; warnings only by default.
+        .env(
+            "CONVENE_LOG",
+            std::env::var("CONVENE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
         let mut child = cmd.spawn().context("starting convene")?;

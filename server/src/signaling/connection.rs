@@ -13,6 +13,8 @@ pub struct RtcQuery {
 /// `GET /rtc`: upgrades to the signaling WebSocket.
 /// Read buffer of a signaling WebSocket (see `ws_handler`).
 const WS_READ_BUFFER: usize = 16 * 1024;
+/// Most queued messages written to a client with one flush.
+const WRITE_RUN: usize = 64;
 
 pub async fn ws_handler(
     State(sig): State<Arc<Signaling>>,
@@ -153,6 +155,34 @@ impl Connection {
             Ok(text) => self.socket.send(Message::Text(text.into())).await.is_ok(),
             Err(_) => false,
         }
+    }
+
+    /// Writes `first` and what else is already queued for this client (up
+    /// to [`WRITE_RUN`] messages, stopping after a fatal error) with one
+    /// flush: in a join storm each member has a run of `participant_joined`
+    /// waiting, and one write per run instead of one per message is what
+    /// keeps the signaling's fan-out off the CPU. False when the socket
+    /// failed; `Some(true)` in the second place when a fatal error was
+    /// written (the caller closes).
+    async fn send_run(&mut self, first: ServerMsg) -> (bool, bool) {
+        use futures_util::SinkExt;
+        let mut next = Some(first);
+        let mut fatal = false;
+        let mut n = 0;
+        while let Some(m) = next.take() {
+            fatal = matches!(m, ServerMsg::Error { fatal: true, .. });
+            let Ok(text) = serde_json::to_string(&m) else {
+                return (false, fatal);
+            };
+            if self.socket.feed(Message::Text(text.into())).await.is_err() {
+                return (false, fatal);
+            }
+            n += 1;
+            if !fatal && n < WRITE_RUN {
+                next = self.out_rx.try_recv();
+            }
+        }
+        (self.socket.flush().await.is_ok(), fatal)
     }
 
     async fn fatal(&mut self, code: &'static str, message: String) {
@@ -378,8 +408,8 @@ impl Connection {
                 }
                 m = self.out_rx.recv() => {
                     let Some(m) = m else { return false };
-                    let fatal = matches!(m, ServerMsg::Error { fatal: true, .. });
-                    if !self.send(&m).await {
+                    let (sent, fatal) = self.send_run(m).await;
+                    if !sent {
                         // The client may have said `leave` and closed while
                         // we were writing: what it sent is still readable.
                         return self.left_before_close().await;

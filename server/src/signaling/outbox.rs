@@ -77,6 +77,12 @@ impl OutboxRx {
         self.rx.recv().await
     }
 
+    /// A message already queued, without waiting (the connection writes a
+    /// run of them with one flush).
+    pub fn try_recv(&mut self) -> Option<ServerMsg> {
+        self.rx.try_recv().ok()
+    }
+
     /// A handle that tells when a message was dropped on a full queue
     /// (separate, so it can be awaited beside `recv`).
     pub fn watch(&self) -> FellBehind {
