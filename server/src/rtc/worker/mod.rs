@@ -184,13 +184,16 @@ const MAX_IMMEDIATE_TIMEOUTS: u32 = 4096;
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Packets kept per outgoing video stream to answer NACKs, and for how
-/// long. The cache holds whatever was sent in `NACK_CACHE_AGE` (str0m grows
-/// it up to the packet cap), about 430 bytes of str0m's per packet beside
-/// the shared payload: at 2 s it was the largest part of a subscriber's
-/// memory (~320 KiB of a 2.5 Mbit/s camera). A resend older than a second
-/// comes after the receiver's jitter buffer has given up on the frame and
-/// asked for a keyframe; Janus keeps 500 ms by default.
-const NACK_CACHE_PACKETS: usize = 1024;
+/// long. The cache holds whatever was sent in `NACK_CACHE_AGE`, up to the
+/// packet cap (str0m grows it by doubling), about 430 bytes of str0m's per
+/// packet beside the shared payload. It is the largest part of a
+/// subscriber's memory: with a cap of 1024 a 2.5 Mbit/s camera (~270
+/// packets/s) filled 512 slots, ~225 KiB per subscriber (heaptrack, S1 at
+/// 60 subscribers). 256 packets are ~0.95 s of that camera and ~0.6 s at
+/// 4 Mbit/s: a resend older than that comes after the receiver's jitter
+/// buffer has given up on the frame and asked for a keyframe (Janus keeps
+/// 500 ms by default).
+const NACK_CACHE_PACKETS: usize = 256;
 
 const NACK_CACHE_AGE: Duration = Duration::from_secs(1);
 
