@@ -569,10 +569,27 @@ async fn two_pages_through_nodes_2_and_3(
 async fn cluster_drain_moves_a_nodes_rooms_and_stops_it() {
     let redis = Redis::start();
     let db = pg::fresh_database();
-    let n1 = node("n1", &db, &redis, SECRET);
-    let n2 = node("n2", &db, &redis, SECRET);
+    let hooks = ["--webhooks-allow-private"];
+    let n1 = node_with("n1", &db, &redis, SECRET, &hooks);
+    let n2 = node_with("n2", &db, &redis, SECRET, &hooks);
+    let hook = n1
+        .api()
+        .post(
+            "/api/v1/webhooks",
+            json!({"endpoint": "http://127.0.0.1:9/hook", "events": ["transcript.ready"]}),
+        )
+        .await
+        .expect(200)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     n1.api()
-        .post("/api/v1/rooms", json!({"friendly_url": "leaving"}))
+        .post(
+            "/api/v1/rooms",
+            json!({"friendly_url": "leaving", "recordings_enabled": true,
+                   "transcription_enabled": true}),
+        )
         .await
         .expect(200);
     let t_ann = room_token(&n1, "leaving", "Ann", "moderator").await;
@@ -582,29 +599,24 @@ async fn cluster_drain_moves_a_nodes_rooms_and_stops_it() {
     let (mut bob, joined) = try_join(&n1, "leaving", &t_bob).await;
     assert_eq!(joined["type"], "joined", "{joined}");
     let first_session = joined["session_id"].clone();
+    let first_recording = n1
+        .api()
+        .post("/api/v1/rooms/leaving/recordings/start", json!({}))
+        .await
+        .expect(200)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    let data_dir = n1.data_dir.clone();
-    let drain = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(convene_tests::binary("convene"))
-            .args(["drain", "--wait", "--timeout-secs", "60", "--data-dir"])
-            .arg(&data_dir)
-            .output()
-            .unwrap()
-    });
+    let drain = drain_and_wait(&n1);
     for ws in [&mut ann, &mut bob] {
         let moved = next_of(ws, &["moved", "error"]).await;
         assert_eq!(moved["type"], "moved", "{moved}");
         assert_eq!(moved["node"], "n2");
         let _ = ws.close(None).await;
     }
-    let out = drain.await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("drained and stopped"), "{stdout}");
+    drained(drain).await;
 
     // Both join the room again where they were sent: the same session goes
     // on there (handed over, not ended).
@@ -638,6 +650,24 @@ async fn cluster_drain_moves_a_nodes_rooms_and_stops_it() {
         .filter(|p| p["leave_reason"] == "node_drained")
         .count();
     assert_eq!(drained, 2, "{}", ps.body);
+    // The recording running at the move ended there and goes on as a new
+    // recording of the session on n2.
+    let recs = n2
+        .api()
+        .get(&format!("/api/v1/recordings?session_id={session}"))
+        .await
+        .expect(200);
+    let recs = recs.body["data"].as_array().unwrap().clone();
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    let (before, after): (Vec<&Value>, Vec<&Value>) = recs
+        .iter()
+        .partition(|r| r["id"] == first_recording.as_str());
+    assert_eq!(before[0]["stop_reason"], "node_drained", "{recs:#?}");
+    assert_ne!(before[0]["status"], "IN_PROGRESS", "{recs:#?}");
+    assert_eq!(after[0]["status"], "IN_PROGRESS", "{recs:#?}");
+    assert_eq!(after[0]["started_by"], "api", "{recs:#?}");
+    // So does the live transcription, on n2.
+    assert_eq!(metric(&n2, "convene_transcribers_started_total").await, 1.0);
     // Ending it through either node ends it once, with the real reason.
     n2.api()
         .post(&format!("/api/v1/sessions/{session}/end"), json!({}))
@@ -652,6 +682,34 @@ async fn cluster_drain_moves_a_nodes_rooms_and_stops_it() {
         !s.body["end_time"].is_null()
     })
     .await;
+    let second = after[0]["id"].as_str().unwrap();
+    let rec = n2
+        .api()
+        .get(&format!("/api/v1/recordings/{second}"))
+        .await
+        .expect(200);
+    assert_eq!(rec.body["stop_reason"], "session_ended", "{}", rec.body);
+    // One transcript, complete once: at the session's end, not at the move.
+    let ready = || async {
+        let d = n2
+            .api()
+            .get(&format!("/api/v1/webhooks/{hook}/deliveries?limit=100"))
+            .await
+            .expect(200)
+            .body;
+        d["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["event"] == "transcript.ready")
+            .count()
+    };
+    eventually("transcript.ready is queued", || async {
+        ready().await >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(ready().await, 1);
     // A server that is not a cluster node refuses nothing and stays up.
     let single = Server::start();
     let (ok, stdout, stderr) = single.cli(&["drain"]);
@@ -667,6 +725,30 @@ async fn cluster_drain_moves_a_nodes_rooms_and_stops_it() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no server"));
+}
+
+/// `convene drain --wait` on `s`'s data dir, in the background.
+fn drain_and_wait(s: &Server) -> tokio::task::JoinHandle<std::process::Output> {
+    let data_dir = s.data_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(convene_tests::binary("convene"))
+            .args(["drain", "--wait", "--timeout-secs", "60", "--data-dir"])
+            .arg(&data_dir)
+            .output()
+            .unwrap()
+    })
+}
+
+/// The drain `drain_and_wait` started ended with its node stopped.
+async fn drained(drain: tokio::task::JoinHandle<std::process::Output>) {
+    let out = drain.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("drained and stopped"), "{stdout}");
 }
 
 /// Every node delivers webhooks from the one outbox in the shared database:
@@ -865,6 +947,76 @@ async fn cluster_a_room_spans_two_nodes_and_media_crosses_the_link() {
         "Dan receives again {:?} after his node died",
         killed.elapsed()
     );
+}
+
+/// A drained node hands back the peers it keeps for another node's room
+/// before it stops: Dan's media is on n2 for a room on n1; draining n2
+/// tells him `MEDIA_LOST` (the node drains), n2 stops, and his resume gets
+/// a peer on n1 (n2 drains, so `via` is passed by) that receives again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_drain_hands_back_the_peers_a_node_keeps_for_another_nodes_room() {
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let (p1, p2) = (free_port(), free_port());
+    let n1 = linked_node("n1", &db, &redis, p1);
+    let n2 = linked_node("n2", &db, &redis, p2);
+    for n in [&n1, &n2] {
+        eventually("the nodes link", || async {
+            metric(n, "convene_node_links_up").await == 1.0
+        })
+        .await;
+    }
+    n1.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "handback"}))
+        .await
+        .expect(200);
+    let opts = |token: String, via: Option<String>| ClientOptions {
+        ws_url: n1.ws_url(),
+        room: Some("handback".into()),
+        token: Some(token),
+        name: None,
+        publish: false,
+        media_ip: media_ip(),
+        resume: None,
+        tcp: false,
+        node_via: via,
+    };
+    let cat_token = room_token(&n1, "handback", "Cat", "moderator").await;
+    let mut cat = Client::connect(opts(cat_token, None)).await;
+    cat.wait_type("joined").await;
+    cat.publish();
+    cat.wait_type("answer").await;
+    let dan_token = room_token(&n1, "handback", "Dan", "attendee").await;
+    let mut dan = Client::connect(opts(dan_token.clone(), Some("n2".into()))).await;
+    let joined = dan.wait_type("joined").await;
+    dan.wait_rtp(MediaKind::Video, 20, Duration::from_secs(20))
+        .await;
+    eventually("Dan's peer is kept on n2", || async {
+        metric(&n2, "convene_peers").await == 1.0
+    })
+    .await;
+
+    let drain = drain_and_wait(&n2);
+    let lost = dan
+        .wait_signal(Duration::from_secs(10), |v| v["code"] == "MEDIA_LOST")
+        .await;
+    assert!(
+        lost["message"].as_str().unwrap().contains("draining"),
+        "{lost}"
+    );
+    drained(drain).await;
+    let resume = joined["resume_token"].as_str().unwrap().to_string();
+    dan.vanish();
+    let mut dan = Client::connect(ClientOptions {
+        resume: Some(resume),
+        ..opts(dan_token, Some("n2".into()))
+    })
+    .await;
+    dan.wait_type("joined").await;
+    dan.wait_rtp(MediaKind::Video, 20, Duration::from_secs(10))
+        .await;
+    assert_eq!(metric(&n1, "convene_peers").await, 2.0);
+    assert_eq!(live_count(&n1, "handback").await, 2);
 }
 
 /// Decoded video frames grow on `page` over a second (it decodes now, not

@@ -170,14 +170,19 @@ impl Db {
     /// session, which stays open (no `session_ended`); the other node's
     /// room goes on with it ([`Db::open_session_of`]). The media it counts
     /// there is added when the session ends.
+    ///
+    /// `recording`: who started the recording running at the move (it goes
+    /// on as a new recording there, [`Db::take_handed_over_recording`]).
     pub async fn hand_over_session(
         &self,
         session_id: &str,
         media: &SessionMedia,
+        recording: Option<&str>,
     ) -> Result<(), StoreError> {
         on_pool!(&self.write, |c| sqlx::query(
             "UPDATE sessions SET packets_in = packets_in + $1, bytes_in = bytes_in + $2,
-                    packets_out = packets_out + $3, bytes_out = bytes_out + $4
+                    packets_out = packets_out + $3, bytes_out = bytes_out + $4,
+                    handed_over_recording = $6
              WHERE id = $5 AND ended_at IS NULL",
         )
         .bind(media.packets_in as i64)
@@ -185,10 +190,38 @@ impl Db {
         .bind(media.packets_out as i64)
         .bind(media.bytes_out as i64)
         .bind(session_id)
+        .bind(recording)
         .execute(c)
         .await
         .map(crate::store::Done::from))?;
         Ok(())
+    }
+
+    /// Who started the recording running when `session_id` was handed
+    /// over, if one was; taken once (the column is cleared).
+    pub async fn take_handed_over_recording(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let by: Option<(Option<String>,)> = on_tx!(tx, |c| sqlx::query_as(
+            "SELECT handed_over_recording FROM sessions WHERE id = $1",
+        )
+        .bind(session_id)
+        .fetch_optional(c)
+        .await)?;
+        let by = by.and_then(|(b,)| b);
+        if by.is_some() {
+            on_tx!(tx, |c| sqlx::query(
+                "UPDATE sessions SET handed_over_recording = NULL WHERE id = $1",
+            )
+            .bind(session_id)
+            .execute(c)
+            .await
+            .map(crate::store::Done::from))?;
+        }
+        tx.commit().await?;
+        Ok(by)
     }
 
     /// The room's open session, if any: its id and start (RFC 3339).
@@ -453,9 +486,20 @@ mod tests {
             packets_out: 2 * n,
             bytes_out: 2000 * n,
         };
-        db.hand_over_session(&session, &media(10)).await.unwrap();
+        db.hand_over_session(&session, &media(10), Some("p-1"))
+            .await
+            .unwrap();
         let (open, _) = db.open_session_of(&room).await.unwrap().unwrap();
         assert_eq!(open, session);
+        // The recording running at the move is taken once by the new node.
+        assert_eq!(
+            db.take_handed_over_recording(&session)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("p-1")
+        );
+        assert_eq!(db.take_handed_over_recording(&session).await.unwrap(), None);
         let row = db.session(&team, &session).await.unwrap().unwrap();
         assert!(row.ended_at.is_none());
         assert_eq!((row.packets_in, row.bytes_out), (10, 20_000));
@@ -471,7 +515,9 @@ mod tests {
         );
         assert!(db.open_session_of(&room).await.unwrap().is_none());
         // An ended session is handed over no more.
-        db.hand_over_session(&session, &media(1)).await.unwrap();
+        db.hand_over_session(&session, &media(1), None)
+            .await
+            .unwrap();
         let row = db.session(&team, &session).await.unwrap().unwrap();
         assert_eq!(row.packets_in, 15);
     }

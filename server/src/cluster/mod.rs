@@ -519,7 +519,9 @@ impl Cluster {
 
     /// `convene drain`: this node takes no new rooms; each of its rooms is
     /// placed on another node and its participants are sent there
-    /// (`moved`). Returns when no room and no participant is left here.
+    /// (`moved`); the peers it keeps for other nodes' rooms are handed back
+    /// (`MEDIA_LOST`, their clients resume elsewhere). Returns when no
+    /// room, participant or kept peer is left here.
     pub async fn drain(self: &Arc<Self>) {
         if self.draining.swap(true, Ordering::Relaxed) {
             return;
@@ -527,13 +529,29 @@ impl Cluster {
         tracing::info!(node = %self.config.node_id, "draining: no new rooms; moving this node's rooms");
         let Some(sig) = self.signaling() else { return };
         let _ = self.beat(&sig).await;
+        // The peers this node keeps for other nodes' rooms go back to them
+        // (their participants resume on a node that does not drain).
+        let links = sig.media.node_links().cloned();
+        if let Some(l) = &links {
+            l.release_hosted();
+        }
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut empty_ticks = 0;
         loop {
             tick.tick().await;
             let rooms = sig.live_room_ids();
-            if rooms.is_empty() && sig.connected() == 0 {
-                break;
+            let hosted = links.as_ref().map_or(0, |l| l.hosted());
+            if rooms.is_empty() && sig.connected() == 0 && hosted == 0 {
+                // One more tick once empty: what was last handed back
+                // (notices over the node links) is written before the
+                // node stops.
+                empty_ticks += 1;
+                if empty_ticks > 1 || links.is_none() {
+                    break;
+                }
+                continue;
             }
+            empty_ticks = 0;
             for room in rooms {
                 if let Err(e) = self.move_room(&sig, &room).await {
                     tracing::info!(room = %room, error = %e, "cannot move a room yet");

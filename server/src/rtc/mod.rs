@@ -366,12 +366,7 @@ impl MediaPlane {
                     break;
                 };
                 let (tx, gw_rx) = nodes::gateway::channels();
-                let info = Arc::new(nodes::gateway::GatewayInfo {
-                    id,
-                    tx: tx.clone(),
-                    node: Mutex::new(None),
-                    up: AtomicBool::new(false),
-                });
+                let info = Arc::new(nodes::gateway::GatewayInfo::new(id, tx.clone()));
                 let (rtp_rx, ctl_rx) = mesh.receivers(workers + i);
                 let egress = nodes::gateway::Egress {
                     info: info.clone(),

@@ -28,6 +28,9 @@ pub struct ActiveRecording {
 
 type Refusal = (&'static str, String);
 
+/// `started_by` of a recording started over REST.
+pub(super) const BY_API: &str = "api";
+
 fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
     (code, message.into())
 }
@@ -114,7 +117,7 @@ impl RoomActor {
                 &self.room_id,
                 &session_id,
                 &name,
-                Some(by.unwrap_or("api")),
+                Some(by.unwrap_or(BY_API)),
             )
             .await?;
         let id = row.id.clone();
@@ -151,6 +154,24 @@ impl RoomActor {
             self.tell_all(LiveEvent::RecordingStarted { recording });
         }
         Ok(id)
+    }
+
+    /// The recording that ran when the room's session was handed over to
+    /// this node (a drain) goes on as a new recording of the session, as
+    /// started by whoever started that one.
+    pub(super) async fn resume_handed_over_recording(&mut self) {
+        let Some(by) = self.handed_over_recording.take() else {
+            return;
+        };
+        let by = (by != BY_API).then_some(by);
+        match self.start_recording(by.as_deref()).await {
+            Ok(id) => {
+                tracing::info!(room = %self.friendly_url, recording = %id, "recording goes on after the room moved here")
+            }
+            Err((code, message)) => {
+                tracing::warn!(room = %self.friendly_url, code, %message, "a recording could not go on after the room moved here")
+            }
+        }
     }
 
     /// Stops the running recording (if any) for `reason`.

@@ -228,6 +228,9 @@ pub struct RoomActor {
     pub(super) banned_external: HashSet<String>,
     /// The running recording.
     pub(super) recording: Option<super::recording::ActiveRecording>,
+    /// Who started the recording that ran when a draining node handed this
+    /// room's session over: it goes on here once a member is in.
+    pub(super) handed_over_recording: Option<String>,
     /// Running RTMP restreams.
     pub(super) restreams: Vec<super::restream::ActiveRestream>,
     /// The session's transcriber (`transcription_enabled`).
@@ -268,6 +271,7 @@ impl RoomActor {
             banned_tokens: HashSet::new(),
             banned_external: HashSet::new(),
             recording: None,
+            handed_over_recording: None,
             restreams: Vec::new(),
             transcriber: None,
             presentation: None,
@@ -299,7 +303,7 @@ impl RoomActor {
             if self.members.is_empty() && self.lobby.is_empty() {
                 self.finish_recording("session_ended").await;
                 self.finish_restreams("session_ended").await;
-                self.finish_transcriber();
+                self.finish_transcriber(false);
                 if let Some((session_id, _)) = self.session.take() {
                     self.end_session_record(&session_id, "empty").await;
                 }
@@ -454,9 +458,21 @@ impl RoomActor {
     /// with `reason`, and the session is handed over rather than ended: the
     /// room on the other node goes on with it (`ensure_session`).
     async fn end_session_moving(&mut self, reason: &'static str, to: Option<(String, String)>) {
-        self.finish_recording("session_ended").await;
+        // A recording running at a move goes on as a new recording on the
+        // room's new node; this one ends here with its files complete.
+        let recording_by = to.as_ref().and(self.recording.as_ref()).map(|r| {
+            r.started_by
+                .clone()
+                .unwrap_or_else(|| super::recording::BY_API.into())
+        });
+        self.finish_recording(if to.is_some() {
+            "node_drained"
+        } else {
+            "session_ended"
+        })
+        .await;
         self.finish_restreams("session_ended").await;
-        self.finish_transcriber();
+        self.finish_transcriber(to.is_some());
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in &ids {
             if let Some(m) = self.members.get(id) {
@@ -489,7 +505,8 @@ impl RoomActor {
         }
         if let Some((session_id, _)) = self.session.take() {
             if to.is_some() {
-                self.hand_over_record(&session_id).await;
+                self.hand_over_record(&session_id, recording_by.as_deref())
+                    .await;
             } else {
                 self.end_session_record(&session_id, reason).await;
             }
@@ -508,10 +525,15 @@ impl RoomActor {
     }
 
     /// Hands the session over to the node the room moves to (a drain).
-    async fn hand_over_record(&mut self, session_id: &str) {
+    async fn hand_over_record(&mut self, session_id: &str, recording_by: Option<&str>) {
         self.breakouts_ended().await;
         let media = self.session_media();
-        match self.sig.db.hand_over_session(session_id, &media).await {
+        match self
+            .sig
+            .db
+            .hand_over_session(session_id, &media, recording_by)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(room = %self.friendly_url, session = %session_id, "session handed over to the room's new node")
             }

@@ -97,10 +97,15 @@ impl RoomActor {
         }
     }
 
-    /// Stops the transcriber (the session ended); it finishes on its own.
-    pub(super) fn finish_transcriber(&mut self) {
+    /// Stops the transcriber (the session ended, or `moving`: it goes on
+    /// on the room's new node); it finishes on its own.
+    pub(super) fn finish_transcriber(&mut self, moving: bool) {
         if let Some(t) = self.transcriber.take() {
-            t.stop();
+            if moving {
+                t.hand_over();
+            } else {
+                t.stop();
+            }
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct TranscriberHandle {
     stop: Arc<AtomicBool>,
     /// Set while transcription is turned off during the session.
     paused: Arc<AtomicBool>,
+    /// The session goes on on another cluster node (a drain): the
+    /// transcript is not complete when this transcriber ends.
+    handed_over: Arc<AtomicBool>,
 }
 
 impl TranscriberHandle {
@@ -85,6 +88,15 @@ impl TranscriberHandle {
     /// last recognitions finish, then `transcript.ready` is queued.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Ends the transcriber of a session that goes on on the room's new
+    /// cluster node (a drain): what is in progress is finished and stored,
+    /// but `transcript.ready` and the summary wait for the session's real
+    /// end (the new node's transcriber adds to the same transcript).
+    pub fn hand_over(&self) {
+        self.handed_over.store(true, Ordering::Relaxed);
+        self.stop();
     }
 }
 
@@ -115,9 +127,11 @@ pub fn spawn(setup: TranscriberSetup) -> std::io::Result<(RecorderSink, Transcri
     let dropped = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let paused = Arc::new(AtomicBool::new(false));
+    let handed_over = Arc::new(AtomicBool::new(false));
     let handle = TranscriberHandle {
         stop: stop.clone(),
         paused: paused.clone(),
+        handed_over: handed_over.clone(),
     };
     let sink = RecorderSink {
         recording_id: setup.session_id.clone(),
@@ -144,7 +158,7 @@ pub fn spawn(setup: TranscriberSetup) -> std::io::Result<(RecorderSink, Transcri
     setup
         .runtime
         .clone()
-        .spawn(recognise_all(setup, started, jobs_rx));
+        .spawn(recognise_all(setup, started, jobs_rx, handed_over));
     Ok((sink, handle))
 }
 
@@ -323,6 +337,7 @@ async fn recognise_all(
     setup: TranscriberSetup,
     started: DateTime<Utc>,
     mut jobs: mpsc::Receiver<Job>,
+    handed_over: Arc<AtomicBool>,
 ) {
     let setup = Arc::new(setup);
     let mut running = tokio::task::JoinSet::new();
@@ -334,6 +349,10 @@ async fn recognise_all(
     }
     while running.join_next().await.is_some() {}
     metrics::gauge!("convene_transcribers").decrement(1.0);
+    if handed_over.load(Ordering::Relaxed) {
+        tracing::info!(room = %setup.room_id, session = %setup.session_id, "transcript goes on on the room's new node");
+        return;
+    }
     let count = match setup
         .db
         .transcripts(convene_api::store::transcripts::TranscriptScope::Session(

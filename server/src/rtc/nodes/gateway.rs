@@ -172,6 +172,24 @@ pub(crate) struct GatewayInfo {
     pub tx: Sender<GwIn>,
     pub node: Mutex<Option<String>>,
     pub up: std::sync::atomic::AtomicBool,
+    /// This node drains: the peers it keeps for the other node's
+    /// signaling are handed back (`MEDIA_MOVED`) and no new one is taken.
+    pub release: std::sync::atomic::AtomicBool,
+    /// Peers kept here for the other node's signaling now.
+    pub hosted: std::sync::atomic::AtomicUsize,
+}
+
+impl GatewayInfo {
+    pub(crate) fn new(id: WorkerId, tx: Sender<GwIn>) -> GatewayInfo {
+        GatewayInfo {
+            id,
+            tx,
+            node: Mutex::new(None),
+            up: std::sync::atomic::AtomicBool::new(false),
+            release: std::sync::atomic::AtomicBool::new(false),
+            hosted: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
 }
 
 pub(crate) struct Egress {
@@ -611,6 +629,7 @@ impl State {
             self.generation,
             super::ingress::Ctx {
                 gw: self.gw(),
+                info: self.info.clone(),
                 plane: self.plane.clone(),
                 to_egress: self.info.tx.clone(),
                 remote_peers: self.remote_peers.clone(),

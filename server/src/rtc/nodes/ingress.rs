@@ -121,7 +121,7 @@ impl Ingress {
                 continue;
             }
             // Borrowing ends with the message; what is kept is owned.
-            if !Self::on_msg(
+            let ok = Self::on_msg(
                 msg,
                 &mut self.rooms,
                 &self.holders,
@@ -129,11 +129,40 @@ impl Ingress {
                 &mut self.hosted,
                 &mut self.room_counters,
                 &self.cx,
-            ) {
+            );
+            if self.cx.info.release.load(Relaxed) && !self.hosted.is_empty() {
+                self.hand_back();
+            }
+            self.cx.info.hosted.store(self.hosted.len(), Relaxed);
+            if !ok {
                 break;
             }
         }
         self.end();
+    }
+
+    /// This node drains: each peer kept here for the other node's
+    /// signaling ends, and its participant hears `MEDIA_LOST` through the
+    /// room's node, so that its client resumes and gets a peer on a node
+    /// that does not drain (before this node stops, not when its link
+    /// breaks).
+    fn hand_back(&mut self) {
+        for (participant_id, w) in self.hosted.drain() {
+            Self::command(
+                &self.cx,
+                w,
+                Command::RemovePeer {
+                    participant_id: participant_id.clone(),
+                },
+            );
+            let _ = self.cx.to_egress.send_timeout(
+                GwIn::Notice {
+                    participant_id,
+                    notice: draining(),
+                },
+                Duration::from_secs(1),
+            );
+        }
     }
 
     fn end(self) {
@@ -144,6 +173,7 @@ impl Ingress {
                 });
             }
         }
+        self.cx.info.hosted.store(0, Relaxed);
         let _ = self.cx.to_egress.send(GwIn::Detached {
             generation: self.generation,
         });
@@ -352,6 +382,15 @@ impl Ingress {
                 may_screenshare,
                 receives,
             } => {
+                // A draining node takes no new peer (the other node knows
+                // from its heartbeat, but may not have seen it yet).
+                if cx.info.release.load(Relaxed) {
+                    let _ = cx.to_egress.try_send(GwIn::Notice {
+                        participant_id,
+                        notice: draining(),
+                    });
+                    return true;
+                }
                 let w = crate::rtc::home_worker(&room, cx.plane.workers());
                 let counters = room_counters.entry(room.clone()).or_default().clone();
                 let new = NewPeer {
@@ -677,10 +716,21 @@ fn apply(
     }
 }
 
+/// What the participant of a peer this draining node hands back hears (its
+/// client resumes, as when a node is lost).
+fn draining() -> MediaNotice {
+    MediaNotice::Error {
+        code: "MEDIA_LOST",
+        message: "the node that carried this media connection is draining; resume to get a new one"
+            .into(),
+    }
+}
+
 /// What a connection's reader hands things to: the local workers, the
 /// gateway's egress thread, and the bookkeeping it shares with it.
 pub(super) struct Ctx {
     pub(super) gw: WorkerId,
+    pub(super) info: Arc<super::gateway::GatewayInfo>,
     pub(super) plane: LocalPlane,
     pub(super) to_egress: Sender<GwIn>,
     pub(super) remote_peers: RemotePeers,

@@ -122,6 +122,24 @@ impl NodeLinks {
             .collect()
     }
 
+    /// This node drains: the peers it keeps for other nodes' signaling are
+    /// handed back (their participants resume elsewhere) and no new one is
+    /// taken. [`NodeLinks::hosted`] counts down to 0.
+    pub fn release_hosted(&self) {
+        for g in &self.gateways {
+            g.release.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Peers this node keeps for other nodes' signaling now.
+    pub fn hosted(&self) -> usize {
+        self.gateways
+            .iter()
+            .filter(|g| g.up.load(Ordering::Relaxed))
+            .map(|g| g.hosted.load(Ordering::Relaxed))
+            .sum()
+    }
+
     fn accept_loop(self: Arc<Self>, listener: TcpListener, stop: Arc<AtomicBool>) {
         while !stop.load(Ordering::Relaxed) {
             match listener.accept() {

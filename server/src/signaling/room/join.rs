@@ -198,6 +198,13 @@ impl RoomActor {
         if let Some((id, started)) = self.adopt_session().await {
             self.session_baseline = self.counters.snapshot();
             self.session = Some((id.clone(), started));
+            self.handed_over_recording = match self.sig.db.take_handed_over_recording(&id).await {
+                Ok(by) => by,
+                Err(e) => {
+                    tracing::error!(room = %self.friendly_url, error = %e, "could not read a handed-over recording");
+                    None
+                }
+            };
             return Ok(id);
         }
         let id = self
@@ -399,6 +406,7 @@ impl RoomActor {
         self.members.insert(pid.clone(), member);
         // The room's transcriber, if it wants one (from its first member).
         self.start_transcriber(session_id);
+        self.resume_handed_over_recording().await;
         // Catch-up state (chat history, Q&A, running polls...), queued
         // behind `joined` on the participant's outbound channel.
         let state = self.collab_state(&pid, session_id).await;
