@@ -1268,3 +1268,49 @@ async fn cluster_restreams_a_room_on_another_node_without_the_key_in_redis() {
         .await
         .expect(409);
 }
+
+/// A restream running when its room's node drains starts again on the
+/// room's new node, to the same destination (its key stored sealed with
+/// the session until that node takes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_drain_starts_a_running_restream_again_on_the_rooms_new_node() {
+    use crate::restream::{KEY, Receiver};
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let flags = ["--restream-allow-private"];
+    let n1 = node_with("n1", &db, &redis, SECRET, &flags);
+    let n2 = node_with("n2", &db, &redis, SECRET, &flags);
+    n1.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "onair"}))
+        .await
+        .expect(200);
+    let t = room_token(&n1, "onair", "Gus", "moderator").await;
+    let (mut ws, first) = try_join(&n1, "onair", &t).await;
+    assert_eq!(first["type"], "joined", "{first}");
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("rtmp://127.0.0.1:{port}/live");
+    let mut rx = Receiver::start(port, &tmp.path().join("before.flv"));
+    n1.api()
+        .post(
+            "/api/v1/rooms/onair/restreamers/start",
+            json!({"server_url": url, "stream_key": KEY}),
+        )
+        .await
+        .expect(200);
+    rx.wait_bytes(0).await;
+
+    let drain = drain_and_wait(&n1);
+    let moved = next_of(&mut ws, &["moved", "error"]).await;
+    assert_eq!(moved["node"], "n2", "{moved}");
+    let _ = ws.close(None).await;
+    drained(drain).await;
+    // n1's stream ended with it; n2 publishes to the same destination once
+    // the room's first participant is back.
+    rx.wait_exit().await;
+    let rx = Receiver::start(port, &tmp.path().join("after.flv"));
+    let (_ws, joined) = try_join(&n2, "onair", &t).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    assert_eq!(joined["session_id"], first["session_id"]);
+    rx.wait_bytes(0).await;
+}

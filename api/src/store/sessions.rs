@@ -68,6 +68,17 @@ async fn participant_left_event(
     .await
 }
 
+/// What ran in a session when a draining cluster node handed it over, to
+/// go on on the room's new node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandedOver {
+    /// Who started the recording running at the move (`started_by`).
+    pub recording: Option<String>,
+    /// The restreams running at the move: JSON, stream keys sealed with the
+    /// cluster secret (the store never sees a key in clear).
+    pub restreams: Option<String>,
+}
+
 impl Db {
     /// Opens a new session for the room and returns its id.
     pub async fn start_session(&self, team_id: &str, room_id: &str) -> Result<String, StoreError> {
@@ -171,18 +182,18 @@ impl Db {
     /// room goes on with it ([`Db::open_session_of`]). The media it counts
     /// there is added when the session ends.
     ///
-    /// `recording`: who started the recording running at the move (it goes
-    /// on as a new recording there, [`Db::take_handed_over_recording`]).
+    /// `running`: what ran at the move and goes on there
+    /// ([`Db::take_handed_over`]).
     pub async fn hand_over_session(
         &self,
         session_id: &str,
         media: &SessionMedia,
-        recording: Option<&str>,
+        running: &HandedOver,
     ) -> Result<(), StoreError> {
         on_pool!(&self.write, |c| sqlx::query(
             "UPDATE sessions SET packets_in = packets_in + $1, bytes_in = bytes_in + $2,
                     packets_out = packets_out + $3, bytes_out = bytes_out + $4,
-                    handed_over_recording = $6
+                    handed_over_recording = $6, handed_over_restreams = $7
              WHERE id = $5 AND ended_at IS NULL",
         )
         .bind(media.packets_in as i64)
@@ -190,30 +201,33 @@ impl Db {
         .bind(media.packets_out as i64)
         .bind(media.bytes_out as i64)
         .bind(session_id)
-        .bind(recording)
+        .bind(running.recording.as_deref())
+        .bind(running.restreams.as_deref())
         .execute(c)
         .await
         .map(crate::store::Done::from))?;
         Ok(())
     }
 
-    /// Who started the recording running when `session_id` was handed
-    /// over, if one was; taken once (the column is cleared).
-    pub async fn take_handed_over_recording(
-        &self,
-        session_id: &str,
-    ) -> Result<Option<String>, StoreError> {
+    /// What ran when `session_id` was handed over (empty when nothing
+    /// did); taken once (the columns are cleared).
+    pub async fn take_handed_over(&self, session_id: &str) -> Result<HandedOver, StoreError> {
         let mut tx = self.write.begin().await?;
-        let by: Option<(Option<String>,)> = on_tx!(tx, |c| sqlx::query_as(
-            "SELECT handed_over_recording FROM sessions WHERE id = $1",
+        let row: Option<(Option<String>, Option<String>)> = on_tx!(tx, |c| sqlx::query_as(
+            "SELECT handed_over_recording, handed_over_restreams FROM sessions WHERE id = $1",
         )
         .bind(session_id)
         .fetch_optional(c)
         .await)?;
-        let by = by.and_then(|(b,)| b);
-        if by.is_some() {
+        let (recording, restreams) = row.unwrap_or_default();
+        let taken = HandedOver {
+            recording,
+            restreams,
+        };
+        if taken != HandedOver::default() {
             on_tx!(tx, |c| sqlx::query(
-                "UPDATE sessions SET handed_over_recording = NULL WHERE id = $1",
+                "UPDATE sessions SET handed_over_recording = NULL, handed_over_restreams = NULL
+                 WHERE id = $1",
             )
             .bind(session_id)
             .execute(c)
@@ -221,7 +235,7 @@ impl Db {
             .map(crate::store::Done::from))?;
         }
         tx.commit().await?;
-        Ok(by)
+        Ok(taken)
     }
 
     /// The room's open session, if any: its id and start (RFC 3339).
@@ -486,20 +500,21 @@ mod tests {
             packets_out: 2 * n,
             bytes_out: 2000 * n,
         };
-        db.hand_over_session(&session, &media(10), Some("p-1"))
+        let running = HandedOver {
+            recording: Some("p-1".into()),
+            restreams: Some("[]".into()),
+        };
+        db.hand_over_session(&session, &media(10), &running)
             .await
             .unwrap();
         let (open, _) = db.open_session_of(&room).await.unwrap().unwrap();
         assert_eq!(open, session);
-        // The recording running at the move is taken once by the new node.
+        // What ran at the move is taken once by the new node.
+        assert_eq!(db.take_handed_over(&session).await.unwrap(), running);
         assert_eq!(
-            db.take_handed_over_recording(&session)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("p-1")
+            db.take_handed_over(&session).await.unwrap(),
+            HandedOver::default()
         );
-        assert_eq!(db.take_handed_over_recording(&session).await.unwrap(), None);
         let row = db.session(&team, &session).await.unwrap().unwrap();
         assert!(row.ended_at.is_none());
         assert_eq!((row.packets_in, row.bytes_out), (10, 20_000));
@@ -515,7 +530,7 @@ mod tests {
         );
         assert!(db.open_session_of(&room).await.unwrap().is_none());
         // An ended session is handed over no more.
-        db.hand_over_session(&session, &media(1), None)
+        db.hand_over_session(&session, &media(1), &HandedOver::default())
             .await
             .unwrap();
         let row = db.session(&team, &session).await.unwrap().unwrap();

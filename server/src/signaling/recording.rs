@@ -160,7 +160,7 @@ impl RoomActor {
     /// this node (a drain) goes on as a new recording of the session, as
     /// started by whoever started that one.
     pub(super) async fn resume_handed_over_recording(&mut self) {
-        let Some(by) = self.handed_over_recording.take() else {
+        let Some(by) = self.handed_over.recording.take() else {
             return;
         };
         let by = (by != BY_API).then_some(by);

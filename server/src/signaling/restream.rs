@@ -3,6 +3,7 @@
 //! once and one per destination, and ends them with the session. The
 //! stream itself is `crate::restream` (ffmpeg fed by the media worker).
 
+use convene_api::domain::restream::Provider;
 use convene_api::live::{RecordingRefusal, RestreamAction, RestreamInfo};
 use convene_api::webhooks::Event;
 use serde_json::json;
@@ -10,6 +11,16 @@ use serde_json::json;
 use super::room::RoomActor;
 use crate::restream::{RestreamHandle, RestreamSetup, status_name};
 use crate::rtc::Command;
+
+/// A restream running when the room's session was handed over to another
+/// node (a drain), stored with the session until that node takes it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HandedRestream {
+    provider: Option<String>,
+    server_url: String,
+    /// The stream key sealed with the cluster secret (`cluster::seal`).
+    sealed_key: String,
+}
 
 /// Restreams one room may run at once (each is an ffmpeg encoding 720p).
 pub const MAX_RESTREAMS: usize = 3;
@@ -170,6 +181,67 @@ impl RoomActor {
         self.emit_restream(Event::RestreamingStopped, &info, Some(reason))
             .await;
         info
+    }
+
+    /// The destinations of the running restreams, for the room's new node
+    /// (a drain): JSON, each stream key sealed with the cluster secret.
+    /// `None` when none runs (or outside a cluster).
+    pub(super) fn restreams_to_hand_over(&self) -> Option<String> {
+        let secret = self.sig.cluster_secret()?;
+        let running: Vec<HandedRestream> = self
+            .restreams
+            .iter()
+            .filter(|r| {
+                r.handle.status.load(std::sync::atomic::Ordering::Relaxed)
+                    != crate::restream::STOPPED
+            })
+            .map(|r| HandedRestream {
+                provider: r.target.provider.map(|p| p.name().to_string()),
+                server_url: r.target.server_url.clone(),
+                sealed_key: crate::cluster::seal::seal(&secret, &r.target.stream_key),
+            })
+            .collect();
+        if running.is_empty() {
+            return None;
+        }
+        serde_json::to_string(&running).ok()
+    }
+
+    /// The restreams that ran when the room's session was handed over to
+    /// this node start again here (a key that does not open with this
+    /// node's cluster secret is skipped, and said).
+    pub(super) async fn resume_handed_over_restreams(&mut self) {
+        let Some(json) = self.handed_over.restreams.take() else {
+            return;
+        };
+        let Some(secret) = self.sig.cluster_secret() else {
+            return;
+        };
+        let handed: Vec<HandedRestream> = match serde_json::from_str(&json) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(room = %self.friendly_url, error = %e, "unreadable handed-over restreams");
+                return;
+            }
+        };
+        for h in handed {
+            let Some(stream_key) = crate::cluster::seal::open(&secret, &h.sealed_key) else {
+                tracing::error!(room = %self.friendly_url, server = %h.server_url,
+                    "a handed-over restream's key does not open with this node's cluster secret");
+                continue;
+            };
+            let target = convene_api::domain::restream::RestreamTarget {
+                provider: h
+                    .provider
+                    .and_then(|n| Provider::ALL.into_iter().find(|p| p.name() == n)),
+                server_url: h.server_url,
+                stream_key,
+            };
+            if let Err(r) = self.start_restream(target).await {
+                tracing::warn!(room = %self.friendly_url, code = r.code, message = %r.message,
+                    "a restream could not start again after the room moved here");
+            }
+        }
     }
 
     /// Ends every restream (the session ended).

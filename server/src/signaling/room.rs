@@ -228,9 +228,9 @@ pub struct RoomActor {
     pub(super) banned_external: HashSet<String>,
     /// The running recording.
     pub(super) recording: Option<super::recording::ActiveRecording>,
-    /// Who started the recording that ran when a draining node handed this
-    /// room's session over: it goes on here once a member is in.
-    pub(super) handed_over_recording: Option<String>,
+    /// What ran when a draining node handed this room's session over (a
+    /// recording, restreams): it goes on here once a member is in.
+    pub(super) handed_over: convene_api::store::sessions::HandedOver,
     /// Running RTMP restreams.
     pub(super) restreams: Vec<super::restream::ActiveRestream>,
     /// The session's transcriber (`transcription_enabled`).
@@ -271,7 +271,7 @@ impl RoomActor {
             banned_tokens: HashSet::new(),
             banned_external: HashSet::new(),
             recording: None,
-            handed_over_recording: None,
+            handed_over: Default::default(),
             restreams: Vec::new(),
             transcriber: None,
             presentation: None,
@@ -459,19 +459,23 @@ impl RoomActor {
     /// room on the other node goes on with it (`ensure_session`).
     async fn end_session_moving(&mut self, reason: &'static str, to: Option<(String, String)>) {
         // A recording running at a move goes on as a new recording on the
-        // room's new node; this one ends here with its files complete.
-        let recording_by = to.as_ref().and(self.recording.as_ref()).map(|r| {
-            r.started_by
-                .clone()
-                .unwrap_or_else(|| super::recording::BY_API.into())
-        });
-        self.finish_recording(if to.is_some() {
+        // room's new node, and its restreams start again there; here they
+        // end (the recording's files complete).
+        let running = convene_api::store::sessions::HandedOver {
+            recording: to.as_ref().and(self.recording.as_ref()).map(|r| {
+                r.started_by
+                    .clone()
+                    .unwrap_or_else(|| super::recording::BY_API.into())
+            }),
+            restreams: to.as_ref().and_then(|_| self.restreams_to_hand_over()),
+        };
+        let why = if to.is_some() {
             "node_drained"
         } else {
             "session_ended"
-        })
-        .await;
-        self.finish_restreams("session_ended").await;
+        };
+        self.finish_recording(why).await;
+        self.finish_restreams(why).await;
         self.finish_transcriber(to.is_some());
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in &ids {
@@ -505,8 +509,7 @@ impl RoomActor {
         }
         if let Some((session_id, _)) = self.session.take() {
             if to.is_some() {
-                self.hand_over_record(&session_id, recording_by.as_deref())
-                    .await;
+                self.hand_over_record(&session_id, &running).await;
             } else {
                 self.end_session_record(&session_id, reason).await;
             }
@@ -525,13 +528,17 @@ impl RoomActor {
     }
 
     /// Hands the session over to the node the room moves to (a drain).
-    async fn hand_over_record(&mut self, session_id: &str, recording_by: Option<&str>) {
+    async fn hand_over_record(
+        &mut self,
+        session_id: &str,
+        running: &convene_api::store::sessions::HandedOver,
+    ) {
         self.breakouts_ended().await;
         let media = self.session_media();
         match self
             .sig
             .db
-            .hand_over_session(session_id, &media, recording_by)
+            .hand_over_session(session_id, &media, running)
             .await
         {
             Ok(()) => {

@@ -198,11 +198,11 @@ impl RoomActor {
         if let Some((id, started)) = self.adopt_session().await {
             self.session_baseline = self.counters.snapshot();
             self.session = Some((id.clone(), started));
-            self.handed_over_recording = match self.sig.db.take_handed_over_recording(&id).await {
-                Ok(by) => by,
+            self.handed_over = match self.sig.db.take_handed_over(&id).await {
+                Ok(running) => running,
                 Err(e) => {
-                    tracing::error!(room = %self.friendly_url, error = %e, "could not read a handed-over recording");
-                    None
+                    tracing::error!(room = %self.friendly_url, error = %e, "could not read what ran in a handed-over session");
+                    Default::default()
                 }
             };
             return Ok(id);
@@ -407,6 +407,7 @@ impl RoomActor {
         // The room's transcriber, if it wants one (from its first member).
         self.start_transcriber(session_id);
         self.resume_handed_over_recording().await;
+        self.resume_handed_over_restreams().await;
         // Catch-up state (chat history, Q&A, running polls...), queued
         // behind `joined` on the participant's outbound channel.
         let state = self.collab_state(&pid, session_id).await;

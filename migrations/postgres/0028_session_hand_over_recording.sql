@@ -1,7 +1,0 @@
--- A cluster node that drains hands a room's open session over to the node
--- the room moves to (docs/deployment.md "Draining a node"). A recording
--- running at the move is stopped there (its files complete) and continues
--- as a new recording of the same session on the new node: this column
--- holds who started it (`started_by`) until the new node takes it.
-
-ALTER TABLE sessions ADD COLUMN handed_over_recording TEXT;
