@@ -17,6 +17,7 @@ import { viewMethods } from './view.js';
 import { layoutMethods } from './layout.js';
 import { pipMethods } from './pip.js';
 import { effectMethods } from './effects.js';
+import { controlMethods } from './controls.js';
 import { t, chooseLanguage, setLanguage, translatePage } from './i18n.js';
 import { hooksFor } from './hooks.js';
 import * as password from './password.js';
@@ -48,8 +49,6 @@ const ERRORS = {
   GUEST_LINK_RATE_LIMITED: ['Too many attempts', 'Too many invalid links for this room. Try again later.'],
 };
 const RETRYABLE = new Set(['CONNECTION_LOST', 'SERVER_SHUTDOWN', 'TIMEOUT', 'ROOM_FULL', 'SESSION_ENDED']);
-
-const SOURCE_TEXT = media.SOURCE_TEXT;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -618,121 +617,6 @@ class App {
     if (this.state === 'reconnecting') this.fail('CONNECTION_LOST');
   }
 
-  // ---- own media controls -----------------------------------------------------------
-
-  async toggleMicrophone() {
-    if (!this.peer || this.state !== 'joined') return;
-    const source = 'microphone';
-    if (this.want.microphone) {
-      this.want.microphone = false;
-      if (this.local.microphone) this.local.microphone.enabled = false;
-      const published = this.peer.isPublished(source);
-      await this.peer.pause(source);
-      if (published) this.send({ type: 'mute', source, muted: true });
-    } else {
-      await this.startSource(source);
-    }
-    this.renderControls();
-    this.renderTiles();
-  }
-
-  async toggleCamera() {
-    if (!this.peer || this.state !== 'joined') return;
-    const source = 'camera';
-    if (this.want.camera) {
-      this.want.camera = false;
-      const published = this.peer.isPublished(source);
-      await this.peer.pause(source);
-      this.stopSource(source);
-      if (published) this.send({ type: 'mute', source, muted: true });
-    } else {
-      await this.startSource(source);
-    }
-    this.renderControls();
-    this.renderTiles();
-  }
-
-  /**
-   * Starts sending the camera or microphone. `force` skips the local
-   * permission check and lets the server decide (automation hook).
-   */
-  async startSource(source, force = false) {
-    if (!force && this.permissions.broadcast === false) {
-      this.notify(t('You may not share your {what} in this room.', { what: t(SOURCE_TEXT[source]) }));
-      return;
-    }
-    try {
-      if (!this.local[source]) this.local[source] = await this.openSource(source);
-    } catch (e) {
-      this.notify(media.captureErrorText(e, source));
-      return;
-    }
-    this.local[source].enabled = true;
-    this.want[source] = true;
-    const wasMuted = this.peer.local.has(source);
-    await this.peer.publish(source, this.sendable(source));
-    if (wasMuted) this.send({ type: 'mute', source, muted: false });
-  }
-
-  async toggleScreen() {
-    if (!this.peer || this.state !== 'joined') return;
-    if (this.local.screen) return this.stopScreen();
-    if (this.permissions.screenshare === false || this.room.screenshare_enabled === false) {
-      this.notify(t('Screen sharing is not allowed in this room.'));
-      return undefined;
-    }
-    let track;
-    try {
-      track = await media.openScreen();
-    } catch (e) {
-      if (e && e.name !== 'NotAllowedError') this.notify(media.captureErrorText(e, 'screen'));
-      return undefined;
-    }
-    if (!track) return undefined;
-    track.onended = () => this.stopScreen();
-    this.local.screen = track;
-    await this.peer.publish('screen', track);
-    this.renderControls();
-    return this.renderTiles();
-  }
-
-  async stopScreen() {
-    this.stopSource('screen');
-    if (this.peer) await this.peer.unpublish('screen');
-    this.renderControls();
-    this.renderTiles();
-  }
-
-  onRefused(sources, msg) {
-    for (const source of sources) {
-      this.stopSource(source);
-      if (source !== 'screen') this.want[source] = false;
-    }
-    const what = sources.map((s) => t(SOURCE_TEXT[s])).join(` ${t('and')} `) || t('media');
-    const who = msg.code === 'NEGOTIATION_FAILED' ? 'Your browser could not send your {what}: {why}' : 'The server did not accept your {what}: {why}';
-    this.notify(t(who, { what, why: msg.message || msg.code }));
-    this.renderControls();
-    this.renderTiles();
-  }
-
-  async onMutedByModerator(m) {
-    const sources = m.source ? [m.source] : ['microphone', 'camera', 'screen'];
-    for (const source of sources) {
-      if (source === 'screen') {
-        if (this.local.screen) await this.stopScreen();
-        continue;
-      }
-      this.want[source] = false;
-      if (this.peer) await this.peer.pause(source);
-      if (source === 'camera') this.stopSource(source);
-      else if (this.local.microphone) this.local.microphone.enabled = false;
-    }
-    const what = sources.length > 1 ? t('microphone and camera') : t(SOURCE_TEXT[sources[0]]);
-    this.notify(t('A moderator turned off your {what}.', { what }));
-    this.renderControls();
-    this.renderTiles();
-  }
-
   // ---- remote state ----------------------------------------------------------------
 
   upsertParticipant(p) {
@@ -811,7 +695,7 @@ class App {
 }
 
 // Devices during the call and the rendering live in their own modules.
-Object.assign(App.prototype, deviceMethods, viewMethods, layoutMethods, pipMethods, effectMethods);
+Object.assign(App.prototype, deviceMethods, viewMethods, layoutMethods, pipMethods, effectMethods, controlMethods);
 
 const app = new App();
 

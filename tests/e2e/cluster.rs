@@ -1188,6 +1188,25 @@ async fn cluster_records_a_participant_whose_media_is_on_another_node() {
     assert!(ms >= 3000, "Fay's file lasts {ms} ms of ~6 s: {file}");
 }
 
+/// Two nodes that may restream to private addresses, and `room` created
+/// through n1 with Gus (moderator) joined there, so it runs on n1: the
+/// Redis server, the nodes, Gus's token, his socket and `joined`.
+async fn restreaming_pair(room: &str) -> (Redis, Server, Server, String, Socket, Value) {
+    let redis = Redis::start();
+    let db = pg::fresh_database();
+    let flags = ["--restream-allow-private"];
+    let n1 = node_with("n1", &db, &redis, SECRET, &flags);
+    let n2 = node_with("n2", &db, &redis, SECRET, &flags);
+    n1.api()
+        .post("/api/v1/rooms", json!({"friendly_url": room}))
+        .await
+        .expect(200);
+    let t = room_token(&n1, room, "Gus", "moderator").await;
+    let (ws, first) = try_join(&n1, room, &t).await;
+    assert_eq!(first["type"], "joined", "{first}");
+    (redis, n1, n2, t, ws, first)
+}
+
 /// A restream started and stopped over REST on a node the room does not
 /// run on: the room's node streams to the receiver, and the stream key
 /// crosses Redis only sealed (a subscriber to the room node's channel never
@@ -1195,18 +1214,7 @@ async fn cluster_records_a_participant_whose_media_is_on_another_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_restreams_a_room_on_another_node_without_the_key_in_redis() {
     use crate::restream::{KEY, Receiver};
-    let redis = Redis::start();
-    let db = pg::fresh_database();
-    let flags = ["--restream-allow-private"];
-    let n1 = node_with("n1", &db, &redis, SECRET, &flags);
-    let n2 = node_with("n2", &db, &redis, SECRET, &flags);
-    n1.api()
-        .post("/api/v1/rooms", json!({"friendly_url": "aired"}))
-        .await
-        .expect(200);
-    let t = room_token(&n1, "aired", "Gus", "moderator").await;
-    let (_ws, first) = try_join(&n1, "aired", &t).await;
-    assert_eq!(first["type"], "joined", "{first}");
+    let (redis, n1, n2, _, _ws, _) = restreaming_pair("aired").await;
     // Everything published on the room's node's channel, from now on.
     let spy_out = tempfile::NamedTempFile::new().unwrap();
     let mut spy = std::process::Command::new("redis-cli")
@@ -1275,18 +1283,7 @@ async fn cluster_restreams_a_room_on_another_node_without_the_key_in_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_drain_starts_a_running_restream_again_on_the_rooms_new_node() {
     use crate::restream::{KEY, Receiver};
-    let redis = Redis::start();
-    let db = pg::fresh_database();
-    let flags = ["--restream-allow-private"];
-    let n1 = node_with("n1", &db, &redis, SECRET, &flags);
-    let n2 = node_with("n2", &db, &redis, SECRET, &flags);
-    n1.api()
-        .post("/api/v1/rooms", json!({"friendly_url": "onair"}))
-        .await
-        .expect(200);
-    let t = room_token(&n1, "onair", "Gus", "moderator").await;
-    let (mut ws, first) = try_join(&n1, "onair", &t).await;
-    assert_eq!(first["type"], "joined", "{first}");
+    let (_redis, n1, n2, t, mut ws, first) = restreaming_pair("onair").await;
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("rtmp://127.0.0.1:{port}/live");
