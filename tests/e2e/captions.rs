@@ -84,7 +84,7 @@ pub(crate) async fn room(s: &Server, name: &str, transcription: bool) {
         .expect(200);
 }
 
-async fn metrics(s: &Server) -> String {
+pub(crate) async fn metrics(s: &Server) -> String {
     s.client
         .get(s.url("/metrics"))
         .send()

@@ -127,6 +127,22 @@ async fn gstreamer_webrtcbin_publishes_over_whip_and_chromium_sees_and_hears_it(
     assert!(stdout.contains("POST 201"), "{stdout}");
     assert!(stdout.contains("connection connected"), "{stdout}");
     assert!(stdout.contains("DELETE 200"), "{stdout}");
+    // GStreamer 1.22 offers only AES_CM_128_HMAC_SHA1_80: its media went
+    // through the server's AES-CM ciphers (rtc/srtp.rs), Chromium's
+    // through AEAD-GCM.
+    let metrics = crate::captions::metrics(&s).await;
+    eprintln!(
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("convene_srtp_ciphers_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        metrics.contains("convene_srtp_ciphers_total{profile=\"aes_128_cm_sha1_80\"}"),
+        "no AES-CM SRTP"
+    );
     vera.wait_for(
         "!Object.values(window.convene.participants).some(p => p.name === 'GStreamer')",
         Duration::from_secs(15),

@@ -7,8 +7,9 @@
 //! was the largest single cost of adding a peer on the media worker (more
 //! than the handshake itself). The configuration holds no per-connection
 //! state (`dimpl::Dtls` takes it as an `Arc`), so it is built once per MTU
-//! and shared. Everything else (the handshake, the certificate generation,
-//! the SRTP ciphers) is str0m's and dimpl's default, unchanged.
+//! and shared. The handshake and the certificate generation are str0m's
+//! and dimpl's default, unchanged; SRTP in the AES-CM profile keeps its
+//! keys (`super::srtp`).
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -19,7 +20,8 @@ use str0m::crypto::dtls::{
 use str0m::crypto::{CryptoError, CryptoProvider};
 
 /// The crypto provider for the media workers' peers: str0m's default with
-/// [`SharedConfigDtls`] as its DTLS provider.
+/// [`SharedConfigDtls`] as its DTLS provider, and AES-CM SRTP and HMAC-SHA1
+/// with their keys set up once (`super::srtp`).
 pub fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     static DTLS: SharedConfigDtls = SharedConfigDtls {
@@ -29,6 +31,8 @@ pub fn provider() -> Arc<CryptoProvider> {
         .get_or_init(|| {
             Arc::new(CryptoProvider {
                 dtls_provider: &DTLS,
+                srtp_provider: &super::srtp::KeyedSrtp,
+                sha1_hmac_provider: &super::srtp::CachedHmac,
                 ..str0m::crypto::from_feature_flags()
             })
         })
