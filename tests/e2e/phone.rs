@@ -133,6 +133,32 @@ async fn calls(api: &Api, room: &str) -> Vec<Value> {
     r.body["data"].as_array().unwrap().clone()
 }
 
+/// The id of the live participant a caller from `...6789` became in
+/// `room` (waits up to 20 s for it).
+async fn live_caller(api: &Api, room: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let live = api
+            .get(&format!("/api/v1/rooms/{room}/live/participants"))
+            .await;
+        if live.status == 200
+            && let Some(p) = live.body["live_participants"].as_array().and_then(|ps| {
+                ps.iter()
+                    .find(|p| p["name"] == "Phone \u{2022}\u{2022}\u{2022}\u{2022}6789")
+                    .cloned()
+            })
+        {
+            return p["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller is not a live participant: {:?}",
+            live.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits until the room's calls satisfy `ok`.
 async fn wait_calls(
     api: &Api,
@@ -456,25 +482,7 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
     hears_prompt(&rtp, "told it is joining").await;
 
     // The caller is a participant of the live session, named after its number.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let phone_id = loop {
-        let live = api.get("/api/v1/rooms/heard/live/participants").await;
-        if live.status == 200
-            && let Some(p) = live.body["live_participants"].as_array().and_then(|ps| {
-                ps.iter()
-                    .find(|p| p["name"] == "Phone \u{2022}\u{2022}\u{2022}\u{2022}6789")
-                    .cloned()
-            })
-        {
-            break p["id"].as_str().unwrap().to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the caller is not a live participant: {:?}",
-            live.body
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let phone_id = live_caller(&api, "heard").await;
     // ...and counted live.
     let count = api.get("/api/v1/rooms/heard/live").await.expect(200);
     assert_eq!(count.body["live_participants"], 2, "{:?}", count.body);

@@ -11,7 +11,7 @@ use convene_tests::redis::{Redis, free_port};
 use serde_json::json;
 
 use super::uac::*;
-use super::{calls, dial_in, in_room, sip_addr, wait_calls};
+use super::{calls, dial_in, in_room, live_caller, sip_addr, wait_calls};
 use crate::cluster::{SECRET, eventually, metric, node_with};
 
 /// The caller joins the room on the other node: the room's node negotiates
@@ -62,25 +62,7 @@ async fn phone_call_on_another_node_joins_the_room_and_rest_reaches_it_through_a
     hears_prompt(&rtp, "told it is joining").await;
 
     // The caller is a participant of the room on node 1...
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let phone_id = loop {
-        let live = api.get("/api/v1/rooms/ring/live/participants").await;
-        if live.status == 200
-            && let Some(p) = live.body["live_participants"].as_array().and_then(|ps| {
-                ps.iter()
-                    .find(|p| p["name"] == "Phone \u{2022}\u{2022}\u{2022}\u{2022}6789")
-                    .cloned()
-            })
-        {
-            break p["id"].as_str().unwrap().to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the caller is not a live participant: {:?}",
-            live.body
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let phone_id = live_caller(&api, "ring").await;
     // ...whose peer node 2 keeps: one peer on each node.
     for n in [&n1, &n2] {
         eventually("one peer on each node", || async {
