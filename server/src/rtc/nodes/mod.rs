@@ -14,6 +14,7 @@
 //! joins with it) gets its peer on that node: signaling's commands for it go
 //! to the gateway, which carries them over the link; its notices come back.
 
+mod counters;
 pub mod gateway;
 mod ingress;
 pub mod link;
