@@ -334,6 +334,31 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// The server's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics text")
+    }
+
+    /// A metric's value in `/metrics` (its labelled series summed); `None`
+    /// when the server has not reported it.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.metrics_text().await;
+        let values: Vec<f64> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(name))
+            .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            .filter_map(|rest| rest.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
     /// Runs a `convene` subcommand against this server's data dir.
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(binary("convene"))

@@ -85,14 +85,7 @@ pub(crate) async fn room(s: &Server, name: &str, transcription: bool) {
 }
 
 pub(crate) async fn metrics(s: &Server) -> String {
-    s.client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    s.metrics_text().await
 }
 
 /// Joins `name` as a speaker (who may publish) by a room token.

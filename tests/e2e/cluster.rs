@@ -830,22 +830,7 @@ fn linked_node(id: &str, db: &str, redis: &Redis, link_port: u16) -> Server {
 
 /// The value of a metric on `s` (0 when it is absent).
 pub(crate) async fn metric(s: &Server, name: &str) -> f64 {
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .filter(|rest| rest.starts_with(' '))
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
+    s.metric(name).await.unwrap_or(0.0)
 }
 
 /// A room spans two nodes: Cat's peer is on the room's node, Dan's stays

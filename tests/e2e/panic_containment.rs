@@ -20,7 +20,7 @@ use crate::browser::token;
 
 /// A metric's value, 0 when the server has not reported it yet.
 async fn metric(s: &Server, name: &str) -> f64 {
-    crate::shard::metric(s, name).await.unwrap_or(0.0)
+    s.metric(name).await.unwrap_or(0.0)
 }
 
 /// Reads the script's next line, which must start with `prefix`.

@@ -196,22 +196,7 @@ async fn assert_receives(c: &mut Client, publisher: &str, what: &str) {
 /// A metric's value in the server's /metrics (its labelled series summed);
 /// None when absent.
 pub(crate) async fn metric(s: &Server, name: &str) -> Option<f64> {
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let values: Vec<f64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix(name))
-        .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        .map(|rest| rest.rsplit(' ').next().unwrap().parse().unwrap())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
+    s.metric(name).await
 }
 
 /// Waits for a signal of `type` about `participant` (and `track`, if given).

@@ -85,14 +85,7 @@ fn password(username: &str) -> String {
 }
 
 async fn metrics(s: &Server) -> String {
-    s.client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    s.metrics_text().await
 }
 
 /// Waits until the metrics text satisfies `pred` (the test's timeout bounds it).
