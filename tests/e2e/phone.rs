@@ -133,6 +133,32 @@ async fn calls(api: &Api, room: &str) -> Vec<Value> {
     r.body["data"].as_array().unwrap().clone()
 }
 
+/// Ann publishes a 300 Hz tone in real Opus; the caller on `rtp` hears
+/// it (RMS above 1000) within 20 s.
+async fn ann_speaks_and_the_caller_hears(
+    ann: &mut convene_tests::rtc_client::Client,
+    rtp: &tokio::net::UdpSocket,
+) {
+    let tone: Vec<i16> = (0..48_000 * 20)
+        .map(|i| {
+            ((i as f64 * 2.0 * std::f64::consts::PI * 300.0 / 48_000.0).sin() * 10_000.0) as i16
+        })
+        .collect();
+    ann.publish_kinds(true, false);
+    ann.speak(crate::captions::opus_packets(&tone));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let level = caller_hears(rtp, 10).await;
+        if level > 1000.0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller does not hear Ann: RMS {level}"
+        );
+    }
+}
+
 /// The id of the live participant a caller from `...6789` became in
 /// `room` (waits up to 20 s for it).
 async fn live_caller(api: &Api, room: &str) -> String {
@@ -514,24 +540,7 @@ async fn phone_caller_is_a_participant_heard_in_the_room_and_muted_by_the_api() 
     let quiet = caller_hears(&rtp, 50).await;
     assert!(quiet < 50.0, "the caller hears itself: RMS {quiet}");
     // ...and when Ann speaks (a 300 Hz tone in real Opus), the caller hears her.
-    let tone: Vec<i16> = (0..48_000 * 20)
-        .map(|i| {
-            ((i as f64 * 2.0 * std::f64::consts::PI * 300.0 / 48_000.0).sin() * 10_000.0) as i16
-        })
-        .collect();
-    ann.publish_kinds(true, false);
-    ann.speak(crate::captions::opus_packets(&tone));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let level = caller_hears(&rtp, 10).await;
-        if level > 1000.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the caller does not hear Ann: RMS {level}"
-        );
-    }
+    ann_speaks_and_the_caller_hears(&mut ann, &rtp).await;
 
     // Bea joins and speaks too (700 Hz): the caller hears both at once,
     // a mix, not one speaker at a time.

@@ -4,14 +4,16 @@
 //! proves that a session's media counters count the peers another node
 //! keeps (the caller's leg).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use convene_tests::pg;
 use convene_tests::redis::{Redis, free_port};
 use serde_json::json;
 
 use super::uac::*;
-use super::{calls, dial_in, in_room, live_caller, sip_addr, wait_calls};
+use super::{
+    ann_speaks_and_the_caller_hears, calls, dial_in, in_room, live_caller, sip_addr, wait_calls,
+};
 use crate::cluster::{SECRET, eventually, metric, node_with};
 
 /// The caller joins the room on the other node: the room's node negotiates
@@ -94,24 +96,7 @@ async fn phone_call_on_another_node_joins_the_room_and_rest_reaches_it_through_a
     })
     .await;
     // The caller hears Ann (a 300 Hz tone in real Opus).
-    let tone: Vec<i16> = (0..48_000 * 20)
-        .map(|i| {
-            ((i as f64 * 2.0 * std::f64::consts::PI * 300.0 / 48_000.0).sin() * 10_000.0) as i16
-        })
-        .collect();
-    ann.publish_kinds(true, false);
-    ann.speak(crate::captions::opus_packets(&tone));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let level = caller_hears(&rtp, 10).await;
-        if level > 1000.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the caller does not hear Ann: RMS {level}"
-        );
-    }
+    ann_speaks_and_the_caller_hears(&mut ann, &rtp).await;
     for n in [&n1, &n2] {
         assert!(metric(n, "convene_rtp_packets_relayed_total").await > 0.0);
     }
