@@ -171,7 +171,11 @@ impl Sha1HmacProvider for CachedHmac {
             );
         };
         HMAC_KEYS.with_borrow_mut(|keys| {
-            if !keys.contains_key(&k20) && keys.len() >= MAX_HMAC_KEYS {
+            // Every packet but a peer's first few: one lookup.
+            if let Some(prepared) = keys.get(&k20) {
+                return sign(prepared, payloads);
+            }
+            if keys.len() >= MAX_HMAC_KEYS {
                 keys.clear();
             }
             let prepared = keys

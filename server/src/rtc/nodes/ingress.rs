@@ -122,6 +122,7 @@ impl Ingress {
                 continue;
             }
             // Borrowing ends with the message; what is kept is owned.
+            let hosted = self.hosted.len();
             let ok = Self::on_msg(
                 msg,
                 &mut self.rooms,
@@ -131,10 +132,13 @@ impl Ingress {
                 &mut self.room_counters,
                 &self.cx,
             );
-            if self.cx.info.release.load(Relaxed) && !self.hosted.is_empty() {
+            // Most messages are packets: they change neither.
+            if !self.hosted.is_empty() && self.cx.info.release.load(Relaxed) {
                 self.hand_back();
             }
-            self.cx.info.hosted.store(self.hosted.len(), Relaxed);
+            if self.hosted.len() != hosted {
+                self.cx.info.hosted.store(self.hosted.len(), Relaxed);
+            }
             if !ok {
                 break;
             }
