@@ -106,8 +106,11 @@ impl Service {
             .args(["-u", &user, "--"])
             .args(exec_start(unit))
             .env("CONVENE_HTTP_ADDR", format!("127.0.0.1:{http}"))
-            .env("CONVENE_RTC_PORT", free_port().to_string())
-            .env("CONVENE_TURN_PORT", free_port().to_string())
+            // Port 0: the system picks ports free for both UDP and TCP (a
+            // port found free for TCP here may be a UDP socket of another
+            // test's peer).
+            .env("CONVENE_RTC_PORT", "0")
+            .env("CONVENE_TURN_PORT", "0")
             .env("CONVENE_RTC_IP", convene_tests::media_ip().to_string())
             .env("CONVENE_API_KEY", KEY)
             .spawn()
