@@ -97,6 +97,7 @@ pub struct Server {
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
     wrap: Vec<String>,
+    own_addresses: bool,
     capture_log: bool,
     pub log_path: PathBuf,
     pub client: reqwest::Client,
@@ -116,6 +117,10 @@ pub struct Options {
     /// A command the server is started through (e.g. `unshare -m sh -c ...`
     /// to give it a small tmpfs); the binary and its arguments follow it.
     pub wrap: Vec<String>,
+    /// The server's addresses come from `env` (a deployment's own
+    /// configuration, e.g. the Compose file's): no `--http-addr`,
+    /// `--rtc-ip`, `--rtc-port` or `--turn-port` is added.
+    pub own_addresses: bool,
 }
 
 impl Server {
@@ -151,6 +156,7 @@ impl Server {
             extra_args: opts.args,
             extra_env: env,
             wrap: opts.wrap,
+            own_addresses: opts.own_addresses,
             capture_log: opts.capture_log,
             log_path: tmp_path.join("server.log"),
             client: reqwest::Client::builder()
@@ -173,24 +179,25 @@ impl Server {
             }
         };
         cmd.arg("serve");
-        // A free port unless the test gives the address (a cluster node
-        // names its own URL).
-        if !self.extra_args.iter().any(|a| a == "--http-addr") {
-            cmd.arg("--http-addr").arg("127.0.0.1:0");
+        cmd.arg("--data-dir").arg(&self.data_dir);
+        if !self.own_addresses {
+            // A free port unless the test gives the address (a cluster node
+            // names its own URL).
+            if !self.extra_args.iter().any(|a| a == "--http-addr") {
+                cmd.arg("--http-addr").arg("127.0.0.1:0");
+            }
+            cmd.arg("--rtc-ip")
+                .arg(media_ip().to_string())
+                .arg("--rtc-port")
+                .arg("0");
+            // The built-in TURN server on a free port (tests run in parallel).
+            if !self.extra_args.iter().any(|a| a == "--turn-port") {
+                cmd.arg("--turn-port").arg("0");
+            }
         }
-        cmd.arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--rtc-ip")
-            .arg(media_ip().to_string())
-            .arg("--rtc-port")
-            .arg("0");
         // Two media workers unless the test asks for its own number.
         if !self.extra_args.iter().any(|a| a == "--media-workers") {
             cmd.arg("--media-workers").arg("2");
-        }
-        // The built-in TURN server on a free port (tests run in parallel).
-        if !self.extra_args.iter().any(|a| a == "--turn-port") {
-            cmd.arg("--turn-port").arg("0");
         }
         cmd.args(&self.extra_args)
             .env(

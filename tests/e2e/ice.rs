@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use convene_tests::browser::Browser;
-use convene_tests::rtc_client::Client;
-use convene_tests::{Server, join};
+use convene_tests::rtc_client::{Client, ClientOptions};
+use convene_tests::{Options, Server, join, media_ip};
 use serde_json::{Value, json};
 use str0m::media::MediaKind;
 
@@ -35,6 +35,69 @@ async fn move_and_restart(c: &mut Client, first_server_sdp: &Value) -> (String, 
     c.ice_restart();
     let answer = c.wait_type("answer").await;
     (before, ufrag(&answer["sdp"]))
+}
+
+/// The media socket on its default address (`--rtc-ip 0.0.0.0`, as the
+/// packaged configuration, the Compose file and the systemd unit run it),
+/// with the address clients reach given by `--public-ip`: ICE completes
+/// over UDP and over ICE-TCP, and media flows both ways. (str0m's ICE
+/// answers only requests addressed to one of its local candidates; the
+/// worker told it every datagram arrived at 0.0.0.0, so no client ever
+/// connected to a server on the default address; every other test binds
+/// the advertised address itself.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_flows_on_the_default_bind_address_behind_a_public_ip() {
+    let s = Server::start_with(Options {
+        args: [
+            "--http-addr",
+            "127.0.0.1:0",
+            "--rtc-port",
+            "0",
+            "--turn-port",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec(),
+        env: vec![("CONVENE_PUBLIC_IP".into(), media_ip().to_string())],
+        own_addresses: true,
+        ..Options::default()
+    });
+    assert!(
+        s.stdout
+            .iter()
+            .any(|l| l.starts_with("media on udp 0.0.0.0:")),
+        "{:?}",
+        s.stdout
+    );
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "anywhere"}))
+        .await
+        .expect(200);
+    let t = token(&s, "anywhere", "Alice", "moderator").await;
+    let (mut alice, _) = join(&s, "anywhere", "Alice", Some(t)).await;
+    alice.publish();
+    alice.wait_type("answer").await;
+    let t = token(&s, "anywhere", "Bob", "moderator").await;
+    let mut bob = Client::connect(ClientOptions {
+        ws_url: s.ws_url(),
+        room: Some("anywhere".into()),
+        token: Some(t),
+        name: None,
+        publish: false,
+        media_ip: media_ip(),
+        resume: None,
+        tcp: true,
+        node_via: None,
+    })
+    .await;
+    bob.wait_type("joined").await;
+    bob.publish();
+    bob.wait_type("answer").await;
+    for c in [&mut bob, &mut alice] {
+        for kind in [MediaKind::Video, MediaKind::Audio] {
+            c.wait_rtp(kind, 20, Duration::from_secs(20)).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -332,7 +332,6 @@ impl MediaPlane {
                 gso: config.gso,
                 links: mesh.links(index),
                 socket: socket.clone(),
-                local_addr,
                 candidate,
                 tcp: tcp_listener.is_some(),
                 datagrams: drx,

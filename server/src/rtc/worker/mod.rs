@@ -204,7 +204,12 @@ pub struct Worker {
     rtp_links: Vec<Sender<RelayedRtp>>,
     ctl_links: Vec<Sender<Relay>>,
     socket: Arc<UdpSocket>,
-    local_addr: SocketAddr,
+    /// The address str0m is told every datagram arrived at: the advertised
+    /// candidate's. The socket may be bound to 0.0.0.0 (the default) or to
+    /// a private address behind a 1:1 NAT (`--public-ip`), and str0m's ICE
+    /// answers only binding requests addressed to one of its own local
+    /// candidates; the socket's own address would match none of them.
+    arrived_at: SocketAddr,
     candidate: Candidate,
     peers: PeerTable,
     by_participant: HashMap<String, Slot>,
@@ -256,7 +261,7 @@ pub struct WorkerSetup {
     pub gso: bool,
     pub links: Links,
     pub socket: Arc<UdpSocket>,
-    pub local_addr: SocketAddr,
+    /// The advertised media address (the host candidate, UDP and TCP).
     pub candidate: SocketAddr,
     /// Also offer a passive ICE-TCP candidate on the same address.
     pub tcp: bool,
@@ -304,7 +309,7 @@ pub fn run(setup: WorkerSetup) {
         rtp_links,
         ctl_links,
         socket: setup.socket,
-        local_addr: setup.local_addr,
+        arrived_at: setup.candidate,
         candidate,
         peers: PeerTable::default(),
         by_participant: HashMap::new(),

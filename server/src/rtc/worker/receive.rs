@@ -27,7 +27,7 @@ impl Worker {
             } else {
                 Protocol::Udp
             };
-            match Receive::new(proto, d.from, self.local_addr, d.bytes()) {
+            match Receive::new(proto, d.from, self.arrived_at, d.bytes()) {
                 Ok(recv) => {
                     let input = Input::Receive(now, recv);
                     // A relay address of the built-in TURN may only reach
