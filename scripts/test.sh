@@ -56,10 +56,18 @@ for typelib in Gst-1.0:gir1.2-gstreamer-1.0 GstSdp-1.0:gir1.2-gst-plugins-base-1
 done
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # the script's ECDSA DTLS certificate
 [ -e /usr/lib/baresip/modules/sndfile.so ] || missing+=(baresip-core)   # a SIP phone calling the bridge (tests/e2e/phone_baresip.rs)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing missing system packages: ${missing[*]}"
+# Without its recommended Docker engine: the tests only resolve the Compose file.
+lean=()
+command -v docker-compose >/dev/null 2>&1 || lean+=(docker-compose)   # packaging/compose.yaml (tests/e2e/cluster/compose.rs)
+if [ ${#missing[@]} -gt 0 ] || [ ${#lean[@]} -gt 0 ]; then
+  echo "installing missing system packages: ${missing[*]} ${lean[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+  if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+  fi
+  if [ ${#lean[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${lean[@]}"
+  fi
 fi
 
 # Build everything first, with the network (binaries are started by the

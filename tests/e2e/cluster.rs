@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use str0m::media::MediaKind;
 use tokio_tungstenite::tungstenite::Message;
 
+mod compose;
+
 pub(crate) const SECRET: &str = "cluster-secret-for-the-tests";
 
 type Socket =
