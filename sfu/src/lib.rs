@@ -6,7 +6,7 @@
 //! rewritten so that layer switches, pauses and congestion drops leave each
 //! outgoing stream continuous, when to ask a publisher for a keyframe
 //! ([`keyframe`]), per-layer bitrates ([`rate`]) and who is speaking
-//! ([`speakers`]), and whom a viewer that cannot renegotiate is shown
+//! ([`speakers`]), how long sent video is kept for NACKs ([`nack`]), and whom a viewer that cannot renegotiate is shown
 //! ([`follow`]). Time comes in as `Instant`s, so every decision is unit
 //! tested without sockets. The server's media workers own the str0m peers and
 //! the socket and call into this crate for every packet; nothing here
@@ -18,6 +18,7 @@ pub mod follow;
 pub mod forwarder;
 pub mod keyframe;
 pub mod layer;
+pub mod nack;
 pub mod rate;
 pub mod speakers;
 
@@ -27,5 +28,6 @@ pub use follow::follow;
 pub use forwarder::{Decision, DropReason, Forwarder, Kind, Packet};
 pub use keyframe::{KeyframeLimiter, KeyframeRoute, Publisher, route_keyframe};
 pub use layer::Layer;
+pub use nack::{NackWindow, nack_window};
 pub use rate::RateMeter;
 pub use speakers::{LevelMeter, SpeakerDetector};

@@ -111,6 +111,44 @@ async fn calls_survive_10_20_and_30_percent_loss_and_nack_repairs_video() {
     }
 }
 
+/// A far subscriber (200 ms one way, so a resend is asked for and comes back
+/// over ~200 ms more than a near one's): once its round trip is measured,
+/// its NACK window grows from the near default (300 ms) to cover repeated
+/// requests, and 10 % loss is still repaired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_subscribers_losses_are_repaired_over_its_longer_round_trip() {
+    let s = Server::start();
+    let relay = Relay::start(s.media_addr(), media_ip());
+    relay.set_faults(Faults {
+        delay: Duration::from_millis(200),
+        ..Faults::default()
+    });
+    let (_alice, mut bob) = call(&s, "far", &relay).await;
+    let grown = Instant::now() + Duration::from_secs(20);
+    while s.metric("convene_nack_window_changes_total").await < Some(1.0) {
+        assert!(
+            Instant::now() < grown,
+            "the far subscriber's NACK window did not change"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    relay.set_faults(Faults {
+        delay: Duration::from_millis(200),
+        loss: 0.1,
+        seed: 21,
+        ..Faults::default()
+    });
+    let from = Instant::now();
+    bob.collect_for(Duration::from_secs(8)).await;
+    let (video, vn) = delivered(&bob, MediaKind::Video, from);
+    let (audio, an) = delivered(&bob, MediaKind::Audio, from);
+    println!("200 ms away, 10 % loss: video {video:.3} ({vn}), audio {audio:.3} ({an})");
+    assert!(still_connected(&bob));
+    assert!(an > 150 && vn > 100, "too little media");
+    assert!(video >= 0.97, "video {video} at 10 % loss, 200 ms away");
+    assert!(video > audio);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jitter_reordering_and_duplicates_still_play() {
     let s = Server::start();

@@ -128,6 +128,7 @@ impl Worker {
                 levels: LevelMeter::default(),
                 quality: "good",
                 alloc: Allocator::default(),
+                nack: convene_sfu::NackWindow::new(),
             },
         );
         self.mark_dirty(slot);

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use convene_sfu::{Fanout, Forwarder, KeyframeLimiter, LevelMeter};
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -13,7 +13,7 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 
 use super::relay::{Relay, send_ctl};
 use super::state::{Origin, OutState, OutTrack, Slot, Sub, Track, forward_kind, kind_str};
-use super::{NACK_CACHE_AGE, NACK_CACHE_PACKETS, Worker};
+use super::{NACK_CACHE_PACKETS, Worker};
 use crate::recording::recorder::RecEvent;
 use crate::rtc::TrackKey;
 use crate::rtc::notice::{MediaNotice, OfferedTrack, PublishedMid, Source};
@@ -488,7 +488,7 @@ impl Worker {
                 OutState::Offered => {
                     newly_active.push((o.track_key, i as u32));
                     if o.kind == MediaKind::Video {
-                        prepare_video_out(&mut p.rtc, o.mid);
+                        prepare_video_out(&mut p.rtc, o.mid, p.nack.current());
                     }
                     OutState::Active
                 }
@@ -619,12 +619,13 @@ impl Worker {
     }
 }
 
-/// Sets up an outgoing video stream once it is negotiated.
-pub(super) fn prepare_video_out(rtc: &mut str0m::Rtc, mid: Mid) {
+/// Sets up an outgoing video stream once it is negotiated; `nack_window`:
+/// the peer's (`convene_sfu::NackWindow`).
+pub(super) fn prepare_video_out(rtc: &mut str0m::Rtc, mid: Mid, nack_window: Duration) {
     if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
         // The bounded per-stream packet cache NACKs are answered from
         // (rewritten packets, as sent).
-        tx.set_rtx_cache(NACK_CACHE_PACKETS, NACK_CACHE_AGE, Some(0.15));
+        set_nack_cache(tx, nack_window);
         // Forwarded video leaves as it arrives, like audio: the publisher
         // already paced it, and str0m's pacer (1.1 x the estimate) held
         // keyframe bursts back for tens of milliseconds. The estimate still
@@ -632,5 +633,34 @@ pub(super) fn prepare_video_out(rtc: &mut str0m::Rtc, mid: Mid) {
         // it falls far below what is sent, whole-frame drops
         // (`allocate_layers`). Probes and padding stay paced.
         tx.set_unpaced(true);
+    }
+}
+
+/// Sizes the cache of sent packets NACKs are answered from: what was sent
+/// in `window`, at most `NACK_CACHE_PACKETS` packets. It starts empty.
+pub(super) fn set_nack_cache(tx: &mut str0m::rtp::StreamTx, window: Duration) {
+    tx.set_rtx_cache(NACK_CACHE_PACKETS, window, Some(0.15));
+}
+
+impl Worker {
+    /// A peer's round trip was measured: its outgoing video's NACK caches
+    /// follow its window when that moves (`convene_sfu::NackWindow`).
+    pub(super) fn on_rtt(&mut self, slot: Slot, rtt: Duration, now: Instant) {
+        let Some(p) = self.peers.get_mut(slot) else {
+            return;
+        };
+        let Some(window) = p.nack.on_rtt(rtt, now) else {
+            return;
+        };
+        for o in &p.outs {
+            if o.kind == MediaKind::Video
+                && o.state == OutState::Active
+                && let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(o.mid, None)
+            {
+                set_nack_cache(tx, window);
+            }
+        }
+        metrics::counter!("convene_nack_window_changes_total").increment(1);
+        tracing::debug!(participant = %p.participant_id, ?rtt, ?window, "NACK window changed");
     }
 }

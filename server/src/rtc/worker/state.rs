@@ -256,6 +256,9 @@ pub(super) struct Peer {
     pub(super) quality: &'static str,
     /// Simulcast layer allocation from this subscriber's bandwidth estimate.
     pub(super) alloc: Allocator,
+    /// How long its outgoing video keeps sent packets for NACKs (by its
+    /// round trip).
+    pub(super) nack: convene_sfu::NackWindow,
 }
 
 impl Peer {

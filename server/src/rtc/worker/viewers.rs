@@ -28,7 +28,7 @@ impl Worker {
             return;
         }
         if kind == MediaKind::Video {
-            prepare_video_out(&mut p.rtc, mid);
+            prepare_video_out(&mut p.rtc, mid, p.nack.current());
         }
         p.outs.push(OutTrack {
             mid,
