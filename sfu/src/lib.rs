@@ -28,6 +28,6 @@ pub use follow::follow;
 pub use forwarder::{Decision, DropReason, Forwarder, Kind, Packet};
 pub use keyframe::{KeyframeLimiter, KeyframeRoute, Publisher, route_keyframe};
 pub use layer::Layer;
-pub use nack::{NackWindow, nack_window};
+pub use nack::{NackWindow, nack_cache_packets, nack_window};
 pub use rate::RateMeter;
 pub use speakers::{LevelMeter, SpeakerDetector};

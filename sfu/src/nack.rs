@@ -28,12 +28,26 @@ pub const NACK_RETRIES: u32 = 4;
 pub const NACK_SLACK: Duration = Duration::from_millis(100);
 /// The least time between two changes of one peer's window.
 pub const NACK_WINDOW_HOLD: Duration = Duration::from_secs(10);
+/// The packet rate a window's cache is sized for: a 4 Mbit/s camera of
+/// 1,200-byte packets. Slower streams keep all of the window, faster ones
+/// the window's share of this many packets.
+pub const NACK_PACKETS_PER_SEC: u32 = 400;
+/// The most packets one stream's cache holds, whatever its window.
+pub const NACK_CACHE_MAX_PACKETS: usize = 256;
 
 /// The window for a round trip of `rtt`.
 pub fn nack_window(rtt: Duration) -> Duration {
     rtt.saturating_mul(NACK_RETRIES)
         .saturating_add(NACK_SLACK)
         .clamp(NACK_WINDOW_MIN, NACK_WINDOW_MAX)
+}
+
+/// The most packets a stream keeps for a `window`: str0m evicts by age and
+/// by this count, whichever comes first, and grows the cache only up to it
+/// (without it the cache grew towards the cap even for a short window).
+pub fn nack_cache_packets(window: Duration) -> usize {
+    let packets = (window.as_secs_f64() * f64::from(NACK_PACKETS_PER_SEC)).ceil() as usize;
+    packets.clamp(64, NACK_CACHE_MAX_PACKETS)
 }
 
 /// One peer's window, changed as its round trip is measured.
@@ -96,6 +110,14 @@ mod tests {
         assert_eq!(nack_window(ms(150)), ms(700));
         assert_eq!(nack_window(ms(400)), NACK_WINDOW_MAX);
         assert_eq!(nack_window(Duration::MAX), NACK_WINDOW_MAX);
+    }
+
+    #[test]
+    fn the_cache_holds_the_window_of_a_4_mbit_camera_within_its_bounds() {
+        assert_eq!(nack_cache_packets(NACK_WINDOW_MIN), 120);
+        assert_eq!(nack_cache_packets(ms(500)), 200);
+        assert_eq!(nack_cache_packets(NACK_WINDOW_MAX), NACK_CACHE_MAX_PACKETS);
+        assert_eq!(nack_cache_packets(ms(10)), 64);
     }
 
     #[test]

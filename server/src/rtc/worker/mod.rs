@@ -183,15 +183,6 @@ const MAX_IMMEDIATE_TIMEOUTS: u32 = 4096;
 /// counts, and the admin console's figures, which update every second).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Most packets kept per outgoing video stream to answer NACKs. The cache
-/// holds whatever was sent in the peer's window (`convene_sfu::nack`: 300
-/// ms to 1 s by its round trip), up to this cap (str0m grows it by
-/// doubling), about 430 bytes of str0m's per packet beside the shared
-/// payload. It is the largest part of a subscriber's memory: with a cap of
-/// 1024 and 1 s a 2.5 Mbit/s camera (~270 packets/s) filled 512 slots,
-/// ~225 KiB per subscriber (heaptrack, S1 at 60 subscribers). 256 packets
-/// are ~0.95 s of that camera and ~0.6 s at 4 Mbit/s.
-const NACK_CACHE_PACKETS: usize = 256;
 
 pub struct Worker {
     bwe: bool,

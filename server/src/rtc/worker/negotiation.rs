@@ -13,7 +13,7 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 
 use super::relay::{Relay, send_ctl};
 use super::state::{Origin, OutState, OutTrack, Slot, Sub, Track, forward_kind, kind_str};
-use super::{NACK_CACHE_PACKETS, Worker};
+use super::Worker;
 use crate::recording::recorder::RecEvent;
 use crate::rtc::TrackKey;
 use crate::rtc::notice::{MediaNotice, OfferedTrack, PublishedMid, Source};
@@ -637,9 +637,10 @@ pub(super) fn prepare_video_out(rtc: &mut str0m::Rtc, mid: Mid, nack_window: Dur
 }
 
 /// Sizes the cache of sent packets NACKs are answered from: what was sent
-/// in `window`, at most `NACK_CACHE_PACKETS` packets. It starts empty.
+/// in `window`, at most `convene_sfu::nack_cache_packets(window)` packets.
+/// It starts empty.
 pub(super) fn set_nack_cache(tx: &mut str0m::rtp::StreamTx, window: Duration) {
-    tx.set_rtx_cache(NACK_CACHE_PACKETS, window, Some(0.15));
+    tx.set_rtx_cache(convene_sfu::nack_cache_packets(window), window, Some(0.15));
 }
 
 impl Worker {
