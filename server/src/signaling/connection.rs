@@ -10,12 +10,15 @@ pub struct RtcQuery {
     token: Option<String>,
 }
 
-/// `GET /rtc`: upgrades to the signaling WebSocket.
-/// Read buffer of a signaling WebSocket (see `ws_handler`).
-const WS_READ_BUFFER: usize = 16 * 1024;
+/// Read buffer of a signaling WebSocket (see `ws_handler`): the size of
+/// one read from the socket (a larger message is assembled from several).
+/// tungstenite suggests 4 KiB where there are many connections that read
+/// little; each participant has one.
+const WS_READ_BUFFER: usize = 4 * 1024;
 /// Most queued messages written to a client with one flush.
 const WRITE_RUN: usize = 64;
 
+/// `GET /rtc`: upgrades to the signaling WebSocket.
 pub async fn ws_handler(
     State(sig): State<Arc<Signaling>>,
     Query(q): Query<RtcQuery>,
