@@ -183,7 +183,6 @@ const MAX_IMMEDIATE_TIMEOUTS: u32 = 4096;
 /// counts, and the admin console's figures, which update every second).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-
 pub struct Worker {
     bwe: bool,
     index: WorkerId,

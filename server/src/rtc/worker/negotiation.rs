@@ -11,9 +11,9 @@ use convene_sfu::{Fanout, Forwarder, KeyframeLimiter, LevelMeter};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 
+use super::Worker;
 use super::relay::{Relay, send_ctl};
 use super::state::{Origin, OutState, OutTrack, Slot, Sub, Track, forward_kind, kind_str};
-use super::Worker;
 use crate::recording::recorder::RecEvent;
 use crate::rtc::TrackKey;
 use crate::rtc::notice::{MediaNotice, OfferedTrack, PublishedMid, Source};
