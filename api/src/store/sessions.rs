@@ -179,7 +179,7 @@ impl Db {
     /// A draining cluster node hands a live session over to the node the
     /// room moves to: the media counted on this node so far is added to the
     /// session, which stays open (no `session_ended`); the other node's
-    /// room goes on with it ([`Db::open_session_of`]). The media it counts
+    /// room goes on with it ([`Db::handed_over_session_of`]). The media it counts
     /// there is added when the session ends.
     ///
     /// `running`: what ran at the move and goes on there
@@ -193,7 +193,7 @@ impl Db {
         on_pool!(&self.write, |c| sqlx::query(
             "UPDATE sessions SET packets_in = packets_in + $1, bytes_in = bytes_in + $2,
                     packets_out = packets_out + $3, bytes_out = bytes_out + $4,
-                    handed_over_recording = $6, handed_over_restreams = $7
+                    handed_over_recording = $6, handed_over_restreams = $7, handed_over_at = $8
              WHERE id = $5 AND ended_at IS NULL",
         )
         .bind(media.packets_in as i64)
@@ -203,6 +203,7 @@ impl Db {
         .bind(session_id)
         .bind(running.recording.as_deref())
         .bind(running.restreams.as_deref())
+        .bind(now())
         .execute(c)
         .await
         .map(crate::store::Done::from))?;
@@ -224,27 +225,31 @@ impl Db {
             recording,
             restreams,
         };
-        if taken != HandedOver::default() {
-            on_tx!(tx, |c| sqlx::query(
-                "UPDATE sessions SET handed_over_recording = NULL, handed_over_restreams = NULL
-                 WHERE id = $1",
-            )
-            .bind(session_id)
-            .execute(c)
-            .await
-            .map(crate::store::Done::from))?;
-        }
+        // Taken: another node does not take it over again.
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE sessions SET handed_over_recording = NULL, handed_over_restreams = NULL,
+                    handed_over_at = NULL
+             WHERE id = $1",
+        )
+        .bind(session_id)
+        .execute(c)
+        .await
+        .map(crate::store::Done::from))?;
         tx.commit().await?;
         Ok(taken)
     }
 
-    /// The room's open session, if any: its id and start (RFC 3339).
-    pub async fn open_session_of(
+    /// The room's open session that a draining node handed over and no
+    /// node has taken yet, if any: its id and start (RFC 3339). The open
+    /// session of a node that died is not one (see
+    /// [`Db::close_stale_session_of`]).
+    pub async fn handed_over_session_of(
         &self,
         room_id: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
         Ok(on_pool!(&self.write, |c| sqlx::query_as(
-            "SELECT id, started_at FROM sessions WHERE room_id = $1 AND ended_at IS NULL
+            "SELECT id, started_at FROM sessions
+             WHERE room_id = $1 AND ended_at IS NULL AND handed_over_at IS NOT NULL
              ORDER BY seq DESC LIMIT 1",
         )
         .bind(room_id)
@@ -369,14 +374,30 @@ impl Db {
         &self,
         live_rooms: &[String],
     ) -> Result<u64, StoreError> {
-        self.close_stale_sessions_where(|room| !live_rooms.iter().any(|r| r == room))
+        self.close_stale_sessions_where(|room, _| !live_rooms.iter().any(|r| r == room))
             .await
     }
 
-    /// Ends the open session of one room left by a node that is gone (a
-    /// cluster node placing the room again).
-    pub async fn close_stale_session_of(&self, room_id: &str) -> Result<u64, StoreError> {
-        self.close_stale_sessions_where(|room| room == room_id)
+    /// The newest session of a room (by its sequence number), open or not.
+    pub async fn latest_session_seq(&self, room_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(on_pool!(&self.write, |c| sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(seq) FROM sessions WHERE room_id = $1",
+        )
+        .bind(room_id)
+        .fetch_one(c)
+        .await)?)
+    }
+
+    /// Ends the open sessions of one room left by a node that is gone (a
+    /// cluster node placing the room again), those up to `up_to_seq` (read
+    /// before the room was placed: a session its new node starts after is
+    /// not stale).
+    pub async fn close_stale_session_of(
+        &self,
+        room_id: &str,
+        up_to_seq: i64,
+    ) -> Result<u64, StoreError> {
+        self.close_stale_sessions_where(|room, seq| room == room_id && seq <= up_to_seq)
             .await
     }
 
@@ -393,17 +414,17 @@ impl Db {
 
     async fn close_stale_sessions_where(
         &self,
-        stale: impl Fn(&str) -> bool,
+        stale: impl Fn(&str, i64) -> bool,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write.begin().await?;
-        let open_sessions: Vec<(String, String, String)> = on_tx!(tx, |c| sqlx::query_as(
-            "SELECT id, team_id, room_id FROM sessions WHERE ended_at IS NULL ORDER BY seq",
+        let open_sessions: Vec<(String, String, String, i64)> = on_tx!(tx, |c| sqlx::query_as(
+            "SELECT id, team_id, room_id, seq FROM sessions WHERE ended_at IS NULL ORDER BY seq",
         )
         .fetch_all(c)
         .await)?;
         let mut ended = 0;
-        for (session_id, team_id, room_id) in &open_sessions {
-            if !stale(room_id) {
+        for (session_id, team_id, room_id, seq) in &open_sessions {
+            if !stale(room_id, *seq) {
                 continue;
             }
             let open_participants: Vec<ParticipantEventRow> = on_tx!(tx, |c| {
@@ -492,6 +513,26 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_gone_nodes_session_ends_but_not_one_started_after_the_room_was_placed() {
+        let (_dir, db, team, room, stale) = crate::store::chat::tests::fixture().await;
+        let up_to = db.latest_session_seq(&room).await.unwrap().unwrap();
+        // The room's new node starts its session after the placement.
+        let fresh = db.start_session(&team, &room).await.unwrap();
+        assert_eq!(db.close_stale_session_of(&room, up_to).await.unwrap(), 1);
+        let ended = |id: String| {
+            let db = &db;
+            let team = &team;
+            async move { db.session(team, &id).await.unwrap().unwrap().ended_at.is_some() }
+        };
+        assert!(ended(stale).await);
+        assert!(!ended(fresh).await);
+        assert_eq!(
+            db.latest_session_seq("no-such-room").await.unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
     async fn a_handed_over_session_stays_open_and_keeps_both_nodes_media() {
         let (_dir, db, team, room, session) = crate::store::chat::tests::fixture().await;
         let media = |n: u64| SessionMedia {
@@ -504,13 +545,17 @@ mod tests {
             recording: Some("p-1".into()),
             restreams: Some("[]".into()),
         };
+        // Open but not handed over (its node may have died): not taken over.
+        assert!(db.handed_over_session_of(&room).await.unwrap().is_none());
         db.hand_over_session(&session, &media(10), &running)
             .await
             .unwrap();
-        let (open, _) = db.open_session_of(&room).await.unwrap().unwrap();
+        let (open, _) = db.handed_over_session_of(&room).await.unwrap().unwrap();
         assert_eq!(open, session);
-        // What ran at the move is taken once by the new node.
+        // What ran at the move is taken once by the new node, and the
+        // session is not offered to another node after.
         assert_eq!(db.take_handed_over(&session).await.unwrap(), running);
+        assert!(db.handed_over_session_of(&room).await.unwrap().is_none());
         assert_eq!(
             db.take_handed_over(&session).await.unwrap(),
             HandedOver::default()
@@ -528,7 +573,7 @@ mod tests {
             (row.packets_in, row.bytes_in, row.packets_out, row.bytes_out),
             (15, 15_000, 30, 30_000)
         );
-        assert!(db.open_session_of(&room).await.unwrap().is_none());
+        assert!(db.handed_over_session_of(&room).await.unwrap().is_none());
         // An ended session is handed over no more.
         db.hand_over_session(&session, &media(1), &HandedOver::default())
             .await

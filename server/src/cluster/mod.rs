@@ -456,6 +456,14 @@ impl Cluster {
             let Some((node, url)) = self.least_loaded(&nodes) else {
                 continue;
             };
+            // The room's sessions so far, read before it is placed: the
+            // open ones among them were left by the gone node (no live node
+            // holds the room), while one its new node starts after the swap
+            // is not stale and must not be ended with them.
+            let stale_up_to = match &sig {
+                Some(sig) => sig.db.latest_session_seq(room_id).await.unwrap_or(None),
+                None => None,
+            };
             if self.swap_placement(&key, now.as_deref(), &node).await? {
                 lock(&self.unplaced).remove(room_id);
                 if now.is_some() {
@@ -463,8 +471,10 @@ impl Cluster {
                 }
                 // The session the gone node left open ends here; the room
                 // starts a new one on its new node.
-                if let Some(sig) = &sig {
-                    match sig.db.close_stale_session_of(room_id).await {
+                if let Some(sig) = &sig
+                    && let Some(up_to) = stale_up_to
+                {
+                    match sig.db.close_stale_session_of(room_id, up_to).await {
                         Ok(0) => {}
                         Ok(n) => {
                             tracing::info!(room = %room_id, sessions = n, "ended the session a gone node left open")

@@ -238,7 +238,7 @@ impl RoomActor {
     /// cluster nothing is adopted: a node's open sessions are its own.
     async fn adopt_session(&self) -> Option<(String, Instant)> {
         self.sig.cluster()?;
-        let (id, started_at) = match self.sig.db.open_session_of(&self.room_id).await {
+        let (id, started_at) = match self.sig.db.handed_over_session_of(&self.room_id).await {
             Ok(Some(s)) => s,
             Ok(None) => return None,
             Err(e) => {
