@@ -835,6 +835,63 @@ pub(crate) async fn metric(s: &Server, name: &str) -> f64 {
     s.metric(name).await.unwrap_or(0.0)
 }
 
+/// A str0m participant's options for `room` through `s` (`via`: the node
+/// its `moved` named).
+fn span_opts(s: &Server, room: &str, token: String, via: Option<String>) -> ClientOptions {
+    ClientOptions {
+        ws_url: s.ws_url(),
+        room: Some(room.into()),
+        token: Some(token),
+        name: None,
+        publish: false,
+        media_ip: media_ip(),
+        resume: None,
+        tcp: false,
+        node_via: via,
+    }
+}
+
+/// Cat and Dan in a room that spans two nodes, each receiving the other.
+struct Spanned {
+    cat: Client,
+    dan: Client,
+    dan_token: String,
+    dan_joined: Value,
+}
+
+/// Cat joins `room` on its node `n1` and publishes; Dan reaches the other
+/// node `n2` (named `via`), is `moved` with `via`, joins through `n1`
+/// keeping his media on `n2`, and publishes. Each receives the other's
+/// camera and microphone.
+async fn cat_and_dan_span(n1: &Server, n2: &Server, room: &str, via: &str) -> Spanned {
+    let cat_token = room_token(n1, room, "Cat", "moderator").await;
+    let mut cat = Client::connect(span_opts(n1, room, cat_token, None)).await;
+    cat.wait_type("joined").await;
+    cat.publish();
+    cat.wait_type("answer").await;
+    let dan_token = room_token(n1, room, "Dan", "speaker").await;
+    let (ws, moved) = try_join(n2, room, &dan_token).await;
+    drop(ws);
+    assert_eq!(moved["type"], "moved", "{moved}");
+    assert_eq!(moved["via"], via, "{moved}");
+    let mut dan = Client::connect(span_opts(n1, room, dan_token.clone(), Some(via.into()))).await;
+    let dan_joined = dan.wait_type("joined").await;
+    dan.publish();
+    dan.wait_type("answer").await;
+    for (who, c) in [("Dan", &mut dan), ("Cat", &mut cat)] {
+        for kind in [MediaKind::Video, MediaKind::Audio] {
+            c.wait_rtp(kind, 20, Duration::from_secs(20)).await;
+        }
+        eprintln!("{who} receives the other's media");
+    }
+    Spanned {
+        cat,
+        dan,
+        dan_token,
+        dan_joined,
+    }
+}
+
 /// A room spans two nodes: Cat's peer is on the room's node, Dan's stays
 /// on the node he reached (`moved` names it `via`), and each receives the
 /// other's camera and microphone over the encrypted link between the
@@ -869,38 +926,12 @@ async fn cluster_a_room_spans_two_nodes_and_media_crosses_the_link() {
         .await
         .expect(200);
     // Both nodes are idle: the room goes to the first by name, n1.
-    let opts = |s: &Server, token: String, via: Option<String>| ClientOptions {
-        ws_url: s.ws_url(),
-        room: Some("span".into()),
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: via,
-    };
-    let cat_token = room_token(&n1, "span", "Cat", "moderator").await;
-    let mut cat = Client::connect(opts(&n1, cat_token, None)).await;
-    cat.wait_type("joined").await;
-    cat.publish();
-    cat.wait_type("answer").await;
-    // Dan reaches the other node, is moved, and joins with `via`.
-    let dan_token = room_token(&n1, "span", "Dan", "speaker").await;
-    let (ws, moved) = try_join(&n2, "span", &dan_token).await;
-    drop(ws);
-    assert_eq!(moved["type"], "moved", "{moved}");
-    assert_eq!(moved["via"], "n2", "{moved}");
-    let mut dan = Client::connect(opts(&n1, dan_token.clone(), Some("n2".into()))).await;
-    let joined = dan.wait_type("joined").await;
-    dan.publish();
-    dan.wait_type("answer").await;
-    for (who, c) in [("Dan", &mut dan), ("Cat", &mut cat)] {
-        for kind in [MediaKind::Video, MediaKind::Audio] {
-            c.wait_rtp(kind, 20, Duration::from_secs(20)).await;
-        }
-        eprintln!("{who} receives the other's media");
-    }
+    let Spanned {
+        cat: _cat,
+        mut dan,
+        dan_token,
+        dan_joined: joined,
+    } = cat_and_dan_span(&n1, &n2, "span", "n2").await;
     // Each node keeps one of the two peers: Dan's media did not go to the
     // room's node, and packets crossed the link.
     for n in [&n1, &n2] {
@@ -924,7 +955,7 @@ async fn cluster_a_room_spans_two_nodes_and_media_crosses_the_link() {
     dan.vanish();
     let mut dan = Client::connect(ClientOptions {
         resume: Some(resume),
-        ..opts(&n1, dan_token, Some("n2".into()))
+        ..span_opts(&n1, "span", dan_token, Some("n2".into()))
     })
     .await;
     dan.wait_type("joined").await;

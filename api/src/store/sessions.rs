@@ -380,7 +380,10 @@ impl Db {
 
     /// The newest session of a room (by its sequence number), open or not.
     pub async fn latest_session_seq(&self, room_id: &str) -> Result<Option<i64>, StoreError> {
-        Ok(on_pool!(&self.write, |c| sqlx::query_scalar::<_, Option<i64>>(
+        Ok(on_pool!(&self.write, |c| sqlx::query_scalar::<
+            _,
+            Option<i64>,
+        >(
             "SELECT MAX(seq) FROM sessions WHERE room_id = $1",
         )
         .bind(room_id)
@@ -417,11 +420,14 @@ impl Db {
         stale: impl Fn(&str, i64) -> bool,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write.begin().await?;
-        let open_sessions: Vec<(String, String, String, i64)> = on_tx!(tx, |c| sqlx::query_as(
+        let open_sessions: Vec<(String, String, String, i64)> =
+            on_tx!(tx, |c| {
+                sqlx::query_as(
             "SELECT id, team_id, room_id, seq FROM sessions WHERE ended_at IS NULL ORDER BY seq",
         )
         .fetch_all(c)
-        .await)?;
+        .await
+            })?;
         let mut ended = 0;
         for (session_id, team_id, room_id, seq) in &open_sessions {
             if !stale(room_id, *seq) {
@@ -522,14 +528,18 @@ mod tests {
         let ended = |id: String| {
             let db = &db;
             let team = &team;
-            async move { db.session(team, &id).await.unwrap().unwrap().ended_at.is_some() }
+            async move {
+                db.session(team, &id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .ended_at
+                    .is_some()
+            }
         };
         assert!(ended(stale).await);
         assert!(!ended(fresh).await);
-        assert_eq!(
-            db.latest_session_seq("no-such-room").await.unwrap(),
-            None
-        );
+        assert_eq!(db.latest_session_seq("no-such-room").await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -14,12 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use convene_tests::redis::Redis;
-use convene_tests::rtc_client::{Client, ClientOptions};
 use convene_tests::{Options, Server, binary, media_ip, pg};
 use serde_json::{Value, json};
-use str0m::media::MediaKind;
 
-use super::{eventually, live_count, metric, room_token, try_join};
+use super::{cat_and_dan_span, eventually, live_count, metric};
 
 fn packaging() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging")
@@ -242,37 +240,7 @@ async fn the_compose_files_two_nodes_form_a_cluster() {
         .post("/api/v1/rooms", json!({"friendly_url": "composed"}))
         .await
         .expect(200);
-    let opts = |s: &Server, token: String, via: Option<String>| ClientOptions {
-        ws_url: s.ws_url(),
-        room: Some("composed".into()),
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: via,
-    };
-    let cat_token = room_token(&n1, "composed", "Cat", "moderator").await;
-    let mut cat = Client::connect(opts(&n1, cat_token, None)).await;
-    cat.wait_type("joined").await;
-    cat.publish();
-    cat.wait_type("answer").await;
-    let dan_token = room_token(&n2, "composed", "Dan", "speaker").await;
-    let (ws, moved) = try_join(&n2, "composed", &dan_token).await;
-    drop(ws);
-    assert_eq!(moved["type"], "moved", "{moved}");
-    assert_eq!(moved["via"], "node-2", "{moved}");
-    let mut dan = Client::connect(opts(&n1, dan_token, Some("node-2".into()))).await;
-    dan.wait_type("joined").await;
-    dan.publish();
-    dan.wait_type("answer").await;
-    for c in [&mut dan, &mut cat] {
-        for kind in [MediaKind::Video, MediaKind::Audio] {
-            c.wait_rtp(kind, 20, std::time::Duration::from_secs(20))
-                .await;
-        }
-    }
+    let _spanned = cat_and_dan_span(&n1, &n2, "composed", "node-2").await;
     // Media on the file's ports, advertised on its public IP.
     assert_eq!(
         n1.media_addr().port().to_string(),
