@@ -420,14 +420,13 @@ impl Db {
         stale: impl Fn(&str, i64) -> bool,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write.begin().await?;
-        let open_sessions: Vec<(String, String, String, i64)> =
-            on_tx!(tx, |c| {
-                sqlx::query_as(
+        let open_sessions: Vec<(String, String, String, i64)> = on_tx!(tx, |c| {
+            sqlx::query_as(
             "SELECT id, team_id, room_id, seq FROM sessions WHERE ended_at IS NULL ORDER BY seq",
         )
         .fetch_all(c)
         .await
-            })?;
+        })?;
         let mut ended = 0;
         for (session_id, team_id, room_id, seq) in &open_sessions {
             if !stale(room_id, *seq) {
