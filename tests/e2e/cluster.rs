@@ -988,17 +988,7 @@ async fn cluster_drain_hands_back_the_peers_a_node_keeps_for_another_nodes_room(
         .post("/api/v1/rooms", json!({"friendly_url": "handback"}))
         .await
         .expect(200);
-    let opts = |token: String, via: Option<String>| ClientOptions {
-        ws_url: n1.ws_url(),
-        room: Some("handback".into()),
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: via,
-    };
+    let opts = |token: String, via: Option<String>| span_opts(&n1, "handback", token, via);
     let cat_token = room_token(&n1, "handback", "Cat", "moderator").await;
     let mut cat = Client::connect(opts(cat_token, None)).await;
     cat.wait_type("joined").await;

@@ -456,10 +456,8 @@ impl Cluster {
             let Some((node, url)) = self.least_loaded(&nodes) else {
                 continue;
             };
-            // The room's sessions so far, read before it is placed: the
-            // open ones among them were left by the gone node (no live node
-            // holds the room), while one its new node starts after the swap
-            // is not stale and must not be ended with them.
+            // Sessions up to here were left by the gone node; one the new
+            // node starts after the swap is not stale.
             let stale_up_to = match &sig {
                 Some(sig) => sig.db.latest_session_seq(room_id).await.unwrap_or(None),
                 None => None,
