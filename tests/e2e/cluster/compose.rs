@@ -6,8 +6,10 @@
 //! the image's entrypoint (the packaged configuration file). Only the
 //! database and Redis URLs point at the test's own PostgreSQL and Redis
 //! (the file's point at its own two services, which are checked to match).
-//! Images are not built or pulled: there is no Docker daemon or registry
-//! here; the Debian package the image installs is tested in `packaging`.
+//! The image's build context (the checkout less `.dockerignore`) is listed
+//! the way docker-compose lists it. Images are not built or pulled here:
+//! CI has no registry for the base images; the Debian package the image
+//! installs is tested in `packaging`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,6 +80,38 @@ fn resolve(env: &[(String, String)]) -> Value {
     let json = py.wait_with_output().unwrap();
     assert!(json.status.success());
     serde_json::from_slice(&json.stdout).unwrap()
+}
+
+/// The files of the image's build context (the checkout, less what
+/// `.dockerignore` leaves out), as docker-compose itself lists them
+/// (docker-py's `exclude_paths`), with their total size in bytes.
+fn build_context() -> (Vec<String>, u64) {
+    let root = packaging().join("..");
+    let out = Command::new("python3")
+        .current_dir(&root)
+        .args([
+            "-c",
+            "import json,os,sys\n\
+             from docker.utils.build import exclude_paths\n\
+             pats=[l.strip() for l in open('.dockerignore') if l.strip() and not l.startswith('#')]\n\
+             files=sorted(f for f in exclude_paths('.', pats) if os.path.isfile(f))\n\
+             json.dump({'files': files, 'bytes': sum(os.path.getsize(f) for f in files)}, sys.stdout)",
+        ])
+        .output()
+        .expect("python3 with docker-py (it comes with docker-compose)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    (files, v["bytes"].as_u64().unwrap())
 }
 
 /// The environment variables `convene serve` reads.
@@ -198,6 +232,33 @@ async fn the_compose_files_two_nodes_form_a_cluster() {
     ] {
         assert_ne!(nodes[0][k], nodes[1][k], "{k} is the same on both nodes");
     }
+
+    // `up --build` sends the checkout to the daemon: what the Dockerfile
+    // builds from is in it; this run's own build output (gigabytes under
+    // target/) and the deployment's passwords (compose.env) are not.
+    let (files, bytes) = build_context();
+    for needed in [
+        "Cargo.lock",
+        "Cargo.toml",
+        "server/src/main.rs",
+        "packaging/build-deb.sh",
+        "packaging/convene.toml",
+        "web/index.html",
+    ] {
+        assert!(
+            files.iter().any(|f| f == needed),
+            "{needed} not in the context"
+        );
+    }
+    let kept_out = |f: &&String| {
+        f.starts_with("target/")
+            || f.contains("/target/")
+            || f.starts_with(".git/")
+            || f.as_str() == "packaging/compose.env"
+    };
+    let leaked: Vec<&String> = files.iter().filter(kept_out).take(5).collect();
+    assert!(leaked.is_empty(), "in the build context: {leaked:?}");
+    assert!(bytes < 64 << 20, "the build context is {} MB", bytes >> 20);
 
     // Both nodes as their containers run them, on the test's engines.
     let redis = Redis::start();
