@@ -28,6 +28,17 @@ pub fn cluster() -> &'static Cluster {
 
 /// A fresh, empty database in the test cluster; returns its URL.
 pub fn fresh_database() -> String {
+    create_database(&[])
+}
+
+/// A fresh, empty database in `encoding` (with the C locale, as a host
+/// whose locale is C makes them); returns its URL.
+pub fn fresh_database_in(encoding: &str) -> String {
+    create_database(&["-E", encoding, "-T", "template0", "--locale=C"])
+}
+
+/// `createdb` with `options` and a name of its own; the database's URL.
+fn create_database(options: &[&str]) -> String {
     let c = cluster();
     let name = format!(
         "t{}_{}",
@@ -35,15 +46,9 @@ pub fn fresh_database() -> String {
         NEXT_DB.fetch_add(1, Ordering::Relaxed)
     );
     let out = Command::new(c.bin.join("createdb"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &c.port.to_string(),
-            "-U",
-            USER,
-            &name,
-        ])
+        .args(["-h", "127.0.0.1", "-p", &c.port.to_string(), "-U", USER])
+        .args(options)
+        .arg(&name)
         .env("PGPASSWORD", PASSWORD)
         .output()
         .expect("run createdb");

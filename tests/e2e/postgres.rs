@@ -149,6 +149,12 @@ async fn bad_database_urls_stop_the_start() {
             "refused the credentials",
         ),
         (c.url("no_such_database"), "does not exist"),
+        // A database made on a host whose locale is C: the migrations
+        // would fail half-way (the ICU collation needs UTF-8).
+        (
+            pg::fresh_database_in("SQL_ASCII"),
+            "uses the encoding SQL_ASCII; Convene needs UTF8",
+        ),
     ];
     for (url, expected) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -69,7 +69,7 @@ pub async fn open(options: &PgConnectOptions) -> Result<PgPool, StoreError> {
         options.get_database().unwrap_or("<default>"),
         options.get_username()
     );
-    let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options))
+    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options))
         .await
         .map_err(|_| {
             StoreError::Connect(format!(
@@ -78,6 +78,7 @@ pub async fn open(options: &PgConnectOptions) -> Result<PgPool, StoreError> {
             ))
         })?
         .map_err(|e| StoreError::Connect(describe(&e, &target)))?;
+    check_encoding(&mut conn, &target).await?;
     conn.close().await?;
     let pool = PgPoolOptions::new()
         .max_connections(POOL_SIZE)
@@ -87,6 +88,27 @@ pub async fn open(options: &PgConnectOptions) -> Result<PgPool, StoreError> {
         .map_err(|e| StoreError::Connect(describe(&e, &target)))?;
     PG_MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+/// The database must store UTF-8: names and messages come in every
+/// language, and case-insensitive names use an ICU collation, which
+/// PostgreSQL refuses in any other encoding. A database created on a host
+/// whose locale is C (`SQL_ASCII`) would otherwise fail half-way through
+/// the migrations with a message that does not say what to do.
+async fn check_encoding(conn: &mut PgConnection, target: &str) -> Result<(), StoreError> {
+    let encoding: String = sqlx::query_scalar(
+        "SELECT pg_encoding_to_char(encoding)::text FROM pg_database WHERE datname = current_database()",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if encoding == "UTF8" {
+        return Ok(());
+    }
+    Err(StoreError::Connect(format!(
+        "the database on PostgreSQL at {target} uses the encoding {encoding}; Convene needs UTF8. \
+         Create it with: CREATE DATABASE <name> OWNER <user> ENCODING 'UTF8' \
+         LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TEMPLATE template0"
+    )))
 }
 
 /// A connection error in the operator's terms.
