@@ -500,3 +500,58 @@ async fn chat_reactions_toggle_and_reach_late_joiners() {
     assert_eq!(err["code"], "FORBIDDEN");
     assert!(err["message"].as_str().unwrap().contains("Chat reactions"));
 }
+
+/// Participants admitted together (one burst: the catch-up records are read
+/// once for all of them) still each get their own view: the chat history
+/// for all, a draft poll only for the poll manager among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joiners_admitted_together_each_get_their_own_catch_up_state() {
+    let s = Server::start();
+    let api = live_room(&s, "rush", json!({"chat_enabled": true})).await;
+    let (_host, _) = join(&s, "rush", "Host", None).await;
+    api.post(
+        "/api/v1/rooms/rush/chat",
+        json!({"message": "before the rush"}),
+    )
+    .await
+    .expect(200);
+    let draft = api
+        .post(
+            "/api/v1/rooms/rush/polls",
+            json!({"question": "Ready?", "type": "single",
+                   "options": [{"label": "Yes"}, {"label": "No"}]}),
+        )
+        .await
+        .expect(200)
+        .body;
+    let draft_id = draft["id"].as_str().unwrap().to_string();
+
+    let mod_token = moderator_token(&api, "rush", "Mod").await;
+    let names: Vec<String> = (0..8).map(|i| format!("Guest {i}")).collect();
+    let mut joins = vec![join(&s, "rush", "Mod", Some(mod_token))];
+    for name in &names {
+        joins.push(join(&s, "rush", name, None));
+    }
+    let joined = futures::future::join_all(joins).await;
+    for (i, (mut c, _)) in joined.into_iter().enumerate() {
+        let state = wait_event(&mut c, "collab_state").await;
+        let chat: Vec<&str> = state["chat"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(chat, ["before the rush"], "joiner {i}");
+        let polls: Vec<&str> = state["polls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap())
+            .collect();
+        if i == 0 {
+            assert_eq!(polls, [draft_id.as_str()], "the moderator sees the draft");
+        } else {
+            assert!(polls.is_empty(), "joiner {i} sees a draft: {polls:?}");
+        }
+    }
+}

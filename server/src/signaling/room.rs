@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Signaling;
-use super::collab::{self, CollabMsg};
+use super::collab::{self, CollabMsg, CollabRecords};
 use super::outbox::Outbox;
 use super::wire::{LobbyEntry, ParticipantInfo, RoomInfo, ServerMsg, TrackInfo};
 use crate::rtc::{Command, RoomCounters, RoomCountersSnapshot, WorkerId};

@@ -305,13 +305,17 @@ impl RoomActor {
         drop(rows);
         // The tracks already published, asked of the media workers once for
         // the lot: the participants admitted here publish none yet.
-        let tracks = self.room_tracks().await;
-        let burst = admits.len();
-        let mut results = Vec::with_capacity(burst);
+        let burst = Burst {
+            tracks: self.room_tracks().await,
+            // The catch-up state's records, read once for the burst.
+            records: self.collab_records(&session_id).await,
+            session_id,
+            started,
+            size: admits.len(),
+        };
+        let mut results = Vec::with_capacity(burst.size);
         for (pid, req) in admits {
-            let result = self
-                .admitted(pid, req, &session_id, &tracks, started, burst)
-                .await;
+            let result = self.admitted(pid, req, &burst).await;
             results.push(result);
         }
         results
@@ -322,11 +326,9 @@ impl RoomActor {
         &mut self,
         pid: String,
         req: Box<JoinRequest>,
-        session_id: &str,
-        tracks: &HashMap<String, Vec<TrackInfo>>,
-        started: Instant,
-        burst: usize,
+        burst: &Burst,
     ) -> Result<Joined, (&'static str, String)> {
+        let session_id = burst.session_id.as_str();
         let member = Member {
             name: req.name.clone(),
             external_id: req.external_id.clone(),
@@ -351,7 +353,7 @@ impl RoomActor {
             tracing::error!(error = %e, "could not record a participant's breakout");
         }
         let me = self.participant_info(&pid, &member);
-        let others = self.others(tracks, &pid, member.breakout.as_deref());
+        let others = self.others(&burst.tracks, &pid, member.breakout.as_deref());
         let _ = member.out.try_send(ServerMsg::Joined {
             v: crate::signaling::wire::PROTOCOL_VERSION,
             participant: me.clone(),
@@ -398,8 +400,8 @@ impl RoomActor {
             name = %member.name,
             role = %member.role,
             session = %session_id,
-            admit_ms = started.elapsed().as_millis() as u64,
-            admitted_with = burst,
+            admit_ms = burst.started.elapsed().as_millis() as u64,
+            admitted_with = burst.size,
             "participant joined"
         );
         metrics::counter!("convene_participants_joined_total").increment(1);
@@ -410,7 +412,7 @@ impl RoomActor {
         self.resume_handed_over_restreams().await;
         // Catch-up state (chat history, Q&A, running polls...), queued
         // behind `joined` on the participant's outbound channel.
-        let state = self.collab_state(&pid, session_id).await;
+        let state = self.collab_state_from(&burst.records, &pid, session_id);
         self.tell(&pid, state);
         self.breakouts_catch_up(&pid);
         let worker = self.members.get(&pid).map_or(self.worker, |m| m.worker);
@@ -503,4 +505,17 @@ impl RoomActor {
             worker: snapshot.worker,
         })
     }
+}
+
+/// What the participants admitted together share.
+pub(super) struct Burst {
+    session_id: String,
+    /// The tracks already published (the admitted publish none yet).
+    tracks: HashMap<String, Vec<TrackInfo>>,
+    /// The stored part of the catch-up state.
+    records: CollabRecords,
+    /// When the burst's admission began.
+    started: Instant,
+    /// How many were admitted together.
+    size: usize,
 }
