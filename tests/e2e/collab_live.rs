@@ -28,6 +28,12 @@ async fn wait_event(c: &mut Client, ty: &str) -> Value {
     c.wait_signal(T, move |v| v["type"] == ty.as_str()).await
 }
 
+/// The string `field` of each item of the array `list`.
+fn strings<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    let items = list.as_array().expect("an array");
+    items.iter().map(|v| v[field].as_str().unwrap()).collect()
+}
+
 async fn wait_error(c: &mut Client) -> Value {
     c.wait_signal(T, |v| v["type"] == "error").await
 }
@@ -191,12 +197,7 @@ async fn chat_hands_and_reactions_in_the_room_and_over_rest() {
     // A late joiner gets the session's chat history.
     let (mut c, _) = join(&s, "talk", "Cat", None).await;
     let state = wait_event(&mut c, "collab_state").await;
-    let history: Vec<&str> = state["chat"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["message"].as_str().unwrap())
-        .collect();
+    let history = strings(&state["chat"], "message");
     assert_eq!(history, ["hello room", "from the backend"]);
 
     // Hands, in order, in the room and over REST.
@@ -535,19 +536,9 @@ async fn joiners_admitted_together_each_get_their_own_catch_up_state() {
     let joined = futures::future::join_all(joins).await;
     for (i, (mut c, _)) in joined.into_iter().enumerate() {
         let state = wait_event(&mut c, "collab_state").await;
-        let chat: Vec<&str> = state["chat"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["message"].as_str().unwrap())
-            .collect();
+        let chat = strings(&state["chat"], "message");
         assert_eq!(chat, ["before the rush"], "joiner {i}");
-        let polls: Vec<&str> = state["polls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["id"].as_str().unwrap())
-            .collect();
+        let polls = strings(&state["polls"], "id");
         if i == 0 {
             assert_eq!(polls, [draft_id.as_str()], "the moderator sees the draft");
         } else {
