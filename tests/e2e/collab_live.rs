@@ -502,9 +502,11 @@ async fn chat_reactions_toggle_and_reach_late_joiners() {
     assert!(err["message"].as_str().unwrap().contains("Chat reactions"));
 }
 
-/// Participants admitted together (one burst: the catch-up records are read
-/// once for all of them) still each get their own view: the chat history
-/// for all, a draft poll only for the poll manager among them.
+/// Participants who join at once (the room actor admits those queued
+/// together as one burst, reading the catch-up records once for all of
+/// them; how they fall into bursts is the scheduler's) still each get their
+/// own view: the chat history for all, a draft poll only for the poll
+/// manager among them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joiners_admitted_together_each_get_their_own_catch_up_state() {
     let s = Server::start();

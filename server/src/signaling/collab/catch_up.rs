@@ -4,8 +4,10 @@
 
 use std::time::Instant;
 
-use convene_api::domain::polls::PollStatus;
+use convene_api::domain::polls::{Poll, PollStatus};
+use convene_api::domain::quizzes::Quiz;
 use convene_api::live_events::LiveEvent;
+use convene_api::store::chat::ChatMessage;
 use convene_api::store::polls::Polls;
 use convene_api::store::questions::{Question, Questions};
 use convene_api::store::quizzes::Quizzes;
@@ -16,11 +18,11 @@ use crate::signaling::room::RoomActor;
 /// The stored records a catch-up state is made from
 /// ([`RoomActor::collab_records`]).
 pub struct CollabRecords {
-    chat: Vec<convene_api::store::chat::ChatMessage>,
+    chat: Vec<ChatMessage>,
     questions: Vec<Question>,
-    polls: Vec<convene_api::domain::polls::Poll>,
+    polls: Vec<Poll>,
     /// Running timed quizzes, with their deadlines.
-    quizzes: Vec<(convene_api::domain::quizzes::Quiz, Instant)>,
+    quizzes: Vec<(Quiz, Instant)>,
 }
 
 impl RoomActor {
