@@ -18,8 +18,14 @@
 
 use std::net::{SocketAddr, UdpSocket};
 
-/// Datagrams per system call (and the most queued before a flush).
+/// A batch this long is flushed before its next datagram to another
+/// destination (a run to one destination is not cut there: it can leave
+/// as one GSO send).
 pub const MAX_BATCH: usize = 64;
+
+/// The most datagrams queued before a flush, even inside a run to one
+/// destination (above the most one GSO send takes).
+pub const MAX_QUEUED: usize = 4 * MAX_BATCH;
 
 /// Most datagrams in one GSO send (the kernel's `UDP_MAX_SEGMENTS`).
 const MAX_GSO_SEGMENTS: usize = 64;
@@ -68,6 +74,13 @@ impl SendBatch {
 
     pub fn is_full(&self) -> bool {
         self.items.len() >= MAX_BATCH
+    }
+
+    /// Whether to flush before queueing a datagram to `to`: the batch is
+    /// full and `to` starts a new run (or it holds [`MAX_QUEUED`]).
+    pub fn flush_before(&self, to: SocketAddr) -> bool {
+        self.is_full()
+            && (self.items.len() >= MAX_QUEUED || self.items.last().is_some_and(|l| l.0 != to))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -393,6 +406,24 @@ mod tests {
         assert_eq!(gso_run_end(&big, 0), MAX_GSO_BYTES / 1200);
         let empty = vec![(to, Vec::new()), (to, Vec::new())];
         assert_eq!(gso_run_end(&empty, 0), 1);
+    }
+
+    #[test]
+    fn a_full_batch_is_flushed_between_runs_not_inside_one() {
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:10".parse().unwrap();
+        let mut batch = SendBatch::new();
+        for _ in 0..MAX_BATCH - 1 {
+            batch.push(a, vec![0; 10]);
+        }
+        assert!(!batch.flush_before(b), "not full yet");
+        batch.push(a, vec![0; 10]);
+        assert!(batch.flush_before(b), "full, and b starts a new run");
+        assert!(!batch.flush_before(a), "full, but a continues the run");
+        while batch.items.len() < MAX_QUEUED {
+            batch.push(a, vec![0; 10]);
+        }
+        assert!(batch.flush_before(a), "the hard limit cuts even a run");
     }
 
     #[test]

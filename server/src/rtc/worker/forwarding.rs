@@ -12,9 +12,10 @@ use convene_sfu::{
 };
 use str0m::bwe::Bitrate;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+use str0m::rtp::RtpPacket;
 
 use super::Worker;
+use super::copies::Copies;
 use super::relay::{Relay, RelayedRtp, send_ctl};
 use super::state::{
     Origin, OutState, Outgoing, PeerTable, Room, RoomRecorder, Slot, Sub, Track, capture_time,
@@ -134,11 +135,10 @@ impl Worker {
             kind,
             &mut self.peers,
             &self.counters,
-            &mut self.dirty,
+            &mut self.copies,
             &mut self.scratch_sends,
             &out,
             Some(slot),
-            now,
         );
         if need_keyframe {
             self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, false);
@@ -166,11 +166,10 @@ impl Worker {
             kind,
             &mut self.peers,
             &self.counters,
-            &mut self.dirty,
+            &mut self.copies,
             &mut self.scratch_sends,
             &r.pkt,
             None,
-            now,
         );
         if need_keyframe {
             self.request_keyframe(&r.room, r.pkt.key, KeyframeRequestKind::Pli, now, false);
@@ -516,7 +515,9 @@ fn relay_keyframe(
 }
 
 /// Fans a packet of a `kind` track out to the room's recorder and every
-/// local subscriber of the track (but `except`, its publisher). Returns
+/// local subscriber of the track (but `except`, its publisher): the
+/// subscribers' copies are queued in `copies`, written at the end of the
+/// turn (`copies.rs`). Returns
 /// whether a forwarder needs a keyframe of the track. A free function over
 /// the worker's parts, so the caller's room borrow serves it (the room is
 /// found once per packet).
@@ -526,11 +527,10 @@ fn fan_out(
     kind: MediaKind,
     peers: &mut PeerTable,
     counters: &MediaCounters,
-    dirty: &mut Vec<Slot>,
+    copies: &mut Copies,
     sends: &mut Vec<(Sub, u64, u32)>,
     out: &Outgoing,
     except: Option<Slot>,
-    now: Instant,
 ) -> bool {
     use std::sync::atomic::Ordering::Relaxed;
     let key = out.key;
@@ -572,7 +572,8 @@ fn fan_out(
     // Decided in the sfu crate for the track's subscribers; applied here.
     let count = track.fanout.decide(view, sends);
     need_keyframe |= count.keyframe_needed;
-    let mut sent = 0u64;
+    // The packet, kept once for all its copies (at the first).
+    let mut packet = None;
     for &((s, i), seq, ts) in sends.iter() {
         if Some(s) == except {
             continue;
@@ -603,27 +604,9 @@ fn fan_out(
                 pt
             }
         };
-        let out_mid = o.mid;
-        let ext = ExtensionValues {
-            audio_level: out.audio_level,
-            voice_activity: out.voice_activity,
-            ..Default::default()
-        };
-        let mut api = sub.rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
-            continue;
-        };
-        tx.write_rtp(
-            RtpWrite::new(pt, SeqNo::from(seq), ts, now, out.payload.clone())
-                .marker(view.marker)
-                .nackable(nackable)
-                .ext_vals(ext),
-        );
-        sent += 1;
-        if !sub.dirty {
-            sub.dirty = true;
-            dirty.push(s);
-        }
+        let mid = o.mid;
+        let packet = *packet.get_or_insert_with(|| copies.packet(out));
+        copies.push(s, sub, mid, pt, seq, ts, nackable, packet);
     }
     // The counters once per packet, not once per copy.
     if count.dropped > 0 {
@@ -633,13 +616,6 @@ fn fan_out(
         room.counters
             .rtp_dropped
             .fetch_add(count.dropped as u64, Relaxed);
-    }
-    if sent > 0 {
-        let bytes = sent * out.payload.len() as u64;
-        counters.rtp_forwarded.fetch_add(sent, Relaxed);
-        counters.rtp_bytes_forwarded.fetch_add(bytes, Relaxed);
-        room.counters.rtp_forwarded.fetch_add(sent, Relaxed);
-        room.counters.bytes_forwarded.fetch_add(bytes, Relaxed);
     }
     need_keyframe
 }

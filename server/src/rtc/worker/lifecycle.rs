@@ -115,6 +115,7 @@ impl Worker {
                 parked: Vec::new(),
                 next_timeout: None,
                 dirty: false,
+                copies: None,
                 offered_sources: HashMap::new(),
                 published: HashMap::new(),
                 ssrcs: HashMap::new(),

@@ -26,6 +26,7 @@
 //! that cannot renegotiate is shown) and `relay` (rooms held by several
 //! workers).
 
+mod copies;
 mod forwarding;
 mod lifecycle;
 mod negotiation;
@@ -219,6 +220,8 @@ pub struct Worker {
     rtp_queue: Vec<(Slot, RtpPacket)>,
     /// Slots that need polling.
     dirty: Vec<Slot>,
+    /// The turn's forwarded copies, written subscriber by subscriber.
+    copies: copies::Copies,
     last_speaker_tick: Instant,
     last_housekeeping: Instant,
     /// Scratch space of the housekeeping passes (kept to avoid allocating).
@@ -311,6 +314,7 @@ pub fn run(setup: WorkerSetup) {
         relay_rooms: setup.relay_rooms,
         rtp_queue: Vec::with_capacity(64),
         dirty: Vec::with_capacity(64),
+        copies: copies::Copies::default(),
         last_speaker_tick: Instant::now(),
         last_housekeeping: Instant::now(),
         scratch_demands: Vec::new(),
@@ -379,7 +383,7 @@ pub fn run(setup: WorkerSetup) {
 
 impl Worker {
     fn next_deadline(&self, now: Instant) -> Instant {
-        if !self.dirty.is_empty() || !self.rtp_queue.is_empty() {
+        if !self.dirty.is_empty() || !self.rtp_queue.is_empty() || !self.copies.is_empty() {
             return now;
         }
         let mut t = now + Duration::from_millis(100);
@@ -443,7 +447,9 @@ impl Worker {
             }
         }
         let mut rounds = 0;
-        while !(self.dirty.is_empty() && self.rtp_queue.is_empty()) && rounds < 16 {
+        while !(self.dirty.is_empty() && self.rtp_queue.is_empty() && self.copies.is_empty())
+            && rounds < 16
+        {
             rounds += 1;
             // Peers marked while this batch is polled land in a fresh list.
             let mut batch = std::mem::take(&mut self.dirty);
@@ -459,6 +465,8 @@ impl Worker {
             }
             queue.clear();
             self.rtp_queue = queue;
+            // The copies decided above, and any relayed in before the turn.
+            self.write_copies(now);
             if self.dirty.is_empty() {
                 batch.clear();
                 self.dirty = batch;
@@ -530,10 +538,10 @@ impl Worker {
                             tracing::trace!(dest = %t.destination, "send failed");
                         }
                     } else {
-                        self.batch.push(t.destination, t.contents.into());
-                        if self.batch.is_full() {
+                        if self.batch.flush_before(t.destination) {
                             self.flush_sends();
                         }
+                        self.batch.push(t.destination, t.contents.into());
                     }
                 }
                 Ok(Output::Event(e)) => self.on_event(slot, e, now),

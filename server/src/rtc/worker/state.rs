@@ -237,6 +237,8 @@ pub(super) struct Peer {
     /// (`None`: no entry; the next poll arms one).
     pub(super) next_timeout: Option<Instant>,
     pub(super) dirty: bool,
+    /// This turn's copies for it, not yet written (`copies.rs`).
+    pub(super) copies: super::copies::CopyList,
     /// Sources declared for mids in the latest client offer.
     pub(super) offered_sources: HashMap<String, Source>,
     /// Published tracks by mid.
