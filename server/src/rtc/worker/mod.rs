@@ -21,7 +21,8 @@
 //! dispatch of str0m events and signaling commands. The rest, one job a file:
 //! `state` (tracks, peers, rooms), `lifecycle` (peers built and torn down),
 //! `negotiation` (offers, answers, publish/unpublish, mute), `forwarding`
-//! (fan-out, keyframes, layer allocation, speakers), `receive` (a datagram
+//! (fan-out, keyframes, layer allocation, speakers), `copies` (the turn's
+//! copies written subscriber by subscriber), `receive` (a datagram
 //! to its peer's str0m), `viewers` (what a viewer
 //! that cannot renegotiate is shown) and `relay` (rooms held by several
 //! workers).
@@ -325,6 +326,12 @@ pub fn run(setup: WorkerSetup) {
         dtls_cert: None,
         stats: stats::PeerStatsBook::new(setup.peer_stats),
     };
+    // The certificate is made now, not at the first join: it is that
+    // join's wait otherwise, and aws-lc's first random bytes in the process
+    // seed its generator from CPU jitter (~25 ms on the benchmark machine,
+    // `tree_jitter_initialize`), which landed in the first joins of a
+    // storm after a restart.
+    let _ = w.dtls_cert(Instant::now());
     let datagrams = setup.datagrams;
     let commands = setup.commands;
     let stop = setup.stop;
