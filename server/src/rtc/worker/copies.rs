@@ -77,12 +77,13 @@ impl Copies {
         (self.packets.len() - 1) as u32
     }
 
-    /// Queues a copy of `packet` for the subscriber `peer` (in `sub`).
+    /// Queues a copy of `packet` for the subscriber in `sub`, whose list
+    /// (its peer's `copies`) is `list`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn push(
         &mut self,
         sub: Slot,
-        peer: &mut Peer,
+        list: &mut CopyList,
         mid: Mid,
         pt: Pt,
         seq: u64,
@@ -100,7 +101,7 @@ impl Copies {
             packet,
             next: END,
         });
-        peer.copies = match peer.copies {
+        *list = match *list {
             Some((first, last)) => {
                 self.items[last as usize].next = at;
                 Some((first, at))
@@ -113,6 +114,52 @@ impl Copies {
     }
 }
 
+/// Up to [`CHUNK`] copies taken off the front of a subscriber's list.
+struct Chunk<'a> {
+    items: &'a [Queued],
+    at: u32,
+    left: usize,
+}
+
+impl<'a> Iterator for Chunk<'a> {
+    type Item = &'a Queued;
+
+    fn next(&mut self) -> Option<&'a Queued> {
+        if self.left == 0 {
+            return None;
+        }
+        let c = self.items.get(self.at as usize)?;
+        self.at = c.next;
+        self.left -= 1;
+        Some(c)
+    }
+}
+
+/// Takes the next [`CHUNK`] copies (fewer at the end) off `list`, in the
+/// order they were queued; the list keeps the rest (`None` once empty).
+fn take_chunk<'a>(list: &mut CopyList, items: &'a [Queued]) -> Chunk<'a> {
+    let Some((first, last)) = list.take() else {
+        return Chunk {
+            items,
+            at: END,
+            left: 0,
+        };
+    };
+    let (mut at, mut n) = (first, 0);
+    while n < CHUNK && at != END {
+        n += 1;
+        at = items.get(at as usize).map_or(END, |c| c.next);
+    }
+    if at != END {
+        *list = Some((at, last));
+    }
+    Chunk {
+        items,
+        at: first,
+        left: n,
+    }
+}
+
 /// What one chunk of a subscriber's copies came to.
 struct Written {
     copies: u64,
@@ -121,47 +168,36 @@ struct Written {
     more: bool,
 }
 
-/// Writes up to [`CHUNK`] of `peer`'s queued copies into its str0m.
+/// Writes the next chunk of `peer`'s queued copies into its str0m.
 fn write_chunk(peer: &mut Peer, items: &[Queued], packets: &[Outgoing], now: Instant) -> Written {
     let mut w = Written {
         copies: 0,
         bytes: 0,
         more: false,
     };
-    let Some((mut at, last)) = peer.copies.take() else {
-        return w;
-    };
-    for n in 1..=CHUNK {
-        let Some(c) = items.get(at as usize).copied() else {
-            break;
+    for c in take_chunk(&mut peer.copies, items) {
+        let Some(out) = packets.get(c.packet as usize) else {
+            continue;
         };
-        if let Some(out) = packets.get(c.packet as usize) {
-            let mut api = peer.rtc.direct_api();
-            if let Some(tx) = api.stream_tx_by_mid(c.mid, None) {
-                let ext = ExtensionValues {
-                    audio_level: out.audio_level,
-                    voice_activity: out.voice_activity,
-                    ..Default::default()
-                };
-                tx.write_rtp(
-                    RtpWrite::new(c.pt, SeqNo::from(c.seq), c.ts, now, out.payload.clone())
-                        .marker(out.view.marker)
-                        .nackable(c.nackable)
-                        .ext_vals(ext),
-                );
-                w.copies += 1;
-                w.bytes += out.payload.len() as u64;
-            }
-        }
-        if c.next == END {
-            break;
-        }
-        at = c.next;
-        if n == CHUNK {
-            peer.copies = Some((at, last));
-            w.more = true;
-        }
+        let mut api = peer.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(c.mid, None) else {
+            continue;
+        };
+        let ext = ExtensionValues {
+            audio_level: out.audio_level,
+            voice_activity: out.voice_activity,
+            ..Default::default()
+        };
+        tx.write_rtp(
+            RtpWrite::new(c.pt, SeqNo::from(c.seq), c.ts, now, out.payload.clone())
+                .marker(out.view.marker)
+                .nackable(c.nackable)
+                .ext_vals(ext),
+        );
+        w.copies += 1;
+        w.bytes += out.payload.len() as u64;
     }
+    w.more = peer.copies.is_some();
     w
 }
 
@@ -204,5 +240,78 @@ impl Worker {
             self.copies.items.clear();
             self.copies.packets.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::PeerTable;
+    use super::*;
+
+    fn copy(copies: &mut Copies, sub: Slot, list: &mut CopyList, seq: u64) {
+        copies.push(sub, list, Mid::from("1"), Pt::from(96), seq, 0, true, 0);
+    }
+
+    /// Three subscribers get copies of 40 packets interleaved, as a turn's
+    /// fan-out queues them (the second only every other packet): each
+    /// list gives back its own copies in packet order, a chunk at a time,
+    /// and the subscribers come in the order of their first copy.
+    #[test]
+    fn each_subscribers_copies_come_back_in_packet_order_a_chunk_at_a_time() {
+        let mut table = PeerTable::default();
+        let (a, b, c) = (table.reserve(), table.reserve(), table.reserve());
+        let mut copies = Copies::default();
+        let (mut la, mut lb, mut lc) = (None, None, None);
+        for seq in 0..40u64 {
+            copy(&mut copies, c, &mut lc, seq);
+            if seq % 2 == 1 {
+                copy(&mut copies, b, &mut lb, seq);
+            }
+            copy(&mut copies, a, &mut la, seq);
+        }
+        assert_eq!(copies.subs, vec![c, a, b]);
+        let drain = |list: &mut CopyList| {
+            let mut chunks = Vec::new();
+            while list.is_some() {
+                let chunk: Vec<u64> = take_chunk(list, &copies.items).map(|q| q.seq).collect();
+                assert!(!chunk.is_empty() && chunk.len() <= CHUNK);
+                chunks.push(chunk);
+            }
+            chunks
+        };
+        let all: Vec<u64> = (0..40).collect();
+        let odd: Vec<u64> = (0..40).filter(|s| s % 2 == 1).collect();
+        for (list, want) in [(&mut la, &all), (&mut lc, &all)] {
+            let chunks = drain(list);
+            assert_eq!(
+                chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+                vec![CHUNK, CHUNK, 40 - 2 * CHUNK]
+            );
+            assert_eq!(&chunks.concat(), want);
+        }
+        let chunks = drain(&mut lb);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![CHUNK, 4]
+        );
+        assert_eq!(chunks.concat(), odd);
+        // An empty list gives an empty chunk and stays empty.
+        let mut none: CopyList = None;
+        assert_eq!(take_chunk(&mut none, &copies.items).count(), 0);
+        assert!(none.is_none());
+    }
+
+    /// A list of exactly one chunk is emptied by it (no empty chunk after).
+    #[test]
+    fn a_list_of_exactly_one_chunk_is_done_after_it() {
+        let mut table = PeerTable::default();
+        let a = table.reserve();
+        let mut copies = Copies::default();
+        let mut list = None;
+        for seq in 0..CHUNK as u64 {
+            copy(&mut copies, a, &mut list, seq);
+        }
+        assert_eq!(take_chunk(&mut list, &copies.items).count(), CHUNK);
+        assert!(list.is_none());
     }
 }

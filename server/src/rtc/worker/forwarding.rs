@@ -606,7 +606,7 @@ fn fan_out(
         };
         let mid = o.mid;
         let packet = *packet.get_or_insert_with(|| copies.packet(out));
-        copies.push(s, sub, mid, pt, seq, ts, nackable, packet);
+        copies.push(s, &mut sub.copies, mid, pt, seq, ts, nackable, packet);
     }
     // The counters once per packet, not once per copy.
     if count.dropped > 0 {
