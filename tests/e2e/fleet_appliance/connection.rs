@@ -1,8 +1,6 @@
 //! Enrollment, the connection, heartbeats, offline/online, alerts, the
 //! device credential, reconnection.
 
-use std::time::{Duration, Instant};
-
 use futures::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -236,11 +234,12 @@ async fn the_device_socket_needs_the_device_credential() {
     // Temperature above --fleet-alert-temperature (50): an alert; back
     // under it: cleared.
     let active = admin
-        .get(&format!("/alerts?status=active&device={id}"))
-        .await
-        .expect(200)
-        .body;
-    assert_eq!(active["total"], 1, "{active}");
+        .wait_alerts(
+            &format!("status=active&device={id}"),
+            1,
+            "the temperature alert was never raised",
+        )
+        .await;
     let a = &active["alerts"][0];
     assert_eq!(
         (a["type"].as_str(), a["severity"].as_str()),
@@ -257,22 +256,13 @@ async fn the_device_socket_needs_the_device_credential() {
         ))
         .await
         .unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let l = admin
-            .get(&format!("/alerts?status=cleared&device={id}"))
-            .await
-            .expect(200)
-            .body;
-        if l["total"] == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the temperature alert never cleared: {l}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    admin
+        .wait_alerts(
+            &format!("status=cleared&device={id}"),
+            1,
+            "the temperature alert never cleared",
+        )
+        .await;
 
     // A second connection replaces the first (one connection per device).
     let mut second = device_socket(&s, Some(id), Some(cred)).await.unwrap();

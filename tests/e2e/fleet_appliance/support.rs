@@ -98,6 +98,21 @@ impl Fleet {
         }
     }
 
+    /// Polls `/alerts?{query}` until it lists `n`; returns the list. A
+    /// heartbeat's figures are stored before its alerts are evaluated, so
+    /// an alert can show a moment after the figures that raise it.
+    pub(super) async fn wait_alerts(&self, query: &str, n: u64, what: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let l = self.get(&format!("/alerts?{query}")).await.expect(200).body;
+            if l["total"] == n {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "{what}: {l}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls the device list until `n` devices are listed; returns them.
     pub(super) async fn wait_devices(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + WAIT;
