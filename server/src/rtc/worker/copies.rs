@@ -39,14 +39,21 @@ pub(super) const CHUNK: usize = 16;
 /// No next copy (the end of a subscriber's list).
 const END: u32 = u32::MAX;
 
-/// One copy waiting to be written.
+/// One subscriber's copy of a packet, as the fan-out decided it: where it
+/// goes in the subscriber's str0m and its rewritten numbering.
+#[derive(Clone, Copy)]
+pub(super) struct CopyPlan {
+    pub(super) mid: Mid,
+    pub(super) pt: Pt,
+    pub(super) seq: u64,
+    pub(super) ts: u32,
+    pub(super) nackable: bool,
+}
+
+/// A copy waiting to be written.
 #[derive(Clone, Copy)]
 struct Queued {
-    mid: Mid,
-    pt: Pt,
-    seq: u64,
-    ts: u32,
-    nackable: bool,
+    copy: CopyPlan,
     /// The packet, an index into `Copies::packets`.
     packet: u32,
     /// The subscriber's next copy (`END`: none).
@@ -79,25 +86,10 @@ impl Copies {
 
     /// Queues a copy of `packet` for the subscriber in `sub`, whose list
     /// (its peer's `copies`) is `list`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn push(
-        &mut self,
-        sub: Slot,
-        list: &mut CopyList,
-        mid: Mid,
-        pt: Pt,
-        seq: u64,
-        ts: u32,
-        nackable: bool,
-        packet: u32,
-    ) {
+    pub(super) fn push(&mut self, sub: Slot, list: &mut CopyList, copy: CopyPlan, packet: u32) {
         let at = self.items.len() as u32;
         self.items.push(Queued {
-            mid,
-            pt,
-            seq,
-            ts,
-            nackable,
+            copy,
             packet,
             next: END,
         });
@@ -175,10 +167,11 @@ fn write_chunk(peer: &mut Peer, items: &[Queued], packets: &[Outgoing], now: Ins
         bytes: 0,
         more: false,
     };
-    for c in take_chunk(&mut peer.copies, items) {
-        let Some(out) = packets.get(c.packet as usize) else {
+    for q in take_chunk(&mut peer.copies, items) {
+        let Some(out) = packets.get(q.packet as usize) else {
             continue;
         };
+        let c = &q.copy;
         let mut api = peer.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(c.mid, None) else {
             continue;
@@ -249,7 +242,14 @@ mod tests {
     use super::*;
 
     fn copy(copies: &mut Copies, sub: Slot, list: &mut CopyList, seq: u64) {
-        copies.push(sub, list, Mid::from("1"), Pt::from(96), seq, 0, true, 0);
+        let c = CopyPlan {
+            mid: Mid::from("1"),
+            pt: Pt::from(96),
+            seq,
+            ts: 0,
+            nackable: true,
+        };
+        copies.push(sub, list, c, 0);
     }
 
     /// Three subscribers get copies of 40 packets interleaved, as a turn's
@@ -273,7 +273,9 @@ mod tests {
         let drain = |list: &mut CopyList| {
             let mut chunks = Vec::new();
             while list.is_some() {
-                let chunk: Vec<u64> = take_chunk(list, &copies.items).map(|q| q.seq).collect();
+                let chunk: Vec<u64> = take_chunk(list, &copies.items)
+                    .map(|q| q.copy.seq)
+                    .collect();
                 assert!(!chunk.is_empty() && chunk.len() <= CHUNK);
                 chunks.push(chunk);
             }

@@ -15,7 +15,7 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::RtpPacket;
 
 use super::Worker;
-use super::copies::Copies;
+use super::copies::{Copies, CopyPlan};
 use super::relay::{Relay, RelayedRtp, send_ctl};
 use super::state::{
     Origin, OutState, Outgoing, PeerTable, Room, RoomRecorder, Slot, Sub, Track, capture_time,
@@ -604,9 +604,15 @@ fn fan_out(
                 pt
             }
         };
-        let mid = o.mid;
+        let copy = CopyPlan {
+            mid: o.mid,
+            pt,
+            seq,
+            ts,
+            nackable,
+        };
         let packet = *packet.get_or_insert_with(|| copies.packet(out));
-        copies.push(s, &mut sub.copies, mid, pt, seq, ts, nackable, packet);
+        copies.push(s, &mut sub.copies, copy, packet);
     }
     // The counters once per packet, not once per copy.
     if count.dropped > 0 {
