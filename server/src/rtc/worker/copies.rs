@@ -227,7 +227,8 @@ impl Worker {
         subs.clear();
         // Nothing queues copies while they are written (polling a peer
         // only queues its incoming RTP for the next round), so every list
-        // has been consumed; the check keeps any that were not valid.
+        // has been consumed and the vectors start over; should a copy ever
+        // be queued meanwhile, they are kept until its list is written.
         if self.copies.subs.is_empty() {
             self.copies.subs = subs;
             self.copies.items.clear();
