@@ -2,13 +2,14 @@
 //!
 //! One incoming packet fans out to every subscriber of the room, so a turn
 //! of the worker loop produces many datagrams at once. They are queued here
-//! and leave in one `sendmmsg(2)` per [`MAX_BATCH`] (Linux), not one
-//! `sendto(2)` each. The worker flushes at the end of every turn, so
-//! batching adds no waiting, only fewer system calls.
+//! and leave in `sendmmsg(2)` calls (Linux), not one `sendto(2)` each: the
+//! worker flushes once [`MAX_BATCH`] are queued, at the start of the next
+//! run to another destination ([`SendBatch::flush_before`]), and at the end
+//! of every turn, so batching adds no waiting, only fewer system calls.
 //!
 //! Datagrams to one destination that follow each other in the queue (the
-//! packets of a frame to one subscriber, when a busy worker polls a peer
-//! after several packets were written to it) and have the same size (the
+//! packets of a frame to one subscriber: the worker writes a turn's copies
+//! subscriber by subscriber, `worker/copies.rs`) and have the same size (the
 //! last may be shorter) leave as one UDP GSO send (`UDP_SEGMENT`): one
 //! `sendmsg(2)` whose buffer the kernel cuts into the datagrams. On this
 //! machine that halves the kernel's cost per datagram (`convene-load
