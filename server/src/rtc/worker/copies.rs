@@ -34,7 +34,7 @@ use super::state::{Outgoing, Peer, Slot};
 
 /// A subscriber is polled after this many copies written into its str0m.
 /// A delta frame of a 2.5 Mbit/s camera is ~9 packets, a keyframe ~43.
-pub(super) const CHUNK: usize = 16;
+const CHUNK: usize = 16;
 
 /// No next copy (the end of a subscriber's list).
 const END: u32 = u32::MAX;
