@@ -18,6 +18,26 @@ use super::{DTLS_CERT_LIFETIME, NewPeer, STATS_INTERVAL, Worker};
 use crate::rtc::TrackKey;
 use crate::rtc::notice::MediaNotice;
 
+/// How every peer connection of a worker is configured (ICE-lite, RTP
+/// mode, the codecs it forwards, str0m's estimator when `bwe`); the
+/// worker adds the peer's ICE credentials and its DTLS certificate.
+pub(super) fn peer_config(bwe: bool) -> str0m::RtcConfig {
+    Rtc::builder()
+        .set_crypto_provider(crate::rtc::dtls::provider())
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .enable_bwe(bwe.then(|| Bitrate::kbps(1500)))
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_vp9(true)
+        .enable_h264(true)
+        .enable_av1(true)
+        .set_send_buffer_video(1000)
+        // Egress stats carry the NACK counts for the metrics.
+        .set_stats_interval(Some(STATS_INTERVAL))
+}
+
 impl Worker {
     /// The DTLS certificate for a new peer: one per worker, remade after
     /// [`DTLS_CERT_LIFETIME`]. Making one (a P-256 key pair, a self-signed
@@ -48,28 +68,14 @@ impl Worker {
         }
         let now = Instant::now();
         let IceCreds { ufrag, pass } = ice_credentials(self.index);
-        let mut config = Rtc::builder().set_crypto_provider(crate::rtc::dtls::provider());
+        let mut config = peer_config(self.bwe).set_local_ice_credentials(IceCreds {
+            ufrag: ufrag.clone(),
+            pass,
+        });
         if let Some(cert) = self.dtls_cert(now) {
             config = config.set_dtls_cert(cert);
         }
-        let mut rtc = config
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .set_local_ice_credentials(IceCreds {
-                ufrag: ufrag.clone(),
-                pass,
-            })
-            .enable_bwe(self.bwe.then(|| Bitrate::kbps(1500)))
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .enable_vp9(true)
-            .enable_h264(true)
-            .enable_av1(true)
-            .set_send_buffer_video(1000)
-            // Egress stats carry the NACK counts for the metrics.
-            .set_stats_interval(Some(STATS_INTERVAL))
-            .build(now);
+        let mut rtc = config.build(now);
         rtc.add_local_candidate(self.candidate.clone());
         if let Some(c) = &self.tcp_candidate {
             rtc.add_local_candidate(c.clone());
@@ -124,6 +130,7 @@ impl Worker {
                 ice_state: IceConnectionState::New,
                 joined_at: now,
                 connected_logged: false,
+                keys_ready: false,
                 lost_since: None,
                 bwe: None,
                 levels: LevelMeter::default(),

@@ -27,6 +27,8 @@
 //! that cannot renegotiate is shown) and `relay` (rooms held by several
 //! workers).
 
+#[cfg(test)]
+mod connect_tests;
 mod copies;
 mod forwarding;
 mod lifecycle;
@@ -388,6 +390,21 @@ pub fn run(setup: WorkerSetup) {
     tracing::debug!(worker = %w.index, "media worker stopped");
 }
 
+/// Whether a peer's poll serves the timeout `t` str0m asked for at once
+/// (`at` is now) rather than leaving it to the timer heap.
+///
+/// str0m asks for a timeout "now" between two packets of the same send
+/// queue (and after each input): serving it in the poll drains a burst in
+/// one call instead of one packet per turn of the worker loop. And once
+/// right after DTLS completes (`keys_ready`, set at `Connected`): media
+/// written before the keys existed (a joiner's first keyframe, asked for
+/// when its answer was applied) is readied only by a timeout, and the
+/// deadline str0m gives at `Connected` is a later one (~25 ms), so the
+/// keyframe used to wait for the peer's next timer or next write.
+fn serve_at_once(t: Instant, at: Instant, keys_ready: &mut bool) -> bool {
+    t <= at || std::mem::take(keys_ready)
+}
+
 impl Worker {
     fn next_deadline(&self, now: Instant) -> Instant {
         if !self.dirty.is_empty() || !self.rtp_queue.is_empty() || !self.copies.is_empty() {
@@ -506,13 +523,9 @@ impl Worker {
             }
             match peer.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
-                    // str0m asks for a timeout "now" between two packets of
-                    // the same send queue (and after each input). Serving it
-                    // here drains a burst in one call instead of one packet
-                    // per turn of the worker loop.
                     if immediate < MAX_IMMEDIATE_TIMEOUTS {
                         let at = Instant::now();
-                        if t <= at {
+                        if serve_at_once(t, at, &mut peer.keys_ready) {
                             immediate += 1;
                             let _ = peer.rtc.handle_input(Input::Timeout(at));
                             continue;
@@ -586,6 +599,9 @@ impl Worker {
                 }
             }
             Event::Connected => {
+                if let Some(p) = self.peers.get_mut(slot) {
+                    p.keys_ready = true;
+                }
                 if let Some(p) = self.peers.get_mut(slot)
                     && !p.connected_logged
                 {

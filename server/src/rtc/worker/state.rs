@@ -252,6 +252,9 @@ pub(super) struct Peer {
     pub(super) lost_since: Option<Instant>,
     pub(super) joined_at: Instant,
     pub(super) connected_logged: bool,
+    /// DTLS has just completed: the next poll serves str0m a timeout at
+    /// once (see `Worker::poll_peer`).
+    pub(super) keys_ready: bool,
     pub(super) bwe: Option<Bitrate>,
     /// Audio levels (-dBov) since the last speaker tick.
     pub(super) levels: LevelMeter,
