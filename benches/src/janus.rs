@@ -83,9 +83,13 @@ impl Janus {
             "Sec-WebSocket-Protocol",
             "janus-protocol".parse().context("header")?,
         );
-        let (ws, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .with_context(|| format!("websocket {}", self.url))?;
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(
+            req,
+            Some(crate::signaling::ws_config()),
+            false,
+        )
+        .await
+        .with_context(|| format!("websocket {}", self.url))?;
         Ok(ws.split())
     }
 

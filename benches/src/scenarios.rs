@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -278,12 +278,14 @@ pub fn join_phases(states: &[PeerState]) -> Value {
     })
 }
 
-/// S4: `joins` subscribers join at once a room with one publisher.
+/// S4: `joins` subscribers join at once a room with one publisher;
+/// `joins_out`, when given, gets every join's phases.
 pub async fn s4<A: SignalingAdapter>(
     load: &Load<A>,
     set: &Settings,
     bitrate: u64,
     joins: usize,
+    joins_out: Option<&std::path::Path>,
 ) -> Result<Value> {
     let room = load.adapter.create_room(joins + 1).await?;
     let publish = PublishCfg {
@@ -318,6 +320,15 @@ pub async fn s4<A: SignalingAdapter>(
         .filter(|p| ids.contains(&p.id))
         .collect();
     let phases = join_phases(&states);
+    let dumped = joins_out.map_or(Ok(()), |path| {
+        let per: Vec<&JoinTimes> = states.iter().map(|s| &s.join).collect();
+        let anchor = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_sub(started.elapsed());
+        let doc = json!({"anchor_ms": anchor.as_secs_f64() * 1000.0, "joins": per});
+        std::fs::write(path, doc.to_string()).with_context(|| format!("writing {}", path.display()))
+    });
     eprintln!(
         "S4 {joins} joins: first keyframe p50 {} ms, p99 {} ms{}",
         phases["first_keyframe"]["p50_ms"],
@@ -330,6 +341,7 @@ pub async fn s4<A: SignalingAdapter>(
     );
     load.remove(&ids);
     load.remove(&[publisher]);
+    dumped?;
     Ok(json!({
         "joins": joins,
         "joined": ids.len(),

@@ -117,6 +117,11 @@ struct Args {
     /// S4: concurrent joins.
     #[arg(long, default_value_t = 100)]
     s4_joins: usize,
+    /// S4: also write every join's phases (ms from its start) to this
+    /// file as JSON, with `anchor_ms`, the storm's start in Unix time, to
+    /// line them up with a server's log.
+    #[arg(long)]
+    s4_joins_out: Option<std::path::PathBuf>,
     /// S5 (soak): how long, speakers and listeners, seconds between two
     /// listener replacements and between two measurement windows.
     #[arg(long, default_value_t = 30.0)]
@@ -399,7 +404,10 @@ async fn run_with<A: SignalingAdapter>(
                 )
                 .await
             }
-            "s4" => scenarios::s4(&load, &set, args.bitrate, args.s4_joins).await,
+            "s4" => {
+                let out = args.s4_joins_out.as_deref();
+                scenarios::s4(&load, &set, args.bitrate, args.s4_joins, out).await
+            }
             "s5" => {
                 let cfg = convene_benches::soak::SoakCfg {
                     duration: Duration::from_secs_f64(args.s5_minutes * 60.0),
