@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use convene_server::rtc::dtls::provider;
-use str0m::bwe::Bitrate;
+use convene_server::rtc::worker::peer_config;
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::media::{Direction, MediaKind};
@@ -36,24 +36,11 @@ fn certs() -> &'static (DtlsCert, DtlsCert) {
     })
 }
 
-/// As the media worker builds a participant's `Rtc` (`rtc/worker/lifecycle.rs`):
+/// As the media worker builds a participant's `Rtc` (`rtc::worker::peer_config`:
 /// the shared DTLS provider, ICE lite, RTP mode, send-side estimator, the
-/// worker's codecs, send buffer and stats interval.
+/// worker's codecs, send buffer and stats interval), with one certificate.
 pub fn sfu_rtc(now: Instant, raw_packets: bool) -> Rtc {
-    let mut b = Rtc::builder()
-        .set_crypto_provider(provider())
-        .set_dtls_cert(certs().0.clone())
-        .set_ice_lite(true)
-        .set_rtp_mode(true)
-        .enable_bwe(Some(Bitrate::kbps(1500)))
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .enable_vp9(true)
-        .enable_h264(true)
-        .enable_av1(true)
-        .set_send_buffer_video(1000)
-        .set_stats_interval(Some(Duration::from_secs(1)));
+    let mut b = peer_config(true).set_dtls_cert(certs().0.clone());
     if raw_packets {
         b = b.enable_raw_packets(true);
     }

@@ -20,8 +20,9 @@ use crate::rtc::notice::MediaNotice;
 
 /// How every peer connection of a worker is configured (ICE-lite, RTP
 /// mode, the codecs it forwards, str0m's estimator when `bwe`); the
-/// worker adds the peer's ICE credentials and its DTLS certificate.
-pub(super) fn peer_config(bwe: bool) -> str0m::RtcConfig {
+/// worker adds the peer's ICE credentials and its DTLS certificate. Public
+/// so the fuzz harness builds its SFU side the same way.
+pub fn peer_config(bwe: bool) -> str0m::RtcConfig {
     Rtc::builder()
         .set_crypto_provider(crate::rtc::dtls::provider())
         .set_ice_lite(true)

@@ -39,6 +39,8 @@ mod state;
 pub mod stats;
 mod viewers;
 
+pub use lifecycle::peer_config;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
