@@ -403,8 +403,10 @@ pub fn run(setup: WorkerSetup) {
 /// when its answer was applied) is readied only by a timeout, and the
 /// deadline str0m gives at `Connected` is a later one (~25 ms), so the
 /// keyframe used to wait for the peer's next timer or next write.
+/// The flag is spent by the first timeout after `Connected`, due or not.
 fn serve_at_once(t: Instant, at: Instant, keys_ready: &mut bool) -> bool {
-    t <= at || std::mem::take(keys_ready)
+    let just_connected = std::mem::take(keys_ready);
+    t <= at || just_connected
 }
 
 impl Worker {
@@ -603,19 +605,17 @@ impl Worker {
             Event::Connected => {
                 if let Some(p) = self.peers.get_mut(slot) {
                     p.keys_ready = true;
-                }
-                if let Some(p) = self.peers.get_mut(slot)
-                    && !p.connected_logged
-                {
-                    p.connected_logged = true;
-                    metrics::histogram!("convene_join_media_seconds")
-                        .record(now.duration_since(p.joined_at).as_secs_f64());
-                    tracing::info!(
-                        participant = %p.participant_id,
-                        room = %p.room_id,
-                        ms_since_join = now.duration_since(p.joined_at).as_millis() as u64,
-                        "media connected (ICE + DTLS)"
-                    );
+                    if !p.connected_logged {
+                        p.connected_logged = true;
+                        metrics::histogram!("convene_join_media_seconds")
+                            .record(now.duration_since(p.joined_at).as_secs_f64());
+                        tracing::info!(
+                            participant = %p.participant_id,
+                            room = %p.room_id,
+                            ms_since_join = now.duration_since(p.joined_at).as_millis() as u64,
+                            "media connected (ICE + DTLS)"
+                        );
+                    }
                 }
                 self.set_quality(slot, "excellent");
             }
