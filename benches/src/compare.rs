@@ -20,14 +20,18 @@ pub const FIXED_PPS: [f64; 3] = [25_000.0, 50_000.0, 100_000.0];
 pub const CAPACITY_SHARES: [f64; 3] = [0.25, 0.50, 0.75];
 /// The passes: the SRTP profile the generator negotiated.
 pub const PASSES: [(&str, &str); 2] = [("aes128gcm", ""), ("aes128cm", "cm.")];
-const PHASES: [&str; 7] = [
+const PHASES: [&str; 11] = [
     "ws_open",
     "joined",
+    "sdp_in",
     "sdp_done",
+    "first_check",
+    "first_reply",
     "ice_connected",
     "dtls_done",
     "first_rtp",
     "first_keyframe",
+    "first_keyframe_read",
 ];
 
 /// One S1 step as the comparison uses it.

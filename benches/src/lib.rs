@@ -174,7 +174,7 @@ impl<A: SignalingAdapter> Load<A> {
         tokio::spawn(async move {
             while let Some(m) = j.incoming.recv().await {
                 let end = matches!(m, SigIn::Closed(_));
-                thread.send(Cmd::Signal(id, m));
+                thread.send(Cmd::Signal(id, m, std::time::Instant::now()));
                 if end {
                     return;
                 }

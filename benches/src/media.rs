@@ -36,11 +36,21 @@ pub struct PublishCfg {
 pub struct JoinTimes {
     pub ws_open_ms: f64,
     pub joined_ms: f64,
+    /// The offer (a subscriber's) or answer (a publisher's) that completes
+    /// the first negotiation reached the media thread's queue.
+    pub sdp_in_ms: Option<f64>,
     pub sdp_done_ms: Option<f64>,
+    /// The first datagram sent after `sdp_done` (the first ICE check).
+    pub first_check_ms: Option<f64>,
+    /// The first datagram received (the SFU's answer to a check).
+    pub first_reply_ms: Option<f64>,
     pub ice_connected_ms: Option<f64>,
     pub dtls_done_ms: Option<f64>,
     pub first_rtp_ms: Option<f64>,
     pub first_keyframe_ms: Option<f64>,
+    /// When the generator's thread read the first keyframe (it stamps
+    /// `first_keyframe_ms` with the datagram's arrival).
+    pub first_keyframe_read_ms: Option<f64>,
 }
 
 pub struct NewPeer {
@@ -55,7 +65,8 @@ pub struct NewPeer {
 
 pub enum Cmd {
     Add(Box<NewPeer>),
-    Signal(u64, SigIn),
+    /// A signaling message, with when the signaling task handed it over.
+    Signal(u64, SigIn, Instant),
     Remove(u64),
     WindowStart,
     WindowEnd,
@@ -323,6 +334,11 @@ impl Worker {
                 return;
             };
             let now = Instant::now();
+            if p.join.first_reply_ms.is_none() {
+                // When the kernel took it in, not when this thread got to it.
+                let at = arrival.unwrap_or(now);
+                p.join.first_reply_ms = Some(ms(at.saturating_duration_since(p.started)));
+            }
             if let Ok(r) = Receive::new(Protocol::Udp, from, p.local, &self.buf[..n]) {
                 let _ = p.rtc.handle_input(Input::Receive(now, r));
             }
@@ -339,9 +355,9 @@ impl Worker {
                     eprintln!("peer setup failed: {e}");
                 }
             }
-            Cmd::Signal(id, m) => {
+            Cmd::Signal(id, m, queued) => {
                 if let Some(&slot) = self.by_id.get(&id) {
-                    self.signal(slot, m);
+                    self.signal(slot, m, queued);
                     self.drain(slot);
                 }
             }
@@ -519,11 +535,12 @@ impl Worker {
         }
     }
 
-    fn signal(&mut self, slot: usize, m: SigIn) {
+    fn signal(&mut self, slot: usize, m: SigIn, queued: Instant) {
         let Some(p) = self.peers[slot].as_mut() else {
             return;
         };
         let elapsed = ms(p.started.elapsed());
+        let queued = ms(queued.saturating_duration_since(p.started));
         match m {
             SigIn::Offer(sdp) => {
                 // Polite peer: our own outstanding offer is dropped and made again.
@@ -536,9 +553,11 @@ impl Worker {
                     .and_then(|o| p.rtc.sdp_api().accept_offer(o).map_err(Into::into));
                 match answer {
                     Ok(a) => {
+                        start_checks(p);
                         let _ = p.out.send(SigOut::Answer(a.to_sdp_string()));
-                        if p.publish.is_none() {
-                            p.join.sdp_done_ms.get_or_insert(elapsed);
+                        if p.publish.is_none() && p.join.sdp_done_ms.is_none() {
+                            p.join.sdp_in_ms = Some(queued);
+                            p.join.sdp_done_ms = Some(elapsed);
                         }
                     }
                     Err(e) => {
@@ -560,7 +579,11 @@ impl Worker {
                         });
                     match r {
                         Ok(()) => {
-                            p.join.sdp_done_ms.get_or_insert(elapsed);
+                            start_checks(p);
+                            if p.join.sdp_done_ms.is_none() {
+                                p.join.sdp_in_ms = Some(queued);
+                                p.join.sdp_done_ms = Some(elapsed);
+                            }
                         }
                         Err(e) => {
                             eprintln!("peer {}: bad answer: {e}", p.id);
@@ -592,6 +615,19 @@ impl Worker {
     }
 }
 
+/// Lets the peer's ICE agent see the remote description at once, as a
+/// browser's does: its connectivity checks begin when the remote
+/// description is set. Without this they wait for the agent's next paced
+/// step, which str0m's agent (`is` 0.12, `IceAgent::poll_timeout`) puts at
+/// least 50 ms (its `Ta`) after its previous `handle_timeout`; that one
+/// came when the `Rtc` was built, before it had remote candidates. So a
+/// joiner whose offer came in a message after `joined` (Convene's) had its
+/// first check held up to 50 ms, and one whose offer came with `joined`
+/// (Janus's) did not.
+fn start_checks(p: &mut Peer) {
+    let _ = p.rtc.handle_input(Input::Timeout(Instant::now()));
+}
+
 /// Most "time is due now" timeouts served in one drain (str0m asks for one
 /// between two packets of a send queue); the rest wait for the loop.
 const MAX_IMMEDIATE_TIMEOUTS: u32 = 64;
@@ -619,6 +655,9 @@ fn drain(p: &mut Peer, tally: &mut Tally) {
                 if p.socket.send_to(&t.contents, t.destination).is_err() {
                     tally.send_errors += 1;
                 }
+                if p.join.first_check_ms.is_none() && p.join.sdp_done_ms.is_some() {
+                    p.join.first_check_ms = Some(ms(p.started.elapsed()));
+                }
             }
             Ok(Output::Event(e)) => {
                 let now = Instant::now();
@@ -643,7 +682,20 @@ fn drain(p: &mut Peer, tally: &mut Tally) {
                         }
                     }
                     Event::RtpPacket(pkt) => {
-                        p.join.first_rtp_ms.get_or_insert(elapsed);
+                        // First media is stamped when its datagram reached the
+                        // joiner's socket (the kernel's stamp), not when this
+                        // thread, busy with other joiners' handshakes, read it:
+                        // what the SFU did, not how long the generator's one core
+                        // took to get to it (that wait is `first_keyframe_read`).
+                        let reached = || {
+                            ms(tally
+                                .arrival
+                                .unwrap_or(now)
+                                .saturating_duration_since(p.started))
+                        };
+                        if p.join.first_rtp_ms.is_none() {
+                            p.join.first_rtp_ms = Some(reached());
+                        }
                         let seq = *pkt.seq_no;
                         let ssrc = pkt.header.ssrc;
                         let s = p.rx.entry(ssrc).or_insert_with(|| {
@@ -663,7 +715,10 @@ fn drain(p: &mut Peer, tally: &mut Tally) {
                         });
                         if s.video && !s.keyframe && payload::is_keyframe(&pkt.payload) {
                             s.keyframe = true;
-                            p.join.first_keyframe_ms.get_or_insert(elapsed);
+                            if p.join.first_keyframe_ms.is_none() {
+                                p.join.first_keyframe_ms = Some(reached());
+                                p.join.first_keyframe_read_ms = Some(elapsed);
+                            }
                         }
                         let fresh = s.mark(seq);
                         if tally.in_window {

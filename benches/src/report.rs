@@ -219,8 +219,10 @@ pub fn markdown(run: &Value) -> String {
          Scenarios: S1 one 720p-like publisher (2.5 Mbit/s + Opus), subscribers added in \
          steps until degraded or invalid; S2 N x N meetings at 360p-like 500 kbit/s; S3 \
          speakers and listeners; S4 a storm of concurrent joins (phases measured from the \
-         start of each join: WebSocket open, joined, SDP done, ICE connected, DTLS done, \
-         first RTP, first keyframe). Not simulated: network loss, jitter or bandwidth limits \
+         start of each join: WebSocket open, joined, SDP in (the offer reached the \
+         joiner's media thread) and done, first ICE check sent, first reply received, ICE \
+         connected, DTLS done, first RTP and first keyframe (when their datagram reached the \
+         joiner's socket), and when the generator's thread read that keyframe). Not simulated: network loss, jitter or bandwidth limits \
          (loopback only), real encoders, simulcast (the generator publishes one layer).\n\n",
     );
     o.push_str("## Machine and conditions\n\n");
@@ -333,11 +335,15 @@ pub fn markdown(run: &Value) -> String {
         for ph in [
             "ws_open",
             "joined",
+            "sdp_in",
             "sdp_done",
+            "first_check",
+            "first_reply",
             "ice_connected",
             "dtls_done",
             "first_rtp",
             "first_keyframe",
+            "first_keyframe_read",
         ] {
             let p = &s4["phases"][ph];
             let _ = writeln!(

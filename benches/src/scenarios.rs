@@ -270,11 +270,15 @@ pub fn join_phases(states: &[PeerState]) -> Value {
     json!({
         "ws_open": phase(&joins, |j| Some(j.ws_open_ms)),
         "joined": phase(&joins, |j| Some(j.joined_ms)),
+        "sdp_in": phase(&joins, |j| j.sdp_in_ms),
         "sdp_done": phase(&joins, |j| j.sdp_done_ms),
+        "first_check": phase(&joins, |j| j.first_check_ms),
+        "first_reply": phase(&joins, |j| j.first_reply_ms),
         "ice_connected": phase(&joins, |j| j.ice_connected_ms),
         "dtls_done": phase(&joins, |j| j.dtls_done_ms),
         "first_rtp": phase(&joins, |j| j.first_rtp_ms),
         "first_keyframe": phase(&joins, |j| j.first_keyframe_ms),
+        "first_keyframe_read": phase(&joins, |j| j.first_keyframe_read_ms),
     })
 }
 
