@@ -90,19 +90,9 @@ fn feed_client(
 /// receive (as a browser's first offer). Returns its mid and VP8's pt.
 fn negotiate(server: &mut Rtc, client: &mut Rtc, server_offers: bool) -> (Mid, Pt) {
     let mid = if server_offers {
-        let mut change = server.sdp_api();
-        let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        let (offer, pending) = change.apply().unwrap();
-        let answer = client.sdp_api().accept_offer(offer).unwrap();
-        server.sdp_api().accept_answer(pending, answer).unwrap();
-        mid
+        exchange(server, client, Direction::SendOnly)
     } else {
-        let mut change = client.sdp_api();
-        let mid = change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        let (offer, pending) = change.apply().unwrap();
-        let answer = server.sdp_api().accept_offer(offer).unwrap();
-        client.sdp_api().accept_answer(pending, answer).unwrap();
-        mid
+        exchange(client, server, Direction::RecvOnly)
     };
     let pt = server
         .codec_config()
@@ -112,6 +102,17 @@ fn negotiate(server: &mut Rtc, client: &mut Rtc, server_offers: bool) -> (Mid, P
         .map(|p| p.pt())
         .expect("VP8 negotiated");
     (mid, pt)
+}
+
+/// One offer/answer round: `offerer` adds a video m-line with `dir` and
+/// `answerer` accepts it. Returns the new m-line's mid.
+fn exchange(offerer: &mut Rtc, answerer: &mut Rtc, dir: Direction) -> Mid {
+    let mut change = offerer.sdp_api();
+    let mid = change.add_media(MediaKind::Video, dir, None, None, None);
+    let (offer, pending) = change.apply().unwrap();
+    let answer = answerer.sdp_api().accept_offer(offer).unwrap();
+    offerer.sdp_api().accept_answer(pending, answer).unwrap();
+    mid
 }
 
 /// Connects a worker peer and a client with one packet written before
