@@ -421,7 +421,8 @@ async fn run(
     events: mpsc::UnboundedSender<ClientEvent>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
 ) {
-    let (ws, _) = match tokio_tungstenite::connect_async(&opts.ws_url).await {
+    // Without Nagle, as browsers connect: a `leave` goes out when written.
+    let (ws, _) = match tokio_tungstenite::connect_async_with_config(&opts.ws_url, None, true).await {
         Ok(x) => x,
         Err(e) => {
             let _ = events.send(ClientEvent::Closed(format!("connect: {e}")));
@@ -740,6 +741,15 @@ async fn run(
                 Some(Cmd::Leave) | None => {
                     let _ = ws_tx.send(Message::Text(json!({"type": "leave"}).to_string().into())).await;
                     let _ = ws_tx.close().await;
+                    // The closing handshake, as a browser does it: read until
+                    // the server closes. Dropping the socket with its unread
+                    // messages would make the kernel reset the connection and
+                    // discard what was not yet sent, the `leave` with it, and
+                    // the server would keep the place of a lost connection.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                        while let Some(Ok(_)) = ws_rx.next().await {}
+                    })
+                    .await;
                     let _ = events.send(ClientEvent::Closed("left".into()));
                     return;
                 }
