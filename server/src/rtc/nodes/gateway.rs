@@ -87,7 +87,7 @@ pub fn untag(key: TrackKey) -> u64 {
 pub(crate) struct LocalPlane {
     pub(crate) commands: Vec<Sender<Command>>,
     pub(crate) rtp: Vec<Sender<RelayedRtp>>,
-    pub(crate) ctl: Vec<Sender<Relay>>,
+    pub(crate) ctl: Vec<crate::rtc::worker::CtlTx>,
     pub(crate) counters: Arc<MediaCounters>,
 }
 
@@ -98,7 +98,7 @@ impl LocalPlane {
 
     pub(super) fn ctl_to(&self, w: WorkerId, m: Relay) {
         if let Some(tx) = self.ctl.get(w.index())
-            && tx.try_send(m).is_err()
+            && !tx.try_send(m)
         {
             self.counters.ctl_dropped.fetch_add(1, Relaxed);
         }

@@ -493,7 +493,7 @@ impl Worker {
 /// (it limits and counts; see `route_keyframe`).
 #[allow(clippy::too_many_arguments)]
 fn relay_keyframe(
-    links: &[crossbeam_channel::Sender<Relay>],
+    links: &[super::relay::CtlTx],
     counters: &MediaCounters,
     worker: crate::rtc::WorkerId,
     room: &Arc<str>,

@@ -61,7 +61,7 @@ use crate::recording::recorder::RecorderSink;
 use crate::rtc::WorkerId;
 use crate::rtc::notice::{NoticeSink, PublishedMid, Source, TrackInfo};
 pub use relay::{Links, Mesh};
-pub(crate) use relay::{Relay, RelayedRtp, RemoteTrack};
+pub(crate) use relay::{CtlTx, Relay, RelayedRtp, RemoteTrack};
 pub(crate) use state::Outgoing;
 use state::{PeerTable, Room, Slot};
 
@@ -194,7 +194,7 @@ pub struct Worker {
     index: WorkerId,
     /// Senders to every worker's relay channels (`[index]` is our own).
     rtp_links: Vec<Sender<RelayedRtp>>,
-    ctl_links: Vec<Sender<Relay>>,
+    ctl_links: Vec<CtlTx>,
     socket: Arc<UdpSocket>,
     /// The address str0m is told every datagram arrived at: the advertised
     /// candidate's. The socket may be bound to 0.0.0.0 (the default) or to

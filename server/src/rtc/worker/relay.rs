@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use str0m::media::{KeyframeRequestKind, MediaKind};
 
 use super::Worker;
@@ -89,10 +89,42 @@ pub(super) const CTL_QUEUE: usize = 65_536;
 /// A gateway's control queue (`rtc::nodes::gateway`).
 const GATEWAY_CTL_QUEUE: usize = 8192;
 
+/// The sending end of a mesh member's control queue, with its bound.
+///
+/// The queue takes memory as messages wait in it, not for its bound: a
+/// preallocated queue of [`CTL_QUEUE`] slots held ~4.6 MB resident per
+/// worker (and a server runs one worker per core) for a queue that is
+/// nearly always empty. The bound is kept by looking at the queue's length
+/// before a send, so concurrent senders can overshoot it by one message
+/// each; what it guards against, a stuck worker, is still met.
+#[derive(Clone)]
+pub(crate) struct CtlTx {
+    tx: Sender<Relay>,
+    bound: usize,
+}
+
+impl CtlTx {
+    fn new(bound: usize) -> (CtlTx, Receiver<Relay>) {
+        let (tx, rx) = unbounded();
+        (CtlTx { tx, bound }, rx)
+    }
+
+    /// Queues `m` without waiting. `false` when the queue already holds its
+    /// bound (`m` is dropped) or its worker has stopped.
+    pub(crate) fn try_send(&self, m: Relay) -> bool {
+        self.tx.len() < self.bound && self.tx.try_send(m).is_ok()
+    }
+
+    /// Whether the queue holds its bound.
+    fn is_full(&self) -> bool {
+        self.tx.len() >= self.bound
+    }
+}
+
 /// The channels between all workers, made once by the media plane.
 pub struct Mesh {
     pub(super) rtp: Vec<(Sender<RelayedRtp>, Receiver<RelayedRtp>)>,
-    pub(super) ctl: Vec<(Sender<Relay>, Receiver<Relay>)>,
+    pub(super) ctl: Vec<(CtlTx, Receiver<Relay>)>,
 }
 
 impl Mesh {
@@ -113,7 +145,7 @@ impl Mesh {
             // stuck, and then dropping (counted) beats unbounded memory.
             ctl: (0..workers + gateways)
                 .map(|i| {
-                    bounded(if i < workers {
+                    CtlTx::new(if i < workers {
                         CTL_QUEUE
                     } else {
                         GATEWAY_CTL_QUEUE
@@ -132,7 +164,7 @@ impl Mesh {
     pub(crate) fn worker_senders(
         &self,
         workers: usize,
-    ) -> (Vec<Sender<RelayedRtp>>, Vec<Sender<Relay>>) {
+    ) -> (Vec<Sender<RelayedRtp>>, Vec<CtlTx>) {
         (
             self.rtp
                 .iter()
@@ -161,7 +193,7 @@ impl Mesh {
 /// One worker's ends of the [`Mesh`].
 pub struct Links {
     pub(super) rtp: Vec<Sender<RelayedRtp>>,
-    pub(super) ctl: Vec<Sender<Relay>>,
+    pub(super) ctl: Vec<CtlTx>,
     pub(super) rtp_rx: Receiver<RelayedRtp>,
     pub(super) ctl_rx: Receiver<Relay>,
 }
@@ -171,9 +203,10 @@ pub struct Links {
 /// (`ctl_dropped`) and says so: a replica may then be out of date until the
 /// room's next change. Sending to a stopped worker fails silently (nobody
 /// needs the message then).
-pub(super) fn send_ctl(links: &[Sender<Relay>], counters: &MediaCounters, to: WorkerId, m: Relay) {
+pub(super) fn send_ctl(links: &[CtlTx], counters: &MediaCounters, to: WorkerId, m: Relay) {
     if let Some(l) = links.get(to.index())
-        && let Err(crossbeam_channel::TrySendError::Full(_)) = l.try_send(m)
+        && !l.try_send(m)
+        && l.is_full()
     {
         counters
             .ctl_dropped
@@ -309,7 +342,7 @@ mod tests {
 
     #[test]
     fn a_full_control_queue_drops_and_counts_instead_of_growing() {
-        let (tx, rx) = bounded(2);
+        let (tx, rx) = CtlTx::new(2);
         let links = vec![tx];
         let counters = MediaCounters::default();
         let hello = || Relay::Hello {
@@ -334,9 +367,21 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             3
         );
-        // Mesh queues are bounded.
-        let mesh = Mesh::new(2);
-        assert_eq!(mesh.ctl[0].0.capacity(), Some(CTL_QUEUE));
+        // A worker that stopped: nothing counted either.
+        drop(rx);
+        send_ctl(&links, &counters, WorkerId::default(), hello());
+        assert_eq!(
+            counters
+                .ctl_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+        // Mesh queues are bounded: the packet queues by their slots, the
+        // control queues by their length (they hold no slots while empty).
+        let mesh = Mesh::with_gateways(2, 1);
+        assert_eq!(mesh.ctl[0].0.bound, CTL_QUEUE);
+        assert_eq!(mesh.ctl[2].0.bound, GATEWAY_CTL_QUEUE);
+        assert_eq!(mesh.ctl[0].0.tx.capacity(), None);
         assert_eq!(mesh.rtp[1].0.capacity(), Some(RELAY_QUEUE));
     }
 }
