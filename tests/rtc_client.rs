@@ -422,7 +422,8 @@ async fn run(
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
 ) {
     // Without Nagle, as browsers connect: a `leave` goes out when written.
-    let (ws, _) = match tokio_tungstenite::connect_async_with_config(&opts.ws_url, None, true).await {
+    let (ws, _) = match tokio_tungstenite::connect_async_with_config(&opts.ws_url, None, true).await
+    {
         Ok(x) => x,
         Err(e) => {
             let _ = events.send(ClientEvent::Closed(format!("connect: {e}")));

@@ -175,8 +175,10 @@ impl Pair {
         }
     }
 
-    /// Forwards one packet to this subscriber and drains the server peer as
-    /// the worker's `poll_peer` does; returns the datagrams it sent.
+    /// Forwards one packet to this subscriber and drains the server peer
+    /// (as the worker's `poll_peer` did before it served a timeout after
+    /// each RTP datagram: see [`drain_paced_early`]); returns the datagrams
+    /// it sent.
     fn forward(&mut self, p: &Packet, payload: &Arc<[u8]>, now: Instant) -> usize {
         self.write(p, payload, now);
         drain(&mut self.server, now, |_| {})
@@ -221,6 +223,33 @@ fn drain_paced(rtc: &mut Rtc, now: Instant, want: usize) -> usize {
     for _ in 0..10_000 {
         match rtc.poll_output().expect("poll") {
             Output::Transmit(_) => sent += 1,
+            Output::Timeout(t) if t <= at || sent < want => {
+                at = at.max(t);
+                rtc.handle_input(Input::Timeout(at)).unwrap();
+            }
+            Output::Timeout(_) => return sent,
+            Output::Event(_) => {}
+        }
+    }
+    sent
+}
+
+/// As [`drain_paced`], but also serving a timeout right after each RTP
+/// datagram, as the media worker does with the estimator on: its pacer
+/// lets one packet out per timeout, and the poll in between would only
+/// say so.
+fn drain_paced_early(rtc: &mut Rtc, now: Instant, want: usize) -> usize {
+    let mut sent = 0;
+    let mut at = now;
+    for _ in 0..10_000 {
+        match rtc.poll_output().expect("poll") {
+            Output::Transmit(t) => {
+                sent += 1;
+                // RTP, not RTCP (RFC 5761's payload types).
+                if t.contents.len() >= 12 && !(192..=223).contains(&t.contents[1]) {
+                    rtc.handle_input(Input::Timeout(at)).unwrap();
+                }
+            }
             Output::Timeout(t) if t <= at || sent < want => {
                 at = at.max(t);
                 rtc.handle_input(Input::Timeout(at)).unwrap();
@@ -405,7 +434,9 @@ fn nack(c: &mut Criterion) {
 /// the peer runs: 100 subscribers, a 9-packet frame; `per_packet` writes a
 /// packet to a peer and drains it (a quiet worker), `per_frame` writes the
 /// whole frame to a peer and drains once (a busy worker, whose rounds take
-/// many incoming packets before polling). Throughput: copies.
+/// many incoming packets before polling), `per_frame_early` does too and
+/// serves a timeout after each RTP datagram, as the worker does with the
+/// estimator on. Throughput: copies.
 fn sfu_cost(c: &mut Criterion) {
     const SUBS: usize = 100;
     const FRAME: usize = 9;
@@ -451,11 +482,12 @@ fn sfu_cost(c: &mut Criterion) {
             }
         }
         g.throughput(Throughput::Elements((SUBS * FRAME) as u64));
-        for per_frame in [false, true] {
-            let id = format!(
-                "{}/{name}",
-                if per_frame { "per_frame" } else { "per_packet" }
-            );
+        for mode in ["per_packet", "per_frame", "per_frame_early"] {
+            if mode == "per_frame_early" && !setup.bwe {
+                continue; // without the estimator there is no pacer's gate
+            }
+            let per_frame = mode != "per_packet";
+            let id = format!("{mode}/{name}");
             g.bench_function(id, |b| {
                 b.iter_custom(|iters| {
                     let mut spent = Duration::ZERO;
@@ -474,7 +506,11 @@ fn sfu_cost(c: &mut Criterion) {
                                 for pkt in &frame {
                                     p.write(pkt, &payload, now);
                                 }
-                                sent += drain_paced(&mut p.server, now, FRAME);
+                                sent += if mode == "per_frame_early" {
+                                    drain_paced_early(&mut p.server, now, FRAME)
+                                } else {
+                                    drain_paced(&mut p.server, now, FRAME)
+                                };
                             } else {
                                 for pkt in &frame {
                                     sent += p.forward(pkt, &payload, now);

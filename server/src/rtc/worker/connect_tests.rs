@@ -14,7 +14,7 @@ use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use super::lifecycle::peer_config;
-use super::serve_at_once;
+use super::{is_rtp, serve_at_once};
 
 const SERVER: &str = "10.0.0.1:10000";
 const CLIENT: &str = "10.0.1.1:20000";
@@ -43,7 +43,13 @@ impl WorkerPeer {
                     }
                     return t;
                 }
-                Output::Transmit(t) => sent.push(t),
+                Output::Transmit(t) => {
+                    let paced = is_rtp(&t.contents);
+                    sent.push(t);
+                    if paced {
+                        self.rtc.handle_input(Input::Timeout(now)).unwrap();
+                    }
+                }
                 Output::Event(Event::Connected) => {
                     self.connected = true;
                     self.keys_ready = self.kick;

@@ -60,8 +60,8 @@ use super::{MediaCounters, MediaEvent};
 use crate::recording::recorder::RecorderSink;
 use crate::rtc::WorkerId;
 use crate::rtc::notice::{NoticeSink, PublishedMid, Source, TrackInfo};
-pub use relay::{Links, Mesh};
 pub(crate) use relay::{CtlTx, Relay, RelayedRtp, RemoteTrack};
+pub use relay::{Links, Mesh};
 pub(crate) use state::Outgoing;
 use state::{PeerTable, Room, Slot};
 
@@ -409,6 +409,12 @@ fn serve_at_once(t: Instant, at: Instant, keys_ready: &mut bool) -> bool {
     t <= at || just_connected
 }
 
+/// Whether a datagram str0m gives to send is RTP rather than RTCP, STUN
+/// or DTLS (RFC 7983's first byte; RFC 5761's payload types for RTCP).
+fn is_rtp(d: &[u8]) -> bool {
+    d.len() >= 12 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1])
+}
+
 impl Worker {
     fn next_deadline(&self, now: Instant) -> Instant {
         if !self.dirty.is_empty() || !self.rtp_queue.is_empty() || !self.copies.is_empty() {
@@ -545,6 +551,11 @@ impl Worker {
                     break;
                 }
                 Ok(Output::Transmit(t)) => {
+                    // With the estimator, str0m's leaky pacer lets one media
+                    // packet out per timeout: the next poll would only ask
+                    // for one at once, after a pass over every subsystem's
+                    // events and deadlines. Serve it right away instead.
+                    let paced = self.bwe && is_rtp(&t.contents);
                     if t.proto == Protocol::Tcp {
                         if self
                             .tcp
@@ -566,6 +577,12 @@ impl Worker {
                             self.flush_sends();
                         }
                         self.batch.push(t.destination, t.contents.into());
+                    }
+                    if paced && immediate < MAX_IMMEDIATE_TIMEOUTS {
+                        immediate += 1;
+                        if let Some(peer) = self.peers.get_mut(slot) {
+                            let _ = peer.rtc.handle_input(Input::Timeout(Instant::now()));
+                        }
                     }
                 }
                 Ok(Output::Event(e)) => self.on_event(slot, e, now),
@@ -774,5 +791,36 @@ impl Worker {
                 let _ = reply.send(out);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_rtp;
+
+    #[test]
+    fn rtp_is_told_from_rtcp_stun_and_dtls_by_its_first_bytes() {
+        let mut d = [0u8; 12];
+        // RTP: version 2, Opus (111) and VP8 (96) with and without the marker.
+        for pt in [111u8, 96, 111 | 0x80, 96 | 0x80] {
+            d[0] = 0x80;
+            d[1] = pt;
+            assert!(is_rtp(&d), "payload type byte {pt}");
+        }
+        // RTCP: SR, RR, SDES, BYE, transport and payload feedback, XR.
+        for pt in [200u8, 201, 202, 203, 205, 206, 207] {
+            d[0] = 0x81;
+            d[1] = pt;
+            assert!(!is_rtp(&d), "RTCP {pt}");
+        }
+        // STUN (first byte 0-3) and DTLS (20-63).
+        d[0] = 0x00;
+        d[1] = 0x01;
+        assert!(!is_rtp(&d));
+        d[0] = 22;
+        d[1] = 0xfe;
+        assert!(!is_rtp(&d));
+        // Shorter than an RTP header.
+        assert!(!is_rtp(&[0x80, 96, 0, 1]));
     }
 }

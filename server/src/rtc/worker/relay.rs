@@ -161,10 +161,7 @@ impl Mesh {
     }
 
     /// Senders to the first `workers` members (the real workers).
-    pub(crate) fn worker_senders(
-        &self,
-        workers: usize,
-    ) -> (Vec<Sender<RelayedRtp>>, Vec<CtlTx>) {
+    pub(crate) fn worker_senders(&self, workers: usize) -> (Vec<Sender<RelayedRtp>>, Vec<CtlTx>) {
         (
             self.rtp
                 .iter()
