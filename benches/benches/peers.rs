@@ -177,7 +177,7 @@ impl Pair {
 
     /// Forwards one packet to this subscriber and drains the server peer
     /// (as the worker's `poll_peer` did before it served a timeout after
-    /// each RTP datagram: see [`drain_paced_early`]); returns the datagrams
+    /// each RTP datagram: see [`drain_paced`]); returns the datagrams
     /// it sent.
     fn forward(&mut self, p: &Packet, payload: &Arc<[u8]>, now: Instant) -> usize {
         self.write(p, payload, now);
@@ -216,29 +216,11 @@ fn drain(rtc: &mut Rtc, now: Instant, mut out: impl FnMut(&[u8])) -> usize {
 /// As [`drain`], but while fewer than `want` datagrams are out it also
 /// serves the timeouts str0m asks for later (the estimator's pacer spreads
 /// a burst to one peer over time): the clock jumps to each, so the figure
-/// is the work, not the pacing delay.
-fn drain_paced(rtc: &mut Rtc, now: Instant, want: usize) -> usize {
-    let mut sent = 0;
-    let mut at = now;
-    for _ in 0..10_000 {
-        match rtc.poll_output().expect("poll") {
-            Output::Transmit(_) => sent += 1,
-            Output::Timeout(t) if t <= at || sent < want => {
-                at = at.max(t);
-                rtc.handle_input(Input::Timeout(at)).unwrap();
-            }
-            Output::Timeout(_) => return sent,
-            Output::Event(_) => {}
-        }
-    }
-    sent
-}
-
-/// As [`drain_paced`], but also serving a timeout right after each RTP
-/// datagram, as the media worker does with the estimator on: its pacer
-/// lets one packet out per timeout, and the poll in between would only
-/// say so.
-fn drain_paced_early(rtc: &mut Rtc, now: Instant, want: usize) -> usize {
+/// is the work, not the pacing delay. With `early`, a timeout is also
+/// served right after each RTP datagram, as the media worker does with the
+/// estimator on: its pacer lets one packet out per timeout, and the poll
+/// in between would only say so.
+fn drain_paced(rtc: &mut Rtc, now: Instant, want: usize, early: bool) -> usize {
     let mut sent = 0;
     let mut at = now;
     for _ in 0..10_000 {
@@ -246,7 +228,7 @@ fn drain_paced_early(rtc: &mut Rtc, now: Instant, want: usize) -> usize {
             Output::Transmit(t) => {
                 sent += 1;
                 // RTP, not RTCP (RFC 5761's payload types).
-                if t.contents.len() >= 12 && !(192..=223).contains(&t.contents[1]) {
+                if early && t.contents.len() >= 12 && !(192..=223).contains(&t.contents[1]) {
                     rtc.handle_input(Input::Timeout(at)).unwrap();
                 }
             }
@@ -506,11 +488,8 @@ fn sfu_cost(c: &mut Criterion) {
                                 for pkt in &frame {
                                     p.write(pkt, &payload, now);
                                 }
-                                sent += if mode == "per_frame_early" {
-                                    drain_paced_early(&mut p.server, now, FRAME)
-                                } else {
-                                    drain_paced(&mut p.server, now, FRAME)
-                                };
+                                let early = mode == "per_frame_early";
+                                sent += drain_paced(&mut p.server, now, FRAME, early);
                             } else {
                                 for pkt in &frame {
                                     sent += p.forward(pkt, &payload, now);
