@@ -14,7 +14,7 @@ use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use super::lifecycle::peer_config;
-use super::{is_rtp, serve_at_once};
+use super::poll::{is_rtp, serve_at_once};
 
 const SERVER: &str = "10.0.0.1:10000";
 const CLIENT: &str = "10.0.1.1:20000";
