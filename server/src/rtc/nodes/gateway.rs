@@ -97,11 +97,7 @@ impl LocalPlane {
     }
 
     pub(super) fn ctl_to(&self, w: WorkerId, m: Relay) {
-        if let Some(tx) = self.ctl.get(w.index())
-            && !tx.try_send(m)
-        {
-            self.counters.ctl_dropped.fetch_add(1, Relaxed);
-        }
+        crate::rtc::worker::send_ctl(&self.ctl, &self.counters, w, m);
     }
 
     /// Sends each of `workers` the message `make` builds.

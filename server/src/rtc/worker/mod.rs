@@ -59,7 +59,7 @@ use super::{MediaCounters, MediaEvent};
 use crate::recording::recorder::RecorderSink;
 use crate::rtc::WorkerId;
 use crate::rtc::notice::{NoticeSink, PublishedMid, Source, TrackInfo};
-pub(crate) use relay::{CtlTx, Relay, RelayedRtp, RemoteTrack};
+pub(crate) use relay::{CtlTx, Relay, RelayedRtp, RemoteTrack, send_ctl};
 pub use relay::{Links, Mesh};
 pub(crate) use state::Outgoing;
 use state::{PeerTable, Room, Slot};

@@ -111,7 +111,7 @@ impl CtlTx {
 
     /// Queues `m` without waiting. `false` when the queue already holds its
     /// bound (`m` is dropped) or its worker has stopped.
-    pub(crate) fn try_send(&self, m: Relay) -> bool {
+    fn try_send(&self, m: Relay) -> bool {
         self.tx.len() < self.bound && self.tx.try_send(m).is_ok()
     }
 
@@ -200,7 +200,7 @@ pub struct Links {
 /// (`ctl_dropped`) and says so: a replica may then be out of date until the
 /// room's next change. Sending to a stopped worker fails silently (nobody
 /// needs the message then).
-pub(super) fn send_ctl(links: &[CtlTx], counters: &MediaCounters, to: WorkerId, m: Relay) {
+pub(crate) fn send_ctl(links: &[CtlTx], counters: &MediaCounters, to: WorkerId, m: Relay) {
     if let Some(l) = links.get(to.index())
         && !l.try_send(m)
         && l.is_full()
