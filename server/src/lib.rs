@@ -13,6 +13,7 @@ pub mod config;
 pub mod config_file;
 pub mod dev;
 pub mod metrics;
+pub mod net;
 pub mod phone;
 pub mod recording;
 pub mod remote;

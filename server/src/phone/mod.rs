@@ -32,7 +32,6 @@ use anyhow::Context as _;
 use convene_api::Db;
 use convene_api::live::Later;
 use convene_api::phone::{CallRefusal, PhoneCall, PhoneCalls};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// The operator's SIP settings.
@@ -245,14 +244,10 @@ pub async fn start(
             config.addr
         );
     }
-    let socket = UdpSocket::bind(config.addr)
-        .await
-        .with_context(|| format!("binding the SIP address {}", config.addr))?;
+    // UDP and TCP on one port (with port 0, one both can take).
+    let (socket, tcp) = crate::net::bind_udp_and_tcp_tokio(config.addr)
+        .with_context(|| format!("binding the SIP address {} (UDP and TCP)", config.addr))?;
     let local = socket.local_addr()?;
-    // TCP on the same port (the one UDP got, when the port was 0).
-    let tcp = tokio::net::TcpListener::bind(local)
-        .await
-        .with_context(|| format!("binding the SIP address {local} (TCP)"))?;
     let tls = match tls {
         Some(t) => {
             let listener = tokio::net::TcpListener::bind(t.addr)

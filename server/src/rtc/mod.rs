@@ -282,7 +282,9 @@ impl MediaPlane {
         config: &MediaConfig,
         events: mpsc::Sender<MediaEvent>,
     ) -> std::io::Result<MediaPlane> {
-        let socket = UdpSocket::bind(config.bind)?;
+        // ICE-TCP on the same port number, when it is free for TCP too (with
+        // port 0, one free for both).
+        let (socket, tcp_listener) = crate::net::bind_udp_and_tcp(config.bind)?;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;
         let local_addr = socket.local_addr()?;
         let ip = match config.advertise {
@@ -295,8 +297,7 @@ impl MediaPlane {
             })?,
         };
         let candidate = SocketAddr::new(ip, local_addr.port());
-        // ICE-TCP on the same port number, when it is free for TCP too.
-        let tcp_listener = match std::net::TcpListener::bind(local_addr) {
+        let tcp_listener = match tcp_listener {
             Ok(l) => Some(l),
             Err(e) => {
                 tracing::warn!(error = %e, port = local_addr.port(), "ICE-TCP not available on the media port");

@@ -155,7 +155,7 @@ pub async fn start(
     relay_rooms: Arc<RelayRooms>,
     tls: Option<(u16, RustlsConfig)>,
 ) -> std::io::Result<TurnHandle> {
-    let (udp, tcp) = bind_pair(config.listen).await?;
+    let (udp, tcp) = crate::net::bind_udp_and_tcp_tokio(config.listen)?;
     let tls = match tls {
         Some((port, certs)) => {
             let l = TcpListener::bind(SocketAddr::new(config.listen.ip(), port)).await?;
@@ -236,21 +236,6 @@ pub async fn start(
 
 fn new_server(transport: TransportType, addr: SocketAddr) -> TurnServer {
     TurnServer::new(transport, addr, super::REALM.to_string())
-}
-
-/// UDP and TCP on one port (with port 0: the first free port both take).
-async fn bind_pair(listen: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
-    let mut last = None;
-    for _ in 0..16 {
-        let udp = UdpSocket::bind(listen).await?;
-        let addr = udp.local_addr()?;
-        match TcpListener::bind(addr).await {
-            Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) if listen.port() == 0 => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")))
 }
 
 async fn relay_read_loop(
