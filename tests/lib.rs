@@ -35,6 +35,41 @@ pub fn media_ip() -> std::net::IpAddr {
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
 }
 
+/// A port on 127.0.0.1 free for both TCP and UDP, for a process the test
+/// starts on a given port (PostgreSQL, Redis, a second node, baresip).
+///
+/// It comes from below the kernel's ephemeral range (32768-60999 on Linux),
+/// one after another across the test process: a port the kernel handed out
+/// with bind-to-0 and the test released could be given to the next outgoing
+/// connection before the started process binds it; these are never handed
+/// out by the kernel, and no two tests of one run get the same one.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    // Spread by process id, so that two test binaries run side by side start
+    // apart.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 97) % COUNT,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no port free for TCP and UDP on 127.0.0.1 between {FIRST} and {}",
+        FIRST + COUNT
+    )
+}
+
 /// Path of a binary built from this workspace (`CONVENE_BIN` overrides `convene`).
 /// With `CONVENE_TEST_SEEDS_DIR` set, keeps `bytes` as a seed input of the
 /// fuzz target `target` (`<dir>/<target>/<hash>`), so that a run of the

@@ -14,14 +14,7 @@ pub struct Redis {
     dir: tempfile::TempDir,
 }
 
-/// A free TCP port on 127.0.0.1 (free when this returns; tests run in
-/// parallel, so use it at once).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use crate::free_port;
 
 fn program() -> PathBuf {
     std::env::var_os("CONVENE_TEST_REDIS")

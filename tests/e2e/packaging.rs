@@ -10,7 +10,7 @@
 //! refuses to run where a `convene` package or its data already exists
 //! that it did not leave there itself, and undoes what it did at the end.
 
-use std::net::TcpListener;
+use convene_tests::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
@@ -43,14 +43,6 @@ fn installed(pkg: &str) -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
         .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Undoes the installation, also when the test fails half-way.

@@ -11,7 +11,8 @@
 //! PIN (events under SRTP) is taken and it decodes the encrypted prompt. baresip is driven over its `ctrl_tcp` module
 //! (netstring JSON commands and events).
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use convene_tests::free_port;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,22 +38,6 @@ const HEARD: &str = "(async () => { const c = window.convene; \
         out.packets += s.packetsReceived || 0; \
         out.energy += s.totalAudioEnergy || 0; } }); \
     return out; })()";
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A WAV of a 440 Hz tone (baresip's `aufile` source must match the
 /// codec's rate and channels: 48 kHz stereo for Opus, 8 kHz mono for G.711).
@@ -143,7 +128,7 @@ impl Baresip {
         let tone = dir.path().join("tone.wav");
         write_tone(&tone, 120, setup.rate, setup.channels);
         std::fs::create_dir(dir.path().join("dump")).unwrap();
-        let ctrl_port = free_tcp_port();
+        let ctrl_port = free_port();
         // Loopback's address is the one its SDP names (the test namespace
         // has no other interface with an address); its codecs in order, the
         // `srtp` module (used when the account asks), the `sndfile` filter
@@ -159,7 +144,7 @@ impl Baresip {
              module_path /usr/lib/baresip/modules\n{codecs}module srtp.so\n\
              module aufile.so\nmodule sndfile.so\nsnd_path {dump}\nmodule account.so\n\
              module menu.so\nmodule ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n",
-            sip = free_udp_port(),
+            sip = free_port(),
             tone = tone.display(),
             dump = dir.path().join("dump").display(),
         );

@@ -118,11 +118,7 @@ async fn postgres_schema_matches_sqlite() {
 #[tokio::test]
 async fn bad_database_urls_stop_the_start() {
     let c = pg::cluster();
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = convene_tests::free_port();
     let cases = [
         (
             "mysql://convene:hunter2secret@127.0.0.1/convene".to_string(),

@@ -4,7 +4,7 @@
 //! receiver that dies and comes back, the webhooks, and bad input refused
 //! with nothing started. The stream key never reaches the server's log.
 
-use std::net::TcpListener;
+use convene_tests::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -97,14 +97,6 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// (codec_type, codec_name) of every stream and the duration ffprobe reads.

@@ -105,11 +105,7 @@ async fn metrics_are_served_in_prometheus_text() {
 
 #[tokio::test]
 async fn metrics_can_move_to_their_own_address() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = convene_tests::free_port();
     let s = convene_tests::Server::start_with(convene_tests::Options {
         args: vec!["--metrics-addr".into(), format!("127.0.0.1:{port}")],
         ..Default::default()

@@ -901,10 +901,7 @@ async fn pending_deliveries_survive_kill9() {
     let mut s = local_server(vec![("CONVENE_WEBHOOK_RETRY_BASE_MS".into(), "200".into())]);
     let api = s.api();
     // Reserve a port with nothing listening: the receiver is down.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], convene_tests::free_port()));
     let webhook = create_webhook(
         &api,
         json!({"endpoint": format!("http://{addr}/durable"), "events": ["room.created", "room.deleted"],

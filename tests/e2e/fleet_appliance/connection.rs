@@ -347,11 +347,7 @@ async fn the_device_socket_needs_the_device_credential() {
 async fn appliances_reconnect_after_a_server_restart() {
     // The appliance talks to the --fleet-addr listener (the seed's own
     // paths), whose port survives the restart.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = convene_tests::free_port();
     let fleet_addr = format!("127.0.0.1:{port}");
     let (mut s, admin, _viewer) = fleet_server(&["--fleet-addr", &fleet_addr]).await;
     let dir = tempfile::tempdir().unwrap();

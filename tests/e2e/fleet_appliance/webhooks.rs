@@ -48,11 +48,7 @@ fn has(hits: &[Hit], event: &str, device: &str) -> bool {
 async fn fleet_webhooks_are_told_of_devices_and_alerts() {
     // The appliances talk to the --fleet-addr listener, whose port
     // survives the server's restart at the end.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = convene_tests::free_port();
     let fleet_addr = format!("127.0.0.1:{port}");
     let fleet_url = format!("http://{fleet_addr}/api/v1");
     let (mut s, admin, viewer) = fleet_server(&[
