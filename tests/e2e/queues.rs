@@ -85,6 +85,33 @@ async fn a_stopped_worker_overflows_its_relay_queue_drops_are_counted_and_it_rec
     let w = worker_of(&mut sub).await;
     let remote = publishers.iter().filter(|(_, _, pw)| *pw != w).count();
     assert!(remote >= 2, "only {remote} publishers off worker {w}");
+    // Every publisher's video reaches the subscriber, the remote ones'
+    // through the relay into its worker: the queue the stop must fill.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut mids: Vec<_> = sub
+            .received(MediaKind::Video)
+            .iter()
+            .map(|r| r.mid)
+            .collect();
+        mids.sort();
+        mids.dedup();
+        if mids.len() >= publishers.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "video from {} of {} publishers reached the subscriber",
+            mids.len(),
+            publishers.len()
+        );
+        sub.wait_rtp(
+            MediaKind::Video,
+            sub.received(MediaKind::Video).len() + 10,
+            WAIT,
+        )
+        .await;
+    }
     assert_eq!(
         metric(&s, "convene_rtp_relay_dropped_total")
             .await
@@ -96,7 +123,13 @@ async fn a_stopped_worker_overflows_its_relay_queue_drops_are_counted_and_it_rec
     let stall = Stall::thread(pid, tid);
     assert_eq!(thread_state(pid, tid), Some('t'), "the worker is stopped");
     // The other workers fill the stopped one's queue, then drop and count.
-    let dropped = counted(&s, "convene_rtp_relay_dropped_total", "stopped worker").await;
+    let relayed = metric(&s, "convene_rtp_packets_relayed_total").await;
+    let dropped = counted(
+        &s,
+        "convene_rtp_relay_dropped_total",
+        &format!("stopped worker {w} (packets relayed before the stop: {relayed:?})"),
+    )
+    .await;
     // Everything else still answers: REST and a new room on another worker.
     s.api().get("/api/v1/rooms/flood").await.expect(200);
     s.api()
