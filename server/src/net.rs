@@ -17,20 +17,21 @@ const PAIR_TRIES: usize = 16;
 /// The UDP socket is returned either way, so a caller to whom TCP is optional
 /// can go on without it. Both sockets are blocking, as `std` makes them.
 pub fn bind_udp_and_tcp(listen: SocketAddr) -> io::Result<(UdpSocket, io::Result<TcpListener>)> {
-    pair_with(listen, UdpSocket::bind)
+    pair_with(listen, UdpSocket::bind, TcpListener::bind)
 }
 
-/// [`bind_udp_and_tcp`] with the UDP bind given (tests hand it a port taken
-/// for TCP).
-fn pair_with(
+/// [`bind_udp_and_tcp`] with both binds given (tokio's listener; tests
+/// hand it a UDP port taken for TCP).
+fn pair_with<T>(
     listen: SocketAddr,
     mut bind_udp: impl FnMut(SocketAddr) -> io::Result<UdpSocket>,
-) -> io::Result<(UdpSocket, io::Result<TcpListener>)> {
+    bind_tcp: impl Fn(SocketAddr) -> io::Result<T>,
+) -> io::Result<(UdpSocket, io::Result<T>)> {
     let mut tries = 0;
     loop {
         tries += 1;
         let udp = bind_udp(listen)?;
-        let tcp = TcpListener::bind(udp.local_addr()?);
+        let tcp = bind_tcp(udp.local_addr()?);
         match tcp {
             Err(e) if listen.port() == 0 && tries < PAIR_TRIES => {
                 tracing::debug!(error = %e, port = udp.local_addr()?.port(), "port taken for TCP; trying another");
@@ -40,18 +41,25 @@ fn pair_with(
     }
 }
 
-/// [`bind_udp_and_tcp`] where both are required, as tokio sockets.
+/// [`bind_udp_and_tcp`] where both are required, as tokio sockets (the
+/// listener as `tokio::net::TcpListener::bind` makes it: address reuse, a
+/// backlog of 1,024). Needs a tokio runtime.
 pub fn bind_udp_and_tcp_tokio(
     listen: SocketAddr,
 ) -> io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
-    let (udp, tcp) = bind_udp_and_tcp(listen)?;
+    let (udp, tcp) = pair_with(listen, UdpSocket::bind, |addr| {
+        let s = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        s.set_reuseaddr(true)?;
+        s.bind(addr)?;
+        s.listen(1024)
+    })?;
     let tcp = tcp?;
     udp.set_nonblocking(true)?;
-    tcp.set_nonblocking(true)?;
-    Ok((
-        tokio::net::UdpSocket::from_std(udp)?,
-        tokio::net::TcpListener::from_std(tcp)?,
-    ))
+    Ok((tokio::net::UdpSocket::from_std(udp)?, tcp))
 }
 
 #[cfg(test)]
@@ -74,14 +82,18 @@ mod tests {
         let mut clash = Some(udp);
         let taken = held.local_addr().unwrap();
         let mut calls = 0;
-        let (udp, tcp) = pair_with("127.0.0.1:0".parse().unwrap(), |a| {
-            calls += 1;
-            // The kernel's first pick: a port some TCP socket already has.
-            match clash.take() {
-                Some(udp) => Ok(udp),
-                None => UdpSocket::bind(a),
-            }
-        })
+        let (udp, tcp) = pair_with(
+            "127.0.0.1:0".parse().unwrap(),
+            |a| {
+                calls += 1;
+                // The kernel's first pick: a port some TCP socket already has.
+                match clash.take() {
+                    Some(udp) => Ok(udp),
+                    None => UdpSocket::bind(a),
+                }
+            },
+            TcpListener::bind,
+        )
         .unwrap();
         let tcp = tcp.unwrap();
         assert_eq!(calls, 2);
