@@ -1,6 +1,15 @@
 //! Micro-benchmarks of the sans-IO forwarding core: the decision for one
 //! packet, the fan-out of one packet to many subscribers, and the RTP
 //! header rewrite a forwarded packet needs.
+//!
+//! `rewrite/own_write_gcm128` (and `_gcm256`) is the floor of a forwarding write path of
+//! Convene's own (ARCHITECTURE.md, "Known limits"): what any SFU must do
+//! for one copy of a packet to one subscriber besides the kernel's send —
+//! the header rewritten with the two extensions a subscriber needs (MID,
+//! transport-wide sequence number), header and payload copied into that
+//! copy's datagram, and the SRTP AEAD_AES_128_GCM seal (RFC 7714) with the
+//! subscriber's key. Compare it with `sfu_cost` in `peers.rs`, str0m's cost
+//! for the same copy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -159,6 +168,57 @@ fn header_rewrite(c: &mut Criterion) {
             black_box((&h, &payload));
         });
     });
+    // AEAD_AES_128_GCM is what browsers negotiate with Convene; two str0m
+    // peers (the `sfu_cost` pairs) settle on AEAD_AES_256_GCM.
+    use aws_lc_rs::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    for (name, alg) in [
+        ("own_write_gcm128", &AES_128_GCM),
+        ("own_write_gcm256", &AES_256_GCM),
+    ] {
+        g.bench_function(name, |b| {
+            const PAYLOAD: usize = 1100;
+            // One subscriber's SRTP session: its key and salt (RFC 7714).
+            let key = LessSafeKey::new(UnboundKey::new(alg, &[7u8; 32][..alg.key_len()]).unwrap());
+            let salt = [9u8; 12];
+            let ssrc = 0xdead_beef_u32;
+            let payload = vec![0x5au8; PAYLOAD];
+            // The copy's datagram: 12 header bytes, 12 of extensions, the
+            // payload, the 16-byte tag; reused, as a send batch's slots are.
+            let mut datagram = Vec::with_capacity(12 + 12 + PAYLOAD + 16);
+            let mut seq = 0u16;
+            let mut twcc = 0u16;
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                twcc = twcc.wrapping_add(1);
+                let mut h = [0x90u8, 0xe0, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4];
+                rewrite_header(&mut h, seq, u32::from(seq) * 3000, ssrc, 96);
+                datagram.clear();
+                datagram.extend_from_slice(&h);
+                // RFC 8285 one-byte extensions: MID "0", transport-wide seq.
+                datagram.extend_from_slice(&[0xbe, 0xde, 0, 2, 0x10, b'0', 0x31]);
+                datagram.extend_from_slice(&twcc.to_be_bytes());
+                datagram.extend_from_slice(&[0, 0, 0]);
+                datagram.extend_from_slice(black_box(&payload));
+                // IV: 00 00 || SSRC || ROC || SEQ, XOR the salt.
+                let mut iv = [0u8; 12];
+                iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
+                iv[10..12].copy_from_slice(&seq.to_be_bytes());
+                for (v, s) in iv.iter_mut().zip(salt) {
+                    *v ^= s;
+                }
+                let (header, body) = datagram.split_at_mut(24);
+                let tag = key
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(iv),
+                        Aad::from(&*header),
+                        body,
+                    )
+                    .unwrap();
+                datagram.extend_from_slice(tag.as_ref());
+                black_box(&datagram);
+            });
+        });
+    }
     g.finish();
 }
 
