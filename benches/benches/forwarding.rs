@@ -168,8 +168,9 @@ fn header_rewrite(c: &mut Criterion) {
             black_box((&h, &payload));
         });
     });
-    // AEAD_AES_128_GCM is what browsers negotiate with Convene; two str0m
-    // peers (the `sfu_cost` pairs) settle on AEAD_AES_256_GCM.
+    // AEAD_AES_128_GCM is compare-janus.sh's GCM pass; AEAD_AES_256_GCM is
+    // what str0m's DTLS (dimpl) prefers when the peer offers it: two str0m
+    // peers (the `sfu_cost` pairs), or a browser that offers it.
     use aws_lc_rs::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
     for (name, alg) in [
         ("own_write_gcm128", &AES_128_GCM),
