@@ -193,6 +193,7 @@ fn header_rewrite(c: &mut Criterion) {
                 twcc = twcc.wrapping_add(1);
                 let mut h = [0x90u8, 0xe0, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4];
                 rewrite_header(&mut h, seq, u32::from(seq) * 3000, ssrc, 96);
+                h[0] |= 0x10; // the extension bit (the rewrite writes 0x80)
                 datagram.clear();
                 datagram.extend_from_slice(&h);
                 // RFC 8285 one-byte extensions: MID "0", transport-wide seq.
