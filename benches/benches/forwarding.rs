@@ -7,8 +7,8 @@
 //! for one copy of a packet to one subscriber besides the kernel's send —
 //! the header rewritten with the two extensions a subscriber needs (MID,
 //! transport-wide sequence number), header and payload copied into that
-//! copy's datagram, and the SRTP AEAD_AES_128_GCM seal (RFC 7714) with the
-//! subscriber's key. Compare it with `sfu_cost` in `peers.rs`, str0m's cost
+//! copy's datagram, and the SRTP seal with the subscriber's key, by the
+//! server's own sealer (`convene_server::rtc::seal`) in each profile. Compare it with `sfu_cost` in `peers.rs`, str0m's cost
 //! for the same copy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -168,24 +168,30 @@ fn header_rewrite(c: &mut Criterion) {
             black_box((&h, &payload));
         });
     });
-    // AEAD_AES_128_GCM is compare-janus.sh's GCM pass; AEAD_AES_256_GCM is
-    // what str0m's DTLS (dimpl) prefers when the peer offers it: two str0m
-    // peers (the `sfu_cost` pairs), or a browser that offers it.
-    use aws_lc_rs::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-    for (name, alg) in [
-        ("own_write_gcm128", &AES_128_GCM),
-        ("own_write_gcm256", &AES_256_GCM),
+    // AEAD_AES_128_GCM is compare-janus.sh's GCM pass and AES_CM_128 its
+    // AES-CM pass; AEAD_AES_256_GCM is what str0m's DTLS (dimpl) prefers
+    // when the peer offers it: two str0m peers (the `sfu_cost` pairs), or a
+    // browser that offers it. The seal is the server's (`rtc::seal`).
+    use convene_server::rtc::seal::{Profile, SrtpSealer};
+    for (name, profile) in [
+        ("own_write_gcm128", Profile::AeadAes128Gcm),
+        ("own_write_gcm256", Profile::AeadAes256Gcm),
+        ("own_write_cm128", Profile::Aes128CmSha1_80),
     ] {
         g.bench_function(name, |b| {
             const PAYLOAD: usize = 1100;
-            // One subscriber's SRTP session: its key and salt (RFC 7714).
-            let key = LessSafeKey::new(UnboundKey::new(alg, &[7u8; 32][..alg.key_len()]).unwrap());
-            let salt = [9u8; 12];
+            // One subscriber's SRTP session keys.
+            let sealer = SrtpSealer::from_master(
+                profile,
+                &[7u8; 32][..profile.key_len()],
+                &[9u8; 14][..profile.salt_len()],
+            )
+            .unwrap();
             let ssrc = 0xdead_beef_u32;
             let payload = vec![0x5au8; PAYLOAD];
             // The copy's datagram: 12 header bytes, 12 of extensions, the
-            // payload, the 16-byte tag; reused, as a send batch's slots are.
-            let mut datagram = Vec::with_capacity(12 + 12 + PAYLOAD + 16);
+            // payload, the tag; reused, as a send batch's slots are.
+            let mut datagram = vec![0u8; 12 + 12 + PAYLOAD + profile.rtp_overhead()];
             let mut seq = 0u16;
             let mut twcc = 0u16;
             b.iter(|| {
@@ -194,30 +200,14 @@ fn header_rewrite(c: &mut Criterion) {
                 let mut h = [0x90u8, 0xe0, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4];
                 rewrite_header(&mut h, seq, u32::from(seq) * 3000, ssrc, 96);
                 h[0] |= 0x10; // the extension bit (the rewrite writes 0x80)
-                datagram.clear();
-                datagram.extend_from_slice(&h);
+                datagram[..12].copy_from_slice(&h);
                 // RFC 8285 one-byte extensions: MID "0", transport-wide seq.
-                datagram.extend_from_slice(&[0xbe, 0xde, 0, 2, 0x10, b'0', 0x31]);
-                datagram.extend_from_slice(&twcc.to_be_bytes());
-                datagram.extend_from_slice(&[0, 0, 0]);
-                datagram.extend_from_slice(black_box(&payload));
-                // IV: 00 00 || SSRC || ROC || SEQ, XOR the salt.
-                let mut iv = [0u8; 12];
-                iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
-                iv[10..12].copy_from_slice(&seq.to_be_bytes());
-                for (v, s) in iv.iter_mut().zip(salt) {
-                    *v ^= s;
-                }
-                let (header, body) = datagram.split_at_mut(24);
-                let tag = key
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key(iv),
-                        Aad::from(&*header),
-                        body,
-                    )
-                    .unwrap();
-                datagram.extend_from_slice(tag.as_ref());
-                black_box(&datagram);
+                datagram[12..19].copy_from_slice(&[0xbe, 0xde, 0, 2, 0x10, b'0', 0x31]);
+                datagram[19..21].copy_from_slice(&twcc.to_be_bytes());
+                datagram[21..24].copy_from_slice(&[0, 0, 0]);
+                datagram[24..24 + PAYLOAD].copy_from_slice(black_box(&payload));
+                let n = sealer.seal_rtp(&mut datagram, 24 + PAYLOAD, 24, 0).unwrap();
+                black_box(&datagram[..n]);
             });
         });
     }

@@ -10,14 +10,26 @@
 //! and shared. The handshake and the certificate generation are str0m's
 //! and dimpl's default, unchanged; SRTP in the AES-CM profile keeps its
 //! keys (`super::srtp`).
+//!
+//! A thread that asks for it ([`export_keys_on_this_thread`]) is also
+//! handed the SRTP keying material each handshake exports
+//! ([`take_exported_keys`]): what sealing packets outside str0m needs
+//! (`super::seal`). str0m keeps its own copy inside its session and has no
+//! API that returns it; the DTLS instance is the one place it passes
+//! through. str0m is sans-IO, so the material of a handshake appears while
+//! its peer's `Rtc` is being driven on this thread, before that `Rtc`
+//! reports `Connected`: the caller takes it then.
 
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use str0m::crypto::dtls::{
     DtlsCert, DtlsImplError, DtlsInstance, DtlsOutput, DtlsProvider, DtlsVersion, ProtocolVersion,
+    SrtpProfile,
 };
 use str0m::crypto::{CryptoError, CryptoProvider};
+use zeroize::Zeroizing;
 
 /// The crypto provider for the media workers' peers: str0m's default with
 /// [`SharedConfigDtls`] as its DTLS provider, and AES-CM SRTP and HMAC-SHA1
@@ -37,6 +49,47 @@ pub fn provider() -> Arc<CryptoProvider> {
             })
         })
         .clone()
+}
+
+/// The SRTP keying material one DTLS handshake exported (RFC 5764 4.2:
+/// client key, server key, client salt, server salt), wiped when dropped.
+pub struct ExportedKeys {
+    pub material: Zeroizing<Vec<u8>>,
+    pub profile: SrtpProfile,
+    /// Whether this end was the DTLS client (and so writes with the
+    /// client's half).
+    pub dtls_client: bool,
+}
+
+impl std::fmt::Debug for ExportedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the material.
+        f.debug_struct("ExportedKeys")
+            .field("profile", &self.profile)
+            .field("dtls_client", &self.dtls_client)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    static EXPORT: Cell<bool> = const { Cell::new(false) };
+    static EXPORTED: RefCell<Option<ExportedKeys>> = const { RefCell::new(None) };
+}
+
+/// Whether handshakes completing on this thread hand their keying material
+/// to [`take_exported_keys`] (off unless asked: the material is otherwise
+/// only in str0m's session).
+pub fn export_keys_on_this_thread(on: bool) {
+    EXPORT.set(on);
+    if !on {
+        EXPORTED.take();
+    }
+}
+
+/// The keying material of the last handshake that completed on this
+/// thread since the last call, if exporting is on.
+pub fn take_exported_keys() -> Option<ExportedKeys> {
+    EXPORTED.take()
 }
 
 /// A DTLS provider that builds dimpl's configuration once per MTU.
@@ -118,7 +171,17 @@ impl DtlsInstance for Instance {
     }
 
     fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
-        self.0.poll_output(buf)
+        let out = self.0.poll_output(buf);
+        if let DtlsOutput::KeyingMaterial(material, profile) = &out
+            && EXPORT.get()
+        {
+            EXPORTED.set(Some(ExportedKeys {
+                material: Zeroizing::new(material.to_vec()),
+                profile: *profile,
+                dtls_client: self.0.is_active(),
+            }));
+        }
+        out
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsImplError> {

@@ -17,6 +17,7 @@ pub mod nodes;
 pub mod notice;
 pub mod relay_rooms;
 pub mod sdp_scan;
+pub mod seal;
 pub mod srtp;
 pub mod stun;
 pub mod tcp;

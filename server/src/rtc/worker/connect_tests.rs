@@ -16,24 +16,24 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use super::lifecycle::peer_config;
 use super::poll::{is_rtp, serve_at_once};
 
-const SERVER: &str = "10.0.0.1:10000";
-const CLIENT: &str = "10.0.1.1:20000";
+pub(super) const SERVER: &str = "10.0.0.1:10000";
+pub(super) const CLIENT: &str = "10.0.1.1:20000";
 /// The payload of the packet written before DTLS completes.
 const EARLY: &[u8] = b"written before the keys existed";
 
 /// The worker's side, polled as `Worker::poll_peer` polls it.
-struct WorkerPeer {
-    rtc: Rtc,
-    connected: bool,
-    keys_ready: bool,
+pub(super) struct WorkerPeer {
+    pub(super) rtc: Rtc,
+    pub(super) connected: bool,
+    pub(super) keys_ready: bool,
     /// Whether `Connected` sets `keys_ready` (the worker's rule) or not.
-    kick: bool,
+    pub(super) kick: bool,
 }
 
 impl WorkerPeer {
     /// Polls until str0m gives a timeout the worker would keep for its
     /// timer heap; what it sends is queued in `sent`. Returns that timeout.
-    fn poll(&mut self, sent: &mut Vec<Transmit>, now: Instant) -> Instant {
+    pub(super) fn poll(&mut self, sent: &mut Vec<Transmit>, now: Instant) -> Instant {
         loop {
             match self.rtc.poll_output().expect("worker peer poll") {
                 Output::Timeout(t) => {
@@ -60,7 +60,7 @@ impl WorkerPeer {
     }
 }
 
-fn deliver(t: &Transmit, to: &mut Rtc, now: Instant) {
+pub(super) fn deliver(t: &Transmit, to: &mut Rtc, now: Instant) {
     let r = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
         .expect("a datagram str0m sent");
     to.handle_input(Input::Receive(now, r)).expect("input");
@@ -94,7 +94,7 @@ fn feed_client(
 /// Negotiates one send-only video m-line on the worker's side: the worker
 /// offers (as it offers a room's tracks) or answers a client's offer to
 /// receive (as a browser's first offer). Returns its mid and VP8's pt.
-fn negotiate(server: &mut Rtc, client: &mut Rtc, server_offers: bool) -> (Mid, Pt) {
+pub(super) fn negotiate(server: &mut Rtc, client: &mut Rtc, server_offers: bool) -> (Mid, Pt) {
     let mid = if server_offers {
         exchange(server, client, Direction::SendOnly)
     } else {

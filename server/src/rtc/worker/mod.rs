@@ -36,6 +36,8 @@ mod negotiation;
 mod poll;
 mod receive;
 mod relay;
+#[cfg(test)]
+mod seal_tests;
 mod state;
 pub mod stats;
 mod viewers;
