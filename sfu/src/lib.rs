@@ -7,12 +7,15 @@
 //! outgoing stream continuous, when to ask a publisher for a keyframe
 //! ([`keyframe`]), per-layer bitrates ([`rate`]) and who is speaking
 //! ([`speakers`]), how long sent video is kept for NACKs ([`nack`]), and whom a viewer that cannot renegotiate is shown
-//! ([`follow`]). Time comes in as `Instant`s, so every decision is unit
+//! ([`follow`]), and a send-side bandwidth estimate from TWCC feedback
+//! ([`bwe`]; for a forwarding write path of Convene's own, not yet used by
+//! the workers, which read str0m's). Time comes in as `Instant`s, so every decision is unit
 //! tested without sockets. The server's media workers own the str0m peers and
 //! the socket and call into this crate for every packet; nothing here
 //! allocates per packet.
 
 pub mod allocator;
+pub mod bwe;
 pub mod fanout;
 pub mod follow;
 pub mod forwarder;
@@ -23,6 +26,7 @@ pub mod rate;
 pub mod speakers;
 
 pub use allocator::{AUDIO_BPS, Allocator, CONGESTION_FACTOR, Plan, SteeredTrack, TrackDemand};
+pub use bwe::{BweConfig, ProbeRequest, SendSideBwe};
 pub use fanout::{Fanout, FanoutCount};
 pub use follow::follow;
 pub use forwarder::{Decision, DropReason, Forwarder, Kind, Packet};
