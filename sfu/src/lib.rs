@@ -7,9 +7,10 @@
 //! outgoing stream continuous, when to ask a publisher for a keyframe
 //! ([`keyframe`]), per-layer bitrates ([`rate`]) and who is speaking
 //! ([`speakers`]), how long sent video is kept for NACKs ([`nack`]), and whom a viewer that cannot renegotiate is shown
-//! ([`follow`]), and a send-side bandwidth estimate from TWCC feedback
-//! ([`bwe`]; for a forwarding write path of Convene's own, not yet used by
-//! the workers, which read str0m's). Time comes in as `Instant`s, so every decision is unit
+//! ([`follow`]), and, for a forwarding write path of Convene's own not yet
+//! used by the workers (which run str0m's), a send-side bandwidth estimate
+//! from TWCC feedback ([`bwe`]) and the RTCP feedback readers
+//! ([`feedback`]). Time comes in as `Instant`s, so every decision is unit
 //! tested without sockets. The server's media workers own the str0m peers and
 //! the socket and call into this crate for every packet; nothing here
 //! allocates per packet.
@@ -17,6 +18,7 @@
 pub mod allocator;
 pub mod bwe;
 pub mod fanout;
+pub mod feedback;
 pub mod follow;
 pub mod forwarder;
 pub mod keyframe;

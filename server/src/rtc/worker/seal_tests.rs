@@ -17,7 +17,10 @@ use super::connect_tests::{CLIENT, SERVER, WorkerPeer, deliver, negotiate};
 use super::lifecycle::peer_config;
 use super::poll::is_rtp;
 use crate::rtc::dtls::{ExportedKeys, export_keys_on_this_thread, take_exported_keys};
-use crate::rtc::seal::{Profile, SrtpSealer};
+use crate::rtc::seal::{Profile, ReplayWindow, SrtpSealer};
+use convene_sfu::feedback::{Feedback, ReferenceClock, nacked, rtcp_packets};
+use convene_sfu::{BweConfig, SendSideBwe};
+use str0m::rtp::Extension;
 
 /// What the client saw: RTP packets (SSRC, sequence number, payload) and
 /// the SSRCs of sender reports.
@@ -25,6 +28,8 @@ use crate::rtc::seal::{Profile, SrtpSealer};
 struct Seen {
     rtp: Vec<(Ssrc, u64, Vec<u8>)>,
     sender_reports: Vec<Ssrc>,
+    /// Every datagram the client sent to the worker peer.
+    to_server: Vec<Vec<u8>>,
 }
 
 /// Drives the client until it waits: hands it `datagrams`, sends what it
@@ -43,7 +48,10 @@ fn feed(
                 Some(d) => deliver(&d, client, now),
                 None => return,
             },
-            Output::Transmit(t) => deliver(&t, server, now),
+            Output::Transmit(t) => {
+                seen.to_server.push(t.contents.to_vec());
+                deliver(&t, server, now);
+            }
             Output::Event(Event::RtpPacket(p)) => {
                 seen.rtp
                     .push((p.header.ssrc, *p.seq_no, p.payload.to_vec()));
@@ -278,4 +286,147 @@ fn nothing_is_exported_unless_asked() {
     .join()
     .unwrap();
     assert_eq!(exported, (false, false), "material exported without asking");
+}
+
+/// The feedback half: media written and sealed here only (with the MID and
+/// transport-wide sequence extensions str0m negotiated), one packet left
+/// out; the str0m client's own RTCP, opened here with the client's half of
+/// the keys and read by `convene_sfu::feedback`, reports every packet sent
+/// by its transport-wide number, NACKs the one left out, and feeds the
+/// estimator.
+#[test]
+fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
+    let mut s = connect(true);
+    let keys = s.keys.take().expect("keying material");
+    let profile = Profile::from_dtls(keys.profile).unwrap();
+    let sealer =
+        SrtpSealer::from_keying_material(&keys.material, profile, keys.dtls_client).unwrap();
+    let opener =
+        SrtpSealer::from_keying_material(&keys.material, profile, !keys.dtls_client).unwrap();
+    let media = s.server.rtc.media(s.mid).expect("the m-line");
+    let ext = |e| media.remote_extmap().id_of(e).expect("negotiated");
+    let (mid_id, twcc_id) = (
+        ext(Extension::RtpMid),
+        ext(Extension::TransportSequenceNumber),
+    );
+    let ssrc = *s
+        .server
+        .rtc
+        .direct_api()
+        .stream_tx_by_mid(s.mid, None)
+        .expect("a send stream")
+        .ssrc();
+    let mid = s.mid.to_string();
+    assert!((1..=14).contains(&mid_id) && (1..=14).contains(&twcc_id) && mid.len() <= 12);
+
+    let start = s.now;
+    let mut bwe = SendSideBwe::new(BweConfig::default(), start);
+    let mut twcc = 0u16;
+    let mut sent_twcc = Vec::new();
+    for seq in 1..=30u16 {
+        s.now += Duration::from_millis(3);
+        if seq == 11 {
+            continue; // lost on the way
+        }
+        twcc += 1;
+        // Header, then one-byte extensions: MID, transport-wide number.
+        let mut p = vec![0x90, *s.pt, 0, 0, 0, 0, 0, 0];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[4..8].copy_from_slice(&(u32::from(seq) * 3000).to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        let mut ext = vec![(mid_id << 4) | (mid.len() as u8 - 1)];
+        ext.extend_from_slice(mid.as_bytes());
+        ext.extend_from_slice(&[(twcc_id << 4) | 1, (twcc >> 8) as u8, twcc as u8]);
+        while ext.len() % 4 != 0 {
+            ext.push(0);
+        }
+        p.extend_from_slice(&[0xbe, 0xde, 0, (ext.len() / 4) as u8]);
+        p.extend_from_slice(&ext);
+        let hl = p.len();
+        p.extend_from_slice(&[seq as u8; 300]);
+        let len = p.len();
+        p.resize(len + profile.rtp_overhead(), 0);
+        let n = sealer.seal_rtp(&mut p, len, hl, 0).unwrap();
+        p.truncate(n);
+        bwe.on_packet_sent(s.now, twcc, n as u32, None);
+        sent_twcc.push(twcc);
+        feed(
+            &mut s.client,
+            vec![datagram(p)],
+            &mut s.server.rtc,
+            s.now,
+            &mut s.seen,
+        );
+    }
+    assert_eq!(
+        s.seen.rtp.iter().filter(|(x, _, _)| **x == ssrc).count(),
+        29,
+        "the client took every packet sealed here"
+    );
+    // Let the client's timers run: its feedback and NACKs go out.
+    for _ in 0..50 {
+        s.now += Duration::from_millis(10);
+        s.client.handle_input(Input::Timeout(s.now)).unwrap();
+        feed(
+            &mut s.client,
+            Vec::new(),
+            &mut s.server.rtc,
+            s.now,
+            &mut s.seen,
+        );
+    }
+
+    let mut reported = Vec::new();
+    let mut nacks = Vec::new();
+    let mut replay = ReplayWindow::default();
+    let mut clock = ReferenceClock::default();
+    let mut opened = 0;
+    for d in &s.seen.to_server {
+        // RTCP (RFC 5761: payload types 192-223 after the version).
+        if d.len() < 8 || d[0] >> 6 != 2 || !(192..=223).contains(&d[1]) {
+            continue;
+        }
+        let mut buf = d.clone();
+        let (n, index) = opener
+            .open_rtcp(&mut buf, d.len())
+            .expect("the client's SRTCP opens");
+        replay.accept(index).expect("each index once");
+        opened += 1;
+        for p in rtcp_packets(&buf[..n]) {
+            match Feedback::of(p) {
+                Feedback::TransportCc(r) => {
+                    let base = clock.unwrap(r.reference_time);
+                    reported.extend(r.packets(base));
+                    bwe.on_feedback(s.now, r.packets(base));
+                }
+                Feedback::Nack { media_ssrc, fci } => {
+                    assert_eq!(media_ssrc, ssrc);
+                    nacks.extend(nacked(fci));
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(opened > 0, "the client sent RTCP");
+    let received: Vec<u16> = reported
+        .iter()
+        .filter(|(_, at)| at.is_some())
+        .map(|(q, _)| *q)
+        .collect();
+    for t in &sent_twcc {
+        assert!(
+            received.contains(t),
+            "transport-wide {t} reported: {reported:?}"
+        );
+    }
+    // Arrival times step as the packets were fed: 3 ms apart (6 across
+    // the gap), to the report's 250 µs unit.
+    let at = |q: u16| reported.iter().find(|(x, _)| *x == q).and_then(|(_, a)| *a);
+    assert_eq!(at(2).unwrap() - at(1).unwrap(), 3_000);
+    assert_eq!(at(11).unwrap() - at(10).unwrap(), 6_000);
+    assert!(
+        nacks.contains(&11),
+        "the client NACKed the lost packet: {nacks:?}"
+    );
+    assert!(bwe.rtt().is_some(), "the estimator took the feedback");
 }
