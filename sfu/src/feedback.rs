@@ -129,15 +129,13 @@ impl<'a> Feedback<'a> {
 }
 
 /// The sequence numbers a generic NACK's FCI asks for: each 4-byte entry
-/// is a packet id and a bitmask of the 16 after it.
+/// is a packet id and a bitmask of the 16 after it
+/// ([`crate::writer::nack_seqs`]).
 pub fn nacked(fci: &[u8]) -> impl Iterator<Item = u16> + '_ {
     fci.chunks_exact(4).flat_map(|e| {
-        let pid = u16::from_be_bytes([e[0], e[1]]);
-        let blp = u16::from_be_bytes([e[2], e[3]]);
-        std::iter::once(pid).chain(
-            (0..16u16)
-                .filter(move |i| blp & (1 << i) != 0)
-                .map(move |i| pid.wrapping_add(i + 1)),
+        crate::writer::nack_seqs(
+            u16::from_be_bytes([e[0], e[1]]),
+            u16::from_be_bytes([e[2], e[3]]),
         )
     })
 }

@@ -10,10 +10,12 @@
 //! ([`follow`]), and, for a forwarding write path of Convene's own not yet
 //! used by the workers (which run str0m's), a send-side bandwidth estimate
 //! from TWCC feedback ([`bwe`]) and the RTCP feedback readers
-//! ([`feedback`]). Time comes in as `Instant`s, so every decision is unit
-//! tested without sockets. The server's media workers own the str0m peers and
-//! the socket and call into this crate for every packet; nothing here
-//! allocates per packet.
+//! ([`feedback`]), and that write path's other sans-IO pieces: RTP headers
+//! with their extensions, transport-wide sequence numbers, NACKs answered
+//! with RTX and sender reports ([`writer`]). Time comes in as `Instant`s, so
+//! every decision is unit tested without sockets. The server's media workers
+//! own the str0m peers and the socket and call into this crate for every
+//! packet; nothing here allocates per packet.
 
 pub mod allocator;
 pub mod bwe;
@@ -26,6 +28,7 @@ pub mod layer;
 pub mod nack;
 pub mod rate;
 pub mod speakers;
+pub mod writer;
 
 pub use allocator::{AUDIO_BPS, Allocator, CONGESTION_FACTOR, Plan, SteeredTrack, TrackDemand};
 pub use bwe::{BweConfig, ProbeRequest, SendSideBwe};
@@ -37,3 +40,7 @@ pub use layer::Layer;
 pub use nack::{NackWindow, nack_cache_packets, nack_window};
 pub use rate::RateMeter;
 pub use speakers::{LevelMeter, SpeakerDetector};
+pub use writer::{
+    ExtIds, ExtValues, ResendCache, RtpHeader, RtxStream, SenderClock, SenderInfo, SentPacket,
+    TransportSeq, WriteError,
+};

@@ -1,6 +1,8 @@
 //! Tests of the RTCP feedback readers: hand-built reports checked field by
 //! field, inconsistent and random input, and a report fed to the estimator.
 
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 
 /// An RTCP packet: header (count/FMT, PT, length) and body, padded with
@@ -8,7 +10,7 @@ use super::*;
 fn packet(count: u8, pt: u8, body: &[u8], pad: bool) -> Vec<u8> {
     let mut body = body.to_vec();
     let mut first = 0x80 | count;
-    if pad || body.len() % 4 != 0 {
+    if pad || !body.len().is_multiple_of(4) {
         let n = 4 - body.len() % 4;
         let n = if n == 0 { 4 } else { n };
         body.extend(std::iter::repeat_n(0, n - 1));
@@ -112,7 +114,7 @@ fn random_bytes_are_read_without_panic_and_within_their_counts() {
     for _ in 0..20_000 {
         let len = (next(&mut s) % 96) as usize;
         let mut bytes: Vec<u8> = (0..len).map(|_| next(&mut s) as u8).collect();
-        if next(&mut s) % 2 == 0 && bytes.len() >= 4 {
+        if next(&mut s).is_multiple_of(2) && bytes.len() >= 4 {
             // Make the header plausible more often than chance would.
             bytes[0] = 0x80 | (bytes[0] & 0x3f);
             bytes[1] = [PT_RTPFB, PT_PSFB, PT_SR, PT_RR][(next(&mut s) % 4) as usize];
