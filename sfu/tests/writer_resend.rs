@@ -327,3 +327,46 @@ fn rtx_into_a_small_buffer_writes_nothing() {
     assert_eq!(rtx.write_rtx(&mut buf, &original, &ids, &vals), Ok(needed));
     assert_eq!(rtx.next_seq(), 101);
 }
+
+#[test]
+fn padding_packet_bytes() {
+    let ids = ok(ExtIds::new(Some(3), Some(5), None, None));
+    let vals = ExtValues {
+        mid: Some(b"v1"),
+        transport_cc: Some(0x0102),
+        ..Default::default()
+    };
+    let mut rtx = RtxStream::new(0xabcd_0001, 97, 65535);
+    let mut buf = [0xeeu8; 400];
+    let n = ok(rtx.write_padding(&mut buf, 0x1122_3344, 200, &ids, &vals));
+    let Some(h) = RtpHeader::parse(&buf[..n]) else {
+        panic!("no header")
+    };
+    assert_eq!(
+        (h.pt, h.seq, h.ts, h.ssrc, h.marker),
+        (97, 65535, 0x1122_3344, 0xabcd_0001, false)
+    );
+    assert_eq!(buf[0] & 0x20, 0x20, "the padding bit");
+    let Some(hl) = header_len(&buf[..n]) else {
+        panic!("no header length")
+    };
+    assert_eq!(n, hl + 200, "no payload, 200 bytes of padding");
+    assert!(buf[hl..n - 1].iter().all(|b| *b == 0));
+    assert_eq!(buf[n - 1], 200, "the count last");
+    let exts = ok(parse_extensions(&buf[..n]));
+    assert_eq!(exts.values(&ids).transport_cc, Some(0x0102));
+    assert_eq!(rtx.next_seq(), 0, "the RTX numbers wrap");
+
+    // No padding, or no room: nothing written, the number kept.
+    let mut small = [0u8; 30];
+    assert!(rtx.write_padding(&mut small, 0, 0, &ids, &vals).is_err());
+    assert!(rtx.write_padding(&mut small, 0, 255, &ids, &vals).is_err());
+    assert_eq!(small, [0u8; 30]);
+    assert_eq!(rtx.next_seq(), 0);
+    assert_eq!(
+        rtx.write_padding(&mut buf, 0, 0, &ids, &vals)
+            .unwrap_err()
+            .to_string(),
+        "a padding-only packet needs 1 to 255 bytes of padding"
+    );
+}

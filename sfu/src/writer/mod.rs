@@ -62,6 +62,8 @@ pub use twcc::TransportSeq;
 pub enum WriteError {
     /// The buffer holds `available` bytes; the packet needs `needed`.
     BufferTooSmall { needed: usize, available: usize },
+    /// A padding-only packet asked for with no padding.
+    EmptyPadding,
     /// A payload type over 127 (the field has 7 bits).
     InvalidPayloadType(u8),
     /// An extension id of 0 (ids are 1..=255; 0 is padding).
@@ -85,6 +87,9 @@ impl fmt::Display for WriteError {
                 f,
                 "buffer too small: the packet needs {needed} bytes, the buffer holds {available}"
             ),
+            WriteError::EmptyPadding => {
+                write!(f, "a padding-only packet needs 1 to 255 bytes of padding")
+            }
             WriteError::InvalidPayloadType(pt) => {
                 write!(
                     f,

@@ -241,4 +241,46 @@ impl RtxStream {
         self.next_seq = self.next_seq.wrapping_add(1);
         Ok(needed)
     }
+
+    /// Writes a padding-only packet on the RTX stream, as probes of the
+    /// send-side estimator are sent (`crate::bwe::ProbeRequest`): a header
+    /// with the padding bit, the RTX SSRC and payload type, the next RTX
+    /// sequence number and timestamp `ts` (the stream's latest), the
+    /// extensions of `vals` (its transport-wide number), then `padding`
+    /// bytes (1..=255, RFC 3550 5.1: zeros, the count last) and no payload.
+    /// Returns the packet's length. On error nothing is written and the
+    /// sequence number does not advance.
+    pub fn write_padding(
+        &mut self,
+        buf: &mut [u8],
+        ts: u32,
+        padding: u8,
+        ids: &ExtIds,
+        vals: &ExtValues,
+    ) -> Result<usize, WriteError> {
+        if padding == 0 {
+            return Err(WriteError::EmptyPadding);
+        }
+        let h = RtpHeader {
+            pt: self.pt,
+            seq: self.next_seq,
+            ts,
+            ssrc: self.ssrc,
+            marker: false,
+        };
+        let header = header_size(&h, ids, vals)?;
+        let needed = header + usize::from(padding);
+        if buf.len() < needed {
+            return Err(WriteError::BufferTooSmall {
+                needed,
+                available: buf.len(),
+            });
+        }
+        let written = write_header(buf, &h, ids, vals)?;
+        buf[0] |= 0x20;
+        buf[written..needed - 1].fill(0);
+        buf[needed - 1] = padding;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        Ok(needed)
+    }
 }

@@ -285,10 +285,11 @@ fn nothing_is_exported_unless_asked() {
 
 /// The feedback half: media written and sealed here only (with the MID and
 /// transport-wide sequence extensions str0m negotiated), one packet left
-/// out; the str0m client's own RTCP, opened here with the client's half of
-/// the keys and read by `convene_sfu::feedback`, reports every packet sent
-/// by its transport-wide number, NACKs the one left out, and feeds the
-/// estimator.
+/// out, then a probe (padding-only packets on the RTX stream); the str0m
+/// client's own RTCP, opened here with the client's half of the keys and
+/// read by `convene_sfu::feedback`, reports every packet sent (the probe's
+/// too) by its transport-wide number, NACKs the one left out, and feeds
+/// the estimator.
 #[test]
 fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
     let mut s = connect(true);
@@ -363,6 +364,57 @@ fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
         s.seen.rtp.iter().filter(|(x, _, _)| **x == ssrc).count(),
         29,
         "the client took every packet sealed here"
+    );
+    // A probe: padding-only packets on the RTX stream str0m negotiated,
+    // each with its transport-wide number.
+    let rtx_pt = s
+        .server
+        .rtc
+        .codec_config()
+        .params()
+        .iter()
+        .find(|p| p.pt() == s.pt)
+        .and_then(|p| p.resend())
+        .expect("an RTX payload type");
+    let rtx_ssrc = *s
+        .server
+        .rtc
+        .direct_api()
+        .stream_tx_by_mid(s.mid, None)
+        .and_then(|tx| tx.rtx())
+        .expect("an RTX SSRC");
+    let mut probe = RtxStream::new(rtx_ssrc, *rtx_pt, 1);
+    for _ in 0..5 {
+        s.now += Duration::from_millis(1);
+        twcc += 1;
+        let mut p = vec![0u8; 1500];
+        let vals = ExtValues {
+            mid: Some(mid.as_bytes()),
+            transport_cc: Some(twcc),
+            ..Default::default()
+        };
+        let n = probe
+            .write_padding(&mut p, 30 * 3000, 255, &ids, &vals)
+            .unwrap();
+        let hl = header_len(&p[..n]).unwrap();
+        p.truncate(n);
+        p.resize(n + profile.rtp_overhead(), 0);
+        let n = sealer.seal_rtp(&mut p, n, hl, 0).unwrap();
+        p.truncate(n);
+        bwe.on_packet_sent(s.now, twcc, n as u32, Some(1));
+        sent_twcc.push(twcc);
+        feed(
+            &mut s.client,
+            vec![datagram(p)],
+            &mut s.server.rtc,
+            s.now,
+            &mut s.seen,
+        );
+    }
+    assert_eq!(
+        s.seen.rtp.iter().filter(|(x, _, _)| **x == ssrc).count(),
+        29,
+        "padding is not media"
     );
     // Let the client's timers run: its feedback and NACKs go out.
     for _ in 0..50 {
