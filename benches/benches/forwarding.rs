@@ -251,7 +251,7 @@ fn header_rewrite(c: &mut Criterion) {
                 seq: seq as u16,
                 ts: (seq / 9) as u32 * 3000,
                 ssrc: 0xdead_beef,
-                marker: seq % 9 == 0,
+                marker: seq.is_multiple_of(9),
             };
             let vals = ExtValues {
                 mid: Some(b"1"),

@@ -364,9 +364,11 @@ fn padding_packet_bytes() {
     assert_eq!(small, [0u8; 30]);
     assert_eq!(rtx.next_seq(), 0);
     assert_eq!(
-        rtx.write_padding(&mut buf, 0, 0, &ids, &vals)
-            .unwrap_err()
-            .to_string(),
+        rtx.write_padding(&mut buf, 0, 0, &ids, &vals),
+        Err(WriteError::EmptyPadding)
+    );
+    assert_eq!(
+        WriteError::EmptyPadding.to_string(),
         "a padding-only packet needs 1 to 255 bytes of padding"
     );
 }
