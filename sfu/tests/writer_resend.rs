@@ -372,3 +372,13 @@ fn padding_packet_bytes() {
         "a padding-only packet needs 1 to 255 bytes of padding"
     );
 }
+
+/// A video stream's cache at the largest size the NACK window gives
+/// (256 packets) holds under 24 KiB besides the shared payloads.
+#[test]
+fn a_full_sized_cache_holds_under_24_kib() {
+    let cache = ResendCache::new(nack_cache_packets(nack_window(ms(1000))), ms(1000));
+    assert_eq!(cache.capacity(), 256);
+    let bytes = cache.memory_bytes();
+    assert!(bytes <= 24 * 1024, "{bytes} bytes");
+}

@@ -8,11 +8,13 @@
 //! packet back exactly once. The ring is allocated once, at construction: no
 //! allocation per packet.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the receiver has told us about one packet so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
+    /// A slot never written.
+    Empty,
     /// Sent, not yet named in any feedback.
     Unreported,
     /// Reported lost (may still be reported received later).
@@ -21,17 +23,22 @@ enum Status {
     Received,
 }
 
-/// One entry of the ring. `ext_seq == EMPTY` marks a slot never written.
+/// One entry of the ring, 24 bytes: a subscriber's ring is most of what
+/// its estimator holds (2,048 slots, 48 KiB), so it is kept small.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    ext_seq: u64,
-    send_time: Instant,
-    size: u32,
-    probe: Option<u32>,
+    /// Microseconds from the ring's base instant.
+    send_us: u64,
+    /// The low 32 bits of the extended sequence number (the ring holds far
+    /// fewer packets than 2^32, so they tell a slot's packet apart).
+    ext_lo: u32,
+    /// The probe cluster, if `has_probe`.
+    probe: u32,
+    /// Whole datagram, bytes (larger sizes are kept as 65,535).
+    size: u16,
     status: Status,
+    has_probe: bool,
 }
-
-const EMPTY: u64 = u64::MAX;
 
 /// A packet the feedback just told us about for the first time (or, for a
 /// packet reported lost before, received after all).
@@ -52,6 +59,8 @@ pub struct SentPacket {
 #[derive(Debug)]
 pub struct SendHistory {
     slots: Box<[Slot]>,
+    /// Send times are kept as microseconds from this instant.
+    base: Instant,
     mask: u64,
     /// Extended number of the newest packet sent (by sequence order).
     newest: Option<u64>,
@@ -66,14 +75,16 @@ impl SendHistory {
     pub fn new(capacity: usize, now: Instant) -> SendHistory {
         let capacity = capacity.clamp(16, 1 << 20).next_power_of_two();
         let empty = Slot {
-            ext_seq: EMPTY,
-            send_time: now,
+            send_us: 0,
+            ext_lo: 0,
+            probe: 0,
             size: 0,
-            probe: None,
-            status: Status::Unreported,
+            status: Status::Empty,
+            has_probe: false,
         };
         SendHistory {
             slots: vec![empty; capacity].into_boxed_slice(),
+            base: now,
             mask: capacity as u64 - 1,
             newest: None,
         }
@@ -81,6 +92,11 @@ impl SendHistory {
 
     pub fn capacity(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Bytes the ring holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots)
     }
 
     /// The extended number of the newest packet sent.
@@ -102,13 +118,16 @@ impl SendHistory {
         if self.newest.is_none_or(|n| ext > n) {
             self.newest = Some(ext);
         }
+        let send_us =
+            u64::try_from(now.saturating_duration_since(self.base).as_micros()).unwrap_or(u64::MAX);
         let slot = &mut self.slots[(ext & self.mask) as usize];
         *slot = Slot {
-            ext_seq: ext,
-            send_time: now,
-            size,
-            probe,
+            send_us,
+            ext_lo: ext as u32,
+            probe: probe.unwrap_or(0),
+            size: u16::try_from(size).unwrap_or(u16::MAX),
             status: Status::Unreported,
+            has_probe: probe.is_some(),
         };
         ext
     }
@@ -128,11 +147,11 @@ impl SendHistory {
     pub fn report(&mut self, seq: u16, received: bool) -> Option<SentPacket> {
         let ext = self.unwrap_reported(seq)?;
         let slot = &mut self.slots[(ext & self.mask) as usize];
-        if slot.ext_seq != ext {
+        if slot.status == Status::Empty || slot.ext_lo != ext as u32 {
             return None;
         }
         let was_reported_lost = match (slot.status, received) {
-            (Status::Received, _) | (Status::Lost, false) => return None,
+            (Status::Empty | Status::Received, _) | (Status::Lost, false) => return None,
             (Status::Unreported, _) => false,
             (Status::Lost, true) => true,
         };
@@ -143,9 +162,9 @@ impl SendHistory {
         };
         Some(SentPacket {
             ext_seq: ext,
-            send_time: slot.send_time,
-            size: slot.size,
-            probe: slot.probe,
+            send_time: self.base + Duration::from_micros(slot.send_us),
+            size: u32::from(slot.size),
+            probe: slot.has_probe.then_some(slot.probe),
             was_reported_lost,
         })
     }
@@ -154,7 +173,6 @@ impl SendHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     trait OrFail {
         fn or_fail(self) -> SentPacket;
@@ -170,6 +188,24 @@ mod tests {
 
     fn ms(t0: Instant, m: u64) -> Instant {
         t0 + Duration::from_millis(m)
+    }
+
+    #[test]
+    fn a_slot_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 24);
+    }
+
+    #[test]
+    fn sizes_beyond_the_field_are_kept_as_its_largest() {
+        let t0 = Instant::now();
+        let mut h = SendHistory::new(16, t0);
+        h.on_sent(t0 + Duration::from_micros(1234), 1, 70_000, None);
+        let p = h.report(1, true).or_fail();
+        assert_eq!(p.size, 65_535);
+        assert_eq!(p.send_time, t0 + Duration::from_micros(1234));
+        // A send time before the ring's base is kept as its base.
+        h.on_sent(t0 - Duration::from_millis(5), 2, 100, None);
+        assert_eq!(h.report(2, true).or_fail().send_time, t0);
     }
 
     #[test]

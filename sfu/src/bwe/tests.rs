@@ -171,3 +171,13 @@ fn hostile_feedback_is_survived() {
     let e = b.estimate_bps();
     assert!((50_000..=10_000_000).contains(&e), "{e}");
 }
+
+/// A peer's estimator stays small: its ring is 2,048 slots of 24 bytes
+/// (str0m's TWCC register alone holds ~87 KiB a peer).
+#[test]
+fn an_estimator_holds_about_48_kib() {
+    let bwe = SendSideBwe::new(cfg(), Instant::now());
+    let bytes = bwe.memory_bytes();
+    assert!(bytes >= HISTORY_CAPACITY * 24, "{bytes}");
+    assert!(bytes <= 52 * 1024, "{bytes} bytes");
+}

@@ -79,6 +79,12 @@ impl ResendCache {
         self.slots.len()
     }
 
+    /// Bytes this cache holds, inline and on the heap, besides the payloads
+    /// it shares with every other subscriber's copy.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<ResendCache>() + std::mem::size_of_val(&*self.slots)
+    }
+
     pub fn max_age(&self) -> Duration {
         self.max_age
     }
