@@ -33,6 +33,8 @@ mod copies;
 mod forwarding;
 mod lifecycle;
 mod negotiation;
+#[cfg(test)]
+mod own_streams_tests;
 mod poll;
 mod receive;
 mod relay;
