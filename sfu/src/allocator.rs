@@ -171,8 +171,11 @@ pub struct Plan {
     /// layers, the audio, and the gap to the next layer up (padding fills
     /// it, so the estimate can grow into it).
     pub min_bps: u64,
-    /// What the subscriber's preferences would take (bits/s), at least
-    /// `min_bps`: what the estimator may probe for.
+    /// What the subscriber's preferences would take (bits/s), with the
+    /// headroom [`Allocator::allocate`] asks before it steps up
+    /// ([`UP_HEADROOM`]), at least `min_bps`: what the estimator may probe
+    /// for. (Without the headroom an estimator that probes up to this rate
+    /// stops short of the step up to the preferred layer.)
     pub desired_bps: u64,
 }
 
@@ -232,7 +235,7 @@ impl Allocator {
             changed,
             congested,
             min_bps,
-            desired_bps: (preferred + audio).max(min_bps),
+            desired_bps: ((preferred as f64 * UP_HEADROOM) as u64 + audio).max(min_bps),
         }
     }
 }
@@ -373,8 +376,38 @@ mod tests {
         assert!(!plan.congested);
         // min: allocated 650k + audio 96k + the cheapest step up (q -> h, 350k).
         assert_eq!(plan.min_bps, 650_000 + 96_000 + 350_000);
-        // desired: both at f plus audio.
-        assert_eq!(plan.desired_bps, 3_000_000 + 96_000);
+        // desired: both at f with the step-up headroom, plus audio.
+        assert_eq!(plan.desired_bps, 3_600_000 + 96_000);
+    }
+
+    /// An estimate that reaches the plan's desired rate is enough for the
+    /// allocator to step every track up to its preferred layer: what an
+    /// estimator probing for the desired rate must find for the subscriber
+    /// to get there.
+    #[test]
+    fn the_desired_rate_is_enough_to_step_up_to_the_preferred_layers() {
+        let t0 = Instant::now();
+        let mut alloc = Allocator::default();
+        let mut tracks = [cam(), cam()];
+        let mut plan = alloc.plan(Some(400_000), 1, t0, &mut tracks);
+        assert_eq!([tracks[0].cap, tracks[1].cap], [Layer::Q, Layer::Q]);
+        let mut t = t0;
+        for _ in 0..20 {
+            t += UP_HOLD;
+            plan = alloc.plan(Some(plan.desired_bps), 1, t, &mut tracks);
+        }
+        assert_eq!([tracks[0].cap, tracks[1].cap], [Layer::F, Layer::F]);
+        // Without the headroom it would not be.
+        let mut alloc = Allocator::default();
+        let mut tracks = [cam(), cam()];
+        alloc.plan(Some(400_000), 1, t0, &mut tracks);
+        let nominal = 2 * 1_500_000 + AUDIO_BPS;
+        let mut t = t0;
+        for _ in 0..20 {
+            t += UP_HOLD;
+            alloc.plan(Some(nominal), 1, t, &mut tracks);
+        }
+        assert_ne!([tracks[0].cap, tracks[1].cap], [Layer::F, Layer::F]);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - in between: it holds.
 //!
 //! The bound starts at the maximum, i.e. it binds only after heavy loss.
+//! A probe result raises it at once ([`LossBound::raise_to`]).
 //! The final estimate is `min(delay-based, loss-based)`.
 
 use std::time::{Duration, Instant};
@@ -69,6 +70,13 @@ impl LossBound {
     /// The time of the last decrease.
     pub fn last_decrease(&self) -> Option<Instant> {
         self.last_decrease
+    }
+
+    /// Raises the bound to what a probe just measured the path to carry:
+    /// a clean probe result outranks an old loss episode (the bound would
+    /// otherwise regrow at 8 % a second from where that episode left it).
+    pub fn raise_to(&mut self, bps: f64) {
+        self.bound = self.bound.max(bps).clamp(self.min, self.max);
     }
 
     /// Caps the bound (a feedback timeout).

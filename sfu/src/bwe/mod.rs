@@ -36,7 +36,7 @@
 //!   the start, when the desired rate rises above the estimate, upwards
 //!   while results keep up, and every few seconds while the sender is
 //!   application-limited below its desired rate. A result raises the
-//!   estimate at once unless the delay says over-use.
+//!   estimate (and the loss bound) at once unless the delay says over-use.
 //! - **Feedback timeout**: when packets went out and no feedback came for
 //!   [`FEEDBACK_TIMEOUT`], the estimate is halved, once per such period;
 //!   when feedback resumes, a probe at the estimate before the outage
@@ -270,6 +270,7 @@ impl SendSideBwe {
         match probed {
             Some(r) => {
                 self.aimd.set_estimate(r.bps, now);
+                self.loss.raise_to(r.bps);
                 self.probe_result = Some((r.bps, now));
             }
             None => {

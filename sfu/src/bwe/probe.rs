@@ -63,6 +63,12 @@ const SATURATED_BELOW: f64 = 0.9;
 pub const SATURATED_SHARE: f64 = 0.95;
 /// Periodic probing interval while application-limited.
 pub const PERIODIC: Duration = Duration::from_secs(3);
+/// A rise of the desired rate asks for a probe only if it is this much
+/// above the desired rate of the last such probe (a desired rate measured
+/// every allocation tick moves a little all the time)...
+pub const ALLOCATION_STEP: f64 = 1.1;
+/// ... and this long after any probe.
+pub const ALLOCATION_HOLD: Duration = Duration::from_secs(1);
 /// A cluster without a result this long after its request is dropped.
 pub const CLUSTER_TIMEOUT: Duration = Duration::from_secs(3);
 pub const SLOTS: usize = 4;
@@ -186,6 +192,8 @@ pub struct Prober {
     queued_at: Option<Instant>,
     next_id: u32,
     desired: f64,
+    /// The desired rate the last allocation probe was for.
+    allocation_probed: f64,
     max: f64,
     created: Instant,
     last_probe: Option<Instant>,
@@ -201,6 +209,7 @@ impl Prober {
             queued_at: None,
             next_id: 1,
             desired: 0.0,
+            allocation_probed: 0.0,
             max,
             created: now,
             last_probe: None,
@@ -251,9 +260,17 @@ impl Prober {
 
     /// The caller's desired rate changed; a rise above `estimate` probes.
     pub fn set_desired(&mut self, desired: f64, estimate: f64, now: Instant) {
+        let desired = desired.max(0.0);
         let rose = desired > self.desired;
-        self.desired = desired.max(0.0);
-        if rose && desired > estimate && self.queued == 0 {
+        self.desired = desired;
+        // A fall lets the next real rise probe again.
+        self.allocation_probed = self.allocation_probed.min(desired);
+        let news = desired > self.allocation_probed * ALLOCATION_STEP;
+        let recent = self
+            .last_probe
+            .is_some_and(|t| now.saturating_duration_since(t) < ALLOCATION_HOLD);
+        if rose && news && !recent && desired > estimate && self.queued == 0 {
+            self.allocation_probed = desired;
             self.enqueue(HEADROOM * desired, now);
         }
     }

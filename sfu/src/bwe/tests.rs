@@ -147,10 +147,23 @@ fn desired_rate_above_the_estimate_probes() {
     let t0 = Instant::now();
     let mut b = SendSideBwe::new(cfg(), t0);
     while b.poll_probe(t0).is_some() {}
+    // Within a second of the start probes: no allocation probe yet.
     b.set_desired_bps(t0, 4_000_000);
-    assert_eq!(b.poll_probe(t0).map(|p| p.bitrate_bps), Some(5_000_000));
-    b.set_desired_bps(t0, 100_000);
     assert_eq!(b.poll_probe(t0), None);
+    let t1 = t0 + probe::ALLOCATION_HOLD;
+    b.set_desired_bps(t1, 4_100_000);
+    assert_eq!(b.poll_probe(t1).map(|p| p.bitrate_bps), Some(5_125_000));
+    // A rise of under 10 % over that, or within the hold: none.
+    let t2 = t1 + probe::ALLOCATION_HOLD;
+    b.set_desired_bps(t2, 4_400_000);
+    assert_eq!(b.poll_probe(t2), None);
+    b.set_desired_bps(t2, 100_000);
+    assert_eq!(b.poll_probe(t2), None);
+    // After a fall, a real rise probes again, once the hold is over.
+    b.set_desired_bps(t2, 3_000_000);
+    assert_eq!(b.poll_probe(t2).map(|p| p.bitrate_bps), Some(3_750_000));
+    b.set_desired_bps(t2 + Duration::from_millis(10), 4_000_000);
+    assert_eq!(b.poll_probe(t2 + Duration::from_millis(10)), None);
 }
 
 #[test]
