@@ -48,11 +48,18 @@
 //!   frame is decodable when all its packets arrived and it is a keyframe,
 //!   or a delta frame whose predecessor on the same layer was decoded.
 //!
+//! With `Config::estimator` set to [`EstimatorKind::Gcc`] the caricature
+//! gives way to a real `convene_sfu::SendSideBwe` per subscriber, fed by
+//! TWCC-like feedback from its downlink and probing with padding through it
+//! (`gcc.rs`; used by `tests/virtual_time_gcc.rs`).
+//!
 //! Besides what the subscriber sees, the SFU's output is checked as it
 //! leaves the forwarder: sequence numbers continuous, timestamps monotonic,
 //! every forwarded frame complete, and every frame that does not continue
 //! the previously forwarded frame of the same layer (a switch, a start, a
 //! resume after congestion) a keyframe.
+
+pub mod gcc;
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -62,6 +69,7 @@ use convene_sfu::{
     Allocator, Fanout, KeyframeLimiter, KeyframeRoute, Kind, Layer, Packet, RateMeter,
     SteeredTrack, TrackDemand, route_keyframe,
 };
+use gcc::{EstimatorKind, GccSummary};
 
 /// Largest payload of one packet (bytes).
 pub const MTU_PAYLOAD: usize = 1200;
@@ -189,6 +197,8 @@ pub struct Config {
     /// Periodic keyframe interval of the publisher.
     pub gop: Duration,
     pub subs: Vec<SubConfig>,
+    /// What drives the allocators (default: the caricature).
+    pub estimator: EstimatorKind,
 }
 
 impl Config {
@@ -198,6 +208,7 @@ impl Config {
             duration: Duration::from_secs(secs),
             gop: Duration::from_secs(10),
             subs,
+            estimator: EstimatorKind::Caricature,
         }
     }
 }
@@ -247,6 +258,7 @@ enum Ev {
     Arrive(usize, OutPkt),
     PliAtSfu,
     KeyframeAtPublisher,
+    Gcc(usize, gcc::GccEv),
 }
 
 #[derive(Debug)]
@@ -625,6 +637,8 @@ struct Sub {
     estimates: Vec<(Duration, u64)>,
     /// `Allocator::steer`'s scratch space.
     demands: Vec<TrackDemand>,
+    /// The real estimator, when the run uses one.
+    gcc: Option<gcc::Gcc>,
 }
 
 #[derive(Debug)]
@@ -688,6 +702,8 @@ pub struct SubSummary {
     pub longest_freeze: Duration,
     pub audio_received: u64,
     pub audio_lost: u64,
+    /// The real estimator's figures, when the run used one.
+    pub gcc: Option<GccSummary>,
 }
 
 impl SubSummary {
@@ -814,6 +830,9 @@ impl Summary {
         );
         for (i, s) in self.subs.iter().enumerate() {
             eprintln!("[{name}]   sub {i}: {}", s.line(self.frames_sent));
+            if let Some(g) = &s.gcc {
+                eprintln!("[{name}]   sub {i}: {}", g.line());
+            }
         }
     }
 }
@@ -862,7 +881,7 @@ impl Sim {
         };
         let mut video = Fanout::new(Kind::Video);
         let mut audio = Fanout::new(Kind::Audio);
-        let subs = cfg
+        let mut subs: Vec<Sub> = cfg
             .subs
             .iter()
             .enumerate()
@@ -886,6 +905,7 @@ impl Sim {
                     congested_ticks: 0,
                     demands: Vec::new(),
                     estimates: Vec::new(),
+                    gcc: None,
                 }
             })
             .collect();
@@ -894,6 +914,19 @@ impl Sim {
         events.push(Duration::ZERO, Ev::Audio(0));
         events.push(HOUSEKEEPING + TICK_PHASE, Ev::Housekeeping);
         events.push(ALLOCATION + TICK_PHASE, Ev::Allocate);
+        if let EstimatorKind::Gcc(bwe, desired) = cfg.estimator {
+            for (i, s) in subs.iter_mut().enumerate() {
+                let mut cx = gcc::Ctx {
+                    events: &mut events,
+                    base,
+                    sub: i,
+                    now: Duration::ZERO,
+                };
+                let seed = cfg.seed ^ (0x6CC0_0000 + i as u64);
+                let max_layer = cfg.subs[i].max_layer;
+                s.gcc = Some(gcc::Gcc::start(bwe, desired, max_layer, seed, &mut cx));
+            }
+        }
         Sim {
             base,
             cfg,
@@ -962,6 +995,7 @@ impl Sim {
                     longest_freeze: s.rx.longest_freeze,
                     audio_received: s.rx.audio_received,
                     audio_lost: s.rx.audio_lost,
+                    gcc: s.gcc.as_ref().map(gcc::Gcc::summary),
                 })
                 .collect(),
         }
@@ -1005,6 +1039,18 @@ impl Sim {
             }
             Ev::KeyframeAtPublisher => {
                 self.publisher.key_pending = true;
+            }
+            Ev::Gcc(i, ev) => {
+                let s = &mut self.subs[i];
+                if let Some(g) = s.gcc.as_mut() {
+                    let mut cx = gcc::Ctx {
+                        events: &mut self.events,
+                        base: self.base,
+                        sub: i,
+                        now,
+                    };
+                    g.on_event(&mut cx, &mut s.link, ev);
+                }
             }
         }
     }
@@ -1076,7 +1122,7 @@ impl Sim {
         for &(i, seq, ts) in &self.sends {
             let s = &mut self.subs[i];
             s.check.on_audio(seq);
-            if let Some(t) = s.link.send(now, m.bytes) {
+            if let Some(t) = s.send(now, m.bytes, &mut self.events, self.base, i) {
                 self.events.push(t, Ev::Arrive(i, OutPkt { m, seq, ts }));
             }
         }
@@ -1101,7 +1147,7 @@ impl Sim {
         for &(i, seq, ts) in &self.sends {
             let s = &mut self.subs[i];
             s.check.on_video(now, &m, seq, ts);
-            if let Some(t) = s.link.send(now, m.bytes) {
+            if let Some(t) = s.send(now, m.bytes, &mut self.events, self.base, i) {
                 self.events.push(t, Ev::Arrive(i, OutPkt { m, seq, ts }));
             }
         }
@@ -1136,7 +1182,10 @@ impl Sim {
             self.rates[2].bps(at),
         ];
         for (i, s) in self.subs.iter_mut().enumerate() {
-            let estimate = s.link.estimate(now);
+            let mut estimate = s.link.estimate(now);
+            if let Some(g) = &s.gcc {
+                estimate = g.estimate_bps();
+            }
             s.estimates.push((now, estimate));
             if layer_bps == [0; 3] {
                 continue;
@@ -1158,6 +1207,15 @@ impl Sim {
             }
             if plan.congested {
                 s.congested_ticks += 1;
+            }
+            if let Some(g) = s.gcc.as_mut() {
+                let mut cx = gcc::Ctx {
+                    events: &mut self.events,
+                    base: self.base,
+                    sub: i,
+                    now,
+                };
+                g.on_plan(&mut cx, &plan);
             }
         }
     }
