@@ -10,41 +10,7 @@ use std::time::{Duration, Instant};
 use convene_sfu::Layer;
 use convene_sfu::allocator::UP_HOLD;
 use convene_sfu::keyframe::KEYFRAME_INTERVAL;
-use sim::{Config, HOUSEKEEPING, LinkConfig, Sim, SubConfig, SubSummary, Summary};
-
-fn run(name: &str, cfg: Config) -> Summary {
-    let s = Sim::new(cfg, Instant::now()).run();
-    s.print(name);
-    s
-}
-
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
-
-/// Every check of the SFU's output towards `s` passed: outgoing sequence
-/// numbers continuous (video and audio), timestamps monotonic, every
-/// forwarded frame complete, every start/switch/resume at a keyframe, no
-/// delta frame decoded against a frame the SFU skipped silently.
-fn assert_clean(name: &str, i: usize, s: &SubSummary) {
-    assert!(
-        s.output_clean(),
-        "{name}: sub {i}: seq gaps {}, ts backwards {}, partial frames {}, switches without keyframe {}, audio seq gaps {}, broken refs {}, reordered {}",
-        s.seq_gaps,
-        s.ts_backwards,
-        s.partial_frames,
-        s.switch_without_key,
-        s.audio_seq_gaps,
-        s.broken_refs,
-        s.reordered
-    );
-    // Every hole the decoder saw was made by the link, not the SFU (a
-    // loss after the last arrival is not seen, hence <=).
-    assert!(
-        s.lost + s.audio_lost <= s.link_overflow + s.link_random_loss,
-        "{name}: sub {i}: holes the link did not make"
-    );
-}
+use sim::{Config, HOUSEKEEPING, LinkConfig, Sim, SubConfig, SubSummary, run, secs};
 
 /// The first change of the forwarded layer at or after `t`.
 fn first_change_after(s: &SubSummary, t: Duration) -> Option<(Duration, Layer)> {
@@ -66,7 +32,7 @@ fn layer_switches_follow_a_falling_then_recovering_estimate() {
     );
     let s = run("falling estimate", cfg);
     let sub = &s.subs[0];
-    assert_clean("falling estimate", 0, sub);
+    sub.assert_clean("falling estimate", 0);
     // On f from the first second to the drop, with no cap ever applied
     // before it (3 Mbit/s carries f and audio with room to spare).
     assert_eq!(sub.layer_at(secs(9.99)), Some(Layer::F));
@@ -152,8 +118,8 @@ fn loss_brings_keyframes_at_most_one_per_interval() {
     let delay = cfg.subs[0].link.delay;
     let s = run("loss", cfg);
     let (lossy, clean) = (&s.subs[0], &s.subs[1]);
-    assert_clean("loss", 0, lossy);
-    assert_clean("loss", 1, clean);
+    lossy.assert_clean("loss", 0);
+    clean.assert_clean("loss", 1);
     // The link really lost ~5% (of ~5.7k video + 1.5k audio packets).
     let sent = lossy.forwarded_packets + lossy.audio_forwarded;
     let rate = lossy.link_random_loss as f64 / sent as f64;
@@ -235,7 +201,7 @@ fn a_slow_subscriber_does_not_affect_the_others() {
     );
     for i in [0, 1, 3] {
         let (s, b) = (&slow_run.subs[i], &baseline.subs[i]);
-        assert_clean("slow subscriber", i, s);
+        s.assert_clean("slow subscriber", i);
         // Layer f all along, no cap, no congestion, zero loss.
         assert_eq!(s.layer_at(secs(29.99)), Some(Layer::F), "sub {i}");
         assert_eq!(s.layers, b.layers, "sub {i} switched layers");
@@ -249,7 +215,7 @@ fn a_slow_subscriber_does_not_affect_the_others() {
         assert_eq!(s.plis, 0);
     }
     let slow = &slow_run.subs[2];
-    assert_clean("slow subscriber", 2, slow);
+    slow.assert_clean("slow subscriber", 2);
     // Down to q at the first allocation tick, q from then on (150k video
     // + 40k audio fits 200k, h does not), never congested.
     assert_eq!(slow.caps.first().map(|c| c.1), Some(Layer::Q));
@@ -282,7 +248,7 @@ fn congestion_drops_whole_frames_and_resumes_at_a_keyframe() {
     let sub = &s.subs[0];
     // Whole frames only and resumption at a keyframe: assert_clean
     // (partial frames, starts without keyframe, broken references).
-    assert_clean("congestion", 0, sub);
+    sub.assert_clean("congestion", 0);
     // `plan` reports congestion soon after the drop (the estimate falls to
     // 0.85 x the ~60k delivered: twice that is below q's ~150k) and lifts
     // it soon after the recovery (the estimate regrows from 60k, x1.25 per
@@ -357,7 +323,7 @@ fn the_same_seed_gives_the_same_run() {
     let c = Sim::new(mixed(56), base).run();
     assert_ne!(a.digest, c.digest);
     for (i, s) in a.subs.iter().enumerate() {
-        assert_clean("determinism", i, s);
+        s.assert_clean("determinism", i);
     }
 }
 

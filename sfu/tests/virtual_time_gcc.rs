@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use convene_sfu::{BweConfig, Layer};
 use sim::gcc::{Desired, EstimatorKind};
-use sim::{Config, LinkConfig, Sim, SubConfig, SubSummary, Summary};
+use sim::{Config, LinkConfig, Sim, SubConfig, SubSummary, run, secs};
 
 const SEEDS: [u64; 4] = [1, 2, 3, 4];
 
@@ -24,35 +24,10 @@ fn gcc(seed: u64, secs: u64, subs: Vec<SubConfig>, desired: Desired) -> Config {
     c
 }
 
-fn run(name: &str, cfg: Config) -> Summary {
-    let s = Sim::new(cfg, Instant::now()).run();
-    s.print(name);
-    s
-}
-
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
-
-/// Every check of the SFU's output towards `s` passed (as in
-/// `tests/virtual_time.rs`), and every hole the decoder saw was made by the
-/// link (padding losses are counted apart and make no holes).
+/// [`SubSummary::assert_clean`] (padding losses are counted apart and make
+/// no holes), and every layer change was a keyframe start.
 fn assert_clean(name: &str, i: usize, s: &SubSummary) {
-    assert!(
-        s.output_clean(),
-        "{name}: sub {i}: seq gaps {}, ts backwards {}, partial frames {}, switches without keyframe {}, audio seq gaps {}, broken refs {}, reordered {}",
-        s.seq_gaps,
-        s.ts_backwards,
-        s.partial_frames,
-        s.switch_without_key,
-        s.audio_seq_gaps,
-        s.broken_refs,
-        s.reordered
-    );
-    assert!(
-        s.lost + s.audio_lost <= s.link_overflow + s.link_random_loss,
-        "{name}: sub {i}: holes the link did not make"
-    );
+    s.assert_clean(name, i);
     for c in &s.layers {
         assert!(
             s.starts.contains(c),

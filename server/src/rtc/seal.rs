@@ -176,26 +176,12 @@ impl SrtpSealer {
         profile: Profile,
         dtls_client: bool,
     ) -> Result<SrtpSealer, SealError> {
-        let want = profile.keying_material_len();
-        if material.len() != want {
-            return Err(SealError::KeyingMaterialLength {
+        let (key, salt) =
+            master_of(material, profile, dtls_client).ok_or(SealError::KeyingMaterialLength {
                 got: material.len(),
-                want,
-            });
-        }
-        let (kl, sl) = (profile.key_len(), profile.salt_len());
-        // RFC 5764 4.2: client_write_key | server_write_key |
-        // client_write_salt | server_write_salt.
-        let (key_at, salt_at) = if dtls_client {
-            (0, 2 * kl)
-        } else {
-            (kl, 2 * kl + sl)
-        };
-        SrtpSealer::from_master(
-            profile,
-            &material[key_at..key_at + kl],
-            &material[salt_at..salt_at + sl],
-        )
+                want: profile.keying_material_len(),
+            })?;
+        SrtpSealer::from_master(profile, key, salt)
     }
 
     /// The sealer for a master key and salt (RFC 3711 section 4.3).
@@ -392,12 +378,7 @@ impl SrtpSealer {
                     return Err(SealError::Authentication);
                 }
                 let index_at = tag_at - SRTCP_INDEX_LEN;
-                let e_index = u32::from_be_bytes([
-                    buf[index_at],
-                    buf[index_at + 1],
-                    buf[index_at + 2],
-                    buf[index_at + 3],
-                ]);
+                let e_index = word_at(buf, index_at);
                 let index = e_index & !SRTCP_E_FLAG;
                 if e_index & SRTCP_E_FLAG != 0 {
                     let iv = Aes128CmSha1_80::rtp_iv(self.rtcp.salt, ssrc, u64::from(index));
@@ -411,12 +392,7 @@ impl SrtpSealer {
             }
             Cipher::Gcm(key) => {
                 let index_at = len - SRTCP_INDEX_LEN;
-                let e_index = u32::from_be_bytes([
-                    buf[index_at],
-                    buf[index_at + 1],
-                    buf[index_at + 2],
-                    buf[index_at + 3],
-                ]);
+                let e_index = word_at(buf, index_at);
                 let index = e_index & !SRTCP_E_FLAG;
                 let iv = gcm_salt(&self.rtcp.salt);
                 let iv = match self.profile {
@@ -514,6 +490,31 @@ impl ReplayWindow {
         self.seen |= 1 << back;
         Ok(())
     }
+}
+
+/// The master key and salt of one side in exported keying material
+/// (RFC 5764 4.2: client_write_key | server_write_key | client_write_salt
+/// | server_write_salt); `None` unless the material has the profile's
+/// length.
+pub fn master_of(material: &[u8], profile: Profile, dtls_client: bool) -> Option<(&[u8], &[u8])> {
+    if material.len() != profile.keying_material_len() {
+        return None;
+    }
+    let (kl, sl) = (profile.key_len(), profile.salt_len());
+    let (key_at, salt_at) = if dtls_client {
+        (0, 2 * kl)
+    } else {
+        (kl, 2 * kl + sl)
+    };
+    Some((
+        material.get(key_at..key_at + kl)?,
+        material.get(salt_at..salt_at + sl)?,
+    ))
+}
+
+/// The big-endian 32-bit word at `at` (the caller checked the length).
+fn word_at(buf: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
 }
 
 /// The 12-byte salt of the GCM profiles.

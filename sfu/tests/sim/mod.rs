@@ -104,32 +104,9 @@ pub const GROWTH: f64 = 1.25;
 /// The estimate never falls below this (bits/s).
 pub const MIN_ESTIMATE: u64 = 30_000;
 
-/// A small seeded PRNG (xorshift64*, seeded through splitmix64).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+#[path = "../rng/mod.rs"]
+mod rng;
+pub use rng::Rng;
 
 /// One subscriber's downlink.
 #[derive(Debug, Clone)]
@@ -731,6 +708,31 @@ impl SubSummary {
         self.decoded as f64 / frames_sent.max(1) as f64
     }
 
+    /// Panics unless every check of the SFU's output towards this
+    /// subscriber passed (outgoing sequence numbers continuous, video and
+    /// audio; timestamps monotonic; every forwarded frame complete; every
+    /// start, switch or resume at a keyframe; no delta frame decoded against
+    /// a frame the SFU skipped silently) and every hole the decoder saw was
+    /// made by the link, not the SFU (a loss after the last arrival is not
+    /// seen, hence <=).
+    pub fn assert_clean(&self, name: &str, i: usize) {
+        assert!(
+            self.output_clean(),
+            "{name}: sub {i}: seq gaps {}, ts backwards {}, partial frames {}, switches without keyframe {}, audio seq gaps {}, broken refs {}, reordered {}",
+            self.seq_gaps,
+            self.ts_backwards,
+            self.partial_frames,
+            self.switch_without_key,
+            self.audio_seq_gaps,
+            self.broken_refs,
+            self.reordered
+        );
+        assert!(
+            self.lost + self.audio_lost <= self.link_overflow + self.link_random_loss,
+            "{name}: sub {i}: holes the link did not make"
+        );
+    }
+
     /// All SFU output checks passed.
     pub fn output_clean(&self) -> bool {
         self.seq_gaps == 0
@@ -1229,4 +1231,16 @@ fn fnv(mut h: u64, words: &[u64]) -> u64 {
         }
     }
     h
+}
+
+/// Runs a simulation from `cfg` and prints its figures under `name`.
+pub fn run(name: &str, cfg: Config) -> Summary {
+    let s = Sim::new(cfg, Instant::now()).run();
+    s.print(name);
+    s
+}
+
+/// Seconds of virtual time.
+pub fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
 }

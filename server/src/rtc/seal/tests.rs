@@ -181,40 +181,50 @@ fn each_direction_and_rollover_seals_differently_and_the_same_input_the_same() {
     assert_eq!(seal(true, 7)[..12], hex(LIBSRTP_RTP)[..12]);
 }
 
+/// The three profiles, with webrtc-srtp's name for each.
+const THEIR_PROFILES: [(Profile, webrtc_srtp::protection_profile::ProtectionProfile); 3] = [
+    (
+        Profile::Aes128CmSha1_80,
+        webrtc_srtp::protection_profile::ProtectionProfile::Aes128CmHmacSha1_80,
+    ),
+    (
+        Profile::AeadAes128Gcm,
+        webrtc_srtp::protection_profile::ProtectionProfile::AeadAes128Gcm,
+    ),
+    (
+        Profile::AeadAes256Gcm,
+        webrtc_srtp::protection_profile::ProtectionProfile::AeadAes256Gcm,
+    ),
+];
+
+/// Keying material of the profile's length, different in every byte.
+fn material(profile: Profile, mul: u8, add: u8) -> Vec<u8> {
+    (0..profile.keying_material_len())
+        .map(|i| (i as u8).wrapping_mul(mul).wrapping_add(add))
+        .collect()
+}
+
+/// webrtc-srtp's context for one side's half of `material`.
+fn their_context(
+    material: &[u8],
+    profile: Profile,
+    theirs: webrtc_srtp::protection_profile::ProtectionProfile,
+    dtls_client: bool,
+) -> webrtc_srtp::context::Context {
+    let (key, salt) = master_of(material, profile, dtls_client).unwrap();
+    webrtc_srtp::context::Context::new(key, salt, theirs, None, None).unwrap()
+}
+
 /// Another implementation (webrtc-srtp, which the phone bridge uses)
 /// opens what is sealed here, in every profile, across a rollover of
 /// the sequence number, with the side's half of the keying material.
 #[test]
 fn webrtc_srtp_opens_what_is_sealed_here() {
-    use webrtc_srtp::context::Context;
-    use webrtc_srtp::protection_profile::ProtectionProfile;
-    for (profile, theirs) in [
-        (
-            Profile::Aes128CmSha1_80,
-            ProtectionProfile::Aes128CmHmacSha1_80,
-        ),
-        (Profile::AeadAes128Gcm, ProtectionProfile::AeadAes128Gcm),
-        (Profile::AeadAes256Gcm, ProtectionProfile::AeadAes256Gcm),
-    ] {
-        let material: Vec<u8> = (0..profile.keying_material_len())
-            .map(|i| (i as u8).wrapping_mul(37).wrapping_add(11))
-            .collect();
+    for (profile, theirs) in THEIR_PROFILES {
+        let material = material(profile, 37, 11);
         for dtls_client in [true, false] {
             let ours = SrtpSealer::from_keying_material(&material, profile, dtls_client).unwrap();
-            let (kl, sl) = (profile.key_len(), profile.salt_len());
-            let (k, s) = if dtls_client {
-                (0, 2 * kl)
-            } else {
-                (kl, 2 * kl + sl)
-            };
-            let mut opener = Context::new(
-                &material[k..k + kl],
-                &material[s..s + sl],
-                theirs,
-                None,
-                None,
-            )
-            .unwrap();
+            let mut opener = their_context(&material, profile, theirs, dtls_client);
             // A header with a one-byte extension block, as forwarded
             // packets carry (MID, transport-wide sequence number).
             let mut header = vec![0x90, 96, 0, 0, 0, 0, 0x10, 0, 0x11, 0x22, 0x33, 0x44];
@@ -261,9 +271,7 @@ fn sealed_rtcp_opens_with_the_same_keys_and_known_answers_open() {
         Profile::AeadAes256Gcm,
     ] {
         // Each half different (the other direction must not open it).
-        let material: Vec<u8> = (0..profile.keying_material_len())
-            .map(|i| (i as u8).wrapping_mul(7).wrapping_add(3))
-            .collect();
+        let material = material(profile, 7, 3);
         let s = SrtpSealer::from_keying_material(&material, profile, true).unwrap();
         let plain = hex(LIBSRTP_RTCP);
         let mut buf = plain.clone();
@@ -334,29 +342,10 @@ fn sealed_rtcp_opens_with_the_same_keys_and_known_answers_open() {
 /// What webrtc-srtp seals as SRTCP opens here, in every profile.
 #[test]
 fn webrtc_srtp_sealed_rtcp_opens_here() {
-    use webrtc_srtp::context::Context;
-    use webrtc_srtp::protection_profile::ProtectionProfile;
-    for (profile, theirs) in [
-        (
-            Profile::Aes128CmSha1_80,
-            ProtectionProfile::Aes128CmHmacSha1_80,
-        ),
-        (Profile::AeadAes128Gcm, ProtectionProfile::AeadAes128Gcm),
-        (Profile::AeadAes256Gcm, ProtectionProfile::AeadAes256Gcm),
-    ] {
-        let material: Vec<u8> = (0..profile.keying_material_len())
-            .map(|i| (i as u8).wrapping_mul(13).wrapping_add(1))
-            .collect();
-        let (kl, sl) = (profile.key_len(), profile.salt_len());
+    for (profile, theirs) in THEIR_PROFILES {
+        let material = material(profile, 13, 1);
         // The DTLS server's half: the client opens what the server sealed.
-        let mut sealer = Context::new(
-            &material[kl..2 * kl],
-            &material[2 * kl + sl..2 * kl + 2 * sl],
-            theirs,
-            None,
-            None,
-        )
-        .unwrap();
+        let mut sealer = their_context(&material, profile, theirs, false);
         let opener = SrtpSealer::from_keying_material(&material, profile, false).unwrap();
         let plain = hex(LIBSRTP_RTCP);
         for i in 1..=3u32 {

@@ -66,6 +66,71 @@ pub(super) fn deliver(t: &Transmit, to: &mut Rtc, now: Instant) {
     to.handle_input(Input::Receive(now, r)).expect("input");
 }
 
+/// A worker peer (the worker's configuration, its estimator on or off, the
+/// keys-ready rule on or off) and a client in RTP mode, each with its host
+/// candidate, not yet negotiated.
+pub(super) fn pair(bwe: bool, kick: bool, now: Instant) -> (WorkerPeer, Rtc) {
+    let server_addr: SocketAddr = SERVER.parse().unwrap();
+    let client_addr: SocketAddr = CLIENT.parse().unwrap();
+    let mut server = WorkerPeer {
+        rtc: peer_config(bwe).build(now),
+        connected: false,
+        keys_ready: false,
+        kick,
+    };
+    server
+        .rtc
+        .add_local_candidate(Candidate::host(server_addr, "udp").unwrap());
+    let mut client = Rtc::builder().set_rtp_mode(true).build(now);
+    client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
+    (server, client)
+}
+
+/// Runs a negotiated pair until the worker peer reports `Connected`, the
+/// clock moving on by the peers' timeouts; `feed` hands the client what
+/// the worker peer sent. Returns the keying material the worker peer's
+/// handshake exported, if this thread asked for it
+/// (`rtc::dtls::export_keys_on_this_thread`).
+pub(super) fn connect_pair(
+    server: &mut WorkerPeer,
+    client: &mut Rtc,
+    now: &mut Instant,
+    mut feed: impl FnMut(&mut Rtc, Vec<Transmit>, &mut Rtc, Instant),
+) -> Option<crate::rtc::dtls::ExportedKeys> {
+    let mut keys = None;
+    for _ in 0..10_000 {
+        let mut sent = Vec::new();
+        let ts = server.poll(&mut sent, *now);
+        if server.connected && keys.is_none() {
+            keys = crate::rtc::dtls::take_exported_keys();
+        }
+        feed(client, sent, &mut server.rtc, *now);
+        if server.connected {
+            return keys;
+        }
+        *now = ts.max(*now + Duration::from_millis(1));
+        server.rtc.handle_input(Input::Timeout(*now)).unwrap();
+        client.handle_input(Input::Timeout(*now)).unwrap();
+    }
+    panic!("the pair did not connect");
+}
+
+/// A datagram from the worker peer to the client, as if sent on the wire.
+pub(super) fn to_client(contents: Vec<u8>) -> Transmit {
+    Transmit {
+        proto: Protocol::Udp,
+        source: SERVER.parse().unwrap(),
+        destination: CLIENT.parse().unwrap(),
+        contents: contents.into(),
+    }
+}
+
+/// Whether a datagram is RTCP (RFC 5761: payload types 192-223 after the
+/// version).
+pub(super) fn is_rtcp(d: &[u8]) -> bool {
+    d.len() >= 8 && d[0] >> 6 == 2 && (192..=223).contains(&d[1])
+}
+
 /// Hands the client what the worker peer sent, one datagram at a time,
 /// polling it after each (as a browser reads each datagram before the
 /// next); its sends go to the worker peer. Returns the client's timeout
@@ -126,19 +191,7 @@ fn exchange(offerer: &mut Rtc, answerer: &mut Rtc, dir: Direction) -> Mid {
 /// worker's poll that saw `Connected` ended, with the clock not moved on.
 fn early_packet_out_at_connected(server_offers: bool, kick: bool) -> bool {
     let mut now = Instant::now();
-    let server_addr: SocketAddr = SERVER.parse().unwrap();
-    let client_addr: SocketAddr = CLIENT.parse().unwrap();
-    let mut server = WorkerPeer {
-        rtc: peer_config(true).build(now),
-        connected: false,
-        keys_ready: false,
-        kick,
-    };
-    server
-        .rtc
-        .add_local_candidate(Candidate::host(server_addr, "udp").unwrap());
-    let mut client = Rtc::builder().set_rtp_mode(true).build(now);
-    client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
+    let (mut server, mut client) = pair(true, kick, now);
     let (mid, pt) = negotiate(&mut server.rtc, &mut client, server_offers);
     let mut api = server.rtc.direct_api();
     let tx = api

@@ -11,18 +11,16 @@
 //! right after. The browser keeps seeing one signaled SSRC per m-line, and
 //! only the own path's reports for it.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use convene_sfu::feedback::{PT_SR, rtcp_packets};
 use str0m::media::{Direction, MediaKind, Mid};
-use str0m::net::{Protocol, Transmit};
+use str0m::net::Transmit;
 use str0m::rtp::Ssrc;
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Event, Input, Output, Rtc};
 
-use super::connect_tests::{CLIENT, SERVER, WorkerPeer, deliver};
-use super::lifecycle::peer_config;
-use crate::rtc::dtls::{export_keys_on_this_thread, take_exported_keys};
+use super::connect_tests::{WorkerPeer, connect_pair, deliver, is_rtcp, pair, to_client};
+use crate::rtc::dtls::export_keys_on_this_thread;
 use crate::rtc::seal::{Profile, SrtpSealer};
 
 /// The client side, driven until it waits; returns the SSRCs of the RTP
@@ -77,7 +75,7 @@ fn reported(datagrams: &[Transmit], keys: &SrtpSealer) -> Vec<u32> {
     let mut out = Vec::new();
     for d in datagrams {
         let d = &d.contents;
-        if d.len() < 8 || d[0] >> 6 != 2 || !(192..=223).contains(&d[1]) {
+        if !is_rtcp(d) {
             continue;
         }
         let mut buf = d.to_vec();
@@ -124,31 +122,14 @@ fn own_packet(sealer: &SrtpSealer, ssrc: Ssrc, pt: u8, mid_id: u8, mid: Mid, seq
     p.resize(len + sealer.profile().rtp_overhead(), 0);
     let n = sealer.seal_rtp(&mut p, len, hl, 0).unwrap();
     p.truncate(n);
-    Transmit {
-        proto: Protocol::Udp,
-        source: SERVER.parse().unwrap(),
-        destination: CLIENT.parse().unwrap(),
-        contents: p.into(),
-    }
+    to_client(p)
 }
 
 #[test]
 fn adopted_ssrcs_stay_signaled_and_only_the_own_path_reports_on_them() {
     export_keys_on_this_thread(true);
     let mut now = Instant::now();
-    let server_addr: SocketAddr = SERVER.parse().unwrap();
-    let client_addr: SocketAddr = CLIENT.parse().unwrap();
-    let mut server = WorkerPeer {
-        rtc: peer_config(false).build(now),
-        connected: false,
-        keys_ready: false,
-        kick: true,
-    };
-    server
-        .rtc
-        .add_local_candidate(Candidate::host(server_addr, "udp").unwrap());
-    let mut client = Rtc::builder().set_rtp_mode(true).build(now);
-    client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
+    let (mut server, mut client) = pair(false, true, now);
 
     // Two m-lines: `own` is written outside str0m, `kept` stays str0m's
     // (the control: str0m reports on it).
@@ -161,20 +142,9 @@ fn adopted_ssrcs_stay_signaled_and_only_the_own_path_reports_on_them() {
     assert!(server.rtc.direct_api().remove_stream_tx(ssrc));
     assert!(declared(&mut server.rtc, own).is_none());
 
-    let mut keys = None;
-    for _ in 0..10_000 {
-        let sent = poll_server(&mut server, now);
-        if server.connected && keys.is_none() {
-            keys = take_exported_keys();
-        }
-        feed(&mut client, sent, &mut server.rtc, now);
-        if server.connected {
-            break;
-        }
-        now += Duration::from_millis(1);
-        server.rtc.handle_input(Input::Timeout(now)).unwrap();
-        client.handle_input(Input::Timeout(now)).unwrap();
-    }
+    let keys = connect_pair(&mut server, &mut client, &mut now, |c, sent, s, at| {
+        feed(c, sent, s, at);
+    });
     export_keys_on_this_thread(false);
     let keys = keys.expect("keys");
     let profile = Profile::from_dtls(keys.profile).unwrap();

@@ -4,17 +4,17 @@
 //! client. What the worker peer seals must be byte for byte what str0m
 //! seals, and the client must take what is sealed here as its own.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::media::Mid;
-use str0m::net::{Protocol, Transmit};
+use str0m::net::Transmit;
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Event, Input, Output, Rtc};
 
-use super::connect_tests::{CLIENT, SERVER, WorkerPeer, deliver, negotiate};
-use super::lifecycle::peer_config;
+use super::connect_tests::{
+    WorkerPeer, connect_pair, deliver, is_rtcp, negotiate, pair, to_client,
+};
 use super::poll::is_rtp;
 use crate::rtc::dtls::{ExportedKeys, export_keys_on_this_thread, take_exported_keys};
 use crate::rtc::seal::{Profile, ReplayWindow, SrtpSealer};
@@ -66,16 +66,6 @@ fn feed(
     }
 }
 
-/// A datagram from the worker peer to the client, as if sent on the wire.
-fn datagram(contents: Vec<u8>) -> Transmit {
-    Transmit {
-        proto: Protocol::Udp,
-        source: SERVER.parse().unwrap(),
-        destination: CLIENT.parse().unwrap(),
-        contents: contents.into(),
-    }
-}
-
 struct Session {
     now: Instant,
     server: WorkerPeer,
@@ -86,43 +76,67 @@ struct Session {
     seen: Seen,
 }
 
+impl Session {
+    /// This side's sealer and the opener of the client's SRTCP, from the
+    /// exported keys.
+    fn sealers(&mut self) -> (SrtpSealer, SrtpSealer) {
+        let keys = self.keys.take().expect("keying material");
+        let profile = Profile::from_dtls(keys.profile).expect("a profile dimpl negotiates");
+        let ours =
+            SrtpSealer::from_keying_material(&keys.material, profile, keys.dtls_client).unwrap();
+        let theirs =
+            SrtpSealer::from_keying_material(&keys.material, profile, !keys.dtls_client).unwrap();
+        (ours, theirs)
+    }
+
+    /// The send stream's SSRC, its RTX SSRC, and VP8's RTX payload type.
+    fn rtx(&mut self) -> (u32, u32, u8) {
+        let pt = self.pt;
+        let rtx_pt = self
+            .server
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.pt() == pt)
+            .and_then(|p| p.resend())
+            .expect("VP8 has an RTX payload type");
+        let mut api = self.server.rtc.direct_api();
+        let tx = api.stream_tx_by_mid(self.mid, None).expect("a send stream");
+        (*tx.ssrc(), *tx.rtx().expect("an RTX SSRC"), *rtx_pt)
+    }
+}
+
+/// Seals the RTP packet `p` (header `hl` bytes) with `sealer` and hands it
+/// to the client; returns its sealed length.
+fn send_sealed(s: &mut Session, sealer: &SrtpSealer, mut p: Vec<u8>, hl: usize) -> usize {
+    let len = p.len();
+    p.resize(len + sealer.profile().rtp_overhead(), 0);
+    let n = sealer.seal_rtp(&mut p, len, hl, 0).unwrap();
+    p.truncate(n);
+    let now = s.now;
+    feed(
+        &mut s.client,
+        vec![to_client(p)],
+        &mut s.server.rtc,
+        now,
+        &mut s.seen,
+    );
+    n
+}
+
 /// A worker peer that offers one video m-line and a client, connected,
 /// with the keying material the worker peer's handshake exported if
 /// `export` asked for it.
 fn connect(export: bool) -> Session {
     export_keys_on_this_thread(export);
     let mut now = Instant::now();
-    let server_addr: SocketAddr = SERVER.parse().unwrap();
-    let client_addr: SocketAddr = CLIENT.parse().unwrap();
-    let mut server = WorkerPeer {
-        rtc: peer_config(true).build(now),
-        connected: false,
-        keys_ready: false,
-        kick: true,
-    };
-    server
-        .rtc
-        .add_local_candidate(Candidate::host(server_addr, "udp").unwrap());
-    let mut client = Rtc::builder().set_rtp_mode(true).build(now);
-    client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
+    let (mut server, mut client) = pair(true, true, now);
     let (mid, pt) = negotiate(&mut server.rtc, &mut client, true);
     let mut seen = Seen::default();
-    let mut keys = None;
-    for _ in 0..10_000 {
-        let mut sent = Vec::new();
-        let ts = server.poll(&mut sent, now);
-        if server.connected && keys.is_none() {
-            keys = take_exported_keys();
-        }
-        feed(&mut client, sent, &mut server.rtc, now, &mut seen);
-        if server.connected {
-            break;
-        }
-        now = ts.max(now + Duration::from_millis(1));
-        server.rtc.handle_input(Input::Timeout(now)).unwrap();
-        client.handle_input(Input::Timeout(now)).unwrap();
-    }
-    assert!(server.connected, "the pair did not connect");
+    let keys = connect_pair(&mut server, &mut client, &mut now, |c, sent, s, at| {
+        feed(c, sent, s, at, &mut seen)
+    });
     export_keys_on_this_thread(false);
     Session {
         now,
@@ -222,7 +236,7 @@ fn sealed_here_is_sealed_as_str0m_seals_and_the_client_takes_it() {
     other.seal_rtp(&mut forged, len, hl, 0).unwrap();
     feed(
         &mut s.client,
-        vec![datagram(own), datagram(forged)],
+        vec![to_client(own), to_client(forged)],
         &mut s.server.rtc,
         s.now,
         &mut s.seen,
@@ -259,7 +273,7 @@ fn sealed_here_is_sealed_as_str0m_seals_and_the_client_takes_it() {
     s.now += Duration::from_millis(5);
     feed(
         &mut s.client,
-        vec![datagram(sr)],
+        vec![to_client(sr)],
         &mut s.server.rtc,
         s.now,
         &mut s.seen,
@@ -293,12 +307,7 @@ fn nothing_is_exported_unless_asked() {
 #[test]
 fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
     let mut s = connect(true);
-    let keys = s.keys.take().expect("keying material");
-    let profile = Profile::from_dtls(keys.profile).unwrap();
-    let sealer =
-        SrtpSealer::from_keying_material(&keys.material, profile, keys.dtls_client).unwrap();
-    let opener =
-        SrtpSealer::from_keying_material(&keys.material, profile, !keys.dtls_client).unwrap();
+    let (sealer, opener) = s.sealers();
     let media = s.server.rtc.media(s.mid).expect("the m-line");
     let ext = |e| media.remote_extmap().id_of(e).expect("negotiated");
     let (mid_id, twcc_id) = (
@@ -346,19 +355,9 @@ fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
         .unwrap();
         p.truncate(hl);
         p.extend_from_slice(&[seq as u8; 300]);
-        let len = p.len();
-        p.resize(len + profile.rtp_overhead(), 0);
-        let n = sealer.seal_rtp(&mut p, len, hl, 0).unwrap();
-        p.truncate(n);
+        let n = send_sealed(&mut s, &sealer, p, hl);
         bwe.on_packet_sent(s.now, twcc, n as u32, None);
         sent_twcc.push(twcc);
-        feed(
-            &mut s.client,
-            vec![datagram(p)],
-            &mut s.server.rtc,
-            s.now,
-            &mut s.seen,
-        );
     }
     assert_eq!(
         s.seen.rtp.iter().filter(|(x, _, _)| **x == ssrc).count(),
@@ -367,23 +366,8 @@ fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
     );
     // A probe: padding-only packets on the RTX stream str0m negotiated,
     // each with its transport-wide number.
-    let rtx_pt = s
-        .server
-        .rtc
-        .codec_config()
-        .params()
-        .iter()
-        .find(|p| p.pt() == s.pt)
-        .and_then(|p| p.resend())
-        .expect("an RTX payload type");
-    let rtx_ssrc = *s
-        .server
-        .rtc
-        .direct_api()
-        .stream_tx_by_mid(s.mid, None)
-        .and_then(|tx| tx.rtx())
-        .expect("an RTX SSRC");
-    let mut probe = RtxStream::new(rtx_ssrc, *rtx_pt, 1);
+    let (_, rtx_ssrc, rtx_pt) = s.rtx();
+    let mut probe = RtxStream::new(rtx_ssrc, rtx_pt, 1);
     for _ in 0..5 {
         s.now += Duration::from_millis(1);
         twcc += 1;
@@ -398,18 +382,9 @@ fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
             .unwrap();
         let hl = header_len(&p[..n]).unwrap();
         p.truncate(n);
-        p.resize(n + profile.rtp_overhead(), 0);
-        let n = sealer.seal_rtp(&mut p, n, hl, 0).unwrap();
-        p.truncate(n);
+        let n = send_sealed(&mut s, &sealer, p, hl);
         bwe.on_packet_sent(s.now, twcc, n as u32, Some(1));
         sent_twcc.push(twcc);
-        feed(
-            &mut s.client,
-            vec![datagram(p)],
-            &mut s.server.rtc,
-            s.now,
-            &mut s.seen,
-        );
     }
     assert_eq!(
         s.seen.rtp.iter().filter(|(x, _, _)| **x == ssrc).count(),
@@ -435,8 +410,7 @@ fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
     let mut clock = ReferenceClock::default();
     let mut opened = 0;
     for d in &s.seen.to_server {
-        // RTCP (RFC 5761: payload types 192-223 after the version).
-        if d.len() < 8 || d[0] >> 6 != 2 || !(192..=223).contains(&d[1]) {
+        if !is_rtcp(d) {
             continue;
         }
         let mut buf = d.clone();
@@ -493,47 +467,15 @@ fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
 #[test]
 fn a_nack_is_answered_here_with_rtx_the_client_recovers() {
     let mut s = connect(true);
-    let keys = s.keys.take().expect("keying material");
-    let profile = Profile::from_dtls(keys.profile).unwrap();
-    let sealer =
-        SrtpSealer::from_keying_material(&keys.material, profile, keys.dtls_client).unwrap();
-    let opener =
-        SrtpSealer::from_keying_material(&keys.material, profile, !keys.dtls_client).unwrap();
+    let (sealer, opener) = s.sealers();
     let media = s.server.rtc.media(s.mid).expect("the m-line");
     let ext = |e| media.remote_extmap().id_of(e).expect("negotiated");
     let ids = ExtIds::new(Some(ext(Extension::RtpMid)), None, None, None).unwrap();
-    let rtx_pt = s
-        .server
-        .rtc
-        .codec_config()
-        .params()
-        .iter()
-        .find(|p| p.pt() == s.pt)
-        .and_then(|p| p.resend())
-        .expect("VP8 has an RTX payload type");
-    let (ssrc, rtx_ssrc) = {
-        let mut api = s.server.rtc.direct_api();
-        let tx = api.stream_tx_by_mid(s.mid, None).expect("a send stream");
-        (*tx.ssrc(), *tx.rtx().expect("an RTX SSRC"))
-    };
+    let (ssrc, rtx_ssrc, rtx_pt) = s.rtx();
     let mid = s.mid.to_string();
     let vals = ExtValues {
         mid: Some(mid.as_bytes()),
         ..Default::default()
-    };
-    let seal_send = |s: &mut Session, mut p: Vec<u8>, hl: usize| {
-        let len = p.len();
-        p.resize(len + profile.rtp_overhead(), 0);
-        let n = sealer.seal_rtp(&mut p, len, hl, 0).unwrap();
-        p.truncate(n);
-        let now = s.now;
-        feed(
-            &mut s.client,
-            vec![datagram(p)],
-            &mut s.server.rtc,
-            now,
-            &mut s.seen,
-        );
     };
 
     let mut cache = ResendCache::new(64, Duration::from_secs(1));
@@ -563,13 +505,13 @@ fn a_nack_is_answered_here_with_rtx_the_client_recovers() {
         let hl = write_header(&mut p, &h, &ids, &vals).unwrap();
         p.truncate(hl);
         p.extend_from_slice(&payload);
-        seal_send(&mut s, p, hl);
+        send_sealed(&mut s, &sealer, p, hl);
     }
     assert!(!s.seen.rtp.iter().any(|(_, q, _)| *q == 7));
 
     // The client NACKs 7; answer it (and a NACK for a packet the cache
     // never had) from here.
-    let mut rtx = RtxStream::new(rtx_ssrc, *rtx_pt, 1);
+    let mut rtx = RtxStream::new(rtx_ssrc, rtx_pt, 1);
     let mut answered = 0;
     let mut checked = 0;
     for _ in 0..30 {
@@ -585,7 +527,7 @@ fn a_nack_is_answered_here_with_rtx_the_client_recovers() {
         );
         let datagrams: Vec<Vec<u8>> = s.seen.to_server[from..].to_vec();
         for d in datagrams {
-            if d.len() < 8 || d[0] >> 6 != 2 || !(192..=223).contains(&d[1]) {
+            if !is_rtcp(&d) {
                 continue;
             }
             let mut buf = d.clone();
@@ -608,7 +550,7 @@ fn a_nack_is_answered_here_with_rtx_the_client_recovers() {
                 let n = rtx.write_rtx(&mut p, orig, &ids, &vals).unwrap();
                 p.truncate(n);
                 let hl = header_len(&p).unwrap();
-                seal_send(&mut s, p, hl);
+                send_sealed(&mut s, &sealer, p, hl);
                 answered += 1;
             }
         }
