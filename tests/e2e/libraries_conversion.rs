@@ -66,7 +66,6 @@ async fn libraries_conversion_is_bounded_and_resumes_after_restart() {
         env: vec![
             ("CONVENE_PDFTOPPM".into(), script.display().to_string()),
             ("CONVENE_LIBRARY_CONVERT_TIMEOUT_SECS".into(), "1".into()),
-            ("CONVENE_LIBRARY_MAX_PAGES".into(), "2".into()),
         ],
         ..Default::default()
     });
@@ -94,8 +93,19 @@ async fn libraries_conversion_is_bounded_and_resumes_after_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     std::fs::remove_file(&hang).unwrap();
+    drop(s);
 
-    // The page cap: more pages fail, as many pass.
+    // The page cap: more pages fail, as many pass. With the default
+    // timeout: a real conversion on a loaded machine can take more than
+    // the 1 s above (CI once saw the 3-page file stopped by it).
+    let s = Server::start_with(Options {
+        env: vec![
+            ("CONVENE_PDFTOPPM".into(), script.display().to_string()),
+            ("CONVENE_LIBRARY_MAX_PAGES".into(), "2".into()),
+        ],
+        ..Default::default()
+    });
+    let lib = create_library(&s, json!({"name": "Capped"})).await;
     let long = upload_raw(&s, &lib, "long.pdf", &pdf(3), "application/pdf")
         .await
         .expect(201);
