@@ -63,15 +63,17 @@ fuzz_target!(|data: &[u8]| {
     }
     // A packet sealed with those keys always opens again to itself.
     if rest.len() >= 8 && rest.len() < 1400 {
-        let sealer = SrtpSealer::from_keying_material(&material, profile, false)
-            .expect("the same material");
+        let sealer =
+            SrtpSealer::from_keying_material(&material, profile, false).expect("the same material");
         let mut sealed = rest.to_vec();
         sealed.resize(rest.len() + profile.rtcp_overhead(), 0);
         let index = u32::from(selector) << 8;
         let n = sealer
             .seal_rtcp(&mut sealed, rest.len(), index)
             .expect("room was made");
-        let (m, i) = opener.open_rtcp(&mut sealed, n).expect("what was sealed opens");
+        let (m, i) = opener
+            .open_rtcp(&mut sealed, n)
+            .expect("what was sealed opens");
         assert_eq!((m, i), (rest.len(), index));
         assert_eq!(&sealed[..m], rest);
     }
