@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use convene_sfu::Layer;
 use convene_sfu::allocator::UP_HOLD;
 use convene_sfu::keyframe::KEYFRAME_INTERVAL;
-use sim::{Config, HOUSEKEEPING, LinkConfig, Sim, SubConfig, SubSummary, run, secs};
+use sim::{Config, HOUSEKEEPING, LinkConfig, OrPanic, Sim, SubConfig, SubSummary, run, secs};
 
 /// The first change of the forwarded layer at or after `t`.
 fn first_change_after(s: &SubSummary, t: Duration) -> Option<(Duration, Layer)> {
@@ -87,21 +87,6 @@ fn layer_switches_follow_a_falling_then_recovering_estimate() {
     // Decoding survives the switches: only the frames lost in the overflow
     // around the drop (~1 s) are missing. 90% of all frames.
     assert!(sub.decoded_share(s.frames_sent) >= 0.90);
-}
-
-/// Stand-in for `expect` on options (the workspace warns on
-/// `expect_used`/`unwrap_used`, in tests too).
-trait OrPanic<T> {
-    fn or_fail(self, what: &str) -> T;
-}
-
-impl<T> OrPanic<T> for Option<T> {
-    fn or_fail(self, what: &str) -> T {
-        match self {
-            Some(v) => v,
-            None => panic!("{what}"),
-        }
-    }
 }
 
 /// 2. 5% random loss on one subscriber's link, none on the other's.

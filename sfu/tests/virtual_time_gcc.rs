@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use convene_sfu::{BweConfig, Layer};
 use sim::gcc::{Desired, EstimatorKind};
-use sim::{Config, LinkConfig, Sim, SubConfig, SubSummary, run, secs};
+use sim::{Config, LinkConfig, OrPanic, Sim, SubConfig, SubSummary, run, secs};
 
 const SEEDS: [u64; 4] = [1, 2, 3, 4];
 
@@ -33,20 +33,6 @@ fn assert_clean(name: &str, i: usize, s: &SubSummary) {
             s.starts.contains(c),
             "{name}: sub {i}: switch {c:?} is not a start"
         );
-    }
-}
-
-/// Stand-in for `expect` (the workspace warns on `expect_used`).
-trait OrPanic<T> {
-    fn or_fail(self, what: &str) -> T;
-}
-
-impl<T> OrPanic<T> for Option<T> {
-    fn or_fail(self, what: &str) -> T {
-        match self {
-            Some(v) => v,
-            None => panic!("{what}"),
-        }
     }
 }
 

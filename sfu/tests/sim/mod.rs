@@ -1244,3 +1244,18 @@ pub fn run(name: &str, cfg: Config) -> Summary {
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
+
+/// Stand-in for `expect` on options (the workspace warns on
+/// `expect_used`/`unwrap_used`, in tests too).
+pub trait OrPanic<T> {
+    fn or_fail(self, what: &str) -> T;
+}
+
+impl<T> OrPanic<T> for Option<T> {
+    fn or_fail(self, what: &str) -> T {
+        match self {
+            Some(v) => v,
+            None => panic!("{what}"),
+        }
+    }
+}

@@ -232,7 +232,7 @@ fn adopted_ssrcs_stay_signaled_and_only_the_own_path_reports_on_them() {
     // Without the declaration, str0m's next offer would drop the SSRC and
     // make a stream of its own for the m-line once accepted.
     let mut change = server.rtc.sdp_api();
-    let fourth = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     let (offer, pending) = change.apply().unwrap();
     let text = offer.to_sdp_string();
     let answer = client.sdp_api().accept_offer(offer).unwrap();
@@ -240,5 +240,4 @@ fn adopted_ssrcs_stay_signaled_and_only_the_own_path_reports_on_them() {
     assert!(!text.contains(&format!("a=ssrc:{ssrc} ")), "{text}");
     let remade = declared(&mut server.rtc, own).expect("str0m made a new stream");
     assert_ne!(remade.0, ssrc);
-    let _ = fourth;
 }

@@ -89,6 +89,15 @@ impl Session {
         (ours, theirs)
     }
 
+    /// The id the client negotiated for extension `e` on the m-line.
+    fn ext_id(&self, e: Extension) -> u8 {
+        self.server
+            .rtc
+            .media(self.mid)
+            .and_then(|m| m.remote_extmap().id_of(e))
+            .expect("a negotiated extension")
+    }
+
     /// The send stream's SSRC, its RTX SSRC, and VP8's RTX payload type.
     fn rtx(&mut self) -> (u32, u32, u8) {
         let pt = self.pt;
@@ -308,11 +317,9 @@ fn nothing_is_exported_unless_asked() {
 fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
     let mut s = connect(true);
     let (sealer, opener) = s.sealers();
-    let media = s.server.rtc.media(s.mid).expect("the m-line");
-    let ext = |e| media.remote_extmap().id_of(e).expect("negotiated");
     let (mid_id, twcc_id) = (
-        ext(Extension::RtpMid),
-        ext(Extension::TransportSequenceNumber),
+        s.ext_id(Extension::RtpMid),
+        s.ext_id(Extension::TransportSequenceNumber),
     );
     let ssrc = *s
         .server
@@ -468,9 +475,7 @@ fn the_clients_feedback_on_packets_sealed_here_opens_and_reads_here() {
 fn a_nack_is_answered_here_with_rtx_the_client_recovers() {
     let mut s = connect(true);
     let (sealer, opener) = s.sealers();
-    let media = s.server.rtc.media(s.mid).expect("the m-line");
-    let ext = |e| media.remote_extmap().id_of(e).expect("negotiated");
-    let ids = ExtIds::new(Some(ext(Extension::RtpMid)), None, None, None).unwrap();
+    let ids = ExtIds::new(Some(s.ext_id(Extension::RtpMid)), None, None, None).unwrap();
     let (ssrc, rtx_ssrc, rtx_pt) = s.rtx();
     let mid = s.mid.to_string();
     let vals = ExtValues {
