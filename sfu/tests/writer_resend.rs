@@ -382,3 +382,42 @@ fn a_full_sized_cache_holds_under_24_kib() {
     let bytes = cache.memory_bytes();
     assert!(bytes <= 24 * 1024, "{bytes} bytes");
 }
+
+/// A cache resized for a longer NACK window keeps what it held (and
+/// answers NACKs for it up to the new age); resized smaller, it keeps the
+/// newest packets that fit.
+#[test]
+fn a_resized_cache_keeps_its_newest_packets() {
+    let t0 = Instant::now();
+    let payload: Arc<[u8]> = Arc::from(&[7u8; 100][..]);
+    let mut cache = ResendCache::new(64, ms(300));
+    for seq in 100..164u64 {
+        cache.insert(packet(seq, t0, &payload));
+    }
+    // Grown: every packet still there, and still there at 500 ms old.
+    cache.resize(256, ms(1000));
+    assert_eq!(cache.capacity(), 256);
+    assert_eq!(cache.max_age(), ms(1000));
+    assert_eq!(cache.newest(), Some(163));
+    for seq in 100..164u64 {
+        assert!(cache.get(seq, t0 + ms(500)).is_some(), "{seq}");
+    }
+    // Room for more now: 256 packets are kept.
+    for seq in 164..356u64 {
+        cache.insert(packet(seq, t0, &payload));
+    }
+    assert!(cache.get(100, t0).is_some());
+    // Shrunk: the newest 16 are kept, the rest gone.
+    cache.resize(16, ms(300));
+    assert_eq!(cache.newest(), Some(355));
+    for seq in 100..340u64 {
+        assert!(cache.get(seq, t0).is_none(), "{seq}");
+    }
+    for seq in 340..356u64 {
+        assert!(cache.get(seq, t0).is_some(), "{seq}");
+    }
+    // An empty cache resizes to an empty one.
+    let mut empty = ResendCache::new(8, ms(300));
+    empty.resize(32, ms(600));
+    assert_eq!(empty.newest(), None);
+}

@@ -142,6 +142,23 @@ impl ResendCache {
         Some(&slot.packet)
     }
 
+    /// Gives the cache `capacity` slots (rounded as [`ResendCache::new`]
+    /// does) and `max_age`, keeping the newest packets that fit: the NACK
+    /// window of a subscriber changes with its round trip while packets it
+    /// may still ask for are in the cache. Allocates the new ring (a change
+    /// of round trip, not a packet).
+    pub fn resize(&mut self, capacity: usize, max_age: Duration) {
+        let mut next = ResendCache::new(capacity, max_age);
+        let mut kept: Vec<Slot> = self.slots.iter_mut().filter_map(Option::take).collect();
+        kept.sort_unstable_by_key(|s| s.packet.seq);
+        for slot in kept {
+            let seq = slot.packet.seq;
+            next.slots[(seq & next.mask) as usize] = Some(slot);
+            next.newest = Some(next.newest.map_or(seq, |n: u64| n.max(seq)));
+        }
+        *self = next;
+    }
+
     /// Drops every packet (and its payload reference).
     pub fn clear(&mut self) {
         self.slots.iter_mut().for_each(|s| *s = None);
