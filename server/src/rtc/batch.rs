@@ -28,6 +28,12 @@ pub const MAX_BATCH: usize = 64;
 /// destination (above the most one GSO send takes).
 pub const MAX_QUEUED: usize = 4 * MAX_BATCH;
 
+/// Most spare buffers a batch keeps: what one full batch gives back.
+pub const MAX_SPARES: usize = MAX_QUEUED;
+
+/// The capacity of a new buffer: the largest datagram the workers send.
+const BUFFER_CAPACITY: usize = 1500;
+
 /// Most datagrams in one GSO send (the kernel's `UDP_MAX_SEGMENTS`).
 const MAX_GSO_SEGMENTS: usize = 64;
 /// Most bytes in one GSO send (under the 64 KiB of one IP packet).
@@ -44,9 +50,13 @@ pub struct Flushed {
 }
 
 /// Datagrams waiting to be sent. The buffers are the ones str0m handed
-/// over: moved in, never copied.
+/// over, or spares of this batch the own write path wrote into
+/// (`worker/own.rs`): moved in, never copied.
 pub struct SendBatch {
     items: Vec<(SocketAddr, Vec<u8>)>,
+    /// Buffers of sent datagrams, emptied, for the next ones to be written
+    /// into (at most [`MAX_SPARES`]).
+    spares: Vec<Vec<u8>>,
     /// GSO sends are tried (false after the kernel refused one with EIO).
     gso: bool,
 }
@@ -61,6 +71,7 @@ impl SendBatch {
     pub fn new() -> SendBatch {
         SendBatch {
             items: Vec::with_capacity(MAX_BATCH),
+            spares: Vec::new(),
             gso: cfg!(target_os = "linux"),
         }
     }
@@ -90,6 +101,23 @@ impl SendBatch {
 
     pub fn push(&mut self, to: SocketAddr, datagram: Vec<u8>) {
         self.items.push((to, datagram));
+    }
+
+    /// An empty buffer to write a datagram into: a sent one's, or a new one
+    /// once none is spare (the first turns of a worker).
+    pub fn spare(&mut self) -> Vec<u8> {
+        self.spares
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BUFFER_CAPACITY))
+    }
+
+    /// Keeps a buffer for [`SendBatch::spare`] (emptied; dropped if
+    /// [`MAX_SPARES`] are kept already).
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spares.len() < MAX_SPARES {
+            buf.clear();
+            self.spares.push(buf);
+        }
     }
 
     /// Sends everything queued. A datagram the kernel refuses (unreachable
@@ -133,6 +161,14 @@ impl SendBatch {
         }
         if singles_from < items.len() {
             send_all(socket, &items[singles_from..], &mut done);
+        }
+        for (_, buf) in self.items.drain(..) {
+            if self.spares.len() >= MAX_SPARES {
+                break;
+            }
+            let mut buf = buf;
+            buf.clear();
+            self.spares.push(buf);
         }
         self.items.clear();
         done
