@@ -18,6 +18,7 @@
 #   benches/compare-janus.sh --window 20 --passes aes128gcm --steps 5,20,40
 #   benches/compare-janus.sh --out /tmp/report   # anywhere but docs/
 #   benches/compare-janus.sh --keep-runs /tmp/runs   # keep the raw runs (JSON + log)
+#   CONVENE_MEDIA_WRITE_PATH=own benches/compare-janus.sh   # Convene on its own write path
 #
 # Needs root (apt-get, unshare -n) and 2+ CPUs.
 set -euo pipefail
@@ -26,7 +27,7 @@ ROOT=$PWD
 : "${CARGO_TARGET_DIR:=$ROOT/target}"
 export CARGO_TARGET_DIR
 
-INVOCATION="${CONVENE_MEDIA_BWE:+CONVENE_MEDIA_BWE=$CONVENE_MEDIA_BWE }benches/compare-janus.sh $*"
+INVOCATION="${CONVENE_MEDIA_BWE:+CONVENE_MEDIA_BWE=$CONVENE_MEDIA_BWE }${CONVENE_MEDIA_WRITE_PATH:+CONVENE_MEDIA_WRITE_PATH=$CONVENE_MEDIA_WRITE_PATH }benches/compare-janus.sh $*"
 WINDOW=60
 WARMUP=5
 STEPS=10,25,50,75,100,125,150,175,200
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --keep-runs) KEEP=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -60,6 +60,13 @@ pub struct Common {
     pub log_format: LogFormat,
 }
 
+/// Who writes the RTP the media workers send (`--media-write-path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WritePath {
+    Str0m,
+    Own,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Pretty,
@@ -275,6 +282,13 @@ pub struct ServeArgs {
     /// (10-30 % in the runs of docs/benchmarks.md).
     #[arg(long, env = "CONVENE_MEDIA_BWE", default_value_t = true, action = clap::ArgAction::Set)]
     pub media_bwe: bool,
+    /// Who writes the RTP sent to subscribers. `str0m` (the default): the
+    /// WebRTC library, with its own estimator and NACK cache. `own`:
+    /// Convene's own write path (headers, SRTP, sender reports, NACK
+    /// answers, the send-side estimator), which costs a fraction of the
+    /// CPU per forwarded packet; see ARCHITECTURE.md ("The own write path").
+    #[arg(long, env = "CONVENE_MEDIA_WRITE_PATH", value_enum, default_value_t = WritePath::Str0m)]
+    pub media_write_path: WritePath,
     /// Send the datagrams of a frame to one subscriber as one UDP GSO send
     /// (`UDP_SEGMENT`; Linux 4.18+) instead of one message each. Turned
     /// off by itself when the kernel refuses; `false` never tries.

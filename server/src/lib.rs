@@ -404,6 +404,7 @@ pub async fn run_serve(common: Common, args: ServeArgs) -> anyhow::Result<()> {
                 workers,
                 bwe: args.media_bwe,
                 gso: args.media_gso,
+                own_write: args.media_write_path == config::WritePath::Own,
                 shard_peers: args.media_shard_peers,
                 node_link: match (&cluster, args.node_link_addr) {
                     (Some(c), Some(bind)) => Some(c.node_link_config(bind)),

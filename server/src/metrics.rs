@@ -238,6 +238,9 @@ impl Metrics {
         abs("convene_rtp_packets_forwarded_total", &c.rtp_forwarded);
         abs("convene_rtp_bytes_forwarded_total", &c.rtp_bytes_forwarded);
         abs("convene_rtp_packets_dropped_total", &c.rtp_dropped);
+        abs("convene_rtp_packets_own_path_total", &c.rtp_own_written);
+        abs("convene_rtx_packets_resent_total", &c.rtx_resent);
+        abs("convene_twcc_reports_read_total", &c.twcc_reports);
         abs("convene_rtp_packets_relayed_total", &c.rtp_relayed);
         abs("convene_rtp_relay_dropped_total", &c.relay_dropped);
         abs("convene_udp_packets_out_total", &c.packets_out);

@@ -53,6 +53,14 @@ pub struct MediaCounters {
     pub rtp_forwarded: AtomicU64,
     pub rtp_bytes_forwarded: AtomicU64,
     pub rtp_dropped: AtomicU64,
+    /// Of `rtp_forwarded`, the copies the own write path wrote
+    /// (`--media-write-path own`).
+    pub rtp_own_written: AtomicU64,
+    /// NACKed packets the own write path resent (RTX).
+    pub rtx_resent: AtomicU64,
+    /// Transport-wide feedback reports the own write path's estimators
+    /// read.
+    pub twcc_reports: AtomicU64,
     /// Packets handed to another worker holding the same room.
     pub rtp_relayed: AtomicU64,
     /// Packets not relayed because the other worker's queue was full.
@@ -166,6 +174,9 @@ pub struct MediaConfig {
     pub bwe: bool,
     /// UDP GSO sends (`--media-gso`).
     pub gso: bool,
+    /// Subscribers' RTP written by Convene's own write path, not str0m's
+    /// (`--media-write-path own`; `worker/own.rs`).
+    pub own_write: bool,
     /// Participants of one room per worker before the room spills onto the
     /// next worker (`--media-shard-peers`; 0: a room never spills).
     pub shard_peers: usize,
@@ -332,6 +343,7 @@ impl MediaPlane {
                 index,
                 bwe: config.bwe,
                 gso: config.gso,
+                own_write: config.own_write,
                 links: mesh.links(index),
                 socket: socket.clone(),
                 candidate,

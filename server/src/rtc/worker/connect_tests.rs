@@ -125,11 +125,7 @@ pub(super) fn to_client(contents: Vec<u8>) -> Transmit {
     }
 }
 
-/// Whether a datagram is RTCP (RFC 5761: payload types 192-223 after the
-/// version).
-pub(super) fn is_rtcp(d: &[u8]) -> bool {
-    d.len() >= 8 && d[0] >> 6 == 2 && (192..=223).contains(&d[1])
-}
+pub(super) use super::poll::is_rtcp;
 
 /// Hands the client what the worker peer sent, one datagram at a time,
 /// polling it after each (as a browser reads each datagram before the

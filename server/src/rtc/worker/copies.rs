@@ -44,6 +44,8 @@ const END: u32 = u32::MAX;
 #[derive(Clone, Copy)]
 pub(super) struct CopyPlan {
     pub(super) mid: Mid,
+    /// The subscriber's outgoing track (its index in `Peer::outs`).
+    pub(super) out: u32,
     pub(super) pt: Pt,
     pub(super) seq: u64,
     pub(super) ts: u32,
@@ -52,10 +54,10 @@ pub(super) struct CopyPlan {
 
 /// A copy waiting to be written.
 #[derive(Clone, Copy)]
-struct Queued {
-    copy: CopyPlan,
+pub(super) struct Queued {
+    pub(super) copy: CopyPlan,
     /// The packet, an index into `Copies::packets`.
-    packet: u32,
+    pub(super) packet: u32,
     /// The subscriber's next copy (`END`: none).
     next: u32,
 }
@@ -63,8 +65,8 @@ struct Queued {
 /// The copies decided this turn and not yet written.
 #[derive(Default)]
 pub(super) struct Copies {
-    items: Vec<Queued>,
-    packets: Vec<Outgoing>,
+    pub(super) items: Vec<Queued>,
+    pub(super) packets: Vec<Outgoing>,
     /// Subscribers with copies queued, in the order of their first.
     subs: Vec<Slot>,
 }
@@ -107,7 +109,7 @@ impl Copies {
 }
 
 /// Up to [`CHUNK`] copies taken off the front of a subscriber's list.
-struct Chunk<'a> {
+pub(super) struct Chunk<'a> {
     items: &'a [Queued],
     at: u32,
     left: usize,
@@ -129,7 +131,7 @@ impl<'a> Iterator for Chunk<'a> {
 
 /// Takes the next [`CHUNK`] copies (fewer at the end) off `list`, in the
 /// order they were queued; the list keeps the rest (`None` once empty).
-fn take_chunk<'a>(list: &mut CopyList, items: &'a [Queued]) -> Chunk<'a> {
+pub(super) fn take_chunk<'a>(list: &mut CopyList, items: &'a [Queued]) -> Chunk<'a> {
     let Some((first, last)) = list.take() else {
         return Chunk {
             items,
@@ -153,11 +155,12 @@ fn take_chunk<'a>(list: &mut CopyList, items: &'a [Queued]) -> Chunk<'a> {
 }
 
 /// What one chunk of a subscriber's copies came to.
-struct Written {
-    copies: u64,
-    bytes: u64,
+#[derive(Debug, Default)]
+pub(super) struct Written {
+    pub(super) copies: u64,
+    pub(super) bytes: u64,
     /// Copies of this subscriber are left for the next chunk.
-    more: bool,
+    pub(super) more: bool,
 }
 
 /// Writes the next chunk of `peer`'s queued copies into its str0m.
@@ -205,11 +208,18 @@ impl Worker {
         let mut subs = std::mem::take(&mut self.copies.subs);
         for &s in &subs {
             let (mut copies, mut bytes) = (0u64, 0u64);
+            let own = self.peers.get(s).is_some_and(|p| p.own.is_some());
             while let Some(peer) = self.peers.get_mut(s) {
-                let w = write_chunk(peer, &self.copies.items, &self.copies.packets, now);
+                let w = if own {
+                    // Written, sealed and queued here: nothing for str0m.
+                    self.write_own_chunk(s, now)
+                } else {
+                    let w = write_chunk(peer, &self.copies.items, &self.copies.packets, now);
+                    self.poll_peer(s, now);
+                    w
+                };
                 copies += w.copies;
                 bytes += w.bytes;
-                self.poll_peer(s, now);
                 if !w.more {
                     break;
                 }
@@ -218,6 +228,9 @@ impl Worker {
                 continue;
             }
             self.counters.rtp_forwarded.fetch_add(copies, Relaxed);
+            if own {
+                self.counters.rtp_own_written.fetch_add(copies, Relaxed);
+            }
             self.counters.rtp_bytes_forwarded.fetch_add(bytes, Relaxed);
             if let Some(room) = self.peers.get(s).and_then(|p| self.rooms.get(&p.room_id)) {
                 room.counters.rtp_forwarded.fetch_add(copies, Relaxed);
@@ -245,6 +258,7 @@ mod tests {
     fn copy(copies: &mut Copies, sub: Slot, list: &mut CopyList, seq: u64) {
         let c = CopyPlan {
             mid: Mid::from("1"),
+            out: 0,
             pt: Pt::from(96),
             seq,
             ts: 0,

@@ -373,7 +373,11 @@ impl Worker {
             }
             // Decided and applied to the forwarders in the sfu crate; the
             // estimator's targets are applied here.
-            let estimate = p.bwe.map(|e| e.as_u64());
+            let estimate = match p.own.as_deref() {
+                // The own write path's estimator, once feedback reached it.
+                Some(own) => (self.bwe && own.estimating).then(|| own.bwe.estimate_bps()),
+                None => p.bwe.map(|e| e.as_u64()),
+            };
             let plan = p
                 .alloc
                 .steer(estimate, audio_tracks, now, &mut tracks, &mut demands);
@@ -386,9 +390,20 @@ impl Worker {
                     "simulcast layer caps changed"
                 );
             }
-            p.rtc
-                .bwe()
-                .set_bitrate(Bitrate::bps(plan.min_bps), Bitrate::bps(plan.desired_bps));
+            match p.own.as_deref_mut() {
+                Some(own) => {
+                    own.bwe.set_desired_bps(now, plan.desired_bps);
+                    // A higher desired rate may ask for a probe.
+                    if own.next_timeout.is_none_or(|t| t > now) {
+                        own.next_timeout = Some(now);
+                        self.own_timers.push(std::cmp::Reverse((now, slot)));
+                    }
+                }
+                None => p
+                    .rtc
+                    .bwe()
+                    .set_bitrate(Bitrate::bps(plan.min_bps), Bitrate::bps(plan.desired_bps)),
+            }
             if !p.dirty {
                 p.dirty = true;
                 self.dirty.push(slot);
@@ -606,6 +621,7 @@ fn fan_out(
         };
         let copy = CopyPlan {
             mid: o.mid,
+            out: i,
             pt,
             seq,
             ts,

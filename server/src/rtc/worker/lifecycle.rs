@@ -69,10 +69,13 @@ impl Worker {
         }
         let now = Instant::now();
         let IceCreds { ufrag, pass } = ice_credentials(self.index);
-        let mut config = peer_config(self.bwe).set_local_ice_credentials(IceCreds {
-            ufrag: ufrag.clone(),
-            pass,
-        });
+        // The own write path runs its own estimator: str0m's is off (no
+        // pacer gate, no TWCC register), as it is without `--media-bwe`.
+        let mut config =
+            peer_config(self.bwe && !self.own_write).set_local_ice_credentials(IceCreds {
+                ufrag: ufrag.clone(),
+                pass,
+            });
         if let Some(cert) = self.dtls_cert(now) {
             config = config.set_dtls_cert(cert);
         }
@@ -81,6 +84,8 @@ impl Worker {
         if let Some(c) = &self.tcp_candidate {
             rtc.add_local_candidate(c.clone());
         }
+        let nack = convene_sfu::NackWindow::new();
+        let own = self.new_own_path(now, nack.current());
         let slot = self.peers.reserve();
         tracing::debug!(participant = %new.participant_id, worker = %self.index, slot = %slot, "peer added");
         self.by_ufrag.insert(ufrag.clone(), slot);
@@ -137,7 +142,8 @@ impl Worker {
                 levels: LevelMeter::default(),
                 quality: "good",
                 alloc: Allocator::default(),
-                nack: convene_sfu::NackWindow::new(),
+                nack,
+                own,
             },
         );
         self.mark_dirty(slot);

@@ -33,8 +33,12 @@ mod copies;
 mod forwarding;
 mod lifecycle;
 mod negotiation;
+mod own;
+mod own_hooks;
 #[cfg(test)]
 mod own_streams_tests;
+#[cfg(test)]
+mod own_tests;
 mod poll;
 mod receive;
 mod relay;
@@ -190,6 +194,8 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Worker {
     bwe: bool,
+    /// Subscribers' RTP is written by `own.rs`, not str0m.
+    own_write: bool,
     index: WorkerId,
     /// Senders to every worker's relay channels (`[index]` is our own).
     rtp_links: Vec<Sender<RelayedRtp>>,
@@ -236,6 +242,11 @@ pub struct Worker {
     /// Peers' str0m timeouts, earliest first: (when, slot). Entries that no
     /// longer match their peer's `next_timeout` are stale and skipped.
     timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, Slot)>>,
+    /// The own write path's timers (`own.rs`), as `timers` for str0m's:
+    /// an entry not matching its peer's `OwnPath::next_timeout` is stale.
+    own_timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, Slot)>>,
+    /// A copy of an RTCP datagram from an own-path peer, opened in place.
+    scratch_rtcp: Vec<u8>,
     /// UDP datagrams produced this turn, flushed at its end.
     batch: super::batch::SendBatch,
     /// The DTLS certificate of this worker's peers, and when it was made
@@ -252,6 +263,8 @@ pub struct WorkerSetup {
     pub bwe: bool,
     /// UDP GSO sends (see `batch.rs`).
     pub gso: bool,
+    /// Subscribers' RTP written by `own.rs` (`--media-write-path own`).
+    pub own_write: bool,
     pub links: Links,
     pub socket: Arc<UdpSocket>,
     /// The advertised media address (the host candidate, UDP and TCP).
@@ -298,6 +311,7 @@ pub fn run(setup: WorkerSetup) {
     let mut w = Worker {
         index: setup.index,
         bwe: setup.bwe,
+        own_write: setup.own_write,
         next_track: setup.index.index() as u64 + 1,
         rtp_links,
         ctl_links,
@@ -325,6 +339,8 @@ pub fn run(setup: WorkerSetup) {
         scratch_keyframes: Vec::new(),
         scratch_sends: Vec::new(),
         timers: std::collections::BinaryHeap::new(),
+        own_timers: std::collections::BinaryHeap::new(),
+        scratch_rtcp: Vec::with_capacity(1500),
         batch: super::batch::SendBatch::with_gso(setup.gso),
         dtls_cert: None,
         stats: stats::PeerStatsBook::new(setup.peer_stats),
@@ -335,6 +351,9 @@ pub fn run(setup: WorkerSetup) {
     // `tree_jitter_initialize`), which landed in the first joins of a
     // storm after a restart.
     let _ = w.dtls_cert(Instant::now());
+    // The own write path seals with the keys each handshake on this
+    // thread exports (`rtc::dtls`; taken in `poll.rs`).
+    crate::rtc::dtls::export_keys_on_this_thread(w.own_write);
     let datagrams = setup.datagrams;
     let commands = setup.commands;
     let stop = setup.stop;
@@ -390,6 +409,56 @@ pub fn run(setup: WorkerSetup) {
     }
     tracing::debug!(worker = %w.index, "media worker stopped");
 }
+/// Sends a batch's queued datagrams (see `batch.rs`) and counts them.
+fn flush(batch: &mut super::batch::SendBatch, socket: &UdpSocket, counters: &MediaCounters) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if batch.is_empty() {
+        return;
+    }
+    let f = batch.flush(socket);
+    counters.packets_out.fetch_add(f.packets, Relaxed);
+    counters.gso_packets_out.fetch_add(f.gso_packets, Relaxed);
+    counters.bytes_out.fetch_add(f.bytes, Relaxed);
+}
+
+/// The worker's ways out for what the own write path writes: the send
+/// batch (flushed before it would overflow) or the peer's ICE-TCP
+/// connection; spare buffers from the batch.
+struct Io<'a> {
+    batch: &'a mut super::batch::SendBatch,
+    socket: &'a UdpSocket,
+    counters: &'a MediaCounters,
+    tcp: &'a HashMap<SocketAddr, super::tcp::TcpWriter>,
+}
+
+impl own::Datagrams for Io<'_> {
+    fn spare(&mut self) -> Vec<u8> {
+        self.batch.spare()
+    }
+
+    fn send(&mut self, dest: own::Dest, datagram: Vec<u8>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if dest.tcp {
+            if self.tcp.get(&dest.addr).is_some_and(|w| w.send(&datagram)) {
+                self.counters
+                    .bytes_out
+                    .fetch_add(datagram.len() as u64, Relaxed);
+                self.counters.packets_out.fetch_add(1, Relaxed);
+            }
+            self.batch.recycle(datagram);
+            return;
+        }
+        if self.batch.flush_before(dest.addr) {
+            flush(self.batch, self.socket, self.counters);
+        }
+        self.batch.push(dest.addr, datagram);
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        self.batch.recycle(buf);
+    }
+}
+
 impl Worker {
     fn next_deadline(&self, now: Instant) -> Instant {
         if !self.dirty.is_empty() || !self.rtp_queue.is_empty() || !self.copies.is_empty() {
@@ -397,6 +466,9 @@ impl Worker {
         }
         let mut t = now + Duration::from_millis(100);
         if let Some(&std::cmp::Reverse((due, _))) = self.timers.peek() {
+            t = t.min(due);
+        }
+        if let Some(&std::cmp::Reverse((due, _))) = self.own_timers.peek() {
             t = t.min(due);
         }
         t.min(self.last_speaker_tick + SPEAKER_INTERVAL)
@@ -416,16 +488,7 @@ impl Worker {
 
     /// Sends the queued datagrams (see `batch.rs`).
     fn flush_sends(&mut self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if self.batch.is_empty() {
-            return;
-        }
-        let f = self.batch.flush(&self.socket);
-        self.counters.packets_out.fetch_add(f.packets, Relaxed);
-        self.counters
-            .gso_packets_out
-            .fetch_add(f.gso_packets, Relaxed);
-        self.counters.bytes_out.fetch_add(f.bytes, Relaxed);
+        flush(&mut self.batch, &self.socket, &self.counters);
     }
 
     fn mark_dirty(&mut self, slot: Slot) {
@@ -452,9 +515,11 @@ impl Worker {
             {
                 p.next_timeout = None;
                 let _ = p.rtc.handle_input(Input::Timeout(now));
+                self.claim_keys(slot, now);
                 self.mark_dirty(slot);
             }
         }
+        self.own_timeouts(now);
         let mut rounds = 0;
         while !(self.dirty.is_empty() && self.rtp_queue.is_empty() && self.copies.is_empty())
             && rounds < 16

@@ -396,7 +396,16 @@ impl Worker {
         };
         p.offered_sources.extend(declared);
         let before = p.rtc.direct_api().local_ice_credentials();
-        match p.rtc.sdp_api().accept_offer(offer) {
+        // The own write path's streams are str0m's again while it answers
+        // (`own.rs`: the answer signals their SSRCs).
+        if let Some(own) = &p.own {
+            own.declare(&mut p.rtc);
+        }
+        let accepted = p.rtc.sdp_api().accept_offer(offer);
+        if let Some(own) = p.own.as_deref_mut() {
+            own.adopt(&mut p.rtc, &p.outs);
+        }
+        match accepted {
             Ok(answer) => {
                 let after = p.rtc.direct_api().local_ice_credentials();
                 if after.ufrag != before.ufrag {
@@ -471,7 +480,14 @@ impl Worker {
                 return;
             }
         };
-        if let Err(e) = p.rtc.sdp_api().accept_answer(pending, answer) {
+        if let Some(own) = &p.own {
+            own.declare(&mut p.rtc);
+        }
+        let accepted = p.rtc.sdp_api().accept_answer(pending, answer);
+        if let Some(own) = p.own.as_deref_mut() {
+            own.adopt(&mut p.rtc, &p.outs);
+        }
+        if let Err(e) = accepted {
             tracing::info!(participant = %participant_id, error = %e, "answer refused");
             p.send(
                 MediaNotice::Error {
@@ -495,6 +511,10 @@ impl Worker {
                 OutState::ClosingOffered => OutState::Closed,
                 s => s,
             };
+        }
+        // Closed m-lines' streams are let go (no more sender reports).
+        if let Some(own) = p.own.as_deref_mut() {
+            own.adopt(&mut p.rtc, &p.outs);
         }
         let room_id = p.room_id.clone();
         self.mark_dirty(slot);
@@ -544,6 +564,9 @@ impl Worker {
         if to_add.is_empty() && closing.is_empty() {
             return;
         }
+        if let Some(own) = &p.own {
+            own.declare(&mut p.rtc);
+        }
         let mut change = p.rtc.sdp_api();
         let mut added = Vec::new();
         for t in &to_add {
@@ -559,7 +582,11 @@ impl Worker {
         for mid in &closing {
             change.set_direction(*mid, Direction::Inactive);
         }
-        let Some((offer, pending)) = change.apply() else {
+        let applied = change.apply();
+        if let Some(own) = p.own.as_deref_mut() {
+            own.adopt(&mut p.rtc, &p.outs);
+        }
+        let Some((offer, pending)) = applied else {
             return;
         };
         let mut subscribed: Vec<(TrackKey, Sub)> = Vec::with_capacity(added.len());
@@ -653,6 +680,9 @@ impl Worker {
         let Some(window) = p.nack.on_rtt(rtt, now) else {
             return;
         };
+        if let Some(own) = p.own.as_deref_mut() {
+            own.set_nack_window(window);
+        }
         for o in &p.outs {
             if o.kind == MediaKind::Video
                 && o.state == OutState::Active

@@ -38,6 +38,12 @@ pub(super) fn is_rtp(d: &[u8]) -> bool {
     d.len() >= 12 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1])
 }
 
+/// Whether a datagram is RTCP (RFC 5761: payload types 192-223 after the
+/// version).
+pub(super) fn is_rtcp(d: &[u8]) -> bool {
+    d.len() >= 8 && d[0] >> 6 == 2 && (192..=223).contains(&d[1])
+}
+
 impl Worker {
     pub(super) fn poll_peer(&mut self, slot: Slot, now: Instant) {
         let mut dead = false;
@@ -76,6 +82,12 @@ impl Worker {
                     // events and deadlines. Serve it right away instead.
                     let paced = self.bwe && is_rtp(&t.contents);
                     if t.proto == Protocol::Tcp {
+                        if let Some(own) =
+                            self.peers.get_mut(slot).and_then(|p| p.own.as_deref_mut())
+                            && let Some(dest) = super::own::dest_of(&t)
+                        {
+                            own.dest = Some(dest);
+                        }
                         if self
                             .tcp
                             .get(&t.destination)
@@ -92,6 +104,12 @@ impl Worker {
                             tracing::trace!(dest = %t.destination, "send failed");
                         }
                     } else {
+                        if let Some(own) =
+                            self.peers.get_mut(slot).and_then(|p| p.own.as_deref_mut())
+                            && let Some(dest) = super::own::dest_of(&t)
+                        {
+                            own.dest = Some(dest);
+                        }
                         if self.batch.flush_before(t.destination) {
                             self.flush_sends();
                         }
@@ -112,6 +130,7 @@ impl Worker {
                 }
             }
         }
+        self.claim_keys(slot, now);
         if dead && let Some(peer) = self.peers.get(slot) {
             let pid = peer.participant_id.clone();
             self.peer_failed(&pid);
@@ -154,6 +173,8 @@ impl Worker {
                     }
                 }
                 self.set_quality(slot, "excellent");
+                self.claim_keys(slot, now);
+                self.own_connected(slot, now);
             }
             Event::MediaAdded(m) => {
                 self.on_media_added(slot, m.mid, m.kind, m.direction, m.simulcast.is_some())
@@ -164,8 +185,23 @@ impl Worker {
             Event::KeyframeRequest(req) => self.on_keyframe_request(slot, req.mid, req.kind, now),
             // Every STATS_INTERVAL per peer, not per packet.
             Event::PeerStats(st) => {
+                if let Some(pair) = &st.selected_candidate_pair
+                    && let Some(own) = self.peers.get_mut(slot).and_then(|p| p.own.as_deref_mut())
+                {
+                    own.dest = Some(super::own::Dest {
+                        addr: pair.remote.addr,
+                        tcp: pair.protocol == Protocol::Tcp,
+                    });
+                }
                 self.on_peer_stats(slot, &st);
-                if let Some(rtt) = st.rtt {
+                // A peer the own write path only sends to has no round
+                // trip in str0m's figures: its estimator's (`own.rs`).
+                let own_rtt = self
+                    .peers
+                    .get(slot)
+                    .and_then(|p| p.own.as_deref())
+                    .and_then(|o| o.bwe.rtt());
+                if let Some(rtt) = st.rtt.or(own_rtt) {
                     metrics::histogram!("convene_peer_rtt_seconds").record(rtt.as_secs_f64());
                     self.on_rtt(slot, rtt, now);
                 }
@@ -210,14 +246,7 @@ impl Worker {
                 if let Some(p) = self.peers.get_mut(slot) {
                     p.bwe = Some(estimate);
                 }
-                let q = if estimate.as_u64() < 250_000 {
-                    "poor"
-                } else if estimate.as_u64() < 1_000_000 {
-                    "good"
-                } else {
-                    "excellent"
-                };
-                self.set_quality(slot, q);
+                self.set_quality(slot, super::own_hooks::quality_of(estimate.as_u64()));
             }
             _ => {}
         }

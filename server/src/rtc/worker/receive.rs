@@ -53,6 +53,17 @@ impl Worker {
                         {
                             self.tcp.insert(d.from, w.clone());
                         }
+                        // The own write path reads the peer's feedback on
+                        // what it sends from a copy; str0m still gets the
+                        // datagram (its receiver reports, the SRs of the
+                        // peer's published streams).
+                        if peer.own.is_some() && super::poll::is_rtcp(d.bytes()) {
+                            self.own_rtcp(slot, d.bytes(), now);
+                        }
+                        let Some(peer) = self.peers.get_mut(slot) else {
+                            let _ = self.pool.try_send(d.buf);
+                            return;
+                        };
                         // str0m 0.25 has panics reachable from a peer's own
                         // (authenticated) input, e.g. `panic!("Incorrect small
                         // delta size")` on a hostile TWCC report (found by the

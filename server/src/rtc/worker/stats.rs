@@ -132,9 +132,15 @@ fn layer_name(l: convene_sfu::Layer) -> &'static str {
 impl Worker {
     /// `Event::PeerStats` of a peer (every `STATS_INTERVAL`).
     pub(super) fn on_peer_stats(&mut self, slot: Slot, st: &PeerStats) {
-        let Some(pid) = self.peers.get(slot).map(|p| &p.participant_id) else {
+        let Some(p) = self.peers.get(slot) else {
             return;
         };
+        let pid = &p.participant_id;
+        // The own write path's datagrams are not in str0m's count, nor is
+        // a round trip for a peer it only sends to (`own.rs`).
+        let own = p.own.as_deref();
+        let tx_bytes = st.peer_bytes_tx + own.map_or(0, |o| o.bytes_sent);
+        let rtt = st.rtt.or_else(|| own.and_then(|o| o.bwe.rtt()));
         let acc = self.stats.accs.entry(slot).or_insert_with(|| Acc {
             participant_id: pid.clone(),
             last: None,
@@ -156,12 +162,12 @@ impl Worker {
         if let Some((at, rx, tx)) = acc.last {
             let over = st.timestamp.saturating_duration_since(at);
             acc.recv_bps = bps(st.peer_bytes_rx.saturating_sub(rx), over);
-            acc.send_bps = bps(st.peer_bytes_tx.saturating_sub(tx), over);
+            acc.send_bps = bps(tx_bytes.saturating_sub(tx), over);
         }
-        acc.last = Some((st.timestamp, st.peer_bytes_rx, st.peer_bytes_tx));
+        acc.last = Some((st.timestamp, st.peer_bytes_rx, tx_bytes));
         acc.loss_in = st.ingress_loss_fraction;
         acc.loss_out = st.egress_loss_fraction;
-        acc.rtt_ms = st.rtt.map(|d| d.as_secs_f64() * 1000.0);
+        acc.rtt_ms = rtt.map(|d| d.as_secs_f64() * 1000.0);
     }
 
     /// `Event::MediaIngressStats` jitter of one of a peer's streams, in

@@ -40,6 +40,9 @@ impl Worker {
             nacks_seen: 0,
             pt: None,
         });
+        if let Some(own) = p.own.as_deref_mut() {
+            own.adopt(&mut p.rtc, &p.outs);
+        }
         let room_id = p.room_id.clone();
         self.bind_viewers(&room_id);
     }

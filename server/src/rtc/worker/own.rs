@@ -1,0 +1,851 @@
+//! The forwarding write path of Convene's own (`--media-write-path own`):
+//! a subscriber's forwarded copies are written, sealed and queued for the
+//! socket here, not through str0m.
+//!
+//! str0m still runs the peer connection: ICE, DTLS, the SDP, the peer's
+//! published streams (receive, NACKs and receiver reports towards its
+//! publisher) and the RTCP it reads. What moves here is everything about
+//! the streams the SFU sends to the peer:
+//!
+//! - **Keys.** The worker thread asks `rtc::dtls` for the keying material
+//!   each handshake exports; at `Event::Connected` it becomes the peer's
+//!   [`SrtpSealer`] (our half) and the opener of its SRTCP (its half).
+//! - **Streams.** Once str0m has declared a send stream for an m-line, its
+//!   SSRCs are adopted here and str0m's stream is removed (so str0m sends
+//!   no sender reports on it). Around each SDP str0m writes they are
+//!   declared again ([`OwnPath::declare`]) and removed right after
+//!   ([`OwnPath::adopt`]): the SDP keeps signaling them, and str0m makes no
+//!   stream of its own for the m-line (`worker/own_streams_tests.rs`).
+//! - **Copies** ([`OwnPath::write_copy`]): header with the MID,
+//!   transport-wide number and audio level (`sfu::writer`), the payload,
+//!   sealed in place (`rtc::seal`) in a buffer the send batch recycles;
+//!   recorded for NACKs, sender reports and the estimator.
+//! - **Feedback** ([`OwnPath::on_rtcp`]): a copy of each RTCP datagram from
+//!   the peer is opened and read (`sfu::feedback`): TWCC reports feed the
+//!   estimator (`sfu::bwe`), NACKs are answered with RTX from the cache,
+//!   PLI and FIR become keyframe requests. The datagram itself still goes
+//!   to str0m, for the peer's published streams.
+//! - **Timers** ([`OwnPath::on_timeout`]): a sender report per stream about
+//!   once a second, the estimator's feedback timeout, and its probes sent
+//!   as padding-only RTX packets at the probe's rate.
+//!
+//! Nothing here allocates per packet: buffers come from the send batch's
+//! spares, the caches are rings sized at adoption, payloads are shared.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use convene_sfu::feedback::{Feedback, ReferenceClock, fir_ssrcs, nacked, rtcp_packets};
+use convene_sfu::writer::header::{header_size, write_header};
+use convene_sfu::writer::report::sender_report_len;
+use convene_sfu::writer::{
+    ExtIds, ExtValues, ResendCache, RtpHeader, RtxStream, SenderClock, SentPacket, TransportSeq,
+    extend_seq, ntp_from_unix, write_sender_report,
+};
+use convene_sfu::{BweConfig, ProbeRequest, SendSideBwe};
+use str0m::Rtc;
+use str0m::media::{MediaKind, Mid, Pt};
+use str0m::net::Protocol;
+use str0m::rtp::{Extension, Ssrc};
+
+use super::copies::CopyPlan;
+use super::state::{OutState, OutTrack, Outgoing};
+use crate::rtc::dtls::ExportedKeys;
+use crate::rtc::seal::{Profile, ReplayWindow, SealError, SrtpSealer};
+
+/// Sender reports on each stream this often (str0m's own interval).
+pub(super) const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A video stream that sent nothing for this long does not carry probes.
+const CARRIER_IDLE: Duration = Duration::from_millis(500);
+
+/// Padding bytes of one probe packet (the most a padding-only packet has).
+const PROBE_PADDING: u8 = 255;
+
+/// The estimate a peer starts from (str0m's estimator was started at the
+/// same rate, `lifecycle::peer_config`).
+const INITIAL_BPS: u64 = 1_500_000;
+
+/// Where a peer's datagrams go: the address str0m sends its own DTLS and
+/// RTCP to (the nominated pair), and over which protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Dest {
+    pub(super) addr: SocketAddr,
+    pub(super) tcp: bool,
+}
+
+/// Senders of SRTCP whose replay windows a peer keeps (each of a
+/// browser's RTCP senders numbers its SRTCP packets on its own).
+const REPLAY_SENDERS: usize = 16;
+
+/// The keys of one peer connection's SRTP, ours and its.
+struct Keys {
+    seal: SrtpSealer,
+    open: SrtpSealer,
+    /// The replay window of each SSRC the peer sends SRTCP from (RFC 3711
+    /// keeps an SRTCP index per sender), the newest last; at most
+    /// [`REPLAY_SENDERS`], the longest unheard dropped first.
+    replay: Vec<(u32, ReplayWindow)>,
+    /// The next SRTCP index of what we seal (31 bits).
+    srtcp_index: u32,
+}
+
+/// One stream this peer is sent, adopted from str0m.
+struct OwnStream {
+    mid: Mid,
+    kind: MediaKind,
+    ssrc: u32,
+    rtx_ssrc: Option<u32>,
+    ids: ExtIds,
+    cname: String,
+    clock_rate: u32,
+    clock: SenderClock,
+    /// The newest timestamp sent (padding on the RTX stream carries it),
+    /// and when.
+    last_ts: u32,
+    last_sent: Option<Instant>,
+    /// Video: the packets sent, kept for NACKs.
+    cache: Option<ResendCache>,
+    /// The RTX stream, once the media's payload type has an RTX one.
+    rtx: Option<RtxStream>,
+    /// The media payload type the RTX stream is for.
+    rtx_for: Option<u8>,
+    /// The RTX stream's rollover counter.
+    rtx_roc: u32,
+}
+
+impl OwnStream {
+    fn mid_bytes(&self) -> &[u8] {
+        self.mid.as_bytes()
+    }
+
+    /// The RTX stream for payload type `pt` (made or remade when the
+    /// stream's payload type changes, its numbering continued).
+    fn rtx_for(&mut self, pt: u8, rtx_pt: Option<u8>) -> Option<&mut RtxStream> {
+        let ssrc = self.rtx_ssrc?;
+        let rtx_pt = rtx_pt?;
+        if self.rtx_for != Some(pt) || self.rtx.is_none() {
+            let next = self
+                .rtx
+                .map_or_else(|| rand::random::<u16>() & 0x7fff, |r| r.next_seq());
+            self.rtx = Some(RtxStream::new(ssrc, rtx_pt, next));
+            self.rtx_for = Some(pt);
+        }
+        self.rtx.as_mut()
+    }
+}
+
+/// A probe being sent: its request, when it started and how many of its
+/// packets have left.
+#[derive(Debug, Clone, Copy)]
+struct Probing {
+    req: ProbeRequest,
+    started: Instant,
+    sent: u32,
+    /// Packets the probe is sent as.
+    total: u32,
+    /// The size of each (sealed).
+    size: u32,
+}
+
+impl Probing {
+    fn new(req: ProbeRequest, size: u32, now: Instant) -> Probing {
+        let bytes = req.bitrate_bps as f64 * req.min_duration.as_secs_f64() / 8.0;
+        let total = ((bytes / f64::from(size)).ceil() as u32).max(req.min_packets);
+        Probing {
+            req,
+            started: now,
+            sent: 0,
+            total,
+            size,
+        }
+    }
+
+    /// When packet `n` of the probe is due.
+    fn due(&self, n: u32) -> Instant {
+        let secs = f64::from(n) * f64::from(self.size) * 8.0 / self.req.bitrate_bps.max(1) as f64;
+        self.started + Duration::from_secs_f64(secs)
+    }
+}
+
+/// What reading a peer's RTCP asks of the worker.
+#[derive(Debug, Default)]
+pub(super) struct FeedbackOut {
+    /// Out indices whose publisher should send a keyframe.
+    pub(super) keyframes: Vec<u32>,
+    /// NACKed packets resent.
+    pub(super) resent: u64,
+    /// Packets NACKed.
+    pub(super) nacked: u64,
+    /// Transport-wide feedback reports read into the estimator.
+    pub(super) twcc_reports: u64,
+}
+
+/// Why a copy was not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Skip {
+    /// DTLS has not completed (no keys) or no address yet.
+    NotConnected,
+    /// The m-line's stream is not adopted (not negotiated yet, or closed).
+    NoStream,
+    Write(convene_sfu::writer::WriteError),
+    Seal(SealError),
+}
+
+/// The own write path's state of one peer connection.
+pub(super) struct OwnPath {
+    pub(super) dest: Option<Dest>,
+    keys: Option<Keys>,
+    twcc: TransportSeq,
+    pub(super) bwe: SendSideBwe,
+    /// Feedback has reached the estimator (its estimate means something).
+    pub(super) estimating: bool,
+    /// By out index (`Peer::outs`).
+    streams: Vec<Option<OwnStream>>,
+    reference: ReferenceClock,
+    next_report: Option<Instant>,
+    probe: Option<Probing>,
+    /// The time of this peer's live entry in the worker's own-timer heap.
+    pub(super) next_timeout: Option<Instant>,
+    /// NACK cache window for new video streams (the peer's `NackWindow`).
+    nack_window: Duration,
+    /// Bytes of every datagram this path sent the peer (str0m's count of
+    /// the peer's bytes does not see them).
+    pub(super) bytes_sent: u64,
+}
+
+/// Spare buffers for datagrams, and the way out for them (the worker's
+/// send batch, or the peer's ICE-TCP connection).
+pub(super) trait Datagrams {
+    /// An empty buffer (with the capacity of a sent datagram, when one is
+    /// spare).
+    fn spare(&mut self) -> Vec<u8>;
+    /// Sends a sealed datagram to `dest`.
+    fn send(&mut self, dest: Dest, datagram: Vec<u8>);
+    /// Takes back a buffer that was not sent.
+    fn recycle(&mut self, buf: Vec<u8>);
+}
+
+impl OwnPath {
+    pub(super) fn new(now: Instant, nack_window: Duration) -> OwnPath {
+        OwnPath {
+            dest: None,
+            keys: None,
+            twcc: TransportSeq::default(),
+            bwe: SendSideBwe::new(
+                BweConfig {
+                    initial_bps: INITIAL_BPS,
+                    ..BweConfig::default()
+                },
+                now,
+            ),
+            estimating: false,
+            streams: Vec::new(),
+            reference: ReferenceClock::default(),
+            next_report: None,
+            probe: None,
+            next_timeout: None,
+            nack_window,
+            bytes_sent: 0,
+        }
+    }
+
+    /// Whether the keys are in (DTLS completed).
+    pub(super) fn has_keys(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// The keys of the peer's completed handshake. `false` when the
+    /// material does not fit its profile (the peer then gets nothing from
+    /// this path; logged by the caller).
+    pub(super) fn set_keys(&mut self, keys: &ExportedKeys, now: Instant) -> Result<(), SealError> {
+        let profile = Profile::from_dtls(keys.profile).ok_or(SealError::Cipher)?;
+        let seal = SrtpSealer::from_keying_material(&keys.material, profile, keys.dtls_client)?;
+        let open = SrtpSealer::from_keying_material(&keys.material, profile, !keys.dtls_client)?;
+        self.keys = Some(Keys {
+            seal,
+            open,
+            replay: Vec::with_capacity(REPLAY_SENDERS),
+            srtcp_index: 1,
+        });
+        self.next_report = Some(now + REPORT_INTERVAL);
+        Ok(())
+    }
+
+    /// The NACK window of the peer changed (its round trip): each video
+    /// stream's cache keeps packets this long from now on, sized for it
+    /// (`convene_sfu::nack_cache_packets`), with what it holds kept.
+    pub(super) fn set_nack_window(&mut self, window: Duration) {
+        self.nack_window = window;
+        let packets = convene_sfu::nack_cache_packets(window);
+        for s in self.streams.iter_mut().flatten() {
+            if let Some(cache) = &mut s.cache {
+                cache.resize(packets, window);
+            }
+        }
+    }
+
+    /// Declares the adopted streams in str0m again, before it writes an SDP
+    /// (offer or answer) or applies one: it then signals their SSRCs and
+    /// makes no new stream for their m-lines. [`OwnPath::adopt`] removes
+    /// them again.
+    pub(super) fn declare(&self, rtc: &mut Rtc) {
+        let mut api = rtc.direct_api();
+        for s in self.streams.iter().flatten() {
+            api.declare_stream_tx(Ssrc::from(s.ssrc), s.rtx_ssrc.map(Ssrc::from), s.mid, None);
+        }
+    }
+
+    /// After str0m wrote or applied an SDP: the send streams it declared for
+    /// the peer's outgoing m-lines become ours (a new one is adopted, an
+    /// adopted one declared again by [`OwnPath::declare`] is removed), and
+    /// the streams of closed m-lines are dropped.
+    pub(super) fn adopt(&mut self, rtc: &mut Rtc, outs: &[OutTrack]) {
+        if self.streams.len() < outs.len() {
+            self.streams.resize_with(outs.len(), || None);
+        }
+        for (i, o) in outs.iter().enumerate() {
+            if o.state == OutState::Closed {
+                if let Some(s) = self.streams[i].take() {
+                    rtc.direct_api().remove_stream_tx(Ssrc::from(s.ssrc));
+                }
+                continue;
+            }
+            let Some((ssrc, rtx)) = rtc
+                .direct_api()
+                .stream_tx_by_mid(o.mid, None)
+                .map(|tx| (*tx.ssrc(), tx.rtx().map(|r| *r)))
+            else {
+                continue;
+            };
+            let same = self.streams[i]
+                .as_ref()
+                .is_some_and(|s| s.ssrc == ssrc && s.mid == o.mid);
+            if !same {
+                let Some(media) = rtc.media(o.mid) else {
+                    continue;
+                };
+                let map = media.remote_extmap();
+                let ids = ExtIds::new(
+                    map.id_of(Extension::RtpMid),
+                    map.id_of(Extension::TransportSequenceNumber),
+                    if o.kind == MediaKind::Audio {
+                        map.id_of(Extension::AudioLevel)
+                    } else {
+                        None
+                    },
+                    None,
+                )
+                .unwrap_or_default();
+                let cname = media.cname().to_string();
+                let cache = (o.kind == MediaKind::Video).then(|| {
+                    ResendCache::new(
+                        convene_sfu::nack_cache_packets(self.nack_window),
+                        self.nack_window,
+                    )
+                });
+                self.streams[i] = Some(OwnStream {
+                    mid: o.mid,
+                    kind: o.kind,
+                    ssrc,
+                    rtx_ssrc: rtx,
+                    ids,
+                    cname,
+                    clock_rate: if o.kind == MediaKind::Audio {
+                        48_000
+                    } else {
+                        90_000
+                    },
+                    clock: SenderClock::new(),
+                    last_ts: 0,
+                    last_sent: None,
+                    cache,
+                    rtx: None,
+                    rtx_for: None,
+                    rtx_roc: 0,
+                });
+            }
+            rtc.direct_api().remove_stream_tx(Ssrc::from(ssrc));
+        }
+    }
+
+    /// Writes one forwarded copy into `buf` (cleared first), sealed; its
+    /// length is `buf.len()` after. Records it for NACKs, the sender
+    /// reports and the estimator.
+    pub(super) fn write_copy(
+        &mut self,
+        plan: &CopyPlan,
+        out: &Outgoing,
+        rtx_pt: &dyn Fn(u8) -> Option<u8>,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Skip> {
+        let keys = self.keys.as_ref().ok_or(Skip::NotConnected)?;
+        if self.dest.is_none() {
+            return Err(Skip::NotConnected);
+        }
+        let s = self
+            .streams
+            .get_mut(plan.out as usize)
+            .and_then(Option::as_mut)
+            .ok_or(Skip::NoStream)?;
+        let pt = *plan.pt;
+        let twcc = s.ids.transport_cc.map(|_| self.twcc.next());
+        let audio_level = out
+            .audio_level
+            .map(|l| (l, out.voice_activity.unwrap_or(false)));
+        let h = RtpHeader {
+            pt,
+            seq: plan.seq as u16,
+            ts: plan.ts,
+            ssrc: s.ssrc,
+            marker: out.view.marker,
+        };
+        let vals = ExtValues {
+            mid: Some(s.mid_bytes()),
+            transport_cc: twcc,
+            audio_level,
+            abs_send_time: None,
+        };
+        let payload = &out.payload;
+        let hl = header_size(&h, &s.ids, &vals).map_err(Skip::Write)?;
+        let len = hl + payload.len();
+        buf.clear();
+        buf.resize(len + keys.seal.profile().rtp_overhead(), 0);
+        write_header(buf, &h, &s.ids, &vals).map_err(Skip::Write)?;
+        buf[hl..len].copy_from_slice(payload);
+        let n = keys
+            .seal
+            .seal_rtp(buf, len, hl, (plan.seq >> 16) as u32)
+            .map_err(Skip::Seal)?;
+        buf.truncate(n);
+        self.bytes_sent += n as u64;
+        if let Some(t) = twcc {
+            self.bwe.on_packet_sent(now, t, n as u32, None);
+        }
+        s.clock.on_sent(now, plan.ts, payload.len());
+        s.last_ts = plan.ts;
+        s.last_sent = Some(now);
+        if let Some(cache) = &mut s.cache
+            && plan.nackable
+        {
+            cache.insert(SentPacket {
+                seq: plan.seq,
+                ts: plan.ts,
+                pt,
+                marker: out.view.marker,
+                payload: payload.clone(),
+                audio_level,
+                sent_at: now,
+            });
+        }
+        if s.rtx_ssrc.is_some() && s.rtx_for != Some(pt) {
+            s.rtx_for(pt, rtx_pt(pt));
+        }
+        Ok(())
+    }
+
+    /// Reads an RTCP datagram from the peer (`buf[..len]` holds a copy of
+    /// it: it is opened in place). NACKed packets are written into buffers
+    /// from `spare` and handed to `send`.
+    pub(super) fn on_rtcp(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        now: Instant,
+        rtx_pt: &dyn Fn(u8) -> Option<u8>,
+        io: &mut dyn Datagrams,
+    ) -> FeedbackOut {
+        let mut out = FeedbackOut::default();
+        let Some(keys) = self.keys.as_mut() else {
+            return out;
+        };
+        let Ok((n, index)) = keys.open.open_rtcp(buf, len) else {
+            return out;
+        };
+        let sender = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        if !accept_index(&mut keys.replay, sender, index) {
+            return out;
+        }
+        let rtt = self.bwe.rtt().unwrap_or(Duration::from_millis(100));
+        for p in rtcp_packets(&buf[..n]) {
+            match Feedback::of(p) {
+                Feedback::TransportCc(r) => {
+                    let reference = self.reference.unwrap(r.reference_time);
+                    self.bwe.on_feedback(now, r.packets(reference));
+                    self.estimating = true;
+                    out.twcc_reports += 1;
+                }
+                Feedback::Nack { media_ssrc, fci } => {
+                    let Some(i) = self.stream_of(media_ssrc) else {
+                        continue;
+                    };
+                    for seq16 in nacked(fci) {
+                        out.nacked += 1;
+                        if self.resend(i, seq16, now, rtt, rtx_pt, io) {
+                            out.resent += 1;
+                        }
+                    }
+                }
+                Feedback::Pli { media_ssrc } => {
+                    if let Some(i) = self.stream_of(media_ssrc) {
+                        out.keyframes.push(i as u32);
+                    }
+                }
+                Feedback::Fir { fci } => {
+                    for ssrc in fir_ssrcs(fci) {
+                        if let Some(i) = self.stream_of(ssrc) {
+                            out.keyframes.push(i as u32);
+                        }
+                    }
+                }
+                Feedback::Report | Feedback::Other => {}
+            }
+        }
+        out
+    }
+
+    fn stream_of(&self, ssrc: u32) -> Option<usize> {
+        self.streams
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.ssrc == ssrc))
+    }
+
+    /// Resends packet `seq16` of stream `i` as RTX, if cached and not
+    /// resent within the round trip.
+    #[allow(clippy::too_many_arguments)]
+    fn resend(
+        &mut self,
+        i: usize,
+        seq16: u16,
+        now: Instant,
+        rtt: Duration,
+        rtx_pt: &dyn Fn(u8) -> Option<u8>,
+        io: &mut dyn Datagrams,
+    ) -> bool {
+        let Some(dest) = self.dest else {
+            return false;
+        };
+        let (Some(keys), Some(Some(s))) = (self.keys.as_ref(), self.streams.get_mut(i)) else {
+            return false;
+        };
+        let Some(cache) = s.cache.as_mut() else {
+            return false;
+        };
+        let Some(newest) = cache.newest() else {
+            return false;
+        };
+        let seq = extend_seq(newest, seq16);
+        let Some(original) = cache.take_for_resend(seq, now, rtt).cloned() else {
+            return false;
+        };
+        let ids = s.ids;
+        let mid = s.mid;
+        let Some(rtx) = s.rtx_for(original.pt, rtx_pt(original.pt)) else {
+            return false;
+        };
+        let rtx_seq = rtx.next_seq();
+        let twcc = ids.transport_cc.map(|_| self.twcc.next());
+        let vals = ExtValues {
+            mid: Some(mid.as_bytes()),
+            transport_cc: twcc,
+            ..Default::default()
+        };
+        let mut buf = io.spare();
+        buf.clear();
+        let overhead = keys.seal.profile().rtp_overhead();
+        buf.resize(
+            convene_sfu::writer::header::FIXED_HEADER_LEN
+                + 4
+                + 2 * 4
+                + 256
+                + 2
+                + original.payload.len()
+                + overhead,
+            0,
+        );
+        let Ok(len) = rtx.write_rtx(&mut buf, &original, &ids, &vals) else {
+            return false;
+        };
+        let roc = s.rtx_roc;
+        if rtx_seq == u16::MAX {
+            s.rtx_roc = s.rtx_roc.wrapping_add(1);
+        }
+        let Some(hl) = convene_sfu::writer::header_len(&buf[..len]) else {
+            return false;
+        };
+        let Ok(n) = keys.seal.seal_rtp(&mut buf, len, hl, roc) else {
+            return false;
+        };
+        buf.truncate(n);
+        self.bytes_sent += n as u64;
+        if let Some(t) = twcc {
+            self.bwe.on_packet_sent(now, t, n as u32, None);
+        }
+        io.send(dest, buf);
+        true
+    }
+
+    /// Periodic work, when [`OwnPath::next_deadline`] has come: sender
+    /// reports, the estimator's timeout, and the probe's packets due.
+    pub(super) fn on_timeout(
+        &mut self,
+        now: Instant,
+        bwe: bool,
+        rtx_pt: &dyn Fn(u8) -> Option<u8>,
+        io: &mut dyn Datagrams,
+    ) {
+        if self.keys.is_none() || self.dest.is_none() {
+            return;
+        }
+        if self.next_report.is_some_and(|t| now >= t) {
+            self.next_report = Some(now + REPORT_INTERVAL);
+            self.send_reports(now, io);
+        }
+        if !bwe {
+            return;
+        }
+        self.bwe.handle_timeout(now);
+        // A probe waits in the estimator until a stream can carry it.
+        if self.probe.is_none()
+            && self.probe_carrier(now).is_some()
+            && let Some(req) = self.bwe.poll_probe(now)
+        {
+            self.probe = Some(Probing::new(req, self.probe_packet_size(), now));
+        }
+        self.send_probe(now, rtx_pt, io);
+    }
+
+    /// When [`OwnPath::on_timeout`] should run next.
+    pub(super) fn next_deadline(&self, bwe: bool) -> Option<Instant> {
+        self.keys.as_ref()?;
+        let mut t = self.next_report;
+        if bwe {
+            let probe = self.probe.map(|p| p.due(p.sent));
+            for d in [self.bwe.poll_timeout(), probe].into_iter().flatten() {
+                t = Some(t.map_or(d, |t: Instant| t.min(d)));
+            }
+        }
+        t
+    }
+
+    /// The stream whose RTX stream carries probes: the video stream with
+    /// an RTX payload type that sent media last, if within
+    /// [`CARRIER_IDLE`] (padding on a paused stream would show the
+    /// subscriber bytes on a stream it paused).
+    fn probe_carrier(&self, now: Instant) -> Option<usize> {
+        self.streams
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.as_ref()?)))
+            .filter(|(_, s)| {
+                s.kind == MediaKind::Video && s.rtx_ssrc.is_some() && s.rtx_for.is_some()
+            })
+            .filter_map(|(i, s)| Some((i, s.last_sent?)))
+            .filter(|(_, at)| now.saturating_duration_since(*at) < CARRIER_IDLE)
+            .max_by_key(|(_, at)| *at)
+            .map(|(i, _)| i)
+    }
+
+    /// The size of a probe packet: the padding, a header with the MID and
+    /// the transport-wide number, and the SRTP tag.
+    fn probe_packet_size(&self) -> u32 {
+        let overhead = self
+            .keys
+            .as_ref()
+            .map_or(16, |k| k.seal.profile().rtp_overhead());
+        (12 + 4 + 8 + usize::from(PROBE_PADDING) + overhead) as u32
+    }
+
+    /// Sends the current probe's packets that are due, on the RTX stream
+    /// of a video stream (a peer without one is not probed: the probe's
+    /// packets are counted as sent, and lost).
+    fn send_probe(
+        &mut self,
+        now: Instant,
+        rtx_pt: &dyn Fn(u8) -> Option<u8>,
+        io: &mut dyn Datagrams,
+    ) {
+        let (Some(mut probe), Some(dest)) = (self.probe, self.dest) else {
+            return;
+        };
+        let Some(keys) = self.keys.as_ref() else {
+            return;
+        };
+        let overhead = keys.seal.profile().rtp_overhead();
+        let carrier = self.probe_carrier(now);
+        let Some(s) = carrier.and_then(|i| self.streams[i].as_mut()) else {
+            // Its carrier went away mid-probe (the m-line closed): the
+            // probe ends (the estimator drops its cluster after a while).
+            self.probe = None;
+            return;
+        };
+        while probe.sent < probe.total && probe.due(probe.sent) <= now {
+            probe.sent += 1;
+            let pt = s.rtx_for.unwrap_or_default();
+            let ids = s.ids;
+            let mid = s.mid;
+            let ts = s.last_ts;
+            let Some(rtx) = s.rtx_for(pt, rtx_pt(pt)) else {
+                break;
+            };
+            let rtx_seq = rtx.next_seq();
+            let twcc = ids.transport_cc.map(|_| self.twcc.next());
+            let Some(t) = twcc else {
+                break;
+            };
+            let vals = ExtValues {
+                mid: Some(mid.as_bytes()),
+                transport_cc: twcc,
+                ..Default::default()
+            };
+            let mut buf = io.spare();
+            buf.clear();
+            buf.resize(
+                12 + 4 + 2 * 4 + 256 + usize::from(PROBE_PADDING) + overhead,
+                0,
+            );
+            let Ok(len) = rtx.write_padding(&mut buf, ts, PROBE_PADDING, &ids, &vals) else {
+                break;
+            };
+            let roc = s.rtx_roc;
+            if rtx_seq == u16::MAX {
+                s.rtx_roc = s.rtx_roc.wrapping_add(1);
+            }
+            let Some(hl) = convene_sfu::writer::header_len(&buf[..len]) else {
+                break;
+            };
+            let Ok(n) = keys.seal.seal_rtp(&mut buf, len, hl, roc) else {
+                break;
+            };
+            buf.truncate(n);
+            self.bytes_sent += n as u64;
+            self.bwe
+                .on_packet_sent(now, t, n as u32, Some(probe.req.id));
+            io.send(dest, buf);
+        }
+        self.probe = (probe.sent < probe.total).then_some(probe);
+    }
+
+    /// A sender report (with the CNAME) for every stream that has sent.
+    fn send_reports(&mut self, now: Instant, io: &mut dyn Datagrams) {
+        let (Some(keys), Some(dest)) = (self.keys.as_mut(), self.dest) else {
+            return;
+        };
+        let since_epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let ntp = ntp_from_unix(since_epoch);
+        let overhead = keys.seal.profile().rtcp_overhead();
+        for s in self.streams.iter().flatten() {
+            let Some(info) = s.clock.report(now, ntp, s.clock_rate) else {
+                continue;
+            };
+            let mut buf = io.spare();
+            buf.clear();
+            buf.resize(sender_report_len(s.cname.len().max(1)) + overhead, 0);
+            let cname = if s.cname.is_empty() {
+                "convene"
+            } else {
+                s.cname.as_str()
+            };
+            let Ok(len) = write_sender_report(&mut buf, s.ssrc, &info, cname.as_bytes()) else {
+                continue;
+            };
+            let index = keys.srtcp_index;
+            keys.srtcp_index = (keys.srtcp_index + 1) & 0x7fff_ffff;
+            let Ok(n) = keys.seal.seal_rtcp(&mut buf, len, index) else {
+                continue;
+            };
+            buf.truncate(n);
+            self.bytes_sent += n as u64;
+            io.send(dest, buf);
+        }
+    }
+
+    /// Bytes of this path's state for the peer (the estimator, the caches'
+    /// rings), besides the payloads the caches share.
+    #[cfg(test)]
+    pub(super) fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<OwnPath>()
+            + self.bwe.memory_bytes()
+            + self
+                .streams
+                .iter()
+                .flatten()
+                .map(|s| {
+                    std::mem::size_of::<OwnStream>()
+                        + s.cache.as_ref().map_or(0, ResendCache::memory_bytes)
+                })
+                .sum::<usize>()
+    }
+}
+
+/// Takes SRTCP packet `index` of `sender` unless it is a replay; the
+/// sender's window is made (or moved) last in `windows`.
+fn accept_index(windows: &mut Vec<(u32, ReplayWindow)>, sender: u32, index: u32) -> bool {
+    let at = match windows.iter().position(|(s, _)| *s == sender) {
+        Some(at) => at,
+        None => {
+            if windows.len() >= REPLAY_SENDERS {
+                windows.remove(0);
+            }
+            windows.push((sender, ReplayWindow::default()));
+            windows.len() - 1
+        }
+    };
+    let ok = windows[at].1.accept(index).is_ok();
+    let last = windows.len() - 1;
+    if at != last {
+        windows[at..].rotate_left(1);
+    }
+    ok
+}
+
+/// The RTX payload type str0m negotiated for media payload type `pt`.
+pub(super) fn rtx_pt_of(rtc: &Rtc, pt: u8) -> Option<u8> {
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| *p.pt() == pt)
+        .and_then(|p| p.resend())
+        .map(|r: Pt| *r)
+}
+
+/// Where str0m sends a transmit that is not ICE's own (DTLS, RTP, RTCP go
+/// to the nominated pair): the peer's address for this path.
+pub(super) fn dest_of(t: &str0m::net::Transmit) -> Option<Dest> {
+    // RFC 7983: STUN's first byte is 0-3; ICE answers go to whichever pair
+    // asked, not necessarily the nominated one.
+    let first = *t.contents.first()?;
+    (first > 3).then_some(Dest {
+        addr: t.destination,
+        tcp: t.proto == Protocol::Tcp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each sender's SRTCP indexes are its own: a browser's senders far
+    /// apart in their numbering are all taken, a replay of any is not,
+    /// and the window of the longest unheard sender goes first.
+    #[test]
+    fn srtcp_replays_are_told_per_sender() {
+        let mut w = Vec::new();
+        assert!(accept_index(&mut w, 1, 1000));
+        assert!(accept_index(&mut w, 2, 3));
+        assert!(accept_index(&mut w, 1, 1001));
+        assert!(accept_index(&mut w, 2, 4));
+        assert!(!accept_index(&mut w, 1, 1000), "a replay");
+        assert!(!accept_index(&mut w, 2, 3), "a replay");
+        for s in 3..3 + REPLAY_SENDERS as u32 {
+            assert!(accept_index(&mut w, s, 1));
+        }
+        assert_eq!(w.len(), REPLAY_SENDERS);
+        // 1 and 2 were the longest unheard: gone, so their numbers start over.
+        assert!(w.iter().all(|(s, _)| *s != 1 && *s != 2));
+        assert!(accept_index(&mut w, 2, 3));
+    }
+}

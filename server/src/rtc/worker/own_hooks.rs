@@ -1,0 +1,255 @@
+//! Where the own write path (`own.rs`) hooks into the worker: the keys at
+//! DTLS completion, its timers, the subscriber's RTCP, and the turn's
+//! copies written and sealed here instead of through str0m.
+
+use std::cmp::Reverse;
+use std::time::{Duration, Instant};
+
+use str0m::media::{KeyframeRequestKind, MediaKind};
+
+use super::copies::{Written, take_chunk};
+use super::own::{self, OwnPath};
+use super::state::{OutState, Slot};
+use super::{Io, Worker};
+
+/// The least wait before an own-path timer runs again (guards against a
+/// deadline that stays in the past).
+const MIN_WAIT: Duration = Duration::from_micros(200);
+
+/// The connection quality a subscriber's estimate means (the same bounds
+/// for str0m's estimate, `poll.rs`).
+pub(super) fn quality_of(estimate_bps: u64) -> &'static str {
+    if estimate_bps < 250_000 {
+        "poor"
+    } else if estimate_bps < 1_000_000 {
+        "good"
+    } else {
+        "excellent"
+    }
+}
+
+impl Worker {
+    /// A new peer's own write path, when the worker runs it.
+    pub(super) fn new_own_path(&self, now: Instant, nack_window: Duration) -> Option<Box<OwnPath>> {
+        self.own_write
+            .then(|| Box::new(OwnPath::new(now, nack_window)))
+    }
+
+    /// Arms the peer's own-path timer at `at`, unless it is armed earlier.
+    pub(super) fn arm_own(&mut self, slot: Slot, at: Instant) {
+        let Some(own) = self.peers.get_mut(slot).and_then(|p| p.own.as_deref_mut()) else {
+            return;
+        };
+        if own.next_timeout.is_some_and(|t| t <= at) {
+            return;
+        }
+        own.next_timeout = Some(at);
+        self.own_timers.push(Reverse((at, slot)));
+        if self.own_timers.len() > 4 * self.peers.capacity() + 64 {
+            let peers = &self.peers;
+            self.own_timers.retain(|Reverse((t, slot))| {
+                peers
+                    .get(*slot)
+                    .and_then(|p| p.own.as_deref())
+                    .is_some_and(|o| o.next_timeout == Some(*t))
+            });
+        }
+    }
+
+    /// Runs the own-path timers that are due: sender reports, the
+    /// estimator's timeout and probes (`OwnPath::on_timeout`).
+    pub(super) fn own_timeouts(&mut self, now: Instant) {
+        let bwe = self.bwe;
+        while let Some(&Reverse((t, slot))) = self.own_timers.peek() {
+            if t > now {
+                break;
+            }
+            self.own_timers.pop();
+            let Worker {
+                peers,
+                batch,
+                socket,
+                counters,
+                tcp,
+                ..
+            } = self;
+            let Some(p) = peers.get_mut(slot) else {
+                continue;
+            };
+            let Some(own) = p.own.as_deref_mut() else {
+                continue;
+            };
+            if own.next_timeout != Some(t) {
+                continue;
+            }
+            own.next_timeout = None;
+            let rtc = &p.rtc;
+            let mut io = Io {
+                batch,
+                socket,
+                counters,
+                tcp,
+            };
+            own.on_timeout(now, bwe, &|pt| own::rtx_pt_of(rtc, pt), &mut io);
+            let next = own.next_deadline(bwe);
+            let quality = (bwe && own.estimating).then(|| quality_of(own.bwe.estimate_bps()));
+            if let Some(next) = next {
+                self.arm_own(slot, next.max(now + MIN_WAIT));
+            }
+            if let Some(q) = quality {
+                self.set_quality(slot, q);
+            }
+        }
+    }
+
+    /// Hands the keys a handshake on this thread has just exported to the
+    /// peer whose str0m was last driven (`slot`): called after each call
+    /// into a peer's str0m that can complete its handshake.
+    pub(super) fn claim_keys(&mut self, slot: Slot, now: Instant) {
+        if !self.own_write {
+            return;
+        }
+        let Some(keys) = crate::rtc::dtls::take_exported_keys() else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(slot) else {
+            return;
+        };
+        let Some(own) = p.own.as_deref_mut() else {
+            return;
+        };
+        if let Err(e) = own.set_keys(&keys, now) {
+            tracing::warn!(participant = %p.participant_id, error = %e, "the handshake's keys do not fit its profile; the peer gets no media");
+            return;
+        }
+        self.arm_own(slot, now);
+    }
+
+    /// DTLS completed for an own-path peer: copies decided before the keys
+    /// existed were not sent, so each video track it receives is asked for
+    /// a keyframe (str0m's path queued them instead).
+    pub(super) fn own_connected(&mut self, slot: Slot, now: Instant) {
+        let Some(p) = self.peers.get(slot) else {
+            return;
+        };
+        if p.own.is_none() {
+            return;
+        }
+        let room_id = p.room_id.clone();
+        let keys: Vec<_> = p
+            .outs
+            .iter()
+            .filter(|o| o.kind == MediaKind::Video && o.state == OutState::Active)
+            .map(|o| o.track_key)
+            .collect();
+        for key in keys {
+            self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, true);
+        }
+    }
+
+    /// An RTCP datagram from an own-path peer, before str0m gets it: its
+    /// feedback on the streams sent to it (`OwnPath::on_rtcp`).
+    pub(super) fn own_rtcp(&mut self, slot: Slot, datagram: &[u8], now: Instant) {
+        let Worker {
+            peers,
+            batch,
+            socket,
+            counters,
+            tcp,
+            scratch_rtcp,
+            ..
+        } = self;
+        let Some(p) = peers.get_mut(slot) else {
+            return;
+        };
+        let Some(own) = p.own.as_deref_mut() else {
+            return;
+        };
+        if !own.has_keys() {
+            return;
+        }
+        scratch_rtcp.clear();
+        scratch_rtcp.extend_from_slice(datagram);
+        let rtc = &p.rtc;
+        let mut io = Io {
+            batch,
+            socket,
+            counters,
+            tcp,
+        };
+        let fb = own.on_rtcp(
+            scratch_rtcp,
+            datagram.len(),
+            now,
+            &|pt| own::rtx_pt_of(rtc, pt),
+            &mut io,
+        );
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            if fb.nacked > 0 {
+                counters.nacks.fetch_add(fb.nacked, Relaxed);
+                counters.rtx_resent.fetch_add(fb.resent, Relaxed);
+            }
+            if fb.twcc_reports > 0 {
+                counters.twcc_reports.fetch_add(fb.twcc_reports, Relaxed);
+            }
+        }
+        let mids: Vec<_> = fb
+            .keyframes
+            .iter()
+            .filter_map(|&i| p.outs.get(i as usize).map(|o| o.mid))
+            .collect();
+        for mid in mids {
+            self.on_keyframe_request(slot, mid, KeyframeRequestKind::Pli, now);
+        }
+        // New feedback may start a probe.
+        self.arm_own(slot, now);
+    }
+
+    /// Writes the next chunk of an own-path subscriber's queued copies:
+    /// written and sealed here, queued in the send batch.
+    pub(super) fn write_own_chunk(&mut self, slot: Slot, now: Instant) -> Written {
+        let mut w = Written::default();
+        let Worker {
+            peers,
+            copies,
+            batch,
+            socket,
+            counters,
+            tcp,
+            ..
+        } = self;
+        let Some(p) = peers.get_mut(slot) else {
+            return w;
+        };
+        let Some(own) = p.own.as_deref_mut() else {
+            return w;
+        };
+        let rtc = &p.rtc;
+        let mut io = Io {
+            batch,
+            socket,
+            counters,
+            tcp,
+        };
+        let dest = own.dest;
+        for q in take_chunk(&mut p.copies, &copies.items) {
+            let Some(out) = copies.packets.get(q.packet as usize) else {
+                continue;
+            };
+            let mut buf = own::Datagrams::spare(&mut io);
+            match own.write_copy(&q.copy, out, &|pt| own::rtx_pt_of(rtc, pt), now, &mut buf) {
+                Ok(()) => {
+                    w.copies += 1;
+                    w.bytes += out.payload.len() as u64;
+                    if let Some(dest) = dest {
+                        own::Datagrams::send(&mut io, dest, buf);
+                    }
+                }
+                Err(_) => own::Datagrams::recycle(&mut io, buf),
+            }
+        }
+        w.more = p.copies.is_some();
+        w
+    }
+}
