@@ -107,6 +107,9 @@ pub enum ClientEvent {
     /// ICE + DTLS are up.
     Connected,
     Rtp(Received),
+    /// An RTCP sender report on a stream we receive (str0m's
+    /// `Event::SenderFeedback`).
+    SenderReport(str0m::media::SenderFeedback),
     /// The connection ended (with the reason).
     Closed(String),
 }
@@ -536,6 +539,9 @@ async fn run(
                                 at: Instant::now(),
                             }));
                         }
+                    }
+                    Event::SenderFeedback(f) => {
+                        let _ = events.send(ClientEvent::SenderReport(f));
                     }
                     _ => {}
                 },

@@ -49,6 +49,7 @@ mod libraries_conversion;
 mod limits;
 mod media;
 mod openapi;
+mod own_write_path;
 mod packaging;
 mod panic_containment;
 mod phone;
