@@ -282,12 +282,13 @@ pub struct ServeArgs {
     /// (10-30 % in the runs of docs/benchmarks.md).
     #[arg(long, env = "CONVENE_MEDIA_BWE", default_value_t = true, action = clap::ArgAction::Set)]
     pub media_bwe: bool,
-    /// Who writes the RTP sent to subscribers. `str0m` (the default): the
-    /// WebRTC library, with its own estimator and NACK cache. `own`:
+    /// Who writes the RTP sent to subscribers. `own` (the default):
     /// Convene's own write path (headers, SRTP, sender reports, NACK
-    /// answers, the send-side estimator), which costs a fraction of the
-    /// CPU per forwarded packet; see ARCHITECTURE.md ("The own write path").
-    #[arg(long, env = "CONVENE_MEDIA_WRITE_PATH", value_enum, default_value_t = WritePath::Str0m)]
+    /// answers, the send-side estimator and its probes), a fraction of the
+    /// CPU per forwarded packet of str0m's. `str0m`: the WebRTC library's
+    /// (its estimator, pacer and NACK cache). See ARCHITECTURE.md ("The hot
+    /// path").
+    #[arg(long, env = "CONVENE_MEDIA_WRITE_PATH", value_enum, default_value_t = WritePath::Own)]
     pub media_write_path: WritePath,
     /// Send the datagrams of a frame to one subscriber as one UDP GSO send
     /// (`UDP_SEGMENT`; Linux 4.18+) instead of one message each. Turned

@@ -6,8 +6,9 @@
 //! Chromium, Firefox ESR) what a user needs from that path: media whole and
 //! in order, sender reports that map the stream's clock, a camera-only
 //! joiner seen, layers that follow the bandwidth, losses repaired, and
-//! browsers that see each other. They hold on the str0m path too (the
-//! default), which a server that does not know the setting runs.
+//! browsers that see each other. The own path is the default; the str0m
+//! path (`CONVENE_MEDIA_WRITE_PATH=str0m`) keeps a call through str0m
+//! clients and one through Chromium here (`str0m_path_*`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -21,15 +22,20 @@ use str0m::media::{MediaKind, Mid, SenderFeedback};
 
 use crate::browser::{JOIN_TIMEOUT, LogOnFailure, ONE_AT_A_TIME, token, wait_state};
 
-/// The setting under test.
-fn own_path() -> (String, String) {
-    ("CONVENE_MEDIA_WRITE_PATH".into(), "own".into())
+/// The setting under test: `own` or `str0m`.
+fn write_path(path: &str) -> (String, String) {
+    ("CONVENE_MEDIA_WRITE_PATH".into(), path.into())
 }
 
 /// A server writing forwarded media on its own path.
 fn server() -> Server {
+    server_on("own")
+}
+
+/// A server writing forwarded media on `path`.
+fn server_on(path: &str) -> Server {
     Server::start_with(Options {
-        env: vec![own_path()],
+        env: vec![write_path(path)],
         ..Default::default()
     })
 }
@@ -55,11 +61,11 @@ async fn assert_own_path_used(s: &Server, what: &str) -> f64 {
 
 /// The same for the browser tests: in the test network namespace, with
 /// the log kept and shown when the test fails (as `crate::browser::server`).
-fn browser_server() -> (Server, LogOnFailure) {
+fn browser_server(path: &str) -> (Server, LogOnFailure) {
     assert_isolated_network();
     let s = Server::start_with(Options {
         capture_log: true,
-        env: vec![("CONVENE_LOG".into(), "info".into()), own_path()],
+        env: vec![("CONVENE_LOG".into(), "info".into()), write_path(path)],
         ..Default::default()
     });
     let guard = LogOnFailure(s.log_path.clone());
@@ -228,9 +234,10 @@ async fn assert_sender_reports(c: &mut Client, what: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn own_path_subscriber_gets_continuous_media_and_sender_reports() {
-    let s = server();
+/// A publisher and a subscriber on `path`'s server: the subscriber's
+/// media whole and in order, with sender reports.
+async fn one_subscriber(path: &str) -> Server {
+    let s = server_on(path);
     let room = create_room(&s, json!({"friendly_url": "own"})).await;
     let (mut alice, _) = join(&s, &room, "Alice", "moderator").await;
     alice.publish();
@@ -238,7 +245,23 @@ async fn own_path_subscriber_gets_continuous_media_and_sender_reports() {
     let (mut bob, _) = join(&s, &room, "Bob", "speaker").await;
     assert_whole_and_in_order(&mut bob, "Bob").await;
     assert_sender_reports(&mut bob, "Bob").await;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_path_subscriber_gets_continuous_media_and_sender_reports() {
+    let s = one_subscriber("own").await;
     assert_own_path_used(&s, "one subscriber").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn str0m_path_subscriber_gets_continuous_media_and_sender_reports() {
+    let s = one_subscriber("str0m").await;
+    assert_eq!(
+        s.metric("convene_rtp_packets_own_path_total").await,
+        Some(0.0),
+        "nothing written on the own path"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -576,8 +599,20 @@ async fn participant_id(page: &impl Tab) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_path_two_chromium_peers_see_each_other() {
+    let s = two_chromium_peers("own").await;
+    assert_own_path_used(&s, "Chromium").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn str0m_path_two_chromium_peers_see_each_other() {
+    two_chromium_peers("str0m").await;
+}
+
+/// Two Chromium pages in a room on `path`'s server: each plays the
+/// other's camera and microphone.
+async fn two_chromium_peers(path: &str) -> Server {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let (s, _log) = browser_server();
+    let (s, _log) = browser_server(path);
     create_room(
         &s,
         json!({"friendly_url": "ownduo", "join_screen_enabled": false,
@@ -611,13 +646,13 @@ async fn own_path_two_chromium_peers_see_each_other() {
             panic!("{who}: no audio samples played: {e}");
         }
     }
-    assert_own_path_used(&s, "Chromium").await;
+    s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_path_firefox_and_chromium_see_each_other() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let (s, _log) = browser_server();
+    let (s, _log) = browser_server("own");
     create_room(
         &s,
         json!({"friendly_url": "owngecko", "join_screen_enabled": false,

@@ -7,6 +7,11 @@
 //! (nothing happens) and then a hostile one: the server closes that peer,
 //! counts it, and the publisher, the subscriber and a new joiner on the
 //! same worker go on.
+//!
+//! That panic is reached through str0m's estimator, which reads TWCC only
+//! on its own write path (`--media-write-path str0m`). On Convene's own
+//! write path the report is read by `sfu::feedback` (fuzzed,
+//! `rtcp_feedback`), which stops at the inconsistency: the viewer stays.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -37,9 +42,14 @@ fn expect_line(out: &mut impl BufRead, prefix: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_whose_rtcp_makes_str0m_panic_is_closed_and_the_worker_goes_on() {
     // One media worker: every peer of the test shares the thread the panic
-    // happens on.
+    // happens on. str0m's write path: its estimator reads the report.
     let s = Server::start_with(Options {
-        args: vec!["--media-workers".into(), "1".into()],
+        args: vec![
+            "--media-workers".into(),
+            "1".into(),
+            "--media-write-path".into(),
+            "str0m".into(),
+        ],
         ..Default::default()
     });
     // The room defaults a user gets.
@@ -132,4 +142,80 @@ async fn a_peer_whose_rtcp_makes_str0m_panic_is_closed_and_the_worker_goes_on() 
     eprintln!("aiortc after the panic: {state}");
     let _ = child.wait();
     drop((alice, bob, carol));
+}
+
+/// The same hostile report on the own write path: read by `sfu::feedback`,
+/// which stops at the inconsistency; nothing panics, the viewer stays
+/// connected and still counted, and the call goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_own_write_path_the_hostile_report_is_read_without_harm() {
+    let s = Server::start_with(Options {
+        args: vec![
+            "--media-workers".into(),
+            "1".into(),
+            "--media-write-path".into(),
+            "own".into(),
+        ],
+        ..Default::default()
+    });
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "sturdy"}))
+        .await
+        .expect(200);
+    let t_alice = token(&s, "sturdy", "Alice", "moderator").await;
+    let (alice, _) = join(&s, "sturdy", "Alice", Some(t_alice)).await;
+    alice.publish();
+    let (mut bob, _) = join(&s, "sturdy", "Bob", None).await;
+    bob.collect_for(Duration::from_secs(2)).await;
+    assert!(!bob.received(MediaKind::Video).is_empty());
+
+    let t_viewer = token(&s, "sturdy", "Viewer", "attendee").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/aiortc/whep_twcc.py");
+    let mut child = Command::new("/usr/bin/python3")
+        .args([script, &s.url("/whep/sturdy"), &t_viewer])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 runs tests/aiortc/whep_twcc.py");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut out, _) = tokio::task::spawn_blocking(move || {
+        let a = expect_line(&mut out, "answer /whep/sturdy/");
+        expect_line(&mut out, "media ");
+        expect_line(&mut out, "valid-sent");
+        (out, a)
+    })
+    .await
+    .unwrap();
+    let reports = metric(&s, "convene_twcc_reports_read_total").await;
+    stdin.write_all(b"go\n").unwrap();
+    let (mut out, _) = tokio::task::spawn_blocking(move || {
+        let l = expect_line(&mut out, "hostile-sent");
+        (out, l)
+    })
+    .await
+    .unwrap();
+    // Long enough for the report to have been read, and for a closed peer
+    // to have been counted out.
+    let before = bob.received(MediaKind::Video).len();
+    bob.collect_for(Duration::from_secs(3)).await;
+    assert_eq!(metric(&s, "convene_peer_panics_total").await, 0.0);
+    assert_eq!(metric(&s, "convene_peers").await, 3.0, "the viewer stays");
+    assert!(
+        metric(&s, "convene_rtp_packets_own_path_total").await > 0.0,
+        "the own path wrote the copies"
+    );
+    assert!(
+        metric(&s, "convene_twcc_reports_read_total").await > reports,
+        "the own path read the hostile report"
+    );
+    assert!(bob.received(MediaKind::Video).len() > before + 10);
+    stdin.write_all(b"end\n").unwrap();
+    let state = tokio::task::spawn_blocking(move || expect_line(&mut out, "state "))
+        .await
+        .unwrap();
+    assert_eq!(state, "state connected", "the viewer's connection");
+    let _ = child.wait();
+    drop((alice, bob));
 }
