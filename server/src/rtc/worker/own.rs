@@ -56,9 +56,6 @@ use crate::rtc::seal::{Profile, ReplayWindow, SealError, SrtpSealer};
 /// Sender reports on each stream this often (str0m's own interval).
 pub(super) const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A video stream that sent nothing for this long does not carry probes.
-const CARRIER_IDLE: Duration = Duration::from_millis(500);
-
 /// Padding bytes of one probe packet (the most a padding-only packet has).
 const PROBE_PADDING: u8 = 255;
 
@@ -592,6 +589,7 @@ impl OwnPath {
         &mut self,
         now: Instant,
         bwe: bool,
+        wanted: &dyn Fn(usize) -> bool,
         rtx_pt: &dyn Fn(u8) -> Option<u8>,
         io: &mut dyn Datagrams,
     ) {
@@ -608,12 +606,12 @@ impl OwnPath {
         self.bwe.handle_timeout(now);
         // A probe waits in the estimator until a stream can carry it.
         if self.probe.is_none()
-            && self.probe_carrier(now).is_some()
+            && self.probe_carrier(wanted).is_some()
             && let Some(req) = self.bwe.poll_probe(now)
         {
             self.probe = Some(Probing::new(req, self.probe_packet_size(), now));
         }
-        self.send_probe(now, rtx_pt, io);
+        self.send_probe(now, wanted, rtx_pt, io);
     }
 
     /// When [`OwnPath::on_timeout`] should run next.
@@ -629,20 +627,24 @@ impl OwnPath {
         t
     }
 
-    /// The stream whose RTX stream carries probes: the video stream with
-    /// an RTX payload type that sent media last, if within
-    /// [`CARRIER_IDLE`] (padding on a paused stream would show the
-    /// subscriber bytes on a stream it paused).
-    fn probe_carrier(&self, now: Instant) -> Option<usize> {
+    /// The stream whose RTX stream carries probes: of the video streams
+    /// with an RTX payload type that the subscriber wants (`wanted`: not
+    /// paused by it, so it sees no bytes on a stream it paused), the one
+    /// that sent media last. Probes must go on while the allocator holds
+    /// every video back (a congested subscriber): they are what raises
+    /// the estimate again.
+    fn probe_carrier(&self, wanted: &dyn Fn(usize) -> bool) -> Option<usize> {
         self.streams
             .iter()
             .enumerate()
             .filter_map(|(i, s)| Some((i, s.as_ref()?)))
-            .filter(|(_, s)| {
-                s.kind == MediaKind::Video && s.rtx_ssrc.is_some() && s.rtx_for.is_some()
+            .filter(|(i, s)| {
+                s.kind == MediaKind::Video
+                    && s.rtx_ssrc.is_some()
+                    && s.rtx_for.is_some()
+                    && wanted(*i)
             })
             .filter_map(|(i, s)| Some((i, s.last_sent?)))
-            .filter(|(_, at)| now.saturating_duration_since(*at) < CARRIER_IDLE)
             .max_by_key(|(_, at)| *at)
             .map(|(i, _)| i)
     }
@@ -663,6 +665,7 @@ impl OwnPath {
     fn send_probe(
         &mut self,
         now: Instant,
+        wanted: &dyn Fn(usize) -> bool,
         rtx_pt: &dyn Fn(u8) -> Option<u8>,
         io: &mut dyn Datagrams,
     ) {
@@ -673,10 +676,11 @@ impl OwnPath {
             return;
         };
         let overhead = keys.seal.profile().rtp_overhead();
-        let carrier = self.probe_carrier(now);
+        let carrier = self.probe_carrier(wanted);
         let Some(s) = carrier.and_then(|i| self.streams[i].as_mut()) else {
-            // Its carrier went away mid-probe (the m-line closed): the
-            // probe ends (the estimator drops its cluster after a while).
+            // Its carrier went away mid-probe (the m-line closed, or the
+            // subscriber paused it): the probe ends (the estimator drops
+            // its cluster after a while).
             self.probe = None;
             return;
         };

@@ -90,7 +90,12 @@ impl Worker {
                 counters,
                 tcp,
             };
-            own.on_timeout(now, bwe, &|pt| own::rtx_pt_of(rtc, pt), &mut io);
+            let outs = &p.outs;
+            let wanted = |i: usize| {
+                outs.get(i)
+                    .is_some_and(|o| o.state == OutState::Active && o.subscribed && !o.paused)
+            };
+            own.on_timeout(now, bwe, &wanted, &|pt| own::rtx_pt_of(rtc, pt), &mut io);
             let next = own.next_deadline(bwe);
             let quality = (bwe && own.estimating).then(|| quality_of(own.bwe.estimate_bps()));
             if let Some(next) = next {

@@ -206,7 +206,7 @@ fn the_own_path_writes_reports_resends_and_keeps_its_ssrc() {
             let fb = own.on_rtcp(&mut copy, d.len(), now, &rtx_pt, &mut io);
             assert!(fb.keyframes.is_empty());
         }
-        own.on_timeout(now, true, &rtx_pt, &mut io);
+        own.on_timeout(now, true, &|_| true, &rtx_pt, &mut io);
         let mut datagrams: Vec<Transmit> = std::mem::take(&mut io.0)
             .into_iter()
             .map(to_client)
