@@ -39,16 +39,26 @@ fn expect_line(out: &mut impl BufRead, prefix: &str) -> String {
     line.trim().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_whose_rtcp_makes_str0m_panic_is_closed_and_the_worker_goes_on() {
-    // One media worker: every peer of the test shares the thread the panic
-    // happens on. str0m's write path: its estimator reads the report.
+/// A call on a server with one media worker (every peer of the test
+/// shares the thread) writing on `path`: Alice publishes, Bob receives her,
+/// and an aiortc WHEP viewer has sent a well-formed transport-wide report
+/// and waits for "go" to send the hostile one.
+struct Call {
+    s: Server,
+    alice: convene_tests::rtc_client::Client,
+    bob: convene_tests::rtc_client::Client,
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+async fn call_with_a_viewer(path: &str) -> Call {
     let s = Server::start_with(Options {
         args: vec![
             "--media-workers".into(),
             "1".into(),
             "--media-write-path".into(),
-            "str0m".into(),
+            path.into(),
         ],
         ..Default::default()
     });
@@ -76,9 +86,9 @@ async fn a_peer_whose_rtcp_makes_str0m_panic_is_closed_and_the_worker_goes_on() 
         .stderr(Stdio::inherit())
         .spawn()
         .expect("python3 runs tests/aiortc/whep_twcc.py");
-    let mut stdin = child.stdin.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut out, answer) = tokio::task::spawn_blocking(move || {
+    let (out, answer) = tokio::task::spawn_blocking(move || {
         let a = expect_line(&mut out, "answer /whep/sturdy/");
         expect_line(&mut out, "media ");
         expect_line(&mut out, "valid-sent");
@@ -87,7 +97,27 @@ async fn a_peer_whose_rtcp_makes_str0m_panic_is_closed_and_the_worker_goes_on() 
     .await
     .unwrap();
     eprintln!("aiortc: {answer}");
+    Call {
+        s,
+        alice,
+        bob,
+        child,
+        stdin,
+        out,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_rtcp_makes_str0m_panic_is_closed_and_the_worker_goes_on() {
+    // str0m's write path: its estimator reads the report.
+    let Call {
+        s,
+        alice,
+        mut bob,
+        mut child,
+        mut stdin,
+        mut out,
+    } = call_with_a_viewer("str0m").await;
     // A well-formed report changes nothing: three peers, no panic.
     assert_eq!(metric(&s, "convene_peer_panics_total").await, 0.0);
     assert_eq!(metric(&s, "convene_peers").await, 3.0);
@@ -149,45 +179,14 @@ async fn a_peer_whose_rtcp_makes_str0m_panic_is_closed_and_the_worker_goes_on() 
 /// connected and still counted, and the call goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_the_own_write_path_the_hostile_report_is_read_without_harm() {
-    let s = Server::start_with(Options {
-        args: vec![
-            "--media-workers".into(),
-            "1".into(),
-            "--media-write-path".into(),
-            "own".into(),
-        ],
-        ..Default::default()
-    });
-    s.api()
-        .post("/api/v1/rooms", json!({"friendly_url": "sturdy"}))
-        .await
-        .expect(200);
-    let t_alice = token(&s, "sturdy", "Alice", "moderator").await;
-    let (alice, _) = join(&s, "sturdy", "Alice", Some(t_alice)).await;
-    alice.publish();
-    let (mut bob, _) = join(&s, "sturdy", "Bob", None).await;
-    bob.collect_for(Duration::from_secs(2)).await;
-    assert!(!bob.received(MediaKind::Video).is_empty());
-
-    let t_viewer = token(&s, "sturdy", "Viewer", "attendee").await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/aiortc/whep_twcc.py");
-    let mut child = Command::new("/usr/bin/python3")
-        .args([script, &s.url("/whep/sturdy"), &t_viewer])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 runs tests/aiortc/whep_twcc.py");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut out, _) = tokio::task::spawn_blocking(move || {
-        let a = expect_line(&mut out, "answer /whep/sturdy/");
-        expect_line(&mut out, "media ");
-        expect_line(&mut out, "valid-sent");
-        (out, a)
-    })
-    .await
-    .unwrap();
+    let Call {
+        s,
+        alice,
+        mut bob,
+        mut child,
+        mut stdin,
+        mut out,
+    } = call_with_a_viewer("own").await;
     let reports = metric(&s, "convene_twcc_reports_read_total").await;
     stdin.write_all(b"go\n").unwrap();
     let (mut out, _) = tokio::task::spawn_blocking(move || {

@@ -443,8 +443,8 @@ impl OwnPath {
     }
 
     /// Reads an RTCP datagram from the peer (`buf[..len]` holds a copy of
-    /// it: it is opened in place). NACKed packets are written into buffers
-    /// from `spare` and handed to `send`.
+    /// it: it is opened in place). NACKed packets are resent through `io`;
+    /// what the worker must do (keyframe requests) and counts come back.
     pub(super) fn on_rtcp(
         &mut self,
         buf: &mut [u8],

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{KeyframeRequestKind, MediaKind};
 
-use super::copies::{Written, take_chunk};
+use super::copies::{Copies, Written, take_chunk};
 use super::own::{self, OwnPath};
-use super::state::{OutState, Slot};
+use super::state::{OutState, Peer, Slot};
 use super::{Io, Worker};
 
 /// The least wait before an own-path timer runs again (guards against a
@@ -28,7 +28,43 @@ pub(super) fn quality_of(estimate_bps: u64) -> &'static str {
     }
 }
 
+/// An own-path peer and what its path needs of the worker, borrowed
+/// apart (`Worker::own_parts`).
+struct OwnParts<'a> {
+    peer: &'a mut Peer,
+    io: Io<'a>,
+    copies: &'a Copies,
+    scratch_rtcp: &'a mut Vec<u8>,
+}
+
 impl Worker {
+    /// The peer in `slot`, if it runs the own write path, with the
+    /// worker's ways out beside it.
+    fn own_parts(&mut self, slot: Slot) -> Option<OwnParts<'_>> {
+        let Worker {
+            peers,
+            copies,
+            batch,
+            socket,
+            counters,
+            tcp,
+            scratch_rtcp,
+            ..
+        } = self;
+        let peer = peers.get_mut(slot).filter(|p| p.own.is_some())?;
+        Some(OwnParts {
+            peer,
+            io: Io {
+                batch,
+                socket,
+                counters,
+                tcp,
+            },
+            copies,
+            scratch_rtcp,
+        })
+    }
+
     /// A new peer's own write path, when the worker runs it.
     pub(super) fn new_own_path(&self, now: Instant, nack_window: Duration) -> Option<Box<OwnPath>> {
         self.own_write
@@ -65,15 +101,10 @@ impl Worker {
                 break;
             }
             self.own_timers.pop();
-            let Worker {
-                peers,
-                batch,
-                socket,
-                counters,
-                tcp,
-                ..
-            } = self;
-            let Some(p) = peers.get_mut(slot) else {
+            let Some(OwnParts {
+                peer: p, mut io, ..
+            }) = self.own_parts(slot)
+            else {
                 continue;
             };
             let Some(own) = p.own.as_deref_mut() else {
@@ -84,12 +115,6 @@ impl Worker {
             }
             own.next_timeout = None;
             let rtc = &p.rtc;
-            let mut io = Io {
-                batch,
-                socket,
-                counters,
-                tcp,
-            };
             let outs = &p.outs;
             let wanted = |i: usize| {
                 outs.get(i)
@@ -155,16 +180,13 @@ impl Worker {
     /// An RTCP datagram from an own-path peer, before str0m gets it: its
     /// feedback on the streams sent to it (`OwnPath::on_rtcp`).
     pub(super) fn own_rtcp(&mut self, slot: Slot, datagram: &[u8], now: Instant) {
-        let Worker {
-            peers,
-            batch,
-            socket,
-            counters,
-            tcp,
+        let Some(OwnParts {
+            peer: p,
+            mut io,
             scratch_rtcp,
             ..
-        } = self;
-        let Some(p) = peers.get_mut(slot) else {
+        }) = self.own_parts(slot)
+        else {
             return;
         };
         let Some(own) = p.own.as_deref_mut() else {
@@ -176,12 +198,6 @@ impl Worker {
         scratch_rtcp.clear();
         scratch_rtcp.extend_from_slice(datagram);
         let rtc = &p.rtc;
-        let mut io = Io {
-            batch,
-            socket,
-            counters,
-            tcp,
-        };
         let fb = own.on_rtcp(
             scratch_rtcp,
             datagram.len(),
@@ -191,6 +207,7 @@ impl Worker {
         );
         {
             use std::sync::atomic::Ordering::Relaxed;
+            let counters = io.counters;
             if fb.nacked > 0 {
                 counters.nacks.fetch_add(fb.nacked, Relaxed);
                 counters.rtx_resent.fetch_add(fb.resent, Relaxed);
@@ -215,28 +232,19 @@ impl Worker {
     /// written and sealed here, queued in the send batch.
     pub(super) fn write_own_chunk(&mut self, slot: Slot, now: Instant) -> Written {
         let mut w = Written::default();
-        let Worker {
-            peers,
+        let Some(OwnParts {
+            peer: p,
+            mut io,
             copies,
-            batch,
-            socket,
-            counters,
-            tcp,
             ..
-        } = self;
-        let Some(p) = peers.get_mut(slot) else {
+        }) = self.own_parts(slot)
+        else {
             return w;
         };
         let Some(own) = p.own.as_deref_mut() else {
             return w;
         };
         let rtc = &p.rtc;
-        let mut io = Io {
-            batch,
-            socket,
-            counters,
-            tcp,
-        };
         let dest = own.dest;
         for q in take_chunk(&mut p.copies, &copies.items) {
             let Some(out) = copies.packets.get(q.packet as usize) else {

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{MediaKind, Mid};
 use str0m::net::Transmit;
-use str0m::rtp::Ssrc;
-use str0m::{Event, Input, Output, Rtc};
+use str0m::{Input, Rtc};
 
-use super::connect_tests::{WorkerPeer, connect_pair, deliver, negotiate, pair, to_client};
+use super::connect_tests::{WorkerPeer, connect_pair, negotiate, pair, to_client};
 use super::copies::CopyPlan;
 use super::own::{Datagrams, Dest, OwnPath};
+use super::seal_tests::{Seen, feed};
 use super::state::{OutState, OutTrack, Outgoing};
 use crate::rtc::TrackKey;
 use crate::rtc::dtls::export_keys_on_this_thread;
@@ -35,44 +35,6 @@ impl Datagrams for Sent {
     }
 
     fn recycle(&mut self, _: Vec<u8>) {}
-}
-
-/// What the client saw.
-#[derive(Default)]
-struct Seen {
-    rtp: Vec<(Ssrc, u64, Vec<u8>)>,
-    reports: Vec<Ssrc>,
-    /// What the client sent to the worker peer.
-    to_server: Vec<Vec<u8>>,
-}
-
-/// Drives the client until it waits, handing it `datagrams`.
-fn feed(
-    client: &mut Rtc,
-    datagrams: Vec<Transmit>,
-    server: &mut Rtc,
-    now: Instant,
-    seen: &mut Seen,
-) {
-    let mut datagrams = datagrams.into_iter();
-    loop {
-        match client.poll_output().expect("client poll") {
-            Output::Timeout(_) => match datagrams.next() {
-                Some(d) => deliver(&d, client, now),
-                None => return,
-            },
-            Output::Transmit(t) => {
-                seen.to_server.push(t.contents.to_vec());
-                deliver(&t, server, now);
-            }
-            Output::Event(Event::RtpPacket(p)) => {
-                seen.rtp
-                    .push((p.header.ssrc, *p.seq_no, p.payload.to_vec()))
-            }
-            Output::Event(Event::SenderFeedback(f)) => seen.reports.push(f.sender_info.ssrc),
-            Output::Event(_) => {}
-        }
-    }
 }
 
 fn out_track(mid: Mid) -> OutTrack {
@@ -221,7 +183,7 @@ fn the_own_path_writes_reports_resends_and_keeps_its_ssrc() {
         "the lost packet came back as RTX"
     );
     assert!(
-        seen.reports.contains(&ssrc),
+        seen.sender_reports.contains(&ssrc),
         "the own path reported on its stream"
     );
 

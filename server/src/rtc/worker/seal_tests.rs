@@ -29,16 +29,16 @@ use str0m::rtp::Extension;
 /// What the client saw: RTP packets (SSRC, sequence number, payload) and
 /// the SSRCs of sender reports.
 #[derive(Default)]
-struct Seen {
-    rtp: Vec<(Ssrc, u64, Vec<u8>)>,
-    sender_reports: Vec<Ssrc>,
+pub(super) struct Seen {
+    pub(super) rtp: Vec<(Ssrc, u64, Vec<u8>)>,
+    pub(super) sender_reports: Vec<Ssrc>,
     /// Every datagram the client sent to the worker peer.
-    to_server: Vec<Vec<u8>>,
+    pub(super) to_server: Vec<Vec<u8>>,
 }
 
 /// Drives the client until it waits: hands it `datagrams`, sends what it
 /// sends to the worker peer, and notes what it received.
-fn feed(
+pub(super) fn feed(
     client: &mut Rtc,
     datagrams: Vec<Transmit>,
     server: &mut Rtc,
