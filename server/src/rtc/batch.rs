@@ -51,7 +51,7 @@ pub struct Flushed {
 
 /// Datagrams waiting to be sent. The buffers are the ones str0m handed
 /// over, or spares of this batch the own write path wrote into
-/// (`worker/own.rs`): moved in, never copied.
+/// (`worker/own/`): moved in, never copied.
 pub struct SendBatch {
     items: Vec<(SocketAddr, Vec<u8>)>,
     /// Buffers of sent datagrams, emptied, for the next ones to be written

@@ -175,7 +175,7 @@ pub struct MediaConfig {
     /// UDP GSO sends (`--media-gso`).
     pub gso: bool,
     /// Subscribers' RTP written by Convene's own write path, not str0m's
-    /// (`--media-write-path own`; `worker/own.rs`).
+    /// (`--media-write-path own`; `worker/own/`).
     pub own_write: bool,
     /// Participants of one room per worker before the room spills onto the
     /// next worker (`--media-shard-peers`; 0: a room never spills).

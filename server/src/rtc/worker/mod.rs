@@ -194,7 +194,7 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Worker {
     bwe: bool,
-    /// Subscribers' RTP is written by `own.rs`, not str0m.
+    /// Subscribers' RTP is written by `own/`, not str0m.
     own_write: bool,
     index: WorkerId,
     /// Senders to every worker's relay channels (`[index]` is our own).
@@ -242,7 +242,7 @@ pub struct Worker {
     /// Peers' str0m timeouts, earliest first: (when, slot). Entries that no
     /// longer match their peer's `next_timeout` are stale and skipped.
     timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, Slot)>>,
-    /// The own write path's timers (`own.rs`), as `timers` for str0m's:
+    /// The own write path's timers (`own/`), as `timers` for str0m's:
     /// an entry not matching its peer's `OwnPath::next_timeout` is stale.
     own_timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, Slot)>>,
     /// A copy of an RTCP datagram from an own-path peer, opened in place.
@@ -263,7 +263,7 @@ pub struct WorkerSetup {
     pub bwe: bool,
     /// UDP GSO sends (see `batch.rs`).
     pub gso: bool,
-    /// Subscribers' RTP written by `own.rs` (`--media-write-path own`).
+    /// Subscribers' RTP written by `own/` (`--media-write-path own`).
     pub own_write: bool,
     pub links: Links,
     pub socket: Arc<UdpSocket>,

@@ -397,7 +397,7 @@ impl Worker {
         p.offered_sources.extend(declared);
         let before = p.rtc.direct_api().local_ice_credentials();
         // The own write path's streams are str0m's again while it answers
-        // (`own.rs`: the answer signals their SSRCs).
+        // (`own/`: the answer signals their SSRCs).
         if let Some(own) = &p.own {
             own.declare(&mut p.rtc);
         }

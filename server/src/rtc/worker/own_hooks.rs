@@ -1,4 +1,4 @@
-//! Where the own write path (`own.rs`) hooks into the worker: the keys at
+//! Where the own write path (`own/`) hooks into the worker: the keys at
 //! DTLS completion, its timers, the subscriber's RTCP, and the turn's
 //! copies written and sealed here instead of through str0m.
 

@@ -195,7 +195,7 @@ impl Worker {
                 }
                 self.on_peer_stats(slot, &st);
                 // A peer the own write path only sends to has no round
-                // trip in str0m's figures: its estimator's (`own.rs`).
+                // trip in str0m's figures: its estimator's (`own/`).
                 let own_rtt = self
                     .peers
                     .get(slot)

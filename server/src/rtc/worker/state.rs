@@ -264,7 +264,7 @@ pub(super) struct Peer {
     /// How long its outgoing video keeps sent packets for NACKs (by its
     /// round trip).
     pub(super) nack: convene_sfu::NackWindow,
-    /// The own write path's state (`own.rs`), when the worker runs it.
+    /// The own write path's state (`own/`), when the worker runs it.
     pub(super) own: Option<Box<super::own::OwnPath>>,
 }
 

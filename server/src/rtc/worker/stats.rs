@@ -137,7 +137,7 @@ impl Worker {
         };
         let pid = &p.participant_id;
         // The own write path's datagrams are not in str0m's count, nor is
-        // a round trip for a peer it only sends to (`own.rs`).
+        // a round trip for a peer it only sends to (`own/`).
         let own = p.own.as_deref();
         let tx_bytes = st.peer_bytes_tx + own.map_or(0, |o| o.bytes_sent);
         let rtt = st.rtt.or_else(|| own.and_then(|o| o.bwe.rtt()));
