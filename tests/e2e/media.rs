@@ -41,8 +41,9 @@ fn opts(
     }
 }
 
-/// Sequence numbers of one stream advance by exactly one.
-fn assert_continuous(seqs: &[u16], what: &str) {
+/// Sequence numbers of one stream advance by exactly one (shared by the
+/// media tests of other files).
+pub(crate) fn assert_continuous(seqs: &[u16], what: &str) {
     assert!(seqs.len() > 10, "{what}: only {} packets", seqs.len());
     for w in seqs.windows(2) {
         assert_eq!(

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use str0m::media::{MediaKind, Mid, SenderFeedback};
 
 use crate::browser::{JOIN_TIMEOUT, LogOnFailure, ONE_AT_A_TIME, token, wait_state};
+use crate::media::assert_continuous;
 
 /// The setting under test: `own` or `str0m`.
 fn write_path(path: &str) -> (String, String) {
@@ -109,18 +110,6 @@ async fn join_via(s: &Server, room: &str, name: &str, relay: &Relay) -> Client {
 async fn create_room(s: &Server, body: Value) -> String {
     let r = s.api().post("/api/v1/rooms", body).await.expect(200);
     r.body["friendly_url"].as_str().unwrap().to_string()
-}
-
-/// Sequence numbers of one stream advance by exactly one.
-fn assert_continuous(seqs: &[u16], what: &str) {
-    assert!(seqs.len() > 10, "{what}: only {} packets", seqs.len());
-    for w in seqs.windows(2) {
-        assert_eq!(
-            w[1],
-            w[0].wrapping_add(1),
-            "{what}: gap or reorder in {seqs:?}"
-        );
-    }
 }
 
 fn seqs(c: &Client, kind: MediaKind) -> Vec<u16> {

@@ -4,6 +4,7 @@
 //! worker a participant's peer connection lives on is read from the server's
 //! ICE ufrag (`w<2 hex digits>...`).
 
+use crate::media::assert_continuous;
 use std::time::{Duration, Instant};
 
 use convene_tests::rtc_client::{Client, ClientEvent, ClientOptions};
@@ -67,18 +68,6 @@ async fn join(s: &Server, room: &str, name: &str, role: &str) -> (Client, String
     let joined = c.wait_type("joined").await;
     let id = joined["participant"]["id"].as_str().unwrap().to_string();
     (c, id)
-}
-
-/// Sequence numbers of one stream advance by exactly one.
-fn assert_continuous(seqs: &[u16], what: &str) {
-    assert!(seqs.len() > 10, "{what}: only {} packets", seqs.len());
-    for w in seqs.windows(2) {
-        assert_eq!(
-            w[1],
-            w[0].wrapping_add(1),
-            "{what}: gap or reorder in {seqs:?}"
-        );
-    }
 }
 
 /// Collects events for a moment; panics when the client has ended.
