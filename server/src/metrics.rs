@@ -70,15 +70,15 @@ fn describe() {
     describe_gauge!("convene_rooms_live", "Rooms with a running session");
     describe_histogram!(
         "convene_peer_rtt_seconds",
-        "Round-trip time of each peer connection, sampled every 5 s (RTCP)"
+        "Round-trip time of each peer connection, sampled every second (from transport-wide congestion feedback)"
     );
     describe_histogram!(
         "convene_peer_loss_ratio",
-        "Packet loss of each peer connection, sampled every 5 s; direction: ingress (publisher to SFU) or egress (SFU to subscriber, as reported back)"
+        "Packet loss of each peer connection, sampled every second; direction: ingress (publisher to SFU) or egress (SFU to subscriber, as its transport-wide congestion feedback reports)"
     );
     describe_histogram!(
         "convene_peer_jitter_seconds",
-        "Interarrival jitter of each received stream, sampled every 5 s, by kind"
+        "Interarrival jitter of each received stream, sampled every second, by kind"
     );
     describe_histogram!(
         "convene_join_media_seconds",

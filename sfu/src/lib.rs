@@ -31,7 +31,7 @@ pub mod speakers;
 pub mod writer;
 
 pub use allocator::{AUDIO_BPS, Allocator, CONGESTION_FACTOR, Plan, SteeredTrack, TrackDemand};
-pub use bwe::{BweConfig, ProbeRequest, SendSideBwe};
+pub use bwe::{BweConfig, ProbeRequest, Reported, SendSideBwe};
 pub use fanout::{Fanout, FanoutCount};
 pub use follow::follow;
 pub use forwarder::{Decision, DropReason, Forwarder, Kind, Packet};

@@ -98,6 +98,33 @@ impl Default for BweConfig {
     }
 }
 
+/// Packets the feedback has told of, counted cumulatively: each once, by
+/// its latest status (a packet reported lost and then received after all
+/// moves from `lost` to `received`). Two readings a while apart give the
+/// loss over that while ([`Reported::loss_since`]): what the subscriber's
+/// network lost of what was sent it, the figure str0m reads from its own
+/// TWCC register for its peers' egress loss.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    pub received: u64,
+    pub lost: u64,
+}
+
+impl Reported {
+    /// The share of the packets first reported since `earlier` that are
+    /// lost now; `None` when none were reported since. A packet reported
+    /// lost before `earlier` and received since makes the share smaller,
+    /// never below zero.
+    pub fn loss_since(&self, earlier: Reported) -> Option<f32> {
+        let total = (self.received + self.lost).saturating_sub(earlier.received + earlier.lost);
+        if total == 0 {
+            return None;
+        }
+        let lost = self.lost.saturating_sub(earlier.lost).min(total);
+        Some(lost as f32 / total as f32)
+    }
+}
+
 /// The send-side bandwidth estimator of one peer connection.
 #[derive(Debug)]
 pub struct SendSideBwe {
@@ -125,6 +152,7 @@ pub struct SendSideBwe {
     /// Any decrease: over-use, loss, timeout.
     last_backoff: Option<Instant>,
     next_probe_check: Instant,
+    reported: Reported,
 }
 
 impl SendSideBwe {
@@ -153,6 +181,7 @@ impl SendSideBwe {
             probe_result: None,
             last_backoff: None,
             next_probe_check: now,
+            reported: Reported::default(),
         }
     }
 
@@ -185,6 +214,11 @@ impl SendSideBwe {
     /// feedbacks (includes the receiver's report interval).
     pub fn rtt(&self) -> Option<Duration> {
         self.rtt[..self.rtt_len].iter().min().copied()
+    }
+
+    /// The packets feedback has reported so far, received and lost.
+    pub fn reported(&self) -> Reported {
+        self.reported
     }
 
     /// Every RTP datagram (media, RTX, padding) that carries a
@@ -224,9 +258,12 @@ impl SendSideBwe {
             news = true;
             match arrival {
                 Some(at) => {
-                    if !p.was_reported_lost {
+                    if p.was_reported_lost {
+                        self.reported.lost = self.reported.lost.saturating_sub(1);
+                    } else {
                         self.loss.on_report(true);
                     }
+                    self.reported.received += 1;
                     self.delay.on_packet(p.send_time, at);
                     self.acked.on_packet(at, p.size);
                     if let Some(id) = p.probe {
@@ -238,6 +275,7 @@ impl SendSideBwe {
                 }
                 None => {
                     self.loss.on_report(false);
+                    self.reported.lost += 1;
                     if let Some(id) = p.probe {
                         self.prober.on_lost(id);
                     }

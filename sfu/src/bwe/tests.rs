@@ -194,3 +194,46 @@ fn an_estimator_holds_about_48_kib() {
     assert!(bytes >= HISTORY_CAPACITY * 24, "{bytes}");
     assert!(bytes <= 52 * 1024, "{bytes} bytes");
 }
+
+#[test]
+fn reported_packets_give_the_loss_of_an_interval() {
+    let t0 = Instant::now();
+    let mut b = SendSideBwe::new(cfg(), t0);
+    let mut seq = 100u16;
+    assert_eq!(b.reported(), Reported::default());
+    // Twenty packets, four of them reported lost.
+    let mut fb = send_run(&mut b, t0, &mut seq, 0, 20, 1_000, None);
+    for lost in [3, 7, 11, 15] {
+        fb[lost].1 = None;
+    }
+    b.on_feedback(at(t0, 100_000), fb.clone());
+    let first = b.reported();
+    assert_eq!(
+        first,
+        Reported {
+            received: 16,
+            lost: 4
+        }
+    );
+    assert_eq!(first.loss_since(Reported::default()), Some(0.2));
+    // The same report again is no news.
+    b.on_feedback(at(t0, 110_000), fb.clone());
+    assert_eq!(b.reported(), first);
+    assert_eq!(b.reported().loss_since(first), None);
+    // One of the lost arrives after all, with ten new packets all received.
+    let late = fb[7].0;
+    let mut next = send_run(&mut b, t0, &mut seq, 20_000, 10, 1_000, None);
+    next.insert(0, (late, Some(7_000_000_000 + 60_000)));
+    b.on_feedback(at(t0, 200_000), next);
+    let second = b.reported();
+    assert_eq!(
+        second,
+        Reported {
+            received: 27,
+            lost: 3
+        }
+    );
+    // Ten new packets reported, none of them lost.
+    assert_eq!(second.loss_since(first), Some(0.0));
+    assert_eq!(second.loss_since(Reported::default()), Some(0.1));
+}

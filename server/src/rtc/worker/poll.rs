@@ -193,15 +193,18 @@ impl Worker {
                         tcp: pair.protocol == Protocol::Tcp,
                     });
                 }
-                self.on_peer_stats(slot, &st);
-                // A peer the own write path only sends to has no round
-                // trip in str0m's figures: its estimator's (`own/`).
-                let own_rtt = self
-                    .peers
-                    .get(slot)
-                    .and_then(|p| p.own.as_deref())
-                    .and_then(|o| o.bwe.rtt());
-                if let Some(rtt) = st.rtt.or(own_rtt) {
+                // str0m reads both figures from its TWCC register, which
+                // sees nothing the own write path sends: for such a peer
+                // they are its estimator's (`own/`), from the same feedback.
+                let (own_rtt, own_loss) =
+                    match self.peers.get_mut(slot).and_then(|p| p.own.as_deref_mut()) {
+                        Some(o) => (o.bwe.rtt(), o.egress_loss()),
+                        None => (None, None),
+                    };
+                let rtt = st.rtt.or(own_rtt);
+                let egress_loss = st.egress_loss_fraction.or(own_loss);
+                self.on_peer_stats(slot, &st, rtt, egress_loss);
+                if let Some(rtt) = rtt {
                     metrics::histogram!("convene_peer_rtt_seconds").record(rtt.as_secs_f64());
                     self.on_rtt(slot, rtt, now);
                 }
@@ -209,7 +212,7 @@ impl Worker {
                     metrics::histogram!("convene_peer_loss_ratio", "direction" => "ingress")
                         .record(f64::from(l));
                 }
-                if let Some(l) = st.egress_loss_fraction {
+                if let Some(l) = egress_loss {
                     metrics::histogram!("convene_peer_loss_ratio", "direction" => "egress")
                         .record(f64::from(l));
                 }

@@ -130,17 +130,22 @@ fn layer_name(l: convene_sfu::Layer) -> &'static str {
 }
 
 impl Worker {
-    /// `Event::PeerStats` of a peer (every `STATS_INTERVAL`).
-    pub(super) fn on_peer_stats(&mut self, slot: Slot, st: &PeerStats) {
+    /// `Event::PeerStats` of a peer (every `STATS_INTERVAL`), with the
+    /// round trip and egress loss of whichever write path sends to it
+    /// (`poll.rs`).
+    pub(super) fn on_peer_stats(
+        &mut self,
+        slot: Slot,
+        st: &PeerStats,
+        rtt: Option<Duration>,
+        egress_loss: Option<f32>,
+    ) {
         let Some(p) = self.peers.get(slot) else {
             return;
         };
         let pid = &p.participant_id;
-        // The own write path's datagrams are not in str0m's count, nor is
-        // a round trip for a peer it only sends to (`own/`).
-        let own = p.own.as_deref();
-        let tx_bytes = st.peer_bytes_tx + own.map_or(0, |o| o.bytes_sent);
-        let rtt = st.rtt.or_else(|| own.and_then(|o| o.bwe.rtt()));
+        // The own write path's datagrams are not in str0m's count (`own/`).
+        let tx_bytes = st.peer_bytes_tx + p.own.as_deref().map_or(0, |o| o.bytes_sent);
         let acc = self.stats.accs.entry(slot).or_insert_with(|| Acc {
             participant_id: pid.clone(),
             last: None,
@@ -166,7 +171,7 @@ impl Worker {
         }
         acc.last = Some((st.timestamp, st.peer_bytes_rx, tx_bytes));
         acc.loss_in = st.ingress_loss_fraction;
-        acc.loss_out = st.egress_loss_fraction;
+        acc.loss_out = egress_loss;
         acc.rtt_ms = rtt.map(|d| d.as_secs_f64() * 1000.0);
     }
 

@@ -41,7 +41,7 @@ use convene_sfu::writer::{
     ExtIds, ExtValues, ResendCache, RtpHeader, RtxStream, SenderClock, SentPacket, TransportSeq,
     extend_seq,
 };
-use convene_sfu::{BweConfig, SendSideBwe};
+use convene_sfu::{BweConfig, Reported, SendSideBwe};
 use str0m::Rtc;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::net::Protocol;
@@ -174,6 +174,9 @@ pub(super) struct OwnPath {
     /// Bytes of every datagram this path sent the peer (str0m's count of
     /// the peer's bytes does not see them).
     pub(super) bytes_sent: u64,
+    /// The estimator's count of reported packets at the last
+    /// [`OwnPath::egress_loss`].
+    loss_mark: Reported,
 }
 
 /// Spare buffers for datagrams, and the way out for them (the worker's
@@ -209,7 +212,18 @@ impl OwnPath {
             next_timeout: None,
             nack_window,
             bytes_sent: 0,
+            loss_mark: Reported::default(),
         }
+    }
+
+    /// The share of what this path sent the peer that its feedback
+    /// reported lost since the last call (the peer's statistics interval);
+    /// `None` when no feedback told of a packet since.
+    pub(super) fn egress_loss(&mut self) -> Option<f32> {
+        let now = self.bwe.reported();
+        let loss = now.loss_since(self.loss_mark);
+        self.loss_mark = now;
+        loss
     }
 
     /// Whether the keys are in (DTLS completed).
