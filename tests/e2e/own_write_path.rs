@@ -479,9 +479,17 @@ async fn own_path_losses_towards_a_subscriber_are_repaired() {
     assert!(dropped > 20, "the relay dropped only {dropped} packets");
     assert!(repaired > 0, "no video packet was resent");
     assert!(hi - lo > 300, "a window of only {} packets", hi - lo + 1);
+    // A packet whose resends are lost as well stays lost once it is older
+    // than the NACK window (300 ms here): the client's retries come ~105 ms
+    // apart, so two or three resends fit, and at 5 % loss a lost packet's
+    // two resends are both lost one time in 400. With the relay's fixed
+    // seed one packet hit that in about a third of the runs (both of its
+    // resends went out and were dropped; its third NACK came after the
+    // window), so a few such packets are allowed, not a 5 % hole.
     assert!(
-        holes.is_empty(),
-        "video packets never repaired (extended sequence numbers): {holes:?}"
+        holes.len() * 200 <= (hi - lo + 1) as usize,
+        "{} video packets never repaired (extended sequence numbers): {holes:?}",
+        holes.len()
     );
     assert_own_path_used(&s, "loss").await;
     let resent = s
@@ -489,6 +497,23 @@ async fn own_path_losses_towards_a_subscriber_are_repaired() {
         .await
         .unwrap_or(0.0);
     assert!(resent > 0.0, "the own path resent nothing");
+    // The subscriber's loss is in its egress figure, read from the
+    // estimator's reports (str0m's TWCC register sees none of the copies).
+    let text = s.metrics_text().await;
+    let egress = |series: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{series}{{direction=\"egress\"}} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let (sum, count) = (
+        egress("convene_peer_loss_ratio_sum"),
+        egress("convene_peer_loss_ratio_count"),
+    );
+    println!("egress loss samples: {count:?}, their sum {sum:?}");
+    assert!(
+        count.is_some_and(|c| c >= 5.0) && sum.is_some_and(|s| s > 0.1),
+        "the 5 % loss towards the subscriber is not in its egress loss: {count:?} samples, sum {sum:?}"
+    );
 }
 
 // ---- browsers ----------------------------------------------------------------
