@@ -635,15 +635,10 @@ pub async fn join(
     token: Option<String>,
 ) -> (rtc_client::Client, Value) {
     let mut c = rtc_client::Client::connect(rtc_client::ClientOptions {
-        ws_url: s.ws_url(),
         room: Some(room.to_string()),
         token,
         name: Some(name.to_string()),
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
+        ..rtc_client::ClientOptions::new(s.ws_url())
     })
     .await;
     let joined = c.wait_type("joined").await;

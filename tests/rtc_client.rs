@@ -44,6 +44,31 @@ pub struct ClientOptions {
     pub node_via: Option<String>,
 }
 
+impl ClientOptions {
+    /// Joins through `ws_url` with no room, token or name, over UDP, media on [`crate::media_ip`].
+    pub fn new(ws_url: String) -> ClientOptions {
+        ClientOptions {
+            ws_url,
+            room: None,
+            token: None,
+            name: None,
+            publish: false,
+            media_ip: crate::media_ip(),
+            resume: None,
+            tcp: false,
+            node_via: None,
+        }
+    }
+
+    /// [`ClientOptions::new`] joining with `token`.
+    pub fn with_token(ws_url: String, token: String) -> ClientOptions {
+        ClientOptions {
+            token: Some(token),
+            ..ClientOptions::new(ws_url)
+        }
+    }
+}
+
 /// A received RTP packet, as recorded.
 #[derive(Clone, Debug)]
 pub struct Received {

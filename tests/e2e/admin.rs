@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use convene_tests::rtc_client::{Client, ClientOptions};
-use convene_tests::{KEY, Resp, Server, join, media_ip};
+use convene_tests::{KEY, Resp, Server, join};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
@@ -395,18 +395,7 @@ async fn publisher(s: &Server, name: &str) -> (Client, String) {
         .as_str()
         .unwrap()
         .to_string();
-    let mut c = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
-    })
-    .await;
+    let mut c = Client::connect(ClientOptions::with_token(s.ws_url(), token)).await;
     let joined = c.wait_type("joined").await;
     c.publish();
     c.wait_type("answer").await;

@@ -355,7 +355,6 @@ async fn admin_history_and_settings_routes_need_a_session_and_csrf() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_admin_history_and_settings() {
     use convene_tests::browser::Browser;
-    use convene_tests::media_ip;
     use convene_tests::rtc_client::{Client, ClientOptions};
 
     use crate::browser::ONE_AT_A_TIME;
@@ -387,18 +386,7 @@ async fn browser_admin_history_and_settings() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut c = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
-    })
-    .await;
+    let mut c = Client::connect(ClientOptions::with_token(s.ws_url(), token)).await;
     c.wait_type("joined").await;
     let live = api.get("/api/v1/sessions?live=true").await.expect(200).body;
     let session = live["data"][0]["id"].as_str().unwrap().to_string();

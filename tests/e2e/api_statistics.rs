@@ -1,8 +1,8 @@
 //! Statistics over fixture sessions written straight into the server's
 //! database, checked against hand-computed figures.
 
+use convene_tests::Server;
 use convene_tests::rtc_client::{Client, ClientOptions};
-use convene_tests::{Server, media_ip};
 use serde_json::{Value, json};
 
 struct Fixture {
@@ -291,15 +291,9 @@ async fn current_statistics_count_who_is_live() {
     assert_eq!(cur["live_rooms"], 0);
     assert_eq!(cur["live_participants"], 0);
     let mut c = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
         room: Some("now".into()),
-        token: None,
         name: Some("Nina".into()),
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
+        ..ClientOptions::new(s.ws_url())
     })
     .await;
     c.wait_type("joined").await;

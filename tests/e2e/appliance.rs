@@ -786,15 +786,8 @@ async fn appliance_whose_network_blocks_udp_gets_in_over_ice_tcp() {
 
     let watcher_token = token(&s, "tcp-only", "Watcher").await;
     let mut watcher = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(watcher_token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
         tcp: true,
-        node_via: None,
+        ..ClientOptions::with_token(s.ws_url(), watcher_token)
     })
     .await;
     watcher.wait_type("joined").await;

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use convene_tests::Server;
 use convene_tests::rtc_client::{Client, ClientOptions};
-use convene_tests::{Server, media_ip};
 use serde_json::{Value, json};
 use str0m::media::MediaKind;
 
@@ -32,15 +32,8 @@ pub(crate) async fn token(
 
 fn opts(s: &Server, token: String, resume: Option<&Value>) -> ClientOptions {
     ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
         resume: resume.map(|j| j["resume_token"].as_str().unwrap().to_string()),
-        tcp: false,
-        node_via: None,
+        ..ClientOptions::with_token(s.ws_url(), token)
     }
 }
 

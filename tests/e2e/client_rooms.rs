@@ -4,9 +4,9 @@
 //! the layout for everyone, and a page shows (and receives video for) only
 //! the tiles of its current page.
 
+use convene_tests::Server;
 use convene_tests::browser::{Browser, Page};
 use convene_tests::rtc_client::{Client, ClientOptions};
-use convene_tests::{Server, media_ip};
 use serde_json::{Value, json};
 
 use crate::browser::{JOIN_TIMEOUT, ONE_AT_A_TIME, server, token, wait_state};
@@ -277,15 +277,9 @@ const ACTIVE_IS_VISIBLE: &str = r#"(async () => {
 
 fn publisher(s: &Server, n: usize) -> ClientOptions {
     ClientOptions {
-        ws_url: s.ws_url(),
         room: Some("big".into()),
-        token: None,
         name: Some(format!("P{n:02}")),
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
+        ..ClientOptions::new(s.ws_url())
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use convene_tests::redis::{Redis, free_port};
 use convene_tests::rtc_client::{Client, ClientOptions};
-use convene_tests::{Options, Server, media_ip, pg};
+use convene_tests::{Options, Server, pg};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use str0m::media::MediaKind;
@@ -269,15 +269,9 @@ async fn cluster_media_flows_between_participants_sent_to_the_rooms_node() {
     let (_ws, moved) = try_join(&n2, "media", &cat).await;
     assert_eq!(moved["type"], "moved", "{moved}");
     let opts = |s: &Server, token: String, publish: bool| ClientOptions {
-        ws_url: s.ws_url(),
         room: Some("media".into()),
-        token: Some(token),
-        name: None,
         publish,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
+        ..ClientOptions::with_token(s.ws_url(), token)
     };
     let mut publisher = Client::connect(opts(&n1, cat, false)).await;
     publisher.wait_type("joined").await;
@@ -839,15 +833,9 @@ pub(crate) async fn metric(s: &Server, name: &str) -> f64 {
 /// its `moved` named).
 fn span_opts(s: &Server, room: &str, token: String, via: Option<String>) -> ClientOptions {
     ClientOptions {
-        ws_url: s.ws_url(),
         room: Some(room.into()),
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
         node_via: via,
+        ..ClientOptions::with_token(s.ws_url(), token)
     }
 }
 
@@ -1135,15 +1123,9 @@ async fn cluster_records_a_participant_whose_media_is_on_another_node() {
         .unwrap();
     let fay = room_token(&n1, "taped", "Fay", "moderator").await;
     let mut fay = Client::connect(ClientOptions {
-        ws_url: n1.ws_url(),
         room: Some("taped".into()),
-        token: Some(fay),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
         node_via: Some("n2".into()),
+        ..ClientOptions::with_token(n1.ws_url(), fay)
     })
     .await;
     let joined = fay.wait_type("joined").await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use convene_tests::rtc_client::Client;
+use convene_tests::rtc_client::{Client, ClientOptions};
 use convene_tests::{Api, Server, join};
 use serde_json::{Value, json};
 
@@ -430,16 +430,11 @@ async fn a_resumed_participant_catches_up_on_what_it_missed() {
     b.send(json!({"type": "chat", "message": "while you were out"}));
     b.send(json!({"type": "raise_hand"}));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut again = Client::connect(convene_tests::rtc_client::ClientOptions {
-        ws_url: s.ws_url(),
+    let mut again = Client::connect(ClientOptions {
         room: Some("away".into()),
-        token: None,
         name: Some("Ann".into()),
-        publish: false,
-        media_ip: convene_tests::media_ip(),
         resume: Some(a_joined["resume_token"].as_str().unwrap().to_string()),
-        tcp: false,
-        node_via: None,
+        ..ClientOptions::new(s.ws_url())
     })
     .await;
     let joined = again.wait_type("joined").await;

@@ -16,17 +16,7 @@ use str0m::media::MediaKind;
 use crate::browser::token;
 
 fn opts(s: &Server, token: String) -> ClientOptions {
-    ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
-    }
+    ClientOptions::with_token(s.ws_url(), token)
 }
 
 /// The share of a stream's packets (by sequence number, between the first

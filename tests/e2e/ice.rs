@@ -79,15 +79,9 @@ async fn media_flows_on_the_default_bind_address_behind_a_public_ip() {
     alice.wait_type("answer").await;
     let t = token(&s, "anywhere", "Bob", "moderator").await;
     let mut bob = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
         room: Some("anywhere".into()),
-        token: Some(t),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
         tcp: true,
-        node_via: None,
+        ..ClientOptions::with_token(s.ws_url(), t)
     })
     .await;
     bob.wait_type("joined").await;

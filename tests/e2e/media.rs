@@ -29,15 +29,10 @@ fn opts(
     room: Option<&str>,
 ) -> ClientOptions {
     ClientOptions {
-        ws_url: s.ws_url(),
         room: room.map(str::to_string),
         token,
         name: name.map(str::to_string),
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
+        ..ClientOptions::new(s.ws_url())
     }
 }
 

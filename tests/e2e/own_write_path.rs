@@ -74,17 +74,7 @@ fn browser_server(path: &str) -> (Server, LogOnFailure) {
 }
 
 fn opts(s: &Server, token: String) -> ClientOptions {
-    ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
-    }
+    ClientOptions::with_token(s.ws_url(), token)
 }
 
 /// Joins with a token for `name` in `room` as `role`; returns the client

@@ -97,18 +97,7 @@ async fn in_room(
 ) -> convene_tests::rtc_client::Client {
     use convene_tests::rtc_client::{Client, ClientOptions};
     let t = crate::browser::token(s, room, name, role).await;
-    let mut c = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(t),
-        name: None,
-        publish: false,
-        media_ip: convene_tests::media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
-    })
-    .await;
+    let mut c = Client::connect(ClientOptions::with_token(s.ws_url(), t)).await;
     c.wait_type("joined").await;
     c
 }

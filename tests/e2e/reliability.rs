@@ -131,15 +131,8 @@ async fn a_removal_holds_across_a_restart_until_the_token_expires() {
     s.restart();
     let mut again =
         convene_tests::rtc_client::Client::connect(convene_tests::rtc_client::ClientOptions {
-            ws_url: s.ws_url(),
             room: Some("strict".into()),
-            token: Some(t_eve),
-            name: None,
-            publish: false,
-            media_ip: convene_tests::media_ip(),
-            resume: None,
-            tcp: false,
-            node_via: None,
+            ..convene_tests::rtc_client::ClientOptions::with_token(s.ws_url(), t_eve)
         })
         .await;
     assert_eq!(again.wait_type("error").await["code"], "REMOVED");

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use convene_tests::rtc_client::{Client, ClientOptions};
-use convene_tests::{Api, Server, join, media_ip};
+use convene_tests::{Api, Server, join};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(10);
@@ -279,15 +279,8 @@ async fn rest_role_change_mute_and_remove_reach_the_participants() {
         .await
         .expect(404);
     let mut again = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
         room: Some("stage".into()),
-        token: Some(t_ann),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
+        ..ClientOptions::with_token(s.ws_url(), t_ann)
     })
     .await;
     assert_eq!(again.wait_type("error").await["code"], "REMOVED");

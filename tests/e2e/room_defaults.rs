@@ -252,8 +252,8 @@ async fn browser_recording_of_two_camera_only_participants_has_both() {
 mod peers {
     use std::time::{Duration, Instant};
 
+    use convene_tests::Server;
     use convene_tests::rtc_client::{Client, ClientEvent, ClientOptions};
-    use convene_tests::{Server, media_ip};
     use serde_json::json;
     use str0m::media::MediaKind;
 
@@ -274,18 +274,7 @@ mod peers {
 
     async fn join(s: &Server, url: &str, name: &str) -> (Client, String) {
         let t = crate::browser::token(s, url, name, "speaker").await;
-        let mut c = Client::connect(ClientOptions {
-            ws_url: s.ws_url(),
-            room: None,
-            token: Some(t),
-            name: None,
-            publish: false,
-            media_ip: media_ip(),
-            resume: None,
-            tcp: false,
-            node_via: None,
-        })
-        .await;
+        let mut c = Client::connect(ClientOptions::with_token(s.ws_url(), t)).await;
         let joined = c.wait_type("joined").await;
         let id = joined["participant"]["id"].as_str().unwrap().to_string();
         (c, id)

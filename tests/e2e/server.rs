@@ -509,17 +509,7 @@ async fn per_peer_rtt_loss_jitter_and_join_latency_reach_the_metrics() {
         )
         .await
         .expect(200);
-    let opts = |token: String| ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: convene_tests::media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
-    };
+    let opts = |token: String| ClientOptions::with_token(s.ws_url(), token);
     let mut alice = Client::connect(opts(
         crate::browser::token(&s, "measured", "Alice", "moderator").await,
     ))

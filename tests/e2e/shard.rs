@@ -8,7 +8,7 @@ use crate::media::assert_continuous;
 use std::time::{Duration, Instant};
 
 use convene_tests::rtc_client::{Client, ClientEvent, ClientOptions};
-use convene_tests::{Options, Server, media_ip};
+use convene_tests::{Options, Server};
 use serde_json::{Value, json};
 use str0m::media::MediaKind;
 
@@ -53,17 +53,10 @@ async fn token(s: &Server, room: &str, name: &str, role: &str) -> String {
 
 /// Joins with a token; returns the client and its participant id.
 async fn join(s: &Server, room: &str, name: &str, role: &str) -> (Client, String) {
-    let mut c = Client::connect(ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(token(s, room, name, role).await),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
-    })
+    let mut c = Client::connect(ClientOptions::with_token(
+        s.ws_url(),
+        token(s, room, name, role).await,
+    ))
     .await;
     let joined = c.wait_type("joined").await;
     let id = joined["participant"]["id"].as_str().unwrap().to_string();

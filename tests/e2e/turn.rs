@@ -29,17 +29,7 @@ async fn token(s: &Server, room: &str, name: &str, role: &str) -> String {
 }
 
 fn opts(s: &Server, token: String) -> ClientOptions {
-    ClientOptions {
-        ws_url: s.ws_url(),
-        room: None,
-        token: Some(token),
-        name: None,
-        publish: false,
-        media_ip: media_ip(),
-        resume: None,
-        tcp: false,
-        node_via: None,
-    }
+    ClientOptions::with_token(s.ws_url(), token)
 }
 
 fn server(extra: &[&str]) -> Server {

@@ -69,19 +69,10 @@ async fn remote_actions_are_carried_out_by_the_appliance() {
     // Someone else in the room receives the appliance's camera and
     // microphone (a str0m peer that only subscribes).
     let watcher_token = room_token(&s, "boardroom", "Watcher").await;
-    let mut watcher =
-        convene_tests::rtc_client::Client::connect(convene_tests::rtc_client::ClientOptions {
-            ws_url: s.ws_url(),
-            room: None,
-            token: Some(watcher_token),
-            name: None,
-            publish: false,
-            media_ip: convene_tests::media_ip(),
-            resume: None,
-            tcp: false,
-            node_via: None,
-        })
-        .await;
+    let mut watcher = convene_tests::rtc_client::Client::connect(
+        convene_tests::rtc_client::ClientOptions::with_token(s.ws_url(), watcher_token),
+    )
+    .await;
     watcher.wait_type("joined").await;
     watcher
         .wait_rtp(str0m::media::MediaKind::Video, 30, WAIT)
