@@ -499,10 +499,11 @@ impl OwnPath {
         rtx_pt: &dyn Fn(u8) -> Option<u8>,
         io: &mut dyn Datagrams,
     ) -> bool {
-        let Some(dest) = self.dest else {
+        // Checked before the cache marks the packet resent.
+        if self.dest.is_none() || self.keys.is_none() {
             return false;
-        };
-        let (Some(keys), Some(Some(s))) = (self.keys.as_ref(), self.streams.get_mut(i)) else {
+        }
+        let Some(Some(s)) = self.streams.get_mut(i) else {
             return false;
         };
         let Some(cache) = s.cache.as_mut() else {
@@ -515,9 +516,59 @@ impl OwnPath {
         let Some(original) = cache.take_for_resend(seq, now, rtt).cloned() else {
             return false;
         };
-        let ids = s.ids;
-        let mid = s.mid;
-        let Some(rtx) = s.rtx_for(original.pt, rtx_pt(original.pt)) else {
+        // Header with two extensions, the original sequence number, payload.
+        let size = convene_sfu::writer::header::FIXED_HEADER_LEN
+            + 4
+            + 2 * 4
+            + 256
+            + 2
+            + original.payload.len();
+        self.send_rtx(
+            i,
+            original.pt,
+            rtx_pt(original.pt),
+            size,
+            None,
+            now,
+            io,
+            |rtx, buf, ids, vals| rtx.write_rtx(buf, &original, ids, vals),
+        )
+    }
+
+    /// Writes one packet of stream `i`'s RTX stream (for media payload
+    /// type `pt`) into a spare buffer of `size` bytes plus the seal's
+    /// overhead with `write`, given the stream's extension ids and values
+    /// (MID, a fresh transport-wide number); seals it, records it for the
+    /// estimator (as part of `probe`, if any) and sends it. A probe packet
+    /// needs a transport-wide number (the estimator measures it by that).
+    /// Whether it was sent.
+    #[allow(clippy::too_many_arguments)]
+    fn send_rtx(
+        &mut self,
+        i: usize,
+        pt: u8,
+        rtx_pt: Option<u8>,
+        size: usize,
+        probe: Option<u32>,
+        now: Instant,
+        io: &mut dyn Datagrams,
+        write: impl FnOnce(
+            &mut RtxStream,
+            &mut [u8],
+            &ExtIds,
+            &ExtValues,
+        ) -> Result<usize, convene_sfu::writer::WriteError>,
+    ) -> bool {
+        let (Some(dest), Some(keys), Some(Some(s))) =
+            (self.dest, self.keys.as_ref(), self.streams.get_mut(i))
+        else {
+            return false;
+        };
+        if probe.is_some() && s.ids.transport_cc.is_none() {
+            return false;
+        }
+        let (ids, mid) = (s.ids, s.mid);
+        let Some(rtx) = s.rtx_for(pt, rtx_pt) else {
             return false;
         };
         let rtx_seq = rtx.next_seq();
@@ -529,34 +580,25 @@ impl OwnPath {
         };
         let mut buf = io.spare();
         buf.clear();
-        let overhead = keys.seal.profile().rtp_overhead();
-        buf.resize(
-            convene_sfu::writer::header::FIXED_HEADER_LEN
-                + 4
-                + 2 * 4
-                + 256
-                + 2
-                + original.payload.len()
-                + overhead,
-            0,
-        );
-        let Ok(len) = rtx.write_rtx(&mut buf, &original, &ids, &vals) else {
+        buf.resize(size + keys.seal.profile().rtp_overhead(), 0);
+        let Ok(len) = write(rtx, &mut buf, &ids, &vals) else {
+            io.recycle(buf);
             return false;
         };
         let roc = s.rtx_roc;
         if rtx_seq == u16::MAX {
             s.rtx_roc = s.rtx_roc.wrapping_add(1);
         }
-        let Some(hl) = convene_sfu::writer::header_len(&buf[..len]) else {
-            return false;
-        };
-        let Ok(n) = keys.seal.seal_rtp(&mut buf, len, hl, roc) else {
+        let sealed = convene_sfu::writer::header_len(&buf[..len])
+            .and_then(|hl| keys.seal.seal_rtp(&mut buf, len, hl, roc).ok());
+        let Some(n) = sealed else {
+            io.recycle(buf);
             return false;
         };
         buf.truncate(n);
         self.bytes_sent += n as u64;
         if let Some(t) = twcc {
-            self.bwe.on_packet_sent(now, t, n as u32, None);
+            self.bwe.on_packet_sent(now, t, n as u32, probe);
         }
         io.send(dest, buf);
         true

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use convene_sfu::ProbeRequest;
 use convene_sfu::writer::report::sender_report_len;
-use convene_sfu::writer::{ExtValues, ntp_from_unix, write_sender_report};
+use convene_sfu::writer::{ntp_from_unix, write_sender_report};
 use str0m::media::MediaKind;
 
 use super::{Datagrams, OwnPath, REPORT_INTERVAL};
@@ -134,64 +134,40 @@ impl OwnPath {
         rtx_pt: &dyn Fn(u8) -> Option<u8>,
         io: &mut dyn Datagrams,
     ) {
-        let (Some(mut probe), Some(dest)) = (self.probe, self.dest) else {
+        if self.dest.is_none() || self.keys.is_none() {
+            return;
+        }
+        let Some(mut probe) = self.probe else {
             return;
         };
-        let Some(keys) = self.keys.as_ref() else {
-            return;
-        };
-        let overhead = keys.seal.profile().rtp_overhead();
         let carrier = self.probe_carrier(wanted);
-        let Some(s) = carrier.and_then(|i| self.streams[i].as_mut()) else {
+        let Some((i, s)) = carrier.and_then(|i| Some((i, self.streams[i].as_ref()?))) else {
             // Its carrier went away mid-probe (the m-line closed, or the
             // subscriber paused it): the probe ends (the estimator drops
             // its cluster after a while).
             self.probe = None;
             return;
         };
+        // The RTX stream as it is (padding carries the media's newest
+        // timestamp), made for the media's payload type if it is not yet.
+        let (pt, ts) = (s.rtx_for.unwrap_or_default(), s.last_ts);
+        // Header with two extensions, then the padding.
+        let size = 12 + 4 + 2 * 4 + 256 + usize::from(PROBE_PADDING);
         while probe.sent < probe.total && probe.due(probe.sent) <= now {
             probe.sent += 1;
-            let pt = s.rtx_for.unwrap_or_default();
-            let ids = s.ids;
-            let mid = s.mid;
-            let ts = s.last_ts;
-            let Some(rtx) = s.rtx_for(pt, rtx_pt(pt)) else {
-                break;
-            };
-            let rtx_seq = rtx.next_seq();
-            let twcc = ids.transport_cc.map(|_| self.twcc.next());
-            let Some(t) = twcc else {
-                break;
-            };
-            let vals = ExtValues {
-                mid: Some(mid.as_bytes()),
-                transport_cc: twcc,
-                ..Default::default()
-            };
-            let mut buf = io.spare();
-            buf.clear();
-            buf.resize(
-                12 + 4 + 2 * 4 + 256 + usize::from(PROBE_PADDING) + overhead,
-                0,
+            let sent = self.send_rtx(
+                i,
+                pt,
+                rtx_pt(pt),
+                size,
+                Some(probe.req.id),
+                now,
+                io,
+                |rtx, buf, ids, vals| rtx.write_padding(buf, ts, PROBE_PADDING, ids, vals),
             );
-            let Ok(len) = rtx.write_padding(&mut buf, ts, PROBE_PADDING, &ids, &vals) else {
+            if !sent {
                 break;
-            };
-            let roc = s.rtx_roc;
-            if rtx_seq == u16::MAX {
-                s.rtx_roc = s.rtx_roc.wrapping_add(1);
             }
-            let Some(hl) = convene_sfu::writer::header_len(&buf[..len]) else {
-                break;
-            };
-            let Ok(n) = keys.seal.seal_rtp(&mut buf, len, hl, roc) else {
-                break;
-            };
-            buf.truncate(n);
-            self.bytes_sent += n as u64;
-            self.bwe
-                .on_packet_sent(now, t, n as u32, Some(probe.req.id));
-            io.send(dest, buf);
         }
         self.probe = (probe.sent < probe.total).then_some(probe);
     }
