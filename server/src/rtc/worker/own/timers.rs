@@ -134,9 +134,8 @@ impl OwnPath {
         rtx_pt: &dyn Fn(u8) -> Option<u8>,
         io: &mut dyn Datagrams,
     ) {
-        if self.dest.is_none() || self.keys.is_none() {
-            return;
-        }
+        // Keys and destination: checked by `on_timeout`, and per packet by
+        // `send_rtx`.
         let Some(mut probe) = self.probe else {
             return;
         };
