@@ -152,25 +152,62 @@ impl Worker {
             tracing::warn!(participant = %p.participant_id, error = %e, "the handshake's keys do not fit its profile; the peer gets no media");
             return;
         }
+        self.flush_early(slot, now);
         self.arm_own(slot, now);
     }
 
-    /// DTLS completed for an own-path peer: copies decided before the keys
-    /// existed were not sent, so each video track it receives is asked for
-    /// a keyframe (str0m's path queued them instead).
+    /// Sends what was held for the peer before its keys were in
+    /// (`OwnPath::flush_early`), counted as forwarded now.
+    fn flush_early(&mut self, slot: Slot, now: Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(OwnParts {
+            peer: p, mut io, ..
+        }) = self.own_parts(slot)
+        else {
+            return;
+        };
+        let Some(own) = p.own.as_deref_mut() else {
+            return;
+        };
+        let rtc = &p.rtc;
+        let (copies, bytes) = own.flush_early(&|pt| own::rtx_pt_of(rtc, pt), now, &mut io);
+        if copies == 0 {
+            return;
+        }
+        let counters = io.counters;
+        counters.rtp_forwarded.fetch_add(copies, Relaxed);
+        counters.rtp_own_written.fetch_add(copies, Relaxed);
+        counters.rtp_bytes_forwarded.fetch_add(bytes, Relaxed);
+        let room_id = p.room_id.clone();
+        if let Some(room) = self.rooms.get(&room_id) {
+            room.counters.rtp_forwarded.fetch_add(copies, Relaxed);
+            room.counters.bytes_forwarded.fetch_add(bytes, Relaxed);
+        }
+    }
+
+    /// DTLS completed for an own-path peer. The copies held before the
+    /// keys were in have gone out (`claim_keys`); a video track of which
+    /// none was sent (none decided yet, or the hold overflowed) is asked
+    /// for a keyframe. One that was sent began at a keyframe (a new
+    /// subscriber's forwarder waits for one), so its publisher is not
+    /// asked again: in a join storm every joiner asking at `Connected`
+    /// made as many keyframes as joiners.
     pub(super) fn own_connected(&mut self, slot: Slot, now: Instant) {
         let Some(p) = self.peers.get(slot) else {
             return;
         };
-        if p.own.is_none() {
+        let Some(own) = p.own.as_deref() else {
             return;
-        }
+        };
         let room_id = p.room_id.clone();
         let keys: Vec<_> = p
             .outs
             .iter()
-            .filter(|o| o.kind == MediaKind::Video && o.state == OutState::Active)
-            .map(|o| o.track_key)
+            .enumerate()
+            .filter(|(i, o)| {
+                o.kind == MediaKind::Video && o.state == OutState::Active && !own.has_sent(*i)
+            })
+            .map(|(_, o)| o.track_key)
             .collect();
         for key in keys {
             self.request_keyframe(&room_id, key, KeyframeRequestKind::Pli, now, true);
@@ -246,10 +283,22 @@ impl Worker {
         };
         let rtc = &p.rtc;
         let dest = own.dest;
+        if own.has_early() {
+            // Held copies go first (they are normally sent when the keys
+            // come in, `claim_keys`; this keeps the order should the
+            // destination have come later).
+            let (n, bytes) = own.flush_early(&|pt| own::rtx_pt_of(rtc, pt), now, &mut io);
+            w.copies += n;
+            w.bytes += bytes;
+        }
         for q in take_chunk(&mut p.copies, &copies.items) {
             let Some(out) = copies.packets.get(q.packet as usize) else {
                 continue;
             };
+            if !own.has_keys() {
+                own.hold_early(&q.copy, out);
+                continue;
+            }
             let mut buf = own::Datagrams::spare(&mut io);
             match own.write_copy(&q.copy, out, &|pt| own::rtx_pt_of(rtc, pt), now, &mut buf) {
                 Ok(()) => {

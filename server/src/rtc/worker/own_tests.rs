@@ -226,3 +226,118 @@ fn the_own_path_writes_reports_resends_and_keeps_its_ssrc() {
     println!("the own path's state for two video streams: {bytes} bytes");
     assert!(bytes < 100 * 1024, "{bytes} bytes");
 }
+
+/// A joiner's copies decided before its DTLS completed (its first
+/// keyframe, asked for when its answer was applied) are held, and leave
+/// in the order decided the moment the keys are in; the client takes them
+/// as the adopted stream's, and the stream counts as having sent (so the
+/// worker asks no keyframe at `Connected`).
+#[test]
+fn copies_decided_before_the_keys_leave_in_order_when_they_come() {
+    export_keys_on_this_thread(true);
+    let mut now = Instant::now();
+    let (mut server, mut client): (WorkerPeer, Rtc) = pair(false, true, now);
+    let (mid, pt) = negotiate(&mut server.rtc, &mut client, true);
+    let outs = vec![out_track(mid)];
+    let mut own = OwnPath::new(now, Duration::from_secs(1));
+    let ssrc = server
+        .rtc
+        .direct_api()
+        .stream_tx_by_mid(mid, None)
+        .map(|tx| tx.ssrc())
+        .expect("str0m declared a send stream");
+    own.adopt(&mut server.rtc, &outs);
+    let plan = |seq: u64| CopyPlan {
+        mid,
+        out: 0,
+        pt,
+        seq,
+        ts: seq as u32 * 3000,
+        nackable: true,
+    };
+    for seq in 1..=20u64 {
+        assert!(own.hold_early(&plan(seq), &packet(seq, &[seq as u8; 200])));
+    }
+    assert!(own.has_early());
+    assert!(!own.has_sent(0));
+    let mut io = Sent::default();
+    assert_eq!(
+        own.flush_early(&|_| None, now, &mut io),
+        (0, 0),
+        "nothing leaves before the keys"
+    );
+    assert!(own.has_early(), "and nothing is lost");
+
+    let mut seen = Seen::default();
+    let keys = connect_pair(&mut server, &mut client, &mut now, |c, sent, s, at| {
+        feed(c, sent, s, at, &mut seen)
+    })
+    .expect("keying material");
+    export_keys_on_this_thread(false);
+    own.set_keys(&keys, now).expect("keys");
+    assert_eq!(
+        own.flush_early(&|_| None, now, &mut io),
+        (0, 0),
+        "nor before the destination"
+    );
+    own.dest = Some(Dest {
+        addr: super::connect_tests::CLIENT.parse().unwrap(),
+        tcp: false,
+    });
+    assert!(
+        !own.hold_early(&plan(21), &packet(21, &[21; 200])),
+        "nothing is held once the keys are in"
+    );
+    assert_eq!(own.flush_early(&|_| None, now, &mut io), (20, 20 * 200));
+    assert!(!own.has_early());
+    assert!(own.has_sent(0));
+    assert_eq!(
+        own.flush_early(&|_| None, now, &mut io),
+        (0, 0),
+        "sent once"
+    );
+
+    let datagrams = std::mem::take(&mut io.0)
+        .into_iter()
+        .map(to_client)
+        .collect();
+    feed(&mut client, datagrams, &mut server.rtc, now, &mut seen);
+    let on_ssrc: Vec<(u64, u8)> = seen
+        .rtp
+        .iter()
+        .filter(|(s, _, _)| *s == ssrc)
+        .map(|(_, q, p)| (*q, p[0]))
+        .collect();
+    let want: Vec<(u64, u8)> = (1..=20u64).map(|q| (q, q as u8)).collect();
+    assert_eq!(on_ssrc, want, "every held copy, in order, intact");
+}
+
+/// The hold keeps at most `EARLY_COPIES`; the copy after that empties it
+/// and nothing more is held (the peer's video then starts at the keyframe
+/// asked for at `Connected`, not at a delta frame).
+#[test]
+fn the_hold_is_bounded_and_given_up_when_full() {
+    let now = Instant::now();
+    let mut own = OwnPath::new(now, Duration::from_secs(1));
+    let plan = |seq: u64| CopyPlan {
+        mid: Mid::from("0"),
+        out: 0,
+        pt: str0m::media::Pt::from(96),
+        seq,
+        ts: 0,
+        nackable: true,
+    };
+    let out = packet(1, &[0; 100]);
+    let empty = own.memory_bytes();
+    for seq in 0..super::own::EARLY_COPIES as u64 {
+        assert!(own.hold_early(&plan(seq), &out));
+    }
+    assert!(own.memory_bytes() > empty, "the hold is counted");
+    assert!(!own.hold_early(&plan(9999), &out), "full");
+    assert!(!own.has_early(), "given up: emptied");
+    assert_eq!(own.memory_bytes(), empty, "and its memory returned");
+    assert!(
+        !own.hold_early(&plan(10_000), &out),
+        "and not started again"
+    );
+}

@@ -20,6 +20,11 @@
 //!   transport-wide number and audio level (`sfu::writer`), the payload,
 //!   sealed in place (`rtc::seal`) in a buffer the send batch recycles;
 //!   recorded for NACKs, sender reports and the estimator.
+//! - **Copies before the keys** ([`OwnPath::hold_early`]): what the
+//!   fan-out decides for a peer whose DTLS has not completed (a joiner's
+//!   first keyframe, asked for when its answer was applied, and what
+//!   follows) is held, bounded, and sent in order the moment the keys are
+//!   in ([`OwnPath::flush_early`]), as str0m's path queued it.
 //! - **Feedback** ([`OwnPath::on_rtcp`]): a copy of each RTCP datagram from
 //!   the peer is opened and read (`sfu::feedback`): TWCC reports feed the
 //!   estimator (`sfu::bwe`), NACKs are answered with RTX from the cache,
@@ -68,6 +73,14 @@ pub(super) struct Dest {
     pub(super) addr: SocketAddr,
     pub(super) tcp: bool,
 }
+
+/// Copies held for a peer whose DTLS has not completed, at most. A
+/// joiner's handshake in a 100-join storm on the test VM ended up to
+/// ~250 ms after its answer: ~75 copies of one camera and its microphone,
+/// the keyframe's 43 among them. A joiner that receives several cameras
+/// at once can fill it; the hold is then given up and its video asked
+/// for a keyframe at `Connected`, as it is without a hold.
+pub(super) const EARLY_COPIES: usize = 512;
 
 /// Senders of SRTCP whose replay windows a peer keeps (each of a
 /// browser's RTCP senders numbers its SRTCP packets on its own).
@@ -177,6 +190,11 @@ pub(super) struct OwnPath {
     /// The estimator's count of reported packets at the last
     /// [`OwnPath::egress_loss`].
     loss_mark: Reported,
+    /// Copies decided before the keys were in, in the order decided
+    /// ([`OwnPath::hold_early`]); emptied, capacity and all, when sent.
+    early: Vec<(CopyPlan, Outgoing)>,
+    /// The hold overflowed: nothing more is held.
+    early_given_up: bool,
 }
 
 /// Spare buffers for datagrams, and the way out for them (the worker's
@@ -213,6 +231,8 @@ impl OwnPath {
             nack_window,
             bytes_sent: 0,
             loss_mark: Reported::default(),
+            early: Vec::new(),
+            early_given_up: false,
         }
     }
 
@@ -246,6 +266,69 @@ impl OwnPath {
         });
         self.next_report = Some(now + REPORT_INTERVAL);
         Ok(())
+    }
+
+    /// Holds a copy decided before DTLS completed, to be sent when it does
+    /// ([`OwnPath::flush_early`]). Nothing is held once the keys are in,
+    /// nor after the hold overflowed ([`EARLY_COPIES`]): it is then
+    /// emptied, so that the peer's first video is the keyframe asked for at
+    /// `Connected`, not a delta frame it cannot decode. Returns whether the
+    /// copy was held.
+    pub(super) fn hold_early(&mut self, plan: &CopyPlan, out: &Outgoing) -> bool {
+        if self.keys.is_some() || self.early_given_up {
+            return false;
+        }
+        if self.early.len() >= EARLY_COPIES {
+            self.early = Vec::new();
+            self.early_given_up = true;
+            return false;
+        }
+        self.early.push((*plan, out.clone()));
+        true
+    }
+
+    /// Whether copies are held for the keys.
+    pub(super) fn has_early(&self) -> bool {
+        !self.early.is_empty()
+    }
+
+    /// Sends the copies held before DTLS completed, in the order they were
+    /// decided, once the keys and the destination are in (nothing happens
+    /// before). Returns the copies written and their payload bytes.
+    pub(super) fn flush_early(
+        &mut self,
+        rtx_pt: &dyn Fn(u8) -> Option<u8>,
+        now: Instant,
+        io: &mut dyn Datagrams,
+    ) -> (u64, u64) {
+        let Some(dest) = self.dest else {
+            return (0, 0);
+        };
+        if self.keys.is_none() || self.early.is_empty() {
+            return (0, 0);
+        }
+        let early = std::mem::take(&mut self.early);
+        let (mut copies, mut bytes) = (0, 0);
+        for (plan, out) in &early {
+            let mut buf = io.spare();
+            match self.write_copy(plan, out, rtx_pt, now, &mut buf) {
+                Ok(()) => {
+                    copies += 1;
+                    bytes += out.payload.len() as u64;
+                    io.send(dest, buf);
+                }
+                Err(_) => io.recycle(buf),
+            }
+        }
+        (copies, bytes)
+    }
+
+    /// Whether anything was sent on the peer's stream for out `out`.
+    pub(super) fn has_sent(&self, out: usize) -> bool {
+        self.streams
+            .get(out)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.last_sent.is_some())
     }
 
     /// The NACK window of the peer changed (its round trip): each video
@@ -619,6 +702,7 @@ impl OwnPath {
                         + s.cache.as_ref().map_or(0, ResendCache::memory_bytes)
                 })
                 .sum::<usize>()
+            + self.early.capacity() * std::mem::size_of::<(CopyPlan, Outgoing)>()
     }
 }
 
