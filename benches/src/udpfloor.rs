@@ -3,15 +3,17 @@
 //!
 //! A sender thread (pinned where the SFU runs) sends 1200-byte datagrams
 //! round-robin to many receiving sockets (pinned where the generator runs),
-//! as fast as it can, once with one `sendto(2)` per datagram and once with
-//! `sendmmsg(2)` batches of 64 (what Convene's worker does), and once with
-//! UDP GSO: one `sendmsg(2)` carrying a frame's 9 datagrams to one socket
-//! (`UDP_SEGMENT`; the kernel cuts them apart). Its CPU time
-//! per datagram is the kernel's send path; on loopback it also carries the
-//! receiving side's IP/UDP processing up to the socket queue (softirq on the
-//! sending CPU), as the SFU's does in the S1 runs. Nothing is encrypted and
-//! nothing parsed: 1 / (CPU-seconds per datagram) is the most datagrams per
-//! second one core could ever send this way.
+//! as fast as it can: with one `sendto(2)` per datagram; with `sendmmsg(2)`
+//! batches of 64 (what Convene's worker does); with UDP GSO, one
+//! `sendmsg(2)` carrying a delta frame's 9 datagrams to one socket
+//! (`UDP_SEGMENT`; the kernel cuts them apart); and with GSO sends of a
+//! keyframe's 43, the cheapest a keyframe's copies to one subscriber could
+//! leave (what bounds S1's p99, `docs/benchmarks-janus-notes.md`). Its CPU
+//! time per datagram is the kernel's send path; on loopback it also carries
+//! the receiving side's IP/UDP processing up to the socket queue (softirq
+//! on the sending CPU), as the SFU's does in the S1 runs. Nothing is
+//! encrypted and nothing parsed: 1 / (CPU-seconds per datagram) is the most
+//! datagrams per second one core could ever send this way.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -64,10 +66,15 @@ fn pin(cpu: Option<usize>) {
     }
 }
 
-/// Runs both cases and returns them as JSON (`{"cases": [...], ...}`).
+/// Runs the cases and returns them as JSON (`{"cases": [...], ...}`).
 pub fn run(cfg: &FloorCfg) -> Result<Value> {
     let mut cases = Vec::new();
-    for (batch, gso) in [(1usize, false), (64, false), (GSO_SEGMENTS, true)] {
+    for (batch, gso) in [
+        (1usize, false),
+        (64, false),
+        (GSO_SEGMENTS, true),
+        (KEYFRAME_SEGMENTS, true),
+    ] {
         let c = case(cfg, batch, gso)?;
         eprintln!(
             "udp floor: batch {:>2}{}: {:.0} datagrams/s sent, {:.2} µs sender CPU each \
@@ -93,6 +100,10 @@ pub fn run(cfg: &FloorCfg) -> Result<Value> {
 
 /// Datagrams in one GSO send: a delta frame of a 2.5 Mbit/s camera.
 const GSO_SEGMENTS: usize = 9;
+
+/// Datagrams in one GSO send: a keyframe of that camera (51,600 bytes of
+/// 1200-byte datagrams, under the kernel's 64 KiB a send).
+const KEYFRAME_SEGMENTS: usize = 43;
 
 fn case(cfg: &FloorCfg, batch: usize, gso: bool) -> Result<FloorCase> {
     let mut receivers = Vec::with_capacity(cfg.destinations);
@@ -273,7 +284,7 @@ mod tests {
         })
         .unwrap();
         let cases = v["cases"].as_array().unwrap();
-        assert_eq!(cases.len(), 3);
+        assert_eq!(cases.len(), 4);
         for c in cases {
             assert!(c["sent"].as_u64().unwrap() > 100, "{c}");
             assert!(c["received"].as_u64().unwrap() > 0, "{c}");
