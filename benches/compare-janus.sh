@@ -7,7 +7,8 @@
 # into a temp dir, and inside a private network namespace (loopback + a veth
 # pair carrying 127.0.0.2/32; every party binds 127.0.0.2, nothing leaves
 # the machine) measures the kernel's UDP send path alone (the floor), then
-# runs S1 (capacity search) and S4 (100 concurrent joins)
+# runs S1 (capacity search) and S4 (100 concurrent joins; three storms, their
+# median)
 # against Janus and Convene alternately: each SFU pinned with taskset to
 # CPU 0, the generator to CPU 1. Main pass: SRTP AEAD_AES_128_GCM; second
 # pass: AES_CM_128_HMAC_SHA1_80. Then writes docs/benchmarks.{md,json,png}
@@ -18,6 +19,7 @@
 #   benches/compare-janus.sh --window 20 --passes aes128gcm --steps 5,20,40
 #   benches/compare-janus.sh --out /tmp/report   # anywhere but docs/
 #   benches/compare-janus.sh --keep-runs /tmp/runs   # keep the raw runs (JSON + log)
+#   benches/compare-janus.sh --s4-storms 1   # one S4 storm per SFU and pass
 #   CONVENE_MEDIA_WRITE_PATH=own benches/compare-janus.sh   # Convene on its own write path
 #
 # Needs root (apt-get, unshare -n) and 2+ CPUs.
@@ -34,24 +36,26 @@ STEPS=10,25,50,75,100,125,150,175,200
 PASSES=aes128gcm,aes128cm
 CM_WINDOW=""
 S4_JOINS=100
+S4_STORMS=3
 ROUNDS=1
 OUT=docs
 SKIP_BUILD=0
 KEEP=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) WINDOW=5; WARMUP=2; STEPS=5,20,50; S4_JOINS=30; shift ;;
+    --quick) WINDOW=5; WARMUP=2; STEPS=5,20,50; S4_JOINS=30; S4_STORMS=1; shift ;;
     --window) WINDOW=$2; shift 2 ;;
     --cm-window) CM_WINDOW=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
     --passes) PASSES=$2; shift 2 ;;
     --s4-joins) S4_JOINS=$2; shift 2 ;;
+    --s4-storms) S4_STORMS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --keep-runs) KEEP=$2; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -199,7 +203,7 @@ for pass in "${passes[@]}"; do
       taskset -c "$GEN_CPU" "$LOAD" --sfu "$sfu" "${spawn[@]}" \
         --server-cpu "$SFU_CPU" --generator-cpu "$GEN_CPU" --local-ip 127.0.0.2 \
         --srtp "$pass" --scenario s1,s4 --s1-steps "$STEPS" --s1-keep-going \
-        --window "$w" --warmup "$WARMUP" --s4-joins "$S4_JOINS" \
+        --window "$w" --warmup "$WARMUP" --s4-joins "$S4_JOINS" --s4-storms "$S4_STORMS" \
         --json-out "$WORK/runs/$sfu-$pass$suffix.json" \
         || echo "$sfu $pass: convene-load failed (exit $?)" >&2
       sleep 2
@@ -207,7 +211,7 @@ for pass in "${passes[@]}"; do
   done
 done
 '
-export PASSES WINDOW CM_WINDOW WARMUP STEPS S4_JOINS ROUNDS LOAD CONVENE J WORK SFU_CPU GEN_CPU
+export PASSES WINDOW CM_WINDOW WARMUP STEPS S4_JOINS S4_STORMS ROUNDS LOAD CONVENE J WORK SFU_CPU GEN_CPU
 if [ -n "$SUDO" ]; then as_root=(sudo --preserve-env env "PATH=$PATH"); else as_root=(); fi
 "${as_root[@]}" unshare -n bash -c "$inner" 2>&1 | tee "$WORK/log.txt" >&2 || true
 

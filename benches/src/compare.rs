@@ -549,7 +549,8 @@ fn markdown(
          then a measurement window, then a 1 s NACK window before loss is counted. The SFU's \
          CPU is utime+stime from /proc/PID/stat over the window; its memory the `Pss:` of \
          /proc/PID/smaps_rollup at the end of each window. S4: 100 subscribers join at once \
-         a room with one publisher; phases from the start of each join.\n\n\
+         a room with one publisher; phases from the start of each join (with `--s4-storms` \
+         above 1, each figure is the median of that many storms, one after another).\n\n\
          Figures: **capacity** = the most subscribers (x2 streams: audio + video) of the \
          unbroken run of steps from the first with unrecovered loss < 0.1 % and p99 added \
          latency < 20 ms (a step where the generator used > 70 % of its core is invalid and \
@@ -711,8 +712,11 @@ fn markdown(
         }
         let _ = writeln!(
             o,
-            "\nAll joins ready: Convene {}, Janus {}.\n",
-            c["scenarios"]["s4"]["all_ready"], j["scenarios"]["s4"]["all_ready"]
+            "\nAll joins ready: Convene {}, Janus {}. Storms: Convene {}, Janus {}.\n",
+            c["scenarios"]["s4"]["all_ready"],
+            j["scenarios"]["s4"]["all_ready"],
+            c["scenarios"]["s4"]["storms"].as_u64().unwrap_or(1),
+            j["scenarios"]["s4"]["storms"].as_u64().unwrap_or(1)
         );
         if plotted && prefix.is_empty() {
             o.push_str(

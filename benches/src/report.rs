@@ -325,8 +325,13 @@ pub fn markdown(run: &Value) -> String {
         let s4 = &sc["s4"];
         let _ = writeln!(
             o,
-            "## S4: {} concurrent joins (one publisher in the room)\n\n{} joined, all ready: {} (after {} ms).\n",
+            "## S4: {} concurrent joins (one publisher in the room){}\n\n{} joined, all ready: {} (after {} ms).\n",
             s4["joins"],
+            s4["storms"]
+                .as_u64()
+                .filter(|&n| n > 1)
+                .map(|n| format!(", median of {n} storms"))
+                .unwrap_or_default(),
             s4["joined"],
             s4["all_ready"],
             f(&s4["all_ready_ms"], 0)

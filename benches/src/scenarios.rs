@@ -282,9 +282,92 @@ pub fn join_phases(states: &[PeerState]) -> Value {
     })
 }
 
-/// S4: `joins` subscribers join at once a room with one publisher;
-/// `joins_out`, when given, gets every join's phases.
+/// S4: `joins` subscribers join at once a room with one publisher, in
+/// `storms` rooms one after another; `joins_out`, when given, gets every
+/// join's phases (storms after the first in `<path>-r<k>`). With more than
+/// one storm, each phase's figures are the median of the storms' (one
+/// storm's figures spread by ~100 ms between runs on a 2-core VM, more
+/// than the difference between two SFUs they are to tell apart), and every
+/// storm's phases are kept under `storm_phases`.
 pub async fn s4<A: SignalingAdapter>(
+    load: &Load<A>,
+    set: &Settings,
+    bitrate: u64,
+    joins: usize,
+    storms: usize,
+    joins_out: Option<&std::path::Path>,
+) -> Result<Value> {
+    let storms = storms.max(1);
+    let mut each = Vec::with_capacity(storms);
+    for k in 1..=storms {
+        let out = joins_out.map(|p| {
+            if k == 1 {
+                p.to_path_buf()
+            } else {
+                let mut name = p.as_os_str().to_owned();
+                name.push(format!("-r{k}"));
+                std::path::PathBuf::from(name)
+            }
+        });
+        each.push(s4_storm(load, set, bitrate, joins, out.as_deref()).await?);
+    }
+    if storms == 1 {
+        return Ok(each.remove(0));
+    }
+    Ok(median_of_storms(joins, &each))
+}
+
+/// One S4 result from several storms' (`s4_storm`): each phase's
+/// percentiles and the time to all ready are the medians of the storms',
+/// the counts are the worst storm's and the sums.
+fn median_of_storms(joins: usize, each: &[Value]) -> Value {
+    let median = |mut v: Vec<f64>| -> Value {
+        if v.is_empty() {
+            return Value::Null;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let m = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        json!(m)
+    };
+    let mut phases = serde_json::Map::new();
+    if let Some(first) = each[0]["phases"].as_object() {
+        for (name, stats) in first {
+            let mut out = serde_json::Map::new();
+            for key in stats.as_object().into_iter().flatten().map(|(k, _)| k) {
+                let vals = each.iter().filter_map(|r| r["phases"][name][key].as_f64());
+                if key == "n" {
+                    out.insert(key.clone(), json!(vals.sum::<f64>() as u64));
+                } else {
+                    out.insert(key.clone(), median(vals.collect()));
+                }
+            }
+            phases.insert(name.clone(), Value::Object(out));
+        }
+    }
+    let errors: Vec<Value> = each
+        .iter()
+        .flat_map(|r| r["join_errors"].as_array().cloned().unwrap_or_default())
+        .collect();
+    json!({
+        "joins": joins,
+        "storms": each.len(),
+        "joined": each.iter().filter_map(|r| r["joined"].as_u64()).min(),
+        "join_errors": errors,
+        "all_ready": each.iter().all(|r| r["all_ready"] == true),
+        "all_ready_ms": median(each.iter().filter_map(|r| r["all_ready_ms"].as_f64()).collect()),
+        "phases": phases,
+        "storm_phases": each.iter().map(|r| r["phases"].clone()).collect::<Vec<_>>(),
+    })
+}
+
+/// One S4 storm: `joins` subscribers join at once a new room with one
+/// publisher.
+async fn s4_storm<A: SignalingAdapter>(
     load: &Load<A>,
     set: &Settings,
     bitrate: u64,
@@ -354,4 +437,43 @@ pub async fn s4<A: SignalingAdapter>(
         "all_ready_ms": all_ready_ms,
         "phases": phases,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn storm(p50: f64, p99: f64, joined: u64, ready: bool) -> Value {
+        json!({
+            "joins": 10,
+            "joined": joined,
+            "join_errors": if joined < 10 { json!(["refused"]) } else { json!([]) },
+            "all_ready": ready,
+            "all_ready_ms": p99 + 50.0,
+            "phases": {"first_keyframe": {"n": joined, "p50_ms": p50, "p99_ms": p99}},
+        })
+    }
+
+    /// Three storms: each percentile is the middle storm's, whichever
+    /// storm that is; counts are summed, the worst storm's joins and
+    /// readiness stand, and every storm is kept.
+    #[test]
+    fn several_storms_give_their_median() {
+        let each = [
+            storm(300.0, 320.0, 10, true),
+            storm(170.0, 400.0, 9, false),
+            storm(200.0, 210.0, 10, true),
+        ];
+        let m = median_of_storms(10, &each);
+        assert_eq!(m["storms"], 3);
+        assert_eq!(m["phases"]["first_keyframe"]["p50_ms"], 200.0);
+        assert_eq!(m["phases"]["first_keyframe"]["p99_ms"], 320.0);
+        assert_eq!(m["phases"]["first_keyframe"]["n"], 29);
+        assert_eq!(m["all_ready_ms"], 370.0);
+        assert_eq!(m["joined"], 9);
+        assert_eq!(m["all_ready"], false);
+        assert_eq!(m["join_errors"], json!(["refused"]));
+        assert_eq!(m["storm_phases"].as_array().unwrap().len(), 3);
+    }
 }

@@ -37,6 +37,8 @@ fn small_s1_and_s4_run_cleanly() {
             "1,3",
             "--s4-joins",
             "8",
+            "--s4-storms",
+            "2",
         ])
         .args(["--s1-bitrate", "500000", "--window", "2", "--warmup", "1"])
         .arg("--write-report")
@@ -53,11 +55,24 @@ fn small_s1_and_s4_run_cleanly() {
     // Subscribers received media, and its latency was measured.
     assert!(steps[0]["rx_pps"].as_f64().unwrap() > 50.0, "{stderr}");
     assert!(steps[0]["latency_p50_us"].as_u64().is_some(), "{stderr}");
-    assert_eq!(json["scenarios"]["s4"]["all_ready"], true, "{stderr}");
+    let s4 = &json["scenarios"]["s4"];
+    assert_eq!(s4["all_ready"], true, "{stderr}");
+    // Two storms, each kept; the figure is their median (of two: the mean).
+    assert_eq!(s4["storms"], 2, "{stderr}");
+    let each: Vec<f64> = s4["storm_phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["first_keyframe"]["p50_ms"].as_f64().unwrap())
+        .collect();
+    assert_eq!(each.len(), 2);
+    let median = s4["phases"]["first_keyframe"]["p50_ms"].as_f64().unwrap();
+    assert!((median - (each[0] + each[1]) / 2.0).abs() < 1e-9, "{s4}");
+    assert_eq!(s4["phases"]["first_keyframe"]["n"], 16, "{s4}");
     assert!(json["convene.join_p50_ms"].as_f64().is_some(), "{stderr}");
     assert!(
         std::fs::read_to_string(dir.path().join("benchmarks.md"))
             .unwrap()
-            .contains("## S4")
+            .contains("median of 2 storms")
     );
 }

@@ -117,6 +117,10 @@ struct Args {
     /// S4: concurrent joins.
     #[arg(long, default_value_t = 100)]
     s4_joins: usize,
+    /// S4: storms, one after another, each in a room of its own; with
+    /// more than one, each phase's figures are the storms' median.
+    #[arg(long, default_value_t = 1)]
+    s4_storms: usize,
     /// S4: also write every join's phases (ms from its start) to this
     /// file as JSON, with `anchor_ms`, the storm's start in Unix time, to
     /// line them up with a server's log.
@@ -406,7 +410,15 @@ async fn run_with<A: SignalingAdapter>(
             }
             "s4" => {
                 let out = args.s4_joins_out.as_deref();
-                scenarios::s4(&load, &set, args.bitrate, args.s4_joins, out).await
+                scenarios::s4(
+                    &load,
+                    &set,
+                    args.bitrate,
+                    args.s4_joins,
+                    args.s4_storms,
+                    out,
+                )
+                .await
             }
             "s5" => {
                 let cfg = convene_benches::soak::SoakCfg {
