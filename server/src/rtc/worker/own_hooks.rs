@@ -152,13 +152,14 @@ impl Worker {
             tracing::warn!(participant = %p.participant_id, error = %e, "the handshake's keys do not fit its profile; the peer gets no media");
             return;
         }
-        self.flush_early(slot, now);
         self.arm_own(slot, now);
     }
 
-    /// Sends what was held for the peer before its keys were in
-    /// (`OwnPath::flush_early`), counted as forwarded now.
-    fn flush_early(&mut self, slot: Slot, now: Instant) {
+    /// Ends an own-path peer's hold once its keys are in
+    /// (`OwnPath::release_early`): what was held goes out, counted as
+    /// forwarded now. Called at the end of the peer's poll, after str0m's
+    /// datagrams (the handshake's last flight among them) are in the batch.
+    pub(super) fn release_early(&mut self, slot: Slot, now: Instant) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(OwnParts {
             peer: p, mut io, ..
@@ -169,8 +170,11 @@ impl Worker {
         let Some(own) = p.own.as_deref_mut() else {
             return;
         };
+        if !(own.holding() && own.has_keys()) {
+            return;
+        }
         let rtc = &p.rtc;
-        let (copies, bytes) = own.flush_early(&|pt| own::rtx_pt_of(rtc, pt), now, &mut io);
+        let (copies, bytes) = own.release_early(&|pt| own::rtx_pt_of(rtc, pt), now, &mut io);
         if copies == 0 {
             return;
         }
@@ -186,12 +190,12 @@ impl Worker {
     }
 
     /// DTLS completed for an own-path peer. The copies held before the
-    /// keys were in have gone out (`claim_keys`); a video track of which
-    /// none was sent (none decided yet, or the hold overflowed) is asked
-    /// for a keyframe. One that was sent began at a keyframe (a new
-    /// subscriber's forwarder waits for one), so its publisher is not
-    /// asked again: in a join storm every joiner asking at `Connected`
-    /// made as many keyframes as joiners.
+    /// keys were in go out at the end of this poll (`release_early`); a
+    /// video track with none sent or held (none decided yet, or the hold
+    /// overflowed) is asked for a keyframe. One that has them began at a
+    /// keyframe (a new subscriber's forwarder waits for one), so its
+    /// publisher is not asked again: in a join storm every joiner asking
+    /// at `Connected` made as many keyframes as joiners.
     pub(super) fn own_connected(&mut self, slot: Slot, now: Instant) {
         let Some(p) = self.peers.get(slot) else {
             return;
@@ -205,7 +209,7 @@ impl Worker {
             .iter()
             .enumerate()
             .filter(|(i, o)| {
-                o.kind == MediaKind::Video && o.state == OutState::Active && !own.has_sent(*i)
+                o.kind == MediaKind::Video && o.state == OutState::Active && !own.has_started(*i)
             })
             .map(|(_, o)| o.track_key)
             .collect();
@@ -283,19 +287,11 @@ impl Worker {
         };
         let rtc = &p.rtc;
         let dest = own.dest;
-        if own.has_early() {
-            // Held copies go first (they are normally sent when the keys
-            // come in, `claim_keys`; this keeps the order should the
-            // destination have come later).
-            let (n, bytes) = own.flush_early(&|pt| own::rtx_pt_of(rtc, pt), now, &mut io);
-            w.copies += n;
-            w.bytes += bytes;
-        }
         for q in take_chunk(&mut p.copies, &copies.items) {
             let Some(out) = copies.packets.get(q.packet as usize) else {
                 continue;
             };
-            if !own.has_keys() {
+            if own.holding() {
                 own.hold_early(&q.copy, out);
                 continue;
             }

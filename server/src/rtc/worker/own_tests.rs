@@ -228,12 +228,13 @@ fn the_own_path_writes_reports_resends_and_keeps_its_ssrc() {
 }
 
 /// A joiner's copies decided before its DTLS completed (its first
-/// keyframe, asked for when its answer was applied) are held, and leave
-/// in the order decided the moment the keys are in; the client takes them
-/// as the adopted stream's, and the stream counts as having sent (so the
-/// worker asks no keyframe at `Connected`).
+/// keyframe, asked for when its answer was applied) are held, also after
+/// the keys are in until the worker releases them (str0m's last flight of
+/// the handshake may still be queued), and then leave in the order
+/// decided; the client takes them as the adopted stream's, and the stream
+/// counts as started (so the worker asks no keyframe at `Connected`).
 #[test]
-fn copies_decided_before_the_keys_leave_in_order_when_they_come() {
+fn copies_decided_before_the_keys_leave_in_order_when_released() {
     export_keys_on_this_thread(true);
     let mut now = Instant::now();
     let (mut server, mut client): (WorkerPeer, Rtc) = pair(false, true, now);
@@ -255,18 +256,20 @@ fn copies_decided_before_the_keys_leave_in_order_when_they_come() {
         ts: seq as u32 * 3000,
         nackable: true,
     };
+    assert!(own.holding());
+    assert!(!own.has_started(0));
     for seq in 1..=20u64 {
         assert!(own.hold_early(&plan(seq), &packet(seq, &[seq as u8; 200])));
     }
-    assert!(own.has_early());
-    assert!(!own.has_sent(0));
+    assert!(own.has_started(0), "held copies count as started");
+    assert!(!own.has_started(1), "no other stream");
     let mut io = Sent::default();
     assert_eq!(
-        own.flush_early(&|_| None, now, &mut io),
+        own.release_early(&|_| None, now, &mut io),
         (0, 0),
         "nothing leaves before the keys"
     );
-    assert!(own.has_early(), "and nothing is lost");
+    assert!(own.holding() && own.has_early(), "and nothing is lost");
 
     let mut seen = Seen::default();
     let keys = connect_pair(&mut server, &mut client, &mut now, |c, sent, s, at| {
@@ -276,7 +279,7 @@ fn copies_decided_before_the_keys_leave_in_order_when_they_come() {
     export_keys_on_this_thread(false);
     own.set_keys(&keys, now).expect("keys");
     assert_eq!(
-        own.flush_early(&|_| None, now, &mut io),
+        own.release_early(&|_| None, now, &mut io),
         (0, 0),
         "nor before the destination"
     );
@@ -285,17 +288,17 @@ fn copies_decided_before_the_keys_leave_in_order_when_they_come() {
         tcp: false,
     });
     assert!(
-        !own.hold_early(&plan(21), &packet(21, &[21; 200])),
-        "nothing is held once the keys are in"
+        own.hold_early(&plan(21), &packet(21, &[21; 200])),
+        "held until released, keys or not"
     );
-    assert_eq!(own.flush_early(&|_| None, now, &mut io), (20, 20 * 200));
-    assert!(!own.has_early());
-    assert!(own.has_sent(0));
-    assert_eq!(
-        own.flush_early(&|_| None, now, &mut io),
-        (0, 0),
-        "sent once"
+    assert_eq!(own.release_early(&|_| None, now, &mut io), (21, 21 * 200));
+    assert!(!own.holding() && !own.has_early());
+    assert!(own.has_started(0));
+    assert!(
+        !own.hold_early(&plan(22), &packet(22, &[22; 200])),
+        "nothing is held once released"
     );
+    assert_eq!(own.release_early(&|_| None, now, &mut io), (0, 0), "once");
 
     let datagrams = std::mem::take(&mut io.0)
         .into_iter()
@@ -308,7 +311,7 @@ fn copies_decided_before_the_keys_leave_in_order_when_they_come() {
         .filter(|(s, _, _)| *s == ssrc)
         .map(|(_, q, p)| (*q, p[0]))
         .collect();
-    let want: Vec<(u64, u8)> = (1..=20u64).map(|q| (q, q as u8)).collect();
+    let want: Vec<(u64, u8)> = (1..=21u64).map(|q| (q, q as u8)).collect();
     assert_eq!(on_ssrc, want, "every held copy, in order, intact");
 }
 

@@ -131,6 +131,9 @@ impl Worker {
             }
         }
         self.claim_keys(slot, now);
+        // str0m's datagrams are all in the batch now, the handshake's last
+        // flight among them: what an own-path peer held may follow.
+        self.release_early(slot, now);
         if dead && let Some(peer) = self.peers.get(slot) {
             let pid = peer.participant_id.clone();
             self.peer_failed(&pid);

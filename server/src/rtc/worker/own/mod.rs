@@ -23,8 +23,9 @@
 //! - **Copies before the keys** ([`OwnPath::hold_early`]): what the
 //!   fan-out decides for a peer whose DTLS has not completed (a joiner's
 //!   first keyframe, asked for when its answer was applied, and what
-//!   follows) is held, bounded, and sent in order the moment the keys are
-//!   in ([`OwnPath::flush_early`]), as str0m's path queued it.
+//!   follows) is held, bounded, and sent in order once the keys are in and
+//!   the handshake's last flight has left ([`OwnPath::release_early`]), as
+//!   str0m's path queued it.
 //! - **Feedback** ([`OwnPath::on_rtcp`]): a copy of each RTCP datagram from
 //!   the peer is opened and read (`sfu::feedback`): TWCC reports feed the
 //!   estimator (`sfu::bwe`), NACKs are answered with RTX from the cache,
@@ -190,7 +191,10 @@ pub(super) struct OwnPath {
     /// The estimator's count of reported packets at the last
     /// [`OwnPath::egress_loss`].
     loss_mark: Reported,
-    /// Copies decided before the keys were in, in the order decided
+    /// Copies are held, not written: until the keys are in and str0m's
+    /// datagrams of the handshake have been taken ([`OwnPath::release_early`]).
+    holding: bool,
+    /// Copies decided while holding, in the order decided
     /// ([`OwnPath::hold_early`]); emptied, capacity and all, when sent.
     early: Vec<(CopyPlan, Outgoing)>,
     /// The hold overflowed: nothing more is held.
@@ -231,6 +235,7 @@ impl OwnPath {
             nack_window,
             bytes_sent: 0,
             loss_mark: Reported::default(),
+            holding: true,
             early: Vec::new(),
             early_given_up: false,
         }
@@ -268,14 +273,20 @@ impl OwnPath {
         Ok(())
     }
 
-    /// Holds a copy decided before DTLS completed, to be sent when it does
-    /// ([`OwnPath::flush_early`]). Nothing is held once the keys are in,
-    /// nor after the hold overflowed ([`EARLY_COPIES`]): it is then
-    /// emptied, so that the peer's first video is the keyframe asked for at
+    /// Whether copies are held rather than written (the peer's DTLS has
+    /// not completed, or its last flight is still in str0m).
+    pub(super) fn holding(&self) -> bool {
+        self.holding
+    }
+
+    /// Holds a copy decided before DTLS completed, to be sent when it has
+    /// ([`OwnPath::release_early`]). Nothing is held once released, nor
+    /// after the hold overflowed ([`EARLY_COPIES`]): it is then emptied,
+    /// so that the peer's first video is the keyframe asked for at
     /// `Connected`, not a delta frame it cannot decode. Returns whether the
     /// copy was held.
     pub(super) fn hold_early(&mut self, plan: &CopyPlan, out: &Outgoing) -> bool {
-        if self.keys.is_some() || self.early_given_up {
+        if !self.holding || self.early_given_up {
             return false;
         }
         if self.early.len() >= EARLY_COPIES {
@@ -288,14 +299,19 @@ impl OwnPath {
     }
 
     /// Whether copies are held for the keys.
+    #[cfg(test)]
     pub(super) fn has_early(&self) -> bool {
         !self.early.is_empty()
     }
 
-    /// Sends the copies held before DTLS completed, in the order they were
-    /// decided, once the keys and the destination are in (nothing happens
-    /// before). Returns the copies written and their payload bytes.
-    pub(super) fn flush_early(
+    /// Ends the hold once the keys and the destination are in (nothing
+    /// happens before): the copies held go out in the order they were
+    /// decided, and later copies are written as they come. The caller
+    /// calls it after str0m's datagrams have been taken: when this peer is
+    /// the DTLS server, its handshake completes as str0m queues its last
+    /// flight, and SRTP that overtook that flight would reach a peer still
+    /// without keys. Returns the copies written and their payload bytes.
+    pub(super) fn release_early(
         &mut self,
         rtx_pt: &dyn Fn(u8) -> Option<u8>,
         now: Instant,
@@ -304,9 +320,10 @@ impl OwnPath {
         let Some(dest) = self.dest else {
             return (0, 0);
         };
-        if self.keys.is_none() || self.early.is_empty() {
+        if self.keys.is_none() || !self.holding {
             return (0, 0);
         }
+        self.holding = false;
         let early = std::mem::take(&mut self.early);
         let (mut copies, mut bytes) = (0, 0);
         for (plan, out) in &early {
@@ -323,12 +340,14 @@ impl OwnPath {
         (copies, bytes)
     }
 
-    /// Whether anything was sent on the peer's stream for out `out`.
-    pub(super) fn has_sent(&self, out: usize) -> bool {
+    /// Whether anything was sent on the peer's stream for out `out`, or
+    /// is held to be sent.
+    pub(super) fn has_started(&self, out: usize) -> bool {
         self.streams
             .get(out)
             .and_then(Option::as_ref)
             .is_some_and(|s| s.last_sent.is_some())
+            || self.early.iter().any(|(plan, _)| plan.out as usize == out)
     }
 
     /// The NACK window of the peer changed (its round trip): each video
