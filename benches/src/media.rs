@@ -204,9 +204,6 @@ struct Peer {
     pending: Option<SdpPendingOffer>,
     publisher: Option<Publisher>,
     connected: bool,
-    /// The SFU's agent is ICE-lite (`a=ice-lite`): ours is the one that
-    /// checks and nominates.
-    remote_lite: bool,
     dead: bool,
     timeout: Instant,
     started: Instant,
@@ -344,19 +341,6 @@ impl Worker {
             }
             if let Ok(r) = Receive::new(Protocol::Udp, from, p.local, &self.buf[..n]) {
                 let _ = p.rtc.handle_input(Input::Receive(now, r));
-                if p.remote_lite && p.join.ice_connected_ms.is_none() {
-                    // Against an ICE-lite SFU (Convene; Janus as the
-                    // comparison script configures it) our agent checks
-                    // and nominates, and until ICE is up it acts on each
-                    // answer at once: its nominating check follows the
-                    // first check that succeeds, as a browser's DTLS
-                    // starts once a check succeeds. str0m's agent (`is`
-                    // 0.12) would wait for its next paced step, `Ta`
-                    // (50 ms) after the previous one, and str0m's DTLS
-                    // waits for ICE. A full agent that nominates is left
-                    // to do so.
-                    let _ = p.rtc.handle_input(Input::Timeout(now));
-                }
             }
             self.tally.arrival = arrival;
             self.drain(slot);
@@ -495,7 +479,6 @@ impl Worker {
             pending: None,
             publisher: None,
             connected: false,
-            remote_lite: false,
             dead: false,
             timeout: now,
             started: n.started,
@@ -565,7 +548,6 @@ impl Worker {
                     p.publish_offered = false;
                     p.publisher = None;
                 }
-                p.remote_lite |= is_ice_lite(&sdp);
                 let answer = SdpOffer::from_sdp_string(&sdp)
                     .map_err(anyhow::Error::from)
                     .and_then(|o| p.rtc.sdp_api().accept_offer(o).map_err(Into::into));
@@ -587,7 +569,6 @@ impl Worker {
             }
             SigIn::Answer(sdp) => {
                 if let Some(pending) = p.pending.take() {
-                    p.remote_lite |= is_ice_lite(&sdp);
                     let r = SdpAnswer::from_sdp_string(&sdp)
                         .map_err(anyhow::Error::from)
                         .and_then(|a| {
@@ -632,12 +613,6 @@ impl Worker {
             drain(p, &mut self.tally);
         }
     }
-}
-
-/// Whether an SDP says its agent is ICE-lite (RFC 8839: a session-level
-/// `a=ice-lite`).
-fn is_ice_lite(sdp: &str) -> bool {
-    sdp.lines().any(|l| l.trim_end() == "a=ice-lite")
 }
 
 /// Lets the peer's ICE agent see the remote description at once, as a
