@@ -70,10 +70,20 @@ fn packet(seq: u64, payload: &[u8]) -> Outgoing {
     }
 }
 
-#[test]
-fn the_own_path_writes_reports_resends_and_keeps_its_ssrc() {
-    export_keys_on_this_thread(true);
-    let mut now = Instant::now();
+/// A worker peer and a client negotiated with one video m-line, the
+/// worker peer's send stream adopted by a new own path.
+struct Adopted {
+    server: WorkerPeer,
+    client: Rtc,
+    mid: Mid,
+    pt: str0m::media::Pt,
+    outs: Vec<OutTrack>,
+    own: OwnPath,
+    /// The adopted stream's SSRC.
+    ssrc: str0m::rtp::Ssrc,
+}
+
+fn adopted(now: Instant) -> Adopted {
     let (mut server, mut client): (WorkerPeer, Rtc) = pair(false, true, now);
     let (mid, pt) = negotiate(&mut server.rtc, &mut client, true);
     let outs = vec![out_track(mid)];
@@ -85,6 +95,30 @@ fn the_own_path_writes_reports_resends_and_keeps_its_ssrc() {
         .map(|tx| tx.ssrc())
         .expect("str0m declared a send stream");
     own.adopt(&mut server.rtc, &outs);
+    Adopted {
+        server,
+        client,
+        mid,
+        pt,
+        outs,
+        own,
+        ssrc,
+    }
+}
+
+#[test]
+fn the_own_path_writes_reports_resends_and_keeps_its_ssrc() {
+    export_keys_on_this_thread(true);
+    let mut now = Instant::now();
+    let Adopted {
+        mut server,
+        mut client,
+        mid,
+        pt,
+        outs,
+        mut own,
+        ssrc,
+    } = adopted(now);
     assert!(
         server
             .rtc
@@ -237,17 +271,15 @@ fn the_own_path_writes_reports_resends_and_keeps_its_ssrc() {
 fn copies_decided_before_the_keys_leave_in_order_when_released() {
     export_keys_on_this_thread(true);
     let mut now = Instant::now();
-    let (mut server, mut client): (WorkerPeer, Rtc) = pair(false, true, now);
-    let (mid, pt) = negotiate(&mut server.rtc, &mut client, true);
-    let outs = vec![out_track(mid)];
-    let mut own = OwnPath::new(now, Duration::from_secs(1));
-    let ssrc = server
-        .rtc
-        .direct_api()
-        .stream_tx_by_mid(mid, None)
-        .map(|tx| tx.ssrc())
-        .expect("str0m declared a send stream");
-    own.adopt(&mut server.rtc, &outs);
+    let Adopted {
+        mut server,
+        mut client,
+        mid,
+        pt,
+        mut own,
+        ssrc,
+        ..
+    } = adopted(now);
     let plan = |seq: u64| CopyPlan {
         mid,
         out: 0,
