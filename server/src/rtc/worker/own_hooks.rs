@@ -170,9 +170,6 @@ impl Worker {
         let Some(own) = p.own.as_deref_mut() else {
             return;
         };
-        if !(own.holding() && own.has_keys()) {
-            return;
-        }
         let rtc = &p.rtc;
         let (copies, bytes) = own.release_early(&|pt| own::rtx_pt_of(rtc, pt), now, &mut io);
         if copies == 0 {
