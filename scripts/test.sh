@@ -70,6 +70,16 @@ if [ ${#missing[@]} -gt 0 ] || [ ${#lean[@]} -gt 0 ]; then
   fi
 fi
 
+# Free disk space where the build and the tests write (the workspace, and
+# $TMPDIR for the tests' databases, recordings, browser profiles and
+# PostgreSQL clusters). A full disk fails dozens of unrelated tests at once
+# ("database or disk is full", a server that never prints its address), so
+# the figure is printed before the tests and again after a failure, where the
+# end of the log shows it.
+disk_left='df -h --output=avail,target "$PWD" "${TMPDIR:-/tmp}" | awk '\''NR > 1 && !seen[$2]++ { print "disk: " $1 " free on " $2 }'\'''
+export disk_left
+eval "$disk_left"
+
 # Build everything first, with the network (binaries are started by the
 # end-to-end tests; nothing is fetched inside the namespace).
 cargo build --workspace --bins --tests --locked
@@ -84,6 +94,7 @@ fuzz_secs=${CONVENE_TEST_FUZZ_SECS:-5}
 if [ $# -eq 0 ] && [ "$fuzz_secs" != 0 ]; then
   FUZZ_SECS=$fuzz_secs FUZZ_DEV=1 fuzz/run.sh
 fi
+eval "$disk_left"
 
 # Inside the namespace: loopback up, the veth pair with 127.0.0.2/32, then
 # the tests. Any failure here fails the run.
@@ -111,7 +122,7 @@ export RUST_BACKTRACE="${CONVENE_TEST_BACKTRACE:-0}"
 if [ $# -gt 0 ]; then
   exec cargo test --workspace --locked --offline "$@"
 fi
-cargo test --workspace --locked --offline
+cargo test --workspace --locked --offline || { rc=$?; eval "$disk_left"; exit $rc; }
 # The REST suites once more with the store on PostgreSQL (every server gets
 # a fresh database in the cluster tests/pg.rs starts); browser and media
 # suites do not touch the store differently and are not repeated.
@@ -120,7 +131,8 @@ CONVENE_TEST_DB=postgres cargo test --workspace --test e2e --locked --offline --
   api_ admin:: admin_history:: guest_links:: libraries:: room_access:: room_password:: \
   summaries:: transcripts:: webhooks:: fleet:: postgres:: admin_accounts:: breakouts::breakouts_over_rest \
   breakouts_scope::a_restart breakouts_scope::questions \
-  --skip browser --skip client_ --skip fleet_appliance
+  --skip browser --skip client_ --skip fleet_appliance \
+  || { rc=$?; eval "$disk_left"; exit $rc; }
 '
 if [ -n "$SUDO" ]; then as_root=(sudo --preserve-env env "PATH=$PATH"); else as_root=(); fi
 if ! "${as_root[@]}" unshare -n true 2>/dev/null; then
