@@ -7,6 +7,12 @@
 //! and AES_CM_128_HMAC_SHA1_80 and, as a server, picks them in that order.
 //! `aes128gcm` / `aes128cm` therefore use [`crate::ossl`], an OpenSSL DTLS
 //! backend whose `use_srtp` list holds only the requested profile.
+//!
+//! SRTP itself is the server's provider (`convene_server::rtc::srtp`):
+//! str0m's aws-lc-rs provider makes a new AES key schedule and HMAC key for
+//! every AES-CM packet, which made the generator's core, not the SFU, end
+//! the AES-CM capacity search (70 % of its core at 250 subscribers in the
+//! documented run of 2026-12-07). The same generator measures both SFUs.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,7 +61,7 @@ pub fn negotiated() -> Value {
 /// Sets the generator's DTLS up for `mode` (`default`, `aes128gcm`,
 /// `aes128cm`); call once before peers are made.
 pub fn configure(mode: &str) -> Result<()> {
-    let base = str0m::crypto::from_feature_flags();
+    let base = keyed_srtp();
     let dtls: &'static dyn DtlsProvider = match mode {
         "default" => Box::leak(Box::new(Counting {
             inner: base.dtls_provider,
@@ -85,7 +91,7 @@ pub fn configure(mode: &str) -> Result<()> {
 pub fn provider() -> Arc<CryptoProvider> {
     PROVIDER
         .get_or_init(|| {
-            let base = str0m::crypto::from_feature_flags();
+            let base = keyed_srtp();
             let dtls: &'static dyn DtlsProvider = Box::leak(Box::new(Counting {
                 inner: base.dtls_provider,
             }));
@@ -95,6 +101,16 @@ pub fn provider() -> Arc<CryptoProvider> {
             })
         })
         .clone()
+}
+
+/// str0m's provider with the server's SRTP and HMAC-SHA1 (keys prepared
+/// once, not per packet).
+fn keyed_srtp() -> CryptoProvider {
+    CryptoProvider {
+        srtp_provider: &convene_server::rtc::srtp::KeyedSrtp,
+        sha1_hmac_provider: &convene_server::rtc::srtp::CachedHmac,
+        ..str0m::crypto::from_feature_flags()
+    }
 }
 
 /// str0m's own DTLS provider, with the negotiated profile counted.
