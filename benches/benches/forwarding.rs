@@ -280,11 +280,56 @@ fn header_rewrite(c: &mut Criterion) {
     g.finish();
 }
 
+/// One AES_CM_128_HMAC_SHA1_80 RTP packet (1,200 bytes) opened the way
+/// str0m's SRTP context opens it, through a crypto provider: the tag over
+/// the packet and its rollover counter, then the payload deciphered with the
+/// context's cipher (made once, when the context was). `str0m_provider` is
+/// str0m's aws-lc-rs provider, which makes a new AES key schedule inside
+/// every call of the cipher and a new HMAC key inside every tag;
+/// `keyed_provider` is the server's (`convene_server::rtc::srtp`), which
+/// the load generator uses too.
+fn srtp_aes_cm(c: &mut Criterion) {
+    use convene_server::rtc::srtp::{CachedHmac, KeyedSrtp};
+    use str0m::crypto::{Sha1HmacProvider, SrtpProvider};
+    const PACKET: usize = 1200;
+    const HEADER: usize = 12;
+    const TAG: usize = 10;
+    let mut g = c.benchmark_group("srtp_aes_cm");
+    g.throughput(Throughput::Elements(1));
+    let base = str0m::crypto::from_feature_flags();
+    let cases: [(&str, &dyn SrtpProvider, &dyn Sha1HmacProvider); 2] = [
+        (
+            "str0m_provider",
+            base.srtp_provider,
+            base.sha1_hmac_provider,
+        ),
+        ("keyed_provider", &KeyedSrtp, &CachedHmac),
+    ];
+    for (name, srtp, hmac) in cases {
+        let mut cipher = srtp.aes_128_cm_sha1_80().create_cipher([7u8; 16], false);
+        let auth_key = [9u8; 20];
+        let packet = vec![0x5au8; PACKET];
+        let mut plain = vec![0u8; PACKET];
+        let roc = 0u32.to_be_bytes();
+        let iv = [3u8; 16];
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let signed = &packet[..PACKET - TAG];
+                let tag = hmac.sha1_hmac(&auth_key, &[black_box(signed), &roc]);
+                black_box(&tag[..TAG]);
+                cipher.decrypt(&iv, &signed[HEADER..], &mut plain).unwrap();
+                black_box(&plain);
+            });
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = decision, fanout, header_rewrite
+    targets = decision, fanout, header_rewrite, srtp_aes_cm
 }
 criterion_main!(benches);
