@@ -122,7 +122,20 @@ export RUST_BACKTRACE="${CONVENE_TEST_BACKTRACE:-0}"
 if [ $# -gt 0 ]; then
   exec cargo test --workspace --locked --offline "$@"
 fi
-cargo test --workspace --locked --offline || { rc=$?; eval "$disk_left"; exit $rc; }
+# A failing run ends with each failed test and the first line of its panic:
+# the end of the log is what CI shows, and the sections of the tests can be
+# thousands of lines above it, among the logs of the servers.
+log=$(mktemp)
+trap '\''rm -f "$log"'\'' EXIT
+failed() {
+  rc=$?
+  eval "$disk_left"
+  echo "failed tests, and the first line of each panic:"
+  awk '\''/^---- .* stdout ----$/ { name = $2; next }
+       /panicked at/ && name != "" { getline msg; print "  " name ": " substr(msg, 1, 300); name = "" }'\'' "$log"
+  exit $rc
+}
+cargo test --workspace --locked --offline 2>&1 | tee "$log" || failed
 # The REST suites once more with the store on PostgreSQL (every server gets
 # a fresh database in the cluster tests/pg.rs starts); browser and media
 # suites do not touch the store differently and are not repeated.
@@ -131,8 +144,8 @@ CONVENE_TEST_DB=postgres cargo test --workspace --test e2e --locked --offline --
   api_ admin:: admin_history:: guest_links:: libraries:: room_access:: room_password:: \
   summaries:: transcripts:: webhooks:: fleet:: postgres:: admin_accounts:: breakouts::breakouts_over_rest \
   breakouts_scope::a_restart breakouts_scope::questions \
-  --skip browser --skip client_ --skip fleet_appliance \
-  || { rc=$?; eval "$disk_left"; exit $rc; }
+  --skip browser --skip client_ --skip fleet_appliance 2>&1 | tee "$log" \
+  || failed
 '
 if [ -n "$SUDO" ]; then as_root=(sudo --preserve-env env "PATH=$PATH"); else as_root=(); fi
 if ! "${as_root[@]}" unshare -n true 2>/dev/null; then
