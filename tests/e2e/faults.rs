@@ -88,8 +88,19 @@ async fn calls_survive_10_20_and_30_percent_loss_and_nack_repairs_video() {
             audio
         );
         assert!(still_connected(&bob), "the call dropped at {loss} loss");
-        // Media keeps flowing (8 s of 20 ms audio is 400 packets).
-        assert!(an > 150 && vn > 100, "too little media at {loss} loss");
+        // Media keeps flowing (8 s of 20 ms audio is 400 packets, of video
+        // 480). Over 10 % loss the estimator's loss bound falls with every
+        // report (`sfu::bwe::loss`) until Bob's video needs more than twice
+        // the estimate: then it is held back, whole frames, until a probe
+        // raises the bound again (`sfu::allocator::CONGESTION_FACTOR`).
+        // How much of the window that takes depends on when the probes
+        // land: 156 to 500 packets at 30 % in local runs. Video still
+        // comes through in spells, repaired.
+        let least = if loss <= 0.1 { 100 } else { 30 };
+        assert!(
+            an > 150 && vn > least,
+            "too little media at {loss} loss: {an} audio, {vn} video packets"
+        );
         // Audio is not repaired: it shows the loss.
         assert!(audio < 1.0 - loss / 3.0, "audio {audio} at {loss} loss");
         // Video is repaired by NACK/RTX from the server's packet cache:
