@@ -23,6 +23,8 @@ async fn raw_join(s: &Server, fields: Value) -> (Socket, Value) {
     ws.send(Message::Text(join.to_string().into()))
         .await
         .unwrap();
+    // What came instead of `joined` (an error, a close frame), for the panic.
+    let mut before = Vec::new();
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => {
@@ -30,9 +32,13 @@ async fn raw_join(s: &Server, fields: Value) -> (Socket, Value) {
                 if v["type"] == "joined" {
                     return (ws, v);
                 }
+                if before.len() < 8 {
+                    before.push(t.to_string());
+                }
             }
+            Some(Ok(Message::Close(f))) => before.push(format!("close {f:?}")),
             Some(Ok(_)) => {}
-            other => panic!("no joined: {other:?}"),
+            other => panic!("no joined: {other:?} after {before:?}"),
         }
     }
 }
@@ -263,4 +269,99 @@ async fn a_client_that_goes_quiet_is_pinged_then_dropped() {
     })
     .await;
     assert_eq!(closed, Ok(true));
+}
+
+/// Stops the server's process (SIGSTOP) until dropped (SIGCONT), as a
+/// paused VM or a starved host stops it.
+struct Stalled(String);
+
+impl Stalled {
+    fn start(pid: u32) -> Stalled {
+        let pid = pid.to_string();
+        let ok = std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "could not stop the server");
+        Stalled(pid)
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0])
+            .status();
+    }
+}
+
+/// A stall of the server is not its clients' silence. While the server is
+/// stopped for 50 s, one client sends its `join` (the server gives a socket
+/// 15 s for that) and a joined one goes on talking (the server drops a
+/// client after 45 s without a message). Once it runs again both messages
+/// are there to read, as the deadlines are: the `join` is admitted and the
+/// talker stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_of_the_server_is_not_taken_for_its_clients_silence() {
+    let s = Server::start();
+    s.api()
+        .post("/api/v1/rooms", json!({"friendly_url": "stall"}))
+        .await
+        .expect(200);
+    let (mut talker, _) = raw_join(&s, json!({"room": "stall", "name": "Talker"})).await;
+    let (mut late, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
+    let stall = Stalled::start(s.pid().unwrap());
+    let join = json!({"type": "join", "v": 1, "room": "stall", "name": "Late"});
+    late.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    let ping = json!({"type": "ping"}).to_string();
+    for _ in 0..10 {
+        talker
+            .send(Message::Text(ping.clone().into()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    drop(stall);
+
+    // The late joiner is let in.
+    let admitted = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match late.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "joined" || v["type"] == "error" {
+                        return v;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the late joiner's socket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("no answer to the join sent during the stall");
+    assert_eq!(admitted["type"], "joined", "{admitted}");
+
+    // The talker gets its pongs and is not dropped, past the server's next
+    // look at its silence (every 5 s).
+    let mut pongs = 0;
+    let watch = Instant::now() + Duration::from_secs(8);
+    while let Ok(next) = tokio::time::timeout_at(watch.into(), talker.next()).await {
+        match next {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                assert_ne!(v["type"], "error", "the talker was dropped: {v}");
+                if v["type"] == "pong" {
+                    pongs += 1;
+                }
+            }
+            Some(Ok(Message::Close(f))) => panic!("the talker was closed: {f:?}"),
+            Some(Ok(_)) => {}
+            other => panic!("the talker's socket ended: {other:?}"),
+        }
+    }
+    assert_eq!(pongs, 10, "a pong for each ping sent during the stall");
 }

@@ -247,6 +247,15 @@ impl Connection {
             let msg = tokio::select! {
                 m = self.socket.recv() => m,
                 _ = &mut deadline => {
+                    // Over a second late: this task did not run for that
+                    // long (a stall of the server: a paused VM, an
+                    // overloaded runtime), and a `join` sent in time may
+                    // not be read yet. It gets a second more.
+                    if deadline.deadline().elapsed() > Duration::from_secs(1) {
+                        let grace = tokio::time::Instant::now() + Duration::from_secs(1);
+                        deadline.as_mut().reset(grace);
+                        continue;
+                    }
                     self.fatal("TIMEOUT", "no join message within 15 s".into()).await;
                     return None;
                 }
@@ -394,7 +403,10 @@ impl Connection {
     /// left on purpose (or was removed), false when the connection was lost.
     async fn session(&mut self, room: &RoomRecord, me: &Joined) -> bool {
         let mut shutdown = self.sig.shutdown.subscribe();
-        let mut keepalive = tokio::time::interval(Duration::from_secs(5));
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        // After a stall, one late tick rather than a burst of them.
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_tick = Instant::now();
         let behind = self.out_rx.watch();
         loop {
             tokio::select! {
@@ -443,6 +455,15 @@ impl Connection {
                     }
                 }
                 _ = keepalive.tick() => {
+                    // This task did not run for well over a period (a stall
+                    // of the server: a paused VM, an overloaded runtime):
+                    // what the client sent meanwhile may still be unread,
+                    // so its silence is judged at the next tick, not now.
+                    let stalled = last_tick.elapsed() > KEEPALIVE + Duration::from_secs(1);
+                    last_tick = Instant::now();
+                    if stalled {
+                        continue;
+                    }
                     let idle = self.last_heard.elapsed();
                     if idle >= IDLE_DEAD {
                         self.fatal("TIMEOUT", "no message for 45 s".into()).await;

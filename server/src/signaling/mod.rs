@@ -53,6 +53,8 @@ pub use connection::{RtcQuery, ws_handler};
 pub const IDLE_PING: Duration = Duration::from_secs(20);
 /// Drop a client after this long without a message from it.
 pub const IDLE_DEAD: Duration = Duration::from_secs(45);
+/// How often a joined connection looks at its client's silence.
+pub const KEEPALIVE: Duration = Duration::from_secs(5);
 /// Messages per second a client may send.
 const MESSAGE_RATE: u32 = 50;
 
