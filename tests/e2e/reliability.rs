@@ -301,7 +301,7 @@ impl Drop for Stalled {
 /// 15 s for that) and a joined one goes on talking (the server drops a
 /// client after 45 s without a message). Once it runs again both messages
 /// are there to read, as the deadlines are: the `join` is admitted and the
-/// talker stays.
+/// talker stays. A socket that sent nothing is still dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_of_the_server_is_not_taken_for_its_clients_silence() {
     let s = Server::start();
@@ -311,6 +311,7 @@ async fn a_stall_of_the_server_is_not_taken_for_its_clients_silence() {
         .expect(200);
     let (mut talker, _) = raw_join(&s, json!({"room": "stall", "name": "Talker"})).await;
     let (mut late, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
+    let (mut silent, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
     let stall = Stalled::start(s.pid().unwrap());
     let join = json!({"type": "join", "v": 1, "room": "stall", "name": "Late"});
     late.send(Message::Text(join.to_string().into()))
@@ -327,23 +328,22 @@ async fn a_stall_of_the_server_is_not_taken_for_its_clients_silence() {
     drop(stall);
 
     // The late joiner is let in.
-    let admitted = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match late.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["type"] == "joined" || v["type"] == "error" {
-                        return v;
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => panic!("the late joiner's socket ended: {other:?}"),
-            }
-        }
-    })
+    let admitted = tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::room_password::join_answer(&mut late, &join),
+    )
     .await
     .expect("no answer to the join sent during the stall");
     assert_eq!(admitted["type"], "joined", "{admitted}");
+    // A socket that sent nothing still gets its TIMEOUT: the second given
+    // after the stall is given once.
+    let never = tokio::time::timeout(
+        Duration::from_secs(5),
+        crate::room_password::join_answer(&mut silent, &json!("nothing")),
+    )
+    .await
+    .expect("a socket that never joined was kept past the stall");
+    assert_eq!(never["code"], "TIMEOUT", "{never}");
 
     // The talker gets its pongs and is not dropped, past the server's next
     // look at its silence (every 5 s).

@@ -14,6 +14,14 @@ pub(crate) async fn join_reply(s: &Server, join: Value) -> Value {
     ws.send(Message::Text(join.to_string().into()))
         .await
         .unwrap();
+    join_answer(&mut ws, &join).await
+}
+
+/// The first `joined` or `error` on `ws`, which sent `join`.
+pub(crate) async fn join_answer<S>(ws: &mut S, join: &Value) -> Value
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => {
