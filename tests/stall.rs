@@ -145,3 +145,31 @@ impl Drop for Stall {
         self.resume();
     }
 }
+
+/// A whole process stopped (SIGSTOP), as a paused VM or a starved host
+/// stops it: its timers fall due while nothing of it runs. Resumes
+/// (SIGCONT) on drop.
+pub struct Stopped(libc::pid_t);
+
+impl Stopped {
+    /// Stops process `pid`.
+    pub fn process(pid: u32) -> Stopped {
+        let pid = libc::pid_t::try_from(pid).expect("a process id");
+        // SAFETY: a signal to a process id; no memory is shared.
+        let sent = unsafe { libc::kill(pid, libc::SIGSTOP) };
+        assert_eq!(
+            sent,
+            0,
+            "SIGSTOP {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
