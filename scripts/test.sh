@@ -90,11 +90,27 @@ cargo build --workspace --bins --tests --locked
 # sets the time per target (default 5; 0 skips it on a developer machine).
 # The smoke run uses an unoptimised fuzz build (FUZZ_DEV=1): quicker to
 # build, and 5 s of it still replays every seed.
+#
+# It runs beside the tests, at idle priority (SCHED_IDLE, idle I/O class):
+# its build (~10 CPU-minutes, dependencies compiled again with the
+# sanitizer) and its runs take only CPU the tests leave unused, and the
+# end-to-end tests, which mostly wait on browsers and the network, leave
+# plenty; a task the tests wake takes the CPU back at once. In front of the
+# tests it made CI's full run ~7 minutes longer. Its output comes after the
+# tests; it fails the run like a test does. Outside the namespace: the
+# first run fetches cargo-fuzz and the fuzz workspace's crates.
 fuzz_secs=${CONVENE_TEST_FUZZ_SECS:-5}
+fuzz_pid=""
 if [ $# -eq 0 ] && [ "$fuzz_secs" != 0 ]; then
-  FUZZ_SECS=$fuzz_secs FUZZ_DEV=1 fuzz/run.sh
+  fuzz_log=$(mktemp)
+  idle=()
+  command -v chrt >/dev/null 2>&1 && idle+=(chrt --idle 0)
+  command -v ionice >/dev/null 2>&1 && idle+=(ionice -c 3)
+  # A process group of its own, so that a failed test run can stop it whole.
+  setsid "${idle[@]}" env FUZZ_SECS="$fuzz_secs" FUZZ_DEV=1 fuzz/run.sh >"$fuzz_log" 2>&1 &
+  fuzz_pid=$!
+  echo "fuzz smoke run started beside the tests (idle priority, pid $fuzz_pid); its output follows them"
 fi
-eval "$disk_left"
 
 # Inside the namespace: loopback up, the veth pair with 127.0.0.2/32, then
 # the tests. Any failure here fails the run.
@@ -153,4 +169,26 @@ if ! "${as_root[@]}" unshare -n true 2>/dev/null; then
   echo "       (run as root, or with sudo, on a kernel that allows network namespaces)" >&2
   exit 1
 fi
-exec "${as_root[@]}" unshare -n bash -c "$inner" bash "$@"
+rc=0
+"${as_root[@]}" unshare -n bash -c "$inner" bash "$@" || rc=$?
+if [ -n "$fuzz_pid" ]; then
+  if [ "$rc" -ne 0 ]; then
+    # The tests failed: their summary above is what matters; stop the fuzz run.
+    kill -- "-$fuzz_pid" 2>/dev/null || true
+    wait "$fuzz_pid" 2>/dev/null || true
+    rm -f "$fuzz_log"
+    echo "fuzz smoke run stopped: the tests failed"
+    exit "$rc"
+  fi
+  echo "waiting for the fuzz smoke run (pid $fuzz_pid)"
+  fuzz_rc=0
+  wait "$fuzz_pid" || fuzz_rc=$?
+  cat "$fuzz_log"
+  rm -f "$fuzz_log"
+  eval "$disk_left"
+  if [ "$fuzz_rc" -ne 0 ]; then
+    echo "the fuzz smoke run failed (exit $fuzz_rc): see its output above" >&2
+    exit "$fuzz_rc"
+  fi
+fi
+exit "$rc"
