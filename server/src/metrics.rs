@@ -163,6 +163,10 @@ fn describe() {
         "Of the datagrams sent, those that left in UDP GSO sends (several datagrams to one destination in one system call)"
     );
     describe_counter!(
+        "convene_udp_gso_sends_total",
+        "UDP GSO sends (system calls); the GSO datagrams divided by these is their mean length"
+    );
+    describe_counter!(
         "convene_udp_bytes_out_total",
         "Bytes sent by the media plane"
     );
@@ -245,6 +249,7 @@ impl Metrics {
         abs("convene_rtp_relay_dropped_total", &c.relay_dropped);
         abs("convene_udp_packets_out_total", &c.packets_out);
         abs("convene_udp_gso_packets_out_total", &c.gso_packets_out);
+        abs("convene_udp_gso_sends_total", &c.gso_sends);
         abs("convene_udp_bytes_out_total", &c.bytes_out);
         abs("convene_keyframe_requests_total", &c.plis);
         abs("convene_nacks_total", &c.nacks);

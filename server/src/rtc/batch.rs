@@ -47,6 +47,8 @@ pub struct Flushed {
     pub failed: u64,
     /// Of `packets`, those that left in GSO sends.
     pub gso_packets: u64,
+    /// The GSO sends (`gso_packets / gso_sends` is their mean length).
+    pub gso_sends: u64,
 }
 
 /// Datagrams waiting to be sent. The buffers are the ones str0m handed
@@ -239,6 +241,7 @@ fn send_gso(socket: &UdpSocket, items: &[(SocketAddr, Vec<u8>)], done: &mut Flus
                 let n = iov.len() as u64;
                 done.packets += n;
                 done.gso_packets += n;
+                done.gso_sends += 1;
                 done.bytes += iov.iter().map(|s| s.len() as u64).sum::<u64>();
                 return Gso::Sent;
             }

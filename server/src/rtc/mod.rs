@@ -47,6 +47,8 @@ pub struct MediaCounters {
     pub packets_out: AtomicU64,
     /// Of `packets_out`, those sent in UDP GSO sends (`batch.rs`).
     pub gso_packets_out: AtomicU64,
+    /// The GSO sends that carried `gso_packets_out`.
+    pub gso_sends: AtomicU64,
     pub bytes_out: AtomicU64,
     pub rtp_in: AtomicU64,
     pub rtp_bytes_in: AtomicU64,

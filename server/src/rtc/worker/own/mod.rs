@@ -488,10 +488,13 @@ impl OwnPath {
         let payload = &out.payload;
         let hl = header_size(&h, &s.ids, &vals).map_err(Skip::Write)?;
         let len = hl + payload.len();
+        // Header, payload, then room for the tag: only the header's and
+        // the tag's bytes are zeroed first, not the whole datagram.
         buf.clear();
-        buf.resize(len + keys.seal.profile().rtp_overhead(), 0);
+        buf.resize(hl, 0);
         write_header(buf, &h, &s.ids, &vals).map_err(Skip::Write)?;
-        buf[hl..len].copy_from_slice(payload);
+        buf.extend_from_slice(payload);
+        buf.resize(len + keys.seal.profile().rtp_overhead(), 0);
         let n = keys
             .seal
             .seal_rtp(buf, len, hl, (plan.seq >> 16) as u32)
