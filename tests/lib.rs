@@ -644,3 +644,72 @@ pub async fn join(
     let joined = c.wait_type("joined").await;
     (c, joined)
 }
+
+/// Sends `requests` (whole HTTP/1.1 requests, head and body) one after
+/// another on one TCP connection to `base` (`http://host:port`) and returns
+/// each response's status and body, or stops at the first that does not
+/// come (the connection closed or reset; the error says which). For what
+/// reqwest hides: whether a connection survived a response.
+pub async fn http_on_one_connection(
+    base: &str,
+    requests: &[String],
+) -> Result<Vec<(u16, String)>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| format!("connect {host}: {e}"))?;
+    let mut out = Vec::new();
+    for (i, req) in requests.iter().enumerate() {
+        tcp.write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("request {i}: write: {e}"))?;
+        let read = async {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let status: u16 = head
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| format!("request {i}: no status in {head:?}"))?;
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .ok_or_else(|| format!("request {i}: no content-length in {head:?}"))?;
+                    while buf.len() < end + 4 + length {
+                        let n = tcp
+                            .read(&mut chunk)
+                            .await
+                            .map_err(|e| format!("request {i}: read body: {e}"))?;
+                        if n == 0 {
+                            return Err(format!("request {i}: closed inside the body"));
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).to_string();
+                    return Ok((status, body));
+                }
+                let n = tcp
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|e| format!("request {i}: read: {e}"))?;
+                if n == 0 {
+                    return Err(format!("request {i}: the connection was closed"));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        };
+        let r = tokio::time::timeout(Duration::from_secs(20), read)
+            .await
+            .map_err(|_| format!("request {i}: no response within 20 s"))??;
+        out.push(r);
+    }
+    Ok(out)
+}

@@ -1,6 +1,11 @@
 //! Request extractors with the API's error shape: JSON object bodies and list queries.
 
-use axum::body::Bytes;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -15,11 +20,95 @@ use crate::store::{Order, Page};
 #[derive(Debug, Clone, Default)]
 pub struct JsonObject(pub Map<String, Value>);
 
+/// The body of a request, read under the router's `DefaultBodyLimit` as
+/// axum's `Bytes` extractor reads it. A body refused as too large is then
+/// read to its end and dropped (up to [`DRAIN_BYTES`] more, for at most
+/// [`DRAIN_TIME`]) before the 413 goes out: a connection closed with
+/// unread request bytes is reset by the kernel, and a client still sending
+/// its body then saw a reset where the 413 should have been (a body a
+/// little over the limit is the common case: a client that does not know
+/// it). Bodies larger than that still end in a closed connection.
+pub(crate) async fn read_body<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<Bytes, axum::extract::rejection::BytesRejection> {
+    let (parts, body) = req.into_parts();
+    let slot = Arc::new(Mutex::new(Some(body)));
+    let req = Request::from_parts(parts, Body::new(Shared(slot.clone())));
+    let read = Bytes::from_request(req, state).await;
+    if let Err(rejection) = &read
+        && rejection.status() == StatusCode::PAYLOAD_TOO_LARGE
+    {
+        let rest = slot.lock().ok().and_then(|mut b| b.take());
+        if let Some(rest) = rest {
+            drain(rest).await;
+        }
+    }
+    read
+}
+
+/// Most bytes of a refused body read and dropped before the 413.
+pub(crate) const DRAIN_BYTES: usize = 1024 * 1024;
+/// Longest wait for them.
+pub(crate) const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+async fn drain(body: Body) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut left = DRAIN_BYTES;
+        while let Some(Ok(chunk)) = stream.next().await {
+            if chunk.len() > left {
+                break;
+            }
+            left -= chunk.len();
+        }
+    })
+    .await;
+}
+
+/// A request body the extractor reads through while the handler keeps the
+/// right to take the rest of it (see [`read_body`]).
+struct Shared(Arc<Mutex<Option<Body>>>);
+
+impl http_body::Body for Shared {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        match self.0.lock() {
+            Ok(mut guard) => match guard.as_mut() {
+                Some(body) => Pin::new(body).poll_frame(cx),
+                None => Poll::Ready(None),
+            },
+            Err(_) => Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|b| b.as_ref().map(http_body::Body::size_hint))
+            .unwrap_or_default()
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .is_none_or(|b| b.as_ref().is_none_or(http_body::Body::is_end_stream))
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        let bytes = read_body(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge("request body is too large".into())
             } else {

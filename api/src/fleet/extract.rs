@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, StatusCode};
@@ -25,13 +24,15 @@ impl<S: Send + Sync> FromRequest<S> for FleetJson {
     type Rejection = FleetError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                FleetError::PayloadTooLarge(MAX_BODY_BYTES)
-            } else {
-                FleetError::BadBody(format!("could not read the request body: {rejection}"))
-            }
-        })?;
+        let bytes = crate::extract::read_body(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    FleetError::PayloadTooLarge(MAX_BODY_BYTES)
+                } else {
+                    FleetError::BadBody(format!("could not read the request body: {rejection}"))
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(FleetJson(Map::new()));
         }
