@@ -580,16 +580,21 @@ fn markdown(
         m["mem_gib"],
         m["kernel"].as_str().unwrap_or("?")
     );
+    // A run's date is when it was written, at its end.
+    let dates = || runs.iter().filter_map(|(_, v)| v["date"].as_str());
     let _ = writeln!(
         o,
-        "- Date of the first run: {}",
-        doc["date"].as_str().unwrap_or("?")
+        "- The runs ended between {} and {}",
+        dates().min().unwrap_or("?"),
+        dates().max().unwrap_or("?")
     );
     for (n, v) in runs {
         let _ = writeln!(
             o,
-            "- run `{n}`: load average before {} / after {}",
-            v["loadavg_before"], v["loadavg_after"]
+            "- run `{n}` (ended {}): load average before {} / after {}",
+            v["date"].as_str().unwrap_or("?"),
+            v["loadavg_before"],
+            v["loadavg_after"]
         );
     }
     o.push_str(
