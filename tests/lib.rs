@@ -654,7 +654,7 @@ pub async fn http_on_one_connection(
     base: &str,
     requests: &[String],
 ) -> Result<Vec<(u16, String)>, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let host = base.trim_start_matches("http://");
     let mut tcp = tokio::net::TcpStream::connect(host)
         .await
@@ -664,52 +664,90 @@ pub async fn http_on_one_connection(
         tcp.write_all(req.as_bytes())
             .await
             .map_err(|e| format!("request {i}: write: {e}"))?;
-        let read = async {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                    let status: u16 = head
-                        .split_whitespace()
-                        .nth(1)
-                        .and_then(|s| s.parse().ok())
-                        .ok_or_else(|| format!("request {i}: no status in {head:?}"))?;
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .ok_or_else(|| format!("request {i}: no content-length in {head:?}"))?;
-                    while buf.len() < end + 4 + length {
-                        let n = tcp
-                            .read(&mut chunk)
-                            .await
-                            .map_err(|e| format!("request {i}: read body: {e}"))?;
-                        if n == 0 {
-                            return Err(format!("request {i}: closed inside the body"));
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).to_string();
-                    return Ok((status, body));
-                }
-                let n = tcp
-                    .read(&mut chunk)
-                    .await
-                    .map_err(|e| format!("request {i}: read: {e}"))?;
-                if n == 0 {
-                    return Err(format!("request {i}: the connection was closed"));
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-        };
-        let r = tokio::time::timeout(Duration::from_secs(20), read)
+        let r = tokio::time::timeout(Duration::from_secs(20), read_response(&mut tcp))
             .await
-            .map_err(|_| format!("request {i}: no response within 20 s"))??;
+            .map_err(|_| format!("request {i}: no response within 20 s"))?
+            .map_err(|e| format!("request {i}: {e}"))?;
         out.push(r);
     }
     Ok(out)
+}
+
+/// One HTTP/1.1 response with a `Content-Length`: its status and body.
+async fn read_response(tcp: &mut tokio::net::TcpStream) -> Result<(u16, String), String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut head_end = None;
+    let mut want = usize::MAX;
+    while buf.len() < want {
+        let n = tcp
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err(match head_end {
+                None => "the connection was closed".into(),
+                Some(_) => "closed inside the body".into(),
+            });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if head_end.is_none()
+            && let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .ok_or_else(|| format!("no content-length in {head:?}"))?;
+            head_end = Some(end + 4);
+            want = end + 4 + length;
+        }
+    }
+    let start = head_end.unwrap_or(0);
+    let head = String::from_utf8_lossy(&buf[..start]);
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    Ok((
+        status,
+        String::from_utf8_lossy(&buf[start..want]).to_string(),
+    ))
+}
+
+/// POSTs `body` (over the server's body limit) to `post_path`, then GETs
+/// `get_path`, on one connection, both with `authorization`: the first
+/// must be refused with 413 `PAYLOAD_TOO_LARGE` and the second answered
+/// with 200 on the same connection (the refused body was read to its end,
+/// not left to reset the connection).
+pub async fn assert_a_refused_body_keeps_the_connection(
+    base: &str,
+    authorization: &str,
+    post_path: &str,
+    body: &str,
+    get_path: &str,
+) {
+    let host = base.trim_start_matches("http://");
+    let post = format!(
+        "POST {post_path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {authorization}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let get = format!(
+        "GET {get_path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {authorization}\r\n\r\n"
+    );
+    let answers = http_on_one_connection(base, &[post, get]).await.unwrap();
+    assert_eq!(answers[0].0, 413, "{:?}", answers[0]);
+    assert!(
+        answers[0].1.contains("PAYLOAD_TOO_LARGE"),
+        "{:?}",
+        answers[0]
+    );
+    assert_eq!(answers[1].0, 200, "{:?}", answers[1]);
 }

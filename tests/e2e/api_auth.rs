@@ -166,27 +166,14 @@ async fn oversized_body_is_413() {
     // reset while the client still sends) and the connection serves the
     // next request. A body far over the limit (60 KiB here) too.
     let body = format!(r#"{{"description": "{}"}}"#, "x".repeat(60 * 1024));
-    let host = s.url("").trim_start_matches("http://").to_string();
-    let post = format!(
-        "POST /api/v1/rooms HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        convene_tests::KEY,
-        body.len()
-    );
-    let get = format!(
-        "GET /api/v1/rooms HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\r\n",
-        convene_tests::KEY
-    );
-    let answers = convene_tests::http_on_one_connection(&s.url(""), &[post, get])
-        .await
-        .unwrap();
-    assert_eq!(answers[0].0, 413, "{:?}", answers[0]);
-    assert!(
-        answers[0].1.contains("PAYLOAD_TOO_LARGE"),
-        "{:?}",
-        answers[0]
-    );
-    assert_eq!(answers[1].0, 200, "{:?}", answers[1]);
+    convene_tests::assert_a_refused_body_keeps_the_connection(
+        &s.url(""),
+        &format!("Bearer {}", convene_tests::KEY),
+        "/api/v1/rooms",
+        &body,
+        "/api/v1/rooms",
+    )
+    .await;
     api.post("/api/v1/rooms", json!({"description": "small"}))
         .await
         .expect(200);
