@@ -67,8 +67,8 @@ async fn drain(body: Body) {
     .await;
 }
 
-/// A request body the extractor reads through while the handler keeps the
-/// right to take the rest of it (see [`read_body`]).
+/// A request body axum's extractor reads through, while [`read_body`]
+/// keeps the right to take back (and drain) what it left unread.
 struct Shared(Arc<Mutex<Option<Body>>>);
 
 impl http_body::Body for Shared {
