@@ -392,7 +392,9 @@ fn read_floor(dir: &Path) -> Result<Option<Value>> {
 pub fn floor_figures(floor: &Value) -> Map<String, Value> {
     let mut m = Map::new();
     for c in floor["cases"].as_array().into_iter().flatten() {
-        let name = if c["gso"] == true {
+        let name = if c["gso"] == true && c["gro"] == true {
+            format!("gso{}_gro", c["batch"])
+        } else if c["gso"] == true {
             format!("gso{}", c["batch"])
         } else if c["batch"].as_u64() == Some(1) {
             "sendto".to_string()
@@ -426,7 +428,9 @@ fn floor_markdown(o: &mut String, floor: &Value, passes: &[&PassRow<'_>]) {
          read on CPU {}, as fast as it can for {} s per case, with no WebRTC at all. Its CPU \
          per datagram is what any SFU forwarding over UDP sockets pays in the kernel on this \
          machine (on loopback the receiving side's IP/UDP work up to the socket queue runs on \
-         the sending CPU too, as it does for the SFU in S1).\n",
+         the sending CPU too, as it does for the SFU in S1). In the last row the receiving \
+         sockets take a GSO send whole (`UDP_GRO`), as the generator's subscribers do in S1: \
+         the kernel then does not cut it into datagrams on the sending CPU.\n",
         floor["destinations"],
         floor["sender_cpu"],
         floor["size"],
@@ -440,7 +444,12 @@ fn floor_markdown(o: &mut String, floor: &Value, passes: &[&PassRow<'_>]) {
     let mut mmsg_us = None;
     for c in floor["cases"].as_array().into_iter().flatten() {
         let batch = c["batch"].as_u64().unwrap_or(0);
-        let name = if c["gso"] == true {
+        let name = if c["gso"] == true && c["gro"] == true {
+            format!(
+                "`sendmsg` with UDP GSO, {batch} datagrams to one socket per call, taken whole \
+                 (`UDP_GRO`)"
+            )
+        } else if c["gso"] == true {
             format!("`sendmsg` with UDP GSO, {batch} datagrams to one socket per call")
         } else if batch == 1 {
             "`sendto`, one per datagram".to_string()
@@ -591,10 +600,17 @@ fn markdown(
     for (n, v) in runs {
         let _ = writeln!(
             o,
-            "- run `{n}` (ended {}): load average before {} / after {}",
+            "- run `{n}` (ended {}): load average before {} / after {}; subscribers take a GSO \
+             send whole (`UDP_GRO`): {}",
             v["date"].as_str().unwrap_or("?"),
             v["loadavg_before"],
-            v["loadavg_after"]
+            v["loadavg_after"],
+            match v["generator"]["subscriber_gro"].as_bool() {
+                Some(true) => "yes",
+                Some(false) => "no",
+                // Runs from before the option: the kernel cut them.
+                None => "no (before the option)",
+            }
         );
     }
     o.push_str(

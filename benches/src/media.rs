@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -265,8 +266,8 @@ impl Worker {
             window_ended: None,
             tally: Tally::default(),
             tx_packets: 0,
-            buf: vec![0u8; 2048],
-            cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec),
+            buf: vec![0u8; RECV_BUF],
+            cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec, i32),
         }
     }
 
@@ -329,22 +330,32 @@ impl Worker {
             let Some(p) = self.peers[slot].as_mut() else {
                 return;
             };
-            let Some((n, from, arrival)) = recv_stamped(&p.socket, &mut self.buf, &mut self.cmsg)
-            else {
+            let Some(got) = recv_stamped(&p.socket, &mut self.buf, &mut self.cmsg) else {
                 return;
             };
             let now = Instant::now();
             if p.join.first_reply_ms.is_none() {
                 // When the kernel took it in, not when this thread got to it.
-                let at = arrival.unwrap_or(now);
+                let at = got.arrival.unwrap_or(now);
                 p.join.first_reply_ms = Some(ms(at.saturating_duration_since(p.started)));
             }
-            if let Ok(r) = Receive::new(Protocol::Udp, from, p.local, &self.buf[..n]) {
-                let _ = p.rtc.handle_input(Input::Receive(now, r));
+            // A GSO send arrives whole (`UDP_GRO`): its datagrams are cut
+            // apart here, each `segment` bytes but the last.
+            let segment = got.segment.unwrap_or(got.len).max(1);
+            let mut at = 0;
+            while at < got.len {
+                let end = (at + segment).min(got.len);
+                let Some(p) = self.peers[slot].as_mut() else {
+                    return;
+                };
+                if let Ok(r) = Receive::new(Protocol::Udp, got.from, p.local, &self.buf[at..end]) {
+                    let _ = p.rtc.handle_input(Input::Receive(now, r));
+                }
+                self.tally.arrival = got.arrival;
+                self.drain(slot);
+                self.tally.arrival = None;
+                at = end;
             }
-            self.tally.arrival = arrival;
-            self.drain(slot);
-            self.tally.arrival = None;
         }
     }
 
@@ -446,6 +457,9 @@ impl Worker {
             nix::sys::socket::sockopt::ReceiveTimestampns,
             &true,
         )?;
+        if subscriber_gro() {
+            nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::UdpGroSegment, &true)?;
+        }
         let local = socket.local_addr()?;
         let slot = match self.peers.iter().position(Option::is_none) {
             Some(s) => s,
@@ -861,14 +875,40 @@ fn us(d: Duration) -> u32 {
     d.as_micros().min(u128::from(u32::MAX)) as u32
 }
 
-/// Reads one datagram with the kernel's arrival stamp (`SO_TIMESTAMPNS`,
-/// the wall clock), turned into an `Instant`. None when the socket has
-/// nothing more (or fails).
-fn recv_stamped(
-    socket: &UdpSocket,
-    buf: &mut [u8],
-    cmsg: &mut Vec<u8>,
-) -> Option<(usize, SocketAddr, Option<Instant>)> {
+/// Room for what one receive can bring: a GSO send taken whole is at most
+/// 64 KiB.
+const RECV_BUF: usize = 65_536;
+
+/// Whether subscriber sockets take a GSO send whole (`UDP_GRO`) rather
+/// than have the kernel cut it into datagrams as it arrives. On loopback
+/// that cutting runs in the sending thread's softirq, on the SFU's core:
+/// work a subscriber's own machine does in a deployment, not the SFU's.
+/// An SFU that sends one datagram a call is not affected. On by default.
+static SUBSCRIBER_GRO: AtomicBool = AtomicBool::new(true);
+
+/// Sets [`SUBSCRIBER_GRO`] for peers added from now on.
+pub fn set_subscriber_gro(on: bool) {
+    SUBSCRIBER_GRO.store(on, Ordering::Relaxed);
+}
+
+fn subscriber_gro() -> bool {
+    SUBSCRIBER_GRO.load(Ordering::Relaxed)
+}
+
+/// What one receive brought.
+struct Received {
+    len: usize,
+    from: SocketAddr,
+    /// The kernel's arrival stamp.
+    arrival: Option<Instant>,
+    /// Set when the kernel passed a GSO send whole: its datagrams' size.
+    segment: Option<usize>,
+}
+
+/// Reads one datagram (or one GSO send, whole) with the kernel's arrival
+/// stamp (`SO_TIMESTAMPNS`, the wall clock), turned into an `Instant`.
+/// None when the socket has nothing more (or fails).
+fn recv_stamped(socket: &UdpSocket, buf: &mut [u8], cmsg: &mut Vec<u8>) -> Option<Received> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
     use std::os::fd::AsRawFd;
     let mut iov = [std::io::IoSliceMut::new(buf)];
@@ -885,15 +925,27 @@ fn recv_stamped(
             })
     })?;
     let mut arrival = None;
+    let mut segment = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {
-            if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                let at = std::time::UNIX_EPOCH
-                    + Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().max(0) as u32);
-                let age = wall.duration_since(at).unwrap_or_default();
-                arrival = mono.checked_sub(age);
+            match c {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    let at = std::time::UNIX_EPOCH
+                        + Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().max(0) as u32);
+                    let age = wall.duration_since(at).unwrap_or_default();
+                    arrival = mono.checked_sub(age);
+                }
+                ControlMessageOwned::UdpGroSegments(size) if size > 0 => {
+                    segment = Some(size as usize);
+                }
+                _ => {}
             }
         }
     }
-    Some((msg.bytes, from, arrival))
+    Some(Received {
+        len: msg.bytes,
+        from,
+        arrival,
+        segment,
+    })
 }

@@ -11,9 +11,12 @@
 //! leave (what bounds S1's p99, `docs/benchmarks-janus-notes.md`). Its CPU
 //! time per datagram is the kernel's send path; on loopback it also carries
 //! the receiving side's IP/UDP processing up to the socket queue (softirq
-//! on the sending CPU), as the SFU's does in the S1 runs. Nothing is
-//! encrypted and nothing parsed: 1 / (CPU-seconds per datagram) is the most
-//! datagrams per second one core could ever send this way.
+//! on the sending CPU), as the SFU's does in the S1 runs. The last case
+//! sends a keyframe's 43 again to receivers that take a GSO send whole
+//! (`UDP_GRO`), as the generator's subscribers do: the kernel then does not
+//! cut it into datagrams on the sending CPU. Nothing is encrypted and
+//! nothing parsed: 1 / (CPU-seconds per datagram) is the most datagrams per
+//! second one core could ever send this way.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -45,6 +48,9 @@ pub struct FloorCase {
     pub batch: usize,
     /// The batch is one GSO send to one destination.
     pub gso: bool,
+    /// The receivers take a GSO send whole (`UDP_GRO`).
+    #[serde(default)]
+    pub gro: bool,
     pub sent: u64,
     pub received: u64,
     pub secs: f64,
@@ -69,18 +75,23 @@ fn pin(cpu: Option<usize>) {
 /// Runs the cases and returns them as JSON (`{"cases": [...], ...}`).
 pub fn run(cfg: &FloorCfg) -> Result<Value> {
     let mut cases = Vec::new();
-    for (batch, gso) in [
-        (1usize, false),
-        (64, false),
-        (GSO_SEGMENTS, true),
-        (KEYFRAME_SEGMENTS, true),
+    for (batch, gso, gro) in [
+        (1usize, false, false),
+        (64, false, false),
+        (GSO_SEGMENTS, true, false),
+        (KEYFRAME_SEGMENTS, true, false),
+        (KEYFRAME_SEGMENTS, true, true),
     ] {
-        let c = case(cfg, batch, gso)?;
+        let c = case(cfg, batch, gso, gro)?;
         eprintln!(
             "udp floor: batch {:>2}{}: {:.0} datagrams/s sent, {:.2} µs sender CPU each \
              (at most {:.0}/s per core), {:.1} % received",
             c.batch,
-            if c.gso { " (GSO)" } else { "" },
+            match (c.gso, c.gro) {
+                (true, true) => " (GSO, receivers GRO)",
+                (true, false) => " (GSO)",
+                _ => "",
+            },
             c.sent as f64 / c.secs,
             c.send_us_per_datagram,
             c.max_pps_per_core,
@@ -105,12 +116,16 @@ const GSO_SEGMENTS: usize = 9;
 /// 1200-byte datagrams, under the kernel's 64 KiB a send).
 const KEYFRAME_SEGMENTS: usize = 43;
 
-fn case(cfg: &FloorCfg, batch: usize, gso: bool) -> Result<FloorCase> {
+fn case(cfg: &FloorCfg, batch: usize, gso: bool, gro: bool) -> Result<FloorCase> {
     let mut receivers = Vec::with_capacity(cfg.destinations);
     for _ in 0..cfg.destinations {
         let s = UdpSocket::bind(SocketAddr::new(cfg.local_ip, 0)).context("binding a receiver")?;
         s.set_nonblocking(true)?;
         let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&s, 1 << 20);
+        if gro {
+            nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::UdpGroSegment, &true)
+                .context("UDP_GRO on a receiver")?;
+        }
         receivers.push(s);
     }
     let dests: Vec<SocketAddr> = receivers
@@ -121,6 +136,7 @@ fn case(cfg: &FloorCfg, batch: usize, gso: bool) -> Result<FloorCase> {
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
 
+    let size = cfg.size;
     let rx = {
         let stop = stop.clone();
         let received = received.clone();
@@ -128,7 +144,7 @@ fn case(cfg: &FloorCfg, batch: usize, gso: bool) -> Result<FloorCase> {
         std::thread::spawn(move || -> f64 {
             pin(cpu);
             let c0 = stats::thread_cpu_secs();
-            let mut buf = vec![0u8; 2048];
+            let mut buf = vec![0u8; 65_536];
             let mut n = 0u64;
             // Polls every socket in turn; a datagram the receiver is too
             // slow for is dropped by the kernel at the socket queue (after
@@ -137,8 +153,8 @@ fn case(cfg: &FloorCfg, batch: usize, gso: bool) -> Result<FloorCase> {
             while !stop.load(Ordering::Relaxed) {
                 let mut idle = true;
                 for s in &receivers {
-                    while s.recv_from(&mut buf).is_ok() {
-                        n += 1;
+                    while let Some(got) = recv_counted(s, &mut buf, size) {
+                        n += got;
                         idle = false;
                     }
                 }
@@ -151,7 +167,6 @@ fn case(cfg: &FloorCfg, batch: usize, gso: bool) -> Result<FloorCase> {
         })
     };
 
-    let size = cfg.size;
     let secs = cfg.secs;
     let cpu = cfg.sender_cpu;
     let tx = std::thread::spawn(move || -> (u64, f64, f64) {
@@ -187,6 +202,7 @@ fn case(cfg: &FloorCfg, batch: usize, gso: bool) -> Result<FloorCase> {
     Ok(FloorCase {
         batch,
         gso,
+        gro,
         sent,
         received: received.load(Ordering::Relaxed),
         secs,
@@ -195,6 +211,14 @@ fn case(cfg: &FloorCfg, batch: usize, gso: bool) -> Result<FloorCase> {
         send_us_per_datagram: send_us,
         max_pps_per_core: if send_us > 0.0 { 1e6 / send_us } else { 0.0 },
     })
+}
+
+/// Reads what one receive brings and says how many datagrams of `size`
+/// bytes that was (more than one when a GSO send came whole). None when the
+/// socket has nothing more.
+fn recv_counted(socket: &UdpSocket, buf: &mut [u8], size: usize) -> Option<u64> {
+    let n = socket.recv(buf).ok()?;
+    Some(n.div_ceil(size.max(1)).max(1) as u64)
 }
 
 /// Sends `batch` datagrams (one system call per datagram or one for all),
@@ -284,10 +308,13 @@ mod tests {
         })
         .unwrap();
         let cases = v["cases"].as_array().unwrap();
-        assert_eq!(cases.len(), 4);
+        assert_eq!(cases.len(), 5);
+        assert_eq!(cases[4]["gro"], true);
         for c in cases {
             assert!(c["sent"].as_u64().unwrap() > 100, "{c}");
             assert!(c["received"].as_u64().unwrap() > 0, "{c}");
+            // A GSO send taken whole is counted as its datagrams.
+            assert!(c["received"].as_u64() <= c["sent"].as_u64(), "{c}");
             assert!(c["send_us_per_datagram"].as_f64().unwrap() > 0.0, "{c}");
         }
     }

@@ -55,6 +55,14 @@ fn small_s1_and_s4_run_cleanly() {
     // Subscribers received media, and its latency was measured.
     assert!(steps[0]["rx_pps"].as_f64().unwrap() > 50.0, "{stderr}");
     assert!(steps[0]["latency_p50_us"].as_u64().is_some(), "{stderr}");
+    // The subscribers took Convene's GSO sends whole and cut them apart
+    // themselves (the default): a datagram lost in that cutting would show
+    // as loss, which loopback otherwise does not have.
+    assert_eq!(json["generator"]["subscriber_gro"], true, "{stderr}");
+    for s in steps {
+        assert!(s["expected"].as_u64().unwrap() > 0, "{s}");
+        assert!(s["loss_ratio"].as_f64().unwrap() < 0.05, "{s}");
+    }
     let s4 = &json["scenarios"]["s4"];
     assert_eq!(s4["all_ready"], true, "{stderr}");
     // Two storms, each kept; the figure is their median (of two: the mean).

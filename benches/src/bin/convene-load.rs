@@ -63,6 +63,12 @@ struct Args {
     /// (whatever the DTLS stack prefers), `aes128gcm` or `aes128cm`.
     #[arg(long, default_value = "default")]
     srtp: String,
+    /// Whether the subscribers' sockets take a GSO send whole (`UDP_GRO`)
+    /// and cut it apart in the generator. With `false` the kernel cuts it
+    /// into datagrams as it arrives; on loopback that runs on the sending
+    /// CPU, the SFU's (see `docs/benchmarks.md`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    subscriber_gro: bool,
     /// S1: go on past a degraded step (to draw loss and latency against
     /// subscribers); stop only when the generator saturates or the SFU collapses.
     #[arg(long)]
@@ -384,6 +390,7 @@ async fn run_with<A: SignalingAdapter>(
 ) -> Result<()> {
     let sfu = adapter.name();
     srtp::configure(&args.srtp)?;
+    convene_benches::media::set_subscriber_gro(args.subscriber_gro);
     let load = Load::new(adapter, args.threads, args.local_ip, pid)?;
     let set = Settings {
         warmup: Duration::from_secs_f64(args.warmup),
@@ -479,7 +486,8 @@ async fn run_with<A: SignalingAdapter>(
         "server": {"spawned": spawned, "pinned_cpu": args.server_cpu,
                    "media_workers": args.server_workers,
                    "media_shard_peers": args.server_shard_peers},
-        "generator": {"pinned_cpu": args.generator_cpu, "media_threads": args.threads},
+        "generator": {"pinned_cpu": args.generator_cpu, "media_threads": args.threads,
+                      "subscriber_gro": args.subscriber_gro},
         "scenarios": scenarios,
     });
     // Headline keys at the top level, as `convene.*` / `micro.*`.
