@@ -721,11 +721,34 @@ async fn read_response(tcp: &mut tokio::net::TcpStream) -> Result<(u16, String),
     ))
 }
 
-/// POSTs `body` (over the server's body limit) to `post_path`, then GETs
-/// `get_path`, on one connection, both with `authorization`: the first
-/// must be refused with 413 `PAYLOAD_TOO_LARGE` and the second answered
-/// with 200 on the same connection (the refused body was read to its end,
-/// not left to reset the connection).
+/// POSTs `body` as `content_type` to `post_path`, then GETs `get_path`,
+/// on one connection, both with the `headers` given: both answers (status
+/// and body), or the error of the first that did not come.
+pub async fn post_then_get_on_one_connection(
+    base: &str,
+    headers: &[(&str, &str)],
+    (post_path, content_type, body): (&str, &str, &str),
+    get_path: &str,
+) -> Result<Vec<(u16, String)>, String> {
+    let host = base.trim_start_matches("http://");
+    let auth: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let post = format!(
+        "POST {post_path} HTTP/1.1\r\nHost: {host}\r\n{auth}\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let get = format!("GET {get_path} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n");
+    http_on_one_connection(base, &[post, get]).await
+}
+
+/// POSTs the JSON `body` (over the server's body limit) to `post_path`,
+/// then GETs `get_path`, on one connection, both with `authorization`:
+/// the first must be refused with 413 `PAYLOAD_TOO_LARGE` and the second
+/// answered with 200 on the same connection (the refused body was read to
+/// its end, not left to reset the connection).
 pub async fn assert_a_refused_body_keeps_the_connection(
     base: &str,
     authorization: &str,
@@ -733,16 +756,14 @@ pub async fn assert_a_refused_body_keeps_the_connection(
     body: &str,
     get_path: &str,
 ) {
-    let host = base.trim_start_matches("http://");
-    let post = format!(
-        "POST {post_path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {authorization}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let get = format!(
-        "GET {get_path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {authorization}\r\n\r\n"
-    );
-    let answers = http_on_one_connection(base, &[post, get]).await.unwrap();
+    let answers = post_then_get_on_one_connection(
+        base,
+        &[("Authorization", authorization)],
+        (post_path, "application/json", body),
+        get_path,
+    )
+    .await
+    .unwrap();
     assert_eq!(answers[0].0, 413, "{:?}", answers[0]);
     assert!(
         answers[0].1.contains("PAYLOAD_TOO_LARGE"),

@@ -22,54 +22,153 @@ pub struct JsonObject(pub Map<String, Value>);
 
 /// The body of a request, read under the router's `DefaultBodyLimit` as
 /// axum's `Bytes` extractor reads it. A body refused as too large is then
-/// read to its end and dropped (up to [`DRAIN_BYTES`] more, for at most
-/// [`DRAIN_TIME`]) before the 413 goes out: a connection closed with
-/// unread request bytes is reset by the kernel, and a client still sending
-/// its body then saw a reset where the 413 should have been (a body a
-/// little over the limit is the common case: a client that does not know
-/// it). Bodies larger than that still end in a closed connection.
+/// read to its end and dropped ([`BodyRest::drain`]) before the 413 goes
+/// out: a connection closed with unread request bytes is reset by the
+/// kernel, and a client still sending its body then saw a reset where the
+/// 413 should have been (a body a little over the limit is the common
+/// case: a client that does not know it).
 pub(crate) async fn read_body<S: Send + Sync>(
     req: Request,
     state: &S,
 ) -> Result<Bytes, axum::extract::rejection::BytesRejection> {
-    let (parts, body) = req.into_parts();
-    let slot = Arc::new(Mutex::new(Some(body)));
-    let req = Request::from_parts(parts, Body::new(Shared(slot.clone())));
+    let (req, rest) = keep_rest(req);
     let read = Bytes::from_request(req, state).await;
     if let Err(rejection) = &read
         && rejection.status() == StatusCode::PAYLOAD_TOO_LARGE
     {
-        let rest = slot.lock().ok().and_then(|mut b| b.take());
-        if let Some(rest) = rest {
-            drain(rest).await;
-        }
+        rest.drain().await;
     }
     read
 }
 
-/// Most bytes of a refused body read and dropped before the 413.
-pub(crate) const DRAIN_BYTES: usize = 1024 * 1024;
-/// Longest wait for them.
-pub(crate) const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// A request body read whole under the router's `DefaultBodyLimit`, as
+/// axum's `Bytes` (same rejection, same answer), except that a body
+/// refused as too large is read to its end first (see [`read_body`]): for
+/// handlers outside the JSON API that take raw bytes (WHIP and WHEP
+/// offers, the console's forms).
+#[derive(Debug, Clone)]
+pub struct DrainedBytes(pub Bytes);
 
-async fn drain(body: Body) {
-    use futures_util::StreamExt;
-    let mut stream = body.into_data_stream();
-    let _ = tokio::time::timeout(DRAIN_TIME, async {
-        let mut left = DRAIN_BYTES;
-        while let Some(Ok(chunk)) = stream.next().await {
-            if chunk.len() > left {
-                break;
-            }
-            left -= chunk.len();
-        }
-    })
-    .await;
+impl<S: Send + Sync> FromRequest<S> for DrainedBytes {
+    type Rejection = axum::extract::rejection::BytesRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_body(req, state).await.map(DrainedBytes)
+    }
 }
 
-/// A request body axum's extractor reads through, while [`read_body`]
-/// keeps the right to take back (and drain) what it left unread.
-struct Shared(Arc<Mutex<Option<Body>>>);
+/// Reads a request's body of at most `limit` bytes, for handlers that set
+/// their own limit. A longer body is refused with [`ReadRefused::TooLarge`] after
+/// its rest was read and dropped ([`BodyRest::drain`]).
+pub async fn read_at_most(req: Request, limit: usize) -> Result<Bytes, ReadRefused> {
+    use futures_util::StreamExt;
+    let (req, rest) = keep_rest(req);
+    let mut stream = req.into_body().into_data_stream();
+    let mut read: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return Err(ReadRefused::Failed);
+        };
+        if read.len() + chunk.len() > limit {
+            drop(stream);
+            rest.drain().await;
+            return Err(ReadRefused::TooLarge);
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(read))
+}
+
+/// Why [`read_at_most`] gave no body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadRefused {
+    /// Longer than the limit.
+    TooLarge,
+    /// The client stopped sending it, or the connection failed.
+    Failed,
+}
+
+/// Most bytes of a refused body read and dropped before the answer.
+const DRAIN_BYTES: usize = 1024 * 1024;
+/// Longest wait for them.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Gives `req` a body that whoever reads it reads through, and the right
+/// to take back what they left unread: a handler that refuses a body part
+/// way (too large, of the wrong type) calls [`BodyRest::drain`] before it
+/// answers.
+pub fn keep_rest(req: Request) -> (Request, BodyRest) {
+    let expects_continue = req
+        .headers()
+        .get(axum::http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let (parts, body) = req.into_parts();
+    let slot = Arc::new(Mutex::new(Slot {
+        body: Some(body),
+        polled: false,
+    }));
+    let req = Request::from_parts(parts, Body::new(Shared(slot.clone())));
+    (
+        req,
+        BodyRest {
+            slot,
+            expects_continue,
+        },
+    )
+}
+
+/// What [`keep_rest`] kept of a request's body.
+pub struct BodyRest {
+    slot: Arc<Mutex<Slot>>,
+    expects_continue: bool,
+}
+
+struct Slot {
+    body: Option<Body>,
+    /// Whether anything asked for the body yet: hyper answers `Expect:
+    /// 100-continue` when the body is first polled, and a client that
+    /// asked is not sending what nobody polled for.
+    polled: bool,
+}
+
+impl BodyRest {
+    /// Reads what is left of the body and drops it: up to [`DRAIN_BYTES`]
+    /// more, for at most [`DRAIN_TIME`]. Larger rests (the length the
+    /// client declared says so) are not read: the connection closes, as it
+    /// would have. A client that sent `Expect: 100-continue` and whose body
+    /// nobody read yet is not asked for it.
+    pub async fn drain(self) {
+        let rest = match self.slot.lock() {
+            Ok(mut slot) if slot.polled || !self.expects_continue => slot.body.take(),
+            _ => None,
+        };
+        let Some(rest) = rest else {
+            return;
+        };
+        if http_body::Body::size_hint(&rest)
+            .exact()
+            .is_some_and(|left| left > DRAIN_BYTES as u64)
+        {
+            return;
+        }
+        use futures_util::StreamExt;
+        let mut stream = rest.into_data_stream();
+        let _ = tokio::time::timeout(DRAIN_TIME, async {
+            let mut left = DRAIN_BYTES;
+            while let Some(Ok(chunk)) = stream.next().await {
+                if chunk.len() > left {
+                    break;
+                }
+                left -= chunk.len();
+            }
+        })
+        .await;
+    }
+}
+
+/// A request body read through a [`Slot`] that [`BodyRest`] can take
+/// back.
+struct Shared(Arc<Mutex<Slot>>);
 
 impl http_body::Body for Shared {
     type Data = Bytes;
@@ -80,10 +179,13 @@ impl http_body::Body for Shared {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
         match self.0.lock() {
-            Ok(mut guard) => match guard.as_mut() {
-                Some(body) => Pin::new(body).poll_frame(cx),
-                None => Poll::Ready(None),
-            },
+            Ok(mut slot) => {
+                slot.polled = true;
+                match slot.body.as_mut() {
+                    Some(body) => Pin::new(body).poll_frame(cx),
+                    None => Poll::Ready(None),
+                }
+            }
             Err(_) => Poll::Ready(None),
         }
     }
@@ -92,7 +194,7 @@ impl http_body::Body for Shared {
         self.0
             .lock()
             .ok()
-            .and_then(|b| b.as_ref().map(http_body::Body::size_hint))
+            .and_then(|s| s.body.as_ref().map(http_body::Body::size_hint))
             .unwrap_or_default()
     }
 
@@ -100,7 +202,7 @@ impl http_body::Body for Shared {
         self.0
             .lock()
             .ok()
-            .is_none_or(|b| b.as_ref().is_none_or(http_body::Body::is_end_stream))
+            .is_none_or(|s| s.body.as_ref().is_none_or(http_body::Body::is_end_stream))
     }
 }
 
@@ -234,4 +336,99 @@ impl QueryPairs {
 pub struct List<T> {
     pub total_count: i64,
     pub data: Vec<T>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A body of `chunks` chunks of `size` bytes that counts the chunks
+    /// taken from it.
+    struct Counted {
+        left: usize,
+        size: usize,
+        taken: Arc<AtomicUsize>,
+    }
+
+    impl http_body::Body for Counted {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            self.left -= 1;
+            self.taken.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![
+                b'x';
+                self.size
+            ])))))
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact((self.left * self.size) as u64)
+        }
+    }
+
+    fn request(chunks: usize, size: usize, expect: bool) -> (Request, Arc<AtomicUsize>) {
+        let taken = Arc::new(AtomicUsize::new(0));
+        let mut b = Request::builder().method("POST").uri("/");
+        if expect {
+            b = b.header("expect", "100-continue");
+        }
+        let body = Body::new(Counted {
+            left: chunks,
+            size,
+            taken: taken.clone(),
+        });
+        (b.body(body).unwrap_or_default(), taken)
+    }
+
+    #[tokio::test]
+    async fn the_rest_of_a_body_read_in_part_is_drained() {
+        use futures_util::StreamExt;
+        let (req, taken) = request(10, 1000, false);
+        let (req, rest) = keep_rest(req);
+        let mut stream = req.into_body().into_data_stream();
+        assert!(stream.next().await.is_some());
+        drop(stream);
+        assert_eq!(taken.load(Ordering::SeqCst), 1);
+        rest.drain().await;
+        assert_eq!(taken.load(Ordering::SeqCst), 10);
+    }
+
+    #[tokio::test]
+    async fn a_body_nobody_asked_for_under_expect_100_continue_is_not_asked_for() {
+        let (req, taken) = request(10, 1000, true);
+        let (_req, rest) = keep_rest(req);
+        rest.drain().await;
+        assert_eq!(taken.load(Ordering::SeqCst), 0);
+        // Once it was read from, the client was told to go on: drained.
+        let (req, taken) = request(10, 1000, true);
+        let _ = read_at_most(req, 1500).await;
+        assert_eq!(taken.load(Ordering::SeqCst), 10);
+    }
+
+    #[tokio::test]
+    async fn a_rest_longer_than_the_drain_is_left_alone() {
+        let (req, taken) = request(2 * DRAIN_BYTES / 1000, 1000, false);
+        let (_req, rest) = keep_rest(req);
+        rest.drain().await;
+        assert_eq!(taken.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn read_at_most_takes_a_body_to_its_limit_and_refuses_a_longer_one() {
+        let (req, _) = request(3, 1000, false);
+        assert_eq!(read_at_most(req, 3000).await.map(|b| b.len()), Ok(3000));
+        let (req, taken) = request(5, 1000, false);
+        assert_eq!(read_at_most(req, 2999).await, Err(ReadRefused::TooLarge));
+        // Refused at the third chunk, the other two drained.
+        assert_eq!(taken.load(Ordering::SeqCst), 5);
+    }
 }

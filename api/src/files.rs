@@ -117,8 +117,18 @@ fn too_large() -> ApiError {
 
 /// Reads an uploaded file: the `file` part of a `multipart/form-data` body
 /// (or its only file part), or the raw body for `text/csv` / `text/plain`.
-/// Larger than [`MAX_UPLOAD_BYTES`] is a 413.
+/// Larger than [`MAX_UPLOAD_BYTES`] is a 413, sent after the rest of the
+/// body was read and dropped (`extract::BodyRest::drain`).
 pub async fn read_upload(req: Request) -> Result<Vec<u8>, ApiError> {
+    let (req, rest) = crate::extract::keep_rest(req);
+    let file = read_upload_body(req).await;
+    if file.is_err() {
+        rest.drain().await;
+    }
+    file
+}
+
+async fn read_upload_body(req: Request) -> Result<Vec<u8>, ApiError> {
     let (content_type, over) = upload_head(&req, (MAX_UPLOAD_BYTES + ENVELOPE_BYTES) as u64);
     if over {
         return Err(too_large());

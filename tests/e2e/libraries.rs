@@ -455,6 +455,33 @@ async fn libraries_refuse_bad_input() {
     assert_eq!(r.body["code"], "PAYLOAD_TOO_LARGE");
     assert_eq!(stored(), 0);
 
+    // An upload refused part way is read to its end before the answer:
+    // the client gets the 413 (or the 415) whole, and the connection
+    // serves its next request instead of being reset with the rest unread.
+    let over = {
+        let mut b = String::from_utf8(pdf(1)).unwrap();
+        b.push_str(&" ".repeat(1024 * 1024 + 32 * 1024));
+        b
+    };
+    let not_an_image = "just some text, not an image. ".repeat(8_000);
+    let listing = format!("/api/v1/libraries/{lib}/files");
+    for (query, content_type, body, status) in [
+        ("name=big.pdf", "application/pdf", &over, 413),
+        ("name=x.png", "image/png", &not_an_image, 415),
+    ] {
+        let answers = convene_tests::post_then_get_on_one_connection(
+            &s.url(""),
+            &[("Authorization", &format!("Bearer {KEY}"))],
+            (&format!("{listing}?{query}"), content_type, body),
+            &listing,
+        )
+        .await
+        .unwrap();
+        assert_eq!(answers[0].0, status, "{:?}", answers[0]);
+        assert_eq!(answers[1].0, 200, "{:?}", answers[1]);
+    }
+    assert_eq!(stored(), 0);
+
     // A text file named .png: refused by what its bytes are.
     let r = upload_multipart(&s, &lib, "notes.png", b"just some text, not an image")
         .await

@@ -297,6 +297,21 @@ async fn whip_refusals_are_clear_and_leave_nothing_behind() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
+
+    // An offer over the SDP limit (64 KiB): 413, with the rest of it read
+    // first, so that the client gets the answer whole and the connection
+    // serves its next request (it used to be reset with the rest unread).
+    let huge = format!("{sdp}{}", "a=x-padding\r\n".repeat(16_000));
+    let answers = convene_tests::post_then_get_on_one_connection(
+        &s.url(""),
+        &[("Authorization", &format!("Bearer {good}"))],
+        ("/whip/ingest", "application/sdp", &huge),
+        "/ready",
+    )
+    .await
+    .unwrap();
+    assert_eq!(answers[0].0, 413, "{:?}", answers[0]);
+    assert_eq!(answers[1].0, 200, "{:?}", answers[1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,8 +163,24 @@ fn read_error(e: impl std::fmt::Display) -> ApiError {
 /// Receives the body of an upload: `multipart/form-data` (the part named
 /// `file`, else the first part with a filename; an optional `name` part),
 /// or any other body as the file itself. `name` is the `name` query
-/// parameter, which wins over the rest.
+/// parameter, which wins over the rest. An upload refused part way (too
+/// large, not a type a library takes) has the rest of its body read and
+/// dropped before the answer, so that the client sees the answer and not
+/// a reset connection (`extract::BodyRest::drain`).
 pub async fn receive(
+    req: Request,
+    config: &LibraryConfig,
+    name: Option<String>,
+) -> ApiResult<Upload> {
+    let (req, rest) = crate::extract::keep_rest(req);
+    let received = receive_body(req, config, name).await;
+    if received.is_err() {
+        rest.drain().await;
+    }
+    received
+}
+
+async fn receive_body(
     req: Request,
     config: &LibraryConfig,
     name: Option<String>,

@@ -329,6 +329,9 @@ fn cookie(state: &AdminState, value: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// Largest sign-in body read.
+const MAX_SIGN_IN_BYTES: usize = 4096;
+
 /// `POST /admin/api/session` `{"key": "<developer key>"}` or
 /// `{"email": …, "password": …}` (a fleet account): a session cookie for
 /// the key's team, or for the default team. A wrong key or password is a
@@ -357,9 +360,17 @@ async fn sign_in(
         }
         .into_response();
     }
-    let body = match axum::body::to_bytes(request.into_body(), 4096).await {
+    let body = match convene_api::extract::read_at_most(request, MAX_SIGN_IN_BYTES).await {
         Ok(b) => b,
-        Err(_) => return ApiError::BadRequest("the body is too large".into()).into_response(),
+        Err(convene_api::extract::ReadRefused::TooLarge) => {
+            return ApiError::PayloadTooLarge(format!(
+                "the body is too large: a sign-in is at most {MAX_SIGN_IN_BYTES} bytes"
+            ))
+            .into_response();
+        }
+        Err(convene_api::extract::ReadRefused::Failed) => {
+            return ApiError::BadRequest("could not read the request body".into()).into_response();
+        }
     };
     let mut refused = "invalid developer key";
     let signed = match serde_json::from_slice::<SignIn>(&body) {
@@ -509,7 +520,7 @@ const ROTATE_CONFIRMATION: &str = "rotate";
 async fn rotate_key(
     State(state): State<ApiState>,
     team: Team,
-    body: axum::body::Bytes,
+    convene_api::extract::DrainedBytes(body): convene_api::extract::DrainedBytes,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let confirmed =
         serde_json::from_slice::<RotateKey>(&body).is_ok_and(|b| b.confirm == ROTATE_CONFIRMATION);

@@ -16,11 +16,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use convene_api::extract::DrainedBytes;
 use str0m::media::MediaKind;
 
 use super::http_media::{self, Protocol, Refused, Setup};
@@ -87,7 +87,7 @@ pub async fn watch(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     gate::PeerAddr(peer): gate::PeerAddr,
     headers: HeaderMap,
-    body: Bytes,
+    DrainedBytes(body): DrainedBytes,
 ) -> Response {
     let view = match query {
         Ok(Query(q)) => view_of(&q),

@@ -13,10 +13,10 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use convene_api::extract::DrainedBytes;
 
 use super::http_media::{self, Protocol, Setup};
 use super::{Signaling, gate};
@@ -65,7 +65,7 @@ pub async fn publish(
     Path(room_key): Path<String>,
     gate::PeerAddr(peer): gate::PeerAddr,
     headers: HeaderMap,
-    body: Bytes,
+    DrainedBytes(body): DrainedBytes,
 ) -> Response {
     let setup = |sdp: &str| {
         Ok(Setup {

@@ -17,10 +17,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use axum::extract::{MatchedPath, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use convene_api::extract::DrainedBytes;
 use convene_api::store::rooms::RoomRecord;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -638,7 +638,7 @@ pub async fn patch(
     path: MatchedPath,
     Path((room_key, resource)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    DrainedBytes(body): DrainedBytes,
 ) -> Response {
     let protocol = Protocol::of(path.as_str());
     let (sig, headers, resource) = (&*sig, &headers, resource.as_str());
