@@ -390,15 +390,7 @@ pub fn run(setup: WorkerSetup) {
             default(wait) => {}
         }
         // Take whatever else is queued without blocking, bounded per round.
-        for _ in 1..TURN_DATAGRAMS {
-            match datagrams.try_recv() {
-                Ok(d) => {
-                    taken += 1;
-                    w.on_datagram(d)
-                }
-                Err(_) => break,
-            }
-        }
+        taken = take_queued(&mut w, &datagrams, taken);
         // A turn woken by a datagram yields once before it forwards, then
         // takes what came meanwhile (up to [`TURN_DATAGRAMS`] in all). A
         // frame's packets arrive within tens of microseconds, and where the
@@ -411,12 +403,7 @@ pub fn run(setup: WorkerSetup) {
         // runnable on this core the yield returns at once.
         if taken > 0 && taken < TURN_DATAGRAMS {
             std::thread::yield_now();
-            for _ in taken..TURN_DATAGRAMS {
-                match datagrams.try_recv() {
-                    Ok(d) => w.on_datagram(d),
-                    Err(_) => break,
-                }
-            }
+            take_queued(&mut w, &datagrams, taken);
         }
         for _ in 0..256 {
             match rtp_rx.try_recv() {
@@ -440,6 +427,20 @@ pub fn run(setup: WorkerSetup) {
     }
     tracing::debug!(worker = %w.index, "media worker stopped");
 }
+
+/// Takes datagrams queued for the worker without blocking until a turn
+/// holds [`TURN_DATAGRAMS`] (`taken` so far); gives the turn's count.
+fn take_queued(w: &mut Worker, datagrams: &Receiver<Datagram>, mut taken: usize) -> usize {
+    while taken < TURN_DATAGRAMS {
+        let Ok(d) = datagrams.try_recv() else {
+            break;
+        };
+        taken += 1;
+        w.on_datagram(d);
+    }
+    taken
+}
+
 /// Sends a batch's queued datagrams (see `batch.rs`) and counts them.
 fn flush(batch: &mut super::batch::SendBatch, socket: &UdpSocket, counters: &MediaCounters) {
     use std::sync::atomic::Ordering::Relaxed;
