@@ -98,6 +98,13 @@ impl Window {
     }
 }
 
+/// The SFU's CPU (cores) under which [`Load::settle`] counts it as quiet.
+pub const SETTLED_CPU: f64 = 0.05;
+/// How long [`Load::settle`] measures that CPU over.
+pub const SETTLE_SAMPLE: Duration = Duration::from_millis(500);
+/// The longest [`Load::settle`] waits.
+pub const SETTLE_MAX: Duration = Duration::from_secs(30);
+
 impl<A: SignalingAdapter> Load<A> {
     pub fn new(
         adapter: A,
@@ -212,6 +219,31 @@ impl<A: SignalingAdapter> Load<A> {
     pub fn remove(&self, ids: &[u64]) {
         for &id in ids {
             self.threads[(id as usize) % self.threads.len()].send(Cmd::Remove(id));
+        }
+    }
+
+    /// Waits until the peers removed so far are gone and the SFU is quiet
+    /// again, so that what comes next is measured on a settled server: a
+    /// media thread answers a report after every command sent before it
+    /// (the removals), and the SFU's processes must then use under
+    /// [`SETTLED_CPU`] of a core over [`SETTLE_SAMPLE`], for at most
+    /// [`SETTLE_MAX`]. A server that had just lost hundreds of peers was
+    /// still ending their sessions while the next scenario's join storm
+    /// began. Gives how long it waited and the SFU's CPU over the last
+    /// sample (None: not known, the SFU's process is not ours).
+    pub async fn settle(&self) -> (Duration, Option<f64>) {
+        let started = std::time::Instant::now();
+        let _ = self.reports().await;
+        loop {
+            let c0 = self.server_cpu_secs();
+            tokio::time::sleep(SETTLE_SAMPLE).await;
+            let cpu = c0
+                .zip(self.server_cpu_secs())
+                .map(|(a, b)| (b - a) / SETTLE_SAMPLE.as_secs_f64());
+            match cpu {
+                Some(c) if c >= SETTLED_CPU && started.elapsed() < SETTLE_MAX => {}
+                _ => return (started.elapsed(), cpu),
+            }
         }
     }
 

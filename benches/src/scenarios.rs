@@ -362,6 +362,7 @@ fn median_of_storms(joins: usize, each: &[Value]) -> Value {
         "all_ready_ms": median(each.iter().filter_map(|r| r["all_ready_ms"].as_f64()).collect()),
         "phases": phases,
         "storm_phases": each.iter().map(|r| r["phases"].clone()).collect::<Vec<_>>(),
+        "storm_settled_secs": each.iter().map(|r| r["settled_secs"].clone()).collect::<Vec<_>>(),
     })
 }
 
@@ -374,6 +375,12 @@ async fn s4_storm<A: SignalingAdapter>(
     joins: usize,
     joins_out: Option<&std::path::Path>,
 ) -> Result<Value> {
+    let (waited, cpu) = load.settle().await;
+    eprintln!(
+        "S4: the SFU settled in {:.1} s (CPU {})",
+        waited.as_secs_f64(),
+        cpu.map_or("not known".into(), |c| format!("{c:.3}"))
+    );
     let room = load.adapter.create_room(joins + 1).await?;
     let publish = PublishCfg {
         video: video_360p(bitrate, set.keyframe_interval),
@@ -431,6 +438,8 @@ async fn s4_storm<A: SignalingAdapter>(
     dumped?;
     Ok(json!({
         "joins": joins,
+        "settled_secs": waited.as_secs_f64(),
+        "settled_server_cpu": cpu,
         "joined": ids.len(),
         "join_errors": failed,
         "all_ready": ready.is_ok(),
