@@ -576,7 +576,9 @@ fn markdown(
          plus the p99 of the publisher's write-to-sent time), what the latency would keep \
          with an SFU that took no time; **PSS per peer connection** = least-squares slope of \
          PSS against PeerConnections (subscribers + 1) over the S1 steps; **join** = S4 phase \
-         percentiles. Ratios are Convene / Janus (> 1 is more for Convene: better for \
+         percentiles, each storm begun once the SFU had settled after the peers before it. \
+         Subscriber sockets take a GSO send whole (`UDP_GRO`, see the runs below). Ratios are \
+         Convene / Janus (> 1 is more for Convene: better for \
          capacity and packets per core, worse for CPU, latency, memory and join time).\n\n",
     );
     o.push_str("## Machine and conditions\n\n");
