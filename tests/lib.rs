@@ -745,20 +745,19 @@ pub async fn post_then_get_on_one_connection(
 }
 
 /// POSTs the JSON `body` (over the server's body limit) to `post_path`,
-/// then GETs `get_path`, on one connection, both with `authorization`:
+/// then GETs `get_path`, on one connection, both with the `headers` given:
 /// the first must be refused with 413 `PAYLOAD_TOO_LARGE` and the second
-/// answered with 200 on the same connection (the refused body was read to
-/// its end, not left to reset the connection).
+/// answered with `get_status` on the same connection (the refused body was
+/// read to its end, not left to reset the connection).
 pub async fn assert_a_refused_body_keeps_the_connection(
     base: &str,
-    authorization: &str,
-    post_path: &str,
-    body: &str,
-    get_path: &str,
+    headers: &[(&str, &str)],
+    (post_path, body): (&str, &str),
+    (get_path, get_status): (&str, u16),
 ) {
     let answers = post_then_get_on_one_connection(
         base,
-        &[("Authorization", authorization)],
+        headers,
         (post_path, "application/json", body),
         get_path,
     )
@@ -770,5 +769,5 @@ pub async fn assert_a_refused_body_keeps_the_connection(
         "{:?}",
         answers[0]
     );
-    assert_eq!(answers[1].0, 200, "{:?}", answers[1]);
+    assert_eq!(answers[1].0, get_status, "{:?}", answers[1]);
 }

@@ -168,10 +168,9 @@ async fn oversized_body_is_413() {
     let body = format!(r#"{{"description": "{}"}}"#, "x".repeat(60 * 1024));
     convene_tests::assert_a_refused_body_keeps_the_connection(
         &s.url(""),
-        &format!("Bearer {}", convene_tests::KEY),
-        "/api/v1/rooms",
-        &body,
-        "/api/v1/rooms",
+        &[("Authorization", &format!("Bearer {}", convene_tests::KEY))],
+        ("/api/v1/rooms", &body),
+        ("/api/v1/rooms", 200),
     )
     .await;
     api.post("/api/v1/rooms", json!({"description": "small"}))

@@ -971,10 +971,12 @@ async fn bad_bodies_get_the_error_object() {
     // instead of the 413 (this test failed so, once, on PostgreSQL).
     convene_tests::assert_a_refused_body_keeps_the_connection(
         &s.url(""),
-        &format!("Bearer {}", admin.token.clone().unwrap()),
-        "/fleet/api/v1/groups",
-        &big,
-        "/fleet/api/v1/groups",
+        &[(
+            "Authorization",
+            &format!("Bearer {}", admin.token.clone().unwrap()),
+        )],
+        ("/fleet/api/v1/groups", &big),
+        ("/fleet/api/v1/groups", 200),
     )
     .await;
     let r = Fleet::on(&s)
