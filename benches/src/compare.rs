@@ -428,7 +428,8 @@ fn floor_markdown(o: &mut String, floor: &Value, passes: &[&PassRow<'_>]) {
          read on CPU {}, as fast as it can for {} s per case, with no WebRTC at all. Its CPU \
          per datagram is what any SFU forwarding over UDP sockets pays in the kernel on this \
          machine (on loopback the receiving side's IP/UDP work up to the socket queue runs on \
-         the sending CPU too, as it does for the SFU in S1). In the last row the receiving \
+         the sending CPU too, per datagram unless the receiver takes a GSO send whole). In the \
+         last row the receiving \
          sockets take a GSO send whole (`UDP_GRO`), as the generator's subscribers do in S1: \
          the kernel then does not cut it into datagrams on the sending CPU.\n",
         floor["destinations"],

@@ -227,12 +227,13 @@ impl<A: SignalingAdapter> Load<A> {
     /// media thread answers a report after every command sent before it
     /// (the removals), and the SFU's processes must then use under
     /// [`SETTLED_CPU`] of a core over [`SETTLE_SAMPLE`], for at most
-    /// [`SETTLE_MAX`]. A server that had just lost hundreds of peers was
-    /// still ending their sessions while the next scenario's join storm
-    /// began. Gives how long it waited and the SFU's CPU over the last
+    /// [`SETTLE_MAX`]. A guard: one S4 that began right after S1 had
+    /// removed 350 peers was slower in every phase than S4 alone; what
+    /// slowed it was not pinned down (`docs/benchmarks-janus-notes.md`,
+    /// stop 51). Gives how long it waited and the SFU's CPU over the last
     /// sample (None: not known, the SFU's process is not ours).
     pub async fn settle(&self) -> (Duration, Option<f64>) {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let _ = self.reports().await;
         loop {
             let c0 = self.server_cpu_secs();
