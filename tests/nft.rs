@@ -1,6 +1,7 @@
-//! nftables rules of a test's own, for firewall scenarios in the shared
-//! test namespace (scripts/test.sh): each table is named after the ports it
-//! blocks (every test server has its own media port) and removed on drop.
+//! nftables rules of a test's own, for firewall and NAT scenarios in the
+//! shared test namespace (scripts/test.sh): each table is named after a
+//! port or address of that test's own (every test server has its own media
+//! port) and removed on drop.
 
 use crate::media_ip;
 
@@ -58,6 +59,73 @@ impl Drop for NftBlock {
     fn drop(&mut self) {
         let _ = std::process::Command::new("nft")
             .args(["delete", "table", "inet", &self.0])
+            .status();
+    }
+}
+
+/// A 1:1 NAT in front of the test namespace's media address, as a cloud
+/// VM's public address is: `public` is routed here, and what is sent to it
+/// from any port but the server's own goes to `inside` (the reply comes
+/// back from `public`). The server's own ports (`own`: its relay range and
+/// its media port) are not translated: what they send to `public` is lost,
+/// as on a network that does not hairpin. Removed on drop.
+pub struct OneToOneNat {
+    table: String,
+    public: std::net::Ipv4Addr,
+}
+
+impl OneToOneNat {
+    pub fn new(public: std::net::Ipv4Addr, inside: std::net::Ipv4Addr, own: &[(u16, u16)]) -> Self {
+        let table = format!("convene_nat_{}", u32::from(public));
+        let own = own
+            .iter()
+            .map(|(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Routed over loopback, and not one of this namespace's addresses:
+        // what is not translated finds nobody.
+        let route = std::process::Command::new("ip")
+            .args(["route", "add", &format!("{public}/32"), "dev", "lo"])
+            .output()
+            .expect("ip (package iproute2) is installed");
+        assert!(
+            route.status.success(),
+            "ip route add {public}/32 dev lo: {}",
+            String::from_utf8_lossy(&route.stderr)
+        );
+        let nat = OneToOneNat { table, public };
+        let t = &nat.table;
+        nft(&format!("add table ip {t}"));
+        nft(&format!(
+            "add chain ip {t} out {{ type nat hook output priority -100 ; policy accept ; }}"
+        ));
+        for proto in ["udp", "tcp"] {
+            nft(&format!(
+                "add rule ip {t} out ip daddr {public} {proto} sport != {{ {own} }} counter dnat to {inside}"
+            ));
+        }
+        nat
+    }
+
+    /// The rules with their counters, for a failure's message.
+    pub fn listing(&self) -> String {
+        nft(&format!("-a list table ip {}", self.table))
+    }
+}
+
+impl Drop for OneToOneNat {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &self.table])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["route", "del", &format!("{}/32", self.public), "dev", "lo"])
             .status();
     }
 }

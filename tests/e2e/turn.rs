@@ -379,7 +379,7 @@ async fn media_flows_through_turn_and_a_credential_of_another_room_gets_none() {
 async fn two_browsers_in(
     s: &Server,
     room: &str,
-    query: &str,
+    (query_ann, query_ben): (&str, &str),
 ) -> (
     Browser,
     Browser,
@@ -398,10 +398,10 @@ async fn two_browsers_in(
     let t_ben = token(s, room, "Ben", "speaker").await;
     let (b1, b2) = tokio::join!(Browser::launch(), Browser::launch());
     let ann = b1
-        .open(&s.url(&format!("/{room}?token={t_ann}{query}")))
+        .open(&s.url(&format!("/{room}?token={t_ann}{query_ann}")))
         .await;
     let ben = b2
-        .open(&s.url(&format!("/{room}?token={t_ben}{query}")))
+        .open(&s.url(&format!("/{room}?token={t_ben}{query_ben}")))
         .await;
     crate::browser::wait_state(&ann, "joined").await;
     crate::browser::wait_state(&ben, "joined").await;
@@ -415,6 +415,11 @@ async fn two_browsers_in(
 /// kernel's ephemeral ports (32768-60999): a browser's or a probe's socket
 /// bound there would pass the rule as if it were a relay (seen in CI).
 fn server_with_relay_ports(relays: (u16, u16)) -> Server {
+    server_with_relay_ports_and(relays, &[])
+}
+
+/// [`server_with_relay_ports`], with `extra` arguments.
+fn server_with_relay_ports_and(relays: (u16, u16), extra: &[&str]) -> Server {
     let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
     let mut bounds = ephemeral
         .split_whitespace()
@@ -425,10 +430,13 @@ fn server_with_relay_ports(relays: (u16, u16)) -> Server {
         "relay ports {relays:?} overlap the ephemeral ports {low}-{high}"
     );
     Server::start_with(Options {
-        args: vec![
-            "--turn-relay-ports".into(),
+        args: [
+            "--turn-relay-ports".to_string(),
             format!("{}-{}", relays.0, relays.1),
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|a| a.to_string()))
+        .collect(),
         capture_log: true,
         env: vec![("CONVENE_LOG".into(), "info".into())],
         ..Options::default()
@@ -452,7 +460,7 @@ async fn browsers_with_udp_blocked_get_media_over_tcp() {
     block.assert_blocks(media);
     block.assert_blocks(turn_udp);
 
-    let (_b1, _b2, ann, ben) = two_browsers_in(&s, "tcp-only", "").await;
+    let (_b1, _b2, ann, ben) = two_browsers_in(&s, "tcp-only", ("", "")).await;
     for page in [&ann, &ben] {
         let stats = page
             .eval(
@@ -491,7 +499,7 @@ async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
     let block = NftBlock::udp_to_ports_except_from(&[media.port()], relays);
     block.assert_blocks(media);
 
-    let (_b1, _b2, ann, ben) = two_browsers_in(&s, "relayed", "&ice=relay").await;
+    let (_b1, _b2, ann, ben) = two_browsers_in(&s, "relayed", ("&ice=relay", "&ice=relay")).await;
 
     // Every candidate pair the browsers use is a relay one, and the relay
     // carried the media.
@@ -517,6 +525,118 @@ async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
         assert!(
             std::time::Instant::now() < deadline,
             "only {relayed} bytes relayed in 15 s:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Behind a 1:1 NAT that does not hairpin (`--public-ip`; the NAT emulated
+/// with nftables, `OneToOneNat`): a browser forced to relay gets media
+/// through the built-in TURN, whose relays reach the media socket inside
+/// the host rather than through the public address, and a browser on
+/// direct ICE gets it through the NAT. (Relays that sent to the public
+/// address left the first browser with nothing here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_one_to_one_nat_that_does_not_hairpin_media_flows_relayed_and_direct() {
+    use convene_tests::browser::assert_isolated_network;
+    use convene_tests::nft::OneToOneNat;
+    use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+    let _one = crate::browser::ONE_AT_A_TIME.lock().await;
+    assert_isolated_network();
+    let public = Ipv4Addr::new(203, 0, 113, 77);
+    let IpAddr::V4(inside) = media_ip() else {
+        panic!("the tests' media address is IPv4")
+    };
+    // The server's relays take 20300-20398; 20399 is the probe's below.
+    let relays = (20300, 20398);
+    let s = server_with_relay_ports_and(relays, &["--public-ip", &public.to_string()]);
+    let _log = crate::browser::LogOnFailure(s.log_path.clone());
+    let media = s.media_addr();
+    assert!(
+        s.stdout
+            .iter()
+            .any(|l| l.contains(&format!("(advertised {public}:{})", media.port()))),
+        "{:?}",
+        s.stdout
+    );
+    let nat = OneToOneNat::new(
+        public,
+        inside,
+        &[(relays.0, relays.1 + 1), (media.port(), media.port())],
+    );
+
+    // The emulation itself: the public address reaches the inside from an
+    // ordinary port, with the answer coming back from the public address;
+    // from one of the server's own ports it reaches nobody.
+    let listener = UdpSocket::bind((inside, 0)).unwrap();
+    let to = (public, listener.local_addr().unwrap().port());
+    let outside = UdpSocket::bind((inside, 0)).unwrap();
+    outside.send_to(b"in", to).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let (n, from) = listener
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("nothing came through the NAT ({e}):\n{}", nat.listing()));
+    assert_eq!(
+        (&buf[..n], from),
+        (&b"in"[..], outside.local_addr().unwrap())
+    );
+    listener.send_to(b"back", from).unwrap();
+    outside
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let (_, back) = outside.recv_from(&mut buf).unwrap();
+    assert_eq!(back, std::net::SocketAddr::from(to));
+    let own = UdpSocket::bind((inside, relays.1 + 1)).unwrap();
+    own.send_to(b"hairpin", to).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    if let Ok((n, from)) = listener.recv_from(&mut buf) {
+        panic!("{:?} from {from} hairpinned:\n{}", &buf[..n], nat.listing());
+    }
+
+    let (_b1, _b2, ann, ben) = two_browsers_in(&s, "behind-nat", ("&ice=relay", "")).await;
+    // Ann's media goes through the relay, Ben's straight to the public
+    // address; both reach the SFU's advertised address.
+    let pairs = "window.convene.pc.getStats().then(r => { const out = []; \
+                 r.forEach(s => { if (s.type === 'candidate-pair' && s.nominated) { \
+                 const l = r.get(s.localCandidateId), rm = r.get(s.remoteCandidateId); \
+                 out.push([l && l.candidateType, rm && rm.address]); } }); \
+                 return out.sort(); })";
+    for (page, kind) in [(&ann, "relay"), (&ben, "host")] {
+        let got = page.eval(pairs).await;
+        let want = json!([[kind, public.to_string()]]);
+        assert!(
+            got.as_array()
+                .is_some_and(|a| !a.is_empty() && a.iter().all(|p| *p == want[0])),
+            "{kind}: {got}\n{}\n{}",
+            page.report().await,
+            nat.listing()
+        );
+    }
+    // The relay carried Ann's media both ways (a bounded wait, as media
+    // has just begun).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let m = metrics(&s).await;
+        let relayed = |direction: &str| -> f64 {
+            m.lines()
+                .filter(|l| {
+                    l.starts_with("convene_turn_relayed_bytes_total")
+                        && l.contains(&format!("direction=\"{direction}\""))
+                })
+                .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+                .sum()
+        };
+        if relayed("to_peer") > 50_000.0 && relayed("to_client") > 50_000.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "too little relayed in 15 s:\n{m}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

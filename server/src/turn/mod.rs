@@ -35,12 +35,62 @@ pub struct TurnConfig {
     pub secret: Secret,
     /// The only addresses an allocation may send to (the SFU's media addresses).
     pub allowed_peers: Vec<SocketAddr>,
+    /// The SFU's advertised media address and where this host reaches its
+    /// socket, when the two differ (behind a 1:1 NAT, `--public-ip`): what
+    /// a client relays to the first goes to the second, and what comes from
+    /// the second is the first's, so relayed media never needs the network
+    /// to hairpin.
+    pub media_inside: Option<MediaInside>,
     pub max_allocations_per_credential: usize,
     pub max_allocations: usize,
     /// Bandwidth per allocation, both directions together, in kbit/s.
     pub max_allocation_kbps: u64,
     /// Open TCP client connections at most.
     pub max_tcp_connections: usize,
+}
+
+/// The SFU's media socket as clients know it (`public`) and as this host
+/// reaches it (`inside`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaInside {
+    pub public: SocketAddr,
+    pub inside: SocketAddr,
+}
+
+impl MediaInside {
+    /// The pair for a media socket bound at `local` and advertised as
+    /// `candidate`, with relay sockets on `relay_ip`; `None` when clients
+    /// and this host reach the socket at one address. A socket bound to
+    /// every address is reached on the relays' own address.
+    pub fn new(candidate: SocketAddr, local: SocketAddr, relay_ip: IpAddr) -> Option<MediaInside> {
+        let ip = if local.ip().is_unspecified() {
+            relay_ip
+        } else {
+            local.ip()
+        };
+        let inside = SocketAddr::new(ip, local.port());
+        (inside != candidate && inside.is_ipv4() == candidate.is_ipv4()).then_some(MediaInside {
+            public: candidate,
+            inside,
+        })
+    }
+
+    /// Where a datagram a client relays to `peer` is sent.
+    pub fn inward(this: Option<MediaInside>, peer: SocketAddr) -> SocketAddr {
+        match this {
+            Some(m) if peer == m.public => m.inside,
+            _ => peer,
+        }
+    }
+
+    /// The address a datagram that reached a relay from `from` is the
+    /// client's from.
+    pub fn outward(this: Option<MediaInside>, from: SocketAddr) -> SocketAddr {
+        match this {
+            Some(m) if from == m.inside => m.public,
+            _ => from,
+        }
+    }
 }
 
 /// Parses `low-high` (inclusive) port ranges, e.g. `49152-65535`.
@@ -108,17 +158,29 @@ pub async fn from_args(
             "TURN relay address {relay_ip} is not local: set --turn-relay-ip (or --turn-disable)"
         )
     })?;
+    let media_inside = MediaInside::new(media.candidate, media.local_addr, relay_ip);
     let mut allowed_peers = vec![media.candidate];
     if !media.local_addr.ip().is_unspecified() && media.local_addr != media.candidate {
         allowed_peers.push(media.local_addr);
     }
+    // A socket bound to every address is reached on the relays' address.
+    if let Some(m) = media_inside
+        && !allowed_peers.contains(&m.inside)
+    {
+        allowed_peers.push(m.inside);
+    }
     allowed_peers.extend(args.turn_allow_peer.iter().copied());
+    if let Some(m) = media_inside {
+        tracing::info!(public = %m.public, inside = %m.inside,
+            "TURN relays media for the advertised address to the media socket directly");
+    }
     let config = TurnConfig {
         listen: SocketAddr::new(args.rtc_ip, args.turn_port),
         relay_ip,
         relay_ports: args.turn_relay_ports.clone(),
         secret: secret.clone(),
         allowed_peers,
+        media_inside,
         max_allocations_per_credential: usize::try_from(args.turn_max_allocations_per_credential)
             .unwrap_or(usize::MAX),
         max_allocations: usize::try_from(args.turn_max_allocations).unwrap_or(usize::MAX),
@@ -180,5 +242,50 @@ mod tests {
         for bad in ["", "5000", "0-10", "10-5", "a-b", "1-70000"] {
             assert!(parse_port_range(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn relayed_media_for_the_public_address_goes_to_the_socket_inside() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let relay_ip: IpAddr = "10.0.0.5".parse().unwrap();
+        // Behind a 1:1 NAT, bound to the private address.
+        let m = MediaInside::new(a("203.0.113.7:50000"), a("10.0.0.5:50000"), relay_ip);
+        assert_eq!(
+            m,
+            Some(MediaInside {
+                public: a("203.0.113.7:50000"),
+                inside: a("10.0.0.5:50000")
+            })
+        );
+        assert_eq!(
+            MediaInside::inward(m, a("203.0.113.7:50000")),
+            a("10.0.0.5:50000")
+        );
+        assert_eq!(
+            MediaInside::outward(m, a("10.0.0.5:50000")),
+            a("203.0.113.7:50000")
+        );
+        // Other peers and sources pass unchanged.
+        assert_eq!(
+            MediaInside::inward(m, a("203.0.113.7:50001")),
+            a("203.0.113.7:50001")
+        );
+        assert_eq!(
+            MediaInside::outward(m, a("10.0.0.9:50000")),
+            a("10.0.0.9:50000")
+        );
+        // Bound to every address: reached on the relays' address.
+        let any = MediaInside::new(a("203.0.113.7:50000"), a("0.0.0.0:50000"), relay_ip);
+        assert_eq!(any.map(|m| m.inside), Some(a("10.0.0.5:50000")));
+        // No NAT: one address, nothing to map.
+        assert_eq!(
+            MediaInside::new(a("10.0.0.5:50000"), a("10.0.0.5:50000"), relay_ip),
+            None
+        );
+        assert_eq!(
+            MediaInside::new(a("10.0.0.5:50000"), a("0.0.0.0:50000"), relay_ip),
+            None
+        );
+        assert_eq!(MediaInside::inward(None, a("10.0.0.5:1")), a("10.0.0.5:1"));
     }
 }
