@@ -262,7 +262,9 @@ async fn a_client_that_goes_quiet_is_pinged_then_dropped() {
 /// 15 s for that) and a joined one goes on talking (the server drops a
 /// client after 45 s without a message). Once it runs again both messages
 /// are there to read, as the deadlines are: the `join` is admitted and the
-/// talker stays. A socket that sent nothing is still dropped.
+/// talker stays. A member whose connection dropped just before the stall
+/// still has its place (held 20 s of time the server ran) and resumes into
+/// it. A socket that sent nothing is still dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_of_the_server_is_not_taken_for_its_clients_silence() {
     let s = Server::start();
@@ -271,8 +273,13 @@ async fn a_stall_of_the_server_is_not_taken_for_its_clients_silence() {
         .await
         .expect(200);
     let (mut talker, _) = raw_join(&s, json!({"room": "stall", "name": "Talker"})).await;
+    let held_token = crate::browser::token(&s, "stall", "Held", "speaker").await;
+    let (held, held_joined) = raw_join(&s, json!({"room": "stall", "token": held_token})).await;
     let (mut late, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
     let (mut silent, _) = tokio_tungstenite::connect_async(s.ws_url()).await.unwrap();
+    // Held's connection drops (no `leave`); the server notices at once.
+    drop(held);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let stall = convene_tests::stall::Stopped::process(s.pid().unwrap());
     let join = json!({"type": "join", "v": 1, "room": "stall", "name": "Late"});
     late.send(Message::Text(join.to_string().into()))
@@ -287,6 +294,20 @@ async fn a_stall_of_the_server_is_not_taken_for_its_clients_silence() {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     drop(stall);
+
+    // Held comes back: 51 s of wall time after its connection dropped, but
+    // only ~1 s of the server's.
+    let (_held, resumed) = raw_join(
+        &s,
+        json!({"room": "stall", "token": held_token,
+               "resume": held_joined["resume_token"]}),
+    )
+    .await;
+    assert_eq!(resumed["resumed"], true, "{resumed}");
+    assert_eq!(
+        resumed["participant"]["id"],
+        held_joined["participant"]["id"]
+    );
 
     // The late joiner is let in.
     let admitted = tokio::time::timeout(

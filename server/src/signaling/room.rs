@@ -25,6 +25,14 @@ mod join;
 /// How long a participant whose connection dropped keeps its place.
 pub const DEPARTURE_WINDOW: Duration = Duration::from_secs(20);
 
+/// The room's housekeeping tick.
+const TICK: Duration = Duration::from_secs(1);
+
+/// A tick later than its second by more than this came after a stall of
+/// the server (a paused VM, a starved host): that time is not counted
+/// against members who are away (as the connection's deadlines do).
+const STALL_SLACK: Duration = Duration::from_secs(1);
+
 /// Who is asking to join (already authenticated by the WebSocket handler).
 pub struct JoinRequest {
     pub name: String,
@@ -240,6 +248,8 @@ pub struct RoomActor {
     /// The open (or closing) breakout rooms (`breakouts.rs`).
     pub(super) breakouts: Option<super::breakouts::LiveBreakouts>,
     pub(super) rx: mpsc::Receiver<RoomMsg>,
+    /// When the last tick ran (a stall shows as a late one).
+    last_tick: Instant,
 }
 
 impl RoomActor {
@@ -277,12 +287,13 @@ impl RoomActor {
             presentation: None,
             breakouts: None,
             rx,
+            last_tick: Instant::now(),
         }
     }
 
     pub async fn run(mut self) {
         self.load_bans().await;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let msg = tokio::select! {
@@ -568,6 +579,22 @@ impl RoomActor {
         self.quiz_timers().await;
         self.breakout_timers().await;
         let now = Instant::now();
+        // Time the server did not run is not time away: a stall moves every
+        // hold on by its length, so a member whose connection dropped just
+        // before it still has the rest of its 20 s to come back.
+        let stalled = now
+            .saturating_duration_since(self.last_tick)
+            .saturating_sub(TICK + STALL_SLACK);
+        self.last_tick = now;
+        if !stalled.is_zero() {
+            tracing::info!(room = %self.friendly_url, stalled_ms = stalled.as_millis() as u64,
+                "the room's tick came late; holds of members who are away moved on");
+            for m in self.members.values_mut() {
+                if let Some(t) = m.disconnected_since.as_mut() {
+                    *t += stalled;
+                }
+            }
+        }
         let expired: Vec<String> = self
             .members
             .iter()
