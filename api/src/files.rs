@@ -140,9 +140,9 @@ async fn read_upload_body(req: Request) -> Result<Vec<u8>, ApiError> {
         .to_ascii_lowercase()
         .starts_with("multipart/form-data")
     {
-        let boundary = boundary(&content_type)
-            .ok_or_else(|| ApiError::BadRequest("multipart/form-data without a boundary".into()))?;
-        multipart_file(&body, &boundary)?
+        let boundary = multer::parse_boundary(&content_type)
+            .map_err(|_| ApiError::BadRequest("multipart/form-data without a boundary".into()))?;
+        multipart_file(body, boundary).await?
     } else {
         body.to_vec()
     };
@@ -155,66 +155,21 @@ async fn read_upload_body(req: Request) -> Result<Vec<u8>, ApiError> {
     Ok(file)
 }
 
-fn boundary(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').to_string())
-    })
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    (from..=hay.len() - needle.len()).find(|&i| &hay[i..i + needle.len()] == needle)
-}
-
-/// The content of the part named `file` (else the first part with a filename).
-fn multipart_file(body: &[u8], boundary: &str) -> Result<Vec<u8>, ApiError> {
-    let bad = || ApiError::BadRequest("malformed multipart/form-data body".into());
-    let delim = format!("--{boundary}").into_bytes();
-    let mut pos = find(body, &delim, 0).ok_or_else(bad)? + delim.len();
+/// The content of the part named `file` (else the first part with a
+/// filename), parsed by `multer` as library uploads are.
+async fn multipart_file(body: axum::body::Bytes, boundary: String) -> Result<Vec<u8>, ApiError> {
+    let bad = |_| ApiError::BadRequest("malformed multipart/form-data body".into());
+    let body = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut form = multer::Multipart::new(body, boundary);
     let mut fallback = None;
-    loop {
-        if body[pos..].starts_with(b"--") {
-            break;
-        }
-        let head_start = pos
-            + if body[pos..].starts_with(b"\r\n") {
-                2
-            } else {
-                0
-            };
-        let head_end = find(body, b"\r\n\r\n", head_start).ok_or_else(bad)?;
-        let headers = String::from_utf8_lossy(&body[head_start..head_end]).to_string();
-        let content_start = head_end + 4;
-        let mut next_delim = b"\r\n".to_vec();
-        next_delim.extend_from_slice(&delim);
-        let content_end = find(body, &next_delim, content_start).ok_or_else(bad)?;
-        let content = &body[content_start..content_end];
-        let disposition = headers
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
-            .unwrap_or("")
-            .to_string();
-        let param = |name: &str| {
-            disposition.split(';').skip(1).find_map(|p| {
-                let (k, v) = p.trim().split_once('=')?;
-                (k.trim().eq_ignore_ascii_case(name))
-                    .then(|| v.trim().trim_matches('"').to_string())
-            })
-        };
-        if param("name").as_deref() == Some("file") {
-            return Ok(content.to_vec());
-        }
-        if fallback.is_none() && param("filename").is_some() {
-            fallback = Some(content.to_vec());
-        }
-        pos = content_end + next_delim.len();
-        if pos >= body.len() {
-            break;
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        let named_file = field.name() == Some("file");
+        if named_file || (fallback.is_none() && field.file_name().is_some()) {
+            let content = field.bytes().await.map_err(bad)?.to_vec();
+            if named_file {
+                return Ok(content);
+            }
+            fallback = Some(content);
         }
     }
     fallback.ok_or_else(|| {
@@ -270,13 +225,52 @@ pub async fn sweep_recordings(
 mod tests {
     use super::*;
 
+    fn file_of(body: &'static [u8], boundary: &str) -> Result<Vec<u8>, ApiError> {
+        futures_util::FutureExt::now_or_never(multipart_file(
+            axum::body::Bytes::from_static(body),
+            boundary.to_string(),
+        ))
+        .expect("the body is in memory")
+    }
+
     #[test]
     fn finds_the_file_part() {
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\nContent-Type: text/csv\r\n\r\na,b\r\nc,d\r\n\r\n--XX--\r\n";
-        assert_eq!(multipart_file(body, "XX").unwrap(), b"a,b\r\nc,d\r\n");
+        assert_eq!(file_of(body, "XX").unwrap(), b"a,b\r\nc,d\r\n");
         assert_eq!(
-            boundary("multipart/form-data; boundary=\"XX\"").unwrap(),
+            multer::parse_boundary("multipart/form-data; boundary=\"XX\"").unwrap(),
             "XX"
         );
+    }
+
+    #[test]
+    fn takes_the_first_named_file_when_no_part_is_called_file() {
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--XX\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"a.csv\"\r\n\r\na,b\r\n--XX\r\nContent-Disposition: form-data; name=\"other\"; filename=\"b.csv\"\r\n\r\nc,d\r\n--XX--\r\n";
+        assert_eq!(file_of(body, "XX").unwrap(), b"a,b");
+    }
+
+    #[test]
+    fn refuses_a_form_without_a_file_and_a_broken_one() {
+        let no_file =
+            b"--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--XX--\r\n";
+        assert!(matches!(
+            file_of(no_file, "XX"),
+            Err(ApiError::Validation { .. })
+        ));
+        for broken in [
+            &b"no boundary anywhere"[..],
+            b"--XX\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\na,b",
+            b"--XX\r\nno blank line after the headers",
+        ] {
+            match futures_util::FutureExt::now_or_never(multipart_file(
+                axum::body::Bytes::from_static(broken),
+                "XX".into(),
+            ))
+            .unwrap()
+            {
+                Err(ApiError::BadRequest(m)) => assert!(m.contains("malformed"), "{m}"),
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(broken)),
+            }
+        }
     }
 }
