@@ -487,6 +487,16 @@ async fn recording_two_browsers_track_files_composite_and_download() {
         .expect(200)
         .body;
     assert_eq!(by_status["total_count"], 1);
+    // A list shows each recording as a GET of it does, files and all (the
+    // list reads its page's files in one query).
+    let one = s
+        .api()
+        .get(&format!("/api/v1/recordings/{id}"))
+        .await
+        .expect(200)
+        .body;
+    assert!(!one["files"].as_array().unwrap().is_empty(), "{one}");
+    assert_eq!(by_status["data"][0], one);
     s.api()
         .get("/api/v1/recordings?status=nope")
         .await

@@ -128,6 +128,11 @@ impl From<FileRow> for RecordingFileView {
 
 async fn view(state: &ApiState, r: RecordingRow) -> ApiResult<RecordingView> {
     let files = state.db.recording_files(&r.id).await?;
+    Ok(view_with(r, files))
+}
+
+/// A recording's view from its row and its files (in their order).
+fn view_with(r: RecordingRow, files: Vec<FileRow>) -> RecordingView {
     let mut participants: Vec<RecordingParticipant> = Vec::new();
     for f in &files {
         if !participants.iter().any(|p| p.id == f.participant_id) {
@@ -163,7 +168,7 @@ async fn view(state: &ApiState, r: RecordingRow) -> ApiResult<RecordingView> {
         }),
         _ => None,
     };
-    Ok(RecordingView {
+    RecordingView {
         size: files_size + r.composite_size.unwrap_or(0),
         duration: (duration_ms + 500) / 1000,
         id: r.id,
@@ -187,7 +192,7 @@ async fn view(state: &ApiState, r: RecordingRow) -> ApiResult<RecordingView> {
         composite,
         created_at: r.created_at,
         updated_at: r.updated_at,
-    })
+    }
 }
 
 async fn find(state: &ApiState, team: &Team, id: &str) -> ApiResult<RecordingRow> {
@@ -226,10 +231,16 @@ async fn list(
         filter.status = Some(upper);
     }
     let (total, rows) = state.db.list_recordings(&team.id, &filter, &page).await?;
-    let mut data = Vec::with_capacity(rows.len());
-    for r in rows {
-        data.push(view(state, r).await?);
-    }
+    // The page's files in one query, not one per recording.
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let mut files = state.db.files_of_recordings(&ids).await?;
+    let data = rows
+        .into_iter()
+        .map(|r| {
+            let f = files.remove(&r.id).unwrap_or_default();
+            view_with(r, f)
+        })
+        .collect();
     Ok(Json(List {
         total_count: total,
         data,

@@ -49,6 +49,13 @@ pub struct RecordingRow {
     pub updated_at: String,
 }
 
+/// The columns of a recording file with its participant's name.
+const SELECT_FILES: &str = "SELECT f.id, f.recording_id, f.participant_id, \
+     p.name AS participant_name, p.external_id, f.source, f.path, f.container, \
+     f.video_codec, f.audio_codec, f.width, f.height, f.offset_ms, f.duration_ms, f.size, \
+     f.dropped_frames, f.complete, f.created_at FROM recording_files f \
+     LEFT JOIN participants p ON p.id = f.participant_id";
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FileRow {
     pub id: String,
@@ -519,17 +526,40 @@ impl Db {
 
     /// A recording's files with their participants' names, in order.
     pub async fn recording_files(&self, recording_id: &str) -> Result<Vec<FileRow>, StoreError> {
-        Ok(on_pool!(&self.write, |c| sqlx::query_as(
-            "SELECT f.id, f.recording_id, f.participant_id, p.name AS participant_name, \
-             p.external_id, f.source, f.path, f.container, f.video_codec, f.audio_codec, \
-             f.width, f.height, f.offset_ms, f.duration_ms, f.size, f.dropped_frames, \
-             f.complete, f.created_at FROM recording_files f \
-             LEFT JOIN participants p ON p.id = f.participant_id \
-             WHERE f.recording_id = $1 ORDER BY f.seq",
-        )
+        Ok(on_pool!(&self.write, |c| sqlx::query_as(&format!(
+            "{SELECT_FILES} WHERE f.recording_id = $1 ORDER BY f.seq"
+        ))
         .bind(recording_id)
         .fetch_all(c)
         .await)?)
+    }
+
+    /// The files of each of `recording_ids` (a page of a list), each
+    /// recording's in their order, in one query.
+    pub async fn files_of_recordings(
+        &self,
+        recording_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<FileRow>>, StoreError> {
+        let mut out: std::collections::HashMap<String, Vec<FileRow>> =
+            std::collections::HashMap::new();
+        if recording_ids.is_empty() {
+            return Ok(out);
+        }
+        let marks = vec!["?"; recording_ids.len()].join(", ");
+        let sql = crate::store::numbered(&format!(
+            "{SELECT_FILES} WHERE f.recording_id IN ({marks}) ORDER BY f.recording_id, f.seq"
+        ));
+        let rows: Vec<FileRow> = on_pool!(&self.write, |c| {
+            let mut q = sqlx::query_as(&sql);
+            for id in recording_ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(c).await
+        })?;
+        for f in rows {
+            out.entry(f.recording_id.clone()).or_default().push(f);
+        }
+        Ok(out)
     }
 
     pub async fn add_bookmark(
@@ -572,5 +602,59 @@ impl Db {
         .bind(recording_id)
         .fetch_all(c)
         .await)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NewFile;
+
+    #[tokio::test]
+    async fn a_page_of_recordings_gets_each_ones_files_in_order() {
+        let (_dir, db, team, room, session) = crate::store::chat::tests::fixture().await;
+        let mut recs = Vec::new();
+        for name in ["one", "two", "none"] {
+            let r = db
+                .create_recording(&team, &room, Some(&session), name, None)
+                .await
+                .unwrap();
+            recs.push(r.id);
+        }
+        // Files of the first two, interleaved in time.
+        for (file, rec, who) in [
+            ("f1", 0, "ann"),
+            ("g1", 1, "ben"),
+            ("f2", 0, "ben"),
+            ("f3", 0, "ann"),
+        ] {
+            db.add_recording_file(&NewFile {
+                id: file,
+                recording_id: &recs[rec],
+                participant_id: who,
+                source: "camera",
+                path: "p.webm",
+                container: "webm",
+                video_codec: Some("vp8"),
+                audio_codec: None,
+                width: None,
+                height: None,
+                offset_ms: 0,
+            })
+            .await
+            .unwrap();
+        }
+        let ids: Vec<&str> = recs.iter().map(String::as_str).collect();
+        let mut by = db.files_of_recordings(&ids).await.unwrap();
+        let names =
+            |files: &[super::FileRow]| files.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&by[&recs[0]]), ["f1", "f2", "f3"]);
+        assert_eq!(names(&by[&recs[1]]), ["g1"]);
+        assert!(!by.contains_key(&recs[2]));
+        // What one recording's own query gives.
+        for rec in &recs[..2] {
+            let one = db.recording_files(rec).await.unwrap();
+            assert_eq!(names(&by.remove(rec).unwrap()), names(&one));
+        }
+        assert!(db.files_of_recordings(&[]).await.unwrap().is_empty());
     }
 }
