@@ -229,6 +229,17 @@ impl RoomActor {
             ends_at_wall,
             poll_places: Default::default(),
         });
+        // Stored before it is told, as the closing is: a participant (or a
+        // moderator's page) that hears of the opening and asks REST reads
+        // `open`, not `created`.
+        if let Err(e) = self
+            .sig
+            .db
+            .set_breakouts_status(&self.room_id, &["created"], "open")
+            .await
+        {
+            tracing::error!(error = %e, "could not record the breakouts open");
+        }
         if let Some(opened) = self.breakouts_opened() {
             self.tell_all(opened);
         }
@@ -469,16 +480,7 @@ impl RoomActor {
             .collect();
         self.open_breakouts(specs, new.assignment, new.duration_minutes)
             .await
-            .map_err(signal_refusal)?;
-        if let Err(e) = self
-            .sig
-            .db
-            .set_breakouts_status(&self.room_id, &["created"], "open")
-            .await
-        {
-            tracing::error!(error = %e, "could not record the breakouts open");
-        }
-        Ok(())
+            .map_err(signal_refusal)
     }
 }
 
