@@ -367,7 +367,7 @@ impl State {
     fn peer_input(&mut self, relay: SocketAddr, from: SocketAddr, data: &[u8]) {
         // The SFU's socket reached inside this host is, to the client, the
         // address it was advertised at (its permission is for that one).
-        let from = super::MediaInside::outward(self.config.media_inside, from);
+        let from = self.config.media_inside.map_or(from, |m| m.outward(from));
         // Only the SFU may answer through a relay (the permission check of
         // the protocol would drop others too; this also keeps them out of
         // the bandwidth count).
@@ -429,7 +429,7 @@ impl State {
         } else if let Some(r) = self.relays.get_mut(&from) {
             // To the SFU's socket directly, not through its public address
             // (which behind a 1:1 NAT only works where the network hairpins).
-            let to = super::MediaInside::inward(self.config.media_inside, to);
+            let to = self.config.media_inside.map_or(to, |m| m.inward(to));
             if !self.policy.peer_allowed(to) {
                 refused(Refusal::ForbiddenPeer);
                 return;
