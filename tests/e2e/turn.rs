@@ -418,7 +418,8 @@ fn server_with_relay_ports(relays: (u16, u16)) -> Server {
     server_with_relay_ports_and(relays, &[])
 }
 
-/// [`server_with_relay_ports`], with `extra` arguments.
+/// [`server_with_relay_ports`], with `extra` arguments (when they name
+/// `--rtc-ip`, they name the media, TURN and HTTP addresses too).
 fn server_with_relay_ports_and(relays: (u16, u16), extra: &[&str]) -> Server {
     let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
     let mut bounds = ephemeral
@@ -437,6 +438,7 @@ fn server_with_relay_ports_and(relays: (u16, u16), extra: &[&str]) -> Server {
         .into_iter()
         .chain(extra.iter().map(|a| a.to_string()))
         .collect(),
+        own_addresses: extra.contains(&"--rtc-ip"),
         capture_log: true,
         env: vec![("CONVENE_LOG".into(), "info".into())],
         ..Options::default()
@@ -530,12 +532,16 @@ async fn browsers_forced_to_relay_get_media_through_the_built_in_turn() {
     }
 }
 
-/// Behind a 1:1 NAT that does not hairpin (`--public-ip`; the NAT emulated
-/// with nftables, `OneToOneNat`): a browser forced to relay gets media
-/// through the built-in TURN, whose relays reach the media socket inside
-/// the host rather than through the public address, and a browser on
-/// direct ICE gets it through the NAT. (Relays that sent to the public
-/// address left the first browser with nothing here.)
+/// Behind a 1:1 NAT that does not hairpin, as a cloud VM is configured:
+/// `--public-ip` and nothing else, the media socket on every address (the
+/// NAT emulated with nftables, `OneToOneNat`). The server starts (its TURN
+/// relays bind to an address of the host, here loopback, as the namespace
+/// has no route out), a browser forced to relay gets media through the
+/// built-in TURN, whose relays reach the media socket inside the host
+/// rather than through the public address, and a browser on direct ICE
+/// gets it through the NAT. (Relays that sent to the public address left
+/// the first browser with nothing here; before that, the server refused to
+/// start without `--turn-relay-ip`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_one_to_one_nat_that_does_not_hairpin_media_flows_relayed_and_direct() {
     use convene_tests::browser::assert_isolated_network;
@@ -549,7 +555,21 @@ async fn behind_a_one_to_one_nat_that_does_not_hairpin_media_flows_relayed_and_d
     };
     // The server's relays take 20300-20398; 20399 is the probe's below.
     let relays = (20300, 20398);
-    let s = server_with_relay_ports_and(relays, &["--public-ip", &public.to_string()]);
+    let s = server_with_relay_ports_and(
+        relays,
+        &[
+            "--public-ip",
+            &public.to_string(),
+            "--rtc-ip",
+            "0.0.0.0",
+            "--rtc-port",
+            "0",
+            "--turn-port",
+            "0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+    );
     let _log = crate::browser::LogOnFailure(s.log_path.clone());
     let media = s.media_addr();
     assert!(

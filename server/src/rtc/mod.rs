@@ -216,7 +216,7 @@ pub enum MediaError {
 
 /// The IP to advertise when bound to an unspecified address: the address the
 /// OS would route outwards from (found without sending anything).
-fn default_route_ip() -> Option<IpAddr> {
+pub(crate) fn default_route_ip() -> Option<IpAddr> {
     let s = UdpSocket::bind("0.0.0.0:0").ok()?;
     s.connect("192.0.2.1:9").ok()?;
     s.local_addr().ok().map(|a| a.ip())

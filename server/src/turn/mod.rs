@@ -49,6 +49,38 @@ pub struct TurnConfig {
     pub max_tcp_connections: usize,
 }
 
+/// The address the relay sockets bind to: `explicit` (`--turn-relay-ip`);
+/// else `rtc_ip` when it names one; else the advertised media address when
+/// it is this host's (`is_local`); else, behind a 1:1 NAT where
+/// `--public-ip` is on no interface, the host's outward address
+/// (`outward`), or loopback when it has no route out. The relays only talk
+/// to the SFU, whose socket then listens on every address.
+fn relay_ip(
+    explicit: Option<IpAddr>,
+    rtc_ip: IpAddr,
+    candidate: IpAddr,
+    is_local: impl Fn(IpAddr) -> bool,
+    outward: impl FnOnce() -> Option<IpAddr>,
+) -> IpAddr {
+    if let Some(ip) = explicit {
+        return ip;
+    }
+    if !rtc_ip.is_unspecified() {
+        return rtc_ip;
+    }
+    if is_local(candidate) {
+        return candidate;
+    }
+    let loopback = if rtc_ip.is_ipv4() {
+        IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
+    } else {
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+    };
+    outward()
+        .filter(|ip| ip.is_ipv4() == rtc_ip.is_ipv4() && is_local(*ip))
+        .unwrap_or(loopback)
+}
+
 /// The SFU's media socket as clients know it (`public`) and as this host
 /// reaches it (`inside`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,11 +182,17 @@ pub async fn from_args(
     if args.turn_disable {
         return Ok((None, None));
     }
-    let relay_ip = match args.turn_relay_ip {
-        Some(ip) => ip,
-        None if !args.rtc_ip.is_unspecified() => args.rtc_ip,
-        None => media.candidate.ip(),
-    };
+    let relay_ip = relay_ip(
+        args.turn_relay_ip,
+        args.rtc_ip,
+        media.candidate.ip(),
+        |ip| std::net::UdpSocket::bind((ip, 0)).is_ok(),
+        crate::rtc::default_route_ip,
+    );
+    if args.turn_relay_ip.is_none() && relay_ip != media.candidate.ip() && args.rtc_ip != relay_ip {
+        tracing::info!(%relay_ip, advertised = %media.candidate.ip(),
+            "TURN relays bind to this host's address (the advertised one is not on an interface; --turn-relay-ip sets it)");
+    }
     std::net::UdpSocket::bind((relay_ip, 0)).with_context(|| {
         format!(
             "TURN relay address {relay_ip} is not local: set --turn-relay-ip (or --turn-disable)"
@@ -244,6 +282,34 @@ mod tests {
         for bad in ["", "5000", "0-10", "10-5", "a-b", "1-70000"] {
             assert!(parse_port_range(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn relays_bind_to_an_address_of_this_host() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (public, private, any) = (ip("203.0.113.7"), ip("10.0.0.5"), ip("0.0.0.0"));
+        let local = |a: IpAddr| a == private || a.is_loopback();
+        let route = || Some(private);
+        // Named: --turn-relay-ip, then --rtc-ip.
+        assert_eq!(
+            relay_ip(Some(ip("10.0.0.9")), private, public, local, route),
+            ip("10.0.0.9")
+        );
+        assert_eq!(relay_ip(None, private, public, local, route), private);
+        // Every address, advertised one of this host's: that one.
+        assert_eq!(relay_ip(None, any, private, local, route), private);
+        // Every address, behind a 1:1 NAT: the outward address, or
+        // loopback without a route out (or with one that is not local).
+        assert_eq!(relay_ip(None, any, public, local, route), private);
+        assert_eq!(relay_ip(None, any, public, local, || None), ip("127.0.0.1"));
+        assert_eq!(
+            relay_ip(None, any, public, local, || Some(public)),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            relay_ip(None, ip("::"), ip("2001:db8::7"), local, || None),
+            ip("::1")
+        );
     }
 
     #[test]
