@@ -11,13 +11,19 @@ use crate::media_ip;
 pub struct NftBlock(String);
 
 pub fn nft(args: &str) -> String {
-    let out = std::process::Command::new("nft")
+    run("nft", "nftables", args)
+}
+
+/// Runs `program` (from Debian package `package`) with the words of
+/// `args`; panics with its error output unless it succeeds.
+fn run(program: &str, package: &str, args: &str) -> String {
+    let out = std::process::Command::new(program)
         .args(args.split_whitespace())
         .output()
-        .expect("nft (package nftables) is installed");
+        .unwrap_or_else(|e| panic!("{program} (package {package}) is installed: {e}"));
     assert!(
         out.status.success(),
-        "nft {args}: {}",
+        "{program} {args}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -90,15 +96,7 @@ impl OneToOneNat {
             .join(", ");
         // Routed over loopback, and not one of this namespace's addresses:
         // what is not translated finds nobody.
-        let route = std::process::Command::new("ip")
-            .args(["route", "add", &format!("{public}/32"), "dev", "lo"])
-            .output()
-            .expect("ip (package iproute2) is installed");
-        assert!(
-            route.status.success(),
-            "ip route add {public}/32 dev lo: {}",
-            String::from_utf8_lossy(&route.stderr)
-        );
+        run("ip", "iproute2", &format!("route add {public}/32 dev lo"));
         let nat = OneToOneNat { table, public };
         let t = &nat.table;
         nft(&format!("add table ip {t}"));

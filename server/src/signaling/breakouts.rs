@@ -232,14 +232,7 @@ impl RoomActor {
         // Stored before it is told, as the closing is: a participant (or a
         // moderator's page) that hears of the opening and asks REST reads
         // `open`, not `created`.
-        if let Err(e) = self
-            .sig
-            .db
-            .set_breakouts_status(&self.room_id, &["created"], "open")
-            .await
-        {
-            tracing::error!(error = %e, "could not record the breakouts open");
-        }
+        self.record_breakouts_status(&["created"], "open").await;
         if let Some(opened) = self.breakouts_opened() {
             self.tell_all(opened);
         }
@@ -308,6 +301,19 @@ impl RoomActor {
         });
     }
 
+    /// Stores the breakouts' move from any of `from` to `to` (a failure is
+    /// logged: the room goes on as told).
+    async fn record_breakouts_status(&self, from: &[&str], to: &str) {
+        if let Err(e) = self
+            .sig
+            .db
+            .set_breakouts_status(&self.room_id, from, to)
+            .await
+        {
+            tracing::error!(error = %e, status = to, "could not record the breakouts' status");
+        }
+    }
+
     async fn start_closing(&mut self, seconds: u64) {
         let Some(b) = self.breakouts.as_mut() else {
             return;
@@ -317,14 +323,7 @@ impl RoomActor {
         // Stored before it is told: a participant who hears of the closing
         // and asks REST reads `closing` (as finish_breakouts does for
         // `closed`).
-        if let Err(e) = self
-            .sig
-            .db
-            .set_breakouts_status(&self.room_id, &["open"], "closing")
-            .await
-        {
-            tracing::error!(error = %e, "could not record the breakouts closing");
-        }
+        self.record_breakouts_status(&["open"], "closing").await;
         self.tell_all(LiveEvent::BreakoutsClosing { seconds });
         tracing::info!(room = %self.friendly_url, seconds, "breakouts closing");
         if seconds == 0 {
@@ -366,14 +365,8 @@ impl RoomActor {
     }
 
     async fn close_breakout_rows(&self) {
-        if let Err(e) = self
-            .sig
-            .db
-            .set_breakouts_status(&self.room_id, &["created", "open", "closing"], "closed")
-            .await
-        {
-            tracing::error!(error = %e, "could not record the breakouts closed");
-        }
+        self.record_breakouts_status(&["created", "open", "closing"], "closed")
+            .await;
     }
 
     /// The session ended: its breakouts are closed.
