@@ -199,16 +199,10 @@ pub async fn from_args(
         )
     })?;
     let media_inside = MediaInside::new(media.candidate, media.local_addr, relay_ip);
+    // The socket as clients know it, and as this host reaches it when that
+    // differs (its own address, or the relays' when it listens on every one).
     let mut allowed_peers = vec![media.candidate];
-    if !media.local_addr.ip().is_unspecified() && media.local_addr != media.candidate {
-        allowed_peers.push(media.local_addr);
-    }
-    // A socket bound to every address is reached on the relays' address.
-    if let Some(m) = media_inside
-        && !allowed_peers.contains(&m.inside)
-    {
-        allowed_peers.push(m.inside);
-    }
+    allowed_peers.extend(media_inside.map(|m| m.inside));
     allowed_peers.extend(args.turn_allow_peer.iter().copied());
     if let Some(m) = media_inside {
         tracing::info!(public = %m.public, inside = %m.inside,
